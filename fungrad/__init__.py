@@ -1,0 +1,16 @@
+"""fungrad: a JAX-style functional deep learning library on NumPy (and CuPy).
+
+Pure functions over pytrees of immutable arrays are traced into a small IR;
+``grad``, ``vmap``, ``jit`` and friends are interpreters over primitives and
+compose in any order.
+"""
+from fungrad._core import eval as _eval  # noqa: F401  (installs the eager trace)
+from fungrad._core.array import Array, device_put
+from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray
+from fungrad.backends import devices
+from fungrad.config import config
+from fungrad import tree, lax, numpy  # noqa: E402
+from fungrad.transforms.api import (ShapeDtypeStruct, eval_shape, grad, hessian, jacfwd, jacrev,
+                                    jvp, linearize, make_jaxpr, value_and_grad, vjp, vmap)
+
+__version__ = "0.1.0"

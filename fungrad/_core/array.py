@@ -1,0 +1,127 @@
+"""``fungrad.Array``: an immutable array holding a backend buffer."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fungrad import backends
+from fungrad._core import dtypes
+from fungrad._core.array_methods import ArrayMethods
+from fungrad._core.core import ShapedArray, Tracer
+
+class Array(ArrayMethods):
+    """An immutable n-dimensional array on a device (the eager value type).
+
+    Holds a backend buffer (a NumPy array on CPU, a CuPy array on GPU) and a weak-type
+    flag (set for values that came from Python scalars; see ``dtypes``).
+    """
+    __slots__ = ("_value", "weak_type")
+    __array_priority__ = 100
+
+    def __init__(self, value: Any, weak_type: bool = False) -> None:
+        self._value = value
+        self.weak_type = weak_type
+
+    shape = property(lambda self: self._value.shape)
+    dtype = property(lambda self: self._value.dtype)
+    ndim = property(lambda self: self._value.ndim)
+    size = property(lambda self: int(self._value.size))
+    nbytes = property(lambda self: int(self._value.nbytes))
+    itemsize = property(lambda self: self._value.dtype.itemsize)
+
+    @property
+    def aval(self) -> ShapedArray:
+        return ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+
+    @property
+    def device(self) -> backends.Device:
+        return backends.device_of(self._value)
+
+    def devices(self) -> set:
+        return {self.device}
+
+    def _host(self) -> np.ndarray:
+        v = self._value
+        return np.asarray(v) if isinstance(v, (np.ndarray, np.generic)) else v.get()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.asarray(self._host(), dtype=dtype)
+        if copy:
+            return out.copy()
+        out = out.view()
+        out.flags.writeable = False  # the array is immutable; so is NumPy's view of it
+        return out
+
+    def item(self, *args: Any) -> Any:
+        return self._host().item(*args)
+
+    def tolist(self) -> Any:
+        return self._host().tolist()
+
+    def __bool__(self) -> bool:
+        return bool(self._host())
+
+    def __int__(self) -> int:
+        return int(self._host())
+
+    def __float__(self) -> float:
+        return float(self._host())
+
+    def __complex__(self) -> complex:
+        return complex(self._host())
+
+    def __index__(self) -> int:
+        if not dtypes.is_integer(self.dtype):
+            raise TypeError(f"only integer arrays can be used as an index, got {self.dtype}")
+        return int(self._host())
+
+    def __format__(self, spec: str) -> str:
+        return format(self._host().item(), spec) if self.ndim == 0 else format(str(self), spec)
+
+    def block_until_ready(self) -> "Array":
+        return self
+
+    def copy(self) -> "Array":
+        return Array(self._value.copy(), self.weak_type)
+
+    def __copy__(self) -> "Array":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "Array":
+        return self
+
+    def __reduce__(self):
+        return (_rebuild, (self._host(), self.weak_type))
+
+    def __repr__(self) -> str:
+        host = self._host()
+        body = np.array2string(np.asarray(host), separator=", ", prefix="Array(",
+                               threshold=1000)
+        extra = ", weak_type=True" if self.weak_type else ""
+        dt = "bfloat16" if host.dtype == dtypes.bfloat16 else host.dtype.name
+        return f"Array({body}, dtype={dt}{extra})"
+
+    def __str__(self) -> str:
+        return str(self._host())
+
+
+def _rebuild(value: np.ndarray, weak_type: bool) -> Array:
+    return Array(np.asarray(value), weak_type)
+
+
+def device_put(x: Any, device: backends.Device | None = None) -> Any:
+    """Put ``x`` (any pytree of arrays or scalars) on ``device`` as fungrad Arrays."""
+    from fungrad import tree
+    return tree.map(lambda v: _device_put_leaf(v, device), x)
+
+
+def _device_put_leaf(x: Any, device: backends.Device | None) -> Any:
+    if isinstance(x, Tracer):
+        return x
+    if isinstance(x, Array):
+        value, weak = x._value, x.weak_type
+    else:
+        dtype, weak = dtypes.dtype_and_weak(x)
+        value = np.asarray(x, dtype=dtype)
+    return Array(backends.to_device(value, device) if device is not None else value, weak)

@@ -1,0 +1,193 @@
+"""Dtypes and JAX's type-promotion rules.
+
+fungrad promotes exactly as JAX does: a lattice of dtypes where Python scalars
+are *weak* (``int``, ``float``, ``complex`` nodes that sit below every concrete
+dtype of their kind), so ``float32_array * 2.0`` stays float32. With x64 off
+(the default) 64-bit dtypes are canonicalised to 32-bit ones.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from fungrad.config import config
+
+bool_ = np.dtype(np.bool_)
+int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
+uint8, uint16, uint32, uint64 = (np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64))
+bfloat16 = np.dtype(ml_dtypes.bfloat16)
+float16, float32, float64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
+complex64, complex128 = np.dtype(np.complex64), np.dtype(np.complex128)
+
+# float0: the dtype of tangents of integer and boolean values (JAX convention).
+float0 = np.dtype([("float0", np.void, 0)])
+
+_signed = [int8, int16, int32, int64]
+_unsigned = [uint8, uint16, uint32, uint64]
+_floats = [bfloat16, float16, float32, float64]
+_complex = [complex64, complex128]
+all_dtypes = frozenset([bool_, *_signed, *_unsigned, *_floats, *_complex])
+
+# Weak-type lattice nodes stand for Python scalars.
+_WEAK_INT, _WEAK_FLOAT, _WEAK_COMPLEX = "int", "float", "complex"
+
+
+def _lattice(x64: bool) -> dict:
+    b1, (i8, i16, i32, i64), (u8, u16, u32, u64) = bool_, _signed, _unsigned
+    bf16, f16, f32, f64 = _floats
+    c64, c128 = _complex
+    i_, f_, c_ = _WEAK_INT, _WEAK_FLOAT, _WEAK_COMPLEX
+    return {
+        b1: [i_], i_: [u8, i8], u8: [i16, u16], u16: [i32, u32],
+        u32: [i64, u64] if x64 else [i32, u64], u64: [f_],
+        i8: [i16], i16: [i32], i32: [i64], i64: [f_],
+        f_: [bf16, f16, c_], bf16: [f32], f16: [f32], f32: [f64, c64], f64: [c128],
+        c_: [c64], c64: [c128], c128: [],
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def _upper_bounds(x64: bool) -> dict:
+    lattice = _lattice(x64)
+    ubs = {}
+    for node in lattice:
+        seen, todo = {node}, [node]
+        while todo:
+            for up in lattice[todo.pop()]:
+                if up not in seen:
+                    seen.add(up)
+                    todo.append(up)
+        ubs[node] = seen
+    return ubs
+
+
+def _least_upper_bound(nodes: set) -> Any:
+    ubs = _upper_bounds(config.enable_x64)
+    common = set.intersection(*(ubs[n] for n in nodes))
+    lub = (common & nodes) or {c for c in common if common <= ubs[c]}
+    if len(lub) != 1:
+        raise TypeError(f"no type promotion path for dtypes {sorted(map(str, nodes))}")
+    return lub.pop()
+
+
+def _weak_node(dtype: np.dtype) -> str:
+    if dtype.kind in "iub":
+        return _WEAK_INT
+    return _WEAK_COMPLEX if dtype.kind == "c" else _WEAK_FLOAT
+
+
+def default_int_dtype() -> np.dtype:
+    return int64 if config.enable_x64 else int32
+
+
+def default_float_dtype() -> np.dtype:
+    return float64 if config.enable_x64 else float32
+
+
+def default_complex_dtype() -> np.dtype:
+    return complex128 if config.enable_x64 else complex64
+
+
+def _default_of_kind(kind: str) -> np.dtype:
+    if kind == "b":
+        return bool_
+    if kind in "iu":
+        return default_int_dtype()
+    return default_complex_dtype() if kind == "c" else default_float_dtype()
+
+
+_CANON_32 = {int64: int32, uint64: uint32, float64: float32, complex128: complex64}
+
+
+def canonicalize_dtype(dtype: Any) -> np.dtype:
+    """The dtype fungrad actually stores for ``dtype`` (64-bit -> 32-bit without x64)."""
+    if dtype in (int, float, complex, bool):
+        return _default_of_kind(np.dtype(dtype).kind)
+    dt = np.dtype(dtype)
+    if dt not in all_dtypes:
+        if dt == float0:
+            return dt
+        raise TypeError(f"fungrad does not support dtype {dt}")
+    return dt if config.enable_x64 else _CANON_32.get(dt, dt)
+
+
+def _x64_changed() -> None:
+    _upper_bounds.cache_clear()
+    _result_type_cached.cache_clear()
+
+
+def dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
+    """The (dtype, weak_type) fungrad gives ``x`` (an array, tracer, scalar or dtype)."""
+    if isinstance(x, bool):
+        return bool_, False
+    if isinstance(x, (int, float, complex)):
+        return _default_of_kind(np.dtype(type(x)).kind), True
+    aval = getattr(x, "aval", None)
+    if aval is not None:
+        return aval.dtype, aval.weak_type
+    dt = getattr(x, "dtype", None)
+    if dt is not None:
+        return canonicalize_dtype(dt), bool(getattr(x, "weak_type", False))
+    return canonicalize_dtype(x), False
+
+
+@functools.lru_cache(maxsize=4096)
+def _result_type_cached(pairs: tuple) -> tuple[np.dtype, bool]:
+    dtypes = {d for d, _ in pairs}
+    weaks = [w for _, w in pairs]
+    if len(pairs) == 1:
+        return pairs[0]
+    if len(dtypes) == 1 and not all(weaks):
+        return pairs[0][0], False
+    if all(weaks):
+        node = _least_upper_bound(dtypes)
+        return canonicalize_dtype(node), node != bool_
+    node = _least_upper_bound({_weak_node(d) if w else d for d, w in pairs})
+    if isinstance(node, str):
+        kind = {"int": "i", "float": "f", "complex": "c"}[node]
+        return _default_of_kind(kind), True
+    return canonicalize_dtype(node), False
+
+
+def result_type(*args: Any, return_weak_type_flag: bool = False):
+    """JAX's ``result_type``: promote arrays, scalars and dtypes together."""
+    if not args:
+        raise ValueError("result_type: at least one array or dtype is required")
+    dtype, weak = _result_type_cached(tuple(dtype_and_weak(a) for a in args))
+    return (dtype, weak) if return_weak_type_flag else dtype
+
+
+def is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" or dtype == bfloat16
+
+
+def is_inexact(dtype: np.dtype) -> bool:
+    return dtype.kind in "fc" or dtype == bfloat16
+
+
+def is_integer(dtype: np.dtype) -> bool:
+    return dtype.kind in "iu"
+
+
+def issubdtype(a: Any, b: Any) -> bool:
+    """``numpy.issubdtype`` that also knows bfloat16 is a floating type."""
+    if np.dtype(a) == bfloat16 and b in (np.floating, np.inexact, np.number, np.generic):
+        return True
+    return bool(np.issubdtype(a, b))
+
+
+def finfo(dtype: Any):
+    dt = np.dtype(dtype)
+    return ml_dtypes.finfo(dt) if dt == bfloat16 else np.finfo(dt)
+
+
+def iinfo(dtype: Any):
+    return np.iinfo(np.dtype(dtype))
+
+
+def tangent_dtype(dtype: np.dtype) -> np.dtype:
+    """Tangent/cotangent dtype: float0 for integers and bools (as JAX)."""
+    return dtype if is_inexact(dtype) else float0

@@ -1,0 +1,60 @@
+"""Eager evaluation: the trace at the bottom of every stack.
+
+``EvalTrace.process_primitive`` unwraps ``Array`` buffers, runs the primitive's
+backend implementation and wraps the result. It is the eager hot path, so it
+does as little as possible: no abstract evaluation, one dict lookup for the
+backend module, and NumPy errors turned into errors that name the primitive.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad import backends
+from fungrad._core import core
+from fungrad._core.array import Array
+from fungrad._core.core import Primitive, Tracer
+from fungrad.errors import MissingRuleError, UnexpectedTracerError
+
+_NUMPY_TYPES = (np.ndarray, np.generic)
+
+
+def _describe(args: Sequence[Any]) -> str:
+    return ", ".join(core.get_aval(a).str_short() if not isinstance(a, (int, float, bool, complex))
+                     else repr(a) for a in args)
+
+
+class EvalTrace(core.Trace):
+    name = "eval"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
+        vals, weaks = [], []
+        for a in args:
+            if type(a) is Array:
+                vals.append(a._value)
+                weaks.append(a.weak_type)
+            elif isinstance(a, Tracer):
+                raise UnexpectedTracerError(a, f"It reached eager evaluation of {prim}. ")
+            else:
+                vals.append(a)
+                weaks.append(isinstance(a, (int, float, complex)) and not isinstance(a, bool))
+        if prim.impl is None:
+            raise MissingRuleError(prim, "implementation")
+        xp = np if not vals or isinstance(vals[0], _NUMPY_TYPES) else backends.xp_of(vals[0])
+        try:
+            out = prim.impl(xp, *vals, **params)
+        except (ValueError, TypeError, IndexError) as e:
+            raise type(e)(f"{prim}: invalid arguments ({_describe(args)}) "
+                          f"with {params or 'no params'}: {e}") from e
+        weak = prim.weak_type_rule(weaks, **params)
+        if prim.multiple_results:
+            return [Array(o, weak) for o in out]
+        return Array(out, weak)
+
+
+EVAL_TRACE = EvalTrace()
+core._ctx.trace = EVAL_TRACE

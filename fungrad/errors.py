@@ -1,0 +1,69 @@
+"""The error classes fungrad raises, one per failure mode.
+
+Each message names the operation and the offending argument and says how to fix it.
+"""
+from __future__ import annotations
+
+
+class FungradTypeError(TypeError):
+    """Base class of the tracing errors below (a ``TypeError`` as in JAX)."""
+
+
+class ConcretizationTypeError(FungradTypeError):
+    """A traced value was needed as a concrete Python value.
+
+    Happens with ``if x > 0:``, ``int(x)``, ``float(x)`` or a shape taken from an
+    array inside ``jit``/``vmap``. Fix: use ``lax.cond``/``lax.select``/``jnp.where``
+    for data-dependent choices, or mark the argument static with
+    ``jit(f, static_argnums=...)``/``static_argnames=...``.
+    """
+
+    def __init__(self, tracer, context: str = "") -> None:
+        what = f"{context}: " if context else ""
+        super().__init__(
+            f"{what}abstract tracer value encountered where a concrete value is expected: "
+            f"{tracer.aval.str_short()} ({tracer._origin()}).\n"
+            "Python control flow and conversions (bool, int, float, shapes) cannot depend on "
+            "traced values. Use lax.cond / lax.switch / jnp.where for data-dependent choices, "
+            "lax.fori_loop / lax.while_loop / lax.scan for loops, or make the argument static "
+            "with jit(f, static_argnums=...) / static_argnames=...")
+
+
+class TracerBoolConversionError(ConcretizationTypeError):
+    """``bool()`` (an ``if``, ``while``, ``and``/``or``) was applied to a traced value."""
+
+
+class TracerIntegerConversionError(ConcretizationTypeError):
+    """``int()``/``__index__`` was applied to a traced value."""
+
+
+class TracerArrayConversionError(FungradTypeError):
+    """A traced value was passed to NumPy (``np.asarray(tracer)``)."""
+
+    def __init__(self, tracer) -> None:
+        super().__init__(
+            f"the traced value {tracer.aval.str_short()} ({tracer._origin()}) cannot be converted "
+            "to a NumPy array. Use fungrad.numpy functions inside transformed functions, or "
+            "fungrad.debug.callback to run NumPy code at execution time.")
+
+
+class UnexpectedTracerError(FungradTypeError):
+    """A tracer escaped the transformation that created it (leaked tracer).
+
+    Usually a traced value was stored in a global, a closure or an object attribute
+    and used after the transformed function returned. Return it as an output instead.
+    """
+
+    def __init__(self, tracer, detail: str = "") -> None:
+        super().__init__(
+            f"encountered an escaped tracer {tracer.aval.str_short()} from a finished "
+            f"{tracer._trace.name} transformation ({tracer._origin()}). {detail}"
+            "A value computed inside a transformed function was kept (in a global, a "
+            "closure or an attribute) and used outside it; return it as an output instead.")
+
+
+class MissingRuleError(NotImplementedError):
+    """A primitive has no rule for a transformation."""
+
+    def __init__(self, prim, transformation: str) -> None:
+        super().__init__(f"primitive '{prim}' has no {transformation} rule")

@@ -1,0 +1,1 @@
+"""One interpreter per transformation: staging/partial evaluation, JVP + transpose, batching."""

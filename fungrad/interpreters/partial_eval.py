@@ -1,0 +1,218 @@
+"""Staging into the IR, and partial evaluation.
+
+``JaxprTrace`` records primitives into a ``Jaxpr``. It runs in two modes:
+
+* ``stage_all=True`` (``make_jaxpr``, ``jit``): every primitive is recorded.
+  Values from enclosing traces or plain arrays become constvars (closure
+  conversion); Python scalars become literals.
+* ``stage_all=False`` (partial evaluation, used by ``linearize``/``vjp``):
+  only primitives that touch an *unknown* value (one of this trace's own
+  tracers) are recorded; everything else runs in the parent trace right away.
+  Known values the recorded equations need become constvars: the residuals.
+
+``partial_eval_jaxpr`` splits a jaxpr into its known and unknown halves by
+running it under a staging trace topped with a partial-evaluation trace.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from fungrad._core import core
+from fungrad._core.array import Array
+from fungrad._core.core import (ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray,
+                                Tracer, Var)
+from fungrad.errors import MissingRuleError
+
+# Rules for primitives that need more than "record the equation" under partial
+# evaluation (call-like primitives: jit, checkpoint, control flow).
+# rule(trace, args, params) -> outputs
+_partial_eval_rules: dict[Primitive, Callable] = {}
+
+
+def def_partial_eval(prim: Primitive, rule: Callable) -> None:
+    _partial_eval_rules[prim] = rule
+
+
+class JaxprTracer(Tracer):
+    __slots__ = ("_aval", "var", "label")
+
+    def __init__(self, trace: "JaxprTrace", aval: ShapedArray, var: Var, label: str | None):
+        self._trace = trace
+        self._aval = aval
+        self.var = var
+        self.label = label
+
+    @property
+    def aval(self) -> ShapedArray:
+        return self._aval
+
+    def _origin(self) -> str:
+        where = f"it depends on {self.label}" if self.label else "an intermediate value"
+        return f"while tracing for {self._trace.name}; {where}"
+
+
+class JaxprTrace(core.Trace):
+    """Records primitive applications into a jaxpr (see module docstring)."""
+
+    def __init__(self, parent: core.Trace, stage_all: bool = True, name: str = "jit") -> None:
+        super().__init__(parent)
+        self.stage_all = stage_all
+        self.name = name
+        self.invars: list[Var] = []
+        self.eqns: list[JaxprEqn] = []
+        self.constvars: list[Var] = []
+        self.consts: list[Any] = []
+        self._const_index: dict[int, Var] = {}
+
+    # -- values in and out
+    def new_arg(self, aval: ShapedArray, label: str | None = None) -> JaxprTracer:
+        var = Var(aval)
+        self.invars.append(var)
+        return JaxprTracer(self, aval, var, label)
+
+    def is_own(self, x: Any) -> bool:
+        return type(x) is JaxprTracer and x._trace is self
+
+    def lift(self, x: Any) -> Var | Literal:
+        """The IR atom for ``x``: its var, a literal, or a new constvar."""
+        if type(x) is JaxprTracer and x._trace is self:
+            return x.var
+        self.check_foreign(x)
+        if isinstance(x, (bool, int, float, complex)):
+            return Literal(x, core.get_aval(x))
+        if type(x) is Array and x.ndim == 0:
+            return Literal(x, x.aval)
+        var = self._const_index.get(id(x))
+        if var is None:
+            var = self._const_index[id(x)] = Var(core.get_aval(x))
+            self.constvars.append(var)
+            self.consts.append(x)
+        return var
+
+    def _label(self, args: Sequence[Any]) -> str | None:
+        labels = {a.label for a in args if type(a) is JaxprTracer and a._trace is self and a.label}
+        return " and ".join(sorted(labels)) if labels else None
+
+    # -- primitives
+    def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
+        if not self.stage_all:
+            if not any(type(a) is JaxprTracer and a._trace is self for a in args):
+                return core.bind_in_parent(self, prim, args, params)
+            rule = _partial_eval_rules.get(prim)
+            if rule is not None:
+                return rule(self, args, params)
+        return self.stage(prim, args, params)
+
+    def stage(self, prim: Primitive, args: Sequence[Any], params: dict,
+              out_avals: Any = None) -> Any:
+        """Record ``prim`` applied to ``args`` and return tracers for its results."""
+        invars = [self.lift(a) for a in args]
+        if out_avals is None:
+            if prim.abstract_eval is None:
+                raise MissingRuleError(prim, "abstract evaluation (shape/dtype)")
+            out_avals = prim.abstract_eval(*[v.aval for v in invars], **params)
+        label = self._label(args)
+        if prim.multiple_results:
+            outs = [JaxprTracer(self, a, Var(a), label) for a in out_avals]
+            self.eqns.append(JaxprEqn(prim, invars, [t.var for t in outs], params))
+            return outs
+        out = JaxprTracer(self, out_avals, Var(out_avals), label)
+        self.eqns.append(JaxprEqn(prim, invars, [out.var], params))
+        return out
+
+    def to_jaxpr(self, outs: Sequence[Any]) -> tuple[Jaxpr, list[Any]]:
+        """The recorded jaxpr with ``outs`` as outputs, and its constants."""
+        outvars = [self.lift(o) for o in outs]
+        return Jaxpr(list(self.constvars), list(self.invars), outvars, list(self.eqns)), list(self.consts)
+
+
+def trace_to_jaxpr(fun: Callable, in_avals: Sequence[ShapedArray], name: str = "jit",
+                   labels: Sequence[str] | None = None) -> tuple[Jaxpr, list[Any], Any]:
+    """Stage ``fun(*args) -> list`` into a jaxpr. Returns (jaxpr, consts, fun's output)."""
+    trace = JaxprTrace(core.current_trace(), stage_all=True, name=name)
+    args = [trace.new_arg(a, labels[i] if labels else None) for i, a in enumerate(in_avals)]
+    try:
+        with core.set_current_trace(trace):
+            outs = fun(*args)
+        jaxpr, consts = trace.to_jaxpr(outs)
+    finally:
+        trace.invalidate()
+    return jaxpr, consts, outs
+
+
+def closed_call(closed: ClosedJaxpr, *args: Any) -> list:
+    """Evaluate a closed jaxpr in the current trace (inlining it)."""
+    return core.eval_jaxpr(closed.jaxpr, closed.consts, *args)
+
+
+def convert_constvars_to_invars(jaxpr: Jaxpr) -> Jaxpr:
+    return Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.outvars, jaxpr.eqns)
+
+
+def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool],
+                       instantiate: bool | Sequence[bool] = False
+                       ) -> tuple[ClosedJaxpr, ClosedJaxpr, list[bool], int]:
+    """Split ``closed`` into a known and an unknown jaxpr.
+
+    Returns ``(known, unknown, out_unknowns, num_res)``:
+      known:   known inputs -> known outputs + residuals
+      unknown: residuals + unknown inputs -> unknown outputs
+    ``instantiate`` forces outputs to be unknown (computed by the unknown half).
+    """
+    n_out = len(closed.jaxpr.outvars)
+    inst = [instantiate] * n_out if isinstance(instantiate, bool) else list(instantiate)
+    known_trace = JaxprTrace(core.current_trace(), stage_all=True, name="partial_eval")
+    unknown_trace = JaxprTrace(known_trace, stage_all=False, name="partial_eval")
+    args = [unknown_trace.new_arg(a) if u else known_trace.new_arg(a)
+            for a, u in zip(closed.in_avals, unknowns)]
+    try:
+        with core.set_current_trace(unknown_trace):
+            outs = core.eval_jaxpr(closed.jaxpr, closed.consts, *args)
+        out_unknowns = [unknown_trace.is_own(o) or i for o, i in zip(outs, inst)]
+        # Known outputs the caller wants unknown are passed through as residuals.
+        unknown_outs = []
+        for o, u in zip(outs, out_unknowns):
+            if u and not unknown_trace.is_own(o):
+                unknown_trace.lift(o)
+            if u:
+                unknown_outs.append(o)
+        unk_jaxpr, unk_consts = unknown_trace.to_jaxpr(unknown_outs)
+        # Constants of the unknown half that the known half computes are residuals.
+        res_vars, res_vals, keep_vars, keep_vals = [], [], [], []
+        for v, c in zip(unk_jaxpr.constvars, unk_consts):
+            if known_trace.is_own(c):
+                res_vars.append(v)
+                res_vals.append(c)
+            else:
+                keep_vars.append(v)
+                keep_vals.append(c)
+        unknown = ClosedJaxpr(Jaxpr(keep_vars, res_vars + unk_jaxpr.invars, unk_jaxpr.outvars,
+                                    unk_jaxpr.eqns), keep_vals)
+        known_outs = [o for o, u in zip(outs, out_unknowns) if not u]
+        kn_jaxpr, kn_consts = known_trace.to_jaxpr(known_outs + res_vals)
+        known = ClosedJaxpr(kn_jaxpr, kn_consts)
+    finally:
+        unknown_trace.invalidate()
+        known_trace.invalidate()
+    return known, unknown, out_unknowns, len(res_vals)
+
+
+def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> Jaxpr:
+    """Drop equations whose results are never used (primitives are pure)."""
+    outvars = jaxpr.outvars if used_outputs is None else \
+        [v for v, u in zip(jaxpr.outvars, used_outputs) if u]
+    live = {v for v in outvars if type(v) is Var}
+    eqns = []
+    for eqn in reversed(jaxpr.eqns):
+        if eqn.primitive.name in _EFFECTFUL or any(v in live for v in eqn.outvars):
+            eqns.append(eqn)
+            live.update(v for v in eqn.invars if type(v) is Var)
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, outvars, eqns[::-1])
+
+
+# Primitives with side effects (debug callbacks) are never removed.
+_EFFECTFUL: set[str] = set()
+
+
+def register_effectful(prim: Primitive) -> None:
+    _EFFECTFUL.add(prim.name)

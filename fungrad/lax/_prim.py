@@ -1,0 +1,134 @@
+"""Building blocks for defining primitives: shape/dtype rules and small helpers.
+
+Elementwise primitives in fungrad accept operands of *broadcast-compatible*
+shapes (NumPy broadcasting) and *identical* dtypes. Allowing broadcasting at
+the primitive level means ``fungrad.numpy`` never materialises broadcasts,
+NumPy does them natively, and batching needs no copies; the price is that
+transpose rules must ``unbroadcast`` cotangents, which ``unbroadcast`` does.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fungrad._core import core, dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import Primitive, ShapedArray
+
+# dtype families a primitive accepts
+BOOL = "b"
+INT = "iu"
+FLOAT = "f"
+COMPLEX = "c"
+INEXACT = FLOAT + COMPLEX
+NUMERIC = INT + INEXACT
+ANY = BOOL + NUMERIC
+INT_OR_BOOL = BOOL + INT
+
+
+def kind(dtype: np.dtype) -> str:
+    return "f" if dtype == dtypes.bfloat16 else np.dtype(dtype).kind
+
+
+def broadcast_shapes(name: str, *shapes: Sequence[int]) -> tuple[int, ...]:
+    """NumPy broadcasting of ``shapes``, with an error naming the primitive."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(ndim):
+        sizes = {s[i - ndim + len(s)] for s in shapes if i - ndim + len(s) >= 0}
+        sizes.discard(1)
+        if len(sizes) > 1:
+            raise TypeError(f"{name} got incompatible shapes for broadcasting: "
+                            f"{', '.join(str(tuple(s)) for s in shapes)}")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def check_dtypes(name: str, avals: Sequence[ShapedArray], kinds: str) -> np.dtype:
+    """All operands share one dtype from the allowed ``kinds``; return it."""
+    dts = {a.dtype for a in avals}
+    if len(dts) > 1:
+        raise TypeError(f"{name} requires arguments to have the same dtypes, got "
+                        f"{', '.join(a.dtype.name for a in avals)}")
+    dt = avals[0].dtype
+    if kind(dt) not in kinds:
+        raise TypeError(f"{name} does not accept dtype {dt.name}; accepted kinds: "
+                        f"{_KIND_NAMES.get(kinds, kinds)}")
+    return dt
+
+
+_KIND_NAMES = {FLOAT: "floating", INEXACT: "floating or complex", INT: "integer",
+               NUMERIC: "numeric", INT_OR_BOOL: "integer or boolean", BOOL: "boolean"}
+
+
+def elementwise_prim(name: str, impl: Callable, kinds: str = NUMERIC,
+                     out_dtype: np.dtype | None = None) -> Primitive:
+    """A primitive applying ``impl`` elementwise with NumPy broadcasting.
+
+    ``out_dtype`` fixes the result dtype (bool for comparisons); otherwise it is
+    the operands' dtype and weak when all operands are weak.
+    """
+    prim = Primitive(name)
+    prim.def_impl(impl)
+
+    def abstract_eval(*avals, **params):
+        dt = check_dtypes(name, avals, kinds)
+        shape = broadcast_shapes(name, *(a.shape for a in avals))
+        if out_dtype is not None:
+            return ShapedArray(shape, out_dtype, False)
+        return ShapedArray(shape, dt, all(a.weak_type for a in avals))
+    prim.def_abstract_eval(abstract_eval)
+    if out_dtype is not None:
+        prim.weak_type_rule = lambda weaks, **params: False
+    return prim
+
+
+def unbroadcast(ct: Any, aval: ShapedArray) -> Any:
+    """Sum ``ct`` down to ``aval.shape``: the transpose of NumPy broadcasting."""
+    from fungrad import lax
+    ct_shape = core.get_aval(ct).shape
+    if ct_shape == aval.shape:
+        return ct
+    lead = len(ct_shape) - len(aval.shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, (n, m) in enumerate(zip(aval.shape, ct_shape[lead:])) if n == 1 and m != 1)
+    summed = lax.reduce_sum(ct, axes) if axes else ct
+    return lax.reshape(summed, aval.shape) if core.get_aval(summed).shape != aval.shape else summed
+
+
+def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:
+    """Turn a Python scalar or NumPy value into something ``bind`` accepts.
+
+    Python scalars become weakly typed 0-d arrays of ``like_dtype`` (the dtype of
+    the array they meet) or of their default dtype.
+    """
+    if isinstance(x, (core.Tracer, Array)):
+        return x
+    if isinstance(x, (bool, int, float, complex)):
+        dt, weak = dtypes.dtype_and_weak(x)
+        if like_dtype is not None and not isinstance(x, bool):
+            dt = like_dtype
+        return Array(np.asarray(x, dt)[()], weak)
+    x = np.asarray(x)
+    return Array(x.astype(dtypes.canonicalize_dtype(x.dtype), copy=False))
+
+
+def operand_dtype(*xs: Any) -> np.dtype | None:
+    """The dtype of the first non-Python-scalar operand (what scalars convert to)."""
+    for x in xs:
+        if not isinstance(x, (bool, int, float, complex)):
+            return getattr(x, "dtype", None) or np.asarray(x).dtype
+    return None
+
+
+def hashable_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """A static shape as a tuple of ints, with a clear error for traced sizes."""
+    if isinstance(shape, (int, np.integer)) or (isinstance(shape, core.Tracer) and shape.ndim == 0):
+        shape = (shape,)
+    try:
+        return tuple(int(d) for d in shape)
+    except TypeError as e:  # includes ConcretizationTypeError for traced sizes
+        raise TypeError(f"{name}: shapes must be static Python ints, got {shape!r}. "
+                        "Shapes cannot depend on traced values; pass sizes as static "
+                        "arguments (jit(..., static_argnums=...)).") from e

@@ -1,0 +1,1 @@
+"""The public transformations: differentiation, vectorisation, staging, jit."""
