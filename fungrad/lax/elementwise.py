@@ -250,3 +250,6 @@ batching.defbroadcasting(select_n_p)
 def select(pred: Any, on_true: Any, on_false: Any) -> Any:
     """``on_true`` where ``pred`` else ``on_false`` (``lax.select``)."""
     return select_n(pred, on_false, on_true)
+
+
+__all__ = ['add', 'add_p', 'sub', 'sub_p', 'mul', 'mul_p', 'div', 'div_p', 'neg', 'neg_p', 'max', 'max_p', 'min', 'min_p', 'exp', 'exp_p', 'log', 'log_p', 'sin', 'sin_p', 'cos', 'cos_p', 'tanh', 'tanh_p', 'sqrt', 'sqrt_p', 'integer_pow', 'integer_pow_p', 'eq', 'eq_p', 'ne', 'ne_p', 'lt', 'lt_p', 'le', 'le_p', 'gt', 'gt_p', 'ge', 'ge_p', 'select_n', 'select_n_p', 'select']

@@ -97,3 +97,5 @@ ad.def_jvp(reduce_max_p, _reduce_chooser_jvp(reduce_max_p))
 reduce_min_p = _reducer("reduce_min", lambda xp, x, *, axes: xp.min(x, axis=axes), ANY)
 ad.def_jvp(reduce_min_p, _reduce_chooser_jvp(reduce_min_p))
 
+
+__all__ = ['reduce_sum', 'reduce_sum_p', 'reduce_max', 'reduce_max_p', 'reduce_min', 'reduce_min_p']

@@ -272,3 +272,5 @@ def full_like(x: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> 
     aval = core.get_aval(x)
     return full(aval.shape if shape is None else shape, fill_value, dtype or aval.dtype)
 
+
+__all__ = ['broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p', 'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p', 'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full', 'full_like']

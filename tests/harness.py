@@ -1,0 +1,116 @@
+"""Shared test helpers: one tolerance table per dtype, input generators, and
+comparisons of fungrad against jax (values, shapes, dtypes, weak types)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp_ref
+import ml_dtypes
+import numpy as np
+
+import fungrad
+from fungrad import tree
+
+# Run fewer cases locally with FUNGRAD_TEST_FAST=1.
+FAST = os.environ.get("FUNGRAD_TEST_FAST", "0") == "1"
+
+# Tolerances per dtype: (rtol, atol). One table; tests never pick magic numbers.
+TOL = {
+    np.dtype(np.float32): (1e-5, 1e-6),
+    np.dtype(np.float64): (1e-12, 1e-12),
+    np.dtype(np.float16): (2e-3, 2e-3),
+    np.dtype(ml_dtypes.bfloat16): (1.6e-2, 1.6e-2),
+    np.dtype(np.complex64): (1e-5, 1e-6),
+}
+# Derivatives accumulate more rounding than values.
+GRAD_TOL = {k: (max(r * 10, 1e-4) if k != np.dtype(np.float64) else 1e-9, max(a * 10, 1e-5))
+            for k, (r, a) in TOL.items()}
+
+
+def tol(dtype: Any, table: dict = TOL) -> tuple[float, float]:
+    return table.get(np.dtype(dtype), (0.0, 0.0))
+
+
+def rand(rng: np.random.Generator, shape: Sequence[int], dtype: Any = np.float32,
+         low: float = -2.0, high: float = 2.0) -> np.ndarray:
+    """Random inputs of any dtype (bool, ints, floats incl. bfloat16)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    if dtype.kind in "iu":
+        lo = 0 if dtype.kind == "u" else int(low * 4)
+        return rng.integers(lo, int(high * 4) + 1, size=shape).astype(dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def to_jax(x: Any) -> Any:
+    return tree.map(lambda v: jnp_ref.asarray(np.asarray(v)) if hasattr(v, "shape") else v, x)
+
+
+def to_fg(x: Any) -> Any:
+    return tree.map(lambda v: fungrad.numpy.asarray(np.asarray(v)) if hasattr(v, "shape") else v, x)
+
+
+def assert_same(fg_out: Any, ref_out: Any, table: dict = TOL, check_weak: bool = True,
+                rtol: float | None = None, atol: float | None = None) -> None:
+    """fungrad and jax results agree in tree structure, shape, dtype, weak type and value."""
+    fg_leaves, fg_tree = tree.flatten(fg_out)
+    ref_leaves, ref_tree = jax.tree_util.tree_flatten(ref_out)
+    assert len(fg_leaves) == len(ref_leaves), (fg_tree, ref_tree)
+    for a, b in zip(fg_leaves, ref_leaves):
+        a_np, b_np = np.asarray(a), np.asarray(b)
+        assert a_np.shape == b_np.shape, f"shape {a_np.shape} != jax {b_np.shape}"
+        assert a_np.dtype == b_np.dtype, f"dtype {a_np.dtype} != jax {b_np.dtype}"
+        if check_weak and hasattr(b, "weak_type") and hasattr(a, "weak_type"):
+            assert bool(a.weak_type) == bool(b.weak_type), \
+                f"weak_type {a.weak_type} != jax {b.weak_type}"
+        if a_np.dtype == jax.dtypes.float0:
+            continue
+        r, t = tol(a_np.dtype, table)
+        np.testing.assert_allclose(a_np.astype(np.float64) if a_np.dtype == ml_dtypes.bfloat16 else a_np,
+                                   b_np.astype(np.float64) if b_np.dtype == ml_dtypes.bfloat16 else b_np,
+                                   rtol=r if rtol is None else rtol, atol=t if atol is None else atol)
+
+
+def compare(fg_fn: Callable, jax_fn: Callable, *args: Any, table: dict = TOL, **kw: Any) -> None:
+    """Run both on the same NumPy inputs and compare."""
+    assert_same(fg_fn(*to_fg(args)), jax_fn(*to_jax(args)), table=table, **kw)
+
+
+def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
+                       rng: np.random.Generator, argnums: Sequence[int] | None = None,
+                       vmap_axes: Sequence[int] = (0,)) -> None:
+    """Values, JVP, VJP and vmap of ``fg_fn`` against ``jax_fn`` on the same inputs.
+
+    Differentiates with respect to the floating-point arguments (or ``argnums``).
+    vmap stacks 3 random copies of each argument along each axis in ``vmap_axes``.
+    """
+    args = list(args)
+    compare(fg_fn, jax_fn, *args)
+    float_idx = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"
+                 or np.asarray(a).dtype == ml_dtypes.bfloat16] if argnums is None else list(argnums)
+    if float_idx:
+        def restrict(fn, lib):
+            def g(*d):
+                full = list(lib(args))
+                for i, v in zip(float_idx, d):
+                    full[i] = v
+                return fn(*full)
+            return g
+        prim = [args[i] for i in float_idx]
+        tan = [rand(rng, np.shape(a), np.asarray(a).dtype) for a in prim]
+        fg_p, fg_t = fungrad.jvp(restrict(fg_fn, to_fg), tuple(to_fg(prim)), tuple(to_fg(tan)))
+        jx_p, jx_t = jax.jvp(restrict(jax_fn, to_jax), tuple(to_jax(prim)), tuple(to_jax(tan)))
+        assert_same(fg_t, jx_t, GRAD_TOL, check_weak=False)
+        fg_y, fg_pull = fungrad.vjp(restrict(fg_fn, to_fg), *to_fg(prim))
+        jx_y, jx_pull = jax.vjp(restrict(jax_fn, to_jax), *to_jax(prim))
+        ct = tree.map(lambda y: rand(rng, np.shape(y), np.asarray(y).dtype), jx_y)
+        assert_same(fg_pull(to_fg(ct)), jx_pull(to_jax(ct)), GRAD_TOL, check_weak=False)
+    for ax in vmap_axes:
+        batched = [np.stack([rand(rng, np.shape(a), np.asarray(a).dtype) for _ in range(3)],
+                            axis=ax if np.ndim(a) >= ax else 0) for a in args]
+        axes = tuple(ax if np.ndim(a) >= ax else 0 for a in args)
+        assert_same(fungrad.vmap(fg_fn, in_axes=axes)(*to_fg(batched)),
+                    jax.vmap(jax_fn, in_axes=axes)(*to_jax(batched)), check_weak=False)
