@@ -379,21 +379,35 @@ def _pp_atom(a: Any, name: Callable) -> str:
     return name(a)
 
 
+def _pp_eqn(eqn: JaxprEqn, name: Callable, indent: int) -> tuple[str, bool]:
+    """One equation; also says whether it holds a sub-jaxpr (which forces multi-line)."""
+    lhs = " ".join(f"{name(v)}:{v.aval.str_short()}" for v in eqn.outvars) or "_"
+    args = " ".join(_pp_atom(a, name) for a in eqn.invars)
+    items = sorted(eqn.params.items())
+    nested = any(isinstance(v, (Jaxpr, ClosedJaxpr)) or (isinstance(v, (tuple, list)) and v and
+                 isinstance(v[0], (Jaxpr, ClosedJaxpr))) for _, v in items)
+    if nested:
+        pad = " " * (indent + 6)
+        params = "".join(f"\n{pad}{k}={_pp_param(v, name, indent + 4)}" for k, v in items)
+        rhs = f"{eqn.primitive.name}[{params}\n{' ' * (indent + 4)}]"
+    else:
+        params = ", ".join(f"{k}={_pp_param(v, name, indent)}" for k, v in items)
+        rhs = eqn.primitive.name + (f"[{params}]" if params else "")
+    return f"{lhs} = {rhs} {args}".rstrip(), nested
+
+
 def _pp(jaxpr: Jaxpr, name: Callable, indent: int) -> str:
     decl = lambda vs: " ".join(f"{name(v)}:{v.aval.str_short()}" for v in vs)
-    pad = " " * (indent + 4)
     head = f"{{ lambda {decl(jaxpr.constvars)}; {decl(jaxpr.invars)}. let"
-    lines = []
-    for eqn in jaxpr.eqns:
-        lhs = " ".join(f"{name(v)}:{v.aval.str_short()}" for v in eqn.outvars) or "_"
-        params = ", ".join(f"{k}={_pp_param(v, name, indent + 4)}" for k, v in sorted(eqn.params.items()))
-        rhs = eqn.primitive.name + (f"[{params}]" if params else "")
-        args = " ".join(_pp_atom(a, name) for a in eqn.invars)
-        lines.append(f"{pad}{lhs} = {rhs} {args}".rstrip())
+    eqns = [_pp_eqn(e, name, indent) for e in jaxpr.eqns]
     outs = ", ".join(_pp_atom(v, name) for v in jaxpr.outvars)
-    body = ("\n" + "\n".join(lines)) if lines else ""
-    return f"{head}{body}\n{' ' * indent}  in ({outs}{',' if len(jaxpr.outvars) == 1 else ''}) }}" \
-        if lines else f"{head} in ({outs}{',' if len(jaxpr.outvars) == 1 else ''}) }}"
+    tail = f"in ({outs}{',' if len(jaxpr.outvars) == 1 else ''}) }}"
+    one_line = f"{head} {'; '.join(e for e, _ in eqns)}{' ' if eqns else ''}{tail}"
+    if not any(nested for _, nested in eqns) and len(one_line) <= 80:
+        return one_line
+    pad = " " * (indent + 4)
+    body = "".join(f"\n{pad}{e}" for e, _ in eqns)
+    return f"{head}{body}\n{' ' * (indent + 2)}{tail}"
 
 
 def pp_jaxpr(jaxpr: Jaxpr) -> str:

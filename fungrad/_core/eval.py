@@ -25,6 +25,15 @@ def _describe(args: Sequence[Any]) -> str:
                      else repr(a) for a in args)
 
 
+def _raise_clear_error(prim: Primitive, args: Sequence[Any], params: dict, err: Exception) -> None:
+    """Turn a backend error into the error the shape/dtype rule gives, which names the
+    primitive and the offending shapes/dtypes; fall back to wrapping the backend's."""
+    if prim.abstract_eval is not None:
+        prim.abstract_eval(*[core.get_aval(a) for a in args], **params)
+    raise type(err)(f"{prim}: invalid arguments ({_describe(args)}) with "
+                    f"{params or 'no params'}: {err}") from err
+
+
 class EvalTrace(core.Trace):
     name = "eval"
 
@@ -48,8 +57,7 @@ class EvalTrace(core.Trace):
         try:
             out = prim.impl(xp, *vals, **params)
         except (ValueError, TypeError, IndexError) as e:
-            raise type(e)(f"{prim}: invalid arguments ({_describe(args)}) "
-                          f"with {params or 'no params'}: {e}") from e
+            _raise_clear_error(prim, args, params, e)
         weak = prim.weak_type_rule(weaks, **params)
         if prim.multiple_results:
             return [Array(o, weak) for o in out]
