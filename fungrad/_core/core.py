@@ -93,7 +93,8 @@ def get_aval(x: Any) -> ShapedArray:
 
 # --------------------------------------------------------------------------- primitives
 
-def _all_weak(weak_flags: Sequence[bool], **params: Any) -> bool:
+def all_weak(weak_flags: Sequence[bool], **params: Any) -> bool:
+    """The default weak-type rule: the result is weak when every input is."""
     return all(weak_flags)
 
 
@@ -105,7 +106,7 @@ class Primitive:
         self.multiple_results = multiple_results
         self.impl: Callable | None = None
         self.abstract_eval: Callable | None = None
-        self.weak_type_rule: Callable = _all_weak
+        self.weak_type_rule: Callable = all_weak
 
     def bind(self, *args: Any, **params: Any) -> Any:
         return _ctx.trace.process_primitive(self, args, params)

@@ -41,24 +41,27 @@ class EvalTrace(core.Trace):
         super().__init__(None)
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
-        vals, weaks = [], []
+        vals, all_weak = [], True
         for a in args:
             if type(a) is Array:
                 vals.append(a._value)
-                weaks.append(a.weak_type)
+                all_weak = all_weak and a.weak_type
             elif isinstance(a, Tracer):
                 raise UnexpectedTracerError(a, f"It reached eager evaluation of {prim}. ")
-            else:
+            else:  # a raw NumPy value or Python scalar (weak when a Python number)
                 vals.append(a)
-                weaks.append(isinstance(a, (int, float, complex)) and not isinstance(a, bool))
-        if prim.impl is None:
+                all_weak = all_weak and isinstance(a, (int, float, complex)) and not isinstance(a, bool)
+        impl = prim.impl
+        if impl is None:
             raise MissingRuleError(prim, "implementation")
         xp = np if not vals or isinstance(vals[0], _NUMPY_TYPES) else backends.xp_of(vals[0])
         try:
-            out = prim.impl(xp, *vals, **params)
+            out = impl(xp, *vals, **params)
         except (ValueError, TypeError, IndexError) as e:
             _raise_clear_error(prim, args, params, e)
-        weak = prim.weak_type_rule(weaks, **params)
+        rule = prim.weak_type_rule
+        weak = all_weak if rule is core.all_weak else rule(
+            [getattr(a, "weak_type", isinstance(a, (int, float, complex))) for a in args], **params)
         if prim.multiple_results:
             return [Array(o, weak) for o in out]
         return Array(out, weak)
