@@ -1,8 +1,12 @@
-"""Shape primitives: broadcast_in_dim, reshape, transpose, squeeze, expand_dims,
-rev, convert_element_type, bitcast_convert_type, iota. Each block holds the
-primitive with its implementation, shape rule, JVP/transpose and batching rule."""
+"""Shape primitives: broadcast_in_dim, reshape, transpose, squeeze, rev,
+convert_element_type, iota, pad, concatenate, bitcast_convert_type, and the
+composites broadcast, expand_dims, collapse, full, full_like. Each block holds
+the primitive with its implementation, shape rule, JVP/transpose and batching
+rule. Wrappers validate their arguments with the shape rule, so eager calls
+raise the same clear errors as traced ones."""
 from __future__ import annotations
 
+import builtins
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,7 +16,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis, prod
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import as_operand, hashable_shape
+from fungrad.lax._prim import NUMERIC, as_operand, hashable_shape, kind, operand_dtype
 
 
 # --------------------------------------------------------------------------- broadcast_in_dim
@@ -214,11 +218,8 @@ def convert_element_type(operand: Any, new_dtype: Any, weak_type: bool = False) 
     """Cast ``operand`` to ``new_dtype`` (canonicalised: float64 -> float32 without x64)."""
     new_dtype = dtypes.canonicalize_dtype(new_dtype)
     if not isinstance(operand, (core.Tracer, Array)):  # a constant: convert it right away
-        value = np.asarray(operand)
-        if value.dtype.kind == "c" and new_dtype.kind != "c":
-            value = value.real
-        return Array(value.astype(new_dtype)[()] if value.ndim == 0 else value.astype(new_dtype),
-                     bool(weak_type))
+        value = _convert_impl(np, np.asarray(operand), new_dtype=new_dtype, weak_type=weak_type)
+        return Array(value[()] if value.ndim == 0 else value, bool(weak_type))
     aval = core.get_aval(operand)
     if aval.dtype == new_dtype and aval.weak_type == weak_type:
         return operand
@@ -228,7 +229,22 @@ def convert_element_type(operand: Any, new_dtype: Any, weak_type: bool = False) 
 def _convert_impl(xp, x, *, new_dtype, weak_type):
     if x.dtype.kind == "c" and new_dtype.kind != "c":
         x = x.real
+    if new_dtype.kind in "iu" and dtypes.is_float(x.dtype):
+        return _float_to_int(xp, x, new_dtype)
     return x.astype(new_dtype)
+
+
+def _float_to_int(xp, x, new_dtype):
+    """Float -> int as XLA does it: truncate, saturate out-of-range values, NaN -> 0.
+
+    (NumPy's cast is undefined out of range.) float64 holds every narrower float exactly.
+    """
+    info = np.iinfo(new_dtype)
+    x = x.astype(np.float64)
+    too_big, too_small = x >= float(info.max), x <= float(info.min)
+    safe = xp.where(too_big | too_small | xp.isnan(x), 0.0, x).astype(new_dtype)
+    return xp.where(too_big, new_dtype.type(info.max),
+                    xp.where(too_small, new_dtype.type(info.min), safe))
 
 
 def _convert_jvp(primals, tangents, *, new_dtype, weak_type):
@@ -273,4 +289,252 @@ def full_like(x: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> 
     return full(aval.shape if shape is None else shape, fill_value, dtype or aval.dtype)
 
 
-__all__ = ['broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p', 'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p', 'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full', 'full_like']
+# --------------------------------------------------------------------------- collapse (a composite)
+
+def collapse(operand: Any, start_dimension: int, stop_dimension: int | None = None) -> Any:
+    """Merge dimensions ``[start_dimension, stop_dimension)`` into one (row-major reshape)."""
+    shape = core.get_aval(operand).shape
+    lo, hi, _ = builtins.slice(start_dimension, stop_dimension).indices(len(shape))
+    if hi < lo:
+        raise ValueError(f"collapse: invalid dimension range [{start_dimension}:{stop_dimension}] "
+                         f"for an operand of shape {shape}")
+    return reshape(operand, shape[:lo] + (prod(shape[lo:hi]),) + shape[hi:])
+
+
+# --------------------------------------------------------------------------- iota
+
+def iota(dtype: Any, size: int) -> Any:
+    """``[0, 1, ..., size - 1]`` of ``dtype`` (``lax.iota``)."""
+    return broadcasted_iota(dtype, (size,), 0)
+
+
+def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
+    """An array of ``shape`` whose values count along ``dimension`` (``lax.broadcasted_iota``)."""
+    dtype = dtypes.canonicalize_dtype(dtype)
+    shape = hashable_shape(shape, "broadcasted_iota")
+    aval = _iota_abstract(dtype=dtype, shape=shape, dimension=int(dimension))
+    return iota_p.bind(dtype=aval.dtype, shape=shape, dimension=int(dimension))
+
+
+def _iota_impl(xp, *, dtype, shape, dimension):
+    line = xp.arange(shape[dimension]).astype(dtype)
+    return xp.broadcast_to(line.reshape([-1 if i == dimension else 1 for i in range(len(shape))]),
+                           shape)
+
+
+def _iota_abstract(*, dtype, shape, dimension):
+    if kind(dtype) not in NUMERIC:
+        raise TypeError(f"iota does not accept dtype {dtype.name}; it needs a numeric dtype")
+    if not 0 <= dimension < len(shape) or any(d < 0 for d in shape):
+        raise ValueError(f"iota: dimension {dimension} invalid for shape {shape}")
+    return ShapedArray(shape, dtype)
+
+
+iota_p = Primitive("iota")
+iota_p.def_impl(_iota_impl)
+iota_p.def_abstract_eval(_iota_abstract)
+iota_p.weak_type_rule = lambda weaks, **params: False
+ad.def_nondiff(iota_p)  # no operands: never batched, its output is a constant
+
+
+# --------------------------------------------------------------------------- pad
+
+def pad(operand: Any, padding_value: Any, padding_config: Sequence[tuple[int, int, int]]) -> Any:
+    """Pad with ``(low, high, interior)`` per dimension; negative low/high crop (``lax.pad``)."""
+    operand = as_operand(operand)
+    padding_value = as_operand(padding_value, core.get_aval(operand).dtype)
+    config = tuple((int(lo), int(hi), int(i)) for lo, hi, i in padding_config)
+    _pad_abstract(core.get_aval(operand), core.get_aval(padding_value), padding_config=config)
+    return pad_p.bind(operand, padding_value, padding_config=config)
+
+
+def _dilated(n: int, interior: int) -> int:
+    return 0 if n == 0 else (n - 1) * (interior + 1) + 1
+
+
+def _pad_impl(xp, x, padding_value, *, padding_config):
+    grown = [max(lo, 0) + max(hi, 0) + _dilated(n, i)
+             for n, (lo, hi, i) in zip(x.shape, padding_config)]
+    out = xp.full(grown, padding_value, dtype=x.dtype)
+    out[tuple(builtins.slice(max(lo, 0), max(lo, 0) + _dilated(n, i), i + 1)
+              for n, (lo, hi, i) in zip(x.shape, padding_config))] = x
+    return out[tuple(builtins.slice(max(-lo, 0), g - max(-hi, 0))
+                     for g, (lo, hi, _) in zip(grown, padding_config))]
+
+
+def _pad_abstract(x, padding_value, *, padding_config):
+    if x.dtype != padding_value.dtype:
+        raise TypeError(f"pad: operand and padding_value must have the same dtype, got "
+                        f"{x.dtype.name} and {padding_value.dtype.name}")
+    if padding_value.ndim != 0:
+        raise TypeError(f"pad: padding_value must be a scalar, got shape {padding_value.shape}")
+    if len(padding_config) != x.ndim:
+        raise TypeError(f"pad: padding_config {padding_config} must have one (low, high, "
+                        f"interior) triple per dimension of the operand of shape {x.shape}")
+    if any(i < 0 for _, _, i in padding_config):
+        raise TypeError(f"pad: interior padding must be non-negative, got {padding_config}")
+    shape = tuple(lo + hi + _dilated(n, i) for n, (lo, hi, i) in zip(x.shape, padding_config))
+    if any(d < 0 for d in shape):
+        raise TypeError(f"pad: padding_config {padding_config} gives a negative dimension "
+                        f"{shape} for an operand of shape {x.shape}")
+    return ShapedArray(shape, x.dtype, x.weak_type and padding_value.weak_type)
+
+
+def _pad_transpose(ct, x, padding_value, *, padding_config):
+    from fungrad.lax.elementwise import sub
+    from fungrad.lax.reductions import reduce_sum
+    from fungrad.lax.slicing import slice as lax_slice
+    aval = core.get_aval(ct)
+    lo, hi, interior = zip(*padding_config) if padding_config else ((), (), ())
+    unpadded = pad_p.bind(ct, full((), 0, aval.dtype),
+                          padding_config=tuple((-a, -b, 0) for a, b in zip(lo, hi)))
+    ct_x = lax_slice(unpadded, (0,) * aval.ndim, core.get_aval(unpadded).shape,
+                     tuple(i + 1 for i in interior))
+    everything = tuple(range(aval.ndim))
+    ct_pv = sub(reduce_sum(ct, everything), reduce_sum(ct_x, everything)) \
+        if ad.is_undefined(padding_value) else None
+    return [ct_x if ad.is_undefined(x) else None, ct_pv]
+
+
+def _pad_batch(axis_size, vals, dims, *, padding_config):
+    from fungrad.lax.elementwise import select
+    (x, padding_value), (x_dim, pv_dim) = vals, dims
+    x = batching.bdim_at_front(x, x_dim, axis_size)
+    config = ((0, 0, 0),) + padding_config
+    if pv_dim is None:
+        return pad_p.bind(x, padding_value, padding_config=config), 0
+    aval = core.get_aval(x)
+    padded = pad_p.bind(x, full((), 0, aval.dtype), padding_config=config)
+    mask = pad_p.bind(full(aval.shape, True, np.bool_), full((), False, np.bool_),
+                      padding_config=config)
+    out_shape = core.get_aval(padded).shape
+    return select(mask, padded, broadcast_in_dim(padding_value, out_shape, (0,))), 0
+
+
+pad_p = Primitive("pad")
+pad_p.def_impl(_pad_impl)
+pad_p.def_abstract_eval(_pad_abstract)
+ad.deflinear(pad_p, _pad_transpose)
+batching.def_batch(pad_p, _pad_batch)
+
+
+# --------------------------------------------------------------------------- concatenate
+
+def concatenate(operands: Sequence[Any], dimension: int) -> Any:
+    """Join ``operands`` (equal dtypes and shapes except along ``dimension``)."""
+    if len(operands) == 0:
+        raise ValueError("concatenate requires a non-empty sequence of arrays")
+    dt = operand_dtype(*operands)
+    operands = [as_operand(x, dt) for x in operands]
+    if len(operands) == 1:
+        return operands[0]
+    dimension = int(dimension)
+    _concatenate_abstract(*[core.get_aval(x) for x in operands], dimension=dimension)
+    return concatenate_p.bind(*operands, dimension=dimension)
+
+
+def _concatenate_abstract(*avals, dimension):
+    shapes = ", ".join(str(a.shape) for a in avals)
+    if len({a.ndim for a in avals}) != 1:
+        raise TypeError(f"concatenate: arrays must have the same rank, got shapes {shapes}")
+    if not 0 <= dimension < avals[0].ndim:
+        raise TypeError(f"concatenate: dimension {dimension} out of bounds for shapes {shapes}")
+    if len({a.dtype for a in avals}) != 1:
+        raise TypeError("concatenate: arrays must have the same dtype, got "
+                        f"{', '.join(a.dtype.name for a in avals)}")
+    rest = {a.shape[:dimension] + a.shape[dimension + 1:] for a in avals}
+    if len(rest) != 1:
+        raise TypeError(f"concatenate: shapes must agree except along dimension {dimension}, "
+                        f"got {shapes}")
+    shape = list(avals[0].shape)
+    shape[dimension] = sum(a.shape[dimension] for a in avals)
+    return ShapedArray(tuple(shape), avals[0].dtype, all(a.weak_type for a in avals))
+
+
+def _concatenate_jvp(primals, tangents, *, dimension):
+    out = concatenate_p.bind(*primals, dimension=dimension)
+    if all(type(t) is ad.Zero for t in tangents):
+        return out, ad.Zero.from_primal(out)
+    return out, concatenate_p.bind(*[ad.instantiate(t) for t in tangents], dimension=dimension)
+
+
+def _concatenate_transpose(ct, *operands, dimension):
+    from fungrad.lax.slicing import slice_in_dim
+    out, start = [], 0
+    for x in operands:
+        size = (x.aval if ad.is_undefined(x) else core.get_aval(x)).shape[dimension]
+        out.append(slice_in_dim(ct, start, start + size, axis=dimension)
+                   if ad.is_undefined(x) else None)
+        start += size
+    return out
+
+
+def _concatenate_batch(axis_size, vals, dims, *, dimension):
+    xs = [batching.bdim_at_front(x, d, axis_size) for x, d in zip(vals, dims)]
+    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
+
+
+concatenate_p = Primitive("concatenate")
+concatenate_p.def_impl(lambda xp, *xs, dimension: xp.concatenate(xs, axis=dimension))
+concatenate_p.def_abstract_eval(_concatenate_abstract)
+ad.def_jvp(concatenate_p, _concatenate_jvp)
+ad.def_transpose(concatenate_p, _concatenate_transpose)
+batching.def_batch(concatenate_p, _concatenate_batch)
+
+
+# --------------------------------------------------------------------------- bitcast_convert_type
+
+def bitcast_convert_type(operand: Any, new_dtype: Any) -> Any:
+    """Reinterpret the bits of ``operand`` as ``new_dtype`` (``lax.bitcast_convert_type``).
+
+    A narrower ``new_dtype`` adds a trailing dimension (``uint32 -> uint8[..., 4]``);
+    a wider one consumes the trailing dimension, which must hold the width ratio.
+    """
+    operand = as_operand(operand)
+    new_dtype = dtypes.canonicalize_dtype(new_dtype)
+    _bitcast_abstract(core.get_aval(operand), new_dtype=new_dtype)
+    return bitcast_convert_type_p.bind(operand, new_dtype=new_dtype)
+
+
+def _bitcast_impl(xp, x, *, new_dtype):
+    old = x.dtype.itemsize
+    if old == new_dtype.itemsize:
+        return x.view(new_dtype)
+    shape = x.shape + (old // new_dtype.itemsize,) if old > new_dtype.itemsize else x.shape[:-1]
+    return xp.ascontiguousarray(x).view(new_dtype).reshape(shape)
+
+
+def _bitcast_abstract(x, *, new_dtype):
+    old, new = x.dtype, new_dtype
+    if old != new and (old.kind in "bc" or new.kind in "bc"):
+        raise TypeError(f"bitcast_convert_type does not support bool or complex values unless "
+                        f"the dtypes match; got {old.name} -> {new.name}")
+    if old.itemsize == new.itemsize:
+        shape = x.shape
+    elif old.itemsize > new.itemsize:
+        shape = x.shape + (old.itemsize // new.itemsize,)
+    else:
+        if not x.shape or x.shape[-1] * old.itemsize != new.itemsize:
+            raise TypeError(f"bitcast_convert_type: converting {x.str_short()} to {new.name} "
+                            f"needs a trailing dimension of size {new.itemsize // old.itemsize}")
+        shape = x.shape[:-1]
+    return ShapedArray(shape, new)
+
+
+def _bitcast_batch(axis_size, vals, dims, *, new_dtype):
+    x, d = vals[0], dims[0]
+    aval = core.get_aval(x)
+    if aval.dtype.itemsize < new_dtype.itemsize and d == aval.ndim - 1:
+        x, d = batching.moveaxis(x, d, 0), 0  # the trailing dimension is consumed
+    return bitcast_convert_type_p.bind(x, new_dtype=new_dtype), d
+
+
+bitcast_convert_type_p = Primitive("bitcast_convert_type")
+bitcast_convert_type_p.def_impl(_bitcast_impl)
+bitcast_convert_type_p.def_abstract_eval(_bitcast_abstract)
+bitcast_convert_type_p.weak_type_rule = lambda weaks, *, new_dtype: False
+ad.def_nondiff(bitcast_convert_type_p)
+batching.def_batch(bitcast_convert_type_p, _bitcast_batch)
+
+
+__all__ = ['collapse', 'iota', 'broadcasted_iota', 'iota_p', 'pad', 'pad_p', 'concatenate', 'concatenate_p', 'bitcast_convert_type', 'bitcast_convert_type_p', 'broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p', 'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p', 'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full', 'full_like']
