@@ -1,2 +1,298 @@
-"""(in progress)"""
-__all__: list[str] = []
+"""Contractions: ``dot_general`` and its wrappers ``dot`` and ``batch_matmul``.
+
+``dot_general`` contracts ``lhs`` and ``rhs`` over paired contracting dimensions
+and zips paired batch dimensions; the result's dimensions are (batch, lhs free,
+rhs free), as in XLA. The implementation permutes both operands to
+``(batch, free, contract)`` / ``(batch, contract, free)``, flattens them to
+3-D and calls ``matmul``, so NumPy hands the work to BLAS (CuPy to cuBLAS).
+16-bit floats are multiplied in float32 and rounded once, as XLA does on CPU.
+"""
+from __future__ import annotations
+
+import enum
+import functools
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad._core import core, dtypes
+from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.util import prod
+from fungrad.interpreters import ad, batching
+from fungrad.lax._prim import as_operand, operand_dtype
+
+
+class Precision(enum.Enum):
+    """Matmul precision hint (``jax.lax.Precision``). NumPy always computes at full precision."""
+    DEFAULT = 0
+    HIGH = 1
+    HIGHEST = 2
+
+    def __repr__(self) -> str:
+        return f"Precision.{self.name}"
+
+    __str__ = __repr__
+
+
+_PRECISION_NAMES = {"default": Precision.DEFAULT, "fastest": Precision.DEFAULT,
+                    "bfloat16": Precision.DEFAULT, "high": Precision.HIGH,
+                    "tensorfloat32": Precision.HIGH, "bfloat16_3x": Precision.HIGH,
+                    "highest": Precision.HIGHEST, "float32": Precision.HIGHEST}
+
+
+def canonicalize_precision(precision: Any) -> Any:
+    """``None``, a ``Precision``, or a pair of them (strings such as 'highest' accepted)."""
+    if precision is None:
+        return None
+    if isinstance(precision, Precision):
+        return precision
+    if isinstance(precision, str) and precision.lower() in _PRECISION_NAMES:
+        return _PRECISION_NAMES[precision.lower()]
+    if isinstance(precision, (tuple, list)) and len(precision) == 2:
+        return tuple(canonicalize_precision(p) for p in precision)
+    raise ValueError(f"dot_general: invalid precision {precision!r}; expected None, a "
+                     "lax.Precision, a string such as 'highest', or a pair of them")
+
+
+def _remaining(original: Sequence[int], *removed: Sequence[int]) -> list[int]:
+    gone = set().union(*map(set, removed))
+    return [i for i in original if i not in gone]
+
+
+def _ranges_like(*xs: Sequence[Any]) -> list[tuple[int, ...]]:
+    out, start = [], 0
+    for x in xs:
+        out.append(tuple(range(start, start + len(x))))
+        start += len(x)
+    return out
+
+
+# --------------------------------------------------------------------------- shape / dtype rules
+
+def _check_dims(name: str, dims: Sequence[int], ndim: int, what: str) -> None:
+    if any(not 0 <= d < ndim for d in dims) or len(set(dims)) != len(dims):
+        raise TypeError(f"dot_general requires {name} {what} dimensions to be distinct, "
+                        f"nonnegative and less than the rank of the {name} ({ndim}), got {tuple(dims)}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _dot_general_shape(lhs_shape, rhs_shape, dimension_numbers) -> tuple[int, ...]:
+    (lc, rc), (lb, rb) = dimension_numbers
+    _check_dims("lhs", lc, len(lhs_shape), "contracting")
+    _check_dims("lhs", lb, len(lhs_shape), "batch")
+    _check_dims("rhs", rc, len(rhs_shape), "contracting")
+    _check_dims("rhs", rb, len(rhs_shape), "batch")
+    if set(lc) & set(lb) or set(rc) & set(rb):
+        raise TypeError(f"dot_general requires batch dimensions to be disjoint from contracting "
+                        f"dimensions, got {dimension_numbers}")
+    if len(lb) != len(rb):
+        raise TypeError(f"dot_general requires equal numbers of lhs_batch and rhs_batch "
+                        f"dimensions, got lhs_batch {tuple(lb)} and rhs_batch {tuple(rb)}")
+    if len(lc) != len(rc):
+        raise TypeError(f"dot_general requires equal numbers of lhs and rhs contracting "
+                        f"dimensions, got {tuple(lc)} and {tuple(rc)}")
+    batch = tuple(lhs_shape[i] for i in lb)
+    if batch != tuple(rhs_shape[i] for i in rb):
+        raise TypeError(f"dot_general requires lhs batch dimensions and rhs batch dimensions to "
+                        f"have the same shape, got {batch} and {tuple(rhs_shape[i] for i in rb)} "
+                        f"(lhs {tuple(lhs_shape)}, rhs {tuple(rhs_shape)})")
+    if tuple(lhs_shape[i] for i in lc) != tuple(rhs_shape[i] for i in rc):
+        raise TypeError(f"dot_general requires contracting dimensions to have the same shape, got "
+                        f"{tuple(lhs_shape[i] for i in lc)} and {tuple(rhs_shape[i] for i in rc)} "
+                        f"(lhs {tuple(lhs_shape)}, rhs {tuple(rhs_shape)})")
+    lhs_free = tuple(lhs_shape[i] for i in _remaining(range(len(lhs_shape)), lc, lb))
+    rhs_free = tuple(rhs_shape[i] for i in _remaining(range(len(rhs_shape)), rc, rb))
+    return batch + lhs_free + rhs_free
+
+
+def _bit_width(dt: np.dtype) -> int:
+    return 1 if dt == np.bool_ else 8 * dt.itemsize
+
+
+def _type_properties(dt: np.dtype) -> tuple:
+    """XLA's ordering of operand types: complex, exponent range, mantissa, width, signedness."""
+    real = np.dtype(np.float32 if dt == np.complex64 else np.float64) if dt.kind == "c" else dt
+    floating = dtypes.is_float(real)
+    info = dtypes.finfo(real) if floating else None
+    return (dt.kind == "c", int(info.maxexp) if floating else -1,
+            int(info.nmant) if floating else -1, _bit_width(real), real.kind != "u")
+
+
+@functools.lru_cache(maxsize=512)
+def dot_result_dtype(lhs: np.dtype, rhs: np.dtype, preferred: np.dtype | None,
+                     name: str = "dot_general") -> np.dtype:
+    """The output dtype of a contraction (the wider operand type, or ``preferred``)."""
+    lp, rp = _type_properties(lhs), _type_properties(rhs)
+    if lp == rp and lhs != rhs:
+        raise TypeError(f"{name} argument type error: {lhs.name}, {rhs.name}")
+    result = lhs if lp >= rp else rhs
+    if preferred is None or preferred == result:
+        return result
+    if not dtypes.is_float(result) and _bit_width(preferred) < _bit_width(result):
+        raise TypeError(f"{name}: preferred_element_type must not be narrower than the "
+                        f"original type, got {preferred.name} for result type {result.name}")
+    return preferred
+
+
+def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
+    shape = _dot_general_shape(tuple(lhs.shape), tuple(rhs.shape), dimension_numbers)
+    dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
+    return ShapedArray(shape, dt, lhs.weak_type and rhs.weak_type)
+
+
+# --------------------------------------------------------------------------- implementation
+
+_WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
+
+
+def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
+    (lc, rc), (lb, rb) = dimension_numbers
+    out_shape = _dot_general_shape(lhs.shape, rhs.shape, dimension_numbers)
+    out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
+    compute = _WIDEN.get(out_dtype, out_dtype)
+    lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
+    lf = _remaining(range(lhs.ndim), lc, lb)
+    rf = _remaining(range(rhs.ndim), rc, rb)
+    sizes = lambda shape, dims: prod(shape[d] for d in dims)
+    b, m, k, n = sizes(lhs.shape, lb), sizes(lhs.shape, lf), sizes(lhs.shape, lc), sizes(rhs.shape, rf)
+    a = xp.transpose(lhs, (*lb, *lf, *lc)).reshape(b, m, k)
+    c = xp.transpose(rhs, (*rb, *rc, *rf)).reshape(b, k, n)
+    out = xp.matmul(a[0], c[0]) if b == 1 else xp.matmul(a, c)
+    return out.reshape(out_shape).astype(out_dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- transposes
+
+def _dot_general_transpose_lhs(ct, x, y, *, dimension_numbers, precision,
+                               preferred_element_type, swap_ans=False):
+    (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+    x_aval = x.aval
+    y_ndim = core.get_aval(y).ndim
+    x_kept = _remaining(range(x_aval.ndim), x_contract, x_batch)
+    y_kept = _remaining(range(y_ndim), y_contract, y_batch)
+    if swap_ans:
+        ans_batch, ans_y, _ = _ranges_like(x_batch, y_kept, x_kept)
+    else:
+        ans_batch, _, ans_y = _ranges_like(x_batch, x_kept, y_kept)
+    dims = ((ans_y, tuple(y_kept)), (ans_batch, tuple(y_batch)))
+    x_contract_sorted_by_y = [x_contract[i] for i in np.argsort(y_contract)]
+    out_axes = tuple(int(i) for i in np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y))
+    from fungrad.lax.shapes import convert_element_type, transpose
+    x_bar = transpose(dot_general(ct, y, dims, precision, preferred_element_type), out_axes)
+    if core.get_aval(x_bar).dtype != x_aval.dtype:
+        x_bar = convert_element_type(x_bar, x_aval.dtype, x_aval.weak_type)
+    return x_bar
+
+
+def _dot_general_transpose_rhs(ct, x, y, *, dimension_numbers, precision, preferred_element_type):
+    (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+    swapped = ((y_contract, x_contract), (y_batch, x_batch))
+    return _dot_general_transpose_lhs(ct, y, x, dimension_numbers=swapped, precision=precision,
+                                      preferred_element_type=preferred_element_type, swap_ans=True)
+
+
+# --------------------------------------------------------------------------- batching
+
+def _bump(dims: Sequence[int], b: int) -> tuple[int, ...]:
+    return tuple(d + (d >= b) for d in dims)
+
+
+def _dot_general_batch(axis_size, vals, dims, *, dimension_numbers, precision,
+                       preferred_element_type):
+    """Both batched: a new leading batch dimension. One batched: an extra free dimension."""
+    lhs, rhs = vals
+    lbd, rbd = dims
+    (lc, rc), (lb, rb) = dimension_numbers
+    lhs_ndim, rhs_ndim = core.get_aval(lhs).ndim, core.get_aval(rhs).ndim
+    if lbd is not None and rbd is not None:
+        lb, rb = (lbd,) + _bump(lb, lbd), (rbd,) + _bump(rb, rbd)
+        lc, rc = _bump(lc, lbd), _bump(rc, rbd)
+        out_dim = 0
+    elif lbd is not None:
+        lhs_free = _remaining(range(lhs_ndim - 1), lc, lb)
+        out_dim = len(lb) + sum(d < lbd for d in lhs_free)
+        lb, lc = _bump(lb, lbd), _bump(lc, lbd)
+    else:
+        rhs_free = _remaining(range(rhs_ndim - 1), rc, rb)
+        out_dim = (lhs_ndim - len(lc)) + sum(d < rbd for d in rhs_free)
+        rb, rc = _bump(rb, rbd), _bump(rc, rbd)
+    out = dot_general_p.bind(lhs, rhs, dimension_numbers=((lc, rc), (lb, rb)),
+                             precision=precision, preferred_element_type=preferred_element_type)
+    return out, out_dim
+
+
+dot_general_p = Primitive("dot_general")
+dot_general_p.def_impl(_dot_general_impl)
+dot_general_p.def_abstract_eval(_dot_general_abstract)
+ad.defbilinear(dot_general_p, _dot_general_transpose_lhs, _dot_general_transpose_rhs)
+batching.def_batch(dot_general_p, _dot_general_batch)
+
+
+# --------------------------------------------------------------------------- wrappers
+
+def _index_tuple(dims: Any, what: str) -> tuple[int, ...]:
+    if isinstance(dims, (int, np.integer)):
+        return (int(dims),)
+    try:
+        return tuple(int(d) for d in dims)
+    except TypeError as e:
+        raise TypeError(f"dot_general: {what} must be a sequence of ints, got {dims!r}") from e
+
+
+def _operands(lhs: Any, rhs: Any) -> tuple[Any, Any]:
+    dt = operand_dtype(lhs, rhs)
+    return as_operand(lhs, dt), as_operand(rhs, dt)
+
+
+def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = None,
+                preferred_element_type: Any = None) -> Any:
+    """General contraction (``jax.lax.dot_general``).
+
+    ``dimension_numbers = ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))``.
+    The result's dimensions are the batch dimensions, then the free dimensions of
+    ``lhs``, then those of ``rhs``. ``preferred_element_type`` sets the
+    accumulation and output dtype (e.g. int8 x int8 -> int32).
+    """
+    lhs, rhs = _operands(lhs, rhs)
+    try:
+        (lc, rc), (lb, rb) = dimension_numbers
+    except (TypeError, ValueError) as e:
+        raise TypeError("dot_general: dimension_numbers must be ((lhs_contract, rhs_contract), "
+                        f"(lhs_batch, rhs_batch)), got {dimension_numbers!r}") from e
+    dnums = ((_index_tuple(lc, "lhs_contract"), _index_tuple(rc, "rhs_contract")),
+             (_index_tuple(lb, "lhs_batch"), _index_tuple(rb, "rhs_batch")))
+    preferred = None if preferred_element_type is None else dtypes.canonicalize_dtype(
+        preferred_element_type)
+    return dot_general_p.bind(lhs, rhs, dimension_numbers=dnums,
+                              precision=canonicalize_precision(precision),
+                              preferred_element_type=preferred)
+
+
+def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any = None, *,
+        dimension_numbers: Any = None) -> Any:
+    """Vector/matrix products (``jax.lax.dot``): contracts the last axis of ``lhs`` with the
+    first of ``rhs`` for 1-D and 2-D operands; with ``dimension_numbers`` it is ``dot_general``."""
+    lhs, rhs = _operands(lhs, rhs)
+    if dimension_numbers is None:
+        ls, rs = core.get_aval(lhs).shape, core.get_aval(rhs).shape
+        if not (1 <= len(ls) <= 2 and 1 <= len(rs) <= 2 and ls[-1] == rs[0]):
+            raise ValueError("dot: dimension_numbers must be specified when not performing a simple "
+                            f"un-batched matrix-matrix, matrix-vector or vector-vector product; "
+                            f"got lhs shape {ls} and rhs shape {rs}")
+        dimension_numbers = (((len(ls) - 1,), (0,)), ((), ()))
+    return dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
+
+
+def batch_matmul(lhs: Any, rhs: Any, precision: Any = None) -> Any:
+    """Matrix products batched over all leading dimensions (``jax.lax.batch_matmul``)."""
+    lhs, rhs = _operands(lhs, rhs)
+    ln, rn = core.get_aval(lhs).ndim, core.get_aval(rhs).ndim
+    if min(ln, rn) < 2:
+        raise ValueError(f"batch_matmul: arguments must be at least 2-D, got ranks {ln} and {rn}")
+    if ln != rn:
+        raise ValueError(f"batch_matmul: arguments must have the same rank, got {ln} and {rn}")
+    batch = tuple(range(ln - 2))
+    return dot_general(lhs, rhs, (((ln - 1,), (rn - 2,)), (batch, batch)), precision)
+
+
+__all__ = ['Precision', 'dot_general', 'dot_general_p', 'dot', 'batch_matmul']

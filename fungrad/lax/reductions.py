@@ -1,56 +1,80 @@
-"""Reduction primitives: reduce_sum, reduce_max, reduce_min, reduce_prod,
-reduce_and, reduce_or, argmax, argmin. ``axes`` is a sorted tuple of
-non-negative ints; reduced dimensions are removed."""
+"""Reduction primitives: reduce_sum, reduce_prod, reduce_max, reduce_min,
+reduce_and, reduce_or, reduce_xor, argmax, argmin.
+
+``axes`` is a sorted tuple of non-negative ints; reduced dimensions are removed.
+Sums and products of 16-bit floats accumulate in float32 (as XLA does on CPU)
+and round once at the end. Reductions over empty axes give the identity
+(0, 1, -inf / iinfo.min, +inf / iinfo.max, all-ones bits, 0), as in JAX.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from fungrad._core import core
+import numpy as np
+
+from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import ANY, NUMERIC, as_operand, check_dtypes
+from fungrad.lax._prim import ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes
 
 
 def _axes(x: Any, axes: Sequence[int], name: str) -> tuple[int, ...]:
     ndim = core.get_aval(x).ndim
-    return tuple(sorted({canonicalize_axis(a, ndim, name) for a in axes}))
+    if isinstance(axes, (int, np.integer)):
+        axes = (axes,)
+    return tuple(sorted({canonicalize_axis(int(a), ndim, name) for a in axes}))
 
 
-def _reduce_abstract(name, kinds):
+def _reduced_shape(shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def _reduce_abstract(name, kinds, keep_weak=True):
     def rule(x, *, axes):
         check_dtypes(name, [x], kinds)
-        if any(not 0 <= a < x.ndim for a in axes):
-            raise TypeError(f"{name}: axes {axes} out of range for shape {x.shape}")
-        shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
-        return ShapedArray(shape, x.dtype, x.weak_type)
+        if any(not 0 <= a < x.ndim for a in axes) or len(set(axes)) != len(axes):
+            raise TypeError(f"{name}: axes {axes} invalid for an operand of shape {x.shape}")
+        return ShapedArray(_reduced_shape(x.shape, axes), x.dtype, keep_weak and x.weak_type)
     return rule
 
 
 def _reduce_batch(prim):
-    def rule(axis_size, vals, dims, *, axes):
+    def rule(axis_size, vals, dims, **params):
         d = dims[0]
-        new_axes = tuple(a + (a >= d) for a in axes)
+        new_axes = tuple(a + (a >= d) for a in params.pop("axes"))
         out_dim = d - sum(a < d for a in new_axes)
-        return prim.bind(vals[0], axes=new_axes), out_dim
+        return prim.bind(vals[0], axes=new_axes, **params), out_dim
     return rule
 
 
-def _reducer(name, impl, kinds):
+def _reducer(name, impl, kinds, keep_weak=True):
     prim = Primitive(name)
     prim.def_impl(impl)
-    prim.def_abstract_eval(_reduce_abstract(name, kinds))
+    prim.def_abstract_eval(_reduce_abstract(name, kinds, keep_weak))
+    if not keep_weak:
+        prim.weak_type_rule = lambda weaks, **params: False
     batching.def_batch(prim, _reduce_batch(prim))
     return prim
 
 
+def _accumulate(xp, reduce_fn, x, axes):
+    """``reduce_fn`` over ``axes``, accumulating 16-bit floats in float32."""
+    if x.dtype in (dtypes.bfloat16, dtypes.float16):
+        return reduce_fn(x, axis=axes, dtype=np.float32).astype(x.dtype)
+    return xp.asarray(reduce_fn(x, axis=axes, dtype=x.dtype))
+
+
+def _wrapper(prim, doc):
+    def op(operand: Any, axes: Sequence[int]) -> Any:
+        operand = as_operand(operand)
+        return prim.bind(operand, axes=_axes(operand, axes, prim.name))
+    op.__name__ = prim.name
+    op.__doc__ = doc
+    return op
+
+
 # --------------------------------------------------------------------------- reduce_sum
-
-def reduce_sum(operand: Any, axes: Sequence[int]) -> Any:
-    """Sum over ``axes``."""
-    operand = as_operand(operand)
-    return reduce_sum_p.bind(operand, axes=_axes(operand, axes, "reduce_sum"))
-
 
 def _reduce_sum_transpose(ct, x, *, axes):
     from fungrad.lax.shapes import broadcast_in_dim
@@ -59,43 +83,171 @@ def _reduce_sum_transpose(ct, x, *, axes):
     return [broadcast_in_dim(ct, shape, kept)]
 
 
-reduce_sum_p = _reducer("reduce_sum", lambda xp, x, *, axes: xp.sum(x, axis=axes, dtype=x.dtype),
+reduce_sum_p = _reducer("reduce_sum", lambda xp, x, *, axes: _accumulate(xp, xp.sum, x, axes),
                         NUMERIC)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
+reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
+
+
+# --------------------------------------------------------------------------- reduce_prod
+
+def _reduce_prod_tree(x: Any) -> Any:
+    """Product over axis 0 by halving: each level multiplies the two halves.
+
+    Written with primitives only, so its JVP is exact where some factors are
+    zero (unlike ``prod / x``) and differentiable again.
+    """
+    from fungrad.lax.elementwise import mul
+    from fungrad.lax.shapes import squeeze
+    from fungrad.lax.slicing import pad, slice_in_dim
+    while core.get_aval(x).shape[0] > 1:
+        n = core.get_aval(x).shape[0]
+        half = (n + 1) // 2
+        first, second = slice_in_dim(x, 0, half), slice_in_dim(x, half, n)
+        if n - half != half:
+            config = [(0, 0, 0)] * core.get_aval(x).ndim
+            config[0] = (0, 1, 0)
+            second = pad(second, as_operand(1, core.get_aval(x).dtype), config)
+        x = mul(first, second)
+    return squeeze(x, (0,))
+
+
+def _reduce_prod_jvp(primals, tangents, *, axes):
+    from fungrad.lax.shapes import full, reshape
+    from fungrad.transforms.api import jvp
+    (x,), (t,) = primals, tangents
+    aval = core.get_aval(x)
+    kept = tuple(i for i in range(aval.ndim) if i not in axes)
+    n = int(np.prod([aval.shape[a] for a in axes], dtype=np.int64))
+    if n == 0:
+        out = reduce_prod_p.bind(x, axes=axes)
+        return out, full(core.get_aval(out).shape, 0, aval.dtype)
+    new_shape = (n,) + tuple(aval.shape[i] for i in kept)
+    perm = tuple(axes) + kept
+    flat_x, flat_t = reshape(x, new_shape, perm), reshape(ad.instantiate(t), new_shape, perm)
+    return jvp(_reduce_prod_tree, (flat_x,), (flat_t,))
+
+
+reduce_prod_p = _reducer("reduce_prod", lambda xp, x, *, axes: _accumulate(xp, xp.prod, x, axes),
+                         NUMERIC)
+ad.def_jvp(reduce_prod_p, _reduce_prod_jvp)
+reduce_prod = _wrapper(reduce_prod_p, "Product over ``axes`` (``jax.lax.reduce_prod``).")
 
 
 # --------------------------------------------------------------------------- reduce_max / min
 
-def _reduce_chooser_jvp(prim):
-    def rule(primals, tangents, *, axes):
-        from fungrad.lax.elementwise import convert_to, div, eq, mul
-        from fungrad.lax.shapes import broadcast_in_dim
-        (x,), (t,) = primals, tangents
-        out = prim.bind(x, axes=axes)
-        shape = core.get_aval(x).shape
-        kept = tuple(i for i in range(len(shape)) if i not in axes)
-        location = convert_to(eq(x, broadcast_in_dim(out, shape, kept)), x)
-        counts = reduce_sum(location, axes)
-        return out, div(reduce_sum(mul(t, location), axes), counts)
+def _identity(dtype: np.dtype, largest: bool) -> Any:
+    """The identity of min (``largest``) or max: +-inf, the integer extremes, True/False."""
+    if dtype == np.bool_:
+        return largest
+    if dtypes.is_integer(dtype):
+        info = np.iinfo(dtype)
+        return info.max if largest else info.min
+    return np.inf if largest else -np.inf
+
+
+def _chooser_impl(reduce_name: str, largest_identity: bool):
+    def impl(xp, x, *, axes):
+        if any(x.shape[a] == 0 for a in axes):
+            return xp.full(_reduced_shape(x.shape, axes), _identity(x.dtype, largest_identity),
+                           x.dtype)
+        return xp.asarray(getattr(xp, reduce_name)(x, axis=axes))
+    return impl
+
+
+def _reduce_chooser_jvp(t, out, x, *, axes):
+    """Ties share the tangent evenly (the mean of the tangents at the extremes), as in JAX."""
+    from fungrad.lax.elementwise import convert_to, div, eq, mul
+    from fungrad.lax.shapes import broadcast_in_dim
+    shape = core.get_aval(x).shape
+    kept = tuple(i for i in range(len(shape)) if i not in axes)
+    location = convert_to(eq(x, broadcast_in_dim(out, shape, kept)), t)
+    counts = reduce_sum(location, axes)
+    return div(reduce_sum(mul(t, location), axes), counts)
+
+
+reduce_max_p = _reducer("reduce_max", _chooser_impl("max", False), ANY)
+ad.defjvp2(reduce_max_p, _reduce_chooser_jvp)
+reduce_max = _wrapper(reduce_max_p, "Maximum over ``axes`` (``jax.lax.reduce_max``).")
+
+reduce_min_p = _reducer("reduce_min", _chooser_impl("min", True), ANY)
+ad.defjvp2(reduce_min_p, _reduce_chooser_jvp)
+reduce_min = _wrapper(reduce_min_p, "Minimum over ``axes`` (``jax.lax.reduce_min``).")
+
+
+# --------------------------------------------------------------------------- and / or / xor
+
+def _logical_impl(bool_reduce: str, ufunc: str):
+    """Booleans reduce logically; integers reduce bitwise (as XLA's and/or/xor)."""
+    def impl(xp, x, *, axes):
+        if x.dtype == np.bool_ and bool_reduce != "xor":
+            return xp.asarray(getattr(xp, bool_reduce)(x, axis=axes))
+        if x.dtype == np.bool_:
+            return xp.asarray(xp.sum(x, axis=axes, dtype=np.int32) % 2 == 1)
+        identity = ~x.dtype.type(0) if ufunc == "bitwise_and" else x.dtype.type(0)
+        return xp.asarray(getattr(xp, ufunc).reduce(x, axis=axes, dtype=x.dtype, initial=identity))
+    return impl
+
+
+reduce_and_p = _reducer("reduce_and", _logical_impl("all", "bitwise_and"), INT_OR_BOOL, False)
+reduce_or_p = _reducer("reduce_or", _logical_impl("any", "bitwise_or"), INT_OR_BOOL, False)
+reduce_xor_p = _reducer("reduce_xor", _logical_impl("xor", "bitwise_xor"), INT_OR_BOOL, False)
+for _p in (reduce_and_p, reduce_or_p, reduce_xor_p):
+    ad.def_nondiff(_p)
+reduce_and = _wrapper(reduce_and_p, "Logical (bool) or bitwise (int) AND over ``axes``.")
+reduce_or = _wrapper(reduce_or_p, "Logical (bool) or bitwise (int) OR over ``axes``.")
+reduce_xor = _wrapper(reduce_xor_p, "Logical (bool) or bitwise (int) XOR over ``axes``.")
+
+
+# --------------------------------------------------------------------------- argmax / argmin
+
+def _argminmax_abstract(name):
+    def rule(x, *, axes, index_dtype):
+        check_dtypes(name, [x], ANY)
+        (axis,) = axes
+        if not 0 <= axis < x.ndim:
+            raise ValueError(f"{name}: invalid axis {axis} for operand shape {x.shape}")
+        if x.shape[axis] < 1:
+            raise ValueError(f"{name} requires a non-empty reduced dimension: operand shape "
+                             f"{x.shape}, axis={axis}")
+        if not dtypes.is_integer(index_dtype):
+            raise TypeError(f"{name}: index_dtype must be an integer type, got {index_dtype}")
+        return ShapedArray(_reduced_shape(x.shape, axes), index_dtype, False)
     return rule
 
 
-def reduce_max(operand: Any, axes: Sequence[int]) -> Any:
-    """Maximum over ``axes``."""
-    operand = as_operand(operand)
-    return reduce_max_p.bind(operand, axes=_axes(operand, axes, "reduce_max"))
+def _argminmax(name: str):
+    """First occurrence of the extreme; a NaN counts as the extreme (first NaN wins)."""
+    def impl(xp, x, *, axes, index_dtype):
+        if x.shape[axes[0]] == 0:
+            raise ValueError(f"{name} of an empty dimension")
+        if x.dtype == dtypes.bfloat16:
+            x = x.astype(np.float32)
+        return xp.asarray(getattr(xp, name)(x, axis=axes[0])).astype(index_dtype)
+    prim = Primitive(name)
+    prim.def_impl(impl)
+    prim.def_abstract_eval(_argminmax_abstract(name))
+    prim.weak_type_rule = lambda weaks, **params: False
+    ad.def_nondiff(prim)
+    batching.def_batch(prim, _reduce_batch(prim))
+
+    def op(operand: Any, axis: int, index_dtype: Any) -> Any:
+        operand = as_operand(operand)
+        aval = core.get_aval(operand)
+        axis = canonicalize_axis(int(axis), aval.ndim, name)
+        return prim.bind(operand, axes=(axis,), index_dtype=dtypes.canonicalize_dtype(index_dtype))
+    op.__name__ = name
+    op.__doc__ = (f"Index of the {'largest' if name == 'argmax' else 'smallest'} element along "
+                  f"``axis`` (``jax.lax.{name}``): the first one on ties; NaN counts as the "
+                  "extreme, so the first NaN wins.")
+    return prim, op
 
 
-def reduce_min(operand: Any, axes: Sequence[int]) -> Any:
-    """Minimum over ``axes``."""
-    operand = as_operand(operand)
-    return reduce_min_p.bind(operand, axes=_axes(operand, axes, "reduce_min"))
+argmax_p, argmax = _argminmax("argmax")
+argmin_p, argmin = _argminmax("argmin")
 
 
-reduce_max_p = _reducer("reduce_max", lambda xp, x, *, axes: xp.max(x, axis=axes), ANY)
-ad.def_jvp(reduce_max_p, _reduce_chooser_jvp(reduce_max_p))
-reduce_min_p = _reducer("reduce_min", lambda xp, x, *, axes: xp.min(x, axis=axes), ANY)
-ad.def_jvp(reduce_min_p, _reduce_chooser_jvp(reduce_min_p))
-
-
-__all__ = ['reduce_sum', 'reduce_sum_p', 'reduce_max', 'reduce_max_p', 'reduce_min', 'reduce_min_p']
+__all__ = ['reduce_sum', 'reduce_sum_p', 'reduce_prod', 'reduce_prod_p', 'reduce_max',
+           'reduce_max_p', 'reduce_min', 'reduce_min_p', 'reduce_and', 'reduce_and_p',
+           'reduce_or', 'reduce_or_p', 'reduce_xor', 'reduce_xor_p', 'argmax', 'argmax_p',
+           'argmin', 'argmin_p']
