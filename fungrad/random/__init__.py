@@ -1,0 +1,25 @@
+"""``fungrad.random``: explicit-key pseudo-random numbers, bit-exact with ``jax.random``.
+
+There is no global state: every function takes a key, and the same key gives
+the same numbers. Make a key with ``key(seed)`` (typed) or ``PRNGKey(seed)``
+(raw ``uint32[2]``), derive new keys with ``split`` or ``fold_in``, and never
+reuse a key for two draws::
+
+    key = fungrad.random.key(0)
+    key, sub = fungrad.random.split(key)
+    x = fungrad.random.normal(sub, (3, 4))
+
+The generator is Threefry-2x32 (``threefry2x32_p``, the one primitive here) in
+JAX's default, partitionable counter scheme, so keys and draws equal JAX's.
+"""
+from fungrad.random._keys import (PRNGKeyArray, PRNGKey, fold_in, key, key_data, key_impl, split,
+                                  wrap_key_data)
+from fungrad.random._samplers import (bernoulli, bits, categorical, choice, exponential, gumbel,
+                                      laplace, normal, permutation, randint, truncated_normal,
+                                      uniform)
+from fungrad.random._threefry import threefry2x32, threefry2x32_p
+
+__all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "wrap_key_data", "split",
+           "fold_in", "bits", "uniform", "normal", "truncated_normal", "bernoulli", "randint",
+           "categorical", "gumbel", "permutation", "choice", "exponential", "laplace",
+           "threefry2x32", "threefry2x32_p"]
