@@ -12,7 +12,8 @@ invalidated, so a tracer that escaped is reported the moment it is used.
 Rule signatures (all keyword-only params, hashable):
   impl            (xp, *arrays, **params)          -> result(s)   [backend module xp]
   abstract_eval   (*avals, **params)               -> aval(s)
-  weak_type_rule  (weak_flags, **params)           -> bool        [eager weak typing]
+  weak_type_rule  (weak_flags, **params)           -> bool        [eager weak typing;
+                                                      a list, one per result, is allowed]
   jvp             (primals, tangents, **params)    -> (primal_out, tangent_out)
   transpose       (ct, *args, **params)            -> list of cts (None for non-linear args)
   batch           (axis_size, vals, dims, **params)-> (out, out_dim)

@@ -63,6 +63,8 @@ class EvalTrace(core.Trace):
         weak = all_weak if rule is core.all_weak else rule(
             [getattr(a, "weak_type", isinstance(a, (int, float, complex))) for a in args], **params)
         if prim.multiple_results:
+            if isinstance(weak, (list, tuple)):  # one flag per result (control flow)
+                return [Array(o, w) for o, w in zip(out, weak)]
             return [Array(o, weak) for o in out]
         return Array(out, weak)
 
