@@ -1,2 +1,388 @@
-"""(in progress)"""
-__all__: list[str] = []
+"""Slicing primitives: slice, dynamic_slice, dynamic_update_slice and the
+``*_in_dim`` conveniences; this module also exports the gather/scatter family
+from ``gather_scatter`` (so ``lax.gather`` etc. come with ``lax.slice``).
+
+As in XLA, ``dynamic_slice`` and ``dynamic_update_slice`` clamp their start
+indices so the whole window fits; negative start indices first count from the
+end (``allow_negative_indices``). Their batching rules turn traced per-example
+starts into a gather/scatter with a batching dimension.
+"""
+from __future__ import annotations
+
+import builtins
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad._core import core, dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.util import canonicalize_axis
+from fungrad.interpreters import ad, batching
+from fungrad.lax._prim import as_operand, hashable_shape, kind, operand_dtype
+from fungrad.lax.elementwise import add, lt, select
+from fungrad.lax.gather_scatter import *  # noqa: F401,F403  (re-exported, see __all__)
+from fungrad.lax.gather_scatter import (GatherDimensionNumbers, GatherScatterMode,
+                                        ScatterDimensionNumbers, _gather_batch, scatter_p)
+from fungrad.lax.gather_scatter import __all__ as _gather_scatter_all
+from fungrad.lax.shapes import broadcast_in_dim, concatenate, full, pad, reshape, squeeze
+
+
+def _index_dtype_error(name: str, avals: Sequence[ShapedArray]) -> None:
+    if any(kind(a.dtype) not in "iu" for a in avals) or len({a.dtype for a in avals}) > 1:
+        raise TypeError(f"{name}: index arguments must be integers of the same type, got "
+                        f"{', '.join(a.dtype.name for a in avals)}")
+
+
+# --------------------------------------------------------------------------- slice
+
+def slice(operand: Any, start_indices: Sequence[int], limit_indices: Sequence[int],  # noqa: A001
+          strides: Sequence[int] | None = None) -> Any:
+    """``operand[start:limit:stride]`` in every dimension, with static bounds (``lax.slice``)."""
+    operand = as_operand(operand)
+    start = hashable_shape(start_indices, "slice")
+    limit = hashable_shape(limit_indices, "slice")
+    strides = None if strides is None or all(s == 1 for s in strides) \
+        else hashable_shape(strides, "slice")
+    aval = core.get_aval(operand)
+    _slice_abstract(aval, start_indices=start, limit_indices=limit, strides=strides)
+    if start == (0,) * aval.ndim and limit == aval.shape and strides is None:
+        return operand
+    return slice_p.bind(operand, start_indices=start, limit_indices=limit, strides=strides)
+
+
+def _slice_abstract(x, *, start_indices, limit_indices, strides):
+    strides = strides or (1,) * x.ndim
+    if not len(start_indices) == len(limit_indices) == len(strides) == x.ndim:
+        raise TypeError(f"slice: start_indices {start_indices}, limit_indices {limit_indices} "
+                        f"and strides {strides} need one entry per dimension of shape {x.shape}")
+    if any(not 0 <= s <= l <= n for s, l, n in zip(start_indices, limit_indices, x.shape)):
+        raise TypeError(f"slice: need 0 <= start <= limit <= size per dimension, got "
+                        f"start_indices {start_indices}, limit_indices {limit_indices} for "
+                        f"shape {x.shape}")
+    if any(s <= 0 for s in strides):
+        raise TypeError(f"slice: strides must be positive, got {strides}")
+    shape = tuple(-(-(l - s) // st) for s, l, st in zip(start_indices, limit_indices, strides))
+    return ShapedArray(shape, x.dtype, x.weak_type)
+
+
+def _slice_impl(xp, x, *, start_indices, limit_indices, strides):
+    strides = strides or (1,) * x.ndim
+    return x[tuple(builtins.slice(*a) for a in zip(start_indices, limit_indices, strides))]
+
+
+def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
+    strides = strides or (1,) * x.aval.ndim
+    out_shape = core.get_aval(ct).shape
+    real_limits = [s + (0 if n == 0 else 1 + (n - 1) * st)
+                   for s, n, st in zip(start_indices, out_shape, strides)]
+    config = tuple((s, d - l, st - 1)
+                   for s, l, d, st in zip(start_indices, real_limits, x.aval.shape, strides))
+    return [pad(ct, full((), 0, core.get_aval(ct).dtype), config)]
+
+
+def _slice_batch(axis_size, vals, dims, *, start_indices, limit_indices, strides):
+    d = dims[0]
+    ins = lambda t, v: t[:d] + (v,) + t[d:]
+    return slice_p.bind(vals[0], start_indices=ins(start_indices, 0),
+                        limit_indices=ins(limit_indices, axis_size),
+                        strides=None if strides is None else ins(strides, 1)), d
+
+
+slice_p = Primitive("slice")
+slice_p.def_impl(_slice_impl)
+slice_p.def_abstract_eval(_slice_abstract)
+ad.deflinear(slice_p, _slice_transpose)
+batching.def_batch(slice_p, _slice_batch)
+
+
+# --------------------------------------------------------------------------- dynamic_slice
+
+def _dynamic_slice_indices(name: str, aval: ShapedArray, start_indices: Any,
+                           allow_negative_indices: bool | Sequence[bool]) -> list:
+    """Start indices as a list of integer scalars; negative ones count from the end.
+
+    Python ints take the dtype of the first array index (int32 when there is none).
+    """
+    if isinstance(start_indices, (core.Tracer, Array, np.ndarray)):
+        shape = core.get_aval(as_operand(start_indices)).shape
+        if len(shape) != 1:
+            raise ValueError(f"{name}: start_indices must be a 1-D sequence, got shape {shape}")
+        start_indices = list(start_indices) if isinstance(start_indices, np.ndarray) else \
+            [squeeze(slice(start_indices, (i,), (i + 1,)), (0,)) for i in range(shape[0])]
+    start_indices = list(start_indices)
+    if len(start_indices) != aval.ndim:
+        raise ValueError(f"{name}: got {len(start_indices)} start indices for an operand of "
+                         f"shape {aval.shape}; need one per dimension")
+    allow = [allow_negative_indices] * aval.ndim if isinstance(allow_negative_indices, bool) \
+        else list(allow_negative_indices)
+    static = (int, np.integer)
+    dt = operand_dtype(*[i for i in start_indices if not isinstance(i, static)]) \
+        if any(not isinstance(i, static) for i in start_indices) else np.dtype(np.int32)
+    dt = dtypes.canonicalize_dtype(dt)
+    out = []
+    for i, n, neg in zip(start_indices, aval.shape, allow):
+        if isinstance(i, static):
+            i = int(i)
+            out.append(Array(np.asarray(i + n if neg and i < 0 else i, dt)))
+            continue
+        i = as_operand(i)
+        i_dt = core.get_aval(i).dtype
+        if kind(i_dt) not in "iu":
+            raise TypeError(f"{name}: start indices must be integers, got {i_dt.name}")
+        if neg and i_dt.kind == "i":
+            i = select(lt(i, 0), add(i, n), i)
+        out.append(i)
+    return out
+
+
+def dynamic_slice(operand: Any, start_indices: Any, slice_sizes: Sequence[int], *,
+                  allow_negative_indices: bool | Sequence[bool] = True) -> Any:
+    """A ``slice_sizes`` window starting at traced ``start_indices`` (``lax.dynamic_slice``).
+
+    Starts are clamped so the window lies inside ``operand``, as XLA does.
+    """
+    operand = as_operand(operand)
+    aval = core.get_aval(operand)
+    starts = _dynamic_slice_indices("dynamic_slice", aval, start_indices, allow_negative_indices)
+    sizes = hashable_shape(slice_sizes, "dynamic_slice")
+    _dynamic_slice_abstract(aval, *[core.get_aval(s) for s in starts], slice_sizes=sizes)
+    return dynamic_slice_p.bind(operand, *starts, slice_sizes=sizes)
+
+
+def _clamped_window(shape, sizes, starts) -> tuple:
+    """Basic-slicing index of the window, its starts clamped into range."""
+    out = []
+    for n, k, s in zip(shape, sizes, starts):
+        s = builtins.min(builtins.max(int(s), 0), n - k)
+        out.append(builtins.slice(s, s + k))
+    return tuple(out)
+
+
+def _dynamic_slice_abstract(x, *starts, slice_sizes):
+    if len(starts) != x.ndim or len(slice_sizes) != x.ndim:
+        raise TypeError(f"dynamic_slice: need one start index and one slice size per dimension "
+                        f"of {x.str_short()}, got {len(starts)} and {slice_sizes}")
+    if any(s.ndim != 0 for s in starts):
+        raise TypeError("dynamic_slice: start indices must be scalars, got "
+                        f"{', '.join(s.str_short() for s in starts)}")
+    _index_dtype_error("dynamic_slice", starts)
+    if any(not 0 <= k <= n for k, n in zip(slice_sizes, x.shape)):
+        raise TypeError(f"dynamic_slice: slice_sizes {slice_sizes} must lie in [0, size] for "
+                        f"an operand of shape {x.shape}")
+    return ShapedArray(slice_sizes, x.dtype, x.weak_type)
+
+
+def _dynamic_slice_jvp(primals, tangents, *, slice_sizes):
+    out = dynamic_slice_p.bind(*primals, slice_sizes=slice_sizes)
+    t = tangents[0]
+    if type(t) is ad.Zero:
+        return out, ad.Zero.from_primal(out)
+    return out, dynamic_slice_p.bind(t, *primals[1:], slice_sizes=slice_sizes)
+
+
+def _dynamic_slice_transpose(ct, x, *starts, slice_sizes):
+    zeros = full(x.aval.shape, 0, core.get_aval(ct).dtype)
+    return [dynamic_update_slice_p.bind(zeros, ct, *starts)] + [None] * len(starts)
+
+
+def _batched_index_vector(axis_size, starts, dims):
+    """Scalar start indices -> one ``(axis_size, n)`` index array (batch dimension first)."""
+    return concatenate([broadcast_in_dim(s, (axis_size, 1), () if d is None else (0,))
+                        for s, d in zip(starts, dims)], 1)
+
+
+def _dynamic_slice_batch(axis_size, vals, dims, *, slice_sizes):
+    (x, *starts), (x_dim, *start_dims) = vals, dims
+    if all(d is None for d in start_dims):  # only the operand is batched: take all of its bdim
+        zero = full((), 0, core.get_aval(starts[0]).dtype if starts else np.int32)
+        starts.insert(x_dim, zero)
+        sizes = slice_sizes[:x_dim] + (axis_size,) + slice_sizes[x_dim:]
+        return dynamic_slice_p.bind(x, *starts, slice_sizes=sizes), x_dim
+    nd = len(slice_sizes)
+    dnums = GatherDimensionNumbers(offset_dims=tuple(range(nd)), collapsed_slice_dims=(),
+                                   start_index_map=tuple(range(nd)))
+    index = _batched_index_vector(axis_size, starts, start_dims)
+    return _gather_batch(axis_size, [x, index], [x_dim, 0], dimension_numbers=dnums,
+                         slice_sizes=slice_sizes, unique_indices=True, indices_are_sorted=True,
+                         mode=GatherScatterMode.CLIP, fill_value=None)
+
+
+dynamic_slice_p = Primitive("dynamic_slice")
+dynamic_slice_p.def_impl(lambda xp, x, *starts, slice_sizes:
+                         x[_clamped_window(x.shape, slice_sizes, starts)])
+dynamic_slice_p.def_abstract_eval(_dynamic_slice_abstract)
+dynamic_slice_p.weak_type_rule = lambda weaks, **params: weaks[0]
+ad.def_jvp(dynamic_slice_p, _dynamic_slice_jvp)
+ad.def_transpose(dynamic_slice_p, _dynamic_slice_transpose)
+batching.def_batch(dynamic_slice_p, _dynamic_slice_batch)
+
+
+# --------------------------------------------------------------------------- dynamic_update_slice
+
+def dynamic_update_slice(operand: Any, update: Any, start_indices: Any, *,
+                         allow_negative_indices: bool | Sequence[bool] = True) -> Any:
+    """``operand`` with the window at traced ``start_indices`` replaced by ``update``.
+
+    Starts are clamped so ``update`` fits inside ``operand`` (``lax.dynamic_update_slice``).
+    """
+    operand = as_operand(operand)
+    update = as_operand(update, core.get_aval(operand).dtype)
+    aval = core.get_aval(operand)
+    starts = _dynamic_slice_indices("dynamic_update_slice", aval, start_indices,
+                                    allow_negative_indices)
+    _dynamic_update_slice_abstract(aval, core.get_aval(update), *[core.get_aval(s) for s in starts])
+    return dynamic_update_slice_p.bind(operand, update, *starts)
+
+
+def _dynamic_update_slice_impl(xp, x, update, *starts):
+    # One copy of the operand. A compiler may instead write in place into a donated
+    # or dead operand buffer (when it is not a view of a live array).
+    out = x.copy()
+    out[_clamped_window(x.shape, update.shape, starts)] = update
+    return out
+
+
+def _dynamic_update_slice_abstract(x, update, *starts):
+    if update.ndim != x.ndim or len(starts) != x.ndim:
+        raise TypeError(f"dynamic_update_slice: update {update.str_short()} and "
+                        f"{len(starts)} start indices must match the rank of operand "
+                        f"{x.str_short()}")
+    if any(u > n for u, n in zip(update.shape, x.shape)):
+        raise TypeError(f"dynamic_update_slice: update shape {update.shape} must not exceed "
+                        f"operand shape {x.shape}")
+    if x.dtype != update.dtype:
+        raise TypeError(f"dynamic_update_slice: operand and update must have the same dtype, "
+                        f"got {x.dtype.name} and {update.dtype.name}")
+    if any(s.ndim != 0 for s in starts):
+        raise TypeError("dynamic_update_slice: start indices must be scalars")
+    _index_dtype_error("dynamic_update_slice", starts)
+    return ShapedArray(x.shape, x.dtype, x.weak_type and update.weak_type
+                       and all(s.weak_type for s in starts))
+
+
+def _dynamic_update_slice_jvp(primals, tangents):
+    operand, update, *starts = primals
+    out = dynamic_update_slice_p.bind(operand, update, *starts)
+    t_op, t_up = tangents[:2]
+    if type(t_op) is ad.Zero and type(t_up) is ad.Zero:
+        return out, ad.Zero.from_primal(out)
+    return out, dynamic_update_slice_p.bind(ad.instantiate(t_op), ad.instantiate(t_up), *starts)
+
+
+def _dynamic_update_slice_transpose(ct, operand, update, *starts):
+    up_aval = update.aval if ad.is_undefined(update) else core.get_aval(update)
+    ct_aval = core.get_aval(ct)
+    ct_op = dynamic_update_slice_p.bind(ct, full(up_aval.shape, 0, ct_aval.dtype), *starts) \
+        if ad.is_undefined(operand) else None
+    ct_up = dynamic_slice_p.bind(ct, *starts, slice_sizes=up_aval.shape) \
+        if ad.is_undefined(update) else None
+    return [ct_op, ct_up] + [None] * len(starts)
+
+
+def _dynamic_update_slice_batch(axis_size, vals, dims):
+    (x, update, *starts), (x_dim, u_dim, *start_dims) = vals, dims
+    x = batching.bdim_at_front(x, x_dim, axis_size)
+    update = batching.bdim_at_front(update, u_dim, axis_size)
+    if all(d is None for d in start_dims):
+        zero = full((), 0, core.get_aval(starts[0]).dtype if starts else np.int32)
+        return dynamic_update_slice_p.bind(x, update, zero, *starts), 0
+    nd = len(starts)
+    window = tuple(range(1, nd + 1))
+    dnums = ScatterDimensionNumbers(update_window_dims=window, inserted_window_dims=(),
+                                    scatter_dims_to_operand_dims=window,
+                                    operand_batching_dims=(0,), scatter_indices_batching_dims=(0,))
+    index = _batched_index_vector(axis_size, starts, start_dims)
+    return scatter_p.bind(x, index, update, dimension_numbers=dnums, indices_are_sorted=True,
+                          unique_indices=True, mode=GatherScatterMode.CLIP), 0
+
+
+dynamic_update_slice_p = Primitive("dynamic_update_slice")
+dynamic_update_slice_p.def_impl(_dynamic_update_slice_impl)
+dynamic_update_slice_p.def_abstract_eval(_dynamic_update_slice_abstract)
+ad.def_jvp(dynamic_update_slice_p, _dynamic_update_slice_jvp)
+ad.def_transpose(dynamic_update_slice_p, _dynamic_update_slice_transpose)
+batching.def_batch(dynamic_update_slice_p, _dynamic_update_slice_batch)
+
+
+# --------------------------------------------------------------------------- *_in_dim conveniences
+
+def slice_in_dim(operand: Any, start_index: int | None, limit_index: int | None,
+                 stride: int = 1, axis: int = 0) -> Any:
+    """``operand[..., start:limit:stride]`` along ``axis`` (static; negative counts from the end)."""
+    shape = core.get_aval(operand).shape
+    axis = canonicalize_axis(int(axis), len(shape), "slice_in_dim")
+    n = shape[axis]
+    start = 0 if start_index is None else int(start_index)
+    limit = n if limit_index is None else int(limit_index)
+    start, limit = start + n if start < 0 else start, limit + n if limit < 0 else limit
+    starts, limits, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    starts[axis], limits[axis], strides[axis] = start, limit, int(stride)
+    return slice(operand, starts, limits, strides)
+
+
+def index_in_dim(operand: Any, index: int, axis: int = 0, keepdims: bool = True) -> Any:
+    """``operand[..., index]`` along ``axis`` for a static ``index`` (``lax.index_in_dim``)."""
+    shape = core.get_aval(operand).shape
+    axis = canonicalize_axis(int(axis), len(shape), "index_in_dim")
+    index, n = int(index), shape[axis]
+    wrapped = index + n if index < 0 else index
+    if not 0 <= wrapped < n:
+        raise IndexError(f"index_in_dim: index {index} is out of bounds for axis {axis} with "
+                         f"size {n}")
+    out = slice_in_dim(operand, wrapped, wrapped + 1, 1, axis)
+    return out if keepdims else squeeze(out, (axis,))
+
+
+def _in_dim_starts(ndim: int, start_index: Any, axis: int, allow_negative: bool):
+    starts, allow = [0] * ndim, [False] * ndim
+    starts[axis], allow[axis] = start_index, allow_negative
+    return starts, allow
+
+
+def dynamic_slice_in_dim(operand: Any, start_index: Any, slice_size: int, axis: int = 0, *,
+                         allow_negative_indices: bool = True) -> Any:
+    """A ``slice_size`` window at a traced ``start_index`` along ``axis`` (clamped)."""
+    shape = core.get_aval(operand).shape
+    axis = canonicalize_axis(int(axis), len(shape), "dynamic_slice_in_dim")
+    starts, allow = _in_dim_starts(len(shape), start_index, axis, allow_negative_indices)
+    sizes = list(shape)
+    sizes[axis] = int(slice_size)
+    return dynamic_slice(operand, starts, sizes, allow_negative_indices=allow)
+
+
+def dynamic_index_in_dim(operand: Any, index: Any, axis: int = 0, keepdims: bool = True, *,
+                         allow_negative_indices: bool = True) -> Any:
+    """``operand[..., index]`` along ``axis`` for a traced ``index`` (clamped)."""
+    out = dynamic_slice_in_dim(operand, index, 1, axis,
+                               allow_negative_indices=allow_negative_indices)
+    axis = canonicalize_axis(int(axis), core.get_aval(out).ndim, "dynamic_index_in_dim")
+    return out if keepdims else squeeze(out, (axis,))
+
+
+def dynamic_update_slice_in_dim(operand: Any, update: Any, start_index: Any, axis: int, *,
+                                allow_negative_indices: bool = True) -> Any:
+    """Write ``update`` at a traced ``start_index`` along ``axis`` (other dims start at 0)."""
+    ndim = core.get_aval(operand).ndim
+    axis = canonicalize_axis(int(axis), ndim, "dynamic_update_slice_in_dim")
+    starts, allow = _in_dim_starts(ndim, start_index, axis, allow_negative_indices)
+    return dynamic_update_slice(operand, update, starts, allow_negative_indices=allow)
+
+
+def dynamic_update_index_in_dim(operand: Any, update: Any, index: Any, axis: int, *,
+                                allow_negative_indices: bool = True) -> Any:
+    """Write ``update`` (with or without ``axis``) as entry ``index`` along ``axis``."""
+    ndim = core.get_aval(operand).ndim
+    axis = canonicalize_axis(int(axis), ndim, "dynamic_update_index_in_dim")
+    update = as_operand(update, core.get_aval(as_operand(operand)).dtype)
+    u_shape = core.get_aval(update).shape
+    if len(u_shape) + 1 == ndim:
+        update = reshape(update, u_shape[:axis] + (1,) + u_shape[axis:])
+    return dynamic_update_slice_in_dim(operand, update, index, axis,
+                                       allow_negative_indices=allow_negative_indices)
+
+
+__all__ = ['slice', 'slice_p', 'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
+           'dynamic_update_slice_p', 'slice_in_dim', 'index_in_dim', 'dynamic_slice_in_dim',
+           'dynamic_index_in_dim', 'dynamic_update_slice_in_dim',
+           'dynamic_update_index_in_dim'] + _gather_scatter_all

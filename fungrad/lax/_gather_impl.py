@@ -1,0 +1,182 @@
+"""The array-module (NumPy/CuPy) implementation of XLA gather and scatter windows,
+and the dimension-number checks their shape rules share.
+
+A gather output or a scatter ``updates`` array (the *value*, V) has *window*
+dimensions (``offset_dims`` / ``update_window_dims``) and *batch* dimensions,
+which follow the dimensions of ``indices`` except its last (the index vector).
+Each value element sits in operand position ``start + offset``: ``start`` comes
+from the index vector (``start_index_map``), from a paired batch coordinate
+(``operand_batching_dims``) or is 0; ``offset`` is the element's window
+coordinate. ``window_plan`` turns that into one NumPy index: a plain ``:`` for
+operand dimensions the window covers whole and that no index moves (so an
+embedding lookup is ``table[ids, :]``), and broadcasting integer arrays for the
+rest. Nothing loops in Python over indices or batch members.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- dimension checks
+
+def check_dims(name: str, what: str, dims: Sequence[int], bound: int) -> None:
+    """``dims`` sorted, without repeats, inside ``[0, bound)``."""
+    if list(dims) != sorted(set(dims)) or any(not 0 <= d < bound for d in dims):
+        raise TypeError(f"{name}: {what} {tuple(dims)} must be sorted, unique and in [0, {bound})")
+
+
+def check_index_dims(name: str, operand: Any, indices: Any, index_map: Sequence[int],
+                     collapsed: Sequence[int], operand_batching: Sequence[int],
+                     indices_batching: Sequence[int], map_name: str, collapsed_name: str,
+                     batching_name: str) -> None:
+    """The index-vector map and batching-dimension pairs of a gather or scatter."""
+    if len(index_map) != indices.shape[-1]:
+        raise TypeError(f"{name}: {map_name} {tuple(index_map)} needs one entry per element of "
+                        f"the index vector (last dimension of indices {indices.shape})")
+    if len(set(index_map)) != len(index_map) or any(not 0 <= d < operand.ndim for d in index_map):
+        raise TypeError(f"{name}: {map_name} {tuple(index_map)} must be unique operand dimensions "
+                        f"of an operand of rank {operand.ndim}")
+    check_dims(name, "operand_batching_dims", operand_batching, operand.ndim)
+    if set(operand_batching) & (set(collapsed) | set(index_map)):
+        raise TypeError(f"{name}: operand_batching_dims {tuple(operand_batching)} must be disjoint "
+                        f"from {collapsed_name} {tuple(collapsed)} and {map_name} {tuple(index_map)}")
+    if len(set(indices_batching)) != len(indices_batching) or \
+            any(not 0 <= d < indices.ndim - 1 for d in indices_batching):
+        raise TypeError(f"{name}: {batching_name} {tuple(indices_batching)} must be unique "
+                        f"dimensions of indices {indices.shape}, not the index vector")
+    o_sizes = tuple(operand.shape[d] for d in operand_batching)
+    i_sizes = tuple(indices.shape[d] for d in indices_batching)
+    if o_sizes != i_sizes:
+        raise TypeError(f"{name}: operand_batching_dims {tuple(operand_batching)} and "
+                        f"{batching_name} {tuple(indices_batching)} must pair dimensions of equal "
+                        f"size, got {o_sizes} and {i_sizes}")
+
+
+def windowed_dims(rank: int, collapsed: Sequence[int], operand_batching: Sequence[int]) -> list:
+    """Operand dimensions that have a window dimension in the value, in order."""
+    return [d for d in range(rank) if d not in collapsed and d not in operand_batching]
+
+
+def gather_shape(indices_shape: Sequence[int], offset_dims: Sequence[int],
+                 collapsed: Sequence[int], operand_batching: Sequence[int],
+                 slice_sizes: Sequence[int]) -> tuple[int, ...]:
+    """Output shape of a gather: window sizes at ``offset_dims``, index batch dims elsewhere."""
+    windows = iter(slice_sizes[d] for d in windowed_dims(len(slice_sizes), collapsed,
+                                                          operand_batching))
+    batch = iter(indices_shape[:-1])
+    return tuple(next(windows) if i in offset_dims else next(batch)
+                 for i in range(len(offset_dims) + len(indices_shape) - 1))
+
+
+# --------------------------------------------------------------------------- the index plan
+
+class WindowPlan(NamedTuple):
+    index: tuple          # a NumPy index into the (at least 1-d) operand
+    a_dims: list          # value dims produced by the integer arrays, in order
+    f_dims: list          # value dims produced by ``:`` slices, in operand order
+    a_at: int             # where NumPy puts the integer-array dims among the slice dims
+    a_shape: tuple        # shape the integer arrays broadcast to
+    in_bounds: Any        # bool array over a_dims (broadcastable), or None when clipping
+    scalar: bool          # the operand was 0-d and is indexed as shape (1,)
+
+
+def _place(arr: Any, positions: Sequence[int], rank: int) -> Any:
+    """Reshape ``arr`` so its dims land at increasing ``positions`` of a rank-``rank`` array."""
+    shape = [1] * rank
+    for p, n in zip(positions, arr.shape):
+        shape[p] = n
+    return arr.reshape(shape)
+
+
+def window_plan(xp: Any, operand_shape: Sequence[int], indices: Any, value_shape: Sequence[int],
+                window_vdims: Sequence[int], collapsed: Sequence[int], index_map: Sequence[int],
+                operand_batching: Sequence[int], indices_batching: Sequence[int],
+                clip: bool) -> WindowPlan:
+    """How to read (gather) or write (scatter) the value's windows in the operand.
+
+    Start indices are clamped into ``[0, size - window]``; with ``clip=False`` the plan
+    also says which windows were in bounds (to fill or drop the others).
+    """
+    scalar = len(operand_shape) == 0
+    if scalar:
+        operand_shape, collapsed = (1,), (0,)
+    rank = len(operand_shape)
+    batch_vdims = [m for m in range(len(value_shape)) if m not in window_vdims]
+    window_of = dict(zip(windowed_dims(rank, collapsed, operand_batching), window_vdims))
+    wsize = [value_shape[window_of[d]] if d in window_of else 1 for d in range(rank)]
+    starts, in_bounds = {}, None
+    idx = indices.astype(np.int64)
+    for k, d in enumerate(index_map):
+        s, hi = idx[..., k], operand_shape[d] - wsize[d]
+        if not clip:
+            ok = (s >= 0) & (s <= hi)
+            in_bounds = ok if in_bounds is None else in_bounds & ok
+        starts[d] = xp.clip(s, 0, hi)
+    full = [d for d in window_of if d not in starts and wsize[d] == operand_shape[d]]
+    if len(full) == rank and len(full) < len(value_shape):
+        full = full[1:]  # batch dims need at least one integer array to broadcast along
+    a_dims = [m for m in range(len(value_shape)) if m not in {window_of[d] for d in full}]
+    a_pos = {m: i for i, m in enumerate(a_dims)}
+    na = len(a_dims)
+    batch_pos = [a_pos[m] for m in batch_vdims]
+    a_shape = tuple(value_shape[m] for m in a_dims)
+    index = []
+    for d in range(rank):
+        if d in full:
+            index.append(slice(None))
+            continue
+        ix = xp.zeros((), np.int64)
+        if d in starts:
+            ix = _place(starts[d], batch_pos, na)
+        if d in operand_batching:
+            m = batch_vdims[indices_batching[list(operand_batching).index(d)]]
+            ix = _place(xp.arange(operand_shape[d]), [a_pos[m]], na)
+        if d in window_of:
+            ix = ix + _place(xp.arange(wsize[d]), [a_pos[window_of[d]]], na)
+        index.append(xp.broadcast_to(ix, a_shape))
+    advanced = [d for d in range(rank) if d not in full]
+    contiguous = advanced == list(range(advanced[0], advanced[-1] + 1)) if advanced else True
+    a_at = sum(d < advanced[0] for d in full) if advanced and contiguous else 0
+    if in_bounds is not None:
+        in_bounds = _place(in_bounds, batch_pos, na)
+    return WindowPlan(tuple(index), a_dims, [window_of[d] for d in full], a_at, a_shape,
+                      in_bounds, scalar)
+
+
+def _block_to(n_block: int, at: int, n_rest: int) -> list:
+    """Axes permutation moving a leading block of ``n_block`` axes to position ``at``."""
+    rest = list(range(n_block, n_block + n_rest))
+    return rest[:at] + list(range(n_block)) + rest[at:]
+
+
+def gather(xp: Any, operand: Any, plan: WindowPlan, fill_value: Any) -> Any:
+    """The gather output: read the windows, order the dims, fill out-of-bounds windows."""
+    if plan.scalar:
+        operand = operand.reshape(1)
+    res = operand[plan.index]
+    na = len(plan.a_dims)
+    srcs = _block_to(na, plan.a_at, len(plan.f_dims))  # result axis -> [a_dims + f_dims] slot
+    layout = [(plan.a_dims + plan.f_dims)[src] for src in srcs]
+    out = res.transpose([layout.index(m) for m in range(len(layout))])
+    if plan.in_bounds is None:
+        return out
+    mask = _place(plan.in_bounds, plan.a_dims, out.ndim)
+    return xp.where(mask, out, xp.asarray(fill_value).astype(out.dtype))
+
+
+def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan,
+            combine: Callable[[Any, Any, tuple, Any], None]) -> Any:
+    """A copy of ``operand`` with ``combine(xp, out, index, values)`` applied at the windows."""
+    out = operand.reshape(1).copy() if plan.scalar else operand.copy()
+    values = updates.transpose(plan.a_dims + plan.f_dims)
+    index, n_block = plan.index, len(plan.a_dims)
+    if plan.in_bounds is not None and not bool(plan.in_bounds.all()):
+        keep = xp.broadcast_to(plan.in_bounds, plan.a_shape)
+        index = tuple(ix if isinstance(ix, slice) else ix[keep] for ix in index)
+        values = values.reshape((-1,) + values.shape[n_block:])[keep.reshape(-1)]
+        n_block = 1
+    values = values.transpose(_block_to(n_block, plan.a_at, len(plan.f_dims)))
+    combine(xp, out, index, values)
+    return out.reshape(operand.shape)
