@@ -77,6 +77,8 @@ def _hash_block(xp, k1, k2, x1, x2, y1, y2) -> None:
 
 
 def _threefry2x32_impl(xp, k1, k2, x1, x2):
+    if any(a.dtype != _U32 for a in (k1, k2, x1, x2)):
+        raise TypeError("threefry2x32 requires uint32 operands")  # the shape rule says more
     shape = np.broadcast_shapes(k1.shape, k2.shape, x1.shape, x2.shape)
     size = prod(shape)
 

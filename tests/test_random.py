@@ -1,0 +1,446 @@
+"""fungrad.random against jax.random: bit-exact keys and draws, transformations, errors, statistics."""
+import math
+
+import jax
+import jax.numpy as jnp_ref
+import ml_dtypes
+import numpy as np
+import pytest
+
+import fungrad
+import fungrad.numpy as fnp
+import fungrad.random as fr
+from fungrad import lax, tree
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+SEEDS = [0, 1, 42, -1, -5, 2 ** 31, 2 ** 32 + 3, 2 ** 40 + 7, 2 ** 63 - 1, -2 ** 63]
+SHAPES = [(), (1,), (3,), (5, 7), (0,), (2, 0, 3), (4, 1, 3)]
+FLOATS = [np.float32, np.float16, BF16]
+
+
+def jkey(seed):
+    return jax.random.PRNGKey(seed)
+
+
+def fkey(seed):
+    return fr.PRNGKey(seed)
+
+
+def assert_bits_equal(fg, ref):
+    """Same shape, dtype and bit pattern (NaNs included)."""
+    a, b = np.asarray(fg), np.asarray(ref)
+    assert a.shape == b.shape, f"shape {a.shape} != jax {b.shape}"
+    assert a.dtype == b.dtype, f"dtype {a.dtype} != jax {b.dtype}"
+    if a.dtype.kind in "fV" or a.dtype == BF16:
+        a, b = a.view(f"u{a.dtype.itemsize}"), b.view(f"u{b.dtype.itemsize}")
+    np.testing.assert_array_equal(a, b)
+
+
+# Samplers built on erf_inv/log differ from XLA's in the last bits of those functions.
+# Tolerance in units in the last place of max(|jax value|, 1) in the result dtype:
+# the functions are evaluated in float32 (or the 16-bit dtype) on both sides.
+ULPS = {"normal": 4, "truncated_normal": 4, "gumbel": 16, "exponential": 2, "laplace": 2}
+
+
+def assert_ulps_close(fg, ref, ulps):
+    a, b = np.asarray(fg), np.asarray(ref)
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
+    info = ml_dtypes.finfo(a.dtype)
+    scale = np.maximum(np.abs(b.astype(np.float64)), 1.0)
+    ulp = 2.0 ** (np.floor(np.log2(scale)) - info.nmant)
+    err = np.abs(a.astype(np.float64) - b.astype(np.float64)) / ulp
+    assert np.all(np.isfinite(a) == np.isfinite(b))
+    finite = np.isfinite(b)
+    assert err[finite].max(initial=0) <= ulps, f"max error {err[finite].max()} ulps > {ulps}"
+
+
+# --------------------------------------------------------------------------- threefry2x32
+
+@pytest.mark.parametrize("shapes", [((), (), (), ()), ((), (), (7,), (7,)), ((), (), (), (3, 5)),
+                                    ((4, 1), (1,), (), (4, 6)), ((0,), (), (), (0,)),
+                                    ((), (), (300_001,), (300_001,))])
+def test_threefry2x32_matches_jax(shapes):
+    from jax._src.random.threefry2x32 import threefry2x32_p as jax_threefry
+    rng = np.random.default_rng(0)
+    args = [rng.integers(0, 2 ** 32, size=s, dtype=np.uint32) for s in shapes]
+    out_shape = np.broadcast_shapes(*shapes)
+    ref = jax_threefry.bind(*[jnp_ref.asarray(np.broadcast_to(a, out_shape)) for a in args])
+    out = fr.threefry2x32(*[fnp.asarray(a) for a in args])
+    for o, r in zip(out, ref):
+        assert_bits_equal(o, r)
+
+
+def test_threefry2x32_rules():
+    u = np.uint32
+    with pytest.raises(TypeError, match="threefry2x32.*uint32"):
+        fr.threefry2x32(u(1), u(2), np.int32(0), u(3))
+    with pytest.raises(TypeError, match="threefry2x32"):
+        fr.threefry2x32(np.zeros(2, u), u(2), np.zeros(3, u), u(3))
+    closed = fungrad.make_jaxpr(lambda a, b: fr.threefry2x32(a, b, u(0), u(1)))(u(1), u(2))
+    assert "threefry2x32" in str(closed) and [a.str_short() for a in closed.out_avals] == ["u32[]"] * 2
+    # non-differentiable: no tangent flows through it, but grad of a program using it works
+    x = np.float32(2.0)
+    g = fungrad.grad(lambda x: x * lax.convert_element_type(fr.threefry2x32(u(1), u(2), u(0), u(1))[0],
+                                                             np.float32))(x)
+    assert np.asarray(g) == np.float32(np.asarray(fr.threefry2x32(u(1), u(2), u(0), u(1))[0]))
+
+
+# --------------------------------------------------------------------------- keys
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_prng_key_seeds(seed):
+    assert_bits_equal(fr.PRNGKey(seed), jkey(seed))
+    assert_bits_equal(fr.key_data(fr.key(seed)), jax.random.key_data(jax.random.key(seed)))
+
+
+@pytest.mark.parametrize("seed", [np.int32(-7), np.uint32(2 ** 32 - 2), np.int64(2 ** 40 + 9),
+                                  np.uint64(2 ** 63 + 5), np.int8(-3), np.uint8(200), True])
+def test_prng_key_numpy_seeds(seed):
+    assert_bits_equal(fr.PRNGKey(seed), jax.random.PRNGKey(seed))
+
+
+def test_typed_keys():
+    k = fr.key(3)
+    assert k.shape == () and k.ndim == 0 and str(k.dtype) == "key<fry>"
+    ks = fr.split(k, (2, 3))
+    assert isinstance(ks, fr.PRNGKeyArray) and ks.shape == (2, 3) and len(ks) == 2
+    assert_bits_equal(fr.key_data(ks), jax.random.key_data(jax.random.split(jax.random.key(3), (2, 3))))
+    assert_bits_equal(fr.key_data(ks[1, 2]), jax.random.key_data(jax.random.split(jax.random.key(3), (2, 3))[1, 2]))
+    assert ks.reshape(6).shape == (6,) and ks.reshape(-1, 2).shape == (3, 2)
+    assert [x.shape for x in ks] == [(3,), (3,)]
+    wrapped = fr.wrap_key_data(fr.key_data(k))
+    assert_bits_equal(fr.uniform(wrapped, (3,)), fr.uniform(k, (3,)))
+    assert_bits_equal(fr.uniform(k, (3,)), jax.random.uniform(jax.random.key(3), (3,)))
+    assert fr.key_impl(k) == "threefry2x32"
+    # a pytree whose leaf is the uint32 data
+    leaves, treedef = tree.flatten({"k": ks})
+    assert len(leaves) == 1 and leaves[0].shape == (2, 3, 2)
+    assert isinstance(tree.unflatten(treedef, leaves)["k"], fr.PRNGKeyArray)
+    assert "key<fry>" in repr(k)
+
+
+@pytest.mark.parametrize("num", [2, 3, 1, 0, (2, 3), (0,), (4, 1), ()])
+@pytest.mark.parametrize("seed", [0, -1, 2 ** 40 + 7])
+def test_split(seed, num):
+    assert_bits_equal(fr.split(fkey(seed), num), jax.random.split(jkey(seed), num))
+
+
+@pytest.mark.parametrize("data", [0, 1, 7, 2 ** 31, 2 ** 32 - 1, np.int32(-1), np.uint32(5), 3.7])
+def test_fold_in(data):
+    for seed in (0, 1234):
+        assert_bits_equal(fr.fold_in(fkey(seed), data), jax.random.fold_in(jkey(seed), data))
+    typed = fr.fold_in(fr.key(5), data)
+    assert isinstance(typed, fr.PRNGKeyArray)
+    assert_bits_equal(fr.key_data(typed), jax.random.key_data(jax.random.fold_in(jax.random.key(5), data)))
+
+
+# --------------------------------------------------------------------------- bits and uniform
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, None])
+def test_bits(shape, dtype):
+    for seed in (0, -5):
+        assert_bits_equal(fr.bits(fkey(seed), shape, dtype), jax.random.bits(jkey(seed), shape, dtype))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_uniform(shape, dtype):
+    for seed in (0, 42, 2 ** 32 + 3):
+        assert_bits_equal(fr.uniform(fkey(seed), shape, dtype), jax.random.uniform(jkey(seed), shape, dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("minval,maxval", [(-3.0, 5.0), (2.0, 2.0), (4.0, 1.0), (0, 7),
+                                           ("arr", 10.0), ("row", "col")])
+def test_uniform_ranges(dtype, minval, maxval):
+    shape = (4, 5)
+    params = {"arr": np.linspace(-2, 3, 20, dtype=np.float32).reshape(4, 5),
+              "row": np.linspace(-1, 1, 5, dtype=np.float32), "col": np.float32([[2], [3], [4], [5]])}
+    lo, hi = params.get(minval, minval), params.get(maxval, maxval)
+    out = fr.uniform(fkey(7), shape, dtype, lo, hi)
+    assert_bits_equal(out, jax.random.uniform(jkey(7), shape, dtype, lo, hi))
+
+
+def test_uniform_default_dtype_and_int_shape():
+    assert_bits_equal(fr.uniform(fkey(0), 3), jax.random.uniform(jkey(0), 3))
+    assert not fr.uniform(fkey(0), (2,)).weak_type
+
+
+# --------------------------------------------------------------------------- integers
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int8, np.uint8, np.int16, np.uint16])
+@pytest.mark.parametrize("minval,maxval", [(0, 10), (-10, 10), (0, 256), (5, 3), (-3, -3),
+                                           (-2 ** 31, 2 ** 31 - 1), (0, 2 ** 31 - 1), (7, 8)])
+def test_randint(dtype, minval, maxval):
+    info = np.iinfo(dtype)
+    if info.bits == 32 and not (info.min <= minval and maxval <= info.max):
+        return  # the Python ints themselves overflow dtype (an error in jax too)
+    for shape in ((), (5, 7), (0,)):
+        assert_bits_equal(fr.randint(fkey(3), shape, minval, maxval, dtype),
+                          jax.random.randint(jkey(3), shape, minval, maxval, dtype))
+
+
+def test_randint_array_bounds():
+    lo = np.array([0, -5, 10], np.int32)
+    hi = np.array([[3], [100]], np.int32)
+    assert_bits_equal(fr.randint(fkey(1), (2, 3), lo, hi), jax.random.randint(jkey(1), (2, 3), lo, hi))
+    assert_bits_equal(fr.randint(fkey(1), (4,), 0.5, 9.7), jax.random.randint(jkey(1), (4,), 0.5, 9.7))
+
+
+@pytest.mark.parametrize("p", [0.5, 0.0, 1.0, 0.1, "arr"])
+@pytest.mark.parametrize("mode", ["low", "high"])
+def test_bernoulli(p, mode):
+    if p == "arr":
+        p = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+        assert_bits_equal(fr.bernoulli(fkey(2), p, mode=mode), jax.random.bernoulli(jkey(2), p, mode=mode))
+        assert_bits_equal(fr.bernoulli(fkey(2), p, (5, 3, 4), mode), jax.random.bernoulli(jkey(2), p, (5, 3, 4), mode))
+        return
+    for shape in (None, (), (7,), (3, 5)):
+        assert_bits_equal(fr.bernoulli(fkey(2), p, shape, mode), jax.random.bernoulli(jkey(2), p, shape, mode))
+    p16 = np.float16(p)
+    assert_bits_equal(fr.bernoulli(fkey(2), p16, (9,)), jax.random.bernoulli(jkey(2), p16, (9,)))
+
+
+# --------------------------------------------------------------------------- permutation / choice
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 100, 2000])
+def test_permutation_int(n):
+    for seed in (0, 9):
+        assert_bits_equal(fr.permutation(fkey(seed), n), jax.random.permutation(jkey(seed), n))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("independent", [False, True])
+def test_permutation_array(axis, independent):
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    assert_bits_equal(fr.permutation(fkey(4), x, axis, independent),
+                      jax.random.permutation(jkey(4), x, axis, independent))
+    v = np.arange(7, dtype=np.int32) * 3
+    assert_bits_equal(fr.permutation(fkey(4), v), jax.random.permutation(jkey(4), v))
+
+
+@pytest.mark.parametrize("replace", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("a,shape,axis", [(10, (), 0), (10, (3,), 0), (10, (2, 3), 0),
+                                          ("mat", (3,), 0), ("mat", (2,), 1), ("vec", (4,), 0)])
+def test_choice(a, shape, axis, replace, weighted):
+    arrays = {"mat": np.arange(40, dtype=np.float32).reshape(5, 8), "vec": np.arange(6, dtype=np.int32) * 10}
+    a = arrays.get(a, a)
+    n = a if np.ndim(a) == 0 else np.shape(a)[axis]
+    p = np.linspace(1, 2, n, dtype=np.float32) / np.linspace(1, 2, n, dtype=np.float32).sum() if weighted else None
+    for seed in (0, 11):
+        assert_bits_equal(fr.choice(fkey(seed), a, shape, replace, p, axis),
+                          jax.random.choice(jkey(seed), a, shape, replace, p, axis))
+
+
+def test_choice_no_draws():
+    assert_bits_equal(fr.choice(fkey(0), 5, (0,)), jax.random.choice(jkey(0), 5, (0,)))
+
+
+@pytest.mark.parametrize("logits_shape,axis,shape", [((5,), -1, None), ((3, 4), -1, None), ((3, 4), 0, None),
+                                                     ((3, 4), -1, (6, 3)), ((1, 4), 1, (2, 5)),
+                                                     ((2, 3, 4), 1, None)])
+def test_categorical(logits_shape, axis, shape):
+    logits = np.log(np.random.default_rng(0).uniform(0.1, 1.0, logits_shape)).astype(np.float32)
+    for seed in (0, 1):
+        assert_bits_equal(fr.categorical(fkey(seed), logits, axis, shape),
+                          jax.random.categorical(jkey(seed), logits, axis, shape))
+
+
+@pytest.mark.parametrize("logits_shape,axis,shape", [((6,), -1, (4,)), ((3, 5), -1, (2, 3)), ((5, 3), 0, (4, 3))])
+def test_categorical_without_replacement(logits_shape, axis, shape):
+    logits = np.random.default_rng(1).normal(size=logits_shape).astype(np.float32)
+    assert_bits_equal(fr.categorical(fkey(3), logits, axis, shape, replace=False),
+                      jax.random.categorical(jkey(3), logits, axis, shape, replace=False))
+
+
+# --------------------------------------------------------------------------- continuous
+
+CONTINUOUS = {
+    "normal": (lambda m, k, s, d: m.normal(k, s, d)),
+    "exponential": (lambda m, k, s, d: m.exponential(k, s, d)),
+    "laplace": (lambda m, k, s, d: m.laplace(k, s, d)),
+    "gumbel": (lambda m, k, s, d: m.gumbel(k, s, d)),
+    "truncated_normal": (lambda m, k, s, d: m.truncated_normal(k, -1.5, 2.0, s, d)),
+}
+
+
+@pytest.mark.parametrize("name", list(CONTINUOUS))
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_continuous(name, dtype):
+    draw = CONTINUOUS[name]
+    for seed in (0, 17):
+        for shape in ((), (3,), (5, 7), (0,), (20_000,)):
+            assert_ulps_close(draw(fr, fkey(seed), shape, dtype), draw(jax.random, jkey(seed), shape, dtype),
+                              ULPS[name])
+
+
+def test_gumbel_high_mode_and_truncated_normal_bounds():
+    assert_ulps_close(fr.gumbel(fkey(1), (1000,), mode="high"), jax.random.gumbel(jkey(1), (1000,), mode="high"),
+                      ULPS["gumbel"])
+    lo, hi = np.float32([-3.0, 0.0, 1.0]), np.float32(2.5)
+    out = fr.truncated_normal(fkey(1), lo, hi, (100, 3))
+    assert_ulps_close(out, jax.random.truncated_normal(jkey(1), lo, hi, (100, 3)), ULPS["truncated_normal"])
+    assert np.all((np.asarray(out) > lo) & (np.asarray(out) < hi))
+    assert fr.truncated_normal(fkey(1), lo, hi).shape == (3,)
+
+
+def test_complex_normal():
+    assert_ulps_close(fr.normal(fkey(2), (50,), np.complex64).real,
+                      jax.random.normal(jkey(2), (50,), np.complex64).real, ULPS["normal"])
+    assert_ulps_close(fr.normal(fkey(2), (50,), np.complex64).imag,
+                      jax.random.normal(jkey(2), (50,), np.complex64).imag, ULPS["normal"])
+
+
+# --------------------------------------------------------------------------- transformations
+
+def _keys(n, seed=0):
+    return fr.split(fkey(seed), n), jax.random.split(jkey(seed), n)
+
+
+VMAPPED = {
+    "uniform": (lambda m, k: m.uniform(k, (3, 2))),
+    "normal": (lambda m, k: m.normal(k, (4,))),
+    "randint": (lambda m, k: m.randint(k, (5,), -3, 9)),
+    "bernoulli": (lambda m, k: m.bernoulli(k, 0.3, (6,))),
+    "split": (lambda m, k: m.split(k, 3)),
+    "fold_in": (lambda m, k: m.fold_in(k, 11)),
+    "permutation": (lambda m, k: m.permutation(k, 8)),
+    "choice": (lambda m, k: m.choice(k, 9, (4,), replace=False)),
+    "categorical": (lambda m, k: m.categorical(k, jnp_ref.log(jnp_ref.arange(1.0, 6.0)) if m is jax.random
+                                               else fnp.asarray(np.log(np.arange(1.0, 6.0, dtype=np.float32))))),
+}
+
+
+@pytest.mark.parametrize("name", list(VMAPPED))
+def test_vmap_over_keys(name):
+    f = VMAPPED[name]
+    fkeys, jkeys = _keys(5)
+    batched = fungrad.vmap(lambda k: f(fr, k))(fkeys)
+    looped = np.stack([np.asarray(f(fr, fkeys[i])) for i in range(5)])
+    ref = jax.vmap(lambda k: f(jax.random, k))(jkeys)
+    if name == "normal":
+        assert_ulps_close(batched, ref, ULPS["normal"])
+        assert_bits_equal(batched, looped)
+    else:
+        assert_bits_equal(batched, ref)
+        assert_bits_equal(batched, looped)
+
+
+def test_vmap_typed_keys_seeds_and_fold_in_data():
+    typed = fr.split(fr.key(0), 4)
+    out = fungrad.vmap(lambda k: fr.uniform(k, (2,)))(typed)
+    assert_bits_equal(out, jax.vmap(lambda k: jax.random.uniform(k, (2,)))(jax.random.split(jax.random.key(0), 4)))
+    keys = fungrad.vmap(fr.PRNGKey)(np.arange(4, dtype=np.int32) - 2)
+    assert_bits_equal(keys, jax.vmap(jax.random.PRNGKey)(jnp_ref.arange(4, dtype=np.int32) - 2))
+    folded = fungrad.vmap(lambda d: fr.fold_in(fkey(1), d))(np.arange(6, dtype=np.int32))
+    assert_bits_equal(folded, jax.vmap(lambda d: jax.random.fold_in(jkey(1), d))(jnp_ref.arange(6)))
+    # keys and parameters batched together, with batch dims in different places
+    lo = np.arange(10, dtype=np.float32).reshape(2, 5)
+    f_out = fungrad.vmap(lambda k, m: fr.uniform(k, (2,), minval=m, maxval=m + 1), in_axes=(0, 1))(_keys(5)[0], lo)
+    j_out = jax.vmap(lambda k, m: jax.random.uniform(k, (2,), minval=m, maxval=m + 1), in_axes=(0, 1))(_keys(5)[1], lo)
+    assert_bits_equal(f_out, j_out)
+
+
+def test_grad_through_samplers():
+    def f(lib, m):
+        return lib.uniform(fkey(0) if lib is fr else jkey(0), (5,), minval=m, maxval=2 * m + 3).sum()
+    fg = fungrad.grad(lambda m: f(fr, m))(np.float32(0.5))
+    jg = jax.grad(lambda m: f(jax.random, m))(np.float32(0.5))
+    assert_ulps_close(fg, jg, 1)
+    fg = fungrad.grad(lambda s: (s * fr.normal(fkey(1), (4,))).sum())(np.float32(2.0))
+    jg = jax.grad(lambda s: (s * jax.random.normal(jkey(1), (4,))).sum())(np.float32(2.0))
+    assert_ulps_close(fg, jg, ULPS["normal"])
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_bad_keys():
+    with pytest.raises(TypeError, match="uniform.*PRNG key.*f32\\[2\\]"):
+        fr.uniform(np.zeros(2, np.float32), (3,))
+    with pytest.raises(TypeError, match="normal.*PRNG key.*u32\\[3\\]"):
+        fr.normal(np.zeros(3, np.uint32))
+    with pytest.raises(ValueError, match="split accepts a single key.*vmap"):
+        fr.split(fr.split(fkey(0)))
+    with pytest.raises(TypeError, match="randint.*PRNG key"):
+        fr.randint("key", (2,), 0, 3)
+    with pytest.raises(TypeError, match="wrap_key_data.*i32\\[2\\]"):
+        fr.wrap_key_data(np.zeros(2, np.int32))
+    with pytest.raises(ValueError, match="unsupported PRNG implementation"):
+        fr.key(0, impl="rbg")
+
+
+def test_bad_seeds_and_data():
+    with pytest.raises(TypeError, match="PRNGKey.*integer"):
+        fr.PRNGKey(1.5)
+    with pytest.raises(TypeError, match="PRNGKey accepts a scalar seed"):
+        fr.PRNGKey(np.zeros(2, np.int32))
+    with pytest.raises(TypeError, match="key accepts a scalar seed, but was given a PRNG key"):
+        fr.key(fr.key(1))
+    with pytest.raises(OverflowError, match="PRNGKey"):
+        fr.PRNGKey(2 ** 64)
+    with pytest.raises(OverflowError, match="fold_in"):
+        fr.fold_in(fkey(0), -1)
+    with pytest.raises(TypeError, match="fold_in accepts a scalar"):
+        fr.fold_in(fkey(0), np.arange(2))
+
+
+def test_bad_sampler_arguments():
+    k = fkey(0)
+    with pytest.raises(TypeError, match="randint only accepts integer dtypes"):
+        fr.randint(k, (3,), 0, 5, np.float32)
+    with pytest.raises(ValueError, match="dtype argument to `uniform` must be a float"):
+        fr.uniform(k, (3,), np.int32)
+    with pytest.raises(ValueError, match="dtype argument to `bits` must be an unsigned"):
+        fr.bits(k, (3,), np.int32)
+    with pytest.raises(ValueError, match="uniform: parameter shapes"):
+        fr.uniform(k, (3,), minval=np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="randint: parameter shapes"):
+        fr.randint(k, (3,), np.array([0, 1]), 5)
+    with pytest.raises(ValueError, match="bernoulli: parameter shapes"):
+        fr.bernoulli(k, np.full(2, 0.5, np.float32), (3,))
+    with pytest.raises(TypeError, match="bernoulli.*floating"):
+        fr.bernoulli(k, 1)
+    with pytest.raises(ValueError, match="shape must have non-negative"):
+        fr.normal(k, (-1,))
+    with pytest.raises(TypeError, match="permutation: x must be an integer"):
+        fr.permutation(k, 1.5)
+    with pytest.raises(ValueError, match="cannot take a larger sample"):
+        fr.choice(k, 5, (6,), replace=False)
+    with pytest.raises(ValueError, match="p must be None or a 1D vector"):
+        fr.choice(k, 5, (2,), p=np.ones(4, np.float32) / 4)
+    with pytest.raises(TypeError, match="choice: shape argument must be a sequence"):
+        fr.choice(k, 5, 3)
+    with pytest.raises(ValueError, match="categorical: parameter shapes"):
+        fr.categorical(k, np.zeros((3, 4), np.float32), shape=(5,))
+    with pytest.raises(ValueError, match="gumbel: mode"):
+        fr.gumbel(k, (2,), mode="medium")
+
+
+# --------------------------------------------------------------------------- statistics
+
+def test_moments():
+    n = 200_000
+    u = np.asarray(fr.uniform(fkey(0), (n,)), np.float64)
+    z = np.asarray(fr.normal(fkey(1), (n,)), np.float64)
+    e = np.asarray(fr.exponential(fkey(2), (n,)), np.float64)
+    se = 1 / math.sqrt(n)  # standard errors are a few times this
+    assert abs(u.mean() - 0.5) < 5 * se * math.sqrt(1 / 12) and abs(u.var() - 1 / 12) < 5 * se * 0.075
+    assert 0 <= u.min() and u.max() < 1
+    assert abs(z.mean()) < 5 * se and abs(z.var() - 1) < 5 * se * math.sqrt(2)
+    assert abs(((z - z.mean()) ** 3).mean()) < 5 * se * math.sqrt(15)
+    assert abs(e.mean() - 1) < 5 * se and abs(e.var() - 1) < 5 * se * math.sqrt(8)
+    assert e.min() >= 0
+
+
+def test_categorical_chi_square():
+    probs = np.array([0.1, 0.2, 0.3, 0.4])
+    draws = np.asarray(fr.categorical(fkey(5), np.log(probs).astype(np.float32), shape=(40_000,)))
+    counts = np.bincount(draws, minlength=4)
+    expected = probs * draws.size
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 16.27  # the 0.999 quantile of chi-square with 3 degrees of freedom
+    ints = np.asarray(fr.randint(fkey(6), (40_000,), 0, 4))
+    chi2 = ((np.bincount(ints, minlength=4) - 10_000) ** 2 / 10_000).sum()
+    assert chi2 < 16.27
