@@ -1,0 +1,170 @@
+"""Dtype names and dtype queries of ``jax.numpy``.
+
+``jnp.float32`` and friends are *scalar constructors*: classes whose ``dtype``
+attribute is the NumPy dtype (so ``np.dtype(jnp.float32)`` works) and which,
+when called, return a 0-d fungrad array rather than a NumPy scalar.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from fungrad._core import dtypes
+
+# The abstract scalar hierarchy is NumPy's (bfloat16 is special-cased in issubdtype).
+from numpy import (bool_ as _np_bool, character, complexfloating, flexible, floating,  # noqa: F401
+                   generic, inexact, integer, number, signedinteger, unsignedinteger)
+
+float0 = dtypes.float0
+dtype = np.dtype
+
+
+class _ScalarMeta(type):
+    """Metaclass of the scalar constructors (``jnp.float32(1.0)`` is a 0-d array)."""
+    dtype: np.dtype
+
+    @property
+    def __numpy_dtype__(cls) -> np.dtype:
+        return cls.dtype
+
+    def __hash__(cls) -> int:
+        return hash(cls.dtype.type)
+
+    def __eq__(cls, other: Any) -> bool:
+        return cls is other or cls.dtype.type == other
+
+    def __ne__(cls, other: Any) -> bool:
+        return not cls == other
+
+    def __call__(cls, x: Any) -> Any:
+        from fungrad.numpy._creation import asarray
+        return asarray(x, dtype=cls.dtype)
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, cls.dtype.type)
+
+
+def _scalar_type(np_type: Any) -> _ScalarMeta:
+    name = np.dtype(np_type).name
+    return _ScalarMeta(name, (object,), {
+        "dtype": np.dtype(np_type), "__module__": "fungrad.numpy",
+        "__doc__": f"Scalar constructor of dtype {name}: returns a 0-d fungrad array."})
+
+
+bool_ = _scalar_type(np.bool_)
+int8, int16, int32, int64 = (_scalar_type(t) for t in (np.int8, np.int16, np.int32, np.int64))
+uint8, uint16, uint32, uint64 = (_scalar_type(t) for t in
+                                 (np.uint8, np.uint16, np.uint32, np.uint64))
+bfloat16 = _scalar_type(ml_dtypes.bfloat16)
+float16, float32, float64 = (_scalar_type(t) for t in (np.float16, np.float32, np.float64))
+complex64, complex128 = _scalar_type(np.complex64), _scalar_type(np.complex128)
+single, double, csingle, cdouble = float32, float64, complex64, complex128
+int_, uint, float_, complex_ = int64, uint64, float64, complex128
+
+
+def _as_np_dtype(x: Any) -> Any:
+    """A NumPy dtype for dtype-likes; abstract scalar types (np.floating) pass through."""
+    if isinstance(x, type) and issubclass(x, np.generic) and x in _ABSTRACT:
+        return x
+    if x is float or x is int or x is complex or x is bool:
+        return np.dtype(x)
+    return np.dtype(getattr(x, "dtype", x))
+
+
+_ABSTRACT = (generic, number, inexact, floating, complexfloating, integer, signedinteger,
+             unsignedinteger, character, flexible)
+
+
+def issubdtype(arg1: Any, arg2: Any) -> bool:
+    """``numpy.issubdtype`` that knows bfloat16 is a floating type."""
+    a, b = _as_np_dtype(arg1), _as_np_dtype(arg2)
+    if isinstance(b, np.dtype):
+        return a == b
+    return dtypes.issubdtype(a, b)
+
+
+_KINDS = {
+    "bool": lambda d: d == np.bool_,
+    "signed integer": lambda d: d.kind == "i",
+    "unsigned integer": lambda d: d.kind == "u",
+    "integral": lambda d: d.kind in "iu",
+    "real floating": dtypes.is_float,
+    "complex floating": lambda d: d.kind == "c",
+    "numeric": lambda d: d.kind in "iufc" or d == dtypes.bfloat16,
+}
+
+
+def isdtype(dtype: Any, kind: Any) -> bool:
+    """Array-API ``isdtype``: is ``dtype`` of ``kind`` (a name, a dtype or a tuple of them)."""
+    d = np.dtype(dtype)
+    for k in kind if isinstance(kind, tuple) else (kind,):
+        if isinstance(k, str):
+            if k not in _KINDS:
+                raise ValueError(f"isdtype: unknown kind {k!r}; expected one of {sorted(_KINDS)}")
+            if _KINDS[k](d):
+                return True
+        elif d == np.dtype(k):
+            return True
+    return False
+
+
+def _dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
+    """Like ``dtypes.dtype_and_weak``, with Python *types* weak as in JAX."""
+    if x is int or x is float or x is complex:
+        return dtypes.canonicalize_dtype(x), True
+    return dtypes.dtype_and_weak(x)
+
+
+def result_type(*args: Any) -> np.dtype:
+    """The dtype JAX's promotion rules give ``args`` (arrays, scalars or dtypes)."""
+    return dtypes.result_type(*(_Typed(*_dtype_and_weak(a)) for a in args))
+
+
+class _Typed:
+    """A (dtype, weak) pair in the form ``dtypes.result_type`` reads."""
+    __slots__ = ("dtype", "weak_type")
+
+    def __init__(self, dtype: np.dtype, weak_type: bool) -> None:
+        self.dtype, self.weak_type = dtype, weak_type
+
+
+def promote_types(a: Any, b: Any) -> np.dtype:
+    """The promoted dtype of two dtypes (no weak types involved)."""
+    return dtypes.result_type(_Typed(dtypes.canonicalize_dtype(_as_np_dtype(a)), False),
+                              _Typed(dtypes.canonicalize_dtype(_as_np_dtype(b)), False))
+
+
+def can_cast(from_: Any, to: Any, casting: str = "safe") -> bool:
+    """``numpy.can_cast`` on dtypes (bfloat16 understood through ml_dtypes)."""
+    return bool(np.can_cast(np.dtype(getattr(from_, "dtype", from_)), np.dtype(to), casting))
+
+
+def finfo(dtype: Any) -> Any:
+    """Machine limits of a floating dtype (bfloat16 included)."""
+    return dtypes.finfo(_as_np_dtype(getattr(dtype, "dtype", dtype)))
+
+
+def iinfo(int_type: Any) -> Any:
+    """Machine limits of an integer dtype."""
+    return dtypes.iinfo(_as_np_dtype(getattr(int_type, "dtype", int_type)))
+
+
+def iscomplexobj(x: Any) -> bool:
+    """Whether ``x`` has a complex dtype."""
+    return _dtype_and_weak(x)[0].kind == "c" if x is not None else False
+
+
+def isrealobj(x: Any) -> bool:
+    """Whether ``x`` has a non-complex dtype."""
+    return not iscomplexobj(x)
+
+
+__all__ = ["bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+           "bfloat16", "float16", "float32", "float64", "complex64", "complex128", "single",
+           "double", "csingle", "cdouble", "int_", "uint", "float_", "complex_", "float0",
+           "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer",
+           "signedinteger", "unsignedinteger", "character", "flexible", "issubdtype",
+           "isdtype", "result_type", "promote_types", "can_cast", "finfo", "iinfo",
+           "iscomplexobj", "isrealobj"]

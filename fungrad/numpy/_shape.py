@@ -1,0 +1,527 @@
+"""Shape manipulation: reshape, transpose, broadcasting, squeezing and expanding, flips,
+rolls and rotations, tiling and repeating, diagonals, padding.
+
+Everything with static sizes lowers to ``reshape``/``transpose``/``broadcast_in_dim``/
+``slice``/``rev``/``concatenate``/``pad``, never to ``gather``: static selections
+are cheaper as slices, and their transposes (pads) are cheap too.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad import lax
+from fungrad._core.core import Tracer
+from fungrad._core.util import prod as _prod
+from fungrad.numpy._util import (aval, broadcast_shapes_or_error, broadcast_to as _broadcast_to,
+                                 canonicalize_axes, canonicalize_axis, ensure_arraylike,
+                                 static_int)
+
+
+def shape(a: Any) -> tuple[int, ...]:
+    """The shape of an array or scalar."""
+    return aval(ensure_arraylike("shape", a)).shape
+
+
+def ndim(a: Any) -> int:
+    """The number of dimensions of an array or scalar."""
+    return aval(ensure_arraylike("ndim", a)).ndim
+
+
+def size(a: Any, axis: int | None = None) -> int:
+    """The number of elements (along ``axis`` when given)."""
+    s = shape(a)
+    return _prod(s) if axis is None else s[canonicalize_axis(axis, len(s), "size")]
+
+
+def _axis_tuple(axis: Any) -> tuple:
+    return tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+
+
+# --------------------------------------------------------------------------- reshape
+
+def _compute_newshape(fname: str, size: int, newshape: Any) -> tuple[int, ...]:
+    if isinstance(newshape, (int, np.integer)) or (isinstance(newshape, (Tracer,))
+                                                    and not aval(newshape).shape):
+        newshape = (newshape,)
+    dims = [static_int(d, f"{fname}: new shape") for d in newshape]
+    unknown = [i for i, d in enumerate(dims) if d == -1]
+    if len(unknown) > 1 or any(d < -1 for d in dims):
+        raise ValueError(f"{fname}: invalid shape {tuple(dims)}; at most one dimension may "
+                         "be -1 and the others must be non-negative")
+    if unknown:
+        known = _prod(d for d in dims if d != -1)
+        if known == 0 or size % known:
+            raise TypeError(f"{fname}: cannot reshape array of size {size} into shape "
+                            f"{tuple(dims)}")
+        dims[unknown[0]] = size // known
+    if _prod(dims) != size:
+        raise TypeError(f"{fname}: cannot reshape array of size {size} into shape {tuple(dims)}")
+    return tuple(dims)
+
+
+def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
+            copy: bool | None = None) -> Any:
+    """Reshape ``a`` (one dimension may be -1; ``order`` 'C' or 'F')."""
+    a = ensure_arraylike("reshape", a)
+    shape = newshape if shape is None else shape
+    if shape is None:
+        raise TypeError("reshape: a new shape is required")
+    new = _compute_newshape("reshape", aval(a).size, shape)
+    if order == "C":
+        return lax.reshape(a, new)
+    if order == "F":
+        nd = aval(a).ndim
+        flat = lax.reshape(lax.transpose(a, tuple(range(nd - 1, -1, -1))), (aval(a).size,))
+        out = lax.reshape(flat, new[::-1])
+        return lax.transpose(out, tuple(range(len(new) - 1, -1, -1)))
+    raise ValueError(f"reshape: unsupported order {order!r}; use 'C' or 'F'")
+
+
+def ravel(a: Any, order: str = "C") -> Any:
+    """The flattened array."""
+    a = ensure_arraylike("ravel", a)
+    return reshape(a, (aval(a).size,), order)
+
+
+def _method_reshape(a: Any, *args: Any, order: str = "C") -> Any:
+    """``x.reshape(2, 3)`` and ``x.reshape((2, 3))`` both work, as on ``jax.Array``."""
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        return reshape(a, args[0], order)
+    return reshape(a, args, order)
+
+
+# --------------------------------------------------------------------------- transposes
+
+def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
+    """Permute the axes of ``a`` (reverse them when ``axes`` is None)."""
+    a = ensure_arraylike("transpose", a)
+    nd = aval(a).ndim
+    if axes is None:
+        perm = tuple(range(nd - 1, -1, -1))
+    else:
+        perm = tuple(canonicalize_axis(ax, nd, "transpose") for ax in axes)
+        if sorted(perm) != list(range(nd)):
+            raise ValueError(f"transpose: axes {tuple(axes)} do not match array of "
+                             f"dimension {nd}")
+    return lax.transpose(a, perm)
+
+
+def _method_transpose(a: Any, *args: Any) -> Any:
+    """``x.transpose()``, ``x.transpose(1, 0)`` and ``x.transpose((1, 0))``."""
+    if not args or (len(args) == 1 and args[0] is None):
+        return transpose(a)
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return transpose(a, args[0])
+    return transpose(a, args)
+
+
+def permute_dims(a: Any, /, axes: Sequence[int]) -> Any:
+    """Array-API name of ``transpose``."""
+    return transpose(a, axes)
+
+
+def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
+    """Exchange two axes."""
+    a = ensure_arraylike("swapaxes", a)
+    nd = aval(a).ndim
+    perm = list(range(nd))
+    i, j = canonicalize_axis(axis1, nd, "swapaxes"), canonicalize_axis(axis2, nd, "swapaxes")
+    perm[i], perm[j] = perm[j], perm[i]
+    return lax.transpose(a, tuple(perm))
+
+
+def matrix_transpose(x: Any, /) -> Any:
+    """Swap the last two axes."""
+    x = ensure_arraylike("matrix_transpose", x)
+    if aval(x).ndim < 2:
+        raise ValueError(f"matrix_transpose requires at least 2 dimensions, got shape "
+                         f"{aval(x).shape}")
+    return swapaxes(x, -1, -2)
+
+
+def moveaxis(a: Any, source: Any, destination: Any) -> Any:
+    """Move axes ``source`` to positions ``destination`` keeping the others in order."""
+    a = ensure_arraylike("moveaxis", a)
+    nd = aval(a).ndim
+    src = [canonicalize_axis(s, nd, "moveaxis") for s in _axis_tuple(source)]
+    dst = [canonicalize_axis(d, nd, "moveaxis") for d in _axis_tuple(destination)]
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: inconsistent number of elements: {len(src)} vs {len(dst)}")
+    perm = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        perm.insert(d, s)
+    return lax.transpose(a, tuple(perm))
+
+
+def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    """Roll ``axis`` backwards until it lies before ``start``."""
+    a = ensure_arraylike("rollaxis", a)
+    nd = aval(a).ndim
+    axis = canonicalize_axis(axis, nd, "rollaxis")
+    start = canonicalize_axis(start, nd + 1, "rollaxis")
+    if axis < start:
+        start -= 1
+    return moveaxis(a, axis, start) if axis != start else a
+
+
+# --------------------------------------------------------------------------- broadcasting
+
+def broadcast_to(array: Any, shape: Any) -> Any:
+    """Broadcast ``array`` to ``shape`` (NumPy rules)."""
+    array = ensure_arraylike("broadcast_to", array)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return _broadcast_to(array, tuple(static_int(d, "broadcast_to: shape") for d in shape))
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """The broadcast shape of ``shapes``."""
+    return broadcast_shapes_or_error("broadcast_shapes",
+                                     *((s,) if isinstance(s, int) else tuple(s) for s in shapes))
+
+
+def broadcast_arrays(*args: Any) -> list:
+    """Broadcast all ``args`` to their common shape."""
+    args = [ensure_arraylike("broadcast_arrays", a) for a in args]
+    out_shape = broadcast_shapes_or_error("broadcast_arrays", *(aval(a).shape for a in args))
+    return [_broadcast_to(a, out_shape) for a in args]
+
+
+def expand_dims(a: Any, axis: Any) -> Any:
+    """Insert size-1 axes at the positions ``axis`` (in the output)."""
+    a = ensure_arraylike("expand_dims", a)
+    axes = _axis_tuple(axis)
+    out_nd = aval(a).ndim + len(axes)
+    canon = [canonicalize_axis(ax, out_nd, "expand_dims") for ax in axes]
+    if len(set(canon)) != len(canon):
+        raise ValueError(f"expand_dims: repeated axis in {axis}")
+    return lax.expand_dims(a, tuple(canon))
+
+
+def squeeze(a: Any, axis: Any = None) -> Any:
+    """Remove size-1 axes (all of them, or those in ``axis``, which must have size 1)."""
+    a = ensure_arraylike("squeeze", a)
+    shp = aval(a).shape
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(shp) if d == 1)
+    else:
+        axes = canonicalize_axes(axis, len(shp), "squeeze")
+        for ax in axes:
+            if shp[ax] != 1:
+                raise ValueError(f"squeeze: cannot select an axis to squeeze out which has "
+                                 f"size not equal to one, got shape={shp} and axis={axis}")
+    return lax.squeeze(a, axes)
+
+
+def _atleast(fname: str, nd: int, arys: tuple) -> Any:
+    outs = []
+    for x in arys:
+        x = ensure_arraylike(fname, x)
+        s = aval(x).shape
+        if len(s) < nd:
+            if nd == 3 and len(s) == 2:
+                x = lax.reshape(x, s + (1,))
+            elif nd == 3 and len(s) == 1:
+                x = lax.reshape(x, (1,) + s + (1,))
+            else:
+                x = lax.reshape(x, (1,) * (nd - len(s)) + s)
+        outs.append(x)
+    return outs[0] if len(outs) == 1 else outs
+
+
+def atleast_1d(*arys: Any) -> Any:
+    """View inputs as arrays with at least one dimension."""
+    return _atleast("atleast_1d", 1, arys)
+
+
+def atleast_2d(*arys: Any) -> Any:
+    """View inputs as arrays with at least two dimensions (1-d ``x`` becomes ``(1, n)``)."""
+    return _atleast("atleast_2d", 2, arys)
+
+
+def atleast_3d(*arys: Any) -> Any:
+    """At least three dimensions (1-d becomes ``(1, n, 1)``, 2-d ``(m, n, 1)``)."""
+    return _atleast("atleast_3d", 3, arys)
+
+
+# --------------------------------------------------------------------------- slicing helpers
+
+def slice_axis(x: Any, axis: int, start: int, stop: int, stride: int = 1) -> Any:
+    """``x[..., start:stop:stride, ...]`` along ``axis`` with a static ``lax.slice``."""
+    shp = aval(x).shape
+    if start == 0 and stop == shp[axis] and stride == 1:
+        return x
+    starts = [0] * len(shp)
+    limits = list(shp)
+    strides = [1] * len(shp)
+    starts[axis], limits[axis], strides[axis] = start, stop, stride
+    return lax.slice(x, tuple(starts), tuple(limits), tuple(strides) if stride != 1 else None)
+
+
+def _index_runs(idx: np.ndarray) -> list[tuple[int, int, int]]:
+    """Split static indices into runs ``(first, length, step)`` with step in {1, -1, 0}."""
+    runs: list[tuple[int, int, int]] = []
+    i, n = 0, len(idx)
+    while i < n:
+        j = i + 1
+        step = int(idx[j] - idx[i]) if j < n else 1
+        if step not in (1, -1, 0):
+            step = 1
+        else:
+            while j < n and idx[j] - idx[j - 1] == step:
+                j += 1
+        runs.append((int(idx[i]), j - i, step))
+        i = j
+    return runs
+
+
+def take_static(x: Any, idx: np.ndarray, axis: int) -> Any:
+    """``x`` indexed along ``axis`` by static in-bounds ``idx``, as slices, reversals and
+    broadcasts of runs when there are few runs, else as one ``gather``."""
+    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+    runs = _index_runs(idx)
+    if len(runs) > 8:
+        from fungrad.numpy._indexing import take
+        return take(x, np.asarray(idx, np.int32), axis=axis)
+    pieces = []
+    for first, length, step in runs:
+        if step == 1:
+            pieces.append(slice_axis(x, axis, first, first + length))
+        elif step == -1:
+            pieces.append(lax.rev(slice_axis(x, axis, first - length + 1, first + 1), (axis,)))
+        else:
+            one = slice_axis(x, axis, first, first + 1)
+            shp = list(aval(one).shape)
+            shp[axis] = length
+            pieces.append(lax.broadcast_in_dim(one, tuple(shp), tuple(range(len(shp)))))
+    if len(pieces) == 1:
+        return pieces[0]
+    if not pieces:
+        shp = list(aval(x).shape)
+        shp[axis] = 0
+        return slice_axis(x, axis, 0, 0)
+    return lax.concatenate(pieces, axis)
+
+
+# --------------------------------------------------------------------------- flips, rolls
+
+def flip(m: Any, axis: Any = None) -> Any:
+    """Reverse the order of elements along ``axis`` (all axes when None)."""
+    m = ensure_arraylike("flip", m)
+    return lax.rev(m, canonicalize_axes(axis, aval(m).ndim, "flip"))
+
+
+def fliplr(m: Any) -> Any:
+    """Reverse along axis 1."""
+    return flip(m, 1)
+
+
+def flipud(m: Any) -> Any:
+    """Reverse along axis 0."""
+    return flip(m, 0)
+
+
+def rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Any:
+    """Rotate by 90 degrees ``k`` times in the plane of ``axes``."""
+    m = ensure_arraylike("rot90", m)
+    nd = aval(m).ndim
+    if nd < 2:
+        raise ValueError(f"rot90 requires at least 2 dimensions, got shape {aval(m).shape}")
+    ax1, ax2 = (canonicalize_axis(ax, nd, "rot90") for ax in axes)
+    if ax1 == ax2:
+        raise ValueError("rot90: axes must be different")
+    k = static_int(k, "rot90: k") % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return lax.rev(m, (ax1, ax2))
+    perm = list(range(nd))
+    perm[ax1], perm[ax2] = perm[ax2], perm[ax1]
+    if k == 1:
+        return lax.transpose(lax.rev(m, (ax2,)), tuple(perm))
+    return lax.rev(lax.transpose(m, tuple(perm)), (ax2,))
+
+
+def _roll_one(a: Any, shift: Any, axis: int) -> Any:
+    n = aval(a).shape[axis]
+    if n == 0:
+        return a
+    concrete = shift if not isinstance(shift, Tracer) else shift.to_concrete_value()
+    if concrete is not None:
+        s = int(np.asarray(concrete)) % n
+        if s == 0:
+            return a
+        return lax.concatenate([slice_axis(a, axis, n - s, n), slice_axis(a, axis, 0, n - s)],
+                               axis)
+    from fungrad.numpy._ufuncs import remainder
+    shift = remainder(lax.convert_element_type(shift, np.int32), n)
+    doubled = lax.concatenate([a, a], axis)
+    return lax.dynamic_slice_in_dim(doubled, lax.sub(lax.convert_element_type(n, np.int32),
+                                                     shift), n, axis)
+
+
+def roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    """Roll elements along ``axis`` by ``shift`` (the flattened array when ``axis`` is None)."""
+    a = ensure_arraylike("roll", a)
+    if axis is None:
+        return lax.reshape(roll(lax.reshape(a, (aval(a).size,)), shift, 0), aval(a).shape)
+    axes = [canonicalize_axis(ax, aval(a).ndim, "roll") for ax in _axis_tuple(axis)]
+    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(axes)
+    if len(shifts) == 1 and len(axes) > 1:
+        shifts = shifts * len(axes)
+    if len(shifts) != len(axes):
+        raise ValueError(f"roll: shift and axis must have the same length, got {shift} and "
+                         f"{axis}")
+    for s, ax in zip(shifts, axes):
+        a = _roll_one(a, s, ax)
+    return a
+
+
+# --------------------------------------------------------------------------- tile / repeat
+
+def tile(A: Any, reps: Any) -> Any:
+    """Repeat the whole array ``reps`` times along each axis."""
+    A = ensure_arraylike("tile", A)
+    reps = tuple(static_int(r, "tile: reps") for r in _axis_tuple(reps)) \
+        if not isinstance(reps, (int, np.integer)) else (int(reps),)
+    shp = aval(A).shape
+    nd = max(len(reps), len(shp))
+    reps = (1,) * (nd - len(reps)) + reps
+    shp = (1,) * (nd - len(shp)) + shp
+    A = lax.reshape(A, shp)
+    big = tuple(x for r, d in zip(reps, shp) for x in (r, d))
+    out = lax.broadcast_in_dim(A, big, tuple(range(1, 2 * nd, 2)))
+    return lax.reshape(out, tuple(r * d for r, d in zip(reps, shp)))
+
+
+def repeat(a: Any, repeats: Any, axis: int | None = None, *,
+           total_repeat_length: int | None = None) -> Any:
+    """Repeat each element ``repeats`` times (static repeats) along ``axis``."""
+    a = ensure_arraylike("repeat", a)
+    if axis is None:
+        a = lax.reshape(a, (aval(a).size,))
+        axis = 0
+    axis = canonicalize_axis(axis, aval(a).ndim, "repeat")
+    n = aval(a).shape[axis]
+    if isinstance(repeats, Tracer) and repeats.to_concrete_value() is None:
+        raise TypeError("repeat: traced repeats are not supported; pass static repeats")
+    reps = np.asarray(repeats.to_concrete_value() if isinstance(repeats, Tracer) else repeats)
+    if reps.ndim == 0:
+        r = int(reps)
+        shp = aval(a).shape
+        expanded = shp[:axis + 1] + (r,) + shp[axis + 1:]
+        dims = tuple(i for i in range(len(expanded)) if i != axis + 1)
+        out = lax.broadcast_in_dim(a, expanded, dims)
+        out = lax.reshape(out, shp[:axis] + (n * r,) + shp[axis + 1:])
+    else:
+        if reps.shape != (n,):
+            raise ValueError(f"repeat: repeats of shape {reps.shape} do not match axis {axis} "
+                             f"of length {n}")
+        out = take_static(a, np.repeat(np.arange(n), reps), axis)
+    if total_repeat_length is not None and aval(out).shape[axis] != total_repeat_length:
+        length = aval(out).shape[axis]
+        if total_repeat_length < length:
+            return slice_axis(out, axis, 0, total_repeat_length)
+        extra = total_repeat_length - length
+        last = slice_axis(out, axis, length - 1, length)
+        return lax.concatenate([out, repeat(last, extra, axis)], axis)
+    return out
+
+
+# --------------------------------------------------------------------------- diagonals
+
+def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    """The ``offset`` diagonal of the ``(axis1, axis2)`` planes, as the last axis.
+
+    Lowered as a strided slice of the flattened planes (no gather).
+    """
+    a = ensure_arraylike("diagonal", a)
+    nd = aval(a).ndim
+    if nd < 2:
+        raise ValueError(f"diagonal requires an array of at least two dimensions, got shape "
+                         f"{aval(a).shape}")
+    offset = static_int(offset, "diagonal: offset")
+    ax1, ax2 = canonicalize_axis(axis1, nd, "diagonal"), canonicalize_axis(axis2, nd, "diagonal")
+    if ax1 == ax2:
+        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+    a = moveaxis(a, (ax1, ax2), (-2, -1))
+    shp = aval(a).shape
+    n, m = shp[-2], shp[-1]
+    length = max(0, min(n + min(offset, 0), m - max(offset, 0)))
+    flat = lax.reshape(a, shp[:-2] + (n * m,))
+    if length == 0:
+        return slice_axis(flat, nd - 2, 0, 0)
+    start = offset if offset >= 0 else -offset * m
+    return slice_axis(flat, nd - 2, start, start + (length - 1) * (m + 1) + 1, m + 1)
+
+
+def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
+          out: None = None) -> Any:
+    """Sum along the ``offset`` diagonal."""
+    from fungrad.numpy._reductions import sum as _sum
+    return _sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- padding
+
+def _pad_width(pad_width: Any, nd: int) -> list[tuple[int, int]]:
+    pw = np.asarray(pad_width.to_concrete_value() if isinstance(pad_width, Tracer)
+                    else pad_width)
+    if pw.dtype.kind not in "iu" and pw.size:
+        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
+    try:
+        pw = np.broadcast_to(pw.astype(np.int64), (nd, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width {pad_width!r} does not match an array of dimension "
+                         f"{nd}") from None
+    if (pw < 0).any():
+        raise ValueError(f"pad: pad_width must be non-negative, got {pad_width!r}")
+    return [(int(lo), int(hi)) for lo, hi in pw]
+
+
+_INDEX_MODES = {"edge", "reflect", "symmetric", "wrap"}
+
+
+def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    """Pad an array (modes 'constant', 'edge', 'reflect', 'symmetric', 'wrap', 'empty')."""
+    array = ensure_arraylike("pad", array)
+    nd = aval(array).ndim
+    widths = _pad_width(pad_width, nd)
+    if mode in ("constant", "empty"):
+        values = kwargs.get("constant_values", 0)
+        values = ensure_arraylike("pad", np.asarray(values) if isinstance(values, (list, tuple))
+                                  else values)
+        values = lax.convert_element_type(values, aval(array).dtype)
+        if aval(values).ndim == 0:
+            return lax.pad(array, values, tuple((lo, hi, 0) for lo, hi in widths))
+        per_axis = _broadcast_to(values, (nd, 2))
+        for ax, (lo, hi) in enumerate(widths):
+            for side, width in ((0, lo), (1, hi)):
+                config = [(0, 0, 0)] * nd
+                config[ax] = (width, 0, 0) if side == 0 else (0, width, 0)
+                fill = lax.reshape(lax.slice(per_axis, (ax, side), (ax + 1, side + 1)), ())
+                array = lax.pad(array, fill, tuple(config))
+        return array
+    if mode in _INDEX_MODES:
+        reflect_type = kwargs.get("reflect_type", "even")
+        if reflect_type != "even":
+            raise NotImplementedError("pad: only reflect_type='even' is supported")
+        for ax, (lo, hi) in enumerate(widths):
+            n = aval(array).shape[ax]
+            if lo == hi == 0:
+                continue
+            if n == 0:
+                raise ValueError(f"pad: cannot pad an empty axis {ax} with mode {mode!r}")
+            idx = np.pad(np.arange(n), (lo, hi), mode=mode)
+            array = take_static(array, idx, ax)
+        return array
+    raise NotImplementedError(f"pad: mode {mode!r} is not supported; use one of 'constant', "
+                              "'edge', 'reflect', 'symmetric', 'wrap'")
+
+
+__all__ = ["shape", "ndim", "size", "reshape", "ravel", "transpose", "permute_dims",
+           "swapaxes", "matrix_transpose", "moveaxis", "rollaxis", "broadcast_to",
+           "broadcast_shapes", "broadcast_arrays", "expand_dims", "squeeze", "atleast_1d",
+           "atleast_2d", "atleast_3d", "flip", "fliplr", "flipud", "rot90", "roll", "tile",
+           "repeat", "diagonal", "trace", "pad"]

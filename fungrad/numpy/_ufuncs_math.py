@@ -1,0 +1,329 @@
+"""Transcendental, rounding and floating-point-classification ufuncs.
+
+Integer and boolean inputs of the transcendental functions are computed in the
+default float type (``jnp.sqrt(2)`` is a weak float32), as in JAX.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from fungrad import lax
+from fungrad._core import dtypes
+from fungrad.numpy._ufuncs import maximum, minimum
+from fungrad.numpy._util import (aval, ensure_arraylike, promote_args, promote_args_inexact,
+                                 promote_dtypes_inexact, scalar_like, static_int,
+                                 where as _where)
+
+
+def _unary_inexact(name: str, lax_name: str) -> Callable:
+    def op(x: Any, /) -> Any:
+        return getattr(lax, lax_name)(*promote_args_inexact(name, x))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (f"Elementwise ``{name}`` (``lax.{lax_name}``); integers and booleans are "
+                  "computed in the default float type.")
+    return op
+
+
+exp = _unary_inexact("exp", "exp")
+exp2 = _unary_inexact("exp2", "exp2")
+expm1 = _unary_inexact("expm1", "expm1")
+log = _unary_inexact("log", "log")
+log1p = _unary_inexact("log1p", "log1p")
+sqrt = _unary_inexact("sqrt", "sqrt")
+cbrt = _unary_inexact("cbrt", "cbrt")
+sin = _unary_inexact("sin", "sin")
+cos = _unary_inexact("cos", "cos")
+tan = _unary_inexact("tan", "tan")
+arcsin = asin = _unary_inexact("arcsin", "asin")
+arccos = acos = _unary_inexact("arccos", "acos")
+arctan = atan = _unary_inexact("arctan", "atan")
+sinh = _unary_inexact("sinh", "sinh")
+cosh = _unary_inexact("cosh", "cosh")
+tanh = _unary_inexact("tanh", "tanh")
+arcsinh = asinh = _unary_inexact("arcsinh", "asinh")
+arccosh = acosh = _unary_inexact("arccosh", "acosh")
+arctanh = atanh = _unary_inexact("arctanh", "atanh")
+
+
+def arctan2(x1: Any, x2: Any, /) -> Any:
+    """Elementwise angle of the point ``(x2, x1)``, in ``[-pi, pi]``."""
+    return lax.atan2(*promote_args_inexact("arctan2", x1, x2))
+
+
+atan2 = arctan2
+
+
+def log2(x: Any, /) -> Any:
+    """Elementwise base-2 logarithm."""
+    x, = promote_args_inexact("log2", x)
+    return lax.div(lax.log(x), lax.log(scalar_like(2, x)))
+
+
+def log10(x: Any, /) -> Any:
+    """Elementwise base-10 logarithm."""
+    x, = promote_args_inexact("log10", x)
+    return lax.mul(lax.log(x), scalar_like(0.4342944819032518, x))
+
+
+def logaddexp(x1: Any, x2: Any, /) -> Any:
+    """``log(exp(x1) + exp(x2))`` without overflow."""
+    x1, x2 = promote_args_inexact("logaddexp", x1, x2)
+    amax = lax.max(x1, x2)
+    delta = lax.sub(x1, x2)
+    return lax.select(lax.ne(delta, delta), lax.add(x1, x2),
+                      lax.add(amax, lax.log1p(lax.exp(lax.neg(lax.abs(delta))))))
+
+
+def logaddexp2(x1: Any, x2: Any, /) -> Any:
+    """``log2(2**x1 + 2**x2)`` without overflow."""
+    x1, x2 = promote_args_inexact("logaddexp2", x1, x2)
+    amax = lax.max(x1, x2)
+    delta = lax.sub(x1, x2)
+    ln2 = scalar_like(np.log(2), x1)
+    tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
+    return lax.select(lax.ne(delta, delta), lax.add(x1, x2), lax.add(amax, tail))
+
+
+def hypot(x1: Any, x2: Any, /) -> Any:
+    """``sqrt(x1**2 + x2**2)`` without intermediate overflow."""
+    x1, x2 = promote_args_inexact("hypot", x1, x2)
+    x1, x2 = lax.abs(x1), lax.abs(x2)
+    inf = scalar_like(np.inf, x1)
+    any_inf = lax.bitwise_or(lax.eq(x1, inf), lax.eq(x2, inf))
+    big, small = maximum(x1, x2), minimum(x1, x2)
+    zero, one = scalar_like(0, big), scalar_like(1, big)
+    is_zero = lax.eq(big, zero)
+    ratio = lax.div(small, lax.select(is_zero, lax.full_like(big, 1), big))
+    out = lax.select(is_zero, big, lax.mul(big, lax.sqrt(lax.add(one, lax.mul(ratio, ratio)))))
+    return lax.select(any_inf, lax.full_like(out, np.inf), out)
+
+
+def sinc(x: Any, /) -> Any:
+    """Normalised sinc: ``sin(pi x) / (pi x)``, 1 at 0."""
+    x, = promote_dtypes_inexact(ensure_arraylike("sinc", x))
+    eq_zero = lax.eq(x, scalar_like(0, x))
+    pi_x = lax.mul(scalar_like(np.pi, x), x)
+    safe = lax.select(eq_zero, lax.full_like(pi_x, 1), pi_x)
+    return lax.select(eq_zero, lax.full_like(pi_x, 1), lax.div(lax.sin(safe), safe))
+
+
+def heaviside(x1: Any, x2: Any, /) -> Any:
+    """Step function: 0 for ``x1 < 0``, ``x2`` at 0, 1 for ``x1 > 0``."""
+    x1, x2 = promote_dtypes_inexact(*ensure_arraylike("heaviside", x1, x2))
+    zero, one = scalar_like(0, x1), scalar_like(1, x1)
+    return _where(lax.lt(x1, zero), zero,
+                  _where(lax.gt(x1, zero), one, _where(lax.ne(x1, x1), x1, x2)))
+
+
+def deg2rad(x: Any, /) -> Any:
+    """Degrees to radians."""
+    x, = promote_args_inexact("deg2rad", x)
+    return lax.mul(x, scalar_like(np.pi / 180, x))
+
+
+def rad2deg(x: Any, /) -> Any:
+    """Radians to degrees."""
+    x, = promote_args_inexact("rad2deg", x)
+    return lax.mul(x, scalar_like(180 / np.pi, x))
+
+
+radians, degrees = deg2rad, rad2deg
+
+
+# --------------------------------------------------------------------------- rounding
+
+def _is_int_or_bool(x: Any) -> bool:
+    return aval(x).dtype.kind in "iub"
+
+
+def floor(x: Any, /) -> Any:
+    """Elementwise floor (integers are returned unchanged)."""
+    x = ensure_arraylike("floor", x)
+    return x if _is_int_or_bool(x) else lax.floor(*promote_args_inexact("floor", x))
+
+
+def ceil(x: Any, /) -> Any:
+    """Elementwise ceiling (integers are returned unchanged)."""
+    x = ensure_arraylike("ceil", x)
+    return x if _is_int_or_bool(x) else lax.ceil(*promote_args_inexact("ceil", x))
+
+
+def trunc(x: Any, /) -> Any:
+    """Round toward zero (integers are returned unchanged)."""
+    x = ensure_arraylike("trunc", x)
+    if _is_int_or_bool(x):
+        return x
+    return _where(lax.lt(x, scalar_like(0, x)), lax.ceil(x), lax.floor(x))
+
+
+def fix(x: Any, out: None = None) -> Any:
+    """Alias of ``trunc``."""
+    return trunc(x)
+
+
+def round(a: Any, decimals: int = 0, out: None = None) -> Any:  # noqa: A001
+    """Round to ``decimals`` decimal places, halves to even (integers unchanged)."""
+    a = ensure_arraylike("round", a)
+    decimals = static_int(decimals, "round: decimals")
+    if _is_int_or_bool(a):
+        if decimals < 0:
+            raise NotImplementedError("round: integer rounding with decimals < 0")
+        return a
+    method = lax.RoundingMethod.TO_NEAREST_EVEN
+    if decimals == 0:
+        return lax.round(a, method)
+    dt = aval(a).dtype
+    x = lax.convert_element_type(a, np.float32) if dt == np.float16 else a
+    factor = scalar_like(10.0 ** decimals, x)
+    out = lax.div(lax.round(lax.mul(x, factor), method), factor)
+    return lax.convert_element_type(out, dt) if dt == np.float16 else out
+
+
+around = round
+
+
+def rint(x: Any, /) -> Any:
+    """Round to the nearest integer, halves to even (integers become floats)."""
+    x = ensure_arraylike("rint", x)
+    if _is_int_or_bool(x):
+        return lax.convert_element_type(x, dtypes.default_float_dtype())
+    return lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)
+
+
+def modf(x: Any, /, out: None = None) -> tuple[Any, Any]:
+    """Fractional and integral parts of ``x`` (both with the sign of ``x``)."""
+    x, = promote_dtypes_inexact(ensure_arraylike("modf", x))
+    whole = _where(lax.ge(x, scalar_like(0, x)), lax.floor(x), lax.ceil(x))
+    return lax.sub(x, whole), whole
+
+
+# --------------------------------------------------------------------------- classification
+
+def _full_bool(x: Any, value: bool) -> Any:
+    return lax.full(aval(x).shape, value, np.bool_)
+
+
+def isfinite(x: Any, /) -> Any:
+    """Elementwise: not infinite and not NaN."""
+    x = ensure_arraylike("isfinite", x)
+    return lax.is_finite(x) if dtypes.is_float(aval(x).dtype) else _full_bool(x, True)
+
+
+def isnan(x: Any, /) -> Any:
+    """Elementwise: is NaN."""
+    x = ensure_arraylike("isnan", x)
+    return lax.ne(x, x)
+
+
+def isinf(x: Any, /) -> Any:
+    """Elementwise: is positive or negative infinity."""
+    x = ensure_arraylike("isinf", x)
+    if not dtypes.is_float(aval(x).dtype):
+        return _full_bool(x, False)
+    return lax.eq(lax.abs(x), scalar_like(np.inf, x))
+
+
+def _isposneginf(fname: str, x: Any, value: float) -> Any:
+    x = ensure_arraylike(fname, x)
+    if not dtypes.is_float(aval(x).dtype):
+        return _full_bool(x, False)
+    return lax.eq(x, scalar_like(value, x))
+
+
+def isposinf(x: Any, /, out: None = None) -> Any:
+    """Elementwise: is positive infinity."""
+    return _isposneginf("isposinf", x, np.inf)
+
+
+def isneginf(x: Any, /, out: None = None) -> Any:
+    """Elementwise: is negative infinity."""
+    return _isposneginf("isneginf", x, -np.inf)
+
+
+def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
+               neginf: Any = None) -> Any:
+    """Replace NaN by ``nan`` and infinities by ``posinf``/``neginf`` (default: dtype limits)."""
+    x = ensure_arraylike("nan_to_num", x)
+    dt = aval(x).dtype
+    if not dtypes.is_inexact(dt):
+        return x
+    info = dtypes.finfo(dt)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    out = lax.select(lax.ne(x, x), lax.full_like(x, nan), x)
+    out = lax.select(lax.eq(out, scalar_like(np.inf, x)), lax.full_like(x, posinf), out)
+    return lax.select(lax.eq(out, scalar_like(-np.inf, x)), lax.full_like(x, neginf), out)
+
+
+_INT_OF_WIDTH = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+def signbit(x: Any, /) -> Any:
+    """Elementwise: is the sign bit set (true for -0.0 and negative NaNs too)."""
+    x, = promote_args("signbit", x)
+    dt = aval(x).dtype
+    if dt.kind in "iu":
+        return lax.lt(x, scalar_like(0, x))
+    if dt == np.bool_:
+        return _full_bool(x, False)
+    if not dtypes.is_float(dt):
+        raise ValueError(f"signbit is not well defined for {dt}")
+    bits = lax.bitcast_convert_type(x, _INT_OF_WIDTH[dt.itemsize])
+    return lax.lt(bits, scalar_like(0, bits))
+
+
+def copysign(x1: Any, x2: Any, /) -> Any:
+    """``|x1|`` with the sign of ``x2``."""
+    x1, x2 = promote_args_inexact("copysign", x1, x2)
+    if aval(x1).dtype.kind == "c":
+        raise TypeError("copysign does not support complex-valued inputs")
+    mag = lax.abs(x1)
+    return _where(signbit(x2), lax.neg(mag), mag)
+
+
+def nextafter(x1: Any, x2: Any, /) -> Any:
+    """The next representable float after ``x1`` toward ``x2``."""
+    return lax.nextafter(*promote_args_inexact("nextafter", x1, x2))
+
+
+# --------------------------------------------------------------------------- complex parts
+
+def real(val: Any, /) -> Any:
+    """The real part (the array itself for real dtypes)."""
+    val = ensure_arraylike("real", val)
+    return lax.real(val) if aval(val).dtype.kind == "c" else val
+
+
+def imag(val: Any, /) -> Any:
+    """The imaginary part (zeros for real dtypes)."""
+    val = ensure_arraylike("imag", val)
+    return lax.imag(val) if aval(val).dtype.kind == "c" else lax.full_like(val, 0)
+
+
+def conjugate(x: Any, /) -> Any:
+    """The complex conjugate (the array itself for real dtypes)."""
+    x = ensure_arraylike("conjugate", x)
+    return lax.conj(x) if aval(x).dtype.kind == "c" else x
+
+
+conj = conjugate
+
+
+def angle(z: Any, deg: bool = False) -> Any:
+    """The argument of complex ``z`` (0 or pi for reals), in radians or degrees."""
+    z = ensure_arraylike("angle", z)
+    re, im = real(z), imag(z)
+    re, im = promote_dtypes_inexact(re, im)
+    out = lax.atan2(im, re)
+    return rad2deg(out) if deg else out
+
+
+__all__ = ["exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sqrt", "cbrt", "sin", "cos",
+           "tan", "arcsin", "asin", "arccos", "acos", "arctan", "atan", "sinh", "cosh", "tanh",
+           "arcsinh", "asinh", "arccosh", "acosh", "arctanh", "atanh", "arctan2", "atan2",
+           "logaddexp", "logaddexp2", "hypot", "sinc", "heaviside", "deg2rad", "rad2deg",
+           "radians", "degrees", "floor", "ceil", "trunc", "fix", "round", "around", "rint",
+           "modf", "isfinite", "isnan", "isinf", "isposinf", "isneginf", "nan_to_num",
+           "signbit", "copysign", "nextafter", "real", "imag", "conjugate", "conj", "angle"]

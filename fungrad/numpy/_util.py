@@ -1,0 +1,210 @@
+"""Argument checking, dtype/shape promotion and axis handling shared by ``fungrad.numpy``.
+
+Every public function funnels its array arguments through ``ensure_arraylike`` or one
+of the ``promote_args*`` helpers, so dtype promotion (JAX's lattice, weak types
+included) and broadcasting errors are decided in exactly one place.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad import lax
+from fungrad._core import core, dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import Tracer
+from fungrad.lax._prim import as_operand
+
+_SCALARS = (bool, int, float, complex)
+_ARRAYLIKE = (Array, Tracer, np.ndarray, np.generic) + _SCALARS
+
+
+def check_arraylike(fname: str, *args: Any) -> None:
+    """Raise a ``TypeError`` naming ``fname`` unless every arg is an array or a scalar."""
+    for i, a in enumerate(args):
+        if not isinstance(a, _ARRAYLIKE):
+            raise TypeError(f"{fname} requires ndarray or scalar arguments, got "
+                            f"{type(a).__name__} at position {i}. Convert lists and tuples "
+                            "with fungrad.numpy.asarray first.")
+
+
+def ensure_arraylike(fname: str, *args: Any) -> Any:
+    """Check ``args`` and convert them to fungrad arrays (one value for one arg)."""
+    check_arraylike(fname, *args)
+    out = [as_operand(a) for a in args]
+    return out[0] if len(out) == 1 else out
+
+
+def aval(x: Any) -> core.ShapedArray:
+    return core.get_aval(x)
+
+
+# --------------------------------------------------------------------------- dtypes
+
+_TO_INEXACT = {np.dtype(k): np.dtype("float32") for k in
+               ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32")}
+_TO_INEXACT.update({np.dtype("int64"): np.dtype("float64"),
+                    np.dtype("uint64"): np.dtype("float64")})
+
+
+def to_inexact_dtype(dtype: np.dtype) -> np.dtype:
+    """The floating dtype an integer or bool dtype computes in (JAX: int32 -> float32)."""
+    return dtypes.canonicalize_dtype(_TO_INEXACT.get(np.dtype(dtype), dtype))
+
+
+def to_numeric_dtype(dtype: np.dtype) -> np.dtype:
+    return np.dtype("int32") if dtype == np.bool_ else dtype
+
+
+def to_complex_dtype(dtype: np.dtype) -> np.dtype:
+    real = to_inexact_dtype(dtype)
+    return dtypes.canonicalize_dtype(np.complex128 if real in (np.float64, np.complex128)
+                                     else np.complex64)
+
+
+def promote_integer_dtype(dtype: np.dtype) -> np.dtype:
+    """Bools and small integers accumulate in the default integer width (sum, prod)."""
+    if dtype == np.bool_:
+        return dtypes.default_int_dtype()
+    if dtype.kind == "u" and dtype.itemsize < dtypes.default_int_dtype().itemsize:
+        return dtypes.canonicalize_dtype(np.uint64)
+    if dtype.kind == "i" and dtype.itemsize < dtypes.default_int_dtype().itemsize:
+        return dtypes.default_int_dtype()
+    return dtype
+
+
+def check_user_dtype(dtype: Any, fname: str) -> np.dtype | None:
+    """Canonicalise a user-given ``dtype=`` argument (None stays None)."""
+    if dtype is None:
+        return None
+    try:
+        return dtypes.canonicalize_dtype(np.dtype(getattr(dtype, "dtype", dtype))
+                                         if dtype not in (int, float, complex, bool) else dtype)
+    except TypeError as e:
+        raise TypeError(f"{fname}: invalid dtype {dtype!r}: {e}") from e
+
+
+def _convert(x: Any, dtype: np.dtype, weak: bool) -> Any:
+    return lax.convert_element_type(x, dtype, weak)
+
+
+def promote_dtypes(*args: Any) -> list:
+    """Convert ``args`` to their common dtype (JAX promotion, weak types kept)."""
+    if len(args) == 1:
+        return [as_operand(args[0])]
+    dt, weak = dtypes.result_type(*args, return_weak_type_flag=True)
+    return [_convert(a, dt, weak) for a in args]
+
+
+def promote_dtypes_inexact(*args: Any) -> list:
+    """Like ``promote_dtypes`` but integers and bools become the default float."""
+    dt, weak = dtypes.result_type(*args, return_weak_type_flag=True)
+    return [_convert(a, to_inexact_dtype(dt), weak) for a in args]
+
+
+def promote_dtypes_numeric(*args: Any) -> list:
+    """Like ``promote_dtypes`` but bools become int32."""
+    dt, weak = dtypes.result_type(*args, return_weak_type_flag=True)
+    return [_convert(a, to_numeric_dtype(dt), weak) for a in args]
+
+
+def promote_dtypes_complex(*args: Any) -> list:
+    dt, weak = dtypes.result_type(*args, return_weak_type_flag=True)
+    return [_convert(a, to_complex_dtype(dt), weak) for a in args]
+
+
+# --------------------------------------------------------------------------- shapes
+
+def broadcast_shapes_or_error(fname: str, *shapes: Sequence[int]) -> tuple[int, ...]:
+    """NumPy broadcasting of ``shapes``; a ``TypeError`` naming ``fname`` and the shapes."""
+    if len(shapes) == 2 and shapes[0] == shapes[1]:
+        return tuple(shapes[0])
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise TypeError(f"{fname} got incompatible shapes for broadcasting: "
+                        f"{', '.join(str(tuple(s)) for s in shapes)}.") from None
+
+
+def _check_broadcast(fname: str, args: Sequence[Any]) -> list:
+    if len(args) > 1:
+        broadcast_shapes_or_error(fname, *(np.shape(a) if not hasattr(a, "aval") else a.aval.shape
+                                           for a in args))
+    return list(args)
+
+
+def promote_args(fname: str, *args: Any) -> list:
+    """Check, promote dtypes and verify broadcast-compatibility of ``args``."""
+    check_arraylike(fname, *args)
+    return _check_broadcast(fname, promote_dtypes(*args))
+
+
+def promote_args_inexact(fname: str, *args: Any) -> list:
+    check_arraylike(fname, *args)
+    return _check_broadcast(fname, promote_dtypes_inexact(*args))
+
+
+def promote_args_numeric(fname: str, *args: Any) -> list:
+    check_arraylike(fname, *args)
+    return _check_broadcast(fname, promote_dtypes_numeric(*args))
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
+    """Broadcast ``x`` to ``shape`` (NumPy rules, trailing alignment)."""
+    x = as_operand(x)
+    in_shape = aval(x).shape
+    shape = tuple(shape)
+    if in_shape == shape:
+        return x
+    lead = len(shape) - len(in_shape)
+    if lead < 0 or any(s not in (1, t) for s, t in zip(in_shape, shape[lead:])):
+        raise ValueError(f"broadcast_to: cannot broadcast an array of shape {in_shape} to "
+                         f"shape {shape}")
+    return lax.broadcast_in_dim(x, shape, tuple(range(lead, len(shape))))
+
+
+# --------------------------------------------------------------------------- axes
+
+def static_int(x: Any, what: str) -> int:
+    """A static Python int from ``x`` with an error naming ``what`` when it is traced."""
+    if isinstance(x, Tracer):
+        x = x._concrete(what)
+    try:
+        return int(np.asarray(x)) if not isinstance(x, int) else x
+    except TypeError as e:
+        raise TypeError(f"{what} must be a static integer, got {x!r}") from e
+
+
+def canonicalize_axis(axis: Any, ndim: int, fname: str) -> int:
+    """A non-negative axis, or an ``AxisError``-like ``ValueError`` naming ``fname``."""
+    axis = static_int(axis, f"{fname}: axis")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{fname}: axis {axis} is out of bounds for array of dimension {ndim}")
+    return axis % ndim
+
+
+def canonicalize_axes(axis: Any, ndim: int, fname: str) -> tuple[int, ...]:
+    """``None`` -> all axes; an int or a sequence -> sorted unique non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.ndim(axis) == 0 and not isinstance(axis, (tuple, list)) else tuple(axis)
+    out = tuple(canonicalize_axis(a, ndim, fname) for a in axes)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fname}: duplicate value in 'axis': {axis}")
+    return out
+
+
+def where(condition: Any, x: Any, y: Any) -> Any:
+    """Elementwise select with promotion of ``x`` and ``y`` (the core of ``jnp.where``)."""
+    condition = as_operand(condition)
+    if aval(condition).dtype != np.bool_:
+        condition = lax.ne(condition, lax.convert_element_type(0, aval(condition).dtype))
+    x, y = promote_dtypes(x, y)
+    broadcast_shapes_or_error("where", aval(condition).shape, aval(x).shape, aval(y).shape)
+    return lax.select(condition, x, y)
+
+
+def scalar_like(value: Any, x: Any) -> Any:
+    """``value`` as a 0-d array of ``x``'s dtype (not weak)."""
+    return lax.convert_element_type(value, aval(x).dtype)
