@@ -3,7 +3,7 @@
 One module per family; each lists its public names in ``__all__``:
 elementwise, shapes, slicing (slices, gather/scatter, padding, concatenation),
 reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
-control_flow, parallel (named-axis collectives).
+control_flow, parallel (named-axis collectives), ad_util (stop_gradient).
 """
 from fungrad.lax.elementwise import *  # noqa: F401,F403
 from fungrad.lax.shapes import *  # noqa: F401,F403
@@ -16,3 +16,4 @@ from fungrad.lax.conv import *  # noqa: F401,F403
 from fungrad.lax.windowed import *  # noqa: F401,F403
 from fungrad.lax.control_flow import *  # noqa: F401,F403
 from fungrad.lax.parallel import *  # noqa: F401,F403
+from fungrad.lax.ad_util import *  # noqa: F401,F403

@@ -1,0 +1,265 @@
+"""Gradient checkpointing (rematerialisation): ``checkpoint`` / ``remat`` (as in JAX).
+
+``checkpoint(f)`` computes the same values as ``f``; under reverse-mode
+differentiation it saves only ``f``'s inputs (and whatever ``policy`` allows)
+instead of every intermediate, and recomputes the forward pass of ``f`` inside
+the backward pass. Peak memory of ``grad`` drops from "all activations of the
+network" to "the inputs of each checkpointed block plus one block's
+activations".
+
+Mechanics: ``remat_p`` carries ``f``'s traced jaxpr (closed-over values become
+leading operands).
+* JVP: ``remat_p`` of the JVP jaxpr, so the tangent computation stays inside.
+* Partial evaluation (what ``grad``/``vjp``/``linearize`` do): the known half
+  runs now and returns only the primal outputs and the *saveable* residuals;
+  the unknown half is a new ``remat_p`` eqn that takes the known inputs and
+  those residuals and recomputes every other value it needs.
+* Transposition: partially evaluate the inner jaxpr with the primal inputs
+  known, run the known half (the recomputation), then transpose the linear
+  half with ``backward_pass``.
+* Batching: ``remat_p`` of the batched jaxpr.
+
+Policies decide which intermediates may be saved:
+``policy(prim, *in_avals, **params) -> bool`` (``checkpoint_policies``).
+"""
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any, Callable, Sequence
+
+from fungrad import tree as tree_util
+from fungrad._core import core
+from fungrad._core.core import ClosedJaxpr, Jaxpr, Primitive, Var
+from fungrad._core.eval import EvalTrace
+from fungrad.interpreters import ad, batching
+from fungrad.interpreters import partial_eval as pe
+from fungrad.lax.control_flow.common import flatten_operands, merge, run_jaxpr, split, trace_fun
+
+__all__ = ["checkpoint", "remat", "checkpoint_name", "checkpoint_policies", "remat_p", "name_p"]
+
+
+# --------------------------------------------------------------------------- policies
+
+def everything_saveable(*_: Any, **__: Any) -> bool:
+    """Save every intermediate: as if ``checkpoint`` were not used."""
+    return True
+
+
+def nothing_saveable(*_: Any, **__: Any) -> bool:
+    """Save nothing but the inputs; recompute everything else (the default)."""
+    return False
+
+
+def dots_saveable(prim: Primitive, *_: Any, **__: Any) -> bool:
+    """Save the results of matrix multiplications and convolutions; recompute the rest."""
+    return prim.name in ("dot_general", "conv_general_dilated")
+
+
+def dots_with_no_batch_dims_saveable(prim: Primitive, *_: Any, **params: Any) -> bool:
+    """Save the results of ``dot_general`` without batch dimensions (plain matmuls)."""
+    if prim.name != "dot_general":
+        return False
+    (_, _), (lhs_batch, rhs_batch) = params["dimension_numbers"]
+    return not lhs_batch and not rhs_batch
+
+
+def save_only_these_names(*names: str) -> Callable[..., bool]:
+    """Save only values marked with ``checkpoint_name`` under one of ``names``."""
+    allowed = frozenset(names)
+    return lambda prim, *_, **params: prim is name_p and params["name"] in allowed
+
+
+def save_any_names_but_these(*names: str) -> Callable[..., bool]:
+    """Save values marked with ``checkpoint_name``, except those under ``names``."""
+    excluded = frozenset(names)
+    return lambda prim, *_, **params: prim is name_p and params["name"] not in excluded
+
+
+def save_from_both_policies(policy_1: Callable, policy_2: Callable) -> Callable[..., bool]:
+    """A value is saveable if either policy says so."""
+    return lambda prim, *avals, **params: (policy_1(prim, *avals, **params)
+                                           or policy_2(prim, *avals, **params))
+
+
+checkpoint_policies = types.SimpleNamespace(
+    everything_saveable=everything_saveable,
+    nothing_saveable=nothing_saveable,
+    dots_saveable=dots_saveable,
+    checkpoint_dots=dots_saveable,
+    dots_with_no_batch_dims_saveable=dots_with_no_batch_dims_saveable,
+    checkpoint_dots_with_no_batch_dims=dots_with_no_batch_dims_saveable,
+    save_only_these_names=save_only_these_names,
+    save_any_names_but_these=save_any_names_but_these,
+    save_from_both_policies=save_from_both_policies,
+)
+
+
+# --------------------------------------------------------------------------- checkpoint_name
+
+def checkpoint_name(x: Any, name: str) -> Any:
+    """The identity on ``x`` (a pytree), marking its leaves with ``name`` for policies
+    such as ``checkpoint_policies.save_only_these_names``."""
+    return tree_util.map(lambda leaf: name_p.bind(leaf, name=name), x)
+
+
+def _name_jvp(primals, tangents, *, name):
+    return name_p.bind(primals[0], name=name), tangents[0]  # the tangent is not named
+
+
+name_p = Primitive("name")
+name_p.def_impl(lambda xp, x, *, name: x)
+name_p.def_abstract_eval(lambda x, *, name: x)
+ad.def_jvp(name_p, _name_jvp)
+batching.defvectorized(name_p)
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Callable | None = None,
+               static_argnums: int | Sequence[int] = ()) -> Callable:
+    """``fun`` with its intermediates recomputed, not stored, for reverse-mode autodiff.
+
+    Args:
+        fun: the function to rematerialise (typically one layer/block of a network).
+        prevent_cse: kept on the primitive for compilers, which must not merge the
+            recomputation with the original forward computation.
+        policy: ``policy(prim, *in_avals, **params) -> bool`` saying which intermediates
+            may be saved (see ``checkpoint_policies``); default: save nothing.
+        static_argnums: positions of arguments that are Python values, not arrays.
+
+    Example:
+        >>> layer = fungrad.checkpoint(lambda W, x: fungrad.numpy.tanh(x @ W))
+        >>> grads = fungrad.grad(lambda W, x: layer(W, layer(W, x)).sum())(W, x)
+    """
+    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    @functools.wraps(fun)
+    def fun_remat(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(core.current_trace(), EvalTrace):
+            return fun(*args, **kwargs)
+        nums = {n % len(args) for n in static}
+        dyn = [a for i, a in enumerate(args) if i not in nums]
+        name = getattr(fun, "__name__", "fun")
+        flat, in_tree = flatten_operands((tuple(dyn), kwargs), f"checkpoint({name})", "arguments")
+        store = {}
+
+        def flat_fun(*leaves: Any) -> list:
+            dargs, kw = tree_util.unflatten(in_tree, leaves)
+            it = iter(dargs)
+            out = fun(*[a if i in nums else next(it) for i, a in enumerate(args)], **kw)
+            leaves_out, store["tree"] = tree_util.flatten(out)
+            return leaves_out
+        jaxpr, consts, _ = trace_fun(flat_fun, [core.get_aval(x) for x in flat],
+                                     f"checkpoint({name})")
+        outs = remat_p.bind(*consts, *flat, jaxpr=jaxpr, prevent_cse=prevent_cse, policy=policy)
+        return tree_util.unflatten(store["tree"], outs)
+    return fun_remat
+
+
+remat = checkpoint
+
+
+# --------------------------------------------------------------------------- remat_p rules
+
+def _hoisted(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list]:
+    """``closed`` with its constants turned into leading inputs, and those constants."""
+    return ClosedJaxpr(pe.convert_constvars_to_invars(closed.jaxpr), []), list(closed.consts)
+
+
+def _remat_impl(xp, *args, jaxpr, prevent_cse, policy):
+    return run_jaxpr(jaxpr, xp, args)
+
+
+def _remat_jvp(primals, tangents, *, jaxpr, prevent_cse, policy):
+    nonzeros = [type(t) is not ad.Zero for t in tangents]
+    jvp_closed, out_nz = ad.jvp_jaxpr(jaxpr, nonzeros)
+    jvp_jaxpr, consts = _hoisted(jvp_closed)
+    outs = remat_p.bind(*consts, *primals, *[t for t in tangents if type(t) is not ad.Zero],
+                        jaxpr=jvp_jaxpr, prevent_cse=prevent_cse, policy=policy)
+    n = len(jaxpr.out_avals)
+    nz_tangents = iter(outs[n:])
+    return outs[:n], [next(nz_tangents) if nz else ad.Zero.from_primal(p)
+                      for p, nz in zip(outs[:n], out_nz)]
+
+
+def _saveable(policy: Callable, producers: dict, v: Any) -> bool:
+    """Inputs and literals are always available; intermediates only if the policy agrees."""
+    eqn = producers.get(v) if type(v) is Var else None
+    return eqn is None or bool(policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params))
+
+
+def _prune_inputs(closed: ClosedJaxpr, prunable: int) -> tuple[ClosedJaxpr, list[bool]]:
+    """Drop unused inputs among the first ``prunable``; returns which inputs were kept."""
+    j = closed.jaxpr
+    used = {v for e in j.eqns for v in e.invars if type(v) is Var}
+    used.update(v for v in j.outvars if type(v) is Var)
+    keep = [i >= prunable or v in used for i, v in enumerate(j.invars)]
+    invars = [v for v, k in zip(j.invars, keep) if k]
+    return ClosedJaxpr(Jaxpr(j.constvars, invars, j.outvars, j.eqns), closed.consts), keep
+
+
+def _remat_partial_eval(trace: pe.JaxprTrace, args: Sequence, params: dict) -> list:
+    jaxpr, policy = params["jaxpr"], params["policy"] or nothing_saveable
+    unknowns = [trace.is_own(a) for a in args]
+    known, unknown, out_unknowns, num_res = pe.partial_eval_jaxpr(jaxpr, unknowns)
+    kj = known.jaxpr
+    n_known_out = len(kj.outvars) - num_res
+    producers = {v: e for e in kj.eqns for v in e.outvars}
+    save = [_saveable(policy, producers, v) for v in kj.outvars[n_known_out:]]
+    known_args = [a for a, u in zip(args, unknowns) if not u]
+    unknown_args = [a for a, u in zip(args, unknowns) if u]
+    # Known half, now: the primal outputs and the residuals we may keep.
+    run_known = ClosedJaxpr(pe.dce_jaxpr(kj, [True] * n_known_out + save), known.consts)
+    with core.set_current_trace(trace.parent):
+        known_outs = pe.closed_call(run_known, *known_args)
+    known_vals, saved = known_outs[:n_known_out], known_outs[n_known_out:]
+    # Unknown half, staged: recompute the other residuals from the known inputs.
+    recompute = ClosedJaxpr(pe.dce_jaxpr(kj, [False] * n_known_out + [not s for s in save]),
+                            known.consts)
+
+    def staged(*xs: Any) -> list:
+        saved_res, kin, uin = split(xs, [len(saved), len(known_args), len(unknown_args)])
+        res = merge(save, pe.closed_call(recompute, *kin), saved_res)
+        return pe.closed_call(unknown, *res, *uin)
+    avals = [core.get_aval(x) for x in (*saved, *known_args)] + [a.aval for a in unknown_args]
+    inner, consts, _ = trace_fun(staged, avals, "checkpoint")
+    inner, keep = _prune_inputs(inner, len(consts) + len(saved) + len(known_args))
+    operands = [x for x, k in zip([*consts, *saved, *known_args, *unknown_args], keep) if k]
+    tracers = iter(trace.stage(remat_p, operands, dict(params, jaxpr=inner)))
+    known_iter = iter(known_vals)
+    return [next(tracers) if u else next(known_iter) for u in out_unknowns]
+
+
+def _remat_transpose(cts, *args, jaxpr, prevent_cse, policy):
+    linear = [ad.is_undefined(a) for a in args]
+    known, unknown, _, num_res = pe.partial_eval_jaxpr(jaxpr, linear, instantiate=True)
+    res = pe.closed_call(known, *[a for a, u in zip(args, linear) if not u])  # recompute
+    lin_args = [a for a in args if ad.is_undefined(a)]
+    cts_in = ad.backward_pass(unknown.jaxpr, list(unknown.consts), [*res, *lin_args], cts,
+                              consume=True)
+    lin_cts = iter(cts_in[num_res:])
+    return [next(lin_cts) if u else None for u in linear]
+
+
+def _remat_batch(trace, vals, dims, *, jaxpr, prevent_cse, policy):
+    params = dict(prevent_cse=prevent_cse, policy=policy)
+    if trace.axis_name is None and all(d is None for d in dims):
+        return remat_p.bind(*vals, jaxpr=jaxpr, **params), [None] * len(jaxpr.out_avals)
+    batched, out_batched = batching.batch_jaxpr(jaxpr, trace.axis_size,
+                                                [d is not None for d in dims], False,
+                                                trace.axis_name)
+    inner, consts = _hoisted(batched)
+    vals = [v if d in (None, 0) else batching.moveaxis(v, d, 0) for v, d in zip(vals, dims)]
+    outs = remat_p.bind(*consts, *vals, jaxpr=inner, **params)
+    return outs, [0 if b else None for b in out_batched]
+
+
+remat_p = Primitive("checkpoint", multiple_results=True)
+remat_p.def_impl(_remat_impl)
+remat_p.def_abstract_eval(lambda *avals, jaxpr, **_: list(jaxpr.out_avals))
+remat_p.weak_type_rule = lambda weak_flags, *, jaxpr, **_: [a.weak_type for a in jaxpr.out_avals]
+ad.def_jvp(remat_p, _remat_jvp)
+ad.def_transpose(remat_p, _remat_transpose)
+pe.def_partial_eval(remat_p, _remat_partial_eval)
+batching.def_collective(remat_p, _remat_batch)

@@ -1,0 +1,623 @@
+"""User-defined derivatives: ``custom_jvp`` and ``custom_vjp`` (as in JAX).
+
+Calling a decorated function outside any transformation just runs it. Under a
+transformation it binds ``custom_jvp_call_p`` / ``custom_vjp_call_p``, whose
+operands are the closed-over values of the function (closure conversion: they
+become explicit leading operands, ``num_consts`` of them) followed by the
+flattened arguments, and whose params carry
+
+* ``call_jaxpr``: the primal function, traced once (what eager evaluation,
+  staging and batching use);
+* the user's rules as flat Python callables (``jvp``; ``fwd`` and ``bwd``). They
+  are hashable by identity, like every callable param, and are invoked lazily,
+  only when a differentiation needs them, so a rule may call the function it
+  defines the derivative of.
+
+Differentiation (``JVPTrace``):
+* custom_jvp: the rule runs on the primals and (zero-instantiated) tangents.
+* custom_vjp: ``fwd`` runs on the primals, giving outputs and residuals; the
+  tangent outputs are ``custom_lin_p(residuals, tangents)``, a *linear*
+  primitive. Reverse mode stages it into the linear jaxpr (tangents are
+  unknown), and its transpose rule calls the user's ``bwd``. Forward mode would
+  have to evaluate it and raises, as in JAX.
+
+Batching wraps the rules so they run under a fresh ``vmap`` trace of the same
+axis, with their outputs' batch dimensions matched to the primal function's.
+Closed-over values must not be differentiated (the rule does not know about
+them): that raises an error, as in JAX. A rule may close over tracers of
+transformations applied *outside* the differentiation.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Sequence
+
+from fungrad import tree as tree_util
+from fungrad._core import core, dtypes
+from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray
+from fungrad._core.eval import EvalTrace
+from fungrad.errors import FungradTypeError, UnexpectedTracerError
+from fungrad.interpreters import ad, batching
+from fungrad.lax.ad_util import stop_gradient
+from fungrad.lax.control_flow.common import as_leaf, flatten_operands, run_jaxpr, trace_fun
+from fungrad.lax.reductions import reduce_sum
+
+__all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
+
+
+class CustomDerivativeTracerError(UnexpectedTracerError):
+    """A custom_jvp/custom_vjp function got a traced value where its rule cannot handle one.
+
+    Either the function closes over a value that is being differentiated (the rule
+    only describes derivatives with respect to the explicit arguments), or a traced
+    value was passed at a custom_vjp ``nondiff_argnums`` position. Fix: pass arrays
+    as ordinary (differentiable) arguments and adapt the rule.
+    """
+
+    def __init__(self, message: str) -> None:
+        FungradTypeError.__init__(self, message)
+
+
+def _closure_error(kind: str, fname: str, aval: ShapedArray) -> CustomDerivativeTracerError:
+    return CustomDerivativeTracerError(
+        f"Detected differentiation of a {kind} function ({fname}) with respect to a "
+        f"closed-over value {aval.str_short()}. That isn't supported because the custom "
+        f"rule only specifies how to differentiate {fname} with respect to its explicit "
+        "input parameters. Pass the closed-over value into the function as an argument "
+        "and adapt the rule.")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _fun_name(f: Callable) -> str:
+    return getattr(f, "__name__", type(f).__name__)
+
+
+def _resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, kind: str) -> tuple:
+    """Keyword arguments moved to their positions (custom functions take positional args)."""
+    if not kwargs:
+        return args
+    try:
+        bound = inspect.signature(fun).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"The input arguments to the {kind}-decorated function {_fun_name(fun)} "
+                        f"could not be resolved to positional-only arguments: {e}") from None
+    bound.apply_defaults()
+    if bound.kwargs:
+        raise TypeError(f"The {kind}-decorated function {_fun_name(fun)} has keyword-only "
+                        f"arguments {sorted(bound.kwargs)}; pass them positionally.")
+    return bound.args
+
+
+def _split_nondiff(args: tuple, nondiff_argnums: tuple[int, ...]) -> tuple[list, list]:
+    static = [args[i] for i in nondiff_argnums]
+    dyn = [a for i, a in enumerate(args) if i not in nondiff_argnums]
+    return static, dyn
+
+
+def _merge_nondiff(static: Sequence, dyn: Sequence, nondiff_argnums: tuple[int, ...]) -> list:
+    static_it, dyn_it = iter(static), iter(dyn)
+    return [next(static_it) if i in nondiff_argnums else next(dyn_it)
+            for i in range(len(static) + len(dyn))]
+
+
+def _tangent_aval(aval: ShapedArray) -> ShapedArray:
+    return ShapedArray(aval.shape, dtypes.tangent_dtype(aval.dtype))
+
+
+def _as_tangent(t: Any) -> Any:
+    """float0 tangents (of integer outputs) are symbolic zeros, as in JAX."""
+    if type(t) is not ad.Zero and core.get_aval(t).dtype == dtypes.float0:
+        return ad.Zero(core.get_aval(t))
+    return t
+
+
+def _check_avals(what: str, got: Sequence[ShapedArray], want: Sequence[ShapedArray]) -> None:
+    bad = [f"{g.str_short()} where {w.str_short()} was expected" for g, w in zip(got, want)
+           if g.shape != w.shape or g.dtype != w.dtype]
+    if len(got) != len(want) or bad:
+        raise TypeError(f"{what}: " + ("; ".join(bad) if bad else
+                                       f"{len(got)} values where {len(want)} were expected"))
+
+
+def _call_weak_type_rule(weak_flags: Sequence[bool], *, call_jaxpr: ClosedJaxpr, **_: Any) -> list:
+    return [a.weak_type for a in call_jaxpr.out_avals]
+
+
+def _call_impl(xp: Any, *args: Any, call_jaxpr: ClosedJaxpr, **_: Any) -> list:
+    return run_jaxpr(call_jaxpr, xp, args)
+
+
+def _check_closure_tangents(kind: str, fname: str, consts: Sequence, tangents: Sequence) -> None:
+    for c, t in zip(consts, tangents):
+        if type(t) is not ad.Zero:
+            raise _closure_error(kind, fname, core.get_aval(c))
+
+
+def _jvp_trace_with_tangents(flat_args: Sequence) -> ad.JVPTrace | None:
+    """The current trace if it is a JVP trace that perturbs one of ``flat_args``."""
+    trace = core.current_trace()
+    if type(trace) is not ad.JVPTrace:
+        return None
+    for a in flat_args:
+        if type(a) is ad.JVPTracer and a._trace is trace and type(a.tangent) is not ad.Zero:
+            return trace
+    return None
+
+
+def _trace_primal(fun: Callable, flat_args: list, in_tree: Any, kind: str
+                  ) -> tuple[ClosedJaxpr, list, Any]:
+    """The primal function as a const-free jaxpr over (closed-over values, flat args)."""
+    store = {}
+
+    def flat_fun(*args: Any) -> list:
+        leaves, store["tree"] = tree_util.flatten(fun(*tree_util.unflatten(in_tree, args)))
+        return leaves
+    closed, consts, _ = trace_fun(flat_fun, [core.get_aval(x) for x in flat_args], kind)
+    return closed, consts, store["tree"]
+
+
+# --------------------------------------------------------------------------- running rules under vmap
+
+def _vmap_flat(fn: Callable, axis_size: int, axis_name: Any, args: Sequence,
+               in_batched: Sequence[bool]) -> tuple[list, list]:
+    """Run ``fn(args) -> flat outputs`` under a fresh vmap trace of the given axis.
+
+    Inputs flagged in ``in_batched`` carry the batch dimension at axis 0.
+    Returns the raw outputs and their batch dimensions (``None``: unbatched).
+    """
+    trace = batching.BatchTrace(core.current_trace(), axis_size, axis_name)
+    try:
+        wrapped = [batching.BatchTracer(trace, a, 0) if b and type(a) is not ad.Zero else a
+                   for a, b in zip(args, in_batched)]
+        with core.set_current_trace(trace):
+            outs = fn(wrapped)
+        pairs = [(o, None) if type(o) is ad.Zero else trace.unpack(o) for o in outs]
+    finally:
+        trace.invalidate()
+    return [v for v, _ in pairs], [d for _, d in pairs]
+
+
+def _match_batched(vals: Sequence, dims: Sequence, want: Sequence[bool], axis_size: int,
+                   what: str) -> list:
+    """Outputs with the batch dimension at 0 exactly where ``want`` says."""
+    out = []
+    for v, d, w in zip(vals, dims, want):
+        if w:
+            out.append(v if type(v) is ad.Zero else batching.bdim_at_front(v, d, axis_size))
+        elif d is not None:
+            raise ValueError(f"{what} produced a batched output where the custom function's "
+                             "output is not batched; make the rule's outputs depend on the "
+                             "same inputs as the function's.")
+        else:
+            out.append(v)
+    return out
+
+
+def _batch_inputs(vals: Sequence, dims: Sequence) -> list:
+    return [v if d in (None, 0) else batching.moveaxis(v, d, 0) for v, d in zip(vals, dims)]
+
+
+def _batch_call_jaxpr(trace: batching.BatchTrace, call_jaxpr: ClosedJaxpr, dims: Sequence
+                      ) -> tuple[ClosedJaxpr, list[bool]]:
+    return batching.batch_jaxpr(call_jaxpr, trace.axis_size, [d is not None for d in dims],
+                                False, trace.axis_name)
+
+
+# =========================================================================== custom_jvp
+
+class custom_jvp:
+    """A function with a custom JVP rule (``jax.custom_jvp``).
+
+    Differentiation uses the rule given with ``defjvp`` (or ``defjvps``) instead of
+    tracing into the function, e.g. for numerical stability::
+
+        @fungrad.custom_jvp
+        def log1pexp(x):
+            return fungrad.numpy.log1p(fungrad.numpy.exp(x))
+
+        @log1pexp.defjvp
+        def log1pexp_jvp(primals, tangents):
+            x, = primals
+            t, = tangents
+            return log1pexp(x), t * fungrad.nn.sigmoid(x)
+
+    Arguments at ``nondiff_argnums`` are passed first to the rule and are not
+    differentiated (use them for functions and other non-array values).
+    """
+
+    def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = ()) -> None:
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(sorted(nondiff_argnums))
+        self.jvp: Callable | None = None
+
+    def defjvp(self, jvp: Callable) -> Callable:
+        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (primal_out, tangent_out)``."""
+        self.jvp = jvp
+        return jvp
+
+    def defjvps(self, *jvps: Callable | None) -> None:
+        """One rule per argument: ``jvp_i(tangent_i, primal_out, *primals) -> tangent_out``
+        (``None`` for an argument with zero derivative); the tangents are summed."""
+        if self.nondiff_argnums:
+            raise TypeError("Can't use ``defjvps`` with ``nondiff_argnums``.")
+
+        def jvp(primals, tangents):
+            out = self(*primals)
+            terms = [rule(t, out, *primals) for rule, t in zip(jvps, tangents) if rule is not None]
+            if not terms:
+                return out, tree_util.map(lambda o: ad.zeros_like_aval(core.get_aval(o)), out)
+            return out, tree_util.map(lambda *ts: functools.reduce(lambda a, b: a + b, ts),
+                                      *terms)
+        self.defjvp(jvp)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = _fun_name(self.fun)
+        if self.jvp is None:
+            raise AttributeError(f"No JVP defined for custom_jvp function {name} using defjvp.")
+        args = _resolve_kwargs(self.fun, args, kwargs, "custom_jvp")
+        if isinstance(core.current_trace(), EvalTrace):
+            return self.fun(*args)
+        nondiff = self.nondiff_argnums
+        static, dyn = _split_nondiff(args, nondiff)
+        static = [tree_util.map(lambda x: stop_gradient(x) if isinstance(x, core.Tracer) else x, s)
+                  for s in static]
+        flat_args, in_tree = flatten_operands(tuple(dyn), f"custom_jvp {name}", "arguments")
+        fun = lambda *d: self.fun(*_merge_nondiff(static, d, nondiff))  # noqa: E731
+        jvp_trace = _jvp_trace_with_tangents(flat_args)
+        if jvp_trace is not None:  # the common eager case: apply the rule right away
+            rule = _JVPRule(self.jvp, static, in_tree, None, None, name)
+            primals, tangents = zip(*[jvp_trace.unpack(a) for a in flat_args])
+            with core.set_current_trace(jvp_trace.parent):
+                outs, t_outs = rule(list(primals), [ad.instantiate(t) for t in tangents])
+            flat_out = [jvp_trace.wrap(o, _as_tangent(t)) for o, t in zip(outs, t_outs)]
+            return tree_util.unflatten(rule.out_tree, flat_out)
+        call_jaxpr, consts, out_tree = _trace_primal(fun, flat_args, in_tree, "custom_jvp")
+        rule = _JVPRule(self.jvp, static, in_tree, out_tree, call_jaxpr.out_avals, name)
+        outs = custom_jvp_call_p.bind(*consts, *flat_args, call_jaxpr=call_jaxpr, jvp=rule,
+                                      num_consts=len(consts))
+        return tree_util.unflatten(out_tree, outs)
+
+
+class _JVPRule:
+    """The user's JVP rule on flat lists: ``(primals, tangents) -> (outs, tangent_outs)``."""
+
+    def __init__(self, jvp: Callable, static: Sequence, in_tree: Any, out_tree: Any,
+                 out_avals: Sequence[ShapedArray] | None, fname: str) -> None:
+        self.jvp, self.static, self.in_tree = jvp, list(static), in_tree
+        self.out_tree, self.out_avals, self.fname = out_tree, out_avals, fname
+        self.__name__ = _fun_name(jvp)
+
+    def __call__(self, primals: Sequence, tangents: Sequence) -> tuple[list, list]:
+        rname = f"Custom JVP rule {self.__name__} for function {self.fname}"
+        pair = self.jvp(*self.static, tree_util.unflatten(self.in_tree, primals),
+                        tree_util.unflatten(self.in_tree, tangents))
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{rname} must produce a pair (list or tuple of length two) "
+                            f"representing primal and tangent outputs, but got {pair!r}.")
+        outs, tree = flatten_operands(pair[0], rname, "primal outputs")
+        t_outs, t_tree = flatten_operands(pair[1], rname, "tangent outputs")
+        if tree != t_tree:
+            raise TypeError(f"{rname} must produce primal and tangent outputs with equal "
+                            f"container (pytree) structures, but got {tree} and {t_tree}.")
+        if self.out_tree is not None and tree != self.out_tree:
+            raise TypeError(f"{rname} must produce a primal output with the same structure as "
+                            f"the function's output {self.out_tree}, but got {tree}.")
+        self.out_tree = tree
+        avals = [core.get_aval(o) for o in outs]
+        if self.out_avals is not None:
+            _check_avals(f"{rname}: primal outputs", avals, self.out_avals)
+        _check_avals(f"{rname} must produce primal and tangent outputs with corresponding "
+                     "shapes and dtypes", [core.get_aval(t) for t in t_outs],
+                     [_tangent_aval(a) for a in avals])
+        return outs, t_outs
+
+
+class _BatchedJVPRule:
+    """A JVP rule batched along one vmap axis (inputs and outputs batched at 0 where flagged)."""
+
+    def __init__(self, rule: Callable, axis_size: int, axis_name: Any, in_batched: Sequence[bool],
+                 out_batched: Sequence[bool]) -> None:
+        self.rule, self.axis_size, self.axis_name = rule, axis_size, axis_name
+        self.in_batched, self.out_batched = list(in_batched), list(out_batched)
+        self.__name__ = rule.__name__
+
+    def __call__(self, primals: Sequence, tangents: Sequence) -> tuple[list, list]:
+        n = len(primals)
+        vals, dims = _vmap_flat(lambda a: sum(self.rule(a[:n], a[n:]), []), self.axis_size,
+                                self.axis_name, [*primals, *tangents], self.in_batched * 2)
+        out = _match_batched(vals, dims, self.out_batched * 2, self.axis_size,
+                             f"custom JVP rule {self.__name__}")
+        k = len(self.out_batched)
+        return out[:k], out[k:]
+
+
+def _custom_jvp_call_jvp(primals, tangents, *, call_jaxpr, jvp, num_consts):
+    _check_closure_tangents("custom_jvp", jvp.fname, primals[:num_consts], tangents[:num_consts])
+    outs, t_outs = jvp(list(primals[num_consts:]), [ad.instantiate(t) for t in tangents[num_consts:]])
+    return outs, [_as_tangent(t) for t in t_outs]
+
+
+def _custom_jvp_call_batch(trace, vals, dims, *, call_jaxpr, jvp, num_consts):
+    if trace.axis_name is None and all(d is None for d in dims):
+        return (custom_jvp_call_p.bind(*vals, call_jaxpr=call_jaxpr, jvp=jvp, num_consts=num_consts),
+                [None] * len(call_jaxpr.out_avals))
+    batched_call, out_batched = _batch_call_jaxpr(trace, call_jaxpr, dims)
+    rule = _BatchedJVPRule(jvp, trace.axis_size, trace.axis_name,
+                           [d is not None for d in dims[num_consts:]], out_batched)
+    rule.fname = jvp.fname
+    outs = custom_jvp_call_p.bind(*_batch_inputs(vals, dims), call_jaxpr=batched_call, jvp=rule,
+                                  num_consts=num_consts)
+    return outs, [0 if b else None for b in out_batched]
+
+
+custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
+custom_jvp_call_p.def_impl(_call_impl)
+custom_jvp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_jaxpr.out_avals))
+custom_jvp_call_p.weak_type_rule = _call_weak_type_rule
+ad.def_jvp(custom_jvp_call_p, _custom_jvp_call_jvp)
+batching.def_collective(custom_jvp_call_p, _custom_jvp_call_batch)
+
+
+# =========================================================================== custom_vjp
+
+class custom_vjp:
+    """A function with a custom VJP rule (``jax.custom_vjp``).
+
+    Reverse-mode differentiation runs ``fwd(*args) -> (out, residuals)`` on the
+    forward pass and ``bwd(residuals, cotangent_out) -> tuple of cotangents, one
+    per argument`` on the backward pass::
+
+        @fungrad.custom_vjp
+        def clip_gradient(x):
+            return x
+
+        def fwd(x):
+            return x, None
+
+        def bwd(_, g):
+            return (fungrad.numpy.clip(g, -1.0, 1.0),)
+
+        clip_gradient.defvjp(fwd, bwd)
+
+    Forward-mode differentiation (``jvp``) of a custom_vjp function is an error.
+    Arguments at ``nondiff_argnums`` (functions, static values; not tracers) are
+    passed first to ``bwd``; ``fwd`` receives all arguments in order.
+    """
+
+    def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = ()) -> None:
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(sorted(nondiff_argnums))
+        self.fwd: Callable | None = None
+        self.bwd: Callable | None = None
+
+    def defvjp(self, fwd: Callable, bwd: Callable) -> None:
+        """Set ``fwd(*args) -> (out, res)`` and ``bwd(*nondiff_args, res, ct) -> cts``."""
+        self.fwd, self.bwd = fwd, bwd
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        name = _fun_name(self.fun)
+        if self.fwd is None:
+            raise AttributeError(f"No VJP defined for custom_vjp function {name} using defvjp.")
+        args = _resolve_kwargs(self.fun, args, kwargs, "custom_vjp")
+        nondiff = self.nondiff_argnums
+        static, dyn = _split_nondiff(args, nondiff)
+        for s in static:
+            if any(isinstance(x, core.Tracer) for x in tree_util.leaves(s)):
+                raise CustomDerivativeTracerError(
+                    f"Found a traced value passed as an argument to the custom_vjp function "
+                    f"{name} in a position indicated by nondiff_argnums as non-differentiable. "
+                    "Tracers cannot be passed as non-differentiable arguments to custom_vjp "
+                    "functions; nondiff_argnums should only be used for arguments that can't be "
+                    "or contain arrays, e.g. function-valued arguments.")
+        if isinstance(core.current_trace(), EvalTrace):
+            return self.fun(*args)
+        flat_args, in_tree = flatten_operands(tuple(dyn), f"custom_vjp {name}", "arguments")
+        fwd = _FwdRule(self.fwd, static, nondiff, in_tree, name)
+        bwd = _BwdRule(self.bwd, static, in_tree, [core.get_aval(a) for a in flat_args], name)
+        jvp_trace = _jvp_trace_with_tangents(flat_args)
+        if jvp_trace is not None:  # the common eager case: run fwd now, stage bwd
+            primals, tangents = zip(*[jvp_trace.unpack(a) for a in flat_args])
+            with core.set_current_trace(jvp_trace.parent):
+                outs, t_outs = _custom_vjp_jvp(fwd, bwd, list(primals), list(tangents))
+            flat_out = [jvp_trace.wrap(o, t) for o, t in zip(outs, t_outs)]
+            return tree_util.unflatten(fwd.out_tree, flat_out)
+        fun = lambda *d: self.fun(*_merge_nondiff(static, d, nondiff))  # noqa: E731
+        call_jaxpr, consts, out_tree = _trace_primal(fun, flat_args, in_tree, "custom_vjp")
+        fwd.out_tree, fwd.out_avals = out_tree, call_jaxpr.out_avals
+        outs = custom_vjp_call_p.bind(*consts, *flat_args, call_jaxpr=call_jaxpr, fwd=fwd,
+                                      bwd=bwd, num_consts=len(consts))
+        return tree_util.unflatten(out_tree, outs)
+
+
+class _FwdRule:
+    """The user's ``fwd`` on flat lists: ``primals -> (outs, residuals, residual tree)``."""
+
+    def __init__(self, fwd: Callable, static: Sequence, nondiff: tuple[int, ...], in_tree: Any,
+                 fname: str) -> None:
+        self.fwd, self.static, self.nondiff, self.in_tree = fwd, list(static), nondiff, in_tree
+        self.fname, self.out_tree, self.out_avals = fname, None, None
+        self.__name__ = _fun_name(fwd)
+
+    def __call__(self, primals: Sequence) -> tuple[list, list, Any]:
+        rname = f"Custom VJP fwd rule {self.__name__} for function {self.fname}"
+        args = _merge_nondiff(self.static, tree_util.unflatten(self.in_tree, primals), self.nondiff)
+        pair = self.fwd(*args)
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{rname} must produce a pair (list or tuple of length two) where "
+                            f"the first element represents the primal output and the second "
+                            f"the residuals, but got {pair!r}.")
+        outs, tree = flatten_operands(pair[0], rname, "primal outputs")
+        if self.out_tree is not None and tree != self.out_tree:
+            raise TypeError(f"{rname} must produce a primal output with the same structure as "
+                            f"the function's output {self.out_tree}, but got {tree}.")
+        if self.out_avals is not None:
+            _check_avals(f"{rname}: primal outputs", [core.get_aval(o) for o in outs],
+                         self.out_avals)
+        self.out_tree = tree
+        res, res_tree = flatten_operands(pair[1], rname, "residuals")
+        return outs, res, res_tree
+
+
+class _BwdRule:
+    """The user's ``bwd`` on flat lists: ``(res_tree, out_tree, res, cts) -> input cotangents``
+    (one per flat argument; ``Zero`` where the rule returned ``None``)."""
+
+    def __init__(self, bwd: Callable, static: Sequence, in_tree: Any,
+                 in_avals: Sequence[ShapedArray], fname: str) -> None:
+        self.bwd, self.static, self.in_tree, self.in_avals = bwd, list(static), in_tree, in_avals
+        self.fname = fname
+        self.__name__ = _fun_name(bwd)
+
+    def __call__(self, res_tree: Any, out_tree: Any, res: Sequence, cts: Sequence) -> list:
+        rname = f"Custom VJP bwd rule {self.__name__} for function {self.fname}"
+        cts_in = self.bwd(*self.static, tree_util.unflatten(res_tree, res),
+                          tree_util.unflatten(out_tree, cts))
+        n_args = self.in_tree.num_children
+        if not isinstance(cts_in, (tuple, list)) or len(cts_in) != n_args:
+            raise TypeError(f"{rname} must produce a tuple of length equal to the number of "
+                            f"differentiable arguments ({n_args}), but got {cts_in!r}.")
+        # None (anywhere in the tree) is a zero cotangent for that part of the argument.
+        per_leaf = tree_util.broadcast_prefix(tuple(cts_in), tree_util.unflatten(
+            self.in_tree, self.in_avals), f"{rname} output")
+        out = []
+        for ct, aval in zip(per_leaf, self.in_avals):
+            if ct is None or not dtypes.is_inexact(aval.dtype):
+                out.append(ad.Zero(_tangent_aval(aval)))
+                continue
+            ct = as_leaf(ct, rname, "cotangents")
+            if core.get_aval(ct).shape != aval.shape:
+                raise ValueError(f"{rname} produced a cotangent of shape "
+                                 f"{core.get_aval(ct).shape} for an argument of shape "
+                                 f"{aval.shape}.")
+            out.append(ct)
+        return out
+
+
+class _BoundBwd:
+    """``bwd`` with the residual and output trees of one forward pass: ``(res, cts) -> cts``."""
+
+    def __init__(self, bwd: Callable, res_tree: Any, out_tree: Any) -> None:
+        self.bwd, self.res_tree, self.out_tree = bwd, res_tree, out_tree
+        self.__name__ = bwd.__name__
+
+    def __call__(self, res: Sequence, cts: Sequence) -> list:
+        return self.bwd(self.res_tree, self.out_tree, res, cts)
+
+
+def _custom_vjp_jvp(fwd: Callable, bwd: Callable, primals: Sequence, tangents: Sequence
+                    ) -> tuple[list, list]:
+    """Run ``fwd`` now; the tangents go through ``custom_lin_p``, transposed by ``bwd``."""
+    outs, res, res_tree = fwd(primals)
+    in_zeros = tuple(type(t) is ad.Zero for t in tangents)
+    t_outs = custom_lin_p.bind(
+        *res, *[t for t in tangents if type(t) is not ad.Zero], num_res=len(res),
+        bwd=_BoundBwd(bwd, res_tree, fwd.out_tree), in_zeros=in_zeros,
+        out_avals=tuple(_tangent_aval(core.get_aval(o)) for o in outs))
+    return outs, [_as_tangent(t) for t in t_outs]
+
+
+class _BatchedFwd:
+    """``fwd`` batched along one vmap axis; residuals always come out batched at 0."""
+
+    def __init__(self, fwd: Callable, axis_size: int, axis_name: Any, in_batched: Sequence[bool],
+                 out_batched: Sequence[bool]) -> None:
+        self.fwd, self.axis_size, self.axis_name = fwd, axis_size, axis_name
+        self.in_batched, self.out_batched = list(in_batched), list(out_batched)
+        self.__name__ = fwd.__name__
+
+    out_tree = property(lambda self: self.fwd.out_tree)
+
+    def __call__(self, primals: Sequence) -> tuple[list, list, Any]:
+        store = {}
+
+        def run(args):
+            outs, res, store["res_tree"] = self.fwd(args)
+            return outs + res
+        vals, dims = _vmap_flat(run, self.axis_size, self.axis_name, primals, self.in_batched)
+        k = len(self.out_batched)
+        out = _match_batched(vals, dims, self.out_batched + [True] * (len(vals) - k),
+                             self.axis_size, f"custom VJP fwd rule {self.__name__}")
+        return out[:k], out[k:], store["res_tree"]
+
+
+class _BatchedBwd:
+    """``bwd`` batched along one vmap axis. The cotangent of an unbatched argument is the
+    sum of the per-member cotangents."""
+
+    def __init__(self, bwd: Callable, axis_size: int, axis_name: Any, in_batched: Sequence[bool],
+                 out_batched: Sequence[bool]) -> None:
+        self.bwd, self.axis_size, self.axis_name = bwd, axis_size, axis_name
+        self.in_batched, self.out_batched = list(in_batched), list(out_batched)
+        self.__name__ = bwd.__name__
+
+    def __call__(self, res_tree: Any, out_tree: Any, res: Sequence, cts: Sequence) -> list:
+        n = len(res)
+        vals, dims = _vmap_flat(lambda a: self.bwd(res_tree, out_tree, a[:n], a[n:]),
+                                self.axis_size, self.axis_name, [*res, *cts],
+                                [True] * n + self.out_batched)
+        out = []
+        for v, d, b in zip(vals, dims, self.in_batched):
+            if type(v) is ad.Zero:
+                out.append(v)
+            elif b:
+                out.append(batching.bdim_at_front(v, d, self.axis_size))
+            else:
+                out.append(v if d is None else reduce_sum(v, (d,)))
+        return out
+
+
+def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, num_consts):
+    _check_closure_tangents("custom_vjp", fwd.fname, primals[:num_consts], tangents[:num_consts])
+    return _custom_vjp_jvp(fwd, bwd, primals[num_consts:], tangents[num_consts:])
+
+
+def _custom_vjp_call_batch(trace, vals, dims, *, call_jaxpr, fwd, bwd, num_consts):
+    if trace.axis_name is None and all(d is None for d in dims):
+        return (custom_vjp_call_p.bind(*vals, call_jaxpr=call_jaxpr, fwd=fwd, bwd=bwd,
+                                       num_consts=num_consts),
+                [None] * len(call_jaxpr.out_avals))
+    batched_call, out_batched = _batch_call_jaxpr(trace, call_jaxpr, dims)
+    in_batched = [d is not None for d in dims[num_consts:]]
+    fwd_b = _BatchedFwd(fwd, trace.axis_size, trace.axis_name, in_batched, out_batched)
+    bwd_b = _BatchedBwd(bwd, trace.axis_size, trace.axis_name, in_batched, out_batched)
+    fwd_b.fname = fwd.fname
+    outs = custom_vjp_call_p.bind(*_batch_inputs(vals, dims), call_jaxpr=batched_call, fwd=fwd_b,
+                                  bwd=bwd_b, num_consts=num_consts)
+    return outs, [0 if b else None for b in out_batched]
+
+
+custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
+custom_vjp_call_p.def_impl(_call_impl)
+custom_vjp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_jaxpr.out_avals))
+custom_vjp_call_p.weak_type_rule = _call_weak_type_rule
+ad.def_jvp(custom_vjp_call_p, _custom_vjp_call_jvp)
+batching.def_collective(custom_vjp_call_p, _custom_vjp_call_batch)
+
+
+# --------------------------------------------------------------------------- custom_lin
+
+def _forward_mode_error(*args: Any, **params: Any) -> None:
+    raise TypeError("can't apply forward-mode autodiff (jvp) to a custom_vjp function.")
+
+
+def _custom_lin_transpose(cts, *args, num_res, bwd, in_zeros, out_avals):
+    cts_in = bwd(list(args[:num_res]), [ad.instantiate(ct) for ct in cts])
+    return [None] * num_res + [ct for ct, z in zip(cts_in, in_zeros) if not z]
+
+
+# Linear in its tangent operands (after ``num_res`` residuals); only ever transposed.
+custom_lin_p = Primitive("custom_lin", multiple_results=True)
+custom_lin_p.def_impl(_forward_mode_error)
+custom_lin_p.def_abstract_eval(lambda *avals, out_avals, **_: list(out_avals))
+ad.def_transpose(custom_lin_p, _custom_lin_transpose)
+batching.def_batch(custom_lin_p, _forward_mode_error)
