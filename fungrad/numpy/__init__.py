@@ -1,4 +1,11 @@
-"""``fungrad.numpy``: the ``jax.numpy`` API, written only with ``fungrad.lax``."""
+"""``fungrad.numpy``: the ``jax.numpy`` API, written only with ``fungrad.lax``.
+
+Modules by family: ``_dtypes`` (dtype names and queries), ``_creation``, ``_ufuncs``
+(arithmetic, comparison, logical, bitwise), ``_ufuncs_math`` (transcendental, rounding,
+classification), ``_reductions``, ``_shape``, ``_joining``, ``_indexing`` (``x[idx]``,
+``x.at[idx]``, ``take``), ``_searching``, ``_sorting``, ``_linalg`` (products),
+``_einsum``, ``_misc``; ``linalg`` is the ``jnp.linalg`` submodule.
+"""
 from fungrad.numpy._dtypes import *  # noqa: F401,F403
 from fungrad.numpy._creation import *  # noqa: F401,F403
 from fungrad.numpy._ufuncs import *  # noqa: F401,F403
@@ -7,4 +14,15 @@ from fungrad.numpy._reductions import *  # noqa: F401,F403
 from fungrad.numpy._shape import *  # noqa: F401,F403
 from fungrad.numpy._joining import *  # noqa: F401,F403
 from fungrad.numpy._indexing import *  # noqa: F401,F403
+from fungrad.numpy._searching import *  # noqa: F401,F403
+from fungrad.numpy._sorting import *  # noqa: F401,F403
+from fungrad.numpy._linalg import *  # noqa: F401,F403
+from fungrad.numpy._einsum import *  # noqa: F401,F403
+from fungrad.numpy._misc import *  # noqa: F401,F403
+from fungrad.numpy import linalg  # noqa: F401
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
+from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
+
+newaxis = None
+pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"), \
+    float("nan"), 0.5772156649015329

@@ -1,0 +1,192 @@
+"""``einsum``: Einstein summation lowered to diagonals, sums, ``dot_general`` and one
+final transpose.
+
+Subscripts are parsed (``...`` broadcasting and the implicit output included), each
+operand is reduced on its own (repeated labels become diagonals, labels used nowhere
+else are summed out, size-1 broadcast dimensions are dropped), then operands are
+contracted pairwise, greedily picking the pair with the smallest result.
+"""
+from __future__ import annotations
+
+import string
+from typing import Any, Sequence
+
+from fungrad import lax
+from fungrad._core import dtypes
+from fungrad._core.util import prod as _prod
+from fungrad.numpy._shape import diagonal
+from fungrad.numpy._util import aval, check_user_dtype, ensure_arraylike
+
+_LETTERS = string.ascii_letters
+_ELLIPSIS_POOL = [chr(c) for c in range(0x3b1, 0x3b1 + 40)]  # labels for '...' dims
+
+
+def _interleaved_to_subscripts(args: Sequence[Any]) -> tuple[str, list]:
+    """``einsum(x, [0, 1], y, [1, 2], [0, 2])`` -> ``('ab,bc->ac', [x, y])``."""
+    args = list(args)
+    out_sub = args.pop() if len(args) % 2 else None
+    ops, subs = args[0::2], args[1::2]
+
+    def conv(sub: Sequence[Any]) -> str:
+        return "".join("..." if s is Ellipsis else _LETTERS[int(s)] for s in sub)
+    spec = ",".join(conv(s) for s in subs)
+    if out_sub is not None:
+        spec += "->" + conv(out_sub)
+    return spec, ops
+
+
+def _parse(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[list[str]], list[str]]:
+    """Label lists per operand and for the output, with '...' expanded to pool labels."""
+    spec = subscripts.replace(" ", "")
+    if "->" in spec:
+        ins, out = spec.split("->")
+        explicit = True
+    else:
+        ins, out, explicit = spec, "", False
+    terms = ins.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum: {len(terms)} operand subscripts given for {len(shapes)} "
+                         "operands")
+    for t in terms + [out]:
+        bad = set(t.replace("...", "")) - set(_LETTERS)
+        if bad or t.replace("...", "").count(".") or t.count("...") > 1:
+            raise ValueError(f"einsum: invalid subscript {t!r} in {subscripts!r}")
+    ell_ndim = 0
+    labels: list[list[str]] = []
+    for t, shape in zip(terms, shapes):
+        named = len(t.replace("...", ""))
+        if "..." in t:
+            k = len(shape) - named
+            if k < 0:
+                raise ValueError(f"einsum: operand of shape {shape} has fewer dimensions than "
+                                 f"subscript {t!r}")
+            ell_ndim = max(ell_ndim, k)
+        elif named != len(shape):
+            raise ValueError(f"einsum: subscript {t!r} has {named} labels for an operand of "
+                             f"shape {shape}")
+    pool = _ELLIPSIS_POOL[:ell_ndim]
+    for t, shape in zip(terms, shapes):
+        if "..." in t:
+            pre, post = t.split("...")
+            k = len(shape) - len(pre) - len(post)
+            labels.append(list(pre) + pool[ell_ndim - k:] + list(post))
+        else:
+            labels.append(list(t))
+    if explicit:
+        if "..." in out:
+            pre, post = out.split("...")
+            out_labels = list(pre) + pool + list(post)
+        else:
+            out_labels = list(out)
+        used = {lab for ls in labels for lab in ls}
+        for lab in out_labels:
+            if lab not in used:
+                raise ValueError(f"einsum: output subscript {lab!r} does not appear in the "
+                                 f"inputs of {subscripts!r}")
+        if len(set(out_labels)) != len(out_labels):
+            raise ValueError(f"einsum: output subscript in {subscripts!r} has repeated labels")
+    else:
+        counts: dict[str, int] = {}
+        for ls in labels:
+            for lab in ls:
+                if lab not in pool:
+                    counts[lab] = counts.get(lab, 0) + 1
+        out_labels = pool + sorted(lab for lab, c in counts.items() if c == 1)
+    return labels, out_labels
+
+
+def _take_diagonals(x: Any, labs: list[str]) -> tuple[Any, list[str]]:
+    """Repeated labels within one operand select a diagonal (``'ii->i'``)."""
+    while len(set(labs)) != len(labs):
+        lab = next(lab for lab in labs if labs.count(lab) > 1)
+        i = labs.index(lab)
+        j = labs.index(lab, i + 1)
+        x = diagonal(x, 0, i, j)
+        labs = [lb for k, lb in enumerate(labs) if k not in (i, j)] + [lab]
+    return x, labs
+
+
+def _sum_out(x: Any, labs: list[str], keep: set[str]) -> tuple[Any, list[str]]:
+    axes = tuple(i for i, lab in enumerate(labs) if lab not in keep)
+    if not axes:
+        return x, labs
+    return lax.reduce_sum(x, axes), [lab for lab in labs if lab in keep]
+
+
+def _contract(a: Any, la: list[str], b: Any, lb: list[str], keep: set[str], precision: Any,
+              pref: Any) -> tuple[Any, list[str]]:
+    common = [lab for lab in la if lab in lb]
+    batch = [lab for lab in common if lab in keep]
+    contract = [lab for lab in common if lab not in keep]
+    dims = ((tuple(la.index(c) for c in contract), tuple(lb.index(c) for c in contract)),
+            (tuple(la.index(c) for c in batch), tuple(lb.index(c) for c in batch)))
+    out = lax.dot_general(a, b, dims, precision=precision, preferred_element_type=pref)
+    labels = batch + [lab for lab in la if lab not in common] + [lab for lab in lb
+                                                                  if lab not in common]
+    return out, labels
+
+
+def einsum(subscripts: Any, *operands: Any, out: None = None, optimize: Any = "auto",
+           precision: Any = None, preferred_element_type: Any = None) -> Any:
+    """Einstein summation, e.g. ``einsum('bij,bjk->bik', x, y)``, ``einsum('...i,i', x, v)``."""
+    if not isinstance(subscripts, str):
+        subscripts, operands = _interleaved_to_subscripts((subscripts,) + operands)
+    ops = [ensure_arraylike("einsum", o) for o in operands]
+    if not ops:
+        raise ValueError("einsum: at least one operand is required")
+    dt, weak = dtypes.result_type(*ops, return_weak_type_flag=True)
+    pref = check_user_dtype(preferred_element_type, "einsum")
+    ops = [lax.convert_element_type(o, dt) for o in ops]
+    labels, out_labels = _parse(subscripts, [aval(o).shape for o in ops])
+
+    ops_labs = [_take_diagonals(o, list(ls)) for o, ls in zip(ops, labels)]
+    sizes: dict[str, int] = {}
+    for o, ls in ops_labs:
+        for lab, n in zip(ls, aval(o).shape):
+            if n != 1:
+                if sizes.setdefault(lab, n) != n:
+                    raise ValueError(f"einsum: size of label {lab!r} differs between operands "
+                                     f"({sizes[lab]} vs {n}) in {subscripts!r}")
+    # size-1 dims of a label that is larger elsewhere broadcast: drop them
+    reduced = []
+    for o, ls in ops_labs:
+        drop = tuple(i for i, (lab, n) in enumerate(zip(ls, aval(o).shape))
+                     if n == 1 and sizes.get(lab, 1) != 1)
+        if drop:
+            o = lax.squeeze(o, drop)
+            ls = [lab for i, lab in enumerate(ls) if i not in drop]
+        reduced.append((o, ls))
+
+    def needed(exclude: Sequence[int]) -> set[str]:
+        keep = set(out_labels)
+        for k, (_, ls) in enumerate(reduced):
+            if k not in exclude:
+                keep.update(ls)
+        return keep
+
+    reduced = [_sum_out(o, ls, needed([k])) for k, (o, ls) in enumerate(reduced)]
+    while len(reduced) > 1:
+        best = None
+        for i in range(len(reduced)):
+            for j in range(i + 1, len(reduced)):
+                keep = needed([i, j])
+                result = set(reduced[i][1]) | set(reduced[j][1])
+                cost = _prod(sizes.get(lab, 1) for lab in result if lab in keep)
+                if best is None or cost < best[0]:
+                    best = (cost, i, j, keep)
+        _, i, j, keep = best
+        (a, la), (b, lb) = reduced[i], reduced[j]
+        a, la = _sum_out(a, la, keep | set(lb))
+        b, lb = _sum_out(b, lb, keep | set(la))
+        merged = _contract(a, la, b, lb, keep, precision, pref)
+        reduced = [r for k, r in enumerate(reduced) if k not in (i, j)] + [merged]
+    result, labs = _sum_out(*reduced[0], set(out_labels))
+    missing = [lab for lab in out_labels if lab not in labs]
+    if missing:  # an output label whose every occurrence was a broadcast size-1 dim
+        result = lax.reshape(result, aval(result).shape + (1,) * len(missing))
+        labs = labs + missing
+    result = lax.transpose(result, tuple(labs.index(lab) for lab in out_labels))
+    return lax.convert_element_type(result, pref or dt, weak if pref is None else False)
+
+
+__all__ = ["einsum"]

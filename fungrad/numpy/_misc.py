@@ -1,0 +1,289 @@
+"""Comparisons of whole arrays (``isclose``, ``allclose``, ``array_equal``), dtype
+casts (``astype``, ``view``), differences (``diff``, ``ediff1d``), ``interp``,
+``convolve``/``correlate``, ``cov``/``corrcoef`` and small predicates."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fungrad import lax
+from fungrad._core import dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import Tracer
+from fungrad.numpy._joining import concatenate
+from fungrad.numpy._reductions import all as _all, mean
+from fungrad.numpy._searching import searchsorted
+from fungrad.numpy._shape import broadcast_to, diagonal, slice_axis
+from fungrad.numpy._ufuncs import logical_and, logical_or, not_equal
+from fungrad.numpy._ufuncs_math import conjugate, isfinite, isnan
+from fungrad.numpy._indexing import take
+from fungrad.numpy._linalg import dot
+from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
+                                 promote_args, promote_args_inexact, promote_dtypes,
+                                 promote_dtypes_inexact, scalar_like, static_int,
+                                 where as _where)
+
+
+def isclose(a: Any, b: Any, rtol: Any = 1e-05, atol: Any = 1e-08,
+            equal_nan: bool = False) -> Any:
+    """Elementwise ``|a - b| <= atol + rtol * |b|`` (infinities equal only to themselves)."""
+    a, b = promote_args("isclose", a, b)
+    a, b = promote_args_inexact("isclose", a, b)
+    dt = aval(a).dtype
+    real = np.dtype(np.float32 if dt == np.complex64 else np.float64) if dt.kind == "c" else dt
+    rtol, atol = (lax.convert_element_type(t, dtypes.canonicalize_dtype(real))
+                  for t in (rtol, atol))
+    in_range = lax.le(lax.abs(lax.sub(a, b)), lax.add(atol, lax.mul(rtol, lax.abs(b))))
+    out = logical_or(lax.eq(a, b), logical_and(isfinite(b), in_range))
+    return logical_or(out, logical_and(isnan(a), isnan(b))) if equal_nan else out
+
+
+def allclose(a: Any, b: Any, rtol: Any = 1e-05, atol: Any = 1e-08,
+             equal_nan: bool = False) -> Any:
+    """Whether ``isclose`` holds everywhere."""
+    return _all(isclose(a, b, rtol, atol, equal_nan))
+
+
+def array_equal(a1: Any, a2: Any, equal_nan: bool = False) -> Any:
+    """Whether the arrays have the same shape and elements."""
+    a1, a2 = ensure_arraylike("array_equal", a1, a2)
+    if aval(a1).shape != aval(a2).shape:
+        return lax.full((), False, np.bool_)
+    eq = lax.eq(*promote_dtypes(a1, a2))
+    if equal_nan:
+        eq = logical_or(eq, logical_and(isnan(a1), isnan(a2)))
+    return _all(eq)
+
+
+def array_equiv(a1: Any, a2: Any) -> Any:
+    """Whether the arrays are equal after broadcasting."""
+    a1, a2 = ensure_arraylike("array_equiv", a1, a2)
+    try:
+        np.broadcast_shapes(aval(a1).shape, aval(a2).shape)
+    except ValueError:
+        return lax.full((), False, np.bool_)
+    return _all(lax.eq(*promote_dtypes(a1, a2)))
+
+
+def astype(x: Any, dtype: Any, /, *, copy: bool = False, device: Any = None) -> Any:
+    """``x`` converted to ``dtype`` (complex to real keeps the real part)."""
+    x = ensure_arraylike("astype", x)
+    return lax.convert_element_type(x, check_user_dtype(dtype, "astype"))
+
+
+def view(x: Any, dtype: Any = None, type: None = None) -> Any:  # noqa: A002
+    """The bits of ``x`` reinterpreted as ``dtype`` (the last axis rescales with itemsize)."""
+    x = ensure_arraylike("view", x)
+    if dtype is None:
+        return x
+    dt = check_user_dtype(dtype, "view")
+    src = aval(x).dtype
+    if dt == src:
+        return x
+    if src == np.bool_:
+        x = lax.convert_element_type(x, np.uint8)
+        src = np.dtype(np.uint8)
+    target = np.dtype(np.uint8) if dt == np.bool_ else dt
+    shape = aval(x).shape
+    if target.itemsize == src.itemsize:
+        out = lax.bitcast_convert_type(x, target)
+    elif target.itemsize < src.itemsize:
+        out = lax.bitcast_convert_type(x, target)
+        out = lax.reshape(out, shape[:-1] + (shape[-1] * (src.itemsize // target.itemsize),))
+    else:
+        ratio = target.itemsize // src.itemsize
+        if not shape or shape[-1] % ratio:
+            raise ValueError(f"view: the last axis of shape {shape} must be divisible by {ratio}")
+        out = lax.bitcast_convert_type(lax.reshape(x, shape[:-1] + (shape[-1] // ratio, ratio)),
+                                       target)
+    return lax.ne(out, scalar_like(0, out)) if dt == np.bool_ else out
+
+
+def iscomplex(x: Any) -> Any:
+    """Elementwise: has a non-zero imaginary part."""
+    x = ensure_arraylike("iscomplex", x)
+    if aval(x).dtype.kind != "c":
+        return lax.full(aval(x).shape, False, np.bool_)
+    return lax.ne(lax.imag(x), lax.full((), 0, lax.imag(x).dtype))
+
+
+def isreal(x: Any) -> Any:
+    """Elementwise: has a zero imaginary part."""
+    return lax.bitwise_not(iscomplex(x))
+
+
+def isscalar(element: Any) -> bool:
+    """Whether ``element`` is a scalar (a Python/NumPy scalar or a 0-d array)."""
+    if isinstance(element, (Array, Tracer, np.ndarray)):
+        return element.ndim == 0
+    return np.isscalar(element)
+
+
+# --------------------------------------------------------------------------- differences
+
+def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Any:
+    """The ``n``-th discrete difference along ``axis``."""
+    arr = ensure_arraylike("diff", a)
+    n = static_int(n, "diff: n")
+    if n < 0:
+        raise ValueError(f"diff: order must be non-negative but got {n}")
+    if n == 0:
+        return arr
+    if aval(arr).ndim == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    axis = canonicalize_axis(axis, aval(arr).ndim, "diff")
+    def edge(extra: Any) -> Any:
+        extra = ensure_arraylike("diff", extra)
+        if aval(extra).ndim == 0:
+            shape = list(aval(arr).shape)
+            shape[axis] = 1
+            extra = broadcast_to(extra, tuple(shape))
+        return extra
+    parts = ([edge(prepend)] if prepend is not None else []) + [arr] + \
+        ([edge(append)] if append is not None else [])
+    if len(parts) > 1:
+        arr = concatenate(parts, axis)
+    for _ in range(n):
+        m = aval(arr).shape[axis]
+        hi, lo = slice_axis(arr, axis, 1, m), slice_axis(arr, axis, 0, max(m - 1, 0))
+        arr = not_equal(hi, lo) if aval(arr).dtype == np.bool_ else lax.sub(hi, lo)
+    return arr
+
+
+def ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
+    """Differences of consecutive elements of the flattened array."""
+    arr = ensure_arraylike("ediff1d", ary)
+    arr = lax.reshape(arr, (aval(arr).size,))
+    n = aval(arr).shape[0]
+    parts = [lax.sub(lax.slice(arr, (1,), (n,)), lax.slice(arr, (0,), (max(n - 1, 0),)))]
+    if to_begin is not None:
+        b = lax.convert_element_type(ensure_arraylike("ediff1d", to_begin), aval(arr).dtype)
+        parts.insert(0, lax.reshape(b, (aval(b).size,)))
+    if to_end is not None:
+        e = lax.convert_element_type(ensure_arraylike("ediff1d", to_end), aval(arr).dtype)
+        parts.append(lax.reshape(e, (aval(e).size,)))
+    return concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+# --------------------------------------------------------------------------- interpolation
+
+def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
+           period: Any = None) -> Any:
+    """Piecewise-linear interpolation of the points ``(xp, fp)`` (``xp`` increasing) at ``x``."""
+    x, xp, fp = ensure_arraylike("interp", x, xp, fp)
+    if aval(xp).ndim != 1 or aval(xp).shape != aval(fp).shape:
+        raise ValueError("interp: xp and fp must be one-dimensional arrays of equal size")
+    if period is not None:
+        raise NotImplementedError("interp: period is not supported")
+    x, xp = promote_dtypes_inexact(x, xp)
+    fp, = promote_dtypes_inexact(fp)
+    n = aval(xp).shape[0]
+    i = lax.clamp(lax.convert_element_type(1, np.int32), searchsorted(xp, x, side="right"),
+                  lax.convert_element_type(max(n - 1, 1), np.int32))
+    x_lo, x_hi = take(xp, lax.sub(i, lax.full((), 1, np.int32)), mode="clip"), take(
+        xp, i, mode="clip")
+    f_lo, f_hi = take(fp, lax.sub(i, lax.full((), 1, np.int32)), mode="clip"), take(
+        fp, i, mode="clip")
+    dx = lax.sub(x_hi, x_lo)
+    safe_dx = _where(lax.eq(dx, scalar_like(0, dx)), scalar_like(1, dx), dx)
+    delta = lax.sub(x, x_lo)
+    df = lax.sub(f_hi, f_lo)
+    out = lax.add(f_lo, lax.mul(lax.div(delta, lax.convert_element_type(safe_dx,
+                                                                      aval(delta).dtype)),
+                                lax.convert_element_type(df, aval(delta).dtype)))
+    out = lax.convert_element_type(out, dtypes.result_type(out, fp))
+    out = _where(lax.eq(dx, scalar_like(0, dx)), f_lo, out)
+    first = lax.reshape(lax.slice(fp, (0,), (1,)), ())
+    last = lax.reshape(lax.slice(fp, (n - 1,), (n,)), ())
+    x0 = lax.reshape(lax.slice(xp, (0,), (1,)), ())
+    xn = lax.reshape(lax.slice(xp, (n - 1,), (n,)), ())
+    out = _where(lax.lt(x, x0), first if left is None else left, out)
+    return _where(lax.gt(x, xn), last if right is None else right, out)
+
+
+# --------------------------------------------------------------------------- convolution
+
+def _convolve_full(a: Any, v: Any) -> Any:
+    """``out[k] = sum_j a[j] v[k - j]`` as one product of ``rev(v)`` with the sliding windows
+    of the zero-padded ``a``."""
+    n, m = aval(a).shape[0], aval(v).shape[0]
+    padded = lax.pad(a, scalar_like(0, a), ((m - 1, m - 1, 0),))
+    windows = lax.concatenate([lax.expand_dims(lax.slice(padded, (k,), (k + n + m - 1,)), (0,))
+                               for k in range(m)], 0)
+    return dot(lax.rev(v, (0,)), windows)
+
+
+def _conv1d(fname: str, a: Any, v: Any, mode: str) -> Any:
+    a, v = promote_dtypes(*ensure_arraylike(fname, a, v))
+    if aval(a).ndim != 1 or aval(v).ndim != 1:
+        raise ValueError(f"{fname}: only 1-dimensional arguments are supported")
+    n, m = aval(a).shape[0], aval(v).shape[0]
+    if n == 0 or m == 0:
+        raise ValueError(f"{fname}: inputs cannot be empty")
+    if n < m:
+        a, v, n, m = v, a, m, n
+    full = _convolve_full(a, v)
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (m - 1) // 2
+        return lax.slice(full, (start,), (start + n,))
+    if mode == "valid":
+        return lax.slice(full, (m - 1,), (n,))
+    raise ValueError(f"{fname}: mode must be 'full', 'same' or 'valid', got {mode!r}")
+
+
+def convolve(a: Any, v: Any, mode: str = "full", *, precision: Any = None,
+             preferred_element_type: Any = None) -> Any:
+    """Discrete 1-d convolution (``mode`` 'full', 'same' or 'valid')."""
+    return _conv1d("convolve", a, v, mode)
+
+
+def correlate(a: Any, v: Any, mode: str = "valid", *, precision: Any = None,
+              preferred_element_type: Any = None) -> Any:
+    """Discrete 1-d cross-correlation (``mode`` 'valid', 'same' or 'full')."""
+    a, v = ensure_arraylike("correlate", a, v)
+    return _conv1d("correlate", a, lax.rev(conjugate(v), (0,)), mode)
+
+
+# --------------------------------------------------------------------------- statistics
+
+def _rows(x: Any, rowvar: bool) -> Any:
+    x, = promote_dtypes_inexact(ensure_arraylike("cov", x))
+    if aval(x).ndim > 2:
+        raise ValueError(f"cov: input has more than 2 dimensions: {aval(x).shape}")
+    if aval(x).ndim < 2:
+        x = lax.reshape(x, (1, aval(x).size))
+    return lax.transpose(x, (1, 0)) if not rowvar and aval(x).shape[0] != 1 else x
+
+
+def cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: int | None = None,
+        fweights: Any = None, aweights: Any = None) -> Any:
+    """Covariance matrix of the variables in the rows (``rowvar``) of ``m`` (and ``y``)."""
+    if fweights is not None or aweights is not None:
+        raise NotImplementedError("cov: fweights and aweights are not supported")
+    x = _rows(m, rowvar)
+    if y is not None:
+        x = concatenate([x, _rows(y, rowvar)], 0)
+    n = aval(x).shape[1]
+    ddof = (0 if bias else 1) if ddof is None else ddof
+    centered = lax.sub(x, mean(x, axis=1, keepdims=True))
+    c = dot(centered, lax.transpose(conjugate(centered), (1, 0)))
+    out = lax.div(c, lax.convert_element_type(n - ddof, aval(c).dtype))
+    return lax.reshape(out, ()) if aval(out).shape == (1, 1) else out
+
+
+def corrcoef(x: Any, y: Any = None, rowvar: bool = True) -> Any:
+    """Pearson correlation coefficients, clipped to [-1, 1]."""
+    c = cov(x, y, rowvar)
+    if aval(c).ndim == 0:
+        return lax.div(c, c)
+    d = lax.sqrt(diagonal(c))
+    c = lax.div(lax.div(c, lax.expand_dims(d, (1,))), lax.expand_dims(d, (0,)))
+    return lax.clamp(scalar_like(-1, c), c, scalar_like(1, c))
+
+
+__all__ = ["isclose", "allclose", "array_equal", "array_equiv", "astype", "view", "iscomplex",
+           "isreal", "isscalar", "diff", "ediff1d", "interp", "convolve", "correlate", "cov",
+           "corrcoef"]

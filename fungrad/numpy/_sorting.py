@@ -1,0 +1,180 @@
+"""Sorting: ``sort``, ``argsort`` (stable by default), ``lexsort``, ``partition``,
+``argpartition`` and ``unique`` (``size=`` makes it usable under ``jit``)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad import lax
+from fungrad._core import dtypes
+from fungrad._core.core import Tracer
+from fungrad.numpy._indexing import _IndexUpdateRef, take
+from fungrad.numpy._reductions import cumsum, sum as _sum
+from fungrad.numpy._searching import nonzero
+from fungrad.numpy._shape import swapaxes
+from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
+                                 scalar_like, static_int, where as _where)
+
+
+def _flat_or_axis(arr: Any, axis: Any, fname: str) -> tuple[Any, int]:
+    if axis is None:
+        return lax.reshape(arr, (aval(arr).size,)), 0
+    return arr, canonicalize_axis(axis, aval(arr).ndim, fname)
+
+
+def sort(a: Any, axis: int | None = -1, *, kind: None = None, order: None = None,
+         stable: bool = True, descending: bool = False) -> Any:
+    """Sorted copy of ``a`` along ``axis`` (NaNs last; flattened when ``axis`` is None)."""
+    arr = ensure_arraylike("sort", a)
+    if order is not None:
+        raise TypeError("sort: the 'order' argument is not supported")
+    arr, dim = _flat_or_axis(arr, axis, "sort")
+    if aval(arr).ndim == 0:
+        return arr
+    out = lax.sort(arr, dimension=dim, is_stable=stable)
+    return lax.rev(out, (dim,)) if descending else out
+
+
+def argsort(a: Any, axis: int | None = -1, *, kind: None = None, order: None = None,
+            stable: bool = True, descending: bool = False, dtype: Any = None) -> Any:
+    """Indices that sort ``a`` along ``axis`` (stable: ties keep their order)."""
+    arr = ensure_arraylike("argsort", a)
+    if order is not None:
+        raise TypeError("argsort: the 'order' argument is not supported")
+    arr, dim = _flat_or_axis(arr, axis, "argsort")
+    idx_dtype = check_user_dtype(dtype, "argsort") or dtypes.default_int_dtype()
+    if aval(arr).ndim == 0:
+        return lax.full((), 0, idx_dtype)
+    iota = lax.broadcasted_iota(idx_dtype, aval(arr).shape, dim)
+    if descending and stable:
+        arr, iota = lax.rev(arr, (dim,)), lax.rev(iota, (dim,))
+    _, indices = lax.sort_key_val(arr, iota, dimension=dim, is_stable=stable)
+    return lax.rev(indices, (dim,)) if descending else indices
+
+
+def lexsort(keys: Sequence[Any], axis: int = -1) -> Any:
+    """Indices sorting by the last key, then the one before, ... (stable)."""
+    keys = [ensure_arraylike("lexsort", k) for k in (keys if not hasattr(keys, "aval") else
+                                                       [keys[i] for i in range(len(keys))])]
+    if not keys:
+        raise TypeError("lexsort: need a sequence of keys with len > 0")
+    if len({aval(k).shape for k in keys}) > 1:
+        raise ValueError("lexsort: all keys need to be the same shape")
+    shape = aval(keys[0]).shape
+    if not shape:
+        return lax.full((), 0, dtypes.default_int_dtype())
+    dim = canonicalize_axis(axis, len(shape), "lexsort")
+    iota = lax.broadcasted_iota(dtypes.default_int_dtype(), shape, dim)
+    return lax.sort((*keys[::-1], iota), dimension=dim, num_keys=len(keys))[-1]
+
+
+def _negate_for_bottom(arr: Any) -> Any:
+    if aval(arr).dtype.kind == "u":
+        return lax.neg(lax.add(arr, scalar_like(1, arr)))
+    return lax.neg(arr)
+
+
+def partition(a: Any, kth: int, axis: int = -1) -> Any:
+    """``a`` rearranged so the ``kth`` element is in sorted position, smaller ones before."""
+    arr = ensure_arraylike("partition", a)
+    axis = canonicalize_axis(axis, aval(arr).ndim, "partition")
+    kth = canonicalize_axis(static_int(kth, "partition: kth"), aval(arr).shape[axis],
+                            "partition")
+    arr = swapaxes(arr, axis, -1)
+    n = aval(arr).shape[-1]
+    bottom = lax.top_k(_negate_for_bottom(arr), kth + 1)[0]
+    bottom = lax.neg(bottom)
+    if aval(arr).dtype.kind == "u":
+        bottom = lax.sub(bottom, scalar_like(1, bottom))
+    top = lax.top_k(arr, n - kth - 1)[0]
+    out = lax.concatenate([bottom, top], aval(arr).ndim - 1)
+    return swapaxes(out, -1, axis)
+
+
+def argpartition(a: Any, kth: int, axis: int = -1) -> Any:
+    """Indices that would ``partition`` ``a``."""
+    arr = ensure_arraylike("argpartition", a)
+    axis = canonicalize_axis(axis, aval(arr).ndim, "argpartition")
+    kth = canonicalize_axis(static_int(kth, "argpartition: kth"), aval(arr).shape[axis],
+                            "argpartition")
+    arr = swapaxes(arr, axis, -1)
+    n = aval(arr).shape[-1]
+    bottom_ind = lax.top_k(_negate_for_bottom(arr), kth + 1)[1]
+    # mark the bottom entries with 0 in a proxy of ones, then take the top of the rest
+    hot = lax.eq(lax.expand_dims(bottom_ind, (aval(bottom_ind).ndim,)),
+                 lax.broadcasted_iota(aval(bottom_ind).dtype,
+                                      aval(bottom_ind).shape + (n,), aval(bottom_ind).ndim))
+    taken = lax.reduce_or(hot, (aval(bottom_ind).ndim - 1,))
+    proxy = lax.select(taken, lax.full(aval(arr).shape, 0.0, np.float32),
+                       lax.full(aval(arr).shape, 1.0, np.float32))
+    top_ind = lax.top_k(proxy, n - kth - 1)[1]
+    out = lax.concatenate([bottom_ind, top_ind], aval(arr).ndim - 1)
+    return swapaxes(out, -1, axis)
+
+
+# --------------------------------------------------------------------------- unique
+
+def unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
+           return_counts: bool = False, axis: int | None = None, *, equal_nan: bool = True,
+           size: int | None = None, fill_value: Any = None, sorted: bool = True) -> Any:  # noqa: A002
+    """Sorted unique elements of the flattened ``ar`` (``axis`` must be None).
+
+    Without ``size`` the input must be concrete; with ``size`` exactly ``size`` values are
+    returned, padded with ``fill_value`` (default: the smallest value).
+    """
+    arr = ensure_arraylike("unique", ar)
+    if axis is not None:
+        raise NotImplementedError("unique: only axis=None is supported")
+    if size is None and isinstance(arr, Tracer) and arr.to_concrete_value() is None:
+        raise TypeError("unique: the number of unique values is data dependent; pass a static "
+                        "size= (and optionally fill_value=) to use unique inside jit/vmap")
+    shape = aval(arr).shape
+    flat = lax.reshape(arr, (aval(arr).size,))
+    n = aval(flat).shape[0]
+    if n == 0 and size and fill_value is None:
+        raise ValueError("unique: for zero-sized input with nonzero size, fill_value must be "
+                         "specified")
+    perm = argsort(flat)
+    aux = take(flat, perm, mode="clip") if n else flat
+    if n:
+        neq = lax.ne(lax.slice(aux, (1,), (n,)), lax.slice(aux, (0,), (n - 1,)))
+        if equal_nan and dtypes.is_inexact(aval(aux).dtype):
+            both_nan = lax.bitwise_and(lax.ne(lax.slice(aux, (1,), (n,)),
+                                              lax.slice(aux, (1,), (n,))),
+                                       lax.ne(lax.slice(aux, (0,), (n - 1,)),
+                                              lax.slice(aux, (0,), (n - 1,))))
+            neq = lax.bitwise_and(neq, lax.bitwise_not(both_nan))
+        mask = lax.concatenate([lax.full((1,), True, np.bool_), neq], 0)
+    else:
+        mask = lax.full((0,), False, np.bool_)
+    ind = nonzero(mask, size=size)[0] if n else lax.full((size or 0,), 0, np.int32)
+    result = take(aux, ind, mode="clip") if n else lax.full((size or 0,), 0, aval(aux).dtype)
+    if size is not None and fill_value is not None:
+        valid = lax.lt(lax.iota(np.int32, size), _sum(mask, dtype=np.int32))
+        result = _where(valid, result, lax.convert_element_type(fill_value, aval(result).dtype))
+    outs: list[Any] = [result]
+    if return_index:
+        outs.append(take(perm, ind, mode="clip") if n else ind)
+    if return_inverse:
+        if n:
+            imask = lax.sub(cumsum(mask, dtype=dtypes.default_int_dtype()),
+                            lax.convert_element_type(1, dtypes.default_int_dtype()))
+            inv = _IndexUpdateRef(lax.full((n,), 0, dtypes.default_int_dtype()), perm).set(imask)
+        else:
+            inv = lax.full((0,), 0, dtypes.default_int_dtype())
+        outs.append(lax.reshape(inv, shape))
+    if return_counts:
+        if n:
+            idx = nonzero(mask, size=(size if size is not None else aval(ind).shape[0]) + 1,
+                          fill_value=n)[0]
+            counts = lax.sub(lax.slice(idx, (1,), aval(idx).shape),
+                             lax.slice(idx, (0,), (aval(idx).shape[0] - 1,)))
+            counts = lax.max(counts, scalar_like(0, counts))
+        else:
+            counts = lax.full((size or 0,), 0, dtypes.default_int_dtype())
+        outs.append(lax.convert_element_type(counts, dtypes.default_int_dtype()))
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+__all__ = ["sort", "argsort", "lexsort", "partition", "argpartition", "unique"]
