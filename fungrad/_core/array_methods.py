@@ -34,8 +34,10 @@ def _unary(name: str):
 
 
 def _forward(name: str):
+    target = _METHOD_TARGETS.get(name, name)
+
     def method(self, *args, **kwargs):
-        return getattr(_jnp or _numpy_module(), name)(self, *args, **kwargs)
+        return getattr(_jnp or _numpy_module(), target)(self, *args, **kwargs)
     method.__name__ = name
     method.__doc__ = f"Same as ``fungrad.numpy.{name}(self, ...)``."
     return method
@@ -49,10 +51,14 @@ _BINARY_OPS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "t
 _COMPARE_OPS = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
                 "eq": "equal", "ne": "not_equal"}
 _UNARY_OPS = {"neg": "negative", "pos": "positive", "abs": "abs", "invert": "invert"}
-_METHODS = ("all", "any", "argmax", "argmin", "argsort", "astype", "clip", "conj", "cumprod",
-            "cumsum", "diagonal", "dot", "flatten", "max", "mean", "min", "nonzero", "prod",
-            "ravel", "repeat", "reshape", "round", "sort", "squeeze", "std", "sum", "swapaxes",
-            "take", "trace", "transpose", "var", "view")
+_METHODS = ("all", "any", "argmax", "argmin", "argsort", "astype", "clip", "conj", "conjugate",
+            "cumprod", "cumsum", "diagonal", "dot", "flatten", "max", "mean", "min", "nonzero",
+            "prod", "ravel", "repeat", "reshape", "round", "searchsorted", "sort", "squeeze",
+            "std", "sum", "swapaxes", "take", "trace", "transpose", "var", "view")
+# Methods whose argument convention differs from the function of the same name:
+# x.reshape(2, 3) and x.transpose(1, 0) take varargs; x.flatten() is ravel.
+_METHOD_TARGETS = {"reshape": "_method_reshape", "transpose": "_method_transpose",
+                   "flatten": "ravel"}
 
 
 class ArrayMethods:
