@@ -1,0 +1,264 @@
+"""Activation functions and friends (the ``jax.nn`` functional API), as composites of
+``fungrad.numpy``/``fungrad.lax``.
+
+Custom JVPs are used only where numerics demand them: ``relu``/``relu6`` (derivative 0
+at the kinks, as in JAX) and ``softmax`` (a cheaper, exact tangent ``y * (t - sum(y t))``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fungrad import lax
+from fungrad import numpy as jnp
+from fungrad._core import dtypes
+from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
+                                 promote_args_inexact, scalar_like, static_int)
+from fungrad.scipy.special import logsumexp
+from fungrad.transforms.custom_derivatives import custom_jvp
+
+
+@custom_jvp
+def relu(x: Any) -> Any:
+    """Rectified linear unit ``max(x, 0)``; its derivative at 0 is 0 (as in JAX)."""
+    return jnp.maximum(x, 0)
+
+
+relu.defjvps(lambda g, ans, x: lax.select(jnp.greater(x, 0), g, lax.full_like(g, 0)))
+
+
+@custom_jvp
+def relu6(x: Any) -> Any:
+    """``min(max(x, 0), 6)``; derivative 0 at both kinks."""
+    return jnp.minimum(jnp.maximum(x, 0), 6.0)
+
+
+relu6.defjvps(lambda g, ans, x: lax.select(
+    jnp.logical_and(jnp.greater(x, 0), jnp.less(x, 6)), g, lax.full_like(g, 0)))
+
+
+def identity(x: Any) -> Any:
+    """The identity activation."""
+    return ensure_arraylike("identity", x)
+
+
+def sigmoid(x: Any) -> Any:
+    """The logistic function ``1 / (1 + exp(-x))``."""
+    return lax.logistic(*promote_args_inexact("sigmoid", x))
+
+
+def hard_sigmoid(x: Any) -> Any:
+    """``relu6(x + 3) / 6``."""
+    return jnp.divide(relu6(jnp.add(x, 3.0)), 6.0)
+
+
+def silu(x: Any) -> Any:
+    """SiLU / swish: ``x * sigmoid(x)``."""
+    x = ensure_arraylike("silu", x)
+    return jnp.multiply(x, sigmoid(x))
+
+
+swish = silu
+
+
+def hard_silu(x: Any) -> Any:
+    """``x * hard_sigmoid(x)``."""
+    x = ensure_arraylike("hard_silu", x)
+    return jnp.multiply(x, hard_sigmoid(x))
+
+
+hard_swish = hard_silu
+
+
+def softplus(x: Any) -> Any:
+    """``log(1 + exp(x))`` computed stably."""
+    return jnp.logaddexp(x, 0)
+
+
+def log_sigmoid(x: Any) -> Any:
+    """``log(sigmoid(x)) = -softplus(-x)``."""
+    x = ensure_arraylike("log_sigmoid", x)
+    return jnp.negative(softplus(jnp.negative(x)))
+
+
+def soft_sign(x: Any) -> Any:
+    """``x / (|x| + 1)``."""
+    x = ensure_arraylike("soft_sign", x)
+    return jnp.divide(x, jnp.add(jnp.abs(x), 1))
+
+
+def mish(x: Any) -> Any:
+    """``x * tanh(softplus(x))``."""
+    x = ensure_arraylike("mish", x)
+    return jnp.multiply(x, jnp.tanh(softplus(x)))
+
+
+def squareplus(x: Any, b: Any = 4) -> Any:
+    """``(x + sqrt(x^2 + b)) / 2``, a smooth relu."""
+    x, b = ensure_arraylike("squareplus", x, b)
+    return jnp.divide(jnp.add(x, jnp.sqrt(jnp.add(jnp.square(x), b))), 2)
+
+
+def elu(x: Any, alpha: Any = 1.0) -> Any:
+    """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+    x = ensure_arraylike("elu", x)
+    positive = jnp.greater(x, 0)
+    return jnp.where(positive, x, jnp.multiply(alpha, jnp.expm1(jnp.where(positive, 0.0, x))))
+
+
+def celu(x: Any, alpha: Any = 1.0) -> Any:
+    """Continuously differentiable ELU: ``max(x, 0) + alpha * expm1(min(x, 0) / alpha)``."""
+    return jnp.add(jnp.maximum(x, 0.0),
+                   jnp.multiply(alpha, jnp.expm1(jnp.divide(jnp.minimum(x, 0.0), alpha))))
+
+
+def selu(x: Any) -> Any:
+    """Scaled ELU with the self-normalising constants."""
+    return jnp.multiply(1.0507009873554805, elu(x, 1.6732632423543772))
+
+
+def leaky_relu(x: Any, negative_slope: Any = 0.01) -> Any:
+    """``x`` for ``x >= 0``, else ``negative_slope * x``."""
+    x = ensure_arraylike("leaky_relu", x)
+    return jnp.where(jnp.greater_equal(x, 0), x, jnp.multiply(negative_slope, x))
+
+
+def hard_tanh(x: Any) -> Any:
+    """``x`` clipped to ``[-1, 1]``."""
+    x = ensure_arraylike("hard_tanh", x)
+    return jnp.where(jnp.greater(x, 1), 1, jnp.where(jnp.less(x, -1), -1, x))
+
+
+def tanh(x: Any) -> Any:
+    """Hyperbolic tangent."""
+    return jnp.tanh(x)
+
+
+def gelu(x: Any, approximate: bool = True) -> Any:
+    """Gaussian error linear unit: the tanh approximation by default, exact with ``erf``
+    (``approximate=False``)."""
+    x, = promote_args_inexact("gelu", x)
+    dt = aval(x).dtype
+    if approximate:
+        c = lax.convert_element_type(np.sqrt(2 / np.pi), dt)
+        inner = lax.mul(c, lax.add(x, lax.mul(scalar_like(0.044715, x), lax.integer_pow(x, 3))))
+        cdf = lax.mul(scalar_like(0.5, x), lax.add(scalar_like(1.0, x), lax.tanh(inner)))
+        return lax.mul(x, cdf)
+    half = lax.convert_element_type(np.sqrt(0.5), dt)
+    return lax.mul(lax.mul(scalar_like(0.5, x), x), lax.erfc(lax.mul(lax.neg(x), half)))
+
+
+def glu(x: Any, axis: int = -1) -> Any:
+    """Gated linear unit: the first half of ``axis`` times the sigmoid of the second."""
+    x = ensure_arraylike("glu", x)
+    axis = canonicalize_axis(axis, aval(x).ndim, "glu")
+    if aval(x).shape[axis] % 2:
+        raise ValueError(f"glu: axis {axis} size {aval(x).shape[axis]} must be even")
+    x1, x2 = jnp.split(x, 2, axis)
+    return jnp.multiply(x1, sigmoid(x2))
+
+
+# --------------------------------------------------------------------------- softmax
+
+def _softmax_fn(x: Any, axis: Any, where: Any, initial: Any) -> Any:
+    x_max = jnp.max(x, axis, where=where, initial=initial, keepdims=True)
+    x_safe = x if where is None else jnp.where(where, x, initial)
+    unnormalized = jnp.exp(jnp.subtract(x_safe, x_max))
+    result = jnp.divide(unnormalized, jnp.sum(unnormalized, axis, where=where, keepdims=True))
+    return result if where is None else jnp.where(where, result, 0)
+
+
+_softmax = custom_jvp(_softmax_fn, nondiff_argnums=(1,))
+
+
+@_softmax.defjvp
+def _softmax_jvp(axis: Any, primals: Any, tangents: Any) -> Any:
+    (x, where, initial), (x_dot, _, _) = primals, tangents
+    y = _softmax(x, axis, where, initial)
+    inner = jnp.sum(jnp.multiply(y, x_dot), axis, where=where, keepdims=True)
+    return y, jnp.multiply(y, jnp.subtract(x_dot, inner))
+
+
+def _axis_key(axis: Any, ndim: int) -> Any:
+    """A hashable, non-negative form of ``axis`` (a static argument of ``_softmax``)."""
+    if axis is None:
+        return None
+    if isinstance(axis, (tuple, list)):
+        return tuple(canonicalize_axis(a, ndim, "softmax") for a in axis)
+    return canonicalize_axis(axis, ndim, "softmax")
+
+
+def softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max for stability.
+
+    ``where`` masks elements out (they get probability 0).
+    """
+    x, = promote_args_inexact("softmax", ensure_arraylike("softmax", x))
+    return _softmax(x, _axis_key(axis, aval(x).ndim), where, -np.inf)
+
+
+def log_softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
+    """``x - logsumexp(x)`` along ``axis`` (masked elements give -inf)."""
+    x, = promote_args_inexact("log_softmax", ensure_arraylike("log_softmax", x))
+    x_max = jnp.max(x, axis, where=where, initial=-np.inf, keepdims=True)
+    x_safe = x if where is None else jnp.where(where, x, -np.inf)
+    shifted = jnp.subtract(x_safe, lax.stop_gradient(x_max))
+    shifted_lse = jnp.log(jnp.sum(jnp.exp(shifted), axis, where=where, keepdims=True))
+    result = jnp.subtract(shifted, shifted_lse)
+    return result if where is None else jnp.where(where, result, -np.inf)
+
+
+def logmeanexp(x: Any, axis: Any = None, where: Any = None, keepdims: bool = False) -> Any:
+    """``log(mean(exp(x)))`` computed stably."""
+    x = ensure_arraylike("logmeanexp", x)
+    lse = logsumexp(x, axis=axis, where=where, keepdims=keepdims)
+    if where is None:
+        axes = tuple(range(aval(x).ndim)) if axis is None else (
+            tuple(axis) if isinstance(axis, (tuple, list)) else (axis,))
+        count = int(np.prod([aval(x).shape[a] for a in axes]))
+        return jnp.subtract(lse, np.log(count).astype(np.float32).item())
+    count = jnp.sum(jnp.broadcast_to(where, aval(x).shape), axis=axis, keepdims=keepdims,
+                    dtype=aval(lse).dtype)
+    return jnp.subtract(lse, jnp.log(count))
+
+
+def standardize(x: Any, axis: Any = -1, mean: Any = None, variance: Any = None,
+                epsilon: Any = 1e-5, where: Any = None, *, algorithm: str = "stable") -> Any:
+    """``(x - mean) / sqrt(variance + epsilon)`` along ``axis`` (statistics computed when
+    not given; ``algorithm`` 'stable' or 'fast')."""
+    x = ensure_arraylike("standardize", x)
+    if mean is None:
+        mean = jnp.mean(x, axis, keepdims=True, where=where)
+    if variance is None:
+        if algorithm == "stable":
+            variance = jnp.mean(jnp.square(jnp.subtract(x, mean)), axis, keepdims=True,
+                                where=where)
+        elif algorithm == "fast":
+            variance = jnp.clip(jnp.subtract(jnp.mean(jnp.square(x), axis, keepdims=True,
+                                                      where=where), jnp.square(mean)), 0)
+        else:
+            raise ValueError(f"standardize: unknown algorithm {algorithm!r}; expected 'fast' "
+                             "or 'stable'")
+    return jnp.multiply(jnp.subtract(x, mean), lax.rsqrt(jnp.add(variance, epsilon)))
+
+
+def one_hot(x: Any, num_classes: int, *, dtype: Any = None, axis: int = -1) -> Any:
+    """One-hot encoding of the integers ``x`` into ``num_classes`` along a new ``axis``
+    (out-of-range values give all-zero rows)."""
+    num_classes = static_int(num_classes, "one_hot: num_classes")
+    x = jnp.asarray(x)
+    dtype = check_user_dtype(dtype, "one_hot") or dtypes.default_float_dtype()
+    out_axis = canonicalize_axis(axis, aval(x).ndim + 1, "one_hot")
+    lhs = lax.expand_dims(x, (out_axis,))
+    rhs_shape = [1] * aval(x).ndim
+    rhs_shape.insert(out_axis, num_classes)
+    rhs = lax.broadcasted_iota(aval(x).dtype, tuple(rhs_shape), out_axis)
+    return lax.convert_element_type(jnp.equal(lhs, rhs), dtype)
+
+
+__all__ = ["relu", "relu6", "identity", "sigmoid", "hard_sigmoid", "silu", "swish",
+           "hard_silu", "hard_swish", "softplus", "log_sigmoid", "soft_sign", "mish",
+           "squareplus", "elu", "celu", "selu", "leaky_relu", "hard_tanh", "tanh", "gelu",
+           "glu", "softmax", "log_softmax", "logsumexp", "logmeanexp", "standardize",
+           "one_hot"]
