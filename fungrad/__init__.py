@@ -16,5 +16,6 @@ from fungrad.transforms.custom_derivatives import custom_jvp, custom_vjp
 from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.lax.ad_util import stop_gradient
 from fungrad import test_util  # noqa: E402
+from fungrad import nn, scipy  # noqa: E402
 
 __version__ = "0.1.0"
