@@ -34,7 +34,7 @@ from fungrad._core.core import ClosedJaxpr, Jaxpr, Primitive, Var
 from fungrad._core.eval import EvalTrace
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
-from fungrad.lax.control_flow.common import flatten_operands, merge, run_jaxpr, split, trace_fun
+from fungrad.lax.control_flow.common import flatten_operands, run_jaxpr, split, trace_fun
 
 __all__ = ["checkpoint", "remat", "checkpoint_name", "checkpoint_policies", "remat_p", "name_p"]
 
@@ -183,10 +183,31 @@ def _remat_jvp(primals, tangents, *, jaxpr, prevent_cse, policy):
                       for p, nz in zip(outs[:n], out_nz)]
 
 
-def _saveable(policy: Callable, producers: dict, v: Any) -> bool:
-    """Inputs and literals are always available; intermediates only if the policy agrees."""
-    eqn = producers.get(v) if type(v) is Var else None
-    return eqn is None or bool(policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params))
+def _split_residuals(known: Jaxpr, res_vars: Sequence, policy: Callable
+                      ) -> tuple[list[Var], list]:
+    """Decide which values the known half hands over and which the staged half recomputes.
+
+    Walks back from the residuals through the known jaxpr: inputs are always
+    available, an intermediate whose producer the policy calls saveable is saved,
+    anything else is recomputed from its own inputs. Returns the saved vars and the
+    equations to recompute (in program order).
+    """
+    producers = {v: e for e in known.eqns for v in e.outvars}
+    available = set(known.invars) | set(known.constvars)
+    saved, recompute, seen = [], set(), set()
+    stack = [v for v in res_vars if type(v) is Var]
+    while stack:
+        v = stack.pop()
+        if v in seen or v in available:
+            continue
+        seen.add(v)
+        eqn = producers[v]
+        if policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params):
+            saved.append(v)
+        else:
+            recompute.add(eqn)
+            stack.extend(a for a in eqn.invars if type(a) is Var)
+    return saved, [e for e in known.eqns if e in recompute]
 
 
 def _prune_inputs(closed: ClosedJaxpr, prunable: int) -> tuple[ClosedJaxpr, list[bool]]:
@@ -205,23 +226,23 @@ def _remat_partial_eval(trace: pe.JaxprTrace, args: Sequence, params: dict) -> l
     known, unknown, out_unknowns, num_res = pe.partial_eval_jaxpr(jaxpr, unknowns)
     kj = known.jaxpr
     n_known_out = len(kj.outvars) - num_res
-    producers = {v: e for e in kj.eqns for v in e.outvars}
-    save = [_saveable(policy, producers, v) for v in kj.outvars[n_known_out:]]
+    res_vars = kj.outvars[n_known_out:]
+    saved_vars, recompute_eqns = _split_residuals(kj, res_vars, policy)
     known_args = [a for a, u in zip(args, unknowns) if not u]
     unknown_args = [a for a, u in zip(args, unknowns) if u]
-    # Known half, now: the primal outputs and the residuals we may keep.
-    run_known = ClosedJaxpr(pe.dce_jaxpr(kj, [True] * n_known_out + save), known.consts)
+    # Known half, now: the primal outputs and the values the policy lets us keep.
+    run_known = Jaxpr(kj.constvars, kj.invars, kj.outvars[:n_known_out] + saved_vars, kj.eqns)
     with core.set_current_trace(trace.parent):
-        known_outs = pe.closed_call(run_known, *known_args)
+        known_outs = pe.closed_call(ClosedJaxpr(pe.dce_jaxpr(run_known), known.consts),
+                                    *known_args)
     known_vals, saved = known_outs[:n_known_out], known_outs[n_known_out:]
-    # Unknown half, staged: recompute the other residuals from the known inputs.
-    recompute = ClosedJaxpr(pe.dce_jaxpr(kj, [False] * n_known_out + [not s for s in save]),
+    # Unknown half, staged: recompute the residuals from the saved values and known inputs.
+    recompute = ClosedJaxpr(Jaxpr(kj.constvars, saved_vars + kj.invars, res_vars, recompute_eqns),
                             known.consts)
 
     def staged(*xs: Any) -> list:
         saved_res, kin, uin = split(xs, [len(saved), len(known_args), len(unknown_args)])
-        res = merge(save, pe.closed_call(recompute, *kin), saved_res)
-        return pe.closed_call(unknown, *res, *uin)
+        return pe.closed_call(unknown, *pe.closed_call(recompute, *saved_res, *kin), *uin)
     avals = [core.get_aval(x) for x in (*saved, *known_args)] + [a.aval for a in unknown_args]
     inner, consts, _ = trace_fun(staged, avals, "checkpoint")
     inner, keep = _prune_inputs(inner, len(consts) + len(saved) + len(known_args))
