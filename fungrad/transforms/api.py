@@ -285,6 +285,10 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
         for ax in flat_axes:
             if ax is not None and not isinstance(ax, int):
                 raise TypeError(f"vmap({fname}): in_axes must be ints or None, got {ax!r}")
+        # Keyword arguments are mapped over their leading axis, as in jax.vmap.
+        flat_kw, kw_tree = _flatten_args((kwargs,), f"vmap({fname})")
+        n_pos = len(flat_args)
+        flat_args, flat_axes = flat_args + flat_kw, flat_axes + [0] * len(flat_kw)
         size = _axis_size(flat_args, flat_axes, axis_size, fname)
         trace = batching.BatchTrace(core.current_trace(), size, axis_name)
         try:
@@ -295,7 +299,8 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
                 else:
                     tracers.append(batching.BatchTracer(trace, x, ax % core.get_aval(x).ndim))
             with core.set_current_trace(trace):
-                out = fun(*tree_util.unflatten(in_tree, tracers), **kwargs)
+                out = fun(*tree_util.unflatten(in_tree, tracers[:n_pos]),
+                          **tree_util.unflatten(kw_tree, tracers[n_pos:])[0])
             flat_out, out_tree = _flat_outputs(out, f"vmap({fname})")
             flat_out_axes = tree_util.broadcast_prefix(out_axes, out, "vmap out_axes")
             results = []
