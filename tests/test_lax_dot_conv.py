@@ -11,6 +11,18 @@ from tests.harness import GRAD_TOL, assert_same, compare, compare_transforms, ra
 
 RNG = np.random.default_rng(0)
 
+
+def _vmap_each_side(fg, jx, args, axes=(0, 1, -1)):
+    """vmap with one operand batched at a time (the other shared), at several axes."""
+    for i in range(len(args)):
+        for ax in axes:
+            stacked = np.stack([rand(RNG, np.shape(args[i])) for _ in range(2)], axis=ax)
+            call = list(args)
+            call[i] = stacked
+            in_axes = tuple(ax if j == i else None for j in range(len(args)))
+            assert_same(fungrad.vmap(fg, in_axes)(*to_fg(call)), jax.vmap(jx, in_axes)(*to_jax(call)))
+
+
 # ----------------------------------------------------------------------------- dot_general
 
 # (lhs shape, rhs shape, dimension_numbers)
@@ -34,19 +46,8 @@ def test_dot_general_transforms(lshape, rshape, dnums):
     args = [rand(RNG, lshape), rand(RNG, rshape)]
     fg = lambda a, b: lax.dot_general(a, b, dnums)
     jx = lambda a, b: jax.lax.dot_general(a, b, dnums)
-    compare_transforms(fg, jx, args, RNG, vmap_axes=(0, 1, -1))
-
-
-@pytest.mark.parametrize("lshape,rshape,dnums", DOT_CASES[:7])
-def test_dot_general_vmap_one_side_batched(lshape, rshape, dnums):
-    a, b = rand(RNG, lshape), rand(RNG, rshape)
-    for ax in (0, 1, -1):
-        stacked = np.stack([rand(RNG, lshape) for _ in range(3)], axis=ax)
-        assert_same(fungrad.vmap(lambda x, y: lax.dot_general(x, y, dnums), (ax, None))(*to_fg((stacked, b))),
-                    jax.vmap(lambda x, y: jax.lax.dot_general(x, y, dnums), (ax, None))(*to_jax((stacked, b))))
-        stacked = np.stack([rand(RNG, rshape) for _ in range(3)], axis=ax)
-        assert_same(fungrad.vmap(lambda x, y: lax.dot_general(x, y, dnums), (None, ax))(*to_fg((a, stacked))),
-                    jax.vmap(lambda x, y: jax.lax.dot_general(x, y, dnums), (None, ax))(*to_jax((a, stacked))))
+    compare_transforms(fg, jx, args, RNG, vmap_axes=(0, -1))
+    _vmap_each_side(fg, jx, args, axes=(1, -1) if len(lshape) > 1 and len(rshape) > 1 else (0,))
 
 
 DTYPE_CASES = [
@@ -124,3 +125,95 @@ def test_dot_errors(call, match):
 def test_dot_errors_under_tracing():
     with pytest.raises(TypeError, match="contracting dimensions to have the same shape"):
         fungrad.make_jaxpr(lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ()))))(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32))
+
+
+# ----------------------------------------------------------------------------- conv
+
+# (lhs shape, rhs shape, keyword arguments of conv_general_dilated)
+CONV_CASES = [
+    ((2, 3, 9), (4, 3, 3), dict(window_strides=(2,), padding="SAME")),
+    ((2, 3, 7, 6), (4, 3, 3, 2), dict(window_strides=(1, 1), padding="SAME")),
+    ((2, 7, 6, 3), (3, 3, 3, 4), dict(window_strides=(2, 2), padding="VALID",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))),
+    ((2, 3, 8, 7), (4, 3, 2, 3), dict(window_strides=(2, 1), padding=((1, 2), (0, -1)),
+                                      lhs_dilation=(1, 2), rhs_dilation=(2, 1))),
+    ((2, 4, 6, 6), (6, 2, 3, 3), dict(window_strides=(1, 2), padding="SAME", feature_group_count=2)),
+    ((1, 4, 5, 5), (4, 1, 3, 3), dict(window_strides=(1, 1), padding="SAME", feature_group_count=4)),
+    ((4, 3, 5, 5), (6, 3, 2, 2), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
+    ((1, 2, 4, 5, 4), (3, 2, 2, 3, 2), dict(window_strides=(1, 2, 1), padding="SAME")),
+    ((2, 5, 5, 3), (3, 3, 3, 4), dict(window_strides=(1, 1), padding="SAME_LOWER",
+                                      dimension_numbers=("NHWC", "HWIO", "NCHW"))),
+    ((0, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(1, 1), padding="SAME")),
+]
+
+
+@pytest.mark.parametrize("lshape,rshape,kw", CONV_CASES)
+def test_conv_general_dilated_transforms(lshape, rshape, kw):
+    args = [rand(RNG, lshape), rand(RNG, rshape)]
+    fg = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    jx = lambda x, w: jax.lax.conv_general_dilated(x, w, **kw)
+    compare_transforms(fg, jx, args, RNG, vmap_axes=(-1,) if lshape[0] else ())
+    if lshape[0]:
+        _vmap_each_side(fg, jx, args, axes=(1,))
+
+
+def test_conv_second_derivatives_and_vmap_of_grad():
+    kw = dict(window_strides=(2, 1), padding="SAME", rhs_dilation=(1, 2), feature_group_count=2)
+    x, w = rand(RNG, (2, 4, 6, 5), low=-0.5, high=0.5), rand(RNG, (4, 2, 3, 2), low=-0.5, high=0.5)
+
+    def loss(lib):
+        def f(x, w):
+            y = lib.lax.conv_general_dilated(x, w, **kw)
+            return lib.lax.reduce_sum(lib.lax.mul(y, lib.lax.sin(y)), (0, 1, 2, 3))
+        return f
+    tx, tw = rand(RNG, x.shape), rand(RNG, w.shape)
+    assert_same(fungrad.jvp(fungrad.grad(loss(fungrad), (0, 1)), to_fg((x, w)), to_fg((tx, tw))),
+                jax.jvp(jax.grad(loss(jax), (0, 1)), to_jax((x, w)), to_jax((tx, tw))), GRAD_TOL)
+    xs = np.stack([x, rand(RNG, x.shape, low=-0.5, high=0.5)])
+    assert_same(fungrad.vmap(fungrad.grad(loss(fungrad), (0, 1)), (0, None))(*to_fg((xs, w))),
+                jax.vmap(jax.grad(loss(jax), (0, 1)), (0, None))(*to_jax((xs, w))), GRAD_TOL)
+
+
+@pytest.mark.parametrize("dt,pref", [(np.float16, None), (ml_dtypes.bfloat16, None),
+                                     (ml_dtypes.bfloat16, np.float32), (np.int32, None)])
+def test_conv_dtypes(dt, pref):
+    x, w = rand(RNG, (2, 3, 6, 6), dt), rand(RNG, (4, 3, 3, 3), dt)
+    compare(lambda x, w: lax.conv(x, w, (1, 1), "SAME", preferred_element_type=pref),
+            lambda x, w: jax.lax.conv(x, w, (1, 1), "SAME", preferred_element_type=pref), x, w)
+
+
+def test_conv_wrappers():
+    x, w = rand(RNG, (2, 3, 7, 6)), rand(RNG, (4, 3, 3, 2))
+    compare(lambda x, w: lax.conv(x, w, (2, 1), "VALID"), lambda x, w: jax.lax.conv(x, w, (2, 1), "VALID"), x, w)
+    compare(lambda x, w: lax.conv_with_general_padding(x, w, (1, 1), ((1, 0), (2, 1)), (2, 1), (1, 2)),
+            lambda x, w: jax.lax.conv_with_general_padding(x, w, (1, 1), ((1, 0), (2, 1)), (2, 1), (1, 2)), x, w)
+    xn, wn = rand(RNG, (2, 5, 4, 3)), rand(RNG, (3, 3, 3, 2))
+    for pad in ("SAME", "VALID", ((1, 1), (2, 0))):
+        for tk in (False, True):
+            fg = lambda x, w: lax.conv_transpose(x, w, (2, 2), pad, transpose_kernel=tk)
+            jx = lambda x, w: jax.lax.conv_transpose(x, w, (2, 2), pad, transpose_kernel=tk)
+            compare(fg, jx, xn, wn if not tk else rand(RNG, (3, 3, 2, 3)))
+    assert lax.conv_dimension_numbers((1, 2, 3, 4), (1, 2, 3, 4), ("NHWC", "HWIO", "NHWC")) == \
+        tuple(jax.lax.conv_dimension_numbers((1, 2, 3, 4), (1, 2, 3, 4), ("NHWC", "HWIO", "NHWC")))
+    assert lax.padtype_to_pads((7, 8), (3, 2), (2, 3), "SAME") == \
+        jax.lax.padtype_to_pads((7, 8), (3, 2), (2, 3), "SAME")
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 4, 3, 3)), (1, 1), "SAME"),
+     "rhs input feature dimension"),
+    (lambda: lax.conv(np.ones((1, 3, 5)), np.ones((2, 3, 3, 3)), (1, 1), "SAME"), "equal rank"),
+    (lambda: lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1,), "VALID"),
+     "one entry per spatial dimension"),
+    (lambda: lax.conv_general_dilated(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "SAME",
+                                      dimension_numbers=("NCHW", "OIHW", "NCHX")), "same set of spatial"),
+    (lambda: lax.conv_general_dilated(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "FULL"),
+     "Unrecognized padding"),
+    (lambda: lax.conv_general_dilated(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "SAME",
+                                      lhs_dilation=(2, 2)), "string padding"),
+    (lambda: lax.conv_general_dilated(np.ones((1, 4, 5, 5)), np.ones((3, 2, 3, 3)), (1, 1), "SAME",
+                                      feature_group_count=2), "multiple of feature_group_count"),
+])
+def test_conv_errors(call, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        call()
