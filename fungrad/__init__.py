@@ -14,8 +14,10 @@ from fungrad.transforms.api import (ShapeDtypeStruct, eval_shape, grad, hessian,
                                     jvp, linearize, make_jaxpr, value_and_grad, vjp, vmap)
 from fungrad.transforms.custom_derivatives import custom_jvp, custom_vjp
 from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
+from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
 from fungrad import test_util  # noqa: E402
 from fungrad import nn, scipy  # noqa: E402
+from fungrad import debug  # noqa: E402
 
 __version__ = "0.1.0"

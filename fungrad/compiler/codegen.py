@@ -1,0 +1,158 @@
+"""Code generation: a jaxpr becomes the Python source of one function over raw buffers.
+
+The generated function takes the backend buffers of the jaxpr's inputs and
+returns a list of output buffers. Each equation is one line calling its
+lowering (see ``lowering``): no per-equation interpretation, no ``Array``
+wrapping, no abstract evaluation at run time. The memory plan (``memory``)
+adds ``out=`` buffers and ``del`` statements. Set ``FUNGRAD_PRINT_CODE=1`` to
+print every generated function.
+"""
+from __future__ import annotations
+
+import keyword
+import linecache
+import os
+import re
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fungrad._core.array import Array
+from fungrad._core.core import ClosedJaxpr, Literal, Var, _var_names
+from fungrad.compiler.lowering import lowering_for
+from fungrad.compiler.memory import plan_memory
+
+
+class _Context:
+    """Names the Python objects the generated code refers to (its globals)."""
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self.namespace: dict[str, Any] = {}
+        self._by_id: dict[int, str] = {}
+        self._by_literal: dict[tuple, str] = {}
+
+    def const(self, value: Any, hint: str = "c") -> str:
+        """The name under which ``value`` is visible to the generated code."""
+        name = self._by_id.get(id(value))
+        if name is None:
+            base = "_" + re.sub(r"\W", "_", hint)
+            name, n = base, 1
+            while name in self.namespace:
+                name, n = f"{base}{n}", n + 1
+            self.namespace[name] = value
+            self._by_id[id(value)] = name
+        return name
+
+    def literal(self, lit: Literal) -> str:
+        raw = lit.val._value if type(lit.val) is Array else lit.val
+        value = np.asarray(raw, lit.aval.dtype)
+        key = (value.dtype, value.tobytes())
+        name = self._by_literal.get(key)
+        if name is None:
+            name = self._by_literal[key] = self.const(self.xp.asarray(value)[()], "k")
+        return name
+
+
+class Executable:
+    """A compiled jaxpr: ``executable(*buffers) -> list of buffers``."""
+    __slots__ = ("fn", "source", "jaxpr", "in_avals", "out_avals", "donated", "name")
+
+    def __init__(self, fn: Callable, source: str, jaxpr: ClosedJaxpr, in_avals: list,
+                 out_avals: list, donated: tuple, name: str) -> None:
+        self.fn = fn
+        self.source = source
+        self.jaxpr = jaxpr
+        self.in_avals = in_avals
+        self.out_avals = out_avals
+        self.donated = donated
+        self.name = name
+
+    def __call__(self, *buffers: Any) -> list:
+        return self.fn(*buffers)
+
+    def as_text(self) -> str:
+        """The optimised jaxpr this executable runs."""
+        return str(self.jaxpr)
+
+
+def _py_name(name: str) -> str:
+    return name + "_" if keyword.iskeyword(name) or name in ("True", "False", "None") else name
+
+
+def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
+             ) -> tuple[str, dict[str, Any]]:
+    """The source of ``def name(*inputs): ...`` and the namespace it runs in."""
+    j = closed.jaxpr
+    ctx = _Context(xp)
+    namer = _var_names()
+    names: dict[Var, str] = {}
+    for v, c in zip(j.constvars, closed.consts):
+        names[v] = ctx.const(c._value if type(c) is Array else c, "const")
+    for v in j.invars:
+        names[v] = _py_name(namer(v))
+
+    def atom(a: Any) -> str:
+        return ctx.literal(a) if type(a) is Literal else names[a]
+
+    plan = plan_memory(j, donated, lowering_for)
+    lines = []
+    for i, eqn in enumerate(j.eqns):
+        low = lowering_for(eqn)
+        args = [atom(a) for a in eqn.invars]
+        for v in eqn.outvars:
+            names[v] = _py_name(namer(v))
+        target = plan.out_buffer.get(i)
+        expr = low.rule(ctx, eqn, args, names[target] if target is not None else None)
+        outs = [names[v] for v in eqn.outvars]
+        if not eqn.primitive.multiple_results:
+            lines.append(f"{outs[0]} = {expr}")
+        elif outs:
+            lines.append(f"{', '.join(outs)}, = {expr}")
+        else:
+            lines.append(expr)
+        dead = plan.free_after.get(i)
+        if dead:
+            lines.append(f"del {', '.join(names[v] for v in dead)}")
+    ret = ", ".join(atom(a) for a in j.outvars)
+    params = ", ".join(names[v] for v in j.invars)
+    body = "".join(f"    {line}\n" for line in lines)
+    source = f"def {_py_name(re.sub(r'[^0-9a-zA-Z_]', '_', name) or 'jitted')}({params}):\n" \
+             f"{body}    return [{ret}]\n"
+    return source, ctx.namespace
+
+
+_counter = [0]
+
+
+def compile_source(source: str, namespace: dict[str, Any], name: str) -> Callable:
+    """``exec`` the generated source (registered with linecache for readable tracebacks)."""
+    _counter[0] += 1
+    filename = f"<fungrad-jit-{_counter[0]}:{name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = compile(source, filename, "exec")
+    scope = dict(namespace)
+    exec(code, scope)  # noqa: S102 - the source is generated by the compiler
+    fn_name = source[4:source.index("(")]
+    return scope[fn_name]
+
+
+def compile_jaxpr(closed: ClosedJaxpr, donated: Sequence[bool] | None = None, xp: Any = np,
+                  name: str = "jitted", optimize: bool = True, fuse: bool = True) -> Executable:
+    """Optimise, fuse and generate code for ``closed``; return the executable."""
+    from fungrad.compiler import fusion, passes
+    in_avals = list(closed.in_avals)
+    out_avals = list(closed.out_avals)
+    donated = tuple(donated) if donated is not None else (False,) * len(in_avals)
+    opt = passes.optimize(closed) if optimize else closed
+    if fuse:
+        opt = fusion.fuse(opt, xp)
+    source, namespace = generate(opt, donated, xp, name)
+    if os.environ.get("FUNGRAD_PRINT_CODE", "0") not in ("0", "", "false"):
+        print(f"# fungrad: generated code for {name}\n{source}", file=sys.stdout)
+    fn = compile_source(source, namespace, name)
+    return Executable(fn, source, opt, in_avals, out_avals, donated, name)
+
+
+__all__ = ["Executable", "compile_jaxpr", "generate"]

@@ -1,0 +1,246 @@
+"""How each primitive becomes Python source in a compiled executable.
+
+A *lowering* turns one equation into a Python expression over the names of its
+input buffers. Every primitive has one: by default its ``impl`` with the
+backend module and params bound as a closure constant (so higher-order
+primitives such as ``cond``/``scan``/``while`` run their impl, whose sub-jaxprs
+are compiled through ``control_flow.common.set_jaxpr_compiler``). Hot
+primitives get specialised lowerings that call the backend directly
+(``np.add(a, b)``) and may write into a dead buffer (``out=``).
+
+A lowering declares what the memory planner may do with it:
+  fresh: the result is a newly allocated buffer nobody else references, so it
+         may later be reused or updated in place;
+  out:   ``"any"`` - it accepts any dead buffer of the result's shape and dtype
+         as ``out``; an int ``k`` - it may update operand ``k`` in place when that
+         buffer is dead afterwards; ``None`` - neither.
+
+Register one with ``def_lowering(name, rule, fresh=..., out=...)`` where
+``rule(ctx, eqn, args, out) -> str``: ``args`` are the operand expressions,
+``out`` the name of the buffer to write into (or None), and ``ctx.const(value,
+hint)`` binds a Python object as a constant of the generated code.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from fungrad._core.core import JaxprEqn
+
+
+class Lowering(NamedTuple):
+    rule: Callable[..., str]
+    fresh: bool = False
+    out: str | int | None = None
+
+
+_lowerings: dict[str, Lowering] = {}
+
+
+def def_lowering(name: str, rule: Callable[..., str], *, fresh: bool = False,
+                 out: str | int | None = None) -> None:
+    """Register the lowering of the primitive called ``name`` (see the module docstring)."""
+    _lowerings[name] = Lowering(rule, fresh, out)
+
+
+def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str:
+    impl = eqn.primitive.impl
+    if impl is None:
+        from fungrad.errors import MissingRuleError
+        raise MissingRuleError(eqn.primitive, "implementation")
+    fn = functools.partial(impl, ctx.xp, **eqn.params) if eqn.params else functools.partial(impl, ctx.xp)
+    return f"{ctx.const(fn, eqn.primitive.name)}({', '.join(args)})"
+
+
+DEFAULT = Lowering(_impl_rule)
+
+
+def lowering_for(eqn: JaxprEqn) -> Lowering:
+    """The lowering of ``eqn``: a specialised one whose guard accepts it, else the impl."""
+    low = _lowerings.get(eqn.primitive.name)
+    if low is None or not _guards.get(eqn.primitive.name, _always)(eqn):
+        return DEFAULT
+    return low
+
+
+# Some specialised lowerings only apply to some operand types (the impl handles the rest).
+_guards: dict[str, Callable[[JaxprEqn], bool]] = {}
+
+
+def _always(eqn: JaxprEqn) -> bool:
+    return True
+
+
+def _inexact(eqn: JaxprEqn) -> bool:
+    return eqn.invars[0].aval.dtype.kind in "fc"
+
+
+# --------------------------------------------------------------------------- elementwise ufuncs
+
+def _ufunc_rule(ufunc_name: str) -> Callable[..., str]:
+    def rule(ctx, eqn, args, out):
+        fn = ctx.const(getattr(ctx.xp, ufunc_name), ufunc_name)
+        return f"{fn}({', '.join(args)}{', out=' + out if out else ''})"
+    return rule
+
+
+# primitive name -> the ufunc its impl applies (identical results by construction)
+UFUNCS = {
+    "add": "add", "sub": "subtract", "mul": "multiply", "neg": "negative",
+    "max": "maximum", "min": "minimum", "div": "true_divide",
+    "exp": "exp", "exp2": "exp2", "log": "log", "expm1": "expm1", "log1p": "log1p",
+    "sqrt": "sqrt", "cbrt": "cbrt", "sin": "sin", "cos": "cos", "tan": "tan", "tanh": "tanh",
+    "sinh": "sinh", "cosh": "cosh", "asin": "arcsin", "acos": "arccos", "atan": "arctan",
+    "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
+    "sign": "sign", "floor": "floor", "ceil": "ceil", "is_finite": "isfinite",
+    "eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+    "ge": "greater_equal", "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor",
+    "not": "invert", "nextafter": "nextafter", "add_any": "add",
+}
+for _name, _ufunc in UFUNCS.items():
+    def_lowering(_name, _ufunc_rule(_ufunc), fresh=True, out="any")
+_guards["div"] = _inexact
+
+
+def _square_rule(ctx, eqn, args, out):
+    fn = ctx.const(ctx.xp.multiply, "multiply")
+    return f"{fn}({args[0]}, {args[0]}{', out=' + out if out else ''})"
+
+
+def_lowering("square", _square_rule, fresh=True, out="any")
+
+
+def _select_n_rule(ctx, eqn, args, out):
+    where = ctx.const(ctx.xp.where, "where")
+    return f"{where}({args[0]}, {args[2]}, {args[1]})"
+
+
+def_lowering("select_n", _select_n_rule, fresh=True)
+_guards["select_n"] = lambda eqn: len(eqn.invars) == 3 and eqn.invars[0].aval.dtype == np.bool_
+
+
+# --------------------------------------------------------------------------- shapes (views)
+
+def _reshape_rule(ctx, eqn, args, out):
+    return f"{args[0]}.reshape({eqn.params['new_sizes']!r})"
+
+
+def _transpose_rule(ctx, eqn, args, out):
+    return f"{args[0]}.transpose({eqn.params['permutation']!r})"
+
+
+def _squeeze_rule(ctx, eqn, args, out):
+    return f"{args[0]}.reshape({eqn.outvars[0].aval.shape!r})"
+
+
+def _convert_rule(ctx, eqn, args, out):
+    return f"{args[0]}.astype({ctx.const(eqn.params['new_dtype'], 'dtype')})"
+
+
+def_lowering("reshape", _reshape_rule)
+def_lowering("transpose", _transpose_rule)
+def_lowering("squeeze", _squeeze_rule)
+def_lowering("expand_dims", _squeeze_rule)
+# Conversion between floating types (or to a wider type) is a plain astype; the impl
+# handles complex->real and float->int (saturation) semantics.
+def_lowering("convert_element_type", _convert_rule, fresh=True)
+_guards["convert_element_type"] = lambda eqn: (
+    eqn.invars[0].aval.dtype.kind in "fiub" and eqn.params["new_dtype"].kind in "fc")
+
+
+# --------------------------------------------------------------------------- reductions
+
+# 16-bit floats accumulate in float32 in the impl; these need no special care.
+_WIDE_INEXACT = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
+
+
+def _reduce_rule(method: str):
+    def rule(ctx, eqn, args, out):
+        axes = eqn.params["axes"]
+        dt = ctx.const(eqn.outvars[0].aval.dtype, "dtype")
+        return f"{ctx.const(getattr(ctx.xp, method), method)}({args[0]}, axis={axes!r}, dtype={dt})"
+    return rule
+
+
+def_lowering("reduce_sum", _reduce_rule("sum"), fresh=True)
+_guards["reduce_sum"] = lambda eqn: eqn.invars[0].aval.dtype in _WIDE_INEXACT and bool(eqn.params["axes"])
+
+
+def _reduce_max_rule(ctx, eqn, args, out):
+    fn = ctx.const(ctx.xp.max, "amax")
+    return f"{fn}({args[0]}, axis={eqn.params['axes']!r})"
+
+
+def_lowering("reduce_max", _reduce_max_rule, fresh=True)
+_guards["reduce_max"] = lambda eqn: eqn.invars[0].aval.dtype.kind == "f" and bool(eqn.params["axes"]) \
+    and eqn.invars[0].aval.size > 0
+
+
+# --------------------------------------------------------------------------- dot_general
+
+def _dot_general_rule(ctx, eqn, args, out):
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    xs, ys = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
+    lf = [d for d in range(len(xs)) if d not in lc and d not in lb]
+    rf = [d for d in range(len(ys)) if d not in rc and d not in rb]
+    size = lambda shape, dims: int(np.prod([shape[d] for d in dims], dtype=np.int64))
+    b, m, k, n = size(xs, lb), size(xs, lf), size(xs, lc), size(ys, rf)
+
+    def arrange(name, shape, perm, new_shape):
+        expr = name
+        if tuple(perm) != tuple(range(len(shape))):
+            expr = f"{expr}.transpose({tuple(perm)!r})"
+        if tuple(shape[p] for p in perm) != new_shape:
+            expr = f"{expr}.reshape({new_shape!r})"
+        return expr
+    batched = bool(lb)
+    a = arrange(args[0], xs, (*lb, *lf, *lc), (b, m, k) if batched else (m, k))
+    c = arrange(args[1], ys, (*rb, *rc, *rf), (b, k, n) if batched else (k, n))
+    expr = f"{ctx.const(ctx.xp.matmul, 'matmul')}({a}, {c})"
+    out_shape = eqn.outvars[0].aval.shape
+    if out_shape != ((b, m, n) if batched else (m, n)):
+        expr = f"{expr}.reshape({out_shape!r})"
+    return expr
+
+
+def _plain_dot(eqn: JaxprEqn) -> bool:
+    x, y = eqn.invars[0].aval, eqn.invars[1].aval
+    out = eqn.outvars[0].aval
+    return x.dtype == y.dtype == out.dtype and x.dtype.kind in "fc" and x.dtype.isbuiltin == 1
+
+
+def_lowering("dot_general", _dot_general_rule, fresh=True)
+_guards["dot_general"] = _plain_dot
+
+
+# --------------------------------------------------------------------------- in-place updates
+
+def _dynamic_update_slice_rule(ctx, eqn, args, out):
+    """Copy the operand (or write into it when the planner gave it as ``out``)."""
+    operand, update, *starts = args
+    op_shape = eqn.invars[0].aval.shape
+    up_shape = eqn.invars[1].aval.shape
+    window = ctx.const(_window_fn(op_shape, up_shape), "window")
+    target = out if out else f"{operand}.copy()"
+    setitem = ctx.const(_write, "write")
+    return f"{setitem}({target}, {window}({', '.join(starts)}), {update})"
+
+
+def _window_fn(op_shape: tuple, up_shape: tuple) -> Callable:
+    """Clamped start indices -> basic-slicing index (as XLA clamps dynamic slices)."""
+    limits = [n - k for n, k in zip(op_shape, up_shape)]
+
+    def window(*starts):
+        return tuple(slice(s, s + k) for s, k in
+                     zip((min(max(int(s), 0), lim) for s, lim in zip(starts, limits)), up_shape))
+    return window
+
+
+def _write(buf: Any, index: tuple, value: Any) -> Any:
+    buf[index] = value
+    return buf
+
+
+def_lowering("dynamic_update_slice", _dynamic_update_slice_rule, fresh=True, out=0)

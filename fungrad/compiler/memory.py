@@ -1,0 +1,144 @@
+"""Buffer planning for compiled executables: free early, reuse dead buffers, update in place.
+
+The plan is computed once per executable from the jaxpr:
+
+* *Liveness*: the last equation reading each variable (outputs live to the end).
+* *Aliasing*: a result may share memory with its operands (reshape, transpose,
+  broadcast and slicing return views; so may any impl we know nothing about).
+  Each variable carries the set of *root* buffers it may alias. A root is dead
+  once every variable aliasing it is dead.
+* *Ownership*: a buffer is owned when it was freshly allocated by a lowering
+  that says so (``Lowering.fresh``) or is a donated input. Only owned buffers of
+  dead roots are ever written into, so no live value can change.
+* *Reuse*: an equation whose lowering accepts ``out="any"`` writes into a dead
+  owned buffer of its result's shape and dtype (an operand dying here, or one
+  kept in a pool since it died); ``out=k`` updates operand ``k`` in place when it
+  dies here (``dynamic_update_slice`` into a donated or dead KV cache).
+* *Freeing*: every other variable is deleted right after its last use.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+from fungrad._core.core import Jaxpr, JaxprEqn, Var
+from fungrad.compiler.lowering import Lowering
+
+# Buffers smaller than this are not worth recycling (NumPy caches small allocations)
+# nor deleting early.
+REUSE_MIN_BYTES = 16 * 1024
+FREE_MIN_BYTES = 4 * 1024
+
+
+class MemoryPlan(NamedTuple):
+    out_buffer: dict[int, Var]          # equation index -> dead buffer its result goes into
+    free_after: dict[int, list[Var]]    # equation index -> variables to delete after it
+
+
+def _nbytes(v: Var) -> int:
+    return v.aval.size * v.aval.dtype.itemsize
+
+
+def _recyclable(v: Var) -> bool:
+    """Large arrays of a built-in NumPy dtype (ufuncs write those with ``out=``)."""
+    a = v.aval
+    return a.ndim > 0 and a.dtype.isbuiltin == 1 and _nbytes(v) >= REUSE_MIN_BYTES
+
+
+def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
+                lowering_of: Callable[[JaxprEqn], Lowering]) -> MemoryPlan:
+    """Decide buffer reuse and freeing for ``jaxpr`` (see the module docstring)."""
+    eqns = jaxpr.eqns
+    end = len(eqns)
+    last_use: dict[Var, int] = {}
+    for v in (*jaxpr.invars, *jaxpr.constvars):
+        last_use[v] = -1
+    for i, eqn in enumerate(eqns):
+        for v in eqn.outvars:
+            last_use[v] = i
+        for v in eqn.invars:
+            if type(v) is Var:
+                last_use[v] = i
+    for v in jaxpr.outvars:
+        if type(v) is Var:
+            last_use[v] = end
+
+    # Aliasing and ownership.
+    roots: dict[Var, frozenset] = {}
+    owned: set[Var] = set()
+    for v, d in zip(jaxpr.invars, donated):
+        roots[v] = frozenset((v,))
+        if d and _recyclable(v):
+            owned.add(v)
+    for v in jaxpr.constvars:
+        roots[v] = frozenset((v,))
+    lowerings = [lowering_of(eqn) for eqn in eqns]
+    for eqn, low in zip(eqns, lowerings):
+        if low.fresh:
+            for o in eqn.outvars:
+                roots[o] = frozenset((o,))
+                if _recyclable(o):
+                    owned.add(o)
+        else:
+            shared = frozenset().union(*[roots[a] for a in eqn.invars if type(a) is Var])
+            for o in eqn.outvars:
+                roots[o] = shared | {o}
+    group_end: dict[Var, int] = {}
+    for v, rs in roots.items():
+        for r in rs:
+            group_end[r] = max(group_end.get(r, -1), last_use[v])
+
+    # Reuse: walk forward with a pool of dead owned buffers.
+    out_buffer: dict[int, Var] = {}
+    taken_at: dict[Var, int] = {}
+    pool: dict[tuple, list[Var]] = {}
+    dying: dict[int, list[Var]] = {}
+    for r in owned:
+        dying.setdefault(group_end[r], []).append(r)
+    for i, (eqn, low) in enumerate(zip(eqns, lowerings)):
+        target = None
+        if low.out == "any" and len(eqn.outvars) == 1 and eqn.outvars[0] in owned:
+            target = _pick_buffer(eqn, i, owned, roots, group_end, pool)
+        elif isinstance(low.out, int):
+            x = eqn.invars[low.out]
+            if type(x) is Var and x in owned and group_end[x] == i and \
+                    x.aval == eqn.outvars[0].aval.update(weak_type=x.aval.weak_type) and \
+                    not _aliased_by_others(x, eqn, roots):
+                target = x
+        if target is not None:
+            out_buffer[i] = target
+            taken_at[target] = i
+        for r in dying.get(i, ()):
+            if r not in taken_at:
+                pool.setdefault(_key(r), []).append(r)
+
+    # Freeing: owned roots go when taken or when their group dies; others at last use.
+    # Inputs and constants are held by the caller anyway.
+    free_after: dict[int, list[Var]] = {}
+    for eqn in eqns:
+        for v in eqn.outvars:
+            if last_use[v] >= end or _nbytes(v) < FREE_MIN_BYTES:
+                continue
+            at = taken_at.get(v, group_end[v] if v in owned else last_use[v])
+            if at < end - 1:
+                free_after.setdefault(at, []).append(v)
+    return MemoryPlan(out_buffer, free_after)
+
+
+def _key(v: Var) -> tuple:
+    return (v.aval.shape, v.aval.dtype)
+
+
+def _aliased_by_others(x: Var, eqn: JaxprEqn, roots: dict) -> bool:
+    """Whether another operand of ``eqn`` may share ``x``'s memory."""
+    return any(type(a) is Var and a is not x and x in roots[a] for a in eqn.invars)
+
+
+def _pick_buffer(eqn: JaxprEqn, i: int, owned: set, roots: dict, group_end: dict,
+                 pool: dict) -> Var | None:
+    out = eqn.outvars[0]
+    for x in eqn.invars:  # an operand dying here, read and written at the same positions
+        if type(x) is Var and x in owned and group_end[x] == i and _key(x) == _key(out) \
+                and not _aliased_by_others(x, eqn, roots):
+            return x
+    free = pool.get(_key(out))
+    return free.pop() if free else None

@@ -1,0 +1,406 @@
+"""Optimisation passes over closed jaxprs.
+
+Each pass maps a ``ClosedJaxpr`` to a new one computing the same outputs from
+the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
+
+* ``inline_calls``: splice the bodies of call primitives (``jit``) into the caller,
+* ``simplify``: algebraic identities (``x*1``, ``x+0``, ``neg(neg x)``,
+  transpose/reshape/broadcast chains, conversions to the same dtype, ...),
+* ``fold_constants``: evaluate equations whose inputs are all known when the
+  results are small,
+* ``cse``: common-subexpression elimination (equations are keyed by primitive,
+  inputs and params, which are hashable by convention),
+* ``dce``: dead-code elimination that keeps effectful equations (debug callbacks),
+  also inside sub-jaxprs.
+
+Weak types play no role at run time (buffers carry none), so a rewrite only has
+to preserve shapes and dtypes; the executable takes its output weak types from
+the original jaxpr.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from fungrad._core.array import Array
+from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray, Tracer, Var
+from fungrad.interpreters import partial_eval as pe
+
+# Results of constant folding larger than this many elements stay computed at run time.
+FOLD_MAX_SIZE = 256
+
+# Call primitives whose body the compiler may splice in: prim -> params -> ClosedJaxpr.
+_inline_rules: dict[Primitive, Callable[[dict], ClosedJaxpr]] = {}
+
+
+def register_inline(prim: Primitive, body: Callable[[dict], ClosedJaxpr]) -> None:
+    """Let ``inline_calls`` replace ``prim`` equations by ``body(params)``'s equations."""
+    _inline_rules[prim] = body
+
+
+# --------------------------------------------------------------------------- effects
+
+def sub_jaxprs(params: dict) -> Iterator[Jaxpr]:
+    """The jaxprs carried in an equation's params (bodies of jit, cond, scan, ...)."""
+    for value in params.values():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, ClosedJaxpr):
+                yield v.jaxpr
+            elif isinstance(v, Jaxpr):
+                yield v
+
+
+_effects_cache: "weakref.WeakKeyDictionary[Jaxpr, bool]" = weakref.WeakKeyDictionary()
+
+
+def jaxpr_has_effects(jaxpr: Jaxpr) -> bool:
+    """Whether running ``jaxpr`` has side effects (recursively through sub-jaxprs)."""
+    known = _effects_cache.get(jaxpr)
+    if known is None:
+        known = _effects_cache[jaxpr] = any(eqn_has_effects(e) for e in jaxpr.eqns)
+    return known
+
+
+def eqn_has_effects(eqn: JaxprEqn) -> bool:
+    """Effectful primitives (``pe.register_effectful``), or calls of effectful jaxprs."""
+    return eqn.primitive.name in pe._EFFECTFUL or any(
+        jaxpr_has_effects(j) for j in sub_jaxprs(eqn.params))
+
+
+# --------------------------------------------------------------------------- rewriting
+
+def _same_type(a: ShapedArray, b: ShapedArray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+class _Rewriter:
+    """Builds a new jaxpr equation by equation, substituting replaced variables."""
+
+    def __init__(self, closed: ClosedJaxpr) -> None:
+        self.src = closed.jaxpr
+        self.env: dict[Var, Any] = {}
+        self.eqns: list[JaxprEqn] = []
+        self.constvars = list(closed.jaxpr.constvars)
+        self.consts = list(closed.consts)
+        self.const_of: dict[Var, Any] = dict(zip(self.constvars, self.consts))
+        self._const_ids = {id(c): v for v, c in zip(self.constvars, self.consts)}
+        self.producer: dict[Var, JaxprEqn] = {}
+
+    def read(self, a: Any) -> Any:
+        return self.env.get(a, a) if type(a) is Var else a
+
+    def read_all(self, atoms: Sequence[Any]) -> list:
+        return [self.env.get(a, a) if type(a) is Var else a for a in atoms]
+
+    def emit(self, eqn: JaxprEqn, invars: list | None = None) -> JaxprEqn:
+        new = JaxprEqn(eqn.primitive, self.read_all(eqn.invars) if invars is None else invars,
+                       eqn.outvars, eqn.params)
+        self.eqns.append(new)
+        for v in new.outvars:
+            self.producer[v] = new
+        return new
+
+    def replace(self, var: Var, atom: Any) -> None:
+        self.env[var] = atom
+
+    def add_const(self, value: Any, aval: ShapedArray) -> Var:
+        var = self._const_ids.get(id(value))
+        if var is None:
+            var = self._const_ids[id(value)] = Var(aval)
+            self.constvars.append(var)
+            self.consts.append(value)
+            self.const_of[var] = value
+        return var
+
+    def finish(self) -> ClosedJaxpr:
+        outvars = self.read_all(self.src.outvars)
+        return ClosedJaxpr(Jaxpr(self.constvars, list(self.src.invars), outvars, self.eqns),
+                           self.consts)
+
+
+# --------------------------------------------------------------------------- inlining
+
+def inline_calls(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """Splice the bodies of registered call primitives (nested ``jit``) into ``closed``."""
+    if not any(e.primitive in _inline_rules for e in closed.jaxpr.eqns):
+        return closed
+    rw = _Rewriter(closed)
+    for eqn in closed.jaxpr.eqns:
+        body = _inline_rules.get(eqn.primitive)
+        if body is None:
+            rw.emit(eqn)
+            continue
+        inner = inline_calls(body(eqn.params))
+        ij = inner.jaxpr
+        env: dict[Var, Any] = dict(zip(ij.invars, rw.read_all(eqn.invars)))
+        for v, c in zip(ij.constvars, inner.consts):
+            env[v] = rw.add_const(c, v.aval)
+        for ie in ij.eqns:  # fresh variables: the same body may be inlined twice
+            ins = [env.get(a, a) if type(a) is Var else a for a in ie.invars]
+            outs = [Var(v.aval) for v in ie.outvars]
+            env.update(zip(ie.outvars, outs))
+            rw.emit(JaxprEqn(ie.primitive, ins, outs, ie.params), ins)
+        for o, io in zip(eqn.outvars, ij.outvars):
+            rw.replace(o, env.get(io, io) if type(io) is Var else io)
+    return rw.finish()
+
+
+# --------------------------------------------------------------------------- dead code
+
+def dce(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """Drop equations whose results are unused (unless effectful) and unused constants."""
+    j = closed.jaxpr
+    live = {v for v in j.outvars if type(v) is Var}
+    kept = []
+    for eqn in reversed(j.eqns):
+        if any(v in live for v in eqn.outvars) or eqn_has_effects(eqn):
+            kept.append(eqn)
+            live.update(v for v in eqn.invars if type(v) is Var)
+    pairs = [(v, c) for v, c in zip(j.constvars, closed.consts) if v in live]
+    return ClosedJaxpr(Jaxpr([v for v, _ in pairs], j.invars, j.outvars, kept[::-1]),
+                       [c for _, c in pairs])
+
+
+# --------------------------------------------------------------------------- CSE
+
+def _atom_key(a: Any) -> Any:
+    if type(a) is Var:
+        return a
+    val = a.val._value if type(a.val) is Array else a.val
+    return ("literal", a.aval.dtype, np.asarray(val, a.aval.dtype).tobytes())
+
+
+def _eqn_key(eqn: JaxprEqn, invars: list) -> Any:
+    """A hashable key identifying the computation, or None when params are unhashable."""
+    key = (eqn.primitive, tuple(_atom_key(a) for a in invars), tuple(sorted(eqn.params.items())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def cse(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """Reuse the result of an identical earlier equation instead of recomputing it."""
+    rw = _Rewriter(closed)
+    seen: dict[Any, JaxprEqn] = {}
+    for eqn in closed.jaxpr.eqns:
+        invars = rw.read_all(eqn.invars)
+        key = None if not eqn.outvars or eqn_has_effects(eqn) else _eqn_key(eqn, invars)
+        prev = seen.get(key) if key is not None else None
+        if prev is None:
+            new = rw.emit(eqn, invars)
+            if key is not None:
+                seen[key] = new
+        else:
+            for o, p in zip(eqn.outvars, prev.outvars):
+                rw.replace(o, p)
+    return rw.finish()
+
+
+# --------------------------------------------------------------------------- constant folding
+
+def _concrete(value: Any) -> Any:
+    """The host value of a constant, or None when it is not concrete (a tracer)."""
+    if type(value) is Array:
+        return value._value if isinstance(value._value, (np.ndarray, np.generic)) else None
+    if isinstance(value, (np.ndarray, np.generic, bool, int, float, complex)):
+        return value
+    return None
+
+
+def fold_constants(closed: ClosedJaxpr, max_size: int = FOLD_MAX_SIZE) -> ClosedJaxpr:
+    """Evaluate at compile time the equations whose inputs are literals or constants.
+
+    Only results of at most ``max_size`` elements are folded (a scalar becomes a
+    literal, anything else a new constant), so large constants are never created.
+    """
+    rw = _Rewriter(closed)
+    known: dict[Var, Any] = {}
+    for v, c in zip(closed.jaxpr.constvars, closed.consts):
+        val = _concrete(c)
+        if val is not None:
+            known[v] = val
+    for eqn in closed.jaxpr.eqns:
+        invars = rw.read_all(eqn.invars)
+        outs = _try_fold(eqn, invars, known, max_size)
+        if outs is None:
+            rw.emit(eqn, invars)
+            continue
+        for o, val in zip(eqn.outvars, outs):
+            if o.aval.shape == ():
+                rw.replace(o, Literal(Array(val, o.aval.weak_type), o.aval))
+            else:
+                var = rw.add_const(Array(val, o.aval.weak_type), o.aval)
+                known[var] = val
+                rw.replace(o, var)
+    return rw.finish()
+
+
+def _try_fold(eqn: JaxprEqn, invars: list, known: dict, max_size: int) -> list | None:
+    prim = eqn.primitive
+    if prim.impl is None or not eqn.outvars or any(o.aval.size > max_size for o in eqn.outvars):
+        return None
+    if eqn.primitive.name in pe._EFFECTFUL or next(sub_jaxprs(eqn.params), None) is not None:
+        return None
+    vals = []
+    for a in invars:
+        if type(a) is Literal:
+            raw = a.val._value if type(a.val) is Array else a.val
+            vals.append(np.asarray(raw, a.aval.dtype))
+        elif a in known:
+            vals.append(known[a])
+        else:
+            return None
+    try:
+        with np.errstate(all="ignore"):
+            out = prim.impl(np, *vals, **eqn.params)
+    except Exception:  # leave it to run time, where the error (if any) surfaces
+        return None
+    outs = out if prim.multiple_results else [out]
+    return [np.asarray(v, o.aval.dtype) for v, o in zip(outs, eqn.outvars)]
+
+
+# --------------------------------------------------------------------------- algebraic simplification
+
+def _literal_value(a: Any) -> Any:
+    if type(a) is not Literal:
+        return None
+    return np.asarray(a.val._value if type(a.val) is Array else a.val)
+
+
+def _is_scalar_const(rw: _Rewriter, a: Any, value: float) -> bool:
+    """``a`` is a literal equal to ``value``, possibly broadcast (``full`` of it)."""
+    lit = _literal_value(a)
+    if lit is not None:
+        return bool(lit == value)
+    eqn = rw.producer.get(a) if type(a) is Var else None
+    if eqn is not None and eqn.primitive.name == "broadcast_in_dim":
+        return _is_scalar_const(rw, eqn.invars[0], value)
+    if type(a) is Var and a in rw.const_of:
+        c = _concrete(rw.const_of[a])
+        return c is not None and np.size(c) <= FOLD_MAX_SIZE and bool(np.all(np.asarray(c) == value))
+    return False
+
+
+def _identity_operand(value: float, commutes: bool):
+    """``op(x, c) -> x`` (and ``op(c, x) -> x`` when ``commutes``) for the constant ``value``."""
+    def rule(rw, eqn, invars):
+        x, y = invars
+        if _is_scalar_const(rw, y, value):
+            return x
+        if commutes and _is_scalar_const(rw, x, value):
+            return y
+        return None
+    return rule
+
+
+def _producer(rw: _Rewriter, a: Any, name: str) -> JaxprEqn | None:
+    eqn = rw.producer.get(a) if type(a) is Var else None
+    return eqn if eqn is not None and eqn.primitive.name == name else None
+
+
+def _neg_rule(rw, eqn, invars):
+    inner = _producer(rw, invars[0], "neg")
+    return inner.invars[0] if inner is not None else None
+
+
+def _transpose_rule(rw, eqn, invars):
+    perm = eqn.params["permutation"]
+    if perm == tuple(range(len(perm))):
+        return invars[0]
+    inner = _producer(rw, invars[0], "transpose")
+    if inner is None:
+        return None
+    composed = tuple(inner.params["permutation"][p] for p in perm)
+    if composed == tuple(range(len(composed))):
+        return inner.invars[0]
+    return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars, {**eqn.params, "permutation": composed})
+
+
+def _reshape_rule(rw, eqn, invars):
+    inner = _producer(rw, invars[0], "reshape")
+    if inner is None:
+        return invars[0]  # reshape to the same shape: the driver checks the shape
+    return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars, eqn.params)
+
+
+def _broadcast_rule(rw, eqn, invars):
+    dims = eqn.params["broadcast_dimensions"]
+    if dims == tuple(range(len(dims))):
+        return invars[0]  # same shape: identity (checked by the driver)
+    inner = _producer(rw, invars[0], "broadcast_in_dim")
+    if inner is None:
+        return None
+    composed = tuple(dims[d] for d in inner.params["broadcast_dimensions"])
+    return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars,
+                    {**eqn.params, "broadcast_dimensions": composed})
+
+
+def _empty_param_rule(param: str):
+    def rule(rw, eqn, invars):
+        return invars[0] if not eqn.params.get(param) else None
+    return rule
+
+
+def _select_rule(rw, eqn, invars):
+    cases = invars[1:]
+    return cases[0] if all(c is cases[0] for c in cases) else None
+
+
+# prim name -> rule(rw, eqn, invars) -> replacement atom | replacement eqn | None
+_SIMPLIFY: dict[str, Callable] = {
+    "add": _identity_operand(0, True),
+    "add_any": _identity_operand(0, True),
+    "sub": _identity_operand(0, False),
+    "mul": _identity_operand(1, True),
+    "div": _identity_operand(1, False),
+    "neg": _neg_rule,
+    "transpose": _transpose_rule,
+    "reshape": _reshape_rule,
+    "broadcast_in_dim": _broadcast_rule,
+    "convert_element_type": lambda rw, eqn, invars: invars[0],  # same dtype: checked
+    "integer_pow": lambda rw, eqn, invars: invars[0] if eqn.params["y"] == 1 else None,
+    "reduce_sum": _empty_param_rule("axes"),
+    "squeeze": _empty_param_rule("dimensions"),
+    "rev": _empty_param_rule("dimensions"),
+    "select_n": _select_rule,
+}
+
+
+def simplify(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """Apply algebraic identities; replaced equations become dead code for ``dce``."""
+    rw = _Rewriter(closed)
+    for eqn in closed.jaxpr.eqns:
+        invars = rw.read_all(eqn.invars)
+        rule = _SIMPLIFY.get(eqn.primitive.name)
+        new = rule(rw, eqn, invars) if rule is not None and len(eqn.outvars) == 1 else None
+        if isinstance(new, JaxprEqn):
+            rw.emit(new, new.invars)
+        elif new is not None and _same_type(new.aval, eqn.outvars[0].aval):
+            rw.replace(eqn.outvars[0], new)
+        else:
+            rw.emit(eqn, invars)
+    return rw.finish()
+
+
+# --------------------------------------------------------------------------- pipeline
+
+PASSES: tuple[Callable[[ClosedJaxpr], ClosedJaxpr], ...] = (
+    inline_calls, simplify, fold_constants, cse, dce)
+
+
+def optimize(closed: ClosedJaxpr, max_rounds: int = 3) -> ClosedJaxpr:
+    """Run the passes until the program stops shrinking (at most ``max_rounds`` times)."""
+    if any(isinstance(c, Tracer) for c in closed.consts):
+        raise TypeError("optimize: the jaxpr closes over traced values; pass them as inputs")
+    for _ in range(max_rounds):
+        before = len(closed.jaxpr.eqns)
+        for p in PASSES:
+            closed = p(closed)
+        if len(closed.jaxpr.eqns) == before:
+            break
+    return closed

@@ -1,0 +1,731 @@
+"""``jit``: stage a function into a jaxpr once per abstract signature and run it compiled.
+
+``jit_p`` is a call primitive: ``jit_p.bind(*args, jaxpr=closed, name=...,
+donated_invars=...)`` runs the closed jaxpr. All its rules are below, each
+recursing into the jaxpr, so ``jit`` composes with every transformation:
+
+* impl: run the compiled executable (``fungrad.compiler``), cached per jaxpr;
+* abstract eval: the jaxpr's output types;
+* JVP: ``jit_p`` of the JVP jaxpr;
+* partial eval (``grad``/``vjp``/``linearize``): the known half runs as a
+  ``jit_p`` in the parent trace, the unknown half is staged as a ``jit_p`` (so
+  ``grad(jit(f))`` keeps the forward pass compiled);
+* transpose: ``jit_p`` of the jaxpr that runs ``backward_pass`` over the body;
+* batching: ``jit_p`` of the batched jaxpr;
+* staging (``jit`` inside ``jit``, ``make_jaxpr``): an equation the compiler inlines.
+
+Jaxprs derived by these rules are cached on the jaxpr they come from, so the
+second ``grad(jit(f))(x)`` traces nothing inside ``f`` and compiles nothing.
+
+``jit(f)`` keeps a cache keyed by the abstract signature of the call: pytree
+structure, shapes, dtypes and weak types of the array arguments, values of the
+static arguments, and device. A hit goes straight to the generated function.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import sys
+import time
+import weakref
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from fungrad import backends
+from fungrad import tree as tree_util
+from fungrad._core import core, dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import ClosedJaxpr, Jaxpr, Primitive, ShapedArray, Tracer
+from fungrad._core.eval import EVAL_TRACE
+from fungrad.compiler import codegen, passes
+from fungrad.config import config
+from fungrad.errors import UnexpectedTracerError
+from fungrad.interpreters import ad, batching
+from fungrad.interpreters import partial_eval as pe
+from fungrad.lax.control_flow import common as control_flow_common
+from fungrad.transforms.api import _flat_outputs, _fun_name
+
+__all__ = ["jit", "jit_p", "disable_jit", "Lowered", "Compiled"]
+
+logger = logging.getLogger("fungrad.jit")
+
+_NUMPY_BUFFERS = (np.ndarray, np.generic)
+
+
+# --------------------------------------------------------------------------- executables
+
+_executables: "weakref.WeakKeyDictionary[ClosedJaxpr, dict]" = weakref.WeakKeyDictionary()
+
+
+def get_executable(closed: ClosedJaxpr, xp: Any = np, donated: tuple | None = None,
+                   name: str = "jit") -> codegen.Executable:
+    """The compiled form of ``closed`` for backend ``xp`` (compiled once, then cached)."""
+    table = _executables.get(closed)
+    if table is None:
+        table = _executables[closed] = {}
+    key = (xp.__name__, donated)
+    exe = table.get(key)
+    if exe is None:
+        exe = table[key] = codegen.compile_jaxpr(closed, donated, xp, name)
+    return exe
+
+
+def _as_buffer(xp: Any, x: Any, aval: ShapedArray) -> Any:
+    """A raw buffer for an argument leaf (Python scalars take the dtype of ``aval``)."""
+    if isinstance(x, _NUMPY_BUFFERS) or type(x).__module__.startswith("cupy"):
+        return x
+    if isinstance(x, Tracer):
+        raise UnexpectedTracerError(x, "It was passed to a jitted function outside of its "
+                                       "transformation. ")
+    return xp.asarray(x, dtype=aval.dtype)
+
+
+# --------------------------------------------------------------------------- jaxprs derived by the rules
+
+_derived: "weakref.WeakKeyDictionary[ClosedJaxpr, dict]" = weakref.WeakKeyDictionary()
+
+
+def _has_tracer_consts(closed: ClosedJaxpr) -> bool:
+    return any(isinstance(c, Tracer) for c in closed.consts)
+
+
+def _cached(closed: ClosedJaxpr, key: tuple, make: Callable[[], tuple]) -> tuple:
+    """``make()`` memoised on ``closed`` (only results free of traced constants)."""
+    table = _derived.get(closed)
+    if table is None:
+        table = _derived[closed] = {}
+    hit = table.get(key)
+    if hit is None:
+        hit = make()
+        if not any(isinstance(x, ClosedJaxpr) and _has_tracer_consts(x) for x in hit):
+            table[key] = hit
+    return hit
+
+
+def _call(closed: ClosedJaxpr, args: Sequence[Any], name: str, trace: Any = None) -> list:
+    """Bind ``jit_p`` on ``closed`` (traced constants become leading operands).
+
+    With ``trace`` (a partial-evaluation trace) the call is staged into it.
+    """
+    if _has_tracer_consts(closed):
+        args = [*closed.consts, *args]
+        closed = ClosedJaxpr(pe.convert_constvars_to_invars(closed.jaxpr), [])
+    params = dict(jaxpr=closed, name=name, donated_invars=(False,) * len(args))
+    if trace is not None:
+        return trace.stage(jit_p, args, params)
+    return jit_p.bind(*args, **params)
+
+
+# --------------------------------------------------------------------------- jit_p and its rules
+
+def _jit_impl(xp, *args, jaxpr, name, donated_invars):
+    exe = get_executable(jaxpr, xp, name=name)
+    return exe.fn(*[_as_buffer(xp, a, v) for a, v in zip(args, exe.in_avals)])
+
+
+def _jit_abstract_eval(*avals, jaxpr, name, donated_invars):
+    expected = jaxpr.in_avals
+    if len(avals) != len(expected) or any(
+            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(avals, expected)):
+        raise TypeError(f"jit({name}): called with {[a.str_short() for a in avals]} but the "
+                        f"jaxpr takes {[a.str_short() for a in expected]}")
+    return list(jaxpr.out_avals)
+
+
+def _jit_weak_type(weak_flags, *, jaxpr, name, donated_invars):
+    return [a.weak_type for a in jaxpr.out_avals]
+
+
+def _jit_jvp(primals, tangents, *, jaxpr, name, donated_invars):
+    nonzeros = tuple(type(t) is not ad.Zero for t in tangents)
+    jvp_closed, out_nz = _cached(jaxpr, ("jvp", nonzeros),
+                                 lambda: ad.jvp_jaxpr(jaxpr, nonzeros, instantiate=False))
+    outs = _call(jvp_closed, [*primals, *[t for t in tangents if type(t) is not ad.Zero]],
+                 f"jvp({name})")
+    n = len(jaxpr.out_avals)
+    out_p, nz_t = outs[:n], iter(outs[n:])
+    return out_p, [next(nz_t) if nz else ad.Zero.from_primal(p) for p, nz in zip(out_p, out_nz)]
+
+
+def _jit_partial_eval(trace, args, params):
+    jaxpr, name = params["jaxpr"], params["name"]
+    unknowns = tuple(trace.is_own(a) for a in args)
+
+    def split():
+        with core.set_current_trace(trace.parent):
+            return pe.partial_eval_jaxpr(jaxpr, unknowns)
+    known, unknown, out_unknowns, num_res = _cached(jaxpr, ("partial_eval", unknowns), split)
+    with core.set_current_trace(trace.parent):
+        known_outs = _call(known, [a for a, u in zip(args, unknowns) if not u], name)
+    n_known = len(known_outs) - num_res
+    residuals = known_outs[n_known:]
+    unknown_outs = iter(_call(unknown, [*residuals, *[a for a, u in zip(args, unknowns) if u]],
+                              name, trace=trace))
+    known_vals = iter(known_outs[:n_known])
+    return [next(unknown_outs) if u else next(known_vals) for u in out_unknowns]
+
+
+def _tangent_aval(aval: ShapedArray) -> ShapedArray:
+    return ShapedArray(aval.shape, dtypes.tangent_dtype(aval.dtype), aval.weak_type)
+
+
+def _transpose_jaxpr(closed: ClosedJaxpr, undefined: tuple, ct_avals: tuple
+                     ) -> tuple[ClosedJaxpr, list[bool]]:
+    """The jaxpr ``(residuals, nonzero cotangents) -> nonzero input cotangents``."""
+    res_avals = [a for a, u in zip(closed.in_avals, undefined) if not u]
+    zeros: list[bool] = []
+
+    def transposed(*xs):
+        res, cts = iter(xs[:len(res_avals)]), iter(xs[len(res_avals):])
+        args = [ad.UndefinedPrimal(a) if u else next(res) for a, u in zip(closed.in_avals, undefined)]
+        cts_out = [ad.Zero(_tangent_aval(o)) if c is None else next(cts)
+                   for c, o in zip(ct_avals, closed.out_avals)]
+        cts_in = ad.backward_pass(closed.jaxpr, list(closed.consts), args, cts_out)
+        cts_in = [ct for ct, u in zip(cts_in, undefined) if u]
+        zeros[:] = [type(ct) is ad.Zero for ct in cts_in]
+        return [ct for ct in cts_in if type(ct) is not ad.Zero]
+    jaxpr, consts, _ = pe.trace_to_jaxpr(
+        transposed, res_avals + [a for a in ct_avals if a is not None], name="transpose")
+    return ClosedJaxpr(jaxpr, consts), list(zeros)
+
+
+def _jit_transpose(cts, *args, jaxpr, name, donated_invars):
+    undefined = tuple(ad.is_undefined(a) for a in args)
+    ct_avals = tuple(None if type(ct) is ad.Zero else core.get_aval(ct) for ct in cts)
+    t_closed, zeros = _cached(jaxpr, ("transpose", undefined, ct_avals),
+                              lambda: _transpose_jaxpr(jaxpr, undefined, ct_avals))
+    outs = iter(_call(t_closed, [*[a for a, u in zip(args, undefined) if not u],
+                                 *[ct for ct in cts if type(ct) is not ad.Zero]],
+                      f"transpose({name})"))
+    zero_flags = iter(zeros)
+    result = []
+    for a, u in zip(args, undefined):
+        if not u:
+            result.append(None)
+        else:
+            result.append(ad.Zero(a.aval) if next(zero_flags) else next(outs))
+    return result
+
+
+def _jit_batch(trace, vals, dims, *, jaxpr, name, donated_invars):
+    batched = tuple(d is not None for d in dims)
+    vals = [batching.moveaxis(v, d, 0) if d else v for v, d in zip(vals, dims)]
+    key = ("batch", trace.axis_size, batched, trace.axis_name)
+    b_closed, out_batched = _cached(jaxpr, key, lambda: batching.batch_jaxpr(
+        jaxpr, trace.axis_size, batched, False, trace.axis_name))
+    outs = _call(b_closed, vals, f"vmap({name})")
+    return outs, [0 if b else None for b in out_batched]
+
+
+jit_p = Primitive("jit", multiple_results=True)
+jit_p.def_impl(_jit_impl)
+jit_p.def_abstract_eval(_jit_abstract_eval)
+jit_p.weak_type_rule = _jit_weak_type
+ad.def_jvp(jit_p, _jit_jvp)
+pe.def_partial_eval(jit_p, _jit_partial_eval)
+ad.def_transpose(jit_p, _jit_transpose)
+batching.def_collective(jit_p, _jit_batch)  # needs the trace: vmap's axis name reaches the body
+passes.register_inline(jit_p, lambda params: params["jaxpr"])
+
+
+# --------------------------------------------------------------------------- sub-jaxprs of control flow
+
+class _SubjaxprRunner:
+    """Runs a cond/scan/while body: interpreted for its first calls, compiled after that
+    (one-off loops do not pay for compilation; long loops run compiled code)."""
+    INTERPRETED_CALLS = 2
+    __slots__ = ("closed", "calls", "exe")
+
+    def __init__(self, closed: ClosedJaxpr) -> None:
+        self.closed = closed
+        self.calls = 0
+        self.exe = None
+
+    def __call__(self, xp: Any, args: Sequence[Any]) -> list:
+        if self.exe is not None and self.exe[0] is xp:
+            return self.exe[1](*args)
+        self.calls += 1
+        if self.calls <= self.INTERPRETED_CALLS:
+            return control_flow_common._interpret(self.closed, xp, args)
+        fn = codegen.compile_jaxpr(self.closed, None, xp, "body").fn
+        self.exe = (xp, fn)
+        return fn(*args)
+
+
+control_flow_common.set_jaxpr_compiler(_SubjaxprRunner)
+
+
+# --------------------------------------------------------------------------- the jit API
+
+class _DeletedBuffer:
+    """Stands in for the buffer of an ``Array`` that was donated to a jitted function."""
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray) -> None:
+        self.aval = aval
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"Array has been deleted with shape={self.aval.str_short()}: it was "
+                           "donated to a jitted function (donate_argnums/donate_argnames).")
+
+
+def _is_exclusive(x: Array) -> bool:
+    """Whether ``x``'s buffer is referenced by ``x`` alone (no views, no other owner)."""
+    return sys.getrefcount(x._value) <= _EXCLUSIVE_REFS
+
+
+_EXCLUSIVE_REFS = sys.getrefcount(Array(np.zeros(1))._value)
+
+
+def _donatable(x: Array) -> Any:
+    """The buffer of a donated Array, or a copy when anything else may see it."""
+    exclusive = _is_exclusive(x)
+    buf = x._value
+    if type(buf) is not np.ndarray or buf.base is not None or not buf.flags.writeable \
+            or not exclusive:
+        return buf.copy() if hasattr(buf, "copy") else buf
+    return buf
+
+
+def _leaf_key(x: Any) -> Any:
+    """The abstract signature of one argument leaf (part of the cache key)."""
+    t = type(x)
+    if t is Array:
+        v = x._value
+        if isinstance(v, _NUMPY_BUFFERS):
+            return (v.shape, v.dtype, x.weak_type)
+        return (v.shape, v.dtype, x.weak_type, backends.device_of(v))
+    if t is float or t is int or t is bool or t is complex:
+        return t
+    if isinstance(x, Tracer):
+        a = x.aval
+        return (a.shape, a.dtype, a.weak_type)
+    if isinstance(x, _NUMPY_BUFFERS):
+        return (x.shape, dtypes.canonicalize_dtype(x.dtype), False)
+    return None
+
+
+def _leaf_aval(x: Any) -> ShapedArray:
+    if isinstance(x, (Array, Tracer)):
+        return x.aval
+    return core.get_aval(x)
+
+
+class _Entry:
+    """One compiled signature: the traced jaxpr, its executable and how to call it."""
+    __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "in_avals", "donated",
+                 "donate_any", "name", "hoisted", "description")
+
+    def __init__(self, closed: ClosedJaxpr, in_tree: Any, out_tree: Any, in_avals: list,
+                 donated: tuple, name: str, hoisted: list, description: list) -> None:
+        self.closed = closed
+        self.in_tree = in_tree
+        self.exe = None
+        self.fn = None
+        self.out_tree = out_tree
+        self.out_weak = [a.weak_type for a in closed.out_avals]
+        self.in_avals = in_avals
+        self.donated = donated
+        self.donate_any = any(donated)
+        self.name = name
+        self.hoisted = hoisted
+        self.description = description
+
+    def executable(self) -> codegen.Executable:
+        if self.exe is None:
+            self.exe = get_executable(self.closed, np, self.donated if self.donate_any else None,
+                                      self.name)
+            self.fn = self.exe.fn
+        return self.exe
+
+    def call(self, leaves: list) -> Any:
+        if core._ctx.trace is EVAL_TRACE and not self.hoisted:
+            if self.fn is None:
+                self.executable()
+            if self.donate_any:
+                bufs = self._donated_buffers(leaves)
+            else:
+                bufs = [x._value if type(x) is Array else _as_buffer(np, x, a)
+                        for x, a in zip(leaves, self.in_avals)]
+            outs = self.fn(*bufs)
+            return tree_util.unflatten(self.out_tree, [Array(o, w) for o, w in zip(outs, self.out_weak)])
+        args = [x if isinstance(x, (Array, Tracer)) else Array(_as_buffer(np, x, a), a.weak_type)
+                for x, a in zip(leaves, self.in_avals)]
+        outs = _call(self.closed, [*self.hoisted, *args], self.name)
+        return tree_util.unflatten(self.out_tree, outs)
+
+    def _donated_buffers(self, leaves: list) -> list:
+        bufs, seen = [], set()
+        for x, a, d in zip(leaves, self.in_avals, self.donated):
+            if type(x) is not Array:
+                bufs.append(_as_buffer(np, x, a))
+                continue
+            buf = _donatable(x) if d and id(x._value) not in seen else x._value
+            seen.add(id(x._value))
+            bufs.append(buf)
+            if d:
+                x._value = _DeletedBuffer(x.aval)
+        return bufs
+
+
+def _normalize_nums(nums: int | Sequence[int] | None) -> tuple[int, ...]:
+    if nums is None:
+        return ()
+    return (nums,) if isinstance(nums, int) else tuple(int(n) for n in nums)
+
+
+def _normalize_names(names: str | Sequence[str] | None) -> tuple[str, ...]:
+    if names is None:
+        return ()
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def _path_str(path: tuple) -> str:
+    return "".join(f"[{k!r}]" for k in path)
+
+
+class JitWrapped:
+    """A function compiled by ``jit``: call it like the original."""
+
+    def __init__(self, fun: Callable, static_argnums: Any, static_argnames: Any,
+                 donate_argnums: Any, donate_argnames: Any) -> None:
+        if not callable(fun):
+            raise TypeError(f"jit: expected a callable, got {type(fun).__name__}: {fun!r}")
+        functools.update_wrapper(self, fun)
+        self._fun = fun
+        self._name = _fun_name(fun)
+        try:
+            self._signature = inspect.signature(fun)
+        except (TypeError, ValueError):
+            self._signature = None
+        self._static_nums, self._static_names = self._resolve(
+            static_argnums, static_argnames, "static_argnums", "static_argnames")
+        self._donate_nums, self._donate_names = self._resolve(
+            donate_argnums, donate_argnames, "donate_argnums", "donate_argnames")
+        overlap = set(self._static_nums) & set(self._donate_nums)
+        if overlap:
+            raise ValueError(f"jit({self._name}): arguments {sorted(overlap)} cannot be both "
+                             "static and donated")
+        self._simple = not (self._static_nums or self._static_names or self._donate_nums
+                            or self._donate_names)
+        self._cache: dict[Any, _Entry] = _shared_cache(fun, (
+            self._static_nums, self._static_names, self._donate_nums, self._donate_names))
+
+    # -- argument bookkeeping
+    def _positional_names(self) -> list[str]:
+        if self._signature is None:
+            return []
+        return [p.name for p in self._signature.parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def _resolve(self, nums: Any, names: Any, nums_name: str, names_name: str
+                 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """Argnums and argnames complete each other through the signature (as in JAX)."""
+        nums, names = _normalize_nums(nums), _normalize_names(names)
+        if self._signature is None:
+            return nums, names
+        params = self._signature.parameters
+        valid = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD,
+                                                               p.POSITIONAL_ONLY)}
+        has_var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+        bad = set(names) - valid
+        if bad and not has_var_kw:
+            raise ValueError(f"Jitted function has invalid argnames {bad} in {names_name}. "
+                             "Function does not take these args.")
+        positional = self._positional_names()
+        names = names + tuple(positional[n] for n in nums
+                              if -len(positional) <= n < len(positional)
+                              and positional[n] in valid and positional[n] not in names)
+        nums = nums + tuple(positional.index(n) for n in names
+                            if n in positional and positional.index(n) not in nums)
+        return nums, names
+
+    def _arg_name(self, i: int) -> str:
+        positional = self._positional_names()
+        if i < len(positional):
+            return positional[i]
+        return f"args[{i}]"
+
+    def _split(self, args: tuple, kwargs: dict) -> tuple[tuple, list, dict, tuple, list]:
+        """Static values (hashed) and dynamic positional/keyword arguments."""
+        nums = tuple(n % len(args) if n < 0 else n for n in self._static_nums
+                     if -len(args) <= n < len(args))
+        statics = []
+        for i in sorted(nums):
+            statics.append(("pos", i, self._hashable(args[i], f"'{self._arg_name(i)}' (index {i})")))
+        for k in sorted(kwargs):
+            if k in self._static_names:
+                statics.append(("kw", k, self._hashable(kwargs[k], f"'{k}'")))
+        dyn_args = [a for i, a in enumerate(args) if i not in nums]
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_names}
+        return tuple(statics), dyn_args, dyn_kwargs, nums, [i for i in range(len(args)) if i not in nums]
+
+    def _hashable(self, value: Any, what: str) -> tuple:
+        try:
+            hash(value)
+        except TypeError as e:
+            raise ValueError(
+                f"Non-hashable static arguments are not supported, as this can lead to "
+                f"unexpected cache-misses. Static argument {what} of type {type(value)} for "
+                f"function {self._name} is non-hashable: {e}. Pass a hashable value (a tuple "
+                "instead of a list, a frozen dataclass, ...) or make the argument dynamic.") from None
+        return (type(value), value)
+
+    # -- calling
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if config.disable_jit:
+            return self._fun(*args, **kwargs)
+        if self._simple and not kwargs:
+            leaves, treedef = tree_util.flatten(args)
+            key = (treedef, *[_leaf_key(x) for x in leaves])
+            entry = self._cache.get(key)
+            if entry is None:
+                entry = self._entry(args, kwargs)
+        else:
+            entry, leaves = self._lookup(args, kwargs)
+        return entry.call(leaves)
+
+    def _lookup(self, args: tuple, kwargs: dict) -> tuple[_Entry, list]:
+        statics, dyn_args, dyn_kwargs, _, _ = self._split(args, kwargs)
+        leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
+        key = (treedef, statics, *[_leaf_key(x) for x in leaves])
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._entry(args, kwargs)
+        return entry, leaves
+
+    def _entry(self, args: tuple, kwargs: dict, compile: bool = True) -> _Entry:
+        """Trace (and compile) for the signature of ``args``; cache the result."""
+        start = time.perf_counter()
+        statics, dyn_args, dyn_kwargs, static_nums, dyn_nums = self._split(args, kwargs)
+        if self._simple and not kwargs:
+            leaves, treedef = tree_util.flatten(args)
+            key = (treedef, *[_leaf_key(x) for x in leaves])
+            paths = [(self._arg_name(p[0]), p[1:]) for p, _ in tree_util.leaves_with_path(args)]
+        else:
+            leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
+            key = (treedef, statics, *[_leaf_key(x) for x in leaves])
+            paths = [(self._arg_name(dyn_nums[p[1]]) if p[0] == 0 else p[1], p[2:])
+                     for p, _ in tree_util.leaves_with_path((tuple(dyn_args), dyn_kwargs))]
+        for x, (name, path) in zip(leaves, paths):
+            if _leaf_key(x) is None:
+                raise TypeError(f"jit({self._name}): argument '{name}{_path_str(path)}' of type "
+                                f"{type(x).__name__} is not a valid array type: {x!r}. Mark it "
+                                "static with static_argnums/static_argnames.")
+        arg_names = [f"'{name}{_path_str(path)}'" for name, path in paths]
+        labels = [f"argument {n}" for n in arg_names]
+        in_avals = [_leaf_aval(x) for x in leaves]
+        description = [f"{n}: {a.str_short()}{' (weak)' if a.weak_type else ''}"
+                       for n, a in zip(arg_names, in_avals)] + \
+                      [f"static '{s[1] if s[0] == 'kw' else self._arg_name(s[1])}' = {s[2][1]!r}"
+                       for s in statics]
+        if config.log_compiles:
+            self._log_miss(key, description)
+        closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
+                                                labels)
+        donated = self._donated_flags(paths, dyn_nums, leaves)
+        entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
+                       description)
+        if compile and not hoisted:
+            entry.executable()
+        if not hoisted:
+            self._cache[key] = entry
+        if config.log_compiles:
+            logger.warning("Finished tracing and compiling %s in %.1f ms", self._name,
+                           (time.perf_counter() - start) * 1e3)
+        return entry
+
+    def _donated_flags(self, paths: list, dyn_nums: list, leaves: list) -> list[bool]:
+        positional = self._positional_names()
+        donate_names = set(self._donate_names)
+        donate_nums = {n % max(len(positional), 1) if n < 0 else n for n in self._donate_nums}
+        flags = []
+        for name, _ in paths:
+            idx = positional.index(name) if name in positional else None
+            flags.append(name in donate_names or (idx is not None and idx in donate_nums) or
+                         (name.startswith("args[") and int(name[5:-1]) in donate_nums))
+        return flags
+
+    def _trace(self, args: tuple, kwargs: dict, static_nums: tuple, treedef: Any,
+               in_avals: list, labels: list) -> tuple[ClosedJaxpr, Any, list]:
+        store = {}
+        simple = self._simple and not kwargs
+
+        def flat_fun(*tracers: Any) -> list:
+            if simple:
+                call_args, call_kwargs = tree_util.unflatten(treedef, tracers), {}
+            else:
+                dyn_args, dyn_kwargs = tree_util.unflatten(treedef, tracers)
+                it = iter(dyn_args)
+                call_args = [args[i] if i in static_nums else next(it) for i in range(len(args))]
+                call_kwargs = {k: kwargs[k] if k in self._static_names else dyn_kwargs[k]
+                               for k in kwargs}
+            out = self._fun(*call_args, **call_kwargs)
+            out_leaves, store["tree"] = _flat_outputs(out, f"jit({self._name})")
+            return out_leaves
+        jaxpr, consts, _ = pe.trace_to_jaxpr(flat_fun, in_avals, name="jit", labels=labels)
+        traced = [isinstance(c, Tracer) for c in consts]
+        if not any(traced):
+            return ClosedJaxpr(jaxpr, consts), store["tree"], []
+        # Closed-over tracers of enclosing transformations become leading operands.
+        hoisted = [c for c, t in zip(consts, traced) if t]
+        constvars = [v for v, t in zip(jaxpr.constvars, traced) if not t]
+        hoisted_vars = [v for v, t in zip(jaxpr.constvars, traced) if t]
+        closed = ClosedJaxpr(Jaxpr(constvars, hoisted_vars + jaxpr.invars, jaxpr.outvars,
+                                   jaxpr.eqns), [c for c, t in zip(consts, traced) if not t])
+        return closed, store["tree"], hoisted
+
+    def _log_miss(self, key: tuple, description: list[str]) -> None:
+        if not self._cache:
+            reason = "never seen this function (first compilation)"
+        else:
+            reason = min((_explain(description, key, old_key, old.description)
+                          for old_key, old in self._cache.items()), key=lambda r: r[0])[1]
+        logger.warning("Compiling %s for signature (%s); cache miss because: %s", self._name,
+                       ", ".join(description), reason)
+
+    # -- staging API
+    def lower(self, *args: Any, **kwargs: Any) -> "Lowered":
+        """Trace for these arguments; ``.as_text()`` shows the optimised IR, ``.compile()``
+        returns the executable."""
+        statics, _, _, static_nums, _ = self._split(args, kwargs)
+        entry = self._entry(args, kwargs, compile=False)
+        return Lowered(entry, self, static_nums, tuple(k for k in kwargs if k in self._static_names))
+
+    def _cache_size(self) -> int:
+        """How many signatures have been compiled (as ``jax``'s ``_cache_size``)."""
+        return len(self._cache)
+
+    def clear_cache(self) -> None:
+        """Forget every compiled signature."""
+        self._cache.clear()
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<jitted function {self._name}>"
+
+
+def _explain(new_desc: list[str], new_key: tuple, old_key: tuple, old_desc: list[str]
+             ) -> tuple[int, str]:
+    """(severity, text) saying how a new signature differs from a cached one."""
+    if new_key[0] != old_key[0]:
+        return 1, f"different input pytree: now {new_key[0]} and before {old_key[0]}"
+    diffs = [f"{new} (before: {old.split(': ', 1)[-1] if ': ' in old else old})"
+             for new, old in zip(new_desc, old_desc) if new != old]
+    if diffs:
+        return 2, "different input types or static values: " + "; ".join(diffs)
+    return 3, "cache miss explanation unavailable"
+
+
+_shared_caches: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _shared_cache(fun: Callable, options: tuple) -> dict:
+    """``jit(f)`` twice shares one cache (keyed weakly by ``f``), as in JAX."""
+    try:
+        per_fun = _shared_caches.setdefault(fun, {})
+    except TypeError:  # not weakly referenceable
+        return {}
+    return per_fun.setdefault(options, {})
+
+
+class Lowered:
+    """The traced and optimised form of a jitted function at one signature."""
+
+    def __init__(self, entry: _Entry, wrapped: JitWrapped, static_nums: tuple, static_kw: tuple):
+        self._entry = entry
+        self._wrapped = wrapped
+        self._static_nums = static_nums
+        self._static_kw = static_kw
+
+    @property
+    def jaxpr(self) -> ClosedJaxpr:
+        """The traced (unoptimised) jaxpr."""
+        return self._entry.closed
+
+    def as_text(self) -> str:
+        """The optimised IR that the executable runs."""
+        return self.compile().as_text()
+
+    def compile(self) -> "Compiled":
+        return Compiled(self._entry)
+
+
+class Compiled:
+    """An executable for one signature. Call it with the dynamic arguments only."""
+
+    def __init__(self, entry: _Entry) -> None:
+        self._entry = entry
+        self._exe = entry.executable()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, treedef = tree_util.flatten(args)
+        if treedef != self._entry.in_tree:
+            leaves, treedef = tree_util.flatten((args, kwargs))
+        if treedef != self._entry.in_tree:
+            raise TypeError(f"compiled {self._entry.name}: the arguments' pytree structure "
+                            f"{treedef} does not match the compiled one {self._entry.in_tree}")
+        avals = [_leaf_aval(x) for x in leaves]
+        expected = self._entry.in_avals
+        if len(avals) != len(expected) or any(a.shape != b.shape or a.dtype != b.dtype
+                                              for a, b in zip(avals, expected)):
+            raise TypeError(f"compiled {self._entry.name}: called with "
+                            f"{[a.str_short() for a in avals]} but compiled for "
+                            f"{[a.str_short() for a in expected]}")
+        if any(isinstance(x, Tracer) for x in leaves):
+            raise TypeError("Cannot apply transformations to a function lowered and compiled "
+                            "for a particular signature (got a tracer argument).")
+        return self._entry.call(leaves)
+
+    def as_text(self) -> str:
+        """The optimised IR this executable runs."""
+        return self._exe.as_text()
+
+    @property
+    def source(self) -> str:
+        """The generated Python source."""
+        return self._exe.source
+
+
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
+        donate_argnames: str | Sequence[str] = ()) -> Any:
+    """Compile ``fun``: trace it once per abstract signature into a jaxpr, optimise it and
+    generate a Python function that calls the backend directly (as ``jax.jit``).
+
+    Args:
+      fun: a pure function of arrays (pytrees of arrays) returning arrays.
+      static_argnums / static_argnames: arguments treated as compile-time constants
+        (hashable; each new value compiles again). Use them for shapes, flags, configs.
+      donate_argnums / donate_argnames: arguments whose buffers the computation may
+        reuse for its outputs (the donated arrays are deleted), e.g. a KV cache
+        updated in place.
+
+    Usable as ``@jit``, ``@functools.partial(jit, static_argnums=...)`` or ``jit(f)``.
+
+    Example:
+      >>> import fungrad, fungrad.numpy as jnp
+      >>> f = fungrad.jit(lambda x: jnp.sin(x) * 2.0)
+      >>> f(jnp.ones(3)).shape
+      (3,)
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames,
+                                 donate_argnums=donate_argnums, donate_argnames=donate_argnames)
+    return JitWrapped(fun, static_argnums, static_argnames, donate_argnums, donate_argnames)
+
+
+@contextlib.contextmanager
+def disable_jit(disable: bool = True) -> Iterator[None]:
+    """Run jitted functions op by op inside this context (for debugging with ``print``)."""
+    prev = config.disable_jit
+    config.disable_jit = disable
+    try:
+        yield
+    finally:
+        config.disable_jit = prev
