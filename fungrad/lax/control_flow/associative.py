@@ -70,7 +70,7 @@ def _interleave(a: Any, b: Any, axis: int) -> Any:
     pad_b = [(0, 0, 0)] * aval_b.ndim
     pad_a[axis] = (0, 1 if same else 0, 1)
     pad_b[axis] = (1, 0 if same else 1, 1)
-    op = lax.bitwise_or if aval_a.dtype.kind == "b" else lax.add
+    op = lax.max if aval_a.dtype.kind == "b" else lax.add  # max of booleans is "or"
     zero = lax.full((), 0, aval_a.dtype)
     return op(lax.pad(a, zero, pad_a), lax.pad(b, zero, pad_b))
 

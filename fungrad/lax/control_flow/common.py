@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -139,7 +138,6 @@ def check_scalar_pred(api: str, pred: Any, allow_int: bool) -> Any:
 # --------------------------------------------------------------------------- running sub-jaxprs
 
 _compiler: Callable[[ClosedJaxpr], Callable] | None = None
-_compiled: "weakref.WeakKeyDictionary[ClosedJaxpr, Callable]" = weakref.WeakKeyDictionary()
 
 
 def set_jaxpr_compiler(compiler: Callable[[ClosedJaxpr], Callable] | None) -> None:
@@ -147,11 +145,11 @@ def set_jaxpr_compiler(compiler: Callable[[ClosedJaxpr], Callable] | None) -> No
 
     The implementations of cond/scan/while call their bodies through
     ``run_jaxpr``; ``jit`` can register its compiler here so loop bodies run
-    compiled instead of interpreted. ``None`` restores the interpreter.
+    compiled instead of interpreted (each sub-jaxpr is compiled once and kept
+    with it). ``None`` restores the interpreter.
     """
     global _compiler
     _compiler = compiler
-    _compiled.clear()
 
 
 def _to_raw(xp: Any, x: Any, aval: ShapedArray) -> Any:
@@ -160,24 +158,22 @@ def _to_raw(xp: Any, x: Any, aval: ShapedArray) -> Any:
     return xp.asarray(x, dtype=aval.dtype)
 
 
-def _interpret(closed: ClosedJaxpr) -> Callable:
+def _interpret(closed: ClosedJaxpr, xp: Any, args: Sequence[Any]) -> list:
     from fungrad._core.eval import EVAL_TRACE
-    in_avals, out_avals = closed.in_avals, closed.out_avals
-
-    def run(xp: Any, args: Sequence[Any]) -> list:
-        with core.set_current_trace(EVAL_TRACE):
-            outs = core.eval_jaxpr(closed.jaxpr, closed.consts,
-                                   *[Array(a, v.weak_type) for a, v in zip(args, in_avals)])
-        return [_to_raw(xp, o, a) for o, a in zip(outs, out_avals)]
-    return run
+    with core.set_current_trace(EVAL_TRACE):
+        outs = core.eval_jaxpr(closed.jaxpr, closed.consts,
+                               *[Array(a, v.weak_type) for a, v in zip(args, closed.in_avals)])
+    return [_to_raw(xp, o, a) for o, a in zip(outs, closed.out_avals)]
 
 
 def run_jaxpr(closed: ClosedJaxpr, xp: Any, args: Sequence[Any]) -> list:
     """Evaluate ``closed`` on raw backend buffers, returning raw buffers."""
-    run = _compiled.get(closed)
-    if run is None:
-        run = _compiled[closed] = (_compiler or _interpret)(closed)
-    return run(xp, args)
+    if _compiler is None:
+        return _interpret(closed, xp, args)
+    cached = closed.__dict__.get("_compiled_run")
+    if cached is None or cached[0] is not _compiler:
+        cached = closed.__dict__["_compiled_run"] = (_compiler, _compiler(closed))
+    return cached[1](xp, args)
 
 
 # --------------------------------------------------------------------------- jaxpr surgery
