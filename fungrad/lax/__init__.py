@@ -1,11 +1,15 @@
 """``fungrad.lax``: the primitives under their ``jax.lax`` names.
 
 One module per family; each lists its public names in ``__all__``:
-elementwise, shapes, slicing (slices, gather/scatter, padding, concatenation),
+elementwise (arithmetic, comparisons, select, complex), transcendental,
+special (erf, lgamma, ...), bitwise, shapes, slicing (slices, gather/scatter, padding, concatenation),
 reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
 control_flow, parallel (named-axis collectives), ad_util (stop_gradient).
 """
 from fungrad.lax.elementwise import *  # noqa: F401,F403
+from fungrad.lax.transcendental import *  # noqa: F401,F403
+from fungrad.lax.special import *  # noqa: F401,F403
+from fungrad.lax.bitwise import *  # noqa: F401,F403
 from fungrad.lax.shapes import *  # noqa: F401,F403
 from fungrad.lax.slicing import *  # noqa: F401,F403
 from fungrad.lax.reductions import *  # noqa: F401,F403

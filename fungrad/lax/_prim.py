@@ -54,20 +54,28 @@ def check_dtypes(name: str, avals: Sequence[ShapedArray], kinds: str) -> np.dtyp
     dt = avals[0].dtype
     if kind(dt) not in kinds:
         raise TypeError(f"{name} does not accept dtype {dt.name}; accepted kinds: "
-                        f"{_KIND_NAMES.get(kinds, kinds)}")
+                        f"{describe_kinds(kinds)}")
     return dt
 
 
 _KIND_NAMES = {FLOAT: "floating", INEXACT: "floating or complex", INT: "integer",
                NUMERIC: "numeric", INT_OR_BOOL: "integer or boolean", BOOL: "boolean"}
+_KIND_LETTERS = {"b": "boolean", "i": "signed integer", "u": "unsigned integer",
+                 "f": "floating", "c": "complex"}
+
+
+def describe_kinds(kinds: str) -> str:
+    """Words for a string of dtype kinds, for error messages."""
+    return _KIND_NAMES.get(kinds) or ", ".join(_KIND_LETTERS[k] for k in kinds)
 
 
 def elementwise_prim(name: str, impl: Callable, kinds: str = NUMERIC,
-                     out_dtype: np.dtype | None = None) -> Primitive:
+                     out_dtype: np.dtype | Callable | None = None) -> Primitive:
     """A primitive applying ``impl`` elementwise with NumPy broadcasting.
 
-    ``out_dtype`` fixes the result dtype (bool for comparisons); otherwise it is
-    the operands' dtype and weak when all operands are weak.
+    ``out_dtype`` fixes the result dtype (bool for comparisons) or maps the operands'
+    dtype to it (complex -> real for ``abs``); otherwise it is the operands' dtype.
+    As in JAX, the result is weak when all operands are weak.
     """
     prim = Primitive(name)
     prim.def_impl(impl)
@@ -76,11 +84,9 @@ def elementwise_prim(name: str, impl: Callable, kinds: str = NUMERIC,
         dt = check_dtypes(name, avals, kinds)
         shape = broadcast_shapes(name, *(a.shape for a in avals))
         if out_dtype is not None:
-            return ShapedArray(shape, out_dtype, False)
+            dt = out_dtype(dt) if callable(out_dtype) else out_dtype
         return ShapedArray(shape, dt, all(a.weak_type for a in avals))
     prim.def_abstract_eval(abstract_eval)
-    if out_dtype is not None:
-        prim.weak_type_rule = lambda weaks, **params: False
     return prim
 
 

@@ -1,218 +1,489 @@
-"""Elementwise primitives (NumPy broadcasting, identical dtypes; see ``_prim``).
+"""Elementwise arithmetic, comparison, selection and complex-number primitives.
 
-Each block: the primitive (implementation + shape/dtype rule), its JVP
-(and transpose when linear), and its batching rule.
+Operands have NumPy-broadcastable shapes and identical dtypes (see ``_prim``).
+Each block holds a primitive (implementation + shape/dtype rule), its wrapper,
+its JVP (or ``def_nondiff``), its transpose when it is linear, and its batching
+rule. ``unop``/``binop`` build the common case, as JAX's ``standard_unop`` and
+``standard_naryop`` do; ``transcendental``, ``special`` and ``bitwise`` use them too.
+
+The wrappers accept Python scalars. A scalar meeting an array takes the array's
+dtype when it fits that dtype's kind (``lax.mul(x_bf16, 2.0)`` stays bfloat16, as
+``lax.mul(x_f32, 2.0)`` does in JAX); otherwise it keeps its default dtype and the
+mismatch is reported as in ``jax.lax``.
 """
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from fungrad._core import core, dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import (ANY, FLOAT, INEXACT, NUMERIC, as_operand, elementwise_prim,
-                               operand_dtype, unbroadcast)
+from fungrad.lax._prim import (ANY, BOOL, COMPLEX, FLOAT, INEXACT, INT, NUMERIC, as_operand,
+                               broadcast_shapes, check_dtypes, describe_kinds, elementwise_prim,
+                               kind, unbroadcast)
+
+_ARRAYS = (Array, core.Tracer)
+_SCALARS = (bool, int, float, complex)
+ORDERED = BOOL + INT + FLOAT          # what lt/le/gt/ge accept (not complex)
+SIGNED_OR_INEXACT = "i" + INEXACT     # abs and sign-sensitive ops
+INT_OR_FLOAT = INT + FLOAT            # rem
 
 
-def _binary_operands(x: Any, y: Any) -> tuple[Any, Any]:
-    """Python scalars take the dtype of the array they meet (weakly typed)."""
-    dt = operand_dtype(x, y)
-    return as_operand(x, dt), as_operand(y, dt)
+# --------------------------------------------------------------------------- helpers
+
+def _accepted(kinds: str) -> frozenset:
+    return frozenset(d for d in dtypes.all_dtypes if kind(d) in kinds)
 
 
-def _unary(prim):
+def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
+    """Whether Python scalar ``x`` may take ``dtype`` (its kind holds x's kind)."""
+    k = kind(dtype)
+    if isinstance(x, bool):
+        return k == "b"
+    if isinstance(x, int):
+        return k in "iufc"
+    return k in ("fc" if isinstance(x, float) else "c")
+
+
+def _scalar_operand(x: Any, like: np.dtype | None) -> Array:
+    if like is not None and _scalar_fits(x, like):
+        try:
+            return Array(np.asarray(x, like)[()], dtypes.dtype_and_weak(x)[1])
+        except OverflowError:  # e.g. 300 meeting uint8: keep int32 and report the mismatch
+            pass
+    return as_operand(x)
+
+
+def operands(*xs: Any) -> list:
+    """Convert the operands of an elementwise op: arrays stay, scalars follow them."""
+    if all(isinstance(x, _ARRAYS) for x in xs):
+        return list(xs)
+    xs = [x if isinstance(x, _SCALARS) else as_operand(x) for x in xs]
+    like = next((x.dtype for x in xs if not isinstance(x, _SCALARS)), None)
+    return [_scalar_operand(x, like) if isinstance(x, _SCALARS) else x for x in xs]
+
+
+def check_operands(name: str, kinds: str, accepted: frozenset, xs: Sequence[Any]) -> None:
+    """Cheap eager check that all operands share one dtype of the accepted kinds.
+
+    Eager evaluation runs no shape rule and NumPy would silently promote, so the
+    wrappers check dtypes themselves; the error names the operation."""
+    dt = xs[0].dtype
+    if dt not in accepted or any(x.dtype != dt for x in xs[1:]):
+        check_dtypes(name, xs, kinds)
+
+
+def const(like: Any, value: Any) -> Array:
+    """A (strongly typed) scalar ``value`` of ``like``'s dtype, for derivative rules."""
+    return Array(np.asarray(value, core.get_aval(like).dtype)[()])
+
+
+def broadcast_to_shape(x: Any, shape: tuple) -> Any:
+    """``x`` broadcast (NumPy rules) to ``shape``; used where a tangent skips the op."""
+    from fungrad.lax.shapes import broadcast_in_dim
+    aval = core.get_aval(x)
+    if aval.shape == shape:
+        return x
+    return broadcast_in_dim(x, shape, tuple(range(len(shape) - aval.ndim, len(shape))))
+
+
+def _named(op: Callable, name: str, doc: str) -> Callable:
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
+         op_name: str | None = None) -> tuple[Primitive, Callable]:
+    """A unary elementwise primitive, its batching rule and its wrapper ``op(x)``."""
+    prim = elementwise_prim(name, impl, kinds, out_dtype)
+    batching.defvectorized(prim)
+    accepted = _accepted(kinds)
+
     def op(x: Any) -> Any:
-        return prim.bind(as_operand(x))
-    op.__name__ = prim.name
-    op.__doc__ = f"Elementwise ``{prim.name}`` (``jax.lax.{prim.name}``)."
-    return op
+        x = x if isinstance(x, _ARRAYS) else as_operand(x)
+        if x.dtype not in accepted:
+            check_dtypes(name, [x], kinds)
+        return prim.bind(x)
+    return prim, _named(op, op_name or name, doc)
 
 
-def _binary(prim):
+def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
+          op_name: str | None = None) -> tuple[Primitive, Callable]:
+    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``."""
+    prim = elementwise_prim(name, impl, kinds, out_dtype)
+    batching.defbroadcasting(prim)
+    accepted = _accepted(kinds)
+
     def op(x: Any, y: Any) -> Any:
-        return prim.bind(*_binary_operands(x, y))
-    op.__name__ = prim.name
-    op.__doc__ = f"Elementwise ``{prim.name}`` with broadcasting (``jax.lax.{prim.name}``)."
-    return op
-
-
-# --------------------------------------------------------------------------- arithmetic
-
-add_p = elementwise_prim("add", lambda xp, x, y: xp.add(x, y))
-add = _binary(add_p)
-ad.deflinear(add_p, lambda ct, x, y: [unbroadcast(ct, x.aval) if ad.is_undefined(x) else None,
-                                      unbroadcast(ct, y.aval) if ad.is_undefined(y) else None])
-batching.defbroadcasting(add_p)
-
-sub_p = elementwise_prim("sub", lambda xp, x, y: xp.subtract(x, y))
-sub = _binary(sub_p)
-ad.deflinear(sub_p, lambda ct, x, y: [unbroadcast(ct, x.aval) if ad.is_undefined(x) else None,
-                                      unbroadcast(neg(ct), y.aval) if ad.is_undefined(y) else None])
-batching.defbroadcasting(sub_p)
-
-mul_p = elementwise_prim("mul", lambda xp, x, y: xp.multiply(x, y))
-mul = _binary(mul_p)
-ad.defbilinear(mul_p, lambda ct, x, y: unbroadcast(mul(ct, y), x.aval),
-               lambda ct, x, y: unbroadcast(mul(x, ct), y.aval))
-batching.defbroadcasting(mul_p)
-
-
-def _div_impl(xp, x, y):
-    if x.dtype.kind in "iu":  # lax.div on integers rounds toward zero
-        q = xp.floor_divide(x, y)
-        fix = (xp.remainder(x, y) != 0) & ((x < 0) != (y < 0))
-        return (q + fix.astype(q.dtype)).astype(x.dtype)
-    return xp.true_divide(x, y).astype(x.dtype, copy=False)
-
-
-div_p = elementwise_prim("div", _div_impl)
-div = _binary(div_p)
-ad.defjvp(div_p, lambda t, x, y: div(t, y),
-          lambda t, x, y: mul(neg(t), div(div(x, y), y)))
-ad.def_transpose(div_p, lambda ct, x, y: [unbroadcast(div(ct, y), x.aval), None])
-batching.defbroadcasting(div_p)
-
-neg_p = elementwise_prim("neg", lambda xp, x: xp.negative(x))
-neg = _unary(neg_p)
-ad.deflinear(neg_p, lambda ct, x: [neg(ct)])
-batching.defvectorized(neg_p)
-
-
-def _minmax_jvp(op, pick):
-    def rule(primals, tangents):
-        x, y = primals
-        tx, ty = tangents
-        out = op.bind(x, y)
-        # Ties split the tangent evenly, as in JAX.
-        x_wins = convert_to(pick(x, y), out)
-        tie = convert_to(eq(x, y), out)
-        wx = sub(x_wins, mul(tie, as_operand(0.5, core.get_aval(out).dtype)))
-        t_out = ad.Zero.from_primal(out)
-        if type(tx) is not ad.Zero:
-            t_out = ad.add_tangents(t_out, mul(tx, wx))
-        if type(ty) is not ad.Zero:
-            t_out = ad.add_tangents(t_out, mul(ty, sub(as_operand(1.0, core.get_aval(out).dtype), wx)))
-        return out, t_out
-    return rule
-
-
-max_p = elementwise_prim("max", lambda xp, x, y: xp.maximum(x, y), ANY)
-max = _binary(max_p)  # noqa: A001 - lax.max
-batching.defbroadcasting(max_p)
-
-min_p = elementwise_prim("min", lambda xp, x, y: xp.minimum(x, y), ANY)
-min = _binary(min_p)  # noqa: A001 - lax.min
-batching.defbroadcasting(min_p)
+        x, y = operands(x, y)
+        check_operands(name, kinds, accepted, (x, y))
+        return prim.bind(x, y)
+    return prim, _named(op, op_name or name, doc)
 
 
 def convert_to(x: Any, like: Any) -> Any:
+    """``x`` converted to the dtype of ``like``."""
     from fungrad.lax.shapes import convert_element_type
     return convert_element_type(x, core.get_aval(like).dtype)
 
 
-# --------------------------------------------------------------------------- transcendental
-
-exp_p = elementwise_prim("exp", lambda xp, x: xp.exp(x), INEXACT)
-exp = _unary(exp_p)
-ad.defjvp2(exp_p, lambda t, ans, x: mul(t, ans))
-batching.defvectorized(exp_p)
-
-log_p = elementwise_prim("log", lambda xp, x: xp.log(x), INEXACT)
-log = _unary(log_p)
-ad.defjvp(log_p, lambda t, x: div(t, x))
-batching.defvectorized(log_p)
-
-sin_p = elementwise_prim("sin", lambda xp, x: xp.sin(x), INEXACT)
-sin = _unary(sin_p)
-cos_p = elementwise_prim("cos", lambda xp, x: xp.cos(x), INEXACT)
-cos = _unary(cos_p)
-ad.defjvp(sin_p, lambda t, x: mul(t, cos(x)))
-ad.defjvp(cos_p, lambda t, x: neg(mul(t, sin(x))))
-batching.defvectorized(sin_p)
-batching.defvectorized(cos_p)
-
-tanh_p = elementwise_prim("tanh", lambda xp, x: xp.tanh(x), INEXACT)
-tanh = _unary(tanh_p)
-ad.defjvp2(tanh_p, lambda t, ans, x: mul(t, sub(as_operand(1, core.get_aval(ans).dtype), mul(ans, ans))))
-batching.defvectorized(tanh_p)
-
-sqrt_p = elementwise_prim("sqrt", lambda xp, x: xp.sqrt(x), INEXACT)
-sqrt = _unary(sqrt_p)
-ad.defjvp2(sqrt_p, lambda t, ans, x: div(t, mul(as_operand(2, core.get_aval(ans).dtype), ans)))
-batching.defvectorized(sqrt_p)
+def _linear_cts(ct: Any, args: Sequence[Any], scales: Sequence[Callable]) -> list:
+    """Cotangents of a sum of linear terms ``scale_i(x_i)``: unbroadcast per undefined input."""
+    return [unbroadcast(f(ct), a.aval) if ad.is_undefined(a) else None for a, f in zip(args, scales)]
 
 
-# integer_pow: x ** n for a static integer n
+# --------------------------------------------------------------------------- add, sub, mul, neg
+
+add_p, add = binop("add", lambda xp, x, y: xp.add(x, y), NUMERIC,
+                   "Elementwise ``x + y`` (``jax.lax.add``); integers wrap around.")
+ad.deflinear(add_p, lambda ct, x, y: _linear_cts(ct, (x, y), (lambda c: c, lambda c: c)))
+
+sub_p, sub = binop("sub", lambda xp, x, y: xp.subtract(x, y), NUMERIC,
+                   "Elementwise ``x - y`` (``jax.lax.sub``); integers wrap around.")
+ad.deflinear(sub_p, lambda ct, x, y: _linear_cts(ct, (x, y), (lambda c: c, neg)))
+
+mul_p, mul = binop("mul", lambda xp, x, y: xp.multiply(x, y), NUMERIC,
+                   "Elementwise ``x * y`` (``jax.lax.mul``); integers wrap around.")
+ad.defbilinear(mul_p, lambda ct, x, y: unbroadcast(mul(ct, y), x.aval),
+               lambda ct, x, y: unbroadcast(mul(x, ct), y.aval))
+
+neg_p, neg = unop("neg", lambda xp, x: xp.negative(x), NUMERIC,
+                  "Elementwise ``-x`` (``jax.lax.neg``); unsigned integers wrap around.")
+ad.deflinear(neg_p, lambda ct, x: [neg(ct)])
+
+
+# --------------------------------------------------------------------------- div, rem
+
+def _int_divisor(xp, x, y):
+    """``y`` made safe for integer division: 0 and the overflowing ``MIN / -1`` divide by 1.
+
+    XLA defines those cases (``x / 0 = -1``, ``x % 0 = x``, ``MIN / -1 = MIN``,
+    ``MIN % -1 = 0``); NumPy would warn and differ, so they never reach it."""
+    unsafe = y == 0
+    if x.dtype.kind == "i":
+        unsafe = unsafe | ((y == -1) & (x == np.iinfo(x.dtype).min))
+    return xp.where(unsafe, xp.ones((), y.dtype), y)
+
+
+def _div_impl(xp, x, y):
+    if x.dtype.kind not in "iu":
+        return xp.true_divide(x, y)
+    y_safe = _int_divisor(xp, x, y)
+    q = xp.floor_divide(xp.subtract(x, xp.fmod(x, y_safe)), y_safe)  # exact: rounds toward 0
+    return xp.where(y == 0, ~xp.zeros((), x.dtype), q)  # all bits set: -1, or the max unsigned
+
+
+div_p, div = binop("div", _div_impl, NUMERIC,
+                   "Elementwise ``x / y`` (``jax.lax.div``); integer division rounds toward zero.")
+ad.defjvp(div_p, lambda t, x, y: div(t, y),
+          lambda t, x, y: mul(mul(neg(t), x), integer_pow(y, -2)))
+ad.def_transpose(div_p, lambda ct, x, y: [unbroadcast(div(ct, y), x.aval), None])
+
+
+def _rem_impl(xp, x, y):
+    if x.dtype.kind not in "iu":
+        return xp.fmod(x, y)
+    return xp.where(y == 0, x, xp.fmod(x, _int_divisor(xp, x, y)))
+
+
+def _rem_jvp_lhs(t, x, y):
+    shape = broadcast_shapes("rem", core.get_aval(x).shape, core.get_aval(y).shape)
+    return broadcast_to_shape(t, shape)
+
+
+rem_p, rem = binop("rem", _rem_impl, INT_OR_FLOAT,
+                   "Elementwise remainder of ``x / y`` with the sign of ``x`` (C ``fmod``, "
+                   "``jax.lax.rem``); integer ``x % 0`` is ``x`` as in XLA.")
+ad.defjvp(rem_p, _rem_jvp_lhs,
+          lambda t, x, y: mul(neg(t), mul(sign(div(x, y)), floor(abs(div(x, y))))))
+
+
+# --------------------------------------------------------------------------- pow, integer_pow
+
+def _pow_abstract(x, y):
+    if kind(x.dtype) not in INEXACT:
+        raise TypeError(f"pow does not accept dtype {x.dtype.name} at position 0; accepted "
+                        "kinds: floating or complex")
+    if not (kind(y.dtype) in INT or x.dtype == y.dtype):
+        raise TypeError("the first argument to pow must have an inexact dtype (float or "
+                        "complex), and the second argument must have an inexact or integer "
+                        f"dtype, and two inexact dtypes must match, but got {x.dtype.name} "
+                        f"and {y.dtype.name} respectively.")
+    return ShapedArray(broadcast_shapes("pow", x.shape, y.shape), x.dtype,
+                       x.weak_type and y.weak_type)
+
+
+def pow(x: Any, y: Any) -> Any:  # noqa: A001 - lax.pow
+    """Elementwise ``x ** y`` (``jax.lax.pow``).
+
+    ``x`` is floating or complex; ``y`` has x's dtype or is an integer array, which
+    is converted to x's dtype (so ``0.0 ** -1`` is ``inf``). A Python int exponent
+    stays an integer, as in JAX.
+    """
+    if isinstance(y, int) and not isinstance(y, bool):
+        x, y = operands(x)[0], as_operand(y)
+    else:
+        x, y = operands(x, y)
+    _pow_abstract(core.get_aval(x), core.get_aval(y))
+    return pow_p.bind(x, y)
+
+
+def _replace_zero(x):
+    return select(eq(x, const(x, 0)), const(x, 1), x)
+
+
+def _pow_jvp_lhs(t, ans, x, y):
+    y_is_int = kind(core.get_aval(y).dtype) in INT
+    y = convert_to(y, x)
+    if y_is_int:  # d/dx x**0 is 0, even at x = 0 (as in JAX)
+        jac = select(eq(y, const(y, 0)), const(x, 0),
+                     mul(_replace_zero(y), pow(x, sub(y, const(y, 1)))))
+    else:
+        jac = mul(y, pow(x, sub(y, const(y, 1))))
+    return mul(t, jac)
+
+
+def _pow_jvp_rhs(t, ans, x, y):
+    from fungrad.lax.transcendental import log
+    return mul(t, mul(log(_replace_zero(x)), ans))
+
+
+pow_p = Primitive("pow")
+pow_p.def_impl(lambda xp, x, y: xp.power(x, y if y.dtype == x.dtype else y.astype(x.dtype)))
+pow_p.def_abstract_eval(_pow_abstract)
+ad.defjvp2(pow_p, _pow_jvp_lhs, _pow_jvp_rhs)
+batching.defbroadcasting(pow_p)
+
+
 def integer_pow(x: Any, y: int) -> Any:
-    """``x ** y`` for a static Python integer ``y``."""
-    return integer_pow_p.bind(as_operand(x), y=int(y))
+    """``x ** y`` for a static Python integer ``y`` by repeated squaring (``jax.lax.integer_pow``)."""
+    x = x if isinstance(x, _ARRAYS) else as_operand(x)
+    y = int(y)
+    _integer_pow_abstract(core.get_aval(x), y=y)
+    return integer_pow_p.bind(x, y=y)
 
 
 def _integer_pow_impl(xp, x, *, y):
-    if y < 0 and x.dtype.kind in "iu":
-        raise ValueError("integer_pow: negative powers of integers are not supported")
-    return xp.power(x, x.dtype.type(y) if x.dtype.kind in "iu" else y).astype(x.dtype, copy=False)
+    if y == 0:
+        return xp.ones_like(x)
+    acc, base, n = None, x, -y if y < 0 else y
+    while n:
+        if n & 1:
+            acc = base if acc is None else xp.multiply(acc, base)
+        n >>= 1
+        if n:
+            base = xp.multiply(base, base)
+    return xp.reciprocal(acc) if y < 0 else acc
+
+
+def _integer_pow_abstract(x, *, y):
+    check_dtypes("integer_pow", [x], NUMERIC)
+    if y < 0 and kind(x.dtype) in INT:
+        raise TypeError(f"Integers cannot be raised to negative powers, got "
+                        f"integer_pow({x.str_short()}, {y})")
+    return x
 
 
 def _integer_pow_jvp(t, x, *, y):
     if y == 0:
-        return mul(t, as_operand(0, core.get_aval(x).dtype))
-    return mul(t, mul(as_operand(y, core.get_aval(x).dtype), integer_pow(x, y - 1)))
+        return mul(t, const(t, 0))
+    if y == 1:
+        return t
+    return mul(t, mul(const(x, y), x if y == 2 else integer_pow(x, y - 1)))
 
 
-integer_pow_p = elementwise_prim("integer_pow", _integer_pow_impl)
+integer_pow_p = Primitive("integer_pow")
+integer_pow_p.def_impl(_integer_pow_impl)
+integer_pow_p.def_abstract_eval(_integer_pow_abstract)
 ad.defjvp(integer_pow_p, _integer_pow_jvp)
 batching.defvectorized(integer_pow_p)
+
+square_p, square = unop("square", lambda xp, x: xp.multiply(x, x), NUMERIC,
+                        "Elementwise ``x * x`` (``jax.lax.square``).")
+ad.defjvp(square_p, lambda t, x: mul(t, mul(const(x, 2), x)))
+
+
+def reciprocal(x: Any) -> Any:
+    """Elementwise ``1 / x`` (``jax.lax.reciprocal``, an ``integer_pow`` by -1)."""
+    return integer_pow(x, -1)
+
+
+# --------------------------------------------------------------------------- sign, abs, rounding
+
+sign_p, sign = unop("sign", lambda xp, x: xp.sign(x), NUMERIC,
+                    "Elementwise sign: -1, 0 or 1 (``x / |x|`` for complex; ``jax.lax.sign``).")
+ad.def_nondiff(sign_p)
+
+
+def _real_dtype(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float32 if dtype == np.complex64 else np.float64) \
+        if dtype.kind == "c" else dtype
+
+
+def _abs_jvp(t, ans, x):
+    if kind(core.get_aval(x).dtype) == "c":
+        return real(mul(t, div(conj(x), convert_to(_replace_zero(ans), x))))
+    return select(ge(x, const(x, 0)), t, neg(t))
+
+
+abs_p, abs = unop("abs", lambda xp, x: xp.abs(x), SIGNED_OR_INEXACT,  # noqa: A001 - lax.abs
+                  "Elementwise ``|x|`` (``jax.lax.abs``); complex inputs give real results.",
+                  out_dtype=_real_dtype)
+ad.defjvp2(abs_p, _abs_jvp)
+
+floor_p, floor = unop("floor", lambda xp, x: xp.floor(x), FLOAT,
+                      "Elementwise floor (``jax.lax.floor``).")
+ad.def_nondiff(floor_p)
+
+ceil_p, ceil = unop("ceil", lambda xp, x: xp.ceil(x), FLOAT,
+                    "Elementwise ceiling (``jax.lax.ceil``).")
+ad.def_nondiff(ceil_p)
+
+
+class RoundingMethod(enum.IntEnum):
+    """How ``round`` treats halfway values (``jax.lax.RoundingMethod``)."""
+    AWAY_FROM_ZERO = 0
+    TO_NEAREST_EVEN = 1
+
+
+def _round_impl(xp, x, *, rounding_method):
+    if rounding_method == RoundingMethod.TO_NEAREST_EVEN:
+        return xp.rint(x)
+    t = xp.trunc(x)  # x - t is exact, so halves are detected exactly
+    return xp.where(xp.abs(xp.subtract(x, t)) >= 0.5, xp.add(t, xp.sign(x)), t)
+
+
+def round(x: Any, rounding_method: RoundingMethod | int = RoundingMethod.AWAY_FROM_ZERO) -> Any:  # noqa: A001
+    """Round to the nearest integer; halves go away from zero or to even (``jax.lax.round``)."""
+    x = x if isinstance(x, _ARRAYS) else as_operand(x)
+    check_dtypes("round", [x], FLOAT)
+    return round_p.bind(x, rounding_method=RoundingMethod(int(rounding_method)))
+
+
+round_p = elementwise_prim("round", _round_impl, FLOAT)
+ad.def_nondiff(round_p)
+batching.defvectorized(round_p)
+
+is_finite_p, is_finite = unop("is_finite", lambda xp, x: xp.isfinite(x), FLOAT,
+                              "Elementwise test for values that are neither inf nor nan "
+                              "(``jax.lax.is_finite``).", out_dtype=dtypes.bool_)
+ad.def_nondiff(is_finite_p)
+
+nextafter_p, nextafter = binop("nextafter", lambda xp, x, y: xp.nextafter(x, y), FLOAT,
+                               "The next representable value after ``x`` towards ``y`` "
+                               "(``jax.lax.nextafter``).")
+ad.def_nondiff(nextafter_p)
 
 
 # --------------------------------------------------------------------------- comparisons
 
-def _comparison(name, impl):
-    prim = elementwise_prim(name, impl, ANY, out_dtype=dtypes.bool_)
+def _comparison(name: str, ufunc: str, kinds: str, doc: str) -> tuple[Primitive, Callable]:
+    prim, op = binop(name, lambda xp, x, y: getattr(xp, ufunc)(x, y), kinds, doc,
+                     out_dtype=dtypes.bool_)
     ad.def_nondiff(prim)
-    batching.defbroadcasting(prim)
-    return prim, _binary(prim)
+    return prim, op
 
 
-eq_p, eq = _comparison("eq", lambda xp, x, y: xp.equal(x, y))
-ne_p, ne = _comparison("ne", lambda xp, x, y: xp.not_equal(x, y))
-lt_p, lt = _comparison("lt", lambda xp, x, y: xp.less(x, y))
-le_p, le = _comparison("le", lambda xp, x, y: xp.less_equal(x, y))
-gt_p, gt = _comparison("gt", lambda xp, x, y: xp.greater(x, y))
-ge_p, ge = _comparison("ge", lambda xp, x, y: xp.greater_equal(x, y))
+eq_p, eq = _comparison("eq", "equal", ANY, "Elementwise ``x == y`` (``jax.lax.eq``).")
+ne_p, ne = _comparison("ne", "not_equal", ANY, "Elementwise ``x != y`` (``jax.lax.ne``).")
+lt_p, lt = _comparison("lt", "less", ORDERED, "Elementwise ``x < y`` (``jax.lax.lt``).")
+le_p, le = _comparison("le", "less_equal", ORDERED, "Elementwise ``x <= y`` (``jax.lax.le``).")
+gt_p, gt = _comparison("gt", "greater", ORDERED, "Elementwise ``x > y`` (``jax.lax.gt``).")
+ge_p, ge = _comparison("ge", "greater_equal", ORDERED, "Elementwise ``x >= y`` (``jax.lax.ge``).")
 
-ad.def_jvp(max_p, _minmax_jvp(max_p, gt))
-ad.def_jvp(min_p, _minmax_jvp(min_p, lt))
+
+# --------------------------------------------------------------------------- max, min, clamp
+
+def _balanced_eq(x, z, y):
+    """1 where ``x`` attains the extremum ``z`` alone, 1/2 where ``y`` ties, else 0 (as JAX)."""
+    return div(select(eq(x, z), const(z, 1), const(z, 0)),
+               select(eq(y, z), const(z, 2), const(z, 1)))
+
+
+max_p, max = binop("max", lambda xp, x, y: xp.maximum(x, y), ANY,  # noqa: A001 - lax.max
+                   "Elementwise maximum, propagating nan (``jax.lax.max``).")
+ad.defjvp2(max_p, lambda t, ans, x, y: mul(t, _balanced_eq(x, ans, y)),
+           lambda t, ans, x, y: mul(t, _balanced_eq(y, ans, x)))
+
+min_p, min = binop("min", lambda xp, x, y: xp.minimum(x, y), ANY,  # noqa: A001 - lax.min
+                   "Elementwise minimum, propagating nan (``jax.lax.min``).")
+ad.defjvp2(min_p, lambda t, ans, x, y: mul(t, _balanced_eq(x, ans, y)),
+           lambda t, ans, x, y: mul(t, _balanced_eq(y, ans, x)))
+
+
+def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 - jax's argument names
+    """``min(max(x, min), max)`` elementwise (``jax.lax.clamp``); bounds broadcast against x."""
+    lo, x, hi = operands(min, x, max)
+    check_operands("clamp", ANY, _CLAMP_ACCEPTED, (lo, x, hi))
+    return clamp_p.bind(lo, x, hi)
+
+
+def _where_else_zero(pred, t):
+    return select(pred, t, const(t, 0))
+
+
+def _both(a, b):
+    from fungrad.lax.bitwise import bitwise_and
+    return bitwise_and(a, b)
+
+
+clamp_p = elementwise_prim("clamp", lambda xp, lo, x, hi: xp.minimum(xp.maximum(x, lo), hi), ANY)
+_CLAMP_ACCEPTED = _accepted(ANY)
+ad.defjvp(clamp_p,
+          lambda t, lo, x, hi: _where_else_zero(_both(gt(lo, x), lt(lo, hi)), t),
+          lambda t, lo, x, hi: _where_else_zero(_both(gt(x, lo), lt(x, hi)), t),
+          lambda t, lo, x, hi: _where_else_zero(lt(hi, x), t))
+batching.defbroadcasting(clamp_p)
 
 
 # --------------------------------------------------------------------------- select_n
 
 def select_n(which: Any, *cases: Any) -> Any:
-    """``cases[which]`` elementwise; ``which`` is bool (two cases) or int32."""
+    """``cases[which]`` elementwise (``jax.lax.select_n``).
+
+    ``which`` is boolean (at most two cases: False picks ``cases[0]``) or integer;
+    all cases share one dtype; shapes broadcast.
+    """
     if not cases:
         raise ValueError("select_n: at least one case is required")
-    dt = operand_dtype(*cases)
-    return select_n_p.bind(as_operand(which), *[as_operand(c, dt) for c in cases])
+    which = which if isinstance(which, _ARRAYS) else as_operand(which)
+    cases = operands(*cases)
+    _select_n_abstract(core.get_aval(which), *[core.get_aval(c) for c in cases])
+    return select_n_p.bind(which, *cases)
+
+
+def select(pred: Any, on_true: Any, on_false: Any) -> Any:
+    """``on_true`` where ``pred`` else ``on_false`` (``jax.lax.select``)."""
+    return select_n(pred, on_false, on_true)
 
 
 def _select_n_impl(xp, which, *cases):
+    shape = np.broadcast_shapes(which.shape, *(c.shape for c in cases))
     if len(cases) == 1:
-        return xp.broadcast_to(cases[0], np.broadcast_shapes(which.shape, cases[0].shape)).copy()
-    if which.dtype == np.bool_:
-        return xp.where(which, cases[1], cases[0])
-    return xp.choose(which, cases, mode="clip") if which.ndim else cases[int(which)]
+        out = cases[0]
+    elif which.dtype == np.bool_:
+        out = xp.where(which, cases[1], cases[0])
+    elif which.ndim == 0:
+        out = cases[np.clip(int(which), 0, len(cases) - 1)]
+    else:
+        out = xp.choose(which, cases, mode="clip")
+    return xp.broadcast_to(out, shape) if out.shape != shape else out
 
 
 def _select_n_abstract(which, *cases):
-    from fungrad.lax._prim import broadcast_shapes, check_dtypes
-    if which.dtype != np.bool_ and which.dtype.kind not in "iu":
+    if which.dtype != np.bool_ and kind(which.dtype) not in INT:
         raise TypeError(f"select_n: which must be boolean or integer, got {which.dtype.name}")
     if which.dtype == np.bool_ and len(cases) > 2:
-        raise TypeError("select_n: a boolean which selects between at most two cases")
+        raise TypeError("select_n: a boolean which selects between at most two cases, got "
+                        f"{len(cases)}")
     dt = check_dtypes("select_n", cases, ANY)
     shape = broadcast_shapes("select_n", which.shape, *(c.shape for c in cases))
-    return core.ShapedArray(shape, dt, all(c.weak_type for c in cases))
+    return ShapedArray(shape, dt, all(c.weak_type for c in cases))
 
 
 def _select_n_jvp(primals, tangents):
@@ -221,16 +492,16 @@ def _select_n_jvp(primals, tangents):
     case_t = tangents[1:]
     if all(type(t) is ad.Zero for t in case_t):
         return out, ad.Zero.from_primal(out)
-    ts = [ad.instantiate(t) if type(t) is not ad.Zero else ad.zeros_like_aval(t.aval) for t in case_t]
-    return out, select_n_p.bind(which, *ts)
+    zero = const(out, 0)
+    return out, select_n_p.bind(which, *[zero if type(t) is ad.Zero else t for t in case_t])
 
 
 def _select_n_transpose(ct, which, *cases):
-    zeros = ad.zeros_like_aval(core.ShapedArray(core.get_aval(ct).shape, core.get_aval(ct).dtype))
+    zero = const(ct, 0)
     outs = [None]
     for i, c in enumerate(cases):
         if ad.is_undefined(c):
-            picks = [zeros] * len(cases)
+            picks = [zero] * len(cases)
             picks[i] = ct
             outs.append(unbroadcast(select_n_p.bind(which, *picks), c.aval))
         else:
@@ -238,18 +509,89 @@ def _select_n_transpose(ct, which, *cases):
     return outs
 
 
-select_n_p = core.Primitive("select_n")
+select_n_p = Primitive("select_n")
 select_n_p.def_impl(_select_n_impl)
 select_n_p.def_abstract_eval(_select_n_abstract)
-select_n_p.weak_type_rule = lambda weaks: all(weaks[1:])
+select_n_p.weak_type_rule = lambda weaks, **params: all(weaks[1:])
 ad.def_jvp(select_n_p, _select_n_jvp)
 ad.def_transpose(select_n_p, _select_n_transpose)
 batching.defbroadcasting(select_n_p)
 
 
-def select(pred: Any, on_true: Any, on_false: Any) -> Any:
-    """``on_true`` where ``pred`` else ``on_false`` (``lax.select``)."""
-    return select_n(pred, on_false, on_true)
+# --------------------------------------------------------------------------- complex numbers
+
+real_p, real = unop("real", lambda xp, x: xp.real(x), COMPLEX,
+                    "Real part of a complex array (``jax.lax.real``).", out_dtype=_real_dtype)
+ad.deflinear(real_p, lambda ct, x: [complex(ct, const(ct, 0))])
+
+imag_p, imag = unop("imag", lambda xp, x: xp.imag(x), COMPLEX,
+                    "Imaginary part of a complex array (``jax.lax.imag``).", out_dtype=_real_dtype)
+ad.deflinear(imag_p, lambda ct, x: [complex(const(ct, 0), neg(ct))])
+
+_COMPLEX_OF = {np.dtype(np.float32): np.dtype(np.complex64),
+               np.dtype(np.float64): np.dtype(np.complex128)}
 
 
-__all__ = ['add', 'add_p', 'sub', 'sub_p', 'mul', 'mul_p', 'div', 'div_p', 'neg', 'neg_p', 'max', 'max_p', 'min', 'min_p', 'exp', 'exp_p', 'log', 'log_p', 'sin', 'sin_p', 'cos', 'cos_p', 'tanh', 'tanh_p', 'sqrt', 'sqrt_p', 'integer_pow', 'integer_pow_p', 'eq', 'eq_p', 'ne', 'ne_p', 'lt', 'lt_p', 'le', 'le_p', 'gt', 'gt_p', 'ge', 'ge_p', 'select_n', 'select_n_p', 'select']
+def _check_complex_parts(name: str, dtype: np.dtype) -> None:
+    if dtype not in _COMPLEX_OF and (name != "conj" or kind(dtype) != "c"):
+        accepted = "float32, float64" + (" or complex" if name == "conj" else "")
+        raise TypeError(f"{name} does not accept dtype {dtype.name}; accepted: {accepted}")
+
+
+def complex(x: Any, y: Any) -> Any:  # noqa: A001 - lax.complex
+    """``x + 1j * y`` from float32/float64 parts (``jax.lax.complex``)."""
+    x, y = operands(x, y)
+    check_dtypes("complex", (x, y), FLOAT)
+    _check_complex_parts("complex", x.dtype)
+    return complex_p.bind(x, y)
+
+
+def _complex_impl(xp, x, y):
+    out = xp.empty(np.broadcast_shapes(x.shape, y.shape), _COMPLEX_OF[x.dtype])
+    out.real, out.imag = x, y  # not x + 1j * y, which turns an infinite y into nan + inf j
+    return out
+
+
+complex_p = elementwise_prim("complex", _complex_impl, FLOAT, out_dtype=lambda dt: _COMPLEX_OF[dt])
+ad.deflinear(complex_p, lambda ct, x, y: _linear_cts(ct, (x, y), (real, lambda c: imag(neg(c)))))
+batching.defbroadcasting(complex_p)
+
+
+def conj(x: Any) -> Any:
+    """Complex conjugate; real float32/float64 inputs become complex (``jax.lax.conj``)."""
+    x = x if isinstance(x, _ARRAYS) else as_operand(x)
+    _check_complex_parts("conj", x.dtype)
+    return conj_p.bind(x, input_dtype=np.dtype(x.dtype))
+
+
+def _conj_abstract(x, *, input_dtype):
+    _check_complex_parts("conj", x.dtype)
+    return ShapedArray(x.shape, x.dtype if kind(x.dtype) == "c" else _COMPLEX_OF[x.dtype],
+                       x.weak_type)
+
+
+def _conj_impl(xp, x, *, input_dtype):
+    return xp.conj(x) if x.dtype.kind == "c" else x.astype(_COMPLEX_OF[x.dtype])
+
+
+def _conj_transpose(ct, x, *, input_dtype):
+    return [conj(ct) if kind(input_dtype) == "c" else real(ct)]
+
+
+conj_p = Primitive("conj")
+conj_p.def_impl(_conj_impl)
+conj_p.def_abstract_eval(_conj_abstract)
+ad.deflinear(conj_p, _conj_transpose)
+batching.defvectorized(conj_p)
+
+
+__all__ = [
+    "RoundingMethod",
+    "add", "add_p", "sub", "sub_p", "mul", "mul_p", "neg", "neg_p", "div", "div_p",
+    "rem", "rem_p", "pow", "pow_p", "integer_pow", "integer_pow_p", "square", "square_p",
+    "reciprocal", "sign", "sign_p", "abs", "abs_p", "floor", "floor_p", "ceil", "ceil_p",
+    "round", "round_p", "is_finite", "is_finite_p", "nextafter", "nextafter_p",
+    "eq", "eq_p", "ne", "ne_p", "lt", "lt_p", "le", "le_p", "gt", "gt_p", "ge", "ge_p",
+    "max", "max_p", "min", "min_p", "clamp", "clamp_p", "select_n", "select_n_p", "select",
+    "real", "real_p", "imag", "imag_p", "complex", "complex_p", "conj", "conj_p",
+]
