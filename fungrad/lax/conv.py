@@ -170,18 +170,30 @@ def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
 _WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
 
 
-def _dilate_and_pad(xp, x, dilation, padding):
-    """Insert ``d - 1`` zeros between elements of the spatial dims (1..n) and pad them
-    (negative pads crop). ``x`` is (N, spatial..., C)."""
+def pad_geometry(shape: Sequence[int], dilation: Sequence[int], padding: Sequence[tuple[int, int]]):
+    """Where an array of ``shape`` sits after dilation and (possibly negative) padding.
+
+    Returns the shape of a buffer large enough for the non-negative pads, the
+    slices of that buffer holding the original elements, and the slices that
+    cut out the dilated, padded array (cropping negative pads).
+    """
+    full = tuple(_dilate(n, d) + max(lo, 0) + max(hi, 0)
+                 for n, d, (lo, hi) in zip(shape, dilation, padding))
+    inner = tuple(slice(max(lo, 0), max(lo, 0) + _dilate(n, d), d)
+                  for n, d, (lo, _) in zip(shape, dilation, padding))
+    crop = tuple(slice(max(-lo, 0), f - max(-hi, 0)) for f, (lo, hi) in zip(full, padding))
+    return full, inner, crop
+
+
+def dilate_and_pad(xp, x, dilation, padding, fill=0):
+    """``x`` with ``d - 1`` fill values between elements and (low, high) fill padding per
+    dimension; negative pads crop."""
     if all(d == 1 for d in dilation) and all(p == (0, 0) for p in padding):
         return x
-    spatial = x.shape[1:-1]
-    full = [_dilate(n, d) + max(lo, 0) + max(hi, 0) for n, d, (lo, hi) in zip(spatial, dilation, padding)]
-    out = xp.zeros((x.shape[0], *full, x.shape[-1]), x.dtype)
-    out[(slice(None), *(slice(max(lo, 0), max(lo, 0) + _dilate(n, d), d)
-                        for n, d, (lo, _) in zip(spatial, dilation, padding)))] = x
-    crop = tuple(slice(max(-lo, 0), f - max(-hi, 0)) for f, (lo, hi) in zip(full, padding))
-    return out[(slice(None), *crop)]
+    full, inner, crop = pad_geometry(x.shape, dilation, padding)
+    out = xp.full(full, fill, x.dtype)
+    out[inner] = x
+    return out[crop]
 
 
 def _patches(xp, x, kernel, out_spatial, strides, rhs_dilation):
@@ -204,7 +216,7 @@ def _conv_impl(xp, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     # channels-last lhs (N, spatial..., C) and kernel (spatial..., I, O)
     x = xp.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1])).astype(compute, copy=False)
     w = xp.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0])).astype(compute, copy=False)
-    x = xp.ascontiguousarray(_dilate_and_pad(xp, x, lhs_dilation, padding))
+    x = xp.ascontiguousarray(dilate_and_pad(xp, x, (1, *lhs_dilation, 1), ((0, 0), *padding, (0, 0))))
     kernel = w.shape[:nsp]
     eff = [_dilate(k, d) for k, d in zip(kernel, rhs_dilation)]
     out_spatial = tuple(max(0, (n - e) // s + 1) for n, e, s in zip(x.shape[1:-1], eff, window_strides))
