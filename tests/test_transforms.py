@@ -1,0 +1,197 @@
+"""The transformation API against jax: pytrees in and out (dicts, tuples, namedtuples,
+None leaves), has_aux, argnums, float0 tangents of integer inputs, and the errors
+(non-scalar grad, integer inputs, tangent mismatches, leaked tracers, Python control
+flow on traced values)."""
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+import jax
+import jax.numpy as jnp
+
+import fungrad
+import fungrad.numpy as fnp
+from fungrad import errors
+from harness import GRAD_TOL, assert_same, to_fg, to_jax
+
+RNG = np.random.default_rng(0)
+Point = namedtuple("Point", ["x", "y"])
+
+
+def r(*shape):
+    return RNG.uniform(-1, 1, shape).astype(np.float32)
+
+
+# A function of a pytree (dict holding a namedtuple, a tuple and a None leaf) returning a
+# pytree (namedtuple holding a dict and a tuple), written once for both libraries.
+def tree_fn(lib):
+    def f(p, scale):
+        a = lib.sin(p["pt"].x) * p["pt"].y
+        b = lib.tanh(p["w"][0] @ p["w"][1]) * scale
+        return Point(x={"a": a, "sum": lib.sum(a) + lib.sum(b)}, y=(b, None, b * 2.0))
+    return f
+
+
+def scalar_fn(lib):
+    f = tree_fn(lib)
+    return lambda p, scale: f(p, scale).x["sum"] * scale
+
+
+PARAMS = {"pt": Point(r(3), r(3)), "w": (r(2, 3), r(3, 2)), "none": None}
+SCALE = np.float32(1.5)
+TANGENTS = {"pt": Point(r(3), r(3)), "w": (r(2, 3), r(3, 2)), "none": None}
+
+
+def run(make):
+    """make(lib, api) -> thunk; run it for both libraries and compare."""
+    got = make(fnp, fungrad)(*to_fg((PARAMS, SCALE)))
+    want = make(jnp, jax)(*to_jax((PARAMS, SCALE)))
+    assert_same(got, want, GRAD_TOL, check_weak=False)
+
+
+def with_aux(f, lib):
+    return lambda p, s: (f(p, s), {"aux": lib.cos(p["pt"].x), "n": None})
+
+
+API_CASES = {
+    "value": lambda lib, api: tree_fn(lib),
+    "jvp": lambda lib, api: lambda p, s: api.jvp(lambda q: tree_fn(lib)(q, s), (p,),
+                                                 (to_lib(lib, TANGENTS),)),
+    "jvp_has_aux": lambda lib, api: lambda p, s: api.jvp(
+        lambda q: with_aux(tree_fn(lib), lib)(q, s), (p,), (to_lib(lib, TANGENTS),), has_aux=True),
+    "vjp": lambda lib, api: lambda p, s: api.vjp(tree_fn(lib), p, s)[1](
+        tree_fn(lib)(p, s)),
+    "vjp_has_aux": lambda lib, api: lambda p, s: (
+        lambda out: (out[1](out[0]), out[2]))(api.vjp(with_aux(tree_fn(lib), lib), p, s,
+                                                      has_aux=True)),
+    "grad": lambda lib, api: api.grad(scalar_fn(lib)),
+    "grad_argnums": lambda lib, api: api.grad(scalar_fn(lib), argnums=(0, 1)),
+    "grad_has_aux": lambda lib, api: api.grad(with_aux(scalar_fn(lib), lib), has_aux=True),
+    "value_and_grad": lambda lib, api: api.value_and_grad(scalar_fn(lib), argnums=(1, 0)),
+    "value_and_grad_has_aux": lambda lib, api: api.value_and_grad(
+        with_aux(scalar_fn(lib), lib), argnums=(0, 1), has_aux=True),
+    "jacfwd": lambda lib, api: api.jacfwd(tree_fn(lib), argnums=(0, 1)),
+    "jacfwd_has_aux": lambda lib, api: api.jacfwd(with_aux(tree_fn(lib), lib), has_aux=True),
+    "jacrev": lambda lib, api: api.jacrev(tree_fn(lib), argnums=(0, 1)),
+    "jacrev_has_aux": lambda lib, api: api.jacrev(with_aux(tree_fn(lib), lib), has_aux=True),
+    "hessian": lambda lib, api: api.hessian(scalar_fn(lib)),
+    "hessian_argnums": lambda lib, api: api.hessian(scalar_fn(lib), argnums=(0, 1)),
+    "linearize": lambda lib, api: lambda p, s: (
+        lambda out: (out[0], out[1](to_lib(lib, TANGENTS))))(
+            api.linearize(lambda q: tree_fn(lib)(q, s), p)),
+    "vmap": lambda lib, api: lambda p, s: api.vmap(tree_fn(lib), in_axes=(None, 0),
+                                                   out_axes=Point(x={"a": None, "sum": 0}, y=1))(
+        p, lib.stack([s, s * 2.0])),
+}
+
+
+def to_lib(lib, tree):
+    return to_fg(tree) if lib is fnp else to_jax(tree)
+
+
+@pytest.mark.parametrize("name", list(API_CASES))
+def test_api_on_pytrees(name):
+    run(API_CASES[name])
+
+
+# --------------------------------------------------------------------------- integer inputs
+
+def int_fn(lib):
+    return lambda x, n: (x * n, n * 2)
+
+
+def test_jvp_with_integer_input_has_float0_tangents():
+    x, n = r(3), np.arange(3, dtype=np.int32)
+    t0 = np.zeros(3, jax.dtypes.float0)
+    got = fungrad.jvp(int_fn(fnp), to_fg((x, n)), (to_fg(x), t0))
+    want = jax.jvp(int_fn(jnp), to_jax((x, n)), (to_jax(x), t0))
+    assert_same(got, want, GRAD_TOL)
+    assert np.asarray(got[1][1]).dtype == jax.dtypes.float0
+
+
+def test_vjp_and_grad_allow_int_give_float0_for_integer_inputs():
+    x, n = r(3), np.arange(3, dtype=np.int32)
+    ct = (r(3), np.zeros(3, jax.dtypes.float0))
+    got = fungrad.vjp(int_fn(fnp), *to_fg((x, n)))[1](to_fg(ct))
+    want = jax.vjp(int_fn(jnp), *to_jax((x, n)))[1](to_jax(ct))
+    assert_same(got, want, GRAD_TOL)
+    loss = lambda lib: lambda x, n: lib.sum(x * n)  # noqa: E731
+    assert_same(fungrad.grad(loss(fnp), (0, 1), allow_int=True)(*to_fg((x, n))),
+                jax.grad(loss(jnp), (0, 1), allow_int=True)(*to_jax((x, n))), GRAD_TOL)
+
+
+def test_python_control_flow_on_concrete_values_inside_grad():
+    def f(x):
+        if x > 0:  # concrete under grad (as in jax)
+            return fnp.sin(x) * 2.0
+        return x * x
+    assert_same(fungrad.grad(f)(np.float32(0.3)), jax.grad(lambda x: jnp.sin(x) * 2.0)(
+        np.float32(0.3)), GRAD_TOL, check_weak=False)
+    assert_same(fungrad.grad(f)(np.float32(-0.3)), np.float32(-0.6), GRAD_TOL, check_weak=False)
+    assert float(fungrad.grad(lambda x: x ** 3 if float(x) < 1 else x)(np.float32(0.5))) == 0.75
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_grad_errors():
+    with pytest.raises(TypeError, match="Output had shape: \\(3,\\)"):
+        fungrad.grad(lambda x: x * 2.0)(to_fg(r(3)))
+    with pytest.raises(TypeError, match="gradient only defined for scalar-output"):
+        fungrad.grad(lambda x: (x, x))(1.0)
+    with pytest.raises(TypeError, match="real- or complex-valued inputs.*int32"):
+        fungrad.grad(lambda n: n * 2.0)(np.int32(3))
+    with pytest.raises(TypeError, match="real- or complex-valued outputs.*int32"):
+        fungrad.grad(lambda x: fungrad.lax.convert_element_type(fnp.sum(x), np.int32))(
+            to_fg(r(3)))
+    with pytest.raises(ValueError, match="argnums"):
+        fungrad.grad(lambda x: x, argnums=2)(1.0)
+    with pytest.raises(TypeError, match="has_aux=True"):
+        fungrad.grad(lambda x: x, has_aux=True)(1.0)
+
+
+def test_jvp_errors():
+    with pytest.raises(TypeError, match="tangent"):
+        fungrad.jvp(lambda x: x, (to_fg(r(3)),), (to_fg(r(4)),))
+    with pytest.raises(TypeError, match="tangent"):
+        fungrad.jvp(lambda x: x, (to_fg(r(3)),), (np.zeros(3, np.int32),))
+    with pytest.raises(TypeError):
+        fungrad.jvp(lambda x, y: x, (1.0, 2.0), (1.0,))
+    with pytest.raises(TypeError, match="tuples or lists"):
+        fungrad.jvp(lambda x: x, 1.0, 1.0)
+    x, f_vjp = fungrad.vjp(lambda x: x * 2.0, to_fg(r(3)))
+    with pytest.raises(TypeError, match="cotangent"):
+        f_vjp(to_fg(r(4)))
+
+
+@pytest.mark.parametrize("transform", ["grad", "vmap", "jvp"])
+def test_leaked_tracer_is_reported(transform):
+    leaked = []
+
+    def f(x):
+        leaked.append(x)
+        return fnp.sum(fnp.sin(x))
+    x = to_fg(r(3))
+    if transform == "grad":
+        fungrad.grad(f)(x)
+    elif transform == "vmap":
+        fungrad.vmap(f)(to_fg(r(2, 3)))
+    else:
+        fungrad.jvp(f, (x,), (x,))
+    with pytest.raises(errors.UnexpectedTracerError):
+        fnp.sin(leaked[0])
+    with pytest.raises(errors.UnexpectedTracerError):
+        fungrad.grad(lambda y: fnp.sum(y * leaked[0]))(x)
+
+
+def test_python_control_flow_on_batched_values_is_an_error():
+    def f(x):
+        return x * 2.0 if x > 0 else -x
+    with pytest.raises(errors.ConcretizationTypeError):
+        fungrad.vmap(f)(to_fg(r(3)))
+    with pytest.raises(errors.ConcretizationTypeError):
+        fungrad.vmap(lambda x: float(x))(to_fg(r(3)))
+    with pytest.raises(errors.TracerArrayConversionError):
+        fungrad.vmap(lambda x: np.asarray(x))(to_fg(r(3)))
+    with pytest.raises(errors.ConcretizationTypeError):
+        fungrad.make_jaxpr(f)(1.0)
