@@ -118,7 +118,8 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
     ret = ", ".join(atom(a) for a in j.outvars)
     params = ", ".join(names[v] for v in j.invars)
     body = "".join(f"    {line}\n" for line in lines)
-    source = f"def {_py_name(re.sub(r'[^0-9a-zA-Z_]', '_', name) or 'jitted')}({params}):\n" \
+    # "jit_" keeps the function's name apart from the constants (all "_...") and variables.
+    source = f"def jit_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}({params}):\n" \
              f"{body}    return [{ret}]\n"
     return source, ctx.namespace
 

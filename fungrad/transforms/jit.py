@@ -277,7 +277,12 @@ def _is_exclusive(x: Array) -> bool:
     return sys.getrefcount(x._value) <= _EXCLUSIVE_REFS
 
 
-_EXCLUSIVE_REFS = sys.getrefcount(Array(np.zeros(1))._value)
+def _exclusive_refs() -> int:
+    probe = Array(np.zeros(1))
+    return sys.getrefcount(probe._value)
+
+
+_EXCLUSIVE_REFS = _exclusive_refs()
 
 
 def _donatable(x: Array) -> Any:
@@ -308,6 +313,19 @@ def _leaf_key(x: Any) -> Any:
     return None
 
 
+def _flat_key(args: tuple) -> tuple | None:
+    """The cache key when every argument is a NumPy-backed Array (else None)."""
+    key = []
+    for a in args:
+        if type(a) is not Array:
+            return None
+        v = a._value
+        if type(v) is not np.ndarray:
+            return None
+        key.append((v.shape, v.dtype, a.weak_type))
+    return tuple(key)
+
+
 def _leaf_aval(x: Any) -> ShapedArray:
     if isinstance(x, (Array, Tracer)):
         return x.aval
@@ -316,7 +334,7 @@ def _leaf_aval(x: Any) -> ShapedArray:
 
 class _Entry:
     """One compiled signature: the traced jaxpr, its executable and how to call it."""
-    __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "in_avals", "donated",
+    __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "out_leaf", "in_avals", "donated",
                  "donate_any", "name", "hoisted", "description")
 
     def __init__(self, closed: ClosedJaxpr, in_tree: Any, out_tree: Any, in_avals: list,
@@ -327,6 +345,7 @@ class _Entry:
         self.fn = None
         self.out_tree = out_tree
         self.out_weak = [a.weak_type for a in closed.out_avals]
+        self.out_leaf = out_tree.is_leaf()
         self.in_avals = in_avals
         self.donated = donated
         self.donate_any = any(donated)
@@ -351,6 +370,8 @@ class _Entry:
                 bufs = [x._value if type(x) is Array else _as_buffer(np, x, a)
                         for x, a in zip(leaves, self.in_avals)]
             outs = self.fn(*bufs)
+            if self.out_leaf:
+                return Array(outs[0], self.out_weak[0])
             return tree_util.unflatten(self.out_tree, [Array(o, w) for o, w in zip(outs, self.out_weak)])
         args = [x if isinstance(x, (Array, Tracer)) else Array(_as_buffer(np, x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
@@ -479,35 +500,39 @@ class JitWrapped:
         if config.disable_jit:
             return self._fun(*args, **kwargs)
         if self._simple and not kwargs:
-            leaves, treedef = tree_util.flatten(args)
-            key = (treedef, *[_leaf_key(x) for x in leaves])
-            entry = self._cache.get(key)
-            if entry is None:
-                entry = self._entry(args, kwargs)
-        else:
-            entry, leaves = self._lookup(args, kwargs)
-        return entry.call(leaves)
-
-    def _lookup(self, args: tuple, kwargs: dict) -> tuple[_Entry, list]:
-        statics, dyn_args, dyn_kwargs, _, _ = self._split(args, kwargs)
-        leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
-        key = (treedef, statics, *[_leaf_key(x) for x in leaves])
+            key = _flat_key(args)
+            if key is not None:  # the fast path: positional arrays, no pytree to flatten
+                entry = self._cache.get(key)
+                if entry is not None:
+                    return entry.call(args)
+        key, leaves = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
-            entry = self._entry(args, kwargs)
-        return entry, leaves
+            entry = self._entry(args, kwargs, key, leaves)
+        return entry.call(leaves)
 
-    def _entry(self, args: tuple, kwargs: dict, compile: bool = True) -> _Entry:
+    def _key(self, args: tuple, kwargs: dict) -> tuple[tuple, list]:
+        """The cache key of a call and its dynamic argument leaves."""
+        if self._simple and not kwargs:
+            key = _flat_key(args)
+            if key is not None:
+                return key, list(args)
+            leaves, treedef = tree_util.flatten(args)
+            return (treedef, *[_leaf_key(x) for x in leaves]), leaves
+        statics, dyn_args, dyn_kwargs, _, _ = self._split(args, kwargs)
+        leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
+        return (treedef, statics, *[_leaf_key(x) for x in leaves]), leaves
+
+    def _entry(self, args: tuple, kwargs: dict, key: tuple, leaves: list,
+               compile: bool = True) -> _Entry:
         """Trace (and compile) for the signature of ``args``; cache the result."""
         start = time.perf_counter()
         statics, dyn_args, dyn_kwargs, static_nums, dyn_nums = self._split(args, kwargs)
         if self._simple and not kwargs:
-            leaves, treedef = tree_util.flatten(args)
-            key = (treedef, *[_leaf_key(x) for x in leaves])
+            treedef = tree_util.structure(args)
             paths = [(self._arg_name(p[0]), p[1:]) for p, _ in tree_util.leaves_with_path(args)]
         else:
-            leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
-            key = (treedef, statics, *[_leaf_key(x) for x in leaves])
+            treedef = tree_util.structure((tuple(dyn_args), dyn_kwargs))
             paths = [(self._arg_name(dyn_nums[p[1]]) if p[0] == 0 else p[1], p[2:])
                      for p, _ in tree_util.leaves_with_path((tuple(dyn_args), dyn_kwargs))]
         for x, (name, path) in zip(leaves, paths):
@@ -523,7 +548,7 @@ class JitWrapped:
                       [f"static '{s[1] if s[0] == 'kw' else self._arg_name(s[1])}' = {s[2][1]!r}"
                        for s in statics]
         if config.log_compiles:
-            self._log_miss(key, description)
+            self._log_miss(treedef, description)
         closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
                                                 labels)
         donated = self._donated_flags(paths, dyn_nums, leaves)
@@ -578,12 +603,12 @@ class JitWrapped:
                                    jaxpr.eqns), [c for c, t in zip(consts, traced) if not t])
         return closed, store["tree"], hoisted
 
-    def _log_miss(self, key: tuple, description: list[str]) -> None:
+    def _log_miss(self, treedef: Any, description: list[str]) -> None:
         if not self._cache:
             reason = "never seen this function (first compilation)"
         else:
-            reason = min((_explain(description, key, old_key, old.description)
-                          for old_key, old in self._cache.items()), key=lambda r: r[0])[1]
+            reason = min((_explain(treedef, description, old) for old in self._cache.values()),
+                         key=lambda r: r[0])[1]
         logger.warning("Compiling %s for signature (%s); cache miss because: %s", self._name,
                        ", ".join(description), reason)
 
@@ -591,8 +616,9 @@ class JitWrapped:
     def lower(self, *args: Any, **kwargs: Any) -> "Lowered":
         """Trace for these arguments; ``.as_text()`` shows the optimised IR, ``.compile()``
         returns the executable."""
-        statics, _, _, static_nums, _ = self._split(args, kwargs)
-        entry = self._entry(args, kwargs, compile=False)
+        _, _, _, static_nums, _ = self._split(args, kwargs)
+        key, leaves = self._key(args, kwargs)
+        entry = self._cache.get(key) or self._entry(args, kwargs, key, leaves, compile=False)
         return Lowered(entry, self, static_nums, tuple(k for k in kwargs if k in self._static_names))
 
     def _cache_size(self) -> int:
@@ -610,13 +636,12 @@ class JitWrapped:
         return f"<jitted function {self._name}>"
 
 
-def _explain(new_desc: list[str], new_key: tuple, old_key: tuple, old_desc: list[str]
-             ) -> tuple[int, str]:
+def _explain(treedef: Any, new_desc: list[str], old: _Entry) -> tuple[int, str]:
     """(severity, text) saying how a new signature differs from a cached one."""
-    if new_key[0] != old_key[0]:
-        return 1, f"different input pytree: now {new_key[0]} and before {old_key[0]}"
-    diffs = [f"{new} (before: {old.split(': ', 1)[-1] if ': ' in old else old})"
-             for new, old in zip(new_desc, old_desc) if new != old]
+    if treedef != old.in_tree or len(new_desc) != len(old.description):
+        return 1, f"different input pytree: now {treedef} and before {old.in_tree}"
+    diffs = [f"{new} (before: {prev.split(' = ' if ' = ' in prev else ': ', 1)[-1]})"
+             for new, prev in zip(new_desc, old.description) if new != prev]
     if diffs:
         return 2, "different input types or static values: " + "; ".join(diffs)
     return 3, "cache miss explanation unavailable"
