@@ -248,6 +248,84 @@ def _put(args, idx, v):
     return out
 
 
+# --------------------------------------------------------------------------- under jit
+
+class _Lib:
+    """The transformation API of one library, for cases run under its ``jit``."""
+
+    def __init__(self, L, tr, leaves):
+        self.L, self.tr, self.leaves = L, tr, leaves
+
+    def float_sum(self, out):
+        L = self.L
+        sums = [L.reduce_sum(x, tuple(range(x.ndim))) for x in self.leaves(out)
+                if np.dtype(x.dtype).kind == "f"]
+        total = sums[0]
+        for s_ in sums[1:]:
+            total = L.add(total, s_)
+        return total
+
+
+FG = _Lib(lax, fungrad, fungrad.tree.leaves)
+JX = _Lib(jl, jax, jax.tree_util.tree_leaves)
+
+
+def _jit_everything(lib: _Lib, builder, diff, forward_only: bool):
+    """One jitted function computing the value, a derivative and the vmap of a case."""
+    f = builder(lib.L)
+
+    def run(args, tangents, batched):
+        value = f(*args)
+        if forward_only:
+            def g(*d):
+                full = list(args)
+                for i, v in zip(diff, d):
+                    full[i] = v
+                return f(*full)
+            deriv = lib.tr.jvp(g, tuple(args[i] for i in diff), tuple(tangents))
+        else:
+            deriv = lib.tr.grad(lambda *a: lib.float_sum(f(*a)), diff)(*args)
+        return value, deriv, lib.tr.vmap(f)(*batched)
+    return run
+
+
+@pytest.mark.parametrize("name", sorted(DIFFERENTIABLE) + sorted(FORWARD_ONLY))
+def test_under_jit(name):
+    """Each case under ``jit``: value, gradient (or JVP) and vmap in one compiled function;
+    the second call reuses the compiled function and gives the same results."""
+    forward_only = name in FORWARD_ONLY
+    builder, make_args = (FORWARD_ONLY[name] if forward_only else DIFFERENTIABLE[name])[:2]
+    rng = _rng(name + "jit")
+    args = make_args(rng)
+    batched = [np.stack([make_args(rng)[k] for _ in range(3)]) for k in range(len(args))]
+    diff = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
+    tangents = [rand(rng, np.shape(args[i])) for i in diff]
+    fg = fungrad.jit(_jit_everything(FG, builder, diff, forward_only))
+    out = fg(*to_fg((args, tangents, batched)))
+    ref = jax.jit(_jit_everything(JX, builder, diff, forward_only))(*to_jax((args, tangents,
+                                                                                batched)))
+    assert_same(out, ref, GRAD_TOL, check_weak=False)
+    assert_same(fg(*to_fg((args, tangents, batched))), out, check_weak=False)
+
+
+def test_jit_traced_bounds_and_no_retrace():
+    """Under jit, bounds are traced: fori_loop becomes a while loop (forward mode only);
+    a second call with the same signature traces nothing."""
+    calls = []
+
+    def f(n, x):
+        calls.append(1)
+        return fori_dynamic(lax)(n, x)
+    jf = fungrad.jit(f)
+    n, x = _i(3), rand(_rng("bounds"), (3,))
+    assert_same(jf(*to_fg((n, x))), jax.jit(fori_dynamic(jl))(*to_jax((n, x))))
+    jf(*to_fg((_i(5), x)))
+    assert len(calls) == 1
+    assert [e.primitive.name for e in fungrad.make_jaxpr(f)(*to_fg((n, x))).eqns] == ["while"]
+    with pytest.raises(ValueError, match="Reverse-mode differentiation does not work"):
+        fungrad.jit(fungrad.grad(lambda n, x: lax.reduce_sum(f(n, x), (0,)), 1))(*to_fg((n, x)))
+
+
 # --------------------------------------------------------------------------- vmap placements
 
 def cond_closure(L):
