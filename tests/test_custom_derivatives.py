@@ -118,16 +118,16 @@ def test_staged_as_primitives_and_differentiated_from_the_jaxpr():
         assert_same(got, want, GRAD_TOL, check_weak=False)
 
 
-def test_jit_if_available():
-    jit = getattr(fungrad, "jit", None)
-    if jit is None:
-        pytest.skip("fungrad.jit is not part of this build")
+def test_jit():
+    jit = fungrad.jit
     for f, jf in [(F_FG, F_JX), (G_FG, G_JX)]:
         got = fungrad.grad(lambda x, y: fnp.sum(jit(f)(x, y)), (0, 1))(*to_fg((X, Y)))
         want = jax.grad(lambda x, y: jnp.sum(jf(x, y)), (0, 1))(*to_jax((X, Y)))
         assert_same(got, want, GRAD_TOL, check_weak=False)
         got = jit(fungrad.grad(lambda x, y: fnp.sum(f(x, y))))(*to_fg((X, Y)))
         assert_same(got, jax.grad(lambda x, y: jnp.sum(jf(x, y)))(*to_jax((X, Y))), GRAD_TOL)
+        got = fungrad.vmap(jit(fungrad.grad(lambda x, y: f(x, y))))(*to_fg((X, Y)))
+        assert_same(got, jax.vmap(jax.grad(lambda x, y: jf(x, y)))(*to_jax((X, Y))), GRAD_TOL)
 
 
 # --------------------------------------------------------------------------- custom_jvp features

@@ -195,3 +195,86 @@ def test_python_control_flow_on_batched_values_is_an_error():
         fungrad.vmap(lambda x: np.asarray(x))(to_fg(r(3)))
     with pytest.raises(errors.ConcretizationTypeError):
         fungrad.make_jaxpr(f)(1.0)
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+def _block(lib, lax_, name=None):
+    def block(W, x):
+        z = lib.tanh(x @ W)
+        if name is not None:
+            z = name(z, "z")
+        return lib.sin(z) * x
+    return block
+
+
+def _policies(api):
+    p = api.checkpoint_policies
+    return {"nothing": None, "everything": p.everything_saveable, "dots": p.dots_saveable,
+            "names": p.save_only_these_names("z")}
+
+
+CHECKPOINT_CASES = {
+    "value": lambda L, api: L,
+    "grad": lambda L, api: api.grad(L, argnums=(0, 1)),
+    "grad_grad": lambda L, api: api.grad(lambda W, x: api.grad(L)(W, x).sum()),
+    "jvp": lambda L, api: lambda W, x: api.jvp(L, (W, x), (x.T @ x, x)),
+    "hessian": lambda L, api: api.hessian(L, argnums=1),
+    "vmap_grad": lambda L, api: api.vmap(api.grad(L), in_axes=(None, 0)),
+    "grad_vmap": lambda L, api: api.grad(lambda W, x: api.vmap(L, in_axes=(None, 0))(W, x).sum()),
+    "jit_grad": lambda L, api: api.jit(api.grad(L)),
+    "grad_jit": lambda L, api: api.grad(api.jit(L)),
+}
+
+
+@pytest.mark.parametrize("policy", ["nothing", "everything", "dots", "names"])
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_checkpoint_matches_jax(case, policy):
+    from jax.ad_checkpoint import checkpoint_name as jax_name
+    from fungrad.transforms.checkpoint import checkpoint_name as fg_name
+
+    def make(lib, api, name):
+        block = api.checkpoint(_block(lib, None, name), policy=_policies(api)[policy])
+        return CHECKPOINT_CASES[case](lambda W, x: (block(W, block(W, x)) ** 2).sum(), api)
+    W, x = r(3, 3), r(2, 3)
+    if case in ("vmap_grad", "grad_vmap"):
+        x = r(4, 2, 3)
+    assert_same(make(fnp, fungrad, fg_name)(*to_fg((W, x))),
+                make(jnp, jax, jax_name)(*to_jax((W, x))), GRAD_TOL, check_weak=False)
+
+
+def test_checkpoint_saves_only_its_inputs():
+    from fungrad.transforms.api import _linearize_flat
+    W, x = to_fg((r(3, 3), r(2, 3)))
+    block = fungrad.checkpoint(_block(fnp, None))
+    in_tree = fungrad.tree.structure((W,))
+    *_, jaxpr, residuals, _ = _linearize_flat(lambda W: block(W, x).sum(), [W], in_tree, False, "f")
+    assert [e.primitive.name for e in jaxpr.eqns if e.primitive.name == "checkpoint"]
+    assert all(any(res is v for v in (W, x)) for res in residuals), residuals
+    # Without checkpoint, intermediates (tanh, sin, cos of it, ...) are residuals too.
+    *_, residuals_plain, _ = _linearize_flat(lambda W: _block(fnp, None)(W, x).sum(), [W],
+                                             in_tree, False, "f")
+    assert len(residuals_plain) > len(residuals)
+
+
+def test_checkpoint_staging_and_static_argnums():
+    W, x = r(3, 3), r(2, 3)
+
+    def layer(W, x, n_repeat):
+        for _ in range(n_repeat):
+            x = fnp.sin(x @ W)
+        return x
+    f = fungrad.checkpoint(layer, static_argnums=(2,))
+    jf = jax.checkpoint(_jax_layer, static_argnums=(2,))
+    assert_same(fungrad.grad(lambda W: f(W, to_fg(x), 3).sum())(to_fg(W)),
+                jax.grad(lambda W: jf(W, to_jax(x), 3).sum())(to_jax(W)), GRAD_TOL)
+    text = str(fungrad.make_jaxpr(lambda W: f(W, to_fg(x), 2))(to_fg(W)))
+    assert "checkpoint[" in text and "prevent_cse=True" in text and text.count("sin") == 2
+    with pytest.raises(TypeError, match="checkpoint"):
+        fungrad.grad(lambda W: fungrad.checkpoint(layer)(W, to_fg(x), "three").sum())(to_fg(W))
+
+
+def _jax_layer(W, x, n_repeat):
+    for _ in range(n_repeat):
+        x = jnp.sin(x @ W)
+    return x
