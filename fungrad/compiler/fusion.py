@@ -16,8 +16,8 @@ its result has at most ``FUSE_MAX_SIZE`` elements and it holds at least
 ``FUSE_MIN_OPS`` operations. Without numexpr nothing is fused. Backends other
 than NumPy get their own fuser here (the seam for CuPy ``ElementwiseKernel``).
 
-A group is a tree: an equation's result is inlined into its consumer when that
-is its only use; shared values stay materialised as kernel inputs.
+A group grows backwards from a root: an equation joins it when every use of its
+result is inside the group; values used elsewhere stay materialised as inputs.
 """
 from __future__ import annotations
 
@@ -118,49 +118,43 @@ def _numexpr_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
     if numexpr is None:
         return closed
     j = closed.jaxpr
-    uses: dict[Var, int] = {}
+    consumers: dict[Var, list[JaxprEqn]] = {}
     for eqn in j.eqns:
         for a in eqn.invars:
             if type(a) is Var:
-                uses[a] = uses.get(a, 0) + 1
-    for a in j.outvars:
-        if type(a) is Var:
-            uses[a] = uses.get(a, 0) + 2
-    fusible = {id(e) for e in j.eqns if _fusible(e)}
-    producer = {e.outvars[0]: e for e in j.eqns if id(e) in fusible}
-    # A fusible result used once, by a fusible equation, is inlined into it.
-    absorbed: set[int] = set()
+                consumers.setdefault(a, []).append(eqn)
+    outputs = {a for a in j.outvars if type(a) is Var}
+    # Walking backwards, a fusible equation joins the group of its consumers when they
+    # are all fusible and all in one group; otherwise it roots a group of its own.
+    group: dict[int, int] = {}
+    for eqn in reversed(j.eqns):
+        if not _fusible(eqn):
+            continue
+        out = eqn.outvars[0]
+        roots = {group.get(id(c)) for c in consumers.get(out, ())}
+        if out not in outputs and len(roots) == 1 and None not in roots:
+            group[id(eqn)] = roots.pop()
+        else:
+            group[id(eqn)] = id(eqn)
+    members: dict[int, list[JaxprEqn]] = {}
     for eqn in j.eqns:
-        if id(eqn) in fusible:
-            for a in eqn.invars:
-                p = producer.get(a) if type(a) is Var else None
-                if p is not None and uses[a] == 1:
-                    absorbed.add(id(p))
+        if id(eqn) in group:
+            members.setdefault(group[id(eqn)], []).append(eqn)
     new_eqns = []
     for eqn in j.eqns:
-        if id(eqn) in absorbed:
-            continue  # emitted with the root of its group
-        if id(eqn) not in fusible:
+        if id(eqn) not in group:
             new_eqns.append(eqn)
-            continue
-        group = _tree_eqns(eqn, producer, absorbed)
-        fused = _build_kernel(group) if len(group) >= FUSE_MIN_OPS else None
-        new_eqns.extend([fused] if fused is not None else group)
+        elif group[id(eqn)] == id(eqn):  # a root: emit its whole group here
+            eqns = members[id(eqn)]
+            fused = _build_kernel(eqns) if len(eqns) >= FUSE_MIN_OPS else None
+            new_eqns.extend([fused] if fused is not None else eqns)
     return ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.outvars, new_eqns), closed.consts)
 
 
-def _tree_eqns(root: JaxprEqn, producer: dict, absorbed: set) -> list[JaxprEqn]:
-    """The equations of the group rooted at ``root``, in program order."""
-    out = []
-
-    def visit(eqn):
-        for a in eqn.invars:
-            p = producer.get(a) if type(a) is Var else None
-            if p is not None and id(p) in absorbed:
-                visit(p)
-        out.append(eqn)
-    visit(root)
-    return out
+# numexpr limits: operands per kernel, and expression text (values used twice in a
+# group are written twice; numexpr computes duplicate subtrees once).
+MAX_INPUTS = 24
+MAX_EXPR_CHARS = 4000
 
 
 def _build_kernel(eqns: list[JaxprEqn]) -> JaxprEqn | None:
@@ -178,7 +172,10 @@ def _build_kernel(eqns: list[JaxprEqn]) -> JaxprEqn | None:
     exprs: dict[Var, str] = {}
     for eqn in eqns:
         args = [exprs[a] if type(a) is Var and a in exprs else leaf(a) for a in eqn.invars]
-        exprs[eqn.outvars[0]] = _NUMEXPR_OPS[eqn.primitive.name](eqn, *args)
+        text = _NUMEXPR_OPS[eqn.primitive.name](eqn, *args)
+        if len(text) > MAX_EXPR_CHARS or len(inputs) > MAX_INPUTS:
+            return None
+        exprs[eqn.outvars[0]] = text
     expr = exprs[root.outvars[0]]
     kernel = _compile_numexpr(expr, [a.aval for a in inputs], root.outvars[0].aval)
     if kernel is None:

@@ -1,0 +1,278 @@
+"""The jaxpr compiler: each pass on small IRs (printouts before and after), a property
+test over seeded random programs (optimised, fused and compiled code agree with the
+unoptimised jaxpr run op by op), the memory plan (buffer reuse, freeing, in-place
+updates, never writing into a live view), fusion (and its numexpr-less fallback),
+the specialised lowerings and the compiled bodies of control flow."""
+import numpy as np
+import pytest
+
+import fungrad
+import fungrad.numpy as fnp
+from fungrad import lax
+from fungrad._core import core
+from fungrad.compiler import codegen, fusion, passes
+from fungrad.transforms import jit as jit_module
+from harness import tol
+
+RNG = np.random.default_rng(0)
+X23 = fnp.asarray(RNG.uniform(-1, 1, (2, 3)).astype(np.float32))
+
+
+def jaxpr_of(f, *args):
+    return fungrad.make_jaxpr(f)(*args)
+
+
+def run_eager(closed, *args):
+    return [np.asarray(o) for o in core.eval_jaxpr(closed.jaxpr, closed.consts, *args)]
+
+
+def run_compiled(closed, *args, **kw):
+    exe = codegen.compile_jaxpr(closed, **kw)
+    return [np.asarray(o) for o in exe(*[np.asarray(a) for a in args])], exe
+
+
+def assert_close(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, g.dtype, w.shape, w.dtype)
+        r, a = tol(w.dtype)
+        np.testing.assert_allclose(g, w, rtol=r, atol=a)
+
+
+# --------------------------------------------------------------------------- the passes
+
+def test_simplify_identities():
+    closed = jaxpr_of(lambda x: lax.neg(lax.neg(lax.add(lax.mul(x, 1.0), 0.0))), X23)
+    assert str(passes.dce(passes.simplify(closed))) == "{ lambda ; a:f32[2,3]. let in (a,) }"
+
+
+def test_simplify_transpose_and_reshape_chains():
+    closed = jaxpr_of(lambda x: lax.transpose(lax.transpose(x, (1, 0)), (1, 0))
+                      + lax.transpose(lax.reshape(lax.reshape(x, (6,)), (3, 2)), (1, 0)), X23)
+    assert str(passes.dce(passes.simplify(closed))) == (
+        "{ lambda ; a:f32[2,3]. let\n"
+        "    b:f32[3,2] = reshape[new_sizes=(3, 2)] a\n"
+        "    c:f32[2,3] = transpose[permutation=(1, 0)] b\n"
+        "    d:f32[2,3] = add a c\n"
+        "  in (d,) }")
+
+
+def test_simplify_same_type_conversions_and_broadcasts():
+    closed = jaxpr_of(lambda x: lax.convert_element_type(x, np.float32)
+                      * lax.broadcast_in_dim(x, (2, 3), (0, 1)), X23)
+    opt = passes.optimize(closed)
+    assert [e.primitive.name for e in opt.eqns] == ["mul"]
+
+
+def test_cse_merges_identical_equations():
+    closed = jaxpr_of(lambda x: lax.sin(x) + lax.sin(x), X23)
+    before = str(closed)
+    assert before.count("sin") == 2
+    assert str(passes.dce(passes.cse(closed))) == \
+        "{ lambda ; a:f32[2,3]. let b:f32[2,3] = sin a; c:f32[2,3] = add b b in (c,) }"
+
+
+def test_cse_keeps_different_literals_apart():
+    closed = jaxpr_of(lambda x: (x + 0.0) * (x + -0.0), X23)  # 0.0 and -0.0 differ in bits
+    opt = passes.cse(closed)
+    assert [e.primitive.name for e in opt.eqns] == ["add", "add", "mul"]
+
+
+def test_constant_folding_small_results_only():
+    closed = jaxpr_of(lambda x: x * (lax.full((), 2.0, np.float32) * 3.0), X23)
+    assert str(passes.dce(passes.fold_constants(closed))) == \
+        "{ lambda ; a:f32[2,3]. let b:f32[2,3] = mul a 6.0:f32[] in (b,) }"
+    big = jaxpr_of(lambda x: x + lax.full((1000,), 1.0, np.float32), fnp.ones(1000))
+    assert [e.primitive.name for e in passes.fold_constants(big).eqns] == \
+        [e.primitive.name for e in big.eqns]  # a 1000-element constant is not materialised
+
+
+def test_dce_drops_dead_code_but_keeps_effects():
+    def f(x):
+        lax.cos(x)
+        fungrad.debug.print("{}", x)
+        fungrad.jit(lambda y: (fungrad.debug.print("{}", y), y * 2)[1])(x)  # unused result
+        return lax.sin(x)
+    opt = passes.dce(jaxpr_of(f, X23))
+    assert [e.primitive.name for e in opt.eqns] == ["debug_callback", "jit", "sin"]
+
+
+def test_inline_nested_jit():
+    inner = fungrad.jit(lambda y: lax.exp(y) * 2.0)
+    closed = jaxpr_of(lambda x: inner(inner(x)), X23)
+    assert [e.primitive.name for e in closed.eqns] == ["jit", "jit"]
+    assert str(passes.inline_calls(closed)) == (
+        "{ lambda ; a:f32[2,3]. let\n"
+        "    b:f32[2,3] = exp a\n"
+        "    c:f32[2,3] = mul b 2.0:f32[]\n"
+        "    d:f32[2,3] = exp c\n"
+        "    e:f32[2,3] = mul d 2.0:f32[]\n"
+        "  in (e,) }")
+
+
+# --------------------------------------------------------------------------- property test
+
+def _random_program(seed):
+    """A random straight-line program over f32[3,4] values, rich in patterns the passes
+    rewrite (identities, duplicates, dead code, constants, view chains)."""
+    rng = np.random.default_rng(seed)
+    unary = [lax.neg, lax.sin, lax.tanh, lambda a: lax.exp(lax.tanh(a)),
+             lambda a: lax.mul(a, 1.0), lambda a: lax.add(a, 0.0), lambda a: lax.neg(lax.neg(a)),
+             lambda a: lax.transpose(lax.transpose(a, (1, 0)), (1, 0)),
+             lambda a: lax.reshape(lax.reshape(a, (12,)), (3, 4)),
+             lambda a: lax.convert_element_type(a, np.float32),
+             lambda a: lax.broadcast_in_dim(lax.reduce_sum(a, (0,)), (3, 4), (1,)),
+             lambda a: lax.mul(a, lax.mul(lax.full((), 0.5, np.float32), 3.0)),
+             lambda a: lax.add(lax.sin(a), lax.sin(a)), lambda a: lax.integer_pow(a, 2),
+             lambda a: lax.tanh(fnp.matmul(fnp.matmul(a, a.T), a)),
+             lambda a: a * lax.reduce_sum(a, (0, 1))]
+    binary = [lax.add, lax.sub, lax.mul, lax.max,
+              lambda a, b: lax.select(lax.gt(a, b), a, b)]
+
+    def program(x, y):
+        pool = [x, y]
+        for _ in range(int(rng.integers(4, 14))):
+            if rng.random() < 0.5:
+                pool.append(unary[rng.integers(len(unary))](pool[rng.integers(len(pool))]))
+            else:
+                a, b = rng.integers(len(pool), size=2)
+                pool.append(binary[rng.integers(len(binary))](pool[a], pool[b]))
+        return pool[-1], pool[int(rng.integers(len(pool)))]
+    return program
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_optimised_and_compiled_programs_agree_with_the_original(seed):
+    x = fnp.asarray(RNG.uniform(-1, 1, (3, 4)).astype(np.float32))
+    y = fnp.asarray(RNG.uniform(-1, 1, (3, 4)).astype(np.float32))
+    closed = jaxpr_of(_random_program(seed), x, y)
+    want = run_eager(closed, x, y)
+    opt = passes.optimize(closed)
+    assert len(opt.eqns) <= len(closed.eqns)
+    assert_close(run_eager(opt, x, y), want)
+    for fuse in (False, True):
+        assert_close(run_compiled(closed, x, y, fuse=fuse)[0], want)
+
+
+# --------------------------------------------------------------------------- memory plan
+
+BIG = fnp.asarray(RNG.uniform(-1, 1, (256, 64)).astype(np.float32))  # 64 KiB
+
+
+def test_dead_buffers_are_reused_and_freed():
+    closed = jaxpr_of(lambda x: lax.exp(lax.sin(x) * 2.0) + x, BIG)
+    got, exe = run_compiled(closed, BIG, fuse=False)
+    assert "out=" in exe.source and "del " in exe.source
+    assert_close(got, run_eager(closed, BIG))
+
+
+def test_live_views_are_never_written():
+    def f(x):
+        y = x * 2.0                      # fresh
+        v = lax.reshape(y, (64, 256))    # a view of y, returned
+        return v, lax.sin(y) + 1.0       # y dies here, but its memory lives on in v
+    closed = jaxpr_of(f, BIG)
+    got, exe = run_compiled(closed, BIG, fuse=False)
+    assert_close(got, run_eager(closed, BIG))
+
+
+def test_dynamic_update_slice_in_place_when_operand_dies():
+    upd = fnp.ones((1, 64))
+
+    def dead(x, u):
+        c = x * 2.0
+        return lax.dynamic_update_slice(c, u, (3, 0))
+
+    def live(x, u):
+        c = x * 2.0
+        return lax.dynamic_update_slice(c, u, (3, 0)), c
+    for f, copies in ((dead, False), (live, True)):
+        closed = jaxpr_of(f, BIG, upd)
+        got, exe = run_compiled(closed, BIG, upd)
+        assert (".copy()" in exe.source) == copies
+        assert_close(got, run_eager(closed, BIG, upd))
+
+
+def test_donated_input_is_updated_in_place():
+    closed = jaxpr_of(lambda c, u: lax.dynamic_update_slice(c, u, (3, 0)), BIG, fnp.ones((1, 64)))
+    cache = np.array(BIG)
+    exe = codegen.compile_jaxpr(closed, donated=(True, False))
+    out = exe(cache, np.ones((1, 64), np.float32))[0]
+    assert out is cache and cache[3, 0] == 1.0
+    exe = codegen.compile_jaxpr(closed, donated=(False, False))
+    cache = np.array(BIG)
+    out = exe(cache, np.ones((1, 64), np.float32))[0]
+    assert out is not cache and cache[3, 0] != 1.0
+
+
+# --------------------------------------------------------------------------- fusion
+
+def _chain(x):
+    for _ in range(3):
+        x = lax.tanh(x * 1.5 + 0.25) - x
+    return x
+
+
+@pytest.mark.skipif(fusion.numexpr is None, reason="numexpr (the 'fast' extra) is not installed")
+def test_small_elementwise_chains_are_fused():
+    x = fnp.asarray(RNG.uniform(-1, 1, (16, 16)).astype(np.float32))
+    closed = jaxpr_of(_chain, x)
+    got, exe = run_compiled(closed, x)
+    assert [e.primitive.name for e in exe.jaxpr.eqns] == ["fused_elementwise"]
+    assert "numexpr" in exe.as_text()
+    assert_close(got, run_eager(closed, x))
+    big = fnp.asarray(RNG.uniform(-1, 1, (1000, 1000)).astype(np.float32))
+    _, exe = run_compiled(jaxpr_of(_chain, big), big)
+    assert "fused_elementwise" not in exe.as_text()  # large arrays run as NumPy ufuncs
+
+
+def test_fusion_falls_back_without_numexpr(monkeypatch):
+    monkeypatch.setattr(fusion, "numexpr", None)
+    x = fnp.asarray(RNG.uniform(-1, 1, (16, 16)).astype(np.float32))
+    closed = jaxpr_of(_chain, x)
+    got, exe = run_compiled(closed, x)
+    assert "fused_elementwise" not in exe.as_text()
+    assert_close(got, run_eager(closed, x))
+
+
+def test_fusion_leaves_other_dtypes_alone():
+    x = fnp.asarray(np.arange(12, dtype=np.int32).reshape(3, 4))
+    closed = jaxpr_of(lambda x: ((x + 1) * 2 - x) * 3 + x, x)
+    got, exe = run_compiled(closed, x)
+    assert "fused_elementwise" not in exe.as_text()
+    assert_close(got, run_eager(closed, x))
+
+
+# --------------------------------------------------------------------------- lowerings
+
+@pytest.mark.parametrize("lhs, rhs, dims", [
+    ((3, 4), (4, 5), (((1,), (0,)), ((), ()))),
+    ((4, 3), (4, 5), (((0,), (0,)), ((), ()))),
+    ((3, 4), (5, 4), (((1,), (1,)), ((), ()))),
+    ((2, 3, 4), (2, 4, 5), (((2,), (1,)), ((0,), (0,)))),
+    ((3, 2, 4), (4, 2, 5), (((2,), (0,)), ((1,), (1,)))),
+    ((2, 3, 4), (3, 4, 5), (((1, 2), (0, 1)), ((), ()))),
+    ((3,), (3,), (((0,), (0,)), ((), ()))),
+])
+def test_dot_general_lowering_matches_the_impl(lhs, rhs, dims):
+    a = fnp.asarray(RNG.uniform(-1, 1, lhs).astype(np.float32))
+    b = fnp.asarray(RNG.uniform(-1, 1, rhs).astype(np.float32))
+    closed = jaxpr_of(lambda a, b: lax.dot_general(a, b, dims), a, b)
+    got, exe = run_compiled(closed, a, b)
+    assert "_matmul(" in exe.source
+    assert_close(got, run_eager(closed, a, b))
+
+
+def test_unregistered_primitives_run_their_impl():
+    closed = jaxpr_of(lambda x: lax.rev(x, (1,)), X23)
+    got, exe = run_compiled(closed, X23)
+    assert "_rev(" in exe.source
+    assert_close(got, run_eager(closed, X23))
+
+
+def test_control_flow_bodies_compile_after_a_few_runs():
+    body = jaxpr_of(lambda c: [lax.sin(c) * 2.0], X23)
+    runner = jit_module._SubjaxprRunner(body)
+    outs = [runner(np, [np.asarray(X23)]) for _ in range(runner.INTERPRETED_CALLS + 1)]
+    assert runner.exe is not None
+    assert_close([np.asarray(o[0]) for o in outs[-1:]], [np.asarray(outs[0][0])])
