@@ -41,7 +41,7 @@ def _accepted(kinds: str) -> frozenset:
 
 def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
     """Whether Python scalar ``x`` may take ``dtype`` (its kind holds x's kind)."""
-    k = kind(dtype)
+    k = "f" if dtype == dtypes.bfloat16 else dtype.kind
     if isinstance(x, bool):
         return k == "b"
     if isinstance(x, int):
@@ -52,7 +52,7 @@ def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
 def _scalar_operand(x: Any, like: np.dtype | None) -> Array:
     if like is not None and _scalar_fits(x, like):
         try:
-            return Array(np.asarray(x, like)[()], dtypes.dtype_and_weak(x)[1])
+            return Array(np.asarray(x, like)[()], not isinstance(x, bool))
         except OverflowError:  # e.g. 300 meeting uint8: keep int32 and report the mismatch
             pass
     return as_operand(x)
@@ -60,11 +60,18 @@ def _scalar_operand(x: Any, like: np.dtype | None) -> Array:
 
 def operands(*xs: Any) -> list:
     """Convert the operands of an elementwise op: arrays stay, scalars follow them."""
-    if all(isinstance(x, _ARRAYS) for x in xs):
-        return list(xs)
-    xs = [x if isinstance(x, _SCALARS) else as_operand(x) for x in xs]
-    like = next((x.dtype for x in xs if not isinstance(x, _SCALARS)), None)
-    return [_scalar_operand(x, like) if isinstance(x, _SCALARS) else x for x in xs]
+    out, like, scalars = list(xs), None, False
+    for i, x in enumerate(out):
+        if isinstance(x, _SCALARS):
+            scalars = True
+            continue
+        if not isinstance(x, _ARRAYS):
+            out[i] = x = as_operand(x)
+        if like is None:
+            like = x.dtype
+    if scalars:
+        out = [_scalar_operand(x, like) if isinstance(x, _SCALARS) else x for x in out]
+    return out
 
 
 def check_operands(name: str, kinds: str, accepted: frozenset, xs: Sequence[Any]) -> None:
