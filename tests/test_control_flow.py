@@ -14,8 +14,7 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from tests.harness import (GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg,
-                           to_jax)
+from tests.harness import GRAD_TOL, assert_same, rand, to_fg, to_jax
 
 F32 = np.float32
 
@@ -155,8 +154,9 @@ def _i(x):
     return np.asarray(x, np.int32)
 
 
-# name -> (builder, args, vmap_axes); compare_transforms checks values, JVP, VJP, vmap.
-# Boolean/integer predicates are batched too, so vmap runs every branch and selects.
+# name -> (builder, args, vmap_axes). Each case is checked for its value (with weak
+# types), JVP, VJP and vmap at the given axes, eagerly and under jit. Boolean/integer
+# predicates are batched too, so vmap runs every branch and selects.
 DIFFERENTIABLE = {
     "cond_true": (cond_basic, lambda r: [_b(True), rand(r, (3,)), rand(r, (3,))], (0, 1)),
     "cond_false": (cond_basic, lambda r: [_b(False), rand(r, (3,)), rand(r, (3,))], (0,)),
@@ -188,124 +188,91 @@ DIFFERENTIABLE = {
     "nested_false": (nested, lambda r: [_b(False), rand(r, (4,)), rand(r, (3,))], ()),
 }
 
+# Forward mode only (a dynamic trip count has no reverse mode): no VJP.
+FORWARD_ONLY = {
+    "while_basic": (while_basic, lambda r: [rand(r, (3,)), rand(r, (3,))], (0,)),
+    "while_data_dependent": (while_data_dependent,
+                             lambda r: [rand(r, (2,), low=0, high=2)], (0, 1)),
+    "fori_dynamic": (fori_dynamic, lambda r: [_i(3), rand(r, (3,))], (0,)),
+}
+
+
+class _Lib:
+    """The transformation API of one library (``fungrad`` or ``jax``)."""
+
+    def __init__(self, L, tr, jit):
+        self.L, self.tr, self.jit = L, tr, jit
+
+
+FG = _Lib(lax, fungrad, fungrad.jit)
+JX = _Lib(jl, jax, jax.jit)
+
+
+def _everything(lib: _Lib, builder, diff, vmap_axes, forward_only: bool):
+    """A function computing a case's value, JVP, VJP and vmaps (one jax compilation)."""
+    f = builder(lib.L)
+
+    def restrict(args):
+        def restricted(*d):
+            full = list(args)
+            for i, v in zip(diff, d):
+                full[i] = v
+            return f(*full)
+        return restricted, tuple(args[i] for i in diff)
+
+    def jvp(args, tangents):
+        restricted, primals = restrict(args)
+        return lib.tr.jvp(restricted, primals, tuple(tangents))[1]
+
+    def run(args, tangents, cts, batched):
+        out = {"value": f(*args), "vmap": [lib.tr.vmap(f, in_axes=axes)(*b)
+                                           for axes, b in zip(vmap_axes, batched)]}
+        if diff:
+            out["jvp"] = jvp(args, tangents)
+            if forward_only:  # vmap of the JVP: batched tangents and predicates together
+                axes = vmap_axes[0]
+                out["vmap_jvp"] = lib.tr.vmap(jvp, in_axes=(list(axes), [axes[i] for i in diff]))(
+                    batched[0], [batched[0][i] for i in diff])
+            else:
+                restricted, primals = restrict(args)
+                out["vjp"] = lib.tr.vjp(restricted, *primals)[1](cts)
+        return out
+    return run
+
+
+def _check_case(name: str, builder, make_args, vmap_axes, forward_only: bool) -> None:
+    rng = _rng(name)
+    args = make_args(rng)
+    diff = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
+    tangents = [rand(rng, np.shape(args[i])) for i in diff]
+    cts = jax.tree_util.tree_map(lambda s: rand(rng, s.shape, s.dtype),
+                                 jax.eval_shape(builder(jl), *to_jax(args)))
+    axes_list, batched = [], []
+    for ax in vmap_axes:  # 3 random copies of each argument, stacked along ``ax``
+        axes = tuple(ax if np.ndim(a) >= ax else 0 for a in args)
+        axes_list.append(axes)
+        batched.append([np.stack([rand(rng, np.shape(a), np.asarray(a).dtype)
+                                  for _ in range(3)], axis=d) for a, d in zip(args, axes)])
+    inputs = (args, tangents, cts, batched)
+    ref = jax.jit(_everything(JX, builder, diff, axes_list, forward_only))(*to_jax(inputs))
+    eager = _everything(FG, builder, diff, axes_list, forward_only)
+    jitted = fungrad.jit(eager)
+    for out in (eager(*to_fg(inputs)), jitted(*to_fg(inputs)), jitted(*to_fg(inputs))):
+        assert_same(out.pop("value"), ref["value"])
+        assert_same(out, {k: v for k, v in ref.items() if k != "value"}, GRAD_TOL,
+                    check_weak=False)
+
 
 @pytest.mark.parametrize("name", sorted(DIFFERENTIABLE))
 def test_against_jax(name):
-    builder, make_args, vmap_axes = DIFFERENTIABLE[name]
-    rng = _rng(name)
-    compare_transforms(builder(lax), jax.jit(builder(jl)), make_args(rng), rng,
-                       vmap_axes=vmap_axes)
-
-
-# Forward mode only: values, JVP, and vmap (a dynamic trip count has no reverse mode).
-FORWARD_ONLY = {
-    "while_basic": (while_basic, lambda r: [rand(r, (3,)), rand(r, (3,))]),
-    "while_data_dependent": (while_data_dependent, lambda r: [rand(r, (2,), low=0, high=2)]),
-    "fori_dynamic": (fori_dynamic, lambda r: [_i(3), rand(r, (3,))]),
-}
+    """Value, JVP, VJP and vmap, eagerly and under jit (twice: the cached function)."""
+    _check_case(name, *DIFFERENTIABLE[name], forward_only=False)
 
 
 @pytest.mark.parametrize("name", sorted(FORWARD_ONLY))
 def test_forward_only_against_jax(name):
-    builder, make_args = FORWARD_ONLY[name]
-    rng = _rng(name)
-    args = make_args(rng)
-    fg_f, jx_f = builder(lax), jax.jit(builder(jl))
-    compare(fg_f, jx_f, *args)
-    diff = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
-    tans = [rand(rng, np.shape(args[i])) for i in diff]
-
-    def restrict(f, conv):
-        def g(*d):
-            full = list(conv(args))
-            for i, v in zip(diff, d):
-                full[i] = v
-            return f(*full)
-        return g
-    fg = fungrad.jvp(restrict(fg_f, to_fg), tuple(to_fg([args[i] for i in diff])), tuple(to_fg(tans)))
-    jx = jax.jvp(restrict(jx_f, to_jax), tuple(to_jax([args[i] for i in diff])), tuple(to_jax(tans)))
-    assert_same(fg, jx, GRAD_TOL, check_weak=False)
-    # vmap with every argument batched, then with only the first one batched.
-    batched = [np.stack([make_args(rng)[k] for _ in range(4)]) for k in range(len(args))]
-    assert_same(fungrad.vmap(fg_f)(*to_fg(batched)), jax.vmap(jx_f)(*to_jax(batched)),
-                check_weak=False)
-    axes = (0,) + (None,) * (len(args) - 1)
-    mixed = [batched[0]] + args[1:]
-    assert_same(fungrad.vmap(fg_f, axes)(*to_fg(mixed)), jax.vmap(jx_f, axes)(*to_jax(mixed)),
-                check_weak=False)
-    # vmap of the JVP with respect to the first float argument (batched tangents).
-    bt = np.stack([rand(rng, np.shape(args[diff[0]])) for _ in range(4)])
-
-    fg_v = fungrad.vmap(lambda a, t: fungrad.jvp(lambda v: fg_f(*_put(a, diff, v)), (a[diff[0]],), (t,)))
-    jx_v = jax.vmap(lambda a, t: jax.jvp(lambda v: jx_f(*_put(a, diff, v)), (a[diff[0]],), (t,)))
-    assert_same(fg_v(to_fg(batched), to_fg(bt)), jx_v(to_jax(batched), to_jax(bt)),
-                GRAD_TOL, check_weak=False)
-
-
-def _put(args, idx, v):
-    out = list(args)
-    out[idx[0]] = v
-    return out
-
-
-# --------------------------------------------------------------------------- under jit
-
-class _Lib:
-    """The transformation API of one library, for cases run under its ``jit``."""
-
-    def __init__(self, L, tr, leaves):
-        self.L, self.tr, self.leaves = L, tr, leaves
-
-    def float_sum(self, out):
-        L = self.L
-        sums = [L.reduce_sum(x, tuple(range(x.ndim))) for x in self.leaves(out)
-                if np.dtype(x.dtype).kind == "f"]
-        total = sums[0]
-        for s_ in sums[1:]:
-            total = L.add(total, s_)
-        return total
-
-
-FG = _Lib(lax, fungrad, fungrad.tree.leaves)
-JX = _Lib(jl, jax, jax.tree_util.tree_leaves)
-
-
-def _jit_everything(lib: _Lib, builder, diff, forward_only: bool):
-    """One jitted function computing the value, a derivative and the vmap of a case."""
-    f = builder(lib.L)
-
-    def run(args, tangents, batched):
-        value = f(*args)
-        if forward_only:
-            def g(*d):
-                full = list(args)
-                for i, v in zip(diff, d):
-                    full[i] = v
-                return f(*full)
-            deriv = lib.tr.jvp(g, tuple(args[i] for i in diff), tuple(tangents))
-        else:
-            deriv = lib.tr.grad(lambda *a: lib.float_sum(f(*a)), diff)(*args)
-        return value, deriv, lib.tr.vmap(f)(*batched)
-    return run
-
-
-@pytest.mark.parametrize("name", sorted(DIFFERENTIABLE) + sorted(FORWARD_ONLY))
-def test_under_jit(name):
-    """Each case under ``jit``: value, gradient (or JVP) and vmap in one compiled function;
-    the second call reuses the compiled function and gives the same results."""
-    forward_only = name in FORWARD_ONLY
-    builder, make_args = (FORWARD_ONLY[name] if forward_only else DIFFERENTIABLE[name])[:2]
-    rng = _rng(name + "jit")
-    args = make_args(rng)
-    batched = [np.stack([make_args(rng)[k] for _ in range(3)]) for k in range(len(args))]
-    diff = tuple(i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f")
-    tangents = [rand(rng, np.shape(args[i])) for i in diff]
-    fg = fungrad.jit(_jit_everything(FG, builder, diff, forward_only))
-    out = fg(*to_fg((args, tangents, batched)))
-    ref = jax.jit(_jit_everything(JX, builder, diff, forward_only))(*to_jax((args, tangents,
-                                                                                batched)))
-    assert_same(out, ref, GRAD_TOL, check_weak=False)
-    assert_same(fg(*to_fg((args, tangents, batched))), out, check_weak=False)
+    """Value, JVP and vmap (batched predicates: lanes finish at different steps)."""
+    _check_case(name, *FORWARD_ONLY[name], forward_only=True)
 
 
 def test_jit_traced_bounds_and_no_retrace():
