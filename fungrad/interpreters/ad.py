@@ -284,7 +284,7 @@ def backward_pass(jaxpr: Jaxpr, consts: list[Any], args: Sequence[Any],
     for i, eqn in enumerate(linear_eqns):
         for v in eqn.invars:
             if type(v) is Var and v not in linear:
-                last_use[v] = i
+                last_use.setdefault(v, i)  # the backward sweep meets the first use last
     release_at: dict[int, list[Var]] = {}
     for v, i in last_use.items():
         release_at.setdefault(i, []).append(v)
@@ -337,7 +337,9 @@ def jvp_jaxpr(closed: ClosedJaxpr, nonzeros: Sequence[bool],
             outs = core.eval_jaxpr(closed.jaxpr, closed.consts, *args)
         out_p, out_t = zip(*[jvp_trace.unpack(o) for o in outs]) if outs else ((), ())
         out_nz = [type(t) is not Zero or i for t, i in zip(out_t, inst)]
-        out_t = [instantiate(t) if nz else None for t, nz in zip(out_t, out_nz)]
+        with core.set_current_trace(stage):  # zeros forced by `instantiate` are staged too
+            out_t = [(zeros_like_aval(t.aval) if type(t) is Zero else t) if nz else None
+                     for t, nz in zip(out_t, out_nz)]
         # Tangent inputs that are None were never created: drop them from the signature.
         jaxpr, consts = stage.to_jaxpr(list(out_p) + [t for t in out_t if t is not None])
     finally:
