@@ -376,6 +376,17 @@ def test_higher_order_derivatives():
                 check_weak=False)
 
 
+def test_batched_predicate_gradient_ignores_unselected_branch():
+    """Under vmap both branches run; the one a lane did not take (here sqrt of a
+    negative number) must not leak nan into that lane's gradient."""
+    def f(L):
+        return lambda x: L.cond(L.gt(x, 0.0), L.sqrt, lambda x: L.mul(x, 0.0), x)
+    x = np.array([-1.0, 4.0, 0.5], F32)
+    with np.errstate(invalid="ignore"):
+        out = fungrad.vmap(fungrad.grad(f(lax)))(to_fg(x))
+    assert_same(out, jax.jit(jax.vmap(jax.grad(f(jl))))(to_jax(x)), GRAD_TOL, check_weak=False)
+
+
 def test_while_loop_linearize_and_forward_over_forward():
     rng = _rng("linearize")
     x, w, t = rand(rng, (3,)), rand(rng, (3,)), rand(rng, (3,))

@@ -192,19 +192,21 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     index, *ops = vals
     index_dim, *op_dims = dims
     if index_dim is not None:
-        # A batched predicate: run every branch on the whole batch, then select.
-        from fungrad.lax.elementwise import select_n
-        from fungrad.lax.shapes import broadcast_in_dim
+        # A batched predicate: run every branch on the whole batch, then select. Each
+        # branch sees its operands through stop_gradient in the lanes that did not pick
+        # it, so derivatives of unselected branches (possibly inf/nan) never leak in.
+        from fungrad.lax.ad_util import stop_gradient
+        from fungrad.lax.elementwise import eq, select_n
         ops = [batching.bdim_at_front(x, d, axis_size) for x, d in zip(ops, op_dims)]
         index = batching.bdim_at_front(index, index_dim, axis_size)
         all_bat = [True] * len(ops)
-        batched = [batching.batch_jaxpr(b, axis_size, all_bat, True)[0] for b in branches]
-        branch_outs = [pe.closed_call(b, *ops) for b in batched]
-        outs = []
-        for cases in zip(*branch_outs):
-            shape = core.get_aval(cases[0]).shape
-            which = broadcast_in_dim(index, shape, (0,)) if len(shape) > 1 else index
-            outs.append(select_n(which, *cases))
+        branch_outs = []
+        for i, b in enumerate(branches):
+            taken = eq(index, np.int32(i))
+            ops_i = [select_n(_bcast(taken, x), stop_gradient(x), x) for x in ops]
+            batched = batching.batch_jaxpr(b, axis_size, all_bat, True)[0]
+            branch_outs.append(pe.closed_call(batched, *ops_i))
+        outs = [select_n(_bcast(index, cases[0]), *cases) for cases in zip(*branch_outs)]
         return outs, [0] * len(outs)
     ops = [batching.moveaxis(x, d, 0) if d is not None else x for x, d in zip(ops, op_dims)]
     in_dims = [None if d is None else 0 for d in op_dims]
@@ -214,6 +216,13 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     out_dims = [0 if b else None for b in out_bat]
     batched = tuple(batch_jaxpr_at(b, axis_size, in_dims, out_dims) for b in branches)
     return cond_p.bind(index, *ops, branches=batched), out_dims
+
+
+def _bcast(which: Any, like: Any) -> Any:
+    """A per-lane ``which`` (batch axis 0) broadcast to the shape of ``like``."""
+    from fungrad.lax.shapes import broadcast_in_dim
+    shape = core.get_aval(like).shape
+    return broadcast_in_dim(which, shape, (0,)) if len(shape) > 1 else which
 
 
 cond_p = Primitive("cond", multiple_results=True)
