@@ -20,7 +20,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax import _gather_impl as gi
-from fungrad.lax._prim import as_operand, hashable_shape, kind
+from fungrad.lax._prim import ANY, NUMERIC, as_operand, hashable_shape, kind
 from fungrad.lax.elementwise import add, div, eq, mul, select
 from fungrad.lax.shapes import broadcast_in_dim, full, full_like, iota, reshape
 
@@ -231,9 +231,11 @@ batching.def_batch(gather_p, _gather_batch)
 
 # --------------------------------------------------------------------------- scatter family
 
-def _scatter_abstract(name):
+def _scatter_abstract(name, kinds):
     def rule(operand, indices, updates, *, dimension_numbers, **_):
         dn = dimension_numbers
+        if kind(operand.dtype) not in kinds:
+            raise TypeError(f"{name} does not accept dtype {operand.dtype.name}")
         if kind(indices.dtype) not in "iu":
             raise TypeError(f"{name}: indices must be integers, got {indices.dtype.name}")
         if indices.ndim < 1:
@@ -303,10 +305,10 @@ def _scatter_batch(prim):
     return rule
 
 
-def _scatter_prim(name: str, combine) -> Primitive:
+def _scatter_prim(name: str, combine, kinds: str = ANY) -> Primitive:
     prim = Primitive(name)
     prim.def_impl(_scatter_impl(combine))
-    prim.def_abstract_eval(_scatter_abstract(name))
+    prim.def_abstract_eval(_scatter_abstract(name, kinds))
     prim.weak_type_rule = lambda weaks, **params: weaks[0]
     batching.def_batch(prim, _scatter_batch(prim))
     return prim
@@ -350,7 +352,8 @@ def _gather_back(x, indices, dn, updates_shape, mode=GatherScatterMode.PROMISE_I
                          fill_value=fill_value)
 
 
-scatter_add_p = _scatter_prim("scatter-add", lambda xp, out, idx, v: xp.add.at(out, idx, v))
+scatter_add_p = _scatter_prim("scatter-add", lambda xp, out, idx, v: xp.add.at(out, idx, v),
+                              NUMERIC)
 scatter_add = _scatter_wrapper(scatter_add_p, "scatter_add")
 
 
@@ -374,7 +377,8 @@ ad.def_jvp(scatter_add_p, _scatter_add_jvp)
 ad.def_transpose(scatter_add_p, _scatter_add_transpose)
 
 
-scatter_mul_p = _scatter_prim("scatter-mul", lambda xp, out, idx, v: xp.multiply.at(out, idx, v))
+scatter_mul_p = _scatter_prim("scatter-mul", lambda xp, out, idx, v: xp.multiply.at(out, idx, v),
+                              NUMERIC)
 scatter_mul = _scatter_wrapper(scatter_mul_p, "scatter_mul")
 
 
