@@ -376,6 +376,27 @@ def test_higher_order_derivatives():
                 check_weak=False)
 
 
+FINITE_DIFFERENCES = [  # (function of float arguments, args, modes), checked to order 2
+    (lambda x, w: cond_basic(lax)(True, x, w), (3,), ("fwd", "rev")),
+    (lambda x, w: switch_basic(lax)(1, x, w), (3,), ("fwd", "rev")),
+    (lambda h, xs: scan_rnn(lax, reverse=True)(h, xs, np.eye(3, dtype=F32) * 0.5,
+                                               np.ones(3, F32)), ((3,), (4, 3)), ("fwd", "rev")),
+    (lambda x, w: fori_static(lax)(x, w), (3,), ("fwd", "rev")),
+    (lambda a, b: assoc_pairs(lax)(a, b), ((5, 2), (5, 2)), ("fwd", "rev")),
+    (lambda x, w: while_basic(lax)(x, w)[1], (3,), ("fwd", "lin")),
+]
+
+
+@pytest.mark.parametrize("case", range(len(FINITE_DIFFERENCES)))
+def test_finite_differences(case):
+    from fungrad.test_util import check_grads
+    f, shapes, modes = FINITE_DIFFERENCES[case]
+    rng = _rng(f"fd{case}")
+    shapes = shapes if isinstance(shapes[0], tuple) else (shapes, shapes)
+    args = [rand(rng, s, low=0.5, high=1.0) for s in shapes]
+    check_grads(f, to_fg(args), order=2, modes=modes)
+
+
 def test_batched_predicate_gradient_ignores_unselected_branch():
     """Under vmap both branches run; the one a lane did not take (here sqrt of a
     negative number) must not leak nan into that lane's gradient."""
