@@ -45,14 +45,22 @@ class _Context:
             self._by_id[id(value)] = name
         return name
 
-    def literal(self, lit: Literal) -> str:
+    def literal(self, lit: Literal, shape: tuple = ()) -> str:
+        """A constant for ``lit``: a 0-d array, or one broadcast to ``shape`` (read-only)."""
         raw = lit.val._value if type(lit.val) is Array else lit.val
         value = np.asarray(raw, lit.aval.dtype)
-        key = (value.dtype, value.tobytes())
+        key = (value.dtype, value.tobytes(), shape)
         name = self._by_literal.get(key)
         if name is None:
-            name = self._by_literal[key] = self.const(self.xp.asarray(value)[()], "k")
+            const = self.xp.asarray(np.full(shape, value) if shape else value)
+            if isinstance(const, np.ndarray):
+                const.flags.writeable = False
+            name = self._by_literal[key] = self.const(const, "k")
         return name
+
+
+# Literal operands of elementwise ops on results this small are stored pre-broadcast.
+PREBROADCAST_MAX = 4096
 
 
 class Executable:
@@ -93,14 +101,16 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
     for v in j.invars:
         names[v] = _py_name(namer(v))
 
-    def atom(a: Any) -> str:
-        return ctx.literal(a) if type(a) is Literal else names[a]
+    def atom(a: Any, shape: tuple = ()) -> str:
+        return ctx.literal(a, shape) if type(a) is Literal else names[a]
 
     plan = plan_memory(j, donated, lowering_for)
     lines = []
     for i, eqn in enumerate(j.eqns):
         low = lowering_for(eqn)
-        args = [atom(a) for a in eqn.invars]
+        out_aval = eqn.outvars[0].aval if eqn.outvars else None
+        small = low.elementwise and out_aval is not None and 0 < out_aval.size <= PREBROADCAST_MAX
+        args = [atom(a, out_aval.shape if small else ()) for a in eqn.invars]
         for v in eqn.outvars:
             names[v] = _py_name(namer(v))
         target = plan.out_buffer.get(i)

@@ -1,20 +1,23 @@
-"""Fusion of elementwise chains into single kernels (CPU: numexpr, when installed).
+"""Fusion of elementwise chains: the CPU strategy, and the seam for GPU kernels.
 
-Measured on the reference machine (see ``benchmarks/bench_jit.py``), the costs
-split by array size:
+Two CPU strategies, picked with ``set_strategy`` or ``FUNGRAD_FUSION``:
 
-* small arrays: a NumPy ufunc call costs about a microsecond of dispatch no
-  matter how little data it touches, so a chain of n ops costs n dispatches.
-  One precompiled numexpr kernel evaluates the whole chain in a single call,
-  which wins from a handful of ops on.
-* large arrays: NumPy's SIMD loops beat numexpr's interpreter per element, and
-  the compiled code already reuses dead buffers with ``out=`` (no allocation, no
-  page faults), so chains stay unfused and run as NumPy ufuncs.
+* ``"numpy"`` (the default): no kernels. Each op is one NumPy ufunc call from
+  the generated code, and the memory plan makes chains write into dead buffers
+  (``out=``), so a chain over large arrays allocates nothing after its first op.
+* ``"numexpr"``: groups of at least ``FUSE_MIN_OPS`` fusible float ops become one
+  precompiled numexpr kernel (``fused_elementwise``). Needs the optional
+  ``numexpr`` package; without it this strategy falls back to ``"numpy"``.
 
-So a group of fusible equations becomes one ``fused_elementwise`` equation when
-its result has at most ``FUSE_MAX_SIZE`` elements and it holds at least
-``FUSE_MIN_OPS`` operations. Without numexpr nothing is fused. Backends other
-than NumPy get their own fuser here (the seam for CuPy ``ElementwiseKernel``).
+Why NumPy is the default (figures from ``benchmarks/bench_jit.py --fusion`` and
+the cost probes in the docs, 2-core AMD EPYC, numexpr 2.14 without VML): per
+element, NumPy's SIMD loops cost 0.18 ns for a float32 multiply and 3.5 ns for
+tanh; numexpr's interpreter costs about 4 ns and 75 ns. Per call, a ufunc costs
+0.5 µs and a kernel 3 µs. So a numexpr kernel loses at every size there; it can
+win on machines where numexpr is built with Intel VML, hence the switch.
+
+Backends other than NumPy get their own fuser in ``_FUSERS`` (the seam for
+CuPy ``ElementwiseKernel``: the same groups, compiled to CUDA).
 
 A group grows backwards from a root: an equation joins it when every use of its
 result is inside the group; values used elsewhere stay materialised as inputs.
@@ -22,10 +25,12 @@ result is inside the group; values used elsewhere stay materialised as inputs.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable
 
 import numpy as np
 
+from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray, Var
 from fungrad.compiler.lowering import def_lowering
 
@@ -34,8 +39,23 @@ try:
 except ImportError:  # the optional "fast" extra
     numexpr = None
 
-FUSE_MAX_SIZE = 4096
 FUSE_MIN_OPS = 4
+FUSE_MAX_SIZE = 1 << 62  # results larger than this stay unfused (the study varies it)
+
+_strategy = os.environ.get("FUNGRAD_FUSION", "numpy")
+
+
+def set_strategy(name: str) -> None:
+    """Choose the CPU fusion strategy, ``"numpy"`` or ``"numexpr"``, for later compilations."""
+    global _strategy
+    if name not in ("numpy", "numexpr"):
+        raise ValueError(f"fusion strategy must be 'numpy' or 'numexpr', got {name!r}")
+    _strategy = name
+
+
+def strategy() -> str:
+    """The CPU fusion strategy in effect (``"numexpr"`` needs numexpr installed)."""
+    return "numexpr" if _strategy == "numexpr" and numexpr is not None else "numpy"
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -109,14 +129,16 @@ def _fusible(eqn: JaxprEqn) -> bool:
 # --------------------------------------------------------------------------- grouping
 
 def fuse(closed: ClosedJaxpr, xp: Any = np) -> ClosedJaxpr:
-    """Replace groups of fusible elementwise equations by ``fused_elementwise`` kernels."""
+    """Replace groups of fusible elementwise equations by kernels of backend ``xp``."""
     fuser = _FUSERS.get(getattr(xp, "__name__", ""))
     return closed if fuser is None else fuser(closed)
 
 
+def _cpu_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
+    return _numexpr_fuse(closed) if strategy() == "numexpr" else closed
+
+
 def _numexpr_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
-    if numexpr is None:
-        return closed
     j = closed.jaxpr
     consumers: dict[Var, list[JaxprEqn]] = {}
     for eqn in j.eqns:
@@ -157,6 +179,11 @@ MAX_INPUTS = 24
 MAX_EXPR_CHARS = 4000
 
 
+def _literal_key(lit: Literal) -> tuple:
+    raw = lit.val._value if type(lit.val) is Array else lit.val
+    return ("literal", lit.aval.dtype, np.asarray(raw, lit.aval.dtype).tobytes())
+
+
 def _build_kernel(eqns: list[JaxprEqn]) -> JaxprEqn | None:
     """One ``fused_elementwise`` equation computing the group (its root comes last)."""
     root = eqns[-1]
@@ -164,7 +191,7 @@ def _build_kernel(eqns: list[JaxprEqn]) -> JaxprEqn | None:
     index: dict[Any, str] = {}
 
     def leaf(a: Any) -> str:
-        key = a if type(a) is Var else ("lit", id(a))
+        key = a if type(a) is Var else _literal_key(a)
         if key not in index:
             index[key] = f"i{len(inputs)}"
             inputs.append(a)
@@ -201,4 +228,4 @@ def _compile_numexpr(expr: str, in_avals: list[ShapedArray], out_aval: ShapedArr
     return kernel if probe.dtype == out_aval.dtype else None
 
 
-_FUSERS: dict[str, Callable[[ClosedJaxpr], ClosedJaxpr]] = {"numpy": _numexpr_fuse}
+_FUSERS: dict[str, Callable[[ClosedJaxpr], ClosedJaxpr]] = {"numpy": _cpu_fuse}

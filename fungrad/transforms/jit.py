@@ -1,25 +1,13 @@
 """``jit``: stage a function into a jaxpr once per abstract signature and run it compiled.
 
-``jit_p`` is a call primitive: ``jit_p.bind(*args, jaxpr=closed, name=...,
-donated_invars=...)`` runs the closed jaxpr. All its rules are below, each
-recursing into the jaxpr, so ``jit`` composes with every transformation:
-
-* impl: run the compiled executable (``fungrad.compiler``), cached per jaxpr;
-* abstract eval: the jaxpr's output types;
-* JVP: ``jit_p`` of the JVP jaxpr;
-* partial eval (``grad``/``vjp``/``linearize``): the known half runs as a
-  ``jit_p`` in the parent trace, the unknown half is staged as a ``jit_p`` (so
-  ``grad(jit(f))`` keeps the forward pass compiled);
-* transpose: ``jit_p`` of the jaxpr that runs ``backward_pass`` over the body;
-* batching: ``jit_p`` of the batched jaxpr;
-* staging (``jit`` inside ``jit``, ``make_jaxpr``): an equation the compiler inlines.
-
-Jaxprs derived by these rules are cached on the jaxpr they come from, so the
-second ``grad(jit(f))(x)`` traces nothing inside ``f`` and compiles nothing.
-
-``jit(f)`` keeps a cache keyed by the abstract signature of the call: pytree
+``jit(f)`` keeps a cache keyed by the abstract signature of a call: pytree
 structure, shapes, dtypes and weak types of the array arguments, values of the
-static arguments, and device. A hit goes straight to the generated function.
+static arguments, and device. A hit goes straight to the generated function
+(no tracing, no abstract evaluation); under a transformation the call binds
+``jit_p`` (``jit_primitive``), whose rules make ``jit`` compose with ``grad``,
+``vmap`` and the others. ``lower``/``compile`` expose the optimised IR and the
+executable; ``log_compiles`` explains every cache miss; ``disable_jit`` runs
+functions op by op.
 """
 from __future__ import annotations
 
@@ -38,224 +26,17 @@ from fungrad import backends
 from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
 from fungrad._core.array import Array
-from fungrad._core.core import ClosedJaxpr, Jaxpr, Primitive, ShapedArray, Tracer
+from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
-from fungrad.compiler import codegen, passes
+from fungrad.compiler import codegen
 from fungrad.config import config
-from fungrad.errors import UnexpectedTracerError
-from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
-from fungrad.lax.control_flow import common as control_flow_common
 from fungrad.transforms.api import _flat_outputs, _fun_name
+from fungrad.transforms.jit_primitive import NUMPY_BUFFERS, as_buffer, call_jit, get_executable, jit_p
 
 __all__ = ["jit", "jit_p", "disable_jit", "Lowered", "Compiled"]
 
 logger = logging.getLogger("fungrad.jit")
-
-_NUMPY_BUFFERS = (np.ndarray, np.generic)
-
-
-# --------------------------------------------------------------------------- executables
-
-_executables: "weakref.WeakKeyDictionary[ClosedJaxpr, dict]" = weakref.WeakKeyDictionary()
-
-
-def get_executable(closed: ClosedJaxpr, xp: Any = np, donated: tuple | None = None,
-                   name: str = "jit") -> codegen.Executable:
-    """The compiled form of ``closed`` for backend ``xp`` (compiled once, then cached)."""
-    table = _executables.get(closed)
-    if table is None:
-        table = _executables[closed] = {}
-    key = (xp.__name__, donated)
-    exe = table.get(key)
-    if exe is None:
-        exe = table[key] = codegen.compile_jaxpr(closed, donated, xp, name)
-    return exe
-
-
-def _as_buffer(xp: Any, x: Any, aval: ShapedArray) -> Any:
-    """A raw buffer for an argument leaf (Python scalars take the dtype of ``aval``)."""
-    if isinstance(x, _NUMPY_BUFFERS) or type(x).__module__.startswith("cupy"):
-        return x
-    if isinstance(x, Tracer):
-        raise UnexpectedTracerError(x, "It was passed to a jitted function outside of its "
-                                       "transformation. ")
-    return xp.asarray(x, dtype=aval.dtype)
-
-
-# --------------------------------------------------------------------------- jaxprs derived by the rules
-
-_derived: "weakref.WeakKeyDictionary[ClosedJaxpr, dict]" = weakref.WeakKeyDictionary()
-
-
-def _has_tracer_consts(closed: ClosedJaxpr) -> bool:
-    return any(isinstance(c, Tracer) for c in closed.consts)
-
-
-def _cached(closed: ClosedJaxpr, key: tuple, make: Callable[[], tuple]) -> tuple:
-    """``make()`` memoised on ``closed`` (only results free of traced constants)."""
-    table = _derived.get(closed)
-    if table is None:
-        table = _derived[closed] = {}
-    hit = table.get(key)
-    if hit is None:
-        hit = make()
-        if not any(isinstance(x, ClosedJaxpr) and _has_tracer_consts(x) for x in hit):
-            table[key] = hit
-    return hit
-
-
-def _call(closed: ClosedJaxpr, args: Sequence[Any], name: str, trace: Any = None) -> list:
-    """Bind ``jit_p`` on ``closed`` (traced constants become leading operands).
-
-    With ``trace`` (a partial-evaluation trace) the call is staged into it.
-    """
-    if _has_tracer_consts(closed):
-        args = [*closed.consts, *args]
-        closed = ClosedJaxpr(pe.convert_constvars_to_invars(closed.jaxpr), [])
-    params = dict(jaxpr=closed, name=name, donated_invars=(False,) * len(args))
-    if trace is not None:
-        return trace.stage(jit_p, args, params)
-    return jit_p.bind(*args, **params)
-
-
-# --------------------------------------------------------------------------- jit_p and its rules
-
-def _jit_impl(xp, *args, jaxpr, name, donated_invars):
-    exe = get_executable(jaxpr, xp, name=name)
-    return exe.fn(*[_as_buffer(xp, a, v) for a, v in zip(args, exe.in_avals)])
-
-
-def _jit_abstract_eval(*avals, jaxpr, name, donated_invars):
-    expected = jaxpr.in_avals
-    if len(avals) != len(expected) or any(
-            a.shape != b.shape or a.dtype != b.dtype for a, b in zip(avals, expected)):
-        raise TypeError(f"jit({name}): called with {[a.str_short() for a in avals]} but the "
-                        f"jaxpr takes {[a.str_short() for a in expected]}")
-    return list(jaxpr.out_avals)
-
-
-def _jit_weak_type(weak_flags, *, jaxpr, name, donated_invars):
-    return [a.weak_type for a in jaxpr.out_avals]
-
-
-def _jit_jvp(primals, tangents, *, jaxpr, name, donated_invars):
-    nonzeros = tuple(type(t) is not ad.Zero for t in tangents)
-    jvp_closed, out_nz = _cached(jaxpr, ("jvp", nonzeros),
-                                 lambda: ad.jvp_jaxpr(jaxpr, nonzeros, instantiate=False))
-    outs = _call(jvp_closed, [*primals, *[t for t in tangents if type(t) is not ad.Zero]],
-                 f"jvp({name})")
-    n = len(jaxpr.out_avals)
-    out_p, nz_t = outs[:n], iter(outs[n:])
-    return out_p, [next(nz_t) if nz else ad.Zero.from_primal(p) for p, nz in zip(out_p, out_nz)]
-
-
-def _jit_partial_eval(trace, args, params):
-    jaxpr, name = params["jaxpr"], params["name"]
-    unknowns = tuple(trace.is_own(a) for a in args)
-
-    def split():
-        with core.set_current_trace(trace.parent):
-            return pe.partial_eval_jaxpr(jaxpr, unknowns)
-    known, unknown, out_unknowns, num_res = _cached(jaxpr, ("partial_eval", unknowns), split)
-    with core.set_current_trace(trace.parent):
-        known_outs = _call(known, [a for a, u in zip(args, unknowns) if not u], name)
-    n_known = len(known_outs) - num_res
-    residuals = known_outs[n_known:]
-    unknown_outs = iter(_call(unknown, [*residuals, *[a for a, u in zip(args, unknowns) if u]],
-                              name, trace=trace))
-    known_vals = iter(known_outs[:n_known])
-    return [next(unknown_outs) if u else next(known_vals) for u in out_unknowns]
-
-
-def _tangent_aval(aval: ShapedArray) -> ShapedArray:
-    return ShapedArray(aval.shape, dtypes.tangent_dtype(aval.dtype), aval.weak_type)
-
-
-def _transpose_jaxpr(closed: ClosedJaxpr, undefined: tuple, ct_avals: tuple
-                     ) -> tuple[ClosedJaxpr, list[bool]]:
-    """The jaxpr ``(residuals, nonzero cotangents) -> nonzero input cotangents``."""
-    res_avals = [a for a, u in zip(closed.in_avals, undefined) if not u]
-    zeros: list[bool] = []
-
-    def transposed(*xs):
-        res, cts = iter(xs[:len(res_avals)]), iter(xs[len(res_avals):])
-        args = [ad.UndefinedPrimal(a) if u else next(res) for a, u in zip(closed.in_avals, undefined)]
-        cts_out = [ad.Zero(_tangent_aval(o)) if c is None else next(cts)
-                   for c, o in zip(ct_avals, closed.out_avals)]
-        cts_in = ad.backward_pass(closed.jaxpr, list(closed.consts), args, cts_out)
-        cts_in = [ct for ct, u in zip(cts_in, undefined) if u]
-        zeros[:] = [type(ct) is ad.Zero for ct in cts_in]
-        return [ct for ct in cts_in if type(ct) is not ad.Zero]
-    jaxpr, consts, _ = pe.trace_to_jaxpr(
-        transposed, res_avals + [a for a in ct_avals if a is not None], name="transpose")
-    return ClosedJaxpr(jaxpr, consts), list(zeros)
-
-
-def _jit_transpose(cts, *args, jaxpr, name, donated_invars):
-    undefined = tuple(ad.is_undefined(a) for a in args)
-    ct_avals = tuple(None if type(ct) is ad.Zero else core.get_aval(ct) for ct in cts)
-    t_closed, zeros = _cached(jaxpr, ("transpose", undefined, ct_avals),
-                              lambda: _transpose_jaxpr(jaxpr, undefined, ct_avals))
-    outs = iter(_call(t_closed, [*[a for a, u in zip(args, undefined) if not u],
-                                 *[ct for ct in cts if type(ct) is not ad.Zero]],
-                      f"transpose({name})"))
-    zero_flags = iter(zeros)
-    result = []
-    for a, u in zip(args, undefined):
-        if not u:
-            result.append(None)
-        else:
-            result.append(ad.Zero(a.aval) if next(zero_flags) else next(outs))
-    return result
-
-
-def _jit_batch(trace, vals, dims, *, jaxpr, name, donated_invars):
-    batched = tuple(d is not None for d in dims)
-    vals = [batching.moveaxis(v, d, 0) if d else v for v, d in zip(vals, dims)]
-    key = ("batch", trace.axis_size, batched, trace.axis_name)
-    b_closed, out_batched = _cached(jaxpr, key, lambda: batching.batch_jaxpr(
-        jaxpr, trace.axis_size, batched, False, trace.axis_name))
-    outs = _call(b_closed, vals, f"vmap({name})")
-    return outs, [0 if b else None for b in out_batched]
-
-
-jit_p = Primitive("jit", multiple_results=True)
-jit_p.def_impl(_jit_impl)
-jit_p.def_abstract_eval(_jit_abstract_eval)
-jit_p.weak_type_rule = _jit_weak_type
-ad.def_jvp(jit_p, _jit_jvp)
-pe.def_partial_eval(jit_p, _jit_partial_eval)
-ad.def_transpose(jit_p, _jit_transpose)
-batching.def_collective(jit_p, _jit_batch)  # needs the trace: vmap's axis name reaches the body
-passes.register_inline(jit_p, lambda params: params["jaxpr"])
-
-
-# --------------------------------------------------------------------------- sub-jaxprs of control flow
-
-class _SubjaxprRunner:
-    """Runs a cond/scan/while body: interpreted for its first calls, compiled after that
-    (one-off loops do not pay for compilation; long loops run compiled code)."""
-    INTERPRETED_CALLS = 2
-    __slots__ = ("closed", "calls", "exe")
-
-    def __init__(self, closed: ClosedJaxpr) -> None:
-        self.closed = closed
-        self.calls = 0
-        self.exe = None
-
-    def __call__(self, xp: Any, args: Sequence[Any]) -> list:
-        if self.exe is not None and self.exe[0] is xp:
-            return self.exe[1](*args)
-        self.calls += 1
-        if self.calls <= self.INTERPRETED_CALLS:
-            return control_flow_common._interpret(self.closed, xp, args)
-        fn = codegen.compile_jaxpr(self.closed, None, xp, "body").fn
-        self.exe = (xp, fn)
-        return fn(*args)
-
-
-control_flow_common.set_jaxpr_compiler(_SubjaxprRunner)
 
 
 # --------------------------------------------------------------------------- the jit API
@@ -300,7 +81,7 @@ def _leaf_key(x: Any) -> Any:
     t = type(x)
     if t is Array:
         v = x._value
-        if isinstance(v, _NUMPY_BUFFERS):
+        if isinstance(v, NUMPY_BUFFERS):
             return (v.shape, v.dtype, x.weak_type)
         return (v.shape, v.dtype, x.weak_type, backends.device_of(v))
     if t is float or t is int or t is bool or t is complex:
@@ -308,7 +89,7 @@ def _leaf_key(x: Any) -> Any:
     if isinstance(x, Tracer):
         a = x.aval
         return (a.shape, a.dtype, a.weak_type)
-    if isinstance(x, _NUMPY_BUFFERS):
+    if isinstance(x, NUMPY_BUFFERS):
         return (x.shape, dtypes.canonicalize_dtype(x.dtype), False)
     return None
 
@@ -367,22 +148,22 @@ class _Entry:
             if self.donate_any:
                 bufs = self._donated_buffers(leaves)
             else:
-                bufs = [x._value if type(x) is Array else _as_buffer(np, x, a)
+                bufs = [x._value if type(x) is Array else as_buffer(np, x, a)
                         for x, a in zip(leaves, self.in_avals)]
             outs = self.fn(*bufs)
             if self.out_leaf:
                 return Array(outs[0], self.out_weak[0])
             return tree_util.unflatten(self.out_tree, [Array(o, w) for o, w in zip(outs, self.out_weak)])
-        args = [x if isinstance(x, (Array, Tracer)) else Array(_as_buffer(np, x, a), a.weak_type)
+        args = [x if isinstance(x, (Array, Tracer)) else Array(as_buffer(np, x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
-        outs = _call(self.closed, [*self.hoisted, *args], self.name)
+        outs = call_jit(self.closed, [*self.hoisted, *args], self.name)
         return tree_util.unflatten(self.out_tree, outs)
 
     def _donated_buffers(self, leaves: list) -> list:
         bufs, seen = [], set()
         for x, a, d in zip(leaves, self.in_avals, self.donated):
             if type(x) is not Array:
-                bufs.append(_as_buffer(np, x, a))
+                bufs.append(as_buffer(np, x, a))
                 continue
             buf = _donatable(x) if d and id(x._value) not in seen else x._value
             seen.add(id(x._value))
