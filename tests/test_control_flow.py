@@ -559,3 +559,28 @@ def test_errors(case):
     fn, exc, match = ERRORS[case]
     with pytest.raises(exc, match=match):
         fn()
+
+
+def test_disable_jit_runs_python():
+    """Under disable_jit the bodies run as plain Python (print-debuggable), same results."""
+    seen = []
+
+    def body(c, x):
+        seen.append(float(x))  # concrete values: only possible without tracing
+        return lax.add(c, x), lax.mul(c, x)
+    x = to_fg(np.arange(1, 4, dtype=F32))
+    expected = jl.scan(lambda c, x: (c + x, c * x), 0.0, to_jax(x), reverse=True)
+    with fungrad.disable_jit():
+        got = lax.scan(body, 0.0, x, reverse=True)
+        assert seen == [3.0, 2.0, 1.0]
+        assert_same(lax.cond(True, lambda v: (seen.append(1), v)[1], lax.neg, x), x)
+        assert_same(lax.switch(9, [lax.neg, lambda v: (seen.append(2), v)[1]], x), x)
+        assert_same(lax.while_loop(lambda c: bool(c < 4), lambda c: lax.add(c, 1), 0),
+                    jl.while_loop(lambda c: c < 4, lambda c: c + 1, 0))
+        assert seen[-2:] == [1, 2]
+        assert_same(fungrad.vmap(while_basic(lax), (None, 0))(x, to_fg(np.ones((2, 3), F32))),
+                    jax.vmap(while_basic(jl), (None, 0))(*to_jax((x, np.ones((2, 3), F32)))),
+                    check_weak=False)
+        with pytest.raises(ValueError, match="zero-length scan"):
+            lax.scan(body, 0.0, x[:0])
+    assert_same(got, expected, check_weak=False)

@@ -73,6 +73,14 @@ def trace_tree_fun(fun: Callable, in_tree: Any, in_avals: Sequence[ShapedArray],
     return closed, consts, store["tree"]
 
 
+def concrete_value(x: Any) -> Any:
+    """``x``'s value when it is known at trace time (an array, a scalar, or a tracer of
+    a concrete value such as a JVP tracer of an array), else None."""
+    if isinstance(x, Tracer):
+        return x.to_concrete_value()
+    return np.asarray(x)
+
+
 def typematch(a: ShapedArray, b: ShapedArray) -> bool:
     """Same shape and dtype (weak types may differ, as in JAX)."""
     return a.shape == b.shape and a.dtype == b.dtype

@@ -13,12 +13,13 @@ import numpy as np
 from fungrad import tree as tree_util
 from fungrad._core import core
 from fungrad._core.core import ClosedJaxpr, Primitive
+from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    batch_jaxpr_at, check_scalar_pred, flatten_operands, fun_name, join_residual_inputs,
-    join_residual_outputs, merge, merge_branch_residuals, run_jaxpr, split, trace_closed,
-    trace_tree_fun, typematch, zeros)
+    batch_jaxpr_at, check_scalar_pred, concrete_value, flatten_operands, fun_name,
+    join_residual_inputs, join_residual_outputs, merge, merge_branch_residuals, run_jaxpr, split,
+    trace_closed, trace_tree_fun, typematch)
 
 
 # --------------------------------------------------------------------------- user API
@@ -35,6 +36,8 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
     if pred is None:
         raise TypeError("lax.cond: the predicate is None")
     pred = check_scalar_pred("lax.cond", pred, allow_int=False)
+    if config.disable_jit and concrete_value(pred) is not None:  # debugging: plain Python
+        return true_fun(*operands) if bool(concrete_value(pred)) else false_fun(*operands)
     from fungrad.lax.shapes import convert_element_type
     index = convert_element_type(pred, np.int32)
     return _bind_branches("lax.cond", index, (false_fun, true_fun), ("false_fun", "true_fun"),
@@ -55,6 +58,8 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     from fungrad.lax.shapes import convert_element_type
     index = convert_element_type(index, np.int32)
     index = lax_max(lax_min(index, np.int32(len(branches) - 1)), np.int32(0))
+    if config.disable_jit and concrete_value(index) is not None:  # debugging: plain Python
+        return branches[int(concrete_value(index))](*operands)
     return _bind_branches("lax.switch", index, branches,
                           [f"branch {i}" for i in range(len(branches))], operands)
 

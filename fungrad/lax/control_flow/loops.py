@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 from fungrad import tree as tree_util
 from fungrad._core import core
-from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray
+from fungrad._core.core import Primitive, ShapedArray
+from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge, permute,
+    as_leaf, batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge, permute,
     promote_weak_carry, run_jaxpr, split, trace_closed, trace_fun, zeros)
 
 
@@ -36,6 +37,8 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
     init_flat, init_tree = flatten_operands(init, "lax.scan", "init values")
     xs_flat, xs_tree = flatten_operands(xs, "lax.scan", "xs")
     length = _infer_length(xs_flat, length)
+    if config.disable_jit:
+        return _scan_python(f, init, xs_flat, xs_tree, length, reverse)
     x_avals = [core.get_aval(x).update(shape=core.get_aval(x).shape[1:]) for x in xs_flat]
     num_carry = len(init_flat)
     trees = {}
@@ -73,6 +76,25 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
                        unroll=int(unroll))
     carry, ys = split(outs, [num_carry, len(outs) - num_carry])
     return tree_util.unflatten(init_tree, carry), tree_util.unflatten(trees["y"], ys)
+
+
+def _scan_python(f: Callable, init: Any, xs_flat: list, xs_tree: Any, length: int,
+                 reverse: bool) -> tuple[Any, Any]:
+    """``scan`` as a Python loop (under ``disable_jit``, to debug the body with print)."""
+    from fungrad.lax.shapes import concatenate, expand_dims
+    from fungrad.lax.slicing import index_in_dim
+    if length == 0:
+        raise ValueError("zero-length scan is not supported in disable_jit() mode because "
+                         "the output type is unknown.")
+    carry, ys = init, []
+    for i in (range(length - 1, -1, -1) if reverse else range(length)):
+        x = [index_in_dim(x, i, keepdims=False) for x in xs_flat]
+        carry, y = f(carry, tree_util.unflatten(xs_tree, x))
+        ys.append(y)
+    ys = ys[::-1] if reverse else ys
+    stack = lambda *ys: concatenate([expand_dims(as_leaf(y, "lax.scan", "ys"), (0,))
+                                     for y in ys], 0)
+    return carry, tree_util.map(stack, *ys)
 
 
 def _infer_length(xs_flat: list, length: Any) -> int:

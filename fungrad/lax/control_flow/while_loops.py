@@ -15,12 +15,14 @@ import numpy as np
 
 from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
-from fungrad._core.core import Primitive, Tracer
+from fungrad._core.core import Primitive
+from fungrad.config import config
+from fungrad.errors import ConcretizationTypeError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    add_inputs, batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge,
-    permute, promote_weak_carry, run_jaxpr, select_outputs, split, trace_fun)
+    add_inputs, batch_jaxpr_at, check_carry, concrete_value, flatten_operands, fun_name,
+    group_order, merge, permute, promote_weak_carry, run_jaxpr, select_outputs, split, trace_fun)
 from fungrad.lax.control_flow.loops import _fixpoint, scan
 
 
@@ -36,6 +38,15 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     if not (callable(cond_fun) and callable(body_fun)):
         raise TypeError("lax.while_loop: cond_fun and body_fun arguments should be callable.")
     init, in_tree = flatten_operands(init_val, "lax.while_loop", "init_val")
+    if config.disable_jit:  # debugging: a Python loop while the predicate is concrete
+        try:
+            val = tree_util.unflatten(in_tree, init)
+            while cond_fun(val):
+                val = tree_util.unflatten(in_tree, flatten_operands(
+                    body_fun(val), "lax.while_loop", "body_fun outputs")[0])
+            return val
+        except ConcretizationTypeError:
+            pass  # a traced predicate (e.g. under vmap): use the primitive
     trees = {}
 
     def flat(fun, key):
@@ -68,14 +79,8 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
 
 def _static_int(x: Any) -> int | None:
     """``x`` as a Python int when its value is known at trace time, else None."""
-    if isinstance(x, Tracer):
-        x = x.to_concrete_value()
-        if x is None:
-            return None
-    try:
-        return int(x)
-    except TypeError:
-        return None
+    value = concrete_value(x)
+    return None if value is None else int(value)
 
 
 def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any,
@@ -105,6 +110,8 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any,
         def scan_body(carry, _):
             i, x = carry
             return (add(i, 1), body_fun(i, x)), None
+        if config.disable_jit and hi <= lo:
+            return init_val
         (_, result), _ = scan(scan_body, (lo, init_val), None, length=max(hi - lo, 0),
                               unroll=False if unroll is None else unroll)
         return result
