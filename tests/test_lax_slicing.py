@@ -244,7 +244,7 @@ SCATTER_CASES = {
     "batching_dims": ((3, 5, 4), ints([[0], [4]], [[2], [2]], [[1], [3]]), (3, 2, 4),
                       ((2,), (1,), (1,), (0,), (0,))),
 }
-SCATTERS = ("scatter", "scatter_add", "scatter_mul", "scatter_min", "scatter_max")
+SCATTERS = ("scatter", "scatter_add", "scatter_sub", "scatter_mul", "scatter_min", "scatter_max")
 
 
 def scatter_fn(fields, ops=SCATTERS, mode=None, unique=False):
@@ -275,7 +275,8 @@ def test_scatter_modes(k, name, mode):
 def test_scatter_derivatives(k, name):
     fields = SCATTER_CASES[name][3]
     args = scatter_args(name)
-    check(scatter_fn(fields, ("scatter", "scatter_add", "scatter_min", "scatter_max")), args, k,
+    check(scatter_fn(fields, ("scatter", "scatter_add", "scatter_sub", "scatter_min", "scatter_max")),
+          args, k,
           axes=())
     # scatter_mul differentiates in updates only with unique indices, as in JAX
     check(scatter_fn(fields, ("scatter_mul",)), args, k, argnums=(0,), axes=())
@@ -297,7 +298,7 @@ def test_scatter_dtypes(dtype):
     compare(fn(lax), jax.jit(fn(jax.lax)), *scatter_args("rows_duplicates_oob", dtype))
 
 
-@pytest.mark.parametrize("op", ["scatter_add", "scatter_mul"])
+@pytest.mark.parametrize("op", ["scatter_add", "scatter_sub", "scatter_mul"])
 def test_scatter_rejects_bool_as_jax(op):
     with pytest.raises(TypeError, match=op.replace("_", "-")):
         scatter_fn(SCATTER_CASES["rows"][3], (op,))(lax)(*scatter_args("rows", np.bool_))

@@ -1,5 +1,5 @@
-"""Gather and the scatter family (scatter, scatter_add, scatter_mul, scatter_min,
-scatter_max): XLA's general windowed indexing, on which ``fungrad.numpy``
+"""Gather and the scatter family (scatter, scatter_add, scatter_sub, scatter_mul,
+scatter_min, scatter_max): XLA's general windowed indexing, on which ``fungrad.numpy``
 builds NumPy indexing and ``.at[...]`` updates.
 
 Out-of-bounds windows, as in JAX: ``gather`` clamps the start indices (``CLIP``,
@@ -21,7 +21,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax import _gather_impl as gi
 from fungrad.lax._prim import ANY, NUMERIC, as_operand, hashable_shape, kind
-from fungrad.lax.elementwise import add, div, eq, mul, select
+from fungrad.lax.elementwise import add, div, eq, mul, neg, select
 from fungrad.lax.shapes import broadcast_in_dim, full, full_like, iota, reshape
 
 
@@ -352,29 +352,39 @@ def _gather_back(x, indices, dn, updates_shape, mode=GatherScatterMode.PROMISE_I
                          fill_value=fill_value)
 
 
+def _scatter_addsub_jvp(prim):
+    """Linear in operand and updates together: scatter the tangents the same way."""
+    def rule(primals, tangents, **params):
+        operand, indices, updates = primals
+        out = prim.bind(operand, indices, updates, **params)
+        t_op, _, t_up = tangents
+        if type(t_op) is ad.Zero and type(t_up) is ad.Zero:
+            return out, ad.Zero.from_primal(out)
+        return out, prim.bind(ad.instantiate(t_op), indices, ad.instantiate(t_up), **params)
+    return rule
+
+
+def _scatter_addsub_transpose(negate):
+    def rule(ct, operand, indices, updates, *, dimension_numbers, mode, **_):
+        ct_up = None
+        if ad.is_undefined(updates):
+            ct_up = _gather_back(ct, indices, dimension_numbers, updates.aval.shape, mode)
+            ct_up = neg(ct_up) if negate else ct_up
+        return [ct if ad.is_undefined(operand) else None, None, ct_up]
+    return rule
+
+
 scatter_add_p = _scatter_prim("scatter-add", lambda xp, out, idx, v: xp.add.at(out, idx, v),
                               NUMERIC)
 scatter_add = _scatter_wrapper(scatter_add_p, "scatter_add")
+ad.def_jvp(scatter_add_p, _scatter_addsub_jvp(scatter_add_p))
+ad.def_transpose(scatter_add_p, _scatter_addsub_transpose(False))
 
-
-def _scatter_add_jvp(primals, tangents, **params):
-    operand, indices, updates = primals
-    out = scatter_add_p.bind(operand, indices, updates, **params)
-    t_op, _, t_up = tangents
-    if type(t_op) is ad.Zero and type(t_up) is ad.Zero:
-        return out, ad.Zero.from_primal(out)
-    return out, scatter_add_p.bind(ad.instantiate(t_op), indices, ad.instantiate(t_up), **params)
-
-
-def _scatter_add_transpose(ct, operand, indices, updates, *, dimension_numbers, mode, **_):
-    ct_up = None
-    if ad.is_undefined(updates):
-        ct_up = _gather_back(ct, indices, dimension_numbers, updates.aval.shape, mode)
-    return [ct if ad.is_undefined(operand) else None, None, ct_up]
-
-
-ad.def_jvp(scatter_add_p, _scatter_add_jvp)
-ad.def_transpose(scatter_add_p, _scatter_add_transpose)
+scatter_sub_p = _scatter_prim("scatter-sub", lambda xp, out, idx, v: xp.subtract.at(out, idx, v),
+                              NUMERIC)
+scatter_sub = _scatter_wrapper(scatter_sub_p, "scatter_sub")
+ad.def_jvp(scatter_sub_p, _scatter_addsub_jvp(scatter_sub_p))
+ad.def_transpose(scatter_sub_p, _scatter_addsub_transpose(True))
 
 
 scatter_mul_p = _scatter_prim("scatter-mul", lambda xp, out, idx, v: xp.multiply.at(out, idx, v),
@@ -502,5 +512,6 @@ ad.def_transpose(scatter_p, _scatter_transpose)
 
 __all__ = ['GatherDimensionNumbers', 'ScatterDimensionNumbers', 'GatherScatterMode',
            'gather', 'gather_p', 'scatter', 'scatter_p', 'scatter_add', 'scatter_add_p',
+           'scatter_sub', 'scatter_sub_p',
            'scatter_mul', 'scatter_mul_p', 'scatter_min', 'scatter_min_p', 'scatter_max',
            'scatter_max_p']
