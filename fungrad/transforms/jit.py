@@ -115,8 +115,8 @@ def _leaf_aval(x: Any) -> ShapedArray:
 
 class _Entry:
     """One compiled signature: the traced jaxpr, its executable and how to call it."""
-    __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "out_leaf", "in_avals", "donated",
-                 "donate_any", "name", "hoisted", "description")
+    __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "out_leaf", "in_avals",
+                 "direct", "donated", "donate_any", "name", "hoisted", "description")
 
     def __init__(self, closed: ClosedJaxpr, in_tree: Any, out_tree: Any, in_avals: list,
                  donated: tuple, name: str, hoisted: list, description: list) -> None:
@@ -133,6 +133,7 @@ class _Entry:
         self.name = name
         self.hoisted = hoisted
         self.description = description
+        self.direct = False
 
     def executable(self) -> codegen.Executable:
         if self.exe is None:
@@ -142,7 +143,7 @@ class _Entry:
         return self.exe
 
     def call(self, leaves: list) -> Any:
-        if core._ctx.trace is EVAL_TRACE and not self.hoisted:
+        if core._ctx.trace is EVAL_TRACE and self.direct:
             if self.fn is None:
                 self.executable()
             if self.donate_any:
@@ -335,7 +336,11 @@ class JitWrapped:
         donated = self._donated_flags(paths, dyn_nums, leaves)
         entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
                        description)
-        if compile and not hoisted:
+        # Host (NumPy) arguments run the executable directly; others bind jit_p, whose
+        # impl compiles for their backend.
+        entry.direct = not hoisted and all(len(k) == 3 for k in map(_leaf_key, leaves)
+                                           if isinstance(k, tuple))
+        if compile and entry.direct:
             entry.executable()
         if not hoisted:
             self._cache[key] = entry
