@@ -110,6 +110,18 @@ def test_inline_nested_jit():
         "  in (e,) }")
 
 
+def test_custom_derivative_calls_are_inlined_and_checkpoints_kept():
+    @fungrad.custom_jvp
+    def softplus(x):
+        return lax.log1p(lax.exp(x))
+    softplus.defjvp(lambda p, t: (softplus(p[0]), t[0] * lax.logistic(p[0])))
+    closed = jaxpr_of(lambda x: fungrad.checkpoint(lambda y: softplus(y) * 2.0)(x), X23)
+    names = [e.primitive.name for e in passes.optimize(closed).eqns]
+    assert names == ["checkpoint"]
+    inner = passes.optimize(closed.eqns[0].params["jaxpr"])
+    assert [e.primitive.name for e in inner.eqns] == ["exp", "log1p", "mul"]
+
+
 # --------------------------------------------------------------------------- property test
 
 def _random_program(seed):

@@ -3,7 +3,8 @@
 Each pass maps a ``ClosedJaxpr`` to a new one computing the same outputs from
 the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
 
-* ``inline_calls``: splice the bodies of call primitives (``jit``) into the caller,
+* ``inline_calls``: splice the bodies of call primitives (``jit``, custom-derivative
+  calls, ``checkpoint`` without ``prevent_cse``) into the caller,
 * ``simplify``: algebraic identities (``x*1``, ``x+0``, ``neg(neg x)``,
   transpose/reshape/broadcast chains, conversions to the same dtype, ...),
 * ``fold_constants``: evaluate equations whose inputs are all known when the
@@ -31,13 +32,20 @@ from fungrad.interpreters import partial_eval as pe
 # Results of constant folding larger than this many elements stay computed at run time.
 FOLD_MAX_SIZE = 256
 
-# Call primitives whose body the compiler may splice in: prim -> params -> ClosedJaxpr.
-_inline_rules: dict[Primitive, Callable[[dict], ClosedJaxpr]] = {}
+# Call primitives whose body the compiler splices in: name -> params -> ClosedJaxpr
+# (or None to keep the call). At run time a custom-derivative call is just its body.
+_inline_rules: dict[str, Callable[[dict], ClosedJaxpr | None]] = {
+    "custom_jvp_call": lambda params: params["call_jaxpr"],
+    "custom_vjp_call": lambda params: params["call_jaxpr"],
+    # A rematerialised block stays whole when CSE must not merge its recomputation
+    # with the forward pass (that would keep the residuals alive again).
+    "checkpoint": lambda params: None if params.get("prevent_cse", True) else params["jaxpr"],
+}
 
 
-def register_inline(prim: Primitive, body: Callable[[dict], ClosedJaxpr]) -> None:
+def register_inline(prim: Primitive, body: Callable[[dict], ClosedJaxpr | None]) -> None:
     """Let ``inline_calls`` replace ``prim`` equations by ``body(params)``'s equations."""
-    _inline_rules[prim] = body
+    _inline_rules[prim.name] = body
 
 
 # --------------------------------------------------------------------------- effects
@@ -125,15 +133,16 @@ class _Rewriter:
 
 def inline_calls(closed: ClosedJaxpr) -> ClosedJaxpr:
     """Splice the bodies of registered call primitives (nested ``jit``) into ``closed``."""
-    if not any(e.primitive in _inline_rules for e in closed.jaxpr.eqns):
+    if not any(e.primitive.name in _inline_rules for e in closed.jaxpr.eqns):
         return closed
     rw = _Rewriter(closed)
     for eqn in closed.jaxpr.eqns:
-        body = _inline_rules.get(eqn.primitive)
+        rule = _inline_rules.get(eqn.primitive.name)
+        body = rule(eqn.params) if rule is not None else None
         if body is None:
             rw.emit(eqn)
             continue
-        inner = inline_calls(body(eqn.params))
+        inner = inline_calls(body)
         ij = inner.jaxpr
         env: dict[Var, Any] = dict(zip(ij.invars, rw.read_all(eqn.invars)))
         for v, c in zip(ij.constvars, inner.consts):
@@ -368,6 +377,8 @@ _SIMPLIFY: dict[str, Callable] = {
     "squeeze": _empty_param_rule("dimensions"),
     "rev": _empty_param_rule("dimensions"),
     "select_n": _select_rule,
+    "stop_gradient": lambda rw, eqn, invars: invars[0],  # no meaning once differentiated
+    "name": lambda rw, eqn, invars: invars[0],           # checkpoint_name
 }
 
 
