@@ -481,6 +481,13 @@ def test_staged_ir():
                   "jaxpr={ lambda ; d:f32[] e:f32[]. let f:f32[] = add d e in (f, d) }",
                   "length=3", "reverse=False", "] 0.0:f32[] a", "in (b, c) }"):
         assert piece in text, (piece, text)
+    # Reverse mode: the forward scan stacks the residuals cos(c * x) and c; x itself is
+    # not stacked again (the xs are passed to the backward scan as they are).
+    f = lambda c0, xs: lax.scan(lambda c, x: (lax.sin(lax.mul(c, x)), None), c0, xs)[0]
+    jaxpr = fungrad.make_jaxpr(fungrad.grad(f, (0, 1)))(1.0, to_fg(np.ones(5, F32)))
+    scans = [[v.aval.str_short() for v in e.outvars] for e in jaxpr.eqns
+             if e.primitive.name == "scan"]
+    assert scans == [["f32[]", "f32[5]", "f32[5]"], ["f32[]", "f32[5]"]]
 
 
 def test_edge_cases():

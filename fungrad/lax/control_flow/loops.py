@@ -17,7 +17,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
     as_leaf, batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge, permute,
-    promote_weak_carry, run_jaxpr, split, trace_closed, trace_fun, zeros)
+    promote_weak_carry, run_jaxpr, select_outputs, split, trace_closed, trace_fun, zeros)
 
 
 # --------------------------------------------------------------------------- user API
@@ -260,13 +260,21 @@ def _scan_partial_eval(trace, args, params):
     with core.set_current_trace(trace.parent):
         hoisted_and_res2 = pe.closed_call(hoist, *kconsts)
     hoisted, res2 = split(hoisted_and_res2, [sum(which_hoisted), num_res2])
+    # Residuals that are just known xs slices are not stacked again: the xs are passed on.
+    kxs = krest[n_kcarry:]
+    xs_pos = {v: k for k, v in enumerate(loop.jaxpr.invars[num_res2 + n_kcarry:])}
+    fwd = [xs_pos.get(v) if type(v) is core.Var else None
+           for v in loop.jaxpr.outvars[n_known_out:]]
+    loop = select_outputs(loop, [True] * n_known_out + [f is None for f in fwd])
     if loop.jaxpr.outvars:
         known_outs = core.bind_in_parent(
             trace, scan_p, [*res2, *krest],
             dict(params, jaxpr=loop, num_consts=num_res2, num_carry=n_kcarry))
     else:
         known_outs = []
-    known_outs, ext_res = split(known_outs, [n_known_out, len(known_outs) - n_known_out])
+    known_outs, computed = split(known_outs, [n_known_out, len(known_outs) - n_known_out])
+    computed = iter(computed)
+    ext_res = [next(computed) if f is None else kxs[f] for f in fwd]
     if not any(out_uk):
         return known_outs
     # unknown: [res, consts_uk, carry_uk, xs_uk] -> [hoisted res, consts, carry, xs, ext res]
