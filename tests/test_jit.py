@@ -194,6 +194,18 @@ def test_donation_copies_when_the_buffer_is_shared():
     assert float(new[0, 0]) == 1.0 and float(view[0, 0]) == 0.0
 
 
+def test_donate_argnames_by_keyword_and_position():
+    step = fungrad.jit(_write, donate_argnames="cache")
+    update = fnp.ones((1, 64))
+    for call in (lambda c: step(c, update, 0), lambda c: step(cache=c, update=update, pos=0)):
+        cache = fnp.zeros((4096, 64)) + 0.0
+        address = _address(cache)
+        new = call(cache)
+        assert _address(new) == address
+        with pytest.raises(RuntimeError, match="deleted"):
+            cache.sum()
+
+
 def test_without_donation_the_input_is_untouched():
     cache = fnp.zeros((4096, 64))
     new = fungrad.jit(_write)(cache, fnp.ones((1, 64)), 0)

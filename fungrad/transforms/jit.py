@@ -310,13 +310,15 @@ class JitWrapped:
         """Trace (and compile) for the signature of ``args``; cache the result."""
         start = time.perf_counter()
         statics, dyn_args, dyn_kwargs, static_nums, dyn_nums = self._split(args, kwargs)
+        # Where each leaf comes from: (positional index or keyword name, path inside it).
         if self._simple and not kwargs:
             treedef = tree_util.structure(args)
-            paths = [(self._arg_name(p[0]), p[1:]) for p, _ in tree_util.leaves_with_path(args)]
+            origins = [(p[0], p[1:]) for p, _ in tree_util.leaves_with_path(args)]
         else:
             treedef = tree_util.structure((tuple(dyn_args), dyn_kwargs))
-            paths = [(self._arg_name(dyn_nums[p[1]]) if p[0] == 0 else p[1], p[2:])
-                     for p, _ in tree_util.leaves_with_path((tuple(dyn_args), dyn_kwargs))]
+            origins = [(dyn_nums[p[1]] if p[0] == 0 else p[1], p[2:])
+                       for p, _ in tree_util.leaves_with_path((tuple(dyn_args), dyn_kwargs))]
+        paths = [(self._arg_name(a) if isinstance(a, int) else a, path) for a, path in origins]
         for x, (name, path) in zip(leaves, paths):
             if _leaf_key(x) is None:
                 raise TypeError(f"jit({self._name}): argument '{name}{_path_str(path)}' of type "
@@ -333,7 +335,7 @@ class JitWrapped:
             self._log_miss(treedef, description)
         closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
                                                 labels)
-        donated = self._donated_flags(paths, dyn_nums, leaves)
+        donated = [self._is_donated(a, len(args)) for a, _ in origins]
         entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
                        description)
         # Host (NumPy) arguments run the executable directly; others bind jit_p, whose
@@ -349,16 +351,12 @@ class JitWrapped:
                            (time.perf_counter() - start) * 1e3)
         return entry
 
-    def _donated_flags(self, paths: list, dyn_nums: list, leaves: list) -> list[bool]:
-        positional = self._positional_names()
-        donate_names = set(self._donate_names)
-        donate_nums = {n % max(len(positional), 1) if n < 0 else n for n in self._donate_nums}
-        flags = []
-        for name, _ in paths:
-            idx = positional.index(name) if name in positional else None
-            flags.append(name in donate_names or (idx is not None and idx in donate_nums) or
-                         (name.startswith("args[") and int(name[5:-1]) in donate_nums))
-        return flags
+    def _is_donated(self, origin: int | str, nargs: int) -> bool:
+        """Whether the argument at position (int) or keyword (str) ``origin`` is donated."""
+        if isinstance(origin, str):
+            return origin in self._donate_names
+        return any(n % nargs == origin for n in self._donate_nums if -nargs <= n < nargs) or \
+            self._arg_name(origin) in self._donate_names
 
     def _trace(self, args: tuple, kwargs: dict, static_nums: tuple, treedef: Any,
                in_avals: list, labels: list) -> tuple[ClosedJaxpr, Any, list]:
