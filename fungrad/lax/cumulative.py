@@ -1,2 +1,162 @@
-"""(in progress)"""
-__all__: list[str] = []
+"""Cumulative reductions: cumsum, cumprod, cummax, cummin, cumlogsumexp.
+
+Each takes ``axis`` and ``reverse`` (scan from the end). The implementations
+are single vectorised NumPy calls (``cumsum``, ``cumprod``, ``maximum.accumulate``,
+``logaddexp.accumulate``); 16-bit floats accumulate in float32.
+
+Derivatives, as in JAX: ``cumsum`` is linear and its transpose is the reversed
+cumsum. The others differentiate a parallel prefix scan
+(``associative_scan``) of their combining function, so zeros (cumprod) and
+ties (cummax: tangents split evenly, like ``max``) behave exactly as JAX's.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from fungrad._core import core, dtypes
+from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.util import canonicalize_axis
+from fungrad.interpreters import ad, batching
+from fungrad.lax._prim import INEXACT, NUMERIC, as_operand, check_dtypes
+from fungrad.lax.reductions import checked_impl
+
+_WIDEN = (dtypes.bfloat16, dtypes.float16)
+
+
+def _cumulative_impl(accumulate: Callable[..., Any]):
+    def impl(xp, x, *, axis, reverse):
+        out_dtype = x.dtype
+        if x.dtype in _WIDEN:
+            x = x.astype(np.float32)
+        if reverse:
+            x = xp.flip(x, axis)
+        out = accumulate(xp, x, axis)
+        if reverse:
+            out = xp.flip(out, axis)
+        return out.astype(out_dtype, copy=False)
+    return impl
+
+
+def _cumulative_abstract(name: str, kinds: str):
+    def rule(x, *, axis, reverse):
+        check_dtypes(name, [x], kinds)
+        if not 0 <= axis < x.ndim:
+            raise ValueError(f"{name}: axis {axis} is out of bounds for an array of shape {x.shape}")
+        return x
+    return rule
+
+
+def _cumulative_batch(prim: Primitive):
+    def rule(axis_size, vals, dims, *, axis, reverse):
+        d = dims[0]
+        return prim.bind(vals[0], axis=axis + (d <= axis), reverse=reverse), d
+    return rule
+
+
+def _cumulative(name: str, accumulate: Callable[..., Any], kinds: str):
+    prim = Primitive(name)
+    prim.def_impl(checked_impl(name, _cumulative_impl(accumulate), kinds))
+    prim.def_abstract_eval(_cumulative_abstract(name, kinds))
+    batching.def_batch(prim, _cumulative_batch(prim))
+
+    def op(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
+        operand = as_operand(operand)
+        axis = canonicalize_axis(int(axis), core.get_aval(operand).ndim, name)
+        return prim.bind(operand, axis=axis, reverse=bool(reverse))
+    op.__name__ = name
+    op.__doc__ = (f"Cumulative {name[3:]} along ``axis`` (``jax.lax.{name}``); ``reverse`` "
+                  "scans from the end.")
+    return prim, op
+
+
+def _scan_jvp(combine: Callable[[Any, Any], Any]):
+    """JVP of a cumulative op: differentiate the prefix scan of ``combine``."""
+    def rule(primals, tangents, *, axis, reverse):
+        from fungrad.lax.control_flow import associative_scan
+        from fungrad.transforms.api import jvp
+        scan = functools.partial(associative_scan, combine, axis=axis, reverse=reverse)
+        return jvp(scan, tuple(primals), tuple(ad.instantiate(t) for t in tangents))
+    return rule
+
+
+# --------------------------------------------------------------------------- cumsum
+
+def _cumsum_accumulate(xp, x, axis):
+    return xp.cumsum(x, axis=axis, dtype=x.dtype)
+
+
+cumsum_p, cumsum = _cumulative("cumsum", _cumsum_accumulate, NUMERIC)
+ad.deflinear(cumsum_p, lambda ct, x, *, axis, reverse: [
+    cumsum_p.bind(ad.instantiate(ct), axis=axis, reverse=not reverse)])
+
+
+# --------------------------------------------------------------------------- cumprod / cummax / cummin
+
+def _mul(x, y):
+    from fungrad.lax.elementwise import mul
+    return mul(x, y)
+
+
+def _max(x, y):
+    from fungrad.lax.elementwise import max as max_
+    return max_(x, y)
+
+
+def _min(x, y):
+    from fungrad.lax.elementwise import min as min_
+    return min_(x, y)
+
+
+cumprod_p, cumprod = _cumulative(
+    "cumprod", lambda xp, x, axis: xp.cumprod(x, axis=axis, dtype=x.dtype), NUMERIC)
+ad.def_jvp(cumprod_p, _scan_jvp(_mul))
+
+cummax_p, cummax = _cumulative("cummax", lambda xp, x, axis: xp.maximum.accumulate(x, axis=axis), NUMERIC)
+ad.def_jvp(cummax_p, _scan_jvp(_max))
+
+cummin_p, cummin = _cumulative("cummin", lambda xp, x, axis: xp.minimum.accumulate(x, axis=axis), NUMERIC)
+ad.def_jvp(cummin_p, _scan_jvp(_min))
+
+
+# --------------------------------------------------------------------------- cumlogsumexp
+
+def _logaddexp_with_tangent(a: tuple, b: tuple) -> tuple:
+    """The combine of (value, tangent) pairs: ``(logaddexp(x1, x2), t1 * exp(x1 - out) +
+    t2 * exp(x2 - out))``, JAX's logaddexp rule (+inf is replaced by 0 in the weights).
+
+    The value is written ``m + log(exp(x1 - m) + exp(x2 - m))`` with ``m = max(x1, x2)``:
+    its derivative is exactly the softmax weights everywhere (the ``m`` terms cancel,
+    also at ties), so second derivatives agree with JAX's custom rule.
+    """
+    from fungrad import lax
+    (x1, t1), (x2, t2) = a, b
+    inf = lax.full((), np.inf, core.get_aval(x1).dtype)
+    m = lax.max(x1, x2)
+    delta = lax.sub(x1, x2)
+    smooth = lax.add(m, lax.log(lax.add(lax.exp(lax.sub(x1, m)), lax.exp(lax.sub(x2, m)))))
+    out = lax.select(lax.ne(delta, delta), lax.add(x1, x2),  # NaNs, or infinities of one sign
+                     lax.select(lax.eq(m, inf), m, smooth))
+    finite = lambda v: lax.select(lax.eq(v, inf), lax.full_like(v, 0), v)
+    weight = lambda x: lax.exp(lax.sub(finite(x), finite(out)))
+    return out, lax.add(lax.mul(t1, weight(x1)), lax.mul(t2, weight(x2)))
+
+
+def _cumlogsumexp_jvp(primals, tangents, *, axis, reverse):
+    from fungrad.lax.control_flow import associative_scan
+    (x,), (t,) = primals, tangents
+    out = cumlogsumexp_p.bind(x, axis=axis, reverse=reverse)
+    _, t_out = associative_scan(_logaddexp_with_tangent, (x, ad.instantiate(t)),
+                                reverse=reverse, axis=axis)
+    return out, t_out
+
+
+cumlogsumexp_p, cumlogsumexp = _cumulative(
+    "cumlogsumexp", lambda xp, x, axis: xp.logaddexp.accumulate(x, axis=axis), INEXACT)
+ad.def_jvp(cumlogsumexp_p, _cumlogsumexp_jvp)
+
+
+__all__ = ['cumsum', 'cumsum_p', 'cumprod', 'cumprod_p', 'cummax', 'cummax_p', 'cummin',
+           'cummin_p', 'cumlogsumexp', 'cumlogsumexp_p']

@@ -16,7 +16,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes
+from fungrad.lax._prim import ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes, kind
 
 
 def _axes(x: Any, axes: Sequence[int], name: str) -> tuple[int, ...]:
@@ -48,9 +48,19 @@ def _reduce_batch(prim):
     return rule
 
 
+def checked_impl(name: str, impl, kinds: str):
+    """``impl`` refusing operand dtypes outside ``kinds`` (eager evaluation runs no shape
+    rule; the error is then reported by the primitive's shape rule)."""
+    def run(xp, x, **params):
+        if kind(x.dtype) not in kinds:
+            raise TypeError(f"{name} does not accept dtype {x.dtype.name}")
+        return impl(xp, x, **params)
+    return run
+
+
 def _reducer(name, impl, kinds, keep_weak=True):
     prim = Primitive(name)
-    prim.def_impl(impl)
+    prim.def_impl(checked_impl(name, impl, kinds))
     prim.def_abstract_eval(_reduce_abstract(name, kinds, keep_weak))
     if not keep_weak:
         prim.weak_type_rule = lambda weaks, **params: False
@@ -98,8 +108,8 @@ def _reduce_prod_tree(x: Any) -> Any:
     zero (unlike ``prod / x``) and differentiable again.
     """
     from fungrad.lax.elementwise import mul
-    from fungrad.lax.shapes import squeeze
-    from fungrad.lax.slicing import pad, slice_in_dim
+    from fungrad.lax.shapes import pad, squeeze
+    from fungrad.lax.slicing import slice_in_dim
     while core.get_aval(x).shape[0] > 1:
         n = core.get_aval(x).shape[0]
         half = (n + 1) // 2
@@ -235,7 +245,10 @@ def _argminmax(name: str):
         operand = as_operand(operand)
         aval = core.get_aval(operand)
         axis = canonicalize_axis(int(axis), aval.ndim, name)
-        return prim.bind(operand, axes=(axis,), index_dtype=dtypes.canonicalize_dtype(index_dtype))
+        index_dtype = dtypes.canonicalize_dtype(index_dtype)
+        if not dtypes.is_integer(index_dtype):
+            raise TypeError(f"{name}: index_dtype must be an integer type, got {index_dtype}")
+        return prim.bind(operand, axes=(axis,), index_dtype=index_dtype)
     op.__name__ = name
     op.__doc__ = (f"Index of the {'largest' if name == 'argmax' else 'smallest'} element along "
                   f"``axis`` (``jax.lax.{name}``): the first one on ties; NaN counts as the "

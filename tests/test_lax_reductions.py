@@ -1,0 +1,176 @@
+"""Reductions (reduce_sum/prod/max/min/and/or/xor, argmax/argmin) and cumulative ops
+(cumsum/cumprod/cummax/cummin/cumlogsumexp) against jax: values, dtypes, weak
+types, empty axes, negative axes, ties, zeros and NaNs, JVP / VJP / vmap, errors."""
+import jax
+import ml_dtypes
+import numpy as np
+import pytest
+
+import fungrad
+from fungrad import lax
+from tests.harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
+
+RNG = np.random.default_rng(3)
+
+# ----------------------------------------------------------------------------- reductions
+
+DIFF_REDUCERS = ["reduce_sum", "reduce_prod", "reduce_max", "reduce_min"]
+AXES_CASES = [((3, 4), (0,)), ((3, 4), (1,)), ((2, 3, 4), (0, 2)), ((2, 3, 4), (0, 1, 2)),
+              ((5,), ()), ((3, 0, 2), (1,)), ((3, 0, 2), (0,))]
+
+
+@pytest.mark.parametrize("name", DIFF_REDUCERS)
+@pytest.mark.parametrize("shape,axes", AXES_CASES)
+def test_reduce_transforms(name, shape, axes):
+    low = 0.5 if name == "reduce_prod" else -2.0  # keep products well conditioned
+    compare_transforms(lambda x: getattr(lax, name)(x, axes), lambda x: getattr(jax.lax, name)(x, axes),
+                       [rand(RNG, shape, low=low)], RNG, vmap_axes=(0, 1, -1) if len(shape) > 1 else (0,))
+
+
+def test_reduce_negative_axes_and_weak_types():
+    x = rand(RNG, (2, 3, 4))
+    compare(lambda v: lax.reduce_sum(v, (-1, 0)), lambda v: jax.lax.reduce_sum(v, (2, 0)), x)
+    compare(lambda v: lax.argmax(v, -2, np.int32), lambda v: jax.lax.argmax(v, 1, np.int32), x)
+    assert_same(lax.reduce_max(fungrad.numpy.asarray(2.0), ()), jax.lax.reduce_max(2.0, ()))
+    assert lax.reduce_sum(fungrad.numpy.asarray(2.0), ()).weak_type
+
+
+def test_reduce_prod_derivatives_with_zeros():
+    x = np.array([[1.0, 0.0, 3.0, 2.0, 5.0], [0.0, 2.0, 0.0, 1.0, 1.0], [2.0, 3.0, 1.0, 0.5, 4.0]],
+                 np.float32)
+    compare_transforms(lambda v: lax.reduce_prod(v, (1,)), lambda v: jax.lax.reduce_prod(v, (1,)), [x], RNG,
+                       vmap_axes=())
+    f = lambda lib: (lambda v: lib.lax.reduce_sum(lib.lax.reduce_prod(v, (1,)), (0,)))
+    t = rand(RNG, x.shape)
+    assert_same(fungrad.jvp(fungrad.grad(f(fungrad)), to_fg((x,)), to_fg((t,))),
+                jax.jvp(jax.grad(f(jax)), to_jax((x,)), to_jax((t,))), GRAD_TOL)
+
+
+def test_reduce_max_ties_share_the_tangent():
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]], np.float32)
+    for name in ("reduce_max", "reduce_min"):
+        compare_transforms(lambda v: getattr(lax, name)(v, (1,)), lambda v: getattr(jax.lax, name)(v, (1,)),
+                           [x], RNG, vmap_axes=())
+
+
+@pytest.mark.parametrize("name", ["reduce_sum", "reduce_prod", "reduce_max", "reduce_min"])
+@pytest.mark.parametrize("dt", [np.int32, np.uint8, np.float16, ml_dtypes.bfloat16, np.int8])
+def test_reduce_dtypes(name, dt):
+    x = rand(RNG, (4, 6), dt, low=-1, high=1) if name == "reduce_prod" else rand(RNG, (4, 6), dt)
+    compare(lambda v: getattr(lax, name)(v, (1,)), lambda v: getattr(jax.lax, name)(v, (1,)), x)
+    compare(lambda v: getattr(lax, name)(v, (0, 1)), lambda v: getattr(jax.lax, name)(v, (0, 1)), x)
+
+
+def test_reduce_16bit_sums_accumulate_in_float32():
+    x = np.ones(3000, ml_dtypes.bfloat16)
+    compare(lambda v: lax.reduce_sum(v, (0,)), lambda v: jax.lax.reduce_sum(v, (0,)), x)
+
+
+@pytest.mark.parametrize("name", ["reduce_and", "reduce_or", "reduce_xor"])
+@pytest.mark.parametrize("dt", [np.bool_, np.int32, np.uint8])
+def test_logical_reductions(name, dt):
+    x = rand(RNG, (3, 5, 4), dt)
+    for axes in ((1,), (0, 2), ()):
+        compare(lambda v: getattr(lax, name)(v, axes), lambda v: getattr(jax.lax, name)(v, axes), x)
+    empty = np.zeros((2, 0), dt)
+    compare(lambda v: getattr(lax, name)(v, (1,)), lambda v: getattr(jax.lax, name)(v, (1,)), empty)
+    fg = fungrad.vmap(lambda v: getattr(lax, name)(v, (0,)), in_axes=1)
+    jx = jax.vmap(lambda v: getattr(jax.lax, name)(v, (0,)), in_axes=1)
+    assert_same(fg(to_fg(x)), jx(to_jax(x)))
+
+
+ARG_INPUTS = [
+    np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [np.nan, 1.0, np.nan, 5.0],
+              [-0.0, 0.0, -1.0, np.inf], [1.0, np.nan, -np.inf, np.nan]], np.float32),
+    np.array([[3, 1, 3], [0, 0, -1]], np.int32),
+    np.array([[True, False, True], [False, False, False]]),
+    rand(RNG, (3, 5), ml_dtypes.bfloat16),
+]
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@pytest.mark.parametrize("x", ARG_INPUTS)
+def test_argmax_argmin_first_occurrence_and_nan(name, x):
+    for axis in (0, 1):
+        for idt in (np.int32, np.int8):
+            compare(lambda v: getattr(lax, name)(v, axis, idt), lambda v: getattr(jax.lax, name)(v, axis, idt), x)
+    xs = np.stack([x, x[::-1]])
+    fg = fungrad.vmap(lambda v: getattr(lax, name)(v, 1, np.int32), in_axes=1)
+    jx = jax.vmap(lambda v: getattr(jax.lax, name)(v, 1, np.int32), in_axes=1)
+    assert_same(fg(to_fg(xs)), jx(to_jax(xs)))
+
+
+def test_argmax_has_zero_gradient():
+    x = rand(RNG, (3, 4))
+    def f(lib):
+        def g(v):
+            count = lib.lax.reduce_sum(lib.lax.argmax(v, 1, np.int32), (0,))
+            return lib.lax.mul(lib.lax.reduce_sum(v, (0, 1)), lib.lax.convert_element_type(count, np.float32))
+        return g
+    assert_same(fungrad.grad(f(fungrad))(to_fg(x)), jax.grad(f(jax))(to_jax(x)), GRAD_TOL)
+    out, t = fungrad.jvp(lambda v: lax.argmax(v, 0, np.int32), to_fg((x,)), to_fg((x,)))
+    assert np.asarray(t).dtype == jax.dtypes.float0 and np.asarray(t).shape == (4,)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: lax.reduce_sum(np.ones((2, 3)), (2,)), ValueError, "reduce_sum: axis 2 is out of bounds"),
+    (lambda: lax.reduce_sum(np.ones(3, bool), (0,)), TypeError, "reduce_sum does not accept dtype bool"),
+    (lambda: lax.reduce_and(np.ones(3, np.float32), (0,)), TypeError, "reduce_and does not accept"),
+    (lambda: lax.argmax(np.ones((2, 0)), 1, np.int32), ValueError, "non-empty reduced dimension"),
+    (lambda: lax.argmax(np.ones((2, 3)), 1, np.float32), TypeError, "index_dtype must be an integer"),
+    (lambda: lax.argmin(np.ones((2, 3)), 3, np.int32), ValueError, "argmin: axis 3 is out of bounds"),
+])
+def test_reduction_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+# ----------------------------------------------------------------------------- cumulative
+
+CUMULATIVE = ["cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp"]
+
+
+@pytest.mark.parametrize("name", CUMULATIVE)
+@pytest.mark.parametrize("shape,axis,reverse", [((7,), 0, False), ((3, 6), 1, True), ((4, 3, 5), -1, False),
+                                                ((4, 3, 5), 0, True), ((3, 0), 1, False)])
+def test_cumulative_transforms(name, shape, axis, reverse):
+    low = 0.5 if name == "cumprod" else -2.0
+    fg = lambda x: getattr(lax, name)(x, axis, reverse)
+    jx = lambda x: getattr(jax.lax, name)(x, axis % len(shape), reverse)
+    compare_transforms(fg, jx, [rand(RNG, shape, low=low)], RNG, vmap_axes=(0, -1) if len(shape) > 1 else (0,))
+
+
+@pytest.mark.parametrize("name", ["cumprod", "cummax", "cummin", "cumlogsumexp"])
+def test_cumulative_derivatives_with_zeros_ties_and_infinities(name):
+    x = np.array([[1.0, 0.0, 3.0, 0.0, 5.0, 5.0], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0],
+                  [-np.inf, 1.0, -np.inf, 0.0, 1.0, 3.0]], np.float32)
+    if name != "cumlogsumexp":
+        x = x[:2]
+    for reverse in (False, True):
+        fg = lambda v: getattr(lax, name)(v, 1, reverse)
+        jx = lambda v: getattr(jax.lax, name)(v, 1, reverse)
+        compare_transforms(fg, jx, [x], RNG, vmap_axes=())
+    f = lambda lib: (lambda v: lib.lax.reduce_sum(lib.lax.sin(getattr(lib.lax, name)(v, 1)), (0, 1)))
+    t = rand(RNG, x.shape)
+    assert_same(fungrad.jvp(fungrad.grad(f(fungrad)), to_fg((x,)), to_fg((t,))),
+                jax.jvp(jax.grad(f(jax)), to_jax((x,)), to_jax((t,))), GRAD_TOL)
+
+
+@pytest.mark.parametrize("name,dt", [("cumsum", np.int32), ("cumsum", ml_dtypes.bfloat16), ("cumprod", np.int32),
+                                     ("cummax", np.int32), ("cummin", np.uint8), ("cumsum", np.float16),
+                                     ("cumlogsumexp", ml_dtypes.bfloat16), ("cummax", np.float32)])
+def test_cumulative_dtypes(name, dt):
+    x = rand(RNG, (3, 7), dt, low=-1, high=1) if name == "cumprod" else rand(RNG, (3, 7), dt)
+    if name == "cummax" and dt == np.float32:
+        x[1, 2] = np.nan
+    compare(lambda v: getattr(lax, name)(v, 1), lambda v: getattr(jax.lax, name)(v, 1), x)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: lax.cumsum(np.ones(3, bool)), TypeError, "cumsum does not accept dtype bool"),
+    (lambda: lax.cumlogsumexp(np.ones(3, np.int32)), TypeError, "cumlogsumexp does not accept"),
+    (lambda: lax.cummax(np.ones((2, 3)), 2), ValueError, "cummax: axis 2 is out of bounds"),
+])
+def test_cumulative_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
