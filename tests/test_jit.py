@@ -111,7 +111,8 @@ def test_grad_of_jit_traces_and_compiles_once(monkeypatch):
     jf = fungrad.jit(f)
     compiled = []
     real = codegen.compile_jaxpr
-    monkeypatch.setattr(codegen, "compile_jaxpr", lambda *a, **k: compiled.append(1) or real(*a, **k))
+    monkeypatch.setattr(codegen, "compile_jaxpr",
+                        lambda *a, **k: compiled.append(1) or real(*a, **k))
     g = fungrad.grad(jf)
     g(fnp.ones(3))
     n_compiled = len(compiled)
@@ -368,9 +369,9 @@ def test_jit_closing_over_outer_tracers():
             return api.jit(lambda y: lib.sin(x * y))(2.0)
         return g
     x = r(3)
-    assert_same(fungrad.vmap(fungrad.grad(lambda x: fnp.sum(outer(fnp, fungrad)(x))))(to_fg(np.stack([x, x]))),
-                jax.vmap(jax.grad(lambda x: jnp.sum(outer(jnp, jax)(x))))(to_jax(np.stack([x, x]))),
-                GRAD_TOL)
+    xs = np.stack([x, x])
+    assert_same(fungrad.vmap(fungrad.grad(lambda x: fnp.sum(outer(fnp, fungrad)(x))))(to_fg(xs)),
+                jax.vmap(jax.grad(lambda x: jnp.sum(outer(jnp, jax)(x))))(to_jax(xs)), GRAD_TOL)
 
 
 def test_jit_inside_scan_and_scan_inside_jit():
@@ -380,10 +381,11 @@ def test_jit_inside_scan_and_scan_inside_jit():
         return lambda c, xs: api.lax.scan(step(lib, api), c, xs)
     c, xs = r(3), r(7, 3)
     assert_same(run(fnp, fungrad)(*to_fg((c, xs))), run(jnp, jax)(*to_jax((c, xs))))
-    assert_same(fungrad.jit(run(fnp, fungrad))(*to_fg((c, xs))), jax.jit(run(jnp, jax))(*to_jax((c, xs))))
+    assert_same(fungrad.jit(run(fnp, fungrad))(*to_fg((c, xs))),
+                jax.jit(run(jnp, jax))(*to_jax((c, xs))))
     loss = lambda lib, api: api.grad(lambda c, xs: lib.sum(run(lib, api)(c, xs)[0]))
-    assert_same(fungrad.jit(loss(fnp, fungrad))(*to_fg((c, xs))), jax.jit(loss(jnp, jax))(*to_jax((c, xs))),
-                GRAD_TOL)
+    assert_same(fungrad.jit(loss(fnp, fungrad))(*to_fg((c, xs))),
+                jax.jit(loss(jnp, jax))(*to_jax((c, xs))), GRAD_TOL)
 
 
 def test_make_jaxpr_shows_nested_jit_as_an_equation():

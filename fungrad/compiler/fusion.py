@@ -211,7 +211,8 @@ def _build_kernel(eqns: list[JaxprEqn]) -> JaxprEqn | None:
                     {"expr": expr, "kernel": kernel})
 
 
-_KIND_TYPES = {np.dtype(np.float32): float, np.dtype(np.float64): np.double, np.dtype(np.bool_): bool}
+_KIND_TYPES = {np.dtype(np.float32): float, np.dtype(np.float64): np.double,
+               np.dtype(np.bool_): bool}
 
 
 def _compile_numexpr(expr: str, in_avals: list[ShapedArray], out_aval: ShapedArray

@@ -54,7 +54,7 @@ def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str
     if impl is None:
         from fungrad.errors import MissingRuleError
         raise MissingRuleError(eqn.primitive, "implementation")
-    fn = functools.partial(impl, ctx.xp, **eqn.params) if eqn.params else functools.partial(impl, ctx.xp)
+    fn = functools.partial(impl, ctx.xp, **eqn.params)
     return f"{ctx.const(fn, eqn.primitive.name)}({', '.join(args)})"
 
 
@@ -171,7 +171,8 @@ def _reduce_rule(method: str):
 
 
 def_lowering("reduce_sum", _reduce_rule("sum"), fresh=True)
-_guards["reduce_sum"] = lambda eqn: eqn.invars[0].aval.dtype in _WIDE_INEXACT and bool(eqn.params["axes"])
+_guards["reduce_sum"] = lambda eqn: (eqn.invars[0].aval.dtype in _WIDE_INEXACT
+                                     and bool(eqn.params["axes"]))
 
 
 def _reduce_max_rule(ctx, eqn, args, out):
@@ -180,8 +181,8 @@ def _reduce_max_rule(ctx, eqn, args, out):
 
 
 def_lowering("reduce_max", _reduce_max_rule, fresh=True)
-_guards["reduce_max"] = lambda eqn: eqn.invars[0].aval.dtype.kind == "f" and bool(eqn.params["axes"]) \
-    and eqn.invars[0].aval.size > 0
+_guards["reduce_max"] = lambda eqn: (eqn.invars[0].aval.dtype.kind == "f"
+                                     and bool(eqn.params["axes"]) and eqn.invars[0].aval.size > 0)
 
 
 # --------------------------------------------------------------------------- dot_general

@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from fungrad._core.array import Array
-from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray, Tracer, Var
+from fungrad._core.core import (ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray,
+                                Tracer, Var)
 from fungrad.interpreters import partial_eval as pe
 
 # Results of constant folding larger than this many elements stay computed at run time.
@@ -273,7 +274,7 @@ def _try_fold(eqn: JaxprEqn, invars: list, known: dict, max_size: int) -> list |
     return [np.asarray(v, o.aval.dtype) for v, o in zip(outs, eqn.outvars)]
 
 
-# --------------------------------------------------------------------------- algebraic simplification
+# --------------------------------------------------------------------------- simplification
 
 def _literal_value(a: Any) -> Any:
     if type(a) is not Literal:
@@ -291,7 +292,8 @@ def _is_scalar_const(rw: _Rewriter, a: Any, value: float) -> bool:
         return _is_scalar_const(rw, eqn.invars[0], value)
     if type(a) is Var and a in rw.const_of:
         c = _concrete(rw.const_of[a])
-        return c is not None and np.size(c) <= FOLD_MAX_SIZE and bool(np.all(np.asarray(c) == value))
+        return c is not None and np.size(c) <= FOLD_MAX_SIZE and \
+            bool(np.all(np.asarray(c) == value))
     return False
 
 
@@ -327,7 +329,8 @@ def _transpose_rule(rw, eqn, invars):
     composed = tuple(inner.params["permutation"][p] for p in perm)
     if composed == tuple(range(len(composed))):
         return inner.invars[0]
-    return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars, {**eqn.params, "permutation": composed})
+    return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars,
+                    {**eqn.params, "permutation": composed})
 
 
 def _reshape_rule(rw, eqn, invars):

@@ -32,7 +32,8 @@ from fungrad.compiler import codegen
 from fungrad.config import config
 from fungrad.interpreters import partial_eval as pe
 from fungrad.transforms.api import _flat_outputs, _fun_name
-from fungrad.transforms.jit_primitive import NUMPY_BUFFERS, as_buffer, call_jit, get_executable, jit_p
+from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
+                                             jit_p)
 
 __all__ = ["jit", "jit_p", "disable_jit", "Lowered", "Compiled"]
 
@@ -154,7 +155,8 @@ class _Entry:
             outs = self.fn(*bufs)
             if self.out_leaf:
                 return Array(outs[0], self.out_weak[0])
-            return tree_util.unflatten(self.out_tree, [Array(o, w) for o, w in zip(outs, self.out_weak)])
+            return tree_util.unflatten(self.out_tree,
+                                       [Array(o, w) for o, w in zip(outs, self.out_weak)])
         args = [x if isinstance(x, (Array, Tracer)) else Array(as_buffer(np, x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
         outs = call_jit(self.closed, [*self.hoisted, *args], self.name)
@@ -258,13 +260,15 @@ class JitWrapped:
                      if -len(args) <= n < len(args))
         statics = []
         for i in sorted(nums):
-            statics.append(("pos", i, self._hashable(args[i], f"'{self._arg_name(i)}' (index {i})")))
+            what = f"'{self._arg_name(i)}' (index {i})"
+            statics.append(("pos", i, self._hashable(args[i], what)))
         for k in sorted(kwargs):
             if k in self._static_names:
                 statics.append(("kw", k, self._hashable(kwargs[k], f"'{k}'")))
         dyn_args = [a for i, a in enumerate(args) if i not in nums]
         dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_names}
-        return tuple(statics), dyn_args, dyn_kwargs, nums, [i for i in range(len(args)) if i not in nums]
+        dyn_nums = [i for i in range(len(args)) if i not in nums]
+        return tuple(statics), dyn_args, dyn_kwargs, nums, dyn_nums
 
     def _hashable(self, value: Any, what: str) -> tuple:
         try:
@@ -273,8 +277,9 @@ class JitWrapped:
             raise ValueError(
                 f"Non-hashable static arguments are not supported, as this can lead to "
                 f"unexpected cache-misses. Static argument {what} of type {type(value)} for "
-                f"function {self._name} is non-hashable: {e}. Pass a hashable value (a tuple "
-                "instead of a list, a frozen dataclass, ...) or make the argument dynamic.") from None
+                f"function {self._name} is non-hashable: {e}. Pass a hashable value (a "
+                "tuple instead of a list, a frozen dataclass, ...) or make the argument "
+                "dynamic.") from None
         return (type(value), value)
 
     # -- calling
@@ -400,10 +405,9 @@ class JitWrapped:
     def lower(self, *args: Any, **kwargs: Any) -> "Lowered":
         """Trace for these arguments; ``.as_text()`` shows the optimised IR, ``.compile()``
         returns the executable."""
-        _, _, _, static_nums, _ = self._split(args, kwargs)
         key, leaves = self._key(args, kwargs)
         entry = self._cache.get(key) or self._entry(args, kwargs, key, leaves, compile=False)
-        return Lowered(entry, self, static_nums, tuple(k for k in kwargs if k in self._static_names))
+        return Lowered(entry)
 
     def _cache_size(self) -> int:
         """How many signatures have been compiled (as ``jax``'s ``_cache_size``)."""
@@ -446,11 +450,8 @@ def _shared_cache(fun: Callable, options: tuple) -> dict:
 class Lowered:
     """The traced and optimised form of a jitted function at one signature."""
 
-    def __init__(self, entry: _Entry, wrapped: JitWrapped, static_nums: tuple, static_kw: tuple):
+    def __init__(self, entry: _Entry) -> None:
         self._entry = entry
-        self._wrapped = wrapped
-        self._static_nums = static_nums
-        self._static_kw = static_kw
 
     @property
     def jaxpr(self) -> ClosedJaxpr:
@@ -462,6 +463,7 @@ class Lowered:
         return self.compile().as_text()
 
     def compile(self) -> "Compiled":
+        """The executable (compiled now if it was not yet)."""
         return Compiled(self._entry)
 
 
@@ -524,8 +526,9 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
       (3,)
     """
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames,
-                                 donate_argnums=donate_argnums, donate_argnames=donate_argnames)
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames, donate_argnums=donate_argnums,
+                                 donate_argnames=donate_argnames)
     return JitWrapped(fun, static_argnums, static_argnames, donate_argnums, donate_argnames)
 
 

@@ -68,7 +68,7 @@ def as_buffer(xp: Any, x: Any, aval: ShapedArray) -> Any:
     return xp.asarray(x, dtype=aval.dtype)
 
 
-# --------------------------------------------------------------------------- jaxprs derived by the rules
+# --------------------------------------------------------------------------- derived jaxprs
 
 _derived: "weakref.WeakKeyDictionary[ClosedJaxpr, dict]" = weakref.WeakKeyDictionary()
 
@@ -165,7 +165,8 @@ def _transpose_jaxpr(closed: ClosedJaxpr, undefined: tuple, ct_avals: tuple
 
     def transposed(*xs):
         res, cts = iter(xs[:len(res_avals)]), iter(xs[len(res_avals):])
-        args = [ad.UndefinedPrimal(a) if u else next(res) for a, u in zip(closed.in_avals, undefined)]
+        args = [ad.UndefinedPrimal(a) if u else next(res)
+                for a, u in zip(closed.in_avals, undefined)]
         cts_out = [ad.Zero(_tangent_aval(o)) if c is None else next(cts)
                    for c, o in zip(ct_avals, closed.out_avals)]
         cts_in = ad.backward_pass(closed.jaxpr, list(closed.consts), args, cts_out)
@@ -216,7 +217,7 @@ batching.def_collective(jit_p, _jit_batch)  # needs the trace: vmap's axis name 
 passes.register_inline(jit_p, lambda params: params["jaxpr"])
 
 
-# --------------------------------------------------------------------------- sub-jaxprs of control flow
+# --------------------------------------------------------------------------- control-flow bodies
 
 class _SubjaxprRunner:
     """Runs a cond/scan/while body: interpreted for its first calls, compiled after that
