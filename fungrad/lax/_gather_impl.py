@@ -14,7 +14,7 @@ rest. Nothing loops in Python over indices or batch members.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -166,9 +166,9 @@ def gather(xp: Any, operand: Any, plan: WindowPlan, fill_value: Any) -> Any:
     return xp.where(mask, out, xp.asarray(fill_value).astype(out.dtype))
 
 
-def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan,
-            combine: Callable[[Any, Any, tuple, Any], None]) -> Any:
-    """A copy of ``operand`` with ``combine(xp, out, index, values)`` applied at the windows."""
+def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan, ufunc: str | None) -> Any:
+    """A copy of ``operand`` with ``updates`` written at the windows: assigned when
+    ``ufunc`` is None (the last duplicate wins), else combined by ``xp.<ufunc>.at``."""
     out = operand.reshape(1).copy() if plan.scalar else operand.copy()
     values = updates.transpose(plan.a_dims + plan.f_dims)
     index, n_block = plan.index, len(plan.a_dims)
@@ -178,5 +178,27 @@ def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan,
         values = values.reshape((-1,) + values.shape[n_block:])[keep.reshape(-1)]
         n_block = 1
     values = values.transpose(_block_to(n_block, plan.a_at, len(plan.f_dims)))
-    combine(xp, out, index, values)
+    if ufunc is None:
+        out[index] = values
+    else:  # ufunc.at is several times faster on flat indices than on a mixed index
+        getattr(xp, ufunc).at(out.reshape(-1), _flat_index(xp, out.shape, index, n_block,
+                                                           plan.a_at, values.shape),
+                              values.reshape(-1))
     return out.reshape(operand.shape)
+
+
+def _flat_index(xp: Any, shape: Sequence[int], index: tuple, n_block: int, a_at: int,
+                values_shape: Sequence[int]) -> Any:
+    """Row-major offsets into ``shape`` of the elements ``x[index]`` selects (in NumPy's
+    result layout: slice dims, with the integer-array block at ``a_at``)."""
+    n_full = sum(isinstance(ix, slice) for ix in index)
+    flat, j = xp.zeros((), np.int64), 0
+    strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
+    for n, ix, stride in zip(shape, index, strides):
+        if isinstance(ix, slice):
+            axis = j if j < a_at else j + n_block
+            ix, j = _place(xp.arange(n), [axis], len(values_shape)), j + 1
+        else:
+            ix = ix.reshape((1,) * a_at + ix.shape + (1,) * (n_full - a_at))
+        flat = flat + int(stride) * ix
+    return xp.broadcast_to(flat, values_shape).reshape(-1)

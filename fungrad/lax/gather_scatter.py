@@ -268,14 +268,14 @@ def _scatter_abstract(name, kinds):
     return rule
 
 
-def _scatter_impl(combine):
+def _scatter_impl(ufunc):
     def impl(xp, operand, indices, updates, *, dimension_numbers, mode, **_):
         dn = dimension_numbers
         plan = gi.window_plan(xp, operand.shape, indices, updates.shape, dn.update_window_dims,
                               dn.inserted_window_dims, dn.scatter_dims_to_operand_dims,
                               dn.operand_batching_dims, dn.scatter_indices_batching_dims,
                               clip=mode is GatherScatterMode.CLIP)
-        return gi.scatter(xp, operand, updates, plan, combine)
+        return gi.scatter(xp, operand, updates, plan, ufunc)
     return impl
 
 
@@ -305,9 +305,10 @@ def _scatter_batch(prim):
     return rule
 
 
-def _scatter_prim(name: str, combine, kinds: str = ANY) -> Primitive:
+def _scatter_prim(name: str, ufunc: str | None, kinds: str = ANY) -> Primitive:
+    """A scatter whose updates combine by ``xp.<ufunc>.at`` (None: assignment)."""
     prim = Primitive(name)
-    prim.def_impl(_scatter_impl(combine))
+    prim.def_impl(_scatter_impl(ufunc))
     prim.def_abstract_eval(_scatter_abstract(name, kinds))
     prim.weak_type_rule = lambda weaks, **params: weaks[0]
     batching.def_batch(prim, _scatter_batch(prim))
@@ -374,21 +375,18 @@ def _scatter_addsub_transpose(negate):
     return rule
 
 
-scatter_add_p = _scatter_prim("scatter-add", lambda xp, out, idx, v: xp.add.at(out, idx, v),
-                              NUMERIC)
+scatter_add_p = _scatter_prim("scatter-add", "add", NUMERIC)
 scatter_add = _scatter_wrapper(scatter_add_p, "scatter_add")
 ad.def_jvp(scatter_add_p, _scatter_addsub_jvp(scatter_add_p))
 ad.def_transpose(scatter_add_p, _scatter_addsub_transpose(False))
 
-scatter_sub_p = _scatter_prim("scatter-sub", lambda xp, out, idx, v: xp.subtract.at(out, idx, v),
-                              NUMERIC)
+scatter_sub_p = _scatter_prim("scatter-sub", "subtract", NUMERIC)
 scatter_sub = _scatter_wrapper(scatter_sub_p, "scatter_sub")
 ad.def_jvp(scatter_sub_p, _scatter_addsub_jvp(scatter_sub_p))
 ad.def_transpose(scatter_sub_p, _scatter_addsub_transpose(True))
 
 
-scatter_mul_p = _scatter_prim("scatter-mul", lambda xp, out, idx, v: xp.multiply.at(out, idx, v),
-                              NUMERIC)
+scatter_mul_p = _scatter_prim("scatter-mul", "multiply", NUMERIC)
 scatter_mul = _scatter_wrapper(scatter_mul_p, "scatter_mul")
 
 
@@ -446,20 +444,16 @@ def _scatter_extremal_jvp(prim):
     return rule
 
 
-scatter_min_p = _scatter_prim("scatter-min", lambda xp, out, idx, v: xp.minimum.at(out, idx, v))
+scatter_min_p = _scatter_prim("scatter-min", "minimum")
 scatter_min = _scatter_wrapper(scatter_min_p, "scatter_min")
 ad.def_jvp(scatter_min_p, _scatter_extremal_jvp(scatter_min_p))
 
-scatter_max_p = _scatter_prim("scatter-max", lambda xp, out, idx, v: xp.maximum.at(out, idx, v))
+scatter_max_p = _scatter_prim("scatter-max", "maximum")
 scatter_max = _scatter_wrapper(scatter_max_p, "scatter_max")
 ad.def_jvp(scatter_max_p, _scatter_extremal_jvp(scatter_max_p))
 
 
-def _scatter_set(xp, out, idx, v):
-    out[idx] = v
-
-
-scatter_p = _scatter_prim("scatter", _scatter_set)
+scatter_p = _scatter_prim("scatter", None)
 scatter = _scatter_wrapper(scatter_p, "scatter")
 
 
