@@ -207,6 +207,15 @@ def test_donate_argnames_by_keyword_and_position():
             cache.sum()
 
 
+def test_donated_buffer_passed_twice_is_copied():
+    f = fungrad.jit(lambda c, d: (_write(c, fnp.ones((1, 64)), 0), d), donate_argnums=0)
+    x = fnp.zeros((4096, 64)) + 0.0
+    new, same = f(x, x)
+    assert float(new[0, 0]) == 1.0 and float(same[0, 0]) == 0.0
+    y = fnp.zeros((4096, 64)) + 1.0
+    assert float(fungrad.jit(lambda a, b: a + b, donate_argnums=(0, 1))(y, y)[0, 0]) == 2.0
+
+
 def test_without_donation_the_input_is_untouched():
     cache = fnp.zeros((4096, 64))
     new = fungrad.jit(_write)(cache, fnp.ones((1, 64)), 0)

@@ -163,16 +163,21 @@ class _Entry:
         return tree_util.unflatten(self.out_tree, outs)
 
     def _donated_buffers(self, leaves: list) -> list:
-        bufs, seen = [], set()
+        """Buffers for the call; donated ones are handed over (copied when shared) and
+        their Arrays deleted."""
+        ids = [id(x._value) for x in leaves if type(x) is Array]
+        bufs, donors = [], []
         for x, a, d in zip(leaves, self.in_avals, self.donated):
             if type(x) is not Array:
                 bufs.append(as_buffer(np, x, a))
-                continue
-            buf = _donatable(x) if d and id(x._value) not in seen else x._value
-            seen.add(id(x._value))
-            bufs.append(buf)
-            if d:
-                x._value = _DeletedBuffer(x.aval)
+            elif d:
+                shared = ids.count(id(x._value)) > 1  # also passed as another argument
+                bufs.append(x._value.copy() if shared else _donatable(x))
+                donors.append(x)
+            else:
+                bufs.append(x._value)
+        for x, a in zip(donors, [x.aval for x in donors]):
+            x._value = _DeletedBuffer(a)
         return bufs
 
 
