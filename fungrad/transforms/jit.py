@@ -219,8 +219,7 @@ class JitWrapped:
         if overlap:
             raise ValueError(f"jit({self._name}): arguments {sorted(overlap)} cannot be both "
                              "static and donated")
-        self._simple = not (self._static_nums or self._static_names or self._donate_nums
-                            or self._donate_names)
+        self._simple = not (self._static_nums or self._static_names)  # no statics to split off
         self._cache: dict[Any, _Entry] = _shared_cache(fun, (
             self._static_nums, self._static_names, self._donate_nums, self._donate_names))
 
