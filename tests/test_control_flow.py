@@ -437,6 +437,24 @@ def test_while_loop_reverse_mode_error(fn):
             fungrad.vmap(fungrad.grad(f, 1), (0, None))(n, x)
 
 
+def test_named_axis_collectives_in_bodies():
+    """psum / axis_index of an enclosing vmap's named axis inside scan, cond and while
+    bodies (also when the loop's own inputs are not batched)."""
+    def f(L):
+        def g(x):
+            c, ys = L.scan(lambda c, xi: (L.add(c, L.psum(xi, "i")), L.mul(c, xi)), 0.0, x)
+            z = L.cond(L.gt(c, 1.0), lambda v: L.psum(v, "i"), lambda v: v, x)
+            w = L.while_loop(lambda k: L.lt(k[0], 2),
+                             lambda k: (L.add(k[0], 1), L.add(k[1], L.psum(k[1], "i"))), (0, x))
+            u = L.scan(lambda c, _: (L.add(c, L.convert_element_type(L.axis_index("i"), F32)),
+                                     None), 0.0, None, length=2)[0]
+            return c, ys, z, w[1], u
+        return g
+    x = rand(_rng("named"), (3, 4))
+    assert_same(fungrad.vmap(f(lax), axis_name="i")(to_fg(x)),
+                jax.jit(jax.vmap(f(jl), axis_name="i"))(to_jax(x)), check_weak=False)
+
+
 def test_partial_eval_every_split():
     """Splitting a program with cond, scan and while into known and unknown halves, for
     every choice of unknown inputs, recombines to the full result (residuals included)."""

@@ -240,15 +240,22 @@ def zeros(aval: ShapedArray) -> Any:
     return full(aval.shape, 0, aval.dtype)
 
 
-def batch_jaxpr_at(closed: ClosedJaxpr, axis_size: int, in_dims: Sequence[int | None],
-                   out_dims: Sequence[int | None]) -> ClosedJaxpr:
+def batch_jaxpr(closed: ClosedJaxpr, trace: batching.BatchTrace, batched: Sequence[bool],
+                instantiate: bool | Sequence[bool]) -> tuple[ClosedJaxpr, list[bool]]:
+    """``batching.batch_jaxpr`` for the vmap of ``trace`` (its size and axis name, so
+    named-axis collectives inside loop and branch bodies work)."""
+    return batching.batch_jaxpr(closed, trace.axis_size, batched, instantiate, trace.axis_name)
+
+
+def batch_jaxpr_at(closed: ClosedJaxpr, trace: batching.BatchTrace,
+                   in_dims: Sequence[int | None], out_dims: Sequence[int | None]) -> ClosedJaxpr:
     """Batch ``closed`` with batch dimensions at ``in_dims`` in and ``out_dims`` out.
 
     ``None`` means unbatched; an output marked ``None`` must come out unbatched.
     """
     in_bat = [d is not None for d in in_dims]
     out_bat = [d is not None for d in out_dims]
-    inner, got = batching.batch_jaxpr(closed, axis_size, in_bat, out_bat)
+    inner, got = batch_jaxpr(closed, trace, in_bat, out_bat)
     assert got == out_bat, (got, out_bat)
     if all(d in (None, 0) for d in (*in_dims, *out_dims)):
         return inner
@@ -257,7 +264,8 @@ def batch_jaxpr_at(closed: ClosedJaxpr, axis_size: int, in_dims: Sequence[int | 
         args = [batching.moveaxis(a, d, 0) if d else a for a, d in zip(args, in_dims)]
         outs = pe.closed_call(inner, *args)
         return [batching.moveaxis(o, 0, d) if d else o for o, d in zip(outs, out_dims)]
-    avals = [a if d is None else a.update(shape=a.shape[:d] + (axis_size,) + a.shape[d:])
+    n = trace.axis_size
+    avals = [a if d is None else a.update(shape=a.shape[:d] + (n,) + a.shape[d:])
              for a, d in zip(closed.in_avals, in_dims)]
     return trace_closed(at_axes, avals, "vmap")
 

@@ -17,7 +17,7 @@ from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    batch_jaxpr_at, check_scalar_pred, concrete_value, flatten_operands, fun_name,
+    batch_jaxpr, batch_jaxpr_at, check_scalar_pred, concrete_value, flatten_operands, fun_name,
     join_residual_inputs, join_residual_outputs, merge, merge_branch_residuals, run_jaxpr, split,
     trace_closed, trace_tree_fun, typematch)
 
@@ -193,7 +193,8 @@ def _cond_transpose(cts, index, *ops, branches):
     return [None] + merge(linear, [None] * len(res), cts_ops)
 
 
-def _cond_batch(axis_size, vals, dims, *, branches):
+def _cond_batch(trace, vals, dims, *, branches):
+    axis_size = trace.axis_size
     index, *ops = vals
     index_dim, *op_dims = dims
     if index_dim is not None:
@@ -209,17 +210,17 @@ def _cond_batch(axis_size, vals, dims, *, branches):
         for i, b in enumerate(branches):
             taken = eq(index, np.int32(i))
             ops_i = [select_n(_bcast(taken, x), stop_gradient(x), x) for x in ops]
-            batched = batching.batch_jaxpr(b, axis_size, all_bat, True)[0]
+            batched = batch_jaxpr(b, trace, all_bat, True)[0]
             branch_outs.append(pe.closed_call(batched, *ops_i))
         outs = [select_n(_bcast(index, cases[0]), *cases) for cases in zip(*branch_outs)]
         return outs, [0] * len(outs)
     ops = [batching.moveaxis(x, d, 0) if d is not None else x for x, d in zip(ops, op_dims)]
     in_dims = [None if d is None else 0 for d in op_dims]
     in_bat = [d is not None for d in op_dims]
-    out_bat = [any(b) for b in zip(*[batching.batch_jaxpr(b, axis_size, in_bat, False)[1]
+    out_bat = [any(b) for b in zip(*[batch_jaxpr(b, trace, in_bat, False)[1]
                                      for b in branches])]
     out_dims = [0 if b else None for b in out_bat]
-    batched = tuple(batch_jaxpr_at(b, axis_size, in_dims, out_dims) for b in branches)
+    batched = tuple(batch_jaxpr_at(b, trace, in_dims, out_dims) for b in branches)
     return cond_p.bind(index, *ops, branches=batched), out_dims
 
 
@@ -237,7 +238,7 @@ cond_p.weak_type_rule = _cond_weak_type
 ad.def_jvp(cond_p, _cond_jvp)
 pe.def_partial_eval(cond_p, _cond_partial_eval)
 ad.def_transpose(cond_p, _cond_transpose)
-batching.def_batch(cond_p, _cond_batch)
+batching.def_collective(cond_p, _cond_batch)  # the trace: named axes reach the branches
 
 
 __all__ = ["cond", "switch", "cond_p"]

@@ -16,7 +16,7 @@ from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    as_leaf, batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge, permute,
+    as_leaf, batch_jaxpr, batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge, permute,
     promote_weak_carry, run_jaxpr, select_outputs, split, trace_closed, trace_fun, zeros)
 
 
@@ -337,16 +337,16 @@ def _scan_transpose(cts, *args, jaxpr, num_consts, num_carry, length, reverse, u
             merge(x_lin, [None] * len(res_x), ct_xs))
 
 
-def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, length, reverse,
-                unroll):
+def _scan_batch(trace, vals, dims, *, jaxpr, num_consts, num_carry, length, reverse, unroll):
+    axis_size = trace.axis_size
     num_xs = len(vals) - num_consts - num_carry
     num_ys = len(jaxpr.out_avals) - num_carry
     bat = [d is not None for d in dims]
     const_bat, init_bat, xs_bat = split(bat, [num_consts, num_carry, num_xs])
 
     def step(carry_bat):
-        _, out_bat = batching.batch_jaxpr(jaxpr, axis_size, const_bat + carry_bat + xs_bat,
-                                          instantiate=carry_bat + [False] * num_ys)
+        _, out_bat = batch_jaxpr(jaxpr, trace, const_bat + carry_bat + xs_bat,
+                                 instantiate=carry_bat + [False] * num_ys)
         return out_bat[:num_carry], out_bat
     carry_bat, out_bat = _fixpoint(step, init_bat)
     consts, init, xs = split(vals, [num_consts, num_carry, num_xs])
@@ -357,7 +357,7 @@ def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, length, 
     xs = [batching.moveaxis(x, d, 1) if d is not None else x for x, d in zip(xs, x_dims)]
     in_dims = [0 if b else None for b in const_bat + carry_bat + xs_bat]
     out_dims = [0 if b else None for b in out_bat]
-    body = batch_jaxpr_at(jaxpr, axis_size, in_dims, out_dims)
+    body = batch_jaxpr_at(jaxpr, trace, in_dims, out_dims)
     outs = scan_p.bind(*consts, *init, *xs, jaxpr=body, num_consts=num_consts,
                        num_carry=num_carry, length=length, reverse=reverse, unroll=unroll)
     return outs, out_dims[:num_carry] + [1 if b else None for b in out_bat[num_carry:]]
@@ -370,7 +370,7 @@ scan_p.weak_type_rule = _scan_weak_type
 ad.def_jvp(scan_p, _scan_jvp)
 pe.def_partial_eval(scan_p, _scan_partial_eval)
 ad.def_transpose(scan_p, _scan_transpose)
-batching.def_batch(scan_p, _scan_batch)
+batching.def_collective(scan_p, _scan_batch)  # the trace: named axes reach the body
 
 
 __all__ = ["scan", "map", "scan_p"]

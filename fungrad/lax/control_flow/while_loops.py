@@ -21,7 +21,7 @@ from fungrad.errors import ConcretizationTypeError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    add_inputs, batch_jaxpr_at, check_carry, concrete_value, flatten_operands, fun_name,
+    add_inputs, batch_jaxpr, batch_jaxpr_at, check_carry, concrete_value, flatten_operands, fun_name,
     group_order, merge, permute, promote_weak_carry, run_jaxpr, select_outputs, split, trace_fun)
 from fungrad.lax.control_flow.loops import _fixpoint, scan
 
@@ -220,16 +220,16 @@ def _while_transpose(cts, *args, **params):
                      "using fori_loop with static start/stop.")
 
 
-def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+def _while_batch(trace, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    axis_size = trace.axis_size
     n_carry = len(vals) - cond_nconsts - body_nconsts
     bat = [d is not None for d in dims]
     cconst_bat, bconst_bat, init_bat = split(bat, [cond_nconsts, body_nconsts, n_carry])
 
     def step(carry_bat):
-        return batching.batch_jaxpr(body_jaxpr, axis_size, bconst_bat + carry_bat,
-                                    instantiate=carry_bat)[1], None
+        return batch_jaxpr(body_jaxpr, trace, bconst_bat + carry_bat, carry_bat)[1], None
     carry_bat, _ = _fixpoint(step, init_bat)
-    _, (pred_bat,) = batching.batch_jaxpr(cond_jaxpr, axis_size, cconst_bat + carry_bat, False)
+    _, (pred_bat,) = batch_jaxpr(cond_jaxpr, trace, cconst_bat + carry_bat, False)
     if pred_bat:
         # Every carry gets the batch axis in front; the predicate becomes an array and the
         # loop body is applied under a select (see ``_while_impl``).
@@ -253,8 +253,8 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
         new_init.append(x)
     cc_dims = [0 if b else None for b in cconst_bat]
     bc_dims = [0 if b else None for b in bconst_bat]
-    body = batch_jaxpr_at(body_jaxpr, axis_size, bc_dims + carry_dims, carry_dims)
-    cond = batch_jaxpr_at(cond_jaxpr, axis_size, cc_dims + carry_dims, [pred_dim])
+    body = batch_jaxpr_at(body_jaxpr, trace, bc_dims + carry_dims, carry_dims)
+    cond = batch_jaxpr_at(cond_jaxpr, trace, cc_dims + carry_dims, [pred_dim])
     outs = while_p.bind(*cconsts, *bconsts, *new_init, cond_jaxpr=cond, body_jaxpr=body,
                         cond_nconsts=cond_nconsts, body_nconsts=body_nconsts)
     return outs, carry_dims
@@ -267,7 +267,7 @@ while_p.weak_type_rule = _while_weak_type
 ad.def_jvp(while_p, _while_jvp)
 pe.def_partial_eval(while_p, _while_partial_eval)
 ad.def_transpose(while_p, _while_transpose)
-batching.def_batch(while_p, _while_batch)
+batching.def_collective(while_p, _while_batch)  # the trace: named axes reach the bodies
 
 
 __all__ = ["while_loop", "fori_loop", "while_p"]
