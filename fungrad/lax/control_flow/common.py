@@ -232,6 +232,17 @@ def merge(flags: Sequence[bool], if_false: Sequence[Any], if_true: Sequence[Any]
     return [next(t) if flag else next(f) for flag in flags]
 
 
+def fixpoint(step: Callable, carry_flags: list) -> tuple[list, Any]:
+    """Grow ``carry_flags`` (which carries are nonzero/unknown/batched) until
+    ``step(flags) -> (flags_out, result)`` gives back no new flag; return both."""
+    for _ in range(len(carry_flags) + 1):
+        flags_out, result = step(carry_flags)
+        if flags_out == carry_flags:
+            return carry_flags, result
+        carry_flags = [a or b for a, b in zip(carry_flags, flags_out)]
+    raise AssertionError("control flow: fixed point not reached")
+
+
 def zeros(aval: ShapedArray) -> Any:
     """Zeros of ``aval`` in the current trace (float0 zeros for integer tangents)."""
     if aval.dtype == dtypes.float0:

@@ -16,8 +16,9 @@ from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    as_leaf, batch_jaxpr, batch_jaxpr_at, check_carry, flatten_operands, fun_name, group_order, merge, permute,
-    promote_weak_carry, run_jaxpr, select_outputs, split, trace_closed, trace_fun, zeros)
+    as_leaf, batch_jaxpr, batch_jaxpr_at, check_carry, fixpoint, flatten_operands, fun_name,
+    group_order, merge, permute, promote_weak_carry, run_jaxpr, select_outputs, split,
+    trace_closed, trace_fun, zeros)
 
 
 # --------------------------------------------------------------------------- user API
@@ -39,7 +40,7 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
     length = _infer_length(xs_flat, length)
     if config.disable_jit:
         return _scan_python(f, init, xs_flat, xs_tree, length, reverse)
-    x_avals = [core.get_aval(x).update(shape=core.get_aval(x).shape[1:]) for x in xs_flat]
+    x_avals = [_unstacked(core.get_aval(x)) for x in xs_flat]
     num_carry = len(init_flat)
     trees = {}
 
@@ -188,16 +189,6 @@ def _scan_weak_type(weak_flags, *, jaxpr, **params):
     return [a.weak_type for a in jaxpr.out_avals]
 
 
-def _fixpoint(step: Callable, carry_flags: list) -> tuple[list, Any]:
-    """Grow ``carry_flags`` until ``step(flags) -> (flags_out, result)`` is consistent."""
-    for _ in range(len(carry_flags) + 1):
-        flags_out, result = step(carry_flags)
-        if flags_out == carry_flags:
-            return carry_flags, result
-        carry_flags = [a or b for a, b in zip(carry_flags, flags_out)]
-    raise AssertionError("control flow: fixed point not reached")
-
-
 def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, length, reverse, unroll):
     num_xs = len(primals) - num_consts - num_carry
     num_ys = len(jaxpr.out_avals) - num_carry
@@ -208,7 +199,7 @@ def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, length, revers
         jvp, out_nz = ad.jvp_jaxpr(jaxpr, const_nz + carry_nz + xs_nz,
                                    instantiate=carry_nz + [False] * num_ys)
         return out_nz[:num_carry], (jvp, out_nz)
-    carry_nz, (jvp, out_nz) = _fixpoint(step, init_nz)
+    carry_nz, (jvp, out_nz) = fixpoint(step, init_nz)
     ys_nz = out_nz[num_carry:]
     # jvp: [consts, carry, xs, consts_dot, carry_dot, xs_dot] -> [carry, ys, carry_dot, ys_dot]
     n_cd, n_id, n_xd = sum(const_nz), sum(carry_nz), sum(xs_nz)
@@ -244,7 +235,7 @@ def _scan_partial_eval(trace, args, params):
         res = pe.partial_eval_jaxpr(jaxpr, const_uk + carry_uk + xs_uk,
                                     instantiate=carry_uk + [False] * num_ys)
         return res[2][:num_carry], res
-    carry_uk, (known, unknown, out_uk, num_res) = _fixpoint(step, init_uk)
+    carry_uk, (known, unknown, out_uk, num_res) = fixpoint(step, init_uk)
     in_uk = const_uk + carry_uk + xs_uk
     n_known_out = len(out_uk) - sum(out_uk)
     n_kconsts, n_kcarry = num_consts - sum(const_uk), num_carry - sum(carry_uk)
@@ -348,7 +339,7 @@ def _scan_batch(trace, vals, dims, *, jaxpr, num_consts, num_carry, length, reve
         _, out_bat = batch_jaxpr(jaxpr, trace, const_bat + carry_bat + xs_bat,
                                  instantiate=carry_bat + [False] * num_ys)
         return out_bat[:num_carry], out_bat
-    carry_bat, out_bat = _fixpoint(step, init_bat)
+    carry_bat, out_bat = fixpoint(step, init_bat)
     consts, init, xs = split(vals, [num_consts, num_carry, num_xs])
     c_dims, i_dims, x_dims = split(dims, [num_consts, num_carry, num_xs])
     consts = [batching.moveaxis(x, d, 0) if d is not None else x for x, d in zip(consts, c_dims)]

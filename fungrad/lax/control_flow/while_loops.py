@@ -21,9 +21,10 @@ from fungrad.errors import ConcretizationTypeError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
-    add_inputs, batch_jaxpr, batch_jaxpr_at, check_carry, concrete_value, flatten_operands, fun_name,
-    group_order, merge, permute, promote_weak_carry, run_jaxpr, select_outputs, split, trace_fun)
-from fungrad.lax.control_flow.loops import _fixpoint, scan
+    add_inputs, batch_jaxpr, batch_jaxpr_at, check_carry, concrete_value, fixpoint,
+    flatten_operands, fun_name, group_order, merge, permute, promote_weak_carry, run_jaxpr,
+    select_outputs, split, trace_fun)
+from fungrad.lax.control_flow.loops import scan
 
 
 # --------------------------------------------------------------------------- user API
@@ -169,7 +170,7 @@ def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_
     def step(carry_nz):
         jvp, out_nz = ad.jvp_jaxpr(body_jaxpr, bconst_nz + carry_nz, instantiate=carry_nz)
         return out_nz, jvp
-    carry_nz, jvp = _fixpoint(step, init_nz)
+    carry_nz, jvp = fixpoint(step, init_nz)
     n_bd, n_cd = sum(bconst_nz), sum(carry_nz)
     # jvp: [bconsts, carry, bconsts_dot, carry_dot] -> [carry, carry_dot]
     body = permute(jvp, group_order([body_nconsts, n_carry, n_bd, n_cd], [0, 2, 1, 3]))
@@ -198,7 +199,7 @@ def _while_partial_eval(trace, args, params):
     def step(carry_uk):
         res = pe.partial_eval_jaxpr(body_jaxpr, bconst_uk + carry_uk, instantiate=carry_uk)
         return res[2], res[0]
-    carry_uk, body_known = _fixpoint(step, init_uk)
+    carry_uk, body_known = fixpoint(step, init_uk)
     cond_known, _, (cond_uk,), _ = pe.partial_eval_jaxpr(cond_jaxpr, cconst_uk + carry_uk)
     if cond_uk or all(carry_uk) or not any(uk):
         return trace.stage(while_p, args, params)
@@ -228,7 +229,7 @@ def _while_batch(trace, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, bod
 
     def step(carry_bat):
         return batch_jaxpr(body_jaxpr, trace, bconst_bat + carry_bat, carry_bat)[1], None
-    carry_bat, _ = _fixpoint(step, init_bat)
+    carry_bat, _ = fixpoint(step, init_bat)
     _, (pred_bat,) = batch_jaxpr(cond_jaxpr, trace, cconst_bat + carry_bat, False)
     if pred_bat:
         # Every carry gets the batch axis in front; the predicate becomes an array and the
