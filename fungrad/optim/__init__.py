@@ -1,0 +1,24 @@
+"""``fungrad.optim``: optax-style optimisers as pairs of pure functions.
+
+A ``GradientTransformation`` is ``(init, update)``; atoms (``scale_by_adam``,
+``add_decayed_weights``, ``clip_by_global_norm``, ...) compose with ``chain``,
+``masked`` and ``multi_transform``; aliases (``adamw``, ``lion``, ...) are chains.
+Names and numerics follow optax, step for step.
+"""
+from fungrad.optim._base import (EmptyState, GradientTransformation, apply_updates, chain,
+                                 global_norm, identity, set_to_zero)
+from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rmsprop, sgd
+from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
+                                   MultiStepsState, MultiTransformState, inject_hyperparams, masked,
+                                   multi_transform)
+from fungrad.optim.schedules import (constant_schedule, cosine_decay_schedule, exponential_decay,
+                                     join_schedules, linear_schedule, piecewise_constant_schedule,
+                                     polynomial_schedule, warmup_cosine_decay_schedule)
+from fungrad.optim.transform import (EmaState, FactoredState, ScaleByAdamState, ScaleByLionState,
+                                     ScaleByRmsState, ScaleByRssState, ScaleByScheduleState,
+                                     TraceState, add_decayed_weights, clip, clip_by_block_rms,
+                                     clip_by_global_norm, ema, scale, scale_by_adam,
+                                     scale_by_factored_rms, scale_by_learning_rate,
+                                     scale_by_param_block_rms, scale_by_rms, scale_by_rss,
+                                     scale_by_schedule, scale_by_stddev, scale_by_lion,
+                                     scale_by_trust_ratio, trace, zero_nans)
