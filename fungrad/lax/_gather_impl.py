@@ -14,6 +14,7 @@ rest. Nothing loops in Python over indices or batch members.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -59,6 +60,7 @@ def windowed_dims(rank: int, collapsed: Sequence[int], operand_batching: Sequenc
     return [d for d in range(rank) if d not in collapsed and d not in operand_batching]
 
 
+@functools.lru_cache(maxsize=1024)
 def gather_shape(indices_shape: Sequence[int], offset_dims: Sequence[int],
                  collapsed: Sequence[int], operand_batching: Sequence[int],
                  slice_sizes: Sequence[int]) -> tuple[int, ...]:
@@ -74,20 +76,74 @@ def gather_shape(indices_shape: Sequence[int], offset_dims: Sequence[int],
 
 class WindowPlan(NamedTuple):
     index: tuple          # a NumPy index into the (at least 1-d) operand
-    a_dims: list          # value dims produced by the integer arrays, in order
-    f_dims: list          # value dims produced by ``:`` slices, in operand order
+    a_dims: tuple         # value dims produced by the integer arrays, in order
+    f_dims: tuple         # value dims produced by ``:`` slices, in operand order
     a_at: int             # where NumPy puts the integer-array dims among the slice dims
     a_shape: tuple        # shape the integer arrays broadcast to
     in_bounds: Any        # bool array over a_dims (broadcastable), or None when clipping
     scalar: bool          # the operand was 0-d and is indexed as shape (1,)
 
 
+class _Layout(NamedTuple):
+    """The part of a plan that depends only on shapes and dimension numbers."""
+    scalar: bool
+    recipes: tuple        # per operand dim: None for ``:``, else (k, batch iota, window iota)
+    highs: tuple          # per index-vector entry: the largest in-bounds start
+    start_shape: tuple    # where the index batch dims sit among a_dims
+    a_dims: tuple
+    f_dims: tuple
+    a_at: int
+    a_shape: tuple
+
+
 def _place(arr: Any, positions: Sequence[int], rank: int) -> Any:
     """Reshape ``arr`` so its dims land at increasing ``positions`` of a rank-``rank`` array."""
+    return arr.reshape(_placed_shape(arr.shape, positions, rank))
+
+
+def _placed_shape(sizes: Sequence[int], positions: Sequence[int], rank: int) -> tuple:
     shape = [1] * rank
-    for p, n in zip(positions, arr.shape):
+    for p, n in zip(positions, sizes):
         shape[p] = n
-    return arr.reshape(shape)
+    return tuple(shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(operand_shape: tuple, indices_shape: tuple, value_shape: tuple, window_vdims: tuple,
+            collapsed: tuple, index_map: tuple, operand_batching: tuple,
+            indices_batching: tuple) -> _Layout:
+    scalar = len(operand_shape) == 0
+    if scalar:
+        operand_shape, collapsed = (1,), (0,)
+    rank = len(operand_shape)
+    batch_vdims = [m for m in range(len(value_shape)) if m not in window_vdims]
+    window_of = dict(zip(windowed_dims(rank, collapsed, operand_batching), window_vdims))
+    wsize = [value_shape[window_of[d]] if d in window_of else 1 for d in range(rank)]
+    full = [d for d in window_of if d not in index_map and wsize[d] == operand_shape[d]]
+    if len(full) == rank and len(full) < len(value_shape):
+        full = full[1:]  # batch dims need at least one integer array to broadcast along
+    a_dims = tuple(m for m in range(len(value_shape)) if m not in {window_of[d] for d in full})
+    a_pos = {m: i for i, m in enumerate(a_dims)}
+    iota = lambda n, m: (n, _placed_shape((n,), [a_pos[m]], len(a_dims)))  # noqa: E731
+    recipes = []
+    for d in range(rank):
+        if d in full:
+            recipes.append(None)
+            continue
+        k = index_map.index(d) if d in index_map else -1
+        batch = iota(operand_shape[d], batch_vdims[indices_batching[
+            operand_batching.index(d)]]) if d in operand_batching else None
+        window = iota(wsize[d], window_of[d]) if d in window_of and wsize[d] != 1 else None
+        recipes.append((k, batch, window))
+    advanced = [d for d in range(rank) if d not in full]
+    contiguous = advanced == list(range(advanced[0], advanced[-1] + 1)) if advanced else True
+    return _Layout(scalar, tuple(recipes),
+                   tuple(operand_shape[d] - wsize[d] for d in index_map),
+                   _placed_shape(indices_shape[:-1], [a_pos[m] for m in batch_vdims],
+                                 len(a_dims)),
+                   a_dims, tuple(window_of[d] for d in full),
+                   sum(d < advanced[0] for d in full) if advanced and contiguous else 0,
+                   tuple(value_shape[m] for m in a_dims))
 
 
 def window_plan(xp: Any, operand_shape: Sequence[int], indices: Any, value_shape: Sequence[int],
@@ -99,50 +155,35 @@ def window_plan(xp: Any, operand_shape: Sequence[int], indices: Any, value_shape
     Start indices are clamped into ``[0, size - window]``; with ``clip=False`` the plan
     also says which windows were in bounds (to fill or drop the others).
     """
-    scalar = len(operand_shape) == 0
-    if scalar:
-        operand_shape, collapsed = (1,), (0,)
-    rank = len(operand_shape)
-    batch_vdims = [m for m in range(len(value_shape)) if m not in window_vdims]
-    window_of = dict(zip(windowed_dims(rank, collapsed, operand_batching), window_vdims))
-    wsize = [value_shape[window_of[d]] if d in window_of else 1 for d in range(rank)]
-    starts, in_bounds = {}, None
+    lay = _layout(tuple(operand_shape), tuple(indices.shape), tuple(value_shape),
+                  tuple(window_vdims), tuple(collapsed), tuple(index_map),
+                  tuple(operand_batching), tuple(indices_batching))
+    starts, in_bounds = [], None
     idx = indices.astype(np.int64)
-    for k, d in enumerate(index_map):
-        s, hi = idx[..., k], operand_shape[d] - wsize[d]
+    for k, hi in enumerate(lay.highs):
+        s = idx[..., k]
         if not clip:
             ok = (s >= 0) & (s <= hi)
             in_bounds = ok if in_bounds is None else in_bounds & ok
-        starts[d] = xp.clip(s, 0, hi)
-    full = [d for d in window_of if d not in starts and wsize[d] == operand_shape[d]]
-    if len(full) == rank and len(full) < len(value_shape):
-        full = full[1:]  # batch dims need at least one integer array to broadcast along
-    a_dims = [m for m in range(len(value_shape)) if m not in {window_of[d] for d in full}]
-    a_pos = {m: i for i, m in enumerate(a_dims)}
-    na = len(a_dims)
-    batch_pos = [a_pos[m] for m in batch_vdims]
-    a_shape = tuple(value_shape[m] for m in a_dims)
-    index = []
-    for d in range(rank):
-        if d in full:
+        starts.append(xp.minimum(xp.maximum(s, 0), hi).reshape(lay.start_shape))
+    index, broadcast_done = [], False
+    for recipe in lay.recipes:
+        if recipe is None:
             index.append(slice(None))
             continue
-        ix = xp.zeros((), np.int64)
-        if d in starts:
-            ix = _place(starts[d], batch_pos, na)
-        if d in operand_batching:
-            m = batch_vdims[indices_batching[list(operand_batching).index(d)]]
-            ix = _place(xp.arange(operand_shape[d]), [a_pos[m]], na)
-        if d in window_of:
-            ix = ix + _place(xp.arange(wsize[d]), [a_pos[window_of[d]]], na)
-        index.append(xp.broadcast_to(ix, a_shape))
-    advanced = [d for d in range(rank) if d not in full]
-    contiguous = advanced == list(range(advanced[0], advanced[-1] + 1)) if advanced else True
-    a_at = sum(d < advanced[0] for d in full) if advanced and contiguous else 0
+        k, batch, window = recipe
+        ix = starts[k] if k >= 0 else xp.zeros((), np.int64)
+        if batch is not None:
+            ix = xp.arange(batch[0]).reshape(batch[1])
+        if window is not None:
+            ix = ix + xp.arange(window[0]).reshape(window[1])
+        # NumPy broadcasts the integer arrays together; one of full shape fixes the result
+        index.append(ix if broadcast_done else xp.broadcast_to(ix, lay.a_shape))
+        broadcast_done = True
     if in_bounds is not None:
-        in_bounds = _place(in_bounds, batch_pos, na)
-    return WindowPlan(tuple(index), a_dims, [window_of[d] for d in full], a_at, a_shape,
-                      in_bounds, scalar)
+        in_bounds = in_bounds.reshape(lay.start_shape)
+    return WindowPlan(tuple(index), lay.a_dims, lay.f_dims, lay.a_at, lay.a_shape, in_bounds,
+                      lay.scalar)
 
 
 def _block_to(n_block: int, at: int, n_rest: int) -> list:
@@ -174,7 +215,8 @@ def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan, ufunc: str | 
     index, n_block = plan.index, len(plan.a_dims)
     if plan.in_bounds is not None and not bool(plan.in_bounds.all()):
         keep = xp.broadcast_to(plan.in_bounds, plan.a_shape)
-        index = tuple(ix if isinstance(ix, slice) else ix[keep] for ix in index)
+        index = tuple(ix if isinstance(ix, slice) else xp.broadcast_to(ix, plan.a_shape)[keep]
+                      for ix in index)
         values = values.reshape((-1,) + values.shape[n_block:])[keep.reshape(-1)]
         n_block = 1
     values = values.transpose(_block_to(n_block, plan.a_at, len(plan.f_dims)))
@@ -192,13 +234,12 @@ def _flat_index(xp: Any, shape: Sequence[int], index: tuple, n_block: int, a_at:
     """Row-major offsets into ``shape`` of the elements ``x[index]`` selects (in NumPy's
     result layout: slice dims, with the integer-array block at ``a_at``)."""
     n_full = sum(isinstance(ix, slice) for ix in index)
-    flat, j = xp.zeros((), np.int64), 0
-    strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
-    for n, ix, stride in zip(shape, index, strides):
+    flat, j, stride = xp.zeros((), np.int64), n_full, 1
+    for n, ix in reversed(list(zip(shape, index))):
         if isinstance(ix, slice):
-            axis = j if j < a_at else j + n_block
-            ix, j = _place(xp.arange(n), [axis], len(values_shape)), j + 1
+            j -= 1
+            ix = _place(xp.arange(n), [j if j < a_at else j + n_block], len(values_shape))
         else:
             ix = ix.reshape((1,) * a_at + ix.shape + (1,) * (n_full - a_at))
-        flat = flat + int(stride) * ix
+        flat, stride = flat + stride * ix, stride * n
     return xp.broadcast_to(flat, values_shape).reshape(-1)

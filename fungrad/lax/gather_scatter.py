@@ -12,6 +12,7 @@ The array-module implementation of the windows lives in ``_gather_impl``.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -83,6 +84,8 @@ class GatherScatterMode(enum.Enum):
 
 def _dnums(cls, dn: Any):
     """Dimension numbers as ``cls`` with tuple-of-int fields (hashable params)."""
+    if type(dn) is cls and all(type(f) is tuple for f in dn):
+        return dn
     return cls(*[tuple(int(d) for d in getattr(dn, f)) for f in cls._fields])
 
 
@@ -150,6 +153,7 @@ def _gather_impl(xp, operand, indices, *, dimension_numbers, slice_sizes, mode, 
     return gi.gather(xp, operand, plan, fill_value)
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _gather_abstract(operand, indices, *, dimension_numbers, slice_sizes, **_):
     dn = dimension_numbers
     if kind(indices.dtype) not in "iu":
@@ -232,6 +236,7 @@ batching.def_batch(gather_p, _gather_batch)
 # --------------------------------------------------------------------------- scatter family
 
 def _scatter_abstract(name, kinds):
+    @functools.lru_cache(maxsize=1024)  # eager calls validate with it too
     def rule(operand, indices, updates, *, dimension_numbers, **_):
         dn = dimension_numbers
         if kind(operand.dtype) not in kinds:

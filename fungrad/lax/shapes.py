@@ -7,6 +7,7 @@ raise the same clear errors as traced ones."""
 from __future__ import annotations
 
 import builtins
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -362,6 +363,7 @@ def _pad_impl(xp, x, padding_value, *, padding_config):
                      for g, (lo, hi, _) in zip(grown, padding_config))]
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _pad_abstract(x, padding_value, *, padding_config):
     if x.dtype != padding_value.dtype:
         raise TypeError(f"pad: operand and padding_value must have the same dtype, got "
@@ -433,6 +435,7 @@ def concatenate(operands: Sequence[Any], dimension: int) -> Any:
     return concatenate_p.bind(*operands, dimension=dimension)
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _concatenate_abstract(*avals, dimension):
     shapes = ", ".join(str(a.shape) for a in avals)
     if len({a.ndim for a in avals}) != 1:
@@ -504,6 +507,7 @@ def _bitcast_impl(xp, x, *, new_dtype):
     return xp.ascontiguousarray(x).view(new_dtype).reshape(shape)
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _bitcast_abstract(x, *, new_dtype):
     old, new = x.dtype, new_dtype
     if old != new and (old.kind in "bc" or new.kind in "bc"):

@@ -10,6 +10,7 @@ starts into a gather/scatter with a batching dimension.
 from __future__ import annotations
 
 import builtins
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -51,6 +52,7 @@ def slice(operand: Any, start_indices: Sequence[int], limit_indices: Sequence[in
     return slice_p.bind(operand, start_indices=start, limit_indices=limit, strides=strides)
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _slice_abstract(x, *, start_indices, limit_indices, strides):
     strides = strides or (1,) * x.ndim
     if not len(start_indices) == len(limit_indices) == len(strides) == x.ndim:
@@ -130,7 +132,10 @@ def _dynamic_slice_indices(name: str, aval: ShapedArray, start_indices: Any,
         i_dt = core.get_aval(i).dtype
         if kind(i_dt) not in "iu":
             raise TypeError(f"{name}: start indices must be integers, got {i_dt.name}")
-        if neg and i_dt.kind == "i":
+        if neg and i_dt.kind == "i" and type(i) is Array and isinstance(i._value, np.ndarray):
+            if i._value < 0:  # a concrete host index: wrap it here, skipping three primitives
+                i = Array(np.asarray(i._value + n, i_dt), i.weak_type)
+        elif neg and i_dt.kind == "i":
             i = select(lt(i, 0), add(i, n), i)
         out.append(i)
     return out
@@ -159,6 +164,7 @@ def _clamped_window(shape, sizes, starts) -> tuple:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _dynamic_slice_abstract(x, *starts, slice_sizes):
     if len(starts) != x.ndim or len(slice_sizes) != x.ndim:
         raise TypeError(f"dynamic_slice: need one start index and one slice size per dimension "
@@ -243,6 +249,7 @@ def _dynamic_update_slice_impl(xp, x, update, *starts):
     return out
 
 
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
 def _dynamic_update_slice_abstract(x, update, *starts):
     if update.ndim != x.ndim or len(starts) != x.ndim:
         raise TypeError(f"dynamic_update_slice: update {update.str_short()} and "
