@@ -17,7 +17,7 @@ from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
 from fungrad import test_util  # noqa: E402
-from fungrad import nn, optim, scipy  # noqa: E402
+from fungrad import nn, optim, scipy, train  # noqa: E402
 from fungrad import debug  # noqa: E402
 
 __version__ = "0.1.0"
