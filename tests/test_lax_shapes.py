@@ -143,6 +143,19 @@ def test_pad_and_concatenate_dtypes():
         compare(fn(lax), jax.jit(fn(jax.lax)), x, y, v)
 
 
+def test_eager_matches_jit():
+    def f(x, v):
+        p = lax.pad(x, v, ((1, -1, 1), (0, 2, 0)))
+        c = lax.concatenate([p, lax.rev(p, (1,))], 1)
+        return (c, lax.bitcast_convert_type(c, np.uint32), lax.iota(np.int32, 4),
+                lax.convert_element_type(c * 100, np.int8), lax.collapse(c, 0))
+    args = (rand(RNG, (4, 3)), rand(RNG, ()))
+    jitted = fungrad.jit(f)
+    for _ in range(2):
+        for a, b in zip(f(*args), jitted(*args)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 # (input, new dtype)
 BITCAST_CASES = [
     (rand(RNG, (3, 4), np.float32), np.uint32),

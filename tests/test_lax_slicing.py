@@ -59,6 +59,7 @@ SLICE_CASES = {
                      [rand(RNG, (4, 6))]),
     "index_in_dim": (lambda L: lambda x: L.index_in_dim(x, -1, axis=1, keepdims=False),
                      [rand(RNG, (4, 6))]),
+    "split": (lambda L: lambda x: tuple(L.split(x, (2, 0, 3, 1), axis=-1)), [rand(RNG, (3, 6))]),
     "dynamic_slice": (lambda L: lambda x, i, j: L.dynamic_slice(x, (i, j), (2, 3)),
                       [rand(RNG, (5, 6)), ints(1), ints(2)]),
     "dynamic_slice_oob": (lambda L: lambda x, i, j: L.dynamic_slice(x, (i, j), (2, 3)),
@@ -126,6 +127,19 @@ def test_dynamic_update_slice_leaves_operand_alone():
     assert np.asarray(x).sum() == 0 and np.asarray(y).sum() == 3
 
 
+def test_eager_matches_jit():
+    def f(x, ids, i):
+        g = lax.gather(x, ids, lax.GatherDimensionNumbers((1,), (0,), (0,)), (1, 5), mode="fill")
+        s = lax.scatter_add(x, ids, g * 2, lax.ScatterDimensionNumbers((1,), (0,), (0,)))
+        d = lax.dynamic_slice(s, (i, 1), (2, 3))
+        return g, s, lax.dynamic_update_slice(s, d * 3, (i, -1)), lax.slice(s, (0, 1), (5, 5), (2, 3))
+    args = (rand(RNG, (6, 5)), ints([1], [4], [9], [-2]), ints(3))
+    jitted = fungrad.jit(f)
+    for _ in range(2):
+        for a, b in zip(f(*args), jitted(*args)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_slicing_in_jaxpr_and_second_derivative():
     x = rand(RNG, (5, 6))
     fg = lambda x, i: lax.reduce_sum(lax.integer_pow(lax.dynamic_slice(x, (i, 1), (2, 3)), 3), (0, 1))
@@ -152,6 +166,7 @@ SLICE_ERRORS = [
                                       (0, 0)), TypeError, "dynamic_update_slice"),
     (lambda: lax.index_in_dim(np.zeros((3, 4)), 3), IndexError, "index_in_dim"),
     (lambda: lax.slice_in_dim(np.zeros((3, 4)), 0, 1, axis=2), ValueError, "slice_in_dim"),
+    (lambda: lax.split(np.zeros((3, 4)), (1, 2), axis=1), ValueError, "split"),
 ]
 
 

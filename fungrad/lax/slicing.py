@@ -1,5 +1,5 @@
-"""Slicing primitives: slice, dynamic_slice, dynamic_update_slice and the
-``*_in_dim`` conveniences; this module also exports the gather/scatter family
+"""Slicing primitives: slice, dynamic_slice, dynamic_update_slice, and the
+composites split and the ``*_in_dim`` conveniences; this module also exports the gather/scatter family
 from ``gather_scatter`` (so ``lax.gather`` etc. come with ``lax.slice``).
 
 As in XLA, ``dynamic_slice`` and ``dynamic_update_slice`` clamp their start
@@ -328,6 +328,18 @@ def slice_in_dim(operand: Any, start_index: int | None, limit_index: int | None,
     return slice(operand, starts, limits, strides)
 
 
+def split(operand: Any, sizes: Sequence[int], axis: int = 0) -> list:
+    """Consecutive pieces of the given ``sizes`` along ``axis`` (``lax.split``)."""
+    shape = core.get_aval(operand).shape
+    axis = canonicalize_axis(int(axis), len(shape), "split")
+    sizes = hashable_shape(sizes, "split")
+    if sum(sizes) != shape[axis] or any(n < 0 for n in sizes):
+        raise ValueError(f"split: sizes {sizes} must be non-negative and sum to the size "
+                         f"{shape[axis]} of axis {axis} of shape {shape}")
+    starts = np.cumsum((0,) + sizes[:-1])
+    return [slice_in_dim(operand, int(a), int(a) + n, axis=axis) for a, n in zip(starts, sizes)]
+
+
 def index_in_dim(operand: Any, index: int, axis: int = 0, keepdims: bool = True) -> Any:
     """``operand[..., index]`` along ``axis`` for a static ``index`` (``lax.index_in_dim``)."""
     shape = core.get_aval(operand).shape
@@ -389,7 +401,7 @@ def dynamic_update_index_in_dim(operand: Any, update: Any, index: Any, axis: int
                                        allow_negative_indices=allow_negative_indices)
 
 
-__all__ = ['slice', 'slice_p', 'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
+__all__ = ['slice', 'slice_p', 'split', 'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
            'dynamic_update_slice_p', 'slice_in_dim', 'index_in_dim', 'dynamic_slice_in_dim',
            'dynamic_index_in_dim', 'dynamic_update_slice_in_dim',
            'dynamic_update_index_in_dim'] + _gather_scatter_all
