@@ -79,6 +79,22 @@ def compare(fg_fn: Callable, jax_fn: Callable, *args: Any, table: dict = TOL, **
     assert_same(fg_fn(*to_fg(args)), jax_fn(*to_jax(args)), table=table, **kw)
 
 
+def compare_types(fg_fn: Callable, jax_fn: Callable, *args: Any) -> None:
+    """Shapes, dtypes and weak types of fungrad's results against ``jax.eval_shape``.
+
+    Cheap (jax only traces, it does not compile), so it can cover whole dtype matrices;
+    check values with ``compare`` on a representative subset.
+    """
+    fg_leaves, fg_tree = tree.flatten(fg_fn(*to_fg(args)))
+    ref_leaves, ref_tree = jax.tree_util.tree_flatten(jax.eval_shape(jax_fn, *to_jax(args)))
+    assert len(fg_leaves) == len(ref_leaves), (fg_tree, ref_tree)
+    for a, b in zip(fg_leaves, ref_leaves):
+        assert tuple(a.shape) == tuple(b.shape), f"shape {a.shape} != jax {b.shape}"
+        assert np.dtype(a.dtype) == np.dtype(b.dtype), f"dtype {a.dtype} != jax {b.dtype}"
+        assert bool(a.weak_type) == bool(b.weak_type), \
+            f"weak_type {a.weak_type} != jax {b.weak_type} (dtype {a.dtype})"
+
+
 def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
                        rng: np.random.Generator, argnums: Sequence[int] | None = None,
                        vmap_axes: Sequence[int] = (0,)) -> None:

@@ -58,7 +58,7 @@ _METHODS = ("all", "any", "argmax", "argmin", "argsort", "astype", "clip", "conj
 # Methods whose argument convention differs from the function of the same name:
 # x.reshape(2, 3) and x.transpose(1, 0) take varargs; x.flatten() is ravel.
 _METHOD_TARGETS = {"reshape": "_method_reshape", "transpose": "_method_transpose",
-                   "flatten": "ravel"}
+                   "flatten": "ravel", "view": "_view"}
 
 
 class ArrayMethods:

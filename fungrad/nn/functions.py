@@ -13,7 +13,7 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as jnp
 from fungrad._core import dtypes
-from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
+from fungrad.numpy._util import (aval, full_like, canonicalize_axis, check_user_dtype, ensure_arraylike,
                                  promote_args_inexact, scalar_like, static_int)
 from fungrad.scipy.special import logsumexp
 from fungrad.transforms.custom_derivatives import custom_jvp
@@ -25,7 +25,7 @@ def relu(x: Any) -> Any:
     return jnp.maximum(x, 0)
 
 
-relu.defjvps(lambda g, ans, x: lax.select(jnp.greater(x, 0), g, lax.full_like(g, 0)))
+relu.defjvps(lambda g, ans, x: lax.select(jnp.greater(x, 0), g, full_like(g, 0)))
 
 
 @custom_jvp
@@ -35,7 +35,7 @@ def relu6(x: Any) -> Any:
 
 
 relu6.defjvps(lambda g, ans, x: lax.select(
-    jnp.logical_and(jnp.greater(x, 0), jnp.less(x, 6)), g, lax.full_like(g, 0)))
+    jnp.logical_and(jnp.greater(x, 0), jnp.less(x, 6)), g, full_like(g, 0)))
 
 
 def identity(x: Any) -> Any:

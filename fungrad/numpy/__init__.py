@@ -22,6 +22,7 @@ from fungrad.numpy._misc import *  # noqa: F401,F403
 from fungrad.numpy import linalg  # noqa: F401
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
+from fungrad.numpy._misc import _view  # noqa: F401
 
 newaxis = None
 pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"), \

@@ -163,7 +163,7 @@ def isrealobj(x: Any) -> bool:
 
 __all__ = ["bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
            "bfloat16", "float16", "float32", "float64", "complex64", "complex128", "single",
-           "double", "csingle", "cdouble", "int_", "uint", "float_", "complex_", "float0",
+           "double", "csingle", "cdouble", "int_", "uint", "float_", "complex_",
            "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer",
            "signedinteger", "unsignedinteger", "character", "flexible", "issubdtype",
            "isdtype", "result_type", "promote_types", "can_cast", "finfo", "iinfo",

@@ -81,8 +81,6 @@ def vstack(tup: Any, dtype: Any = None) -> Any:
     return concatenate(_listify(atleast_2d(*_as_list("vstack", tup))), 0, dtype)
 
 
-row_stack = vstack
-
 
 def _listify(x: Any) -> list:
     return x if isinstance(x, list) else [x]
@@ -196,6 +194,6 @@ def dsplit(ary: Any, indices_or_sections: Any) -> list:
     return _split("dsplit", ary, indices_or_sections, 2)
 
 
-__all__ = ["concatenate", "concat", "stack", "vstack", "row_stack", "hstack", "dstack",
+__all__ = ["concatenate", "concat", "stack", "vstack", "hstack", "dstack",
            "column_stack", "unstack", "append", "delete", "split", "array_split", "vsplit",
            "hsplit", "dsplit"]

@@ -72,7 +72,7 @@ def astype(x: Any, dtype: Any, /, *, copy: bool = False, device: Any = None) -> 
     return lax.convert_element_type(x, check_user_dtype(dtype, "astype"))
 
 
-def view(x: Any, dtype: Any = None, type: None = None) -> Any:  # noqa: A002
+def _view(x: Any, dtype: Any = None, type: None = None) -> Any:  # noqa: A002
     """The bits of ``x`` reinterpreted as ``dtype`` (the last axis rescales with itemsize)."""
     x = ensure_arraylike("view", x)
     if dtype is None:
@@ -284,6 +284,6 @@ def corrcoef(x: Any, y: Any = None, rowvar: bool = True) -> Any:
     return lax.clamp(scalar_like(-1, c), c, scalar_like(1, c))
 
 
-__all__ = ["isclose", "allclose", "array_equal", "array_equiv", "astype", "view", "iscomplex",
+__all__ = ["isclose", "allclose", "array_equal", "array_equiv", "astype", "iscomplex",
            "isreal", "isscalar", "diff", "ediff1d", "interp", "convolve", "correlate", "cov",
            "corrcoef"]

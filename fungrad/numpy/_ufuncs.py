@@ -59,7 +59,7 @@ def _float_divmod(x1: Any, x2: Any) -> tuple[Any, Any]:
     div = lax.div(lax.select(lax.eq(x2, zero), x1, lax.sub(x1, mod)), x2)
     fix = lax.bitwise_and(lax.ne(mod, zero), lax.ne(lax.sign(x2), lax.sign(mod)))
     mod = lax.select(fix, lax.add(mod, x2), mod)
-    div = lax.select(fix, lax.sub(div, scalar_like(1, div)), div)
+    div = lax.select(fix, lax.sub(div, 1.0), div)  # a Python scalar keeps div's weak type
     return lax.round(div, lax.RoundingMethod.TO_NEAREST_EVEN), mod
 
 

@@ -12,9 +12,9 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad.numpy._ufuncs import maximum, minimum
-from fungrad.numpy._util import (aval, ensure_arraylike, promote_args, promote_args_inexact,
-                                 promote_dtypes_inexact, scalar_like, static_int,
-                                 where as _where)
+from fungrad.numpy._util import (aval, ensure_arraylike, full_like, promote_args,
+                                 promote_args_inexact, promote_dtypes_inexact, scalar_like,
+                                 static_int, to_inexact_dtype, where as _where)
 
 
 def _unary_inexact(name: str, lax_name: str) -> Callable:
@@ -58,13 +58,13 @@ atan2 = arctan2
 def log2(x: Any, /) -> Any:
     """Elementwise base-2 logarithm."""
     x, = promote_args_inexact("log2", x)
-    return lax.div(lax.log(x), lax.log(scalar_like(2, x)))
+    return lax.div(lax.log(x), lax.log(lax.convert_element_type(2, aval(x).dtype)))
 
 
 def log10(x: Any, /) -> Any:
     """Elementwise base-10 logarithm."""
     x, = promote_args_inexact("log10", x)
-    return lax.mul(lax.log(x), scalar_like(0.4342944819032518, x))
+    return lax.mul(lax.log(x), lax.convert_element_type(0.4342944819032518, aval(x).dtype))
 
 
 def logaddexp(x1: Any, x2: Any, /) -> Any:
@@ -95,9 +95,9 @@ def hypot(x1: Any, x2: Any, /) -> Any:
     big, small = maximum(x1, x2), minimum(x1, x2)
     zero, one = scalar_like(0, big), scalar_like(1, big)
     is_zero = lax.eq(big, zero)
-    ratio = lax.div(small, lax.select(is_zero, lax.full_like(big, 1), big))
+    ratio = lax.div(small, lax.select(is_zero, full_like(big, 1), big))
     out = lax.select(is_zero, big, lax.mul(big, lax.sqrt(lax.add(one, lax.mul(ratio, ratio)))))
-    return lax.select(any_inf, lax.full_like(out, np.inf), out)
+    return lax.select(any_inf, scalar_like(np.inf, out), out)
 
 
 def sinc(x: Any, /) -> Any:
@@ -105,8 +105,10 @@ def sinc(x: Any, /) -> Any:
     x, = promote_dtypes_inexact(ensure_arraylike("sinc", x))
     eq_zero = lax.eq(x, scalar_like(0, x))
     pi_x = lax.mul(scalar_like(np.pi, x), x)
-    safe = lax.select(eq_zero, lax.full_like(pi_x, 1), pi_x)
-    return lax.select(eq_zero, lax.full_like(pi_x, 1), lax.div(lax.sin(safe), safe))
+    one = scalar_like(1, x)
+    safe = lax.select(eq_zero, full_like(pi_x, 1), pi_x)
+    return lax.select(eq_zero, lax.add(lax.mul(pi_x, scalar_like(0, x)), one),
+                      lax.div(lax.sin(safe), safe))
 
 
 def heaviside(x1: Any, x2: Any, /) -> Any:
@@ -156,11 +158,6 @@ def trunc(x: Any, /) -> Any:
     if _is_int_or_bool(x):
         return x
     return _where(lax.lt(x, scalar_like(0, x)), lax.ceil(x), lax.floor(x))
-
-
-def fix(x: Any, out: None = None) -> Any:
-    """Alias of ``trunc``."""
-    return trunc(x)
 
 
 def round(a: Any, decimals: int = 0, out: None = None) -> Any:  # noqa: A001
@@ -222,14 +219,14 @@ def isinf(x: Any, /) -> Any:
     x = ensure_arraylike("isinf", x)
     if not dtypes.is_float(aval(x).dtype):
         return _full_bool(x, False)
-    return lax.eq(lax.abs(x), scalar_like(np.inf, x))
+    return lax.eq(lax.abs(x), lax.convert_element_type(np.inf, aval(x).dtype))
 
 
 def _isposneginf(fname: str, x: Any, value: float) -> Any:
     x = ensure_arraylike(fname, x)
     if not dtypes.is_float(aval(x).dtype):
         return _full_bool(x, False)
-    return lax.eq(x, scalar_like(value, x))
+    return lax.eq(x, lax.convert_element_type(value, aval(x).dtype))
 
 
 def isposinf(x: Any, /, out: None = None) -> Any:
@@ -252,9 +249,10 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     info = dtypes.finfo(dt)
     posinf = info.max if posinf is None else posinf
     neginf = info.min if neginf is None else neginf
-    out = lax.select(lax.ne(x, x), lax.full_like(x, nan), x)
-    out = lax.select(lax.eq(out, scalar_like(np.inf, x)), lax.full_like(x, posinf), out)
-    return lax.select(lax.eq(out, scalar_like(-np.inf, x)), lax.full_like(x, neginf), out)
+    const = lambda v: lax.convert_element_type(v, dt)  # noqa: E731 - not weak, as in JAX
+    out = _where(lax.ne(x, x), const(nan), x)
+    out = _where(lax.eq(out, const(np.inf)), const(posinf), out)
+    return _where(lax.eq(out, const(-np.inf)), const(neginf), out)
 
 
 _INT_OF_WIDTH = {2: np.int16, 4: np.int32, 8: np.int64}
@@ -265,7 +263,7 @@ def signbit(x: Any, /) -> Any:
     x, = promote_args("signbit", x)
     dt = aval(x).dtype
     if dt.kind in "iu":
-        return lax.lt(x, scalar_like(0, x))
+        return lax.lt(x, lax.convert_element_type(0, dt))
     if dt == np.bool_:
         return _full_bool(x, False)
     if not dtypes.is_float(dt):
@@ -299,7 +297,7 @@ def real(val: Any, /) -> Any:
 def imag(val: Any, /) -> Any:
     """The imaginary part (zeros for real dtypes)."""
     val = ensure_arraylike("imag", val)
-    return lax.imag(val) if aval(val).dtype.kind == "c" else lax.full_like(val, 0)
+    return lax.imag(val) if aval(val).dtype.kind == "c" else full_like(val, 0)
 
 
 def conjugate(x: Any, /) -> Any:
@@ -315,7 +313,9 @@ def angle(z: Any, deg: bool = False) -> Any:
     """The argument of complex ``z`` (0 or pi for reals), in radians or degrees."""
     z = ensure_arraylike("angle", z)
     re, im = real(z), imag(z)
-    re, im = promote_dtypes_inexact(re, im)
+    dt = aval(re).dtype
+    if not dtypes.is_inexact(dt) or (aval(z).dtype.kind == "f" and not aval(z).shape):
+        re, im = (lax.convert_element_type(v, to_inexact_dtype(dt)) for v in (re, im))
     out = lax.atan2(im, re)
     return rad2deg(out) if deg else out
 
@@ -324,6 +324,6 @@ __all__ = ["exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sqrt", "cbr
            "tan", "arcsin", "asin", "arccos", "acos", "arctan", "atan", "sinh", "cosh", "tanh",
            "arcsinh", "asinh", "arccosh", "acosh", "arctanh", "atanh", "arctan2", "atan2",
            "logaddexp", "logaddexp2", "hypot", "sinc", "heaviside", "deg2rad", "rad2deg",
-           "radians", "degrees", "floor", "ceil", "trunc", "fix", "round", "around", "rint",
+           "radians", "degrees", "floor", "ceil", "trunc", "round", "around", "rint",
            "modf", "isfinite", "isnan", "isinf", "isposinf", "isneginf", "nan_to_num",
            "signbit", "copysign", "nextafter", "real", "imag", "conjugate", "conj", "angle"]

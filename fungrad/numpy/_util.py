@@ -205,6 +205,16 @@ def where(condition: Any, x: Any, y: Any) -> Any:
     return lax.select(condition, x, y)
 
 
+def full_like(x: Any, value: Any) -> Any:
+    """``value`` broadcast to ``x``'s shape and dtype, keeping ``x``'s weak type (JAX's
+    ``lax.full_like`` with no dtype)."""
+    a = aval(x)
+    return lax.broadcast_in_dim(lax.convert_element_type(value, a.dtype, a.weak_type),
+                                a.shape, ())
+
+
 def scalar_like(value: Any, x: Any) -> Any:
-    """``value`` as a 0-d array of ``x``'s dtype (not weak)."""
-    return lax.convert_element_type(value, aval(x).dtype)
+    """``value`` as a 0-d array of ``x``'s dtype, weakly typed iff ``x`` is a weakly typed
+    scalar (JAX's ``lax._const``), so ``x * scalar_like(c, x)`` keeps ``x``'s weak type."""
+    a = aval(x)
+    return lax.convert_element_type(value, a.dtype, a.weak_type and not a.shape)

@@ -12,7 +12,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad import numpy as jnp
-from fungrad.numpy._util import (aval, canonicalize_axes, promote_args_inexact, scalar_like,
+from fungrad.numpy._util import (aval, full_like, canonicalize_axes, promote_args_inexact, scalar_like,
                                  where as _where)
 from fungrad.transforms.custom_derivatives import custom_jvp
 
@@ -33,7 +33,7 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
         a, = promote_args_inexact("logsumexp", a)
     axes = canonicalize_axes(axis, aval(a).ndim, "logsumexp")
     amax = jnp.max(jnp.real(a), axis=axes, keepdims=keepdims, where=where, initial=-np.inf)
-    amax = lax.stop_gradient(lax.select(jnp.isfinite(amax), amax, lax.full_like(amax, 0)))
+    amax = lax.stop_gradient(lax.select(jnp.isfinite(amax), amax, full_like(amax, 0)))
     amax_dims = amax if keepdims else lax.expand_dims(amax, axes)
     exp_a = lax.exp(lax.sub(a, lax.convert_element_type(amax_dims, aval(a).dtype)))
     if b is not None:
@@ -133,7 +133,7 @@ def entr(x: Any) -> Any:
     x, = promote_args_inexact("entr", x)
     if aval(x).dtype.kind == "c":
         raise ValueError("entr does not support complex-valued inputs")
-    return lax.select(lax.lt(x, scalar_like(0, x)), lax.full_like(x, -np.inf),
+    return lax.select(lax.lt(x, scalar_like(0, x)), full_like(x, -np.inf),
                       lax.neg(_xlogx(x)))
 
 
