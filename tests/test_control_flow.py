@@ -638,3 +638,12 @@ def test_disable_jit_runs_python():
         with pytest.raises(ValueError, match="zero-length scan"):
             lax.scan(body, 0.0, x[:0])
     assert_same(got, expected, check_weak=False)
+
+
+@pytest.mark.parametrize("module", ["conditionals", "loops", "while_loops", "associative"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+    mod = importlib.import_module(f"fungrad.lax.control_flow.{module}")
+    result = doctest.testmod(mod)
+    assert result.attempted > 0 and result.failed == 0

@@ -21,6 +21,14 @@ def associative_scan(fn: Callable, elems: Any, reverse: bool = False, axis: int 
     ``fn(...fn(fn(e_0, e_1), e_2)..., e_k)``. Runs in O(log n) sequential steps
     (Blelloch's odd/even recursion): combine neighbouring pairs, scan the half
     sized result recursively, then fill in the even positions.
+
+    Example (a cumulative sum, and one from the end):
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import lax
+        >>> lax.associative_scan(lax.add, jnp.arange(5))
+        Array([ 0,  1,  3,  6, 10], dtype=int32)
+        >>> lax.associative_scan(lax.add, jnp.arange(5), reverse=True)
+        Array([10, 10,  9,  7,  4], dtype=int32)
     """
     from fungrad import lax
     if not callable(fn):

@@ -30,6 +30,11 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
     Both branches are traced once; only the selected one runs. Under ``vmap``
     with a batched predicate both run and the results are selected elementwise.
     ``pred`` is a scalar boolean (numbers are compared with 0).
+
+    Example:
+        >>> from fungrad import lax
+        >>> lax.cond(True, lambda x: x * 2.0, lambda x: x - 1.0, 3.0)
+        Array(6., dtype=float32, weak_type=True)
     """
     if not (callable(true_fun) and callable(false_fun)):
         raise TypeError("lax.cond: true_fun and false_fun arguments should be callable.")
@@ -45,7 +50,13 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
 
 
 def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
-    """``branches[clamp(index, 0, len(branches) - 1)](*operands)`` (``jax.lax.switch``)."""
+    """``branches[clamp(index, 0, len(branches) - 1)](*operands)`` (``jax.lax.switch``).
+
+    Example:
+        >>> from fungrad import lax
+        >>> lax.switch(5, [lambda x: x + 1.0, lambda x: x * 10.0], 2.0)  # clamped to 1
+        Array(20., dtype=float32, weak_type=True)
+    """
     branches = tuple(branches)
     if not all(callable(b) for b in branches):
         raise TypeError("lax.switch: branches argument should be a sequence of callables.")

@@ -31,6 +31,12 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
     traced once; the carry must keep its structure, shapes and dtypes. With
     ``reverse=True`` the loop runs from the end (``ys`` keep the order of ``xs``).
     ``unroll`` is accepted for compatibility; the result does not depend on it.
+
+    Example (a running sum, and the carry before each step):
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import lax
+        >>> lax.scan(lambda c, x: (c + x, c), 0.0, jnp.arange(4.0))
+        (Array(6., dtype=float32), Array([0., 0., 1., 3.], dtype=float32, weak_type=True))
     """
     if not callable(f):
         raise TypeError("lax.scan: f argument should be a callable.")
@@ -126,6 +132,12 @@ def map(f: Callable, xs: Any, *, batch_size: int | None = None) -> Any:  # noqa:
 
     With ``batch_size`` the elements are processed ``batch_size`` at a time
     with ``vmap`` (the remainder in one more ``vmap``), trading memory for speed.
+
+    Example:
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import lax
+        >>> lax.map(lambda x: x * x, jnp.arange(3.0))
+        Array([0., 1., 4.], dtype=float32)
     """
     if batch_size is None:
         return scan(lambda _, x: ((), f(x)), (), xs)[1]

@@ -35,6 +35,11 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     Both functions are traced once. ``cond_fun`` must return a boolean scalar;
     ``body_fun`` must keep the structure, shapes and dtypes of ``val``.
     Differentiable in forward mode only.
+
+    Example (count the doublings from 1 past 100):
+        >>> from fungrad import lax
+        >>> lax.while_loop(lambda c: c[1] < 100, lambda c: (c[0] + 1, c[1] * 2), (0, 1))
+        (Array(7, dtype=int32, weak_type=True), Array(128, dtype=int32, weak_type=True))
     """
     if not (callable(cond_fun) and callable(body_fun)):
         raise TypeError("lax.while_loop: cond_fun and body_fun arguments should be callable.")
@@ -90,6 +95,11 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any,
 
     With static bounds this is a ``scan`` (reverse-mode differentiable);
     with traced bounds a ``while_loop`` (forward mode only).
+
+    Example (5 factorial):
+        >>> from fungrad import lax
+        >>> lax.fori_loop(1, 6, lambda i, acc: acc * i, 1)
+        Array(120, dtype=int32, weak_type=True)
     """
     if not callable(body_fun):
         raise TypeError("lax.fori_loop: body_fun argument should be callable.")
