@@ -65,7 +65,8 @@ def _pick(value: Any, table: dict, dtype: np.dtype) -> float:
 def _settings(args: Any, out: Any, atol: Any, rtol: Any, eps: Any) -> tuple[float, float, float]:
     """Tolerances and step for the least precise floating dtype among inputs and outputs."""
     dt = _least_precise((args, out))
-    return _pick(atol, _DEFAULT_TOL, dt), _pick(rtol, _DEFAULT_TOL, dt), _pick(eps, _DEFAULT_EPS, dt)
+    return (_pick(atol, _DEFAULT_TOL, dt), _pick(rtol, _DEFAULT_TOL, dt),
+            _pick(eps, _DEFAULT_EPS, dt))
 
 
 def _host64(x: Any) -> np.ndarray:

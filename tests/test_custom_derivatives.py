@@ -72,7 +72,8 @@ TRANSFORMS = {
 JVP_ONLY = {  # forward mode: a custom_vjp function refuses these (as in jax)
     "hessian": (lambda f, lib, api: api.hessian(sum_of(f, lib))),
     "jvp": (lambda f, lib, api: lambda x, y: api.jvp(f, (x, y), (y, x))),
-    "jvp_one_zero_tangent": (lambda f, lib, api: lambda x, y: api.jvp(lambda a: f(a, y), (x,), (y,))),
+    "jvp_one_zero_tangent": (lambda f, lib, api: lambda x, y: api.jvp(lambda a: f(a, y), (x,),
+                                                                      (y,))),
     "jacfwd": (lambda f, lib, api: api.jacfwd(f, argnums=(0, 1))),
     "jvp_of_grad": (lambda f, lib, api: lambda x, y: api.jvp(api.grad(sum_of(f, lib)), (x, y),
                                                              (y, x))),

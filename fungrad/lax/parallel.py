@@ -197,7 +197,8 @@ def all_gather(x: Any, axis_name: AxisName, *, axis: int = 0, tiled: bool = Fals
     the whole result, as ``jax.lax.all_gather``.
     """
     if isinstance(axis_name, (tuple, list)):
-        raise NotImplementedError("all_gather over a tuple of axis names; gather one name at a time")
+        raise NotImplementedError("all_gather over a tuple of axis names; gather one name "
+                                  "at a time")
     _check_axes(axis_name)
 
     def gather(leaf):
@@ -229,7 +230,8 @@ def _all_gather_collective(trace, vals, dims, *, axis_name, axis, tiled, axis_si
     if not tiled:
         return stacked, None
     shape = core.get_aval(stacked).shape
-    return reshape(stacked, shape[:axis] + (shape[axis] * shape[axis + 1],) + shape[axis + 2:]), None
+    merged = shape[:axis] + (shape[axis] * shape[axis + 1],) + shape[axis + 2:]
+    return reshape(stacked, merged), None
 
 
 def _all_gather_transpose(ct, x, *, axis_name, axis, tiled, axis_size):

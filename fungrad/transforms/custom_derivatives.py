@@ -102,6 +102,10 @@ def _merge_nondiff(static: Sequence, dyn: Sequence, nondiff_argnums: tuple[int, 
             for i in range(len(static) + len(dyn))]
 
 
+def _stop_traced_gradient(x: Any) -> Any:
+    return stop_gradient(x) if isinstance(x, core.Tracer) else x
+
+
 def _tangent_aval(aval: ShapedArray) -> ShapedArray:
     return ShapedArray(aval.shape, dtypes.tangent_dtype(aval.dtype))
 
@@ -158,7 +162,7 @@ def _trace_primal(fun: Callable, flat_args: list, in_tree: Any, kind: str
     return closed, consts, store["tree"]
 
 
-# --------------------------------------------------------------------------- running rules under vmap
+# --------------------------------------------------------------------------- rules under vmap
 
 def _vmap_flat(fn: Callable, axis_size: int, axis_name: Any, args: Sequence,
                in_batched: Sequence[bool]) -> tuple[list, list]:
@@ -265,10 +269,8 @@ class custom_jvp:
             return self.fun(*args)
         nondiff = self.nondiff_argnums
         static, dyn = _split_nondiff(args, nondiff)
-        static = [tree_util.map(lambda x: stop_gradient(x) if isinstance(x, core.Tracer) else x, s)
-                  for s in static]
+        static = [tree_util.map(_stop_traced_gradient, s) for s in static]
         flat_args, in_tree = flatten_operands(tuple(dyn), f"custom_jvp {name}", "arguments")
-        fun = lambda *d: self.fun(*_merge_nondiff(static, d, nondiff))  # noqa: E731
         jvp_trace = _jvp_trace_with_tangents(flat_args)
         if jvp_trace is not None:  # the common eager case: apply the rule right away
             rule = _JVPRule(self.jvp, static, in_tree, None, None, name)
@@ -277,6 +279,7 @@ class custom_jvp:
                 outs, t_outs = rule(list(primals), [ad.instantiate(t) for t in tangents])
             flat_out = [jvp_trace.wrap(o, _as_tangent(t)) for o, t in zip(outs, t_outs)]
             return tree_util.unflatten(rule.out_tree, flat_out)
+        fun = lambda *d: self.fun(*_merge_nondiff(static, d, nondiff))  # noqa: E731
         call_jaxpr, consts, out_tree = _trace_primal(fun, flat_args, in_tree, "custom_jvp")
         rule = _JVPRule(self.jvp, static, in_tree, out_tree, call_jaxpr.out_avals, name)
         outs = custom_jvp_call_p.bind(*consts, *flat_args, call_jaxpr=call_jaxpr, jvp=rule,
@@ -325,7 +328,7 @@ class _BatchedJVPRule:
                  out_batched: Sequence[bool]) -> None:
         self.rule, self.axis_size, self.axis_name = rule, axis_size, axis_name
         self.in_batched, self.out_batched = list(in_batched), list(out_batched)
-        self.__name__ = rule.__name__
+        self.__name__, self.fname = rule.__name__, rule.fname
 
     def __call__(self, primals: Sequence, tangents: Sequence) -> tuple[list, list]:
         n = len(primals)
@@ -339,18 +342,19 @@ class _BatchedJVPRule:
 
 def _custom_jvp_call_jvp(primals, tangents, *, call_jaxpr, jvp, num_consts):
     _check_closure_tangents("custom_jvp", jvp.fname, primals[:num_consts], tangents[:num_consts])
-    outs, t_outs = jvp(list(primals[num_consts:]), [ad.instantiate(t) for t in tangents[num_consts:]])
+    tangents = [ad.instantiate(t) for t in tangents[num_consts:]]
+    outs, t_outs = jvp(list(primals[num_consts:]), tangents)
     return outs, [_as_tangent(t) for t in t_outs]
 
 
 def _custom_jvp_call_batch(trace, vals, dims, *, call_jaxpr, jvp, num_consts):
     if trace.axis_name is None and all(d is None for d in dims):
-        return (custom_jvp_call_p.bind(*vals, call_jaxpr=call_jaxpr, jvp=jvp, num_consts=num_consts),
-                [None] * len(call_jaxpr.out_avals))
+        outs = custom_jvp_call_p.bind(*vals, call_jaxpr=call_jaxpr, jvp=jvp,
+                                      num_consts=num_consts)
+        return outs, [None] * len(call_jaxpr.out_avals)
     batched_call, out_batched = _batch_call_jaxpr(trace, call_jaxpr, dims)
     rule = _BatchedJVPRule(jvp, trace.axis_size, trace.axis_name,
                            [d is not None for d in dims[num_consts:]], out_batched)
-    rule.fname = jvp.fname
     outs = custom_jvp_call_p.bind(*_batch_inputs(vals, dims), call_jaxpr=batched_call, jvp=rule,
                                   num_consts=num_consts)
     return outs, [0 if b else None for b in out_batched]
@@ -533,7 +537,7 @@ class _BatchedFwd:
                  out_batched: Sequence[bool]) -> None:
         self.fwd, self.axis_size, self.axis_name = fwd, axis_size, axis_name
         self.in_batched, self.out_batched = list(in_batched), list(out_batched)
-        self.__name__ = fwd.__name__
+        self.__name__, self.fname = fwd.__name__, fwd.fname
 
     out_tree = property(lambda self: self.fwd.out_tree)
 
@@ -590,7 +594,6 @@ def _custom_vjp_call_batch(trace, vals, dims, *, call_jaxpr, fwd, bwd, num_const
     in_batched = [d is not None for d in dims[num_consts:]]
     fwd_b = _BatchedFwd(fwd, trace.axis_size, trace.axis_name, in_batched, out_batched)
     bwd_b = _BatchedBwd(bwd, trace.axis_size, trace.axis_name, in_batched, out_batched)
-    fwd_b.fname = fwd.fname
     outs = custom_vjp_call_p.bind(*_batch_inputs(vals, dims), call_jaxpr=batched_call, fwd=fwd_b,
                                   bwd=bwd_b, num_consts=num_consts)
     return outs, [0 if b else None for b in out_batched]
