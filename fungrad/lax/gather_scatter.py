@@ -108,9 +108,12 @@ def _shift(dims: tuple[int, ...]) -> tuple[int, ...]:
 
 # --------------------------------------------------------------------------- gather
 
+_NAN = float("nan")  # one object, so equal params (and cached shape checks) stay equal
+
+
 def _default_fill(dtype: np.dtype) -> Any:
     if dtypes.is_inexact(dtype):
-        return float("nan")
+        return _NAN
     if dtype.kind == "i":
         return int(np.iinfo(dtype).min)
     return int(np.iinfo(dtype).max) if dtype.kind == "u" else True
