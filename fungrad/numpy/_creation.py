@@ -260,7 +260,8 @@ def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: 
 def geomspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, dtype: Any = None,
               axis: int = 0) -> Any:
     """Samples evenly spaced on a log scale from ``start`` to ``stop`` (same signs)."""
-    from fungrad.numpy._ufuncs import exp, log, multiply, sign
+    from fungrad.numpy._ufuncs import multiply, sign
+    from fungrad.numpy._ufuncs_math import exp, log
     dtype = check_user_dtype(dtype, "geomspace")
     start, stop = promote_dtypes_inexact(*ensure_arraylike("geomspace", start, stop))
     sgn = sign(start)

@@ -68,9 +68,8 @@ def _as_np_dtype(x: Any) -> Any:
     """A NumPy dtype for dtype-likes; abstract scalar types (np.floating) pass through."""
     if isinstance(x, type) and issubclass(x, np.generic) and x in _ABSTRACT:
         return x
-    if x is float or x is int or x is complex or x is bool:
-        return np.dtype(x)
-    return np.dtype(getattr(x, "dtype", x))
+    dt = getattr(x, "dtype", None)
+    return dt if isinstance(dt, np.dtype) else np.dtype(x)
 
 
 _ABSTRACT = (generic, number, inexact, floating, complexfloating, integer, signedinteger,
@@ -138,17 +137,17 @@ def promote_types(a: Any, b: Any) -> np.dtype:
 
 def can_cast(from_: Any, to: Any, casting: str = "safe") -> bool:
     """``numpy.can_cast`` on dtypes (bfloat16 understood through ml_dtypes)."""
-    return bool(np.can_cast(np.dtype(getattr(from_, "dtype", from_)), np.dtype(to), casting))
+    return bool(np.can_cast(_as_np_dtype(from_), _as_np_dtype(to), casting))
 
 
 def finfo(dtype: Any) -> Any:
     """Machine limits of a floating dtype (bfloat16 included)."""
-    return dtypes.finfo(_as_np_dtype(getattr(dtype, "dtype", dtype)))
+    return dtypes.finfo(_as_np_dtype(dtype))
 
 
 def iinfo(int_type: Any) -> Any:
     """Machine limits of an integer dtype."""
-    return dtypes.iinfo(_as_np_dtype(getattr(int_type, "dtype", int_type)))
+    return dtypes.iinfo(_as_np_dtype(int_type))
 
 
 def iscomplexobj(x: Any) -> bool:

@@ -78,9 +78,9 @@ def check_user_dtype(dtype: Any, fname: str) -> np.dtype | None:
     """Canonicalise a user-given ``dtype=`` argument (None stays None)."""
     if dtype is None:
         return None
+    dt = getattr(dtype, "dtype", None)
     try:
-        return dtypes.canonicalize_dtype(np.dtype(getattr(dtype, "dtype", dtype))
-                                         if dtype not in (int, float, complex, bool) else dtype)
+        return dtypes.canonicalize_dtype(dt if isinstance(dt, np.dtype) else dtype)
     except TypeError as e:
         raise TypeError(f"{fname}: invalid dtype {dtype!r}: {e}") from e
 
