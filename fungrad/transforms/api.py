@@ -219,8 +219,11 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         if not dtypes.is_inexact(dt):
             raise TypeError(f"grad({fname}) requires real- or complex-valued outputs (output "
                             f"dtype that is a sub-dtype of np.inexact), but got {dt.name}.")
-        from fungrad.lax import full
-        ct = tree_util.unflatten(tree_util.structure(out), [full((), 1, dt)])
+        from fungrad.lax import convert_element_type
+        # The seed keeps the output's weak type (as JAX's ones_like), so the gradient of
+        # a Python-scalar argument stays weakly typed.
+        seed = convert_element_type(1, dt, weak_type=core.get_aval(leaves[0]).weak_type)
+        ct = tree_util.unflatten(tree_util.structure(out), [seed])
         grads = f_vjp(ct, _consume=True)
         g = grads[0] if isinstance(argnums, int) else tuple(grads)
         return ((out, aux), g) if has_aux else (out, g)
