@@ -184,6 +184,9 @@ def check_grads(f: Callable, args: Sequence, order: int, modes: Sequence[str] = 
         AssertionError: if a derivative does not match.
 
     Example:
+        >>> import numpy as np
+        >>> import fungrad
+        >>> from fungrad.test_util import check_grads
         >>> check_grads(fungrad.numpy.sin, (np.float64(0.5),), order=2)
     """
     def check(fun: Callable, fargs: Sequence, k: int, msg: str) -> None:

@@ -129,8 +129,11 @@ def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Callable | No
         static_argnums: positions of arguments that are Python values, not arrays.
 
     Example:
-        >>> layer = fungrad.checkpoint(lambda W, x: fungrad.numpy.tanh(x @ W))
-        >>> grads = fungrad.grad(lambda W, x: layer(W, layer(W, x)).sum())(W, x)
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> W, x = jnp.eye(3) * 0.5, jnp.ones((2, 3))
+        >>> layer = fungrad.checkpoint(lambda W, x: jnp.tanh(x @ W))
+        >>> fungrad.grad(lambda W, x: layer(W, layer(W, x)).sum())(W, x).shape
+        (3, 3)
     """
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
