@@ -33,21 +33,25 @@ def def_partial_eval(prim: Primitive, rule: Callable) -> None:
     _partial_eval_rules[prim] = rule
 
 
-class JaxprTracer(Tracer):
-    __slots__ = ("_aval", "var", "label")
+_NO_SOURCES: frozenset = frozenset()
 
-    def __init__(self, trace: "JaxprTrace", aval: ShapedArray, var: Var, label: str | None):
+
+class JaxprTracer(Tracer):
+    __slots__ = ("_aval", "var", "sources")
+
+    def __init__(self, trace: "JaxprTrace", aval: ShapedArray, var: Var, sources: frozenset):
         self._trace = trace
         self._aval = aval
         self.var = var
-        self.label = label
+        self.sources = sources  # names of the traced arguments this value depends on
 
     @property
     def aval(self) -> ShapedArray:
         return self._aval
 
     def _origin(self) -> str:
-        where = f"it depends on {self.label}" if self.label else "an intermediate value"
+        where = (f"it depends on {' and '.join(sorted(self.sources))}" if self.sources
+                 else "an intermediate value")
         return f"while tracing for {self._trace.name}; {where}"
 
 
@@ -66,9 +70,10 @@ class JaxprTrace(core.Trace):
 
     # -- values in and out
     def new_arg(self, aval: ShapedArray, label: str | None = None) -> JaxprTracer:
+        """A new input; ``label`` (e.g. "argument 'x'") is named in concretization errors."""
         var = Var(aval)
         self.invars.append(var)
-        return JaxprTracer(self, aval, var, label)
+        return JaxprTracer(self, aval, var, frozenset([label]) if label else _NO_SOURCES)
 
     def is_own(self, x: Any) -> bool:
         return type(x) is JaxprTracer and x._trace is self
@@ -89,9 +94,13 @@ class JaxprTrace(core.Trace):
             self.consts.append(x)
         return var
 
-    def _label(self, args: Sequence[Any]) -> str | None:
-        labels = {a.label for a in args if type(a) is JaxprTracer and a._trace is self and a.label}
-        return " and ".join(sorted(labels)) if labels else None
+    def _sources(self, args: Sequence[Any]) -> frozenset:
+        """The argument names the results depend on (the union over own-tracer inputs)."""
+        out = _NO_SOURCES
+        for a in args:
+            if type(a) is JaxprTracer and a._trace is self and a.sources and a.sources is not out:
+                out = a.sources if not out else out | a.sources
+        return out
 
     # -- primitives
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
@@ -111,12 +120,12 @@ class JaxprTrace(core.Trace):
             if prim.abstract_eval is None:
                 raise MissingRuleError(prim, "abstract evaluation (shape/dtype)")
             out_avals = prim.abstract_eval(*[v.aval for v in invars], **params)
-        label = self._label(args)
+        sources = self._sources(args)
         if prim.multiple_results:
-            outs = [JaxprTracer(self, a, Var(a), label) for a in out_avals]
+            outs = [JaxprTracer(self, a, Var(a), sources) for a in out_avals]
             self.eqns.append(JaxprEqn(prim, invars, [t.var for t in outs], params))
             return outs
-        out = JaxprTracer(self, out_avals, Var(out_avals), label)
+        out = JaxprTracer(self, out_avals, Var(out_avals), sources)
         self.eqns.append(JaxprEqn(prim, invars, [out.var], params))
         return out
 
