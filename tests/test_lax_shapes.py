@@ -83,6 +83,13 @@ def test_vmap_some_arguments_unbatched(name):
                         jax.vmap(jax.jit(fn(jax.lax)), axes)(*to_jax(batched)))
 
 
+@pytest.mark.parametrize("name", ["pad_negative", "pad_traced_value", "concatenate", "reshape_dimensions"])
+def test_finite_differences(name):
+    from fungrad.test_util import check_grads
+    fn, args = SHAPE_CASES[name]
+    check_grads(lambda *a: fn(lax)(*a) ** 2, to_fg(args), order=2)
+
+
 DTYPES = [np.bool_, np.int8, np.uint8, np.int32, np.uint32, np.float16, BF16, np.float32]
 
 

@@ -347,6 +347,29 @@ def test_gather_grad_is_scatter_add_with_duplicates():
     assert "scatter-add" in str(fungrad.make_jaxpr(fungrad.grad(fg))(to_fg(table)))
 
 
+# name -> (function of float arguments, args): finite-difference checks of orders 1 and 2
+FD_CASES = {
+    "dynamic_slice": (lambda x: lax.dynamic_slice(x, (ints(3), -2), (2, 2)), [rand(RNG, (4, 5))]),
+    "dynamic_update_slice": (lambda x, u: lax.dynamic_update_slice(x, u * u, (ints(-1), 1)),
+                             [rand(RNG, (4, 5)), rand(RNG, (2, 3))]),
+    "gather_fill": (lambda x: gather_fn(GATHER_CASES["embedding_oob"], "fill", 0.0)(lax)(
+        x, GATHER_CASES["embedding_oob"][1]) ** 2, [rand(RNG, (6, 4))]),
+    "scatter_add": (lambda x, u: scatter_fn(SCATTER_CASES["rows_duplicates_oob"][3],
+                                            ("scatter_add",))(lax)(x, ints([1], [4], [1], [7], [-1]),
+                                                                   u * x[:5]),
+                    [rand(RNG, (6, 4)), rand(RNG, (5, 4))]),
+    "scatter_set_max": (lambda x, u: scatter_fn(SCATTER_CASES["points"][3], ("scatter", "scatter_max"))(
+        lax)(x, SCATTER_CASES["points"][1], u), [rand(RNG, (4, 5)), rand(RNG, (4,))]),
+}
+
+
+@pytest.mark.parametrize("name", list(FD_CASES))
+def test_finite_differences(name):
+    from fungrad.test_util import check_grads
+    fn, args = FD_CASES[name]
+    check_grads(fn, to_fg(args), order=2)
+
+
 GATHER_SCATTER_ERRORS = [
     (lambda: lax.gather(np.zeros((3, 4)), np.zeros((2, 1), np.float32),
                         lax.GatherDimensionNumbers((1,), (0,), (0,)), (1, 4)), "gather"),
