@@ -243,6 +243,41 @@ def fusion_study(args) -> None:
                   f"{figures[2]:>13.1f}{figures[3]:>10.1f}", flush=True)
 
 
+def _best_of(fn: Callable[[], Any], number: int, repeat: int = 30) -> float:
+    """Minimum over many short runs (robust to a busy machine), µs per call."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best * 1e6
+
+
+def cost_probe(args) -> None:
+    """Per-call cost of one NumPy ufunc and of a 10-op numexpr kernel (multiply / tanh)."""
+    if fusion.numexpr is None:
+        return
+    ne = fusion.numexpr
+    sig = [("i0", float), ("c", float)]
+    kernels = {"mul": ne.NumExpr("(" * 10 + "i0" + "*c)" * 10, signature=sig),
+               "tanh": ne.NumExpr("tanh(" * 10 + "i0" + ")" * 10, signature=sig[:1])}
+    print("\ncost probe, float32, µs per call (best of 30 runs):")
+    print(f"{'size':>8}{'ufunc mul':>11}{'ufunc tanh':>12}{'10 ufunc mul':>14}"
+          f"{'numexpr 10 mul':>16}{'numexpr 10 tanh':>17}")
+    for size in (256, 4096, 65536):
+        x = np.random.default_rng(0).uniform(-1, 1, size).astype(np.float32)
+        out, c = np.empty_like(x), np.asarray(1.01, np.float32)
+        n = _number(args, max(2, int(2e5 // size)))
+        mul = _best_of(lambda: np.multiply(x, c, out=out), n)
+        tanh = _best_of(lambda: np.tanh(x, out=out), n)
+        kw = dict(out=out, order="K", casting="safe", ex_uses_vml=False)
+        ne_mul = _best_of(lambda: kernels["mul"](x, c, **kw), n)
+        ne_tanh = _best_of(lambda: kernels["tanh"](x, **kw), max(1, n // 10), 10)
+        print(f"{size:>8}{mul:>11.2f}{tanh:>12.2f}{10 * mul:>14.2f}{ne_mul:>16.2f}{ne_tanh:>17.2f}",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="benchmarks to run")
@@ -256,6 +291,7 @@ def main() -> None:
         for label, t_fg, t_jx in BENCHES[name](args):
             print(f"{label:<40}{t_fg:>12.1f}{t_jx:>12.1f}{t_fg / t_jx:>8.2f}", flush=True)
     if args.fusion:
+        cost_probe(args)
         fusion_study(args)
 
 

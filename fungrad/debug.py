@@ -65,12 +65,13 @@ batching.def_batch(debug_callback_p, _debug_callback_batch)
 pe.register_effectful(debug_callback_p)
 
 
-def callback(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+def callback(fn: Callable[..., Any], *args: Any, ordered: bool = False, **kwargs: Any) -> None:
     """Call ``fn(*args, **kwargs)`` when the computation runs, with concrete values.
 
     Array leaves of ``args``/``kwargs`` arrive as host NumPy arrays; other leaves
     (strings, None, ...) are passed through unchanged. ``fn``'s return value is
-    ignored (as ``jax.debug.callback``).
+    ignored (as ``jax.debug.callback``). Callbacks always run in program order, so
+    ``ordered`` is accepted for compatibility and has no effect.
     """
     leaves, treedef = tree_util.flatten((args, kwargs))
     is_array = [isinstance(x, (Array, core.Tracer, np.ndarray, np.generic, int, float, complex))
@@ -87,7 +88,7 @@ def callback(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     debug_callback_p.bind(*[as_operand(x) for x in arrays], callback=flat_callback, batch=())
 
 
-def print(fmt: str, *args: Any, **kwargs: Any) -> None:  # noqa: A001 - jax.debug.print
+def print(fmt: str, *args: Any, ordered: bool = False, **kwargs: Any) -> None:  # noqa: A001
     """Print ``fmt.format(*args, **kwargs)`` when the computation runs (``jax.debug.print``).
 
     Example:
@@ -99,4 +100,4 @@ def print(fmt: str, *args: Any, **kwargs: Any) -> None:  # noqa: A001 - jax.debu
       >>> _ = f(jnp.arange(3))
       x = [0 1 2]
     """
-    callback(lambda *a, **k: builtins.print(fmt.format(*a, **k)), *args, **kwargs)
+    callback(lambda *a, **k: builtins.print(fmt.format(*a, **k)), *args, ordered=ordered, **kwargs)
