@@ -182,6 +182,26 @@ def test_dead_buffers_are_reused_and_freed():
     assert_close(got, run_eager(closed, BIG))
 
 
+def test_peak_memory_of_a_chain_stays_flat():
+    import tracemalloc
+    x = fnp.asarray(RNG.uniform(-1, 1, (512, 512)).astype(np.float32))  # 1 MiB
+
+    def chain(x):
+        for _ in range(10):
+            x = lax.exp(lax.sin(x) * 0.5)  # 30 ops, 30 MiB if every result were kept
+        return x
+    exe = codegen.compile_jaxpr(jaxpr_of(chain, x))
+    buf = np.asarray(x)
+    exe(buf)
+    tracemalloc.start()
+    try:
+        exe(buf)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * buf.nbytes
+
+
 def test_live_views_are_never_written():
     def f(x):
         y = x * 2.0                      # fresh
