@@ -93,7 +93,9 @@ class ArrayMethods:
                         "tuple or a Python scalar as a dict key or static argument")
 
     def __round__(self, ndigits=None):
-        return (_jnp or _numpy_module()).round(self, ndigits or 0)
+        jnp = _jnp or _numpy_module()
+        out = jnp.round(self, ndigits or 0)
+        return out.astype(int) if ndigits is None else out  # round(x) is an integer array
 
 
 for _dunder, _name in _BINARY_OPS.items():

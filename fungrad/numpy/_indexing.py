@@ -208,9 +208,9 @@ def _basic_index(x: Any, entries: list[_Entry]) -> Any | None:
     if dyn:
         sizes = list(aval(y).shape)
         dyn_starts: list[Any] = [0] * len(sizes)
-        for d, i in dyn:
+        for d, i in dyn:  # lax.dynamic_slice wraps negative starts itself, then clamps
             sizes[d] = 1
-            dyn_starts[d] = _normalize(i, shape[d])
+            dyn_starts[d] = lax.convert_element_type(i, _INDEX_DTYPE)
         y = lax.dynamic_slice(y, tuple(dyn_starts), tuple(sizes))
     if rev_axes:
         y = lax.rev(y, tuple(rev_axes))
@@ -254,13 +254,14 @@ def _index_to_gather(x_shape: tuple[int, ...], entries: list[_Entry],
     batch_shape: list[int] = []
     offset_dims, collapsed, start_index_map, slice_sizes = [], [], [], []
     newaxis_dims, empty_dims = [], []
-    y_axis = 0
+    y_axis = 0  # position in the final result (new axes included)
+    g_axis = 0  # position in the gather's result (no new axes)
     x_axis = 0
     adv_dims = {k for k, _ in adv}
     placed = False
 
     def place_advanced() -> None:
-        nonlocal y_axis, placed
+        nonlocal y_axis, g_axis, placed
         start = len(batch_shape)
         for (k, _), a in zip(adv, adv_arrays):
             components.append((a, start + len(adv_shape) - aval(a).ndim))
@@ -268,6 +269,7 @@ def _index_to_gather(x_shape: tuple[int, ...], entries: list[_Entry],
             collapsed.append(k)
         batch_shape.extend(adv_shape)
         y_axis += len(adv_shape)
+        g_axis += len(adv_shape)
         placed = True
 
     if adv and not contiguous:
@@ -292,7 +294,7 @@ def _index_to_gather(x_shape: tuple[int, ...], entries: list[_Entry],
                     components.append((np.asarray(start, _INDEX_DTYPE), len(batch_shape)))
                     start_index_map.append(x_axis)
                 slice_sizes.append(count)
-                offset_dims.append(y_axis)
+                offset_dims.append(g_axis)
             else:
                 idx = np.arange(start, stop, step, dtype=_INDEX_DTYPE)
                 components.append((idx, len(batch_shape)))
@@ -301,6 +303,7 @@ def _index_to_gather(x_shape: tuple[int, ...], entries: list[_Entry],
                 collapsed.append(x_axis)
                 slice_sizes.append(1)
             y_axis += 1
+            g_axis += 1
         x_axis += 1
 
     full = tuple(batch_shape) + (1,)
@@ -595,8 +598,8 @@ def take_along_axis(arr: Any, indices: Any, axis: int | None = -1, mode: str | N
     out_shape = np.broadcast_shapes(idx_shape, shape[:axis] + (1,) + shape[axis + 1:])
     if shape[axis] == 0:
         return lax.full(tuple(out_shape), 0, aval(arr).dtype)
-    indices = _normalize(lax.convert_element_type(indices, _INDEX_DTYPE), shape[axis])
-    idx = _along_axis_index(shape, idx_shape, indices, axis)
+    idx = _along_axis_index(shape, idx_shape, lax.convert_element_type(indices, _INDEX_DTYPE),
+                            axis)
     return _IndexUpdateRef(arr, idx).get(mode="fill" if mode is None else mode,
                                          fill_value=fill_value)
 
@@ -611,8 +614,7 @@ def put_along_axis(arr: Any, indices: Any, values: Any, axis: int | None, inplac
         arr = lax.reshape(arr, (aval(arr).size,))
         axis = 0
     axis = canonicalize_axis(axis, aval(arr).ndim, "put_along_axis")
-    idx = _along_axis_index(aval(arr).shape, aval(indices).shape,
-                            _normalize(indices, aval(arr).shape[axis]), axis)
+    idx = _along_axis_index(aval(arr).shape, aval(indices).shape, indices, axis)
     return _IndexUpdateRef(arr, idx).set(values, mode=mode)
 
 
