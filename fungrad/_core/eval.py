@@ -34,6 +34,14 @@ def _raise_clear_error(prim: Primitive, args: Sequence[Any], params: dict, err: 
                     f"{params or 'no params'}: {err}") from err
 
 
+def _array_module(vals: Sequence[Any]) -> Any:
+    """The array module of the first buffer among ``vals`` (Python scalars have none)."""
+    for v in vals:
+        if not isinstance(v, (bool, int, float, complex)):
+            return np if isinstance(v, _NUMPY_TYPES) else backends.xp_of(v)
+    return np
+
+
 class EvalTrace(core.Trace):
     name = "eval"
 
@@ -54,7 +62,7 @@ class EvalTrace(core.Trace):
         impl = prim.impl
         if impl is None:
             raise MissingRuleError(prim, "implementation")
-        xp = np if not vals or isinstance(vals[0], _NUMPY_TYPES) else backends.xp_of(vals[0])
+        xp = np if not vals or isinstance(vals[0], _NUMPY_TYPES) else _array_module(vals)
         try:
             out = impl(xp, *vals, **params)
         except (ValueError, TypeError, IndexError) as e:
