@@ -78,9 +78,13 @@ API_CASES = {
     "jacrev_has_aux": lambda lib, api: api.jacrev(with_aux(tree_fn(lib), lib), has_aux=True),
     "hessian": lambda lib, api: api.hessian(scalar_fn(lib)),
     "hessian_argnums": lambda lib, api: api.hessian(scalar_fn(lib), argnums=(0, 1)),
+    "hessian_has_aux": lambda lib, api: api.hessian(with_aux(scalar_fn(lib), lib), has_aux=True),
     "linearize": lambda lib, api: lambda p, s: (
         lambda out: (out[0], out[1](to_lib(lib, TANGENTS))))(
             api.linearize(lambda q: tree_fn(lib)(q, s), p)),
+    "linearize_has_aux": lambda lib, api: lambda p, s: (
+        lambda out: (out[0], out[1](to_lib(lib, TANGENTS)), out[2]))(
+            api.linearize(lambda q: with_aux(tree_fn(lib), lib)(q, s), p, has_aux=True)),
     "vmap": lambda lib, api: lambda p, s: api.vmap(tree_fn(lib), in_axes=(None, 0),
                                                    out_axes=Point(x={"a": None, "sum": 0}, y=1))(
         p, lib.stack([s, s * 2.0])),
