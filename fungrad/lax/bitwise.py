@@ -12,7 +12,7 @@ import numpy as np
 
 from fungrad.interpreters import ad
 from fungrad.lax._prim import INT, INT_OR_BOOL
-from fungrad.lax.elementwise import binop, unop
+from fungrad.lax._ops import binop, unop
 
 _UNSIGNED = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
              8: np.dtype(np.uint64)}
@@ -100,14 +100,18 @@ def _repeat_byte(byte: int, nbytes: int) -> int:
 
 
 def _population_count(xp, x):
-    """Count set bits with the branch-free SWAR reduction, in the unsigned dtype."""
+    """Count set bits with the branch-free SWAR reduction, in the unsigned dtype.
+
+    NumPy ufuncs rather than operators: on NumPy scalars, operators warn on the
+    intended wrap-around of the final multiplication."""
     n = x.dtype.itemsize
     u = _UNSIGNED[n].type
     v = x.astype(_UNSIGNED[n])
-    v = v - ((v >> u(1)) & u(_repeat_byte(0x55, n)))
-    v = (v & u(_repeat_byte(0x33, n))) + ((v >> u(2)) & u(_repeat_byte(0x33, n)))
-    v = (v + (v >> u(4))) & u(_repeat_byte(0x0F, n))
-    return ((v * u(_repeat_byte(0x01, n))) >> u(8 * n - 8)).astype(x.dtype)
+    v = xp.subtract(v, xp.bitwise_and(xp.right_shift(v, u(1)), u(_repeat_byte(0x55, n))))
+    m2 = u(_repeat_byte(0x33, n))
+    v = xp.add(xp.bitwise_and(v, m2), xp.bitwise_and(xp.right_shift(v, u(2)), m2))
+    v = xp.bitwise_and(xp.add(v, xp.right_shift(v, u(4))), u(_repeat_byte(0x0F, n)))
+    return xp.right_shift(xp.multiply(v, u(_repeat_byte(0x01, n))), u(8 * n - 8)).astype(x.dtype)
 
 
 population_count_p, population_count = unop(
@@ -124,12 +128,12 @@ def _clz(xp, x):
     count = xp.full(v.shape, width, u)
     step = width // 2
     while step:
-        upper = v >> u.type(step)
+        upper = xp.right_shift(v, u.type(step))
         nonzero = upper != 0
-        count = xp.where(nonzero, count - u.type(step), count)
+        count = xp.where(nonzero, xp.subtract(count, u.type(step)), count)
         v = xp.where(nonzero, upper, v)
         step //= 2
-    return (count - v).astype(x.dtype)  # v is now 1 if any bit was set, else 0
+    return xp.subtract(count, v).astype(x.dtype)  # v is now 1 if any bit was set, else 0
 
 
 clz_p, clz = unop("clz", _clz, INT, "Elementwise count of leading zero bits (``jax.lax.clz``).")

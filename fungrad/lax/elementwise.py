@@ -1,15 +1,9 @@
 """Elementwise arithmetic, comparison, selection and complex-number primitives.
 
-Operands have NumPy-broadcastable shapes and identical dtypes (see ``_prim``).
-Each block holds a primitive (implementation + shape/dtype rule), its wrapper,
-its JVP (or ``def_nondiff``), its transpose when it is linear, and its batching
-rule. ``unop``/``binop`` build the common case, as JAX's ``standard_unop`` and
-``standard_naryop`` do; ``transcendental``, ``special`` and ``bitwise`` use them too.
-
-The wrappers accept Python scalars. A scalar meeting an array takes the array's
-dtype when it fits that dtype's kind (``lax.mul(x_bf16, 2.0)`` stays bfloat16, as
-``lax.mul(x_f32, 2.0)`` does in JAX); otherwise it keeps its default dtype and the
-mismatch is reported as in ``jax.lax``.
+Operands have NumPy-broadcastable shapes and identical dtypes (see ``_prim``), and
+the wrappers accept Python scalars (see ``_ops``). Each block holds a primitive
+(implementation + shape/dtype rule), its wrapper, its JVP (or ``def_nondiff``), its
+transpose when it is linear, and its batching rule.
 """
 from __future__ import annotations
 
@@ -19,125 +13,20 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fungrad._core import core, dtypes
-from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
+from fungrad.lax._ops import (ARRAY_TYPES, accepted_dtypes, binop, broadcast_to_shape,
+                              check_operands, const, convert_to, operands, unop)
 from fungrad.lax._prim import (ANY, BOOL, COMPLEX, FLOAT, INEXACT, INT, NUMERIC, as_operand,
-                               broadcast_shapes, check_dtypes, describe_kinds, elementwise_prim,
-                               kind, unbroadcast)
+                               broadcast_shapes, check_dtypes, elementwise_prim, kind,
+                               unbroadcast)
 
-_ARRAYS = (Array, core.Tracer)
-_SCALARS = (bool, int, float, complex)
 ORDERED = BOOL + INT + FLOAT          # what lt/le/gt/ge accept (not complex)
 SIGNED_OR_INEXACT = "i" + INEXACT     # abs and sign-sensitive ops
 INT_OR_FLOAT = INT + FLOAT            # rem
 
 
 # --------------------------------------------------------------------------- helpers
-
-def _accepted(kinds: str) -> frozenset:
-    return frozenset(d for d in dtypes.all_dtypes if kind(d) in kinds)
-
-
-def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
-    """Whether Python scalar ``x`` may take ``dtype`` (its kind holds x's kind)."""
-    k = "f" if dtype == dtypes.bfloat16 else dtype.kind
-    if isinstance(x, bool):
-        return k == "b"
-    if isinstance(x, int):
-        return k in "iufc"
-    return k in ("fc" if isinstance(x, float) else "c")
-
-
-def _scalar_operand(x: Any, like: np.dtype | None) -> Array:
-    if like is not None and _scalar_fits(x, like):
-        try:
-            return Array(np.asarray(x, like)[()], not isinstance(x, bool))
-        except OverflowError:  # e.g. 300 meeting uint8: keep int32 and report the mismatch
-            pass
-    return as_operand(x)
-
-
-def operands(*xs: Any) -> list:
-    """Convert the operands of an elementwise op: arrays stay, scalars follow them."""
-    out, like, scalars = list(xs), None, False
-    for i, x in enumerate(out):
-        if isinstance(x, _SCALARS):
-            scalars = True
-            continue
-        if not isinstance(x, _ARRAYS):
-            out[i] = x = as_operand(x)
-        if like is None:
-            like = x.dtype
-    if scalars:
-        out = [_scalar_operand(x, like) if isinstance(x, _SCALARS) else x for x in out]
-    return out
-
-
-def check_operands(name: str, kinds: str, accepted: frozenset, xs: Sequence[Any]) -> None:
-    """Cheap eager check that all operands share one dtype of the accepted kinds.
-
-    Eager evaluation runs no shape rule and NumPy would silently promote, so the
-    wrappers check dtypes themselves; the error names the operation."""
-    dt = xs[0].dtype
-    if dt not in accepted or any(x.dtype != dt for x in xs[1:]):
-        check_dtypes(name, xs, kinds)
-
-
-def const(like: Any, value: Any) -> Array:
-    """A (strongly typed) scalar ``value`` of ``like``'s dtype, for derivative rules."""
-    return Array(np.asarray(value, core.get_aval(like).dtype)[()])
-
-
-def broadcast_to_shape(x: Any, shape: tuple) -> Any:
-    """``x`` broadcast (NumPy rules) to ``shape``; used where a tangent skips the op."""
-    from fungrad.lax.shapes import broadcast_in_dim
-    aval = core.get_aval(x)
-    if aval.shape == shape:
-        return x
-    return broadcast_in_dim(x, shape, tuple(range(len(shape) - aval.ndim, len(shape))))
-
-
-def _named(op: Callable, name: str, doc: str) -> Callable:
-    op.__name__ = op.__qualname__ = name
-    op.__doc__ = doc
-    return op
-
-
-def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
-         op_name: str | None = None) -> tuple[Primitive, Callable]:
-    """A unary elementwise primitive, its batching rule and its wrapper ``op(x)``."""
-    prim = elementwise_prim(name, impl, kinds, out_dtype)
-    batching.defvectorized(prim)
-    accepted = _accepted(kinds)
-
-    def op(x: Any) -> Any:
-        x = x if isinstance(x, _ARRAYS) else as_operand(x)
-        if x.dtype not in accepted:
-            check_dtypes(name, [x], kinds)
-        return prim.bind(x)
-    return prim, _named(op, op_name or name, doc)
-
-
-def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
-          op_name: str | None = None) -> tuple[Primitive, Callable]:
-    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``."""
-    prim = elementwise_prim(name, impl, kinds, out_dtype)
-    batching.defbroadcasting(prim)
-    accepted = _accepted(kinds)
-
-    def op(x: Any, y: Any) -> Any:
-        x, y = operands(x, y)
-        check_operands(name, kinds, accepted, (x, y))
-        return prim.bind(x, y)
-    return prim, _named(op, op_name or name, doc)
-
-
-def convert_to(x: Any, like: Any) -> Any:
-    """``x`` converted to the dtype of ``like``."""
-    from fungrad.lax.shapes import convert_element_type
-    return convert_element_type(x, core.get_aval(like).dtype)
-
 
 def _linear_cts(ct: Any, args: Sequence[Any], scales: Sequence[Callable]) -> list:
     """Cotangents of a sum of linear terms ``scale_i(x_i)``: unbroadcast per undefined input."""
@@ -247,9 +136,10 @@ def _replace_zero(x):
 def _pow_jvp_lhs(t, ans, x, y):
     y_is_int = kind(core.get_aval(y).dtype) in INT
     y = convert_to(y, x)
-    if y_is_int:  # d/dx x**0 is 0, even at x = 0 (as in JAX)
+    if y_is_int:  # d/dx x**0 is 0, even at x = 0 (as in JAX; the unselected branch is finite)
+        y_safe = _replace_zero(y)
         jac = select(eq(y, const(y, 0)), const(x, 0),
-                     mul(_replace_zero(y), pow(x, sub(y, const(y, 1)))))
+                     mul(y_safe, pow(x, sub(y_safe, const(y, 1)))))
     else:
         jac = mul(y, pow(x, sub(y, const(y, 1))))
     return mul(t, jac)
@@ -269,7 +159,7 @@ batching.defbroadcasting(pow_p)
 
 def integer_pow(x: Any, y: int) -> Any:
     """``x ** y`` for a static Python integer ``y`` by repeated squaring (``jax.lax.integer_pow``)."""
-    x = x if isinstance(x, _ARRAYS) else as_operand(x)
+    x = x if isinstance(x, ARRAY_TYPES) else as_operand(x)
     y = int(y)
     _integer_pow_abstract(core.get_aval(x), y=y)
     return integer_pow_p.bind(x, y=y)
@@ -362,12 +252,13 @@ def _round_impl(xp, x, *, rounding_method):
     if rounding_method == RoundingMethod.TO_NEAREST_EVEN:
         return xp.rint(x)
     t = xp.trunc(x)  # x - t is exact, so halves are detected exactly
-    return xp.where(xp.abs(xp.subtract(x, t)) >= 0.5, xp.add(t, xp.sign(x)), t)
+    with np.errstate(invalid="ignore"):  # inf - inf: the nan is not selected
+        return xp.where(xp.abs(xp.subtract(x, t)) >= 0.5, xp.add(t, xp.sign(x)), t)
 
 
 def round(x: Any, rounding_method: RoundingMethod | int = RoundingMethod.AWAY_FROM_ZERO) -> Any:  # noqa: A001
     """Round to the nearest integer; halves go away from zero or to even (``jax.lax.round``)."""
-    x = x if isinstance(x, _ARRAYS) else as_operand(x)
+    x = x if isinstance(x, ARRAY_TYPES) else as_operand(x)
     check_dtypes("round", [x], FLOAT)
     return round_p.bind(x, rounding_method=RoundingMethod(int(rounding_method)))
 
@@ -440,7 +331,7 @@ def _both(a, b):
 
 
 clamp_p = elementwise_prim("clamp", lambda xp, lo, x, hi: xp.minimum(xp.maximum(x, lo), hi), ANY)
-_CLAMP_ACCEPTED = _accepted(ANY)
+_CLAMP_ACCEPTED = accepted_dtypes(ANY)
 ad.defjvp(clamp_p,
           lambda t, lo, x, hi: _where_else_zero(_both(gt(lo, x), lt(lo, hi)), t),
           lambda t, lo, x, hi: _where_else_zero(_both(gt(x, lo), lt(x, hi)), t),
@@ -458,7 +349,7 @@ def select_n(which: Any, *cases: Any) -> Any:
     """
     if not cases:
         raise ValueError("select_n: at least one case is required")
-    which = which if isinstance(which, _ARRAYS) else as_operand(which)
+    which = which if isinstance(which, ARRAY_TYPES) else as_operand(which)
     cases = operands(*cases)
     _select_n_abstract(core.get_aval(which), *[core.get_aval(c) for c in cases])
     return select_n_p.bind(which, *cases)
@@ -566,7 +457,7 @@ batching.defbroadcasting(complex_p)
 
 def conj(x: Any) -> Any:
     """Complex conjugate; real float32/float64 inputs become complex (``jax.lax.conj``)."""
-    x = x if isinstance(x, _ARRAYS) else as_operand(x)
+    x = x if isinstance(x, ARRAY_TYPES) else as_operand(x)
     _check_complex_parts("conj", x.dtype)
     return conj_p.bind(x, input_dtype=np.dtype(x.dtype))
 

@@ -28,7 +28,8 @@ import numpy as np
 from fungrad._core import dtypes
 from fungrad.interpreters import ad
 from fungrad.lax._prim import FLOAT
-from fungrad.lax.elementwise import add, binop, const, mul, neg, square, unop
+from fungrad.lax._ops import binop, const, unop
+from fungrad.lax.elementwise import add, mul, neg, square
 from fungrad.lax.transcendental import exp
 
 _SQRT_PI = math.sqrt(math.pi)
@@ -39,16 +40,18 @@ _SHIFT = 10  # the asymptotic series are used at arguments >= this
 
 
 def _special(f: Callable) -> Callable:
-    """An impl running ``f(xp, *float64 args, precise=...)`` and rounding to the input dtype.
+    """An impl running ``f(xp, *args, precise=...)`` on flat float64 copies of the (broadcast)
+    arguments, so it may update buffers in place, and rounding to the input dtype.
 
     Poles, infinities and masked-out branches are handled explicitly, so NumPy's
     floating-point warnings are silenced."""
     def impl(xp, *args):
         dtype = args[0].dtype
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        flat = [xp.broadcast_to(xp.asarray(a, dtype=np.float64), shape).reshape(-1) for a in args]
         with np.errstate(all="ignore"):
-            out = f(xp, *[xp.asarray(a, dtype=np.float64) for a in args],
-                    precise=dtype == dtypes.float64)
-        return out.astype(dtype)
+            out = f(xp, *flat, precise=dtype == dtypes.float64)
+        return out.astype(dtype).reshape(shape)
     return impl
 
 
@@ -290,7 +293,6 @@ ad.defjvp(digamma_p, lambda t, x: mul(t, polygamma(const(x, 1), x)))
 
 
 def _polygamma(xp, m, x, precise):
-    m, x = xp.broadcast_arrays(m, x)
     out = xp.full(x.shape, np.nan)
     for order in xp.unique(m).tolist():  # one pass per distinct order, usually one
         if order >= 0 and order == int(order):

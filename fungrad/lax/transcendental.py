@@ -12,8 +12,8 @@ import numpy as np
 from fungrad._core import dtypes
 from fungrad.interpreters import ad
 from fungrad.lax._prim import FLOAT, INEXACT
-from fungrad.lax.elementwise import (add, binop, const, div, integer_pow, mul, neg, square, sub,
-                                     unop)
+from fungrad.lax._ops import binop, const, unop
+from fungrad.lax.elementwise import add, div, integer_pow, mul, neg, square, sub
 
 _NARROW = (dtypes.bfloat16, dtypes.float16)
 

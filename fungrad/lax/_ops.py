@@ -1,0 +1,130 @@
+"""Building elementwise ops: operands, eager dtype checks, and the ``unop``/``binop`` builders.
+
+``unop``/``binop`` make a primitive with its batching rule and its user-facing wrapper,
+as JAX's ``standard_unop``/``standard_naryop`` do; the elementwise families
+(``elementwise``, ``transcendental``, ``special``, ``bitwise``) are written with them.
+
+The wrappers accept Python scalars. A scalar meeting an array takes the array's
+dtype when it fits that dtype's kind (``lax.mul(x_bf16, 2.0)`` stays bfloat16, as
+``lax.mul(x_f32, 2.0)`` does in JAX); otherwise it keeps its default dtype and the
+mismatch is reported as in ``jax.lax``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fungrad._core import core, dtypes
+from fungrad._core.array import Array
+from fungrad._core.core import Primitive
+from fungrad.interpreters import batching
+from fungrad.lax._prim import as_operand, check_dtypes, elementwise_prim, kind
+
+ARRAY_TYPES = (Array, core.Tracer)
+_SCALARS = (bool, int, float, complex)
+
+
+def accepted_dtypes(kinds: str) -> frozenset:
+    """The dtypes whose kind is in ``kinds``."""
+    return frozenset(d for d in dtypes.all_dtypes if kind(d) in kinds)
+
+
+def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
+    """Whether Python scalar ``x`` may take ``dtype`` (its kind holds x's kind)."""
+    k = "f" if dtype == dtypes.bfloat16 else dtype.kind
+    if isinstance(x, bool):
+        return k == "b"
+    if isinstance(x, int):
+        return k in "iufc"
+    return k in ("fc" if isinstance(x, float) else "c")
+
+
+def _scalar_operand(x: Any, like: np.dtype | None) -> Array:
+    if like is not None and _scalar_fits(x, like):
+        try:
+            return Array(np.asarray(x, like)[()], not isinstance(x, bool))
+        except OverflowError:  # e.g. 300 meeting uint8: keep int32 and report the mismatch
+            pass
+    return as_operand(x)
+
+
+def operands(*xs: Any) -> list:
+    """Convert the operands of an elementwise op: arrays stay, scalars follow them."""
+    out, like, scalars = list(xs), None, False
+    for i, x in enumerate(out):
+        if isinstance(x, _SCALARS):
+            scalars = True
+            continue
+        if not isinstance(x, ARRAY_TYPES):
+            out[i] = x = as_operand(x)
+        if like is None:
+            like = x.dtype
+    if scalars:
+        out = [_scalar_operand(x, like) if isinstance(x, _SCALARS) else x for x in out]
+    return out
+
+
+def check_operands(name: str, kinds: str, accepted: frozenset, xs: Sequence[Any]) -> None:
+    """Cheap eager check that all operands share one dtype of the accepted kinds.
+
+    Eager evaluation runs no shape rule and NumPy would silently promote, so the
+    wrappers check dtypes themselves; the error names the operation."""
+    dt = xs[0].dtype
+    if dt not in accepted or any(x.dtype != dt for x in xs[1:]):
+        check_dtypes(name, xs, kinds)
+
+
+def const(like: Any, value: Any) -> Array:
+    """A (strongly typed) scalar ``value`` of ``like``'s dtype, for derivative rules."""
+    return Array(np.asarray(value, core.get_aval(like).dtype)[()])
+
+
+def broadcast_to_shape(x: Any, shape: tuple) -> Any:
+    """``x`` broadcast (NumPy rules) to ``shape``; used where a tangent skips the op."""
+    from fungrad.lax.shapes import broadcast_in_dim
+    aval = core.get_aval(x)
+    if aval.shape == shape:
+        return x
+    return broadcast_in_dim(x, shape, tuple(range(len(shape) - aval.ndim, len(shape))))
+
+
+def _named(op: Callable, name: str, doc: str) -> Callable:
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
+
+
+def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
+         op_name: str | None = None) -> tuple[Primitive, Callable]:
+    """A unary elementwise primitive, its batching rule and its wrapper ``op(x)``."""
+    prim = elementwise_prim(name, impl, kinds, out_dtype)
+    batching.defvectorized(prim)
+    accepted = accepted_dtypes(kinds)
+
+    def op(x: Any) -> Any:
+        x = x if isinstance(x, ARRAY_TYPES) else as_operand(x)
+        if x.dtype not in accepted:
+            check_dtypes(name, [x], kinds)
+        return prim.bind(x)
+    return prim, _named(op, op_name or name, doc)
+
+
+def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
+          op_name: str | None = None) -> tuple[Primitive, Callable]:
+    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``."""
+    prim = elementwise_prim(name, impl, kinds, out_dtype)
+    batching.defbroadcasting(prim)
+    accepted = accepted_dtypes(kinds)
+
+    def op(x: Any, y: Any) -> Any:
+        x, y = operands(x, y)
+        check_operands(name, kinds, accepted, (x, y))
+        return prim.bind(x, y)
+    return prim, _named(op, op_name or name, doc)
+
+
+def convert_to(x: Any, like: Any) -> Any:
+    """``x`` converted to the dtype of ``like``."""
+    from fungrad.lax.shapes import convert_element_type
+    return convert_element_type(x, core.get_aval(like).dtype)
