@@ -56,6 +56,24 @@ def _cumulative_batch(prim: Primitive):
     return rule
 
 
+def _accumulate(ufunc: str):
+    """``ufunc.accumulate`` along an axis; array modules without it (CuPy) get a doubling
+    scan: log2(n) vectorised steps, each combining every element with the one 2^k before."""
+    def run(xp, x, axis):
+        if xp is np:
+            return getattr(xp, ufunc).accumulate(x, axis=axis)
+        out, shift, n = x, 1, x.shape[axis]
+        combine = getattr(xp, ufunc)
+        while shift < n:
+            head = xp.take(out, xp.arange(shift), axis=axis)
+            tail = combine(xp.take(out, xp.arange(shift, n), axis=axis),
+                           xp.take(out, xp.arange(n - shift), axis=axis))
+            out = xp.concatenate([head, tail], axis=axis)
+            shift *= 2
+        return out
+    return run
+
+
 def _cumulative(name: str, accumulate: Callable[..., Any], kinds: str):
     prim = Primitive(name)
     prim.def_impl(checked_impl(name, _cumulative_impl(accumulate), kinds))
@@ -114,10 +132,10 @@ cumprod_p, cumprod = _cumulative(
     "cumprod", lambda xp, x, axis: xp.cumprod(x, axis=axis, dtype=x.dtype), NUMERIC)
 ad.def_jvp(cumprod_p, _scan_jvp(_mul))
 
-cummax_p, cummax = _cumulative("cummax", lambda xp, x, axis: xp.maximum.accumulate(x, axis=axis), NUMERIC)
+cummax_p, cummax = _cumulative("cummax", _accumulate("maximum"), NUMERIC)
 ad.def_jvp(cummax_p, _scan_jvp(_max))
 
-cummin_p, cummin = _cumulative("cummin", lambda xp, x, axis: xp.minimum.accumulate(x, axis=axis), NUMERIC)
+cummin_p, cummin = _cumulative("cummin", _accumulate("minimum"), NUMERIC)
 ad.def_jvp(cummin_p, _scan_jvp(_min))
 
 
@@ -154,7 +172,7 @@ def _cumlogsumexp_jvp(primals, tangents, *, axis, reverse):
 
 
 cumlogsumexp_p, cumlogsumexp = _cumulative(
-    "cumlogsumexp", lambda xp, x, axis: xp.logaddexp.accumulate(x, axis=axis), INEXACT)
+    "cumlogsumexp", _accumulate("logaddexp"), INEXACT)
 ad.def_jvp(cumlogsumexp_p, _cumlogsumexp_jvp)
 
 

@@ -194,9 +194,29 @@ def _logical_impl(bool_reduce: str, ufunc: str):
             return xp.asarray(getattr(xp, bool_reduce)(x, axis=axes))
         if x.dtype == np.bool_:
             return xp.asarray(xp.sum(x, axis=axes, dtype=np.int32) % 2 == 1)
-        identity = ~x.dtype.type(0) if ufunc == "bitwise_and" else x.dtype.type(0)
-        return xp.asarray(getattr(xp, ufunc).reduce(x, axis=axes, dtype=x.dtype, initial=identity))
+        if not axes:
+            return x
+        if any(x.shape[a] == 0 for a in axes):  # the identity: all bits set for AND, else 0
+            identity = ~x.dtype.type(0) if ufunc == "bitwise_and" else x.dtype.type(0)
+            return xp.full(_reduced_shape(x.shape, axes), identity, x.dtype)
+        if xp is np:
+            return xp.asarray(getattr(xp, ufunc).reduce(x, axis=axes, dtype=x.dtype))
+        return _halving_reduce(xp, getattr(xp, ufunc), x, axes)
     return impl
+
+
+def _halving_reduce(xp, combine, x, axes):
+    """Reduce ``axes`` (non-empty) with an associative ``combine`` for array modules whose
+    ufuncs have no ``reduce`` (CuPy's bitwise ones): combine halves, log2(n) steps."""
+    kept = [i for i in range(x.ndim) if i not in axes]
+    x = xp.transpose(x, (*axes, *kept))
+    x = x.reshape(-1, *x.shape[len(axes):])
+    while x.shape[0] > 1:
+        half = x.shape[0] // 2
+        rest = x[2 * half:]
+        x = combine(x[:half], x[half:2 * half])
+        x = xp.concatenate([x, rest]) if rest.shape[0] else x
+    return x[0]
 
 
 reduce_and_p = _reducer("reduce_and", _logical_impl("all", "bitwise_and"), INT_OR_BOOL, False)

@@ -18,7 +18,6 @@ the first element, NaNs to the last NaN seen, matching XLA.
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,7 +26,8 @@ from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import ANY, NUMERIC, as_operand, check_dtypes
-from fungrad.lax.conv import _conv_vjp_lhs_padding, _dilate, dilate_and_pad, pad_geometry, padtype_to_pads
+from fungrad.lax.conv import (_conv_vjp_lhs_padding, _dilate, dilate_and_pad, pad_geometry,
+                              padtype_to_pads, window_taps)
 
 _WINDOW_PARAMS = ("window_dimensions", "window_strides", "padding", "base_dilation", "window_dilation")
 
@@ -52,13 +52,6 @@ def _check_window(name: str, x: ShapedArray, window_dimensions, window_strides, 
         raise ValueError(f"{name}: negative padding {padding} is larger than the operand shape {x.shape}")
     return _window_shape(x.shape, window_dimensions, window_strides, padding, base_dilation,
                          window_dilation)
-
-
-def _taps(out_shape, window_dimensions, window_strides, window_dilation):
-    """For each tap of the window (row-major), the slices of the padded operand it reads."""
-    for tap in itertools.product(*map(range, window_dimensions)):
-        yield tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in
-                    zip(tap, window_dilation, out_shape, window_strides))
 
 
 def _window_batch(prim):
@@ -98,7 +91,7 @@ def _reduce_window_impl(kind: str):
             fill, combine = _identity(x.dtype, kind == "max"), getattr(xp, f"{kind}imum")
         xpad = dilate_and_pad(xp, x, base_dilation, padding, fill)
         out = None
-        for sl in _taps(out_shape, window_dimensions, window_strides, window_dilation):
+        for sl in window_taps(out_shape, window_dimensions, window_strides, window_dilation):
             out = xpad[sl].copy() if out is None else combine(out, xpad[sl], out=out)
         return out.astype(out_dtype, copy=False)
     return impl
@@ -150,7 +143,7 @@ def _select(xp, xpad, out_shape, select_prim, window_dimensions, window_strides,
     """Per output position, the index of the selected tap (see the module docstring)."""
     keep = xp.greater_equal if select_prim.name == "ge" else xp.less_equal
     best, idx = None, None
-    for k, sl in enumerate(_taps(out_shape, window_dimensions, window_strides, window_dilation)):
+    for k, sl in enumerate(window_taps(out_shape, window_dimensions, window_strides, window_dilation)):
         v = xpad[sl]
         if best is None:
             best, idx = v.copy(), xp.zeros(out_shape, np.int32)
@@ -169,7 +162,7 @@ def _select_and_gather_add_impl(xp, t, x, *, select_prim, window_dimensions, win
     tpad = dilate_and_pad(xp, t, base_dilation, padding, 0)
     idx = _select(xp, xpad, out_shape, select_prim, window_dimensions, window_strides, window_dilation)
     out = xp.zeros(out_shape, t.dtype)
-    for k, sl in enumerate(_taps(out_shape, window_dimensions, window_strides, window_dilation)):
+    for k, sl in enumerate(window_taps(out_shape, window_dimensions, window_strides, window_dilation)):
         out = xp.where(idx == k, tpad[sl], out)
     return out
 
@@ -183,7 +176,7 @@ def _select_and_scatter_add_impl(xp, source, x, *, select_prim, window_dimension
     acc = xp.zeros(xpad.shape, np.float32 if source.dtype in (dtypes.bfloat16, dtypes.float16)
                    else source.dtype)
     zero = acc.dtype.type(0)
-    for k, sl in enumerate(_taps(out_shape, window_dimensions, window_strides, window_dilation)):
+    for k, sl in enumerate(window_taps(out_shape, window_dimensions, window_strides, window_dilation)):
         acc[sl] += xp.where(idx == k, source, zero)  # one tap's slice holds no repeats
     buf = xp.zeros(full, acc.dtype)
     buf[crop] = acc
