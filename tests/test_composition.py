@@ -1,6 +1,6 @@
 """Composition stress test: representative functions (MLP loss, cross-entropy, attention,
 layer norm, conv + pool, gather/scatter, sort, cumsum, scan, cond, custom rules,
-checkpoint, ...) under composed transformations, each against jax on the same inputs.
+checkpoint, a checkpointed scan body with a custom rule, ...) under composed transformations, each against jax on the same inputs.
 
 Every function is written once against a namespace ``m`` (``m.np`` is fungrad.numpy or
 jax.numpy, ``m.lax``, ``m.nn``, ``m.sp`` = scipy.special, ``m.api`` = fungrad or jax) and
@@ -206,6 +206,19 @@ def checkpointed_blocks(m):
     return f
 
 
+def scan_checkpoint_custom(m):
+    softplus = custom_jvp_softplus(m)
+    body = m.api.checkpoint(lambda h, x, W: m.np.sin(h @ W) * x + softplus(h))
+
+    def f(W, xs):
+        def step(h, x):
+            h = body(h, x, W)
+            return h, m.np.sum(h)
+        h, ys = m.lax.scan(step, m.np.zeros(W.shape[0], dtype=W.dtype), xs)
+        return h * m.np.sum(ys)
+    return f
+
+
 def _labels():
     return np.array([0, 3, 1, 4], dtype=np.int32)
 
@@ -235,6 +248,7 @@ FUNCTIONS = {
     "custom_jvp_softplus": (custom_jvp_softplus, _rand(1, 5), ()),
     "custom_vjp_clipped": (custom_vjp_clipped, _rand(1, 5), ()),
     "checkpointed_blocks": (checkpointed_blocks, _rand(1, 3, 3), (_rand(2, 2, 3),)),
+    "scan_checkpoint_custom": (scan_checkpoint_custom, _rand(1, 3, 3), (_rand(2, 4, 3),)),
 }
 
 
