@@ -138,7 +138,8 @@ CONV_CASES = [
     ((2, 3, 8, 7), (4, 3, 2, 3), dict(window_strides=(2, 1), padding=((1, 2), (0, -1)),
                                       lhs_dilation=(1, 2), rhs_dilation=(2, 1))),
     ((2, 4, 6, 6), (6, 2, 3, 3), dict(window_strides=(1, 2), padding="SAME", feature_group_count=2)),
-    ((1, 4, 5, 5), (4, 1, 3, 3), dict(window_strides=(1, 1), padding="SAME", feature_group_count=4)),
+    ((1, 4, 5, 5), (8, 1, 3, 3), dict(window_strides=(2, 1), padding="SAME", feature_group_count=4,
+                                      rhs_dilation=(1, 2))),  # depthwise, channel multiplier 2
     ((4, 3, 5, 5), (6, 3, 2, 2), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
     ((1, 2, 4, 5, 4), (3, 2, 2, 3, 2), dict(window_strides=(1, 2, 1), padding="SAME")),
     ((2, 5, 5, 3), (3, 3, 3, 4), dict(window_strides=(1, 1), padding="SAME_LOWER",
