@@ -55,7 +55,13 @@ def _split_aux(out: Any, has_aux: bool, fname: str) -> tuple[Any, Any]:
 # --------------------------------------------------------------------------- jvp / linearize
 
 def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False):
-    """Forward-mode derivative: ``(fun(*primals), J @ tangents)`` (as ``jax.jvp``)."""
+    """Forward-mode derivative: ``(fun(*primals), J @ tangents)`` (as ``jax.jvp``).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.jvp(lambda x: x ** 2, (jnp.array([1.0, 2.0]),), (jnp.array([1.0, 0.5]),))
+        (Array([1., 4.], dtype=float32), Array([2., 2.], dtype=float32))
+    """
     fname = _fun_name(fun)
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError(f"jvp({fname}): primals and tangents must be tuples or lists, got "
@@ -114,7 +120,14 @@ def _linearize_flat(fun: Callable, flat_p: list, in_tree: Any, has_aux: bool, fn
 
 
 def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
-    """``(fun(*primals), f_jvp)`` where ``f_jvp(*tangents)`` evaluates the JVP linearly."""
+    """``(fun(*primals), f_jvp)`` where ``f_jvp(*tangents)`` evaluates the JVP linearly.
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> y, f_jvp = fungrad.linearize(lambda x: x ** 3, jnp.array([1.0, 2.0]))
+        >>> f_jvp(jnp.array([1.0, 0.5]))
+        Array([3., 6.], dtype=float32)
+    """
     fname = f"linearize({_fun_name(fun)})"
     flat_p, in_tree = _flatten_args(primals, fname)
     out_p, out_tree, aux, jaxpr, consts, _ = _linearize_flat(fun, flat_p, in_tree, has_aux, fname)
@@ -169,7 +182,15 @@ class _VJPFunction:
 
 
 def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
-    """Reverse mode: ``(fun(*primals), f_vjp)`` with ``f_vjp(ct) -> cotangents of primals``."""
+    """Reverse mode: ``(fun(*primals), f_vjp)`` with ``f_vjp(ct) -> cotangents of primals``.
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> x, w = jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0])
+        >>> out, f_vjp = fungrad.vjp(lambda x, w: x * w, x, w)
+        >>> f_vjp(jnp.ones(2))
+        (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
+    """
     fname = f"vjp({_fun_name(fun)})"
     flat_p, in_tree = _flatten_args(primals, fname)
     out_p, out_tree, aux, jaxpr, consts, _ = _linearize_flat(fun, flat_p, in_tree, has_aux, fname)
@@ -190,7 +211,13 @@ def _argnums_tuple(argnums: int | Sequence[int], nargs: int, fname: str) -> tupl
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
                    allow_int: bool = False) -> Callable:
-    """A function returning ``(fun(*args), gradient w.r.t. args[argnums])`` (as JAX)."""
+    """A function returning ``(fun(*args), gradient w.r.t. args[argnums])`` (as JAX).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.value_and_grad(lambda x: jnp.sum(x ** 2))(jnp.array([1.0, 2.0]))
+        (Array(5., dtype=float32), Array([2., 4.], dtype=float32))
+    """
     fname = _fun_name(fun)
 
     @functools.wraps(fun)
@@ -232,7 +259,18 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
          allow_int: bool = False) -> Callable:
-    """Gradient of a scalar-valued ``fun`` with respect to ``args[argnums]`` (as ``jax.grad``)."""
+    """Gradient of a scalar-valued ``fun`` with respect to ``args[argnums]`` (as ``jax.grad``).
+
+    The gradient has the pytree structure of the differentiated argument(s).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> loss = lambda p, x: jnp.sum(p["w"] * x)
+        >>> fungrad.grad(loss)({"w": jnp.ones(2)}, jnp.array([3.0, 4.0]))
+        {'w': Array([3., 4.], dtype=float32)}
+        >>> fungrad.grad(fungrad.grad(jnp.sin))(0.5)  # second derivative: -sin
+        Array(-0.47942555, dtype=float32, weak_type=True)
+    """
     vg = value_and_grad(fun, argnums, has_aux, allow_int)
 
     @functools.wraps(fun)
@@ -270,7 +308,13 @@ def _axis_size(flat_args: list, flat_axes: list, axis_size: int | None, fname: s
 
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None,
          axis_name: Any = None) -> Callable:
-    """Vectorise ``fun`` over the ``in_axes`` of its arguments (as ``jax.vmap``)."""
+    """Vectorise ``fun`` over the ``in_axes`` of its arguments (as ``jax.vmap``).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.vmap(jnp.dot, in_axes=(0, None))(jnp.ones((3, 2)), jnp.array([1.0, 2.0]))
+        Array([3., 3., 3.], dtype=float32)
+    """
     fname = _fun_name(fun)
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)
@@ -367,7 +411,14 @@ def _unravel(v: Any, flat: list, sizes: list[int], tree: Any, axis: int = 0) -> 
 
 
 def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Jacobian by forward mode: ``vmap`` of ``jvp`` over a standard basis (as ``jax.jacfwd``)."""
+    """Jacobian by forward mode: ``vmap`` of ``jvp`` over a standard basis (as ``jax.jacfwd``).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.jacfwd(lambda x: x ** 2)(jnp.array([1.0, 2.0]))
+        Array([[2., 0.],
+               [0., 4.]], dtype=float32)
+    """
 
     def jac_f(*args: Any):
         dargs, restricted = _restrict(fun, args, argnums, "jacfwd")
@@ -391,7 +442,14 @@ def _in_tree_jac(per_arg: tuple, argnums: int | Sequence[int]) -> Any:
 
 
 def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Jacobian by reverse mode: ``vmap`` of the pullback over a standard basis (as ``jax.jacrev``)."""
+    """Jacobian by reverse mode: ``vmap`` of the pullback over a standard basis (as ``jax.jacrev``).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.jacrev(lambda x: x[::-1] * 2.0)(jnp.array([1.0, 2.0]))
+        Array([[0., 2.],
+               [2., 0.]], dtype=float32)
+    """
     from fungrad import numpy as jnp
 
     def jac_f(*args: Any):
@@ -415,7 +473,14 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
 
 
 def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Hessian as ``jacfwd(jacrev(fun))``."""
+    """Hessian as ``jacfwd(jacrev(fun))``.
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.hessian(lambda x: jnp.sum(x ** 3))(jnp.array([1.0, 2.0]))
+        Array([[ 6.,  0.],
+               [ 0., 12.]], dtype=float32)
+    """
     return jacfwd(jacrev(fun, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
 
 
@@ -423,7 +488,13 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
 
 def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
                return_shape: bool = False) -> Callable:
-    """A function returning the ``ClosedJaxpr`` of ``fun`` at the given arguments."""
+    """A function returning the ``ClosedJaxpr`` of ``fun`` at the given arguments.
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> print(fungrad.make_jaxpr(lambda x: jnp.sin(x) * 2.0)(1.0))
+        { lambda ; a:f32[]. let b:f32[] = sin a; c:f32[] = mul b 2.0:f32[] in (c,) }
+    """
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
     @functools.wraps(fun)
@@ -480,6 +551,11 @@ def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
     """Shapes and dtypes of ``fun(*args)`` by abstract evaluation only (no computation).
 
     Arguments may be arrays or anything with ``shape`` and ``dtype`` (``ShapeDtypeStruct``).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fungrad.eval_shape(lambda a: a @ a.T, fungrad.ShapeDtypeStruct((4, 3), jnp.float32))
+        ShapeDtypeStruct(shape=(4, 4), dtype=float32)
     """
     leaves, in_tree = tree_util.flatten(args)
     avals = [ShapedArray(x.shape, dtypes.canonicalize_dtype(x.dtype), getattr(x, "weak_type", False))
