@@ -171,13 +171,27 @@ def PRNGKey(seed: Any, *, impl: Any = None) -> Any:
 
     The seed's 64 bits become the key's two words. Without x64, seeds are
     32-bit: a Python int is wrapped to int32 and the high word is 0, as in JAX.
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.PRNGKey(7)
+        Array([0, 7], dtype=uint32)
     """
     _check_impl("PRNGKey", impl)
     return _seed("PRNGKey", seed)
 
 
 def key(seed: Any, *, impl: Any = None, dtype: Any = None) -> PRNGKeyArray:
-    """A typed scalar key (shape ``()``, dtype ``key<fry>``) from an integer seed."""
+    """A typed scalar key (shape ``()``, dtype ``key<fry>``) from an integer seed.
+
+    Examples:
+        >>> from fungrad import random
+        >>> k = random.key(7)
+        >>> k.shape, k.dtype
+        ((), key<fry>)
+        >>> random.key_data(k)
+        Array([0, 7], dtype=uint32)
+    """
     if impl is not None and dtype is not None:
         raise ValueError("key: cannot specify both `impl` and `dtype`")
     _check_impl("key", impl if dtype is None else dtype)
@@ -214,6 +228,14 @@ def split(key: Any, num: int | Sequence[int] = 2) -> Any:
 
     The keys are independent of each other and of ``key``; do not reuse ``key``
     after splitting it.
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.split(random.PRNGKey(0))  # the same keys as jax.random.split
+        Array([[1797259609, 2579123966],
+               [ 928981903, 3453687069]], dtype=uint32)
+        >>> random.split(random.key(0), (2, 3)).shape
+        (2, 3)
     """
     data, typed = check_key("split", key)
     shape = hashable_shape(tuple(num) if isinstance(num, Sequence) else (num,), "split")
@@ -226,6 +248,11 @@ def fold_in(key: Any, data: Any) -> Any:
     """A new key that is a deterministic function of ``key`` and the 32-bit integer ``data``.
 
     Useful to derive per-step or per-device keys: ``fold_in(key, step)``.
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.fold_in(random.PRNGKey(0), 1)
+        Array([ 928981903, 3453687069], dtype=uint32)
     """
     raw, typed = check_key("fold_in", key)
     if np.ndim(data):

@@ -97,6 +97,11 @@ def uniform(key: Any, shape: Shape = (), dtype: Any = None, minval: Any = 0.,
 
     ``minval``/``maxval`` broadcast to ``shape``; the result is differentiable with
     respect to them.
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.uniform(random.key(0), (2,))  # the same numbers as jax.random.uniform
+        Array([0.947667 , 0.9785799], dtype=float32)
     """
     data, _ = check_key("uniform", key)
     dtype = _float_dtype("uniform", dtype)
@@ -294,6 +299,11 @@ def normal(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
     """Standard normal draws: ``sqrt(2) * erf_inv(u)`` for ``u`` uniform in (-1, 1).
 
     Complex dtypes draw real and imaginary parts with variance 1/2 each.
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.normal(random.key(0), (3,))  # the same numbers as jax.random.normal
+        Array([ 1.6226422 ,  2.0252647 , -0.43359444], dtype=float32)
     """
     data, _ = check_key("normal", key)
     dtype = _float_dtype("normal", dtype, "inexact")
