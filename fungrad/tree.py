@@ -19,7 +19,13 @@ PyTreeDef = optree.PyTreeSpec
 
 
 def flatten(tree: Any, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
-    """Leaves of ``tree`` (in a fixed order) and its structure."""
+    """Leaves of ``tree`` (in a fixed order) and its structure.
+
+    Examples:
+        >>> from fungrad import tree
+        >>> tree.flatten({"b": 1, "a": (2, None)})  # keys sorted; None has no leaves
+        ([2, 1], PyTreeSpec({'a': (*, None), 'b': *}))
+    """
     return optree.tree_flatten(tree, is_leaf=is_leaf, none_is_leaf=False, namespace=_NS)
 
 
@@ -37,7 +43,13 @@ def structure(tree: Any, is_leaf: Callable | None = None) -> PyTreeDef:
 
 
 def map(f: Callable, tree: Any, *rest: Any, is_leaf: Callable | None = None) -> Any:
-    """Apply ``f`` leaf-wise across ``tree`` and trees of the same structure."""
+    """Apply ``f`` leaf-wise across ``tree`` and trees of the same structure.
+
+    Examples:
+        >>> from fungrad import tree
+        >>> tree.map(lambda x, y: x + y, {"a": 1, "b": [2, 3]}, {"a": 10, "b": [20, 30]})
+        {'a': 11, 'b': [22, 33]}
+    """
     return optree.tree_map(f, tree, *rest, is_leaf=is_leaf, none_is_leaf=False, namespace=_NS)
 
 

@@ -193,6 +193,12 @@ def softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
     """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max for stability.
 
     ``where`` masks elements out (they get probability 0).
+
+    Examples:
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import nn
+        >>> nn.softmax(jnp.array([0.0, 0.0, jnp.log(2.0)]))
+        Array([0.25, 0.25, 0.5 ], dtype=float32)
     """
     x, = promote_args_inexact("softmax", ensure_arraylike("softmax", x))
     return _softmax(x, _axis_key(axis, aval(x).ndim), where, -np.inf)
@@ -245,7 +251,15 @@ def standardize(x: Any, axis: Any = -1, mean: Any = None, variance: Any = None,
 
 def one_hot(x: Any, num_classes: int, *, dtype: Any = None, axis: int = -1) -> Any:
     """One-hot encoding of the integers ``x`` into ``num_classes`` along a new ``axis``
-    (out-of-range values give all-zero rows)."""
+    (out-of-range values give all-zero rows).
+
+    Examples:
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import nn
+        >>> nn.one_hot(jnp.array([0, 2]), 3)
+        Array([[1., 0., 0.],
+               [0., 0., 1.]], dtype=float32)
+    """
     num_classes = static_int(num_classes, "one_hot: num_classes")
     x = jnp.asarray(x)
     dtype = check_user_dtype(dtype, "one_hot") or dtypes.default_float_dtype()

@@ -47,6 +47,13 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
     ``labels`` are integer classes (shape ``logits.shape[:-1]``) or probabilities (same
     shape as ``logits``). Positions equal to ``ignore_index`` or where ``mask`` is False
     do not count; ``"mean"`` averages over the counted positions.
+
+    Examples:
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import nn
+        >>> nn.cross_entropy(jnp.array([[0.0, 0.0], [5.0, 5.0]]), jnp.array([1, -1]),
+        ...                  ignore_index=-1)  # log(2), the ignored row does not count
+        Array(0.6931472, dtype=float32)
     """
     integer = jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer)
     weights = None if mask is None else jnp.asarray(mask).astype(logits.dtype)

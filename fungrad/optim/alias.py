@@ -21,6 +21,15 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: float | None = None, nesterov
 
     :math:`t \leftarrow g + \mu t`, :math:`\theta \leftarrow \theta - \eta t`
     (Nesterov: :math:`\theta \leftarrow \theta - \eta (g + \mu t)`).
+
+    Examples:
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import optim
+        >>> params = {"w": jnp.ones(2)}
+        >>> opt = optim.sgd(0.1)
+        >>> updates, state = opt.update({"w": jnp.array([1.0, -2.0])}, opt.init(params), params)
+        >>> optim.apply_updates(params, updates)
+        {'w': Array([0.9, 1.2], dtype=float32)}
     """
     return chain(T.trace(momentum, nesterov, accumulator_dtype) if momentum is not None else identity(),
                  T.scale_by_learning_rate(learning_rate))
