@@ -141,6 +141,42 @@ def test_markdown_code_blocks_run(name, tmp_path, monkeypatch, capsys):
             assert capsys.readouterr().out == expected, f"output of the block at {name}:{line}"
 
 
+# --------------------------------------------------------------------------- facts in prose
+
+def _doc_texts() -> list[tuple[str, str]]:
+    return [(p.name, p.read_text()) for p in sorted(DOCS.glob("*.md"))]
+
+
+def test_paths_named_in_the_docs_exist():
+    root = DOCS.parent
+    named = {(name, m) for name, text in _doc_texts() for m in re.findall(
+        r"`((?:fungrad|tests|docs|benchmarks|examples)/[\w./-]+)`", text)}
+    assert len(named) > 30
+    missing = sorted(f"{name}: {path}" for name, path in named if not (root / path).exists())
+    assert not missing, missing
+
+
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        for attr in parts[k:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_constants_quoted_in_the_docs_are_current():
+    quoted = [(name, m) for name, text in _doc_texts()
+              for m in re.findall(r"`(fungrad(?:\.\w+)+) = ([^`]+)`", text)]
+    assert len(quoted) >= 6
+    for name, (dotted, value) in quoted:
+        assert _resolve(dotted) == eval(value), f"{name}: {dotted} is no longer {value}"  # noqa: S307
+
+
 # --------------------------------------------------------------------------- doctests
 
 def _all_modules() -> list[str]:
