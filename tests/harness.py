@@ -95,6 +95,26 @@ def compare_types(fg_fn: Callable, jax_fn: Callable, *args: Any) -> None:
             f"weak_type {a.weak_type} != jax {b.weak_type} (dtype {a.dtype})"
 
 
+def compare_np(fg_fn: Callable, np_fn: Callable, jax_fn: Callable, *args: Any,
+               table: dict = TOL) -> None:
+    """Types against ``jax.eval_shape(jax_fn)`` and values against ``np_fn`` (NumPy's
+    semantics, which jax.numpy follows), computed on host and cast to fungrad's dtypes.
+
+    For large tables where compiling every case with jax would dominate the test time.
+    """
+    compare_types(fg_fn, jax_fn, *args)
+    fg_leaves, _ = tree.flatten(fg_fn(*to_fg(args)))
+    np_leaves = jax.tree_util.tree_leaves(np_fn(*args))
+    assert len(fg_leaves) == len(np_leaves)
+    for a, b in zip(fg_leaves, np_leaves):
+        a_np = np.asarray(a)
+        b_np = np.asarray(b)
+        assert a_np.shape == b_np.shape, f"shape {a_np.shape} != numpy {b_np.shape}"
+        r, t = tol(a_np.dtype, table)
+        as64 = lambda v: v.astype(np.float64) if v.dtype == ml_dtypes.bfloat16 else v  # noqa: E731
+        np.testing.assert_allclose(as64(a_np), as64(b_np.astype(a_np.dtype)), rtol=r, atol=t)
+
+
 def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
                        rng: np.random.Generator, argnums: Sequence[int] | None = None,
                        vmap_axes: Sequence[int] = (0,)) -> None:

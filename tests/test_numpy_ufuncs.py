@@ -10,7 +10,9 @@ from hypothesis import given, settings, strategies as st
 
 import fungrad
 import fungrad.numpy as jnp
-from tests.harness import assert_same, compare, compare_transforms, compare_types, rand
+from fungrad.test_util import check_grads
+from tests.harness import (assert_same, compare, compare_np, compare_transforms, compare_types,
+                           rand)
 
 RNG = np.random.default_rng(0)
 F32, BF16, F16, I32, I8, U8, U32, B = (np.float32, ml_dtypes.bfloat16, np.float16, np.int32,
@@ -71,16 +73,39 @@ def _fn(lib, name):
     return getattr(lib, name)
 
 
+# NumPy's integer reciprocal truncates and it has no boolean ``positive``
+NUMPY_DIFFERS = {("reciprocal", I32), ("positive", B)}
+
+
+def _np_fn(name):
+    """NumPy's function of the same name, computed in float64 when integers or booleans
+    meet a function with a floating-point result (NumPy would pick other float widths)."""
+    fn = getattr(np, name)
+
+    def ref(*args):
+        out = fn(*args)
+        if np.asarray(out).dtype.kind == "f" and any(np.asarray(a).dtype.kind in "iub"
+                                                     for a in args):
+            out = fn(*[np.asarray(a, np.float64) if np.asarray(a).dtype.kind in "iub" else a
+                       for a in args])
+        return out
+    return ref
+
+
 @pytest.mark.parametrize("name", list(UNARY))
 def test_unary(name):
-    """Values on the first dtype (and an integer dtype); types over every dtype, 0-d and
-    empty inputs and a Python scalar."""
+    """Values against jax on the first dtype and against NumPy on the others; types (dtype,
+    weak type) against jax for every dtype, 0-d and empty inputs and Python scalars."""
     lo, hi, dts = UNARY[name]
     f, ref = _fn(jnp, name), _fn(jnp_ref, name)
-    value_dts = dts[:1] + [d for d in dts[1:] if np.dtype(d).kind in "iu"][:1]
-    for dt in dts:
+    for k, dt in enumerate(dts):
         x = rand(RNG, (3, 4), dt, lo, hi)
-        (compare if dt in value_dts else compare_types)(f, ref, x)
+        if k == 0:
+            compare(f, ref, x)
+        elif (name, dt) in NUMPY_DIFFERS:
+            compare_types(f, ref, x)
+        else:
+            compare_np(f, _np_fn(name), ref, x)
     compare_types(f, ref, rand(RNG, (), dts[0], lo, hi))
     compare_types(f, ref, rand(RNG, (0, 3), dts[0], lo, hi))
     if dts[0] != B and name not in ("invert", "bitwise_not", "bitwise_count"):
@@ -112,14 +137,24 @@ def test_binary(name):
         if name in ("power", "pow", "float_power") and np.dtype(dx).kind == "b":
             continue
         x, y = _binary_inputs(name, dx, dy, lo, hi)
-        (compare if k < 2 else compare_types)(f, ref, x, y)
+        if k == 0:
+            compare(f, ref, x, y)
+        else:
+            compare_np(f, _np_fn(name), ref, x, y)
     x = rand(RNG, (5,), F32, lo, hi)
     xi = np.abs(rand(RNG, (5,), I32, lo, hi)) + 1
+    np_f = _np_fn(name)
     for other in (2, 1.5):
-        compare(lambda a: f(a, other), lambda a: ref(a, other), x)
-        compare_types(lambda a: f(other, a), lambda a: ref(other, a), x)
+        if isinstance(other, float):
+            compare(lambda a: f(a, other), lambda a: ref(a, other), x)
+        else:
+            compare_np(lambda a: f(a, other), lambda a: np_f(a, np.float32(other)),
+                       lambda a: ref(a, other), x)
+        compare_np(lambda a: f(other, a), lambda a: np_f(np.float32(other), a),
+                   lambda a: ref(other, a), x)
         if name != "nextafter":
-            compare_types(lambda a: f(a, other), lambda a: ref(a, other), xi)
+            compare_np(lambda a: f(a, other), lambda a: np_f(a, other), lambda a: ref(a, other),
+                       xi)
             compare_types(lambda a: f(a, other), lambda a: ref(a, other), x.astype(BF16))
     compare_types(lambda: f(1.5, 2), lambda: ref(1.5, 2))
     compare_types(lambda: f(3, 2), lambda: ref(3, 2))
@@ -132,7 +167,7 @@ def test_int_binary_values(name):
             continue
         x = rand(RNG, (3, 4), dx, 0, 3)
         y = rand(RNG, (4,), dy, 0, 1)
-        compare(_fn(jnp, name), _fn(jnp_ref, name), x, y)
+        compare_np(_fn(jnp, name), _fn(np, name), _fn(jnp_ref, name), x, y)
     compare(lambda a: _fn(jnp, name)(a, 2), lambda a: _fn(jnp_ref, name)(a, 2),
             rand(RNG, (4,), I32, -2, 2))
 
@@ -175,13 +210,15 @@ def test_clip_and_integer_power():
 
 # ----------------------------------------------------------------------------- transforms
 
-DIFFERENTIABLE_UNARY = ["negative", "abs", "square", "reciprocal", "exp", "exp2", "expm1", "log",
-                        "log1p", "log2", "log10", "sqrt", "cbrt", "sin", "cos", "tan", "arcsin",
-                        "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh",
-                        "arctanh", "sinc", "deg2rad", "rad2deg", "floor", "round", "trunc"]
-DIFFERENTIABLE_BINARY = ["add", "subtract", "multiply", "true_divide", "power", "maximum",
-                         "minimum", "arctan2", "hypot", "logaddexp", "logaddexp2", "fmax",
-                         "remainder", "copysign", "float_power"]
+DIFFERENTIABLE_UNARY = ["abs", "square", "reciprocal", "expm1", "log10", "sqrt", "cbrt",
+                        "arccos", "arcsinh", "arctanh", "sinc", "round"]
+DIFFERENTIABLE_BINARY = ["true_divide", "power", "maximum", "arctan2", "hypot", "logaddexp",
+                         "remainder"]
+# the remaining differentiable functions: derivatives against finite differences
+FD_UNARY = ["negative", "exp", "exp2", "log", "log1p", "log2", "sin", "cos", "tan", "arcsin",
+            "arctan", "sinh", "cosh", "tanh", "arccosh", "deg2rad", "rad2deg", "floor", "trunc"]
+FD_BINARY = ["add", "subtract", "multiply", "minimum", "logaddexp2", "fmax", "float_power",
+             "copysign"]
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE_UNARY)
@@ -197,6 +234,20 @@ def test_binary_transforms(name):
     x = rand(RNG, (3, 4), F32, lo, hi)
     y = rand(RNG, (4,), F32, lo, hi)
     compare_transforms(_fn(jnp, name), _fn(jnp_ref, name), [x, y], RNG, vmap_axes=(0, -1))
+
+
+def test_finite_difference_gradients():
+    for name in FD_UNARY:
+        lo, hi, _ = UNARY[name]
+        x = rand(RNG, (5,), np.float64, lo + 0.05, hi - 0.05)
+        if name in ("floor", "trunc"):
+            x = np.floor(x) + 0.5  # away from the jumps
+        check_grads(_fn(jnp, name), (x,), order=2)
+    for name in FD_BINARY:
+        lo, hi, _ = BINARY[name]
+        x, y = rand(RNG, (5,), np.float64, lo, hi), rand(RNG, (5,), np.float64, lo, hi)
+        y = np.where(np.abs(x - y) < 0.1, y + 0.3, y)  # away from max/min ties
+        check_grads(_fn(jnp, name), (x, y), order=1)
 
 
 def test_operators_match_functions():
