@@ -40,8 +40,9 @@ _SHIFT = 10  # the asymptotic series are used at arguments >= this
 
 
 def _special(f: Callable) -> Callable:
-    """An impl running ``f(xp, *args, precise=...)`` on flat float64 copies of the (broadcast)
-    arguments, so it may update buffers in place, and rounding to the input dtype.
+    """An impl running ``f(xp, *args, precise=...)`` on flat float64 versions of the
+    (broadcast) arguments, which it only reads (in-place updates go to buffers it made),
+    and rounding the result to the input dtype.
 
     Poles, infinities and masked-out branches are handled explicitly, so NumPy's
     floating-point warnings are silenced."""
