@@ -29,7 +29,7 @@ def _to_bool(x: Any) -> Any:
 def add(x: Any, y: Any, /) -> Any:
     """Elementwise ``x + y`` with broadcasting (``or`` for booleans)."""
     x, y = promote_args("add", x, y)
-    return lax.bitwise_or(x, y) if aval(x).dtype == np.bool_ else lax.add(x, y)
+    return lax.bitwise_or(x, y) if x.dtype == np.bool_ else lax.add(x, y)
 
 
 def subtract(x: Any, y: Any, /) -> Any:
@@ -40,7 +40,7 @@ def subtract(x: Any, y: Any, /) -> Any:
 def multiply(x: Any, y: Any, /) -> Any:
     """Elementwise ``x * y`` (``and`` for booleans)."""
     x, y = promote_args("multiply", x, y)
-    return lax.bitwise_and(x, y) if aval(x).dtype == np.bool_ else lax.mul(x, y)
+    return lax.bitwise_and(x, y) if x.dtype == np.bool_ else lax.mul(x, y)
 
 
 def true_divide(x1: Any, x2: Any, /) -> Any:

@@ -136,6 +136,10 @@ def _check_broadcast(fname: str, args: Sequence[Any]) -> list:
 
 def promote_args(fname: str, *args: Any) -> list:
     """Check, promote dtypes and verify broadcast-compatibility of ``args``."""
+    if len(args) == 2 and type(args[0]) is Array and type(args[1]) is Array:
+        x, y = args[0]._value, args[1]._value
+        if x.dtype == y.dtype and x.shape == y.shape:
+            return list(args)  # the eager hot path: nothing to promote or broadcast
     check_arraylike(fname, *args)
     return _check_broadcast(fname, promote_dtypes(*args))
 
