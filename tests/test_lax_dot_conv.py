@@ -47,7 +47,7 @@ def test_dot_general_transforms(lshape, rshape, dnums):
     fg = lambda a, b: lax.dot_general(a, b, dnums)
     jx = lambda a, b: jax.lax.dot_general(a, b, dnums)
     compare_transforms(fg, jx, args, RNG, vmap_axes=(0, -1))
-    _vmap_each_side(fg, jx, args, axes=(1, -1) if len(lshape) > 1 and len(rshape) > 1 else (0,))
+    _vmap_each_side(fg, jx, args, axes=(1,) if len(lshape) > 1 and len(rshape) > 1 else (0,))
 
 
 DTYPE_CASES = [

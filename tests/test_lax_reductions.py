@@ -30,7 +30,8 @@ def test_reduce_transforms(name, shape, axes):
     low = 0.5 if name == "reduce_prod" else -2.0  # keep products well conditioned
     jx = jax.jit(lambda x: getattr(jax.lax, name)(x, axes))  # one compile per transform, not per op
     compare_transforms(lambda x: getattr(lax, name)(x, axes), jx,
-                       [rand(RNG, shape, low=low)], RNG, vmap_axes=(1, -1) if len(shape) > 1 else (0,))
+                       [rand(RNG, shape, low=low)], RNG,
+                       vmap_axes=(0,) if len(shape) == 1 else (1,) if len(shape) == 3 else (-1,))
 
 
 def test_reduce_negative_axes_and_weak_types():
