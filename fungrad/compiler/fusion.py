@@ -6,8 +6,9 @@ Two CPU strategies, picked with ``set_strategy`` or ``FUNGRAD_FUSION``:
   the generated code, and the memory plan makes chains write into dead buffers
   (``out=``), so a chain over large arrays allocates nothing after its first op.
 * ``"numexpr"``: groups of at least ``FUSE_MIN_OPS`` fusible float ops become one
-  precompiled numexpr kernel (``fused_elementwise``). Needs the optional
-  ``numexpr`` package; without it this strategy falls back to ``"numpy"``.
+  precompiled numexpr kernel (``fused_elementwise``); transcendental functions
+  join only when numexpr has Intel VML. Needs the optional ``numexpr`` package;
+  without it this strategy falls back to ``"numpy"``.
 
 Why NumPy is the default (figures from ``benchmarks/bench_jit.py --fusion`` and
 the cost probes in the docs, 2-core AMD EPYC, numexpr 2.14 without VML): per
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -111,9 +113,17 @@ _NUMEXPR_OPS: dict[str, Callable[..., str]] = {
 }
 
 
+# Without Intel VML numexpr evaluates these through scalar libm calls, 20x slower
+# than NumPy's SIMD loops (tanh: 75 ns vs 3.5 ns per element); they stay ufuncs.
+_TRANSCENDENTAL = {"exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "expm1", "log1p",
+                   "asin", "acos", "atan"}
+
+
 def _fusible(eqn: JaxprEqn) -> bool:
     name = eqn.primitive.name
     if name not in _NUMEXPR_OPS or len(eqn.outvars) != 1:
+        return False
+    if name in _TRANSCENDENTAL and not getattr(numexpr, "use_vml", False):
         return False
     out = eqn.outvars[0].aval
     if not 0 < out.size <= FUSE_MAX_SIZE:
@@ -168,15 +178,17 @@ def _numexpr_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
             new_eqns.append(eqn)
         elif group[id(eqn)] == id(eqn):  # a root: emit its whole group here
             eqns = members[id(eqn)]
-            fused = _build_kernel(eqns) if len(eqns) >= FUSE_MIN_OPS else None
-            new_eqns.extend([fused] if fused is not None else eqns)
+            fused = _build_kernels(eqns) if len(eqns) >= FUSE_MIN_OPS else None
+            new_eqns.extend(fused if fused is not None else eqns)
     return ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.outvars, new_eqns), closed.consts)
 
 
-# numexpr limits: operands per kernel, and expression text (values used twice in a
-# group are written twice; numexpr computes duplicate subtrees once).
+# numexpr limits: operands per kernel and expression length. A value used twice
+# in an expression is written twice (numexpr then computes the duplicate once); a
+# long one is computed by a kernel of its own first, so texts stay linear.
 MAX_INPUTS = 24
-MAX_EXPR_CHARS = 4000
+MAX_EXPR_CHARS = 2000
+DUP_CHARS = 120
 
 
 def _literal_key(lit: Literal) -> tuple:
@@ -184,46 +196,67 @@ def _literal_key(lit: Literal) -> tuple:
     return ("literal", lit.aval.dtype, np.asarray(raw, lit.aval.dtype).tobytes())
 
 
-def _build_kernel(eqns: list[JaxprEqn]) -> JaxprEqn | None:
-    """One ``fused_elementwise`` equation computing the group (its root comes last)."""
-    root = eqns[-1]
-    inputs: list[Any] = []
-    index: dict[Any, str] = {}
+def _build_kernels(eqns: list[JaxprEqn]) -> list[JaxprEqn] | None:
+    """``fused_elementwise`` equations computing the group (its root comes last), or
+    None when numexpr cannot take it."""
+    uses: dict[Var, int] = {}
+    for eqn in eqns:
+        for a in eqn.invars:
+            if type(a) is Var:
+                uses[a] = uses.get(a, 0) + 1
+    atoms: list[Any] = []
+    names: dict[Any, str] = {}
+    exprs: dict[Var, str] = {}
+    kernels: list[JaxprEqn] = []
 
     def leaf(a: Any) -> str:
         key = a if type(a) is Var else _literal_key(a)
-        if key not in index:
-            index[key] = f"i{len(inputs)}"
-            inputs.append(a)
-        return index[key]
-    exprs: dict[Var, str] = {}
+        if key not in names:
+            names[key] = f"i{len(atoms)}"
+            atoms.append(a)
+        return names[key]
+
+    def kernel(var: Var) -> bool:
+        """Emit the kernel computing ``var``; afterwards ``var`` is a plain input."""
+        expr = exprs.pop(var)
+        used = sorted({int(n) for n in re.findall(r"\bi(\d+)\b", expr)})
+        if len(used) > MAX_INPUTS:
+            return False
+        compiled = _compile_numexpr(expr, [(f"i{k}", atoms[k].aval) for k in used], var.aval)
+        if compiled is not None:
+            kernels.append(JaxprEqn(fused_elementwise_p, [atoms[k] for k in used], [var],
+                                    {"expr": expr, "kernel": compiled}))
+        return compiled is not None
+
     for eqn in eqns:
-        args = [exprs[a] if type(a) is Var and a in exprs else leaf(a) for a in eqn.invars]
-        text = _NUMEXPR_OPS[eqn.primitive.name](eqn, *args)
-        if len(text) > MAX_EXPR_CHARS or len(inputs) > MAX_INPUTS:
-            return None
-        exprs[eqn.outvars[0]] = text
-    expr = exprs[root.outvars[0]]
-    kernel = _compile_numexpr(expr, [a.aval for a in inputs], root.outvars[0].aval)
-    if kernel is None:
-        return None
-    return JaxprEqn(fused_elementwise_p, inputs, root.outvars,
-                    {"expr": expr, "kernel": kernel})
+        build = _NUMEXPR_OPS[eqn.primitive.name]
+        marks = build(eqn, *[f"<{k}>" for k in range(len(eqn.invars))])
+        args = []
+        for k, a in enumerate(eqn.invars):
+            text = exprs.get(a) if type(a) is Var else None
+            if text is not None and (len(text) > MAX_EXPR_CHARS // 2 or len(text) > DUP_CHARS
+                                     and (uses[a] > 1 or marks.count(f"<{k}>") > 1)):
+                if not kernel(a):
+                    return None
+                text = None
+            args.append(leaf(a) if text is None else text)
+        exprs[eqn.outvars[0]] = build(eqn, *args)
+    return kernels if kernel(eqns[-1].outvars[0]) else None
 
 
 _KIND_TYPES = {np.dtype(np.float32): float, np.dtype(np.float64): np.double,
                np.dtype(np.bool_): bool}
 
 
-def _compile_numexpr(expr: str, in_avals: list[ShapedArray], out_aval: ShapedArray
+def _compile_numexpr(expr: str, inputs: list[tuple[str, ShapedArray]], out_aval: ShapedArray
                      ) -> Callable | None:
     """A numexpr kernel for ``expr``, or None when numexpr would change the result type."""
-    signature = [(f"i{k}", _KIND_TYPES[a.dtype]) for k, a in enumerate(in_avals)]
+    signature = [(name, _KIND_TYPES[a.dtype]) for name, a in inputs]
     try:
         compiled = numexpr.NumExpr(expr, signature=signature)
         kernel = functools.partial(compiled, order="K", casting="safe", ex_uses_vml=False)
         kernel.__name__ = "numexpr"  # how the IR printer shows it
-        probe = kernel(*[np.ones((), a.dtype) for a in in_avals])
+        probe = kernel(*[np.ones((), a.dtype) for _, a in inputs])
     except Exception:  # anything numexpr cannot express stays unfused
         return None
     return kernel if probe.dtype == out_aval.dtype else None
