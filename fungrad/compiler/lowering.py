@@ -18,7 +18,7 @@ A lowering declares what the memory planner may do with it:
          shape (a ufunc with a scalar operand pays ~0.5 µs of type resolution that
          an array operand of the same shape does not).
 
-Register one with ``def_lowering(name, rule, fresh=..., out=...)`` where
+Register one with ``def_lowering(name, rule, fresh=..., out=..., when=...)`` where
 ``rule(ctx, eqn, args, out) -> str``: ``args`` are the operand expressions,
 ``out`` the name of the buffer to write into (or None), and ``ctx.const(value,
 hint)`` binds a Python object as a constant of the generated code.
@@ -38,15 +38,18 @@ class Lowering(NamedTuple):
     fresh: bool = False
     out: str | int | None = None
     elementwise: bool = False  # literal operands may be pre-broadcast to the result shape
+    when: Callable[[JaxprEqn], bool] | None = None  # None: every equation of the primitive
 
 
 _lowerings: dict[str, Lowering] = {}
 
 
 def def_lowering(name: str, rule: Callable[..., str], *, fresh: bool = False,
-                 out: str | int | None = None, elementwise: bool = False) -> None:
-    """Register the lowering of the primitive called ``name`` (see the module docstring)."""
-    _lowerings[name] = Lowering(rule, fresh, out, elementwise)
+                 out: str | int | None = None, elementwise: bool = False,
+                 when: Callable[[JaxprEqn], bool] | None = None) -> None:
+    """Register the lowering of the primitive called ``name`` (see the module docstring);
+    ``when(eqn)`` restricts it to some operand types (the impl handles the others)."""
+    _lowerings[name] = Lowering(rule, fresh, out, elementwise, when)
 
 
 def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str:
@@ -64,21 +67,9 @@ DEFAULT = Lowering(_impl_rule)
 def lowering_for(eqn: JaxprEqn) -> Lowering:
     """The lowering of ``eqn``: a specialised one whose guard accepts it, else the impl."""
     low = _lowerings.get(eqn.primitive.name)
-    if low is None or not _guards.get(eqn.primitive.name, _always)(eqn):
+    if low is None or (low.when is not None and not low.when(eqn)):
         return DEFAULT
     return low
-
-
-# Some specialised lowerings only apply to some operand types (the impl handles the rest).
-_guards: dict[str, Callable[[JaxprEqn], bool]] = {}
-
-
-def _always(eqn: JaxprEqn) -> bool:
-    return True
-
-
-def _inexact(eqn: JaxprEqn) -> bool:
-    return eqn.invars[0].aval.dtype.kind in "fc"
 
 
 # --------------------------------------------------------------------------- elementwise ufuncs
@@ -105,7 +96,9 @@ UFUNCS = {
 }
 for _name, _ufunc in UFUNCS.items():
     def_lowering(_name, _ufunc_rule(_ufunc), fresh=True, out="any", elementwise=True)
-_guards["div"] = _inexact
+# Integer division rounds toward zero: the impl does that.
+def_lowering("div", _ufunc_rule("true_divide"), fresh=True, out="any", elementwise=True,
+             when=lambda eqn: eqn.invars[0].aval.dtype.kind in "fc")
 
 
 def _square_rule(ctx, eqn, args, out):
@@ -114,8 +107,8 @@ def _square_rule(ctx, eqn, args, out):
 
 
 def_lowering("square", _square_rule, fresh=True, out="any")
-def_lowering("integer_pow", _square_rule, fresh=True, out="any")  # x ** 2: one multiply
-_guards["integer_pow"] = lambda eqn: eqn.params["y"] == 2
+def_lowering("integer_pow", _square_rule, fresh=True, out="any",  # x ** 2: one multiply
+             when=lambda eqn: eqn.params["y"] == 2)
 
 
 def _select_n_rule(ctx, eqn, args, out):
@@ -123,8 +116,8 @@ def _select_n_rule(ctx, eqn, args, out):
     return f"{where}({args[0]}, {args[2]}, {args[1]})"
 
 
-def_lowering("select_n", _select_n_rule, fresh=True)
-_guards["select_n"] = lambda eqn: len(eqn.invars) == 3 and eqn.invars[0].aval.dtype == np.bool_
+def_lowering("select_n", _select_n_rule, fresh=True,
+             when=lambda eqn: len(eqn.invars) == 3 and eqn.invars[0].aval.dtype == np.bool_)
 
 
 # --------------------------------------------------------------------------- shapes (views)
@@ -148,12 +141,10 @@ def _convert_rule(ctx, eqn, args, out):
 def_lowering("reshape", _reshape_rule)
 def_lowering("transpose", _transpose_rule)
 def_lowering("squeeze", _squeeze_rule)
-def_lowering("expand_dims", _squeeze_rule)
-# Conversion between floating types (or to a wider type) is a plain astype; the impl
-# handles complex->real and float->int (saturation) semantics.
-def_lowering("convert_element_type", _convert_rule, fresh=True)
-_guards["convert_element_type"] = lambda eqn: (
-    eqn.invars[0].aval.dtype.kind in "fiub" and eqn.params["new_dtype"].kind in "fc")
+# Conversion to a floating type is a plain astype; the impl handles complex->real and
+# float->int (saturation) semantics.
+def_lowering("convert_element_type", _convert_rule, fresh=True, when=lambda eqn: (
+    eqn.invars[0].aval.dtype.kind in "fiub" and eqn.params["new_dtype"].kind in "fc"))
 
 
 # --------------------------------------------------------------------------- reductions
@@ -170,9 +161,8 @@ def _reduce_rule(method: str):
     return rule
 
 
-def_lowering("reduce_sum", _reduce_rule("sum"), fresh=True)
-_guards["reduce_sum"] = lambda eqn: (eqn.invars[0].aval.dtype in _WIDE_INEXACT
-                                     and bool(eqn.params["axes"]))
+def_lowering("reduce_sum", _reduce_rule("sum"), fresh=True, when=lambda eqn: (
+    eqn.invars[0].aval.dtype in _WIDE_INEXACT and bool(eqn.params["axes"])))
 
 
 def _reduce_max_rule(ctx, eqn, args, out):
@@ -180,9 +170,9 @@ def _reduce_max_rule(ctx, eqn, args, out):
     return f"{fn}({args[0]}, axis={eqn.params['axes']!r})"
 
 
-def_lowering("reduce_max", _reduce_max_rule, fresh=True)
-_guards["reduce_max"] = lambda eqn: (eqn.invars[0].aval.dtype.kind == "f"
-                                     and bool(eqn.params["axes"]) and eqn.invars[0].aval.size > 0)
+def_lowering("reduce_max", _reduce_max_rule, fresh=True, when=lambda eqn: (
+    eqn.invars[0].aval.dtype.kind == "f" and bool(eqn.params["axes"])
+    and eqn.invars[0].aval.size > 0))
 
 
 # --------------------------------------------------------------------------- dot_general
@@ -218,8 +208,7 @@ def _plain_dot(eqn: JaxprEqn) -> bool:
     return x.dtype == y.dtype == out.dtype and x.dtype.kind in "fc" and x.dtype.isbuiltin == 1
 
 
-def_lowering("dot_general", _dot_general_rule, fresh=True)
-_guards["dot_general"] = _plain_dot
+def_lowering("dot_general", _dot_general_rule, fresh=True, when=_plain_dot)
 
 
 # --------------------------------------------------------------------------- in-place updates
