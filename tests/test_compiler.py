@@ -321,6 +321,15 @@ def test_dot_general_lowering_matches_the_impl(lhs, rhs, dims):
     assert_close(got, run_eager(closed, a, b))
 
 
+def test_integer_division_keeps_its_semantics():
+    x = fnp.asarray(np.array([[-7, 7, -8, 9]], np.int32))
+    y = fnp.asarray(np.array([[2, -2, 3, 0]], np.int32))
+    closed = jaxpr_of(lambda x, y: (lax.div(x, y), lax.rem(x, y), x // 2), x, y)
+    got, exe = run_compiled(closed, x, y)
+    assert "_true_divide(" not in exe.source
+    assert_close(got, run_eager(closed, x, y))
+
+
 def test_unregistered_primitives_run_their_impl():
     closed = jaxpr_of(lambda x: lax.rev(x, (1,)), X23)
     got, exe = run_compiled(closed, X23)
