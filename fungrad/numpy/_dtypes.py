@@ -113,6 +113,8 @@ def _dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
     """Like ``dtypes.dtype_and_weak``, with Python *types* weak as in JAX."""
     if x is int or x is float or x is complex:
         return dtypes.canonicalize_dtype(x), True
+    if isinstance(x, (type, str, np.dtype)):  # dtype specifiers: np.int8, jnp.float32, 'int8'
+        return dtypes.canonicalize_dtype(_as_np_dtype(x)), False
     return dtypes.dtype_and_weak(x)
 
 

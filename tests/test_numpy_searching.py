@@ -1,0 +1,223 @@
+"""where (3-arg and 1-arg with size=), nonzero/argwhere/flatnonzero, select, choose,
+compress/extract, searchsorted/digitize, bincount, isin, sorting (sort, argsort stable and
+descending, lexsort, partition, unique), whole-array comparisons, dtype queries and the
+misc functions (diff, interp, convolve, cov) against jax.numpy; jit/vmap-compatibility of
+the size= forms."""
+import jax.numpy as jnp_ref
+import ml_dtypes
+import numpy as np
+import pytest
+
+import fungrad
+import fungrad.numpy as jnp
+from tests.harness import assert_same, compare, compare_transforms, compare_types, rand
+
+RNG = np.random.default_rng(5)
+F32, BF16, I32, B = np.float32, ml_dtypes.bfloat16, np.int32, np.bool_
+
+
+def test_where():
+    c = rand(RNG, (3, 4), B)
+    x, y = rand(RNG, (3, 4), F32), rand(RNG, (4,), F32)
+    compare(jnp.where, jnp_ref.where, c, x, y)
+    compare(lambda a, b: jnp.where(a, b, 0), lambda a, b: jnp_ref.where(a, b, 0), c, x)
+    compare(lambda a, b: jnp.where(a > 0, 1, b), lambda a, b: jnp_ref.where(a > 0, 1, b), x,
+            rand(RNG, (4,), I32))
+    compare_types(lambda: jnp.where(True, 1, 2.0), lambda: jnp_ref.where(True, 1, 2.0))
+    compare(lambda a: jnp.where(a, 1.0, 2), lambda a: jnp_ref.where(a, 1.0, 2), rand(RNG, (3,), I32))
+    compare_transforms(lambda a, b: jnp.where(a > 0, a * b, -b),
+                       lambda a, b: jnp_ref.where(a > 0, a * b, -b), [x, y], RNG)
+
+
+def test_nonzero_family():
+    x = rand(RNG, (3, 4), I32, -1, 1)
+    compare(jnp.nonzero, jnp_ref.nonzero, x)
+    compare(jnp.where, jnp_ref.where, x)
+    compare(jnp.argwhere, jnp_ref.argwhere, x)
+    compare(jnp.flatnonzero, jnp_ref.flatnonzero, x)
+    for size, fill in [(3, None), (20, None), (20, -1), (20, (7, 8))]:
+        compare(lambda a: jnp.nonzero(a, size=size, fill_value=fill),
+                lambda a: jnp_ref.nonzero(a, size=size, fill_value=fill), x)
+    compare(lambda a: jnp.argwhere(a, size=5, fill_value=9),
+            lambda a: jnp_ref.argwhere(a, size=5, fill_value=9), x)
+    compare(lambda a: jnp.flatnonzero(a, size=2), lambda a: jnp_ref.flatnonzero(a, size=2), x)
+    compare(jnp.nonzero, jnp_ref.nonzero, np.zeros((0, 2), F32))
+
+
+def test_size_forms_work_under_transformations():
+    """With size= the shapes are static, so nonzero/unique/compress trace and batch."""
+    xs = rand(RNG, (3, 6), I32, -1, 1)
+    out = fungrad.vmap(lambda a: jnp.nonzero(a, size=4, fill_value=-1)[0])(jnp.asarray(xs))
+    ref = np.stack([np.asarray(jnp_ref.nonzero(r, size=4, fill_value=-1)[0]) for r in xs])
+    np.testing.assert_array_equal(np.asarray(out), ref)
+    jaxpr = fungrad.make_jaxpr(lambda a: jnp.unique(a, size=3, fill_value=0))(xs[0])
+    assert "sort" in str(jaxpr)
+    with pytest.raises(TypeError, match="size argument must be given"):
+        fungrad.make_jaxpr(jnp.nonzero)(xs[0])
+    with pytest.raises(TypeError, match="unique: the number of unique values is data dependent"):
+        fungrad.make_jaxpr(jnp.unique)(xs[0])
+
+
+def test_select_choose_compress():
+    x = rand(RNG, (3, 4), F32)
+    compare(lambda a: jnp.select([a < -1, a > 1], [a, a * 2], -5.0),
+            lambda a: jnp_ref.select([a < -1, a > 1], [a, a * 2], -5.0), x)
+    compare(lambda a: jnp.select([a > 0], [1]), lambda a: jnp_ref.select([a > 0], [1]), x)
+    idx = RNG.integers(0, 3, size=(3, 4)).astype(I32)
+    for mode in ("raise", "wrap", "clip"):
+        compare(lambda i, a: jnp.choose(i, [a, -a, a * 2], mode=mode),
+                lambda i, a: jnp_ref.choose(i, [a, -a, a * 2], mode=mode), idx, x)
+    cond = np.array([True, False, True])
+    compare(lambda a: jnp.compress(cond, a, axis=0), lambda a: jnp_ref.compress(cond, a, axis=0), x)
+    compare(lambda a: jnp.compress(cond, a, axis=1, size=2),
+            lambda a: jnp_ref.compress(cond, a, axis=1, size=2), x)
+    compare(lambda a: jnp.extract(a > 0, a), lambda a: jnp_ref.extract(a > 0, a), x)
+    compare(lambda a: jnp.extract(a > 0, a, size=5, fill_value=-1.0),
+            lambda a: jnp_ref.extract(a > 0, a, size=5, fill_value=-1.0), x)
+
+
+def test_searchsorted_digitize_bincount_isin():
+    a = np.sort(rand(RNG, (7,), F32))
+    a[3] = a[2]
+    v = np.concatenate([rand(RNG, (5,), F32, -3, 3), a[:3]])
+    for side in ("left", "right"):
+        compare(lambda s, q: jnp.searchsorted(s, q, side=side),
+                lambda s, q: jnp_ref.searchsorted(s, q, side=side), a, v)
+        compare(lambda s, q: jnp.searchsorted(s, q, side=side, method="compare_all"),
+                lambda s, q: jnp_ref.searchsorted(s, q, side=side, method="compare_all"), a, v)
+    perm = RNG.permutation(7).astype(I32)
+    compare(lambda s, q, p: jnp.searchsorted(s, q, sorter=p),
+            lambda s, q, p: jnp_ref.searchsorted(s, q, sorter=p), a[np.argsort(perm)], v, perm)
+    compare(lambda s: s.searchsorted(0.5), lambda s: s.searchsorted(0.5), a)
+    for right in (False, True):
+        compare(lambda q, s: jnp.digitize(q, s, right), lambda q, s: jnp_ref.digitize(q, s, right),
+                v, a)
+        compare(lambda q, s: jnp.digitize(q, s[::-1], right),
+                lambda q, s: jnp_ref.digitize(q, s[::-1], right), v, a)
+    ints = np.array([0, 1, 1, 3, 2, 1, 7], I32)
+    compare(jnp.bincount, jnp_ref.bincount, ints)
+    compare(lambda i, w: jnp.bincount(i, w, length=5), lambda i, w: jnp_ref.bincount(i, w, length=5),
+            ints, rand(RNG, (7,), F32))
+    compare(lambda i: jnp.bincount(i, minlength=10), lambda i: jnp_ref.bincount(i, minlength=10),
+            ints)
+    compare(lambda e, t: jnp.isin(e, t), lambda e, t: jnp_ref.isin(e, t),
+            rand(RNG, (3, 4), I32), np.array([0, 2, -3], I32))
+    compare(lambda e, t: jnp.isin(e, t, invert=True), lambda e, t: jnp_ref.isin(e, t, invert=True),
+            rand(RNG, (5,), I32), np.array([[1, 2]], I32))
+
+
+# ----------------------------------------------------------------------------- sorting
+
+def test_sort_argsort():
+    x = rand(RNG, (3, 6), F32)
+    x[0, 1] = x[0, 4] = x[0, 2]  # ties: stability matters for argsort
+    x[1, 3] = np.nan
+    for axis in (None, 0, -1):
+        compare(lambda a: jnp.sort(a, axis=axis), lambda a: jnp_ref.sort(a, axis=axis), x)
+        compare(lambda a: jnp.argsort(a, axis=axis), lambda a: jnp_ref.argsort(a, axis=axis), x)
+    compare(lambda a: jnp.sort(a, descending=True), lambda a: jnp_ref.sort(a, descending=True), x)
+    compare(lambda a: jnp.argsort(a, descending=True),
+            lambda a: jnp_ref.argsort(a, descending=True), x)
+    compare(lambda a: jnp.argsort(a, stable=False, descending=True),
+            lambda a: jnp_ref.argsort(a, stable=False, descending=True), x[2])
+    compare(jnp.sort, jnp_ref.sort, rand(RNG, (5,), I32))
+    compare(jnp.argsort, jnp_ref.argsort, rand(RNG, (6,), B))
+    compare_transforms(lambda a: jnp.sort(a, axis=0), lambda a: jnp_ref.sort(a, axis=0),
+                       [rand(RNG, (4, 3), F32)], RNG)
+
+
+def test_lexsort_partition():
+    k1, k2 = rand(RNG, (8,), I32, 0, 1), rand(RNG, (8,), I32, 0, 1)
+    compare(lambda a, b: jnp.lexsort((a, b)), lambda a, b: jnp_ref.lexsort((a, b)), k1, k2)
+    x = rand(RNG, (3, 7), F32)
+    for kth in (0, 3, -1):
+        compare(lambda a: jnp.partition(a, kth), lambda a: jnp_ref.partition(a, kth), x)
+        compare(lambda a: jnp.argpartition(a, kth % 3, axis=0),
+                lambda a: jnp_ref.argpartition(a, kth % 3, axis=0), x)
+    compare(lambda a: jnp.partition(a, 2), lambda a: jnp_ref.partition(a, 2),
+            rand(RNG, (6,), np.uint8))
+
+
+def test_unique():
+    x = np.array([[3, 1, 2], [1, 3, 5]], I32)
+    compare(jnp.unique, jnp_ref.unique, x)
+    kw = dict(return_index=True, return_inverse=True, return_counts=True)
+    compare(lambda a: jnp.unique(a, **kw), lambda a: jnp_ref.unique(a, **kw), x)
+    compare(lambda a: jnp.unique(a, size=6, fill_value=-1, **kw),
+            lambda a: jnp_ref.unique(a, size=6, fill_value=-1, **kw), x)
+    compare(lambda a: jnp.unique(a, size=2), lambda a: jnp_ref.unique(a, size=2), x)
+    f = np.array([1.0, np.nan, 2.0, np.nan, 1.0], F32)
+    compare(jnp.unique, jnp_ref.unique, f)
+    compare(lambda a: jnp.unique(a, equal_nan=False), lambda a: jnp_ref.unique(a, equal_nan=False),
+            f)
+
+
+# ----------------------------------------------------------------------------- comparisons
+
+def test_isclose_allclose_equal():
+    a = np.array([1.0, np.nan, np.inf, -np.inf, 1e-9, 1.0], F32)
+    b = np.array([1.0 + 1e-7, np.nan, np.inf, np.inf, 0.0, 1.1], F32)
+    for equal_nan in (False, True):
+        compare(lambda x, y: jnp.isclose(x, y, equal_nan=equal_nan),
+                lambda x, y: jnp_ref.isclose(x, y, equal_nan=equal_nan), a, b)
+        compare(lambda x, y: jnp.allclose(x, y, equal_nan=equal_nan),
+                lambda x, y: jnp_ref.allclose(x, y, equal_nan=equal_nan), a, a)
+        compare(lambda x, y: jnp.array_equal(x, y, equal_nan=equal_nan),
+                lambda x, y: jnp_ref.array_equal(x, y, equal_nan=equal_nan), a, a)
+    compare(lambda x, y: jnp.isclose(x, y, rtol=0.2), lambda x, y: jnp_ref.isclose(x, y, rtol=0.2),
+            a, b)
+    compare(jnp.isclose, jnp_ref.isclose, rand(RNG, (4,), I32), rand(RNG, (4,), I32))
+    compare(jnp.array_equal, jnp_ref.array_equal, a, a[:3])
+    compare(jnp.array_equiv, jnp_ref.array_equiv, a[:1], a)
+    # jax raises for shapes that do not broadcast; NumPy (and fungrad) answer False
+    assert not jnp.array_equiv(jnp.asarray(a[:2]), jnp.asarray(a)) and not np.array_equiv(a[:2], a)
+
+
+def test_dtype_queries():
+    assert jnp.result_type(jnp.int8, 1.0) == jnp_ref.result_type(jnp_ref.int8, 1.0)
+    assert jnp.result_type(1, 2.0) == jnp_ref.result_type(1, 2.0)
+    assert jnp.result_type(np.ones(2, np.int16), np.uint16) == jnp_ref.result_type(
+        np.ones(2, np.int16), np.uint16)
+    assert jnp.result_type(jnp.bfloat16, jnp.float16) == jnp_ref.result_type(
+        jnp_ref.bfloat16, jnp_ref.float16)
+    for a, b in [(np.int8, np.uint8), (np.float16, BF16), (np.int32, np.float16), (B, np.int8)]:
+        assert jnp.promote_types(a, b) == jnp_ref.promote_types(a, b), (a, b)
+    for a, kind in [(BF16, jnp.floating), (np.int8, jnp.signedinteger), (np.uint8, jnp.integer),
+                    (np.float32, jnp.inexact), (B, jnp.number), (jnp.float32, np.float32)]:
+        assert jnp.issubdtype(a, kind) == jnp_ref.issubdtype(a, kind), (a, kind)
+    for d, kind in [(BF16, "real floating"), (np.int8, "integral"), (B, "bool"),
+                    (np.uint8, ("signed integer", "bool")), (np.float32, np.float32)]:
+        assert jnp.isdtype(d, kind) == jnp_ref.isdtype(d, kind), (d, kind)
+    assert jnp.finfo(jnp.bfloat16).eps == jnp_ref.finfo(jnp_ref.bfloat16).eps
+    assert jnp.iinfo(jnp.int8).min == -128 and jnp.can_cast(np.int8, np.int32)
+    assert jnp.iscomplexobj(np.zeros(2, np.complex64)) and jnp.isrealobj(jnp.zeros(2))
+    assert jnp.isscalar(1.0) and jnp.isscalar(jnp.asarray(1.0)) and not jnp.isscalar(jnp.ones(2))
+    assert np.dtype(jnp.int16) == np.int16 and jnp.float32.dtype == np.float32
+    compare(lambda a: jnp.astype(a, jnp.bfloat16), lambda a: jnp_ref.astype(a, jnp_ref.bfloat16),
+            rand(RNG, (3,), F32))
+    assert_same(jnp.iscomplex(jnp.ones(2)), jnp_ref.iscomplex(jnp_ref.ones(2)))
+
+
+# ----------------------------------------------------------------------------- misc
+
+def test_interp_convolve_cov():
+    xp = np.sort(rand(RNG, (6,), F32))
+    fp = rand(RNG, (6,), F32)
+    x = rand(RNG, (8,), F32, -3, 3)
+    compare(jnp.interp, jnp_ref.interp, x, xp, fp)
+    compare(lambda a, b, c: jnp.interp(a, b, c, left=-9.0, right=9.0),
+            lambda a, b, c: jnp_ref.interp(a, b, c, left=-9.0, right=9.0), x, xp, fp)
+    a, v = rand(RNG, (7,), F32), rand(RNG, (3,), F32)
+    for mode in ("full", "same", "valid"):
+        compare(lambda p, q: jnp.convolve(p, q, mode), lambda p, q: jnp_ref.convolve(p, q, mode), a, v)
+        compare(lambda p, q: jnp.convolve(p, q, mode), lambda p, q: jnp_ref.convolve(p, q, mode), v, a)
+        compare(lambda p, q: jnp.correlate(p, q, mode), lambda p, q: jnp_ref.correlate(p, q, mode),
+                a, v)
+    m = rand(RNG, (3, 5), F32)
+    compare(jnp.cov, jnp_ref.cov, m)
+    compare(lambda p: jnp.cov(p, rowvar=False, bias=True), lambda p: jnp_ref.cov(
+        p, rowvar=False, bias=True), m)
+    compare(lambda p, q: jnp.cov(p, q), lambda p, q: jnp_ref.cov(p, q), m[0], m[1])
+    compare(jnp.corrcoef, jnp_ref.corrcoef, m)
+    compare_transforms(lambda p, q: jnp.convolve(p, q), lambda p, q: jnp_ref.convolve(p, q),
+                       [a, v], RNG)
