@@ -44,8 +44,12 @@ def identity(x: Any) -> Any:
 
 
 def sigmoid(x: Any) -> Any:
-    """The logistic function ``1 / (1 + exp(-x))``."""
-    return lax.logistic(*promote_args_inexact("sigmoid", x))
+    """The logistic function ``1 / (1 + exp(-x))`` (floating-point inputs, as in JAX)."""
+    x = ensure_arraylike("sigmoid", x)
+    if not dtypes.is_inexact(aval(x).dtype):
+        raise TypeError(f"sigmoid (lax.logistic) does not accept dtype {aval(x).dtype.name}; "
+                        "accepted dtypes are floating and complex")
+    return lax.logistic(x)
 
 
 def hard_sigmoid(x: Any) -> Any:
