@@ -1,4 +1,5 @@
 """fungrad.random against jax.random: bit-exact keys and draws, transformations, errors, statistics."""
+import functools
 import math
 
 import jax
@@ -15,7 +16,7 @@ from tests.harness import assert_same
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 SEEDS = [0, 1, 42, -1, -5, 2 ** 31, 2 ** 32 + 3, 2 ** 40 + 7, 2 ** 63 - 1, -2 ** 63]
-SHAPES = [(), (1,), (3,), (5, 7), (0,), (2, 0, 3), (4, 1, 3)]
+SHAPES = [(), (3,), (5, 7), (0,), (2, 0, 3)]
 FLOATS = [np.float32, np.float16, BF16]
 
 
@@ -25,6 +26,45 @@ def jkey(seed):
 
 def fkey(seed):
     return fr.PRNGKey(seed)
+
+
+STREAM = 20_000  # elements of a cached jax reference draw
+JAX_DRAWS = {
+    "bits": lambda k, n, d, *a: jax.random.bits(k, (n,), d),
+    "uniform": lambda k, n, d, *a: jax.random.uniform(k, (n,), d),
+    "normal": lambda k, n, d, *a: jax.random.normal(k, (n,), d),
+    "exponential": lambda k, n, d, *a: jax.random.exponential(k, (n,), d),
+    "laplace": lambda k, n, d, *a: jax.random.laplace(k, (n,), d),
+    "gumbel": lambda k, n, d, *a: jax.random.gumbel(k, (n,), d),
+    "randint": lambda k, n, d, lo, hi: jax.random.randint(k, (n,), lo, hi, d),
+    "bernoulli": lambda k, n, d, p: jax.random.bernoulli(k, np.asarray(p, d), (n,)),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_stream(name, seed, dtype_name, *args):
+    dtype = None if dtype_name is None else np.dtype(dtype_name)
+    return np.asarray(JAX_DRAWS[name](jkey(seed), STREAM, dtype, *args))
+
+
+def jax_ref(name, seed, shape, dtype, *args):
+    """jax's draw of ``shape``, cut from one long cached draw (one jax compile per sampler).
+
+    In jax's counter scheme element i of a draw of any shape hashes counter i (its
+    row-major index), and these samplers are elementwise in the bits, so a draw of
+    shape s is the first prod(s) elements of the long one; test_counter_scheme checks
+    this with jax itself.
+    """
+    flat = _jax_stream(name, seed, None if dtype is None else np.dtype(dtype).name, *args)
+    return flat[:math.prod(shape)].reshape(shape)
+
+
+def test_counter_scheme():
+    for name in ("bits", "uniform", "normal", "randint"):
+        args = (-3, 1000) if name == "randint" else ()
+        direct = JAX_DRAWS[name](jkey(5), 35, None, *args).reshape(5, 7)
+        assert_bits_equal(jax_ref(name, 5, (5, 7), None, *args), direct)
+        assert_bits_equal(jax.random.uniform(jkey(5), (5, 7)), jax.random.uniform(jkey(5), (35,)).reshape(5, 7))
 
 
 def assert_bits_equal(fg, ref):
@@ -61,8 +101,7 @@ def assert_ulps_close(fg, ref, name):
 
 # --------------------------------------------------------------------------- threefry2x32
 
-@pytest.mark.parametrize("shapes", [((), (), (), ()), ((), (), (7,), (7,)), ((), (), (), (3, 5)),
-                                    ((4, 1), (1,), (), (4, 6)), ((0,), (), (), (0,)),
+@pytest.mark.parametrize("shapes", [((), (), (7,), (7,)), ((4, 1), (1,), (), (4, 6)), ((0,), (), (), (0,)),
                                     ((), (), (300_001,), (300_001,))])
 def test_threefry2x32_matches_jax(shapes):
     from jax._src.random.threefry2x32 import threefry2x32_p as jax_threefry
@@ -142,23 +181,25 @@ def test_fold_in(data):
 # --------------------------------------------------------------------------- bits and uniform
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, None])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, None])
 def test_bits(shape, dtype):
     for seed in (0, -5):
-        assert_bits_equal(fr.bits(fkey(seed), shape, dtype), jax.random.bits(jkey(seed), shape, dtype))
+        assert_bits_equal(fr.bits(fkey(seed), shape, dtype), jax_ref("bits", seed, shape, dtype))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_uniform(shape, dtype):
     for seed in (0, 42, 2 ** 32 + 3):
-        assert_bits_equal(fr.uniform(fkey(seed), shape, dtype), jax.random.uniform(jkey(seed), shape, dtype))
+        assert_bits_equal(fr.uniform(fkey(seed), shape, dtype), jax_ref("uniform", seed, shape, dtype))
 
 
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("minval,maxval,fused", [(-3.0, 5.0, False), (2.0, 2.0, False), (4.0, 1.0, False),
-                                                 (0, 7, False), (-1, 1, False), (0.25, 0.75, False),
-                                                 ("arr", 10.0, True), ("row", "col", True), (0.1, 0.7, True)])
+RANGES = [(-3.0, 5.0, False), (2.0, 2.0, False), (4.0, 1.0, False), (0, 7, False), (-1, 1, False),
+          (0.25, 0.75, False), ("arr", 10.0, True), ("row", "col", True), (0.1, 0.7, True)]
+
+
+@pytest.mark.parametrize("dtype,minval,maxval,fused", [(np.float32, *r) for r in RANGES] +
+                         [(d, *r) for d in (np.float16, BF16) for r in (RANGES[2], RANGES[7])])
 def test_uniform_ranges(dtype, minval, maxval, fused):
     shape = (4, 5)
     params = {"arr": np.linspace(-2, 3, 20, dtype=np.float32).reshape(4, 5),
@@ -182,15 +223,14 @@ def test_uniform_default_dtype_and_int_shape():
 # --------------------------------------------------------------------------- integers
 
 @pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int8, np.uint8, np.int16, np.uint16])
-@pytest.mark.parametrize("minval,maxval", [(0, 10), (-10, 10), (0, 256), (5, 3), (-3, -3),
-                                           (-2 ** 31, 2 ** 31 - 1), (0, 2 ** 31 - 1), (7, 8)])
+@pytest.mark.parametrize("minval,maxval", [(-10, 10), (0, 256), (5, 3), (-2 ** 31, 2 ** 31 - 1), (7, 8)])
 def test_randint(dtype, minval, maxval):
     info = np.iinfo(dtype)
     if info.bits == 32 and not (info.min <= minval and maxval <= info.max):
         return  # the Python ints themselves overflow dtype (an error in jax too)
-    for shape in ((), (5, 7), (0,)):
+    for shape in ((5, 7), (), (0,)):
         assert_bits_equal(fr.randint(fkey(3), shape, minval, maxval, dtype),
-                          jax.random.randint(jkey(3), shape, minval, maxval, dtype))
+                          jax_ref("randint", 3, shape, dtype, minval, maxval))
 
 
 def test_randint_array_bounds():
@@ -208,21 +248,25 @@ def test_bernoulli(p, mode):
         assert_bits_equal(fr.bernoulli(fkey(2), p, mode=mode), jax.random.bernoulli(jkey(2), p, mode=mode))
         assert_bits_equal(fr.bernoulli(fkey(2), p, (5, 3, 4), mode), jax.random.bernoulli(jkey(2), p, (5, 3, 4), mode))
         return
-    for shape in (None, (), (7,), (3, 5)):
-        assert_bits_equal(fr.bernoulli(fkey(2), p, shape, mode), jax.random.bernoulli(jkey(2), p, shape, mode))
-    p16 = np.float16(p)
-    assert_bits_equal(fr.bernoulli(fkey(2), p16, (9,)), jax.random.bernoulli(jkey(2), p16, (9,)))
+    if mode == "high":  # draws (2, *shape) uniforms: not a prefix of a longer draw
+        for shape in (None, (3, 5)):
+            assert_bits_equal(fr.bernoulli(fkey(2), p, shape, mode), jax.random.bernoulli(jkey(2), p, shape, mode))
+        return
+    for dtype in (np.float32, np.float16):
+        for shape in ((), (7,), (3, 5)):
+            assert_bits_equal(fr.bernoulli(fkey(2), dtype(p), shape), jax_ref("bernoulli", 2, shape, dtype, p))
+    assert_bits_equal(fr.bernoulli(fkey(2), p), jax_ref("bernoulli", 2, (), np.float32, p))
 
 
 # --------------------------------------------------------------------------- permutation / choice
 
-@pytest.mark.parametrize("n", [0, 1, 2, 5, 100, 2000])
+@pytest.mark.parametrize("n", [0, 1, 5, 2000])
 def test_permutation_int(n):
     for seed in (0, 9):
         assert_bits_equal(fr.permutation(fkey(seed), n), jax.random.permutation(jkey(seed), n))
 
 
-@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("axis", [0, -1])
 @pytest.mark.parametrize("independent", [False, True])
 def test_permutation_array(axis, independent):
     x = np.arange(24, dtype=np.float32).reshape(4, 6)
@@ -234,8 +278,7 @@ def test_permutation_array(axis, independent):
 
 @pytest.mark.parametrize("replace", [True, False])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("a,shape,axis", [(10, (), 0), (10, (3,), 0), (10, (2, 3), 0),
-                                          ("mat", (3,), 0), ("mat", (2,), 1), ("vec", (4,), 0)])
+@pytest.mark.parametrize("a,shape,axis", [(10, (3,), 0), (10, (2, 3), 0), ("mat", (2,), 1), ("vec", (4,), 0)])
 def test_choice(a, shape, axis, replace, weighted):
     arrays = {"mat": np.arange(40, dtype=np.float32).reshape(5, 8), "vec": np.arange(6, dtype=np.int32) * 10}
     a = arrays.get(a, a)
@@ -246,13 +289,15 @@ def test_choice(a, shape, axis, replace, weighted):
                           jax.random.choice(jkey(seed), a, shape, replace, p, axis))
 
 
-def test_choice_no_draws():
+def test_choice_scalar_and_no_draws():
     assert_bits_equal(fr.choice(fkey(0), 5, (0,)), jax.random.choice(jkey(0), 5, (0,)))
+    assert_bits_equal(fr.choice(fkey(0), 7), jax.random.choice(jkey(0), 7))
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    assert_bits_equal(fr.choice(fkey(0), x, (), False, axis=0), jax.random.choice(jkey(0), x, (), False, axis=0))
 
 
-@pytest.mark.parametrize("logits_shape,axis,shape", [((5,), -1, None), ((3, 4), -1, None), ((3, 4), 0, None),
-                                                     ((3, 4), -1, (6, 3)), ((1, 4), 1, (2, 5)),
-                                                     ((2, 3, 4), 1, None)])
+@pytest.mark.parametrize("logits_shape,axis,shape", [((5,), -1, None), ((3, 4), 0, None), ((3, 4), -1, (6, 3)),
+                                                     ((1, 4), 1, (2, 5)), ((2, 3, 4), 1, None)])
 def test_categorical(logits_shape, axis, shape):
     logits = np.log(np.random.default_rng(0).uniform(0.1, 1.0, logits_shape)).astype(np.float32)
     for seed in (0, 1):
@@ -282,9 +327,8 @@ CONTINUOUS = {
 def test_continuous(name, dtype):
     draw = CONTINUOUS[name]
     for seed in (0, 17):
-        for shape in ((), (3,), (5, 7), (0,), (20_000,)):
-            assert_ulps_close(draw(fr, fkey(seed), shape, dtype), draw(jax.random, jkey(seed), shape, dtype),
-                              name)
+        for shape in ((5, 7), (STREAM,), ()):
+            assert_ulps_close(draw(fr, fkey(seed), shape, dtype), jax_ref(name, seed, shape, dtype), name)
 
 
 def test_gumbel_high_mode():
@@ -294,14 +338,14 @@ def test_gumbel_high_mode():
                       jax.random.gumbel(jkey(1), (1000,), np.float16, "high"), "gumbel")
 
 
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("lower,upper", [(-2.0, 2.0), (-1.5, 0.5), ("vec", 2.5)])
+@pytest.mark.parametrize("dtype,lower,upper", [(np.float32, -2.0, 2.0), (np.float32, -1.5, 0.5),
+                                               (np.float32, "vec", 2.5), (np.float16, -2.0, 2.0), (BF16, "vec", 2.5)])
 def test_truncated_normal(dtype, lower, upper):
     # XLA's float32 erf (for the bounds' CDF values) and its fused multiply-add differ
     # from fungrad's in the last bit, and erf_inv amplifies that near the bounds, so
     # this compares with the shared per-dtype tolerances instead of a few ulps.
     lower = np.float32([-3.0, 0.0, 1.0]) if lower == "vec" else lower
-    for shape in ((1000, 3), (3,), (0, 3)):
+    for shape in ((1000, 3), (0, 3)) if dtype == np.float32 else ((1000, 3),):
         out = fr.truncated_normal(fkey(1), lower, upper, shape, dtype)
         assert_same(out, jax.random.truncated_normal(jkey(1), lower, upper, shape, dtype))
         x = np.asarray(out).astype(np.float32)
@@ -364,6 +408,73 @@ def test_vmap_typed_keys_seeds_and_fold_in_data():
     f_out = fungrad.vmap(lambda k, m: fr.uniform(k, (2,), minval=m, maxval=m + 1), in_axes=(0, 1))(_keys(5)[0], lo)
     j_out = jax.vmap(lambda k, m: jax.random.uniform(k, (2,), minval=m, maxval=m + 1), in_axes=(0, 1))(_keys(5)[1], lo)
     assert_bits_equal(f_out, j_out)
+
+
+JITTED = {
+    "uniform": (lambda m, k, x: m.uniform(k, (3, 2), minval=x, maxval=x + 2)),
+    "normal": (lambda m, k, x: m.normal(k, (4,)) * x),
+    "randint": (lambda m, k, x: m.randint(k, (5,), -3, 9)),
+    "bernoulli": (lambda m, k, x: m.bernoulli(k, x / 4, (6,))),
+    "split": (lambda m, k, x: m.split(k, (2, 2))),
+    "permutation": (lambda m, k, x: m.permutation(k, 8)),
+    "choice": (lambda m, k, x: m.choice(k, 9, (4,), p=(m.uniform(k, (9,)) + x))),
+    "categorical": (lambda m, k, x: m.categorical(k, m.normal(k, (3, 5)) * x, shape=(2, 3))),
+}
+
+
+@pytest.mark.parametrize("name", list(JITTED))
+def test_jit(name):
+    f = JITTED[name]
+    traces = []
+
+    def traced(k, x):
+        traces.append(1)
+        return f(fr, k, x)
+    jitted = fungrad.jit(traced)
+    x = np.float32(1.5)
+    out = jitted(fkey(3), x)
+    assert_bits_equal(jitted(fkey(4), x), f(fr, fkey(4), x))  # same compiled function, new key
+    assert len(traces) == 1
+    ref = jax.jit(lambda k, x: f(jax.random, k, x))(jkey(3), x)
+    if name == "normal":
+        assert_ulps_close(out, ref, "normal")
+    else:
+        assert_bits_equal(out, ref)
+    assert_bits_equal(out, f(fr, fkey(3), x))
+
+
+def test_jit_typed_keys_and_traced_fold_in():
+    out = fungrad.jit(lambda k: fr.split(k, 3))(fr.key(2))
+    assert isinstance(out, fr.PRNGKeyArray) and out.shape == (3,)
+    assert_bits_equal(fr.key_data(out), jax.random.key_data(jax.random.split(jax.random.key(2), 3)))
+    fold = fungrad.jit(lambda k, d: fr.fold_in(k, d))
+    for d in (0, 5, 2 ** 31 + 1):
+        assert_bits_equal(fold(fkey(1), np.uint32(d)), jax.random.fold_in(jkey(1), d))
+    seeded = fungrad.jit(fr.PRNGKey)
+    assert_bits_equal(seeded(np.int32(-9)), jax.random.PRNGKey(-9))
+
+
+def test_scan_threads_keys():
+    def body(lib):
+        def step(key, x):
+            key, sub = lib.split(key)
+            return key, lib.uniform(sub, (2,)) + x
+        return step
+    xs = np.arange(5, dtype=np.float32)
+    f_carry, f_ys = lax.scan(body(fr), fkey(0), xs)
+    j_carry, j_ys = jax.lax.scan(body(jax.random), jkey(0), xs)
+    assert_bits_equal(f_carry, j_carry)
+    assert_bits_equal(f_ys, j_ys)
+    typed_carry, typed_ys = fungrad.jit(lambda k: lax.scan(body(fr), k, xs))(fr.key(0))
+    assert isinstance(typed_carry, fr.PRNGKeyArray)
+    assert_bits_equal(typed_ys, f_ys)
+
+
+def test_checkpoint_with_typed_key():
+    def f(k, x):
+        return (x * fr.normal(k, (3,))).sum()
+    g = fungrad.grad(fungrad.checkpoint(f), argnums=1)(fr.key(1), np.float32(2.0))
+    assert_ulps_close(g, np.asarray(jax.random.normal(jax.random.key(1), (3,))).sum(), "normal")
 
 
 def test_grad_through_samplers():
