@@ -19,5 +19,6 @@ from fungrad.lax.ad_util import stop_gradient
 from fungrad import test_util  # noqa: E402
 from fungrad import nn, optim, scipy, train  # noqa: E402
 from fungrad import debug  # noqa: E402
+from fungrad import random  # noqa: E402
 
 __version__ = "0.1.0"
