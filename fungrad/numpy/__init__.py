@@ -4,7 +4,8 @@ Modules by family: ``_dtypes`` (dtype names and queries), ``_creation``, ``_ufun
 (arithmetic, comparison, logical, bitwise), ``_ufuncs_math`` (transcendental, rounding,
 classification), ``_reductions``, ``_shape``, ``_joining``, ``_indexing`` (``x[idx]``,
 ``x.at[idx]``, ``take``), ``_searching``, ``_sorting``, ``_linalg`` (products),
-``_einsum``, ``_misc``; ``linalg`` is the ``jnp.linalg`` submodule.
+``_einsum``, ``_misc``, ``_quantiles``, ``_index_tricks``, ``_functional`` (vectorize and
+friends), ``_setops``; ``linalg`` is the ``jnp.linalg`` submodule.
 """
 from fungrad.numpy._dtypes import *  # noqa: F401,F403
 from fungrad.numpy._creation import *  # noqa: F401,F403
@@ -19,11 +20,18 @@ from fungrad.numpy._sorting import *  # noqa: F401,F403
 from fungrad.numpy._linalg import *  # noqa: F401,F403
 from fungrad.numpy._einsum import *  # noqa: F401,F403
 from fungrad.numpy._misc import *  # noqa: F401,F403
+from fungrad.numpy._quantiles import *  # noqa: F401,F403
+from fungrad.numpy._index_tricks import *  # noqa: F401,F403
+from fungrad.numpy._functional import *  # noqa: F401,F403
+from fungrad.numpy._setops import *  # noqa: F401,F403
 from fungrad.numpy import linalg  # noqa: F401
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
 from fungrad.numpy._misc import _view  # noqa: F401
 
+from fungrad._core.array import Array as ndarray  # noqa: E402,F401  (jnp.ndarray is jax.Array)
+
+bool = bool_  # noqa: A001  (jnp.bool is jnp.bool_)
 newaxis = None
 pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"), \
     float("nan"), 0.5772156649015329

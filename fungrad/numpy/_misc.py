@@ -287,3 +287,128 @@ def corrcoef(x: Any, y: Any = None, rowvar: bool = True) -> Any:
 __all__ = ["isclose", "allclose", "array_equal", "array_equiv", "astype", "iscomplex",
            "isreal", "isscalar", "diff", "ediff1d", "interp", "convolve", "correlate", "cov",
            "corrcoef"]
+
+
+# --------------------------------------------------------------------------- polynomials, calculus
+
+def polyval(p: Any, x: Any) -> Any:
+    """Evaluate the polynomial with coefficients ``p`` (highest power first) at ``x``."""
+    p, x = promote_dtypes(*ensure_arraylike("polyval", p, x))
+    if aval(p).ndim != 1:
+        raise ValueError(f"polyval: p must be 1-d, got shape {aval(p).shape}")
+    out = lax.full(aval(x).shape, 0, aval(x).dtype)
+    for i in range(aval(p).shape[0]):  # Horner's scheme
+        out = lax.add(lax.mul(out, x), lax.reshape(lax.slice(p, (i,), (i + 1,)), ()))
+    return out
+
+
+def vander(x: Any, N: int | None = None, increasing: bool = False) -> Any:
+    """The Vandermonde matrix of the 1-d ``x``: columns are powers of ``x``."""
+    x = ensure_arraylike("vander", x)
+    if aval(x).ndim != 1:
+        raise ValueError("vander: x must be a one-dimensional array")
+    n = aval(x).shape[0] if N is None else static_int(N, "vander: N")
+    powers = np.arange(n) if increasing else np.arange(n - 1, -1, -1)
+    from fungrad.numpy._ufuncs import power
+    return power(lax.expand_dims(x, (1,)), Array(powers.astype(np.int32)))
+
+
+def trapezoid(y: Any, x: Any = None, dx: Any = 1.0, axis: int = -1) -> Any:
+    """Integral of ``y`` along ``axis`` by the trapezoidal rule (spacing ``x`` or ``dx``)."""
+    y = ensure_arraylike("trapezoid", y)
+    axis = canonicalize_axis(axis, aval(y).ndim, "trapezoid")
+    y, = promote_dtypes_inexact(y)
+    n = aval(y).shape[axis]
+    if x is None:
+        spacing = lax.convert_element_type(dx, aval(y).dtype)
+    else:
+        x, = promote_dtypes_inexact(ensure_arraylike("trapezoid", x))
+        if aval(x).ndim == 1:  # a 1-d x lies along axis
+            shape = [1] * aval(y).ndim
+            shape[axis] = aval(x).shape[0]
+            x = lax.reshape(x, tuple(shape))
+        m = aval(x).shape[axis]
+        spacing = lax.sub(slice_axis(x, axis, 1, m), slice_axis(x, axis, 0, m - 1))
+    mid = lax.add(slice_axis(y, axis, 1, n), slice_axis(y, axis, 0, max(n - 1, 0)))
+    from fungrad.numpy._reductions import sum as _sum
+    return _sum(lax.mul(lax.mul(mid, spacing), scalar_like(0.5, mid)), axis=axis)
+
+
+def gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int | None = None) -> Any:
+    """Second-order central differences inside, first-order at the edges, per axis."""
+    if edge_order is not None:
+        raise NotImplementedError("gradient: edge_order is not supported")
+    f, = promote_dtypes_inexact(ensure_arraylike("gradient", f))
+    nd = aval(f).ndim
+    axes = tuple(range(nd)) if axis is None else tuple(
+        canonicalize_axis(a, nd, "gradient") for a in ((axis,) if isinstance(axis, int)
+                                                       else axis))
+    if len(varargs) > 1 and len(varargs) != len(axes):
+        raise ValueError("gradient: give one spacing, or one per axis")
+    spacings = list(varargs) * len(axes) if len(varargs) == 1 else list(varargs) or [1.0] * len(
+        axes)
+    outs = []
+    for ax, h in zip(axes, spacings):
+        n = aval(f).shape[ax]
+        if n < 2:
+            raise ValueError("gradient: the size of each differentiated axis must be >= 2")
+        h = lax.convert_element_type(h, aval(f).dtype)
+        if aval(h).ndim:
+            raise NotImplementedError("gradient: only scalar spacings are supported")
+        sl = lambda a, b: slice_axis(f, ax, a, b)  # noqa: E731
+        first = lax.div(lax.sub(sl(1, 2), sl(0, 1)), h)
+        last = lax.div(lax.sub(sl(n - 1, n), sl(n - 2, n - 1)), h)
+        inner = lax.div(lax.sub(sl(2, n), sl(0, n - 2)), lax.mul(h, scalar_like(2, h)))
+        outs.append(concatenate([first, inner, last], ax))
+    return outs[0] if len(outs) == 1 else outs
+
+
+# --------------------------------------------------------------------------- integers
+
+def _gcd_loop(a: Any, b: Any) -> tuple[Any, Any]:
+    zero = scalar_like(0, a)
+
+    def cond(ab: tuple) -> Any:
+        from fungrad.numpy._reductions import any as _any
+        return _any(lax.ne(ab[1], zero))
+
+    def body(ab: tuple) -> tuple:
+        x, y = ab
+        nonzero = lax.ne(y, zero)
+        safe = _where(nonzero, y, scalar_like(1, y))
+        return _where(nonzero, y, x), _where(nonzero, lax.rem(x, safe), zero)
+    return lax.while_loop(cond, body, (a, b))
+
+
+def gcd(x1: Any, x2: Any) -> Any:
+    """Elementwise greatest common divisor of integers."""
+    x1, x2 = promote_args("gcd", x1, x2)
+    if aval(x1).dtype.kind not in "iu":
+        raise ValueError("gcd: arguments must be integers")
+    shape = np.broadcast_shapes(aval(x1).shape, aval(x2).shape)
+    a, b = (lax.broadcast_in_dim(lax.abs(v) if aval(v).dtype.kind == "i" else v, shape, tuple(
+        range(len(shape) - aval(v).ndim, len(shape)))) for v in (x1, x2))
+    return _gcd_loop(a, b)[0]
+
+
+def lcm(x1: Any, x2: Any) -> Any:
+    """Elementwise least common multiple of integers."""
+    x1, x2 = promote_args("lcm", x1, x2)
+    d = gcd(x1, x2)
+    zero = scalar_like(0, d)
+    safe = _where(lax.eq(d, zero), scalar_like(1, d), d)
+    a1 = lax.abs(x1) if aval(x1).dtype.kind == "i" else x1
+    a2 = lax.abs(x2) if aval(x2).dtype.kind == "i" else x2
+    return _where(lax.eq(d, zero), zero, lax.mul(lax.div(a1, safe), a2))
+
+
+def iterable(y: Any) -> bool:
+    """Whether ``iter(y)`` works."""
+    try:
+        iter(y)
+    except TypeError:
+        return False
+    return True
+
+
+__all__ += ["polyval", "vander", "trapezoid", "gradient", "gcd", "lcm", "iterable"]

@@ -117,7 +117,8 @@ def argpartition(a: Any, kth: int, axis: int = -1) -> Any:
 
 def unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
            return_counts: bool = False, axis: int | None = None, *, equal_nan: bool = True,
-           size: int | None = None, fill_value: Any = None, sorted: bool = True) -> Any:  # noqa: A002
+           size: int | None = None, fill_value: Any = None,
+           sorted: bool = True) -> Any:  # noqa: A002
     """Sorted unique elements of the flattened ``ar`` (``axis`` must be None).
 
     Without ``size`` the input must be concrete; with ``size`` exactly ``size`` values are

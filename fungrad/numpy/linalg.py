@@ -28,7 +28,8 @@ def _sumsq_sqrt(x: Any, axis: Any, keepdims: bool) -> Any:
     return lax.sqrt(_sum(sq, axis=axis, keepdims=keepdims))
 
 
-def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:  # noqa: A002
+def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False,
+                ord: Any = 2) -> Any:  # noqa: A002
     """The vector ``ord``-norm over ``axis`` (all elements when None)."""
     x, = promote_dtypes_inexact(ensure_arraylike("vector_norm", x))
     if axis is None:

@@ -1,0 +1,200 @@
+"""Index helpers: ``unravel_index``, ``ravel_multi_index``, ``ix_``, ``mgrid``/``ogrid``,
+``s_``/``index_exp``, ``fill_diagonal``, ``insert``, ``resize``."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad import lax
+from fungrad._core import dtypes
+from fungrad._core.core import Tracer
+from fungrad._core.util import prod as _prod
+from fungrad.numpy._creation import arange, linspace
+from fungrad.numpy._indexing import _IndexUpdateRef
+from fungrad.numpy._joining import concatenate, stack
+from fungrad.numpy._shape import moveaxis, take_static, tile
+from fungrad.numpy._ufuncs import divmod as _divmod, remainder
+from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axis, ensure_arraylike,
+                                 scalar_like, static_int, where as _where)
+
+s_ = np.s_
+index_exp = np.index_exp
+
+
+def unravel_index(indices: Any, shape: Sequence[int]) -> tuple:
+    """The multi-dimensional indices of flat ``indices`` into an array of ``shape``
+    (out-of-range indices are clipped, as in JAX)."""
+    idx = ensure_arraylike("unravel_index", indices)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    shape = tuple(static_int(s, "unravel_index: shape") for s in shape)
+    out: list[Any] = [None] * len(shape)
+    for i in range(len(shape) - 1, -1, -1):
+        idx, out[i] = _divmod(idx, shape[i])
+    oob_pos = lax.gt(idx, scalar_like(0, idx))
+    oob_neg = lax.lt(idx, scalar_like(-1, idx))
+    return tuple(_where(oob_pos, s - 1, _where(oob_neg, 0, o)) for s, o in zip(shape, out))
+
+
+def ravel_multi_index(multi_index: Sequence[Any], dims: Sequence[int], mode: str = "raise",
+                      order: str = "C") -> Any:
+    """Flat indices of the index arrays ``multi_index`` into an array of shape ``dims``
+    (``mode``: 'raise' (concrete indices only), 'wrap' or 'clip')."""
+    dims = tuple(static_int(d, "ravel_multi_index: dims") for d in dims)
+    if len(multi_index) != len(dims):
+        raise ValueError(f"ravel_multi_index: {len(multi_index)} index arrays for {len(dims)} "
+                         "dimensions")
+    idx = [ensure_arraylike("ravel_multi_index", i) for i in multi_index]
+    for i in idx:
+        if aval(i).dtype.kind not in "iu":
+            raise TypeError("ravel_multi_index: only integer indices are permitted")
+    if mode == "raise":
+        for i, d in zip(idx, dims):
+            value = i.to_concrete_value() if isinstance(i, Tracer) else np.asarray(i)
+            if value is None:
+                raise TypeError("ravel_multi_index: mode='raise' needs concrete indices; use "
+                                "mode='wrap' or mode='clip' inside jit")
+            if np.any((value < 0) | (value >= d)):
+                raise ValueError("ravel_multi_index: invalid entry in coordinates array")
+    elif mode == "clip":
+        idx = [lax.clamp(scalar_like(0, i), i, scalar_like(d - 1, i)) for i, d in zip(idx, dims)]
+    elif mode == "wrap":
+        idx = [remainder(i, d) for i, d in zip(idx, dims)]
+    else:
+        raise ValueError(f"ravel_multi_index: invalid mode {mode!r}")
+    if order == "F":
+        strides = np.cumprod((1,) + dims[:-1])
+    elif order == "C":
+        strides = np.cumprod((1,) + dims[1:][::-1])[::-1]
+    else:
+        raise ValueError(f"ravel_multi_index: invalid order {order!r}")
+    dt = dtypes.default_int_dtype()
+    out = lax.full((), 0, dt)
+    for i, s in zip(idx, strides):
+        out = lax.add(out, lax.mul(lax.convert_element_type(i, dt), lax.convert_element_type(
+            int(s), dt)))
+    return out
+
+
+def ix_(*args: Any) -> tuple:
+    """Open-mesh index arrays: the i-th 1-d argument reshaped to lie along axis i."""
+    n = len(args)
+    out = []
+    for i, a in enumerate(args):
+        a = ensure_arraylike("ix_", a)
+        if aval(a).ndim != 1:
+            raise ValueError(f"ix_: arguments must be 1-dimensional, got shape {aval(a).shape}")
+        shape = [1] * n
+        shape[i] = aval(a).shape[0]
+        out.append(lax.reshape(a, tuple(shape)))
+    return tuple(out)
+
+
+class _Grid:
+    """``mgrid[0:3, 0:2]`` (dense) and ``ogrid[...]`` (open) from slice notation; a complex
+    step ``5j`` means 5 points, endpoints included."""
+
+    def __init__(self, sparse: bool) -> None:
+        self.sparse = sparse
+
+    def __getitem__(self, key: Any) -> Any:
+        single = isinstance(key, slice)
+        axes = []
+        for k in (key,) if single else key:
+            start = 0 if k.start is None else k.start
+            step = 1 if k.step is None else k.step
+            if isinstance(step, complex):
+                axes.append(linspace(start, k.stop, int(abs(step))))
+            else:
+                axes.append(arange(start, k.stop, step))
+        if single:
+            return axes[0]
+        dt = dtypes.result_type(*axes)
+        axes = [lax.convert_element_type(a, dt) for a in axes]
+        shape = tuple(aval(a).shape[0] for a in axes)
+        if self.sparse:
+            return tuple(lax.reshape(a, tuple(n if j == i else 1 for j, n in enumerate(shape)))
+                         for i, a in enumerate(axes))
+        return stack([lax.broadcast_in_dim(a, shape, (i,)) for i, a in enumerate(axes)])
+
+
+mgrid = _Grid(sparse=False)
+ogrid = _Grid(sparse=True)
+
+
+def fill_diagonal(a: Any, val: Any, wrap: bool = False, *, inplace: bool = True) -> Any:
+    """A copy of ``a`` with its main diagonal set to ``val`` (``inplace=False`` required)."""
+    if inplace:
+        raise ValueError("fill_diagonal: fungrad arrays are immutable; pass inplace=False")
+    a = ensure_arraylike("fill_diagonal", a)
+    shape = aval(a).shape
+    if len(shape) < 2:
+        raise ValueError("fill_diagonal: array must be at least 2-d")
+    if len(shape) > 2 and len(set(shape)) != 1:
+        raise ValueError("fill_diagonal: all dimensions of input must be of equal length")
+    n = min(shape)
+    if len(shape) == 2 and wrap and shape[0] > shape[1]:
+        flat_idx = np.arange(0, shape[0] * shape[1], shape[1] + 1)
+        rows, cols = np.unravel_index(flat_idx, shape)
+        idx = tuple(np.asarray(v, np.int32) for v in (rows, cols))
+        n = len(flat_idx)
+    else:
+        idx = (np.arange(n, dtype=np.int32),) * len(shape)
+    val = ensure_arraylike("fill_diagonal", val)
+    val = lax.reshape(val, (aval(val).size,))
+    if aval(val).size != n:
+        val = lax.slice(tile(val, -(-n // max(aval(val).size, 1))), (0,), (n,))
+    return _IndexUpdateRef(a, idx).set(val)
+
+
+def insert(arr: Any, obj: Any, values: Any, axis: int | None = None) -> Any:
+    """``arr`` with ``values`` inserted before the static index/indices ``obj`` along
+    ``axis`` (flattened when None)."""
+    arr = ensure_arraylike("insert", arr)
+    values = ensure_arraylike("insert", values)
+    if axis is None:
+        arr = lax.reshape(arr, (aval(arr).size,))
+        axis = 0
+    axis = canonicalize_axis(axis, aval(arr).ndim, "insert")
+    n = aval(arr).shape[axis]
+    if isinstance(obj, slice):
+        positions = np.arange(n)[obj]
+    else:
+        if isinstance(obj, Tracer):
+            obj = obj._concrete("insert: obj (indices must be static)")
+        positions = np.asarray(obj)
+    scalar = positions.ndim == 0
+    positions = np.where(positions.reshape(-1) < 0, positions.reshape(-1) + n,
+                         positions.reshape(-1))
+    if np.any((positions < 0) | (positions > n)):
+        raise IndexError(f"insert: index out of bounds for axis {axis} with size {n}")
+    values = lax.convert_element_type(values, aval(arr).dtype)
+    if scalar:  # NumPy: values (at least arr.ndim-d) fill new slices, their axis 0 -> axis
+        nd = aval(arr).ndim
+        values = lax.reshape(values, (1,) * (nd - aval(values).ndim) + aval(values).shape)
+        values = moveaxis(values, 0, axis)
+        positions = np.repeat(positions, aval(values).shape[axis])
+    target = list(aval(arr).shape)
+    target[axis] = len(positions)
+    values = broadcast_to(values, tuple(target))
+    order = np.argsort(np.concatenate([np.arange(n), positions - 0.5]), kind="stable")
+    return take_static(concatenate([arr, values], axis), order, axis)
+
+
+def resize(a: Any, new_shape: Any) -> Any:
+    """``a`` flattened, repeated as needed and reshaped to ``new_shape``."""
+    a = ensure_arraylike("resize", a)
+    new_shape = (new_shape,) if np.ndim(new_shape) == 0 else tuple(new_shape)
+    new_shape = tuple(static_int(d, "resize: new_shape") for d in new_shape)
+    if any(d < 0 for d in new_shape):
+        raise ValueError("resize: all elements of new_shape must be non-negative")
+    flat = lax.reshape(a, (aval(a).size,))
+    size = _prod(new_shape)
+    if aval(flat).size == 0 or size == 0:
+        return lax.full(new_shape, 0, aval(a).dtype)
+    reps = -(-size // aval(flat).size)
+    return lax.reshape(lax.slice(tile(flat, reps), (0,), (size,)), new_shape)
+
+
+__all__ = ["unravel_index", "ravel_multi_index", "ix_", "mgrid", "ogrid", "s_", "index_exp",
+           "fill_diagonal", "insert", "resize"]

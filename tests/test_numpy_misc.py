@@ -1,0 +1,141 @@
+"""Quantiles and medians, index helpers (unravel_index, ix_, mgrid, insert, ...),
+function lifting (vectorize, apply_along_axis, piecewise), set operations, polynomials,
+trapezoid/gradient and integer gcd/lcm against jax.numpy."""
+import jax.numpy as jnp_ref
+import numpy as np
+import pytest
+
+import fungrad
+import fungrad.numpy as jnp
+from tests.harness import assert_same, compare, compare_transforms, compare_types, rand
+
+RNG = np.random.default_rng(7)
+F32, I32 = np.float32, np.int32
+
+QUANTILE_CASES = [
+    ("median", {}), ("median", {"axis": 1}), ("median", {"axis": (0, 2), "keepdims": True}),
+    ("nanmedian", {"axis": -1}), ("quantile", {"q": 0.3}), ("quantile", {"q": [0.1, 0.9],
+                                                                         "axis": 0}),
+    ("quantile", {"q": 0.25, "axis": 1, "method": "lower"}),
+    ("quantile", {"q": 0.25, "axis": 1, "method": "higher"}),
+    ("quantile", {"q": 0.6, "axis": 2, "method": "nearest"}),
+    ("quantile", {"q": [0.5, 0.7], "axis": (1, 2), "method": "midpoint", "keepdims": True}),
+    ("nanquantile", {"q": [0.2, 0.5], "axis": 1}), ("percentile", {"q": 40, "axis": 0}),
+    ("nanpercentile", {"q": [10, 95]}),
+]
+
+
+@pytest.mark.parametrize("case", QUANTILE_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+def test_quantiles(case):
+    name, kw = case
+    kw = dict(kw)
+    q = kw.pop("q", None)
+    x = rand(RNG, (3, 4, 5), F32)
+    x[0, 1, 2] = np.nan
+    x[2, 0, :] = np.nan
+    args = () if q is None else (np.asarray(q, F32),)
+    compare(lambda a, *r: getattr(jnp, name)(a, *r, **kw),
+            lambda a, *r: getattr(jnp_ref, name)(a, *r, **kw), x, *args)
+    compare(lambda a, *r: getattr(jnp, name)(a, *r, **kw),
+            lambda a, *r: getattr(jnp_ref, name)(a, *r, **kw), np.nan_to_num(x), *args)
+
+
+def test_quantile_types_and_grads():
+    compare_types(jnp.median, jnp_ref.median, rand(RNG, (5,), I32))
+    compare_transforms(lambda a: jnp.quantile(a, 0.3, axis=1), lambda a: jnp_ref.quantile(
+        a, 0.3, axis=1), [rand(RNG, (3, 6), F32)], RNG)
+
+
+def test_index_helpers():
+    idx = np.array([0, 5, 11, 13, -1], I32)
+    compare(lambda i: jnp.unravel_index(i, (3, 4)), lambda i: jnp_ref.unravel_index(i, (3, 4)),
+            idx)
+    rows, cols = np.array([0, 2, 1], I32), np.array([3, 0, 1], I32)
+    for mode in ("raise", "clip", "wrap"):
+        compare(lambda r, c: jnp.ravel_multi_index((r, c), (3, 4), mode=mode),
+                lambda r, c: jnp_ref.ravel_multi_index((r, c), (3, 4), mode=mode), rows, cols)
+    compare(lambda r, c: jnp.ravel_multi_index((r, c), (3, 4), order="F"),
+            lambda r, c: jnp_ref.ravel_multi_index((r, c), (3, 4), order="F"), rows, cols)
+    compare(lambda a, b: jnp.ix_(a, b), lambda a, b: jnp_ref.ix_(a, b), rows, cols)
+    assert_same(jnp.mgrid[0:3, 1:5:2], jnp_ref.mgrid[0:3, 1:5:2])
+    assert_same(jnp.ogrid[0:2, 0:1:3j], jnp_ref.ogrid[0:2, 0:1:3j])
+    assert_same(jnp.mgrid[0:1:5j], jnp_ref.mgrid[0:1:5j])
+    x = rand(RNG, (3, 4), F32)
+    compare(lambda a: jnp.fill_diagonal(a, 2.0, inplace=False),
+            lambda a: jnp_ref.fill_diagonal(a, 2.0, inplace=False), x)
+    compare(lambda a: jnp.fill_diagonal(a, np.array([1.0, 2.0], F32), inplace=False),
+            lambda a: jnp_ref.fill_diagonal(a, np.array([1.0, 2.0], F32), inplace=False), x.T)
+    for obj, values, axis in [(1, 9.0, None), (np.array([0, 2, 2]), np.array([7., 8., 9.],
+                              F32), 1), (2, np.array([5.0, 6.0, 7.0], F32), 1),
+                              (slice(0, 4, 2), 0.5, 1)]:
+        compare(lambda a: jnp.insert(a, obj, values, axis),
+                lambda a: jnp_ref.insert(a, obj, values, axis), x)
+    compare(lambda a: jnp.resize(a, (5, 3)), lambda a: jnp_ref.resize(a, (5, 3)), x)
+    assert jnp.s_[1:2] == np.s_[1:2] and jnp.index_exp[0] == np.index_exp[0]
+
+
+def test_vectorize_and_apply():
+    def cov1(a, b):
+        return jnp.dot(a - a.mean(), b - b.mean())
+
+    def cov1_ref(a, b):
+        return jnp_ref.dot(a - a.mean(), b - b.mean())
+    a, b = rand(RNG, (2, 3, 5), F32), rand(RNG, (3, 5), F32)
+    compare(jnp.vectorize(cov1, signature="(n),(n)->()"),
+            jnp_ref.vectorize(cov1_ref, signature="(n),(n)->()"), a, b)
+    compare(jnp.vectorize(lambda u, v: u * 2 + v), jnp_ref.vectorize(lambda u, v: u * 2 + v),
+            a, b)
+    compare(jnp.vectorize(lambda u, k: u ** k, excluded={1}),
+            jnp_ref.vectorize(lambda u, k: u ** k, excluded={1}), a, 2)
+    for axis in (0, 1, -1):
+        compare(lambda x: jnp.apply_along_axis(lambda r: r * r.sum(), axis, x),
+                lambda x: jnp_ref.apply_along_axis(lambda r: r * r.sum(), axis, x), a)
+    compare(lambda x: jnp.apply_over_axes(jnp.sum, x, (0, 2)),
+            lambda x: jnp_ref.apply_over_axes(jnp_ref.sum, x, (0, 2)), a)
+    x = rand(RNG, (6,), F32)
+    compare(lambda v: jnp.piecewise(v, [v < 0, v > 1], [lambda t: -t, lambda t: t * 10, 0.5]),
+            lambda v: jnp_ref.piecewise(v, [v < 0, v > 1], [lambda t: -t, lambda t: t * 10, 0.5]),
+            x)
+    compare(lambda v: jnp.piecewise(v, [v < 0, v < 1], [1.0, 2.0]),
+            lambda v: jnp_ref.piecewise(v, [v < 0, v < 1], [1.0, 2.0]), x)
+
+
+def test_set_operations():
+    a = np.array([3, 1, 2, 3, 5, 1], I32)
+    b = np.array([2, 7, 3], I32)
+    for name in ("union1d", "intersect1d", "setdiff1d", "setxor1d"):
+        compare(getattr(jnp, name), getattr(jnp_ref, name), a, b)
+    for name in ("unique_values", "unique_counts", "unique_inverse", "unique_all"):
+        compare(getattr(jnp, name), getattr(jnp_ref, name), a)
+    compare(lambda v: jnp.unique_counts(v, size=6, fill_value=0),
+            lambda v: jnp_ref.unique_counts(v, size=6, fill_value=0), a)
+
+
+def test_polynomials_and_calculus():
+    p, x = rand(RNG, (4,), F32), rand(RNG, (2, 3), F32)
+    compare(jnp.polyval, jnp_ref.polyval, p, x)
+    compare(lambda v: jnp.vander(v), lambda v: jnp_ref.vander(v), p)
+    compare(lambda v: jnp.vander(v, 2, increasing=True),
+            lambda v: jnp_ref.vander(v, 2, increasing=True), np.array([1, 2, 3], I32))
+    y = rand(RNG, (3, 5), F32)
+    compare(jnp.trapezoid, jnp_ref.trapezoid, y)
+    compare(lambda v: jnp.trapezoid(v, dx=0.5, axis=0), lambda v: jnp_ref.trapezoid(
+        v, dx=0.5, axis=0), y)
+    xs = np.sort(rand(RNG, (5,), F32))
+    compare(lambda v, t: jnp.trapezoid(v, t), lambda v, t: jnp_ref.trapezoid(v, t), y, xs)
+    compare(jnp.gradient, jnp_ref.gradient, y)
+    compare(lambda v: jnp.gradient(v, 2.0, axis=1), lambda v: jnp_ref.gradient(v, 2.0, axis=1), y)
+    compare_transforms(lambda v, c: jnp.polyval(c, v), lambda v, c: jnp_ref.polyval(c, v),
+                       [x, p], RNG)
+
+
+def test_gcd_lcm():
+    a = np.array([12, -18, 0, 7, 0], I32)
+    b = np.array([8, 12, 5, -21, 0], I32)
+    compare(jnp.gcd, jnp_ref.gcd, a, b)
+    compare(jnp.lcm, jnp_ref.lcm, a, b)
+    compare(lambda u: jnp.gcd(u, 6), lambda u: jnp_ref.gcd(u, 6), a)
+    out = fungrad.vmap(jnp.gcd)(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_array_equal(np.asarray(out), np.gcd(a, b))
+    assert jnp.iterable([1]) and not jnp.iterable(1)
+    assert isinstance(jnp.ones(2), jnp.ndarray) and jnp.bool is jnp.bool_
