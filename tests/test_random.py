@@ -114,6 +114,20 @@ def test_threefry2x32_matches_jax(shapes):
         assert_bits_equal(o, r)
 
 
+def test_threefry2x32_vmap():
+    from jax._src.random.threefry2x32 import threefry2x32_p as jax_threefry
+    rng = np.random.default_rng(1)
+    k1 = rng.integers(0, 2 ** 32, size=(), dtype=np.uint32)
+    k2 = rng.integers(0, 2 ** 32, size=(3,), dtype=np.uint32)       # batched on axis 0
+    x1 = rng.integers(0, 2 ** 32, size=(4, 3, 5), dtype=np.uint32)  # batched on a middle axis
+    x2 = rng.integers(0, 2 ** 32, size=(4, 5, 3), dtype=np.uint32)  # batched on the last axis
+    out = fungrad.vmap(fr.threefry2x32, in_axes=(None, 0, 1, -1))(k1, k2, x1, x2)
+    for i in range(3):
+        ref = jax_threefry.bind(*jnp_ref.broadcast_arrays(k1, k2[i], x1[:, i], x2[..., i]))
+        for o, r in zip(out, ref):
+            assert_bits_equal(o[i], r)
+
+
 def test_threefry2x32_rules():
     u = np.uint32
     with pytest.raises(TypeError, match="threefry2x32.*uint32"):

@@ -11,7 +11,6 @@ parameters such as ``minval`` or ``mean``) and inside ``scan``.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -66,14 +65,6 @@ def _is_python_scalar(x: Any, value: float) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == value
 
 
-def _shape_of(x: Any) -> tuple[int, ...]:
-    return tuple(np.shape(x)) if not isinstance(x, (core.Tracer,)) else core.get_aval(x).shape
-
-
-def _asarray(x: Any) -> Any:
-    return fnp.asarray(x)
-
-
 def _split2(key: Any) -> tuple[Any, Any]:
     keys = threefry_split(key, (2,))
     return (lax.index_in_dim(keys, 0, 0, keepdims=False),
@@ -113,7 +104,7 @@ def _uniform(name: str, key: Any, shape: tuple[int, ...], dtype: np.dtype, minva
     unit_range = _is_python_scalar(minval, 0) and _is_python_scalar(maxval, 1)
     minval = lax.convert_element_type(minval, dtype)
     maxval = lax.convert_element_type(maxval, dtype)
-    _check_shape(name, shape, _shape_of(minval), _shape_of(maxval))
+    _check_shape(name, shape, core.get_aval(minval).shape, core.get_aval(maxval).shape)
     finfo = dtypes.finfo(dtype)
     nbits, nmant = finfo.bits, finfo.nmant
     rng_bits = 8 if nmant < 8 else nbits
@@ -147,7 +138,7 @@ def _convert_and_clip_integer(val: Any, dtype: np.dtype) -> Any:
 
 
 def _as_integer(name: str, x: Any) -> Any:
-    x = _asarray(x)
+    x = fnp.asarray(x)
     if not dtypes.is_integer(x.dtype):
         if not (dtypes.is_float(x.dtype) or x.dtype == np.bool_):
             raise TypeError(f"{name}: minval and maxval must be integers, got {x.dtype.name}")
@@ -218,7 +209,7 @@ def permutation(key: Any, x: Any, axis: int = 0, independent: bool = False) -> A
         canonicalize_axis(axis, 1, "permutation")
         n = int(x)  # a traced x raises a ConcretizationTypeError here
         return _shuffle(data, lax.iota(dtypes.default_int_dtype(), n), 0)
-    x = _asarray(x)
+    x = fnp.asarray(x)
     axis = canonicalize_axis(axis, x.ndim, "permutation")
     if independent or x.ndim == 1:
         return _shuffle(data, x, axis)
@@ -249,7 +240,7 @@ def choice(key: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = N
     if not isinstance(shape, Sequence):
         raise TypeError(f"choice: shape argument must be a sequence, got {shape!r}")
     shape = _shape("choice", shape)
-    arr = _asarray(a)
+    arr = fnp.asarray(a)
     if arr.ndim == 0:
         n_inputs = int(a)  # a traced ``a`` raises a ConcretizationTypeError here
     else:
@@ -271,7 +262,7 @@ def choice(key: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = N
             perm = permutation(data, n_inputs if arr.ndim == 0 else arr, axis)
             result = lax.slice_in_dim(perm, 0, n_draws, axis=axis if arr.ndim else 0)
     else:
-        p_arr = _asarray(p)
+        p_arr = fnp.asarray(p)
         if not dtypes.is_inexact(p_arr.dtype):
             p_arr = lax.convert_element_type(p_arr, dtypes.default_float_dtype())
         if p_arr.shape != (n_inputs,):
@@ -319,7 +310,7 @@ def normal(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
 def _normal_real(key: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     lo = np.nextafter(np.array(-1., dtype), np.array(0., dtype), dtype=dtype)
     u = _uniform("normal", key, shape, dtype, lo, np.array(1., dtype))
-    return lax.mul(_const(np.sqrt(2), dtype), _erf_inv(u))
+    return lax.mul(_const(np.sqrt(2), dtype), _erf_inv(u, open_interval=True))
 
 
 # erf_inv(x) / x as a polynomial in w - 2.5 (w = -log(1 - x^2) < 5) or in sqrt(w) - 3
@@ -330,30 +321,35 @@ _GILES_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0
                -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
 
 
-def _erf_inv(u: Any) -> Any:
+def _erf_inv(u: Any, open_interval: bool = False) -> Any:
     """``erf_inv`` as JAX evaluates it for the samplers' draws.
 
     For float64 this is ``lax.erf_inv``. For float32 and narrower, XLA evaluates
     Giles' single-precision polynomial in float32, which is up to ~64 ulps from
     the true value near ``|u| = 0.9998``; ``lax.erf_inv`` is correctly rounded, so
-    to give the same normal draws as ``jax.random`` (within ~2 ulps, from ``log1p``)
-    the samplers evaluate that polynomial too.
+    to give the same normal draws as ``jax.random`` (within ~3 ulps, from ``log1p``)
+    the samplers evaluate that polynomial too. ``open_interval`` promises
+    ``|u| < 1`` and skips the ``erf_inv(±1) = ±inf`` case.
     """
     dtype = core.get_aval(u).dtype
     if dtype == np.float64:
         return lax.erf_inv(u)
     f32 = np.dtype(np.float32)
     x = lax.convert_element_type(u, f32)
-    w = lax.neg(lax.log1p(lax.neg(lax.mul(x, x))))
-    centre = lax.lt(w, _const(5.0, f32))
-    w = lax.select(centre, lax.sub(w, _const(2.5, f32)), lax.sub(lax.sqrt(w), _const(3.0, f32)))
+    log1m_x2 = lax.log1p(lax.neg(lax.mul(x, x)))  # -w
+    centre = lax.gt(log1m_x2, _const(-5.0, f32))
+    w = lax.select(centre, lax.sub(_const(-2.5, f32), log1m_x2),
+                   lax.sub(lax.sqrt(lax.neg(log1m_x2)), _const(3.0, f32)))
     coeff = lambda i: lax.select(centre, _const(_GILES_CENTRE[i], f32),  # noqa: E731
                                  _const(_GILES_TAIL[i], f32))
     p = coeff(0)
     for i in range(1, len(_GILES_CENTRE)):
         p = lax.add(coeff(i), lax.mul(p, w))
-    infinite = lax.select(lax.gt(x, _const(0.0, f32)), _const(np.inf, f32), _const(-np.inf, f32))
-    out = lax.select(lax.eq(lax.abs(x), _const(1.0, f32)), infinite, lax.mul(p, x))
+    out = lax.mul(p, x)
+    if not open_interval:
+        infinite = lax.select(lax.gt(x, _const(0.0, f32)), _const(np.inf, f32),
+                              _const(-np.inf, f32))
+        out = lax.select(lax.eq(lax.abs(x), _const(1.0, f32)), infinite, out)
     return lax.convert_element_type(out, dtype)
 
 
@@ -368,7 +364,7 @@ def truncated_normal(key: Any, lower: Any, upper: Any, shape: Shape | None = Non
     dtype = _float_dtype("truncated_normal", dtype)
     lower = lax.convert_element_type(lower, dtype)
     upper = lax.convert_element_type(upper, dtype)
-    param_shapes = (_shape_of(lower), _shape_of(upper))
+    param_shapes = (core.get_aval(lower).shape, core.get_aval(upper).shape)
     if shape is None:
         shape = np.broadcast_shapes(*param_shapes)
     else:
@@ -439,7 +435,7 @@ def bernoulli(key: Any, p: Any = 0.5, shape: Shape | None = None, mode: str = "l
     if mode not in ("high", "low"):
         raise ValueError(f"bernoulli: got mode={mode!r}, expected 'high' or 'low'")
     data, _ = check_key("bernoulli", key)
-    p = _asarray(p)
+    p = fnp.asarray(p)
     if not dtypes.is_float(p.dtype):
         raise TypeError(f"bernoulli: probability `p` must have a floating dtype, got {p.dtype.name}")
     if shape is None:
@@ -465,7 +461,7 @@ def categorical(key: Any, logits: Any, axis: int = -1, shape: Shape | None = Non
     Without: the Gumbel top-k trick (leading ``shape`` dims index the draws).
     """
     data, _ = check_key("categorical", key)
-    logits = _asarray(logits)
+    logits = fnp.asarray(logits)
     if logits.ndim == 0:
         raise ValueError("categorical: logits must have at least one dimension")
     axis = canonicalize_axis(axis, logits.ndim, "categorical")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fungrad import lax
-from fungrad._core import core, dtypes
+from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.config import config
