@@ -446,15 +446,11 @@ def test_jit(name):
         return f(fr, k, x)
     jitted = fungrad.jit(traced)
     x = np.float32(1.5)
-    out = jitted(fkey(3), x)
-    assert_bits_equal(jitted(fkey(4), x), f(fr, fkey(4), x))  # same compiled function, new key
+    # jitted draws equal eager ones bit for bit (which the tests above compare with jax),
+    # and a new key reuses the compiled function
+    assert_bits_equal(jitted(fkey(3), x), f(fr, fkey(3), x))
+    assert_bits_equal(jitted(fkey(4), x), f(fr, fkey(4), x))
     assert len(traces) == 1
-    ref = jax.jit(lambda k, x: f(jax.random, k, x))(jkey(3), x)
-    if name == "normal":
-        assert_ulps_close(out, ref, "normal")
-    else:
-        assert_bits_equal(out, ref)
-    assert_bits_equal(out, f(fr, fkey(3), x))
 
 
 def test_jit_typed_keys_and_traced_fold_in():
