@@ -157,6 +157,23 @@ def test_prng_key_numpy_seeds(seed):
     assert_bits_equal(fr.PRNGKey(seed), jax.random.PRNGKey(seed))
 
 
+def test_x64_seeds_and_64_bit_draws():
+    jax.config.update("jax_enable_x64", True)
+    fungrad.config.update("jax_enable_x64", True)
+    try:
+        for seed in (2 ** 40 + 7, -1, -2 ** 63, np.int64(-3)):
+            assert_bits_equal(fr.PRNGKey(seed), jax.random.PRNGKey(seed))
+        k, jk = fkey(3), jkey(3)
+        assert_bits_equal(fr.bits(k, (5,)), jax.random.bits(jk, (5,)))
+        assert_bits_equal(fr.uniform(k, (5,)), jax.random.uniform(jk, (5,)))
+        assert_bits_equal(fr.randint(k, (5,), -2 ** 40, 2 ** 40), jax.random.randint(jk, (5,), -2 ** 40, 2 ** 40))
+        keys = fungrad.vmap(fr.PRNGKey)(np.array([2 ** 40 + 7, -1], np.int64))
+        assert_bits_equal(keys, jax.vmap(jax.random.PRNGKey)(np.array([2 ** 40 + 7, -1], np.int64)))
+    finally:
+        jax.config.update("jax_enable_x64", False)
+        fungrad.config.update("jax_enable_x64", False)
+
+
 def test_typed_keys():
     k = fr.key(3)
     assert k.shape == () and k.ndim == 0 and str(k.dtype) == "key<fry>"
