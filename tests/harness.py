@@ -74,9 +74,15 @@ def assert_same(fg_out: Any, ref_out: Any, table: dict = TOL, check_weak: bool =
                                    rtol=r if rtol is None else rtol, atol=t if atol is None else atol)
 
 
-def compare(fg_fn: Callable, jax_fn: Callable, *args: Any, table: dict = TOL, **kw: Any) -> None:
-    """Run both on the same NumPy inputs and compare."""
-    assert_same(fg_fn(*to_fg(args)), jax_fn(*to_jax(args)), table=table, **kw)
+def compare(fg_fn: Callable, jax_fn: Callable, *args: Any, table: dict = TOL,
+            jit_ref: bool = False, **kw: Any) -> None:
+    """Run both on the same NumPy inputs and compare.
+
+    ``jit_ref=True`` runs the jax reference under ``jax.jit``: one compilation instead of
+    one per primitive for composites jax does not jit itself (much faster tests).
+    """
+    ref = jax.jit(jax_fn) if jit_ref else jax_fn
+    assert_same(fg_fn(*to_fg(args)), ref(*to_jax(args)), table=table, **kw)
 
 
 def compare_types(fg_fn: Callable, jax_fn: Callable, *args: Any) -> None:
@@ -117,13 +123,15 @@ def compare_np(fg_fn: Callable, np_fn: Callable, jax_fn: Callable, *args: Any,
 
 def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
                        rng: np.random.Generator, argnums: Sequence[int] | None = None,
-                       vmap_axes: Sequence[int] = (0,)) -> None:
+                       vmap_axes: Sequence[int] = (0,), jit_ref: bool = False) -> None:
     """Values, JVP, VJP and vmap of ``fg_fn`` against ``jax_fn`` on the same inputs.
 
     Differentiates with respect to the floating-point arguments (or ``argnums``).
     vmap stacks 3 random copies of each argument along each axis in ``vmap_axes``.
+    ``jit_ref=True`` wraps the jax reference in ``jax.jit`` (see ``compare``).
     """
     args = list(args)
+    jax_fn = jax.jit(jax_fn) if jit_ref else jax_fn
     compare(fg_fn, jax_fn, *args)
     float_idx = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"
                  or np.asarray(a).dtype == ml_dtypes.bfloat16] if argnums is None else list(argnums)

@@ -1,6 +1,9 @@
 """fungrad.numpy creation, shape manipulation, joining and splitting against jax.numpy:
 values and types, JVP/VJP/vmap of the differentiable ones, lowering to cheap primitives,
 and errors naming the function and the shapes."""
+import functools
+
+import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
@@ -8,7 +11,13 @@ import pytest
 
 import fungrad
 import fungrad.numpy as jnp
-from tests.harness import assert_same, compare, compare_transforms, compare_types, rand
+from fungrad.test_util import check_grads
+from tests import harness
+from tests.harness import assert_same, compare_np, compare_types, rand
+
+# the jax references run under jax.jit: one compilation per case instead of one per op
+compare = functools.partial(harness.compare, jit_ref=True)
+compare_transforms = functools.partial(harness.compare_transforms, jit_ref=True)
 
 RNG = np.random.default_rng(2)
 F32, BF16, I32, I8, B = np.float32, ml_dtypes.bfloat16, np.int32, np.int8, np.bool_
@@ -50,7 +59,7 @@ CREATION = {
 
 @pytest.mark.parametrize("name", list(CREATION))
 def test_creation(name):
-    assert_same(CREATION[name](jnp), CREATION[name](jnp_ref))
+    assert_same(CREATION[name](jnp), jax.jit(lambda: CREATION[name](jnp_ref))())
 
 
 LIKE = {"zeros_like": {}, "ones_like": {"dtype": I8}, "empty_like": {"shape": (2, 2)},
@@ -137,21 +146,31 @@ SHAPE_CASES = {
     "hsplit": lambda m, a: m.hsplit(a, 3), "vsplit": lambda m, a: m.vsplit(a, [1]),
     "dsplit": lambda m, a: m.dsplit(a, 2), "unstack": lambda m, a: m.unstack(a, axis=1),
     "append": lambda m, a: m.append(a, a[:1], axis=0), "append_flat": lambda m, a: m.append(a, 1.0),
-    "delete": lambda m, a: m.delete(a, np.array([0, 2]), axis=2), "delete_slice": lambda m, a: m.delete(
+    "delete": lambda m, a: m.delete(a, np.array([0, 2]), axis=2),
+    "delete_slice": lambda m, a: m.delete(
         a, slice(0, 3, 2)), "diff": lambda m, a: m.diff(a), "diff_n": lambda m, a: m.diff(
         a, 2, axis=1, prepend=0.0), "ediff1d": lambda m, a: m.ediff1d(a, to_begin=np.ones(1)),
 }
-DIFFERENTIABLE = ["reshape", "reshape_F", "transpose_axes", "moveaxis_multi", "expand_dims",
-                  "broadcast_to", "flip_axis", "rot90_k", "roll_multi", "tile_tuple",
-                  "repeat_array", "diagonal_offset", "trace_offset", "pad_pairs", "pad_reflect",
-                  "pad_wrap", "concatenate", "stack_axis", "split_indices", "hstack",
-                  "diff_n", "delete"]
+JAX_VALUES = {"reshape_F", "ravel_F", "rot90_k", "roll_multi", "repeat_total", "diagonal_neg",
+              "pad_reflect", "pad_symmetric", "pad_wrap", "concatenate_none", "split_indices",
+              "delete_slice", "diff_n", "broadcast_arrays", "atleast_3d"}
+DIFFERENTIABLE = ["reshape_F", "moveaxis_multi", "rot90_k", "roll_multi", "repeat_array",
+                  "diagonal_offset", "pad_reflect", "pad_wrap", "stack_axis", "split_indices"]
+# the rest: derivatives against finite differences and vmap against a Python loop
+FD_CASES = ["reshape", "transpose_axes", "expand_dims", "broadcast_to", "flip_axis",
+            "tile_tuple", "trace_offset", "pad_pairs", "concatenate", "hstack", "diff_n",
+            "delete", "pad_edge", "atleast_3d", "unstack"]
 
 
 @pytest.mark.parametrize("name", list(SHAPE_CASES))
 def test_shape_values(name):
+    """Values against jax on a subset, against NumPy (same semantics) on the rest; types
+    against jax on float32 and int8."""
     fn = SHAPE_CASES[name]
-    compare(lambda a: fn(jnp, a), lambda a: fn(jnp_ref, a), X)
+    if name in JAX_VALUES:
+        compare(lambda a: fn(jnp, a), lambda a: fn(jnp_ref, a), X)
+    else:
+        compare_np(lambda a: fn(jnp, a), lambda a: fn(np, a), lambda a: fn(jnp_ref, a), X)
     compare_types(lambda a: fn(jnp, a), lambda a: fn(jnp_ref, a), X.astype(I8))
 
 
@@ -159,6 +178,19 @@ def test_shape_values(name):
 def test_shape_transforms(name):
     fn = SHAPE_CASES[name]
     compare_transforms(lambda a: fn(jnp, a), lambda a: fn(jnp_ref, a), [X], RNG)
+
+
+def test_shape_derivatives_and_batching():
+    xs = rand(RNG, (3,) + X.shape, np.float64)
+    for name in FD_CASES:
+        fn = lambda a: SHAPE_CASES[name](jnp, a)  # noqa: E731
+        check_grads(fn, (xs[0],), order=1)
+        batched = fungrad.vmap(fn)(jnp.asarray(xs))
+        looped = [fn(jnp.asarray(x)) for x in xs]
+        for b, parts in zip(fungrad.tree.leaves(batched),
+                            zip(*[fungrad.tree.leaves(p) for p in looped])):
+            np.testing.assert_allclose(np.asarray(b), np.stack([np.asarray(p) for p in parts]),
+                                       rtol=1e-12)
 
 
 def test_mixed_dtype_joining():

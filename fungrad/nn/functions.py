@@ -13,8 +13,8 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as jnp
 from fungrad._core import dtypes
-from fungrad.numpy._util import (aval, full_like, canonicalize_axis, check_user_dtype, ensure_arraylike,
-                                 promote_args_inexact, scalar_like, static_int)
+from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
+                                 full_like, promote_args_inexact, scalar_like, static_int)
 from fungrad.scipy.special import logsumexp
 from fungrad.transforms.custom_derivatives import custom_jvp
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from fungrad import lax
 from fungrad import numpy as jnp
-from fungrad.numpy._util import (aval, full_like, canonicalize_axes, promote_args_inexact, scalar_like,
-                                 where as _where)
+from fungrad.numpy._util import (aval, canonicalize_axes, full_like, promote_args_inexact,
+                                 scalar_like, where as _where)
 from fungrad.transforms.custom_derivatives import custom_jvp
 
 
