@@ -16,12 +16,13 @@ class Array(ArrayMethods):
     Holds a backend buffer (a NumPy array on CPU, a CuPy array on GPU) and a weak-type
     flag (set for values that came from Python scalars; see ``dtypes``).
     """
-    __slots__ = ("_value", "weak_type")
+    __slots__ = ("_value", "weak_type", "_aval")
     __array_priority__ = 100
 
     def __init__(self, value: Any, weak_type: bool = False) -> None:
         self._value = value
         self.weak_type = weak_type
+        self._aval = None
 
     shape = property(lambda self: self._value.shape)
     dtype = property(lambda self: self._value.dtype)
@@ -32,7 +33,12 @@ class Array(ArrayMethods):
 
     @property
     def aval(self) -> ShapedArray:
-        return ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+        """Built on first use and kept: the array is immutable, and promotion and shape
+        checks ask for it several times per operation."""
+        aval = self._aval
+        if aval is None:
+            aval = self._aval = ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+        return aval
 
     @property
     def device(self) -> backends.Device:

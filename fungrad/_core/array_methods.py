@@ -7,39 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-_jnp: Any = None  # fungrad.numpy, bound lazily to avoid an import cycle
+_jnp: Any = None  # fungrad.numpy, set by ``install`` (it imports this module)
 
 
-def _numpy_module() -> Any:
-    global _jnp
-    if _jnp is None:
-        import fungrad.numpy as jnp
-        _jnp = jnp
-    return _jnp
-
-
-def _binary(name: str, reflected: bool = False):
+def _reflected(f):
     def method(self, other):
-        f = getattr(_jnp or _numpy_module(), name)
-        return f(other, self) if reflected else f(self, other)
-    method.__name__ = name
-    return method
-
-
-def _unary(name: str):
-    def method(self):
-        return getattr(_jnp or _numpy_module(), name)(self)
-    method.__name__ = name
-    return method
-
-
-def _forward(name: str):
-    target = _METHOD_TARGETS.get(name, name)
-
-    def method(self, *args, **kwargs):
-        return getattr(_jnp or _numpy_module(), target)(self, *args, **kwargs)
-    method.__name__ = name
-    method.__doc__ = f"Same as ``fungrad.numpy.{name}(self, ...)``."
+        return f(other, self)
+    method.__name__ = f"r{f.__name__}"
     return method
 
 
@@ -65,18 +39,18 @@ class ArrayMethods:
     """Operators and ``jax.Array`` methods, written once for arrays and tracers."""
     __slots__ = ()
 
-    T = property(lambda self: (_jnp or _numpy_module()).transpose(self))
-    mT = property(lambda self: (_jnp or _numpy_module()).swapaxes(self, -1, -2))
-    real = property(lambda self: (_jnp or _numpy_module()).real(self))
-    imag = property(lambda self: (_jnp or _numpy_module()).imag(self))
+    T = property(lambda self: _jnp.transpose(self))
+    mT = property(lambda self: _jnp.swapaxes(self, -1, -2))
+    real = property(lambda self: _jnp.real(self))
+    imag = property(lambda self: _jnp.imag(self))
 
     def __getitem__(self, idx: Any):
-        return (_jnp or _numpy_module())._getitem(self, idx)
+        return _jnp._getitem(self, idx)
 
     @property
     def at(self):
         """Functional updates: ``x.at[idx].set(v)`` returns a new array (see jax.Array.at)."""
-        return (_jnp or _numpy_module())._IndexUpdateHelper(self)
+        return _jnp._IndexUpdateHelper(self)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -93,17 +67,20 @@ class ArrayMethods:
                         "tuple or a Python scalar as a dict key or static argument")
 
     def __round__(self, ndigits=None):
-        jnp = _jnp or _numpy_module()
-        out = jnp.round(self, ndigits or 0)
+        out = _jnp.round(self, ndigits or 0)
         return out.astype(int) if ndigits is None else out  # round(x) is an integer array
 
 
-for _dunder, _name in _BINARY_OPS.items():
-    setattr(ArrayMethods, f"__{_dunder}__", _binary(_name))
-    setattr(ArrayMethods, f"__r{_dunder}__", _binary(_name, reflected=True))
-for _dunder, _name in _COMPARE_OPS.items():
-    setattr(ArrayMethods, f"__{_dunder}__", _binary(_name))
-for _dunder, _name in _UNARY_OPS.items():
-    setattr(ArrayMethods, f"__{_dunder}__", _unary(_name))
-for _name in _METHODS:
-    setattr(ArrayMethods, _name, _forward(_name))
+def install(jnp: Any) -> None:
+    """Bind the operators and methods to ``fungrad.numpy``'s functions themselves (no
+    forwarding frame on the eager hot path); ``fungrad.numpy`` calls this on import, as
+    ``jax.numpy`` sets up ``jax.Array``'s methods."""
+    global _jnp
+    _jnp = jnp
+    for dunder, name in _BINARY_OPS.items():
+        setattr(ArrayMethods, f"__{dunder}__", getattr(jnp, name))
+        setattr(ArrayMethods, f"__r{dunder}__", _reflected(getattr(jnp, name)))
+    for dunder, name in {**_COMPARE_OPS, **_UNARY_OPS}.items():
+        setattr(ArrayMethods, f"__{dunder}__", getattr(jnp, name))
+    for name in _METHODS:
+        setattr(ArrayMethods, name, getattr(jnp, _METHOD_TARGETS.get(name, name)))

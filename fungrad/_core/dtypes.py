@@ -102,8 +102,24 @@ def _default_of_kind(kind: str) -> np.dtype:
 _CANON_32 = {int64: int32, uint64: uint32, float64: float32, complex128: complex64}
 
 
+_canonical: dict = {}  # canonicalize_dtype's answers; cleared when x64 changes
+
+
 def canonicalize_dtype(dtype: Any) -> np.dtype:
     """The dtype fungrad actually stores for ``dtype`` (64-bit -> 32-bit without x64)."""
+    try:
+        return _canonical[dtype]
+    except (KeyError, TypeError):  # not seen yet, or unhashable
+        pass
+    out = _canonicalize_uncached(dtype)
+    try:
+        _canonical[dtype] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _canonicalize_uncached(dtype: Any) -> np.dtype:
     if dtype in (int, float, complex, bool):
         return _default_of_kind(np.dtype(dtype).kind)
     dt = np.dtype(dtype)
@@ -115,6 +131,7 @@ def canonicalize_dtype(dtype: Any) -> np.dtype:
 
 
 def _x64_changed() -> None:
+    _canonical.clear()
     _upper_bounds.cache_clear()
     _result_type_cached.cache_clear()
 

@@ -24,6 +24,12 @@ from fungrad.lax._prim import as_operand, check_dtypes, elementwise_prim, kind
 ARRAY_TYPES = (Array, core.Tracer)
 _SCALARS = (bool, int, float, complex)
 
+# Dtypes whose NumPy arithmetic with a Python int or float keeps the array's dtype (NumPy's
+# NEP 50 scalar rule), which is exactly JAX's weak-type rule: eager code may hand such
+# scalars to NumPy as they are. (bfloat16 is not one: NumPy makes bfloat16 * 2.0 float32.)
+NATIVE_INEXACT = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64,
+                                                np.complex64, np.complex128))
+
 
 def accepted_dtypes(kinds: str) -> frozenset:
     """The dtypes whose kind is in ``kinds``."""
@@ -112,16 +118,32 @@ def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = No
 
 def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
           op_name: str | None = None) -> tuple[Primitive, Callable]:
-    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``."""
+    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``.
+
+    ``impl`` may receive a Python int or float as ``y`` (see ``_eager_ready``)."""
     prim = elementwise_prim(name, impl, kinds, out_dtype)
     batching.defbroadcasting(prim)
     accepted = accepted_dtypes(kinds)
 
     def op(x: Any, y: Any) -> Any:
+        if type(x) is Array and _eager_ready(x._value.dtype, y, accepted):
+            return prim.bind(x, y)  # the eager hot path: nothing to convert or check
         x, y = operands(x, y)
         check_operands(name, kinds, accepted, (x, y))
         return prim.bind(x, y)
     return prim, _named(op, op_name or name, doc)
+
+
+def _eager_ready(dtype: np.dtype, other: Any, accepted: frozenset) -> bool:
+    """Whether an eager ``Array`` of ``dtype`` and ``other`` can be bound as they are: the
+    op accepts ``dtype`` and ``other`` is an ``Array`` of the same dtype, or a Python int or
+    float that NumPy combines with ``dtype`` exactly as JAX's weak-type rule does."""
+    if dtype not in accepted:
+        return False
+    t = type(other)
+    if t is Array:
+        return other._value.dtype == dtype
+    return (t is float or t is int) and dtype in NATIVE_INEXACT
 
 
 def convert_to(x: Any, like: Any) -> Any:

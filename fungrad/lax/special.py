@@ -48,7 +48,7 @@ def _special(f: Callable) -> Callable:
     floating-point warnings are silenced."""
     def impl(xp, *args):
         dtype = args[0].dtype
-        shape = np.broadcast_shapes(*(a.shape for a in args))
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))  # args[1:] may be scalars
         flat = [xp.broadcast_to(xp.asarray(a, dtype=np.float64), shape).reshape(-1) for a in args]
         with np.errstate(all="ignore"):
             out = f(xp, *flat, precise=dtype == dtypes.float64)

@@ -7,6 +7,8 @@ classification), ``_reductions``, ``_shape``, ``_joining``, ``_indexing`` (``x[i
 ``_einsum``, ``_misc``, ``_quantiles``, ``_index_tricks``, ``_functional`` (vectorize and
 friends), ``_setops``; ``linalg`` is the ``jnp.linalg`` submodule.
 """
+import sys
+
 from fungrad.numpy._dtypes import *  # noqa: F401,F403
 from fungrad.numpy._creation import *  # noqa: F401,F403
 from fungrad.numpy._ufuncs import *  # noqa: F401,F403
@@ -35,3 +37,6 @@ bool = bool_  # noqa: A001  (jnp.bool is jnp.bool_)
 newaxis = None
 pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"), \
     float("nan"), 0.5772156649015329
+
+from fungrad._core import array_methods as _array_methods  # noqa: E402
+_array_methods.install(sys.modules[__name__])

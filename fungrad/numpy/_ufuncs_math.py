@@ -18,8 +18,10 @@ from fungrad.numpy._util import (aval, ensure_arraylike, full_like, promote_args
 
 
 def _unary_inexact(name: str, lax_name: str) -> Callable:
+    lax_op = getattr(lax, lax_name)
+
     def op(x: Any, /) -> Any:
-        return getattr(lax, lax_name)(*promote_args_inexact(name, x))
+        return lax_op(*promote_args_inexact(name, x))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = (f"Elementwise ``{name}`` (``lax.{lax_name}``); integers and booleans are "
                   "computed in the default float type.")

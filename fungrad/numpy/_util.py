@@ -14,6 +14,7 @@ from fungrad import lax
 from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
+from fungrad.lax._ops import NATIVE_INEXACT
 from fungrad.lax._prim import as_operand
 
 _SCALARS = (bool, int, float, complex)
@@ -134,22 +135,64 @@ def _check_broadcast(fname: str, args: Sequence[Any]) -> list:
     return list(args)
 
 
+def _promoted_eagerly(args: tuple, dtype_ok: Any) -> list | None:
+    """The eager hot path of promotion, or None when the general path must decide.
+
+    Covers one ``Array``; two ``Array``s of one dtype whose shapes broadcast trivially
+    (equal, or one 0-d); and an ``Array`` of a native float dtype with a Python int or
+    float, which JAX's weak typing converts to the array's dtype and weak type.
+    ``dtype_ok`` filters the common dtype (e.g. inexact only, for ``true_divide``).
+    """
+    if len(args) == 1:
+        x = args[0]
+        return [x] if type(x) is Array and dtype_ok(x._value.dtype) else None
+    if len(args) != 2:
+        return None
+    x, y = args
+    if type(x) is Array:
+        dt = x._value.dtype
+        if type(y) is Array:
+            xv, yv = x._value, y._value
+            if dt != yv.dtype or not (xv.shape == yv.shape or not xv.ndim or not yv.ndim):
+                return None
+            return [x, y] if dtype_ok(dt) else None
+        if type(y) in (int, float) and dt in NATIVE_INEXACT and dtype_ok(dt):
+            return [x, Array(dt.type(y), x.weak_type)]
+        return None
+    if type(y) is Array and type(x) in (int, float):
+        dt = y._value.dtype
+        if dt in NATIVE_INEXACT and dtype_ok(dt):
+            return [Array(dt.type(x), y.weak_type), y]
+    return None
+
+
+def _any_dtype(dtype: np.dtype) -> bool:
+    return True
+
+
 def promote_args(fname: str, *args: Any) -> list:
     """Check, promote dtypes and verify broadcast-compatibility of ``args``."""
-    if len(args) == 2 and type(args[0]) is Array and type(args[1]) is Array:
-        x, y = args[0]._value, args[1]._value
-        if x.dtype == y.dtype and x.shape == y.shape:
-            return list(args)  # the eager hot path: nothing to promote or broadcast
+    fast = _promoted_eagerly(args, _any_dtype)
+    if fast is not None:
+        return fast
     check_arraylike(fname, *args)
     return _check_broadcast(fname, promote_dtypes(*args))
 
 
 def promote_args_inexact(fname: str, *args: Any) -> list:
+    """``promote_args`` with integers and bools promoted to the default float."""
+    fast = _promoted_eagerly(args, dtypes.is_inexact)
+    if fast is not None:
+        return fast
     check_arraylike(fname, *args)
     return _check_broadcast(fname, promote_dtypes_inexact(*args))
 
 
 def promote_args_numeric(fname: str, *args: Any) -> list:
+    """``promote_args`` with bools promoted to int32."""
+    fast = _promoted_eagerly(args, lambda dt: dt != np.bool_)
+    if fast is not None:
+        return fast
     check_arraylike(fname, *args)
     return _check_broadcast(fname, promote_dtypes_numeric(*args))
 
