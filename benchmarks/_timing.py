@@ -1,8 +1,20 @@
-"""Timing helpers shared by the benchmark scripts: best-of-N wall time in microseconds."""
+"""Timing helpers shared by the benchmark scripts.
+
+* ``best_us``: best-of-N wall time of one function, in microseconds.
+* ``interleaved``: several functions timed in alternating rounds, so that load
+  from other processes falls on all of them alike; reports min and median.
+* ``load_average``: the 1-minute load average, printed next to every figure
+  (on a 2-core machine figures taken above a load of about 1 are inflated).
+* ``profile_executable``: per-equation timing of a ``fungrad.jit`` executable
+  (each generated line timed, minimum over several calls).
+"""
 from __future__ import annotations
 
+import os
+import re
 import time
-from typing import Any, Callable
+from collections import Counter
+from typing import Any, Callable, Sequence
 
 
 def best_us(fn: Callable[[], Any], number: int = 1000, repeat: int = 5, sync: Callable | None = None) -> float:
@@ -21,3 +33,67 @@ def best_us(fn: Callable[[], Any], number: int = 1000, repeat: int = 5, sync: Ca
 
 def row(name: str, **figures: float) -> str:
     return f"{name:<28}" + "".join(f"{k:>14}={v:9.2f}" for k, v in figures.items())
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages as text (``?`` where unavailable)."""
+    try:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], rounds: int = 5, number: int = 5
+                ) -> dict[str, tuple[float, float]]:
+    """``{name: (min, median)}`` seconds per call; each round times ``number`` calls of
+    every function in turn, so a burst of outside load hits all of them."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(number):
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+    return {name: (min(s), sorted(s)[len(s) // 2]) for name, s in samples.items()}
+
+
+def profile_executable(exe: Any, make_args: Callable[[Any], Sequence[Any]], calls: int = 10,
+                       top: int = 25) -> str:
+    """Time every line of ``exe``'s generated code over ``calls`` calls (minimum per line).
+
+    ``make_args(previous_outputs_or_None)`` returns the buffers of the next call (so a
+    train step can feed its outputs back). Returns a report: time per primitive (the
+    called function's name) and the ``top`` slowest lines.
+    """
+    lines = exe.source.splitlines()
+    body, stmts = [lines[0], "    _t0 = _pc()"], []
+    for line in lines[1:]:
+        body.append(line)
+        if not line.strip().startswith("return"):
+            body.append(f"    _t1 = _pc(); _T[{len(stmts)}] = _t1 - _t0; _t0 = _t1")
+            stmts.append(line.strip())
+    times = [0.0] * len(stmts)
+    scope = dict(exe.fn.__globals__, _T=times, _pc=time.perf_counter)
+    exec(compile("\n".join(body) + "\n", "<profile>", "exec"), scope)  # noqa: S102
+    fn = scope[lines[0][4:lines[0].index("(")]]
+    best, outs, totals = [float("inf")] * len(stmts), None, []
+    for i in range(calls + 2):
+        args = make_args(outs)
+        t0 = time.perf_counter()
+        outs = fn(*args)
+        totals.append(time.perf_counter() - t0)
+        if i >= 2:  # warm-up calls excluded
+            best = [min(a, b) for a, b in zip(best, times)]
+    per_prim, count = Counter(), Counter()
+    for stmt, t in zip(stmts, best):
+        m = re.match(r"del |[\w, ]+= (_[a-z_]+?)\d*\(", stmt)
+        key = "del" if stmt.startswith("del ") else (m.group(1) if m else "view/other")
+        per_prim[key] += t
+        count[key] += 1
+    report = [f"call: min {min(totals[2:]) * 1e3:.2f} ms; sum of per-line minima "
+              f"{sum(best) * 1e3:.2f} ms over {len(stmts)} lines"]
+    report += [f"  {k:<24}{t * 1e3:9.3f} ms {count[k]:5d} lines" for k, t in per_prim.most_common()]
+    report.append(f"slowest {top} lines:")
+    order = sorted(range(len(stmts)), key=lambda i: -best[i])[:top]
+    report += [f"  {best[i] * 1e3:8.3f} ms  {stmts[i][:120]}" for i in order]
+    return "\n".join(report)

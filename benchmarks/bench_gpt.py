@@ -2,13 +2,19 @@
 
 The model below is written once against the JAX API and run with ``lib = fungrad``
 and ``lib = jax``: n_layer=4, n_head=4, n_embd=128, block 64, batch 16, vocab 65,
-float32. Prints the steady-state step time, the first call (trace + optimise +
-compile) and the ratios. Run: python benchmarks/bench_gpt.py [--steps 20]
+float32. Prints the steady-state step time (fungrad and jax timed in alternating
+rounds: minimum and median per step), the first call (trace + optimise + compile)
+and the ratios; ``--profile`` prints where fungrad's generated step spends its time.
+NumPy's matmuls use OpenBLAS threads unless OPENBLAS_NUM_THREADS=1 (jax is not
+affected by it); the script prints the setting and the load average.
+Run: python benchmarks/bench_gpt.py [--steps 5 --rounds 6] [--profile]
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 import time
 from typing import Any
 
@@ -63,42 +69,73 @@ def make_train_step(lib: Any, optlib: Any):
     return lib.jit(step, donate_argnums=(0, 1)), opt
 
 
-def run(lib: Any, optlib: Any, steps: int) -> tuple[float, float, float]:
-    """(first call seconds, steady-state ms per step, final loss)."""
-    rng = np.random.default_rng(0)
-    params = lib.tree_util.tree_map(lib.numpy.asarray, init_params(rng)) if hasattr(lib, "tree_util") \
-        else lib.tree.map(lib.numpy.asarray, init_params(rng))
-    step, opt = make_train_step(lib, optlib)
-    opt_state = opt.init(params)
-    data = [(lib.numpy.asarray(rng.integers(0, VOCAB, (BATCH, BLOCK)).astype(np.int32)),
-             lib.numpy.asarray(rng.integers(0, VOCAB, (BATCH, BLOCK)).astype(np.int32))) for _ in range(4)]
-    t0 = time.perf_counter()
-    params, opt_state, loss = step(params, opt_state, *data[0])
-    float(loss)
-    first = time.perf_counter() - t0
-    times = []
-    for i in range(steps):
+class Trainer:
+    """One library's jitted train step and its state, stepping through fixed batches."""
+
+    def __init__(self, lib: Any, optlib: Any) -> None:
+        rng = np.random.default_rng(0)
+        tree_map = lib.tree_util.tree_map if hasattr(lib, "tree_util") else lib.tree.map
+        self.params = tree_map(lib.numpy.asarray, init_params(rng))
+        self.step, opt = make_train_step(lib, optlib)
+        self.opt_state = opt.init(self.params)
+        self.data = [tuple(lib.numpy.asarray(rng.integers(0, VOCAB, (BATCH, BLOCK)).astype(np.int32))
+                           for _ in range(2)) for _ in range(4)]
+        self.i, self.loss = 0, None
+
+    def __call__(self) -> float:
+        x, y = self.data[self.i % 4]
+        self.params, self.opt_state, loss = self.step(self.params, self.opt_state, x, y)
+        self.i += 1
+        self.loss = float(loss)  # waits for the result
+        return self.loss
+
+    def first_call(self) -> float:
         t0 = time.perf_counter()
-        params, opt_state, loss = step(params, opt_state, *data[i % 4])
-        float(loss)
-        times.append(time.perf_counter() - t0)
-    return first, 1e3 * float(np.median(times)), float(loss)
+        self()
+        return time.perf_counter() - t0
+
+
+def profile(steps: int) -> None:
+    """Per-line timing of fungrad's generated train step (``--profile``)."""
+    import fungrad
+    from fungrad import optim
+    from _timing import profile_executable
+    t = Trainer(fungrad, optim)
+    leaves = fungrad.tree.leaves((t.params, t.opt_state, *t.data[0]))
+    exe = t.step.lower(t.params, t.opt_state, *t.data[0]).compile()._exe
+    xy = [leaf._value for leaf in leaves[-2:]]
+    first = [leaf._value.copy() for leaf in leaves[:-2]]
+    print(profile_executable(exe, lambda outs: (first if outs is None else outs[:-1]) + xy, steps))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=5, help="steps per round and library")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds")
+    ap.add_argument("--profile", action="store_true", help="per-line profile of fungrad's step")
     args = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _timing import interleaved, load_average
+    if args.profile:
+        return profile(args.steps * args.rounds)
     import jax
     import optax
     import fungrad
     from fungrad import optim
-    fg_first, fg_ms, fg_loss = run(fungrad, optim, args.steps)
-    jx_first, jx_ms, jx_loss = run(jax, optax, args.steps)
-    print(f"GPT train step (L={N_LAYER}, H={N_HEAD}, d={N_EMBD}, T={BLOCK}, B={BATCH}), jax {jax.__version__}")
-    print(f"  steady step   fungrad {fg_ms:8.2f} ms   jax.jit {jx_ms:8.2f} ms   ratio {fg_ms / jx_ms:5.2f}x")
-    print(f"  first call    fungrad {fg_first:8.2f} s    jax.jit {jx_first:8.2f} s    ratio {fg_first / jx_first:5.2f}x")
-    print(f"  loss after {args.steps + 1} steps: fungrad {fg_loss:.4f}  jax {jx_loss:.4f}")
+    print(f"GPT train step (L={N_LAYER}, H={N_HEAD}, d={N_EMBD}, T={BLOCK}, B={BATCH}), "
+          f"jax {jax.__version__}, OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, load {load_average()}")
+    fg, jx = Trainer(fungrad, optim), Trainer(jax, optax)
+    fg_first, jx_first = fg.first_call(), jx.first_call()
+    times = interleaved({"fungrad": fg, "jax": jx}, args.rounds, args.steps)
+    (fg_min, fg_med), (jx_min, jx_med) = times["fungrad"], times["jax"]
+    print(f"  steady step min    fungrad {fg_min * 1e3:8.2f} ms   jax.jit {jx_min * 1e3:8.2f} ms   "
+          f"ratio {fg_min / jx_min:5.2f}x")
+    print(f"  steady step median fungrad {fg_med * 1e3:8.2f} ms   jax.jit {jx_med * 1e3:8.2f} ms   "
+          f"ratio {fg_med / jx_med:5.2f}x")
+    print(f"  first call         fungrad {fg_first:8.2f} s    jax.jit {jx_first:8.2f} s    "
+          f"ratio {fg_first / jx_first:5.2f}x")
+    print(f"  loss after {fg.i} steps: fungrad {fg.loss:.4f}  jax {jx.loss:.4f}; load {load_average()}")
 
 
 if __name__ == "__main__":

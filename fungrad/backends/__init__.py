@@ -53,8 +53,8 @@ def devices(backend: str | None = None) -> list[Device]:
 
 def xp_of(value: Any) -> Any:
     """The array module that computes on ``value``'s buffer."""
-    if isinstance(value, _NUMPY_TYPES):
-        return np
+    if isinstance(value, _NUMPY_TYPES) or not type(value).__module__.startswith("cupy"):
+        return np  # other objects (e.g. a donated Array's placeholder) fail in NumPy, clearly
     return __import__("cupy")
 
 
