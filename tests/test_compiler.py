@@ -124,20 +124,27 @@ def test_custom_derivative_calls_are_inlined_and_checkpoints_kept():
 
 # --------------------------------------------------------------------------- property test
 
-def _random_program(seed):
-    """A random straight-line program over f32[3,4] values, rich in patterns the passes
-    rewrite (identities, duplicates, dead code, constants, view chains)."""
+def _random_program(seed, shape=(3, 4)):
+    """A random straight-line program over f32 values of ``shape``, rich in patterns the
+    passes rewrite (identities, duplicates, dead code, constants, view chains) and in
+    operations with specialised lowerings."""
     rng = np.random.default_rng(seed)
+    n, m = shape
     unary = [lax.neg, lax.sin, lax.tanh, lambda a: lax.exp(lax.tanh(a)),
              lambda a: lax.mul(a, 1.0), lambda a: lax.add(a, 0.0), lambda a: lax.neg(lax.neg(a)),
              lambda a: lax.transpose(lax.transpose(a, (1, 0)), (1, 0)),
-             lambda a: lax.reshape(lax.reshape(a, (12,)), (3, 4)),
+             lambda a: lax.reshape(lax.reshape(a, (n * m,)), shape),
              lambda a: lax.convert_element_type(a, np.float32),
-             lambda a: lax.broadcast_in_dim(lax.reduce_sum(a, (0,)), (3, 4), (1,)),
+             lambda a: lax.broadcast_in_dim(lax.reduce_sum(a, (0,)), shape, (1,)),
              lambda a: lax.mul(a, lax.mul(lax.full((), 0.5, np.float32), 3.0)),
              lambda a: lax.add(lax.sin(a), lax.sin(a)), lambda a: lax.integer_pow(a, 2),
+             lambda a: lax.integer_pow(lax.tanh(a), 3), lambda a: lax.integer_pow(a, 4),
              lambda a: lax.tanh(fnp.matmul(fnp.matmul(a, a.T), a)),
-             lambda a: a * lax.reduce_sum(a, (0, 1))]
+             lambda a: a * lax.reduce_sum(a, (0, 1)),
+             lambda a: a - lax.broadcast_in_dim(lax.reduce_max(a, (1,)), shape, (0,)),
+             lambda a: lax.slice(lax.pad(a, 0.5, ((1, 2, 0), (0, 3, 0))), (1, 0), (n + 1, m)),
+             lambda a: lax.add(lax.pad(lax.slice(a, (0, 1), (n, m)), 0.0, ((0, 0, 0), (1, 0, 0))),
+                               lax.pad(lax.slice(a, (0, 0), (n, 1)), 0.0, ((0, 0, 0), (0, m - 1, 0))))]
     binary = [lax.add, lax.sub, lax.mul, lax.max,
               lambda a, b: lax.select(lax.gt(a, b), a, b)]
 
@@ -153,19 +160,25 @@ def _random_program(seed):
     return program
 
 
+@pytest.mark.parametrize("shape", [(3, 4), (64, 96)])
 @pytest.mark.parametrize("seed", range(40))
-def test_optimised_and_compiled_programs_agree_with_the_original(seed):
-    x = fnp.asarray(RNG.uniform(-1, 1, (3, 4)).astype(np.float32))
-    y = fnp.asarray(RNG.uniform(-1, 1, (3, 4)).astype(np.float32))
-    closed = jaxpr_of(_random_program(seed), x, y)
-    want = run_eager(closed, x, y)
+def test_optimised_and_compiled_programs_agree_with_the_original(seed, shape):
+    """Also at a size where results reuse dead buffers and live in the arena: a second
+    call with other inputs must leave the first call's results untouched."""
+    x, y, x2, y2 = (fnp.asarray(RNG.uniform(-1, 1, shape).astype(np.float32)) for _ in range(4))
+    closed = jaxpr_of(_random_program(seed, shape), x, y)
+    want, want2 = run_eager(closed, x, y), run_eager(closed, x2, y2)
     opt = passes.optimize(closed)
     assert len(opt.eqns) <= len(closed.eqns)
     assert_close(run_eager(opt, x, y), want)
     for strategy in ("numpy", "numexpr"):
         fusion.set_strategy(strategy)
         try:
-            assert_close(run_compiled(closed, x, y)[0], want)
+            got, exe = run_compiled(closed, x, y)
+            assert_close(got, want)
+            got2 = exe(np.asarray(x2), np.asarray(y2))
+            assert_close(got, want)
+            assert_close([np.asarray(g) for g in got2], want2)
         finally:
             fusion.set_strategy("numpy")
 

@@ -106,6 +106,12 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
 
     plan = plan_memory(j, donated, lowering_for)
     lines = []
+    slot_names = [_py_name(namer(Var(a))) for a in plan.slots]
+    if slot_names:  # take an arena (a list of persistent buffers), give it back at the end
+        arenas = ctx.const([], "arenas")
+        new = ctx.const(_arena_factory(xp, plan.slots), "new_arena")
+        lines.append(f"_arena = {arenas}.pop() if {arenas} else {new}()")
+        lines.append(f"{', '.join(slot_names)}, = _arena")
     for i, eqn in enumerate(j.eqns):
         low = lowering_for(eqn)
         out_aval = eqn.outvars[0].aval if eqn.outvars else None
@@ -114,7 +120,10 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
         for v in eqn.outvars:
             names[v] = _py_name(namer(v))
         target = plan.out_buffer.get(i)
-        expr = low.rule(ctx, eqn, args, names[target] if target is not None else None)
+        out_name = names[target] if target is not None else None
+        if i in plan.arena:
+            out_name = slot_names[plan.arena[i]]
+        expr = low.rule(ctx, eqn, args, out_name)
         outs = [names[v] for v in eqn.outvars]
         if not eqn.primitive.multiple_results:
             lines.append(f"{outs[0]} = {expr}")
@@ -125,6 +134,8 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
         dead = plan.free_after.get(i)
         if dead:
             lines.append(f"del {', '.join(names[v] for v in dead)}")
+    if slot_names:
+        lines.append(f"{arenas}.append(_arena)")
     ret = ", ".join(atom(a) for a in j.outvars)
     params = ", ".join(names[v] for v in j.invars)
     body = "".join(f"    {line}\n" for line in lines)
@@ -132,6 +143,12 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
     source = f"def jit_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}({params}):\n" \
              f"{body}    return [{ret}]\n"
     return source, ctx.namespace
+
+
+def _arena_factory(xp: Any, slots: list) -> Callable[[], list]:
+    """A function allocating one arena: an uninitialised buffer per slot."""
+    specs = [(a.shape, a.dtype) for a in slots]
+    return lambda: [xp.empty(shape, dtype) for shape, dtype in specs]
 
 
 _counter = [0]

@@ -12,13 +12,17 @@ A lowering declares what the memory planner may do with it:
   fresh: the result is a newly allocated buffer nobody else references, so it
          may later be reused or updated in place;
   out:   ``"any"`` - it accepts any dead buffer of the result's shape and dtype
-         as ``out``; an int ``k`` - it may update operand ``k`` in place when that
-         buffer is dead afterwards; ``None`` - neither;
+         as ``out``, even an operand dying here (elementwise ufuncs read and write
+         the same positions); ``"separate"`` - any such buffer except its operands
+         (``matmul``, reductions); an int ``k`` - it may update operand ``k`` in
+         place when that buffer is dead afterwards; ``None`` - none of these;
   elementwise: its literal operands may be given pre-broadcast to the result's
          shape (a ufunc with a scalar operand pays ~0.5 µs of type resolution that
          an array operand of the same shape does not).
 
-Register one with ``def_lowering(name, rule, fresh=..., out=..., when=...)`` where
+Register one with ``def_lowering(name, rule, fresh=..., out=..., when=...)`` (a
+primitive may have several, each guarded by ``when``; the first that accepts an
+equation is used, and the impl when none does) where
 ``rule(ctx, eqn, args, out) -> str``: ``args`` are the operand expressions,
 ``out`` the name of the buffer to write into (or None), and ``ctx.const(value,
 hint)`` binds a Python object as a constant of the generated code.
@@ -41,15 +45,15 @@ class Lowering(NamedTuple):
     when: Callable[[JaxprEqn], bool] | None = None  # None: every equation of the primitive
 
 
-_lowerings: dict[str, Lowering] = {}
+_lowerings: dict[str, list[Lowering]] = {}
 
 
 def def_lowering(name: str, rule: Callable[..., str], *, fresh: bool = False,
                  out: str | int | None = None, elementwise: bool = False,
                  when: Callable[[JaxprEqn], bool] | None = None) -> None:
-    """Register the lowering of the primitive called ``name`` (see the module docstring);
-    ``when(eqn)`` restricts it to some operand types (the impl handles the others)."""
-    _lowerings[name] = Lowering(rule, fresh, out, elementwise, when)
+    """Add a lowering of the primitive called ``name`` (see the module docstring);
+    ``when(eqn)`` restricts it to some equations (the impl handles the others)."""
+    _lowerings.setdefault(name, []).append(Lowering(rule, fresh, out, elementwise, when))
 
 
 def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str:
@@ -65,11 +69,12 @@ DEFAULT = Lowering(_impl_rule)
 
 
 def lowering_for(eqn: JaxprEqn) -> Lowering:
-    """The lowering of ``eqn``: a specialised one whose guard accepts it, else the impl."""
-    low = _lowerings.get(eqn.primitive.name)
-    if low is None or (low.when is not None and not low.when(eqn)):
-        return DEFAULT
-    return low
+    """The lowering of ``eqn``: the first specialised one whose guard accepts it, else
+    the impl."""
+    for low in _lowerings.get(eqn.primitive.name, ()):
+        if low.when is None or low.when(eqn):
+            return low
+    return DEFAULT
 
 
 # --------------------------------------------------------------------------- elementwise ufuncs
@@ -94,11 +99,11 @@ UFUNCS = {
     "ge": "greater_equal", "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor",
     "not": "invert", "nextafter": "nextafter", "add_any": "add",
 }
-for _name, _ufunc in UFUNCS.items():
-    def_lowering(_name, _ufunc_rule(_ufunc), fresh=True, out="any", elementwise=True)
 # Integer division rounds toward zero: the impl does that.
-def_lowering("div", _ufunc_rule("true_divide"), fresh=True, out="any", elementwise=True,
-             when=lambda eqn: eqn.invars[0].aval.dtype.kind in "fc")
+_UFUNC_GUARDS = {"div": lambda eqn: eqn.invars[0].aval.dtype.kind in "fc"}
+for _name, _ufunc in UFUNCS.items():
+    def_lowering(_name, _ufunc_rule(_ufunc), fresh=True, out="any", elementwise=True,
+                 when=_UFUNC_GUARDS.get(_name))
 
 
 def _square_rule(ctx, eqn, args, out):
@@ -106,9 +111,25 @@ def _square_rule(ctx, eqn, args, out):
     return f"{fn}({args[0]}, {args[0]}{', out=' + out if out else ''})"
 
 
+def _power_fn(xp: Any, y: int) -> Callable:
+    """``x ** 3`` or ``x ** 4`` with the products the impl (and XLA) forms, ``x * x**2``
+    and ``x**2 * x**2``, written into ``out`` (which must not be ``x``)."""
+    def power(x, out=None):
+        sq = xp.multiply(x, x, out=out)
+        return xp.multiply(x, sq, out=sq) if y == 3 else xp.multiply(sq, sq, out=sq)
+    return power
+
+
+def _integer_pow_rule(ctx, eqn, args, out):
+    fn = ctx.const(_power_fn(ctx.xp, eqn.params["y"]), f"pow{eqn.params['y']}")
+    return f"{fn}({args[0]}{', out=' + out if out else ''})"
+
+
 def_lowering("square", _square_rule, fresh=True, out="any")
 def_lowering("integer_pow", _square_rule, fresh=True, out="any",  # x ** 2: one multiply
              when=lambda eqn: eqn.params["y"] == 2)
+def_lowering("integer_pow", _integer_pow_rule, fresh=True, out="separate",
+             when=lambda eqn: eqn.params["y"] in (3, 4))
 
 
 def _select_n_rule(ctx, eqn, args, out):
@@ -147,30 +168,59 @@ def_lowering("convert_element_type", _convert_rule, fresh=True, when=lambda eqn:
     eqn.invars[0].aval.dtype.kind in "fiub" and eqn.params["new_dtype"].kind in "fc"))
 
 
+def _pad_fn(xp: Any, shape: tuple, dtype: Any, config: tuple) -> Callable:
+    """``pad`` without negative or interior padding: the borders filled with the padding
+    value, the operand copied into the window (each element written once)."""
+    window = tuple(slice(lo, lo + n - lo - hi) for n, (lo, hi, _) in zip(shape, config))
+    borders = []
+    for d, (n, (lo, hi, _)) in enumerate(zip(shape, config)):
+        before = (slice(None),) * d
+        if lo:
+            borders.append(before + (slice(0, lo),))
+        if hi:
+            borders.append(before + (slice(n - hi, n),))
+
+    def pad(x, value, out=None):
+        out = xp.empty(shape, dtype) if out is None else out
+        for border in borders:
+            out[border] = value
+        out[window] = x
+        return out
+    return pad
+
+
+def _pad_rule(ctx, eqn, args, out):
+    aval = eqn.outvars[0].aval
+    fn = ctx.const(_pad_fn(ctx.xp, aval.shape, aval.dtype, eqn.params["padding_config"]), "pad_into")
+    return f"{fn}({args[0]}, {args[1]}{', out=' + out if out else ''})"
+
+
+def_lowering("pad", _pad_rule, fresh=True, out="separate", when=lambda eqn: all(
+    lo >= 0 and hi >= 0 and i == 0 for lo, hi, i in eqn.params["padding_config"]))
+
+
 # --------------------------------------------------------------------------- reductions
 
 # 16-bit floats accumulate in float32 in the impl; these need no special care.
 _WIDE_INEXACT = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 
 
-def _reduce_rule(method: str):
-    def rule(ctx, eqn, args, out):
-        axes = eqn.params["axes"]
-        dt = ctx.const(eqn.outvars[0].aval.dtype, "dtype")
-        return f"{ctx.const(getattr(ctx.xp, method), method)}({args[0]}, axis={axes!r}, dtype={dt})"
-    return rule
+def _reduce_sum_rule(ctx, eqn, args, out):
+    dt = ctx.const(eqn.outvars[0].aval.dtype, "dtype")
+    return f"{ctx.const(ctx.xp.sum, 'sum')}({args[0]}, axis={eqn.params['axes']!r}, " \
+           f"dtype={dt}{', out=' + out if out else ''})"
 
 
-def_lowering("reduce_sum", _reduce_rule("sum"), fresh=True, when=lambda eqn: (
+def_lowering("reduce_sum", _reduce_sum_rule, fresh=True, out="separate", when=lambda eqn: (
     eqn.invars[0].aval.dtype in _WIDE_INEXACT and bool(eqn.params["axes"])))
 
 
 def _reduce_max_rule(ctx, eqn, args, out):
     fn = ctx.const(ctx.xp.max, "amax")
-    return f"{fn}({args[0]}, axis={eqn.params['axes']!r})"
+    return f"{fn}({args[0]}, axis={eqn.params['axes']!r}{', out=' + out if out else ''})"
 
 
-def_lowering("reduce_max", _reduce_max_rule, fresh=True, when=lambda eqn: (
+def_lowering("reduce_max", _reduce_max_rule, fresh=True, out="separate", when=lambda eqn: (
     eqn.invars[0].aval.dtype.kind == "f" and bool(eqn.params["axes"])
     and eqn.invars[0].aval.size > 0))
 
@@ -195,9 +245,12 @@ def _dot_general_rule(ctx, eqn, args, out):
     batched = bool(lb)
     a = arrange(args[0], xs, (*lb, *lf, *lc), (b, m, k) if batched else (m, k))
     c = arrange(args[1], ys, (*rb, *rc, *rf), (b, k, n) if batched else (k, n))
-    expr = f"{ctx.const(ctx.xp.matmul, 'matmul')}({a}, {c})"
     out_shape = eqn.outvars[0].aval.shape
-    if out_shape != ((b, m, n) if batched else (m, n)):
+    natural = (b, m, n) if batched else (m, n)
+    if out:  # a C-contiguous buffer reshapes to a view; otherwise matmul fills a copy
+        out = out if out_shape == natural else f"{out}.reshape({natural!r})"
+    expr = f"{ctx.const(ctx.xp.matmul, 'matmul')}({a}, {c}{', out=' + out if out else ''})"
+    if out_shape != natural:
         expr = f"{expr}.reshape({out_shape!r})"
     return expr
 
@@ -208,7 +261,7 @@ def _plain_dot(eqn: JaxprEqn) -> bool:
     return x.dtype == y.dtype == out.dtype and x.dtype.kind in "fc" and x.dtype.isbuiltin == 1
 
 
-def_lowering("dot_general", _dot_general_rule, fresh=True, when=_plain_dot)
+def_lowering("dot_general", _dot_general_rule, fresh=True, out="separate", when=_plain_dot)
 
 
 # --------------------------------------------------------------------------- in-place updates

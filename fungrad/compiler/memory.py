@@ -1,4 +1,5 @@
-"""Buffer planning for compiled executables: free early, reuse dead buffers, update in place.
+"""Buffer planning for compiled executables: free early, reuse dead buffers, update in
+place, and keep the buffers of intermediates from one call to the next.
 
 The plan is computed once per executable from the jaxpr:
 
@@ -12,26 +13,39 @@ The plan is computed once per executable from the jaxpr:
   dead roots are ever written into, so no live value can change.
 * *Reuse*: an equation whose lowering accepts ``out="any"`` writes into a dead
   owned buffer of its result's shape and dtype (an operand dying here, or one
-  kept in a pool since it died); ``out=k`` updates operand ``k`` in place when it
-  dies here (``dynamic_update_slice`` into a donated or dead KV cache).
+  kept in a pool since it died); ``out="separate"`` (matmul, reductions) takes
+  one from the pool only, never an operand; ``out=k`` updates operand ``k`` in
+  place when it dies here (``dynamic_update_slice`` into a donated or dead KV cache).
+* *Arena*: a result that would otherwise be allocated fresh by such a lowering,
+  and that never escapes the call (not an output nor aliased by one, not handed
+  to an effectful equation such as a debug callback), is written into a
+  persistent buffer of the executable instead (a *slot*). Slots are allocated on
+  the first call and reused by every later call, so a steady-state call allocates
+  (and page-faults) only for its outputs. Buffers of escaping results never come
+  from the arena. Concurrent calls each take an arena of their own (``codegen``).
 * *Freeing*: every other variable is deleted right after its last use.
 """
 from __future__ import annotations
 
 from typing import Callable, NamedTuple, Sequence
 
-from fungrad._core.core import Jaxpr, JaxprEqn, Var
+from fungrad._core.core import Jaxpr, JaxprEqn, ShapedArray, Var
 from fungrad.compiler.lowering import Lowering
+from fungrad.compiler.passes import eqn_has_effects
 
 # Buffers smaller than this are not worth recycling (NumPy caches small allocations)
 # nor deleting early.
 REUSE_MIN_BYTES = 16 * 1024
 FREE_MIN_BYTES = 4 * 1024
+# Results beyond this many bytes in all are allocated per call, not kept in the arena.
+ARENA_MAX_BYTES = 1 << 30
 
 
 class MemoryPlan(NamedTuple):
     out_buffer: dict[int, Var]          # equation index -> dead buffer its result goes into
     free_after: dict[int, list[Var]]    # equation index -> variables to delete after it
+    arena: dict[int, int]               # equation index -> arena slot its result goes into
+    slots: list[ShapedArray]            # type of each arena slot
 
 
 def _nbytes(v: Var) -> int:
@@ -87,7 +101,20 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
         for r in rs:
             group_end[r] = max(group_end.get(r, -1), last_use[v])
 
-    # Reuse: walk forward with a pool of dead owned buffers.
+    # Roots that outlive the call or reach user code: never taken from the arena.
+    escaping: set[Var] = set()
+    for v in jaxpr.outvars:
+        if type(v) is Var:
+            escaping |= roots[v]
+    for eqn in eqns:
+        if eqn_has_effects(eqn):
+            for a in eqn.invars:
+                if type(a) is Var:
+                    escaping |= roots[a]
+
+    # Reuse: walk forward with a pool of dead owned buffers. An escaping result may
+    # take over an operand dying here but not a pooled buffer (that one stays free
+    # for results that can live in the arena).
     out_buffer: dict[int, Var] = {}
     taken_at: dict[Var, int] = {}
     pool: dict[tuple, list[Var]] = {}
@@ -96,12 +123,14 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
         dying.setdefault(group_end[r], []).append(r)
     for i, (eqn, low) in enumerate(zip(eqns, lowerings)):
         target = None
-        if low.out == "any" and len(eqn.outvars) == 1 and eqn.outvars[0] in owned:
-            target = _pick_buffer(eqn, i, owned, roots, group_end, pool)
-        elif isinstance(low.out, int):
+        out = eqn.outvars[0] if len(eqn.outvars) == 1 else None
+        if low.out in ("any", "separate") and out in owned:
+            target = _pick_buffer(eqn, i, owned, roots, group_end,
+                                  pool if out not in escaping else {}, low.out == "any")
+        elif isinstance(low.out, int) and out is not None:
             x = eqn.invars[low.out]
             if type(x) is Var and x in owned and group_end[x] == i and \
-                    x.aval == eqn.outvars[0].aval.update(weak_type=x.aval.weak_type) and \
+                    x.aval == out.aval.update(weak_type=x.aval.weak_type) and \
                     not _aliased_by_others(x, eqn, roots):
                 target = x
         if target is not None:
@@ -110,6 +139,30 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
         for r in dying.get(i, ()):
             if r not in taken_at:
                 pool.setdefault(_key(r), []).append(r)
+
+    # Arena: a buffer allocated by an out-capable lowering, none of whose successive
+    # values escapes, becomes a slot.
+    lineage: dict[Var, int] = {}   # variable -> index of the equation allocating its buffer
+    escapes: set[int] = set()
+    for i, (eqn, low) in enumerate(zip(eqns, lowerings)):
+        if len(eqn.outvars) != 1 or eqn.outvars[0] not in owned:
+            continue
+        out = eqn.outvars[0]
+        target = out_buffer.get(i)
+        start = lineage.get(target, -1) if target is not None else \
+            (i if low.out in ("any", "separate") else -1)
+        lineage[out] = start
+        if out in escaping:
+            escapes.add(start)
+    arena: dict[int, int] = {}
+    slots: list[ShapedArray] = []
+    arena_bytes = 0
+    for i in sorted(set(lineage.values()) - escapes - {-1}):
+        out = eqns[i].outvars[0]
+        if arena_bytes + _nbytes(out) <= ARENA_MAX_BYTES:
+            arena[i] = len(slots)
+            slots.append(out.aval)
+            arena_bytes += _nbytes(out)
 
     # Freeing: owned roots go when taken or when their group dies; others at last use.
     # Inputs and constants are held by the caller anyway.
@@ -121,7 +174,7 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
             at = taken_at.get(v, group_end[v] if v in owned else last_use[v])
             if at < end - 1:
                 free_after.setdefault(at, []).append(v)
-    return MemoryPlan(out_buffer, free_after)
+    return MemoryPlan(out_buffer, free_after, arena, slots)
 
 
 def _key(v: Var) -> tuple:
@@ -134,9 +187,11 @@ def _aliased_by_others(x: Var, eqn: JaxprEqn, roots: dict) -> bool:
 
 
 def _pick_buffer(eqn: JaxprEqn, i: int, owned: set, roots: dict, group_end: dict,
-                 pool: dict) -> Var | None:
+                 pool: dict, operands: bool) -> Var | None:
+    """A dead owned buffer for ``eqn``'s result: an operand dying here, read and written
+    at the same positions (when ``operands``), or one from the pool."""
     out = eqn.outvars[0]
-    for x in eqn.invars:  # an operand dying here, read and written at the same positions
+    for x in eqn.invars if operands else ():
         if type(x) is Var and x in owned and group_end[x] == i and _key(x) == _key(out) \
                 and not _aliased_by_others(x, eqn, roots):
             return x
