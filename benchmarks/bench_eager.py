@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_us, row  # noqa: E402
+from _timing import best_us, load_average, row  # noqa: E402
 
 import fungrad.numpy as fnp  # noqa: E402
 
@@ -32,11 +32,12 @@ def main() -> None:
         "matmul": (lambda: a @ b, lambda: fa @ fb, lambda: ja @ jb),
         "reshape": (lambda: a.reshape(256), lambda: fnp.reshape(fa, (256,)), lambda: jnp.reshape(ja, (256,))),
     }
-    print(f"eager per-op time on (16,16) float32, µs (jax {jax.__version__})")
+    print(f"eager per-op time on (16,16) float32, µs (jax {jax.__version__}, load {load_average()})")
     for name, (np_fn, fg_fn, jax_fn) in cases.items():
-        t_np = best_us(np_fn, 5000)
-        t_fg = best_us(fg_fn, 5000)
-        t_jax = best_us(jax_fn, 2000, sync=block)
+        # many short rounds: the minimum skips the rounds other processes interrupted
+        t_np = best_us(np_fn, 500, repeat=40)
+        t_fg = best_us(fg_fn, 500, repeat=40)
+        t_jax = best_us(jax_fn, 200, repeat=40, sync=block)
         print(row(name, numpy=t_np, fungrad=t_fg, jax=t_jax, over_numpy=t_fg - t_np,
                   jax_over_fg=t_jax / t_fg))
 

@@ -10,7 +10,7 @@ import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax
 from fungrad._core import core
-from fungrad.compiler import codegen, fusion, passes
+from fungrad.compiler import blocked, codegen, fusion, passes
 from fungrad.transforms import jit_primitive as jit_module
 from harness import tol
 
@@ -162,25 +162,25 @@ def _random_program(seed, shape=(3, 4)):
 
 @pytest.mark.parametrize("shape", [(3, 4), (64, 96)])
 @pytest.mark.parametrize("seed", range(40))
-def test_optimised_and_compiled_programs_agree_with_the_original(seed, shape):
+def test_optimised_and_compiled_programs_agree_with_the_original(seed, shape, monkeypatch):
     """Also at a size where results reuse dead buffers and live in the arena: a second
-    call with other inputs must leave the first call's results untouched."""
+    call with other inputs must leave the first call's results untouched. Blocked
+    fusion runs with small blocks here (several blocks and a partial last one)."""
+    monkeypatch.setattr(blocked, "MIN_SIZE", 1)
+    monkeypatch.setattr(blocked, "BLOCK_ELEMS", 5 * shape[1])
     x, y, x2, y2 = (fnp.asarray(RNG.uniform(-1, 1, shape).astype(np.float32)) for _ in range(4))
     closed = jaxpr_of(_random_program(seed, shape), x, y)
     want, want2 = run_eager(closed, x, y), run_eager(closed, x2, y2)
     opt = passes.optimize(closed)
     assert len(opt.eqns) <= len(closed.eqns)
     assert_close(run_eager(opt, x, y), want)
-    for strategy in ("numpy", "numexpr"):
-        fusion.set_strategy(strategy)
-        try:
-            got, exe = run_compiled(closed, x, y)
-            assert_close(got, want)
-            got2 = exe(np.asarray(x2), np.asarray(y2))
-            assert_close(got, want)
-            assert_close([np.asarray(g) for g in got2], want2)
-        finally:
-            fusion.set_strategy("numpy")
+    for strategy in fusion.STRATEGIES:
+        monkeypatch.setattr(fusion, "_strategy", strategy)
+        got, exe = run_compiled(closed, x, y)
+        assert_close(got, want)
+        got2 = exe(np.asarray(x2), np.asarray(y2))
+        assert_close(got, want)
+        assert_close([np.asarray(g) for g in got2], want2)
 
 
 # --------------------------------------------------------------------------- memory plan
@@ -283,15 +283,68 @@ def test_numexpr_strategy_fuses_elementwise_chains(monkeypatch):
         assert "tanh" in [e.primitive.name for e in exe.jaxpr.eqns]
 
 
-def test_default_strategy_runs_ufuncs_into_dead_buffers():
-    assert fusion.strategy() == "numpy"
+def test_numpy_strategy_runs_ufuncs_into_dead_buffers(monkeypatch):
+    monkeypatch.setattr(fusion, "_strategy", "numpy")
     x = fnp.asarray(RNG.uniform(-1, 1, (1000, 1000)).astype(np.float32))
     closed = jaxpr_of(_chain, x)
     got, exe = run_compiled(closed, x)
-    assert "fused_elementwise" not in exe.as_text()
+    assert "fused" not in exe.as_text()
     # Each of the 3 rounds keeps x alive while computing from it: at most 3 allocations.
     assert exe.source.count("out=") >= len(exe.jaxpr.eqns) - 3
     assert_close(got, run_eager(closed, x))
+
+
+def test_blocked_strategy_is_the_default_and_fuses_large_chains_only():
+    assert fusion.strategy() == "blocked"
+    big = np.asarray(RNG.uniform(-1, 1, (1024, 1024)).astype(np.float32))
+    closed = jaxpr_of(_chain, big)
+    got, exe = run_compiled(closed, big)
+    assert [e.primitive.name for e in exe.jaxpr.eqns] == ["fused_blocks"]
+    np.testing.assert_array_equal(got[0], run_compiled(closed, big, fuse=False)[0][0])
+    small = np.asarray(RNG.uniform(-1, 1, (64, 64)).astype(np.float32))
+    _, exe = run_compiled(jaxpr_of(_chain, small), small)
+    assert "fused" not in exe.as_text()
+
+
+@pytest.mark.parametrize("make_operands, f", [
+    # a bias row, a column, a scalar input and a literal: broadcast along the blocked axes
+    (lambda: [(40, 33, 50), (50,), (40, 33, 1), ()],
+     lambda x, b, c, s: lax.tanh(x * b + c) * s - lax.integer_pow(x, 3) + 0.5),
+    # a transposed (non-contiguous) operand, a select root (no out=: copied into the block)
+    (lambda: [(60, 70), (70, 60)],
+     lambda x, y: lax.select(lax.gt(x, 0.0), lax.exp(x * 2.0) + y.T, lax.neg(x) * x)),
+    # a conversion inside the group, an integer operand
+    (lambda: [(90, 40), (90, 40, "int32")],
+     lambda x, k: lax.sqrt(lax.abs(x + lax.convert_element_type(k, np.float32))) * x - x),
+])
+def test_blocked_kernels_equal_unfused_code_bit_for_bit(make_operands, f, monkeypatch):
+    monkeypatch.setattr(blocked, "MIN_SIZE", 1)
+    monkeypatch.setattr(blocked, "BLOCK_ELEMS", 700)  # several blocks and a partial last one
+    args = []
+    for spec in make_operands():
+        shape, dtype = (spec[:-1], spec[-1]) if spec and isinstance(spec[-1], str) else (spec, "float32")
+        args.append(fnp.asarray(RNG.uniform(-3, 3, shape).astype(dtype)))
+    closed = jaxpr_of(f, *args)
+    got, exe = run_compiled(closed, *args)
+    assert "fused_blocks" in exe.as_text()
+    want, _ = run_compiled(closed, *args, fuse=False)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert_close(got, run_eager(closed, *args))
+
+
+def test_blocked_kernel_writes_into_a_given_buffer_or_a_new_one(monkeypatch):
+    monkeypatch.setattr(blocked, "MIN_SIZE", 1)
+    x = np.asarray(RNG.uniform(-1, 1, (300, 200)).astype(np.float32))
+    exe = codegen.compile_jaxpr(jaxpr_of(_chain, x))
+    [eqn] = exe.jaxpr.eqns
+    kernel = eqn.params["kernel"]
+    want = exe(x)[0]
+    out = np.empty_like(x)
+    assert kernel(x, out=out) is out and np.array_equal(out, want)
+    strided = np.empty((200, 300), np.float32).T  # not C-contiguous: not usable as blocks
+    got = kernel(x, out=strided)
+    assert got is not strided and np.array_equal(got, want)
 
 
 def test_fusion_falls_back_without_numexpr(monkeypatch):

@@ -171,3 +171,16 @@ def test_matmul_and_reductions_write_into_dead_buffers():
     assert "_matmul(" in exe.source and ", out=" in exe.source
     for a in (BIG, BIG2):
         np.testing.assert_allclose(exe(a, w)[0], eager(closed, a, w)[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("src, dst, lowered", [
+    ("bool", "int32", True), ("int32", "float32", True), ("int32", "int8", True),
+    ("uint8", "int32", True), ("float32", "float16", True),
+    ("float32", "int32", False), ("complex64", "float32", False)])
+def test_conversions_are_astype_only_where_the_impl_is(src, dst, lowered):
+    x = RNG.uniform(-300, 300, (8, 8))
+    x = (np.abs(x) % 256 if src == "uint8" else x * (1 + 1j) if src == "complex64" else x)
+    x = x.astype(src)
+    closed, exe = compile_fn(lambda x: lax.convert_element_type(x, np.dtype(dst)), x)
+    assert (".astype(" in exe.source) == lowered
+    np.testing.assert_array_equal(exe(x)[0], eager(closed, x)[0])

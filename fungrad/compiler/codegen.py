@@ -89,9 +89,13 @@ def _py_name(name: str) -> str:
     return name + "_" if keyword.iskeyword(name) or name in ("True", "False", "None") else name
 
 
-def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
-             ) -> tuple[str, dict[str, Any]]:
-    """The source of ``def name(*inputs): ...`` and the namespace it runs in."""
+def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
+             out_args: bool = False) -> tuple[str, dict[str, Any]]:
+    """The source of ``def name(*inputs): ...`` and the namespace it runs in.
+
+    With ``out_args`` the function takes one more argument per output, a buffer the
+    output is written into (directly by its equation when the lowering accepts ``out``).
+    """
     j = closed.jaxpr
     ctx = _Context(xp)
     namer = _var_names()
@@ -112,6 +116,12 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
         new = ctx.const(_arena_factory(xp, plan.slots), "new_arena")
         lines.append(f"_arena = {arenas}.pop() if {arenas} else {new}()")
         lines.append(f"{', '.join(slot_names)}, = _arena")
+    out_params = [f"_out{k}" for k in range(len(j.outvars))] if out_args else []
+    written: dict[Var, str] = {}  # output variable -> the out argument its equation fills
+    filled: set[str] = set()
+    for k, v in enumerate(j.outvars if out_args else ()):
+        if type(v) is Var and v not in written and v not in j.invars:
+            written[v] = out_params[k]
     for i, eqn in enumerate(j.eqns):
         low = lowering_for(eqn)
         out_aval = eqn.outvars[0].aval if eqn.outvars else None
@@ -123,6 +133,10 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
         out_name = names[target] if target is not None else None
         if i in plan.arena:
             out_name = slot_names[plan.arena[i]]
+        direct = len(eqn.outvars) == 1 and written.get(eqn.outvars[0])
+        if direct and low.out in ("any", "separate"):
+            out_name = direct
+            filled.add(direct)
         expr = low.rule(ctx, eqn, args, out_name)
         outs = [names[v] for v in eqn.outvars]
         if not eqn.primitive.multiple_results:
@@ -134,10 +148,14 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str
         dead = plan.free_after.get(i)
         if dead:
             lines.append(f"del {', '.join(names[v] for v in dead)}")
+    copyto = ctx.const(xp.copyto, "copyto") if out_args else None
+    for k, v in enumerate(j.outvars if out_args else ()):
+        if out_params[k] not in filled:
+            lines.append(f"{copyto}({out_params[k]}, {atom(v)})")
     if slot_names:
         lines.append(f"{arenas}.append(_arena)")
     ret = ", ".join(atom(a) for a in j.outvars)
-    params = ", ".join(names[v] for v in j.invars)
+    params = ", ".join([names[v] for v in j.invars] + out_params)
     body = "".join(f"    {line}\n" for line in lines)
     # "jit_" keeps the function's name apart from the constants (all "_...") and variables.
     source = f"def jit_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}({params}):\n" \
@@ -167,8 +185,10 @@ def compile_source(source: str, namespace: dict[str, Any], name: str) -> Callabl
 
 
 def compile_jaxpr(closed: ClosedJaxpr, donated: Sequence[bool] | None = None, xp: Any = np,
-                  name: str = "jitted", optimize: bool = True, fuse: bool = True) -> Executable:
-    """Optimise, fuse and generate code for ``closed``; return the executable."""
+                  name: str = "jitted", optimize: bool = True, fuse: bool = True,
+                  out_args: bool = False) -> Executable:
+    """Optimise, fuse and generate code for ``closed``; return the executable (with
+    ``out_args``, it also takes a buffer per output to write it into)."""
     from fungrad.compiler import fusion, passes
     in_avals = list(closed.in_avals)
     out_avals = list(closed.out_avals)
@@ -176,7 +196,7 @@ def compile_jaxpr(closed: ClosedJaxpr, donated: Sequence[bool] | None = None, xp
     opt = passes.optimize(closed) if optimize else closed
     if fuse:
         opt = fusion.fuse(opt, xp)
-    source, namespace = generate(opt, donated, xp, name)
+    source, namespace = generate(opt, donated, xp, name, out_args)
     if os.environ.get("FUNGRAD_PRINT_CODE", "0") not in ("0", "", "false"):
         print(f"# fungrad: generated code for {name}\n{source}", file=sys.stdout)
     fn = compile_source(source, namespace, name)

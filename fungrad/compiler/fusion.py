@@ -1,21 +1,27 @@
-"""Fusion of elementwise chains: the CPU strategy, and the seam for GPU kernels.
+"""Fusion of elementwise chains: the CPU strategies, and the seam for GPU kernels.
 
-Two CPU strategies, picked with ``set_strategy`` or ``FUNGRAD_FUSION``:
+Three CPU strategies, picked with ``set_strategy`` or ``FUNGRAD_FUSION``:
 
-* ``"numpy"`` (the default): no kernels. Each op is one NumPy ufunc call from
-  the generated code, and the memory plan makes chains write into dead buffers
-  (``out=``), so a chain over large arrays allocates nothing after its first op.
+* ``"blocked"`` (the default): groups of at least ``FUSE_MIN_OPS`` elementwise
+  ops over results of at least ``blocked.MIN_SIZE`` elements become one
+  ``fused_blocks`` kernel that runs the whole group block by block (L2-sized
+  blocks, the same ufunc calls, see ``blocked``); smaller chains run unfused.
+* ``"numpy"``: no kernels. Each op is one NumPy ufunc call from the generated
+  code, and the memory plan makes chains write into dead buffers (``out=``) or
+  into the executable's arena, so a chain allocates nothing in steady state.
 * ``"numexpr"``: groups of at least ``FUSE_MIN_OPS`` fusible float ops become one
   precompiled numexpr kernel (``fused_elementwise``); transcendental functions
   join only when numexpr has Intel VML. Needs the optional ``numexpr`` package;
   without it this strategy falls back to ``"numpy"``.
 
-Why NumPy is the default (figures from ``benchmarks/bench_jit.py --fusion`` and
-the cost probes in the docs, 2-core AMD EPYC, numexpr 2.14 without VML): per
-element, NumPy's SIMD loops cost 0.18 ns for a float32 multiply and 3.5 ns for
-tanh; numexpr's interpreter costs about 4 ns and 75 ns. Per call, a ufunc costs
-0.5 µs and a kernel 3 µs. So a numexpr kernel loses at every size there; it can
-win on machines where numexpr is built with Intel VML, hence the switch.
+Why (figures from ``benchmarks/bench_jit.py --fusion``, recorded in
+docs/architecture.md; 2-core AMD EPYC, numexpr 2.14 without VML): NumPy's ufunc
+loops are compute-bound at about 0.2-0.3 ns per float32 element for arithmetic
+once operands are in cache, and about 0.5 µs per call. Below a few MiB per operand
+the operands stay in the L2/L3 cache between ops, so blocking only adds calls;
+above it, each unfused op streams its operands from memory and blocking wins.
+numexpr's interpreter was slower than NumPy at every size measured (it can win
+where numexpr is built with Intel VML, hence the switch).
 
 Backends other than NumPy get their own fuser in ``_FUSERS`` (the seam for
 CuPy ``ElementwiseKernel``: the same groups, compiled to CUDA).
@@ -34,6 +40,7 @@ import numpy as np
 
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray, Var
+from fungrad.compiler import blocked
 from fungrad.compiler.lowering import def_lowering
 
 try:
@@ -44,20 +51,23 @@ except ImportError:  # the optional "fast" extra
 FUSE_MIN_OPS = 4
 FUSE_MAX_SIZE = 1 << 62  # results larger than this stay unfused (the study varies it)
 
-_strategy = os.environ.get("FUNGRAD_FUSION", "numpy")
+STRATEGIES = ("blocked", "numpy", "numexpr")
+_strategy = os.environ.get("FUNGRAD_FUSION", "blocked")
 
 
 def set_strategy(name: str) -> None:
-    """Choose the CPU fusion strategy, ``"numpy"`` or ``"numexpr"``, for later compilations."""
+    """Choose the CPU fusion strategy (one of ``STRATEGIES``) for later compilations."""
     global _strategy
-    if name not in ("numpy", "numexpr"):
-        raise ValueError(f"fusion strategy must be 'numpy' or 'numexpr', got {name!r}")
+    if name not in STRATEGIES:
+        raise ValueError(f"fusion strategy must be one of {STRATEGIES}, got {name!r}")
     _strategy = name
 
 
 def strategy() -> str:
     """The CPU fusion strategy in effect (``"numexpr"`` needs numexpr installed)."""
-    return "numexpr" if _strategy == "numexpr" and numexpr is not None else "numpy"
+    if _strategy == "numexpr" and numexpr is None:
+        return "numpy"
+    return _strategy if _strategy in STRATEGIES else "numpy"
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -145,10 +155,20 @@ def fuse(closed: ClosedJaxpr, xp: Any = np) -> ClosedJaxpr:
 
 
 def _cpu_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
-    return _numexpr_fuse(closed) if strategy() == "numexpr" else closed
+    chosen = strategy()
+    if chosen == "numexpr":
+        return _group_fuse(closed, _fusible, lambda eqn, root: True, _build_kernels)
+    if chosen == "blocked":
+        return _group_fuse(closed, blocked.fusible, blocked.same_group,
+                           lambda eqns: blocked.build(eqns, np))
+    return closed
 
 
-def _numexpr_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
+def _group_fuse(closed: ClosedJaxpr, fusible: Callable[[JaxprEqn], bool],
+                same_group: Callable[[JaxprEqn, JaxprEqn], bool],
+                build: Callable[[list[JaxprEqn]], list[JaxprEqn] | None]) -> ClosedJaxpr:
+    """Replace each group of at least ``FUSE_MIN_OPS`` fusible equations by ``build(group)``
+    (emitted where the group's root was; None keeps the group unfused)."""
     j = closed.jaxpr
     consumers: dict[Var, list[JaxprEqn]] = {}
     for eqn in j.eqns:
@@ -158,27 +178,27 @@ def _numexpr_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
     outputs = {a for a in j.outvars if type(a) is Var}
     # Walking backwards, a fusible equation joins the group of its consumers when they
     # are all fusible and all in one group; otherwise it roots a group of its own.
-    group: dict[int, int] = {}
+    group: dict[int, JaxprEqn] = {}
     for eqn in reversed(j.eqns):
-        if not _fusible(eqn):
+        if not fusible(eqn):
             continue
         out = eqn.outvars[0]
-        roots = {group.get(id(c)) for c in consumers.get(out, ())}
-        if out not in outputs and len(roots) == 1 and None not in roots:
-            group[id(eqn)] = roots.pop()
-        else:
-            group[id(eqn)] = id(eqn)
+        users = consumers.get(out, ())
+        roots = {id(group[id(c)]) if id(c) in group else None for c in users}
+        root = group.get(id(users[0])) if users else None
+        joins = out not in outputs and len(roots) == 1 and root is not None
+        group[id(eqn)] = root if joins and same_group(eqn, root) else eqn
     members: dict[int, list[JaxprEqn]] = {}
     for eqn in j.eqns:
         if id(eqn) in group:
-            members.setdefault(group[id(eqn)], []).append(eqn)
+            members.setdefault(id(group[id(eqn)]), []).append(eqn)
     new_eqns = []
     for eqn in j.eqns:
         if id(eqn) not in group:
             new_eqns.append(eqn)
-        elif group[id(eqn)] == id(eqn):  # a root: emit its whole group here
+        elif group[id(eqn)] is eqn:  # a root: emit its whole group here
             eqns = members[id(eqn)]
-            fused = _build_kernels(eqns) if len(eqns) >= FUSE_MIN_OPS else None
+            fused = build(eqns) if len(eqns) >= FUSE_MIN_OPS else None
             new_eqns.extend(fused if fused is not None else eqns)
     return ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.outvars, new_eqns), closed.consts)
 

@@ -27,8 +27,13 @@ ANY = BOOL + NUMERIC
 INT_OR_BOOL = BOOL + INT
 
 
+_KINDS = {d: "f" if d == dtypes.bfloat16 else d.kind for d in dtypes.all_dtypes}
+
+
 def kind(dtype: np.dtype) -> str:
-    return "f" if dtype == dtypes.bfloat16 else np.dtype(dtype).kind
+    """NumPy's dtype kind letter, with bfloat16 counted as a float ("f")."""
+    k = _KINDS.get(dtype)
+    return k if k is not None else np.dtype(dtype).kind
 
 
 def broadcast_shapes(name: str, *shapes: Sequence[int]) -> tuple[int, ...]:
@@ -130,10 +135,11 @@ def operand_dtype(*xs: Any) -> np.dtype | None:
 
 def hashable_shape(shape: Any, name: str) -> tuple[int, ...]:
     """A static shape as a tuple of ints, with a clear error for traced sizes."""
-    if isinstance(shape, (int, np.integer)) or (isinstance(shape, core.Tracer) and shape.ndim == 0):
+    if type(shape) is not tuple and (isinstance(shape, (int, np.integer)) or (
+            isinstance(shape, core.Tracer) and shape.ndim == 0)):
         shape = (shape,)
     try:
-        return tuple(int(d) for d in shape)
+        return tuple(map(int, shape))
     except TypeError as e:  # includes ConcretizationTypeError for traced sizes
         raise TypeError(f"{name}: shapes must be static Python ints, got {shape!r}. "
                         "Shapes cannot depend on traced values; pass sizes as static "

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fungrad._core import core, dtypes
+from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
@@ -145,20 +146,40 @@ def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_e
 _WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
 
 
-def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
+@functools.lru_cache(maxsize=1024)
+def _matmul_plan(lhs_shape: tuple, rhs_shape: tuple, dimension_numbers: tuple) -> tuple:
+    """How to run a contraction as one ``matmul``: each operand's permutation to
+    (batch, free, contract) / (batch, contract, free) (None when already in that order),
+    the 2-D or 3-D shapes to view them as, and the output shape; first, whether it is a
+    plain (m, k) @ (k, n) product. Cached per signature so eager calls do no index
+    bookkeeping."""
     (lc, rc), (lb, rb) = dimension_numbers
-    out_shape = _dot_general_shape(lhs.shape, rhs.shape, dimension_numbers)
+    lf = _remaining(range(len(lhs_shape)), lc, lb)
+    rf = _remaining(range(len(rhs_shape)), rc, rb)
+    size = lambda shape, dims: prod(shape[d] for d in dims)
+    b, m, k = size(lhs_shape, lb), size(lhs_shape, lf), size(lhs_shape, lc)
+    n = size(rhs_shape, rf)
+    lhs_perm, rhs_perm = (*lb, *lf, *lc), (*rb, *rc, *rf)
+    identity = lambda perm: perm == tuple(range(len(perm)))
+    lhs_view, rhs_view = (b, m, k) if b != 1 else (m, k), (b, k, n) if b != 1 else (k, n)
+    plain = (identity(lhs_perm) and identity(rhs_perm) and lhs_view == lhs_shape
+             and rhs_view == rhs_shape and len(lhs_shape) == len(rhs_shape) == 2)
+    return (plain, None if identity(lhs_perm) else lhs_perm, lhs_view,
+            None if identity(rhs_perm) else rhs_perm, rhs_view,
+            _dot_general_shape(lhs_shape, rhs_shape, dimension_numbers))
+
+
+def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
+    plain, lhs_perm, lhs_view, rhs_perm, rhs_view, out_shape = _matmul_plan(
+        lhs.shape, rhs.shape, dimension_numbers)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
     compute = _WIDEN.get(out_dtype, out_dtype)
+    if plain and lhs.dtype == compute == rhs.dtype:  # a plain matrix product: (m, k) @ (k, n)
+        return xp.matmul(lhs, rhs).astype(out_dtype, copy=False)
     lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
-    lf = _remaining(range(lhs.ndim), lc, lb)
-    rf = _remaining(range(rhs.ndim), rc, rb)
-    sizes = lambda shape, dims: prod(shape[d] for d in dims)
-    b, m, k, n = sizes(lhs.shape, lb), sizes(lhs.shape, lf), sizes(lhs.shape, lc), sizes(rhs.shape, rf)
-    a = xp.transpose(lhs, (*lb, *lf, *lc)).reshape(b, m, k)
-    c = xp.transpose(rhs, (*rb, *rc, *rf)).reshape(b, k, n)
-    out = xp.matmul(a[0], c[0]) if b == 1 else xp.matmul(a, c)
-    return out.reshape(out_shape).astype(out_dtype, copy=False)
+    a = (lhs if lhs_perm is None else lhs.transpose(lhs_perm)).reshape(lhs_view)
+    c = (rhs if rhs_perm is None else rhs.transpose(rhs_perm)).reshape(rhs_view)
+    return xp.matmul(a, c).reshape(out_shape).astype(out_dtype, copy=False)
 
 
 # --------------------------------------------------------------------------- transposes
@@ -253,19 +274,29 @@ def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = Non
     ``lhs``, then those of ``rhs``. ``preferred_element_type`` sets the
     accumulation and output dtype (e.g. int8 x int8 -> int32).
     """
-    lhs, rhs = _operands(lhs, rhs)
+    if type(lhs) is not Array or type(rhs) is not Array:
+        lhs, rhs = _operands(lhs, rhs)
     try:
-        (lc, rc), (lb, rb) = dimension_numbers
-    except (TypeError, ValueError) as e:
-        raise TypeError("dot_general: dimension_numbers must be ((lhs_contract, rhs_contract), "
-                        f"(lhs_batch, rhs_batch)), got {dimension_numbers!r}") from e
-    dnums = ((_index_tuple(lc, "lhs_contract"), _index_tuple(rc, "rhs_contract")),
-             (_index_tuple(lb, "lhs_batch"), _index_tuple(rb, "rhs_batch")))
+        dnums = _canonical_dimension_numbers(dimension_numbers)
+    except TypeError:  # unhashable (lists): the same canonicalisation, uncached
+        dnums = _canonical_dimension_numbers.__wrapped__(dimension_numbers)
     preferred = None if preferred_element_type is None else dtypes.canonicalize_dtype(
         preferred_element_type)
     return dot_general_p.bind(lhs, rhs, dimension_numbers=dnums,
                               precision=canonicalize_precision(precision),
                               preferred_element_type=preferred)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_dimension_numbers(dimension_numbers: Any) -> tuple:
+    """``dimension_numbers`` as nested tuples of ints, or a ``TypeError`` saying the form."""
+    try:
+        (lc, rc), (lb, rb) = dimension_numbers
+    except (TypeError, ValueError) as e:
+        raise TypeError("dot_general: dimension_numbers must be ((lhs_contract, rhs_contract), "
+                        f"(lhs_batch, rhs_batch)), got {dimension_numbers!r}") from e
+    return ((_index_tuple(lc, "lhs_contract"), _index_tuple(rc, "rhs_contract")),
+            (_index_tuple(lb, "lhs_batch"), _index_tuple(rb, "rhs_batch")))
 
 
 def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any = None, *,

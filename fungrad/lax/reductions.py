@@ -8,6 +8,7 @@ and round once at the end. Reductions over empty axes give the identity
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,7 +24,13 @@ def _axes(x: Any, axes: Sequence[int], name: str) -> tuple[int, ...]:
     ndim = core.get_aval(x).ndim
     if isinstance(axes, (int, np.integer)):
         axes = (axes,)
-    return tuple(sorted({canonicalize_axis(int(a), ndim, name) for a in axes}))
+    return _canonical_axes(tuple(int(a) for a in axes), ndim, name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_axes(axes: tuple[int, ...], ndim: int, name: str) -> tuple[int, ...]:
+    """Sorted, unique, non-negative axes (cached: the same few recur on every call)."""
+    return tuple(sorted({canonicalize_axis(a, ndim, name) for a in axes}))
 
 
 def _reduced_shape(shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
@@ -68,11 +75,15 @@ def _reducer(name, impl, kinds, keep_weak=True):
     return prim
 
 
-def _accumulate(xp, reduce_fn, x, axes):
-    """``reduce_fn`` over ``axes``, accumulating 16-bit floats in float32."""
-    if x.dtype in (dtypes.bfloat16, dtypes.float16):
-        return reduce_fn(x, axis=axes, dtype=np.float32).astype(x.dtype)
-    return xp.asarray(reduce_fn(x, axis=axes, dtype=x.dtype))
+_HALF_FLOATS = frozenset({dtypes.bfloat16, np.dtype(np.float16)})
+
+
+def _accumulate(xp, method: str, x, axes):
+    """The array method ``method`` (``sum``/``prod``) over ``axes``, accumulating 16-bit
+    floats in float32. (The method skips NumPy's function-level dispatch.)"""
+    if x.dtype in _HALF_FLOATS:
+        return getattr(x, method)(axis=axes, dtype=np.float32).astype(x.dtype)
+    return xp.asarray(getattr(x, method)(axis=axes, dtype=x.dtype))
 
 
 def _wrapper(prim, doc):
@@ -93,7 +104,7 @@ def _reduce_sum_transpose(ct, x, *, axes):
     return [broadcast_in_dim(ct, shape, kept)]
 
 
-reduce_sum_p = _reducer("reduce_sum", lambda xp, x, *, axes: _accumulate(xp, xp.sum, x, axes),
+reduce_sum_p = _reducer("reduce_sum", lambda xp, x, *, axes: _accumulate(xp, "sum", x, axes),
                         NUMERIC)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
 reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
@@ -138,7 +149,7 @@ def _reduce_prod_jvp(primals, tangents, *, axes):
     return jvp(_reduce_prod_tree, (flat_x,), (flat_t,))
 
 
-reduce_prod_p = _reducer("reduce_prod", lambda xp, x, *, axes: _accumulate(xp, xp.prod, x, axes),
+reduce_prod_p = _reducer("reduce_prod", lambda xp, x, *, axes: _accumulate(xp, "prod", x, axes),
                          NUMERIC)
 ad.def_jvp(reduce_prod_p, _reduce_prod_jvp)
 reduce_prod = _wrapper(reduce_prod_p, "Product over ``axes`` (``jax.lax.reduce_prod``).")

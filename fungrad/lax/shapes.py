@@ -43,7 +43,7 @@ def _broadcast_in_dim_impl(xp, x, *, shape, broadcast_dimensions):
     expanded = [1] * len(shape)
     for i, d in enumerate(broadcast_dimensions):
         expanded[d] = x.shape[i]
-    return xp.broadcast_to(xp.reshape(x, expanded), shape)
+    return xp.broadcast_to(x.reshape(expanded), shape)
 
 
 def _broadcast_in_dim_abstract(x, *, shape, broadcast_dimensions):
@@ -108,7 +108,7 @@ def _reshape_batch(axis_size, vals, dims, *, new_sizes):
 
 
 reshape_p = Primitive("reshape")
-reshape_p.def_impl(lambda xp, x, *, new_sizes: xp.reshape(x, new_sizes))
+reshape_p.def_impl(lambda xp, x, *, new_sizes: x.reshape(new_sizes))
 reshape_p.def_abstract_eval(_reshape_abstract)
 ad.deflinear(reshape_p, lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
 batching.def_batch(reshape_p, _reshape_batch)
@@ -143,7 +143,7 @@ def _transpose_batch(axis_size, vals, dims, *, permutation):
 
 
 transpose_p = Primitive("transpose")
-transpose_p.def_impl(lambda xp, x, *, permutation: xp.transpose(x, permutation))
+transpose_p.def_impl(lambda xp, x, *, permutation: x.transpose(permutation))
 transpose_p.def_abstract_eval(_transpose_abstract)
 ad.deflinear(transpose_p, _transpose_transpose)
 batching.def_batch(transpose_p, _transpose_batch)
@@ -174,7 +174,7 @@ def _squeeze_batch(axis_size, vals, dims, *, dimensions):
 
 
 squeeze_p = Primitive("squeeze")
-squeeze_p.def_impl(lambda xp, x, *, dimensions: xp.squeeze(x, axis=dimensions))
+squeeze_p.def_impl(lambda xp, x, *, dimensions: x.squeeze(axis=dimensions))
 squeeze_p.def_abstract_eval(_squeeze_abstract)
 ad.deflinear(squeeze_p, lambda ct, x, *, dimensions: [reshape(ct, x.aval.shape)])
 batching.def_batch(squeeze_p, _squeeze_batch)
@@ -218,7 +218,10 @@ batching.def_batch(rev_p, lambda n, vals, dims, *, dimensions: (
 def convert_element_type(operand: Any, new_dtype: Any, weak_type: bool = False) -> Any:
     """Cast ``operand`` to ``new_dtype`` (canonicalised: float64 -> float32 without x64)."""
     new_dtype = dtypes.canonicalize_dtype(new_dtype)
-    if not isinstance(operand, (core.Tracer, Array)):  # a constant: convert it right away
+    if type(operand) is Array:  # eager: often already of that type (callers convert freely)
+        if operand._value.dtype == new_dtype and operand.weak_type == weak_type:
+            return operand
+    elif not isinstance(operand, core.Tracer):  # a constant: convert it right away
         value = _convert_impl(np, np.asarray(operand), new_dtype=new_dtype, weak_type=weak_type)
         return Array(value[()] if value.ndim == 0 else value, bool(weak_type))
     aval = core.get_aval(operand)

@@ -3,12 +3,14 @@
 reshapes/transposes) where a contraction is involved."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
+from fungrad._core.array import Array
 from fungrad.numpy._shape import moveaxis
 from fungrad.numpy._ufuncs import multiply, subtract
 from fungrad.numpy._ufuncs_math import conjugate
@@ -18,6 +20,9 @@ from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensu
 
 def _prepare(fname: str, a: Any, b: Any, preferred_element_type: Any) -> tuple:
     """Promote ``a`` and ``b``; return them, the result dtype and its weak type."""
+    if (type(a) is Array and type(b) is Array and preferred_element_type is None
+            and a._value.dtype == b._value.dtype):  # the eager hot path: nothing to promote
+        return a, b, a._value.dtype, a.weak_type and b.weak_type
     a, b = ensure_arraylike(fname, a, b)
     dt, weak = dtypes.result_type(a, b, return_weak_type_flag=True)
     a, b = (lax.convert_element_type(x, dt) for x in (a, b))
@@ -40,7 +45,20 @@ def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any
     dimensions of the other operand, so ``(B, T, d) @ (d, h)`` is one plain contraction.
     """
     a, b, out_dtype, weak = _prepare("matmul", a, b, preferred_element_type)
-    a_shape, b_shape = aval(a).shape, aval(b).shape
+    a_squeeze, b_squeeze, dims, perm = _matmul_plan(aval(a).shape, aval(b).shape)
+    if a_squeeze:
+        a = lax.squeeze(a, a_squeeze)
+    if b_squeeze:
+        b = lax.squeeze(b, b_squeeze)
+    out = _dot_general(a, b, dims, precision, out_dtype, weak)
+    return out if perm is None else lax.transpose(out, perm)
+
+
+@functools.lru_cache(maxsize=1024)
+def _matmul_plan(a_shape: tuple, b_shape: tuple) -> tuple:
+    """``matmul`` of these shapes as one ``dot_general``: the size-1 batch dimensions to
+    squeeze from each side, the dimension numbers, and the output permutation (None when
+    it is the identity). Cached per shape pair: eager calls skip the bookkeeping."""
     for i, s in enumerate((a_shape, b_shape)):
         if not s:
             raise ValueError(f"matmul: input operand {i} must have ndim at least 1, but it has "
@@ -78,14 +96,8 @@ def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any
         else:
             raise ValueError(f"matmul: incompatible batch dimensions: lhs shape {a_shape} and "
                              f"rhs shape {b_shape}")
-    if a_squeeze:
-        a = lax.squeeze(a, tuple(a_squeeze))
-    if b_squeeze:
-        b = lax.squeeze(b, tuple(b_squeeze))
-    a_nd, b_nd = aval(a).ndim, aval(b).ndim
+    a_nd, b_nd = len(a_shape) - len(a_squeeze), len(b_shape) - len(b_squeeze)
     contract = ((a_nd - 1,), ((b_nd - 2) if b_mat else 0,))
-    out = _dot_general(a, b, (contract, (tuple(a_bdims), tuple(b_bdims))), precision,
-                       out_dtype, weak)
     # dot_general output: batch dims, then a's free dims, then b's free dims
     n_batch = len(a_bdims)
     a_free = [d for d in range(a_nd) if d not in a_bdims and d != a_nd - 1]
@@ -99,7 +111,9 @@ def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any
         perm.append(a_free_pos[a_nd - 2])
     if b_mat:
         perm.append(b_free_pos[b_nd - 1])
-    return lax.transpose(out, tuple(perm))
+    perm = tuple(perm)
+    return (tuple(a_squeeze), tuple(b_squeeze), (contract, (tuple(a_bdims), tuple(b_bdims))),
+            None if perm == tuple(range(len(perm))) else perm)
 
 
 def dot(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None) -> Any:

@@ -8,12 +8,14 @@ All of them take ``axis`` (None, an int or a tuple, negative allowed) and
 from __future__ import annotations
 
 import builtins
+import functools
 from typing import Any, Callable
 
 import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
+from fungrad.config import config
 from fungrad._core.util import prod as _prod
 from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axes, canonicalize_axis,
                                  check_user_dtype, ensure_arraylike, promote_dtypes_inexact,
@@ -84,11 +86,9 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
         if builtins.any(shape[d] == 0 for d in axes):
             raise ValueError(f"zero-size array to reduction operation {r.name} which has no "
                              "identity")
-    user_dtype = check_user_dtype(dtype, r.name)
-    result_dtype = user_dtype or (promote_integer_dtype(aval(a).dtype) if promote_integers
-                                  else aval(a).dtype)
-    comp_dtype = _upcast_f16(result_dtype) if upcast_f16 and dtypes.is_inexact(
-        result_dtype) else result_dtype
+    result_dtype, comp_dtype = _reduction_dtypes(aval(a).dtype, check_user_dtype(dtype, r.name),
+                                                 promote_integers, upcast_f16,
+                                                 config.enable_x64)
     a = lax.convert_element_type(a, comp_dtype)
     reduce, op = r.fns(comp_dtype)
     if where is not None:
@@ -105,8 +105,18 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     return lax.convert_element_type(result, result_dtype)
 
 
+@functools.lru_cache(maxsize=256)
+def _reduction_dtypes(dtype: np.dtype, user_dtype: np.dtype | None, promote_integers: bool,
+                      upcast_f16: bool, x64: bool) -> tuple[np.dtype, np.dtype]:
+    """The result dtype of a reduction and the dtype it computes in (16-bit floats
+    accumulate in float32). Cached: it is asked on every call; ``x64`` keys the cache
+    because the default integer width depends on it."""
+    result = user_dtype or (promote_integer_dtype(dtype) if promote_integers else dtype)
+    return result, _upcast_f16(result) if upcast_f16 and dtypes.is_inexact(result) else result
+
+
 def _to_numeric(a: Any) -> Any:
-    return promote_dtypes_numeric(a)[0]
+    return a if aval(a).dtype != np.bool_ else promote_dtypes_numeric(a)[0]
 
 
 def _to_bool(a: Any) -> Any:

@@ -7,6 +7,7 @@ are cheaper as slices, and their transposes (pads) are cheap too.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,6 +43,15 @@ def _axis_tuple(axis: Any) -> tuple:
 # --------------------------------------------------------------------------- reshape
 
 def _compute_newshape(fname: str, size: int, newshape: Any) -> tuple[int, ...]:
+    """``newshape`` (an int or a sequence; one entry may be -1) resolved for ``size``
+    elements, or an error naming ``fname``."""
+    if type(newshape) is tuple and all(type(d) is int for d in newshape):
+        return _resolve_newshape(fname, size, newshape)  # the common case, cached
+    return _resolve_newshape.__wrapped__(fname, size, newshape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolve_newshape(fname: str, size: int, newshape: Any) -> tuple[int, ...]:
     if isinstance(newshape, (int, np.integer)) or (isinstance(newshape, (Tracer,))
                                                     and not aval(newshape).shape):
         newshape = (newshape,)

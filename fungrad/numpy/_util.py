@@ -32,6 +32,8 @@ def check_arraylike(fname: str, *args: Any) -> None:
 
 def ensure_arraylike(fname: str, *args: Any) -> Any:
     """Check ``args`` and convert them to fungrad arrays (one value for one arg)."""
+    if len(args) == 1 and type(args[0]) is Array:
+        return args[0]
     check_arraylike(fname, *args)
     out = [as_operand(a) for a in args]
     return out[0] if len(out) == 1 else out

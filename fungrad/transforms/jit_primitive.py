@@ -30,6 +30,7 @@ import numpy as np
 from fungrad._core import core, dtypes
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
 from fungrad.compiler import codegen, passes
+from fungrad.compiler.lowering import def_lowering
 from fungrad.errors import UnexpectedTracerError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
@@ -242,3 +243,18 @@ class _SubjaxprRunner:
 
 
 control_flow_common.set_jaxpr_compiler(_SubjaxprRunner)
+
+
+def _cond_lowering(ctx, eqn, args, out):
+    """``cond`` in compiled code: the clamped index picks a branch runner directly (the
+    impl's semantics without the per-call lookups of ``run_jaxpr``)."""
+    runners = [_SubjaxprRunner(b) for b in eqn.params["branches"]]
+    last, xp = len(runners) - 1, ctx.xp
+
+    def cond(index, *ops):
+        i = int(index)
+        return runners[0 if i < 0 else (i if i < last else last)](xp, ops)
+    return f"{ctx.const(cond, 'cond')}({', '.join(args)})"
+
+
+def_lowering("cond", _cond_lowering)

@@ -1,0 +1,143 @@
+"""Blocked fusion: a group of elementwise equations runs block by block.
+
+A fused group (see ``fusion``) over a large result becomes one ``fused_blocks``
+equation whose kernel walks the result in blocks of about ``BLOCK_ELEMS``
+elements and runs the whole group on each block before moving on: the same NumPy
+ufunc calls as unfused code (so the same results, bit for bit), but on operands
+small enough to stay in the L2 cache, so each operand is read from memory once
+and the intermediates never leave the cache.
+
+The block body is ordinary generated code (``codegen.compile_jaxpr`` of the group
+with block-sized types): its intermediates live in its arena, its result is written
+into the block of the output. Operands are viewed as ``(rows, *rest)``: the result's
+leading axes are merged into rows and split into blocks, and an operand either
+spans those axes (it is sliced with the block) or is broadcast along all of them
+(it is passed whole, e.g. a bias row or a scalar).
+
+Blocks pay ~0.5 µs of Python per op, so groups over results smaller than
+``MIN_SIZE`` elements stay unfused (``benchmarks/bench_jit.py --fusion`` measures
+the crossover).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Primitive, ShapedArray, Var
+from fungrad.compiler.lowering import DEFAULT, UFUNCS, def_lowering, lowering_for
+
+BLOCK_ELEMS = 16384   # elements of the result per block (64 KiB of float32)
+MIN_SIZE = 1 << 20    # results smaller than this stay unfused
+
+# Primitives a block body may contain (those with a specialised elementwise lowering).
+_ELEMENTWISE = set(UFUNCS) | {"square", "integer_pow", "select_n", "convert_element_type"}
+
+
+def _fused_impl(xp, *args, kernel, n_ops):
+    return kernel(*args)
+
+
+def _fused_abstract(*avals, kernel, n_ops):
+    raise TypeError("fused_blocks only exists inside compiled executables")
+
+
+fused_blocks_p = Primitive("fused_blocks")
+fused_blocks_p.def_impl(_fused_impl)
+fused_blocks_p.def_abstract_eval(_fused_abstract)
+
+
+def _fused_lowering(ctx, eqn, args, out):
+    kernel = ctx.const(eqn.params["kernel"], "blocked")
+    return f"{kernel}({', '.join(args)}{', out=' + out if out else ''})"
+
+
+# The kernel writes its output after reading each block of its operands: never in place.
+def_lowering("fused_blocks", _fused_lowering, fresh=True, out="separate")
+
+
+def fusible(eqn: JaxprEqn) -> bool:
+    """An elementwise equation with a specialised lowering and a large enough result."""
+    if eqn.primitive.name not in _ELEMENTWISE or len(eqn.outvars) != 1:
+        return False
+    out = eqn.outvars[0].aval
+    return out.size >= MIN_SIZE and out.dtype.isbuiltin == 1 and \
+        all(a.aval.dtype.isbuiltin == 1 for a in eqn.invars) and lowering_for(eqn) is not DEFAULT
+
+
+def same_group(eqn: JaxprEqn, root: JaxprEqn) -> bool:
+    """Members of a group all have the root's result shape."""
+    return eqn.outvars[0].aval.shape == root.outvars[0].aval.shape
+
+
+def build(eqns: list[JaxprEqn], xp: Any) -> list[JaxprEqn] | None:
+    """The ``fused_blocks`` equation computing the group (root last), or None when its
+    operands do not block (or the result is a single block)."""
+    root = eqns[-1].outvars[0]
+    shape = root.aval.shape
+    produced = {e.outvars[0] for e in eqns}
+    inputs: list[Var] = []
+    for e in eqns:
+        for a in e.invars:
+            if type(a) is Var and a not in produced and a not in inputs:
+                inputs.append(a)
+    padded = [(1,) * (len(shape) - a.aval.ndim) + a.aval.shape for a in inputs]
+    split = _split_axis(shape, padded)
+    rows, rest = math.prod(shape[:split]), shape[split:]
+    step = max(1, BLOCK_ELEMS // max(1, math.prod(rest)))
+    if rows < 2 * step:
+        return None
+    spans = [p[:split] == shape[:split] for p in padded]
+    body = _block_body(eqns, inputs, padded, spans, split, step, xp)
+    tail = _block_body(eqns, inputs, padded, spans, split, rows % step, xp) if rows % step \
+        else None
+    views = [((rows,) if s else ()) + p[split:] for p, s in zip(padded, spans)]
+    kernel = _kernel(xp, shape, root.aval.dtype, (rows, *rest), views, spans, step, body, tail)
+    return [JaxprEqn(fused_blocks_p, list(inputs), [root], {"kernel": kernel,
+                                                            "n_ops": len(eqns)})]
+
+
+def _split_axis(shape: tuple, padded: list[tuple]) -> int:
+    """The most leading axes of ``shape`` that every operand spans or is broadcast along."""
+    for k in range(len(shape), 0, -1):
+        if all(p[:k] == shape[:k] or all(d == 1 for d in p[:k]) for p in padded):
+            return k
+    return 0
+
+
+def _block_body(eqns: list[JaxprEqn], inputs: list[Var], padded: list[tuple], spans: list[bool],
+                split: int, rows: int, xp: Any) -> Callable:
+    """The group compiled for blocks of ``rows`` rows: ``body(*operand_blocks, out_block)``."""
+    env: dict[Var, Var] = {}
+    for v, p, s in zip(inputs, padded, spans):
+        env[v] = Var(ShapedArray(((rows,) if s else ()) + p[split:], v.aval.dtype))
+    new_eqns = []
+    for e in eqns:
+        out = e.outvars[0]
+        env[out] = Var(ShapedArray((rows, *out.aval.shape[split:]), out.aval.dtype))
+        new_eqns.append(JaxprEqn(e.primitive, [env.get(a, a) if type(a) is Var else a
+                                               for a in e.invars], [env[out]], e.params))
+    jaxpr = Jaxpr([], [env[v] for v in inputs], [env[eqns[-1].outvars[0]]], new_eqns)
+    from fungrad.compiler.codegen import compile_jaxpr
+    return compile_jaxpr(ClosedJaxpr(jaxpr, []), xp=xp, name="block", optimize=False, fuse=False,
+                         out_args=True).fn
+
+
+def _kernel(xp: Any, shape: tuple, dtype: np.dtype, rows_shape: tuple, views: list[tuple],
+            spans: list[bool], step: int, body: Callable, tail: Callable | None) -> Callable:
+    rows = rows_shape[0]
+    end = rows - rows % step
+
+    def blocked(*xs, out=None):
+        if out is None or not out.flags.c_contiguous:  # a view of it must be the output
+            out = xp.empty(shape, dtype)
+        o = out.reshape(rows_shape)
+        vs = [x.reshape(v) for x, v in zip(xs, views)]
+        for lo in range(0, end, step):
+            hi = lo + step
+            body(*[v[lo:hi] if s else v for v, s in zip(vs, spans)], o[lo:hi])
+        if tail is not None:
+            tail(*[v[end:] if s else v for v, s in zip(vs, spans)], o[end:])
+        return out
+    return blocked
