@@ -1,16 +1,19 @@
 """One AdamW step over a 10M-parameter tree: fungrad.jit vs optax under jax.jit.
 
-Prints milliseconds per step and the ratio. Run: python benchmarks/bench_optim.py
+Prints milliseconds per step (minimum and median over alternating rounds), the ratio
+and the load average. ``--strategy`` picks fungrad's CPU fusion strategy.
+Run: python benchmarks/bench_optim.py [--strategy blocked|numpy|numexpr]
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_us, row  # noqa: E402
+from _timing import interleaved, load_average, row  # noqa: E402
 
 import fungrad  # noqa: E402
 import fungrad.numpy as fnp  # noqa: E402
@@ -26,12 +29,20 @@ def _tree(rng: np.random.Generator) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--strategy", default=None, help="fungrad fusion strategy")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
     import jax
     import optax
+    from fungrad.compiler import fusion
+    if args.strategy:
+        fusion.set_strategy(args.strategy)
     rng = np.random.default_rng(0)
     params, grads = _tree(rng), _tree(rng)
     n = sum(p.size for p in fungrad.tree.leaves(params))
-    print(f"AdamW step over {n / 1e6:.1f}M float32 parameters (jax {jax.__version__})")
+    print(f"AdamW step over {n / 1e6:.1f}M float32 parameters (jax {jax.__version__}, fungrad "
+          f"fusion {fusion.strategy()!r}), load {load_average()}")
 
     fg_opt = optim.adamw(1e-3, weight_decay=0.01)
     fg_p, fg_g = fungrad.tree.map(fnp.asarray, params), fungrad.tree.map(fnp.asarray, grads)
@@ -54,10 +65,14 @@ def main() -> None:
         jx_state["p"], jx_state["s"] = jx_step(jx_state["p"], jx_state["s"], jx_g)
         return jx_state["p"]
 
-    sync = lambda p: jax.block_until_ready(p)
-    t_fg = best_us(run_fg, number=5, repeat=5) / 1e3
-    t_jax = best_us(run_jax, number=5, repeat=5, sync=sync) / 1e3
-    print(row("adamw step (ms)", fungrad=t_fg, jax_optax=t_jax, ratio=t_fg / t_jax))
+    times = interleaved({"fungrad": run_fg, "jax": lambda: jax.block_until_ready(run_jax())},
+                        rounds=args.rounds, number=3)
+    (fg_min, fg_med), (jx_min, jx_med) = times["fungrad"], times["jax"]
+    print(row("adamw step min (ms)", fungrad=fg_min * 1e3, jax_optax=jx_min * 1e3,
+              ratio=fg_min / jx_min))
+    print(row("adamw step median (ms)", fungrad=fg_med * 1e3, jax_optax=jx_med * 1e3,
+              ratio=fg_med / jx_med))
+    print(f"load {load_average()}")
 
 
 if __name__ == "__main__":
