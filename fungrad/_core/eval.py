@@ -2,8 +2,9 @@
 
 ``EvalTrace.process_primitive`` unwraps ``Array`` buffers, runs the primitive's
 backend implementation and wraps the result. It is the eager hot path, so it
-does as little as possible: no abstract evaluation, one dict lookup for the
-backend module, and NumPy errors turned into errors that name the primitive.
+does as little as possible: no abstract evaluation, and NumPy errors turned into
+errors that name the primitive. The array module is NumPy unless a device buffer
+(CuPy) is among the operands; host operands then follow it to its device.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
 from fungrad.errors import MissingRuleError, UnexpectedTracerError
 
-_NUMPY_TYPES = (np.ndarray, np.generic)
+_ndarray = np.ndarray
 
 
 def _describe(args: Sequence[Any]) -> str:
@@ -34,12 +35,12 @@ def _raise_clear_error(prim: Primitive, args: Sequence[Any], params: dict, err: 
                     f"{params or 'no params'}: {err}") from err
 
 
-def _array_module(vals: Sequence[Any]) -> Any:
-    """The array module of the first buffer among ``vals`` (Python scalars have none)."""
-    for v in vals:
-        if not isinstance(v, (bool, int, float, complex)):
-            return np if isinstance(v, _NUMPY_TYPES) else backends.xp_of(v)
-    return np
+def _on_device(vals: list, device_buffer: Any) -> tuple[Any, list]:
+    """The array module of ``device_buffer`` and ``vals`` with every host value moved to
+    its device. Host values are uncommitted, as in JAX: constants that ``full``, ``iota``
+    or a gradient's seed made on the host follow the device array they meet."""
+    return backends.xp_of(device_buffer), [
+        backends.to_device_of(v, device_buffer) if backends.is_host(v) else v for v in vals]
 
 
 class EvalTrace(core.Trace):
@@ -49,20 +50,27 @@ class EvalTrace(core.Trace):
         super().__init__(None)
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
-        vals, all_weak = [], True
+        vals, all_weak, device_buffer = [], True, None
         for a in args:
             if type(a) is Array:
-                vals.append(a._value)
+                v = a._value
+                vals.append(v)
                 all_weak = all_weak and a.weak_type
+                if type(v) is not _ndarray and device_buffer is None and not backends.is_host(v):
+                    device_buffer = v
             elif isinstance(a, Tracer):
                 raise UnexpectedTracerError(a, f"It reached eager evaluation of {prim}. ")
-            else:  # a raw NumPy value or Python scalar (weak when a Python number)
+            else:  # a raw buffer or Python scalar (weak when a Python number)
                 vals.append(a)
                 all_weak = all_weak and isinstance(a, (int, float, complex)) and not isinstance(a, bool)
+                if device_buffer is None and not backends.is_host(a):
+                    device_buffer = a
         impl = prim.impl
         if impl is None:
             raise MissingRuleError(prim, "implementation")
-        xp = np if not vals or isinstance(vals[0], _NUMPY_TYPES) else _array_module(vals)
+        xp = np
+        if device_buffer is not None:
+            xp, vals = _on_device(vals, device_buffer)
         try:
             out = impl(xp, *vals, **params)
         except (ValueError, TypeError, IndexError) as e:

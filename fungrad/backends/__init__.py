@@ -58,6 +58,21 @@ def xp_of(value: Any) -> Any:
     return __import__("cupy")
 
 
+def is_host(value: Any) -> bool:
+    """Whether ``value`` is a host value (a NumPy buffer or a Python scalar)."""
+    return isinstance(value, _NUMPY_TYPES + (bool, int, float, complex))
+
+
+def to_device_of(value: Any, buffer: Any) -> Any:
+    """Host ``value`` copied to the device holding ``buffer`` (Python scalars stay: every
+    array module combines them with its own arrays)."""
+    if isinstance(value, (bool, int, float, complex)):
+        return value
+    xp = xp_of(buffer)
+    with xp.cuda.Device(buffer.device.id):
+        return xp.asarray(value)
+
+
 def device_of(value: Any) -> Device:
     if isinstance(value, _NUMPY_TYPES):
         return CPU
