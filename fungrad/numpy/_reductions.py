@@ -43,13 +43,12 @@ class _Reducer:
     def __init__(self, name: str, reduce: str, op: str, init: float, has_identity: bool = True,
                  bool_reduce: str | None = None, bool_op: str | None = None) -> None:
         self.name, self.init, self.has_identity = name, init, has_identity
-        self._names = (reduce, op, bool_reduce or reduce, bool_op or op)
+        self._fns = ((getattr(lax, f"{reduce}_p"), getattr(lax, op)),
+                     (getattr(lax, f"{bool_reduce or reduce}_p"), getattr(lax, bool_op or op)))
 
-    def fns(self, dtype: np.dtype) -> tuple[Callable, Callable]:
-        reduce, op, breduce, bop = self._names
-        if dtype == np.bool_:
-            reduce, op = breduce, bop
-        return getattr(lax, reduce), getattr(lax, op)
+    def fns(self, dtype: np.dtype) -> tuple[Any, Callable]:
+        """The reduction primitive and the binary op for ``dtype`` (bools reduce logically)."""
+        return self._fns[dtype.kind == "b"]
 
 
 _SUM = _Reducer("sum", "reduce_sum", "add", 0, bool_reduce="reduce_or", bool_op="bitwise_or")
@@ -74,7 +73,8 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
                where: Any, *, preproc: Callable | None = None, promote_integers: bool = False,
                upcast_f16: bool = False) -> Any:
     a = ensure_arraylike(r.name, a)
-    where = _check_where(r.name, where)
+    if where is not None:
+        where = _check_where(r.name, where)
     if preproc is not None:
         a = preproc(a)
     shape = aval(a).shape
@@ -86,14 +86,14 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
         if builtins.any(shape[d] == 0 for d in axes):
             raise ValueError(f"zero-size array to reduction operation {r.name} which has no "
                              "identity")
-    result_dtype, comp_dtype = _reduction_dtypes(aval(a).dtype, check_user_dtype(dtype, r.name),
-                                                 promote_integers, upcast_f16,
-                                                 config.enable_x64)
+    result_dtype, comp_dtype = _reduction_dtypes(
+        aval(a).dtype, None if dtype is None else check_user_dtype(dtype, r.name),
+        promote_integers, upcast_f16, config.enable_x64)
     a = lax.convert_element_type(a, comp_dtype)
-    reduce, op = r.fns(comp_dtype)
+    reduce_p, op = r.fns(comp_dtype)
     if where is not None:
         a = _where(where, a, _init_value(comp_dtype, r.init))
-    result = reduce(a, axes)
+    result = reduce_p.bind(a, axes=tuple(sorted(axes)))  # axes are canonical already
     if initial is not None:
         init = ensure_arraylike(r.name, initial)
         if aval(init).ndim:
