@@ -11,6 +11,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array
+from fungrad.lax.dot import canonicalize_precision
 from fungrad.numpy._shape import moveaxis
 from fungrad.numpy._ufuncs import multiply, subtract
 from fungrad.numpy._ufuncs_math import conjugate
@@ -31,10 +32,16 @@ def _prepare(fname: str, a: Any, b: Any, preferred_element_type: Any) -> tuple:
 
 
 def _dot_general(a: Any, b: Any, dims: Any, precision: Any, out_dtype: np.dtype,
-                 weak: bool) -> Any:
-    out = lax.dot_general(a, b, dims, precision=precision,
-                          preferred_element_type=out_dtype if out_dtype != aval(a).dtype
-                          else None)
+                 weak: bool, canonical: bool = False) -> Any:
+    """``lax.dot_general`` computing in/returning ``out_dtype`` with weak type ``weak``;
+    ``canonical=True`` means ``dims`` are tuples of ints already (bound directly)."""
+    preferred = out_dtype if out_dtype != aval(a).dtype else None
+    if canonical:
+        out = lax.dot_general_p.bind(a, b, dimension_numbers=dims,
+                                     precision=canonicalize_precision(precision),
+                                     preferred_element_type=preferred)
+    else:
+        out = lax.dot_general(a, b, dims, precision=precision, preferred_element_type=preferred)
     return lax.convert_element_type(out, out_dtype, weak)
 
 
@@ -50,7 +57,7 @@ def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any
         a = lax.squeeze(a, a_squeeze)
     if b_squeeze:
         b = lax.squeeze(b, b_squeeze)
-    out = _dot_general(a, b, dims, precision, out_dtype, weak)
+    out = _dot_general(a, b, dims, precision, out_dtype, weak, canonical=True)
     return out if perm is None else lax.transpose(out, perm)
 
 

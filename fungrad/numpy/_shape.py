@@ -78,9 +78,10 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
     shape = newshape if shape is None else shape
     if shape is None:
         raise TypeError("reshape: a new shape is required")
-    new = _compute_newshape("reshape", aval(a).size, shape)
-    if order == "C":
-        return lax.reshape(a, new)
+    a_aval = aval(a)
+    new = _compute_newshape("reshape", a_aval.size, shape)
+    if order == "C":  # ``new`` is canonical: bind directly (lax.reshape would re-check it)
+        return a if new == a_aval.shape else lax.reshape_p.bind(a, new_sizes=new)
     if order == "F":
         nd = aval(a).ndim
         flat = lax.reshape(lax.transpose(a, tuple(range(nd - 1, -1, -1))), (aval(a).size,))
