@@ -58,8 +58,10 @@ def _reduce_batch(prim):
 def checked_impl(name: str, impl, kinds: str):
     """``impl`` refusing operand dtypes outside ``kinds`` (eager evaluation runs no shape
     rule; the error is then reported by the primitive's shape rule)."""
+    accepted = frozenset(d for d in dtypes.all_dtypes if kind(d) in kinds)
+
     def run(xp, x, **params):
-        if kind(x.dtype) not in kinds:
+        if x.dtype not in accepted:
             raise TypeError(f"{name} does not accept dtype {x.dtype.name}")
         return impl(xp, x, **params)
     return run
@@ -78,12 +80,19 @@ def _reducer(name, impl, kinds, keep_weak=True):
 _HALF_FLOATS = frozenset({dtypes.bfloat16, np.dtype(np.float16)})
 
 
-def _accumulate(xp, method: str, x, axes):
-    """The array method ``method`` (``sum``/``prod``) over ``axes``, accumulating 16-bit
-    floats in float32. (The method skips NumPy's function-level dispatch.)"""
-    if x.dtype in _HALF_FLOATS:
-        return getattr(x, method)(axis=axes, dtype=np.float32).astype(x.dtype)
-    return xp.asarray(getattr(x, method)(axis=axes, dtype=x.dtype))
+def _accumulating_impl(ufunc: str, method: str):
+    """Sum or product over ``axes``, accumulating 16-bit floats in float32: NumPy's
+    ``ufunc.reduce`` called directly (its array methods add a Python layer), other array
+    modules' array method."""
+    reduce = getattr(np, ufunc).reduce
+
+    def impl(xp, x, *, axes):
+        if x.dtype in _HALF_FLOATS:
+            return getattr(x, method)(axis=axes, dtype=np.float32).astype(x.dtype)
+        if xp is np:
+            return np.asarray(reduce(x, axis=axes, dtype=x.dtype))
+        return getattr(x, method)(axis=axes, dtype=x.dtype)
+    return impl
 
 
 def _wrapper(prim, doc):
@@ -104,8 +113,7 @@ def _reduce_sum_transpose(ct, x, *, axes):
     return [broadcast_in_dim(ct, shape, kept)]
 
 
-reduce_sum_p = _reducer("reduce_sum", lambda xp, x, *, axes: _accumulate(xp, "sum", x, axes),
-                        NUMERIC)
+reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
 reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
 
@@ -149,8 +157,7 @@ def _reduce_prod_jvp(primals, tangents, *, axes):
     return jvp(_reduce_prod_tree, (flat_x,), (flat_t,))
 
 
-reduce_prod_p = _reducer("reduce_prod", lambda xp, x, *, axes: _accumulate(xp, "prod", x, axes),
-                         NUMERIC)
+reduce_prod_p = _reducer("reduce_prod", _accumulating_impl("multiply", "prod"), NUMERIC)
 ad.def_jvp(reduce_prod_p, _reduce_prod_jvp)
 reduce_prod = _wrapper(reduce_prod_p, "Product over ``axes`` (``jax.lax.reduce_prod``).")
 
