@@ -377,6 +377,9 @@ def test_fusion_leaves_other_dtypes_alone(monkeypatch):
     ((3, 2, 4), (4, 2, 5), (((2,), (0,)), ((1,), (1,)))),
     ((2, 3, 4), (3, 4, 5), (((1, 2), (0, 1)), ((), ()))),
     ((3,), (3,), (((0,), (0,)), ((), ()))),
+    ((2, 3, 4, 5), (2, 3, 5, 6), (((3,), (2,)), ((0, 1), (0, 1)))),   # attention scores
+    ((4, 2, 5, 3), (2, 3, 6, 5), (((2,), (3,)), ((1, 3), (0, 1)))),   # strided batch axes
+    ((2, 3, 4, 5, 6), (2, 3, 5, 6), (((3, 4), (2, 3)), ((0, 1), (0, 1)))),  # merged contraction
 ])
 def test_dot_general_lowering_matches_the_impl(lhs, rhs, dims):
     a = fnp.asarray(RNG.uniform(-1, 1, lhs).astype(np.float32))

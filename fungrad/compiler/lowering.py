@@ -244,11 +244,14 @@ def _dot_general_rule(ctx, eqn, args, out):
         if tuple(shape[p] for p in perm) != new_shape:
             expr = f"{expr}.reshape({new_shape!r})"
         return expr
-    batched = bool(lb)
-    a = arrange(args[0], xs, (*lb, *lf, *lc), (b, m, k) if batched else (m, k))
-    c = arrange(args[1], ys, (*rb, *rc, *rf), (b, k, n) if batched else (k, n))
+    # Several batch axes stay separate (matmul broadcasts over them) when the matrices
+    # are single axes: merging them would copy a transposed operand.
+    single = len(lf) == len(lc) == len(rf) == 1
+    batch = tuple(xs[d] for d in lb) if single else (b,) if lb else ()
+    a = arrange(args[0], xs, (*lb, *lf, *lc), (*batch, m, k))
+    c = arrange(args[1], ys, (*rb, *rc, *rf), (*batch, k, n))
     out_shape = eqn.outvars[0].aval.shape
-    natural = (b, m, n) if batched else (m, n)
+    natural = (*batch, m, n)
     if out:  # a C-contiguous buffer reshapes to a view; otherwise matmul fills a copy
         out = out if out_shape == natural else f"{out}.reshape({natural!r})"
     expr = f"{ctx.const(ctx.xp.matmul, 'matmul')}({a}, {c}{', out=' + out if out else ''})"
