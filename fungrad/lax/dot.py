@@ -144,6 +144,8 @@ def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_e
 # --------------------------------------------------------------------------- implementation
 
 _WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
+_BLAS_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.complex64,
+                                               np.complex128))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -172,10 +174,11 @@ def _matmul_plan(lhs_shape: tuple, rhs_shape: tuple, dimension_numbers: tuple) -
 def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
     plain, lhs_perm, lhs_view, rhs_perm, rhs_view, out_shape = _matmul_plan(
         lhs.shape, rhs.shape, dimension_numbers)
+    if (plain and preferred_element_type is None and lhs.dtype in _BLAS_DTYPES
+            and lhs.dtype == rhs.dtype):  # a plain matrix product: (m, k) @ (k, n)
+        return xp.matmul(lhs, rhs)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
     compute = _WIDEN.get(out_dtype, out_dtype)
-    if plain and lhs.dtype == compute == rhs.dtype:  # a plain matrix product: (m, k) @ (k, n)
-        return xp.matmul(lhs, rhs).astype(out_dtype, copy=False)
     lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
     a = (lhs if lhs_perm is None else lhs.transpose(lhs_perm)).reshape(lhs_view)
     c = (rhs if rhs_perm is None else rhs.transpose(rhs_perm)).reshape(rhs_view)
