@@ -283,3 +283,28 @@ def _jax_layer(W, x, n_repeat):
     for _ in range(n_repeat):
         x = jnp.sin(x @ W)
     return x
+
+
+# ----------------------------------------------------------------------------- weak types
+
+WEAK_CASES = {
+    "sin": lambda m, x: m.sin(x), "tanh_squared": lambda m, x: m.tanh(x) ** 2,
+    "exp_over_x": lambda m, x: m.exp(x) / x, "plus_const": lambda m, x: x + 0.7,
+    "times_const": lambda m, x: 3.0 * m.sqrt(x), "cube": lambda m, x: x ** 3,
+    "maximum": lambda m, x: m.maximum(x, 0.1), "logaddexp": lambda m, x: m.logaddexp(x, 0.7),
+    "arctan2": lambda m, x: m.arctan2(x, 0.7), "hypot": lambda m, x: m.hypot(x, 0.7) * 2.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(WEAK_CASES))
+def test_derivatives_of_python_scalars_keep_weak_types(name):
+    """A Python-float input gives weakly typed tangents and gradients, as in jax (the zeros
+    and constants of derivative rules follow the weak type of what they stand for)."""
+    f = WEAK_CASES[name]
+    ours = (fungrad.jvp(lambda x: f(fnp, x), (0.3,), (1.0,))[1],
+            fungrad.grad(lambda x: f(fnp, x))(0.3))
+    ref = (jax.jvp(lambda x: f(jnp, x), (0.3,), (1.0,))[1],
+           jax.grad(lambda x: f(jnp, x))(0.3))
+    for a, b in zip(ours, ref):
+        assert (a.dtype, a.weak_type) == (b.dtype, b.aval.weak_type), (name, a.aval, b.aval)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)

@@ -48,11 +48,12 @@ class Zero:
 
 
 def zeros_like_aval(aval: ShapedArray) -> Any:
-    """A concrete (or traced) array of zeros."""
+    """A concrete (or traced) array of zeros of ``aval``'s shape, dtype and weak type."""
     if aval.dtype == dtypes.float0:
         return np.zeros(aval.shape, dtypes.float0)
     from fungrad import lax
-    return lax.full(aval.shape, 0, aval.dtype)
+    zero = lax.convert_element_type(0, aval.dtype, aval.weak_type)
+    return lax.broadcast_in_dim(zero, aval.shape, ()) if aval.shape else zero
 
 
 def instantiate(t: Any) -> Any:

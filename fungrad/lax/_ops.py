@@ -82,8 +82,11 @@ def check_operands(name: str, kinds: str, accepted: frozenset, xs: Sequence[Any]
 
 
 def const(like: Any, value: Any) -> Array:
-    """A (strongly typed) scalar ``value`` of ``like``'s dtype, for derivative rules."""
-    return Array(np.asarray(value, core.get_aval(like).dtype)[()])
+    """``value`` as a 0-d array of ``like``'s dtype for derivative rules, weakly typed iff
+    ``like`` is a weakly typed scalar (JAX's ``lax._const``), so a rule applied to a
+    Python-scalar input keeps its tangent weak."""
+    aval = core.get_aval(like)
+    return Array(np.asarray(value, aval.dtype)[()], aval.weak_type and not aval.shape)
 
 
 def broadcast_to_shape(x: Any, shape: tuple) -> Any:
