@@ -90,7 +90,7 @@ def _accumulating_impl(ufunc: str, method: str):
         if x.dtype in _HALF_FLOATS:
             return getattr(x, method)(axis=axes, dtype=np.float32).astype(x.dtype)
         if xp is np:
-            return np.asarray(reduce(x, axis=axes, dtype=x.dtype))
+            return reduce(x, axis=axes, dtype=x.dtype)  # a NumPy scalar for a full reduction
         return getattr(x, method)(axis=axes, dtype=x.dtype)
     return impl
 
@@ -174,12 +174,15 @@ def _identity(dtype: np.dtype, largest: bool) -> Any:
     return np.inf if largest else -np.inf
 
 
-def _chooser_impl(reduce_name: str, largest_identity: bool):
+def _chooser_impl(reduce_name: str, ufunc: str, largest_identity: bool):
+    """Max or min over ``axes`` (NaN propagates); empty axes give the identity."""
+    reduce = getattr(np, ufunc).reduce
+
     def impl(xp, x, *, axes):
         if any(x.shape[a] == 0 for a in axes):
             return xp.full(_reduced_shape(x.shape, axes), _identity(x.dtype, largest_identity),
                            x.dtype)
-        return xp.asarray(getattr(xp, reduce_name)(x, axis=axes))
+        return reduce(x, axis=axes) if xp is np else getattr(x, reduce_name)(axis=axes)
     return impl
 
 
@@ -194,11 +197,11 @@ def _reduce_chooser_jvp(t, out, x, *, axes):
     return div(reduce_sum(mul(t, location), axes), counts)
 
 
-reduce_max_p = _reducer("reduce_max", _chooser_impl("max", False), ANY)
+reduce_max_p = _reducer("reduce_max", _chooser_impl("max", "maximum", False), ANY)
 ad.defjvp2(reduce_max_p, _reduce_chooser_jvp)
 reduce_max = _wrapper(reduce_max_p, "Maximum over ``axes`` (``jax.lax.reduce_max``).")
 
-reduce_min_p = _reducer("reduce_min", _chooser_impl("min", True), ANY)
+reduce_min_p = _reducer("reduce_min", _chooser_impl("min", "minimum", True), ANY)
 ad.defjvp2(reduce_min_p, _reduce_chooser_jvp)
 reduce_min = _wrapper(reduce_min_p, "Minimum over ``axes`` (``jax.lax.reduce_min``).")
 

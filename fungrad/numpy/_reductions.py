@@ -75,25 +75,26 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     a = ensure_arraylike(r.name, a)
     if where is not None:
         where = _check_where(r.name, where)
-    if preproc is not None:
-        a = preproc(a)
-    shape = aval(a).shape
-    axes = canonicalize_axes(axis, len(shape), r.name)
-    if initial is None and not r.has_identity:
-        if where is not None:
+        if initial is None and not r.has_identity:
             raise ValueError(f"reduction operation {r.name} does not have an identity, so to "
                              "use a where mask one has to specify 'initial'")
-        if builtins.any(shape[d] == 0 for d in axes):
-            raise ValueError(f"zero-size array to reduction operation {r.name} which has no "
-                             "identity")
-    result_dtype, comp_dtype = _reduction_dtypes(
-        aval(a).dtype, None if dtype is None else check_user_dtype(dtype, r.name),
-        promote_integers, upcast_f16, config.enable_x64)
+    if preproc is not None:
+        a = preproc(a)
+    a_aval = aval(a)
+    plan_args = (r, a_aval.shape, a_aval.dtype, axis,
+                 None if dtype is None else check_user_dtype(dtype, r.name),
+                 promote_integers, upcast_f16, initial is None, config.enable_x64)
+    try:
+        axes, result_dtype, comp_dtype = _reduction_plan(*plan_args)
+    except TypeError as e:  # an unhashable axis (a list): the same plan, uncached
+        if "unhashable" not in str(e):
+            raise
+        axes, result_dtype, comp_dtype = _reduction_plan.__wrapped__(*plan_args)
     a = lax.convert_element_type(a, comp_dtype)
     reduce_p, op = r.fns(comp_dtype)
     if where is not None:
         a = _where(where, a, _init_value(comp_dtype, r.init))
-    result = reduce_p.bind(a, axes=tuple(sorted(axes)))  # axes are canonical already
+    result = reduce_p.bind(a, axes=tuple(sorted(axes)))
     if initial is not None:
         init = ensure_arraylike(r.name, initial)
         if aval(init).ndim:
@@ -105,14 +106,20 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     return lax.convert_element_type(result, result_dtype)
 
 
-@functools.lru_cache(maxsize=256)
-def _reduction_dtypes(dtype: np.dtype, user_dtype: np.dtype | None, promote_integers: bool,
-                      upcast_f16: bool, x64: bool) -> tuple[np.dtype, np.dtype]:
-    """The result dtype of a reduction and the dtype it computes in (16-bit floats
-    accumulate in float32). Cached: it is asked on every call; ``x64`` keys the cache
-    because the default integer width depends on it."""
+@functools.lru_cache(maxsize=1024)
+def _reduction_plan(r: _Reducer, shape: tuple, dtype: np.dtype, axis: Any,
+                    user_dtype: np.dtype | None, promote_integers: bool, upcast_f16: bool,
+                    no_initial: bool, x64: bool) -> tuple:
+    """The static decisions of a reduction, cached per signature (asked on every eager
+    call): the canonical axes, the result dtype and the dtype it computes in (16-bit floats
+    accumulate in float32). ``x64`` keys the cache: the default int width depends on it."""
+    axes = canonicalize_axes(axis, len(shape), r.name)
+    if no_initial and not r.has_identity and builtins.any(shape[d] == 0 for d in axes):
+        raise ValueError(f"zero-size array to reduction operation {r.name} which has no "
+                         "identity")
     result = user_dtype or (promote_integer_dtype(dtype) if promote_integers else dtype)
-    return result, _upcast_f16(result) if upcast_f16 and dtypes.is_inexact(result) else result
+    comp = _upcast_f16(result) if upcast_f16 and dtypes.is_inexact(result) else result
+    return axes, result, comp
 
 
 def _to_numeric(a: Any) -> Any:
