@@ -218,3 +218,15 @@ def test_conv_wrappers():
 def test_conv_errors(call, match):
     with pytest.raises((TypeError, ValueError), match=match):
         call()
+
+
+@pytest.mark.parametrize("dnums", [("NCHW", "OIHW", "NCHW"), ("NHWC", "HWIO", "NHWC"),
+                                   ("NWC", "WIO", "NWC")])
+def test_conv_general_permutations_match_jax(dnums):
+    assert lax.conv_general_permutations(dnums) == jax.lax.conv_general_permutations(dnums)
+
+
+def test_conv_shape_tuple_matches_jax():
+    for args in [((2, 3, 9, 9), (4, 3, 3, 3), (1, 1), ((1, 1), (1, 1))),
+                 ((1, 2, 10, 7), (6, 2, 3, 2), (2, 3), ((0, 1), (2, 0)))]:
+        assert tuple(lax.conv_shape_tuple(*args)) == tuple(jax.lax.conv_shape_tuple(*args))

@@ -408,3 +408,18 @@ def test_scatter_mul_updates_derivative_needs_unique_indices():
         x, idx, u)[0], (0, 1))
     with pytest.raises(NotImplementedError, match="scatter_mul"):
         fungrad.grad(f)(to_fg(u))
+
+
+def test_scatter_apply_applies_func_once_per_hit():
+    """``scatter_apply`` against jax: an element indexed k times gets ``func`` k times."""
+    x = rand(np.random.default_rng(3), (6,), np.float32)
+    idx = np.array([[1], [4], [1]], np.int32)
+    dnums = dict(update_window_dims=(), inserted_window_dims=(0,),
+                 scatter_dims_to_operand_dims=(0,))
+    compare(lambda a, i: lax.scatter_apply(a, i, lambda v: v * 2.0 + 1.0,
+                                           lax.ScatterDimensionNumbers(**dnums),
+                                           update_shape=(3,)),
+            lambda a, i: jax.lax.scatter_apply(a, i, lambda v: v * 2.0 + 1.0,
+                                               jax.lax.ScatterDimensionNumbers(**dnums),
+                                               update_shape=(3,)),
+            x, idx)

@@ -148,3 +148,21 @@ def test_gcd_lcm():
     np.testing.assert_array_equal(np.asarray(out), np.gcd(a, b))
     assert jnp.iterable([1]) and not jnp.iterable(1)
     assert isinstance(jnp.ones(2), jnp.ndarray) and jnp.bool is jnp.bool_
+
+
+def test_array_api_aliases_and_index_helpers_match_jax():
+    """Array-API spellings and the ``*_from`` index helpers, against jax."""
+    x = rand(RNG, (3, 4), F32)
+    i = rand(RNG, (5,), I32, 0, 8)
+    s = np.array([1, 2, 3, 0, 4], I32)
+    compare(jnp.bitwise_invert, jnp_ref.bitwise_invert, i)
+    compare(jnp.bitwise_left_shift, jnp_ref.bitwise_left_shift, i, s)
+    compare(jnp.bitwise_right_shift, jnp_ref.bitwise_right_shift, i, s)
+    compare(lambda a, b: jnp.concat([a, b], axis=1), lambda a, b: jnp_ref.concat([a, b], axis=1),
+            x, x)
+    compare(jnp.isreal, jnp_ref.isreal, x)
+    compare(jnp.isreal, jnp_ref.isreal, (x + 1j * (x > 0)).astype(np.complex64))
+    sq = rand(RNG, (4, 4), F32)
+    for name in ("diag_indices_from", "tril_indices_from", "triu_indices_from"):
+        assert_same(getattr(jnp, name)(jnp.asarray(sq)), getattr(jnp_ref, name)(sq))
+    assert_same(jnp.tril_indices_from(jnp.asarray(sq), k=1), jnp_ref.tril_indices_from(sq, k=1))

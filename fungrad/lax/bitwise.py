@@ -42,9 +42,6 @@ xor_p, bitwise_xor = binop("xor", lambda xp, x, y: xp.bitwise_xor(x, y), INT_OR_
                            "(``jax.lax.bitwise_xor``).", op_name="bitwise_xor")
 ad.def_nondiff(xor_p)
 
-# The names of the primitives, as older ``jax.lax`` spelled the wrappers.
-not_, and_, or_, xor = bitwise_not, bitwise_and, bitwise_or, bitwise_xor
-
 
 # --------------------------------------------------------------------------- shifts
 
@@ -141,7 +138,7 @@ ad.def_nondiff(clz_p)
 
 
 __all__ = [
-    "bitwise_not", "bitwise_and", "bitwise_or", "bitwise_xor", "not_", "and_", "or_", "xor",
+    "bitwise_not", "bitwise_and", "bitwise_or", "bitwise_xor",
     "not_p", "and_p", "or_p", "xor_p", "shift_left", "shift_left_p", "shift_right_logical",
     "shift_right_logical_p", "shift_right_arithmetic", "shift_right_arithmetic_p",
     "population_count", "population_count_p", "clz", "clz_p",
