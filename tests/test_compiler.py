@@ -57,6 +57,23 @@ def test_simplify_transpose_and_reshape_chains():
         "  in (d,) }")
 
 
+def test_transposed_matmul_is_computed_in_its_final_layout():
+    w = fnp.asarray(RNG.uniform(-1, 1, (2, 4)).astype(np.float32))
+    dims = (((0,), (0,)), ((), ()))  # x.T @ w, as a weight gradient
+    closed = jaxpr_of(lambda x, w: lax.transpose(lax.dot_general(x, w, dims), (1, 0)), X23, w)
+    opt = passes.dce(passes.simplify(closed))
+    assert str(opt) == (
+        "{ lambda ; a:f32[2,3] b:f32[2,4]. let\n"
+        "    c:f32[4,3] = dot_general[dimension_numbers=(((0,), (0,)), ((), ())), precision=None, "
+        "preferred_element_type=None] b a\n"
+        "  in (c,) }")
+    assert_close(run_eager(opt, X23, w), run_eager(closed, X23, w))
+    # A product used elsewhere too keeps its transpose (no second matmul).
+    twice = jaxpr_of(lambda x, w: (lax.transpose(lax.dot_general(x, w, dims), (1, 0)),
+                                   lax.dot_general(x, w, dims)), X23, w)
+    assert [e.primitive.name for e in passes.optimize(twice).eqns] == ["dot_general", "transpose"]
+
+
 def test_simplify_same_type_conversions_and_broadcasts():
     closed = jaxpr_of(lambda x: lax.convert_element_type(x, np.float32)
                       * lax.broadcast_in_dim(x, (2, 3), (0, 1)), X23)

@@ -6,7 +6,8 @@ the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
 * ``inline_calls``: splice the bodies of call primitives (``jit``, custom-derivative
   calls, ``checkpoint`` without ``prevent_cse``) into the caller,
 * ``simplify``: algebraic identities (``x*1``, ``x+0``, ``neg(neg x)``,
-  transpose/reshape/broadcast chains, conversions to the same dtype, ...),
+  transpose/reshape/broadcast chains, conversions to the same dtype, a transposed
+  matmul computed with its operands swapped, ...),
 * ``fold_constants``: evaluate equations whose inputs are all known when the
   results are small,
 * ``cse``: common-subexpression elimination (equations are keyed by primitive,
@@ -97,6 +98,14 @@ class _Rewriter:
         self.const_of: dict[Var, Any] = dict(zip(self.constvars, self.consts))
         self._const_ids = {id(c): v for v, c in zip(self.constvars, self.consts)}
         self.producer: dict[Var, JaxprEqn] = {}
+        self.uses: dict[Var, int] = {}  # reads of each variable in the source jaxpr
+        for eqn in self.src.eqns:
+            for a in eqn.invars:
+                if type(a) is Var:
+                    self.uses[a] = self.uses.get(a, 0) + 1
+        for a in self.src.outvars:
+            if type(a) is Var:
+                self.uses[a] = self.uses.get(a, 0) + 1
 
     def read(self, a: Any) -> Any:
         return self.env.get(a, a) if type(a) is Var else a
@@ -323,6 +332,9 @@ def _transpose_rule(rw, eqn, invars):
     perm = eqn.params["permutation"]
     if perm == tuple(range(len(perm))):
         return invars[0]
+    dot = _producer(rw, invars[0], "dot_general")
+    if dot is not None and rw.uses.get(invars[0]) == 1:
+        return _swapped_dot(dot, perm, eqn.outvars)
     inner = _producer(rw, invars[0], "transpose")
     if inner is None:
         return None
@@ -331,6 +343,21 @@ def _transpose_rule(rw, eqn, invars):
         return inner.invars[0]
     return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars,
                     {**eqn.params, "permutation": composed})
+
+
+def _swapped_dot(dot: JaxprEqn, perm: tuple, outvars: list) -> JaxprEqn | None:
+    """``transpose(dot_general(a, b))`` that puts ``b``'s free axes before ``a``'s is
+    ``dot_general(b, a)``: computed in the layout it is used in (weight gradients would
+    otherwise be transposed views, slow to read for the update that follows)."""
+    (lc, rc), (lb, rb) = dot.params["dimension_numbers"]
+    lhs, rhs = (a.aval.ndim for a in dot.invars)
+    nb, nl = len(lb), lhs - len(lc) - len(lb)
+    nr = rhs - len(rc) - len(rb)
+    swapped = (*range(nb), *range(nb + nl, nb + nl + nr), *range(nb, nb + nl))
+    if perm != swapped or nl == 0 or nr == 0:
+        return None
+    params = dict(dot.params, dimension_numbers=((rc, lc), (rb, lb)))
+    return JaxprEqn(dot.primitive, dot.invars[::-1], outvars, params)
 
 
 def _reshape_rule(rw, eqn, invars):
@@ -403,8 +430,10 @@ def simplify(closed: ClosedJaxpr) -> ClosedJaxpr:
 
 # --------------------------------------------------------------------------- pipeline
 
+# CSE runs before simplification too: rewrites that depend on how often a value is
+# used (a transposed matmul) must see duplicates merged.
 PASSES: tuple[Callable[[ClosedJaxpr], ClosedJaxpr], ...] = (
-    inline_calls, simplify, fold_constants, cse, dce)
+    inline_calls, cse, simplify, fold_constants, cse, dce)
 
 
 def optimize(closed: ClosedJaxpr, max_rounds: int = 3) -> ClosedJaxpr:
