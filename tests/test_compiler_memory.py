@@ -200,3 +200,39 @@ def test_batched_matmul_over_strided_heads_writes_into_dead_buffers():
     assert ".reshape(" not in exe.source  # no copies of the transposed heads
     rtol, atol = tol(np.float32)
     np.testing.assert_allclose(exe(q)[0], eager(closed, q)[0], rtol=rtol, atol=atol)
+
+
+# --------------------------------------------------------------------------- output rings
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def test_dropped_outputs_are_recycled_and_held_ones_never():
+    x = RNG.uniform(-1, 1, (256, 256)).astype(np.float32)  # 256 KiB
+    closed, exe = compile_fn(lambda x: lax.exp(x) * 2.0 + x, x)
+    assert "_ring(" in exe.source
+    want = eager(closed, x)[0]
+    first = exe(x)[0]
+    address = _address(first)
+    del first
+    second = exe(x)[0]                  # the dropped buffer comes back
+    assert _address(second) == address
+    view = second[3:5]                  # a view keeps it alive
+    del second
+    third = exe(x + 1.0)[0]
+    assert _address(third) != address
+    np.testing.assert_array_equal(view, want[3:5])
+    np.testing.assert_array_equal(third, eager(closed, x + 1.0)[0])
+
+
+def test_a_training_loop_cycles_through_two_buffers():
+    w0 = RNG.uniform(-1, 1, (256, 256)).astype(np.float32)
+    step = fungrad.jit(lambda w: w - 0.1 * lax.tanh(w))
+    w, want, addresses = fnp.asarray(w0), w0, set()
+    for _ in range(6):
+        w = step(w)
+        want = want - np.float32(0.1) * np.tanh(want)
+        addresses.add(_address(np.asarray(w)))
+    assert len(addresses) <= 3  # the first result, then two buffers in turn
+    np.testing.assert_allclose(np.asarray(w), want, *tol(np.float32))

@@ -14,6 +14,7 @@ import linecache
 import os
 import re
 import sys
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -116,6 +117,8 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
         new = ctx.const(_arena_factory(xp, plan.slots), "new_arena")
         lines.append(f"_arena = {arenas}.pop() if {arenas} else {new}()")
         lines.append(f"{', '.join(slot_names)}, = _arena")
+    if plan.rings:
+        ring = ctx.const(_OutputRing(xp, plan.rings).take, "ring")
     out_params = [f"_out{k}" for k in range(len(j.outvars))] if out_args else []
     written: dict[Var, str] = {}  # output variable -> the out argument its equation fills
     filled: set[str] = set()
@@ -133,6 +136,8 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
         out_name = names[target] if target is not None else None
         if i in plan.arena:
             out_name = slot_names[plan.arena[i]]
+        elif i in plan.recycled:
+            out_name = f"{ring}({plan.recycled[i]})"
         direct = len(eqn.outvars) == 1 and written.get(eqn.outvars[0])
         if direct and low.out in ("any", "separate"):
             out_name = direct
@@ -161,6 +166,45 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
     source = f"def jit_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}({params}):\n" \
              f"{body}    return [{ret}]\n"
     return source, ctx.namespace
+
+
+class _OutputRing:
+    """Output buffers of an executable, handed out again once the caller dropped them.
+
+    ``take(k)`` returns a buffer for output ring ``k``: one of the (at most
+    ``SIZE``) buffers it returned before that nothing else refers to any more, or a
+    new one. A buffer some ``Array``, view or other object still holds is never
+    returned, so reuse is invisible to the caller.
+    """
+    SIZE = 2
+
+    def __init__(self, xp: Any, avals: list) -> None:
+        self.xp = xp
+        self.specs = [(a.shape, a.dtype) for a in avals]
+        self.rings: list[list] = [[] for _ in avals]
+        self.lock = threading.Lock()
+
+    def take(self, k: int) -> Any:
+        with self.lock:  # a buffer found free is referenced by the caller before release
+            ring = self.rings[k]
+            for buf in ring:
+                if sys.getrefcount(buf) <= _FREE_REFS:
+                    return buf
+            buf = self.xp.empty(*self.specs[k])
+            ring.append(buf)
+            if len(ring) > self.SIZE:
+                del ring[0]
+            return buf
+
+
+def _free_refs() -> int:
+    """The reference count ``take`` sees for a buffer only its ring holds."""
+    ring = [np.empty(1)]
+    for buf in ring:
+        return sys.getrefcount(buf)
+
+
+_FREE_REFS = _free_refs()
 
 
 def _arena_factory(xp: Any, slots: list) -> Callable[[], list]:

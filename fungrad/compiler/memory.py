@@ -23,6 +23,11 @@ The plan is computed once per executable from the jaxpr:
   the first call and reused by every later call, so a steady-state call allocates
   (and page-faults) only for its outputs. Buffers of escaping results never come
   from the arena. Concurrent calls each take an arena of their own (``codegen``).
+* *Output rings*: a large buffer whose values do escape (an output) is taken from a
+  small ring of the executable's earlier output buffers when the caller has dropped
+  one of them (nothing but the ring refers to it), so a training loop that replaces
+  its parameters each step reuses their memory instead of page-faulting in new
+  memory (``codegen._OutputRing``).
 * *Freeing*: every other variable is deleted right after its last use.
 """
 from __future__ import annotations
@@ -38,6 +43,9 @@ from fungrad.compiler.passes import eqn_has_effects
 FREE_MIN_BYTES = 4 * 1024
 # Results beyond this many bytes in all are allocated per call, not kept in the arena.
 ARENA_MAX_BYTES = 1 << 30
+# Output buffers at least this large are recycled once the caller has dropped them
+# (smaller ones come from the C heap's free lists without page faults anyway).
+RECYCLE_MIN_BYTES = 128 * 1024
 
 
 class MemoryPlan(NamedTuple):
@@ -45,6 +53,8 @@ class MemoryPlan(NamedTuple):
     free_after: dict[int, list[Var]]    # equation index -> variables to delete after it
     arena: dict[int, int]               # equation index -> arena slot its result goes into
     slots: list[ShapedArray]            # type of each arena slot
+    recycled: dict[int, int]            # equation index -> output ring its result comes from
+    rings: list[ShapedArray]            # type of each output ring
 
 
 def _nbytes(v: Var) -> int:
@@ -163,6 +173,13 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
             arena[i] = len(slots)
             slots.append(out.aval)
             arena_bytes += _nbytes(out)
+    recycled: dict[int, int] = {}
+    rings: list[ShapedArray] = []
+    for i in sorted(escapes - {-1}):
+        out = eqns[i].outvars[0]
+        if _nbytes(out) >= RECYCLE_MIN_BYTES:
+            recycled[i] = len(rings)
+            rings.append(out.aval)
 
     # Freeing: owned roots go when taken or when their group dies; others at last use.
     # Inputs and constants are held by the caller anyway.
@@ -174,7 +191,7 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
             at = taken_at.get(v, group_end[v] if v in owned else last_use[v])
             if at < end - 1:
                 free_after.setdefault(at, []).append(v)
-    return MemoryPlan(out_buffer, free_after, arena, slots)
+    return MemoryPlan(out_buffer, free_after, arena, slots, recycled, rings)
 
 
 def _key(v: Var) -> tuple:
