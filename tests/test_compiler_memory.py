@@ -236,3 +236,22 @@ def test_a_training_loop_cycles_through_two_buffers():
         addresses.add(_address(np.asarray(w)))
     assert len(addresses) <= 3  # the first result, then two buffers in turn
     np.testing.assert_allclose(np.asarray(w), want, *tol(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "int8", "bool", "uint16"])
+@pytest.mark.parametrize("case", ["arrays", "constant", "broadcast_pred", "small"])
+def test_select_copies_the_bits_of_the_chosen_case(dtype, case):
+    shape = (4, 8) if case == "small" else (128, 64)
+    x, y = (np.asarray(fnp.asarray(RNG.uniform(-3, 3, shape).astype(dtype))) for _ in range(2))
+    if dtype.startswith("float"):
+        x = x.copy()
+        x[0, :5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    fs = {"arrays": lambda x, y: lax.select(lax.ne(x, y), x, y),
+          "constant": lambda x, y: lax.select(lax.ne(x, y), lax.full_like(x, 1), x),
+          "broadcast_pred": lambda x, y: lax.select(
+              lax.broadcast_in_dim(lax.ne(x[0], y[0]), shape, (1,)), y, x),
+          "small": lambda x, y: lax.select(lax.ne(x, y), y, x)}
+    closed, exe = compile_fn(fs[case], x, y)
+    assert ("_select(" in exe.source) == (case != "small")
+    got, want = exe(x, y)[0], eager(closed, x, y)[0]
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -137,8 +137,46 @@ def _select_n_rule(ctx, eqn, args, out):
     return f"{where}({args[0]}, {args[2]}, {args[1]})"
 
 
-def_lowering("select_n", _select_n_rule, fresh=True,
-             when=lambda eqn: len(eqn.invars) == 3 and eqn.invars[0].aval.dtype == np.bool_)
+def _bitwise_select_fn(xp: Any, shape: tuple, dtype: np.dtype) -> Callable:
+    """``where(pred, on_true, on_false)`` as integer bit operations on the cases' bits:
+    ``f ^ ((t ^ f) & -pred)``. Exact (a bit copy, NaNs included) and ~4x faster than
+    ``where``, whose per-element branch mispredicts on irregular masks."""
+    bits = np.dtype(f"i{dtype.itemsize}")
+
+    def select(pred, on_false, on_true, out=None):
+        mask = xp.negative(pred.view(np.int8), dtype=bits, casting="unsafe")  # 0 or -1
+        out = xp.empty(shape, dtype) if out is None else out
+        o, f = out.view(bits), on_false.view(bits)
+        xp.bitwise_xor(on_true.view(bits), f, out=o)
+        xp.bitwise_and(o, mask, out=o)
+        return xp.bitwise_xor(o, f, out=o).view(dtype)
+    return select
+
+
+def _bitwise_select_rule(ctx, eqn, args, out):
+    aval = eqn.outvars[0].aval
+    fn = ctx.const(_bitwise_select_fn(ctx.xp, aval.shape, aval.dtype), "select")
+    return f"{fn}({', '.join(args)}{', out=' + out if out else ''})"
+
+
+# Below this many elements one ``where`` call costs less than four bitwise ones.
+SELECT_BITS_MIN = 4096
+
+
+def _select_guard(bitwise: bool) -> Callable[[JaxprEqn], bool]:
+    def when(eqn):
+        out = eqn.outvars[0].aval
+        if len(eqn.invars) != 3 or eqn.invars[0].aval.dtype != np.bool_:
+            return False
+        return not bitwise or (out.size >= SELECT_BITS_MIN and out.dtype.isbuiltin == 1
+                               and out.dtype.itemsize in (1, 2, 4, 8))
+    return when
+
+
+# The output is written before ``on_false`` is read for the last time: never in place.
+def_lowering("select_n", _bitwise_select_rule, fresh=True, out="separate",
+             when=_select_guard(True))
+def_lowering("select_n", _select_n_rule, fresh=True, when=_select_guard(False))
 
 
 # --------------------------------------------------------------------------- shapes (views)
