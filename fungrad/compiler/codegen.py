@@ -231,15 +231,18 @@ def compile_source(source: str, namespace: dict[str, Any], name: str) -> Callabl
 def compile_jaxpr(closed: ClosedJaxpr, donated: Sequence[bool] | None = None, xp: Any = np,
                   name: str = "jitted", optimize: bool = True, fuse: bool = True,
                   out_args: bool = False) -> Executable:
-    """Optimise, fuse and generate code for ``closed``; return the executable (with
-    ``out_args``, it also takes a buffer per output to write it into)."""
-    from fungrad.compiler import fusion, passes
+    """Optimise, fuse, split off a parallel tail and generate code for ``closed``; return
+    the executable (with ``out_args``, it also takes a buffer per output to write it into).
+    ``fuse=False`` also keeps the program on one thread."""
+    from fungrad.compiler import fusion, parallel, passes
     in_avals = list(closed.in_avals)
     out_avals = list(closed.out_avals)
     donated = tuple(donated) if donated is not None else (False,) * len(in_avals)
     opt = passes.optimize(closed) if optimize else closed
     if fuse:
         opt = fusion.fuse(opt, xp)
+        opt = parallel.split(opt, donated, xp, lambda sub, flags: compile_jaxpr(
+            sub, flags, xp, f"{name}_part", optimize=False, fuse=False))
     source, namespace = generate(opt, donated, xp, name, out_args)
     if os.environ.get("FUNGRAD_PRINT_CODE", "0") not in ("0", "", "false"):
         print(f"# fungrad: generated code for {name}\n{source}", file=sys.stdout)
