@@ -85,16 +85,17 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
                  None if dtype is None else check_user_dtype(dtype, r.name),
                  promote_integers, upcast_f16, initial is None, config.enable_x64)
     try:
-        axes, result_dtype, comp_dtype = _reduction_plan(*plan_args)
+        axes, sorted_axes, result_dtype, comp_dtype = _reduction_plan(*plan_args)
     except TypeError as e:  # an unhashable axis (a list): the same plan, uncached
         if "unhashable" not in str(e):
             raise
-        axes, result_dtype, comp_dtype = _reduction_plan.__wrapped__(*plan_args)
-    a = lax.convert_element_type(a, comp_dtype)
+        axes, sorted_axes, result_dtype, comp_dtype = _reduction_plan.__wrapped__(*plan_args)
+    if comp_dtype != a_aval.dtype:
+        a = lax.convert_element_type(a, comp_dtype)
     reduce_p, op = r.fns(comp_dtype)
     if where is not None:
         a = _where(where, a, _init_value(comp_dtype, r.init))
-    result = reduce_p.bind(a, axes=tuple(sorted(axes)))
+    result = reduce_p.bind(a, axes=sorted_axes)
     if initial is not None:
         init = ensure_arraylike(r.name, initial)
         if aval(init).ndim:
@@ -103,7 +104,7 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
         result = op(lax.convert_element_type(init, comp_dtype), result)
     if keepdims:
         result = lax.expand_dims(result, axes)
-    return lax.convert_element_type(result, result_dtype)
+    return lax.convert_element_type(result, result_dtype)  # strong, as in JAX
 
 
 @functools.lru_cache(maxsize=1024)
@@ -111,19 +112,20 @@ def _reduction_plan(r: _Reducer, shape: tuple, dtype: np.dtype, axis: Any,
                     user_dtype: np.dtype | None, promote_integers: bool, upcast_f16: bool,
                     no_initial: bool, x64: bool) -> tuple:
     """The static decisions of a reduction, cached per signature (asked on every eager
-    call): the canonical axes, the result dtype and the dtype it computes in (16-bit floats
-    accumulate in float32). ``x64`` keys the cache: the default int width depends on it."""
+    call): the canonical axes (as given and sorted), the result dtype and the dtype it
+    computes in (16-bit floats accumulate in float32). ``x64`` keys the cache: the default
+    int width depends on it."""
     axes = canonicalize_axes(axis, len(shape), r.name)
     if no_initial and not r.has_identity and builtins.any(shape[d] == 0 for d in axes):
         raise ValueError(f"zero-size array to reduction operation {r.name} which has no "
                          "identity")
     result = user_dtype or (promote_integer_dtype(dtype) if promote_integers else dtype)
     comp = _upcast_f16(result) if upcast_f16 and dtypes.is_inexact(result) else result
-    return axes, result, comp
+    return axes, tuple(sorted(axes)), result, comp
 
 
 def _to_numeric(a: Any) -> Any:
-    return a if aval(a).dtype != np.bool_ else promote_dtypes_numeric(a)[0]
+    return a if aval(a).dtype.kind != "b" else promote_dtypes_numeric(a)[0]
 
 
 def _to_bool(a: Any) -> Any:
