@@ -15,6 +15,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
+from fungrad._core.array import Array
 from fungrad.config import config
 from fungrad._core.util import prod as _prod
 from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axes, canonicalize_axis,
@@ -69,9 +70,26 @@ def _check_where(fname: str, where: Any) -> Any:
     return where
 
 
+# Eager reductions that need no conversion at all (the common ``x.sum()``, ``x.max(0)``):
+# signature -> (primitive, sorted axes), filled by the general path, bounded in size.
+_PLAIN_EAGER: dict = {}
+
+
 def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initial: Any,
                where: Any, *, preproc: Callable | None = None, promote_integers: bool = False,
                upcast_f16: bool = False) -> Any:
+    plain_key = None
+    if (type(a) is Array and not a.weak_type and dtype is None and initial is None
+            and where is None and not keepdims):
+        plain_key = (r, a._value.shape, a._value.dtype, axis, promote_integers, upcast_f16,
+                     config.enable_x64)
+        try:
+            plain = _PLAIN_EAGER.get(plain_key)
+        except TypeError:  # an unhashable axis (a list)
+            plain = plain_key = None
+        if plain is not None:
+            return plain[0].bind(a, axes=plain[1])
+    original = a
     a = ensure_arraylike(r.name, a)
     if where is not None:
         where = _check_where(r.name, where)
@@ -96,6 +114,10 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     if where is not None:
         a = _where(where, a, _init_value(comp_dtype, r.init))
     result = reduce_p.bind(a, axes=sorted_axes)
+    if plain_key is not None and a is original and comp_dtype == result_dtype:
+        if len(_PLAIN_EAGER) > 4096:
+            _PLAIN_EAGER.clear()
+        _PLAIN_EAGER[plain_key] = (reduce_p, sorted_axes)
     if initial is not None:
         init = ensure_arraylike(r.name, initial)
         if aval(init).ndim:
