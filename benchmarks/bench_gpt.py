@@ -78,8 +78,9 @@ class Trainer:
         self.params = tree_map(lib.numpy.asarray, init_params(rng))
         self.step, opt = make_train_step(lib, optlib)
         self.opt_state = opt.init(self.params)
-        self.data = [tuple(lib.numpy.asarray(rng.integers(0, VOCAB, (BATCH, BLOCK)).astype(np.int32))
-                           for _ in range(2)) for _ in range(4)]
+        batch = lambda: lib.numpy.asarray(  # noqa: E731
+            rng.integers(0, VOCAB, (BATCH, BLOCK)).astype(np.int32))
+        self.data = [(batch(), batch()) for _ in range(4)]
         self.i, self.loss = 0, None
 
     def __call__(self) -> float:
@@ -135,7 +136,8 @@ def main() -> None:
           f"ratio {fg_med / jx_med:5.2f}x")
     print(f"  first call         fungrad {fg_first:8.2f} s    jax.jit {jx_first:8.2f} s    "
           f"ratio {fg_first / jx_first:5.2f}x")
-    print(f"  loss after {fg.i} steps: fungrad {fg.loss:.4f}  jax {jx.loss:.4f}; load {load_average()}")
+    print(f"  loss after {fg.i} steps: fungrad {fg.loss:.4f}  jax {jx.loss:.4f}; "
+          f"load {load_average()}")
 
 
 if __name__ == "__main__":

@@ -160,8 +160,9 @@ def _random_program(seed, shape=(3, 4)):
              lambda a: a * lax.reduce_sum(a, (0, 1)),
              lambda a: a - lax.broadcast_in_dim(lax.reduce_max(a, (1,)), shape, (0,)),
              lambda a: lax.slice(lax.pad(a, 0.5, ((1, 2, 0), (0, 3, 0))), (1, 0), (n + 1, m)),
-             lambda a: lax.add(lax.pad(lax.slice(a, (0, 1), (n, m)), 0.0, ((0, 0, 0), (1, 0, 0))),
-                               lax.pad(lax.slice(a, (0, 0), (n, 1)), 0.0, ((0, 0, 0), (0, m - 1, 0))))]
+             lambda a: lax.add(
+                 lax.pad(lax.slice(a, (0, 1), (n, m)), 0.0, ((0, 0, 0), (1, 0, 0))),
+                 lax.pad(lax.slice(a, (0, 0), (n, 1)), 0.0, ((0, 0, 0), (0, m - 1, 0))))]
     binary = [lax.add, lax.sub, lax.mul, lax.max,
               lambda a, b: lax.select(lax.gt(a, b), a, b)]
 
@@ -340,7 +341,8 @@ def test_blocked_kernels_equal_unfused_code_bit_for_bit(make_operands, f, monkey
     monkeypatch.setattr(blocked, "BLOCK_ELEMS", 700)  # several blocks and a partial last one
     args = []
     for spec in make_operands():
-        shape, dtype = (spec[:-1], spec[-1]) if spec and isinstance(spec[-1], str) else (spec, "float32")
+        typed = bool(spec) and isinstance(spec[-1], str)
+        shape, dtype = (spec[:-1], spec[-1]) if typed else (spec, "float32")
         args.append(fnp.asarray(RNG.uniform(-3, 3, shape).astype(dtype)))
     closed = jaxpr_of(f, *args)
     got, exe = run_compiled(closed, *args)

@@ -49,7 +49,7 @@ except ImportError:  # the optional "fast" extra
     numexpr = None
 
 FUSE_MIN_OPS = 4
-FUSE_MAX_SIZE = 1 << 62  # results larger than this stay unfused (the study varies it)
+FUSE_MAX_SIZE = 1 << 62  # numexpr: results larger than this stay unfused
 
 STRATEGIES = ("blocked", "numpy", "numexpr")
 _strategy = os.environ.get("FUNGRAD_FUSION", "blocked")
@@ -68,6 +68,7 @@ def strategy() -> str:
     if _strategy == "numexpr" and numexpr is None:
         return "numpy"
     return _strategy if _strategy in STRATEGIES else "numpy"
+
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

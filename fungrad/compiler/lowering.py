@@ -230,7 +230,8 @@ def _pad_fn(xp: Any, shape: tuple, dtype: Any, config: tuple) -> Callable:
 
 def _pad_rule(ctx, eqn, args, out):
     aval = eqn.outvars[0].aval
-    fn = ctx.const(_pad_fn(ctx.xp, aval.shape, aval.dtype, eqn.params["padding_config"]), "pad_into")
+    pad = _pad_fn(ctx.xp, aval.shape, aval.dtype, eqn.params["padding_config"])
+    fn = ctx.const(pad, "pad_into")
     return f"{fn}({args[0]}, {args[1]}{', out=' + out if out else ''})"
 
 
