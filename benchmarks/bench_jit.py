@@ -229,29 +229,38 @@ def call_overhead(args):
 # --------------------------------------------------------------------------- fusion study
 
 def fusion_study(args) -> None:
-    """100-op chains under each CPU strategy, µs per call (best of several runs)."""
-    sizes = [(16, 16), (64, 64), (256, 256), (1000, 1000)]
+    """100-op chains under each CPU strategy, µs per call (best of several runs). The
+    blocked strategy is forced at every size here (``blocked.MIN_SIZE = 1``)."""
+    from fungrad.compiler import blocked
+    sizes = [(16, 16), (256, 256), (512, 512), (1000, 1000), (2048, 2048)]
+    strategies = ("numpy", "blocked", "numexpr")
     print(f"\nfusion study: 100-op float32 chains, µs per call (numexpr "
           f"{'missing' if fusion.numexpr is None else fusion.numexpr.__version__}, "
-          f"{os.cpu_count()} cores)")
-    print(f"{'chain':<7}{'shape':>13}{'NumPy unfused':>15}{'jit numpy':>12}{'jit numexpr':>13}"
-          f"{'jax.jit':>10}")
-    for transcendental in (False, True):
-        for shape in sizes:
-            x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
-            fx, jx_x = fnp.asarray(x), jnp.asarray(x)
-            n = _number(args, max(2, int(3e5 // x.size)))
-            figures = [best_us(lambda: _chain(np, 100, transcendental)(x), n, 5)]
-            for strategy in ("numpy", "numexpr"):
-                fusion.set_strategy(strategy)
-                f = fungrad.jit(_chain(fnp, 100, transcendental))
-                figures.append(best_us(lambda: f(fx), n, 5))
-            fusion.set_strategy("numpy")
-            jf = jax.jit(_chain(jnp, 100, transcendental))
-            figures.append(best_us(lambda: jf(jx_x), n, 5, sync=_sync))
-            name = "tanh" if transcendental else "arith"
-            print(f"{name:<7}{str(shape):>13}{figures[0]:>15.1f}{figures[1]:>12.1f}"
-                  f"{figures[2]:>13.1f}{figures[3]:>10.1f}", flush=True)
+          f"{os.cpu_count()} cores, load {load_average()})")
+    print(f"{'chain':<7}{'shape':>13}{'NumPy unfused':>15}" +
+          "".join(f"{'jit ' + s:>13}" for s in strategies) + f"{'jax.jit':>10}")
+    min_size = blocked.MIN_SIZE
+    blocked.MIN_SIZE = 1
+    try:
+        for transcendental in (False, True):
+            for shape in sizes:
+                x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+                fx, jx_x = fnp.asarray(x), jnp.asarray(x)
+                n = _number(args, max(2, int(3e5 // x.size)))
+                figures = [best_us(lambda: _chain(np, 100, transcendental)(x), n, 5)]
+                for strategy in strategies:
+                    fusion.set_strategy(strategy)
+                    f = fungrad.jit(_chain(fnp, 100, transcendental))
+                    figures.append(best_us(lambda: f(fx), n, 5))
+                jf = jax.jit(_chain(jnp, 100, transcendental))
+                figures.append(best_us(lambda: jf(jx_x), n, 5, sync=_sync))
+                name = "tanh" if transcendental else "arith"
+                print(f"{name:<7}{str(shape):>13}" + "".join(f"{v:>13.1f}" for v in figures[:1])
+                      + "".join(f"{v:>13.1f}" for v in figures[1:-1]) + f"{figures[-1]:>10.1f}",
+                      flush=True)
+    finally:
+        blocked.MIN_SIZE = min_size
+        fusion.set_strategy("blocked")
 
 
 def _best_of(fn: Callable[[], Any], number: int, repeat: int = 30) -> float:
