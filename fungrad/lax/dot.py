@@ -144,7 +144,8 @@ def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_e
 # --------------------------------------------------------------------------- implementation
 
 _WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
-_BLAS_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.complex64,
+# dtypes NumPy hands to BLAS as they are (a plain product needs no widening or rounding)
+BLAS_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.complex64,
                                                np.complex128))
 
 
@@ -174,7 +175,7 @@ def _matmul_plan(lhs_shape: tuple, rhs_shape: tuple, dimension_numbers: tuple) -
 def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
     plain, lhs_perm, lhs_view, rhs_perm, rhs_view, out_shape = _matmul_plan(
         lhs.shape, rhs.shape, dimension_numbers)
-    if (plain and preferred_element_type is None and lhs.dtype in _BLAS_DTYPES
+    if (plain and preferred_element_type is None and lhs.dtype in BLAS_DTYPES
             and lhs.dtype == rhs.dtype):  # a plain matrix product: (m, k) @ (k, n)
         return xp.matmul(lhs, rhs)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)

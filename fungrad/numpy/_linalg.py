@@ -11,7 +11,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array
-from fungrad.lax.dot import canonicalize_precision
+from fungrad.lax.dot import BLAS_DTYPES, canonicalize_precision
 from fungrad.numpy._shape import moveaxis
 from fungrad.numpy._ufuncs import multiply, subtract
 from fungrad.numpy._ufuncs_math import conjugate
@@ -45,12 +45,22 @@ def _dot_general(a: Any, b: Any, dims: Any, precision: Any, out_dtype: np.dtype,
     return lax.convert_element_type(out, out_dtype, weak)
 
 
+_MATRIX_PRODUCT = (((1,), (0,)), ((), ()))
+
+
 def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None) -> Any:
     """Matrix product with NumPy's broadcasting of leading (batch) dimensions.
 
     Batch dimensions of size 1 on one side are not materialised: they become free
     dimensions of the other operand, so ``(B, T, d) @ (d, h)`` is one plain contraction.
     """
+    if (type(a) is Array and type(b) is Array and precision is None
+            and preferred_element_type is None and a._value.ndim == 2 == b._value.ndim
+            and a._value.dtype == b._value.dtype and a._value.dtype in BLAS_DTYPES
+            and a._value.shape[1] == b._value.shape[0]):
+        # the eager hot path: a plain matrix product, nothing to promote or rearrange
+        return lax.dot_general_p.bind(a, b, dimension_numbers=_MATRIX_PRODUCT, precision=None,
+                                      preferred_element_type=None)
     a, b, out_dtype, weak = _prepare("matmul", a, b, preferred_element_type)
     a_squeeze, b_squeeze, dims, perm = _matmul_plan(aval(a).shape, aval(b).shape)
     if a_squeeze:
