@@ -28,24 +28,24 @@ def _to_bool(x: Any) -> Any:
 
 def add(x: Any, y: Any, /) -> Any:
     """Elementwise ``x + y`` with broadcasting (``or`` for booleans)."""
-    x, y = promote_args("add", x, y)
+    x, y = promote_args("add", x, y, bare_scalars=True)
     return lax.bitwise_or(x, y) if x.dtype == np.bool_ else lax.add(x, y)
 
 
 def subtract(x: Any, y: Any, /) -> Any:
     """Elementwise ``x - y``."""
-    return lax.sub(*promote_args("subtract", x, y))
+    return lax.sub(*promote_args("subtract", x, y, bare_scalars=True))
 
 
 def multiply(x: Any, y: Any, /) -> Any:
     """Elementwise ``x * y`` (``and`` for booleans)."""
-    x, y = promote_args("multiply", x, y)
+    x, y = promote_args("multiply", x, y, bare_scalars=True)
     return lax.bitwise_and(x, y) if x.dtype == np.bool_ else lax.mul(x, y)
 
 
 def true_divide(x1: Any, x2: Any, /) -> Any:
     """Elementwise ``x1 / x2``; integers are divided as the default float type."""
-    return lax.div(*promote_args_inexact("true_divide", x1, x2))
+    return lax.div(*promote_args_inexact("true_divide", x1, x2, bare_scalars=True))
 
 
 def divide(x1: Any, x2: Any, /) -> Any:

@@ -137,13 +137,15 @@ def _check_broadcast(fname: str, args: Sequence[Any]) -> list:
     return list(args)
 
 
-def _promoted_eagerly(args: tuple, dtype_ok: Any) -> list | None:
+def _promoted_eagerly(args: tuple, dtype_ok: Any, bare_scalars: bool = False) -> list | None:
     """The eager hot path of promotion, or None when the general path must decide.
 
     Covers one ``Array``; two ``Array``s of one dtype whose shapes broadcast trivially
     (equal, or one 0-d); and an ``Array`` of a native float dtype with a Python int or
     float, which JAX's weak typing converts to the array's dtype and weak type.
     ``dtype_ok`` filters the common dtype (e.g. inexact only, for ``true_divide``).
+    ``bare_scalars=True`` leaves a second-operand Python scalar as it is, for callers that
+    hand the pair straight to a ``lax`` binary op (whose eager path takes it as NumPy would).
     """
     if len(args) == 1:
         x = args[0]
@@ -159,7 +161,7 @@ def _promoted_eagerly(args: tuple, dtype_ok: Any) -> list | None:
                 return None
             return [x, y] if dtype_ok(dt) else None
         if type(y) in (int, float) and dt in NATIVE_INEXACT and dtype_ok(dt):
-            return [x, Array(dt.type(y), x.weak_type)]
+            return [x, y if bare_scalars else Array(dt.type(y), x.weak_type)]
         return None
     if type(y) is Array and type(x) in (int, float):
         dt = y._value.dtype
@@ -172,18 +174,19 @@ def _any_dtype(dtype: np.dtype) -> bool:
     return True
 
 
-def promote_args(fname: str, *args: Any) -> list:
-    """Check, promote dtypes and verify broadcast-compatibility of ``args``."""
-    fast = _promoted_eagerly(args, _any_dtype)
+def promote_args(fname: str, *args: Any, bare_scalars: bool = False) -> list:
+    """Check, promote dtypes and verify broadcast-compatibility of ``args``
+    (``bare_scalars``: see ``_promoted_eagerly``)."""
+    fast = _promoted_eagerly(args, _any_dtype, bare_scalars)
     if fast is not None:
         return fast
     check_arraylike(fname, *args)
     return _check_broadcast(fname, promote_dtypes(*args))
 
 
-def promote_args_inexact(fname: str, *args: Any) -> list:
+def promote_args_inexact(fname: str, *args: Any, bare_scalars: bool = False) -> list:
     """``promote_args`` with integers and bools promoted to the default float."""
-    fast = _promoted_eagerly(args, dtypes.is_inexact)
+    fast = _promoted_eagerly(args, dtypes.is_inexact, bare_scalars)
     if fast is not None:
         return fast
     check_arraylike(fname, *args)
