@@ -3,6 +3,7 @@ comparisons of fungrad against jax (values, shapes, dtypes, weak types)."""
 from __future__ import annotations
 
 import os
+import tracemalloc
 from typing import Any, Callable, Sequence
 
 import jax
@@ -158,3 +159,15 @@ def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
         axes = tuple(ax if np.ndim(a) >= ax else 0 for a in args)
         assert_same(fungrad.vmap(fg_fn, in_axes=axes)(*to_fg(batched)),
                     jax.vmap(jax_fn, in_axes=axes)(*to_jax(batched)), check_weak=False)
+
+
+def peak_traced_bytes(fn: Callable[[], Any]) -> tuple[int, Any]:
+    """Peak bytes allocated above the starting level while ``fn()`` runs (``tracemalloc``:
+    NumPy reports its buffers to it), and ``fn``'s result."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        return tracemalloc.get_traced_memory()[1] - base, out
+    finally:
+        tracemalloc.stop()

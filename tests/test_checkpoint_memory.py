@@ -9,7 +9,7 @@ import pytest
 import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax
-from harness import GRAD_TOL, assert_same
+from harness import GRAD_TOL, assert_same, peak_traced_bytes
 
 DEPTH, WIDTH, BATCH = 12, 128, 128
 ACTIVATION = BATCH * WIDTH * 4  # bytes of one float32 activation
@@ -30,14 +30,7 @@ def _mlp_loss(Ws, x, wrap):
 
 def _peak_grad_bytes(Ws, x, wrap):
     """Peak bytes allocated above the baseline while computing the gradient."""
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        g = fungrad.grad(_mlp_loss)(Ws, x, wrap)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    return peak, g
+    return peak_traced_bytes(lambda: fungrad.grad(_mlp_loss)(Ws, x, wrap))
 
 
 @pytest.fixture(scope="module")

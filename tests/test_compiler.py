@@ -12,7 +12,7 @@ from fungrad import lax
 from fungrad._core import core
 from fungrad.compiler import blocked, codegen, fusion, parallel, passes
 from fungrad.transforms import jit_primitive as jit_module
-from harness import tol
+from harness import peak_traced_bytes, tol
 
 RNG = np.random.default_rng(0)
 X23 = fnp.asarray(RNG.uniform(-1, 1, (2, 3)).astype(np.float32))
@@ -215,7 +215,6 @@ def test_dead_buffers_are_reused_and_freed():
 
 
 def test_peak_memory_of_a_chain_stays_flat():
-    import tracemalloc
     x = fnp.asarray(RNG.uniform(-1, 1, (512, 512)).astype(np.float32))  # 1 MiB
 
     def chain(x):
@@ -225,12 +224,7 @@ def test_peak_memory_of_a_chain_stays_flat():
     exe = codegen.compile_jaxpr(jaxpr_of(chain, x))
     buf = np.asarray(x)
     exe(buf)
-    tracemalloc.start()
-    try:
-        exe(buf)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak, _ = peak_traced_bytes(lambda: exe(buf))
     assert peak < 2.5 * buf.nbytes
 
 
@@ -287,8 +281,9 @@ def _arith_chain(x):
     return x
 
 
-@pytest.mark.skipif(fusion.numexpr is None, reason="numexpr (the 'fast' extra) is not installed")
 def test_numexpr_strategy_fuses_elementwise_chains(monkeypatch):
+    # numexpr is optional for users (the 'fast' extra) but part of the test extra
+    assert fusion.numexpr is not None, "install the test extra: pip install -e '.[test]'"
     monkeypatch.setattr(fusion, "_strategy", "numexpr")
     x = fnp.asarray(RNG.uniform(-1, 1, (16, 16)).astype(np.float32))
     closed = jaxpr_of(_arith_chain, x)

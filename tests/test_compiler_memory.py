@@ -4,7 +4,6 @@ views of outputs and values handed to callbacks are always fresh; matmul, reduct
 ``pad`` and small integer powers write into dead or arena buffers and equal their impls
 bit for bit."""
 import threading
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import fungrad.numpy as fnp
 from fungrad import lax
 from fungrad._core import core
 from fungrad.compiler import codegen, memory
-from harness import tol
+from harness import peak_traced_bytes, tol
 
 RNG = np.random.default_rng(1)
 BIG = RNG.uniform(-1, 1, (256, 64)).astype(np.float32)  # 64 KiB
@@ -50,12 +49,7 @@ def test_steady_state_call_allocates_only_its_outputs():
     x = RNG.uniform(-1, 1, (512, 512)).astype(np.float32)  # 1 MiB
     _, exe = compile_fn(lambda x: _chain(_chain(x)), x)
     exe(x)  # the first call allocates the arena
-    tracemalloc.start()
-    try:
-        exe(x)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak, _ = peak_traced_bytes(lambda: exe(x))
     assert peak < 1.5 * x.nbytes
 
 

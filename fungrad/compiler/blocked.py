@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Primitive, ShapedArray, Var
-from fungrad.compiler.lowering import DEFAULT, UFUNCS, def_lowering, lowering_for
+from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, ShapedArray, Var
+from fungrad.compiler.lowering import DEFAULT, UFUNCS, kernel_primitive, lowering_for
 
 BLOCK_ELEMS = 16384   # elements of the result per block (64 KiB of float32)
 MIN_SIZE = 1 << 20    # results smaller than this stay unfused
@@ -35,26 +35,8 @@ MIN_SIZE = 1 << 20    # results smaller than this stay unfused
 _ELEMENTWISE = set(UFUNCS) | {"square", "integer_pow", "select_n", "convert_element_type"}
 
 
-def _fused_impl(xp, *args, kernel, n_ops):
-    return kernel(*args)
-
-
-def _fused_abstract(*avals, kernel, n_ops):
-    raise TypeError("fused_blocks only exists inside compiled executables")
-
-
-fused_blocks_p = Primitive("fused_blocks")
-fused_blocks_p.def_impl(_fused_impl)
-fused_blocks_p.def_abstract_eval(_fused_abstract)
-
-
-def _fused_lowering(ctx, eqn, args, out):
-    kernel = ctx.const(eqn.params["kernel"], "blocked")
-    return f"{kernel}({', '.join(args)}{', out=' + out if out else ''})"
-
-
 # The kernel writes its output after reading each block of its operands: never in place.
-def_lowering("fused_blocks", _fused_lowering, fresh=True, out="separate")
+fused_blocks_p = kernel_primitive("fused_blocks", out="separate")
 
 
 def fusible(eqn: JaxprEqn) -> bool:

@@ -39,9 +39,9 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core.array import Array
-from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray, Var
+from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, ShapedArray, Var
 from fungrad.compiler import blocked
-from fungrad.compiler.lowering import def_lowering
+from fungrad.compiler.lowering import kernel_primitive
 
 try:
     import numexpr
@@ -75,25 +75,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 # --------------------------------------------------------------------------- the fused primitive
 
-def _fused_impl(xp, *args, expr, kernel):
-    return kernel(*args)
-
-
-def _fused_abstract(*avals, expr, kernel):
-    raise TypeError("fused_elementwise only exists inside compiled executables")
-
-
-fused_elementwise_p = Primitive("fused_elementwise")
-fused_elementwise_p.def_impl(_fused_impl)
-fused_elementwise_p.def_abstract_eval(_fused_abstract)
-
-
-def _fused_lowering(ctx, eqn, args, out):
-    kernel = ctx.const(eqn.params["kernel"], "fused")
-    return f"{kernel}({', '.join(args)}{', out=' + out if out else ''})"
-
-
-def_lowering("fused_elementwise", _fused_lowering, fresh=True, out="any")
+fused_elementwise_p = kernel_primitive("fused_elementwise", out="any")
 
 
 # --------------------------------------------------------------------------- numexpr expressions

@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from fungrad._core.core import JaxprEqn
+from fungrad._core.core import JaxprEqn, Primitive
 
 
 class Lowering(NamedTuple):
@@ -54,6 +54,24 @@ def def_lowering(name: str, rule: Callable[..., str], *, fresh: bool = False,
     """Add a lowering of the primitive called ``name`` (see the module docstring);
     ``when(eqn)`` restricts it to some equations (the impl handles the others)."""
     _lowerings.setdefault(name, []).append(Lowering(rule, fresh, out, elementwise, when))
+
+
+def kernel_primitive(name: str, out: str) -> Primitive:
+    """A primitive that exists only inside compiled executables: its ``kernel`` param (a
+    generated function taking the operands and an optional ``out=``) does the work. The
+    fusion strategies make their fused groups with it; ``out`` is as in ``def_lowering``."""
+    prim = Primitive(name)
+    prim.def_impl(lambda xp, *args, kernel, **params: kernel(*args))
+
+    def abstract(*avals: Any, **params: Any) -> None:
+        raise TypeError(f"{name} only exists inside compiled executables")
+    prim.def_abstract_eval(abstract)
+
+    def lower(ctx: Any, eqn: JaxprEqn, args: list[str], out_name: str | None) -> str:
+        kernel = ctx.const(eqn.params["kernel"], name)
+        return f"{kernel}({', '.join(args)}{', out=' + out_name if out_name else ''})"
+    def_lowering(name, lower, fresh=True, out=out)
+    return prim
 
 
 def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str:
