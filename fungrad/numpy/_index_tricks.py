@@ -15,8 +15,9 @@ from fungrad.numpy._indexing import _IndexUpdateRef
 from fungrad.numpy._joining import concatenate, stack
 from fungrad.numpy._shape import moveaxis, take_static, tile
 from fungrad.numpy._ufuncs import divmod as _divmod, remainder
-from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axis, ensure_arraylike,
-                                 scalar_like, static_int, where as _where)
+from fungrad.numpy._util import (aval, broadcast_to, ensure_arraylike,
+                                 scalar_like, static_indices_along, static_int,
+                                 where as _where)
 
 s_ = np.s_
 index_exp = np.index_exp
@@ -152,17 +153,8 @@ def insert(arr: Any, obj: Any, values: Any, axis: int | None = None) -> Any:
     ``axis`` (flattened when None)."""
     arr = ensure_arraylike("insert", arr)
     values = ensure_arraylike("insert", values)
-    if axis is None:
-        arr = lax.reshape(arr, (aval(arr).size,))
-        axis = 0
-    axis = canonicalize_axis(axis, aval(arr).ndim, "insert")
+    arr, axis, positions = static_indices_along("insert", arr, obj, axis)
     n = aval(arr).shape[axis]
-    if isinstance(obj, slice):
-        positions = np.arange(n)[obj]
-    else:
-        if isinstance(obj, Tracer):
-            obj = obj._concrete("insert: obj (indices must be static)")
-        positions = np.asarray(obj)
     scalar = positions.ndim == 0
     positions = np.where(positions.reshape(-1) < 0, positions.reshape(-1) + n,
                          positions.reshape(-1))

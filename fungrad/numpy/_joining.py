@@ -10,7 +10,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.numpy._shape import atleast_1d, atleast_2d, atleast_3d, slice_axis, take_static
 from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
-                                 promote_dtypes, static_int)
+                                 promote_dtypes, static_indices_along, static_int)
 
 
 def _as_list(fname: str, arrays: Any) -> list:
@@ -123,19 +123,11 @@ def append(arr: Any, values: Any, axis: int | None = None) -> Any:
 def delete(arr: Any, obj: Any, axis: int | None = None) -> Any:
     """``arr`` without the entries ``obj`` (static indices or a slice) along ``axis``."""
     arr = ensure_arraylike("delete", arr)
-    if axis is None:
-        arr = lax.reshape(arr, (aval(arr).size,))
-        axis = 0
-    axis = canonicalize_axis(axis, aval(arr).ndim, "delete")
+    arr, axis, drop = static_indices_along("delete", arr, obj, axis)
     n = aval(arr).shape[axis]
-    if isinstance(obj, slice):
-        drop = np.arange(n)[obj]
-    else:
-        if isinstance(obj, Tracer):
-            obj = obj._concrete("delete: obj (indices must be static)")
-        drop = np.asarray(obj).reshape(-1)
-        if drop.dtype == np.bool_:
-            drop = np.nonzero(drop)[0]
+    drop = drop.reshape(-1)
+    if drop.dtype == np.bool_:
+        drop = np.nonzero(drop)[0]
     keep = np.setdiff1d(np.arange(n), np.asarray(drop, np.int64) % max(n, 1))
     return take_static(arr, keep, axis)
 

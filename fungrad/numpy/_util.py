@@ -247,6 +247,20 @@ def canonicalize_axes(axis: Any, ndim: int, fname: str) -> tuple[int, ...]:
     return out
 
 
+def static_indices_along(fname: str, arr: Any, obj: Any, axis: Any) -> tuple[Any, int, Any]:
+    """For ``insert``/``delete``: ``arr`` (flattened when ``axis`` is None), the canonical
+    axis, and ``obj`` (a slice or static indices) as a NumPy array of indices along it."""
+    if axis is None:
+        arr = lax.reshape(arr, (aval(arr).size,))
+        axis = 0
+    axis = canonicalize_axis(axis, aval(arr).ndim, fname)
+    if isinstance(obj, slice):
+        return arr, axis, np.arange(aval(arr).shape[axis])[obj]
+    if isinstance(obj, Tracer):
+        obj = obj._concrete(f"{fname}: obj (indices must be static)")
+    return arr, axis, np.asarray(obj)
+
+
 def where(condition: Any, x: Any, y: Any) -> Any:
     """Elementwise select with promotion of ``x`` and ``y`` (the core of ``jnp.where``)."""
     condition = as_operand(condition)
