@@ -192,6 +192,34 @@ def test_kv_cache_decoding_equals_full_attention_under_jit():
     np.testing.assert_allclose(np.asarray(jnp.concatenate(outs, axis=1)), np.asarray(full), rtol=1e-5, atol=1e-5)
 
 
+def test_left_padded_batch_with_cache_equals_each_row_alone():
+    """Prompts of different lengths, left-padded into one batch, prefilled and then decoded
+    through the cache, give each row what the row alone (no padding) gives at the same
+    positions: RoPE positions count only real tokens, padding slots are never attended."""
+    n_heads, n_kv, d = 4, 2, 16
+    p = nn.attention_init(random.PRNGKey(3), d, n_heads, n_kv)
+    rope = nn.rope_frequencies(d // n_heads, 16)
+    lengths, pad_to, extra = (5, 2), 5, 3
+    xs = [jnp.asarray(rand(RNG, (1, n + extra, d))) for n in lengths]
+    alone = [nn.multi_head_attention(p, x, n_heads=n_heads, n_kv_heads=n_kv, rope=rope)[0] for x in xs]
+    prompt = jnp.concatenate([jnp.pad(x[:, :n], ((0, 0), (pad_to - n, 0), (0, 0)))
+                              for x, n in zip(xs, lengths)], axis=0)
+    mask = jnp.asarray(np.array([[i >= pad_to - n for i in range(pad_to)] for n in lengths]))
+    step = fungrad.jit(lambda p, x, m, c: nn.multi_head_attention(
+        p, x, n_heads=n_heads, n_kv_heads=n_kv, rope=rope, padding_mask=m, cache=c))
+    out, cache = step(p, prompt, mask, nn.init_kv_cache(2, 16, n_kv, d // n_heads))
+    for row, n in enumerate(lengths):
+        np.testing.assert_allclose(np.asarray(out[row, pad_to - n:]), np.asarray(alone[row][0, :n]),
+                                   rtol=1e-5, atol=1e-5)
+    for t in range(extra):
+        new = jnp.concatenate([x[:, n + t:n + t + 1] for x, n in zip(xs, lengths)], axis=0)
+        out, cache = step(p, new, jnp.ones((2, 1), bool), cache)
+        for row, n in enumerate(lengths):
+            np.testing.assert_allclose(np.asarray(out[row, 0]), np.asarray(alone[row][0, n + t]),
+                                       rtol=1e-5, atol=1e-5)
+    assert step._cache_size() == 2  # one trace for the prompt, one for every decode step
+
+
 def test_rope_rotates_pairs_and_preserves_norm():
     x = jnp.asarray(rand(RNG, (1, 3, 2, 8)))
     pos = jnp.asarray(np.array([[0, 1, 5]], np.int32))

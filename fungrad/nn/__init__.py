@@ -2,8 +2,10 @@
 layers over params dicts, attention with explicit KV caches, losses and params utilities."""
 from fungrad.nn.functions import *  # noqa: F401,F403
 from fungrad.nn import initializers  # noqa: F401
-from fungrad.nn.attention import (KVCache, apply_rope, attention_init, dot_product_attention,
-                                  init_kv_cache, multi_head_attention, rope_frequencies)
+from fungrad.nn.attention import (KVCache, apply_rope, attention_init, attention_mask,
+                                  cached_attention, dot_product_attention, init_kv_cache,
+                                  multi_head_attention, rope_frequencies, token_positions,
+                                  write_cache)
 from fungrad.nn.layers import (BatchNormState, Layer, avg_pool, batch_norm, batch_norm_state,
                                causal_conv1d, conv, conv_init, dropout, embedding, embedding_attend,
                                embedding_init, global_avg_pool, global_max_pool, group_norm,

@@ -16,15 +16,59 @@ from fungrad.nn.layers import linear, linear_init
 
 
 class KVCache(NamedTuple):
-    """Keys and values ``(batch, max_len, n_kv_heads, head_dim)`` and the next write position."""
+    """A preallocated attention cache: keys and values ``(batch, max_len, n_kv_heads,
+    head_dim)``, the next write slot ``pos`` (an int32 scalar shared by all rows), and
+    ``valid (batch, max_len)``, True at the slots that hold a real (non-padding) token.
+
+    Rows of a batch may hold prompts of different lengths, left-padded: a token's position
+    (for RoPE or learned position embeddings) is the number of real tokens before it in its
+    row, so ``valid`` is all the state that position bookkeeping needs."""
     k: Any
     v: Any
     pos: Any
+    valid: Any
 
 
 def init_kv_cache(batch: int, max_len: int, n_kv_heads: int, head_dim: int, dtype: Any = jnp.float32) -> KVCache:
+    """An empty cache for ``batch`` rows of up to ``max_len`` tokens."""
     shape = (batch, max_len, n_kv_heads, head_dim)
-    return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
+    return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32),
+                   jnp.zeros((batch, max_len), bool))
+
+
+def token_positions(batch: int, length: int, padding_mask: Any = None, cache: KVCache | None = None) -> Any:
+    """Positions ``(batch, length)`` of new tokens: the count of real tokens before each one
+    in its row (earlier ones in ``cache`` included). Padding tokens get position 0, as
+    Hugging Face gives them a dummy position; they are masked out as keys anyway."""
+    start = jnp.zeros((batch,), jnp.int32) if cache is None else jnp.sum(cache.valid, axis=1, dtype=jnp.int32)
+    if padding_mask is None:
+        return start[:, None] + jnp.arange(length, dtype=jnp.int32)[None, :]
+    real = padding_mask.astype(bool)
+    before = jnp.cumsum(real, axis=1, dtype=jnp.int32) - 1
+    return jnp.where(real, start[:, None] + before, 0)
+
+
+def write_cache(cache: KVCache, k: Any, v: Any, padding_mask: Any = None) -> KVCache:
+    """Write ``k``/``v`` ``(B, T, n_kv, head_dim)`` at slot ``cache.pos`` and advance it."""
+    B, T = k.shape[:2]
+    zero, start = jnp.zeros((), jnp.int32), cache.pos
+    real = jnp.ones((B, T), bool) if padding_mask is None else padding_mask.astype(bool)
+    return KVCache(lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), (zero, start, zero, zero)),
+                   lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), (zero, start, zero, zero)),
+                   start + T, lax.dynamic_update_slice(cache.valid, real, (zero, start)))
+
+
+def attention_mask(T: int, S: int, *, causal: bool = True, start: Any = 0, key_valid: Any = None) -> Any:
+    """The boolean mask ``(B or 1, 1, T, S)``: query ``t`` (at slot ``start + t``) may see key
+    slot ``s`` when ``s <= start + t`` (if ``causal``) and ``key_valid[:, s]`` holds."""
+    key_slot = jnp.arange(S, dtype=jnp.int32)
+    query_slot = start + jnp.arange(T, dtype=jnp.int32)
+    mask = jnp.ones((1, 1, T, S), bool)
+    if causal:
+        mask = mask & (key_slot[None, :] <= query_slot[:, None])[None, None]
+    if key_valid is not None:
+        mask = mask & key_valid.astype(bool)[:, None, None, :]
+    return mask
 
 
 def rope_frequencies(head_dim: int, max_len: int, base: float = 10000.0) -> tuple[Any, Any]:
@@ -70,36 +114,36 @@ def attention_init(key: Any, d_model: int, n_heads: int, n_kv_heads: int | None 
 
 def multi_head_attention(params: dict, x: Any, *, n_heads: int, n_kv_heads: int | None = None,
                          causal: bool = True, padding_mask: Any = None, rope: tuple | None = None,
-                         cache: KVCache | None = None) -> tuple[Any, KVCache | None]:
+                         positions: Any = None, cache: KVCache | None = None) -> tuple[Any, KVCache | None]:
     """Self-attention of ``x (B, T, d_model)``. Returns ``(out, new_cache)``.
 
-    ``padding_mask (B, S)`` is True for real tokens. ``rope`` is ``rope_frequencies(...)``.
-    With ``cache``, the new keys/values are written at ``cache.pos`` and the queries attend
-    to everything written so far (positions continue from ``cache.pos``).
+    ``padding_mask (B, T)`` is True for real tokens (left padding for batched prompts of
+    different lengths). ``rope`` is ``rope_frequencies(...)``, applied at ``positions``
+    (default :func:`token_positions`). With ``cache``, the new keys/values are written at
+    slot ``cache.pos`` and the queries attend to every real token written so far.
     """
     B, T, _ = x.shape
     n_kv = n_kv_heads or n_heads
     q = jnp.reshape(linear(params["q"], x), (B, T, n_heads, -1))
     k = jnp.reshape(linear(params["k"], x), (B, T, n_kv, -1))
     v = jnp.reshape(linear(params["v"], x), (B, T, n_kv, -1))
-    start = jnp.zeros((), jnp.int32) if cache is None else cache.pos
-    positions = jnp.broadcast_to(start + jnp.arange(T, dtype=jnp.int32), (B, T))
     if rope is not None:
+        if positions is None:
+            positions = token_positions(B, T, padding_mask, cache)
         q, k = apply_rope(q, positions, rope), apply_rope(k, positions, rope)
-    if cache is not None:
-        zero = jnp.zeros((), jnp.int32)
-        k_all = lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), (zero, start, zero, zero))
-        v_all = lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), (zero, start, zero, zero))
-        cache = KVCache(k_all, v_all, start + T)
-        k, v = k_all, v_all
-    S = k.shape[1]
-    key_pos = jnp.arange(S, dtype=jnp.int32)
-    mask = jnp.ones((B, 1, T, S), dtype=bool)
-    if cache is not None:
-        mask = mask & (key_pos < start + T)[None, None, None, :]
-    if causal:
-        mask = mask & (key_pos[None, :] <= positions[:, :, None])[:, None, :, :]
-    if padding_mask is not None:
-        mask = mask & padding_mask[:, None, None, :].astype(bool)
-    out = dot_product_attention(q, k, v, mask)
+    out, cache = cached_attention(q, k, v, causal=causal, padding_mask=padding_mask, cache=cache)
     return linear(params["o"], jnp.reshape(out, (B, T, -1))), cache
+
+
+def cached_attention(q: Any, k: Any, v: Any, *, causal: bool = True, padding_mask: Any = None,
+                     cache: KVCache | None = None) -> tuple[Any, KVCache | None]:
+    """Attention of ``q (B, T, H, D)`` over ``k``/``v`` and, with ``cache``, over every real
+    token written before them; writes ``k``/``v`` into the cache. Returns ``(out, new_cache)``."""
+    T = q.shape[1]
+    if cache is None:
+        mask = attention_mask(T, T, causal=causal, key_valid=padding_mask)
+        return dot_product_attention(q, k, v, mask), None
+    start = cache.pos
+    cache = write_cache(cache, k, v, padding_mask)
+    mask = attention_mask(T, cache.k.shape[1], causal=causal, start=start, key_valid=cache.valid)
+    return dot_product_attention(q, cache.k, cache.v, mask), cache
