@@ -42,7 +42,7 @@ def dumps(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None 
     header: dict = {"__metadata__": dict(metadata)} if metadata else {}
     offset, chunks = 0, []
     for name, value in tensors.items():
-        a = np.ascontiguousarray(value)
+        a = np.asarray(value, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         if a.dtype not in _NAMES:
             raise TypeError(f"safetensors: tensor {name!r} has unsupported dtype {a.dtype}")
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()

@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import tempfile
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import optree
 
-from fungrad import tree
+from fungrad import safetensors, tree
 from fungrad._core.array import Array
 
 FORMAT = "fungrad-checkpoint-v1"
-_DTYPES = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16, "I16": np.int16,
-           "U32": np.uint32, "I32": np.int32, "U64": np.uint64, "I64": np.int64,
-           "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F32": np.float32, "F64": np.float64}
 _SCALAR_KINDS = {bool: "bool", int: "int", float: "float"}
 
 
@@ -89,7 +83,7 @@ def _leaf_array(x: Any, name: str) -> tuple[np.ndarray, str]:
         return np.asarray(x), _SCALAR_KINDS[type(x)]
     if isinstance(x, Array) or hasattr(x, "__array__"):
         a = np.asarray(x)
-        if np.dtype(a.dtype).name not in {np.dtype(t).name for t in _DTYPES.values()}:
+        if a.dtype not in safetensors.DTYPES.values():
             raise TypeError(f"save_checkpoint: leaf {name!r} has unsupported dtype {a.dtype}")
         return np.require(a, requirements="C"), "array"
     raise TypeError(f"save_checkpoint: leaf {name!r} is a {type(x).__name__}, not an array or scalar")
@@ -97,7 +91,6 @@ def _leaf_array(x: Any, name: str) -> tuple[np.ndarray, str]:
 
 def save_checkpoint(path: str | os.PathLike, target: Any) -> None:
     """Write ``target`` (a pytree of arrays and Python scalars) to ``path`` atomically."""
-    import safetensors.numpy
     path = os.fspath(path)
     paths_and_leaves = tree.leaves_with_path(target)
     structure = _encode(tree.structure(target), [0])
@@ -107,49 +100,23 @@ def save_checkpoint(path: str | os.PathLike, target: Any) -> None:
         tensors[name], kind = _leaf_array(leaf, name)
         kinds.append(kind)
     metadata = {"format": FORMAT, "structure": json.dumps(structure), "kinds": json.dumps(kinds)}
-    data = safetensors.numpy.save(tensors, metadata=metadata)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    safetensors.write(path, tensors, metadata)
 
 
 # --------------------------------------------------------------------------- load
 
-def _read(path: str) -> tuple[list[tuple[str, dict]], dict]:
-    import safetensors
-    with open(path, "rb") as f:
-        data = f.read()
+def _read(path: str) -> tuple[dict[str, np.ndarray], dict]:
     try:
-        tensors = safetensors.deserialize(data)
-    except Exception as e:  # the library's own error type: corrupt or truncated file
+        tensors, metadata = safetensors.read(path)
+    except safetensors.SafetensorsError as e:
         raise CheckpointError(f"load_checkpoint: {path} is not a valid safetensors file: {e}") from None
-    (n,) = struct.unpack("<Q", data[:8])
-    metadata = json.loads(data[8:8 + n]).get("__metadata__") or {}
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"load_checkpoint: {path} was not written by save_checkpoint "
                               f"(format {metadata.get('format')!r})")
     return tensors, metadata
 
 
-def _to_leaf(name: str, info: dict, kind: str) -> Any:
-    dtype = _DTYPES.get(info["dtype"])
-    if dtype is None:
-        raise CheckpointError(f"load_checkpoint: tensor {name!r} has unsupported dtype {info['dtype']}")
-    a = np.frombuffer(bytes(info["data"]), dtype=dtype).reshape(info["shape"])
+def _to_leaf(a: np.ndarray, kind: str) -> Any:
     if kind != "array":
         return {"bool": bool, "int": int, "float": float}[kind](a.item())
     return Array(a)
@@ -164,11 +131,11 @@ def load_checkpoint(path: str | os.PathLike, like: Any = None) -> Any:
         kinds = json.loads(metadata["kinds"])
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"load_checkpoint: {path} has a corrupt structure record: {e}") from None
-    ordered = sorted(tensors, key=lambda t: t[0])
+    ordered = sorted(tensors.items())
     if len(ordered) != len(kinds):
         raise CheckpointError(f"load_checkpoint: {path} lists {len(kinds)} leaves but holds "
                               f"{len(ordered)} tensors")
-    leaves = [_to_leaf(name, info, kind) for (name, info), kind in zip(ordered, kinds)]
+    leaves = [_to_leaf(a, kind) for (_, a), kind in zip(ordered, kinds)]
     if like is None:
         return _decode(structure, leaves)
     return _restore_like(path, ordered, leaves, like)
