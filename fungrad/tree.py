@@ -113,17 +113,20 @@ def register_pytree_node_class(cls: type) -> type:
     return cls
 
 
-def broadcast_prefix(prefix: Any, tree: Any, name: str = "in_axes") -> list:
+def broadcast_prefix(prefix: Any, tree: Any, name: str = "in_axes", of: str = "the arguments"
+                     ) -> list:
     """One prefix leaf per leaf of ``tree`` (``None`` in the prefix is a leaf).
 
     Used for ``vmap``'s ``in_axes``/``out_axes``: ``(0, None)`` against
-    ``(params_dict, x)`` gives 0 for every leaf of the dict and None for x.
+    ``(params_dict, x)`` gives 0 for every leaf of the dict and None for x. ``name``
+    and ``of`` say what the prefix and the tree are in the error message.
     """
     spec = optree.tree_structure(prefix, none_is_leaf=True, namespace=_NS)
     try:
         subtrees = spec.flatten_up_to(tree)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{name} {prefix!r} is not a tree prefix of the arguments: {e}") from None
+        raise ValueError(f"{name} specification {prefix!r} must be a tree prefix of {of}, "
+                         f"whose structure is {structure(tree)}: {e}") from None
     out = []
     for p, sub in zip(optree.tree_leaves(prefix, none_is_leaf=True, namespace=_NS), subtrees):
         out.extend([p] * len(leaves(sub)))

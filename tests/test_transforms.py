@@ -149,7 +149,7 @@ def test_grad_errors():
     with pytest.raises(TypeError, match="real- or complex-valued outputs.*int32"):
         fungrad.grad(lambda x: fungrad.lax.convert_element_type(fnp.sum(x), np.int32))(
             to_fg(r(3)))
-    with pytest.raises(ValueError, match="argnums"):
+    with pytest.raises(TypeError, match="argnums=2 requires at least 3 positional"):  # as jax
         fungrad.grad(lambda x: x, argnums=2)(1.0)
     with pytest.raises(TypeError, match="has_aux=True"):
         fungrad.grad(lambda x: x, has_aux=True)(1.0)

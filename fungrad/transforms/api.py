@@ -8,6 +8,8 @@ tracers are caught). They compose because each one only calls ``bind``.
 from __future__ import annotations
 
 import functools
+import inspect
+import operator
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -18,6 +20,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
+from fungrad.lax._prim import hashable_shape
 
 
 def _fun_name(f: Callable) -> str:
@@ -200,13 +203,66 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     return (primal_out, f_vjp, aux) if has_aux else (primal_out, f_vjp)
 
 
-def _argnums_tuple(argnums: int | Sequence[int], nargs: int, fname: str) -> tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+def check_callable(fun: Any, api: str) -> None:
+    """Reject a non-callable ``fun`` when the transformation is built (as JAX)."""
+    if not callable(fun):
+        raise TypeError(f"{api}: expected a callable value, got {fun!r}")
+
+
+def check_argnums(argnums: Any, api: str, name: str = "argnums", allow_empty: bool = False
+                  ) -> tuple[int, ...]:
+    """``argnums`` (an int or a sequence of ints) as a tuple, checked when the
+    transformation is built so that a typo fails at once, not at the first call."""
+    try:
+        return (operator.index(argnums),)
+    except TypeError:
+        pass
+    if isinstance(argnums, (str, bytes)) or not isinstance(argnums, Sequence):
+        raise TypeError(f"{api}: {name} must be an int or a sequence of ints, got "
+                        f"{type(argnums).__name__}: {argnums!r}")
+    nums = []
+    for n in argnums:
+        try:
+            nums.append(operator.index(n))
+        except TypeError:
+            raise TypeError(f"{api}: {name} must be an int or a sequence of ints, got "
+                            f"{argnums!r} (entry {n!r} of type {type(n).__name__})") from None
+    if not nums and not allow_empty:
+        raise ValueError(f"{api}: {name} must name at least one argument, got {argnums!r}")
+    return tuple(nums)
+
+
+def resolve_argnums(nums: tuple[int, ...], nargs: int, api: str, name: str = "argnums",
+                    too_few_is_type_error: bool = False) -> tuple[int, ...]:
+    """``nums`` as non-negative positions among ``nargs`` positional arguments.
+
+    An index past the end is a ``TypeError`` for ``grad`` (the caller passed too few
+    arguments) and a ``ValueError`` elsewhere, as in JAX; repeated positions are errors.
+    """
+    given = nums[0] if len(nums) == 1 else nums
+    if too_few_is_type_error and max(nums) >= nargs:
+        raise TypeError(f"{api}: differentiating with respect to {name}={given} requires at "
+                        f"least {max(nums) + 1} positional arguments to be passed by the "
+                        f"caller, but got only {nargs} positional arguments.")
     for n in nums:
         if not -nargs <= n < nargs:
-            raise ValueError(f"{fname}: argnums {argnums} out of range for {nargs} positional "
-                             "arguments")
-    return tuple(n % nargs for n in nums)
+            raise ValueError(f"{api}: {name}={given} is out of range: positional argument "
+                             f"indices must be >= -len(args) and < len(args), but got value {n} "
+                             f"for len(args) == {nargs}.")
+    resolved = tuple(n % nargs for n in nums)
+    if len(set(resolved)) != len(resolved):
+        raise TypeError(f"{api}: {name}={given} refers to the same positional argument more "
+                        f"than once (positions {resolved} for len(args) == {nargs}).")
+    return resolved
+
+
+def _argnums_spec(fun: Any, argnums: Any, api: str) -> tuple[tuple[int, ...], bool, str]:
+    """Checked ``argnums`` of a differentiating transformation, whether it was a single
+    int (the result is then one gradient rather than a tuple), and ``api(fun)`` for
+    messages."""
+    check_callable(fun, api)
+    where = f"{api}({_fun_name(fun)})"
+    return check_argnums(argnums, where), not isinstance(argnums, Sequence), where
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
@@ -218,12 +274,13 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         >>> fungrad.value_and_grad(lambda x: jnp.sum(x ** 2))(jnp.array([1.0, 2.0]))
         (Array(5., dtype=float32), Array([2., 4.], dtype=float32))
     """
+    nums, single, where = _argnums_spec(fun, argnums, "grad")
     fname = _fun_name(fun)
 
     @functools.wraps(fun)
     def value_and_grad_f(*args: Any, **kwargs: Any):
-        nums = _argnums_tuple(argnums, len(args), f"grad({fname})")
-        for n in nums:
+        pos = resolve_argnums(nums, len(args), where, too_few_is_type_error=True)
+        for n in pos:
             for leaf in tree_util.leaves(args[n]):
                 dt = dtypes.dtype_and_weak(leaf)[0]
                 if not dtypes.is_inexact(dt) and not allow_int:
@@ -232,7 +289,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                         f"that is a sub-dtype of np.inexact), but got {dt.name} for argument "
                         f"{n}. If you want to use integer-valued inputs, use vjp or set "
                         "allow_int to True.")
-        diff_args, restricted = _restrict(fun, args, argnums, f"grad({fname})", kwargs)
+        diff_args, restricted = _restrict(fun, args, pos, kwargs)
         if has_aux:
             out, f_vjp, aux = vjp(restricted, *diff_args, has_aux=True)
         else:
@@ -252,7 +309,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         seed = convert_element_type(1, dt, weak_type=core.get_aval(leaves[0]).weak_type)
         ct = tree_util.unflatten(tree_util.structure(out), [seed])
         grads = f_vjp(ct, _consume=True)
-        g = grads[0] if isinstance(argnums, int) else tuple(grads)
+        g = grads[0] if single else tuple(grads)
         return ((out, aux), g) if has_aux else (out, g)
     return value_and_grad_f
 
@@ -284,26 +341,111 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
 
 # --------------------------------------------------------------------------- vmap
 
-def _axis_size(flat_args: list, flat_axes: list, axis_size: int | None, fname: str) -> int:
-    sizes = {}
+def path_str(path: Sequence) -> str:
+    """A pytree key path as indexing code: ``['a'][0]``."""
+    return "".join(f"[{k!r}]" for k in path)
+
+
+def _arg_descriptions(fun: Callable, args: tuple, kwargs: dict) -> list[str]:
+    """For each argument leaf (positional, then keyword), ``argument x['a']``,
+    ``args[3]`` or ``kwargs['y']``, named through ``fun``'s signature as in JAX."""
+    try:
+        params = inspect.signature(fun).parameters.values()
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    out = [f"argument {names[p[0]]}{path_str(p[1:])}" if p[0] < len(names)
+           else f"args{path_str(p)}" for p, _ in tree_util.leaves_with_path(tuple(args))]
+    return out + [f"kwargs{path_str(p)}" for p, _ in tree_util.leaves_with_path(kwargs)]
+
+
+def _size_mismatch(fname: str, mapped: list[tuple[int, int, str, str]], axis_size: int | None
+                   ) -> ValueError:
+    """JAX's report of inconsistent mapped sizes: each size, how many axes have it and
+    one argument that does. ``mapped`` holds (size, axis, argument, type) per mapped leaf."""
+    by_size: dict[int, list] = {}
+    for m in mapped:
+        by_size.setdefault(m[0], []).append(m)
+    lines = [] if axis_size is None else [f"the `axis_size` argument was {axis_size}"]
+    largest = max(len(g) for g in by_size.values())
+    for size, group in by_size.items():
+        _, ax, arg, typ = group[0]
+        if len(group) == 1:
+            lines.append(f"one axis had size {size}: axis {ax} of {arg} of type {typ}")
+        else:
+            many = "most" if len(group) == largest else "some"
+            lines.append(f"{many} axes ({len(group)} of them) had size {size}, e.g. axis {ax} "
+                         f"of {arg} of type {typ}")
+    return ValueError(f"vmap({fname}) got inconsistent sizes for array axes to be mapped:\n"
+                      + ";\n".join(f"  * {line}" for line in lines))
+
+
+def _axis_size(flat_args: list, flat_axes: list, axis_size: int | None, fname: str,
+               describe: Callable[[], list[str]]) -> int:
+    """The common size of the mapped axes (or ``axis_size``); ``describe()`` names the
+    argument leaves for the error messages."""
+    sizes = set() if axis_size is None else {axis_size}
     for x, ax in zip(flat_args, flat_axes):
         if ax is not None:
             shape = core.get_aval(x).shape
-            if not -len(shape) <= ax < max(len(shape), 1) or not shape:
+            if not -len(shape) <= ax < len(shape):
                 raise ValueError(f"vmap({fname}) was requested to map its argument along axis {ax}, "
                                  f"which implies that its rank should be at least {ax + 1 if ax >= 0 else -ax}, "
                                  f"but is only {len(shape)} (its shape is {shape})")
-            sizes[shape[ax]] = shape
-    if axis_size is not None:
-        sizes.setdefault(axis_size, None)
+            sizes.add(shape[ax])
     if len(sizes) > 1:
-        raise ValueError(f"vmap({fname}) got inconsistent sizes for the mapped axes: "
-                         f"{sorted(sizes)} (in_axes map arguments of different sizes along "
-                         "their mapped axis)")
+        mapped = [(core.get_aval(x).shape[ax], ax % core.get_aval(x).ndim, d,
+                   core.get_aval(x).str_short())
+                  for x, ax, d in zip(flat_args, flat_axes, describe()) if ax is not None]
+        raise _size_mismatch(fname, mapped, axis_size)
     if not sizes:
-        raise ValueError(f"vmap({fname}) must have at least one non-None value in in_axes, "
-                         "or axis_size given")
+        if not flat_args:
+            raise ValueError(f"vmap({fname}) wrapped function must be passed at least one "
+                             "argument containing an array or axis_size must be specified")
+        raise ValueError(f"vmap({fname}) must have at least one non-None value in in_axes or "
+                         "axis_size must be specified")
     return next(iter(sizes))
+
+
+_IN_AXES_RULE = ("in_axes must be an int, None, or a tuple of entries corresponding to the "
+                 "positional arguments passed to the function")
+
+
+def _check_axes_spec(spec: Any, what: str, fname: str) -> None:
+    """Reject ``in_axes``/``out_axes`` leaves other than ints and None when vmap is built
+    (bools and NumPy integers too, as JAX)."""
+    if any(type(ax) is not int for ax in tree_util.leaves(spec)):
+        raise TypeError(f"vmap({fname}): {what} must be an int, None, or (nested) container "
+                        f"with those types as leaves, but got {spec!r}.")
+
+
+def _check_vmap_spec(in_axes: Any, out_axes: Any, axis_size: Any, fname: str) -> None:
+    """Validate vmap's static arguments once, when the function is built."""
+    if not (in_axes is None or type(in_axes) in (int, tuple)):
+        raise TypeError(f"vmap({fname}): {_IN_AXES_RULE}, but got {in_axes!r}.")
+    _check_axes_spec(in_axes, "in_axes", fname)
+    _check_axes_spec(out_axes, "out_axes", fname)
+    if axis_size is not None and type(axis_size) is not int:
+        raise TypeError(f"vmap({fname}): axis_size must be an int or None, got {axis_size!r}")
+
+
+def _output_name(out: Any, i: int) -> str:
+    """The ``i``-th leaf of ``out`` by its key path, for error messages."""
+    path = tree_util.leaves_with_path(out)[i][0]
+    return f"output {path_str(path)}" if path else "the output"
+
+
+def _move_out_axis(val: Any, bdim: int | None, oax: int, size: int, fname: str,
+                   where: Callable[[], str]) -> Any:
+    """An output with its batch axis at ``oax``; ``where()`` names it in errors."""
+    val = batching.bdim_at_front(val, bdim, size)
+    ndim = core.get_aval(val).ndim
+    if not -ndim <= oax < ndim:
+        raise ValueError(f"vmap({fname}): out_axes={oax} is out of bounds for {where()}: with "
+                         f"the mapped axis of size {size} it has shape "
+                         f"{core.get_aval(val).shape} (rank {ndim}), so its out_axes must be in "
+                         f"[-{ndim}, {ndim})")
+    return batching.moveaxis(val, 0, oax % ndim)
 
 
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None,
@@ -315,28 +457,27 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
         >>> fungrad.vmap(jnp.dot, in_axes=(0, None))(jnp.ones((3, 2)), jnp.array([1.0, 2.0]))
         Array([3., 3., 3.], dtype=float32)
     """
+    check_callable(fun, "vmap")
     fname = _fun_name(fun)
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)
+    _check_vmap_spec(in_axes, out_axes, axis_size, fname)
 
     @functools.wraps(fun)
     def vmapped(*args: Any, **kwargs: Any):
         flat_args, in_tree = _flatten_args(args, f"vmap({fname})")
-        axes_prefix = in_axes if isinstance(in_axes, tuple) or not args else in_axes
         if isinstance(in_axes, tuple) and len(in_axes) != len(args):
-            raise ValueError(f"vmap({fname}) in_axes has {len(in_axes)} entries but the "
-                             f"function got {len(args)} positional arguments")
+            raise ValueError(f"vmap({fname}): {_IN_AXES_RULE}, but got len(in_axes)="
+                             f"{len(in_axes)}, len(args)={len(args)}")
         flat_axes = tree_util.broadcast_prefix(
-            axes_prefix if isinstance(axes_prefix, tuple) else (axes_prefix,) * len(args),
-            tuple(args), "vmap in_axes")
-        for ax in flat_axes:
-            if ax is not None and not isinstance(ax, int):
-                raise TypeError(f"vmap({fname}): in_axes must be ints or None, got {ax!r}")
+            in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args),
+            tuple(args), f"vmap({fname}) in_axes")
         # Keyword arguments are mapped over their leading axis, as in jax.vmap.
         flat_kw, kw_tree = _flatten_args((kwargs,), f"vmap({fname})")
         n_pos = len(flat_args)
         flat_args, flat_axes = flat_args + flat_kw, flat_axes + [0] * len(flat_kw)
-        size = _axis_size(flat_args, flat_axes, axis_size, fname)
+        size = _axis_size(flat_args, flat_axes, axis_size, fname,
+                          lambda: _arg_descriptions(fun, args, kwargs))
         trace = batching.BatchTrace(core.current_trace(), size, axis_name)
         try:
             tracers = []
@@ -349,21 +490,22 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
                 out = fun(*tree_util.unflatten(in_tree, tracers[:n_pos]),
                           **tree_util.unflatten(kw_tree, tracers[n_pos:])[0])
             flat_out, out_tree = _flat_outputs(out, f"vmap({fname})")
-            flat_out_axes = tree_util.broadcast_prefix(out_axes, out, "vmap out_axes")
+            flat_out_axes = tree_util.broadcast_prefix(out_axes, out, f"vmap({fname}) out_axes",
+                                                       of="the function's outputs")
             results = []
-            for o, oax in zip(flat_out, flat_out_axes):
+            for i, (o, oax) in enumerate(zip(flat_out, flat_out_axes)):
                 val, bdim = trace.unpack(o)
                 with core.set_current_trace(trace.parent):
                     if oax is None:
                         if bdim is not None:
-                            raise ValueError(f"vmap({fname}) has out_axes=None for an output "
-                                             "that is batched; it must not depend on the "
-                                             "mapped inputs")
+                            raise ValueError(f"vmap({fname}): at out_axes, got axis spec None "
+                                             f"but output was batched on axis {bdim}; an output "
+                                             "with out_axes=None must not depend on the mapped "
+                                             "inputs")
                         results.append(val)
                         continue
-                    val = batching.bdim_at_front(val, bdim, size)
-                    ndim = core.get_aval(val).ndim
-                    results.append(batching.moveaxis(val, 0, oax % ndim))
+                    results.append(_move_out_axis(val, bdim, oax, size, fname,
+                                                  lambda: _output_name(out, i)))
         finally:
             trace.invalidate()
         return tree_util.unflatten(out_tree, results)
@@ -372,10 +514,10 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
 
 # --------------------------------------------------------------------------- jacobians
 
-def _restrict(fun: Callable, args: Sequence[Any], argnums: int | Sequence[int], fname: str,
+def _restrict(fun: Callable, args: Sequence[Any], nums: tuple[int, ...],
               kwargs: dict | None = None) -> tuple[tuple, Callable]:
-    """The differentiated arguments, and ``fun`` as a function of those alone."""
-    nums = _argnums_tuple(argnums, len(args), fname)
+    """The differentiated arguments (at resolved positions ``nums``), and ``fun`` as a
+    function of those alone."""
 
     def restricted(*dargs: Any) -> Any:
         full = list(args)
@@ -419,10 +561,17 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         Array([[2., 0.],
                [0., 4.]], dtype=float32)
     """
+    return _jacfwd(fun, argnums, has_aux, "jacfwd")
 
+
+def _jacfwd(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
+    """``jacfwd``, naming ``api`` in argument errors (``hessian`` builds on it)."""
+    nums, single, where = _argnums_spec(fun, argnums, api)
+
+    @functools.wraps(fun)
     def jac_f(*args: Any):
-        dargs, restricted = _restrict(fun, args, argnums, "jacfwd")
-        flat, tree = _flatten_args(dargs, "jacfwd")
+        dargs, restricted = _restrict(fun, args, resolve_argnums(nums, len(args), where))
+        flat, tree = _flatten_args(dargs, where)
         basis, sizes = _std_basis(flat)
 
         def push(v):
@@ -431,14 +580,14 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         out_axes = (None, -1, None) if has_aux else (None, -1)
         res = vmap(push, out_axes=out_axes)(basis)
         y, cols = res[0], res[1]
-        jac = tree_util.map(lambda yl, c: _in_tree_jac(_unravel(c, flat, sizes, tree, axis=-1), argnums),
+        jac = tree_util.map(lambda yl, c: _in_tree_jac(_unravel(c, flat, sizes, tree, axis=-1), single),
                             y, cols)
         return (jac, res[2]) if has_aux else jac
     return jac_f
 
 
-def _in_tree_jac(per_arg: tuple, argnums: int | Sequence[int]) -> Any:
-    return per_arg[0] if isinstance(argnums, int) else per_arg
+def _in_tree_jac(per_arg: tuple, single: bool) -> Any:
+    return per_arg[0] if single else per_arg
 
 
 def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
@@ -450,10 +599,17 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         Array([[0., 2.],
                [2., 0.]], dtype=float32)
     """
-    from fungrad import numpy as jnp
+    return _jacrev(fun, argnums, has_aux, "jacrev")
 
+
+def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
+    """``jacrev``, naming ``api`` in argument errors (``hessian`` builds on it)."""
+    from fungrad import numpy as jnp
+    nums, single, where = _argnums_spec(fun, argnums, api)
+
+    @functools.wraps(fun)
     def jac_f(*args: Any):
-        dargs, restricted = _restrict(fun, args, argnums, "jacrev")
+        dargs, restricted = _restrict(fun, args, resolve_argnums(nums, len(args), where))
         if has_aux:
             y, pullback, aux = vjp(restricted, *dargs, has_aux=True)
         else:
@@ -465,7 +621,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         for leaf, n in zip(flat_y, sizes):
             out_shape = core.get_aval(leaf).shape
             rows = tree_util.map(lambda c: jnp.reshape(c[start:start + n], out_shape + c.shape[1:]), cts)
-            per_out.append(_in_tree_jac(rows, argnums))
+            per_out.append(_in_tree_jac(rows, single))
             start += n
         jac = tree_util.unflatten(y_tree, per_out)
         return (jac, aux) if has_aux else jac
@@ -481,7 +637,7 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
         Array([[ 6.,  0.],
                [ 0., 12.]], dtype=float32)
     """
-    return jacfwd(jacrev(fun, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
+    return _jacfwd(_jacrev(fun, argnums, has_aux, "hessian"), argnums, has_aux, "hessian")
 
 
 # --------------------------------------------------------------------------- staging
@@ -526,7 +682,7 @@ class ShapeDtypeStruct:
     __slots__ = ("shape", "dtype", "weak_type")
 
     def __init__(self, shape: Sequence[int], dtype: Any, weak_type: bool = False) -> None:
-        self.shape = tuple(shape)
+        self.shape = hashable_shape(shape, "ShapeDtypeStruct")
         self.dtype = np.dtype(dtype)
         self.weak_type = weak_type
 

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 import weakref
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from fungrad._core.eval import EVAL_TRACE
 from fungrad.compiler import codegen
 from fungrad.config import config
 from fungrad.interpreters import partial_eval as pe
-from fungrad.transforms.api import _flat_outputs, _fun_name
+from fungrad.transforms.api import _flat_outputs, _fun_name, check_argnums, path_str
 from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
                                              jit_p)
 
@@ -181,20 +181,21 @@ class _Entry:
         return bufs
 
 
-def _normalize_nums(nums: int | Sequence[int] | None) -> tuple[int, ...]:
-    if nums is None:
-        return ()
-    return (nums,) if isinstance(nums, int) else tuple(int(n) for n in nums)
+def _normalize_nums(nums: int | Sequence[int] | None, what: str, api: str) -> tuple[int, ...]:
+    """``static_argnums``/``donate_argnums`` as a tuple of ints (TypeError otherwise)."""
+    return () if nums is None else check_argnums(nums, api, what, allow_empty=True)
 
 
-def _normalize_names(names: str | Sequence[str] | None) -> tuple[str, ...]:
+def _normalize_names(names: str | Sequence[str] | None, what: str, api: str) -> tuple[str, ...]:
+    """``static_argnames``/``donate_argnames`` as a tuple of str (TypeError otherwise)."""
     if names is None:
         return ()
-    return (names,) if isinstance(names, str) else tuple(names)
-
-
-def _path_str(path: tuple) -> str:
-    return "".join(f"[{k!r}]" for k in path)
+    if isinstance(names, str):
+        return (names,)
+    if not isinstance(names, Iterable) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{api}: {what} must be a str or a sequence of str, got "
+                        f"{type(names).__name__}: {names!r}")
+    return tuple(names)
 
 
 class JitWrapped:
@@ -233,17 +234,15 @@ class JitWrapped:
     def _resolve(self, nums: Any, names: Any, nums_name: str, names_name: str
                  ) -> tuple[tuple[int, ...], tuple[str, ...]]:
         """Argnums and argnames complete each other through the signature (as in JAX)."""
-        nums, names = _normalize_nums(nums), _normalize_names(names)
+        api = f"jit({self._name})"
+        nums = _normalize_nums(nums, nums_name, api)
+        names = _normalize_names(names, names_name, api)
         if self._signature is None:
             return nums, names
+        self._check_signature(nums, names, nums_name, names_name)
         params = self._signature.parameters
         valid = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD,
                                                                p.POSITIONAL_ONLY)}
-        has_var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
-        bad = set(names) - valid
-        if bad and not has_var_kw:
-            raise ValueError(f"Jitted function has invalid argnames {bad} in {names_name}. "
-                             "Function does not take these args.")
         positional = self._positional_names()
         names = names + tuple(positional[n] for n in nums
                               if -len(positional) <= n < len(positional)
@@ -251,6 +250,28 @@ class JitWrapped:
         nums = nums + tuple(positional.index(n) for n in names
                             if n in positional and positional.index(n) not in nums)
         return nums, names
+
+    def _check_signature(self, nums: tuple[int, ...], names: tuple[str, ...], nums_name: str,
+                         names_name: str) -> None:
+        """Reject, once at ``jit(...)``, argnums past the positional parameters (unless
+        the function takes ``*args``) and argnames it does not take (unless ``**kwargs``)."""
+        params = self._signature.parameters
+        kinds = {p.kind for p in params.values()}
+        n_pos = len(self._positional_names())
+        if inspect.Parameter.VAR_POSITIONAL not in kinds and \
+                any(not -n_pos <= n < n_pos for n in nums):
+            raise ValueError(f"Jitted function {self._name} has {nums_name}={nums}, but only "
+                             f"accepts {n_pos} positional arguments.")
+        positional_only = set(names) & {n for n, p in params.items()
+                                        if p.kind == p.POSITIONAL_ONLY}
+        if positional_only:
+            raise ValueError(f"Jitted function has invalid argnames {positional_only} in "
+                             f"{names_name}. These are positional-only")
+        bad = set(names) - {n for n, p in params.items()
+                            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if bad and inspect.Parameter.VAR_KEYWORD not in kinds:
+            raise ValueError(f"Jitted function has invalid argnames {bad} in {names_name}. "
+                             "Function does not take these args.")
 
     def _arg_name(self, i: int) -> str:
         positional = self._positional_names()
@@ -330,10 +351,10 @@ class JitWrapped:
         paths = [(self._arg_name(a) if isinstance(a, int) else a, path) for a, path in origins]
         for x, (name, path) in zip(leaves, paths):
             if _leaf_key(x) is None:
-                raise TypeError(f"jit({self._name}): argument '{name}{_path_str(path)}' of type "
+                raise TypeError(f"jit({self._name}): argument '{name}{path_str(path)}' of type "
                                 f"{type(x).__name__} is not a valid array type: {x!r}. Mark it "
                                 "static with static_argnums/static_argnames.")
-        arg_names = [f"'{name}{_path_str(path)}'" for name, path in paths]
+        arg_names = [f"'{name}{path_str(path)}'" for name, path in paths]
         labels = [f"argument {n}" for n in arg_names]
         in_avals = [_leaf_aval(x) for x in leaves]
         description = [f"{n}: {a.str_short()}{' (weak)' if a.weak_type else ''}"
