@@ -1,0 +1,9 @@
+"""``fungrad.text``: from text to token ids and back.
+
+``CharTokenizer`` (one id per character), ``BPETokenizer`` (GPT-2's byte-level BPE:
+training, tiktoken-identical encoding, GPT-2 and tiktoken files).
+"""
+from fungrad.text.bpe import GPT2_PATTERN, BPETokenizer
+from fungrad.text.char import CharTokenizer
+
+__all__ = ["BPETokenizer", "CharTokenizer", "GPT2_PATTERN"]
