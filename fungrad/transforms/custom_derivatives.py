@@ -42,6 +42,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax.ad_util import stop_gradient
 from fungrad.lax.control_flow.common import as_leaf, flatten_operands, run_jaxpr, trace_fun
 from fungrad.lax.reductions import reduce_sum
+from fungrad.transforms.api import _fun_name, check_argnums
 
 __all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
 
@@ -70,10 +71,6 @@ def _closure_error(kind: str, fname: str, aval: ShapedArray) -> CustomDerivative
 
 # --------------------------------------------------------------------------- shared helpers
 
-def _fun_name(f: Callable) -> str:
-    return getattr(f, "__name__", type(f).__name__)
-
-
 def _resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, kind: str) -> tuple:
     """Keyword arguments moved to their positions (custom functions take positional args)."""
     if not kwargs:
@@ -88,6 +85,29 @@ def _resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, kind: str) -> tupl
         raise TypeError(f"The {kind}-decorated function {_fun_name(fun)} has keyword-only "
                         f"arguments {sorted(bound.kwargs)}; pass them positionally.")
     return bound.args
+
+
+def _check_nondiff_argnums(nondiff_argnums: Any, fun: Callable, kind: str) -> tuple[int, ...]:
+    """``nondiff_argnums`` as a sorted tuple of ints, checked at decoration time. It must
+    be a sequence (a bare int is a TypeError, as in JAX)."""
+    where = f"{kind}({_fun_name(fun)})"
+    if isinstance(nondiff_argnums, str) or not isinstance(nondiff_argnums, Sequence):
+        raise TypeError(f"{where}: nondiff_argnums must be a sequence of ints such as (1,), "
+                        f"got {type(nondiff_argnums).__name__}: {nondiff_argnums!r}")
+    return tuple(sorted(check_argnums(nondiff_argnums, where, "nondiff_argnums",
+                                      allow_empty=True)))
+
+
+def _nondiff_positions(nondiff_argnums: tuple[int, ...], nargs: int, fun: Callable, kind: str
+                       ) -> tuple[int, ...]:
+    """``nondiff_argnums`` as sorted non-negative positions among the ``nargs`` arguments
+    of a call (an index out of range is an ``IndexError``, as in JAX)."""
+    for n in nondiff_argnums:
+        if not -nargs <= n < nargs:
+            raise IndexError(f"{kind}({_fun_name(fun)}): nondiff_argnums={nondiff_argnums} "
+                             f"refers to argument {n}, but the function was called with "
+                             f"{nargs} positional arguments.")
+    return tuple(sorted(n % nargs for n in nondiff_argnums))
 
 
 def _split_nondiff(args: tuple, nondiff_argnums: tuple[int, ...]) -> tuple[list, list]:
@@ -234,7 +254,7 @@ class custom_jvp:
     def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = ()) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.nondiff_argnums = tuple(sorted(nondiff_argnums))
+        self.nondiff_argnums = _check_nondiff_argnums(nondiff_argnums, fun, "custom_jvp")
         self.jvp: Callable | None = None
 
     def defjvp(self, jvp: Callable) -> Callable:
@@ -265,9 +285,10 @@ class custom_jvp:
         if self.jvp is None:
             raise AttributeError(f"No JVP defined for custom_jvp function {name} using defjvp.")
         args = _resolve_kwargs(self.fun, args, kwargs, "custom_jvp")
+        nondiff = self.nondiff_argnums and _nondiff_positions(self.nondiff_argnums, len(args),
+                                                              self.fun, "custom_jvp")
         if isinstance(core.current_trace(), EvalTrace):
             return self.fun(*args)
-        nondiff = self.nondiff_argnums
         static, dyn = _split_nondiff(args, nondiff)
         static = [tree_util.map(_stop_traced_gradient, s) for s in static]
         flat_args, in_tree = flatten_operands(tuple(dyn), f"custom_jvp {name}", "arguments")
@@ -397,7 +418,7 @@ class custom_vjp:
     def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = ()) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.nondiff_argnums = tuple(sorted(nondiff_argnums))
+        self.nondiff_argnums = _check_nondiff_argnums(nondiff_argnums, fun, "custom_vjp")
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
 
@@ -413,7 +434,8 @@ class custom_vjp:
         if self.fwd is None:
             raise AttributeError(f"No VJP defined for custom_vjp function {name} using defvjp.")
         args = _resolve_kwargs(self.fun, args, kwargs, "custom_vjp")
-        nondiff = self.nondiff_argnums
+        nondiff = self.nondiff_argnums and _nondiff_positions(self.nondiff_argnums, len(args),
+                                                              self.fun, "custom_vjp")
         static, dyn = _split_nondiff(args, nondiff)
         for s in static:
             if any(isinstance(x, core.Tracer) for x in tree_util.leaves(s)):
