@@ -1,9 +1,11 @@
 """``fungrad.text``: from text to token ids and back.
 
 ``CharTokenizer`` (one id per character), ``BPETokenizer`` (GPT-2's byte-level BPE:
-training, tiktoken-identical encoding, GPT-2 and tiktoken files).
+training, tiktoken-identical encoding, GPT-2 and tiktoken files), ``SentencePieceTokenizer``
+(LLaMA-style ``.model`` files, BPE and unigram).
 """
 from fungrad.text.bpe import GPT2_PATTERN, BPETokenizer
 from fungrad.text.char import CharTokenizer
+from fungrad.text.sentencepiece import SentencePieceTokenizer
 
-__all__ = ["BPETokenizer", "CharTokenizer", "GPT2_PATTERN"]
+__all__ = ["BPETokenizer", "CharTokenizer", "GPT2_PATTERN", "SentencePieceTokenizer"]
