@@ -52,6 +52,19 @@ class ArrayMethods:
         """Functional updates: ``x.at[idx].set(v)`` returns a new array (see jax.Array.at)."""
         return _jnp._IndexUpdateHelper(self)
 
+    def __setitem__(self, idx: Any, value: Any) -> None:
+        """Arrays are immutable: say how to write the update functionally (as JAX)."""
+        raise TypeError("fungrad arrays are immutable and do not support in-place item "
+                        "assignment. Instead of x[idx] = y, use x = x.at[idx].set(y) or "
+                        "another .at[] method (add, multiply, min, max, ...): they return a "
+                        "new array.")
+
+    def __delitem__(self, idx: Any) -> None:
+        """Arrays are immutable: point to ``fungrad.numpy.delete``."""
+        raise TypeError("fungrad arrays are immutable and do not support item deletion. "
+                        "Instead of del x[idx], use x = fungrad.numpy.delete(x, idx): it "
+                        "returns a new array.")
+
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of unsized object (a 0-d array)")
