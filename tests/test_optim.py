@@ -113,7 +113,7 @@ def _minimise(loss, x0, opt, steps):
 
 @pytest.mark.parametrize("opt", [optim.sgd(0.1), optim.sgd(0.05, momentum=0.9), optim.adam(0.1),
                                  optim.rmsprop(0.01), optim.adamw(0.1, weight_decay=0.0),
-                                 optim.adagrad(0.5), optim.lamb(0.05)])
+                                 optim.adagrad(0.5)])
 def test_parabola_converges(opt):
     x = _minimise(lambda x: jnp.sum((x - 3.0) ** 2), [0.0, -1.0], opt, 500)
     np.testing.assert_allclose(x, [3.0, 3.0], atol=2e-2)
@@ -123,6 +123,14 @@ def test_parabola_converges_with_lion():
     # Lion's sign updates keep a fixed step size: it settles only as the schedule decays.
     opt = optim.lion(optim.cosine_decay_schedule(0.05, 1000), b2=0.9, weight_decay=0.0)
     x = _minimise(lambda x: jnp.sum((x - 3.0) ** 2), [0.0, -1.0], opt, 1000)
+    np.testing.assert_allclose(x, [3.0, 3.0], atol=2e-2)
+
+
+def test_parabola_converges_with_lamb():
+    # LAMB's trust ratio makes each step about lr * ||x|| long: at a fixed learning rate it
+    # circles the optimum at that distance, and settles only as the schedule decays.
+    opt = optim.lamb(optim.cosine_decay_schedule(0.05, 500))
+    x = _minimise(lambda x: jnp.sum((x - 3.0) ** 2), [0.0, -1.0], opt, 500)
     np.testing.assert_allclose(x, [3.0, 3.0], atol=2e-2)
 
 
