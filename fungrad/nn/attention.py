@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import fungrad.numpy as jnp
 from fungrad import lax, random
 from fungrad.nn.functions import softmax
-from fungrad.nn.layers import linear, linear_init
+from fungrad.nn.layers import dropout, linear, linear_init
 
 
 class KVCache(NamedTuple):
@@ -85,10 +85,12 @@ def apply_rope(x: Any, positions: Any, freqs: tuple[Any, Any]) -> Any:
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
 
 
-def dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None) -> Any:
+def dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, *, dropout_rate: float = 0.0,
+                          dropout_key: Any = None) -> Any:
     """``softmax(q k^T / sqrt(d) + mask) v`` for ``(B, T, H, D)`` queries and ``(B, S, H, D)``
     keys/values (``k``/``v`` may have fewer heads: grouped-query attention). ``mask`` is
-    boolean, broadcastable to ``(B, H, T, S)``, True where attention is allowed."""
+    boolean, broadcastable to ``(B, H, T, S)``, True where attention is allowed. With
+    ``dropout_key``, attention weights are dropped at ``dropout_rate`` (GPT-2 ``attn_pdrop``)."""
     n_heads, n_kv = q.shape[2], k.shape[2]
     if n_heads % n_kv:
         raise ValueError(f"dot_product_attention: {n_heads} query heads not divisible by {n_kv} kv heads")
@@ -98,7 +100,10 @@ def dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None) -> Any:
     scores = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-    return jnp.einsum("bhts,bshd->bthd", softmax(scores, axis=-1), v)
+    weights = softmax(scores, axis=-1)
+    if dropout_key is not None:
+        weights = dropout(dropout_key, weights, dropout_rate)
+    return jnp.einsum("bhts,bshd->bthd", weights, v)
 
 
 def attention_init(key: Any, d_model: int, n_heads: int, n_kv_heads: int | None = None,
@@ -114,13 +119,15 @@ def attention_init(key: Any, d_model: int, n_heads: int, n_kv_heads: int | None 
 
 def multi_head_attention(params: dict, x: Any, *, n_heads: int, n_kv_heads: int | None = None,
                          causal: bool = True, padding_mask: Any = None, rope: tuple | None = None,
-                         positions: Any = None, cache: KVCache | None = None) -> tuple[Any, KVCache | None]:
+                         positions: Any = None, cache: KVCache | None = None, dropout_rate: float = 0.0,
+                         dropout_key: Any = None) -> tuple[Any, KVCache | None]:
     """Self-attention of ``x (B, T, d_model)``. Returns ``(out, new_cache)``.
 
     ``padding_mask (B, T)`` is True for real tokens (left padding for batched prompts of
     different lengths). ``rope`` is ``rope_frequencies(...)``, applied at ``positions``
     (default :func:`token_positions`). With ``cache``, the new keys/values are written at
     slot ``cache.pos`` and the queries attend to every real token written so far.
+    ``dropout_key`` turns on dropout of the attention weights at ``dropout_rate``.
     """
     B, T, _ = x.shape
     n_kv = n_kv_heads or n_heads
@@ -131,19 +138,22 @@ def multi_head_attention(params: dict, x: Any, *, n_heads: int, n_kv_heads: int 
         if positions is None:
             positions = token_positions(B, T, padding_mask, cache)
         q, k = apply_rope(q, positions, rope), apply_rope(k, positions, rope)
-    out, cache = cached_attention(q, k, v, causal=causal, padding_mask=padding_mask, cache=cache)
+    out, cache = cached_attention(q, k, v, causal=causal, padding_mask=padding_mask, cache=cache,
+                                  dropout_rate=dropout_rate, dropout_key=dropout_key)
     return linear(params["o"], jnp.reshape(out, (B, T, -1))), cache
 
 
 def cached_attention(q: Any, k: Any, v: Any, *, causal: bool = True, padding_mask: Any = None,
-                     cache: KVCache | None = None) -> tuple[Any, KVCache | None]:
+                     cache: KVCache | None = None, dropout_rate: float = 0.0,
+                     dropout_key: Any = None) -> tuple[Any, KVCache | None]:
     """Attention of ``q (B, T, H, D)`` over ``k``/``v`` and, with ``cache``, over every real
     token written before them; writes ``k``/``v`` into the cache. Returns ``(out, new_cache)``."""
     T = q.shape[1]
     if cache is None:
         mask = attention_mask(T, T, causal=causal, key_valid=padding_mask)
-        return dot_product_attention(q, k, v, mask), None
+        return dot_product_attention(q, k, v, mask, dropout_rate=dropout_rate, dropout_key=dropout_key), None
     start = cache.pos
     cache = write_cache(cache, k, v, padding_mask)
     mask = attention_mask(T, cache.k.shape[1], causal=causal, start=start, key_valid=cache.valid)
-    return dot_product_attention(q, cache.k, cache.v, mask), cache
+    return dot_product_attention(q, cache.k, cache.v, mask, dropout_rate=dropout_rate,
+                                 dropout_key=dropout_key), cache
