@@ -15,6 +15,7 @@ from fungrad.numpy._ufuncs import maximum, minimum
 from fungrad.numpy._util import (aval, ensure_arraylike, full_like, promote_args,
                                  promote_args_inexact, promote_dtypes_inexact, scalar_like,
                                  static_int, to_inexact_dtype, where as _where)
+from fungrad.transforms.custom_derivatives import custom_jvp
 
 
 def _unary_inexact(name: str, lax_name: str) -> Callable:
@@ -71,7 +72,11 @@ def log10(x: Any, /) -> Any:
 
 def logaddexp(x1: Any, x2: Any, /) -> Any:
     """``log(exp(x1) + exp(x2))`` without overflow."""
-    x1, x2 = promote_args_inexact("logaddexp", x1, x2)
+    return _logaddexp(*promote_args_inexact("logaddexp", x1, x2))
+
+
+@custom_jvp
+def _logaddexp(x1: Any, x2: Any) -> Any:
     amax = lax.max(x1, x2)
     delta = lax.sub(x1, x2)
     return lax.select(lax.ne(delta, delta), lax.add(x1, x2),
@@ -80,12 +85,40 @@ def logaddexp(x1: Any, x2: Any, /) -> Any:
 
 def logaddexp2(x1: Any, x2: Any, /) -> Any:
     """``log2(2**x1 + 2**x2)`` without overflow."""
-    x1, x2 = promote_args_inexact("logaddexp2", x1, x2)
+    return _logaddexp2(*promote_args_inexact("logaddexp2", x1, x2))
+
+
+@custom_jvp
+def _logaddexp2(x1: Any, x2: Any) -> Any:
     amax = lax.max(x1, x2)
     delta = lax.sub(x1, x2)
     ln2 = scalar_like(np.log(2), x1)
     tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
     return lax.select(lax.ne(delta, delta), lax.add(x1, x2), lax.add(amax, tail))
+
+
+def _logaddexp_rule(fn: Callable, exp: Callable) -> Callable:
+    """JVP of ``fn = log(exp(x1) + exp(x2))`` (or base 2): ``t_i * exp(x_i - out)``.
+
+    The weights are the softmax of the two arguments, so they sum to 1 and give 0.5 each
+    at a tie; differentiating the stable formula would give 0 there, because the kinks of
+    ``max`` and ``abs`` cancel. ``+inf`` is read as 0 so that ``inf - inf`` gives no NaN.
+    """
+    def rule(primals: Any, tangents: Any) -> Any:
+        (x1, x2), (t1, t2) = primals, tangents
+        out = fn(x1, x2)
+        w1 = exp(lax.sub(_replace_posinf(x1), _replace_posinf(out)))
+        w2 = exp(lax.sub(_replace_posinf(x2), _replace_posinf(out)))
+        return out, lax.add(lax.mul(t1, w1), lax.mul(t2, w2))
+    return rule
+
+
+def _replace_posinf(x: Any) -> Any:
+    return lax.select(lax.eq(x, scalar_like(np.inf, x)), full_like(x, 0), x)
+
+
+_logaddexp.defjvp(_logaddexp_rule(_logaddexp, lax.exp))
+_logaddexp2.defjvp(_logaddexp_rule(_logaddexp2, lax.exp2))
 
 
 def hypot(x1: Any, x2: Any, /) -> Any:
@@ -107,10 +140,27 @@ def sinc(x: Any, /) -> Any:
     x, = promote_dtypes_inexact(ensure_arraylike("sinc", x))
     eq_zero = lax.eq(x, scalar_like(0, x))
     pi_x = lax.mul(scalar_like(np.pi, x), x)
-    one = scalar_like(1, x)
     safe = lax.select(eq_zero, full_like(pi_x, 1), pi_x)
-    return lax.select(eq_zero, lax.add(lax.mul(pi_x, scalar_like(0, x)), one),
-                      lax.div(lax.sin(safe), safe))
+    return lax.select(eq_zero, _sin_over_x_at_zero(0, pi_x), lax.div(lax.sin(safe), safe))
+
+
+def _sin_over_x_at_zero(k: int, u: Any) -> Any:
+    """The ``k``-th derivative of ``sin(u) / u`` at ``u = 0``, broadcast like ``u``.
+
+    ``sinc`` selects it where ``x == 0``; its custom JVP returns the next term, so every
+    order of derivative of ``sinc`` at 0 is its Maclaurin coefficient, not 0.
+    """
+    term = 0.0 if k % 2 else (-1) ** (k // 2) / (k + 1)
+    return lax.add(lax.mul(u, scalar_like(0, u)), scalar_like(term, u))
+
+
+def _sin_over_x_at_zero_jvp(k: int, primals: Any, tangents: Any) -> Any:
+    (u,), (t,) = primals, tangents
+    return _sin_over_x_at_zero(k, u), lax.mul(_sin_over_x_at_zero(k + 1, u), t)
+
+
+_sin_over_x_at_zero = custom_jvp(_sin_over_x_at_zero, nondiff_argnums=(0,))
+_sin_over_x_at_zero.defjvp(_sin_over_x_at_zero_jvp)
 
 
 def heaviside(x1: Any, x2: Any, /) -> Any:
