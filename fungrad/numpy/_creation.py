@@ -38,6 +38,32 @@ def _stack_nested(obj: Any, dtype: np.dtype) -> Any:
     return lax.concatenate([lax.expand_dims(p, (0,)) for p in parts], 0)
 
 
+_NON_NUMERIC_KINDS = ("O", "U", "S", "V")  # object, str, bytes, void dtypes
+
+
+def _valid_leaf(x: Any) -> bool:
+    """Whether ``x`` may be an element of a (nested) list given to ``array``."""
+    if isinstance(x, (Array, Tracer, bool, int, float, complex)) or hasattr(x, "__jax_array__"):
+        return True
+    return isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind not in _NON_NUMERIC_KINDS
+
+
+def _invalid_value(x: Any, fname: str) -> Exception:
+    """The error for a value an array cannot hold: ``None`` is a ValueError, strings
+    and other objects are TypeErrors (as in JAX)."""
+    if x is None:
+        return ValueError(f"{fname}: None is not a valid value for an array (use "
+                          "fungrad.numpy.nan for a missing number)")
+    if isinstance(x, (str, bytes)):
+        what = f"a {type(x).__name__} {x!r}"
+    elif isinstance(x, (np.ndarray, np.generic)):
+        what = f"a NumPy array of dtype {x.dtype} and shape {x.shape}"
+    else:
+        what = f"an object of type {type(x).__name__}"
+    return TypeError(f"{fname}: cannot convert {what} to an array: fungrad arrays hold "
+                     "numbers and booleans only (convert the elements to numbers first)")
+
+
 def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
           ndmin: int = 0, *, device: Any = None) -> Any:
     """Create an array from an array, a scalar or nested lists (``jnp.array``).
@@ -45,7 +71,12 @@ def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None =
     Python scalars stay weakly typed; lists take the promoted dtype of their elements
     (64-bit values are canonicalised to 32 bits unless x64 is enabled).
     """
-    dtype = check_user_dtype(dtype, "array")
+    return _array(object, dtype, copy, ndmin, "array")
+
+
+def _array(object: Any, dtype: Any, copy: bool, ndmin: int, fname: str) -> Any:  # noqa: A002
+    """``array``, naming ``fname`` (``array`` or ``asarray``) in its errors."""
+    dtype = check_user_dtype(dtype, fname)
     if isinstance(object, (Array, Tracer)):
         out = object if dtype is None else lax.convert_element_type(object, dtype)
         if copy and out is object and isinstance(out, Array):
@@ -55,7 +86,10 @@ def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None =
     elif isinstance(object, (list, tuple)):
         leaves = _leaves(object, [])
         if any(isinstance(x, (list, tuple)) for x in leaves):
-            raise TypeError("array: unsupported nested sequence")
+            raise TypeError(f"{fname}: unsupported nested sequence")
+        for x in leaves:
+            if not _valid_leaf(x):
+                raise _invalid_value(x, fname)
         dt = dtype
         if dt is None:
             dt = result_type(*leaves) if leaves else dtypes.default_float_dtype()
@@ -66,19 +100,16 @@ def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None =
             value = np.array(_rebuild(object, iter(host)), dtype=dt)
             out = Array(value)
     elif hasattr(object, "__jax_array__"):
-        return array(object.__jax_array__(), dtype, copy, order, ndmin)
+        return _array(object.__jax_array__(), dtype, copy, ndmin, fname)
     else:
         value = np.asarray(object)
-        if value.dtype == object_dtype:
-            raise TypeError(f"array: cannot convert object of type {type(object).__name__}")
+        if value.dtype.kind in _NON_NUMERIC_KINDS:
+            raise _invalid_value(object, fname)
         dt = dtype if dtype is not None else dtypes.canonicalize_dtype(value.dtype)
         out = Array(value.astype(dt, copy=False))
     if ndmin > aval(out).ndim:
         out = lax.reshape(out, (1,) * (ndmin - aval(out).ndim) + aval(out).shape)
     return out
-
-
-object_dtype = np.dtype(object)
 
 
 def _rebuild(obj: Any, host: Any) -> Any:
@@ -90,7 +121,7 @@ def _rebuild(obj: Any, host: Any) -> Any:
 def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None,
             device: Any = None) -> Any:
     """Convert ``a`` to an array without copying when it already is one (``jnp.asarray``)."""
-    return array(a, dtype=dtype, copy=bool(copy))
+    return _array(a, dtype, bool(copy), 0, "asarray")
 
 
 def copy(a: Any, order: str | None = None) -> Any:
