@@ -308,3 +308,17 @@ def test_derivatives_of_python_scalars_keep_weak_types(name):
     for a, b in zip(ours, ref):
         assert (a.dtype, a.weak_type) == (b.dtype, b.aval.weak_type), (name, a.aval, b.aval)
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+@pytest.mark.parametrize("transform", ["jvp", "vjp", "value_and_grad"])
+def test_aux_computed_from_differentiated_inputs_leaves_no_tracer_under_jit(transform):
+    """``has_aux`` returns the aux values themselves: an aux computed from the inputs (a
+    batch norm's new running mean, say) comes out of ``jit`` as a plain array."""
+    def f(x):
+        return fnp.sum(x ** 2), {"stat": 0.9 * x + 0.1 * fnp.mean(x)}
+    calls = {"jvp": lambda x: fungrad.jvp(f, (x,), (fnp.ones(3),), has_aux=True)[2],
+             "vjp": lambda x: fungrad.vjp(f, x, has_aux=True)[2],
+             "value_and_grad": lambda x: fungrad.value_and_grad(f, has_aux=True)(x)[0][1]}
+    x = fnp.asarray(np.array([1.0, 2.0, 3.0], np.float32))
+    aux = fungrad.jit(calls[transform])(x)
+    np.testing.assert_allclose(np.asarray(aux["stat"]), 0.9 * np.array([1.0, 2.0, 3.0]) + 0.2, rtol=1e-6)

@@ -55,6 +55,12 @@ def _split_aux(out: Any, has_aux: bool, fname: str) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
+def _aux_primals(trace: ad.JVPTrace, aux: Any) -> Any:
+    """The primal values of ``aux``: it is returned as it is, not differentiated, and
+    must not keep tracers of the finished JVP (under ``jit`` they would escape)."""
+    return tree_util.map(lambda x: trace.unpack(x)[0], aux)
+
+
 # --------------------------------------------------------------------------- jvp / linearize
 
 def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False):
@@ -85,6 +91,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
         with core.set_current_trace(trace):
             out = fun(*tree_util.unflatten(in_tree, args))
         out, aux = _split_aux(out, has_aux, f"jvp({fname})")
+        aux = _aux_primals(trace, aux)
         flat_out, out_tree = _flat_outputs(out, f"jvp({fname})")
         pairs = [trace.unpack(o) for o in flat_out]
     finally:
@@ -108,6 +115,7 @@ def _linearize_flat(fun: Callable, flat_p: list, in_tree: Any, has_aux: bool, fn
         with core.set_current_trace(jvp_trace):
             out = fun(*tree_util.unflatten(in_tree, args))
         out, aux = _split_aux(out, has_aux, fname)
+        aux = _aux_primals(jvp_trace, aux)
         flat_out, out_tree = _flat_outputs(out, fname)
         pairs = [jvp_trace.unpack(o) for o in flat_out]
         out_p = [p for p, _ in pairs]
