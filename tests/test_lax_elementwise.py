@@ -276,6 +276,13 @@ def test_python_scalar_operands(name, dtype):
     assert_same((f(x, s), f(s, x), f(s, t)), refs)  # the last is weak: two weak operands
 
 
+def test_python_scalar_meeting_a_constant_array_under_jit():
+    """An array made inside a jitted function is concrete, not traced; a Python int meeting
+    it is still converted to its dtype, not staged as an int32 literal."""
+    f = fungrad.jit(lambda x: x + fungrad.numpy.arange(0, 8, 2, dtype=np.float32) / 8)
+    np.testing.assert_array_equal(np.asarray(f(np.zeros(4, np.float32))), np.arange(0, 8, 2) / 8)
+
+
 def test_unary_python_scalar_is_weak():
     names = ["sin", "exp", "erf", "lgamma", "floor", "round", "abs", "sign", "neg", "is_finite",
              "logistic", "sqrt"]

@@ -140,13 +140,16 @@ def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = N
 def _eager_ready(dtype: np.dtype, other: Any, accepted: frozenset) -> bool:
     """Whether an eager ``Array`` of ``dtype`` and ``other`` can be bound as they are: the
     op accepts ``dtype`` and ``other`` is an ``Array`` of the same dtype, or a Python int or
-    float that NumPy combines with ``dtype`` exactly as JAX's weak-type rule does."""
+    float that NumPy combines with ``dtype`` exactly as JAX's weak-type rule does — only
+    when evaluating eagerly: staged (a constant array inside ``jit``), the scalar would
+    become a literal of its own dtype."""
     if dtype not in accepted:
         return False
     t = type(other)
     if t is Array:
         return other._value.dtype == dtype
-    return (t is float or t is int) and dtype in NATIVE_INEXACT
+    return ((t is float or t is int) and dtype in NATIVE_INEXACT
+            and core.current_trace().name == "eval")
 
 
 def convert_to(x: Any, like: Any) -> Any:
