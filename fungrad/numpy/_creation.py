@@ -38,7 +38,7 @@ def _stack_nested(obj: Any, dtype: np.dtype) -> Any:
     return lax.concatenate([lax.expand_dims(p, (0,)) for p in parts], 0)
 
 
-_NON_NUMERIC_KINDS = ("O", "U", "S", "V")  # object, str, bytes, void dtypes
+_NON_NUMERIC_KINDS = ("O", "U", "S")  # object, str, bytes (ml_dtypes' bfloat16 is kind "V")
 
 
 def _valid_leaf(x: Any) -> bool:
