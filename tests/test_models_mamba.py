@@ -276,3 +276,10 @@ def test_jitted_training_reduces_the_loss():
         losses.append(float(value))
     assert losses[-1] < losses[0] - 0.1, losses
     assert all(np.isfinite(losses))
+
+
+def test_mamba_130m_preset_has_the_published_size():
+    params = fungrad.eval_shape(lambda: mamba.init(random.PRNGKey(0), mamba.PRESETS["mamba-130m"]))
+    assert sum(int(np.prod(x.shape)) for x in tree.leaves(params)) == 129_135_360
+    cache = mamba.init_cache(mamba.PRESETS["mamba-130m"], 1, 2048)
+    assert cache.layers[0].conv.shape == (1, 1536, 4) and cache.layers[0].ssm.shape == (1, 1536, 16)
