@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fungrad import backends
-from fungrad._core import core
+from fungrad._core import core, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
 from fungrad.errors import MissingRuleError, UnexpectedTracerError
@@ -71,10 +71,13 @@ class EvalTrace(core.Trace):
         xp = np
         if device_buffer is not None:
             xp, vals = _on_device(vals, device_buffer)
+        errors = fpstate.STATE.set(fpstate.IGNORE)  # infs and nans pass silently, as in JAX
         try:
             out = impl(xp, *vals, **params)
         except (ValueError, TypeError, IndexError) as e:
             _raise_clear_error(prim, args, params, e)
+        finally:
+            fpstate.STATE.reset(errors)
         rule = prim.weak_type_rule
         weak = all_weak if rule is core.all_weak else rule(
             [getattr(a, "weak_type", isinstance(a, (int, float, complex))) for a in args], **params)

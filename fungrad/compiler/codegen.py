@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fungrad._core import fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Literal, Var, _var_names
 from fungrad.compiler.lowering import lowering_for
@@ -159,13 +160,24 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
             lines.append(f"{copyto}({out_params[k]}, {atom(v)})")
     if slot_names:
         lines.append(f"{arenas}.append(_arena)")
-    ret = ", ".join(atom(a) for a in j.outvars)
+    lines.append(f"return [{', '.join(atom(a) for a in j.outvars)}]")
     params = ", ".join([names[v] for v in j.invars] + out_params)
-    body = "".join(f"    {line}\n" for line in lines)
     # "jit_" keeps the function's name apart from the constants (all "_...") and variables.
     source = f"def jit_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}({params}):\n" \
-             f"{body}    return [{ret}]\n"
+             f"{_ignoring_fp_errors(ctx, lines)}"
     return source, ctx.namespace
+
+
+def _ignoring_fp_errors(ctx: _Context, lines: list[str]) -> str:
+    """The function body ``lines`` run with NumPy's floating-point errors ignored (infs and
+    nans pass silently, as in JAX) and the caller's error state restored on the way out.
+
+    Set once per call, not per equation; each thread running a part of the program (see
+    ``parallel``) runs a function of its own and so sets it for itself."""
+    state, ignore = ctx.const(fpstate.STATE, "fpstate"), ctx.const(fpstate.IGNORE, "fp_ignore")
+    body = "".join(f"        {line}\n" for line in lines)
+    return (f"    _errors = {state}.set({ignore})\n    try:\n{body}"
+            f"    finally:\n        {state}.reset(_errors)\n")
 
 
 class _OutputRing:

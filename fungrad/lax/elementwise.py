@@ -251,9 +251,8 @@ class RoundingMethod(enum.IntEnum):
 def _round_impl(xp, x, *, rounding_method):
     if rounding_method == RoundingMethod.TO_NEAREST_EVEN:
         return xp.rint(x)
-    t = xp.trunc(x)  # x - t is exact, so halves are detected exactly
-    with np.errstate(invalid="ignore"):  # inf - inf: the nan is not selected
-        return xp.where(xp.abs(xp.subtract(x, t)) >= 0.5, xp.add(t, xp.sign(x)), t)
+    t = xp.trunc(x)  # x - t is exact, so halves are detected exactly; inf - inf is not selected
+    return xp.where(xp.abs(xp.subtract(x, t)) >= 0.5, xp.add(t, xp.sign(x)), t)
 
 
 def round(x: Any, rounding_method: RoundingMethod | int = RoundingMethod.AWAY_FROM_ZERO) -> Any:  # noqa: A001

@@ -44,14 +44,14 @@ def _special(f: Callable) -> Callable:
     (broadcast) arguments, which it only reads (in-place updates go to buffers it made),
     and rounding the result to the input dtype.
 
-    Poles, infinities and masked-out branches are handled explicitly, so NumPy's
-    floating-point warnings are silenced."""
+    Poles, infinities and masked-out branches are handled explicitly; the infs and nans
+    computed on the way pass silently (impls run with NumPy's floating-point errors
+    ignored, see ``fungrad._core.fpstate``)."""
     def impl(xp, *args):
         dtype = args[0].dtype
         shape = np.broadcast_shapes(*(np.shape(a) for a in args))  # args[1:] may be scalars
         flat = [xp.broadcast_to(xp.asarray(a, dtype=np.float64), shape).reshape(-1) for a in args]
-        with np.errstate(all="ignore"):
-            out = f(xp, *flat, precise=dtype == dtypes.float64)
+        out = f(xp, *flat, precise=dtype == dtypes.float64)
         return out.astype(dtype).reshape(shape)
     return impl
 

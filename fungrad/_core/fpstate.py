@@ -1,0 +1,53 @@
+"""NumPy's floating-point error state, switched off while fungrad computes.
+
+JAX never warns about the infs and nans an operation produces (``log(0)``, ``0/0``, an
+overflow); NumPy does, through its error state (``np.seterr``). fungrad runs every
+primitive implementation and every compiled function with all floating-point errors
+ignored and puts the caller's state back afterwards, so NumPy code of the user's own keeps
+its settings:
+
+    token = STATE.set(IGNORE)
+    try:
+        ...  # NumPy calls
+    finally:
+        STATE.reset(token)
+
+``np.errstate`` costs about 1 µs per use, a third of an eager op's budget. Since NumPy 2
+the error state is a context variable, which ``STATE`` is, so setting and resetting it
+costs about 0.1 µs. Older NumPy keeps it per thread behind ``np.seterr``, which
+``STATE`` then wraps (slower, same behaviour).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class _SeterrState:
+    """The error state of NumPy < 2, with the interface of a ``ContextVar``."""
+
+    @staticmethod
+    def set(_: Any) -> dict:
+        """Ignore all floating-point errors; return the previous settings."""
+        return np.seterr(all="ignore")
+
+    @staticmethod
+    def reset(previous: dict) -> None:
+        """Restore the settings ``set`` returned."""
+        np.seterr(**previous)
+
+
+def _state() -> tuple[Any, Any]:
+    """NumPy's error-state variable and its value with every error ignored."""
+    try:
+        from numpy._core._ufunc_config import _extobj_contextvar as var
+    except ImportError:
+        return _SeterrState(), None
+    with np.errstate(all="ignore"):
+        return var, var.get()
+
+
+STATE, IGNORE = _state()
+
+__all__ = ["IGNORE", "STATE"]
