@@ -7,17 +7,56 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 import fungrad.numpy as jnp
 from fungrad.nn.functions import log_sigmoid, log_softmax, one_hot
 
 
+def _check_broadcast(fname: str, logits: Any, labels: Any,
+                     names: tuple[str, str] = ("logits", "labels")) -> None:
+    """``labels`` must have the shape of ``logits`` or broadcast against it (as optax):
+    a TypeError naming the loss and both shapes rather than one from an op inside."""
+    ys, ls = np.shape(labels), np.shape(logits)
+    if ys == ls:
+        return
+    try:
+        np.broadcast_shapes(ys, ls)
+    except ValueError:
+        raise TypeError(f"{fname}: {names[1]} of shape {ys} do not match {names[0]} of shape {ls} "
+                        f"(they must have the same shape or broadcast against it)") from None
+
+
+def _check_integer_labels(fname: str, logits: Any, labels: Any, axis: int) -> None:
+    """Integer ``labels`` must have the shape of ``logits`` without ``axis`` (or broadcast
+    to it, as optax): a ValueError naming the loss and both shapes otherwise."""
+    dtype = jnp.asarray(labels).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"{fname}: labels must be integer class indices, got dtype {dtype} "
+                        "(use softmax_cross_entropy for one-hot or soft labels)")
+    ys, ls = np.shape(labels), np.shape(logits)
+    if not -len(ls) <= axis < len(ls):
+        raise ValueError(f"{fname}: axis {axis} is out of bounds for logits of shape {ls}")
+    expected = ls[:axis % len(ls)] + ls[axis % len(ls) + 1:]
+    try:
+        fits = len(ys) == len(expected) and np.broadcast_shapes(ys, expected) == expected
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{fname}: labels of shape {ys} do not match logits of shape {ls}: "
+                         f"integer labels must have shape {expected} (the logits' shape "
+                         f"without axis {axis})")
+
+
 def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1) -> Any:
     """Cross entropy against probability ``labels`` (one-hot or soft), per example."""
+    _check_broadcast("softmax_cross_entropy", logits, labels)
     return -jnp.sum(labels * log_softmax(logits, axis=axis), axis=axis)
 
 
 def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any, axis: int = -1) -> Any:
     """Cross entropy against integer class ``labels``, per example."""
+    _check_integer_labels("softmax_cross_entropy_with_integer_labels", logits, labels, axis)
     logp = log_softmax(logits, axis=axis)
     picked = jnp.take_along_axis(logp, jnp.expand_dims(labels, axis), axis=axis)
     return -jnp.squeeze(picked, axis)
@@ -56,6 +95,10 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
         Array(0.6931472, dtype=float32)
     """
     integer = jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer)
+    if integer:
+        _check_integer_labels("cross_entropy", logits, labels, -1)
+    else:
+        _check_broadcast("cross_entropy", logits, labels)
     weights = None if mask is None else jnp.asarray(mask).astype(logits.dtype)
     if integer:
         if ignore_index is not None:
@@ -73,6 +116,7 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
 
 def sigmoid_binary_cross_entropy(logits: Any, labels: Any) -> Any:
     """Elementwise binary cross entropy from logits (stable: uses ``log_sigmoid``)."""
+    _check_broadcast("sigmoid_binary_cross_entropy", logits, labels)
     return -labels * log_sigmoid(logits) - (1.0 - labels) * log_sigmoid(-logits)
 
 
@@ -100,5 +144,6 @@ def huber_loss(predictions: Any, targets: Any | None = None, delta: float = 1.0)
 
 def kl_divergence(log_predictions: Any, targets: Any, axis: int = -1) -> Any:
     """``KL(targets || exp(log_predictions))`` per example (as optax); 0 where targets are 0."""
+    _check_broadcast("kl_divergence", log_predictions, targets, ("log_predictions", "targets"))
     safe = jnp.where(targets > 0, targets, 1.0)
     return jnp.sum(jnp.where(targets > 0, targets * (jnp.log(safe) - log_predictions), 0.0), axis=axis)
