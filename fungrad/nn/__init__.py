@@ -1,7 +1,8 @@
 """``fungrad.nn``: the ``jax.nn`` functional API (activations), initialisers, stateless
-layers over params dicts, attention with explicit KV caches, losses and params utilities."""
+layers over params dicts, attention with explicit KV caches, a mixture of experts (``moe``),
+losses and params utilities."""
 from fungrad.nn.functions import *  # noqa: F401,F403
-from fungrad.nn import initializers  # noqa: F401
+from fungrad.nn import initializers, moe  # noqa: F401
 from fungrad.nn.attention import (KVCache, apply_rope, attention_init, attention_mask,
                                   cached_attention, dot_product_attention, init_kv_cache,
                                   multi_head_attention, rope_frequencies, token_positions,

@@ -7,7 +7,7 @@ The cache is preallocated to ``max_len`` and written with ``dynamic_update_slice
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import fungrad.numpy as jnp
 from fungrad import lax, random
@@ -71,9 +71,15 @@ def attention_mask(T: int, S: int, *, causal: bool = True, start: Any = 0, key_v
     return mask
 
 
-def rope_frequencies(head_dim: int, max_len: int, base: float = 10000.0) -> tuple[Any, Any]:
-    """Cosines and sines ``(max_len, head_dim // 2)`` for rotary position embeddings."""
+def rope_frequencies(head_dim: int, max_len: int, base: float = 10000.0, *,
+                     scaling: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
+    """Cosines and sines ``(max_len, head_dim // 2)`` for rotary position embeddings.
+
+    ``scaling`` maps the float32 inverse frequencies ``base ** (-2i / head_dim)`` to the
+    ones to use (context-extension schemes such as LLaMA's ``linear`` and ``llama3``)."""
     inv_freq = 1.0 / (base ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    if scaling is not None:
+        inv_freq = scaling(inv_freq)
     angles = jnp.arange(max_len, dtype=jnp.float32)[:, None] * inv_freq[None, :]
     return jnp.cos(angles), jnp.sin(angles)
 
@@ -107,9 +113,10 @@ def dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, *, dropout_r
 
 
 def attention_init(key: Any, d_model: int, n_heads: int, n_kv_heads: int | None = None,
-                   use_bias: bool = False) -> dict:
+                   use_bias: bool = False, head_dim: int | None = None) -> dict:
+    """Query/key/value/output projections; ``head_dim`` defaults to ``d_model // n_heads``."""
     n_kv = n_kv_heads or n_heads
-    head_dim = d_model // n_heads
+    head_dim = head_dim or d_model // n_heads
     kq, kk, kv, ko = random.split(key, 4)
     return {"q": linear_init(kq, d_model, n_heads * head_dim, use_bias),
             "k": linear_init(kk, d_model, n_kv * head_dim, use_bias),
