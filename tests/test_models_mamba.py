@@ -211,6 +211,12 @@ def test_half_precision_weights_load(reference, tmp_path, dtype):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b).astype(dtype).astype(np.float32))
     _, as_half = mamba.from_pretrained(tmp_path, dtype=dtype)
     assert all(x.dtype == dtype for x in tree.leaves(as_half))
+    # Computing in half precision (the scan itself runs in float32): the logits stay
+    # within a few half-precision roundings, relative to their scale, of float32 ones.
+    toks = tokens(2, 6, seed=11)
+    half, full = fg_logits(as_half, cfg, toks), fg_logits(params16, cfg, toks)
+    assert half.dtype == dtype
+    assert np.abs(half.astype(np.float32) - full).max() < 8 * np.finfo(dtype).eps * np.abs(full).max()
 
 
 def test_sharded_weights_load(reference, tmp_path):

@@ -255,10 +255,13 @@ def _mixer(params: dict, cfg: Config, h: Any, mask: Any, state: LayerCache | Non
     if mask is not None:
         x = x * mask
     dt, B, C = jnp.split(linear(params["x_proj"], x), [cfg.dt_rank, cfg.dt_rank + cfg.d_state], axis=-1)
-    dt = softplus(linear(params["dt_proj"], dt))                      # (B, T, d_inner)
-    A = -jnp.exp(params["A_log"].astype(jnp.float32))                 # (d_inner, d_state)
+    # The recurrence runs in float32 whatever the weights' dtype (as Hugging Face does).
+    f32 = jnp.float32
+    dt = softplus(linear(params["dt_proj"], dt)).astype(f32)          # (B, T, d_inner)
+    A = -jnp.exp(params["A_log"].astype(f32))                         # (d_inner, d_state)
     dA = jnp.exp(dt[..., None] * A)
-    dBx = (dt * x)[..., None] * B[:, :, None, :]
+    dBx = (dt * x.astype(f32))[..., None] * B.astype(f32)[:, :, None, :]
+    C = C.astype(f32)
     if state is not None and x.shape[1] == 1:
         y, ssm = _ssm_step(dA, dBx, C, state.ssm)
     else:
