@@ -5,8 +5,9 @@ A ``GradientTransformation`` is ``(init, update)``; atoms (``scale_by_adam``,
 ``masked`` and ``multi_transform``; aliases (``adamw``, ``lion``, ...) are chains.
 Names and numerics follow optax, step for step.
 """
-from fungrad.optim._base import (EmptyState, GradientTransformation, apply_updates, chain,
-                                 global_norm, identity, set_to_zero)
+from fungrad.optim._base import (EmptyState, GradientTransformation, UpdateShapeError,
+                                 UpdateStructureError, apply_updates, chain, global_norm,
+                                 identity, set_to_zero)
 from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rmsprop, sgd
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,

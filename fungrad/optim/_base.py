@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Union
 
+import numpy as np
+
 import fungrad.numpy as jnp
 from fungrad import lax, tree
+from fungrad.transforms.api import path_str
 
 Params = Any
 Updates = Any
@@ -47,8 +50,62 @@ def set_to_zero() -> GradientTransformation:
         lambda updates, state, params=None: (tree.map(jnp.zeros_like, updates), state))
 
 
+class UpdateStructureError(ValueError):
+    """The updates' tree does not match the parameters or the optimiser state."""
+
+
+class UpdateShapeError(TypeError):
+    """An update's shape does not match its parameter's."""
+
+
+def _per_param_trees(state: OptState) -> list[tuple[str, Any]]:
+    """The fields of an atom's state that mirror the parameters (``mu``, ``nu``, ...):
+    containers that are not themselves states; counts and nested states are left out."""
+    if not hasattr(state, "_fields"):
+        return []
+    fields = state._fields
+    return [(f"state.{f}", v) for f, v in zip(fields, state)
+            if not hasattr(v, "_fields") and not tree.structure(v).is_leaf()]
+
+
+def check_trees(name: str, updates: Updates, state: OptState = None, params: Params = None
+                ) -> None:
+    """Raise an error naming ``name`` and both trees when the updates do not match the
+    parameters or the state's per-parameter trees: ``UpdateStructureError`` (a
+    ValueError) for the structure, ``UpdateShapeError`` (a TypeError) for a leaf's shape,
+    as optax's classes. Returns when it finds no mismatch.
+
+    Called only after an update has failed, so a correct step (and a jitted one, which
+    runs this at trace time at most) pays nothing for it.
+    """
+    refs = ([("parameters", params)] if params is not None else []) + _per_param_trees(state)
+    u_struct = tree.structure(updates)
+    for what, ref in refs:
+        if tree.structure(ref) != u_struct:
+            raise UpdateStructureError(f"{name}: the updates' tree structure {u_struct} does "
+                                       f"not match the structure of the {what}, "
+                                       f"{tree.structure(ref)}") from None
+    if params is None:
+        return
+    for (path, u), p in zip(tree.leaves_with_path(updates), tree.leaves(params)):
+        if np.shape(u) != np.shape(p):
+            raise UpdateShapeError(f"{name}: the update at {path_str(path) or 'the root'} has "
+                                   f"shape {np.shape(u)} but the parameter has shape "
+                                   f"{np.shape(p)}") from None
+
+
+def _atom_name(t: GradientTransformation) -> str:
+    """``scale_by_adam`` for the update function defined inside ``scale_by_adam``."""
+    return getattr(t.update, "__qualname__", "update").split(".<locals>")[0]
+
+
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
-    """Apply transformations in sequence; the state is the tuple of their states."""
+    """Apply transformations in sequence; the state is the tuple of their states.
+
+    When a transformation fails, ``check_trees`` says whether the gradients do not
+    match its state or the parameters (the usual cause) instead of the error of a
+    tree map deep inside.
+    """
     def init(params):
         return tuple(t.init(params) for t in transforms)
 
@@ -57,7 +114,13 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             raise ValueError(f"chain: expected a state of {len(transforms)} parts, got {len(state)}")
         new_state = []
         for t, s in zip(transforms, state):
-            updates, s = t.update(updates, s, params)
+            try:
+                updates, s = t.update(updates, s, params)
+            except (UpdateStructureError, UpdateShapeError):
+                raise  # already diagnosed by a chain inside this one
+            except (ValueError, TypeError):
+                check_trees(f"fungrad.optim.{_atom_name(t)}", updates, s, params)
+                raise
             new_state.append(s)
         return updates, tuple(new_state)
     return GradientTransformation(init, update)
@@ -65,8 +128,12 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf-wise, keeping each parameter's dtype (as optax)."""
-    return tree.map(lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
-                    params, updates, is_leaf=lambda x: x is None)
+    try:
+        return tree.map(lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+                        params, updates, is_leaf=lambda x: x is None)
+    except (ValueError, TypeError):
+        check_trees("fungrad.optim.apply_updates", updates, params=params)
+        raise
 
 
 def safe_increment(count: Any) -> Any:
