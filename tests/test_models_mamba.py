@@ -52,7 +52,7 @@ def tokens(batch, length, seed=0):
 
 def hf_logits(model, toks, mask=None):
     with torch.no_grad():
-        kw = {} if mask is None else {"attention_mask": torch.tensor(np.asarray(mask), dtype=torch.long)}
+        kw = {} if mask is None else {"attention_mask": torch.tensor(mask, dtype=torch.long)}
         return model(torch.tensor(toks, dtype=torch.long), **kw).logits.numpy()
 
 
@@ -70,8 +70,8 @@ def test_logits_match_transformers(reference):
 
 @pytest.mark.parametrize("overrides", [
     dict(tie_word_embeddings=False, use_bias=True, use_conv_bias=False, layer_norm_epsilon=1e-3),
-    dict(hidden_size=24, time_step_rank="auto", expand=3, conv_kernel=3, state_size=5, residual_in_fp32=False,
-         num_hidden_layers=3),
+    dict(hidden_size=24, time_step_rank="auto", expand=3, conv_kernel=3, state_size=5,
+         residual_in_fp32=False, num_hidden_layers=3),
 ], ids=["untied-biases-eps", "odd-sizes-auto-rank"])
 def test_config_variants_match_transformers(tmp_path, overrides):
     model = hf_model(**overrides)
@@ -110,12 +110,13 @@ def test_left_padded_batch_with_cache_equals_each_row_alone(reference):
     alone = [fg_logits(params, cfg, r) for r in rows]
     prompt = np.stack([np.pad(r[0, :n], (pad_to - n, 0)) for r, n in zip(rows, lengths)])
     mask = np.stack([np.arange(pad_to) >= pad_to - n for n in lengths])
-    logits, cache = mamba.apply(params, cfg, jnp.asarray(prompt), cache=mamba.init_cache(cfg, 2, 16),
-                                attention_mask=jnp.asarray(mask))
+    logits, cache = mamba.apply(params, cfg, jnp.asarray(prompt), attention_mask=jnp.asarray(mask),
+                                cache=mamba.init_cache(cfg, 2, 16))
     reference_logits = hf_logits(model, prompt, mask)
     for i, n in enumerate(lengths):
-        np.testing.assert_allclose(np.asarray(logits)[i, pad_to - n:], alone[i][0, :n], **TOL)
-        np.testing.assert_allclose(np.asarray(logits)[i, pad_to - n:], reference_logits[i, pad_to - n:], **TOL)
+        real = np.asarray(logits)[i, pad_to - n:]
+        np.testing.assert_allclose(real, alone[i][0, :n], **TOL)
+        np.testing.assert_allclose(real, reference_logits[i, pad_to - n:], **TOL)
     for t in range(extra):
         new = np.stack([r[0, n + t] for r, n in zip(rows, lengths)])[:, None]
         logits, cache = mamba.apply(params, cfg, jnp.asarray(new), cache=cache)
@@ -177,8 +178,8 @@ def test_save_pretrained_loads_in_transformers(tmp_path):
 
 
 def test_untied_save_roundtrip_in_transformers(tmp_path):
-    cfg = mamba.Config(vocab_size=VOCAB, d_model=16, n_layers=1, d_state=4, dt_rank=2, tie_embeddings=False,
-                       use_bias=True)
+    cfg = mamba.Config(vocab_size=VOCAB, d_model=16, n_layers=1, d_state=4, dt_rank=2,
+                       tie_embeddings=False, use_bias=True)
     params = tree.map(lambda x: x + 0.05, mamba.init(random.PRNGKey(1), cfg))
     mamba.save_pretrained(tmp_path, cfg, params)
     model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
@@ -216,7 +217,8 @@ def test_half_precision_weights_load(reference, tmp_path, dtype):
     toks = tokens(2, 6, seed=11)
     half, full = fg_logits(as_half, cfg, toks), fg_logits(params16, cfg, toks)
     assert half.dtype == dtype
-    assert np.abs(half.astype(np.float32) - full).max() < 8 * np.finfo(dtype).eps * np.abs(full).max()
+    error = np.abs(half.astype(np.float32) - full).max()
+    assert error < 8 * np.finfo(dtype).eps * np.abs(full).max()
 
 
 def test_sharded_weights_load(reference, tmp_path):
@@ -235,7 +237,8 @@ def _write(folder, config, tensors):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda c, t: t.pop("backbone.layers.1.mixer.D"), r"missing tensors \['backbone.layers.1.mixer.D'\]"),
+    (lambda c, t: t.pop("backbone.layers.1.mixer.D"),
+     r"missing tensors \['backbone.layers.1.mixer.D'\]"),
     (lambda c, t: t.update(extra=np.zeros(3, np.float32)), r"unexpected tensors \['extra'\]"),
     (lambda c, t: c.update(state_size=6), r"'backbone.layers.0.mixer.A_log' has shape \(64, 8\); "
                                           r"the config implies \(64, 6\)"),

@@ -19,8 +19,9 @@ TOL = dict(rtol=1e-4, atol=1e-4)
 VARIANTS = {
     "basic": dict(layer_type="basic", hidden_sizes=[8, 16], depths=[1, 2]),
     "bottleneck": dict(layer_type="bottleneck", hidden_sizes=[16, 32], depths=[2, 1]),
-    "bottleneck-downsample-first": dict(layer_type="bottleneck", hidden_sizes=[16, 32], depths=[1, 1],
-                                        downsample_in_bottleneck=True, downsample_in_first_stage=True),
+    "bottleneck-downsample-first": dict(layer_type="bottleneck", hidden_sizes=[16, 32],
+                                        depths=[1, 1], downsample_in_bottleneck=True,
+                                        downsample_in_first_stage=True),
 }
 
 
@@ -87,18 +88,18 @@ def test_train_mode_uses_batch_statistics_like_transformers(basic):
         model.eval()
     logits, new_state = resnet.apply(params, state, cfg, nhwc(x), train=True)
     np.testing.assert_allclose(np.asarray(logits), expected, **TOL)
-    running_mean = model.resnet.encoder.stages[1].layers[0].layer[1].normalization.running_mean.numpy()
-    np.testing.assert_allclose(np.asarray(new_state["stages"][1][0]["layers"][1].mean), running_mean, **TOL)
-    assert not np.allclose(np.asarray(new_state["stages"][1][0]["layers"][1].mean),
-                           np.asarray(state["stages"][1][0]["layers"][1].mean))
+    bn = model.resnet.encoder.stages[1].layers[0].layer[1].normalization
+    new_mean = np.asarray(new_state["stages"][1][0]["layers"][1].mean)
+    np.testing.assert_allclose(new_mean, bn.running_mean.numpy(), **TOL)
+    assert not np.allclose(new_mean, np.asarray(state["stages"][1][0]["layers"][1].mean))
 
 
 def test_save_pretrained_loads_in_transformers(tmp_path):
-    cfg = resnet.Config(embedding_size=8, hidden_sizes=(16, 32), depths=(1, 1), layer_type="bottleneck",
-                        num_labels=4)
+    cfg = resnet.Config(embedding_size=8, hidden_sizes=(16, 32), depths=(1, 1),
+                        layer_type="bottleneck", num_labels=4)
     params, state = resnet.init(random.PRNGKey(0), cfg)
     rng = np.random.default_rng(2)
-    state = tree.map(lambda s: s + jnp.asarray(rng.uniform(0.1, 0.5, s.shape).astype(np.float32)), state)
+    state = tree.map(lambda s: s + jnp.asarray(rng.uniform(0.1, 0.5, s.shape), jnp.float32), state)
     resnet.save_pretrained(tmp_path, cfg, params, state)
     model = transformers.ResNetForImageClassification.from_pretrained(tmp_path).eval()
     x = images(seed=3)
@@ -116,19 +117,22 @@ def test_bfloat16_weights_load(basic, tmp_path):
                                       for k, v in tensors.items()})
     _, params16, state16 = resnet.from_pretrained(tmp_path)
     for a, b in zip(tree.leaves((params16, state16)), tree.leaves((params, state))):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b).astype(ml_dtypes.bfloat16).astype(np.float32))
+        rounded = np.asarray(b).astype(ml_dtypes.bfloat16).astype(np.float32)
+        np.testing.assert_array_equal(np.asarray(a), rounded)
 
 
 @pytest.mark.parametrize("damage, message", [
     (lambda c, t: t.pop("classifier.1.bias"), r"missing tensors \['classifier.1.bias'\]"),
     (lambda c, t: t.update({"resnet.extra.weight": np.zeros(2, np.float32)}),
      r"unexpected tensors \['resnet.extra.weight'\]"),
-    (lambda c, t: c.update(num_channels=1), r"'resnet.embedder.embedder.convolution.weight' has shape "
-                                            r"\(8, 3, 7, 7\); the config implies \(8, 1, 7, 7\)"),
-    (lambda c, t: c.update(id2label={"0": "a", "1": "b"}), r"'classifier.1.weight' has shape \(5, 16\); "
-                                                           r"the config implies \(2, 16\)"),
+    (lambda c, t: c.update(num_channels=1), r"'resnet.embedder.embedder.convolution.weight' "
+                                            r"has shape \(8, 3, 7, 7\); the config implies "
+                                            r"\(8, 1, 7, 7\)"),
+    (lambda c, t: c.update(id2label={"0": "a", "1": "b"}),
+     r"'classifier.1.weight' has shape \(5, 16\); the config implies \(2, 16\)"),
     (lambda c, t: c.update(hidden_act="gelu"), "hidden_act='gelu' is not supported"),
-    (lambda c, t: c.update(layer_type="preactivation"), "layer_type='preactivation' is not supported"),
+    (lambda c, t: c.update(layer_type="preactivation"),
+     "layer_type='preactivation' is not supported"),
 ])
 def test_loading_errors_name_the_problem(basic, tmp_path, damage, message):
     _, folder, *_ = basic
@@ -176,7 +180,8 @@ def test_resnet20_trains_on_cifar_shaped_data():
 
     @fungrad.jit
     def step(params, state, opt_state):
-        (value, state), grads = fungrad.value_and_grad(resnet.loss, has_aux=True)(params, state, cfg, x, y)
+        loss_and_grads = fungrad.value_and_grad(resnet.loss, has_aux=True)
+        (value, state), grads = loss_and_grads(params, state, cfg, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), state, opt_state, value
 
@@ -185,8 +190,8 @@ def test_resnet20_trains_on_cifar_shaped_data():
         params, state, opt_state, value = step(params, state, opt_state)
         losses.append(float(value))
     assert losses[-1] < 0.5 * losses[0], losses
-    moved = [not np.allclose(np.asarray(a), np.asarray(b)) for a, b in zip(tree.leaves(state), tree.leaves(first_state))]
-    assert all(moved)                               # every running mean and variance was updated
+    pairs = zip(tree.leaves(state), tree.leaves(first_state))
+    assert all(not np.allclose(np.asarray(a), np.asarray(b)) for a, b in pairs)  # all updated
     logits, same = resnet.apply(params, state, cfg, x, train=False)
     assert logits.shape == (8, 10) and all(np.array_equal(np.asarray(a), np.asarray(b))
                                            for a, b in zip(tree.leaves(same), tree.leaves(state)))

@@ -39,8 +39,8 @@ import fungrad
 import fungrad.numpy as jnp
 from fungrad import lax, random
 from fungrad.models import hf
-from fungrad.nn import (causal_conv1d, conv, embedding, embedding_attend, linear, rms_norm, silu, softplus,
-                        softmax_cross_entropy_with_integer_labels)
+from fungrad.nn import (causal_conv1d, conv, embedding, embedding_attend, linear, rms_norm, silu,
+                        softmax_cross_entropy_with_integer_labels, softplus)
 from fungrad.nn import initializers
 
 
@@ -75,7 +75,7 @@ class Config:
     rescale_prenorm_residual: bool = False
     pad_token_id: int | None = 0
     bos_token_id: int | None = 0
-    eos_token_id: int | None = 0
+    eos_token_id: int | tuple | None = 0
 
     @property
     def d_inner(self) -> int:
@@ -83,43 +83,43 @@ class Config:
 
     @classmethod
     def from_hf(cls, config: dict) -> "Config":
-        """Read a Hugging Face ``MambaConfig`` dict (``config.json``)."""
+        """Read a Hugging Face ``MambaConfig`` dict (``config.json``); absent keys take
+        Hugging Face's defaults."""
         hf.require(config.get("model_type", "mamba") == "mamba", "mamba",
                    f"model_type {config.get('model_type')!r} is not a Mamba model")
         act = config.get("hidden_act", "silu")
-        hf.require(act in ("silu", "swish"), "mamba", f"hidden_act={act!r} is not supported (only 'silu')")
-        d_model = config.get("hidden_size", 768)
+        hf.require(act in ("silu", "swish"), "mamba",
+                   f"hidden_act={act!r} is not supported (only 'silu')")
+        fields = {field: config.get(name, default) for field, name, default in _HF_FIELDS}
         rank = config.get("time_step_rank", "auto")
-        eos = config.get("eos_token_id", 0)
-        return cls(vocab_size=config.get("vocab_size", 50280), d_model=d_model,
-                   n_layers=config.get("num_hidden_layers", 32), d_state=config.get("state_size", 16),
-                   d_conv=config.get("conv_kernel", 4), expand=config.get("expand", 2),
-                   dt_rank=math.ceil(d_model / 16) if rank == "auto" else int(rank),
-                   eps=config.get("layer_norm_epsilon", 1e-5), use_bias=config.get("use_bias", False),
-                   use_conv_bias=config.get("use_conv_bias", True),
-                   tie_embeddings=config.get("tie_word_embeddings", True),
-                   residual_in_fp32=config.get("residual_in_fp32", True),
-                   initializer_range=config.get("initializer_range", 0.1),
-                   dt_min=config.get("time_step_min", 0.001), dt_max=config.get("time_step_max", 0.1),
-                   dt_floor=config.get("time_step_floor", 1e-4), dt_scale=config.get("time_step_scale", 1.0),
-                   dt_init=config.get("time_step_init_scheme", "random"),
-                   rescale_prenorm_residual=config.get("rescale_prenorm_residual", False),
-                   pad_token_id=config.get("pad_token_id", 0), bos_token_id=config.get("bos_token_id", 0),
-                   eos_token_id=eos[0] if isinstance(eos, list) else eos)
+        fields["dt_rank"] = math.ceil(fields["d_model"] / 16) if rank == "auto" else int(rank)
+        if isinstance(fields["eos_token_id"], list):
+            fields["eos_token_id"] = tuple(fields["eos_token_id"])
+        return cls(**fields)
 
     def to_hf(self) -> dict:
         """The ``config.json`` dict that ``transformers`` loads as this model."""
-        return {"architectures": ["MambaForCausalLM"], "model_type": "mamba", "vocab_size": self.vocab_size,
-                "hidden_size": self.d_model, "num_hidden_layers": self.n_layers, "state_size": self.d_state,
-                "conv_kernel": self.d_conv, "expand": self.expand, "intermediate_size": self.d_inner,
-                "time_step_rank": self.dt_rank, "layer_norm_epsilon": self.eps, "use_bias": self.use_bias,
-                "use_conv_bias": self.use_conv_bias, "hidden_act": "silu",
-                "tie_word_embeddings": self.tie_embeddings, "residual_in_fp32": self.residual_in_fp32,
-                "initializer_range": self.initializer_range, "time_step_min": self.dt_min,
-                "time_step_max": self.dt_max, "time_step_floor": self.dt_floor,
-                "time_step_scale": self.dt_scale, "time_step_init_scheme": self.dt_init,
-                "rescale_prenorm_residual": self.rescale_prenorm_residual, "pad_token_id": self.pad_token_id,
-                "bos_token_id": self.bos_token_id, "eos_token_id": self.eos_token_id}
+        config = {name: getattr(self, field) for field, name, _ in _HF_FIELDS}
+        if isinstance(self.eos_token_id, tuple):
+            config["eos_token_id"] = list(self.eos_token_id)
+        return {"architectures": ["MambaForCausalLM"], "model_type": "mamba", "hidden_act": "silu",
+                "time_step_rank": self.dt_rank, "intermediate_size": self.d_inner, **config}
+
+
+# (Config field, Hugging Face MambaConfig name, Hugging Face default)
+_HF_FIELDS = (
+    ("vocab_size", "vocab_size", 50280), ("d_model", "hidden_size", 768),
+    ("n_layers", "num_hidden_layers", 32), ("d_state", "state_size", 16),
+    ("d_conv", "conv_kernel", 4), ("expand", "expand", 2), ("eps", "layer_norm_epsilon", 1e-5),
+    ("use_bias", "use_bias", False), ("use_conv_bias", "use_conv_bias", True),
+    ("tie_embeddings", "tie_word_embeddings", True), ("residual_in_fp32", "residual_in_fp32", True),
+    ("initializer_range", "initializer_range", 0.1), ("dt_min", "time_step_min", 0.001),
+    ("dt_max", "time_step_max", 0.1), ("dt_floor", "time_step_floor", 1e-4),
+    ("dt_scale", "time_step_scale", 1.0), ("dt_init", "time_step_init_scheme", "random"),
+    ("rescale_prenorm_residual", "rescale_prenorm_residual", False),
+    ("pad_token_id", "pad_token_id", 0), ("bos_token_id", "bos_token_id", 0),
+    ("eos_token_id", "eos_token_id", 0),
+)
 
 
 PRESETS = {
@@ -135,11 +135,12 @@ def init(key: Any, cfg: Config) -> dict:
     step sizes log-uniform in ``[dt_min, dt_max]`` through the inverse softplus of the
     ``dt_proj`` bias)."""
     k_emb, k_head, *k_layers = random.split(key, cfg.n_layers + 2)
-    params = {"embedding": {"embedding": initializers.normal(cfg.initializer_range)(k_emb, (cfg.vocab_size, cfg.d_model))},
+    normal = initializers.normal(cfg.initializer_range)
+    params = {"embedding": {"embedding": normal(k_emb, (cfg.vocab_size, cfg.d_model))},
               "layers": [_block_init(k, cfg) for k in k_layers],
               "norm_f": {"scale": jnp.ones((cfg.d_model,))}}
     if not cfg.tie_embeddings:
-        params["lm_head"] = {"w": initializers.normal(cfg.initializer_range)(k_head, (cfg.d_model, cfg.vocab_size))}
+        params["lm_head"] = {"w": normal(k_head, (cfg.d_model, cfg.vocab_size))}
     return params
 
 
@@ -161,8 +162,11 @@ def _block_init(key: Any, cfg: Config) -> dict:
     dt_w = (jnp.full((r, d), dt_std) if cfg.dt_init == "constant"
             else random.uniform(k_dtw, (r, d), minval=-dt_std, maxval=dt_std))
     log_lo, log_hi = math.log(cfg.dt_min), math.log(cfg.dt_max)
-    dt = jnp.maximum(jnp.exp(random.uniform(k_dtb, (d,), minval=log_lo, maxval=log_hi)), cfg.dt_floor)
-    out_bound = 1 / math.sqrt(d) / (math.sqrt(cfg.n_layers) if cfg.rescale_prenorm_residual else 1.0)
+    dt = jnp.exp(random.uniform(k_dtb, (d,), minval=log_lo, maxval=log_hi))
+    dt = jnp.maximum(dt, cfg.dt_floor)
+    out_bound = 1 / math.sqrt(d)
+    if cfg.rescale_prenorm_residual:
+        out_bound /= math.sqrt(cfg.n_layers)
     out_p = {"w": random.uniform(k_out, (d, cfg.d_model), minval=-out_bound, maxval=out_bound)}
     if cfg.use_bias:
         out_p["b"] = jnp.zeros((cfg.d_model,))
@@ -192,7 +196,8 @@ class MambaCache(NamedTuple):
     pos: Any
 
 
-def init_cache(cfg: Config, batch_size: int, max_len: int | None = None, dtype: Any = jnp.float32) -> MambaCache:
+def init_cache(cfg: Config, batch_size: int, max_len: int | None = None,
+               dtype: Any = jnp.float32) -> MambaCache:
     """An empty (all-zero) cache. Its size does not depend on the sequence length:
     ``max_len`` is accepted for the API shared with the attention models and unused."""
     def layer():
@@ -215,10 +220,12 @@ def _conv(params: dict, x: Any, ring: Any, pos: Any) -> tuple[Any, Any]:
     y = conv(params, window, padding="VALID", groups=x.shape[-1], layout="NWC")
     if T == 1:                                          # one slot, written in place
         zero = jnp.zeros((), jnp.int32)
-        new = lax.dynamic_update_slice(ring, jnp.swapaxes(x, 1, 2).astype(ring.dtype), (zero, zero, pos % K))
+        column = jnp.swapaxes(x, 1, 2).astype(ring.dtype)
+        new = lax.dynamic_update_slice(ring, column, (zero, zero, pos % K))
     else:                                               # the last K inputs, in ring order
         last = window[:, -K:]                           # times pos+T-K .. pos+T-1
-        new = jnp.swapaxes(jnp.take(last, (jnp.arange(K) - pos - T) % K, axis=1), 1, 2).astype(ring.dtype)
+        new = jnp.take(last, (jnp.arange(K) - pos - T) % K, axis=1)
+        new = jnp.swapaxes(new, 1, 2).astype(ring.dtype)
     return y, new
 
 
@@ -254,7 +261,8 @@ def _mixer(params: dict, cfg: Config, h: Any, mask: Any, state: LayerCache | Non
     x = silu(x)
     if mask is not None:
         x = x * mask
-    dt, B, C = jnp.split(linear(params["x_proj"], x), [cfg.dt_rank, cfg.dt_rank + cfg.d_state], axis=-1)
+    r, n = cfg.dt_rank, cfg.d_state
+    dt, B, C = jnp.split(linear(params["x_proj"], x), [r, r + n], axis=-1)
     # The recurrence runs in float32 whatever the weights' dtype (as Hugging Face does).
     f32 = jnp.float32
     dt = softplus(linear(params["dt_proj"], dt)).astype(f32)          # (B, T, d_inner)
@@ -274,13 +282,14 @@ def _mixer(params: dict, cfg: Config, h: Any, mask: Any, state: LayerCache | Non
 def _block(params: dict, cfg: Config, h: Any, mask: Any, state: LayerCache | None, pos: Any
            ) -> tuple[Any, LayerCache | None]:
     residual = h.astype(jnp.float32) if cfg.residual_in_fp32 else h
-    out, state = _mixer(params["mixer"], cfg, rms_norm(params["norm"], h.astype(params["norm"]["scale"].dtype),
-                                                        cfg.eps), mask, state, pos)
+    h = rms_norm(params["norm"], h.astype(params["norm"]["scale"].dtype), cfg.eps)
+    out, state = _mixer(params["mixer"], cfg, h, mask, state, pos)
     return residual + out, state
 
 
-def apply(params: dict, cfg: Config, tokens: Any, *, cache: MambaCache | None = None, train: bool = False,
-          key: Any = None, attention_mask: Any = None) -> tuple[Any, MambaCache | None]:
+def apply(params: dict, cfg: Config, tokens: Any, *, cache: MambaCache | None = None,
+          train: bool = False, key: Any = None,
+          attention_mask: Any = None) -> tuple[Any, MambaCache | None]:
     """Logits ``(B, T, vocab)`` for int32 ``tokens (B, T)``, and the advanced cache (None
     without one). With a cache and ``T == 1`` this is one recurrent decode step; otherwise
     the scan covers all tokens (continuing from the cache's state when given)."""
@@ -293,12 +302,16 @@ def apply(params: dict, cfg: Config, tokens: Any, *, cache: MambaCache | None = 
         h, state = _block(layer, cfg, h, mask, None if cache is None else cache.layers[i], pos)
         states.append(state)
     h = rms_norm(params["norm_f"], h.astype(params["norm_f"]["scale"].dtype), cfg.eps)
-    logits = embedding_attend(params["embedding"], h) if cfg.tie_embeddings else linear(params["lm_head"], h)
+    if cfg.tie_embeddings:
+        logits = embedding_attend(params["embedding"], h)
+    else:
+        logits = linear(params["lm_head"], h)
     new_cache = None if cache is None else MambaCache(tuple(states), cache.pos + tokens.shape[1])
     return logits, new_cache
 
 
-def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False, key: Any = None) -> Any:
+def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False,
+         key: Any = None) -> Any:
     """Mean next-token cross-entropy of ``targets (B, T)`` given ``tokens (B, T)``."""
     logits, _ = apply(params, cfg, tokens, train=train, key=key)
     return jnp.mean(softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets))
@@ -321,7 +334,8 @@ def from_pretrained(path: str | os.PathLike, dtype: Any = jnp.float32) -> tuple[
 def save_pretrained(path: str | os.PathLike, cfg: Config, params: dict, dtype: Any = None,
                     max_shard_bytes: int | None = None) -> None:
     """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads."""
-    hf.save_folder(path, cfg.to_hf(), hf.hf_from_params(_table(cfg), params, dtype), max_shard_bytes)
+    tensors = hf.hf_from_params(_table(cfg), params, dtype)
+    hf.save_folder(path, cfg.to_hf(), tensors, max_shard_bytes)
 
 
 def _table(cfg: Config) -> list[hf.Entry]:
@@ -334,7 +348,7 @@ def _table(cfg: Config) -> list[hf.Entry]:
         pre, at = f"backbone.layers.{i}.", ("layers", i, "mixer")
         table += [E(pre + "norm.weight", ("layers", i, "norm", "scale")),
                   E(pre + "mixer.A_log", (*at, "A_log")), E(pre + "mixer.D", (*at, "D")),
-                  E(pre + "mixer.conv1d.weight", (*at, "conv", "w"), True),      # (d_inner, 1, d_conv)
+                  E(pre + "mixer.conv1d.weight", (*at, "conv", "w"), True),  # (d_inner, 1, K)
                   E(pre + "mixer.in_proj.weight", (*at, "in_proj", "w"), True),
                   E(pre + "mixer.x_proj.weight", (*at, "x_proj", "w"), True),
                   E(pre + "mixer.dt_proj.weight", (*at, "dt_proj", "w"), True),

@@ -37,8 +37,8 @@ import fungrad
 import fungrad.numpy as jnp
 from fungrad import random, tree
 from fungrad.models import hf
-from fungrad.nn import (BatchNormState, batch_norm, batch_norm_state, conv, global_avg_pool, linear, max_pool,
-                        norm_init, relu, softmax_cross_entropy_with_integer_labels)
+from fungrad.nn import (BatchNormState, batch_norm, batch_norm_state, conv, global_avg_pool, linear,
+                        max_pool, norm_init, relu, softmax_cross_entropy_with_integer_labels)
 from fungrad.nn import initializers
 
 
@@ -67,48 +67,54 @@ class Config:
 
     def __post_init__(self):
         if self.layer_type not in ("basic", "bottleneck"):
-            raise ValueError(f"resnet.Config: layer_type {self.layer_type!r} is not 'basic' or 'bottleneck'")
+            raise ValueError(f"resnet.Config: layer_type {self.layer_type!r} is not 'basic' or "
+                             "'bottleneck'")
         if self.stem not in ("imagenet", "cifar"):
             raise ValueError(f"resnet.Config: stem {self.stem!r} is not 'imagenet' or 'cifar'")
         if len(self.hidden_sizes) != len(self.depths):
-            raise ValueError(f"resnet.Config: {len(self.hidden_sizes)} hidden_sizes for {len(self.depths)} stages")
+            raise ValueError(f"resnet.Config: {len(self.hidden_sizes)} hidden_sizes for "
+                             f"{len(self.depths)} stages")
 
     @classmethod
     def from_hf(cls, config: dict) -> "Config":
-        """Read a Hugging Face ``ResNetConfig`` dict (``config.json``)."""
+        """Read a Hugging Face ``ResNetConfig`` dict (``config.json``); absent keys take
+        Hugging Face's defaults."""
         hf.require(config.get("model_type", "resnet") == "resnet", "resnet",
                    f"model_type {config.get('model_type')!r} is not a ResNet")
         act = config.get("hidden_act", "relu")
         hf.require(act == "relu", "resnet", f"hidden_act={act!r} is not supported (only 'relu')")
-        layer_type = config.get("layer_type", "bottleneck")
-        hf.require(layer_type in ("basic", "bottleneck"), "resnet", f"layer_type={layer_type!r} is not supported")
+        fields = {name: config.get(name, default) for name, default in _HF_DEFAULTS.items()}
+        hf.require(fields["layer_type"] in ("basic", "bottleneck"), "resnet",
+                   f"layer_type={fields['layer_type']!r} is not supported")
         labels = len(config["id2label"]) if "id2label" in config else config.get("num_labels", 2)
         hf.require(labels > 0, "resnet", "num_labels=0 (no classifier head) is not supported")
-        return cls(num_channels=config.get("num_channels", 3), embedding_size=config.get("embedding_size", 64),
-                   hidden_sizes=tuple(config.get("hidden_sizes", (256, 512, 1024, 2048))),
-                   depths=tuple(config.get("depths", (3, 4, 6, 3))), layer_type=layer_type,
-                   downsample_in_first_stage=config.get("downsample_in_first_stage", False),
-                   downsample_in_bottleneck=config.get("downsample_in_bottleneck", False), num_labels=labels)
+        return cls(**{**fields, "hidden_sizes": tuple(fields["hidden_sizes"]),
+                      "depths": tuple(fields["depths"])}, num_labels=labels)
 
     def to_hf(self) -> dict:
         """The ``config.json`` dict that ``transformers`` loads as this model."""
-        hf.require(self.stem == "imagenet", "resnet",
-                   "the CIFAR stem has no Hugging Face equivalent (only stem='imagenet' is saved)")
+        hf.require(self.stem == "imagenet", "resnet", "the CIFAR stem has no Hugging Face "
+                   "equivalent (only stem='imagenet' is saved)")
+        config = {name: getattr(self, name) for name in _HF_DEFAULTS}
+        labels = [f"LABEL_{i}" for i in range(self.num_labels)]
         return {"architectures": ["ResNetForImageClassification"], "model_type": "resnet",
-                "num_channels": self.num_channels, "embedding_size": self.embedding_size,
-                "hidden_sizes": list(self.hidden_sizes), "depths": list(self.depths),
-                "layer_type": self.layer_type, "hidden_act": "relu",
-                "downsample_in_first_stage": self.downsample_in_first_stage,
-                "downsample_in_bottleneck": self.downsample_in_bottleneck,
-                "id2label": {str(i): f"LABEL_{i}" for i in range(self.num_labels)},
-                "label2id": {f"LABEL_{i}": i for i in range(self.num_labels)}}
+                **config, "hidden_sizes": list(self.hidden_sizes), "depths": list(self.depths),
+                "hidden_act": "relu", "id2label": {str(i): name for i, name in enumerate(labels)},
+                "label2id": {name: i for i, name in enumerate(labels)}}
+
+
+# The fields that Hugging Face ResNetConfig names alike, with its defaults.
+_HF_DEFAULTS = {"num_channels": 3, "embedding_size": 64, "hidden_sizes": (256, 512, 1024, 2048),
+                "depths": (3, 4, 6, 3), "layer_type": "bottleneck",
+                "downsample_in_first_stage": False, "downsample_in_bottleneck": False}
 
 
 PRESETS = {
     "resnet18": Config(),
-    "resnet50": Config(hidden_sizes=(256, 512, 1024, 2048), depths=(3, 4, 6, 3), layer_type="bottleneck"),
-    "resnet20-cifar": Config(embedding_size=16, hidden_sizes=(16, 32, 64), depths=(3, 3, 3), num_labels=10,
-                             stem="cifar"),
+    "resnet50": Config(hidden_sizes=(256, 512, 1024, 2048), depths=(3, 4, 6, 3),
+                       layer_type="bottleneck"),
+    "resnet20-cifar": Config(embedding_size=16, hidden_sizes=(16, 32, 64), depths=(3, 3, 3),
+                             num_labels=10, stem="cifar"),
     "tiny": Config(embedding_size=8, hidden_sizes=(8, 16), depths=(1, 1), num_labels=5),
 }
 
@@ -140,9 +146,10 @@ def _blocks(cfg: Config) -> Iterator[tuple[int, int, Block]]:
                 convs = (Conv(in_ch, out_ch, 3, stride), Conv(out_ch, out_ch, 3, act=False))
             else:
                 mid, first = out_ch // 4, cfg.downsample_in_bottleneck
-                convs = (Conv(in_ch, mid, 1, stride if first else 1), Conv(mid, mid, 3, 1 if first else stride),
-                         Conv(mid, out_ch, 1, act=False))
-            shortcut = Conv(in_ch, out_ch, 1, stride, act=False) if in_ch != out_ch or stride != 1 else None
+                convs = (Conv(in_ch, mid, 1, stride if first else 1),
+                         Conv(mid, mid, 3, 1 if first else stride), Conv(mid, out_ch, 1, act=False))
+            reshaped = in_ch != out_ch or stride != 1
+            shortcut = Conv(in_ch, out_ch, 1, stride, act=False) if reshaped else None
             yield s, i, Block(convs, shortcut)
             in_ch = out_ch
 
@@ -157,8 +164,9 @@ def _stem(cfg: Config) -> Conv:
 def _conv_bn_init(key: Any, c: Conv) -> tuple[dict, BatchNormState]:
     """He-normal kernel (fan out, as Hugging Face and torchvision), unit scale, zero bias."""
     w_init = initializers.variance_scaling(2.0, "fan_out", "normal", in_axis=2, out_axis=3)
-    return ({"conv": {"w": w_init(key, (c.kernel, c.kernel, c.in_ch, c.out_ch))}, "bn": norm_init(c.out_ch)},
-            batch_norm_state(c.out_ch))
+    params = {"conv": {"w": w_init(key, (c.kernel, c.kernel, c.in_ch, c.out_ch))},
+              "bn": norm_init(c.out_ch)}
+    return params, batch_norm_state(c.out_ch)
 
 
 def _block_init(key: Any, block: Block) -> tuple[dict, dict]:
@@ -185,8 +193,9 @@ def init(key: Any, cfg: Config) -> tuple[dict, dict]:
     width = cfg.hidden_sizes[-1]
     bound = 1 / math.sqrt(width)                    # PyTorch's nn.Linear default
     kw, kb = random.split(k_head)
-    params["classifier"] = {"w": random.uniform(kw, (width, cfg.num_labels), minval=-bound, maxval=bound),
-                            "b": random.uniform(kb, (cfg.num_labels,), minval=-bound, maxval=bound)}
+    params["classifier"] = {
+        "w": random.uniform(kw, (width, cfg.num_labels), minval=-bound, maxval=bound),
+        "b": random.uniform(kb, (cfg.num_labels,), minval=-bound, maxval=bound)}
     return params, state
 
 
@@ -196,17 +205,20 @@ def _conv_bn(params: dict, state: BatchNormState, cfg: Config, c: Conv, x: Any, 
              ) -> tuple[Any, BatchNormState]:
     pad = c.kernel // 2
     y = conv(params["conv"], x, stride=c.stride, padding=[(pad, pad), (pad, pad)])
-    y, state = batch_norm(params["bn"], state, y, train=train, momentum=cfg.bn_momentum, eps=cfg.bn_eps)
+    y, state = batch_norm(params["bn"], state, y, train=train, momentum=cfg.bn_momentum,
+                          eps=cfg.bn_eps)
     return (relu(y) if c.act else y), state
 
 
-def _block(params: dict, state: dict, cfg: Config, block: Block, x: Any, train: bool) -> tuple[Any, dict]:
+def _block(params: dict, state: dict, cfg: Config, block: Block, x: Any,
+           train: bool) -> tuple[Any, dict]:
     h, new = x, {"layers": []}
     for p, s, c in zip(params["layers"], state["layers"], block.convs):
         h, s = _conv_bn(p, s, cfg, c, h, train)
         new["layers"].append(s)
     if block.shortcut is not None:
-        x, new["shortcut"] = _conv_bn(params["shortcut"], state["shortcut"], cfg, block.shortcut, x, train)
+        x, new["shortcut"] = _conv_bn(params["shortcut"], state["shortcut"], cfg, block.shortcut,
+                                      x, train)
     return relu(h + x), new
 
 
@@ -214,8 +226,8 @@ def apply(params: dict, state: dict, cfg: Config, images: Any, *, train: bool) -
     """Logits ``(B, num_labels)`` for ``images (B, H, W, num_channels)``, and the new state
     (running statistics updated when ``train``, unchanged otherwise)."""
     if images.shape[-1] != cfg.num_channels:
-        raise ValueError(f"resnet.apply: images have {images.shape[-1]} channels (last axis, NHWC); "
-                         f"the config expects {cfg.num_channels}")
+        raise ValueError(f"resnet.apply: images have {images.shape[-1]} channels (last axis, "
+                         f"NHWC); the config expects {cfg.num_channels}")
     x, stem_state = _conv_bn(params["embedder"], state["embedder"], cfg, _stem(cfg), images, train)
     if cfg.stem == "imagenet":
         x = max_pool(x, (3, 3), (2, 2), padding=[(1, 1), (1, 1)])
@@ -248,12 +260,13 @@ def from_pretrained(path: str | os.PathLike, dtype: Any = jnp.float32) -> tuple[
     return cfg, _swap_kernel_axes(loaded["params"]), loaded["state"]
 
 
-def save_pretrained(path: str | os.PathLike, cfg: Config, params: dict, state: dict, dtype: Any = None,
-                    max_shard_bytes: int | None = None) -> None:
+def save_pretrained(path: str | os.PathLike, cfg: Config, params: dict, state: dict,
+                    dtype: Any = None, max_shard_bytes: int | None = None) -> None:
     """Write a folder that ``transformers.ResNetForImageClassification.from_pretrained``
     loads (ImageNet stem only)."""
     config = cfg.to_hf()
-    tensors = hf.hf_from_params(_table(cfg), {"params": _swap_kernel_axes(params), "state": state}, dtype)
+    both = {"params": _swap_kernel_axes(params), "state": state}
+    tensors = hf.hf_from_params(_table(cfg), both, dtype)
     for name in [n for n in tensors if n.endswith("running_mean")]:
         tensors[name.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
     hf.save_folder(path, config, tensors, max_shard_bytes)
@@ -264,7 +277,9 @@ def _swap_kernel_axes(params: dict) -> dict:
     kernels as ``(out, in, kh, kw)``; the table's transpose makes that ``(kw, kh, in, out)``
     (so shapes are checked, and reported, in PyTorch's layout), and this swap gives
     ``(kh, kw, in, out)``, and back."""
-    return tree.map_with_path(lambda path, w: jnp.swapaxes(w, 0, 1) if path[-2:] == ("conv", "w") else w, params)
+    def swap(path: tuple, w: Any) -> Any:
+        return jnp.swapaxes(w, 0, 1) if path[-2:] == ("conv", "w") else w
+    return tree.map_with_path(swap, params)
 
 
 def _conv_bn_table(prefix: str, path: tuple) -> list[hf.Entry]:
