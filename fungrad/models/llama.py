@@ -124,6 +124,9 @@ def hf_fields(config: dict, model: str, architecture: str, default_theta: float)
             f"hidden_act={config.get('hidden_act')!r} is not supported (only 'silu')")
     for option in ("attention_bias", "mlp_bias"):
         require(not config.get(option, False), model, f"{option}=True is not supported")
+    lacking = [k for k in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                           "intermediate_size") if k not in config]
+    require(not lacking, model, f"config.json lacks {lacking}")
     n_heads = config["num_attention_heads"]
     return dict(vocab_size=config["vocab_size"], d_model=config["hidden_size"],
                 n_layers=config["num_hidden_layers"], n_heads=n_heads,
