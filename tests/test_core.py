@@ -167,5 +167,5 @@ def test_tree_register_dataclass_and_use_in_grad():
 
 
 def test_broadcast_prefix_error():
-    with pytest.raises(ValueError, match="not a tree prefix"):
+    with pytest.raises(ValueError, match="must be a tree prefix of the arguments"):
         tree.broadcast_prefix((0, 0), (1,))
