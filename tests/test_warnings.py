@@ -16,6 +16,7 @@ import fungrad
 import fungrad.nn as fnn
 import fungrad.numpy as fnp
 import fungrad.scipy.special as fsp
+from fungrad._core import fpstate
 from fungrad.compiler import blocked, parallel
 from harness import assert_same
 
@@ -141,3 +142,13 @@ def test_the_users_error_state_is_kept(run):
             np.log(np.zeros(1, F32))
     assert_same(out, jnp_ref.log(jnp_ref.asarray(np.asarray(x))) / jnp_ref.asarray(np.asarray(x)),
                 check_weak=False)
+
+
+def test_the_seterr_fallback_is_silent_and_keeps_the_users_state(monkeypatch):
+    """Should NumPy move its error-state variable, ``np.seterr`` does the same work."""
+    monkeypatch.setattr(fpstate, "STATE", fpstate._SeterrState())
+    x = np.array([0.0, -1.0], F32)
+    with np.errstate(all="raise"):
+        out = _loud(lambda: fnp.log(fnp.asarray(x)) / fnp.asarray(x))
+        assert np.geterr()["divide"] == "raise"
+    assert_same(out, jnp_ref.log(x) / x, check_weak=False)

@@ -12,10 +12,10 @@ its settings:
     finally:
         STATE.reset(token)
 
-``np.errstate`` costs about 1 µs per use, a third of an eager op's budget. Since NumPy 2
-the error state is a context variable, which ``STATE`` is, so setting and resetting it
-costs about 0.1 µs. Older NumPy keeps it per thread behind ``np.seterr``, which
-``STATE`` then wraps (slower, same behaviour).
+``np.errstate`` costs about 1 µs per use, a third of an eager op's budget. NumPy 2 keeps
+the error state in a context variable, which ``STATE`` is, so setting and resetting it
+costs about 0.1 µs. Should a NumPy release move that private variable, ``STATE`` wraps
+``np.seterr`` instead (slower, same behaviour).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import numpy as np
 
 
 class _SeterrState:
-    """The error state of NumPy < 2, with the interface of a ``ContextVar``."""
+    """The error state behind ``np.seterr``, with the interface of a ``ContextVar``."""
 
     @staticmethod
     def set(_: Any) -> dict:
