@@ -51,6 +51,9 @@ CASES = [
     ("inf_times_zero", lambda L, x: x * 0.0, [INF, 1.0], F32, True),
     ("float16_overflow", lambda L, x: x * x, [300.0, -300.0, 1.0], F16, True),
     ("float16_sum_overflow", lambda L, x: L.np.sum(x), [60000.0, 60000.0, -1.0], F16, True),
+    ("float16_meets_a_larger_scalar", lambda L, x: L.np.maximum(x, 1e5), [1.0, -2.0], F16, True),
+    ("float16_clipped_beyond_its_range", lambda L, x: L.np.clip(x, -1e5, 1e5), [1.0, -2.0], F16,
+     True),
     ("sum_of_inf_minus_inf", lambda L, x: L.np.sum(x), [INF, -INF, 1.0], F32, True),
     ("max_of_nan", lambda L, x: L.np.max(x), [NAN, 1.0, INF], F32, False),
     ("mean_of_empty", lambda L, x: L.np.mean(x), [], F32, True),
@@ -103,6 +106,11 @@ def test_grad_is_silent_and_matches_jax(name, f, values, dtype, diff):
     grad = fungrad.grad(lambda v: fnp.sum(f(FG, v)))
     assert_same(_loud(lambda: grad(fnp.asarray(x))), want, check_weak=False)
     assert_same(_loud(lambda: fungrad.jit(grad)(fnp.asarray(x))), want, check_weak=False)
+
+
+def test_arange_beyond_float16s_range_is_silent():
+    got = _loud(lambda: fnp.arange(0, 1e5, 3e4, dtype=fnp.float16))
+    assert_same(got, jnp_ref.arange(0, 1e5, 3e4, dtype=jnp_ref.float16), check_weak=False)
 
 
 def _edges(shape, seed):

@@ -19,9 +19,11 @@ costs about 0.1 µs. Should a NumPy release move that private variable, ``STATE`
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 class _SeterrState:
@@ -50,4 +52,16 @@ def _state() -> tuple[Any, Any]:
 
 STATE, IGNORE = _state()
 
-__all__ = ["IGNORE", "STATE"]
+
+def silently(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` with floating-point errors ignored: for the NumPy calls
+    fungrad makes outside an impl, such as converting a constant or a Python scalar to
+    float16."""
+    errors = STATE.set(IGNORE)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        STATE.reset(errors)
+
+
+__all__ = ["IGNORE", "STATE", "silently"]

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive
 from fungrad.interpreters import batching
@@ -47,9 +47,11 @@ def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
 
 
 def _scalar_operand(x: Any, like: np.dtype | None) -> Array:
+    """Python scalar ``x`` as a weakly typed 0-d array of ``like`` where it fits that dtype's
+    kind (a float beyond a float dtype's range becomes inf silently, as in JAX)."""
     if like is not None and _scalar_fits(x, like):
         try:
-            return Array(np.asarray(x, like)[()], not isinstance(x, bool))
+            return Array(fpstate.silently(np.asarray, x, like)[()], not isinstance(x, bool))
         except OverflowError:  # e.g. 300 meeting uint8: keep int32 and report the mismatch
             pass
     return as_operand(x)

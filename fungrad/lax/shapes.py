@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis, prod
@@ -221,8 +221,9 @@ def convert_element_type(operand: Any, new_dtype: Any, weak_type: bool = False) 
     if type(operand) is Array:  # eager: often already of that type (callers convert freely)
         if operand._value.dtype == new_dtype and operand.weak_type == weak_type:
             return operand
-    elif not isinstance(operand, core.Tracer):  # a constant: convert it right away
-        value = _convert_impl(np, np.asarray(operand), new_dtype=new_dtype, weak_type=weak_type)
+    elif not isinstance(operand, core.Tracer):  # a constant: convert it right away, silently
+        value = fpstate.silently(_convert_impl, np, np.asarray(operand), new_dtype=new_dtype,
+                                 weak_type=weak_type)
         return Array(value[()] if value.ndim == 0 else value, bool(weak_type))
     aval = core.get_aval(operand)
     if aval.dtype == new_dtype and aval.weak_type == weak_type:

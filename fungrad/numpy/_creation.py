@@ -232,7 +232,8 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
     step_v = _concrete_scalar(step, "arange: step") if step is not None else None
     if step_v is None and start_v == 0 and stop_v is not None:
         return lax.iota(dtype, max(int(np.ceil(stop_v)), 0))
-    return Array(np.arange(start_v, stop_v, step_v).astype(dtype))
+    with np.errstate(over="ignore"):  # values beyond a float16's range become inf, as in JAX
+        return Array(np.arange(start_v, stop_v, step_v).astype(dtype))
 
 
 def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fungrad import lax
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.lax._ops import NATIVE_INEXACT
@@ -161,13 +161,19 @@ def _promoted_eagerly(args: tuple, dtype_ok: Any, bare_scalars: bool = False) ->
                 return None
             return [x, y] if dtype_ok(dt) else None
         if type(y) in (int, float) and dt in NATIVE_INEXACT and dtype_ok(dt):
-            return [x, y if bare_scalars else Array(dt.type(y), x.weak_type)]
+            return [x, y if bare_scalars else _weak_scalar(y, dt, x.weak_type)]
         return None
     if type(y) is Array and type(x) in (int, float):
         dt = y._value.dtype
         if dt in NATIVE_INEXACT and dtype_ok(dt):
-            return [Array(dt.type(x), y.weak_type), y]
+            return [_weak_scalar(x, dt, y.weak_type), y]
     return None
+
+
+def _weak_scalar(v: int | float, dtype: np.dtype, weak: bool) -> Array:
+    """Python number ``v`` as a 0-d array of the float ``dtype`` it meets; one beyond the
+    dtype's range becomes inf silently, as in JAX (``maximum(x_f16, 1e5)``)."""
+    return Array(fpstate.silently(dtype.type, v), weak)
 
 
 def _any_dtype(dtype: np.dtype) -> bool:
