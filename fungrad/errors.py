@@ -4,6 +4,10 @@ Each message names the operation and the offending argument and says how to fix 
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 
 class FungradTypeError(TypeError):
     """Base class of the tracing errors below (a ``TypeError`` as in JAX)."""
@@ -60,6 +64,29 @@ class UnexpectedTracerError(FungradTypeError):
             f"{tracer._trace.name} transformation ({tracer._origin()}). {detail}"
             "A value computed inside a transformed function was kept (in a global, a "
             "closure or an attribute) and used outside it; return it as an output instead.")
+
+
+class AxisError(np.exceptions.AxisError):
+    """An ``axis`` argument out of range or repeated.
+
+    NumPy's ``AxisError``: both a ``ValueError`` (what JAX raises for most functions) and an
+    ``IndexError`` (what it raises for a few, e.g. ``argmax``), so either ``except`` works.
+    Raised with one argument, the whole message.
+    """
+
+
+class ResourceExhaustedError(MemoryError, RuntimeError):
+    """An array too large to allocate.
+
+    A ``MemoryError``, so ``except MemoryError`` catches it, and a ``RuntimeError`` like the
+    ``RESOURCE_EXHAUSTED`` error JAX raises for the same request.
+    """
+
+    def __init__(self, op: str, shape: tuple, dtype: np.dtype) -> None:
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        super().__init__(f"RESOURCE_EXHAUSTED: {op}: out of memory allocating {nbytes} bytes for "
+                         f"an array of shape {tuple(shape)} and dtype {dtype.name}")
 
 
 class MissingRuleError(NotImplementedError):

@@ -3,8 +3,9 @@
 ``EvalTrace.process_primitive`` unwraps ``Array`` buffers, runs the primitive's
 backend implementation and wraps the result. It is the eager hot path, so it
 does as little as possible: no abstract evaluation, and NumPy errors turned into
-errors that name the primitive. The array module is NumPy unless a device buffer
-(CuPy) is among the operands; host operands then follow it to its device.
+errors that name the primitive (allocation failures into ``ResourceExhaustedError``).
+The array module is NumPy unless a device buffer (CuPy) is among the operands; host
+operands then follow it to its device.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fungrad import backends
 from fungrad._core import core, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
-from fungrad.errors import MissingRuleError, UnexpectedTracerError
+from fungrad.errors import MissingRuleError, ResourceExhaustedError, UnexpectedTracerError
 
 _ndarray = np.ndarray
 
@@ -33,6 +34,20 @@ def _raise_clear_error(prim: Primitive, args: Sequence[Any], params: dict, err: 
         prim.abstract_eval(*[core.get_aval(a) for a in args], **params)
     raise type(err)(f"{prim}: invalid arguments ({_describe(args)}) with "
                     f"{params or 'no params'}: {err}") from err
+
+
+def _raise_out_of_memory(prim: Primitive, args: Sequence[Any], params: dict,
+                         err: MemoryError) -> None:
+    """Re-raise an allocation failure as ``ResourceExhaustedError`` naming the primitive and the
+    shape and dtype it asked for: NumPy's error carries them, else they are the result's."""
+    if isinstance(err, ResourceExhaustedError) or prim.abstract_eval is None:
+        raise err
+    shape, dtype = getattr(err, "shape", None), getattr(err, "dtype", None)
+    if shape is None or dtype is None:
+        out = prim.abstract_eval(*[core.get_aval(a) for a in args], **params)
+        out = max(out, key=lambda a: a.size) if isinstance(out, (list, tuple)) else out
+        shape, dtype = out.shape, out.dtype
+    raise ResourceExhaustedError(str(prim), tuple(shape), dtype) from err
 
 
 def _on_device(vals: list, device_buffer: Any) -> tuple[Any, list]:
@@ -76,6 +91,8 @@ class EvalTrace(core.Trace):
             out = impl(xp, *vals, **params)
         except (ValueError, TypeError, IndexError) as e:
             _raise_clear_error(prim, args, params, e)
+        except MemoryError as e:
+            _raise_out_of_memory(prim, args, params, e)
         finally:
             fpstate.STATE.reset(errors)
         rule = prim.weak_type_rule

@@ -1,7 +1,10 @@
 """Small list helpers shared by the interpreters (the Autodidax vocabulary)."""
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from fungrad.errors import AxisError, ConcretizationTypeError
 
 T = TypeVar("T")
 
@@ -39,11 +42,30 @@ def split_list(xs: Sequence[T], sizes: Sequence[int]) -> list[list[T]]:
     return out
 
 
-def canonicalize_axis(axis: int, ndim: int, op: str = "axis") -> int:
-    """Turn a possibly negative axis into a non-negative one, with a clear error."""
-    if not -ndim <= axis < max(ndim, 1) or (ndim == 0 and axis not in (0, -1)):
-        raise ValueError(f"{op}: axis {axis} is out of bounds for an array of rank {ndim}")
+def canonicalize_axis(axis: Any, ndim: int, op: str = "axis", scalar_ok: bool = True) -> int:
+    """Turn a possibly negative axis into a non-negative one: the one axis check of fungrad.
+
+    ``axis`` is anything ``operator.index`` accepts (NumPy integers included), else a
+    ``TypeError`` naming ``op``; out of range, an ``AxisError`` (a ``ValueError`` and an
+    ``IndexError``), as in JAX. ``scalar_ok`` lets axis 0 (or -1) name the single
+    position of a 0-d operand, which lax ops allow and NumPy functions do not.
+    """
+    if type(axis) is not int:
+        axis = _axis_index(axis, op)
+    in_range = -ndim <= axis < ndim or (scalar_ok and ndim == 0 and axis in (0, -1))
+    if not in_range:
+        raise AxisError(f"{op}: axis {axis} is out of bounds for array of dimension {ndim}")
     return axis % ndim if ndim else 0
+
+
+def _axis_index(axis: Any, op: str) -> int:
+    try:
+        return operator.index(axis)
+    except ConcretizationTypeError:
+        raise
+    except TypeError:
+        raise TypeError(f"{op}: axis must be an integer, got {axis!r} "
+                        f"of type {type(axis).__name__}") from None
 
 
 def prod(xs: Iterable[int]) -> int:

@@ -8,6 +8,9 @@ transpose rules must ``unbroadcast`` cotangents, which ``unbroadcast`` does.
 """
 from __future__ import annotations
 
+import math
+import operator
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -15,6 +18,7 @@ import numpy as np
 from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad.errors import ResourceExhaustedError
 
 # dtype families a primitive accepts
 BOOL = "b"
@@ -133,14 +137,71 @@ def operand_dtype(*xs: Any) -> np.dtype | None:
     return None
 
 
-def hashable_shape(shape: Any, name: str) -> tuple[int, ...]:
-    """A static shape as a tuple of ints, with a clear error for traced sizes."""
-    if type(shape) is not tuple and (isinstance(shape, (int, np.integer)) or (
-            isinstance(shape, core.Tracer) and shape.ndim == 0)):
-        shape = (shape,)
+def _shape_error(name: str, argname: str, shape: Any) -> TypeError:
+    return TypeError(f"{name}: argument '{argname}': shapes must be 1D sequences of concrete "
+                     f"values of integer type, got {shape!r}.")
+
+
+def _static_dim(d: Any, name: str, argname: str, shape: Any) -> int:
+    if isinstance(d, core.Tracer):
+        d = d._concrete(f"{name}: argument '{argname}'")
     try:
-        return tuple(map(int, shape))
-    except TypeError as e:  # includes ConcretizationTypeError for traced sizes
-        raise TypeError(f"{name}: shapes must be static Python ints, got {shape!r}. "
-                        "Shapes cannot depend on traced values; pass sizes as static "
-                        "arguments (jit(..., static_argnums=...)).") from e
+        return operator.index(d)
+    except TypeError:
+        raise _shape_error(name, argname, shape) from None
+
+
+def static_ints(values: Any, name: str, argname: str = "shape") -> tuple[int, ...]:
+    """An int or a sequence of ints as a tuple of Python ints (sizes, static indices).
+
+    An int is anything ``operator.index`` accepts (NumPy integers, 0-d integer arrays), as
+    in JAX; strings, floats and other values raise a ``TypeError`` naming the function
+    ``name`` and its argument ``argname``. A traced value raises ``ConcretizationTypeError``
+    (which says how to make the argument static) naming them too.
+    """
+    if type(values) is tuple:
+        dims = values
+    else:
+        dims = (values,) if type(values) is int else _as_sequence(values, name, argname)
+    try:
+        return tuple(map(operator.index, dims))
+    except TypeError:  # a traced size, or not an integer: find it and say which
+        return tuple(_static_dim(d, name, argname, values) for d in dims)
+
+
+def _as_sequence(values: Any, name: str, argname: str) -> tuple:
+    """``values`` as a tuple of (not yet checked) sizes: an int-like becomes one size."""
+    if isinstance(values, core.Tracer):
+        values = values._concrete(f"{name}: argument '{argname}'")
+    if isinstance(values, str):
+        raise _shape_error(name, argname, values)
+    try:
+        return (operator.index(values),)
+    except TypeError:
+        pass
+    try:
+        return tuple(values)
+    except TypeError:
+        raise _shape_error(name, argname, values) from None
+
+
+def hashable_shape(shape: Any, name: str, argname: str = "shape") -> tuple[int, ...]:
+    """A static shape as a tuple of non-negative Python ints (JAX's ``canonicalize_shape``):
+    ``static_ints``, plus a ``TypeError`` for a negative size, as in JAX."""
+    out = static_ints(shape, name, argname)
+    if out and min(out) < 0:
+        raise TypeError(f"{name}: argument '{argname}' must have every element be nonnegative, "
+                        f"got {out}.")
+    return out
+
+
+# An array whose byte size exceeds the machine's memory can never be computed: an op that
+# would only make a broadcast view of that size raises instead, as an allocation would.
+MAX_ARRAY_BYTES = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_nbytes(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Raise ``ResourceExhaustedError`` if an array of ``shape`` and ``dtype`` cannot fit in
+    memory; for impls that return broadcast views, which allocate nothing themselves."""
+    if math.prod(shape) * dtype.itemsize > MAX_ARRAY_BYTES:
+        raise ResourceExhaustedError(name, shape, dtype)

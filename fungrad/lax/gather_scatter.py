@@ -137,7 +137,7 @@ def gather(operand: Any, start_indices: Any, dimension_numbers: GatherDimensionN
     else:
         fill_value = None
     params = dict(dimension_numbers=_dnums(GatherDimensionNumbers, dimension_numbers),
-                  slice_sizes=hashable_shape(slice_sizes, "gather"),
+                  slice_sizes=hashable_shape(slice_sizes, "gather", "slice_sizes"),
                   unique_indices=bool(unique_indices), indices_are_sorted=bool(indices_are_sorted),
                   mode=mode, fill_value=fill_value)
     _gather_abstract(o_aval, core.get_aval(indices), **params)

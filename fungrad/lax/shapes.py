@@ -17,7 +17,8 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis, prod
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import NUMERIC, as_operand, hashable_shape, kind, operand_dtype
+from fungrad.lax._prim import (NUMERIC, as_operand, check_nbytes, hashable_shape, kind,
+                               operand_dtype, static_ints)
 
 
 # --------------------------------------------------------------------------- broadcast_in_dim
@@ -26,7 +27,7 @@ def broadcast_in_dim(operand: Any, shape: Sequence[int], broadcast_dimensions: S
     """Broadcast ``operand`` to ``shape``; operand dim i becomes output dim broadcast_dimensions[i]."""
     operand = as_operand(operand)
     shape = hashable_shape(shape, "broadcast_in_dim")
-    dims = tuple(int(d) for d in broadcast_dimensions)
+    dims = static_ints(broadcast_dimensions, "broadcast_in_dim", "broadcast_dimensions")
     if core.get_aval(operand).shape == shape and dims == tuple(range(len(shape))):
         return operand
     return broadcast_in_dim_p.bind(operand, shape=shape, broadcast_dimensions=dims)
@@ -43,6 +44,7 @@ def _broadcast_in_dim_impl(xp, x, *, shape, broadcast_dimensions):
     expanded = [1] * len(shape)
     for i, d in enumerate(broadcast_dimensions):
         expanded[d] = x.shape[i]
+    check_nbytes("broadcast_in_dim", shape, x.dtype)
     return xp.broadcast_to(x.reshape(expanded), shape)
 
 
@@ -87,7 +89,7 @@ batching.def_batch(broadcast_in_dim_p, _broadcast_in_dim_batch)
 def reshape(operand: Any, new_sizes: Sequence[int], dimensions: Sequence[int] | None = None) -> Any:
     """Reshape (row-major). ``dimensions`` optionally transposes first, as in ``lax.reshape``."""
     operand = as_operand(operand)
-    new_sizes = hashable_shape(new_sizes, "reshape")
+    new_sizes = hashable_shape(new_sizes, "reshape", "new_sizes")
     if dimensions is not None and tuple(dimensions) != tuple(range(len(dimensions))):
         operand = transpose(operand, tuple(dimensions))
     if core.get_aval(operand).shape == new_sizes:
@@ -310,7 +312,7 @@ def collapse(operand: Any, start_dimension: int, stop_dimension: int | None = No
 
 def iota(dtype: Any, size: int) -> Any:
     """``[0, 1, ..., size - 1]`` of ``dtype`` (``lax.iota``)."""
-    return broadcasted_iota(dtype, (size,), 0)
+    return broadcasted_iota(dtype, hashable_shape(size, "iota", "size"), 0)
 
 
 def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
@@ -322,6 +324,7 @@ def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
 
 
 def _iota_impl(xp, *, dtype, shape, dimension):
+    check_nbytes("iota", shape, dtype)
     line = xp.arange(shape[dimension]).astype(dtype)
     return xp.broadcast_to(line.reshape([-1 if i == dimension else 1 for i in range(len(shape))]),
                            shape)

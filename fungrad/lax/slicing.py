@@ -20,7 +20,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import as_operand, hashable_shape, kind, operand_dtype
+from fungrad.lax._prim import as_operand, hashable_shape, kind, operand_dtype, static_ints
 from fungrad.lax.elementwise import add, lt, select
 from fungrad.lax.gather_scatter import *  # noqa: F401,F403  (re-exported, see __all__)
 from fungrad.lax.gather_scatter import (GatherDimensionNumbers, GatherScatterMode,
@@ -41,10 +41,10 @@ def slice(operand: Any, start_indices: Sequence[int], limit_indices: Sequence[in
           strides: Sequence[int] | None = None) -> Any:
     """``operand[start:limit:stride]`` in every dimension, with static bounds (``lax.slice``)."""
     operand = as_operand(operand)
-    start = hashable_shape(start_indices, "slice")
-    limit = hashable_shape(limit_indices, "slice")
+    start = static_ints(start_indices, "slice", "start_indices")
+    limit = static_ints(limit_indices, "slice", "limit_indices")
     strides = None if strides is None or all(s == 1 for s in strides) \
-        else hashable_shape(strides, "slice")
+        else static_ints(strides, "slice", "strides")
     aval = core.get_aval(operand)
     _slice_abstract(aval, start_indices=start, limit_indices=limit, strides=strides)
     if start == (0,) * aval.ndim and limit == aval.shape and strides is None:
@@ -150,7 +150,7 @@ def dynamic_slice(operand: Any, start_indices: Any, slice_sizes: Sequence[int], 
     operand = as_operand(operand)
     aval = core.get_aval(operand)
     starts = _dynamic_slice_indices("dynamic_slice", aval, start_indices, allow_negative_indices)
-    sizes = hashable_shape(slice_sizes, "dynamic_slice")
+    sizes = hashable_shape(slice_sizes, "dynamic_slice", "slice_sizes")
     _dynamic_slice_abstract(aval, *[core.get_aval(s) for s in starts], slice_sizes=sizes)
     return dynamic_slice_p.bind(operand, *starts, slice_sizes=sizes)
 
@@ -332,7 +332,7 @@ def split(operand: Any, sizes: Sequence[int], axis: int = 0) -> list:
     """Consecutive pieces of the given ``sizes`` along ``axis`` (``lax.split``)."""
     shape = core.get_aval(operand).shape
     axis = canonicalize_axis(int(axis), len(shape), "split")
-    sizes = hashable_shape(sizes, "split")
+    sizes = static_ints(sizes, "split", "sizes")
     if sum(sizes) != shape[axis] or any(n < 0 for n in sizes):
         raise ValueError(f"split: sizes {sizes} must be non-negative and sum to the size "
                          f"{shape[axis]} of axis {axis} of shape {shape}")

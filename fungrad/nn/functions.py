@@ -184,13 +184,13 @@ def _softmax_jvp(axis: Any, primals: Any, tangents: Any) -> Any:
     return y, jnp.multiply(y, jnp.subtract(x_dot, inner))
 
 
-def _axis_key(axis: Any, ndim: int) -> Any:
+def _axis_key(axis: Any, ndim: int, fname: str) -> Any:
     """A hashable, non-negative form of ``axis`` (a static argument of ``_softmax``)."""
     if axis is None:
         return None
     if isinstance(axis, (tuple, list)):
-        return tuple(canonicalize_axis(a, ndim, "softmax") for a in axis)
-    return canonicalize_axis(axis, ndim, "softmax")
+        return tuple(canonicalize_axis(a, ndim, fname) for a in axis)
+    return canonicalize_axis(axis, ndim, fname)
 
 
 def softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
@@ -205,12 +205,13 @@ def softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
         Array([0.25, 0.25, 0.5 ], dtype=float32)
     """
     x, = promote_args_inexact("softmax", ensure_arraylike("softmax", x))
-    return _softmax(x, _axis_key(axis, aval(x).ndim), where, -np.inf)
+    return _softmax(x, _axis_key(axis, aval(x).ndim, "softmax"), where, -np.inf)
 
 
 def log_softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
     """``x - logsumexp(x)`` along ``axis`` (masked elements give -inf)."""
     x, = promote_args_inexact("log_softmax", ensure_arraylike("log_softmax", x))
+    axis = _axis_key(axis, aval(x).ndim, "log_softmax")
     x_max = jnp.max(x, axis, where=where, initial=-np.inf, keepdims=True)
     x_safe = x if where is None else jnp.where(where, x, -np.inf)
     shifted = jnp.subtract(x_safe, lax.stop_gradient(x_max))

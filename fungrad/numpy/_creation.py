@@ -131,38 +131,31 @@ def copy(a: Any, order: str | None = None) -> Any:
 
 # --------------------------------------------------------------------------- filled arrays
 
-def _shape(shape: Any, fname: str) -> tuple[int, ...]:
-    shape = hashable_shape(shape, fname)
-    if any(d < 0 for d in shape):
-        raise ValueError(f"{fname}: negative dimensions are not allowed, got shape {shape}")
-    return shape
-
-
 def _filled(shape: tuple, fill_value: Any, dtype: np.dtype, weak: bool) -> Any:
     return lax.broadcast_in_dim(lax.convert_element_type(fill_value, dtype, weak), shape, ())
 
 
 def zeros(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """An array of zeros (default dtype float32)."""
-    return _filled(_shape(shape, "zeros"), 0,
+    return _filled(hashable_shape(shape, "zeros"), 0,
                    check_user_dtype(dtype, "zeros") or dtypes.default_float_dtype(), False)
 
 
 def ones(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """An array of ones (default dtype float32)."""
-    return _filled(_shape(shape, "ones"), 1,
+    return _filled(hashable_shape(shape, "ones"), 1,
                    check_user_dtype(dtype, "ones") or dtypes.default_float_dtype(), False)
 
 
 def empty(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """Same as ``zeros``: arrays are immutable, so there is nothing to leave uninitialised."""
-    return _filled(_shape(shape, "empty"), 0,
+    return _filled(hashable_shape(shape, "empty"), 0,
                    check_user_dtype(dtype, "empty") or dtypes.default_float_dtype(), False)
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """An array of ``shape`` filled with ``fill_value`` (an array value is broadcast)."""
-    shape = _shape(shape, "full")
+    shape = hashable_shape(shape, "full")
     dtype = check_user_dtype(dtype, "full")
     fill = ensure_arraylike("full", fill_value)
     if aval(fill).ndim:
@@ -176,7 +169,7 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, *, device: Any = None) 
 def _like(fname: str, a: Any, fill_value: Any, dtype: Any, shape: Any) -> Any:
     a = ensure_arraylike(fname, a)
     dtype = check_user_dtype(dtype, fname)
-    shape = aval(a).shape if shape is None else _shape(shape, fname)
+    shape = aval(a).shape if shape is None else hashable_shape(shape, fname)
     if dtype is None:
         return _filled(shape, fill_value, aval(a).dtype, aval(a).weak_type)
     return _filled(shape, fill_value, dtype, False)
@@ -409,7 +402,7 @@ def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = 
 
 def indices(dimensions: Sequence[int], dtype: Any = None, sparse: bool = False) -> Any:
     """An array (or tuple when sparse) of index grids for an array of shape ``dimensions``."""
-    dims = _shape(dimensions, "indices")
+    dims = hashable_shape(dimensions, "indices", "dimensions")
     dtype = check_user_dtype(dtype, "indices") or dtypes.default_int_dtype()
     outs = []
     for i, n in enumerate(dims):

@@ -10,14 +10,14 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad._core.util import prod as _prod
+from fungrad.lax._prim import hashable_shape
 from fungrad.numpy._creation import arange, linspace
 from fungrad.numpy._indexing import _IndexUpdateRef
 from fungrad.numpy._joining import concatenate, stack
 from fungrad.numpy._shape import moveaxis, take_static, tile
 from fungrad.numpy._ufuncs import divmod as _divmod, remainder
-from fungrad.numpy._util import (aval, broadcast_to, ensure_arraylike,
-                                 scalar_like, static_indices_along, static_int,
-                                 where as _where)
+from fungrad.numpy._util import (aval, broadcast_to, ensure_arraylike, scalar_like,
+                                 static_indices_along, where as _where)
 
 s_ = np.s_
 index_exp = np.index_exp
@@ -27,8 +27,7 @@ def unravel_index(indices: Any, shape: Sequence[int]) -> tuple:
     """The multi-dimensional indices of flat ``indices`` into an array of ``shape``
     (out-of-range indices are clipped, as in JAX)."""
     idx = ensure_arraylike("unravel_index", indices)
-    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
-    shape = tuple(static_int(s, "unravel_index: shape") for s in shape)
+    shape = hashable_shape(shape, "unravel_index")
     out: list[Any] = [None] * len(shape)
     for i in range(len(shape) - 1, -1, -1):
         idx, out[i] = _divmod(idx, shape[i])
@@ -41,7 +40,7 @@ def ravel_multi_index(multi_index: Sequence[Any], dims: Sequence[int], mode: str
                       order: str = "C") -> Any:
     """Flat indices of the index arrays ``multi_index`` into an array of shape ``dims``
     (``mode``: 'raise' (concrete indices only), 'wrap' or 'clip')."""
-    dims = tuple(static_int(d, "ravel_multi_index: dims") for d in dims)
+    dims = hashable_shape(dims, "ravel_multi_index", "dims")
     if len(multi_index) != len(dims):
         raise ValueError(f"ravel_multi_index: {len(multi_index)} index arrays for {len(dims)} "
                          "dimensions")
@@ -176,10 +175,7 @@ def insert(arr: Any, obj: Any, values: Any, axis: int | None = None) -> Any:
 def resize(a: Any, new_shape: Any) -> Any:
     """``a`` flattened, repeated as needed and reshaped to ``new_shape``."""
     a = ensure_arraylike("resize", a)
-    new_shape = (new_shape,) if np.ndim(new_shape) == 0 else tuple(new_shape)
-    new_shape = tuple(static_int(d, "resize: new_shape") for d in new_shape)
-    if any(d < 0 for d in new_shape):
-        raise ValueError("resize: all elements of new_shape must be non-negative")
+    new_shape = hashable_shape(new_shape, "resize", "new_shape")
     flat = lax.reshape(a, (aval(a).size,))
     size = _prod(new_shape)
     if aval(flat).size == 0 or size == 0:

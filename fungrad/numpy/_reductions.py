@@ -263,6 +263,8 @@ def std(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: int
         keepdims: bool = False, *, where: Any = None, mean: Any = None,
         correction: int | float | None = None) -> Any:
     """Standard deviation: ``sqrt(var(...))``."""
+    a = ensure_arraylike("std", a)
+    axis = canonicalize_axes(axis, aval(a).ndim, "std")
     if dtype is not None and not dtypes.is_inexact(check_user_dtype(dtype, "std")):
         raise ValueError(f"dtype argument to std must be inexact; got {dtype}")
     return lax.sqrt(var(a, axis, dtype, ddof=ddof, keepdims=keepdims, where=where, mean=mean,

@@ -15,6 +15,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core.core import Tracer
 from fungrad._core.util import prod as _prod
+from fungrad.lax._prim import hashable_shape, static_ints
 from fungrad.numpy._util import (aval, broadcast_shapes_or_error, broadcast_to as _broadcast_to,
                                  canonicalize_axes, canonicalize_axis, ensure_arraylike,
                                  static_int)
@@ -52,10 +53,7 @@ def _compute_newshape(fname: str, size: int, newshape: Any) -> tuple[int, ...]:
 
 @functools.lru_cache(maxsize=1024)
 def _resolve_newshape(fname: str, size: int, newshape: Any) -> tuple[int, ...]:
-    if isinstance(newshape, (int, np.integer)) or (isinstance(newshape, (Tracer,))
-                                                    and not aval(newshape).shape):
-        newshape = (newshape,)
-    dims = [static_int(d, f"{fname}: new shape") for d in newshape]
+    dims = list(static_ints(newshape, fname, "shape"))
     unknown = [i for i, d in enumerate(dims) if d == -1]
     if len(unknown) > 1 or any(d < -1 for d in dims):
         raise ValueError(f"{fname}: invalid shape {tuple(dims)}; at most one dimension may "
@@ -182,8 +180,7 @@ def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
 def broadcast_to(array: Any, shape: Any) -> Any:
     """Broadcast ``array`` to ``shape`` (NumPy rules)."""
     array = ensure_arraylike("broadcast_to", array)
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return _broadcast_to(array, tuple(static_int(d, "broadcast_to: shape") for d in shape))
+    return _broadcast_to(array, hashable_shape(shape, "broadcast_to"))
 
 
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
@@ -394,8 +391,7 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
 def tile(A: Any, reps: Any) -> Any:
     """Repeat the whole array ``reps`` times along each axis."""
     A = ensure_arraylike("tile", A)
-    reps = tuple(static_int(r, "tile: reps") for r in _axis_tuple(reps)) \
-        if not isinstance(reps, (int, np.integer)) else (int(reps),)
+    reps = static_ints(reps, "tile", "reps")
     shp = aval(A).shape
     nd = max(len(reps), len(shp))
     reps = (1,) * (nd - len(reps)) + reps

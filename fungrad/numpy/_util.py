@@ -6,12 +6,13 @@ included) and broadcasting errors are decided in exactly one place.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Sequence
 
 import numpy as np
 
 from fungrad import lax
-from fungrad._core import core, dtypes, fpstate
+from fungrad._core import core, dtypes, fpstate, util
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.lax._ops import NATIVE_INEXACT
@@ -225,21 +226,25 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Any:
 # --------------------------------------------------------------------------- axes
 
 def static_int(x: Any, what: str) -> int:
-    """A static Python int from ``x`` with an error naming ``what`` when it is traced."""
+    """A static Python int from ``x`` (what ``operator.index`` accepts: NumPy integers,
+    integer 0-d arrays), with an error naming ``what`` when it is traced, a float or a string."""
+    if type(x) is int:
+        return x
     if isinstance(x, Tracer):
         x = x._concrete(what)
     try:
-        return int(np.asarray(x)) if not isinstance(x, int) else x
-    except TypeError as e:
-        raise TypeError(f"{what} must be a static integer, got {x!r}") from e
+        return operator.index(x)
+    except TypeError:
+        raise TypeError(f"{what} must be a static integer, got {x!r} of type "
+                        f"{type(x).__name__}") from None
 
 
 def canonicalize_axis(axis: Any, ndim: int, fname: str) -> int:
-    """A non-negative axis, or an ``AxisError``-like ``ValueError`` naming ``fname``."""
-    axis = static_int(axis, f"{fname}: axis")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{fname}: axis {axis} is out of bounds for array of dimension {ndim}")
-    return axis % ndim
+    """A non-negative axis of an ``ndim``-d array for ``fname`` (see ``util.canonicalize_axis``);
+    a traced axis raises ``ConcretizationTypeError`` naming ``fname``."""
+    if isinstance(axis, Tracer):
+        axis = axis._concrete(f"{fname}: axis")
+    return util.canonicalize_axis(axis, ndim, fname, scalar_ok=False)
 
 
 def canonicalize_axes(axis: Any, ndim: int, fname: str) -> tuple[int, ...]:

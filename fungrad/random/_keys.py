@@ -23,7 +23,7 @@ import numpy as np
 from fungrad import tree
 from fungrad._core import core, dtypes
 from fungrad._core.array import Array
-from fungrad.lax._prim import as_operand, hashable_shape
+from fungrad.lax._prim import as_operand, static_ints
 from fungrad.random import _threefry
 
 _U32 = np.dtype(np.uint32)
@@ -83,7 +83,7 @@ class PRNGKeyArray:
         from fungrad import lax
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
-        shape = hashable_shape(shape, "PRNGKeyArray.reshape")
+        shape = static_ints(shape, "PRNGKeyArray.reshape")
         if -1 in shape:
             known = int(np.prod([d for d in shape if d != -1]))
             shape = tuple(self.size // max(known, 1) if d == -1 else d for d in shape)
@@ -238,7 +238,7 @@ def split(key: Any, num: int | Sequence[int] = 2) -> Any:
         (2, 3)
     """
     data, typed = check_key("split", key)
-    shape = hashable_shape(tuple(num) if isinstance(num, Sequence) else (num,), "split")
+    shape = static_ints(num, "split", "num")
     if any(d < 0 for d in shape):
         raise ValueError(f"split: num must be non-negative, got {num}")
     return as_kind(_threefry.threefry_split(data, shape), typed)

@@ -34,10 +34,7 @@ def _const(value: Any, dtype: Any) -> Any:
 
 
 def _shape(name: str, shape: Any) -> tuple[int, ...]:
-    out = hashable_shape(shape, name)
-    if any(d < 0 for d in out):
-        raise ValueError(f"{name}: shape must have non-negative sizes, got {out}")
-    return out
+    return hashable_shape(shape, name)
 
 
 def _check_shape(name: str, shape: tuple[int, ...], *param_shapes: tuple[int, ...]) -> None:
