@@ -22,6 +22,7 @@ from fungrad._core.util import canonicalize_axis, prod
 from fungrad.lax._prim import as_operand, hashable_shape
 from fungrad.random._keys import check_key
 from fungrad.random._threefry import UINT_DTYPES, threefry_random_bits, threefry_split
+from fungrad.random._xla_math import xla_erf, xla_erf_inv, xla_fma, xla_log, xla_log1p
 
 Shape = Sequence[int]
 
@@ -116,10 +117,14 @@ def _uniform(name: str, key: Any, shape: tuple[int, ...], dtype: np.dtype, minva
                      _const(1, dtype))
     if unit_range:  # floats * 1 + 0, exactly
         return floats
-    # XLA contracts this multiply-add into one fused, singly rounded operation, so with
-    # a span that is not a power of 2 and minval != 0, jax's float32 draws can differ
-    # from these in the last bit.
-    scaled = lax.add(lax.mul(floats, lax.sub(maxval, minval)), minval)
+    span = lax.sub(maxval, minval)
+    # XLA's CPU code contracts the float32 multiply-add into one rounding (an FMA), and the
+    # float16 one into a float32 FMA rounded once to float16 (bfloat16 and float64: two roundings).
+    if dtype in (np.float32, np.float16):
+        f32 = [lax.convert_element_type(x, np.float32) for x in (floats, span, minval)]
+        scaled = lax.convert_element_type(xla_fma(*f32), dtype)
+    else:
+        scaled = lax.add(lax.mul(floats, span), minval)
     return lax.max(minval, scaled)
 
 
@@ -273,7 +278,7 @@ def choice(key: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = N
                         lax.sub(_const(1, p_arr.dtype), u))
             ind = fnp.searchsorted(p_cuml, r)
         else:
-            g = lax.add(gumbel(data, (n_inputs,), p_arr.dtype, mode), lax.log(p_arr))
+            g = lax.add(gumbel(data, (n_inputs,), p_arr.dtype, mode), _log(p_arr))
             ind = lax.top_k(g, n_draws)[1]
         ind = lax.convert_element_type(ind, dtypes.default_int_dtype())
         result = ind if arr.ndim == 0 else fnp.take(arr, ind, axis=axis)
@@ -307,52 +312,28 @@ def normal(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
 def _normal_real(key: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     lo = np.nextafter(np.array(-1., dtype), np.array(0., dtype), dtype=dtype)
     u = _uniform("normal", key, shape, dtype, lo, np.array(1., dtype))
-    return lax.mul(_const(np.sqrt(2), dtype), _erf_inv(u, open_interval=True))
+    return lax.mul(_const(np.sqrt(2), dtype), _erf_inv(u))
 
 
-# erf_inv(x) / x as a polynomial in w - 2.5 (w = -log(1 - x^2) < 5) or in sqrt(w) - 3
-# (M. Giles, "Approximating the erfinv function", GPU Computing Gems, 2011; single precision).
-_GILES_CENTRE = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-                 -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
-_GILES_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-               -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
-
-
-def _horner(coeffs: tuple[float, ...], w: Any) -> Any:
-    """``coeffs[0] * w**(n-1) + ... + coeffs[-1]`` in float32, Horner's order as XLA."""
-    p = _const(coeffs[0], np.float32)
-    for c in coeffs[1:]:
-        p = lax.add(_const(c, np.float32), lax.mul(p, w))
-    return p
-
-
-def _erf_inv(u: Any, open_interval: bool = False) -> Any:
-    """``erf_inv`` as JAX evaluates it for the samplers' draws.
-
-    For float64 this is ``lax.erf_inv``. For float32 and narrower, XLA evaluates
-    Giles' single-precision polynomial in float32, which is up to ~64 ulps from
-    the true value near ``|u| = 0.9998``; ``lax.erf_inv`` is correctly rounded, so
-    to give the same normal draws as ``jax.random`` (within ~3 ulps, from ``log1p``)
-    the samplers evaluate that polynomial too. ``open_interval`` promises
-    ``|u| < 1`` and skips the ``erf_inv(±1) = ±inf`` case.
-    """
-    dtype = core.get_aval(u).dtype
+def _in_float32(xla_fn: Any, lax_fn: Any, x: Any) -> Any:
+    """``xla_fn`` (XLA's float32 algorithm) on ``x``, computed in float32 for narrower floats
+    as XLA's CPU backend does; ``lax_fn`` for float64."""
+    dtype = core.get_aval(x).dtype
     if dtype == np.float64:
-        return lax.erf_inv(u)
-    f32 = np.dtype(np.float32)
-    x = lax.convert_element_type(u, f32)
-    log1m_x2 = lax.log1p(lax.neg(lax.mul(x, x)))  # -w
-    # Both polynomials in Horner form with scalar coefficients, then one select: the
-    # same values as selecting coefficients per element, in fewer array passes.
-    centre = _horner(_GILES_CENTRE, lax.sub(_const(-2.5, f32), log1m_x2))
-    tail = _horner(_GILES_TAIL, lax.sub(lax.sqrt(lax.neg(log1m_x2)), _const(3.0, f32)))
-    p = lax.select(lax.gt(log1m_x2, _const(-5.0, f32)), centre, tail)
-    out = lax.mul(p, x)
-    if not open_interval:
-        infinite = lax.select(lax.gt(x, _const(0.0, f32)), _const(np.inf, f32),
-                              _const(-np.inf, f32))
-        out = lax.select(lax.eq(lax.abs(x), _const(1.0, f32)), infinite, out)
-    return lax.convert_element_type(out, dtype)
+        return lax_fn(x)
+    return lax.convert_element_type(xla_fn(lax.convert_element_type(x, np.float32)), dtype)
+
+
+def _erf_inv(u: Any) -> Any:
+    return _in_float32(xla_erf_inv, lax.erf_inv, u)
+
+
+def _log(x: Any) -> Any:
+    return _in_float32(xla_log, lax.log, x)
+
+
+def _log1p(x: Any) -> Any:
+    return _in_float32(xla_log1p, lax.log1p, x)
 
 
 def truncated_normal(key: Any, lower: Any, upper: Any, shape: Shape | None = None,
@@ -373,13 +354,24 @@ def truncated_normal(key: Any, lower: Any, upper: Any, shape: Shape | None = Non
         shape = _shape("truncated_normal", shape)
         _check_shape("truncated_normal", shape, *param_shapes)
     sqrt2 = _const(np.sqrt(2), dtype)
-    a = lax.erf(lax.div(lower, sqrt2))
-    b = lax.erf(lax.div(upper, sqrt2))
+    # XLA rewrites the division by the constant sqrt(2) as a product with its reciprocal.
+    inv_sqrt2 = _const(np.array(1, dtype) / np.array(np.sqrt(2), dtype), dtype)
+    a = _in_float32(xla_erf, lax.erf, lax.mul(lower, inv_sqrt2))
+    b = _in_float32(xla_erf, lax.erf, lax.mul(upper, inv_sqrt2))
     u = _uniform("truncated_normal", data, shape, dtype, a, b)
     out = lax.mul(sqrt2, _erf_inv(u))
-    lo = lax.nextafter(lax.stop_gradient(lower), lax.full_like(lower, np.inf))
-    hi = lax.nextafter(lax.stop_gradient(upper), lax.full_like(upper, -np.inf))
+    lo = _flush_subnormal(lax.nextafter(lax.stop_gradient(lower), lax.full_like(lower, np.inf)))
+    hi = _flush_subnormal(lax.nextafter(lax.stop_gradient(upper), lax.full_like(upper, -np.inf)))
     return lax.min(lax.max(out, lo), hi)
+
+
+def _flush_subnormal(x: Any) -> Any:
+    """``x`` with values subnormal in its compute type replaced by zeros of their sign: XLA's
+    CPU code reads subnormal operands as zeros, so a bound of ``nextafter(0, inf)`` clips like
+    0 (except in float16, which XLA computes in float32, where it is normal)."""
+    dtype = core.get_aval(x).dtype
+    tiny = _const(dtypes.finfo(np.float64 if dtype == np.float64 else np.float32).tiny, dtype)
+    return lax.select(lax.lt(lax.abs(x), tiny), lax.mul(x, lax.full_like(x, 0)), x)
 
 
 def exponential(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
@@ -387,7 +379,7 @@ def exponential(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
     data, _ = check_key("exponential", key)
     dtype = _float_dtype("exponential", dtype)
     u = _uniform("exponential", data, _shape("exponential", shape), dtype, 0., 1.)
-    return lax.neg(lax.log1p(lax.neg(u)))
+    return lax.neg(_log1p(lax.neg(u)))
 
 
 def laplace(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
@@ -396,7 +388,7 @@ def laplace(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
     dtype = _float_dtype("laplace", dtype)
     lo = -1. + dtypes.finfo(dtype).epsneg
     u = _uniform("laplace", data, _shape("laplace", shape), dtype, lo, 1.)
-    return lax.mul(lax.sign(u), lax.log1p(lax.neg(lax.abs(u))))
+    return lax.mul(lax.sign(u), _log1p(lax.neg(lax.abs(u))))
 
 
 def gumbel(key: Any, shape: Shape = (), dtype: Any = None, mode: str | None = None) -> Any:
@@ -416,15 +408,17 @@ def _gumbel(key: Any, shape: tuple[int, ...], dtype: np.dtype, mode: str | None)
         raise ValueError(f"gumbel: mode must be 'low' or 'high', got {mode!r}")
     info = dtypes.finfo(dtype)
     if mode == "low":
-        u = _uniform("gumbel", key, shape, dtype, info.tiny, 1.)
-        return lax.neg(lax.log(lax.neg(lax.log(u))))
+        # uniform(tiny, 1) as XLA folds its constants: max(tiny, u - 1 + tiny) becomes
+        # max(tiny, u + (-1 + tiny)) with -1 + tiny == -1 (which matters for float16 only).
+        u = lax.max(_const(info.tiny, dtype), _uniform("gumbel", key, shape, dtype, 0., 1.))
+        return lax.neg(_log(lax.neg(_log(u))))
     pair = _uniform("gumbel", key, (2,) + shape, dtype, 0., 1.)
     high = lax.index_in_dim(pair, 0, 0, keepdims=False)
     low = lax.index_in_dim(pair, 1, 0, keepdims=False)
     finer = lax.add(lax.add(high, lax.mul(_const(2. ** -info.nmant, dtype), low)),
                     _const(info.tiny, dtype))
     x = lax.select(lax.ge(high, _const(0.5, dtype)), high, finer)
-    return lax.neg(lax.log(lax.neg(lax.log1p(lax.neg(x)))))
+    return lax.neg(_log(lax.neg(_log1p(lax.neg(x)))))
 
 
 # --------------------------------------------------------------------------- discrete

@@ -1,0 +1,249 @@
+"""The float32 math of XLA's CPU backend, bit for bit, for the samplers.
+
+``jax.random`` on the CPU turns uniform floats into draws with XLA's own
+float32 ``log``, ``log1p``, ``erf`` and ``erf_inv`` (not the C library's), and
+LLVM contracts a multiply feeding an add into one fused multiply-add (FMA, a
+single rounding) wherever the multiply has no other use. To give the same bits,
+each function below repeats XLA's float32 steps in the order and with the
+roundings its generated x86-64 (AVX2/FMA) code performs; the comments name
+the source of each step. ``fma`` emulates the fused operations exactly.
+
+All functions take and return NumPy (or NumPy-like, via ``xp``) float32 arrays.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from fungrad._core import core
+from fungrad.interpreters import ad, batching
+from fungrad.lax import add, div, exp, mul, square
+from fungrad.lax._ops import broadcast_to_shape, const
+from fungrad.lax._prim import elementwise_prim
+
+F32 = np.dtype(np.float32)
+_LOW_BITS = np.int64(0x0FFFFFFF)  # float64 mantissa bits below a float32 half-ulp
+
+
+def fma(xp, a, b, c):
+    """``a * b + c`` rounded once to float32 (a fused multiply-add).
+
+    The float32 product is exact in float64; the float64 sum ``s`` is rounded, and
+    rounding ``s`` to float32 then gives the correctly rounded result unless ``s``
+    lies exactly halfway between two float32 numbers (its low 29 mantissa bits
+    ``1000...0``) while the exact sum does not. Such ``s`` (found by their low 28
+    bits being zero, a cheap superset) are nudged one float64 step towards the
+    exact sum, whose rounding error ``TwoSum`` gives exactly.
+    """
+    p = xp.multiply(a, b, dtype=np.float64)
+    s = xp.asarray(xp.add(p, c, dtype=np.float64))
+    suspect = (s.view(np.int64) & _LOW_BITS) == 0
+    if suspect.any():
+        p, c = xp.broadcast_to(p, s.shape)[suspect], xp.broadcast_to(c, s.shape)[suspect]
+        ss = s[suspect]
+        bb = ss - p
+        err = (p - (ss - bb)) + (c - bb)  # p + c == ss + err exactly (Knuth's TwoSum)
+        err = xp.where(xp.isfinite(err), err, 0.0)
+        s[suspect] = xp.where(err == 0, ss, xp.nextafter(ss, xp.copysign(np.inf, err)))
+    return s.astype(F32)
+
+
+def _f32(xp, value):
+    return xp.asarray(value, F32)
+
+
+def _from_bits(bits: int) -> np.float32:
+    return np.array(bits, np.uint32).view(F32)[()]
+
+
+# --------------------------------------------------------------------------- log
+
+# XLA CPU replaces float32 log by a Cephes polynomial (as in Eigen's plog): x = m * 2**e
+# with m in [sqrt(1/2), sqrt(2)), log(x) = log(m) + e * log(2), log(m) from a degree-8
+# polynomial in m - 1; log(2) split as _LN2_HI + _LN2_LO so that e * _LN2_HI is exact.
+_LOG_P = tuple(np.float32(c) for c in (
+    7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+    -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+_LN2_LO = np.float32(-2.12194440e-4)
+_LN2_HI = np.float32(0.693359375)
+_SQRT_HALF = _from_bits(0x3F3504F3)
+_MIN_NORMAL = _from_bits(0x00800000)
+_NAN_ALL_ONES = _from_bits(0xFFFFFFFF)  # XLA's log returns this NaN for x < 0 or NaN
+
+
+def log(xp, x):
+    """XLA CPU's float32 natural logarithm."""
+    x = xp.asarray(x, F32)
+    bits = xp.maximum(x, _MIN_NORMAL).view(np.int32)  # denormals count as the smallest normal
+    e = (((bits >> 23) - 127).astype(F32)) + np.float32(1)
+    m = ((bits & ~0x7F800000) | 0x3F000000).view(F32)  # mantissa in [0.5, 1)
+    low = m < _SQRT_HALF  # m -> 2m, e -> e - 1: then m in [sqrt(1/2), sqrt(2))
+    t = (m - np.float32(1)) + xp.where(low, m, np.float32(0))  # both adds are exact
+    e = xp.where(low, e - np.float32(1), e)
+    t2 = t * t
+    t3 = t2 * t
+    p = _LOG_P
+    y0 = fma(xp, fma(xp, t, p[0], p[1]), t, p[2])  # three interleaved Horner chains,
+    y1 = fma(xp, fma(xp, t, p[3], p[4]), t, p[5])  # joined in powers of t**3
+    y2 = fma(xp, fma(xp, t, p[6], p[7]), t, p[8])
+    y = fma(xp, fma(xp, y0, t3, y1), t3, y2)
+    y = fma(xp, y, t3, e * _LN2_LO)
+    out = (y + (t - t2 * np.float32(0.5))) + e * _LN2_HI  # t2 / 2 and e * _LN2_HI are exact
+    out = xp.where((x < 0) | xp.isnan(x), _NAN_ALL_ONES, out)
+    out = xp.where(xp.abs(x) < _MIN_NORMAL, np.float32(-np.inf), out)  # denormals are zeros
+    return xp.where(x == np.inf, np.float32(np.inf), out)
+
+
+# --------------------------------------------------------------------------- log1p
+
+# XLA's log1p intrinsic: for |x| < sqrt(2) - 1, x - x**2 / 2 + x**3 * N(x) / D(x) with
+# Cephes' rational approximation (numerator N, denominator D, highest power last);
+# otherwise log(1 + x).
+_LOG1P_N = tuple(np.float32(c) for c in (
+    4.5270000862445199635215e-5, 4.9854102823193375972212e-1, 6.5787325942061044846969e0,
+    2.9911919328553073277375e1, 6.0949667980987787057556e1, 5.7112963590585538103336e1,
+    2.0039553499201281259648e1))
+_LOG1P_D = tuple(np.float32(c) for c in (
+    1.0, 1.5062909083469192043167e1, 8.3047565967967209469434e1, 2.2176239823732856465394e2,
+    3.0909872225312059774938e2, 2.1642788614495947685003e2, 6.0118660497603843919306e1))
+_LOG1P_SMALL = np.float32(0.41421356237309504880)
+
+
+def _horner(xp, coeffs, x):
+    """``((c0 * x + c1) * x + c2) ...`` with one FMA per step, as XLA's Horner loops compile."""
+    p = xp.asarray(coeffs[0], F32)
+    for c in coeffs[1:]:
+        p = fma(xp, p, x, c)
+    return p
+
+
+def log1p(xp, x):
+    """XLA CPU's float32 ``log(1 + x)``."""
+    x = xp.asarray(x, F32)
+    small = xp.abs(x) < _LOG1P_SMALL
+    out = xp.empty_like(x)
+    large = ~small
+    out[large] = log(xp, x[large] + np.float32(1))
+    xs = x[small]
+    x2 = xs * xs
+    ratio = _horner(xp, _LOG1P_N, xs) / _horner(xp, _LOG1P_D, xs)
+    out[small] = xs + ((xs * x2) * ratio - x2 * np.float32(0.5))  # x2 / 2 is exact
+    return out
+
+
+# --------------------------------------------------------------------------- erf_inv
+
+# XLA's float32 erf_inv (M. Giles, "Approximating the erfinv function", GPU Computing Gems,
+# 2011): erf_inv(x) = x * P(t), with w = -log1p(-x * x), t = w - 2.5 and the centre
+# coefficients where w < 5, t = sqrt(w) - 3 and the tail coefficients elsewhere.
+_ERF_INV_CENTRE = tuple(np.float32(c) for c in (
+    2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941))
+_ERF_INV_TAIL = tuple(np.float32(c) for c in (
+    -0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+    -0.0076224613, 0.00943887047, 1.00167406, 2.83297682))
+
+
+def erf_inv(xp, x):
+    """XLA CPU's float32 inverse error function (``±inf`` at ``±1``, NaN beyond)."""
+    x = xp.asarray(x, F32)
+    minus_w = log1p(xp, x * -x)
+    centre = minus_w > np.float32(-5)
+    with np.errstate(invalid="ignore"):
+        t = xp.where(centre, np.float32(-2.5) - minus_w, xp.sqrt(-minus_w) + np.float32(-3))
+    p = xp.asarray(xp.where(centre, _ERF_INV_CENTRE[0], _ERF_INV_TAIL[0]), F32)
+    for c, d in zip(_ERF_INV_CENTRE[1:], _ERF_INV_TAIL[1:]):
+        p = fma(xp, p, t, xp.where(centre, c, d))
+    p = xp.where(xp.abs(x) == 1, np.float32(np.inf), p)
+    return x * p
+
+
+# --------------------------------------------------------------------------- erf
+
+# XLA's float32 erf intrinsic (the rational approximation of Eigen's perf): x * P(x**2) /
+# Q(x**2) with explicit FMAs, and ±1 where |x| >= 3.832506856900711 (erf rounds to 1).
+_ERF_P = tuple(np.float32(c) for c in (
+    0.00022905065861350646, 0.0034082910107109506, 0.050955695062380861, 0.18520832239976145,
+    1.128379143519084))
+_ERF_Q = tuple(np.float32(c) for c in (
+    -1.1791602954361697e-7, 0.000023547966471313185, 0.0010179625278914885,
+    0.014070470171167667, 0.11098505178285362, 0.49746925110067538, 1.0))
+_ERF_ONE = np.float32(3.832506856900711)
+
+
+def erf(xp, x):
+    """XLA CPU's float32 error function."""
+    x = xp.asarray(x, F32)
+    x2 = x * x
+    out = (x * _horner(xp, _ERF_P, x2)) / _horner(xp, _ERF_Q, x2)
+    return xp.where(xp.abs(x) >= _ERF_ONE, xp.copysign(np.float32(1), x), out)
+
+
+# --------------------------------------------------------------------------- primitives
+
+# Large NumPy operands run block by block on the random module's thread pool (NumPy
+# releases the GIL in ufuncs), so each block's temporaries stay in the cache.
+_BLOCK = 1 << 15
+
+
+def _blockwise(fn: Callable) -> Callable:
+    """An elementwise impl ``(xp, *args)`` running ``fn`` over blocks of the broadcast operands."""
+    def impl(xp, *args):
+        args = [xp.asarray(a) for a in args]
+        if any(a.dtype != F32 for a in args):
+            raise TypeError(f"{fn.__name__}: float32 operands expected")
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        size = int(np.prod(shape))
+        if xp is not np or size <= _BLOCK:
+            with np.errstate(all="ignore"):  # infinities and NaNs propagate, as in XLA
+                return xp.asarray(fn(xp, *args), F32).reshape(shape)
+        from fungrad.random._threefry import _cpu_pool
+        flat = [a if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in args]
+        flat = [a.reshape(()) if a.size == 1 else a for a in flat]
+        out = np.empty(size, F32)
+
+        def run(start):
+            stop = start + _BLOCK
+            with np.errstate(all="ignore"):
+                out[start:stop] = fn(np, *[a if a.ndim == 0 else a[start:stop] for a in flat])
+        list(_cpu_pool().map(run, range(0, size, _BLOCK)))
+        return out.reshape(shape)
+    return impl
+
+
+def _unary(name: str, fn: Callable, jvp: Callable) -> Callable:
+    prim = elementwise_prim(name, _blockwise(fn), "f")
+    batching.defvectorized(prim)
+    ad.defjvp2(prim, jvp)
+    return lambda x: prim.bind(x)
+
+
+_SQRT_PI = float(np.sqrt(np.pi))
+
+xla_log = _unary("xla_log", log, lambda t, ans, x: div(t, x))
+xla_log1p = _unary("xla_log1p", log1p, lambda t, ans, x: div(t, add(x, const(x, 1))))
+xla_erf = _unary("xla_erf", erf,
+                 lambda t, ans, x: mul(mul(const(x, 2 / _SQRT_PI), t), exp(mul(const(x, -1), square(x)))))
+xla_erf_inv = _unary("xla_erf_inv", erf_inv,
+                     lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, exp(square(ans)))))
+
+xla_fma_p = elementwise_prim("xla_fma", _blockwise(fma), "f")
+batching.defbroadcasting(xla_fma_p)
+
+
+def _fma_term(f: Callable) -> Callable:
+    """A JVP term of ``fma(a, b, c)`` broadcast to the output's shape."""
+    def rule(t, a, b, c):
+        shape = np.broadcast_shapes(*(core.get_aval(x).shape for x in (a, b, c)))
+        return broadcast_to_shape(f(t, a, b), shape)
+    return rule
+
+
+ad.defjvp(xla_fma_p, _fma_term(lambda t, a, b: mul(t, b)), _fma_term(lambda t, a, b: mul(a, t)),
+          _fma_term(lambda t, a, b: t))
+
+
+def xla_fma(a: Any, b: Any, c: Any) -> Any:
+    """``a * b + c`` in float32 with one rounding (operands broadcast)."""
+    return xla_fma_p.bind(a, b, c)
