@@ -67,11 +67,15 @@ def profile_executable(exe: Any, make_args: Callable[[Any], Sequence[Any]], call
     """
     lines = exe.source.splitlines()
     body, stmts = [lines[0], "    _t0 = _pc()"], []
+    timed = True
     for line in lines[1:]:
         body.append(line)
-        if not line.strip().startswith("return"):
-            body.append(f"    _t1 = _pc(); _T[{len(stmts)}] = _t1 - _t0; _t0 = _t1")
-            stmts.append(line.strip())
+        stmt = line.strip()
+        timed = timed and stmt != "finally:"  # the cleanup after the return is not timed
+        if timed and not stmt.startswith("return") and not stmt.endswith(":"):
+            indent = line[:len(line) - len(line.lstrip())]
+            body.append(f"{indent}_t1 = _pc(); _T[{len(stmts)}] = _t1 - _t0; _t0 = _t1")
+            stmts.append(stmt)
     times = [0.0] * len(stmts)
     scope = dict(exe.fn.__globals__, _T=times, _pc=time.perf_counter)
     exec(compile("\n".join(body) + "\n", "<profile>", "exec"), scope)  # noqa: S102
