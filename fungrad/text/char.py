@@ -21,7 +21,7 @@ class CharTokenizer:
 
     >>> tok = CharTokenizer.train("hello")
     >>> tok.encode("hole"), tok.decode([2, 3])
-    ([2, 3, 1, 0], 'lo')
+    ([1, 3, 2, 0], 'lo')
     """
 
     def __init__(self, chars: Sequence[str]):
