@@ -45,7 +45,7 @@ class Case:
     jax_differs: str = ""  # why JAX raises another class (or nothing), when it does
 
 
-SHAPE = "argument 'shape': shapes must be 1D sequences of concrete values of integer type"
+SHAPE = "argument 'shape' must be an integer or a 1D sequence of concrete values of integer type"
 NONNEG = "argument 'shape' must have every element be nonnegative"
 NOT_INT = "axis must be an integer, got '0' of type str"
 NAMED_AXIS = "JAX reads a string axis as a named (pmap/shard_map) axis: NameError"
@@ -71,11 +71,10 @@ SHAPE_CASES = [
          TypeError,
          f"broadcast_to: {NONNEG}"),
     Case("reshape-float", lambda m: m.np.reshape(m.x, (2.5, 3)), TypeError,
-         "reshape: argument 'shape': shapes must be 1D"),
-    Case("reshape-str", lambda m: m.np.reshape(m.x, "6"), TypeError,
-         "reshape: argument 'shape': shapes must be 1D"),
+         f"reshape: {SHAPE}"),
+    Case("reshape-str", lambda m: m.np.reshape(m.x, "6"), TypeError, f"reshape: {SHAPE}"),
     Case("tile-float", lambda m: m.np.tile(m.x, 2.5), TypeError,
-         "tile: argument 'reps': shapes must be 1D"),
+         "tile: argument 'reps' must be an integer or a 1D sequence"),
     Case("lax.full-str", lambda m: m.lax.full("3", 1.0), TypeError, f"full: {SHAPE}"),
     Case("lax.full-negative", lambda m: m.lax.full((-1,), 1.0), TypeError, f"full: {NONNEG}"),
     Case("lax.broadcast_in_dim-float", lambda m: m.lax.broadcast_in_dim(1.0, (2.5,), ()),
@@ -83,9 +82,9 @@ SHAPE_CASES = [
     Case("lax.broadcast_in_dim-negative", lambda m: m.lax.broadcast_in_dim(1.0, (-1,), ()),
          TypeError, f"broadcast_in_dim: {NONNEG}"),
     Case("lax.reshape-float", lambda m: m.lax.reshape(m.x, (2.5,)), TypeError,
-         "reshape: argument 'new_sizes': shapes must be 1D"),
+         "reshape: argument 'new_sizes' must be an integer or a 1D sequence"),
     Case("lax.iota-float", lambda m: m.lax.iota(np.int32, 2.5), TypeError,
-         "iota: argument 'size': shapes must be 1D"),
+         "iota: argument 'size' must be an integer or a 1D sequence"),
     Case("lax.iota-negative", lambda m: m.lax.iota(np.int32, -1), TypeError,
          "iota: argument 'size' must have every element be nonnegative"),
     Case("random.normal-float", lambda m: m.random.normal(m.key, (2.5,)), TypeError,
@@ -109,6 +108,8 @@ SIZE_CASES = [
          "and dtype float32"),
     Case("ones-4TiB-sum", lambda m: m.np.ones((2**20, 2**20)).sum(), ResourceExhaustedError,
          r"broadcast_in_dim: .*shape \(1048576, 1048576\) and dtype float32"),
+    Case("arange-4TiB", lambda m: m.np.arange(2**40).block_until_ready(), ResourceExhaustedError,
+         r"RESOURCE_EXHAUSTED: iota: .*\(1099511627776,\) and dtype int32"),
     Case("outer-allocation",
          lambda m: m.np.outer(m.np.ones(2**20), m.np.ones(2**20)).block_until_ready(),
          ResourceExhaustedError, r"RESOURCE_EXHAUSTED: mul: .*\(1048576, 1048576\).*float32"),
@@ -164,6 +165,14 @@ AXIS_CASES = [
          "log_softmax: axis 2"),
     Case("logsumexp-str", lambda m: m.special.logsumexp(m.x, axis="0"), TypeError,
          f"logsumexp: {NOT_INT}", NAMED_AXIS),
+    Case("lax.sort-float", lambda m: m.lax.sort(m.x, dimension=1.0), TypeError,
+         "sort: axis must be an integer, got 1.0"),
+    Case("lax.rev-str", lambda m: m.lax.rev(m.x, ("0",)), TypeError,
+         "rev: argument 'dimensions' must be an integer or a 1D sequence"),
+    Case("lax.index_in_dim-out-of-range", lambda m: m.lax.index_in_dim(m.x, 0, axis=5), AxisError,
+         "index_in_dim: axis 5 is out of bounds"),
+    Case("lax.cumsum-str", lambda m: m.lax.cumsum(m.x, axis="0"), TypeError,
+         f"cumsum: {NOT_INT}", "jax.lax.cumsum converts the axis with int(), so '0' is axis 0"),
     Case("logsumexp-out-of-range", lambda m: m.special.logsumexp(m.x, axis=2), AxisError,
          "logsumexp: axis 2"),
 ]
@@ -204,6 +213,7 @@ GOOD_SHAPES = {
     "random-numpy-int": lambda m: m.random.normal(m.key, (np.int64(2),)).shape,
     "sum-numpy-int-axis": lambda m: m.np.sum(m.x, axis=np.int64(1)).shape,
     "sum-list-axis": lambda m: m.np.sum(m.x, axis=[0, 1]).shape,
+    "arange-negative-size": lambda m: m.np.arange(-5).shape,
     "reshape-minus-one": lambda m: m.np.reshape(m.x, (np.int64(-1),)).shape,
     "ShapeDtypeStruct-numpy-int": lambda m: m.ShapeDtypeStruct((np.int64(4),), np.float32).shape,
 }

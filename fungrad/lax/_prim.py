@@ -138,8 +138,8 @@ def operand_dtype(*xs: Any) -> np.dtype | None:
 
 
 def _shape_error(name: str, argname: str, shape: Any) -> TypeError:
-    return TypeError(f"{name}: argument '{argname}': shapes must be 1D sequences of concrete "
-                     f"values of integer type, got {shape!r}.")
+    return TypeError(f"{name}: argument '{argname}' must be an integer or a 1D sequence of "
+                     f"concrete values of integer type, got {shape!r}.")
 
 
 def _static_dim(d: Any, name: str, argname: str, shape: Any) -> int:

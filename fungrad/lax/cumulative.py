@@ -82,7 +82,7 @@ def _cumulative(name: str, accumulate: Callable[..., Any], kinds: str):
 
     def op(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
         operand = as_operand(operand)
-        axis = canonicalize_axis(int(axis), core.get_aval(operand).ndim, name)
+        axis = canonicalize_axis(axis, core.get_aval(operand).ndim, name)
         return prim.bind(operand, axis=axis, reverse=bool(reverse))
     op.__name__ = name
     op.__doc__ = (f"Cumulative {name[3:]} along ``axis`` (``jax.lax.{name}``); ``reverse`` "

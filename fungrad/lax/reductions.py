@@ -285,7 +285,7 @@ def _argminmax(name: str):
     def op(operand: Any, axis: int, index_dtype: Any) -> Any:
         operand = as_operand(operand)
         aval = core.get_aval(operand)
-        axis = canonicalize_axis(int(axis), aval.ndim, name)
+        axis = canonicalize_axis(axis, aval.ndim, name)
         index_dtype = dtypes.canonicalize_dtype(index_dtype)
         if not dtypes.is_integer(index_dtype):
             raise TypeError(f"{name}: index_dtype must be an integer type, got {index_dtype}")

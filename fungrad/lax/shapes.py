@@ -197,7 +197,7 @@ def expand_dims(array: Any, dimensions: Sequence[int]) -> Any:
 def rev(operand: Any, dimensions: Sequence[int]) -> Any:
     """Reverse ``operand`` along ``dimensions``."""
     operand = as_operand(operand)
-    dims = tuple(int(d) for d in dimensions)
+    dims = static_ints(dimensions, "rev", "dimensions")
     return rev_p.bind(operand, dimensions=dims) if dims else operand
 
 

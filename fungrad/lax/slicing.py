@@ -318,7 +318,7 @@ def slice_in_dim(operand: Any, start_index: int | None, limit_index: int | None,
                  stride: int = 1, axis: int = 0) -> Any:
     """``operand[..., start:limit:stride]`` along ``axis`` (static; negative counts from the end)."""
     shape = core.get_aval(operand).shape
-    axis = canonicalize_axis(int(axis), len(shape), "slice_in_dim")
+    axis = canonicalize_axis(axis, len(shape), "slice_in_dim")
     n = shape[axis]
     start = 0 if start_index is None else int(start_index)
     limit = n if limit_index is None else int(limit_index)
@@ -331,7 +331,7 @@ def slice_in_dim(operand: Any, start_index: int | None, limit_index: int | None,
 def split(operand: Any, sizes: Sequence[int], axis: int = 0) -> list:
     """Consecutive pieces of the given ``sizes`` along ``axis`` (``lax.split``)."""
     shape = core.get_aval(operand).shape
-    axis = canonicalize_axis(int(axis), len(shape), "split")
+    axis = canonicalize_axis(axis, len(shape), "split")
     sizes = static_ints(sizes, "split", "sizes")
     if sum(sizes) != shape[axis] or any(n < 0 for n in sizes):
         raise ValueError(f"split: sizes {sizes} must be non-negative and sum to the size "
@@ -343,7 +343,7 @@ def split(operand: Any, sizes: Sequence[int], axis: int = 0) -> list:
 def index_in_dim(operand: Any, index: int, axis: int = 0, keepdims: bool = True) -> Any:
     """``operand[..., index]`` along ``axis`` for a static ``index`` (``lax.index_in_dim``)."""
     shape = core.get_aval(operand).shape
-    axis = canonicalize_axis(int(axis), len(shape), "index_in_dim")
+    axis = canonicalize_axis(axis, len(shape), "index_in_dim")
     index, n = int(index), shape[axis]
     wrapped = index + n if index < 0 else index
     if not 0 <= wrapped < n:
@@ -363,7 +363,7 @@ def dynamic_slice_in_dim(operand: Any, start_index: Any, slice_size: int, axis: 
                          allow_negative_indices: bool = True) -> Any:
     """A ``slice_size`` window at a traced ``start_index`` along ``axis`` (clamped)."""
     shape = core.get_aval(operand).shape
-    axis = canonicalize_axis(int(axis), len(shape), "dynamic_slice_in_dim")
+    axis = canonicalize_axis(axis, len(shape), "dynamic_slice_in_dim")
     starts, allow = _in_dim_starts(len(shape), start_index, axis, allow_negative_indices)
     sizes = list(shape)
     sizes[axis] = int(slice_size)
@@ -375,7 +375,7 @@ def dynamic_index_in_dim(operand: Any, index: Any, axis: int = 0, keepdims: bool
     """``operand[..., index]`` along ``axis`` for a traced ``index`` (clamped)."""
     out = dynamic_slice_in_dim(operand, index, 1, axis,
                                allow_negative_indices=allow_negative_indices)
-    axis = canonicalize_axis(int(axis), core.get_aval(out).ndim, "dynamic_index_in_dim")
+    axis = canonicalize_axis(axis, core.get_aval(out).ndim, "dynamic_index_in_dim")
     return out if keepdims else squeeze(out, (axis,))
 
 
@@ -383,7 +383,7 @@ def dynamic_update_slice_in_dim(operand: Any, update: Any, start_index: Any, axi
                                 allow_negative_indices: bool = True) -> Any:
     """Write ``update`` at a traced ``start_index`` along ``axis`` (other dims start at 0)."""
     ndim = core.get_aval(operand).ndim
-    axis = canonicalize_axis(int(axis), ndim, "dynamic_update_slice_in_dim")
+    axis = canonicalize_axis(axis, ndim, "dynamic_update_slice_in_dim")
     starts, allow = _in_dim_starts(ndim, start_index, axis, allow_negative_indices)
     return dynamic_update_slice(operand, update, starts, allow_negative_indices=allow)
 
@@ -392,7 +392,7 @@ def dynamic_update_index_in_dim(operand: Any, update: Any, index: Any, axis: int
                                 allow_negative_indices: bool = True) -> Any:
     """Write ``update`` (with or without ``axis``) as entry ``index`` along ``axis``."""
     ndim = core.get_aval(operand).ndim
-    axis = canonicalize_axis(int(axis), ndim, "dynamic_update_index_in_dim")
+    axis = canonicalize_axis(axis, ndim, "dynamic_update_index_in_dim")
     update = as_operand(update, core.get_aval(as_operand(operand)).dtype)
     u_shape = core.get_aval(update).shape
     if len(u_shape) + 1 == ndim:

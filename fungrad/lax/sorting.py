@@ -118,7 +118,7 @@ def sort(operand: Any, dimension: int = -1, is_stable: bool = True, num_keys: in
     if not 1 <= num_keys <= len(operands):
         raise ValueError(f"sort: num_keys={num_keys} must be between 1 and {len(operands)}")
     avals = [core.get_aval(o) for o in operands]
-    dimension = canonicalize_axis(int(dimension), avals[0].ndim, "sort")
+    dimension = canonicalize_axis(dimension, avals[0].ndim, "sort")
     for a in avals:
         check_dtypes("sort", [a], ANY)
     _sort_abstract(*avals, dimension=dimension, is_stable=bool(is_stable), num_keys=int(num_keys))
@@ -202,7 +202,7 @@ def top_k(operand: Any, k: int, *, axis: int = -1) -> list:
         raise ValueError(f"top_k: k must be nonnegative, got {k}")
     if aval.ndim == 0:
         raise TypeError(f"top_k: operand must have at least one dimension, got shape {aval.shape}")
-    axis = canonicalize_axis(int(axis), aval.ndim, "top_k")
+    axis = canonicalize_axis(axis, aval.ndim, "top_k")
     _top_k_abstract(aval, k=k, axis=axis)
     return top_k_p.bind(operand, k=k, axis=axis)  # a list [values, indices], as jax returns
 

@@ -220,7 +220,7 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
                                                         if x is not None)))
     start_v = _concrete_scalar(start, "arange: start")
     if stop is None and step is None:
-        return lax.iota(dtype, int(np.ceil(start_v)))
+        return lax.iota(dtype, max(int(np.ceil(start_v)), 0))
     stop_v = _concrete_scalar(stop, "arange: stop") if stop is not None else None
     step_v = _concrete_scalar(step, "arange: step") if step is not None else None
     if step_v is None and start_v == 0 and stop_v is not None:
