@@ -274,12 +274,14 @@ def std(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: int
 def ptp(a: Any, axis: Any = None, out: None = None, keepdims: bool = False) -> Any:
     """Range (max - min) over ``axis``."""
     a = ensure_arraylike("ptp", a)
+    axis = canonicalize_axes(axis, aval(a).ndim, "ptp")
     return lax.sub(max(a, axis, keepdims=keepdims), min(a, axis, keepdims=keepdims))
 
 
 def count_nonzero(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Number of non-zero elements along ``axis`` (default int dtype)."""
     a = ensure_arraylike("count_nonzero", a)
+    axis = canonicalize_axes(axis, aval(a).ndim, "count_nonzero")
     return sum(lax.ne(a, scalar_like(0, a)), axis, dtype=dtypes.default_int_dtype(),
                keepdims=keepdims)
 
@@ -369,6 +371,7 @@ def nanargmin(a: Any, axis: Any = None, out: None = None, keepdims: bool | None 
 def _nan_reduction(fname: str, fn: Callable, a: Any, fill: float, nan_if_all_nan: bool,
                    axis: Any, keepdims: bool, **kwargs: Any) -> Any:
     a = ensure_arraylike(fname, a)
+    axis = canonicalize_axes(axis, aval(a).ndim, fname)
     if not dtypes.is_inexact(aval(a).dtype):
         return fn(a, axis=axis, keepdims=keepdims, **kwargs)
     nan_mask = lax.ne(a, a)
@@ -411,6 +414,7 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: None = None,
             keepdims: bool = False, where: Any = None) -> Any:
     """``mean`` of the non-NaN elements."""
     a = ensure_arraylike("nanmean", a)
+    axis = canonicalize_axes(axis, aval(a).ndim, "nanmean")
     if not dtypes.is_inexact(aval(a).dtype):
         return mean(a, axis, dtype, keepdims=keepdims, where=where)
     dtype = check_user_dtype(dtype, "nanmean") or to_inexact_dtype(aval(a).dtype)
