@@ -2,6 +2,10 @@
 
 Integer and boolean inputs of the transcendental functions are computed in the
 default float type (``jnp.sqrt(2)`` is a weak float32), as in JAX.
+
+``logaddexp``/``logaddexp2`` and ``sinc`` carry custom JVPs, as in JAX: differentiating
+their stable formulas would give 0 instead of 0.5 per argument at a tie ``logaddexp(x, x)``,
+and 0 for every derivative of ``sinc`` at 0 (its second is ``-pi**2 / 3``).
 """
 from __future__ import annotations
 
