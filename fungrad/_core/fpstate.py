@@ -14,7 +14,7 @@ its settings:
 
 ``np.errstate`` costs about 1 µs per use, a third of an eager op's budget. NumPy 2 keeps
 the error state in a context variable, which ``STATE`` is, so setting and resetting it
-costs about 0.1 µs. Should a NumPy release move that private variable, ``STATE`` wraps
+costs about 0.25 µs. Should a NumPy release move that private variable, ``STATE`` wraps
 ``np.seterr`` instead (slower, same behaviour).
 """
 from __future__ import annotations
