@@ -10,6 +10,7 @@ from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray
 from fungrad.backends import devices
 from fungrad.config import config
 from fungrad import tree, lax, numpy  # noqa: E402
+from fungrad import tree_util  # noqa: E402
 from fungrad.transforms.api import (ShapeDtypeStruct, eval_shape, grad, hessian, jacfwd, jacrev,
                                     jvp, linearize, make_jaxpr, value_and_grad, vjp, vmap)
 from fungrad.transforms.custom_derivatives import custom_jvp, custom_vjp

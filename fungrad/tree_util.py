@@ -1,0 +1,291 @@
+"""``fungrad.tree_util``: the ``jax.tree_util`` API over ``fungrad.tree``.
+
+Everything here is built on ``fungrad.tree`` (the only module that imports ``optree``);
+this module adds JAX's names, its key-path classes (``DictKey``, ``SequenceKey``,
+``GetAttrKey``, ``FlattenedIndexKey``, printed by ``keystr`` exactly as JAX prints them),
+``Partial`` and the registration helpers. As in JAX, dicts whose keys cannot be sorted
+(``{1: x, "a": y}``) are refused, with a ``ValueError``.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
+
+from fungrad import tree
+from fungrad.tree import PyTreeDef, register_dataclass, register_pytree_node_class
+
+__all__ = ["DictKey", "FlattenedIndexKey", "GetAttrKey", "Partial", "PyTreeDef", "SequenceKey",
+           "all_leaves", "keystr", "register_dataclass", "register_pytree_node",
+           "register_pytree_node_class", "register_pytree_with_keys",
+           "register_pytree_with_keys_class", "register_static", "tree_all", "tree_flatten",
+           "tree_flatten_with_path", "tree_leaves", "tree_leaves_with_path", "tree_map",
+           "tree_map_with_path", "tree_reduce", "tree_structure", "tree_transpose",
+           "tree_unflatten", "treedef_is_leaf"]
+
+
+# --------------------------------------------------------------------------- key paths
+
+class SequenceKey(NamedTuple):
+    """The key of a list or tuple element: prints ``[0]``."""
+    idx: int
+
+    def __str__(self) -> str:
+        return f"[{self.idx!r}]"
+
+
+class DictKey(NamedTuple):
+    """The key of a dict entry: prints ``['a']``."""
+    key: Any
+
+    def __str__(self) -> str:
+        return f"[{self.key!r}]"
+
+
+class GetAttrKey(NamedTuple):
+    """An attribute (namedtuple field, dataclass field): prints ``.x``."""
+    name: str
+
+    def __str__(self) -> str:
+        return f".{self.name}"
+
+
+class FlattenedIndexKey(NamedTuple):
+    """The position of a child of a node registered without keys: prints ``[<flat index 0>]``."""
+    key: int
+
+    def __str__(self) -> str:
+        return f"[<flat index {self.key}>]"
+
+
+_KEY_TYPES = (SequenceKey, DictKey, GetAttrKey, FlattenedIndexKey)
+_KINDS = {"dict": DictKey, "sequence": SequenceKey, "attr": GetAttrKey}
+
+
+def _key(kind: str, entry: Any) -> Any:
+    if kind in _KINDS:
+        return _KINDS[kind](entry)
+    return entry if isinstance(entry, _KEY_TYPES) else FlattenedIndexKey(entry)
+
+
+def keystr(keys: Sequence[Any], *, simple: bool = False, separator: str = "") -> str:
+    """A key path as text: each key's ``str`` (or, with ``simple``, its bare value) joined
+    by ``separator``.
+
+    Examples:
+        >>> from fungrad.tree_util import keystr, tree_leaves_with_path
+        >>> [keystr(p) for p, _ in tree_leaves_with_path({"a": [1, 2]})]
+        ["['a'][0]", "['a'][1]"]
+        >>> keystr(tree_leaves_with_path({"a": [1, 2]})[1][0], simple=True, separator="/")
+        'a/1'
+    """
+    def simple_str(k: Any) -> str:
+        return str(k[0]) if isinstance(k, _KEY_TYPES) else str(k)
+    return separator.join(map(simple_str if simple else str, keys))
+
+
+# --------------------------------------------------------------------------- dict keys
+
+def _check_dict_keys(x: Any) -> None:
+    """Raise, as JAX does, for a dict (anywhere in ``x``) whose keys cannot be sorted."""
+    if isinstance(x, dict):
+        try:
+            sorted(x)
+        except TypeError as e:
+            raise ValueError("Comparator raised exception while sorting pytree dictionary "
+                             f"keys {list(x)!r}: {e}") from None
+        children: Iterable = x.values()
+    elif isinstance(x, (list, tuple)):
+        children = x
+    else:
+        return
+    for c in children:
+        _check_dict_keys(c)
+
+
+# --------------------------------------------------------------------------- flattening
+
+def tree_flatten(tree_: Any, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
+    """Leaves of a pytree (dict keys sorted, ``None`` an empty subtree) and its structure.
+
+    Examples:
+        >>> from fungrad.tree_util import tree_flatten
+        >>> tree_flatten({"b": 2, "a": (1, None)})
+        ([1, 2], PyTreeSpec({'a': (*, None), 'b': *}))
+    """
+    _check_dict_keys(tree_)
+    return tree.flatten(tree_, is_leaf=is_leaf)
+
+
+def tree_unflatten(treedef: PyTreeDef, leaves: Iterable[Any]) -> Any:
+    """The pytree of structure ``treedef`` holding ``leaves``."""
+    return tree.unflatten(treedef, leaves)
+
+
+def tree_leaves(tree_: Any, is_leaf: Callable | None = None) -> list:
+    """The leaves of a pytree, in ``tree_flatten``'s order."""
+    _check_dict_keys(tree_)
+    return tree.leaves(tree_, is_leaf=is_leaf)
+
+
+def tree_structure(tree_: Any, is_leaf: Callable | None = None) -> PyTreeDef:
+    """The structure (``PyTreeDef``) of a pytree."""
+    _check_dict_keys(tree_)
+    return tree.structure(tree_, is_leaf=is_leaf)
+
+
+def tree_map(f: Callable, tree_: Any, *rest: Any, is_leaf: Callable | None = None) -> Any:
+    """``f`` applied leaf by leaf to ``tree_`` and trees with its structure (or a
+    structure it is a prefix of).
+
+    Examples:
+        >>> from fungrad.tree_util import tree_map
+        >>> tree_map(lambda x, y: x * y, [1, {"a": 2}], [10, {"a": 20}])
+        [10, {'a': 40}]
+    """
+    _check_dict_keys(tree_)
+    return tree.map(f, tree_, *rest, is_leaf=is_leaf)
+
+
+def tree_reduce(function: Callable, tree_: Any, initializer: Any = ...,
+                is_leaf: Callable | None = None) -> Any:
+    """``functools.reduce`` of ``function`` over the leaves."""
+    return tree.reduce(function, tree_leaves(tree_, is_leaf), initializer)
+
+
+def tree_all(tree_: Any, *, is_leaf: Callable | None = None) -> bool:
+    """Whether every leaf is truthy."""
+    return all(tree_leaves(tree_, is_leaf))
+
+
+def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
+                   pytree_to_transpose: Any) -> Any:
+    """Swap the outer and inner levels of a tree of trees (``fungrad.tree.transpose``)."""
+    return tree.transpose(outer_treedef, inner_treedef, pytree_to_transpose)
+
+
+def tree_flatten_with_path(tree_: Any, is_leaf: Callable | None = None
+                           ) -> tuple[list[tuple[tuple, Any]], PyTreeDef]:
+    """``(key_path, leaf)`` pairs and the structure.
+
+    Examples:
+        >>> from fungrad.tree_util import tree_flatten_with_path
+        >>> tree_flatten_with_path({"a": [1]})[0]
+        [((DictKey(key='a'), SequenceKey(idx=0)), 1)]
+    """
+    _check_dict_keys(tree_)
+    paths, leaves, treedef = tree.flatten_with_entries(tree_, is_leaf=is_leaf)
+    return [(tuple(_key(*e) for e in p), x) for p, x in zip(paths, leaves)], treedef
+
+
+def tree_leaves_with_path(tree_: Any, is_leaf: Callable | None = None) -> list[tuple[tuple, Any]]:
+    """``(key_path, leaf)`` pairs, in ``tree_flatten``'s order."""
+    return tree_flatten_with_path(tree_, is_leaf)[0]
+
+
+def tree_map_with_path(f: Callable, tree_: Any, *rest: Any,
+                       is_leaf: Callable | None = None) -> Any:
+    """Like ``tree_map``, calling ``f(key_path, leaf, *other_leaves)``.
+
+    Examples:
+        >>> from fungrad.tree_util import keystr, tree_map_with_path
+        >>> tree_map_with_path(lambda p, x: keystr(p), {"w": [0, 0]})
+        {'w': ["['w'][0]", "['w'][1]"]}
+    """
+    pairs, treedef = tree_flatten_with_path(tree_, is_leaf)
+    others = [treedef.flatten_up_to(r) for r in rest]
+    return tree.unflatten(treedef, [f(p, x, *xs) for (p, x), *xs in zip(pairs, *others)])
+
+
+def treedef_is_leaf(treedef: PyTreeDef) -> bool:
+    """Whether ``treedef`` is a single node: a leaf (or ``None``)."""
+    return treedef.num_nodes == 1
+
+
+def all_leaves(iterable: Iterable[Any], is_leaf: Callable | None = None) -> bool:
+    """Whether every element of ``iterable`` is a leaf (``None`` is not: it is a node).
+
+    Examples:
+        >>> from fungrad.tree_util import all_leaves
+        >>> all_leaves([1, 2.0]), all_leaves([[1]]), all_leaves([None])
+        (True, False, False)
+    """
+    items = list(iterable)
+    leaves = tree_leaves(items, is_leaf)
+    return len(leaves) == len(items) and all(a is b for a, b in zip(items, leaves))
+
+
+# --------------------------------------------------------------------------- registration
+
+def register_pytree_node(nodetype: type, flatten_func: Callable, unflatten_func: Callable,
+                         flatten_with_keys_func: Callable | None = None) -> None:
+    """Register ``nodetype``: ``flatten_func(x) -> (children, aux)``,
+    ``unflatten_func(aux, children) -> x``; key paths use ``flatten_with_keys_func``'s
+    keys when given, else ``FlattenedIndexKey``."""
+    tree.register_pytree_node(nodetype, flatten_func, unflatten_func, flatten_with_keys_func)
+
+
+def register_pytree_with_keys(nodetype: type, flatten_with_keys: Callable,
+                              unflatten_func: Callable,
+                              flatten_func: Callable | None = None) -> None:
+    """Register ``nodetype`` with ``flatten_with_keys(x) -> (((key, child), ...), aux)``."""
+    def children_only(x):
+        pairs, aux = flatten_with_keys(x)
+        return [c for _, c in pairs], aux
+    tree.register_pytree_node(nodetype, flatten_func or children_only, unflatten_func,
+                              flatten_with_keys)
+
+
+def register_pytree_with_keys_class(cls: type) -> type:
+    """Decorator: ``cls`` defines ``tree_flatten_with_keys`` and classmethod ``tree_unflatten``
+    (and optionally ``tree_flatten``)."""
+    flatten = cls.tree_flatten if hasattr(cls, "tree_flatten") else None
+    register_pytree_with_keys(cls, cls.tree_flatten_with_keys, cls.tree_unflatten, flatten)
+    return cls
+
+
+def register_static(cls: type) -> type:
+    """Register ``cls`` as a node without children: its instances are static metadata
+    (they must be hashable and comparable), never leaves."""
+    tree.register_pytree_node(cls, lambda x: ((), x), lambda x, _: x)
+    return cls
+
+
+# --------------------------------------------------------------------------- Partial
+
+class _Unmerged:
+    """Holds a ``functools.partial`` as ``Partial``'s function, so that ``functools.partial``
+    does not merge its arguments into the new ``Partial``'s (which are the pytree)."""
+
+    def __init__(self, fn: functools.partial) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Unmerged) and self.fn is other.fn
+
+    def __hash__(self) -> int:
+        return id(self.fn)
+
+
+class Partial(functools.partial):
+    """``functools.partial`` as a pytree: the bound arguments are its children and the
+    function its static part, so a ``Partial`` can be passed to ``jit``-ted functions.
+
+    Examples:
+        >>> import fungrad
+        >>> from fungrad.tree_util import Partial
+        >>> add_one = Partial(fungrad.numpy.add, 1.0)
+        >>> fungrad.jit(lambda f, x: f(x))(add_one, 2.0)
+        Array(3., dtype=float32, weak_type=True)
+    """
+
+    def __new__(cls, func: Callable, *args: Any, **kw: Any) -> "Partial":
+        if isinstance(func, functools.partial):
+            func = _Unmerged(func)
+        return super().__new__(cls, func, *args, **kw)
+
+
+tree.register_pytree_node(Partial, lambda p: ((p.args, p.keywords), p.func),
+                          lambda func, xs: Partial(func, *xs[0], **xs[1]))
