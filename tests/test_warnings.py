@@ -130,8 +130,13 @@ def test_fused_blocks_and_parallel_tails_are_silent(monkeypatch):
     def f(L, a, b):
         return (L.np.log(a) * 2.0 - a / a + 1.0 / a, L.np.sqrt(b) * b * b - L.np.exp(b))
     a, b = _edges((64, 32), 0), _edges((48, 40), 1)
-    got = _loud(lambda: fungrad.jit(lambda u, v: f(FG, u, v))(fnp.asarray(a), fnp.asarray(b)))
-    assert_same(got, f(REF, jnp_ref.asarray(a), jnp_ref.asarray(b)), check_weak=False)
+    want = f(REF, jnp_ref.asarray(a), jnp_ref.asarray(b))
+    both = fungrad.jit(lambda u, v: f(FG, u, v))        # two chains: a parallel tail
+    first = fungrad.jit(lambda u, v: f(FG, u, v)[0])    # one chain: fused blocks
+    assert "parallel[" in both.lower(a, b).compile().as_text()
+    assert "fused_blocks[" in first.lower(a, b).compile().as_text()
+    assert_same(_loud(lambda: both(fnp.asarray(a), fnp.asarray(b))), want, check_weak=False)
+    assert_same(_loud(lambda: first(fnp.asarray(a), fnp.asarray(b))), want[0], check_weak=False)
 
 
 @pytest.mark.parametrize("run", ["eager", "jit"])
