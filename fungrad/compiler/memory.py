@@ -88,11 +88,11 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
 
     # Aliasing and ownership.
     roots: dict[Var, frozenset] = {}
-    owned: set[Var] = set()
+    owned: dict[Var, None] = {}  # a set in program order: the plan is the same in every run
     for v, d in zip(jaxpr.invars, donated):
         roots[v] = frozenset((v,))
         if d and _recyclable(v):
-            owned.add(v)
+            owned[v] = None
     for v in jaxpr.constvars:
         roots[v] = frozenset((v,))
     lowerings = [lowering_of(eqn) for eqn in eqns]
@@ -101,7 +101,7 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
             for o in eqn.outvars:
                 roots[o] = frozenset((o,))
                 if _recyclable(o):
-                    owned.add(o)
+                    owned[o] = None
         else:
             shared = frozenset().union(*[roots[a] for a in eqn.invars if type(a) is Var])
             for o in eqn.outvars:
@@ -203,7 +203,7 @@ def _aliased_by_others(x: Var, eqn: JaxprEqn, roots: dict) -> bool:
     return any(type(a) is Var and a is not x and x in roots[a] for a in eqn.invars)
 
 
-def _pick_buffer(eqn: JaxprEqn, i: int, owned: set, roots: dict, group_end: dict,
+def _pick_buffer(eqn: JaxprEqn, i: int, owned: dict, roots: dict, group_end: dict,
                  pool: dict, operands: bool) -> Var | None:
     """A dead owned buffer for ``eqn``'s result: an operand dying here, read and written
     at the same positions (when ``operands``), or one from the pool."""
