@@ -1,162 +1,347 @@
-"""Train a character-level GPT on the bundled tiny-Shakespeare text, then sample from it.
+"""Train a character-level GPT-2 on the bundled tiny-Shakespeare text, then sample from it.
 
-The whole model is in this file, nanoGPT style: a params dict and pure functions.
-Run:  python examples/shakespeare_gpt.py [--steps 600] [--n-layer 4] ...
+The model is ``fungrad.models.gpt2``; the training loop is the library as a user writes
+it: one jitted step (``value_and_grad`` of the loss, AdamW with a warm-up + cosine
+schedule and global-norm clipping), dropout keys from ``fungrad.random``, a progress bar
+with tokens/s and ETA, periodic validation loss.
+
+Everything of a run goes to its directory (``--out``, default ``runs/<timestamp>``):
+``config.json`` (every setting), ``metrics.jsonl`` (one JSON line per step), the atomic
+``checkpoint.safetensors`` (params, optimiser state, step, PRNG key, data seed), the
+tokenizer and ``samples.txt``. The data order is a pure function of (seed, step), so
+``--resume RUN_DIR`` continues bit for bit where the run stopped. Ctrl-C (or the
+``--max-minutes`` budget) finishes the current step, writes a checkpoint and says how to
+resume.
+
+Run:  python examples/shakespeare_gpt.py                 (about 5 minutes on a 2-core CPU)
+      python examples/shakespeare_gpt.py --resume runs/<timestamp>
+      python examples/sample.py runs/<timestamp> --prompt "ROMEO:"
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
+import json
+import os
+import signal
+import sys
 import time
 from importlib import resources
+from typing import Any, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 import fungrad
 import fungrad.numpy as jnp
-from fungrad import nn, optim, random
+from fungrad import nn, optim, random, train
+from fungrad.models import gpt2
+from fungrad.text import CharTokenizer, Model, stream
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+SAMPLES_FILE = "samples.txt"
+# Flags that may change when a run is resumed; every other setting comes from its config.json.
+RESUME_FLAGS = ("max_minutes", "stop_at", "sample_chars", "temperature", "top_k")
+TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    vocab_size: int = 65
-    block_size: int = 64
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
+# --------------------------------------------------------------------------- settings
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    model = ap.add_argument_group("model (GPT-2)")
+    model.add_argument("--n-layer", type=int, default=4, help="transformer blocks")
+    model.add_argument("--n-head", type=int, default=4, help="attention heads per block")
+    model.add_argument("--n-embd", type=int, default=128, help="width of the residual stream")
+    model.add_argument("--block-size", type=int, default=128, help="context length in characters")
+    model.add_argument("--dropout", type=float, default=0.0,
+                       help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
+    opt = ap.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=16, help="sequences per step")
+    opt.add_argument("--steps", type=int, default=5000,
+                     help="planned steps; the learning-rate schedule spans them")
+    opt.add_argument("--max-minutes", type=float, default=5.0,
+                     help="stop (with a checkpoint) after this much training time; 0: no limit")
+    opt.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                     help="stop (with a checkpoint) after this step, to train in parts; the "
+                          "schedule still spans --steps")
+    opt.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    opt.add_argument("--min-lr", type=float, default=1e-4, help="learning rate at the last step")
+    opt.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up from 0 to --lr")
+    opt.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices")
+    run = ap.add_argument_group("run")
+    run.add_argument("--eval-interval", type=int, default=250, help="steps between validation losses")
+    run.add_argument("--eval-batches", type=int, default=8, help="validation batches per evaluation")
+    run.add_argument("--checkpoint-interval", type=int, default=500, help="steps between checkpoints")
+    run.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>)")
+    run.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue the run in RUN_DIR with its settings (only --max-minutes and "
+                          "the sampling flags may change)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the init, the data order and dropout")
+    sample = ap.add_argument_group("sampling at the end")
+    sample.add_argument("--sample-chars", type=int, default=500, help="characters to sample (0: none)")
+    sample.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    sample.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest characters")
+    return ap
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show each flag's default and keep the description's line breaks."""
+
+
+def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject settings that cannot run, naming the flag."""
+    positive = ("n_layer", "n_head", "n_embd", "batch_size", "steps", "eval_interval", "eval_batches",
+                "checkpoint_interval")
+    for name in positive:
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.block_size < 2:
+        ap.error(f"--block-size must be >= 2, got {args.block_size}")
+    if args.n_embd % args.n_head:
+        ap.error(f"--n-embd {args.n_embd} must be divisible by --n-head {args.n_head}")
+    if not 0 <= args.dropout < 1:
+        ap.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.warmup_steps < 0 or args.warmup_steps >= args.steps:
+        ap.error(f"--warmup-steps must be in [0, --steps), got {args.warmup_steps}")
+    if args.max_minutes < 0 or args.sample_chars < 0:
+        ap.error("--max-minutes and --sample-chars must be >= 0")
+
+
+def model_config(args: argparse.Namespace, vocab_size: int) -> gpt2.Config:
+    return gpt2.Config(vocab_size=vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
+                       n_layer=args.n_layer, n_head=args.n_head, embd_pdrop=args.dropout,
+                       attn_pdrop=args.dropout, resid_pdrop=args.dropout, bos_token_id=None,
+                       eos_token_id=None)
+
+
+# --------------------------------------------------------------------------- data
 
 def load_text() -> str:
     return resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()
 
 
-def init_params(key, cfg: Config) -> dict:
-    """GPT-2 style initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 L)."""
-    keys = iter(random.split(key, 4 + 4 * cfg.n_layer))
-    normal = lambda shape, std=0.02: std * random.normal(next(keys), shape)
-    proj_std = 0.02 / math.sqrt(2 * cfg.n_layer)
-    d = cfg.n_embd
-    params = {
-        "wte": normal((cfg.vocab_size, d)),
-        "wpe": normal((cfg.block_size, d)),
-        "ln_f": {"scale": jnp.ones(d), "bias": jnp.zeros(d)},
-        "blocks": [],
-    }
-    for _ in range(cfg.n_layer):
-        params["blocks"].append({
-            "ln1": {"scale": jnp.ones(d), "bias": jnp.zeros(d)},
-            "attn": {"w_qkv": normal((d, 3 * d)), "b_qkv": jnp.zeros(3 * d),
-                     "w_out": normal((d, d), proj_std), "b_out": jnp.zeros(d)},
-            "ln2": {"scale": jnp.ones(d), "bias": jnp.zeros(d)},
-            "mlp": {"w_in": normal((d, 4 * d)), "b_in": jnp.zeros(4 * d),
-                    "w_out": normal((4 * d, d), proj_std), "b_out": jnp.zeros(d)},
-        })
-    return params
+def split_data(tok: CharTokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first 90% of the text for training, the rest for validation (nanoGPT's split)."""
+    data = np.array(tok.encode(text), dtype=np.int32)
+    cut = int(0.9 * len(data))
+    return data[:cut], data[cut:]
 
 
-def layer_norm(p: dict, x):
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    var = jnp.var(x, axis=-1, keepdims=True)
-    return (x - mean) * fungrad.lax.rsqrt(var + 1e-5) * p["scale"] + p["bias"]
+def get_batch(data: np.ndarray, seed: int, stream_id: int, index: int, batch_size: int,
+              block_size: int) -> tuple[Any, Any]:
+    """Batch ``index`` of a stream: inputs and next-character targets, ``(batch, block)``.
+
+    A pure function of its arguments (the generator is seeded with (seed, stream, index)),
+    so a resumed run sees exactly the batches the uninterrupted run would have seen."""
+    rng = np.random.default_rng([seed, stream_id, index])
+    starts = rng.integers(0, len(data) - block_size, batch_size)
+    rows = starts[:, None] + np.arange(block_size)
+    return jnp.asarray(data[rows]), jnp.asarray(data[rows + 1])
 
 
-def attention(p: dict, x, n_head: int):
-    B, T, C = x.shape
-    qkv = x @ p["w_qkv"] + p["b_qkv"]
-    q, k, v = jnp.split(qkv, 3, axis=-1)
-    heads = lambda t: jnp.transpose(jnp.reshape(t, (B, T, n_head, C // n_head)), (0, 2, 1, 3))
-    q, k, v = heads(q), heads(k), heads(v)
-    scores = (q @ jnp.swapaxes(k, -1, -2)) / math.sqrt(C // n_head)
-    causal = jnp.tril(jnp.ones((T, T), dtype=bool))
-    scores = jnp.where(causal, scores, -1e9)
-    y = nn.softmax(scores, axis=-1) @ v
-    y = jnp.reshape(jnp.transpose(y, (0, 2, 1, 3)), (B, T, C))
-    return y @ p["w_out"] + p["b_out"]
+# --------------------------------------------------------------------------- training state
+
+def make_optimizer(args: argparse.Namespace) -> tuple[optim.GradientTransformation, optim.Schedule]:
+    """AdamW on a warm-up + cosine schedule spanning the planned steps, gradients clipped at
+    global norm 1; only matrices (embeddings included) are decayed, as in GPT-2 and nanoGPT."""
+    schedule = optim.warmup_cosine_decay_schedule(0.0, args.lr, warmup_steps=args.warmup_steps,
+                                                  decay_steps=args.steps, end_value=args.min_lr)
+    decay_matrices = lambda params: fungrad.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    opt = optim.chain(optim.clip_by_global_norm(1.0),
+                      optim.adamw(schedule, b1=0.9, b2=0.99, weight_decay=args.weight_decay,
+                                  mask=decay_matrices))
+    return opt, schedule
 
 
-def mlp(p: dict, x):
-    return nn.gelu(x @ p["w_in"] + p["b_in"]) @ p["w_out"] + p["b_out"]
+def initial_state(args: argparse.Namespace, cfg: gpt2.Config, opt: optim.GradientTransformation) -> dict:
+    """What a checkpoint holds: params, optimiser state, the next step, the dropout key's
+    data, the data seed and the training time so far."""
+    init_key, dropout_key = random.split(random.PRNGKey(args.seed))
+    params = gpt2.init(init_key, cfg)
+    return {"params": params, "opt_state": opt.init(params), "step": 0, "dropout_key": dropout_key,
+            "data_seed": args.seed, "elapsed": 0.0}
 
 
-def forward(params: dict, cfg: Config, idx):
-    """Logits for every position of the token array ``idx`` of shape (B, T)."""
-    T = idx.shape[1]
-    x = params["wte"][idx] + params["wpe"][:T]
-    for block in params["blocks"]:
-        x = x + attention(block["attn"], layer_norm(block["ln1"], x), cfg.n_head)
-        x = x + mlp(block["mlp"], layer_norm(block["ln2"], x))
-    x = layer_norm(params["ln_f"], x)
-    return x @ params["wte"].T  # output head tied to the token embedding
+def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation) -> tuple[Any, Any]:
+    """The jitted train step and validation loss."""
+    dropout = cfg.resid_pdrop > 0 or cfg.attn_pdrop > 0 or cfg.embd_pdrop > 0
 
-
-def loss_fn(params: dict, cfg: Config, x, y):
-    logits = forward(params, cfg, x)
-    logp = nn.log_softmax(logits, axis=-1)
-    return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--n-layer", type=int, default=4)
-    ap.add_argument("--n-embd", type=int, default=128)
-    ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--sample-chars", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-
-    text = load_text()
-    chars = sorted(set(text))
-    stoi = {c: i for i, c in enumerate(chars)}
-    data = np.array([stoi[c] for c in text], dtype=np.int32)
-    split = int(0.9 * len(data))
-    train, val = data[:split], data[split:]
-    cfg = Config(vocab_size=len(chars), n_layer=args.n_layer, n_embd=args.n_embd)
-    rng = np.random.default_rng(args.seed)
-
-    def batch(source: np.ndarray):
-        starts = rng.integers(0, len(source) - cfg.block_size - 1, args.batch_size)
-        x = np.stack([source[s:s + cfg.block_size] for s in starts])
-        y = np.stack([source[s + 1:s + 1 + cfg.block_size] for s in starts])
-        return jnp.asarray(x), jnp.asarray(y)
-
-    params = init_params(random.PRNGKey(args.seed), cfg)
-    schedule = optim.warmup_cosine_decay_schedule(0.0, args.lr, warmup_steps=min(100, args.steps // 10),
-                                                  decay_steps=args.steps, end_value=args.lr / 10)
-    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(schedule, weight_decay=0.1))
-    opt_state = opt.init(params)
-
-    @fungrad.jit
-    def train_step(params, opt_state, x, y):
-        loss, grads = fungrad.value_and_grad(loss_fn)(params, cfg, x, y)
+    def train_step(params, opt_state, x, y, dropout_key, step):
+        key = random.fold_in(dropout_key, step)  # a pure function of (seed, step), like the data
+        loss, grads = fungrad.value_and_grad(gpt2.loss)(params, cfg, x, y, train=dropout, key=key)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optim.apply_updates(params, updates), opt_state, loss
+        return optim.apply_updates(params, updates), opt_state, loss, nn.global_norm(grads)
 
-    eval_loss = fungrad.jit(lambda p, x, y: loss_fn(p, cfg, x, y))
-    n_params = sum(p.size for p in fungrad.tree.leaves(params))
-    print(f"{n_params / 1e6:.2f}M parameters, vocab {cfg.vocab_size}, {len(train)} training chars")
-    t0 = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        params, opt_state, loss = train_step(params, opt_state, *batch(train))
-        if step % args.eval_every == 0 or step == args.steps:
-            val_loss = np.mean([float(eval_loss(params, *batch(val))) for _ in range(8)])
-            elapsed = time.perf_counter() - t0
-            print(f"step {step:5d}  train loss {float(loss):.3f}  val loss {val_loss:.3f}  "
-                  f"{1000 * elapsed / step:.1f} ms/step")
+    val_loss = lambda params, x, y: gpt2.loss(params, cfg, x, y)  # noqa: E731
+    return fungrad.jit(train_step, donate_argnums=(0, 1)), fungrad.jit(val_loss)
 
-    # Sample with temperature from the model, one character at a time.
-    logits_fn = fungrad.jit(lambda p, idx: forward(p, cfg, idx)[:, -1, :])
-    context = list(data[:cfg.block_size])
-    key = random.PRNGKey(args.seed + 1)
-    for _ in range(args.sample_chars):
-        key, sub = random.split(key)
-        logits = logits_fn(params, jnp.asarray(np.array([context[-cfg.block_size:]], np.int32)))
-        context.append(int(random.categorical(sub, logits / 0.8)[0]))
-    print("---- sample ----")
-    print("".join(chars[i] for i in context[cfg.block_size:]))
+
+# --------------------------------------------------------------------------- sampling
+
+def sample_chars(model: Model, tok: CharTokenizer, prompt: str, n_chars: int, *, temperature: float,
+                 top_k: int | None, key: Any) -> Iterator[str]:
+    """Yield ``n_chars`` characters following ``prompt``, as they are produced.
+
+    GPT-2's positions are learned up to ``n_positions``, so text longer than the context is
+    made in windows: each continues the last half-context of the text so far, one KV-cached
+    decode step per character (``fungrad.text.stream``)."""
+    block = model.cfg.n_positions
+    ids = tok.encode(prompt)
+    if not ids:
+        raise ValueError("sample_chars: the prompt is empty (start it with a newline, for example)")
+    left, window = n_chars, 0
+    while left > 0:
+        context = ids[-(block // 2):]
+        new = min(left, block - len(context))
+        for token in stream(model, context, max_new_tokens=new, temperature=temperature, top_k=top_k,
+                            key=random.fold_in(key, window), max_len=block):
+            ids.append(token)
+            yield tok.decode([token])
+        left -= new
+        window += 1
+
+
+# --------------------------------------------------------------------------- the run
+
+class StopFlag:
+    """Set by Ctrl-C (SIGINT): the loop finishes its step, saves and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.set = False
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.set = True
+
+
+def prepare_run(ap: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, str]:
+    """Parse flags; for ``--resume`` take the run's saved settings. Returns (args, run_dir)."""
+    args = ap.parse_args(argv)
+    if args.resume:
+        path = os.path.join(args.resume, CONFIG_FILE)
+        if not os.path.exists(os.path.join(args.resume, CHECKPOINT_FILE)):
+            ap.error(f"--resume {args.resume}: no {CHECKPOINT_FILE} there")
+        with open(path) as f:
+            saved = json.load(f)["args"]
+        args = argparse.Namespace(**{**saved, **{k: getattr(args, k) for k in RESUME_FLAGS},
+                                     "resume": args.resume})
+        return args, args.resume
+    check_args(ap, args)
+    return args, args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+
+
+def write_config(run_dir: str, args: argparse.Namespace, cfg: gpt2.Config, n_params: int,
+                 train_chars: int, val_chars: int) -> None:
+    settings = {k: v for k, v in vars(args).items() if k not in ("resume", "out")}
+    config = {"args": settings, "model": dataclasses.asdict(cfg), "n_params": n_params,
+              "tokens_per_step": args.batch_size * args.block_size, "train_chars": train_chars,
+              "val_chars": val_chars}
+    with open(os.path.join(run_dir, CONFIG_FILE), "w") as f:
+        json.dump(config, f, indent=2)
+
+
+def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace) -> str:
+    """Why training stops after this step: "done" (it goes on), or what stopped it."""
+    if stop.set:
+        return "Ctrl-C"
+    if state["step"] == args.stop_at:
+        return f"--stop-at {args.stop_at}"
+    if args.max_minutes and state["elapsed"] >= 60 * args.max_minutes:
+        return f"the time budget, --max-minutes {args.max_minutes:g}"
+    return "done"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser()
+    args, run_dir = prepare_run(ap, argv)
+    text = load_text()
+    tok = CharTokenizer.train(text)
+    train_data, val_data = split_data(tok, text)
+    cfg = model_config(args, tok.vocab_size)
+    opt, schedule = make_optimizer(args)
+    state = initial_state(args, cfg, opt)
+    checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
+    n_params = nn.count_params(state["params"])
+    if args.resume:
+        state = train.load_checkpoint(checkpoint, like=state)
+    else:
+        os.makedirs(run_dir, exist_ok=True)
+        write_config(run_dir, args, cfg, n_params, len(train_data), len(val_data))
+        tok.save(run_dir)
+    train_step, val_loss_fn = make_steps(cfg, opt)
+    val_batches = [get_batch(val_data, args.seed, VAL_STREAM, i, args.batch_size, args.block_size)
+                   for i in range(args.eval_batches)]
+    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches]))  # noqa: E731
+
+    def save() -> None:
+        train.save_checkpoint(checkpoint, state)
+
+    stop = StopFlag()
+    tokens_per_step = args.batch_size * args.block_size
+    print(f"{n_params / 1e6:.2f}M parameters, vocab {cfg.vocab_size}, {len(train_data):,} training "
+          f"characters; run directory {run_dir}")
+    print(f"training: step {state['step']} -> {args.steps}, {tokens_per_step} tokens per step "
+          f"(Ctrl-C stops with a checkpoint)", flush=True)
+    val_loss, reason = None, "done"
+    bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True, smoothing=0.1)
+    t_start = time.perf_counter() - state["elapsed"]
+    with train.MetricsWriter(run_dir) as log:
+        while state["step"] < args.steps:
+            step = state["step"]
+            t0 = time.perf_counter()
+            x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, step, args.batch_size,
+                             args.block_size)
+            params, opt_state, loss, grad_norm = train_step(
+                state["params"], state["opt_state"], x, y, state["dropout_key"], jnp.asarray(step, jnp.uint32))
+            loss = float(loss)
+            dt = time.perf_counter() - t0
+            state.update(params=params, opt_state=opt_state, step=step + 1,
+                         elapsed=time.perf_counter() - t_start)
+            record = {"train_loss": loss, "lr": float(schedule(step)), "grad_norm": grad_norm,
+                      "tokens_per_sec": tokens_per_step / dt, "wall_time": state["elapsed"]}
+            if state["step"] % args.eval_interval == 0 or state["step"] == args.steps:
+                val_loss = record["val_loss"] = evaluate(state["params"])
+            log.write(state["step"], **record)
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}" if val_loss else "-",
+                            tok_s=f"{tokens_per_step / dt:,.0f}", refresh=False)
+            bar.update()
+            reason = stop_reason(stop, state, args)
+            if reason != "done":
+                break
+            if state["step"] % args.checkpoint_interval == 0:
+                save()
+    bar.close()
+    if val_loss is None or reason != "done":
+        val_loss = evaluate(state["params"])
+    save()
+    minutes = state["elapsed"] / 60
+    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after {minutes:.1f} min "
+          f"of training; checkpoint {checkpoint}")
+    if reason != "done":
+        print(f"stopped by {reason}; continue with:\n"
+              f"  python examples/shakespeare_gpt.py --resume {run_dir}")
+    if args.sample_chars and not stop.set:
+        write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop)
+    print(f"view the curves:  python -m fungrad.dashboard {run_dir}\n"
+          f"sample more:      python examples/sample.py {run_dir} --prompt \"ROMEO:\"")
+
+
+def write_samples(run_dir: str, model: Model, tok: CharTokenizer, args: argparse.Namespace,
+                  stop: StopFlag) -> None:
+    """Print a sample as it is produced and append it to ``samples.txt``."""
+    print(f"---- sample (temperature {args.temperature}) ----", flush=True)
+    text = []
+    for ch in sample_chars(model, tok, "\n", args.sample_chars, temperature=args.temperature,
+                           top_k=args.top_k, key=random.PRNGKey(args.seed + 1)):
+        text.append(ch)
+        print(ch, end="", flush=True)
+        if stop.set:
+            break
+    print()
+    with open(os.path.join(run_dir, SAMPLES_FILE), "a") as f:  # a resumed run adds its own
+        f.write(f"---- step {args.steps}, temperature {args.temperature} ----\n{''.join(text)}\n")
 
 
 if __name__ == "__main__":

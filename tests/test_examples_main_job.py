@@ -1,0 +1,138 @@
+"""The main job as a user runs it: ``examples/shakespeare_gpt.py`` and ``examples/sample.py``
+as subprocesses, on a tiny model, into temporary run directories.
+
+Checked: every file of the run directory, bit-identical resumption (a run split in two
+equals the straight run, params and losses), Ctrl-C (a checkpoint, exit 0, no traceback),
+``--help`` naming every flag with its default, and sampling from a run's checkpoint.
+"""
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fungrad
+from fungrad import train
+from fungrad.text import CharTokenizer
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "4",
+        "--eval-interval", "2", "--eval-batches", "2", "--checkpoint-interval", "2", "--warmup-steps", "1",
+        "--max-minutes", "0"]
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
+                         env=ENV, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    return out
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("shakespeare_gpt", EXAMPLES / "shakespeare_gpt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def params_of(run_dir) -> list[np.ndarray]:
+    state = train.load_checkpoint(os.path.join(run_dir, "checkpoint.safetensors"))
+    return [np.asarray(leaf) for leaf in fungrad.tree.leaves(state["params"])]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    out = run("shakespeare_gpt.py", *TINY, "--steps", "4", "--sample-chars", "40", "--out", str(run_dir))
+    return run_dir, out
+
+
+def test_quick_run_writes_every_file_of_the_run_directory(quick_run):
+    run_dir, out = quick_run
+    assert sorted(os.listdir(run_dir)) == ["char_tokenizer.json", "checkpoint.safetensors", "config.json",
+                                           "metrics.jsonl", "samples.txt"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["steps"] == 4 and config["args"]["n_embd"] == 32
+    assert config["model"]["n_positions"] == 16 and config["model"]["vocab_size"] == 65
+    assert config["tokens_per_step"] == 4 * 16
+    records = train.read_metrics(run_dir)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    for r in records:
+        assert {"train_loss", "lr", "grad_norm", "tokens_per_sec", "wall_time"} <= set(r)
+        assert 3.0 < r["train_loss"] < 5.0  # about log(65) = 4.17 before training
+    assert [r["step"] for r in records if "val_loss" in r] == [2, 4]
+    assert records[0]["lr"] == 0.0 and records[1]["lr"] == pytest.approx(3e-3)  # one warm-up step
+    state = train.load_checkpoint(run_dir / "checkpoint.safetensors")
+    assert int(state["step"]) == 4 and int(state["data_seed"]) == 0
+    assert np.asarray(state["dropout_key"]).dtype == np.uint32
+    assert set(state) == {"params", "opt_state", "step", "dropout_key", "data_seed", "elapsed"}
+    assert CharTokenizer.load(run_dir).vocab_size == 65
+    sample = (run_dir / "samples.txt").read_text().split("\n", 1)[1]
+    assert len(sample) == 40 + 1  # 40 characters over three context windows, and a newline
+    assert f"python -m fungrad.dashboard {run_dir}" in out.stdout
+
+
+def test_resume_is_bit_identical(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = [*TINY, "--steps", "8", "--sample-chars", "0", "--dropout", "0.1"]
+    run("shakespeare_gpt.py", *common, "--out", str(straight))
+    first = run("shakespeare_gpt.py", *common, "--out", str(split), "--stop-at", "4")
+    assert f"--resume {split}" in first.stdout
+    assert int(train.load_checkpoint(split / "checkpoint.safetensors")["step"]) == 4
+    run("shakespeare_gpt.py", "--resume", str(split))
+    for a, b in zip(params_of(straight), params_of(split), strict=True):
+        np.testing.assert_array_equal(a, b)
+    losses = lambda d: [r["train_loss"] for r in train.read_metrics(d)]  # noqa: E731
+    assert losses(split) == losses(straight) and len(losses(split)) == 8
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    args = [*TINY, "--steps", "100000", "--sample-chars", "0", "--out", str(tmp_path)]
+    child = subprocess.Popen([sys.executable, str(EXAMPLES / "shakespeare_gpt.py"), *args], env=ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if line.startswith("training:"):
+            break
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "stopped by Ctrl-C" in stdout and f"--resume {tmp_path}" in stdout
+    step = int(train.load_checkpoint(tmp_path / "checkpoint.safetensors")["step"])
+    assert 1 <= step < 100000
+    assert train.read_metrics(tmp_path)[-1]["step"] == step
+
+
+def test_help_names_every_flag_with_its_default():
+    text = load_example().parser().format_help()
+    for flag in ["--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--steps",
+                 "--max-minutes", "--lr", "--min-lr", "--warmup-steps", "--weight-decay", "--dropout",
+                 "--eval-interval", "--eval-batches", "--checkpoint-interval", "--out", "--resume",
+                 "--seed", "--sample-chars", "--temperature", "--top-k"]:
+        assert flag in text
+    assert text.count("(default:") >= 21
+
+
+def test_bad_flags_are_named(capsys):
+    example = load_example()
+    for args, message in [(["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
+                          (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+                          (["--resume", "no/such/run"], "--resume no/such/run: no checkpoint.safetensors")]:
+        with pytest.raises(SystemExit) as exit_:
+            example.prepare_run(example.parser(), args)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sample_streams_from_the_checkpoint(quick_run):
+    run_dir, _ = quick_run
+    out = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--top-k", "5")
+    assert out.stdout.startswith("ROMEO:") and len(out.stdout) == len("ROMEO:") + 30 + 1
+    again = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--top-k", "5")
+    assert again.stdout == out.stdout  # the same seed gives the same text
