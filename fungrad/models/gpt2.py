@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, random
 from fungrad.models import hf
@@ -213,11 +212,8 @@ def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = 
 def from_pretrained(path: str | os.PathLike, dtype: Any = jnp.float32) -> tuple[Config, dict]:
     """Load a local Hugging Face GPT-2 folder (``config.json`` + safetensors, single or
     sharded; float32/float16/bfloat16 weights) as ``(cfg, params)`` in ``dtype``."""
-    config, tensors = hf.load_folder(path)
-    cfg = Config.from_hf(config)
-    tensors = _split_qkv(_canonical_names(tensors, cfg))
-    like = fungrad.eval_shape(lambda: init(random.PRNGKey(0), cfg))
-    return cfg, hf.params_from_hf("gpt2", _table(cfg), tensors, like, dtype)
+    prepare = lambda tensors, cfg: _split_qkv(_canonical_names(tensors, cfg))  # noqa: E731
+    return hf.load_pretrained(path, "gpt2", Config.from_hf, init, _table, dtype, prepare)
 
 
 def save_pretrained(path: str | os.PathLike, cfg: Config, params: dict,

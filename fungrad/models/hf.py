@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from fungrad import safetensors, tree
+from fungrad import random, safetensors, tree
 from fungrad._core.array import Array
+from fungrad.transforms.api import eval_shape
 
-__all__ = ["Entry", "PretrainedError", "hf_from_params", "load_folder", "params_from_hf",
-           "require", "save_folder"]
+__all__ = ["Entry", "PretrainedError", "hf_from_params", "load_folder", "load_pretrained", "params_from_hf",
+           "require", "save_folder", "save_pretrained"]
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -166,3 +167,25 @@ def hf_from_params(table: Iterable[Entry], params: Any, dtype: Any = None) -> di
         a = a.T if entry.transpose else a
         out[entry.hf_name] = np.ascontiguousarray(a if dtype is None else a.astype(dtype))
     return out
+
+
+# --------------------------------------------------------------------------- whole models
+
+def load_pretrained(path: str | os.PathLike, model: str, from_hf: Callable[[dict], Any],
+                    init: Callable[[Any, Any], Any], table: Callable[[Any], list[Entry]], dtype: Any,
+                    prepare: Callable[[dict, Any], dict] | None = None) -> tuple[Any, Any]:
+    """``(cfg, params)`` of a local folder: the config through ``from_hf``, the tensors
+    (after ``prepare(tensors, cfg)``, for renames and splits) through ``table(cfg)``,
+    validated against the shapes ``init(key, cfg)`` gives."""
+    config, tensors = load_folder(path)
+    cfg = from_hf(config)
+    if prepare is not None:
+        tensors = prepare(tensors, cfg)
+    like = eval_shape(lambda: init(random.PRNGKey(0), cfg))
+    return cfg, params_from_hf(model, table(cfg), tensors, like, dtype)
+
+
+def save_pretrained(path: str | os.PathLike, cfg: Any, params: Any, table: list[Entry],
+                    max_shard_bytes: int | None = None, dtype: Any = None) -> None:
+    """Write ``config.json`` (``cfg.to_hf()``) and the weights named by ``table``."""
+    save_folder(path, cfg.to_hf(), hf_from_params(table, params, dtype), max_shard_bytes)

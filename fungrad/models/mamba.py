@@ -35,7 +35,6 @@ import math
 import os
 from typing import Any, NamedTuple
 
-import fungrad
 import fungrad.numpy as jnp
 from fungrad import lax, random
 from fungrad.models import hf
@@ -321,21 +320,23 @@ def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = 
 
 def from_pretrained(path: str | os.PathLike, dtype: Any = jnp.float32) -> tuple[Config, dict]:
     """Load a local Hugging Face ``MambaForCausalLM`` folder: ``(cfg, params)``."""
-    config, tensors = hf.load_folder(path)
-    cfg = Config.from_hf(config)
-    if "backbone.embedding.weight" in tensors:          # the name of older checkpoints
+    return hf.load_pretrained(path, "mamba", Config.from_hf, init, _table, dtype, _canonical_names)
+
+
+def _canonical_names(tensors: dict, cfg: Config) -> dict:
+    """Rename older checkpoints' ``backbone.embedding`` and drop the copy of the embedding
+    that a tied model's file may hold as ``lm_head.weight``."""
+    if "backbone.embedding.weight" in tensors:
         tensors["backbone.embeddings.weight"] = tensors.pop("backbone.embedding.weight")
     if cfg.tie_embeddings:
-        tensors.pop("lm_head.weight", None)             # a copy of the embedding when tied
-    like = fungrad.eval_shape(lambda: init(random.key(0), cfg))
-    return cfg, hf.params_from_hf("mamba", _table(cfg), tensors, like, dtype)
+        tensors.pop("lm_head.weight", None)
+    return tensors
 
 
 def save_pretrained(path: str | os.PathLike, cfg: Config, params: dict, dtype: Any = None,
                     max_shard_bytes: int | None = None) -> None:
     """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads."""
-    tensors = hf.hf_from_params(_table(cfg), params, dtype)
-    hf.save_folder(path, cfg.to_hf(), tensors, max_shard_bytes)
+    hf.save_pretrained(path, cfg, params, _table(cfg), max_shard_bytes, dtype)
 
 
 def _table(cfg: Config) -> list[hf.Entry]:

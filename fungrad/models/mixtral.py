@@ -18,9 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import fungrad
 import fungrad.numpy as jnp
-from fungrad import nn, random
+from fungrad import nn
 from fungrad.models import hf, llama
 from fungrad.models.hf import Entry, require
 from fungrad.models.llama import Cache, RopeScaling, init_cache  # noqa: F401 (part of this API)
@@ -102,15 +101,12 @@ def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = 
 def from_pretrained(path: Any, dtype: Any = jnp.float32) -> tuple[Config, dict]:
     """Load a local Hugging Face ``MixtralForCausalLM`` folder (safetensors, single or
     sharded; float32/float16/bfloat16 weights, cast to ``dtype``)."""
-    config, tensors = hf.load_folder(path)
-    cfg = Config.from_hf(config)
-    like = fungrad.eval_shape(lambda: init(random.PRNGKey(0), cfg))
-    return cfg, hf.params_from_hf("mixtral", name_table(cfg), tensors, like, dtype)
+    return hf.load_pretrained(path, "mixtral", Config.from_hf, init, name_table, dtype)
 
 
 def save_pretrained(path: Any, cfg: Config, params: dict, max_shard_bytes: int | None = None) -> None:
     """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads."""
-    hf.save_folder(path, cfg.to_hf(), hf.hf_from_params(name_table(cfg), params), max_shard_bytes)
+    hf.save_pretrained(path, cfg, params, name_table(cfg), max_shard_bytes)
 
 
 def _moe_entries(hf_prefix: str, path: tuple, cfg: Config) -> list[Entry]:
