@@ -5,7 +5,8 @@ Modules by family: ``_dtypes`` (dtype names and queries), ``_creation``, ``_ufun
 classification), ``_reductions``, ``_shape``, ``_joining``, ``_indexing`` (``x[idx]``,
 ``x.at[idx]``, ``take``), ``_searching``, ``_sorting``, ``_linalg`` (products),
 ``_einsum``, ``_misc``, ``_quantiles``, ``_index_tricks``, ``_functional`` (vectorize and
-friends), ``_setops``; ``linalg`` is the ``jnp.linalg`` submodule.
+friends), ``_setops``; ``linalg`` and ``fft`` are the ``jnp.linalg`` and ``jnp.fft``
+submodules.
 """
 import sys
 
@@ -27,6 +28,7 @@ from fungrad.numpy._index_tricks import *  # noqa: F401,F403
 from fungrad.numpy._functional import *  # noqa: F401,F403
 from fungrad.numpy._setops import *  # noqa: F401,F403
 from fungrad.numpy import linalg  # noqa: F401
+from fungrad.numpy import fft  # noqa: F401
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
 from fungrad.numpy._misc import _view  # noqa: F401
