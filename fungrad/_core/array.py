@@ -47,6 +47,11 @@ class Array(ArrayMethods):
     def devices(self) -> set:
         return {self.device}
 
+    @property
+    def sharding(self) -> backends.SingleDeviceSharding:
+        """The array's layout: all of it on ``self.device``."""
+        return backends.SingleDeviceSharding(self.device)
+
     def _host(self) -> np.ndarray:
         v = self._value
         return np.asarray(v) if isinstance(v, (np.ndarray, np.generic)) else v.get()

@@ -30,6 +30,28 @@ class Device:
 
 
 CPU = Device("cpu", 0)
+
+
+class SingleDeviceSharding:
+    """How an array is laid out: wholly on one device (``jax.sharding.SingleDeviceSharding``)."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+
+    @property
+    def device_set(self) -> set:
+        return {self.device}
+
+    is_fully_replicated = is_fully_addressable = True
+
+    def __repr__(self) -> str:
+        return f"SingleDeviceSharding(device={self.device!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SingleDeviceSharding) and other.device == self.device
+
+    def __hash__(self) -> int:
+        return hash(self.device)
 _NUMPY_TYPES = (np.ndarray, np.generic)
 
 

@@ -1,0 +1,31 @@
+"""``fungrad.experimental``: the x64 context managers of ``jax.experimental`` before JAX
+moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64``).
+
+Examples:
+    >>> import fungrad, fungrad.numpy as jnp
+    >>> with fungrad.experimental.enable_x64():
+    ...     print(jnp.ones(2).dtype)
+    float64
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from fungrad.runtime import enable_x64 as _x64_flag
+
+__all__ = ["disable_x64", "enable_x64"]
+
+
+@contextlib.contextmanager
+def enable_x64(new_val: bool = True) -> Iterator[None]:
+    """Keep 64-bit dtypes inside the block (``new_val=False`` turns them off)."""
+    with _x64_flag(new_val):
+        yield
+
+
+@contextlib.contextmanager
+def disable_x64() -> Iterator[None]:
+    """Canonicalise 64-bit dtypes to 32 bits inside the block."""
+    with _x64_flag(False):
+        yield
