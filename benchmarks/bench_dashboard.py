@@ -20,10 +20,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import interleaved, load_average  # noqa: E402
+from _timing import interleaved, load_average
 
-from fungrad.dashboard import export_tensorboard, load_run, render_html  # noqa: E402
-from fungrad.train import MetricsWriter  # noqa: E402
+from fungrad.dashboard import export_tensorboard, load_run, render_html
+from fungrad.train import MetricsWriter
 
 
 def write_run(run_dir: str, steps: int) -> None:
@@ -63,7 +63,8 @@ EXPORTERS = {"fungrad export_tensorboard": export_tensorboard,
 def chromium_ms(page: str, profile: str) -> float:
     start = time.perf_counter()
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync",
                     f"--user-data-dir={profile}", "--dump-dom", "file://" + page],
                    check=True, capture_output=True, timeout=300)
     return (time.perf_counter() - start) * 1e3
@@ -87,7 +88,8 @@ def main() -> None:
         return
     print(f"Dashboard on a run of {args.steps} steps, load {load_average()}")
     run = load_run(run_dir)
-    fns = {"load_run": lambda: load_run(run_dir), "render_html": lambda: render_html([run]), **exporters}
+    fns = {"load_run": lambda: load_run(run_dir), "render_html": lambda: render_html([run]),
+           **exporters}
     for name, (low, median) in interleaved(fns, rounds=args.rounds, number=1).items():
         print(f"  {name:<35} min {low * 1e3:8.1f} ms   median {median * 1e3:8.1f} ms")
     page = os.path.join(tmp, "page.html")
@@ -97,7 +99,8 @@ def main() -> None:
     if shutil.which("chromium"):
         small = os.path.join(tmp, "small.html")
         with open(small, "w") as f:
-            f.write(render_html([dataclasses.replace(run, metrics={k: v[:10] for k, v in run.metrics.items()})]))
+            first = {k: v[:10] for k, v in run.metrics.items()}
+            f.write(render_html([dataclasses.replace(run, metrics=first)]))
         for label, path in (("10 steps", small), (f"{args.steps} steps", page)):
             times = [chromium_ms(path, os.path.join(tmp, f"profile{i}")) for i in range(3)]
             print(f"  chromium load+draw+dump, {label:<12} min {min(times):8.1f} ms")

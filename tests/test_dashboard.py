@@ -16,8 +16,15 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fungrad.dashboard import (export_tensorboard, load_run, load_runs, make_server, page_data,
-                               render_html, write_dashboard)
+from fungrad.dashboard import (
+    export_tensorboard,
+    load_run,
+    load_runs,
+    make_server,
+    page_data,
+    render_html,
+    write_dashboard,
+)
 from fungrad.dashboard.__main__ import main
 from fungrad.train import MetricsWriter
 
@@ -35,10 +42,11 @@ def write_run(run_dir, *, steps=40, extra=None, config=None):
     with MetricsWriter(run_dir) as log:
         for step in range(0, steps * 5, 5):
             record = {"train_loss": 3.0 * math.exp(-step / 80) + 0.1 * RNG.standard_normal(),
-                      "lr": 1e-3 * min(1.0, step / 20) * 0.5 * (1 + math.cos(math.pi * step / (5 * steps))),
+                      "lr": 1e-3 * min(1.0, step / 20) * 0.5
+                            * (1 + math.cos(math.pi * step / (5 * steps))),
                       "grad_norm": float(abs(RNG.normal(1.0, 0.3))),
                       "tokens_per_sec": float(12000 + 500 * RNG.standard_normal()),
-                      "wall_time": 1.7e9 + 0.25 * step}
+                      "wall_time": 1.7e9 + 0.002 * step**2}  # steps slowing down
             if step % 50 == 0:
                 record["val_loss"] = 3.0 * math.exp(-step / 80) + 0.2
             if step == 15:
@@ -80,7 +88,9 @@ def test_runs_hold_every_logged_metric_and_the_config(two_runs):
     for run in runs:
         for metric, points in run.metrics.items():
             assert [(s, v) for s, v, _ in points] == expected_curve(records[run.name], metric)
-            assert [t for _, _, t in points] == [0.25 * s for s, _, _ in points]
+            start = records[run.name][0]["wall_time"]
+            wall_time = {r["step"]: r["wall_time"] for r in records[run.name]}
+            assert [t for _, _, t in points] == [wall_time[s] - start for s, _, _ in points]
     assert "note" not in runs[0].metrics and "wall_time" not in runs[0].metrics
 
 
@@ -107,7 +117,8 @@ def test_runs_starting_or_misnamed(tmp_path):
 # --------------------------------------------------------------------------- the page
 
 def embedded_data(page):
-    match = re.search(r'<script id="dashboard-data" type="application/json">(.*?)</script>', page, re.S)
+    match = re.search(r'<script id="dashboard-data" type="application/json">(.*?)</script>', page,
+                      re.DOTALL)
     return json.loads(match.group(1))
 
 
@@ -130,8 +141,8 @@ def test_command_line_writes_the_page_where_expected(two_runs, tmp_path, monkeyp
     assert main([str(dirs[0])]) == 0
     assert (dirs[0] / "dashboard.html").exists()
     assert main([str(d) for d in dirs]) == 0
-    assert [r["name"] for r in embedded_data((tmp_path / "dashboard.html").read_text())["runs"]] == \
-        ["alpha", "beta"]
+    page = (tmp_path / "dashboard.html").read_text()
+    assert [r["name"] for r in embedded_data(page)["runs"]] == ["alpha", "beta"]
     assert write_dashboard(dirs, tmp_path / "page.html") == str(tmp_path / "page.html")
     assert "wrote dashboard.html" in capsys.readouterr().out
     for argv, message in ((["nope"], "RUN_DIR 'nope' is not a directory"),
@@ -197,7 +208,7 @@ def browser(tmp_path_factory):
                "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
                "--virtual-time-budget=4000", "--dump-dom"]
     probe = subprocess.run(command + ["data:text/html,<p>started</p>"], capture_output=True,
-                           text=True, timeout=120)
+                           text=True, timeout=120, check=False)
     if "started" not in probe.stdout:
         pytest.skip(f"chromium cannot start here: {probe.stderr[-500:]}")
     return command
@@ -205,31 +216,36 @@ def browser(tmp_path_factory):
 
 def load_page(browser, url):
     """The DOM after the page's scripts ran, and the console messages it printed."""
-    done = subprocess.run(browser + [url], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(browser + [url], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
 
-def check_charts(dom, data, smoothing):
+def check_charts(dom, data, smoothing, xaxis="step"):
+    """Every metric has a chart with labelled axes and ticks, and every run with points of
+    it a raw and a smoothed path: the raw one is the data on the axes (x the step, or with
+    ``xaxis="time"`` the seconds since the run's first record), the smoothed one its EMA."""
     assert list(dom.figures) == data["metrics"]
+    x_title, x_column = {"step": ("step", 0), "time": ("relative time (s)", 2)}[xaxis]
     for metric, figure in dom.figures.items():
         labels = {cls: text for cls, text in figure["texts"] if cls.startswith("axis-label")}
-        assert labels["axis-label x"] == "step" and labels["axis-label y"], (metric, labels)
+        assert labels["axis-label x"] == x_title and labels["axis-label y"], (metric, labels)
         ticks = [text for cls, text in figure["texts"] if cls == "tick"]
         assert len(ticks) >= 4 and all(ticks), (metric, ticks)
         runs = [r for r in data["runs"] if r["metrics"].get(metric)]
         paths = {(p["data-run"], p["class"]): p for p in figure["paths"]}
         assert set(paths) == {(r["name"], c) for r in runs for c in ("raw", "smoothed")}, metric
         for run in runs:
-            steps, values = np.array([p[:2] for p in run["metrics"][metric]]).T
+            xs, values = np.array([(p[x_column], p[1]) for p in run["metrics"][metric]]).T
             raw = points(paths[run["name"], "raw"]["d"])
             smoothed = points(paths[run["name"], "smoothed"]["d"])
             assert len(raw) == len(values) and np.array_equal(raw[:, 0], smoothed[:, 0])
             # the raw curve is the data, scaled onto the axes (y grows downwards)
-            for column, data_values, sign in ((0, steps, 1), (1, values, -1)):
+            for column, data_values, sign in ((0, xs, 1), (1, values, -1)):
                 scale, offset = np.polyfit(data_values, raw[:, column], 1)
                 assert np.sign(scale) == sign
-                np.testing.assert_allclose(raw[:, column], scale * data_values + offset, atol=PRINTED_PX)
+                np.testing.assert_allclose(raw[:, column], scale * data_values + offset,
+                                           atol=PRINTED_PX)
             np.testing.assert_allclose(smoothed[:, 1], ema(raw[:, 1], smoothing), atol=PRINTED_PX)
             if smoothing > 0 and len(values) > 5:
                 assert np.abs(np.diff(smoothed[:, 1])).sum() < np.abs(np.diff(raw[:, 1])).sum()
@@ -240,16 +256,18 @@ def test_browser_draws_every_curve_axes_and_configs(browser, two_runs, tmp_path)
     page = tmp_path / "page.html"
     write_dashboard(dirs, page)
     data = embedded_data(page.read_text())
-    for smoothing in (0.0, 0.9):
-        text, console = load_page(browser, f"{page.as_uri()}?smoothing={smoothing}")
+    for smoothing, xaxis in ((0.0, "step"), (0.9, "time")):
+        text, console = load_page(browser, f"{page.as_uri()}?smoothing={smoothing}&x={xaxis}")
         assert console == []
-        check_charts(_Dom(text), data, smoothing)
+        check_charts(_Dom(text), data, smoothing, xaxis)
     assert 'id="smoothing-value">0.90<' in text
     legend = re.search(r'<div id="legend">(.*?)</div>', text).group(1)
     assert re.findall(r"</span>(\w+)</label>", legend) == ["alpha", "beta"]
     config = re.search(r'<table class="config">(.*?)</table>', text).group(1)
     assert re.findall(r"</span>(\w+)</th>", config) == ["alpha", "beta"]
-    rows = re.findall(r'<tr( class="differs")?><th>([^<]*)</th><td>([^<]*)</td><td>([^<]*)</td></tr>', config)
+    cell = "([^<]*)"
+    rows = re.findall(f'<tr( class="differs")?><th>{cell}</th><td>{cell}</td><td>{cell}</td></tr>',
+                      config)
     assert rows == [(' class="differs"', "n_layer", "4", "6"), ("", "lr", "0.001", "0.001"),
                     (' class="differs"', "note", '"&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;"', ""),
                     (' class="differs"', "sched", '{"warmup":4}', "")]
@@ -277,8 +295,10 @@ def get(url):
 def test_server_gives_the_latest_metrics(server, two_runs):
     dirs, _ = two_runs
     headers, page = get(server + "/")
-    assert 'data-poll="data.json" data-interval="500"' in page and headers["Cache-Control"] == "no-store"
-    assert json.loads(get(server + "/data.json")[1]) == json.loads(json.dumps(page_data(load_runs(dirs))))
+    assert 'data-poll="data.json" data-interval="500"' in page
+    assert headers["Cache-Control"] == "no-store"
+    served = json.loads(get(server + "/data.json")[1])
+    assert served == json.loads(json.dumps(page_data(load_runs(dirs))))
     with MetricsWriter(dirs[1]) as log:
         log.write(10_000, train_loss=0.5, new_metric=7)
     data = json.loads(get(server + "/data.json")[1])
@@ -310,7 +330,8 @@ def test_export_reads_back_with_tensorboard(two_runs, tmp_path):
     wall_time = {r["step"]: r["wall_time"] for r in records["beta"]}
     for metric in metrics:
         got = [(e.step, e.value, e.wall_time) for e in events.Scalars(metric)]
-        want = [(s, float(np.float32(v)), wall_time[s]) for s, v in expected_curve(records["beta"], metric)]
+        want = [(s, float(np.float32(v)), wall_time[s])
+                for s, v in expected_curve(records["beta"], metric)]
         assert got == want, metric
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from fungrad.dashboard.render import write_dashboard
 from fungrad.dashboard.runs import load_runs
@@ -18,16 +18,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Training curves of fungrad runs (directories holding metrics.jsonl and "
                     "config.json) as one self-contained HTML page, served live, or exported "
                     "to TensorBoard.")
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to show, overlaid")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run directories to show, overlaid")
     parser.add_argument("--out", metavar="FILE",
-                        help="where to write the page (default: RUN_DIR/dashboard.html for one run, "
-                             "./dashboard.html for several); with --serve or --tensorboard the page "
-                             "is only written when --out is given")
+                        help="where to write the page (default: RUN_DIR/dashboard.html for one "
+                             "run, ./dashboard.html for several); with --serve or --tensorboard "
+                             "the page is only written when --out is given")
     parser.add_argument("--serve", action="store_true",
                         help="serve the page on localhost; it refreshes while the runs train")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=6060, help="port to serve on, 0 for any free one "
-                                                               "(default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=6060,
+                        help="port to serve on, 0 for any free one (default: %(default)s)")
     parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
                         help="how often the served page refreshes (default: %(default)s)")
     parser.add_argument("--tensorboard", metavar="LOGDIR",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Sequence
 from importlib import resources
-from typing import Sequence
 
 from fungrad.dashboard.runs import Run, load_runs, metric_names
 
@@ -82,7 +82,8 @@ def render_html(runs: Sequence[Run] | None, *, poll: str | None = None,
 """
 
 
-def write_dashboard(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> str:
+def write_dashboard(run_dirs: Sequence[str | os.PathLike],
+                    out: str | os.PathLike | None = None) -> str:
     """Write the page for ``run_dirs`` and return its path: ``out``, or by default
     ``RUN_DIR/dashboard.html`` for one run and ``./dashboard.html`` for several."""
     runs = load_runs(run_dirs)

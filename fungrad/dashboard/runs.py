@@ -12,7 +12,8 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fungrad.train import read_metrics
 
@@ -41,7 +42,8 @@ class Run:
     def to_json(self) -> dict[str, Any]:
         """The run as the page's JSON data."""
         return {"name": self.name, "path": self.path, "config": self.config,
-                "metrics": {name: [list(p) for p in points] for name, points in self.metrics.items()}}
+                "metrics": {name: [list(p) for p in points]
+                            for name, points in self.metrics.items()}}
 
 
 def _is_number(value: Any) -> bool:
@@ -54,12 +56,14 @@ def _read_config(run_dir: str) -> dict[str, Any]:
         return {}
     with open(path, encoding="utf-8") as f:
         try:
-            # NaN and Infinity (which Python's json writes) kept as text: the page's JSON has neither
+            # NaN and Infinity (Python's json writes them) kept as text: the page's JSON has neither
             config = json.load(f, parse_constant=str)
         except json.JSONDecodeError as e:
             raise ValueError(f"load_run: {path} is not valid JSON ({e})") from None
     if not isinstance(config, dict):
-        raise ValueError(f"load_run: {path} holds a {type(config).__name__}, not a JSON object")
+        # a ValueError, as for invalid JSON: the file's content is wrong, not an argument's type
+        raise ValueError(  # noqa: TRY004
+            f"load_run: {path} holds a {type(config).__name__}, not a JSON object")
     return config
 
 
@@ -99,7 +103,8 @@ def load_runs(run_dirs: Sequence[str | os.PathLike]) -> list[Run]:
     """Read several runs, each named after its directory (the path as given where two
     directories share a name)."""
     if isinstance(run_dirs, (str, os.PathLike)) or not run_dirs:
-        raise TypeError(f"load_runs: run_dirs must be a non-empty list of directories, got {run_dirs!r}")
+        raise TypeError("load_runs: run_dirs must be a non-empty list of directories, "
+                        f"got {run_dirs!r}")
     paths = [os.fspath(d) for d in run_dirs]
     names = [os.path.basename(os.path.abspath(p)) for p in paths]
     return [load_run(p, name=n if names.count(n) == 1 else os.path.normpath(p))

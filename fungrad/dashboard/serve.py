@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Sequence
 
 from fungrad.dashboard.render import page_data, render_html
 from fungrad.dashboard.runs import load_runs
@@ -28,7 +28,7 @@ def make_server(run_dirs: Sequence[str | os.PathLike], host: str = "127.0.0.1", 
     page = render_html(runs, poll=DATA_PATH.lstrip("/"), interval_s=interval_s).encode()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             route = self.path.split("?", 1)[0]
             if route in ("/", "/index.html"):
                 self._send(page, "text/html; charset=utf-8")
@@ -40,7 +40,8 @@ def make_server(run_dirs: Sequence[str | os.PathLike], host: str = "127.0.0.1", 
                 else:
                     self._send(data, "application/json")
             else:
-                self.send_error(HTTPStatus.NOT_FOUND, f"no {route} here: the page is / and its data {DATA_PATH}")
+                self.send_error(HTTPStatus.NOT_FOUND,
+                                f"no {route} here: the page is / and its data {DATA_PATH}")
 
         def _send(self, body: bytes, content_type: str) -> None:
             self.send_response(HTTPStatus.OK)
@@ -50,7 +51,7 @@ def make_server(run_dirs: Sequence[str | os.PathLike], host: str = "127.0.0.1", 
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's name)
+        def log_message(self, format: str, *args) -> None:
             pass  # a poll every few seconds would fill the terminal
 
     return ThreadingHTTPServer((host, port), Handler)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterable
+from collections.abc import Iterable
 
 from fungrad.dashboard.runs import load_run
 from fungrad.train import METRICS_FILE
@@ -86,8 +86,9 @@ def _event(wall_time: float, step: int, *, file_version: bytes = b"",
     event = _key(1, _FIXED64) + struct.pack("<d", wall_time) + _key(2, _VARINT) + _varint(step)
     if file_version:
         event += _message(3, file_version)
-    values = b"".join(_message(1, _message(1, tag.encode()) + _key(2, _FIXED32) + struct.pack("<f", value))
-                      for tag, value in scalars)
+    values = b"".join(
+        _message(1, _message(1, tag.encode()) + _key(2, _FIXED32) + struct.pack("<f", value))
+        for tag, value in scalars)
     if values:
         event += _message(5, values)
     return event

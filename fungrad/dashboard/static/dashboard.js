@@ -12,7 +12,9 @@
   const W = 480, H = 300, LEFT = 64, RIGHT = 16, TOP = 30, BOTTOM = 44;
   const params = new URLSearchParams(location.search);
   const state = {data: null, hidden: new Set(), smoothing: 0.6, xaxis: "step"};
-  if (params.has("smoothing")) state.smoothing = Math.min(0.999, Math.max(0, +params.get("smoothing") || 0));
+  if (params.has("smoothing")) {
+    state.smoothing = Math.min(0.99, Math.max(0, +params.get("smoothing") || 0));
+  }
   if (params.get("x") === "time") state.xaxis = "time";
 
   function svg(tag, attrs, parent, text) {
@@ -74,6 +76,12 @@
 
   function label(metric) { return LABELS[metric] || metric; }
 
+  function colour(index) { return COLOURS[index % COLOURS.length]; }
+
+  function swatch(background, parent) {
+    return html("span", {class: "swatch", style: `background:${background}`}, parent);
+  }
+
   // The visible runs' points of one metric: x (step or seconds), raw and smoothed y.
   function curves(metric) {
     const out = [];
@@ -83,7 +91,7 @@
       if (state.hidden.has(run.name) || points.length === 0) return;
       const xs = points.map((p) => state.xaxis === "step" ? p[0] : p[2]);
       const ys = points.map((p) => p[1]);
-      out.push({run: run.name, colour: COLOURS[index % COLOURS.length], xs, ys,
+      out.push({run: run.name, colour: colour(index), xs, ys,
                 smoothed: smooth(ys, state.smoothing)});
     });
     return out;
@@ -96,7 +104,8 @@
   }
 
   function path(xs, ys, sx, sy) {
-    return xs.map((x, i) => (i ? "L" : "M") + sx(x).toFixed(2) + "," + sy(ys[i]).toFixed(2)).join(" ");
+    return xs.map((x, i) => (i ? "L" : "M") + sx(x).toFixed(2) + "," + sy(ys[i]).toFixed(2))
+      .join(" ");
   }
 
   function chart(metric) {
@@ -120,23 +129,29 @@
     const xlabels = axisLabels(xticks), ylabels = axisLabels(yticks);
     xticks.forEach((t, i) => {
       svg("line", {class: "grid", x1: sx(t), x2: sx(t), y1: TOP, y2: H - BOTTOM}, axes);
-      svg("text", {class: "tick", x: sx(t), y: H - BOTTOM + 16, "text-anchor": "middle"}, axes, xlabels[i]);
+      svg("text", {class: "tick", x: sx(t), y: H - BOTTOM + 16, "text-anchor": "middle"}, axes,
+          xlabels[i]);
     });
     yticks.forEach((t, i) => {
       svg("line", {class: "grid", x1: LEFT, x2: W - RIGHT, y1: sy(t), y2: sy(t)}, axes);
-      svg("text", {class: "tick", x: LEFT - 6, y: sy(t) + 4, "text-anchor": "end"}, axes, ylabels[i]);
+      svg("text", {class: "tick", x: LEFT - 6, y: sy(t) + 4, "text-anchor": "end"}, axes,
+          ylabels[i]);
     });
     svg("line", {class: "axis", x1: LEFT, x2: W - RIGHT, y1: H - BOTTOM, y2: H - BOTTOM}, axes);
     svg("line", {class: "axis", x1: LEFT, x2: LEFT, y1: TOP, y2: H - BOTTOM}, axes);
-    svg("text", {class: "axis-label x", x: (LEFT + W - RIGHT) / 2, y: H - 6, "text-anchor": "middle"},
-        axes, state.xaxis === "step" ? "step" : "relative time (s)");
-    svg("text", {class: "axis-label y", transform: `translate(14 ${(TOP + H - BOTTOM) / 2}) rotate(-90)`,
-                 "text-anchor": "middle"}, axes, label(metric));
+    const xtitle = state.xaxis === "step" ? "step" : "relative time (s)";
+    svg("text", {class: "axis-label x", x: (LEFT + W - RIGHT) / 2, y: H - 6,
+                 "text-anchor": "middle"}, axes, xtitle);
+    svg("text", {class: "axis-label y", "text-anchor": "middle",
+                 transform: `translate(14 ${(TOP + H - BOTTOM) / 2}) rotate(-90)`}, axes,
+        label(metric));
     for (const c of lines) {
       const attrs = {"data-run": c.run, "data-metric": metric, stroke: c.colour, fill: "none"};
       svg("path", {...attrs, class: "raw", d: path(c.xs, c.ys, sx, sy)}, root);
       svg("path", {...attrs, class: "smoothed", d: path(c.xs, c.smoothed, sx, sy)}, root);
-      if (c.xs.length === 1) svg("circle", {class: "dot", cx: sx(c.xs[0]), cy: sy(c.ys[0]), r: 3, fill: c.colour}, root);
+      if (c.xs.length === 1) {
+        svg("circle", {class: "dot", cx: sx(c.xs[0]), cy: sy(c.ys[0]), r: 3, fill: c.colour}, root);
+      }
     }
     hover(root, lines, sx, sy, x0, x1);
     return figure;
@@ -163,12 +178,14 @@
       tip.replaceChildren();
       const table = html("table", {}, tip);
       const head = html("tr", {}, table);
-      for (const h of ["run", state.xaxis === "step" ? "step" : "time (s)", "smoothed", "value"]) html("th", {}, head, h);
+      for (const h of ["run", state.xaxis === "step" ? "step" : "time (s)", "smoothed", "value"]) {
+        html("th", {}, head, h);
+      }
       lines.forEach((c, k) => {
         const i = nearest(c.xs, x);
         dots[k].setAttribute("cx", sx(c.xs[i])); dots[k].setAttribute("cy", sy(c.smoothed[i]));
         const row = html("tr", {}, table);
-        html("span", {class: "swatch", style: `background:${c.colour}`}, html("td", {}, row)).after(c.run);
+        swatch(c.colour, html("td", {}, row)).after(c.run);
         html("td", {}, row, state.xaxis === "step" ? String(c.xs[i]) : format(c.xs[i]));
         for (const v of [c.smoothed[i], c.ys[i]]) html("td", {}, row, format(v));
       });
@@ -176,7 +193,10 @@
       tip.style.top = (event.pageY + 14) + "px";
       tip.hidden = false;
     });
-    root.addEventListener("mouseleave", () => { layer.setAttribute("visibility", "hidden"); tip.hidden = true; });
+    root.addEventListener("mouseleave", () => {
+      layer.setAttribute("visibility", "hidden");
+      tip.hidden = true;
+    });
   }
 
   function legend() {
@@ -190,7 +210,7 @@
         if (check.checked) state.hidden.delete(run.name); else state.hidden.add(run.name);
         charts();
       });
-      html("span", {class: "swatch", style: `background:${COLOURS[index % COLOURS.length]}`}, item);
+      swatch(colour(index), item);
       item.append(run.name);
     });
   }
@@ -206,14 +226,16 @@
     const box = document.getElementById("configs");
     box.replaceChildren();
     const runs = state.data.runs, keys = [];
-    for (const run of runs) for (const k of Object.keys(run.config)) if (!keys.includes(k)) keys.push(k);
+    for (const run of runs) {
+      for (const k of Object.keys(run.config)) if (!keys.includes(k)) keys.push(k);
+    }
     if (keys.length === 0) { html("p", {class: "empty"}, box, "No config.json found."); return; }
     const table = html("table", {class: "config"}, box);
     const head = html("tr", {}, html("thead", {}, table));
     html("th", {}, head, "key");
     runs.forEach((run, index) => {
       const th = html("th", {}, head);
-      html("span", {class: "swatch", style: `background:${COLOURS[index % COLOURS.length]}`}, th).after(run.name);
+      swatch(colour(index), th).after(run.name);
     });
     const body = html("tbody", {}, table);
     for (const k of keys) {
@@ -243,14 +265,23 @@
     });
     const xaxis = document.getElementById("xaxis");
     xaxis.value = state.xaxis;
-    xaxis.addEventListener("change", () => { state.xaxis = xaxis.value; if (state.data) charts(); });
+    xaxis.addEventListener("change", () => {
+      state.xaxis = xaxis.value;
+      if (state.data) charts();
+    });
   }
 
   function poll(url, interval) {
     const status = document.getElementById("status");
     const refresh = () => fetch(url, {cache: "no-store"})
-      .then((response) => { if (!response.ok) throw new Error(`HTTP ${response.status}`); return response.json(); })
-      .then((data) => { draw(data); status.textContent = "updated " + new Date().toLocaleTimeString(); })
+      .then((response) => {
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        return response.json();
+      })
+      .then((data) => {
+        draw(data);
+        status.textContent = "updated " + new Date().toLocaleTimeString();
+      })
       .catch((error) => { status.textContent = `could not update (${error.message}); retrying`; });
     refresh();
     setInterval(refresh, interval);
