@@ -162,8 +162,9 @@ def test_linalg_helpers():
         compare(lambda a: getattr(jnp.linalg, name)(a, **kw),
                 lambda a: getattr(jnp_ref.linalg, name)(a, **kw), x)
     compare_types(jnp.linalg.norm, jnp_ref.linalg.norm, rand(RNG, (3,), I32))
-    with pytest.raises(NotImplementedError, match="singular values"):
-        jnp.linalg.norm(jnp.ones((2, 2)), 2)
+    for ord_ in (2, -2, "nuc"):  # matrix norms from the singular values
+        compare(lambda a: jnp.linalg.norm(a, ord_, axis=(2, 0)),
+                lambda a: jnp_ref.linalg.norm(a, ord_, axis=(2, 0)), x)
 
 
 def test_product_errors():
