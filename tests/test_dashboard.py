@@ -221,18 +221,21 @@ def load_page(browser, url):
     return done.stdout, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
 
-def check_charts(dom, data, smoothing, xaxis="step"):
+def check_charts(dom, data, smoothing, xaxis="step", log=False):
     """Every metric has a chart with labelled axes and ticks, and every run with points of
     it a raw and a smoothed path: the raw one is the data on the axes (x the step, or with
-    ``xaxis="time"`` the seconds since the run's first record), the smoothed one its EMA."""
+    ``xaxis="time"`` the seconds since the run's first record; y the value, or with ``log``
+    its logarithm where all values of the chart are positive), the smoothed one its EMA."""
     assert list(dom.figures) == data["metrics"]
     x_title, x_column = {"step": ("step", 0), "time": ("relative time (s)", 2)}[xaxis]
     for metric, figure in dom.figures.items():
+        runs = [r for r in data["runs"] if r["metrics"].get(metric)]
+        log_y = log and all(p[1] > 0 for r in runs for p in r["metrics"][metric])
         labels = {cls: text for cls, text in figure["texts"] if cls.startswith("axis-label")}
-        assert labels["axis-label x"] == x_title and labels["axis-label y"], (metric, labels)
+        assert labels["axis-label x"] == x_title, (metric, labels)
+        assert labels["axis-label y"].endswith(" (log scale)") == log_y, (metric, labels)
         ticks = [text for cls, text in figure["texts"] if cls == "tick"]
         assert len(ticks) >= 4 and all(ticks), (metric, ticks)
-        runs = [r for r in data["runs"] if r["metrics"].get(metric)]
         paths = {(p["data-run"], p["class"]): p for p in figure["paths"]}
         assert set(paths) == {(r["name"], c) for r in runs for c in ("raw", "smoothed")}, metric
         for run in runs:
@@ -241,12 +244,17 @@ def check_charts(dom, data, smoothing, xaxis="step"):
             smoothed = points(paths[run["name"], "smoothed"]["d"])
             assert len(raw) == len(values) and np.array_equal(raw[:, 0], smoothed[:, 0])
             # the raw curve is the data, scaled onto the axes (y grows downwards)
-            for column, data_values, sign in ((0, xs, 1), (1, values, -1)):
+            ys = np.log(values) if log_y else values
+            for column, data_values, sign in ((0, xs, 1), (1, ys, -1)):
                 scale, offset = np.polyfit(data_values, raw[:, column], 1)
                 assert np.sign(scale) == sign
                 np.testing.assert_allclose(raw[:, column], scale * data_values + offset,
                                            atol=PRINTED_PX)
-            np.testing.assert_allclose(smoothed[:, 1], ema(raw[:, 1], smoothing), atol=PRINTED_PX)
+            if log_y:  # smoothing is of the values: the smoothed curve is log(EMA(values))
+                expected = scale * np.log(ema(values, smoothing)) + offset
+            else:  # the EMA commutes with the affine map onto the axes
+                expected = ema(raw[:, 1], smoothing)
+            np.testing.assert_allclose(smoothed[:, 1], expected, atol=PRINTED_PX)
             if smoothing > 0 and len(values) > 5:
                 assert np.abs(np.diff(smoothed[:, 1])).sum() < np.abs(np.diff(raw[:, 1])).sum()
 
@@ -256,11 +264,13 @@ def test_browser_draws_every_curve_axes_and_configs(browser, two_runs, tmp_path)
     page = tmp_path / "page.html"
     write_dashboard(dirs, page)
     data = embedded_data(page.read_text())
-    for smoothing, xaxis in ((0.0, "step"), (0.9, "time")):
-        text, console = load_page(browser, f"{page.as_uri()}?smoothing={smoothing}&x={xaxis}")
+    for smoothing, xaxis, log in ((0.0, "step", 0), (0.9, "time", 0), (0.5, "step", 1)):
+        query = f"?smoothing={smoothing}&x={xaxis}&log={log}"
+        text, console = load_page(browser, page.as_uri() + query)
         assert console == []
-        check_charts(_Dom(text), data, smoothing, xaxis)
-    assert 'id="smoothing-value">0.90<' in text
+        check_charts(_Dom(text), data, smoothing, xaxis, log)
+    assert 'id="smoothing-value">0.50<' in text
+    assert text.count(" (log scale)</text>") == 4  # all but the two metrics that start at 0
     legend = re.search(r'<div id="legend">(.*?)</div>', text).group(1)
     assert re.findall(r"</span>(\w+)</label>", legend) == ["alpha", "beta"]
     config = re.search(r'<table class="config">(.*?)</table>', text).group(1)

@@ -66,6 +66,7 @@ def render_html(runs: Sequence[Run] | None, *, poll: str | None = None,
 <output id="smoothing-value"></output></label>
 <label>Horizontal axis <select id="xaxis"><option value="step">step</option>
 <option value="time">relative time</option></select></label>
+<label><input id="log" type="checkbox"> log scale</label>
 <span id="status"></span>
 </header>
 <noscript>The charts are drawn by JavaScript; enable it to see them.</noscript>

@@ -11,11 +11,12 @@
                   grad_norm: "gradient norm", tokens_per_sec: "tokens / s"};
   const W = 480, H = 300, LEFT = 64, RIGHT = 16, TOP = 30, BOTTOM = 44;
   const params = new URLSearchParams(location.search);
-  const state = {data: null, hidden: new Set(), smoothing: 0.6, xaxis: "step"};
+  const state = {data: null, hidden: new Set(), smoothing: 0.6, xaxis: "step", log: false};
   if (params.has("smoothing")) {
     state.smoothing = Math.min(0.99, Math.max(0, +params.get("smoothing") || 0));
   }
   if (params.get("x") === "time") state.xaxis = "time";
+  if (params.get("log") === "1") state.log = true;
 
   function svg(tag, attrs, parent, text) {
     const node = document.createElementNS(SVG, tag);
@@ -49,6 +50,16 @@
     const r = raw / power, step = (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10) * power;
     const out = [];
     for (let i = Math.ceil(lo / step); i * step <= hi; i++) out.push(i * step);
+    return out;
+  }
+
+  // Powers of ten inside [10^lo, 10^hi] (every few for a wide range); linear ticks in value
+  // space when the range spans less than two decades.
+  function logTicks(lo, hi) {
+    const first = Math.ceil(lo), last = Math.floor(hi), every = Math.ceil((last - first + 1) / 6);
+    if (last - first < 1) return ticks(Math.pow(10, lo), Math.pow(10, hi), 5);
+    const out = [];
+    for (let k = first; k <= last; k += every) out.push(Math.pow(10, k));
     return out;
   }
 
@@ -119,13 +130,16 @@
       return figure;
     }
     const [x0, x1] = extent(lines.flatMap((c) => c.xs));
-    let [y0, y1] = extent(lines.flatMap((c) => c.ys));
+    // A log scale where asked and every value shown is positive (smoothed values are then too).
+    const log = state.log && lines.every((c) => c.ys.every((y) => y > 0));
+    const ty = log ? Math.log10 : (y) => y;
+    let [y0, y1] = extent(lines.flatMap((c) => c.ys.map(ty)));
     const pad = (y1 - y0) * 0.05;
     y0 -= pad; y1 += pad;
     const sx = (x) => LEFT + (x - x0) / (x1 - x0) * (W - LEFT - RIGHT);
-    const sy = (y) => H - BOTTOM - (y - y0) / (y1 - y0) * (H - TOP - BOTTOM);
+    const sy = (y) => H - BOTTOM - (ty(y) - y0) / (y1 - y0) * (H - TOP - BOTTOM);
     const axes = svg("g", {class: "axes"}, root);
-    const xticks = ticks(x0, x1, 6), yticks = ticks(y0, y1, 5);
+    const xticks = ticks(x0, x1, 6), yticks = log ? logTicks(y0, y1) : ticks(y0, y1, 5);
     const xlabels = axisLabels(xticks), ylabels = axisLabels(yticks);
     xticks.forEach((t, i) => {
       svg("line", {class: "grid", x1: sx(t), x2: sx(t), y1: TOP, y2: H - BOTTOM}, axes);
@@ -144,7 +158,7 @@
                  "text-anchor": "middle"}, axes, xtitle);
     svg("text", {class: "axis-label y", "text-anchor": "middle",
                  transform: `translate(14 ${(TOP + H - BOTTOM) / 2}) rotate(-90)`}, axes,
-        label(metric));
+        label(metric) + (log ? " (log scale)" : ""));
     for (const c of lines) {
       const attrs = {"data-run": c.run, "data-metric": metric, stroke: c.colour, fill: "none"};
       svg("path", {...attrs, class: "raw", d: path(c.xs, c.ys, sx, sy)}, root);
@@ -267,6 +281,12 @@
     xaxis.value = state.xaxis;
     xaxis.addEventListener("change", () => {
       state.xaxis = xaxis.value;
+      if (state.data) charts();
+    });
+    const log = document.getElementById("log");
+    log.checked = state.log;
+    log.addEventListener("change", () => {
+      state.log = log.checked;
       if (state.data) charts();
     });
   }
