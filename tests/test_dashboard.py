@@ -7,7 +7,9 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -316,6 +318,19 @@ def test_server_gives_the_latest_metrics(server, two_runs):
     assert data["metrics"][-1] == "new_metric"
     with pytest.raises(urllib.error.HTTPError, match="404"):
         get(server + "/elsewhere")
+
+
+def test_command_line_serves_until_interrupted(two_runs):
+    dirs, _ = two_runs
+    command = [sys.executable, "-m", "fungrad.dashboard", str(dirs[0]), "--serve", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            url = re.search(r"http://\S+/", process.stdout.readline()).group(0)
+            assert json.loads(get(url + "data.json")[1])["runs"][0]["name"] == "alpha"
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0
+    assert not (dirs[0] / "dashboard.html").exists()  # serving writes no page unless --out
 
 
 def test_served_page_fetches_and_draws_in_the_browser(browser, server, two_runs):
