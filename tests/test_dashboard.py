@@ -112,8 +112,11 @@ def test_runs_starting_or_misnamed(tmp_path):
         load_runs(str(empty))
     (tmp_path / "x" / "run").mkdir(parents=True)
     (tmp_path / "y" / "run").mkdir(parents=True)
-    names = [r.name for r in load_runs([tmp_path / "x" / "run", tmp_path / "y" / "run"])]
-    assert names == [os.path.normpath(tmp_path / d / "run") for d in "xy"]
+    (tmp_path / "z").mkdir()
+    names = [r.name for r in load_runs([tmp_path / "x" / "run", tmp_path / "y" / "run", tmp_path / "z"])]
+    assert names == ["x/run", "y/run", "z"]
+    with pytest.raises(ValueError, match="load_runs: run_dirs names a directory twice"):
+        load_runs([tmp_path / "z", tmp_path / "x" / ".." / "z"])
 
 
 # --------------------------------------------------------------------------- the page
@@ -369,3 +372,10 @@ def test_command_line_exports_each_run_to_its_own_directory(two_runs, tmp_path, 
         events.Reload()
         assert [e.step for e in events.Scalars("val_loss")] == \
             [s for s, _ in expected_curve(records[name], "val_loss")]
+    # runs of one name go to subdirectories named after their parents too, inside LOGDIR
+    for parent in "xy":
+        write_run(tmp_path / parent / "run", steps=3)
+    main([str(tmp_path / "x" / "run"), str(tmp_path / "y" / "run"), "--tensorboard",
+          str(tmp_path / "tb2")])
+    assert sorted(os.listdir(tmp_path / "tb2")) == ["x", "y"]
+    assert len(os.listdir(tmp_path / "tb2" / "x" / "run")) == 1

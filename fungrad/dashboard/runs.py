@@ -99,16 +99,32 @@ def load_run(run_dir: str | os.PathLike, name: str | None = None) -> Run:
     return Run(label, path, _read_config(path), metrics, start)
 
 
+def _run_names(paths: list[str]) -> list[str]:
+    """The last path components, as few as tell the directories apart: ``a/run``, ``b/run``."""
+    parts = [os.path.abspath(p).split(os.sep) for p in paths]
+    for depth in range(1, max(map(len, parts)) + 1):
+        names = ["/".join(p[-depth:]).lstrip("/") for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    raise ValueError(f"load_runs: run_dirs names a directory twice: {paths}")
+
+
 def load_runs(run_dirs: Sequence[str | os.PathLike]) -> list[Run]:
-    """Read several runs, each named after its directory (the path as given where two
-    directories share a name)."""
+    """Read several runs, each named after its directory (with its parents where two
+    directories share a name: the name is also the run's subdirectory in an export).
+
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> for d in "ab":
+    ...     os.makedirs(os.path.join(root, d, "run"))
+    >>> [run.name for run in load_runs([os.path.join(root, d, "run") for d in "ab"])]
+    ['a/run', 'b/run']
+    """
     if isinstance(run_dirs, (str, os.PathLike)) or not run_dirs:
         raise TypeError("load_runs: run_dirs must be a non-empty list of directories, "
                         f"got {run_dirs!r}")
     paths = [os.fspath(d) for d in run_dirs]
-    names = [os.path.basename(os.path.abspath(p)) for p in paths]
-    return [load_run(p, name=n if names.count(n) == 1 else os.path.normpath(p))
-            for p, n in zip(paths, names)]
+    return [load_run(p, name=n) for p, n in zip(paths, _run_names(paths))]
 
 
 def metric_names(runs: Sequence[Run]) -> list[str]:

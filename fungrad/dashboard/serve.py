@@ -36,12 +36,12 @@ def make_server(run_dirs: Sequence[str | os.PathLike], host: str = "127.0.0.1", 
                 try:
                     data = json.dumps(page_data(load_runs(run_dirs)), allow_nan=False).encode()
                 except (OSError, ValueError) as e:  # a run directory removed or a config mid-write
-                    self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+                    self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, explain=str(e))
                 else:
                     self._send(data, "application/json")
             else:
                 self.send_error(HTTPStatus.NOT_FOUND,
-                                f"no {route} here: the page is / and its data {DATA_PATH}")
+                                explain=f"the page is / and its data {DATA_PATH}")
 
         def _send(self, body: bytes, content_type: str) -> None:
             self.send_response(HTTPStatus.OK)
