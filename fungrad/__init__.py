@@ -11,8 +11,8 @@ from fungrad.backends import devices
 from fungrad.config import config
 from fungrad import tree, lax, numpy  # noqa: E402
 from fungrad import tree_util  # noqa: E402
-from fungrad.transforms.api import (ShapeDtypeStruct, eval_shape, grad, hessian, jacfwd, jacrev,
-                                    jvp, linearize, make_jaxpr, value_and_grad, vjp, vmap)
+from fungrad.transforms.api import (ShapeDtypeStruct, eval_shape, grad, hessian, jacfwd, jacobian,
+                                    jacrev, jvp, linearize, make_jaxpr, value_and_grad, vjp, vmap)
 from fungrad.transforms.custom_derivatives import custom_jvp, custom_vjp
 from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.transforms.jit import disable_jit, jit

@@ -24,6 +24,7 @@ TOL = {
     np.dtype(np.float16): (2e-3, 2e-3),
     np.dtype(ml_dtypes.bfloat16): (1.6e-2, 1.6e-2),
     np.dtype(np.complex64): (1e-5, 1e-6),
+    np.dtype(np.complex128): (1e-12, 1e-12),
 }
 # Derivatives accumulate more rounding than values.
 GRAD_TOL = {k: (max(r * 10, 1e-4) if k != np.dtype(np.float64) else 1e-9, max(a * 10, 1e-5))

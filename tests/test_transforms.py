@@ -146,7 +146,7 @@ def test_grad_errors():
         fungrad.grad(lambda x: (x, x))(1.0)
     with pytest.raises(TypeError, match="real- or complex-valued inputs.*int32"):
         fungrad.grad(lambda n: n * 2.0)(np.int32(3))
-    with pytest.raises(TypeError, match="real- or complex-valued outputs.*int32"):
+    with pytest.raises(TypeError, match="real-valued outputs.*int32"):
         fungrad.grad(lambda x: fungrad.lax.convert_element_type(fnp.sum(x), np.int32))(
             to_fg(r(3)))
     with pytest.raises(TypeError, match="argnums=2 requires at least 3 positional"):  # as jax

@@ -82,6 +82,8 @@ def logaddexp(x1: Any, x2: Any, /) -> Any:
 @custom_jvp
 def _logaddexp(x1: Any, x2: Any) -> Any:
     amax = lax.max(x1, x2)
+    if aval(x1).dtype.kind == "c":
+        return _complex_logaddexp(x1, x2, amax, lax.exp, 1.0)
     delta = lax.sub(x1, x2)
     return lax.select(lax.ne(delta, delta), lax.add(x1, x2),
                       lax.add(amax, lax.log1p(lax.exp(lax.neg(lax.abs(delta))))))
@@ -95,10 +97,24 @@ def logaddexp2(x1: Any, x2: Any, /) -> Any:
 @custom_jvp
 def _logaddexp2(x1: Any, x2: Any) -> Any:
     amax = lax.max(x1, x2)
+    if aval(x1).dtype.kind == "c":
+        return _complex_logaddexp(x1, x2, amax, lax.exp2, np.log(2))
     delta = lax.sub(x1, x2)
     ln2 = scalar_like(np.log(2), x1)
     tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
     return lax.select(lax.ne(delta, delta), lax.add(x1, x2), lax.add(amax, tail))
+
+
+def _complex_logaddexp(x1: Any, x2: Any, amax: Any, exp: Callable, ln_base: float) -> Any:
+    """Complex ``log(b**x1 + b**x2)`` about the lexicographic maximum, with the imaginary
+    part wrapped into ``[-pi, pi] / ln b`` (the principal branch, as JAX)."""
+    delta = lax.sub(lax.add(x1, x2), lax.mul(amax, scalar_like(2, amax)))
+    out = lax.add(amax, lax.div(lax.log1p(exp(delta)), scalar_like(ln_base, amax)))
+    half = scalar_like(np.pi / ln_base, lax.real(out))
+    period = lax.add(half, half)
+    shifted = lax.rem(lax.add(lax.imag(out), half), period)
+    shifted = _where(lax.lt(shifted, scalar_like(0, shifted)), lax.add(shifted, period), shifted)
+    return lax.complex(lax.real(out), lax.sub(shifted, half))
 
 
 def _logaddexp_rule(fn: Callable, exp: Callable) -> Callable:
@@ -118,7 +134,8 @@ def _logaddexp_rule(fn: Callable, exp: Callable) -> Callable:
 
 
 def _replace_posinf(x: Any) -> Any:
-    return lax.select(lax.eq(x, scalar_like(np.inf, x)), full_like(x, 0), x)
+    re_x = lax.real(x) if aval(x).dtype.kind == "c" else x
+    return lax.select(lax.eq(re_x, scalar_like(np.inf, re_x)), full_like(x, 0), x)
 
 
 _logaddexp.defjvp(_logaddexp_rule(_logaddexp, lax.exp))
@@ -224,6 +241,8 @@ def round(a: Any, decimals: int = 0, out: None = None) -> Any:  # noqa: A001
         if decimals < 0:
             raise NotImplementedError("round: integer rounding with decimals < 0")
         return a
+    if aval(a).dtype.kind == "c":  # the real and imaginary parts separately, as JAX
+        return lax.complex(round(lax.real(a), decimals), round(lax.imag(a), decimals))
     method = lax.RoundingMethod.TO_NEAREST_EVEN
     if decimals == 0:
         return lax.round(a, method)

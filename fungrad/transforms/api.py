@@ -1,5 +1,5 @@
 """``jvp``, ``linearize``, ``vjp``, ``grad``, ``value_and_grad``, ``vmap``,
-``jacfwd``, ``jacrev``, ``hessian``, ``make_jaxpr``, ``eval_shape``.
+``jacfwd``, ``jacrev`` (``jacobian``), ``hessian``, ``make_jaxpr``, ``eval_shape``.
 
 Each function flattens pytrees, creates its trace on top of the current one,
 runs the function, unpacks the results and invalidates the trace (so escaped
@@ -273,14 +273,54 @@ def _argnums_spec(fun: Any, argnums: Any, api: str) -> tuple[tuple[int, ...], bo
     return check_argnums(argnums, where), not isinstance(argnums, Sequence), where
 
 
+def _check_input_dtype_revderiv(where: str, holomorphic: bool, allow_int: bool, x: Any,
+                                n: int | None = None) -> None:
+    """Reverse mode takes real or complex inputs; complex only with ``holomorphic=True``;
+    integers and booleans only with ``allow_int`` (as JAX)."""
+    dt = dtypes.dtype_and_weak(x)[0]
+    arg = "" if n is None else f" for argument {n}"
+    if holomorphic and dt.kind != "c":
+        raise TypeError(f"{where} with holomorphic=True requires inputs with complex dtype, "
+                        f"but got {dt.name}{arg}.")
+    if not dtypes.is_inexact(dt) and not allow_int:
+        raise TypeError(f"{where} requires real- or complex-valued inputs (input dtype that is "
+                        f"a sub-dtype of np.inexact), but got {dt.name}{arg}. If you want to use "
+                        "Boolean- or integer-valued inputs, use vjp or set allow_int to True.")
+
+
+def _check_output_dtype_revderiv(where: str, holomorphic: bool, x: Any) -> None:
+    """Reverse mode differentiates real outputs, or complex ones with ``holomorphic=True``:
+    the cotangent seed 1 only gives the derivative for those (as JAX)."""
+    dt = core.get_aval(x).dtype
+    if holomorphic:
+        if dt.kind != "c":
+            raise TypeError(f"{where} with holomorphic=True requires outputs with complex "
+                            f"dtype, but got {dt.name}.")
+    elif dt.kind == "c":
+        raise TypeError(f"{where} requires real-valued outputs (output dtype that is a sub-dtype "
+                        f"of np.floating), but got {dt.name}. For holomorphic differentiation, "
+                        "pass holomorphic=True. For differentiation of non-holomorphic functions "
+                        "involving complex outputs, use fungrad.vjp directly.")
+    elif not dtypes.is_float(dt):
+        raise TypeError(f"{where} requires real-valued outputs (output dtype that is a sub-dtype "
+                        f"of np.floating), but got {dt.name}. For differentiation of functions "
+                        "with integer outputs, use fungrad.vjp directly.")
+
+
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-                   allow_int: bool = False) -> Callable:
+                   holomorphic: bool = False, allow_int: bool = False) -> Callable:
     """A function returning ``(fun(*args), gradient w.r.t. args[argnums])`` (as JAX).
+
+    ``fun`` returns a real scalar; its gradient with respect to a complex input is the
+    cotangent of the seed 1 (JAX's convention: ``d|z|**2`` is ``2 * conj(z)``). With
+    ``holomorphic=True`` inputs and output are complex and the result is ``f'(z)``.
 
     Examples:
         >>> import fungrad, fungrad.numpy as jnp
         >>> fungrad.value_and_grad(lambda x: jnp.sum(x ** 2))(jnp.array([1.0, 2.0]))
         (Array(5., dtype=float32), Array([2., 4.], dtype=float32))
+        >>> fungrad.value_and_grad(lambda z: z ** 2, holomorphic=True)(jnp.complex64(1 + 2j))
+        (Array(-3.+4.j, dtype=complex64), Array(2.+4.j, dtype=complex64))
     """
     nums, single, where = _argnums_spec(fun, argnums, "grad")
     fname = _fun_name(fun)
@@ -290,13 +330,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         pos = resolve_argnums(nums, len(args), where, too_few_is_type_error=True)
         for n in pos:
             for leaf in tree_util.leaves(args[n]):
-                dt = dtypes.dtype_and_weak(leaf)[0]
-                if not dtypes.is_inexact(dt) and not allow_int:
-                    raise TypeError(
-                        f"grad({fname}) requires real- or complex-valued inputs (input dtype "
-                        f"that is a sub-dtype of np.inexact), but got {dt.name} for argument "
-                        f"{n}. If you want to use integer-valued inputs, use vjp or set "
-                        "allow_int to True.")
+                _check_input_dtype_revderiv(f"grad({fname})", holomorphic, allow_int, leaf, n)
         diff_args, restricted = _restrict(fun, args, pos, kwargs)
         if has_aux:
             out, f_vjp, aux = vjp(restricted, *diff_args, has_aux=True)
@@ -307,10 +341,8 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
             shape = core.get_aval(leaves[0]).shape if len(leaves) == 1 else f"a pytree {out!r}"
             raise TypeError(f"grad({fname}): gradient only defined for scalar-output functions. "
                             f"Output had shape: {shape}.")
+        _check_output_dtype_revderiv(f"grad({fname})", holomorphic, leaves[0])
         dt = core.get_aval(leaves[0]).dtype
-        if not dtypes.is_inexact(dt):
-            raise TypeError(f"grad({fname}) requires real- or complex-valued outputs (output "
-                            f"dtype that is a sub-dtype of np.inexact), but got {dt.name}.")
         from fungrad.lax import convert_element_type
         # The seed keeps the output's weak type (as JAX's ones_like), so the gradient of
         # a Python-scalar argument stays weakly typed.
@@ -323,10 +355,11 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
 
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-         allow_int: bool = False) -> Callable:
+         holomorphic: bool = False, allow_int: bool = False) -> Callable:
     """Gradient of a scalar-valued ``fun`` with respect to ``args[argnums]`` (as ``jax.grad``).
 
-    The gradient has the pytree structure of the differentiated argument(s).
+    The gradient has the pytree structure of the differentiated argument(s). ``fun`` must
+    return a real scalar, or a complex one with ``holomorphic=True`` (see ``value_and_grad``).
 
     Examples:
         >>> import fungrad, fungrad.numpy as jnp
@@ -336,7 +369,7 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
         >>> fungrad.grad(fungrad.grad(jnp.sin))(0.5)  # second derivative: -sin
         Array(-0.47942555, dtype=float32, weak_type=True)
     """
-    vg = value_and_grad(fun, argnums, has_aux, allow_int)
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int)
 
     @functools.wraps(fun)
     def grad_f(*args: Any, **kwargs: Any):
@@ -543,8 +576,10 @@ def _std_basis(flat: list) -> tuple[Any, list[int]]:
     return jnp.eye(sum(sizes), dtype=dt), sizes
 
 
-def _unravel(v: Any, flat: list, sizes: list[int], tree: Any, axis: int = 0) -> Any:
-    """Split ``v`` along ``axis`` into pieces shaped like the leaves in ``flat``."""
+def _unravel(v: Any, flat: list, sizes: list[int], tree: Any, axis: int = 0,
+             like: Any = None) -> Any:
+    """Split ``v`` along ``axis`` into pieces shaped like the leaves in ``flat``, with the
+    dtype of ``like`` (default: of each leaf; complex to real keeps the real part)."""
     from fungrad import numpy as jnp
     pieces, start = [], 0
     for x, n in zip(flat, sizes):
@@ -555,13 +590,40 @@ def _unravel(v: Any, flat: list, sizes: list[int], tree: Any, axis: int = 0) -> 
             new_shape = shape[:axis % len(shape)] + aval.shape
         else:
             new_shape = aval.shape + shape[1:]
-        pieces.append(jnp.reshape(piece, new_shape).astype(aval.dtype))
+        dtype = aval.dtype if like is None else core.get_aval(like).dtype
+        pieces.append(jnp.reshape(piece, new_shape).astype(dtype))
         start += n
     return tree_util.unflatten(tree, pieces)
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def _check_input_dtype_jacfwd(where: str, holomorphic: bool, x: Any) -> None:
+    """Forward mode pushes a real basis, so inputs are real unless ``holomorphic=True``
+    (then complex, and the basis is complex), as JAX."""
+    dt = core.get_aval(x).dtype
+    if holomorphic:
+        if dt.kind != "c":
+            raise TypeError(f"{where} with holomorphic=True requires inputs with complex "
+                            f"dtype, but got {dt.name}.")
+    elif not dtypes.is_float(dt):
+        raise TypeError(f"{where} requires real-valued inputs (input dtype that is a sub-dtype "
+                        f"of np.floating), but got {dt.name}. For holomorphic differentiation, "
+                        "pass holomorphic=True. For differentiation of non-holomorphic functions "
+                        "involving complex inputs or integer inputs, use fungrad.jvp directly.")
+
+
+def _check_output_dtype_jacfwd(where: str, holomorphic: bool, x: Any) -> None:
+    dt = core.get_aval(x).dtype
+    if holomorphic and dt.kind != "c":
+        raise TypeError(f"{where} with holomorphic=True requires outputs with complex dtype, "
+                        f"but got {dt.name}.")
+
+
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable:
     """Jacobian by forward mode: ``vmap`` of ``jvp`` over a standard basis (as ``jax.jacfwd``).
+
+    Inputs are real; with ``holomorphic=True`` inputs and outputs are complex and the
+    Jacobian holds the complex derivatives ``df_i/dz_j``.
 
     Examples:
         >>> import fungrad, fungrad.numpy as jnp
@@ -569,10 +631,11 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         Array([[2., 0.],
                [0., 4.]], dtype=float32)
     """
-    return _jacfwd(fun, argnums, has_aux, "jacfwd")
+    return _jacfwd(fun, argnums, has_aux, "jacfwd", holomorphic)
 
 
-def _jacfwd(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
+def _jacfwd(fun: Callable, argnums: Any, has_aux: bool, api: str,
+            holomorphic: bool = False) -> Callable:
     """``jacfwd``, naming ``api`` in argument errors (``hessian`` builds on it)."""
     nums, single, where = _argnums_spec(fun, argnums, api)
 
@@ -580,6 +643,8 @@ def _jacfwd(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
     def jac_f(*args: Any):
         dargs, restricted = _restrict(fun, args, resolve_argnums(nums, len(args), where))
         flat, tree = _flatten_args(dargs, where)
+        for x in flat:
+            _check_input_dtype_jacfwd(where, holomorphic, x)
         basis, sizes = _std_basis(flat)
 
         def push(v):
@@ -588,8 +653,11 @@ def _jacfwd(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
         out_axes = (None, -1, None) if has_aux else (None, -1)
         res = vmap(push, out_axes=out_axes)(basis)
         y, cols = res[0], res[1]
-        jac = tree_util.map(lambda yl, c: _in_tree_jac(_unravel(c, flat, sizes, tree, axis=-1), single),
-                            y, cols)
+        for yl in tree_util.leaves(y):
+            _check_output_dtype_jacfwd(where, holomorphic, yl)
+        jac = tree_util.map(
+            lambda yl, c: _in_tree_jac(_unravel(c, flat, sizes, tree, axis=-1, like=yl), single),
+            y, cols)
         return (jac, res[2]) if has_aux else jac
     return jac_f
 
@@ -598,8 +666,13 @@ def _in_tree_jac(per_arg: tuple, single: bool) -> Any:
     return per_arg[0] if single else per_arg
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False, allow_int: bool = False) -> Callable:
     """Jacobian by reverse mode: ``vmap`` of the pullback over a standard basis (as ``jax.jacrev``).
+
+    Outputs are real (inputs may be complex: each row is then the gradient of one output, as
+    ``grad`` gives it); with ``holomorphic=True`` inputs and outputs are complex and the
+    Jacobian holds the complex derivatives ``df_i/dz_j``. ``allow_int`` as in ``grad``.
 
     Examples:
         >>> import fungrad, fungrad.numpy as jnp
@@ -607,10 +680,17 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         Array([[0., 2.],
                [2., 0.]], dtype=float32)
     """
-    return _jacrev(fun, argnums, has_aux, "jacrev")
+    return _jacrev(fun, argnums, has_aux, "jacrev", holomorphic, allow_int)
 
 
-def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
+def jacobian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+             holomorphic: bool = False, allow_int: bool = False) -> Callable:
+    """Alias of ``jacrev`` (as ``jax.jacobian``)."""
+    return _jacrev(fun, argnums, has_aux, "jacobian", holomorphic, allow_int)
+
+
+def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str, holomorphic: bool = False,
+            allow_int: bool = False) -> Callable:
     """``jacrev``, naming ``api`` in argument errors (``hessian`` builds on it)."""
     from fungrad import numpy as jnp
     nums, single, where = _argnums_spec(fun, argnums, api)
@@ -618,11 +698,15 @@ def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
     @functools.wraps(fun)
     def jac_f(*args: Any):
         dargs, restricted = _restrict(fun, args, resolve_argnums(nums, len(args), where))
+        for x in tree_util.leaves(dargs):
+            _check_input_dtype_revderiv(where, holomorphic, allow_int, x)
         if has_aux:
             y, pullback, aux = vjp(restricted, *dargs, has_aux=True)
         else:
             (y, pullback), aux = vjp(restricted, *dargs), None
         flat_y, y_tree = tree_util.flatten(y)
+        for yl in flat_y:
+            _check_output_dtype_revderiv(where, holomorphic, yl)
         basis, sizes = _std_basis(flat_y)
         cts = vmap(lambda v: pullback(_unravel(v, flat_y, sizes, y_tree)))(basis)
         per_out, start = [], 0
@@ -636,7 +720,8 @@ def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str) -> Callable:
     return jac_f
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+            holomorphic: bool = False) -> Callable:
     """Hessian as ``jacfwd(jacrev(fun))``.
 
     Examples:
@@ -645,7 +730,8 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
         Array([[ 6.,  0.],
                [ 0., 12.]], dtype=float32)
     """
-    return _jacfwd(_jacrev(fun, argnums, has_aux, "hessian"), argnums, has_aux, "hessian")
+    return _jacfwd(_jacrev(fun, argnums, has_aux, "hessian", holomorphic), argnums, has_aux,
+                   "hessian", holomorphic)
 
 
 # --------------------------------------------------------------------------- staging
