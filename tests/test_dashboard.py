@@ -113,8 +113,8 @@ def test_runs_starting_or_misnamed(tmp_path):
     (tmp_path / "x" / "run").mkdir(parents=True)
     (tmp_path / "y" / "run").mkdir(parents=True)
     (tmp_path / "z").mkdir()
-    names = [r.name for r in load_runs([tmp_path / "x" / "run", tmp_path / "y" / "run", tmp_path / "z"])]
-    assert names == ["x/run", "y/run", "z"]
+    runs = load_runs([tmp_path / "x" / "run", tmp_path / "y" / "run", tmp_path / "z"])
+    assert [r.name for r in runs] == ["x/run", "y/run", "z"]
     with pytest.raises(ValueError, match="load_runs: run_dirs names a directory twice"):
         load_runs([tmp_path / "z", tmp_path / "x" / ".." / "z"])
 

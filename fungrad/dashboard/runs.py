@@ -100,13 +100,19 @@ def load_run(run_dir: str | os.PathLike, name: str | None = None) -> Run:
 
 
 def _run_names(paths: list[str]) -> list[str]:
-    """The last path components, as few as tell the directories apart: ``a/run``, ``b/run``."""
-    parts = [os.path.abspath(p).split(os.sep) for p in paths]
-    for depth in range(1, max(map(len, parts)) + 1):
-        names = ["/".join(p[-depth:]).lstrip("/") for p in parts]
-        if len(set(names)) == len(names):
+    """Each directory's last path components, as few as tell it from the others: ``a/run``
+    and ``b/run`` for two directories ``run``, but ``other`` beside them."""
+    full = [os.path.abspath(p) for p in paths]
+    if len(set(full)) < len(full):
+        raise ValueError(f"load_runs: run_dirs names a directory twice: {paths}")
+    parts = [f.split(os.sep) for f in full]
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-d:]).lstrip("/") for p, d in zip(parts, depth)]
+        clashes = {n for n in names if names.count(n) > 1}
+        if not clashes:
             return names
-    raise ValueError(f"load_runs: run_dirs names a directory twice: {paths}")
+        depth = [d + (n in clashes) for d, n in zip(depth, names)]
 
 
 def load_runs(run_dirs: Sequence[str | os.PathLike]) -> list[Run]:
