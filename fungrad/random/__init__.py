@@ -12,6 +12,9 @@ reuse a key for two draws::
 The generator is Threefry-2x32 (``threefry2x32_p``, the one primitive here) in
 JAX's default, partitionable counter scheme, so keys and draws equal JAX's.
 """
+from fungrad.random._distributions import (cauchy, double_sided_maxwell, logistic, lognormal,
+                                           maxwell, multivariate_normal, orthogonal, pareto,
+                                           rademacher, rayleigh, triangular, wald, weibull_min)
 from fungrad.random._keys import (PRNGKeyArray, PRNGKey, fold_in, key, key_data, key_impl, split,
                                   wrap_key_data)
 from fungrad.random._samplers import (bernoulli, bits, categorical, choice, exponential, gumbel,
@@ -22,4 +25,6 @@ from fungrad.random._threefry import threefry2x32, threefry2x32_p
 __all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "wrap_key_data", "split",
            "fold_in", "bits", "uniform", "normal", "truncated_normal", "bernoulli", "randint",
            "categorical", "gumbel", "permutation", "choice", "exponential", "laplace",
-           "threefry2x32", "threefry2x32_p"]
+           "threefry2x32", "threefry2x32_p", "cauchy", "logistic", "lognormal", "pareto",
+           "weibull_min", "rayleigh", "wald", "triangular", "rademacher", "maxwell",
+           "double_sided_maxwell", "orthogonal", "multivariate_normal"]

@@ -1,7 +1,8 @@
 """The float32 math of XLA's CPU backend, bit for bit, for the samplers.
 
 ``jax.random`` on the CPU turns uniform floats into draws with XLA's own
-float32 ``log``, ``log1p``, ``erf`` and ``erf_inv`` (not the C library's), and
+float32 ``log``, ``log1p``, ``exp``, ``erf`` and ``erf_inv`` (not the C library's;
+``pow`` and ``tan`` are the C library's ``powf`` and ``tanf``), and
 LLVM contracts a multiply feeding an add into one fused multiply-add (FMA, a
 single rounding) wherever the multiply has no other use. To give the same bits,
 each function below repeats XLA's float32 steps in the order and with the
@@ -12,13 +13,15 @@ All functions take and return NumPy (or NumPy-like, via ``xp``) float32 arrays.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from typing import Any, Callable
 
 import numpy as np
 
 from fungrad._core import core
 from fungrad.interpreters import ad, batching
-from fungrad.lax import add, div, exp, mul, square
+from fungrad.lax import add, cos, div, exp, log as lax_log, mul, pow as lax_pow, square, sub
 from fungrad.lax._ops import broadcast_to_shape, const
 from fungrad.lax._prim import elementwise_prim
 
@@ -93,6 +96,58 @@ def log(xp, x):
     out = xp.where((x < 0) | xp.isnan(x), _NAN_ALL_ONES, out)
     out = xp.where(xp.abs(x) < _MIN_NORMAL, np.float32(-np.inf), out)  # denormals are zeros
     return xp.where(x == np.inf, np.float32(np.inf), out)
+
+
+# --------------------------------------------------------------------------- exp
+
+# XLA CPU's float32 exp (its own range reduction and polynomial, not the C library's):
+# x clamped to [-87.8, 88.8]; n = floor(x * log2(e) + 1/2) clamped to [-127, 127];
+# r = x - n * ln2 in two FMAs (ln2 split as _EXP_C1 + _EXP_C2); exp(r) = 1 + r + r**2 P(r);
+# the result times 2**n built in the exponent bits (n = -127 gives 0), subnormals flushed.
+_EXP_P = tuple(_from_bits(b) for b in (0x39506967, 0x3AB743CE, 0x3C088908, 0x3D2AA9C1,
+                                       0x3E2AAAAA, 0x3F000000))
+_EXP_LOG2E = _from_bits(0x3FB8AA3B)
+_EXP_C1 = _from_bits(0x3F318000)
+_EXP_C2 = _from_bits(0xB95E8083)
+
+
+def exp(xp, x):
+    """XLA CPU's float32 exponential."""
+    x = xp.asarray(x, F32)
+    x = xp.minimum(xp.maximum(x, np.float32(-87.8)), np.float32(88.8))  # NaN passes through
+    n = xp.clip(xp.floor(fma(xp, x, _EXP_LOG2E, np.float32(0.5))), np.float32(-127),
+                np.float32(127))
+    r = fma(xp, -n, _EXP_C1, x)
+    r = fma(xp, -n, _EXP_C2, r)
+    y = fma(xp, _horner(xp, _EXP_P, r), r * r, r) + np.float32(1)
+    scale = ((xp.nan_to_num(n).astype(np.int32) + 127) << 23).view(F32)
+    out = y * scale
+    return xp.where(out < _MIN_NORMAL, np.float32(0), out)  # subnormal results flush to zero
+
+
+# --------------------------------------------------------------------------- pow, tan
+
+# XLA's CPU code computes float32 pow and tan by calling the C library's powf and tanf
+# element by element; calling the same functions gives the same bits.
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+_LIBM.powf.restype, _LIBM.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+_LIBM.tanf.restype, _LIBM.tanf.argtypes = ctypes.c_float, [ctypes.c_float]
+
+
+def _libm(fn: Callable, *args):
+    args = np.broadcast_arrays(*(np.asarray(a, F32) for a in args))
+    flat = [a.reshape(-1).tolist() for a in args]
+    return np.array(list(map(fn, *flat)), F32).reshape(args[0].shape)
+
+
+def pow(xp, x, y):  # noqa: A001
+    """XLA CPU's float32 ``x ** y`` (the C library's ``powf``)."""
+    return xp.asarray(_libm(_LIBM.powf, x, y))
+
+
+def tan(xp, x):
+    """XLA CPU's float32 tangent (the C library's ``tanf``)."""
+    return xp.asarray(_libm(_LIBM.tanf, x))
 
 
 # --------------------------------------------------------------------------- log1p
@@ -228,20 +283,37 @@ xla_erf = _unary("xla_erf", erf,
 xla_erf_inv = _unary("xla_erf_inv", erf_inv,
                      lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, exp(square(ans)))))
 
+xla_exp = _unary("xla_exp", exp, lambda t, ans, x: mul(t, ans))
+xla_tan = _unary("xla_tan", tan, lambda t, ans, x: div(t, square(cos(x))))
+
+xla_pow_p = elementwise_prim("xla_pow", _blockwise(pow), "f")
+batching.defbroadcasting(xla_pow_p)
+
+
+def _broadcast_term(f: Callable) -> Callable:
+    """A JVP term of a broadcasting primitive, broadcast to the output's shape."""
+    def rule(t, *args):
+        shape = np.broadcast_shapes(*(core.get_aval(x).shape for x in args))
+        return broadcast_to_shape(f(t, *args), shape)
+    return rule
+
+
+ad.defjvp(xla_pow_p,
+          _broadcast_term(lambda t, x, y: mul(t, mul(y, lax_pow(x, sub(y, const(y, 1)))))),
+          _broadcast_term(lambda t, x, y: mul(t, mul(lax_pow(x, y), lax_log(x)))))
+
+
+def xla_pow(x: Any, y: Any) -> Any:
+    """``x ** y`` in float32 as XLA's CPU code computes it (operands broadcast)."""
+    return xla_pow_p.bind(x, y)
+
+
 xla_fma_p = elementwise_prim("xla_fma", _blockwise(fma), "f")
 batching.defbroadcasting(xla_fma_p)
 
 
-def _fma_term(f: Callable) -> Callable:
-    """A JVP term of ``fma(a, b, c)`` broadcast to the output's shape."""
-    def rule(t, a, b, c):
-        shape = np.broadcast_shapes(*(core.get_aval(x).shape for x in (a, b, c)))
-        return broadcast_to_shape(f(t, a, b), shape)
-    return rule
-
-
-ad.defjvp(xla_fma_p, _fma_term(lambda t, a, b: mul(t, b)), _fma_term(lambda t, a, b: mul(a, t)),
-          _fma_term(lambda t, a, b: t))
+ad.defjvp(xla_fma_p, _broadcast_term(lambda t, a, b, c: mul(t, b)),
+          _broadcast_term(lambda t, a, b, c: mul(a, t)), _broadcast_term(lambda t, a, b, c: t))
 
 
 def xla_fma(a: Any, b: Any, c: Any) -> Any:
