@@ -363,6 +363,19 @@ def test_export_reads_back_with_tensorboard(two_runs, tmp_path):
         assert got == want, metric
 
 
+def test_export_of_elapsed_times_ends_at_the_logs_modification_time(tmp_path):
+    with MetricsWriter(tmp_path / "run") as log:
+        for step, elapsed in ((1, 0.5), (2, 2.0), (3, 3.25)):
+            log.write(step, train_loss=1.0 / step, wall_time=elapsed)
+        log.write(4, train_loss=0.2)
+    os.utime(tmp_path / "run" / "metrics.jsonl", (1.8e9, 1.8e9))
+    export_tensorboard(tmp_path / "run", tmp_path / "tb")
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    got = [(e.step, e.wall_time) for e in events.Scalars("train_loss")]
+    assert got == [(1, 1.8e9 - 2.75), (2, 1.8e9 - 1.25), (3, 1.8e9), (4, 1.8e9)]
+
+
 def test_command_line_exports_each_run_to_its_own_directory(two_runs, tmp_path, capsys):
     dirs, records = two_runs
     assert main([str(d) for d in dirs] + ["--tensorboard", str(tmp_path / "tb")]) == 0

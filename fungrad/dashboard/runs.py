@@ -4,7 +4,8 @@ A run directory holds ``config.json`` (the run's flags, a JSON object) and
 ``metrics.jsonl`` (written by :class:`fungrad.train.MetricsWriter`). Either may be
 missing while a run is starting: the run then has an empty config or no curves yet.
 Every numeric key of the log except ``step`` and ``wall_time`` is a metric; ``wall_time``
-(seconds since the epoch, as ``time.time()`` gives) is the other horizontal axis.
+(seconds on any clock: ``time.time()``, or the training time elapsed) gives the other
+horizontal axis, the seconds since the run's first record.
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ __all__ = ["crc32c", "export_tensorboard"]
 
 _FILE_VERSION = b"brain.Event:2"
 _MASK_DELTA = 0xA282EAD8  # TFRecord's CRC mask: rotate right by 15 bits, then add this
+_CLOCK_TIMES = 1e9  # seconds: logged wall times below this (before 2001) are elapsed times
 
 
 def _crc32c_table() -> tuple[int, ...]:
@@ -96,8 +97,12 @@ def _event(wall_time: float, step: int, *, file_version: bytes = b"",
 
 def export_tensorboard(run_dir: str | os.PathLike, logdir: str | os.PathLike) -> str:
     """Write ``run_dir``'s metrics as scalars (tagged with the metric names) to an event file
-    in ``logdir`` and return its path. Exporting again replaces the file. Each step keeps
-    its logged ``wall_time`` (the log's modification time where it has none).
+    in ``logdir`` and return its path. Exporting again replaces the file.
+
+    TensorBoard's wall times are seconds since the epoch: each step keeps its logged
+    ``wall_time`` where the log holds such times (``time.time()``); a log of elapsed
+    seconds (a ``wall_time`` below 1e9) is shifted so that its last record falls at the
+    log's modification time; steps without one take the modification time.
 
     >>> import tempfile
     >>> from fungrad.train import MetricsWriter
@@ -109,12 +114,18 @@ def export_tensorboard(run_dir: str | os.PathLike, logdir: str | os.PathLike) ->
     """
     run = load_run(run_dir)
     metrics_path = os.path.join(run.path, METRICS_FILE)
-    fallback = os.path.getmtime(metrics_path) if os.path.exists(metrics_path) else 0.0
-    start = run.start_time if run.start_time is not None else fallback
+    modified = os.path.getmtime(metrics_path) if os.path.exists(metrics_path) else 0.0
+    elapsed = [t for points in run.metrics.values() for _, _, t in points if t is not None]
+    if run.start_time is None:
+        start = modified
+    elif run.start_time >= _CLOCK_TIMES:
+        start = run.start_time
+    else:
+        start = modified - max(elapsed, default=0.0)
     steps: dict[int, tuple[float, list[tuple[str, float]]]] = {}
     for tag, points in run.metrics.items():
         for step, value, t in points:
-            wall_time = start + t if t is not None else fallback
+            wall_time = start + t if t is not None else modified
             steps.setdefault(step, (wall_time, []))[1].append((tag, value))
     os.makedirs(logdir, exist_ok=True)
     path = os.path.join(logdir, f"events.out.tfevents.{int(start)}.fungrad")
