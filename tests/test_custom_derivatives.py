@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 import fungrad
+import fungrad.custom_derivatives
 import fungrad.numpy as fnp
 from fungrad.test_util import check_grads
 from harness import GRAD_TOL, assert_same, to_fg, to_jax
@@ -360,3 +361,110 @@ def test_check_grads_on_pytrees_integers_and_custom_vjp():
         check_grads(right, (X, Y), order=1, modes=("rev",))
     check_grads(lambda x: fungrad.checkpoint(lambda v: fnp.sin(v) * fnp.exp(v))(x), (X,), order=2)
     check_grads(lambda x: x ** 3, (X.astype(np.float64),), order=2, eps=1e-3)
+
+
+# --------------------------------------------------------------------------- call semantics
+# Under differentiation the rule replaces the function: the function itself runs only
+# where the rule calls it, on the rule's (concrete, under grad/jvp) primal values, so
+# Python control flow on the inputs works. The number and order of the calls of the rule
+# and of the function are compared with jax's, for each transformation.
+
+def make_branchy(lib, custom_jvp, log):
+    @custom_jvp
+    def f(x):
+        log.append("f")
+        return lib.sin(x) if x > 0 else lib.cos(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        log.append("jvp")
+        (x,), (t,) = primals, tangents
+        return f(x), lib.cos(x) * t
+    return f
+
+
+CALL_CASES = {
+    "grad": lambda api, f, x: api.grad(f)(x),
+    "grad_grad": lambda api, f, x: api.grad(api.grad(f))(x),
+    "jvp": lambda api, f, x: api.jvp(f, (x,), (x,)),
+    "vjp": lambda api, f, x: api.vjp(f, x)[1](x),
+    "linearize": lambda api, f, x: api.linearize(f, x)[1](x),
+    "vmap_grad": lambda api, f, x: api.vmap(api.grad(f))(api.numpy.stack([x, -x])),
+    "jit_grad": lambda api, f, x: api.jit(api.grad(f))(x),
+    "grad_jit": lambda api, f, x: api.grad(api.jit(f))(x),
+}
+
+
+def _run_logged(api, lib, custom_jvp, case):
+    log = []
+    try:
+        out = CALL_CASES[case](api, make_branchy(lib, custom_jvp, log), 0.7)
+    except (jax.errors.TracerBoolConversionError,
+            fungrad.errors.TracerBoolConversionError) as e:
+        out = type(e).__name__
+    return out, log
+
+
+@pytest.mark.parametrize("case", list(CALL_CASES))
+def test_python_control_flow_and_call_counts_match_jax(case):
+    got, got_log = _run_logged(fungrad, fnp, fungrad.custom_jvp, case)
+    want, want_log = _run_logged(jax, jnp, jax.custom_jvp, case)
+    assert got_log == want_log
+    if isinstance(want, str):  # vmap/jit of the branch on a traced value: an error in both
+        assert got == want
+    else:
+        assert_same(got, want, GRAD_TOL, check_weak=False)
+
+
+def make_symbolic(lib, custom_jvp, seen):
+    @custom_jvp
+    def f(x, y):
+        return x * lib.sin(y)
+
+    def f_jvp(primals, tangents):
+        (x, y), (tx, ty) = primals, tangents
+        seen.append(tuple(type(t).__name__ == "SymbolicZero" for t in (tx, ty)))
+        out = f(x, y)
+        if type(tx).__name__ == "SymbolicZero":
+            return out, x * lib.cos(y) * ty
+        if type(ty).__name__ == "SymbolicZero":
+            return out, tx * lib.sin(y)
+        return out, tx * lib.sin(y) + x * lib.cos(y) * ty
+    f.defjvp(f_jvp, symbolic_zeros=True)
+    return f
+
+
+@pytest.mark.parametrize("argnums", [0, 1, (0, 1)])
+def test_symbolic_zeros_reach_the_rule(argnums):
+    seen_fg, seen_jax = [], []
+    got = fungrad.grad(make_symbolic(fnp, fungrad.custom_jvp, seen_fg), argnums)(0.4, 1.1)
+    want = jax.grad(make_symbolic(jnp, jax.custom_jvp, seen_jax), argnums)(0.4, 1.1)
+    assert_same(got, want, GRAD_TOL, check_weak=False)
+    assert seen_fg == seen_jax
+    seen_fg, seen_jax = [], []
+    batch = (to_fg(X), to_fg(Y)), (to_jax(X), to_jax(Y))
+    got = fungrad.vmap(fungrad.grad(make_symbolic(fnp, fungrad.custom_jvp, seen_fg), argnums))(
+        *batch[0])
+    want = jax.vmap(jax.grad(make_symbolic(jnp, jax.custom_jvp, seen_jax), argnums))(*batch[1])
+    assert_same(got, want, GRAD_TOL, check_weak=False)
+    assert seen_fg == seen_jax
+
+
+def make_floor(lib, custom_jvp, symbolic_zero):
+    @custom_jvp
+    def f(x):
+        return lib.floor(x)
+
+    def f_jvp(primals, tangents):
+        return f(*primals), symbolic_zero.from_primal_value(primals[0])
+    f.defjvp(f_jvp, symbolic_zeros=True)
+    return f
+
+
+def test_symbolic_zero_output_tangent():
+    f_fg = make_floor(fnp, fungrad.custom_jvp, fungrad.custom_derivatives.SymbolicZero)
+    f_jax = make_floor(jnp, jax.custom_jvp, jax.custom_derivatives.SymbolicZero)
+    assert_same(fungrad.grad(lambda x: f_fg(x) + x)(1.5), jax.grad(lambda x: f_jax(x) + x)(1.5),
+                GRAD_TOL, check_weak=False)
+    assert_same(fungrad.jit(fungrad.grad(lambda x: f_fg(x) * x))(1.5),
+                jax.jit(jax.grad(lambda x: f_jax(x) * x))(1.5), GRAD_TOL, check_weak=False)

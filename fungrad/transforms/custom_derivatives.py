@@ -39,12 +39,13 @@ from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray
 from fungrad._core.eval import EvalTrace
 from fungrad.errors import FungradTypeError, UnexpectedTracerError
 from fungrad.interpreters import ad, batching
+from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.ad_util import stop_gradient
 from fungrad.lax.control_flow.common import as_leaf, flatten_operands, run_jaxpr, trace_fun
 from fungrad.lax.reductions import reduce_sum
 from fungrad.transforms.api import _fun_name, check_argnums
 
-__all__ = ["custom_jvp", "custom_vjp", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
+__all__ = ["custom_jvp", "custom_vjp", "SymbolicZero", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
 
 
 class CustomDerivativeTracerError(UnexpectedTracerError):
@@ -58,6 +59,29 @@ class CustomDerivativeTracerError(UnexpectedTracerError):
 
     def __init__(self, message: str) -> None:
         FungradTypeError.__init__(self, message)
+
+
+class SymbolicZero:
+    """The tangent of an argument that is not differentiated, as a custom JVP rule
+    defined with ``defjvp(..., symbolic_zeros=True)`` sees it (``jax.custom_derivatives.
+    SymbolicZero``): it has the tangent's ``aval``, ``shape`` and ``dtype`` and no value.
+    A rule may also return one for a tangent output that is zero.
+    """
+
+    def __init__(self, aval: ShapedArray) -> None:
+        self.aval = aval
+
+    shape = property(lambda self: self.aval.shape)
+    dtype = property(lambda self: self.aval.dtype)
+    ndim = property(lambda self: self.aval.ndim)
+
+    @staticmethod
+    def from_primal_value(x: Any) -> "SymbolicZero":
+        """The symbolic zero tangent of primal value ``x``."""
+        return SymbolicZero(_tangent_aval(core.get_aval(x)))
+
+    def __repr__(self) -> str:
+        return "SymbolicZero"
 
 
 def _closure_error(kind: str, fname: str, aval: ShapedArray) -> CustomDerivativeTracerError:
@@ -159,15 +183,32 @@ def _check_closure_tangents(kind: str, fname: str, consts: Sequence, tangents: S
             raise _closure_error(kind, fname, core.get_aval(c))
 
 
-def _jvp_trace_with_tangents(flat_args: Sequence) -> ad.JVPTrace | None:
-    """The current trace if it is a JVP trace that perturbs one of ``flat_args``."""
+def _owns_any(trace: core.Trace, flat_args: Sequence) -> bool:
+    """Whether one of ``flat_args`` is a tracer of ``trace`` that it has work for: a
+    perturbed JVP tracer, an unknown partial-evaluation value, a batched value."""
+    if type(trace) is ad.JVPTrace:
+        return any(type(a) is ad.JVPTracer and a._trace is trace and type(a.tangent) is not ad.Zero
+                   for a in flat_args)
+    return any(isinstance(a, core.Tracer) and a._trace is trace for a in flat_args)
+
+
+def _call_trace(flat_args: Sequence) -> core.Trace:
+    """The trace that handles a call of a custom-derivative function on ``flat_args``.
+
+    Starting from the current trace, a JVP, partial-evaluation or (unnamed) batching
+    trace that none of the arguments belong to passes the call on to its parent, as
+    JAX's ``process_custom_jvp_call`` rebinds in the parent trace when the inputs
+    carry no tangent or batch dimension. So under ``grad`` the rule's own call of
+    the function reaches the eager trace and runs on concrete values (Python control
+    flow works there), while a staging trace (``jit``, ``make_jaxpr``) still traces it.
+    """
     trace = core.current_trace()
-    if type(trace) is not ad.JVPTrace:
-        return None
-    for a in flat_args:
-        if type(a) is ad.JVPTracer and a._trace is trace and type(a.tangent) is not ad.Zero:
-            return trace
-    return None
+    while not _owns_any(trace, flat_args) and (
+            type(trace) is ad.JVPTrace
+            or (type(trace) is pe.JaxprTrace and not trace.stage_all)
+            or (type(trace) is batching.BatchTrace and trace.axis_name is None)):
+        trace = trace.parent
+    return trace
 
 
 def _trace_primal(fun: Callable, flat_args: list, in_tree: Any, kind: str
@@ -208,8 +249,10 @@ def _match_batched(vals: Sequence, dims: Sequence, want: Sequence[bool], axis_si
     """Outputs with the batch dimension at 0 exactly where ``want`` says."""
     out = []
     for v, d, w in zip(vals, dims, want):
-        if w:
-            out.append(v if type(v) is ad.Zero else batching.bdim_at_front(v, d, axis_size))
+        if w and type(v) is ad.Zero:
+            out.append(ad.Zero(ShapedArray((axis_size, *v.aval.shape), v.aval.dtype)))
+        elif w:
+            out.append(batching.bdim_at_front(v, d, axis_size))
         elif d is not None:
             raise ValueError(f"{what} produced a batched output where the custom function's "
                              "output is not batched; make the rule's outputs depend on the "
@@ -217,6 +260,11 @@ def _match_batched(vals: Sequence, dims: Sequence, want: Sequence[bool], axis_si
         else:
             out.append(v)
     return out
+
+
+def _unbatched_zero(t: ad.Zero) -> ad.Zero:
+    """A symbolic zero batched at axis 0, as one batch member sees it."""
+    return ad.Zero(ShapedArray(t.aval.shape[1:], t.aval.dtype))
 
 
 def _batch_inputs(vals: Sequence, dims: Sequence) -> list:
@@ -256,10 +304,16 @@ class custom_jvp:
         self.fun = fun
         self.nondiff_argnums = _check_nondiff_argnums(nondiff_argnums, fun, "custom_jvp")
         self.jvp: Callable | None = None
+        self.symbolic_zeros = False
 
-    def defjvp(self, jvp: Callable) -> Callable:
-        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (primal_out, tangent_out)``."""
-        self.jvp = jvp
+    def defjvp(self, jvp: Callable, symbolic_zeros: bool = False) -> Callable:
+        """Set the rule ``jvp(*nondiff_args, primals, tangents) -> (primal_out, tangent_out)``.
+
+        With ``symbolic_zeros=True`` the tangent of an argument that is not
+        differentiated reaches the rule as a ``SymbolicZero`` (instead of an array
+        of zeros), and the rule may return ``SymbolicZero`` tangents itself.
+        """
+        self.jvp, self.symbolic_zeros = jvp, bool(symbolic_zeros)
         return jvp
 
     def defjvps(self, *jvps: Callable | None) -> None:
@@ -292,17 +346,21 @@ class custom_jvp:
         static, dyn = _split_nondiff(args, nondiff)
         static = [tree_util.map(_stop_traced_gradient, s) for s in static]
         flat_args, in_tree = flatten_operands(tuple(dyn), f"custom_jvp {name}", "arguments")
-        jvp_trace = _jvp_trace_with_tangents(flat_args)
-        if jvp_trace is not None:  # the common eager case: apply the rule right away
-            rule = _JVPRule(self.jvp, static, in_tree, None, None, name)
-            primals, tangents = zip(*[jvp_trace.unpack(a) for a in flat_args])
-            with core.set_current_trace(jvp_trace.parent):
-                outs, t_outs = rule(list(primals), [ad.instantiate(t) for t in tangents])
-            flat_out = [jvp_trace.wrap(o, _as_tangent(t)) for o, t in zip(outs, t_outs)]
+        trace = _call_trace(flat_args)
+        if isinstance(trace, EvalTrace):  # e.g. the rule's own call under grad: concrete
+            with core.set_current_trace(trace):
+                return self.fun(*args)
+        if type(trace) is ad.JVPTrace:  # differentiated: apply the rule, never trace fun
+            rule = _JVPRule(self.jvp, static, in_tree, None, None, name, self.symbolic_zeros)
+            primals, tangents = zip(*[trace.unpack(a) for a in flat_args])
+            with core.set_current_trace(trace.parent):
+                outs, t_outs = rule(list(primals), list(tangents))
+            flat_out = [trace.wrap(o, t) for o, t in zip(outs, t_outs)]
             return tree_util.unflatten(rule.out_tree, flat_out)
         fun = lambda *d: self.fun(*_merge_nondiff(static, d, nondiff))  # noqa: E731
         call_jaxpr, consts, out_tree = _trace_primal(fun, flat_args, in_tree, "custom_jvp")
-        rule = _JVPRule(self.jvp, static, in_tree, out_tree, call_jaxpr.out_avals, name)
+        rule = _JVPRule(self.jvp, static, in_tree, out_tree, call_jaxpr.out_avals, name,
+                        self.symbolic_zeros)
         outs = custom_jvp_call_p.bind(*consts, *flat_args, call_jaxpr=call_jaxpr, jvp=rule,
                                       num_consts=len(consts))
         return tree_util.unflatten(out_tree, outs)
@@ -312,20 +370,29 @@ class _JVPRule:
     """The user's JVP rule on flat lists: ``(primals, tangents) -> (outs, tangent_outs)``."""
 
     def __init__(self, jvp: Callable, static: Sequence, in_tree: Any, out_tree: Any,
-                 out_avals: Sequence[ShapedArray] | None, fname: str) -> None:
+                 out_avals: Sequence[ShapedArray] | None, fname: str,
+                 symbolic_zeros: bool = False) -> None:
         self.jvp, self.static, self.in_tree = jvp, list(static), in_tree
         self.out_tree, self.out_avals, self.fname = out_tree, out_avals, fname
+        self.symbolic_zeros = symbolic_zeros
         self.__name__ = _fun_name(jvp)
 
     def __call__(self, primals: Sequence, tangents: Sequence) -> tuple[list, list]:
+        """Tangents in and out may be ``ad.Zero``: the rule sees ``SymbolicZero`` for them
+        when it asked for symbolic zeros, arrays of zeros otherwise."""
         rname = f"Custom JVP rule {self.__name__} for function {self.fname}"
+        tangents = [SymbolicZero(t.aval) if type(t) is ad.Zero and self.symbolic_zeros
+                    else ad.instantiate(t) for t in tangents]
         pair = self.jvp(*self.static, tree_util.unflatten(self.in_tree, primals),
                         tree_util.unflatten(self.in_tree, tangents))
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"{rname} must produce a pair (list or tuple of length two) "
                             f"representing primal and tangent outputs, but got {pair!r}.")
         outs, tree = flatten_operands(pair[0], rname, "primal outputs")
-        t_outs, t_tree = flatten_operands(pair[1], rname, "tangent outputs")
+        t_leaves, t_tree = tree_util.flatten(pair[1])
+        t_outs = [ad.Zero(t.aval) if type(t) is SymbolicZero else as_leaf(t, rname,
+                                                                         "tangent outputs")
+                  for t in t_leaves]
         if tree != t_tree:
             raise TypeError(f"{rname} must produce primal and tangent outputs with equal "
                             f"container (pytree) structures, but got {tree} and {t_tree}.")
@@ -337,9 +404,10 @@ class _JVPRule:
         if self.out_avals is not None:
             _check_avals(f"{rname}: primal outputs", avals, self.out_avals)
         _check_avals(f"{rname} must produce primal and tangent outputs with corresponding "
-                     "shapes and dtypes", [core.get_aval(t) for t in t_outs],
+                     "shapes and dtypes", [t.aval if type(t) is ad.Zero else core.get_aval(t)
+                                           for t in t_outs],
                      [_tangent_aval(a) for a in avals])
-        return outs, t_outs
+        return outs, [t if type(t) is ad.Zero else _as_tangent(t) for t in t_outs]
 
 
 class _BatchedJVPRule:
@@ -353,6 +421,8 @@ class _BatchedJVPRule:
 
     def __call__(self, primals: Sequence, tangents: Sequence) -> tuple[list, list]:
         n = len(primals)
+        tangents = [_unbatched_zero(t) if type(t) is ad.Zero and b else t
+                    for t, b in zip(tangents, self.in_batched)]
         vals, dims = _vmap_flat(lambda a: sum(self.rule(a[:n], a[n:]), []), self.axis_size,
                                 self.axis_name, [*primals, *tangents], self.in_batched * 2)
         out = _match_batched(vals, dims, self.out_batched * 2, self.axis_size,
@@ -363,9 +433,7 @@ class _BatchedJVPRule:
 
 def _custom_jvp_call_jvp(primals, tangents, *, call_jaxpr, jvp, num_consts):
     _check_closure_tangents("custom_jvp", jvp.fname, primals[:num_consts], tangents[:num_consts])
-    tangents = [ad.instantiate(t) for t in tangents[num_consts:]]
-    outs, t_outs = jvp(list(primals[num_consts:]), tangents)
-    return outs, [_as_tangent(t) for t in t_outs]
+    return jvp(list(primals[num_consts:]), list(tangents[num_consts:]))
 
 
 def _custom_jvp_call_batch(trace, vals, dims, *, call_jaxpr, jvp, num_consts):
@@ -448,14 +516,17 @@ class custom_vjp:
         if isinstance(core.current_trace(), EvalTrace):
             return self.fun(*args)
         flat_args, in_tree = flatten_operands(tuple(dyn), f"custom_vjp {name}", "arguments")
+        trace = _call_trace(flat_args)
+        if isinstance(trace, EvalTrace):  # e.g. fwd's own call under grad: concrete
+            with core.set_current_trace(trace):
+                return self.fun(*args)
         fwd = _FwdRule(self.fwd, static, nondiff, in_tree, name)
         bwd = _BwdRule(self.bwd, static, in_tree, [core.get_aval(a) for a in flat_args], name)
-        jvp_trace = _jvp_trace_with_tangents(flat_args)
-        if jvp_trace is not None:  # the common eager case: run fwd now, stage bwd
-            primals, tangents = zip(*[jvp_trace.unpack(a) for a in flat_args])
-            with core.set_current_trace(jvp_trace.parent):
+        if type(trace) is ad.JVPTrace:  # differentiated: run fwd now, stage bwd
+            primals, tangents = zip(*[trace.unpack(a) for a in flat_args])
+            with core.set_current_trace(trace.parent):
                 outs, t_outs = _custom_vjp_jvp(fwd, bwd, list(primals), list(tangents))
-            flat_out = [jvp_trace.wrap(o, t) for o, t in zip(outs, t_outs)]
+            flat_out = [trace.wrap(o, t) for o, t in zip(outs, t_outs)]
             return tree_util.unflatten(fwd.out_tree, flat_out)
         fun = lambda *d: self.fun(*_merge_nondiff(static, d, nondiff))  # noqa: E731
         call_jaxpr, consts, out_tree = _trace_primal(fun, flat_args, in_tree, "custom_vjp")
