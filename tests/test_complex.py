@@ -225,11 +225,20 @@ def _losses(op: Op, ns):
 # --------------------------------------------------------------------------- values
 
 @pytest.mark.parametrize("label", list(OPS_BY_ID))
-def test_values_and_dtypes(label):
-    """Values, shapes, dtypes and weak types against jax on complex64 operands."""
+def test_values_vmap_jit(label):
+    """Values, shapes, dtypes and weak types against jax on complex64 operands; vmap over
+    a new leading axis of every argument against jax (one compiled reference for both);
+    jit, and jit of ``grad``, against eager."""
     op = OPS_BY_ID[label]
     args = op.args(RNG)
-    assert_same(op.fg(*args), jit(op.ref)(*args))
+    batched = [np.stack([a, b]) for a, b in zip(args, op.args(RNG))]
+    ref, ref_batched = jit(lambda a, b: (op.ref(*a), jax.vmap(op.ref)(*b)))(args, batched)
+    assert_same(op.fg(*args), ref)
+    assert_same(fungrad.vmap(op.fg)(*batched), ref_batched, check_weak=False)
+    assert_same(fungrad.jit(op.fg)(*args), op.fg(*args))
+    if op.grad:
+        g = fungrad.grad(_losses(op, FG)[0], argnums=op.diff_argnums(args))
+        assert_same(fungrad.jit(g)(*args), g(*args), GRAD_TOL)
 
 
 @pytest.mark.parametrize("label", ["add", "divide", "power", "exp", "log", "sqrt", "arctanh",
@@ -313,7 +322,7 @@ def test_abs_squared_convention():
     """JAX's convention: ``grad(|z|**2)`` is ``2 conj(z)``; ``grad(real(f(z)))`` of a
     holomorphic ``f`` is ``f'(z)``, here ``2 z``, as is the holomorphic derivative."""
     z = np.complex64(1 + 2j)
-    for ns in (FG, JX):
+    for ns in (FG, JX):  # jax on a 0-d input: only a few tiny compilations
         assert complex(ns.api.grad(lambda z: ns.np.abs(z) ** 2)(z)) == pytest.approx(2 - 4j)
         assert complex(ns.api.grad(lambda z: ns.np.real(z ** 2))(z)) == pytest.approx(2 + 4j)
         assert complex(ns.api.grad(lambda z: z ** 2, holomorphic=True)(z)) == pytest.approx(2 + 4j)
@@ -343,7 +352,7 @@ def test_hessian_holomorphic():
     z = DEFAULT(RNG, (3,), C64)
     f = lambda ns: lambda z: ns.np.sum(ns.np.sin(z) * z ** 2)  # noqa: E731
     assert_same(fungrad.hessian(f(FG), holomorphic=True)(z),
-                jax.hessian(f(JX), holomorphic=True)(z), GRAD_TOL, check_weak=False)
+                jit(jax.hessian(f(JX), holomorphic=True))(z), GRAD_TOL, check_weak=False)
 
 
 def test_jacrev_of_real_function_of_complex_input():
@@ -353,7 +362,7 @@ def test_jacrev_of_real_function_of_complex_input():
     for fun, arg, api in [(lambda ns: lambda z: ns.np.abs(z * z[::-1]), z, "jacrev"),
                           (lambda ns: lambda x: ns.np.exp(1j * x) * x[::-1], x, "jacfwd"),
                           (lambda ns: lambda x: ns.np.abs(ns.np.exp(1j * x) * x), x, "jacrev")]:
-        assert_same(getattr(fungrad, api)(fun(FG))(arg), getattr(jax, api)(fun(JX))(arg),
+        assert_same(getattr(fungrad, api)(fun(FG))(arg), jit(getattr(jax, api)(fun(JX)))(arg),
                     GRAD_TOL, check_weak=False)
 
 
@@ -368,23 +377,6 @@ def test_vjp_is_the_transpose_of_the_jvp():
     lhs = np.sum(np.real(np.asarray(ct) * np.asarray(jt)))
     rhs = np.sum(np.real(np.asarray(cz) * tz + np.asarray(cw) * tw))
     np.testing.assert_allclose(lhs, rhs, rtol=GRAD_TOL[C64][0])
-
-
-# --------------------------------------------------------------------------- vmap and jit
-
-@pytest.mark.parametrize("label", list(OPS_BY_ID))
-def test_vmap_and_jit(label):
-    """vmap over a new leading axis of every argument against jax; jit against eager."""
-    op = OPS_BY_ID[label]
-    batched = [np.stack([a, *op.args(RNG)[i:i + 1]]) for i, a in enumerate(op.args(RNG))]
-    assert_same(fungrad.vmap(op.fg)(*batched), jit(jax.vmap(op.ref))(*batched), check_weak=False)
-    args = op.args(RNG)
-    assert_same(fungrad.jit(op.fg)(*args), op.fg(*args))
-    if op.grad:
-        L = _losses(op, FG)[0]
-        nums = op.diff_argnums(args)
-        g = fungrad.grad(L, argnums=nums)
-        assert_same(fungrad.jit(g)(*args), g(*args), GRAD_TOL)
 
 
 # --------------------------------------------------------------------------- dtypes
