@@ -72,7 +72,8 @@ def two_runs(tmp_path):
     a, b = tmp_path / "alpha", tmp_path / "beta"
     records = {
         "alpha": write_run(a, config={"n_layer": 4, "lr": 1e-3, "note": "</script><b>x</b>",
-                                      "sched": {"warmup": 4}}),
+                                      "sched": {"warmup": 4, "decay": {"kind": "cosine"}},
+                                      "empty": {}}),
         "beta": write_run(b, steps=30, extra=lambda step: {"custom_metric": step / 10.0},
                           config={"n_layer": 6, "lr": 1e-3}),
     }
@@ -85,7 +86,7 @@ def test_runs_hold_every_logged_metric_and_the_config(two_runs):
     dirs, records = two_runs
     runs = load_runs(dirs)
     assert [r.name for r in runs] == ["alpha", "beta"]
-    assert runs[0].config["sched"] == {"warmup": 4} and runs[1].config["n_layer"] == 6
+    assert runs[0].config["sched"]["decay"] == {"kind": "cosine"} and runs[1].config["n_layer"] == 6
     assert page_data(runs)["metrics"] == USUAL + ["custom_metric"]
     for run in runs:
         for metric, points in run.metrics.items():
@@ -285,7 +286,9 @@ def test_browser_draws_every_curve_axes_and_configs(browser, two_runs, tmp_path)
                       config)
     assert rows == [(' class="differs"', "n_layer", "4", "6"), ("", "lr", "0.001", "0.001"),
                     (' class="differs"', "note", '"&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;"', ""),
-                    (' class="differs"', "sched", '{"warmup":4}', "")]
+                    (' class="differs"', "sched.warmup", "4", ""),
+                    (' class="differs"', "sched.decay.kind", '"cosine"', ""),
+                    (' class="differs"', "empty", "{}", "")]
 
 
 # --------------------------------------------------------------------------- serving

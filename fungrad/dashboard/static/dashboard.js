@@ -236,12 +236,25 @@
   }
 
   // One row per config key, one column per run; rows where the runs differ are marked.
+  // A config's values as JSON text, nested objects spread out: {"model": {"n_layer": 4}}
+  // gives {"model.n_layer": "4"}.
+  function flatten(config, prefix = "", out = {}) {
+    for (const [k, v] of Object.entries(config)) {
+      if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length) {
+        flatten(v, prefix + k + ".", out);
+      } else {
+        out[prefix + k] = JSON.stringify(v);
+      }
+    }
+    return out;
+  }
+
   function configs() {
     const box = document.getElementById("configs");
     box.replaceChildren();
-    const runs = state.data.runs, keys = [];
-    for (const run of runs) {
-      for (const k of Object.keys(run.config)) if (!keys.includes(k)) keys.push(k);
+    const runs = state.data.runs, flat = runs.map((run) => flatten(run.config)), keys = [];
+    for (const config of flat) {
+      for (const k of Object.keys(config)) if (!keys.includes(k)) keys.push(k);
     }
     if (keys.length === 0) { html("p", {class: "empty"}, box, "No config.json found."); return; }
     const table = html("table", {class: "config"}, box);
@@ -253,7 +266,7 @@
     });
     const body = html("tbody", {}, table);
     for (const k of keys) {
-      const cells = runs.map((run) => k in run.config ? JSON.stringify(run.config[k]) : "");
+      const cells = flat.map((config) => k in config ? config[k] : "");
       const row = html("tr", new Set(cells).size > 1 ? {class: "differs"} : {}, body);
       html("th", {}, row, k);
       for (const cell of cells) html("td", {}, row, cell);
