@@ -395,6 +395,20 @@ def test_jvp_vjp(label):
     check_jvp_vjp(op.fg_fn, op.ref_fn, args, argnums)
 
 
+COMPLEX_GRAD_OPS = [str(op) for op in OPS if C64 in op.dtypes
+                    and (op.grad or op.name in ("real", "imag", "conj", "complex"))]
+
+
+@pytest.mark.parametrize("label", COMPLEX_GRAD_OPS)
+def test_jvp_vjp_complex(label):
+    """JVP and VJP on complex64 inputs with complex tangents and cotangents (JAX's
+    convention: the VJP is the transpose of the JVP, nothing conjugated)."""
+    op = OPS_BY_ID[label]
+    args = op.args(RNG, [(3, 4)] * op.nargs, C64)
+    check_jvp_vjp(op.fg_fn, op.ref_fn, args,
+                  tuple(i for i, a in enumerate(args) if np.asarray(a).dtype == C64))
+
+
 def test_max_min_ties_split_the_gradient():
     x = np.array([1.0, 2.0, 3.0], np.float32)
     for name in ("max", "min"):
