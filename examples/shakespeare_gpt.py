@@ -24,10 +24,10 @@ import dataclasses
 import json
 import os
 import signal
-import sys
 import time
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
                        help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
     opt = ap.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="sequences per step")
-    opt.add_argument("--steps", type=int, default=5000,
+    opt.add_argument("--steps", type=int, default=2700,
                      help="planned steps; the learning-rate schedule spans them")
     opt.add_argument("--max-minutes", type=float, default=5.0,
                      help="stop (with a checkpoint) after this much training time; 0: no limit")
@@ -148,7 +148,7 @@ def make_optimizer(args: argparse.Namespace) -> tuple[optim.GradientTransformati
     global norm 1; only matrices (embeddings included) are decayed, as in GPT-2 and nanoGPT."""
     schedule = optim.warmup_cosine_decay_schedule(0.0, args.lr, warmup_steps=args.warmup_steps,
                                                   decay_steps=args.steps, end_value=args.min_lr)
-    decay_matrices = lambda params: fungrad.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    decay_matrices = lambda params: fungrad.tree.map(lambda p: p.ndim >= 2, params)
     opt = optim.chain(optim.clip_by_global_norm(1.0),
                       optim.adamw(schedule, b1=0.9, b2=0.99, weight_decay=args.weight_decay,
                                   mask=decay_matrices))
@@ -174,7 +174,7 @@ def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation) -> tuple[Any
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss, nn.global_norm(grads)
 
-    val_loss = lambda params, x, y: gpt2.loss(params, cfg, x, y)  # noqa: E731
+    val_loss = lambda params, x, y: gpt2.loss(params, cfg, x, y)
     return fungrad.jit(train_step, donate_argnums=(0, 1)), fungrad.jit(val_loss)
 
 
@@ -253,7 +253,46 @@ def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace) -> str:
     return "done"
 
 
+def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: optim.Schedule,
+               train_step: Any, evaluate: Any, train_data: np.ndarray, stop: StopFlag
+               ) -> tuple[str, float | None]:
+    """Train from ``state["step"]`` (updating ``state``) until the planned steps are done or
+    something stops the run; log every step, evaluate and checkpoint at their intervals.
+    Returns why it stopped and the last validation loss (None if none was measured)."""
+    checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
+    tokens_per_step = args.batch_size * args.block_size
+    val_loss, reason = None, "done"
+    bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True, smoothing=0.1)
+    t_start = time.perf_counter() - state["elapsed"]
+    with train.MetricsWriter(run_dir) as log:
+        while state["step"] < args.steps and reason == "done":
+            step = state["step"]
+            x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, step, args.batch_size,
+                             args.block_size)
+            t0 = time.perf_counter()
+            params, opt_state, loss, grad_norm = train_step(
+                state["params"], state["opt_state"], x, y, state["dropout_key"], jnp.asarray(step, jnp.uint32))
+            loss = float(loss)
+            dt = time.perf_counter() - t0
+            state.update(params=params, opt_state=opt_state, step=step + 1,
+                         elapsed=time.perf_counter() - t_start)
+            record = {"train_loss": loss, "lr": float(schedule(step)), "grad_norm": grad_norm,
+                      "tokens_per_sec": tokens_per_step / dt, "wall_time": state["elapsed"]}
+            if state["step"] % args.eval_interval == 0 or state["step"] == args.steps:
+                val_loss = record["val_loss"] = evaluate(state["params"])
+            log.write(state["step"], **record)
+            bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
+                            tok_s=f"{tokens_per_step / dt:,.0f}", refresh=False)
+            bar.update()
+            reason = stop_reason(stop, state, args)
+            if state["step"] % args.checkpoint_interval == 0:
+                train.save_checkpoint(checkpoint, state)
+    bar.close()
+    return reason, val_loss
+
+
 def main(argv: list[str] | None = None) -> None:
+    stop = StopFlag()
     ap = parser()
     args, run_dir = prepare_run(ap, argv)
     text = load_text()
@@ -273,63 +312,29 @@ def main(argv: list[str] | None = None) -> None:
     train_step, val_loss_fn = make_steps(cfg, opt)
     val_batches = [get_batch(val_data, args.seed, VAL_STREAM, i, args.batch_size, args.block_size)
                    for i in range(args.eval_batches)]
-    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches]))  # noqa: E731
+    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches]))
 
-    def save() -> None:
-        train.save_checkpoint(checkpoint, state)
-
-    stop = StopFlag()
-    tokens_per_step = args.batch_size * args.block_size
     print(f"{n_params / 1e6:.2f}M parameters, vocab {cfg.vocab_size}, {len(train_data):,} training "
           f"characters; run directory {run_dir}")
-    print(f"training: step {state['step']} -> {args.steps}, {tokens_per_step} tokens per step "
-          f"(Ctrl-C stops with a checkpoint)", flush=True)
-    val_loss, reason = None, "done"
-    bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True, smoothing=0.1)
-    t_start = time.perf_counter() - state["elapsed"]
-    with train.MetricsWriter(run_dir) as log:
-        while state["step"] < args.steps:
-            step = state["step"]
-            t0 = time.perf_counter()
-            x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, step, args.batch_size,
-                             args.block_size)
-            params, opt_state, loss, grad_norm = train_step(
-                state["params"], state["opt_state"], x, y, state["dropout_key"], jnp.asarray(step, jnp.uint32))
-            loss = float(loss)
-            dt = time.perf_counter() - t0
-            state.update(params=params, opt_state=opt_state, step=step + 1,
-                         elapsed=time.perf_counter() - t_start)
-            record = {"train_loss": loss, "lr": float(schedule(step)), "grad_norm": grad_norm,
-                      "tokens_per_sec": tokens_per_step / dt, "wall_time": state["elapsed"]}
-            if state["step"] % args.eval_interval == 0 or state["step"] == args.steps:
-                val_loss = record["val_loss"] = evaluate(state["params"])
-            log.write(state["step"], **record)
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss:.3f}" if val_loss else "-",
-                            tok_s=f"{tokens_per_step / dt:,.0f}", refresh=False)
-            bar.update()
-            reason = stop_reason(stop, state, args)
-            if reason != "done":
-                break
-            if state["step"] % args.checkpoint_interval == 0:
-                save()
-    bar.close()
+    print(f"training: step {state['step']} -> {args.steps}, {args.batch_size * args.block_size} tokens "
+          "per step (Ctrl-C stops with a checkpoint)", flush=True)
+    reason, val_loss = train_loop(args, run_dir, state, schedule, train_step, evaluate, train_data, stop)
     if val_loss is None or reason != "done":
         val_loss = evaluate(state["params"])
-    save()
-    minutes = state["elapsed"] / 60
-    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after {minutes:.1f} min "
-          f"of training; checkpoint {checkpoint}")
+    train.save_checkpoint(checkpoint, state)
+    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
+          f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
     if reason != "done":
         print(f"stopped by {reason}; continue with:\n"
               f"  python examples/shakespeare_gpt.py --resume {run_dir}")
     if args.sample_chars and not stop.set:
-        write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop)
+        write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop, state["step"])
     print(f"view the curves:  python -m fungrad.dashboard {run_dir}\n"
           f"sample more:      python examples/sample.py {run_dir} --prompt \"ROMEO:\"")
 
 
 def write_samples(run_dir: str, model: Model, tok: CharTokenizer, args: argparse.Namespace,
-                  stop: StopFlag) -> None:
+                  stop: StopFlag, step: int) -> None:
     """Print a sample as it is produced and append it to ``samples.txt``."""
     print(f"---- sample (temperature {args.temperature}) ----", flush=True)
     text = []
@@ -341,7 +346,7 @@ def write_samples(run_dir: str, model: Model, tok: CharTokenizer, args: argparse
             break
     print()
     with open(os.path.join(run_dir, SAMPLES_FILE), "a") as f:  # a resumed run adds its own
-        f.write(f"---- step {args.steps}, temperature {args.temperature} ----\n{''.join(text)}\n")
+        f.write(f"---- step {step}, temperature {args.temperature} ----\n{''.join(text)}\n")
 
 
 if __name__ == "__main__":
