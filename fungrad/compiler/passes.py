@@ -63,6 +63,10 @@ def sub_jaxprs(params: dict) -> Iterator[Jaxpr]:
                 yield v
 
 
+# Kept exactly as written: CSE never merges two of them and constant folding never
+# evaluates one (``lax.optimization_barrier``, whose point is to hide values from both).
+_OPAQUE = frozenset({"optimization_barrier"})
+
 _effects_cache: "weakref.WeakKeyDictionary[Jaxpr, bool]" = weakref.WeakKeyDictionary()
 
 
@@ -208,7 +212,8 @@ def cse(closed: ClosedJaxpr) -> ClosedJaxpr:
     seen: dict[Any, JaxprEqn] = {}
     for eqn in closed.jaxpr.eqns:
         invars = rw.read_all(eqn.invars)
-        key = None if not eqn.outvars or eqn_has_effects(eqn) else _eqn_key(eqn, invars)
+        key = (None if not eqn.outvars or eqn.primitive.name in _OPAQUE or eqn_has_effects(eqn)
+               else _eqn_key(eqn, invars))
         prev = seen.get(key) if key is not None else None
         if prev is None:
             new = rw.emit(eqn, invars)
@@ -261,7 +266,8 @@ def fold_constants(closed: ClosedJaxpr, max_size: int = FOLD_MAX_SIZE) -> Closed
 
 def _try_fold(eqn: JaxprEqn, invars: list, known: dict, max_size: int) -> list | None:
     prim = eqn.primitive
-    if prim.impl is None or not eqn.outvars or any(o.aval.size > max_size for o in eqn.outvars):
+    if (prim.impl is None or not eqn.outvars or prim.name in _OPAQUE
+            or any(o.aval.size > max_size for o in eqn.outvars)):
         return None
     if eqn.primitive.name in pe._EFFECTFUL or next(sub_jaxprs(eqn.params), None) is not None:
         return None

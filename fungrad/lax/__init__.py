@@ -4,7 +4,8 @@ One module per family; each lists its public names in ``__all__``:
 elementwise (arithmetic, comparisons, select, complex), transcendental,
 special (erf, lgamma, ...), bitwise, shapes, slicing (slices, gather/scatter, padding, concatenation),
 reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
-control_flow, parallel (named-axis collectives), ad_util (stop_gradient), fft.
+control_flow, parallel (named-axis collectives), ad_util (stop_gradient), fft,
+misc (reduce_precision, optimization_barrier, stack/unstack/tile), generic_reduce (lax.reduce).
 """
 from fungrad.lax.elementwise import *  # noqa: F401,F403
 from fungrad.lax.transcendental import *  # noqa: F401,F403
@@ -22,4 +23,6 @@ from fungrad.lax.control_flow import *  # noqa: F401,F403
 from fungrad.lax.parallel import *  # noqa: F401,F403
 from fungrad.lax.ad_util import *  # noqa: F401,F403
 from fungrad.lax.fft import *  # noqa: F401,F403
+from fungrad.lax.misc import *  # noqa: F401,F403
+from fungrad.lax.generic_reduce import *  # noqa: F401,F403
 from fungrad.lax import linalg  # noqa: F401,E402

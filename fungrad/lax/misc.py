@@ -1,0 +1,188 @@
+"""Precision and ordering primitives, and stacking helpers.
+
+* ``reduce_precision``: round floats to a narrower format (fewer exponent and
+  mantissa bits) and back, bit for bit as XLA's ``ReducePrecision``: the
+  mantissa is rounded to nearest, ties to even; values beyond the narrow
+  format's range become inf, those below its smallest normal become (signed)
+  zero; NaNs stay NaN.
+* ``optimization_barrier``: the identity, which the compiler's passes treat as
+  opaque (CSE never merges two barriers nor folds one over constants), so
+  values recomputed behind it are not merged with the originals.
+* ``stack``, ``unstack``, ``tile`` (``jax.lax``'s): composites of
+  ``broadcast_in_dim``/``concatenate``/``slice``/``reshape``, so they get every
+  transformation from those primitives' rules.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Sequence
+
+import numpy as np
+
+from fungrad import tree as tree_util
+from fungrad._core import dtypes
+from fungrad._core.core import Primitive, get_aval
+from fungrad._core.util import canonicalize_axis
+from fungrad.interpreters import ad, batching
+from fungrad.lax._prim import FLOAT, as_operand, elementwise_prim, static_ints
+from fungrad.lax.shapes import broadcast_in_dim, concatenate, reshape
+from fungrad.lax.slicing import slice_in_dim
+
+__all__ = ["reduce_precision", "reduce_precision_p", "optimization_barrier",
+           "optimization_barrier_p", "stack", "unstack", "tile"]
+
+
+# --------------------------------------------------------------------------- reduce_precision
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _reduce_precision_impl(xp: Any, x: Any, *, exponent_bits: int, mantissa_bits: int) -> Any:
+    dtype = x.dtype
+    info = dtypes.finfo(dtype)
+    n_mant, n_exp = int(info.nmant), int(info.nexp)
+    uint = np.dtype(_UINT[dtype.itemsize])
+    one = uint.type(1)
+    bits = xp.asarray(x).reshape(-1).view(uint)
+    out = bits.copy()
+    if mantissa_bits < n_mant:
+        shift = uint.type(n_mant - mantissa_bits)
+        last_bit = one << shift
+        bias = (last_bit >> one) - one + ((out & last_bit) >> shift)
+        out = (out + bias) & ~(last_bit - one)
+    if exponent_bits < n_exp:
+        sign = out & (one << uint.type(8 * dtype.itemsize - 1))
+        exp_mask = uint.type(((1 << n_exp) - 1) << n_mant)
+        exp_bias = (1 << (n_exp - 1)) - 1
+        narrow_bias = (1 << (exponent_bits - 1)) - 1
+        exponent = out & exp_mask
+        out = xp.where(exponent > uint.type((exp_bias + narrow_bias) << n_mant), sign | exp_mask,
+                       xp.where(exponent <= uint.type((exp_bias - narrow_bias) << n_mant), sign,
+                                out))
+    out = xp.where(xp.isnan(xp.asarray(x).reshape(-1)), bits, out)  # a NaN keeps its bits
+    return out.view(dtype).reshape(x.shape)
+
+
+def reduce_precision(operand: Any, exponent_bits: int, mantissa_bits: int) -> Any:
+    """Round ``operand`` to a float format with the given numbers of exponent and
+    mantissa bits and back (``jax.lax.reduce_precision``).
+
+    >>> import fungrad.numpy as jnp
+    >>> from fungrad import lax
+    >>> lax.reduce_precision(jnp.array([1.0039, 3e38]), exponent_bits=5, mantissa_bits=10)
+    Array([1.0039062,       inf], dtype=float32)
+    """
+    exponent_bits = operator.index(exponent_bits)
+    mantissa_bits = operator.index(mantissa_bits)
+    if exponent_bits < 1:
+        raise ValueError(f"reduce_precision: exponent_bits must be positive; got {exponent_bits}")
+    if mantissa_bits < 0:
+        raise ValueError(f"reduce_precision: mantissa_bits must be non-negative; got "
+                         f"{mantissa_bits}")
+    return reduce_precision_p.bind(as_operand(operand), exponent_bits=exponent_bits,
+                                   mantissa_bits=mantissa_bits)
+
+
+reduce_precision_p = elementwise_prim("reduce_precision", _reduce_precision_impl, FLOAT)
+# As in JAX, treated as linear: tangents and cotangents are rounded the same way.
+ad.deflinear(reduce_precision_p, lambda ct, x, **params: [reduce_precision_p.bind(ct, **params)])
+batching.defvectorized(reduce_precision_p)
+
+
+# --------------------------------------------------------------------------- optimization_barrier
+
+def optimization_barrier(operand: Any, /) -> Any:
+    """The pytree ``operand`` unchanged, behind a barrier the compiler does not look
+    through (``jax.lax.optimization_barrier``).
+
+    >>> import fungrad
+    >>> from fungrad import lax
+    >>> f = lambda x: lax.optimization_barrier(lax.sin(x)) + lax.sin(x)
+    >>> fungrad.jit(f)(0.0)
+    Array(0., dtype=float32, weak_type=True)
+    """
+    leaves, treedef = tree_util.flatten(operand)
+    outs = optimization_barrier_p.bind(*[as_operand(x) for x in leaves])
+    return tree_util.unflatten(treedef, outs)
+
+
+def _barrier_transpose(cts, *args):
+    return optimization_barrier_p.bind(*[ad.instantiate(ct) for ct in cts])
+
+
+def _barrier_jvp(primals, tangents):
+    return (optimization_barrier_p.bind(*primals),
+            optimization_barrier_p.bind(*[ad.instantiate(t) for t in tangents]))
+
+
+optimization_barrier_p = Primitive("optimization_barrier", multiple_results=True)
+optimization_barrier_p.def_impl(lambda xp, *args: list(args))
+optimization_barrier_p.def_abstract_eval(lambda *avals: list(avals))
+optimization_barrier_p.weak_type_rule = lambda weak_flags: list(weak_flags)
+ad.def_jvp(optimization_barrier_p, _barrier_jvp)
+ad.def_transpose(optimization_barrier_p, _barrier_transpose)
+batching.def_batch(optimization_barrier_p,
+                   lambda axis_size, vals, dims: (optimization_barrier_p.bind(*vals), list(dims)))
+
+
+# --------------------------------------------------------------------------- stack, unstack, tile
+
+def stack(operands: Sequence[Any], axis: int = 0) -> Any:
+    """Join arrays of one shape along a new axis (``jax.lax.stack``).
+
+    >>> from fungrad import lax
+    >>> import fungrad.numpy as jnp
+    >>> lax.stack([jnp.array([1, 2]), jnp.array([3, 4])], axis=1)
+    Array([[1, 3],
+           [2, 4]], dtype=int32)
+    """
+    arrays = [as_operand(x) for x in operands]
+    if not arrays:
+        raise ValueError("stack: operands must be a non-empty sequence of arrays")
+    shape = get_aval(arrays[0]).shape
+    if any(get_aval(a).shape != shape for a in arrays):
+        raise TypeError("stack: all operands must have the same shape, got "
+                        f"{[get_aval(a).shape for a in arrays]}")
+    axis = canonicalize_axis(axis, len(shape) + 1, "stack")
+    new_shape = shape[:axis] + (1,) + shape[axis:]
+    dims = tuple(d for d in range(len(new_shape)) if d != axis)
+    return concatenate([broadcast_in_dim(a, new_shape, dims) for a in arrays], axis)
+
+
+def unstack(x: Any, axis: int = 0) -> tuple:
+    """Split ``x`` along ``axis`` into a tuple of arrays without that axis
+    (``jax.lax.unstack``).
+
+    >>> from fungrad import lax
+    >>> import fungrad.numpy as jnp
+    >>> lax.unstack(jnp.array([[1, 2], [3, 4]]), axis=1)
+    (Array([1, 3], dtype=int32), Array([2, 4], dtype=int32))
+    """
+    x = as_operand(x)
+    shape = get_aval(x).shape
+    axis = canonicalize_axis(axis, len(shape), "unstack")
+    rest = shape[:axis] + shape[axis + 1:]
+    return tuple(reshape(slice_in_dim(x, i, i + 1, axis=axis), rest) for i in range(shape[axis]))
+
+
+def tile(operand: Any, reps: Sequence[int]) -> Any:
+    """Repeat ``operand`` ``reps[i]`` times along each axis ``i`` (``jax.lax.tile``).
+
+    >>> from fungrad import lax
+    >>> import fungrad.numpy as jnp
+    >>> lax.tile(jnp.array([[1], [2]]), (1, 3))
+    Array([[1, 1, 1],
+           [2, 2, 2]], dtype=int32)
+    """
+    x = as_operand(operand)
+    shape = get_aval(x).shape
+    reps = static_ints(reps, "tile", "reps")
+    if len(reps) != len(shape):
+        raise ValueError(f"tile: len(reps) must equal operand.ndim; got reps={reps} for an "
+                         f"operand of shape {shape}")
+    if any(r < 0 for r in reps):
+        raise ValueError(f"tile: reps must be non-negative; got {reps}")
+    # Each axis d of size n becomes (reps[d], n), then the pair is merged.
+    wide = tuple(s for r, n in zip(reps, shape) for s in (r, n))
+    out = broadcast_in_dim(x, wide, tuple(range(1, 2 * len(shape), 2)))
+    return reshape(out, tuple(r * n for r, n in zip(reps, shape)))
