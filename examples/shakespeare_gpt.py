@@ -41,6 +41,7 @@ from fungrad.text import CharTokenizer, Model, stream
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 SAMPLES_FILE = "samples.txt"
+DEFAULT_OUT = "runs/<timestamp>"  # replaced by the start time
 # Flags that may change when a run is resumed; every other setting comes from its config.json.
 RESUME_FLAGS = ("max_minutes", "stop_at", "sample_chars", "temperature", "top_k")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
@@ -62,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     opt.add_argument("--steps", type=int, default=2700,
                      help="planned steps; the learning-rate schedule spans them")
     opt.add_argument("--max-minutes", type=float, default=5.0,
-                     help="stop (with a checkpoint) after this much training time; 0: no limit")
+                     help="stop (with a checkpoint) after this many minutes of training in this "
+                          "invocation; 0: no limit")
     opt.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                      help="stop (with a checkpoint) after this step, to train in parts; the "
                           "schedule still spans --steps")
@@ -74,10 +76,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-interval", type=int, default=250, help="steps between validation losses")
     run.add_argument("--eval-batches", type=int, default=8, help="validation batches per evaluation")
     run.add_argument("--checkpoint-interval", type=int, default=500, help="steps between checkpoints")
-    run.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>)")
+    run.add_argument("--out", default=DEFAULT_OUT, help="run directory")
     run.add_argument("--resume", metavar="RUN_DIR", default=None,
-                     help="continue the run in RUN_DIR with its settings (only --max-minutes and "
-                          "the sampling flags may change)")
+                     help="continue the run in RUN_DIR with its settings (only --max-minutes, "
+                          "--stop-at and the sampling flags may change)")
     run.add_argument("--seed", type=int, default=0, help="seed of the init, the data order and dropout")
     sample = ap.add_argument_group("sampling at the end")
     sample.add_argument("--sample-chars", type=int, default=500, help="characters to sample (0: none)")
@@ -229,7 +231,9 @@ def prepare_run(ap: argparse.ArgumentParser, argv: list[str] | None) -> tuple[ar
                                      "resume": args.resume})
         return args, args.resume
     check_args(ap, args)
-    return args, args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    if args.out == DEFAULT_OUT:
+        return args, os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    return args, args.out
 
 
 def write_config(run_dir: str, args: argparse.Namespace, cfg: gpt2.Config, n_params: int,
@@ -242,13 +246,14 @@ def write_config(run_dir: str, args: argparse.Namespace, cfg: gpt2.Config, n_par
         json.dump(config, f, indent=2)
 
 
-def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace) -> str:
-    """Why training stops after this step: "done" (it goes on), or what stopped it."""
+def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace, seconds: float) -> str:
+    """Why training stops after this step, ``seconds`` into this invocation's training:
+    "done" (it goes on), or what stopped it."""
     if stop.set:
         return "Ctrl-C"
     if state["step"] == args.stop_at:
         return f"--stop-at {args.stop_at}"
-    if args.max_minutes and state["elapsed"] >= 60 * args.max_minutes:
+    if args.max_minutes and seconds >= 60 * args.max_minutes:
         return f"the time budget, --max-minutes {args.max_minutes:g}"
     return "done"
 
@@ -263,7 +268,8 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
     tokens_per_step = args.batch_size * args.block_size
     val_loss, reason = None, "done"
     bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True, smoothing=0.1)
-    t_start = time.perf_counter() - state["elapsed"]
+    t_session = time.perf_counter()
+    t_start = t_session - state["elapsed"]  # wall_time counts the earlier parts of a resumed run
     with train.MetricsWriter(run_dir) as log:
         while state["step"] < args.steps and reason == "done":
             step = state["step"]
@@ -284,7 +290,7 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
             bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
                             tok_s=f"{tokens_per_step / dt:,.0f}", refresh=False)
             bar.update()
-            reason = stop_reason(stop, state, args)
+            reason = stop_reason(stop, state, args, time.perf_counter() - t_session)
             if state["step"] % args.checkpoint_interval == 0:
                 train.save_checkpoint(checkpoint, state)
     bar.close()

@@ -93,6 +93,17 @@ def test_resume_is_bit_identical(tmp_path):
     assert losses(split) == losses(straight) and len(losses(split)) == 8
 
 
+def test_time_budget_stops_with_a_checkpoint_and_each_resume_gets_its_own(tmp_path):
+    budget = [*TINY[:-2], "--max-minutes", "1e-9", "--steps", "50", "--sample-chars", "0"]
+    first = run("shakespeare_gpt.py", *budget, "--out", str(tmp_path))
+    assert "stopped by the time budget" in first.stdout
+    state = lambda: train.load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert int(state()["step"]) == 1
+    run("shakespeare_gpt.py", "--resume", str(tmp_path), "--max-minutes", "1e-9")
+    assert int(state()["step"]) == 2 and state()["elapsed"] > 0
+    assert [r["step"] for r in train.read_metrics(tmp_path)] == [1, 2]
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     args = [*TINY, "--steps", "100000", "--sample-chars", "0", "--out", str(tmp_path)]
     child = subprocess.Popen([sys.executable, str(EXAMPLES / "shakespeare_gpt.py"), *args], env=ENV,
