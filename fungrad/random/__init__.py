@@ -15,6 +15,8 @@ JAX's default, partitionable counter scheme, so keys and draws equal JAX's.
 from fungrad.random._distributions import (cauchy, double_sided_maxwell, logistic, lognormal,
                                            maxwell, multivariate_normal, orthogonal, pareto,
                                            rademacher, rayleigh, triangular, wald, weibull_min)
+from fungrad.random._gamma import (ball, beta, chisquare, dirichlet, f, gamma, generalized_normal,
+                                   loggamma, t)
 from fungrad.random._keys import (PRNGKeyArray, PRNGKey, fold_in, key, key_data, key_impl, split,
                                   wrap_key_data)
 from fungrad.random._samplers import (bernoulli, bits, categorical, choice, exponential, gumbel,
@@ -27,4 +29,5 @@ __all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "wrap_key_d
            "categorical", "gumbel", "permutation", "choice", "exponential", "laplace",
            "threefry2x32", "threefry2x32_p", "cauchy", "logistic", "lognormal", "pareto",
            "weibull_min", "rayleigh", "wald", "triangular", "rademacher", "maxwell",
-           "double_sided_maxwell", "orthogonal", "multivariate_normal"]
+           "double_sided_maxwell", "orthogonal", "multivariate_normal", "gamma", "loggamma",
+           "beta", "dirichlet", "chisquare", "f", "t", "generalized_normal", "ball"]

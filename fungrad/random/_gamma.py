@@ -1,0 +1,182 @@
+"""Gamma draws (Marsaglia–Tsang, in JAX's loop and key order) and the samplers built on them.
+
+``gamma``/``loggamma`` split the key into one key per element and run JAX's
+rejection loop on each (vmapped, so all elements advance together until the last
+one is accepted); ``beta``, ``dirichlet``, ``chisquare``, ``t``, ``f``,
+``generalized_normal`` and ``ball`` combine them as ``jax.random`` does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fungrad import lax
+from fungrad import numpy as fnp
+from fungrad._core.util import prod
+from fungrad.random._distributions import (_div, _exp, _exponential, _fma, _out_shape, _param,
+                                           _pow, _start, rademacher)
+from fungrad.random._samplers import (Shape, _check_shape, _const, _log, _normal_real, _shape,
+                                      _split2, _uniform)
+from fungrad.random._threefry import threefry_split
+from fungrad.transforms.api import vmap
+
+
+def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
+    """One Gamma(alpha) draw (or its log); alpha < 1 is boosted to alpha + 1."""
+    dtype = alpha.dtype
+    zero, one = _const(0, dtype), _const(1, dtype)
+    boost_mask = lax.ge(alpha, one)
+    alpha_orig = alpha
+    alpha = lax.select(boost_mask, alpha, lax.add(alpha, one))
+    d = lax.sub(alpha, _const(1 / 3, dtype))
+    c = lax.div(_const(1 / 3, dtype), lax.sqrt(d))
+
+    def reject(carry):
+        _, x_sq, v, u = carry
+        squeeze = lax.ge(u, _fma(lax.neg(_const(0.0331, dtype)), lax.mul(x_sq, x_sq), one))
+        bound = _fma(x_sq, _const(0.5, dtype), lax.mul(d, lax.add(lax.sub(one, v), _log(v))))
+        return lax.bitwise_and(squeeze, lax.ge(_log(u), bound))
+
+    def propose(carry):
+        key, x_key, u_key = (lax.index_in_dim(k, 0, 0, keepdims=False)
+                             for k in lax.split(threefry_split(carry[0], (3,)), (1, 1, 1), 0))
+
+        def next_x(kxv):
+            k, sub = _split2(kxv[0])
+            x = _normal_real(sub, (), dtype)
+            return k, x, _fma(x, c, one)
+
+        _, x, v = lax.while_loop(lambda kxv: lax.le(kxv[2], zero), next_x,
+                                 (x_key, zero, _const(-1, dtype)))
+        return key, lax.mul(x, x), lax.mul(lax.mul(v, v), v), _uniform("gamma", u_key, (), dtype, 0., 1.)
+
+    key, subkey = _split2(key)
+    v = lax.while_loop(reject, propose, (key, zero, one, _const(2, dtype)))[2]
+    if log_space:
+        log_samples = lax.neg(_exponential(subkey, (), dtype))
+        skip = lax.bitwise_or(boost_mask, lax.eq(log_samples, zero))
+        log_boost = lax.select(skip, zero, lax.mul(log_samples, lax.div(one, alpha_orig)))
+        return lax.add(lax.add(_log(d), _log(v)), log_boost)
+    samples = lax.sub(one, _uniform("gamma", subkey, (), dtype, 0., 1.))
+    boost = lax.select(boost_mask, one, _pow(samples, lax.div(one, alpha_orig)))
+    return lax.mul(lax.mul(d, v), boost)
+
+
+def _gamma(name: str, key: Any, a: Any, shape: Shape | None, dtype: Any, log_space: bool) -> Any:
+    data, dtype = _start(name, key, dtype)
+    a = _param(name, a, dtype)
+    shape = _out_shape(name, shape, a)
+    a = fnp.broadcast_to(a, shape)
+    keys = threefry_split(data, (prod(shape),))
+    draws = vmap(lambda k, x: _gamma_one(k, x, log_space))(keys, lax.reshape(a, (prod(shape),)))
+    return lax.reshape(draws, shape)
+
+
+def gamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Standard Gamma(a) draws (density ``x**(a-1) exp(-x) / Gamma(a)``).
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.gamma(random.key(0), 2.0, (2,))  # the same numbers as jax.random.gamma
+        Array([0.7394166, 3.1183774], dtype=float32)
+    """
+    return _gamma("gamma", key, a, shape, dtype, False)
+
+
+def loggamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """``log`` of Gamma(a) draws, computed in log space (accurate for tiny ``a``)."""
+    return _gamma("loggamma", key, a, shape, dtype, True)
+
+
+def beta(key: Any, a: Any, b: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Beta(a, b) draws ``Ga / (Ga + Gb)`` from two log-space Gamma draws."""
+    data, dtype = _start("beta", key, dtype)
+    a, b = _param("beta", a, dtype), _param("beta", b, dtype)
+    shape = _out_shape("beta", shape, a, b)
+    key_a, key_b = _split2(data)
+    log_a = loggamma(key_a, fnp.broadcast_to(a, shape), shape, dtype)
+    log_b = loggamma(key_b, fnp.broadcast_to(b, shape), shape, dtype)
+    log_max = lax.max(log_a, log_b)
+    ga, gb = _exp(lax.sub(log_a, log_max)), _exp(lax.sub(log_b, log_max))
+    return lax.div(ga, lax.add(ga, gb))
+
+
+def dirichlet(key: Any, alpha: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Dirichlet(alpha) draws (``alpha[..., k]``): a softmax of log-space Gamma draws."""
+    data, dtype = _start("dirichlet", key, dtype)
+    alpha = _param("dirichlet", alpha, dtype)
+    if alpha.ndim < 1:
+        raise ValueError(f"dirichlet requires alpha.ndim >= 1, got alpha.ndim == {alpha.ndim}")
+    if shape is None:
+        shape = alpha.shape[:-1]
+    else:
+        shape = _shape("dirichlet", shape)
+        _check_shape("dirichlet", shape, alpha.shape[:-1])
+    log_g = loggamma(data, alpha, shape + alpha.shape[-1:], dtype)
+    unnormalized = _exp(lax.sub(log_g, lax.stop_gradient(fnp.max(log_g, -1, keepdims=True))))
+    return lax.div(unnormalized, fnp.sum(unnormalized, -1, keepdims=True))
+
+
+def chisquare(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Chi-square(df) draws: twice Gamma(df / 2), from a log-space draw."""
+    data, dtype = _start("chisquare", key, dtype)
+    return _chisquare(data, _param("chisquare", df, dtype), shape, dtype)
+
+
+def _chisquare(key: Any, df: Any, shape: Any, dtype: np.dtype) -> Any:
+    two = _const(2, dtype)
+    return lax.mul(_exp(loggamma(key, lax.div(df, two), shape, dtype)), two)
+
+
+def f(key: Any, dfnum: Any, dfden: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """F(dfnum, dfden) draws: a ratio of chi-squares, each divided by its degrees of freedom."""
+    data, dtype = _start("f", key, dtype)
+    dfnum, dfden = _param("f", dfnum, dtype), _param("f", dfden, dtype)
+    key_den, key_num = _split2(data)
+    num = _div(_chisquare(key_num, dfnum, shape, dtype), dfnum)
+    den = _div(_chisquare(key_den, dfden, shape, dtype), dfden)
+    return lax.div(num, den)
+
+
+def t(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Student's t(df) draws ``z * sqrt(df / 2 / g)`` with ``g`` Gamma(df / 2)."""
+    data, dtype = _start("t", key, dtype)
+    df = _param("t", df, dtype)
+    shape = _out_shape("t", shape, df)
+    key_n, key_g = _split2(data)
+    z = _normal_real(key_n, shape, dtype)
+    half_df = lax.div(df, _const(2, dtype))
+    g = gamma(key_g, half_df, shape, dtype)
+    return lax.mul(z, lax.sqrt(lax.div(half_df, g)))
+
+
+def generalized_normal(key: Any, p: float, shape: Shape = (), dtype: Any = None) -> Any:
+    """Generalised normal draws (density ``exp(-|x|**p)``): a random sign times ``g**(1/p)``."""
+    data, dtype = _start("generalized_normal", key, dtype)
+    return _generalized_normal(data, _param("generalized_normal", p, dtype),
+                               _shape("generalized_normal", shape), dtype)
+
+
+def _generalized_normal(key: Any, p: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    keys = threefry_split(key, (2,))
+    k_gamma, k_sign = (lax.index_in_dim(keys, i, 0, keepdims=False) for i in range(2))
+    inv_p = lax.div(_const(1, dtype), p)
+    g = gamma(k_gamma, inv_p, shape, dtype)
+    return lax.mul(rademacher(k_sign, shape, dtype), _pow(g, inv_p))
+
+
+def ball(key: Any, d: int, p: float = 2, shape: Shape = (), dtype: Any = None) -> Any:
+    """Uniform draws from the unit ``p``-norm ball in ``d`` dimensions (shape ``shape + (d,)``)."""
+    data, dtype = _start("ball", key, dtype)
+    shape = _shape("ball", shape)
+    p = _param("ball", p, dtype)
+    k1, k2 = (lax.index_in_dim(threefry_split(data, (2,)), i, 0, keepdims=False) for i in range(2))
+    g = _generalized_normal(k1, p, shape + (int(d),), dtype)
+    e = _exponential(k2, shape, dtype)
+    norm = _pow(lax.add(fnp.sum(_pow(lax.abs(g), p), axis=-1), e), lax.div(_const(1, dtype), p))
+    return lax.div(g, lax.expand_dims(norm, (-1,)))
+
+
+__all__ = ["gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t",
+           "generalized_normal", "ball"]
