@@ -37,7 +37,8 @@ def show(title: str, value: object) -> None:
 # ``cube(x) = x * x * x``, elementwise. A ``Primitive`` is only a name; ``bind``
 # hands it, with its operands and keyword parameters, to the *current trace*.
 # What happens next depends on which trace that is, and each trace looks up its
-# own rule on the primitive:
+# own rule: the first two are attributes of the primitive, the others sit in tables
+# private to their interpreter module (``ad``, ``batching``), keyed by the primitive:
 #
 #   eager evaluation  -> impl            (xp, *buffers, **params) -> buffer
 #   staging (jit, make_jaxpr, partial eval) -> abstract_eval (*avals) -> aval

@@ -92,5 +92,6 @@ class ResourceExhaustedError(MemoryError, RuntimeError):
 class MissingRuleError(NotImplementedError):
     """A primitive has no rule for a transformation."""
 
-    def __init__(self, prim, transformation: str) -> None:
-        super().__init__(f"primitive '{prim}' has no {transformation} rule")
+    def __init__(self, prim, transformation: str, reason: str | None = None) -> None:
+        super().__init__(f"primitive '{prim}' has no {transformation} rule"
+                         + (f": {reason}" if reason else ""))

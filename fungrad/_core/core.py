@@ -18,7 +18,9 @@ Rule signatures (all keyword-only params, hashable):
   transpose       (ct, *args, **params)            -> list of cts (None for non-linear args)
   batch           (axis_size, vals, dims, **params)-> (out, out_dim)
 A primitive with ``multiple_results`` takes and returns lists in every rule;
-otherwise rules return a single value. Rules live next to the primitive.
+otherwise rules return a single value. The primitive object holds only the first
+three; each interpreter keeps its own table for the others (see ``Primitive``), and
+every rule is registered in the one block of code that defines the primitive.
 """
 from __future__ import annotations
 
@@ -100,8 +102,28 @@ def all_weak(weak_flags: Sequence[bool], **params: Any) -> bool:
     return all(weak_flags)
 
 
+_registry: list["Primitive"] = []
+
+
+def primitives() -> list["Primitive"]:
+    """Every primitive created so far, in creation order (what the rule-coverage test walks)."""
+    return list(_registry)
+
+
 class Primitive:
-    """A named operation. Every transformation's rule for it is registered on it."""
+    """A named operation, with its implementation and shape/dtype rule.
+
+    Only ``impl``, ``abstract_eval`` and ``weak_type_rule`` are attributes of the
+    primitive. The rules of the transformations live in tables private to the module
+    that applies them, keyed by the primitive: the JVP and transpose rules in
+    ``fungrad.interpreters.ad`` (``defjvp``, ``deflinear``, ``def_transpose``...),
+    the batching rules in ``fungrad.interpreters.batching`` (``def_batch``...), the
+    partial-evaluation rules of call-like primitives in
+    ``fungrad.interpreters.partial_eval``, and specialised compiled code in
+    ``fungrad.compiler.lowering`` (by name; the impl otherwise). The block of code that
+    creates a primitive registers all of them, so they read side by side. Every
+    primitive is recorded in ``primitives()``.
+    """
 
     def __init__(self, name: str, multiple_results: bool = False) -> None:
         self.name = name
@@ -109,6 +131,7 @@ class Primitive:
         self.impl: Callable | None = None
         self.abstract_eval: Callable | None = None
         self.weak_type_rule: Callable = all_weak
+        _registry.append(self)
 
     def bind(self, *args: Any, **params: Any) -> Any:
         return _ctx.trace.process_primitive(self, args, params)

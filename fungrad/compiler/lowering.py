@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from fungrad._core.core import JaxprEqn, Primitive
+from fungrad.interpreters import ad, batching
 
 
 class Lowering(NamedTuple):
@@ -56,6 +57,20 @@ def def_lowering(name: str, rule: Callable[..., str], *, fresh: bool = False,
     _lowerings.setdefault(name, []).append(Lowering(rule, fresh, out, elementwise, when))
 
 
+def lowered_names() -> frozenset[str]:
+    """The names of the primitives that have a specialised lowering (the others run their
+    impl)."""
+    return frozenset(_lowerings)
+
+
+def declare_compiled_only(prim: Primitive) -> None:
+    """Declare that ``prim`` exists only inside compiled executables (the compiler's passes
+    create it after every transformation has run), so it has no JVP or batching rule."""
+    reason = "it exists only inside compiled executables"
+    ad.def_no_jvp(prim, reason)
+    batching.def_no_batch(prim, reason)
+
+
 def kernel_primitive(name: str, out: str) -> Primitive:
     """A primitive that exists only inside compiled executables: its ``kernel`` param (a
     generated function taking the operands and an optional ``out=``) does the work. The
@@ -71,6 +86,7 @@ def kernel_primitive(name: str, out: str) -> Primitive:
         kernel = ctx.const(eqn.params["kernel"], name)
         return f"{kernel}({', '.join(args)}{', out=' + out_name if out_name else ''})"
     def_lowering(name, lower, fresh=True, out=out)
+    declare_compiled_only(prim)
     return prim
 
 

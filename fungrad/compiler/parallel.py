@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Primitive, Var
+from fungrad.compiler.lowering import declare_compiled_only
 from fungrad.compiler.passes import eqn_has_effects, sub_jaxprs
 
 ENABLED = os.environ.get("FUNGRAD_THREADS", "") != "1" and (os.cpu_count() or 1) >= 2
@@ -51,6 +52,7 @@ def _parallel_abstract(*avals, runner, n_out):
 parallel_p = Primitive("parallel", multiple_results=True)
 parallel_p.def_impl(_parallel_impl)
 parallel_p.def_abstract_eval(_parallel_abstract)
+declare_compiled_only(parallel_p)
 
 _pool: list[ThreadPoolExecutor] = []
 

@@ -27,6 +27,8 @@ from fungrad.interpreters import partial_eval as pe
 
 _jvp_rules: dict[Primitive, Callable] = {}
 _transpose_rules: dict[Primitive, Callable] = {}
+# Primitives that have no JVP on purpose, with the reason (``def_no_jvp``).
+_no_jvp: dict[Primitive, str] = {}
 
 
 # --------------------------------------------------------------------------- zeros
@@ -114,7 +116,7 @@ class JVPTrace(core.Trace):
         tangents = [Zero.from_primal(p) if t is None else t for p, t in zip(primals, tangents)]
         rule = _jvp_rules.get(prim)
         if rule is None:
-            raise MissingRuleError(prim, "differentiation (JVP)")
+            raise MissingRuleError(prim, "differentiation (JVP)", _no_jvp.get(prim))
         with core.set_current_trace(self.parent):
             out, t_out = rule(primals, tangents, **params)
         if prim.multiple_results:
@@ -174,6 +176,14 @@ def def_nondiff(prim: Primitive) -> None:
     _jvp_rules[prim] = rule
 
 
+def def_no_jvp(prim: Primitive, reason: str) -> None:
+    """Declare that ``prim`` is never differentiated, and why (a primitive that exists
+    only inside compiled code, say); differentiating it raises ``MissingRuleError``
+    with ``reason``. A primitive whose outputs merely have zero tangents uses
+    ``def_nondiff`` instead."""
+    _no_jvp[prim] = reason
+
+
 def deflinear(prim: Primitive, transpose_rule: Callable) -> None:
     """A primitive linear in all its (array) arguments: the JVP applies it to the tangents."""
     def rule(primals, tangents, **params):
@@ -218,6 +228,11 @@ def def_transpose(prim: Primitive, rule: Callable) -> None:
 
 def has_jvp(prim: Primitive) -> bool:
     return prim in _jvp_rules
+
+
+def no_jvp_reason(prim: Primitive) -> str | None:
+    """Why ``prim`` has no JVP rule, if it was declared with ``def_no_jvp``."""
+    return _no_jvp.get(prim)
 
 
 def has_transpose(prim: Primitive) -> bool:

@@ -19,6 +19,8 @@ not_mapped = None
 _batch_rules: dict[Primitive, Callable] = {}
 # Named-axis primitives (psum, axis_index, ...) need the trace: rule(trace, vals, dims, **params)
 _collective_rules: dict[Primitive, Callable] = {}
+# Primitives that have no batching rule on purpose, with the reason (``def_no_batch``).
+_no_batch: dict[Primitive, str] = {}
 
 
 class BatchTracer(Tracer):
@@ -68,7 +70,7 @@ class BatchTrace(core.Trace):
         else:
             rule = _batch_rules.get(prim)
             if rule is None:
-                raise MissingRuleError(prim, "batching (vmap)")
+                raise MissingRuleError(prim, "batching (vmap)", _no_batch.get(prim))
             with core.set_current_trace(self.parent):
                 out, out_dim = rule(self.axis_size, vals, dims, **params)
         if prim.multiple_results:
@@ -94,8 +96,20 @@ def def_collective(prim: Primitive, rule: Callable) -> None:
     _collective_rules[prim] = rule
 
 
+def def_no_batch(prim: Primitive, reason: str) -> None:
+    """Declare that ``prim`` never needs a batching rule, and why (it takes no operands,
+    or exists only inside compiled code); batching it raises ``MissingRuleError`` with
+    ``reason``."""
+    _no_batch[prim] = reason
+
+
 def has_batch(prim: Primitive) -> bool:
     return prim in _batch_rules or prim in _collective_rules
+
+
+def no_batch_reason(prim: Primitive) -> str | None:
+    """Why ``prim`` has no batching rule, if it was declared with ``def_no_batch``."""
+    return _no_batch.get(prim)
 
 
 # --------------------------------------------------------------------------- helpers

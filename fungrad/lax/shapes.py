@@ -342,7 +342,8 @@ iota_p = Primitive("iota")
 iota_p.def_impl(_iota_impl)
 iota_p.def_abstract_eval(_iota_abstract)
 iota_p.weak_type_rule = lambda weaks, **params: False
-ad.def_nondiff(iota_p)  # no operands: never batched, its output is a constant
+ad.def_nondiff(iota_p)  # its output is a constant
+batching.def_no_batch(iota_p, "it takes no operands, so vmap never batches it")
 
 
 # --------------------------------------------------------------------------- pad
