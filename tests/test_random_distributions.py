@@ -9,7 +9,7 @@ import scipy.stats
 
 import fungrad
 import fungrad.random as fr
-from tests.harness import GRAD_TOL, tol
+from harness import GRAD_TOL, tol
 
 # QR and Cholesky factors accumulate rounding like derivatives do.
 LINALG_RTOL, LINALG_ATOL = tol(np.float32, GRAD_TOL)
@@ -91,7 +91,7 @@ def test_bits_equal_jax_narrow(name, dtype):
     _same_bits(draw(fr, fr.key(3), (2000,), dtype), draw(jax.random, jax.random.key(3), (2000,), dtype))
 
 
-@pytest.mark.parametrize("name", ["lognormal", "wald", "pareto", "cauchy", "gamma", "beta"])
+@pytest.mark.parametrize("name", ["lognormal", "wald", "pareto", "cauchy", "gamma"])
 def test_jit_and_vmap_equal_jax(name):
     draw = DRAWS[name]
     f = fungrad.jit(lambda k: draw(fr, k, (4,), np.float32))
