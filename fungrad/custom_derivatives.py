@@ -14,8 +14,13 @@
 Array(2., dtype=float32, weak_type=True)
 """
 from fungrad.transforms.closures import closure_convert, custom_gradient
-from fungrad.transforms.custom_derivatives import (SymbolicZero, custom_jvp, custom_jvp_call_p,
-                                                   custom_vjp, custom_vjp_call_p)
+from fungrad.transforms.custom_derivatives import (
+                                                   SymbolicZero,
+                                                   custom_jvp,
+                                                   custom_jvp_call_p,
+                                                   custom_vjp,
+                                                   custom_vjp_call_p,
+)
 
 __all__ = ["SymbolicZero", "closure_convert", "custom_gradient", "custom_jvp",
            "custom_jvp_call_p", "custom_vjp", "custom_vjp_call_p"]

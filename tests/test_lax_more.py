@@ -1,17 +1,16 @@
 """lax.reduce (monoids and the generic reduce_p), reduce_precision, optimization_barrier,
 stack/unstack/tile, custom_root and custom_linear_solve against jax.lax: values, shapes,
 dtypes, derivatives (and finite differences), vmap and jit."""
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
+from harness import GRAD_TOL, assert_same, to_fg, to_jax
 
 import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax
 from fungrad.test_util import check_grads
-from harness import GRAD_TOL, assert_same, to_fg, to_jax
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(3, 5, 4)).astype(np.float32)
@@ -68,7 +67,7 @@ def test_monoid_reducers_as_jax(op, init, dtype):
     x = (X * 10).astype(dtype) if dtype != np.bool_ else X > 0
 
     def run(L, make_jaxpr):
-        f = lambda x: L.reduce(x, dtype(init), getattr(L, op), (0, 2))  # noqa: E731
+        f = lambda x: L.reduce(x, dtype(init), getattr(L, op), (0, 2))
         prims = [e.primitive.name for e in make_jaxpr(f)(x).jaxpr.eqns]
         return f(x), prims
     (got, got_prims), (want, want_prims) = run(lax, fungrad.make_jaxpr), run(jax.lax,
@@ -112,8 +111,8 @@ def test_reduce_precision_other_dtypes(dtype):
 
 
 def test_reduce_precision_transforms():
-    f_fg = lambda x: lax.reduce_precision(fnp.sin(x), 5, 10) * x  # noqa: E731
-    f_jax = lambda x: jax.lax.reduce_precision(jnp.sin(x), 5, 10) * x  # noqa: E731
+    f_fg = lambda x: lax.reduce_precision(fnp.sin(x), 5, 10) * x
+    f_jax = lambda x: jax.lax.reduce_precision(jnp.sin(x), 5, 10) * x
     assert_same(fungrad.grad(lambda x: f_fg(x).sum())(to_fg(X)),
                 jax.grad(lambda x: f_jax(x).sum())(to_jax(X)), GRAD_TOL)
     assert_same(fungrad.vmap(f_fg)(to_fg(X)), jax.vmap(f_jax)(to_jax(X)))

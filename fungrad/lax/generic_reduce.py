@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,13 @@ from fungrad.interpreters import partial_eval as pe
 from fungrad.lax import bitwise, elementwise, reductions
 from fungrad.lax._prim import as_operand
 from fungrad.lax.control_flow.common import concrete_value
-from fungrad.lax.shapes import broadcast_in_dim, concatenate, convert_element_type, reshape, transpose
+from fungrad.lax.shapes import (
+    broadcast_in_dim,
+    concatenate,
+    convert_element_type,
+    reshape,
+    transpose,
+)
 from fungrad.lax.slicing import slice_in_dim
 
 __all__ = ["reduce", "reduce_p"]

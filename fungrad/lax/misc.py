@@ -15,7 +15,8 @@
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +29,15 @@ from fungrad.lax._prim import FLOAT, as_operand, elementwise_prim, static_ints
 from fungrad.lax.shapes import broadcast_in_dim, concatenate, reshape
 from fungrad.lax.slicing import slice_in_dim
 
-__all__ = ["reduce_precision", "reduce_precision_p", "optimization_barrier",
-           "optimization_barrier_p", "stack", "unstack", "tile"]
+__all__ = [
+    "optimization_barrier",
+    "optimization_barrier_p",
+    "reduce_precision",
+    "reduce_precision_p",
+    "stack",
+    "tile",
+    "unstack",
+]
 
 
 # --------------------------------------------------------------------------- reduce_precision

@@ -76,7 +76,7 @@ class SymbolicZero:
     ndim = property(lambda self: self.aval.ndim)
 
     @staticmethod
-    def from_primal_value(x: Any) -> "SymbolicZero":
+    def from_primal_value(x: Any) -> SymbolicZero:
         """The symbolic zero tangent of primal value ``x``."""
         return SymbolicZero(_tangent_aval(core.get_aval(x)))
 
