@@ -247,7 +247,7 @@ def _triangular_solve_jvp(primals, tangents, **params):
         k = 1 if params["unit_diagonal"] else 0
         da = _tril(ta, -k) if params["lower"] else _triu(ta, k)
         da = _T(da) if params["transpose_a"] else da
-        da = conj(da) if params["conjugate_a"] else da
+        da = conj(da) if params["conjugate_a"] and _is_complex(da) else da
         rhs = _mm(da, out) if params["left_side"] else _mm(out, da)
         t_out = ad.add_tangents(t_out, neg(triangular_solve_p.bind(a, rhs, **params)))
     return out, t_out
@@ -441,10 +441,10 @@ lu_p = _linalg_prim("lu", _lu_impl, _lu_abstract, lambda: 3)
 ad.def_jvp(lu_p, _lu_jvp)
 
 
-def lu(x: Any) -> tuple[Any, Any, Any]:
+def lu(x: Any) -> list:
     """LU decomposition with partial pivoting, ``x[..., permutation, :] = L U``.
 
-    Returns ``(lu, pivots, permutation)``: ``L`` (unit lower, strict part) and ``U``
+    Returns ``[lu, pivots, permutation]``: ``L`` (unit lower, strict part) and ``U``
     packed in ``lu``; ``pivots[i]`` is the row swapped with row ``i`` at step ``i``;
     ``permutation`` is the row order those swaps produce (int32, as in JAX).
 
@@ -456,7 +456,7 @@ def lu(x: Any) -> tuple[Any, Any, Any]:
     >>> pivots, perm
     (Array([1, 1], dtype=int32), Array([1, 0], dtype=int32))
     """
-    return tuple(lu_p.bind(as_operand(x)))
+    return lu_p.bind(as_operand(x))
 
 
 def lu_solve(lu: Any, permutation: Any, b: Any, trans: int = 0) -> Any:

@@ -11,6 +11,7 @@ import fungrad.numpy as jnp
 from fungrad.lax import linalg as lax_linalg
 from fungrad.numpy import linalg as np_linalg
 from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes, promote_dtypes_inexact
+from fungrad.transforms.custom_derivatives import custom_jvp
 
 __all__ = ["block_diag", "cho_factor", "cho_solve", "cholesky", "det", "eigh", "inv", "lu",
            "qr", "solve", "solve_triangular", "svd"]
@@ -23,14 +24,18 @@ def _inexact(fname: str, *args: Any) -> list:
 
 def cholesky(a: Any, lower: bool = False, overwrite_a: bool = False,
              check_finite: bool = True) -> Any:
-    """Cholesky factor: upper ``U`` with ``a = U^H U`` unless ``lower``.
+    """Cholesky factor: upper ``U`` with ``a = U^H U`` unless ``lower``; only that
+    triangle of ``a`` is read (no symmetrisation, as in JAX).
 
     >>> import fungrad.numpy as jnp
     >>> cholesky(jnp.array([[4., 2.], [2., 5.]]))
     Array([[2., 1.],
            [0., 2.]], dtype=float32)
     """
-    return np_linalg.cholesky(a, upper=not lower)
+    a, = _inexact("cholesky", a)
+    factor = lax_linalg.cholesky(a if lower else jnp.swapaxes(a, -1, -2).conj(),
+                                 symmetrize_input=False)
+    return factor if lower else jnp.swapaxes(factor, -1, -2).conj()
 
 
 def cho_factor(a: Any, lower: bool = False, overwrite_a: bool = False,
@@ -122,7 +127,7 @@ def eigh(a: Any, b: Any = None, lower: bool = True, eigvals_only: bool = False,
                                   "implemented")
     if eigvals is not None:
         raise NotImplementedError("eigh: eigvals (a subset) is not implemented")
-    w, v = np_linalg.eigh(a, "L" if lower else "U", symmetrize_input=False)
+    w, v = np_linalg.eigh(a, "L" if lower else "U")
     return w if eigvals_only else (w, v)
 
 
@@ -147,9 +152,25 @@ def solve(a: Any, b: Any, lower: bool = False, overwrite_a: bool = False,
     if assume_a != "pos":
         return np_linalg.solve(a, b)
     a, b = _inexact("solve", a, b)
-    factor = lax_linalg.cholesky(a if lower else jnp.swapaxes(a, -1, -2).conj(),
-                                 symmetrize_input=False)
-    return cho_solve((factor, True), b)
+    return _solve_pos(a, b, lower)
+
+
+def _solve_pos_impl(a: Any, b: Any, lower: bool) -> Any:
+    return cho_solve(cho_factor(a, lower=lower), b)
+
+
+def _solve_pos_jvp(lower: bool, primals: tuple, tangents: tuple) -> tuple:
+    # d(a^-1 b) = a^-1 (db - da x) with the whole of da (as JAX's linear-solve rule)
+    a, b = primals
+    da, db = tangents
+    factors = cho_factor(a, lower=lower)
+    x = cho_solve(factors, b)
+    dax = da @ x[..., None] if x.ndim == 1 else da @ x
+    return x, cho_solve(factors, db - (dax[..., 0] if x.ndim == 1 else dax))
+
+
+_solve_pos = custom_jvp(_solve_pos_impl, nondiff_argnums=(2,))
+_solve_pos.defjvp(_solve_pos_jvp)
 
 
 def block_diag(*arrs: Any) -> Any:
