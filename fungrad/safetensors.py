@@ -19,17 +19,30 @@ import struct
 import tempfile
 from typing import Mapping
 
-import ml_dtypes
 import numpy as np
+
+from fungrad._core import dtypes
 
 __all__ = ["SafetensorsError", "atomic_write", "dumps", "loads", "read", "write"]
 
 DTYPES = {"BOOL": np.dtype(np.bool_), "U8": np.dtype(np.uint8), "I8": np.dtype(np.int8),
           "U16": np.dtype(np.uint16), "I16": np.dtype(np.int16), "U32": np.dtype(np.uint32),
           "I32": np.dtype(np.int32), "U64": np.dtype(np.uint64), "I64": np.dtype(np.int64),
-          "F16": np.dtype(np.float16), "BF16": np.dtype(ml_dtypes.bfloat16),
-          "F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
+          "F16": np.dtype(np.float16), "F32": np.dtype(np.float32), "F64": np.dtype(np.float64)}
 _NAMES = {dt: name for name, dt in DTYPES.items()}
+
+
+def _bfloat16_entry() -> None:
+    """Add BF16 to the tables: on first need, since that loads ml_dtypes (0.4 s)."""
+    DTYPES["BF16"] = dtypes.np_dtype("bfloat16")
+    _NAMES[DTYPES["BF16"]] = "BF16"
+
+
+def supported(dtype: np.dtype) -> bool:
+    """Whether arrays of ``dtype`` can be stored in a safetensors file."""
+    if dtype.name == "bfloat16" and dtype not in _NAMES:
+        _bfloat16_entry()
+    return dtype in _NAMES
 _MAX_HEADER = 100 * 2**20  # the reference implementation's limit
 
 
@@ -43,7 +56,7 @@ def dumps(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None 
     offset, chunks = 0, []
     for name, value in tensors.items():
         a = np.asarray(value, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-        if a.dtype not in _NAMES:
+        if not supported(a.dtype):
             raise TypeError(f"safetensors: tensor {name!r} has unsupported dtype {a.dtype}")
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         header[name] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape),
@@ -98,6 +111,8 @@ def _check_entry(name: str, entry: object, where: str) -> tuple[int, int]:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise SafetensorsError(f"{where}: tensor {name!r} has a malformed header entry {entry!r}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if dtype == "BF16" and dtype not in DTYPES:
+        _bfloat16_entry()
     if dtype not in DTYPES:
         raise SafetensorsError(f"{where}: tensor {name!r} has unsupported dtype {dtype!r}")
     if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-import ml_dtypes
 import numpy as np
 
 from fungrad import tree as tree_util
@@ -25,17 +24,14 @@ from fungrad.transforms.api import jvp, linearize, vjp
 
 __all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp"]
 
-_BF16 = np.dtype(ml_dtypes.bfloat16)
+# Keyed by dtype name: bfloat16's dtype exists only once ml_dtypes is loaded.
 # Central differences: truncation error ~ eps^2, rounding error ~ ulp / eps; the step
 # balances the two for each precision.
-_DEFAULT_EPS = {np.dtype(np.float64): 1e-6, np.dtype(np.complex128): 1e-6,
-                np.dtype(np.float32): 1e-3, np.dtype(np.complex64): 1e-3,
-                np.dtype(np.float16): 3e-2, _BF16: 1e-1}
-_DEFAULT_TOL = {np.dtype(np.float64): 1e-5, np.dtype(np.complex128): 1e-5,
-                np.dtype(np.float32): 2e-3, np.dtype(np.complex64): 2e-3,
-                np.dtype(np.float16): 3e-2, _BF16: 1e-1}
-_PRECISION_ORDER = [np.dtype(np.float64), np.dtype(np.complex128), np.dtype(np.float32),
-                    np.dtype(np.complex64), np.dtype(np.float16), _BF16]
+_DEFAULT_EPS = {"float64": 1e-6, "complex128": 1e-6, "float32": 1e-3, "complex64": 1e-3,
+                "float16": 3e-2, "bfloat16": 1e-1}
+_DEFAULT_TOL = {"float64": 1e-5, "complex128": 1e-5, "float32": 2e-3, "complex64": 2e-3,
+                "float16": 3e-2, "bfloat16": 1e-1}
+_PRECISION_ORDER = ["float64", "complex128", "float32", "complex64", "float16", "bfloat16"]
 
 
 def _dtype(x: Any) -> np.dtype:
@@ -46,19 +42,19 @@ def _dtype(x: Any) -> np.dtype:
 
 
 def _is_float(dt: np.dtype) -> bool:
-    return dt.kind in "fc" or dt == _BF16
+    return dt.kind in "fc" or dt == dtypes.bfloat16
 
 
 def _least_precise(tree: Any) -> np.dtype:
     dts = [_dtype(x) for x in tree_util.leaves(tree) if _is_float(_dtype(x))]
-    return max(dts, key=_PRECISION_ORDER.index, default=np.dtype(np.float32))
+    return max(dts, key=lambda dt: _PRECISION_ORDER.index(dt.name), default=np.dtype(np.float32))
 
 
 def _pick(value: Any, table: dict, dtype: np.dtype) -> float:
     if value is None:
-        return table[dtype]
+        return table[dtype.name]
     if isinstance(value, dict):
-        return {np.dtype(k): v for k, v in value.items()}.get(dtype, table[dtype])
+        return {np.dtype(k): v for k, v in value.items()}.get(dtype, table[dtype.name])
     return float(value)
 
 

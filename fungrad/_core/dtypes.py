@@ -8,9 +8,10 @@ dtype of their kind), so ``float32_array * 2.0`` stays float32. With x64 off
 from __future__ import annotations
 
 import functools
-from typing import Any
+import importlib
+from types import ModuleType
+from typing import Any, Callable
 
-import ml_dtypes
 import numpy as np
 
 from fungrad.config import config
@@ -18,7 +19,12 @@ from fungrad.config import config
 bool_ = np.dtype(np.bool_)
 int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
 uint8, uint16, uint32, uint64 = (np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64))
-bfloat16 = np.dtype(ml_dtypes.bfloat16)
+# bfloat16 comes from ml_dtypes, whose extension module takes most of ``import fungrad``'s
+# time (0.4 s of 0.65 s), so it is loaded when a bfloat16 first turns up: a dtype name, an
+# array of ml_dtypes' dtype, or ``fungrad.numpy.bfloat16`` (``load_ml_dtypes``). Until then
+# ``bfloat16`` is a stand-in dtype that no array has, so ``dtype == bfloat16`` stays a cheap
+# and correct test.
+bfloat16 = np.dtype([("bfloat16, before ml_dtypes is loaded", np.void, 2)])
 float16, float32, float64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
 complex64, complex128 = np.dtype(np.complex64), np.dtype(np.complex128)
 
@@ -30,6 +36,34 @@ _unsigned = [uint8, uint16, uint32, uint64]
 _floats = [bfloat16, float16, float32, float64]
 _complex = [complex64, complex128]
 all_dtypes = frozenset([bool_, *_signed, *_unsigned, *_floats, *_complex])
+# 16-bit floats, which computations widen to float32 (gains bfloat16 when it is loaded)
+half_floats: set = {float16, bfloat16}
+_growing: list[tuple[Callable[[np.dtype], bool], set]] = []
+
+
+def dtypes_where(predicate: Callable[[np.dtype], bool]) -> set:
+    """The supported dtypes for which ``predicate`` holds, as a set that gains bfloat16
+    when ml_dtypes is loaded."""
+    found = {d for d in all_dtypes if predicate(d)}
+    _growing.append((predicate, found))
+    return found
+
+
+def load_ml_dtypes() -> ModuleType:
+    """Import ml_dtypes (the first time, make ``bfloat16`` the real dtype everywhere)."""
+    global bfloat16, all_dtypes
+    ml_dtypes = importlib.import_module("ml_dtypes")
+    if bfloat16 != np.dtype(ml_dtypes.bfloat16):
+        half_floats.discard(bfloat16)
+        all_dtypes = all_dtypes - {bfloat16}
+        bfloat16 = _floats[0] = np.dtype(ml_dtypes.bfloat16)
+        all_dtypes = all_dtypes | {bfloat16}
+        half_floats.add(bfloat16)
+        for predicate, found in _growing:
+            if predicate(bfloat16):
+                found.add(bfloat16)
+        _x64_changed()
+    return ml_dtypes
 
 # Weak-type lattice nodes stand for Python scalars.
 _WEAK_INT, _WEAK_FLOAT, _WEAK_COMPLEX = "int", "float", "complex"
@@ -119,10 +153,24 @@ def canonicalize_dtype(dtype: Any) -> np.dtype:
     return out
 
 
+def np_dtype(dtype: Any) -> np.dtype:
+    """``np.dtype(dtype)``, loading ml_dtypes for its dtypes and their names."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        if not isinstance(dtype, str):
+            raise
+        load_ml_dtypes()
+        dt = np.dtype(dtype)
+    if dt not in all_dtypes and dt.type.__module__.startswith("ml_dtypes"):
+        load_ml_dtypes()
+    return dt
+
+
 def _canonicalize_uncached(dtype: Any) -> np.dtype:
     if dtype in (int, float, complex, bool):
         return _default_of_kind(np.dtype(dtype).kind)
-    dt = np.dtype(dtype)
+    dt = np_dtype(dtype)
     if dt not in all_dtypes:
         if dt == float0:
             return dt
@@ -197,8 +245,8 @@ def issubdtype(a: Any, b: Any) -> bool:
 
 
 def finfo(dtype: Any):
-    dt = np.dtype(dtype)
-    return ml_dtypes.finfo(dt) if dt == bfloat16 else np.finfo(dt)
+    dt = np_dtype(dtype)
+    return load_ml_dtypes().finfo(dt) if dt == bfloat16 else np.finfo(dt)
 
 
 def iinfo(dtype: Any):

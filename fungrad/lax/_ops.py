@@ -31,9 +31,9 @@ NATIVE_INEXACT = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.floa
                                                 np.complex64, np.complex128))
 
 
-def accepted_dtypes(kinds: str) -> frozenset:
-    """The dtypes whose kind is in ``kinds``."""
-    return frozenset(d for d in dtypes.all_dtypes if kind(d) in kinds)
+def accepted_dtypes(kinds: str) -> set:
+    """The dtypes whose kind is in ``kinds`` (bfloat16 joins when ml_dtypes is loaded)."""
+    return dtypes.dtypes_where(lambda d: kind(d) in kinds)
 
 
 def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
@@ -73,7 +73,7 @@ def operands(*xs: Any) -> list:
     return out
 
 
-def check_operands(name: str, kinds: str, accepted: frozenset, xs: Sequence[Any]) -> None:
+def check_operands(name: str, kinds: str, accepted: set, xs: Sequence[Any]) -> None:
     """Cheap eager check that all operands share one dtype of the accepted kinds.
 
     Eager evaluation runs no shape rule and NumPy would silently promote, so the
@@ -139,7 +139,7 @@ def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = N
     return prim, _named(op, op_name or name, doc)
 
 
-def _eager_ready(dtype: np.dtype, other: Any, accepted: frozenset) -> bool:
+def _eager_ready(dtype: np.dtype, other: Any, accepted: set) -> bool:
     """Whether an eager ``Array`` of ``dtype`` and ``other`` can be bound as they are: the
     op accepts ``dtype`` and ``other`` is an ``Array`` of the same dtype, or a Python int or
     float that NumPy combines with ``dtype`` exactly as JAX's weak-type rule does — only

@@ -37,7 +37,9 @@ _KINDS = {d: "f" if d == dtypes.bfloat16 else d.kind for d in dtypes.all_dtypes}
 def kind(dtype: np.dtype) -> str:
     """NumPy's dtype kind letter, with bfloat16 counted as a float ("f")."""
     k = _KINDS.get(dtype)
-    return k if k is not None else np.dtype(dtype).kind
+    if k is None:  # bfloat16 once ml_dtypes is loaded, or an unsupported dtype
+        k = "f" if dtype == dtypes.bfloat16 else np.dtype(dtype).kind
+    return k
 
 
 def broadcast_shapes(name: str, *shapes: Sequence[int]) -> tuple[int, ...]:

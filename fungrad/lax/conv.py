@@ -172,7 +172,6 @@ def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
 
 # --------------------------------------------------------------------------- implementation
 
-_WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
 
 
 def pad_geometry(shape: Sequence[int], dilation: Sequence[int], padding: Sequence[tuple[int, int]]):
@@ -259,7 +258,7 @@ def _conv_impl(xp, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     nsp = lhs.ndim - 2
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type,
                                  "conv_general_dilated")
-    compute = _WIDEN.get(out_dtype, out_dtype)
+    compute = dtypes.float32 if out_dtype in dtypes.half_floats else out_dtype
     # channels-last lhs (N, spatial..., C) and kernel (spatial..., I, O)
     x = xp.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1])).astype(compute, copy=False)
     w = xp.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0])).astype(compute, copy=False)

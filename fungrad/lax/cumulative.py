@@ -23,7 +23,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import INEXACT, NUMERIC, as_operand, check_dtypes
 from fungrad.lax.reductions import checked_impl
 
-_WIDEN = (dtypes.bfloat16, dtypes.float16)
+_WIDEN = dtypes.half_floats
 
 
 def _cumulative_impl(accumulate: Callable[..., Any]):

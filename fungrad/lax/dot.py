@@ -143,7 +143,6 @@ def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_e
 
 # --------------------------------------------------------------------------- implementation
 
-_WIDEN = {dtypes.bfloat16: dtypes.float32, dtypes.float16: dtypes.float32}
 # dtypes NumPy hands to BLAS as they are (a plain product needs no widening or rounding)
 BLAS_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.complex64,
                                                np.complex128))
@@ -179,7 +178,7 @@ def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_e
             and lhs.dtype == rhs.dtype):  # a plain matrix product: (m, k) @ (k, n)
         return xp.matmul(lhs, rhs)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
-    compute = _WIDEN.get(out_dtype, out_dtype)
+    compute = dtypes.float32 if out_dtype in dtypes.half_floats else out_dtype
     lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
     a = (lhs if lhs_perm is None else lhs.transpose(lhs_perm)).reshape(lhs_view)
     c = (rhs if rhs_perm is None else rhs.transpose(rhs_perm)).reshape(rhs_view)

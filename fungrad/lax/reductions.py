@@ -58,7 +58,7 @@ def _reduce_batch(prim):
 def checked_impl(name: str, impl, kinds: str):
     """``impl`` refusing operand dtypes outside ``kinds`` (eager evaluation runs no shape
     rule; the error is then reported by the primitive's shape rule)."""
-    accepted = frozenset(d for d in dtypes.all_dtypes if kind(d) in kinds)
+    accepted = dtypes.dtypes_where(lambda d: kind(d) in kinds)
 
     def run(xp, x, **params):
         if x.dtype not in accepted:
@@ -77,7 +77,7 @@ def _reducer(name, impl, kinds, keep_weak=True):
     return prim
 
 
-_HALF_FLOATS = frozenset({dtypes.bfloat16, np.dtype(np.float16)})
+_HALF_FLOATS = dtypes.half_floats
 
 
 def _accumulating_impl(ufunc: str, method: str):

@@ -15,7 +15,7 @@ from fungrad.lax._prim import FLOAT, INEXACT
 from fungrad.lax._ops import binop, const, unop
 from fungrad.lax.elementwise import add, div, integer_pow, mul, neg, square, sub
 
-_NARROW = (dtypes.bfloat16, dtypes.float16)
+_NARROW = dtypes.half_floats
 
 
 def _in_float32(f):

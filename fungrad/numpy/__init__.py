@@ -27,7 +27,7 @@ from fungrad.numpy._quantiles import *  # noqa: F401,F403
 from fungrad.numpy._index_tricks import *  # noqa: F401,F403
 from fungrad.numpy._functional import *  # noqa: F401,F403
 from fungrad.numpy._setops import *  # noqa: F401,F403
-from fungrad.numpy import linalg  # noqa: F401
+from fungrad.numpy import _dtypes, linalg  # noqa: F401
 from fungrad.numpy import fft  # noqa: F401
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
@@ -42,3 +42,8 @@ pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"
 
 from fungrad._core import array_methods as _array_methods  # noqa: E402
 _array_methods.install(sys.modules[__name__])
+
+
+def __getattr__(name: str):
+    """``bfloat16`` loads ml_dtypes on first use (see ``fungrad._core.dtypes``)."""
+    return getattr(_dtypes, name)

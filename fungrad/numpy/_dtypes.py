@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from fungrad._core import dtypes
@@ -57,7 +56,6 @@ bool_ = _scalar_type(np.bool_)
 int8, int16, int32, int64 = (_scalar_type(t) for t in (np.int8, np.int16, np.int32, np.int64))
 uint8, uint16, uint32, uint64 = (_scalar_type(t) for t in
                                  (np.uint8, np.uint16, np.uint32, np.uint64))
-bfloat16 = _scalar_type(ml_dtypes.bfloat16)
 float16, float32, float64 = (_scalar_type(t) for t in (np.float16, np.float32, np.float64))
 complex64, complex128 = _scalar_type(np.complex64), _scalar_type(np.complex128)
 single, double, csingle, cdouble = float32, float64, complex64, complex128
@@ -69,7 +67,7 @@ def _as_np_dtype(x: Any) -> Any:
     if isinstance(x, type) and issubclass(x, np.generic) and x in _ABSTRACT:
         return x
     dt = getattr(x, "dtype", None)
-    return dt if isinstance(dt, np.dtype) else np.dtype(x)
+    return dt if isinstance(dt, np.dtype) else dtypes.np_dtype(x)
 
 
 _ABSTRACT = (generic, number, inexact, floating, complexfloating, integer, signedinteger,
@@ -162,8 +160,17 @@ def isrealobj(x: Any) -> bool:
     return not iscomplexobj(x)
 
 
+def __getattr__(name: str) -> Any:
+    """``bfloat16``, made on first use since it loads ml_dtypes (see ``fungrad._core.dtypes``;
+    ``fungrad.numpy`` forwards the name here)."""
+    if name != "bfloat16":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()["bfloat16"] = scalar = _scalar_type(dtypes.load_ml_dtypes().bfloat16)
+    return scalar
+
+
 __all__ = ["bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-           "bfloat16", "float16", "float32", "float64", "complex64", "complex128", "single",
+           "float16", "float32", "float64", "complex64", "complex128", "single",
            "double", "csingle", "cdouble", "int_", "uint", "float_", "complex_",
            "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer",
            "signedinteger", "unsignedinteger", "character", "flexible", "issubdtype",

@@ -83,7 +83,7 @@ def _leaf_array(x: Any, name: str) -> tuple[np.ndarray, str]:
         return np.asarray(x), _SCALAR_KINDS[type(x)]
     if isinstance(x, Array) or hasattr(x, "__array__"):
         a = np.asarray(x)
-        if a.dtype not in safetensors.DTYPES.values():
+        if not safetensors.supported(a.dtype):
             raise TypeError(f"save_checkpoint: leaf {name!r} has unsupported dtype {a.dtype}")
         return np.require(a, requirements="C"), "array"
     raise TypeError(f"save_checkpoint: leaf {name!r} is a {type(x).__name__}, not an array or scalar")
