@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
+import pytest
 
 import fungrad
-from fungrad import tree
+from fungrad import errors, tree
 
 # Run fewer cases locally with FUNGRAD_TEST_FAST=1.
 FAST = os.environ.get("FUNGRAD_TEST_FAST", "0") == "1"
@@ -76,51 +77,93 @@ def assert_same(fg_out: Any, ref_out: Any, table: dict = TOL, check_weak: bool =
                                    rtol=r if rtol is None else rtol, atol=t if atol is None else atol)
 
 
+# What each library raises when a function needs a concrete value that tracing hides.
+_FG_TRACING_ERRORS = (errors.ConcretizationTypeError, errors.TracerArrayConversionError)
+_JAX_TRACING_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                       jax.errors.NonConcreteBooleanIndexError)
+
+
+def _call_jitted(jit: Callable, fn: Callable, args: Sequence[Any]) -> Any:
+    """``fn(*args)`` under ``jit``: the array leaves of ``args`` are traced, the other leaves
+    (Python scalars, shapes, axes) are static."""
+    leaves, treedef = jax.tree_util.tree_flatten(list(args))
+    dyn = [i for i, v in enumerate(leaves) if hasattr(v, "shape")]
+
+    def call(*arrays):
+        full = list(leaves)
+        for i, a in zip(dyn, arrays):
+            full[i] = a
+        return fn(*jax.tree_util.tree_unflatten(treedef, full))
+    return jit(call)(*[leaves[i] for i in dyn])
+
+
+def run_jitted(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any]) -> Any:
+    """``fg_fn`` on NumPy ``args`` under ``fungrad.jit`` (the op tables run every op so), or
+    None when it needs concrete values, which is checked to be just as true of ``jax_fn``
+    under ``jax.jit``."""
+    try:
+        return _call_jitted(fungrad.jit, fg_fn, to_fg(list(args)))
+    except _FG_TRACING_ERRORS:
+        with pytest.raises(_JAX_TRACING_ERRORS):
+            _call_jitted(jax.jit, jax_fn, to_jax(list(args)))
+        return None
+
+
 def compare(fg_fn: Callable, jax_fn: Callable, *args: Any, table: dict = TOL,
             jit_ref: bool = False, **kw: Any) -> None:
-    """Run both on the same NumPy inputs and compare.
+    """Run both on the same NumPy inputs and compare; ``fg_fn`` also under ``fungrad.jit``.
 
     ``jit_ref=True`` runs the jax reference under ``jax.jit``: one compilation instead of
     one per primitive for composites jax does not jit itself (much faster tests).
     """
     ref = jax.jit(jax_fn) if jit_ref else jax_fn
-    assert_same(fg_fn(*to_fg(args)), ref(*to_jax(args)), table=table, **kw)
+    ref_out = ref(*to_jax(args))
+    assert_same(fg_fn(*to_fg(args)), ref_out, table=table, **kw)
+    jitted = run_jitted(fg_fn, jax_fn, args)
+    if jitted is not None:
+        assert_same(jitted, ref_out, table=table, **kw)
 
 
-def compare_types(fg_fn: Callable, jax_fn: Callable, *args: Any) -> None:
-    """Shapes, dtypes and weak types of fungrad's results against ``jax.eval_shape``.
+def compare_types(fg_fn: Callable, jax_fn: Callable, *args: Any) -> list:
+    """Shapes, dtypes and weak types of fungrad's results, eager and under ``fungrad.jit``,
+    against ``jax.eval_shape``; returns the results checked.
 
     Cheap (jax only traces, it does not compile), so it can cover whole dtype matrices;
     check values with ``compare`` on a representative subset.
     """
-    fg_leaves, fg_tree = tree.flatten(fg_fn(*to_fg(args)))
     ref_leaves, ref_tree = jax.tree_util.tree_flatten(jax.eval_shape(jax_fn, *to_jax(args)))
-    assert len(fg_leaves) == len(ref_leaves), (fg_tree, ref_tree)
-    for a, b in zip(fg_leaves, ref_leaves):
-        assert tuple(a.shape) == tuple(b.shape), f"shape {a.shape} != jax {b.shape}"
-        assert np.dtype(a.dtype) == np.dtype(b.dtype), f"dtype {a.dtype} != jax {b.dtype}"
-        assert bool(a.weak_type) == bool(b.weak_type), \
-            f"weak_type {a.weak_type} != jax {b.weak_type} (dtype {a.dtype})"
+    outs = [fg_fn(*to_fg(args)), run_jitted(fg_fn, jax_fn, args)]
+    outs = [out for out in outs if out is not None]
+    for out in outs:
+        fg_leaves, fg_tree = tree.flatten(out)
+        assert len(fg_leaves) == len(ref_leaves), (fg_tree, ref_tree)
+        for a, b in zip(fg_leaves, ref_leaves):
+            assert tuple(a.shape) == tuple(b.shape), f"shape {a.shape} != jax {b.shape}"
+            assert np.dtype(a.dtype) == np.dtype(b.dtype), f"dtype {a.dtype} != jax {b.dtype}"
+            assert bool(a.weak_type) == bool(b.weak_type), \
+                f"weak_type {a.weak_type} != jax {b.weak_type} (dtype {a.dtype})"
+    return outs
 
 
 def compare_np(fg_fn: Callable, np_fn: Callable, jax_fn: Callable, *args: Any,
                table: dict = TOL) -> None:
     """Types against ``jax.eval_shape(jax_fn)`` and values against ``np_fn`` (NumPy's
-    semantics, which jax.numpy follows), computed on host and cast to fungrad's dtypes.
+    semantics, which jax.numpy follows), computed on host and cast to fungrad's dtypes;
+    eager and under ``fungrad.jit``.
 
     For large tables where compiling every case with jax would dominate the test time.
     """
-    compare_types(fg_fn, jax_fn, *args)
-    fg_leaves, _ = tree.flatten(fg_fn(*to_fg(args)))
     np_leaves = jax.tree_util.tree_leaves(np_fn(*args))
-    assert len(fg_leaves) == len(np_leaves)
-    for a, b in zip(fg_leaves, np_leaves):
-        a_np = np.asarray(a)
-        b_np = np.asarray(b)
-        assert a_np.shape == b_np.shape, f"shape {a_np.shape} != numpy {b_np.shape}"
-        r, t = tol(a_np.dtype, table)
-        as64 = lambda v: v.astype(np.float64) if v.dtype == ml_dtypes.bfloat16 else v  # noqa: E731
-        np.testing.assert_allclose(as64(a_np), as64(b_np.astype(a_np.dtype)), rtol=r, atol=t)
+    for out in compare_types(fg_fn, jax_fn, *args):
+        fg_leaves, _ = tree.flatten(out)
+        assert len(fg_leaves) == len(np_leaves)
+        for a, b in zip(fg_leaves, np_leaves):
+            a_np = np.asarray(a)
+            b_np = np.asarray(b)
+            assert a_np.shape == b_np.shape, f"shape {a_np.shape} != numpy {b_np.shape}"
+            r, t = tol(a_np.dtype, table)
+            as64 = lambda v: v.astype(np.float64) if v.dtype == ml_dtypes.bfloat16 else v  # noqa: E731
+            np.testing.assert_allclose(as64(a_np), as64(b_np.astype(a_np.dtype)), rtol=r, atol=t)
 
 
 def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],

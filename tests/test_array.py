@@ -12,8 +12,8 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad.test_util import check_grads
-from tests import harness
-from tests.harness import assert_same, compare_np, compare_types, rand
+import harness
+from harness import assert_same, compare_np, compare_types, rand
 
 # the jax references run under jax.jit: one compilation per case instead of one per op
 compare = functools.partial(harness.compare, jit_ref=True)

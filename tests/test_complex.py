@@ -27,7 +27,7 @@ import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax, tree
 from fungrad.test_util import check_grads, numerical_jvp
-from tests.harness import GRAD_TOL, TOL, assert_same, compare_types
+from harness import GRAD_TOL, TOL, assert_same, compare_types
 
 RNG = np.random.default_rng(0)
 

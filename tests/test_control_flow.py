@@ -16,7 +16,7 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from tests.harness import GRAD_TOL, assert_same, rand, to_fg, to_jax
+from harness import GRAD_TOL, assert_same, rand, to_fg, to_jax
 
 F32 = np.float32
 

@@ -23,7 +23,7 @@ import fungrad.nn as nn
 import fungrad.numpy as jnp
 import fungrad.scipy.special as sp
 from fungrad import lax
-from tests.harness import GRAD_TOL, assert_same, to_fg, to_jax
+from harness import GRAD_TOL, assert_same, to_fg, to_jax
 
 INF = np.inf
 

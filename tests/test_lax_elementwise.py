@@ -26,7 +26,7 @@ import fungrad
 from fungrad import lax
 from fungrad.test_util import check_grads
 from fungrad import tree
-from tests.harness import GRAD_TOL, assert_same
+from harness import GRAD_TOL, assert_same
 
 RNG = np.random.default_rng(0)
 

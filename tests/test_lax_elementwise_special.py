@@ -16,7 +16,7 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from tests.harness import GRAD_TOL, TOL, assert_same
+from harness import GRAD_TOL, TOL, assert_same
 
 
 def _grid(*parts) -> np.ndarray:

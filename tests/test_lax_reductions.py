@@ -9,7 +9,7 @@ import pytest
 import fungrad
 from fungrad import lax
 from fungrad.test_util import check_grads
-from tests.harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
+from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
 
 RNG = np.random.default_rng(3)
 

@@ -14,7 +14,7 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from tests.harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
+from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
 
 RNG = np.random.default_rng(0)
 I32 = np.int32

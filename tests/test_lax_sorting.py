@@ -7,7 +7,7 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from tests.harness import assert_same, compare, compare_transforms, rand, to_fg, to_jax
+from harness import assert_same, compare, compare_transforms, rand, to_fg, to_jax
 
 RNG = np.random.default_rng(2)
 NAN = np.nan

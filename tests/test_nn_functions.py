@@ -16,8 +16,8 @@ import fungrad.nn as nn
 import fungrad.numpy as jnp
 import fungrad.scipy.special as sp
 from fungrad.test_util import check_grads
-from tests import harness
-from tests.harness import assert_same, compare_types, rand
+import harness
+from harness import assert_same, compare_types, rand
 
 # the jax references run under jax.jit: one compilation per case instead of one per op
 compare = functools.partial(harness.compare, jit_ref=True)

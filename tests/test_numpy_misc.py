@@ -9,8 +9,8 @@ import pytest
 
 import fungrad
 import fungrad.numpy as jnp
-from tests import harness
-from tests.harness import assert_same, compare_types, rand
+import harness
+from harness import assert_same, compare_types, rand
 
 # the jax references run under jax.jit: one compilation per case instead of one per op
 compare = functools.partial(harness.compare, jit_ref=True)

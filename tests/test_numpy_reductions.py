@@ -11,8 +11,8 @@ from hypothesis import given, settings, strategies as st
 
 import fungrad.numpy as jnp
 from fungrad.test_util import check_grads
-from tests import harness
-from tests.harness import compare_np, compare_types, rand
+import harness
+from harness import compare_np, compare_types, rand
 
 # the jax references run under jax.jit: one compilation per case instead of one per op
 compare = functools.partial(harness.compare, jit_ref=True)

@@ -9,6 +9,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
+from fungrad.errors import ConcretizationTypeError
 from fungrad._core.util import prod as _prod
 from fungrad.lax._prim import hashable_shape
 from fungrad.numpy._creation import arange, linspace
@@ -52,8 +53,8 @@ def ravel_multi_index(multi_index: Sequence[Any], dims: Sequence[int], mode: str
         for i, d in zip(idx, dims):
             value = i.to_concrete_value() if isinstance(i, Tracer) else np.asarray(i)
             if value is None:
-                raise TypeError("ravel_multi_index: mode='raise' needs concrete indices; use "
-                                "mode='wrap' or mode='clip' inside jit")
+                raise ConcretizationTypeError(i, "ravel_multi_index: mode='raise' needs concrete "
+                                              "indices; use mode='wrap' or mode='clip' inside jit")
             if np.any((value < 0) | (value >= d)):
                 raise ValueError("ravel_multi_index: invalid entry in coordinates array")
     elif mode == "clip":

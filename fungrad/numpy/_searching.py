@@ -15,6 +15,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
+from fungrad.errors import ConcretizationTypeError
 from fungrad.numpy._indexing import _IndexUpdateRef, take
 from fungrad.numpy._reductions import any as _any, cumsum, sum as _sum
 from fungrad.numpy._shape import broadcast_arrays, moveaxis
@@ -42,9 +43,9 @@ def where(condition: Any, x: Any = None, y: Any = None, /, *, size: int | None =
 def _concrete_count(mask: Any, fname: str) -> int:
     value = mask.to_concrete_value() if isinstance(mask, Tracer) else np.asarray(mask)
     if value is None:
-        raise TypeError(f"{fname}: the size argument must be given (a static int) to use "
-                        f"{fname} inside jit/vmap: the number of nonzero elements is data "
-                        "dependent")
+        raise ConcretizationTypeError(
+            mask, f"{fname}: the size argument must be given (a static int) to use {fname} "
+            "inside jit/vmap: the number of nonzero elements is data dependent")
     return int(np.count_nonzero(value))
 
 
@@ -129,8 +130,8 @@ def choose(a: Any, choices: Sequence[Any], out: None = None, mode: str = "raise"
     if mode == "raise":
         value = a.to_concrete_value() if isinstance(a, Tracer) else np.asarray(a)
         if value is None:
-            raise TypeError("choose: mode='raise' needs concrete indices; use mode='wrap' or "
-                            "mode='clip' under jit")
+            raise ConcretizationTypeError(a, "choose: mode='raise' needs concrete indices; use "
+                                             "mode='wrap' or mode='clip' under jit")
         if np.any((value < 0) | (value >= n)):
             raise ValueError("choose: invalid entry in choice array")
     elif mode == "wrap":
@@ -242,7 +243,8 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0, *,
     if length is None:
         value = x.to_concrete_value() if isinstance(x, Tracer) else np.asarray(x)
         if value is None:
-            raise TypeError("bincount: pass a static length= to use bincount inside jit/vmap")
+            raise ConcretizationTypeError(x, "bincount: pass a static length= to use bincount "
+                                             "inside jit/vmap")
         length = max(minlength, int(value.max()) + 1 if value.size else 0)
     if weights is None:
         weights = lax.full(aval(x).shape, 1, dtypes.default_int_dtype())

@@ -9,6 +9,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
+from fungrad.errors import ConcretizationTypeError
 from fungrad.numpy._indexing import _IndexUpdateRef, take
 from fungrad.numpy._reductions import cumsum, sum as _sum
 from fungrad.numpy._searching import nonzero
@@ -128,8 +129,9 @@ def unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
     if axis is not None:
         raise NotImplementedError("unique: only axis=None is supported")
     if size is None and isinstance(arr, Tracer) and arr.to_concrete_value() is None:
-        raise TypeError("unique: the number of unique values is data dependent; pass a static "
-                        "size= (and optionally fill_value=) to use unique inside jit/vmap")
+        raise ConcretizationTypeError(arr, "unique: the number of unique values is data dependent; "
+                                      "pass a static size= (and optionally fill_value=) to use "
+                                      "unique inside jit/vmap")
     shape = aval(arr).shape
     flat = lax.reshape(arr, (aval(arr).size,))
     n = aval(flat).shape[0]
