@@ -19,16 +19,16 @@ Run:  python examples/digits.py            (about a minute)
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+import gallery  # the helper beside this script
 import numpy as np
 from sklearn.datasets import load_digits
 
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, optim, random, train
-
-import gallery  # the helper beside this script
 
 
 def load_data(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -89,7 +89,7 @@ def make_steps(model: Classifier, opt: optim.GradientTransformation) -> tuple[An
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), state, opt_state, loss
 
-    predict = lambda params, state, x: jnp.argmax(model.apply(params, state, x, False)[0], -1)  # noqa: E731
+    predict = lambda params, state, x: jnp.argmax(model.apply(params, state, x, False)[0], -1)
     return fungrad.jit(train_step), fungrad.jit(predict)
 
 

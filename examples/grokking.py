@@ -21,14 +21,13 @@ import argparse
 import time
 from typing import Any
 
+import gallery  # the helper beside this script
 import numpy as np
 
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, optim, random, train
 from fungrad.models import gpt2
-
-import gallery  # the helper beside this script
 
 THRESHOLD = 0.99
 
@@ -68,7 +67,7 @@ def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation) -> tuple[Any
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
-    accuracy = lambda params, x, y: jnp.mean(jnp.argmax(logits(params, x), -1) == y)  # noqa: E731
+    accuracy = lambda params, x, y: jnp.mean(jnp.argmax(logits(params, x), -1) == y)
     return fungrad.jit(train_step, donate_argnums=(0, 1)), fungrad.jit(accuracy)
 
 
@@ -138,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
                       "wall_time": time.perf_counter() - t0}
             history.append(record)
             log.write(**record)
-            for name in reached:
-                if reached[name] is None and record[name] >= THRESHOLD:
+            for name, when in list(reached.items()):
+                if when is None and record[name] >= THRESHOLD:
                     reached[name] = step
                     print(f"step {step:6d}: {name.replace('_acc', '')} accuracy reached 99% "
                           f"({record['wall_time']:.0f} s)", flush=True)

@@ -23,21 +23,21 @@ Run:  python examples/kv_cache.py
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from importlib import resources
 from typing import Any
 
+import gallery  # the helper beside this script
 import numpy as np
+from sample import load_model  # loads a run of examples/shakespeare_gpt.py
 
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, optim, random, train
 from fungrad.models import gpt2
 from fungrad.text import CharTokenizer, Model, Sampling, beam_search, decode_functions, generate
-
-import gallery  # the helper beside this script
-from sample import load_model  # loads a run of examples/shakespeare_gpt.py
 
 PROMPTS = ["ROMEO:\n", "First Citizen:\nWe ", "KING HENRY:\nMy lord, "]
 
@@ -86,6 +86,17 @@ def best_ms(fn: Any, repeat: int) -> float:
     return 1e3 * min(times)
 
 
+def cached_steps(advance: Any, params: Any, token: Any, cache: Any) -> Any:
+    """A function that runs one more cached decode step on each call (the cache is
+    donated to each step and replaced by the one it returns); compiled here."""
+    state = {"cache": advance(params, token, cache)[1]}
+
+    def step():
+        logits, state["cache"] = advance(params, token, state["cache"])
+        return logits
+    return step
+
+
 def time_decoding(model: Model, lengths: list[int], repeat: int) -> list[dict]:
     """Milliseconds for one new token after a prefix of each length: the full forward pass
     over the prefix, and one cached step."""
@@ -96,16 +107,10 @@ def time_decoding(model: Model, lengths: list[int], repeat: int) -> list[dict]:
     for length in lengths:
         tokens = rng.integers(0, cfg.vocab_size, (1, length)).astype(np.int32)
         full(params, tokens)                                                   # compile this length
-        full_ms = best_ms(lambda: full(params, tokens), repeat)
+        full_ms = best_ms(functools.partial(full, params, tokens), repeat)
         cache = gpt2.init_cache(cfg, 1, length + repeat + 2)
         _, cache = prefill(params, tokens[:, :-1], np.ones((1, length - 1), bool), cache)
-        token = jnp.asarray(tokens[:, -1])
-        state = {"cache": advance(params, token, cache)[1]}                     # compile, and step once
-
-        def cached_step():
-            logits, state["cache"] = advance(params, token, state["cache"])    # the cache is donated
-            return logits
-        cached_ms = best_ms(cached_step, repeat)
+        cached_ms = best_ms(cached_steps(advance, params, jnp.asarray(tokens[:, -1]), cache), repeat)
         rows.append({"prefix": length, "full_ms": full_ms, "cached_ms": cached_ms, "speedup": full_ms / cached_ms})
     return rows
 
@@ -131,7 +136,7 @@ def decoders(args: argparse.Namespace) -> dict[str, Any]:
     n = args.new_chars
     return {
         "greedy": lambda m, p, key: generate(m, [p], max_new_tokens=n, temperature=0.0)[0],
-        f"beam (4 beams)": lambda m, p, key: beam_search(m, p, num_beams=4, max_new_tokens=n)[0].tokens,
+        "beam (4 beams)": lambda m, p, key: beam_search(m, p, num_beams=4, max_new_tokens=n)[0].tokens,
         f"top-k (k=10, T={args.temperature:g})": lambda m, p, key: generate(
             m, [p], max_new_tokens=n, temperature=args.temperature, top_k=10, key=key)[0],
         f"top-p (p=0.9, T={args.temperature:g})": lambda m, p, key: generate(

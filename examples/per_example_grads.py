@@ -22,14 +22,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import gallery  # the helper beside this script
 import numpy as np
+from digits import load_data, mlp  # the example beside this one
 
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, optim, random, train, tree
-
-import gallery  # the helper beside this script
-from digits import load_data, mlp  # the example beside this one
 
 MODEL = mlp()
 
@@ -145,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     dp_params = plain_params = params
     dp_state = plain_state = opt.init(params)
     rng, key = np.random.default_rng(args.seed), random.PRNGKey(args.seed + 1)
+    first_norms = norms = np.zeros(0)
     with train.MetricsWriter(run_dir) as log:
         log.write(0, vmap_ms=t["vmap_ms"], loop_ms=t["loop_ms"], speedup=t["speedup"])
         for step in range(1, args.steps + 1):
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
                                                  random.fold_in(key, step))
             plain_params, plain_state = plain_step(plain_params, plain_state, x_train[idx], y_train[idx])
             norms = np.asarray(norms)
-            first_norms = norms if step == 1 else first_norms
+            if step == 1:
+                first_norms = norms
             log.write(step, mean_grad_norm=float(norms.mean()), clipped_frac=float(np.mean(norms > args.clip)))
         dp_acc, plain_acc = accuracy(dp_params, x_test, y_test), accuracy(plain_params, x_test, y_test)
         log.write(args.steps, dp_test_acc=dp_acc, plain_test_acc=plain_acc)

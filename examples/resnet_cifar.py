@@ -29,21 +29,27 @@ import pickle
 import time
 from typing import Any, BinaryIO
 
+import gallery  # the helper beside this script
 import numpy as np
+from digits import load_data as load_digits  # the example beside this one
 
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, optim, random, train
 from fungrad.models import resnet
 
-import gallery  # the helper beside this script
-from digits import load_data as load_digits  # the example beside this one
-
 CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 CIFAR_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
 
 
 # --------------------------------------------------------------------------- data
+
+# The only globals a pickled NumPy array calls (NumPy 1 wrote the first name, NumPy 2 the second).
+ARRAY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+                 ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+                 ("numpy", "ndarray"): np.ndarray,
+                 ("numpy", "dtype"): np.dtype}
+
 
 class ArrayUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, strings, bytes, numbers and NumPy arrays, nothing else.
@@ -52,14 +58,9 @@ class ArrayUnpickler(pickle.Unpickler):
     Here it answers only NumPy's array rebuilding (``_reconstruct``, ``ndarray``, ``dtype``)
     and refuses every other global, so a malicious file cannot run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-               ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-               ("numpy", "ndarray"): np.ndarray,
-               ("numpy", "dtype"): np.dtype}
-
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self.ALLOWED[(module, name)]
+            return ARRAY_GLOBALS[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"ArrayUnpickler: the pickle asks for {module}.{name}, which is "
                                          "not a NumPy array type; refusing to load it") from None
@@ -91,7 +92,7 @@ def load_cifar(directory: str) -> tuple[tuple, tuple]:
     for path in train_files + [test_file]:
         with open(path, "rb") as f:
             parts.append(read_batch(f))
-    normalise = lambda x: ((x / np.float32(255) - CIFAR_MEAN) / CIFAR_STD).astype(np.float32)  # noqa: E731
+    normalise = lambda x: ((x / np.float32(255) - CIFAR_MEAN) / CIFAR_STD).astype(np.float32)
     x_train = np.concatenate([x for x, _ in parts[:-1]])
     y_train = np.concatenate([y for _, y in parts[:-1]])
     return (normalise(x_train), y_train), (normalise(parts[-1][0]), parts[-1][1])
@@ -131,7 +132,7 @@ def make_steps(cfg: resnet.Config, opt: optim.GradientTransformation) -> tuple[A
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), state, opt_state, loss, correct
 
-    predict = lambda params, state, x: jnp.argmax(resnet.apply(params, state, cfg, x, train=False)[0], -1)  # noqa: E731
+    predict = lambda params, state, x: jnp.argmax(resnet.apply(params, state, cfg, x, train=False)[0], -1)
     return fungrad.jit(train_step, donate_argnums=(0, 1, 2)), fungrad.jit(predict)
 
 
