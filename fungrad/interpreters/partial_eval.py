@@ -37,12 +37,12 @@ _NO_SOURCES: frozenset = frozenset()
 
 
 class JaxprTracer(Tracer):
-    __slots__ = ("_aval", "var", "sources")
+    __slots__ = ("_aval", "ir_var", "sources")
 
     def __init__(self, trace: "JaxprTrace", aval: ShapedArray, var: Var, sources: frozenset):
         self._trace = trace
         self._aval = aval
-        self.var = var
+        self.ir_var = var
         self.sources = sources  # names of the traced arguments this value depends on
 
     @property
@@ -81,7 +81,7 @@ class JaxprTrace(core.Trace):
     def lift(self, x: Any) -> Var | Literal:
         """The IR atom for ``x``: its var, a literal, or a new constvar."""
         if type(x) is JaxprTracer and x._trace is self:
-            return x.var
+            return x.ir_var
         self.check_foreign(x)
         if isinstance(x, (bool, int, float, complex)):
             return Literal(x, core.get_aval(x))
@@ -123,10 +123,10 @@ class JaxprTrace(core.Trace):
         sources = self._sources(args)
         if prim.multiple_results:
             outs = [JaxprTracer(self, a, Var(a), sources) for a in out_avals]
-            self.eqns.append(JaxprEqn(prim, invars, [t.var for t in outs], params))
+            self.eqns.append(JaxprEqn(prim, invars, [t.ir_var for t in outs], params))
             return outs
         out = JaxprTracer(self, out_avals, Var(out_avals), sources)
-        self.eqns.append(JaxprEqn(prim, invars, [out.var], params))
+        self.eqns.append(JaxprEqn(prim, invars, [out.ir_var], params))
         return out
 
     def to_jaxpr(self, outs: Sequence[Any]) -> tuple[Jaxpr, list[Any]]:
