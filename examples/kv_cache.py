@@ -123,7 +123,7 @@ def plot_times(rows: list[dict]):
         ax.plot(lengths, [r["cached_ms"] for r in rows], "o-", label="KV cache: one position")
         ax.set_xlabel("prefix length (tokens)")
         ax.set_ylabel("ms per new token")
-        ax.set_ylim(bottom=0)
+        ax.set_yscale("log")
         ax.legend()
         return fig
     return draw
