@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from fungrad import random, train
+from fungrad import dashboard, random, train
 from fungrad.models import gpt2
 from fungrad.text import CharTokenizer
 
@@ -50,16 +50,15 @@ def figure(pattern: str, text: str) -> float:
 
 
 def check_run_dir(run_dir, pictures: list[str], metrics: list[str]) -> list[dict]:
-    """config.json, the pictures and metrics.jsonl with the given metric names."""
+    """config.json, the pictures and metrics.jsonl with the given metric names, as the
+    dashboard reads them; returns the metric records."""
     assert set(os.listdir(run_dir)) >= {"config.json", "metrics.jsonl", *pictures}
     for name in pictures:
         assert (run_dir / name).read_bytes().startswith(b"\x89PNG")
-    with open(run_dir / "config.json") as f:
-        assert json.load(f)["args"]["quick"] is True
-    records = train.read_metrics(run_dir)
-    names = set().union(*records)
-    assert set(metrics) <= names, names
-    return records
+    run = dashboard.load_run(run_dir)
+    assert run.config["args"]["quick"] is True
+    assert set(metrics) <= set(run.metrics), sorted(run.metrics)
+    return train.read_metrics(run_dir)
 
 
 @pytest.fixture
