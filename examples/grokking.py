@@ -3,10 +3,10 @@ has memorised its training set.
 
 The task is ``a / b mod p`` (``a`` in ``[0, p)``, ``b`` in ``[1, p)``): each example is the
 four tokens ``a ÷ b =`` and the label is the ``c`` with ``c * b = a (mod p)``. A fraction of
-all pairs (``--train-frac``) is the training set, the rest the validation set. A GPT-2
-(``fungrad.models.gpt2``) of one or two blocks is trained with AdamW and strong weight
-decay (``weight_decay=1``): training accuracy saturates within a few hundred steps, while
-validation accuracy stays near chance for much longer, then jumps to 100% as weight decay
+all pairs (``--train-frac``) is the training set, the rest the validation set. A one-block
+GPT-2 (``fungrad.models.gpt2``) is trained with AdamW and strong weight decay
+(``weight_decay=1``): training accuracy saturates within a few hundred steps, while
+validation accuracy stays near chance for much longer, then climbs to 100% as weight decay
 pushes the network from memorising to the general rule.
 
 Writes ``accuracy.png`` (both accuracies against the step, log scale) and
@@ -91,15 +91,15 @@ def plot(history: list[dict], reached: dict, p: int):
 def main(argv: list[str] | None = None) -> None:
     ap = gallery.parser(__doc__)
     ap.add_argument("--p", type=int, default=97, help="the prime modulus")
-    ap.add_argument("--train-frac", type=float, default=0.5, help="fraction of all pairs used for training")
-    ap.add_argument("--steps", type=int, default=5000, help="most optimisation steps")
+    ap.add_argument("--train-frac", type=float, default=0.3, help="fraction of all pairs used for training")
+    ap.add_argument("--steps", type=int, default=4000, help="most optimisation steps")
     ap.add_argument("--batch-size", type=int, default=512, help="examples per step")
-    ap.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (after 10 warm-up steps)")
+    ap.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (after 10 warm-up steps)")
     ap.add_argument("--weight-decay", type=float, default=1.0, help="AdamW weight decay")
-    ap.add_argument("--n-layer", type=int, default=2, help="transformer blocks")
+    ap.add_argument("--n-layer", type=int, default=1, help="transformer blocks")
     ap.add_argument("--n-embd", type=int, default=128, help="width of the residual stream")
     ap.add_argument("--eval-every", type=int, default=10, help="steps between accuracy measurements")
-    ap.add_argument("--patience", type=int, default=200,
+    ap.add_argument("--patience", type=int, default=100,
                     help="steps to go on after validation accuracy reaches 99%%")
     args = ap.parse_args(argv)
     if args.quick:

@@ -162,7 +162,7 @@ def test_augment_crops_and_flips(examples_path):
 def test_grokking(tmp_path):
     out = run("grokking.py", tmp_path)
     records = check_run_dir(tmp_path, ["accuracy.png"], ["train_acc", "val_acc", "train_loss"])
-    assert "a / b mod 11: 55 training pairs, 55 validation pairs" in out
+    assert "a / b mod 11: 33 training pairs, 77 validation pairs" in out
     assert [r["step"] for r in records] == list(range(5, 45, 5))
     assert figure(rf"after 40 steps \(\d+ s\): train accuracy {NUMBER}", out) == pytest.approx(
         records[-1]["train_acc"], abs=1e-3)
