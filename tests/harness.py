@@ -2,6 +2,7 @@
 comparisons of fungrad against jax (values, shapes, dtypes, weak types)."""
 from __future__ import annotations
 
+import functools
 import os
 import tracemalloc
 from typing import Any, Callable, Sequence
@@ -110,14 +111,15 @@ def run_jitted(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any]) -> Any:
 
 
 def compare(fg_fn: Callable, jax_fn: Callable, *args: Any, table: dict = TOL,
-            jit_ref: bool = False, **kw: Any) -> None:
+            jit_ref: bool = False, ref_out: Any = None, **kw: Any) -> None:
     """Run both on the same NumPy inputs and compare; ``fg_fn`` also under ``fungrad.jit``.
 
     ``jit_ref=True`` runs the jax reference under ``jax.jit``: one compilation instead of
     one per primitive for composites jax does not jit itself (much faster tests).
+    ``ref_out``: jax's result, when already computed.
     """
-    ref = jax.jit(jax_fn) if jit_ref else jax_fn
-    ref_out = ref(*to_jax(args))
+    if ref_out is None:
+        ref_out = (jax.jit(jax_fn) if jit_ref else jax_fn)(*to_jax(args))
     assert_same(fg_fn(*to_fg(args)), ref_out, table=table, **kw)
     jitted = run_jitted(fg_fn, jax_fn, args)
     if jitted is not None:
@@ -166,43 +168,77 @@ def compare_np(fg_fn: Callable, np_fn: Callable, jax_fn: Callable, *args: Any,
             np.testing.assert_allclose(as64(a_np), as64(b_np.astype(a_np.dtype)), rtol=r, atol=t)
 
 
+# Reference programs compiled for tests: XLA's backend optimisations take longer than
+# these tiny programs ever run.
+QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+def _restrict(fn: Callable, full: Sequence[Any], idx: Sequence[int]) -> Callable:
+    """``fn`` of the arguments at ``idx`` only, the others fixed to ``full``'s."""
+    def g(*d):
+        full_ = list(full)
+        for i, v in zip(idx, d):
+            full_[i] = v
+        return fn(*full_)
+    return g
+
+
+def _jax_transforms(jax_fn: Callable, args: list, idx: list, tan: list, ct: Any,
+                    batched: list) -> list:
+    """jax's ``[value, jvp tangents, vjp cotangents, [vmap results]]`` (no derivatives
+    when ``idx`` is empty); ``batched`` holds ``(arrays, in_axes)`` pairs."""
+    out = [jax_fn(*args)]
+    if idx:
+        g = _restrict(jax_fn, args, idx)
+        out.append(jax.jvp(g, tuple(args[i] for i in idx), tuple(tan))[1])
+        out.append(jax.vjp(g, *[args[i] for i in idx])[1](ct))
+    return out + [[jax.vmap(jax_fn, in_axes=axes)(*b) for b, axes in batched]]
+
+
 def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
                        rng: np.random.Generator, argnums: Sequence[int] | None = None,
-                       vmap_axes: Sequence[int] = (0,), jit_ref: bool = False) -> None:
+                       vmap_axes: Sequence[int] = (0,), jit_ref: bool = False,
+                       fused_ref: bool = False) -> None:
     """Values, JVP, VJP and vmap of ``fg_fn`` against ``jax_fn`` on the same inputs.
 
     Differentiates with respect to the floating-point arguments (or ``argnums``).
     vmap stacks 3 random copies of each argument along each axis in ``vmap_axes``.
     ``jit_ref=True`` wraps the jax reference in ``jax.jit`` (see ``compare``).
+    ``fused_ref=True`` computes all of jax's results in one program, compiled with
+    ``QUICK_COMPILE`` (one short compilation instead of one per transformation).
     """
     args = list(args)
-    jax_fn = jax.jit(jax_fn) if jit_ref else jax_fn
-    compare(fg_fn, jax_fn, *args)
-    float_idx = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"
-                 or np.asarray(a).dtype == ml_dtypes.bfloat16] if argnums is None else list(argnums)
-    if float_idx:
-        def restrict(fn, lib):
-            def g(*d):
-                full = list(lib(args))
-                for i, v in zip(float_idx, d):
-                    full[i] = v
-                return fn(*full)
-            return g
-        prim = [args[i] for i in float_idx]
-        tan = [rand(rng, np.shape(a), np.asarray(a).dtype) for a in prim]
-        fg_p, fg_t = fungrad.jvp(restrict(fg_fn, to_fg), tuple(to_fg(prim)), tuple(to_fg(tan)))
-        jx_p, jx_t = jax.jvp(restrict(jax_fn, to_jax), tuple(to_jax(prim)), tuple(to_jax(tan)))
-        assert_same(fg_t, jx_t, GRAD_TOL, check_weak=False)
-        fg_y, fg_pull = fungrad.vjp(restrict(fg_fn, to_fg), *to_fg(prim))
-        jx_y, jx_pull = jax.vjp(restrict(jax_fn, to_jax), *to_jax(prim))
-        ct = tree.map(lambda y: rand(rng, np.shape(y), np.asarray(y).dtype), jx_y)
-        assert_same(fg_pull(to_fg(ct)), jx_pull(to_jax(ct)), GRAD_TOL, check_weak=False)
+    idx = [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"
+           or np.asarray(a).dtype == ml_dtypes.bfloat16] if argnums is None else list(argnums)
+    prim = [args[i] for i in idx]
+    tan = [rand(rng, np.shape(a), np.asarray(a).dtype) for a in prim]
+    ct = jax.tree_util.tree_map(lambda y: rand(rng, y.shape, y.dtype),
+                                jax.eval_shape(jax_fn, *to_jax(args))) if idx else None
+    batched = []
     for ax in vmap_axes:
-        batched = [np.stack([rand(rng, np.shape(a), np.asarray(a).dtype) for _ in range(3)],
-                            axis=ax if np.ndim(a) >= ax else 0) for a in args]
-        axes = tuple(ax if np.ndim(a) >= ax else 0 for a in args)
-        assert_same(fungrad.vmap(fg_fn, in_axes=axes)(*to_fg(batched)),
-                    jax.vmap(jax_fn, in_axes=axes)(*to_jax(batched)), check_weak=False)
+        batched.append(([np.stack([rand(rng, np.shape(a), np.asarray(a).dtype) for _ in range(3)],
+                                  axis=ax if np.ndim(a) >= ax else 0) for a in args],
+                        tuple(ax if np.ndim(a) >= ax else 0 for a in args)))
+    if fused_ref:
+        refs = _call_jitted(functools.partial(jax.jit, compiler_options=QUICK_COMPILE),
+                            functools.partial(_jax_transforms, jax_fn), to_jax([args, idx, tan, ct, batched]))
+    else:
+        jax_fn = jax.jit(jax_fn) if jit_ref else jax_fn
+        refs = [jax_fn(*to_jax(args))]
+        if idx:
+            g = _restrict(jax_fn, to_jax(args), idx)
+            refs.append(jax.jvp(g, tuple(to_jax(prim)), tuple(to_jax(tan)))[1])
+            refs.append(jax.vjp(g, *to_jax(prim))[1](to_jax(ct)))
+        refs.append([jax.vmap(jax_fn, in_axes=axes)(*to_jax(b)) for b, axes in batched])
+    compare(fg_fn, jax_fn, *args, ref_out=refs[0])
+    if idx:
+        g = _restrict(fg_fn, to_fg(args), idx)
+        assert_same(fungrad.jvp(g, tuple(to_fg(prim)), tuple(to_fg(tan)))[1], refs[1], GRAD_TOL,
+                    check_weak=False)
+        assert_same(fungrad.vjp(g, *to_fg(prim))[1](to_fg(ct)), refs[2], GRAD_TOL,
+                    check_weak=False)
+    for (b, axes), ref in zip(batched, refs[-1]):
+        assert_same(fungrad.vmap(fg_fn, in_axes=axes)(*to_fg(b)), ref, check_weak=False)
 
 
 def peak_traced_bytes(fn: Callable[[], Any]) -> tuple[int, Any]:
