@@ -151,7 +151,7 @@ def plot_accuracy(history: list[dict], title: str):
     def draw(plt):
         fig, ax = plt.subplots(figsize=(6, 3.4))
         epochs = [h["epoch"] for h in history]
-        ax.plot(epochs, [h["train_acc"] for h in history], "o-", label="train (augmented batches)")
+        ax.plot(epochs, [h["train_acc"] for h in history], "o-", label="train (the batches of the epoch)")
         ax.plot(epochs, [h["test_acc"] for h in history], "o-", label="test")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy")
