@@ -8,6 +8,7 @@ through gauge-invariant quantities where LAPACK leaves a sign or phase free
 """
 import functools
 
+import harness
 import jax
 import jax.numpy as jnp_ref
 import jax.scipy.linalg as jsp_ref
@@ -19,7 +20,6 @@ import fungrad.numpy as jnp
 import fungrad.scipy.linalg as fsp
 from fungrad import lax
 from fungrad.test_util import check_grads
-import harness
 
 compare_transforms = functools.partial(harness.compare_transforms, fused_ref=True)
 ref_jit = functools.partial(jax.jit, compiler_options=harness.QUICK_COMPILE)
@@ -137,6 +137,13 @@ RECORDS = {
                                                                      lower=True),
                                [lambda: tri(4, True), lambda: rect(4, 1)[:, 0]], 1),
     "scipy.lu": (fsp.lu, jsp_ref.lu, [lambda: general(4)], 1),
+    "scipy.lu_solve": (lambda a, b: fsp.lu_solve(fsp.lu_factor(a), b),
+                       lambda a, b: jsp_ref.lu_solve(jsp_ref.lu_factor(a), b),
+                       [lambda: general(4), lambda: rect(4, 2)], 1),
+    "scipy.lu_solve_trans_vector": (lambda a, b: fsp.lu_solve(fsp.lu_factor(a), b, trans=1),
+                                    lambda a, b: jsp_ref.lu_solve(jsp_ref.lu_factor(a), b,
+                                                                  trans=1),
+                                    [lambda: general(5), lambda: rect(1, 5)[0]], 1),
     "scipy.cholesky": (fsp.cholesky, jsp_ref.cholesky, [lambda: spd(3)], 1),
     "scipy.eigh_values": (lambda a: fsp.eigh(a, eigvals_only=True),
                           lambda a: jsp_ref.eigh(a, eigvals_only=True), [lambda: spd(3)], 1),
@@ -188,6 +195,20 @@ def test_triangular_solve_blocks(flags):
     b = rect(3, 70) if not flags["left_side"] else rect(70, 3)
     harness.assert_same(lax.linalg.triangular_solve(a, b, **flags),
                         ref_jit(functools.partial(jax.lax.linalg.triangular_solve, **flags))(a, b))
+
+
+def test_lu_pivots_to_permutation():
+    """Batched pivots of real factorizations (as lu_factor returns them) and a longer
+    permutation than pivots, against jax, eager, jitted and vmapped."""
+    pivots = np.asarray(jax.lax.linalg.lu(general(5, (2, 3))[..., :3])[1])  # [2, 3, 3]
+    for size in (5, 7):
+        f = functools.partial(lax.linalg.lu_pivots_to_permutation, permutation_size=size)
+        ref = functools.partial(jax.lax.linalg.lu_pivots_to_permutation, permutation_size=size)
+        harness.compare(f, ref_jit(ref), pivots)
+        harness.assert_same(fungrad.vmap(f, in_axes=1)(pivots),
+                            ref_jit(jax.vmap(ref, in_axes=1))(pivots))
+    with pytest.raises(ValueError, match="permutation_size"):
+        lax.linalg.lu_pivots_to_permutation(pivots, 2)
 
 
 def test_nearly_singular():

@@ -37,7 +37,7 @@ from fungrad.lax.slicing import slice as _slice
 from fungrad.lax.sorting import _gather_along, sort
 
 __all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "lu", "lu_p",
-           "lu_solve", "qr", "qr_p", "svd", "svd_p", "triangular_solve",
+           "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "qr", "qr_p", "svd", "svd_p", "triangular_solve",
            "triangular_solve_p", "tridiagonal_solve", "tridiagonal_solve_p"]
 
 
@@ -476,6 +476,45 @@ def lu_solve(lu: Any, permutation: Any, b: Any, trans: int = 0) -> Any:
     inverse = sort((permutation, broadcasted_iota(np.int32, core.get_aval(permutation).shape,
                                                   nd - 1)), dimension=nd - 1, num_keys=1)[1]
     return _permute_rows(x, inverse)
+
+
+def _lu_pivots_to_permutation_impl(xp, pivots, *, permutation_size):
+    k = pivots.shape[-1]
+    piv = pivots.reshape((-1, k))
+    perm = xp.tile(xp.arange(permutation_size, dtype=xp.int32), (piv.shape[0], 1))
+    rows = xp.arange(piv.shape[0])
+    for i in range(k):
+        j = piv[:, i]
+        perm[rows, i], perm[rows, j] = perm[rows, j], perm[rows, i]
+    return perm.reshape(pivots.shape[:-1] + (permutation_size,))
+
+
+def _lu_pivots_to_permutation_abstract(pivots, *, permutation_size):
+    if pivots.dtype != np.int32 or pivots.ndim < 1:
+        raise TypeError("lu_pivots_to_permutation: pivots must be an int32 array of shape "
+                        f"[..., k], got {pivots.dtype.name}{list(pivots.shape)}")
+    if permutation_size < pivots.shape[-1]:
+        raise ValueError(f"lu_pivots_to_permutation: permutation_size ({permutation_size}) "
+                         f"must be at least the number of pivots ({pivots.shape[-1]})")
+    return ShapedArray(pivots.shape[:-1] + (permutation_size,), np.dtype(np.int32))
+
+
+lu_pivots_to_permutation_p = _linalg_prim("lu_pivots_to_permutation",
+                                          _lu_pivots_to_permutation_impl,
+                                          _lu_pivots_to_permutation_abstract)
+ad.def_nondiff(lu_pivots_to_permutation_p)
+
+
+def lu_pivots_to_permutation(pivots: Any, permutation_size: int) -> Any:
+    """The row order (int32 ``[..., permutation_size]``) that ``lu``'s row swaps
+    ``pivots`` produce: row ``i`` swapped with row ``pivots[i]``, in turn.
+
+    >>> import fungrad.numpy as jnp
+    >>> lu_pivots_to_permutation(jnp.array([2, 2], jnp.int32), 3)
+    Array([2, 0, 1], dtype=int32)
+    """
+    return lu_pivots_to_permutation_p.bind(as_operand(pivots),
+                                           permutation_size=int(permutation_size))
 
 
 def _solve(a: Any, b: Any) -> Any:

@@ -14,7 +14,7 @@ from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes, promote_
 from fungrad.transforms.custom_derivatives import custom_jvp
 
 __all__ = ["block_diag", "cho_factor", "cho_solve", "cholesky", "det", "eigh", "inv", "lu",
-           "qr", "solve", "solve_triangular", "svd"]
+           "lu_factor", "lu_solve", "qr", "solve", "solve_triangular", "svd"]
 
 
 def _inexact(fname: str, *args: Any) -> list:
@@ -98,6 +98,42 @@ def lu(a: Any, permute_l: bool = False, overwrite_a: bool = False,
     l = jnp.tril(lu_[..., :, :k], -1) + jnp.eye(m, k, dtype=dt)
     u = jnp.triu(lu_[..., :k, :])
     return (p @ l, u) if permute_l else (p, l, u)
+
+
+def lu_factor(a: Any, overwrite_a: bool = False, check_finite: bool = True) -> tuple[Any, Any]:
+    """``(lu, piv)`` for ``lu_solve``: ``L`` (unit lower, strict part) and ``U`` packed in
+    ``lu``; row ``i`` was swapped with row ``piv[i]`` (int32), in turn."""
+    a, = _inexact("lu_factor", a)
+    lu_, pivots, _ = lax_linalg.lu(a)
+    return lu_, pivots
+
+
+def lu_solve(lu_and_piv: tuple[Any, Any], b: Any, trans: int = 0, overwrite_b: bool = False,
+             check_finite: bool = True) -> Any:
+    """Solve ``a x = b`` (``trans`` 0), ``a^T x = b`` (1) or ``a^H x = b`` (2) from
+    ``lu_factor(a)``. ``b`` is a (batch of) vector(s) when it has one axis fewer than
+    ``lu``, else a (batch of) matrices; batch axes broadcast.
+
+    >>> import fungrad.numpy as jnp
+    >>> lu_solve(lu_factor(jnp.array([[2., 1.], [1., 2.]])), jnp.array([3., 3.]))
+    Array([1., 1.], dtype=float32)
+    """
+    lu_, piv = lu_and_piv
+    lu_, b = _inexact("lu_solve", lu_, b)
+    sl, sb = aval(lu_).shape, aval(b).shape
+    if len(sl) < 2 or sl[-1] != sl[-2]:
+        raise ValueError(f"lu_solve: lu must have shape [..., n, n], got {sl}")
+    vector = len(sb) == len(sl) - 1
+    if vector:
+        b = b[..., None]
+    if not sb or aval(b).shape[-2] != sl[-1]:
+        raise ValueError(f"lu_solve: b with shape {sb} does not match lu with shape {sl}")
+    perm = lax_linalg.lu_pivots_to_permutation(piv, sl[-1])
+    batch = np.broadcast_shapes(sl[:-2], aval(perm).shape[:-1], aval(b).shape[:-2])
+    x = lax_linalg.lu_solve(jnp.broadcast_to(lu_, batch + sl[-2:]),
+                            jnp.broadcast_to(perm, batch + sl[-1:]),
+                            jnp.broadcast_to(b, batch + aval(b).shape[-2:]), trans)
+    return x[..., 0] if vector else x
 
 
 def qr(a: Any, overwrite_a: bool = False, lwork: Any = None, mode: str = "full",
