@@ -1,3 +1,7 @@
-"""``fungrad.scipy``: the ``jax.scipy`` functions fungrad implements (``special``, ``linalg``)."""
-from fungrad.scipy import special  # noqa: F401
-from fungrad.scipy import linalg  # noqa: F401
+"""``fungrad.scipy``: the ``jax.scipy`` functions fungrad implements (``special``, ``stats``,
+``linalg``, ``optimize``)."""
+from fungrad.scipy import (
+    linalg,  # noqa: F401
+    special,  # noqa: F401
+    stats,  # noqa: F401
+)

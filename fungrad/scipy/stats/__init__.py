@@ -1,0 +1,25 @@
+"""``fungrad.scipy.stats`` (``jax.scipy.stats``): one module per distribution with the
+log-density/mass, density/mass and, where JAX has them, CDF, survival and quantile
+functions, written with ``fungrad.numpy`` and ``fungrad.scipy.special`` so that they
+differentiate, batch and compile like any other composite."""
+from fungrad.scipy.stats import (  # noqa: F401
+    bernoulli,
+    beta,
+    binom,
+    cauchy,
+    chi2,
+    dirichlet,
+    expon,
+    gamma,
+    geom,
+    laplace,
+    logistic,
+    multivariate_normal,
+    nbinom,
+    norm,
+    pareto,
+    poisson,
+    t,
+    truncnorm,
+    uniform,
+)

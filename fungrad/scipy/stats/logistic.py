@@ -1,0 +1,51 @@
+"""The logistic distribution (``jax.scipy.stats.logistic``): CDF ``expit(z)``.
+
+>>> float(ppf(0.5))
+0.0
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from fungrad import numpy as jnp
+from fungrad.numpy._util import promote_args_inexact
+from fungrad.scipy import special
+
+
+def _z(fname: str, x: Any, loc: Any, scale: Any) -> tuple:
+    x, loc, scale = promote_args_inexact(fname, x, loc, scale)
+    return (x - loc) / scale, scale
+
+
+def logpdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
+    """``-|z| - 2 log1p(exp(-|z|)) - log(scale)`` (symmetric, overflow-free)."""
+    z, scale = _z("logistic.logpdf", x, loc, scale)
+    a = jnp.abs(z)
+    return -a - 2 * jnp.log1p(jnp.exp(-a)) - jnp.log(scale)
+
+
+def pdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
+    """The logistic density."""
+    return jnp.exp(logpdf(x, loc, scale))
+
+
+def cdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
+    """``expit(z)``."""
+    return special.expit(_z("logistic.cdf", x, loc, scale)[0])
+
+
+def sf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
+    """``expit(-z)``."""
+    return special.expit(-_z("logistic.sf", x, loc, scale)[0])
+
+
+def ppf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
+    """``loc + scale logit(q)``."""
+    x, loc, scale = promote_args_inexact("logistic.ppf", x, loc, scale)
+    return special.logit(x) * scale + loc
+
+
+def isf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
+    """``loc - scale logit(q)``."""
+    x, loc, scale = promote_args_inexact("logistic.isf", x, loc, scale)
+    return -special.logit(x) * scale + loc
