@@ -7,6 +7,7 @@ through gauge-invariant quantities where LAPACK leaves a sign or phase free
 (eigenvectors and singular vectors up to sign: their absolute values).
 """
 import functools
+from types import SimpleNamespace as Namespace
 
 import harness
 import jax
@@ -57,6 +58,13 @@ def absv(xs):
     return [abs(x) for x in xs]
 
 
+def both(make):
+    """``make(module)`` for fungrad's and jax's modules: several variants of a call in one
+    record (one jax compilation instead of one per variant)."""
+    return make(Namespace(linalg=jnp.linalg, lu_factor=fsp.lu_factor, lu_solve=fsp.lu_solve)), \
+        make(Namespace(linalg=jnp_ref.linalg, lu_factor=jsp_ref.lu_factor, lu_solve=jsp_ref.lu_solve))
+
+
 # name: (fungrad function, jax function, argument makers, check_grads order or None)
 RECORDS = {
     "lax.cholesky": (lax.linalg.cholesky, jax.lax.linalg.cholesky, [lambda: spd(4)], 1),
@@ -91,12 +99,12 @@ RECORDS = {
                                lambda: RNG.uniform(3, 4, 5).astype(F32),
                                lambda: np.r_[RNG.uniform(-1, 1, 4), 0].astype(F32),
                                lambda: rect(5, 2)], 1),
-    "solve": (jnp.linalg.solve, jnp_ref.linalg.solve, [lambda: general(4), lambda: rect(4, 2)], 1),
-    "solve_vector": (jnp.linalg.solve, jnp_ref.linalg.solve,
-                     [lambda: general(3), lambda: rect(1, 3)[0]], 1),
+    "solve_matrix_and_vector": (*both(lambda m: lambda a, b: (m.linalg.solve(a, b),
+                                                               m.linalg.solve(a, b[:, 0]))),
+                                [lambda: general(4), lambda: rect(4, 2)], 1),
     "inv": (jnp.linalg.inv, jnp_ref.linalg.inv, [lambda: general(4)], 1),
-    "det": (jnp.linalg.det, jnp_ref.linalg.det, [lambda: general(5) / 3], 1),
-    "det_3x3": (jnp.linalg.det, jnp_ref.linalg.det, [lambda: general(3)], 1),
+    "det_5x5_and_3x3": (*both(lambda m: lambda a, b: (m.linalg.det(a), m.linalg.det(b))),
+                        [lambda: general(5) / 3, lambda: general(3)], 1),
     "slogdet": (lambda a: tuple(jnp.linalg.slogdet(a)), lambda a: tuple(jnp_ref.linalg.slogdet(a)), [lambda: general(4) - 8 * np.eye(4, dtype=F32)], 1),
     "cholesky_upper": (lambda a: jnp.linalg.cholesky(a, upper=True),
                        lambda a: jnp_ref.linalg.cholesky(a, upper=True), [lambda: spd(3)], 1),
@@ -110,13 +118,11 @@ RECORDS = {
     "pinv": (jnp.linalg.pinv, jnp_ref.linalg.pinv, [lambda: rect(4, 3)], 1),
     "lstsq": (lambda a, b: jnp.linalg.lstsq(a, b)[0], lambda a, b: jnp_ref.linalg.lstsq(a, b)[0],
               [lambda: rect(5, 3), lambda: rect(5, 2)], 1),
-    "matrix_power": (lambda a: jnp.linalg.matrix_power(a, 5),
-                     lambda a: jnp_ref.linalg.matrix_power(a, 5), [lambda: general(3) / 3], 1),
-    "matrix_power_neg": (lambda a: jnp.linalg.matrix_power(a, -2),
-                         lambda a: jnp_ref.linalg.matrix_power(a, -2), [lambda: general(3)], 1),
-    "cond": (jnp.linalg.cond, jnp_ref.linalg.cond, [lambda: general(3)], 1),
-    "cond_fro": (lambda a: jnp.linalg.cond(a, "fro"), lambda a: jnp_ref.linalg.cond(a, "fro"),
-                 [lambda: general(3)], 1),
+    "matrix_power_5_and_-2": (*both(lambda m: lambda a: (m.linalg.matrix_power(a, 5),
+                                                         m.linalg.matrix_power(a, -2))),
+                              [lambda: general(3) / 3], 1),
+    "cond_2_and_fro": (*both(lambda m: lambda a: (m.linalg.cond(a), m.linalg.cond(a, "fro"))),
+                       [lambda: general(3)], 1),
     "norm_2": (lambda a: jnp.linalg.norm(a, 2), lambda a: jnp_ref.linalg.norm(a, 2),
                [lambda: rect(3, 4)], 1),
     "tensorsolve": (jnp.linalg.tensorsolve, jnp_ref.linalg.tensorsolve,
@@ -137,13 +143,9 @@ RECORDS = {
                                                                      lower=True),
                                [lambda: tri(4, True), lambda: rect(4, 1)[:, 0]], 1),
     "scipy.lu": (fsp.lu, jsp_ref.lu, [lambda: general(4)], 1),
-    "scipy.lu_solve": (lambda a, b: fsp.lu_solve(fsp.lu_factor(a), b),
-                       lambda a, b: jsp_ref.lu_solve(jsp_ref.lu_factor(a), b),
-                       [lambda: general(4), lambda: rect(4, 2)], 1),
-    "scipy.lu_solve_trans_vector": (lambda a, b: fsp.lu_solve(fsp.lu_factor(a), b, trans=1),
-                                    lambda a, b: jsp_ref.lu_solve(jsp_ref.lu_factor(a), b,
-                                                                  trans=1),
-                                    [lambda: general(5), lambda: rect(1, 5)[0]], 1),
+    "scipy.lu_solve": (*both(lambda m: lambda a, b: (
+        m.lu_solve(m.lu_factor(a), b), m.lu_solve(m.lu_factor(a), b[:, 0], trans=1))),
+        [lambda: general(4), lambda: rect(4, 2)], 1),
     "scipy.cholesky": (fsp.cholesky, jsp_ref.cholesky, [lambda: spd(3)], 1),
     "scipy.eigh_values": (lambda a: fsp.eigh(a, eigvals_only=True),
                           lambda a: jsp_ref.eigh(a, eigvals_only=True), [lambda: spd(3)], 1),
@@ -185,28 +187,35 @@ def test_batched(name):
     harness.assert_same(fungrad.vmap(f, in_axes=1)(*harness.to_fg(args)), vmapped, table)
 
 
-@pytest.mark.parametrize("flags", [{"left_side": s, "lower": lo, "transpose_a": t,
-                                    "unit_diagonal": u}
-                                   for s in (True, False) for lo in (True, False)
-                                   for t in (True, False) for u in (True, False)], ids=str)
-def test_triangular_solve_blocks(flags):
-    """Matrices larger than the substitution block take the recursive path."""
-    a = general(70) / 70
-    b = rect(3, 70) if not flags["left_side"] else rect(70, 3)
-    harness.assert_same(lax.linalg.triangular_solve(a, b, **flags),
-                        ref_jit(functools.partial(jax.lax.linalg.triangular_solve, **flags))(a, b))
+TRIANGULAR_FLAGS = [{"left_side": s, "lower": lo, "transpose_a": t, "unit_diagonal": u}
+                    for s in (True, False) for lo in (True, False)
+                    for t in (True, False) for u in (True, False)]
+
+
+def test_triangular_solve_blocks():
+    """Matrices larger than the substitution block take the recursive path, with every
+    combination of flags (jax's 16 results from one compilation)."""
+    a, left, right = general(70) / 70, rect(70, 3), rect(3, 70)
+    refs = ref_jit(lambda a, left, right: [
+        jax.lax.linalg.triangular_solve(a, left if f["left_side"] else right, **f)
+        for f in TRIANGULAR_FLAGS])(a, left, right)
+    for flags, ref in zip(TRIANGULAR_FLAGS, refs):
+        out = lax.linalg.triangular_solve(a, left if flags["left_side"] else right, **flags)
+        try:
+            harness.assert_same(out, ref)
+        except AssertionError as e:
+            raise AssertionError(f"triangular_solve with {flags}") from e
 
 
 def test_lu_pivots_to_permutation():
     """Batched pivots of real factorizations (as lu_factor returns them) and a longer
     permutation than pivots, against jax, eager, jitted and vmapped."""
     pivots = np.asarray(jax.lax.linalg.lu(general(5, (2, 3))[..., :3])[1])  # [2, 3, 3]
-    for size in (5, 7):
-        f = functools.partial(lax.linalg.lu_pivots_to_permutation, permutation_size=size)
-        ref = functools.partial(jax.lax.linalg.lu_pivots_to_permutation, permutation_size=size)
-        harness.compare(f, ref_jit(ref), pivots)
-        harness.assert_same(fungrad.vmap(f, in_axes=1)(pivots),
-                            ref_jit(jax.vmap(ref, in_axes=1))(pivots))
+    f = functools.partial(lax.linalg.lu_pivots_to_permutation, permutation_size=7)
+    ref = functools.partial(jax.lax.linalg.lu_pivots_to_permutation, permutation_size=7)
+    out, vmapped = ref_jit(lambda p: (ref(p), jax.vmap(ref, in_axes=1)(p)))(pivots)
+    harness.compare(f, ref, pivots, ref_out=out)
+    harness.assert_same(fungrad.vmap(f, in_axes=1)(pivots), vmapped)
     with pytest.raises(ValueError, match="permutation_size"):
         lax.linalg.lu_pivots_to_permutation(pivots, 2)
 
