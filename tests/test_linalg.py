@@ -180,7 +180,7 @@ def test_batched(name):
     table = harness.TOL
     if name in ("eigh", "svd"):  # vectors up to sign, to GRAD_TOL: near-equal singular
         # values of these random matrices make the vectors sensitive to rounding
-        f, ref = (lambda g: lambda x: absv(g(x)))(f), (lambda g: lambda x: absv(g(x)))(ref)
+        f, ref = (lambda x, g=f: absv(g(x))), (lambda x, g=ref: absv(g(x)))
         table = harness.GRAD_TOL
     out, vmapped = ref_jit(lambda *x: (ref(*x), jax.vmap(ref, in_axes=1)(*x)))(*harness.to_jax(args))
     harness.assert_same(f(*harness.to_fg(args)), out, table)
