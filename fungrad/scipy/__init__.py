@@ -2,6 +2,7 @@
 ``linalg``, ``optimize``)."""
 from fungrad.scipy import (
     linalg,  # noqa: F401
+    optimize,  # noqa: F401
     special,  # noqa: F401
     stats,  # noqa: F401
 )
