@@ -1,6 +1,6 @@
 """fungrad.scipy.optimize.minimize (BFGS) and line_search against jax.scipy.optimize:
 the same iterates (every field of the result) on Rosenbrock and quadratics in float32
-and float64, under jit, and bad arguments."""
+and float64, under jit and vmap, and bad arguments."""
 from __future__ import annotations
 
 import jax
@@ -82,6 +82,17 @@ def test_quadratic_args_and_options():
     assert bool(ours.success)
     r, _ = TOL[np.dtype(F32)]
     np.testing.assert_allclose(ours.x, np.linalg.solve(a, b), rtol=10 * r, atol=1e-4)
+
+
+def test_vmap_over_starts():
+    weights = np.arange(1, 6, dtype=F32)
+
+    def objective(np_):
+        return lambda x: np_.sum(weights * (x - 2) ** 2 + 0.1 * x ** 4)
+    starts = np.random.default_rng(2).normal(size=(3, 5)).astype(F32)
+    ours = fungrad.vmap(lambda x: fopt.minimize(objective(jnp), x))(starts)
+    ref = jax.vmap(lambda x: jopt.minimize(objective(jjnp), x, method="BFGS"))(starts)
+    _same(ours, ref, F32, ["x", "fun", "success", "status", "nit"])
 
 
 def test_quadratic_float64_inverse_hessian():
