@@ -1,5 +1,6 @@
 """fungrad.random's distribution samplers against jax.random: the same bits for the same key
-(100,000-element draws, several keys, shapes and dtypes), jit and vmap, and the
+(10,000-element draws, one 100,000-element draw per XLA function: tan, log/log1p, exp, pow;
+a second key with a 64-bit seed and a 2-d shape; narrow dtypes), jit and vmap, and the
 distribution of the samplers that are not bit-exact (against scipy)."""
 import jax
 import ml_dtypes
@@ -15,7 +16,9 @@ from harness import GRAD_TOL, tol
 LINALG_RTOL, LINALG_ATOL = tol(np.float32, GRAD_TOL)
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
-N = 100_000
+N = 10_000
+# One large draw per XLA function the samplers go through (tan, log and log1p, exp, pow).
+LARGE = {"cauchy", "logistic", "lognormal", "weibull_min"}
 
 # name -> draw(module, key, shape, dtype); the same call on jax.random and fungrad.random.
 DRAWS = {
@@ -67,17 +70,19 @@ def _same_bits(a, b):
 
 
 @pytest.mark.parametrize("name", sorted(DRAWS))
-@pytest.mark.parametrize("seed", [0, 7, 2 ** 40 + 3])
+@pytest.mark.parametrize("seed", [0, 2 ** 40 + 3])
 def test_bits_equal_jax_float32(name, seed):
     draw = DRAWS[name]
-    shape = (2000 if name in GAMMA_FAMILY else N,) if seed == 0 else (3, 5)
+    # The Gamma loop is exercised at length by gamma itself; its users only add a few steps.
+    size = 2000 if name == "gamma" else 100 if name in GAMMA_FAMILY else 10 * N if name in LARGE else N
+    shape = (size,) if seed == 0 else (3, 5)
     dtype = np.int32 if name == "rademacher" else np.float32
     _same_bits(draw(fr, fr.PRNGKey(seed), shape, dtype),
                draw(jax.random, jax.random.PRNGKey(seed), shape, dtype))
 
 
 @pytest.mark.parametrize("name", sorted(CLOSE))
-@pytest.mark.parametrize("shape", [(500,), (3, 5)])
+@pytest.mark.parametrize("shape", [(4, 25)])
 def test_close_to_jax(name, shape):
     draw = CLOSE[name]
     a, b = draw(fr, fr.key(1), shape, np.float32), draw(jax.random, jax.random.key(1), shape, np.float32)
@@ -140,11 +145,11 @@ def test_ks_against_scipy():
               (fr.wald(key, 1.3, (N,)), scipy.stats.invgauss(1.3).cdf),
               (fr.maxwell(key, (N,)), scipy.stats.maxwell.cdf),
               (fr.triangular(key, -1., 0.3, 2., (N,)), scipy.stats.triang(1.3 / 3, -1, 3).cdf),
-              (fr.gamma(key, 0.3, (5000,)), scipy.stats.gamma(0.3).cdf),
-              (np.exp(np.asarray(fr.loggamma(key, 0.05, (5000,)), np.float64)), scipy.stats.gamma(0.05).cdf),
-              (fr.f(key, 3.0, 5.0, (5000,)), scipy.stats.f(3, 5).cdf),
-              (fr.generalized_normal(key, 1.5, (5000,)), scipy.stats.gennorm(1.5).cdf),
-              (fr.dirichlet(key, np.array([0.5, 2.]), (5000,))[:, 0], scipy.stats.beta(0.5, 2).cdf)]
+              (fr.gamma(key, 0.3, (2000,)), scipy.stats.gamma(0.3).cdf),
+              (np.exp(np.asarray(fr.loggamma(key, 0.05, (2000,)), np.float64)), scipy.stats.gamma(0.05).cdf),
+              (fr.f(key, 3.0, 5.0, (2000,)), scipy.stats.f(3, 5).cdf),
+              (fr.generalized_normal(key, 1.5, (2000,)), scipy.stats.gennorm(1.5).cdf),
+              (fr.dirichlet(key, np.array([0.5, 2.]), (2000,))[:, 0], scipy.stats.beta(0.5, 2).cdf)]
     for x, cdf in checks:
         assert scipy.stats.kstest(np.asarray(x, np.float64), cdf).pvalue > 1e-3
 
