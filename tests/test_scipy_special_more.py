@@ -1,5 +1,5 @@
 """fungrad.scipy.special beyond the basics: normal CDF family, incomplete Gamma,
-betaln, multigammaln, polygamma, kl_div/rel_entr; values against jax (eager and under
+betainc, betaln, multigammaln, polygamma, kl_div/rel_entr; values against jax (eager and under
 jit) and scipy, derivatives against jax and finite differences, vmap."""
 from __future__ import annotations
 
@@ -44,6 +44,23 @@ def test_incomplete_gamma(name):
     np.testing.assert_allclose(ours, getattr(jss, name)(A, AX), rtol=r, atol=a)
     vm = fungrad.vmap(getattr(fss, name))(A, AX)
     np.testing.assert_array_equal(np.asarray(vm), ours)
+
+
+def test_betainc():
+    a = np.array([0.5, 1, 2, 5, 30, 0.3, 2, 2, 2, -1], F32)
+    b = np.array([0.5, 3, 2, 1, 40, 4, 2, 2, 2, 1], F32)
+    x = np.array([0.3, 0.2, 0.5, 0.9, 0.45, 0.01, 0, 1, 1.2, 0.5], F32)
+    r, t = TOL[np.dtype(F32)]
+    ours = np.asarray(fss.betainc(a, b, x))
+    np.testing.assert_allclose(ours, ss.betainc(a.astype(float), b.astype(float),
+                                                x.astype(float)), rtol=r, atol=t)
+    np.testing.assert_allclose(ours, jss.betainc(a, b, x), rtol=r, atol=t)
+    gr, ga = GRAD_TOL[np.dtype(F32)]
+    g = fungrad.vmap(fungrad.grad(fss.betainc, 2))(a[:6], b[:6], x[:6])
+    np.testing.assert_allclose(g, jax.vmap(jax.grad(jss.betainc, 2))(a[:6], b[:6], x[:6]),
+                               rtol=gr, atol=ga)
+    with pytest.raises(NotImplementedError, match="betainc: the derivative with respect"):
+        fungrad.grad(fss.betainc)(F32(2), F32(3), F32(0.4))
 
 
 def test_small_composites():
