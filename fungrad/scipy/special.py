@@ -435,8 +435,8 @@ def betainc(a: Any, b: Any, x: Any) -> Any:
     """The regularized incomplete Beta function ``I_x(a, b)`` (a continued fraction,
     through ``1 - I_(1-x)(b, a)`` above the mean); differentiable in ``x`` only.
 
-    >>> float(betainc(1., 1., 0.25))
-    0.25
+    >>> round(float(betainc(2., 3., 0.25)), 5)  # 1 - 0.75^4 - 4 0.25 0.75^3
+    0.26172
     """
     a, b, x = promote_args_inexact("betainc", a, b, x)
     return _betainc_x(a, b, x)
