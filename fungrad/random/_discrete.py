@@ -6,7 +6,8 @@ rejection (rate 10 or more) and selects; ``binomial`` likewise runs a sum of
 geometric waiting times (``count * q <= 10``) and BTRS rejection, on
 ``q = min(p, 1 - p)``. Both loops are ``lax.while_loop``s over the whole array
 that stop once every element is done; ``multinomial`` scans ``binomial`` over the
-outcomes with one key each; ``geometric`` inverts the CDF of one uniform.
+outcomes with one key each; ``geometric`` inverts the CDF of one uniform. The
+rejection test's ``lgamma`` is XLA's float32 one, so every draw equals JAX's.
 """
 from __future__ import annotations
 
@@ -62,6 +63,27 @@ def _full(value: Any, dtype: Any, shape: tuple[int, ...]) -> Any:
 
 # --------------------------------------------------------------------------- poisson
 
+_LANCZOS = (676.520368121885098567009190444019, -1259.13921672240287047156078755283,
+            771.3234287776530788486528258894, -176.61502916214059906584551354,
+            12.507343278686904814458936853, -0.13857109526572011689554707,
+            9.984369578019570859563e-6, 1.50563273514931155834e-7)
+
+
+def _lgamma(x: Any) -> Any:
+    """XLA's float32 ``lgamma`` for ``x >= 1/2``: its Lanczos sum (g = 7) step for step, with
+    the division by ``g + 1/2`` a product with its reciprocal and the last multiply-add fused,
+    as XLA compiles it. Smaller ``x`` (reflection) never matters here: ``k < 0`` is rejected."""
+    f32 = np.float32
+    z = lax.sub(x, _const(1, f32))
+    acc = _const(0.99999999999980993227684700473478, f32)
+    for i, coeff in enumerate(_LANCZOS):
+        acc = lax.add(acc, lax.div(_const(coeff, f32), lax.add(lax.add(z, _const(i, f32)), _const(1, f32))))
+    t = lax.add(_const(7.5, f32), z)
+    log_t = lax.add(_const(np.log(7.5), f32), _log1p(lax.mul(z, _const(1 / 7.5, f32))))
+    slope = lax.sub(lax.add(z, _const(0.5, f32)), lax.div(t, log_t))
+    return lax.add(_fma(slope, log_t, _const(np.log(2 * np.pi) / 2, f32)), _log(acc))
+
+
 def _poisson_knuth(key: Any, lam: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     """Counts uniforms until their product falls below ``exp(-lam)`` (in log space)."""
     neg_lam = lax.neg(lam)
@@ -95,7 +117,7 @@ def _poisson_rejection(key: Any, lam: Any, shape: tuple[int, ...], dtype: np.dty
         slope = lax.add(lax.div(lax.mul(_const(2, f32), a), us), b)
         k = lax.floor(lax.add(_fma(slope, u, lam), _const(0.43, f32)))
         s = _log(lax.div(lax.mul(v, inv_alpha), lax.add(lax.div(a, lax.mul(us, us)), b)))
-        t = lax.sub(_fma(k, log_lam, lax.neg(lam)), lax.lgamma(lax.add(k, _const(1, f32))))
+        t = lax.sub(_fma(k, log_lam, lax.neg(lam)), _lgamma(lax.add(k, _const(1, f32))))
         accept1 = lax.bitwise_and(lax.ge(us, _const(0.07, f32)), lax.le(v, v_r))
         reject = lax.bitwise_or(lax.lt(k, _const(0, f32)),
                                 lax.bitwise_and(lax.lt(us, _const(0.013, f32)), lax.gt(v, us)))
