@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -438,7 +439,10 @@ def concatenate(operands: Sequence[Any], dimension: int) -> Any:
     operands = [as_operand(x, dt) for x in operands]
     if len(operands) == 1:
         return operands[0]
-    dimension = int(dimension)
+    try:
+        dimension = operator.index(dimension)
+    except TypeError:
+        raise TypeError(f"concatenate: dimension must be an integer, got {dimension!r}") from None
     _concatenate_abstract(*[core.get_aval(x) for x in operands], dimension=dimension)
     return concatenate_p.bind(*operands, dimension=dimension)
 
