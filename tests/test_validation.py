@@ -216,6 +216,13 @@ def test_resource_exhausted_is_a_memory_error() -> None:
         fnp.zeros((2**40,))
 
 
+def test_allocation_failure_inside_jit_names_the_function_and_shape() -> None:
+    """Compiled code calls NumPy directly; its allocation failures are re-raised the same way."""
+    outer = fungrad.jit(lambda x: fnp.outer(x, x) + 1)
+    with pytest.raises(ResourceExhaustedError, match=r"jit\(<lambda>\).*\(8388608, 8388608\).*float32"):
+        outer(fnp.ones(2**23))
+
+
 GOOD_SHAPES = {
     "numpy-integers": lambda m: m.np.zeros((np.int64(2), np.int32(3))).shape,
     "0-d-array": lambda m: m.np.ones(np.array(3)).shape,

@@ -30,6 +30,7 @@ from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
 from fungrad.compiler import codegen
 from fungrad.config import config
+from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
 from fungrad.transforms.api import _flat_outputs, _fun_name, check_argnums, path_str
 from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
@@ -114,6 +115,15 @@ def _leaf_aval(x: Any) -> ShapedArray:
     return core.get_aval(x)
 
 
+def _raise_out_of_memory(name: str, err: MemoryError) -> None:
+    """Re-raise an allocation failure inside compiled code as ``ResourceExhaustedError``
+    naming the compiled function and the shape and dtype NumPy could not allocate."""
+    shape, dtype = getattr(err, "shape", None), getattr(err, "dtype", None)
+    if isinstance(err, ResourceExhaustedError) or shape is None or dtype is None:
+        raise err
+    raise ResourceExhaustedError(name, tuple(shape), dtype) from err
+
+
 class _Entry:
     """One compiled signature: the traced jaxpr, its executable and how to call it."""
     __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "out_leaf", "in_avals",
@@ -152,7 +162,10 @@ class _Entry:
             else:
                 bufs = [x._value if type(x) is Array else as_buffer(np, x, a)
                         for x, a in zip(leaves, self.in_avals)]
-            outs = self.fn(*bufs)
+            try:
+                outs = self.fn(*bufs)
+            except MemoryError as e:
+                _raise_out_of_memory(f"jit({self.name})", e)
             if self.out_leaf:
                 return Array(outs[0], self.out_weak[0])
             return tree_util.unflatten(self.out_tree,
