@@ -11,10 +11,11 @@ import argparse
 import json
 import os
 
+from shakespeare_gpt import CHECKPOINT_FILE, CONFIG_FILE, sample_chars  # the script beside this one
+
 from fungrad import random, train
 from fungrad.models import gpt2
 from fungrad.text import CharTokenizer, Model
-from shakespeare_gpt import CHECKPOINT_FILE, CONFIG_FILE, sample_chars  # the script beside this one
 
 
 def parser() -> argparse.ArgumentParser:
