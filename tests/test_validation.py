@@ -216,6 +216,17 @@ def test_resource_exhausted_is_a_memory_error() -> None:
         fnp.zeros((2**40,))
 
 
+@pytest.mark.parametrize("bad", [1.0, (1.0,), (0, 1.0)])
+def test_a_float_axis_is_refused_after_the_equal_int_was_cached(bad) -> None:
+    """Plans are cached per axis, and ``1.0 == 1`` with equal hashes: a float axis must not
+    be served the plan of the int one (as it was when an earlier call used ``axis=1``)."""
+    x = fnp.ones((2, 3))
+    for reduce in (fnp.sum, fnp.max, fnp.mean):
+        reduce(x, axis=1), reduce(x, axis=(0, 1))
+        with pytest.raises(TypeError, match="axis must be an integer"):
+            reduce(x, axis=bad)
+
+
 def test_allocation_failure_inside_jit_names_the_function_and_shape() -> None:
     """Compiled code calls NumPy directly; its allocation failures are re-raised the same way."""
     outer = fungrad.jit(lambda x: fnp.outer(x, x) + 1)

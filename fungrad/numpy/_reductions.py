@@ -80,13 +80,10 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
                upcast_f16: bool = False) -> Any:
     plain_key = None
     if (type(a) is Array and not a.weak_type and dtype is None and initial is None
-            and where is None and not keepdims):
+            and where is None and not keepdims and _plain_axis(axis)):
         plain_key = (r, a._value.shape, a._value.dtype, axis, promote_integers, upcast_f16,
                      config.enable_x64)
-        try:
-            plain = _PLAIN_EAGER.get(plain_key)
-        except TypeError:  # an unhashable axis (a list)
-            plain = plain_key = None
+        plain = _PLAIN_EAGER.get(plain_key)
         if plain is not None:
             return plain[0].bind(a, axes=plain[1])
     original = a
@@ -102,11 +99,9 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     plan_args = (r, a_aval.shape, a_aval.dtype, axis,
                  None if dtype is None else check_user_dtype(dtype, r.name),
                  promote_integers, upcast_f16, initial is None, config.enable_x64)
-    try:
+    if _plain_axis(axis):  # the common case, cached
         axes, sorted_axes, result_dtype, comp_dtype = _reduction_plan(*plan_args)
-    except TypeError as e:  # an unhashable axis (a list): the same plan, uncached
-        if "unhashable" not in str(e):
-            raise
+    else:  # a list, NumPy integers, or a float that must not hit the plan of the equal int
         axes, sorted_axes, result_dtype, comp_dtype = _reduction_plan.__wrapped__(*plan_args)
     if comp_dtype != a_aval.dtype:
         a = lax.convert_element_type(a, comp_dtype)
@@ -127,6 +122,12 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     if keepdims:
         result = lax.expand_dims(result, axes)
     return lax.convert_element_type(result, result_dtype)  # strong, as in JAX
+
+
+def _plain_axis(axis: Any) -> bool:
+    """Whether ``axis`` may key the plan cache: None, an int, or a tuple of ints. (``1.0``
+    equals ``1`` and hashes alike, so anything else is planned, and refused, uncached.)"""
+    return axis is None or type(axis) is int or (type(axis) is tuple and builtins.all(type(a) is int for a in axis))
 
 
 @functools.lru_cache(maxsize=1024)
