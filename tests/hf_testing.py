@@ -43,17 +43,6 @@ def generate(model, tokens: np.ndarray, mask: np.ndarray, n_new: int) -> np.ndar
     return out[:, ids.shape[1]:].numpy()
 
 
-def left_pad(rows: list[np.ndarray], pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Left-pad int32 token rows to one length: ``(tokens, mask)``, mask True for real tokens."""
-    width = max(len(r) for r in rows)
-    tokens = np.full((len(rows), width), pad, np.int32)
-    mask = np.zeros((len(rows), width), bool)
-    for i, r in enumerate(rows):
-        tokens[i, width - len(r):] = r
-        mask[i, width - len(r):] = True
-    return tokens, mask
-
-
 def address(x) -> int:
     """The address of an array's buffer (to check that a donated cache is reused)."""
     return np.asarray(x).__array_interface__["data"][0]

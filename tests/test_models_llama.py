@@ -15,7 +15,8 @@ import fungrad.numpy as jnp
 from fungrad import optim, random, tree
 from fungrad.models import hf, llama
 from fungrad.models.hf import PretrainedError
-from hf_testing import TOL, address, build, generate, left_pad, logits
+from fungrad.text.generate import left_pad
+from hf_testing import TOL, address, build, generate, logits
 
 VOCAB = 100
 

@@ -15,7 +15,8 @@ from fungrad import optim, random, tree
 from fungrad.models import hf, mixtral
 from fungrad.models.hf import PretrainedError
 from fungrad.nn import moe
-from hf_testing import TOL, address, build, generate, left_pad, logits
+from fungrad.text.generate import left_pad
+from hf_testing import TOL, address, build, generate, logits
 
 VOCAB = 100
 
