@@ -60,12 +60,12 @@ def parser() -> argparse.ArgumentParser:
     model.add_argument("--n-layer", type=int, default=4, help="transformer blocks")
     model.add_argument("--n-head", type=int, default=4, help="attention heads per block")
     model.add_argument("--n-embd", type=int, default=128, help="width of the residual stream")
-    model.add_argument("--block-size", type=int, default=128, help="context length in characters")
+    model.add_argument("--block-size", type=int, default=64, help="context length in characters")
     model.add_argument("--dropout", type=float, default=0.0,
                        help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
     opt = ap.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="sequences per step")
-    opt.add_argument("--steps", type=int, default=2700,
+    opt.add_argument("--steps", type=int, default=2300,
                      help="planned steps; the learning-rate schedule spans them")
     opt.add_argument("--max-minutes", type=float, default=5.0,
                      help="stop (with a checkpoint) after this many minutes of training in this "
