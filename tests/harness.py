@@ -170,6 +170,19 @@ def compare_np(fg_fn: Callable, np_fn: Callable, jax_fn: Callable, *args: Any,
 
 # Reference programs compiled for tests: XLA's backend optimisations take longer than
 # these tiny programs ever run.
+class x64:
+    """Enable 64-bit dtypes in fungrad and jax for the duration of a ``with`` block."""
+
+    def __enter__(self):
+        self.fg, self.jx = fungrad.config.enable_x64, jax.config.jax_enable_x64
+        fungrad.config.update("enable_x64", True)
+        jax.config.update("jax_enable_x64", True)
+
+    def __exit__(self, *exc):
+        fungrad.config.update("enable_x64", self.fg)
+        jax.config.update("jax_enable_x64", self.jx)
+
+
 QUICK_COMPILE = {"xla_backend_optimization_level": 0}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import types
-import zlib
 from collections.abc import Callable
 
 import jax
@@ -27,16 +26,9 @@ import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax, tree
 from fungrad.test_util import check_grads, numerical_jvp
-from harness import GRAD_TOL, TOL, assert_same, compare_types
+from harness import GRAD_TOL, TOL, assert_same, compare_types, x64
 
 RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True)
-def _seed_per_test(request):
-    """Inputs depend only on the test, not on which tests ran before it."""
-    global RNG
-    RNG = np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0,
@@ -44,19 +36,6 @@ jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_lev
 C64, C128, F32 = np.dtype(np.complex64), np.dtype(np.complex128), np.dtype(np.float32)
 FG = types.SimpleNamespace(np=fnp, lax=lax, api=fungrad)
 JX = types.SimpleNamespace(np=jnp, lax=jax.lax, api=jax)
-
-
-class _x64:
-    """Enable 64-bit dtypes in fungrad and jax for the duration of a block."""
-
-    def __enter__(self):
-        self.fg, self.jx = fungrad.config.enable_x64, jax.config.jax_enable_x64
-        fungrad.config.update("enable_x64", True)
-        jax.config.update("jax_enable_x64", True)
-
-    def __exit__(self, *exc):
-        fungrad.config.update("enable_x64", self.fg)
-        jax.config.update("jax_enable_x64", self.jx)
 
 
 # --------------------------------------------------------------------------- input domains
@@ -250,7 +229,7 @@ def test_values_vmap_jit(label):
                                    "abs", "angle", "matmul", "cumprod", "logaddexp"])
 def test_complex128_under_x64(label):
     op = OPS_BY_ID[label]
-    with _x64():
+    with x64():
         args = op.args(RNG, C128)
         assert_same(op.fg(*args), jit(op.ref)(*args))
 
@@ -302,7 +281,7 @@ def test_grad_finite_differences(label):
     """``grad`` of ``sum(|f(z)|**2)`` and ``sum(real(f(z)))`` in complex128 against central
     differences of the real and imaginary parts."""
     op = OPS_BY_ID[label]
-    with _x64():
+    with x64():
         args = op.args(RNG, C128)
         for i in op.diff_argnums(args):
             for L in _losses(op, FG):
@@ -411,7 +390,7 @@ def test_promotion(k):
     fn = PROMOTIONS[k][1]
     x, z = real_part(RNG, (3,), C64), DEFAULT(RNG, (3,), C64)
     compare_types(lambda x, z: fn(FG, x, z), lambda x, z: fn(JX, x, z), x, z)
-    with _x64():
+    with x64():
         compare_types(lambda x, z: fn(FG, x, z), lambda x, z: fn(JX, x, z),
                       x.astype(np.float64), z.astype(np.complex128))
 

@@ -16,24 +16,11 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from harness import GRAD_TOL, TOL, assert_same
+from harness import GRAD_TOL, TOL, assert_same, x64
 
 
 def _grid(*parts) -> np.ndarray:
     return np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])
-
-
-class _x64:
-    """Enable 64-bit dtypes in fungrad and jax for the duration of a block."""
-
-    def __enter__(self):
-        self.fg, self.jx = fungrad.config.enable_x64, jax.config.jax_enable_x64
-        fungrad.config.update("enable_x64", True)
-        jax.config.update("jax_enable_x64", True)
-
-    def __exit__(self, *exc):
-        fungrad.config.update("enable_x64", self.fg)
-        jax.config.update("jax_enable_x64", self.jx)
 
 
 NONFINITE = [np.inf, -np.inf, np.nan, 0.0, -0.0]
@@ -55,7 +42,7 @@ def test_float32_wide_range_against_jax(name):
     2e-6 near its negative roots, beyond the float32 tolerance, where fungrad is not."""
     x = GRIDS[name].astype(np.float32)
     out = getattr(lax, name)(x)
-    with _x64():
+    with x64():
         ref = np.asarray(getattr(jax.lax, name)(x.astype(np.float64))).astype(np.float32)
     assert out.dtype == np.float32 and not out.weak_type
     assert_same(out, ref)
@@ -71,7 +58,7 @@ def test_polygamma_positive_against_jax(m):
 def test_polygamma_reflection_recurrence(m):
     """Negative arguments (where jax's polygamma is unreliable) through the recurrence."""
     x = np.linspace(-6.9, -0.1, 400)[np.abs(np.linspace(-6.9, -0.1, 400) % 1 - 0.5) < 0.4]
-    with _x64():
+    with x64():
         lhs = np.asarray(lax.polygamma(np.float64(m), x + 1))
         rhs = np.asarray(lax.polygamma(np.float64(m), x)) + (-1) ** m * math.factorial(m) / x ** (m + 1)
     rtol, atol = TOL[np.dtype(np.float64)]
@@ -99,7 +86,7 @@ F64_GRIDS = {
 
 @pytest.mark.parametrize("name", sorted(F64_GRIDS))
 def test_float64_against_jax(name):
-    with _x64():
+    with x64():
         x = F64_GRIDS[name]
         out, ref = getattr(lax, name)(x), getattr(jax.lax, name)(x)
         assert out.dtype == np.float64
@@ -109,14 +96,14 @@ def test_float64_against_jax(name):
 def test_float64_erf_inv_far_tail_roundtrips_through_jax_erfc():
     """Near |x| = 1, where jax's float64 erf_inv loses 1e-10: erfc(erf_inv(x)) = 1 - x."""
     q = 2.0 ** -np.arange(10, 53)
-    with _x64():
+    with x64():
         y = lax.erf_inv(1 - q)
         assert_same(jax.lax.erfc(np.asarray(y)), q, check_weak=False)
         assert_same(lax.erf_inv(q - 1), -np.asarray(y))
 
 
 def test_float64_polygamma_against_jax():
-    with _x64():
+    with x64():
         x = np.linspace(0.05, 30, 1001)
         for m in (1, 2, 4):
             assert_same(lax.polygamma(np.float64(m), x), jax.lax.polygamma(np.full_like(x, m), x))
@@ -126,6 +113,6 @@ def test_float64_polygamma_against_jax():
 def test_float64_derivatives(name):
     x = {"erf_inv": np.linspace(-0.9, 0.9, 7), "erf": np.linspace(-3, 3, 7),
          "erfc": np.linspace(-3, 3, 7)}.get(name, np.linspace(-3.4, 3.1, 14))  # poles 0.1 away
-    with _x64():
+    with x64():
         g = lambda api, L: api.vmap(api.grad(api.grad(getattr(L, name))))  # noqa: E731
         assert_same(g(fungrad, lax)(x), g(jax, jax.lax)(x), GRAD_TOL, check_weak=False)

@@ -17,7 +17,7 @@ def strings() -> list[str]:
     """Varied inputs: the mixed corpus's lines, Shakespeare lines, whitespace edge cases,
     characters the models never saw (byte fallback or unknown), random Unicode."""
     rng = pyrandom.Random(0)
-    shakespeare = (TEXT or "").split("\n")
+    shakespeare = TEXT.split("\n")
     out = mixed_corpus().split("\n") + rng.sample(shakespeare, min(200, len(shakespeare)))
     out += ["", " ", "  leading and  double  spaces  ", "tab\there", "ROMEO: 12345 wherefore?", "a <tool> b<tool>",
             "ﬁ ① ｆｕｌｌ ｗｉｄｔｈ", "\u00a0nbsp\u3000ideographic space", "Ω≈ç√∫˜µ≤≥÷", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕏"]
@@ -30,7 +30,7 @@ def models(request, tmp_path_factory):
     model_type, normalizer, byte_fallback = request.param
     directory = tmp_path_factory.mktemp("sp")
     corpus = directory / "corpus.txt"
-    corpus.write_text((TEXT or "")[:150_000] + "\n" + mixed_corpus())
+    corpus.write_text(TEXT[:150_000] + "\n" + mixed_corpus())
     prefix = str(directory / "m")
     spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=prefix, vocab_size=600, model_type=model_type,
                                    normalization_rule_name=normalizer, byte_fallback=byte_fallback,

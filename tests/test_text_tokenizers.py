@@ -1,6 +1,6 @@
 """Character and byte-level BPE tokenizers against tiktoken and Hugging Face tokenizers."""
 import functools
-import pathlib
+from importlib import resources
 
 import pytest
 import tiktoken
@@ -8,8 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from fungrad.text import BPETokenizer, CharTokenizer
 
-SHAKESPEARE = (pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt")
-TEXT = SHAKESPEARE.read_text() if SHAKESPEARE.exists() else None
+TEXT = resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()  # bundled
 
 
 def mixed_corpus() -> str:
@@ -33,7 +32,7 @@ def mixed_corpus() -> str:
 
 @functools.lru_cache(maxsize=None)
 def trained(vocab_size: int = 512) -> BPETokenizer:
-    text = (TEXT[:200_000] if TEXT else "") + mixed_corpus()
+    text = TEXT[:200_000] + mixed_corpus()
     return BPETokenizer.train(text, vocab_size, special_tokens=["<|endoftext|>", "<|pad|>"])
 
 
@@ -58,7 +57,7 @@ def test_char_tokenizer_roundtrip_save_load_and_errors(tmp_path):
 
 # --------------------------------------------------------------------------- bpe vs tiktoken
 
-@pytest.mark.parametrize("name,text", [("mixed", mixed_corpus()), ("shakespeare", (TEXT or "")[-100_000:])])
+@pytest.mark.parametrize("name,text", [("mixed", mixed_corpus()), ("shakespeare", TEXT[-100_000:])])
 def test_ids_equal_tiktoken_given_the_same_ranks(name, text):
     tok = trained()
     assert tok.encode(text) == tiktoken_of(tok).encode(text)
@@ -85,7 +84,6 @@ def test_decoding_split_utf8_replaces_like_gpt2():
         tok.decode([10**6])
 
 
-@pytest.mark.skipif(TEXT is None, reason="the bundled Shakespeare text is beside the repository")
 def test_training_compresses_like_hf_tokenizers():
     text = TEXT[:300_000]
     tok = BPETokenizer.train(text, 512)
