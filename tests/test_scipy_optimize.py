@@ -8,7 +8,7 @@ import jax.numpy as jjnp
 import jax.scipy.optimize as jopt
 import numpy as np
 import pytest
-from harness import QUICK_COMPILE, TOL
+from harness import QUICK_COMPILE, TOL, x64
 from jax._src.scipy.optimize.line_search import line_search as jax_line_search
 
 import fungrad
@@ -93,6 +93,29 @@ def test_vmap_over_starts():
     ours = fungrad.vmap(lambda x: fopt.minimize(objective(jnp), x))(starts)
     ref = jax.vmap(lambda x: jopt.minimize(objective(jjnp), x, method="BFGS"))(starts)
     _same(ours, ref, F32, ["x", "fun", "success", "status", "nit"])
+
+
+def test_vmap_quadratic_over_starts():
+    # regression: an unbatched cotangent met a batched one in add_any inside the nested
+    # while loops, and the sum kept the unbatched operand's size-1 batch axis. Compared
+    # in float64: in float32 the last line searches of this quadratic hinge on rounding
+    # (a batched matmul sums in another order than a matrix-vector product), so a lane
+    # may stop one step early with status 3, which also happens between jax's vmap and
+    # jax's loop on other starts.
+    with x64():
+        rng = np.random.default_rng(3)
+        m = rng.normal(size=(3, 3))
+        a = m @ m.T + 3 * np.eye(3)
+        b = rng.normal(size=3)
+        starts = rng.normal(size=(4, 3))
+        ours = fungrad.vmap(lambda x: fopt.minimize(quadratic(jnp, a, b), x, (1.0,),
+                                                    method="BFGS"))(starts)
+        ref = jax.vmap(lambda x: jopt.minimize(quadratic(jjnp, a, b), x, (1.0,),
+                                               method="BFGS"))(starts)
+        _same(ours, ref, np.float64)
+    ours = fungrad.vmap(lambda x: fopt.minimize(quadratic(jnp, a, b), x, (F32(1),)))(
+        starts.astype(F32))
+    np.testing.assert_allclose(ours.x, np.tile(np.linalg.solve(a, b), (4, 1)), atol=1e-5)
 
 
 def test_quadratic_float64_inverse_hessian():

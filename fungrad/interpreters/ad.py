@@ -42,6 +42,7 @@ class Zero:
 
     @staticmethod
     def from_primal(x: Any) -> "Zero":
+        """The zero tangent of the primal ``x`` (dtype ``float0`` for integers and bools)."""
         aval = core.get_aval(x)
         return Zero(ShapedArray(aval.shape, dtypes.tangent_dtype(aval.dtype), aval.weak_type))
 
@@ -59,10 +60,12 @@ def zeros_like_aval(aval: ShapedArray) -> Any:
 
 
 def instantiate(t: Any) -> Any:
+    """``t`` as an array: a symbolic ``Zero`` becomes an array of zeros."""
     return zeros_like_aval(t.aval) if type(t) is Zero else t
 
 
 def add_tangents(x: Any, y: Any) -> Any:
+    """``x + y`` for tangents or cotangents, skipping symbolic zeros (``add_any``)."""
     if type(x) is Zero:
         return y
     if type(y) is Zero:
@@ -79,6 +82,7 @@ add_any_p.def_abstract_eval(lambda x, y: x)
 # --------------------------------------------------------------------------- JVP trace
 
 class JVPTracer(Tracer):
+    """A value under ``jvp``: its ``primal`` and its ``tangent`` (possibly a ``Zero``)."""
     __slots__ = ("primal", "tangent")
 
     def __init__(self, trace: "JVPTrace", primal: Any, tangent: Any) -> None:
@@ -98,6 +102,8 @@ class JVPTracer(Tracer):
 
 
 class JVPTrace(core.Trace):
+    """Forward-mode differentiation: applies each primitive's JVP rule to (primal, tangent)
+    pairs; primitives with only zero tangents run in the parent trace."""
     name = "jvp"
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
@@ -124,9 +130,11 @@ class JVPTrace(core.Trace):
         return self.wrap(out, t_out)
 
     def wrap(self, primal: Any, tangent: Any) -> Any:
+        """A tracer of this trace, or the primal itself when the tangent is a ``Zero``."""
         return primal if type(tangent) is Zero else JVPTracer(self, primal, tangent)
 
     def unpack(self, x: Any) -> tuple[Any, Any]:
+        """``(primal, tangent)`` of ``x``; a value of another trace has a ``Zero`` tangent."""
         if type(x) is JVPTracer and x._trace is self:
             return x.primal, x.tangent
         return x, Zero.from_primal(x)
@@ -227,6 +235,7 @@ def def_transpose(prim: Primitive, rule: Callable) -> None:
 
 
 def has_jvp(prim: Primitive) -> bool:
+    """Whether ``prim`` has a JVP rule (the rule-coverage test asks)."""
     return prim in _jvp_rules
 
 
@@ -236,16 +245,27 @@ def no_jvp_reason(prim: Primitive) -> str | None:
 
 
 def has_transpose(prim: Primitive) -> bool:
+    """Whether ``prim`` has a transpose rule, i.e. is registered as linear."""
     return prim in _transpose_rules
 
 
 def jvp_rule(prim: Primitive) -> Callable:
+    """The JVP rule of ``prim`` (a ``KeyError`` if it has none)."""
     return _jvp_rules[prim]
+
+
+def _add_any_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[int | None]
+                   ) -> tuple[Any, int]:
+    """Both operands batched at the front: an unbatched one is broadcast to the batch
+    size, since ``add_any`` (whose shape rule returns its first operand's type, and whose
+    transpose hands the cotangent to both operands unchanged) needs equal shapes."""
+    x, y = (batching.bdim_at_front(v, d, axis_size) for v, d in zip(vals, dims))
+    return add_any_p.bind(x, y), 0
 
 
 # add_any's rules, next to its definition above.
 deflinear(add_any_p, lambda ct, x, y: [ct, ct])
-batching.defbroadcasting(add_any_p)
+batching.def_batch(add_any_p, _add_any_batch)
 
 
 # --------------------------------------------------------------------------- transposition
@@ -262,6 +282,7 @@ class UndefinedPrimal:
 
 
 def is_undefined(x: Any) -> bool:
+    """Whether ``x`` is an ``UndefinedPrimal``: a linear input in a transpose rule."""
     return type(x) is UndefinedPrimal
 
 
