@@ -35,10 +35,12 @@ def unflatten(treedef: PyTreeDef, leaves: Any) -> Any:
 
 
 def leaves(tree: Any, is_leaf: Callable | None = None) -> list:
+    """The leaves of ``tree`` in ``flatten``'s order (dict keys sorted, ``None`` skipped)."""
     return optree.tree_leaves(tree, is_leaf=is_leaf, none_is_leaf=False, namespace=_NS)
 
 
 def structure(tree: Any, is_leaf: Callable | None = None) -> PyTreeDef:
+    """The structure of ``tree`` without its leaves (``flatten``'s second result)."""
     return optree.tree_structure(tree, is_leaf=is_leaf, none_is_leaf=False, namespace=_NS)
 
 
@@ -60,6 +62,7 @@ def map_with_path(f: Callable, tree: Any, *rest: Any, is_leaf: Callable | None =
 
 
 def leaves_with_path(tree: Any, is_leaf: Callable | None = None) -> list[tuple[tuple, Any]]:
+    """``(path, leaf)`` pairs, the path being the tuple of keys and indices to the leaf."""
     paths, leaves_, _ = optree.tree_flatten_with_path(tree, is_leaf=is_leaf, none_is_leaf=False,
                                                       namespace=_NS)
     return list(zip(paths, leaves_))

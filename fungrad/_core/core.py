@@ -57,18 +57,21 @@ class ShapedArray:
         self.dtype = np.dtype(dtype)
         self.weak_type = weak_type
 
-    ndim = property(lambda self: len(self.shape))
-    size = property(lambda self: math.prod(self.shape))
+    ndim = property(lambda self: len(self.shape), doc="The number of dimensions.")
+    size = property(lambda self: math.prod(self.shape), doc="The number of elements.")
 
     def update(self, shape=None, dtype=None, weak_type=None) -> "ShapedArray":
+        """A copy with the given fields replaced (``None`` keeps a field)."""
         return ShapedArray(self.shape if shape is None else shape,
                            self.dtype if dtype is None else dtype,
                            self.weak_type if weak_type is None else weak_type)
 
     def strip_weak_type(self) -> "ShapedArray":
+        """The same type without the weak-type flag (a Python scalar's type made strong)."""
         return self.update(weak_type=False) if self.weak_type else self
 
     def str_short(self) -> str:
+        """The type as the jaxpr printer writes it, e.g. ``f32[3,4]``."""
         return f"{short_dtype_name(self.dtype)}[{','.join(map(str, self.shape))}]"
 
     def __eq__(self, other: object) -> bool:
@@ -134,13 +137,16 @@ class Primitive:
         _registry.append(self)
 
     def bind(self, *args: Any, **params: Any) -> Any:
+        """Apply the primitive: the current trace evaluates, stages or transforms it."""
         return _ctx.trace.process_primitive(self, args, params)
 
     def def_impl(self, f: Callable) -> Callable:
+        """Register ``impl(xp, *buffers, **params)``, the eager implementation (a decorator)."""
         self.impl = f
         return f
 
     def def_abstract_eval(self, f: Callable) -> Callable:
+        """Register ``abstract_eval(*avals, **params)``, the shape/dtype rule (a decorator)."""
         self.abstract_eval = f
         return f
 
@@ -159,6 +165,8 @@ class Trace:
         self.valid = True
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
+        """Apply ``prim`` to ``args`` (this trace's tracers or outside values) the way this
+        transformation does: evaluate, stage, differentiate or batch it."""
         raise NotImplementedError
 
     def invalidate(self) -> None:
@@ -215,13 +223,15 @@ class Tracer(ArrayMethods):
 
     @property
     def aval(self) -> ShapedArray:
+        """The abstract value (shape, dtype, weak type) this tracer stands for."""
         raise NotImplementedError
 
-    shape = property(lambda self: self.aval.shape)
-    dtype = property(lambda self: self.aval.dtype)
-    ndim = property(lambda self: len(self.aval.shape))
-    size = property(lambda self: self.aval.size)
-    weak_type = property(lambda self: self.aval.weak_type)
+    shape = property(lambda self: self.aval.shape, doc="The shape of the traced value.")
+    dtype = property(lambda self: self.aval.dtype, doc="The dtype of the traced value.")
+    ndim = property(lambda self: len(self.aval.shape), doc="The number of dimensions.")
+    size = property(lambda self: self.aval.size, doc="The number of elements.")
+    weak_type = property(lambda self: self.aval.weak_type,
+                         doc="Whether the value is weakly typed (came from a Python scalar).")
 
     def to_concrete_value(self) -> Any:
         """The concrete value behind this tracer, or None when there is none."""
@@ -252,9 +262,11 @@ class Tracer(ArrayMethods):
         return complex(self._concrete("complex()"))
 
     def item(self) -> Any:
+        """The concrete element as a Python scalar; a ``ConcretizationTypeError`` if none."""
         return self._concrete("item()").item()
 
     def tolist(self) -> Any:
+        """The concrete value as nested lists; a ``ConcretizationTypeError`` if none."""
         return self._concrete("tolist()").tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -309,8 +321,10 @@ class Jaxpr:
         self.outvars = outvars
         self.eqns = eqns
 
-    in_avals = property(lambda self: [v.aval for v in self.invars])
-    out_avals = property(lambda self: [v.aval for v in self.outvars])
+    in_avals = property(lambda self: [v.aval for v in self.invars],
+                        doc="The types of the inputs.")
+    out_avals = property(lambda self: [v.aval for v in self.outvars],
+                         doc="The types of the outputs.")
 
     def __str__(self) -> str:
         return pp_jaxpr(self)
@@ -325,9 +339,9 @@ class ClosedJaxpr:
         self.jaxpr = jaxpr
         self.consts = list(consts)
 
-    in_avals = property(lambda self: self.jaxpr.in_avals)
-    out_avals = property(lambda self: self.jaxpr.out_avals)
-    eqns = property(lambda self: self.jaxpr.eqns)
+    in_avals = property(lambda self: self.jaxpr.in_avals, doc="The types of the inputs.")
+    out_avals = property(lambda self: self.jaxpr.out_avals, doc="The types of the outputs.")
+    eqns = property(lambda self: self.jaxpr.eqns, doc="The equations of the inner jaxpr.")
 
     def __call__(self, *args: Any) -> list:
         return eval_jaxpr(self.jaxpr, self.consts, *args)

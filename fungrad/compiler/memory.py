@@ -49,6 +49,9 @@ RECYCLE_MIN_BYTES = 128 * 1024
 
 
 class MemoryPlan(NamedTuple):
+    """Where each equation's result goes and when buffers are freed, per equation index
+    (``plan_memory``'s answer, read by ``codegen``)."""
+
     out_buffer: dict[int, Var]          # equation index -> dead buffer its result goes into
     free_after: dict[int, list[Var]]    # equation index -> variables to delete after it
     arena: dict[int, int]               # equation index -> arena slot its result goes into

@@ -24,6 +24,8 @@ _no_batch: dict[Primitive, str] = {}
 
 
 class BatchTracer(Tracer):
+    """A value under ``vmap``: the batched ``val`` and its batch dimension ``bdim``
+    (``None`` when the value does not vary over the batch)."""
     __slots__ = ("val", "bdim")
 
     def __init__(self, trace: "BatchTrace", val: Any, bdim: int | None) -> None:
@@ -44,6 +46,8 @@ class BatchTracer(Tracer):
 
 
 class BatchTrace(core.Trace):
+    """Vectorisation: applies each primitive's batching rule to (value, batch dim) pairs,
+    or its named-axis collective rule; unbatched primitives run in the parent trace."""
     name = "vmap"
 
     def __init__(self, parent: core.Trace, axis_size: int, axis_name: Any = None) -> None:
@@ -78,9 +82,11 @@ class BatchTrace(core.Trace):
         return self.wrap(out, out_dim)
 
     def wrap(self, val: Any, bdim: int | None) -> Any:
+        """A tracer of this trace, or ``val`` itself when it is not batched."""
         return val if bdim is None else BatchTracer(self, val, bdim)
 
     def unpack(self, x: Any) -> tuple[Any, int | None]:
+        """``(value, batch dim)`` of ``x``; a value of another trace is unbatched (``None``)."""
         if type(x) is BatchTracer and x._trace is self:
             return x.val, x.bdim
         return x, None
@@ -104,6 +110,7 @@ def def_no_batch(prim: Primitive, reason: str) -> None:
 
 
 def has_batch(prim: Primitive) -> bool:
+    """Whether ``prim`` has a batching rule or a named-axis collective rule."""
     return prim in _batch_rules or prim in _collective_rules
 
 

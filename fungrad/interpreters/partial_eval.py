@@ -30,6 +30,8 @@ _partial_eval_rules: dict[Primitive, Callable] = {}
 
 
 def def_partial_eval(prim: Primitive, rule: Callable) -> None:
+    """Register ``rule(trace, args, params) -> outs`` for a call-like primitive (``jit_p``,
+    control flow) whose known and unknown parts must be split inside its sub-jaxpr."""
     _partial_eval_rules[prim] = rule
 
 
@@ -37,6 +39,7 @@ _NO_SOURCES: frozenset = frozenset()
 
 
 class JaxprTracer(Tracer):
+    """A staged value: its type and the IR variable that holds it in the jaxpr being built."""
     __slots__ = ("_aval", "ir_var", "sources")
 
     def __init__(self, trace: "JaxprTrace", aval: ShapedArray, var: Var, sources: frozenset):
@@ -76,6 +79,7 @@ class JaxprTrace(core.Trace):
         return JaxprTracer(self, aval, var, frozenset([label]) if label else _NO_SOURCES)
 
     def is_own(self, x: Any) -> bool:
+        """Whether ``x`` is a tracer of this trace (not of an enclosing one)."""
         return type(x) is JaxprTracer and x._trace is self
 
     def lift(self, x: Any) -> Var | Literal:
@@ -155,6 +159,7 @@ def closed_call(closed: ClosedJaxpr, *args: Any) -> list:
 
 
 def convert_constvars_to_invars(jaxpr: Jaxpr) -> Jaxpr:
+    """The same program with its constvars turned into leading invars."""
     return Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.outvars, jaxpr.eqns)
 
 
@@ -224,4 +229,5 @@ _EFFECTFUL: set[str] = set()
 
 
 def register_effectful(prim: Primitive) -> None:
+    """Mark ``prim`` as having side effects, so dead-code elimination never removes it."""
     _EFFECTFUL.add(prim.name)

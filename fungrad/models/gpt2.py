@@ -76,6 +76,7 @@ class Config:
 
     @property
     def inner(self) -> int:
+        """The MLP's hidden width: ``n_inner``, or ``4 * n_embd`` when it is unset (as HF)."""
         return self.n_inner or 4 * self.n_embd
 
     @classmethod

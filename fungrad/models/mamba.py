@@ -78,6 +78,7 @@ class Config:
 
     @property
     def d_inner(self) -> int:
+        """The width of the mixer's inner stream: ``expand * d_model``."""
         return self.expand * self.d_model
 
     @classmethod

@@ -22,14 +22,17 @@ def _dtype(dtype: Any) -> Any:
 
 
 def zeros(key: Any, shape: Sequence[int], dtype: Any = None) -> Any:
+    """An initialiser: zeros of ``shape`` (``key`` is unused, for a uniform signature)."""
     return jnp.zeros(shape, _dtype(dtype))
 
 
 def ones(key: Any, shape: Sequence[int], dtype: Any = None) -> Any:
+    """An initialiser: ones of ``shape`` (``key`` is unused, for a uniform signature)."""
     return jnp.ones(shape, _dtype(dtype))
 
 
 def constant(value: Any, dtype: Any = None) -> Initializer:
+    """An initialiser filling every element with ``value``."""
     return lambda key, shape, dtype=dtype: jnp.full(shape, value, dtype=_dtype(dtype))
 
 
@@ -40,12 +43,15 @@ def uniform(scale: float = 1e-2, dtype: Any = None) -> Initializer:
 
 
 def normal(stddev: float = 1e-2, dtype: Any = None) -> Initializer:
+    """An initialiser drawing from a normal distribution with mean 0 and ``stddev``."""
     return lambda key, shape, dtype=dtype: (random.normal(key, shape, _dtype(dtype))
                                             * jnp.array(stddev, _dtype(dtype)))
 
 
 def truncated_normal(stddev: float = 1e-2, dtype: Any = None, lower: float = -2.0,
                      upper: float = 2.0) -> Initializer:
+    """An initialiser drawing from a normal truncated to ``[lower, upper]`` standard
+    deviations, then scaled by ``stddev`` (so the final spread is below ``stddev``)."""
     return lambda key, shape, dtype=dtype: (random.truncated_normal(key, lower, upper, shape, _dtype(dtype))
                                             * jnp.array(stddev, _dtype(dtype)))
 
@@ -93,6 +99,8 @@ def _family(scale: float, mode: str, distribution: str) -> Callable[..., Initial
     def make(in_axis: int | Sequence[int] = -2, out_axis: int | Sequence[int] = -1,
              batch_axis: int | Sequence[int] = (), dtype: Any = None) -> Initializer:
         return variance_scaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+    make.__doc__ = (f"An initialiser: ``variance_scaling({scale}, {mode!r}, {distribution!r})``"
+                    " over the given axes, as its namesake in ``jax.nn.initializers``.")
     return make
 
 

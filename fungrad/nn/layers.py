@@ -30,6 +30,8 @@ def linear(params: dict, x: Any) -> Any:
 
 def embedding_init(key: Any, num_embeddings: int, features: int,
                    e_init: init.Initializer = init.normal(1.0), dtype: Any = None) -> dict:
+    """``{"embedding": (num_embeddings, features)}`` drawn with ``e_init`` (N(0, 1) by
+    default, as ``flax.linen.Embed``)."""
     return {"embedding": e_init(key, (num_embeddings, features), dtype)}
 
 
@@ -84,11 +86,14 @@ def group_norm(params: dict, x: Any, num_groups: int, eps: float = 1e-5) -> Any:
 
 
 class BatchNormState(NamedTuple):
+    """Batch norm's running statistics, per feature: ``mean`` and ``var``."""
+
     mean: Any
     var: Any
 
 
 def batch_norm_state(features: int) -> BatchNormState:
+    """Fresh running statistics for ``features`` channels: mean 0, variance 1."""
     return BatchNormState(jnp.zeros((features,)), jnp.ones((features,)))
 
 
@@ -192,10 +197,12 @@ def avg_pool(x: Any, window: Sequence[int], strides: Sequence[int] | None = None
 
 
 def global_avg_pool(x: Any, layout: str = "NHWC") -> Any:
+    """The mean over every spatial axis of ``layout`` (all but ``N`` and ``C``)."""
     return jnp.mean(x, axis=tuple(i for i, c in enumerate(layout) if c not in "NC"))
 
 
 def global_max_pool(x: Any, layout: str = "NHWC") -> Any:
+    """The maximum over every spatial axis of ``layout`` (all but ``N`` and ``C``)."""
     return jnp.max(x, axis=tuple(i for i, c in enumerate(layout) if c not in "NC"))
 
 
@@ -215,6 +222,8 @@ def dropout(key: Any, x: Any, rate: float, train: bool = True) -> Any:
 
 def mlp_init(key: Any, features: int, hidden: int, out_features: int | None = None,
              use_bias: bool = True) -> dict:
+    """Params of ``mlp``: ``fc_in`` (features -> hidden) and ``fc_out`` (hidden ->
+    ``out_features``, default ``features``)."""
     k1, k2 = random.split(key)
     return {"fc_in": linear_init(k1, features, hidden, use_bias),
             "fc_out": linear_init(k2, hidden, out_features or features, use_bias)}
@@ -226,6 +235,8 @@ def mlp(params: dict, x: Any, activation: Callable = gelu) -> Any:
 
 
 def swiglu_init(key: Any, features: int, hidden: int) -> dict:
+    """Params of ``swiglu``: bias-free ``gate`` and ``up`` (features -> hidden) and ``down``
+    (hidden -> features)."""
     k1, k2, k3 = random.split(key, 3)
     return {"gate": linear_init(k1, features, hidden, False), "up": linear_init(k2, features, hidden, False),
             "down": linear_init(k3, hidden, features, False)}

@@ -47,15 +47,20 @@ class DynamicLossScale:
 
     @classmethod
     def create(cls, initial: float = 2.0 ** 15, period: int = 2000, factor: float = 2.0) -> "DynamicLossScale":
+        """A loss scale starting at ``initial`` (2**15, as ``jmp``) with its counter at 0."""
         return cls(jnp.asarray(initial, jnp.float32), jnp.zeros((), jnp.int32), period, factor)
 
     def scale(self, t: Any) -> Any:
+        """Every leaf of ``t`` (the loss, usually) multiplied by the loss scale."""
         return tree.map(lambda x: x * self.loss_scale.astype(x.dtype), t)
 
     def unscale(self, t: Any) -> Any:
+        """Every leaf of ``t`` (the gradients) divided by the loss scale, in float32."""
         return tree.map(lambda x: (x.astype(jnp.float32) / self.loss_scale).astype(x.dtype), t)
 
     def adjust(self, grads_finite: Any) -> "DynamicLossScale":
+        """The next loss scale: divided by ``factor`` (not below 1) when the gradients were
+        not all finite, multiplied by it after ``period`` finite steps in a row."""
         grew = self.counter + 1 >= self.period
         scale = jnp.where(grads_finite,
                           jnp.where(grew, self.loss_scale * self.factor, self.loss_scale),

@@ -41,6 +41,7 @@ def ensure_arraylike(fname: str, *args: Any) -> Any:
 
 
 def aval(x: Any) -> core.ShapedArray:
+    """The abstract value (shape, dtype, weak type) of an array, tracer or scalar."""
     return core.get_aval(x)
 
 

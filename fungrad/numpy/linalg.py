@@ -115,26 +115,36 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
 
 
 class EighResult(NamedTuple):
+    """``eigh``'s result: ascending real ``eigenvalues`` and the ``eigenvectors`` as columns."""
+
     eigenvalues: Any
     eigenvectors: Any
 
 
 class EigResult(NamedTuple):
+    """``eig``'s result: complex ``eigenvalues`` and the ``eigenvectors`` as columns."""
+
     eigenvalues: Any
     eigenvectors: Any
 
 
 class QRResult(NamedTuple):
+    """``qr``'s result: orthonormal ``Q`` and upper-triangular ``R`` with ``a = Q @ R``."""
+
     Q: Any
     R: Any
 
 
 class SlogdetResult(NamedTuple):
+    """``slogdet``'s result: ``det = sign * exp(logabsdet)``."""
+
     sign: Any
     logabsdet: Any
 
 
 class SVDResult(NamedTuple):
+    """``svd``'s result: ``a = U @ diag(S) @ Vh``, singular values ``S`` descending."""
+
     U: Any
     S: Any
     Vh: Any

@@ -31,6 +31,7 @@ class EmptyState(NamedTuple):
 
 
 def init_empty_state(params: Params) -> EmptyState:
+    """The ``init`` of a stateless transformation: ``EmptyState()`` whatever the params."""
     return EmptyState()
 
 
@@ -145,6 +146,7 @@ def safe_increment(count: Any) -> Any:
 
 
 def zeros_count() -> Any:
+    """A step counter at zero: an int32 scalar, as optax keeps its counts."""
     return jnp.zeros([], jnp.int32)
 
 
@@ -154,6 +156,7 @@ def global_norm(updates: Updates) -> Any:
 
 
 def tree_cast(t: Any, dtype: Any) -> Any:
+    """Every leaf of ``t`` cast to ``dtype``; ``t`` unchanged when ``dtype`` is None."""
     return t if dtype is None else tree.map(lambda x: x.astype(dtype), t)
 
 

@@ -68,6 +68,10 @@ def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
 
 
 class MultiStepsState(NamedTuple):
+    """``MultiSteps``' state: the call within the current accumulation (``mini_step``), the
+    number of applied updates (``gradient_step``), the inner optimiser's state and the
+    accumulated gradients."""
+
     mini_step: Any
     gradient_step: Any
     inner_opt_state: Any
@@ -88,10 +92,13 @@ class MultiSteps:
         self._use_grad_mean = use_grad_mean
 
     def init(self, params: Any) -> MultiStepsState:
+        """The initial state: counters at zero, zero accumulators, the inner ``init``."""
         return MultiStepsState(zeros_count(), zeros_count(), self._opt.init(params),
                                tree.map(jnp.zeros_like, params))
 
     def update(self, updates: Any, state: MultiStepsState, params: Any = None):
+        """Accumulate ``updates``; on every k-th call apply the inner optimiser to the
+        accumulated gradients and return its updates, otherwise zeros."""
         k = self._every_k(state.gradient_step)
         if self._use_grad_mean:
             acc = tree.map(lambda u, a: a + (u - a) / (state.mini_step + 1).astype(a.dtype),
@@ -111,13 +118,18 @@ class MultiSteps:
         return lax.cond(emit, final, mid, None)
 
     def has_updated(self, state: MultiStepsState) -> Any:
+        """Whether the last ``update`` applied the inner optimiser (a boolean array)."""
         return jnp.logical_and(state.mini_step == 0, state.gradient_step > 0)
 
     def gradient_transformation(self) -> GradientTransformation:
+        """``(init, update)`` as a ``GradientTransformation``, to chain or wrap further."""
         return GradientTransformation(self.init, self.update)
 
 
 class InjectHyperparamsState(NamedTuple):
+    """``inject_hyperparams``' state: the step ``count``, the current ``hyperparams`` (to
+    read or set between steps), the schedules' states and the inner optimiser's state."""
+
     count: Any
     hyperparams: dict
     hyperparams_states: dict

@@ -62,6 +62,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
 
 class ScaleByAdamState(NamedTuple):
+    """Adam's state: the step ``count`` and the first (``mu``) and second (``nu``) moments."""
+
     count: Any
     mu: Any
     nu: Any
@@ -100,6 +102,8 @@ class ScaleByRmsState(NamedTuple):
 
 
 class ScaleByRmsWithCountState(NamedTuple):
+    """RMSProp's state with bias correction: the step ``count`` and the second moment ``nu``."""
+
     count: Any
     nu: Any
 
@@ -125,11 +129,15 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
 
 
 class ScaleByRStdDevState(NamedTuple):
+    """Centred RMSProp's state: the first (``mu``) and second (``nu``) moments."""
+
     mu: Any
     nu: Any
 
 
 class ScaleByRStdDevWithCountState(NamedTuple):
+    """Centred RMSProp's state with bias correction: ``count``, ``mu`` and ``nu``."""
+
     count: Any
     mu: Any
     nu: Any
@@ -177,6 +185,8 @@ def scale_by_rss(initial_accumulator_value: float = 0.1, eps: float = 1e-7) -> G
 
 
 class ScaleByLionState(NamedTuple):
+    """Lion's state: the step ``count`` and the momentum ``mu``."""
+
     count: Any
     mu: Any
 
@@ -272,6 +282,8 @@ def trace(decay: float, nesterov: bool = False, accumulator_dtype: Any = None) -
 
 
 class EmaState(NamedTuple):
+    """``ema``'s state: the step ``count`` and the moving average ``ema``."""
+
     count: Any
     ema: Any
 
@@ -331,6 +343,9 @@ def zero_nans() -> GradientTransformation:
 
 
 class FactoredState(NamedTuple):
+    """Adafactor's state: the step ``count``, the factored second moments of matrices
+    (``v_row``, ``v_col``) and the full one of other leaves (``v``)."""
+
     count: Any
     v_row: Any
     v_col: Any

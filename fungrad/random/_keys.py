@@ -61,10 +61,12 @@ class PRNGKeyArray:
     def __init__(self, data: Any) -> None:
         self._data = data
 
-    shape = property(lambda self: tuple(core.get_aval(self._data).shape[:-1]))
-    ndim = property(lambda self: len(self.shape))
-    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
-    dtype = property(lambda self: KEY_DTYPE)
+    shape = property(lambda self: tuple(core.get_aval(self._data).shape[:-1]),
+                     doc="The shape of the key array (without the key data's last axis).")
+    ndim = property(lambda self: len(self.shape), doc="The number of dimensions.")
+    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)),
+                    doc="The number of keys.")
+    dtype = property(lambda self: KEY_DTYPE, doc="The key dtype, ``key<fry>``.")
 
     def __len__(self) -> int:
         if not self.shape:
@@ -90,6 +92,7 @@ class PRNGKeyArray:
         return PRNGKeyArray(lax.reshape(self._data, shape + (2,)))
 
     def block_until_ready(self) -> "PRNGKeyArray":
+        """Return the keys: computation is synchronous here (kept for JAX code)."""
         return self
 
     def __repr__(self) -> str:

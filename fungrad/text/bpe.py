@@ -103,6 +103,7 @@ class BPETokenizer:
 
     @property
     def special_tokens(self) -> dict[str, int]:
+        """The special tokens (e.g. ``<|endoftext|>``) and their ids, a copy."""
         return dict(self._special)
 
     @property

@@ -38,6 +38,7 @@ class CharTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """The number of ids: one per distinct character."""
         return len(self.chars)
 
     def encode(self, text: str) -> list[int]:
@@ -65,5 +66,6 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "CharTokenizer":
+        """The tokenizer ``save(directory)`` wrote."""
         with open(os.path.join(directory, FILENAME)) as f:
             return cls(json.load(f)["chars"])

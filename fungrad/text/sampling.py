@@ -45,6 +45,7 @@ class Sampling:
 
     @property
     def greedy(self) -> bool:
+        """Whether decoding picks the most likely token (``temperature == 0``)."""
         return self.temperature == 0
 
 

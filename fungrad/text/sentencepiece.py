@@ -199,12 +199,15 @@ class SentencePieceTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """The number of pieces in the model."""
         return len(self.pieces)
 
     def id_to_piece(self, i: int) -> str:
+        """The text of piece ``i`` (``▁`` marks a leading space), as SentencePiece."""
         return self.pieces[i].text
 
     def piece_to_id(self, piece: str) -> int:
+        """The id of ``piece``; the unknown id for a string that is not a piece."""
         return self._ids.get(piece, self.unk_id)
 
     # ----------------------------------------------------------------------- encoding

@@ -33,6 +33,7 @@ class SpeculativeStats(NamedTuple):
 
     @property
     def acceptance_rate(self) -> float:
+        """The fraction of drafted tokens the target model accepted."""
         return self.accepted / max(self.proposed, 1)
 
 

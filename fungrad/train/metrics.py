@@ -55,6 +55,7 @@ class MetricsWriter:
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file (the ``with`` statement does it on exit)."""
         self._file.close()
 
     def __enter__(self) -> "MetricsWriter":

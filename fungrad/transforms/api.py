@@ -780,11 +780,12 @@ class ShapeDtypeStruct:
         self.dtype = np.dtype(dtype)
         self.weak_type = weak_type
 
-    ndim = property(lambda self: len(self.shape))
-    size = property(lambda self: int(np.prod(self.shape)))
+    ndim = property(lambda self: len(self.shape), doc="The number of dimensions.")
+    size = property(lambda self: int(np.prod(self.shape)), doc="The number of elements.")
 
     @property
     def aval(self) -> ShapedArray:
+        """The same description as a ``ShapedArray``, the type tracers carry."""
         return ShapedArray(self.shape, self.dtype, self.weak_type)
 
     def __eq__(self, other: object) -> bool:

@@ -71,9 +71,9 @@ class SymbolicZero:
     def __init__(self, aval: ShapedArray) -> None:
         self.aval = aval
 
-    shape = property(lambda self: self.aval.shape)
-    dtype = property(lambda self: self.aval.dtype)
-    ndim = property(lambda self: self.aval.ndim)
+    shape = property(lambda self: self.aval.shape, doc="The shape of the zero tangent.")
+    dtype = property(lambda self: self.aval.dtype, doc="The dtype of the zero tangent.")
+    ndim = property(lambda self: self.aval.ndim, doc="The number of dimensions.")
 
     @staticmethod
     def from_primal_value(x: Any) -> SymbolicZero:

@@ -29,6 +29,7 @@ from fungrad.lax._prim import as_operand
 # --------------------------------------------------------------------------- operands and tracing
 
 def fun_name(f: Callable) -> str:
+    """The name error messages give a user function (its class name if it has none)."""
     return getattr(f, "__name__", type(f).__name__)
 
 
@@ -42,6 +43,8 @@ def as_leaf(x: Any, api: str, what: str) -> Any:
 
 
 def flatten_operands(value: Any, api: str, what: str = "operands") -> tuple[list, Any]:
+    """The leaves of the pytree ``value`` as operands, and its structure; a TypeError
+    naming ``api`` for a leaf that is not an array or scalar."""
     leaves, treedef = tree_util.flatten(value)
     return [as_leaf(x, api, what) for x in leaves], treedef
 
