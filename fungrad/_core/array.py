@@ -24,12 +24,13 @@ class Array(ArrayMethods):
         self.weak_type = weak_type
         self._aval = None
 
-    shape = property(lambda self: self._value.shape)
-    dtype = property(lambda self: self._value.dtype)
-    ndim = property(lambda self: self._value.ndim)
-    size = property(lambda self: int(self._value.size))
-    nbytes = property(lambda self: int(self._value.nbytes))
-    itemsize = property(lambda self: self._value.dtype.itemsize)
+    shape = property(lambda self: self._value.shape, doc="The shape, a tuple of ints.")
+    dtype = property(lambda self: self._value.dtype, doc="The NumPy dtype of the elements.")
+    ndim = property(lambda self: self._value.ndim, doc="The number of dimensions.")
+    size = property(lambda self: int(self._value.size), doc="The number of elements.")
+    nbytes = property(lambda self: int(self._value.nbytes), doc="The buffer's size in bytes.")
+    itemsize = property(lambda self: self._value.dtype.itemsize,
+                        doc="The size of one element in bytes.")
 
     @property
     def aval(self) -> ShapedArray:
@@ -45,6 +46,7 @@ class Array(ArrayMethods):
         return backends.device_of(self._value)
 
     def devices(self) -> set:
+        """The set of devices holding the array: ``{self.device}``, as ``jax.Array.devices``."""
         return {self.device}
 
     @property
@@ -65,9 +67,11 @@ class Array(ArrayMethods):
         return out
 
     def item(self, *args: Any) -> Any:
+        """One element as a Python scalar (``numpy.ndarray.item``)."""
         return self._host().item(*args)
 
     def tolist(self) -> Any:
+        """The array as nested Python lists of Python scalars."""
         return self._host().tolist()
 
     def __bool__(self) -> bool:
@@ -91,9 +95,11 @@ class Array(ArrayMethods):
         return format(self._host().item(), spec) if self.ndim == 0 else format(str(self), spec)
 
     def block_until_ready(self) -> "Array":
+        """Return the array: computation is synchronous here (kept for ``jax.Array`` code)."""
         return self
 
     def copy(self) -> "Array":
+        """A new array with its own copy of the buffer."""
         return Array(self._value.copy(), self.weak_type)
 
     def __copy__(self) -> "Array":

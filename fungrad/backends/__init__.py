@@ -40,6 +40,7 @@ class SingleDeviceSharding:
 
     @property
     def device_set(self) -> set:
+        """The devices holding a piece of the array: just the one."""
         return {self.device}
 
     is_fully_replicated = is_fully_addressable = True
@@ -96,6 +97,7 @@ def to_device_of(value: Any, buffer: Any) -> Any:
 
 
 def device_of(value: Any) -> Device:
+    """The device a backend buffer lives on: the CPU for NumPy, its GPU for CuPy."""
     if isinstance(value, _NUMPY_TYPES):
         return CPU
     return Device("gpu", value.device.id)

@@ -293,6 +293,8 @@ def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
 
 
 def full_like(x: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
+    """An array like ``x`` (its shape and dtype unless given) filled with ``fill_value``,
+    as ``jax.lax.full_like``."""
     aval = core.get_aval(x)
     return full(aval.shape if shape is None else shape, fill_value, dtype or aval.dtype)
 
