@@ -1,0 +1,293 @@
+"""Communicators: the collective operations of a group of processes, on an existing engine.
+
+Three implementations of one small interface (``rank``, ``size``, ``allreduce``,
+``allgather``, ``bcast``, ``barrier``, ``abort``), each taking and returning buffers of
+one array module:
+
+* ``SingleProcess``: the group of one process; every collective is the identity.
+* ``MPIComm``: NumPy buffers through ``mpi4py``. Every operation is non-blocking
+  (``Iallreduce``, ``Iallgather``, ``Ibcast``, ``Ibarrier``) and is waited for by polling
+  with a deadline, so a peer that died or stalled ends in ``CollectiveTimeoutError`` (or,
+  by default, ``MPI_Abort`` of the whole job) instead of a hang.
+* ``NCCLComm``: CuPy buffers through NCCL (``cupy.cuda.nccl``), the communicator
+  bootstrapped by broadcasting NCCL's unique id over MPI; each operation is waited for by
+  polling a CUDA event (and NCCL's asynchronous error) with the same deadline.
+
+``HostStaged`` runs device buffers through a host communicator (copy, reduce, copy back)
+when no NCCL communicator exists. Importing this module loads the MPI library but does
+not start MPI (``mpi4py.rc.initialize = False``): ``start_mpi`` does, from
+``fungrad.distributed.initialize``.
+"""
+from __future__ import annotations
+
+import atexit
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from fungrad import backends
+from fungrad.distributed.errors import CollectiveTimeoutError
+
+try:
+    import mpi4py
+except ImportError:  # the `distributed` extra is not installed: initialize() says so
+    mpi4py = MPI = None
+else:
+    mpi4py.rc.initialize = False  # importing fungrad.distributed must not start MPI
+    from mpi4py import MPI
+
+# Exit status of a job aborted because a collective timed out.
+ABORT_CODE = 3
+# Polls made back to back before the waiting loop starts to sleep (a few microseconds
+# each), then sleeps growing from MIN_SLEEP to MAX_SLEEP seconds between polls.
+SPIN_POLLS = 2000
+MIN_SLEEP, MAX_SLEEP = 1e-5, 1e-3
+
+
+def start_mpi() -> None:
+    """Start MPI in this process unless it runs already, and finalize it at exit."""
+    if not MPI.Is_initialized():
+        MPI.Init_thread(MPI.THREAD_MULTIPLE)
+        atexit.register(_finalize)
+
+
+def _finalize() -> None:
+    if MPI.Is_initialized() and not MPI.Is_finalized():
+        MPI.Finalize()
+
+
+def poll_until(done: Callable[[], bool], timeout: float, on_timeout: Callable[[float], None]) -> None:
+    """Call ``done()`` until it is true; after ``timeout`` seconds call ``on_timeout(elapsed)``.
+
+    The first polls are back to back (a collective of a healthy group usually completes
+    within microseconds to milliseconds), later ones sleep in between so that a process
+    waiting for a slow peer leaves its core to others.
+    """
+    start, polls, delay = time.monotonic(), 0, MIN_SLEEP
+    while not done():
+        polls += 1
+        if polls < SPIN_POLLS:
+            continue
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            on_timeout(elapsed)
+        time.sleep(delay)
+        delay = min(2 * delay, MAX_SLEEP)
+
+
+class _Deadlines:
+    """What a communicator does when a collective misses its deadline."""
+
+    rank: int
+    size: int
+
+    def __init__(self, timeout: float, abort_on_timeout: bool) -> None:
+        if not timeout > 0:
+            raise ValueError(f"fungrad.distributed: timeout must be positive seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+        self.abort_on_timeout = abort_on_timeout
+        self.broken = False
+
+    def abort(self, code: int) -> None:
+        raise NotImplementedError
+
+    def timed_out(self, what: str, elapsed: float) -> None:
+        """Abort the job (the default) or raise ``CollectiveTimeoutError``."""
+        msg = (f"{what} on process {self.rank} of {self.size} did not complete within "
+               f"{self.timeout:g} s (waited {elapsed:.1f} s): another process died, stalled or is "
+               "much slower. Set the limit with fungrad.distributed.initialize(timeout=...).")
+        self.broken = True
+        if self.abort_on_timeout:
+            sys.stderr.write(f"fungrad.distributed: {msg} Aborting the job.\n")
+            sys.stderr.flush()
+            self.abort(ABORT_CODE)
+        raise CollectiveTimeoutError(msg)
+
+    def wait(self, done: Callable[[], bool], what: str) -> None:
+        poll_until(done, self.timeout, lambda elapsed: self.timed_out(what, elapsed))
+
+
+def _describe(op: str, x: Any) -> str:
+    return f"{op} of {x.size} {x.dtype} values"
+
+
+def _reducible(x: np.ndarray) -> tuple[np.ndarray, np.dtype]:
+    """A C-contiguous copy of ``x`` in a dtype MPI and NCCL reduce, and the dtype to return.
+
+    Floats narrower than 32 bits (float16, bfloat16) are reduced in float32, booleans as
+    int32 (as JAX does on CPU, where XLA widens them too).
+    """
+    dt = x.dtype
+    if dt == np.bool_:
+        return np.asarray(x, np.int32, order="C"), dt
+    if dt.kind in "fV" and dt.itemsize < 4 or dt.name == "bfloat16":
+        return np.asarray(x, np.float32, order="C"), dt
+    return np.asarray(x, order="C"), dt
+
+
+# --------------------------------------------------------------------------- one process
+
+class SingleProcess:
+    """The group of one process: every collective returns its input (as ``jax`` with one
+    device). Works on any array module's buffers."""
+
+    rank, size = 0, 1
+    broken = False
+
+    def allreduce(self, x: Any, op: str) -> Any:
+        return x
+
+    def allgather(self, x: Any) -> Any:
+        return x[None]
+
+    def bcast(self, x: Any, root: int) -> Any:
+        return x
+
+    def barrier(self) -> None:
+        return None
+
+    def abort(self, code: int) -> None:
+        raise SystemExit(code)
+
+
+# --------------------------------------------------------------------------- MPI
+
+class MPIComm(_Deadlines):
+    """Collectives on host (NumPy) buffers over an mpi4py communicator, with deadlines."""
+
+    def __init__(self, comm: Any, *, timeout: float, abort_on_timeout: bool) -> None:
+        super().__init__(timeout, abort_on_timeout)
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def allreduce(self, x: Any, op: str) -> np.ndarray:
+        send, dt = _reducible(np.asarray(x))
+        out = np.empty_like(send)
+        request = self.comm.Iallreduce(send, out, {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op])
+        self.wait(request.Test, _describe(f"all-reduce ({op})", send))
+        return out.astype(dt, copy=False)
+
+    def allgather(self, x: Any) -> np.ndarray:
+        send = np.asarray(x, order="C")
+        out = np.empty((self.size,) + send.shape, send.dtype)
+        # Bytes on the wire: every dtype (bfloat16 included) travels the same way.
+        request = self.comm.Iallgather(send.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8))
+        self.wait(request.Test, _describe("all-gather", send))
+        return out
+
+    def bcast(self, x: Any, root: int) -> np.ndarray:
+        buf = np.array(x, order="C", copy=True)
+        request = self.comm.Ibcast(buf.reshape(-1).view(np.uint8), root=root)
+        self.wait(request.Test, _describe(f"broadcast from process {root}", buf))
+        return buf
+
+    def barrier(self) -> None:
+        self.wait(self.comm.Ibarrier().Test, "barrier")
+
+    def abort(self, code: int) -> None:
+        self.comm.Abort(code)
+
+
+# --------------------------------------------------------------------------- NCCL (GPUs)
+
+class NCCLComm(_Deadlines):
+    """Collectives on CuPy buffers over NCCL, bootstrapped through ``host`` (an ``MPIComm``).
+
+    Each process drives one GPU: the one numbered by its rank among the processes of its
+    node (modulo the GPUs it sees). An operation is enqueued on the current CUDA stream,
+    then a CUDA event recorded after it is polled (with NCCL's asynchronous error) until
+    it completes or the deadline passes; on timeout the NCCL communicator is aborted too.
+    """
+
+    def __init__(self, host: MPIComm, *, timeout: float, abort_on_timeout: bool) -> None:
+        import cupy
+        from cupy.cuda import nccl
+        super().__init__(timeout, abort_on_timeout)
+        self.host, self._cp, self._nccl = host, cupy, nccl
+        self.rank, self.size = host.rank, host.size
+        node = host.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.device_id = node.Get_rank() % cupy.cuda.runtime.getDeviceCount()
+        node.Free()
+        cupy.cuda.Device(self.device_id).use()
+        uid = np.array(nccl.get_unique_id() if host.rank == 0 else [0] * nccl.NCCL_UNIQUE_ID_BYTES,
+                       np.int8)
+        uid = host.bcast(uid, root=0)
+        self.comm = nccl.NcclCommunicator(self.size, tuple(int(b) for b in uid), self.rank)
+        self._types = {name: getattr(nccl, const) for name, const in (
+            ("float16", "NCCL_FLOAT16"), ("float32", "NCCL_FLOAT32"), ("float64", "NCCL_FLOAT64"),
+            ("int8", "NCCL_INT8"), ("uint8", "NCCL_UINT8"), ("int32", "NCCL_INT32"),
+            ("uint32", "NCCL_UINT32"), ("int64", "NCCL_INT64"), ("uint64", "NCCL_UINT64"),
+            ("bfloat16", "NCCL_BFLOAT16")) if hasattr(nccl, const)}
+
+    def _run(self, what: str, enqueue: Callable[[int], None]) -> None:
+        stream = self._cp.cuda.get_current_stream()
+        enqueue(stream.ptr)
+        event = stream.record()
+
+        def done() -> bool:
+            self.comm.check_async_error()
+            return event.done
+        self.wait(done, what)
+
+    def allreduce(self, x: Any, op: str) -> Any:
+        cp, nccl = self._cp, self._nccl
+        dt = x.dtype
+        send = cp.ascontiguousarray(x if dt.name in self._types else x.astype(cp.float32))
+        out = cp.empty_like(send)
+        nccl_op = {"sum": nccl.NCCL_SUM, "max": nccl.NCCL_MAX, "min": nccl.NCCL_MIN}[op]
+        self._run(_describe(f"NCCL all-reduce ({op})", send), lambda s: self.comm.allReduce(
+            send.data.ptr, out.data.ptr, send.size, self._types[send.dtype.name], nccl_op, s))
+        return out.reshape(x.shape).astype(dt, copy=False)
+
+    def allgather(self, x: Any) -> Any:
+        send = self._cp.ascontiguousarray(x)
+        out = self._cp.empty((self.size,) + x.shape, x.dtype)
+        self._run(_describe("NCCL all-gather", send), lambda s: self.comm.allGather(
+            send.data.ptr, out.data.ptr, send.nbytes, self._nccl.NCCL_UINT8, s))
+        return out
+
+    def bcast(self, x: Any, root: int) -> Any:
+        buf = self._cp.array(x, copy=True, order="C")
+        self._run(_describe(f"NCCL broadcast from process {root}", buf), lambda s: self.comm.bcast(
+            buf.data.ptr, buf.nbytes, self._nccl.NCCL_UINT8, root, s))
+        return buf
+
+    def barrier(self) -> None:
+        self.host.barrier()
+
+    def abort(self, code: int) -> None:
+        self.comm.abort()
+        self.host.abort(code)
+
+    def close(self) -> None:
+        self.comm.destroy()
+
+
+class HostStaged:
+    """Device buffers through a host communicator: copy to the host, run, copy back."""
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self.rank, self.size = host.rank, host.size
+
+    def _staged(self, x: Any, run: Callable[[np.ndarray], np.ndarray]) -> Any:
+        xp = backends.xp_of(x)
+        return xp.asarray(run(xp.asnumpy(x)))
+
+    def allreduce(self, x: Any, op: str) -> Any:
+        return self._staged(x, lambda h: self.host.allreduce(h, op))
+
+    def allgather(self, x: Any) -> Any:
+        return self._staged(x, self.host.allgather)
+
+    def bcast(self, x: Any, root: int) -> Any:
+        return self._staged(x, lambda h: self.host.bcast(h, root))
+
+    def barrier(self) -> None:
+        self.host.barrier()
+
+    def abort(self, code: int) -> None:
+        self.host.abort(code)
+
