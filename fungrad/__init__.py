@@ -23,9 +23,9 @@ from fungrad import debug  # noqa: E402
 from fungrad import random  # noqa: E402
 from fungrad.callbacks import pure_callback  # noqa: E402
 from fungrad.runtime import (block_until_ready, clear_caches, default_backend,  # noqa: E402
-                             device_count, device_get, enable_x64, ensure_compile_time_eval,
-                             local_device_count, local_devices, named_call, named_scope,
-                             print_environment_info, typeof)
+                             default_device, device_count, device_get, enable_x64,
+                             ensure_compile_time_eval, local_device_count, local_devices,
+                             named_call, named_scope, print_environment_info, typeof)
 from fungrad.transforms.closures import closure_convert, custom_gradient, linear_transpose  # noqa: E402,E501
 from fungrad import experimental  # noqa: E402
 

@@ -1,14 +1,39 @@
 """Global flags, set with ``fungrad.config.update(name, value)`` as in JAX.
 
-Flags:
+Flags (JAX's ``jax_`` prefixed names are accepted too):
   enable_x64: keep 64-bit dtypes (default False: float64 becomes float32, int64 int32).
   log_compiles: log each ``jit`` compilation and why the cache missed.
   disable_jit: run jitted functions op by op (see ``fungrad.disable_jit``).
+  default_device: where uncommitted arrays and computations go: a ``Device``, a platform
+      (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the first device of
+      the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
+  platforms: the platforms devices may come from, in order of preference (``"cpu"``,
+      ``"cuda,cpu"``; as ``JAX_PLATFORMS``); None allows all. Environment:
+      ``FUNGRAD_PLATFORMS``.
+  num_cpu_devices: how many (virtual) CPU devices there are, as XLA's
+      ``--xla_force_host_platform_device_count``. Environment: ``FUNGRAD_NUM_CPU_DEVICES``
+      (or that XLA flag in ``XLA_FLAGS``). Fixed once devices have been listed.
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+import re
+from typing import Any, Callable
+
+_BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit")
+_DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
+
+
+def _env_num_cpu_devices() -> int:
+    """``FUNGRAD_NUM_CPU_DEVICES``, else XLA's host device count flag, else 1."""
+    value = os.environ.get("FUNGRAD_NUM_CPU_DEVICES")
+    if value is None:
+        match = re.search(r"--xla_force_host_platform_device_count=(\d+)",
+                          os.environ.get("XLA_FLAGS", ""))
+        value = match.group(1) if match else "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"FUNGRAD_NUM_CPU_DEVICES must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class Config:
@@ -18,16 +43,51 @@ class Config:
         self.enable_x64 = os.environ.get("FUNGRAD_ENABLE_X64", "0") not in ("0", "", "false")
         self.log_compiles = False
         self.disable_jit = False
+        self.default_device: Any = os.environ.get("FUNGRAD_DEFAULT_DEVICE") or None
+        self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
+        self.num_cpu_devices = _env_num_cpu_devices()
+        self.devices_listed = False  # set by the backends once the device list is fixed
+        self._device_hooks: list[Callable[[], Any]] = []
+
+    def on_device_change(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook()`` after every change of ``default_device`` (the backends keep
+        what they derive from it up to date this way)."""
+        self._device_hooks.append(hook)
 
     def update(self, name: str, value: Any) -> None:
         """Set a flag. Accepts JAX's ``jax_`` prefixed names too."""
         key = name[4:] if name.startswith("jax_") else name
-        if key not in ("enable_x64", "log_compiles", "disable_jit"):
+        if key in _DEVICE_FLAGS:
+            self._update_device_flag(name, key, value)
+            return
+        if key not in _BOOL_FLAGS:
             raise ValueError(f"config.update: unknown flag {name!r}")
         setattr(self, key, bool(value))
         if key == "enable_x64":
             from fungrad._core import dtypes
             dtypes._x64_changed()
+
+    def _update_device_flag(self, name: str, key: str, value: Any) -> None:
+        """The device flags: the device list is fixed once listed, as JAX's backends are
+        once initialised; the default device may change at any time."""
+        if key == "num_cpu_devices":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"config.update: {name} must be a positive integer, "
+                                 f"got {value!r}")
+        if key != "default_device" and self.devices_listed:
+            raise RuntimeError(f"config.update: {name} must be set before the devices are "
+                               "first listed (fungrad.devices(), device_put, an array's .device)")
+        previous = getattr(self, key)
+        setattr(self, key, value)
+        if key == "default_device":
+            try:
+                for hook in self._device_hooks:
+                    hook()
+            except Exception:  # an unknown device: keep the previous one, report the error
+                self.default_device = previous
+                for hook in self._device_hooks:
+                    hook()
+                raise
 
 
 config = Config()

@@ -23,7 +23,8 @@ from fungrad.config import config
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
 
-__all__ = ["block_until_ready", "clear_caches", "default_backend", "device_count", "device_get",
+__all__ = ["block_until_ready", "clear_caches", "default_backend", "default_device",
+           "device_count", "device_get",
            "enable_x64", "ensure_compile_time_eval", "local_device_count", "local_devices",
            "named_call", "named_scope", "print_environment_info", "typeof"]
 
@@ -70,8 +71,28 @@ def local_device_count(backend: str | None = None) -> int:
 
 
 def default_backend() -> str:
-    """The platform of the default device: ``"gpu"`` when CuPy sees a GPU, else ``"cpu"``."""
-    return backends.devices()[0].platform
+    """The platform of the preferred backend: ``"gpu"`` when CuPy sees a GPU, else ``"cpu"``."""
+    return backends.default_backend()
+
+
+@contextlib.contextmanager
+def default_device(device: Any) -> Iterator[None]:
+    """Within the block, uncommitted arrays and computations go to ``device`` (a
+    ``Device``, ``"gpu"``, ``"cpu:1"``; ``jax.default_device``), as
+    ``config.update("jax_default_device", device)`` does for the whole program.
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> with fungrad.default_device(fungrad.devices("cpu")[0]):
+        ...     jnp.zeros(2).device
+        CpuDevice(id=0)
+    """
+    previous = config.default_device
+    config.update("default_device", device)
+    try:
+        yield
+    finally:
+        config.update("default_device", previous)
 
 
 def typeof(x: Any) -> core.ShapedArray:

@@ -13,16 +13,19 @@ from fungrad._core.core import ShapedArray, Tracer
 class Array(ArrayMethods):
     """An immutable n-dimensional array on a device (the eager value type).
 
-    Holds a backend buffer (a NumPy array on CPU, a CuPy array on GPU) and a weak-type
-    flag (set for values that came from Python scalars; see ``dtypes``).
+    Holds a backend buffer (a NumPy array on CPU, a CuPy array on GPU), a weak-type
+    flag (set for values that came from Python scalars; see ``dtypes``) and the device
+    it is committed to (None: uncommitted, see ``fungrad.backends``).
     """
-    __slots__ = ("_value", "weak_type", "_aval")
+    __slots__ = ("_value", "weak_type", "_aval", "_device")
     __array_priority__ = 100
 
-    def __init__(self, value: Any, weak_type: bool = False) -> None:
+    def __init__(self, value: Any, weak_type: bool = False,
+                 device: backends.Device | None = None) -> None:
         self._value = value
         self.weak_type = weak_type
         self._aval = None
+        self._device = device
 
     shape = property(lambda self: self._value.shape, doc="The shape, a tuple of ints.")
     dtype = property(lambda self: self._value.dtype, doc="The NumPy dtype of the elements.")
@@ -43,7 +46,15 @@ class Array(ArrayMethods):
 
     @property
     def device(self) -> backends.Device:
-        return backends.device_of(self._value)
+        """The device holding the array: the one it is committed to, else its buffer's
+        (``CpuDevice(id=0)``, or the default CPU device, for a NumPy buffer)."""
+        return self._device or backends.device_of(self._value)
+
+    @property
+    def committed(self) -> bool:
+        """Whether the array was put on its device explicitly (``device_put(x, device)``),
+        so operations on it run there; uncommitted arrays follow the committed ones."""
+        return self._device is not None
 
     def devices(self) -> set:
         """The set of devices holding the array: ``{self.device}``, as ``jax.Array.devices``."""
@@ -100,7 +111,7 @@ class Array(ArrayMethods):
 
     def copy(self) -> "Array":
         """A new array with its own copy of the buffer."""
-        return Array(self._value.copy(), self.weak_type)
+        return Array(self._value.copy(), self.weak_type, self._device)
 
     def __copy__(self) -> "Array":
         return self
@@ -127,18 +138,39 @@ def _rebuild(value: np.ndarray, weak_type: bool) -> Array:
     return Array(np.asarray(value), weak_type)
 
 
-def device_put(x: Any, device: backends.Device | None = None) -> Any:
-    """Put ``x`` (any pytree of arrays or scalars) on ``device`` as fungrad Arrays."""
+def device_put(x: Any, device: Any = None, *, src: Any = None, donate: bool = False,
+               may_alias: bool | None = None) -> Any:
+    """Put ``x`` (any pytree of arrays or scalars) on ``device`` as fungrad Arrays
+    (``jax.device_put``).
+
+    With a ``device`` (a ``Device``, a ``SingleDeviceSharding``, ``"gpu"``, ``"cpu:1"``) the
+    arrays are *committed* to it: operations on them run there, and mixing them with
+    arrays committed elsewhere is an error. Without one, Arrays stay as they are and
+    other values become uncommitted arrays on the default device.
+
+    Examples:
+        >>> import fungrad
+        >>> x = fungrad.device_put([1.0, 2.0], fungrad.devices("cpu")[0])
+        >>> x[0].committed, x[0].device
+        (True, CpuDevice(id=0))
+    """
+    del src, donate, may_alias  # accepted for JAX's signature; a copy is always safe here
+    target = None if device is None else backends.as_device(device, "device_put")
     from fungrad import tree
-    return tree.map(lambda v: _device_put_leaf(v, device), x)
+    return tree.map(lambda v: _device_put_leaf(v, target), x)
 
 
 def _device_put_leaf(x: Any, device: backends.Device | None) -> Any:
     if isinstance(x, Tracer):
         return x
     if isinstance(x, Array):
+        if device is None:
+            return x
         value, weak = x._value, x.weak_type
     else:
         dtype, weak = dtypes.dtype_and_weak(x)
         value = np.asarray(x, dtype=dtype)
-    return Array(backends.to_device(value, device) if device is not None else value, weak)
+        if device is None:
+            return Array(value if backends.host_default else backends.to_device(value, None),
+                         weak)
+    return Array(backends.to_device(value, device), weak, device)

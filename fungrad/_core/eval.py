@@ -5,7 +5,9 @@ backend implementation and wraps the result. It is the eager hot path, so it
 does as little as possible: no abstract evaluation, and NumPy errors turned into
 errors that name the primitive (allocation failures into ``ResourceExhaustedError``).
 The array module is NumPy unless a device buffer (CuPy) is among the operands; host
-operands then follow it to its device.
+operands then follow it to its device. Operands committed to a device (``device_put``)
+take the computation there and commit its results; committed operands on two devices
+are an error. Operations on host values alone run on the default device.
 """
 from __future__ import annotations
 
@@ -58,6 +60,14 @@ def _on_device(vals: list, device_buffer: Any) -> tuple[Any, list]:
         backends.to_device_of(v, device_buffer) if backends.is_host(v) else v for v in vals]
 
 
+def _committed_device(prim: Primitive, args: Sequence[Any], device: backends.Device,
+                      committed: backends.Device | None) -> backends.Device:
+    """``device``, an operand's committed device, checked against the one found before."""
+    if committed is not None and device is not committed and device != committed:
+        raise backends.incompatible_devices(str(prim), backends.argument_labels(len(args)), args)
+    return device
+
+
 class EvalTrace(core.Trace):
     name = "eval"
 
@@ -65,12 +75,14 @@ class EvalTrace(core.Trace):
         super().__init__(None)
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
-        vals, all_weak, device_buffer = [], True, None
+        vals, all_weak, device_buffer, committed = [], True, None, None
         for a in args:
             if type(a) is Array:
                 v = a._value
                 vals.append(v)
                 all_weak = all_weak and a.weak_type
+                if a._device is not None:
+                    committed = _committed_device(prim, args, a._device, committed)
                 if type(v) is not _ndarray and device_buffer is None and not backends.is_host(v):
                     device_buffer = v
             elif isinstance(a, Tracer):
@@ -84,8 +96,13 @@ class EvalTrace(core.Trace):
         if impl is None:
             raise MissingRuleError(prim, "implementation")
         xp = np
-        if device_buffer is not None:
+        if committed is not None:
+            if committed.platform != "cpu":
+                xp, vals = backends.all_to_device(vals, committed)
+        elif device_buffer is not None:
             xp, vals = _on_device(vals, device_buffer)
+        elif not backends.host_default and not backends.refresh_default():
+            xp, vals = backends.all_to_device(vals, backends.default_device())
         errors = fpstate.STATE.set(fpstate.IGNORE)  # infs and nans pass silently, as in JAX
         try:
             out = impl(xp, *vals, **params)
@@ -100,9 +117,9 @@ class EvalTrace(core.Trace):
             [getattr(a, "weak_type", isinstance(a, (int, float, complex))) for a in args], **params)
         if prim.multiple_results:
             if isinstance(weak, (list, tuple)):  # one flag per result (control flow)
-                return [Array(o, w) for o, w in zip(out, weak)]
-            return [Array(o, weak) for o in out]
-        return Array(out, weak)
+                return [Array(o, w, committed) for o, w in zip(out, weak)]
+            return [Array(o, weak, committed) for o in out]
+        return Array(out, weak, committed)
 
 
 EVAL_TRACE = EvalTrace()

@@ -83,9 +83,9 @@ def _leaf_key(x: Any) -> Any:
     t = type(x)
     if t is Array:
         v = x._value
-        if isinstance(v, NUMPY_BUFFERS):
+        if isinstance(v, NUMPY_BUFFERS) and x._device is None:
             return (v.shape, v.dtype, x.weak_type)
-        return (v.shape, v.dtype, x.weak_type, backends.device_of(v))
+        return (v.shape, v.dtype, x.weak_type, x.device)
     if t is float or t is int or t is bool or t is complex:
         return t
     if isinstance(x, Tracer):
@@ -97,13 +97,13 @@ def _leaf_key(x: Any) -> Any:
 
 
 def _flat_key(args: tuple) -> tuple | None:
-    """The cache key when every argument is a NumPy-backed Array (else None)."""
+    """The cache key when every argument is an uncommitted NumPy-backed Array (else None)."""
     key = []
     for a in args:
         if type(a) is not Array:
             return None
         v = a._value
-        if type(v) is not np.ndarray:
+        if type(v) is not np.ndarray or a._device is not None:
             return None
         key.append((v.shape, v.dtype, a.weak_type))
     return tuple(key)
@@ -170,10 +170,18 @@ class _Entry:
                 return Array(outs[0], self.out_weak[0])
             return tree_util.unflatten(self.out_tree,
                                        [Array(o, w) for o, w in zip(outs, self.out_weak)])
+        self._check_devices(leaves)
         args = [x if isinstance(x, (Array, Tracer)) else Array(as_buffer(np, x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
         outs = call_jit(self.closed, [*self.hoisted, *args], self.name)
         return tree_util.unflatten(self.out_tree, outs)
+
+    def _check_devices(self, leaves: list) -> None:
+        """Committed arguments on different devices: JAX's error, naming the arguments."""
+        devices = {x._device for x in leaves if type(x) is Array and x._device is not None}
+        if len(devices) > 1:
+            labels = [d.split(": ")[0].strip("'") for d in self.description[:len(leaves)]]
+            raise backends.incompatible_devices(self.name, labels, leaves)
 
     def _donated_buffers(self, leaves: list) -> list:
         """Buffers for the call; donated ones are handed over (copied when shared) and
@@ -381,10 +389,11 @@ class JitWrapped:
         donated = [self._is_donated(a, len(args)) for a, _ in origins]
         entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
                        description)
-        # Host (NumPy) arguments run the executable directly; others bind jit_p, whose
-        # impl compiles for their backend.
+        # Uncommitted host (NumPy) arguments run the executable directly when the default
+        # device is a CPU; others bind jit_p, whose impl compiles for their backend.
         entry.direct = not hoisted and all(len(k) == 3 for k in map(_leaf_key, leaves)
-                                           if isinstance(k, tuple))
+                                           if isinstance(k, tuple)) and \
+            (backends.host_default or backends.refresh_default())
         if compile and entry.direct:
             entry.executable()
         if not hoisted:

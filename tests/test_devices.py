@@ -1,0 +1,214 @@
+"""Devices and placement as JAX has them, on three virtual CPU devices.
+
+The device list is fixed when first used, so the checks run in a child process started
+with ``FUNGRAD_NUM_CPU_DEVICES=3`` (and XLA's flag, so that jax has the same three devices
+to compare with). The child runs every check of ``CHECKS`` once and reports each one's
+outcome; each test asserts one outcome.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import traceback
+
+import numpy as np
+import pytest
+
+CHILD_ENV = {"FUNGRAD_NUM_CPU_DEVICES": "3",
+             "XLA_FLAGS": "--xla_force_host_platform_device_count=3",
+             "JAX_PLATFORMS": "cpu", "FUNGRAD_PLATFORMS": "cpu", "OPENBLAS_NUM_THREADS": "1"}
+
+
+# --------------------------------------------------------------------------- the child's checks
+
+def _error(fn, *args):
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - the message is what is compared
+        return type(e).__name__, str(e)
+    raise AssertionError("no error raised")
+
+
+def check_device_list():
+    import jax
+    import fungrad
+    devs = fungrad.devices()
+    assert repr(devs) == repr(jax.devices()) == "[CpuDevice(id=0), CpuDevice(id=1), CpuDevice(id=2)]"
+    assert fungrad.device_count() == jax.device_count() == 3
+    assert fungrad.local_devices() == devs and fungrad.devices("cpu") == devs
+    assert fungrad.default_backend() == jax.default_backend() == "cpu"
+    assert [(d.platform, d.id, d.device_kind) for d in devs] == \
+        [(d.platform, d.id, d.device_kind) for d in jax.devices()]
+
+
+def check_device_put_commits():
+    import jax
+    import fungrad
+    import fungrad.numpy as jnp
+    d, jd = fungrad.devices(), jax.devices()
+    host = np.arange(3.0, dtype=np.float32)
+    x, jx = fungrad.device_put(host, d[1]), jax.device_put(host, jd[1])
+    assert (x.device, x.committed) == (d[1], jx.committed) and jx.device == jd[1]
+    assert x.devices() == {d[1]} and x.sharding.device_set == {d[1]}
+    assert fungrad.device_put(x) is x and fungrad.device_put(x).committed == jax.device_put(jx).committed
+    for value in (host, jnp.ones(3), fungrad.device_put(host)):
+        assert not getattr(value, "committed", False)
+    assert fungrad.device_put(x, "cpu:2").device == d[2]
+    tree = fungrad.device_put({"a": host, "b": [1.0, 2]}, fungrad.devices()[2])
+    assert all(leaf.device == d[2] and leaf.committed for leaf in fungrad.tree_util.tree_leaves(tree))
+
+
+def check_uncommitted_follow_committed():
+    import jax
+    import jax.numpy as jjnp
+    import fungrad
+    import fungrad.numpy as jnp
+    d, jd = fungrad.devices(), jax.devices()
+    x, jx = fungrad.device_put(np.ones(3, np.float32), d[1]), jax.device_put(np.ones(3, np.float32), jd[1])
+    for out, jout in ((x + jnp.ones(3), jx + jjnp.ones(3)), (jnp.sum(x * 2.0), jjnp.sum(jx * 2.0)),
+                      (fungrad.grad(lambda v: jnp.sum(jnp.sin(v)))(x),
+                       jax.grad(lambda v: jjnp.sum(jjnp.sin(v)))(jx))):
+        assert (out.device.id, out.committed) == (jout.device.id, jout.committed), (out, jout)
+    y = jnp.ones(3) * 3.0  # uncommitted only: the result stays uncommitted
+    assert not y.committed and y.device == d[0]
+
+
+def check_eager_mixed_devices_error():
+    import jax
+    import fungrad
+    d, jd = fungrad.devices(), jax.devices()
+    ones = np.ones(3, np.float32)
+    got = _error(lambda a, b: a + b, fungrad.device_put(ones, d[1]), fungrad.device_put(ones, d[2]))
+    want = _error(lambda a, b: a + b, jax.device_put(ones, jd[1]), jax.device_put(ones, jd[2]))
+    assert got == want, (got, want)
+
+
+def scale(x, y):
+    return x * y
+
+
+def check_jit_placement():
+    import jax
+    import fungrad
+    import fungrad.numpy as jnp
+    d, jd = fungrad.devices(), jax.devices()
+    ones = np.ones(3, np.float32)
+    f, jf = fungrad.jit(scale), jax.jit(scale)
+    out, jout = f(fungrad.device_put(ones, d[2]), jnp.ones(3)), jf(jax.device_put(ones, jd[2]), ones)
+    assert (out.device.id, out.committed) == (jout.device.id, jout.committed) == (2, True)
+    assert not f(jnp.ones(3), jnp.ones(3)).committed
+    got = _error(f, fungrad.device_put(ones, d[1]), fungrad.device_put(ones, d[2]))
+    want = _error(jf, jax.device_put(ones, jd[1]), jax.device_put(ones, jd[2]))
+    assert got == want, (got, want)
+
+
+def check_default_device():
+    import jax
+    import jax.numpy as jjnp
+    import fungrad
+    import fungrad.numpy as jnp
+    d, jd = fungrad.devices(), jax.devices()
+    fungrad.config.update("jax_default_device", d[2])
+    jax.config.update("jax_default_device", jd[2])
+    try:
+        for got, want in ((jnp.ones(3), jjnp.ones(3)), (fungrad.device_put(np.ones(2)),
+                                                       jax.device_put(np.ones(2))),
+                          (fungrad.jit(lambda v: v + 1)(jnp.ones(3)),
+                           jax.jit(lambda v: v + 1)(jjnp.ones(3)))):
+            assert (got.device.id, got.committed) == (want.device.id, want.committed), (got, want)
+        with fungrad.default_device(d[1]), jax.default_device(jd[1]):
+            assert jnp.zeros(2).device.id == jjnp.zeros(2).device.id == 1
+        assert jnp.zeros(2).device == d[2]
+        fungrad.config.update("jax_default_device", "cpu:1")
+        assert jnp.zeros(2).device == d[1]
+        kind, message = _error(fungrad.config.update, "jax_default_device", "cpu:7")
+        assert kind == "ValueError" and "cpu:7" in message and "3 device(s)" in message
+        assert jnp.zeros(2).device == d[1]  # a rejected value leaves the default as it was
+    finally:
+        fungrad.config.update("jax_default_device", None)
+        jax.config.update("jax_default_device", None)
+    assert jnp.zeros(2).device == d[0]
+
+
+def check_device_list_is_fixed():
+    import fungrad
+    fungrad.devices()
+    kind, message = _error(fungrad.config.update, "jax_num_cpu_devices", 5)
+    assert kind == "RuntimeError" and "before the devices are first listed" in message
+    assert _error(fungrad.devices, "tpu")[0] == "RuntimeError"
+    assert _error(fungrad.devices, "gpu") == (
+        "RuntimeError", "devices: backend 'gpu' is not available (available: cpu)")
+    kind, message = _error(fungrad.device_put, 1.0, 3)
+    assert kind == "TypeError" and message.startswith("device_put: expected a Device")
+
+
+CHECKS = {name: fn for name, fn in globals().items() if name.startswith("check_")}
+
+
+def _run_checks() -> dict[str, str]:
+    results = {}
+    for name, fn in CHECKS.items():
+        try:
+            fn()
+            results[name] = "ok"
+        except Exception:  # noqa: BLE001 - reported to the parent test
+            results[name] = traceback.format_exc()
+    return results
+
+
+# --------------------------------------------------------------------------- the tests
+
+def _child(args: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, **CHILD_ENV, **extra_env}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+@pytest.fixture(scope="module")
+def child_results() -> dict[str, str]:
+    proc = _child([__file__, "--child"], {})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_three_cpu_devices(child_results, name):
+    assert child_results[name] == "ok", child_results[name]
+
+
+def test_default_device_from_the_environment():
+    code = ("import fungrad, fungrad.numpy as jnp; x = jnp.ones(2); "
+            "print(x.device, x.committed, fungrad.devices()[1] == x.device)")
+    proc = _child(["-c", code], {"FUNGRAD_DEFAULT_DEVICE": "cpu:1"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["CpuDevice(id=1)", "False", "True"]
+
+
+def test_num_cpu_devices_from_the_environment(monkeypatch):
+    config_module = importlib.import_module("fungrad.config")
+    monkeypatch.delenv("FUNGRAD_NUM_CPU_DEVICES", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--foo --xla_force_host_platform_device_count=4")
+    assert config_module._env_num_cpu_devices() == 4
+    monkeypatch.setenv("FUNGRAD_NUM_CPU_DEVICES", "2")
+    assert config_module._env_num_cpu_devices() == 2
+    monkeypatch.setenv("FUNGRAD_NUM_CPU_DEVICES", "0")
+    with pytest.raises(ValueError, match="FUNGRAD_NUM_CPU_DEVICES must be a positive integer"):
+        config_module._env_num_cpu_devices()
+
+
+def test_committed_cpu_array_in_this_process():
+    """One CPU device: a committed array commits what is computed from it, eager and jit."""
+    import fungrad
+    import fungrad.numpy as jnp
+    x = fungrad.device_put(np.arange(3.0, dtype=np.float32), fungrad.devices("cpu")[0])
+    assert x.committed and (x + jnp.ones(3)).committed and fungrad.jit(jnp.sin)(x).committed
+    np.testing.assert_allclose(np.asarray(fungrad.jit(jnp.sin)(x)), np.sin(np.arange(3.0)),
+                               rtol=1e-6)
+    assert not (jnp.ones(3) + 1).committed
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--child"]:
+    print(json.dumps(_run_checks()))
