@@ -18,9 +18,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, Literal, Primitive, ShapedArray, Tracer, Var
+from fungrad._core.structural import broadcast_in_dim_p
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import batching
 from fungrad.interpreters import partial_eval as pe
@@ -54,9 +55,8 @@ def zeros_like_aval(aval: ShapedArray) -> Any:
     """A concrete (or traced) array of zeros of ``aval``'s shape, dtype and weak type."""
     if aval.dtype == dtypes.float0:
         return np.zeros(aval.shape, dtypes.float0)
-    from fungrad import lax
-    zero = lax.convert_element_type(0, aval.dtype, aval.weak_type)
-    return lax.broadcast_in_dim(zero, aval.shape, ()) if aval.shape else zero
+    zero = Array(np.zeros((), aval.dtype)[()], aval.weak_type)
+    return broadcast_in_dim_p.bind(zero, shape=aval.shape, broadcast_dimensions=()) if aval.shape else zero
 
 
 def instantiate(t: Any) -> Any:
@@ -138,6 +138,24 @@ class JVPTrace(core.Trace):
         if type(x) is JVPTracer and x._trace is self:
             return x.primal, x.tangent
         return x, Zero.from_primal(x)
+
+
+def jvp_fun(fun: Callable[..., Sequence[Any]], primals: Sequence[Any], tangents: Sequence[Any]
+            ) -> tuple[list, list]:
+    """``(fun(*primals), J @ tangents)`` for ``fun`` from arrays to a list of arrays, under a
+    JVP trace on top of the current one; the output tangents are instantiated (``Zero``
+    tangents in are accepted). ``fungrad.jvp`` adds pytrees and checks on top; the JVP rules
+    of primitives written as composites of others (``reduce_prod``, ``cumprod``) call it
+    directly, below the public API."""
+    trace = JVPTrace(core.current_trace())
+    try:
+        args = [JVPTracer(trace, p, t) for p, t in zip(primals, tangents)]
+        with core.set_current_trace(trace):
+            outs = fun(*args)
+        pairs = [trace.unpack(o) for o in outs]
+    finally:
+        trace.invalidate()
+    return [p for p, _ in pairs], [instantiate(t) for _, t in pairs]
 
 
 # --------------------------------------------------------------------------- rule registrars
@@ -266,6 +284,7 @@ def _add_any_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[int | Non
 # add_any's rules, next to its definition above.
 deflinear(add_any_p, lambda ct, x, y: [ct, ct])
 batching.def_batch(add_any_p, _add_any_batch)
+lowering.def_ufunc(add_any_p, "add", numexpr="({} + {})")
 
 
 # --------------------------------------------------------------------------- transposition

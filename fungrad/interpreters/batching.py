@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from fungrad._core import core
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
+from fungrad._core.structural import broadcast_in_dim_p, reshape_p, transpose_p
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import partial_eval as pe
 
@@ -125,19 +126,18 @@ def moveaxis(x: Any, src: int, dst: int) -> Any:
     """Move axis ``src`` of ``x`` to position ``dst`` (with a transpose primitive)."""
     if src == dst:
         return x
-    from fungrad import lax
     ndim = core.get_aval(x).ndim
     perm = [i for i in range(ndim) if i != src]
     perm.insert(dst % ndim if dst >= 0 else ndim + dst, src)
-    return lax.transpose(x, tuple(perm))
+    return transpose_p.bind(x, permutation=tuple(perm))
 
 
 def bdim_at_front(x: Any, bdim: int | None, axis_size: int) -> Any:
     """``x`` with its batch dimension at position 0, broadcasting unbatched values."""
     if bdim is None:
-        from fungrad import lax
         aval = core.get_aval(x)
-        return lax.broadcast_in_dim(x, (axis_size,) + aval.shape, tuple(range(1, aval.ndim + 1)))
+        return broadcast_in_dim_p.bind(x, shape=(axis_size,) + aval.shape,
+                                       broadcast_dimensions=tuple(range(1, aval.ndim + 1)))
     return moveaxis(x, bdim, 0)
 
 
@@ -155,7 +155,6 @@ def defbroadcasting(prim: Primitive) -> None:
     get a size-1 leading dimension, so nothing is materialised per batch member.
     """
     def rule(axis_size, vals, dims, **params):
-        from fungrad import lax
         batched = {(d, core.get_aval(v).ndim) for v, d in zip(vals, dims) if d is not None}
         if len(batched) == 1 and all(core.get_aval(v).ndim == 0 for v, d in zip(vals, dims) if d is None):
             return prim.bind(*vals, **params), batched.pop()[0]  # batch dims already line up
@@ -165,13 +164,13 @@ def defbroadcasting(prim: Primitive) -> None:
             aval = core.get_aval(v)
             if d is None:
                 shape = (1,) * (ndim + 1 - aval.ndim) + aval.shape
-                out.append(lax.reshape(v, shape) if shape != aval.shape else v)
+                out.append(reshape_p.bind(v, new_sizes=shape) if shape != aval.shape else v)
             else:
                 v = moveaxis(v, d, 0)
                 rank = aval.ndim - 1
                 if rank < ndim:
                     shape = core.get_aval(v).shape
-                    v = lax.reshape(v, shape[:1] + (1,) * (ndim - rank) + shape[1:])
+                    v = reshape_p.bind(v, new_sizes=shape[:1] + (1,) * (ndim - rank) + shape[1:])
                 out.append(v)
         return prim.bind(*out, **params), 0
     _batch_rules[prim] = rule

@@ -20,6 +20,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive
 from fungrad.interpreters import batching
 from fungrad.lax._prim import as_operand, check_dtypes, elementwise_prim, kind
+from fungrad.lax.shapes import broadcast_in_dim, convert_element_type
 
 ARRAY_TYPES = (Array, core.Tracer)
 _SCALARS = (bool, int, float, complex)
@@ -93,7 +94,6 @@ def const(like: Any, value: Any) -> Array:
 
 def broadcast_to_shape(x: Any, shape: tuple) -> Any:
     """``x`` broadcast (NumPy rules) to ``shape``; used where a tangent skips the op."""
-    from fungrad.lax.shapes import broadcast_in_dim
     aval = core.get_aval(x)
     if aval.shape == shape:
         return x
@@ -156,5 +156,4 @@ def _eager_ready(dtype: np.dtype, other: Any, accepted: set) -> bool:
 
 def convert_to(x: Any, like: Any) -> Any:
     """``x`` converted to the dtype of ``like``."""
-    from fungrad.lax.shapes import convert_element_type
     return convert_element_type(x, core.get_aval(like).dtype)

@@ -18,6 +18,7 @@ import numpy as np
 from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.structural import reduce_sum_p, reshape_p
 from fungrad.errors import ResourceExhaustedError
 
 # dtype families a primitive accepts
@@ -103,15 +104,14 @@ def elementwise_prim(name: str, impl: Callable, kinds: str = NUMERIC,
 
 def unbroadcast(ct: Any, aval: ShapedArray) -> Any:
     """Sum ``ct`` down to ``aval.shape``: the transpose of NumPy broadcasting."""
-    from fungrad import lax
     ct_shape = core.get_aval(ct).shape
     if ct_shape == aval.shape:
         return ct
     lead = len(ct_shape) - len(aval.shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, (n, m) in enumerate(zip(aval.shape, ct_shape[lead:])) if n == 1 and m != 1)
-    summed = lax.reduce_sum(ct, axes) if axes else ct
-    return lax.reshape(summed, aval.shape) if core.get_aval(summed).shape != aval.shape else summed
+    summed = reduce_sum_p.bind(ct, axes=axes) if axes else ct
+    return reshape_p.bind(summed, new_sizes=aval.shape) if core.get_aval(summed).shape != aval.shape else summed
 
 
 def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:

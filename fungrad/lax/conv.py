@@ -26,6 +26,7 @@ from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, check_dtypes, NUMERIC, operand_dtype
 from fungrad.lax.dot import canonicalize_precision, dot_result_dtype
+from fungrad.lax.shapes import convert_element_type, reshape, rev, transpose
 
 
 class ConvDimensionNumbers(NamedTuple):
@@ -289,7 +290,6 @@ def _spec_transpose(spec):
 
 def _reshape_axis_into(src: int, dst: int, x: Any) -> Any:
     """Merge axis ``src`` into axis ``dst`` (``src`` becoming the major part)."""
-    from fungrad.lax.shapes import reshape
     shape = list(core.get_aval(x).shape)
     perm = [i for i in range(len(shape)) if i != src]
     perm.insert(dst, src)
@@ -300,7 +300,6 @@ def _reshape_axis_into(src: int, dst: int, x: Any) -> Any:
 
 def _reshape_axis_out_of(src: int, size1: int, x: Any) -> Any:
     """Split axis ``src`` into (size1, rest)."""
-    from fungrad.lax.shapes import reshape
     shape = list(core.get_aval(x).shape)
     shape[src:src + 1] = [size1, shape[src] // size1]
     return reshape(x, tuple(shape))
@@ -323,14 +322,12 @@ def _conv_vjp_rhs_padding(in_shape, window, strides, out_shape, padding, lhs_dil
 
 
 def _convert_to(x: Any, aval: ShapedArray) -> Any:
-    from fungrad.lax.shapes import convert_element_type
     return x if core.get_aval(x).dtype == aval.dtype else convert_element_type(x, aval.dtype)
 
 
 def _conv_transpose_lhs(ct, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
                         dimension_numbers, feature_group_count, batch_group_count, precision,
                         preferred_element_type):
-    from fungrad.lax.shapes import rev
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     lhs_shape, rhs_shape = lhs.aval.shape, core.get_aval(rhs).shape
     ct_shape = core.get_aval(ct).shape
@@ -511,7 +508,6 @@ def conv_transpose(lhs: Any, rhs: Any, strides: Sequence[int], padding: Any,
                    preferred_element_type: Any = None, use_consistent_padding: bool = False) -> Any:
     """Transposed ("deconvolution") N-d convolution (``jax.lax.conv_transpose``): a
     fractionally strided convolution; defaults to NHWC / HWIO / NHWC layouts."""
-    from fungrad.lax.shapes import rev, transpose
     lhs, rhs = as_operand(lhs), as_operand(rhs)
     lhs_shape, rhs_shape = core.get_aval(lhs).shape, core.get_aval(rhs).shape
     ndim = len(lhs_shape)

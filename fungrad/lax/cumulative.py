@@ -17,11 +17,15 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core import core, dtypes
-from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.core import Primitive
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import INEXACT, NUMERIC, as_operand, check_dtypes
 from fungrad.lax.reductions import checked_impl
+from fungrad.lax.control_flow import associative_scan
+from fungrad.lax.elementwise import add, eq, max as max_, min as min_, mul, ne, select, sub
+from fungrad.lax.shapes import full, full_like
+from fungrad.lax.transcendental import exp, log
 
 _WIDEN = dtypes.half_floats
 
@@ -93,10 +97,10 @@ def _cumulative(name: str, accumulate: Callable[..., Any], kinds: str):
 def _scan_jvp(combine: Callable[[Any, Any], Any]):
     """JVP of a cumulative op: differentiate the prefix scan of ``combine``."""
     def rule(primals, tangents, *, axis, reverse):
-        from fungrad.lax.control_flow import associative_scan
-        from fungrad.transforms.api import jvp
         scan = functools.partial(associative_scan, combine, axis=axis, reverse=reverse)
-        return jvp(scan, tuple(primals), tuple(ad.instantiate(t) for t in tangents))
+        (out,), (t_out,) = ad.jvp_fun(lambda x: [scan(x)], primals,
+                                          [ad.instantiate(t) for t in tangents])
+        return out, t_out
     return rule
 
 
@@ -113,30 +117,15 @@ ad.deflinear(cumsum_p, lambda ct, x, *, axis, reverse: [
 
 # --------------------------------------------------------------------------- cumprod / cummax / cummin
 
-def _mul(x, y):
-    from fungrad.lax.elementwise import mul
-    return mul(x, y)
-
-
-def _max(x, y):
-    from fungrad.lax.elementwise import max as max_
-    return max_(x, y)
-
-
-def _min(x, y):
-    from fungrad.lax.elementwise import min as min_
-    return min_(x, y)
-
-
 cumprod_p, cumprod = _cumulative(
     "cumprod", lambda xp, x, axis: xp.cumprod(x, axis=axis, dtype=x.dtype), NUMERIC)
-ad.def_jvp(cumprod_p, _scan_jvp(_mul))
+ad.def_jvp(cumprod_p, _scan_jvp(mul))
 
 cummax_p, cummax = _cumulative("cummax", _accumulate("maximum"), NUMERIC)
-ad.def_jvp(cummax_p, _scan_jvp(_max))
+ad.def_jvp(cummax_p, _scan_jvp(max_))
 
 cummin_p, cummin = _cumulative("cummin", _accumulate("minimum"), NUMERIC)
-ad.def_jvp(cummin_p, _scan_jvp(_min))
+ad.def_jvp(cummin_p, _scan_jvp(min_))
 
 
 # --------------------------------------------------------------------------- cumlogsumexp
@@ -149,21 +138,19 @@ def _logaddexp_with_tangent(a: tuple, b: tuple) -> tuple:
     its derivative is exactly the softmax weights everywhere (the ``m`` terms cancel,
     also at ties), so second derivatives agree with JAX's custom rule.
     """
-    from fungrad import lax
     (x1, t1), (x2, t2) = a, b
-    inf = lax.full((), np.inf, core.get_aval(x1).dtype)
-    m = lax.max(x1, x2)
-    delta = lax.sub(x1, x2)
-    smooth = lax.add(m, lax.log(lax.add(lax.exp(lax.sub(x1, m)), lax.exp(lax.sub(x2, m)))))
-    out = lax.select(lax.ne(delta, delta), lax.add(x1, x2),  # NaNs, or infinities of one sign
-                     lax.select(lax.eq(m, inf), m, smooth))
-    finite = lambda v: lax.select(lax.eq(v, inf), lax.full_like(v, 0), v)
-    weight = lambda x: lax.exp(lax.sub(finite(x), finite(out)))
-    return out, lax.add(lax.mul(t1, weight(x1)), lax.mul(t2, weight(x2)))
+    inf = full((), np.inf, core.get_aval(x1).dtype)
+    m = max_(x1, x2)
+    delta = sub(x1, x2)
+    smooth = add(m, log(add(exp(sub(x1, m)), exp(sub(x2, m)))))
+    out = select(ne(delta, delta), add(x1, x2),  # NaNs, or infinities of one sign
+                     select(eq(m, inf), m, smooth))
+    finite = lambda v: select(eq(v, inf), full_like(v, 0), v)
+    weight = lambda x: exp(sub(finite(x), finite(out)))
+    return out, add(mul(t1, weight(x1)), mul(t2, weight(x2)))
 
 
 def _cumlogsumexp_jvp(primals, tangents, *, axis, reverse):
-    from fungrad.lax.control_flow import associative_scan
     (x,), (t,) = primals, tangents
     out = cumlogsumexp_p.bind(x, axis=axis, reverse=reverse)
     _, t_out = associative_scan(_logaddexp_with_tangent, (x, ad.instantiate(t)),

@@ -15,12 +15,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, operand_dtype
+from fungrad.lax.shapes import convert_element_type, transpose
 
 
 class Precision(enum.Enum):
@@ -201,7 +202,6 @@ def _dot_general_transpose_lhs(ct, x, y, *, dimension_numbers, precision,
     dims = ((ans_y, tuple(y_kept)), (ans_batch, tuple(y_batch)))
     x_contract_sorted_by_y = [x_contract[i] for i in np.argsort(y_contract)]
     out_axes = tuple(int(i) for i in np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y))
-    from fungrad.lax.shapes import convert_element_type, transpose
     x_bar = transpose(dot_general(ct, y, dims, precision, preferred_element_type), out_axes)
     if core.get_aval(x_bar).dtype != x_aval.dtype:
         x_bar = convert_element_type(x_bar, x_aval.dtype, x_aval.weak_type)
@@ -250,6 +250,50 @@ dot_general_p.def_impl(_dot_general_impl)
 dot_general_p.def_abstract_eval(_dot_general_abstract)
 ad.defbilinear(dot_general_p, _dot_general_transpose_lhs, _dot_general_transpose_rhs)
 batching.def_batch(dot_general_p, _dot_general_batch)
+
+
+def _dot_general_lowering(ctx, eqn, args, out):
+    """One ``matmul`` of transposed views: batch, free and contracting axes put in order and
+    merged by reshapes (views where the layout allows)."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    xs, ys = eqn.invars[0].aval.shape, eqn.invars[1].aval.shape
+    lf = [d for d in range(len(xs)) if d not in lc and d not in lb]
+    rf = [d for d in range(len(ys)) if d not in rc and d not in rb]
+    size = lambda shape, dims: int(np.prod([shape[d] for d in dims], dtype=np.int64))
+    b, m, k, n = size(xs, lb), size(xs, lf), size(xs, lc), size(ys, rf)
+
+    def arrange(name, shape, perm, new_shape):
+        expr = name
+        if tuple(perm) != tuple(range(len(shape))):
+            expr = f"{expr}.transpose({tuple(perm)!r})"
+        if tuple(shape[p] for p in perm) != new_shape:
+            expr = f"{expr}.reshape({new_shape!r})"
+        return expr
+    # Several batch axes stay separate (matmul broadcasts over them) when the matrices
+    # are single axes: merging them would copy a transposed operand.
+    single = len(lf) == len(lc) == len(rf) == 1
+    batch = tuple(xs[d] for d in lb) if single else (b,) if lb else ()
+    a = arrange(args[0], xs, (*lb, *lf, *lc), (*batch, m, k))
+    c = arrange(args[1], ys, (*rb, *rc, *rf), (*batch, k, n))
+    out_shape = eqn.outvars[0].aval.shape
+    natural = (*batch, m, n)
+    if out:  # a C-contiguous buffer reshapes to a view; otherwise matmul fills a copy
+        out = out if out_shape == natural else f"{out}.reshape({natural!r})"
+    expr = f"{ctx.const(ctx.xp.matmul, 'matmul')}({a}, {c}{', out=' + out if out else ''})"
+    if out_shape != natural:
+        expr = f"{expr}.reshape({out_shape!r})"
+    return expr
+
+
+def _plain_dot(eqn) -> bool:
+    """Operands and result of one floating dtype NumPy's matmul handles natively."""
+    x, y = eqn.invars[0].aval, eqn.invars[1].aval
+    out = eqn.outvars[0].aval
+    return x.dtype == y.dtype == out.dtype and x.dtype.kind in "fc" and x.dtype.isbuiltin == 1
+
+
+lowering.def_lowering(dot_general_p, _dot_general_lowering, fresh=True, out="separate",
+                      when=_plain_dot)
 
 
 # --------------------------------------------------------------------------- wrappers

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -513,39 +513,8 @@ ad.def_transpose(scatter_p, _scatter_transpose)
 
 
 
-def scatter_apply(operand: Any, scatter_indices: Any, func: Callable, dimension_numbers: Any, *,
-                  update_shape: Sequence[int] = (), indices_are_sorted: bool = False,
-                  unique_indices: bool = False, mode: Any = None) -> Any:
-    """Replace the indexed elements of ``operand`` by ``func`` of them (``lax.scatter_apply``).
-
-    ``func`` must be elementwise. As in XLA, an element indexed ``k`` times gets ``func``
-    applied ``k`` times: the hits are counted with ``scatter_add`` and ``func`` is applied,
-    under a ``while_loop``, wherever the count is not yet used up. Not differentiable in
-    reverse mode (the loop), as in JAX.
-    """
-    from fungrad.lax.control_flow import while_loop  # control flow builds on this module
-    from fungrad.lax.elementwise import gt
-    from fungrad.lax.reductions import reduce_or
-    from fungrad.lax.shapes import convert_element_type
-    shape = tuple(core.get_aval(operand).shape)
-    counts = scatter_add(full(shape, 0, np.int32), scatter_indices, full(tuple(update_shape), 1, np.int32),
-                         dimension_numbers, indices_are_sorted=indices_are_sorted,
-                         unique_indices=unique_indices, mode=mode)
-
-    def pending(i):
-        return gt(counts, broadcast_in_dim(i, shape, ()))
-
-    def cond(carry):
-        return reduce_or(pending(carry[0]), tuple(range(len(shape))))
-
-    def body(carry):
-        i, x = carry
-        return add(i, convert_element_type(1, np.int32)), select(pending(i), func(x), x)
-    return while_loop(cond, body, (convert_element_type(0, np.int32), operand))[1]
-
-
 __all__ = ['GatherDimensionNumbers', 'ScatterDimensionNumbers', 'GatherScatterMode',
            'gather', 'gather_p', 'scatter', 'scatter_p', 'scatter_add', 'scatter_add_p',
            'scatter_sub', 'scatter_sub_p',
            'scatter_mul', 'scatter_mul_p', 'scatter_min', 'scatter_min_p', 'scatter_max',
-           'scatter_max_p', 'scatter_apply']
+           'scatter_max_p']

@@ -40,12 +40,11 @@ from fungrad.lax._prim import as_operand
 from fungrad.lax.control_flow.common import concrete_value
 from fungrad.lax.shapes import (
     broadcast_in_dim,
-    concatenate,
     convert_element_type,
     reshape,
     transpose,
 )
-from fungrad.lax.slicing import slice_in_dim
+from fungrad.lax.slicing import concatenate, slice_in_dim
 
 __all__ = ["reduce", "reduce_p"]
 

@@ -26,8 +26,8 @@ from fungrad._core.core import Primitive, get_aval
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import FLOAT, as_operand, elementwise_prim, static_ints
-from fungrad.lax.shapes import broadcast_in_dim, concatenate, reshape
-from fungrad.lax.slicing import slice_in_dim
+from fungrad.lax.shapes import broadcast_in_dim, reshape
+from fungrad.lax.slicing import concatenate, slice_in_dim
 
 __all__ = [
     "optimization_barrier",

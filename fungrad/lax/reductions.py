@@ -13,11 +13,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, lowering, structural
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes, kind
+from fungrad.lax.elementwise import convert_to, div, eq, mul
+from fungrad.lax.shapes import broadcast_in_dim, full, reshape, squeeze
+from fungrad.lax.slicing import pad, slice_in_dim
 
 
 def _axes(x: Any, axes: Sequence[int], name: str) -> tuple[int, ...]:
@@ -67,8 +70,10 @@ def checked_impl(name: str, impl, kinds: str):
     return run
 
 
-def _reducer(name, impl, kinds, keep_weak=True):
-    prim = Primitive(name)
+def _reducer(name, impl, kinds, keep_weak=True, prim=None):
+    """A reduction primitive with its impl, shape rule and batching rule (``prim``: one
+    already declared, as ``reduce_sum_p`` is in ``fungrad/_core/structural.py``)."""
+    prim = Primitive(name) if prim is None else prim
     prim.def_impl(checked_impl(name, impl, kinds))
     prim.def_abstract_eval(_reduce_abstract(name, kinds, keep_weak))
     if not keep_weak:
@@ -107,15 +112,29 @@ def _wrapper(prim, doc):
 # --------------------------------------------------------------------------- reduce_sum
 
 def _reduce_sum_transpose(ct, x, *, axes):
-    from fungrad.lax.shapes import broadcast_in_dim
     shape = x.aval.shape
     kept = tuple(i for i in range(len(shape)) if i not in axes)
     return [broadcast_in_dim(ct, shape, kept)]
 
 
-reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC)
+reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC, prim=structural.reduce_sum_p)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
 reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
+
+# 16-bit floats accumulate in float32 in the impl; these need no special care.
+_WIDE_INEXACT = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
+
+
+def _reduce_sum_lowering(ctx, eqn, args, out):
+    # ``add.reduce`` is what ``sum`` calls, without its Python wrapper (~3 µs per call).
+    dt = ctx.const(eqn.outvars[0].aval.dtype, "dtype")
+    return f"{ctx.const(ctx.xp.add.reduce, 'sum')}({args[0]}, axis={eqn.params['axes']!r}, " \
+           f"dtype={dt}{', out=' + out if out else ''})"
+
+
+lowering.def_lowering(reduce_sum_p, _reduce_sum_lowering, fresh=True, out="separate",
+                      when=lambda eqn: (eqn.invars[0].aval.dtype in _WIDE_INEXACT
+                                        and bool(eqn.params["axes"])))
 
 
 # --------------------------------------------------------------------------- reduce_prod
@@ -126,9 +145,6 @@ def _reduce_prod_tree(x: Any) -> Any:
     Written with primitives only, so its JVP is exact where some factors are
     zero (unlike ``prod / x``) and differentiable again.
     """
-    from fungrad.lax.elementwise import mul
-    from fungrad.lax.shapes import pad, squeeze
-    from fungrad.lax.slicing import slice_in_dim
     while core.get_aval(x).shape[0] > 1:
         n = core.get_aval(x).shape[0]
         half = (n + 1) // 2
@@ -142,8 +158,6 @@ def _reduce_prod_tree(x: Any) -> Any:
 
 
 def _reduce_prod_jvp(primals, tangents, *, axes):
-    from fungrad.lax.shapes import full, reshape
-    from fungrad.transforms.api import jvp
     (x,), (t,) = primals, tangents
     aval = core.get_aval(x)
     kept = tuple(i for i in range(aval.ndim) if i not in axes)
@@ -154,7 +168,8 @@ def _reduce_prod_jvp(primals, tangents, *, axes):
     new_shape = (n,) + tuple(aval.shape[i] for i in kept)
     perm = tuple(axes) + kept
     flat_x, flat_t = reshape(x, new_shape, perm), reshape(ad.instantiate(t), new_shape, perm)
-    return jvp(_reduce_prod_tree, (flat_x,), (flat_t,))
+    (out,), (t_out,) = ad.jvp_fun(lambda x: [_reduce_prod_tree(x)], (flat_x,), (flat_t,))
+    return out, t_out
 
 
 reduce_prod_p = _reducer("reduce_prod", _accumulating_impl("multiply", "prod"), NUMERIC)
@@ -188,8 +203,6 @@ def _chooser_impl(reduce_name: str, ufunc: str, largest_identity: bool):
 
 def _reduce_chooser_jvp(t, out, x, *, axes):
     """Ties share the tangent evenly (the mean of the tangents at the extremes), as in JAX."""
-    from fungrad.lax.elementwise import convert_to, div, eq, mul
-    from fungrad.lax.shapes import broadcast_in_dim
     shape = core.get_aval(x).shape
     kept = tuple(i for i in range(len(shape)) if i not in axes)
     location = convert_to(eq(x, broadcast_in_dim(out, shape, kept)), t)
@@ -200,6 +213,17 @@ def _reduce_chooser_jvp(t, out, x, *, axes):
 reduce_max_p = _reducer("reduce_max", _chooser_impl("max", "maximum", False), ANY)
 ad.defjvp2(reduce_max_p, _reduce_chooser_jvp)
 reduce_max = _wrapper(reduce_max_p, "Maximum over ``axes`` (``jax.lax.reduce_max``).")
+
+
+def _reduce_max_lowering(ctx, eqn, args, out):
+    fn = ctx.const(ctx.xp.maximum.reduce, "amax")  # what ``max`` calls (NaN propagates)
+    return f"{fn}({args[0]}, axis={eqn.params['axes']!r}{', out=' + out if out else ''})"
+
+
+lowering.def_lowering(reduce_max_p, _reduce_max_lowering, fresh=True, out="separate",
+                      when=lambda eqn: (eqn.invars[0].aval.dtype.kind == "f"
+                                        and bool(eqn.params["axes"])
+                                        and eqn.invars[0].aval.size > 0))
 
 reduce_min_p = _reducer("reduce_min", _chooser_impl("min", "minimum", True), ANY)
 ad.defjvp2(reduce_min_p, _reduce_chooser_jvp)

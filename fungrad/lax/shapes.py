@@ -1,6 +1,7 @@
 """Shape primitives: broadcast_in_dim, reshape, transpose, squeeze, rev,
-convert_element_type, iota, pad, concatenate, bitcast_convert_type, and the
-composites broadcast, expand_dims, collapse, full, full_like. Each block holds
+convert_element_type, iota, bitcast_convert_type, and the composites broadcast,
+expand_dims, collapse, full, full_like (``pad`` and ``concatenate``, whose transposes
+slice, are in ``slicing``). Each block holds
 the primitive with its implementation, shape rule, JVP/transpose and batching
 rule. Wrappers validate their arguments with the shape rule, so eager calls
 raise the same clear errors as traced ones."""
@@ -8,18 +9,18 @@ from __future__ import annotations
 
 import builtins
 import functools
-import operator
 from typing import Any, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes, fpstate
+from fungrad._core import core, dtypes, fpstate, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.structural import broadcast_in_dim_p, reduce_sum_p, reshape_p, transpose_p
 from fungrad._core.util import canonicalize_axis, prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import (NUMERIC, as_operand, check_nbytes, hashable_shape, kind,
-                               operand_dtype, static_ints)
+                               static_ints)
 
 
 # --------------------------------------------------------------------------- broadcast_in_dim
@@ -63,11 +64,10 @@ def _broadcast_in_dim_abstract(x, *, shape, broadcast_dimensions):
 
 
 def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
-    from fungrad.lax.reductions import reduce_sum
     new_dims = tuple(d for d in range(len(shape)) if d not in broadcast_dimensions)
     stretched = tuple(d for i, d in enumerate(broadcast_dimensions)
                       if x.aval.shape[i] == 1 and shape[d] != 1)
-    summed = reduce_sum(ct, tuple(sorted(new_dims + stretched))) if new_dims or stretched else ct
+    summed = reduce_sum_p.bind(ct, axes=tuple(sorted(new_dims + stretched))) if new_dims or stretched else ct
     return [reshape(summed, x.aval.shape)]
 
 
@@ -78,7 +78,7 @@ def _broadcast_in_dim_batch(axis_size, vals, dims, *, shape, broadcast_dimension
     return broadcast_in_dim_p.bind(x, shape=new_shape, broadcast_dimensions=new_dims), 0
 
 
-broadcast_in_dim_p = Primitive("broadcast_in_dim")
+# broadcast_in_dim_p is declared in fungrad/_core/structural.py (the interpreters emit it).
 broadcast_in_dim_p.def_impl(_broadcast_in_dim_impl)
 broadcast_in_dim_p.def_abstract_eval(_broadcast_in_dim_abstract)
 ad.deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
@@ -110,11 +110,13 @@ def _reshape_batch(axis_size, vals, dims, *, new_sizes):
     return reshape_p.bind(x, new_sizes=(axis_size,) + new_sizes), 0
 
 
-reshape_p = Primitive("reshape")
+# reshape_p is declared in fungrad/_core/structural.py (the interpreters emit it).
 reshape_p.def_impl(lambda xp, x, *, new_sizes: x.reshape(new_sizes))
 reshape_p.def_abstract_eval(_reshape_abstract)
 ad.deflinear(reshape_p, lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
 batching.def_batch(reshape_p, _reshape_batch)
+lowering.def_lowering(reshape_p, lambda ctx, eqn, args, out: (  # a view, inline
+    f"{args[0]}.reshape({eqn.params['new_sizes']!r})"))
 
 
 # --------------------------------------------------------------------------- transpose
@@ -145,11 +147,13 @@ def _transpose_batch(axis_size, vals, dims, *, permutation):
     return transpose_p.bind(vals[0], permutation=perm), 0
 
 
-transpose_p = Primitive("transpose")
+# transpose_p is declared in fungrad/_core/structural.py (the interpreters emit it).
 transpose_p.def_impl(lambda xp, x, *, permutation: x.transpose(permutation))
 transpose_p.def_abstract_eval(_transpose_abstract)
 ad.deflinear(transpose_p, _transpose_transpose)
 batching.def_batch(transpose_p, _transpose_batch)
+lowering.def_lowering(transpose_p, lambda ctx, eqn, args, out: (
+    f"{args[0]}.transpose({eqn.params['permutation']!r})"))
 
 
 # --------------------------------------------------------------------------- squeeze / expand_dims
@@ -181,6 +185,8 @@ squeeze_p.def_impl(lambda xp, x, *, dimensions: x.squeeze(axis=dimensions))
 squeeze_p.def_abstract_eval(_squeeze_abstract)
 ad.deflinear(squeeze_p, lambda ct, x, *, dimensions: [reshape(ct, x.aval.shape)])
 batching.def_batch(squeeze_p, _squeeze_batch)
+lowering.def_lowering(squeeze_p, lambda ctx, eqn, args, out: (
+    f"{args[0]}.reshape({eqn.outvars[0].aval.shape!r})"))
 
 
 def expand_dims(array: Any, dimensions: Sequence[int]) -> Any:
@@ -276,6 +282,14 @@ convert_element_type_p.weak_type_rule = lambda weaks, *, new_dtype, weak_type: w
 ad.def_jvp(convert_element_type_p, _convert_jvp)
 ad.def_transpose(convert_element_type_p, _convert_transpose)
 batching.defvectorized(convert_element_type_p)
+# A plain astype, except where the impl does more: complex -> real (the real part) and
+# float -> integer (saturating, as XLA).
+lowering.def_lowering(
+    convert_element_type_p,
+    lambda ctx, eqn, args, out: f"{args[0]}.astype({ctx.const(eqn.params['new_dtype'], 'dtype')})",
+    fresh=True, elementwise=True, when=lambda eqn: (
+        eqn.invars[0].aval.dtype.kind in "iub" and eqn.params["new_dtype"].kind in "iubfc"
+        or eqn.invars[0].aval.dtype.kind == "f" and eqn.params["new_dtype"].kind in "fc"))
 
 
 # --------------------------------------------------------------------------- full (a composite)
@@ -349,156 +363,6 @@ ad.def_nondiff(iota_p)  # its output is a constant
 batching.def_no_batch(iota_p, "it takes no operands, so vmap never batches it")
 
 
-# --------------------------------------------------------------------------- pad
-
-def pad(operand: Any, padding_value: Any, padding_config: Sequence[tuple[int, int, int]]) -> Any:
-    """Pad with ``(low, high, interior)`` per dimension; negative low/high crop (``lax.pad``)."""
-    operand = as_operand(operand)
-    padding_value = as_operand(padding_value, core.get_aval(operand).dtype)
-    config = tuple((int(lo), int(hi), int(i)) for lo, hi, i in padding_config)
-    _pad_abstract(core.get_aval(operand), core.get_aval(padding_value), padding_config=config)
-    return pad_p.bind(operand, padding_value, padding_config=config)
-
-
-def _dilated(n: int, interior: int) -> int:
-    return 0 if n == 0 else (n - 1) * (interior + 1) + 1
-
-
-def _pad_impl(xp, x, padding_value, *, padding_config):
-    grown = [max(lo, 0) + max(hi, 0) + _dilated(n, i)
-             for n, (lo, hi, i) in zip(x.shape, padding_config)]
-    out = xp.full(grown, padding_value, dtype=x.dtype)
-    out[tuple(builtins.slice(max(lo, 0), max(lo, 0) + _dilated(n, i), i + 1)
-              for n, (lo, hi, i) in zip(x.shape, padding_config))] = x
-    return out[tuple(builtins.slice(max(-lo, 0), g - max(-hi, 0))
-                     for g, (lo, hi, _) in zip(grown, padding_config))]
-
-
-@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
-def _pad_abstract(x, padding_value, *, padding_config):
-    if x.dtype != padding_value.dtype:
-        raise TypeError(f"pad: operand and padding_value must have the same dtype, got "
-                        f"{x.dtype.name} and {padding_value.dtype.name}")
-    if padding_value.ndim != 0:
-        raise TypeError(f"pad: padding_value must be a scalar, got shape {padding_value.shape}")
-    if len(padding_config) != x.ndim:
-        raise TypeError(f"pad: padding_config {padding_config} must have one (low, high, "
-                        f"interior) triple per dimension of the operand of shape {x.shape}")
-    if any(i < 0 for _, _, i in padding_config):
-        raise TypeError(f"pad: interior padding must be non-negative, got {padding_config}")
-    shape = tuple(lo + hi + _dilated(n, i) for n, (lo, hi, i) in zip(x.shape, padding_config))
-    if any(d < 0 for d in shape):
-        raise TypeError(f"pad: padding_config {padding_config} gives a negative dimension "
-                        f"{shape} for an operand of shape {x.shape}")
-    return ShapedArray(shape, x.dtype, x.weak_type and padding_value.weak_type)
-
-
-def _pad_transpose(ct, x, padding_value, *, padding_config):
-    from fungrad.lax.elementwise import sub
-    from fungrad.lax.reductions import reduce_sum
-    from fungrad.lax.slicing import slice as lax_slice
-    aval = core.get_aval(ct)
-    lo, hi, interior = zip(*padding_config) if padding_config else ((), (), ())
-    unpadded = pad_p.bind(ct, full((), 0, aval.dtype),
-                          padding_config=tuple((-a, -b, 0) for a, b in zip(lo, hi)))
-    ct_x = lax_slice(unpadded, (0,) * aval.ndim, core.get_aval(unpadded).shape,
-                     tuple(i + 1 for i in interior))
-    everything = tuple(range(aval.ndim))
-    ct_pv = sub(reduce_sum(ct, everything), reduce_sum(ct_x, everything)) \
-        if ad.is_undefined(padding_value) else None
-    return [ct_x if ad.is_undefined(x) else None, ct_pv]
-
-
-def _pad_batch(axis_size, vals, dims, *, padding_config):
-    from fungrad.lax.elementwise import select
-    (x, padding_value), (x_dim, pv_dim) = vals, dims
-    x = batching.bdim_at_front(x, x_dim, axis_size)
-    config = ((0, 0, 0),) + padding_config
-    if pv_dim is None:
-        return pad_p.bind(x, padding_value, padding_config=config), 0
-    aval = core.get_aval(x)
-    padded = pad_p.bind(x, full((), 0, aval.dtype), padding_config=config)
-    mask = pad_p.bind(full(aval.shape, True, np.bool_), full((), False, np.bool_),
-                      padding_config=config)
-    out_shape = core.get_aval(padded).shape
-    return select(mask, padded, broadcast_in_dim(padding_value, out_shape, (0,))), 0
-
-
-pad_p = Primitive("pad")
-pad_p.def_impl(_pad_impl)
-pad_p.def_abstract_eval(_pad_abstract)
-ad.deflinear(pad_p, _pad_transpose)
-batching.def_batch(pad_p, _pad_batch)
-
-
-# --------------------------------------------------------------------------- concatenate
-
-def concatenate(operands: Sequence[Any], dimension: int) -> Any:
-    """Join ``operands`` (equal dtypes and shapes except along ``dimension``)."""
-    if len(operands) == 0:
-        raise ValueError("concatenate requires a non-empty sequence of arrays")
-    dt = operand_dtype(*operands)
-    operands = [as_operand(x, dt) for x in operands]
-    if len(operands) == 1:
-        return operands[0]
-    try:
-        dimension = operator.index(dimension)
-    except TypeError:
-        raise TypeError(f"concatenate: dimension must be an integer, got {dimension!r}") from None
-    _concatenate_abstract(*[core.get_aval(x) for x in operands], dimension=dimension)
-    return concatenate_p.bind(*operands, dimension=dimension)
-
-
-@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
-def _concatenate_abstract(*avals, dimension):
-    shapes = ", ".join(str(a.shape) for a in avals)
-    if len({a.ndim for a in avals}) != 1:
-        raise TypeError(f"concatenate: arrays must have the same rank, got shapes {shapes}")
-    if not 0 <= dimension < avals[0].ndim:
-        raise TypeError(f"concatenate: dimension {dimension} out of bounds for shapes {shapes}")
-    if len({a.dtype for a in avals}) != 1:
-        raise TypeError("concatenate: arrays must have the same dtype, got "
-                        f"{', '.join(a.dtype.name for a in avals)}")
-    rest = {a.shape[:dimension] + a.shape[dimension + 1:] for a in avals}
-    if len(rest) != 1:
-        raise TypeError(f"concatenate: shapes must agree except along dimension {dimension}, "
-                        f"got {shapes}")
-    shape = list(avals[0].shape)
-    shape[dimension] = sum(a.shape[dimension] for a in avals)
-    return ShapedArray(tuple(shape), avals[0].dtype, all(a.weak_type for a in avals))
-
-
-def _concatenate_jvp(primals, tangents, *, dimension):
-    out = concatenate_p.bind(*primals, dimension=dimension)
-    if all(type(t) is ad.Zero for t in tangents):
-        return out, ad.Zero.from_primal(out)
-    return out, concatenate_p.bind(*[ad.instantiate(t) for t in tangents], dimension=dimension)
-
-
-def _concatenate_transpose(ct, *operands, dimension):
-    from fungrad.lax.slicing import slice_in_dim
-    out, start = [], 0
-    for x in operands:
-        size = (x.aval if ad.is_undefined(x) else core.get_aval(x)).shape[dimension]
-        out.append(slice_in_dim(ct, start, start + size, axis=dimension)
-                   if ad.is_undefined(x) else None)
-        start += size
-    return out
-
-
-def _concatenate_batch(axis_size, vals, dims, *, dimension):
-    xs = [batching.bdim_at_front(x, d, axis_size) for x, d in zip(vals, dims)]
-    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
-
-
-concatenate_p = Primitive("concatenate")
-concatenate_p.def_impl(lambda xp, *xs, dimension: xp.concatenate(xs, axis=dimension))
-concatenate_p.def_abstract_eval(_concatenate_abstract)
-ad.def_jvp(concatenate_p, _concatenate_jvp)
-ad.def_transpose(concatenate_p, _concatenate_transpose)
-batching.def_batch(concatenate_p, _concatenate_batch)
-
-
 # --------------------------------------------------------------------------- bitcast_convert_type
 
 def bitcast_convert_type(operand: Any, new_dtype: Any) -> Any:
@@ -555,4 +419,4 @@ ad.def_nondiff(bitcast_convert_type_p)
 batching.def_batch(bitcast_convert_type_p, _bitcast_batch)
 
 
-__all__ = ['collapse', 'iota', 'broadcasted_iota', 'iota_p', 'pad', 'pad_p', 'concatenate', 'concatenate_p', 'bitcast_convert_type', 'bitcast_convert_type_p', 'broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p', 'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p', 'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full', 'full_like']
+__all__ = ['collapse', 'iota', 'broadcasted_iota', 'iota_p', 'bitcast_convert_type', 'bitcast_convert_type_p', 'broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p', 'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p', 'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full', 'full_like']

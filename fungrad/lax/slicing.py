@@ -1,5 +1,5 @@
-"""Slicing primitives: slice, dynamic_slice, dynamic_update_slice, and the
-composites split and the ``*_in_dim`` conveniences; this module also exports the gather/scatter family
+"""Slicing primitives: slice, pad and concatenate (each one's transpose is written with
+another), dynamic_slice, dynamic_update_slice, and the composites split and the ``*_in_dim`` conveniences; this module also exports the gather/scatter family
 from ``gather_scatter`` (so ``lax.gather`` etc. come with ``lax.slice``).
 
 As in XLA, ``dynamic_slice`` and ``dynamic_update_slice`` clamp their start
@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import builtins
 import functools
+import operator
 from typing import Any, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.structural import reduce_sum_p
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, hashable_shape, kind, operand_dtype, static_ints
-from fungrad.lax.elementwise import add, lt, select
+from fungrad.lax.elementwise import add, lt, select, sub
 from fungrad.lax.gather_scatter import *  # noqa: F401,F403  (re-exported, see __all__)
 from fungrad.lax.gather_scatter import (GatherDimensionNumbers, GatherScatterMode,
                                         ScatterDimensionNumbers, _gather_batch, scatter_p)
 from fungrad.lax.gather_scatter import __all__ as _gather_scatter_all
-from fungrad.lax.shapes import broadcast_in_dim, concatenate, full, pad, reshape, squeeze
+from fungrad.lax.shapes import broadcast_in_dim, full, reshape, squeeze
 
 
 def _index_dtype_error(name: str, avals: Sequence[ShapedArray]) -> None:
@@ -96,6 +98,184 @@ slice_p.def_impl(_slice_impl)
 slice_p.def_abstract_eval(_slice_abstract)
 ad.deflinear(slice_p, _slice_transpose)
 batching.def_batch(slice_p, _slice_batch)
+
+
+# --------------------------------------------------------------------------- pad
+
+def pad(operand: Any, padding_value: Any, padding_config: Sequence[tuple[int, int, int]]) -> Any:
+    """Pad with ``(low, high, interior)`` per dimension; negative low/high crop (``lax.pad``)."""
+    operand = as_operand(operand)
+    padding_value = as_operand(padding_value, core.get_aval(operand).dtype)
+    config = tuple((int(lo), int(hi), int(i)) for lo, hi, i in padding_config)
+    _pad_abstract(core.get_aval(operand), core.get_aval(padding_value), padding_config=config)
+    return pad_p.bind(operand, padding_value, padding_config=config)
+
+
+def _dilated(n: int, interior: int) -> int:
+    return 0 if n == 0 else (n - 1) * (interior + 1) + 1
+
+
+def _pad_impl(xp, x, padding_value, *, padding_config):
+    grown = [max(lo, 0) + max(hi, 0) + _dilated(n, i)
+             for n, (lo, hi, i) in zip(x.shape, padding_config)]
+    out = xp.full(grown, padding_value, dtype=x.dtype)
+    out[tuple(builtins.slice(max(lo, 0), max(lo, 0) + _dilated(n, i), i + 1)
+              for n, (lo, hi, i) in zip(x.shape, padding_config))] = x
+    return out[tuple(builtins.slice(max(-lo, 0), g - max(-hi, 0))
+                     for g, (lo, hi, _) in zip(grown, padding_config))]
+
+
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
+def _pad_abstract(x, padding_value, *, padding_config):
+    if x.dtype != padding_value.dtype:
+        raise TypeError(f"pad: operand and padding_value must have the same dtype, got "
+                        f"{x.dtype.name} and {padding_value.dtype.name}")
+    if padding_value.ndim != 0:
+        raise TypeError(f"pad: padding_value must be a scalar, got shape {padding_value.shape}")
+    if len(padding_config) != x.ndim:
+        raise TypeError(f"pad: padding_config {padding_config} must have one (low, high, "
+                        f"interior) triple per dimension of the operand of shape {x.shape}")
+    if any(i < 0 for _, _, i in padding_config):
+        raise TypeError(f"pad: interior padding must be non-negative, got {padding_config}")
+    shape = tuple(lo + hi + _dilated(n, i) for n, (lo, hi, i) in zip(x.shape, padding_config))
+    if any(d < 0 for d in shape):
+        raise TypeError(f"pad: padding_config {padding_config} gives a negative dimension "
+                        f"{shape} for an operand of shape {x.shape}")
+    return ShapedArray(shape, x.dtype, x.weak_type and padding_value.weak_type)
+
+
+def _pad_transpose(ct, x, padding_value, *, padding_config):
+    aval = core.get_aval(ct)
+    lo, hi, interior = zip(*padding_config) if padding_config else ((), (), ())
+    unpadded = pad_p.bind(ct, full((), 0, aval.dtype),
+                          padding_config=tuple((-a, -b, 0) for a, b in zip(lo, hi)))
+    ct_x = slice(unpadded, (0,) * aval.ndim, core.get_aval(unpadded).shape,
+                     tuple(i + 1 for i in interior))
+    everything = tuple(range(aval.ndim))
+    ct_pv = sub(reduce_sum_p.bind(ct, axes=everything), reduce_sum_p.bind(ct_x, axes=everything)) \
+        if ad.is_undefined(padding_value) else None
+    return [ct_x if ad.is_undefined(x) else None, ct_pv]
+
+
+def _pad_batch(axis_size, vals, dims, *, padding_config):
+    (x, padding_value), (x_dim, pv_dim) = vals, dims
+    x = batching.bdim_at_front(x, x_dim, axis_size)
+    config = ((0, 0, 0),) + padding_config
+    if pv_dim is None:
+        return pad_p.bind(x, padding_value, padding_config=config), 0
+    aval = core.get_aval(x)
+    padded = pad_p.bind(x, full((), 0, aval.dtype), padding_config=config)
+    mask = pad_p.bind(full(aval.shape, True, np.bool_), full((), False, np.bool_),
+                      padding_config=config)
+    out_shape = core.get_aval(padded).shape
+    return select(mask, padded, broadcast_in_dim(padding_value, out_shape, (0,))), 0
+
+
+pad_p = Primitive("pad")
+pad_p.def_impl(_pad_impl)
+pad_p.def_abstract_eval(_pad_abstract)
+ad.deflinear(pad_p, _pad_transpose)
+batching.def_batch(pad_p, _pad_batch)
+
+
+def _pad_into_fn(xp: Any, shape: tuple, dtype: Any, config: tuple) -> Any:
+    """``pad`` without negative or interior padding: the borders filled with the padding
+    value, the operand copied into the window (each element written once), into ``out``
+    when given."""
+    window = tuple(builtins.slice(lo, n - hi) for n, (lo, hi, _) in zip(shape, config))
+    borders = []
+    for d, (n, (lo, hi, _)) in enumerate(zip(shape, config)):
+        before = (builtins.slice(None),) * d
+        if lo:
+            borders.append(before + (builtins.slice(0, lo),))
+        if hi:
+            borders.append(before + (builtins.slice(n - hi, n),))
+
+    def pad_into(x, value, out=None):
+        out = xp.empty(shape, dtype) if out is None else out
+        for border in borders:
+            out[border] = value
+        out[window] = x
+        return out
+    return pad_into
+
+
+def _pad_lowering(ctx, eqn, args, out):
+    aval = eqn.outvars[0].aval
+    fn = ctx.const(_pad_into_fn(ctx.xp, aval.shape, aval.dtype, eqn.params["padding_config"]),
+                   "pad_into")
+    return f"{fn}({args[0]}, {args[1]}{', out=' + out if out else ''})"
+
+
+lowering.def_lowering(pad_p, _pad_lowering, fresh=True, out="separate", when=lambda eqn: all(
+    lo >= 0 and hi >= 0 and i == 0 for lo, hi, i in eqn.params["padding_config"]))
+
+
+# --------------------------------------------------------------------------- concatenate
+
+def concatenate(operands: Sequence[Any], dimension: int) -> Any:
+    """Join ``operands`` (equal dtypes and shapes except along ``dimension``)."""
+    if len(operands) == 0:
+        raise ValueError("concatenate requires a non-empty sequence of arrays")
+    dt = operand_dtype(*operands)
+    operands = [as_operand(x, dt) for x in operands]
+    if len(operands) == 1:
+        return operands[0]
+    try:
+        dimension = operator.index(dimension)
+    except TypeError:
+        raise TypeError(f"concatenate: dimension must be an integer, got {dimension!r}") from None
+    _concatenate_abstract(*[core.get_aval(x) for x in operands], dimension=dimension)
+    return concatenate_p.bind(*operands, dimension=dimension)
+
+
+@functools.lru_cache(maxsize=1024)  # eager calls validate with it too
+def _concatenate_abstract(*avals, dimension):
+    shapes = ", ".join(str(a.shape) for a in avals)
+    if len({a.ndim for a in avals}) != 1:
+        raise TypeError(f"concatenate: arrays must have the same rank, got shapes {shapes}")
+    if not 0 <= dimension < avals[0].ndim:
+        raise TypeError(f"concatenate: dimension {dimension} out of bounds for shapes {shapes}")
+    if len({a.dtype for a in avals}) != 1:
+        raise TypeError("concatenate: arrays must have the same dtype, got "
+                        f"{', '.join(a.dtype.name for a in avals)}")
+    rest = {a.shape[:dimension] + a.shape[dimension + 1:] for a in avals}
+    if len(rest) != 1:
+        raise TypeError(f"concatenate: shapes must agree except along dimension {dimension}, "
+                        f"got {shapes}")
+    shape = list(avals[0].shape)
+    shape[dimension] = sum(a.shape[dimension] for a in avals)
+    return ShapedArray(tuple(shape), avals[0].dtype, all(a.weak_type for a in avals))
+
+
+def _concatenate_jvp(primals, tangents, *, dimension):
+    out = concatenate_p.bind(*primals, dimension=dimension)
+    if all(type(t) is ad.Zero for t in tangents):
+        return out, ad.Zero.from_primal(out)
+    return out, concatenate_p.bind(*[ad.instantiate(t) for t in tangents], dimension=dimension)
+
+
+def _concatenate_transpose(ct, *operands, dimension):
+    out, start = [], 0
+    for x in operands:
+        size = (x.aval if ad.is_undefined(x) else core.get_aval(x)).shape[dimension]
+        out.append(slice_in_dim(ct, start, start + size, axis=dimension)
+                   if ad.is_undefined(x) else None)
+        start += size
+    return out
+
+
+def _concatenate_batch(axis_size, vals, dims, *, dimension):
+    xs = [batching.bdim_at_front(x, d, axis_size) for x, d in zip(vals, dims)]
+    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
+
+
+concatenate_p = Primitive("concatenate")
+concatenate_p.def_impl(lambda xp, *xs, dimension: xp.concatenate(xs, axis=dimension))
+concatenate_p.def_abstract_eval(_concatenate_abstract)
+ad.def_jvp(concatenate_p, _concatenate_jvp)
+ad.def_transpose(concatenate_p, _concatenate_transpose)
+batching.def_batch(concatenate_p, _concatenate_batch)
 
 
 # --------------------------------------------------------------------------- dynamic_slice
@@ -241,12 +421,14 @@ def dynamic_update_slice(operand: Any, update: Any, start_indices: Any, *,
     return dynamic_update_slice_p.bind(operand, update, *starts)
 
 
+def _write_window(buf, update, *starts):
+    """Write ``update`` into ``buf`` at the clamped window and return ``buf``."""
+    buf[_clamped_window(buf.shape, update.shape, starts)] = update
+    return buf
+
+
 def _dynamic_update_slice_impl(xp, x, update, *starts):
-    # One copy of the operand. A compiler may instead write in place into a donated
-    # or dead operand buffer (when it is not a view of a live array).
-    out = x.copy()
-    out[_clamped_window(x.shape, update.shape, starts)] = update
-    return out
+    return _write_window(x.copy(), update, *starts)  # one copy of the operand
 
 
 @functools.lru_cache(maxsize=1024)  # eager calls validate with it too
@@ -310,6 +492,17 @@ dynamic_update_slice_p.def_abstract_eval(_dynamic_update_slice_abstract)
 ad.def_jvp(dynamic_update_slice_p, _dynamic_update_slice_jvp)
 ad.def_transpose(dynamic_update_slice_p, _dynamic_update_slice_transpose)
 batching.def_batch(dynamic_update_slice_p, _dynamic_update_slice_batch)
+
+
+def _dynamic_update_slice_lowering(ctx, eqn, args, out):
+    """The impl, or, when the memory plan gives the operand's dead (or donated) buffer as
+    ``out``, a write into it in place: a KV cache is updated without a copy."""
+    operand, *rest = args
+    target = out if out else f"{operand}.copy()"
+    return f"{ctx.const(_write_window, 'write_window')}({', '.join([target, *rest])})"
+
+
+lowering.def_lowering(dynamic_update_slice_p, _dynamic_update_slice_lowering, fresh=True, out=0)
 
 
 # --------------------------------------------------------------------------- *_in_dim conveniences
@@ -401,7 +594,7 @@ def dynamic_update_index_in_dim(operand: Any, update: Any, index: Any, axis: int
                                        allow_negative_indices=allow_negative_indices)
 
 
-__all__ = ['slice', 'slice_p', 'split', 'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
+__all__ = ['slice', 'slice_p', 'pad', 'pad_p', 'concatenate', 'concatenate_p', 'split', 'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
            'dynamic_update_slice_p', 'slice_in_dim', 'index_in_dim', 'dynamic_slice_in_dim',
            'dynamic_index_in_dim', 'dynamic_update_slice_in_dim',
            'dynamic_update_index_in_dim'] + _gather_scatter_all

@@ -19,6 +19,8 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import ANY, as_operand, check_dtypes
+from fungrad.lax.shapes import broadcast_in_dim, broadcasted_iota, expand_dims, full
+from fungrad.lax.slicing import gather, GatherDimensionNumbers, GatherScatterMode
 
 
 def _sort_key(x: np.ndarray) -> np.ndarray:
@@ -28,8 +30,6 @@ def _sort_key(x: np.ndarray) -> np.ndarray:
 
 def _gather_along(t: Any, idx: Any, axis: int) -> Any:
     """``t`` gathered along ``axis`` at ``idx`` (same rank; ``take_along_axis``) with lax.gather."""
-    from fungrad.lax.shapes import expand_dims, full
-    from fungrad.lax.slicing import GatherDimensionNumbers, GatherScatterMode, gather
     t_aval, idx_shape = core.get_aval(t), core.get_aval(idx).shape
     if t_aval.size == 0 or 0 in idx_shape:  # nothing to gather
         return full(idx_shape, 0, t_aval.dtype)
@@ -68,7 +68,6 @@ def _sort_abstract(*avals, dimension, is_stable, num_keys):
 
 
 def _sort_jvp(primals, tangents, *, dimension, is_stable, num_keys):
-    from fungrad.lax.shapes import broadcasted_iota
     shape = core.get_aval(primals[0]).shape
     outs = sort_p.bind(*primals, broadcasted_iota(np.int32, shape, dimension),
                        dimension=dimension, is_stable=is_stable, num_keys=num_keys)
@@ -79,7 +78,6 @@ def _sort_jvp(primals, tangents, *, dimension, is_stable, num_keys):
 
 
 def _sort_batch(axis_size, vals, dims, *, dimension, is_stable, num_keys):
-    from fungrad.lax.shapes import broadcast_in_dim
     proto, bdim = next((v, d) for v, d in zip(vals, dims) if d is not None)
     shape = core.get_aval(proto).shape
     new = []

@@ -28,6 +28,8 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import ANY, NUMERIC, as_operand, check_dtypes
 from fungrad.lax.conv import (_conv_vjp_lhs_padding, _dilate, dilate_and_pad, pad_geometry,
                               padtype_to_pads, window_taps)
+from fungrad.lax import elementwise
+from fungrad.lax.elementwise import ge_p, le_p
 
 _WINDOW_PARAMS = ("window_dimensions", "window_strides", "padding", "base_dilation", "window_dilation")
 
@@ -231,7 +233,6 @@ batching.def_batch(select_and_scatter_add_p, _window_batch(select_and_scatter_ad
 
 
 def _register_chooser_jvps() -> None:
-    from fungrad.lax.elementwise import ge_p, le_p
     ad.defjvp(reduce_window_max_p, _chooser_jvp(ge_p))
     ad.defjvp(reduce_window_min_p, _chooser_jvp(le_p))
 
@@ -308,7 +309,6 @@ def reduce_window(operand: Any, init_value: Any, computation: Callable,
     integer minimum), ``lax.min`` with init +inf (or the integer maximum) —
     sum, max and min pooling; padding is filled with ``init_value``.
     """
-    from fungrad.lax import elementwise
     operand = as_operand(operand)
     dtype = core.get_aval(operand).dtype
     kinds = {elementwise.add: "sum", elementwise.max: "max", elementwise.min: "min"}

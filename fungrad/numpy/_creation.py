@@ -10,9 +10,12 @@ from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.lax._prim import as_operand, hashable_shape
-from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
-                                 promote_dtypes_inexact, static_int, to_inexact_dtype, where)
-from fungrad.numpy._dtypes import result_type
+from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axis, check_user_dtype,
+                                 ensure_arraylike, promote_dtypes_inexact, static_int,
+                                 to_inexact_dtype, where)
+from fungrad.numpy._shape import diagonal
+from fungrad.numpy._ufuncs import multiply, power, sign
+from fungrad.numpy._ufuncs_math import exp, log
 
 
 # --------------------------------------------------------------------------- array / asarray
@@ -92,7 +95,7 @@ def _array(object: Any, dtype: Any, copy: bool, ndmin: int, fname: str) -> Any: 
                 raise _invalid_value(x, fname)
         dt = dtype
         if dt is None:
-            dt = result_type(*leaves) if leaves else dtypes.default_float_dtype()
+            dt = dtypes.result_type(*leaves) if leaves else dtypes.default_float_dtype()
         if any(isinstance(x, Tracer) for x in leaves):
             out = _stack_nested(object, dt)
         else:
@@ -159,7 +162,6 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, *, device: Any = None) 
     dtype = check_user_dtype(dtype, "full")
     fill = ensure_arraylike("full", fill_value)
     if aval(fill).ndim:
-        from fungrad.numpy._util import broadcast_to
         return broadcast_to(fill if dtype is None else lax.convert_element_type(fill, dtype),
                             shape)
     dt, weak = (aval(fill).dtype, aval(fill).weak_type) if dtype is None else (dtype, False)
@@ -216,7 +218,7 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
     """Evenly spaced values in ``[start, stop)`` (the bounds must be static)."""
     dtype = check_user_dtype(dtype, "arange")
     if dtype is None:
-        dtype = dtypes.canonicalize_dtype(result_type(*(x for x in (start, stop, step)
+        dtype = dtypes.canonicalize_dtype(dtypes.result_type(*(x for x in (start, stop, step)
                                                         if x is not None)))
     start_v = _concrete_scalar(start, "arange: start")
     if stop is None and step is None:
@@ -237,7 +239,7 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
     if num < 0:
         raise ValueError(f"linspace: number of samples, {num}, must be non-negative")
     start, stop = ensure_arraylike("linspace", start, stop)
-    dtype = check_user_dtype(dtype, "linspace") or to_inexact_dtype(result_type(start, stop))
+    dtype = check_user_dtype(dtype, "linspace") or to_inexact_dtype(dtypes.result_type(start, stop))
     comp = to_inexact_dtype(dtype)
     start, stop = (lax.convert_element_type(v, comp) for v in (start, stop))
     bounds = np.broadcast_shapes(aval(start).shape, aval(stop).shape)
@@ -274,9 +276,8 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
 def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
              dtype: Any = None, axis: int = 0) -> Any:
     """``base ** linspace(start, stop)``."""
-    from fungrad.numpy._ufuncs import power
     dtype = check_user_dtype(dtype, "logspace")
-    comp = to_inexact_dtype(result_type(start, stop)) if dtype is None else to_inexact_dtype(dtype)
+    comp = to_inexact_dtype(dtypes.result_type(start, stop)) if dtype is None else to_inexact_dtype(dtype)
     lin = linspace(start, stop, num, endpoint=endpoint, dtype=comp, axis=axis)
     return lax.convert_element_type(power(lax.convert_element_type(base, comp), lin),
                                     dtype or comp)
@@ -285,8 +286,6 @@ def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: 
 def geomspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, dtype: Any = None,
               axis: int = 0) -> Any:
     """Samples evenly spaced on a log scale from ``start`` to ``stop`` (same signs)."""
-    from fungrad.numpy._ufuncs import multiply, sign
-    from fungrad.numpy._ufuncs_math import exp, log
     dtype = check_user_dtype(dtype, "geomspace")
     start, stop = promote_dtypes_inexact(*ensure_arraylike("geomspace", start, stop))
     sgn = sign(start)
@@ -366,7 +365,6 @@ def diag(v: Any, k: int = 0) -> Any:
         padded = lax.pad(v, zero, ((max(0, k), max(0, -k), 0),))
         return where(eye(n, k=k, dtype=bool), padded, zero)
     if len(shape) == 2:
-        from fungrad.numpy._shape import diagonal
         return diagonal(v, offset=k)
     raise ValueError(f"diag: input must be 1-d or 2-d, got shape {shape}")
 
@@ -433,11 +431,13 @@ def triu_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
 
 
 def tril_indices_from(arr: Any, k: int = 0) -> tuple:
+    """``tril_indices`` for the shape of ``arr``'s last two axes."""
     shape = aval(ensure_arraylike("tril_indices_from", arr)).shape
     return tril_indices(shape[-2], k, shape[-1])
 
 
 def triu_indices_from(arr: Any, k: int = 0) -> tuple:
+    """``triu_indices`` for the shape of ``arr``'s last two axes."""
     shape = aval(ensure_arraylike("triu_indices_from", arr)).shape
     return triu_indices(shape[-2], k, shape[-1])
 
@@ -448,6 +448,7 @@ def diag_indices(n: int, ndim: int = 2) -> tuple:
 
 
 def diag_indices_from(arr: Any) -> tuple:
+    """``diag_indices`` for ``arr``, whose dimensions must all be equal."""
     shape = aval(ensure_arraylike("diag_indices_from", arr)).shape
     if len(set(shape)) != 1:
         raise ValueError(f"diag_indices_from: all dimensions must be equal, got shape {shape}")

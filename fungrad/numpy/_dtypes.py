@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fungrad._core import dtypes
+from fungrad.numpy._creation import asarray
 
 # The abstract scalar hierarchy is NumPy's (bfloat16 is special-cased in issubdtype).
 from numpy import (bool_ as _np_bool, character, complexfloating, flexible, floating,  # noqa: F401
@@ -38,7 +39,6 @@ class _ScalarMeta(type):
         return not cls == other
 
     def __call__(cls, x: Any) -> Any:
-        from fungrad.numpy._creation import asarray
         return asarray(x, dtype=cls.dtype)
 
     def __instancecheck__(cls, instance: Any) -> bool:

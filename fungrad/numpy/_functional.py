@@ -12,6 +12,7 @@ from fungrad import lax
 from fungrad.numpy._reductions import argmax
 from fungrad.numpy._shape import expand_dims
 from fungrad.numpy._util import aval, broadcast_to, canonicalize_axis, ensure_arraylike
+from fungrad.transforms.api import vmap
 
 _DIMS = r"\(\s*(?:\w+(?:\s*,\s*\w+)*)?\s*\)"
 _SIGNATURE = re.compile(rf"^{_DIMS}(?:\s*,\s*{_DIMS})*\s*->\s*{_DIMS}(?:\s*,\s*{_DIMS})*$")
@@ -30,7 +31,6 @@ def vectorize(pyfunc: Callable, *, excluded: frozenset = frozenset(),
               signature: str | None = None) -> Callable:
     """Lift ``pyfunc`` (written for its core shapes) to broadcast over leading dimensions,
     by nested ``vmap`` (``signature`` as in ``numpy.vectorize``, e.g. '(n),(n)->()')."""
-    from fungrad.transforms.api import vmap
 
     @functools.wraps(pyfunc)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -68,7 +68,6 @@ def vectorize(pyfunc: Callable, *, excluded: frozenset = frozenset(),
 
 def apply_along_axis(func1d: Callable, axis: int, arr: Any, *args: Any, **kwargs: Any) -> Any:
     """``func1d`` applied to the 1-d slices of ``arr`` along ``axis`` (via nested vmaps)."""
-    from fungrad.transforms.api import vmap
     arr = ensure_arraylike("apply_along_axis", arr)
     nd = aval(arr).ndim
     axis = canonicalize_axis(axis, nd, "apply_along_axis")

@@ -19,6 +19,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad._core.util import prod as _prod
 from fungrad.numpy._util import aval, canonicalize_axis, ensure_arraylike, scalar_like
+from fungrad.numpy._ufuncs import clip, divide, negative, power, remainder
 
 _INDEX_DTYPE = np.dtype(np.int32)
 
@@ -465,7 +466,6 @@ class _IndexUpdateRef:
 
     def subtract(self, values: Any, **kw: Any) -> Any:
         """``x[idx] -= values``."""
-        from fungrad.numpy._ufuncs import negative
         return self._update(negative(ensure_arraylike("at", values)), "scatter_add", **kw)
 
     def multiply(self, values: Any, **kw: Any) -> Any:
@@ -476,14 +476,12 @@ class _IndexUpdateRef:
 
     def divide(self, values: Any, **kw: Any) -> Any:
         """``x[idx] /= values``."""
-        from fungrad.numpy._ufuncs import divide
         ones = lax.full(aval(self.array).shape, 1, aval(self.array).dtype)
         return divide(self.array, _scatter_update(ones, self.index, values, "scatter_mul",
                                                   **kw))
 
     def power(self, values: Any, **kw: Any) -> Any:
         """``x[idx] **= values``."""
-        from fungrad.numpy._ufuncs import power
         ones = lax.full(aval(self.array).shape, 1, aval(self.array).dtype)
         return power(self.array, _scatter_update(ones, self.index, values, "scatter_mul", **kw))
 
@@ -533,7 +531,6 @@ def take(a: Any, indices: Any, axis: int | None = None, out: None = None,
         gather_mode = "fill"
         indices = _normalize(indices, n)
     elif mode == "wrap":
-        from fungrad.numpy._ufuncs import remainder
         indices = remainder(indices, scalar_like(n, indices))
         gather_mode = "clip"
     elif mode == "clip":
@@ -626,14 +623,13 @@ def put(a: Any, ind: Any, v: Any, mode: str | None = None, *, inplace: bool = Tr
     flat = lax.reshape(a, (aval(a).size,))
     ind = lax.reshape(ind, (aval(ind).size,))
     v = lax.reshape(v, (aval(v).size,))
-    if aval(v).size and aval(v).size != aval(ind).size:
-        from fungrad.numpy._shape import tile
-        v = lax.slice(tile(v, -(-aval(ind).size // aval(v).size)), (0,), (aval(ind).size,))
+    if aval(v).size and aval(v).size != aval(ind).size:  # v repeated to the length of ind
+        reps = -(-aval(ind).size // aval(v).size)
+        v = lax.reshape(lax.broadcast_in_dim(v, (reps, aval(v).size), (1,)), (reps * aval(v).size,))
+        v = lax.slice(v, (0,), (aval(ind).size,))
     if mode == "wrap":
-        from fungrad.numpy._ufuncs import remainder
         ind = remainder(ind, scalar_like(aval(a).size, ind))
     elif mode == "clip":
-        from fungrad.numpy._ufuncs import clip
         ind = clip(ind, 0, aval(a).size - 1)
     elif mode not in (None, "fill", "drop"):
         raise ValueError(f"put: invalid mode {mode!r}")

@@ -17,6 +17,7 @@ from fungrad.numpy._ufuncs import multiply, subtract
 from fungrad.numpy._ufuncs_math import conjugate
 from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
                                  promote_dtypes)
+from fungrad.numpy._joining import stack
 
 
 def _prepare(fname: str, a: Any, b: Any, preferred_element_type: Any) -> tuple:
@@ -231,7 +232,6 @@ def kron(a: Any, b: Any) -> Any:
 def cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
           axis: int | None = None) -> Any:
     """Cross product of 2- or 3-vectors along the given axes (broadcasting the rest)."""
-    from fungrad.numpy._joining import stack
     a, b = promote_dtypes(*ensure_arraylike("cross", a, b))
     if axis is not None:
         axisa = axisb = axisc = axis

@@ -12,10 +12,10 @@ from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.numpy._joining import concatenate
-from fungrad.numpy._reductions import all as _all, mean
+from fungrad.numpy._reductions import all as _all, any as _any, mean, sum as _sum
 from fungrad.numpy._searching import searchsorted
 from fungrad.numpy._shape import broadcast_to, diagonal, slice_axis
-from fungrad.numpy._ufuncs import logical_and, logical_or, not_equal
+from fungrad.numpy._ufuncs import logical_and, logical_or, not_equal, power
 from fungrad.numpy._ufuncs_math import conjugate, isfinite, isnan
 from fungrad.numpy._indexing import take
 from fungrad.numpy._linalg import dot
@@ -309,7 +309,6 @@ def vander(x: Any, N: int | None = None, increasing: bool = False) -> Any:
         raise ValueError("vander: x must be a one-dimensional array")
     n = aval(x).shape[0] if N is None else static_int(N, "vander: N")
     powers = np.arange(n) if increasing else np.arange(n - 1, -1, -1)
-    from fungrad.numpy._ufuncs import power
     return power(lax.expand_dims(x, (1,)), Array(powers.astype(np.int32)))
 
 
@@ -330,7 +329,6 @@ def trapezoid(y: Any, x: Any = None, dx: Any = 1.0, axis: int = -1) -> Any:
         m = aval(x).shape[axis]
         spacing = lax.sub(slice_axis(x, axis, 1, m), slice_axis(x, axis, 0, m - 1))
     mid = lax.add(slice_axis(y, axis, 1, n), slice_axis(y, axis, 0, max(n - 1, 0)))
-    from fungrad.numpy._reductions import sum as _sum
     return _sum(lax.mul(lax.mul(mid, spacing), scalar_like(0.5, mid)), axis=axis)
 
 
@@ -369,7 +367,6 @@ def _gcd_loop(a: Any, b: Any) -> tuple[Any, Any]:
     zero = scalar_like(0, a)
 
     def cond(ab: tuple) -> Any:
-        from fungrad.numpy._reductions import any as _any
         return _any(lax.ne(ab[1], zero))
 
     def body(ab: tuple) -> tuple:

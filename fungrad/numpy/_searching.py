@@ -21,6 +21,7 @@ from fungrad.numpy._reductions import any as _any, cumsum, sum as _sum
 from fungrad.numpy._shape import broadcast_arrays, moveaxis
 from fungrad.numpy._util import (aval, check_arraylike, ensure_arraylike, promote_dtypes,
                                  scalar_like, static_int, where as _where)
+from fungrad.numpy._ufuncs import remainder
 
 _I32 = np.dtype(np.int32)
 
@@ -135,7 +136,6 @@ def choose(a: Any, choices: Sequence[Any], out: None = None, mode: str = "raise"
         if np.any((value < 0) | (value >= n)):
             raise ValueError("choose: invalid entry in choice array")
     elif mode == "wrap":
-        from fungrad.numpy._ufuncs import remainder
         a = remainder(a, scalar_like(n, a))
     elif mode == "clip":
         a = lax.clamp(scalar_like(0, a), a, scalar_like(n - 1, a))

@@ -12,6 +12,7 @@ from fungrad.numpy._joining import concatenate
 from fungrad.numpy._searching import isin
 from fungrad.numpy._sorting import unique
 from fungrad.numpy._util import aval, ensure_arraylike
+from fungrad.numpy._indexing import _getitem
 
 
 class _UniqueAllResult(NamedTuple):
@@ -98,7 +99,6 @@ def setxor1d(ar1: Any, ar2: Any, assume_unique: bool = False, *, size: int | Non
 
 def _take_where(x: Any, mask: Any) -> Any:
     """The elements of 1-d ``x`` where ``mask`` holds (concrete)."""
-    from fungrad.numpy._indexing import _getitem
     return _getitem(x, np.asarray(mask))
 
 

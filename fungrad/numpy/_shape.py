@@ -19,6 +19,9 @@ from fungrad.lax._prim import hashable_shape, static_ints
 from fungrad.numpy._util import (aval, broadcast_shapes_or_error, broadcast_to as _broadcast_to,
                                  canonicalize_axes, canonicalize_axis, ensure_arraylike,
                                  static_int)
+from fungrad.numpy._indexing import take
+from fungrad.numpy._reductions import sum as _sum
+from fungrad.numpy._ufuncs import remainder
 
 
 def shape(a: Any) -> tuple[int, ...]:
@@ -290,7 +293,6 @@ def take_static(x: Any, idx: np.ndarray, axis: int) -> Any:
     idx = np.asarray(idx, dtype=np.int64).reshape(-1)
     runs = _index_runs(idx)
     if len(runs) > 8:
-        from fungrad.numpy._indexing import take
         return take(x, np.asarray(idx, np.int32), axis=axis)
     pieces = []
     for first, length, step in runs:
@@ -362,7 +364,6 @@ def _roll_one(a: Any, shift: Any, axis: int) -> Any:
             return a
         return lax.concatenate([slice_axis(a, axis, n - s, n), slice_axis(a, axis, 0, n - s)],
                                axis)
-    from fungrad.numpy._ufuncs import remainder
     shift = remainder(lax.convert_element_type(shift, np.int32), n)
     doubled = lax.concatenate([a, a], axis)
     return lax.dynamic_slice_in_dim(doubled, lax.sub(lax.convert_element_type(n, np.int32),
@@ -466,7 +467,6 @@ def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
 def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None,
           out: None = None) -> Any:
     """Sum along the ``offset`` diagonal."""
-    from fungrad.numpy._reductions import sum as _sum
     return _sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 

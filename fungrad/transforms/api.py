@@ -20,7 +20,10 @@ from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
-from fungrad.lax._prim import hashable_shape
+from fungrad.lax._prim import as_operand, hashable_shape
+from fungrad.lax.elementwise import eq
+from fungrad.lax.shapes import broadcasted_iota, convert_element_type, reshape
+from fungrad.lax.slicing import slice_in_dim
 
 
 def _fun_name(f: Callable) -> str:
@@ -31,7 +34,6 @@ def _check_leaf(x: Any, fname: str, what: str) -> Any:
     if isinstance(x, (Array, core.Tracer)):
         return x
     if isinstance(x, (bool, int, float, complex, np.ndarray, np.generic)):
-        from fungrad.lax._prim import as_operand
         return as_operand(x)
     raise TypeError(f"{fname}: {what} must be arrays or scalars, got {type(x).__name__}: {x!r}")
 
@@ -84,21 +86,18 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
         if pa.shape != ta.shape or ta.dtype != dtypes.tangent_dtype(pa.dtype):
             raise TypeError(f"jvp({fname}): tangent {ta.str_short()} does not match primal "
                             f"{pa.str_short()} (expected dtype {dtypes.tangent_dtype(pa.dtype).name})")
-    trace = ad.JVPTrace(core.current_trace())
-    try:
-        args = [ad.JVPTracer(trace, p, t if dtypes.is_inexact(core.get_aval(p).dtype) else ad.Zero.from_primal(p))
-                for p, t in zip(flat_p, flat_t)]
-        with core.set_current_trace(trace):
-            out = fun(*tree_util.unflatten(in_tree, args))
-        out, aux = _split_aux(out, has_aux, f"jvp({fname})")
-        aux = _aux_primals(trace, aux)
-        flat_out, out_tree = _flat_outputs(out, f"jvp({fname})")
-        pairs = [trace.unpack(o) for o in flat_out]
-    finally:
-        trace.invalidate()
-    out_p = tree_util.unflatten(out_tree, [p for p, _ in pairs])
-    out_t = tree_util.unflatten(out_tree, [ad.instantiate(t) for _, t in pairs])
-    return (out_p, out_t, aux) if has_aux else (out_p, out_t)
+    store = {}
+
+    def flat_fun(*args: Any) -> list:
+        out, aux = _split_aux(fun(*tree_util.unflatten(in_tree, args)), has_aux, f"jvp({fname})")
+        store["aux"] = _aux_primals(core.current_trace(), aux)  # the JVP trace, while it runs
+        flat_out, store["tree"] = _flat_outputs(out, f"jvp({fname})")
+        return flat_out
+    flat_t = [t if dtypes.is_inexact(core.get_aval(p).dtype) else ad.Zero.from_primal(p)
+              for p, t in zip(flat_p, flat_t)]
+    out_p, out_t = ad.jvp_fun(flat_fun, flat_p, flat_t)
+    out_p, out_t = (tree_util.unflatten(store["tree"], o) for o in (out_p, out_t))
+    return (out_p, out_t, store["aux"]) if has_aux else (out_p, out_t)
 
 
 def _linearize_flat(fun: Callable, flat_p: list, in_tree: Any, has_aux: bool, fname: str):
@@ -343,7 +342,6 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                             f"Output had shape: {shape}.")
         _check_output_dtype_revderiv(f"grad({fname})", holomorphic, leaves[0])
         dt = core.get_aval(leaves[0]).dtype
-        from fungrad.lax import convert_element_type
         # The seed keeps the output's weak type (as JAX's ones_like), so the gradient of
         # a Python-scalar argument stays weakly typed.
         seed = convert_element_type(1, dt, weak_type=core.get_aval(leaves[0]).weak_type)
@@ -570,28 +568,28 @@ def _restrict(fun: Callable, args: Sequence[Any], nums: tuple[int, ...],
 
 def _std_basis(flat: list) -> tuple[Any, list[int]]:
     """An identity matrix covering every element of the leaves in ``flat``."""
-    from fungrad import numpy as jnp
     sizes = [core.get_aval(x).size for x in flat]
     dt = dtypes.result_type(*[core.get_aval(x).dtype for x in flat])
-    return jnp.eye(sum(sizes), dtype=dt), sizes
+    square = (sum(sizes),) * 2
+    eye = eq(broadcasted_iota(np.int32, square, 0), broadcasted_iota(np.int32, square, 1))
+    return convert_element_type(eye, dt), sizes
 
 
 def _unravel(v: Any, flat: list, sizes: list[int], tree: Any, axis: int = 0,
              like: Any = None) -> Any:
     """Split ``v`` along ``axis`` into pieces shaped like the leaves in ``flat``, with the
     dtype of ``like`` (default: of each leaf; complex to real keeps the real part)."""
-    from fungrad import numpy as jnp
     pieces, start = [], 0
     for x, n in zip(flat, sizes):
         aval = core.get_aval(x)
-        piece = jnp.take(v, jnp.arange(start, start + n), axis=axis) if axis else v[start:start + n]
+        piece = slice_in_dim(v, start, start + n, axis=axis)
         shape = core.get_aval(v).shape
         if axis:
             new_shape = shape[:axis % len(shape)] + aval.shape
         else:
             new_shape = aval.shape + shape[1:]
         dtype = aval.dtype if like is None else core.get_aval(like).dtype
-        pieces.append(jnp.reshape(piece, new_shape).astype(dtype))
+        pieces.append(convert_element_type(reshape(piece, new_shape), dtype))
         start += n
     return tree_util.unflatten(tree, pieces)
 
@@ -692,7 +690,6 @@ def jacobian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fa
 def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str, holomorphic: bool = False,
             allow_int: bool = False) -> Callable:
     """``jacrev``, naming ``api`` in argument errors (``hessian`` builds on it)."""
-    from fungrad import numpy as jnp
     nums, single, where = _argnums_spec(fun, argnums, api)
 
     @functools.wraps(fun)
@@ -712,7 +709,8 @@ def _jacrev(fun: Callable, argnums: Any, has_aux: bool, api: str, holomorphic: b
         per_out, start = [], 0
         for leaf, n in zip(flat_y, sizes):
             out_shape = core.get_aval(leaf).shape
-            rows = tree_util.map(lambda c: jnp.reshape(c[start:start + n], out_shape + c.shape[1:]), cts)
+            rows = tree_util.map(lambda c: reshape(slice_in_dim(c, start, start + n),
+                                                   out_shape + c.shape[1:]), cts)
             per_out.append(_in_tree_jac(rows, single))
             start += n
         jac = tree_util.unflatten(y_tree, per_out)

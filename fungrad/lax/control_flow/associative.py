@@ -10,6 +10,9 @@ from fungrad import tree as tree_util
 from fungrad._core import core
 from fungrad._core.util import canonicalize_axis
 from fungrad.lax.control_flow.common import flatten_operands
+from fungrad.lax.elementwise import add, max as max_
+from fungrad.lax.shapes import full, rev
+from fungrad.lax.slicing import concatenate, pad, slice_in_dim
 
 
 def associative_scan(fn: Callable, elems: Any, reverse: bool = False, axis: int = 0) -> Any:
@@ -30,7 +33,6 @@ def associative_scan(fn: Callable, elems: Any, reverse: bool = False, axis: int 
         >>> lax.associative_scan(lax.add, jnp.arange(5), reverse=True)
         Array([10, 10,  9,  7,  4], dtype=int32)
     """
-    from fungrad import lax
     if not callable(fn):
         raise TypeError("lax.associative_scan: fn argument should be callable.")
     flat, treedef = flatten_operands(elems, "lax.associative_scan", "elems")
@@ -42,14 +44,14 @@ def associative_scan(fn: Callable, elems: Any, reverse: bool = False, axis: int 
         raise ValueError("lax.associative_scan: array inputs must have the same size along "
                          f"axis {axis}, got shapes {[core.get_aval(e).shape for e in flat]}")
     if reverse:
-        flat = [lax.rev(e, (axis,)) for e in flat]
+        flat = [rev(e, (axis,)) for e in flat]
 
     def combine(a: list, b: list) -> list:
         out = fn(tree_util.unflatten(treedef, a), tree_util.unflatten(treedef, b))
         return tree_util.leaves(out)
 
     def sl(e: Any, start: int, stop: int | None, stride: int = 1) -> Any:
-        return lax.slice_in_dim(e, start, stop, stride=stride, axis=axis)
+        return slice_in_dim(e, start, stop, stride=stride, axis=axis)
 
     def scan_(es: list) -> list:
         n = core.get_aval(es[0]).shape[axis]
@@ -60,27 +62,26 @@ def associative_scan(fn: Callable, elems: Any, reverse: bool = False, axis: int 
             even = combine([sl(e, 0, -1) for e in odd], [sl(e, 2, None, 2) for e in es])
         else:
             even = combine(odd, [sl(e, 2, None, 2) for e in es])
-        even = [lax.concatenate([sl(e, 0, 1), r], axis) for e, r in zip(es, even)]
+        even = [concatenate([sl(e, 0, 1), r], axis) for e, r in zip(es, even)]
         return [_interleave(a, b, axis) for a, b in zip(even, odd)]
 
     out = scan_(flat)
     if reverse:
-        out = [lax.rev(e, (axis,)) for e in out]
+        out = [rev(e, (axis,)) for e in out]
     return tree_util.unflatten(treedef, out)
 
 
 def _interleave(a: Any, b: Any, axis: int) -> Any:
     """``a[0], b[0], a[1], b[1], ...`` along ``axis`` (``a`` may be one longer)."""
-    from fungrad import lax
     aval_a, aval_b = core.get_aval(a), core.get_aval(b)
     same = aval_a.shape[axis] == aval_b.shape[axis]
     pad_a = [(0, 0, 0)] * aval_a.ndim
     pad_b = [(0, 0, 0)] * aval_b.ndim
     pad_a[axis] = (0, 1 if same else 0, 1)
     pad_b[axis] = (1, 0 if same else 1, 1)
-    op = lax.max if aval_a.dtype.kind == "b" else lax.add  # max of booleans is "or"
-    zero = lax.full((), 0, aval_a.dtype)
-    return op(lax.pad(a, zero, pad_a), lax.pad(b, zero, pad_b))
+    op = max_ if aval_a.dtype.kind == "b" else add  # max of booleans is "or"
+    zero = full((), 0, aval_a.dtype)
+    return op(pad(a, zero, pad_a), pad(b, zero, pad_b))
 
 
 __all__ = ["associative_scan"]

@@ -24,6 +24,9 @@ from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer, Var
 from fungrad.interpreters import batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax._prim import as_operand
+from fungrad._core.eval import EVAL_TRACE
+from fungrad.lax.elementwise import ne
+from fungrad.lax.shapes import convert_element_type, full
 
 
 # --------------------------------------------------------------------------- operands and tracing
@@ -92,7 +95,6 @@ def typematch(a: ShapedArray, b: ShapedArray) -> bool:
 def promote_weak_carry(vals: list, in_avals: Sequence[ShapedArray],
                        out_avals: Sequence[ShapedArray]) -> tuple[list, bool]:
     """Weakly typed initial carries (Python scalars) take the type the body returns."""
-    from fungrad.lax.shapes import convert_element_type
     new, changed = [], False
     for v, a_in, a_out in zip(vals, in_avals, out_avals):
         if a_in.weak_type and not typematch(a_in, a_out):
@@ -128,7 +130,6 @@ def _path_str(path: tuple) -> str:
 
 def check_scalar_pred(api: str, pred: Any, allow_int: bool) -> Any:
     """Validate a branch predicate/index: a scalar of the right dtype."""
-    from fungrad.lax.elementwise import ne
     pred = as_leaf(pred, api, "the predicate")
     aval = core.get_aval(pred)
     if aval.ndim != 0:
@@ -170,7 +171,6 @@ def _to_raw(xp: Any, x: Any, aval: ShapedArray) -> Any:
 
 
 def _interpret(closed: ClosedJaxpr, xp: Any, args: Sequence[Any]) -> list:
-    from fungrad._core.eval import EVAL_TRACE
     with core.set_current_trace(EVAL_TRACE):
         outs = core.eval_jaxpr(closed.jaxpr, closed.consts,
                                *[Array(a, v.weak_type) for a, v in zip(args, closed.in_avals)])
@@ -250,7 +250,6 @@ def zeros(aval: ShapedArray) -> Any:
     """Zeros of ``aval`` in the current trace (float0 zeros for integer tangents)."""
     if aval.dtype == dtypes.float0:
         return np.zeros(aval.shape, dtypes.float0)
-    from fungrad.lax.shapes import full
     return full(aval.shape, 0, aval.dtype)
 
 

@@ -20,6 +20,9 @@ from fungrad.lax.control_flow.common import (
     batch_jaxpr, batch_jaxpr_at, check_scalar_pred, concrete_value, flatten_operands, fun_name,
     join_residual_inputs, join_residual_outputs, merge, merge_branch_residuals, run_jaxpr, split,
     trace_closed, trace_tree_fun, typematch)
+from fungrad.lax.ad_util import stop_gradient
+from fungrad.lax.elementwise import eq, max as lax_max, min as lax_min, select_n
+from fungrad.lax.shapes import broadcast_in_dim, convert_element_type
 
 
 # --------------------------------------------------------------------------- user API
@@ -43,7 +46,6 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
     pred = check_scalar_pred("lax.cond", pred, allow_int=False)
     if config.disable_jit and concrete_value(pred) is not None:  # debugging: plain Python
         return true_fun(*operands) if bool(concrete_value(pred)) else false_fun(*operands)
-    from fungrad.lax.shapes import convert_element_type
     index = convert_element_type(pred, np.int32)
     return _bind_branches("lax.cond", index, (false_fun, true_fun), ("false_fun", "true_fun"),
                           operands)
@@ -65,8 +67,6 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     index = check_scalar_pred("lax.switch", index, allow_int=True)
     if len(branches) == 1:
         return branches[0](*operands)
-    from fungrad.lax.elementwise import max as lax_max, min as lax_min
-    from fungrad.lax.shapes import convert_element_type
     index = convert_element_type(index, np.int32)
     index = lax_max(lax_min(index, np.int32(len(branches) - 1)), np.int32(0))
     if config.disable_jit and concrete_value(index) is not None:  # debugging: plain Python
@@ -212,8 +212,6 @@ def _cond_batch(trace, vals, dims, *, branches):
         # A batched predicate: run every branch on the whole batch, then select. Each
         # branch sees its operands through stop_gradient in the lanes that did not pick
         # it, so derivatives of unselected branches (possibly inf/nan) never leak in.
-        from fungrad.lax.ad_util import stop_gradient
-        from fungrad.lax.elementwise import eq, select_n
         ops = [batching.bdim_at_front(x, d, axis_size) for x, d in zip(ops, op_dims)]
         index = batching.bdim_at_front(index, index_dim, axis_size)
         all_bat = [True] * len(ops)
@@ -237,7 +235,6 @@ def _cond_batch(trace, vals, dims, *, branches):
 
 def _bcast(which: Any, like: Any) -> Any:
     """A per-lane ``which`` (batch axis 0) broadcast to the shape of ``like``."""
-    from fungrad.lax.shapes import broadcast_in_dim
     shape = core.get_aval(like).shape
     return broadcast_in_dim(which, shape, (0,)) if len(shape) > 1 else which
 

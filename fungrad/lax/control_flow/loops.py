@@ -18,7 +18,9 @@ from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import (
     as_leaf, batch_jaxpr, batch_jaxpr_at, check_carry, fixpoint, flatten_operands, fun_name,
     group_order, merge, permute, promote_weak_carry, run_jaxpr, select_outputs, split,
-    trace_closed, trace_fun, zeros)
+    trace_closed, trace_fun, trace_tree_fun, zeros)
+from fungrad.lax.shapes import expand_dims, reshape
+from fungrad.lax.slicing import concatenate, index_in_dim, slice_in_dim
 
 
 # --------------------------------------------------------------------------- user API
@@ -88,8 +90,6 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
 def _scan_python(f: Callable, init: Any, xs_flat: list, xs_tree: Any, length: int,
                  reverse: bool) -> tuple[Any, Any]:
     """``scan`` as a Python loop (under ``disable_jit``, to debug the body with print)."""
-    from fungrad.lax.shapes import concatenate, expand_dims
-    from fungrad.lax.slicing import index_in_dim
     if length == 0:
         raise ValueError("zero-length scan is not supported in disable_jit() mode because "
                          "the output type is unknown.")
@@ -141,8 +141,6 @@ def map(f: Callable, xs: Any, *, batch_size: int | None = None) -> Any:  # noqa:
     """
     if batch_size is None:
         return scan(lambda _, x: ((), f(x)), (), xs)[1]
-    from fungrad.transforms.api import vmap
-    from fungrad.lax import concatenate, reshape, slice_in_dim
     leaves, treedef = flatten_operands(xs, "lax.map", "xs")
     if not leaves:
         return scan(lambda _, x: ((), f(x)), (), xs)[1]
@@ -152,16 +150,29 @@ def map(f: Callable, xs: Any, *, batch_size: int | None = None) -> Any:  # noqa:
     if num_batches:
         main = [reshape(slice_in_dim(x, 0, num_batches * batch_size),
                         (num_batches, batch_size) + core.get_aval(x).shape[1:]) for x in leaves]
-        ys = scan(lambda _, x: ((), vmap(f)(x)), (), tree_util.unflatten(treedef, main))[1]
+        ys = scan(lambda _, x: ((), _map_batch(f, x)), (), tree_util.unflatten(treedef, main))[1]
         outs.append(tree_util.map(
             lambda y: reshape(y, (num_batches * batch_size,) + core.get_aval(y).shape[2:]), ys))
     if rem:
         tail = [slice_in_dim(x, num_batches * batch_size, n) for x in leaves]
-        outs.append(vmap(f)(tree_util.unflatten(treedef, tail)))
+        outs.append(_map_batch(f, tree_util.unflatten(treedef, tail)))
     if len(outs) == 1:
         return outs[0]
     return tree_util.map(lambda a, b: concatenate([a, b], 0), outs[0], outs[1])
 
+
+
+def _map_batch(f: Callable, xs: Any) -> Any:
+    """``vmap(f)(xs)`` over the leading axis of the pytree ``xs``: ``f`` traced once for one
+    element, then batched by the interpreter (``batching.batch_jaxpr``)."""
+    leaves, in_tree = tree_util.flatten((xs,))
+    avals = [core.get_aval(x) for x in leaves]
+    closed, consts, out_tree = trace_tree_fun(f, in_tree, [a.update(shape=a.shape[1:]) for a in avals],
+                                              "lax.map")
+    batched, _ = batching.batch_jaxpr(closed, avals[0].shape[0],
+                                      [False] * len(consts) + [True] * len(leaves), True)
+    return tree_util.unflatten(out_tree, core.eval_jaxpr(batched.jaxpr, batched.consts, *consts,
+                                                          *leaves))
 
 # --------------------------------------------------------------------------- the primitive
 

@@ -1,4 +1,5 @@
-"""``while_loop`` and ``fori_loop``: the ``while_p`` primitive and all its rules.
+"""``while_loop`` and ``fori_loop``: the ``while_p`` primitive and all its rules; and
+``scatter_apply``, a composite of ``scatter_add`` and ``while_loop``.
 
 ``while_p.bind(*cond_consts, *body_consts, *init, cond_jaxpr, body_jaxpr,
 cond_nconsts, body_nconsts)`` runs ``while cond(carry): carry = body(carry)``.
@@ -9,7 +10,7 @@ differentiation works; reverse mode does not (the trip count is dynamic).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from fungrad.lax.control_flow.common import (
     flatten_operands, fun_name, group_order, merge, permute, promote_weak_carry, run_jaxpr,
     select_outputs, split, trace_fun)
 from fungrad.lax.control_flow.loops import scan
+from fungrad.lax.elementwise import add, gt, lt, select
+from fungrad.lax.gather_scatter import scatter_add
+from fungrad.lax.reductions import reduce_or
+from fungrad.lax.shapes import broadcast_in_dim, convert_element_type, full
 
 
 # --------------------------------------------------------------------------- user API
@@ -115,7 +120,6 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any,
     else:
         raise TypeError("lower and upper arguments to fori_loop must have equal types, got "
                         f"{lower_dt.name} and {upper_dt.name}")
-    from fungrad.lax.elementwise import add, lt
     lo, hi = _static_int(lower), _static_int(upper)
     if lo is not None and hi is not None:
         def scan_body(carry, _):
@@ -129,7 +133,6 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any,
     if unroll not in (None, False, 1):
         raise ValueError("lax.fori_loop: unroll can only be used when the loop bounds are "
                          "statically known.")
-    from fungrad.lax.shapes import convert_element_type
     if lower_dt != dtype:
         lower = convert_element_type(lower, dtype)
     if upper_dt != dtype:
@@ -281,4 +284,33 @@ ad.def_transpose(while_p, _while_transpose)
 batching.def_collective(while_p, _while_batch)  # the trace: named axes reach the bodies
 
 
-__all__ = ["while_loop", "fori_loop", "while_p"]
+# --------------------------------------------------------------------------- scatter_apply
+
+def scatter_apply(operand: Any, scatter_indices: Any, func: Callable, dimension_numbers: Any, *,
+                  update_shape: Sequence[int] = (), indices_are_sorted: bool = False,
+                  unique_indices: bool = False, mode: Any = None) -> Any:
+    """Replace the indexed elements of ``operand`` by ``func`` of them (``lax.scatter_apply``).
+
+    ``func`` must be elementwise. As in XLA, an element indexed ``k`` times gets ``func``
+    applied ``k`` times: the hits are counted with ``scatter_add`` and ``func`` is applied,
+    under a ``while_loop``, wherever the count is not yet used up. Not differentiable in
+    reverse mode (the loop), as in JAX.
+    """
+    shape = tuple(core.get_aval(operand).shape)
+    counts = scatter_add(full(shape, 0, np.int32), scatter_indices, full(tuple(update_shape), 1, np.int32),
+                         dimension_numbers, indices_are_sorted=indices_are_sorted,
+                         unique_indices=unique_indices, mode=mode)
+
+    def pending(i):
+        return gt(counts, broadcast_in_dim(i, shape, ()))
+
+    def cond(carry):
+        return reduce_or(pending(carry[0]), tuple(range(len(shape))))
+
+    def body(carry):
+        i, x = carry
+        return add(i, convert_element_type(1, np.int32)), select(pending(i), func(x), x)
+    return while_loop(cond, body, (convert_element_type(0, np.int32), operand))[1]
+
+
+__all__ = ["while_loop", "fori_loop", "while_p", "scatter_apply"]
