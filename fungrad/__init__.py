@@ -29,4 +29,27 @@ from fungrad.runtime import (block_until_ready, clear_caches, default_backend,  
 from fungrad.transforms.closures import closure_convert, custom_gradient, linear_transpose  # noqa: E402,E501
 from fungrad import experimental  # noqa: E402
 
+from fungrad import errors  # noqa: E402
+from fungrad._core.namespace import public_dir as _public_dir  # noqa: E402
+
 __version__ = "0.1.0"
+
+# The public API: JAX's names (each behaves as its namesake in ``jax``), then the types
+# and libraries fungrad adds (``ShapedArray``, ``Jaxpr``, ``nn``, ``optim``, ``train``).
+__all__ = [
+    # transformations
+    "grad", "value_and_grad", "vjp", "jvp", "linearize", "linear_transpose", "vmap", "jacfwd",
+    "jacrev", "jacobian", "hessian", "jit", "disable_jit", "make_jaxpr", "eval_shape",
+    "custom_jvp", "custom_vjp", "custom_gradient", "closure_convert", "checkpoint", "remat",
+    "checkpoint_policies", "stop_gradient", "pure_callback", "named_call", "named_scope",
+    "ensure_compile_time_eval",
+    # arrays, devices and configuration
+    "Array", "ShapeDtypeStruct", "typeof", "device_put", "device_get", "devices",
+    "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
+    "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
+    # libraries
+    "numpy", "lax", "random", "nn", "scipy", "tree", "tree_util", "debug", "errors",
+    "experimental", "test_util",
+    # fungrad's own
+    "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
+__dir__ = _public_dir(__all__)

@@ -18,10 +18,12 @@ from fungrad import tree as tree_util
 from fungrad._core import core
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive
+from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 
 __all__ = ["print", "callback", "debug_callback_p"]
+__dir__ = public_dir(__all__)
 
 
 def _to_host(x: Any) -> Any:

@@ -8,6 +8,13 @@ import math
 
 import numpy as np
 
+from fungrad._core.namespace import public_dir
+
+__all__ = ["FungradTypeError", "ConcretizationTypeError", "TracerBoolConversionError",
+           "TracerIntegerConversionError", "TracerArrayConversionError", "UnexpectedTracerError",
+           "AxisError", "ResourceExhaustedError", "MissingRuleError"]
+__dir__ = public_dir(__all__)
+
 
 class FungradTypeError(TypeError):
     """Base class of the tracing errors below (a ``TypeError`` as in JAX)."""

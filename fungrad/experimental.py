@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+from fungrad._core.namespace import public_dir
 from fungrad.runtime import enable_x64 as _x64_flag
 
 __all__ = ["disable_x64", "enable_x64"]
+__dir__ = public_dir(__all__)
 
 
 @contextlib.contextmanager

@@ -22,8 +22,10 @@ from typing import Mapping
 import numpy as np
 
 from fungrad._core import dtypes
+from fungrad._core.namespace import public_dir
 
 __all__ = ["SafetensorsError", "atomic_write", "dumps", "loads", "read", "write"]
+__dir__ = public_dir(__all__)
 
 DTYPES = {"BOOL": np.dtype(np.bool_), "U8": np.dtype(np.uint8), "I8": np.dtype(np.int8),
           "U16": np.dtype(np.uint16), "I16": np.dtype(np.int16), "U32": np.dtype(np.uint32),

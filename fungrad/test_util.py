@@ -20,9 +20,11 @@ import numpy as np
 
 from fungrad import tree as tree_util
 from fungrad._core import dtypes
+from fungrad._core.namespace import public_dir
 from fungrad.transforms.api import jvp, linearize, vjp
 
 __all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp"]
+__dir__ = public_dir(__all__)
 
 # Keyed by dtype name: bfloat16's dtype exists only once ml_dtypes is loaded.
 # Central differences: truncation error ~ eps^2, rounding error ~ ulp / eps; the step

@@ -14,6 +14,14 @@ from typing import Any, Callable, Sequence
 
 import optree
 
+from fungrad._core.namespace import public_dir
+
+__all__ = ["PyTreeDef", "flatten", "unflatten", "leaves", "structure", "map", "map_with_path",
+           "leaves_with_path", "flatten_with_entries", "reduce", "all", "transpose",
+           "register_pytree_node", "register_dataclass", "register_pytree_node_class",
+           "broadcast_prefix"]
+__dir__ = public_dir(__all__)
+
 _NS = "fungrad"
 PyTreeDef = optree.PyTreeSpec
 

@@ -12,6 +12,7 @@ import functools
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from fungrad import tree
+from fungrad._core.namespace import public_dir
 from fungrad.tree import PyTreeDef, register_dataclass, register_pytree_node_class
 
 __all__ = ["DictKey", "FlattenedIndexKey", "GetAttrKey", "Partial", "PyTreeDef", "SequenceKey",
@@ -21,6 +22,7 @@ __all__ = ["DictKey", "FlattenedIndexKey", "GetAttrKey", "Partial", "PyTreeDef",
            "tree_flatten_with_path", "tree_leaves", "tree_leaves_with_path", "tree_map",
            "tree_map_with_path", "tree_reduce", "tree_structure", "tree_transpose",
            "tree_unflatten", "treedef_is_leaf"]
+__dir__ = public_dir(__all__)
 
 
 # --------------------------------------------------------------------------- key paths

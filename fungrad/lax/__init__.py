@@ -7,6 +7,9 @@ reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
 control_flow, parallel (named-axis collectives), ad_util (stop_gradient), fft,
 misc (reduce_precision, optimization_barrier, stack/unstack/tile), generic_reduce (lax.reduce).
 """
+import importlib
+
+from fungrad._core.namespace import public_dir
 from fungrad.lax.elementwise import *  # noqa: F401,F403
 from fungrad.lax.transcendental import *  # noqa: F401,F403
 from fungrad.lax.special import *  # noqa: F401,F403
@@ -26,3 +29,11 @@ from fungrad.lax.fft import *  # noqa: F401,F403
 from fungrad.lax.misc import *  # noqa: F401,F403
 from fungrad.lax.generic_reduce import *  # noqa: F401,F403
 from fungrad.lax import linalg  # noqa: F401,E402
+
+# The families by module name: ``fungrad.lax.dot``, ``conv`` and ``fft`` are the functions.
+_FAMILIES = ("elementwise", "transcendental", "special", "bitwise", "shapes", "slicing",
+             "reductions", "cumulative", "sorting", "dot", "conv", "windowed", "control_flow",
+             "parallel", "ad_util", "fft", "misc", "generic_reduce")
+__all__ = [name for family in _FAMILIES
+           for name in importlib.import_module(f"{__name__}.{family}").__all__] + ["linalg"]
+__dir__ = public_dir(__all__)

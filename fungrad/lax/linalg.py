@@ -24,6 +24,7 @@ import numpy as np
 
 from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import INEXACT, as_operand, check_dtypes
 from fungrad.lax.dot import dot_general
@@ -39,6 +40,7 @@ from fungrad.lax.sorting import _gather_along, sort
 __all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "lu", "lu_p",
            "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "qr", "qr_p", "svd", "svd_p", "triangular_solve",
            "triangular_solve_p", "tridiagonal_solve", "tridiagonal_solve_p"]
+__dir__ = public_dir(__all__)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -5,3 +5,5 @@ One readable file per family, nanoGPT style: ``gpt2``, ``llama``, ``mixtral``, `
 Import the family you need, e.g. ``from fungrad.models import gpt2``; ``hf`` reads and
 writes Hugging Face checkpoint folders.
 """
+
+__all__: list[str] = []  # the families are submodules, imported one at a time

@@ -31,11 +31,13 @@ import numpy as np
 
 import fungrad.numpy as jnp
 from fungrad import nn, random
+from fungrad._core.namespace import public_dir
 from fungrad.models import hf
 from fungrad.models.hf import Entry, PretrainedError, require
 
 __all__ = ["ACTIVATIONS", "Cache", "Config", "PRESETS", "apply", "from_pretrained", "init",
            "init_cache", "loss", "save_pretrained"]
+__dir__ = public_dir(__all__)
 
 # Hugging Face ``activation_function`` names GPT-2 checkpoints use, and their fungrad form.
 ACTIVATIONS = {

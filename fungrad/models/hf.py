@@ -19,10 +19,12 @@ import numpy as np
 
 from fungrad import random, safetensors, tree
 from fungrad._core.array import Array
+from fungrad._core.namespace import public_dir
 from fungrad.transforms.api import eval_shape
 
 __all__ = ["Entry", "PretrainedError", "hf_from_params", "load_folder", "load_pretrained", "params_from_hf",
            "require", "save_folder", "save_pretrained"]
+__dir__ = public_dir(__all__)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

@@ -29,12 +29,14 @@ from typing import Any, Callable, NamedTuple
 
 import fungrad.numpy as jnp
 from fungrad import nn, random
+from fungrad._core.namespace import public_dir
 from fungrad.models import hf
 from fungrad.models.hf import Entry, require
 from fungrad.nn import initializers
 
 __all__ = ["Cache", "Config", "PRESETS", "RopeScaling", "apply", "decoder", "from_pretrained", "init",
            "init_cache", "init_decoder", "loss", "name_table", "save_pretrained"]
+__dir__ = public_dir(__all__)
 
 
 # --------------------------------------------------------------------------- config

@@ -37,10 +37,15 @@ from typing import Any, NamedTuple
 
 import fungrad.numpy as jnp
 from fungrad import lax, random
+from fungrad._core.namespace import public_dir
 from fungrad.models import hf
 from fungrad.nn import (causal_conv1d, conv, embedding, embedding_attend, linear, rms_norm, silu,
                         softmax_cross_entropy_with_integer_labels, softplus)
 from fungrad.nn import initializers
+
+__all__ = ["Config", "PRESETS", "LayerCache", "MambaCache", "init", "init_cache", "apply", "loss",
+           "from_pretrained", "save_pretrained"]
+__dir__ = public_dir(__all__)
 
 
 # --------------------------------------------------------------------------- config

@@ -20,6 +20,7 @@ from typing import Any
 
 import fungrad.numpy as jnp
 from fungrad import nn
+from fungrad._core.namespace import public_dir
 from fungrad.models import hf, llama
 from fungrad.models.hf import Entry, require
 from fungrad.models.llama import Cache, RopeScaling, init_cache  # noqa: F401 (part of this API)
@@ -27,6 +28,7 @@ from fungrad.nn import moe
 
 __all__ = ["Cache", "Config", "PRESETS", "RopeScaling", "apply", "from_pretrained", "init",
            "init_cache", "loss", "name_table", "save_pretrained"]
+__dir__ = public_dir(__all__)
 
 
 @dataclasses.dataclass(frozen=True)

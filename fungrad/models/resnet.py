@@ -36,10 +36,15 @@ import numpy as np
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import random, tree
+from fungrad._core.namespace import public_dir
 from fungrad.models import hf
 from fungrad.nn import (BatchNormState, batch_norm, batch_norm_state, conv, global_avg_pool, linear,
                         max_pool, norm_init, relu, softmax_cross_entropy_with_integer_labels)
 from fungrad.nn import initializers
+
+__all__ = ["Config", "PRESETS", "Conv", "Block", "init", "apply", "loss", "from_pretrained",
+           "save_pretrained"]
+__dir__ = public_dir(__all__)
 
 
 # --------------------------------------------------------------------------- config

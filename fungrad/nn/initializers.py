@@ -13,6 +13,13 @@ import numpy as np
 import fungrad.numpy as jnp
 from fungrad import random
 from fungrad._core import dtypes
+from fungrad._core.namespace import public_dir
+
+__all__ = ["Initializer", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal",
+           "compute_fans", "variance_scaling", "glorot_uniform", "xavier_uniform", "glorot_normal",
+           "xavier_normal", "lecun_uniform", "lecun_normal", "he_uniform", "kaiming_uniform",
+           "he_normal", "kaiming_normal", "orthogonal"]
+__dir__ = public_dir(__all__)
 
 Initializer = Callable[..., Any]
 

@@ -15,8 +15,12 @@ from typing import Any, Sequence
 
 import fungrad.numpy as jnp
 from fungrad import lax, random
+from fungrad._core.namespace import public_dir
 from fungrad.nn.functions import one_hot, softmax
 from fungrad.nn.layers import linear, linear_init, swiglu, swiglu_init
+
+__all__ = ["moe_init", "route", "moe", "load_balancing_loss"]
+__dir__ = public_dir(__all__)
 
 
 def moe_init(key: Any, features: int, hidden: int, n_experts: int) -> dict:

@@ -10,6 +10,7 @@ submodules.
 """
 import sys
 
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._dtypes import *  # noqa: F401,F403
 from fungrad.numpy._creation import *  # noqa: F401,F403
 from fungrad.numpy._ufuncs import *  # noqa: F401,F403
@@ -27,8 +28,9 @@ from fungrad.numpy._quantiles import *  # noqa: F401,F403
 from fungrad.numpy._index_tricks import *  # noqa: F401,F403
 from fungrad.numpy._functional import *  # noqa: F401,F403
 from fungrad.numpy._setops import *  # noqa: F401,F403
-from fungrad.numpy import _dtypes, linalg  # noqa: F401
-from fungrad.numpy import fft  # noqa: F401
+from fungrad.numpy import (_creation, _dtypes, _einsum, _functional, _index_tricks, _indexing,
+                           _joining, _linalg, _misc, _quantiles, _reductions, _searching, _setops,
+                           _shape, _sorting, _ufuncs, _ufuncs_math, fft, linalg)
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
 from fungrad.numpy._misc import _view  # noqa: F401
@@ -42,6 +44,14 @@ pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"
 
 from fungrad._core import array_methods as _array_methods  # noqa: E402
 _array_methods.install(sys.modules[__name__])
+
+__all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _reductions, _shape,
+                               _joining, _indexing, _searching, _sorting, _linalg, _einsum, _misc,
+                               _quantiles, _index_tricks, _functional, _setops)
+           for name in family.__all__]
+__all__ += ["bfloat16", "bool", "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",
+            "fft", "linalg"]
+__dir__ = public_dir(__all__)
 
 
 def __getattr__(name: str):

@@ -15,6 +15,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
+from fungrad._core.namespace import public_dir
 from fungrad._core.util import canonicalize_axis
 from fungrad.lax.fft import FftType
 from fungrad.numpy._creation import arange
@@ -24,6 +25,7 @@ from fungrad.numpy._util import aval, ensure_arraylike, scalar_like
 __all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "hfft", "ifft", "ifft2", "ifftn",
            "ifftshift", "ihfft", "irfft", "irfft2", "irfftn", "rfft", "rfft2", "rfftfreq",
            "rfftn"]
+__dir__ = public_dir(__all__)
 
 
 def _norm_factor(lengths: Sequence[int], name: str, norm: str | None) -> float:

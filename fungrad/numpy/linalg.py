@@ -18,6 +18,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
+from fungrad._core.namespace import public_dir
 from fungrad.lax import linalg as lax_linalg
 from fungrad.numpy._creation import eye, zeros
 from fungrad.numpy._einsum import einsum
@@ -622,3 +623,4 @@ __all__ = ["norm", "vector_norm", "matrix_norm", "matmul", "matrix_transpose", "
            "det", "slogdet", "eigh", "eigvalsh", "eig", "eigvals", "svd", "svdvals", "qr",
            "lstsq", "pinv", "matrix_power", "matrix_rank", "cond", "tensorinv", "tensorsolve",
            "multi_dot", "EighResult", "EigResult", "QRResult", "SlogdetResult", "SVDResult"]
+__dir__ = public_dir(__all__)

@@ -5,6 +5,7 @@ A ``GradientTransformation`` is ``(init, update)``; atoms (``scale_by_adam``,
 ``masked`` and ``multi_transform``; aliases (``adamw``, ``lion``, ...) are chains.
 Names and numerics follow optax, step for step.
 """
+from fungrad._core.namespace import public_dir
 from fungrad.optim._base import (EmptyState, GradientTransformation, UpdateShapeError,
                                  UpdateStructureError, apply_updates, chain, global_norm,
                                  identity, set_to_zero)
@@ -23,3 +24,25 @@ from fungrad.optim.transform import (EmaState, FactoredState, ScaleByAdamState, 
                                      scale_by_param_block_rms, scale_by_rms, scale_by_rss,
                                      scale_by_schedule, scale_by_stddev, scale_by_lion,
                                      scale_by_trust_ratio, trace, zero_nans)
+
+__all__ = [
+    # base
+    "EmptyState", "GradientTransformation", "UpdateShapeError", "UpdateStructureError",
+    "apply_updates", "chain", "global_norm", "identity", "set_to_zero",
+    # aliases
+    "adafactor", "adagrad", "adam", "adamw", "lamb", "lion", "rmsprop", "sgd",
+    # combinators
+    "InjectHyperparamsState", "MaskedNode", "MaskedState", "MultiSteps", "MultiStepsState",
+    "MultiTransformState", "inject_hyperparams", "masked", "multi_transform",
+    # schedules
+    "constant_schedule", "cosine_decay_schedule", "exponential_decay", "join_schedules",
+    "linear_schedule", "piecewise_constant_schedule", "polynomial_schedule",
+    "warmup_cosine_decay_schedule",
+    # transformations
+    "EmaState", "FactoredState", "ScaleByAdamState", "ScaleByLionState", "ScaleByRmsState",
+    "ScaleByRssState", "ScaleByScheduleState", "TraceState", "add_decayed_weights", "clip",
+    "clip_by_block_rms", "clip_by_global_norm", "ema", "scale", "scale_by_adam",
+    "scale_by_factored_rms", "scale_by_learning_rate", "scale_by_param_block_rms", "scale_by_rms",
+    "scale_by_rss", "scale_by_schedule", "scale_by_stddev", "scale_by_lion",
+    "scale_by_trust_ratio", "trace", "zero_nans"]
+__dir__ = public_dir(__all__)

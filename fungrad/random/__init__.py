@@ -12,6 +12,7 @@ reuse a key for two draws::
 The generator is Threefry-2x32 (``threefry2x32_p``, the one primitive here) in
 JAX's default, partitionable counter scheme, so keys and draws equal JAX's.
 """
+from fungrad._core.namespace import public_dir
 from fungrad.random._discrete import binomial, geometric, multinomial, poisson
 from fungrad.random._distributions import (cauchy, double_sided_maxwell, logistic, lognormal,
                                            maxwell, multivariate_normal, orthogonal, pareto,
@@ -33,3 +34,4 @@ __all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "wrap_key_d
            "double_sided_maxwell", "orthogonal", "multivariate_normal", "gamma", "loggamma",
            "beta", "dirichlet", "chisquare", "f", "t", "generalized_normal", "ball", "poisson",
            "binomial", "multinomial", "geometric"]
+__dir__ = public_dir(__all__)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 import fungrad.numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.lax import linalg as lax_linalg
 from fungrad.numpy import linalg as np_linalg
 from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes, promote_dtypes_inexact
@@ -15,6 +16,7 @@ from fungrad.transforms.custom_derivatives import custom_jvp
 
 __all__ = ["block_diag", "cho_factor", "cho_solve", "cholesky", "det", "eigh", "inv", "lu",
            "lu_factor", "lu_solve", "qr", "solve", "solve_triangular", "svd"]
+__dir__ = public_dir(__all__)
 
 
 def _inexact(fname: str, *args: Any) -> list:

@@ -14,6 +14,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import (
     aval,
     canonicalize_axes,
@@ -468,3 +469,4 @@ __all__ = [
     "xlog1py",
     "xlogy",
 ]
+__dir__ = public_dir(__all__)

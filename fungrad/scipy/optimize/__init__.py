@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from fungrad._core.namespace import public_dir
 from fungrad.scipy.optimize.bfgs import minimize_bfgs
 from fungrad.scipy.optimize.line_search import line_search
 
 __all__ = ["OptimizeResults", "line_search", "minimize"]
+__dir__ = public_dir(__all__)
 
 
 class OptimizeResults(NamedTuple):

@@ -2,6 +2,7 @@
 log-density/mass, density/mass and, where JAX has them, CDF, survival and quantile
 functions, written with ``fungrad.numpy`` and ``fungrad.scipy.special`` so that they
 differentiate, batch and compile like any other composite."""
+from fungrad._core.namespace import public_dir
 from fungrad.scipy.stats import (  # noqa: F401
     bernoulli,
     beta,
@@ -23,3 +24,8 @@ from fungrad.scipy.stats import (  # noqa: F401
     truncnorm,
     uniform,
 )
+
+__all__ = ["bernoulli", "beta", "binom", "cauchy", "chi2", "dirichlet", "expon", "gamma", "geom",
+           "laplace", "logistic", "multivariate_normal", "nbinom", "norm", "pareto", "poisson",
+           "t", "truncnorm", "uniform"]
+__dir__ = public_dir(__all__)

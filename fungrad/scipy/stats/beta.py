@@ -8,8 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy import special
+
+__all__ = ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"]
+__dir__ = public_dir(__all__)
 
 
 def logpdf(x: Any, a: Any, b: Any, loc: Any = 0, scale: Any = 1) -> Any:

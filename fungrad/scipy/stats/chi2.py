@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy.stats import gamma
+
+__all__ = ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"]
+__dir__ = public_dir(__all__)
 
 
 def _gamma_args(fname: str, x: Any, df: Any, loc: Any, scale: Any) -> tuple:

@@ -10,8 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes_inexact
 from fungrad.scipy import special
+
+__all__ = ["logpdf", "pdf"]
+__dir__ = public_dir(__all__)
 
 
 def logpdf(x: Any, alpha: Any) -> Any:

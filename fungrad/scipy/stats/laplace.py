@@ -10,7 +10,11 @@ from typing import Any
 import numpy as np
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
+
+__all__ = ["logpdf", "pdf", "cdf"]
+__dir__ = public_dir(__all__)
 
 
 def logpdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:

@@ -8,8 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy import special
+
+__all__ = ["logpdf", "pdf", "cdf", "sf", "ppf", "isf"]
+__dir__ = public_dir(__all__)
 
 
 def _z(fname: str, x: Any, loc: Any, scale: Any) -> tuple:

@@ -12,8 +12,12 @@ from typing import Any
 import numpy as np
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.lax import linalg as lax_linalg
 from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes_inexact
+
+__all__ = ["logpdf", "pdf"]
+__dir__ = public_dir(__all__)
 
 
 def logpdf(x: Any, mean: Any, cov: Any, allow_singular: None = None) -> Any:

@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy import special
+
+__all__ = ["logpmf", "pmf"]
+__dir__ = public_dir(__all__)
 
 
 def logpmf(k: Any, n: Any, p: Any, loc: Any = 0) -> Any:

@@ -10,8 +10,12 @@ from typing import Any
 import numpy as np
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy import special
+
+__all__ = ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf"]
+__dir__ = public_dir(__all__)
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 

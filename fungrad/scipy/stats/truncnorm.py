@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from fungrad import numpy as jnp
+from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy import special
 from fungrad.scipy.stats import norm
+
+__all__ = ["logpdf", "pdf", "logcdf", "cdf", "logsf", "sf"]
+__dir__ = public_dir(__all__)
 
 
 def _log_mass(a: Any, b: Any) -> Any:
