@@ -19,6 +19,7 @@ from fungrad import backends
 from fungrad._core import core, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
+from fungrad.backends.namespace import impl_for
 from fungrad.errors import MissingRuleError, ResourceExhaustedError, UnexpectedTracerError
 
 _ndarray = np.ndarray
@@ -103,6 +104,8 @@ class EvalTrace(core.Trace):
             xp, vals = _on_device(vals, device_buffer)
         elif not backends.host_default and not backends.refresh_default():
             xp, vals = backends.all_to_device(vals, backends.default_device())
+        if xp is not np:
+            impl = impl_for(xp, prim.name, impl)
         errors = fpstate.STATE.set(fpstate.IGNORE)  # infs and nans pass silently, as in JAX
         try:
             out = impl(xp, *vals, **params)

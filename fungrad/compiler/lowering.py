@@ -16,6 +16,7 @@ from typing import Any
 
 from fungrad._core.core import JaxprEqn, Primitive
 from fungrad._core.lowering import Lowering, def_lowering, lowerings
+from fungrad.backends.namespace import impl_for
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import ad, batching
 
@@ -24,7 +25,7 @@ def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str
     impl = eqn.primitive.impl
     if impl is None:
         raise MissingRuleError(eqn.primitive, "implementation")
-    fn = functools.partial(impl, ctx.xp, **eqn.params)
+    fn = functools.partial(impl_for(ctx.xp, eqn.primitive.name, impl), ctx.xp, **eqn.params)
     return f"{ctx.const(fn, eqn.primitive.name)}({', '.join(args)})"
 
 

@@ -1,0 +1,90 @@
+"""An array module with a few functions replaced: how CuPy is handed to the impls.
+
+Every primitive's impl is written against the NumPy API and receives an array module
+``xp``. CuPy follows that API except in a few places the impls rely on; ``Namespace``
+wraps a module and replaces exactly those, so the impls need no CuPy branches:
+
+* ``ufunc.at`` (scatter with duplicate indices): CuPy's ``add``/``maximum``/``minimum``
+  get ``.at`` from ``cupyx.scatter_add``/``scatter_max``/``scatter_min`` (atomic updates,
+  so duplicates combine as in ``numpy.add.at``);
+* ``sort``/``argsort`` take NumPy's ``kind`` (CuPy's sorts are always stable and reject it);
+* ``lexsort`` sorts along any axis with any number of keys (CuPy's takes no ``axis``).
+
+It also carries ``fungrad_overrides``: primitive name -> impl, for the primitives whose
+NumPy code does not suit the device (one generated kernel instead of many small ones).
+Nothing here imports CuPy, so it is tested with NumPy standing in.
+"""
+from __future__ import annotations
+
+import types
+from typing import Any, Callable
+
+
+class AtUfunc:
+    """A ufunc whose ``.at(a, index, values)`` is ``at`` (everything else is the ufunc's)."""
+
+    def __init__(self, ufunc: Any, at: Callable[[Any, Any, Any], None]) -> None:
+        self._ufunc = ufunc
+        self.at = at
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ufunc(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ufunc, name)
+
+
+def lexsort(xp: Any, keys: Any, axis: int = -1) -> Any:
+    """``numpy.lexsort`` along ``axis`` (last key primary) by stable argsorts, least
+    significant key first: each pass keeps the order of equal keys from the one before."""
+    perm = None
+    for key in keys:
+        if perm is None:
+            perm = xp.argsort(key, axis=axis, kind="stable")
+        else:
+            ordered = xp.take_along_axis(key, perm, axis=axis)
+            perm = xp.take_along_axis(perm, xp.argsort(ordered, axis=axis, kind="stable"),
+                                      axis=axis)
+    return perm
+
+
+class Namespace(types.ModuleType):
+    """``module`` with ``replaced`` names (and ``fungrad_overrides``) put in front of it.
+
+    Its ``__name__`` is the module's, so caches and fusers keyed by the backend's name
+    (``"cupy"``) see the same backend."""
+
+    def __init__(self, module: Any, replaced: dict[str, Any],
+                 overrides: dict[str, Callable[..., Any]]) -> None:
+        super().__init__(module.__name__)
+        self._module = module
+        self.__dict__.update(replaced)
+        self.fungrad_overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def device_namespace(module: Any, scatter: dict[str, Callable[[Any, Any, Any], None]],
+                     overrides: dict[str, Callable[..., Any]]) -> Namespace:
+    """``module`` (CuPy) with the replacements listed in this module's docstring;
+    ``scatter`` maps ufunc names to their ``at`` functions."""
+    def sort(a: Any, axis: int = -1, kind: str | None = None) -> Any:
+        return module.sort(a, axis=axis)
+
+    def argsort(a: Any, axis: int = -1, kind: str | None = None) -> Any:
+        return module.argsort(a, axis=axis)
+
+    replaced: dict[str, Any] = {name: AtUfunc(getattr(module, name), at)
+                                for name, at in scatter.items()}
+    replaced.update(sort=sort, argsort=argsort,
+                    lexsort=lambda keys, axis=-1: lexsort(ns, keys, axis))
+    ns = Namespace(module, replaced, overrides)
+    return ns
+
+
+def impl_for(xp: Any, name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
+    """The implementation of primitive ``name`` on backend ``xp``: its override, else
+    ``impl`` (NumPy has no overrides)."""
+    overrides = getattr(xp, "fungrad_overrides", None)
+    return impl if overrides is None else overrides.get(name, impl)
