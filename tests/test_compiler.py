@@ -10,8 +10,7 @@ import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax
 from fungrad._core import core
-from fungrad.compiler import blocked, codegen, fusion, parallel, passes
-from fungrad.transforms import jit_primitive as jit_module
+from fungrad.compiler import blocked, control_flow, fusion, parallel, passes, pipeline
 from harness import peak_traced_bytes, tol
 
 RNG = np.random.default_rng(0)
@@ -27,7 +26,7 @@ def run_eager(closed, *args):
 
 
 def run_compiled(closed, *args, **kw):
-    exe = codegen.compile_jaxpr(closed, **kw)
+    exe = pipeline.compile_jaxpr(closed, **kw)
     return [np.asarray(o) for o in exe(*[np.asarray(a) for a in args])], exe
 
 
@@ -221,7 +220,7 @@ def test_peak_memory_of_a_chain_stays_flat():
         for _ in range(10):
             x = lax.exp(lax.sin(x) * 0.5)  # 30 ops, 30 MiB if every result were kept
         return x
-    exe = codegen.compile_jaxpr(jaxpr_of(chain, x))
+    exe = pipeline.compile_jaxpr(jaxpr_of(chain, x))
     buf = np.asarray(x)
     exe(buf)
     peak, _ = peak_traced_bytes(lambda: exe(buf))
@@ -258,10 +257,10 @@ def test_dynamic_update_slice_in_place_when_operand_dies():
 def test_donated_input_is_updated_in_place():
     closed = jaxpr_of(lambda c, u: lax.dynamic_update_slice(c, u, (3, 0)), BIG, fnp.ones((1, 64)))
     cache = np.array(BIG)
-    exe = codegen.compile_jaxpr(closed, donated=(True, False))
+    exe = pipeline.compile_jaxpr(closed, donated=(True, False))
     out = exe(cache, np.ones((1, 64), np.float32))[0]
     assert out is cache and cache[3, 0] == 1.0
-    exe = codegen.compile_jaxpr(closed, donated=(False, False))
+    exe = pipeline.compile_jaxpr(closed, donated=(False, False))
     cache = np.array(BIG)
     out = exe(cache, np.ones((1, 64), np.float32))[0]
     assert out is not cache and cache[3, 0] != 1.0
@@ -351,7 +350,7 @@ def test_blocked_kernels_equal_unfused_code_bit_for_bit(make_operands, f, monkey
 def test_blocked_kernel_writes_into_a_given_buffer_or_a_new_one(monkeypatch):
     monkeypatch.setattr(blocked, "MIN_SIZE", 1)
     x = np.asarray(RNG.uniform(-1, 1, (300, 200)).astype(np.float32))
-    exe = codegen.compile_jaxpr(jaxpr_of(_chain, x))
+    exe = pipeline.compile_jaxpr(jaxpr_of(_chain, x))
     [eqn] = exe.jaxpr.eqns
     kernel = eqn.params["kernel"]
     want = exe(x)[0]
@@ -423,7 +422,7 @@ def test_unregistered_primitives_run_their_impl():
 
 def test_control_flow_bodies_compile_after_a_few_runs():
     body = jaxpr_of(lambda c: [lax.sin(c) * 2.0], X23)
-    runner = jit_module._SubjaxprRunner(body)
+    runner = control_flow.SubjaxprRunner(body)
     outs = [runner(np, [np.asarray(X23)]) for _ in range(runner.INTERPRETED_CALLS + 1)]
     assert runner.exe is not None
     assert_close([np.asarray(o[0]) for o in outs[-1:]], [np.asarray(outs[0][0])])

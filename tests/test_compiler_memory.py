@@ -12,7 +12,7 @@ import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax
 from fungrad._core import core
-from fungrad.compiler import codegen, memory
+from fungrad.compiler import memory, pipeline
 from harness import peak_traced_bytes, tol
 
 RNG = np.random.default_rng(1)
@@ -22,7 +22,7 @@ BIG2 = RNG.uniform(-1, 1, (256, 64)).astype(np.float32)
 
 def compile_fn(f, *args, **kw):
     closed = fungrad.make_jaxpr(f)(*[fnp.asarray(a) for a in args])
-    return closed, codegen.compile_jaxpr(closed, **kw)
+    return closed, pipeline.compile_jaxpr(closed, **kw)
 
 
 def eager(closed, *args):

@@ -9,7 +9,7 @@ import fungrad
 import fungrad.numpy as fnp
 from fungrad import lax
 from fungrad._core import core
-from fungrad.compiler import codegen, parallel
+from fungrad.compiler import parallel, pipeline
 from harness import tol
 
 RNG = np.random.default_rng(2)
@@ -36,7 +36,7 @@ def _compile(f, args, donated=None, enabled=True, monkeypatch=None):
     monkeypatch.setattr(parallel, "ENABLED", enabled)
     monkeypatch.setattr(parallel, "MIN_WORK", 1)
     closed = fungrad.make_jaxpr(f)(*[fungrad.tree.map(fnp.asarray, a) for a in args])
-    return closed, codegen.compile_jaxpr(closed, donated)
+    return closed, pipeline.compile_jaxpr(closed, donated)
 
 
 def _flat(args):
@@ -98,7 +98,7 @@ def test_no_split_across_matmuls_effects_or_small_work(monkeypatch):
         assert "parallel" not in exe.as_text()
     monkeypatch.setattr(parallel, "MIN_WORK", 1 << 40)
     closed = fungrad.make_jaxpr(lambda x: (lax.exp(x) * 2.0, lax.tanh(x) - 1.0))(fnp.asarray(x))
-    assert "parallel" not in codegen.compile_jaxpr(closed).as_text()
+    assert "parallel" not in pipeline.compile_jaxpr(closed).as_text()
 
 
 def test_tail_after_the_last_matmul_is_split(monkeypatch):

@@ -14,7 +14,7 @@ import pytest
 import fungrad
 import fungrad.numpy as fnp
 from fungrad import errors, lax
-from fungrad.compiler import codegen
+from fungrad.compiler import pipeline
 from harness import GRAD_TOL, assert_same, to_fg, to_jax
 
 RNG = np.random.default_rng(0)
@@ -110,8 +110,8 @@ def test_grad_of_jit_traces_and_compiles_once(monkeypatch):
     f = Counter(lambda x: fnp.sum(fnp.sin(x) ** 2))
     jf = fungrad.jit(f)
     compiled = []
-    real = codegen.compile_jaxpr
-    monkeypatch.setattr(codegen, "compile_jaxpr",
+    real = pipeline.compile_jaxpr
+    monkeypatch.setattr(pipeline, "compile_jaxpr",
                         lambda *a, **k: compiled.append(1) or real(*a, **k))
     g = fungrad.grad(jf)
     g(fnp.ones(3))

@@ -3,23 +3,30 @@
 Walks the registry of primitives (``core.primitives()``) after importing every fungrad
 module, and checks each primitive for an implementation, a shape/dtype rule, a JVP
 (``ad.def_nondiff`` for zero tangents, or ``ad.def_no_jvp`` declaring why it has none), a
-batching rule (or ``batching.def_no_batch`` declaring why not), and compiled code: a
-specialised lowering or the generic call of its impl. Primitives with a transpose rule are
-the linear ones: ``ad.deflinear``/``defbilinear``/``def_transpose`` declare them, and they
-need a JVP and a batching rule like every other. A failure lists the missing rules by
-primitive name.
+batching rule (or ``batching.def_no_batch`` declaring why not), and compiled code: the
+lowerings it declares (``fungrad._core.lowering``) or, the declared fallback, the generic call
+of its impl. Primitives with a transpose rule are the linear ones:
+``ad.deflinear``/``defbilinear``/``def_transpose`` declare them, and they need a JVP and a
+batching rule like every other. A failure lists the missing rules by primitive name.
+
+The lowering declarations are checked too: each is well formed, and every elementwise one
+(a NumPy ufunc called directly) gives the impl's results bit for bit on every dtype the
+primitive accepts.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 
 import numpy as np
 import pytest
 
 import fungrad
-from fungrad._core import core
-from fungrad.compiler import lowering
+from fungrad._core import core, lowering
+from fungrad._core.core import ShapedArray
+from fungrad.compiler import pipeline
+from fungrad.compiler.lowering import DEFAULT, lowering_for
 from fungrad.compiler.parallel import parallel_p
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import ad, batching
@@ -34,8 +41,8 @@ def _all_primitives() -> list[core.Primitive]:
 def _missing(prim: core.Primitive) -> list[str]:
     missing = []
     if prim.impl is None:
-        missing.append("implementation" if prim.name in lowering.lowered_names()
-                       else "implementation (and so compiled code)")
+        missing.append("implementation" if lowering.lowerings(prim)
+                       else "implementation (and so compiled code: no lowering is declared)")
     if prim.abstract_eval is None:
         missing.append("shape/dtype rule")
     if not ad.has_jvp(prim) and ad.no_jvp_reason(prim) is None:
@@ -69,10 +76,97 @@ def test_declarations_only_where_no_rule():
     assert not both, f"primitives with both a rule and a declaration that they have none: {both}"
 
 
-def test_lowerings_name_existing_primitives():
-    names = {p.name for p in _all_primitives()}
-    stale = sorted(lowering.lowered_names() - names)
-    assert not stale, f"lowerings registered for primitives that do not exist: {stale}"
+def test_lowering_declarations_are_well_formed():
+    prims = _all_primitives()
+    lowered = lowering.lowered_primitives()
+    assert {"add", "dot_general", "select_n", "cond", "fused_blocks"} <= {p.name for p in lowered}
+    unknown = sorted(p.name for p in lowered if p not in prims)
+    assert not unknown, f"lowerings declared for unregistered primitives: {unknown}"
+    bad = []
+    for prim in lowered:
+        for low in lowering.lowerings(prim):
+            if low.out not in (None, "any", "separate") and not isinstance(low.out, int):
+                bad.append(f"{prim.name}: out={low.out!r}")
+            if low.out is not None and not low.fresh:  # the memory plan writes only fresh buffers
+                bad.append(f"{prim.name}: out={low.out!r} without fresh=True")
+            if (low.numexpr is not None or low.elementwise) and prim.multiple_results:
+                bad.append(f"{prim.name}: elementwise with several results")
+        if lowering.lowerings(prim)[-1].when is not None and prim.impl is None:
+            bad.append(f"{prim.name}: guarded lowerings and no impl to fall back on")
+    assert not bad, "malformed lowering declarations:\n  " + "\n  ".join(bad)
+
+
+_DTYPES = [np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.int32, np.uint8,
+                                 np.int8, np.bool_)]
+
+
+def _sample(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Values covering signs, zero and fractions (integers small enough not to overflow)."""
+    if dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        return rng.integers(0 if dtype.kind == "u" else -4, 5, shape).astype(dtype)
+    x = rng.standard_normal(shape) * 2
+    x[..., 0] = 0
+    if dtype.kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def _operand_count(prim: core.Primitive) -> int | None:
+    """The number of operands of a parameter-free impl ``(xp, x, ...)``, else None."""
+    params = list(inspect.signature(prim.impl).parameters.values())[1:]
+    plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+    return len(params) if plain and params else None
+
+
+def _accepted_avals(prim: core.Primitive) -> list[tuple[ShapedArray, ...]]:
+    """Operand types the shape rule accepts (two operands also broadcasting), per dtype."""
+    n = _operand_count(prim)
+    shapes = [((3, 4),) * n] + ([((3, 4), (4,))] if n == 2 else []) if n else []
+    found = []
+    for dtype in _DTYPES:
+        for s in shapes:
+            avals = tuple(ShapedArray(shape, dtype) for shape in s)
+            try:
+                prim.abstract_eval(*avals)
+            except TypeError:
+                continue
+            found.append(avals)
+    return found
+
+
+def test_elementwise_lowerings_compute_the_impl_bit_for_bit():
+    """Every parameter-free primitive with an elementwise (ufunc) lowering, on every dtype
+    it accepts: the compiled equation returns what the impl returns, dtype and bits. (Those
+    with params, ``integer_pow``, ``convert_element_type``, ``select_n``, are covered by the
+    compiler's random programs.)"""
+    rng = np.random.default_rng(0)
+    prims = [p for p in lowering.lowered_primitives()
+             if _operand_count(p) and any(low.elementwise for low in lowering.lowerings(p))]
+    checked, differ, never_used = set(), [], []
+    for prim in prims:
+        used = False
+        for avals in _accepted_avals(prim):
+            xs = [_sample(rng, a.shape, a.dtype) for a in avals]
+            closed = fungrad.make_jaxpr(prim.bind)(*xs)
+            (eqn,) = closed.jaxpr.eqns
+            if lowering_for(eqn) is DEFAULT:
+                continue
+            used = True
+            exe = pipeline.compile_jaxpr(closed, optimize=False, fuse=False)
+            with np.errstate(all="ignore"):
+                want = np.asarray(prim.impl(np, *xs))
+                (got,) = exe(*xs)
+            checked.add(prim.name)
+            if got.dtype != want.dtype or not np.array_equal(got.view(np.uint8),
+                                                              want.view(np.uint8)):
+                differ.append(f"{prim.name}{[a.str_short() for a in avals]}")
+        if not used:
+            never_used.append(prim.name)
+    assert {"add", "sub", "mul", "div", "exp", "tanh", "eq", "and", "abs", "square"} <= checked
+    assert not differ, f"compiled elementwise lowerings differ from the impl: {differ}"
+    assert not never_used, f"elementwise lowerings no equation ever uses: {never_used}"
 
 
 def test_a_declared_exception_names_its_reason():

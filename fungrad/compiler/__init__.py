@@ -2,13 +2,18 @@
 Python code generation, turning a ``ClosedJaxpr`` into one fast Python function
 over backend buffers.
 
-Pipeline (``compile_jaxpr``): ``passes.optimize`` (inline nested calls,
+Pipeline (``pipeline.compile_jaxpr``): ``passes.optimize`` (inline nested calls,
 simplify, fold constants, CSE, DCE) -> ``fusion.fuse`` (elementwise chains ->
-kernels) -> ``memory.plan_memory`` (free early, reuse dead buffers, in-place
-updates) -> ``codegen.generate`` (one line per equation via ``lowering``).
+kernels) -> ``parallel.split`` (an independent tail on two threads) ->
+``codegen.compile_function`` (one line per equation from the lowerings the
+primitives declare, ``fungrad._core.lowering``; ``memory.plan_memory`` frees
+early, reuses dead buffers, updates in place). Importing the package also makes
+control-flow bodies run compiled (``control_flow``).
 """
-from fungrad.compiler.codegen import Executable, compile_jaxpr
-from fungrad.compiler.lowering import def_lowering
+from fungrad._core.lowering import def_lowering, def_ufunc
+from fungrad.compiler import control_flow  # noqa: F401 - installs the body runner, cond lowering
 from fungrad.compiler.passes import optimize, register_inline
+from fungrad.compiler.pipeline import Executable, compile_jaxpr
 
-__all__ = ["Executable", "compile_jaxpr", "def_lowering", "optimize", "register_inline"]
+__all__ = ["Executable", "compile_jaxpr", "def_lowering", "def_ufunc", "optimize",
+           "register_inline"]

@@ -7,7 +7,7 @@ ufunc calls as unfused code (so the same results, bit for bit), but on operands
 small enough to stay in the L2 cache, so each operand is read from memory once
 and the intermediates never leave the cache.
 
-The block body is ordinary generated code (``codegen.compile_jaxpr`` of the group
+The block body is ordinary generated code (``codegen.compile_function`` of the group
 with block-sized types): its intermediates live in its arena, its result is written
 into the block of the output. Operands are viewed as ``(rows, *rest)``: the result's
 leading axes are merged into rows and split into blocks, and an operand either
@@ -26,13 +26,11 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, ShapedArray, Var
-from fungrad.compiler.lowering import DEFAULT, UFUNCS, kernel_primitive, lowering_for
+from fungrad.compiler.codegen import compile_function
+from fungrad.compiler.lowering import kernel_primitive, lowering_for
 
 BLOCK_ELEMS = 16384   # elements of the result per block (64 KiB of float32)
 MIN_SIZE = 1 << 20    # results smaller than this stay unfused
-
-# Primitives a block body may contain (those with a specialised elementwise lowering).
-_ELEMENTWISE = set(UFUNCS) | {"square", "integer_pow", "select_n", "convert_element_type"}
 
 
 # The kernel writes its output after reading each block of its operands: never in place.
@@ -40,12 +38,12 @@ fused_blocks_p = kernel_primitive("fused_blocks", out="separate")
 
 
 def fusible(eqn: JaxprEqn) -> bool:
-    """An elementwise equation with a specialised lowering and a large enough result."""
-    if eqn.primitive.name not in _ELEMENTWISE or len(eqn.outvars) != 1:
+    """An equation whose lowering is declared ``elementwise``, with a large enough result."""
+    if len(eqn.outvars) != 1:
         return False
     out = eqn.outvars[0].aval
     return out.size >= MIN_SIZE and out.dtype.isbuiltin == 1 and \
-        all(a.aval.dtype.isbuiltin == 1 for a in eqn.invars) and lowering_for(eqn) is not DEFAULT
+        all(a.aval.dtype.isbuiltin == 1 for a in eqn.invars) and lowering_for(eqn).elementwise
 
 
 def same_group(eqn: JaxprEqn, root: JaxprEqn) -> bool:
@@ -101,9 +99,8 @@ def _block_body(eqns: list[JaxprEqn], inputs: list[Var], padded: list[tuple], sp
         new_eqns.append(JaxprEqn(e.primitive, [env.get(a, a) if type(a) is Var else a
                                                for a in e.invars], [env[out]], e.params))
     jaxpr = Jaxpr([], [env[v] for v in inputs], [env[eqns[-1].outvars[0]]], new_eqns)
-    from fungrad.compiler.codegen import compile_jaxpr
-    return compile_jaxpr(ClosedJaxpr(jaxpr, []), xp=xp, name="block", optimize=False, fuse=False,
-                         out_args=True).fn
+    body, _ = compile_function(ClosedJaxpr(jaxpr, []), None, xp, "block", out_args=True)
+    return body
 
 
 def _kernel(xp: Any, shape: tuple, dtype: np.dtype, rows_shape: tuple, views: list[tuple],

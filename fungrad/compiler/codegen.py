@@ -65,28 +65,6 @@ class _Context:
 PREBROADCAST_MAX = 4096
 
 
-class Executable:
-    """A compiled jaxpr: ``executable(*buffers) -> list of buffers``."""
-    __slots__ = ("fn", "source", "jaxpr", "in_avals", "out_avals", "donated", "name")
-
-    def __init__(self, fn: Callable, source: str, jaxpr: ClosedJaxpr, in_avals: list,
-                 out_avals: list, donated: tuple, name: str) -> None:
-        self.fn = fn
-        self.source = source
-        self.jaxpr = jaxpr
-        self.in_avals = in_avals
-        self.out_avals = out_avals
-        self.donated = donated
-        self.name = name
-
-    def __call__(self, *buffers: Any) -> list:
-        return self.fn(*buffers)
-
-    def as_text(self) -> str:
-        """The optimised jaxpr this executable runs."""
-        return str(self.jaxpr)
-
-
 def _py_name(name: str) -> str:
     return name + "_" if keyword.iskeyword(name) or name in ("True", "False", "None") else name
 
@@ -240,26 +218,16 @@ def compile_source(source: str, namespace: dict[str, Any], name: str) -> Callabl
     return scope[fn_name]
 
 
-def compile_jaxpr(closed: ClosedJaxpr, donated: Sequence[bool] | None = None, xp: Any = np,
-                  name: str = "jitted", optimize: bool = True, fuse: bool = True,
-                  out_args: bool = False) -> Executable:
-    """Optimise, fuse, split off a parallel tail and generate code for ``closed``; return
-    the executable (with ``out_args``, it also takes a buffer per output to write it into).
-    ``fuse=False`` also keeps the program on one thread."""
-    from fungrad.compiler import fusion, parallel, passes
-    in_avals = list(closed.in_avals)
-    out_avals = list(closed.out_avals)
-    donated = tuple(donated) if donated is not None else (False,) * len(in_avals)
-    opt = passes.optimize(closed) if optimize else closed
-    if fuse:
-        opt = fusion.fuse(opt, xp)
-        opt = parallel.split(opt, donated, xp, lambda sub, flags: compile_jaxpr(
-            sub, flags, xp, f"{name}_part", optimize=False, fuse=False))
-    source, namespace = generate(opt, donated, xp, name, out_args)
+def compile_function(closed: ClosedJaxpr, donated: Sequence[bool] | None, xp: Any, name: str,
+                     out_args: bool = False) -> tuple[Callable, str]:
+    """Generate the code of ``closed`` as it is (no optimisation, no fusion) and return the
+    function with its source; with ``out_args`` it also takes a buffer per output to write
+    the output into. Set ``FUNGRAD_PRINT_CODE=1`` to print the source."""
+    donated = tuple(donated) if donated is not None else (False,) * len(closed.jaxpr.invars)
+    source, namespace = generate(closed, donated, xp, name, out_args)
     if os.environ.get("FUNGRAD_PRINT_CODE", "0") not in ("0", "", "false"):
         print(f"# fungrad: generated code for {name}\n{source}", file=sys.stdout)
-    fn = compile_source(source, namespace, name)
-    return Executable(fn, source, opt, in_avals, out_avals, donated, name)
+    return compile_source(source, namespace, name), source
 
 
-__all__ = ["Executable", "compile_jaxpr", "generate"]
+__all__ = ["compile_function", "generate"]

@@ -41,7 +41,7 @@ import numpy as np
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, ShapedArray, Var
 from fungrad.compiler import blocked
-from fungrad.compiler.lowering import kernel_primitive
+from fungrad.compiler.lowering import kernel_primitive, lowering_for
 
 try:
     import numexpr
@@ -80,53 +80,32 @@ fused_elementwise_p = kernel_primitive("fused_elementwise", out="any")
 
 # --------------------------------------------------------------------------- numexpr expressions
 
-def _fmt(template: str) -> Callable[..., str]:
-    return lambda eqn, *a: template.format(*a)
-
-
-def _int_pow(eqn, a):
-    return "(" + " * ".join([a] * eqn.params["y"]) + ")"
-
-
-# prim name -> expression builder over operand expressions
-_NUMEXPR_OPS: dict[str, Callable[..., str]] = {
-    "add": _fmt("({} + {})"), "add_any": _fmt("({} + {})"), "sub": _fmt("({} - {})"),
-    "mul": _fmt("({} * {})"), "div": _fmt("({} / {})"), "neg": _fmt("(-{})"),
-    "square": _fmt("({0} * {0})"), "integer_pow": _int_pow,
-    "max": _fmt("where(({0} >= {1}) | ({0} != {0}), {0}, {1})"),
-    "min": _fmt("where(({0} <= {1}) | ({0} != {0}), {0}, {1})"),
-    "select_n": _fmt("where({0}, {2}, {1})"),
-    "eq": _fmt("({} == {})"), "ne": _fmt("({} != {})"), "lt": _fmt("({} < {})"),
-    "le": _fmt("({} <= {})"), "gt": _fmt("({} > {})"), "ge": _fmt("({} >= {})"),
-    **{name: _fmt(fn + "({})") for name, fn in [
-        ("exp", "exp"), ("log", "log"), ("sqrt", "sqrt"), ("sin", "sin"), ("cos", "cos"),
-        ("tan", "tan"), ("tanh", "tanh"), ("sinh", "sinh"), ("cosh", "cosh"),
-        ("expm1", "expm1"), ("log1p", "log1p"), ("abs", "abs"), ("asin", "arcsin"),
-        ("acos", "arccos"), ("atan", "arctan")]},
-}
-
-
-# Without Intel VML numexpr evaluates these through scalar libm calls, 20x slower
-# than NumPy's SIMD loops (tanh: 75 ns vs 3.5 ns per element); they stay ufuncs.
-_TRANSCENDENTAL = {"exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "expm1", "log1p",
-                   "asin", "acos", "atan"}
+# numexpr functions that, without Intel VML, it evaluates through scalar libm calls, 20x
+# slower than NumPy's SIMD loops (tanh: 75 ns vs 3.5 ns per element): equations using them
+# stay ufuncs.
+_LIBM = frozenset({"exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "expm1", "log1p",
+                   "arcsin", "arccos", "arctan"})
 
 
 def _fusible(eqn: JaxprEqn) -> bool:
-    name = eqn.primitive.name
-    if name not in _NUMEXPR_OPS or len(eqn.outvars) != 1:
-        return False
-    if name in _TRANSCENDENTAL and not getattr(numexpr, "use_vml", False):
+    """An equation whose lowering declares a numexpr expression, over float32/float64
+    operands (boolean masks too, for a floating result), with a result numexpr may take."""
+    if len(eqn.outvars) != 1:
         return False
     out = eqn.outvars[0].aval
     if not 0 < out.size <= FUSE_MAX_SIZE:
         return False
-    if name == "integer_pow" and eqn.params["y"] not in (2, 3, 4):
+    masks_ok = out.dtype in _FLOATS
+    if not all(a.aval.dtype in _FLOATS or masks_ok and a.aval.dtype == np.bool_
+               for a in eqn.invars):
         return False
-    if name == "select_n":
-        return len(eqn.invars) == 3 and eqn.invars[0].aval.dtype == np.bool_ and \
-            eqn.invars[1].aval.dtype in _FLOATS
-    return all(a.aval.dtype in _FLOATS for a in eqn.invars)
+    build = lowering_for(eqn).numexpr
+    if build is None:
+        return False
+    if getattr(numexpr, "use_vml", False):
+        return True
+    expr = build(eqn, *[f"i{k}" for k in range(len(eqn.invars))])
+    return _LIBM.isdisjoint(re.findall(r"(\w+)\(", expr))
 
 
 # --------------------------------------------------------------------------- grouping
@@ -232,7 +211,7 @@ def _build_kernels(eqns: list[JaxprEqn]) -> list[JaxprEqn] | None:
         return compiled is not None
 
     for eqn in eqns:
-        build = _NUMEXPR_OPS[eqn.primitive.name]
+        build = lowering_for(eqn).numexpr
         marks = build(eqn, *[f"<{k}>" for k in range(len(eqn.invars))])
         args = []
         for k, a in enumerate(eqn.invars):

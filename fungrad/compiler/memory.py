@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Sequence
 
 from fungrad._core.core import Jaxpr, JaxprEqn, ShapedArray, Var
-from fungrad.compiler.lowering import Lowering
+from fungrad._core.lowering import Lowering
 from fungrad.compiler.passes import eqn_has_effects
 
 # Buffers smaller than this are not worth deleting early. (All sizes are recycled: even

@@ -25,11 +25,11 @@ threads are not worth waking.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Primitive, Var
+from fungrad.compiler.codegen import compile_function
 from fungrad.compiler.lowering import declare_compiled_only
 from fungrad.compiler.passes import eqn_has_effects, sub_jaxprs
 
@@ -139,11 +139,11 @@ def _tail_start(eqns: list[JaxprEqn]) -> int:
 
 # --------------------------------------------------------------------------- the transformation
 
-def split(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any,
-          compile_fn: Callable[..., Any]) -> ClosedJaxpr:
+def split(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str) -> ClosedJaxpr:
     """``closed`` with its parallel tail (if any) replaced by one ``parallel`` equation.
 
-    ``compile_fn(closed, donated)`` compiles a component into an executable.
+    Each component is compiled as it is (``{name}_part``), writing in place only into the
+    donated inputs (``donated``) that nothing else reads.
     """
     j = closed.jaxpr
     if not ENABLED or getattr(xp, "__name__", "") != "numpy" or not j.eqns:
@@ -181,11 +181,11 @@ def split(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any,
                                  if type(a) is Var and a not in defined))
         outs = [v for v in outputs if v in defined]
         sub = ClosedJaxpr(Jaxpr([], ins, outs, comp), [])
-        exe = compile_fn(sub, [v in donatable for v in ins])
+        fn, _ = compile_function(sub, [v in donatable for v in ins], xp, f"{name}_part")
         for v in ins:
             if v not in inputs:
                 inputs.append(v)
-        tasks.append((exe.fn, [inputs.index(v) for v in ins], [outputs.index(v) for v in outs]))
+        tasks.append((fn, [inputs.index(v) for v in ins], [outputs.index(v) for v in outs]))
     runner = _Runner(tasks, len(outputs))
     eqn = JaxprEqn(parallel_p, inputs, outputs, {"runner": runner, "n_out": len(outputs)})
     return ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.outvars, head + [eqn]), closed.consts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fungrad._core import lowering
 from fungrad.interpreters import ad
 from fungrad.lax._prim import INT, INT_OR_BOOL
 from fungrad.lax._ops import binop, unop
@@ -26,21 +27,25 @@ not_p, bitwise_not = unop("not", lambda xp, x: xp.invert(x), INT_OR_BOOL,
                           "Elementwise bitwise NOT, logical NOT on booleans "
                           "(``jax.lax.bitwise_not``).", op_name="bitwise_not")
 ad.def_nondiff(not_p)
+lowering.def_ufunc(not_p, "invert")
 
 and_p, bitwise_and = binop("and", lambda xp, x, y: xp.bitwise_and(x, y), INT_OR_BOOL,
                            "Elementwise bitwise AND, logical AND on booleans "
                            "(``jax.lax.bitwise_and``).", op_name="bitwise_and")
 ad.def_nondiff(and_p)
+lowering.def_ufunc(and_p, "bitwise_and")
 
 or_p, bitwise_or = binop("or", lambda xp, x, y: xp.bitwise_or(x, y), INT_OR_BOOL,
                          "Elementwise bitwise OR, logical OR on booleans "
                          "(``jax.lax.bitwise_or``).", op_name="bitwise_or")
 ad.def_nondiff(or_p)
+lowering.def_ufunc(or_p, "bitwise_or")
 
 xor_p, bitwise_xor = binop("xor", lambda xp, x, y: xp.bitwise_xor(x, y), INT_OR_BOOL,
                            "Elementwise bitwise XOR, logical XOR on booleans "
                            "(``jax.lax.bitwise_xor``).", op_name="bitwise_xor")
 ad.def_nondiff(xor_p)
+lowering.def_ufunc(xor_p, "bitwise_xor")
 
 
 # --------------------------------------------------------------------------- shifts

@@ -28,7 +28,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
-from fungrad.compiler import codegen
+from fungrad.compiler import pipeline
 from fungrad.config import config
 from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
@@ -146,7 +146,7 @@ class _Entry:
         self.description = description
         self.direct = False
 
-    def executable(self) -> codegen.Executable:
+    def executable(self) -> pipeline.Executable:
         if self.exe is None:
             self.exe = get_executable(self.closed, np, self.donated if self.donate_any else None,
                                       self.name)

@@ -17,8 +17,6 @@ transformation:
 
 Jaxprs derived by these rules are cached on the jaxpr they come from, so the
 second ``grad(jit(f))(x)`` traces nothing inside ``f`` and compiles nothing.
-The bodies of cond/scan/while run through ``_SubjaxprRunner``: interpreted for
-their first calls, compiled after that.
 """
 from __future__ import annotations
 
@@ -29,12 +27,10 @@ import numpy as np
 
 from fungrad._core import core, dtypes
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
-from fungrad.compiler import codegen, passes
-from fungrad.compiler.lowering import def_lowering
+from fungrad.compiler import passes, pipeline
 from fungrad.errors import UnexpectedTracerError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
-from fungrad.lax.control_flow import common as control_flow_common
 
 __all__ = ["jit_p", "get_executable", "call_jit", "as_buffer"]
 
@@ -47,7 +43,7 @@ _executables: "weakref.WeakKeyDictionary[ClosedJaxpr, dict]" = weakref.WeakKeyDi
 
 
 def get_executable(closed: ClosedJaxpr, xp: Any = np, donated: tuple | None = None,
-                   name: str = "jit") -> codegen.Executable:
+                   name: str = "jit") -> pipeline.Executable:
     """The compiled form of ``closed`` for backend ``xp`` (compiled once, then cached)."""
     table = _executables.get(closed)
     if table is None:
@@ -55,7 +51,7 @@ def get_executable(closed: ClosedJaxpr, xp: Any = np, donated: tuple | None = No
     key = (xp.__name__, donated)
     exe = table.get(key)
     if exe is None:
-        exe = table[key] = codegen.compile_jaxpr(closed, donated, xp, name)
+        exe = table[key] = pipeline.compile_jaxpr(closed, donated, xp, name)
     return exe
 
 
@@ -216,45 +212,3 @@ pe.def_partial_eval(jit_p, _jit_partial_eval)
 ad.def_transpose(jit_p, _jit_transpose)
 batching.def_collective(jit_p, _jit_batch)  # needs the trace: vmap's axis name reaches the body
 passes.register_inline(jit_p, lambda params: params["jaxpr"])
-
-
-# --------------------------------------------------------------------------- control-flow bodies
-
-class _SubjaxprRunner:
-    """Runs a cond/scan/while body: interpreted for its first calls, compiled after that
-    (one-off loops do not pay for compilation; long loops run compiled code)."""
-    INTERPRETED_CALLS = 2
-    __slots__ = ("closed", "calls", "exe")
-
-    def __init__(self, closed: ClosedJaxpr) -> None:
-        self.closed = closed
-        self.calls = 0
-        self.exe = None
-
-    def __call__(self, xp: Any, args: Sequence[Any]) -> list:
-        if self.exe is not None and self.exe[0] is xp:
-            return self.exe[1](*args)
-        self.calls += 1
-        if self.calls <= self.INTERPRETED_CALLS:
-            return control_flow_common._interpret(self.closed, xp, args)
-        fn = codegen.compile_jaxpr(self.closed, None, xp, "body").fn
-        self.exe = (xp, fn)
-        return fn(*args)
-
-
-control_flow_common.set_jaxpr_compiler(_SubjaxprRunner)
-
-
-def _cond_lowering(ctx, eqn, args, out):
-    """``cond`` in compiled code: the clamped index picks a branch runner directly (the
-    impl's semantics without the per-call lookups of ``run_jaxpr``)."""
-    runners = [_SubjaxprRunner(b) for b in eqn.params["branches"]]
-    last, xp = len(runners) - 1, ctx.xp
-
-    def cond(index, *ops):
-        i = int(index)
-        return runners[0 if i < 0 else (i if i < last else last)](xp, ops)
-    return f"{ctx.const(cond, 'cond')}({', '.join(args)})"
-
-
-def_lowering("cond", _cond_lowering)
