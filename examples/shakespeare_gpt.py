@@ -25,7 +25,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -267,13 +267,14 @@ def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace, seconds: 
 
 
 def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: optim.Schedule,
-               train_step: Any, evaluate: Any, train_data: np.ndarray, stop: StopFlag
+               take_step: Callable[[dict], tuple], evaluate: Any, stop: StopFlag, tokens_per_step: int
                ) -> tuple[str, float | None]:
     """Train from ``state["step"]`` (updating ``state``) until the planned steps are done or
     something stops the run; log every step, evaluate and checkpoint at their intervals.
+    ``take_step(state)`` does one optimiser step and returns the new params and optimiser
+    state, the training loss and the gradient norm.
     Returns why it stopped and the last validation loss (None if none was measured)."""
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
-    tokens_per_step = args.batch_size * args.block_size
     val_loss, reason = None, "done"
     bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True, smoothing=0.1)
     t_session = time.perf_counter()
@@ -281,11 +282,8 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
     with train.MetricsWriter(run_dir) as log:
         while state["step"] < args.steps and reason == "done":
             step = state["step"]
-            x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, step, args.batch_size,
-                             args.block_size)
             t0 = time.perf_counter()
-            params, opt_state, loss, grad_norm = train_step(
-                state["params"], state["opt_state"], x, y, state["dropout_key"], jnp.asarray(step, jnp.uint32))
+            params, opt_state, loss, grad_norm = take_step(state)
             loss = float(loss)
             dt = time.perf_counter() - t0
             state.update(params=params, opt_state=opt_state, step=step + 1,
@@ -332,7 +330,14 @@ def main(argv: list[str] | None = None) -> None:
           f"characters; run directory {run_dir}")
     print(f"training: step {state['step']} -> {args.steps}, {args.batch_size * args.block_size} tokens "
           "per step (Ctrl-C stops with a checkpoint)", flush=True)
-    reason, val_loss = train_loop(args, run_dir, state, schedule, train_step, evaluate, train_data, stop)
+    def take_step(state: dict) -> tuple:
+        x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"], args.batch_size,
+                         args.block_size)
+        return train_step(state["params"], state["opt_state"], x, y, state["dropout_key"],
+                          jnp.asarray(state["step"], jnp.uint32))
+
+    reason, val_loss = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
+                                  args.batch_size * args.block_size)
     if val_loss is None or reason != "done":
         val_loss = evaluate(state["params"])
     train.save_checkpoint(checkpoint, state)
