@@ -233,6 +233,18 @@ def test_greedy_speculative_decoding_equals_greedy_target_decoding():
     assert same == out and s.acceptance_rate == 1.0 and s.target_calls == 4
 
 
+def test_speculative_decoding_ends_when_the_cache_is_full():
+    """A ``max_len`` below prompt + ``max_new_tokens`` ends decoding as ``generate`` does
+    (it wrote past the caches and returned garbage)."""
+    target, draft = tiny_gpt2(10), tiny_gpt2(11, n_layer=1)
+    for max_len in (9, 12):
+        out, _ = speculative_generate(target, draft, [4, 5, 6], max_new_tokens=16, gamma=4, temperature=0,
+                                      max_len=max_len)
+        expected = generate(target, [[4, 5, 6]], max_new_tokens=16, temperature=0)[0][:max_len - 3]
+        assert out == expected and generate(target, [[4, 5, 6]], max_new_tokens=16, temperature=0,
+                                            max_len=max_len)[0] == expected
+
+
 def test_speculative_decoding_needs_attention_caches():
     cfg = mamba.PRESETS["tiny"]
     recurrent = Model(mamba, mamba.init(random.PRNGKey(0), cfg), cfg)

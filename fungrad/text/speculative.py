@@ -85,7 +85,8 @@ def speculative_generate(target: Model, draft: Model, prompt: Sequence[int], *, 
                          cache_dtype: Any = jnp.float32) -> tuple[list[int], SpeculativeStats]:
     """New tokens for ``prompt`` sampled from ``target`` with ``draft`` proposing ``gamma``
     at a time; returns ``(tokens, stats)``. The accept/reject draws use a NumPy generator
-    seeded from ``key``, so a run is reproducible."""
+    seeded from ``key``, so a run is reproducible. As in :func:`generate`, the caches hold
+    ``max_len`` tokens (prompt included) and decoding ends when they are full."""
     if gamma < 1 or max_new_tokens < 1:
         raise ValueError(f"speculative_generate: gamma and max_new_tokens must be >= 1, got {gamma}, {max_new_tokens}")
     if target.cfg.vocab_size != draft.cfg.vocab_size:
@@ -96,6 +97,7 @@ def speculative_generate(target: Model, draft: Model, prompt: Sequence[int], *, 
         raise ValueError("speculative_generate: sampling (temperature > 0) needs a PRNG `key`")
     max_len = max_len or len(prompt) + max_new_tokens + gamma + 1
     (prompt,) = check_prompts([prompt], target.cfg.vocab_size, max_len, "speculative_generate")
+    max_new_tokens = min(max_new_tokens, max_len - len(prompt))   # as generate: it ends when the cache is full
     seed = 0 if key is None else int(np.asarray(random.key_data(key)).ravel()[-1])
     rng = np.random.default_rng(seed)
     big, small = _Runner(target, settings, max_len, cache_dtype), _Runner(draft, settings, max_len, cache_dtype)
