@@ -32,7 +32,7 @@ from fungrad import experimental  # noqa: E402
 from fungrad import errors  # noqa: E402
 from fungrad._core.namespace import public_dir as _public_dir  # noqa: E402
 
-__version__ = "0.1.0"
+from fungrad.version import __version__  # noqa: E402
 
 # The public API: JAX's names (each behaves as its namesake in ``jax``), then the types
 # and libraries fungrad adds (``ShapedArray``, ``Jaxpr``, ``nn``, ``optim``, ``train``).

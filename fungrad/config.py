@@ -47,12 +47,13 @@ class Config:
         self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
         self.num_cpu_devices = _env_num_cpu_devices()
         self.devices_listed = False  # set by the backends once the device list is fixed
-        self._device_hooks: list[Callable[[], Any]] = []
+        self._hooks: dict[str, list[Callable[[], Any]]] = {"default_device": [], "enable_x64": []}
 
-    def on_device_change(self, hook: Callable[[], Any]) -> None:
-        """Call ``hook()`` after every change of ``default_device`` (the backends keep
-        what they derive from it up to date this way)."""
-        self._device_hooks.append(hook)
+    def on_change(self, flag: str, hook: Callable[[], Any]) -> None:
+        """Call ``hook()`` after every change of ``flag`` (``default_device`` or
+        ``enable_x64``): the modules below that derive state from a flag (the backends,
+        the dtype tables) keep it up to date this way, without this module importing them."""
+        self._hooks[flag].append(hook)
 
     def update(self, name: str, value: Any) -> None:
         """Set a flag. Accepts JAX's ``jax_`` prefixed names too."""
@@ -63,9 +64,8 @@ class Config:
         if key not in _BOOL_FLAGS:
             raise ValueError(f"config.update: unknown flag {name!r}")
         setattr(self, key, bool(value))
-        if key == "enable_x64":
-            from fungrad._core import dtypes
-            dtypes._x64_changed()
+        for hook in self._hooks.get(key, ()):
+            hook()
 
     def _update_device_flag(self, name: str, key: str, value: Any) -> None:
         """The device flags: the device list is fixed once listed, as JAX's backends are
@@ -81,11 +81,11 @@ class Config:
         setattr(self, key, value)
         if key == "default_device":
             try:
-                for hook in self._device_hooks:
+                for hook in self._hooks[key]:
                     hook()
             except Exception:  # an unknown device: keep the previous one, report the error
                 self.default_device = previous
-                for hook in self._device_hooks:
+                for hook in self._hooks[key]:
                     hook()
                 raise
 

@@ -21,6 +21,7 @@ from fungrad._core.core import Primitive
 from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
+from fungrad.lax._prim import as_operand
 
 __all__ = ["print", "callback", "debug_callback_p"]
 __dir__ = public_dir(__all__)
@@ -86,7 +87,6 @@ def callback(fn: Callable[..., Any], *args: Any, ordered: bool = False, **kwargs
         full = [next(it_h) if a else next(it_s) for a in is_array]
         call_args, call_kwargs = tree_util.unflatten(treedef, full)
         fn(*call_args, **call_kwargs)
-    from fungrad.lax._prim import as_operand
     debug_callback_p.bind(*[as_operand(x) for x in arrays], callback=flat_callback, batch=())
 
 

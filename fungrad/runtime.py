@@ -20,6 +20,7 @@ from fungrad import tree as tree_util
 from fungrad._core import core
 from fungrad._core.eval import EVAL_TRACE
 from fungrad.config import config
+from fungrad.version import __version__
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
 
@@ -108,8 +109,7 @@ def typeof(x: Any) -> core.ShapedArray:
 
 def print_environment_info(return_string: bool = False) -> str | None:
     """The versions of fungrad, NumPy and Python and the devices, for bug reports."""
-    import fungrad
-    info = (f"fungrad:    {fungrad.__version__}\nnumpy:      {np.__version__}\n"
+    info = (f"fungrad:    {__version__}\nnumpy:      {np.__version__}\n"
             f"python:     {sys.version}\nplatform:   {platform.platform()}\n"
             f"devices:    {backends.devices()}\nenable_x64: {config.enable_x64}\n")
     if return_string:

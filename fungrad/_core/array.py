@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from fungrad import backends
+from fungrad import backends, tree
 from fungrad._core import dtypes
 from fungrad._core.array_methods import ArrayMethods
 from fungrad._core.core import ShapedArray, Tracer
@@ -156,7 +156,6 @@ def device_put(x: Any, device: Any = None, *, src: Any = None, donate: bool = Fa
     """
     del src, donate, may_alias  # accepted for JAX's signature; a copy is always safe here
     target = None if device is None else backends.as_device(device, "device_put")
-    from fungrad import tree
     return tree.map(lambda v: _device_put_leaf(v, target), x)
 
 

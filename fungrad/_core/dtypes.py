@@ -184,6 +184,9 @@ def _x64_changed() -> None:
     _result_type_cached.cache_clear()
 
 
+config.on_change("enable_x64", _x64_changed)
+
+
 def dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
     """The (dtype, weak_type) fungrad gives ``x`` (an array, tracer, scalar or dtype)."""
     if isinstance(x, bool):

@@ -23,6 +23,11 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar
+except ImportError:  # not where this NumPy keeps it: fall back to np.seterr
+    _extobj_contextvar = None
+
 T = TypeVar("T")
 
 
@@ -42,12 +47,10 @@ class _SeterrState:
 
 def _state() -> tuple[Any, Any]:
     """NumPy's error-state variable and its value with every error ignored."""
-    try:
-        from numpy._core._ufunc_config import _extobj_contextvar as var
-    except ImportError:
+    if _extobj_contextvar is None:
         return _SeterrState(), None
     with np.errstate(all="ignore"):
-        return var, var.get()
+        return _extobj_contextvar, _extobj_contextvar.get()
 
 
 STATE, IGNORE = _state()

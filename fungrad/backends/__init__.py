@@ -220,7 +220,7 @@ def refresh_default() -> bool:
     return host_default
 
 
-config.on_device_change(refresh_default)
+config.on_change("default_device", refresh_default)
 
 
 # --------------------------------------------------------------------------- buffers

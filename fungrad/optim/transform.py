@@ -11,6 +11,7 @@ from fungrad import lax, tree
 from fungrad.optim._base import (NO_PARAMS_MSG, EmptyState, GradientTransformation,
                                  ScalarOrSchedule, global_norm, init_empty_state, safe_increment,
                                  tree_cast, zeros_count)
+from fungrad.optim.combine import masked
 
 
 def _abs_sq(x: Any) -> Any:
@@ -259,7 +260,6 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
         return tree.map(lambda g, p: g + s * p, updates, params), new_state
     tx = GradientTransformation(init, update)
     if mask is not None:
-        from fungrad.optim.combine import masked
         return masked(tx, mask)
     return tx
 

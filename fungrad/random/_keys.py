@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from fungrad import tree
+from fungrad import lax, tree
 from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad.lax._prim import as_operand, static_ints
@@ -82,7 +82,6 @@ class PRNGKeyArray:
 
     def reshape(self, *shape: Any) -> "PRNGKeyArray":
         """The same keys arranged in a new key-array ``shape``."""
-        from fungrad import lax
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
         shape = static_ints(shape, "PRNGKeyArray.reshape")
@@ -266,6 +265,5 @@ def fold_in(key: Any, data: Any) -> Any:
             raise OverflowError(f"fold_in: data {data} is out of bounds for uint32")
         word = as_operand(np.uint32(data))
     else:
-        from fungrad import lax
         word = lax.convert_element_type(as_operand(data), _U32)
     return as_kind(_threefry.threefry_fold_in(raw, word), typed)

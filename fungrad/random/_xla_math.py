@@ -24,6 +24,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax import add, cos, div, exp, log as lax_log, mul, pow as lax_pow, square, sub
 from fungrad.lax._ops import broadcast_to_shape, const
 from fungrad.lax._prim import elementwise_prim
+from fungrad.random._threefry import _cpu_pool
 
 F32 = np.dtype(np.float32)
 _LOW_BITS = np.int64(0x0FFFFFFF)  # float64 mantissa bits below a float32 half-ulp
@@ -253,7 +254,6 @@ def _blockwise(fn: Callable) -> Callable:
         if xp is not np or size <= _BLOCK:
             with np.errstate(all="ignore"):  # infinities and NaNs propagate, as in XLA
                 return xp.asarray(fn(xp, *args), F32).reshape(shape)
-        from fungrad.random._threefry import _cpu_pool
         flat = [a if a.size == 1 else np.broadcast_to(a, shape).reshape(-1) for a in args]
         flat = [a.reshape(()) if a.size == 1 else a for a in flat]
         out = np.empty(size, F32)

@@ -1,4 +1,5 @@
-"""``fungrad.scipy.special``: ``logsumexp``, error functions, ``expit``/``logit``,
+"""``fungrad.scipy.special``: ``logsumexp``, ``softmax``, ``log_softmax`` (defined in
+``fungrad.nn.functions``, as JAX's are outside its ``scipy``), error functions, ``expit``/``logit``,
 ``xlogy``/``xlog1py``, ``entr``, ``gammaln``/``digamma``/``polygamma``/``betaln``, the
 normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and Beta functions,
 ``kl_div``/``rel_entr`` (the ``jax.scipy.special`` API).
@@ -17,46 +18,13 @@ from fungrad import numpy as jnp
 from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import (
     aval,
-    canonicalize_axes,
     full_like,
     promote_args_inexact,
     scalar_like,
 )
 from fungrad.numpy._util import where as _where
+from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
-
-
-def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
-              return_sign: bool = False, where: Any = None) -> Any:
-    """``log(sum(b * exp(a)))`` over ``axis``, computed stably (shifted by the max).
-
-    With ``return_sign`` returns ``(log|sum|, sign(sum))``; otherwise a negative sum gives
-    NaN. ``where`` masks out elements.
-    """
-    if where is not None:
-        a = jnp.where(where, a, 0)
-    if b is not None:
-        a, b = promote_args_inexact("logsumexp", a, b)
-        a = _where(lax.ne(b, scalar_like(0, b)), a, scalar_like(-np.inf, a))
-    else:
-        a, = promote_args_inexact("logsumexp", a)
-    axes = canonicalize_axes(axis, aval(a).ndim, "logsumexp")
-    amax = jnp.max(jnp.real(a), axis=axes, keepdims=keepdims, where=where, initial=-np.inf)
-    amax = lax.stop_gradient(lax.select(jnp.isfinite(amax), amax, full_like(amax, 0)))
-    amax_dims = amax if keepdims else lax.expand_dims(amax, axes)
-    exp_a = lax.exp(lax.sub(a, lax.convert_element_type(amax_dims, aval(a).dtype)))
-    if b is not None:
-        exp_a = lax.mul(exp_a, b)
-    sumexp = jnp.sum(exp_a, axis=axes, keepdims=keepdims, where=where)
-    sign = lax.sign(sumexp)
-    if return_sign or aval(sumexp).dtype.kind != "c":
-        sumexp = lax.abs(sumexp)
-    out = lax.add(lax.log(sumexp), lax.convert_element_type(amax, aval(sumexp).dtype))
-    if return_sign:
-        return out, sign
-    if b is not None and aval(out).dtype.kind != "c":
-        out = _where(lax.lt(sign, scalar_like(0, sign)), scalar_like(np.nan, out), out)
-    return out
 
 
 def erf(x: Any) -> Any:
@@ -156,18 +124,6 @@ def digamma(x: Any) -> Any:
     """The logarithmic derivative of the Gamma function."""
     x, = promote_args_inexact("digamma", x)
     return lax.digamma(x)
-
-
-def softmax(x: Any, axis: Any = -1) -> Any:
-    """Same as ``fungrad.nn.softmax``."""
-    from fungrad.nn.functions import softmax as _softmax
-    return _softmax(x, axis)
-
-
-def log_softmax(x: Any, axis: Any = -1) -> Any:
-    """Same as ``fungrad.nn.log_softmax``."""
-    from fungrad.nn.functions import log_softmax as _log_softmax
-    return _log_softmax(x, axis)
 
 
 
