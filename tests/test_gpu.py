@@ -214,3 +214,78 @@ def test_conv_and_reduce_window(device):
 
 if os.environ.get("FUNGRAD_GPU_TESTS_REQUIRE_GPU") and _gpu_skip_reason() is not None:
     raise RuntimeError(f"FUNGRAD_GPU_TESTS_REQUIRE_GPU is set but {_gpu_skip_reason()}")
+
+
+# --------------------------------------------------------------------------- CUDA source (golden)
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "cuda")
+
+
+def _chain(x, b, m):
+    return jnp.tanh(x * 2.0 + b) * m.astype(jnp.float32) - 1.0
+
+
+def _bf16_mul_add(x, y):
+    return (x.astype(jnp.float32) * y.astype(jnp.float32) + 1.0).astype(jnp.bfloat16)
+
+
+def _golden_sources() -> dict[str, str]:
+    from fungrad.compiler import cuda
+    bf16 = jnp.bfloat16
+    chain = fungrad.make_jaxpr(_chain)(np.ones((4, 8), np.float32), np.ones(8, np.float32),
+                                       np.ones((4, 1), np.int32))
+    mixed = fungrad.make_jaxpr(_bf16_mul_add)(jnp.ones((2, 16), bf16), jnp.ones(16, bf16))
+    return {
+        "elementwise_broadcast_convert": cuda.elementwise_source(chain.jaxpr, "chain"),
+        "elementwise_bf16_in_f32_compute": cuda.elementwise_source(mixed.jaxpr, "bf16_mul_add"),
+        "softmax_f32": cuda.softmax_source(np.float32, 1024),
+        "layer_norm_bf16": cuda.layer_norm_source(bf16, 768, 1e-5),
+        "cross_entropy_f32": cuda.cross_entropy_source(np.float32, 50257),
+    }
+
+
+@pytest.fixture(scope="module")
+def golden_sources():
+    sources = _golden_sources()
+    if os.environ.get("FUNGRAD_REGEN_GOLDEN", "0") not in ("0", ""):
+        os.makedirs(GOLDEN, exist_ok=True)
+        for name, text in sources.items():
+            with open(os.path.join(GOLDEN, name + ".cu"), "w") as f:
+                f.write(text)
+    return sources
+
+
+@pytest.mark.parametrize("name", ["elementwise_broadcast_convert", "elementwise_bf16_in_f32_compute",
+                                  "softmax_f32", "layer_norm_bf16", "cross_entropy_f32"])
+def test_cuda_source_matches_golden_file(golden_sources, name):
+    """Regenerate with FUNGRAD_REGEN_GOLDEN=1 after a deliberate change of the generator."""
+    with open(os.path.join(GOLDEN, name + ".cu")) as f:
+        assert golden_sources[name] == f.read()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="no CUDA compiler (nvcc) on this machine")
+def test_golden_cuda_sources_compile(tmp_path, golden_sources):
+    """nvcc compiles every generated kernel to PTX (no GPU needed)."""
+    files = []
+    for name, text in golden_sources.items():
+        path = tmp_path / f"{name}.cu"
+        path.write_text(text)
+        files.append(str(path))
+    proc = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-odir", str(tmp_path), *files],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for name in golden_sources:
+        assert ".entry" in (tmp_path / f"{name}.ptx").read_text(), name
+
+
+def test_cuda_fuser_makes_one_kernel_per_group():
+    """The fuser the CuPy backend uses, run on a jaxpr: the chain becomes one kernel whose
+    source reads each input once per element."""
+    from fungrad.compiler import cuda, fusion
+    closed = fungrad.make_jaxpr(_chain)(np.ones((4, 8), np.float32), np.ones(8, np.float32),
+                                        np.ones((4, 1), np.int32))
+    fused = fusion._FUSERS["cupy"](closed)
+    assert [e.primitive.name for e in fused.jaxpr.eqns] == ["fused_cuda"]
+    kernel = fused.jaxpr.eqns[0].params["kernel"]
+    assert isinstance(kernel, cuda.Kernel) and kernel.source.count("in0[") == 1
+    assert f"void {kernel.name}(" in kernel.source
