@@ -207,8 +207,8 @@ def model_config(args: argparse.Namespace) -> gpt2.Config:
 # --------------------------------------------------------------------------- prepare
 
 def text_pieces(path: str, start: int, stop: int) -> Iterator[str]:
-    """The text of bytes ``[start, stop)`` of ``path`` in pieces of about ``PIECE_BYTES``,
-    each ending at a line end (or at ``stop``), so no piece splits a UTF-8 character."""
+    """The text of bytes ``[start, stop)`` of ``path`` (both line starts) in pieces of about
+    ``PIECE_BYTES``, each ending at a line end, so no piece splits a UTF-8 character."""
     with open(path, "rb") as f:
         f.seek(start)
         while f.tell() < stop:
@@ -221,11 +221,12 @@ def text_pieces(path: str, start: int, stop: int) -> Iterator[str]:
                 raise ValueError(f"--data {path}: not UTF-8 text ({e})") from None
 
 
-def split_offset(path: str, val_fraction: float) -> int:
-    """The byte where the validation split starts: the start of the line after the first
-    ``1 - val_fraction`` of the file."""
+def line_start(path: str, offset: int) -> int:
+    """The first byte at or after ``offset`` of ``path`` that starts a line (or the file's size)."""
+    if offset <= 0:
+        return 0
     with open(path, "rb") as f:
-        f.seek(int(os.path.getsize(path) * (1 - val_fraction)))
+        f.seek(offset - 1)
         f.readline()
         return f.tell()
 
@@ -269,11 +270,11 @@ def prepare(args: argparse.Namespace) -> tuple[BPETokenizer, dict]:
         print(f"reusing the tokenizer and shards in {args.data_dir}")
         return BPETokenizer.load(args.data_dir), meta
     os.makedirs(args.data_dir, exist_ok=True)
-    cut = split_offset(args.data, args.val_fraction)
+    cut = line_start(args.data, int(os.path.getsize(args.data) * (1 - args.val_fraction)))
     if args.tokenizer:
         tok = BPETokenizer.load(args.tokenizer)
     else:
-        sample = "".join(text_pieces(args.data, 0, min(cut, BPE_SAMPLE_BYTES)))
+        sample = "".join(text_pieces(args.data, 0, line_start(args.data, min(cut, BPE_SAMPLE_BYTES))))
         t0 = time.perf_counter()
         tok = BPETokenizer.train(sample, args.vocab_size)
         print(f"trained a BPE tokenizer of {tok.vocab_size:,} tokens on {len(sample):,} characters "
@@ -341,8 +342,8 @@ def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation, dtype: Any, 
     the softmax cross-entropy of float32 logits, so the gradients come back in float32."""
     dropout = cfg.resid_pdrop > 0 or cfg.attn_pdrop > 0 or cfg.embd_pdrop > 0
 
-    def loss(params, x, y, train, key):
-        logits, _ = gpt2.apply(nn.cast_floating(params, dtype), cfg, x, train=train, key=key)
+    def loss(params, x, y, training, key):
+        logits, _ = gpt2.apply(nn.cast_floating(params, dtype), cfg, x, train=training, key=key)
         return jnp.mean(nn.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y))
 
     def accumulate(params, acc, x, y, dropout_key, index):
@@ -400,12 +401,16 @@ def write_samples(run_dir: str, model: Model, tok: BPETokenizer, args: argparse.
 
 
 def main(argv: list[str] | None = None) -> None:
-    stop = main_job.StopFlag()
     ap = parser()
     args, run_dir = parse_args(ap, argv)
-    tok, meta = prepare(args)
+    try:
+        tok, meta = prepare(args)
+    except KeyboardInterrupt:
+        raise SystemExit(f"interrupted while preparing {args.data_dir}; it has no {META_FILE}, so the "
+                         "next run prepares it again") from None
     if args.prepare_only:
         return
+    stop = main_job.StopFlag()
     checkpoint = os.path.join(run_dir, main_job.CHECKPOINT_FILE)
     cfg = model_config(args)
     opt, schedule = main_job.make_optimizer(args)

@@ -153,11 +153,37 @@ def parse(module, *argv: str) -> argparse.Namespace:
     return module.parse_args(module.parser(), ["--quick", *argv])[0]
 
 
+def test_text_pieces_end_at_line_ends_and_keep_multibyte_characters(example, tmp_path, monkeypatch):
+    text = "".join(f"línea {i}: ÿ€𝄞\n" for i in range(50))
+    path = tmp_path / "text.txt"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(example, "PIECE_BYTES", 7)  # shorter than a line: each piece is one line
+    size = path.stat().st_size
+    cut = example.line_start(str(path), size // 2 + 1)
+    assert text.encode()[cut - 1:cut] == b"\n" and cut > size // 2
+    assert example.line_start(str(path), cut) == cut and example.line_start(str(path), 0) == 0
+    pieces = [*example.text_pieces(str(path), 0, cut), *example.text_pieces(str(path), cut, size)]
+    assert "".join(pieces) == text and pieces == text.splitlines(keepends=True)
+
+
 def test_a_data_dir_of_other_settings_is_refused(example, text_file, data_dir):
     args = parse(example, "--data", str(text_file), "--data-dir", str(data_dir), "--shard-tokens", "50000",
                  "--vocab-size", "400")
     with pytest.raises(SystemExit, match=f"--data-dir {data_dir} holds shards made with other settings "
                                          r"\(vocab_size\)"):
+        example.prepare(args)
+
+
+def test_a_loaded_tokenizer_makes_the_same_shards_and_must_fit_the_embedding(example, text_file,
+                                                                             data_dir, tmp_path):
+    args = parse(example, "--data", str(text_file), "--data-dir", str(tmp_path / "data"),
+                 "--shard-tokens", "50000", "--tokenizer", str(data_dir))
+    _, meta = example.prepare(args)
+    for name, _ in meta["shards"]["train"] + meta["shards"]["val"]:
+        assert (tmp_path / "data" / name).read_bytes() == (data_dir / name).read_bytes()
+    args = parse(example, "--data", str(text_file), "--data-dir", str(tmp_path / "other"),
+                 "--tokenizer", str(data_dir), "--vocab-size", "299")
+    with pytest.raises(SystemExit, match="has 300 tokens, more than --vocab-size 299"):
         example.prepare(args)
 
 
