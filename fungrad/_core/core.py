@@ -123,9 +123,11 @@ class Primitive:
     the batching rules in ``fungrad.interpreters.batching`` (``def_batch``...), the
     partial-evaluation rules of call-like primitives in
     ``fungrad.interpreters.partial_eval``, and specialised compiled code in
-    ``fungrad.compiler.lowering`` (by name; the impl otherwise). The block of code that
-    creates a primitive registers all of them, so they read side by side. Every
-    primitive is recorded in ``primitives()``.
+    ``fungrad._core.lowering`` (the impl otherwise). The block of code that
+    creates a primitive registers all of them, so they read side by side (four primitives
+    that code below their family module emits, such as ``transpose`` in ``vmap``, are
+    created earlier, in ``fungrad._core.structural``; the block still gives them every rule).
+    Every primitive is recorded in ``primitives()``.
     """
 
     def __init__(self, name: str, multiple_results: bool = False) -> None:
