@@ -193,6 +193,8 @@ def test_flags_fill_the_preset_and_dtype_auto_is_float32_on_a_cpu(example, tmp_p
     assert args.data_dir == str(tmp_path / "data")
     with pytest.raises(SystemExit):
         parse(example, "--preset", "gpt2")  # --quick and another preset
+    args, _ = example.parse_args(example.parser(), ["--preset", "gpt2", "--out", str(tmp_path)])
+    assert (args.n_layer, args.block_size, args.grad_accum, args.lr) == (12, 1024, 8, 6e-4)
 
 
 CFG = gpt2.Config(vocab_size=64, n_positions=8, n_embd=16, n_layer=1, n_head=2, embd_pdrop=0.0,
