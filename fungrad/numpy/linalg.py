@@ -1,10 +1,10 @@
 """``fungrad.numpy.linalg`` (``jax.numpy.linalg``): norms, the array-API helpers, and the
 decompositions and solvers built on ``fungrad.lax.linalg``.
 
-Composites as in JAX: ``solve`` and ``inv`` are an LU factorisation and two triangular
-solves, with a derivative that reuses the factors (``solve(a, db - da x)``); ``det`` and
-``slogdet`` come from the LU diagonal and have JAX's custom derivatives (``det``'s is
-defined for singular matrices too); ``pinv``, ``lstsq``, ``matrix_rank``, ``cond`` and the
+As in JAX, except that ``solve`` and ``inv`` call LAPACK's ``gesv`` and ``slogdet`` its
+``getrf``-based ``slogdet`` (``lax.linalg.solve``/``slogdet``, primitives with JAX's
+derivatives), where JAX composes an LU factorisation and triangular solves; ``det`` has
+JAX's custom derivative (defined for singular matrices too); ``pinv``, ``lstsq``, ``matrix_rank``, ``cond`` and the
 matrix 2-norms come from the SVD.
 """
 from __future__ import annotations
@@ -182,26 +182,6 @@ def cholesky(a: Any, *, upper: bool = False, symmetrize_input: bool = True) -> A
     return _H(L) if upper else L
 
 
-def _lu_solve(a: Any, b: Any) -> Any:
-    """``a^-1 b`` for ``a: [..., n, n]``, ``b: [..., n, k]`` with equal batch axes; linear
-    in ``b`` with transposable primitives (so derivative rules use it on tangents)."""
-    lu_, _, perm = lax_linalg.lu(a)
-    return lax_linalg.lu_solve(lu_, perm, b)
-
-
-_solve = custom_jvp(_lu_solve)
-
-
-@_solve.defjvp
-def _solve_jvp(primals: tuple, tangents: tuple) -> tuple:
-    # d(a^-1 b) = a^-1 (db - da x), with the primal's LU factors: linear in (da, db)
-    a, b = primals
-    da, db = tangents
-    lu_, _, perm = lax_linalg.lu(a)
-    x = lax_linalg.lu_solve(lu_, perm, b)
-    return x, lax_linalg.lu_solve(lu_, perm, db - matmul(da, x))
-
-
 def solve(a: Any, b: Any) -> Any:
     """Solve ``a x = b``: ``b`` is a vector ``[n]`` or a (batch of) matrices
     ``[..., n, k]`` whose batch axes broadcast against ``a``'s.
@@ -225,7 +205,8 @@ def solve(a: Any, b: Any) -> Any:
     if aval(b).shape[-2] != sa[-1]:
         raise ValueError(f"solve: a with shape {sa} and b with shape {sb} do not match")
     batch = np.broadcast_shapes(sa[:-2], aval(b).shape[:-2])
-    x = _solve(broadcast_to(a, batch + sa[-2:]), broadcast_to(b, batch + aval(b).shape[-2:]))
+    x = lax_linalg.solve(broadcast_to(a, batch + sa[-2:]),
+                         broadcast_to(b, batch + aval(b).shape[-2:]))
     return x[..., 0] if vector else x
 
 
@@ -251,32 +232,6 @@ def _lu_sign(lu_: Any, pivots: Any) -> Any:
     return (1 - 2 * (parity % 2)).astype(aval(lu_).dtype)
 
 
-@custom_jvp
-def _slogdet(a: Any) -> tuple[Any, Any]:
-    lu_, pivots, _ = lax_linalg.lu(a)
-    diag = _diagonal(lu_, 0, -2, -1)
-    is_zero = _any(diag == 0, axis=-1)
-    if aval(a).dtype.kind == "c":
-        sgn = lax.reduce_prod(diag / absolute(diag).astype(diag.dtype), (diag.ndim - 1,))
-    else:
-        sgn = 1 - 2 * (count_nonzero(diag < 0, axis=-1) % 2).astype(aval(a).dtype)
-    sgn = where(is_zero, scalar_like(0, sgn), sgn * _lu_sign(lu_, pivots))
-    logdet = _sum(log(absolute(diag)), axis=-1)
-    return sgn, where(is_zero, scalar_like(-np.inf, logdet), logdet)
-
-
-@_slogdet.defjvp
-def _slogdet_jvp(primals: tuple, tangents: tuple) -> tuple:
-    # d log|det a| = Re tr(a^-1 da); the sign's derivative is zero (real) or its phase's.
-    a, = primals
-    da, = tangents
-    sgn, logdet = _slogdet(a)
-    t = _trace(_lu_solve(a, da), 0, -2, -1)
-    if aval(a).dtype.kind == "c":
-        return (sgn, logdet), (sgn * (t - lax.real(t).astype(t.dtype)), lax.real(t))
-    return (sgn, logdet), (sgn * 0, t)
-
-
 def slogdet(a: Any, *, method: str | None = None) -> SlogdetResult:
     """Sign and natural log of the absolute determinant, from the LU factorisation.
 
@@ -289,8 +244,7 @@ def slogdet(a: Any, *, method: str | None = None) -> SlogdetResult:
     _check_square("slogdet", a)
     if method not in (None, "lu"):
         raise ValueError(f"slogdet: unknown method {method!r}; supported: 'lu' (None)")
-    sgn, logdet = _slogdet(a)
-    return SlogdetResult(sgn, lax.real(logdet) if aval(a).dtype.kind == "c" else logdet)
+    return SlogdetResult(*lax_linalg.slogdet(a))
 
 
 def _cofactor_solve(a: Any, b: Any) -> tuple[Any, Any]:
@@ -318,7 +272,7 @@ def _cofactor_solve(a: Any, b: Any) -> tuple[Any, Any]:
 
 @custom_jvp
 def _det(a: Any) -> Any:
-    sgn, logdet = _slogdet(a)
+    sgn, logdet = lax_linalg.slogdet(a)
     return sgn * lax.exp(logdet).astype(sgn.dtype)
 
 
