@@ -38,7 +38,8 @@ def _modules() -> dict[str, tuple[pathlib.Path, bool]]:
 MODULES = _modules()
 
 
-def _resolve(module: str, is_pkg: bool, node: ast.Import | ast.ImportFrom) -> list[tuple[str, str | None]]:
+def _resolve(module: str, is_pkg: bool, node: ast.Import | ast.ImportFrom
+             ) -> list[tuple[str, str | None]]:
     """The absolute targets of one import statement, as ``(module, name or None)`` pairs."""
     if isinstance(node, ast.Import):
         return [(alias.name, None) for alias in node.names]
@@ -55,6 +56,9 @@ def _imports(module: str) -> list[tuple[int, bool, str, str | None]]:
     return _imports_in(path.read_text(), module, is_pkg)
 
 
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
 def _imports_in(source: str, module: str, is_pkg: bool) -> list[tuple[int, bool, str, str | None]]:
     """``_imports`` of the source text of ``module`` (a class body runs at import time: it
     counts as module level)."""
@@ -65,7 +69,7 @@ def _imports_in(source: str, module: str, is_pkg: bool) -> list[tuple[int, bool,
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 found.extend((child.lineno, in_function, target, name)
                              for target, name in _resolve(module, is_pkg, child))
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+            visit(child, in_function or isinstance(child, _FUNCTIONS))
 
     visit(ast.parse(source, module), False)
     return found
@@ -88,7 +92,8 @@ def _edges(module: str, target: str, name: str | None) -> set[str]:
 
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package modules it imports (anywhere in its body)."""
-    return {module: set().union(*(_edges(module, target, name) for _, _, target, name in _imports(module)))
+    return {module: set().union(*(_edges(module, target, name)
+                                  for _, _, target, name in _imports(module)))
             for module in MODULES}
 
 
@@ -153,8 +158,8 @@ def _shortest_cycle(graph: dict[str, set[str]], component: set[str]) -> list[str
 
 def test_no_import_cycle():
     cycles = find_cycles(import_graph())
-    assert not cycles, "import cycles inside fungrad (one shortest cycle per tangle):\n" + "\n".join(
-        " -> ".join(c) for c in cycles)
+    assert not cycles, ("import cycles inside fungrad (one shortest cycle per tangle):\n"
+                        + "\n".join(" -> ".join(c) for c in cycles))
 
 
 def test_no_import_inside_a_function():
@@ -167,7 +172,7 @@ def test_no_import_inside_a_function():
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("a", [["fungrad.a", "fungrad.b", "fungrad.a"]]),       # a two-module cycle, found and spelled out
+    ("a", [["fungrad.a", "fungrad.b", "fungrad.a"]]),  # a two-module cycle, spelled out
     ("none", []),
 ])
 def test_find_cycles_reports_the_path(source, expected):
@@ -182,13 +187,15 @@ def test_imports_inside_functions_are_found():
     assert _imports_in(source, "fungrad.lax.conv", False) == [
         (1, False, "numpy", None), (2, False, "fungrad.lax", "shapes"),
         (4, False, "fungrad.lax.dot", "Precision"), (6, True, "fungrad", "lax")]
-    assert _imports_in("from .. import tree", "fungrad.lax", True) == [(1, False, "fungrad", "tree")]
+    assert _imports_in("from .. import tree", "fungrad.lax", True) == [
+        (1, False, "fungrad", "tree")]
 
 
 def test_edges_of_package_imports():
     # ``from fungrad.lax import shapes`` imports a submodule: the package's __init__ counts too,
     # except from inside that package; ``from fungrad.lax import add`` takes a name from __init__.
-    assert _edges("fungrad.numpy._ufuncs", "fungrad.lax", "shapes") == {"fungrad.lax", "fungrad.lax.shapes"}
+    assert _edges("fungrad.numpy._ufuncs", "fungrad.lax", "shapes") == {"fungrad.lax",
+                                                                        "fungrad.lax.shapes"}
     assert _edges("fungrad.lax.dot", "fungrad.lax", "shapes") == {"fungrad.lax.shapes"}
     assert _edges("fungrad.lax.dot", "fungrad.lax", "add") == {"fungrad.lax"}
     assert _edges("fungrad.lax.dot", "fungrad", "lax") == {"fungrad.lax"}

@@ -56,7 +56,9 @@ def zeros_like_aval(aval: ShapedArray) -> Any:
     if aval.dtype == dtypes.float0:
         return np.zeros(aval.shape, dtypes.float0)
     zero = Array(np.zeros((), aval.dtype)[()], aval.weak_type)
-    return broadcast_in_dim_p.bind(zero, shape=aval.shape, broadcast_dimensions=()) if aval.shape else zero
+    if not aval.shape:
+        return zero
+    return broadcast_in_dim_p.bind(zero, shape=aval.shape, broadcast_dimensions=())
 
 
 def instantiate(t: Any) -> Any:

@@ -111,7 +111,9 @@ def unbroadcast(ct: Any, aval: ShapedArray) -> Any:
     axes = tuple(range(lead)) + tuple(
         lead + i for i, (n, m) in enumerate(zip(aval.shape, ct_shape[lead:])) if n == 1 and m != 1)
     summed = reduce_sum_p.bind(ct, axes=axes) if axes else ct
-    return reshape_p.bind(summed, new_sizes=aval.shape) if core.get_aval(summed).shape != aval.shape else summed
+    if core.get_aval(summed).shape == aval.shape:
+        return summed
+    return reshape_p.bind(summed, new_sizes=aval.shape)
 
 
 def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:

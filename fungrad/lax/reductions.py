@@ -117,7 +117,8 @@ def _reduce_sum_transpose(ct, x, *, axes):
     return [broadcast_in_dim(ct, shape, kept)]
 
 
-reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC, prim=structural.reduce_sum_p)
+reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC,
+                        prim=structural.reduce_sum_p)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
 reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
 

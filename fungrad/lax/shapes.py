@@ -67,7 +67,8 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
     new_dims = tuple(d for d in range(len(shape)) if d not in broadcast_dimensions)
     stretched = tuple(d for i, d in enumerate(broadcast_dimensions)
                       if x.aval.shape[i] == 1 and shape[d] != 1)
-    summed = reduce_sum_p.bind(ct, axes=tuple(sorted(new_dims + stretched))) if new_dims or stretched else ct
+    axes = tuple(sorted(new_dims + stretched))
+    summed = reduce_sum_p.bind(ct, axes=axes) if axes else ct
     return [reshape(summed, x.aval.shape)]
 
 

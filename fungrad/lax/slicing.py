@@ -1,5 +1,6 @@
 """Slicing primitives: slice, pad and concatenate (each one's transpose is written with
-another), dynamic_slice, dynamic_update_slice, and the composites split and the ``*_in_dim`` conveniences; this module also exports the gather/scatter family
+another), dynamic_slice, dynamic_update_slice, and the composites split and the ``*_in_dim``
+conveniences; this module also exports the gather/scatter family
 from ``gather_scatter`` (so ``lax.gather`` etc. come with ``lax.slice``).
 
 As in XLA, ``dynamic_slice`` and ``dynamic_update_slice`` clamp their start
@@ -594,7 +595,8 @@ def dynamic_update_index_in_dim(operand: Any, update: Any, index: Any, axis: int
                                        allow_negative_indices=allow_negative_indices)
 
 
-__all__ = ['slice', 'slice_p', 'pad', 'pad_p', 'concatenate', 'concatenate_p', 'split', 'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
+__all__ = ['slice', 'slice_p', 'pad', 'pad_p', 'concatenate', 'concatenate_p', 'split',
+           'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
            'dynamic_update_slice_p', 'slice_in_dim', 'index_in_dim', 'dynamic_slice_in_dim',
            'dynamic_index_in_dim', 'dynamic_update_slice_in_dim',
            'dynamic_update_index_in_dim'] + _gather_scatter_all

@@ -216,7 +216,8 @@ ad.defjvp2(pow_p, _pow_jvp_lhs, _pow_jvp_rhs)
 batching.defbroadcasting(pow_p)
 
 __all__ = [
-    "pow", "pow_p", "exp", "exp_p", "exp2", "exp2_p", "log", "log_p", "expm1", "expm1_p", "log1p", "log1p_p",
+    "pow", "pow_p", "exp", "exp_p", "exp2", "exp2_p", "log", "log_p", "expm1", "expm1_p",
+    "log1p", "log1p_p",
     "logistic", "logistic_p", "sqrt", "sqrt_p", "rsqrt", "rsqrt_p", "cbrt", "cbrt_p",
     "sin", "sin_p", "cos", "cos_p", "tan", "tan_p", "asin", "asin_p", "acos", "acos_p",
     "atan", "atan_p", "atan2", "atan2_p", "sinh", "sinh_p", "cosh", "cosh_p", "tanh", "tanh_p",

@@ -277,7 +277,7 @@ def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: 
              dtype: Any = None, axis: int = 0) -> Any:
     """``base ** linspace(start, stop)``."""
     dtype = check_user_dtype(dtype, "logspace")
-    comp = to_inexact_dtype(dtypes.result_type(start, stop)) if dtype is None else to_inexact_dtype(dtype)
+    comp = to_inexact_dtype(dtypes.result_type(start, stop) if dtype is None else dtype)
     lin = linspace(start, stop, num, endpoint=endpoint, dtype=comp, axis=axis)
     return lax.convert_element_type(power(lax.convert_element_type(base, comp), lin),
                                     dtype or comp)

@@ -167,8 +167,8 @@ def _map_batch(f: Callable, xs: Any) -> Any:
     element, then batched by the interpreter (``batching.batch_jaxpr``)."""
     leaves, in_tree = tree_util.flatten((xs,))
     avals = [core.get_aval(x) for x in leaves]
-    closed, consts, out_tree = trace_tree_fun(f, in_tree, [a.update(shape=a.shape[1:]) for a in avals],
-                                              "lax.map")
+    elt_avals = [a.update(shape=a.shape[1:]) for a in avals]
+    closed, consts, out_tree = trace_tree_fun(f, in_tree, elt_avals, "lax.map")
     batched, _ = batching.batch_jaxpr(closed, avals[0].shape[0],
                                       [False] * len(consts) + [True] * len(leaves), True)
     return tree_util.unflatten(out_tree, core.eval_jaxpr(batched.jaxpr, batched.consts, *consts,

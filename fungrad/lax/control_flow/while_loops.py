@@ -297,7 +297,8 @@ def scatter_apply(operand: Any, scatter_indices: Any, func: Callable, dimension_
     reverse mode (the loop), as in JAX.
     """
     shape = tuple(core.get_aval(operand).shape)
-    counts = scatter_add(full(shape, 0, np.int32), scatter_indices, full(tuple(update_shape), 1, np.int32),
+    counts = scatter_add(full(shape, 0, np.int32), scatter_indices,
+                         full(tuple(update_shape), 1, np.int32),
                          dimension_numbers, indices_are_sorted=indices_are_sorted,
                          unique_indices=unique_indices, mode=mode)
 
