@@ -2,7 +2,9 @@
 ``fungrad.nn.functions``, as JAX's are outside its ``scipy``), error functions, ``expit``/``logit``,
 ``xlogy``/``xlog1py``, ``entr``, ``gammaln``/``digamma``/``polygamma``/``betaln``, the
 normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and Beta functions,
-``kl_div``/``rel_entr`` (the ``jax.scipy.special`` API).
+``kl_div``/``rel_entr``, and (from ``_special_series``) ``erfcx``, the modified Bessel
+functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta`` (the ``jax.scipy.special``
+API).
 
 ``xlogy``, ``xlog1py``, ``logit`` and ``entr`` carry custom JVPs so that derivatives
 stay finite where the plain formula would give ``0 * inf``.
@@ -24,6 +26,7 @@ from fungrad.numpy._util import (
 )
 from fungrad.numpy._util import where as _where
 from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
+from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
 
 
@@ -406,11 +409,16 @@ __all__ = [
     "entr",
     "erf",
     "erfc",
+    "erfcx",
     "erfinv",
     "expit",
     "gammainc",
     "gammaincc",
     "gammaln",
+    "i0",
+    "i0e",
+    "i1",
+    "i1e",
     "kl_div",
     "log_ndtr",
     "log_softmax",
@@ -424,5 +432,6 @@ __all__ = [
     "softmax",
     "xlog1py",
     "xlogy",
+    "zeta",
 ]
 __dir__ = public_dir(__all__)
