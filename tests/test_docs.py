@@ -2,10 +2,18 @@
 
 * ``docs/walkthrough.py`` is imported and every value it defines is checked
   against ``jax`` (the same function written with ``jax.numpy``);
-* every ```python block of the guides in ``docs/*.md`` runs, the blocks of one
-  guide in order and in one namespace (blocks fenced ```text are output only);
+* every ```python block of ``README.md`` and of every page of the site (``docs/**/*.md``)
+  runs, the blocks of one page in order and in one namespace, in a fresh directory.
+  The convention for output: a ```python block, then a paragraph that is only the word
+  "prints", then a ```text block: that block is the exact standard output of the python
+  block. Blocks that cannot run in a test (shell commands, output, configuration) are
+  fenced ```bash, ```text, ```yaml and so on, never ```python;
+* every page is in the site's navigation (``mkdocs.yml``), and every repository path and
+  ``fungrad.<module>.<NAME> = <value>`` constant the pages quote still exists and holds;
 * every docstring example (``>>>``) in every ``fungrad`` module runs as a doctest,
   and every module is imported (none is skipped).
+
+``docs/contributing.md`` says the same for people writing pages.
 """
 from __future__ import annotations
 
@@ -20,12 +28,16 @@ import jax
 import jax.numpy as jnp_ref
 import numpy as np
 import pytest
+import yaml
 
 import fungrad
 from harness import GRAD_TOL, assert_same
 
-DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
-GUIDES = ("transformations.md", "jit.md", "random.md", "training.md")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+GUIDES = ("transformations.md", "jit.md", "random.md", "training.md", "getting_started.md",
+          "jax_users.md", "pytrees.md")
+PAGES = sorted(str(p.relative_to(ROOT)) for p in DOCS.rglob("*.md")) + ["README.md"]
 
 
 # --------------------------------------------------------------------------- the walkthrough
@@ -130,21 +142,49 @@ def test_every_guide_is_checked():
         assert python_blocks(DOCS / name), f"{name} has no ```python block"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in DOCS.glob("*.md")))
+@pytest.mark.parametrize("name", PAGES)
 def test_markdown_code_blocks_run(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # snippets that write files write them here
-    namespace: dict = {"__name__": f"docs_{name[:-3]}"}
-    for line, source, expected in python_blocks(DOCS / name):
+    namespace: dict = {"__name__": f"docs_{pathlib.Path(name).stem}"}
+    for line, source, expected in python_blocks(ROOT / name):
         capsys.readouterr()
-        exec(compile(source, f"{DOCS / name}:{line}", "exec"), namespace)  # noqa: S102
+        # dont_inherit: run as a user would, without this file's ``from __future__`` imports
+        code = compile(source, f"{ROOT / name}:{line}", "exec", dont_inherit=True)
+        exec(code, namespace)  # noqa: S102
         if expected is not None:
             assert capsys.readouterr().out == expected, f"output of the block at {name}:{line}"
+
+
+def test_fences_are_closed_and_named():
+    """An unclosed fence or an unnamed one would silently hide a block from the test."""
+    for name in PAGES:
+        fences = re.findall(r"^```(\S*)", (ROOT / name).read_text(), re.M)
+        assert len(fences) % 2 == 0, f"{name}: an unclosed ``` fence"
+        openings = fences[::2]
+        assert all(openings), f"{name}: a ``` fence without a language (python, bash, text, ...)"
+        assert all(closing == "" for closing in fences[1::2]), f"{name}: fences out of step"
+
+
+def test_every_page_is_in_the_site_navigation():
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+
+    def pages(node):
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            return [p for v in node.values() for p in pages(v)]
+        return [p for v in node for p in pages(v)]
+
+    in_nav = pages(config["nav"])
+    on_disk = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+    assert sorted(in_nav) == on_disk
+    assert config["theme"]["font"] is False, "the site must build and render without network"
 
 
 # --------------------------------------------------------------------------- facts in prose
 
 def _doc_texts() -> list[tuple[str, str]]:
-    return [(p.name, p.read_text()) for p in sorted(DOCS.glob("*.md"))]
+    return [(name, (ROOT / name).read_text()) for name in PAGES]
 
 
 def test_paths_named_in_the_docs_exist():

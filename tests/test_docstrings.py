@@ -43,7 +43,7 @@ PUBLIC_MODULES = (
     "fungrad.models", "fungrad.models.gpt2", "fungrad.models.llama", "fungrad.models.mixtral",
     "fungrad.models.mamba", "fungrad.models.resnet", "fungrad.models.hf",
     "fungrad.text", "fungrad.train", "fungrad.dashboard", "fungrad.safetensors",
-    "fungrad.compiler",
+    "fungrad.compiler", "fungrad.distributed",
 )
 
 

@@ -120,12 +120,13 @@ def load_runs(run_dirs: Sequence[str | os.PathLike]) -> list[Run]:
     """Read several runs, each named after its directory (with its parents where two
     directories share a name: the name is also the run's subdirectory in an export).
 
-    >>> import tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> for d in "ab":
-    ...     os.makedirs(os.path.join(root, d, "run"))
-    >>> [run.name for run in load_runs([os.path.join(root, d, "run") for d in "ab"])]
-    ['a/run', 'b/run']
+    Examples:
+        >>> import tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> for d in "ab":
+        ...     os.makedirs(os.path.join(root, d, "run"))
+        >>> [run.name for run in load_runs([os.path.join(root, d, "run") for d in "ab"])]
+        ['a/run', 'b/run']
     """
     if isinstance(run_dirs, (str, os.PathLike)) or not run_dirs:
         raise TypeError("load_runs: run_dirs must be a non-empty list of directories, "
