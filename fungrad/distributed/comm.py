@@ -138,18 +138,23 @@ class SingleProcess:
     broken = False
 
     def allreduce(self, x: Any, op: str) -> Any:
+        """``x`` itself: the reduction over one process."""
         return x
 
     def allgather(self, x: Any) -> Any:
+        """``x`` with a leading axis of size 1."""
         return x[None]
 
     def bcast(self, x: Any, root: int) -> Any:
+        """``x`` itself: the only process is the root."""
         return x
 
     def barrier(self) -> None:
+        """Nothing to wait for."""
         return None
 
     def abort(self, code: int) -> None:
+        """Exit with ``code`` (``SystemExit``)."""
         raise SystemExit(code)
 
 
@@ -164,6 +169,8 @@ class MPIComm(_Deadlines):
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
     def allreduce(self, x: Any, op: str) -> np.ndarray:
+        """The elementwise ``op`` (``"sum"``, ``"max"``, ``"min"``) of ``x`` over the
+        processes, within the deadline."""
         send, dt = _reducible(np.asarray(x))
         out = np.empty_like(send)
         request = self.comm.Iallreduce(send, out, {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op])
@@ -171,6 +178,7 @@ class MPIComm(_Deadlines):
         return out.astype(dt, copy=False)
 
     def allgather(self, x: Any) -> np.ndarray:
+        """Every process's ``x``, stacked along a new leading axis in rank order."""
         send = np.asarray(x, order="C")
         out = np.empty((self.size,) + send.shape, send.dtype)
         # Bytes on the wire: every dtype (bfloat16 included) travels the same way.
@@ -179,15 +187,18 @@ class MPIComm(_Deadlines):
         return out
 
     def bcast(self, x: Any, root: int) -> np.ndarray:
+        """Process ``root``'s ``x``, on every process."""
         buf = np.array(x, order="C", copy=True)
         request = self.comm.Ibcast(buf.reshape(-1).view(np.uint8), root=root)
         self.wait(request.Test, _describe(f"broadcast from process {root}", buf))
         return buf
 
     def barrier(self) -> None:
+        """Wait until every process reaches the barrier (within the deadline)."""
         self.wait(self.comm.Ibarrier().Test, "barrier")
 
     def abort(self, code: int) -> None:
+        """End every process of the job with ``code`` (``MPI_Abort``)."""
         self.comm.Abort(code)
 
 
@@ -233,6 +244,8 @@ class NCCLComm(_Deadlines):
         self.wait(done, what)
 
     def allreduce(self, x: Any, op: str) -> Any:
+        """The elementwise ``op`` of ``x`` over the processes' GPUs (types NCCL lacks go
+        as float32)."""
         cp, nccl = self._cp, self._nccl
         dt = x.dtype
         send = cp.ascontiguousarray(x if dt.name in self._types else x.astype(cp.float32))
@@ -243,6 +256,7 @@ class NCCLComm(_Deadlines):
         return out.reshape(x.shape).astype(dt, copy=False)
 
     def allgather(self, x: Any) -> Any:
+        """Every process's ``x``, stacked along a new leading axis in rank order, on the GPU."""
         send = self._cp.ascontiguousarray(x)
         out = self._cp.empty((self.size,) + x.shape, x.dtype)
         self._run(_describe("NCCL all-gather", send), lambda s: self.comm.allGather(
@@ -250,19 +264,23 @@ class NCCLComm(_Deadlines):
         return out
 
     def bcast(self, x: Any, root: int) -> Any:
+        """Process ``root``'s ``x``, on every process's GPU."""
         buf = self._cp.array(x, copy=True, order="C")
         self._run(_describe(f"NCCL broadcast from process {root}", buf), lambda s: self.comm.bcast(
             buf.data.ptr, buf.nbytes, self._nccl.NCCL_UINT8, root, s))
         return buf
 
     def barrier(self) -> None:
+        """Wait for every process, through the host communicator."""
         self.host.barrier()
 
     def abort(self, code: int) -> None:
+        """Abort the NCCL communicator, then the job through the host one."""
         self.comm.abort()
         self.host.abort(code)
 
     def close(self) -> None:
+        """Release the NCCL communicator."""
         self.comm.destroy()
 
 
@@ -278,17 +296,22 @@ class HostStaged:
         return xp.asarray(run(xp.asnumpy(x)))
 
     def allreduce(self, x: Any, op: str) -> Any:
+        """``allreduce`` of the host communicator on a host copy of ``x``, copied back."""
         return self._staged(x, lambda h: self.host.allreduce(h, op))
 
     def allgather(self, x: Any) -> Any:
+        """``allgather`` of the host communicator on a host copy of ``x``, copied back."""
         return self._staged(x, self.host.allgather)
 
     def bcast(self, x: Any, root: int) -> Any:
+        """``bcast`` of the host communicator on a host copy of ``x``, copied back."""
         return self._staged(x, lambda h: self.host.bcast(h, root))
 
     def barrier(self) -> None:
+        """The host communicator's barrier."""
         self.host.barrier()
 
     def abort(self, code: int) -> None:
+        """Abort the job through the host communicator."""
         self.host.abort(code)
 

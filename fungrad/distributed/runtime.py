@@ -37,10 +37,12 @@ class ProcessGroup(NamedTuple):
 
     @property
     def rank(self) -> int:
+        """This process's index in the group."""
         return self.host.rank
 
     @property
     def size(self) -> int:
+        """The number of processes in the group."""
         return self.host.size
 
     def for_buffer(self, x: Any) -> Any:
