@@ -199,10 +199,12 @@ class DataParallel:
 
     @property
     def process_index(self) -> int:
+        """This process's index among the processes training together."""
         return self.group.rank
 
     @property
     def process_count(self) -> int:
+        """The number of processes training together (1 without ``initialize()``)."""
         return self.group.size
 
     def shard(self, batch: Any) -> Any:
