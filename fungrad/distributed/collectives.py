@@ -109,6 +109,12 @@ def psum(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
     """Sum ``x`` (a pytree) over the named axis or axes (``jax.lax.psum``).
 
     Every process gets the same total; ``psum(1, 'dp')`` is the number of processes.
+
+    >>> import fungrad.numpy as jnp
+    >>> from fungrad import distributed as dist
+    >>> with dist.process_axis("dp"):  # without initialize(): a job of one process
+    ...     print(dist.psum(jnp.arange(3.0), "dp"), dist.psum(1, "dp"))
+    [0. 1. 2.] 1
     """
     return _allreduce(x, axis_name, "psum", lax_parallel.psum, process_psum_p)
 
