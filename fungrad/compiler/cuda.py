@@ -70,6 +70,7 @@ _STRUCTURAL = {"convert_element_type", "broadcast_in_dim", "integer_pow", "selec
 
 
 def type_name(dtype: Any) -> str:
+    """The CUDA C type of ``dtype``; ``NotImplementedError`` for a dtype the generator lacks."""
     name = np.dtype(dtype).name
     if name not in _TYPES:
         raise NotImplementedError(f"cuda codegen: dtype {name} is not supported")
@@ -289,6 +290,8 @@ class Kernel:
         self.__name__ = name  # how the IR printer shows it
 
     def function(self) -> Any:
+        """The compiled ``RawKernel``, compiled on first use and cached by source
+        (``FUNGRAD_PRINT_KERNELS=1`` prints the source then)."""
         fn = Kernel._compiled.get(self.source)
         if fn is None:
             if os.environ.get("FUNGRAD_PRINT_KERNELS", "0") not in ("0", "", "false"):
