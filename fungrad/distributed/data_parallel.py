@@ -200,10 +200,14 @@ class DataParallel:
             raise ValueError(f"DataParallel: check_every must be >= 0, got {check_every}")
         self.loss_fn, self.optimizer, self.axis_name = loss_fn, optimizer, axis_name
         self.has_aux, self.check_every = has_aux, int(check_every)
-        self.group = runtime.world()
         donated = (0, 1) if donate else ()
         self._steps = {False: jit(self._local_step, donate_argnums=donated),
                        True: jit(self._local_step_with_key, donate_argnums=donated)}
+
+    @property
+    def group(self) -> runtime.ProcessGroup:
+        """The job's processes, read at each use (``initialize()`` may follow ``__init__``)."""
+        return runtime.world()
 
     @property
     def process_index(self) -> int:
