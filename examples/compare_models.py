@@ -29,7 +29,7 @@ runs overlaid, written with ``fungrad.dashboard``) and ``loss_curves.png``. The 
 prints a table (parameters, training time, tokens/s, losses) and a short sample of each
 model.
 
-Run:  python examples/compare_models.py                 (about 5 minutes on a 2-core CPU)
+Run:  python examples/compare_models.py                 (about 6 minutes on a busy 2-core CPU)
       python examples/compare_models.py --quick
       python -m fungrad.dashboard runs/compare_models-<timestamp>/{gpt2,mixtral,mamba}
 """
