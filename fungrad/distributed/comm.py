@@ -40,6 +40,8 @@ else:
 
 # Exit status of a job aborted because a collective timed out.
 ABORT_CODE = 3
+# Bytes of NCCL's unique id (ncclUniqueId), broadcast from process 0 to build the communicator.
+NCCL_UNIQUE_ID_BYTES = 128
 # A wait polls back to back for SPIN_SECONDS, then sleeps between polls, growing from
 # MIN_SLEEP to MAX_SLEEP seconds. MPI's non-blocking collectives progress only inside MPI
 # calls on every process, so sleeping early slows a healthy all-reduce down (measured: a
@@ -223,7 +225,7 @@ class NCCLComm(_Deadlines):
         self.device_id = node.Get_rank() % cupy.cuda.runtime.getDeviceCount()
         node.Free()
         cupy.cuda.Device(self.device_id).use()
-        uid = np.array(nccl.get_unique_id() if host.rank == 0 else [0] * nccl.NCCL_UNIQUE_ID_BYTES,
+        uid = np.array(nccl.get_unique_id() if host.rank == 0 else [0] * NCCL_UNIQUE_ID_BYTES,
                        np.int8)
         uid = host.bcast(uid, root=0)
         self.comm = nccl.NcclCommunicator(self.size, tuple(int(b) for b in uid), self.rank)

@@ -32,6 +32,7 @@ def main(mode: str) -> None:
         if step == 2:   # both processes are warm: from now on a collective may wait TIMEOUT
             runtime.world().host.timeout = TIMEOUT[mode]
         if rank == 1 and step == 2:
+            print(f"process 1 stops at {time.time():.3f}", flush=True)
             if mode == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(STALL_S)
