@@ -117,10 +117,11 @@ def _describe(op: str, x: Any) -> str:
 
 
 def _reducible(x: np.ndarray) -> tuple[np.ndarray, np.dtype]:
-    """A C-contiguous copy of ``x`` in a dtype MPI and NCCL reduce, and the dtype to return.
+    """``x`` as a C-contiguous array (copied only when needed) in a dtype MPI reduces, and
+    the dtype to return.
 
-    Floats narrower than 32 bits (float16, bfloat16) are reduced in float32, booleans as
-    int32 (as JAX does on CPU, where XLA widens them too).
+    Floats narrower than 32 bits (float16, bfloat16) are reduced in float32 (MPI has no
+    arithmetic for them), booleans as int32.
     """
     dt = x.dtype
     if dt == np.bool_:
