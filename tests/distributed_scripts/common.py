@@ -56,7 +56,8 @@ def collective_values(ops, x) -> dict:
             "pmin": ops.pmin(x, AXIS), "all_gather": ops.all_gather(x, AXIS),
             "all_gather_tiled": ops.all_gather(x, AXIS, axis=1, tiled=True),
             "broadcast": ops.broadcast(x, AXIS, root=1), "axis_index": ops.axis_index(AXIS),
-            "psum_int": ops.psum(x.astype("int32"), AXIS), "psum_one": ops.psum(1, AXIS)}
+            "psum_int": ops.psum(x.astype("int32"), AXIS), "psum_one": ops.psum(1, AXIS),
+            "psum_float16": ops.psum(x.astype("float16"), AXIS)}
 
 
 def objective(ops, x):
