@@ -213,6 +213,7 @@ def train_model(name: str, module: Any, cfg: Any, args: argparse.Namespace, run_
 # --------------------------------------------------------------------------- the report
 
 def print_table(results: list[Result], tokens_per_step: int) -> None:
+    """One row per model: size, steps, time, speed and losses; then any model stopped early."""
     print(f"\n{'model':8} {'params':>8} {'steps':>6} {'time (s)':>9} {'tokens/s':>9} "
           f"{'train loss':>11} {'val loss':>9}")
     for r in results:
@@ -220,6 +221,9 @@ def print_table(results: list[Result], tokens_per_step: int) -> None:
               f"{r.steps * tokens_per_step / r.seconds:>9,.0f} {r.train_loss:>11.3f} {r.val_loss:>9.3f}")
     print("(time: training, compilation included; train loss: mean over the last tenth of the "
           "steps; val loss: cross-entropy on the validation batches after the last step)")
+    for r in results:
+        if r.stopped_by != "done":
+            print(f"{r.name} was stopped by {r.stopped_by} after {r.steps} steps")
 
 
 def print_samples(results: list[Result], tok: CharTokenizer, args: argparse.Namespace) -> None:
@@ -262,6 +266,8 @@ def plot_curves(runs: list[dashboard.Run]) -> Callable[[Any], Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Train the models one after the other, then print the table and the samples and write
+    the picture and the dashboard of the runs trained."""
     stop = main_job.StopFlag()
     ap = parser()
     args = ap.parse_args(argv)

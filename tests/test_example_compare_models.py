@@ -48,6 +48,14 @@ def test_quick_run_writes_three_runs_and_one_dashboard(tmp_path):
         run("compare_models.py", tmp_path, "--models", "mamba")
 
 
+def test_a_time_budget_stops_a_model_and_its_curve_ends_with_a_validation_loss(tmp_path):
+    out = run("compare_models.py", tmp_path, "--models", "gpt2", "--max-minutes", "1e-6")
+    assert "gpt2 was stopped by the time budget, --max-minutes 1e-06 after 1 steps" in out
+    assert [r["step"] for r in check_run_dir(tmp_path / "gpt2", [], ["val_loss"])] == [1]
+    page = (tmp_path / "dashboard.html").read_text()
+    assert '"name": "gpt2"' in page and '"name": "mamba"' not in page
+
+
 def test_sizes_follow_the_docstring(compare):
     args = compare.parser().parse_args([])
     compare.check_args(compare.parser(), args)
