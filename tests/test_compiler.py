@@ -3,6 +3,7 @@ test over seeded random programs (optimised, fused and compiled code agree with 
 unoptimised jaxpr run op by op), the memory plan (buffer reuse, freeing, in-place
 updates, never writing into a live view), fusion (and its numexpr-less fallback),
 the specialised lowerings and the compiled bodies of control flow."""
+import jax
 import numpy as np
 import pytest
 
@@ -71,6 +72,39 @@ def test_transposed_matmul_is_computed_in_its_final_layout():
     twice = jaxpr_of(lambda x, w: (lax.transpose(lax.dot_general(x, w, dims), (1, 0)),
                                    lax.dot_general(x, w, dims)), X23, w)
     assert [e.primitive.name for e in passes.optimize(twice).eqns] == ["dot_general", "transpose"]
+
+
+@pytest.mark.parametrize("lhs, rhs, dims, dtype", [
+    ((256,), (256, 512), (((), ()), ((0,), (0,))), np.float32),  # per-example gradients
+    ((3,), (4,), (((), ()), ((), ())), np.float32),              # an outer product
+    ((2, 3), (3, 2), (((), ()), ((0,), (1,))), np.float64),      # the rhs batch axis last
+    ((4, 2, 3), (3, 5, 4), (((), ()), ((2, 0), (0, 2))), np.float32),  # batch axes permuted
+    ((2, 3), (2, 4), (((), ()), ((0,), (0,))), np.int32),
+    ((), (3, 4), (((), ()), ((), ())), np.complex64),
+])
+def test_dot_general_without_contraction_becomes_a_multiply(lhs, rhs, dims, dtype):
+    def operand(shape):
+        return fnp.asarray((RNG.uniform(-9, 9, shape) + (1j if dtype == np.complex64 else 0)
+                            * RNG.uniform(-9, 9, shape)).astype(dtype))
+    a, b = operand(lhs), operand(rhs)
+    closed = jaxpr_of(lambda a, b: lax.dot_general(a, b, dims), a, b)
+    opt = passes.optimize(closed)
+    assert [e.primitive.name for e in opt.eqns if e.primitive.name not in
+            ("transpose", "reshape")] == ["mul"]
+    got, exe = run_compiled(closed, a, b)
+    assert "_matmul(" not in exe.source
+    want = np.asarray(jax.lax.dot_general(np.asarray(a), np.asarray(b), dims))
+    if dtype == np.complex64:  # XLA may fuse the complex product's multiply-adds
+        assert_close(got, [want])
+    else:  # one product per element: exact
+        np.testing.assert_array_equal(got[0], want)
+
+
+def test_dot_general_without_contraction_keeps_a_preferred_element_type():
+    a = fnp.asarray(np.arange(3, dtype=np.int8))
+    closed = jaxpr_of(lambda a: lax.dot_general(a, a, (((), ()), ((), ())),
+                                                preferred_element_type=np.int32), a)
+    assert [e.primitive.name for e in passes.optimize(closed).eqns] == ["dot_general"]
 
 
 def test_simplify_same_type_conversions_and_broadcasts():
