@@ -39,7 +39,7 @@ from fungrad.models import gpt2
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
-import shakespeare_gpt as job  # noqa: E402
+import shakespeare_gpt as job
 
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 # The workers read these when they start (the driver sets them in their environment).
@@ -100,9 +100,9 @@ def allreduce_worker(repeat: int) -> dict:
         flat, recv = np.ones(size, np.float32), np.empty(size, np.float32)
         tree = [jnp.ones(size // LEAVES) for _ in range(LEAVES)]
         with dist.process_axis("dp"):
-            out[size] = {"bucketed": best(lambda: mean(tree)),
-                         "fungrad_flat": best(lambda: host.allreduce(flat, "sum")),
-                         "mpi4py": best(lambda: raw.Allreduce(flat, recv, comm_lib.MPI.SUM))}
+            out[size] = {"bucketed": best(lambda tree=tree: mean(tree)),
+                         "fungrad_flat": best(lambda flat=flat: host.allreduce(flat, "sum")),
+                         "mpi4py": best(lambda flat=flat, recv=recv: raw.Allreduce(flat, recv, comm_lib.MPI.SUM))}
     return out
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -83,9 +84,8 @@ def test_one_process_axis_at_a_time():
     with dist.process_axis("dp"):
         with dist.process_axis("dp"):  # the same name nests
             dist.psum(1.0, "dp")
-        with pytest.raises(ValueError, match="already bound to 'dp'"):
-            with dist.process_axis("other"):
-                pass
+        with pytest.raises(ValueError, match="already bound to 'dp'"), dist.process_axis("other"):
+            pass
         dist.psum(1.0, "dp")
 
 
@@ -303,21 +303,20 @@ def _run_jobs(jobs: dict, out_dir, timeout: float = 300) -> dict:
     Returns name -> (exit status, output, the time.time() at which it exited)."""
     procs, start, done = {}, time.monotonic(), {}
     for name, (cmd, env) in jobs.items():
-        log = open(out_dir / f"{name}.log", "w+")
-        procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=SCRIPTS), log)
+        with open(out_dir / f"{name}.log", "w") as log:   # the child keeps its own descriptor
+            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=SCRIPTS,
+                                           start_new_session=True)
     while len(done) < len(procs) and time.monotonic() - start < timeout:
-        for name, (proc, log) in procs.items():
+        for name, proc in procs.items():
             if name not in done and proc.poll() is not None:
                 done[name] = time.time()
         time.sleep(0.05)
     results = {}
-    for name, (proc, log) in procs.items():
-        if name not in done:   # a hung job: kill it, the test that reads it fails
-            proc.kill()
+    for name, proc in procs.items():
+        if name not in done:   # a hung job: kill mpiexec and its processes; the test reading it fails
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        log.seek(0)
-        results[name] = (proc.returncode, log.read(), done.get(name, float("inf")))
-        log.close()
+        results[name] = (proc.returncode, (out_dir / f"{name}.log").read_text(), done.get(name, float("inf")))
     return results
 
 

@@ -24,7 +24,8 @@ process's local gradient. ``DataParallel`` therefore averages gradients explicit
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

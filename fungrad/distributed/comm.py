@@ -23,7 +23,8 @@ from __future__ import annotations
 import atexit
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -154,7 +155,6 @@ class SingleProcess:
 
     def barrier(self) -> None:
         """Nothing to wait for."""
-        return None
 
     def abort(self, code: int) -> None:
         """Exit with ``code`` (``SystemExit``)."""

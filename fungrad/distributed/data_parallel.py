@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 

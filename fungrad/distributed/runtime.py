@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Hashable, Iterator, NamedTuple
+from collections.abc import Hashable, Iterator
+from typing import Any, NamedTuple
 
 from fungrad import backends
 from fungrad.distributed import comm as comm_lib
