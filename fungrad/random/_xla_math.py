@@ -21,7 +21,8 @@ import numpy as np
 
 from fungrad._core import core
 from fungrad.interpreters import ad, batching
-from fungrad.lax import add, cos, div, exp, log as lax_log, mul, pow as lax_pow, square, sub
+from fungrad.lax import (add, cos, div, exp as lax_exp, log as lax_log, mul, pow as lax_pow,
+                         square, sub)
 from fungrad.lax._ops import broadcast_to_shape, const
 from fungrad.lax._prim import elementwise_prim
 from fungrad.random._threefry import _cpu_pool
@@ -278,10 +279,10 @@ _SQRT_PI = float(np.sqrt(np.pi))
 
 xla_log = _unary("xla_log", log, lambda t, ans, x: div(t, x))
 xla_log1p = _unary("xla_log1p", log1p, lambda t, ans, x: div(t, add(x, const(x, 1))))
-xla_erf = _unary("xla_erf", erf,
-                 lambda t, ans, x: mul(mul(const(x, 2 / _SQRT_PI), t), exp(mul(const(x, -1), square(x)))))
+xla_erf = _unary("xla_erf", erf, lambda t, ans, x: mul(mul(const(x, 2 / _SQRT_PI), t),
+                                                        lax_exp(mul(const(x, -1), square(x)))))
 xla_erf_inv = _unary("xla_erf_inv", erf_inv,
-                     lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, exp(square(ans)))))
+                     lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, lax_exp(square(ans)))))
 
 xla_exp = _unary("xla_exp", exp, lambda t, ans, x: mul(t, ans))
 xla_tan = _unary("xla_tan", tan, lambda t, ans, x: div(t, square(cos(x))))
