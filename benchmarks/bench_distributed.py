@@ -39,7 +39,7 @@ from fungrad.models import gpt2
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
-import shakespeare_gpt as job
+import shakespeare_gpt as job  # noqa: E402  (the main job, importable once examples/ is on the path)
 
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 # The workers read these when they start (the driver sets them in their environment).
