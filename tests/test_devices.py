@@ -133,6 +133,53 @@ def check_default_device():
     assert jnp.zeros(2).device == d[0]
 
 
+def check_jit_cache_keys_on_the_default_device():
+    """An entry compiled while the default was one device is not reused on another: the
+    cache grows as jax's does, and each result reports the default it ran under."""
+    import jax
+    import fungrad
+    import fungrad.numpy as jnp
+    d, jd = fungrad.devices(), jax.devices()
+    f, jf = fungrad.jit(lambda v: v * 2.0), jax.jit(lambda v: v * 2.0)
+    x = np.ones(3, np.float32)
+    sizes = []
+    try:
+        for k in (0, 1, 2, 1):
+            fungrad.config.update("jax_default_device", d[k])
+            jax.config.update("jax_default_device", jd[k])
+            out, jout = f(jnp.asarray(x)), jf(x)
+            assert (out.device.id, out.committed) == (jout.device.id, jout.committed) == (k, False)
+            sizes.append((f._cache_size(), jf._cache_size()))
+    finally:
+        fungrad.config.update("jax_default_device", None)
+        jax.config.update("jax_default_device", None)
+    assert sizes == [(1, 1), (2, 2), (3, 3), (3, 3)], sizes
+
+
+def check_creation_functions_honour_device():
+    """``jnp.zeros(..., device=d)`` and the other creation functions commit to ``d``."""
+    import jax
+    import jax.numpy as jjnp
+    import fungrad
+    import fungrad.numpy as jnp
+    d, jd = fungrad.devices(), jax.devices()
+    host = np.ones((2, 2), np.float32)
+    calls = [("zeros", (3,)), ("ones", ((2, 3),)), ("empty", (2,)), ("full", (3, 2.0)),
+             ("arange", (4,)), ("linspace", (0.0, 1.0, 5)), ("eye", (3,)), ("array", ([1.0, 2.0],)),
+             ("asarray", (host,)), ("zeros_like", (host,)), ("ones_like", (host,)),
+             ("full_like", (host, 3.0)), ("empty_like", (host,))]
+    for name, args in calls:
+        for device, jdevice in ((d[1], jd[1]), ("cpu:2", jd[2])):
+            got, want = getattr(jnp, name)(*args, device=device), getattr(jjnp, name)(*args, device=jdevice)
+            assert (got.device.id, got.committed) == (want.device.id, want.committed), (name, got.device)
+            assert got.shape == want.shape and got.dtype == want.dtype, name
+            if not name.startswith("empty"):
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        assert not getattr(jnp, name)(*args).committed, name
+    traced = fungrad.jit(lambda v: v + jnp.ones(3, device=d[1]))(jnp.zeros(3))
+    np.testing.assert_array_equal(np.asarray(traced), np.ones(3))  # inside jit: no effect
+
+
 def check_device_list_is_fixed():
     import fungrad
     fungrad.devices()

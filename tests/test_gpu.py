@@ -219,6 +219,7 @@ if os.environ.get("FUNGRAD_GPU_TESTS_REQUIRE_GPU") and _gpu_skip_reason() is not
 # --------------------------------------------------------------------------- CUDA source (golden)
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "cuda")
+BF16 = jnp.bfloat16
 
 
 def _chain(x, b, m):
@@ -229,19 +230,57 @@ def _bf16_mul_add(x, y):
     return (x.astype(jnp.float32) * y.astype(jnp.float32) + 1.0).astype(jnp.bfloat16)
 
 
+def _ln(x, g, b):
+    """The GPT-2 block's norm (``nn.layer_norm``, as ``models.gpt2`` calls it)."""
+    return fungrad.nn.layer_norm({"scale": g, "bias": b}, x)
+
+
+def _xent_per_row(logits, labels):
+    return fungrad.nn.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def _xent_mean(logits, labels):
+    return jnp.mean(_xent_per_row(logits, labels))
+
+
+def _row_programs() -> dict:
+    """Real traced programs whose row patterns jit must find: name -> (function, args)."""
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((6, 50)).astype(np.float32) * 3
+    labels = np.array([0, 49, 7, -1, 3, 12], np.int32)  # -1: the last class, as in JAX
+    x = rng.standard_normal((5, 768)).astype(np.float32)
+    return {
+        "rows_softmax_f32": (lambda v: fungrad.nn.softmax(v), (rng.standard_normal((7, 300))
+                                                               .astype(np.float32) * 4,)),
+        "rows_layer_norm_f32": (_ln, (x, rng.standard_normal(768).astype(np.float32),
+                                      rng.standard_normal(768).astype(np.float32))),
+        "rows_layer_norm_bf16": (_ln, tuple(jnp.asarray(a, dtype=BF16) for a in (
+            x, rng.standard_normal(768), rng.standard_normal(768)))),
+        "rows_cross_entropy_f32": (_xent_per_row, (logits, labels)),
+        "rows_cross_entropy_mean_f32": (_xent_mean, (logits, labels)),
+    }
+
+
+def _cuda_text(fn, args) -> str:
+    return fungrad.jit(fn).lower(*args).as_text(dialect="cuda")
+
+
 def _golden_sources() -> dict[str, str]:
     from fungrad.compiler import cuda
-    bf16 = jnp.bfloat16
     chain = fungrad.make_jaxpr(_chain)(np.ones((4, 8), np.float32), np.ones(8, np.float32),
                                        np.ones((4, 1), np.int32))
-    mixed = fungrad.make_jaxpr(_bf16_mul_add)(jnp.ones((2, 16), bf16), jnp.ones(16, bf16))
-    return {
+    mixed = fungrad.make_jaxpr(_bf16_mul_add)(jnp.ones((2, 16), BF16), jnp.ones(16, BF16))
+    sources = {
         "elementwise_broadcast_convert": cuda.elementwise_source(chain.jaxpr, "chain"),
         "elementwise_bf16_in_f32_compute": cuda.elementwise_source(mixed.jaxpr, "bf16_mul_add"),
-        "softmax_f32": cuda.softmax_source(np.float32, 1024),
-        "layer_norm_bf16": cuda.layer_norm_source(bf16, 768, 1e-5),
-        "cross_entropy_f32": cuda.cross_entropy_source(np.float32, 50257),
     }
+    sources.update({name: _cuda_text(fn, args) for name, (fn, args) in _row_programs().items()})
+    return sources
+
+
+GOLDEN_NAMES = ["elementwise_broadcast_convert", "elementwise_bf16_in_f32_compute",
+                "rows_softmax_f32", "rows_layer_norm_f32", "rows_layer_norm_bf16",
+                "rows_cross_entropy_f32", "rows_cross_entropy_mean_f32"]
 
 
 @pytest.fixture(scope="module")
@@ -255,12 +294,16 @@ def golden_sources():
     return sources
 
 
-@pytest.mark.parametrize("name", ["elementwise_broadcast_convert", "elementwise_bf16_in_f32_compute",
-                                  "softmax_f32", "layer_norm_bf16", "cross_entropy_f32"])
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
 def test_cuda_source_matches_golden_file(golden_sources, name):
     """Regenerate with FUNGRAD_REGEN_GOLDEN=1 after a deliberate change of the generator."""
     with open(os.path.join(GOLDEN, name + ".cu")) as f:
         assert golden_sources[name] == f.read()
+
+
+def _kernel_sources(text: str) -> list[str]:
+    """The CUDA sources in an ``as_text(dialect="cuda")`` printout (one per kernel)."""
+    return [part.split("\n", 1)[1] for part in text.split("// kernel ")[1:]]
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no CUDA compiler (nvcc) on this machine")
@@ -268,14 +311,119 @@ def test_golden_cuda_sources_compile(tmp_path, golden_sources):
     """nvcc compiles every generated kernel to PTX (no GPU needed)."""
     files = []
     for name, text in golden_sources.items():
-        path = tmp_path / f"{name}.cu"
-        path.write_text(text)
-        files.append(str(path))
-    proc = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-odir", str(tmp_path), *files],
-                          capture_output=True, text=True, timeout=300)
+        for k, source in enumerate(_kernel_sources(text) if name.startswith("rows") else [text]):
+            path = tmp_path / f"{name}_{k}.cu"
+            path.write_text(source)
+            files.append(path)
+    proc = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-odir", str(tmp_path),
+                           *map(str, files)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for name in golden_sources:
-        assert ".entry" in (tmp_path / f"{name}.ptx").read_text(), name
+    for path in files:
+        assert ".entry" in path.with_suffix(".ptx").read_text(), path.name
+
+
+def test_jit_finds_one_row_kernel_per_pattern(golden_sources):
+    """softmax, layer norm and the per-row cross-entropy each become a single row kernel;
+    the loss's mean over the rows stays outside it."""
+    for name in GOLDEN_NAMES[2:]:
+        program = golden_sources[name].split("// kernel ")[0]
+        assert program.count("fused_cuda[kernel=rows_") == 1, (name, program)
+        assert "reduce_max[axes=(1,)]" not in program and "gather" not in program, name
+    assert "reduce_sum[axes=(0,)]" in golden_sources["rows_cross_entropy_mean_f32"]
+
+
+# --------------------------------------------------------------------------- kernels run on the host
+
+_HOST_SHIMS = """#include <cmath>
+#include <cstdio>
+#include <cstring>
+using namespace std;
+struct Dim3 { unsigned x; };
+static Dim3 threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = {1};
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__
+#define __shared__ static
+static inline void __syncthreads() {}
+static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+static inline float rsqrt(float x) { return 1.0f / sqrtf(x); }
+"""
+
+_C_TYPES = {"float32": "float", "bfloat16": "unsigned short", "uint16": "unsigned short",
+            "int32": "int"}
+
+
+def _run_on_host(kernel, inputs: list, tmp_path) -> np.ndarray:
+    """Run a generated kernel compiled for the host (one block of one thread: its
+    grid-stride loops then cover every row or element) on NumPy ``inputs``."""
+    out = kernel.out_aval
+    count = kernel.rows if kernel.rows is not None else int(np.prod(out.shape))
+    reads = []
+    for k, a in enumerate(inputs):
+        ctype = _C_TYPES[a.dtype.name]
+        (tmp_path / f"in{k}.bin").write_bytes(np.ascontiguousarray(a).tobytes())
+        reads.append(f"  static {ctype} in{k}[{a.size}]; f = fopen(\"{tmp_path}/in{k}.bin\", "
+                     f"\"rb\"); if (fread(in{k}, sizeof(in{k}[0]), {a.size}, f) != {a.size}) "
+                     "return 1; fclose(f);")
+    size = int(np.prod(out.shape))
+    main = "\n".join([
+        "int main() {", "  FILE *f;", *reads,
+        f"  static {_C_TYPES[np.dtype(out.dtype).name]} out[{size}];",
+        f"  {kernel.name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out, {count});",
+        f"  f = fopen(\"{tmp_path}/out.bin\", \"wb\"); fwrite(out, sizeof(out[0]), {size}, f);",
+        "  fclose(f); return 0;", "}"])
+    src = tmp_path / "kernel.cc"
+    src.write_text(_HOST_SHIMS + kernel.source.replace("#include <cuda_fp16.h>\n", "") + main)
+    exe = tmp_path / "kernel"
+    subprocess.run(["g++", "-O1", "-o", str(exe), str(src)], check=True, timeout=120)
+    subprocess.run([str(exe)], check=True, timeout=60)
+    raw = np.fromfile(tmp_path / "out.bin", dtype=np.uint16 if out.dtype == BF16 else out.dtype)
+    return (raw.view(BF16) if out.dtype == BF16 else raw).reshape(out.shape)
+
+
+# Kernels sum in another order with another exp than NumPy (float32), and round once where
+# the CPU rounds after every bfloat16 operation: relative to each element and, for the
+# cancellations of a sum of mixed signs (``x_hat * g + b``), to the result's scale.
+KERNEL_TOL = {"float32": 1e-6, "bfloat16": 2 ** -7}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
+@pytest.mark.parametrize("name", [n for n in GOLDEN_NAMES[2:] if "mean" not in n])
+def test_row_kernel_run_on_the_host_matches_the_cpu(tmp_path, name):
+    """The row kernel jit generates, compiled for the host, against jit on the CPU."""
+    from fungrad.compiler import cuda_fuse, passes
+    fn, args = _row_programs()[name]
+    closed = passes.optimize(fungrad.jit(fn).lower(*args).jaxpr)
+    (eqn,) = cuda_fuse.cuda_fuse(closed).jaxpr.eqns
+    env = dict(zip(closed.jaxpr.invars, args)) | dict(zip(closed.jaxpr.constvars, closed.consts))
+    inputs = [np.asarray(env[v]) for v in eqn.invars]
+    got = _run_on_host(eqn.params["kernel"], [a.view(np.uint16) if a.dtype == BF16 else a
+                                              for a in inputs], tmp_path)
+    f32_args = [np.asarray(a, np.float32) if np.asarray(a).dtype == BF16 else a for a in args]
+    want = np.asarray(fungrad.jit(fn)(*f32_args))  # the exact float32 result, then rounded
+    want = want.astype(got.dtype).astype(np.float32)
+    tol = KERNEL_TOL[got.dtype.name]
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=tol,
+                               atol=tol * np.abs(want).max())
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
+def test_bf16_elementwise_kernel_on_the_host_is_bit_exact(tmp_path):
+    """bfloat16 loads, float32 compute and the round-to-nearest-even store give the CPU's
+    bits exactly (one rounding, as the CPU's float32 compute then convert)."""
+    from fungrad.compiler import cuda
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.standard_normal((3, 16)) * 100, dtype=BF16)
+    y = jnp.asarray(rng.standard_normal(16), dtype=BF16)
+    closed = fungrad.make_jaxpr(_bf16_mul_add)(x, y)
+    kernel = cuda.Kernel(cuda.elementwise_source(closed.jaxpr, "k"), "k", closed.out_avals[0])
+    got = _run_on_host(kernel, [np.asarray(x).view(np.uint16), np.asarray(y).view(np.uint16)],
+                       tmp_path)
+    np.testing.assert_array_equal(got.view(np.uint16),
+                                  np.asarray(_bf16_mul_add(x, y)).view(np.uint16))
 
 
 def test_cuda_fuser_makes_one_kernel_per_group():
@@ -288,4 +436,18 @@ def test_cuda_fuser_makes_one_kernel_per_group():
     assert [e.primitive.name for e in fused.jaxpr.eqns] == ["fused_cuda"]
     kernel = fused.jaxpr.eqns[0].params["kernel"]
     assert isinstance(kernel, cuda.Kernel) and kernel.source.count("in0[") == 1
-    assert f"void {kernel.name}(" in kernel.source
+    assert f"void {kernel.name}(" in kernel.source and kernel.rows is None
+
+
+def test_as_text_dialects():
+    """``as_text()`` is the CPU's IR on a CPU; ``dialect="cuda"`` the GPU program and its
+    kernels; an unknown dialect names the known ones."""
+    f = fungrad.jit(lambda v: fungrad.nn.softmax(v * 2.0))
+    lowered = f.lower(jnp.ones((4, 32)))
+    assert lowered.device.platform == "cpu"
+    assert "reduce_max" in lowered.as_text() and "__global__" not in lowered.as_text()
+    text = lowered.as_text(dialect="cuda")
+    assert "fused_cuda[kernel=rows_" in text and text.count("__global__ void rows_") == 1
+    assert lowered.as_text("jaxpr") == lowered.compile().as_text()
+    with pytest.raises(ValueError, match="unknown dialect 'hlo'; known: jaxpr, cuda"):
+        lowered.as_text("hlo")

@@ -12,7 +12,7 @@ control-flow bodies run compiled (``control_flow``).
 """
 from fungrad._core.lowering import def_lowering, def_ufunc
 from fungrad.compiler import control_flow  # noqa: F401 - installs the body runner, cond lowering
-from fungrad.compiler import cuda  # noqa: F401 - registers the CuPy fuser (imports no CuPy)
+from fungrad.compiler import cuda_fuse  # noqa: F401 - registers the CuPy fuser (no CuPy import)
 from fungrad.compiler.passes import optimize, register_inline
 from fungrad.compiler.pipeline import Executable, compile_jaxpr
 

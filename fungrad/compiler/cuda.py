@@ -1,22 +1,19 @@
-"""CUDA code generation: fused elementwise groups and row-block reductions as kernel source.
+"""CUDA code generation: fused elementwise groups as kernel source, and how kernels launch.
 
 ``elementwise_source(jaxpr, name)`` turns a jaxpr of elementwise equations (arithmetic,
-transcendental functions, comparisons, ``select_n``, ``convert_element_type`` and
-``broadcast_in_dim``) into one CUDA kernel: a thread per output element (grid-stride
-loop) computes the output's coordinates once and reads each input at its broadcast
-offset, so a chain of broadcasts and converts costs one pass over memory. Every value is
-computed in float32 when it is a half type (bfloat16 is stored as ``unsigned short``,
-float16 as ``__half``) and rounded once, on the store.
+transcendental functions, comparisons, ``select_n``, ``convert_element_type``,
+``broadcast_in_dim`` and reshapes that only add or drop unit dimensions) into one CUDA
+kernel: a thread per output element (grid-stride loop) computes the output's coordinates
+once and reads each input at its broadcast offset, so a chain of broadcasts and converts
+costs one pass over memory. Every value is computed in float32 when it is a half type
+(bfloat16 is stored as ``unsigned short``, float16 as ``__half``) and rounded once, on the
+store.
 
-``softmax_source``, ``layer_norm_source`` and ``cross_entropy_source`` are the row-block
-kernels: one thread block per row, a shared-memory tree reduction in float32 whatever the
-storage type, then the elementwise part in the same kernel.
-
-``Kernel`` compiles a source with CuPy's ``RawKernel`` on first launch, cached by source
-text; ``FUNGRAD_PRINT_KERNELS=1`` prints every kernel as it is compiled. ``cuda_fuse``
-is the GPU fuser (``fusion._FUSERS["cupy"]``): the groups the CPU fuser forms, compiled to
-CUDA. Nothing here imports CuPy until a kernel is launched, so the generator is tested on
-machines without a GPU (``tests/golden/cuda``).
+``Emitter`` writes those statements; ``cuda_rows`` extends it to row-block kernels
+(softmax, layer norm, cross-entropy). ``Kernel`` compiles a source with CuPy's
+``RawKernel`` on first launch, cached by source text; ``FUNGRAD_PRINT_KERNELS=1`` prints
+every kernel as it is compiled. Nothing here imports CuPy until a kernel is launched, so
+the generator is tested on machines without a GPU (``tests/golden/cuda``).
 """
 from __future__ import annotations
 
@@ -28,9 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Var
-from fungrad.compiler import fusion
-from fungrad.compiler.lowering import kernel_primitive
+from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
 
 # storage type, how a stored value becomes the compute type, and back
 _TYPES = {
@@ -67,6 +62,7 @@ _UNARY = {"neg": "(-{})", "exp": "exp({})", "log": "log({})", "tanh": "tanh({})"
           "logistic": "(1 / (1 + exp(-{})))", "square": "({0} * {0})", "floor": "floor({})",
           "ceil": "ceil({})", "sign": "(({0} > 0) - ({0} < 0))", "not": "(!{})"}
 _STRUCTURAL = {"convert_element_type", "broadcast_in_dim", "integer_pow", "select_n"}
+_UNIT_RESHAPES = {"reshape", "squeeze", "expand_dims"}
 
 
 def type_name(dtype: Any) -> str:
@@ -77,9 +73,18 @@ def type_name(dtype: Any) -> str:
     return name
 
 
+def _non_unit(shape: tuple) -> list[int]:
+    return [n for n in shape if n != 1]
+
+
 def fusible(eqn: JaxprEqn) -> bool:
     """Whether the CUDA generator can take ``eqn`` into an elementwise kernel."""
     name = eqn.primitive.name
+    if name in _UNIT_RESHAPES:  # a re-indexing only when the non-unit dimensions stay
+        x, out = eqn.invars[0].aval, eqn.outvars[0].aval
+        return len(eqn.outvars) == 1 and np.dtype(x.dtype).name in _TYPES and \
+            _non_unit(x.shape) == _non_unit(out.shape) and \
+            (name != "reshape" or eqn.params.get("dimensions") is None)
     if name not in _BINARY and name not in _UNARY and name not in _STRUCTURAL:
         return False
     avals = [a.aval for a in eqn.invars] + [v.aval for v in eqn.outvars]
@@ -87,14 +92,19 @@ def fusible(eqn: JaxprEqn) -> bool:
         (name != "select_n" or len(eqn.invars) == 3)
 
 
-class _Emitter:
-    """Writes the statements of one kernel: each (value, coordinate map) computed once."""
+class Emitter:
+    """Writes the statements of one kernel: each (value, coordinate map) computed once.
+
+    ``_lookup``/``_define`` say where a statement goes (one list here; the row emitter of
+    ``cuda_rows`` keeps row and loop scopes) and ``_eqn`` how an equation's value is
+    computed at a coordinate map."""
 
     def __init__(self, jaxpr: Jaxpr) -> None:
         self.producer = {v: e for e in jaxpr.eqns for v in e.outvars}
         self.inputs = {v: k for k, v in enumerate(jaxpr.invars)}
         self.lines: list[str] = []
         self.done: dict[tuple, str] = {}
+        self.count = 0
 
     def value(self, atom: Any, cmap: tuple) -> str:
         """A C expression of ``atom`` at the output coordinates ``cmap`` (one entry per
@@ -103,19 +113,41 @@ class _Emitter:
             raw = np.asarray(getattr(atom.val, "_value", atom.val), atom.aval.dtype)
             return _c_literal(raw.item(), type_name(atom.aval.dtype))
         key = (atom, cmap)
-        if key not in self.done:
-            expr = self._input(atom, cmap) if atom in self.inputs else self._eqn(atom, cmap)
-            name = f"v{len(self.lines)}"
-            self.lines.append(f"{_COMPUTE[type_name(atom.aval.dtype)]} {name} = {expr};")
-            self.done[key] = name
-        return self.done[key]
+        name = self._lookup(key)
+        if name is None:
+            expr = self._eqn(atom, cmap) if atom in self.producer else self._input(atom, cmap)
+            name = self._define(key, _COMPUTE[type_name(atom.aval.dtype)], expr)
+        return name
+
+    def _lookup(self, key: tuple) -> str | None:
+        return self.done.get(key)
+
+    def _define(self, key: tuple, ctype: str, expr: str) -> str:
+        """Declare ``ctype v<k> = expr;`` for ``key``; return the variable's name (``expr``
+        itself when it already is one: a re-indexing copies nothing)."""
+        if expr.isidentifier():
+            self.done[key] = expr
+            return expr
+        name = self.done[key] = self.fresh()
+        self.lines.append(f"{ctype} {name} = {expr};")
+        return name
+
+    def fresh(self) -> str:
+        """A new variable name."""
+        self.count += 1
+        return f"v{self.count - 1}"
 
     def _input(self, var: Var, cmap: tuple) -> str:
-        shape, k = var.aval.shape, self.inputs[var]
+        return self.load(f"in{self.inputs[var]}", var, cmap)
+
+    @staticmethod
+    def load(pointer: str, var: Var, cmap: tuple) -> str:
+        """``var`` (row-major in ``pointer``) read at ``cmap``, as its compute type."""
+        shape = var.aval.shape
         strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
         terms = [f"{c} * {s}" if s != 1 else c for c, s, n in zip(cmap, strides, shape)
                  if c != "0" and n != 1]
-        load = f"in{k}[{' + '.join(terms) or '0'}]"
+        load = f"{pointer}[{' + '.join(terms) or '0'}]"
         return _TYPES[type_name(var.aval.dtype)][1].format(load)
 
     def _eqn(self, var: Var, cmap: tuple) -> str:
@@ -127,6 +159,10 @@ class _Emitter:
             lead = len(out_shape) - len(shape)
             return self.value(a, tuple(cmap[lead + j] if n == out_shape[lead + j] else "0"
                                        for j, n in enumerate(shape)))
+        if name in _UNIT_RESHAPES:  # the non-unit coordinates, in order
+            x = eqn.invars[0]
+            kept = iter(c for c, n in zip(cmap, out_shape) if n != 1)
+            return self.value(x, tuple(next(kept) if n != 1 else "0" for n in x.aval.shape))
         if name == "broadcast_in_dim":
             (x,) = eqn.invars
             dims = eqn.params["broadcast_dimensions"]
@@ -167,7 +203,7 @@ def elementwise_source(jaxpr: Jaxpr, name: str) -> str:
     elementwise ``jaxpr`` (see the module docstring)."""
     (out,) = jaxpr.outvars
     shape = out.aval.shape
-    em = _Emitter(jaxpr)
+    em = Emitter(jaxpr)
     coords = tuple(f"i{d}" for d in range(len(shape)))
     result = em.value(out, coords)
     params = [f"const {_TYPES[type_name(v.aval.dtype)][0]}* __restrict__ in{k}"
@@ -189,104 +225,27 @@ def elementwise_source(jaxpr: Jaxpr, name: str) -> str:
             f"    out[idx] = {store};\n  }}\n}}\n")
 
 
-# --------------------------------------------------------------------------- row-block kernels
+# --------------------------------------------------------------------------- compiling, launching
 
-BLOCK = 256
-
-_REDUCE = """  __shared__ float red[{block}];
-#define BLOCK_REDUCE(val, op, result) \\
-  red[threadIdx.x] = (val); __syncthreads(); \\
-  for (int s = {block} / 2; s > 0; s >>= 1) {{ \\
-    if (threadIdx.x < s) red[threadIdx.x] = op(red[threadIdx.x], red[threadIdx.x + s]); \\
-    __syncthreads(); }} \\
-  float result = red[0]; __syncthreads();
-"""
+BLOCK = 256  # threads per block
+MAX_GRID = 65535  # blocks per launch; kernels loop (grid-stride) over the rest
 
 
-def _row_kernel(name: str, params: list[str], body: str) -> str:
-    return (f"{PRELUDE}\n#define ADD(a, b) ((a) + (b))\n"
-            f"extern \"C\" __global__ void {name}({', '.join(params)}) {{\n"
-            f"  long long row = blockIdx.x;\n{_REDUCE.format(block=BLOCK)}{body}}}\n")
+def storage_dtype(dtype: Any) -> np.dtype:
+    """The CuPy dtype that stores ``dtype`` on the device: ``uint16`` for bfloat16 (CuPy has
+    no bfloat16; kernels read it with ``bf16_to_f32``), else ``dtype`` itself."""
+    return np.dtype(np.uint16) if type_name(dtype) == "bfloat16" else np.dtype(dtype)
 
-
-def _load(dtype: str, expr: str) -> str:
-    return _TYPES[dtype][1].format(expr)
-
-
-def softmax_source(dtype: Any, n: int, name: str = "softmax") -> str:
-    """``out[r, :] = softmax(x[r, :])`` over rows of length ``n``, one block per row."""
-    t = type_name(dtype)
-    st = _TYPES[t][0]
-    x = _load(t, "x[row * n + j]")
-    body = f"""  const long long n = {n};
-  float m = -__int_as_float(0x7f800000);
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, {x});
-  BLOCK_REDUCE(m, fmaxf, row_max)
-  float s = 0.f;
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) s += __expf({x} - row_max);
-  BLOCK_REDUCE(s, ADD, row_sum)
-  float inv = 1.f / row_sum;
-  for (long long j = threadIdx.x; j < n; j += blockDim.x)
-    out[row * n + j] = {_TYPES[t][2].format(f"__expf({x} - row_max) * inv")};
-"""
-    return _row_kernel(name, [f"const {st}* __restrict__ x", f"{st}* __restrict__ out"], body)
-
-
-def layer_norm_source(dtype: Any, n: int, eps: float, name: str = "layer_norm") -> str:
-    """``out = (x - mean) / sqrt(var + eps) * gamma + beta`` over rows of length ``n``
-    (two-pass mean and variance in float32), one block per row."""
-    t = type_name(dtype)
-    st = _TYPES[t][0]
-    x = _load(t, "x[row * n + j]")
-    scale = _load(t, "gamma[j]")
-    shift = _load(t, "beta[j]")
-    body = f"""  const long long n = {n};
-  float s = 0.f;
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) s += {x};
-  BLOCK_REDUCE(s, ADD, total)
-  float mean = total / n;
-  float q = 0.f;
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) {{ float d = {x} - mean; q += d * d; }}
-  BLOCK_REDUCE(q, ADD, sq)
-  float inv = rsqrtf(sq / n + {_c_literal(eps, "float32")});
-  for (long long j = threadIdx.x; j < n; j += blockDim.x)
-    out[row * n + j] = {_TYPES[t][2].format(f"({x} - mean) * inv * ({scale}) + {shift}")};
-"""
-    return _row_kernel(name, [f"const {st}* __restrict__ x", f"const {st}* __restrict__ gamma",
-                              f"const {st}* __restrict__ beta", f"{st}* __restrict__ out"], body)
-
-
-def cross_entropy_source(dtype: Any, n: int, name: str = "cross_entropy") -> str:
-    """``loss[r] = logsumexp(logits[r, :]) - logits[r, labels[r]]`` in float32, one block
-    per row of ``n`` classes."""
-    t = type_name(dtype)
-    st = _TYPES[t][0]
-    x = _load(t, "logits[row * n + j]")
-    body = f"""  const long long n = {n};
-  float m = -__int_as_float(0x7f800000);
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, {x});
-  BLOCK_REDUCE(m, fmaxf, row_max)
-  float s = 0.f;
-  for (long long j = threadIdx.x; j < n; j += blockDim.x) s += __expf({x} - row_max);
-  BLOCK_REDUCE(s, ADD, row_sum)
-  if (threadIdx.x == 0) {{
-    long long j = labels[row];
-    loss[row] = row_max + __logf(row_sum) - {x};
-  }}
-"""
-    return _row_kernel(name, [f"const {st}* __restrict__ logits", "const int* __restrict__ labels",
-                              "float* __restrict__ loss"], body)
-
-
-# --------------------------------------------------------------------------- compiling, fusing
 
 class Kernel:
     """A generated kernel: compiled with CuPy's ``RawKernel`` on first launch (cached by
-    source), launched with one thread per output element."""
+    source). An elementwise kernel runs one thread per output element; a row kernel
+    (``rows`` given) one block of ``BLOCK`` threads per row. Its last parameter is the
+    element count or the row count."""
     _compiled: dict[str, Any] = {}
 
-    def __init__(self, source: str, name: str, out_aval: Any) -> None:
-        self.source, self.name, self.out_aval = source, name, out_aval
+    def __init__(self, source: str, name: str, out_aval: Any, rows: int | None = None) -> None:
+        self.source, self.name, self.out_aval, self.rows = source, name, out_aval, rows
         self.__name__ = name  # how the IR printer shows it
 
     def function(self) -> Any:
@@ -300,42 +259,18 @@ class Kernel:
             fn = Kernel._compiled[self.source] = cupy.RawKernel(self.source, self.name)
         return fn
 
+    def grid(self) -> int:
+        """Blocks per launch."""
+        if self.rows is not None:
+            return max(1, min(self.rows, MAX_GRID))
+        n = max(1, math.prod(self.out_aval.shape))
+        return min((n + BLOCK - 1) // BLOCK, MAX_GRID)
+
     def __call__(self, *args: Any, out: Any = None) -> Any:
         cupy = importlib.import_module("cupy")
-        shape, dtype = self.out_aval.shape, self.out_aval.dtype
         if out is None:
-            out = cupy.empty(shape, dtype)
-        n = max(1, math.prod(shape))
-        grid = min((n + BLOCK - 1) // BLOCK, 65535)
-        self.function()((grid,), (BLOCK,), (*[cupy.ascontiguousarray(a) for a in args], out,
-                                             np.int64(n)))
+            out = cupy.empty(self.out_aval.shape, storage_dtype(self.out_aval.dtype))
+        count = self.rows if self.rows is not None else max(1, math.prod(self.out_aval.shape))
+        self.function()((self.grid(),), (BLOCK,),
+                        (*[cupy.ascontiguousarray(a) for a in args], out, np.int64(count)))
         return out
-
-
-fused_cuda_p = kernel_primitive("fused_cuda", out="separate")
-
-
-def _build(eqns: list[JaxprEqn]) -> list[JaxprEqn] | None:
-    """One ``fused_cuda`` equation computing the group's root from its outside inputs."""
-    inner = {v for e in eqns for v in e.outvars}
-    inputs = []
-    for e in eqns:
-        for a in e.invars:
-            if type(a) is Var and a not in inner and a not in inputs:
-                inputs.append(a)
-    root = eqns[-1].outvars[0]
-    try:
-        source = elementwise_source(Jaxpr([], inputs, [root], eqns), "fused")
-    except NotImplementedError:
-        return None
-    name = f"fused_{abs(hash(source)) % 10**8}"
-    kernel = Kernel(source.replace(" fused(", f" {name}(", 1), name, root.aval)
-    return [JaxprEqn(fused_cuda_p, inputs, [root], {"kernel": kernel})]
-
-
-def cuda_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
-    """Replace each group of fusible elementwise equations by one generated CUDA kernel."""
-    return fusion._group_fuse(closed, fusible, lambda eqn, root: True, _build)
-
-
-fusion._FUSERS["cupy"] = cuda_fuse

@@ -1,13 +1,14 @@
 """Array creation: ``array``/``asarray``, filled arrays, ranges, grids and matrices."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
-from fungrad._core.array import Array
+from fungrad._core.array import Array, device_put
 from fungrad._core.core import Tracer
 from fungrad.lax._prim import as_operand, hashable_shape
 from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axis, check_user_dtype,
@@ -16,6 +17,20 @@ from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axis, check_us
 from fungrad.numpy._shape import diagonal
 from fungrad.numpy._ufuncs import multiply, power, sign
 from fungrad.numpy._ufuncs_math import exp, log
+
+
+# --------------------------------------------------------------------------- placement
+
+def _placed(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` whose keyword ``device`` (a ``Device``, ``SingleDeviceSharding``, ``"gpu"``,
+    ``"cpu:1"``) commits the result there with ``device_put``, as JAX's creation functions
+    do; the wrapper consumes ``device``, so ``fn`` never sees it. Traced results (inside
+    ``jit``) stay where the computation runs."""
+    @functools.wraps(fn)
+    def create(*args: Any, device: Any = None, **kwargs: Any) -> Any:
+        out = fn(*args, **kwargs)
+        return out if device is None else device_put(out, device)
+    return create
 
 
 # --------------------------------------------------------------------------- array / asarray
@@ -67,6 +82,7 @@ def _invalid_value(x: Any, fname: str) -> Exception:
                      "numbers and booleans only (convert the elements to numbers first)")
 
 
+@_placed
 def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
           ndmin: int = 0, *, device: Any = None) -> Any:
     """Create an array from an array, a scalar or nested lists (``jnp.array``).
@@ -121,6 +137,7 @@ def _rebuild(obj: Any, host: Any) -> Any:
     return next(host)
 
 
+@_placed
 def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None,
             device: Any = None) -> Any:
     """Convert ``a`` to an array without copying when it already is one (``jnp.asarray``)."""
@@ -138,24 +155,28 @@ def _filled(shape: tuple, fill_value: Any, dtype: np.dtype, weak: bool) -> Any:
     return lax.broadcast_in_dim(lax.convert_element_type(fill_value, dtype, weak), shape, ())
 
 
+@_placed
 def zeros(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """An array of zeros (default dtype float32)."""
     return _filled(hashable_shape(shape, "zeros"), 0,
                    check_user_dtype(dtype, "zeros") or dtypes.default_float_dtype(), False)
 
 
+@_placed
 def ones(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """An array of ones (default dtype float32)."""
     return _filled(hashable_shape(shape, "ones"), 1,
                    check_user_dtype(dtype, "ones") or dtypes.default_float_dtype(), False)
 
 
+@_placed
 def empty(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """Same as ``zeros``: arrays are immutable, so there is nothing to leave uninitialised."""
     return _filled(hashable_shape(shape, "empty"), 0,
                    check_user_dtype(dtype, "empty") or dtypes.default_float_dtype(), False)
 
 
+@_placed
 def full(shape: Any, fill_value: Any, dtype: Any = None, *, device: Any = None) -> Any:
     """An array of ``shape`` filled with ``fill_value`` (an array value is broadcast)."""
     shape = hashable_shape(shape, "full")
@@ -177,22 +198,26 @@ def _like(fname: str, a: Any, fill_value: Any, dtype: Any, shape: Any) -> Any:
     return _filled(shape, fill_value, dtype, False)
 
 
+@_placed
 def zeros_like(a: Any, dtype: Any = None, shape: Any = None, *, device: Any = None) -> Any:
     """Zeros with the shape and dtype (and weak type) of ``a``."""
     return _like("zeros_like", a, 0, dtype, shape)
 
 
+@_placed
 def ones_like(a: Any, dtype: Any = None, shape: Any = None, *, device: Any = None) -> Any:
     """Ones with the shape and dtype (and weak type) of ``a``."""
     return _like("ones_like", a, 1, dtype, shape)
 
 
+@_placed
 def empty_like(prototype: Any, dtype: Any = None, shape: Any = None, *,
                device: Any = None) -> Any:
     """Same as ``zeros_like``."""
     return _like("empty_like", prototype, 0, dtype, shape)
 
 
+@_placed
 def full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None, *,
               device: Any = None) -> Any:
     """``fill_value`` with the shape and dtype of ``a``."""
@@ -213,6 +238,7 @@ def _concrete_scalar(x: Any, what: str) -> Any:
     return np.asarray(x).item() if isinstance(x, (Array, np.ndarray, np.generic)) else x
 
 
+@_placed
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
            device: Any = None) -> Any:
     """Evenly spaced values in ``[start, stop)`` (the bounds must be static)."""
@@ -231,6 +257,7 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
         return Array(np.arange(start_v, stop_v, step_v).astype(dtype))
 
 
+@_placed
 def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True,
              retstep: bool = False, dtype: Any = None, axis: int = 0, *,
              device: Any = None) -> Any:
@@ -308,6 +335,7 @@ def _tri_mask(n: int, m: int, k: Any) -> Any:
     return lax.ge(lax.add(i, lax.convert_element_type(k, aval(i).dtype)), j)
 
 
+@_placed
 def eye(N: int, M: int | None = None, k: Any = 0, dtype: Any = None, *,
         device: Any = None) -> Any:
     """Ones on the ``k``-th diagonal, zeros elsewhere."""

@@ -28,7 +28,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
-from fungrad.compiler import pipeline
+from fungrad.compiler import cuda_fuse, passes, pipeline
 from fungrad.config import config
 from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
@@ -97,7 +97,11 @@ def _leaf_key(x: Any) -> Any:
 
 
 def _flat_key(args: tuple) -> tuple | None:
-    """The cache key when every argument is an uncommitted NumPy-backed Array (else None)."""
+    """The cache key when every argument is an uncommitted NumPy-backed Array (else None).
+
+    It ends with the default device setting: uncommitted arguments run there, so an entry
+    compiled while the default was a CPU is not reused once it names another device (as
+    JAX keys its cache on ``jax_default_device``)."""
     key = []
     for a in args:
         if type(a) is not Array:
@@ -106,6 +110,7 @@ def _flat_key(args: tuple) -> tuple | None:
         if type(v) is not np.ndarray or a._device is not None:
             return None
         key.append((v.shape, v.dtype, a.weak_type))
+    key.append(config.default_device)
     return tuple(key)
 
 
@@ -351,10 +356,10 @@ class JitWrapped:
             if key is not None:
                 return key, list(args)
             leaves, treedef = tree_util.flatten(args)
-            return (treedef, *[_leaf_key(x) for x in leaves]), leaves
+            return (treedef, *[_leaf_key(x) for x in leaves], config.default_device), leaves
         statics, dyn_args, dyn_kwargs, _, _ = self._split(args, kwargs)
         leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
-        return (treedef, statics, *[_leaf_key(x) for x in leaves]), leaves
+        return (treedef, statics, *[_leaf_key(x) for x in leaves], config.default_device), leaves
 
     def _entry(self, args: tuple, kwargs: dict, key: tuple, leaves: list,
                compile: bool = True) -> _Entry:
@@ -381,7 +386,7 @@ class JitWrapped:
         description = [f"{n}: {a.str_short()}{' (weak)' if a.weak_type else ''}"
                        for n, a in zip(arg_names, in_avals)] + \
                       [f"static '{s[1] if s[0] == 'kw' else self._arg_name(s[1])}' = {s[2][1]!r}"
-                       for s in statics]
+                       for s in statics] + [f"default device = {config.default_device}"]
         if config.log_compiles:
             self._log_miss(treedef, description)
         closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
@@ -450,11 +455,13 @@ class JitWrapped:
 
     # -- staging API
     def lower(self, *args: Any, **kwargs: Any) -> "Lowered":
-        """Trace for these arguments; ``.as_text()`` shows the optimised IR, ``.compile()``
+        """Trace for these arguments; ``.as_text()`` shows the optimised IR (the CUDA
+        source of its kernels when the arguments' device is a GPU), ``.compile()``
         returns the executable."""
         key, leaves = self._key(args, kwargs)
         entry = self._cache.get(key) or self._entry(args, kwargs, key, leaves, compile=False)
-        return Lowered(entry)
+        committed = [x._device for x in leaves if type(x) is Array and x._device is not None]
+        return Lowered(entry, committed[0] if committed else backends.default_device())
 
     def _cache_size(self) -> int:
         """How many signatures have been compiled (as ``jax``'s ``_cache_size``)."""
@@ -494,31 +501,57 @@ def _shared_cache(fun: Callable, options: tuple) -> dict:
     return per_fun.setdefault(options, {})
 
 
-class Lowered:
-    """The traced and optimised form of a jitted function at one signature."""
+DIALECTS = ("jaxpr", "cuda")
 
-    def __init__(self, entry: _Entry) -> None:
+
+def _program_text(entry: _Entry, dialect: str) -> str:
+    """The optimised program of ``entry`` as the CPU runs it (``"jaxpr"``: fused kernels
+    by name) or as a GPU runs it (``"cuda"``: the GPU fuser's program, then the CUDA source
+    of every kernel; generated without CuPy or a GPU)."""
+    if dialect == "cuda":
+        return cuda_fuse.cuda_text(passes.optimize(entry.closed))
+    return entry.executable().as_text()
+
+
+def _check_dialect(dialect: str | None, device: backends.Device) -> str:
+    if dialect is None:
+        return "cuda" if device.platform == "gpu" else "jaxpr"
+    if dialect not in DIALECTS:
+        raise ValueError(f"as_text: unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+    return dialect
+
+
+class Lowered:
+    """The traced and optimised form of a jitted function at one signature, for the
+    device its arguments run on (committed arguments' device, else the default)."""
+
+    def __init__(self, entry: _Entry, device: backends.Device) -> None:
         self._entry = entry
+        self.device = device
 
     @property
     def jaxpr(self) -> ClosedJaxpr:
         """The traced (unoptimised) jaxpr."""
         return self._entry.closed
 
-    def as_text(self) -> str:
-        """The optimised IR that the executable runs."""
-        return self.compile().as_text()
+    def as_text(self, dialect: str | None = None) -> str:
+        """The optimised program, as ``jax.stages.Lowered.as_text``: ``dialect="jaxpr"`` is
+        the IR the CPU runs (fused kernels by name), ``"cuda"`` the GPU's program followed
+        by the CUDA source of each kernel. The default is the device's: ``"cuda"`` on a
+        GPU, else ``"jaxpr"``; ask for ``"cuda"`` to read the kernels on a CPU machine."""
+        return _program_text(self._entry, _check_dialect(dialect, self.device))
 
     def compile(self) -> "Compiled":
         """The executable (compiled now if it was not yet)."""
-        return Compiled(self._entry)
+        return Compiled(self._entry, self.device)
 
 
 class Compiled:
     """An executable for one signature. Call it with the dynamic arguments only."""
 
-    def __init__(self, entry: _Entry) -> None:
+    def __init__(self, entry: _Entry, device: backends.Device) -> None:
         self._entry = entry
+        self._device = device
         self._exe = entry.executable()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -541,8 +574,9 @@ class Compiled:
         return self._entry.call(leaves)
 
     def as_text(self) -> str:
-        """The optimised IR this executable runs."""
-        return self._exe.as_text()
+        """The optimised program this executable runs on its device (with the CUDA source
+        of the kernels on a GPU, as ``Lowered.as_text``)."""
+        return _program_text(self._entry, _check_dialect(None, self._device))
 
     @property
     def source(self) -> str:
