@@ -17,7 +17,9 @@ Last, speculative decoding (``fungrad.text.speculative_generate``): the draft pr
 ``gamma`` characters, the target checks them in one call. On the first user turns of
 held-out conversations it prints the acceptance rate and the speed-up over decoding with
 the target alone, greedy (the text must be the target's own, character for character) and
-sampled, for several ``gamma``; ``speculative.png`` plots them.
+sampled, for several ``gamma``; ``speculative.png`` plots them. Each timing is the fastest
+of ``--repeat`` passes after one that compiles, and the target alone is timed again beside
+each ``gamma``, as the load of a shared machine varies.
 
 Run:  python examples/chat.py
       python examples/chat.py --quick
@@ -78,7 +80,8 @@ def conversations(spoken: Sequence[str | None], turns: int, max_chars: int) -> l
     for speech in [*spoken, None]:
         if speech is None or len(speech) > max_chars or len(run) == turns:
             if len(run) >= 2:
-                out.append([{"role": "user" if i % 2 == 0 else "assistant", "content": s} for i, s in enumerate(run)])
+                roles = ["user", "assistant"] * turns
+                out.append([{"role": role, "content": s} for role, s in zip(roles, run)])
             run = []
         if speech is not None and len(speech) <= max_chars:
             run.append(speech)
@@ -97,18 +100,20 @@ class ChatTokenizer:
     def __init__(self, chars: CharTokenizer, special: Sequence[str]):
         clashes = [s for s in special if set(s) <= set(chars.chars)]
         if clashes or not special:
-            raise ValueError(f"ChatTokenizer: special tokens {list(special)} must be given and use a character "
-                             f"outside the text's (these do not: {clashes})")
+            raise ValueError(f"ChatTokenizer: special tokens {list(special)} must be given and "
+                             f"use a character outside the text's (these do not: {clashes})")
         self.chars, self.special = chars, list(special)
         self._split = re.compile("(" + "|".join(re.escape(s) for s in self.special) + ")")
 
     @classmethod
     def train(cls, text: str, special: Sequence[str]) -> ChatTokenizer:
         """The characters of ``text`` (its special tokens removed) and ``special``."""
-        return cls(CharTokenizer.train(re.sub("|".join(re.escape(s) for s in special), "", text)), special)
+        plain = re.sub("|".join(re.escape(s) for s in special), "", text)
+        return cls(CharTokenizer.train(plain), special)
 
     @property
     def vocab_size(self) -> int:
+        """Characters and special tokens."""
         return self.chars.vocab_size + len(self.special)
 
     def token_id(self, special: str) -> int:
@@ -123,11 +128,14 @@ class ChatTokenizer:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids``, special tokens spelled out."""
         n = self.chars.vocab_size
-        return "".join(self.special[i - n] if i >= n else self.chars.decode([i]) for i in map(int, ids))
+        return "".join(self.special[i - n] if i >= n else self.chars.decode([i])
+                       for i in map(int, ids))
 
 
-def build_corpus(args: argparse.Namespace) -> tuple[ChatTokenizer, list[list[Message]], np.ndarray, np.ndarray]:
+def build_corpus(args: argparse.Namespace
+                 ) -> tuple[ChatTokenizer, list[list[Message]], np.ndarray, np.ndarray]:
     """The tokenizer, the held-out conversations, and the training and validation ids (the
     last ``--val-frac`` of the conversations, rendered one after another)."""
     text = resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()
@@ -138,16 +146,18 @@ def build_corpus(args: argparse.Namespace) -> tuple[ChatTokenizer, list[list[Mes
     tok = ChatTokenizer.train(text, [START, END])
     train_ids = np.array(tok.encode("".join(rendered[:cut])), np.int32)
     val_ids = np.array(tok.encode("".join(rendered[cut:])), np.int32)
-    print(f"{sum(s is not None for s in spoken)} speeches -> {len(chats)} conversations of 2 to {args.turns} "
-          f"turns ({cut} for training, {len(chats) - cut} held out); {len(train_ids):,} training and "
-          f"{len(val_ids):,} validation tokens; vocabulary {tok.chars.vocab_size} characters + {START}, {END}")
+    print(f"{sum(s is not None for s in spoken)} speeches -> {len(chats)} conversations of 2 "
+          f"to {args.turns} turns ({cut} for training, {len(chats) - cut} held out); "
+          f"{len(train_ids):,} training and {len(val_ids):,} validation tokens; vocabulary "
+          f"{tok.chars.vocab_size} characters + {START}, {END}")
     print(f"a conversation as the model reads it:\n{rendered[0]}")
     return tok, chats[cut:], train_ids, val_ids
 
 
 # --------------------------------------------------------------------------- training
 
-def windows(rng: np.random.Generator, ids: np.ndarray, batch: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+def windows(rng: np.random.Generator, ids: np.ndarray, batch: int,
+            length: int) -> tuple[np.ndarray, np.ndarray]:
     """A batch of random windows of ``ids`` and the same windows one token later."""
     rows = rng.integers(0, len(ids) - length - 1, batch)[:, None] + np.arange(length)
     return ids[rows], ids[rows + 1]
@@ -160,7 +170,8 @@ def train_model(name: str, cfg: llama.Config, steps: int, data: tuple[np.ndarray
     a fixed set of validation windows)."""
     params = llama.init(random.PRNGKey(args.seed), cfg)
     n_params = sum(x.size for x in fungrad.tree.leaves(params))
-    schedule = optim.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 10), steps, args.lr / 10)
+    schedule = optim.warmup_cosine_decay_schedule(0.0, args.lr, max(1, steps // 10), steps,
+                                                  args.lr / 10)
     opt = optim.adamw(schedule, b2=0.99, weight_decay=0.1)
     opt_state = opt.init(params)
 
@@ -170,19 +181,21 @@ def train_model(name: str, cfg: llama.Config, steps: int, data: tuple[np.ndarray
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss
 
-    print(f"\n{name}: LLaMA with {cfg.n_layers} blocks of width {cfg.d_model} ({cfg.n_heads} query and "
-          f"{cfg.n_kv_heads} key/value heads), {n_params:,} parameters; {steps} steps of "
-          f"{args.batch_size}x{args.block_size} tokens", flush=True)
+    print(f"\n{name}: LLaMA with {cfg.n_layers} blocks of width {cfg.d_model} ({cfg.n_heads} "
+          f"query and {cfg.n_kv_heads} key/value heads), {n_params:,} parameters; {steps} steps "
+          f"of {args.batch_size}x{args.block_size} tokens", flush=True)
     rng, t0 = np.random.default_rng(args.seed), time.perf_counter()
     for i in range(1, steps + 1):
-        params, opt_state, loss = step(params, opt_state, *windows(rng, data[0], args.batch_size, args.block_size))
+        x, y = windows(rng, data[0], args.batch_size, args.block_size)
+        params, opt_state, loss = step(params, opt_state, x, y)
         log.write(i, **{f"{name}_loss": loss})
         if i % 100 == 0 or i == steps:
-            print(f"{name} step {i}: loss {float(loss):.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            seconds = time.perf_counter() - t0
+            print(f"{name} step {i}: loss {float(loss):.3f} ({seconds:.0f} s)", flush=True)
     val_loss = fungrad.jit(lambda params, x, y: llama.loss(params, cfg, x, y))
     val_rng = np.random.default_rng(1234)
-    val = float(np.mean([val_loss(params, *windows(val_rng, data[1], args.batch_size, args.block_size))
-                         for _ in range(8)]))
+    val = float(np.mean([val_loss(params, *windows(val_rng, data[1], args.batch_size,
+                                                   args.block_size)) for _ in range(8)]))
     log.write(steps, **{f"{name}_val_loss": val})
     print(f"{name} validation loss {val:.3f}")
     return Model(llama, params, cfg)
@@ -211,8 +224,9 @@ def chat(model: Model, tok: ChatTokenizer, args: argparse.Namespace) -> list[Mes
         prompt = chat_prompt(tok, history, model.cfg.max_len - args.max_new_tokens)
         print(f"user: {message}\nassistant: ", end="", flush=True)
         reply = []
-        for token in stream(model, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                            top_p=0.9, stop_tokens=[end], key=random.fold_in(key, turn), max_len=model.cfg.max_len):
+        for token in stream(model, prompt, max_new_tokens=args.max_new_tokens,
+                            temperature=args.temperature, top_p=0.9, stop_tokens=[end],
+                            key=random.fold_in(key, turn), max_len=model.cfg.max_len):
             if token != end:
                 reply.append(token)
                 print(tok.decode([token]), end="", flush=True)
@@ -223,69 +237,87 @@ def chat(model: Model, tok: ChatTokenizer, args: argparse.Namespace) -> list[Mes
 
 # --------------------------------------------------------------------------- speculative decoding
 
-def timed(decode: Callable[[list[int], int], list[int]], prompts: list[list[int]]) -> tuple[list[list[int]], float]:
-    """Every prompt's new tokens (``decode(prompt, index)``), and the seconds they took after
-    a first pass that compiles each shape the decoding meets (same prompts and keys, so the
-    same shapes)."""
-    for i, p in enumerate(prompts):
-        decode(p, i)
-    t0 = time.perf_counter()
+def timed(decode: Callable[[list[int], int], list[int]], prompts: list[list[int]],
+          repeat: int) -> tuple[list[list[int]], float]:
+    """Every prompt's new tokens (``decode(prompt, index)``), and the seconds of the fastest
+    of ``repeat`` passes over the prompts, after a first pass that compiles each shape the
+    decoding meets (same prompts and keys, so the same shapes)."""
     out = [decode(p, i) for i, p in enumerate(prompts)]
-    return out, time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        again = [decode(p, i) for i, p in enumerate(prompts)]
+        best = min(best, time.perf_counter() - t0)
+        if again != out:
+            raise RuntimeError("timed: the same prompts and keys gave other tokens")
+    return out, best
 
 
-def decode_plain(target: Model, prompt: list[int], i: int, *, temperature: float, args: argparse.Namespace,
-                 end: int) -> list[int]:
+def decode_plain(target: Model, prompt: list[int], i: int, *, temperature: float,
+                 args: argparse.Namespace, end: int) -> list[int]:
     """The target's reply to ``prompt`` on its own, one cached decode step per token."""
     return generate(target, [prompt], max_new_tokens=args.max_new_tokens, temperature=temperature,
                     stop_tokens=[end], key=random.fold_in(random.PRNGKey(args.seed), i),
                     max_len=target.cfg.max_len)[0]
 
 
-def decode_speculative(target: Model, draft: Model, prompt: list[int], i: int, *, gamma: int, temperature: float,
-                       args: argparse.Namespace, end: int, stats: list[SpeculativeStats]) -> list[int]:
-    """The target's reply to ``prompt`` with ``draft`` proposing; appends the run's statistics to ``stats``."""
-    out, s = speculative_generate(target, draft, prompt, max_new_tokens=args.max_new_tokens, gamma=gamma,
-                                  temperature=temperature, stop_tokens=[end],
-                                  key=random.fold_in(random.PRNGKey(args.seed), i), max_len=target.cfg.max_len)
+def decode_speculative(target: Model, draft: Model, prompt: list[int], i: int, *, gamma: int,
+                       temperature: float, args: argparse.Namespace, end: int,
+                       stats: list[SpeculativeStats]) -> list[int]:
+    """The target's reply to ``prompt`` with ``draft`` proposing ``gamma`` tokens at a time;
+    appends the run's statistics to ``stats``."""
+    out, s = speculative_generate(target, draft, prompt, max_new_tokens=args.max_new_tokens,
+                                  gamma=gamma, temperature=temperature, stop_tokens=[end],
+                                  key=random.fold_in(random.PRNGKey(args.seed), i),
+                                  max_len=target.cfg.max_len)
     stats.append(s)
     return out
 
 
-def compare_speculative(target: Model, draft: Model, tok: ChatTokenizer, held_out: list[list[Message]],
-                        args: argparse.Namespace, log: train.MetricsWriter) -> list[dict]:
+def compare_speculative(target: Model, draft: Model, tok: ChatTokenizer,
+                        held_out: list[list[Message]], args: argparse.Namespace,
+                        log: train.MetricsWriter) -> list[dict]:
     """Target-only decoding against speculative decoding on the first user turns of the
     held-out conversations (those that leave room for a full reply in the context), greedy
     and sampled, for each ``gamma`` of ``args.gammas``."""
     room = target.cfg.max_len - args.max_new_tokens
-    prompts = [p for p in (tok.encode(apply_chat_template(c[:1], TEMPLATE)) for c in held_out) if len(p) <= room]
-    prompts = prompts[:args.prompts]
+    firsts = (tok.encode(apply_chat_template(c[:1], TEMPLATE)) for c in held_out)
+    prompts = [p for p in firsts if len(p) <= room][:args.prompts]
     end = tok.token_id(END)
     rows = []
-    print(f"\nspeculative decoding on the first user turn of {len(prompts)} held-out conversations "
-          f"(up to {args.max_new_tokens} new tokens each):")
+    print(f"\nspeculative decoding on the first user turn of {len(prompts)} held-out "
+          f"conversation{'s' * (len(prompts) != 1)} (up to {args.max_new_tokens} new tokens each):")
     print(f"{'sampling':>9} {'gamma':>5} {'tokens':>6} {'target ms/token':>15} {'speculative':>11} "
           f"{'accepted':>8} {'target calls':>12} {'speed-up':>8}")
     for temperature in (0.0, args.temperature):
-        base, base_s = timed(functools.partial(decode_plain, target, temperature=temperature, args=args, end=end),
-                             prompts)
-        base_ms = 1e3 * base_s / sum(map(len, base))
-        for gamma in args.gammas:
+        plain = functools.partial(decode_plain, target, temperature=temperature, args=args,
+                                  end=end)
+        for gamma in args.gammas:  # the target alone is timed beside each gamma: the load varies
+            base, base_s = timed(plain, prompts, args.repeat)
+            base_ms = 1e3 * base_s / sum(map(len, base))
             stats: list[SpeculativeStats] = []
-            out, spec_s = timed(functools.partial(decode_speculative, target, draft, gamma=gamma,
-                                                  temperature=temperature, args=args, end=end, stats=stats), prompts)
-            timed_stats = stats[len(prompts):]                 # the timed pass's
+            speculative = functools.partial(decode_speculative, target, draft, gamma=gamma,
+                                            temperature=temperature, args=args, end=end,
+                                            stats=stats)
+            out, spec_s = timed(speculative, prompts, args.repeat)
+            one_pass = stats[-len(prompts):]                   # every pass is the same
             tokens = sum(map(len, out))
-            r = {"temperature": temperature, "gamma": gamma, "tokens": tokens, "target_ms": base_ms,
-                 "speculative_ms": 1e3 * spec_s / tokens,
-                 "acceptance": sum(s.accepted for s in timed_stats) / sum(s.proposed for s in timed_stats),
-                 "target_calls": sum(s.target_calls for s in timed_stats), "same_as_target": out == base}
+            accepted = sum(s.accepted for s in one_pass)
+            proposed = sum(s.proposed for s in one_pass)
+            r = {"temperature": temperature, "gamma": gamma, "tokens": tokens,
+                 "target_ms": base_ms, "speculative_ms": 1e3 * spec_s / tokens,
+                 "acceptance": accepted / proposed,
+                 "target_calls": sum(s.target_calls for s in one_pass),
+                 "same_as_target": out == base}
             r["speedup"] = r["target_ms"] / r["speculative_ms"]
             rows.append(r)
-            metric, mode = ("greedy", "greedy") if temperature == 0 else ("sampled", f"T={temperature:g}")
-            log.write(gamma, **{f"{metric}_acceptance": r["acceptance"], f"{metric}_speedup": r["speedup"]})
+            metric = "greedy" if temperature == 0 else "sampled"
+            mode = "greedy" if temperature == 0 else f"T={temperature:g}"
+            log.write(gamma, **{f"{metric}_acceptance": r["acceptance"],
+                                f"{metric}_speedup": r["speedup"]})
             print(f"{mode:>9} {gamma:>5} {tokens:>6} {base_ms:>15.2f} {r['speculative_ms']:>11.2f} "
-                  f"{r['acceptance']:>8.0%} {r['target_calls']:>12} {r['speedup']:>7.2f}x", flush=True)
+                  f"{r['acceptance']:>8.0%} {r['target_calls']:>12} {r['speedup']:>7.2f}x",
+                  flush=True)
     greedy = [r for r in rows if r["temperature"] == 0]
     print("greedy speculative text is the target's own: "
           f"{'yes, for every gamma' if all(r['same_as_target'] for r in greedy) else 'NO'}")
@@ -317,7 +349,7 @@ def plot_speculative(rows: list[dict]):
 def main(argv: list[str] | None = None) -> None:
     ap = gallery.parser(__doc__)
     ap.add_argument("--steps", type=int, default=600, help="training steps of the target model")
-    ap.add_argument("--draft-steps", type=int, default=600, help="training steps of the draft model")
+    ap.add_argument("--draft-steps", type=int, default=600, help="training steps of the draft")
     ap.add_argument("--d-model", type=int, default=128, help="width of the target model")
     ap.add_argument("--n-layers", type=int, default=4, help="blocks of the target model")
     ap.add_argument("--draft-d-model", type=int, default=64, help="width of the draft model")
@@ -330,33 +362,43 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-chars", type=int, default=300, help="longest speech kept, in characters")
     ap.add_argument("--val-frac", type=float, default=0.05, help="conversations held out")
     ap.add_argument("--max-new-tokens", type=int, default=120, help="longest reply, in characters")
-    ap.add_argument("--temperature", type=float, default=0.8, help="temperature of the chat and of sampling")
-    ap.add_argument("--prompts", type=int, default=4, help="held-out prompts of the speculative comparison")
-    ap.add_argument("--gammas", type=int, nargs="+", default=[1, 2, 3, 4], help="draft tokens per target call")
+    ap.add_argument("--temperature", type=float, default=0.8,
+                    help="temperature of the chat and of sampled speculative decoding")
+    ap.add_argument("--prompts", type=int, default=4,
+                    help="held-out prompts of the speculative comparison")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="timed passes over the prompts (the fastest is kept)")
+    ap.add_argument("--gammas", type=int, nargs="+", default=[1, 2, 3, 4],
+                    help="draft tokens per target call")
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.draft_steps, args.d_model, args.n_layers = 20, 10, 32, 1
-        args.draft_d_model, args.block_size, args.max_new_tokens, args.prompts, args.gammas = 16, 128, 24, 2, [2]
-    if min(args.steps, args.draft_steps, args.n_layers, args.draft_n_layers, args.max_new_tokens, args.prompts,
-           *args.gammas) < 1 or args.turns < 2 or args.d_model % 4 or args.draft_d_model % 4:
-        ap.error("--steps, --draft-steps, --n-layers, --draft-n-layers, --max-new-tokens, --prompts and --gammas "
-                 "must be >= 1, --turns >= 2, the widths multiples of 4")
+        args.draft_d_model, args.block_size, args.max_new_tokens = 16, 128, 24
+        args.prompts, args.repeat, args.gammas = 1, 1, [2]
+    counts = (args.steps, args.draft_steps, args.n_layers, args.draft_n_layers, args.max_new_tokens,
+              args.prompts, args.repeat, *args.gammas)
+    if min(counts) < 1 or args.turns < 2 or args.d_model % 4 or args.draft_d_model % 4:
+        ap.error("--steps, --draft-steps, --n-layers, --draft-n-layers, --max-new-tokens, "
+                 "--prompts, --repeat and --gammas must be >= 1, --turns >= 2, the widths "
+                 "multiples of 4")
     if args.max_new_tokens >= args.block_size:
-        ap.error(f"--max-new-tokens ({args.max_new_tokens}) must leave room for a prompt in --block-size "
-                 f"({args.block_size})")
+        ap.error(f"--max-new-tokens ({args.max_new_tokens}) must leave room for a prompt in "
+                 f"--block-size ({args.block_size})")
     if not 0 < args.temperature:
-        ap.error(f"--temperature must be > 0 (greedy decoding is compared anyway), got {args.temperature}")
+        ap.error(f"--temperature must be > 0 (greedy decoding is compared anyway), "
+                 f"got {args.temperature}")
     run_dir = gallery.start_run("chat", args)
     tok, held_out, train_ids, val_ids = build_corpus(args)
 
     def config(d_model: int, n_layers: int) -> llama.Config:
-        return llama.Config(vocab_size=tok.vocab_size, d_model=d_model, n_layers=n_layers, n_heads=4, n_kv_heads=2,
-                            d_ff=3 * d_model, max_len=args.block_size)
+        return llama.Config(vocab_size=tok.vocab_size, d_model=d_model, n_layers=n_layers,
+                            n_heads=4, n_kv_heads=2, d_ff=3 * d_model, max_len=args.block_size)
     with train.MetricsWriter(run_dir) as log:
         data = (train_ids, val_ids)
-        target = train_model("target", config(args.d_model, args.n_layers), args.steps, data, args, log)
-        draft = train_model("draft", config(args.draft_d_model, args.draft_n_layers), args.draft_steps, data,
-                            args, log)
+        target = train_model("target", config(args.d_model, args.n_layers), args.steps, data,
+                             args, log)
+        draft = train_model("draft", config(args.draft_d_model, args.draft_n_layers),
+                            args.draft_steps, data, args, log)
         chat(target, tok, args)
         rows = compare_speculative(target, draft, tok, held_out, args, log)
     gallery.save_picture(run_dir, "speculative.png", plot_speculative(rows))
