@@ -106,9 +106,18 @@ def test_check_grads():
         check_grads(fss.kl_div, (np.array([0.5, 2.]), np.array([1., 0.7])), order=2)
 
 
-def test_gammainc_derivative_in_a_is_refused():
-    with pytest.raises(NotImplementedError, match="gammainc: the derivative with respect to a"):
-        fungrad.grad(fss.gammainc)(F32(2), F32(1))
+@pytest.mark.parametrize("name", ["gammainc", "gammaincc"])
+def test_incomplete_gamma_derivative_in_a(name):
+    a = np.array([0.1, 0.5, 1, 2, 5, 10, 50, 3, 3], F32)
+    x = np.array([0.01, 0.3, 1, 3, 2, 15, 45, 1e-4, 30], F32)
+    ours = fungrad.vmap(fungrad.grad(getattr(fss, name), argnums=(0, 1)))(a, x)
+    ref = jax.vmap(jax.grad(getattr(jss, name), argnums=(0, 1)))(a, x)
+    r, at = GRAD_TOL[np.dtype(F32)]
+    for u, v in zip(ours, ref):
+        np.testing.assert_allclose(u, v, rtol=r, atol=at)
+    with _x64():
+        check_grads(lambda a: getattr(fss, name)(a, np.array([0.4, 5., 18.])),
+                    (np.array([0.7, 3., 20.]),), order=1)
 
 
 class _x64:

@@ -3,10 +3,13 @@
 ``gamma``/``loggamma`` split the key into one key per element and run JAX's
 rejection loop on each (vmapped, so all elements advance together until the last
 one is accepted); ``beta``, ``dirichlet``, ``chisquare``, ``t``, ``f``,
-``generalized_normal`` and ``ball`` combine them as ``jax.random`` does.
+``generalized_normal`` and ``ball`` combine them as ``jax.random`` does. The draws are
+differentiable in ``a`` by implicit reparameterisation, as in JAX (so are ``beta``,
+``dirichlet`` and the others through them).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -14,12 +17,14 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core.util import prod
+from fungrad._incomplete_gamma import igamma
 from fungrad.random._distributions import (_div, _exp, _exponential, _fma, _out_shape, _param,
                                            _pow, _start, rademacher)
 from fungrad.random._samplers import (Shape, _check_shape, _const, _log, _normal_real, _shape,
                                       _split2, _uniform)
 from fungrad.random._threefry import threefry_split
-from fungrad.transforms.api import vmap
+from fungrad.transforms.api import jvp, vmap
+from fungrad.transforms.custom_derivatives import custom_jvp
 
 
 def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
@@ -63,14 +68,40 @@ def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
     return lax.mul(lax.mul(d, v), boost)
 
 
+@functools.partial(custom_jvp, nondiff_argnums=(2,))
+def _gamma_draws(keys: Any, a: Any, log_space: bool) -> Any:
+    """One draw per key and ``a`` (flat), through the rejection loop."""
+    return vmap(lambda k, x: _gamma_one(k, x, log_space))(keys, a)
+
+
+@_gamma_draws.defjvp
+def _gamma_draws_jvp(log_space: bool, primals: tuple, tangents: tuple) -> tuple:
+    """Implicit reparameterisation (JAX's): the draw ``x`` moves with ``a`` so that its
+    CDF ``P(a, x)`` stays put, ``dx/da = -(dP/da) / (dP/dx)``, ``dP/dx`` being the
+    density; in log space ``d log x = dx / x`` (a draw that underflowed to 0 counts as
+    the smallest normal number, as in JAX)."""
+    keys, a = primals
+    a_dot = tangents[1]
+    out = _gamma_draws(keys, a, log_space)
+    x = out
+    if log_space:
+        x = _exp(out)
+        x = lax.select(lax.eq(x, _const(0, a.dtype)),
+                       lax.full_like(x, np.finfo(a.dtype).tiny), x)
+    dp_da = jvp(lambda a: igamma(a, x, False), (a,), (fnp.ones_like(a),))[1]
+    log_density = lax.sub(lax.sub(lax.mul(lax.sub(a, _const(1, a.dtype)), _log(x)), x),
+                          lax.lgamma(a))
+    dx_da = lax.neg(lax.mul(dp_da, _exp(lax.neg(log_density))))
+    return out, lax.mul(a_dot, lax.div(dx_da, x) if log_space else dx_da)
+
+
 def _gamma(name: str, key: Any, a: Any, shape: Shape | None, dtype: Any, log_space: bool) -> Any:
     data, dtype = _start(name, key, dtype)
     a = _param(name, a, dtype)
     shape = _out_shape(name, shape, a)
     a = fnp.broadcast_to(a, shape)
     keys = threefry_split(data, (prod(shape),))
-    draws = vmap(lambda k, x: _gamma_one(k, x, log_space))(keys, lax.reshape(a, (prod(shape),)))
-    return lax.reshape(draws, shape)
+    return lax.reshape(_gamma_draws(keys, lax.reshape(a, (prod(shape),)), log_space), shape)
 
 
 def gamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as jnp
 from fungrad._core.namespace import public_dir
+from fungrad._incomplete_gamma import igamma as _igamma
 from fungrad.numpy._util import (
     aval,
     full_like,
@@ -27,6 +28,8 @@ from fungrad.numpy._util import (
 from fungrad.numpy._util import where as _where
 from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
+from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
+from fungrad.transforms.api import jvp
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
 
 
@@ -253,65 +256,18 @@ def ndtri(p: Any) -> Any:
 ndtri.defjvps(lambda t, x, p: t * jnp.exp(0.5 * x * x + _LOG_SQRT_2PI))
 
 
-def _gammainc_series(a: Any, x: Any, iters: int) -> Any:
-    # P(a, x) = x^a e^-x / Gamma(a + 1) * sum_n x^n / ((a+1)...(a+n))
-    def body(_, carry):
-        term, total, denom = carry
-        denom = denom + 1
-        term = term * x / denom
-        return term, total + term, denom
-    one = jnp.ones_like(x)
-    _, total, _ = lax.fori_loop(0, iters, body, (one, one, a))
-    return jnp.exp(a * jnp.log(x) - x - lax.lgamma(a + 1)) * total
-
-
-def _gammaincc_fraction(a: Any, x: Any, iters: int) -> Any:
-    # Q(a, x) = x^a e^-x / Gamma(a) * (modified Lentz continued fraction)
-    tiny = float(np.finfo(aval(x).dtype).tiny)
-
-    def guard(v):
-        return _where(jnp.abs(v) < tiny, tiny, v)
-
-    def body(i, carry):
-        b, c, d, h = carry
-        an = -i * (i - a)
-        b = b + 2
-        d = 1 / guard(an * d + b)
-        c = guard(b + an / c)
-        return b, c, d, h * d * c
-    b = x + 1 - a
-    d = 1 / guard(b)
-    c = jnp.full_like(x, 1 / tiny)
-    _, _, _, h = lax.fori_loop(1, iters, body, (b, c, d, d))
-    return jnp.exp(a * jnp.log(x) - x - lax.lgamma(a)) * h
-
-
-def _igamma(a: Any, x: Any, upper: bool) -> Any:
-    valid = jnp.logical_and(a > 0, x > 0)
-    use_series = x < a + 1
-    xs, as_ = _where(valid, x, 1), _where(valid, a, 1)
-    series = _gammainc_series(as_, _where(use_series, xs, 0.5), 256)
-    fraction = _gammaincc_fraction(as_, _where(use_series, as_ + 2, xs), 128)
-    lower = _where(use_series, series, 1 - fraction)
-    upper_ = _where(use_series, 1 - series, fraction)
-    value = upper_ if upper else lower
-    at_zero = 1 if upper else 0
-    edge = _where(jnp.logical_and(x == 0, a > 0), at_zero,
-                  _where(jnp.logical_and(jnp.isinf(x), a > 0), 1 - at_zero, np.nan))
-    return _where(valid & jnp.isfinite(x), value, edge.astype(aval(value).dtype))
-
-
 def _igamma_jvp(upper: bool, primals: Any, tangents: Any) -> Any:
     (a, x), (a_dot, x_dot) = primals, tangents
-    if not isinstance(a_dot, SymbolicZero):
-        name = "gammaincc" if upper else "gammainc"
-        raise NotImplementedError(f"{name}: the derivative with respect to a is not "
-                                  "implemented (only with respect to x)")
     out = _igamma_both(a, x, upper)
-    if isinstance(x_dot, SymbolicZero):
-        return out, jnp.zeros_like(out)
-    density = jnp.exp((a - 1) * jnp.log(x) - x - lax.lgamma(a))
-    return out, (-density if upper else density) * x_dot
+    t_out = jnp.zeros_like(out)
+    if not isinstance(a_dot, SymbolicZero):
+        # d/da: forward mode through the series and the continued fraction (JAX's
+        # igamma_grad_a differentiates the same expansions)
+        t_out = t_out + jvp(lambda a: _igamma(a, x, upper), (a,), (a_dot,))[1]
+    if not isinstance(x_dot, SymbolicZero):
+        density = jnp.exp((a - 1) * jnp.log(x) - x - lax.lgamma(a))
+        t_out = t_out + (-density if upper else density) * x_dot
+    return out, t_out
 
 
 _igamma_both = custom_jvp(lambda a, x, upper: _igamma(a, x, upper), nondiff_argnums=(2,))
@@ -321,7 +277,7 @@ _igamma_both.defjvp(lambda upper, primals, tangents: _igamma_jvp(upper, primals,
 
 def gammainc(a: Any, x: Any) -> Any:
     """The regularized lower incomplete Gamma function ``P(a, x)`` (series below
-    ``x = a + 1``, continued fraction above); differentiable in ``x`` only.
+    ``x = a + 1``, continued fraction above); differentiable in ``a`` and ``x``.
 
     >>> round(float(gammainc(1., 1.)), 5)  # 1 - exp(-1)
     0.63212
@@ -410,11 +366,16 @@ __all__ = [
     "erf",
     "erfc",
     "erfcx",
+    "erfcx",
     "erfinv",
     "expit",
     "gammainc",
     "gammaincc",
     "gammaln",
+    "i0",
+    "i0e",
+    "i1",
+    "i1e",
     "i0",
     "i0e",
     "i1",
