@@ -28,7 +28,6 @@ from fungrad.numpy._util import (
 from fungrad.numpy._util import where as _where
 from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
-from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.api import jvp
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
 
@@ -366,16 +365,11 @@ __all__ = [
     "erf",
     "erfc",
     "erfcx",
-    "erfcx",
     "erfinv",
     "expit",
     "gammainc",
     "gammaincc",
     "gammaln",
-    "i0",
-    "i0e",
-    "i1",
-    "i1e",
     "i0",
     "i0e",
     "i1",
