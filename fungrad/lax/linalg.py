@@ -35,8 +35,8 @@ from fungrad.lax.elementwise import (abs as _abs, add, complex as _complex, conj
                                      sub)
 from fungrad.lax.reductions import argmax, reduce_sum
 from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, convert_element_type,
-                                expand_dims, full, pad, transpose)
-from fungrad.lax.slicing import slice as _slice
+                                expand_dims, full, transpose)
+from fungrad.lax.slicing import pad, slice as _slice
 from fungrad.lax.sorting import _gather_along, sort
 
 __all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "lu", "lu_p",

@@ -4,8 +4,8 @@ decompositions and solvers built on ``fungrad.lax.linalg``.
 As in JAX, except that ``solve`` and ``inv`` call LAPACK's ``gesv`` and ``slogdet`` its
 ``getrf``-based ``slogdet`` (``lax.linalg.solve``/``slogdet``, primitives with JAX's
 derivatives), where JAX composes an LU factorisation and triangular solves; ``det`` has
-JAX's custom derivative (defined for singular matrices too); ``pinv``, ``lstsq``, ``matrix_rank``, ``cond`` and the
-matrix 2-norms come from the SVD.
+JAX's custom derivative (defined for singular matrices too); ``pinv``, ``lstsq``,
+``matrix_rank``, ``cond`` and the matrix 2-norms come from the SVD.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from fungrad.numpy._shape import (broadcast_to, diagonal as _diagonal, matrix_tr
                                   moveaxis, trace as _trace)
 from fungrad.numpy._indexing import take_along_axis
 from fungrad.numpy._ufuncs import absolute, logical_and, logical_not, logical_or, power
-from fungrad.numpy._ufuncs_math import conjugate, isinf, isnan, log
+from fungrad.numpy._ufuncs_math import conjugate, isinf, isnan
 from fungrad.numpy._util import (aval, canonicalize_axes, ensure_arraylike,
                                  promote_dtypes_inexact, scalar_like, where)
 from fungrad.transforms.custom_derivatives import custom_jvp

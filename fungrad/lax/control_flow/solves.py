@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 from fungrad import tree as tree_util
-from fungrad._core import core, dtypes
+from fungrad._core import core
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
