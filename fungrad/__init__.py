@@ -32,7 +32,7 @@ from fungrad import experimental  # noqa: E402
 from fungrad import errors  # noqa: E402
 from fungrad._core.namespace import public_dir as _public_dir  # noqa: E402
 
-from fungrad.version import __version__  # noqa: E402
+from fungrad.version import __version__ as __version__  # noqa: E402  (re-exported)
 
 # The public API: JAX's names (each behaves as its namesake in ``jax``), then the types
 # and libraries fungrad adds (``ShapedArray``, ``Jaxpr``, ``nn``, ``optim``, ``train``).

@@ -8,7 +8,6 @@ import pytest
 
 import fungrad
 import fungrad.numpy as fnp
-from fungrad.test_util import check_grads
 from harness import GRAD_TOL, assert_same, compare, rand, to_fg, to_jax
 
 RNG = np.random.default_rng(0)

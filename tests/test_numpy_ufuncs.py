@@ -3,7 +3,6 @@ types over dtype combinations (incl. Python scalars and mixed int/float/bf16), b
 (a hypothesis fuzz), JVP/VJP/vmap on the differentiable ones, and error messages."""
 import functools
 
-import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
@@ -14,7 +13,7 @@ import fungrad
 import fungrad.numpy as jnp
 from fungrad.test_util import check_grads
 import harness
-from harness import assert_same, compare_np, compare_types, rand
+from harness import compare_np, compare_types, rand
 
 # the jax references run under jax.jit: one compilation per case instead of one per op
 compare = functools.partial(harness.compare, jit_ref=True)

@@ -12,7 +12,6 @@ import fungrad
 import fungrad.numpy as fnp
 import fungrad.random as fr
 from fungrad import lax, tree
-from harness import assert_same
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 SEEDS = [0, 1, 42, -1, -5, 2 ** 31, 2 ** 32 + 3, 2 ** 40 + 7, 2 ** 63 - 1, -2 ** 63]

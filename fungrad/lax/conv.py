@@ -18,8 +18,6 @@ from __future__ import annotations
 import itertools
 from typing import Any, NamedTuple, Sequence
 
-import numpy as np
-
 from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod

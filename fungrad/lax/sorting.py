@@ -10,7 +10,7 @@ tangents are the input tangents gathered at the sorted positions, as in JAX.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -37,7 +37,7 @@ from fungrad.numpy._misc import _view  # noqa: F401
 
 from fungrad._core.array import Array as ndarray  # noqa: E402,F401  (jnp.ndarray is jax.Array)
 
-bool = bool_  # noqa: A001  (jnp.bool is jnp.bool_)
+bool = _dtypes.bool_  # noqa: A001  (jnp.bool is jnp.bool_)
 newaxis = None
 pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"), \
     float("nan"), 0.5772156649015329
@@ -49,7 +49,8 @@ __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _reduc
                                _joining, _indexing, _searching, _sorting, _linalg, _einsum, _misc,
                                _quantiles, _index_tricks, _functional, _setops)
            for name in family.__all__]
-__all__ += ["bfloat16", "bool", "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",
+__all__ += ["bfloat16", "bool",  # noqa: F405  (bfloat16: __getattr__ loads it lazily)
+            "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",
             "fft", "linalg"]
 __dir__ = public_dir(__all__)
 

@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
-from fungrad._core.core import ShapedArray
 from fungrad.interpreters import ad
 from fungrad.interpreters import partial_eval as pe
 from fungrad.transforms.custom_derivatives import custom_vjp

@@ -248,7 +248,6 @@ def _scan_partial_eval(trace, args, params):
     the unknown one needs (stacked as extra ``ys``); residuals that depend only on
     loop-invariant known inputs are computed once, outside the loop, instead."""
     jaxpr, num_consts, num_carry = params["jaxpr"], params["num_consts"], params["num_carry"]
-    length = params["length"]
     num_xs = len(args) - num_consts - num_carry
     num_ys = len(jaxpr.out_avals) - num_carry
     uk = [trace.is_own(x) for x in args]
