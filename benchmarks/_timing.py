@@ -7,11 +7,17 @@
   (on a 2-core machine figures taken above a load of about 1 are inflated).
 * ``profile_executable``: per-equation timing of a ``fungrad.jit`` executable
   (each generated line timed, minimum over several calls).
+* ``Worker`` / ``serve`` / ``interleaved_workers``: each library in a process of its own
+  (no shared allocator, thread pools or caches), driven in alternating rounds, timed by
+  wall clock and by the process's CPU time (robust on a machine busy with other work).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any, Callable, Sequence
@@ -55,6 +61,60 @@ def interleaved(fns: dict[str, Callable[[], Any]], rounds: int = 5, number: int 
                 fn()
                 samples[name].append(time.perf_counter() - t0)
     return {name: (min(s), sorted(s)[len(s) // 2]) for name, s in samples.items()}
+
+
+def time_calls(fn: Callable[[], Any], number: int) -> dict[str, list[float]]:
+    """Wall-clock and process CPU seconds of each of ``number`` calls of ``fn``."""
+    wall, cpu = [], []
+    for _ in range(number):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - t0)
+    return {"wall": wall, "cpu": cpu}
+
+
+def serve(handle: Callable[[dict], dict]) -> None:
+    """The child side of a ``Worker``: answer each JSON request read from stdin with
+    ``handle(request)`` as one JSON line on stdout, until stdin closes."""
+    for line in sys.stdin:
+        print(json.dumps(handle(json.loads(line))), flush=True)
+
+
+class Worker:
+    """A benchmark in a child process (``argv``), asked JSON requests one at a time."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def ask(self, **request: Any) -> dict:
+        """Send ``request`` and wait for the answer."""
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker {self.proc.args} exited with {self.proc.wait()}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def interleaved_workers(workers: dict[str, Worker], rounds: int, number: int
+                        ) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{name: {"wall": (min, median), "cpu": (min, median)}}`` seconds per call: each round
+    asks every worker in turn for ``number`` timed calls (``{"op": "run", "number": n}``,
+    answered by ``time_calls``'s dict)."""
+    samples: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in workers}
+    for _ in range(rounds):
+        for name, worker in workers.items():
+            answer = worker.ask(op="run", number=number)
+            for kind in ("wall", "cpu"):
+                samples[name][kind] += answer[kind]
+    return {name: {kind: (min(s), sorted(s)[len(s) // 2]) for kind, s in by_kind.items()}
+            for name, by_kind in samples.items()}
 
 
 def profile_executable(exe: Any, make_args: Callable[[Any], Sequence[Any]], calls: int = 10,

@@ -2,7 +2,8 @@
 
 Benchmarks (each a function registered with ``@bench``; add more the same way, e.g.
 a char-level GPT train step once its ops exist):
-  mlp_sgd / mlp_adam  MLP 784-512-512-10, batch 128: value_and_grad + update inline
+  mlp_sgd / mlp_adam  MLP 784-512-512-10, batch 128 (``bench_mlp.py``): value_and_grad + update
+                      inline (``bench_mlp.py`` times the steps with each library's optimiser)
   chain_16 / chain_1000  a 100-op elementwise chain on (16,16) and (1000,1000)
   call_overhead  a tiny jitted function (x + y on 3 elements)
   first_call     trace + optimise + codegen of the MLP train step (jax: + XLA compile)
@@ -26,6 +27,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _timing import best_us, load_average  # noqa: E402
+from bench_mlp import init_params as _mlp_init  # noqa: E402
+from bench_mlp import make_data as _mlp_data  # noqa: E402
+from bench_mlp import make_loss as _mlp_loss  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -72,30 +76,6 @@ def _compare(fg: Callable[[], Any], jx: Callable[[], Any], number: int, rounds: 
 
 # --------------------------------------------------------------------------- MLP train step
 
-SIZES = (784, 512, 512, 10)
-BATCH = 128
-
-
-def _mlp_init(seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    params = {}
-    for i, (m, n) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        params[f"w{i}"] = (rng.standard_normal((m, n)) / np.sqrt(m)).astype(np.float32)
-        params[f"b{i}"] = np.zeros(n, np.float32)
-    return params
-
-
-def _mlp_loss(lib, nn):
-    def loss(params, x, y):
-        h = x
-        for i in range(len(SIZES) - 1):
-            h = h @ params[f"w{i}"] + params[f"b{i}"]
-            if i < len(SIZES) - 2:
-                h = lib.maximum(h, 0.0)
-        return -lib.mean(lib.sum(nn.log_softmax(h) * y, axis=-1))
-    return loss
-
-
 def _sgd_step(api, lib, nn):
     grad_fn = api.value_and_grad(_mlp_loss(lib, nn))
 
@@ -120,13 +100,6 @@ def _adam_step(api, lib, nn):
                   for k in params}
         return loss, params, m, v, t
     return step
-
-
-def _mlp_data(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
-    y = np.eye(SIZES[-1], dtype=np.float32)[rng.integers(0, SIZES[-1], BATCH)]
-    return x, y
 
 
 def _fg(tree):
