@@ -70,15 +70,16 @@ def dumps(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None 
     return struct.pack("<Q", len(raw)) + raw + b"".join(chunks)
 
 
-def loads(data: bytes | memoryview, where: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def loads(data: bytes | memoryview,
+          where: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Parse safetensors bytes into ``({name: array}, metadata)``, validating everything first."""
     data = memoryview(data)
     if len(data) < 8:
         raise SafetensorsError(f"{where}: {len(data)} bytes is too short for a safetensors file")
     (n,) = struct.unpack("<Q", data[:8])
     if n > _MAX_HEADER or 8 + n > len(data):
-        raise SafetensorsError(f"{where}: header length {n} does not fit in a file of {len(data)} bytes "
-                               "(truncated or not a safetensors file)")
+        raise SafetensorsError(f"{where}: header length {n} does not fit in a file of "
+                               f"{len(data)} bytes (truncated or not a safetensors file)")
     try:
         header = json.loads(bytes(data[8:8 + n]))
     except (UnicodeDecodeError, ValueError) as e:
@@ -93,12 +94,12 @@ def loads(data: bytes | memoryview, where: str = "<bytes>") -> tuple[dict[str, n
     end = 0
     for (begin, stop), name in spans:
         if begin != end:
-            raise SafetensorsError(f"{where}: tensor {name!r} starts at byte {begin}, expected {end} "
-                                   "(overlapping or missing data)")
+            raise SafetensorsError(f"{where}: tensor {name!r} starts at byte {begin}, "
+                                   f"expected {end} (overlapping or missing data)")
         end = stop
     if end != len(body):
-        raise SafetensorsError(f"{where}: the tensors take {end} bytes but the file holds {len(body)} "
-                               "(truncated or trailing data)")
+        raise SafetensorsError(f"{where}: the tensors take {end} bytes but the file holds "
+                               f"{len(body)} (truncated or trailing data)")
     tensors = {}
     for name, entry in header.items():
         begin, stop = entry["data_offsets"]

@@ -317,7 +317,8 @@ class JaxprEqn:
 class Jaxpr:
     """A typed, first-order program in A-normal form."""
 
-    def __init__(self, constvars: list[Var], invars: list[Var], outvars: list, eqns: list[JaxprEqn]):
+    def __init__(self, constvars: list[Var], invars: list[Var], outvars: list,
+                 eqns: list[JaxprEqn]):
         self.constvars = constvars
         self.invars = invars
         self.outvars = outvars

@@ -90,7 +90,8 @@ class EvalTrace(core.Trace):
                 raise UnexpectedTracerError(a, f"It reached eager evaluation of {prim}. ")
             else:  # a raw buffer or Python scalar (weak when a Python number)
                 vals.append(a)
-                all_weak = all_weak and isinstance(a, (int, float, complex)) and not isinstance(a, bool)
+                all_weak = (all_weak and isinstance(a, (int, float, complex))
+                            and not isinstance(a, bool))
                 if device_buffer is None and not backends.is_host(a):
                     device_buffer = a
         impl = prim.impl

@@ -40,7 +40,8 @@ def _build_elementwise(eqns: list[JaxprEqn]) -> list[JaxprEqn] | None:
     except NotImplementedError:
         return None
     name, source = _named(source, "fused", "fused")
-    return [JaxprEqn(fused_cuda_p, inputs, [root], {"kernel": cuda.Kernel(source, name, root.aval)})]
+    kernel = cuda.Kernel(source, name, root.aval)
+    return [JaxprEqn(fused_cuda_p, inputs, [root], {"kernel": kernel})]
 
 
 def _row_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:

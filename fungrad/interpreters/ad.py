@@ -217,7 +217,8 @@ def deflinear(prim: Primitive, transpose_rule: Callable) -> None:
     def rule(primals, tangents, **params):
         out = prim.bind(*primals, **params)
         if all(type(t) is Zero for t in tangents):
-            t_out = [Zero.from_primal(o) for o in out] if prim.multiple_results else Zero.from_primal(out)
+            t_out = ([Zero.from_primal(o) for o in out] if prim.multiple_results
+                     else Zero.from_primal(out))
         else:
             t_out = prim.bind(*[instantiate(t) for t in tangents], **params)
         return out, t_out
@@ -390,7 +391,8 @@ def jvp_jaxpr(closed: ClosedJaxpr, nonzeros: Sequence[bool],
         primals = [stage.new_arg(a) for a in closed.in_avals]
         tangents = [stage.new_arg(Zero.from_primal(p).aval) if nz else None
                     for p, nz in zip(primals, nonzeros)]
-        args = [JVPTracer(jvp_trace, p, t) if t is not None else p for p, t in zip(primals, tangents)]
+        args = [JVPTracer(jvp_trace, p, t) if t is not None else p
+                for p, t in zip(primals, tangents)]
         with core.set_current_trace(jvp_trace):
             outs = core.eval_jaxpr(closed.jaxpr, closed.consts, *args)
         out_p, out_t = zip(*[jvp_trace.unpack(o) for o in outs]) if outs else ((), ())

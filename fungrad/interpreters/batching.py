@@ -156,7 +156,9 @@ def defbroadcasting(prim: Primitive) -> None:
     """
     def rule(axis_size, vals, dims, **params):
         batched = {(d, core.get_aval(v).ndim) for v, d in zip(vals, dims) if d is not None}
-        if len(batched) == 1 and all(core.get_aval(v).ndim == 0 for v, d in zip(vals, dims) if d is None):
+        unbatched_scalars = all(core.get_aval(v).ndim == 0
+                                for v, d in zip(vals, dims) if d is None)
+        if len(batched) == 1 and unbatched_scalars:
             return prim.bind(*vals, **params), batched.pop()[0]  # batch dims already line up
         ndim = max(core.get_aval(v).ndim - (d is not None) for v, d in zip(vals, dims))
         out = []
@@ -192,7 +194,8 @@ def batch_jaxpr(closed: ClosedJaxpr, axis_size: int, batched: Sequence[bool],
         args = []
         for aval, b in zip(closed.in_avals, batched):
             if b:
-                t = stage.new_arg(ShapedArray((axis_size,) + aval.shape, aval.dtype, aval.weak_type))
+                t = stage.new_arg(ShapedArray((axis_size,) + aval.shape, aval.dtype,
+                                              aval.weak_type))
                 args.append(BatchTracer(trace, t, 0))
             else:
                 args.append(stage.new_arg(aval))

@@ -136,7 +136,8 @@ class JaxprTrace(core.Trace):
     def to_jaxpr(self, outs: Sequence[Any]) -> tuple[Jaxpr, list[Any]]:
         """The recorded jaxpr with ``outs`` as outputs, and its constants."""
         outvars = [self.lift(o) for o in outs]
-        return Jaxpr(list(self.constvars), list(self.invars), outvars, list(self.eqns)), list(self.consts)
+        jaxpr = Jaxpr(list(self.constvars), list(self.invars), outvars, list(self.eqns))
+        return jaxpr, list(self.consts)
 
 
 def trace_to_jaxpr(fun: Callable, in_avals: Sequence[ShapedArray], name: str = "jit",

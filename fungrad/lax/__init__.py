@@ -2,8 +2,8 @@
 
 One module per family; each lists its public names in ``__all__``:
 elementwise (arithmetic, comparisons, select, complex), transcendental,
-special (erf, lgamma, ...), bitwise, shapes, slicing (slices, gather/scatter, padding, concatenation),
-reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
+special (erf, lgamma, ...), bitwise, shapes, slicing (slices, gather/scatter, padding,
+concatenation), reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
 control_flow, parallel (named-axis collectives), ad_util (stop_gradient), fft,
 misc (reduce_precision, optimization_barrier, stack/unstack/tile), generic_reduce (lax.reduce).
 """

@@ -41,8 +41,9 @@ def check_index_dims(name: str, operand: Any, indices: Any, index_map: Sequence[
                         f"of an operand of rank {operand.ndim}")
     check_dims(name, "operand_batching_dims", operand_batching, operand.ndim)
     if set(operand_batching) & (set(collapsed) | set(index_map)):
-        raise TypeError(f"{name}: operand_batching_dims {tuple(operand_batching)} must be disjoint "
-                        f"from {collapsed_name} {tuple(collapsed)} and {map_name} {tuple(index_map)}")
+        raise TypeError(f"{name}: operand_batching_dims {tuple(operand_batching)} must be "
+                        f"disjoint from {collapsed_name} {tuple(collapsed)} and {map_name} "
+                        f"{tuple(index_map)}")
     if len(set(indices_batching)) != len(indices_batching) or \
             any(not 0 <= d < indices.ndim - 1 for d in indices_batching):
         raise TypeError(f"{name}: {batching_name} {tuple(indices_batching)} must be unique "

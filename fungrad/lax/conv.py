@@ -138,7 +138,8 @@ def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
                             f"got {v}")
     if any(s < 1 for s in window_strides + lhs_dilation + rhs_dilation):
         raise ValueError(f"{name}: strides and dilations must be positive, got window_strides="
-                         f"{window_strides}, lhs_dilation={lhs_dilation}, rhs_dilation={rhs_dilation}")
+                         f"{window_strides}, lhs_dilation={lhs_dilation}, "
+                         f"rhs_dilation={rhs_dilation}")
     G, B = feature_group_count, batch_group_count
     if G < 1 or B < 1 or (G > 1 and B > 1):
         raise ValueError(f"{name}: feature_group_count ({G}) and batch_group_count ({B}) must be "
@@ -153,7 +154,8 @@ def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
         raise ValueError(f"{name}: rhs output feature dimension ({o_out}) must be a multiple of "
                          f"feature_group_count ({G}) and batch_group_count ({B})")
     if n_batch % B:
-        raise ValueError(f"{name}: batch_group_count ({B}) must divide the lhs batch size ({n_batch})")
+        raise ValueError(f"{name}: batch_group_count ({B}) must divide the lhs batch size "
+                         f"({n_batch})")
     lhs_t = [lhs.shape[d] for d in lhs_spec]
     rhs_t = [rhs.shape[d] for d in rhs_spec]
     lhs_t = lhs_t[:2] + [_dilate(n, d) for n, d in zip(lhs_t[2:], lhs_dilation)]
@@ -227,7 +229,8 @@ def _conv_im2col(xp, x, w, out_spatial, strides, rhs_dilation, G, B):
         out = xp.matmul(cols.reshape(n * m, k_taps * c), w.reshape(k_taps * c, o))
     elif G > 1:  # groups of input channels: (G, N*M, K*Cg) @ (G, K*Cg, Og)
         cg = c // G
-        cols = cols.reshape(n * m, k_taps, G, cg).transpose(2, 0, 1, 3).reshape(G, n * m, k_taps * cg)
+        cols = cols.reshape(n * m, k_taps, G, cg).transpose(2, 0, 1, 3)
+        cols = cols.reshape(G, n * m, k_taps * cg)
         wg = w.reshape(k_taps * cg, G, o // G).transpose(1, 0, 2)
         out = xp.matmul(cols, wg).transpose(1, 0, 2).reshape(n * m, o)
     else:  # groups of batch members, each with its own block of output features
@@ -261,9 +264,11 @@ def _conv_impl(xp, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     # channels-last lhs (N, spatial..., C) and kernel (spatial..., I, O)
     x = xp.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1])).astype(compute, copy=False)
     w = xp.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0])).astype(compute, copy=False)
-    x = xp.ascontiguousarray(dilate_and_pad(xp, x, (1, *lhs_dilation, 1), ((0, 0), *padding, (0, 0))))
+    x = dilate_and_pad(xp, x, (1, *lhs_dilation, 1), ((0, 0), *padding, (0, 0)))
+    x = xp.ascontiguousarray(x)
     eff = [_dilate(k, d) for k, d in zip(w.shape[:nsp], rhs_dilation)]
-    out_spatial = tuple(max(0, (n - e) // s + 1) for n, e, s in zip(x.shape[1:-1], eff, window_strides))
+    out_spatial = tuple(max(0, (n - e) // s + 1)
+                        for n, e, s in zip(x.shape[1:-1], eff, window_strides))
     G, B = feature_group_count, batch_group_count
     c = x.shape[-1]
     if 0 in x.shape or 0 in out_spatial:
@@ -303,7 +308,8 @@ def _reshape_axis_out_of(src: int, size1: int, x: Any) -> Any:
     return reshape(x, tuple(shape))
 
 
-def _conv_vjp_lhs_padding(in_shape, window, strides, out_shape, padding, lhs_dilation, rhs_dilation):
+def _conv_vjp_lhs_padding(in_shape, window, strides, out_shape, padding, lhs_dilation,
+                          rhs_dilation):
     lhs_d = [_dilate(n, d) for n, d in zip(in_shape, lhs_dilation)]
     rhs_d = [_dilate(n, d) for n, d in zip(window, rhs_dilation)]
     out_d = [_dilate(n, d) for n, d in zip(out_shape, strides)]
@@ -312,7 +318,8 @@ def _conv_vjp_lhs_padding(in_shape, window, strides, out_shape, padding, lhs_dil
     return tuple(zip(before, after))
 
 
-def _conv_vjp_rhs_padding(in_shape, window, strides, out_shape, padding, lhs_dilation, rhs_dilation):
+def _conv_vjp_rhs_padding(in_shape, window, strides, out_shape, padding, lhs_dilation,
+                          rhs_dilation):
     lhs_d = [_dilate(n, d) for n, d in zip(in_shape, lhs_dilation)]
     rhs_d = [_dilate(n, d) for n, d in zip(window, rhs_dilation)]
     out_d = [_dilate(n, d) for n, d in zip(out_shape, strides)]
@@ -331,9 +338,11 @@ def _conv_transpose_lhs(ct, lhs, rhs, *, window_strides, padding, lhs_dilation, 
     ct_shape = core.get_aval(ct).shape
     G, B = feature_group_count, batch_group_count
     if G > 1:
-        rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[1], _reshape_axis_out_of(rhs_spec[0], G, rhs))
+        rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[1],
+                                 _reshape_axis_out_of(rhs_spec[0], G, rhs))
     elif B > 1:
-        rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[1], _reshape_axis_out_of(rhs_spec[0], B, rhs))
+        rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[1],
+                                 _reshape_axis_out_of(rhs_spec[0], B, rhs))
         G = B
     trans_dnums = ConvDimensionNumbers(out_spec, _spec_transpose(rhs_spec), lhs_spec)
     pads = _conv_vjp_lhs_padding([lhs_shape[d] for d in lhs_spec[2:]],
@@ -344,7 +353,8 @@ def _conv_transpose_lhs(ct, lhs, rhs, *, window_strides, padding, lhs_dilation, 
     out = conv_general_dilated(ct, flipped, lhs_dilation, pads, window_strides, rhs_dilation,
                                trans_dnums, G, 1, precision, preferred_element_type)
     if B > 1:
-        out = _reshape_axis_into(lhs_spec[1], lhs_spec[0], _reshape_axis_out_of(lhs_spec[1], B, out))
+        out = _reshape_axis_into(lhs_spec[1], lhs_spec[0],
+                                 _reshape_axis_out_of(lhs_spec[1], B, out))
     return _convert_to(out, lhs.aval)
 
 
@@ -381,9 +391,11 @@ def _conv_batch(axis_size, vals, dims, **params):
     bind = lambda l, r, **kw: conv_general_dilated_p.bind(l, r, **{**params, **kw})
     if lbd is not None and rbd is not None:
         if B > 1:
-            new_lhs, kw = _reshape_axis_into(lbd, lhs_spec[0], lhs), {"batch_group_count": B * axis_size}
+            new_lhs = _reshape_axis_into(lbd, lhs_spec[0], lhs)
+            kw = {"batch_group_count": B * axis_size}
         else:
-            new_lhs, kw = _reshape_axis_into(lbd, lhs_spec[1], lhs), {"feature_group_count": G * axis_size}
+            new_lhs = _reshape_axis_into(lbd, lhs_spec[1], lhs)
+            kw = {"feature_group_count": G * axis_size}
         out = bind(new_lhs, _reshape_axis_into(rbd, rhs_spec[0], rhs), **kw)
         return _reshape_axis_out_of(out_spec[1], axis_size, out), out_spec[1]
     if lbd is not None:
@@ -424,7 +436,8 @@ def _ints(v: Any, n: int, what: str) -> tuple[int, ...]:
     try:
         return tuple(int(i) for i in v)
     except TypeError as e:
-        raise TypeError(f"conv_general_dilated: {what} must be a sequence of ints, got {v!r}") from e
+        raise TypeError(f"conv_general_dilated: {what} must be a sequence of ints, "
+                        f"got {v!r}") from e
 
 
 def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padding: Any,
@@ -456,7 +469,8 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
                              "lhs_dilation (a transposed convolution); give explicit pads or "
                              "use conv_transpose")
         window = [_dilate(rhs_shape[d], r) for d, r in zip(dnums.rhs_spec[2:], rhs_dilation)]
-        padding = padtype_to_pads([lhs_shape[d] for d in dnums.lhs_spec[2:]], window, strides, padding)
+        padding = padtype_to_pads([lhs_shape[d] for d in dnums.lhs_spec[2:]], window, strides,
+                                  padding)
     try:
         pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     except (TypeError, ValueError) as e:

@@ -48,7 +48,8 @@ def _cumulative_abstract(name: str, kinds: str):
     def rule(x, *, axis, reverse):
         check_dtypes(name, [x], kinds)
         if not 0 <= axis < x.ndim:
-            raise ValueError(f"{name}: axis {axis} is out of bounds for an array of shape {x.shape}")
+            raise ValueError(f"{name}: axis {axis} is out of bounds for an array of shape "
+                             f"{x.shape}")
         return x
     return rule
 
@@ -115,7 +116,7 @@ ad.deflinear(cumsum_p, lambda ct, x, *, axis, reverse: [
     cumsum_p.bind(ad.instantiate(ct), axis=axis, reverse=not reverse)])
 
 
-# --------------------------------------------------------------------------- cumprod / cummax / cummin
+# ------------------------------------------------------------------ cumprod / cummax / cummin
 
 cumprod_p, cumprod = _cumulative(
     "cumprod", lambda xp, x, axis: xp.cumprod(x, axis=axis, dtype=x.dtype), NUMERIC)

@@ -74,7 +74,8 @@ def _ranges_like(*xs: Sequence[Any]) -> list[tuple[int, ...]]:
 def _check_dims(name: str, dims: Sequence[int], ndim: int, what: str) -> None:
     if any(not 0 <= d < ndim for d in dims) or len(set(dims)) != len(dims):
         raise TypeError(f"dot_general requires {name} {what} dimensions to be distinct, "
-                        f"nonnegative and less than the rank of the {name} ({ndim}), got {tuple(dims)}")
+                        f"nonnegative and less than the rank of the {name} ({ndim}), "
+                        f"got {tuple(dims)}")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -354,9 +355,9 @@ def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any =
     if dimension_numbers is None:
         ls, rs = core.get_aval(lhs).shape, core.get_aval(rhs).shape
         if not (1 <= len(ls) <= 2 and 1 <= len(rs) <= 2 and ls[-1] == rs[0]):
-            raise ValueError("dot: dimension_numbers must be specified when not performing a simple "
-                            f"un-batched matrix-matrix, matrix-vector or vector-vector product; "
-                            f"got lhs shape {ls} and rhs shape {rs}")
+            raise ValueError("dot: dimension_numbers must be specified when not performing a "
+                             "simple un-batched matrix-matrix, matrix-vector or vector-vector "
+                             f"product; got lhs shape {ls} and rhs shape {rs}")
         dimension_numbers = (((len(ls) - 1,), (0,)), ((), ()))
     return dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
 

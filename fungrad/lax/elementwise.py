@@ -31,7 +31,8 @@ INT_OR_FLOAT = INT + FLOAT            # rem
 
 def _linear_cts(ct: Any, args: Sequence[Any], scales: Sequence[Callable]) -> list:
     """Cotangents of a sum of linear terms ``scale_i(x_i)``: unbroadcast per undefined input."""
-    return [unbroadcast(f(ct), a.aval) if ad.is_undefined(a) else None for a, f in zip(args, scales)]
+    return [unbroadcast(f(ct), a.aval) if ad.is_undefined(a) else None
+            for a, f in zip(args, scales)]
 
 
 # --------------------------------------------------------------------------- add, sub, mul, neg
@@ -114,7 +115,8 @@ def _replace_zero(x):
 
 
 def integer_pow(x: Any, y: int) -> Any:
-    """``x ** y`` for a static Python integer ``y`` by repeated squaring (``jax.lax.integer_pow``)."""
+    """``x ** y`` for a static Python integer ``y`` by repeated squaring
+    (``jax.lax.integer_pow``)."""
     x = x if isinstance(x, ARRAY_TYPES) else as_operand(x)
     y = int(y)
     _integer_pow_abstract(core.get_aval(x), y=y)

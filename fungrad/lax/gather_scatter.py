@@ -265,10 +265,12 @@ def _scatter_abstract(name, kinds):
         if len(windowed) != len(dn.update_window_dims):
             raise TypeError(f"{name}: operand of rank {operand.ndim} needs "
                             f"{len(windowed)} update_window_dims, got {dn.update_window_dims}")
-        if any(updates.shape[u] > operand.shape[d] for u, d in zip(dn.update_window_dims, windowed)):
+        if any(updates.shape[u] > operand.shape[d]
+               for u, d in zip(dn.update_window_dims, windowed)):
             raise TypeError(f"{name}: update windows {updates.shape} exceed operand "
                             f"{operand.shape}")
-        scatter_sizes = tuple(n for i, n in enumerate(updates.shape) if i not in dn.update_window_dims)
+        scatter_sizes = tuple(n for i, n in enumerate(updates.shape)
+                              if i not in dn.update_window_dims)
         if scatter_sizes != indices.shape[:-1]:
             raise TypeError(f"{name}: the scatter dimensions of updates {updates.shape} must match "
                             f"the batch dimensions of indices {indices.shape[:-1]}")
@@ -336,7 +338,8 @@ def _scatter_wrapper(prim: Primitive, name: str):
         prim.abstract_eval(o_aval, core.get_aval(indices), core.get_aval(updates), **params)
         return prim.bind(operand, indices, updates, **params)
     op.__name__ = op.__qualname__ = name
-    how = {"scatter": "replaced by (last write wins on duplicates)"}.get(name, f"combined by {name[8:]} with")
+    how = ("replaced by (last write wins on duplicates)" if name == "scatter"
+           else f"combined by {name[8:]} with")
     op.__doc__ = (f"``operand`` with the windows at ``scatter_indices`` {how} ``updates``"
                   f" (XLA Scatter; ``lax.{name}``). ``mode`` None means FILL_OR_DROP.")
     return op

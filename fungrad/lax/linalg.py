@@ -40,7 +40,8 @@ from fungrad.lax.slicing import pad, slice as _slice
 from fungrad.lax.sorting import _gather_along, sort
 
 __all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "lu", "lu_p",
-           "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "qr", "qr_p", "svd", "svd_p", "triangular_solve",
+           "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "qr", "qr_p",
+           "svd", "svd_p", "triangular_solve",
            "triangular_solve_p", "tridiagonal_solve", "tridiagonal_solve_p"]
 __dir__ = public_dir(__all__)
 

@@ -25,8 +25,10 @@ from fungrad.lax._prim import (NUMERIC, as_operand, check_nbytes, hashable_shape
 
 # --------------------------------------------------------------------------- broadcast_in_dim
 
-def broadcast_in_dim(operand: Any, shape: Sequence[int], broadcast_dimensions: Sequence[int]) -> Any:
-    """Broadcast ``operand`` to ``shape``; operand dim i becomes output dim broadcast_dimensions[i]."""
+def broadcast_in_dim(operand: Any, shape: Sequence[int],
+                     broadcast_dimensions: Sequence[int]) -> Any:
+    """Broadcast ``operand`` to ``shape``; operand dim i becomes output dim
+    ``broadcast_dimensions[i]``."""
     operand = as_operand(operand)
     shape = hashable_shape(shape, "broadcast_in_dim")
     dims = static_ints(broadcast_dimensions, "broadcast_in_dim", "broadcast_dimensions")
@@ -39,7 +41,8 @@ def broadcast(operand: Any, sizes: Sequence[int]) -> Any:
     """Add leading dimensions of the given ``sizes`` (``lax.broadcast``)."""
     aval = core.get_aval(operand)
     sizes = tuple(sizes)
-    return broadcast_in_dim(operand, sizes + aval.shape, tuple(range(len(sizes), len(sizes) + aval.ndim)))
+    return broadcast_in_dim(operand, sizes + aval.shape,
+                            tuple(range(len(sizes), len(sizes) + aval.ndim)))
 
 
 def _broadcast_in_dim_impl(xp, x, *, shape, broadcast_dimensions):
@@ -265,7 +268,8 @@ def _float_to_int(xp, x, new_dtype):
 def _convert_jvp(primals, tangents, *, new_dtype, weak_type):
     (x,), (t,) = primals, tangents
     out = convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
-    if type(t) is ad.Zero or not dtypes.is_inexact(new_dtype) or not dtypes.is_inexact(core.get_aval(x).dtype):
+    if (type(t) is ad.Zero or not dtypes.is_inexact(new_dtype)
+            or not dtypes.is_inexact(core.get_aval(x).dtype)):
         return out, ad.Zero.from_primal(out)
     return out, convert_element_type_p.bind(t, new_dtype=new_dtype, weak_type=weak_type)
 
@@ -303,7 +307,8 @@ def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
     else:
         value = convert_element_type(fill_value, dtype)
     if core.get_aval(value).ndim != 0:
-        raise TypeError(f"full: fill_value must be a scalar, got shape {core.get_aval(value).shape}")
+        raise TypeError(f"full: fill_value must be a scalar, got shape "
+                        f"{core.get_aval(value).shape}")
     return broadcast_in_dim(value, shape, ())
 
 
@@ -420,4 +425,8 @@ ad.def_nondiff(bitcast_convert_type_p)
 batching.def_batch(bitcast_convert_type_p, _bitcast_batch)
 
 
-__all__ = ['collapse', 'iota', 'broadcasted_iota', 'iota_p', 'bitcast_convert_type', 'bitcast_convert_type_p', 'broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p', 'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p', 'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full', 'full_like']
+__all__ = ['collapse', 'iota', 'broadcasted_iota', 'iota_p', 'bitcast_convert_type',
+           'bitcast_convert_type_p', 'broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p',
+           'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p',
+           'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full',
+           'full_like']

@@ -33,7 +33,8 @@ def _in_float32(f):
 
 # --------------------------------------------------------------------------- exponentials, logs
 
-exp_p, exp = unop("exp", lambda xp, x: xp.exp(x), INEXACT, "Elementwise ``e ** x`` (``jax.lax.exp``).")
+exp_p, exp = unop("exp", lambda xp, x: xp.exp(x), INEXACT,
+                  "Elementwise ``e ** x`` (``jax.lax.exp``).")
 ad.defjvp2(exp_p, lambda t, ans, x: mul(t, ans))
 lowering.def_ufunc(exp_p, "exp", numexpr="exp({})")
 

@@ -31,10 +31,12 @@ from fungrad.lax.conv import (_conv_vjp_lhs_padding, _dilate, dilate_and_pad, pa
 from fungrad.lax import elementwise
 from fungrad.lax.elementwise import ge_p, le_p
 
-_WINDOW_PARAMS = ("window_dimensions", "window_strides", "padding", "base_dilation", "window_dilation")
+_WINDOW_PARAMS = ("window_dimensions", "window_strides", "padding", "base_dilation",
+                  "window_dilation")
 
 
-def _window_shape(shape, window_dimensions, window_strides, padding, base_dilation, window_dilation):
+def _window_shape(shape, window_dimensions, window_strides, padding, base_dilation,
+                  window_dilation):
     padded = [_dilate(n, b) + lo + hi for n, b, (lo, hi) in zip(shape, base_dilation, padding)]
     window = [_dilate(w, d) for w, d in zip(window_dimensions, window_dilation)]
     return tuple(max(0, (p - w) // s + 1) for p, w, s in zip(padded, window, window_strides))
@@ -48,10 +50,12 @@ def _check_window(name: str, x: ShapedArray, window_dimensions, window_strides, 
             raise TypeError(f"{name}: {what} must have one entry per operand dimension "
                             f"({x.ndim} for shape {x.shape}), got {v}")
     if any(w < 1 for w in window_dimensions + window_strides + base_dilation + window_dilation):
-        raise TypeError(f"{name}: window_dimensions, window_strides and dilations must be positive, "
-                        f"got {window_dimensions}, {window_strides}, {base_dilation}, {window_dilation}")
+        raise TypeError(f"{name}: window_dimensions, window_strides and dilations must be "
+                        f"positive, got {window_dimensions}, {window_strides}, {base_dilation}, "
+                        f"{window_dilation}")
     if any(_dilate(n, b) + lo + hi < 0 for n, b, (lo, hi) in zip(x.shape, base_dilation, padding)):
-        raise ValueError(f"{name}: negative padding {padding} is larger than the operand shape {x.shape}")
+        raise ValueError(f"{name}: negative padding {padding} is larger than the operand shape "
+                         f"{x.shape}")
     return _window_shape(x.shape, window_dimensions, window_strides, padding, base_dilation,
                          window_dilation)
 
@@ -78,12 +82,12 @@ def _identity(dtype: np.dtype, select_max: bool) -> Any:
     return -np.inf if select_max else np.inf
 
 
-# --------------------------------------------------------------------------- reduce_window_sum / max / min
+# ---------------------------------------------------------------- reduce_window_sum / max / min
 
 def _reduce_window_impl(kind: str):
     def impl(xp, x, *, window_dimensions, window_strides, padding, base_dilation, window_dilation):
-        out_shape = _window_shape(x.shape, window_dimensions, window_strides, padding, base_dilation,
-                                  window_dilation)
+        out_shape = _window_shape(x.shape, window_dimensions, window_strides, padding,
+                                  base_dilation, window_dilation)
         out_dtype = x.dtype
         if kind == "sum":
             fill, combine = 0, xp.add
@@ -139,13 +143,14 @@ def _chooser_jvp(select_prim):
     return rule
 
 
-# --------------------------------------------------------------------------- select_and_gather_add / select_and_scatter_add
+# --------------------------------------------- select_and_gather_add / select_and_scatter_add
 
 def _select(xp, xpad, out_shape, select_prim, window_dimensions, window_strides, window_dilation):
     """Per output position, the index of the selected tap (see the module docstring)."""
     keep = xp.greater_equal if select_prim.name == "ge" else xp.less_equal
     best, idx = None, None
-    for k, sl in enumerate(window_taps(out_shape, window_dimensions, window_strides, window_dilation)):
+    taps = window_taps(out_shape, window_dimensions, window_strides, window_dilation)
+    for k, sl in enumerate(taps):
         v = xpad[sl]
         if best is None:
             best, idx = v.copy(), xp.zeros(out_shape, np.int32)
@@ -160,11 +165,13 @@ def _select_and_gather_add_impl(xp, t, x, *, select_prim, window_dimensions, win
                                 padding, base_dilation, window_dilation):
     out_shape = _window_shape(x.shape, window_dimensions, window_strides, padding, base_dilation,
                               window_dilation)
-    xpad = dilate_and_pad(xp, x, base_dilation, padding, _identity(x.dtype, select_prim.name == "ge"))
+    init = _identity(x.dtype, select_prim.name == "ge")
+    xpad = dilate_and_pad(xp, x, base_dilation, padding, init)
     tpad = dilate_and_pad(xp, t, base_dilation, padding, 0)
-    idx = _select(xp, xpad, out_shape, select_prim, window_dimensions, window_strides, window_dilation)
+    window = (window_dimensions, window_strides, window_dilation)
+    idx = _select(xp, xpad, out_shape, select_prim, *window)
     out = xp.zeros(out_shape, t.dtype)
-    for k, sl in enumerate(window_taps(out_shape, window_dimensions, window_strides, window_dilation)):
+    for k, sl in enumerate(window_taps(out_shape, *window)):
         out = xp.where(idx == k, tpad[sl], out)
     return out
 
@@ -172,13 +179,15 @@ def _select_and_gather_add_impl(xp, t, x, *, select_prim, window_dimensions, win
 def _select_and_scatter_add_impl(xp, source, x, *, select_prim, window_dimensions, window_strides,
                                  padding, base_dilation, window_dilation):
     out_shape = source.shape
-    xpad = dilate_and_pad(xp, x, base_dilation, padding, _identity(x.dtype, select_prim.name == "ge"))
-    idx = _select(xp, xpad, out_shape, select_prim, window_dimensions, window_strides, window_dilation)
+    init = _identity(x.dtype, select_prim.name == "ge")
+    xpad = dilate_and_pad(xp, x, base_dilation, padding, init)
+    window = (window_dimensions, window_strides, window_dilation)
+    idx = _select(xp, xpad, out_shape, select_prim, *window)
     full, inner, crop = pad_geometry(x.shape, base_dilation, padding)
     acc = xp.zeros(xpad.shape, np.float32 if source.dtype in (dtypes.bfloat16, dtypes.float16)
                    else source.dtype)
     zero = acc.dtype.type(0)
-    for k, sl in enumerate(window_taps(out_shape, window_dimensions, window_strides, window_dilation)):
+    for k, sl in enumerate(window_taps(out_shape, *window)):
         acc[sl] += xp.where(idx == k, source, zero)  # one tap's slice holds no repeats
     buf = xp.zeros(full, acc.dtype)
     buf[crop] = acc
@@ -188,7 +197,8 @@ def _select_and_scatter_add_impl(xp, source, x, *, select_prim, window_dimension
 def _select_and_gather_add_abstract(t, x, *, select_prim, **params):
     name = "select_and_gather_add"
     if t.shape != x.shape:
-        raise TypeError(f"{name}: tangents and operand shapes must match, got {t.shape} and {x.shape}")
+        raise TypeError(f"{name}: tangents and operand shapes must match, got {t.shape} and "
+                        f"{x.shape}")
     return ShapedArray(_check_window(name, x, *(params[k] for k in _WINDOW_PARAMS)), t.dtype,
                        t.weak_type)
 
@@ -257,7 +267,8 @@ def _window_params(operand: Any, window_dimensions, window_strides, padding, bas
     try:
         pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: padding must be a string or (low, high) pairs, got {padding!r}") from e
+        raise TypeError(f"{name}: padding must be a string or (low, high) pairs, "
+                        f"got {padding!r}") from e
     return dict(window_dimensions=wd, window_strides=ws, padding=pads, base_dilation=bd,
                 window_dilation=wdil)
 
@@ -268,7 +279,8 @@ def _bind_checked(prim: Primitive, operand: Any, params: dict) -> Any:
 
 
 def _window_wrapper(prim):
-    def op(operand: Any, window_dimensions: Sequence[int], window_strides: Sequence[int] | None = None,
+    def op(operand: Any, window_dimensions: Sequence[int],
+           window_strides: Sequence[int] | None = None,
            padding: Any = "VALID", base_dilation: Sequence[int] | None = None,
            window_dilation: Sequence[int] | None = None) -> Any:
         operand = as_operand(operand)
@@ -318,7 +330,8 @@ def reduce_window(operand: Any, init_value: Any, computation: Callable,
             "reduce_window: only lax.add with init 0, lax.max with init -inf (or the integer "
             f"minimum) and lax.min with init +inf are supported, got {computation!r} with init "
             f"{init_value!r}")
-    prim = {"sum": reduce_window_sum_p, "max": reduce_window_max_p, "min": reduce_window_min_p}[kind]
+    prim = {"sum": reduce_window_sum_p, "max": reduce_window_max_p,
+            "min": reduce_window_min_p}[kind]
     return _bind_checked(prim, operand, _window_params(
         operand, window_dimensions, window_strides, padding, base_dilation, window_dilation,
         "reduce_window"))

@@ -71,10 +71,11 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
-            raise ValueError(f"gpt2.Config: n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+            raise ValueError(f"gpt2.Config: n_embd={self.n_embd} is not divisible by "
+                             f"n_head={self.n_head}")
         if self.activation_function not in ACTIVATIONS:
-            raise ValueError(f"gpt2.Config: activation_function {self.activation_function!r} is not one "
-                             f"of {sorted(ACTIVATIONS)}")
+            raise ValueError(f"gpt2.Config: activation_function {self.activation_function!r} is "
+                             f"not one of {sorted(ACTIVATIONS)}")
 
     @property
     def inner(self) -> int:
@@ -88,7 +89,8 @@ class Config:
         require(config.get("model_type", "gpt2") == "gpt2", "gpt2",
                 f"model_type {config.get('model_type')!r} is not 'gpt2'")
         archs = config.get("architectures") or ["GPT2LMHeadModel"]
-        require("GPT2LMHeadModel" in archs, "gpt2", f"architectures {archs} do not include GPT2LMHeadModel")
+        require("GPT2LMHeadModel" in archs, "gpt2",
+                f"architectures {archs} do not include GPT2LMHeadModel")
         unsupported = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
                        "reorder_and_upcast_attn": False, "add_cross_attention": False}
         for option, supported in unsupported.items():
@@ -98,7 +100,8 @@ class Config:
         require(act in ACTIVATIONS, "gpt2", f"option activation_function={act!r} is not supported "
                 f"(supported: {sorted(ACTIVATIONS)})")
         eos = config.get("eos_token_id", 50256)
-        require(not isinstance(eos, list), "gpt2", f"option eos_token_id={eos!r} (a list) is not supported")
+        require(not isinstance(eos, list), "gpt2",
+                f"option eos_token_id={eos!r} (a list) is not supported")
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in config.items() if k in fields})
 
@@ -163,7 +166,8 @@ def _block(p: dict, cfg: Config, x: Any, mask: Any, cache: nn.KVCache | None, ke
            ) -> tuple[Any, nn.KVCache | None]:
     """``x + attn(ln_1(x))``, then ``+ mlp(ln_2(x))``; ``keys`` is None or three dropout keys."""
     k_attn, k_res1, k_res2 = (None, None, None) if keys is None else keys
-    h, cache = nn.multi_head_attention(p["attn"], nn.layer_norm(p["ln_1"], x, cfg.layer_norm_epsilon),
+    h, cache = nn.multi_head_attention(p["attn"],
+                                       nn.layer_norm(p["ln_1"], x, cfg.layer_norm_epsilon),
                                        n_heads=cfg.n_head, padding_mask=mask, cache=cache,
                                        dropout_rate=cfg.attn_pdrop, dropout_key=k_attn)
     x = x + _dropout(k_res1, h, cfg.resid_pdrop)
@@ -176,8 +180,9 @@ def _dropout(key: Any, x: Any, rate: float) -> Any:
     return x if key is None else nn.dropout(key, x, rate)
 
 
-def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None, train: bool = False,
-          key: Any = None, attention_mask: Any = None) -> tuple[Any, Cache | None]:
+def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None,
+          train: bool = False, key: Any = None,
+          attention_mask: Any = None) -> tuple[Any, Cache | None]:
     """Logits ``(batch, time, vocab)`` for int32 ``tokens (batch, time)``, and the new cache.
 
     With ``cache`` the tokens continue what the cache holds (prefill a prompt, then feed one
@@ -196,15 +201,17 @@ def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None,
     new_layers = []
     for i, p in enumerate(params["blocks"]):
         layer_keys = None if keys is None else keys[3 * i:3 * i + 3]
-        x, layer_cache = _block(p, cfg, x, attention_mask, None if cache is None else cache.layers[i],
-                                layer_keys)
+        layer_cache = None if cache is None else cache.layers[i]
+        x, layer_cache = _block(p, cfg, x, attention_mask, layer_cache, layer_keys)
         new_layers.append(layer_cache)
     x = nn.layer_norm(params["ln_f"], x, cfg.layer_norm_epsilon)
-    logits = nn.embedding_attend(params["wte"], x) if cfg.tie_word_embeddings else nn.linear(params["lm_head"], x)
+    logits = (nn.embedding_attend(params["wte"], x) if cfg.tie_word_embeddings
+              else nn.linear(params["lm_head"], x))
     return logits, None if cache is None else Cache(tuple(new_layers))
 
 
-def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False, key: Any = None) -> Any:
+def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False,
+         key: Any = None) -> Any:
     """Mean next-token cross-entropy of ``targets (batch, time)`` given ``tokens``."""
     logits, _ = apply(params, cfg, tokens, train=train, key=key)
     return jnp.mean(nn.softmax_cross_entropy_with_integer_labels(logits, targets))
@@ -222,7 +229,8 @@ def from_pretrained(path: str | os.PathLike, dtype: Any = jnp.float32) -> tuple[
 def save_pretrained(path: str | os.PathLike, cfg: Config, params: dict,
                     max_shard_bytes: int | None = None) -> None:
     """Write ``params`` as a Hugging Face ``GPT2LMHeadModel`` folder."""
-    hf.save_folder(path, cfg.to_hf(), _fuse_qkv(hf.hf_from_params(_table(cfg), params)), max_shard_bytes)
+    tensors = _fuse_qkv(hf.hf_from_params(_table(cfg), params))
+    hf.save_folder(path, cfg.to_hf(), tensors, max_shard_bytes)
 
 
 _PREFIX = "transformer."
@@ -254,8 +262,9 @@ def _split_qkv(tensors: dict) -> dict:
             out[name] = t
             continue
         if t.shape[-1] % 3:
-            raise PretrainedError(f"gpt2.from_pretrained: tensor {name!r} has shape {tuple(t.shape)}; "
-                                  "its last axis should hold q, k and v (a multiple of 3)")
+            raise PretrainedError(f"gpt2.from_pretrained: tensor {name!r} has shape "
+                                  f"{tuple(t.shape)}; its last axis should hold q, k and v "
+                                  "(a multiple of 3)")
         for part, piece in zip("qkv", np.split(t, 3, axis=-1)):
             out[f"{name}[{part}]"] = piece
     return out
@@ -278,7 +287,8 @@ def _table(cfg: Config) -> list[Entry]:
     ``Conv1D`` layers store weights ``(in, out)`` like fungrad, so only the untied
     ``lm_head`` (a ``torch.nn.Linear``) is transposed."""
     t = _PREFIX
-    table = [Entry(f"{t}wte.weight", ("wte", "embedding")), Entry(f"{t}wpe.weight", ("wpe", "embedding")),
+    table = [Entry(f"{t}wte.weight", ("wte", "embedding")),
+             Entry(f"{t}wpe.weight", ("wpe", "embedding")),
              Entry(f"{t}ln_f.weight", ("ln_f", "scale")), Entry(f"{t}ln_f.bias", ("ln_f", "bias"))]
     for i in range(cfg.n_layer):
         h, blk = f"{t}h.{i}.", ("blocks", i)

@@ -22,8 +22,8 @@ from fungrad._core.array import Array
 from fungrad._core.namespace import public_dir
 from fungrad.transforms.api import eval_shape
 
-__all__ = ["Entry", "PretrainedError", "hf_from_params", "load_folder", "load_pretrained", "params_from_hf",
-           "require", "save_folder", "save_pretrained"]
+__all__ = ["Entry", "PretrainedError", "hf_from_params", "load_folder", "load_pretrained",
+           "params_from_hf", "require", "save_folder", "save_pretrained"]
 __dir__ = public_dir(__all__)
 
 CONFIG = "config.json"
@@ -55,7 +55,8 @@ def load_folder(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """Read ``config.json`` and every weight file of a local folder: ``(config, tensors)``."""
     path = os.fspath(path)
     if not os.path.isdir(path):
-        raise PretrainedError(f"from_pretrained: {path!r} is not a local folder (nothing is downloaded)")
+        raise PretrainedError(f"from_pretrained: {path!r} is not a local folder "
+                              "(nothing is downloaded)")
     config_path = os.path.join(path, CONFIG)
     if not os.path.isfile(config_path):
         raise PretrainedError(f"from_pretrained: {path!r} has no {CONFIG}")
@@ -63,7 +64,8 @@ def load_folder(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
         try:
             config = json.load(f)
         except ValueError as e:
-            raise PretrainedError(f"from_pretrained: {config_path} is not valid JSON ({e})") from None
+            raise PretrainedError(f"from_pretrained: {config_path} is not valid JSON "
+                                  f"({e})") from None
     tensors: dict[str, np.ndarray] = {}
     for shard in _weight_files(path):
         try:
@@ -81,11 +83,13 @@ def _weight_files(path: str) -> list[str]:
             try:
                 weight_map = json.load(f)["weight_map"]
             except (ValueError, KeyError) as e:
-                raise PretrainedError(f"from_pretrained: {index} is not a weight index ({e})") from None
+                raise PretrainedError(f"from_pretrained: {index} is not a weight index "
+                                      f"({e})") from None
         files = [os.path.join(path, name) for name in sorted(set(weight_map.values()))]
         missing = [f for f in files if not os.path.isfile(f)]
         if missing:
-            raise PretrainedError(f"from_pretrained: shards listed in {INDEX} are missing: {missing}")
+            raise PretrainedError(f"from_pretrained: shards listed in {INDEX} are missing: "
+                                  f"{missing}")
         return files
     if os.path.isfile(single):
         return [single]
@@ -174,8 +178,9 @@ def hf_from_params(table: Iterable[Entry], params: Any, dtype: Any = None) -> di
 # --------------------------------------------------------------------------- whole models
 
 def load_pretrained(path: str | os.PathLike, model: str, from_hf: Callable[[dict], Any],
-                    init: Callable[[Any, Any], Any], table: Callable[[Any], list[Entry]], dtype: Any,
-                    prepare: Callable[[dict, Any], dict] | None = None) -> tuple[Any, Any]:
+                    init: Callable[[Any, Any], Any], table: Callable[[Any], list[Entry]],
+                    dtype: Any, prepare: Callable[[dict, Any], dict] | None = None
+                    ) -> tuple[Any, Any]:
     """``(cfg, params)`` of a local folder: the config through ``from_hf``, the tensors
     (after ``prepare(tensors, cfg)``, for renames and splits) through ``table(cfg)``,
     validated against the shapes ``init(key, cfg)`` gives."""

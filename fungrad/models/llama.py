@@ -34,8 +34,8 @@ from fungrad.models import hf
 from fungrad.models.hf import Entry, require
 from fungrad.nn import initializers
 
-__all__ = ["Cache", "Config", "PRESETS", "RopeScaling", "apply", "decoder", "from_pretrained", "init",
-           "init_cache", "init_decoder", "loss", "name_table", "save_pretrained"]
+__all__ = ["Cache", "Config", "PRESETS", "RopeScaling", "apply", "decoder", "from_pretrained",
+           "init", "init_cache", "init_decoder", "loss", "name_table", "save_pretrained"]
 __dir__ = public_dir(__all__)
 
 
@@ -63,7 +63,8 @@ class RopeScaling:
         scaled = jnp.where(wavelen > self.original_max_len / low, inv_freq / self.factor, inv_freq)
         smooth = (self.original_max_len / wavelen - low) / (high - low)
         smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
-        medium = (wavelen >= self.original_max_len / high) & (wavelen <= self.original_max_len / low)
+        n = self.original_max_len
+        medium = (wavelen >= n / high) & (wavelen <= n / low)
         return jnp.where(medium, smoothed, scaled)
 
 
@@ -120,7 +121,8 @@ def hf_fields(config: dict, model: str, architecture: str, default_theta: float)
     require(config.get("model_type") == model, model,
             f"config.json has model_type {config.get('model_type')!r}, expected {model!r}")
     archs = config.get("architectures") or [architecture]
-    require(architecture in archs, model, f"architectures {archs} are not supported (only {architecture})")
+    require(architecture in archs, model,
+            f"architectures {archs} are not supported (only {architecture})")
     require(config.get("hidden_act", "silu") == "silu", model,
             f"hidden_act={config.get('hidden_act')!r} is not supported (only 'silu')")
     for option in ("attention_bias", "mlp_bias"):
@@ -156,10 +158,13 @@ def _rope_fields(config: dict, model: str, default_theta: float) -> dict:
     if kind == "default":
         return dict(rope_theta=float(theta), rope_scaling=None)
     if kind == "linear":
-        return dict(rope_theta=float(theta), rope_scaling=RopeScaling("linear", float(rope["factor"])))
+        return dict(rope_theta=float(theta),
+                    rope_scaling=RopeScaling("linear", float(rope["factor"])))
+    original = rope.get("original_max_position_embeddings",
+                        config.get("max_position_embeddings", 8192))
     return dict(rope_theta=float(theta), rope_scaling=RopeScaling(
-        "llama3", float(rope["factor"]), float(rope["low_freq_factor"]), float(rope["high_freq_factor"]),
-        int(rope.get("original_max_position_embeddings", config.get("max_position_embeddings", 8192)))))
+        "llama3", float(rope["factor"]), float(rope["low_freq_factor"]),
+        float(rope["high_freq_factor"]), int(original)))
 
 
 def hf_config(cfg: Config, model: str, architecture: str) -> dict:
@@ -186,7 +191,8 @@ def init_decoder(key: Any, cfg: Config, feed_forward_init: Callable[[Any, Config
     """Embeddings, ``cfg.n_layers`` blocks whose feed-forward is ``feed_forward_init(key,
     cfg)``, the final norm and (unless tied) the output head."""
     k_embed, k_head, *k_layers = random.split(key, cfg.n_layers + 2)
-    params = {"embed": nn.embedding_init(k_embed, cfg.vocab_size, cfg.d_model, initializers.normal(0.02)),
+    params = {"embed": nn.embedding_init(k_embed, cfg.vocab_size, cfg.d_model,
+                                         initializers.normal(0.02)),
               "layers": [_block_init(k, cfg, feed_forward_init) for k in k_layers],
               "norm": nn.norm_init(cfg.d_model, use_bias=False)}
     if not cfg.tie_embeddings:
@@ -197,7 +203,8 @@ def init_decoder(key: Any, cfg: Config, feed_forward_init: Callable[[Any, Config
 def _block_init(key: Any, cfg: Config, feed_forward_init: Callable[[Any, Config], dict]) -> dict:
     k_attn, k_mlp = random.split(key)
     return {"attn_norm": nn.norm_init(cfg.d_model, use_bias=False),
-            "attn": nn.attention_init(k_attn, cfg.d_model, cfg.n_heads, cfg.n_kv_heads, head_dim=cfg.head_dim),
+            "attn": nn.attention_init(k_attn, cfg.d_model, cfg.n_heads, cfg.n_kv_heads,
+                                      head_dim=cfg.head_dim),
             "mlp_norm": nn.norm_init(cfg.d_model, use_bias=False),
             "mlp": feed_forward_init(k_mlp, cfg)}
 
@@ -223,8 +230,9 @@ def init_cache(cfg: Config, batch_size: int, max_len: int, dtype: Any = jnp.floa
 FeedForward = Callable[[dict, Any, Any], tuple[Any, Any]]
 
 
-def decoder(params: dict, cfg: Config, tokens: Any, feed_forward: FeedForward, *, cache: Cache | None = None,
-            key: Any = None, attention_mask: Any = None) -> tuple[Any, Cache | None, list]:
+def decoder(params: dict, cfg: Config, tokens: Any, feed_forward: FeedForward, *,
+            cache: Cache | None = None, key: Any = None,
+            attention_mask: Any = None) -> tuple[Any, Cache | None, list]:
     """Logits ``(B, T, vocab)`` of the decoder whose blocks call ``feed_forward(params,
     x, key) -> (y, aux)``; returns ``(logits, new_cache, [aux of each block])``.
 
@@ -245,28 +253,33 @@ def decoder(params: dict, cfg: Config, tokens: Any, feed_forward: FeedForward, *
             cache=None if cache is None else cache.layers[i], dropout_rate=cfg.attention_dropout,
             dropout_key=keys[2 * i] if cfg.attention_dropout else None)
         x = x + h
-        h, block_aux = feed_forward(block["mlp"], nn.rms_norm(block["mlp_norm"], x, cfg.norm_eps), keys[2 * i + 1])
+        h, block_aux = feed_forward(block["mlp"], nn.rms_norm(block["mlp_norm"], x, cfg.norm_eps),
+                                    keys[2 * i + 1])
         x = x + h
         new_caches.append(layer_cache)
         aux.append(block_aux)
     x = nn.rms_norm(params["norm"], x, cfg.norm_eps)
-    logits = nn.embedding_attend(params["embed"], x) if cfg.tie_embeddings else nn.linear(params["head"], x)
+    logits = (nn.embedding_attend(params["embed"], x) if cfg.tie_embeddings
+              else nn.linear(params["head"], x))
     return logits, None if cache is None else Cache(tuple(new_caches)), aux
 
 
-def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None, train: bool = False,
-          key: Any = None, attention_mask: Any = None) -> tuple[Any, Cache | None]:
+def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None,
+          train: bool = False, key: Any = None,
+          attention_mask: Any = None) -> tuple[Any, Cache | None]:
     """Logits ``(B, T, vocab)`` for int32 ``tokens (B, T)``, and the updated cache (``None``
     without one). ``train=True`` with ``key`` turns on attention dropout (if the config has
     any); ``attention_mask (B, T)`` is True for real tokens, with prompts left-padded."""
     if train and cfg.attention_dropout and key is None:
         raise ValueError("llama.apply: training with attention_dropout needs a PRNG key")
-    logits, cache, _ = decoder(params, cfg, tokens, lambda p, x, k: (nn.swiglu(p, x), None), cache=cache,
-                               key=key if train else None, attention_mask=attention_mask)
+    logits, cache, _ = decoder(params, cfg, tokens, lambda p, x, k: (nn.swiglu(p, x), None),
+                               cache=cache, key=key if train else None,
+                               attention_mask=attention_mask)
     return logits, cache
 
 
-def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False, key: Any = None) -> Any:
+def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False,
+         key: Any = None) -> Any:
     """Mean next-token cross-entropy of ``targets (B, T)`` (usually ``tokens`` shifted by one)."""
     logits, _ = apply(params, cfg, tokens, train=train, key=key)
     return nn.cross_entropy(logits, targets)
@@ -280,7 +293,8 @@ def from_pretrained(path: Any, dtype: Any = jnp.float32) -> tuple[Config, dict]:
     return hf.load_pretrained(path, "llama", Config.from_hf, init, name_table, dtype)
 
 
-def save_pretrained(path: Any, cfg: Config, params: dict, max_shard_bytes: int | None = None) -> None:
+def save_pretrained(path: Any, cfg: Config, params: dict,
+                    max_shard_bytes: int | None = None) -> None:
     """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads."""
     hf.save_pretrained(path, cfg, params, name_table(cfg), max_shard_bytes)
 
@@ -291,7 +305,8 @@ def swiglu_entries(hf_prefix: str, path: tuple, cfg: Config) -> list[Entry]:
             for name in ("gate", "up", "down")]
 
 
-def name_table(cfg: Config, feed_forward_entries: Callable[[str, tuple, Config], list[Entry]] = swiglu_entries
+def name_table(cfg: Config,
+               feed_forward_entries: Callable[[str, tuple, Config], list[Entry]] = swiglu_entries
                ) -> list[Entry]:
     """Hugging Face tensor names of every param; the feed-forward's come from
     ``feed_forward_entries(hf_prefix_of_the_layer, params_path_of_its_feed_forward, cfg)``."""
@@ -303,6 +318,7 @@ def name_table(cfg: Config, feed_forward_entries: Callable[[str, tuple, Config],
         prefix, path = f"model.layers.{i}.", ("layers", i)
         table += [Entry(prefix + "input_layernorm.weight", path + ("attn_norm", "scale")),
                   Entry(prefix + "post_attention_layernorm.weight", path + ("mlp_norm", "scale"))]
-        table += [Entry(f"{prefix}self_attn.{n}_proj.weight", path + ("attn", n, "w"), True) for n in "qkvo"]
+        table += [Entry(f"{prefix}self_attn.{n}_proj.weight", path + ("attn", n, "w"), True)
+                  for n in "qkvo"]
         table += feed_forward_entries(prefix, path + ("mlp",), cfg)
     return table

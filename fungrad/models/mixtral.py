@@ -47,7 +47,8 @@ class Config(llama.Config):
         require(config.get("sliding_window") is None, "mixtral",
                 f"sliding_window={config.get('sliding_window')} is not supported (only null)")
         return cls(**llama.hf_fields(config, "mixtral", "MixtralForCausalLM", default_theta=1e6),
-                   n_experts=config.get("num_local_experts", 8), top_k=config.get("num_experts_per_tok", 2),
+                   n_experts=config.get("num_local_experts", 8),
+                   top_k=config.get("num_experts_per_tok", 2),
                    router_aux_loss_coef=config.get("router_aux_loss_coef", 0.001),
                    router_jitter_noise=float(config.get("router_jitter_noise") or 0.0))
 
@@ -69,11 +70,13 @@ PRESETS: dict[str, Config] = {
 
 def init(key: Any, cfg: Config) -> dict:
     """Random Mixtral params: LLaMA's, with a router and ``n_experts`` experts per layer."""
-    return llama.init_decoder(key, cfg, lambda k, cfg: moe.moe_init(k, cfg.d_model, cfg.d_ff, cfg.n_experts))
+    return llama.init_decoder(
+        key, cfg, lambda k, cfg: moe.moe_init(k, cfg.d_model, cfg.d_ff, cfg.n_experts))
 
 
-def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None, train: bool = False,
-          key: Any = None, attention_mask: Any = None, return_aux: bool = False) -> tuple:
+def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None,
+          train: bool = False, key: Any = None, attention_mask: Any = None,
+          return_aux: bool = False) -> tuple:
     """Logits ``(B, T, vocab)`` and the updated cache (as :func:`fungrad.models.llama.apply`);
     with ``return_aux=True`` also the router load-balancing loss over every layer's tokens
     (padding left out with ``attention_mask``), as Hugging Face's ``aux_loss``.
@@ -86,13 +89,15 @@ def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None,
         return moe.moe(p, x, cfg.top_k, jitter=cfg.router_jitter_noise, key=k)
 
     logits, cache, router_logits = llama.decoder(params, cfg, tokens, feed_forward, cache=cache,
-                                                 key=key if train else None, attention_mask=attention_mask)
+                                                 key=key if train else None,
+                                                 attention_mask=attention_mask)
     if not return_aux:
         return logits, cache
     return logits, cache, moe.load_balancing_loss(router_logits, cfg.top_k, attention_mask)
 
 
-def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False, key: Any = None) -> Any:
+def loss(params: dict, cfg: Config, tokens: Any, targets: Any, *, train: bool = False,
+         key: Any = None) -> Any:
     """Mean next-token cross-entropy plus ``router_aux_loss_coef`` times the load-balancing loss."""
     logits, _, aux = apply(params, cfg, tokens, train=train, key=key, return_aux=True)
     return nn.cross_entropy(logits, targets) + cfg.router_aux_loss_coef * aux
@@ -106,7 +111,8 @@ def from_pretrained(path: Any, dtype: Any = jnp.float32) -> tuple[Config, dict]:
     return hf.load_pretrained(path, "mixtral", Config.from_hf, init, name_table, dtype)
 
 
-def save_pretrained(path: Any, cfg: Config, params: dict, max_shard_bytes: int | None = None) -> None:
+def save_pretrained(path: Any, cfg: Config, params: dict,
+                    max_shard_bytes: int | None = None) -> None:
     """Write a folder that ``transformers.AutoModelForCausalLM.from_pretrained`` loads."""
     hf.save_pretrained(path, cfg, params, name_table(cfg), max_shard_bytes)
 

@@ -29,18 +29,21 @@ class KVCache(NamedTuple):
     valid: Any
 
 
-def init_kv_cache(batch: int, max_len: int, n_kv_heads: int, head_dim: int, dtype: Any = jnp.float32) -> KVCache:
+def init_kv_cache(batch: int, max_len: int, n_kv_heads: int, head_dim: int,
+                  dtype: Any = jnp.float32) -> KVCache:
     """An empty cache for ``batch`` rows of up to ``max_len`` tokens."""
     shape = (batch, max_len, n_kv_heads, head_dim)
     return KVCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32),
                    jnp.zeros((batch, max_len), bool))
 
 
-def token_positions(batch: int, length: int, padding_mask: Any = None, cache: KVCache | None = None) -> Any:
+def token_positions(batch: int, length: int, padding_mask: Any = None,
+                    cache: KVCache | None = None) -> Any:
     """Positions ``(batch, length)`` of new tokens: the count of real tokens before each one
     in its row (earlier ones in ``cache`` included). Padding tokens get position 0, as
     Hugging Face gives them a dummy position; they are masked out as keys anyway."""
-    start = jnp.zeros((batch,), jnp.int32) if cache is None else jnp.sum(cache.valid, axis=1, dtype=jnp.int32)
+    start = (jnp.zeros((batch,), jnp.int32) if cache is None
+             else jnp.sum(cache.valid, axis=1, dtype=jnp.int32))
     if padding_mask is None:
         return start[:, None] + jnp.arange(length, dtype=jnp.int32)[None, :]
     real = padding_mask.astype(bool)
@@ -53,12 +56,14 @@ def write_cache(cache: KVCache, k: Any, v: Any, padding_mask: Any = None) -> KVC
     B, T = k.shape[:2]
     zero, start = jnp.zeros((), jnp.int32), cache.pos
     real = jnp.ones((B, T), bool) if padding_mask is None else padding_mask.astype(bool)
-    return KVCache(lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), (zero, start, zero, zero)),
-                   lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), (zero, start, zero, zero)),
+    at = (zero, start, zero, zero)
+    return KVCache(lax.dynamic_update_slice(cache.k, k.astype(cache.k.dtype), at),
+                   lax.dynamic_update_slice(cache.v, v.astype(cache.v.dtype), at),
                    start + T, lax.dynamic_update_slice(cache.valid, real, (zero, start)))
 
 
-def attention_mask(T: int, S: int, *, causal: bool = True, start: Any = 0, key_valid: Any = None) -> Any:
+def attention_mask(T: int, S: int, *, causal: bool = True, start: Any = 0,
+                   key_valid: Any = None) -> Any:
     """The boolean mask ``(B or 1, 1, T, S)``: query ``t`` (at slot ``start + t``) may see key
     slot ``s`` when ``s <= start + t`` (if ``causal``) and ``key_valid[:, s]`` holds."""
     key_slot = jnp.arange(S, dtype=jnp.int32)
@@ -99,7 +104,8 @@ def dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, *, dropout_r
     ``dropout_key``, attention weights are dropped at ``dropout_rate`` (GPT-2 ``attn_pdrop``)."""
     n_heads, n_kv = q.shape[2], k.shape[2]
     if n_heads % n_kv:
-        raise ValueError(f"dot_product_attention: {n_heads} query heads not divisible by {n_kv} kv heads")
+        raise ValueError(f"dot_product_attention: {n_heads} query heads not divisible by {n_kv} "
+                         "kv heads")
     if n_kv != n_heads:
         k = jnp.repeat(k, n_heads // n_kv, axis=2)
         v = jnp.repeat(v, n_heads // n_kv, axis=2)
@@ -126,7 +132,8 @@ def attention_init(key: Any, d_model: int, n_heads: int, n_kv_heads: int | None 
 
 def multi_head_attention(params: dict, x: Any, *, n_heads: int, n_kv_heads: int | None = None,
                          causal: bool = True, padding_mask: Any = None, rope: tuple | None = None,
-                         positions: Any = None, cache: KVCache | None = None, dropout_rate: float = 0.0,
+                         positions: Any = None, cache: KVCache | None = None,
+                         dropout_rate: float = 0.0,
                          dropout_key: Any = None) -> tuple[Any, KVCache | None]:
     """Self-attention of ``x (B, T, d_model)``. Returns ``(out, new_cache)``.
 
@@ -158,7 +165,9 @@ def cached_attention(q: Any, k: Any, v: Any, *, causal: bool = True, padding_mas
     T = q.shape[1]
     if cache is None:
         mask = attention_mask(T, T, causal=causal, key_valid=padding_mask)
-        return dot_product_attention(q, k, v, mask, dropout_rate=dropout_rate, dropout_key=dropout_key), None
+        out = dot_product_attention(q, k, v, mask, dropout_rate=dropout_rate,
+                                    dropout_key=dropout_key)
+        return out, None
     start = cache.pos
     cache = write_cache(cache, k, v, padding_mask)
     mask = attention_mask(T, cache.k.shape[1], causal=causal, start=start, key_valid=cache.valid)

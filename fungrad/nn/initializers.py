@@ -59,8 +59,9 @@ def truncated_normal(stddev: float = 1e-2, dtype: Any = None, lower: float = -2.
                      upper: float = 2.0) -> Initializer:
     """An initialiser drawing from a normal truncated to ``[lower, upper]`` standard
     deviations, then scaled by ``stddev`` (so the final spread is below ``stddev``)."""
-    return lambda key, shape, dtype=dtype: (random.truncated_normal(key, lower, upper, shape, _dtype(dtype))
-                                            * jnp.array(stddev, _dtype(dtype)))
+    return lambda key, shape, dtype=dtype: (
+        random.truncated_normal(key, lower, upper, shape, _dtype(dtype))
+        * jnp.array(stddev, _dtype(dtype)))
 
 
 def _axes_size(shape: Sequence[int], axes: int | Sequence[int]) -> int:
@@ -137,7 +138,8 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> 
         try:
             z = np.asarray(random.normal(key, (rows, cols), dtype), np.float64)
         except TypeError as e:
-            raise TypeError("orthogonal initializer: call it outside jit (it uses a host QR)") from e
+            raise TypeError("orthogonal initializer: call it outside jit "
+                            "(it uses a host QR)") from e
         q, r = np.linalg.qr(z)
         q = q * np.sign(np.diagonal(r))[None, :]
         if n_rows < n_cols:

@@ -166,8 +166,8 @@ def causal_conv1d(params: dict, x: Any) -> Any:
     return conv(params, x, padding=[(k - 1, 0)], groups=channels, layout="NWC")
 
 
-def _pool(x: Any, init_value: Any, computation: Any, window: Sequence[int], strides: Sequence[int] | None,
-          padding: Any, layout: str) -> Any:
+def _pool(x: Any, init_value: Any, computation: Any, window: Sequence[int],
+          strides: Sequence[int] | None, padding: Any, layout: str) -> Any:
     spatial = [i for i, c in enumerate(layout) if c not in "NC"]
     dims, strd = [1] * x.ndim, [1] * x.ndim
     for i, w, s in zip(spatial, window, strides or window):
@@ -238,7 +238,8 @@ def swiglu_init(key: Any, features: int, hidden: int) -> dict:
     """Params of ``swiglu``: bias-free ``gate`` and ``up`` (features -> hidden) and ``down``
     (hidden -> features)."""
     k1, k2, k3 = random.split(key, 3)
-    return {"gate": linear_init(k1, features, hidden, False), "up": linear_init(k2, features, hidden, False),
+    return {"gate": linear_init(k1, features, hidden, False),
+            "up": linear_init(k2, features, hidden, False),
             "down": linear_init(k3, hidden, features, False)}
 
 

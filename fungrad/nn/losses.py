@@ -80,7 +80,8 @@ def _reduce(loss: Any, weights: Any, reduction: str) -> Any:
 
 
 def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
-                  ignore_index: int | None = None, mask: Any = None, reduction: str = "mean") -> Any:
+                  ignore_index: int | None = None, mask: Any = None,
+                  reduction: str = "mean") -> Any:
     """Softmax cross entropy over the last axis.
 
     ``labels`` are integer classes (shape ``logits.shape[:-1]``) or probabilities (same
@@ -108,7 +109,8 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
         if label_smoothing:
             labels = one_hot(labels, logits.shape[-1], dtype=logits.dtype)
         else:
-            return _reduce(softmax_cross_entropy_with_integer_labels(logits, labels), weights, reduction)
+            losses = softmax_cross_entropy_with_integer_labels(logits, labels)
+            return _reduce(losses, weights, reduction)
     if label_smoothing:
         labels = smooth_labels(labels, label_smoothing)
     return _reduce(softmax_cross_entropy(logits, labels), weights, reduction)
@@ -146,4 +148,5 @@ def kl_divergence(log_predictions: Any, targets: Any, axis: int = -1) -> Any:
     """``KL(targets || exp(log_predictions))`` per example (as optax); 0 where targets are 0."""
     _check_broadcast("kl_divergence", log_predictions, targets, ("log_predictions", "targets"))
     safe = jnp.where(targets > 0, targets, 1.0)
-    return jnp.sum(jnp.where(targets > 0, targets * (jnp.log(safe) - log_predictions), 0.0), axis=axis)
+    terms = jnp.where(targets > 0, targets * (jnp.log(safe) - log_predictions), 0.0)
+    return jnp.sum(terms, axis=axis)

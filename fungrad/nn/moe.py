@@ -39,7 +39,8 @@ def route(router_logits: Any, top_k: int) -> tuple[Any, Any]:
     return weights / jnp.sum(weights, axis=-1, keepdims=True), experts
 
 
-def moe(params: dict, x: Any, top_k: int, *, jitter: float = 0.0, key: Any = None) -> tuple[Any, Any]:
+def moe(params: dict, x: Any, top_k: int, *, jitter: float = 0.0,
+        key: Any = None) -> tuple[Any, Any]:
     """Mixture-of-experts feed-forward of ``x (..., features)``: ``(y, router_logits)``.
 
     With ``key`` and ``jitter > 0`` (training), ``x`` is first multiplied by noise uniform
@@ -50,7 +51,8 @@ def moe(params: dict, x: Any, top_k: int, *, jitter: float = 0.0, key: Any = Non
     router_logits = linear(params["router"], x)
     weights, experts = route(router_logits, top_k)
     n_experts = len(params["experts"])
-    combine = jnp.sum(one_hot(experts, n_experts, dtype=weights.dtype) * weights[..., None], axis=-2)
+    combine = jnp.sum(one_hot(experts, n_experts, dtype=weights.dtype) * weights[..., None],
+                      axis=-2)
     y = sum(combine[..., e, None] * swiglu(p, x) for e, p in enumerate(params["experts"]))
     return y.astype(x.dtype), router_logits
 

@@ -21,7 +21,8 @@ def count_params(params: Any) -> int:
 
 def cast_floating(params: Any, dtype: Any) -> Any:
     """Cast floating-point leaves to ``dtype``; leave integer and boolean leaves alone."""
-    return tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
+    return tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                    params)
 
 
 def global_norm(t: Any) -> Any:
@@ -46,7 +47,8 @@ class DynamicLossScale:
     factor: float = 2.0
 
     @classmethod
-    def create(cls, initial: float = 2.0 ** 15, period: int = 2000, factor: float = 2.0) -> "DynamicLossScale":
+    def create(cls, initial: float = 2.0 ** 15, period: int = 2000,
+               factor: float = 2.0) -> "DynamicLossScale":
         """A loss scale starting at ``initial`` (2**15, as ``jmp``) with its counter at 0."""
         return cls(jnp.asarray(initial, jnp.float32), jnp.zeros((), jnp.int32), period, factor)
 

@@ -127,7 +127,8 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
 def _plain_axis(axis: Any) -> bool:
     """Whether ``axis`` may key the plan cache: None, an int, or a tuple of ints. (``1.0``
     equals ``1`` and hashes alike, so anything else is planned, and refused, uncached.)"""
-    return axis is None or type(axis) is int or (type(axis) is tuple and builtins.all(type(a) is int for a in axis))
+    return axis is None or type(axis) is int or (
+        type(axis) is tuple and builtins.all(type(a) is int for a in axis))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -41,7 +41,8 @@ NO_PARAMS_MSG = ("you are using a transformation that requires the current value
 
 def identity() -> GradientTransformation:
     """Leave updates unchanged."""
-    return GradientTransformation(init_empty_state, lambda updates, state, params=None: (updates, state))
+    return GradientTransformation(init_empty_state,
+                                  lambda updates, state, params=None: (updates, state))
 
 
 def set_to_zero() -> GradientTransformation:
@@ -112,7 +113,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
     def update(updates, state, params=None):
         if len(state) != len(transforms):
-            raise ValueError(f"chain: expected a state of {len(transforms)} parts, got {len(state)}")
+            raise ValueError(f"chain: expected a state of {len(transforms)} parts, "
+                             f"got {len(state)}")
         new_state = []
         for t, s in zip(transforms, state):
             try:
@@ -130,7 +132,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf-wise, keeping each parameter's dtype (as optax)."""
     try:
-        return tree.map(lambda p, u: None if p is None else jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+        return tree.map(lambda p, u: (None if p is None
+                                      else jnp.asarray(p + u).astype(jnp.asarray(p).dtype)),
                         params, updates, is_leaf=lambda x: x is None)
     except (ValueError, TypeError):
         check_trees("fungrad.optim.apply_updates", updates, params=params)

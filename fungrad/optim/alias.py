@@ -31,13 +31,16 @@ def sgd(learning_rate: ScalarOrSchedule, momentum: float | None = None, nesterov
         >>> optim.apply_updates(params, updates)
         {'w': Array([0.9, 1.2], dtype=float32)}
     """
-    return chain(T.trace(momentum, nesterov, accumulator_dtype) if momentum is not None else identity(),
-                 T.scale_by_learning_rate(learning_rate))
+    momentum_step = (T.trace(momentum, nesterov, accumulator_dtype) if momentum is not None
+                     else identity())
+    return chain(momentum_step, T.scale_by_learning_rate(learning_rate))
 
 
 def adam(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-         eps_root: float = 0.0, mu_dtype: Any = None, *, nesterov: bool = False) -> GradientTransformation:
-    r"""Adam (Kingma & Ba, 2015): :math:`\theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)`."""
+         eps_root: float = 0.0, mu_dtype: Any = None, *,
+         nesterov: bool = False) -> GradientTransformation:
+    r"""Adam (Kingma & Ba, 2015):
+    :math:`\theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)`."""
     return chain(T.scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
                  T.scale_by_learning_rate(learning_rate))
 
@@ -58,7 +61,8 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e
             initial_scale: float = 0.0, eps_in_sqrt: bool = True, centered: bool = False,
             momentum: float | None = None, nesterov: bool = False,
             bias_correction: bool = False) -> GradientTransformation:
-    r"""RMSProp (Tieleman & Hinton, 2012): :math:`\theta \leftarrow \theta - \eta\, g / \sqrt{v + \epsilon}`.
+    r"""RMSProp (Tieleman & Hinton, 2012):
+    :math:`\theta \leftarrow \theta - \eta\, g / \sqrt{v + \epsilon}`.
 
     ``centered`` divides by the running standard deviation instead of the RMS.
     """
@@ -70,13 +74,16 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e
 
 def adagrad(learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 0.1,
             eps: float = 1e-7) -> GradientTransformation:
-    r"""Adagrad (Duchi et al., 2011): :math:`\theta \leftarrow \theta - \eta\, g / \sqrt{\sum g^2 + \epsilon}`."""
-    return chain(T.scale_by_rss(initial_accumulator_value, eps), T.scale_by_learning_rate(learning_rate))
+    r"""Adagrad (Duchi et al., 2011):
+    :math:`\theta \leftarrow \theta - \eta\, g / \sqrt{\sum g^2 + \epsilon}`."""
+    return chain(T.scale_by_rss(initial_accumulator_value, eps),
+                 T.scale_by_learning_rate(learning_rate))
 
 
 def lion(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None,
          weight_decay: ScalarOrSchedule = 1e-3, mask: Any = None) -> GradientTransformation:
-    r"""Lion (Chen et al., 2023): :math:`\theta \leftarrow \theta - \eta(\mathrm{sign}(\beta_1 m + (1-\beta_1) g) + \lambda\theta)`."""
+    r"""Lion (Chen et al., 2023): :math:`\theta \leftarrow \theta -
+    \eta(\mathrm{sign}(\beta_1 m + (1-\beta_1) g) + \lambda\theta)`."""
     return chain(T.scale_by_lion(b1, b2, mu_dtype), T.add_decayed_weights(weight_decay, mask),
                  T.scale_by_learning_rate(learning_rate))
 
@@ -90,7 +97,8 @@ def lamb(learning_rate: ScalarOrSchedule, b1: float = 0.9, b2: float = 0.999, ep
 
 
 def adafactor(learning_rate: ScalarOrSchedule | None = None, min_dim_size_to_factor: int = 128,
-              decay_rate: float = 0.8, decay_offset: int = 0, multiply_by_parameter_scale: bool = True,
+              decay_rate: float = 0.8, decay_offset: int = 0,
+              multiply_by_parameter_scale: bool = True,
               clipping_threshold: float | None = 1.0, momentum: float | None = None,
               dtype_momentum: Any = "float32", weight_decay_rate: ScalarOrSchedule | None = None,
               eps: float = 1e-30, factored: bool = True, weight_decay_mask: Any = None

@@ -1,4 +1,5 @@
-"""Combinators (as optax): ``masked``, ``multi_transform``, ``MultiSteps``, ``inject_hyperparams``."""
+"""Combinators (as optax): ``masked``, ``multi_transform``, ``MultiSteps``,
+``inject_hyperparams``."""
 from __future__ import annotations
 
 import functools
@@ -33,7 +34,8 @@ def masked(inner: GradientTransformation, mask: Any) -> GradientTransformation:
     def update(updates, state, params=None):
         m = _resolve(mask, updates)
         masked_params = None if params is None else mask_tree(params, m)
-        new_masked, inner_state = inner.update(mask_tree(updates, m), state.inner_state, masked_params)
+        new_masked, inner_state = inner.update(mask_tree(updates, m), state.inner_state,
+                                               masked_params)
         new_updates = tree.map(lambda keep, new, old: new if keep else old, m, new_masked, updates,
                                is_leaf=lambda x: isinstance(x, MaskedNode))
         return new_updates, MaskedState(inner_state)
@@ -54,9 +56,11 @@ def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
         labels = _resolve(param_labels, params)
         unknown = set(tree.leaves(labels)) - set(transforms)
         if unknown:
-            raise ValueError(f"multi_transform: labels {sorted(map(str, unknown))} have no transformation")
+            raise ValueError(f"multi_transform: labels {sorted(map(str, unknown))} have no "
+                             "transformation")
+        label_masks = masks(labels).values()
         return MultiTransformState({k: masked(t, m).init(params)
-                                    for (k, t), m in zip(transforms.items(), masks(labels).values())})
+                                    for (k, t), m in zip(transforms.items(), label_masks)})
 
     def update(updates, state, params=None):
         labels = _resolve(param_labels, updates)
@@ -88,7 +92,8 @@ class MultiSteps:
     def __init__(self, opt: GradientTransformation, every_k_schedule: int | Callable,
                  use_grad_mean: bool = True) -> None:
         self._opt = opt
-        self._every_k = every_k_schedule if callable(every_k_schedule) else (lambda step: every_k_schedule)
+        self._every_k = (every_k_schedule if callable(every_k_schedule)
+                         else (lambda step: every_k_schedule))
         self._use_grad_mean = use_grad_mean
 
     def init(self, params: Any) -> MultiStepsState:
@@ -154,7 +159,7 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
         bound.apply_defaults()
         static, numeric, schedules = {}, {}, {}
         for name, value in bound.arguments.items():
-            if name in static_args or isinstance(value, bool) or value is None or isinstance(value, str):
+            if name in static_args or value is None or isinstance(value, (bool, str)):
                 static[name] = value
             elif callable(value):
                 schedules[name] = value
@@ -162,10 +167,12 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
                 numeric[name] = value
 
         def cast(v, params):
-            dtype = hyperparam_dtype or jnp.result_type(*tree.leaves(params)) if tree.leaves(params) \
-                else hyperparam_dtype
+            leaves = tree.leaves(params)
+            dtype = (hyperparam_dtype or jnp.result_type(*leaves)) if leaves else hyperparam_dtype
             v = jnp.asarray(v)
-            return v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) and dtype is not None else v
+            if jnp.issubdtype(v.dtype, jnp.floating) and dtype is not None:
+                return v.astype(dtype)
+            return v
 
         def current(stored, sched_counts, params):
             out = {k: cast(v, params) for k, v in stored.items()}
@@ -180,8 +187,10 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
 
         def update(updates, state, params=None):
             stored = {k: state.hyperparams[k] for k in numeric}
-            hps = current(stored, state.hyperparams_states, params if params is not None else updates)
-            updates, inner = inner_factory(**static, **hps).update(updates, state.inner_state, params)
+            hps = current(stored, state.hyperparams_states,
+                          params if params is not None else updates)
+            updates, inner = inner_factory(**static, **hps).update(updates, state.inner_state,
+                                                                   params)
             counts = {k: safe_increment(c) for k, c in state.hyperparams_states.items()}
             return updates, InjectHyperparamsState(safe_increment(state.count), hps, counts, inner)
         return GradientTransformation(init, update)

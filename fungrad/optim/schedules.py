@@ -61,7 +61,8 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
     """Linear warm-up to ``peak_value``, then cosine decay to ``end_value`` at ``decay_steps``."""
     alpha = 0.0 if peak_value == 0.0 else end_value / peak_value
     return join_schedules([linear_schedule(init_value, peak_value, warmup_steps),
-                           cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)],
+                           cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha,
+                                                 exponent)],
                           [warmup_steps])
 
 
@@ -84,7 +85,8 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     return schedule
 
 
-def piecewise_constant_schedule(init_value: float, boundaries_and_scales: dict | None = None) -> Schedule:
+def piecewise_constant_schedule(init_value: float,
+                                boundaries_and_scales: dict | None = None) -> Schedule:
     """Multiply the value by ``scale`` once the count passes each ``boundary``."""
     items = sorted((boundaries_and_scales or {}).items())
 

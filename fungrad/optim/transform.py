@@ -34,7 +34,8 @@ def _bias_correction(moment, decay, count):
 def scale(step_size: Any) -> GradientTransformation:
     """Multiply updates by a constant ``step_size``."""
     return GradientTransformation(
-        init_empty_state, lambda u, state, params=None: (tree.map(lambda g: step_size * g, u), state))
+        init_empty_state,
+        lambda u, state, params=None: (tree.map(lambda g: step_size * g, u), state))
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -114,7 +115,8 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
     """Divide by the root of a moving average of squared gradients (RMSProp)."""
     def init(params):
         nu = tree.map(lambda p: jnp.full_like(p, initial_scale), params)
-        return ScaleByRmsWithCountState(zeros_count(), nu) if bias_correction else ScaleByRmsState(nu)
+        return (ScaleByRmsWithCountState(zeros_count(), nu) if bias_correction
+                else ScaleByRmsState(nu))
 
     def update(updates, state, params=None):
         nu = _moment_sq(updates, state.nu, decay)
@@ -125,7 +127,8 @@ def scale_by_rms(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0
         else:
             scaling = tree.map(lambda n: 1 / (jnp.sqrt(n) + eps), nu_hat)
         updates = tree.map(lambda s, g: s * g, scaling, updates)
-        return updates, ScaleByRmsWithCountState(count, nu) if bias_correction else ScaleByRmsState(nu)
+        new_state = ScaleByRmsWithCountState(count, nu) if bias_correction else ScaleByRmsState(nu)
+        return updates, new_state
     return GradientTransformation(init, update)
 
 
@@ -145,7 +148,8 @@ class ScaleByRStdDevWithCountState(NamedTuple):
 
 
 def scale_by_stddev(decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0,
-                    eps_in_sqrt: bool = True, bias_correction: bool = False) -> GradientTransformation:
+                    eps_in_sqrt: bool = True,
+                    bias_correction: bool = False) -> GradientTransformation:
     """Divide by a moving estimate of the gradient's standard deviation (centred RMSProp)."""
     def init(params):
         mu = tree.map(jnp.zeros_like, params)
@@ -173,10 +177,12 @@ class ScaleByRssState(NamedTuple):
     sum_of_squares: Any
 
 
-def scale_by_rss(initial_accumulator_value: float = 0.1, eps: float = 1e-7) -> GradientTransformation:
+def scale_by_rss(initial_accumulator_value: float = 0.1,
+                 eps: float = 1e-7) -> GradientTransformation:
     """Divide by the root of the sum of all squared gradients so far (Adagrad)."""
     def init(params):
-        return ScaleByRssState(tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params))
+        return ScaleByRssState(tree.map(lambda p: jnp.full_like(p, initial_accumulator_value),
+                                        params))
 
     def update(updates, state, params=None):
         sos = tree.map(lambda g, t: _abs_sq(g) + t, updates, state.sum_of_squares)
@@ -192,10 +198,12 @@ class ScaleByLionState(NamedTuple):
     mu: Any
 
 
-def scale_by_lion(b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None) -> GradientTransformation:
+def scale_by_lion(b1: float = 0.9, b2: float = 0.99,
+                  mu_dtype: Any = None) -> GradientTransformation:
     """Lion: the sign of an interpolation of gradient and momentum."""
     def init(params):
-        return ScaleByLionState(zeros_count(), tree.map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params))
+        return ScaleByLionState(zeros_count(),
+                                tree.map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params))
 
     def update(updates, state, params=None):
         new_updates = tree.map(lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu)
@@ -245,7 +253,8 @@ class WeightDecaySchedule(NamedTuple):
     count: Any
 
 
-def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) -> GradientTransformation:
+def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0,
+                        mask: Any = None) -> GradientTransformation:
     """Add ``weight_decay * params`` to the updates (decoupled weight decay)."""
     def init(params):
         return WeightDecaySchedule(zeros_count()) if callable(weight_decay) else EmptyState()
@@ -253,7 +262,8 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
     def update(updates, state, params=None):
         if params is None:
             raise ValueError(NO_PARAMS_MSG)
-        new_state = WeightDecaySchedule(safe_increment(state.count)) if callable(weight_decay) else state
+        new_state = (WeightDecaySchedule(safe_increment(state.count)) if callable(weight_decay)
+                     else state)
         if isinstance(weight_decay, (int, float)) and weight_decay == 0.0:
             return updates, new_state
         s = weight_decay(state.count) if callable(weight_decay) else weight_decay
@@ -268,7 +278,8 @@ class TraceState(NamedTuple):
     trace: Any
 
 
-def trace(decay: float, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
+def trace(decay: float, nesterov: bool = False,
+          accumulator_dtype: Any = None) -> GradientTransformation:
     """Momentum: ``t = g + decay * t``; Nesterov uses ``g + decay * t`` as the update."""
     def init(params):
         return TraceState(tree.map(lambda p: jnp.zeros_like(p, dtype=accumulator_dtype), params))
@@ -291,7 +302,8 @@ class EmaState(NamedTuple):
 def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None) -> GradientTransformation:
     """Replace updates by their exponential moving average."""
     def init(params):
-        return EmaState(zeros_count(), tree.map(lambda p: jnp.zeros_like(p, dtype=accumulator_dtype), params))
+        return EmaState(zeros_count(),
+                        tree.map(lambda p: jnp.zeros_like(p, dtype=accumulator_dtype), params))
 
     def update(updates, state, params=None):
         updates = new_ema = _moment(updates, state.ema, decay, 1)
@@ -306,7 +318,8 @@ def clip(max_delta: float) -> GradientTransformation:
     """Clip every update element into ``[-max_delta, max_delta]``."""
     return GradientTransformation(
         init_empty_state,
-        lambda u, state, params=None: (tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), u), state))
+        lambda u, state, params=None: (
+            tree.map(lambda g: jnp.clip(g, -max_delta, max_delta), u), state))
 
 
 def clip_by_block_rms(threshold: float) -> GradientTransformation:
@@ -338,7 +351,8 @@ def zero_nans() -> GradientTransformation:
 
     def update(updates, state, params=None):
         found = tree.map(lambda g: jnp.any(jnp.isnan(g)), updates)
-        return tree.map(lambda g: jnp.where(jnp.isnan(g), jnp.zeros_like(g), g), updates), ZeroNansState(found)
+        updates = tree.map(lambda g: jnp.where(jnp.isnan(g), jnp.zeros_like(g), g), updates)
+        return updates, ZeroNansState(found)
     return GradientTransformation(init, update)
 
 
@@ -376,11 +390,12 @@ def scale_by_factored_rms(factored: bool = True, decay_rate: float = 0.8, step_o
             if dims is None:
                 return small, small, jnp.zeros_like(p)
             d1, d0 = dims
-            return jnp.zeros(np.delete(p.shape, d0), p.dtype), jnp.zeros(np.delete(p.shape, d1), p.dtype), small
+            return (jnp.zeros(np.delete(p.shape, d0), p.dtype),
+                    jnp.zeros(np.delete(p.shape, d1), p.dtype), small)
         leaves, treedef = tree.flatten(params)
         rows, cols, vs = zip(*[parts(p) for p in leaves]) if leaves else ((), (), ())
-        return FactoredState(zeros_count(), tree.unflatten(treedef, rows), tree.unflatten(treedef, cols),
-                             tree.unflatten(treedef, vs))
+        return FactoredState(zeros_count(), tree.unflatten(treedef, rows),
+                             tree.unflatten(treedef, cols), tree.unflatten(treedef, vs))
 
     def update(grads, state, params=None):
         if params is None:

@@ -1,4 +1,5 @@
-"""Counting samplers: ``poisson``, ``binomial``, ``multinomial`` and ``geometric``, as in ``jax.random``.
+"""Counting samplers: ``poisson``, ``binomial``, ``multinomial`` and ``geometric``, as in
+``jax.random``.
 
 They follow JAX's algorithms and key order. ``poisson`` draws every element with
 Knuth's product of uniforms (rate below 10) and with Hörmann's transformed
@@ -77,7 +78,8 @@ def _lgamma(x: Any) -> Any:
     z = lax.sub(x, _const(1, f32))
     acc = _const(0.99999999999980993227684700473478, f32)
     for i, coeff in enumerate(_LANCZOS):
-        acc = lax.add(acc, lax.div(_const(coeff, f32), lax.add(lax.add(z, _const(i, f32)), _const(1, f32))))
+        denominator = lax.add(lax.add(z, _const(i, f32)), _const(1, f32))
+        acc = lax.add(acc, lax.div(_const(coeff, f32), denominator))
     t = lax.add(_const(7.5, f32), z)
     log_t = lax.add(_const(np.log(7.5), f32), _log1p(lax.mul(z, _const(1 / 7.5, f32))))
     slope = lax.sub(lax.add(z, _const(0.5, f32)), lax.div(t, log_t))
@@ -105,7 +107,8 @@ def _poisson_rejection(key: Any, lam: Any, shape: tuple[int, ...], dtype: np.dty
     log_lam = _log(lam)
     b = _fma(_const(2.53, f32), lax.sqrt(lam), _const(0.931, f32))
     a = _fma(_const(0.02483, f32), b, _const(-0.059, f32))
-    inv_alpha = lax.add(_const(1.1239, f32), lax.div(_const(1.1328, f32), lax.sub(b, _const(3.4, f32))))
+    inv_alpha = lax.add(_const(1.1239, f32),
+                        lax.div(_const(1.1328, f32), lax.sub(b, _const(3.4, f32))))
     v_r = lax.sub(_const(0.9277, f32), lax.div(_const(3.6224, f32), lax.sub(b, _const(2, f32))))
 
     def body(carry):
@@ -188,7 +191,8 @@ def _stirling_tail(k: Any) -> Any:
     kp1sq = lax.mul(kp1, kp1)
     inner = lax.sub(_const(1 / 360, dtype), lax.div(_const(1 / 1260, dtype), kp1sq))
     approx = lax.div(lax.sub(_const(1 / 12, dtype), lax.div(inner, kp1sq)), kp1)
-    table = fnp.asarray(_STIRLING_TAIL.astype(dtype))[lax.convert_element_type(lax.floor(clamped), np.int32)]
+    index = lax.convert_element_type(lax.floor(clamped), np.int32)
+    table = fnp.asarray(_STIRLING_TAIL.astype(dtype))[index]
     return lax.select(lax.le(k, _const(9, dtype)), table, approx)
 
 
@@ -200,7 +204,8 @@ def _binomial_inversion(key: Any, count: Any, q: Any, shape: tuple[int, ...]) ->
     def body(carry):
         num_geom, geom_sum, key = carry
         sub, key = _split2(key)
-        num_geom = lax.select(lax.le(geom_sum, count), lax.add(num_geom, _const(1, dtype)), num_geom)
+        num_geom = lax.select(lax.le(geom_sum, count), lax.add(num_geom, _const(1, dtype)),
+                              num_geom)
         geom = lax.ceil(lax.div(_log(_unit("binomial", sub, shape, dtype)), log_1mq))
         return num_geom, lax.add(geom_sum, geom), key
 
@@ -223,7 +228,8 @@ def _btrs(key: Any, count: Any, q: Any, shape: tuple[int, ...]) -> Any:
     alpha = lax.mul(lax.add(c_(2.83), lax.div(c_(5.1), b)), stddev)
     m = lax.floor(lax.mul(lax.add(count, c_(1)), q))
     count_m1 = lax.add(lax.sub(count, m), c_(1))
-    head = lax.add(lax.mul(lax.add(m, c_(0.5)), _log(lax.div(lax.add(m, c_(1)), lax.mul(r, count_m1)))),
+    log_ratio = _log(lax.div(lax.add(m, c_(1)), lax.mul(r, count_m1)))
+    head = lax.add(lax.mul(lax.add(m, c_(0.5)), log_ratio),
                    lax.add(_stirling_tail(m), _stirling_tail(lax.sub(count, m))))
 
     def body(carry):
@@ -270,7 +276,8 @@ def _binomial(key: Any, count: Any, prob: Any, shape: tuple[int, ...], dtype: np
     samples = lax.convert_element_type(samples, dtype)
     invalid = lax.bitwise_or(lax.bitwise_or(q_neg, q_nan), count_bad)
     samples = lax.select(invalid, _full(np.nan, dtype, shape), samples)
-    samples = lax.select(lax.bitwise_and(count_inf, lax.bitwise_not(invalid)), _full(np.inf, dtype, shape), samples)
+    samples = lax.select(lax.bitwise_and(count_inf, lax.bitwise_not(invalid)),
+                         _full(np.inf, dtype, shape), samples)
     keep = lax.bitwise_or(lax.bitwise_or(p_lt_half, count_bad), lax.bitwise_or(q_nan, count_inf))
     return lax.select(keep, samples, lax.sub(lax.convert_element_type(count, dtype), samples))
 
@@ -302,7 +309,7 @@ def multinomial(key: Any, n: Any, p: Any, *, shape: Shape | None = None, dtype: 
     Examples:
         >>> from fungrad import random
         >>> import numpy as np
-        >>> random.multinomial(random.key(0), 10, np.array([0.2, 0.3, 0.5]))  # as jax.random.multinomial
+        >>> random.multinomial(random.key(0), 10, np.array([0.2, 0.3, 0.5]))  # as in jax
         Array([1., 1., 8.], dtype=float32)
     """
     data, dtype = _start("multinomial", key, dtype)

@@ -18,8 +18,9 @@ from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core import core, dtypes
 from fungrad.random._keys import check_key
-from fungrad.random._samplers import (Shape, _check_shape, _const, _erf_inv, _float_dtype, _in_float32, _log,
-                                      _log1p, _normal_real, _shape, _split2, _uniform, bernoulli)
+from fungrad.random._samplers import (Shape, _check_shape, _const, _erf_inv, _float_dtype,
+                                      _in_float32, _log, _log1p, _normal_real, _shape, _split2,
+                                      _uniform, bernoulli)
 from fungrad.random._xla_math import xla_exp, xla_fma, xla_pow, xla_tan
 
 
@@ -166,7 +167,8 @@ def wald(key: Any, mean: Any, shape: Shape | None = None, dtype: Any = None) -> 
     mean_sq = lax.mul(mean, mean)
     sqrt_term = lax.sqrt(_fma(lax.mul(_const(4, dtype), mean), y, lax.mul(mean_sq, y_sq)))
     half = _const(0.5, dtype)
-    x = _fma(lax.neg(lax.mul(mean, half)), sqrt_term, lax.add(mean, lax.mul(lax.mul(mean_sq, y), half)))
+    x = _fma(lax.neg(lax.mul(mean, half)), sqrt_term,
+             lax.add(mean, lax.mul(lax.mul(mean_sq, y), half)))
     accept = lax.le(z, lax.div(mean, lax.add(mean, x)))
     return lax.select(accept, x, lax.div(mean_sq, x))
 
@@ -260,9 +262,11 @@ def _householder_qr(a: Any) -> tuple[Any, Any]:
         v = x.at[..., 0].add(lax.neg(alpha))
         v_norm = fnp.linalg.norm(v, axis=-1, keepdims=True)
         v = v / fnp.where(v_norm == 0, 1, v_norm)
-        r_tail = r[..., j:, :] - 2 * v[..., :, None] * fnp.einsum("...i,...ij->...j", v, r[..., j:, :])[..., None, :]
+        v_r = fnp.einsum("...i,...ij->...j", v, r[..., j:, :])
+        r_tail = r[..., j:, :] - 2 * v[..., :, None] * v_r[..., None, :]
         r = r.at[..., j:, :].set(r_tail)
-        q_tail = q[..., :, j:] - 2 * fnp.einsum("...ij,...j->...i", q[..., :, j:], v)[..., :, None] * v[..., None, :]
+        q_v = fnp.einsum("...ij,...j->...i", q[..., :, j:], v)
+        q_tail = q[..., :, j:] - 2 * q_v[..., :, None] * v[..., None, :]
         q = q.at[..., :, j:].set(q_tail)
     return q[..., :, :cols], r[..., :cols, :]
 
@@ -282,9 +286,11 @@ def multivariate_normal(key: Any, mean: Any, cov: Any, shape: Shape | None = Non
         raise ValueError("multivariate_normal: method must be one of {'svd', 'eigh', "
                          f"'cholesky'}}, got {method!r}")
     data, dtype = _start("multivariate_normal", key, dtype)
-    mean, cov = _param("multivariate_normal", mean, dtype), _param("multivariate_normal", cov, dtype)
+    mean = _param("multivariate_normal", mean, dtype)
+    cov = _param("multivariate_normal", cov, dtype)
     if mean.ndim < 1:
-        raise ValueError(f"multivariate_normal requires mean.ndim >= 1, got mean.ndim == {mean.ndim}")
+        raise ValueError(f"multivariate_normal requires mean.ndim >= 1, "
+                         f"got mean.ndim == {mean.ndim}")
     if cov.ndim < 2:
         raise ValueError(f"multivariate_normal requires cov.ndim >= 2, got cov.ndim == {cov.ndim}")
     n = mean.shape[-1]

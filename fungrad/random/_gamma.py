@@ -54,7 +54,8 @@ def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
 
         _, x, v = lax.while_loop(lambda kxv: lax.le(kxv[2], zero), next_x,
                                  (x_key, zero, _const(-1, dtype)))
-        return key, lax.mul(x, x), lax.mul(lax.mul(v, v), v), _uniform("gamma", u_key, (), dtype, 0., 1.)
+        u = _uniform("gamma", u_key, (), dtype, 0., 1.)
+        return key, lax.mul(x, x), lax.mul(lax.mul(v, v), v), u
 
     key, subkey = _split2(key)
     v = lax.while_loop(reject, propose, (key, zero, one, _const(2, dtype)))[2]

@@ -164,7 +164,8 @@ def _seed(name: str, seed: Any) -> Any:
         raise TypeError(f"{name}: the seed must be an integer, got {type(seed).__name__} {seed!r}")
     seed = as_operand(seed)
     if not dtypes.is_integer(core.get_aval(seed).dtype):
-        raise TypeError(f"{name}: the seed must be an integer, got {core.get_aval(seed).str_short()}")
+        raise TypeError(f"{name}: the seed must be an integer, "
+                        f"got {core.get_aval(seed).str_short()}")
     return _threefry.threefry_seed(seed)
 
 

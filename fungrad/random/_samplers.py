@@ -76,7 +76,8 @@ def bits(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
     data, _ = check_key("bits", key)
     dtype = dtypes.canonicalize_dtype(np.uint64 if dtype is None else dtype)
     if dtype.kind != "u":
-        raise ValueError(f"dtype argument to `bits` must be an unsigned int dtype, got {dtype.name}")
+        raise ValueError(f"dtype argument to `bits` must be an unsigned int dtype, "
+                         f"got {dtype.name}")
     return threefry_random_bits(data, dtype.itemsize * 8, _shape("bits", shape))
 
 
@@ -433,7 +434,8 @@ def bernoulli(key: Any, p: Any = 0.5, shape: Shape | None = None, mode: str = "l
     data, _ = check_key("bernoulli", key)
     p = fnp.asarray(p)
     if not dtypes.is_float(p.dtype):
-        raise TypeError(f"bernoulli: probability `p` must have a floating dtype, got {p.dtype.name}")
+        raise TypeError(f"bernoulli: probability `p` must have a floating dtype, "
+                        f"got {p.dtype.name}")
     if shape is None:
         shape = p.shape
     else:

@@ -49,7 +49,8 @@ def _cpu_pool() -> ThreadPoolExecutor:
     """A thread pool for this process (re-created in a forked child)."""
     global _pool
     if _pool is None or _pool[0] != os.getpid():
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count())
         _pool = (os.getpid(), ThreadPoolExecutor(max(1, min(workers or 1, 8))))
     return _pool[1]
 

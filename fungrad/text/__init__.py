@@ -17,5 +17,6 @@ from fungrad.text.sentencepiece import SentencePieceTokenizer
 from fungrad.text.speculative import SpeculativeStats, speculative_generate
 
 __all__ = ["BPETokenizer", "CharTokenizer", "GPT2_PATTERN", "Hypothesis", "Model", "Sampling",
-           "SentencePieceTokenizer", "SpeculativeStats", "apply_chat_template", "beam_search", "choose",
-           "decode_functions", "generate", "process_logits", "speculative_generate", "stream"]
+           "SentencePieceTokenizer", "SpeculativeStats", "apply_chat_template", "beam_search",
+           "choose", "decode_functions", "generate", "process_logits", "speculative_generate",
+           "stream"]

@@ -48,15 +48,18 @@ def beam_search(model: Model, prompt: Sequence[int], *, num_beams: int, max_new_
     running beam can beat it at any length up to ``max_new_tokens`` (exact).
     """
     if num_beams < 1 or max_new_tokens < 1:
-        raise ValueError(f"beam_search: num_beams and max_new_tokens must be >= 1, got {num_beams}, {max_new_tokens}")
+        raise ValueError(f"beam_search: num_beams and max_new_tokens must be >= 1, "
+                         f"got {num_beams}, {max_new_tokens}")
     if early_stopping not in (True, False, "never"):
-        raise ValueError(f"beam_search: early_stopping must be True, False or 'never', got {early_stopping!r}")
+        raise ValueError(f"beam_search: early_stopping must be True, False or 'never', "
+                         f"got {early_stopping!r}")
     max_len = max_len or len(prompt) + max_new_tokens
     (prompt,) = check_prompts([prompt], model.cfg.vocab_size, max_len, "beam_search")
     prefill, _, advance = decode_functions(model.module, model.cfg, Sampling(temperature=0.0))
     axes = batch_axes(model.module, model.cfg, max_len, cache_dtype)
     cache = model.module.init_cache(model.cfg, 1, max_len, dtype=cache_dtype)
-    logits, cache = prefill(model.params, jnp.asarray([prompt], jnp.int32), jnp.ones((1, len(prompt)), bool), cache)
+    logits, cache = prefill(model.params, jnp.asarray([prompt], jnp.int32),
+                            jnp.ones((1, len(prompt)), bool), cache)
     beams: list[list[int]] = [[]]
     sums = np.zeros(1)
     finished: list[Hypothesis] = []
@@ -68,7 +71,8 @@ def beam_search(model: Model, prompt: Sequence[int], *, num_beams: int, max_new_
             beam, token = divmod(int(flat), candidates.shape[1])
             total = float(candidates[beam, token])
             if token == eos_id or step == max_new_tokens:
-                finished.append(Hypothesis(beams[beam] + [token], total, _score(total, step, length_penalty)))
+                finished.append(Hypothesis(beams[beam] + [token], total,
+                                           _score(total, step, length_penalty)))
             elif len(rows) < num_beams:
                 rows.append(beam)
                 tokens.append(token)
@@ -76,8 +80,9 @@ def beam_search(model: Model, prompt: Sequence[int], *, num_beams: int, max_new_
             if len(rows) == num_beams:
                 break
         finished = sorted(finished, key=lambda h: -h.score)[:num_beams]
-        if step == max_new_tokens or not rows or _done(finished, new_sums, num_beams, step,
-                                                      max_new_tokens, length_penalty, early_stopping):
+        if step == max_new_tokens or not rows or _done(
+                finished, new_sums, num_beams, step, max_new_tokens, length_penalty,
+                early_stopping):
             break
         beams = [beams[b] + [t] for b, t in zip(rows, tokens)]
         sums = np.asarray(new_sums)
@@ -86,8 +91,8 @@ def beam_search(model: Model, prompt: Sequence[int], *, num_beams: int, max_new_
     return finished
 
 
-def _done(finished: list[Hypothesis], running_sums: list[float], num_beams: int, step: int, max_new: int,
-          length_penalty: float, early_stopping: bool | str) -> bool:
+def _done(finished: list[Hypothesis], running_sums: list[float], num_beams: int, step: int,
+          max_new: int, length_penalty: float, early_stopping: bool | str) -> bool:
     """Whether no running beam can still enter the ``num_beams`` best finished hypotheses."""
     if len(finished) < num_beams:
         return False

@@ -35,7 +35,8 @@ from fungrad.safetensors import atomic_write
 
 __all__ = ["BPETokenizer", "GPT2_PATTERN"]
 
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+GPT2_PATTERN = (r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$"""
+                r"""|\s+(?!\S)|\s""")
 """GPT-2's pre-tokenisation regex (tiktoken's ``r50k`` pattern)."""
 
 
@@ -52,7 +53,8 @@ def _gpt2_bytes() -> tuple[list[int], dict[int, str]]:
 _BYTE_ORDER, _BYTE_CHARS = _gpt2_bytes()
 _CHAR_BYTES = {c: b for b, c in _BYTE_CHARS.items()}
 
-VOCAB_BPE, ENCODER_JSON, TIKTOKEN_FILE, META = "vocab.bpe", "encoder.json", "tokenizer.tiktoken", "fungrad_bpe.json"
+VOCAB_BPE, ENCODER_JSON = "vocab.bpe", "encoder.json"
+TIKTOKEN_FILE, META = "tokenizer.tiktoken", "fungrad_bpe.json"
 
 
 def _to_gpt2_str(token: bytes) -> str:
@@ -83,11 +85,13 @@ class BPETokenizer:
         self._regex = regex.compile(pattern)
         missing = [b for b in range(256) if bytes([b]) not in self._ranks]
         if missing:
-            raise ValueError(f"BPETokenizer: ranks must contain all 256 single bytes; missing {missing[:8]}")
+            raise ValueError(f"BPETokenizer: ranks must contain all 256 single bytes; "
+                             f"missing {missing[:8]}")
         self._bytes = {i: t for t, i in self._ranks.items()}
         clash = set(self._special.values()) & set(self._bytes)
         if clash or len(self._bytes) != len(self._ranks):
-            raise ValueError(f"BPETokenizer: ids must be distinct (special tokens reuse {sorted(clash)})")
+            raise ValueError(f"BPETokenizer: ids must be distinct (special tokens reuse "
+                             f"{sorted(clash)})")
         self._bytes.update((i, s.encode()) for s, i in self._special.items())
         self._special_regex = (regex.compile("|".join(regex.escape(s) for s in
                                                       sorted(self._special, key=len, reverse=True)))
@@ -159,7 +163,8 @@ class BPETokenizer:
         allowed = set(self._special) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self._special)
         if unknown:
-            raise ValueError(f"BPETokenizer.encode: allowed_special names unknown special tokens {sorted(unknown)}")
+            raise ValueError(f"BPETokenizer.encode: allowed_special names unknown special tokens "
+                             f"{sorted(unknown)}")
         disallowed = (set(self._special) - allowed if disallowed_special == "all"
                       else set(disallowed_special))
         if self._special_regex is None:
@@ -169,8 +174,9 @@ class BPETokenizer:
         for match in self._special_regex.finditer(text):
             token = match.group()
             if token in disallowed:
-                raise ValueError(f"BPETokenizer.encode: the text contains the special token {token!r}; "
-                                 "pass allowed_special={...} to encode it as a special token, or "
+                raise ValueError(f"BPETokenizer.encode: the text contains the special token "
+                                 f"{token!r}; pass allowed_special={{...}} to encode it as a "
+                                 "special token, or "
                                  "disallowed_special=() to encode it as ordinary text")
             if token in allowed:
                 out += self.encode_ordinary(text[start:match.start()])
@@ -205,8 +211,8 @@ class BPETokenizer:
         special_tokens = list(special_tokens)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
-            raise ValueError(f"BPETokenizer.train: vocab_size {vocab_size} is below the 256 byte tokens "
-                             f"plus {len(special_tokens)} special tokens")
+            raise ValueError(f"BPETokenizer.train: vocab_size {vocab_size} is below the 256 byte "
+                             f"tokens plus {len(special_tokens)} special tokens")
         ranks = {bytes([b]): i for i, b in enumerate(_BYTE_ORDER)}
         vocab = {i: t for t, i in ranks.items()}
         counts = collections.Counter(regex.findall(pattern, text))
@@ -262,8 +268,10 @@ class BPETokenizer:
         elif os.path.exists(path(TIKTOKEN_FILE)):
             ranks, found_special = load_tiktoken_ranks(path(TIKTOKEN_FILE)), {}
         else:
-            raise FileNotFoundError(f"BPETokenizer.load: {directory} has neither {ENCODER_JSON} nor {TIKTOKEN_FILE}")
-        return cls(ranks, meta.get("pattern", GPT2_PATTERN), meta.get("special_tokens", found_special))
+            raise FileNotFoundError(f"BPETokenizer.load: {directory} has neither {ENCODER_JSON} "
+                                    f"nor {TIKTOKEN_FILE}")
+        return cls(ranks, meta.get("pattern", GPT2_PATTERN),
+                   meta.get("special_tokens", found_special))
 
 
 def _learn_merges(words: list[list[int]], freqs: list[int], n_merges: int) -> list[tuple[int, int]]:
@@ -322,12 +330,14 @@ def _split_token(token: bytes, rank: int, ranks: dict[bytes, int]) -> tuple[byte
         candidates = [(ranks.get(parts[i] + parts[i + 1], rank), i) for i in range(len(parts) - 1)]
         r, i = min(candidates)
         if r >= rank:
-            raise ValueError(f"BPETokenizer: token {token!r} (rank {rank}) cannot be formed from lower ranks")
+            raise ValueError(f"BPETokenizer: token {token!r} (rank {rank}) cannot be formed from "
+                             "lower ranks")
         parts[i:i + 2] = [parts[i] + parts[i + 1]]
     return parts[0], parts[1]
 
 
-def _read_gpt2_files(encoder_path: str, merges_path: str) -> tuple[dict[bytes, int], dict[str, int]]:
+def _read_gpt2_files(encoder_path: str,
+                     merges_path: str) -> tuple[dict[bytes, int], dict[str, int]]:
     with open(encoder_path, encoding="utf-8") as f:
         encoder = json.load(f)
     with open(merges_path, encoding="utf-8") as f:
@@ -335,7 +345,8 @@ def _read_gpt2_files(encoder_path: str, merges_path: str) -> tuple[dict[bytes, i
     merged = {_from_gpt2_str(a) + _from_gpt2_str(b) for a, b in (line.split(" ") for line in lines)}
     ranks, special = {}, {}
     for text, i in encoder.items():
-        if all(c in _CHAR_BYTES for c in text) and (len(text) == 1 or _from_gpt2_str(text) in merged):
+        if all(c in _CHAR_BYTES for c in text) and (len(text) == 1
+                                                    or _from_gpt2_str(text) in merged):
             ranks[_from_gpt2_str(text)] = i
         else:
             special[text] = i

@@ -34,7 +34,8 @@ def batch_axes(module: Any, cfg: Any, max_len: int, dtype: Any) -> tuple:
 def _select(axes: tuple) -> Callable:
     def select(cache, rows):
         leaves, treedef = tree.flatten(cache)
-        picked = [leaf if axis is None else jnp.take(leaf, rows, axis=axis) for leaf, axis in zip(leaves, axes)]
+        picked = [leaf if axis is None else jnp.take(leaf, rows, axis=axis)
+                  for leaf, axis in zip(leaves, axes)]
         return tree.unflatten(treedef, picked)
     return fungrad.jit(select)
 
@@ -57,7 +58,8 @@ def _rollback(cache: Any, pos: Any) -> Any:
 
 def has_kv_caches(cache: Any) -> bool:
     """Whether ``cache`` holds attention caches (which can be rolled back)."""
-    return any(isinstance(c, KVCache) for c in tree.leaves(cache, is_leaf=lambda c: isinstance(c, KVCache)))
+    is_kv = lambda c: isinstance(c, KVCache)
+    return any(is_kv(c) for c in tree.leaves(cache, is_leaf=is_kv))
 
 
 def rollback(cache: Any, pos: int) -> Any:

@@ -26,7 +26,8 @@ class CharTokenizer:
 
     def __init__(self, chars: Sequence[str]):
         chars = list(chars)
-        if len(set(chars)) != len(chars) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        if len(set(chars)) != len(chars) or not all(isinstance(c, str) and len(c) == 1
+                                                    for c in chars):
             raise ValueError("CharTokenizer: `chars` must be distinct single characters")
         self.chars = chars
         self._ids = {c: i for i, c in enumerate(chars)}

@@ -24,9 +24,11 @@ Message = Mapping[str, str]
 def _check_messages(messages: Sequence[Message]) -> None:
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or not {"role", "content"} <= set(m):
-            raise ValueError(f"apply_chat_template: message {i} must be a mapping with 'role' and 'content', got {m!r}")
+            raise ValueError(f"apply_chat_template: message {i} must be a mapping with 'role' "
+                             f"and 'content', got {m!r}")
         if not isinstance(m["content"], str):
-            raise TypeError(f"apply_chat_template: message {i} content must be a str, got {type(m['content']).__name__}")
+            raise TypeError(f"apply_chat_template: message {i} content must be a str, "
+                            f"got {type(m['content']).__name__}")
 
 
 def _llama2(messages: Sequence[Message], add_generation_prompt: bool) -> str:
@@ -49,7 +51,8 @@ def _llama2(messages: Sequence[Message], add_generation_prompt: bool) -> str:
 
 
 def _llama3(messages: Sequence[Message], add_generation_prompt: bool) -> str:
-    out = [f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>" for m in messages]
+    out = [f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>"
+           for m in messages]
     if out:
         out[0] = "<|begin_of_text|>" + out[0]
     if add_generation_prompt:
@@ -68,7 +71,8 @@ TEMPLATES: dict[str, Callable[[Sequence[Message], bool], str]] = {
     "llama2": _llama2, "llama3": _llama3, "chatml": _chatml}
 
 
-def apply_chat_template(messages: Sequence[Message], template: str, add_generation_prompt: bool = True) -> str:
+def apply_chat_template(messages: Sequence[Message], template: str,
+                        add_generation_prompt: bool = True) -> str:
     """Render ``messages`` in the chat format ``template`` (``"llama2"``, ``"llama3"`` or
     ``"chatml"``); with ``add_generation_prompt`` the string ends where the assistant's
     reply begins.
@@ -78,6 +82,7 @@ def apply_chat_template(messages: Sequence[Message], template: str, add_generati
     """
     render = TEMPLATES.get(template)
     if render is None:
-        raise ValueError(f"apply_chat_template: unknown template {template!r}; choose one of {sorted(TEMPLATES)}")
+        raise ValueError(f"apply_chat_template: unknown template {template!r}; choose one of "
+                         f"{sorted(TEMPLATES)}")
     _check_messages(messages)
     return render(list(messages), add_generation_prompt)

@@ -9,7 +9,8 @@ tokens, stop strings, ``max_new_tokens``) and the loop ends when all rows have.
 >>> from fungrad.models import gpt2
 >>> cfg = gpt2.PRESETS["tiny"]
 >>> model = Model(gpt2, gpt2.init(random.PRNGKey(0), cfg), cfg)
->>> out = generate(model, [[1, 2, 3], [4]], max_new_tokens=5, temperature=0.8, top_k=40, key=random.PRNGKey(1))
+>>> out = generate(model, [[1, 2, 3], [4]], max_new_tokens=5, temperature=0.8, top_k=40,
+...                key=random.PRNGKey(1))
 >>> [len(tokens) for tokens in out]
 [5, 5]
 """
@@ -36,7 +37,8 @@ class Model(NamedTuple):
     cfg: Any
 
 
-def check_prompts(prompts: Sequence[Sequence[int]], vocab_size: int, max_len: int, name: str) -> list[list[int]]:
+def check_prompts(prompts: Sequence[Sequence[int]], vocab_size: int, max_len: int,
+                  name: str) -> list[list[int]]:
     """Validate a batch of prompts (non-empty lists of ids below ``vocab_size`` that fit
     in a cache of ``max_len``); return them as lists of ints."""
     if isinstance(prompts, (str, bytes)) or not len(prompts):
@@ -45,7 +47,8 @@ def check_prompts(prompts: Sequence[Sequence[int]], vocab_size: int, max_len: in
     for i, p in enumerate(prompts):
         p = [int(t) for t in np.asarray(p).reshape(-1)]
         if not p:
-            raise ValueError(f"{name}: prompt {i} is empty (start it with a BOS token, for example)")
+            raise ValueError(f"{name}: prompt {i} is empty (start it with a BOS token, "
+                             "for example)")
         bad = [t for t in p if not 0 <= t < vocab_size]
         if bad:
             raise ValueError(f"{name}: prompt {i} has ids {bad[:5]} outside [0, {vocab_size})")
@@ -57,7 +60,8 @@ def check_prompts(prompts: Sequence[Sequence[int]], vocab_size: int, max_len: in
 
 
 def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens ``(B, T)`` int32 with shorter prompts padded on the left, and the mask of real tokens."""
+    """Tokens ``(B, T)`` int32 with shorter prompts padded on the left, and the mask of real
+    tokens."""
     T = max(len(p) for p in prompts)
     tokens = np.full((len(prompts), T), pad_id, np.int32)
     mask = np.zeros((len(prompts), T), bool)
@@ -68,7 +72,8 @@ def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[np.ndarray, np.
 
 
 @functools.lru_cache(maxsize=64)
-def decode_functions(module: Any, cfg: Any, settings: Sampling) -> tuple[Callable, Callable, Callable]:
+def decode_functions(module: Any, cfg: Any,
+                     settings: Sampling) -> tuple[Callable, Callable, Callable]:
     """The jitted ``prefill``, ``pick`` and ``advance`` of one model and sampling setting
     (cached, so a second ``generate`` call reuses the compiled steps)."""
 
@@ -84,7 +89,8 @@ def decode_functions(module: Any, cfg: Any, settings: Sampling) -> tuple[Callabl
         logits, cache = module.apply(params, cfg, token[:, None], cache=cache)
         return logits[:, -1], cache
 
-    return fungrad.jit(prefill, donate_argnums=3), fungrad.jit(pick), fungrad.jit(advance, donate_argnums=2)
+    return (fungrad.jit(prefill, donate_argnums=3), fungrad.jit(pick),
+            fungrad.jit(advance, donate_argnums=2))
 
 
 def _steps(model: Model, prompts: Sequence[Sequence[int]], max_new_tokens: int, settings: Sampling,
@@ -114,11 +120,13 @@ def _steps(model: Model, prompts: Sequence[Sequence[int]], max_new_tokens: int, 
         logits, cache = advance(model.params, token, cache)
 
 
-def generate(model: Model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
-             repetition_penalty: float = 1.0, stop_tokens: Sequence[int] = (), stop_strings: Sequence[str] = (),
-             decode: Callable[[list[int]], str] | None = None, key: Any = None, max_len: int | None = None,
-             pad_id: int = 0, cache_dtype: Any = jnp.float32) -> list[list[int]]:
+def generate(model: Model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+             min_p: float | None = None, repetition_penalty: float = 1.0,
+             stop_tokens: Sequence[int] = (), stop_strings: Sequence[str] = (),
+             decode: Callable[[list[int]], str] | None = None, key: Any = None,
+             max_len: int | None = None, pad_id: int = 0,
+             cache_dtype: Any = jnp.float32) -> list[list[int]]:
     """The new tokens of every prompt in ``prompts`` (a list of token-id lists).
 
     Each row stops after a token of ``stop_tokens`` (kept in the output), once its text
@@ -134,7 +142,8 @@ def generate(model: Model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     outputs: list[list[int]] = [[] for _ in prompts]
     done = np.zeros(len(prompts), bool)
     stops = {int(t) for t in stop_tokens}
-    window = max((len(s) for s in stop_strings), default=0) + 4  # tokens enough to hold any stop string
+    # tokens enough to hold any stop string
+    window = max((len(s) for s in stop_strings), default=0) + 4
     steps = _steps(model, prompts, max_new_tokens, settings, key, max_len, pad_id, cache_dtype)
     for tokens in steps:
         for row, token in enumerate(tokens.tolist()):
@@ -142,7 +151,8 @@ def generate(model: Model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
                 continue
             outputs[row].append(token)
             done[row] = (token in stops or len(outputs[row]) >= max_new_tokens
-                         or (bool(stop_strings) and any(s in decode(outputs[row][-window:]) for s in stop_strings)))
+                         or (bool(stop_strings)
+                             and any(s in decode(outputs[row][-window:]) for s in stop_strings)))
         if done.all():
             steps.close()
     return outputs

@@ -54,7 +54,8 @@ def process_logits(logits: Any, settings: Sampling, seen: Any = None) -> Any:
     tokens already in each sequence. Returns float32 logits with ``-inf`` where filtered."""
     logits = logits.astype(jnp.float32)
     if settings.repetition_penalty != 1.0 and seen is not None:
-        penalised = jnp.where(logits > 0, logits / settings.repetition_penalty, logits * settings.repetition_penalty)
+        penalty = settings.repetition_penalty
+        penalised = jnp.where(logits > 0, logits / penalty, logits * penalty)
         logits = jnp.where(seen, penalised, logits)
     if settings.greedy:
         return logits
@@ -67,7 +68,8 @@ def process_logits(logits: Any, settings: Sampling, seen: Any = None) -> Any:
         logits = _top_p(logits, settings.top_p)
     if settings.min_p is not None and settings.min_p > 0:
         probs = softmax(logits, axis=-1)
-        logits = jnp.where(probs < settings.min_p * jnp.max(probs, axis=-1, keepdims=True), -jnp.inf, logits)
+        threshold = settings.min_p * jnp.max(probs, axis=-1, keepdims=True)
+        logits = jnp.where(probs < threshold, -jnp.inf, logits)
     return logits
 
 
@@ -78,7 +80,8 @@ def _top_p(logits: Any, p: float) -> Any:
     probs = softmax(sorted_logits, axis=-1)
     before = jnp.cumsum(probs, axis=-1) - probs          # probability of the likelier tokens
     keep_sorted = before < p
-    keep = jnp.zeros_like(keep_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
+    rows = jnp.arange(logits.shape[0])[:, None]
+    keep = jnp.zeros_like(keep_sorted).at[rows, order].set(keep_sorted)
     return jnp.where(keep, logits, -jnp.inf)
 
 

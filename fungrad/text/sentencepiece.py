@@ -162,10 +162,13 @@ class SentencePieceTokenizer:
         self.pieces, self.model_type, self.normalizer = pieces, model_type, normalizer
         self.byte_fallback, self.unk_surface = byte_fallback, unk_surface
         self.unk_id, self.bos_id, self.eos_id, self.pad_id = unk_id, bos_id, eos_id, pad_id
-        self._ids = {p.text: i for i, p in enumerate(pieces) if p.type in (NORMAL, USER_DEFINED, UNKNOWN, CONTROL)}
-        self._matchable = {p.text: i for i, p in enumerate(pieces) if p.type in (NORMAL, USER_DEFINED)}
+        self._ids = {p.text: i for i, p in enumerate(pieces)
+                     if p.type in (NORMAL, USER_DEFINED, UNKNOWN, CONTROL)}
+        self._matchable = {p.text: i for i, p in enumerate(pieces)
+                           if p.type in (NORMAL, USER_DEFINED)}
         self._bytes = {int(p.text[3:5], 16): i for i, p in enumerate(pieces) if p.type == BYTE}
-        self._user_defined = sorted((p.text for p in pieces if p.type == USER_DEFINED), key=len, reverse=True)
+        self._user_defined = sorted((p.text for p in pieces if p.type == USER_DEFINED), key=len,
+                                    reverse=True)
         self._max_len = max((len(t) for t in self._matchable), default=1)
         scores = [p.score for p in pieces if p.type == NORMAL]
         self._min_score = min(scores, default=0.0)
@@ -186,13 +189,15 @@ class SentencePieceTokenizer:
                 pieces.append(Piece(_last(p, 1, b"").decode("utf-8"), score, _last(p, 3, NORMAL)))
             trainer, norm = _fields(_last(model, 2, b"")), _fields(_last(model, 3, b""))
         except (ValueError, UnicodeDecodeError, struct.error) as e:
-            raise ValueError(f"SentencePieceTokenizer.load: {model_path} is not a SentencePiece model ({e})") from None
+            raise ValueError(f"SentencePieceTokenizer.load: {model_path} is not a SentencePiece "
+                             f"model ({e})") from None
         if not pieces:
             raise ValueError(f"SentencePieceTokenizer.load: {model_path} holds no pieces")
-        normalizer = Normalizer(_last(norm, 2, b""), bool(_last(norm, 3, 1)), bool(_last(norm, 4, 1)),
-                                bool(_last(norm, 5, 1)))
+        normalizer = Normalizer(_last(norm, 2, b""), bool(_last(norm, 3, 1)),
+                                bool(_last(norm, 4, 1)), bool(_last(norm, 5, 1)))
         signed = lambda v: v - (1 << 64) if v >= 1 << 63 else v  # protobuf int32 -1 is 10 bytes
-        return cls(pieces, _last(trainer, 3, UNIGRAM), normalizer, byte_fallback=bool(_last(trainer, 35, 0)),
+        return cls(pieces, _last(trainer, 3, UNIGRAM), normalizer,
+                   byte_fallback=bool(_last(trainer, 35, 0)),
                    unk_id=signed(_last(trainer, 40, 0)), bos_id=signed(_last(trainer, 41, 1)),
                    eos_id=signed(_last(trainer, 42, 2)), pad_id=signed(_last(trainer, 43, -1)),
                    unk_surface=_last(trainer, 44, " \u2047 ".encode()).decode("utf-8"))
@@ -215,7 +220,8 @@ class SentencePieceTokenizer:
     def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """The ids of ``text`` (optionally with the BOS/EOS ids around them)."""
         if not isinstance(text, str):
-            raise TypeError(f"SentencePieceTokenizer.encode: text must be a str, got {type(text).__name__}")
+            raise TypeError(f"SentencePieceTokenizer.encode: text must be a str, "
+                            f"got {type(text).__name__}")
         normalized = _normalize(text, self.normalizer, self._charsmap)
         ids = [self.bos_id] if add_bos else []
         symbols = self._bpe(normalized) if self.model_type == BPE else self._viterbi(normalized)
@@ -291,7 +297,8 @@ class SentencePieceTokenizer:
                 if i is None:
                     continue
                 piece = self.pieces[i]
-                score = (end - start) * self._max_score - 0.1 if piece.type == USER_DEFINED else piece.score
+                score = ((end - start) * self._max_score - 0.1 if piece.type == USER_DEFINED
+                         else piece.score)
                 matched_single |= end == start + 1
                 if score_here + score > best[end][0]:
                     best[end] = (score_here + score, start)
@@ -326,7 +333,8 @@ class SentencePieceTokenizer:
         for i in ids:
             i = int(i)
             if not 0 <= i < len(self.pieces):
-                raise ValueError(f"SentencePieceTokenizer.decode: id {i} is outside [0, {len(self.pieces)})")
+                raise ValueError(f"SentencePieceTokenizer.decode: id {i} is outside "
+                                 f"[0, {len(self.pieces)})")
             piece = self.pieces[i]
             if piece.type == BYTE:
                 pending.append(int(piece.text[3:5], 16))

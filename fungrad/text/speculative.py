@@ -54,8 +54,8 @@ class _Runner:
         self.model = model
         self.cache = model.module.init_cache(model.cfg, 1, max_len, dtype=cache_dtype)
         if not cache_ops.has_kv_caches(self.cache):
-            raise ValueError(f"speculative_generate: {model.module.__name__} has no attention KV cache to roll "
-                             "back; speculative decoding needs attention models")
+            raise ValueError(f"speculative_generate: {model.module.__name__} has no attention KV "
+                             "cache to roll back; speculative decoding needs attention models")
         self.length = 0
         self.feed = _feed_function(model.module, model.cfg, settings)
 
@@ -81,26 +81,30 @@ def _draw(rng: np.random.Generator, probs: np.ndarray, greedy: bool) -> int:
 def speculative_generate(target: Model, draft: Model, prompt: Sequence[int], *, max_new_tokens: int,
                          gamma: int = 4, temperature: float = 1.0, top_k: int | None = None,
                          top_p: float | None = None, min_p: float | None = None,
-                         stop_tokens: Sequence[int] = (), key: Any = None, max_len: int | None = None,
-                         cache_dtype: Any = jnp.float32) -> tuple[list[int], SpeculativeStats]:
+                         stop_tokens: Sequence[int] = (), key: Any = None,
+                         max_len: int | None = None, cache_dtype: Any = jnp.float32
+                         ) -> tuple[list[int], SpeculativeStats]:
     """New tokens for ``prompt`` sampled from ``target`` with ``draft`` proposing ``gamma``
     at a time; returns ``(tokens, stats)``. The accept/reject draws use a NumPy generator
     seeded from ``key``, so a run is reproducible. As in :func:`generate`, the caches hold
     ``max_len`` tokens (prompt included) and decoding ends when they are full."""
     if gamma < 1 or max_new_tokens < 1:
-        raise ValueError(f"speculative_generate: gamma and max_new_tokens must be >= 1, got {gamma}, {max_new_tokens}")
+        raise ValueError(f"speculative_generate: gamma and max_new_tokens must be >= 1, "
+                         f"got {gamma}, {max_new_tokens}")
     if target.cfg.vocab_size != draft.cfg.vocab_size:
-        raise ValueError(f"speculative_generate: the draft's vocabulary ({draft.cfg.vocab_size}) differs from "
-                         f"the target's ({target.cfg.vocab_size})")
+        raise ValueError(f"speculative_generate: the draft's vocabulary ({draft.cfg.vocab_size}) "
+                         f"differs from the target's ({target.cfg.vocab_size})")
     settings = Sampling(temperature, top_k, top_p, min_p)
     if not settings.greedy and key is None:
         raise ValueError("speculative_generate: sampling (temperature > 0) needs a PRNG `key`")
     max_len = max_len or len(prompt) + max_new_tokens + gamma + 1
     (prompt,) = check_prompts([prompt], target.cfg.vocab_size, max_len, "speculative_generate")
-    max_new_tokens = min(max_new_tokens, max_len - len(prompt))   # as generate: it ends when the cache is full
+    # as generate: it ends when the cache is full
+    max_new_tokens = min(max_new_tokens, max_len - len(prompt))
     seed = 0 if key is None else int(np.asarray(random.key_data(key)).ravel()[-1])
     rng = np.random.default_rng(seed)
-    big, small = _Runner(target, settings, max_len, cache_dtype), _Runner(draft, settings, max_len, cache_dtype)
+    big = _Runner(target, settings, max_len, cache_dtype)
+    small = _Runner(draft, settings, max_len, cache_dtype)
     if len(prompt) > 1:  # the caches hold every token but the newest, which the next round feeds
         big.run(prompt[:-1])
         small.run(prompt[:-1])
@@ -120,7 +124,10 @@ def speculative_generate(target: Model, draft: Model, prompt: Sequence[int], *, 
         calls += 1
         n_ok = 0
         for i, x in enumerate(proposal):
-            keep = (x == np.argmax(p[i])) if settings.greedy else rng.random() < min(1.0, p[i][x] / q[i][x])
+            if settings.greedy:
+                keep = x == np.argmax(p[i])
+            else:
+                keep = rng.random() < min(1.0, p[i][x] / q[i][x])
             if not keep:
                 break
             n_ok += 1

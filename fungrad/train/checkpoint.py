@@ -86,7 +86,8 @@ def _leaf_array(x: Any, name: str) -> tuple[np.ndarray, str]:
         if not safetensors.supported(a.dtype):
             raise TypeError(f"save_checkpoint: leaf {name!r} has unsupported dtype {a.dtype}")
         return np.require(a, requirements="C"), "array"
-    raise TypeError(f"save_checkpoint: leaf {name!r} is a {type(x).__name__}, not an array or scalar")
+    raise TypeError(f"save_checkpoint: leaf {name!r} is a {type(x).__name__}, not an array or "
+                    "scalar")
 
 
 def save_checkpoint(path: str | os.PathLike, target: Any) -> None:
@@ -109,7 +110,8 @@ def _read(path: str) -> tuple[dict[str, np.ndarray], dict]:
     try:
         tensors, metadata = safetensors.read(path)
     except safetensors.SafetensorsError as e:
-        raise CheckpointError(f"load_checkpoint: {path} is not a valid safetensors file: {e}") from None
+        raise CheckpointError(f"load_checkpoint: {path} is not a valid safetensors file: "
+                              f"{e}") from None
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"load_checkpoint: {path} was not written by save_checkpoint "
                               f"(format {metadata.get('format')!r})")
@@ -130,7 +132,8 @@ def load_checkpoint(path: str | os.PathLike, like: Any = None) -> Any:
         structure = json.loads(metadata["structure"])
         kinds = json.loads(metadata["kinds"])
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"load_checkpoint: {path} has a corrupt structure record: {e}") from None
+        raise CheckpointError(f"load_checkpoint: {path} has a corrupt structure record: "
+                              f"{e}") from None
     ordered = sorted(tensors.items())
     if len(ordered) != len(kinds):
         raise CheckpointError(f"load_checkpoint: {path} lists {len(kinds)} leaves but holds "
@@ -156,9 +159,11 @@ def _restore_like(path: str, ordered: list, leaves: list, like: Any) -> Any:
             out.append(type(ref)(leaf.item() if isinstance(leaf, Array) else leaf))
             continue
         got = np.asarray(leaf)
-        ref_shape, ref_dtype = tuple(np.shape(ref)), np.dtype(getattr(ref, "dtype", np.asarray(ref).dtype))
+        ref_shape = tuple(np.shape(ref))
+        ref_dtype = np.dtype(getattr(ref, "dtype", np.asarray(ref).dtype))
         if got.shape != ref_shape or got.dtype != ref_dtype:
-            raise CheckpointError(f"load_checkpoint: leaf {name!r} is {got.dtype}{list(got.shape)} in "
-                                  f"the checkpoint but {ref_dtype}{list(ref_shape)} in `like`")
+            raise CheckpointError(f"load_checkpoint: leaf {name!r} is "
+                                  f"{got.dtype}{list(got.shape)} in the checkpoint but "
+                                  f"{ref_dtype}{list(ref_shape)} in `like`")
         out.append(leaf if isinstance(leaf, Array) else Array(got))
     return tree.unflatten(tree.structure(like), out)

@@ -25,7 +25,8 @@ def _scalar(name: str, value: Any) -> float | int | str | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"MetricsWriter.write: metric {name!r} is a {type(value).__name__}, not a scalar") from None
+        raise TypeError(f"MetricsWriter.write: metric {name!r} is a {type(value).__name__}, "
+                        "not a scalar") from None
     if not math.isfinite(number):
         return None  # JSON has no NaN or infinity; a gap in the curve
     return int(number) if isinstance(value, int) else number

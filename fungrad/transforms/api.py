@@ -85,7 +85,8 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
         pa, ta = core.get_aval(p), core.get_aval(t)
         if pa.shape != ta.shape or ta.dtype != dtypes.tangent_dtype(pa.dtype):
             raise TypeError(f"jvp({fname}): tangent {ta.str_short()} does not match primal "
-                            f"{pa.str_short()} (expected dtype {dtypes.tangent_dtype(pa.dtype).name})")
+                            f"{pa.str_short()} (expected dtype "
+                            f"{dtypes.tangent_dtype(pa.dtype).name})")
     store = {}
 
     def flat_fun(*args: Any) -> list:
@@ -121,8 +122,8 @@ def _linearize_flat(fun: Callable, flat_p: list, in_tree: Any, has_aux: bool, fn
         out_t = [ad.instantiate(t) if type(t) is not ad.Zero else t for _, t in pairs]
         zero_outs = [type(t) is ad.Zero for t in out_t]
         with core.set_current_trace(pe_trace):
-            jaxpr, consts = pe_trace.to_jaxpr([ad.zeros_like_aval(t.aval) if type(t) is ad.Zero else t
-                                               for t in out_t])
+            jaxpr, consts = pe_trace.to_jaxpr([ad.zeros_like_aval(t.aval) if type(t) is ad.Zero
+                                               else t for t in out_t])
     finally:
         jvp_trace.invalidate()
         pe_trace.invalidate()
@@ -428,9 +429,10 @@ def _axis_size(flat_args: list, flat_axes: list, axis_size: int | None, fname: s
         if ax is not None:
             shape = core.get_aval(x).shape
             if not -len(shape) <= ax < len(shape):
-                raise ValueError(f"vmap({fname}) was requested to map its argument along axis {ax}, "
-                                 f"which implies that its rank should be at least {ax + 1 if ax >= 0 else -ax}, "
-                                 f"but is only {len(shape)} (its shape is {shape})")
+                min_rank = ax + 1 if ax >= 0 else -ax
+                raise ValueError(f"vmap({fname}) was requested to map its argument along axis "
+                                 f"{ax}, which implies that its rank should be at least "
+                                 f"{min_rank}, but is only {len(shape)} (its shape is {shape})")
             sizes.add(shape[ax])
     if len(sizes) > 1:
         mapped = [(core.get_aval(x).shape[ax], ax % core.get_aval(x).ndim, d,
@@ -762,8 +764,9 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = (),
         jaxpr, consts, outs = pe.trace_to_jaxpr(flat_fun, avals, "make_jaxpr")
         closed = ClosedJaxpr(jaxpr, consts)
         if return_shape:
-            shapes = tree_util.unflatten(store["tree"], [ShapeDtypeStruct(v.aval.shape, v.aval.dtype)
-                                                         for v in jaxpr.outvars])
+            shapes = tree_util.unflatten(store["tree"],
+                                         [ShapeDtypeStruct(v.aval.shape, v.aval.dtype)
+                                          for v in jaxpr.outvars])
             return closed, shapes
         return closed
     return make
@@ -787,7 +790,8 @@ class ShapeDtypeStruct:
         return ShapedArray(self.shape, self.dtype, self.weak_type)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ShapeDtypeStruct) and (self.shape, self.dtype) == (other.shape, other.dtype)
+        return (isinstance(other, ShapeDtypeStruct)
+                and (self.shape, self.dtype) == (other.shape, other.dtype))
 
     def __hash__(self) -> int:
         return hash((self.shape, self.dtype))
@@ -807,7 +811,8 @@ def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
         ShapeDtypeStruct(shape=(4, 4), dtype=float32)
     """
     leaves, in_tree = tree_util.flatten(args)
-    avals = [ShapedArray(x.shape, dtypes.canonicalize_dtype(x.dtype), getattr(x, "weak_type", False))
+    avals = [ShapedArray(x.shape, dtypes.canonicalize_dtype(x.dtype),
+                         getattr(x, "weak_type", False))
              if hasattr(x, "shape") and hasattr(x, "dtype") else core.get_aval(x) for x in leaves]
     store = {}
 
@@ -816,5 +821,6 @@ def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
         out_leaves, store["tree"] = _flat_outputs(out, "eval_shape")
         return out_leaves
     jaxpr, _, _ = pe.trace_to_jaxpr(flat_fun, avals, "eval_shape")
-    return tree_util.unflatten(store["tree"], [ShapeDtypeStruct(v.aval.shape, v.aval.dtype, v.aval.weak_type)
-                                               for v in jaxpr.outvars])
+    return tree_util.unflatten(store["tree"],
+                               [ShapeDtypeStruct(v.aval.shape, v.aval.dtype, v.aval.weak_type)
+                                for v in jaxpr.outvars])

@@ -45,7 +45,8 @@ from fungrad.lax.control_flow.common import as_leaf, flatten_operands, run_jaxpr
 from fungrad.lax.reductions import reduce_sum
 from fungrad.transforms.api import _fun_name, check_argnums
 
-__all__ = ["custom_jvp", "custom_vjp", "SymbolicZero", "custom_jvp_call_p", "custom_vjp_call_p", "custom_lin_p"]
+__all__ = ["custom_jvp", "custom_vjp", "SymbolicZero", "custom_jvp_call_p", "custom_vjp_call_p",
+           "custom_lin_p"]
 
 
 class CustomDerivativeTracerError(UnexpectedTracerError):
