@@ -308,13 +308,21 @@ def _kernel_sources(text: str) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no CUDA compiler (nvcc) on this machine")
 def test_golden_cuda_sources_compile(tmp_path, golden_sources):
-    """nvcc compiles every generated kernel to PTX (no GPU needed)."""
+    """nvcc compiles every generated kernel to PTX (no GPU needed): the golden ones and
+    those of the semantic and library-function cases (one file)."""
     files = []
     for name, text in golden_sources.items():
         for k, source in enumerate(_kernel_sources(text) if name.startswith("rows") else [text]):
             path = tmp_path / f"{name}_{k}.cu"
             path.write_text(source)
             files.append(path)
+    from fungrad.compiler import cuda
+    cases = [_case_kernel(make, inputs, f"k{k}").source.replace(cuda.PRELUDE, "")
+             for k, (make, inputs) in enumerate(SEMANTIC_CASES.values())]
+    cases += [_case_kernel(make, (x,), f"t{k}").source.replace(cuda.PRELUDE, "")
+              for k, (make, x) in enumerate(TRANSCENDENTAL_CASES.values())]
+    files.append(tmp_path / "semantic_cases.cu")
+    files[-1].write_text(cuda.PRELUDE + "\n".join(cases))
     proc = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-odir", str(tmp_path),
                            *map(str, files)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -349,39 +357,52 @@ static inline void __syncthreads() {}
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
-static inline float rsqrt(float x) { return 1.0f / sqrtf(x); }
 """
 
-_C_TYPES = {"float32": "float", "bfloat16": "unsigned short", "uint16": "unsigned short",
-            "int32": "int"}
+_C_TYPES = {"float32": "float", "float64": "double", "bfloat16": "unsigned short",
+            "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int", "bool": "bool"}
+
+
+def _run_kernels_on_host(cases: list, tmp_path) -> list[np.ndarray]:
+    """Run generated kernels compiled for the host (one block of one thread: their
+    grid-stride loops then cover every row or element) on NumPy inputs, all in one
+    program; ``cases`` are ``(kernel, inputs)`` pairs, the outputs come back in order."""
+    from fungrad.compiler import cuda
+    body, calls = [], []
+    for c, (kernel, inputs) in enumerate(cases):
+        out = kernel.out_aval
+        count = kernel.rows if kernel.rows is not None else int(np.prod(out.shape))
+        for k, a in enumerate(inputs):
+            (tmp_path / f"c{c}_in{k}.bin").write_bytes(np.ascontiguousarray(a).tobytes())
+            calls.append(f"  static {_C_TYPES[a.dtype.name]} c{c}_in{k}[{a.size}]; f = fopen("
+                         f"\"{tmp_path}/c{c}_in{k}.bin\", \"rb\"); if (fread(c{c}_in{k}, "
+                         f"sizeof(c{c}_in{k}[0]), {a.size}, f) != {a.size}) return 1; fclose(f);")
+        size = int(np.prod(out.shape))
+        args = ", ".join([f"c{c}_in{k}" for k in range(len(inputs))] + [f"c{c}_out"])
+        calls += [f"  static {_C_TYPES[np.dtype(out.dtype).name]} c{c}_out[{size}];",
+                  f"  {kernel.name}({args}, {count});",
+                  f"  f = fopen(\"{tmp_path}/c{c}_out.bin\", \"wb\"); "
+                  f"fwrite(c{c}_out, sizeof(c{c}_out[0]), {size}, f); fclose(f);"]
+        body.append(kernel.source.replace(cuda.PRELUDE, ""))
+    prelude = cuda.PRELUDE.replace("#include <cuda_fp16.h>\n", "")
+    main = "\n".join(["int main() {", "  FILE *f;", *calls, "  return 0;", "}"])
+    src = tmp_path / "kernels.cc"
+    src.write_text(_HOST_SHIMS + prelude + "\n".join(body) + main)
+    exe = tmp_path / "kernels"
+    subprocess.run(["g++", "-O1", "-o", str(exe), str(src)], check=True, timeout=300)
+    subprocess.run([str(exe)], check=True, timeout=60)
+    outs = []
+    for c, (kernel, _) in enumerate(cases):
+        out = kernel.out_aval
+        raw = np.fromfile(tmp_path / f"c{c}_out.bin",
+                          dtype=np.uint16 if out.dtype == BF16 else out.dtype)
+        outs.append((raw.view(BF16) if out.dtype == BF16 else raw).reshape(out.shape))
+    return outs
 
 
 def _run_on_host(kernel, inputs: list, tmp_path) -> np.ndarray:
-    """Run a generated kernel compiled for the host (one block of one thread: its
-    grid-stride loops then cover every row or element) on NumPy ``inputs``."""
-    out = kernel.out_aval
-    count = kernel.rows if kernel.rows is not None else int(np.prod(out.shape))
-    reads = []
-    for k, a in enumerate(inputs):
-        ctype = _C_TYPES[a.dtype.name]
-        (tmp_path / f"in{k}.bin").write_bytes(np.ascontiguousarray(a).tobytes())
-        reads.append(f"  static {ctype} in{k}[{a.size}]; f = fopen(\"{tmp_path}/in{k}.bin\", "
-                     f"\"rb\"); if (fread(in{k}, sizeof(in{k}[0]), {a.size}, f) != {a.size}) "
-                     "return 1; fclose(f);")
-    size = int(np.prod(out.shape))
-    main = "\n".join([
-        "int main() {", "  FILE *f;", *reads,
-        f"  static {_C_TYPES[np.dtype(out.dtype).name]} out[{size}];",
-        f"  {kernel.name}({', '.join(f'in{k}' for k in range(len(inputs)))}, out, {count});",
-        f"  f = fopen(\"{tmp_path}/out.bin\", \"wb\"); fwrite(out, sizeof(out[0]), {size}, f);",
-        "  fclose(f); return 0;", "}"])
-    src = tmp_path / "kernel.cc"
-    src.write_text(_HOST_SHIMS + kernel.source.replace("#include <cuda_fp16.h>\n", "") + main)
-    exe = tmp_path / "kernel"
-    subprocess.run(["g++", "-O1", "-o", str(exe), str(src)], check=True, timeout=120)
-    subprocess.run([str(exe)], check=True, timeout=60)
-    raw = np.fromfile(tmp_path / "out.bin", dtype=np.uint16 if out.dtype == BF16 else out.dtype)
-    return (raw.view(BF16) if out.dtype == BF16 else raw).reshape(out.shape)
+    """``_run_kernels_on_host`` for one kernel."""
+    return _run_kernels_on_host([(kernel, inputs)], tmp_path)[0]
 
 
 # Kernels sum in another order with another exp than NumPy (float32), and round once where
@@ -424,6 +445,151 @@ def test_bf16_elementwise_kernel_on_the_host_is_bit_exact(tmp_path):
                        tmp_path)
     np.testing.assert_array_equal(got.view(np.uint16),
                                   np.asarray(_bf16_mul_add(x, y)).view(np.uint16))
+
+
+F32_EDGES = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 3.0,
+                      -7.25, 3e9, -3e9, 5e9, 1e-30, 100.0, -100.0, 2.0 ** 31], np.float32)
+I32_EDGES = np.array([0, 1, -1, 2, 7, -7, 31, 32, 33, -32, 2 ** 31 - 1, -2 ** 31], np.int32)
+U32_EDGES = np.array([0, 1, 2, 7, 31, 32, 33, 2 ** 31, 2 ** 32 - 1], np.uint32)
+
+
+def _pairs(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair of ``edges``, as two flat arrays."""
+    x, y = np.meshgrid(edges, edges, indexing="ij")
+    return x.ravel(), y.ravel()
+
+
+# name -> (program over a lax module, inputs): each is one kernel whose result C's plain
+# operators or CUDA's library would get wrong somewhere in the edge values
+SEMANTIC_CASES = {
+    "max_f32": (lambda L: L.max, _pairs(F32_EDGES)),
+    "min_f32": (lambda L: L.min, _pairs(F32_EDGES)),
+    "div_f32": (lambda L: L.div, _pairs(F32_EDGES)),
+    "rem_f32": (lambda L: L.rem, _pairs(F32_EDGES)),
+    "pow_f32": (lambda L: L.pow, _pairs(F32_EDGES)),
+    "pow_f32_int_exponent": (lambda L: L.pow, (np.tile(F32_EDGES, 12), np.repeat(I32_EDGES, 20))),
+    "nextafter_f32": (lambda L: L.nextafter, _pairs(F32_EDGES)),
+    "abs_f32": (lambda L: L.abs, (F32_EDGES,)),
+    "sign_f32": (lambda L: L.sign, (F32_EDGES,)),
+    "floor_f32": (lambda L: L.floor, (F32_EDGES,)),
+    "round_away_f32": (lambda L: lambda x: L.round(x, 0), (F32_EDGES,)),
+    "round_even_f32": (lambda L: lambda x: L.round(x, 1), (F32_EDGES,)),
+    "is_finite_f32": (lambda L: L.is_finite, (F32_EDGES,)),
+    "rsqrt_f32": (lambda L: L.rsqrt, (F32_EDGES,)),
+    "integer_pow_5_f32": (lambda L: lambda x: L.integer_pow(x * 1.1, 5), (F32_EDGES,)),
+    "integer_pow_-3_f32": (lambda L: lambda x: L.integer_pow(x * 1.1, -3), (F32_EDGES,)),
+    "f32_to_i32": (lambda L: lambda x: L.convert_element_type(x, np.int32), (F32_EDGES,)),
+    "f32_to_u32": (lambda L: lambda x: L.convert_element_type(x, np.uint32), (F32_EDGES,)),
+    "f32_to_bool": (lambda L: lambda x: L.convert_element_type(x, np.bool_), (F32_EDGES,)),
+    "bf16_to_i32": (lambda L: lambda x: L.convert_element_type(
+        L.convert_element_type(x, BF16), np.int32), (F32_EDGES,)),
+    "max_i32": (lambda L: L.max, _pairs(I32_EDGES)),
+    "div_i32": (lambda L: L.div, _pairs(I32_EDGES)),
+    "rem_i32": (lambda L: L.rem, _pairs(I32_EDGES)),
+    "shift_left_i32": (lambda L: L.shift_left, _pairs(I32_EDGES)),
+    "shift_right_logical_i32": (lambda L: L.shift_right_logical, _pairs(I32_EDGES)),
+    "shift_right_arithmetic_i32": (lambda L: L.shift_right_arithmetic, _pairs(I32_EDGES)),
+    "xor_i32": (lambda L: L.bitwise_xor, _pairs(I32_EDGES)),
+    "abs_i32": (lambda L: L.abs, (I32_EDGES,)),
+    "sign_i32": (lambda L: L.sign, (I32_EDGES,)),
+    "not_i32": (lambda L: L.bitwise_not, (I32_EDGES,)),
+    "integer_pow_3_i32": (lambda L: lambda x: L.integer_pow(x, 3), (I32_EDGES,)),
+    "div_u32": (lambda L: L.div, _pairs(U32_EDGES)),
+    "rem_u32": (lambda L: L.rem, _pairs(U32_EDGES)),
+    "shift_right_arithmetic_u32": (lambda L: L.shift_right_arithmetic, _pairs(U32_EDGES)),
+    "not_bool": (lambda L: L.bitwise_not, (np.array([True, False]),)),
+}
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """``a``'s bits, every NaN made the same (payloads differ between libraries) and
+    subnormals flushed to a signed zero (as XLA's CPU backend does; NumPy and CUDA keep
+    them, so the CPU path's comparison checks those)."""
+    a = np.asarray(a)
+    if a.dtype.kind != "f":
+        return a
+    tiny = np.abs(a) < np.finfo(a.dtype).tiny
+    a = np.where(tiny, np.copysign(np.zeros_like(a), a), a)
+    return np.where(np.isnan(a), np.float32(np.nan), a).view(np.uint32).astype(np.int64)
+
+
+def _assert_within_ulps(got: np.ndarray, want: np.ndarray, ulps: int) -> None:
+    """Bits (``_bits``) equal, or within ``ulps`` units in the last place."""
+    got, want = _bits(got), _bits(np.asarray(want))
+    if ulps == 0:
+        np.testing.assert_array_equal(got, want)
+        return
+    fold = lambda b: np.where(b >= 2 ** 31, 2 ** 31 - b, b)  # noqa: E731 - ordered as integers
+    assert np.abs(fold(got) - fold(want)).max() <= ulps, (got, want)
+
+
+# (against jax, against the CPU path) in ulps, where not bit for bit: powf is rounded
+# differently by each library (glibc's, which the host kernel calls, is correctly rounded
+# here; NumPy's and XLA's are one ulp off in places; CUDA documents 4 ulps), and jax's
+# rsqrt is one ulp off where 1 / sqrt(x) (the kernel's and the CPU path's) is exact
+ULPS = {"pow_f32": (1, 1), "pow_f32_int_exponent": (1, 1), "rsqrt_f32": (1, 0)}
+
+
+def _case_kernel(make, inputs: tuple, name: str):
+    """The elementwise kernel of ``make(fungrad.lax)`` traced at ``inputs`` (one kernel:
+    every equation is one the generator takes)."""
+    from fungrad.compiler import cuda
+    closed = fungrad.make_jaxpr(make(fungrad.lax))(*inputs)
+    assert all(cuda.fusible(e) for e in closed.jaxpr.eqns), closed
+    return cuda.Kernel(cuda.elementwise_source(closed.jaxpr, name), name, closed.out_avals[0])
+
+
+@pytest.fixture(scope="module")
+def semantic_results(tmp_path_factory):
+    """Every ``SEMANTIC_CASES`` kernel compiled for the host in one program: name -> output."""
+    cases = [(_case_kernel(make, inputs, f"k{k}"), list(inputs))
+             for k, (make, inputs) in enumerate(SEMANTIC_CASES.values())]
+    return dict(zip(SEMANTIC_CASES, _run_kernels_on_host(cases, tmp_path_factory.mktemp("sem"))))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
+@pytest.mark.parametrize("name", list(SEMANTIC_CASES))
+def test_kernel_semantics_on_the_host_match_lax(semantic_results, name):
+    """NaN, signed zeros, infinities, integer division by zero and MIN / -1, shifts by the
+    bit width or more, float -> int out of range: the kernel gives jax.lax's bits, and the
+    CPU path's values (which lose a zero's sign in ``max``/``min``/``sign``)."""
+    import jax
+    make, inputs = SEMANTIC_CASES[name]
+    got = semantic_results[name]
+    jax_ulps, cpu_ulps = ULPS.get(name, (0, 0))
+    _assert_within_ulps(got, make(jax.lax)(*inputs), jax_ulps)
+    want = np.asarray(make(fungrad.lax)(*inputs))
+    if name in ("max_f32", "min_f32", "sign_f32"):
+        np.testing.assert_array_equal(got, want)  # -0 == 0: the CPU path loses the sign
+    else:
+        _assert_within_ulps(got, want, cpu_ulps)
+
+
+_SMOOTH = np.concatenate([np.linspace(-9.7, 9.7, 97), [-100.0, -30.0, 30.0, 1e-3, -1e-3]]
+                         ).astype(np.float32)
+# name -> (program, inputs): library functions, compared with the CPU path within
+# KERNEL_TOL (each library rounds them its own way)
+TRANSCENDENTAL_CASES = {
+    "logistic": (lambda L: L.logistic, _SMOOTH),  # e / (e + 1) below 0: no underflow to 0
+    "erf": (lambda L: L.erf, _SMOOTH),
+    "lgamma": (lambda L: L.lgamma, np.abs(_SMOOTH) + 0.25),
+    "tanh": (lambda L: L.tanh, _SMOOTH),
+    "expm1": (lambda L: L.expm1, _SMOOTH / 4),
+    "log1p": (lambda L: L.log1p, np.abs(_SMOOTH)),
+    "atan2": (lambda L: lambda x: L.atan2(x, x * 0.5 - 1.0), _SMOOTH),
+}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
+def test_kernel_library_functions_on_the_host_match_the_cpu(tmp_path):
+    """The kernels' library calls (host libm here: CUDA's own are documented within 2 to
+    4 ulps) and the stable sigmoid against the CPU path, relative to each element."""
+    cases = [(_case_kernel(make, (x,), f"t{k}"), [x])
+             for k, (make, x) in enumerate(TRANSCENDENTAL_CASES.values())]
+    for name, got in zip(TRANSCENDENTAL_CASES, _run_kernels_on_host(cases, tmp_path)):
+        make, x = TRANSCENDENTAL_CASES[name]
+        want = np.asarray(make(fungrad.lax)(x))
+        np.testing.assert_allclose(got, want, rtol=KERNEL_TOL["float32"], atol=0, err_msg=name)
 
 
 def test_cuda_fuser_makes_one_kernel_per_group():

@@ -49,19 +49,81 @@ __device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to ne
   if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
+// lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)
+template <typename T> __device__ __forceinline__ T fg_max(T a, T b) {
+  return a != a ? a : (b != b || b > a || (b == a && signbit(a))) ? b : a;
+}
+template <typename T> __device__ __forceinline__ T fg_min(T a, T b) {
+  return a != a ? a : (b != b || b < a || (b == a && signbit(b))) ? b : a;
+}
+// integer division as XLA: x / 0 = -1 (all bits set), x % 0 = x, MIN / -1 = MIN, MIN % -1 = 0
+__device__ __forceinline__ int fg_div(int a, int b) {
+  return b == 0 ? -1 : b == -1 ? (int)(0u - (unsigned int)a) : a / b;
+}
+__device__ __forceinline__ unsigned int fg_div(unsigned int a, unsigned int b) {
+  return b == 0u ? 0xffffffffu : a / b;
+}
+__device__ __forceinline__ int fg_rem(int a, int b) { return b == 0 ? a : b == -1 ? 0 : a % b; }
+__device__ __forceinline__ unsigned int fg_rem(unsigned int a, unsigned int b) {
+  return b == 0u ? a : a % b;
+}
+__device__ __forceinline__ int fg_abs(int a) {  // |MIN| wraps to MIN
+  return a < 0 ? (int)(0u - (unsigned int)a) : a;
+}
+template <typename T> __device__ __forceinline__ T fg_sign(T x) {  // keeps -0 and NaN
+  return x > 0 ? (T)1 : x < 0 ? (T)-1 : x;
+}
+template <typename T> __device__ __forceinline__ T fg_logistic(T x) {  // never overflows
+  T e = exp(-fabs(x));
+  return x >= 0 ? 1 / (e + 1) : e / (e + 1);
+}
+// shifts as XLA: the amount read as unsigned; at least the bit width gives 0 (or the sign)
+__device__ __forceinline__ unsigned int fg_shl(unsigned int x, unsigned int s) {
+  return s < 32u ? x << s : 0u;
+}
+__device__ __forceinline__ unsigned int fg_shr(unsigned int x, unsigned int s) {
+  return s < 32u ? x >> s : 0u;
+}
+__device__ __forceinline__ int fg_sar(int x, unsigned int s) { return x >> (s < 32u ? s : 31u); }
+// float -> integer as XLA: truncate, saturate out of range, NaN -> 0
+__device__ __forceinline__ int fg_to_i32(double x) {
+  return x != x ? 0 : x >= 2147483647.0 ? 2147483647 : x <= -2147483648.0 ? -2147483647 - 1
+         : (int)x;
+}
+__device__ __forceinline__ unsigned int fg_to_u32(double x) {
+  return x != x ? 0u : x >= 4294967295.0 ? 4294967295u : x <= 0.0 ? 0u : (unsigned int)x;
+}
 """
 
+# C templates of lax's elementwise primitives; ``{t}`` is the result's compute type.
+# ``_BY_KIND`` holds the ones whose C differs by the kind of the first operand's compute
+# type (f: floating, i: signed, u: unsigned, b: bool), where C's operator or library
+# function would not give lax's result.
 _BINARY = {"add": "({} + {})", "add_any": "({} + {})", "sub": "({} - {})", "mul": "({} * {})",
-           "div": "({} / {})", "max": "fmax({}, {})", "min": "fmin({}, {})",
-           "pow": "pow({}, {})", "atan2": "atan2({}, {})", "eq": "({} == {})",
+           "div": "({} / {})", "rem": "fmod({}, {})", "max": "({0} > {1} ? {0} : {1})",
+           "min": "({0} < {1} ? {0} : {1})", "pow": "pow({}, ({t}){})",
+           "atan2": "atan2({}, {})", "nextafter": "nextafter({}, {})", "eq": "({} == {})",
            "ne": "({} != {})", "lt": "({} < {})", "le": "({} <= {})", "gt": "({} > {})",
-           "ge": "({} >= {})", "and": "({} & {})", "or": "({} | {})"}
+           "ge": "({} >= {})", "and": "({} & {})", "or": "({} | {})", "xor": "({} ^ {})",
+           "shift_left": "(({t})fg_shl((unsigned int){}, (unsigned int){}))",
+           "shift_right_logical": "(({t})fg_shr((unsigned int){}, (unsigned int){}))",
+           "shift_right_arithmetic": "(({t})fg_sar((int){}, (unsigned int){}))"}
 _UNARY = {"neg": "(-{})", "exp": "exp({})", "log": "log({})", "tanh": "tanh({})",
-          "sin": "sin({})", "cos": "cos({})", "sqrt": "sqrt({})", "rsqrt": "rsqrt({})",
+          "sin": "sin({})", "cos": "cos({})", "sqrt": "sqrt({})", "rsqrt": "(1 / sqrt({}))",
           "abs": "fabs({})", "expm1": "expm1({})", "log1p": "log1p({})", "erf": "erf({})",
-          "logistic": "(1 / (1 + exp(-{})))", "square": "({0} * {0})", "floor": "floor({})",
-          "ceil": "ceil({})", "sign": "(({0} > 0) - ({0} < 0))", "not": "(!{})"}
-_STRUCTURAL = {"convert_element_type", "broadcast_in_dim", "integer_pow", "select_n"}
+          "lgamma": "lgamma({})", "logistic": "fg_logistic({})", "square": "({0} * {0})",
+          "floor": "floor({})", "ceil": "ceil({})", "sign": "fg_sign({})", "not": "(~{})",
+          "is_finite": "isfinite({})"}
+_BY_KIND = {("max", "f"): "fg_max({}, {})", ("min", "f"): "fg_min({}, {})",
+            ("div", "i"): "fg_div({}, {})", ("div", "u"): "fg_div({}, {})",
+            ("rem", "i"): "fg_rem({}, {})", ("rem", "u"): "fg_rem({}, {})",
+            ("abs", "i"): "fg_abs({})", ("not", "b"): "(!{})"}
+_KIND = {"float": "f", "double": "f", "int": "i", "unsigned int": "u", "bool": "b"}
+# float -> integer conversions (``(int)x`` is undefined for NaN and out of range)
+_TO_INT = {"int32": "fg_to_i32({})", "uint32": "fg_to_u32({})"}
+_ROUND = {0: "round({})", 1: "rint({})"}  # lax.RoundingMethod: away from zero, to even
+_STRUCTURAL = {"convert_element_type", "broadcast_in_dim", "integer_pow", "select_n",
+               "round"}
 _UNIT_RESHAPES = {"reshape", "squeeze", "expand_dims"}
 
 
@@ -169,21 +231,51 @@ class Emitter:
             sub = tuple(cmap[d] if n == out_shape[d] else "0"
                         for n, d in zip(x.aval.shape, dims))
             return self.value(x, sub)
-        if name == "convert_element_type":  # to a half type: rounded there and back
-            target = type_name(eqn.params["new_dtype"])
-            value = f"({_COMPUTE[target]})({operand(eqn.invars[0])})"
-            if target in ("bfloat16", "float16"):
-                value = _TYPES[target][1].format(_TYPES[target][2].format(value))
-            return value
+        ctype = _COMPUTE[type_name(var.aval.dtype)]
+        if name == "convert_element_type":
+            return _convert(operand(eqn.invars[0]), eqn.invars[0].aval.dtype,
+                            eqn.params["new_dtype"])
         if name == "integer_pow":
-            x, y = operand(eqn.invars[0]), eqn.params["y"]
-            body = " * ".join([x] * abs(y)) if y else "1"
-            return f"(1 / ({body}))" if y < 0 else f"({body})"
+            return self._integer_pow(var, operand(eqn.invars[0]), eqn.params["y"], cmap)
+        if name == "round":
+            return _ROUND[int(eqn.params["rounding_method"])].format(operand(eqn.invars[0]))
         if name == "select_n":
             pred, on_false, on_true = (operand(a) for a in eqn.invars)
             return f"({pred} ? {on_true} : {on_false})"
-        template = _BINARY.get(name) or _UNARY[name]
-        return template.format(*[operand(a) for a in eqn.invars])
+        first = _KIND[_COMPUTE[type_name(eqn.invars[0].aval.dtype)]]
+        template = _BY_KIND.get((name, first)) or _BINARY.get(name) or _UNARY[name]
+        return template.format(*[operand(a) for a in eqn.invars], t=ctype)
+
+    def _integer_pow(self, var: Var, x: str, y: int, cmap: tuple) -> str:
+        """``x ** y`` by repeated squaring, multiplied in the CPU implementation's order
+        (so float32 results are the CPU's bits)."""
+        ctype = _COMPUTE[type_name(var.aval.dtype)]
+        if y == 0:
+            return f"(({ctype})1)"
+        acc, base, n, step = None, x, abs(y), 0
+        while n:
+            if n & 1:
+                acc = base if acc is None else self._define(
+                    (("integer_pow", var, step), cmap), ctype, f"({acc} * {base})")
+                step += 1
+            n >>= 1
+            if n:
+                base = self._define((("integer_pow", var, step), cmap), ctype,
+                                    f"({base} * {base})")
+                step += 1
+        return f"(1 / {acc})" if y < 0 else acc
+
+
+def _convert(value: str, old: Any, new: Any) -> str:
+    """``value`` (of dtype ``old``, in its compute type) converted to ``new`` as lax does:
+    floats to integers saturate (NaN to 0); to a half type, rounded there and back."""
+    target = type_name(new)
+    if target in _TO_INT and _KIND[_COMPUTE[type_name(old)]] == "f":
+        return _TO_INT[target].format(value)
+    value = f"({_COMPUTE[target]})({value})"
+    if target in ("bfloat16", "float16"):
+        value = _TYPES[target][1].format(_TYPES[target][2].format(value))
+    return value
 
 
 def _c_literal(value: Any, dtype: str) -> str:

@@ -26,9 +26,9 @@ import numpy as np
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
 from fungrad.compiler import cuda
 
-# reduction primitive -> (combining function, initial value)
-REDUCERS = {"reduce_sum": ("ADD", "0.f"), "reduce_max": ("fmaxf", "-__int_as_float(0x7f800000)"),
-            "reduce_min": ("fminf", "__int_as_float(0x7f800000)")}
+# reduction primitive -> (combining function, initial value); max/min propagate NaN as lax
+REDUCERS = {"reduce_sum": ("ADD", "0.f"), "reduce_max": ("fg_max", "-__int_as_float(0x7f800000)"),
+            "reduce_min": ("fg_min", "__int_as_float(0x7f800000)")}
 
 ROW_PRELUDE = """#define ADD(a, b) ((a) + (b))
 // all threads of the block combine val with op; every thread gets the result

@@ -1,5 +1,5 @@
 { lambda a:i32[6,1,1]; b:f32[6,50] c:i32[6]. let
-    d:f32[6] = fused_cuda[kernel=rows_d125c19f] c b
+    d:f32[6] = fused_cuda[kernel=rows_584826f7] c b
   in (d,) }
 // kernel 0
 #include <cuda_fp16.h>
@@ -11,6 +11,50 @@ __device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to ne
   if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
+// lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)
+template <typename T> __device__ __forceinline__ T fg_max(T a, T b) {
+  return a != a ? a : (b != b || b > a || (b == a && signbit(a))) ? b : a;
+}
+template <typename T> __device__ __forceinline__ T fg_min(T a, T b) {
+  return a != a ? a : (b != b || b < a || (b == a && signbit(b))) ? b : a;
+}
+// integer division as XLA: x / 0 = -1 (all bits set), x % 0 = x, MIN / -1 = MIN, MIN % -1 = 0
+__device__ __forceinline__ int fg_div(int a, int b) {
+  return b == 0 ? -1 : b == -1 ? (int)(0u - (unsigned int)a) : a / b;
+}
+__device__ __forceinline__ unsigned int fg_div(unsigned int a, unsigned int b) {
+  return b == 0u ? 0xffffffffu : a / b;
+}
+__device__ __forceinline__ int fg_rem(int a, int b) { return b == 0 ? a : b == -1 ? 0 : a % b; }
+__device__ __forceinline__ unsigned int fg_rem(unsigned int a, unsigned int b) {
+  return b == 0u ? a : a % b;
+}
+__device__ __forceinline__ int fg_abs(int a) {  // |MIN| wraps to MIN
+  return a < 0 ? (int)(0u - (unsigned int)a) : a;
+}
+template <typename T> __device__ __forceinline__ T fg_sign(T x) {  // keeps -0 and NaN
+  return x > 0 ? (T)1 : x < 0 ? (T)-1 : x;
+}
+template <typename T> __device__ __forceinline__ T fg_logistic(T x) {  // never overflows
+  T e = exp(-fabs(x));
+  return x >= 0 ? 1 / (e + 1) : e / (e + 1);
+}
+// shifts as XLA: the amount read as unsigned; at least the bit width gives 0 (or the sign)
+__device__ __forceinline__ unsigned int fg_shl(unsigned int x, unsigned int s) {
+  return s < 32u ? x << s : 0u;
+}
+__device__ __forceinline__ unsigned int fg_shr(unsigned int x, unsigned int s) {
+  return s < 32u ? x >> s : 0u;
+}
+__device__ __forceinline__ int fg_sar(int x, unsigned int s) { return x >> (s < 32u ? s : 31u); }
+// float -> integer as XLA: truncate, saturate out of range, NaN -> 0
+__device__ __forceinline__ int fg_to_i32(double x) {
+  return x != x ? 0 : x >= 2147483647.0 ? 2147483647 : x <= -2147483648.0 ? -2147483647 - 1
+         : (int)x;
+}
+__device__ __forceinline__ unsigned int fg_to_u32(double x) {
+  return x != x ? 0u : x >= 4294967295.0 ? 4294967295u : x <= 0.0 ? 0u : (unsigned int)x;
+}
 #define ADD(a, b) ((a) + (b))
 // all threads of the block combine val with op; every thread gets the result
 #define BLOCK_REDUCE(val, op, result) \
@@ -20,7 +64,7 @@ __device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to ne
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_d125c19f(const int* __restrict__ in0, const float* __restrict__ in1, float* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_584826f7(const int* __restrict__ in0, const float* __restrict__ in1, float* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;
@@ -33,10 +77,10 @@ extern "C" __global__ void rows_d125c19f(const int* __restrict__ in0, const floa
     float v6 = -__int_as_float(0x7f800000);
     for (long long j = threadIdx.x; j < 50; j += blockDim.x) {
       float v8 = in1[i0 * 50 + j];
-      v6 = fmaxf(v6, v8);
+      v6 = fg_max(v6, v8);
     }
-    BLOCK_REDUCE(v6, fmaxf, v7)
-    float v9 = fmax(-__int_as_float(0x7f800000), v7);
+    BLOCK_REDUCE(v6, fg_max, v7)
+    float v9 = fg_max(-__int_as_float(0x7f800000), v7);
     float v10 = (v5 - v9);
     float v11 = 0.f;
     for (long long j = threadIdx.x; j < 50; j += blockDim.x) {
