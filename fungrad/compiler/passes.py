@@ -7,7 +7,8 @@ the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
   calls, ``checkpoint`` without ``prevent_cse``) into the caller,
 * ``simplify``: algebraic identities (``x*1``, ``x+0``, ``neg(neg x)``,
   transpose/reshape/broadcast chains, conversions to the same dtype, a transposed
-  matmul computed with its operands swapped, ...),
+  matmul computed with its operands swapped, ``x**3`` as ``x * x**2`` sharing the square,
+  a sum of zero-padded pieces as their concatenation, ...),
 * ``fold_constants``: evaluate equations whose inputs are all known when the
   results are small,
 * ``cse``: common-subexpression elimination (equations are keyed by primitive,
@@ -31,7 +32,8 @@ from fungrad._core.core import (ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive
                                 Tracer, Var)
 from fungrad._core.structural import reshape_p, transpose_p
 from fungrad.interpreters import partial_eval as pe
-from fungrad.lax.elementwise import mul_p
+from fungrad.lax.elementwise import integer_pow_p, mul_p
+from fungrad.lax.slicing import concatenate_p
 
 # Results of constant folding larger than this many elements stay computed at run time.
 FOLD_MAX_SIZE = 256
@@ -436,15 +438,75 @@ def _empty_param_rule(param: str):
     return rule
 
 
+def _integer_pow_rule(rw, eqn, invars):
+    """``x ** 1`` is ``x``; ``x ** 3`` and ``x ** 4`` become the products the impl forms,
+    ``x * x**2`` and ``x**2 * x**2`` (the same bits), so that CSE shares the square with one
+    computed elsewhere: GELU's ``x**3`` and its derivative's ``x**2`` take one pass less."""
+    y, x = eqn.params["y"], invars[0]
+    if y == 1:
+        return x
+    if y not in (3, 4):
+        return None
+    square = Var(eqn.outvars[0].aval)
+    rw.emit(JaxprEqn(integer_pow_p, [x], [square], {"y": 2}), [x])
+    return JaxprEqn(mul_p, [x, square] if y == 3 else [square, square], eqn.outvars, {})
+
+
+def _zero_padded_pieces(rw: _Rewriter, a: Any) -> tuple[int, list] | None:
+    """``a`` as pieces padded with (positive) zeros along one axis, ``(axis, [(offset,
+    piece), ...])``: a ``pad`` of a single axis, or an ``add_any`` of such along one axis."""
+    eqn = rw.producer.get(a) if type(a) is Var else None
+    if eqn is None:
+        return None
+    if eqn.primitive.name == "add_any":
+        parts = [_zero_padded_pieces(rw, x) for x in eqn.invars]
+        if parts[0] is None or parts[1] is None or parts[0][0] != parts[1][0]:
+            return None
+        return parts[0][0], parts[0][1] + parts[1][1]
+    value = _literal_value(eqn.invars[1]) if eqn.primitive.name == "pad" else None
+    if value is None or value != 0 or np.signbit(value):
+        return None
+    padded = [(d, lo, hi, interior) for d, (lo, hi, interior)
+              in enumerate(eqn.params["padding_config"]) if (lo, hi, interior) != (0, 0, 0)]
+    if len(padded) != 1 or padded[0][3] != 0 or min(padded[0][1:3]) < 0:
+        return None
+    return padded[0][0], [(padded[0][1], eqn.invars[0])]
+
+
+def _add_any_rule(rw, eqn, invars):
+    """``x + 0``, and zero-padded pieces that tile the result along one axis (the transpose
+    of a ``split``, or of slices covering an array) summed: their ``concatenate``, one copy
+    instead of a padded buffer and an addition per piece (a ``-0.0`` in a piece then stays
+    ``-0.0``, as in JAX, whose ``split`` transposes to ``concatenate``)."""
+    same = _add_identity(rw, eqn, invars)
+    if same is not None:
+        return same
+    parts = [_zero_padded_pieces(rw, x) for x in invars]
+    if parts[0] is None or parts[1] is None or parts[0][0] != parts[1][0]:
+        return None
+    axis, pieces = parts[0][0], sorted(parts[0][1] + parts[1][1], key=lambda p: p[0])
+    end = 0
+    for offset, piece in pieces:
+        if offset != end:
+            return None
+        end += piece.aval.shape[axis]
+    if end != eqn.outvars[0].aval.shape[axis]:
+        return None
+    return JaxprEqn(concatenate_p, [piece for _, piece in pieces], eqn.outvars,
+                    {"dimension": axis})
+
+
 def _select_rule(rw, eqn, invars):
     cases = invars[1:]
     return cases[0] if all(c is cases[0] for c in cases) else None
 
 
+_add_identity = _identity_operand(0, True)
+
 # prim name -> rule(rw, eqn, invars) -> replacement atom | replacement eqn | None
 _SIMPLIFY: dict[str, Callable] = {
-    "add": _identity_operand(0, True),
-    "add_any": _identity_operand(0, True),
+    "add": _add_identity,
+    "add_any": _add_any_rule,
     "sub": _identity_operand(0, False),
     "mul": _identity_operand(1, True),
     "div": _identity_operand(1, False),
@@ -454,7 +516,7 @@ _SIMPLIFY: dict[str, Callable] = {
     "reshape": _reshape_rule,
     "broadcast_in_dim": _broadcast_rule,
     "convert_element_type": lambda rw, eqn, invars: invars[0],  # same dtype: checked
-    "integer_pow": lambda rw, eqn, invars: invars[0] if eqn.params["y"] == 1 else None,
+    "integer_pow": _integer_pow_rule,
     "reduce_sum": _empty_param_rule("axes"),
     "squeeze": _empty_param_rule("dimensions"),
     "rev": _empty_param_rule("dimensions"),

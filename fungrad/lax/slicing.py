@@ -279,6 +279,17 @@ ad.def_transpose(concatenate_p, _concatenate_transpose)
 batching.def_batch(concatenate_p, _concatenate_batch)
 
 
+def _concatenate_lowering(ctx, eqn, args, out):
+    fn = ctx.const(ctx.xp.concatenate, "concatenate")
+    return (f"{fn}(({', '.join(args)},), axis={eqn.params['dimension']}"
+            f"{', out=' + out if out else ''})")
+
+
+# Compiled, it writes into a dead buffer (the arena in steady state) instead of allocating;
+# the simplifier turns the transpose of a split (a sum of zero-padded pieces) into one.
+lowering.def_lowering(concatenate_p, _concatenate_lowering, fresh=True, out="separate")
+
+
 # --------------------------------------------------------------------------- dynamic_slice
 
 def _dynamic_slice_indices(name: str, aval: ShapedArray, start_indices: Any,
