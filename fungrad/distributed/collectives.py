@@ -1,5 +1,6 @@
 """Collectives across processes: ``psum``, ``pmean``, ``pmax``, ``pmin``, ``all_gather``,
-``broadcast``, ``axis_index`` and ``axis_size``, with JAX's names and semantics.
+``broadcast``, ``axis_index`` and ``axis_size``, with JAX's names and semantics, and
+``fused_pmean``, the mean of many arrays with one all-reduce.
 
 The processes of the job form a mapped axis, as the devices of ``jax.pmap`` do; the
 axis gets its name from ``process_axis(name)`` (``DataParallel.step`` binds its
@@ -33,8 +34,9 @@ from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
+from fungrad.distributed import comm as comm_lib
 from fungrad.distributed import runtime
-from fungrad.distributed.runtime import AxisName
+from fungrad.distributed.runtime import DEFAULT_AXIS, AxisName
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax import parallel as lax_parallel
@@ -87,8 +89,8 @@ def _impl(op: str):
     return impl
 
 
-def _collective(name: str, impl) -> Primitive:
-    prim = Primitive(name)
+def _collective(name: str, impl, multiple_results: bool = False) -> Primitive:
+    prim = Primitive(name, multiple_results=multiple_results)
     prim.def_impl(impl)
     pe.register_effectful(prim)
     return prim
@@ -123,7 +125,8 @@ def psum(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
 process_psum_p = _collective("process_psum", _impl("sum"))
 process_psum_p.def_abstract_eval(lambda x, *, axis_name: x)
 ad.deflinear(process_psum_p,
-             lambda ct, x, *, axis_name: [process_psum_p.bind(ad.instantiate(ct), axis_name=axis_name)])
+             lambda ct, x, *, axis_name: [process_psum_p.bind(ad.instantiate(ct),
+                                                              axis_name=axis_name)])
 batching.defvectorized(process_psum_p)
 
 
@@ -138,6 +141,92 @@ def pmean(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
             total = convert_element_type(total, dtypes.default_float_dtype())
         return div(total, as_operand(size, core.get_aval(total).dtype))
     return tree_util.map(one, x)
+
+
+# --------------------------------------------------------------------------- fused_pmean
+
+def fused_pmean(x: Any, axis_name: AxisName = DEFAULT_AXIS) -> Any:
+    """Average the floating-point leaves of ``x`` over ``axis_name`` with one all-reduce
+    per dtype (``pmean`` leaf by leaf, fused).
+
+    Over the process axis the leaves of each dtype go to one ``process_fused_pmean``
+    equation, whose implementation copies them into one flat buffer (reused from step to
+    step), all-reduces it into a second one and divides that by the number of processes;
+    the results are views of it. A model of a hundred tensors costs one collective instead of a
+    hundred latencies. ``float0`` leaves (gradients of integer inputs) pass through
+    unchanged. Over names bound by ``vmap`` (alone or with the process axis) the leaves
+    are averaged one by one with ``pmean``: there is nothing to fuse in one process.
+
+    >>> import fungrad, fungrad.numpy as jnp
+    >>> from fungrad import distributed as dist
+    >>> grads = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
+    >>> with dist.process_axis("dp"):
+    ...     jaxpr = fungrad.make_jaxpr(dist.fused_pmean)(grads)
+    >>> [e.primitive.name for e in jaxpr.eqns]
+    ['process_fused_pmean']
+    """
+    leaves, treedef = tree_util.flatten(x)
+    leaves = [as_operand(leaf) for leaf in leaves]
+    mapped, proc = _split(axis_name, "fused_pmean")
+    groups: dict[np.dtype, list[int]] = {}
+    for i, leaf in enumerate(leaves):
+        dt = core.get_aval(leaf).dtype
+        if dt == dtypes.float0:
+            continue
+        if not dtypes.is_inexact(dt):
+            raise TypeError(f"fused_pmean: leaf {i} has dtype {dt}; only floating-point leaves "
+                            "(gradients, losses) can be averaged")
+        groups.setdefault(dt, []).append(i)
+    out = list(leaves)
+    for idx in groups.values():
+        group = [leaves[i] for i in idx]
+        if mapped:
+            means = pmean(group, axis_name)
+        else:
+            means = process_fused_pmean_p.bind(*group, axis_name=proc)
+        for i, mean in zip(idx, means):
+            out[i] = mean
+    return tree_util.unflatten(treedef, out)
+
+
+def _fused_pmean_impl(xp, *xs, axis_name):
+    """Pack ``xs`` (one dtype) into a reusable flat buffer, all-reduce it into another,
+    divide that by the number of processes, and return views of it in the shapes of ``xs``."""
+    group = runtime.group_of(axis_name, "fused_pmean")
+    comm = group.for_buffer(xs[0])
+    dt = xs[0].dtype
+    size, wide = sum(x.size for x in xs), comm_lib.reduction_dtype(dt)
+    packed = comm_lib.reusable_buffer(xp, size, wide)
+    xp.concatenate(xs, axis=None, out=packed)
+    buf = comm_lib.reusable_buffer(xp, size, wide)
+    comm.allreduce_into(packed, buf, "sum")
+    del packed   # free for the next call
+    if wide != dt:
+        buf = buf.astype(dt)
+    xp.divide(buf, dt.type(group.size), out=buf)
+    outs, start = [], 0
+    for x in xs:
+        # 0-d results as scalars: a held loss must not keep the whole buffer from reuse.
+        outs.append(buf[start] if x.ndim == 0 else buf[start:start + x.size].reshape(x.shape))
+        start += x.size
+    return outs
+
+
+def _fused_pmean_transpose(cts, *xs, axis_name):
+    """The mean is linear and symmetric across processes: its transpose is itself."""
+    return process_fused_pmean_p.bind(*[ad.instantiate(ct) for ct in cts], axis_name=axis_name)
+
+
+def _fused_pmean_batch(size, vals, dims, *, axis_name):
+    """Elementwise across processes: every operand keeps its batch dimension."""
+    return process_fused_pmean_p.bind(*vals, axis_name=axis_name), list(dims)
+
+
+process_fused_pmean_p = _collective("process_fused_pmean", _fused_pmean_impl, multiple_results=True)
+process_fused_pmean_p.def_abstract_eval(lambda *xs, axis_name: list(xs))
+process_fused_pmean_p.weak_type_rule = lambda weaks, **params: list(weaks)
+ad.deflinear(process_fused_pmean_p, _fused_pmean_transpose)
+batching.def_batch(process_fused_pmean_p, _fused_pmean_batch)
 
 
 # --------------------------------------------------------------------------- pmax / pmin
@@ -221,7 +310,8 @@ def all_gather(x: Any, axis_name: AxisName, *, axis: int = 0, tiled: bool = Fals
 
 
 def _all_gather_impl(xp, x, *, axis_name, axis, tiled, axis_size):
-    stacked = xp.moveaxis(runtime.group_of(axis_name, "all_gather").for_buffer(x).allgather(x), 0, axis)
+    gathered = runtime.group_of(axis_name, "all_gather").for_buffer(x).allgather(x)
+    stacked = xp.moveaxis(gathered, 0, axis)
     if not tiled:
         return stacked
     shape = stacked.shape
@@ -276,7 +366,8 @@ def broadcast(x: Any, axis_name: AxisName, *, root: int = 0) -> Any:
     except TypeError:
         raise TypeError(f"broadcast: root must be an integer, got {type(root).__name__}") from None
     if not 0 <= root < size:
-        raise ValueError(f"broadcast: root {root} is out of range for axis {axis_name!r} of size {size}")
+        raise ValueError(f"broadcast: root {root} is out of range for axis {axis_name!r} "
+                         f"of size {size}")
     if mapped:
         return tree_util.map(lambda leaf: index_in_dim(
             lax_parallel.all_gather(leaf, axis_name), root, keepdims=False), x)
@@ -301,5 +392,6 @@ batching.defvectorized(process_broadcast_p)
 
 
 __all__ = ["psum", "pmean", "pmax", "pmin", "all_gather", "broadcast", "axis_index", "axis_size",
-           "process_psum_p", "process_pmax_p", "process_pmin_p", "process_all_gather_p",
-           "process_broadcast_p", "process_axis_index_p"]
+           "fused_pmean", "process_psum_p", "process_pmax_p", "process_pmin_p",
+           "process_fused_pmean_p", "process_all_gather_p", "process_broadcast_p",
+           "process_axis_index_p"]

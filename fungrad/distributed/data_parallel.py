@@ -27,63 +27,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fungrad import lax, random, tree
-from fungrad._core import core, dtypes
+from fungrad import random, tree
 from fungrad.distributed import runtime
-from fungrad.distributed.collectives import axis_index, axis_size, broadcast, psum
+from fungrad.distributed.collectives import axis_index, broadcast, fused_pmean
 from fungrad.distributed.errors import ReplicaMismatchError
 from fungrad.distributed.runtime import DEFAULT_AXIS, AxisName
-from fungrad.lax._prim import as_operand
 from fungrad.optim import GradientTransformation, apply_updates
 from fungrad.train.checkpoint import load_checkpoint, save_checkpoint
 from fungrad.transforms.api import value_and_grad
 from fungrad.transforms.jit import jit
 
 
-# --------------------------------------------------------------------------- one fused all-reduce
-
-def fused_pmean(x: Any, axis_name: AxisName = DEFAULT_AXIS) -> Any:
-    """Average the floating-point leaves of ``x`` over ``axis_name`` with one all-reduce
-    per dtype (``pmean`` leaf by leaf, fused).
-
-    The leaves of each dtype are flattened into one buffer, reduced with one ``psum``
-    and cut back into their shapes: a model of a hundred tensors costs one collective
-    instead of a hundred latencies. ``float0`` leaves (gradients of integer inputs) pass
-    through unchanged. Works inside ``jit``, where the copies fuse with the step.
-
-    >>> import fungrad, fungrad.numpy as jnp
-    >>> from fungrad import distributed as dist
-    >>> grads = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
-    >>> with dist.process_axis("dp"):
-    ...     jaxpr = fungrad.make_jaxpr(dist.fused_pmean)(grads)
-    >>> [e.primitive.name for e in jaxpr.eqns].count("process_psum")
-    1
-    """
-    leaves, treedef = tree.flatten(x)
-    leaves = [as_operand(leaf) for leaf in leaves]
-    size = axis_size(axis_name)
-    groups: dict[np.dtype, list[int]] = {}
-    for i, leaf in enumerate(leaves):
-        dt = core.get_aval(leaf).dtype
-        if dt == dtypes.float0:
-            continue
-        if not dtypes.is_inexact(dt):
-            raise TypeError(f"fused_pmean: leaf {i} has dtype {dt}; only floating-point leaves "
-                            "(gradients, losses) can be averaged")
-        groups.setdefault(dt, []).append(i)
-    out = list(leaves)
-    for dt, idx in groups.items():
-        shapes = [core.get_aval(leaves[i]).shape for i in idx]
-        flat = [lax.reshape(leaves[i], (int(np.prod(s)),)) for i, s in zip(idx, shapes)]
-        total = psum(flat[0] if len(flat) == 1 else lax.concatenate(flat, 0), axis_name)
-        mean = lax.div(total, as_operand(size, dt))
-        start = 0
-        for i, s in zip(idx, shapes):
-            n = int(np.prod(s))
-            out[i] = lax.reshape(lax.slice(mean, (start,), (start + n,)), s)
-            start += n
-    return tree.unflatten(treedef, out)
-
+# --------------------------------------------------------------------------- keys
 
 def rank_key(key: Any, axis_name: AxisName = DEFAULT_AXIS) -> Any:
     """``key`` folded with this process's index: a different random stream per process."""

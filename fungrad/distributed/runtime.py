@@ -202,7 +202,8 @@ def bound_axis_name() -> AxisName | None:
 def group_of(axis_name: AxisName, op: str) -> ProcessGroup:
     """The group bound to ``axis_name``; a ``NameError`` naming ``op`` when it is unbound."""
     if _bound is None or _bound[0] != axis_name:
-        raise NameError(f"{op}: the process axis {axis_name!r} is not bound while the computation "
-                        f"runs; call it inside `with fungrad.distributed.process_axis({axis_name!r}):` "
+        raise NameError(f"{op}: the process axis {axis_name!r} is not bound while the "
+                        "computation runs; call it inside "
+                        f"`with fungrad.distributed.process_axis({axis_name!r}):` "
                         "(DataParallel.step binds its axis_name)")
     return _bound[1]
