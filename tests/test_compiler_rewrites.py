@@ -84,3 +84,35 @@ def test_pieces_padded_along_different_axes_stay_padded():
     f = lambda x: fnp.sum(fnp.sin(x[:2, :])) + fnp.sum(fnp.cos(x[:, 2:]))  # noqa: E731
     opt = passes.optimize(fungrad.make_jaxpr(fungrad.grad(f))(x))
     assert "concatenate" not in names(opt)
+
+
+@pytest.mark.parametrize("on_false, on_true, one_pass", [
+    (0.0, 1.0, True),      # max's tie mask: pred * 1
+    (1.0, 2.0, True),      # and its divisor: pred + 1
+    (0.0, 0.5, True),
+    (-3.0, -2.0, True),
+    (-0.0, 1.0, False),    # -0.0 + 0 would be +0.0: the bitwise select
+    (0.0, -1.0, False),    # 0 * -1 would be -0.0
+    (1e8, 1e8 + 8, False),  # adjacent float32 values, 8 apart
+    (3.0, -2.0, False),
+])
+def test_select_between_constants_is_exact(on_false, on_true, one_pass):
+    x = RNG.uniform(-1, 1, (64, 128)).astype(np.float32)
+    x[0, :4] = 0.0
+    f, t = np.float32(on_false), np.float32(on_true)
+    exe = fungrad.jit(lambda x: fungrad.lax.select_n(x > 0, f, t)).lower(x).compile()
+    got = np.asarray(exe(x))
+    want = np.where(x > 0, t, f)
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    select = exe._exe.fn.__globals__["_select"]
+    assert ("_constant_select_fn" in select.__qualname__) == one_pass
+
+
+def test_relu_derivative_masks_match_jax():
+    x = RNG.uniform(-1, 1, (128, 64)).astype(np.float32)
+    x[:3] = 0.0  # ties share the gradient
+    f = lambda x: (fnp.maximum(x, 0.0) * x).sum()  # noqa: E731
+    got = np.asarray(fungrad.jit(fungrad.grad(f))(x))
+    want = np.asarray(jax.grad(lambda x: (jnp.maximum(x, 0.0) * x).sum())(x))
+    np.testing.assert_array_equal(got, want)
