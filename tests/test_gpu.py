@@ -79,8 +79,9 @@ def test_impl_for_uses_the_backend_override():
     def device(xp, x):
         return "device"
     ns = namespace.device_namespace(_strict_module(), {}, {"sin": device})
-    assert namespace.impl_for(ns, "sin", base) is device
-    assert namespace.impl_for(ns, "cos", base) is base
+    x = np.ones(2, np.float32)
+    assert namespace.impl_for(ns, "sin", base)(ns, x) == "device"
+    assert namespace.impl_for(ns, "cos", base)(ns, x) == "base"
     assert namespace.impl_for(np, "sin", base) is base
 
 
@@ -481,6 +482,7 @@ SEMANTIC_CASES = {
     "f32_to_i32": (lambda L: lambda x: L.convert_element_type(x, np.int32), (F32_EDGES,)),
     "f32_to_u32": (lambda L: lambda x: L.convert_element_type(x, np.uint32), (F32_EDGES,)),
     "f32_to_bool": (lambda L: lambda x: L.convert_element_type(x, np.bool_), (F32_EDGES,)),
+    "f32_to_bf16": (lambda L: lambda x: L.convert_element_type(x, BF16), (F32_EDGES,)),
     "bf16_to_i32": (lambda L: lambda x: L.convert_element_type(
         L.convert_element_type(x, BF16), np.int32), (F32_EDGES,)),
     "max_i32": (lambda L: L.max, _pairs(I32_EDGES)),
@@ -506,6 +508,7 @@ def _bits(a: np.ndarray) -> np.ndarray:
     subnormals flushed to a signed zero (as XLA's CPU backend does; NumPy and CUDA keep
     them, so the CPU path's comparison checks those)."""
     a = np.asarray(a)
+    a = a.astype(np.float32) if a.dtype == BF16 else a  # exact
     if a.dtype.kind != "f":
         return a
     tiny = np.abs(a) < np.finfo(a.dtype).tiny
@@ -617,3 +620,119 @@ def test_as_text_dialects():
     assert lowered.as_text("jaxpr") == lowered.compile().as_text()
     with pytest.raises(ValueError, match="unknown dialect 'hlo'; known: jaxpr, cuda"):
         lowered.as_text("hlo")
+
+
+# --------------------------------------------------------------------------- bfloat16 on a device
+
+def test_bfloat16_bits_round_and_widen_as_ml_dtypes():
+    """``to_bits`` (float32 -> bfloat16 bits) rounds as ml_dtypes, NaN and ties included;
+    ``from_bits`` widens every one of the 65536 bit patterns exactly."""
+    from fungrad.backends import bfloat16
+    rng = np.random.default_rng(3)
+    x = np.concatenate([
+        (rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)).astype(np.float32),
+        rng.integers(0, 2 ** 32, 5000, dtype=np.uint32).view(np.float32),  # NaNs, subnormals
+        np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4e38, 1e-45, 1 + 2 ** -8,
+                  1 + 3 * 2 ** -8, -(1 + 2 ** -8)], np.float32)])
+    with np.errstate(invalid="ignore"):  # ml_dtypes warns on signalling NaNs
+        want = x.astype(BF16).view(np.uint16)
+    np.testing.assert_array_equal(bfloat16.to_bits(np, x), want)
+    bits = np.arange(2 ** 16, dtype=np.uint32).astype(np.uint16)
+    np.testing.assert_array_equal(bfloat16.from_bits(np, bits).view(np.uint32),
+                                  bits.view(BF16).astype(np.float32).view(np.uint32))
+
+
+class DeviceArray(np.ndarray):
+    """A buffer on the stand-in device: NumPy's, marked as not on the host."""
+
+
+def _stand_in_cupy() -> types.SimpleNamespace:
+    """NumPy's functions returning ``DeviceArray`` s (ufuncs keep the subclass): CuPy's
+    part that the backend's bfloat16 path uses, without a GPU."""
+    def on_device(out):
+        if isinstance(out, (list, tuple)):
+            return type(out)(on_device(o) for o in out)
+        return out.view(DeviceArray) if isinstance(out, np.ndarray) else out
+    mod = types.SimpleNamespace(**{
+        k: (lambda f: lambda *a, **kw: on_device(f(*a, **kw)))(v)
+        if callable(v) and not isinstance(v, (np.ufunc, type)) else v
+        for k, v in vars(np).items() if not k.startswith("__")})
+    mod.__name__ = "stand_in_cupy"
+    mod.asarray = lambda v, dtype=None: np.asarray(v, dtype).view(DeviceArray)
+    mod.cuda = types.SimpleNamespace(Device=lambda i: __import__("contextlib").nullcontext())
+    return mod
+
+
+@pytest.fixture
+def stand_in_gpu(monkeypatch):
+    """A GPU device whose array module is NumPy (``DeviceArray``) wrapped by the real
+    ``namespace.device_namespace``: eager evaluation, ``device_put`` and the bfloat16
+    buffers run their real code, CuPy's arithmetic is NumPy's."""
+    from fungrad import backends
+    from fungrad.backends.bfloat16 import Bfloat16Buffer
+    mod = _stand_in_cupy()
+    ns = namespace.device_namespace(mod, {}, {})
+    DeviceArray.device = types.SimpleNamespace(id=0)
+
+    def on_device(v):
+        return type(v.storage if type(v) is Bfloat16Buffer else v) is DeviceArray
+    monkeypatch.setattr(backends, "is_host", lambda v: not on_device(v) and isinstance(
+        v, (np.ndarray, np.generic, bool, int, float, complex)))
+    monkeypatch.setattr(backends, "xp_of", lambda v: ns if on_device(v) else np)
+    monkeypatch.setattr(backends, "_cupy_xp", lambda: ns)
+    monkeypatch.setattr(backends, "cupy_module", lambda: mod)
+    return backends.Device("gpu", 0)
+
+
+def _bf16_programs() -> dict:
+    """name -> function of (x, y, w) in bfloat16: elementwise, converts, reductions,
+    a matmul and a gradient through them."""
+    f32 = jnp.float32
+    return {
+        "add": lambda x, y, w: x + y, "mul_scalar": lambda x, y, w: x * 3.0 + 1.0,
+        "div": lambda x, y, w: x / y, "exp": lambda x, y, w: jnp.exp(x),
+        "tanh": lambda x, y, w: jnp.tanh(x), "maximum": lambda x, y, w: jnp.maximum(x, y),
+        "greater": lambda x, y, w: x > y, "to_f32": lambda x, y, w: x.astype(f32),
+        "from_f32": lambda x, y, w: (x.astype(f32) / 3.0).astype(BF16),
+        "to_int32": lambda x, y, w: (x * 100.0).astype(jnp.int32),
+        "sum": lambda x, y, w: jnp.sum(x, axis=1), "max": lambda x, y, w: jnp.max(x),
+        "matmul": lambda x, y, w: x @ w,
+        "matmul_f32_out": lambda x, y, w: jnp.matmul(x, w, preferred_element_type=f32),
+        "zeros_like": lambda x, y, w: jnp.zeros_like(x) + x,
+        "grad": lambda x, y, w: fungrad.grad(
+            lambda w: jnp.sum(jnp.tanh(x @ w).astype(f32) ** 2))(w),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bf16_programs()))
+def test_bfloat16_on_a_device_matches_the_cpu(stand_in_gpu, name):
+    """bfloat16 arrays put on the (stand-in) device are ``Bfloat16Buffer`` s reporting
+    bfloat16; operations compute in float32 and round once, and matmuls accumulate in
+    float32, so each result is the CPU's, bit for bit."""
+    from fungrad.backends.bfloat16 import Bfloat16Buffer
+    rng = np.random.default_rng(4)
+    host = [jnp.asarray(rng.standard_normal(s) * 2, dtype=BF16) for s in ((4, 8), (4, 8), (8, 3))]
+    dev = fungrad.device_put(host, stand_in_gpu)
+    assert all(type(a._value) is Bfloat16Buffer and a.dtype == BF16 for a in dev)
+    assert dev[0].device == stand_in_gpu and dev[0].aval.str_short() == "bf16[4,8]"
+    fn = _bf16_programs()[name]
+    got, want = fn(*dev), fn(*host)
+    assert got.dtype == want.dtype and got.device == stand_in_gpu and got.committed
+    if got.dtype == BF16:
+        assert type(got._value) is Bfloat16Buffer
+        assert type(got._value.storage) is DeviceArray
+    else:
+        assert type(got._value) is DeviceArray
+    bytes_of = lambda a: np.ascontiguousarray(np.asarray(a)).reshape(-1).view(np.uint8)  # noqa: E731
+    np.testing.assert_array_equal(bytes_of(got), bytes_of(want))
+
+
+def test_bfloat16_device_array_comes_back_to_the_host(stand_in_gpu):
+    """``device_put`` to the CPU, ``np.asarray``, ``item`` and ``repr`` read the bits back
+    as bfloat16."""
+    x = jnp.asarray([1.5, -2.25, 3e38], dtype=BF16)
+    dev = fungrad.device_put(x, stand_in_gpu)
+    back = fungrad.device_put(dev, fungrad.devices("cpu")[0])
+    assert type(back._value) is np.ndarray and back.dtype == BF16
+    np.testing.assert_array_equal(np.asarray(back).view(np.uint16), np.asarray(x).view(np.uint16))
+    assert dev[1].item() == -2.25 and "dtype=bfloat16" in repr(dev)

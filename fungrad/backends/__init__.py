@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fungrad._core import dtypes
+from fungrad.backends.bfloat16 import Bfloat16Buffer, bits_of
 from fungrad.config import config
 
 
@@ -227,7 +229,10 @@ config.on_change("default_device", refresh_default)
 
 def xp_of(value: Any) -> Any:
     """The array module that computes on ``value``'s buffer: NumPy, or CuPy with
-    fungrad's overrides (``fungrad.backends.cupy.xp``) for a CuPy buffer."""
+    fungrad's overrides (``fungrad.backends.cupy.xp``) for a CuPy buffer (or a bfloat16
+    buffer stored in one)."""
+    if type(value) is Bfloat16Buffer:
+        value = value.storage
     if isinstance(value, _NUMPY_TYPES) or not type(value).__module__.startswith("cupy"):
         return np  # other objects (e.g. a donated Array's placeholder) fail in NumPy, clearly
     return _cupy_xp()
@@ -248,9 +253,7 @@ def to_device_of(value: Any, buffer: Any) -> Any:
     array module combines them with its own arrays)."""
     if isinstance(value, (bool, int, float, complex)):
         return value
-    xp = xp_of(buffer)
-    with xp.cuda.Device(buffer.device.id):
-        return xp.asarray(value)
+    return to_device(value, device_of(buffer))
 
 
 def default_cpu() -> Device:
@@ -269,7 +272,8 @@ def device_of(value: Any) -> Device:
 
 def to_device(value: Any, device: Device | None) -> Any:
     """A raw buffer moved to ``device`` (the default device when None); host buffers
-    stay as they are for a CPU device."""
+    stay as they are for a CPU device. bfloat16 goes to a GPU as a ``Bfloat16Buffer``
+    (CuPy has no bfloat16: its bits, in uint16)."""
     device = device or default_device()
     if device.platform == "cpu":
         return value if is_host(value) else value.get()
@@ -277,6 +281,8 @@ def to_device(value: Any, device: Device | None) -> Any:
         return value
     cp = cupy_module()
     with cp.cuda.Device(device.id):
+        if value.dtype == dtypes.bfloat16:
+            return Bfloat16Buffer(cp.asarray(bits_of(value)))
         return cp.asarray(value)
 
 

@@ -11,13 +11,17 @@ wraps a module and replaces exactly those, so the impls need no CuPy branches:
 * ``lexsort`` sorts along any axis with any number of keys (CuPy's takes no ``axis``).
 
 It also carries ``fungrad_overrides``: primitive name -> impl, for the primitives whose
-NumPy code does not suit the device (one generated kernel instead of many small ones).
+NumPy code does not suit the device (one generated kernel instead of many small ones);
+``impl_for`` wraps a device's implementations so they take bfloat16 buffers
+(``fungrad.backends.bfloat16``).
 Nothing here imports CuPy, so it is tested with NumPy standing in.
 """
 from __future__ import annotations
 
 import types
 from typing import Any, Callable
+
+from fungrad.backends.bfloat16 import widened
 
 
 class AtUfunc:
@@ -84,7 +88,8 @@ def device_namespace(module: Any, scatter: dict[str, Callable[[Any, Any, Any], N
 
 
 def impl_for(xp: Any, name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
-    """The implementation of primitive ``name`` on backend ``xp``: its override, else
-    ``impl`` (NumPy has no overrides)."""
+    """The implementation of primitive ``name`` on backend ``xp``: NumPy's is ``impl``;
+    a device's is its override, else ``impl``, taking bfloat16 buffers through float32
+    (``bfloat16.widened``: the device library has no bfloat16)."""
     overrides = getattr(xp, "fungrad_overrides", None)
-    return impl if overrides is None else overrides.get(name, impl)
+    return impl if overrides is None else widened(name, overrides.get(name, impl))

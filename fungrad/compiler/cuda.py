@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
+from fungrad.backends.bfloat16 import Bfloat16Buffer
 
 # storage type, how a stored value becomes the compute type, and back
 _TYPES = {
@@ -44,9 +45,10 @@ PRELUDE = """#include <cuda_fp16.h>
 __device__ __forceinline__ float bf16_to_f32(unsigned short v) {
   return __uint_as_float(((unsigned int)v) << 16);
 }
-__device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to nearest even
+// round to nearest even; a NaN becomes the quiet NaN of its sign (as ml_dtypes)
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
   unsigned int u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7fc0u);
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 // lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)
@@ -359,10 +361,16 @@ class Kernel:
         return min((n + BLOCK - 1) // BLOCK, MAX_GRID)
 
     def __call__(self, *args: Any, out: Any = None) -> Any:
+        """Launch on device buffers (a ``Bfloat16Buffer`` passes its uint16 storage); the
+        result is ``out`` or a new buffer (a ``Bfloat16Buffer`` for bfloat16)."""
         cupy = importlib.import_module("cupy")
+        bf16 = type_name(self.out_aval.dtype) == "bfloat16"
         if out is None:
             out = cupy.empty(self.out_aval.shape, storage_dtype(self.out_aval.dtype))
+            out = Bfloat16Buffer(out) if bf16 else out
+        storage = out.storage if type(out) is Bfloat16Buffer else out
         count = self.rows if self.rows is not None else max(1, math.prod(self.out_aval.shape))
         self.function()((self.grid(),), (BLOCK,),
-                        (*[cupy.ascontiguousarray(a) for a in args], out, np.int64(count)))
+                        (*[cupy.ascontiguousarray(a.storage if type(a) is Bfloat16Buffer else a)
+                           for a in args], storage, np.int64(count)))
         return out

@@ -2,9 +2,10 @@
 __device__ __forceinline__ float bf16_to_f32(unsigned short v) {
   return __uint_as_float(((unsigned int)v) << 16);
 }
-__device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to nearest even
+// round to nearest even; a NaN becomes the quiet NaN of its sign (as ml_dtypes)
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
   unsigned int u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7fc0u);
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 // lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)

@@ -1,5 +1,5 @@
 { lambda a:i32[6,1,1]; b:f32[6,50] c:i32[6]. let
-    d:f32[6] = fused_cuda[kernel=rows_584826f7] c b
+    d:f32[6] = fused_cuda[kernel=rows_0c4f7081] c b
     e:f32[] = reduce_sum[axes=(0,)] d
     f:f32[] = div e 6.0:f32[]
   in (f,) }
@@ -8,9 +8,10 @@
 __device__ __forceinline__ float bf16_to_f32(unsigned short v) {
   return __uint_as_float(((unsigned int)v) << 16);
 }
-__device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to nearest even
+// round to nearest even; a NaN becomes the quiet NaN of its sign (as ml_dtypes)
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
   unsigned int u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7fc0u);
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 // lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)
@@ -66,7 +67,7 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_584826f7(const int* __restrict__ in0, const float* __restrict__ in1, float* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_0c4f7081(const int* __restrict__ in0, const float* __restrict__ in1, float* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;

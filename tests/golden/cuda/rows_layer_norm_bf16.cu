@@ -1,14 +1,15 @@
 { lambda ; a:bf16[5,768] b:bf16[768] c:bf16[768]. let
-    d:bf16[5,768] = fused_cuda[kernel=rows_2483c3f1] a b c
+    d:bf16[5,768] = fused_cuda[kernel=rows_b8465776] a b c
   in (d,) }
 // kernel 0
 #include <cuda_fp16.h>
 __device__ __forceinline__ float bf16_to_f32(unsigned short v) {
   return __uint_as_float(((unsigned int)v) << 16);
 }
-__device__ __forceinline__ unsigned short f32_to_bf16(float f) {  // round to nearest even
+// round to nearest even; a NaN becomes the quiet NaN of its sign (as ml_dtypes)
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
   unsigned int u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7fc0u);
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 // lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)
@@ -64,7 +65,7 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_2483c3f1(const unsigned short* __restrict__ in0, const unsigned short* __restrict__ in1, const unsigned short* __restrict__ in2, unsigned short* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_b8465776(const unsigned short* __restrict__ in0, const unsigned short* __restrict__ in1, const unsigned short* __restrict__ in2, unsigned short* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;

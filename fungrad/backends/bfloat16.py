@@ -1,0 +1,115 @@
+"""bfloat16 on a device whose array library has no bfloat16 dtype (CuPy).
+
+A device array of bfloat16 is a ``Bfloat16Buffer``: its bits in a ``uint16`` device array
+(``storage``, as the generated kernels read and write them: ``compiler.cuda.storage_dtype``)
+and the dtype ``bfloat16``, so an ``Array`` holding one reports ``bfloat16`` and its
+host copy is an ml_dtypes bfloat16 array.
+
+Primitive implementations never see one: ``widened(name, impl)`` (what
+``namespace.impl_for`` hands out on a device) gives them float32 instead (bfloat16
+widens exactly) with bfloat16 in their dtype parameters read as float32, and rounds
+the results the primitive's abstract evaluation types as bfloat16 back to bfloat16,
+to nearest even. That is the CPU's arithmetic: ml_dtypes computes bfloat16 operations
+in float32 and rounds once, and matmuls (cuBLAS here) accumulate in float32.
+
+``to_bits``/``from_bits`` are written against an array module ``xp``, so NumPy stands
+in for CuPy in the tests.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from fungrad._core import core, dtypes
+
+
+class Bfloat16Buffer:
+    """A bfloat16 device array stored as its ``uint16`` bits (``storage``)."""
+    __slots__ = ("storage",)
+
+    def __init__(self, storage: Any) -> None:
+        if storage.dtype != np.uint16:
+            raise TypeError(f"Bfloat16Buffer: storage must be uint16 bits, got {storage.dtype}")
+        self.storage = storage
+
+    dtype = property(lambda self: dtypes.bfloat16, doc="bfloat16 (the storage is uint16).")
+    shape = property(lambda self: self.storage.shape, doc="The shape, a tuple of ints.")
+    ndim = property(lambda self: self.storage.ndim, doc="The number of dimensions.")
+    size = property(lambda self: self.storage.size, doc="The number of elements.")
+    nbytes = property(lambda self: self.storage.nbytes, doc="The buffer's size in bytes.")
+    device = property(lambda self: self.storage.device, doc="The storage's device.")
+
+    def get(self) -> np.ndarray:
+        """The values on the host, as an ml_dtypes bfloat16 array (CuPy's ``get``)."""
+        s = self.storage
+        bits = np.asarray(s) if isinstance(s, np.ndarray) else s.get()
+        return bits.view(dtypes.load_ml_dtypes().bfloat16)
+
+    def copy(self) -> "Bfloat16Buffer":
+        """A buffer with its own copy of the storage."""
+        return Bfloat16Buffer(self.storage.copy())
+
+    def __repr__(self) -> str:
+        return f"Bfloat16Buffer(shape={self.shape}, storage={type(self.storage).__name__})"
+
+
+def bits_of(value: Any) -> Any:
+    """The ``uint16`` bits of a bfloat16 host array or ``Bfloat16Buffer`` (no copy)."""
+    if isinstance(value, Bfloat16Buffer):
+        return value.storage
+    return np.ascontiguousarray(value).view(np.uint16)
+
+
+def from_bits(xp: Any, bits: Any) -> Any:
+    """bfloat16 bits (``uint16``) as the float32 values they hold (exact)."""
+    return xp.left_shift(bits.astype(xp.uint32), xp.uint32(16)).view(xp.float32)
+
+
+def to_bits(xp: Any, x: Any) -> Any:
+    """float32 ``x`` rounded to bfloat16, to nearest even, as ``uint16`` bits: ml_dtypes'
+    rounding and the kernels' ``f32_to_bf16`` (a NaN becomes the quiet NaN of its sign)."""
+    u = xp.ascontiguousarray(x, dtype=xp.float32).view(xp.uint32)
+    high = xp.right_shift(u, xp.uint32(16))
+    rounded = xp.right_shift(u + xp.uint32(0x7FFF) + (high & xp.uint32(1)), xp.uint32(16))
+    nan = (u & xp.uint32(0x7FFFFFFF)) > xp.uint32(0x7F800000)
+    return xp.where(nan, (high & xp.uint32(0x8000)) | xp.uint32(0x7FC0), rounded).astype(xp.uint16)
+
+
+_PRIMITIVES: dict[str, core.Primitive] = {}
+
+
+def _primitive(name: str) -> core.Primitive:
+    if name not in _PRIMITIVES:
+        _PRIMITIVES.update((p.name, p) for p in core.primitives())
+    return _PRIMITIVES[name]
+
+
+def _aval(value: Any) -> Any:
+    """The abstract value of an impl operand (a buffer, or a Python scalar: weak)."""
+    if isinstance(value, (bool, int, float, complex)):
+        return core.get_aval(value)
+    return core.ShapedArray(value.shape, value.dtype)
+
+
+def _is_bf16(value: Any) -> bool:
+    return isinstance(value, np.dtype) and value == dtypes.bfloat16
+
+
+def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
+    """``impl`` of primitive ``name`` taking ``Bfloat16Buffer`` operands (and bfloat16
+    dtype parameters): run in float32, its bfloat16-typed results rounded back (see the
+    module docstring). Operations without bfloat16 call ``impl`` as it is."""
+    def run(xp: Any, *vals: Any, **params: Any) -> Any:
+        if not any(type(v) is Bfloat16Buffer for v in vals) and \
+                not any(_is_bf16(p) for p in params.values()):
+            return impl(xp, *vals, **params)
+        out_avals = _primitive(name).abstract_eval(*map(_aval, vals), **params)
+        wide = [from_bits(xp, v.storage) if type(v) is Bfloat16Buffer else v for v in vals]
+        f32 = {k: np.dtype(np.float32) if _is_bf16(p) else p for k, p in params.items()}
+        out = impl(xp, *wide, **f32)
+        if isinstance(out_avals, (list, tuple)):
+            return [Bfloat16Buffer(to_bits(xp, o)) if _is_bf16(a.dtype) else o
+                    for o, a in zip(out, out_avals)]
+        return Bfloat16Buffer(to_bits(xp, out)) if _is_bf16(out_avals.dtype) else out
+    return run
