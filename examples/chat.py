@@ -203,14 +203,15 @@ def train_model(name: str, cfg: llama.Config, steps: int, data: tuple[np.ndarray
 
 # --------------------------------------------------------------------------- chatting
 
-def chat_prompt(tok: ChatTokenizer, history: list[Message], budget: int) -> list[int]:
+def chat_prompt(tok: ChatTokenizer, history: list[Message], budget: int) -> tuple[list[int], int]:
     """The ids of ``history`` rendered with the generation prompt, the oldest exchanges
-    dropped until at most ``budget`` ids remain."""
+    dropped until at most ``budget`` ids remain, and how many messages were dropped."""
+    dropped = 0
     while True:
-        ids = tok.encode(apply_chat_template(history, TEMPLATE))
-        if len(ids) <= budget or len(history) <= 1:
-            return ids
-        history = history[2:]
+        ids = tok.encode(apply_chat_template(history[dropped:], TEMPLATE))
+        if len(ids) <= budget or len(history) - dropped <= 1:
+            return ids, dropped
+        dropped += 2
 
 
 def chat(model: Model, tok: ChatTokenizer, args: argparse.Namespace) -> list[Message]:
@@ -221,7 +222,11 @@ def chat(model: Model, tok: ChatTokenizer, args: argparse.Namespace) -> list[Mes
     print(f"\nchat (temperature {args.temperature}, top-p 0.9; each reply streamed until {END}):")
     for turn, message in enumerate(USER_MESSAGES):
         history.append({"role": "user", "content": message})
-        prompt = chat_prompt(tok, history, model.cfg.max_len - args.max_new_tokens)
+        prompt, dropped = chat_prompt(tok, history, model.cfg.max_len - args.max_new_tokens)
+        if dropped:
+            print(f"({dropped} oldest messages left out: the prompt and a "
+                  f"{args.max_new_tokens}-token reply must fit the {model.cfg.max_len}-token "
+                  "context)")
         print(f"user: {message}\nassistant: ", end="", flush=True)
         reply = []
         for token in stream(model, prompt, max_new_tokens=args.max_new_tokens,
@@ -337,6 +342,7 @@ def plot_speculative(rows: list[dict]):
         right.set_ylabel("speed-up over the target alone")
         right.axhline(1.0, color="gray", lw=0.8)
         for ax in (left, right):
+            ax.set_xticks(sorted({r["gamma"] for r in rows}))
             ax.set_xlabel("gamma (draft tokens per target call)")
             ax.legend()
         fig.tight_layout()

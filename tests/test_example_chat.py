@@ -73,9 +73,10 @@ def test_chat_prompt_drops_the_oldest_exchanges(chat):
                {"role": "user", "content": "c"}]
     tok = chat.ChatTokenizer.train("abc userassistant\n", [chat.START, chat.END])
     full = tok.encode(apply_chat_template(history, "chatml"))
-    assert chat.chat_prompt(tok, history, len(full)) == full
-    short = chat.chat_prompt(tok, history, len(full) - 1)
-    assert short == tok.encode(apply_chat_template(history[2:], "chatml"))
+    assert chat.chat_prompt(tok, history, len(full)) == (full, 0)
+    short = tok.encode(apply_chat_template(history[2:], "chatml"))
+    assert chat.chat_prompt(tok, history, len(full) - 1) == (short, 2)
+    assert chat.chat_prompt(tok, history, 3) == (short, 2)   # the last message is always kept
 
 
 def test_the_example_quick(tmp_path):
@@ -87,6 +88,8 @@ def test_the_example_quick(tmp_path):
     assert f"{figure(rf'target validation loss {NUMBER}', out):.3f}" == f"{records[19]['target_val_loss']:.3f}"
     replies = re.findall(r"^assistant: (.*)$", out, re.MULTILINE)
     assert len(replies) == 3 and all(len(r) <= 24 for r in replies)
+    assert "(2 oldest messages left out: the prompt and a 24-token reply must fit the 128-token " \
+           "context)\nuser: Who comes here?" in out
     table = re.findall(rf"^ +(greedy|T=0.8) +2 +(\d+) +{NUMBER} +{NUMBER} +(\d+)% +(\d+) +{NUMBER}x$", out,
                        re.MULTILINE)
     assert [row[0] for row in table] == ["greedy", "T=0.8"]
