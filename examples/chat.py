@@ -9,9 +9,10 @@ The tokenizer has one id per character plus one for each of the template's speci
 rotary positions, grouped-query attention, SwiGLU) learn the rendered text as a stream of
 characters: the target (4 blocks of width 128) and a draft (1 block of width 64).
 
-Then the target chats: each user message is added to the conversation, the whole history is
-rendered with the generation prompt, and the reply streams character by character
-(``fungrad.text.stream``) until ``<|im_end|>``.
+Then the target chats: each user message is added to the conversation, the history is
+rendered with the generation prompt (its oldest exchanges left out where the prompt and a
+reply would not fit the context, ``--block-size``), and the reply streams character by
+character (``fungrad.text.stream``) until ``<|im_end|>``.
 
 Last, speculative decoding (``fungrad.text.speculative_generate``): the draft proposes
 ``gamma`` characters, the target checks them in one call. On the first user turns of
