@@ -1,7 +1,8 @@
 """Control flow in compiled code: bodies run by ``SubjaxprRunner``, and ``cond``'s lowering.
 
-``scan`` and ``while`` keep the default lowering (their impls loop in Python) and run their
-bodies through ``control_flow.common.run_jaxpr``; importing this module installs
+``while`` keeps the default lowering (its impl loops in Python; ``scan`` has a lowering of its
+own, ``fungrad.compiler.scan``) and runs its body through ``control_flow.common.run_jaxpr``,
+as the eager impls of ``scan`` and ``cond`` do; importing this module installs
 ``SubjaxprRunner`` there (``set_jaxpr_compiler``), so a body is interpreted for its first
 ``SubjaxprRunner.INTERPRETED_CALLS`` calls (a one-off loop does not pay for compilation) and
 compiled by the whole pipeline after that. ``cond``'s lowering calls the runner of the branch

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Var
 from fungrad._core.lowering import def_lowering
