@@ -1,18 +1,6 @@
 """Global flags, set with ``fungrad.config.update(name, value)`` as in JAX.
 
-Flags (JAX's ``jax_`` prefixed names are accepted too):
-  enable_x64: keep 64-bit dtypes (default False: float64 becomes float32, int64 int32).
-  log_compiles: log each ``jit`` compilation and why the cache missed.
-  disable_jit: run jitted functions op by op (see ``fungrad.disable_jit``).
-  default_device: where uncommitted arrays and computations go: a ``Device``, a platform
-      (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the first device of
-      the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
-  platforms: the platforms devices may come from, in order of preference (``"cpu"``,
-      ``"cuda,cpu"``; as ``JAX_PLATFORMS``); None allows all. Environment:
-      ``FUNGRAD_PLATFORMS``.
-  num_cpu_devices: how many (virtual) CPU devices there are, as XLA's
-      ``--xla_force_host_platform_device_count``. Environment: ``FUNGRAD_NUM_CPU_DEVICES``
-      (or that XLA flag in ``XLA_FLAGS``). Fixed once devices have been listed.
+``fungrad.config`` is the one ``Config``; its attributes, listed on the class, are the flags.
 """
 from __future__ import annotations
 
@@ -37,7 +25,25 @@ def _env_num_cpu_devices() -> int:
 
 
 class Config:
-    """Holds the flags; read them as attributes (``config.enable_x64``)."""
+    """Holds the flags; read them as attributes (``config.enable_x64``), set them with
+    ``update`` (JAX's ``jax_`` prefixed names are accepted too).
+
+    Attributes:
+        enable_x64: keep 64-bit dtypes (default False: float64 becomes float32, int64
+            int32). Environment: ``FUNGRAD_ENABLE_X64``.
+        log_compiles: log each ``jit`` compilation and why the cache missed.
+        disable_jit: run jitted functions op by op (see ``fungrad.disable_jit``).
+        default_device: where uncommitted arrays and computations go: a ``Device``, a
+            platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
+            first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
+        platforms: the platforms devices may come from, in order of preference (``"cpu"``,
+            ``"cuda,cpu"``; as ``JAX_PLATFORMS``); None allows all. Environment:
+            ``FUNGRAD_PLATFORMS``.
+        num_cpu_devices: how many (virtual) CPU devices there are, as XLA's
+            ``--xla_force_host_platform_device_count``. Environment:
+            ``FUNGRAD_NUM_CPU_DEVICES`` (or that XLA flag in ``XLA_FLAGS``). Fixed once
+            devices have been listed.
+    """
 
     def __init__(self) -> None:
         self.enable_x64 = os.environ.get("FUNGRAD_ENABLE_X64", "0") not in ("0", "", "false")

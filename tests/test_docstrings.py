@@ -20,6 +20,7 @@ import inspect
 import pathlib
 import pkgutil
 import re
+import sys
 import types
 
 import jax
@@ -156,12 +157,72 @@ def test_top_level_all_matches_jax_where_it_can():
     assert {"nn", "optim", "train"} <= ours
 
 
+def _api_text() -> str:
+    return "\n".join(page.read_text() for page in sorted(API_DOCS.glob("*.md")))
+
+
+def _is_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
 def _api_directives() -> list[str]:
-    return [m for page in sorted(API_DOCS.glob("*.md"))
-            for m in re.findall(r"^::: (fungrad[\w.]*)\s*$", page.read_text(), re.M)]
+    """The ``::: name`` directives of the API reference that document a module."""
+    return [m for m in re.findall(r"^::: (fungrad[\w.]*)\s*$", _api_text(), re.M)
+            if _is_module(m)]
 
 
 def test_api_reference_covers_the_public_modules():
     directives = _api_directives()
     assert len(directives) == len(set(directives)), "a module is documented twice"
     assert sorted(directives) == sorted(PUBLIC_MODULES)
+
+
+def _defined_at(obj) -> str | None:
+    """``obj.__module__`` + ``obj.__qualname__`` when they lead back to ``obj``: the path the
+    API reference's generator follows from a re-export to the object it documents."""
+    target = sys.modules.get(getattr(obj, "__module__", None) or "")
+    path = f"{obj.__module__}.{obj.__qualname__}" if target is not None else None
+    for part in getattr(obj, "__qualname__", "").split("."):
+        target = getattr(target, part, None)
+    return path if target is obj else None
+
+
+def test_every_public_name_is_in_the_api_reference():
+    """A public function or class of a documented module appears in the API reference.
+
+    The generator documents what a module defines (``__module__`` is the module) and finds
+    a re-exported object through its ``__module__`` and ``__qualname__``: a wrapper that a
+    builder makes in one module and another re-exports must name itself
+    (``lax._prim.public_op``), or it silently drops out. Two kinds need an entry of their own on an API page: a name
+    that a submodule shadows (``fungrad.lax.dot`` the function beside the module
+    ``fungrad.lax.dot``; ``fungrad.config``, an instance, by its class) gets a ``:::``
+    directive for the path it is defined at, and an object of another library
+    (``PyTreeDef``) a hand-written entry with the anchor ``[](){#module.name}``. NumPy's
+    and ml_dtypes' scalar types in ``fungrad.numpy`` are theirs to document.
+    """
+    text = _api_text()
+    entries = (set(re.findall(r"^::: (fungrad[\w.]*)\s*$", text, re.M))
+               | set(re.findall(r"\[\]\(\)\{#([\w.]+)\}", text)))
+    missing = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            shadowed = _is_module(f"{module_name}.{name}")
+            if not (inspect.isroutine(obj) or inspect.isclass(obj)):
+                if not shadowed or isinstance(obj, types.ModuleType):
+                    continue
+                obj = type(obj)
+            if obj.__module__.split(".")[0] in ("numpy", "ml_dtypes"):
+                continue
+            where = _defined_at(obj)
+            followed = where is not None and where.startswith("fungrad.")
+            found = (f"{module_name}.{name}" in entries or where in entries
+                     or (not shadowed and (followed or obj.__module__ == module_name)))
+            if not found:
+                missing.append(f"{module_name}.{name} ({where or 'unresolvable'})")
+    assert not missing, f"not in the API reference: {missing}"

@@ -11,6 +11,7 @@ mismatch is reported as in ``jax.lax``.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from fungrad._core import core, dtypes, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive
 from fungrad.interpreters import batching
-from fungrad.lax._prim import as_operand, check_dtypes, elementwise_prim, kind
+from fungrad.lax._prim import as_operand, check_dtypes, elementwise_prim, kind, public_op
 from fungrad.lax.shapes import broadcast_in_dim, convert_element_type
 
 ARRAY_TYPES = (Array, core.Tracer)
@@ -100,10 +101,10 @@ def broadcast_to_shape(x: Any, shape: tuple) -> Any:
     return broadcast_in_dim(x, shape, tuple(range(len(shape) - aval.ndim, len(shape))))
 
 
-def _named(op: Callable, name: str, doc: str) -> Callable:
-    op.__name__ = op.__qualname__ = name
-    op.__doc__ = doc
-    return op
+def _caller_module() -> str:
+    """The module calling ``unop``/``binop``: the family module whose ops they build (as
+    ``collections.namedtuple`` finds the module of the class it makes)."""
+    return sys._getframe(2).f_globals["__name__"]
 
 
 def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
@@ -118,7 +119,7 @@ def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = No
         if x.dtype not in accepted:
             check_dtypes(name, [x], kinds)
         return prim.bind(x)
-    return prim, _named(op, op_name or name, doc)
+    return prim, public_op(op, op_name or name, doc, _caller_module())
 
 
 def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
@@ -136,7 +137,7 @@ def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = N
         x, y = operands(x, y)
         check_operands(name, kinds, accepted, (x, y))
         return prim.bind(x, y)
-    return prim, _named(op, op_name or name, doc)
+    return prim, public_op(op, op_name or name, doc, _caller_module())
 
 
 def _eager_ready(dtype: np.dtype, other: Any, accepted: set) -> bool:

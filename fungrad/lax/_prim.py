@@ -81,6 +81,18 @@ def describe_kinds(kinds: str) -> str:
     return _KIND_NAMES.get(kinds) or ", ".join(_KIND_LETTERS[k] for k in kinds)
 
 
+def public_op(op: Callable, name: str, doc: str, module: str) -> Callable:
+    """Name a wrapper made inside a builder as the public function it is: ``__name__``,
+    ``__qualname__``, ``__doc__`` and ``__module__`` (the family module that binds it), so
+    ``module.name`` is ``op``. Tracebacks, ``help`` and the API reference (which follows
+    ``__module__`` and ``__qualname__`` to find a function) then show ``lax.add``, not
+    ``unop.<locals>.op``."""
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    op.__module__ = module
+    return op
+
+
 def elementwise_prim(name: str, impl: Callable, kinds: str = NUMERIC,
                      out_dtype: np.dtype | Callable | None = None) -> Primitive:
     """A primitive applying ``impl`` elementwise with NumPy broadcasting.

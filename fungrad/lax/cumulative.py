@@ -20,7 +20,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import INEXACT, NUMERIC, as_operand, check_dtypes
+from fungrad.lax._prim import INEXACT, NUMERIC, as_operand, check_dtypes, public_op
 from fungrad.lax.reductions import checked_impl
 from fungrad.lax.control_flow import associative_scan
 from fungrad.lax.elementwise import add, eq, max as max_, min as min_, mul, ne, select, sub
@@ -89,10 +89,9 @@ def _cumulative(name: str, accumulate: Callable[..., Any], kinds: str):
         operand = as_operand(operand)
         axis = canonicalize_axis(axis, core.get_aval(operand).ndim, name)
         return prim.bind(operand, axis=axis, reverse=bool(reverse))
-    op.__name__ = name
-    op.__doc__ = (f"Cumulative {name[3:]} along ``axis`` (``jax.lax.{name}``); ``reverse`` "
-                  "scans from the end.")
-    return prim, op
+    doc = (f"Cumulative {name[3:]} along ``axis`` (``jax.lax.{name}``); ``reverse`` scans "
+           "from the end.")
+    return prim, public_op(op, name, doc, __name__)
 
 
 def _scan_jvp(combine: Callable[[Any, Any], Any]):

@@ -21,7 +21,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax import _gather_impl as gi
-from fungrad.lax._prim import ANY, NUMERIC, as_operand, hashable_shape, kind
+from fungrad.lax._prim import ANY, NUMERIC, as_operand, hashable_shape, kind, public_op
 from fungrad.lax.elementwise import add, div, eq, mul, neg, select
 from fungrad.lax.shapes import broadcast_in_dim, full, full_like, iota, reshape
 
@@ -337,12 +337,11 @@ def _scatter_wrapper(prim: Primitive, name: str):
                       unique_indices=bool(unique_indices), mode=GatherScatterMode.from_any(mode))
         prim.abstract_eval(o_aval, core.get_aval(indices), core.get_aval(updates), **params)
         return prim.bind(operand, indices, updates, **params)
-    op.__name__ = op.__qualname__ = name
     how = ("replaced by (last write wins on duplicates)" if name == "scatter"
            else f"combined by {name[8:]} with")
-    op.__doc__ = (f"``operand`` with the windows at ``scatter_indices`` {how} ``updates``"
-                  f" (XLA Scatter; ``lax.{name}``). ``mode`` None means FILL_OR_DROP.")
-    return op
+    doc = (f"``operand`` with the windows at ``scatter_indices`` {how} ``updates``"
+           f" (XLA Scatter; ``lax.{name}``). ``mode`` None means FILL_OR_DROP.")
+    return public_op(op, name, doc, __name__)
 
 
 def _window_sizes(operand_shape, dn: ScatterDimensionNumbers, updates_shape) -> tuple:

@@ -17,7 +17,8 @@ from fungrad._core import core, dtypes, lowering, structural
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes, kind
+from fungrad.lax._prim import (ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes, kind,
+                               public_op)
 from fungrad.lax.elementwise import convert_to, div, eq, mul
 from fungrad.lax.shapes import broadcast_in_dim, full, reshape, squeeze
 from fungrad.lax.slicing import pad, slice_in_dim
@@ -104,9 +105,7 @@ def _wrapper(prim, doc):
     def op(operand: Any, axes: Sequence[int]) -> Any:
         operand = as_operand(operand)
         return prim.bind(operand, axes=_axes(operand, axes, prim.name))
-    op.__name__ = prim.name
-    op.__doc__ = doc
-    return op
+    return public_op(op, prim.name, doc, __name__)
 
 
 # --------------------------------------------------------------------------- reduce_sum
@@ -315,11 +314,10 @@ def _argminmax(name: str):
         if not dtypes.is_integer(index_dtype):
             raise TypeError(f"{name}: index_dtype must be an integer type, got {index_dtype}")
         return prim.bind(operand, axes=(axis,), index_dtype=index_dtype)
-    op.__name__ = name
-    op.__doc__ = (f"Index of the {'largest' if name == 'argmax' else 'smallest'} element along "
-                  f"``axis`` (``jax.lax.{name}``): the first one on ties; NaN counts as the "
-                  "extreme, so the first NaN wins.")
-    return prim, op
+    doc = (f"Index of the {'largest' if name == 'argmax' else 'smallest'} element along "
+           f"``axis`` (``jax.lax.{name}``): the first one on ties; NaN counts as the extreme, "
+           "so the first NaN wins.")
+    return prim, public_op(op, name, doc, __name__)
 
 
 argmax_p, argmax = _argminmax("argmax")

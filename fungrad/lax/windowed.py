@@ -25,7 +25,7 @@ import numpy as np
 from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import ANY, NUMERIC, as_operand, check_dtypes
+from fungrad.lax._prim import ANY, NUMERIC, as_operand, check_dtypes, public_op
 from fungrad.lax.conv import (_conv_vjp_lhs_padding, _dilate, dilate_and_pad, pad_geometry,
                               padtype_to_pads, window_taps)
 from fungrad.lax import elementwise
@@ -287,10 +287,9 @@ def _window_wrapper(prim):
         return _bind_checked(prim, operand, _window_params(
             operand, window_dimensions, window_strides, padding, base_dilation, window_dilation,
             prim.name))
-    op.__name__ = prim.name
-    op.__doc__ = (f"Windowed {prim.name.rsplit('_', 1)[1]} (pooling): ``reduce_window`` with the "
-                  "matching monoid; padding is 'VALID', 'SAME', 'SAME_LOWER' or (low, high) pairs.")
-    return op
+    doc = (f"Windowed {prim.name.rsplit('_', 1)[1]} (pooling): ``reduce_window`` with the "
+           "matching monoid; padding is 'VALID', 'SAME', 'SAME_LOWER' or (low, high) pairs.")
+    return public_op(op, prim.name, doc, __name__)
 
 
 reduce_window_sum = _window_wrapper(reduce_window_sum_p)
