@@ -8,11 +8,13 @@ the all-reduce of fungrad.distributed against raw mpi4py.
    ``sps(2) / (2 * sps(1))``. Each process runs with OPENBLAS_NUM_THREADS=1 and
    FUNGRAD_THREADS=1, so a process uses one core; a third run gives the one process both
    cores (two OpenBLAS threads, fungrad's parallel tails) for comparison.
-2. All-reduce bandwidth on 2 processes, for float32 buffers of 4 KiB to 16 MiB: the
-   bucketed path (``fused_pmean`` of a pytree of 16 leaves inside ``jit``: concatenate,
-   one non-blocking all-reduce waited for by polling, split), the same non-blocking
-   all-reduce on one flat buffer (fungrad's communicator alone), and mpi4py's blocking
-   ``Comm.Allreduce`` on a flat buffer of the same size. Bandwidth = bytes / time.
+2. All-reduce on 2 processes, for float32 buffers of 4 KiB to 16 MiB, min and median time per
+   call over many calls (the paths interleaved, the processes aligned by a barrier before
+   each call): mpi4py's blocking ``Comm.Allreduce`` into a preallocated buffer; the same job
+   as ``fused_pmean`` written by hand with mpi4py and preallocated buffers (pack 16 leaves,
+   ``Allreduce``, scale, views); fungrad's communicator on one flat buffer; the fused path
+   as a compiled step runs it (the implementation of ``process_fused_pmean`` on 16 NumPy
+   leaves); and ``jit(fused_pmean)`` called on a pytree of 16 leaves (adds a ``jit`` call).
 
 Run: python benchmarks/bench_distributed.py [--steps 10]   (launches mpiexec itself)
 """
@@ -78,31 +80,56 @@ def gpt_worker(steps: int) -> dict:
             "samples_per_s": per_process * n / timed[len(timed) // 2]}
 
 
+def _hand_written_mean(raw, leaves: list, packed: np.ndarray, summed: np.ndarray) -> list:
+    """What the fused path does, written by hand with mpi4py and preallocated buffers: pack
+    the leaves, one blocking ``Allreduce``, scale by 1/n in place, views in the leaves' shapes."""
+    np.concatenate(leaves, axis=None, out=packed)
+    raw.Allreduce(packed, summed, comm_lib.MPI.SUM)
+    np.multiply(summed, np.float32(1 / raw.Get_size()), out=summed)
+    out, start = [], 0
+    for leaf in leaves:
+        out.append(summed[start:start + leaf.size].reshape(leaf.shape))
+        start += leaf.size
+    return out
+
+
 def allreduce_worker(repeat: int) -> dict:
-    """Seconds per all-reduce (best of ``repeat``, processes aligned by a barrier before each)
-    for each size and path."""
+    """Seconds per all-reduce, ``{size: {path: (min, median)}}``, for each size and path.
+
+    The paths are timed in alternating rounds (a burst of outside load falls on all of them),
+    the processes aligned by a barrier before each call: ``repeat`` calls per path up to
+    64 KiB, proportionally fewer above (at least 30).
+    """
     dist.initialize(timeout=600)
     host = runtime.world().host
     raw = comm_lib.MPI.COMM_WORLD
     mean = fungrad.jit(dist.fused_pmean)
-
-    def best(fn):
-        fn()
-        times = []
-        for _ in range(repeat):
-            host.barrier()
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    fused = dist.collectives.process_fused_pmean_p.impl
     out = {}
     for size in SIZES:
         flat, recv = np.ones(size, np.float32), np.empty(size, np.float32)
-        tree = [jnp.ones(size // LEAVES) for _ in range(LEAVES)]
+        leaves = [np.full(size // LEAVES, 1.0 + i, np.float32) for i in range(LEAVES)]
+        tree = [jnp.asarray(leaf) for leaf in leaves]
+        paths = {
+            "mpi4py": lambda flat=flat, recv=recv: raw.Allreduce(flat, recv, comm_lib.MPI.SUM),
+            "mpi4py_mean": lambda leaves=leaves, p=np.empty(size, np.float32), s=recv:
+                _hand_written_mean(raw, leaves, p, s),
+            "flat": lambda flat=flat: host.allreduce(flat, "sum"),
+            "fused": lambda leaves=leaves: fused(np, *leaves, axis_name="dp"),
+            "jit_fused_pmean": lambda tree=tree: mean(tree),
+        }
+        rounds = max(30, repeat * (1 << 14) // max(size, 1 << 14))
+        samples: dict[str, list[float]] = {name: [] for name in paths}
         with dist.process_axis("dp"):
-            out[size] = {"bucketed": best(lambda tree=tree: mean(tree)),
-                         "fungrad_flat": best(lambda flat=flat: host.allreduce(flat, "sum")),
-                         "mpi4py": best(lambda flat=flat, recv=recv: raw.Allreduce(flat, recv, comm_lib.MPI.SUM))}
+            for fn in paths.values():
+                fn()
+            for _ in range(rounds):
+                for name, fn in paths.items():
+                    host.barrier()
+                    t0 = time.perf_counter()
+                    fn()
+                    samples[name].append(time.perf_counter() - t0)
+        out[size] = {name: (min(t), sorted(t)[len(t) // 2]) for name, t in samples.items()}
     return out
 
 
@@ -120,7 +147,10 @@ def launch(n: int, env: dict, *args: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10, help="timed GPT steps per run")
-    ap.add_argument("--repeat", type=int, default=20, help="all-reduces timed per size and path")
+    ap.add_argument("--repeat", type=int, default=300,
+                    help="all-reduces timed per path at sizes up to 64 KiB (fewer above)")
+    ap.add_argument("--part", choices=["all", "step", "allreduce"], default="all",
+                    help="run the GPT step, the all-reduce, or both")
     ap.add_argument("--worker", choices=["gpt", "allreduce"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -132,26 +162,33 @@ def main() -> None:
         sys.exit("bench_distributed: mpiexec not found (pip install -e '.[distributed]')")
     print(f"load average before: {'/'.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} CPUs")
-    one = launch(1, ONE_CORE, "--worker", "gpt", "--steps", str(args.steps))
-    two = launch(2, ONE_CORE, "--worker", "gpt", "--steps", str(args.steps))
-    whole = launch(1, TWO_CORES, "--worker", "gpt", "--steps", str(args.steps))
-    print("\nchar-GPT DataParallel step, 16 sequences of 64 characters per process")
-    print(f"{'run':<36}{'median step s':>14}{'min step s':>12}{'samples/s':>11}")
-    for name, r in (("1 process x 1 thread", one), ("2 processes x 1 thread", two),
-                    ("1 process x 2 threads (reference)", whole)):
-        print(f"{name:<36}{r['median_step_s']:>14.3f}{r['min_step_s']:>12.3f}{r['samples_per_s']:>11.1f}")
-    print(f"scaling efficiency 1 -> 2 processes: {two['samples_per_s'] / (2 * one['samples_per_s']):.2f} "
-          f"(speed-up {two['samples_per_s'] / one['samples_per_s']:.2f}x)")
+    if args.part in ("all", "step"):
+        one = launch(1, ONE_CORE, "--worker", "gpt", "--steps", str(args.steps))
+        two = launch(2, ONE_CORE, "--worker", "gpt", "--steps", str(args.steps))
+        whole = launch(1, TWO_CORES, "--worker", "gpt", "--steps", str(args.steps))
+        print("\nchar-GPT DataParallel step, 16 sequences of 64 characters per process")
+        print(f"{'run':<36}{'median step s':>14}{'min step s':>12}{'samples/s':>11}")
+        for name, r in (("1 process x 1 thread", one), ("2 processes x 1 thread", two),
+                        ("1 process x 2 threads (reference)", whole)):
+            print(f"{name:<36}{r['median_step_s']:>14.3f}{r['min_step_s']:>12.3f}{r['samples_per_s']:>11.1f}")
+        print(f"scaling efficiency 1 -> 2 processes: {two['samples_per_s'] / (2 * one['samples_per_s']):.2f} "
+              f"(speed-up {two['samples_per_s'] / one['samples_per_s']:.2f}x)")
 
-    bw = launch(2, ONE_CORE, "--worker", "allreduce", "--repeat", str(args.repeat))
-    print(f"\nall-reduce on 2 processes, float32 (bucketed: {LEAVES} leaves through jit(fused_pmean))")
-    print(f"{'bytes':>10}{'bucketed GB/s':>15}{'flat GB/s':>11}{'mpi4py GB/s':>13}{'bucketed/mpi4py':>17}"
-          f"{'flat/mpi4py':>13}")
-    for size, t in bw.items():
-        nbytes = int(size) * 4
-        gb = {k: nbytes / v / 1e9 for k, v in t.items()}
-        print(f"{nbytes:>10}{gb['bucketed']:>15.3f}{gb['fungrad_flat']:>11.3f}{gb['mpi4py']:>13.3f}"
-              f"{gb['bucketed'] / gb['mpi4py']:>17.2f}{gb['fungrad_flat'] / gb['mpi4py']:>13.2f}")
+    if args.part in ("all", "allreduce"):
+        bw = launch(2, ONE_CORE, "--worker", "allreduce", "--repeat", str(args.repeat))
+        print(f"\nall-reduce on 2 processes, float32, microseconds per call as min / median "
+              f"({LEAVES} leaves for the fused paths); ratio = mpi4py's time / the path's time")
+        names = ["mpi4py", "mpi4py_mean", "flat", "fused", "jit_fused_pmean"]
+        print(f"{'bytes':>9}" + "".join(f"{n:>18}" for n in names) + f"{'flat/mpi4py':>14}"
+              f"{'fused/mpi4py':>14}{'jit/mpi4py':>12}{'fused/mean':>12}")
+        for size, t in bw.items():
+            us = {n: f"{t[n][0] * 1e6:.0f} / {t[n][1] * 1e6:.0f}" for n in names}
+
+            def ratio(n: str, ref: str = "mpi4py", t: dict = t) -> str:
+                return f"{t[ref][0] / t[n][0]:.2f}/{t[ref][1] / t[n][1]:.2f}"
+            print(f"{int(size) * 4:>9}" + "".join(f"{us[n]:>18}" for n in names)
+                  + f"{ratio('flat'):>14}{ratio('fused'):>14}{ratio('jit_fused_pmean'):>12}"
+                  f"{ratio('fused', 'mpi4py_mean'):>12}")
     print(f"\nload average after: {'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import types
+import weakref
 
 import jax
 import jax.numpy as jnp_ref
@@ -142,6 +143,74 @@ def test_fused_pmean_is_one_collective_per_dtype():
     assert out["z"].dtype == jax.dtypes.float0
     with dist.process_axis("dp"), pytest.raises(TypeError, match="fused_pmean: leaf 0 has dtype int32"):
         dist.fused_pmean([jnp.ones(2, jnp.int32)])
+
+
+class _Replicas:
+    """A communicator of ``size`` processes that all hold this process's values: an all-reduce
+    (sum) multiplies by ``size``."""
+    rank = 0
+
+    def __init__(self, size):
+        self.size = size
+
+    def allreduce_into(self, send, out, op):
+        np.multiply(send, send.dtype.type(self.size), out=out)
+
+
+@pytest.mark.parametrize("size", [3, 4])
+def test_fused_pmean_divides_the_sum_as_pmean_does(monkeypatch, size):
+    """Over n processes the fused mean is the sum divided by n, bit for bit as lax.div rounds
+    it (a power of two multiplies by 1 / n, which rounds the same); float16 is summed in
+    float32; the results keep their shapes, dtypes and weak types."""
+    monkeypatch.setattr(runtime, "_world", runtime.ProcessGroup(_Replicas(size)))
+    rng = np.random.default_rng(0)
+    tree = {"w": rng.standard_normal((3, 5)).astype(np.float32), "b": rng.standard_normal(5).astype(np.float32),
+            "loss": np.float32(0.7), "h": rng.standard_normal(4).astype(np.float16)}
+    with dist.process_axis("dp"):
+        eager = dist.fused_pmean(tree)
+        compiled = fungrad.jit(dist.fused_pmean)(tree)
+        weak = dist.fused_pmean(jnp.asarray(2.0) * 1.5)   # weak-typed leaf
+    for got in (eager, compiled):
+        for k in ("w", "b", "loss"):
+            want = lax.div(jnp.asarray(tree[k] * np.float32(size)), jnp.float32(size))
+            np.testing.assert_array_equal(got[k], want, err_msg=k)
+            assert got[k].dtype == np.float32 and got[k].shape == np.shape(tree[k])
+        summed = (tree["h"].astype(np.float32) * np.float32(size)).astype(np.float16)
+        np.testing.assert_array_equal(got["h"], summed / np.float16(size))
+        assert got["h"].dtype == np.float16
+    assert not eager["w"].weak_type and weak.weak_type
+
+
+def test_fused_pmean_rules_match_pmean():
+    """JVP, transpose (the mean is its own transpose) and vmap of process_fused_pmean, against
+    the unfused pmean of each leaf; over a vmap axis name fused_pmean is pmean (JAX's)."""
+    x = (jnp.arange(6.0).reshape(2, 3), jnp.float32(2.0))
+    f_fused = lambda t: sum(jnp.sum(jnp.sin(v)) for v in dist.fused_pmean(t))
+    f_leaf = lambda t: sum(jnp.sum(jnp.sin(v)) for v in dist.pmean(t, "dp"))
+    with dist.process_axis("dp"):
+        np.testing.assert_array_equal(fungrad.grad(f_fused)(x)[0], fungrad.grad(f_leaf)(x)[0])
+        _, t = fungrad.jvp(dist.fused_pmean, (x,), (x,))
+        np.testing.assert_array_equal(t[0], x[0])
+        batched = fungrad.vmap(lambda r: dist.fused_pmean({"r": r, "c": x[1]}))(x[0])
+        jaxpr = fungrad.make_jaxpr(fungrad.grad(f_fused))(x)
+    np.testing.assert_array_equal(batched["r"], x[0])
+    assert [e.primitive.name for e in jaxpr.jaxpr.eqns].count("process_fused_pmean") == 2, jaxpr
+    rows = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_allclose(fungrad.vmap(lambda r: dist.fused_pmean([r], "i")[0], axis_name="i")(rows),
+                               jax.vmap(lambda r: jax.lax.pmean(r, "i"), axis_name="i")(rows), *F32)
+
+
+def test_reusable_buffers_are_handed_out_again_only_once_dropped():
+    big = comm_lib.RECYCLE_MIN_BYTES // 4   # float32 elements
+    a = comm_lib.reusable_buffer(np, big, np.float32)
+    first, view = weakref.ref(a), a[:3].reshape(3, 1)
+    del a
+    b = comm_lib.reusable_buffer(np, big, np.float32)
+    assert b is not first() and first() is not None   # the view still holds the first buffer
+    del view, b
+    assert comm_lib.reusable_buffer(np, big, np.float32) is first()
+    small = comm_lib.reusable_buffer(np, 4, np.float32)
+    assert small.shape == (4,) and small.dtype == np.float32
 
 
 def test_broadcast_root_is_checked():

@@ -203,12 +203,17 @@ def _fused_pmean_impl(xp, *xs, axis_name):
     del packed   # free for the next call
     if wide != dt:
         buf = buf.astype(dt)
-    xp.divide(buf, dt.type(group.size), out=buf)
+    n = group.size
+    if n & (n - 1) == 0:   # a power of two: x * (1 / n) rounds as x / n does, in half the time
+        xp.multiply(buf, dt.type(1 / n), out=buf)
+    else:
+        xp.divide(buf, dt.type(n), out=buf)
     outs, start = [], 0
     for x in xs:
+        stop = start + x.size
         # 0-d results as scalars: a held loss must not keep the whole buffer from reuse.
-        outs.append(buf[start] if x.ndim == 0 else buf[start:start + x.size].reshape(x.shape))
-        start += x.size
+        outs.append(buf[start:stop].reshape(x.shape) if x.ndim else buf[start])
+        start = stop
     return outs
 
 

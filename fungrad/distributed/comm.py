@@ -146,9 +146,9 @@ def reduction_dtype(dt: np.dtype) -> np.dtype:
     Floats narrower than 32 bits (float16, bfloat16) are reduced in float32 (MPI has no
     arithmetic for them), booleans as int32; every other dtype as itself.
     """
-    if dt == np.bool_:
+    if dt.kind == "b":
         return np.dtype(np.int32)
-    if dt.kind in "fV" and dt.itemsize < 4 or dt.name == "bfloat16":
+    if dt.itemsize < 4 and dt.kind in "fV":   # float16 and ml_dtypes' bfloat16, float8_*
         return np.dtype(np.float32)
     return dt
 
