@@ -43,7 +43,8 @@ def load_data(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
 
 
 class Classifier(NamedTuple):
-    """``init(key) -> (params, state)`` and ``apply(params, state, images, train) -> (logits, state)``."""
+    """``init(key) -> (params, state)`` and
+    ``apply(params, state, images, train) -> (logits, state)``."""
     init: Callable[[Any], tuple[Any, Any]]
     apply: Callable[..., tuple[Any, Any]]
 
@@ -63,10 +64,12 @@ def cnn(widths: tuple[int, int] = (16, 32)) -> Classifier:
     """Two conv-BN-ReLU-pool blocks (8x8 -> 4x4 -> 2x2), then a linear head."""
     def init(key):
         k1, k2, k3 = random.split(key, 3)
-        params = {"conv1": nn.conv_init(k1, 1, widths[0], (3, 3), use_bias=False), "bn1": nn.norm_init(widths[0]),
+        params = {"conv1": nn.conv_init(k1, 1, widths[0], (3, 3), use_bias=False),
+                  "bn1": nn.norm_init(widths[0]),
                   "conv2": nn.conv_init(k2, widths[0], widths[1], (3, 3), use_bias=False),
                   "bn2": nn.norm_init(widths[1]), "out": nn.linear_init(k3, 4 * widths[1], 10)}
-        return params, {"bn1": nn.batch_norm_state(widths[0]), "bn2": nn.batch_norm_state(widths[1])}
+        state = {"bn1": nn.batch_norm_state(widths[0]), "bn2": nn.batch_norm_state(widths[1])}
+        return params, state
 
     def apply(params, state, images, train):
         x, new = images[..., None], {}
@@ -106,9 +109,11 @@ def fit(name: str, model: Classifier, data: tuple, epochs: int, batch_size: int,
     step, t0 = 0, time.perf_counter()
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(x_train))
-        for i in range(0, len(order) - batch_size + 1, batch_size):  # full batches: one compiled shape
+        # full batches: one compiled shape
+        for i in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[i:i + batch_size]
-            params, state, opt_state, loss = train_step(params, state, opt_state, x_train[idx], y_train[idx])
+            params, state, opt_state, loss = train_step(params, state, opt_state, x_train[idx],
+                                                        y_train[idx])
             step += 1
         pred = np.asarray(predict(params, state, x_test))
         acc = float(np.mean(pred == y_test))

@@ -29,8 +29,10 @@ CONFIG_FILE = "config.json"
 def parser(doc: str) -> argparse.ArgumentParser:
     """A parser with the flags every example has; the example adds its own."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=_HelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny sizes: runs in seconds (the tests use it)")
-    ap.add_argument("--out", default=None, help="run directory (default: runs/<example>-<timestamp>)")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes: runs in seconds (the tests use it)")
+    ap.add_argument("--out", default=None,
+                    help="run directory (default: runs/<example>-<timestamp>)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the init and the data order")
     return ap
 

@@ -49,8 +49,9 @@ def split(tokens: np.ndarray, labels: np.ndarray, frac: float, seed: int) -> tup
 
 
 def model_config(args: argparse.Namespace) -> gpt2.Config:
-    return gpt2.Config(vocab_size=args.p + 2, n_positions=4, n_embd=args.n_embd, n_layer=args.n_layer,
-                       n_head=4, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0,
+    return gpt2.Config(vocab_size=args.p + 2, n_positions=4, n_embd=args.n_embd,
+                       n_layer=args.n_layer, n_head=4, embd_pdrop=0.0, attn_pdrop=0.0,
+                       resid_pdrop=0.0,
                        tie_word_embeddings=False, bos_token_id=None, eos_token_id=None)
 
 
@@ -91,14 +92,17 @@ def plot(history: list[dict], reached: dict, p: int):
 def main(argv: list[str] | None = None) -> None:
     ap = gallery.parser(__doc__)
     ap.add_argument("--p", type=int, default=97, help="the prime modulus")
-    ap.add_argument("--train-frac", type=float, default=0.3, help="fraction of all pairs used for training")
+    ap.add_argument("--train-frac", type=float, default=0.3,
+                    help="fraction of all pairs used for training")
     ap.add_argument("--steps", type=int, default=4000, help="most optimisation steps")
     ap.add_argument("--batch-size", type=int, default=512, help="examples per step")
-    ap.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (after 10 warm-up steps)")
+    ap.add_argument("--lr", type=float, default=3e-3,
+                    help="AdamW learning rate (after 10 warm-up steps)")
     ap.add_argument("--weight-decay", type=float, default=1.0, help="AdamW weight decay")
     ap.add_argument("--n-layer", type=int, default=1, help="transformer blocks")
     ap.add_argument("--n-embd", type=int, default=128, help="width of the residual stream")
-    ap.add_argument("--eval-every", type=int, default=10, help="steps between accuracy measurements")
+    ap.add_argument("--eval-every", type=int, default=10,
+                    help="steps between accuracy measurements")
     ap.add_argument("--patience", type=int, default=100,
                     help="steps to go on after validation accuracy reaches 99%%")
     args = ap.parse_args(argv)
@@ -118,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     opt_state = opt.init(params)
     train_step, accuracy = make_steps(cfg, opt)
     print(f"a / b mod {args.p}: {len(x_train)} training pairs, {len(x_val)} validation pairs; "
-          f"{nn.count_params(params):,} parameters; AdamW lr {args.lr:g}, weight decay {args.weight_decay:g}")
+          f"{nn.count_params(params):,} parameters; AdamW lr {args.lr:g}, "
+          f"weight decay {args.weight_decay:g}")
 
     rng = np.random.default_rng(args.seed + 1)
     batch = min(args.batch_size, len(x_train))
@@ -146,15 +151,17 @@ def main(argv: list[str] | None = None) -> None:
                         stop_at = min(args.steps, step + args.patience)
             if step % (50 * args.eval_every) == 0:
                 print(f"step {step:6d}: loss {record['train_loss']:.4f}, train accuracy "
-                      f"{record['train_acc']:.3f}, validation accuracy {record['val_acc']:.3f}", flush=True)
+                      f"{record['train_acc']:.3f}, validation accuracy {record['val_acc']:.3f}",
+                      flush=True)
             if step >= stop_at:
                 break
     last = history[-1]
-    print(f"after {last['step']} steps ({last['wall_time']:.0f} s): train accuracy {last['train_acc']:.3f}, "
-          f"validation accuracy {last['val_acc']:.3f}")
+    print(f"after {last['step']} steps ({last['wall_time']:.0f} s): train accuracy "
+          f"{last['train_acc']:.3f}, validation accuracy {last['val_acc']:.3f}")
     for name, label in (("train_acc", "train"), ("val_acc", "validation")):
         when = reached[name]
-        print(f"{label} accuracy reached 99% at step: {when if when is not None else 'not within the run'}")
+        at = when if when is not None else "not within the run"
+        print(f"{label} accuracy reached 99% at step: {at}")
     gallery.save_picture(run_dir, "accuracy.png", plot(history, reached, args.p))
     gallery.finish(run_dir)
 

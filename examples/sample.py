@@ -19,12 +19,16 @@ from fungrad.text import CharTokenizer, Model
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("run_dir", help="a run directory written by shakespeare_gpt.py")
-    ap.add_argument("--prompt", default="\n", help="text to continue (characters of the training text)")
+    ap.add_argument("--prompt", default="\n",
+                    help="text to continue (characters of the training text)")
     ap.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate")
-    ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0: greedy)")
-    ap.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest characters")
+    ap.add_argument("--temperature", type=float, default=0.8,
+                    help="sampling temperature (0: greedy)")
+    ap.add_argument("--top-k", type=int, default=None,
+                    help="sample from the k likeliest characters")
     ap.add_argument("--seed", type=int, default=0, help="seed of the sampling key")
     return ap
 
@@ -49,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         ap.error(f"--prompt: {e}")
     print(args.prompt, end="", flush=True)
-    for ch in sample_chars(model, tok, args.prompt, args.max_new_tokens, temperature=args.temperature,
-                           top_k=args.top_k, key=random.PRNGKey(args.seed)):
+    for ch in sample_chars(model, tok, args.prompt, args.max_new_tokens,
+                           temperature=args.temperature, top_k=args.top_k,
+                           key=random.PRNGKey(args.seed)):
         print(ch, end="", flush=True)
     print()
 
