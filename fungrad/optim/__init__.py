@@ -2,7 +2,8 @@
 
 A ``GradientTransformation`` is ``(init, update)``; atoms (``scale_by_adam``,
 ``add_decayed_weights``, ``clip_by_global_norm``, ...) compose with ``chain``,
-``masked`` and ``multi_transform``; aliases (``adamw``, ``lion``, ...) are chains.
+``masked`` and ``multi_transform``; aliases (``adamw``, ``lion``, ...) are chains;
+``mixed_precision`` keeps float32 master weights behind bfloat16/float16 parameters.
 Names and numerics follow optax, step for step.
 """
 from fungrad._core.namespace import public_dir
@@ -13,6 +14,7 @@ from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rms
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
+from fungrad.optim.precision import MixedPrecisionState, mixed_precision
 from fungrad.optim.schedules import (constant_schedule, cosine_decay_schedule, exponential_decay,
                                      join_schedules, linear_schedule, piecewise_constant_schedule,
                                      polynomial_schedule, warmup_cosine_decay_schedule)
@@ -34,6 +36,8 @@ __all__ = [
     # combinators
     "InjectHyperparamsState", "MaskedNode", "MaskedState", "MultiSteps", "MultiStepsState",
     "MultiTransformState", "inject_hyperparams", "masked", "multi_transform",
+    # mixed precision
+    "MixedPrecisionState", "mixed_precision",
     # schedules
     "constant_schedule", "cosine_decay_schedule", "exponential_decay", "join_schedules",
     "linear_schedule", "piecewise_constant_schedule", "polynomial_schedule",
