@@ -5,13 +5,14 @@ Three implementations of one small interface (``rank``, ``size``, ``allreduce``,
 returning buffers of one array module:
 
 * ``SingleProcess``: the group of one process; every collective is the identity.
-* ``MPIComm``: NumPy buffers through ``mpi4py``, every operation with a deadline, so a
-  peer that died or stalled ends the job (``MPI_Abort``, the default) or raises
-  ``CollectiveTimeoutError`` instead of hanging. With ``abort_on_timeout`` (the default)
-  the operations are MPI's blocking ones (``Allreduce``, ...: the fastest algorithms of
-  the library) and a watchdog thread aborts the job when one outlives the deadline, as
-  NCCL's watchdog does; raising needs the caller's thread back, so without it every
-  operation is non-blocking (``Iallreduce``, ...) and waited for by polling.
+* ``MPIComm``: NumPy buffers through ``mpi4py``. Every operation is non-blocking
+  (``Iallreduce``, ``Iallgather``, ``Ibcast``, ``Ibarrier``) and is waited for by polling
+  with a deadline, so a peer that died or stalled ends in ``CollectiveTimeoutError`` (or,
+  by default, ``MPI_Abort`` of the whole job) instead of a hang. (MPI's blocking
+  operations under a watchdog thread were measured too: 10-15% faster on an all-reduce
+  the processes enter together, but they spin for as long as a peer is late, taking the
+  core the peer needs on a busy machine: the data-parallel GPT step of
+  ``benchmarks/bench_distributed.py`` took 0.72 s instead of 0.41-0.53 s.)
 * ``NCCLComm``: CuPy buffers through NCCL (``cupy.cuda.nccl``), the communicator
   bootstrapped by broadcasting NCCL's unique id over MPI; each operation is waited for by
   polling a CUDA event (and NCCL's asynchronous error) with the same deadline.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,9 +61,6 @@ NCCL_UNIQUE_ID_BYTES = 128
 # 1 MiB all-reduce took 4x longer when the wait slept after 2,000 polls).
 SPIN_SECONDS = 0.005
 MIN_SLEEP, MAX_SLEEP = 1e-5, 1e-3
-# The watchdog looks at the running blocking collective every timeout / 4 seconds, at
-# most every WATCH_PERIOD: a job ends at most that long after the deadline passed.
-WATCH_PERIOD = 1.0
 
 
 # (array module name, elements, dtype) -> the buffers reusable_buffer handed out.
@@ -215,34 +212,6 @@ class MPIComm(_Deadlines):
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self._ops = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
-        # (start time, operation, buffer) of the blocking collective running, if any.
-        self._running: tuple[float, str, Any] | None = None
-        self._watchdog: threading.Thread | None = None
-
-    def _run(self, op: str, x: Any, blocking: Callable[[], Any], start: Callable[[], Any]) -> None:
-        """Run one collective within the deadline: ``blocking()`` under the watchdog with
-        ``abort_on_timeout``, else the request ``start()`` returns, polled."""
-        if not self.abort_on_timeout:
-            self.wait(start().Test, op, x)
-            return
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(target=self._watch, name="fungrad-mpi-watchdog",
-                                              daemon=True)
-            self._watchdog.start()
-        self._running = (time.monotonic(), op, x)
-        try:
-            blocking()
-        finally:
-            self._running = None
-
-    def _watch(self) -> None:
-        """The watchdog thread: abort the job when a blocking collective (MPI releases the
-        GIL inside it) outlives the deadline."""
-        while True:
-            time.sleep(min(self.timeout / 4, WATCH_PERIOD))
-            running = self._running
-            if running is not None and time.monotonic() - running[0] > self.timeout:
-                self.timed_out(_describe(running[1], running[2]), time.monotonic() - running[0])
 
     def allreduce(self, x: Any, op: str) -> np.ndarray:
         """The elementwise ``op`` (``"sum"``, ``"max"``, ``"min"``) of ``x`` over the
@@ -256,31 +225,28 @@ class MPIComm(_Deadlines):
     def allreduce_into(self, send: np.ndarray, out: np.ndarray, op: str) -> None:
         """Write the elementwise ``op`` of every process's ``send`` into ``out`` (both
         C-contiguous, of one dtype MPI reduces), within the deadline."""
-        mpi_op = self._ops[op]
-        self._run(f"all-reduce ({op})", send, lambda: self.comm.Allreduce(send, out, mpi_op),
-                  lambda: self.comm.Iallreduce(send, out, mpi_op))
+        self.wait(self.comm.Iallreduce(send, out, self._ops[op]).Test, f"all-reduce ({op})", send)
 
     def allgather(self, x: Any) -> np.ndarray:
         """Every process's ``x``, stacked along a new leading axis in rank order."""
         send = np.asarray(x, order="C")
         out = np.empty((self.size,) + send.shape, send.dtype)
         # Bytes on the wire: every dtype (bfloat16 included) travels the same way.
-        raw = send.reshape(-1).view(np.uint8), out.reshape(-1).view(np.uint8)
-        self._run("all-gather", send, lambda: self.comm.Allgather(*raw),
-                  lambda: self.comm.Iallgather(*raw))
+        request = self.comm.Iallgather(send.reshape(-1).view(np.uint8),
+                                       out.reshape(-1).view(np.uint8))
+        self.wait(request.Test, "all-gather", send)
         return out
 
     def bcast(self, x: Any, root: int) -> np.ndarray:
         """Process ``root``'s ``x``, on every process."""
         buf = np.array(x, order="C", copy=True)
-        raw = buf.reshape(-1).view(np.uint8)
-        self._run(f"broadcast from process {root}", buf, lambda: self.comm.Bcast(raw, root=root),
-                  lambda: self.comm.Ibcast(raw, root=root))
+        request = self.comm.Ibcast(buf.reshape(-1).view(np.uint8), root=root)
+        self.wait(request.Test, f"broadcast from process {root}", buf)
         return buf
 
     def barrier(self) -> None:
         """Wait until every process reaches the barrier (within the deadline)."""
-        self._run("barrier", None, self.comm.Barrier, self.comm.Ibarrier)
+        self.wait(self.comm.Ibarrier().Test, "barrier")
 
     def abort(self, code: int) -> None:
         """End every process of the job with ``code`` (``MPI_Abort``)."""
