@@ -25,7 +25,7 @@ class MixedPrecisionState(NamedTuple):
     loss_scale: DynamicLossScale | None
 
 
-def mixed_precision(inner: GradientTransformation, compute_dtype: Any = jnp.bfloat16, *,
+def mixed_precision(inner: GradientTransformation, compute_dtype: Any = "bfloat16", *,
                     master_dtype: Any = jnp.float32,
                     loss_scale: DynamicLossScale | None = None) -> GradientTransformation:
     """``inner`` applied to ``master_dtype`` master weights; the parameters it yields are
