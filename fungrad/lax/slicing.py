@@ -521,7 +521,8 @@ lowering.def_lowering(dynamic_update_slice_p, _dynamic_update_slice_lowering, fr
 
 def slice_in_dim(operand: Any, start_index: int | None, limit_index: int | None,
                  stride: int = 1, axis: int = 0) -> Any:
-    """``operand[..., start:limit:stride]`` along ``axis`` (static; negative counts from the end)."""
+    """``operand[..., start:limit:stride]`` along ``axis`` (static; negative counts from the
+    end)."""
     shape = core.get_aval(operand).shape
     axis = canonicalize_axis(axis, len(shape), "slice_in_dim")
     n = shape[axis]
