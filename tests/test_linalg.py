@@ -7,6 +7,7 @@ through gauge-invariant quantities where LAPACK leaves a sign or phase free
 (eigenvectors and singular vectors up to sign: their absolute values).
 """
 import functools
+import re
 from types import SimpleNamespace as Namespace
 
 import harness
@@ -287,3 +288,56 @@ def test_eig_vectors():
     ref = ref_jit(lambda x, t: jax.jvp(lambda x: jax.lax.linalg.eig(
         x, compute_left_eigenvectors=False, enable_eigvec_derivs=True)[0], (x,), (t,)))(a, t)
     harness.assert_same(out, ref, harness.GRAD_TOL, check_weak=False)
+
+
+def test_lapack_lu_matches_jax_bits():
+    """``lu`` calls LAPACK's getrf in the input's precision, as jax's CPU backend does:
+    the same factors, pivots and permutations, bit for bit (float32, complex64, batched,
+    wide and tall); a transposed view is factored without being overwritten."""
+    for a in [general(40), general(6, (3, 2)), rect(5, 3), rect(3, 5),
+              (general(4) + 1j * general(4)).astype(np.complex64)]:
+        for out, ref in zip(lax.linalg.lu(a), ref_jit(jax.lax.linalg.lu)(a)):
+            harness.assert_same(out, ref, atol=0, rtol=0)
+    a = general(5)
+    view = np.swapaxes(a, 0, 1)
+    lax.linalg.lu(view)
+    np.testing.assert_array_equal(view, a.T)
+
+
+def _count(jaxpr_text, prim):
+    """How many equations of primitive ``prim`` a printed jaxpr has."""
+    return len(re.findall(rf"= {prim}[\[ ]", jaxpr_text))
+
+
+def test_solve_vmap_over_b_factors_once():
+    """Batched right-hand sides with one matrix: one solve with the batch as extra columns
+    (the matrix is factored once), equal to jax.vmap for every batch axis and vector b."""
+    a, b = general(5), RNG.uniform(-1, 1, (7, 5, 3)).astype(F32)
+    for axis in range(3):
+        bb = np.moveaxis(b, 0, axis)
+        f = functools.partial(fungrad.vmap(jnp.linalg.solve, in_axes=(None, axis)), a)
+        ref = ref_jit(jax.vmap(jnp_ref.linalg.solve, in_axes=(None, axis)))
+        harness.assert_same(f(bb), ref(a, bb))
+        jaxpr = str(fungrad.make_jaxpr(f)(bb))
+        assert _count(jaxpr, "solve") == 1 and "5,21]" in jaxpr, jaxpr
+    vec = b[:, :, 0]
+    harness.assert_same(fungrad.vmap(jnp.linalg.solve, in_axes=(None, 0))(a, vec),
+                        ref_jit(jax.vmap(jnp_ref.linalg.solve, in_axes=(None, 0)))(a, vec))
+    g = fungrad.grad(lambda a: fungrad.vmap(jnp.linalg.solve, in_axes=(None, 0))(a, b).sum())
+    g_ref = ref_jit(jax.grad(lambda a: jax.vmap(jnp_ref.linalg.solve, in_axes=(None, 0))(a, b).sum()))
+    harness.assert_same(g(a), g_ref(a), harness.GRAD_TOL)
+
+
+def test_slogdet_shares_one_lu():
+    """slogdet's value and gradient come from one LU factorisation (no solve, no second
+    lu), with jax's gradient, real and complex."""
+    a = general(6)
+    jaxpr = str(fungrad.make_jaxpr(fungrad.value_and_grad(lambda a: jnp.linalg.slogdet(a)[1]))(a))
+    assert _count(jaxpr, "lu") == 1 and _count(jaxpr, "solve") == 0, jaxpr
+    harness.assert_same(fungrad.grad(lambda a: jnp.linalg.slogdet(a)[1])(a),
+                        ref_jit(jax.grad(lambda a: jnp_ref.linalg.slogdet(a)[1]))(a), harness.GRAD_TOL)
+    c = (general(4) + 1j * general(4)).astype(np.complex64)
+    t = (rect(4, 4) + 1j * rect(4, 4)).astype(np.complex64)
+    harness.assert_same(fungrad.jvp(lambda x: tuple(jnp.linalg.slogdet(x)), (c,), (t,)),
+                        ref_jit(lambda c, t: jax.jvp(lambda x: tuple(jnp_ref.linalg.slogdet(x)), (c,), (t,)))(c, t),
+                        harness.GRAD_TOL)

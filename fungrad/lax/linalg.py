@@ -2,11 +2,12 @@
 
 Every primitive works on the last two axes and maps over any leading (batch) axes, so
 its batching rule only moves the batched axis to the front. Implementations call
-NumPy's LAPACK routines, which already loop over leading axes; NumPy has no LU or
-triangular solver, so ``lu`` (recursive, partial pivoting, as LAPACK's ``getrf2``) and
-``triangular_solve`` (recursive blocks down to row substitution) are written here.
-``solve`` (``gesv``) and ``slogdet``, which JAX builds from ``lu``, call NumPy's LAPACK
-routines directly (not part of ``jax.lax.linalg``: they serve ``fungrad.numpy.linalg``).
+NumPy's LAPACK routines, which already loop over leading axes. NumPy has no LU or
+triangular solver: ``lu`` calls LAPACK's ``getrf`` from the OpenBLAS NumPy ships
+(``_lapack.py``), or, without it, factors recursively with partial pivoting as
+``getrf2`` does; ``triangular_solve`` (recursive blocks down to row substitution) is
+written here. ``solve`` calls NumPy's ``gesv`` (not part of ``jax.lax.linalg``: it serves
+``fungrad.numpy.linalg``).
 
 Failures are values, as in JAX: a matrix LAPACK cannot factor (``cholesky`` of a
 matrix that is not positive definite, an ``svd`` or ``eig`` that does not converge)
@@ -28,6 +29,7 @@ from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
+from fungrad.lax._lapack import getrf, trsm
 from fungrad.lax._prim import INEXACT, as_operand, check_dtypes
 from fungrad.lax.dot import dot_general
 from fungrad.lax.elementwise import (abs as _abs, add, complex as _complex, conj, div, eq,
@@ -35,7 +37,7 @@ from fungrad.lax.elementwise import (abs as _abs, add, complex as _complex, conj
                                      sub)
 from fungrad.lax.reductions import argmax, reduce_sum
 from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, convert_element_type,
-                                expand_dims, full, transpose)
+                                expand_dims, full, reshape, transpose)
 from fungrad.lax.slicing import pad, slice as _slice
 from fungrad.lax.sorting import _gather_along, sort
 
@@ -209,6 +211,11 @@ def _solve_lower(xp: Any, a: Any, b: Any, unit: bool) -> Any:
 
 def _triangular_solve_impl(xp, a, b, *, left_side, lower, transpose_a, conjugate_a,
                            unit_diagonal):
+    fits = (a.ndim == b.ndim >= 2 and a.shape[:-2] == b.shape[:-2] and a.shape[-1] == a.shape[-2]
+            == b.shape[-2 if left_side else -1] and a.dtype == b.dtype)
+    if xp is np and trsm is not None and fits:  # BLAS, in a's precision
+        return trsm(a, b, left_side=left_side, lower=lower, transpose_a=transpose_a,
+                    conjugate_a=conjugate_a, unit_diagonal=unit_diagonal)
     # Reduce every case to tril(A) X = B: op(A) = A^T swaps the triangle; X A = B is
     # A^T X^T = B^T; an upper-triangular system is lower triangular in reversed order.
     if conjugate_a:
@@ -386,6 +393,9 @@ def _lu_columns(xp: Any, a: Any, perm: Any, piv: Any, j0: int, j1: int) -> None:
 def _lu_impl(xp, x):
     batch, (m, n) = x.shape[:-2], x.shape[-2:]
     k = min(m, n)
+    if xp is np and getrf is not None and x.size:  # LAPACK, in x's precision
+        lu_, piv = getrf(x)
+        return [lu_, piv, _lu_pivots_to_permutation_impl(xp, piv, permutation_size=m)]
     a = x.reshape((-1, m, n)).copy()
     perm = xp.tile(xp.arange(m, dtype=xp.int32), (a.shape[0], 1))
     piv = xp.zeros((a.shape[0], k), xp.int32)
@@ -486,6 +496,14 @@ def lu_solve(lu: Any, permutation: Any, b: Any, trans: int = 0) -> Any:
 def _lu_pivots_to_permutation_impl(xp, pivots, *, permutation_size):
     k = pivots.shape[-1]
     piv = pivots.reshape((-1, k))
+    if xp is np and piv.shape[0] < k:  # few long pivot rows: swap in Python lists
+        perms = []
+        for row in piv.tolist():
+            perm = list(range(permutation_size))
+            for i, j in enumerate(row):
+                perm[i], perm[j] = perm[j], perm[i]
+            perms.append(perm)
+        return np.array(perms, np.int32).reshape(pivots.shape[:-1] + (permutation_size,))
     perm = xp.tile(xp.arange(permutation_size, dtype=xp.int32), (piv.shape[0], 1))
     rows = xp.arange(piv.shape[0])
     for i in range(k):
@@ -524,28 +542,28 @@ def lu_pivots_to_permutation(pivots: Any, permutation_size: int) -> Any:
 
 # --------------------------------------------------------------------------- solve, slogdet
 #
-# ``jnp.linalg.solve`` and ``slogdet`` need no factors, only LAPACK's answers, which NumPy
-# does expose (``gesv`` and a ``getrf``-based ``slogdet``): as primitives they run several
-# times faster at n = 512 than ``lu`` above (``benchmarks/bench_linalg.py``). Their
-# derivatives are JAX's: ``solve`` is linear in ``b`` (``a^-1 (db - da x)``, transposed by a
-# solve with ``a^T``), ``d log|det a| = tr(a^-1 da)``. NumPy computes float32 inputs in
-# float64 and rounds the result to float32.
-
-_LAPACK = (np.float32, np.float64, np.complex64, np.complex128)
+# ``jnp.linalg.solve`` as one primitive: LAPACK's ``getrf`` and ``trsm`` (``_lapack``, in
+# the input's precision, as JAX), or NumPy's ``gesv`` (which computes float32 in float64)
+# where those are missing. Its derivatives are JAX's: ``solve`` is linear in ``b``
+# (``a^-1 (db - da x)``, transposed by a solve with ``a^T``). Batched over ``b`` only, the
+# batch becomes more right-hand sides of one solve: ``a`` is factored once.
 
 
 def _lapack_solve(xp: Any, a: Any, b: Any) -> Any:
-    """``gesv`` over the batch; an exactly singular matrix (which LAPACK refuses) sends
-    the batch through ``lu`` and the triangular solves, whose zero pivot gives the infs
-    and NaNs JAX gives."""
-    try:
-        return xp.linalg.solve(a, b).astype(b.dtype, copy=False)
-    except xp.linalg.LinAlgError:
-        lu_, _, perm = _lu_impl(xp, a)
-        flags = dict(left_side=True, transpose_a=False, conjugate_a=False)
-        x = _triangular_solve_impl(xp, lu_, xp.take_along_axis(b, perm[..., None], axis=-2),
-                                   lower=True, unit_diagonal=True, **flags)
-        return _triangular_solve_impl(xp, lu_, x, lower=False, unit_diagonal=False, **flags)
+    """As JAX: ``getrf`` and two ``trsm`` in ``a``'s precision where ``_lapack`` found
+    them; otherwise NumPy's ``gesv`` over the batch, and for an exactly singular matrix
+    (which NumPy refuses) ``lu`` and the triangular solves, whose zero pivot gives the
+    infs and NaNs JAX gives."""
+    if xp is not np or getrf is None:
+        try:
+            return xp.linalg.solve(a, b).astype(b.dtype, copy=False)
+        except xp.linalg.LinAlgError:
+            pass
+    lu_, _, perm = _lu_impl(xp, a)
+    flags = dict(left_side=True, transpose_a=False, conjugate_a=False)
+    x = _triangular_solve_impl(xp, lu_, xp.take_along_axis(b, perm[..., None], axis=-2),
+                               lower=True, unit_diagonal=True, **flags)
+    return _triangular_solve_impl(xp, lu_, x, lower=False, unit_diagonal=False, **flags)
 
 
 def _solve_impl(xp, a, b, *, transpose_a):
@@ -583,7 +601,24 @@ def _solve_transpose(ct, a, b, *, transpose_a):
     return [None, solve_p.bind(a, ct, transpose_a=not transpose_a)]
 
 
+def _solve_batch(axis_size, vals, dims, *, transpose_a):
+    """Batched ``b`` with an unbatched ``a``: the batch joins ``b``'s columns (one
+    factorisation of ``a``); otherwise both batch axes move to the front."""
+    (a, b), (a_dim, b_dim) = vals, dims
+    if a_dim is not batching.not_mapped or b_dim is batching.not_mapped:
+        return _batch_leading(solve_p)(axis_size, vals, dims, transpose_a=transpose_a)
+    shape = core.get_aval(b).shape  # batch axis at b_dim, then a's batch, n, k
+    nd = len(shape)
+    rest = [d for d in range(nd) if d != b_dim]
+    cols = transpose(b, tuple(rest[:-1]) + (b_dim, rest[-1]))  # [..., n, B, k]
+    wide = reshape(cols, core.get_aval(cols).shape[:-2] + (axis_size * shape[rest[-1]],))
+    x = solve_p.bind(a, wide, transpose_a=transpose_a)
+    x = reshape(x, core.get_aval(cols).shape)
+    return x, nd - 2
+
+
 solve_p = _linalg_prim("solve", _solve_impl, _solve_abstract)
+batching.def_batch(solve_p, _solve_batch)
 ad.def_jvp(solve_p, _solve_jvp)
 ad.def_transpose(solve_p, _solve_transpose)
 
@@ -600,48 +635,6 @@ def solve(a: Any, b: Any, *, transpose_a: bool = False) -> Any:
            [1.4]], dtype=float32)
     """
     return solve_p.bind(as_operand(a), as_operand(b), transpose_a=bool(transpose_a))
-
-
-def _slogdet_impl(xp, a):
-    sign, logdet = xp.linalg.slogdet(a)
-    return [xp.asarray(sign, a.dtype), xp.asarray(logdet, _real_dtype(a.dtype))]
-
-
-def _slogdet_abstract(a):
-    _check_matrix("slogdet", a)
-    return [ShapedArray(a.shape[:-2], a.dtype), ShapedArray(a.shape[:-2], _real_dtype(a.dtype))]
-
-
-def _slogdet_jvp(primals, tangents):
-    # d log|det a| = Re tr(a^-1 da); the sign's tangent is zero (real) or i Im(tr) sign
-    a, = primals
-    da, = tangents
-    sign, logdet = outs = slogdet_p.bind(a)
-    if type(da) is ad.Zero:
-        return outs, [ad.Zero.from_primal(sign), ad.Zero.from_primal(logdet)]
-    diag = _diag(solve_p.bind(a, da, transpose_a=False))
-    t = reduce_sum(diag, (core.get_aval(diag).ndim - 1,))
-    if not _is_complex(t):
-        return outs, [ad.Zero.from_primal(sign), t]
-    re = real(t)
-    return outs, [mul(sign, sub(t, convert_element_type(re, core.get_aval(t).dtype))), re]
-
-
-slogdet_p = _linalg_prim("slogdet", _slogdet_impl, _slogdet_abstract, lambda: 2)
-ad.def_jvp(slogdet_p, _slogdet_jvp)
-
-
-def slogdet(a: Any) -> list:
-    """``[sign, log|det a|]`` of square matrices ``[..., n, n]`` by LAPACK (``getrf``):
-    the primitive under ``jnp.linalg.slogdet`` and ``det`` (not in ``jax.lax.linalg``).
-    A singular matrix gives sign 0 and ``-inf``.
-
-    >>> import fungrad.numpy as jnp
-    >>> sign, logdet = slogdet(jnp.array([[1., 2.], [3., 4.]]))
-    >>> print(sign, round(float(logdet), 5))
-    -1.0 0.69315
-    """
-    return slogdet_p.bind(as_operand(a))
 
 
 # --------------------------------------------------------------------------- qr

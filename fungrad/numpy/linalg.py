@@ -1,11 +1,12 @@
 """``fungrad.numpy.linalg`` (``jax.numpy.linalg``): norms, the array-API helpers, and the
 decompositions and solvers built on ``fungrad.lax.linalg``.
 
-As in JAX, except that ``solve`` and ``inv`` call LAPACK's ``gesv`` and ``slogdet`` its
-``getrf``-based ``slogdet`` (``lax.linalg.solve``/``slogdet``, primitives with JAX's
-derivatives), where JAX composes an LU factorisation and triangular solves; ``det`` has
-JAX's custom derivative (defined for singular matrices too); ``pinv``, ``lstsq``,
-``matrix_rank``, ``cond`` and the matrix 2-norms come from the SVD.
+As in JAX, except that ``solve`` and ``inv`` call LAPACK's ``gesv`` (``lax.linalg.solve``,
+a primitive with JAX's derivatives), where JAX composes an LU factorisation and
+triangular solves; ``slogdet`` is JAX's: one LU factorisation, whose factors its custom
+derivative reuses; ``det`` has JAX's custom derivative (defined for singular matrices
+too); ``pinv``, ``lstsq``, ``matrix_rank``, ``cond`` and the matrix 2-norms come from the
+SVD.
 """
 from __future__ import annotations
 
@@ -232,6 +233,42 @@ def _lu_sign(lu_: Any, pivots: Any) -> Any:
     return (1 - 2 * (parity % 2)).astype(aval(lu_).dtype)
 
 
+def _slogdet_from_lu(lu_: Any, pivots: Any) -> tuple[Any, Any]:
+    """``(sign, log|det|)`` from LU factors (JAX's formula): the product of ``U``'s
+    diagonal, its sign flipped once per row swap; ``(0, -inf)`` for a zero pivot."""
+    dtype = aval(lu_).dtype
+    diag = _diagonal(lu_, 0, -2, -1)
+    is_zero = _any(diag == 0, axis=-1)
+    abs_diag = lax.abs(diag)
+    sign = _lu_sign(lu_, pivots)
+    if dtype.kind == "c":
+        sign = sign * lax.reduce_prod(diag / abs_diag.astype(dtype), (aval(diag).ndim - 1,))
+    else:
+        sign = sign * (1 - 2 * (count_nonzero(diag < 0, axis=-1) % 2)).astype(dtype)
+    sign = where(is_zero, scalar_like(0, sign), sign)
+    logdet = _sum(lax.log(abs_diag), axis=-1)
+    return sign, where(is_zero, scalar_like(-np.inf, logdet), logdet)
+
+
+@custom_jvp
+def _slogdet(a: Any) -> tuple[Any, Any]:
+    lu_, pivots, _ = lax_linalg.lu(a)
+    return _slogdet_from_lu(lu_, pivots)
+
+
+@_slogdet.defjvp
+def _slogdet_jvp(primals: tuple, tangents: tuple) -> tuple:
+    # d log|det a| = Re tr(a^-1 da), a^-1 da from the primal's LU factors (one factorisation
+    # for the value and the derivative); the sign's tangent is zero (real) or i Im(tr) sign.
+    lu_, pivots, perm = lax_linalg.lu(primals[0])
+    sign, logdet = _slogdet_from_lu(lu_, pivots)
+    t = _trace(lax_linalg.lu_solve(lu_, perm, tangents[0]), 0, -2, -1)
+    if aval(t).dtype.kind != "c":
+        return (sign, logdet), (lax.full_like(sign, 0), t)
+    re = lax.real(t)
+    return (sign, logdet), ((t - re.astype(aval(t).dtype)) * sign, re)
+
+
 def slogdet(a: Any, *, method: str | None = None) -> SlogdetResult:
     """Sign and natural log of the absolute determinant, from the LU factorisation.
 
@@ -244,7 +281,7 @@ def slogdet(a: Any, *, method: str | None = None) -> SlogdetResult:
     _check_square("slogdet", a)
     if method not in (None, "lu"):
         raise ValueError(f"slogdet: unknown method {method!r}; supported: 'lu' (None)")
-    return SlogdetResult(*lax_linalg.slogdet(a))
+    return SlogdetResult(*_slogdet(a))
 
 
 def _cofactor_solve(a: Any, b: Any) -> tuple[Any, Any]:
@@ -272,7 +309,7 @@ def _cofactor_solve(a: Any, b: Any) -> tuple[Any, Any]:
 
 @custom_jvp
 def _det(a: Any) -> Any:
-    sgn, logdet = lax_linalg.slogdet(a)
+    sgn, logdet = _slogdet(a)
     return sgn * lax.exp(logdet).astype(sgn.dtype)
 
 
