@@ -2,7 +2,9 @@
 ``fungrad.nn.functions``, as JAX's are outside its ``scipy``), error functions, ``expit``/``logit``,
 ``xlogy``/``xlog1py``, ``entr``, ``gammaln``/``digamma``/``polygamma``/``betaln``, the
 normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and Beta functions,
-``kl_div``/``rel_entr``, and (from ``_special_series``) ``erfcx``, the modified Bessel
+``kl_div``/``rel_entr``, the Gamma family of ``_special_gamma`` (``gamma``, ``gammasgn``,
+``loggamma``, ``beta``, ``poch``, ``factorial``, ``comb``, ``boxcox``/``boxcox1p``,
+``bernoulli``), and (from ``_special_series``) ``erfcx``, the modified Bessel
 functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta`` (the ``jax.scipy.special``
 API).
 
@@ -27,6 +29,8 @@ from fungrad.numpy._util import (
 )
 from fungrad.numpy._util import where as _where
 from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
+from fungrad.scipy._special_gamma import (bernoulli, beta, boxcox, boxcox1p, comb, factorial,
+                                          gamma, gammasgn, loggamma, poch)
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.api import jvp
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
@@ -358,8 +362,13 @@ def betainc(a: Any, b: Any, x: Any) -> Any:
 
 
 __all__ = [
+    "bernoulli",
+    "beta",
     "betainc",
     "betaln",
+    "boxcox",
+    "boxcox1p",
+    "comb",
     "digamma",
     "entr",
     "erf",
@@ -367,9 +376,12 @@ __all__ = [
     "erfcx",
     "erfinv",
     "expit",
+    "factorial",
+    "gamma",
     "gammainc",
     "gammaincc",
     "gammaln",
+    "gammasgn",
     "i0",
     "i0e",
     "i1",
@@ -377,11 +389,13 @@ __all__ = [
     "kl_div",
     "log_ndtr",
     "log_softmax",
+    "loggamma",
     "logit",
     "logsumexp",
     "multigammaln",
     "ndtr",
     "ndtri",
+    "poch",
     "polygamma",
     "rel_entr",
     "softmax",
