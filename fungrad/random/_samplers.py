@@ -119,11 +119,14 @@ def _uniform(name: str, key: Any, shape: tuple[int, ...], dtype: np.dtype, minva
     if unit_range:  # floats * 1 + 0, exactly
         return floats
     span = lax.sub(maxval, minval)
-    # XLA's CPU code contracts the float32 multiply-add into one rounding (an FMA), and the
-    # float16 one into a float32 FMA rounded once to float16 (bfloat16 and float64: two roundings).
+    # XLA's CPU code contracts the float32 and float64 multiply-adds into one rounding (an
+    # FMA), and the float16 one into a float32 FMA rounded once to float16 (bfloat16: two
+    # roundings).
     if dtype in (np.float32, np.float16):
         f32 = [lax.convert_element_type(x, np.float32) for x in (floats, span, minval)]
         scaled = lax.convert_element_type(xla_fma(*f32), dtype)
+    elif dtype == np.float64:
+        scaled = xla_fma(floats, span, minval)
     else:
         scaled = lax.add(lax.mul(floats, span), minval)
     return lax.max(minval, scaled)
@@ -330,11 +333,11 @@ def _erf_inv(u: Any) -> Any:
 
 
 def _log(x: Any) -> Any:
-    return _in_float32(xla_log, lax.log, x)
+    return _in_float32(xla_log, xla_log, x)  # float64 too: XLA's (the C library's log)
 
 
 def _log1p(x: Any) -> Any:
-    return _in_float32(xla_log1p, lax.log1p, x)
+    return _in_float32(xla_log1p, xla_log1p, x)  # float64 too: XLA's rational approximation
 
 
 def truncated_normal(key: Any, lower: Any, upper: Any, shape: Shape | None = None,

@@ -54,6 +54,47 @@ def fma(xp, a, b, c):
     return s.astype(F32)
 
 
+def _two_sum(x, y):
+    """``(s, e)`` with ``s = fl(x + y)`` and ``x + y = s + e`` exactly (Knuth)."""
+    s = x + y
+    bb = s - x
+    return s, (x - (s - bb)) + (y - bb)
+
+
+_SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's splitting constant for float64
+
+
+def _two_prod(x, y):
+    """``(p, e)`` with ``p = fl(x * y)`` and ``x * y = p + e`` exactly (Dekker), barring
+    overflow and underflow."""
+    p = x * y
+    cx, cy = _SPLIT * x, _SPLIT * y
+    xh, yh = cx - (cx - x), cy - (cy - y)
+    xl, yl = x - xh, y - yh
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def fma64(xp, a, b, c):
+    """``a * b + c`` in float64 rounded once, as XLA's float64 FMAs compute it.
+
+    Boldo and Melquiond's emulation ("Emulation of FMA and correctly rounded sums:
+    proved algorithms using rounding to odd", 2008): the exact product ``uh + ul``, then
+    ``c + ul`` and ``uh + th`` as exact sums, the two low parts added with rounding to odd
+    (a sum with a rounding error and an even last bit moves one step towards the exact
+    value), and one final rounding to nearest. Non-finite or overflowing operands take
+    the plain ``a * b + c``.
+    """
+    a, b, c = (xp.asarray(v, np.float64) for v in (a, b, c))
+    uh, ul = _two_prod(a, b)
+    th, tl = _two_sum(c, ul)
+    vh, vl = _two_sum(uh, th)
+    z, err = _two_sum(tl, vl)
+    even = (xp.asarray(z).view(np.int64) & 1) == 0
+    z = xp.where((err != 0) & even, xp.nextafter(z, xp.copysign(np.inf, err)), z)
+    out = vh + z
+    return xp.where(xp.isfinite(out) & xp.isfinite(uh), out, a * b + c)
+
+
 def _f32(xp, value):
     return xp.asarray(value, F32)
 
@@ -134,12 +175,26 @@ def exp(xp, x):
 _LIBM = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
 _LIBM.powf.restype, _LIBM.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
 _LIBM.tanf.restype, _LIBM.tanf.argtypes = ctypes.c_float, [ctypes.c_float]
+# float64 log and tan: XLA's CPU code calls the C library's (it has its own algorithms
+# for float32 only).
+_LIBM.log.restype, _LIBM.log.argtypes = ctypes.c_double, [ctypes.c_double]
+_LIBM.tan.restype, _LIBM.tan.argtypes = ctypes.c_double, [ctypes.c_double]
 
 
-def _libm(fn: Callable, *args):
-    args = np.broadcast_arrays(*(np.asarray(a, F32) for a in args))
+def _libm(fn: Callable, *args, dtype: np.dtype = F32):
+    args = np.broadcast_arrays(*(np.asarray(a, dtype) for a in args))
     flat = [a.reshape(-1).tolist() for a in args]
-    return np.array(list(map(fn, *flat)), F32).reshape(args[0].shape)
+    return np.array(list(map(fn, *flat)), dtype).reshape(args[0].shape)
+
+
+def tan64(xp, x):
+    """XLA CPU's float64 tangent (the C library's ``tan``)."""
+    return xp.asarray(_libm(_LIBM.tan, x, dtype=np.dtype(np.float64)))
+
+
+def log64(xp, x):
+    """XLA CPU's float64 natural logarithm (the C library's ``log``)."""
+    return xp.asarray(_libm(_LIBM.log, x, dtype=np.dtype(np.float64)))
 
 
 def pow(xp, x, y):  # noqa: A001
@@ -157,14 +212,17 @@ def tan(xp, x):
 # XLA's log1p intrinsic: for |x| < sqrt(2) - 1, x - x**2 / 2 + x**3 * N(x) / D(x) with
 # Cephes' rational approximation (numerator N, denominator D, highest power last);
 # otherwise log(1 + x).
-_LOG1P_N = tuple(np.float32(c) for c in (
-    4.5270000862445199635215e-5, 4.9854102823193375972212e-1, 6.5787325942061044846969e0,
-    2.9911919328553073277375e1, 6.0949667980987787057556e1, 5.7112963590585538103336e1,
-    2.0039553499201281259648e1))
-_LOG1P_D = tuple(np.float32(c) for c in (
-    1.0, 1.5062909083469192043167e1, 8.3047565967967209469434e1, 2.2176239823732856465394e2,
-    3.0909872225312059774938e2, 2.1642788614495947685003e2, 6.0118660497603843919306e1))
-_LOG1P_SMALL = np.float32(0.41421356237309504880)
+_LOG1P_N_64 = (4.5270000862445199635215e-5, 4.9854102823193375972212e-1,
+               6.5787325942061044846969e0, 2.9911919328553073277375e1,
+               6.0949667980987787057556e1, 5.7112963590585538103336e1,
+               2.0039553499201281259648e1)
+_LOG1P_D_64 = (1.0, 1.5062909083469192043167e1, 8.3047565967967209469434e1,
+               2.2176239823732856465394e2, 3.0909872225312059774938e2,
+               2.1642788614495947685003e2, 6.0118660497603843919306e1)
+_LOG1P_SMALL_64 = 0.41421356237309504880
+_LOG1P_N = tuple(np.float32(c) for c in _LOG1P_N_64)
+_LOG1P_D = tuple(np.float32(c) for c in _LOG1P_D_64)
+_LOG1P_SMALL = np.float32(_LOG1P_SMALL_64)
 
 
 def _horner(xp, coeffs, x):
@@ -186,6 +244,27 @@ def log1p(xp, x):
     x2 = xs * xs
     ratio = _horner(xp, _LOG1P_N, xs) / _horner(xp, _LOG1P_D, xs)
     out[small] = xs + ((xs * x2) * ratio - x2 * np.float32(0.5))  # x2 / 2 is exact
+    return out
+
+
+def log1p64(xp, x):
+    """XLA CPU's float64 ``log(1 + x)``: the same Cephes rational approximation as in
+    float32 (its coefficients are Cephes' double-precision ones), with float64 FMAs in
+    the Horner steps, and the C library's ``log(1 + x)`` from ``sqrt(2) - 1`` on."""
+    x = xp.asarray(x, np.float64)
+    small = xp.abs(x) < float(_LOG1P_SMALL_64)
+    xs = xp.where(small, x, 0.0)
+    x2 = xs * xs
+
+    def horner(coeffs):
+        p = xp.full_like(xs, coeffs[0])
+        for c in coeffs[1:]:
+            p = fma64(xp, p, xs, c)
+        return p
+    out_small = xs + ((xs * x2) * (horner(_LOG1P_N_64) / horner(_LOG1P_D_64)) - x2 * 0.5)
+    out = xp.array(out_small, copy=True)
+    if (~small).any():
+        out[~small] = log64(xp, x[~small] + 1.0)
     return out
 
 
@@ -244,10 +323,15 @@ def erf(xp, x):
 _BLOCK = 1 << 15
 
 
-def _blockwise(fn: Callable) -> Callable:
-    """An elementwise impl ``(xp, *args)`` running ``fn`` over blocks of the broadcast operands."""
+def _blockwise(fn: Callable, fn64: Callable | None = None) -> Callable:
+    """An elementwise impl ``(xp, *args)`` running ``fn`` over blocks of the broadcast
+    float32 operands (``fn64`` over float64 ones, where given)."""
     def impl(xp, *args):
         args = [xp.asarray(a) for a in args]
+        dtype = args[0].dtype
+        if dtype == np.float64 and fn64 is not None and all(a.dtype == dtype for a in args):
+            with np.errstate(all="ignore"):
+                return xp.asarray(fn64(xp, *args), dtype)
         if any(a.dtype != F32 for a in args):
             raise TypeError(f"{fn.__name__}: float32 operands expected")
         shape = np.broadcast_shapes(*(a.shape for a in args))
@@ -268,8 +352,8 @@ def _blockwise(fn: Callable) -> Callable:
     return impl
 
 
-def _unary(name: str, fn: Callable, jvp: Callable) -> Callable:
-    prim = elementwise_prim(name, _blockwise(fn), "f")
+def _unary(name: str, fn: Callable, jvp: Callable, fn64: Callable | None = None) -> Callable:
+    prim = elementwise_prim(name, _blockwise(fn, fn64), "f")
     batching.defvectorized(prim)
     ad.defjvp2(prim, jvp)
     return lambda x: prim.bind(x)
@@ -277,15 +361,15 @@ def _unary(name: str, fn: Callable, jvp: Callable) -> Callable:
 
 _SQRT_PI = float(np.sqrt(np.pi))
 
-xla_log = _unary("xla_log", log, lambda t, ans, x: div(t, x))
-xla_log1p = _unary("xla_log1p", log1p, lambda t, ans, x: div(t, add(x, const(x, 1))))
+xla_log = _unary("xla_log", log, lambda t, ans, x: div(t, x), log64)
+xla_log1p = _unary("xla_log1p", log1p, lambda t, ans, x: div(t, add(x, const(x, 1))), log1p64)
 xla_erf = _unary("xla_erf", erf, lambda t, ans, x: mul(mul(const(x, 2 / _SQRT_PI), t),
                                                         lax_exp(mul(const(x, -1), square(x)))))
 xla_erf_inv = _unary("xla_erf_inv", erf_inv,
                      lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, lax_exp(square(ans)))))
 
 xla_exp = _unary("xla_exp", exp, lambda t, ans, x: mul(t, ans))
-xla_tan = _unary("xla_tan", tan, lambda t, ans, x: div(t, square(cos(x))))
+xla_tan = _unary("xla_tan", tan, lambda t, ans, x: div(t, square(cos(x))), tan64)
 
 xla_pow_p = elementwise_prim("xla_pow", _blockwise(pow), "f")
 batching.defbroadcasting(xla_pow_p)
@@ -309,7 +393,7 @@ def xla_pow(x: Any, y: Any) -> Any:
     return xla_pow_p.bind(x, y)
 
 
-xla_fma_p = elementwise_prim("xla_fma", _blockwise(fma), "f")
+xla_fma_p = elementwise_prim("xla_fma", _blockwise(fma, fma64), "f")
 batching.defbroadcasting(xla_fma_p)
 
 
@@ -318,5 +402,5 @@ ad.defjvp(xla_fma_p, _broadcast_term(lambda t, a, b, c: mul(t, b)),
 
 
 def xla_fma(a: Any, b: Any, c: Any) -> Any:
-    """``a * b + c`` in float32 with one rounding (operands broadcast)."""
+    """``a * b + c`` in float32 or float64 with one rounding (operands broadcast)."""
     return xla_fma_p.bind(a, b, c)

@@ -1,0 +1,94 @@
+"""float64 draws with x64 enabled, bit for bit against jax.random (many keys and shapes),
+and the float64 pieces of XLA's CPU math they rest on: the fused multiply-add (rounded
+once), the C library's log and tan, and XLA's rational log1p.
+
+Not bit-exact yet (and so not listed here): float64 normal, truncated_normal and what
+uses them (gamma and its family, t, lognormal, ...), which need XLA's float64 erf_inv.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import jax
+import numpy as np
+import pytest
+
+import fungrad
+import fungrad.random as fr
+from fungrad.random import _xla_math as xm
+
+F64 = np.float64
+SEEDS = [0, 1, 42, 2 ** 40 + 7]
+SHAPES = [(), (3,), (5, 7), (1000,)]
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with jax.enable_x64(True), fungrad.enable_x64(True):
+        yield
+
+
+def assert_bits_equal(fg, ref):
+    a, b = np.asarray(fg), np.asarray(ref)
+    assert a.shape == b.shape and a.dtype == b.dtype == F64, (a.shape, b.shape, a.dtype, b.dtype)
+    np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+SAMPLERS = {
+    "uniform": lambda m, k, s: m.uniform(k, s, F64),
+    "uniform_range": lambda m, k, s: m.uniform(k, s, F64, -2.5, 3.25),
+    "exponential": lambda m, k, s: m.exponential(k, s, F64),
+    "laplace": lambda m, k, s: m.laplace(k, s, F64),
+    "gumbel": lambda m, k, s: m.gumbel(k, s, F64),
+    "gumbel_high": lambda m, k, s: m.gumbel(k, s, F64, mode="high"),
+    "logistic": lambda m, k, s: m.logistic(k, s, F64),
+    "cauchy": lambda m, k, s: m.cauchy(k, s, F64),
+    "rayleigh": lambda m, k, s: m.rayleigh(k, 2.0, s, F64),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_float64_draws_bit_exact(name):
+    draw = SAMPLERS[name]
+    ref = jax.jit(lambda k: draw(jax.random, k, (50_000,)))
+    assert_bits_equal(draw(fr, fr.PRNGKey(7), (50_000,)), ref(jax.random.PRNGKey(7)))
+    for seed in SEEDS:
+        for shape in SHAPES:
+            assert_bits_equal(draw(fr, fr.PRNGKey(seed), shape),
+                              draw(jax.random, jax.random.PRNGKey(seed), shape))
+
+
+def test_float64_draws_under_jit_and_vmap():
+    keys = fr.split(fr.PRNGKey(3), 4)
+    out = fungrad.jit(fungrad.vmap(lambda k: fr.exponential(k, (6,), F64)))(keys)
+    ref = jax.vmap(lambda k: jax.random.exponential(k, (6,), F64))(jax.random.split(jax.random.PRNGKey(3), 4))
+    assert_bits_equal(out, ref)
+
+
+def test_fma64_rounds_once():
+    """Against exact rational arithmetic, including products cancelled by ``c``."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(4000), rng.standard_normal(4000)
+    c = np.concatenate([rng.standard_normal(2000), -(a[2000:] * b[2000:])])
+    c[-1000:] = np.nextafter(c[-1000:], 0)
+    out = xm.fma64(np, a, b, c)
+    exact = [float(Fraction(x) * Fraction(y) + Fraction(z)) for x, y, z in zip(a, b, c)]
+    np.testing.assert_array_equal(out, exact)
+    assert_bits_equal(out, jax.jit(lambda a, b, c: a * b + c)(a, b, c))  # XLA contracts it
+
+
+def test_log_log1p_tan64_match_xla():
+    u = np.asarray(jax.random.uniform(jax.random.PRNGKey(1), (20_000,), F64))
+    assert_bits_equal(fungrad.jit(xm.xla_log1p)(-u), jax.jit(jax.lax.log1p)(-u))
+    assert_bits_equal(fungrad.jit(xm.xla_log1p)(u * 3), jax.jit(jax.lax.log1p)(u * 3))
+    assert_bits_equal(fungrad.jit(xm.xla_log)(u + 1e-300), jax.jit(jax.lax.log)(u + 1e-300))
+    assert_bits_equal(fungrad.jit(xm.xla_tan)(u * 3 - 1.5), jax.jit(jax.lax.tan)(u * 3 - 1.5))
+
+
+def test_float64_gradients():
+    g = fungrad.grad(lambda lo: fr.uniform(fr.PRNGKey(0), (5,), F64, lo, 2.0).sum())(0.5)
+    g_ref = jax.grad(lambda lo: jax.random.uniform(jax.random.PRNGKey(0), (5,), F64, lo, 2.0).sum())(0.5)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), rtol=1e-12)
+    x = np.array([0.1, 0.5, 2.0])
+    np.testing.assert_allclose(np.asarray(fungrad.vmap(fungrad.grad(xm.xla_log1p))(x)), 1 / (1 + x),
+                               rtol=1e-15)
