@@ -549,12 +549,16 @@ def lu_pivots_to_permutation(pivots: Any, permutation_size: int) -> Any:
 # batch becomes more right-hand sides of one solve: ``a`` is factored once.
 
 
+_LAPACK_MIN = 64  # smaller systems: NumPy's gesv
+
+
 def _lapack_solve(xp: Any, a: Any, b: Any) -> Any:
     """As JAX: ``getrf`` and two ``trsm`` in ``a``'s precision where ``_lapack`` found
-    them; otherwise NumPy's ``gesv`` over the batch, and for an exactly singular matrix
-    (which NumPy refuses) ``lu`` and the triangular solves, whose zero pivot gives the
-    infs and NaNs JAX gives."""
-    if xp is not np or getrf is None:
+    them and the matrices are large (one ``ctypes`` call per matrix costs more than
+    NumPy's batched loop below ``_LAPACK_MIN``); otherwise NumPy's ``gesv`` over the batch,
+    and for an exactly singular matrix (which NumPy refuses) ``lu`` and the triangular
+    solves, whose zero pivot gives the infs and NaNs JAX gives."""
+    if xp is not np or getrf is None or a.shape[-1] < _LAPACK_MIN:
         try:
             return xp.linalg.solve(a, b).astype(b.dtype, copy=False)
         except xp.linalg.LinAlgError:
