@@ -8,11 +8,13 @@ small enough to stay in the L2 cache, so each operand is read from memory once
 and the intermediates never leave the cache.
 
 The block body is ordinary generated code (``codegen.compile_function`` of the group
-with block-sized types): its intermediates live in its arena, its result is written
-into the block of the output. Operands are viewed as ``(rows, *rest)``: the result's
-leading axes are merged into rows and split into blocks, and an operand either
-spans those axes (it is sliced with the block) or is broadcast along all of them
-(it is passed whole, e.g. a bias row or a scalar).
+with block-sized types): its intermediates live in its arena, its results are written
+into the blocks of the outputs. A group whose intermediates are also read after it (see
+``fusion``: a forward pass's values saved for the backward pass, an optimiser's new
+state) writes them too, in the same pass (``fused_blocks_outs``, several results).
+Operands are viewed as ``(rows, *rest)``: the result's leading axes are merged into rows
+and split into blocks, and an operand either spans those axes (it is sliced with the
+block) or is broadcast along all of them (it is passed whole, e.g. a bias row or a scalar).
 
 Blocks pay ~0.5 µs of Python per op, so groups over results smaller than
 ``MIN_SIZE`` elements stay unfused (``benchmarks/bench_jit.py --fusion`` measures
@@ -33,8 +35,11 @@ BLOCK_ELEMS = 16384   # elements of the result per block (64 KiB of float32)
 MIN_SIZE = 1 << 20    # results smaller than this stay unfused
 
 
-# The kernel writes its output after reading each block of its operands: never in place.
+# The kernel writes its outputs after reading each block of its operands: never in place.
 fused_blocks_p = kernel_primitive("fused_blocks", out="separate")
+# A group some of whose intermediates are read after it: one pass writes them all.
+fused_blocks_outs_p = kernel_primitive("fused_blocks_outs", out="separate",
+                                       multiple_results=True)
 
 
 def fusible(eqn: JaxprEqn) -> bool:
@@ -51,11 +56,11 @@ def same_group(eqn: JaxprEqn, root: JaxprEqn) -> bool:
     return eqn.outvars[0].aval.shape == root.outvars[0].aval.shape
 
 
-def build(eqns: list[JaxprEqn], xp: Any) -> list[JaxprEqn] | None:
-    """The ``fused_blocks`` equation computing the group (root last), or None when its
-    operands do not block (or the result is a single block)."""
-    root = eqns[-1].outvars[0]
-    shape = root.aval.shape
+def build(eqns: list[JaxprEqn], outs: list[Var], xp: Any) -> list[JaxprEqn] | None:
+    """The equation computing the group (root last) and its results ``outs`` (the root's
+    last): ``fused_blocks`` for the root alone, ``fused_blocks_outs`` for several; None
+    when its operands do not block (or the result is a single block)."""
+    shape = eqns[-1].outvars[0].aval.shape
     produced = {e.outvars[0] for e in eqns}
     inputs: list[Var] = []
     for e in eqns:
@@ -69,13 +74,17 @@ def build(eqns: list[JaxprEqn], xp: Any) -> list[JaxprEqn] | None:
     if rows < 2 * step:
         return None
     spans = [p[:split] == shape[:split] for p in padded]
-    body = _block_body(eqns, inputs, padded, spans, split, step, xp)
-    tail = _block_body(eqns, inputs, padded, spans, split, rows % step, xp) if rows % step \
-        else None
+    body = _block_body(eqns, outs, inputs, padded, spans, split, step, xp)
+    tail = _block_body(eqns, outs, inputs, padded, spans, split, rows % step, xp) \
+        if rows % step else None
     views = [((rows,) if s else ()) + p[split:] for p, s in zip(padded, spans)]
-    kernel = _kernel(xp, shape, root.aval.dtype, (rows, *rest), views, spans, step, body, tail)
-    return [JaxprEqn(fused_blocks_p, list(inputs), [root], {"kernel": kernel,
-                                                            "n_ops": len(eqns)})]
+    kernel = _kernel(xp, shape, [v.aval.dtype for v in outs], (rows, *rest), views, spans,
+                     step, body, tail)
+    if len(outs) == 1:
+        prim, kernel = fused_blocks_p, _single(kernel)
+    else:
+        prim = fused_blocks_outs_p
+    return [JaxprEqn(prim, list(inputs), list(outs), {"kernel": kernel, "n_ops": len(eqns)})]
 
 
 def _split_axis(shape: tuple, padded: list[tuple]) -> int:
@@ -86,9 +95,10 @@ def _split_axis(shape: tuple, padded: list[tuple]) -> int:
     return 0
 
 
-def _block_body(eqns: list[JaxprEqn], inputs: list[Var], padded: list[tuple], spans: list[bool],
-                split: int, rows: int, xp: Any) -> Callable:
-    """The group compiled for blocks of ``rows`` rows: ``body(*operand_blocks, out_block)``."""
+def _block_body(eqns: list[JaxprEqn], outs: list[Var], inputs: list[Var], padded: list[tuple],
+                spans: list[bool], split: int, rows: int, xp: Any) -> Callable:
+    """The group compiled for blocks of ``rows`` rows:
+    ``body(*operand_blocks, *out_blocks)``, one out block per result in ``outs``."""
     env: dict[Var, Var] = {}
     for v, p, s in zip(inputs, padded, spans):
         env[v] = Var(ShapedArray(((rows,) if s else ()) + p[split:], v.aval.dtype))
@@ -98,25 +108,35 @@ def _block_body(eqns: list[JaxprEqn], inputs: list[Var], padded: list[tuple], sp
         env[out] = Var(ShapedArray((rows, *out.aval.shape[split:]), out.aval.dtype))
         new_eqns.append(JaxprEqn(e.primitive, [env.get(a, a) if type(a) is Var else a
                                                for a in e.invars], [env[out]], e.params))
-    jaxpr = Jaxpr([], [env[v] for v in inputs], [env[eqns[-1].outvars[0]]], new_eqns)
+    jaxpr = Jaxpr([], [env[v] for v in inputs], [env[v] for v in outs], new_eqns)
     body, _ = compile_function(ClosedJaxpr(jaxpr, []), None, xp, "block", out_args=True)
     return body
 
 
-def _kernel(xp: Any, shape: tuple, dtype: np.dtype, rows_shape: tuple, views: list[tuple],
-            spans: list[bool], step: int, body: Callable, tail: Callable | None) -> Callable:
+def _kernel(xp: Any, shape: tuple, dtypes: list[np.dtype], rows_shape: tuple,
+            views: list[tuple], spans: list[bool], step: int, body: Callable,
+            tail: Callable | None) -> Callable:
+    """``blocked(*operands, out=None) -> list of results``: ``out`` holds a buffer (or
+    None) per result; a missing or non-contiguous one is allocated."""
     rows = rows_shape[0]
     end = rows - rows % step
 
     def blocked(*xs, out=None):
-        if out is None or not out.flags.c_contiguous:  # a view of it must be the output
-            out = xp.empty(shape, dtype)
-        o = out.reshape(rows_shape)
+        outs = [o if o is not None and o.flags.c_contiguous else xp.empty(shape, dtype)
+                for o, dtype in zip(out or (None,) * len(dtypes), dtypes)]
+        rows_of = [o.reshape(rows_shape) for o in outs]  # views of them must be the outputs
         vs = [x.reshape(v) for x, v in zip(xs, views)]
         for lo in range(0, end, step):
             hi = lo + step
-            body(*[v[lo:hi] if s else v for v, s in zip(vs, spans)], o[lo:hi])
+            body(*[v[lo:hi] if s else v for v, s in zip(vs, spans)], *[o[lo:hi] for o in rows_of])
         if tail is not None:
-            tail(*[v[end:] if s else v for v, s in zip(vs, spans)], o[end:])
-        return out
+            tail(*[v[end:] if s else v for v, s in zip(vs, spans)], *[o[end:] for o in rows_of])
+        return outs
+    return blocked
+
+
+def _single(kernel: Callable) -> Callable:
+    """The kernel of a group with one result: ``blocked(*operands, out=None) -> result``."""
+    def blocked(*xs, out=None):
+        return kernel(*xs, out=(out,))[0]
     return blocked

@@ -4,7 +4,8 @@ The generated function takes the backend buffers of the jaxpr's inputs and
 returns a list of output buffers. Each equation is one line calling its
 lowering (see ``lowering``): no per-equation interpretation, no ``Array``
 wrapping, no abstract evaluation at run time. The memory plan (``memory``)
-adds ``out=`` buffers and ``del`` statements. Set ``FUNGRAD_PRINT_CODE=1`` to
+adds ``out=`` buffers and ``del`` statements; a lowering of a primitive with
+several results gets its ``out`` as a list (a name or None per result), or None. Set ``FUNGRAD_PRINT_CODE=1`` to
 print every generated function.
 """
 from __future__ import annotations
@@ -88,7 +89,13 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
     def atom(a: Any, shape: tuple = ()) -> str:
         return ctx.literal(a, shape) if type(a) is Literal else names[a]
 
-    plan = plan_memory(j, donated, lowering_for)
+    out_params = [f"_out{k}" for k in range(len(j.outvars))] if out_args else []
+    written: dict[Var, str] = {}  # output variable -> the out argument its equation fills
+    for k, v in enumerate(j.outvars if out_args else ()):
+        if type(v) is Var and v not in written and v not in j.invars:
+            written[v] = out_params[k]
+    plan = plan_memory(j, donated, lowering_for, written)
+    filled: set[str] = set()
     lines = []
     slot_names = [_py_name(namer(Var(a))) for a in plan.slots]
     if slot_names:  # take an arena (a list of persistent buffers), give it back at the end
@@ -98,30 +105,30 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
         lines.append(f"{', '.join(slot_names)}, = _arena")
     if plan.rings:
         ring = ctx.const(_OutputRing(xp, plan.rings).take, "ring")
-    out_params = [f"_out{k}" for k in range(len(j.outvars))] if out_args else []
-    written: dict[Var, str] = {}  # output variable -> the out argument its equation fills
-    filled: set[str] = set()
-    for k, v in enumerate(j.outvars if out_args else ()):
-        if type(v) is Var and v not in written and v not in j.invars:
-            written[v] = out_params[k]
     for i, eqn in enumerate(j.eqns):
         low = lowering_for(eqn)
         out_aval = eqn.outvars[0].aval if eqn.outvars else None
         small = low.elementwise and out_aval is not None and 0 < out_aval.size <= PREBROADCAST_MAX
         args = [atom(a, out_aval.shape if small else ()) for a in eqn.invars]
+        out_names = []  # where each result is written (None: the lowering allocates it)
         for v in eqn.outvars:
             names[v] = _py_name(namer(v))
-        target = plan.out_buffer.get(i)
-        out_name = names[target] if target is not None else None
-        if i in plan.arena:
-            out_name = slot_names[plan.arena[i]]
-        elif i in plan.recycled:
-            out_name = f"{ring}({plan.recycled[i]})"
-        direct = len(eqn.outvars) == 1 and written.get(eqn.outvars[0])
-        if direct and low.out in ("any", "separate"):
-            out_name = direct
-            filled.add(direct)
-        expr = low.rule(ctx, eqn, args, out_name)
+            target = plan.out_buffer.get(v)
+            out_name = names[target] if target is not None else None
+            if v in plan.arena:
+                out_name = slot_names[plan.arena[v]]
+            elif v in plan.recycled:
+                out_name = f"{ring}({plan.recycled[v]})"
+            direct = written.get(v)
+            if direct and low.out in ("any", "separate"):
+                out_name = direct
+                filled.add(direct)
+            out_names.append(out_name)
+        if eqn.primitive.multiple_results:  # a list of names, one per result (or None)
+            out_arg = out_names if any(out_names) else None
+        else:
+            out_arg = out_names[0] if out_names else None
+        expr = low.rule(ctx, eqn, args, out_arg)
         outs = [names[v] for v in eqn.outvars]
         if not eqn.primitive.multiple_results:
             lines.append(f"{outs[0]} = {expr}")

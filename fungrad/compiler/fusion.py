@@ -122,16 +122,24 @@ def _cpu_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
         return _group_fuse(closed, _fusible, lambda eqn, root: True, _build_kernels)
     if chosen == "blocked":
         return _group_fuse(closed, blocked.fusible, blocked.same_group,
-                           lambda eqns: blocked.build(eqns, np))
+                           lambda eqns, outs: blocked.build(eqns, outs, np),
+                           several_outputs=True)
     return closed
 
 
 def _group_fuse(closed: ClosedJaxpr, fusible: Callable[[JaxprEqn], bool],
                 same_group: Callable[[JaxprEqn, JaxprEqn], bool],
-                build: Callable[[list[JaxprEqn]], list[JaxprEqn] | None]) -> ClosedJaxpr:
+                build: Callable[..., list[JaxprEqn] | None],
+                several_outputs: bool = False) -> ClosedJaxpr:
     """Replace each group of at least ``FUSE_MIN_OPS`` fusible equations by ``build(group)``
-    (emitted where the group's root was; None keeps the group unfused)."""
+    (emitted where the group's root was; None keeps the group unfused).
+
+    With ``several_outputs`` a group may also hand back values computed inside it that
+    are used after it (a forward pass's intermediates saved for the backward pass, an
+    optimiser's new state beside the new parameters): ``build(group, outs)`` gets those
+    values in program order, the root's result last."""
     j = closed.jaxpr
+    position = {id(eqn): k for k, eqn in enumerate(j.eqns)}
     consumers: dict[Var, list[JaxprEqn]] = {}
     for eqn in j.eqns:
         for a in eqn.invars:
@@ -139,16 +147,27 @@ def _group_fuse(closed: ClosedJaxpr, fusible: Callable[[JaxprEqn], bool],
                 consumers.setdefault(a, []).append(eqn)
     outputs = {a for a in j.outvars if type(a) is Var}
     # Walking backwards, a fusible equation joins the group of its consumers when they
-    # are all fusible and all in one group; otherwise it roots a group of its own.
+    # are all fusible and all in one group; otherwise it roots a group of its own. With
+    # several outputs it joins the first emitted group among its consumers' when every
+    # other consumer runs after that group (a group runs where its root was).
     group: dict[int, JaxprEqn] = {}
+
+    def runs_at(eqn: JaxprEqn) -> int:
+        return position[id(group.get(id(eqn), eqn))]
     for eqn in reversed(j.eqns):
         if not fusible(eqn):
             continue
         out = eqn.outvars[0]
         users = consumers.get(out, ())
-        roots = {id(group[id(c)]) if id(c) in group else None for c in users}
-        root = group.get(id(users[0])) if users else None
-        joins = out not in outputs and len(roots) == 1 and root is not None
+        if several_outputs:
+            roots = [group[id(c)] for c in users if id(c) in group]
+            root = min(roots, key=runs_at) if roots else None
+            joins = root is not None and all(
+                group.get(id(c)) is root or runs_at(c) > runs_at(root) for c in users)
+        else:
+            roots = {id(group[id(c)]) if id(c) in group else None for c in users}
+            root = group.get(id(users[0])) if users else None
+            joins = out not in outputs and len(roots) == 1 and root is not None
         group[id(eqn)] = root if joins and same_group(eqn, root) else eqn
     members: dict[int, list[JaxprEqn]] = {}
     for eqn in j.eqns:
@@ -160,9 +179,21 @@ def _group_fuse(closed: ClosedJaxpr, fusible: Callable[[JaxprEqn], bool],
             new_eqns.append(eqn)
         elif group[id(eqn)] is eqn:  # a root: emit its whole group here
             eqns = members[id(eqn)]
-            fused = build(eqns) if len(eqns) >= FUSE_MIN_OPS else None
+            fused = None
+            if len(eqns) >= FUSE_MIN_OPS and several_outputs:
+                fused = build(eqns, _group_outputs(eqns, consumers, outputs))
+            elif len(eqns) >= FUSE_MIN_OPS:
+                fused = build(eqns)
             new_eqns.extend(fused if fused is not None else eqns)
     return ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.outvars, new_eqns), closed.consts)
+
+
+def _group_outputs(eqns: list[JaxprEqn], consumers: dict[Var, list[JaxprEqn]],
+                   outputs: set[Var]) -> list[Var]:
+    """The results of a group read after it: by equations outside it or as program outputs."""
+    inside = {id(e) for e in eqns}
+    return [e.outvars[0] for e in eqns if e is eqns[-1] or e.outvars[0] in outputs
+            or any(id(c) not in inside for c in consumers.get(e.outvars[0], ()))]
 
 
 # numexpr limits: operands per kernel and expression length. A value used twice

@@ -48,19 +48,23 @@ def declare_compiled_only(prim: Primitive) -> None:
     batching.def_no_batch(prim, reason)
 
 
-def kernel_primitive(name: str, out: str) -> Primitive:
+def kernel_primitive(name: str, out: str, multiple_results: bool = False) -> Primitive:
     """A primitive that exists only inside compiled executables: its ``kernel`` param (a
     generated function taking the operands and an optional ``out=``) does the work. The
-    fusion strategies make their fused groups with it; ``out`` is as in ``def_lowering``."""
-    prim = Primitive(name)
+    fusion strategies make their fused groups with it; ``out`` is as in ``def_lowering``.
+    With ``multiple_results`` the kernel returns a list and its ``out=`` is a tuple holding
+    a buffer (or None) per result."""
+    prim = Primitive(name, multiple_results=multiple_results)
     prim.def_impl(lambda xp, *args, kernel, **params: kernel(*args))
 
     def abstract(*avals: Any, **params: Any) -> None:
         raise TypeError(f"{name} only exists inside compiled executables")
     prim.def_abstract_eval(abstract)
 
-    def lower(ctx: Any, eqn: JaxprEqn, args: list[str], out_name: str | None) -> str:
+    def lower(ctx: Any, eqn: JaxprEqn, args: list[str], out_name: str | list | None) -> str:
         kernel = ctx.const(eqn.params["kernel"], name)
+        if isinstance(out_name, list):
+            out_name = f"({''.join(f'{o}, ' for o in out_name)[:-1]})"
         return f"{kernel}({', '.join(args)}{', out=' + out_name if out_name else ''})"
     def_lowering(prim, lower, fresh=True, out=out)
     declare_compiled_only(prim)

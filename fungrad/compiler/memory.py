@@ -32,7 +32,7 @@ The plan is computed once per executable from the jaxpr:
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Collection, NamedTuple, Sequence
 
 from fungrad._core.core import Jaxpr, JaxprEqn, ShapedArray, Var
 from fungrad._core.lowering import Lowering
@@ -49,14 +49,15 @@ RECYCLE_MIN_BYTES = 128 * 1024
 
 
 class MemoryPlan(NamedTuple):
-    """Where each equation's result goes and when buffers are freed, per equation index
-    (``plan_memory``'s answer, read by ``codegen``)."""
+    """Where each result goes and when buffers are freed (``plan_memory``'s answer, read by
+    ``codegen``). Results are keyed by their variable, so an equation with several results
+    (a multi-output fused kernel) gets a buffer for each."""
 
-    out_buffer: dict[int, Var]          # equation index -> dead buffer its result goes into
+    out_buffer: dict[Var, Var]          # result -> dead buffer it is written into
     free_after: dict[int, list[Var]]    # equation index -> variables to delete after it
-    arena: dict[int, int]               # equation index -> arena slot its result goes into
+    arena: dict[Var, int]               # result -> arena slot it is written into
     slots: list[ShapedArray]            # type of each arena slot
-    recycled: dict[int, int]            # equation index -> output ring its result comes from
+    recycled: dict[Var, int]            # result -> output ring its buffer comes from
     rings: list[ShapedArray]            # type of each output ring
 
 
@@ -72,8 +73,13 @@ def _recyclable(v: Var) -> bool:
 
 
 def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
-                lowering_of: Callable[[JaxprEqn], Lowering]) -> MemoryPlan:
-    """Decide buffer reuse and freeing for ``jaxpr`` (see the module docstring)."""
+                lowering_of: Callable[[JaxprEqn], Lowering],
+                written: Collection[Var] = ()) -> MemoryPlan:
+    """Decide buffer reuse and freeing for ``jaxpr`` (see the module docstring).
+
+    ``written``: outputs that an out-capable lowering writes straight into a buffer of the
+    caller (``codegen``'s ``out_args``, as a block body writes its output blocks). Their
+    buffers are not the executable's: never planned, reused or taken from the arena."""
     eqns = jaxpr.eqns
     end = len(eqns)
     last_use: dict[Var, int] = {}
@@ -101,9 +107,10 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
     lowerings = [lowering_of(eqn) for eqn in eqns]
     for eqn, low in zip(eqns, lowerings):
         if low.fresh:
+            direct = low.out in ("any", "separate")
             for o in eqn.outvars:
                 roots[o] = frozenset((o,))
-                if _recyclable(o):
+                if _recyclable(o) and not (direct and o in written):
                     owned[o] = None
         else:
             shared = frozenset().union(*[roots[a] for a in eqn.invars if type(a) is Var])
@@ -125,63 +132,63 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
                 if type(a) is Var:
                     escaping |= roots[a]
 
-    # Reuse: walk forward with a pool of dead owned buffers. An escaping result may
-    # take over an operand dying here but not a pooled buffer (that one stays free
-    # for results that can live in the arena).
-    out_buffer: dict[int, Var] = {}
+    # Reuse: walk forward with a pool of dead owned buffers, one for each result of an
+    # out-capable lowering. An escaping result may take over an operand dying here but not
+    # a pooled buffer (that one stays free for results that can live in the arena).
+    out_buffer: dict[Var, Var] = {}
     taken_at: dict[Var, int] = {}
     pool: dict[tuple, list[Var]] = {}
     dying: dict[int, list[Var]] = {}
     for r in owned:
         dying.setdefault(group_end[r], []).append(r)
     for i, (eqn, low) in enumerate(zip(eqns, lowerings)):
-        target = None
-        out = eqn.outvars[0] if len(eqn.outvars) == 1 else None
-        if low.out in ("any", "separate") and out in owned:
-            target = _pick_buffer(eqn, i, owned, roots, group_end,
-                                  pool if out not in escaping else {}, low.out == "any")
-        elif isinstance(low.out, int) and out is not None:
-            x = eqn.invars[low.out]
+        for out in eqn.outvars if low.out in ("any", "separate") else ():
+            if out in owned:
+                target = _pick_buffer(eqn, out, i, owned, roots, group_end, taken_at,
+                                      pool if out not in escaping else {}, low.out == "any")
+                if target is not None:
+                    out_buffer[out] = target
+                    taken_at[target] = i
+        if isinstance(low.out, int) and len(eqn.outvars) == 1:
+            out, x = eqn.outvars[0], eqn.invars[low.out]
             if type(x) is Var and x in owned and group_end[x] == i and \
                     x.aval == out.aval.update(weak_type=x.aval.weak_type) and \
                     not _aliased_by_others(x, eqn, roots):
-                target = x
-        if target is not None:
-            out_buffer[i] = target
-            taken_at[target] = i
+                out_buffer[out] = x
+                taken_at[x] = i
         for r in dying.get(i, ()):
             if r not in taken_at:
                 pool.setdefault(_key(r), []).append(r)
 
     # Arena: a buffer allocated by an out-capable lowering, none of whose successive
-    # values escapes, becomes a slot.
-    lineage: dict[Var, int] = {}   # variable -> index of the equation allocating its buffer
-    escapes: set[int] = set()
-    for i, (eqn, low) in enumerate(zip(eqns, lowerings)):
-        if len(eqn.outvars) != 1 or eqn.outvars[0] not in owned:
-            continue
-        out = eqn.outvars[0]
-        target = out_buffer.get(i)
-        start = lineage.get(target, -1) if target is not None else \
-            (i if low.out in ("any", "separate") else -1)
-        lineage[out] = start
-        if out in escaping:
-            escapes.add(start)
-    arena: dict[int, int] = {}
+    # values escapes, becomes a slot. A buffer is named by the result it was allocated for
+    # (its *origin*); None: one that cannot be planned (allocated by any other lowering).
+    lineage: dict[Var, Var | None] = {}   # result -> origin of its buffer
+    escapes: set[Var | None] = set()
+    for eqn, low in zip(eqns, lowerings):
+        allocates = low.out in ("any", "separate")
+        for out in eqn.outvars:
+            if out not in owned or not allocates and len(eqn.outvars) != 1:
+                continue
+            target = out_buffer.get(out)
+            origin = lineage.get(target) if target is not None else (out if allocates else None)
+            lineage[out] = origin
+            if out in escaping:
+                escapes.add(origin)
+    origins = [o for o in dict.fromkeys(lineage.values()) if o is not None]  # program order
+    arena: dict[Var, int] = {}
     slots: list[ShapedArray] = []
     arena_bytes = 0
-    for i in sorted(set(lineage.values()) - escapes - {-1}):
-        out = eqns[i].outvars[0]
-        if arena_bytes + _nbytes(out) <= ARENA_MAX_BYTES:
-            arena[i] = len(slots)
+    for out in origins:
+        if out not in escapes and arena_bytes + _nbytes(out) <= ARENA_MAX_BYTES:
+            arena[out] = len(slots)
             slots.append(out.aval)
             arena_bytes += _nbytes(out)
-    recycled: dict[int, int] = {}
+    recycled: dict[Var, int] = {}
     rings: list[ShapedArray] = []
-    for i in sorted(escapes - {-1}):
-        out = eqns[i].outvars[0]
-        if _nbytes(out) >= RECYCLE_MIN_BYTES:
-            recycled[i] = len(rings)
+    for out in origins:
+        if out in escapes and _nbytes(out) >= RECYCLE_MIN_BYTES:
+            recycled[out] = len(rings)
             rings.append(out.aval)
 
     # Freeing: owned roots go when taken or when their group dies; others at last use.
@@ -206,14 +213,14 @@ def _aliased_by_others(x: Var, eqn: JaxprEqn, roots: dict) -> bool:
     return any(type(a) is Var and a is not x and x in roots[a] for a in eqn.invars)
 
 
-def _pick_buffer(eqn: JaxprEqn, i: int, owned: dict, roots: dict, group_end: dict,
-                 pool: dict, operands: bool) -> Var | None:
-    """A dead owned buffer for ``eqn``'s result: an operand dying here, read and written
-    at the same positions (when ``operands``), or one from the pool."""
-    out = eqn.outvars[0]
+def _pick_buffer(eqn: JaxprEqn, out: Var, i: int, owned: dict, roots: dict, group_end: dict,
+                 taken_at: dict, pool: dict, operands: bool) -> Var | None:
+    """A dead owned buffer for ``out``, a result of ``eqn`` (equation ``i``): an operand
+    dying here that no other result took, read and written at the same positions (when
+    ``operands``), or one from the pool."""
     for x in eqn.invars if operands else ():
-        if type(x) is Var and x in owned and group_end[x] == i and _key(x) == _key(out) \
-                and not _aliased_by_others(x, eqn, roots):
+        if type(x) is Var and x in owned and group_end[x] == i and x not in taken_at \
+                and _key(x) == _key(out) and not _aliased_by_others(x, eqn, roots):
             return x
     free = pool.get(_key(out))
     return free.pop() if free else None
