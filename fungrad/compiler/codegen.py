@@ -5,8 +5,8 @@ returns a list of output buffers. Each equation is one line calling its
 lowering (see ``lowering``): no per-equation interpretation, no ``Array``
 wrapping, no abstract evaluation at run time. The memory plan (``memory``)
 adds ``out=`` buffers and ``del`` statements; a lowering of a primitive with
-several results gets its ``out`` as a list (a name or None per result), or None. Set ``FUNGRAD_PRINT_CODE=1`` to
-print every generated function.
+several results gets its ``out`` as a list (a name or None per result), or None.
+Set ``FUNGRAD_PRINT_CODE=1`` to print every generated function.
 """
 from __future__ import annotations
 
