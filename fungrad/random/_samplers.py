@@ -329,7 +329,7 @@ def _in_float32(xla_fn: Any, lax_fn: Any, x: Any) -> Any:
 
 
 def _erf_inv(u: Any) -> Any:
-    return _in_float32(xla_erf_inv, lax.erf_inv, u)
+    return _in_float32(xla_erf_inv, xla_erf_inv, u)  # float64 too: Giles' polynomials
 
 
 def _log(x: Any) -> Any:
@@ -360,8 +360,8 @@ def truncated_normal(key: Any, lower: Any, upper: Any, shape: Shape | None = Non
     sqrt2 = _const(np.sqrt(2), dtype)
     # XLA rewrites the division by the constant sqrt(2) as a product with its reciprocal.
     inv_sqrt2 = _const(np.array(1, dtype) / np.array(np.sqrt(2), dtype), dtype)
-    a = _in_float32(xla_erf, lax.erf, lax.mul(lower, inv_sqrt2))
-    b = _in_float32(xla_erf, lax.erf, lax.mul(upper, inv_sqrt2))
+    a = _in_float32(xla_erf, xla_erf, lax.mul(lower, inv_sqrt2))  # float64: the C library's
+    b = _in_float32(xla_erf, xla_erf, lax.mul(upper, inv_sqrt2))
     u = _uniform("truncated_normal", data, shape, dtype, a, b)
     out = lax.mul(sqrt2, _erf_inv(u))
     lo = _flush_subnormal(lax.nextafter(lax.stop_gradient(lower), lax.full_like(lower, np.inf)))

@@ -179,6 +179,7 @@ _LIBM.tanf.restype, _LIBM.tanf.argtypes = ctypes.c_float, [ctypes.c_float]
 # for float32 only).
 _LIBM.log.restype, _LIBM.log.argtypes = ctypes.c_double, [ctypes.c_double]
 _LIBM.tan.restype, _LIBM.tan.argtypes = ctypes.c_double, [ctypes.c_double]
+_LIBM.erf.restype, _LIBM.erf.argtypes = ctypes.c_double, [ctypes.c_double]
 
 
 def _libm(fn: Callable, *args, dtype: np.dtype = F32):
@@ -295,6 +296,70 @@ def erf_inv(xp, x):
     return x * p
 
 
+# XLA's float64 erf_inv (Giles' double-precision approximation): w = -log1p(-x * x), then
+# x * P(t) with t = w - 3.125 and a degree-22 polynomial where w < 6.25, t = sqrt(w) - 3.25
+# and degree 18 where w < 16, t = sqrt(w) - 5 and degree 16 beyond. XLA evaluates one Horner
+# loop over the three coefficient lists aligned at their leading terms (a select picks the
+# range's coefficient), keeping the longer lists' last steps behind selects; each step is
+# an FMA.
+_ERF_INV64_CENTRE = (
+    -3.6444120640178196996e-21, -1.685059138182016589e-19, 1.2858480715256400167e-18,
+    1.115787767802518096e-17, -1.333171662854620906e-16, 2.0972767875968561637e-17,
+    6.6376381343583238325e-15, -4.0545662729752068639e-14, -8.1519341976054721522e-14,
+    2.6335093153082322977e-12, -1.2975133253453532498e-11, -5.4154120542946279317e-11,
+    1.051212273321532285e-09, -4.1126339803469836976e-09, -2.9070369957882005086e-08,
+    4.2347877827932403518e-07, -1.3654692000834678645e-06, -1.3882523362786468719e-05,
+    0.0001867342080340571352, -0.00074070253416626697512, -0.0060336708714301490533,
+    0.24015818242558961693, 1.6536545626831027356)
+_ERF_INV64_MID = (
+    2.2137376921775787049e-09, 9.0756561938885390979e-08, -2.7517406297064545428e-07,
+    1.8239629214389227755e-08, 1.5027403968909827627e-06, -4.013867526981545969e-06,
+    2.9234449089955446044e-06, 1.2475304481671778723e-05, -4.7318229009055733981e-05,
+    6.8284851459573175448e-05, 2.4031110387097893999e-05, -0.0003550375203628474796,
+    0.00095328937973738049703, -0.0016882755560235047313, 0.0024914420961078508066,
+    -0.0037512085075692412107, 0.005370914553590063617, 1.0052589676941592334,
+    3.0838856104922207635)
+_ERF_INV64_TAIL = (
+    -2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
+    -3.7894654401267369937e-09, 7.6157012080783393804e-09, -1.4960026627149240478e-08,
+    2.9147953450901080826e-08, -6.7711997758452339498e-08, 2.2900482228026654717e-07,
+    -9.9298272942317002539e-07, 4.5260625972231537039e-06, -1.9681778105531670567e-05,
+    7.5995277030017761139e-05, -0.00021503011930044477347, -0.00013871931833623122026,
+    1.0103004648645343977, 4.8499064014085844221)
+_TINY64 = np.finfo(np.float64).tiny
+
+
+def _flush64(xp, x):
+    """``x`` with float64 subnormals replaced by zeros of their sign: XLA's CPU code runs
+    with denormals read and written as zeros."""
+    return xp.where(xp.abs(x) < _TINY64, x * 0.0, x)
+
+
+def erf_inv64(xp, x):
+    """XLA CPU's float64 inverse error function (``±inf`` at ``±1``, NaN beyond)."""
+    x = _flush64(xp, xp.asarray(x, np.float64))
+    w = -log1p64(xp, x * -x)
+    centre, mid = w < 6.25, w < 16.0
+    t = xp.where(centre, w + -3.125, xp.sqrt(w) - xp.where(mid, 3.25, 5.0))
+
+    def coeff(i):
+        c = _ERF_INV64_CENTRE[i]
+        if i < len(_ERF_INV64_MID):
+            c = xp.where(centre, c, _ERF_INV64_MID[i])
+        if i < len(_ERF_INV64_TAIL):
+            c = xp.where(mid, c, _ERF_INV64_TAIL[i])
+        return c
+    p = xp.broadcast_to(xp.asarray(coeff(0), np.float64), x.shape)
+    for i in range(1, len(_ERF_INV64_CENTRE)):
+        step = fma64(xp, p, t, coeff(i))
+        if i >= len(_ERF_INV64_MID):
+            step = xp.where(centre, step, p)
+        elif i >= len(_ERF_INV64_TAIL):
+            step = xp.where(mid, step, p)
+        p = step
+    return xp.where(xp.abs(x) == 1, x * np.inf, p * x)
+
+
 # --------------------------------------------------------------------------- erf
 
 # XLA's float32 erf intrinsic (the rational approximation of Eigen's perf): x * P(x**2) /
@@ -314,6 +379,12 @@ def erf(xp, x):
     x2 = x * x
     out = (x * _horner(xp, _ERF_P, x2)) / _horner(xp, _ERF_Q, x2)
     return xp.where(xp.abs(x) >= _ERF_ONE, xp.copysign(np.float32(1), x), out)
+
+
+def erf64(xp, x):
+    """XLA CPU's float64 error function: the C library's ``erf``, denormals as zeros."""
+    x = _flush64(xp, xp.asarray(x, np.float64))
+    return _flush64(xp, xp.asarray(_libm(_LIBM.erf, x, dtype=np.dtype(np.float64))))
 
 
 # --------------------------------------------------------------------------- primitives
@@ -364,9 +435,11 @@ _SQRT_PI = float(np.sqrt(np.pi))
 xla_log = _unary("xla_log", log, lambda t, ans, x: div(t, x), log64)
 xla_log1p = _unary("xla_log1p", log1p, lambda t, ans, x: div(t, add(x, const(x, 1))), log1p64)
 xla_erf = _unary("xla_erf", erf, lambda t, ans, x: mul(mul(const(x, 2 / _SQRT_PI), t),
-                                                        lax_exp(mul(const(x, -1), square(x)))))
+                                                        lax_exp(mul(const(x, -1), square(x)))),
+                 erf64)
 xla_erf_inv = _unary("xla_erf_inv", erf_inv,
-                     lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, lax_exp(square(ans)))))
+                     lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, lax_exp(square(ans)))),
+                     erf_inv64)
 
 xla_exp = _unary("xla_exp", exp, lambda t, ans, x: mul(t, ans))
 xla_tan = _unary("xla_tan", tan, lambda t, ans, x: div(t, square(cos(x))), tan64)
