@@ -157,13 +157,14 @@ def fused_pmean(x: Any, axis_name: AxisName = DEFAULT_AXIS) -> Any:
     unchanged. Over names bound by ``vmap`` (alone or with the process axis) the leaves
     are averaged one by one with ``pmean``: there is nothing to fuse in one process.
 
-    >>> import fungrad, fungrad.numpy as jnp
-    >>> from fungrad import distributed as dist
-    >>> grads = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
-    >>> with dist.process_axis("dp"):
-    ...     jaxpr = fungrad.make_jaxpr(dist.fused_pmean)(grads)
-    >>> [e.primitive.name for e in jaxpr.eqns]
-    ['process_fused_pmean']
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> from fungrad import distributed as dist
+        >>> grads = {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}
+        >>> with dist.process_axis("dp"):
+        ...     jaxpr = fungrad.make_jaxpr(dist.fused_pmean)(grads)
+        >>> [e.primitive.name for e in jaxpr.eqns]
+        ['process_fused_pmean']
     """
     leaves, treedef = tree_util.flatten(x)
     leaves = [as_operand(leaf) for leaf in leaves]
