@@ -82,8 +82,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                     help="the models to train, in this order")
     size = ap.add_argument_group("model sizes")
-    size.add_argument("--width", type=int, default=64, help="width of every model's residual stream")
-    size.add_argument("--n-layer", type=int, default=2, help="blocks of GPT-2 and Mixtral (Mamba: twice)")
+    size.add_argument("--width", type=int, default=64,
+                      help="width of every model's residual stream")
+    size.add_argument("--n-layer", type=int, default=2,
+                      help="blocks of GPT-2 and Mixtral (Mamba: twice)")
     size.add_argument("--n-head", type=int, default=4, help="attention heads of GPT-2 and Mixtral")
     size.add_argument("--n-experts", type=int, default=4, help="Mixtral's experts per block")
     size.add_argument("--top-k", type=int, default=2, help="Mixtral's experts per token")
@@ -102,16 +104,18 @@ def parser() -> argparse.ArgumentParser:
                      help="stop a model after this many minutes of training (0: no limit; a "
                           "limit can leave the models with different step counts)")
     run = ap.add_argument_group("evaluation and samples")
-    run.add_argument("--eval-interval", type=int, default=50, help="steps between validation losses")
-    run.add_argument("--eval-batches", type=int, default=8, help="validation batches per evaluation")
+    run.add_argument("--eval-interval", type=int, default=50,
+                     help="steps between validation losses")
+    run.add_argument("--eval-batches", type=int, default=8,
+                     help="validation batches per evaluation")
     run.add_argument("--temperature", type=float, default=0.8, help="temperature of the samples")
     return ap
 
 
 def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject settings that cannot run, naming the flag; fill in the warm-up default."""
-    for name in ("width", "n_layer", "n_head", "n_experts", "top_k", "d_state", "steps", "batch_size",
-                 "eval_interval", "eval_batches"):
+    for name in ("width", "n_layer", "n_head", "n_experts", "top_k", "d_state", "steps",
+                 "batch_size", "eval_interval", "eval_batches"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.width % args.n_head:
@@ -119,7 +123,8 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.top_k > args.n_experts:
         ap.error(f"--top-k {args.top_k} must be <= --n-experts {args.n_experts}")
     if args.block_size <= len(PROMPT):
-        ap.error(f"--block-size must be > {len(PROMPT)} (the sample's prompt), got {args.block_size}")
+        ap.error(f"--block-size must be > {len(PROMPT)} (the sample's prompt), "
+                 f"got {args.block_size}")
     if len(set(args.models)) < len(args.models):
         ap.error(f"--models names a model twice: {args.models}")
     if args.warmup_steps is None:
@@ -133,7 +138,8 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 def quick(args: argparse.Namespace) -> None:
     """``--quick``: tiny models and a few steps, so the whole script runs in seconds."""
     args.width, args.n_layer, args.n_head, args.d_state = 16, 1, 2, 2
-    args.steps, args.batch_size, args.block_size, args.eval_interval, args.eval_batches = 6, 4, 16, 3, 1
+    args.steps, args.batch_size, args.block_size = 6, 4, 16
+    args.eval_interval, args.eval_batches = 3, 1
 
 
 def model_configs(args: argparse.Namespace, vocab_size: int) -> dict[str, tuple[Any, Any]]:
@@ -141,21 +147,25 @@ def model_configs(args: argparse.Namespace, vocab_size: int) -> dict[str, tuple[
     width, layers, block = args.width, args.n_layer, args.block_size
     return {
         "gpt2": (gpt2, gpt2.Config(
-            vocab_size=vocab_size, n_positions=block, n_embd=width, n_layer=layers, n_head=args.n_head,
-            embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0, bos_token_id=None, eos_token_id=None)),
+            vocab_size=vocab_size, n_positions=block, n_embd=width, n_layer=layers,
+            n_head=args.n_head, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0,
+            bos_token_id=None, eos_token_id=None)),
         "mixtral": (mixtral, mixtral.Config(
             vocab_size=vocab_size, d_model=width, n_layers=layers, n_heads=args.n_head,
             d_ff=max(1, round(8 * width / (3 * args.top_k))), max_len=block, norm_eps=1e-5,
             tie_embeddings=True, n_experts=args.n_experts, top_k=args.top_k)),
         "mamba": (mamba, mamba.Config(
             vocab_size=vocab_size, d_model=width, n_layers=2 * layers, d_state=args.d_state,
-            dt_rank=math.ceil(width / 16), pad_token_id=None, bos_token_id=None, eos_token_id=None)),
+            dt_rank=math.ceil(width / 16), pad_token_id=None, bos_token_id=None,
+            eos_token_id=None)),
     }
 
 
 # --------------------------------------------------------------------------- training
 
-def make_steps(module: Any, cfg: Any, opt: optim.GradientTransformation) -> tuple[Callable, Callable]:
+def make_steps(
+    module: Any, cfg: Any, opt: optim.GradientTransformation
+) -> tuple[Callable, Callable]:
     """The jitted train step of one model (its own loss) and its validation loss (the plain
     next-character cross-entropy, the same measure for every model)."""
 
@@ -170,9 +180,11 @@ def make_steps(module: Any, cfg: Any, opt: optim.GradientTransformation) -> tupl
     return fungrad.jit(train_step, donate_argnums=(0, 1)), fungrad.jit(val_loss)
 
 
-def write_config(run_dir: str, name: str, args: argparse.Namespace, cfg: Any, n_params: int) -> None:
+def write_config(run_dir: str, name: str, args: argparse.Namespace, cfg: Any,
+                 n_params: int) -> None:
     """The run's ``config.json``: the flags, the model's config and its size."""
-    config = {"example": NAME, "model": name, "args": {k: v for k, v in vars(args).items() if k != "out"},
+    flags = {k: v for k, v in vars(args).items() if k != "out"}
+    config = {"example": NAME, "model": name, "args": flags,
               "config": dataclasses.asdict(cfg), "n_params": n_params}
     with open(os.path.join(run_dir, main_job.CONFIG_FILE), "w") as f:
         json.dump(config, f, indent=2)
@@ -188,7 +200,8 @@ def train_model(name: str, module: Any, cfg: Any, args: argparse.Namespace, run_
     n_params = nn.count_params(params)
     write_config(run_dir, name, args, cfg, n_params)
     train_step, val_loss_fn = make_steps(module, cfg, opt)
-    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches]))
+    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y))
+                                             for x, y in val_batches]))
 
     def take_step(state: dict) -> tuple:
         x, y = main_job.get_batch(train_data, args.seed, main_job.TRAIN_STREAM, state["step"],
@@ -198,16 +211,16 @@ def train_model(name: str, module: Any, cfg: Any, args: argparse.Namespace, run_
     print(f"\n== {name}: {n_params:,} parameters; run directory {run_dir}", flush=True)
     # The main job's loop, with no --stop-at and one checkpoint, after the last step.
     loop_args = argparse.Namespace(**vars(args), stop_at=None, checkpoint_interval=args.steps)
-    reason, val_loss = main_job.train_loop(loop_args, run_dir, state, schedule, take_step, evaluate, stop,
-                                           args.batch_size * args.block_size)
+    reason, val_loss = main_job.train_loop(loop_args, run_dir, state, schedule, take_step,
+                                           evaluate, stop, args.batch_size * args.block_size)
     if val_loss is None or reason != "done":  # stopped early: log the loss where the curve ends
         val_loss = evaluate(state["params"])
         with train.MetricsWriter(run_dir) as log:
             log.write(state["step"], val_loss=val_loss)
     losses = [r["train_loss"] for r in train.read_metrics(run_dir)]
     last = losses[-max(1, len(losses) // 10):]
-    return Result(name, Model(module, state["params"], cfg), n_params, state["step"], state["elapsed"],
-                  float(np.mean(last)), val_loss, reason)
+    return Result(name, Model(module, state["params"], cfg), n_params, state["step"],
+                  state["elapsed"], float(np.mean(last)), val_loss, reason)
 
 
 # --------------------------------------------------------------------------- the report
@@ -218,7 +231,8 @@ def print_table(results: list[Result], tokens_per_step: int) -> None:
           f"{'train loss':>11} {'val loss':>9}")
     for r in results:
         print(f"{r.name:8} {r.n_params:>8,} {r.steps:>6} {r.seconds:>9.1f} "
-              f"{r.steps * tokens_per_step / r.seconds:>9,.0f} {r.train_loss:>11.3f} {r.val_loss:>9.3f}")
+              f"{r.steps * tokens_per_step / r.seconds:>9,.0f} "
+              f"{r.train_loss:>11.3f} {r.val_loss:>9.3f}")
     print("(time: training, compilation included; train loss: mean over the last tenth of the "
           "steps; val loss: cross-entropy on the validation batches after the last step)")
     for r in results:
@@ -230,8 +244,9 @@ def print_samples(results: list[Result], tok: CharTokenizer, args: argparse.Name
     """Each model continues the same prompt, with the same key, to the end of its context."""
     ids = tok.encode(PROMPT)
     for r in results:
-        new = generate(r.model, [ids], max_new_tokens=args.block_size - len(ids), temperature=args.temperature,
-                       key=random.PRNGKey(args.seed + 1), max_len=args.block_size)[0]
+        new = generate(r.model, [ids], max_new_tokens=args.block_size - len(ids),
+                       temperature=args.temperature, key=random.PRNGKey(args.seed + 1),
+                       max_len=args.block_size)[0]
         print(f"\n-- {r.name} (temperature {args.temperature:g}):\n{PROMPT}{tok.decode(new)}")
 
 
@@ -286,8 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     val_batches = [main_job.get_batch(val_data, args.seed, main_job.VAL_STREAM, i, args.batch_size,
                                       args.block_size) for i in range(args.eval_batches)]
     configs = model_configs(args, tok.vocab_size)
-    print(f"{len(args.models)} models, each {args.steps} steps of {args.batch_size} x {args.block_size} "
-          f"characters (Ctrl-C stops the current model and skips the rest)")
+    print(f"{len(args.models)} models, each {args.steps} steps of "
+          f"{args.batch_size} x {args.block_size} characters "
+          f"(Ctrl-C stops the current model and skips the rest)")
     results = []
     for name, run_dir in zip(args.models, run_dirs):
         module, cfg = configs[name]

@@ -44,17 +44,19 @@ PROMPTS = ["ROMEO:\n", "First Citizen:\nWe ", "KING HENRY:\nMy lord, "]
 
 # --------------------------------------------------------------------------- the model
 
-def train_char_model(args: argparse.Namespace, log: train.MetricsWriter) -> tuple[Model, CharTokenizer]:
+def train_char_model(args: argparse.Namespace,
+                     log: train.MetricsWriter) -> tuple[Model, CharTokenizer]:
     """A character-level GPT-2 trained for ``args.steps`` steps on tiny Shakespeare."""
     text = resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()
     tok = CharTokenizer.train(text)
     data = np.array(tok.encode(text), np.int32)
     cfg = gpt2.Config(vocab_size=tok.vocab_size, n_positions=args.block_size, n_embd=args.n_embd,
-                      n_layer=args.n_layer, n_head=4, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0,
-                      bos_token_id=None, eos_token_id=None)
+                      n_layer=args.n_layer, n_head=4, embd_pdrop=0.0, attn_pdrop=0.0,
+                      resid_pdrop=0.0, bos_token_id=None, eos_token_id=None)
     params = gpt2.init(random.PRNGKey(args.seed), cfg)
-    opt = optim.adamw(optim.warmup_cosine_decay_schedule(0.0, 3e-3, min(20, args.steps // 4), args.steps, 3e-4), b2=0.99,
-                      weight_decay=0.1)
+    schedule = optim.warmup_cosine_decay_schedule(0.0, 3e-3, min(20, args.steps // 4),
+                                                  args.steps, 3e-4)
+    opt = optim.adamw(schedule, b2=0.99, weight_decay=0.1)
     opt_state = opt.init(params)
 
     @fungrad.jit
@@ -64,13 +66,15 @@ def train_char_model(args: argparse.Namespace, log: train.MetricsWriter) -> tupl
         return optim.apply_updates(params, updates), opt_state, loss
 
     rng, t0 = np.random.default_rng(args.seed), time.perf_counter()
-    context = min(args.block_size, 64)  # short windows train faster; positions beyond are rarely used here
+    # Short windows train faster; positions beyond are rarely used here.
+    context = min(args.block_size, 64)
     for i in range(1, args.steps + 1):
         rows = rng.integers(0, len(data) - context - 1, 16)[:, None] + np.arange(context)
         params, opt_state, loss = step(params, opt_state, data[rows], data[rows + 1])
         log.write(i, train_loss=loss)
         if i % 100 == 0 or i == args.steps:
-            print(f"step {i}: loss {float(loss):.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(f"step {i}: loss {float(loss):.3f} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
     return Model(gpt2, params, cfg), tok
 
 
@@ -110,8 +114,10 @@ def time_decoding(model: Model, lengths: list[int], repeat: int) -> list[dict]:
         full_ms = best_ms(functools.partial(full, params, tokens), repeat)
         cache = gpt2.init_cache(cfg, 1, length + repeat + 2)
         _, cache = prefill(params, tokens[:, :-1], np.ones((1, length - 1), bool), cache)
-        cached_ms = best_ms(cached_steps(advance, params, jnp.asarray(tokens[:, -1]), cache), repeat)
-        rows.append({"prefix": length, "full_ms": full_ms, "cached_ms": cached_ms, "speedup": full_ms / cached_ms})
+        cached_ms = best_ms(cached_steps(advance, params, jnp.asarray(tokens[:, -1]), cache),
+                            repeat)
+        rows.append({"prefix": length, "full_ms": full_ms, "cached_ms": cached_ms,
+                     "speedup": full_ms / cached_ms})
     return rows
 
 
@@ -119,7 +125,8 @@ def plot_times(rows: list[dict]):
     def draw(plt):
         fig, ax = plt.subplots(figsize=(6, 3.4))
         lengths = [r["prefix"] for r in rows]
-        ax.plot(lengths, [r["full_ms"] for r in rows], "o-", label="no cache: forward over the prefix")
+        ax.plot(lengths, [r["full_ms"] for r in rows], "o-",
+                label="no cache: forward over the prefix")
         ax.plot(lengths, [r["cached_ms"] for r in rows], "o-", label="KV cache: one position")
         ax.set_xlabel("prefix length (tokens)")
         ax.set_ylabel("ms per new token")
@@ -136,7 +143,8 @@ def decoders(args: argparse.Namespace) -> dict[str, Any]:
     n = args.new_chars
     return {
         "greedy": lambda m, p, key: generate(m, [p], max_new_tokens=n, temperature=0.0)[0],
-        "beam (4 beams)": lambda m, p, key: beam_search(m, p, num_beams=4, max_new_tokens=n)[0].tokens,
+        "beam (4 beams)": lambda m, p, key: beam_search(
+            m, p, num_beams=4, max_new_tokens=n)[0].tokens,
         f"top-k (k=10, T={args.temperature:g})": lambda m, p, key: generate(
             m, [p], max_new_tokens=n, temperature=args.temperature, top_k=10, key=key)[0],
         f"top-p (p=0.9, T={args.temperature:g})": lambda m, p, key: generate(
@@ -157,7 +165,8 @@ def distinct_4grams(text: str) -> float:
     return len(set(grams)) / max(len(grams), 1)
 
 
-def compare_sampling(model: Model, tok: CharTokenizer, args: argparse.Namespace, run_dir: str) -> list[dict]:
+def compare_sampling(model: Model, tok: CharTokenizer, args: argparse.Namespace,
+                     run_dir: str) -> list[dict]:
     results = []
     with open(os.path.join(run_dir, "samples.txt"), "w") as f:
         for i, prompt in enumerate(PROMPTS):
@@ -169,7 +178,8 @@ def compare_sampling(model: Model, tok: CharTokenizer, args: argparse.Namespace,
                 r = {"prompt": i, "method": name, "logprob": mean_logprob(model, ids, new),
                      "distinct4": distinct_4grams(text)}
                 results.append(r)
-                print(f"-- {name}: log-prob/char {r['logprob']:.3f}, distinct 4-grams {r['distinct4']:.2f}")
+                print(f"-- {name}: log-prob/char {r['logprob']:.3f}, "
+                      f"distinct 4-grams {r['distinct4']:.2f}")
                 print(prompt + text)
                 f.write(f"==== {prompt!r} -- {name}\n{prompt}{text}\n")
     return results
@@ -188,9 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=5, help="timing repetitions (the best is kept)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.steps, args.n_layer, args.n_embd, args.block_size, args.new_chars, args.repeat = 20, 1, 32, 64, 16, 2
+        args.steps, args.n_layer, args.n_embd, args.block_size = 20, 1, 32, 64
+        args.new_chars, args.repeat = 16, 2
     if min(args.steps, args.n_layer, args.new_chars, args.repeat) < 1 or args.n_embd % 4:
-        ap.error("--steps, --n-layer, --new-chars and --repeat must be >= 1, --n-embd a multiple of 4")
+        ap.error("--steps, --n-layer, --new-chars and --repeat must be >= 1, "
+                 "--n-embd a multiple of 4")
     run_dir = gallery.start_run("kv_cache", args)
     with train.MetricsWriter(run_dir) as log:
         model, tok = load_model(args.run) if args.run else train_char_model(args, log)
@@ -199,18 +211,20 @@ def main(argv: list[str] | None = None) -> None:
         rows = time_decoding(model, sorted(set(lengths)), args.repeat)
         for r in rows:  # the prefix length is the step of these curves
             log.write(r["prefix"], full_ms=r["full_ms"], cached_ms=r["cached_ms"])
-    print(f"\ndecode time per token, GPT-2 with {model.cfg.n_layer} layers of width {model.cfg.n_embd} "
-          f"(best of {args.repeat}):")
+    print(f"\ndecode time per token, GPT-2 with {model.cfg.n_layer} layers of width "
+          f"{model.cfg.n_embd} (best of {args.repeat}):")
     print(f"{'prefix':>7} {'no cache (ms)':>14} {'KV cache (ms)':>14} {'speed-up':>9}")
     for r in rows:
-        print(f"{r['prefix']:>7} {r['full_ms']:>14.2f} {r['cached_ms']:>14.2f} {r['speedup']:>8.1f}x")
+        print(f"{r['prefix']:>7} {r['full_ms']:>14.2f} {r['cached_ms']:>14.2f} "
+              f"{r['speedup']:>8.1f}x")
     gallery.save_picture(run_dir, "decode_time.png", plot_times(rows))
     results = compare_sampling(model, tok, args, run_dir)
     print("\nmean over the prompts:")
     for name in decoders(args):
         mine = [r for r in results if r["method"] == name]
-        print(f"  {name:24s} log-prob/char {np.mean([r['logprob'] for r in mine]):7.3f}   distinct 4-grams "
-              f"{np.mean([r['distinct4'] for r in mine]):.2f}")
+        logprob = np.mean([r["logprob"] for r in mine])
+        distinct4 = np.mean([r["distinct4"] for r in mine])
+        print(f"  {name:24s} log-prob/char {logprob:7.3f}   distinct 4-grams {distinct4:.2f}")
     gallery.finish(run_dir)
 
 

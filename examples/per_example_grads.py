@@ -64,25 +64,29 @@ def compare(params: Any, images: np.ndarray, labels: np.ndarray, repeat: int) ->
     """Check that vmap and the loop agree, and time both."""
     fast = per_example_grads(params, images, labels)
     slow = looped_grads(params, images, labels)
-    diff = max(float(np.max(np.abs(np.asarray(a) - b))) for a, b in zip(tree.leaves(fast), tree.leaves(slow)))
+    diff = max(float(np.max(np.abs(np.asarray(a) - b)))
+               for a, b in zip(tree.leaves(fast), tree.leaves(slow)))
     scale = max(float(np.max(np.abs(b))) for b in tree.leaves(slow))
     if diff > 1e-5 * scale:
-        raise AssertionError(f"per_example_grads: vmap and the loop differ by {diff:.3g} (scale {scale:.3g})")
+        raise AssertionError(f"per_example_grads: vmap and the loop differ by {diff:.3g} "
+                             f"(scale {scale:.3g})")
     t_vmap = best_time(per_example_grads, params, images, labels, repeat=repeat)
     t_loop = best_time(looped_grads, params, images, labels, repeat=repeat)
-    return {"max_abs_diff": diff, "vmap_ms": 1e3 * t_vmap, "loop_ms": 1e3 * t_loop, "speedup": t_loop / t_vmap}
+    return {"max_abs_diff": diff, "vmap_ms": 1e3 * t_vmap, "loop_ms": 1e3 * t_loop,
+            "speedup": t_loop / t_vmap}
 
 
 def make_dp_step(opt: optim.GradientTransformation, clip: float, sigma: float) -> Any:
     """One DP-SGD step: clipped per-example gradients, summed, noised and averaged."""
     def step(params, opt_state, images, labels, key):
-        grads = fungrad.vmap(fungrad.grad(example_loss), in_axes=(None, 0, 0))(params, images, labels)
+        grads = fungrad.vmap(fungrad.grad(example_loss), in_axes=(None, 0, 0))(
+            params, images, labels)
         norms = fungrad.vmap(nn.global_norm)(grads)                       # (batch,)
         factor = 1.0 / jnp.maximum(1.0, norms / clip)
         leaves, treedef = tree.flatten(grads)
         keys = random.split(key, len(leaves))
-        noisy = [(jnp.tensordot(factor, g, axes=1) + sigma * clip * random.normal(k, g.shape[1:])) / len(images)
-                 for g, k in zip(leaves, keys)]
+        noisy = [(jnp.tensordot(factor, g, axes=1) + sigma * clip * random.normal(k, g.shape[1:]))
+                 / len(images) for g, k in zip(leaves, keys)]
         updates, opt_state = opt.update(tree.unflatten(treedef, noisy), opt_state, params)
         return optim.apply_updates(params, updates), opt_state, norms
     return fungrad.jit(step)
@@ -90,7 +94,10 @@ def make_dp_step(opt: optim.GradientTransformation, clip: float, sigma: float) -
 
 def make_plain_step(opt: optim.GradientTransformation) -> Any:
     def step(params, opt_state, images, labels):
-        grads = fungrad.grad(lambda p: jnp.mean(fungrad.vmap(example_loss, in_axes=(None, 0, 0))(p, images, labels)))(params)
+        def batch_loss(p):
+            return jnp.mean(fungrad.vmap(example_loss, in_axes=(None, 0, 0))(p, images, labels))
+
+        grads = fungrad.grad(batch_loss)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state
     return fungrad.jit(step)
@@ -117,10 +124,13 @@ def plot_norms(first: np.ndarray, last: np.ndarray, clip: float):
 
 def main(argv: list[str] | None = None) -> None:
     ap = gallery.parser(__doc__)
-    ap.add_argument("--batch-size", type=int, default=128, help="examples per step (and per timing)")
+    ap.add_argument("--batch-size", type=int, default=128,
+                    help="examples per step (and per timing)")
     ap.add_argument("--steps", type=int, default=300, help="training steps of each model")
-    ap.add_argument("--clip", type=float, default=1.0, help="clipping norm C of each example's gradient")
-    ap.add_argument("--sigma", type=float, default=1.0, help="noise multiplier: noise std is sigma * C")
+    ap.add_argument("--clip", type=float, default=1.0,
+                    help="clipping norm C of each example's gradient")
+    ap.add_argument("--sigma", type=float, default=1.0,
+                    help="noise multiplier: noise std is sigma * C")
     ap.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
     ap.add_argument("--repeat", type=int, default=5, help="timing repetitions (the best is kept)")
     args = ap.parse_args(argv)
@@ -133,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     params, _ = MODEL.init(random.PRNGKey(args.seed))
 
     t = compare(params, x_train[:args.batch_size], y_train[:args.batch_size], args.repeat)
-    print(f"per-example gradients of {args.batch_size} examples ({nn.count_params(params):,} parameters):")
+    print(f"per-example gradients of {args.batch_size} examples "
+          f"({nn.count_params(params):,} parameters):")
     print(f"  vmap(grad(loss)): {t['vmap_ms']:8.2f} ms")
     print(f"  loop of grad:     {t['loop_ms']:8.2f} ms")
     print(f"  speed-up:         {t['speedup']:8.1f}x")
@@ -151,12 +162,15 @@ def main(argv: list[str] | None = None) -> None:
             idx = rng.choice(len(x_train), args.batch_size, replace=False)
             dp_params, dp_state, norms = dp_step(dp_params, dp_state, x_train[idx], y_train[idx],
                                                  random.fold_in(key, step))
-            plain_params, plain_state = plain_step(plain_params, plain_state, x_train[idx], y_train[idx])
+            plain_params, plain_state = plain_step(plain_params, plain_state, x_train[idx],
+                                                   y_train[idx])
             norms = np.asarray(norms)
             if step == 1:
                 first_norms = norms
-            log.write(step, mean_grad_norm=float(norms.mean()), clipped_frac=float(np.mean(norms > args.clip)))
-        dp_acc, plain_acc = accuracy(dp_params, x_test, y_test), accuracy(plain_params, x_test, y_test)
+            log.write(step, mean_grad_norm=float(norms.mean()),
+                      clipped_frac=float(np.mean(norms > args.clip)))
+        dp_acc = accuracy(dp_params, x_test, y_test)
+        plain_acc = accuracy(plain_params, x_test, y_test)
         log.write(args.steps, dp_test_acc=dp_acc, plain_test_acc=plain_acc)
     print(f"after {args.steps} steps of {args.batch_size} examples:")
     print(f"  DP-SGD (C={args.clip:g}, sigma={args.sigma:g}) test accuracy: {dp_acc:.4f} "

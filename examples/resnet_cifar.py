@@ -62,8 +62,9 @@ class ArrayUnpickler(pickle.Unpickler):
         try:
             return ARRAY_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"ArrayUnpickler: the pickle asks for {module}.{name}, which is "
-                                         "not a NumPy array type; refusing to load it") from None
+            raise pickle.UnpicklingError(
+                f"ArrayUnpickler: the pickle asks for {module}.{name}, which is "
+                "not a NumPy array type; refusing to load it") from None
 
 
 def read_batch(f: BinaryIO) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +73,10 @@ def read_batch(f: BinaryIO) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise ValueError("read_batch: not a CIFAR-10 batch (a dict with b'data' and b'labels')")
     data = batch[b"data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"read_batch: b'data' is not a (N, 3072) uint8 array: {getattr(data, 'shape', data)!r}")
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != 3072):
+        raise ValueError(f"read_batch: b'data' is not a (N, 3072) uint8 array: "
+                         f"{getattr(data, 'shape', data)!r}")
     labels = np.asarray(batch[b"labels"], np.int32)
     if labels.shape != (len(data),):
         raise ValueError(f"read_batch: {len(labels)} labels for {len(data)} images")
@@ -87,7 +90,8 @@ def load_cifar(directory: str) -> tuple[tuple, tuple]:
     test_file = os.path.join(directory, "test_batch")
     if not train_files or not os.path.exists(test_file):
         raise FileNotFoundError(f"load_cifar: {directory} has no data_batch_* and test_batch files "
-                                "(extract cifar-10-python.tar.gz and pass its cifar-10-batches-py folder)")
+                                "(extract cifar-10-python.tar.gz and pass its "
+                                "cifar-10-batches-py folder)")
     parts = []
     for path in train_files + [test_file]:
         with open(path, "rb") as f:
@@ -132,7 +136,8 @@ def make_steps(cfg: resnet.Config, opt: optim.GradientTransformation) -> tuple[A
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), state, opt_state, loss, correct
 
-    predict = lambda params, state, x: jnp.argmax(resnet.apply(params, state, cfg, x, train=False)[0], -1)
+    predict = lambda params, state, x: jnp.argmax(
+        resnet.apply(params, state, cfg, x, train=False)[0], -1)
     return fungrad.jit(train_step, donate_argnums=(0, 1, 2)), fungrad.jit(predict)
 
 
@@ -142,8 +147,9 @@ def evaluate(predict: Any, params: Any, state: Any, images: np.ndarray, labels: 
     correct = 0
     for i in range(0, len(images), batch_size):
         chunk = images[i:i + batch_size]
-        padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        correct += int(np.sum(np.asarray(predict(params, state, padded))[:len(chunk)] == labels[i:i + batch_size]))
+        padding = np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)
+        predicted = np.asarray(predict(params, state, np.concatenate([chunk, padding])))
+        correct += int(np.sum(predicted[:len(chunk)] == labels[i:i + batch_size]))
     return correct / len(images)
 
 
@@ -151,7 +157,8 @@ def plot_accuracy(history: list[dict], title: str):
     def draw(plt):
         fig, ax = plt.subplots(figsize=(6, 3.4))
         epochs = [h["epoch"] for h in history]
-        ax.plot(epochs, [h["train_acc"] for h in history], "o-", label="train (the batches of the epoch)")
+        ax.plot(epochs, [h["train_acc"] for h in history], "o-",
+                label="train (the batches of the epoch)")
         ax.plot(epochs, [h["test_acc"] for h in history], "o-", label="test")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy")
@@ -169,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=4, help="passes over the training images")
     ap.add_argument("--batch-size", type=int, default=128, help="images per step")
     ap.add_argument("--lr", type=float, default=0.1, help="peak learning rate (cosine decay to 0)")
-    ap.add_argument("--limit", type=int, default=None, help="use only the first N training and test images")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="use only the first N training and test images")
     args = ap.parse_args(argv)
     cfg = resnet.PRESETS["resnet20-cifar"]
     if args.quick:  # ResNet-8 (one block per stage) on a few images
@@ -178,19 +186,24 @@ def main(argv: list[str] | None = None) -> None:
     if min(args.epochs, args.batch_size) < 1:
         ap.error("--epochs and --batch-size must be >= 1")
     dataset = "CIFAR-10" if args.data else "digits upscaled to 32x32x3"
-    run_dir = gallery.start_run("resnet_cifar", args, model=dataclasses.asdict(cfg), dataset=dataset)
-    (x_train, y_train), (x_test, y_test) = load_cifar(args.data) if args.data else digits_as_images(args.seed)
+    run_dir = gallery.start_run("resnet_cifar", args, model=dataclasses.asdict(cfg),
+                                dataset=dataset)
+    (x_train, y_train), (x_test, y_test) = (load_cifar(args.data) if args.data
+                                            else digits_as_images(args.seed))
     if args.limit:
-        x_train, y_train, x_test, y_test = x_train[:args.limit], y_train[:args.limit], x_test[:args.limit], y_test[:args.limit]
+        x_train, y_train = x_train[:args.limit], y_train[:args.limit]
+        x_test, y_test = x_test[:args.limit], y_test[:args.limit]
     batch = min(args.batch_size, len(x_train))
     steps_per_epoch = len(x_train) // batch
     params, state = resnet.init(random.PRNGKey(args.seed), cfg)
     schedule = optim.cosine_decay_schedule(args.lr, args.epochs * steps_per_epoch)
-    opt = optim.chain(optim.add_decayed_weights(5e-4), optim.sgd(schedule, momentum=0.9, nesterov=True))
+    opt = optim.chain(optim.add_decayed_weights(5e-4),
+                      optim.sgd(schedule, momentum=0.9, nesterov=True))
     opt_state = opt.init(params)
     train_step, predict = make_steps(cfg, opt)
     print(f"{dataset}: {len(x_train)} training and {len(x_test)} test images; ResNet with depths "
-          f"{cfg.depths}, {nn.count_params(params):,} parameters; {steps_per_epoch} steps of {batch} per epoch")
+          f"{cfg.depths}, {nn.count_params(params):,} parameters; "
+          f"{steps_per_epoch} steps of {batch} per epoch")
     rng = np.random.default_rng(args.seed)
     history, step, t0 = [], 0, time.perf_counter()
     with train.MetricsWriter(run_dir) as log:
@@ -199,16 +212,20 @@ def main(argv: list[str] | None = None) -> None:
             for i in range(steps_per_epoch):
                 idx = order[i * batch:(i + 1) * batch]
                 x = augment(rng, x_train[idx]) if args.data else x_train[idx]
-                params, state, opt_state, loss, right = train_step(params, state, opt_state, x, y_train[idx])
+                params, state, opt_state, loss, right = train_step(params, state, opt_state, x,
+                                                                   y_train[idx])
                 step += 1
                 correct += int(right)
-                log.write(step, train_loss=loss, lr=float(schedule(step - 1)), wall_time=time.perf_counter() - t0)
+                log.write(step, train_loss=loss, lr=float(schedule(step - 1)),
+                          wall_time=time.perf_counter() - t0)
             record = {"epoch": epoch, "train_acc": correct / (steps_per_epoch * batch),
                       "test_acc": evaluate(predict, params, state, x_test, y_test, batch)}
             history.append(record)
             log.write(step, **record)
-            print(f"epoch {epoch}: loss {float(loss):.4f}, train accuracy {record['train_acc']:.4f}, test "
-                  f"accuracy {record['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(f"epoch {epoch}: loss {float(loss):.4f}, "
+                  f"train accuracy {record['train_acc']:.4f}, "
+                  f"test accuracy {record['test_acc']:.4f} ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
     print(f"test accuracy after {args.epochs} epochs: {history[-1]['test_acc']:.4f}")
     gallery.save_picture(run_dir, "accuracy.png", plot_accuracy(history, f"ResNet on {dataset}"))
     gallery.finish(run_dir)

@@ -76,21 +76,28 @@ def parser() -> argparse.ArgumentParser:
     opt.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     opt.add_argument("--min-lr", type=float, default=1e-4, help="learning rate at the last step")
     opt.add_argument("--warmup-steps", type=int, default=None,
-                     help="linear warm-up from 0 to --lr (default: 100, or a tenth of --steps when fewer)")
+                     help="linear warm-up from 0 to --lr (default: 100, or a tenth of --steps "
+                          "when fewer)")
     opt.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices")
     run = ap.add_argument_group("run")
-    run.add_argument("--eval-interval", type=int, default=250, help="steps between validation losses")
-    run.add_argument("--eval-batches", type=int, default=8, help="validation batches per evaluation")
-    run.add_argument("--checkpoint-interval", type=int, default=500, help="steps between checkpoints")
+    run.add_argument("--eval-interval", type=int, default=250,
+                     help="steps between validation losses")
+    run.add_argument("--eval-batches", type=int, default=8,
+                     help="validation batches per evaluation")
+    run.add_argument("--checkpoint-interval", type=int, default=500,
+                     help="steps between checkpoints")
     run.add_argument("--out", default=DEFAULT_OUT, help="run directory")
     run.add_argument("--resume", metavar="RUN_DIR", default=None,
                      help="continue the run in RUN_DIR with its settings (only --max-minutes, "
                           "--stop-at and the sampling flags may change)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the init, the data order and dropout")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed of the init, the data order and dropout")
     sample = ap.add_argument_group("sampling at the end")
-    sample.add_argument("--sample-chars", type=int, default=500, help="characters to sample (0: none)")
+    sample.add_argument("--sample-chars", type=int, default=500,
+                        help="characters to sample (0: none)")
     sample.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    sample.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest characters")
+    sample.add_argument("--top-k", type=int, default=None,
+                        help="sample from the k likeliest characters")
     return ap
 
 
@@ -100,8 +107,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject settings that cannot run, naming the flag."""
-    positive = ("n_layer", "n_head", "n_embd", "batch_size", "steps", "eval_interval", "eval_batches",
-                "checkpoint_interval")
+    positive = ("n_layer", "n_head", "n_embd", "batch_size", "steps", "eval_interval",
+                "eval_batches", "checkpoint_interval")
     for name in positive:
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -165,7 +172,8 @@ def make_optimizer(args: argparse.Namespace) -> tuple[optim.GradientTransformati
     return opt, schedule
 
 
-def initial_state(args: argparse.Namespace, cfg: gpt2.Config, opt: optim.GradientTransformation) -> dict:
+def initial_state(args: argparse.Namespace, cfg: gpt2.Config,
+                  opt: optim.GradientTransformation) -> dict:
     """What a checkpoint holds: params, optimiser state, the next step, the dropout key's
     data, the data seed and the training time so far."""
     init_key, dropout_key = random.split(random.PRNGKey(args.seed))
@@ -205,8 +213,8 @@ def sample_chars(model: Model, tok: CharTokenizer, prompt: str, n_chars: int, *,
     while left > 0:
         context = ids[-(block // 2):]
         new = min(left, block - len(context))
-        for token in stream(model, context, max_new_tokens=new, temperature=temperature, top_k=top_k,
-                            key=random.fold_in(key, window), max_len=block):
+        for token in stream(model, context, max_new_tokens=new, temperature=temperature,
+                            top_k=top_k, key=random.fold_in(key, window), max_len=block):
             ids.append(token)
             yield tok.decode([token])
         left -= new
@@ -226,7 +234,8 @@ class StopFlag:
         self.set = True
 
 
-def prepare_run(ap: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, str]:
+def prepare_run(ap: argparse.ArgumentParser,
+                argv: list[str] | None) -> tuple[argparse.Namespace, str]:
     """Parse flags; for ``--resume`` take the run's saved settings. Returns (args, run_dir)."""
     args = ap.parse_args(argv)
     if args.resume:
@@ -267,8 +276,8 @@ def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace, seconds: 
 
 
 def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: optim.Schedule,
-               take_step: Callable[[dict], tuple], evaluate: Any, stop: StopFlag, tokens_per_step: int
-               ) -> tuple[str, float | None]:
+               take_step: Callable[[dict], tuple], evaluate: Any, stop: StopFlag,
+               tokens_per_step: int) -> tuple[str, float | None]:
     """Train from ``state["step"]`` (updating ``state``) until the planned steps are done or
     something stops the run; log every step, evaluate and checkpoint at their intervals.
     ``take_step(state)`` does one optimiser step and returns the new params and optimiser
@@ -276,7 +285,8 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
     Returns why it stopped and the last validation loss (None if none was measured)."""
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
     val_loss, reason = None, "done"
-    bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True, smoothing=0.1)
+    bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True,
+               smoothing=0.1)
     t_session = time.perf_counter()
     t_start = t_session - state["elapsed"]  # wall_time counts the earlier parts of a resumed run
     with train.MetricsWriter(run_dir) as log:
@@ -324,15 +334,17 @@ def main(argv: list[str] | None = None) -> None:
     train_step, val_loss_fn = make_steps(cfg, opt)
     val_batches = [get_batch(val_data, args.seed, VAL_STREAM, i, args.batch_size, args.block_size)
                    for i in range(args.eval_batches)]
-    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches]))
+    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y))
+                                             for x, y in val_batches]))
 
     print(f"{n_params / 1e6:.2f}M parameters, vocab {cfg.vocab_size}, {len(train_data):,} training "
           f"characters; run directory {run_dir}")
-    print(f"training: step {state['step']} -> {args.steps}, {args.batch_size * args.block_size} tokens "
-          "per step (Ctrl-C stops with a checkpoint)", flush=True)
+    print(f"training: step {state['step']} -> {args.steps}, "
+          f"{args.batch_size * args.block_size} tokens per step (Ctrl-C stops with a checkpoint)",
+          flush=True)
     def take_step(state: dict) -> tuple:
-        x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"], args.batch_size,
-                         args.block_size)
+        x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"],
+                         args.batch_size, args.block_size)
         return train_step(state["params"], state["opt_state"], x, y, state["dropout_key"],
                           jnp.asarray(state["step"], jnp.uint32))
 

@@ -104,9 +104,10 @@ def parser() -> argparse.ArgumentParser:
                       help="where the tokenizer and token shards go, or are reused from "
                            "(default: RUN_DIR/data)")
     data.add_argument("--tokenizer", metavar="DIR", default=None,
-                      help="load this BPE tokenizer instead of training one (GPT-2's encoder.json + "
-                           "vocab.bpe, or tokenizer.tiktoken)")
-    data.add_argument("--val-fraction", type=float, default=0.1, help="the last part of the text held out")
+                      help="load this BPE tokenizer instead of training one "
+                           "(GPT-2's encoder.json + vocab.bpe, or tokenizer.tiktoken)")
+    data.add_argument("--val-fraction", type=float, default=0.1,
+                      help="the last part of the text held out")
     preset_flag(data, "--shard-tokens", int, "tokens per shard file")
     data.add_argument("--prepare-only", action="store_true", help="stop after writing the shards")
     model = ap.add_argument_group("model (GPT-2)")
@@ -125,8 +126,9 @@ def parser() -> argparse.ArgumentParser:
     preset_flag(opt, "--warmup-steps", int, "linear warm-up from 0 to --lr")
     opt.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices")
     opt.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
-                     help="compute dtype of the forward and backward passes (auto: bfloat16 on a GPU, "
-                          "float32 on a CPU, where NumPy has no bfloat16 matrix product)")
+                     help="compute dtype of the forward and backward passes "
+                          "(auto: bfloat16 on a GPU, float32 on a CPU, where NumPy has no "
+                          "bfloat16 matrix product)")
     run = ap.add_argument_group("run")
     preset_flag(run, "--eval-interval", int, "steps between validation losses")
     preset_flag(run, "--eval-batches", int, "validation micro-batches per evaluation")
@@ -135,21 +137,23 @@ def parser() -> argparse.ArgumentParser:
                      help="stop (with a checkpoint) after this many minutes of training in this "
                           "invocation; 0: no limit")
     run.add_argument("--stop-at", type=int, default=None, metavar="STEP",
-                     help="stop (with a checkpoint) after this step; the schedule still spans --steps")
+                     help="stop (with a checkpoint) after this step; the schedule still "
+                          "spans --steps")
     run.add_argument("--resume", metavar="RUN_DIR", default=None,
                      help="continue the run in RUN_DIR with its settings (only --max-minutes, "
                           "--stop-at and the sampling flags may change)")
     sample = ap.add_argument_group("sampling at the end")
     preset_flag(sample, "--sample-tokens", int, "tokens to sample (0: none)")
     sample.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    sample.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens")
+    sample.add_argument("--top-k", type=int, default=None,
+                        help="sample from the k likeliest tokens")
     return ap
 
 
 def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject settings that cannot run, naming the flag."""
-    for name in ("n_layer", "n_head", "n_embd", "batch_size", "grad_accum", "steps", "eval_interval",
-                 "eval_batches", "checkpoint_interval", "shard_tokens"):
+    for name in ("n_layer", "n_head", "n_embd", "batch_size", "grad_accum", "steps",
+                 "eval_interval", "eval_batches", "checkpoint_interval", "shard_tokens"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.block_size < 2:
@@ -170,7 +174,8 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         ap.error(f"--data {args.data}: no such file")
 
 
-def parse_args(ap: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, str]:
+def parse_args(ap: argparse.ArgumentParser,
+               argv: list[str] | None) -> tuple[argparse.Namespace, str]:
     """Parse flags, fill in the preset and resolve paths and ``--dtype``; for ``--resume``
     take the run's saved settings. Returns (args, run_dir)."""
     args = ap.parse_args(argv)
@@ -237,7 +242,8 @@ class ShardWriter:
     ``shards`` lists ``[file name, tokens]`` of each."""
 
     def __init__(self, directory: str, split: str, dtype: np.dtype, shard_tokens: int) -> None:
-        self.directory, self.split, self.dtype, self.shard_tokens = directory, split, dtype, shard_tokens
+        self.directory, self.split = directory, split
+        self.dtype, self.shard_tokens = dtype, shard_tokens
         self.shards: list[list] = []
 
     def write(self, ids: list[int]) -> None:
@@ -256,8 +262,9 @@ class ShardWriter:
 def prepare(args: argparse.Namespace) -> tuple[BPETokenizer, dict]:
     """Write (or reuse) ``args.data_dir``: the tokenizer, the token shards and ``meta.json``
     (written last, so a directory with it is complete). Returns the tokenizer and the meta."""
-    settings = {"data": args.data, "data_bytes": os.path.getsize(args.data), "tokenizer": args.tokenizer,
-                "vocab_size": args.vocab_size, "val_fraction": args.val_fraction,
+    settings = {"data": args.data, "data_bytes": os.path.getsize(args.data),
+                "tokenizer": args.tokenizer, "vocab_size": args.vocab_size,
+                "val_fraction": args.val_fraction,
                 "shard_tokens": args.shard_tokens}
     meta_path = os.path.join(args.data_dir, META_FILE)
     if os.path.exists(meta_path):
@@ -274,7 +281,8 @@ def prepare(args: argparse.Namespace) -> tuple[BPETokenizer, dict]:
     if args.tokenizer:
         tok = BPETokenizer.load(args.tokenizer)
     else:
-        sample = "".join(text_pieces(args.data, 0, line_start(args.data, min(cut, BPE_SAMPLE_BYTES))))
+        sample_end = line_start(args.data, min(cut, BPE_SAMPLE_BYTES))
+        sample = "".join(text_pieces(args.data, 0, sample_end))
         t0 = time.perf_counter()
         tok = BPETokenizer.train(sample, args.vocab_size)
         print(f"trained a BPE tokenizer of {tok.vocab_size:,} tokens on {len(sample):,} characters "
@@ -286,17 +294,19 @@ def prepare(args: argparse.Namespace) -> tuple[BPETokenizer, dict]:
     dtype = np.dtype(np.uint16 if tok.vocab_size <= 1 << 16 else np.uint32)
     shards = {}
     with tqdm(total=os.path.getsize(args.data), unit="B", unit_scale=True, desc="encoding") as bar:
-        for split, (start, stop) in (("train", (0, cut)), ("val", (cut, os.path.getsize(args.data)))):
+        splits = (("train", (0, cut)), ("val", (cut, os.path.getsize(args.data))))
+        for split, (start, stop) in splits:
             writer = ShardWriter(args.data_dir, split, dtype, args.shard_tokens)
             for piece in text_pieces(args.data, start, stop):
                 writer.write(tok.encode_ordinary(piece))
                 bar.update(len(piece.encode("utf-8")))
             shards[split] = writer.shards
-    meta = {"settings": settings, "tokenizer_vocab": tok.vocab_size, "dtype": dtype.name, "shards": shards}
+    meta = {"settings": settings, "tokenizer_vocab": tok.vocab_size, "dtype": dtype.name,
+            "shards": shards}
     atomic_write(meta_path, json.dumps(meta, indent=2).encode())
-    print(f"wrote {sum(n for _, n in shards['train']):,} training and {sum(n for _, n in shards['val']):,} "
-          f"validation tokens ({dtype.name}) in {len(shards['train']) + len(shards['val'])} shards "
-          f"to {args.data_dir}")
+    n_train, n_val = sum(n for _, n in shards["train"]), sum(n for _, n in shards["val"])
+    print(f"wrote {n_train:,} training and {n_val:,} validation tokens ({dtype.name}) in "
+          f"{len(shards['train']) + len(shards['val'])} shards to {args.data_dir}")
     return tok, meta
 
 
@@ -311,9 +321,9 @@ class Windows:
                   for name, n in meta["shards"][split] if n > block_size]
         if not shards:
             tokens = sum(n for _, n in meta["shards"][split])
-            raise SystemExit(f"the {split} split holds no shard of more than --block-size {block_size} "
-                             f"tokens (it has {tokens:,} tokens); use a longer --data text, a smaller "
-                             "--block-size or a larger --val-fraction")
+            raise SystemExit(f"the {split} split holds no shard of more than --block-size "
+                             f"{block_size} tokens (it has {tokens:,} tokens); use a longer --data "
+                             "text, a smaller --block-size or a larger --val-fraction")
         counts = np.array([len(s) - block_size for s in shards])  # window starts per shard
         self.shards, self.block_size = shards, block_size
         self.ends = np.cumsum(counts)
@@ -377,8 +387,10 @@ class PaddedVocab(NamedTuple):
 def write_config(run_dir: str, args: argparse.Namespace, cfg: gpt2.Config, n_params: int,
                  meta: dict) -> None:
     settings = {k: v for k, v in vars(args).items() if k not in ("resume", "out")}
-    config = {"example": NAME, "args": settings, "model": dataclasses.asdict(cfg), "n_params": n_params,
-              "tokens_per_step": args.batch_size * args.block_size * args.grad_accum, "data": meta}
+    config = {"example": NAME, "args": settings, "model": dataclasses.asdict(cfg),
+              "n_params": n_params,
+              "tokens_per_step": args.batch_size * args.block_size * args.grad_accum,
+              "data": meta}
     with open(os.path.join(run_dir, main_job.CONFIG_FILE), "w") as f:
         json.dump(config, f, indent=2)
 
@@ -406,8 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tok, meta = prepare(args)
     except KeyboardInterrupt:
-        raise SystemExit(f"interrupted while preparing {args.data_dir}; it has no {META_FILE}, so the "
-                         "next run prepares it again") from None
+        raise SystemExit(f"interrupted while preparing {args.data_dir}; it has no {META_FILE}, "
+                         "so the next run prepares it again") from None
     if args.prepare_only:
         return
     stop = main_job.StopFlag()
@@ -430,7 +442,8 @@ def main(argv: list[str] | None = None) -> None:
     accumulate, update, val_loss_fn = make_steps(cfg, opt, DTYPES[args.dtype], args.grad_accum)
     val_batches = [val_windows.batch(args.seed, VAL_STREAM, i, args.batch_size)
                    for i in range(args.eval_batches)]
-    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches]))
+    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y))
+                                             for x, y in val_batches]))
 
     def take_step(state: dict) -> tuple:
         acc, losses = tree.map(jnp.zeros_like, state["params"]), []
@@ -447,17 +460,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{n_params / 1e6:.2f}M parameters ({args.preset}), vocab {cfg.vocab_size:,} (tokenizer "
           f"{tok.vocab_size:,}), {args.dtype} compute; run directory {run_dir}")
     print(f"training: step {state['step']} -> {args.steps}, {tokens_per_step:,} tokens per step "
-          f"({args.grad_accum} x {args.batch_size} x {args.block_size}; Ctrl-C stops with a checkpoint)",
-          flush=True)
-    reason, val_loss = main_job.train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
-                                           tokens_per_step)
+          f"({args.grad_accum} x {args.batch_size} x {args.block_size}; "
+          "Ctrl-C stops with a checkpoint)", flush=True)
+    reason, val_loss = main_job.train_loop(args, run_dir, state, schedule, take_step, evaluate,
+                                           stop, tokens_per_step)
     if val_loss is None or reason != "done":
         val_loss = evaluate(state["params"])
     train.save_checkpoint(checkpoint, state)
     print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
           f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
     if reason != "done":
-        print(f"stopped by {reason}; continue with:\n  python examples/{NAME}.py --resume {run_dir}")
+        print(f"stopped by {reason}; continue with:\n"
+              f"  python examples/{NAME}.py --resume {run_dir}")
     if args.sample_tokens and not stop.set:
         write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop, state["step"])
     gallery.finish(run_dir)
