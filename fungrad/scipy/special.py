@@ -5,8 +5,9 @@ normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and 
 ``kl_div``/``rel_entr``, the Gamma family of ``_special_gamma`` (``gamma``, ``gammasgn``,
 ``loggamma``, ``beta``, ``poch``, ``factorial``, ``comb``, ``boxcox``/``boxcox1p``,
 ``bernoulli``), and (from ``_special_series``) ``erfcx``, the modified Bessel
-functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta`` (the ``jax.scipy.special``
-API).
+functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta``, and (from
+``_special_exp_integrals``) ``expi``, ``exp1``, ``expn``, ``sici`` and ``spence`` (the
+``jax.scipy.special`` API).
 
 ``xlogy``, ``xlog1py``, ``logit`` and ``entr`` carry custom JVPs so that derivatives
 stay finite where the plain formula would give ``0 * inf``.
@@ -31,6 +32,7 @@ from fungrad.numpy._util import where as _where
 from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
 from fungrad.scipy._special_gamma import (bernoulli, beta, boxcox, boxcox1p, comb, factorial,
                                           gamma, gammasgn, loggamma, poch)
+from fungrad.scipy._special_exp_integrals import exp1, expi, expn, sici, spence
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.api import jvp
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
@@ -375,7 +377,10 @@ __all__ = [
     "erfc",
     "erfcx",
     "erfinv",
+    "exp1",
+    "expi",
     "expit",
+    "expn",
     "factorial",
     "gamma",
     "gammainc",
@@ -398,7 +403,9 @@ __all__ = [
     "poch",
     "polygamma",
     "rel_entr",
+    "sici",
     "softmax",
+    "spence",
     "xlog1py",
     "xlogy",
     "zeta",

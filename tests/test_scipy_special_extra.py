@@ -1,0 +1,125 @@
+"""fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence) against
+jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
+gradients against jax and finite differences, vmap against jax.vmap."""
+from __future__ import annotations
+
+import jax
+import jax.scipy.special as jss
+import numpy as np
+import pytest
+import scipy.special
+from harness import GRAD_TOL, assert_same, compare, tol
+
+import fungrad
+import fungrad.scipy.special as fss
+from fungrad.test_util import check_grads
+
+DTYPES = [np.float32, np.float64]
+# both sides of every switch between series, continued fraction and asymptotic series
+POS = np.array([0.05, 0.1, 0.37, 0.9, 1.0, 1.3, 2.0, 3.9, 4.2, 7.5, 15.0, 39.0, 41.0, 60.0])
+REAL = np.concatenate([POS, -POS, [0.0, -0.0, np.inf, -np.inf, np.nan]])
+SPENCE_X = np.array([0.0, 1e-7, 0.2, 0.49, 0.51, 0.9, 1.0, 1.2, 1.49, 1.51, 2.0, 2.5, 10.0,
+                     1e4, -1.0, np.inf, np.nan])
+
+
+@pytest.fixture(params=DTYPES, ids=["f32", "f64"])
+def dtype(request):
+    if request.param == np.float64:
+        with jax.enable_x64(True), fungrad.enable_x64(True):
+            yield request.param
+    else:
+        yield request.param
+
+
+def test_sici_values(dtype):
+    compare(fss.sici, jss.sici, REAL.astype(dtype), jit_ref=True)
+
+
+def test_expi_values(dtype):
+    compare(fss.expi, jss.expi, np.concatenate([POS, -POS, [np.nan]]).astype(dtype),
+            jit_ref=True)
+
+
+def test_edges_as_scipy(dtype):
+    """Where JAX 0.10 gives NaN (expi at 0 and ±inf, expn at inf) or 1/n (expn(n, 0)),
+    SciPy's values."""
+    edges = np.array([0.0, -np.inf, np.inf], dtype)
+    np.testing.assert_array_equal(np.asarray(fss.expi(edges)), [-np.inf, 0.0, np.inf])
+    np.testing.assert_array_equal(np.asarray(fss.exp1(edges)), [np.inf, np.nan, 0.0])
+    got = fss.expn(np.array([0, 2, 3, 4], dtype)[:, None], edges)
+    np.testing.assert_allclose(np.asarray(got), [[np.inf, np.nan, 0.0], [1.0, np.nan, 0.0],
+                                                 [0.5, np.nan, 0.0], [1 / 3, np.nan, 0.0]],
+                               *tol(dtype))
+
+
+def test_small_arguments_as_scipy():
+    """Near 0 (where JAX's batched continued fraction takes minutes to converge), against
+    SciPy in float64."""
+    x = np.array([1e-12, 1e-6, 1e-3])
+    with fungrad.enable_x64(True):
+        for name in ["expi", "exp1"]:
+            np.testing.assert_allclose(np.asarray(getattr(fss, name)(x)),
+                                       getattr(scipy.special, name)(x), *tol(np.float64))
+        np.testing.assert_allclose(np.asarray(fss.expn(3, x)), scipy.special.expn(3, x),
+                                   *tol(np.float64))
+
+
+def test_spence_values(dtype):
+    compare(fss.spence, jss.spence, SPENCE_X.astype(dtype), jit_ref=True)
+
+
+def test_exp1_values(dtype):
+    compare(fss.exp1, jss.exp1, np.concatenate([POS, [0.0, -1.0]]).astype(dtype), jit_ref=True)
+
+
+def test_expn_values(dtype):
+    n = np.array([0, 1, 2, 3, 5, 10, 30])[:, None]
+    x = np.array([0.05, 0.7, 1.0, 1.5, 6.0, 25.0, -1.0])
+    compare(fss.expn, jss.expn, n.astype(dtype), x.astype(dtype), jit_ref=True)
+    compare(fss.expn, jss.expn, 2, np.array([0.5, 3.0], dtype), jit_ref=True)
+
+
+GRAD_CASES = {"expi": np.array([-3.0, -0.5, 0.3, 2.5, 45.0]),
+              "exp1": np.array([0.3, 1.0, 2.5, 6.0]),
+              "spence": np.array([0.3, 0.8, 2.5, 4.0]),
+              "sici": np.array([-6.0, -0.5, 0.3, 2.5, 9.0])}
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_CASES))
+def test_grads(name):
+    """Gradients against jax (float32), vmap(grad) against jax.vmap(jax.grad), and
+    finite differences in float64."""
+    def fg(x):
+        out = getattr(fss, name)(x)
+        return out[0] + 2 * out[1] if name == "sici" else out
+
+    def ref(x):
+        out = getattr(jss, name)(x)
+        return out[0] + 2 * out[1] if name == "sici" else out
+    x = GRAD_CASES[name].astype(np.float32)
+    g = fungrad.vmap(fungrad.grad(fg))(x)
+    assert_same(g, jax.jit(jax.vmap(jax.grad(ref)))(x), GRAD_TOL)
+    with fungrad.enable_x64(True):
+        check_grads(lambda v: fg(v).sum(), [fungrad.numpy.asarray(GRAD_CASES[name])], 1,
+                    modes=("fwd", "rev"))
+
+
+def test_expn_grad_in_x():
+    n, x = np.float32(3), np.array([0.4, 1.7, 5.0], np.float32)
+    g = fungrad.vmap(fungrad.grad(fss.expn, 1), (None, 0))(n, x)
+    assert_same(g, jax.vmap(jax.grad(jss.expn, 1), (None, 0))(n, x), GRAD_TOL)
+    with fungrad.enable_x64(True):
+        check_grads(lambda v: fss.expn(3, v).sum(), [fungrad.numpy.asarray(x.astype(np.float64))],
+                    2, modes=("fwd", "rev"))
+
+
+def test_errors():
+    for name in ["expi", "exp1"]:
+        with pytest.raises(ValueError, match=f"{name} does not support complex"):
+            getattr(fss, name)(np.complex64(1))
+    with pytest.raises(ValueError, match="expn does not support complex"):
+        fss.expn(1, np.complex64(1))
+    with pytest.raises(ValueError, match="sici must be real-valued"):
+        fss.sici(np.complex64(1))
+    with pytest.raises(TypeError, match="spence: x.dtype=int32 is not supported"):
+        fss.spence(np.array([1, 2], np.int32))
