@@ -1,5 +1,5 @@
-"""fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence) against
-jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
+"""fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence), dawsn
+and owens_t against jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
 gradients against jax and finite differences, vmap against jax.vmap."""
 from __future__ import annotations
 
@@ -68,6 +68,22 @@ def test_spence_values(dtype):
     compare(fss.spence, jss.spence, SPENCE_X.astype(dtype), jit_ref=True)
 
 
+def test_dawsn_values(dtype):
+    x = np.array([0.0, -0.0, 1e-5, 0.3, 1.0, 2.5, 5.9, 6.1, 10.0, 1e4, -2.0, -7.0, np.inf,
+                  -np.inf, np.nan])
+    compare(fss.dawsn, jss.dawsn, x.astype(dtype), jit_ref=True)
+
+
+def test_owens_t_values(dtype):
+    h = np.array([0.0, 0.5, 1.0, 2.0, 5.0, -1.0, 0.3, 3.0, np.nan])[:, None]
+    a = np.array([0.0, 0.2, 1.0, 1.5, 4.0, -0.7, -1.0, -3.0, np.nan])
+    h, a = h.astype(dtype), a.astype(dtype)
+    # jax.jit(jss.owens_t) in float64 after a float32 call keeps float32 quadrature nodes
+    # (about 6e-9 off), so float64 is checked against SciPy
+    ref = jax.numpy.asarray(scipy.special.owens_t(h, a)) if dtype == np.float64 else None
+    compare(fss.owens_t, jss.owens_t, h, a, jit_ref=True, ref_out=ref)
+
+
 def test_exp1_values(dtype):
     compare(fss.exp1, jss.exp1, np.concatenate([POS, [0.0, -1.0]]).astype(dtype), jit_ref=True)
 
@@ -82,7 +98,8 @@ def test_expn_values(dtype):
 GRAD_CASES = {"expi": np.array([-3.0, -0.5, 0.3, 2.5, 45.0]),
               "exp1": np.array([0.3, 1.0, 2.5, 6.0]),
               "spence": np.array([0.3, 0.8, 2.5, 4.0]),
-              "sici": np.array([-6.0, -0.5, 0.3, 2.5, 9.0])}
+              "sici": np.array([-6.0, -0.5, 0.3, 2.5, 9.0]),
+              "dawsn": np.array([-3.0, -0.5, 0.3, 2.5, 9.0])}
 
 
 @pytest.mark.parametrize("name", sorted(GRAD_CASES))
@@ -113,12 +130,27 @@ def test_expn_grad_in_x():
                     2, modes=("fwd", "rev"))
 
 
+def test_owens_t_grads():
+    h = np.array([0.0, 0.5, -1.2, 2.0], np.float32)
+    a = np.array([0.3, -2.0, 0.8, 1.5], np.float32)
+    for i in range(2):
+        g = fungrad.vmap(fungrad.grad(fss.owens_t, i))(h, a)
+        assert_same(g, jax.jit(jax.vmap(jax.grad(jss.owens_t, i)))(h, a), GRAD_TOL)
+    with fungrad.enable_x64(True):
+        check_grads(lambda u, v: fss.owens_t(u, v).sum(),
+                    [fungrad.numpy.asarray(v.astype(np.float64)) for v in (h, a)], 1,
+                    modes=("fwd", "rev"))
+
+
 def test_errors():
     for name in ["expi", "exp1"]:
         with pytest.raises(ValueError, match=f"{name} does not support complex"):
             getattr(fss, name)(np.complex64(1))
     with pytest.raises(ValueError, match="expn does not support complex"):
         fss.expn(1, np.complex64(1))
+    for name in ["dawsn", "owens_t"]:
+        with pytest.raises(ValueError, match=f"{name} does not support complex"):
+            getattr(fss, name)(*[np.complex64(1)] * (2 if name == "owens_t" else 1))
     with pytest.raises(ValueError, match="sici must be real-valued"):
         fss.sici(np.complex64(1))
     with pytest.raises(TypeError, match="spence: x.dtype=int32 is not supported"):

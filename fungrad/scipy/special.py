@@ -6,8 +6,8 @@ normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and 
 ``loggamma``, ``beta``, ``poch``, ``factorial``, ``comb``, ``boxcox``/``boxcox1p``,
 ``bernoulli``), and (from ``_special_series``) ``erfcx``, the modified Bessel
 functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta``, and (from
-``_special_exp_integrals``) ``expi``, ``exp1``, ``expn``, ``sici`` and ``spence`` (the
-``jax.scipy.special`` API).
+``_special_exp_integrals``) ``expi``, ``exp1``, ``expn``, ``sici`` and ``spence``, and (from
+``_special_erf_family``) ``dawsn`` and ``owens_t`` (the ``jax.scipy.special`` API).
 
 ``xlogy``, ``xlog1py``, ``logit`` and ``entr`` carry custom JVPs so that derivatives
 stay finite where the plain formula would give ``0 * inf``.
@@ -32,6 +32,7 @@ from fungrad.numpy._util import where as _where
 from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
 from fungrad.scipy._special_gamma import (bernoulli, beta, boxcox, boxcox1p, comb, factorial,
                                           gamma, gammasgn, loggamma, poch)
+from fungrad.scipy._special_erf_family import dawsn, owens_t
 from fungrad.scipy._special_exp_integrals import exp1, expi, expn, sici, spence
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.api import jvp
@@ -371,6 +372,7 @@ __all__ = [
     "boxcox",
     "boxcox1p",
     "comb",
+    "dawsn",
     "digamma",
     "entr",
     "erf",
@@ -400,6 +402,7 @@ __all__ = [
     "multigammaln",
     "ndtr",
     "ndtri",
+    "owens_t",
     "poch",
     "polygamma",
     "rel_entr",
