@@ -1,5 +1,5 @@
-"""fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence), dawsn
-and owens_t against jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
+"""fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence), dawsn,
+owens_t and bessel_jn against jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
 gradients against jax and finite differences, vmap against jax.vmap."""
 from __future__ import annotations
 
@@ -128,6 +128,27 @@ def test_expn_grad_in_x():
     with fungrad.enable_x64(True):
         check_grads(lambda v: fss.expn(3, v).sum(), [fungrad.numpy.asarray(x.astype(np.float64))],
                     2, modes=("fwd", "rev"))
+
+
+def test_bessel_jn_values(dtype):
+    z = np.array([[0.5, 1.0, 2.5, 7.0, 15.0], [-3.0, 0.1, 20.0, 0.0, 30.0]], dtype)
+    compare(lambda x: fss.bessel_jn(x, v=4), lambda x: jss.bessel_jn(x, v=4), z)
+    compare(lambda x: fss.bessel_jn(x, v=2, n_iter=80), lambda x: jss.bessel_jn(x, v=2, n_iter=80),
+            np.array([45.0, 60.0], dtype))
+
+
+def test_bessel_jn_grad_and_vmap():
+    z = np.array([0.7, 2.5, 9.0], np.float32)
+
+    def loss(lib):
+        return lambda x: (lib.bessel_jn(x, v=3).T * np.array([1.0, -2.0, 3.0, 0.5])).sum()
+    g = fungrad.vmap(fungrad.grad(loss(fss)))(z)
+    assert_same(g, jax.jit(jax.vmap(jax.grad(loss(jss))))(z), GRAD_TOL)
+    with fungrad.enable_x64(True):
+        check_grads(loss(fss), [fungrad.numpy.asarray(z.astype(np.float64))], 1,
+                    modes=("fwd", "rev"))
+    with pytest.raises(TypeError):
+        fss.bessel_jn(z, v=1.5)
 
 
 def test_owens_t_grads():
