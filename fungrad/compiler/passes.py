@@ -464,7 +464,7 @@ def _zero_padded_pieces(rw: _Rewriter, a: Any) -> tuple[int, list] | None:
             return None
         return parts[0][0], parts[0][1] + parts[1][1]
     value = _literal_value(eqn.invars[1]) if eqn.primitive.name == "pad" else None
-    if value is None or value != 0 or np.signbit(value):
+    if value is None or value != 0 or np.signbit(np.real(value)) or np.signbit(np.imag(value)):
         return None
     padded = [(d, lo, hi, interior) for d, (lo, hi, interior)
               in enumerate(eqn.params["padding_config"]) if (lo, hi, interior) != (0, 0, 0)]
