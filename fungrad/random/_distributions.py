@@ -25,7 +25,7 @@ from fungrad.random._xla_math import xla_exp, xla_fma, xla_pow, xla_tan
 
 
 def _exp(x: Any) -> Any:
-    return _in_float32(xla_exp, lax.exp, x)
+    return _in_float32(xla_exp, xla_exp, x)  # float64 too: XLA's rational approximation
 
 
 def _tan(x: Any) -> Any:
@@ -35,15 +35,17 @@ def _tan(x: Any) -> Any:
 def _pow(x: Any, y: Any) -> Any:
     dtype = core.get_aval(x).dtype
     if dtype == np.float64:
-        return lax.pow(x, y)
+        return xla_pow(x, y)  # the C library's pow, as XLA
     f32 = [lax.convert_element_type(v, np.float32) for v in (x, y)]
     return lax.convert_element_type(xla_pow(*f32), dtype)
 
 
 def _fma(a: Any, b: Any, c: Any) -> Any:
-    """``a * b + c`` as XLA's CPU kernels compute it: one rounding in float32 and float16
-    (in float32), two in bfloat16 and float64."""
+    """``a * b + c`` as XLA's CPU kernels compute it: one rounding in float32, float16 (in
+    float32) and float64, two in bfloat16."""
     dtype = core.get_aval(a).dtype
+    if dtype == np.float64:
+        return xla_fma(a, b, c)
     if dtype in (np.float32, np.float16):
         f32 = [lax.convert_element_type(v, np.float32) for v in (a, b, c)]
         return lax.convert_element_type(xla_fma(*f32), dtype)

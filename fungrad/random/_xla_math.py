@@ -9,7 +9,10 @@ each function below repeats XLA's float32 steps in the order and with the
 roundings its generated x86-64 (AVX2/FMA) code performs; the comments name
 the source of each step. ``fma`` emulates the fused operations exactly.
 
-All functions take and return NumPy (or NumPy-like, via ``xp``) float32 arrays.
+The ``*64`` functions do the same for XLA's float64 algorithms (``exp``, ``log1p``,
+``erf_inv``; the C library's ``log``, ``tan``, ``pow`` and ``erf``), with ``fma64``.
+
+All functions take and return NumPy (or NumPy-like, via ``xp``) arrays.
 """
 from __future__ import annotations
 
@@ -168,6 +171,40 @@ def exp(xp, x):
     return xp.where(out < _MIN_NORMAL, np.float32(0), out)  # subnormal results flush to zero
 
 
+# XLA CPU's float64 exp (Cephes' rational approximation, as in Eigen's pexp_double): x
+# clamped to [_EXP64_LO, _EXP64_HI]; n = floor(x * log2(e) + 1/2); g = x - n * ln2 in two
+# FMAs (ln2 split as _EXP64_C1 + _EXP64_C2); p = g * P(g**2), exp(g) = 1 + 2 p / (Q(g**2) - p)
+# (Horner steps as FMAs); times 2**n; 0 below the range, inf above.
+_EXP64_LO, _EXP64_HI = -708.3964185322641, 709.782712893384
+_EXP64_LOG2E = 1.4426950408889634073599
+_EXP64_C1, _EXP64_C2 = 0.693145751953125, 1.42860682030941723212e-6
+_EXP64_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
+_EXP64_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1,
+            2.0)
+
+
+def _horner64(xp, coeffs, x):
+    """``((c0 * x + c1) * x + c2) ...`` in float64, one FMA per step."""
+    p = xp.full_like(x, coeffs[0])
+    for c in coeffs[1:]:
+        p = fma64(xp, p, x, c)
+    return p
+
+
+def exp64(xp, x):
+    """XLA CPU's float64 exponential."""
+    x = xp.asarray(x, np.float64)
+    xc = xp.maximum(xp.minimum(x, _EXP64_HI), _EXP64_LO)  # NaN passes through
+    n = xp.floor(fma64(xp, xc, _EXP64_LOG2E, 0.5))
+    g = fma64(xp, -n, _EXP64_C2, fma64(xp, -n, _EXP64_C1, xc))
+    g2 = g * g
+    p = _horner64(xp, _EXP64_P, g2) * g
+    out = xp.ldexp(p / (_horner64(xp, _EXP64_Q, g2) - p) * 2.0 + 1.0,
+                   xp.nan_to_num(n).astype(np.int32))
+    out = xp.where(x < _EXP64_LO, 0.0, out)
+    return xp.where(x > _EXP64_HI, np.inf, out)
+
+
 # --------------------------------------------------------------------------- pow, tan
 
 # XLA's CPU code computes float32 pow and tan by calling the C library's powf and tanf
@@ -180,6 +217,7 @@ _LIBM.tanf.restype, _LIBM.tanf.argtypes = ctypes.c_float, [ctypes.c_float]
 _LIBM.log.restype, _LIBM.log.argtypes = ctypes.c_double, [ctypes.c_double]
 _LIBM.tan.restype, _LIBM.tan.argtypes = ctypes.c_double, [ctypes.c_double]
 _LIBM.erf.restype, _LIBM.erf.argtypes = ctypes.c_double, [ctypes.c_double]
+_LIBM.pow.restype, _LIBM.pow.argtypes = ctypes.c_double, [ctypes.c_double, ctypes.c_double]
 
 
 def _libm(fn: Callable, *args, dtype: np.dtype = F32):
@@ -201,6 +239,11 @@ def log64(xp, x):
 def pow(xp, x, y):  # noqa: A001
     """XLA CPU's float32 ``x ** y`` (the C library's ``powf``)."""
     return xp.asarray(_libm(_LIBM.powf, x, y))
+
+
+def pow64(xp, x, y):
+    """XLA CPU's float64 ``x ** y`` (the C library's ``pow``)."""
+    return xp.asarray(_libm(_LIBM.pow, x, y, dtype=np.dtype(np.float64)))
 
 
 def tan(xp, x):
@@ -256,13 +299,8 @@ def log1p64(xp, x):
     small = xp.abs(x) < float(_LOG1P_SMALL_64)
     xs = xp.where(small, x, 0.0)
     x2 = xs * xs
-
-    def horner(coeffs):
-        p = xp.full_like(xs, coeffs[0])
-        for c in coeffs[1:]:
-            p = fma64(xp, p, xs, c)
-        return p
-    out_small = xs + ((xs * x2) * (horner(_LOG1P_N_64) / horner(_LOG1P_D_64)) - x2 * 0.5)
+    ratio = _horner64(xp, _LOG1P_N_64, xs) / _horner64(xp, _LOG1P_D_64, xs)
+    out_small = xs + ((xs * x2) * ratio - x2 * 0.5)
     out = xp.array(out_small, copy=True)
     if (~small).any():
         out[~small] = log64(xp, x[~small] + 1.0)
@@ -441,10 +479,10 @@ xla_erf_inv = _unary("xla_erf_inv", erf_inv,
                      lambda t, ans, x: mul(const(x, _SQRT_PI / 2), mul(t, lax_exp(square(ans)))),
                      erf_inv64)
 
-xla_exp = _unary("xla_exp", exp, lambda t, ans, x: mul(t, ans))
+xla_exp = _unary("xla_exp", exp, lambda t, ans, x: mul(t, ans), exp64)
 xla_tan = _unary("xla_tan", tan, lambda t, ans, x: div(t, square(cos(x))), tan64)
 
-xla_pow_p = elementwise_prim("xla_pow", _blockwise(pow), "f")
+xla_pow_p = elementwise_prim("xla_pow", _blockwise(pow, pow64), "f")
 batching.defbroadcasting(xla_pow_p)
 
 
@@ -462,7 +500,7 @@ ad.defjvp(xla_pow_p,
 
 
 def xla_pow(x: Any, y: Any) -> Any:
-    """``x ** y`` in float32 as XLA's CPU code computes it (operands broadcast)."""
+    """``x ** y`` in float32 or float64 as XLA's CPU code computes it (operands broadcast)."""
     return xla_pow_p.bind(x, y)
 
 
