@@ -44,6 +44,11 @@ INLINE_MAX_SIZE = 16384
 # values the part stays in the loop.
 SPLIT_MAX_BYTES = 1 << 24
 
+# Primitives whose batching rule is itself a loop over the batch (a ``pure_callback`` with
+# ``vmap_method="sequential"``): moved out of the loop and batched, they would come back as
+# a ``scan`` whose body is the same equation again, so a body holding one is not split.
+_BATCHED_AS_LOOP = frozenset({"pure_callback"})
+
 
 class _Lines:
     """Python statements generated for inlined equations, named within one function.
@@ -177,7 +182,8 @@ class _ScanLoop:
         nc, nk = p["num_consts"], p["num_carry"]
         consts_in, carry_in, xs_in = j.invars[:nc], j.invars[nc:nc + nk], j.invars[nc + nk:]
         carry_out, ys_out = j.outvars[:nk], j.outvars[nk:]
-        split = not passes.jaxpr_has_effects(j)
+        split = not passes.jaxpr_has_effects(j) and not any(
+            e.primitive.name in _BATCHED_AS_LOOP for e in j.eqns)
         for split_pre, split_post in ((split, split), (split, False), (False, split),
                                       (False, False)):
             parts = _Parts(j, carry_in, carry_out, ys_out, split_pre, split_post)
