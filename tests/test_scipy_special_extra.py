@@ -1,5 +1,5 @@
 """fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence), dawsn,
-owens_t and bessel_jn against jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
+fresnel, owens_t and bessel_jn against jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
 gradients against jax and finite differences, vmap against jax.vmap."""
 from __future__ import annotations
 
@@ -74,6 +74,12 @@ def test_dawsn_values(dtype):
     compare(fss.dawsn, jss.dawsn, x.astype(dtype), jit_ref=True)
 
 
+def test_fresnel_values(dtype):
+    x = np.array([0.0, -0.0, 1e-5, 0.3, 1.0, 1.49, 1.51, 2.5, 3.3, 5.9, 10.0, 100.0, -2.0,
+                  np.inf, -np.inf, np.nan])
+    compare(fss.fresnel, jss.fresnel, x.astype(dtype), jit_ref=True)
+
+
 def test_owens_t_values(dtype):
     h = np.array([0.0, 0.5, 1.0, 2.0, 5.0, -1.0, 0.3, 3.0, np.nan])[:, None]
     a = np.array([0.0, 0.2, 1.0, 1.5, 4.0, -0.7, -1.0, -3.0, np.nan])
@@ -99,7 +105,8 @@ GRAD_CASES = {"expi": np.array([-3.0, -0.5, 0.3, 2.5, 45.0]),
               "exp1": np.array([0.3, 1.0, 2.5, 6.0]),
               "spence": np.array([0.3, 0.8, 2.5, 4.0]),
               "sici": np.array([-6.0, -0.5, 0.3, 2.5, 9.0]),
-              "dawsn": np.array([-3.0, -0.5, 0.3, 2.5, 9.0])}
+              "dawsn": np.array([-3.0, -0.5, 0.3, 2.5, 9.0]),
+              "fresnel": np.array([-2.2, -0.5, 0.3, 1.7, 3.1])}
 
 
 @pytest.mark.parametrize("name", sorted(GRAD_CASES))
@@ -108,11 +115,11 @@ def test_grads(name):
     finite differences in float64."""
     def fg(x):
         out = getattr(fss, name)(x)
-        return out[0] + 2 * out[1] if name == "sici" else out
+        return out[0] + 2 * out[1] if isinstance(out, tuple) else out
 
     def ref(x):
         out = getattr(jss, name)(x)
-        return out[0] + 2 * out[1] if name == "sici" else out
+        return out[0] + 2 * out[1] if isinstance(out, tuple) else out
     x = GRAD_CASES[name].astype(np.float32)
     g = fungrad.vmap(fungrad.grad(fg))(x)
     assert_same(g, jax.jit(jax.vmap(jax.grad(ref)))(x), GRAD_TOL)
@@ -172,7 +179,17 @@ def test_errors():
     for name in ["dawsn", "owens_t"]:
         with pytest.raises(ValueError, match=f"{name} does not support complex"):
             getattr(fss, name)(*[np.complex64(1)] * (2 if name == "owens_t" else 1))
+    with pytest.raises(NotImplementedError, match="fresnel: support for complex"):
+        fss.fresnel(np.complex64(1))
     with pytest.raises(ValueError, match="sici must be real-valued"):
         fss.sici(np.complex64(1))
     with pytest.raises(TypeError, match="spence: x.dtype=int32 is not supported"):
         fss.spence(np.array([1, 2], np.int32))
+
+
+@pytest.mark.parametrize("name", ["dawsn", "fresnel"])
+def test_half_precision_in_float32(name):
+    """float16 and bfloat16 are computed in float32 and cast back, as in JAX."""
+    x = np.array([-2.0, 0.3, 1.0, 4.0])
+    for dtype in [np.float16, jax.numpy.bfloat16]:
+        compare(getattr(fss, name), getattr(jss, name), x.astype(dtype), jit_ref=True)

@@ -7,7 +7,7 @@ normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and 
 ``bernoulli``), and (from ``_special_series``) ``erfcx``, the modified Bessel
 functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta``, and (from
 ``_special_exp_integrals``) ``expi``, ``exp1``, ``expn``, ``sici`` and ``spence``, and (from
-``_special_erf_family``) ``dawsn`` and ``owens_t``, and ``bessel_jn`` (from
+``_special_erf_family``) ``dawsn``, ``fresnel`` and ``owens_t``, and ``bessel_jn`` (from
 ``_special_bessel``) (the ``jax.scipy.special`` API).
 
 ``xlogy``, ``xlog1py``, ``logit`` and ``entr`` carry custom JVPs so that derivatives
@@ -34,7 +34,7 @@ from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home i
 from fungrad.scipy._special_gamma import (bernoulli, beta, boxcox, boxcox1p, comb, factorial,
                                           gamma, gammasgn, loggamma, poch)
 from fungrad.scipy._special_bessel import bessel_jn
-from fungrad.scipy._special_erf_family import dawsn, owens_t
+from fungrad.scipy._special_erf_family import dawsn, fresnel, owens_t
 from fungrad.scipy._special_exp_integrals import exp1, expi, expn, sici, spence
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.api import jvp
@@ -387,6 +387,7 @@ __all__ = [
     "expit",
     "expn",
     "factorial",
+    "fresnel",
     "gamma",
     "gammainc",
     "gammaincc",
