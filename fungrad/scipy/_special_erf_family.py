@@ -102,7 +102,8 @@ def _fresnel_series(x: Any) -> tuple:
         term = term * u / mf
         odd = lax.rem(m, 2) == 1
         term = _where(odd, term, -term)
-        return term, _where(odd, s + term / (2 * mf + 1), s), _where(odd, c, c + term / (2 * mf + 1))
+        part = term / (2 * mf + 1)
+        return term, _where(odd, s + part, s), _where(odd, c, c + part)
     _, s, c = lax.fori_loop(1, _FRESNEL_SERIES_TERMS + 1, body, (x, jnp.zeros_like(x), x))
     return s, c
 
