@@ -36,10 +36,12 @@ def bessel_jn(z: Any, *, v: int, n_iter: int = 50) -> Any:
     on a new leading axis of length ``v + 1`` (``jax.scipy.special.bessel_jn``).
 
     ``n_iter`` is the starting order of the backward recurrence: it must exceed ``v`` and
-    grow with ``|z|`` (about ``|z| + 25`` for float64 accuracy).
+    grow with ``|z|`` (about ``|z| + 25`` for float64 accuracy). In float32 a large
+    ``n_iter`` at small ``|z|`` overflows the recurrence to NaN, as in JAX (the default 50
+    does so at ``z = 1``).
 
     >>> import fungrad.scipy.special as fss
-    >>> [round(float(j), 6) for j in fss.bessel_jn(1.0, v=1)]
+    >>> [round(float(j), 6) for j in fss.bessel_jn(1.0, v=1, n_iter=20)]
     [0.765198, 0.440051]
     """
     z, = promote_args_inexact("bessel_jn", z)

@@ -80,8 +80,8 @@ def dawsn(x: Any) -> Any:
     derivative ``1 - 2 x dawsn(x)`` (``jax.scipy.special.dawsn``).
 
     >>> import fungrad.scipy.special as fss
-    >>> round(float(fss.dawsn(1.0)), 6)
-    0.538079
+    >>> round(float(fss.dawsn(1.0)), 5)
+    0.53808
     """
     x, = promote_args_inexact("dawsn", x)
     if x.dtype.kind == "c":
