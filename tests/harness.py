@@ -3,7 +3,9 @@ comparisons of fungrad against jax (values, shapes, dtypes, weak types)."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import pkgutil
 import tracemalloc
 from typing import Any, Callable, Sequence
 
@@ -18,6 +20,21 @@ from fungrad import errors, tree
 
 # Run fewer cases locally with FUNGRAD_TEST_FAST=1.
 FAST = os.environ.get("FUNGRAD_TEST_FAST", "0") == "1"
+
+# Modules that need a dependency the test extra does not install, with that dependency: CuPy
+# comes with the gpu extra (a CUDA wheel). Where it is installed, these modules are walked too.
+NEEDS_OPTIONAL = {"fungrad.backends.cupy": "cupy"}
+
+
+def package_modules() -> list[str]:
+    """``fungrad`` and every module under it, less those whose optional dependency is absent
+    (the tests that import every module walk this list)."""
+    def fail(name):
+        raise ImportError(f"could not import {name} while collecting fungrad modules")
+    names = ["fungrad"] + [m.name for m in pkgutil.walk_packages(fungrad.__path__, "fungrad.",
+                                                                 onerror=fail)]
+    return sorted(n for n in names
+                  if n not in NEEDS_OPTIONAL or importlib.util.find_spec(NEEDS_OPTIONAL[n]))
 
 # Tolerances per dtype: (rtol, atol). One table; tests never pick magic numbers.
 TOL = {

@@ -21,7 +21,6 @@ import doctest
 import importlib
 import importlib.util
 import pathlib
-import pkgutil
 import re
 
 import jax
@@ -31,7 +30,7 @@ import pytest
 import yaml
 
 import fungrad
-from harness import GRAD_TOL, assert_same
+from harness import GRAD_TOL, assert_same, package_modules
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -219,15 +218,7 @@ def test_constants_quoted_in_the_docs_are_current():
 
 # --------------------------------------------------------------------------- doctests
 
-def _all_modules() -> list[str]:
-    def fail(name):
-        raise ImportError(f"could not import {name} while collecting fungrad modules")
-    names = ["fungrad"] + [m.name for m in pkgutil.walk_packages(fungrad.__path__, "fungrad.",
-                                                                 onerror=fail)]
-    return sorted(names)
-
-
-MODULES = _all_modules()
+MODULES = package_modules()
 FINDER = doctest.DocTestFinder(exclude_empty=True)
 
 

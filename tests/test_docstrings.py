@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import pathlib
-import pkgutil
 import re
 import sys
 import types
@@ -27,6 +26,7 @@ import jax
 import pytest
 
 import fungrad
+from harness import package_modules
 
 API_DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api"
 
@@ -49,9 +49,7 @@ PUBLIC_MODULES = (
 
 
 def _modules_with_public_names() -> list[str]:
-    names = ["fungrad"] + [m.name for m in pkgutil.walk_packages(fungrad.__path__, "fungrad.")]
-    return sorted(n for n in names
-                  if not any(part.startswith("_") for part in n.split(".")))
+    return [n for n in package_modules() if not any(part.startswith("_") for part in n.split("."))]
 
 
 def _own_doc(obj) -> str | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pkgutil
 
 import numpy as np
 import pytest
@@ -30,11 +29,12 @@ from fungrad.compiler.lowering import DEFAULT, lowering_for
 from fungrad.compiler.parallel import parallel_p
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import ad, batching
+from harness import package_modules
 
 
 def _all_primitives() -> list[core.Primitive]:
-    for info in pkgutil.walk_packages(fungrad.__path__, "fungrad."):
-        importlib.import_module(info.name)
+    for name in package_modules():
+        importlib.import_module(name)
     return core.primitives()
 
 
