@@ -237,17 +237,6 @@ batching.def_batch(process_fused_pmean_p, _fused_pmean_batch)
 
 # --------------------------------------------------------------------------- pmax / pmin
 
-def _chooser_jvp(prim: Primitive):
-    """The tangent of the process holding the extreme (averaged over ties)."""
-    def rule(primals, tangents, *, axis_name):
-        (x,), (t,) = primals, tangents
-        out = prim.bind(x, axis_name=axis_name)
-        holds = convert_to(eq(x, out), x)
-        total = process_psum_p.bind(mul(t, holds), axis_name=axis_name)
-        return out, div(total, process_psum_p.bind(holds, axis_name=axis_name))
-    return rule
-
-
 def pmax(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
     """Maximum of ``x`` (a pytree) over the named axis or axes (``jax.lax.pmax``)."""
     return _allreduce(x, axis_name, "pmax", lax_parallel.pmax, process_pmax_p)
@@ -260,12 +249,12 @@ def pmin(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
 
 process_pmax_p = _collective("process_pmax", _impl("max"))
 process_pmax_p.def_abstract_eval(lambda x, *, axis_name: x)
-ad.def_jvp(process_pmax_p, _chooser_jvp(process_pmax_p))
+ad.def_jvp(process_pmax_p, lax_parallel.chooser_jvp(process_pmax_p, process_psum_p))
 batching.defvectorized(process_pmax_p)
 
 process_pmin_p = _collective("process_pmin", _impl("min"))
 process_pmin_p.def_abstract_eval(lambda x, *, axis_name: x)
-ad.def_jvp(process_pmin_p, _chooser_jvp(process_pmin_p))
+ad.def_jvp(process_pmin_p, lax_parallel.chooser_jvp(process_pmin_p, process_psum_p))
 batching.defvectorized(process_pmin_p)
 
 

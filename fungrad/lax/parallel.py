@@ -133,14 +133,16 @@ def pmean(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
     return tree_util.map(mean, x)
 
 
-def _pchooser_jvp(prim: Primitive):
-    """The tangent of the chosen member (averaged over ties), as for ``reduce_max``."""
-    def rule(primals, tangents, *, axes):
+def chooser_jvp(prim: Primitive, sum_prim: Primitive):
+    """The JVP of a maximum or minimum over a named axis: the tangent of the chosen member
+    (averaged over ties), as for ``reduce_max``; ``sum_prim`` sums over the same axis (the
+    vmapped axis here, the processes in ``fungrad.distributed``)."""
+    def rule(primals, tangents, **params):
         (x,), (t,) = primals, tangents
-        out = prim.bind(x, axes=axes)
+        out = prim.bind(x, **params)
         location = convert_to(eq(x, out), x)
-        picked = psum_p.bind(mul(t, location), axes=axes)
-        return out, div(picked, psum_p.bind(location, axes=axes))
+        picked = sum_prim.bind(mul(t, location), **params)
+        return out, div(picked, sum_prim.bind(location, **params))
     return rule
 
 
@@ -156,13 +158,13 @@ def pmin(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
 
 pmax_p = _collective_prim("pmax")
 pmax_p.def_abstract_eval(lambda x, *, axes: x)
-ad.def_jvp(pmax_p, _pchooser_jvp(pmax_p))
+ad.def_jvp(pmax_p, chooser_jvp(pmax_p, psum_p))
 batching.def_collective(pmax_p, _reduction_collective(pmax_p, reduce_max,
                                                       lambda x, size: x))
 
 pmin_p = _collective_prim("pmin")
 pmin_p.def_abstract_eval(lambda x, *, axes: x)
-ad.def_jvp(pmin_p, _pchooser_jvp(pmin_p))
+ad.def_jvp(pmin_p, chooser_jvp(pmin_p, psum_p))
 batching.def_collective(pmin_p, _reduction_collective(pmin_p, reduce_min,
                                                       lambda x, size: x))
 
