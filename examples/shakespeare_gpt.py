@@ -313,6 +313,21 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
     return reason, val_loss
 
 
+def finish_training(args: argparse.Namespace, run_dir: str, state: dict, evaluate: Any,
+                    reason: str, val_loss: float | None, script: str) -> None:
+    """After ``train_loop``: the final validation loss (unless the last step measured it),
+    the last checkpoint, and how to resume ``script`` when something stopped the run."""
+    if val_loss is None or reason != "done":
+        val_loss = evaluate(state["params"])
+    checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
+    train.save_checkpoint(checkpoint, state)
+    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
+          f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
+    if reason != "done":
+        print(f"stopped by {reason}; continue with:\n"
+              f"  python examples/{script} --resume {run_dir}")
+
+
 def main(argv: list[str] | None = None) -> None:
     stop = StopFlag()
     ap = parser()
@@ -350,14 +365,7 @@ def main(argv: list[str] | None = None) -> None:
 
     reason, val_loss = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
                                   args.batch_size * args.block_size)
-    if val_loss is None or reason != "done":
-        val_loss = evaluate(state["params"])
-    train.save_checkpoint(checkpoint, state)
-    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
-          f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
-    if reason != "done":
-        print(f"stopped by {reason}; continue with:\n"
-              f"  python examples/shakespeare_gpt.py --resume {run_dir}")
+    finish_training(args, run_dir, state, evaluate, reason, val_loss, "shakespeare_gpt.py")
     if args.sample_chars and not stop.set:
         write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop, state["step"])
     print(f"view the curves:  python -m fungrad.dashboard {run_dir}\n"

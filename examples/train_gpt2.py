@@ -464,14 +464,7 @@ def main(argv: list[str] | None = None) -> None:
           "Ctrl-C stops with a checkpoint)", flush=True)
     reason, val_loss = main_job.train_loop(args, run_dir, state, schedule, take_step, evaluate,
                                            stop, tokens_per_step)
-    if val_loss is None or reason != "done":
-        val_loss = evaluate(state["params"])
-    train.save_checkpoint(checkpoint, state)
-    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
-          f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
-    if reason != "done":
-        print(f"stopped by {reason}; continue with:\n"
-              f"  python examples/{NAME}.py --resume {run_dir}")
+    main_job.finish_training(args, run_dir, state, evaluate, reason, val_loss, f"{NAME}.py")
     if args.sample_tokens and not stop.set:
         write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop, state["step"])
     gallery.finish(run_dir)
