@@ -40,9 +40,10 @@ def bessel_jn(z: Any, *, v: int, n_iter: int = 50) -> Any:
     ``n_iter`` at small ``|z|`` overflows the recurrence to NaN, as in JAX (the default 50
     does so at ``z = 1``).
 
-    >>> import fungrad.scipy.special as fss
-    >>> [round(float(j), 6) for j in fss.bessel_jn(1.0, v=1, n_iter=20)]
-    [0.765198, 0.440051]
+    Examples:
+        >>> import fungrad.scipy.special as fss
+        >>> [round(float(j), 6) for j in fss.bessel_jn(1.0, v=1, n_iter=20)]
+        [0.765198, 0.440051]
     """
     z, = promote_args_inexact("bessel_jn", z)
     if z.dtype.kind == "c":

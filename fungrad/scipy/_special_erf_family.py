@@ -161,9 +161,10 @@ def fresnel(x: Any) -> tuple:
     ``C(x) = int_0^x cos(pi t**2 / 2) dt`` (odd, 1/2 at infinity), with the derivatives
     ``sin(pi x**2 / 2)`` and ``cos(pi x**2 / 2)`` (``jax.scipy.special.fresnel``).
 
-    >>> import fungrad.scipy.special as fss
-    >>> [round(float(v), 6) for v in fss.fresnel(1.0)]
-    [0.438259, 0.779893]
+    Examples:
+        >>> import fungrad.scipy.special as fss
+        >>> [round(float(v), 6) for v in fss.fresnel(1.0)]
+        [0.438259, 0.779893]
     """
     x, = promote_args_inexact("fresnel", x)
     if x.dtype.kind == "c":

@@ -270,9 +270,10 @@ def sici(x: Any) -> tuple:
     ``x``, as in JAX), with the derivatives ``sinc`` and ``cos x / x``
     (``jax.scipy.special.sici``).
 
-    >>> import fungrad.scipy.special as fss
-    >>> [round(float(v), 6) for v in fss.sici(1.0)]
-    [0.946083, 0.337404]
+    Examples:
+        >>> import fungrad.scipy.special as fss
+        >>> [round(float(v), 6) for v in fss.sici(1.0)]
+        [0.946083, 0.337404]
     """
     x, = promote_args_inexact("sici", x)
     if x.dtype.kind == "c":
