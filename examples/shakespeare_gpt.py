@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
                        help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
     opt = ap.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="sequences per step")
-    opt.add_argument("--steps", type=int, default=2300,
+    opt.add_argument("--steps", type=int, default=2800,
                      help="planned steps; the learning-rate schedule spans them")
     opt.add_argument("--max-minutes", type=float, default=5.0,
                      help="stop (with a checkpoint) after this many minutes of training in this "
