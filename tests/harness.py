@@ -200,6 +200,17 @@ class x64:
         jax.config.update("jax_enable_x64", self.jx)
 
 
+@pytest.fixture(name="dtype", params=[np.float32, np.float64], ids=["f32", "f64"])
+def float_dtypes(request):
+    """A test file's ``dtype`` fixture when imported there: float32, then float64 with
+    64-bit dtypes on in both libraries (``x64``)."""
+    if request.param == np.float64:
+        with x64():
+            yield request.param
+    else:
+        yield request.param
+
+
 QUICK_COMPILE = {"xla_backend_optimization_level": 0}
 
 

@@ -19,6 +19,7 @@ import pytest
 import fungrad
 import fungrad.random as fr
 from fungrad.random import _xla_math as xm
+from harness import x64
 
 F64 = np.float64
 SEEDS = [0, 1, 42, 2 ** 40 + 7]
@@ -26,8 +27,8 @@ SHAPES = [(), (3,), (5, 7), (1000,)]
 
 
 @pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True), fungrad.enable_x64(True):
+def _x64():
+    with x64():
         yield
 
 

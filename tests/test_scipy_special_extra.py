@@ -8,7 +8,7 @@ import jax.scipy.special as jss
 import numpy as np
 import pytest
 import scipy.special
-from harness import GRAD_TOL, assert_same, compare, tol
+from harness import GRAD_TOL, assert_same, compare, float_dtypes, tol  # noqa: F401 (fixture)
 
 import fungrad
 import fungrad.scipy.special as fss
@@ -20,15 +20,6 @@ POS = np.array([0.05, 0.1, 0.37, 0.9, 1.0, 1.3, 2.0, 3.9, 4.2, 7.5, 15.0, 39.0, 
 REAL = np.concatenate([POS, -POS, [0.0, -0.0, np.inf, -np.inf, np.nan]])
 SPENCE_X = np.array([0.0, 1e-7, 0.2, 0.49, 0.51, 0.9, 1.0, 1.2, 1.49, 1.51, 2.0, 2.5, 10.0,
                      1e4, -1.0, np.inf, np.nan])
-
-
-@pytest.fixture(params=DTYPES, ids=["f32", "f64"])
-def dtype(request):
-    if request.param == np.float64:
-        with jax.enable_x64(True), fungrad.enable_x64(True):
-            yield request.param
-    else:
-        yield request.param
 
 
 def test_sici_values(dtype):

@@ -8,7 +8,7 @@ import jax
 import jax.scipy.special as jss
 import numpy as np
 import pytest
-from harness import GRAD_TOL, TOL, assert_same, compare
+from harness import GRAD_TOL, TOL, assert_same, compare, float_dtypes  # noqa: F401 (fixture)
 
 import fungrad
 import fungrad.scipy.special as fss
@@ -27,15 +27,6 @@ DTYPES = [np.float32, np.float64]
 UNARY = ["gamma", "gammasgn", "loggamma", "factorial"]
 BINARY = {"beta": (A, B), "poch": (A, B), "comb": (N, K), "boxcox": (POS, LAM),
           "boxcox1p": (POS - 0.5, LAM)}
-
-
-@pytest.fixture(params=DTYPES, ids=["f32", "f64"])
-def dtype(request):
-    if request.param == np.float64:
-        with jax.enable_x64(True), fungrad.enable_x64(True):
-            yield request.param
-    else:
-        yield request.param
 
 
 @pytest.mark.parametrize("name", UNARY)
