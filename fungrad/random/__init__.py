@@ -19,15 +19,15 @@ from fungrad.random._distributions import (cauchy, double_sided_maxwell, logisti
                                            rademacher, rayleigh, triangular, wald, weibull_min)
 from fungrad.random._gamma import (ball, beta, chisquare, dirichlet, f, gamma, generalized_normal,
                                    loggamma, t)
-from fungrad.random._keys import (PRNGKeyArray, PRNGKey, fold_in, key, key_data, key_impl, split,
-                                  wrap_key_data)
+from fungrad.random._keys import (PRNGKeyArray, PRNGKey, clone, fold_in, key, key_data, key_dtype,
+                                  key_impl, split, wrap_key_data)
 from fungrad.random._samplers import (bernoulli, bits, categorical, choice, exponential, gumbel,
                                       laplace, normal, permutation, randint, truncated_normal,
                                       uniform)
 from fungrad.random._threefry import threefry2x32, threefry2x32_p
 
-__all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "wrap_key_data", "split",
-           "fold_in", "bits", "uniform", "normal", "truncated_normal", "bernoulli", "randint",
+__all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "key_dtype", "wrap_key_data",
+           "split", "fold_in", "clone", "bits", "uniform", "normal", "truncated_normal", "bernoulli", "randint",
            "categorical", "gumbel", "permutation", "choice", "exponential", "laplace",
            "threefry2x32", "threefry2x32_p", "cauchy", "logistic", "lognormal", "pareto",
            "weibull_min", "rayleigh", "wald", "triangular", "rademacher", "maxwell",

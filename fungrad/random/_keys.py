@@ -218,6 +218,32 @@ def wrap_key_data(key_bits_array: Any, *, impl: Any = None, dtype: Any = None) -
     return PRNGKeyArray(check_key_data("wrap_key_data", key_bits_array))
 
 
+def key_dtype(impl_spec: Any = None) -> KeyDType:
+    """The dtype of typed keys of a PRNG implementation (``key<fry>``: threefry is the only one).
+
+    Examples:
+        >>> from fungrad import random
+        >>> random.key_dtype()
+        key<fry>
+    """
+    _check_impl("key_dtype", impl_spec)
+    return KEY_DTYPE
+
+
+def clone(key: Any) -> Any:
+    """A copy of ``key`` to use again: the same key, typed or raw, as JAX returns it outside
+    key-reuse checking (which fungrad does not have).
+
+    Examples:
+        >>> from fungrad import random
+        >>> k = random.key(0)
+        >>> bool((random.uniform(random.clone(k)) == random.uniform(k)).all())
+        True
+    """
+    data, typed = check_key("clone", key, allow_batched=True)
+    return as_kind(data, typed)
+
+
 def key_impl(keys: Any) -> str:
     """The name of the PRNG implementation of ``keys`` (always ``'threefry2x32'``)."""
     check_key("key_impl", keys, allow_batched=True)
