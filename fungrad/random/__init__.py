@@ -27,10 +27,10 @@ from fungrad.random._samplers import (bernoulli, bits, categorical, choice, expo
 from fungrad.random._threefry import threefry2x32, threefry2x32_p
 
 __all__ = ["PRNGKeyArray", "PRNGKey", "key", "key_data", "key_impl", "key_dtype", "wrap_key_data",
-           "split", "fold_in", "clone", "bits", "uniform", "normal", "truncated_normal", "bernoulli", "randint",
-           "categorical", "gumbel", "permutation", "choice", "exponential", "laplace",
-           "threefry2x32", "threefry2x32_p", "cauchy", "logistic", "lognormal", "pareto",
-           "weibull_min", "rayleigh", "wald", "triangular", "rademacher", "maxwell",
+           "split", "fold_in", "clone", "bits", "uniform", "normal", "truncated_normal",
+           "bernoulli", "randint", "categorical", "gumbel", "permutation", "choice", "exponential",
+           "laplace", "threefry2x32", "threefry2x32_p", "cauchy", "logistic", "lognormal",
+           "pareto", "weibull_min", "rayleigh", "wald", "triangular", "rademacher", "maxwell",
            "double_sided_maxwell", "orthogonal", "multivariate_normal", "gamma", "loggamma",
            "beta", "dirichlet", "chisquare", "f", "t", "generalized_normal", "ball", "poisson",
            "binomial", "multinomial", "geometric"]
