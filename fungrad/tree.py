@@ -10,14 +10,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import optree
 
 from fungrad._core.namespace import public_dir
 
 __all__ = ["PyTreeDef", "flatten", "unflatten", "leaves", "structure", "map", "map_with_path",
-           "leaves_with_path", "flatten_with_entries", "reduce", "all", "transpose",
+           "leaves_with_path", "flatten_with_entries", "flatten_with_path", "reduce",
+           "reduce_associative", "all", "transpose", "broadcast", "static",
            "register_pytree_node", "register_dataclass", "register_pytree_node_class",
            "broadcast_prefix"]
 __dir__ = public_dir(__all__)
@@ -99,10 +100,187 @@ def flatten_with_entries(tree: Any, is_leaf: Callable | None = None
     return paths, leaves_, treedef
 
 
+# JAX's key classes (``fungrad.tree_util`` offers them): defined here, below ``tree_util``,
+# because ``flatten_with_path`` returns them.
+
+class SequenceKey(NamedTuple):
+    """The key of a list or tuple element: prints ``[0]``."""
+    idx: int
+
+    def __str__(self) -> str:
+        return f"[{self.idx!r}]"
+
+
+class DictKey(NamedTuple):
+    """The key of a dict entry: prints ``['a']``."""
+    key: Any
+
+    def __str__(self) -> str:
+        return f"[{self.key!r}]"
+
+
+class GetAttrKey(NamedTuple):
+    """An attribute (namedtuple field, dataclass field): prints ``.x``."""
+    name: str
+
+    def __str__(self) -> str:
+        return f".{self.name}"
+
+
+class FlattenedIndexKey(NamedTuple):
+    """The position of a child of a node registered without keys: prints ``[<flat index 0>]``."""
+    key: int
+
+    def __str__(self) -> str:
+        return f"[<flat index {self.key}>]"
+
+
+KEY_TYPES = (SequenceKey, DictKey, GetAttrKey, FlattenedIndexKey)
+_KINDS = {"dict": DictKey, "sequence": SequenceKey, "attr": GetAttrKey}
+
+
+def key_entry(kind: str, entry: Any) -> Any:
+    """The JAX key object of one ``flatten_with_entries`` path entry ``(kind, entry)``."""
+    if kind in _KINDS:
+        return _KINDS[kind](entry)
+    return entry if isinstance(entry, KEY_TYPES) else FlattenedIndexKey(entry)
+
+
+def one_level(tree: Any) -> tuple[list[tuple[Any, Any]], Any, PyTreeDef]:
+    """``(key, child)`` pairs of a node's direct children, its metadata as JAX gives it (a
+    dict's keys as a tuple, a namedtuple's class, a registered node's auxiliary data) and its
+    one-level structure; ``ValueError`` naming the type when ``tree`` is a leaf."""
+    treedef = structure(tree, is_leaf=lambda x: x is not tree)
+    if treedef.num_nodes == 1 and treedef.num_leaves == 1:
+        raise ValueError(f"can't tree-flatten type: {type(tree)}")
+    paths, children, _ = flatten_with_entries(tree, is_leaf=lambda x: x is not tree)
+    meta = optree.tree_flatten_one_level(tree, none_is_leaf=False, namespace=_NS)[1]
+    if isinstance(meta, list):                                   # a dict's keys
+        meta = tuple(meta)
+    elif treedef.kind == optree.PyTreeKind.DEFAULTDICT:          # (default_factory, keys)
+        meta = (meta[0], tuple(meta[1]))
+    return [(key_entry(*p[0]), c) for p, c in zip(paths, children)], meta, treedef
+
+
+def is_node_type(typ: type) -> bool:
+    """Whether instances of ``typ`` are nodes: built-in containers, ``None``, namedtuples,
+    structseqs and registered classes."""
+    return (optree.register_pytree_node.get(typ, namespace=_NS) is not None
+            or optree.is_namedtuple_class(typ) or optree.is_structseq_class(typ))
+
+
+def tuple_structure(treedefs: Sequence[PyTreeDef]) -> PyTreeDef:
+    """The structure of a tuple whose elements have the structures ``treedefs``."""
+    return optree.treespec_tuple(list(treedefs), none_is_leaf=False, namespace=_NS)
+
+
+class _Marked:
+    """A subtree that a path-taking ``is_leaf`` declared a leaf (an unregistered class, so
+    flattening stops at it)."""
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _mark_leaves(tree: Any, is_leaf: Callable[[tuple, Any], bool], path: tuple) -> Any:
+    """``tree`` with each subtree for which ``is_leaf(key_path, subtree)`` holds wrapped."""
+    if is_leaf(path, tree):
+        return _Marked(tree)
+    try:
+        pairs, _, treedef = one_level(tree)
+    except ValueError:
+        return tree
+    return treedef.unflatten([_mark_leaves(c, is_leaf, path + (k,)) for k, c in pairs])
+
+
+def flatten_with_path(tree: Any, is_leaf: Callable[..., bool] | None = None,
+                      is_leaf_takes_path: bool = False
+                      ) -> tuple[list[tuple[tuple, Any]], PyTreeDef]:
+    """``(key_path, leaf)`` pairs and the structure (``jax.tree.flatten_with_path``): a key
+    path is a tuple of ``DictKey``, ``SequenceKey``, ``GetAttrKey`` or
+    ``FlattenedIndexKey``. With ``is_leaf_takes_path``, ``is_leaf(key_path, subtree)``.
+
+    Examples:
+        >>> from fungrad import tree
+        >>> tree.flatten_with_path([1, {"x": 3}])
+        ([((SequenceKey(idx=0),), 1), ((SequenceKey(idx=1), DictKey(key='x')), 3)], PyTreeSpec([*, {'x': *}]))
+    """  # noqa: E501
+    if is_leaf_takes_path and is_leaf is not None:
+        tree, is_leaf = _mark_leaves(tree, is_leaf, ()), None
+    paths, leaves_, treedef = flatten_with_entries(tree, is_leaf=is_leaf)
+    leaves_ = [x.value if isinstance(x, _Marked) else x for x in leaves_]
+    return [(tuple(key_entry(*e) for e in p), x) for p, x in zip(paths, leaves_)], treedef
+
+
+def broadcast(prefix_tree: Any, full_tree: Any, is_leaf: Callable | None = None) -> Any:
+    """``full_tree``'s structure holding, at each leaf, the leaf of ``prefix_tree`` above
+    it (``jax.tree.broadcast``; ``None`` in the prefix is an empty node, as everywhere).
+
+    Examples:
+        >>> from fungrad import tree
+        >>> tree.broadcast([1, 2], [[3, 4], {"a": 5}])
+        [[1, 1], {'a': 2}]
+    """
+    out: list = []
+    try:
+        map(lambda x, sub: out.extend([x] * len(leaves(sub))), prefix_tree, full_tree,
+            is_leaf=is_leaf)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"tree.broadcast: prefix_tree {prefix_tree!r} is not a tree prefix of "
+                         f"full_tree, whose structure is {structure(full_tree)}: {e}") from None
+    return unflatten(structure(full_tree), out)
+
+
 def reduce(f: Callable, tree: Any, initializer: Any = ..., is_leaf: Callable | None = None) -> Any:
     """Fold ``f`` over the leaves of ``tree``."""
     xs = leaves(tree, is_leaf=is_leaf)
     return functools.reduce(f, xs) if initializer is ... else functools.reduce(f, xs, initializer)
+
+
+def _halving_reduce(xs: list, operation: Callable, identity: Any) -> Any:
+    if not xs:
+        if identity is ...:
+            raise TypeError("Must specify identity for parallel reduction of empty sequence.")
+        return identity
+    if len(xs) == 1:
+        return xs[0]
+    half = len(xs) // 2
+    return operation(_halving_reduce(xs[:half], operation, identity),
+                     _halving_reduce(xs[half:], operation, identity))
+
+
+def reduce_associative(operation: Callable, tree: Any, *, identity: Any = ...,
+                       is_leaf: Callable | None = None) -> Any:
+    """Reduce the leaves with an associative ``operation`` as a balanced tree of calls
+    (depth ``log2(n)``, ``jax.tree.reduce_associative``); ``identity`` is returned for a tree
+    without leaves, which otherwise raises ``TypeError``.
+
+    Examples:
+        >>> from fungrad import tree
+        >>> tree.reduce_associative(lambda a, b: (a, b), [1, 2, 3, 4])
+        ((1, 2), (3, 4))
+    """
+    return _halving_reduce(leaves(tree, is_leaf=is_leaf), operation, identity)
+
+
+def static(**kwargs: Any) -> Any:
+    """A ``dataclasses.field`` marked ``static`` (``jax.tree.static``): ``register_dataclass``
+    makes it metadata of the node, not a child. Takes ``dataclasses.field``'s arguments.
+
+    Examples:
+        >>> import dataclasses
+        >>> from fungrad import tree
+        >>> @tree.register_dataclass
+        ... @dataclasses.dataclass
+        ... class Op:
+        ...     x: float
+        ...     name: str = tree.static(default="add")
+        >>> tree.leaves(Op(1.0))
+        [1.0]
+    """
+    metadata = {"static": True, **(kwargs.pop("metadata", None) or {})}
+    return dataclasses.field(metadata=metadata, **kwargs)
 
 
 def all(tree: Any, *, is_leaf: Callable | None = None) -> bool:  # noqa: A001 - jax.tree.all

@@ -2,72 +2,37 @@
 
 Everything here is built on ``fungrad.tree`` (the only module that imports ``optree``);
 this module adds JAX's names, its key-path classes (``DictKey``, ``SequenceKey``,
-``GetAttrKey``, ``FlattenedIndexKey``, printed by ``keystr`` exactly as JAX prints them),
-``Partial`` and the registration helpers. As in JAX, dicts whose keys cannot be sorted
+``GetAttrKey``, ``FlattenedIndexKey``, defined in ``fungrad.tree`` and printed by ``keystr``
+exactly as JAX prints them), ``Partial``, the registration helpers and ``default_registry``,
+the registry object those helpers fill. As in JAX, dicts whose keys cannot be sorted
 (``{1: x, "a": y}``) are refused, with a ``ValueError``.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Hashable, Iterable, Sequence, TypeVar
 
 from fungrad import tree
 from fungrad._core.namespace import public_dir
-from fungrad.tree import PyTreeDef, register_dataclass, register_pytree_node_class
+from fungrad.tree import (KEY_TYPES, DictKey, FlattenedIndexKey, GetAttrKey, PyTreeDef,
+                          SequenceKey, register_dataclass, register_pytree_node_class)
 
-__all__ = ["DictKey", "FlattenedIndexKey", "GetAttrKey", "Partial", "PyTreeDef", "SequenceKey",
-           "all_leaves", "keystr", "register_dataclass", "register_pytree_node",
-           "register_pytree_node_class", "register_pytree_with_keys",
-           "register_pytree_with_keys_class", "register_static", "tree_all", "tree_flatten",
-           "tree_flatten_with_path", "tree_leaves", "tree_leaves_with_path", "tree_map",
-           "tree_map_with_path", "tree_reduce", "tree_structure", "tree_transpose",
-           "tree_unflatten", "treedef_is_leaf"]
+__all__ = ["DictKey", "FlattenedIndexKey", "GetAttrKey", "KeyEntry", "KeyPath", "Partial",
+           "PyTreeDef", "SequenceKey", "all_leaves", "default_registry", "flatten_one_level",
+           "flatten_one_level_with_keys", "is_tree_node", "keystr", "register_dataclass",
+           "register_pytree_node", "register_pytree_node_class", "register_pytree_with_keys",
+           "register_pytree_with_keys_class", "register_static", "tree_all", "tree_broadcast",
+           "tree_flatten", "tree_flatten_with_path", "tree_leaves", "tree_leaves_with_path",
+           "tree_map", "tree_map_with_path", "tree_reduce", "tree_reduce_associative",
+           "tree_structure", "tree_transpose", "tree_unflatten", "treedef_children",
+           "treedef_is_leaf", "treedef_tuple"]
 __dir__ = public_dir(__all__)
 
 
 # --------------------------------------------------------------------------- key paths
 
-class SequenceKey(NamedTuple):
-    """The key of a list or tuple element: prints ``[0]``."""
-    idx: int
-
-    def __str__(self) -> str:
-        return f"[{self.idx!r}]"
-
-
-class DictKey(NamedTuple):
-    """The key of a dict entry: prints ``['a']``."""
-    key: Any
-
-    def __str__(self) -> str:
-        return f"[{self.key!r}]"
-
-
-class GetAttrKey(NamedTuple):
-    """An attribute (namedtuple field, dataclass field): prints ``.x``."""
-    name: str
-
-    def __str__(self) -> str:
-        return f".{self.name}"
-
-
-class FlattenedIndexKey(NamedTuple):
-    """The position of a child of a node registered without keys: prints ``[<flat index 0>]``."""
-    key: int
-
-    def __str__(self) -> str:
-        return f"[<flat index {self.key}>]"
-
-
-_KEY_TYPES = (SequenceKey, DictKey, GetAttrKey, FlattenedIndexKey)
-_KINDS = {"dict": DictKey, "sequence": SequenceKey, "attr": GetAttrKey}
-
-
-def _key(kind: str, entry: Any) -> Any:
-    if kind in _KINDS:
-        return _KINDS[kind](entry)
-    return entry if isinstance(entry, _KEY_TYPES) else FlattenedIndexKey(entry)
-
+KeyEntry = TypeVar("KeyEntry", bound=Any)   # one key: DictKey, SequenceKey, GetAttrKey, ...
+KeyPath = tuple[KeyEntry, ...]              # the keys from the root to a leaf
 
 def keystr(keys: Sequence[Any], *, simple: bool = False, separator: str = "") -> str:
     """A key path as text: each key's ``str`` (or, with ``simple``, its bare value) joined
@@ -81,7 +46,7 @@ def keystr(keys: Sequence[Any], *, simple: bool = False, separator: str = "") ->
         'a/1'
     """
     def simple_str(k: Any) -> str:
-        return str(k[0]) if isinstance(k, _KEY_TYPES) else str(k)
+        return str(k[0]) if isinstance(k, KEY_TYPES) else str(k)
     return separator.join(map(simple_str if simple else str, keys))
 
 
@@ -165,9 +130,11 @@ def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
     return tree.transpose(outer_treedef, inner_treedef, pytree_to_transpose)
 
 
-def tree_flatten_with_path(tree_: Any, is_leaf: Callable | None = None
-                           ) -> tuple[list[tuple[tuple, Any]], PyTreeDef]:
-    """``(key_path, leaf)`` pairs and the structure.
+def tree_flatten_with_path(tree_: Any, is_leaf: Callable[..., bool] | None = None,
+                           is_leaf_takes_path: bool = False
+                           ) -> tuple[list[tuple[KeyPath, Any]], PyTreeDef]:
+    """``(key_path, leaf)`` pairs and the structure (``fungrad.tree.flatten_with_path``;
+    with ``is_leaf_takes_path``, ``is_leaf(key_path, subtree)``).
 
     Examples:
         >>> from fungrad.tree_util import tree_flatten_with_path
@@ -175,17 +142,18 @@ def tree_flatten_with_path(tree_: Any, is_leaf: Callable | None = None
         [((DictKey(key='a'), SequenceKey(idx=0)), 1)]
     """
     _check_dict_keys(tree_)
-    paths, leaves, treedef = tree.flatten_with_entries(tree_, is_leaf=is_leaf)
-    return [(tuple(_key(*e) for e in p), x) for p, x in zip(paths, leaves)], treedef
+    return tree.flatten_with_path(tree_, is_leaf, is_leaf_takes_path)
 
 
-def tree_leaves_with_path(tree_: Any, is_leaf: Callable | None = None) -> list[tuple[tuple, Any]]:
+def tree_leaves_with_path(tree_: Any, is_leaf: Callable[..., bool] | None = None,
+                          is_leaf_takes_path: bool = False) -> list[tuple[KeyPath, Any]]:
     """``(key_path, leaf)`` pairs, in ``tree_flatten``'s order."""
-    return tree_flatten_with_path(tree_, is_leaf)[0]
+    return tree_flatten_with_path(tree_, is_leaf, is_leaf_takes_path)[0]
 
 
 def tree_map_with_path(f: Callable, tree_: Any, *rest: Any,
-                       is_leaf: Callable | None = None) -> Any:
+                       is_leaf: Callable[..., bool] | None = None,
+                       is_leaf_takes_path: bool = False) -> Any:
     """Like ``tree_map``, calling ``f(key_path, leaf, *other_leaves)``.
 
     Examples:
@@ -193,14 +161,76 @@ def tree_map_with_path(f: Callable, tree_: Any, *rest: Any,
         >>> tree_map_with_path(lambda p, x: keystr(p), {"w": [0, 0]})
         {'w': ["['w'][0]", "['w'][1]"]}
     """
-    pairs, treedef = tree_flatten_with_path(tree_, is_leaf)
+    pairs, treedef = tree_flatten_with_path(tree_, is_leaf, is_leaf_takes_path)
     others = [treedef.flatten_up_to(r) for r in rest]
     return tree.unflatten(treedef, [f(p, x, *xs) for (p, x), *xs in zip(pairs, *others)])
+
+
+def tree_broadcast(prefix_tree: Any, full_tree: Any, is_leaf: Callable | None = None) -> Any:
+    """``full_tree``'s structure with the leaves of its prefix ``prefix_tree`` repeated over
+    the subtrees below them (``fungrad.tree.broadcast``)."""
+    _check_dict_keys(full_tree)
+    return tree.broadcast(prefix_tree, full_tree, is_leaf)
+
+
+def tree_reduce_associative(operation: Callable, tree_: Any, *, identity: Any = ...,
+                            is_leaf: Callable | None = None) -> Any:
+    """Reduce the leaves with an associative ``operation`` in a balanced tree of calls
+    (``fungrad.tree.reduce_associative``)."""
+    return tree.reduce_associative(operation, tree_leaves(tree_, is_leaf), identity=identity)
 
 
 def treedef_is_leaf(treedef: PyTreeDef) -> bool:
     """Whether ``treedef`` is a single node: a leaf (or ``None``)."""
     return treedef.num_nodes == 1
+
+
+def treedef_children(treedef: PyTreeDef) -> list[PyTreeDef]:
+    """The structures of the root's direct children (none for a leaf).
+
+    Examples:
+        >>> from fungrad.tree_util import tree_structure, treedef_children
+        >>> treedef_children(tree_structure([(1, 2), 3, {"a": 4}]))
+        [PyTreeSpec((*, *)), PyTreeSpec(*), PyTreeSpec({'a': *})]
+    """
+    return list(treedef.children())
+
+
+def treedef_tuple(treedefs: Iterable[PyTreeDef]) -> PyTreeDef:
+    """The structure of a tuple whose elements have the structures ``treedefs``.
+
+    Examples:
+        >>> from fungrad.tree_util import tree_structure, treedef_tuple
+        >>> treedef_tuple([tree_structure([1]), tree_structure(None)])
+        PyTreeSpec(([*], None))
+    """
+    return tree.tuple_structure(list(treedefs))
+
+
+def is_tree_node(typ: type) -> bool:
+    """Whether instances of ``typ`` are pytree nodes (the built-in containers, ``None``,
+    namedtuples and the registered classes) rather than leaves."""
+    return tree.is_node_type(typ)
+
+
+def flatten_one_level(tree_: Any) -> tuple[Iterable[Any], Hashable]:
+    """A node's direct children and its metadata (a dict's sorted keys, a namedtuple's
+    class, a registered node's auxiliary data); ``ValueError`` for a leaf.
+
+    Examples:
+        >>> from fungrad.tree_util import flatten_one_level
+        >>> flatten_one_level({"b": [1, 2], "a": {"c": 3}})
+        ([{'c': 3}, [1, 2]], ('a', 'b'))
+    """
+    pairs, meta = flatten_one_level_with_keys(tree_)
+    return [c for _, c in pairs], meta
+
+
+def flatten_one_level_with_keys(tree_: Any) -> tuple[Iterable[tuple[KeyEntry, Any]], Hashable]:
+    """``flatten_one_level`` with each child's key: ``([(key, child), ...], metadata)``."""
+    _check_dict_keys(tree_)
+    pairs, meta, _ = tree.one_level(tree_)
+    return pairs, meta
 
 
 def all_leaves(iterable: Iterable[Any], is_leaf: Callable | None = None) -> bool:
@@ -250,6 +280,52 @@ def register_static(cls: type) -> type:
     (they must be hashable and comparable), never leaves."""
     tree.register_pytree_node(cls, lambda x: ((), x), lambda x, _: x)
     return cls
+
+
+class _Registry:
+    """The registry of pytree node types that every function here uses
+    (``jax.tree_util.default_registry``): its methods are the registry-level forms of the
+    module's functions."""
+
+    def flatten(self, tree_: Any, leaf_predicate: Callable | None = None
+                ) -> tuple[list, PyTreeDef]:
+        """``tree_flatten``."""
+        return tree_flatten(tree_, leaf_predicate)
+
+    def flatten_with_path(self, tree_: Any, is_leaf: Callable | None = None
+                          ) -> tuple[list[tuple[KeyPath, Any]], PyTreeDef]:
+        """``tree_flatten_with_path`` with ``is_leaf(key_path, subtree)``."""
+        return tree_flatten_with_path(tree_, is_leaf, is_leaf_takes_path=True)
+
+    def flatten_one_level(self, tree_: Any) -> tuple[Iterable[Any], Hashable] | None:
+        """``flatten_one_level``, or None for a leaf."""
+        return flatten_one_level(tree_) if not self._is_leaf(tree_) else None
+
+    def flatten_one_level_with_keys(self, tree_: Any
+                                    ) -> tuple[Iterable[tuple[KeyEntry, Any]], Hashable] | None:
+        """``flatten_one_level_with_keys``, or None for a leaf."""
+        return flatten_one_level_with_keys(tree_) if not self._is_leaf(tree_) else None
+
+    def is_node(self, typ: type) -> bool:
+        """``is_tree_node``."""
+        return is_tree_node(typ)
+
+    def register_node(self, nodetype: type, to_iterable: Callable, from_iterable: Callable,
+                      to_iterable_with_keys: Callable | None = None) -> None:
+        """``register_pytree_node``."""
+        register_pytree_node(nodetype, to_iterable, from_iterable, to_iterable_with_keys)
+
+    def register_dataclass_node(self, nodetype: type, data_fields: Sequence[str],
+                                meta_fields: Sequence[str]) -> None:
+        """``register_dataclass`` with explicit fields."""
+        register_dataclass(nodetype, data_fields, meta_fields)
+
+    @staticmethod
+    def _is_leaf(x: Any) -> bool:
+        return not is_tree_node(type(x))
+
+
+default_registry = _Registry()
 
 
 # --------------------------------------------------------------------------- Partial

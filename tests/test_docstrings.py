@@ -112,7 +112,10 @@ def _submodule_names(module: types.ModuleType) -> set[str]:
 NOT_API = {"fungrad.lax.linalg": {"slogdet", "solve", "symmetrize"},
            "fungrad.models.llama": {"hf_config", "hf_fields", "swiglu_entries"},
            "fungrad.safetensors": {"supported"},
-           "fungrad.scipy.optimize": {"minimize_bfgs"}}
+           "fungrad.scipy.optimize": {"minimize_bfgs"},
+           # JAX's key classes and the node helpers that fungrad.tree_util builds on
+           "fungrad.tree": {"DictKey", "FlattenedIndexKey", "GetAttrKey", "SequenceKey",
+                            "key_entry", "one_level", "is_node_type", "tuple_structure"}}
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
