@@ -9,6 +9,11 @@ already loaded (the ``scipy-openblas`` build of its wheels: symbols ``scipy_sget
 with 64-bit integers, or ``scipy_sgetrf_`` with 32-bit ones). Where no such library is
 found (another NumPy build), both are None and ``fungrad.lax.linalg`` uses its own
 recursive NumPy LU and triangular solve instead.
+
+The reductions NumPy lacks entirely come from the same library: the Schur decomposition
+(``gees``), the Hessenberg (``gehrd``) and tridiagonal (``sytrd``/``hetrd``) reductions and
+the product of Householder reflectors (``orgqr``/``ungqr``). Without the library they are
+None, and so are the primitives that need them (as in JAX, which has them on CPU only).
 """
 from __future__ import annotations
 
@@ -35,8 +40,9 @@ def _candidates() -> list[str]:
     return found
 
 
-def _load() -> tuple[dict[str, dict[np.dtype, Callable]], type] | None:
-    """``{"getrf": {dtype: routine}, "trsm": {...}}`` and their integer type, or None."""
+def _load() -> tuple[dict[str, dict[np.dtype, Callable]], type, Callable] | None:
+    """``{"getrf": {dtype: routine}, "trsm": {...}}``, their integer type and a lookup
+    ``symbol(name, dtype)`` of any other routine of the library, or None."""
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path)
@@ -55,11 +61,27 @@ def _load() -> tuple[dict[str, dict[np.dtype, Callable]], type] | None:
                                              ip])):
                 for fn in routines[name].values():
                     fn.restype, fn.argtypes = None, argtypes
-            return routines, int_t
+
+            def symbol(name: str, dtype: np.dtype, lib=lib, pattern=pattern) -> Callable:
+                fn = getattr(lib, pattern.format(_PREFIXES[dtype], name))
+                fn.restype = None
+                return fn
+            return routines, int_t, symbol
     return None
 
 
 _ROUTINES = _load()
+
+
+def _columns(a: np.ndarray) -> np.ndarray:
+    """The matrices of ``a[..., m, n]`` stacked as ``[batch, n, m]``: each row-major block
+    is the column-major layout LAPACK reads (a copy, which LAPACK may overwrite)."""
+    return np.array(np.swapaxes(a.reshape((-1,) + a.shape[-2:]), -1, -2), order="C", copy=True)
+
+
+def _rows(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The inverse of ``_columns``: row-major matrices of ``shape``."""
+    return np.ascontiguousarray(np.swapaxes(cols, -1, -2)).reshape(shape)
 
 
 def _getrf(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,20 +91,20 @@ def _getrf(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (as ``jax.lax.linalg.lu``); ``pivots[..., i]`` (int32, from 0) is the row swapped
     with row ``i``. A singular matrix has a zero pivot, as in LAPACK and JAX.
     """
-    routines, int_t = _ROUTINES
+    routines, int_t, _ = _ROUTINES
     routine = routines["getrf"][a.dtype]
     batch, (m, n) = a.shape[:-2], a.shape[-2:]
     k = min(m, n)
     # LAPACK reads columns: a row-major copy of each matrix's transpose is its
     # column-major layout, and the factors come back the same way (a copy always: getrf
     # overwrites it, and a transposed view of ``a`` may already be row-major).
-    cols = np.array(np.swapaxes(a.reshape((-1, m, n)), -1, -2), order="C", copy=True)
+    cols = _columns(a)
     ipiv = np.empty((cols.shape[0], max(k, 1)), np.int64 if int_t is ctypes.c_int64 else np.int32)
     m_, n_, lda, info = int_t(m), int_t(n), int_t(max(m, 1)), int_t(0)
     ref = ctypes.byref
     for i in range(cols.shape[0]):
         routine(ref(m_), ref(n_), cols[i].ctypes.data, ref(lda), ipiv[i].ctypes.data, ref(info))
-    lu = np.ascontiguousarray(np.swapaxes(cols, -1, -2)).reshape(a.shape)
+    lu = _rows(cols, a.shape)
     pivots = (ipiv[:, :k] - 1).astype(np.int32).reshape(batch + (k,))
     return lu, pivots
 
@@ -97,7 +119,7 @@ def _trsm(a: np.ndarray, b: np.ndarray, *, left_side: bool, lower: bool, transpo
     is ``x^T op(a)^T = b^T``: BLAS solves the transposed system with the side and the
     triangle swapped and ``op`` kept.
     """
-    routines, int_t = _ROUTINES
+    routines, int_t, _ = _ROUTINES
     if conjugate_a and not transpose_a:  # conj(a) x = b: BLAS has no bare conjugate
         a, conjugate_a = a.conj(), False
     a = np.ascontiguousarray(a).reshape((-1,) + a.shape[-2:])
@@ -117,6 +139,97 @@ def _trsm(a: np.ndarray, b: np.ndarray, *, left_side: bool, lower: bool, transpo
     return x.reshape(b.shape)
 
 
+def _real(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float32 if dtype in (np.float32, np.complex64) else np.float64)
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def _gees(a: np.ndarray, compute_vectors: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Schur decompositions ``a = Z T Z^H`` of ``a[..., n, n]`` by LAPACK's ``gees``:
+    ``(T, Z, ok)``, ``T`` quasi-upper-triangular (real input: 2x2 blocks for complex
+    eigenvalue pairs) or upper triangular (complex), ``ok[i]`` False where the QR
+    algorithm failed on matrix ``i``. ``Z`` is left unset unless ``compute_vectors``."""
+    _, int_t, symbol = _ROUTINES
+    routine, ref, is_complex = symbol("gees", a.dtype), ctypes.byref, a.dtype.kind == "c"
+    n = a.shape[-1]
+    t = _columns(a)
+    z = np.empty_like(t)
+    w = [np.empty(max(n, 1), a.dtype) for _ in range(1 if is_complex else 2)]  # w or wr, wi
+    work, rwork = np.empty(max(1, 8 * n), a.dtype), np.empty(max(n, 1), _real(a.dtype))
+    n_, ld, lwork, sdim, info = int_t(n), int_t(max(n, 1)), int_t(work.size), int_t(0), int_t(0)
+    ok = np.ones(t.shape[0], bool)
+    for i in range(t.shape[0] if n else 0):
+        routine(b"V" if compute_vectors else b"N", b"N", None, ref(n_), _ptr(t[i]), ref(ld),
+                ref(sdim), *map(_ptr, w), _ptr(z[i]), ref(ld), _ptr(work), ref(lwork),
+                *([_ptr(rwork)] if is_complex else []), None, ref(info))
+        ok[i] = info.value == 0
+    return _rows(t, a.shape), _rows(z, a.shape), ok.reshape(a.shape[:-2])
+
+
+def _gehrd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hessenberg reductions of ``a[..., n, n]`` by LAPACK's ``gehrd``: ``(h, taus)``,
+    the Hessenberg form on and above the first sub-diagonal of ``h``, the Householder
+    vectors below it, their scalar factors in ``taus[..., n - 1]``."""
+    _, int_t, symbol = _ROUTINES
+    routine, ref = symbol("gehrd", a.dtype), ctypes.byref
+    n = a.shape[-1]
+    h = _columns(a)
+    taus = np.zeros((h.shape[0], max(n - 1, 0)), a.dtype)
+    work = np.empty(max(1, 64 * n), a.dtype)
+    n_, one, ld, lwork, info = int_t(n), int_t(1), int_t(max(n, 1)), int_t(work.size), int_t(0)
+    for i in range(h.shape[0] if n > 1 else 0):
+        routine(ref(n_), ref(one), ref(n_), _ptr(h[i]), ref(ld), _ptr(taus[i]), _ptr(work),
+                ref(lwork), ref(info))
+    return _rows(h, a.shape), taus.reshape(a.shape[:-2] + taus.shape[-1:])
+
+
+def _orgqr(a: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """The products ``H_1 ... H_k`` of the Householder reflectors stored below the
+    diagonal of ``a[..., m, n]`` with factors ``taus[..., k]`` (LAPACK's ``orgqr`` or
+    ``ungqr``): the first ``n`` columns, ``[..., m, n]``."""
+    _, int_t, symbol = _ROUTINES
+    routine = symbol("ungqr" if a.dtype.kind == "c" else "orgqr", a.dtype)
+    m, n, k = a.shape[-2], a.shape[-1], taus.shape[-1]
+    q = _columns(a)
+    taus = np.ascontiguousarray(taus.reshape((-1, k)))
+    work = np.empty(max(1, 64 * n), a.dtype)
+    m_, n_, k_, ld = int_t(m), int_t(n), int_t(k), int_t(max(m, 1))
+    lwork, info, ref = int_t(work.size), int_t(0), ctypes.byref
+    for i in range(q.shape[0] if m and n else 0):
+        routine(ref(m_), ref(n_), ref(k_), _ptr(q[i]), ref(ld), _ptr(taus[i]), _ptr(work),
+                ref(lwork), ref(info))
+    return _rows(q, a.shape)
+
+
+def _sytrd(a: np.ndarray, lower: bool) -> tuple[np.ndarray, ...]:
+    """Tridiagonal reductions of Hermitian ``a[..., n, n]`` (only the ``lower`` or upper
+    triangle read) by LAPACK's ``sytrd``/``hetrd``: ``(a, d, e, taus)`` with the reflectors
+    in ``a`` beyond the first off-diagonal, the (real) diagonal ``d`` and off-diagonal
+    ``e`` of the tridiagonal matrix, and the reflectors' factors ``taus``."""
+    _, int_t, symbol = _ROUTINES
+    routine = symbol("hetrd" if a.dtype.kind == "c" else "sytrd", a.dtype)
+    n, batch = a.shape[-1], a.shape[:-2]
+    cols = _columns(a)
+    d = np.zeros((cols.shape[0], n), _real(a.dtype))
+    e = np.zeros((cols.shape[0], max(n - 1, 0)), _real(a.dtype))
+    taus = np.zeros((cols.shape[0], max(n - 1, 0)), a.dtype)
+    work = np.empty(max(1, 64 * n), a.dtype)
+    n_, ld, lwork, info, ref = int_t(n), int_t(max(n, 1)), int_t(work.size), int_t(0), ctypes.byref
+    for i in range(cols.shape[0] if n else 0):
+        routine(b"L" if lower else b"U", ref(n_), _ptr(cols[i]), ref(ld), _ptr(d[i]), _ptr(e[i]),
+                _ptr(taus[i]), _ptr(work), ref(lwork), ref(info))
+    return (_rows(cols, a.shape), d.reshape(batch + d.shape[-1:]),
+            e.reshape(batch + e.shape[-1:]), taus.reshape(batch + taus.shape[-1:]))
+
+
+_FOUND = _ROUTINES is not None
+gees: Callable[..., tuple] | None = _gees if _FOUND else None
+gehrd: Callable[..., tuple] | None = _gehrd if _FOUND else None
+orgqr: Callable[..., np.ndarray] | None = _orgqr if _FOUND else None
+sytrd: Callable[..., tuple] | None = _sytrd if _FOUND else None
 getrf: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = (
     _getrf if _ROUTINES is not None else None)
 trsm: Callable[..., np.ndarray] | None = _trsm if _ROUTINES is not None else None

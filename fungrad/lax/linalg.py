@@ -18,6 +18,9 @@ them by transposition): Murray (2016) for ``cholesky``, De Hoog, Anderssen and L
 (2011) for ``lu``, the standard perturbation formulas for ``qr``, ``svd``, ``eigh`` and
 ``eig`` (eigenvector derivatives only with ``enable_eigvec_derivs=True``, as in JAX).
 ``triangular_solve`` is linear in ``b`` and has a transpose rule for it.
+
+``schur``, ``hessenberg``, ``tridiagonal`` and ``householder_product`` call LAPACK
+(``_lapack.py``; NumPy has none of them) and, as in JAX, have no derivatives.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
-from fungrad.lax._lapack import getrf, trsm
+from fungrad.lax._lapack import gees, gehrd, getrf, orgqr, sytrd, trsm
 from fungrad.lax._prim import INEXACT, as_operand, check_dtypes
 from fungrad.lax.dot import dot_general
 from fungrad.lax.elementwise import (abs as _abs, add, complex as _complex, conj, div, eq,
@@ -41,10 +44,11 @@ from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, convert_elem
 from fungrad.lax.slicing import pad, slice as _slice
 from fungrad.lax.sorting import _gather_along, sort
 
-__all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "lu", "lu_p",
+__all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "hessenberg",
+           "hessenberg_p", "householder_product", "householder_product_p", "lu", "lu_p",
            "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "qr", "qr_p",
-           "svd", "svd_p", "triangular_solve",
-           "triangular_solve_p", "tridiagonal_solve", "tridiagonal_solve_p"]
+           "schur", "schur_p", "svd", "svd_p", "triangular_solve", "triangular_solve_p",
+           "tridiagonal", "tridiagonal_p", "tridiagonal_solve", "tridiagonal_solve_p"]
 __dir__ = public_dir(__all__)
 
 
@@ -1017,3 +1021,136 @@ def tridiagonal_solve(dl: Any, d: Any, du: Any, b: Any, *,
     if perturb_singular:
         raise NotImplementedError("tridiagonal_solve: perturb_singular is not implemented")
     return tridiagonal_solve_p.bind(*map(as_operand, (dl, d, du, b)))
+
+
+# --------------------------------------------------------------------------- schur, hessenberg,
+# tridiagonal, householder_product: LAPACK's reductions, without derivatives (as in JAX)
+
+def _needs_lapack(name: str, xp: Any, routine: Callable | None) -> Callable:
+    if xp is not np or routine is None:
+        raise NotImplementedError(f"{name}: needs LAPACK from the OpenBLAS NumPy ships (as "
+                                  "JAX, which implements it on CPU only); none was found")
+    return routine
+
+
+def _no_jvp(prim: Primitive) -> None:
+    ad.def_no_jvp(prim, f"Differentiation rule for '{prim.name}' not implemented (JAX defines "
+                  "none either)")
+
+
+def _schur_impl(xp, x, *, compute_schur_vectors, sort_eig_vals, select_callable):
+    t, z, ok = _needs_lapack("schur", xp, gees)(x, compute_schur_vectors)
+    failed = ~ok[..., None, None]  # a matrix the QR algorithm failed on: NaNs, as JAX
+    outs = [np.where(failed, np.nan, t).astype(x.dtype)]
+    return outs + ([np.where(failed, np.nan, z).astype(x.dtype)] if compute_schur_vectors else [])
+
+
+def _schur_abstract(x, *, compute_schur_vectors, sort_eig_vals, select_callable):
+    _check_matrix("schur", x)
+    return [ShapedArray(x.shape, x.dtype)] * (2 if compute_schur_vectors else 1)
+
+
+schur_p = _linalg_prim("schur", _schur_impl, _schur_abstract,
+                       lambda *, compute_schur_vectors, **p: 2 if compute_schur_vectors else 1)
+_no_jvp(schur_p)
+
+
+def schur(x: Any, *, compute_schur_vectors: bool = True, sort_eig_vals: bool = False,
+          select_callable: Callable[..., Any] | None = None) -> list:
+    """Schur decomposition ``x = Q U Q^H`` of square matrices (LAPACK's ``gees``).
+
+    Returns ``[U, Q]`` (``[U]`` without ``compute_schur_vectors``): ``U`` is upper
+    triangular for complex ``x`` and quasi-upper-triangular for real ``x`` (2x2 diagonal
+    blocks for complex eigenvalue pairs); ``Q`` is unitary. ``sort_eig_vals`` and
+    ``select_callable`` are unused, as in JAX. Not differentiable.
+    """
+    if sort_eig_vals or select_callable is not None:
+        raise NotImplementedError("schur: sort_eig_vals and select_callable are not "
+                                  "implemented")
+    return schur_p.bind(as_operand(x), compute_schur_vectors=bool(compute_schur_vectors),
+                        sort_eig_vals=False, select_callable=None)
+
+
+def _hessenberg_impl(xp, a):
+    return list(_needs_lapack("hessenberg", xp, gehrd)(a))
+
+
+def _hessenberg_abstract(a):
+    _check_matrix("hessenberg", a)
+    return [ShapedArray(a.shape, a.dtype),
+            ShapedArray(a.shape[:-2] + (max(a.shape[-1] - 1, 0),), a.dtype)]
+
+
+hessenberg_p = _linalg_prim("hessenberg", _hessenberg_impl, _hessenberg_abstract, lambda: 2)
+_no_jvp(hessenberg_p)
+
+
+def hessenberg(a: Any) -> list:
+    """Reduce square matrices to upper Hessenberg form (LAPACK's ``gehrd``).
+
+    Returns ``[a, taus]``: the Hessenberg matrix on and above the first sub-diagonal of
+    ``a``, the Householder reflectors below it, and the reflectors' scalar factors
+    ``taus`` (``[..., n - 1]``). Not differentiable.
+    """
+    return hessenberg_p.bind(as_operand(a))
+
+
+def _householder_product_impl(xp, a, taus):
+    return _needs_lapack("householder_product", xp, orgqr)(a, taus)
+
+
+def _householder_product_abstract(a, taus):
+    name = "householder_product"
+    _check_matrix(name, a, square=False)
+    (m, n), k = a.shape[-2:], taus.shape[-1] if taus.ndim else -1
+    if m < n:
+        raise ValueError(f"{name}: a must have at least as many rows as columns, got shape "
+                         f"{a.shape}")
+    if taus.dtype != a.dtype or taus.shape[:-1] != a.shape[:-2] or k > min(m, n):
+        raise ValueError(f"{name}: taus must have a's dtype {a.dtype.name} and shape "
+                         f"[..., k] with a's batch axes and k <= {min(m, n)}, got "
+                         f"{taus.dtype.name}{list(taus.shape)}")
+    return ShapedArray(a.shape, a.dtype)
+
+
+householder_product_p = _linalg_prim("householder_product", _householder_product_impl,
+                                     _householder_product_abstract)
+_no_jvp(householder_product_p)
+
+
+def householder_product(a: Any, taus: Any) -> Any:
+    """The product ``H_1 ... H_k`` of the Householder reflectors below the diagonal of
+    ``a`` (``[..., m, n]``, ``m >= n``) with factors ``taus`` (``[..., k]``): the first
+    ``n`` columns of the orthogonal (unitary) matrix, ``[..., m, n]`` (LAPACK's
+    ``orgqr``/``ungqr``). Not differentiable.
+    """
+    return householder_product_p.bind(as_operand(a), as_operand(taus))
+
+
+def _tridiagonal_impl(xp, a, *, lower):
+    return list(_needs_lapack("tridiagonal", xp, sytrd)(a, lower))
+
+
+def _tridiagonal_abstract(a, *, lower):
+    _check_matrix("tridiagonal", a)
+    batch, n, real_dt = a.shape[:-2], a.shape[-1], _real_dtype(a.dtype)
+    off = batch + (max(n - 1, 0),)
+    return [ShapedArray(a.shape, a.dtype), ShapedArray(batch + (n,), real_dt),
+            ShapedArray(off, real_dt), ShapedArray(off, a.dtype)]
+
+
+tridiagonal_p = _linalg_prim("tridiagonal", _tridiagonal_impl, _tridiagonal_abstract,
+                             lambda **p: 4)
+_no_jvp(tridiagonal_p)
+
+
+def tridiagonal(a: Any, *, lower: bool = True) -> list:
+    """Reduce Hermitian matrices to tridiagonal form (LAPACK's ``sytrd``/``hetrd``),
+    reading only the ``lower`` (or upper) triangle.
+
+    Returns ``[a, d, e, taus]``: the tridiagonal matrix on the diagonal and first
+    sub-diagonal (super-diagonal if not ``lower``) of ``a``, the Householder reflectors
+    beyond it; its (real) diagonal ``d`` and off-diagonal ``e``; the reflectors' scalar
+    factors ``taus``. Not differentiable.
+    """
+    return tridiagonal_p.bind(as_operand(a), lower=bool(lower))
