@@ -19,6 +19,7 @@ from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
 from fungrad import test_util  # noqa: E402
 from fungrad import nn, optim, scipy, train  # noqa: E402
+from fungrad import image  # noqa: E402
 from fungrad import debug  # noqa: E402
 from fungrad import random  # noqa: E402
 from fungrad.callbacks import pure_callback  # noqa: E402
@@ -48,7 +49,7 @@ __all__ = [
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     # libraries
-    "numpy", "lax", "random", "nn", "scipy", "tree", "tree_util", "debug", "errors",
+    "numpy", "lax", "random", "nn", "scipy", "image", "tree", "tree_util", "debug", "errors",
     "experimental", "test_util",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]

@@ -1,12 +1,14 @@
 """``fungrad.scipy``: the ``jax.scipy`` functions fungrad implements (``special``, ``stats``,
-``linalg``, ``optimize``)."""
+``linalg``, ``optimize``, ``ndimage``, ``interpolate``)."""
 from fungrad._core.namespace import public_dir
 from fungrad.scipy import (
+    interpolate,  # noqa: F401
     linalg,  # noqa: F401
+    ndimage,  # noqa: F401
     optimize,  # noqa: F401
     special,  # noqa: F401
     stats,  # noqa: F401
 )
 
-__all__ = ["linalg", "optimize", "special", "stats"]
+__all__ = ["interpolate", "linalg", "ndimage", "optimize", "special", "stats"]
 __dir__ = public_dir(__all__)
