@@ -76,7 +76,8 @@ _ROUTINES = _load()
 def _columns(a: np.ndarray) -> np.ndarray:
     """The matrices of ``a[..., m, n]`` stacked as ``[batch, n, m]``: each row-major block
     is the column-major layout LAPACK reads (a copy, which LAPACK may overwrite)."""
-    return np.array(np.swapaxes(a.reshape((-1,) + a.shape[-2:]), -1, -2), order="C", copy=True)
+    stacked = a.reshape((int(np.prod(a.shape[:-2])),) + a.shape[-2:])
+    return np.array(np.swapaxes(stacked, -1, -2), order="C", copy=True)
 
 
 def _rows(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -194,7 +195,7 @@ def _orgqr(a: np.ndarray, taus: np.ndarray) -> np.ndarray:
     routine = symbol("ungqr" if a.dtype.kind == "c" else "orgqr", a.dtype)
     m, n, k = a.shape[-2], a.shape[-1], taus.shape[-1]
     q = _columns(a)
-    taus = np.ascontiguousarray(taus.reshape((-1, k)))
+    taus = np.ascontiguousarray(taus.reshape((q.shape[0], k)))
     work = np.empty(max(1, 64 * n), a.dtype)
     m_, n_, k_, ld = int_t(m), int_t(n), int_t(k), int_t(max(m, 1))
     lwork, info, ref = int_t(work.size), int_t(0), ctypes.byref

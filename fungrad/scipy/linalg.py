@@ -1,6 +1,11 @@
 """``fungrad.scipy.linalg`` (``jax.scipy.linalg``): SciPy's conventions over the same
 primitives as ``fungrad.numpy.linalg`` (``cholesky`` is upper by default, ``lu`` returns a
-permutation matrix, ``eigh`` returns eigenvalues first, ``solve`` takes ``assume_a``)."""
+permutation matrix, ``eigh`` returns eigenvalues first, ``solve`` takes ``assume_a``).
+
+The decompositions NumPy lacks (``schur``, ``hessenberg``, ``polar``, ...) are in
+``_linalg_decomp.py``, the matrix functions (``expm``, ``sqrtm``, ``funm``, ...) in
+``_linalg_matfuncs.py`` and the matrix constructors (``toeplitz``, ``hilbert``, ...) in
+``_linalg_special_matrices.py``; all are re-exported here."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,10 +17,21 @@ from fungrad._core.namespace import public_dir
 from fungrad.lax import linalg as lax_linalg
 from fungrad.numpy import linalg as np_linalg
 from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes, promote_dtypes_inexact
+from fungrad.scipy._linalg_decomp import (eigh_tridiagonal, hessenberg, polar, qr_multiply,
+                                          rsf2csf, schur)
+from fungrad.scipy._linalg_matfuncs import expm, expm_frechet, funm, solve_sylvester, sqrtm
+from fungrad.scipy._linalg_special_matrices import (circulant, companion, convolution_matrix,
+                                                    dft, fiedler, fiedler_companion, hadamard,
+                                                    hankel, helmert, hilbert, invhilbert,
+                                                    invpascal, leslie, pascal, toeplitz)
 from fungrad.transforms.custom_derivatives import custom_jvp
 
-__all__ = ["block_diag", "cho_factor", "cho_solve", "cholesky", "det", "eigh", "inv", "lu",
-           "lu_factor", "lu_solve", "qr", "solve", "solve_triangular", "svd"]
+__all__ = ["block_diag", "cho_factor", "cho_solve", "cholesky", "circulant", "companion",
+           "convolution_matrix", "det", "dft", "eigh", "eigh_tridiagonal", "expm",
+           "expm_frechet", "fiedler", "fiedler_companion", "funm", "hadamard", "hankel",
+           "helmert", "hessenberg", "hilbert", "inv", "invhilbert", "invpascal", "leslie", "lu",
+           "lu_factor", "lu_solve", "pascal", "polar", "qr", "qr_multiply", "rsf2csf", "schur",
+           "solve", "solve_sylvester", "solve_triangular", "sqrtm", "svd", "toeplitz"]
 __dir__ = public_dir(__all__)
 
 
