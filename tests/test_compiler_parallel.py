@@ -138,3 +138,23 @@ def test_errors_in_components_propagate_after_both_threads_finish(failing):
     tasks[failing] = (lambda: [1 / 0], [], [0])
     with pytest.raises(ZeroDivisionError):
         parallel._Runner(tasks, 1)()
+
+
+def test_a_norm_every_component_reads_is_computed_before_the_tail(monkeypatch):
+    """clip_by_global_norm: one small value computed from every gradient scales them all;
+    it runs before the tail, and the per-parameter updates still run as components."""
+    from fungrad import optim
+    params = {k: leaf for k, leaf in zip("abcd", _leaves())}
+    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.adamw(1e-2))
+
+    def step(p, s, g):
+        u, s = opt.update(g, s, p)
+        return optim.apply_updates(p, u), s
+    args = (params, opt.init(fungrad.tree.map(fnp.asarray, params)), params)
+    _, exe = _compile(step, args, monkeypatch=monkeypatch)
+    [eqn] = [e for e in exe.jaxpr.eqns if e.primitive.name == "parallel"]
+    assert len(eqn.params["runner"].tasks) >= len(params)
+    _, serial = _compile(step, args, enabled=False, monkeypatch=monkeypatch)
+    assert "parallel" not in serial.as_text()
+    for g, w in zip(exe(*_flat(args)), serial(*_flat(args))):
+        assert g.dtype == w.dtype and np.array_equal(g, w)

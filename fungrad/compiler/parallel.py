@@ -5,8 +5,8 @@ large arrays use two cores. A program's *tail* often splits into independent par
 an optimiser update is one chain of elementwise ops per parameter, each reading
 only its own parameter, gradient and state (plus a few scalars). ``split`` finds
 such a tail and replaces it by one ``parallel`` equation whose impl runs each part
-(*component*) as its own compiled executable, the main thread and one worker
-taking components from a shared queue, largest first. A component waits for
+(*component*) as its own compiled executable, the main thread and the compiler's
+worker (``threads``) taking components from a shared queue, largest first. A component waits for
 nothing, and the main thread never waits while components remain, so a busy
 second core costs at most the component the worker is running.
 
@@ -15,7 +15,9 @@ is not safe to run concurrently (matmuls and convolutions, which OpenBLAS alread
 threads; control flow; effects) at the point where the work that can overlap
 (everything but the largest component) is greatest. Small equations whose inputs
 come from before the tail (bias corrections, step counters) are hoisted before it,
-so they do not join all components into one. Components may update in place only
+so they do not join all components into one; so is a small value computed in the tail
+that several components read (a global norm that clips every gradient), with the
+work it depends on. Components may update in place only
 the donated inputs that nothing else reads.
 
 Enabled on NumPy with at least two CPUs; ``FUNGRAD_THREADS=1`` or ``ENABLED = False``
@@ -24,16 +26,15 @@ threads are not worth waking.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Primitive, Var
+from fungrad.compiler import threads
 from fungrad.compiler.codegen import compile_function
 from fungrad.compiler.lowering import declare_compiled_only
 from fungrad.compiler.passes import eqn_has_effects, sub_jaxprs
 
-ENABLED = os.environ.get("FUNGRAD_THREADS", "") != "1" and (os.cpu_count() or 1) >= 2
+ENABLED = threads.ENABLED
 MIN_WORK = 1 << 20      # element-ops that must overlap for a parallel tail
 SMALL = 1024            # results this small are hoisted, not parallelised
 _UNSAFE = {"dot_general", "conv_general_dilated"}
@@ -54,15 +55,6 @@ parallel_p.def_impl(_parallel_impl)
 parallel_p.def_abstract_eval(_parallel_abstract)
 declare_compiled_only(parallel_p)
 
-_pool: list[ThreadPoolExecutor] = []
-
-
-def _worker() -> ThreadPoolExecutor:
-    if not _pool:
-        _pool.append(ThreadPoolExecutor(1, thread_name_prefix="fungrad-parallel"))
-    return _pool[0]
-
-
 class _Runner:
     """Runs the components of a tail on the calling thread and one worker."""
     __name__ = "threads"  # how the IR printer shows it
@@ -79,11 +71,12 @@ class _Runner:
             for fn, ins, out_idx in queue:
                 for k, o in zip(out_idx, fn(*[args[i] for i in ins])):
                     outs[k] = o
-        future = _worker().submit(work)
+        task = threads.start(work)  # None when the worker is busy: this thread does it all
         try:
             work()
         finally:
-            future.result()
+            if task is not None:
+                task.wait()
         return outs
 
 
@@ -162,7 +155,9 @@ def split(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str) -> C
             available.update(eqn.outvars)
         else:
             rest.append(eqn)
-    components = _components(rest)
+    shared = _shared_small_work(rest)
+    head += [eqn for eqn in rest if id(eqn) in shared]
+    components = _components([eqn for eqn in rest if id(eqn) not in shared])
     if len(components) < 2:
         return closed
     outputs = [v for v in dict.fromkeys(a for a in j.outvars if type(a) is Var)
@@ -189,6 +184,34 @@ def split(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str) -> C
     runner = _Runner(tasks, len(outputs))
     eqn = JaxprEqn(parallel_p, inputs, outputs, {"runner": runner, "n_out": len(outputs)})
     return ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.outvars, head + [eqn]), closed.consts)
+
+
+def _shared_small_work(eqns: list[JaxprEqn]) -> set[int]:
+    """The ids of the equations computing a small value that parts of ``eqns`` otherwise
+    independent (linked only through large values) all read, and of everything it
+    depends on in ``eqns``: work to do before the parallel part."""
+    parent = list(range(len(eqns)))
+    producer: dict[Var, int] = {}
+    readers: dict[Var, list[int]] = {}
+    for k, eqn in enumerate(eqns):
+        for a in eqn.invars:
+            if type(a) is Var and a in producer:
+                readers.setdefault(a, []).append(k)
+                if a.aval.size > SMALL:
+                    parent[_find(parent, k)] = _find(parent, producer[a])
+        for v in eqn.outvars:
+            producer[v] = k
+    pulled: set[int] = set()
+    for v, ks in readers.items():
+        if v.aval.size <= SMALL and len({_find(parent, k) for k in ks}) > 1:
+            pulled.add(producer[v])
+    todo = list(pulled)
+    while todo:  # and everything those depend on
+        for a in eqns[todo.pop()].invars:
+            if type(a) is Var and a in producer and producer[a] not in pulled:
+                pulled.add(producer[a])
+                todo.append(producer[a])
+    return {id(eqns[k]) for k in pulled}
 
 
 def _components(eqns: list[JaxprEqn]) -> list[list[JaxprEqn]]:
