@@ -34,6 +34,7 @@ class Task:
         self.done.acquire()
 
     def wait(self) -> None:
+        """Block until the task has finished; raise what it raised."""
         self.done.acquire()
         if self.error is not None:
             raise self.error
