@@ -2,12 +2,15 @@
 own (sums reordered or moved into YNNPACK kernels, divisions rewritten, constants folded):
 many keys and shapes, eager, under jit and under vmap; and the key helpers clone and
 key_dtype."""
+import functools
+
 import jax
 import numpy as np
 import pytest
 
 import fungrad
 import fungrad.random as fr
+from harness import x64
 
 
 def test_clone_and_key_dtype():
@@ -22,3 +25,61 @@ def test_clone_and_key_dtype():
     assert fr.key_dtype("threefry2x32") == fr.key(0).dtype
     with pytest.raises(ValueError, match="key_dtype"):
         fr.key_dtype("rbg")
+
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+KEYS = 20
+# name -> (draw(module, key, shape, dtype), shapes). Shapes on both sides of XLA's switch to
+# YNNPACK kernels (reductions over 4,096 elements or more) where the sampler sums.
+SAMPLERS = {
+    "maxwell": (lambda m, k, s, d: m.maxwell(k, s, d), [(), (7,), (4, 25), (1366,)]),
+    "double_sided_maxwell": (lambda m, k, s, d: m.double_sided_maxwell(k, 0.5, 2.0, s, d),
+                             [(), (4, 25), (1400,)]),
+}
+
+
+def assert_same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, b.shape, a.dtype, b.dtype)
+    bits = f"u{a.dtype.itemsize}"
+    bad = (a.view(bits) != b.view(bits)) & ~(np.isnan(a) & np.isnan(b))
+    assert not bad.any(), f"{int(bad.sum())} of {a.size} differ, e.g. {a[bad][:3]} vs {b[bad][:3]}"
+
+
+@pytest.fixture(params=[F32, F64], ids=["float32", "float64"])
+def dtype(request):
+    if request.param == F64:
+        with x64():
+            yield request.param
+    else:
+        yield request.param
+
+
+@functools.lru_cache(maxsize=None)
+def jax_draw(name, shape, dtype, batch=0):
+    """jax.random's sampler compiled once per shape (``batch`` keys: vmapped)."""
+    draw = SAMPLERS[name][0]
+    fn = lambda k: draw(jax.random, k, shape, dtype)  # noqa: E731
+    return jax.jit(jax.vmap(fn) if batch else fn)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_bits_equal_jax_over_keys_and_shapes(name, dtype):
+    draw, shapes = SAMPLERS[name]
+    for shape in shapes:
+        for seed in range(KEYS):
+            assert_same_bits(draw(fr, fr.PRNGKey(seed), shape, dtype),
+                             jax_draw(name, shape, dtype)(jax.random.PRNGKey(seed)))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_bits_equal_jax_under_jit_and_vmap(name, dtype):
+    draw, shapes = SAMPLERS[name]
+    shape = shapes[-1]
+    assert_same_bits(fungrad.jit(lambda k: draw(fr, k, shape, dtype))(fr.PRNGKey(11)),
+                     jax_draw(name, shape, dtype)(jax.random.PRNGKey(11)))
+    # Three keys of (4, 25) draws stay below YNNPACK's size, three of the largest go above.
+    for shape in (4, 25), shapes[-1]:
+        batched = fungrad.vmap(lambda k: draw(fr, k, shape, dtype))(fr.split(fr.PRNGKey(5), 3))
+        ref = jax_draw(name, shape, dtype, batch=3)(jax.random.split(jax.random.PRNGKey(5), 3))
+        assert_same_bits(batched, ref)

@@ -22,6 +22,7 @@ from fungrad.random._samplers import (Shape, _check_shape, _const, _erf_inv, _fl
                                       _in_float32, _log, _log1p, _normal_real, _shape, _split2,
                                       _uniform, bernoulli)
 from fungrad.random._xla_math import xla_exp, xla_fma, xla_pow, xla_tan
+from fungrad.random._xla_reduce import xla_sum
 
 
 def _exp(x: Any) -> Any:
@@ -208,11 +209,9 @@ def maxwell(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
 
 def _maxwell(key: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     z = _normal_real(key, shape + (3,), dtype)
-    sq = lax.mul(z, z)
-    x, y, w = (lax.index_in_dim(sq, i, -1, keepdims=False) for i in range(3))
-    # XLA's vectorised reduction adds the three squares in an order that depends on the
-    # shape (x + w + y for 100,000 draws, x + y + w for up to 16): the last bit can differ.
-    return lax.sqrt(lax.add(lax.add(x, y), w))
+    if dtype in (np.float32, np.float64):  # XLA's summation order, which depends on the size
+        return lax.sqrt(xla_sum(z, square=True))
+    return lax.sqrt(fnp.sum(lax.mul(z, z), axis=-1))
 
 
 def double_sided_maxwell(key: Any, loc: Any, scale: Any, shape: Shape = (),
