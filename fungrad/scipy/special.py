@@ -7,8 +7,9 @@ normal CDF family (``ndtr``, ``log_ndtr``, ``ndtri``), the incomplete Gamma and 
 ``bernoulli``), and (from ``_special_series``) ``erfcx``, the modified Bessel
 functions ``i0``/``i0e``/``i1``/``i1e`` and the Hurwitz ``zeta``, and (from
 ``_special_exp_integrals``) ``expi``, ``exp1``, ``expn``, ``sici`` and ``spence``, and (from
-``_special_erf_family``) ``dawsn``, ``fresnel`` and ``owens_t``, and ``bessel_jn`` (from
-``_special_bessel``) (the ``jax.scipy.special`` API).
+``_special_erf_family``) ``dawsn``, ``fresnel`` and ``owens_t``, ``bessel_jn`` (from
+``_special_bessel``), and (from ``_special_hyper``) ``hyp1f1``, ``hyp2f1``, ``wofz`` and
+``sph_harm_y`` (the ``jax.scipy.special`` API).
 
 ``xlogy``, ``xlog1py``, ``logit`` and ``entr`` carry custom JVPs so that derivatives
 stay finite where the plain formula would give ``0 * inf``.
@@ -36,6 +37,7 @@ from fungrad.scipy._special_gamma import (bernoulli, beta, boxcox, boxcox1p, com
 from fungrad.scipy._special_bessel import bessel_jn
 from fungrad.scipy._special_erf_family import dawsn, fresnel, owens_t
 from fungrad.scipy._special_exp_integrals import exp1, expi, expn, sici, spence
+from fungrad.scipy._special_hyper import hyp1f1, hyp2f1, sph_harm_y, wofz
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.api import jvp
 from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
@@ -393,6 +395,8 @@ __all__ = [
     "gammaincc",
     "gammaln",
     "gammasgn",
+    "hyp1f1",
+    "hyp2f1",
     "i0",
     "i0e",
     "i1",
@@ -413,6 +417,8 @@ __all__ = [
     "sici",
     "softmax",
     "spence",
+    "sph_harm_y",
+    "wofz",
     "xlog1py",
     "xlogy",
     "zeta",
