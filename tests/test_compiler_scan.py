@@ -73,8 +73,43 @@ def grad_of_rnn(L, xs):
     return (fungrad.grad if L is lax else jax.grad)(loss)(W)
 
 
+def carry_is_ys(L, xs):  # the new carry, computed by a branch, is stacked as it is
+    def body(c, x):
+        c = L.cond(L.gt(x[0], 0.0), lambda c: L.mul(c, 1.5), lambda c: L.sub(c, 0.25), c)
+        return c, c
+    return L.scan(body, XS[0], xs, reverse=True)
+
+
+def branches_of_every_kind(L, xs):  # results: an operand as it is, a literal, a nested cond
+    def body(c, x):
+        def grow(c):
+            return L.cond(L.lt(c[0], 2.0), lambda c: L.add(c, 1.0), lambda c: c, c), \
+                L.full((3,), 2.0, np.float32)
+        c, k = L.cond(L.gt(x[0], 0.0), grow, lambda c: (c, L.sin(c)), c)
+        return c, (k, c, c, L.reduce_max(c, (0,)), L.reduce_sum(k, (0,)))
+    return L.scan(body, XS[0], xs)
+
+
+def index_used_as_a_value(L, xs):  # the per-step index also selects, inside the loop
+    def body(c, x):
+        i = L.convert_element_type(L.gt(x[0], 0.0), np.int32)
+        c = L.cond(i, lambda c: L.mul(c, 0.5), lambda c: L.add(c, 1.0), c)
+        return L.select_n(i, c, L.neg(c)), c[0]
+    return L.scan(body, XS[0], xs)
+
+
+def scalar_carry(L, xs):  # 0-d values stacked from the loop
+    def body(c, x):
+        c = L.cond(L.gt(x[1], 0.0), lambda c: L.mul(c, 0.9), lambda c: L.add(c, x[0]), c)
+        return c, c
+    return L.scan(body, np.float32(1.0), xs)
+
+
 CASES = [cond_in_scan, switch_in_scan, rnn, ys_of_every_kind, carry_from_x, reversed_scan,
-         nested, no_carry, grad_of_rnn]
+         nested, no_carry, grad_of_rnn, carry_is_ys, branches_of_every_kind,
+         index_used_as_a_value, scalar_carry]
+BRANCHING = [cond_in_scan, switch_in_scan, carry_is_ys, branches_of_every_kind,
+             index_used_as_a_value, scalar_carry]
 
 
 def assert_matches_jax(case, xs=XS):
@@ -136,3 +171,29 @@ def test_effects_keep_their_order_inside_the_loop(capsys):
     fungrad.jit(f)(XS)
     printed = capsys.readouterr().out.split()
     assert printed == [f"x={v}" for v in XS[:, 0]]
+
+
+def _bits(tree) -> list[tuple]:
+    return [(a.shape, a.dtype, a.tobytes()) for a in map(np.asarray, fungrad.tree.leaves(tree))]
+
+
+@pytest.mark.parametrize("case", BRANCHING, ids=lambda c: c.__name__)
+def test_inlined_loop_gives_the_bits_of_a_compiled_step_and_of_eager(case, monkeypatch):
+    """The loop written as lines (branches as ``if`` blocks, stacked values written into
+    their rows, indices as Python ints) computes what the compiled body and the eager
+    interpreter compute, bit for bit."""
+    inlined = _bits(fungrad.jit(lambda xs: case(lax, xs))(XS))
+    eager = _bits(case(lax, fungrad.numpy.asarray(XS)))
+    monkeypatch.setattr(compiled_scan, "INLINE_MAX_SIZE", 0)
+    stepped = _bits(fungrad.jit(lambda xs: case(lax, xs))(XS))
+    assert inlined == stepped == eager
+
+
+def test_the_final_carry_is_not_a_view_of_the_stacked_ys():
+    """The loop writes each new carry straight into its row of ``ys``; the carry returned
+    is a copy, so the two outputs share no memory (updating one in place, as a donated
+    buffer may be, cannot change the other)."""
+    carry, ys = fungrad.jit(lambda xs: carry_is_ys(lax, xs))(XS)
+    carry, ys = np.asarray(carry), np.asarray(ys)
+    assert not np.shares_memory(carry, ys)
+    np.testing.assert_array_equal(carry, ys[0])  # a reversed scan ends on step 0

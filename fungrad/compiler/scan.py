@@ -9,9 +9,13 @@ function per ``scan`` equation instead, in three parts:
   the constants and the step's ``x``) are batched over the steps (``batching.batch_jaxpr``)
   and run once, vectorised, before the loop (an RNN's input projection becomes one matmul);
 * the *loop*: the equations that compute the next carry, written into the loop as lines
-  (a ``cond`` among them becomes an ``if``/``elif``/``else`` over its branches' lines), or,
-  for a body with large values, one call per step of the body compiled by the pipeline
-  (whose memory plan reuses buffers across steps);
+  (a ``cond`` among them becomes an ``if``/``elif``/``else`` over its branches' lines, its
+  index read from a Python list when it comes from ``xs``), or, for a body with large values,
+  one call per step of the body compiled by the pipeline (whose memory plan reuses buffers
+  across steps). Written as lines, a value stacked at every step is computed straight into
+  its row of the stacked buffer when its lowering takes an ``out`` buffer (the carry returned
+  at the end is then copied out of its row); a step is then one NumPy call per equation, and
+  nothing else costs more than a few tens of nanoseconds;
 * the *epilogue*: the equations that only compute ``ys`` from the step's values (a loss
   term per step) are batched over the steps and run once after the loop, on the values the
   loop stacked.
@@ -55,12 +59,17 @@ class _Lines:
 
     Variables are named ``v0``, ``v1``, ...; the constants the lowerings refer to are
     registered in ``ctx``, the code-generation context of the enclosing function, whose
-    names all start with an underscore."""
+    names all start with an underscore. ``stores`` maps a value to the place it is also
+    stored in (the step's row of a stacked buffer, ``"v4[i]"``): the equation computing it
+    writes it there directly when its lowering takes an ``out`` buffer (no copy; the value
+    is then a view of that row, and is listed in ``views``), else it is copied there."""
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.lines: list[str] = []
         self.count = 0
+        self.stores: dict[Var, str] = {}
+        self.views: set[Var] = set()
 
     def fresh(self) -> str:
         self.count += 1
@@ -80,7 +89,12 @@ class _Lines:
             small = low.elementwise and out_aval is not None and \
                 0 < out_aval.size <= PREBROADCAST_MAX
             args = [self.atom(names, a, out_aval.shape if small else ()) for a in eqn.invars]
-            expr = low.rule(self.ctx, eqn, args, None)
+            stores = [self.stores.pop(v, None) for v in eqn.outvars]
+            into = None
+            if not eqn.primitive.multiple_results and low.out in ("any", "separate") \
+                    and out_aval.ndim:
+                into, stores[0] = stores[0], None
+            expr = low.rule(self.ctx, eqn, args, into)
             outs = [names.setdefault(v, self.fresh()) for v in eqn.outvars]
             if not eqn.primitive.multiple_results:
                 self.lines.append(f"{indent}{outs[0]} = {expr}")
@@ -88,12 +102,18 @@ class _Lines:
                 self.lines.append(f"{indent}{', '.join(outs)}, = {expr}")
             else:
                 self.lines.append(f"{indent}{expr}")
+            if into is not None:
+                self.views.add(eqn.outvars[0])
+            self.lines += [f"{indent}{s} = {o}" for s, o in zip(stores, outs) if s is not None]
 
     def cond(self, eqn: JaxprEqn, names: dict, indent: str) -> None:
         """``cond`` as an ``if``/``elif``/``else`` on its index (clamped, as the impl does),
-        each branch's equations inlined and its results assigned to the same names."""
+        each branch's equations inlined. A branch's equation computing a result writes it
+        under the ``cond``'s name for that result (and into its store); other results
+        (operands, constants, literals, a value returned twice) are assigned to it."""
         index, *ops = (self.atom(names, a) for a in eqn.invars)
         outs = [names.setdefault(v, self.fresh()) for v in eqn.outvars]
+        stores = [self.stores.pop(v, None) for v in eqn.outvars]
         branches = eqn.params["branches"]
         for k, branch in enumerate(branches):
             if k == len(branches) - 1:
@@ -105,10 +125,29 @@ class _Lines:
             inner = dict(zip(closed.jaxpr.invars, ops))
             for v, c in zip(closed.jaxpr.constvars, closed.consts):
                 inner[v] = self.ctx.const(c, "const")
+            made = {v for e in closed.jaxpr.eqns for v in e.outvars}
+            assigned = []
+            for out, res, store in zip(outs, closed.jaxpr.outvars, stores):
+                if type(res) is Var and res in made and res not in inner:
+                    inner[res] = out
+                    if store is not None:
+                        self.stores[res] = store
+                else:
+                    assigned.append((out, res, store))
+            start = len(self.lines)
             self.equations(closed.jaxpr.eqns, inner, indent + "    ")
-            results = [self.atom(inner, a) for a in closed.jaxpr.outvars]
-            self.lines.append(f"{indent}    {', '.join(outs) or '_'}, = "
-                              f"{', '.join(results) or 'None'},")
+            self.assign([o for o, _, _ in assigned], [self.atom(inner, r) for _, r, _ in assigned],
+                        indent + "    ")
+            self.lines += [f"{indent}    {s} = {o}" for o, _, s in assigned if s is not None]
+            if len(self.lines) == start:
+                self.lines.append(f"{indent}    pass")
+            self.views.update(v for v, res in zip(eqn.outvars, closed.jaxpr.outvars)
+                              if type(res) is Var and res in self.views)
+
+    def assign(self, targets: Sequence[str], values: Sequence[str], indent: str) -> None:
+        """``targets = values`` as one statement (all values read before any is written)."""
+        if targets:
+            self.lines.append(f"{indent}{', '.join(targets)} = {', '.join(values)}")
 
 
 def _depends(eqns: Sequence[JaxprEqn], roots: set) -> list[bool]:
@@ -235,17 +274,27 @@ class _ScanLoop:
         for buf, v in zip(buffers, parts.stacked):
             dtype = ctx.const(v.aval.dtype, "dtype")
             gen.lines.append(f"    {buf} = {empty}({(n, *v.aval.shape)!r}, {dtype})")
-        gen.lines.append(f"    for i in range({n - 1}, -1, -1):" if reverse
-                         else f"    for i in range({n}):")
         loop_outs = [*carry_out, *parts.stacked]
         made = {v for e in parts.loop for v in e.outvars} | set(self.body.jaxpr.constvars)
         loop_ins = [v for v in _used(parts.loop, loop_outs) if v not in made]
-        inner = dict(names)
+        inline = _inline(parts.loop)
+        inner, steps = dict(names), []
         for v in loop_ins:
             if v in per_step:
-                inner[v] = gen.fresh()
-                gen.lines.append(f"        {inner[v]} = {per_step[v]}[i]")
-        if _inline(parts.loop):
+                inner[v], source = gen.fresh(), per_step[v]
+                if inline and _only_cond_index(v, parts.loop, loop_outs):
+                    source = gen.fresh()  # Python ints: indexing and comparing them is cheap
+                    gen.lines.append(f"    {source} = {per_step[v]}.tolist()")
+                steps.append(f"        {inner[v]} = {source}[i]")
+        gen.lines.append(f"    for i in range({n - 1}, -1, -1):" if reverse
+                         else f"    for i in range({n}):")
+        gen.lines += steps
+        if inline:  # stacked values computed in the step are written into their rows
+            produced = {v for e in parts.loop for v in e.outvars}
+            gen.stores = {v: f"{buf}[i]" for buf, v in zip(buffers, parts.stacked)
+                          if v in produced and sum(a is v for a in parts.stacked) == 1}
+        stored = set(gen.stores)
+        if inline:
             gen.equations(parts.loop, inner, "        ")
         else:
             run, _ = self._compile(loop_ins, loop_outs, parts.loop, None, "scan_body")
@@ -254,10 +303,13 @@ class _ScanLoop:
             gen.lines.append(f"        {', '.join(results)}, = {run}({args})")
             inner.update((o, r) for o, r in zip(loop_outs, results) if type(o) is Var)
         for buf, v in zip(buffers, parts.stacked):
-            gen.lines.append(f"        {buf}[i] = {gen.atom(inner, v)}")
-        if carry_in:
-            gen.lines.append(f"        {', '.join(names[v] for v in carry_in)}, = "
-                             f"{', '.join(gen.atom(inner, v) for v in carry_out)},")
+            if v not in stored:
+                gen.lines.append(f"        {buf}[i] = {gen.atom(inner, v)}")
+        gen.assign([names[v] for v in carry_in], [gen.atom(inner, v) for v in carry_out],
+                   "        ")
+        for v_in, v_out in zip(carry_in, carry_out):  # a row of a stacked output: its own copy
+            if v_out in gen.views:
+                gen.lines.append(f"    {names[v_in]} = {names[v_in]}.copy()")
         finals = ", ".join(names[v] for v in carry_in)
         if parts.post:
             ins = [*consts_in, *parts.pre_outs, *xs_in, *parts.stacked]
@@ -282,6 +334,13 @@ def _inline(eqns: Sequence[JaxprEqn]) -> bool:
         if e.primitive is cond_p and not all(_inline(b.jaxpr.eqns) for b in e.params["branches"]):
             return False
     return True
+
+
+def _only_cond_index(v: Var, eqns: Sequence[JaxprEqn], outs: Sequence[Any]) -> bool:
+    """Whether ``eqns`` and ``outs`` read ``v`` only as the index of a ``cond``."""
+    return v not in outs and all(
+        a is not v for e in eqns
+        for a in (e.invars[1:] if e.primitive is cond_p else e.invars))
 
 
 def _scan_lowering(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str:
