@@ -50,6 +50,7 @@ DEFAULT_OUT = "runs/<timestamp>"  # replaced by the start time
 # Flags that may change when a run is resumed; every other setting comes from its config.json.
 RESUME_FLAGS = ("max_minutes", "stop_at", "sample_chars", "temperature", "top_k")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
+PROBE_STEPS = 12  # steps timed to plan a run that fills its time budget
 
 
 # --------------------------------------------------------------------------- settings
@@ -65,8 +66,9 @@ def parser() -> argparse.ArgumentParser:
                        help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
     opt = ap.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16, help="sequences per step")
-    opt.add_argument("--steps", type=int, default=2800,
-                     help="planned steps; the learning-rate schedule spans them")
+    opt.add_argument("--steps", type=int, default=0,
+                     help="planned steps; the learning-rate schedule spans them (0: as many as "
+                          "fit in --max-minutes, at the speed measured on a few steps first)")
     opt.add_argument("--max-minutes", type=float, default=5.0,
                      help="stop (with a checkpoint) after this many minutes of training in this "
                           "invocation; 0: no limit")
@@ -107,8 +109,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject settings that cannot run, naming the flag."""
-    positive = ("n_layer", "n_head", "n_embd", "batch_size", "steps", "eval_interval",
-                "eval_batches", "checkpoint_interval")
+    positive = ("n_layer", "n_head", "n_embd", "batch_size", "eval_interval", "eval_batches",
+                "checkpoint_interval")
     for name in positive:
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -118,12 +120,18 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         ap.error(f"--n-embd {args.n_embd} must be divisible by --n-head {args.n_head}")
     if not 0 <= args.dropout < 1:
         ap.error(f"--dropout must be in [0, 1), got {args.dropout}")
-    if args.warmup_steps is None:
-        args.warmup_steps = min(100, args.steps // 10)
-    if args.warmup_steps < 0 or args.warmup_steps >= args.steps:
-        ap.error(f"--warmup-steps must be in [0, --steps), got {args.warmup_steps}")
     if args.max_minutes < 0 or args.sample_chars < 0:
         ap.error("--max-minutes and --sample-chars must be >= 0")
+    if args.steps < 0 or args.steps == 0 and args.max_minutes == 0:
+        ap.error(f"--steps must be >= 1 (or 0 with a --max-minutes budget), got {args.steps}")
+    if args.steps and args.warmup_steps is None:
+        args.warmup_steps = default_warmup(args.steps)
+    if args.steps and not 0 <= args.warmup_steps < args.steps:
+        ap.error(f"--warmup-steps must be in [0, --steps), got {args.warmup_steps}")
+
+
+def default_warmup(steps: int) -> int:
+    return min(100, steps // 10)
 
 
 def model_config(args: argparse.Namespace, vocab_size: int) -> gpt2.Config:
@@ -180,6 +188,35 @@ def initial_state(args: argparse.Namespace, cfg: gpt2.Config,
     params = gpt2.init(init_key, cfg)
     return {"params": params, "opt_state": opt.init(params), "step": 0, "dropout_key": dropout_key,
             "data_seed": args.seed, "elapsed": 0.0}
+
+
+def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarray) -> None:
+    """With ``--steps 0``, set ``args.steps`` to as many steps as fit in ``--max-minutes``.
+
+    Times ``PROBE_STEPS`` steps of a throwaway model (after the compile and
+    two warm-up steps: the median), adds the evaluations' share (a forward pass costs
+    about a third of a step), and keeps 3% in hand. The plan goes into config.json, so
+    a resumed run keeps it; the warm-up steps are planned before the total and so are
+    the same whatever it turns out to be."""
+    warmup = args.warmup_steps if args.warmup_steps is not None else default_warmup(10**9)
+    probe = argparse.Namespace(**{**vars(args), "steps": 10**9, "warmup_steps": warmup})
+    opt, _ = make_optimizer(probe)
+    train_step, _ = make_steps(cfg, opt)
+    state = initial_state(probe, cfg, opt)
+    params, opt_state = state["params"], state["opt_state"]
+    times = []
+    for i in range(PROBE_STEPS):
+        x, y = get_batch(train_data, args.seed, TRAIN_STREAM, i, args.batch_size, args.block_size)
+        t0 = time.perf_counter()
+        params, opt_state, loss, _ = train_step(params, opt_state, x, y, state["dropout_key"],
+                                                jnp.asarray(i, jnp.uint32))
+        float(loss)
+        times.append(time.perf_counter() - t0)
+    per_step = float(np.median(times[2:])) * (1 + args.eval_batches / (3 * args.eval_interval))
+    args.steps = max(warmup + 1, int(0.97 * 60 * args.max_minutes / per_step))
+    args.warmup_steps = warmup
+    print(f"planned {args.steps} steps: {per_step * 1e3:.0f} ms a step measured, "
+          f"--max-minutes {args.max_minutes:g}", flush=True)
 
 
 def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation) -> tuple[Any, Any]:
@@ -336,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     tok = CharTokenizer.train(text)
     train_data, val_data = split_data(tok, text)
     cfg = model_config(args, tok.vocab_size)
+    if not args.steps:  # a new run filling its time budget (a resumed one has its plan)
+        plan_steps(args, cfg, train_data)
     opt, schedule = make_optimizer(args)
     state = initial_state(args, cfg, opt)
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)

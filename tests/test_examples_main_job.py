@@ -104,6 +104,16 @@ def test_time_budget_stops_with_a_checkpoint_and_each_resume_gets_its_own(tmp_pa
     assert [r["step"] for r in train.read_metrics(tmp_path)] == [1, 2]
 
 
+def test_steps_0_plans_as_many_steps_as_fit_the_time_budget(tmp_path):
+    budget = [*TINY[:-4], "--max-minutes", "0.05", "--steps", "0", "--sample-chars", "0"]
+    out = run("shakespeare_gpt.py", *budget, "--out", str(tmp_path))
+    planned = json.loads((tmp_path / "config.json").read_text())["args"]
+    assert planned["steps"] > planned["warmup_steps"] == 100  # the warm-up is set before the plan
+    assert f"planned {planned['steps']} steps" in out.stdout
+    step = int(train.load_checkpoint(tmp_path / "checkpoint.safetensors")["step"])
+    assert step == planned["steps"] or "stopped by the time budget" in out.stdout
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     args = [*TINY, "--steps", "100000", "--sample-chars", "0", "--out", str(tmp_path)]
     child = subprocess.Popen([sys.executable, str(EXAMPLES / "shakespeare_gpt.py"), *args], env=ENV,
@@ -135,6 +145,7 @@ def test_bad_flags_are_named(capsys):
     example = load_example()
     for args, message in [(["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
                           (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+                          (["--steps", "0", "--max-minutes", "0"], "--steps must be >= 1 (or 0 with a"),
                           (["--resume", "no/such/run"], "--resume no/such/run: no checkpoint.safetensors")]:
         with pytest.raises(SystemExit) as exit_:
             example.prepare_run(example.parser(), args)
