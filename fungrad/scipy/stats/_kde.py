@@ -170,13 +170,15 @@ class gaussian_kde:  # noqa: N801 - SciPy's and JAX's name
 
     def resample(self, key: Any, shape: tuple[int, ...] = ()) -> Any:
         """Draws from the estimate, of shape ``(d,) + shape``: a data point picked by weight
-        plus kernel noise (the same draws as JAX's for the same ``key``)."""
+        plus kernel noise (the same draws as JAX's for the same ``key``; for a ``shape`` of
+        two or more dimensions, where JAX 0.10 fails to broadcast its transposed noise, the
+        draws of ``shape=(prod(shape),)`` reshaped)."""
         index_key, noise_key = random.split(key)
         index = random.choice(index_key, self.n, shape=shape, p=self.weights)
         noise = random.multivariate_normal(noise_key, jnp.zeros(self.d, self.covariance.dtype),
                                            self.covariance, shape=shape,
-                                           dtype=self.dataset.dtype).T
-        return self.dataset[:, index] + noise
+                                           dtype=self.dataset.dtype)
+        return self.dataset[:, index] + jnp.moveaxis(noise, -1, 0)
 
     def integrate_box(self, low_bounds: Any, high_bounds: Any, maxpts: Any = None) -> Any:
         """Not implemented (as in JAX): use ``integrate_box_1d``."""
