@@ -16,14 +16,18 @@ RNG = np.random.default_rng(0)
 # --------------------------------------------------------------------------- initialisers
 
 INITS = [
-    ("zeros", lambda m: m.zeros), ("ones", lambda m: m.ones), ("constant", lambda m: m.constant(0.3)),
+    ("zeros", lambda m: m.zeros), ("ones", lambda m: m.ones),
+    ("constant", lambda m: m.constant(0.3)),
     ("uniform", lambda m: m.uniform(0.5)), ("normal", lambda m: m.normal(0.2)),
     ("truncated_normal", lambda m: m.truncated_normal(0.2)),
-    ("glorot_uniform", lambda m: m.glorot_uniform()), ("glorot_normal", lambda m: m.glorot_normal()),
-    ("xavier_uniform", lambda m: m.xavier_uniform()), ("lecun_uniform", lambda m: m.lecun_uniform()),
+    ("glorot_uniform", lambda m: m.glorot_uniform()),
+    ("glorot_normal", lambda m: m.glorot_normal()),
+    ("xavier_uniform", lambda m: m.xavier_uniform()),
+    ("lecun_uniform", lambda m: m.lecun_uniform()),
     ("lecun_normal", lambda m: m.lecun_normal()), ("he_uniform", lambda m: m.he_uniform()),
     ("he_normal", lambda m: m.he_normal()), ("kaiming_normal", lambda m: m.kaiming_normal()),
-    ("variance_scaling_conv", lambda m: m.variance_scaling(2.0, "fan_avg", "normal", in_axis=-2, out_axis=-1)),
+    ("variance_scaling_conv",
+     lambda m: m.variance_scaling(2.0, "fan_avg", "normal", in_axis=-2, out_axis=-1)),
     ("orthogonal", lambda m: m.orthogonal(1.5)),
 ]
 
@@ -62,9 +66,12 @@ def _gn_ref(p, x, groups=2, eps=1e-5):
 
 
 @pytest.mark.parametrize("fg_fn,ref_fn", [
-    (lambda s, b, x: nn.layer_norm({"scale": s, "bias": b}, x), lambda s, b, x: _ln_ref({"scale": s, "bias": b}, x)),
-    (lambda s, b, x: nn.rms_norm({"scale": s}, x) + b, lambda s, b, x: _rms_ref({"scale": s}, x) + b),
-    (lambda s, b, x: nn.group_norm({"scale": s, "bias": b}, x, 2), lambda s, b, x: _gn_ref({"scale": s, "bias": b}, x)),
+    (lambda s, b, x: nn.layer_norm({"scale": s, "bias": b}, x),
+     lambda s, b, x: _ln_ref({"scale": s, "bias": b}, x)),
+    (lambda s, b, x: nn.rms_norm({"scale": s}, x) + b,
+     lambda s, b, x: _rms_ref({"scale": s}, x) + b),
+    (lambda s, b, x: nn.group_norm({"scale": s, "bias": b}, x, 2),
+     lambda s, b, x: _gn_ref({"scale": s, "bias": b}, x)),
     (lambda s, b, x: nn.linear({"w": s[:, None] * b[None, :4], "b": b[:4]}, x),
      lambda s, b, x: x @ (s[:, None] * b[None, :4]) + b[:4]),
 ], ids=["layer_norm", "rms_norm", "group_norm", "linear"])
@@ -87,16 +94,19 @@ def test_batch_norm_train_and_eval():
     params, state = nn.norm_init(3), nn.batch_norm_state(3)
     y, new = nn.batch_norm(params, state, jnp.asarray(x), train=True, momentum=0.9)
     mean, var = x.mean(0), x.var(0)
-    np.testing.assert_allclose(np.asarray(y), (x - mean) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(y), (x - mean) / np.sqrt(var + 1e-5),
+                               rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.asarray(new.mean), 0.1 * mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(new.var), 0.9 + 0.1 * var, rtol=1e-5)
     y_eval, same = nn.batch_norm(params, new, jnp.asarray(x), train=False)
     assert same is new
-    np.testing.assert_allclose(np.asarray(y_eval), (x - np.asarray(new.mean)) / np.sqrt(np.asarray(new.var) + 1e-5),
+    np.testing.assert_allclose(np.asarray(y_eval),
+                               (x - np.asarray(new.mean)) / np.sqrt(np.asarray(new.var) + 1e-5),
                                rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("layout,dn", [("NHWC", ("NHWC", "HWIO", "NHWC")), ("NCHW", ("NCHW", "OIHW", "NCHW"))])
+@pytest.mark.parametrize("layout,dn", [("NHWC", ("NHWC", "HWIO", "NHWC")),
+                                       ("NCHW", ("NCHW", "OIHW", "NCHW"))])
 @pytest.mark.parametrize("groups,stride,dilation", [(1, 1, 1), (2, 2, 1), (1, 1, 2)])
 def test_conv2d_matches_jax(layout, dn, groups, stride, dilation):
     p = nn.conv_init(random.PRNGKey(1), 4, 6, (3, 3), groups=groups, layout=layout)
@@ -104,7 +114,8 @@ def test_conv2d_matches_jax(layout, dn, groups, stride, dilation):
     w, b = np.asarray(p["w"]), np.asarray(p["b"])
 
     def ref(x):
-        y = jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", rhs_dilation=(dilation, dilation),
+        y = jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME",
+                                         rhs_dilation=(dilation, dilation),
                                          dimension_numbers=dn, feature_group_count=groups)
         return y + (b if layout == "NHWC" else b[:, None, None])
     compare(lambda x: nn.conv(p, x, stride, "SAME", dilation, groups, layout), ref, x)
@@ -127,13 +138,15 @@ def test_causal_conv1d_is_causal_and_depthwise():
 def test_pooling_matches_jax():
     x = rand(RNG, (2, 6, 6, 3))
     compare(lambda x: nn.max_pool(x, (2, 2)),
-            lambda x: jax.lax.reduce_window(x, -jnp_ref.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), x)
+            lambda x: jax.lax.reduce_window(x, -jnp_ref.inf, jax.lax.max,
+                                            (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), x)
     compare(lambda x: nn.avg_pool(x, (3, 3), (1, 1), "SAME"),
-            lambda x: jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 3, 3, 1), (1, 1, 1, 1), "SAME") / 9, x)
+            lambda x: jax.lax.reduce_window(x, 0.0, jax.lax.add,
+                                            (1, 3, 3, 1), (1, 1, 1, 1), "SAME") / 9, x)
     compare(nn.global_avg_pool, lambda x: x.mean((1, 2)), x)
     g = fungrad.grad(lambda x: jnp.sum(nn.max_pool(x, (2, 2)) ** 2))(jnp.asarray(x))
-    gj = jax.grad(lambda x: jnp_ref.sum(jax.lax.reduce_window(x, -jnp_ref.inf, jax.lax.max, (1, 2, 2, 1),
-                                                              (1, 2, 2, 1), "VALID") ** 2))(x)
+    gj = jax.grad(lambda x: jnp_ref.sum(jax.lax.reduce_window(
+        x, -jnp_ref.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") ** 2))(x)
     assert_same(g, gj, GRAD_TOL, check_weak=False)
 
 
@@ -143,7 +156,8 @@ def test_dropout_matches_jax_mask_and_is_identity_in_eval():
     keep = jax.random.bernoulli(jax.random.PRNGKey(3), 0.75, x.shape)
     np.testing.assert_allclose(np.asarray(y), np.where(keep, x / 0.75, 0), rtol=1e-6)
     assert nn.dropout(None, jnp.asarray(x), 0.25, train=False) is not None
-    np.testing.assert_array_equal(np.asarray(nn.dropout(None, jnp.asarray(x), 0.25, train=False)), x)
+    np.testing.assert_array_equal(
+        np.asarray(nn.dropout(None, jnp.asarray(x), 0.25, train=False)), x)
     with pytest.raises(ValueError, match="key"):
         nn.dropout(None, jnp.asarray(x), 0.25, train=True)
 
@@ -168,8 +182,8 @@ def test_attention_causal_padding_gqa_against_reference(n_heads, n_kv):
     names = ("q", "k", "v", "o")
     # weights scaled to the size real initialisers give (the harness draws them in [-2, 2])
     as_params = lambda ws: {n: {"w": 0.25 * w} for n, w in zip(names, ws)}
-    fg = lambda *a: nn.multi_head_attention(as_params(a[:4]), a[4], n_heads=n_heads, n_kv_heads=n_kv,
-                                            padding_mask=jnp.asarray(pad))[0]
+    fg = lambda *a: nn.multi_head_attention(as_params(a[:4]), a[4], n_heads=n_heads,
+                                            n_kv_heads=n_kv, padding_mask=jnp.asarray(pad))[0]
     ref = lambda *a: _attention_ref(as_params(a[:4]), a[4], n_heads, n_kv, mask)
     compare_transforms(fg, ref, [4 * np.asarray(p[n]["w"]) for n in names] + [x], RNG)
 
@@ -180,8 +194,8 @@ def test_kv_cache_decoding_equals_full_attention_under_jit():
     rope = nn.rope_frequencies(4, 16)
     x = jnp.asarray(rand(RNG, (2, T, 16)))
     full, _ = nn.multi_head_attention(p, x, n_heads=n_heads, n_kv_heads=n_kv, rope=rope)
-    step = fungrad.jit(lambda p, x, c: nn.multi_head_attention(p, x, n_heads=n_heads, n_kv_heads=n_kv,
-                                                                rope=rope, cache=c))
+    step = fungrad.jit(lambda p, x, c: nn.multi_head_attention(
+        p, x, n_heads=n_heads, n_kv_heads=n_kv, rope=rope, cache=c))
     cache = nn.init_kv_cache(2, 16, n_kv, 4)
     out, cache = step(p, x[:, :3], cache)       # a 3-token prompt, then one token at a time
     outs = [out]
@@ -189,7 +203,8 @@ def test_kv_cache_decoding_equals_full_attention_under_jit():
         out, cache = step(p, x[:, t:t + 1], cache)
         outs.append(out)
     assert int(cache.pos) == T
-    np.testing.assert_allclose(np.asarray(jnp.concatenate(outs, axis=1)), np.asarray(full), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(jnp.concatenate(outs, axis=1)), np.asarray(full),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_left_padded_batch_with_cache_equals_each_row_alone():
@@ -201,7 +216,8 @@ def test_left_padded_batch_with_cache_equals_each_row_alone():
     rope = nn.rope_frequencies(d // n_heads, 16)
     lengths, pad_to, extra = (5, 2), 5, 3
     xs = [jnp.asarray(rand(RNG, (1, n + extra, d))) for n in lengths]
-    alone = [nn.multi_head_attention(p, x, n_heads=n_heads, n_kv_heads=n_kv, rope=rope)[0] for x in xs]
+    alone = [nn.multi_head_attention(p, x, n_heads=n_heads, n_kv_heads=n_kv, rope=rope)[0]
+             for x in xs]
     prompt = jnp.concatenate([jnp.pad(x[:, :n], ((0, 0), (pad_to - n, 0), (0, 0)))
                               for x, n in zip(xs, lengths)], axis=0)
     mask = jnp.asarray(np.array([[i >= pad_to - n for i in range(pad_to)] for n in lengths]))
@@ -225,16 +241,17 @@ def test_rope_rotates_pairs_and_preserves_norm():
     pos = jnp.asarray(np.array([[0, 1, 5]], np.int32))
     y = nn.apply_rope(x, pos, nn.rope_frequencies(8, 8))
     np.testing.assert_allclose(np.asarray(y[:, 0]), np.asarray(x[:, 0]), rtol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(y), axis=-1), np.linalg.norm(np.asarray(x), axis=-1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(y), axis=-1),
+                               np.linalg.norm(np.asarray(x), axis=-1), rtol=1e-5)
 
 
 def test_mlp_swiglu_and_sequential():
     k = random.PRNGKey(0)
     x = jnp.asarray(rand(RNG, (3, 8)))
     p = nn.swiglu_init(k, 8, 16)
-    ref = np.asarray(jax.nn.silu(np.asarray(x) @ np.asarray(p["gate"]["w"])) * (np.asarray(x) @ np.asarray(p["up"]["w"]))) \
-        @ np.asarray(p["down"]["w"])
+    xn = np.asarray(x)
+    hidden = jax.nn.silu(xn @ np.asarray(p["gate"]["w"])) * (xn @ np.asarray(p["up"]["w"]))
+    ref = np.asarray(hidden) @ np.asarray(p["down"]["w"])
     np.testing.assert_allclose(np.asarray(nn.swiglu(p, x)), ref, rtol=1e-5, atol=1e-5)
     model = nn.sequential(nn.Layer(lambda k: nn.linear_init(k, 8, 4), nn.linear),
                           nn.Layer(lambda k: {}, lambda p, x: nn.relu(x)),
@@ -255,8 +272,10 @@ SOFT = np.asarray(jax.nn.softmax(rand(RNG, (4, 5))))
 
 @pytest.mark.parametrize("fg,ox,args", [
     (nn.softmax_cross_entropy, optax.softmax_cross_entropy, (LOGITS, SOFT)),
-    (nn.softmax_cross_entropy_with_integer_labels, optax.softmax_cross_entropy_with_integer_labels, (LOGITS, LABELS)),
-    (nn.sigmoid_binary_cross_entropy, optax.sigmoid_binary_cross_entropy, (LOGITS, (SOFT > 0.2).astype(np.float32))),
+    (nn.softmax_cross_entropy_with_integer_labels, optax.softmax_cross_entropy_with_integer_labels,
+     (LOGITS, LABELS)),
+    (nn.sigmoid_binary_cross_entropy, optax.sigmoid_binary_cross_entropy,
+     (LOGITS, (SOFT > 0.2).astype(np.float32))),
     (nn.huber_loss, optax.huber_loss, (LOGITS, SOFT)),
     (nn.squared_error, optax.squared_error, (LOGITS, SOFT)),
     (nn.kl_divergence, optax.kl_divergence, (np.log(SOFT), np.asarray(jax.nn.softmax(LOGITS)))),
@@ -273,13 +292,16 @@ def test_cross_entropy_options():
     logits, labels = jnp.asarray(LOGITS), jnp.asarray(LABELS)
     per = np.asarray(optax.softmax_cross_entropy_with_integer_labels(LOGITS, LABELS))
     np.testing.assert_allclose(float(nn.cross_entropy(logits, labels)), per.mean(), rtol=1e-6)
-    np.testing.assert_allclose(float(nn.cross_entropy(logits, labels, reduction="sum")), per.sum(), rtol=1e-6)
+    np.testing.assert_allclose(float(nn.cross_entropy(logits, labels, reduction="sum")), per.sum(),
+                               rtol=1e-6)
     ignored = jnp.asarray(np.array([0, -100, 4, -100], np.int32))
     np.testing.assert_allclose(float(nn.cross_entropy(logits, ignored, ignore_index=-100)),
                                (per[0] + per[2]) / 2, rtol=1e-6)
     mask = jnp.asarray(np.array([True, False, True, True]))
-    np.testing.assert_allclose(float(nn.cross_entropy(logits, labels, mask=mask)), per[[0, 2, 3]].mean(), rtol=1e-6)
-    smoothed = optax.softmax_cross_entropy(LOGITS, optax.smooth_labels(jax.nn.one_hot(LABELS, 5), 0.1))
+    np.testing.assert_allclose(float(nn.cross_entropy(logits, labels, mask=mask)),
+                               per[[0, 2, 3]].mean(), rtol=1e-6)
+    smoothed = optax.softmax_cross_entropy(LOGITS,
+                                           optax.smooth_labels(jax.nn.one_hot(LABELS, 5), 0.1))
     np.testing.assert_allclose(float(nn.cross_entropy(logits, labels, label_smoothing=0.1)),
                                float(np.mean(smoothed)), rtol=1e-6)
     with pytest.raises(ValueError, match="reduction"):
@@ -296,9 +318,8 @@ def test_losses_stable_at_extreme_logits(scale):
         value, g = fungrad.value_and_grad(f)(logits)
         assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(g)))
     value = nn.cross_entropy(logits, labels, reduction="none")
-    np.testing.assert_allclose(np.asarray(value),
-                               np.asarray(optax.softmax_cross_entropy_with_integer_labels(np.asarray(logits), np.asarray(labels))),
-                               rtol=1e-6)
+    ref = optax.softmax_cross_entropy_with_integer_labels(np.asarray(logits), np.asarray(labels))
+    np.testing.assert_allclose(np.asarray(value), np.asarray(ref), rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- params utilities
@@ -310,7 +331,8 @@ def test_params_utilities_and_mixed_precision_step():
     assert half["w"].dtype == jnp.bfloat16 and half["step"].dtype == jnp.int32
     np.testing.assert_allclose(float(nn.global_norm({"w": params["w"]})),
                                float(optax.tree.norm(np.asarray(params["w"]))), rtol=1e-6)
-    assert bool(nn.all_finite(params)) and not bool(nn.all_finite({"x": jnp.asarray([1.0, np.inf])}))
+    assert bool(nn.all_finite(params))
+    assert not bool(nn.all_finite({"x": jnp.asarray([1.0, np.inf])}))
     # float16 compute, float32 master weights, dynamic loss scaling
     scale = nn.DynamicLossScale.create(2.0 ** 20, period=2)
     master = {"w": params["w"]}
