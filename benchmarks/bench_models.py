@@ -19,7 +19,8 @@ jax attend over a fixed 1024-slot cache, Hugging Face over a growing one), and a
 OpenBLAS (fungrad's matmuls) and torch use their default threads; when OPENBLAS_NUM_THREADS
 is set, torch is given the same number (``torch.set_num_threads``; XLA keeps its own pool).
 On a loaded 2-core machine one thread is much faster for these matrix-vector products
-(spinning BLAS threads). The script prints the settings and the load average. ``--profile`` prints where fungrad's GPT-2 decode step spends its time.
+(spinning BLAS threads). The script prints the settings and the load average. ``--profile``
+prints where fungrad's GPT-2 decode step spends its time.
 Run: python benchmarks/bench_models.py [--models gpt2 llama mamba] [--tokens 32] [--rounds 3]
 """
 from __future__ import annotations
@@ -102,8 +103,9 @@ def gpt2_jax(cfg: Any) -> Callable:
 
 MODELS = {
     "gpt2": ModelSpec("gpt2", lambda m: m.PRESETS["gpt2"], (("wpe", "embedding"),), gpt2_jax),
-    "llama": ModelSpec("llama", lambda m: m.Config(vocab_size=32000, d_model=768, n_layers=12, n_heads=12,
-                                                   d_ff=2048, max_len=1024), (("embed", "embedding"),)),
+    "llama": ModelSpec("llama", lambda m: m.Config(vocab_size=32000, d_model=768, n_layers=12,
+                                                   n_heads=12, d_ff=2048, max_len=1024),
+                       (("embed", "embedding"),)),
     "mamba": ModelSpec("mamba", lambda m: m.PRESETS["mamba-130m"]),
 }
 
@@ -192,9 +194,11 @@ class JaxDecoder:
 
     def empty_cache(self, batch: int) -> tuple:
         shape = (batch, self.max_len, self.cfg.n_head, self.cfg.n_embd // self.cfg.n_head)
-        return tuple((self.jnp.zeros(shape), self.jnp.zeros(shape)) for _ in range(self.cfg.n_layer))
+        return tuple((self.jnp.zeros(shape), self.jnp.zeros(shape))
+                     for _ in range(self.cfg.n_layer))
 
-    def decode(self, prompt: np.ndarray, n: int, cache: Any = None, pos: int = 0) -> tuple[float, np.ndarray]:
+    def decode(self, prompt: np.ndarray, n: int, cache: Any = None, pos: int = 0
+               ) -> tuple[float, np.ndarray]:
         jnp = self.jnp
         if cache is None:
             cache = self.empty_cache(prompt.shape[0])
@@ -238,8 +242,9 @@ class HFDecoder:
             def end(self):
                 pass
         with self.torch.no_grad():
-            self.model.generate(self.torch.as_tensor(prompt, dtype=self.torch.long), do_sample=False,
-                                use_cache=True, max_new_tokens=n + 1, min_new_tokens=n + 1,
+            self.model.generate(self.torch.as_tensor(prompt, dtype=self.torch.long),
+                                do_sample=False, use_cache=True,
+                                max_new_tokens=n + 1, min_new_tokens=n + 1,
                                 pad_token_id=0, streamer=Stamps(),
                                 attention_mask=self.torch.ones(prompt.shape, dtype=self.torch.long))
         # stamps[0]: the prompt, stamps[1]: the prefill's token, then one per decode step
@@ -274,12 +279,14 @@ def tokens_per_second(decs: dict[str, Any], batch: int, n: int, rounds: int, voc
                 first[lib] = toks
             else:
                 per_token[lib].append(seconds / n)
-    return {lib: (batch / float(np.median(s)), batch / min(s)) for lib, s in per_token.items()}, first
+    rates = {lib: (batch / float(np.median(s)), batch / min(s)) for lib, s in per_token.items()}
+    return rates, first
 
 
 # --------------------------------------------------------------------------- position table (GPT-2)
 
-def cost_by_position(decs: dict[str, Any], cfg: Any, n: int, rounds: int) -> dict[str, dict[int, float]]:
+def cost_by_position(decs: dict[str, Any], cfg: Any, n: int, rounds: int
+                     ) -> dict[str, dict[int, float]]:
     """ms per decoded token (B=1) after ``pos`` tokens of context, min over rounds. The
     caches are filled with random keys and values instead of a prefill (the cost of a
     step does not depend on their values)."""
@@ -292,16 +299,18 @@ def cost_by_position(decs: dict[str, Any], cfg: Any, n: int, rounds: int) -> dic
     for pos in POSITIONS:
         for _ in range(rounds):
             for lib, dec in decs.items():
-                kv = lambda: (0.5 * rng.standard_normal((1, pos, H, D))).astype(np.float32)  # noqa: E731
-                pad = lambda a: np.pad(a, ((0, 0), (0, cfg.n_positions - pos), (0, 0), (0, 0)))  # noqa: E731
+                kv = lambda: (0.5 * rng.standard_normal((1, pos, H, D))).astype(np.float32)
+                pad = lambda a: np.pad(a, ((0, 0), (0, cfg.n_positions - pos), (0, 0), (0, 0)))
                 if lib == "fungrad":
                     cache = dec.module.init_cache(cfg, 1, dec.max_len)
                     valid = fnp.asarray(np.arange(dec.max_len)[None] < pos)
                     layers = tuple(c._replace(k=fnp.asarray(pad(kv())), v=fnp.asarray(pad(kv())),
-                                              pos=fnp.asarray(np.int32(pos)), valid=valid) for c in cache.layers)
+                                              pos=fnp.asarray(np.int32(pos)), valid=valid)
+                                   for c in cache.layers)
                     seconds, _ = dec.decode(token, n, cache._replace(layers=layers))
                 elif lib == "jax":
-                    cache = tuple((dec.jnp.asarray(pad(kv())), dec.jnp.asarray(pad(kv()))) for _ in range(cfg.n_layer))
+                    cache = tuple((dec.jnp.asarray(pad(kv())), dec.jnp.asarray(pad(kv())))
+                                  for _ in range(cfg.n_layer))
                     seconds, _ = dec.decode(token, n, cache, pos)
                 else:
                     seconds = _hf_steps(dec, cfg, pos, n, kv, torch, DynamicCache)
@@ -309,7 +318,8 @@ def cost_by_position(decs: dict[str, Any], cfg: Any, n: int, rounds: int) -> dic
     return out
 
 
-def _hf_steps(dec: HFDecoder, cfg: Any, pos: int, n: int, kv: Callable, torch: Any, DynamicCache: Any) -> float:
+def _hf_steps(dec: HFDecoder, cfg: Any, pos: int, n: int, kv: Callable, torch: Any,
+              DynamicCache: Any) -> float:
     """``n + 1`` greedy steps of the Hugging Face model on a DynamicCache holding ``pos``
     random entries per layer (a manual loop: ``generate`` would prefill)."""
     cache = DynamicCache(config=dec.model.config)
@@ -317,7 +327,8 @@ def _hf_steps(dec: HFDecoder, cfg: Any, pos: int, n: int, kv: Callable, torch: A
         cache.update(*(torch.from_numpy(kv()).transpose(1, 2) for _ in range(2)), layer)
     tok = torch.ones((1, 1), dtype=torch.long)
     # ``past_key_values`` was renamed ``cache`` in recent versions
-    name = "cache" if "cache" in inspect.signature(dec.model.forward).parameters else "past_key_values"
+    accepted = inspect.signature(dec.model.forward).parameters
+    name = "cache" if "cache" in accepted else "past_key_values"
     with torch.no_grad():
         t0 = time.perf_counter()
         for _ in range(n + 1):
@@ -359,7 +370,8 @@ def train_step_times(module: Any, cfg: Any, params: Any, spec: ModelSpec, batch:
 
     fg = make(fungrad, optim, lambda p, x, y: module.loss(p, cfg, x, y), params,
               fnp.asarray(x), fnp.asarray(y))
-    jx = make(jax, optax, jax_loss, jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), params),
+    jx = make(jax, optax, jax_loss,
+              jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), params),
               jnp.asarray(x), jnp.asarray(y))
     first = {}
     for name, fn in (("fungrad", fg), ("jax", jx)):
@@ -389,7 +401,8 @@ def separate_processes(name: str, libs: list[str], folder: str, args: argparse.N
     for batch in BATCHES:
         for lib in libs:
             cmd = [sys.executable, __file__, "--only", lib, "--model", name, "--folder", folder,
-                   "--batch", str(batch), "--tokens", str(args.tokens), "--rounds", str(args.rounds)]
+                   "--batch", str(batch), "--tokens", str(args.tokens),
+                   "--rounds", str(args.rounds)]
             run = subprocess.run(cmd, capture_output=True, text=True)
             if run.returncode:
                 print(f"  {lib} B={batch} alone failed:\n{run.stderr[-2000:]}")
@@ -404,7 +417,8 @@ def profile(args: argparse.Namespace) -> None:
     spec, module, cfg = available(["gpt2"])["gpt2"]
     params = random_params(module, cfg)
     dec = FungradDecoder(module, cfg, params, 64)
-    tok, cache = dec.step(params, fnp.asarray(np.ones((1, PROMPT), np.int32)), module.init_cache(cfg, 1, 64))
+    tok, cache = dec.step(params, fnp.asarray(np.ones((1, PROMPT), np.int32)),
+                          module.init_cache(cfg, 1, 64))
     exe = dec.step.lower(params, tok, cache).compile()._exe
     fixed = [leaf._value for leaf in tree.leaves((params, tok))]
     first = [leaf._value.copy() for leaf in tree.leaves(cache)]
@@ -413,16 +427,20 @@ def profile(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--tokens", type=int, default=32, help="decoded tokens per round")
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
-    ap.add_argument("--only", choices=("fungrad", "hf", "jax"), help="one library alone (used by the script)")
+    ap.add_argument("--only", choices=("fungrad", "hf", "jax"),
+                    help="one library alone (used by the script)")
     ap.add_argument("--model", default="gpt2", help="with --only")
     ap.add_argument("--folder", help="with --only: the Hugging Face folder of the weights")
     ap.add_argument("--batch", type=int, default=1, help="with --only")
-    ap.add_argument("--no-separate", action="store_true", help="skip the one-library-per-process runs")
-    ap.add_argument("--profile", action="store_true", help="per-line profile of fungrad's GPT-2 decode step")
+    ap.add_argument("--no-separate", action="store_true",
+                    help="skip the one-library-per-process runs")
+    ap.add_argument("--profile", action="store_true",
+                    help="per-line profile of fungrad's GPT-2 decode step")
     args = ap.parse_args()
     if args.only:
         return only(args)
@@ -433,8 +451,8 @@ def main() -> None:
     import transformers
     _torch_threads(torch)
     bandwidth = copy_bandwidth()
-    print(f"transformers {transformers.__version__}, torch {torch.__version__} ({torch.get_num_threads()} "
-          f"threads), jax {jax.__version__}; OPENBLAS_NUM_THREADS="
+    print(f"transformers {transformers.__version__}, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), jax {jax.__version__}; OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; load {load_average()}")
     print(f"copy bandwidth (np.copyto, 256 MiB, read + write): {bandwidth / 1e9:.2f} GB/s")
@@ -447,12 +465,14 @@ def main() -> None:
             step_bytes = weight_bytes(params, spec.gathered)
             libs = ["fungrad", "hf"] + (["jax"] if spec.jax_model else [])
             print(f"\n{name}: {sum(leaf.size for leaf in tree.leaves(params)) / 1e6:.1f}M params, "
-                  f"{step_bytes / 2**20:.0f} MiB of weights read per decode step; greedy, prompt {PROMPT}, "
-                  f"{args.tokens} tokens per round, {args.rounds} rounds; load {load_average()}")
+                  f"{step_bytes / 2**20:.0f} MiB of weights read per decode step; greedy, "
+                  f"prompt {PROMPT}, {args.tokens} tokens per round, {args.rounds} rounds; "
+                  f"load {load_average()}")
             decs = decoders(libs, spec, module, cfg, params, folder, PROMPT + args.tokens + 1)
             results = {}
             for batch in BATCHES:
-                tps, first = tokens_per_second(decs, batch, args.tokens, args.rounds, cfg.vocab_size)
+                tps, first = tokens_per_second(decs, batch, args.tokens, args.rounds,
+                                               cfg.vocab_size)
                 agree = all(np.array_equal(first["fungrad"], t) for t in first.values())
                 results[batch] = tps, agree
             alone = {} if args.no_separate else separate_processes(name, libs, folder, args)
@@ -462,23 +482,25 @@ def main() -> None:
                 bound = batch * bandwidth / step_bytes
                 for lib, (med, best) in tps.items():
                     a_med, a_best = alone.get((lib, batch), (float("nan"),) * 2)
-                    print(f"  {batch:>5} {lib:<8} {med:15.1f} {best:13.1f} {a_med:14.1f} {a_best:12.1f} "
-                          f"{bound:8.1f}")
+                    print(f"  {batch:>5} {lib:<8} {med:15.1f} {best:13.1f} {a_med:14.1f} "
+                          f"{a_best:12.1f} {bound:8.1f}")
                 print(f"  {'':>5} greedy tokens of the first round equal across libraries: {agree}")
             if name == "gpt2":
                 pos_decs = decoders(libs, spec, module, cfg, params, folder, cfg.n_positions)
                 table = cost_by_position(pos_decs, cfg, 8, args.rounds)
-                print(f"  ms per token (B=1) by position (fixed {cfg.n_positions}-slot caches for fungrad "
-                      f"and jax); load {load_average()}")
+                print(f"  ms per token (B=1) by position (fixed {cfg.n_positions}-slot caches "
+                      f"for fungrad and jax); load {load_average()}")
                 print("  " + f"{'position':>8}" + "".join(f"{lib:>10}" for lib in table))
                 for pos in POSITIONS:
                     print("  " + f"{pos:>8}" + "".join(f"{table[lib][pos]:10.2f}" for lib in table))
                 del pos_decs, decs
                 times = train_step_times(module, cfg, params, spec, 4, 64, args.rounds)
-                (fg_min, fg_med, fg_first), (jx_min, jx_med, jx_first) = times["fungrad"], times["jax"]
-                print(f"  train step B=4 T=64 (value_and_grad + AdamW): fungrad {fg_min * 1e3:.0f} ms "
-                      f"(median {fg_med * 1e3:.0f}), jax.jit {jx_min * 1e3:.0f} ms (median {jx_med * 1e3:.0f}), "
-                      f"ratio {fg_min / jx_min:.2f}x; first call {fg_first:.1f} s / {jx_first:.1f} s; "
+                fg_min, fg_med, fg_first = times["fungrad"]
+                jx_min, jx_med, jx_first = times["jax"]
+                print(f"  train step B=4 T=64 (value_and_grad + AdamW): fungrad "
+                      f"{fg_min * 1e3:.0f} ms (median {fg_med * 1e3:.0f}), jax.jit "
+                      f"{jx_min * 1e3:.0f} ms (median {jx_med * 1e3:.0f}), ratio "
+                      f"{fg_min / jx_min:.2f}x; first call {fg_first:.1f} s / {jx_first:.1f} s; "
                       f"load {load_average()}")
 
 
