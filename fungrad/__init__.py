@@ -11,6 +11,7 @@ from fungrad.backends import devices
 from fungrad.config import config
 from fungrad import tree, lax, numpy  # noqa: E402
 from fungrad import tree_util  # noqa: E402
+from fungrad import flatten_util  # noqa: E402
 from fungrad.transforms.api import (ShapeDtypeStruct, eval_shape, grad, hessian, jacfwd, jacobian,
                                     jacrev, jvp, linearize, make_jaxpr, value_and_grad, vjp, vmap)
 from fungrad.transforms.custom_derivatives import custom_jvp, custom_vjp
@@ -49,8 +50,8 @@ __all__ = [
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     # libraries
-    "numpy", "lax", "random", "nn", "scipy", "image", "tree", "tree_util", "debug", "errors",
-    "experimental", "test_util",
+    "numpy", "lax", "random", "nn", "scipy", "image", "tree", "tree_util", "flatten_util", "debug",
+    "errors", "experimental", "test_util",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
