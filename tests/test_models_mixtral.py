@@ -24,18 +24,20 @@ VOCAB = 100
 def hf_config(**overrides) -> transformers.MixtralConfig:
     base = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=40, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                rms_norm_eps=1e-5, num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=False,
-                router_aux_loss_coef=0.02, rope_parameters={"rope_type": "default", "rope_theta": 1e4})
+                rms_norm_eps=1e-5, num_local_experts=4, num_experts_per_tok=2,
+                tie_word_embeddings=False, router_aux_loss_coef=0.02,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e4})
     return transformers.MixtralConfig(**{**base, **overrides})
 
 
 VARIANTS = {
     "top2-of-4-gqa": {},
     # one expert per token out of three, tied head, odd head count, explicit head_dim, linear RoPE
-    "top1-of-3-tied-odd-heads": dict(num_local_experts=3, num_experts_per_tok=1, tie_word_embeddings=True,
-                                     hidden_size=24, num_attention_heads=3, num_key_value_heads=1, head_dim=6,
-                                     rms_norm_eps=1e-6, rope_parameters={"rope_type": "linear",
-                                                                         "rope_theta": 500.0, "factor": 2.0}),
+    "top1-of-3-tied-odd-heads": dict(
+        num_local_experts=3, num_experts_per_tok=1, tie_word_embeddings=True,
+        hidden_size=24, num_attention_heads=3, num_key_value_heads=1, head_dim=6,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "linear", "rope_theta": 500.0, "factor": 2.0}),
     # three of five experts, multi-head attention
     "top3-of-5-mha": dict(num_local_experts=5, num_experts_per_tok=3, num_key_value_heads=4),
 }
@@ -70,7 +72,8 @@ def test_logits_match_transformers(variant, tmp_path):
     model = build(hf_config(**VARIANTS[variant]), seed=1)
     model.save_pretrained(tmp_path)
     cfg, params = mixtral.from_pretrained(tmp_path)
-    assert (cfg.n_experts, cfg.top_k) == (model.config.num_local_experts, model.config.num_experts_per_tok)
+    assert (cfg.n_experts, cfg.top_k) == (model.config.num_local_experts,
+                                          model.config.num_experts_per_tok)
     toks = tokens((2, 9))
     np.testing.assert_allclose(ours(params, cfg, toks), logits(model, toks), **TOL)
 
@@ -80,7 +83,8 @@ def test_routing_weights_are_renormalised_top_k_of_the_softmax():
     weights, experts = moe.route(jnp.asarray(logits_), 2)
     p = np.exp(logits_) / np.exp(logits_).sum()
     np.testing.assert_array_equal(np.asarray(experts), [[0, 2]])
-    np.testing.assert_allclose(np.asarray(weights), [[p[0, 0], p[0, 2]]] / (p[0, 0] + p[0, 2]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(weights), [[p[0, 0], p[0, 2]]] / (p[0, 0] + p[0, 2]),
+                               rtol=1e-6)
 
 
 def test_aux_loss_matches_transformers(folder):
@@ -91,7 +95,8 @@ def test_aux_loss_matches_transformers(folder):
         ref_masked = model(torch.tensor(toks, dtype=torch.long), output_router_logits=True,
                            attention_mask=torch.tensor(mask, dtype=torch.long)).aux_loss
     _, _, aux = mixtral.apply(params, cfg, jnp.asarray(toks), return_aux=True)
-    _, _, aux_masked = mixtral.apply(params, cfg, jnp.asarray(toks), return_aux=True, attention_mask=jnp.asarray(mask))
+    _, _, aux_masked = mixtral.apply(params, cfg, jnp.asarray(toks), return_aux=True,
+                                     attention_mask=jnp.asarray(mask))
     np.testing.assert_allclose(float(aux), float(ref), **TOL)
     np.testing.assert_allclose(float(aux_masked), float(ref_masked), **TOL)
     assert abs(float(aux) - float(aux_masked)) > 1e-3   # the mask matters
@@ -105,19 +110,23 @@ def test_loss_and_gradients_match_torch_autograd(folder):
     inputs, targets = jnp.asarray(toks[:, :-1]), jnp.asarray(toks[:, 1:])
     model.zero_grad()
     out = model(torch.tensor(toks[:, :-1], dtype=torch.long), output_router_logits=True)
-    ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, VOCAB), torch.tensor(toks[:, 1:].reshape(-1)).long())
-    (ce + cfg.router_aux_loss_coef * out.aux_loss).backward()
+    ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, VOCAB),
+                                           torch.tensor(toks[:, 1:].reshape(-1)).long())
+    ref = ce + cfg.router_aux_loss_coef * out.aux_loss
+    ref.backward()
     value, grads = fungrad.value_and_grad(mixtral.loss)(params, cfg, inputs, targets)
-    np.testing.assert_allclose(float(value), float((ce + cfg.router_aux_loss_coef * out.aux_loss).detach()), **TOL)
+    np.testing.assert_allclose(float(value), float(ref.detach()), **TOL)
     assert cfg.router_aux_loss_coef == 0.02 and float(out.aux_loss.detach()) > 1
     layer = model.model.layers[1]
     experts = layer.mlp.experts
     inter = cfg.d_ff
+    g_expert = grads["layers"][1]["mlp"]["experts"][2]
     pairs = [(grads["layers"][1]["mlp"]["router"]["w"], layer.mlp.gate.weight.grad.T),
-             (grads["layers"][1]["mlp"]["experts"][2]["gate"]["w"], experts.gate_up_proj.grad[2, :inter].T),
-             (grads["layers"][1]["mlp"]["experts"][2]["up"]["w"], experts.gate_up_proj.grad[2, inter:].T),
-             (grads["layers"][1]["mlp"]["experts"][2]["down"]["w"], experts.down_proj.grad[2].T),
-             (grads["layers"][0]["attn"]["q"]["w"], model.model.layers[0].self_attn.q_proj.weight.grad.T),
+             (g_expert["gate"]["w"], experts.gate_up_proj.grad[2, :inter].T),
+             (g_expert["up"]["w"], experts.gate_up_proj.grad[2, inter:].T),
+             (g_expert["down"]["w"], experts.down_proj.grad[2].T),
+             (grads["layers"][0]["attn"]["q"]["w"],
+              model.model.layers[0].self_attn.q_proj.weight.grad.T),
              (grads["embed"]["embedding"], model.model.embed_tokens.weight.grad)]
     for ours_, theirs in pairs:
         np.testing.assert_allclose(np.asarray(ours_), theirs.numpy(), **TOL)
@@ -126,13 +135,16 @@ def test_loss_and_gradients_match_torch_autograd(folder):
 def test_config_and_presets():
     cfg = mixtral.Config.from_hf(hf_config(**VARIANTS["top1-of-3-tied-odd-heads"]).to_dict())
     assert (cfg.n_experts, cfg.top_k, cfg.head_dim, cfg.tie_embeddings) == (3, 1, 6, True)
-    assert cfg.rope_scaling == mixtral.RopeScaling("linear", 2.0) and cfg.router_aux_loss_coef == 0.02
+    assert cfg.rope_scaling == mixtral.RopeScaling("linear", 2.0)
+    assert cfg.router_aux_loss_coef == 0.02
     assert mixtral.Config.from_hf(cfg.to_hf()) == cfg
     hash(cfg)
-    shapes = fungrad.eval_shape(lambda: mixtral.init(random.PRNGKey(0), mixtral.PRESETS["mixtral-8x7b"]))
+    shapes = fungrad.eval_shape(
+        lambda: mixtral.init(random.PRNGKey(0), mixtral.PRESETS["mixtral-8x7b"]))
     assert sum(math.prod(x.shape) for x in tree.leaves(shapes)) == 46_702_792_704   # Mixtral-8x7B
     tiny = mixtral.PRESETS["tiny"]
-    out, _ = mixtral.apply(mixtral.init(random.PRNGKey(0), tiny), tiny, jnp.zeros((1, 3), jnp.int32))
+    out, _ = mixtral.apply(mixtral.init(random.PRNGKey(0), tiny), tiny,
+                           jnp.zeros((1, 3), jnp.int32))
     assert out.shape == (1, 3, tiny.vocab_size)
 
 
@@ -143,7 +155,8 @@ def test_cached_and_left_padded_decoding(folder):
     toks = tokens((2, 10), seed=5)
     full = ours(params, cfg, toks)
     step = fungrad.jit(lambda p, t, m, c: mixtral.apply(p, cfg, t, cache=c, attention_mask=m))
-    out, cache = step(params, jnp.asarray(toks[:, :4]), jnp.ones((2, 4), bool), mixtral.init_cache(cfg, 2, 16))
+    out, cache = step(params, jnp.asarray(toks[:, :4]), jnp.ones((2, 4), bool),
+                      mixtral.init_cache(cfg, 2, 16))
     got = [np.asarray(out)]
     for t in range(4, 10):
         out, cache = step(params, jnp.asarray(toks[:, t:t + 1]), jnp.ones((2, 1), bool), cache)
@@ -152,8 +165,10 @@ def test_cached_and_left_padded_decoding(folder):
 
     rows = [tokens((n,), seed=n) for n in (8, 4, 6)]
     padded, mask = left_pad([r[:-2] for r in rows])
-    np.testing.assert_allclose(ours(params, cfg, padded, mask)[mask], logits(model, padded, mask)[mask], **TOL)
-    out, cache = step(params, jnp.asarray(padded), jnp.asarray(mask), mixtral.init_cache(cfg, 3, 16))
+    np.testing.assert_allclose(ours(params, cfg, padded, mask)[mask],
+                               logits(model, padded, mask)[mask], **TOL)
+    out, cache = step(params, jnp.asarray(padded), jnp.asarray(mask),
+                      mixtral.init_cache(cfg, 3, 16))
     alone = [ours(params, cfg, r[None])[0] for r in rows]
     lengths = mask.sum(1)
     for i, n in enumerate(lengths):
@@ -181,8 +196,10 @@ def test_greedy_generation_matches_transformers_generate(folder):
 def test_jitted_decode_with_donated_cache_never_retraces_and_reuses_the_buffer(folder):
     _, _, cfg, params = folder
     step = fungrad.jit(lambda p, t, c: mixtral.apply(p, cfg, t, cache=c), donate_argnums=2)
-    _, cache = mixtral.apply(params, cfg, jnp.asarray(tokens((2, 3))), cache=mixtral.init_cache(cfg, 2, 32))
-    _, cache = step(params, jnp.asarray(tokens((2, 1))), cache)   # the first call may copy the eager cache
+    _, cache = mixtral.apply(params, cfg, jnp.asarray(tokens((2, 3))),
+                             cache=mixtral.init_cache(cfg, 2, 32))
+    # the first call may copy the eager cache
+    _, cache = step(params, jnp.asarray(tokens((2, 1))), cache)
     first = address(cache.layers[1].v)
     for t in range(20):
         _, cache = step(params, jnp.asarray(tokens((2, 1), seed=t)), cache)
@@ -202,9 +219,11 @@ def test_vmap_over_sequences_equals_the_batched_call(folder):
 def test_save_pretrained_loads_in_transformers(tmp_path):
     cfg = mixtral.Config(**{**mixtral.PRESETS["tiny"].__dict__, "vocab_size": VOCAB, "n_layers": 1})
     params = mixtral.init(random.PRNGKey(1), cfg)
-    params = tree.map(lambda x: x + 0.1 * random.normal(random.PRNGKey(2), x.shape), params)  # norms != 1
+    # norms != 1
+    params = tree.map(lambda x: x + 0.1 * random.normal(random.PRNGKey(2), x.shape), params)
     mixtral.save_pretrained(tmp_path, cfg, params, max_shard_bytes=50_000)
-    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, attn_implementation="eager").eval()
     toks = tokens((2, 7))
     np.testing.assert_allclose(logits(model, toks), ours(params, cfg, toks), **TOL)
     cfg2, params2 = mixtral.from_pretrained(tmp_path)   # sharded
@@ -251,7 +270,8 @@ def test_training_with_router_jitter_reduces_the_loss(folder):
 
     @fungrad.jit
     def train_step(params, opt_state, key):
-        value, grads = fungrad.value_and_grad(mixtral.loss)(params, cfg, inputs, targets, train=True, key=key)
+        value, grads = fungrad.value_and_grad(mixtral.loss)(params, cfg, inputs, targets,
+                                                            train=True, key=key)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, value
 
