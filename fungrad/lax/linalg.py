@@ -1033,6 +1033,14 @@ def _needs_lapack(name: str, xp: Any, routine: Callable | None) -> Callable:
     return routine
 
 
+def _bind_checked(prim: Primitive, abstract: Callable, *args: Any, **params: Any) -> Any:
+    """``prim.bind`` after its shape rule on the arguments (eager binds skip the rule,
+    and LAPACK would not report a bad shape or dtype clearly)."""
+    args = [as_operand(a) for a in args]
+    abstract(*map(core.get_aval, args), **params)
+    return prim.bind(*args, **params)
+
+
 def _no_jvp(prim: Primitive) -> None:
     ad.def_no_jvp(prim, f"Differentiation rule for '{prim.name}' not implemented (JAX defines "
                   "none either)")
@@ -1067,8 +1075,9 @@ def schur(x: Any, *, compute_schur_vectors: bool = True, sort_eig_vals: bool = F
     if sort_eig_vals or select_callable is not None:
         raise NotImplementedError("schur: sort_eig_vals and select_callable are not "
                                   "implemented")
-    return schur_p.bind(as_operand(x), compute_schur_vectors=bool(compute_schur_vectors),
-                        sort_eig_vals=False, select_callable=None)
+    return _bind_checked(schur_p, _schur_abstract, x,
+                         compute_schur_vectors=bool(compute_schur_vectors), sort_eig_vals=False,
+                         select_callable=None)
 
 
 def _hessenberg_impl(xp, a):
@@ -1092,7 +1101,7 @@ def hessenberg(a: Any) -> list:
     ``a``, the Householder reflectors below it, and the reflectors' scalar factors
     ``taus`` (``[..., n - 1]``). Not differentiable.
     """
-    return hessenberg_p.bind(as_operand(a))
+    return _bind_checked(hessenberg_p, _hessenberg_abstract, a)
 
 
 def _householder_product_impl(xp, a, taus):
@@ -1124,7 +1133,7 @@ def householder_product(a: Any, taus: Any) -> Any:
     ``n`` columns of the orthogonal (unitary) matrix, ``[..., m, n]`` (LAPACK's
     ``orgqr``/``ungqr``). Not differentiable.
     """
-    return householder_product_p.bind(as_operand(a), as_operand(taus))
+    return _bind_checked(householder_product_p, _householder_product_abstract, a, taus)
 
 
 def _tridiagonal_impl(xp, a, *, lower):
@@ -1153,4 +1162,4 @@ def tridiagonal(a: Any, *, lower: bool = True) -> list:
     beyond it; its (real) diagonal ``d`` and off-diagonal ``e``; the reflectors' scalar
     factors ``taus``. Not differentiable.
     """
-    return tridiagonal_p.bind(as_operand(a), lower=bool(lower))
+    return _bind_checked(tridiagonal_p, _tridiagonal_abstract, a, lower=bool(lower))
