@@ -40,7 +40,8 @@ def saved(model, tmp_path, name="hf"):
 
 def hf_logits(model, tokens, **kwargs):
     with torch.no_grad():
-        return model(torch.as_tensor(np.asarray(tokens), dtype=torch.long), **kwargs).logits.float().numpy()
+        out = model(torch.as_tensor(np.asarray(tokens), dtype=torch.long), **kwargs)
+        return out.logits.float().numpy()
 
 
 def tokens(shape, seed=0, vocab=100):
@@ -104,7 +105,8 @@ def test_left_padded_forward_matches_hugging_face_positions(tied):
     mask = np.array([[0, 0, 0, 1, 1, 1, 1], [1] * 7], bool)
     ours = logits_of(params, cfg, toks, attention_mask=jnp.asarray(mask))
     position_ids = torch.as_tensor(np.maximum(np.cumsum(mask, 1) - 1, 0))
-    ref = hf_logits(model, toks, attention_mask=torch.as_tensor(mask, dtype=torch.long), position_ids=position_ids)
+    ref = hf_logits(model, toks, attention_mask=torch.as_tensor(mask, dtype=torch.long),
+                    position_ids=position_ids)
     np.testing.assert_allclose(ours[mask], ref[mask], **TOL)
 
 
@@ -138,10 +140,12 @@ def test_left_padded_batch_with_cache_equals_each_row_alone(tied):
     lengths, pad_to, extra = (6, 3), 6, 4
     rows = [tokens((1, n + extra), seed=10 + n) for n in lengths]
     alone = [logits_of(params, cfg, r)[0] for r in rows]
-    prompt = np.concatenate([np.pad(r[:, :n], ((0, 0), (pad_to - n, 0))) for r, n in zip(rows, lengths)])
+    prompt = np.concatenate([np.pad(r[:, :n], ((0, 0), (pad_to - n, 0)))
+                             for r, n in zip(rows, lengths)])
     mask = np.array([[i >= pad_to - n for i in range(pad_to)] for n in lengths])
     step = decode_step(cfg)
-    logits, cache = step(params, jnp.asarray(prompt), gpt2.init_cache(cfg, 2, 16), jnp.asarray(mask))
+    logits, cache = step(params, jnp.asarray(prompt), gpt2.init_cache(cfg, 2, 16),
+                         jnp.asarray(mask))
     for i, n in enumerate(lengths):
         np.testing.assert_allclose(np.asarray(logits[i, pad_to - n:]), alone[i][:n], **TOL)
     for t in range(extra):
@@ -154,7 +158,8 @@ def test_left_padded_batch_with_cache_equals_each_row_alone(tied):
 def greedy(params, cfg, prompt, mask, new_tokens):
     step = decode_step(cfg)
     B, T = prompt.shape
-    logits, cache = step(params, jnp.asarray(prompt), gpt2.init_cache(cfg, B, T + new_tokens), jnp.asarray(mask))
+    logits, cache = step(params, jnp.asarray(prompt), gpt2.init_cache(cfg, B, T + new_tokens),
+                         jnp.asarray(mask))
     out = []
     for _ in range(new_tokens):
         nxt = np.argmax(np.asarray(logits[:, -1]), axis=-1).astype(np.int32)[:, None]
@@ -172,8 +177,9 @@ def test_greedy_generation_matches_hugging_face_generate(tied):
     for p, m in ((prompt[1:], mask[1:]), (prompt, mask)):
         with torch.no_grad():
             ref = model.generate(torch.as_tensor(p, dtype=torch.long),
-                                 attention_mask=torch.as_tensor(m, dtype=torch.long), max_new_tokens=12,
-                                 do_sample=False, pad_token_id=0)[:, p.shape[1]:].numpy()
+                                 attention_mask=torch.as_tensor(m, dtype=torch.long),
+                                 max_new_tokens=12, do_sample=False,
+                                 pad_token_id=0)[:, p.shape[1]:].numpy()
         np.testing.assert_array_equal(greedy(params, cfg, p, m, 12), ref)
 
 
@@ -248,19 +254,27 @@ def _edit_folder(path, config=None, drop=(), add=None, resize=None):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (dict(drop=["transformer.h.1.mlp.c_fc.bias"]), r"missing tensors \['transformer.h.1.mlp.c_fc.bias'\]"),
-    (dict(add={"transformer.h.0.extra": np.zeros(3, np.float32)}), r"unexpected tensors \['transformer.h.0.extra'\]"),
-    (dict(config={"n_embd": 40}), r"'transformer.wte.weight' has shape \(100, 32\); the config implies \(100, 40\)"),
-    (dict(resize={"transformer.h.0.attn.c_attn.weight": (32, 95)}), r"c_attn.weight'.*multiple of 3"),
+    (dict(drop=["transformer.h.1.mlp.c_fc.bias"]),
+     r"missing tensors \['transformer.h.1.mlp.c_fc.bias'\]"),
+    (dict(add={"transformer.h.0.extra": np.zeros(3, np.float32)}),
+     r"unexpected tensors \['transformer.h.0.extra'\]"),
+    (dict(config={"n_embd": 40}),
+     r"'transformer.wte.weight' has shape \(100, 32\); the config implies \(100, 40\)"),
+    (dict(resize={"transformer.h.0.attn.c_attn.weight": (32, 95)}),
+     r"c_attn.weight'.*multiple of 3"),
     (dict(config={"n_layer": 3}), r"missing tensors \[.*transformer.h.2.attn.c_attn.bias\[k\]"),
-    (dict(config={"scale_attn_by_inverse_layer_idx": True}), "scale_attn_by_inverse_layer_idx=True is not supported"),
+    (dict(config={"scale_attn_by_inverse_layer_idx": True}),
+     "scale_attn_by_inverse_layer_idx=True is not supported"),
     (dict(config={"add_cross_attention": True}), "add_cross_attention=True is not supported"),
-    (dict(config={"reorder_and_upcast_attn": True}), "reorder_and_upcast_attn=True is not supported"),
-    (dict(config={"activation_function": "swish"}), "activation_function='swish' is not supported"),
+    (dict(config={"reorder_and_upcast_attn": True}),
+     "reorder_and_upcast_attn=True is not supported"),
+    (dict(config={"activation_function": "swish"}),
+     "activation_function='swish' is not supported"),
     (dict(config={"model_type": "llama"}), "model_type 'llama' is not 'gpt2'"),
-    (dict(config={"architectures": ["GPT2ForSequenceClassification"]}), "do not include GPT2LMHeadModel"),
-], ids=["missing", "unexpected", "n_embd", "c_attn", "n_layer", "inverse-layer", "cross", "upcast", "act",
-        "model_type", "architecture"])
+    (dict(config={"architectures": ["GPT2ForSequenceClassification"]}),
+     "do not include GPT2LMHeadModel"),
+], ids=["missing", "unexpected", "n_embd", "c_attn", "n_layer", "inverse-layer", "cross", "upcast",
+        "act", "model_type", "architecture"])
 def test_loading_errors_name_the_problem(tmp_path, tied, edit, message):
     model = tied[0]
     path = saved(model, tmp_path)
@@ -306,8 +320,9 @@ def test_dropout_only_when_training_with_a_key():
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, ev) and not np.allclose(a, c)
     no_dropout = gpt2.Config(**{**TINY, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0})
-    np.testing.assert_allclose(logits_of(params, no_dropout, toks, train=True, key=random.PRNGKey(2)),
-                               logits_of(params, no_dropout, toks), **TOL)
+    np.testing.assert_allclose(
+        logits_of(params, no_dropout, toks, train=True, key=random.PRNGKey(2)),
+        logits_of(params, no_dropout, toks), **TOL)
     with pytest.raises(ValueError, match="PRNG key"):
         gpt2.apply(params, cfg, toks, train=True)
 

@@ -32,12 +32,14 @@ def hf_config(**overrides) -> transformers.LlamaConfig:
 LLAMA3 = {"rope_type": "llama3", "rope_theta": 500.0, "factor": 8.0, "low_freq_factor": 1.0,
           "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
 VARIANTS = {
-    # GQA, Llama 3.1 RoPE scaling (head_dim 8 at theta 500: one low, one medium, two high frequencies)
+    # GQA, Llama 3.1 RoPE scaling (head_dim 8 at theta 500: one low, one medium, two high
+    # frequencies)
     "gqa-llama3": dict(rope_parameters=LLAMA3),
     # tied head, odd head count with one kv head, head_dim != hidden/heads, linear scaling
-    "tied-odd-heads-linear": dict(hidden_size=24, num_attention_heads=3, num_key_value_heads=1, head_dim=10,
-                                  tie_word_embeddings=True, rms_norm_eps=3e-6,
-                                  rope_parameters={"rope_type": "linear", "rope_theta": 1000.0, "factor": 2.0}),
+    "tied-odd-heads-linear": dict(
+        hidden_size=24, num_attention_heads=3, num_key_value_heads=1, head_dim=10,
+        tie_word_embeddings=True, rms_norm_eps=3e-6,
+        rope_parameters={"rope_type": "linear", "rope_theta": 1000.0, "factor": 2.0}),
     # plain multi-head attention at the default theta, three layers
     "mha-default": dict(num_key_value_heads=4, num_hidden_layers=3, rms_norm_eps=1e-6,
                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
@@ -72,17 +74,20 @@ def test_logits_match_transformers(variant, tmp_path):
     model = build(hf_config(**VARIANTS[variant]), seed=1)
     model.save_pretrained(tmp_path)
     cfg, params = llama.from_pretrained(tmp_path)
-    assert cfg.tie_embeddings == model.config.tie_word_embeddings and ("head" in params) != cfg.tie_embeddings
+    assert cfg.tie_embeddings == model.config.tie_word_embeddings
+    assert ("head" in params) != cfg.tie_embeddings
     toks = tokens((2, 11))
     np.testing.assert_allclose(ours(params, cfg, toks), logits(model, toks), **TOL)
 
 
 def test_config_from_hf_reads_every_option():
     cfg = llama.Config.from_hf(hf_config(**VARIANTS["tied-odd-heads-linear"]).to_dict())
-    assert (cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps) == (24, 3, 1, 10, 3e-6)
+    assert (cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps) \
+        == (24, 3, 1, 10, 3e-6)
     assert cfg.rope_theta == 1000.0 and cfg.rope_scaling == llama.RopeScaling("linear", 2.0)
     # the keys of transformers 4.x: rope_theta and rope_scaling with "type"
-    old = {**hf_config().to_dict(), "rope_theta": 2e5, "rope_scaling": {"type": "linear", "factor": 4.0}}
+    old = {**hf_config().to_dict(), "rope_theta": 2e5,
+           "rope_scaling": {"type": "linear", "factor": 4.0}}
     del old["rope_parameters"]
     cfg = llama.Config.from_hf(old)
     assert cfg.rope_theta == 2e5 and cfg.rope_scaling == llama.RopeScaling("linear", 4.0)
@@ -125,7 +130,8 @@ def test_left_padded_batch_equals_each_row_alone(folder):
     rows = [tokens((n,), seed=n) for n in (9, 5, 7)]
     toks, mask = left_pad([r[:-3] for r in rows])         # prompts of 6, 2 and 4 tokens
     prompt_lengths = mask.sum(1)
-    np.testing.assert_allclose(ours(params, cfg, toks, mask)[mask], logits(model, toks, mask)[mask], **TOL)
+    np.testing.assert_allclose(ours(params, cfg, toks, mask)[mask],
+                               logits(model, toks, mask)[mask], **TOL)
     step = fungrad.jit(lambda p, t, m, c: llama.apply(p, cfg, t, cache=c, attention_mask=m))
     out, cache = step(params, jnp.asarray(toks), jnp.asarray(mask), llama.init_cache(cfg, 3, 16))
     alone = [ours(params, cfg, r[None])[0] for r in rows]
@@ -141,7 +147,8 @@ def test_left_padded_batch_equals_each_row_alone(folder):
 def greedy(params, cfg, toks, mask, n_new):
     """Greedy decoding token by token through the cache."""
     step = fungrad.jit(lambda p, t, m, c: llama.apply(p, cfg, t, cache=c, attention_mask=m))
-    out, cache = step(params, jnp.asarray(toks), jnp.asarray(mask), llama.init_cache(cfg, len(toks), 32))
+    out, cache = step(params, jnp.asarray(toks), jnp.asarray(mask),
+                      llama.init_cache(cfg, len(toks), 32))
     generated = []
     for _ in range(n_new):
         nxt = np.argmax(np.asarray(out)[:, -1], axis=-1).astype(np.int32)[:, None]
@@ -153,7 +160,8 @@ def greedy(params, cfg, toks, mask, n_new):
 def test_greedy_generation_matches_transformers_generate(folder):
     model, _, cfg, params = folder
     toks, mask = left_pad([tokens((6,), seed=3), tokens((3,), seed=4)])
-    np.testing.assert_array_equal(greedy(params, cfg, toks, mask, 10), generate(model, toks, mask, 10))
+    np.testing.assert_array_equal(greedy(params, cfg, toks, mask, 10),
+                                  generate(model, toks, mask, 10))
 
 
 def test_jitted_decode_with_donated_cache_never_retraces_and_reuses_the_buffer(folder):
@@ -174,12 +182,16 @@ def test_jitted_decode_with_donated_cache_never_retraces_and_reuses_the_buffer(f
 
 def test_save_pretrained_loads_in_transformers(folder, tmp_path):
     _, _, cfg, params = folder
-    cfg = llama.Config(**{**cfg.__dict__, "tie_embeddings": True, "rope_scaling": llama.RopeScaling("linear", 3.0)})
+    cfg = llama.Config(**{**cfg.__dict__, "tie_embeddings": True,
+                          "rope_scaling": llama.RopeScaling("linear", 3.0)})
     params = llama.init(random.PRNGKey(1), cfg)
-    params = tree.map(lambda x: x + 0.1 * random.normal(random.PRNGKey(2), x.shape), params)  # norms != 1
+    # norms != 1
+    params = tree.map(lambda x: x + 0.1 * random.normal(random.PRNGKey(2), x.shape), params)
     llama.save_pretrained(tmp_path, cfg, params)
-    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
-    assert model.config.tie_word_embeddings and model.config.rope_parameters["rope_type"] == "linear"
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, attn_implementation="eager").eval()
+    assert model.config.tie_word_embeddings
+    assert model.config.rope_parameters["rope_type"] == "linear"
     toks = tokens((2, 9))
     np.testing.assert_allclose(logits(model, toks), ours(params, cfg, toks), **TOL)
     cfg2, params2 = llama.from_pretrained(tmp_path)
@@ -219,20 +231,23 @@ def test_loading_errors_name_the_problem(folder, tmp_path):
         return tmp_path / name
 
     missing = {k: v for k, v in tensors.items() if k != "model.layers.1.mlp.up_proj.weight"}
-    with pytest.raises(PretrainedError, match=r"missing tensors \['model.layers.1.mlp.up_proj.weight'\]"):
+    with pytest.raises(PretrainedError,
+                       match=r"missing tensors \['model.layers.1.mlp.up_proj.weight'\]"):
         llama.from_pretrained(write("missing", tensors=missing))
     extra = {**tensors, "model.layers.0.self_attn.q_proj.bias": np.zeros(32, np.float32)}
-    with pytest.raises(PretrainedError, match=r"unexpected tensors \['model.layers.0.self_attn.q_proj.bias'\]"):
+    with pytest.raises(PretrainedError,
+                       match=r"unexpected tensors \['model.layers.0.self_attn.q_proj.bias'\]"):
         llama.from_pretrained(write("extra", tensors=extra))
     with pytest.raises(PretrainedError, match="k_proj.weight' has shape"):
         llama.from_pretrained(write("shape", config={**config, "num_key_value_heads": 4}))
-    for option, value, message in [("rope_parameters", {"rope_type": "yarn", "rope_theta": 1e4, "factor": 2.0},
-                                    "rope scaling type 'yarn'"),
-                                   ("attention_bias", True, "attention_bias=True"),
-                                   ("mlp_bias", True, "mlp_bias=True"),
-                                   ("hidden_act", "gelu", "hidden_act='gelu'"),
-                                   ("model_type", "mistral", "model_type 'mistral'"),
-                                   ("architectures", ["LlamaForSequenceClassification"], "architectures")]:
+    for option, value, message in [
+            ("rope_parameters", {"rope_type": "yarn", "rope_theta": 1e4, "factor": 2.0},
+             "rope scaling type 'yarn'"),
+            ("attention_bias", True, "attention_bias=True"),
+            ("mlp_bias", True, "mlp_bias=True"),
+            ("hidden_act", "gelu", "hidden_act='gelu'"),
+            ("model_type", "mistral", "model_type 'mistral'"),
+            ("architectures", ["LlamaForSequenceClassification"], "architectures")]:
         with pytest.raises(PretrainedError, match=message):
             llama.Config.from_hf({**config, option: value})
     with pytest.raises(PretrainedError, match=r"lacks \['hidden_size'\]"):
@@ -250,7 +265,8 @@ def test_loss_matches_transformers_and_training_reduces_it(folder):
     model, _, cfg, params = folder
     toks = tokens((4, 10), seed=6)
     with torch.no_grad():
-        ref = float(model(torch.tensor(toks, dtype=torch.long), labels=torch.tensor(toks, dtype=torch.long)).loss)
+        ids = torch.tensor(toks, dtype=torch.long)
+        ref = float(model(ids, labels=ids).loss)
     inputs, targets = jnp.asarray(toks[:, :-1]), jnp.asarray(toks[:, 1:])
     np.testing.assert_allclose(float(llama.loss(params, cfg, inputs, targets)), ref, **TOL)
     opt = optim.adamw(3e-3)
@@ -275,7 +291,7 @@ def test_attention_dropout_only_when_training_with_a_key():
     plain = np.asarray(llama.apply(params, cfg, toks)[0])
     dropped = np.asarray(llama.apply(params, cfg, toks, train=True, key=random.PRNGKey(1))[0])
     assert not np.allclose(plain, dropped)
-    np.testing.assert_array_equal(np.asarray(llama.apply(params, cfg, toks, train=False, key=random.PRNGKey(1))[0]),
-                                  plain)
+    evaluated = llama.apply(params, cfg, toks, train=False, key=random.PRNGKey(1))[0]
+    np.testing.assert_array_equal(np.asarray(evaluated), plain)
     with pytest.raises(ValueError, match="needs a PRNG key"):
         llama.apply(params, cfg, toks, train=True)
