@@ -312,8 +312,9 @@ def eigh_tridiagonal(d: Any, e: Any, *, eigvals_only: bool = False, select: str 
     ``select_range[0] .. select_range[1]``). Only ``eigvals_only=True`` is implemented.
 
     >>> import fungrad.numpy as jnp
-    >>> eigh_tridiagonal(jnp.array([2., 2.]), jnp.array([1.]), eigvals_only=True)
-    Array([1., 3.], dtype=float32)
+    >>> eigh_tridiagonal(jnp.array([1., 2., 3., 4.]), jnp.array([1., 1., 1.]),
+    ...                  eigvals_only=True)
+    Array([0.2547188, 1.8227171, 3.1772828, 4.745281 ], dtype=float32)
     """
     alpha, beta = ensure_arraylike("eigh_tridiagonal", d, e)
     if aval(alpha).dtype != aval(beta).dtype:

@@ -374,9 +374,9 @@ def dft(n: int, scale: str | None = None, *, dtype: Any = None) -> Any:
     unscaled, or scaled by ``1 / sqrt(n)`` (``scale='sqrtn'``, unitary) or ``1 / n``
     (``'n'``); ``dtype`` a complex dtype (default complex).
 
-    >>> dft(2)
-    Array([[ 1.+0.j,  1.+0.j],
-           [ 1.+0.j, -1.+0.j]], dtype=complex64)
+    >>> dft(2).dtype, dft(2).real
+    (dtype('complex64'), Array([[ 1.,  1.],
+           [ 1., -1.]], dtype=float32))
     """
     if scale is not None and scale not in ("sqrtn", "n"):
         raise ValueError(f"dft: scale must be None, 'sqrtn', or 'n'; got {scale!r}.")
