@@ -20,7 +20,8 @@ RNG = np.random.default_rng(0)
 
 
 def tiny_gpt2(seed: int, scale: float = 40.0, **overrides) -> Model:
-    cfg = gpt2.Config(**{**dict(vocab_size=40, n_positions=64, n_embd=32, n_layer=2, n_head=4), **overrides})
+    base = dict(vocab_size=40, n_positions=64, n_embd=32, n_layer=2, n_head=4)
+    cfg = gpt2.Config(**{**base, **overrides})
     params = gpt2.init(random.PRNGKey(seed), cfg)
     # larger embeddings than GPT-2's initialisation: next-token distributions far from uniform
     params = {**params, "wte": {"embedding": params["wte"]["embedding"] * scale}}
@@ -62,14 +63,16 @@ def test_repetition_penalty_equals_hugging_face():
     ids = np.array([[1, 4, 4, 7], [0, 2, 29, 3]])
     seen = np.zeros((2, 30), bool)
     np.put_along_axis(seen, ids, True, axis=1)
-    want = hf_lp.RepetitionPenaltyLogitsProcessor(1.5)(torch.from_numpy(ids), torch.from_numpy(logits.copy()))
+    want = hf_lp.RepetitionPenaltyLogitsProcessor(1.5)(torch.from_numpy(ids),
+                                                       torch.from_numpy(logits.copy()))
     got = process_logits(jnp.asarray(logits), Sampling(repetition_penalty=1.5), jnp.asarray(seen))
     np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
     (dict(temperature=-1.0), "temperature"), (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"),
-    (dict(top_k=0), "top_k"), (dict(min_p=2.0), "min_p"), (dict(repetition_penalty=0.0), "repetition_penalty"),
+    (dict(top_k=0), "top_k"), (dict(min_p=2.0), "min_p"),
+    (dict(repetition_penalty=0.0), "repetition_penalty"),
 ])
 def test_invalid_sampling_parameters_name_the_argument(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
@@ -96,8 +99,8 @@ def test_greedy_generation_equals_transformers_generate(tmp_path):
     ids = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
     mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
     with torch.no_grad():
-        want = hf.generate(ids, attention_mask=mask, max_new_tokens=12, do_sample=False, min_new_tokens=12,
-                           pad_token_id=0)[:, 4:].tolist()
+        want = hf.generate(ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                           min_new_tokens=12, pad_token_id=0)[:, 4:].tolist()
     assert generate(model, prompts, max_new_tokens=12, temperature=0) == want
 
 
@@ -111,7 +114,8 @@ def test_each_row_stops_on_its_own_stop_token_and_string():
     assert out[1] == (free[1][:free[1].index(stop) + 1] if stop in free[1] else free[1])
     decode = lambda ids: "".join(chr(65 + i) for i in ids)
     target = decode(free[1][3:5])
-    out = generate(model, prompts, max_new_tokens=15, temperature=0, stop_strings=[target], decode=decode)
+    out = generate(model, prompts, max_new_tokens=15, temperature=0, stop_strings=[target],
+                   decode=decode)
     assert target in decode(out[1]) and target not in decode(out[1][:-1])
 
 
@@ -123,7 +127,8 @@ def test_stream_yields_what_generate_returns():
 
 def test_sampling_is_reproducible_and_respects_top_k():
     model = tiny_gpt2(5)
-    a = generate(model, [[1, 2]] * 4, max_new_tokens=10, temperature=1.0, top_k=1, key=random.PRNGKey(1))
+    a = generate(model, [[1, 2]] * 4, max_new_tokens=10, temperature=1.0, top_k=1,
+                 key=random.PRNGKey(1))
     assert a == [full_forward_greedy(model, [1, 2], 10)] * 4  # top_k=1 is greedy
     b = generate(model, [[1, 2]], max_new_tokens=10, key=random.PRNGKey(3))
     assert b == generate(model, [[1, 2]], max_new_tokens=10, key=random.PRNGKey(3))
@@ -132,13 +137,17 @@ def test_sampling_is_reproducible_and_respects_top_k():
 def test_recurrent_models_generate_too():
     cfg = mamba.PRESETS["tiny"]
     model = Model(mamba, mamba.init(random.PRNGKey(0), cfg), cfg)
-    assert generate(model, [[1, 2, 3]], max_new_tokens=6, temperature=0)[0] == full_forward_greedy(model, [1, 2, 3], 6)
+    assert generate(model, [[1, 2, 3]], max_new_tokens=6, temperature=0)[0] \
+        == full_forward_greedy(model, [1, 2, 3], 6)
 
 
 @pytest.mark.parametrize("prompts,kwargs,fragment", [
-    ([[]], {}, "prompt 0 is empty"), ([], {}, "non-empty list"), ([[1, 99]], {}, "outside \\[0, 40\\)"),
-    ([[1] * 10], dict(max_len=8), "the cache holds 8"), ([[1]], dict(max_new_tokens=0), "max_new_tokens"),
-    ([[1]], dict(temperature=1.0, key=None), "needs a PRNG"), ([[1]], dict(stop_strings=["x"]), "needs `decode`"),
+    ([[]], {}, "prompt 0 is empty"), ([], {}, "non-empty list"),
+    ([[1, 99]], {}, "outside \\[0, 40\\)"),
+    ([[1] * 10], dict(max_len=8), "the cache holds 8"),
+    ([[1]], dict(max_new_tokens=0), "max_new_tokens"),
+    ([[1]], dict(temperature=1.0, key=None), "needs a PRNG"),
+    ([[1]], dict(stop_strings=["x"]), "needs `decode`"),
 ])
 def test_bad_requests_raise_clearly(prompts, kwargs, fragment):
     kwargs = {"max_new_tokens": 3, "temperature": 0, **kwargs}
@@ -149,9 +158,11 @@ def test_bad_requests_raise_clearly(prompts, kwargs, fragment):
 # --------------------------------------------------------------------------- beam search
 
 def sequence_logprob(model: Model, prompt: list, tokens: list) -> float:
-    logits, _ = model.module.apply(model.params, model.cfg, jnp.asarray([prompt + tokens], jnp.int32))
+    logits, _ = model.module.apply(model.params, model.cfg,
+                                   jnp.asarray([prompt + tokens], jnp.int32))
     logp = np.asarray(logits, np.float64)[0, len(prompt) - 1:-1]
-    logp = logp - np.log(np.exp(logp - logp.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logp.max(-1, keepdims=True)
+    top = logp.max(-1, keepdims=True)
+    logp = logp - np.log(np.exp(logp - top).sum(-1, keepdims=True)) - top
     return float(sum(logp[i, t] for i, t in enumerate(tokens)))
 
 
@@ -161,8 +172,8 @@ def test_beam_search_finds_the_brute_force_optimum(length_penalty):
     prompt, eos, n = [1, 2], 0, 3
     candidates = [list(s) for k in range(1, n + 1) for s in itertools.product(range(6), repeat=k)
                   if (eos not in s[:-1]) and (s[-1] == eos or k == n)]
-    scored = sorted(((sequence_logprob(model, prompt, c) / len(c) ** length_penalty, c) for c in candidates),
-                    reverse=True)
+    scored = sorted(((sequence_logprob(model, prompt, c) / len(c) ** length_penalty, c)
+                     for c in candidates), reverse=True)
     hyps = beam_search(model, prompt, num_beams=36, max_new_tokens=n, eos_id=eos,
                        length_penalty=length_penalty, early_stopping="never")
     assert hyps[0].tokens == scored[0][1]
@@ -174,7 +185,8 @@ def test_one_beam_is_greedy_and_more_beams_never_score_worse():
     model = tiny_gpt2(7)
     greedy = generate(model, [[3, 4]], max_new_tokens=6, temperature=0)[0]
     assert beam_search(model, [3, 4], num_beams=1, max_new_tokens=6)[0].tokens == greedy
-    scores = [beam_search(model, [3, 4], num_beams=b, max_new_tokens=6, early_stopping="never")[0].score
+    scores = [beam_search(model, [3, 4], num_beams=b, max_new_tokens=6,
+                          early_stopping="never")[0].score
               for b in (1, 4, 16)]
     assert scores[0] <= scores[1] + 1e-9 and scores[1] <= scores[2] + 1e-9
 
@@ -184,9 +196,11 @@ def test_one_beam_is_greedy_and_more_beams_never_score_worse():
 def exact_two_token_distribution(model: Model, prompt: list, settings: Sampling) -> np.ndarray:
     """P(x1, x2 | prompt) of the target after the same filters, by full forward passes."""
     V = model.cfg.vocab_size
-    probs = lambda seq: np.asarray(jnp.exp(jnp.asarray(np.asarray(
-        process_logits(model.module.apply(model.params, model.cfg, jnp.asarray([seq], jnp.int32))[0][:, -1],
-                       settings)), np.float64)))[0]
+
+    def probs(seq: list) -> np.ndarray:
+        logits = model.module.apply(model.params, model.cfg, jnp.asarray([seq], jnp.int32))[0]
+        processed = np.asarray(process_logits(logits[:, -1], settings))
+        return np.asarray(jnp.exp(jnp.asarray(processed, np.float64)))[0]
     p1 = probs(prompt) / probs(prompt).sum()
     table = np.zeros((V, V))
     for x1 in range(V):
@@ -215,7 +229,8 @@ def test_speculative_sampling_draws_from_the_target_distribution():
     exact = exact_two_token_distribution(target, prompt, settings)
     counts, accepted, proposed = np.zeros(64), 0, 0
     for i in range(n):
-        out, s = speculative_generate(target, draft, prompt, max_new_tokens=2, gamma=2, key=random.PRNGKey(i))
+        out, s = speculative_generate(target, draft, prompt, max_new_tokens=2, gamma=2,
+                                      key=random.PRNGKey(i))
         counts[out[0] * 8 + out[1]] += 1
         accepted, proposed = accepted + s.accepted, proposed + s.proposed
     assert chi_square_p(counts, exact) > 1e-3
@@ -226,10 +241,12 @@ def test_speculative_sampling_draws_from_the_target_distribution():
 
 def test_greedy_speculative_decoding_equals_greedy_target_decoding():
     target, draft = tiny_gpt2(10), tiny_gpt2(11, n_layer=1)
-    out, s = speculative_generate(target, draft, [4, 5, 6], max_new_tokens=16, gamma=3, temperature=0)
+    out, s = speculative_generate(target, draft, [4, 5, 6], max_new_tokens=16, gamma=3,
+                                  temperature=0)
     assert out == generate(target, [[4, 5, 6]], max_new_tokens=16, temperature=0)[0]
     assert s.target_calls < 16 or s.accepted == 0
-    same, s = speculative_generate(target, target, [4, 5, 6], max_new_tokens=16, gamma=3, temperature=0)
+    same, s = speculative_generate(target, target, [4, 5, 6], max_new_tokens=16, gamma=3,
+                                   temperature=0)
     assert same == out and s.acceptance_rate == 1.0 and s.target_calls == 4
 
 
@@ -238,8 +255,8 @@ def test_speculative_decoding_ends_when_the_cache_is_full():
     (it wrote past the caches and returned garbage)."""
     target, draft = tiny_gpt2(10), tiny_gpt2(11, n_layer=1)
     for max_len in (9, 12):
-        out, _ = speculative_generate(target, draft, [4, 5, 6], max_new_tokens=16, gamma=4, temperature=0,
-                                      max_len=max_len)
+        out, _ = speculative_generate(target, draft, [4, 5, 6], max_new_tokens=16, gamma=4,
+                                      temperature=0, max_len=max_len)
         expected = generate(target, [[4, 5, 6]], max_new_tokens=16, temperature=0)[0][:max_len - 3]
         assert out == expected and generate(target, [[4, 5, 6]], max_new_tokens=16, temperature=0,
                                             max_len=max_len)[0] == expected
