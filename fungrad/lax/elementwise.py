@@ -8,6 +8,7 @@ transpose when it is linear, and its batching rule.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
+from fungrad.lax import _signed_zeros
 from fungrad.lax.bitwise import bitwise_and
 from fungrad.lax._ops import (ARRAY_TYPES, accepted_dtypes, binop, broadcast_to_shape,
                               check_operands, const, convert_to, operands, unop)
@@ -207,9 +209,23 @@ def reciprocal(x: Any) -> Any:
 
 # --------------------------------------------------------------------------- sign, abs, rounding
 
-sign_p, sign = unop("sign", lambda xp, x: xp.sign(x), NUMERIC,
-                    "Elementwise sign: -1, 0 or 1 (``x / |x|`` for complex; ``jax.lax.sign``).")
+sign_p, sign = unop("sign", _signed_zeros.sign, NUMERIC,
+                    "Elementwise sign: -1, 0 (keeping the sign of a zero) or 1 (``x / |x|`` "
+                    "for complex; ``jax.lax.sign``).")
 ad.def_nondiff(sign_p)
+
+
+def _is_float_eqn(eqn: Any) -> bool:
+    return dtypes.is_float(eqn.invars[0].aval.dtype)
+
+
+def _sign_lowering(ctx, eqn, args, out):
+    fns = ctx.const(ctx.xp.sign, "sign"), ctx.const(ctx.xp.copysign, "copysign")
+    return f"{fns[1]}({fns[0]}({args[0]}), {args[0]}{', out=' + out if out else ''})"
+
+
+lowering.def_lowering(sign_p, _sign_lowering, fresh=True, out="any", elementwise=True,
+                      when=_is_float_eqn)
 lowering.def_ufunc(sign_p, "sign")
 
 
@@ -307,17 +323,59 @@ def _balanced_eq(x, z, y):
                select(eq(y, z), const(z, 2), const(z, 1)))
 
 
-max_p, max = binop("max", lambda xp, x, y: xp.maximum(x, y), ANY,  # noqa: A001 - lax.max
-                   "Elementwise maximum, propagating nan (``jax.lax.max``).")
+def _one_literal(eqn: Any) -> bool:
+    return _is_float_eqn(eqn) and sum(type(v) is core.Literal for v in eqn.invars) == 1
+
+
+def _extremum_lowerings(prim: Primitive, is_max: bool) -> None:
+    """A float max/min with one literal operand (``relu``) is the ufunc, its operands in the
+    order that makes a tie of zeros return what JAX returns; others call
+    ``_signed_zeros.extremum``, which fixes zero results; integers are the ufunc."""
+    ufunc = "maximum" if is_max else "minimum"
+    # JAX's ties: x where x == y, but max(+0, -0) = +0 and min(+0, -0) = -0
+    tie = "{0} + {1}" if is_max else "-(-{0} - {1})"
+    cmp = ">" if is_max else "<"
+    numexpr = (f"where(({{0}} {cmp} {{1}}) | ({{0}} != {{0}}), {{0}}, where({{0}} == {{1}}, "
+               f"where({{0}} == 0, {tie}, {{0}}), {{1}}))")
+
+    def call_helper(ctx, args, out):
+        helper = ctx.const(functools.partial(_signed_zeros.extremum, ctx.xp, is_max=is_max),
+                           ufunc)
+        return f"{helper}({args[0]}, {args[1]}{', out=' + out if out else ''})"
+
+    def literal_rule(ctx, eqn, args, out):
+        i = 0 if type(eqn.invars[0]) is core.Literal else 1
+        value = eqn.invars[i].val
+        order = args
+        if value == 0:
+            second = _signed_zeros.scalar_goes_second(
+                ctx.xp, eqn.invars[0].aval.dtype, bool(np.signbit(value)), is_max)
+            if second is None:
+                return call_helper(ctx, args, out)
+            order = [args[1 - i], args[i]] if second else [args[i], args[1 - i]]
+        fn = ctx.const(getattr(ctx.xp, ufunc), ufunc)
+        return f"{fn}({order[0]}, {order[1]}{', out=' + out if out else ''})"
+
+    lowering.def_lowering(prim, literal_rule, fresh=True, out="any", elementwise=True,
+                          when=_one_literal, numexpr=numexpr)
+    lowering.def_lowering(prim, lambda ctx, eqn, args, out: call_helper(ctx, args, out),
+                          fresh=True, elementwise=True, when=_is_float_eqn, numexpr=numexpr)
+    lowering.def_ufunc(prim, ufunc)
+
+
+max_p, max = binop("max", functools.partial(_signed_zeros.extremum, is_max=True),  # noqa: A001
+                   ANY, "Elementwise maximum, propagating nan, ``max(+0, -0) = +0`` "
+                   "(``jax.lax.max``).")
 ad.defjvp2(max_p, lambda t, ans, x, y: mul(t, _balanced_eq(x, ans, y)),
            lambda t, ans, x, y: mul(t, _balanced_eq(y, ans, x)))
-lowering.def_ufunc(max_p, "maximum", numexpr="where(({0} >= {1}) | ({0} != {0}), {0}, {1})")
+_extremum_lowerings(max_p, is_max=True)
 
-min_p, min = binop("min", lambda xp, x, y: xp.minimum(x, y), ANY,  # noqa: A001 - lax.min
-                   "Elementwise minimum, propagating nan (``jax.lax.min``).")
+min_p, min = binop("min", functools.partial(_signed_zeros.extremum, is_max=False),  # noqa: A001
+                   ANY, "Elementwise minimum, propagating nan, ``min(+0, -0) = -0`` "
+                   "(``jax.lax.min``).")
 ad.defjvp2(min_p, lambda t, ans, x, y: mul(t, _balanced_eq(x, ans, y)),
            lambda t, ans, x, y: mul(t, _balanced_eq(y, ans, x)))
-lowering.def_ufunc(min_p, "minimum", numexpr="where(({0} <= {1}) | ({0} != {0}), {0}, {1})")
+_extremum_lowerings(min_p, is_max=False)
 
 
 def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 - jax's argument names
@@ -331,7 +389,8 @@ def _where_else_zero(pred, t):
     return select(pred, t, const(t, 0))
 
 
-clamp_p = elementwise_prim("clamp", lambda xp, lo, x, hi: xp.minimum(xp.maximum(x, lo), hi), ANY)
+clamp_p = elementwise_prim("clamp", lambda xp, lo, x, hi: _signed_zeros.extremum(
+    xp, _signed_zeros.extremum(xp, x, lo, True), hi, False), ANY)
 _CLAMP_ACCEPTED = accepted_dtypes(ANY)
 ad.defjvp(clamp_p,
           lambda t, lo, x, hi: _where_else_zero(bitwise_and(gt(lo, x), lt(lo, hi)), t),

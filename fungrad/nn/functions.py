@@ -81,6 +81,37 @@ def softplus(x: Any) -> Any:
     return jnp.logaddexp(x, 0)
 
 
+def sparse_plus(x: Any) -> Any:
+    """The sparse twin of ``softplus`` (Blondel et al., Learning with Fenchel-Young losses,
+    2020): 0 for ``x <= -1``, ``x`` for ``x >= 1`` and ``(x + 1)**2 / 4`` between, so
+    smooth, convex and monotonic with exact zeros."""
+    x = ensure_arraylike("sparse_plus", x)
+    return _where(x <= -1.0, 0.0, _where(x >= 1.0, x, (x + 1.0) ** 2 / 4))
+
+
+def sparse_sigmoid(x: Any) -> Any:
+    """The derivative of ``sparse_plus``: ``clip(x + 1, 0, 2) / 2``, the sparse twin of
+    ``sigmoid`` (exactly 0 below -1 and 1 above 1)."""
+    x = ensure_arraylike("sparse_sigmoid", x)
+    return 0.5 * jnp.clip(x + 1.0, 0.0, 2.0)
+
+
+@custom_jvp
+def log1mexp(x: Any) -> Any:
+    """``log(1 - exp(-x))`` for ``x >= 0``, accurate everywhere (Maechler 2012): through
+    ``expm1`` below ``log 2`` and ``log1p`` above, where the other form loses digits.
+    Its derivative is ``1 / expm1(x)``.
+
+    >>> round(float(log1mexp(1e-8)), 4)  # log(1e-8), where log(1 - exp(-x)) loses it all
+    -18.4207
+    """
+    x = ensure_arraylike("log1mexp", x)
+    return _where(x < jnp.log(2.0), jnp.log(-jnp.expm1(-x)), jnp.log1p(-jnp.exp(-x)))
+
+
+log1mexp.defjvps(lambda g, ans, x: g / jnp.expm1(x))
+
+
 def log_sigmoid(x: Any) -> Any:
     """``log(sigmoid(x)) = -softplus(-x)``."""
     x = ensure_arraylike("log_sigmoid", x)
@@ -311,7 +342,8 @@ def one_hot(x: Any, num_classes: int, *, dtype: Any = None, axis: int = -1) -> A
 
 
 __all__ = ["relu", "relu6", "identity", "sigmoid", "hard_sigmoid", "silu", "swish",
-           "hard_silu", "hard_swish", "softplus", "log_sigmoid", "soft_sign", "mish",
+           "hard_silu", "hard_swish", "softplus", "sparse_plus", "sparse_sigmoid",
+           "log1mexp", "log_sigmoid", "soft_sign", "mish",
            "squareplus", "elu", "celu", "selu", "leaky_relu", "hard_tanh", "tanh", "gelu",
            "glu", "softmax", "log_softmax", "logsumexp", "logmeanexp", "standardize",
            "one_hot"]
