@@ -19,6 +19,7 @@ import numpy as np
 from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.lowering import def_compiler_traits
 from fungrad.interpreters import ad, batching
 from fungrad.lax.control_flow import map as lax_map
 from fungrad.lax.shapes import broadcast_in_dim
@@ -103,6 +104,7 @@ pure_callback_p.def_abstract_eval(_pure_callback_abstract)
 pure_callback_p.weak_type_rule = lambda weaks, **params: False
 ad.def_jvp(pure_callback_p, _pure_callback_jvp)
 batching.def_batch(pure_callback_p, _pure_callback_batch)
+def_compiler_traits(pure_callback_p, batched_as_loop=True)  # vmap_method="sequential"
 
 
 def pure_callback(callback: Callable, result_shape_dtypes: Any, *args: Any,

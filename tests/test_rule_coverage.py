@@ -11,7 +11,8 @@ batching rule like every other. A failure lists the missing rules by primitive n
 
 The lowering declarations are checked too: each is well formed, and every elementwise one
 (a NumPy ufunc called directly) gives the impl's results bit for bit on every dtype the
-primitive accepts.
+primitive accepts. So are the compiler traits (``def_compiler_traits``): declared for real
+primitives, consistent with them, and each one changing what the passes do.
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ import pytest
 import fungrad
 from fungrad._core import core, lowering
 from fungrad._core.core import ShapedArray
-from fungrad.compiler import pipeline
+from fungrad.compiler import passes, pipeline
 from fungrad.compiler.lowering import DEFAULT, lowering_for
 from fungrad.compiler.parallel import parallel_p
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import ad, batching
+from fungrad.lax.dot import dot_general_p
+from fungrad.transforms.checkpoint import checkpoint_name
 from harness import package_modules
 
 
@@ -177,3 +180,48 @@ def test_a_declared_exception_names_its_reason():
         fungrad.vmap(f)(x)
     with pytest.raises(MissingRuleError, match="parallel.*JVP.*only inside compiled"):
         fungrad.jvp(f, (x,), (x,))
+
+
+def _having(trait: str) -> set[str]:
+    return {p.name for p in lowering.primitives_with_traits()
+            if getattr(lowering.compiler_traits(p), trait)}
+
+
+def test_compiler_trait_declarations_are_well_formed():
+    prims = _all_primitives()
+    declared = lowering.primitives_with_traits()
+    unknown = sorted(p.name for p in declared if p not in prims)
+    assert not unknown, f"compiler traits declared for unregistered primitives: {unknown}"
+    bad = [f"{p.name}: inline, but a call returns a list of results" for p in declared
+           if lowering.compiler_traits(p).inline and not p.multiple_results]
+    bad += [f"{p.name}: identity with several results" for p in declared
+            if lowering.compiler_traits(p).identity and p.multiple_results]
+    assert not bad, "malformed compiler traits:\n  " + "\n  ".join(bad)
+    assert {"jit", "custom_jvp_call", "custom_vjp_call", "checkpoint"} <= _having("inline")
+    assert {"stop_gradient", "name"} <= _having("identity")
+    assert {"optimization_barrier"} <= _having("opaque")
+    assert {"dot_general", "conv_general_dilated"} <= _having("threaded")
+    assert {"pure_callback"} <= _having("batched_as_loop")
+    with pytest.raises(ValueError, match="dot_general's traits are already declared"):
+        lowering.def_compiler_traits(dot_general_p, threaded=True)
+
+
+def test_compiler_traits_reach_the_passes():
+    """Calls with ``inline`` are spliced in, ``identity`` primitives dropped, ``opaque`` ones
+    kept as written (two barriers of one value are not merged into one)."""
+    @fungrad.custom_jvp
+    def double(x):
+        return x * 2.0
+    double.defjvp(lambda primals, tangents: (double(*primals), tangents[0] * 2.0))
+
+    def f(x):
+        y = fungrad.jit(lambda x: fungrad.numpy.sin(x))(x)
+        y = fungrad.checkpoint(fungrad.numpy.cos, prevent_cse=False)(double(y))
+        y = fungrad.lax.stop_gradient(y) + checkpoint_name(y, "y")
+        (a,), (b,) = (fungrad.lax.optimization_barrier((y,)) for _ in range(2))
+        return a * b
+    closed = passes.optimize(fungrad.make_jaxpr(f)(np.ones(3, np.float32)))
+    names = [e.primitive.name for e in closed.jaxpr.eqns]
+    assert not {"jit", "custom_jvp_call", "checkpoint", "stop_gradient", "name"} & set(names)
+    assert names == ["sin", "mul", "cos", "add", "optimization_barrier",
+                     "optimization_barrier", "mul"], names

@@ -26,12 +26,29 @@ operand types where it equals the impl. What the memory planner may do with the 
   fusion may run the equation block by block;
 * ``numexpr``: the equation as a numexpr expression, for the optional numexpr fusion: a
   ``str.format`` template over the operand expressions, or ``(eqn, *operands) -> str``.
+
+Beside its lowerings a primitive declares what the compiler's passes may do with its
+equations (``def_compiler_traits``, read with ``compiler_traits``), so that no pass keeps a
+list of primitive names. Each trait is off unless declared:
+
+* ``inline``: ``params -> ClosedJaxpr | None``, for a call primitive whose body the compiler
+  splices into the caller (``jit``, custom-derivative calls, ``checkpoint``); None keeps the
+  call;
+* ``identity``: at run time the equation returns its operand unchanged (``stop_gradient``,
+  ``checkpoint_name``: they only matter to transformations), so simplification drops it;
+* ``opaque``: kept exactly as written: CSE never merges two of them and constant folding
+  never evaluates one (``optimization_barrier``, whose point is to hide values from both);
+* ``threaded``: the impl already runs on several threads (matmuls and convolutions in
+  BLAS), so a parallel tail (``fungrad.compiler.parallel``) never runs it beside other work;
+* ``batched_as_loop``: its batching rule may be a loop over the batch (a ``pure_callback``
+  with ``vmap_method="sequential"``), so a ``scan`` body holding one is not split into parts
+  batched over the steps (that would come back as a ``scan`` of the same equation).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from fungrad._core.core import JaxprEqn, Primitive
+from fungrad._core.core import ClosedJaxpr, JaxprEqn, Primitive
 
 Rule = Callable[[Any, JaxprEqn, list, "str | None"], str]
 
@@ -86,4 +103,41 @@ def lowered_primitives() -> list[Primitive]:
     return list(_lowerings)
 
 
-__all__ = ["Lowering", "def_lowering", "def_ufunc", "lowered_primitives", "lowerings"]
+class CompilerTraits(NamedTuple):
+    """What the compiler's passes may do with a primitive's equations (see the module
+    docstring)."""
+    inline: Callable[[dict], ClosedJaxpr | None] | None = None
+    identity: bool = False
+    opaque: bool = False
+    threaded: bool = False
+    batched_as_loop: bool = False
+
+
+_NO_TRAITS = CompilerTraits()
+_traits: dict[Primitive, CompilerTraits] = {}
+
+
+def def_compiler_traits(prim: Primitive, *,
+                        inline: Callable[[dict], ClosedJaxpr | None] | None = None,
+                        identity: bool = False, opaque: bool = False, threaded: bool = False,
+                        batched_as_loop: bool = False) -> None:
+    """Declare ``prim``'s compiler traits (see the module docstring), in the block that
+    defines it. Declaring them twice is an error: one declaration says all."""
+    if prim in _traits:
+        raise ValueError(f"def_compiler_traits: {prim.name}'s traits are already declared")
+    _traits[prim] = CompilerTraits(inline, identity, opaque, threaded, batched_as_loop)
+
+
+def compiler_traits(prim: Primitive) -> CompilerTraits:
+    """The traits declared for ``prim`` (all off when none are)."""
+    return _traits.get(prim, _NO_TRAITS)
+
+
+def primitives_with_traits() -> list[Primitive]:
+    """The primitives that declare compiler traits."""
+    return list(_traits)
+
+
+__all__ = ["CompilerTraits", "Lowering", "compiler_traits", "def_compiler_traits",
+           "def_lowering", "def_ufunc", "lowered_primitives", "lowerings",
+           "primitives_with_traits"]

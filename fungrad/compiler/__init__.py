@@ -10,12 +10,12 @@ primitives declare, ``fungrad._core.lowering``; ``memory.plan_memory`` frees
 early, reuses dead buffers, updates in place). Importing the package also makes
 control-flow bodies run compiled (``control_flow``) and ``scan`` a generated loop (``scan``).
 """
-from fungrad._core.lowering import def_lowering, def_ufunc
+from fungrad._core.lowering import def_compiler_traits, def_lowering, def_ufunc
 from fungrad.compiler import control_flow  # noqa: F401 - installs the body runner, cond lowering
 from fungrad.compiler import cuda_fuse  # noqa: F401 - registers the CuPy fuser (no CuPy import)
 from fungrad.compiler import scan  # noqa: F401 - declares scan's lowering (a generated loop)
-from fungrad.compiler.passes import optimize, register_inline
+from fungrad.compiler.passes import optimize
 from fungrad.compiler.pipeline import Executable, compile_jaxpr
 
-__all__ = ["Executable", "compile_jaxpr", "def_lowering", "def_ufunc", "optimize",
-           "register_inline"]
+__all__ = ["Executable", "compile_jaxpr", "def_compiler_traits", "def_lowering", "def_ufunc",
+           "optimize"]

@@ -12,8 +12,9 @@ second core costs at most the component the worker is running.
 
 The tail is chosen by one backward pass: it starts after the last equation that
 is not safe to run concurrently (matmuls and convolutions, which OpenBLAS already
-threads; control flow; effects) at the point where the work that can overlap
-(everything but the largest component) is greatest. Small equations whose inputs
+threads: primitives declaring the ``threaded`` compiler trait; control flow; effects)
+at the point where the work that can overlap (everything but the largest component) is
+greatest. Small equations whose inputs
 come from before the tail (bias corrections, step counters) are hoisted before it,
 so they do not join all components into one; so is a small value computed in the tail
 that several components read (a global norm that clips every gradient), with the
@@ -29,6 +30,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Primitive, Var
+from fungrad._core.lowering import compiler_traits
 from fungrad.compiler import threads
 from fungrad.compiler.codegen import compile_function
 from fungrad.compiler.lowering import declare_compiled_only
@@ -37,7 +39,6 @@ from fungrad.compiler.passes import eqn_has_effects, sub_jaxprs
 ENABLED = threads.ENABLED
 MIN_WORK = 1 << 20      # element-ops that must overlap for a parallel tail
 SMALL = 1024            # results this small are hoisted, not parallelised
-_UNSAFE = {"dot_general", "conv_general_dilated"}
 
 
 # --------------------------------------------------------------------------- the primitive
@@ -88,8 +89,8 @@ def _cost(eqn: JaxprEqn) -> int:
 
 
 def _safe(eqn: JaxprEqn) -> bool:
-    return eqn.primitive.name not in _UNSAFE and next(sub_jaxprs(eqn.params), None) is None \
-        and not eqn_has_effects(eqn)
+    return not compiler_traits(eqn.primitive).threaded \
+        and next(sub_jaxprs(eqn.params), None) is None and not eqn_has_effects(eqn)
 
 
 def _find(parent: Any, x: int) -> int:

@@ -4,7 +4,8 @@ Each pass maps a ``ClosedJaxpr`` to a new one computing the same outputs from
 the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
 
 * ``inline_calls``: splice the bodies of call primitives (``jit``, custom-derivative
-  calls, ``checkpoint`` without ``prevent_cse``) into the caller,
+  calls, ``checkpoint`` without ``prevent_cse``: those declaring an ``inline`` trait,
+  ``fungrad._core.lowering.def_compiler_traits``) into the caller,
 * ``simplify``: algebraic identities (``x*1``, ``x+0``, ``neg(neg x)``,
   transpose/reshape/broadcast chains, conversions to the same dtype, a transposed
   matmul computed with its operands swapped, ``x**3`` as ``x * x**2`` sharing the square,
@@ -15,6 +16,10 @@ the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
   inputs and params, which are hashable by convention),
 * ``dce``: dead-code elimination that keeps effectful equations (debug callbacks),
   also inside sub-jaxprs.
+
+What a pass may do with a primitive is declared with the primitive (its compiler traits:
+``inline``, ``identity``, ``opaque``); the algebraic identities of ``simplify`` are the
+compiler's own, a table keyed by the primitives they rewrite.
 
 Weak types play no role at run time (buffers carry none), so a rewrite only has
 to preserve shapes and dtypes; the executable takes its output weak types from
@@ -30,29 +35,17 @@ import numpy as np
 from fungrad._core.array import Array
 from fungrad._core.core import (ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive, ShapedArray,
                                 Tracer, Var)
-from fungrad._core.structural import reshape_p, transpose_p
+from fungrad._core.lowering import compiler_traits
+from fungrad._core.structural import broadcast_in_dim_p, reduce_sum_p, reshape_p, transpose_p
 from fungrad.interpreters import partial_eval as pe
-from fungrad.lax.elementwise import integer_pow_p, mul_p
-from fungrad.lax.slicing import concatenate_p
+from fungrad.interpreters.ad import add_any_p
+from fungrad.lax.dot import dot_general_p
+from fungrad.lax.elementwise import add_p, div_p, integer_pow_p, mul_p, neg_p, select_n_p, sub_p
+from fungrad.lax.shapes import convert_element_type_p, rev_p, squeeze_p
+from fungrad.lax.slicing import concatenate_p, pad_p
 
 # Results of constant folding larger than this many elements stay computed at run time.
 FOLD_MAX_SIZE = 256
-
-# Call primitives whose body the compiler splices in: name -> params -> ClosedJaxpr
-# (or None to keep the call). At run time a custom-derivative call is just its body.
-_inline_rules: dict[str, Callable[[dict], ClosedJaxpr | None]] = {
-    "custom_jvp_call": lambda params: params["call_jaxpr"],
-    "custom_vjp_call": lambda params: params["call_jaxpr"],
-    # A rematerialised block stays whole when CSE must not merge its recomputation
-    # with the forward pass (that would keep the residuals alive again).
-    "checkpoint": lambda params: None if params.get("prevent_cse", True) else params["jaxpr"],
-}
-
-
-def register_inline(prim: Primitive, body: Callable[[dict], ClosedJaxpr | None]) -> None:
-    """Let ``inline_calls`` replace ``prim`` equations by ``body(params)``'s equations."""
-    _inline_rules[prim.name] = body
-
 
 # --------------------------------------------------------------------------- effects
 
@@ -66,10 +59,6 @@ def sub_jaxprs(params: dict) -> Iterator[Jaxpr]:
             elif isinstance(v, Jaxpr):
                 yield v
 
-
-# Kept exactly as written: CSE never merges two of them and constant folding never
-# evaluates one (``lax.optimization_barrier``, whose point is to hide values from both).
-_OPAQUE = frozenset({"optimization_barrier"})
 
 _effects_cache: "weakref.WeakKeyDictionary[Jaxpr, bool]" = weakref.WeakKeyDictionary()
 
@@ -150,12 +139,13 @@ class _Rewriter:
 # --------------------------------------------------------------------------- inlining
 
 def inline_calls(closed: ClosedJaxpr) -> ClosedJaxpr:
-    """Splice the bodies of registered call primitives (nested ``jit``) into ``closed``."""
-    if not any(e.primitive.name in _inline_rules for e in closed.jaxpr.eqns):
+    """Splice the bodies of call primitives with an ``inline`` trait (nested ``jit``) into
+    ``closed``."""
+    if not any(compiler_traits(e.primitive).inline for e in closed.jaxpr.eqns):
         return closed
     rw = _Rewriter(closed)
     for eqn in closed.jaxpr.eqns:
-        rule = _inline_rules.get(eqn.primitive.name)
+        rule = compiler_traits(eqn.primitive).inline
         body = rule(eqn.params) if rule is not None else None
         if body is None:
             rw.emit(eqn)
@@ -216,7 +206,8 @@ def cse(closed: ClosedJaxpr) -> ClosedJaxpr:
     seen: dict[Any, JaxprEqn] = {}
     for eqn in closed.jaxpr.eqns:
         invars = rw.read_all(eqn.invars)
-        key = (None if not eqn.outvars or eqn.primitive.name in _OPAQUE or eqn_has_effects(eqn)
+        key = (None if not eqn.outvars or compiler_traits(eqn.primitive).opaque
+               or eqn_has_effects(eqn)
                else _eqn_key(eqn, invars))
         prev = seen.get(key) if key is not None else None
         if prev is None:
@@ -270,10 +261,10 @@ def fold_constants(closed: ClosedJaxpr, max_size: int = FOLD_MAX_SIZE) -> Closed
 
 def _try_fold(eqn: JaxprEqn, invars: list, known: dict, max_size: int) -> list | None:
     prim = eqn.primitive
-    if (prim.impl is None or not eqn.outvars or prim.name in _OPAQUE
+    if (prim.impl is None or not eqn.outvars or compiler_traits(prim).opaque
             or any(o.aval.size > max_size for o in eqn.outvars)):
         return None
-    if eqn.primitive.name in pe._EFFECTFUL or next(sub_jaxprs(eqn.params), None) is not None:
+    if eqn_has_effects(eqn) or next(sub_jaxprs(eqn.params), None) is not None:
         return None
     vals = []
     for a in invars:
@@ -307,7 +298,7 @@ def _is_scalar_const(rw: _Rewriter, a: Any, value: float) -> bool:
     if lit is not None:
         return bool(lit == value)
     eqn = rw.producer.get(a) if type(a) is Var else None
-    if eqn is not None and eqn.primitive.name == "broadcast_in_dim":
+    if eqn is not None and eqn.primitive is broadcast_in_dim_p:
         return _is_scalar_const(rw, eqn.invars[0], value)
     if type(a) is Var and a in rw.const_of:
         c = _concrete(rw.const_of[a])
@@ -328,13 +319,13 @@ def _identity_operand(value: float, commutes: bool):
     return rule
 
 
-def _producer(rw: _Rewriter, a: Any, name: str) -> JaxprEqn | None:
+def _producer(rw: _Rewriter, a: Any, prim: Primitive) -> JaxprEqn | None:
     eqn = rw.producer.get(a) if type(a) is Var else None
-    return eqn if eqn is not None and eqn.primitive.name == name else None
+    return eqn if eqn is not None and eqn.primitive is prim else None
 
 
 def _neg_rule(rw, eqn, invars):
-    inner = _producer(rw, invars[0], "neg")
+    inner = _producer(rw, invars[0], neg_p)
     return inner.invars[0] if inner is not None else None
 
 
@@ -342,10 +333,10 @@ def _transpose_rule(rw, eqn, invars):
     perm = eqn.params["permutation"]
     if perm == tuple(range(len(perm))):
         return invars[0]
-    dot = _producer(rw, invars[0], "dot_general")
+    dot = _producer(rw, invars[0], dot_general_p)
     if dot is not None and rw.uses.get(invars[0]) == 1:
         return _swapped_dot(dot, perm, eqn.outvars)
-    inner = _producer(rw, invars[0], "transpose")
+    inner = _producer(rw, invars[0], transpose_p)
     if inner is None:
         return None
     composed = tuple(inner.params["permutation"][p] for p in perm)
@@ -414,7 +405,7 @@ def _at_output_axes(rw: _Rewriter, a: Any, batch: tuple, first_free: int, ndim: 
 
 
 def _reshape_rule(rw, eqn, invars):
-    inner = _producer(rw, invars[0], "reshape")
+    inner = _producer(rw, invars[0], reshape_p)
     if inner is None:
         return invars[0]  # reshape to the same shape: the driver checks the shape
     return JaxprEqn(eqn.primitive, [inner.invars[0]], eqn.outvars, eqn.params)
@@ -424,7 +415,7 @@ def _broadcast_rule(rw, eqn, invars):
     dims = eqn.params["broadcast_dimensions"]
     if dims == tuple(range(len(dims))):
         return invars[0]  # same shape: identity (checked by the driver)
-    inner = _producer(rw, invars[0], "broadcast_in_dim")
+    inner = _producer(rw, invars[0], broadcast_in_dim_p)
     if inner is None:
         return None
     composed = tuple(dims[d] for d in inner.params["broadcast_dimensions"])
@@ -458,12 +449,12 @@ def _zero_padded_pieces(rw: _Rewriter, a: Any) -> tuple[int, list] | None:
     eqn = rw.producer.get(a) if type(a) is Var else None
     if eqn is None:
         return None
-    if eqn.primitive.name == "add_any":
+    if eqn.primitive is add_any_p:
         parts = [_zero_padded_pieces(rw, x) for x in eqn.invars]
         if parts[0] is None or parts[1] is None or parts[0][0] != parts[1][0]:
             return None
         return parts[0][0], parts[0][1] + parts[1][1]
-    value = _literal_value(eqn.invars[1]) if eqn.primitive.name == "pad" else None
+    value = _literal_value(eqn.invars[1]) if eqn.primitive is pad_p else None
     if value is None or value != 0 or np.signbit(np.real(value)) or np.signbit(np.imag(value)):
         return None
     padded = [(d, lo, hi, interior) for d, (lo, hi, interior)
@@ -503,26 +494,29 @@ def _select_rule(rw, eqn, invars):
 
 _add_identity = _identity_operand(0, True)
 
-# prim name -> rule(rw, eqn, invars) -> replacement atom | replacement eqn | None
-_SIMPLIFY: dict[str, Callable] = {
-    "add": _add_identity,
-    "add_any": _add_any_rule,
-    "sub": _identity_operand(0, False),
-    "mul": _identity_operand(1, True),
-    "div": _identity_operand(1, False),
-    "neg": _neg_rule,
-    "transpose": _transpose_rule,
-    "dot_general": _product_dot_rule,
-    "reshape": _reshape_rule,
-    "broadcast_in_dim": _broadcast_rule,
-    "convert_element_type": lambda rw, eqn, invars: invars[0],  # same dtype: checked
-    "integer_pow": _integer_pow_rule,
-    "reduce_sum": _empty_param_rule("axes"),
-    "squeeze": _empty_param_rule("dimensions"),
-    "rev": _empty_param_rule("dimensions"),
-    "select_n": _select_rule,
-    "stop_gradient": lambda rw, eqn, invars: invars[0],  # no meaning once differentiated
-    "name": lambda rw, eqn, invars: invars[0],           # checkpoint_name
+def _operand_rule(rw, eqn, invars):
+    return invars[0]  # the driver checks that the operand has the result's type
+
+
+# primitive -> rule(rw, eqn, invars) -> replacement atom | replacement eqn | None; a
+# primitive with the ``identity`` trait is replaced by its operand.
+_SIMPLIFY: dict[Primitive, Callable] = {
+    add_p: _add_identity,
+    add_any_p: _add_any_rule,
+    sub_p: _identity_operand(0, False),
+    mul_p: _identity_operand(1, True),
+    div_p: _identity_operand(1, False),
+    neg_p: _neg_rule,
+    transpose_p: _transpose_rule,
+    dot_general_p: _product_dot_rule,
+    reshape_p: _reshape_rule,
+    broadcast_in_dim_p: _broadcast_rule,
+    convert_element_type_p: _operand_rule,  # to the same dtype
+    integer_pow_p: _integer_pow_rule,
+    reduce_sum_p: _empty_param_rule("axes"),
+    squeeze_p: _empty_param_rule("dimensions"),
+    rev_p: _empty_param_rule("dimensions"),
+    select_n_p: _select_rule,
 }
 
 
@@ -531,7 +525,8 @@ def simplify(closed: ClosedJaxpr) -> ClosedJaxpr:
     rw = _Rewriter(closed)
     for eqn in closed.jaxpr.eqns:
         invars = rw.read_all(eqn.invars)
-        rule = _SIMPLIFY.get(eqn.primitive.name)
+        rule = _SIMPLIFY.get(eqn.primitive) or (
+            _operand_rule if compiler_traits(eqn.primitive).identity else None)
         new = rule(rw, eqn, invars) if rule is not None and len(eqn.outvars) == 1 else None
         if isinstance(new, JaxprEqn):
             rw.emit(new, new.invars)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Var
-from fungrad._core.lowering import def_lowering
+from fungrad._core.lowering import compiler_traits, def_lowering
 from fungrad.compiler import passes
 from fungrad.compiler.codegen import PREBROADCAST_MAX, compile_source
 from fungrad.compiler.lowering import lowering_for
@@ -47,11 +47,6 @@ INLINE_MAX_SIZE = 16384
 # The prologue and epilogue stack one value per step; past this many bytes of stacked
 # values the part stays in the loop.
 SPLIT_MAX_BYTES = 1 << 24
-
-# Primitives whose batching rule is itself a loop over the batch (a ``pure_callback`` with
-# ``vmap_method="sequential"``): moved out of the loop and batched, they would come back as
-# a ``scan`` whose body is the same equation again, so a body holding one is not split.
-_BATCHED_AS_LOOP = frozenset({"pure_callback"})
 
 
 class _Lines:
@@ -221,8 +216,10 @@ class _ScanLoop:
         nc, nk = p["num_consts"], p["num_carry"]
         consts_in, carry_in, xs_in = j.invars[:nc], j.invars[nc:nc + nk], j.invars[nc + nk:]
         carry_out, ys_out = j.outvars[:nk], j.outvars[nk:]
+        # A primitive batched as a loop (a sequential ``pure_callback``) would come back from
+        # the prologue or epilogue as a ``scan`` of the same equation: such bodies stay whole.
         split = not passes.jaxpr_has_effects(j) and not any(
-            e.primitive.name in _BATCHED_AS_LOOP for e in j.eqns)
+            compiler_traits(e.primitive).batched_as_loop for e in j.eqns)
         for split_pre, split_post in ((split, split), (split, False), (False, split),
                                       (False, False)):
             parts = _Parts(j, carry_in, carry_out, ys_out, split_pre, split_post)

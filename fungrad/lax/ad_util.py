@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from fungrad import tree as tree_util
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
+from fungrad._core.lowering import def_compiler_traits
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand
 
@@ -21,6 +22,7 @@ stop_gradient_p.def_impl(lambda xp, x: x)  # arrays are immutable: no copy neede
 stop_gradient_p.def_abstract_eval(lambda x: x)
 ad.def_nondiff(stop_gradient_p)
 batching.defvectorized(stop_gradient_p)
+def_compiler_traits(stop_gradient_p, identity=True)  # no meaning once differentiated
 
 
 def _stop_gradient_leaf(x: Any) -> Any:

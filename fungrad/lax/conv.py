@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Sequence
 
 from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
+from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, check_dtypes, NUMERIC, operand_dtype
@@ -426,6 +427,7 @@ conv_general_dilated_p.def_impl(_conv_impl)
 conv_general_dilated_p.def_abstract_eval(_conv_abstract)
 ad.defbilinear(conv_general_dilated_p, _conv_transpose_lhs, _conv_transpose_rhs)
 batching.def_batch(conv_general_dilated_p, _conv_batch)
+def_compiler_traits(conv_general_dilated_p, threaded=True)  # its matmuls run in BLAS
 
 
 # --------------------------------------------------------------------------- wrappers

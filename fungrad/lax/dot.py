@@ -251,6 +251,7 @@ dot_general_p.def_impl(_dot_general_impl)
 dot_general_p.def_abstract_eval(_dot_general_abstract)
 ad.defbilinear(dot_general_p, _dot_general_transpose_lhs, _dot_general_transpose_rhs)
 batching.def_batch(dot_general_p, _dot_general_batch)
+lowering.def_compiler_traits(dot_general_p, threaded=True)  # BLAS threads it
 
 
 def _dot_general_lowering(ctx, eqn, args, out):

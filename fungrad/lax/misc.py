@@ -23,6 +23,7 @@ import numpy as np
 from fungrad import tree as tree_util
 from fungrad._core import dtypes
 from fungrad._core.core import Primitive, get_aval
+from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import FLOAT, as_operand, elementwise_prim, static_ints
@@ -131,6 +132,7 @@ ad.def_jvp(optimization_barrier_p, _barrier_jvp)
 ad.def_transpose(optimization_barrier_p, _barrier_transpose)
 batching.def_batch(optimization_barrier_p,
                    lambda axis_size, vals, dims: (optimization_barrier_p.bind(*vals), list(dims)))
+def_compiler_traits(optimization_barrier_p, opaque=True)
 
 
 # --------------------------------------------------------------------------- stack, unstack, tile

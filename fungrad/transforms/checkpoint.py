@@ -32,6 +32,7 @@ from fungrad import tree as tree_util
 from fungrad._core import core
 from fungrad._core.core import ClosedJaxpr, Jaxpr, Primitive, Var
 from fungrad._core.eval import EvalTrace
+from fungrad._core.lowering import def_compiler_traits
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import flatten_operands, run_jaxpr, split, trace_fun
@@ -112,6 +113,7 @@ name_p.def_impl(lambda xp, x, *, name: x)
 name_p.def_abstract_eval(lambda x, *, name: x)
 ad.def_jvp(name_p, _name_jvp)
 batching.defvectorized(name_p)
+def_compiler_traits(name_p, identity=True)
 
 
 # --------------------------------------------------------------------------- checkpoint
@@ -287,3 +289,7 @@ ad.def_jvp(remat_p, _remat_jvp)
 ad.def_transpose(remat_p, _remat_transpose)
 pe.def_partial_eval(remat_p, _remat_partial_eval)
 batching.def_collective(remat_p, _remat_batch)
+# Compiled code runs the body in place of the call, except where CSE must not merge the
+# recomputation with the forward pass (that would keep the residuals alive again).
+def_compiler_traits(remat_p, inline=lambda params: None if params.get("prevent_cse", True)
+                    else params["jaxpr"])

@@ -37,6 +37,7 @@ from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray
 from fungrad._core.eval import EvalTrace
+from fungrad._core.lowering import def_compiler_traits
 from fungrad.errors import FungradTypeError, UnexpectedTracerError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
@@ -456,6 +457,7 @@ custom_jvp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_ja
 custom_jvp_call_p.weak_type_rule = _call_weak_type_rule
 ad.def_jvp(custom_jvp_call_p, _custom_jvp_call_jvp)
 batching.def_collective(custom_jvp_call_p, _custom_jvp_call_batch)
+def_compiler_traits(custom_jvp_call_p, inline=lambda params: params["call_jaxpr"])
 
 
 # =========================================================================== custom_vjp
@@ -699,6 +701,7 @@ custom_vjp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_ja
 custom_vjp_call_p.weak_type_rule = _call_weak_type_rule
 ad.def_jvp(custom_vjp_call_p, _custom_vjp_call_jvp)
 batching.def_collective(custom_vjp_call_p, _custom_vjp_call_batch)
+def_compiler_traits(custom_vjp_call_p, inline=lambda params: params["call_jaxpr"])
 
 
 # --------------------------------------------------------------------------- custom_lin

@@ -27,7 +27,8 @@ import numpy as np
 
 from fungrad._core import core, dtypes
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
-from fungrad.compiler import passes, pipeline
+from fungrad._core.lowering import def_compiler_traits
+from fungrad.compiler import pipeline
 from fungrad.errors import UnexpectedTracerError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
@@ -211,4 +212,4 @@ ad.def_jvp(jit_p, _jit_jvp)
 pe.def_partial_eval(jit_p, _jit_partial_eval)
 ad.def_transpose(jit_p, _jit_transpose)
 batching.def_collective(jit_p, _jit_batch)  # needs the trace: vmap's axis name reaches the body
-passes.register_inline(jit_p, lambda params: params["jaxpr"])
+def_compiler_traits(jit_p, inline=lambda params: params["jaxpr"])  # spliced into its caller
