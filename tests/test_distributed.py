@@ -40,7 +40,8 @@ from distributed_scripts import common
 SCRIPTS = os.path.join(os.path.dirname(__file__), "distributed_scripts")
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 needs_mpi = pytest.mark.skipif(comm_lib.MPI is None or MPIEXEC is None,
-                               reason="mpi4py or mpiexec is not installed (pip install -e '.[distributed]')")
+                               reason="mpi4py or mpiexec is not installed "
+                                      "(pip install -e '.[distributed]')")
 F32 = TOL[np.dtype(np.float32)]
 F32_GRAD = GRAD_TOL[np.dtype(np.float32)]
 
@@ -95,7 +96,8 @@ def test_vmap_axes_and_the_process_axis_in_one_call():
 
     def fg(v):
         return (dist.psum(v, ("i", "dp")) + dist.pmax(v, "i") + dist.axis_index("i")
-                + dist.axis_size(("i", "dp")) + dist.broadcast(v, "i", root=2) * dist.all_gather(v, "i")[1])
+                + dist.axis_size(("i", "dp"))
+                + dist.broadcast(v, "i", root=2) * dist.all_gather(v, "i")[1])
 
     def ref(v):
         return (jax.lax.psum(v, "i") + jax.lax.pmax(v, "i") + jax.lax.axis_index("i") + 4
@@ -140,7 +142,8 @@ def test_fused_pmean_is_one_collective_per_dtype():
         np.testing.assert_array_equal(out[k], tree[k])
         assert out[k].dtype == tree[k].dtype and out[k].shape == tree[k].shape
     assert out["z"].dtype == jax.dtypes.float0
-    with dist.process_axis("dp"), pytest.raises(TypeError, match="fused_pmean: leaf 0 has dtype int32"):
+    with dist.process_axis("dp"), \
+            pytest.raises(TypeError, match="fused_pmean: leaf 0 has dtype int32"):
         dist.fused_pmean([jnp.ones(2, jnp.int32)])
 
 
@@ -163,7 +166,8 @@ def test_fused_pmean_divides_the_sum_as_pmean_does(monkeypatch, size):
     float32; the results keep their shapes, dtypes and weak types."""
     monkeypatch.setattr(runtime, "_world", runtime.ProcessGroup(_Replicas(size)))
     rng = np.random.default_rng(0)
-    tree = {"w": rng.standard_normal((3, 5)).astype(np.float32), "b": rng.standard_normal(5).astype(np.float32),
+    tree = {"w": rng.standard_normal((3, 5)).astype(np.float32),
+            "b": rng.standard_normal(5).astype(np.float32),
             "loss": np.float32(0.7), "h": rng.standard_normal(4).astype(np.float16)}
     with dist.process_axis("dp"):
         eager = dist.fused_pmean(tree)
@@ -195,8 +199,9 @@ def test_fused_pmean_rules_match_pmean():
     np.testing.assert_array_equal(batched["r"], x[0])
     assert [e.primitive.name for e in jaxpr.jaxpr.eqns].count("process_fused_pmean") == 2, jaxpr
     rows = np.arange(12.0, dtype=np.float32).reshape(4, 3)
-    np.testing.assert_allclose(fungrad.vmap(lambda r: dist.fused_pmean([r], "i")[0], axis_name="i")(rows),
-                               jax.vmap(lambda r: jax.lax.pmean(r, "i"), axis_name="i")(rows), *F32)
+    np.testing.assert_allclose(
+        fungrad.vmap(lambda r: dist.fused_pmean([r], "i")[0], axis_name="i")(rows),
+        jax.vmap(lambda r: jax.lax.pmean(r, "i"), axis_name="i")(rows), *F32)
 
 
 def test_reusable_buffers_are_handed_out_again_only_once_dropped():
@@ -214,7 +219,8 @@ def test_reusable_buffers_are_handed_out_again_only_once_dropped():
 
 def test_broadcast_root_is_checked():
     with dist.process_axis("dp"):
-        with pytest.raises(ValueError, match="broadcast: root 1 is out of range for axis 'dp' of size 1"):
+        with pytest.raises(ValueError,
+                           match="broadcast: root 1 is out of range for axis 'dp' of size 1"):
             dist.broadcast(jnp.ones(2), "dp", root=1)
         with pytest.raises(TypeError, match="broadcast: root must be an integer"):
             dist.broadcast(jnp.ones(2), "dp", root=0.0)
@@ -260,7 +266,8 @@ def test_a_collective_that_never_completes_times_out():
     comm = comm_lib.MPIComm(_StuckComm(), timeout=0.05, abort_on_timeout=False)
     start = time.monotonic()
     with pytest.raises(dist.CollectiveTimeoutError,
-                       match=r"all-reduce \(sum\) of 3 float32 values on process 0 of 2 did not complete within 0.05 s"):
+                       match=r"all-reduce \(sum\) of 3 float32 values on process 0 of 2 "
+                             r"did not complete within 0.05 s"):
         comm.allreduce(np.ones(3, np.float32), "sum")
     assert time.monotonic() - start < 5 and comm.broken
     aborting = comm_lib.MPIComm(_StuckComm(), timeout=0.05, abort_on_timeout=True)
@@ -281,12 +288,14 @@ def test_shard_and_batch_indices():
         dist.shard(batch, index=0, count=3)
     for step in (0, 3, 4, 9):   # 4 global batches per epoch: steps 4 and 9 are in later epochs
         whole = dist.batch_indices(32, 8, step, seed=1, index=0, count=1)
-        parts = [dist.batch_indices(32, 8, step, seed=1, index=i, count=n) for n in (2, 4) for i in range(n)]
+        parts = [dist.batch_indices(32, 8, step, seed=1, index=i, count=n)
+                 for n in (2, 4) for i in range(n)]
         np.testing.assert_array_equal(np.concatenate(parts[:2]), whole)
         np.testing.assert_array_equal(np.concatenate(parts[2:]), whole)
     epoch0 = np.concatenate([dist.batch_indices(32, 8, s, seed=1) for s in range(4)])
     np.testing.assert_array_equal(np.sort(epoch0), np.arange(32))   # each example once per epoch
-    assert not np.array_equal(dist.batch_indices(32, 8, 0, seed=1), dist.batch_indices(32, 8, 4, seed=1))
+    assert not np.array_equal(dist.batch_indices(32, 8, 0, seed=1),
+                              dist.batch_indices(32, 8, 4, seed=1))
     with pytest.raises(ValueError, match="global batch size 6 does not split evenly over 4"):
         dist.batch_indices(32, 6, 0, seed=1, index=0, count=4)
 
@@ -373,8 +382,8 @@ def _run_jobs(jobs: dict, out_dir, timeout: float = 300) -> dict:
     procs, start, done = {}, time.monotonic(), {}
     for name, (cmd, env) in jobs.items():
         with open(out_dir / f"{name}.log", "w") as log:   # the child keeps its own descriptor
-            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=SCRIPTS,
-                                           start_new_session=True)
+            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                           cwd=SCRIPTS, start_new_session=True)
     while len(done) < len(procs) and time.monotonic() - start < timeout:
         for name, proc in procs.items():
             if name not in done and proc.poll() is not None:
@@ -382,10 +391,12 @@ def _run_jobs(jobs: dict, out_dir, timeout: float = 300) -> dict:
         time.sleep(0.05)
     results = {}
     for name, proc in procs.items():
-        if name not in done:   # a hung job: kill mpiexec and its processes; the test reading it fails
+        if name not in done:
+            # a hung job: kill mpiexec and its processes; the test reading it fails
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        results[name] = (proc.returncode, (out_dir / f"{name}.log").read_text(), done.get(name, float("inf")))
+        results[name] = (proc.returncode, (out_dir / f"{name}.log").read_text(),
+                         done.get(name, float("inf")))
     return results
 
 
@@ -504,7 +515,8 @@ def test_resume_is_bit_identical_and_works_on_any_number_of_processes(two_proces
 @needs_mpi
 def test_replica_check_catches_a_drifted_process(two_processes):
     for got in two_processes.ranks:
-        assert "is not identical on every process: processes [1] differ from process 0" in str(got["mismatch_error"])
+        assert ("is not identical on every process: processes [1] differ from process 0"
+                in str(got["mismatch_error"]))
 
 
 def _fault(jobs, mode: str) -> tuple[int, str, float]:
@@ -527,7 +539,8 @@ def test_a_stalled_process_times_out_and_aborts_the_job(jobs):
     status, out, seconds = _fault(jobs, "stall")
     assert status == comm_lib.ABORT_CODE and seconds < 30, (status, seconds, out)
     assert "process 0 finished step 2" not in out, out
-    assert "all-reduce (sum) of 50 float32 values on process 0 of 2 did not complete within 3 s" in out, out
+    assert ("all-reduce (sum) of 50 float32 values on process 0 of 2 "
+            "did not complete within 3 s") in out, out
     assert "Aborting the job" in out, out
 
 

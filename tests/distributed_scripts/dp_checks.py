@@ -31,18 +31,23 @@ def main(out_dir: str) -> None:
         jitted = fungrad.jit(lambda x: common.collective_values(ops, x))(x)
         for name, v in jitted.items():
             out[f"jit/{name}"] = np.asarray(v)
-        out["vmap/psum_rows"] = np.asarray(fungrad.vmap(lambda row: dist.psum(row, common.AXIS) * row)(x))
-        out["vmap/all_gather_rows"] = np.asarray(fungrad.vmap(lambda row: dist.all_gather(row, common.AXIS))(x))
-        out["grad/objective"] = np.asarray(fungrad.grad(lambda x: common.objective(ops, x))(x))
-        out["jit_grad/objective"] = np.asarray(fungrad.jit(fungrad.grad(lambda x: common.objective(ops, x)))(x))
-        out["grad/pmax_objective"] = np.asarray(fungrad.grad(lambda x: common.pmax_objective(ops, x))(x))
+        out["vmap/psum_rows"] = np.asarray(
+            fungrad.vmap(lambda row: dist.psum(row, common.AXIS) * row)(x))
+        out["vmap/all_gather_rows"] = np.asarray(
+            fungrad.vmap(lambda row: dist.all_gather(row, common.AXIS))(x))
+        objective = lambda x: common.objective(ops, x)
+        out["grad/objective"] = np.asarray(fungrad.grad(objective)(x))
+        out["jit_grad/objective"] = np.asarray(fungrad.jit(fungrad.grad(objective))(x))
+        out["grad/pmax_objective"] = np.asarray(
+            fungrad.grad(lambda x: common.pmax_objective(ops, x))(x))
         out["rank_key"] = np.asarray(random.key_data(fungrad.jit(dist.rank_key)(random.PRNGKey(3))))
 
     # Gradients averaged over the processes by the fused all-reduce.
     params = common.init_params(seed=0)
     batch = dist.shard(common.global_batch(0))
     with dist.process_axis(common.AXIS):
-        grads = fungrad.jit(lambda p, b: dist.fused_pmean(fungrad.grad(common.loss_fn)(p, b)))(params, batch)
+        mean_grads = lambda p, b: dist.fused_pmean(fungrad.grad(common.loss_fn)(p, b))
+        grads = fungrad.jit(mean_grads)(params, batch)
     for k, v in grads.items():
         out[f"fused_grads/{k}"] = np.asarray(v)
 
