@@ -147,7 +147,8 @@ def setup(steps: int, flags: list[str]) -> Setup:
     import fungrad
     from fungrad.text import CharTokenizer
     job = load_job()
-    args = job.parser().parse_args([*flags, "--steps", str(steps), "--warmup-steps", str(min(100, steps // 10))])
+    args = job.parser().parse_args([*flags, "--steps", str(steps),
+                                    "--warmup-steps", str(min(100, steps // 10))])
     text = job.load_text()
     tok = CharTokenizer.train(text)
     train_data, val_data = job.split_data(tok, text)
@@ -155,8 +156,10 @@ def setup(steps: int, flags: list[str]) -> Setup:
     opt, schedule = job.make_optimizer(args)
     state = job.initial_state(args, cfg, opt)
     numpy_batch = lambda data, stream, i: tuple(
-        np.asarray(a) for a in job.get_batch(data, args.seed, stream, i, args.batch_size, args.block_size))
-    return Setup(job, args, cfg, opt, schedule, state, fungrad.tree.map(np.asarray, state["params"]),
+        np.asarray(a)
+        for a in job.get_batch(data, args.seed, stream, i, args.batch_size, args.block_size))
+    return Setup(job, args, cfg, opt, schedule, state,
+                 fungrad.tree.map(np.asarray, state["params"]),
                  lambda i: numpy_batch(train_data, job.TRAIN_STREAM, i),
                  [numpy_batch(val_data, job.VAL_STREAM, i) for i in range(args.eval_batches)])
 
@@ -175,7 +178,8 @@ def run_fungrad(steps: int, flags: list[str]) -> tuple[list[float], float]:
         p, s, loss, _ = train_step(p, s, x, y, key, jnp.asarray(i, jnp.uint32))
         float(loss)
         times.append(time.perf_counter() - t0)
-    return times, float(np.mean([float(val_loss(p, jnp.asarray(x), jnp.asarray(y))) for x, y in run.val]))
+    losses = [float(val_loss(p, jnp.asarray(x), jnp.asarray(y))) for x, y in run.val]
+    return times, float(np.mean(losses))
 
 
 def run_jax(steps: int, flags: list[str]) -> tuple[list[float], float]:
@@ -185,10 +189,10 @@ def run_jax(steps: int, flags: list[str]) -> tuple[list[float], float]:
     run = setup(steps, flags)
     args, train_batch, val = run.args, run.train_batch, run.val
     optax = ops.optax
+    schedule = optax.warmup_cosine_decay_schedule(0.0, args.lr, args.warmup_steps, args.steps,
+                                                  args.min_lr)
     opt = optax.chain(optax.clip_by_global_norm(1.0),
-                      optax.adamw(optax.warmup_cosine_decay_schedule(0.0, args.lr, args.warmup_steps,
-                                                                     args.steps, args.min_lr),
-                                  b1=0.9, b2=0.99, weight_decay=args.weight_decay,
+                      optax.adamw(schedule, b1=0.9, b2=0.99, weight_decay=args.weight_decay,
                                   mask=lambda p: jax.tree.map(lambda a: a.ndim >= 2, p)))
     loss_fn = lambda p, x, y: gpt_loss(ops, p, x, y, run.cfg.n_head)
 
@@ -225,7 +229,8 @@ def run_torch(steps: int, flags: list[str], compiled: bool) -> tuple[list[float]
          "ln_f": {k: to_torch(v) for k, v in params["ln_f"].items()},
          "blocks": [_tree(b, to_torch) for b in params["blocks"]]}
     leaves = _leaves(p)
-    opt = torch.optim.AdamW([{"params": [t for t in leaves if t.ndim >= 2], "weight_decay": run.args.weight_decay},
+    opt = torch.optim.AdamW([{"params": [t for t in leaves if t.ndim >= 2],
+                              "weight_decay": run.args.weight_decay},
                              {"params": [t for t in leaves if t.ndim < 2], "weight_decay": 0.0}],
                             lr=0.0, betas=(0.9, 0.99), eps=1e-8)
     loss_fn = lambda p, x, y: gpt_loss(ops, p, x, y, run.cfg.n_head)
@@ -245,7 +250,8 @@ def run_torch(steps: int, flags: list[str], compiled: bool) -> tuple[list[float]
         loss.item()
         times.append(time.perf_counter() - t0)
     with torch.no_grad():
-        losses = [float(loss_fn(p, torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))))
+        losses = [float(loss_fn(p, torch.from_numpy(x.astype(np.int64)),
+                                torch.from_numpy(y.astype(np.int64))))
                   for x, y in run.val]
     return times, float(np.mean(losses))
 
@@ -277,7 +283,8 @@ def run_one(lib: str, steps: int, flags: list[str]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200, help="training steps per library")
     ap.add_argument("--lib", choices=LIBS, default=None, help="run one library in this process")
     ap.add_argument("--libs", default=",".join(LIBS), help="libraries to run, one process each")
@@ -288,13 +295,14 @@ def main() -> None:
         print(json.dumps({**run_one(args.lib, args.steps, flags), "load": load_average()}))
         return
     job_args = load_job().parser().parse_args(flags)
-    print(f"main job: L={job_args.n_layer} H={job_args.n_head} d={job_args.n_embd} T={job_args.block_size} "
-          f"B={job_args.batch_size}, {args.steps} steps (schedule over {args.steps}), one thread each, "
-          f"load {load_average()}")
+    print(f"main job: L={job_args.n_layer} H={job_args.n_head} d={job_args.n_embd} "
+          f"T={job_args.block_size} B={job_args.batch_size}, {args.steps} steps (schedule over "
+          f"{args.steps}), one thread each, load {load_average()}")
     results = {}
     for lib in args.libs.split(","):
-        out = subprocess.run([sys.executable, __file__, "--lib", lib, "--steps", str(args.steps), *flags],
-                             capture_output=True, text=True, check=False, env={**os.environ, **ENV})
+        cmd = [sys.executable, __file__, "--lib", lib, "--steps", str(args.steps), *flags]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                             env={**os.environ, **ENV})
         if out.returncode:
             print(f"  {lib:<14} failed: {out.stderr.strip().splitlines()[-1]}")
             continue
@@ -305,8 +313,9 @@ def main() -> None:
     if "fungrad" in results:
         for lib, r in results.items():
             if lib != "fungrad":
-                print(f"  fungrad / {lib:<14} min {results['fungrad']['min_ms'] / r['min_ms']:5.2f}x  "
-                      f"median {results['fungrad']['median_ms'] / r['median_ms']:5.2f}x")
+                fg = results["fungrad"]
+                print(f"  fungrad / {lib:<14} min {fg['min_ms'] / r['min_ms']:5.2f}x  "
+                      f"median {fg['median_ms'] / r['median_ms']:5.2f}x")
 
 
 if __name__ == "__main__":
