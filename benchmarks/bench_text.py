@@ -24,8 +24,9 @@ from _timing import load_average  # noqa: E402
 
 from fungrad.text import BPETokenizer  # noqa: E402
 
-BLOCKS = [(0x41, 0x5A), (0x61, 0x7A), (0x410, 0x44F), (0x3B1, 0x3C9), (0x4E00, 0x4FFF), (0x3041, 0x3096),
-          (0x0627, 0x064A), (0x05D0, 0x05EA), (0x0905, 0x0939), (0x0E01, 0x0E30), (0xAC00, 0xAD00)]
+BLOCKS = [(0x41, 0x5A), (0x61, 0x7A), (0x410, 0x44F), (0x3B1, 0x3C9), (0x4E00, 0x4FFF),
+          (0x3041, 0x3096), (0x0627, 0x064A), (0x05D0, 0x05EA), (0x0905, 0x0939), (0x0E01, 0x0E30),
+          (0xAC00, 0xAD00)]
 EMOJI = ["👋🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "❤️‍🔥", "🇫🇷", "✨", "🚀"]
 
 
@@ -36,8 +37,10 @@ def shakespeare() -> str:
 def mixed_corpus(size: int = 1_000_000, seed: int = 0) -> str:
     """Words from many scripts, emoji with joiners, code, numbers and whitespace runs."""
     rng = random.Random(seed)
-    words = ["".join(chr(rng.randint(*rng.choice(BLOCKS))) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
-    extras = EMOJI + ["def f(x):\n    return x ** 2", "  \t ", "\n\n", "12345", "3.14159", "0xFF", "it's", "don't"]
+    words = ["".join(chr(rng.randint(*rng.choice(BLOCKS))) for _ in range(rng.randint(1, 8)))
+             for _ in range(3000)]
+    extras = EMOJI + ["def f(x):\n    return x ** 2", "  \t ", "\n\n", "12345", "3.14159", "0xFF",
+                      "it's", "don't"]
     out, n = [], 0
     while n < size:
         piece = rng.choice(words) if rng.random() < 0.85 else rng.choice(extras)
@@ -53,14 +56,17 @@ def encoders(tok: BPETokenizer, directory: str) -> dict:
     tok.save(directory)
 
     def hf():
-        t = Tokenizer(models.BPE.from_file(os.path.join(directory, "encoder.json"), os.path.join(directory, "vocab.bpe")))
+        t = Tokenizer(models.BPE.from_file(os.path.join(directory, "encoder.json"),
+                                           os.path.join(directory, "vocab.bpe")))
         t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         return t
     return {
         "fungrad (cold)": (lambda: BPETokenizer.load(directory), lambda e, s: e.encode_ordinary(s)),
         "fungrad (warm)": (None, lambda e, s: e.encode_ordinary(s)),
-        "tiktoken": (lambda: tiktoken.Encoding("bench", pat_str=tok.pattern, mergeable_ranks=tok.mergeable_ranks(),
-                                               special_tokens={}), lambda e, s: e.encode_ordinary(s)),
+        "tiktoken": (lambda: tiktoken.Encoding("bench", pat_str=tok.pattern,
+                                               mergeable_ranks=tok.mergeable_ranks(),
+                                               special_tokens={}),
+                     lambda e, s: e.encode_ordinary(s)),
         "hf tokenizers": (hf, lambda e, s: e.encode(s).ids),
     }
 
@@ -92,7 +98,8 @@ def measure(only: str | None, vocab: int) -> dict:
 
 def report(results: dict, title: str) -> None:
     print(f"== {title}  (load average {load_average()})")
-    print(f"BPE training, vocabulary as given, on the Shakespeare text: {results['train_seconds']:.2f} s")
+    print("BPE training, vocabulary as given, on the Shakespeare text: "
+          f"{results['train_seconds']:.2f} s")
     rates = results["mb_per_s"]
     for key, rate in rates.items():
         name, corpus = key.split(" | ")
@@ -102,10 +109,13 @@ def report(results: dict, title: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vocab", type=int, default=512, help="BPE vocabulary size (default 512)")
-    ap.add_argument("--only", choices=["fungrad", "tiktoken", "hf"], help="time one library in this process")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON (used for the separate runs)")
+    ap.add_argument("--only", choices=["fungrad", "tiktoken", "hf"],
+                    help="time one library in this process")
+    ap.add_argument("--json", action="store_true",
+                    help="print the results as JSON (used for the separate runs)")
     args = ap.parse_args()
     if args.only:
         results = measure(args.only, args.vocab)
@@ -116,8 +126,8 @@ def main() -> None:
     report(measure(None, args.vocab), "all libraries in one process")
     merged: dict = {"train_seconds": 0.0, "mb_per_s": {}}
     for name in ("fungrad", "tiktoken", "hf"):
-        out = subprocess.run([sys.executable, __file__, "--only", name, "--json", "--vocab", str(args.vocab)],
-                             check=True, capture_output=True, text=True).stdout
+        cmd = [sys.executable, __file__, "--only", name, "--json", "--vocab", str(args.vocab)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         one = json.loads(out.strip().splitlines()[-1])
         merged["mb_per_s"].update(one["mb_per_s"])
         if name == "fungrad":
