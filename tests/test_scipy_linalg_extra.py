@@ -96,15 +96,15 @@ def test_constructor(case):
     if args and all(np.asarray(a).dtype == F32 for a in args):
         compare_transforms(f, ref, args, RNG)
     else:
-        harness.compare(f, ref, *args, jit_ref=True)
+        compare_many([(f, ref, args)])
 
 
 @pytest.mark.parametrize("name", ["hilbert", "invhilbert", "invpascal", "helmert", "dft"])
 def test_constructor_x64(name):
     """The default float (and complex) dtype follows enable_x64, as in jax."""
     with harness.x64():
-        harness.compare(functools.partial(getattr(fsp, name), 4),
-                        functools.partial(getattr(jsp, name), 4), jit_ref=True)
+        compare_many([(functools.partial(getattr(fsp, name), 4),
+                       functools.partial(getattr(jsp, name), 4), ())])
 
 
 def test_constructor_derivatives():
@@ -171,9 +171,8 @@ def test_householder_product(dtype):
     packed, taus = (np.asarray(x) for x in jax.lax.linalg.hessenberg(a))
     raw, tall_taus = np.linalg.qr(a[:, :, :4], mode="raw")  # LAPACK's geqrf, transposed
     tall = np.ascontiguousarray(np.swapaxes(raw, -1, -2))
-    for args in [(packed[..., 1:, :-1], taus), (tall, tall_taus)]:
-        harness.compare(lax.linalg.householder_product, jax.lax.linalg.householder_product,
-                        *args, jit_ref=True)
+    compare_many([(lax.linalg.householder_product, jax.lax.linalg.householder_product, args)
+                  for args in [(packed[..., 1:, :-1], taus), (tall, tall_taus)]])
     with pytest.raises(ValueError, match="householder_product: a must have at least as many"):
         lax.linalg.householder_product(jnp.ones((2, 3)), jnp.ones(2))
 
@@ -204,11 +203,9 @@ def test_schur_rsf2csf(dtype):
 
 
 def test_hessenberg(dtype):
-    for calc_q in [False, True]:
-        f = functools.partial(fsp.hessenberg, calc_q=calc_q)
-        ref = functools.partial(jsp.hessenberg, calc_q=calc_q)
-        harness.compare(f, ref, normal(2, 5, 5, dtype=dtype), jit_ref=True)
-        harness.compare(f, ref, normal(1, 1, dtype=dtype), jit_ref=True)
+    compare_many([(functools.partial(fsp.hessenberg, calc_q=calc_q),
+                   functools.partial(jsp.hessenberg, calc_q=calc_q), (normal(*shape, dtype=dtype),))
+                  for calc_q in [False, True] for shape in [(2, 5, 5), (1, 1)]])
 
 
 QR_MULTIPLY = [("left", False, (3, 2)), ("left", True, (3,)), ("right", False, (2, 6)),

@@ -189,7 +189,8 @@ def _fiedler_companion_2d(a: Any) -> Any:
     zero = jnp.zeros((), aval(a).dtype)
     one = jnp.ones((), aval(a).dtype)
     conditions = [(i == 0) & (j == 0), (i == 1) & (j == 0), (j == i + 1) & even,
-                  (j == i + 2) & even, (j == i - 1) & even & (i >= 2), (j == i - 2) & odd & (i >= 3)]
+                  (j == i + 2) & even, (j == i - 1) & even & (i >= 2),
+                  (j == i - 2) & odd & (i >= 3)]
     choices = [-a[1], one, -a[np.minimum(i + 2, n)], one, -a[np.minimum(i + 1, n)], one]
     return jnp.select(conditions, choices, default=zero)
 
