@@ -45,8 +45,8 @@ def test_reduce_negative_axes_and_weak_types():
 def test_reduce_prod_derivatives_with_zeros():
     x = np.array([[1.0, 0.0, 3.0, 2.0, 5.0], [0.0, 2.0, 0.0, 1.0, 1.0], [2.0, 3.0, 1.0, 0.5, 4.0]],
                  np.float32)
-    compare_transforms(lambda v: lax.reduce_prod(v, (1,)), lambda v: jax.lax.reduce_prod(v, (1,)), [x], RNG,
-                       vmap_axes=())
+    compare_transforms(lambda v: lax.reduce_prod(v, (1,)), lambda v: jax.lax.reduce_prod(v, (1,)),
+                       [x], RNG, vmap_axes=())
     # a polynomial: central differences are exact, also for the second derivatives at zeros
     check_grads(lambda v: lax.reduce_prod(v, (1,)), (to_fg(x),), order=2)
 
@@ -54,8 +54,8 @@ def test_reduce_prod_derivatives_with_zeros():
 def test_reduce_max_ties_share_the_tangent():
     x = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]], np.float32)
     for name in ("reduce_max", "reduce_min"):
-        compare_transforms(lambda v: getattr(lax, name)(v, (1,)), lambda v: getattr(jax.lax, name)(v, (1,)),
-                           [x], RNG, vmap_axes=())
+        compare_transforms(lambda v: getattr(lax, name)(v, (1,)),
+                           lambda v: getattr(jax.lax, name)(v, (1,)), [x], RNG, vmap_axes=())
 
 
 @pytest.mark.parametrize("name", ["reduce_sum", "reduce_prod", "reduce_max", "reduce_min"])
@@ -98,7 +98,8 @@ ARG_INPUTS = [
 def test_argmax_argmin_first_occurrence_and_nan(name, x):
     for axis in (0, 1):
         for idt in (np.int32, np.int8):
-            compare(lambda v: getattr(lax, name)(v, axis, idt), lambda v: getattr(jax.lax, name)(v, axis, idt), x)
+            compare(lambda v: getattr(lax, name)(v, axis, idt),
+                    lambda v: getattr(jax.lax, name)(v, axis, idt), x)
     xs = np.stack([x, x[::-1]])
     fg = fungrad.vmap(lambda v: getattr(lax, name)(v, 1, np.int32), in_axes=1)
     jx = jax.vmap(lambda v: getattr(jax.lax, name)(v, 1, np.int32), in_axes=1)
@@ -110,7 +111,8 @@ def test_argmax_has_zero_gradient():
     def f(lib):
         def g(v):
             count = lib.lax.reduce_sum(lib.lax.argmax(v, 1, np.int32), (0,))
-            return lib.lax.mul(lib.lax.reduce_sum(v, (0, 1)), lib.lax.convert_element_type(count, np.float32))
+            return lib.lax.mul(lib.lax.reduce_sum(v, (0, 1)),
+                               lib.lax.convert_element_type(count, np.float32))
         return g
     assert_same(fungrad.grad(f(fungrad))(to_fg(x)), jax.grad(f(jax))(to_jax(x)), GRAD_TOL)
     out, t = fungrad.jvp(lambda v: lax.argmax(v, 0, np.int32), to_fg((x,)), to_fg((x,)))
@@ -118,12 +120,16 @@ def test_argmax_has_zero_gradient():
 
 
 @pytest.mark.parametrize("call,exc,match", [
-    (lambda: lax.reduce_sum(np.ones((2, 3)), (2,)), ValueError, "reduce_sum: axis 2 is out of bounds"),
-    (lambda: lax.reduce_sum(np.ones(3, bool), (0,)), TypeError, "reduce_sum does not accept dtype bool"),
+    (lambda: lax.reduce_sum(np.ones((2, 3)), (2,)), ValueError,
+     "reduce_sum: axis 2 is out of bounds"),
+    (lambda: lax.reduce_sum(np.ones(3, bool), (0,)), TypeError,
+     "reduce_sum does not accept dtype bool"),
     (lambda: lax.reduce_and(np.ones(3, np.float32), (0,)), TypeError, "reduce_and does not accept"),
     (lambda: lax.argmax(np.ones((2, 0)), 1, np.int32), ValueError, "non-empty reduced dimension"),
-    (lambda: lax.argmax(np.ones((2, 3)), 1, np.float32), TypeError, "index_dtype must be an integer"),
-    (lambda: lax.argmin(np.ones((2, 3)), 3, np.int32), ValueError, "argmin: axis 3 is out of bounds"),
+    (lambda: lax.argmax(np.ones((2, 3)), 1, np.float32), TypeError,
+     "index_dtype must be an integer"),
+    (lambda: lax.argmin(np.ones((2, 3)), 3, np.int32), ValueError,
+     "argmin: axis 3 is out of bounds"),
 ])
 def test_reduction_errors(call, exc, match):
     with pytest.raises(exc, match=match):
@@ -146,7 +152,8 @@ def test_cumulative_transforms(name, shape, axis, reverse):
     low = 0.5 if name == "cumprod" else -2.0
     fg = lambda x: getattr(lax, name)(x, axis, reverse)
     jx = jax.jit(lambda x: getattr(jax.lax, name)(x, axis % len(shape), reverse))  # fewer compiles
-    compare_transforms(fg, jx, [rand(RNG, shape, low=low)], RNG, vmap_axes=(1, -1) if len(shape) > 1 else (0,))
+    compare_transforms(fg, jx, [rand(RNG, shape, low=low)], RNG,
+                       vmap_axes=(1, -1) if len(shape) > 1 else (0,))
 
 
 @pytest.mark.parametrize("name", ["cumprod", "cummax", "cummin", "cumlogsumexp"])
@@ -165,8 +172,9 @@ def test_cumulative_derivatives_with_zeros_ties_and_infinities(name):
     check_grads(lambda v: lax.sin(getattr(lax, name)(v, 1)), (to_fg(generic),), order=2)
 
 
-@pytest.mark.parametrize("name,dt", [("cumsum", np.int32), ("cumsum", ml_dtypes.bfloat16), ("cumprod", np.int32),
-                                     ("cummax", np.int32), ("cummin", np.uint8), ("cumsum", np.float16),
+@pytest.mark.parametrize("name,dt", [("cumsum", np.int32), ("cumsum", ml_dtypes.bfloat16),
+                                     ("cumprod", np.int32), ("cummax", np.int32),
+                                     ("cummin", np.uint8), ("cumsum", np.float16),
                                      ("cumlogsumexp", ml_dtypes.bfloat16), ("cummax", np.float32)])
 def test_cumulative_dtypes(name, dt):
     x = rand(RNG, (3, 7), dt, low=-1, high=1) if name == "cumprod" else rand(RNG, (3, 7), dt)

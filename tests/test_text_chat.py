@@ -11,14 +11,20 @@ from fungrad.text import apply_chat_template
 OFFICIAL = {
     "llama2": (
         "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
-        "{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}"
+        "{% set system_message = messages[0]['content'] %}{% else %}"
+        "{% set loop_messages = messages %}"
         "{% set system_message = false %}{% endif %}{% for message in loop_messages %}"
         "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "{{ raise_exception('Conversation roles must alternate "
+        "user/assistant/user/assistant/...') }}"
+        "{% endif %}"
         "{% if loop.index0 == 0 and system_message != false %}"
-        "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
-        "{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
-        "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+        "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n'"
+        " + message['content'] %}"
+        "{% else %}{% set content = message['content'] %}{% endif %}"
+        "{% if message['role'] == 'user' %}"
+        "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+        "{% elif message['role'] == 'assistant' %}"
         "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
         "<s>", "</s>"),
     "llama3": (
@@ -26,12 +32,14 @@ OFFICIAL = {
         "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
         "+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
         "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
+        "{% if add_generation_prompt %}"
+        "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
         "<|begin_of_text|>", "<|end_of_text|>"),
     "chatml": (
-        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
-        " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-        "{% endif %}",
+        "{% for message in messages %}"
+        "{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
+        " + '<|im_end|>' + '\\n'}}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
         "<|im_start|>", "<|im_end|>"),
 }
 
@@ -46,7 +54,8 @@ CONVERSATIONS = [TURNS[:1], TURNS[:2], TURNS[:3], TURNS, [SYSTEM] + TURNS[:1], [
 
 def hf_render(template: str, messages: list, add_generation_prompt: bool) -> str:
     jinja, bos, eos = OFFICIAL[template]
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token=bos, eos_token=eos)
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token=bos,
+                                  eos_token=eos)
     return tok.apply_chat_template(messages, chat_template=jinja, tokenize=False,
                                    add_generation_prompt=add_generation_prompt)
 
@@ -54,7 +63,8 @@ def hf_render(template: str, messages: list, add_generation_prompt: bool) -> str
 @pytest.mark.parametrize("template,messages,gen", [
     (t, m, g) for t, m, g in itertools.product(OFFICIAL, CONVERSATIONS, [True, False])])
 def test_templates_equal_transformers(template, messages, gen):
-    assert apply_chat_template(messages, template, add_generation_prompt=gen) == hf_render(template, messages, gen)
+    assert apply_chat_template(messages, template, add_generation_prompt=gen) \
+        == hf_render(template, messages, gen)
 
 
 def test_errors_name_the_problem():

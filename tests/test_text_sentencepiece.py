@@ -19,9 +19,11 @@ def strings() -> list[str]:
     rng = pyrandom.Random(0)
     shakespeare = TEXT.split("\n")
     out = mixed_corpus().split("\n") + rng.sample(shakespeare, min(200, len(shakespeare)))
-    out += ["", " ", "  leading and  double  spaces  ", "tab\there", "ROMEO: 12345 wherefore?", "a <tool> b<tool>",
-            "ﬁ ① ｆｕｌｌ ｗｉｄｔｈ", "\u00a0nbsp\u3000ideographic space", "Ω≈ç√∫˜µ≤≥÷", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕏"]
-    out += ["".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(rng.randrange(1, 30))) for _ in range(100)]
+    out += ["", " ", "  leading and  double  spaces  ", "tab\there", "ROMEO: 12345 wherefore?",
+            "a <tool> b<tool>", "ﬁ ① ｆｕｌｌ ｗｉｄｔｈ", "\u00a0nbsp\u3000ideographic space",
+            "Ω≈ç√∫˜µ≤≥÷", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕏"]
+    out += ["".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(rng.randrange(1, 30)))
+            for _ in range(100)]
     return out
 
 
@@ -32,10 +34,12 @@ def models(request, tmp_path_factory):
     corpus = directory / "corpus.txt"
     corpus.write_text(TEXT[:150_000] + "\n" + mixed_corpus())
     prefix = str(directory / "m")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=prefix, vocab_size=600, model_type=model_type,
-                                   normalization_rule_name=normalizer, byte_fallback=byte_fallback,
-                                   split_digits=True, user_defined_symbols=["<tool>"], minloglevel=2)
-    return spm.SentencePieceProcessor(model_file=prefix + ".model"), SentencePieceTokenizer.load(prefix + ".model")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=prefix, vocab_size=600,
+                                   model_type=model_type, normalization_rule_name=normalizer,
+                                   byte_fallback=byte_fallback, split_digits=True,
+                                   user_defined_symbols=["<tool>"], minloglevel=2)
+    return (spm.SentencePieceProcessor(model_file=prefix + ".model"),
+            SentencePieceTokenizer.load(prefix + ".model"))
 
 
 def test_ids_and_decoded_text_equal_sentencepiece(models):
@@ -49,10 +53,14 @@ def test_ids_and_decoded_text_equal_sentencepiece(models):
 
 def test_bos_eos_special_ids_and_pieces(models):
     ref, tok = models
-    assert (tok.unk_id, tok.bos_id, tok.eos_id, tok.pad_id) == (ref.unk_id(), ref.bos_id(), ref.eos_id(), ref.pad_id())
-    assert tok.encode("hi there", add_bos=True, add_eos=True) == ref.encode("hi there", add_bos=True, add_eos=True)
-    assert [tok.id_to_piece(i) for i in range(tok.vocab_size)] == [ref.id_to_piece(i) for i in range(tok.vocab_size)]
-    assert tok.decode([ref.bos_id(), *ref.encode("x y"), ref.eos_id()]) == ref.decode(ref.encode("x y"))
+    assert (tok.unk_id, tok.bos_id, tok.eos_id, tok.pad_id) \
+        == (ref.unk_id(), ref.bos_id(), ref.eos_id(), ref.pad_id())
+    assert tok.encode("hi there", add_bos=True, add_eos=True) \
+        == ref.encode("hi there", add_bos=True, add_eos=True)
+    ids = range(tok.vocab_size)
+    assert [tok.id_to_piece(i) for i in ids] == [ref.id_to_piece(i) for i in ids]
+    assert tok.decode([ref.bos_id(), *ref.encode("x y"), ref.eos_id()]) \
+        == ref.decode(ref.encode("x y"))
 
 
 def test_bad_input_raises(tmp_path, models):
