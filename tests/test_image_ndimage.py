@@ -9,7 +9,8 @@ import jax.scipy.interpolate as jinterp
 import jax.scipy.ndimage as jnd
 import numpy as np
 import pytest
-from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, x64
+from harness import (GRAD_TOL, QUICK_COMPILE, assert_same, compare, compare_transforms, rand,
+                     to_fg, x64)
 
 import fungrad
 import fungrad.numpy as jnp
@@ -24,13 +25,17 @@ METHODS = ["linear", "cubic", "lanczos3", "lanczos5", "cubic-pytorch", "area"]
 
 # --------------------------------------------------------------------------- image
 
-@pytest.mark.parametrize("method", METHODS)
+def _quick(ref):
+    """jax's reference compiled once, quickly (one program for a whole table of cases)."""
+    return lambda *args: jax.jit(ref, compiler_options=QUICK_COMPILE)(*args)
+
+
 @pytest.mark.parametrize("antialias", [True, False], ids=["aa", "no-aa"])
-def test_resize_against_jax(method, antialias):
-    def both(lib):
-        return lambda x: tuple(lib.image.resize(x, s, method, antialias)
+def test_resize_against_jax(antialias):
+    def table(lib):
+        return lambda x: tuple(lib.image.resize(x, s, method, antialias) for method in METHODS
                                for s in [(9, 4, 2), (3, 11, 2), (2, 2, 2)])
-    compare(both(fungrad), both(jax), IMG, jit_ref=True)
+    compare(table(fungrad), table(jax), IMG, ref_out=_quick(table(jax))(IMG))
 
 
 def test_resize_nearest_keeps_dtype():
@@ -118,12 +123,13 @@ COORDS = [np.array([-1.7, -0.5, 0.0, 0.4, 1.5, 2.5, 3.2, 4.6], np.float32),
 
 
 @pytest.mark.parametrize("order", [0, 1])
-@pytest.mark.parametrize("mode", MODES)
-def test_map_coordinates_against_jax(order, mode):
-    x = rand(RNG, (4, 5))
-    compare(lambda x, a, b: ndimage.map_coordinates(x, [a, b], order, mode, cval=-3.0),
-            lambda x, a, b: jnd.map_coordinates(x, [a, b], order, mode, cval=-3.0),
-            x, *COORDS, jit_ref=True)
+def test_map_coordinates_against_jax(order):
+    def table(lib):
+        return lambda x, a, b: tuple(lib.scipy.ndimage.map_coordinates(x, [a, b], order, mode,
+                                                                       cval=-3.0)
+                                     for mode in MODES)
+    args = (rand(RNG, (4, 5)), *COORDS)
+    compare(table(fungrad), table(jax), *args, ref_out=_quick(table(jax))(*args))
 
 
 def test_map_coordinates_dtypes():
