@@ -22,7 +22,8 @@ def _vmap_each_side(fg, jx, args, axes=(0, 1, -1), rng=RNG):
             call = list(args)
             call[i] = stacked
             in_axes = tuple(ax if j == i else None for j in range(len(args)))
-            assert_same(fungrad.vmap(fg, in_axes)(*to_fg(call)), jax.vmap(jx, in_axes)(*to_jax(call)))
+            assert_same(fungrad.vmap(fg, in_axes)(*to_fg(call)),
+                        jax.vmap(jx, in_axes)(*to_jax(call)))
 
 
 # ----------------------------------------------------------------------------- dot_general
@@ -54,7 +55,8 @@ def test_dot_general_transforms(lshape, rshape, dnums):
 
 DTYPE_CASES = [
     (np.float32, np.float32, None), (np.float16, np.float16, None),
-    (ml_dtypes.bfloat16, ml_dtypes.bfloat16, None), (ml_dtypes.bfloat16, ml_dtypes.bfloat16, np.float32),
+    (ml_dtypes.bfloat16, ml_dtypes.bfloat16, None),
+    (ml_dtypes.bfloat16, ml_dtypes.bfloat16, np.float32),
     (np.int32, np.int32, None), (np.int8, np.int8, np.int32), (np.bool_, np.bool_, None),
     (np.float32, ml_dtypes.bfloat16, None), (np.int32, np.float32, None), (np.uint8, np.int8, None),
 ]
@@ -74,8 +76,8 @@ def test_dot_general_weak_types_and_grad_dtype():
     f = lambda lib: (lambda a, b: lib.lax.dot_general(a, b, (((1,), (0,)), ((), ())),
                                                         preferred_element_type=np.float32).sum())
     fg = fungrad.grad(lambda a, b: fungrad.lax.reduce_sum(
-        fungrad.lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float32), (0, 1)),
-        argnums=(0, 1))
+        fungrad.lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float32),
+        (0, 1)), argnums=(0, 1))
     assert_same(fg(*to_fg((a, b))), jax.grad(f(jax), argnums=(0, 1))(*to_jax((a, b))), GRAD_TOL)
 
 
@@ -126,7 +128,8 @@ def test_dot_errors(call, match):
 
 def test_dot_errors_under_tracing():
     with pytest.raises(TypeError, match="contracting dimensions to have the same shape"):
-        fungrad.make_jaxpr(lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ()))))(np.ones((3, 4), np.float32), np.ones((5, 2), np.float32))
+        fungrad.make_jaxpr(lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ()))))(
+            np.ones((3, 4), np.float32), np.ones((5, 2), np.float32))
 
 
 # ----------------------------------------------------------------------------- conv
@@ -139,7 +142,8 @@ CONV_CASES = [
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))),
     ((2, 3, 8, 7), (4, 3, 2, 3), dict(window_strides=(2, 1), padding=((1, 2), (0, -1)),
                                       lhs_dilation=(1, 2), rhs_dilation=(2, 1))),
-    ((2, 4, 6, 6), (6, 2, 3, 3), dict(window_strides=(1, 2), padding="SAME", feature_group_count=2)),
+    ((2, 4, 6, 6), (6, 2, 3, 3), dict(window_strides=(1, 2), padding="SAME",
+                                      feature_group_count=2)),
     ((1, 4, 5, 5), (8, 1, 3, 3), dict(window_strides=(2, 1), padding="SAME", feature_group_count=4,
                                       rhs_dilation=(1, 2))),  # depthwise, channel multiplier 2
     ((4, 3, 5, 5), (6, 3, 2, 2), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
@@ -190,9 +194,11 @@ def test_conv_dtypes(dt, pref):
 
 def test_conv_wrappers():
     x, w = rand(RNG, (2, 3, 7, 6)), rand(RNG, (4, 3, 3, 2))
-    compare(lambda x, w: lax.conv(x, w, (2, 1), "VALID"), lambda x, w: jax.lax.conv(x, w, (2, 1), "VALID"), x, w)
-    compare(lambda x, w: lax.conv_with_general_padding(x, w, (1, 1), ((1, 0), (2, 1)), (2, 1), (1, 2)),
-            lambda x, w: jax.lax.conv_with_general_padding(x, w, (1, 1), ((1, 0), (2, 1)), (2, 1), (1, 2)), x, w)
+    compare(lambda x, w: lax.conv(x, w, (2, 1), "VALID"),
+            lambda x, w: jax.lax.conv(x, w, (2, 1), "VALID"), x, w)
+    strides_padding_dilations = ((1, 1), ((1, 0), (2, 1)), (2, 1), (1, 2))
+    compare(lambda x, w: lax.conv_with_general_padding(x, w, *strides_padding_dilations),
+            lambda x, w: jax.lax.conv_with_general_padding(x, w, *strides_padding_dilations), x, w)
     xn, wn = rand(RNG, (2, 5, 4, 3)), rand(RNG, (3, 3, 3, 2))
     for pad in ("SAME", "VALID", ((1, 1), (2, 0))):
         for tk in (False, True):
@@ -212,7 +218,8 @@ def test_conv_wrappers():
     (lambda: lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1,), "VALID"),
      "one entry per spatial dimension"),
     (lambda: lax.conv_general_dilated(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "SAME",
-                                      dimension_numbers=("NCHW", "OIHW", "NCHX")), "same set of spatial"),
+                                      dimension_numbers=("NCHW", "OIHW", "NCHX")),
+     "same set of spatial"),
     (lambda: lax.conv_general_dilated(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "FULL"),
      "Unrecognized padding"),
     (lambda: lax.conv_general_dilated(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "SAME",

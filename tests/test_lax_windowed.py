@@ -29,14 +29,16 @@ CASES = [
 
 def _fns(name, wd, ws, pad, bd, wdl):
     fg = lambda x: lax.reduce_window(x, INIT[name], getattr(lax, name), wd, ws, pad, bd, wdl)
-    jx = lambda x: jax.lax.reduce_window(x, INIT[name], getattr(jax.lax, name), wd, ws, pad, bd, wdl)
+    jx = lambda x: jax.lax.reduce_window(x, INIT[name], getattr(jax.lax, name), wd, ws, pad, bd,
+                                         wdl)
     return fg, jx
 
 
 @pytest.mark.parametrize("name,shape,wd,ws,pad,bd,wdl", CASES)
 def test_reduce_window_transforms(name, shape, wd, ws, pad, bd, wdl):
     fg, jx = _fns(name, wd, ws, pad, bd, wdl)
-    compare_transforms(fg, jx, [rand(RNG, shape)], RNG, vmap_axes=(0, 1, -1) if len(shape) > 1 else (0, -1))
+    compare_transforms(fg, jx, [rand(RNG, shape)], RNG,
+                       vmap_axes=(0, 1, -1) if len(shape) > 1 else (0, -1))
 
 
 def test_max_pool_window_dilation_jvp_and_transpose():
@@ -56,7 +58,8 @@ def test_max_pool_ties_and_nans_select_like_xla():
     t = np.arange(9.0, dtype=np.float32).reshape(3, 3)
     for x in (np.ones((3, 3), np.float32),
               np.array([[1, np.nan, 1], [1, 1, np.nan], [1, 1, 1]], np.float32)):
-        assert_same(fungrad.jvp(fg, to_fg((x,)), to_fg((t,))), jax.jvp(jx, to_jax((x,)), to_jax((t,))))
+        assert_same(fungrad.jvp(fg, to_fg((x,)), to_fg((t,))),
+                    jax.jvp(jx, to_jax((x,)), to_jax((t,))))
         assert_same(fungrad.grad(lambda v: lax.reduce_sum(fg(v), (0, 1)))(to_fg(x)),
                     jax.grad(lambda v: jx(v).sum())(to_jax(x)))
     fg1, jx1 = _fns("min", (3,), (1,), ((1, 1),), None, None)
@@ -75,13 +78,15 @@ def test_reduce_window_dtypes(name, dt):
         "min": np.iinfo(dt).max if dt != np.bool_ else True}[name]
     init = np.asarray(init, dt)
     compare(lambda v: lax.reduce_window(v, init, getattr(lax, name), (1, 2, 3), (1, 2, 1), "SAME"),
-            lambda v: jax.lax.reduce_window(v, init, getattr(jax.lax, name), (1, 2, 3), (1, 2, 1), "SAME"), x)
+            lambda v: jax.lax.reduce_window(v, init, getattr(jax.lax, name), (1, 2, 3), (1, 2, 1),
+                                            "SAME"), x)
 
 
 def test_pooling_second_derivatives():
     def loss(lib, name):
         def f(x):
-            y = lib.lax.reduce_window(x, INIT[name], getattr(lib.lax, name), (1, 3, 3), (1, 2, 2), "SAME")
+            y = lib.lax.reduce_window(x, INIT[name], getattr(lib.lax, name), (1, 3, 3), (1, 2, 2),
+                                      "SAME")
             return lib.lax.reduce_sum(lib.lax.mul(y, lib.lax.sin(y)), (0, 1, 2))
         return f
     x, t = rand(RNG, (2, 5, 6)), rand(RNG, (2, 5, 6))
@@ -94,20 +99,23 @@ def test_pooling_wrappers_and_vmap_of_grad():
     x = rand(RNG, (3, 2, 6, 6))
     f = lambda v: lax.reduce_window_max(v, (1, 2, 2), (1, 2, 2))
     jf = lambda v: jax.lax.reduce_window(v, -jjnp.inf, jax.lax.max, (1, 2, 2), (1, 2, 2), "VALID")
-    g = fungrad.vmap(fungrad.grad(lambda v: lax.reduce_sum(lax.mul(f(v), f(v)), (0, 1, 2))), in_axes=2)
+    g = fungrad.vmap(fungrad.grad(lambda v: lax.reduce_sum(lax.mul(f(v), f(v)), (0, 1, 2))),
+                     in_axes=2)
     jg = jax.vmap(jax.grad(lambda v: (jf(v) ** 2).sum()), in_axes=2)
     assert_same(g(to_fg(x)), jg(to_jax(x)), GRAD_TOL)
     assert_same(lax.reduce_window_sum(to_fg(x), (1, 1, 2, 2), (1, 1, 1, 1), "SAME"),
-                jax.lax.reduce_window(to_jax(x), 0.0, jax.lax.add, (1, 1, 2, 2), (1, 1, 1, 1), "SAME"))
+                jax.lax.reduce_window(to_jax(x), 0.0, jax.lax.add, (1, 1, 2, 2), (1, 1, 1, 1),
+                                      "SAME"))
     assert_same(lax.reduce_window_min(to_fg(x), (1, 2, 1, 3)),
-                jax.lax.reduce_window(to_jax(x), jjnp.inf, jax.lax.min, (1, 2, 1, 3), (1, 1, 1, 1), "VALID"))
+                jax.lax.reduce_window(to_jax(x), jjnp.inf, jax.lax.min, (1, 2, 1, 3),
+                                      (1, 1, 1, 1), "VALID"))
 
 
 @pytest.mark.parametrize("call,exc,match", [
-    (lambda: lax.reduce_window(np.ones((4, 4), np.float32), -np.inf, lax.max, (2,), (1,)), TypeError,
-     "one entry per operand dimension"),
-    (lambda: lax.reduce_window(np.ones((4, 4), np.float32), 1.0, lax.max, (2, 2)), NotImplementedError,
-     "only lax.add"),
+    (lambda: lax.reduce_window(np.ones((4, 4), np.float32), -np.inf, lax.max, (2,), (1,)),
+     TypeError, "one entry per operand dimension"),
+    (lambda: lax.reduce_window(np.ones((4, 4), np.float32), 1.0, lax.max, (2, 2)),
+     NotImplementedError, "only lax.add"),
     (lambda: lax.reduce_window(np.ones((4,), np.float32), 0.0, lax.mul, (2,)), NotImplementedError,
      "only lax.add"),
     (lambda: lax.reduce_window_sum(np.ones((4,), np.float32), (2,), (1,), ((-3, -3),)), ValueError,
