@@ -35,8 +35,8 @@ def run(script: str, out_dir, *args: str, prelude: str = "") -> str:
         code = (f"import runpy, sys; {prelude}; sys.path.insert(0, {str(EXAMPLES)!r}); "
                 f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')")
         argv = ["-c", code]
-    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=ENV, timeout=300,
-                         check=False)
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=ENV,
+                         timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     return out.stdout
@@ -70,8 +70,10 @@ def examples_path(monkeypatch):
 
 def test_digits(tmp_path):
     out = run("digits.py", tmp_path)
-    records = check_run_dir(tmp_path, ["confusion.png"], ["mlp_test_acc", "cnn_test_acc", "cnn_train_loss"])
-    mlp, cnn = figure(rf"MLP test accuracy: {NUMBER}", out), figure(rf"CNN test accuracy: {NUMBER}", out)
+    records = check_run_dir(tmp_path, ["confusion.png"],
+                            ["mlp_test_acc", "cnn_test_acc", "cnn_train_loss"])
+    mlp = figure(rf"MLP test accuracy: {NUMBER}", out)
+    cnn = figure(rf"CNN test accuracy: {NUMBER}", out)
     assert mlp > 0.8 and cnn > 0.8   # two epochs already reach 0.89 and 0.97
     assert records[-1]["cnn_test_acc"] == pytest.approx(cnn, abs=1e-4)
     matrix = re.search(r"columns: predicted\):\n((?:.*\n){10})", out).group(1)
@@ -93,7 +95,8 @@ def write_cifar_batch(path, images: np.ndarray, labels: list[int]) -> None:
     batch = {b"batch_label": b"fake batch", b"labels": labels,
              b"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
              b"filenames": [b"img%d.png" % i for i in range(len(images))]}
-    data = pickle.dumps(batch, protocol=3).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    data = pickle.dumps(batch, protocol=3).replace(b"cnumpy._core.multiarray\n",
+                                                   b"cnumpy.core.multiarray\n")
     path.write_bytes(data)
 
 
@@ -117,7 +120,8 @@ def test_cifar_reader(examples_path, fake_cifar):
     np.testing.assert_array_equal(x, images)
     np.testing.assert_array_equal(y, [1, 2, 3])
     (x_train, _), (x_test, _) = resnet_cifar.load_cifar(fake_cifar)
-    assert x_train.shape == (64, 32, 32, 3) and x_test.shape == (32, 32, 32, 3) and x_train.dtype == np.float32
+    assert x_train.shape == (64, 32, 32, 3) and x_test.shape == (32, 32, 32, 3)
+    assert x_train.dtype == np.float32
 
 
 class _RunsCode:
@@ -133,7 +137,8 @@ def test_cifar_reader_refuses_a_pickle_that_runs_code(examples_path, tmp_path):
     marker = tmp_path / "ran"
     payload = tmp_path / "data_batch_1"
     payload.write_bytes(pickle.dumps({b"data": _RunsCode(str(marker)), b"labels": [0]}, protocol=3))
-    with open(payload, "rb") as f, pytest.raises(pickle.UnpicklingError, match=r"ArrayUnpickler: .*system"):
+    with open(payload, "rb") as f, \
+            pytest.raises(pickle.UnpicklingError, match=r"ArrayUnpickler: .*system"):
         resnet_cifar.read_batch(f)
     assert not marker.exists()
     with open(payload, "rb") as f:  # the plain unpickler would have run it
@@ -155,7 +160,8 @@ def test_augment_crops_and_flips(examples_path):
     for img, src in zip(out, np.repeat(images, 50, axis=0)):
         padded = np.pad(src[..., 0], 1)
         windows = [padded[i:i + 4, j:j + 4] for i in range(3) for j in range(3)]
-        assert any(np.array_equal(img[..., 0], w) or np.array_equal(img[..., 0], w[:, ::-1]) for w in windows)
+        assert any(np.array_equal(img[..., 0], w) or np.array_equal(img[..., 0], w[:, ::-1])
+                   for w in windows)
     assert len({img.tobytes() for img in out[:50]}) > 5   # crops and flips vary
 
 
@@ -178,7 +184,8 @@ def test_division_table(examples_path):
 
 def test_per_example_grads(tmp_path):
     out = run("per_example_grads.py", tmp_path)
-    check_run_dir(tmp_path, ["grad_norms.png"], ["speedup", "mean_grad_norm", "clipped_frac", "dp_test_acc"])
+    check_run_dir(tmp_path, ["grad_norms.png"],
+                  ["speedup", "mean_grad_norm", "clipped_frac", "dp_test_acc"])
     assert figure(rf"max \|vmap - loop\| = {NUMBER}: the gradients agree", out) < 1e-5
     assert figure(rf"speed-up: +{NUMBER}x", out) > 0
     assert 0 <= figure(rf"DP-SGD \(C=1, sigma=1\) test accuracy: {NUMBER}", out) <= 1
@@ -203,15 +210,18 @@ def test_kv_cache_loads_a_run_of_the_main_job(examples_path, tmp_path):
     run_dir.mkdir()
     tok.save(run_dir)
     (run_dir / "config.json").write_text(json.dumps({"model": dataclasses.asdict(cfg)}))
-    train.save_checkpoint(run_dir / "checkpoint.safetensors", {"params": gpt2.init(random.PRNGKey(0), cfg)})
+    train.save_checkpoint(run_dir / "checkpoint.safetensors",
+                          {"params": gpt2.init(random.PRNGKey(0), cfg)})
     out = run("kv_cache.py", tmp_path / "out", "--run", str(run_dir))
     assert "GPT-2 with 1 layers of width 16" in out
-    assert [int(n) for n in re.findall(r"^ +(\d+) +[0-9.]+ +[0-9.]+ +[0-9.]+x$", out, re.MULTILINE)] == [8, 16, 32, 36]
+    rows = re.findall(r"^ +(\d+) +[0-9.]+ +[0-9.]+ +[0-9.]+x$", out, re.MULTILINE)
+    assert [int(n) for n in rows] == [8, 16, 32, 36]
     assert "train_loss" not in set().union(*train.read_metrics(tmp_path / "out"))
 
 
 def test_examples_run_without_matplotlib(tmp_path):
     out = run("per_example_grads.py", tmp_path, prelude="sys.modules['matplotlib'] = None")
-    assert "matplotlib is not installed (pip install fungrad[plots]): skipping grad_norms.png" in out
+    assert ("matplotlib is not installed (pip install fungrad[plots]): "
+            "skipping grad_norms.png") in out
     assert not list(tmp_path.glob("*.png"))
     check_run_dir(tmp_path, [], ["speedup", "dp_test_acc"])

@@ -83,7 +83,8 @@ def test_vmap_some_arguments_unbatched(name):
                         jax.vmap(jax.jit(fn(jax.lax)), axes)(*to_jax(batched)))
 
 
-@pytest.mark.parametrize("name", ["pad_negative", "pad_traced_value", "concatenate", "reshape_dimensions"])
+@pytest.mark.parametrize("name", ["pad_negative", "pad_traced_value", "concatenate",
+                                  "reshape_dimensions"])
 def test_finite_differences(name):
     from fungrad.test_util import check_grads
     fn, args = SHAPE_CASES[name]
@@ -126,9 +127,11 @@ def test_full_and_broadcast_weak_types():
         assert L.full((2, 3), 1.5).weak_type and not L.full((2, 3), 1.5, np.float32).weak_type
     assert_same(lax.full((2, 3), 1.5), jax.lax.full((2, 3), 1.5))
     assert_same(lax.full((2,), True), jax.lax.full((2,), True))
-    assert_same(lax.full_like(np.zeros((2, 2), np.int8), 3), jax.lax.full_like(np.zeros((2, 2), np.int8), 3))
+    assert_same(lax.full_like(np.zeros((2, 2), np.int8), 3),
+                jax.lax.full_like(np.zeros((2, 2), np.int8), 3))
     x = fungrad.numpy.asarray(2.0)
-    assert_same(lax.broadcast_in_dim(x, (3,), ()), jax.lax.broadcast_in_dim(jax.numpy.asarray(2.0), (3,), ()))
+    assert_same(lax.broadcast_in_dim(x, (3,), ()),
+                jax.lax.broadcast_in_dim(jax.numpy.asarray(2.0), (3,), ()))
     assert_same(lax.pad(np.arange(3.0, dtype=np.float32), 0.0, [(1, 1, 1)]),
                 jax.lax.pad(np.arange(3.0, dtype=np.float32), 0.0, [(1, 1, 1)]))
 
@@ -146,7 +149,8 @@ def test_pad_and_concatenate_dtypes():
     for dt in (np.int32, np.bool_, BF16, np.uint8):
         x, y = rand(RNG, (2, 3), dt), rand(RNG, (2, 1), dt)
         v = rand(RNG, (), dt)
-        fn = lambda L: lambda x, y, v: (L.pad(x, v, ((1, -1, 1), (0, 2, 0))), L.concatenate([x, y], 1))
+        fn = lambda L: lambda x, y, v: (L.pad(x, v, ((1, -1, 1), (0, 2, 0))),
+                                        L.concatenate([x, y], 1))
         compare(fn(lax), jax.jit(fn(jax.lax)), x, y, v)
 
 
@@ -201,7 +205,8 @@ def test_bitcast_uint32_to_float32_is_exact():
     assert out.tobytes() == bits.tobytes()
     # the random-number trick: mantissa bits | exponent of 1.0, minus 1.0, gives [0, 1)
     u = (bits >> 9) | np.uint32(0x3F800000)
-    assert_same(lax.bitcast_convert_type(u, np.float32), jax.lax.bitcast_convert_type(u, np.float32))
+    assert_same(lax.bitcast_convert_type(u, np.float32),
+                jax.lax.bitcast_convert_type(u, np.float32))
     assert not lax.bitcast_convert_type(fungrad.numpy.asarray(1.0), np.int32).weak_type
 
 
@@ -210,14 +215,16 @@ SHAPE_ERRORS = [
     (lambda: lax.pad(np.zeros((2, 3), np.float32), 0.0, ((0, 0, 0),)), "pad"),
     (lambda: lax.pad(np.zeros((2, 3), np.float32), 0.0, ((0, 0, -1), (0, 0, 0))), "pad"),
     (lambda: lax.pad(np.zeros((2, 3), np.float32), 0.0, ((-2, -1, 0), (0, 0, 0))), "pad"),
-    (lambda: lax.pad(np.zeros((2, 3), np.float32), np.zeros(2, np.float32), ((0, 0, 0),) * 2), "pad"),
+    (lambda: lax.pad(np.zeros((2, 3), np.float32), np.zeros(2, np.float32), ((0, 0, 0),) * 2),
+     "pad"),
     (lambda: lax.concatenate([np.zeros((2, 3)), np.zeros((3, 3))], 1), "concatenate"),
     (lambda: lax.concatenate([np.zeros((2, 3)), np.zeros((2,))], 0), "concatenate"),
     (lambda: lax.concatenate([np.zeros((2, 3), np.float32), np.zeros((2, 3), np.int32)], 0),
      "concatenate"),
     (lambda: lax.concatenate([np.zeros((2, 3)), np.zeros((2, 3))], 2), "concatenate"),
     (lambda: lax.concatenate([], 0), "concatenate"),
-    (lambda: lax.bitcast_convert_type(np.zeros((3,), np.uint8), np.float32), "bitcast_convert_type"),
+    (lambda: lax.bitcast_convert_type(np.zeros((3,), np.uint8), np.float32),
+     "bitcast_convert_type"),
     (lambda: lax.bitcast_convert_type(np.zeros((3,), np.bool_), np.uint8), "bitcast_convert_type"),
     (lambda: lax.iota(np.bool_, 3), "iota"),
     (lambda: lax.broadcasted_iota(np.int32, (2, 3), 2), "iota"),
