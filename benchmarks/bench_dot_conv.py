@@ -30,7 +30,9 @@ def _cases(rng):
     nchw = dict(window_strides=(1, 1), padding="SAME")
     nhwc = dict(window_strides=(2, 2), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     dw = dict(window_strides=(1, 1), padding="SAME", feature_group_count=64)
-    pool = lambda L: lambda x: L.reduce_window(x, -np.inf, L.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+    pool = lambda L: lambda x: L.reduce_window(x, -np.inf, L.max, (1, 1, 2, 2), (1, 1, 2, 2),
+                                               "VALID")
+    matmul = lambda L, A: lambda a, b: L.dot_general(a, b, mm)
 
     def conv_grads(L, api, **kw):
         def f(x, w):
@@ -46,10 +48,10 @@ def _cases(rng):
 
     # name -> (function of (lax module, transformation api), arguments)
     return {
-        "matmul 64": (lambda L, A: lambda a, b: L.dot_general(a, b, mm), (f32(64, 64), f32(64, 64))),
-        "matmul 256": (lambda L, A: lambda a, b: L.dot_general(a, b, mm), (f32(256, 256), f32(256, 256))),
-        "matmul 1024": (lambda L, A: lambda a, b: L.dot_general(a, b, mm), (f32(1024, 1024), f32(1024, 1024))),
-        "matvec 1024": (lambda L, A: lambda a, b: L.dot_general(a, b, mm), (f32(1024, 1024), f32(1024))),
+        "matmul 64": (matmul, (f32(64, 64), f32(64, 64))),
+        "matmul 256": (matmul, (f32(256, 256), f32(256, 256))),
+        "matmul 1024": (matmul, (f32(1024, 1024), f32(1024, 1024))),
+        "matvec 1024": (matmul, (f32(1024, 1024), f32(1024))),
         "batch matmul 16x128x64": (lambda L, A: lambda a, b: L.dot_general(a, b, bmm),
                                    (f32(16, 128, 64), f32(16, 64, 128))),
         "dot_general transposed": (lambda L, A: lambda a, b: L.dot_general(a, b, odd),
@@ -62,7 +64,8 @@ def _cases(rng):
                                (f32(8, 32, 32, 32), f32(3, 3, 32, 64))),
         "conv depthwise 64ch": (lambda L, A: lambda x, w: L.conv_general_dilated(x, w, **dw),
                                 (f32(8, 64, 32, 32), f32(64, 1, 3, 3))),
-        "conv vjp (dx, dw)": (lambda L, A: conv_grads(L, A, **nchw), (f32(8, 32, 32, 32), f32(32, 32, 3, 3))),
+        "conv vjp (dx, dw)": (lambda L, A: conv_grads(L, A, **nchw),
+                              (f32(8, 32, 32, 32), f32(32, 32, 3, 3))),
         "max pool 2x2": (lambda L, A: pool(L), (f32(8, 64, 32, 32),)),
         "max pool vjp": (lambda L, A: pool_grad(L, A), (f32(8, 64, 32, 32),)),
     }
@@ -84,7 +87,8 @@ def main() -> None:
         t_fg = best_us(lambda: fg_fn(*fg_args), number=number)
         t_jx = best_us(lambda: jx_fn(*jx_args), number=number, sync=sync)
         t_jit = best_us(lambda: jit_fn(*jx_args), number=number, sync=sync)
-        print(f"{name:<26}{t_fg:>14.1f}{t_jx:>15.1f}{t_jit:>13.1f}{t_fg / t_jx:>10.2f}{t_fg / t_jit:>9.2f}")
+        print(f"{name:<26}{t_fg:>14.1f}{t_jx:>15.1f}{t_jit:>13.1f}"
+              f"{t_fg / t_jx:>10.2f}{t_fg / t_jit:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def check_device_list():
     import jax
     import fungrad
     devs = fungrad.devices()
-    assert repr(devs) == repr(jax.devices()) == "[CpuDevice(id=0), CpuDevice(id=1), CpuDevice(id=2)]"
+    assert repr(devs) == repr(jax.devices()) \
+        == "[CpuDevice(id=0), CpuDevice(id=1), CpuDevice(id=2)]"
     assert fungrad.device_count() == jax.device_count() == 3
     assert fungrad.local_devices() == devs and fungrad.devices("cpu") == devs
     assert fungrad.default_backend() == jax.default_backend() == "cpu"
@@ -53,12 +54,14 @@ def check_device_put_commits():
     x, jx = fungrad.device_put(host, d[1]), jax.device_put(host, jd[1])
     assert (x.device, x.committed) == (d[1], jx.committed) and jx.device == jd[1]
     assert x.devices() == {d[1]} and x.sharding.device_set == {d[1]}
-    assert fungrad.device_put(x) is x and fungrad.device_put(x).committed == jax.device_put(jx).committed
+    assert fungrad.device_put(x) is x
+    assert fungrad.device_put(x).committed == jax.device_put(jx).committed
     for value in (host, jnp.ones(3), fungrad.device_put(host)):
         assert not getattr(value, "committed", False)
     assert fungrad.device_put(x, "cpu:2").device == d[2]
     tree = fungrad.device_put({"a": host, "b": [1.0, 2]}, fungrad.devices()[2])
-    assert all(leaf.device == d[2] and leaf.committed for leaf in fungrad.tree_util.tree_leaves(tree))
+    assert all(leaf.device == d[2] and leaf.committed
+               for leaf in fungrad.tree_util.tree_leaves(tree))
 
 
 def check_uncommitted_follow_committed():
@@ -67,7 +70,8 @@ def check_uncommitted_follow_committed():
     import fungrad
     import fungrad.numpy as jnp
     d, jd = fungrad.devices(), jax.devices()
-    x, jx = fungrad.device_put(np.ones(3, np.float32), d[1]), jax.device_put(np.ones(3, np.float32), jd[1])
+    x = fungrad.device_put(np.ones(3, np.float32), d[1])
+    jx = jax.device_put(np.ones(3, np.float32), jd[1])
     for out, jout in ((x + jnp.ones(3), jx + jjnp.ones(3)), (jnp.sum(x * 2.0), jjnp.sum(jx * 2.0)),
                       (fungrad.grad(lambda v: jnp.sum(jnp.sin(v)))(x),
                        jax.grad(lambda v: jjnp.sum(jjnp.sin(v)))(jx))):
@@ -97,7 +101,8 @@ def check_jit_placement():
     d, jd = fungrad.devices(), jax.devices()
     ones = np.ones(3, np.float32)
     f, jf = fungrad.jit(scale), jax.jit(scale)
-    out, jout = f(fungrad.device_put(ones, d[2]), jnp.ones(3)), jf(jax.device_put(ones, jd[2]), ones)
+    out = f(fungrad.device_put(ones, d[2]), jnp.ones(3))
+    jout = jf(jax.device_put(ones, jd[2]), ones)
     assert (out.device.id, out.committed) == (jout.device.id, jout.committed) == (2, True)
     assert not f(jnp.ones(3), jnp.ones(3)).committed
     got = _error(f, fungrad.device_put(ones, d[1]), fungrad.device_put(ones, d[2]))
@@ -170,8 +175,10 @@ def check_creation_functions_honour_device():
              ("full_like", (host, 3.0)), ("empty_like", (host,))]
     for name, args in calls:
         for device, jdevice in ((d[1], jd[1]), ("cpu:2", jd[2])):
-            got, want = getattr(jnp, name)(*args, device=device), getattr(jjnp, name)(*args, device=jdevice)
-            assert (got.device.id, got.committed) == (want.device.id, want.committed), (name, got.device)
+            got = getattr(jnp, name)(*args, device=device)
+            want = getattr(jjnp, name)(*args, device=jdevice)
+            assert (got.device.id, got.committed) == (want.device.id, want.committed), \
+                (name, got.device)
             assert got.shape == want.shape and got.dtype == want.dtype, name
             if not name.startswith("empty"):
                 np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

@@ -73,7 +73,8 @@ record("clip_bounds", lambda m: m.np.clip, f32(-1.0, 1.0, 0.0, 2.0), f32(-1.0, 0
        f32(1.0, 1.0, 0.0, 3.0))
 record("lax_clamp", lambda m: (lambda lo, x, hi: m.lax.clamp(lo, x, hi)), f32(-1.0, 0.0, 0.0),
        f32(-1.0, 1.0, 0.0), f32(1.0, 1.0, 0.0))
-record("power_zero_exponent", lambda m: m.np.power, f32(0.0, 0.0, 2.0, 0.0), f32(0.0, 2.0, 0.0, 1.0))
+record("power_zero_exponent", lambda m: m.np.power, f32(0.0, 0.0, 2.0, 0.0),
+       f32(0.0, 2.0, 0.0, 1.0))
 record("power_scalar", lambda m: (lambda x: x ** 2.0), f32(0.0, -1.0))
 record("power_half", lambda m: (lambda x: m.np.power(x, 0.5)), f32(0.0, 1.0))
 record("integer_pow", lambda m: (lambda x: m.lax.integer_pow(x, 0) + m.lax.integer_pow(x, 3)),
@@ -83,7 +84,8 @@ record("hypot", lambda m: m.np.hypot, f32(0.0, 3.0), f32(0.0, 4.0))
 
 # activations at 0 and at their kinks
 for act in ("relu", "relu6", "hard_tanh", "leaky_relu", "elu", "celu", "selu", "silu", "softplus",
-            "log_sigmoid", "sigmoid", "hard_sigmoid", "hard_silu", "soft_sign", "squareplus", "mish"):
+            "log_sigmoid", "sigmoid", "hard_sigmoid", "hard_silu", "soft_sign", "squareplus",
+            "mish"):
     record(act, lambda m, act=act: getattr(m.nn, act), GRID)
 record("gelu", lambda m: m.nn.gelu, GRID)
 record("gelu_exact", lambda m: (lambda x: m.nn.gelu(x, approximate=False)), GRID)
@@ -99,7 +101,8 @@ record("arccosh", lambda m: m.np.arccosh, f32(1.0, 2.0))
 record("rsqrt", lambda m: m.lax.rsqrt, f32(0.0, 4.0))
 record("fmod", lambda m: m.np.fmod, f32(4.0, -3.0, 0.0, 2.5), f32(2.0, 1.5, 1.0, 1.0))
 record("remainder", lambda m: m.np.remainder, f32(4.0, -3.0, 0.0, 2.5), f32(2.0, 1.5, 1.0, -1.0))
-record("rounding", lambda m: (lambda x: m.np.floor(x) + m.np.ceil(x) + m.np.round(x) + m.np.trunc(x)),
+record("rounding",
+       lambda m: (lambda x: m.np.floor(x) + m.np.ceil(x) + m.np.round(x) + m.np.trunc(x)),
        f32(0.5, 1.0, -1.5))
 record("heaviside", lambda m: m.np.heaviside, KINK0, f32(0.5, 0.5, 0.5, 0.5))
 record("copysign", lambda m: m.np.copysign, KINK0, f32(1.0, -1.0, -0.0, 0.0))
@@ -162,7 +165,8 @@ record("cummax_nan", lambda m: m.lax.cummax, f32(1.0, np.nan, 1.0, 2.0))
 record("clip_nan", lambda m: (lambda x: m.np.clip(x, 0.0, 1.0)), f32(np.nan, -0.0, 0.0))
 record("clip_crossed", lambda m: (lambda x: m.np.clip(x, 1.0, 0.0)), f32(0.5, 0.0, 1.0))
 record("relu_nan", lambda m: m.nn.relu, f32(np.nan, -0.0))
-record("abs_complex", lambda m: (lambda x, y: m.np.abs(m.lax.complex(x, y))), f32(0.0, 3.0), f32(0.0, 4.0))
+record("abs_complex", lambda m: (lambda x, y: m.np.abs(m.lax.complex(x, y))), f32(0.0, 3.0),
+       f32(0.0, 4.0))
 record("sort_signed_nan", lambda m: m.np.sort, SIGNED)
 record("logsumexp_posinf", lambda m: (lambda x: m.sp.logsumexp(x, axis=1)),
        np.array([[INF, 0.0, 1.0], [INF, INF, 0.0], [np.nan, 1.0, 1.0]], np.float32))
@@ -187,7 +191,8 @@ record("lax_cumprod_zeros", lambda m: (lambda x: m.lax.cumprod(x, 1, reverse=Tru
 # cumulative, windowed and order statistics with ties
 for op in ("cummax", "cummin"):
     record(op, lambda m, op=op: getattr(m.lax, op), TIES)
-    record(op + "_reverse", lambda m, op=op: (lambda x: getattr(m.lax, op)(x, 1, reverse=True)), MAT)
+    record(op + "_reverse", lambda m, op=op: (lambda x: getattr(m.lax, op)(x, 1, reverse=True)),
+           MAT)
 record("max_pool", lambda m: (
     lambda x: m.lax.reduce_window(x, -INF, m.lax.max, (2, 2), (1, 1), "VALID")), MAT)
 record("max_pool_strided", lambda m: (
@@ -222,11 +227,14 @@ pair("sigmoid_bce", lambda x: nn.sigmoid_binary_cross_entropy(x, LABELS),
 pair("huber_loss", lambda x, y: nn.huber_loss(x, y), lambda x, y: optax.huber_loss(x, y),
      f32(1.0, 0.0, -1.0, 2.0), f32(0.0, 0.0, 0.0, 2.0))
 pair("l1_loss", nn.l1_loss, lambda x, y: jnp_ref.abs(x - y), f32(1.0, 0.0, 2.0), f32(1.0, 0.0, 0.0))
-POOL_IN = np.array([[[[1.0], [3.0], [3.0]], [[3.0], [0.0], [3.0]], [[2.0], [2.0], [2.0]]]], np.float32)
+POOL_IN = np.array([[[[1.0], [3.0], [3.0]], [[3.0], [0.0], [3.0]], [[2.0], [2.0], [2.0]]]],
+                   np.float32)
 pair("nn_max_pool", lambda x: nn.max_pool(x, (2, 2), (1, 1)),
-     lambda x: jax.lax.reduce_window(x, -INF, jax.lax.max, (1, 2, 2, 1), (1, 1, 1, 1), "VALID"), POOL_IN)
+     lambda x: jax.lax.reduce_window(x, -INF, jax.lax.max, (1, 2, 2, 1), (1, 1, 1, 1), "VALID"),
+     POOL_IN)
 pair("nn_max_pool_same", lambda x: nn.max_pool(x, (3, 3), (2, 2), "SAME"),
-     lambda x: jax.lax.reduce_window(x, -INF, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME"), POOL_IN)
+     lambda x: jax.lax.reduce_window(x, -INF, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME"),
+     POOL_IN)
 pair("nn_global_max_pool", nn.global_max_pool, lambda x: jnp_ref.max(x, axis=(1, 2)), POOL_IN)
 
 
@@ -250,7 +258,8 @@ def _derivatives(jvp, grad, fn, loss, args, tangents):
     Hessian-vector product), with one library's ``jvp`` and ``grad``."""
     argnums = tuple(range(len(args)))
     y, t = jvp(fn, tuple(args), tuple(tangents))
-    return y, t, grad(loss, argnums)(*args), jvp(grad(loss, argnums), tuple(args), tuple(tangents))[1]
+    hvp = jvp(grad(loss, argnums), tuple(args), tuple(tangents))[1]
+    return y, t, grad(loss, argnums)(*args), hvp
 
 
 @functools.cache

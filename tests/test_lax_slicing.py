@@ -132,7 +132,8 @@ def test_eager_matches_jit():
         g = lax.gather(x, ids, lax.GatherDimensionNumbers((1,), (0,), (0,)), (1, 5), mode="fill")
         s = lax.scatter_add(x, ids, g * 2, lax.ScatterDimensionNumbers((1,), (0,), (0,)))
         d = lax.dynamic_slice(s, (i, 1), (2, 3))
-        return g, s, lax.dynamic_update_slice(s, d * 3, (i, -1)), lax.slice(s, (0, 1), (5, 5), (2, 3))
+        return (g, s, lax.dynamic_update_slice(s, d * 3, (i, -1)),
+                lax.slice(s, (0, 1), (5, 5), (2, 3)))
     args = (rand(RNG, (6, 5)), ints([1], [4], [9], [-2]), ints(3))
     jitted = fungrad.jit(f)
     for _ in range(2):
@@ -142,7 +143,8 @@ def test_eager_matches_jit():
 
 def test_slicing_in_jaxpr_and_second_derivative():
     x = rand(RNG, (5, 6))
-    fg = lambda x, i: lax.reduce_sum(lax.integer_pow(lax.dynamic_slice(x, (i, 1), (2, 3)), 3), (0, 1))
+    fg = lambda x, i: lax.reduce_sum(lax.integer_pow(lax.dynamic_slice(x, (i, 1), (2, 3)), 3),
+                                     (0, 1))
     jx = lambda x, i: (jax.lax.dynamic_slice(x, (i, 1), (2, 3)) ** 3).sum()
     assert "dynamic_slice" in str(fungrad.make_jaxpr(fg)(*to_fg((x, ints(2)))))
     g2 = fungrad.grad(lambda x: lax.reduce_sum(fungrad.grad(fg)(x, to_fg(ints(2))) ** 2, (0, 1)))
@@ -290,7 +292,8 @@ def test_scatter_modes(k, name, mode):
 def test_scatter_derivatives(k, name):
     fields = SCATTER_CASES[name][3]
     args = scatter_args(name)
-    check(scatter_fn(fields, ("scatter", "scatter_add", "scatter_sub", "scatter_min", "scatter_max")),
+    check(scatter_fn(fields,
+                     ("scatter", "scatter_add", "scatter_sub", "scatter_min", "scatter_max")),
           args, k,
           axes=())
     # scatter_mul differentiates in updates only with unique indices, as in JAX
@@ -355,11 +358,13 @@ FD_CASES = {
     "gather_fill": (lambda x: gather_fn(GATHER_CASES["embedding_oob"], "fill", 0.0)(lax)(
         x, GATHER_CASES["embedding_oob"][1]) ** 2, [rand(RNG, (6, 4))]),
     "scatter_add": (lambda x, u: scatter_fn(SCATTER_CASES["rows_duplicates_oob"][3],
-                                            ("scatter_add",))(lax)(x, ints([1], [4], [1], [7], [-1]),
-                                                                   u * x[:5]),
+                                            ("scatter_add",))(lax)(
+                        x, ints([1], [4], [1], [7], [-1]), u * x[:5]),
                     [rand(RNG, (6, 4)), rand(RNG, (5, 4))]),
-    "scatter_set_max": (lambda x, u: scatter_fn(SCATTER_CASES["points"][3], ("scatter", "scatter_max"))(
-        lax)(x, SCATTER_CASES["points"][1], u), [rand(RNG, (4, 5)), rand(RNG, (4,))]),
+    "scatter_set_max": (lambda x, u: scatter_fn(SCATTER_CASES["points"][3],
+                                                ("scatter", "scatter_max"))(lax)(
+                            x, SCATTER_CASES["points"][1], u),
+                        [rand(RNG, (4, 5)), rand(RNG, (4,))]),
 }
 
 
@@ -387,9 +392,11 @@ GATHER_SCATTER_ERRORS = [
                              lax.ScatterDimensionNumbers((0,), (0,), (0,))), "scatter-add"),
     (lambda: lax.scatter(np.zeros((3, 4), np.float32), ints([[0]]), np.zeros((2, 4), np.float32),
                          lax.ScatterDimensionNumbers((1,), (0,), (0,))), "scatter"),
-    (lambda: lax.scatter_max(np.zeros((3, 4), np.float32), ints([[0]]), np.zeros((1, 5), np.float32),
+    (lambda: lax.scatter_max(np.zeros((3, 4), np.float32), ints([[0]]),
+                             np.zeros((1, 5), np.float32),
                              lax.ScatterDimensionNumbers((1,), (0,), (0,))), "scatter-max"),
-    (lambda: lax.scatter_min(np.zeros((3, 4), np.float32), ints([[0]]), np.zeros((1, 4), np.float32),
+    (lambda: lax.scatter_min(np.zeros((3, 4), np.float32), ints([[0]]),
+                             np.zeros((1, 4), np.float32),
                              lax.ScatterDimensionNumbers((1,), (0,), (0,), (0,), (0,))),
      "scatter-min"),
 ]
