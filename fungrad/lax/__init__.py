@@ -2,7 +2,8 @@
 
 One module per family; each lists its public names in ``__all__``:
 elementwise (arithmetic, comparisons, select, complex), transcendental,
-special (erf, lgamma, ...), bitwise, shapes, slicing (slices, gather/scatter, padding,
+special (erf, lgamma, ...), special_series (zeta, igamma, betainc, bessel_i0e, ..., mulhi),
+bitwise, shapes, slicing (slices, gather/scatter, padding,
 concatenation), reductions, cumulative, sorting, dot, conv, windowed (reduce_window),
 control_flow, parallel (named-axis collectives), ad_util (stop_gradient), fft,
 misc (reduce_precision, optimization_barrier, stack/unstack/tile), generic_reduce (lax.reduce).
@@ -13,6 +14,7 @@ from fungrad._core.namespace import public_dir
 from fungrad.lax.elementwise import *  # noqa: F401,F403
 from fungrad.lax.transcendental import *  # noqa: F401,F403
 from fungrad.lax.special import *  # noqa: F401,F403
+from fungrad.lax.special_series import *  # noqa: F401,F403
 from fungrad.lax.bitwise import *  # noqa: F401,F403
 from fungrad.lax.shapes import *  # noqa: F401,F403
 from fungrad.lax.slicing import *  # noqa: F401,F403
@@ -31,9 +33,9 @@ from fungrad.lax.generic_reduce import *  # noqa: F401,F403
 from fungrad.lax import linalg  # noqa: F401,E402
 
 # The families by module name: ``fungrad.lax.dot``, ``conv`` and ``fft`` are the functions.
-_FAMILIES = ("elementwise", "transcendental", "special", "bitwise", "shapes", "slicing",
-             "reductions", "cumulative", "sorting", "dot", "conv", "windowed", "control_flow",
-             "parallel", "ad_util", "fft", "misc", "generic_reduce")
+_FAMILIES = ("elementwise", "transcendental", "special", "special_series", "bitwise", "shapes",
+             "slicing", "reductions", "cumulative", "sorting", "dot", "conv", "windowed",
+             "control_flow", "parallel", "ad_util", "fft", "misc", "generic_reduce")
 __all__ = [name for family in _FAMILIES
            for name in importlib.import_module(f"{__name__}.{family}").__all__] + ["linalg"]
 __dir__ = public_dir(__all__)

@@ -23,7 +23,6 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as jnp
 from fungrad._core.namespace import public_dir
-from fungrad._incomplete_gamma import igamma as _igamma
 from fungrad.numpy._util import (
     aval,
     full_like,
@@ -39,8 +38,7 @@ from fungrad.scipy._special_erf_family import dawsn, fresnel, owens_t
 from fungrad.scipy._special_exp_integrals import exp1, expi, expn, sici, spence
 from fungrad.scipy._special_hyper import hyp1f1, hyp2f1, sph_harm_y, wofz
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
-from fungrad.transforms.api import jvp
-from fungrad.transforms.custom_derivatives import SymbolicZero, custom_jvp
+from fungrad.transforms.custom_derivatives import custom_jvp
 
 
 def erf(x: Any) -> Any:
@@ -266,106 +264,32 @@ def ndtri(p: Any) -> Any:
 ndtri.defjvps(lambda t, x, p: t * jnp.exp(0.5 * x * x + _LOG_SQRT_2PI))
 
 
-def _igamma_jvp(upper: bool, primals: Any, tangents: Any) -> Any:
-    (a, x), (a_dot, x_dot) = primals, tangents
-    out = _igamma_both(a, x, upper)
-    t_out = jnp.zeros_like(out)
-    if not isinstance(a_dot, SymbolicZero):
-        # d/da: forward mode through the series and the continued fraction (JAX's
-        # igamma_grad_a differentiates the same expansions)
-        t_out = t_out + jvp(lambda a: _igamma(a, x, upper), (a,), (a_dot,))[1]
-    if not isinstance(x_dot, SymbolicZero):
-        density = jnp.exp((a - 1) * jnp.log(x) - x - lax.lgamma(a))
-        t_out = t_out + (-density if upper else density) * x_dot
-    return out, t_out
-
-
-_igamma_both = custom_jvp(lambda a, x, upper: _igamma(a, x, upper), nondiff_argnums=(2,))
-_igamma_both.defjvp(lambda upper, primals, tangents: _igamma_jvp(upper, primals, tangents),
-                    symbolic_zeros=True)
-
-
 def gammainc(a: Any, x: Any) -> Any:
-    """The regularized lower incomplete Gamma function ``P(a, x)`` (series below
-    ``x = a + 1``, continued fraction above); differentiable in ``a`` and ``x``.
+    """The regularized lower incomplete Gamma function ``P(a, x)`` (``lax.igamma``: a series
+    for ``x <= max(1, a)``, a continued fraction above); differentiable in ``a`` and ``x``.
 
     >>> round(float(gammainc(1., 1.)), 5)  # 1 - exp(-1)
     0.63212
     """
     a, x = promote_args_inexact("gammainc", a, x)
-    return _igamma_both(a, x, False)
+    return lax.igamma(a, x)
 
 
 def gammaincc(a: Any, x: Any) -> Any:
     """The regularized upper incomplete Gamma function ``Q(a, x) = 1 - P(a, x)``."""
     a, x = promote_args_inexact("gammaincc", a, x)
-    return _igamma_both(a, x, True)
-
-
-
-def _betainc_fraction(a: Any, b: Any, x: Any, iters: int) -> Any:
-    # the continued fraction of I_x(a, b) (modified Lentz), two terms per step
-    tiny = float(np.finfo(aval(x).dtype).tiny)
-
-    def guard(v):
-        return _where(jnp.abs(v) < tiny, tiny, v)
-
-    def step(aa, c, d, h):
-        d = 1 / guard(1 + aa * d)
-        c = guard(1 + aa / c)
-        return c, d, h * d * c
-
-    def body(m, carry):
-        c, d, h = carry
-        m2 = 2 * m
-        c, d, h = step(m * (b - m) * x / ((a - 1 + m2) * (a + m2)), c, d, h)
-        return step(-(a + m) * (a + b + m) * x / ((a + m2) * (a + 1 + m2)), c, d, h)
-    d = 1 / guard(1 - (a + b) * x / (a + 1))
-    _, _, h = lax.fori_loop(1, iters, body, (jnp.ones_like(x), d, d))
-    return h
-
-
-def _betainc(a: Any, b: Any, x: Any) -> Any:
-    valid = (a > 0) & (b > 0) & (x > 0) & (x < 1)
-    a_, b_, x_ = _where(valid, a, 1), _where(valid, b, 1), _where(valid, x, 0.5)
-    front = jnp.exp(a_ * jnp.log(x_) + b_ * jnp.log1p(-x_) - betaln(a_, b_))
-    direct = x_ < (a_ + 1) / (a_ + b_ + 2)  # where the fraction converges fast
-    lo_a, lo_b, lo_x = _where(direct, a_, b_), _where(direct, b_, a_), _where(direct, x_, 1 - x_)
-    fraction = front * _betainc_fraction(lo_a, lo_b, lo_x, 128) / lo_a
-    value = _where(direct, fraction, 1 - fraction)
-    ends = (a > 0) & (b > 0) & ((x == 0) | (x == 1))
-    return _where(valid, value, _where(ends, x, np.nan).astype(aval(value).dtype))
-
-
-@custom_jvp
-def _betainc_x(a: Any, b: Any, x: Any) -> Any:
-    return _betainc(a, b, x)
-
-
-def _betainc_jvp(primals: Any, tangents: Any) -> Any:
-    (a, b, x), (a_dot, b_dot, x_dot) = primals, tangents
-    if not (isinstance(a_dot, SymbolicZero) and isinstance(b_dot, SymbolicZero)):
-        raise NotImplementedError("betainc: the derivative with respect to a and b is not "
-                                  "implemented (only with respect to x)")
-    out = _betainc_x(a, b, x)
-    if isinstance(x_dot, SymbolicZero):
-        return out, jnp.zeros_like(out)
-    density = jnp.exp(xlogy(a - 1, x) + xlog1py(b - 1, -x) - betaln(a, b))
-    return out, density * x_dot
-
-
-_betainc_x.defjvp(_betainc_jvp, symbolic_zeros=True)
+    return lax.igammac(a, x)
 
 
 def betainc(a: Any, b: Any, x: Any) -> Any:
-    """The regularized incomplete Beta function ``I_x(a, b)`` (a continued fraction,
-    through ``1 - I_(1-x)(b, a)`` above the mean); differentiable in ``x`` only.
+    """The regularized incomplete Beta function ``I_x(a, b)`` (``lax.betainc``: a continued
+    fraction, through ``1 - I_(1-x)(b, a)`` above the mean); differentiable in ``x`` only.
 
     >>> round(float(betainc(2., 3., 0.25)), 5)  # 1 - 0.75^4 - 4 0.25 0.75^3
     0.26172
     """
     a, b, x = promote_args_inexact("betainc", a, b, x)
-    return _betainc_x(a, b, x)
+    return lax.betainc(a, b, x)
 
 
 __all__ = [
