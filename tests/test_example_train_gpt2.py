@@ -54,7 +54,8 @@ def load_example():
 def text_file(tmp_path_factory):
     """The first 300,000 characters of the bundled Shakespeare (the whole text takes longer)."""
     path = tmp_path_factory.mktemp("text") / "shakespeare.txt"
-    path.write_text(resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()[:300_000])
+    text = resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()
+    path.write_text(text[:300_000])
     return path
 
 
@@ -117,18 +118,21 @@ def test_quick_run_writes_the_run_directory_and_the_loss_decreases(quick_run, da
     assert len(val) == 2 and val[1] < val[0]
     state = train.load_checkpoint(run_dir / "checkpoint.safetensors")
     assert int(state["step"]) == 8
-    assert {np.asarray(p).dtype for p in fungrad.tree.leaves(state["params"])} == {np.dtype(np.float32)}
+    assert {np.asarray(p).dtype for p in fungrad.tree.leaves(state["params"])} \
+        == {np.dtype(np.float32)}
     assert (run_dir / "samples.txt").read_text().startswith("---- step 8, temperature 0.8 ----\n")
     assert f"python -m fungrad.dashboard {run_dir}" in out.stdout
 
 
-def test_resume_with_dropout_and_bfloat16_is_bit_identical(tmp_path, text_file, data_dir, quick_run):
+def test_resume_with_dropout_and_bfloat16_is_bit_identical(tmp_path, text_file, data_dir,
+                                                           quick_run):
     straight, split = quick_run[0], tmp_path / "split"
     first = run("--data", str(text_file), "--data-dir", str(data_dir), *RUN, "--sample-tokens", "0",
                 "--out", str(split), "--stop-at", "3")
     assert f"--resume {split}" in first.stdout
     run("--resume", str(split))
-    params = lambda d: fungrad.tree.leaves(train.load_checkpoint(d / "checkpoint.safetensors")["params"])
+    params = lambda d: fungrad.tree.leaves(
+        train.load_checkpoint(d / "checkpoint.safetensors")["params"])
     for a, b in zip(params(straight), params(split), strict=True):
         assert np.asarray(a).dtype == np.float32  # the master weights
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -167,10 +171,10 @@ def test_text_pieces_end_at_line_ends_and_keep_multibyte_characters(example, tmp
 
 
 def test_a_data_dir_of_other_settings_is_refused(example, text_file, data_dir):
-    args = parse(example, "--data", str(text_file), "--data-dir", str(data_dir), "--shard-tokens", "50000",
-                 "--vocab-size", "400")
-    with pytest.raises(SystemExit, match=f"--data-dir {data_dir} holds shards made with other settings "
-                                         r"\(vocab_size\)"):
+    args = parse(example, "--data", str(text_file), "--data-dir", str(data_dir),
+                 "--shard-tokens", "50000", "--vocab-size", "400")
+    with pytest.raises(SystemExit, match=f"--data-dir {data_dir} holds shards made with other "
+                                         r"settings \(vocab_size\)"):
         example.prepare(args)
 
 
@@ -208,7 +212,8 @@ def grads_of(module, dtype, grad_accum, x, y):
     acc = fungrad.tree.map(jnp.zeros_like, params)
     key = random.PRNGKey(1)
     for i, (xs, ys) in enumerate(zip(np.split(x, grad_accum), np.split(y, grad_accum))):
-        acc, _ = accumulate(params, acc, jnp.asarray(xs), jnp.asarray(ys), key, jnp.asarray(i, jnp.uint32))
+        acc, _ = accumulate(params, acc, jnp.asarray(xs), jnp.asarray(ys), key,
+                            jnp.asarray(i, jnp.uint32))
     return params, acc
 
 

@@ -177,7 +177,8 @@ OPS = [
                rounding_method=lax.RoundingMethod.TO_NEAREST_EVEN),
     unary("is_finite", FLOATS, grad=False),
     unary("reciprocal", FLOATS + (C64,), uniform(0.3, 3)),
-    *[with_param("integer_pow", 1, FLOATS + (C64,), DEFAULT, True, y=y) for y in (-2, 0, 1, 2, 3, 5)],
+    *[with_param("integer_pow", 1, FLOATS + (C64,), DEFAULT, True, y=y)
+      for y in (-2, 0, 1, 2, 3, 5)],
     with_param("integer_pow", 1, INTS, uniform(-5, 5), False, suffix="_int", y=3),
     Op("clamp", 3, FLOATS + INTS, (uniform(-3, 1), DEFAULT, uniform(1, 3))),
     # exponentials, logarithms, roots
@@ -187,7 +188,8 @@ OPS = [
     unary("sqrt", FLOATS + (C64,), POSITIVE), unary("rsqrt", FLOATS + (C64,), POSITIVE),
     unary("cbrt", FLOATS),
     # trigonometric and hyperbolic
-    unary("sin", FLOATS + (C64,)), unary("cos", FLOATS + (C64,)), unary("tan", FLOATS, uniform(-1.4, 1.4)),
+    unary("sin", FLOATS + (C64,)), unary("cos", FLOATS + (C64,)),
+    unary("tan", FLOATS, uniform(-1.4, 1.4)),
     unary("asin", FLOATS, UNIT), unary("acos", FLOATS, UNIT), unary("atan", FLOATS + (C64,)),
     unary("sinh", FLOATS + (C64,)), unary("cosh", FLOATS + (C64,)), unary("tanh", FLOATS + (C64,)),
     unary("asinh", FLOATS + (C64,)), unary("acosh", FLOATS, uniform(1.1, 4)),
@@ -199,7 +201,8 @@ OPS = [
     unary("lgamma", FLOATS, off_integers(0, 5)), unary("digamma", FLOATS, off_integers(-3, 5)),
     binary("polygamma", (F32,), (orders, off_integers(0, 5))),
     # comparisons and selection
-    *[binary(n, FLOATS + INTS + (BOOL,), uniform(-2, 2), grad=False) for n in ("lt", "le", "gt", "ge")],
+    *[binary(n, FLOATS + INTS + (BOOL,), uniform(-2, 2), grad=False)
+      for n in ("lt", "le", "gt", "ge")],
     *[binary(n, NUMERIC + (BOOL,), uniform(-2, 2), grad=False) for n in ("eq", "ne")],
     # jax wants equal case shapes and a scalar or equal-shaped selector
     Op("select", 3, FLOATS + INTS + (C64, BOOL), (predicates, DEFAULT, DEFAULT),
@@ -309,7 +312,7 @@ def test_scalar_meeting_narrow_dtypes():
     np.testing.assert_array_equal(lax.add(u, 10), np.array([4, 13], np.uint8))  # wraps
 
 
-# --------------------------------------------------------------------------- exact integer semantics
+# -------------------------------------------------------------------------- exact integer semantics
 
 U32 = np.uint32
 
@@ -379,7 +382,8 @@ def check_jvp_vjp(fg_fn: Callable, ref_fn: Callable, args: list, argnums: tuple)
     ct = tree.map(lambda y: DEFAULT(RNG, y.shape, y.dtype), out)
     cts = fungrad.vjp(restrict(fg_fn), *primals)[1](ct)
     (ref_out, ref_t), ref_cts = jit(lambda p, t, c: (
-        jax.jvp(restrict(ref_fn), p, t), jax.vjp(restrict(ref_fn), *p)[1](c)))(primals, tangents, ct)
+        jax.jvp(restrict(ref_fn), p, t),
+        jax.vjp(restrict(ref_fn), *p)[1](c)))(primals, tangents, ct)
     assert_same(out, ref_out)
     assert_same(t_out, ref_t, GRAD_TOL, check_weak=False)
     assert_same(cts, ref_cts, GRAD_TOL, check_weak=False)
@@ -513,8 +517,8 @@ def test_select_n_broadcasts_cases():
 
 def test_vmap_of_grad_and_nested_vmap():
     x = DEFAULT(RNG, (2, 3, 4), F32)
-    f = lambda L: (lambda v: L.logistic(v) * L.erf(v) + L.atan2(v, 2.0))  # noqa: E731
-    g = lambda api, L: api.vmap(api.vmap(api.grad(lambda v: f(L)(v).sum())), in_axes=1)  # noqa: E731
+    f = lambda L: (lambda v: L.logistic(v) * L.erf(v) + L.atan2(v, 2.0))
+    g = lambda api, L: api.vmap(api.vmap(api.grad(lambda v: f(L)(v).sum())), in_axes=1)
     assert_same(g(fungrad, lax)(x), jit(g(jax, jax.lax))(x), GRAD_TOL, check_weak=False)
 
 
@@ -535,7 +539,8 @@ ERRORS = [
     (lambda: lax.add(f32, f16), "add", "same dtypes"),
     (lambda: lax.mul(u8, 300), "mul", "same dtypes"),
     (lambda: lax.add(np.ones(3, np.float32), np.ones(4, np.float32)), "add", "incompatible shapes"),
-    (lambda: lax.atan2(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)), "atan2", "shapes"),
+    (lambda: lax.atan2(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)), "atan2",
+     "shapes"),
     (lambda: lax.add(np.ones(3, bool), np.ones(3, bool)), "add", "bool"),
     (lambda: lax.sin(i32), "sin", "int32"),
     (lambda: lax.floor(i32), "floor", "int32"),

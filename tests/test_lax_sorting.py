@@ -11,7 +11,8 @@ from harness import assert_same, compare, compare_transforms, rand, to_fg, to_ja
 
 RNG = np.random.default_rng(2)
 NAN = np.nan
-SPECIAL = np.array([1.0, NAN, 3.0, -0.0, 0.0, 3.0, -NAN, -np.inf, 0.0, -0.0, np.inf, 1.0], np.float32)
+SPECIAL = np.array([1.0, NAN, 3.0, -0.0, 0.0, 3.0, -NAN, -np.inf, 0.0, -0.0, np.inf, 1.0],
+                   np.float32)
 
 
 @pytest.mark.parametrize("shape,dimension", [((7,), 0), ((3, 5), -1), ((3, 5), 0), ((2, 4, 3), 1),
@@ -28,9 +29,10 @@ def test_sort_multiple_operands_transforms():
     jx = lambda k, v: jax.lax.sort((k, v), dimension=1)
     compare_transforms(fg, jx, [keys, vals], RNG, vmap_axes=(0, -1))
     k2 = rand(RNG, (3, 6), np.int32, low=-0.25, high=0.25)
-    compare(lambda a, b, c: lax.sort((a, b, c), num_keys=2), lambda a, b, c: jax.lax.sort((a, b, c), num_keys=2),
-            keys, k2, vals)
-    compare(lambda k, v: lax.sort_key_val(k, v, 0), lambda k, v: jax.lax.sort_key_val(k, v, 0), keys, vals)
+    compare(lambda a, b, c: lax.sort((a, b, c), num_keys=2),
+            lambda a, b, c: jax.lax.sort((a, b, c), num_keys=2), keys, k2, vals)
+    compare(lambda k, v: lax.sort_key_val(k, v, 0), lambda k, v: jax.lax.sort_key_val(k, v, 0),
+            keys, vals)
 
 
 def test_sort_vmap_with_unbatched_operands():
@@ -44,8 +46,9 @@ def test_sort_nan_and_signed_zero_order():
     compare(lax.sort, jax.lax.sort, SPECIAL)
     compare(lambda k, v: lax.sort((k, v)), lambda k, v: jax.lax.sort((k, v)), SPECIAL,
             np.arange(SPECIAL.size, dtype=np.int32))
-    compare(lambda a, b: lax.sort((a, b), num_keys=2), lambda a, b: jax.lax.sort((a, b), num_keys=2),
-            np.zeros(SPECIAL.size, np.float32), SPECIAL)
+    compare(lambda a, b: lax.sort((a, b), num_keys=2),
+            lambda a, b: jax.lax.sort((a, b), num_keys=2), np.zeros(SPECIAL.size, np.float32),
+            SPECIAL)
 
 
 @pytest.mark.parametrize("dt", [np.int32, np.uint8, np.bool_, np.float16, ml_dtypes.bfloat16])
@@ -76,7 +79,8 @@ def test_top_k_ties_and_nans():
 
 
 @pytest.mark.parametrize("call,exc,match", [
-    (lambda: lax.sort((np.ones(3), np.ones(4))), TypeError, "sort: operands must have equal shapes"),
+    (lambda: lax.sort((np.ones(3), np.ones(4))), TypeError,
+     "sort: operands must have equal shapes"),
     (lambda: lax.sort(np.ones(3), num_keys=2), ValueError, "num_keys"),
     (lambda: lax.sort((np.ones(3), np.ones(3)), num_keys=3), ValueError, "num_keys"),
     (lambda: lax.sort(np.ones((2, 3)), dimension=2), ValueError, "sort: axis 2 is out of bounds"),

@@ -21,10 +21,12 @@ def mixed_corpus() -> str:
         "你好，世界！我们在测试分词器。",
         "안녕하세요 세계", "مرحبا بالعالم، هذا اختبار.", "שלום עולם", "नमस्ते दुनिया", "สวัสดีชาวโลก",
         "emoji: 👋🏽 👨‍👩‍👧‍👦 🏳️‍🌈 ❤️‍🔥 🇫🇷🇯🇵 ✨🚀",
-        "def f(x):\n    return {'a': [1, 2, 3], \"b\": x ** 2}  # comment\n\tif x != 0:\n\t\tpass\n",
+        "def f(x):\n    return {'a': [1, 2, 3], \"b\": x ** 2}  # comment\n"
+        "\tif x != 0:\n\t\tpass\n",
         "numbers 0 1 12 123 1234 12345 3.14159 -42 1e-10 2026-12-06 0xDEADBEEF",
         "whitespace   runs\n\n\n  and\t\ttabs   \r\n trailing   ",
-        "combining: e\u0301 n\u0303 a\u030a; zero-width\u200bspace; nbsp\u00a0here; soft\u00adhyphen",
+        "combining: e\u0301 n\u0303 a\u030a; zero-width\u200bspace; nbsp\u00a0here; "
+        "soft\u00adhyphen",
         "ﬁ ligature, Ⅻ roman, ① circled, ½ fraction, ｆｕｌｌｗｉｄｔｈ",
     ]
     return "\n".join(parts * 3)
@@ -37,7 +39,8 @@ def trained(vocab_size: int = 512) -> BPETokenizer:
 
 
 def tiktoken_of(tok: BPETokenizer) -> tiktoken.Encoding:
-    return tiktoken.Encoding("fungrad-test", pat_str=tok.pattern, mergeable_ranks=tok.mergeable_ranks(),
+    return tiktoken.Encoding("fungrad-test", pat_str=tok.pattern,
+                             mergeable_ranks=tok.mergeable_ranks(),
                              special_tokens=tok.special_tokens)
 
 
@@ -100,7 +103,8 @@ def test_training_compresses_like_hf_tokenizers():
 def test_gpt2_files_load_in_hugging_face_with_the_same_ids(tmp_path):
     tok = trained()
     tok.save(tmp_path)
-    hf = Tokenizer(models.BPE.from_file(str(tmp_path / "encoder.json"), str(tmp_path / "vocab.bpe")))
+    hf = Tokenizer(models.BPE.from_file(str(tmp_path / "encoder.json"),
+                                        str(tmp_path / "vocab.bpe")))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()
     text = mixed_corpus()
@@ -121,7 +125,8 @@ def test_save_load_roundtrip_in_both_formats(tmp_path):
 
 
 def test_gpt2_style_files_without_metadata_find_their_special_tokens(tmp_path):
-    tok = BPETokenizer.train("low lower lowest newer wider " * 50, 300, special_tokens=["<|endoftext|>"])
+    tok = BPETokenizer.train("low lower lowest newer wider " * 50, 300,
+                             special_tokens=["<|endoftext|>"])
     tok.save(tmp_path)
     (tmp_path / "fungrad_bpe.json").unlink()
     again = BPETokenizer.load(tmp_path)
