@@ -121,7 +121,8 @@ def test_vmap_of_ravel_and_unravel():
     unravel = ravel_pytree(to_fg(one))[1]
     ref_unravel = jax_ravel(to_jax(one))[1]
     flats = _f32(5, 10)
-    assert_same(fungrad.vmap(unravel)(fnp.asarray(flats)), jax.vmap(ref_unravel)(jnp.asarray(flats)))
+    assert_same(fungrad.vmap(unravel)(fnp.asarray(flats)),
+                jax.vmap(ref_unravel)(jnp.asarray(flats)))
 
 
 def test_top_level_module_attribute():

@@ -4,7 +4,6 @@ behaviour is a bug (a callable detrend, istft with an odd segment length) and fo
 windows fungrad computes itself."""
 import warnings
 
-import jax
 import jax.scipy.fft as jfft
 import jax.scipy.integrate as jintegrate
 import jax.scipy.signal as jsignal
