@@ -69,6 +69,7 @@ def test_wofz_values(dtype):
     same(fungrad.jit(fsp.wofz)(z), jsp.wofz(z), z.dtype, scale=3)
     x = np.array([-2.0, 0.0, 0.5, 6.0], dtype)  # real inputs are promoted to complex
     same(fsp.wofz(x), jsp.wofz(x), z.dtype, scale=3)
+    same(fsp.erfcx(z), jsp.erfcx(z), z.dtype, scale=3)  # complex erfcx is wofz(i z)
 
 
 def test_sph_harm_y_values(dtype):

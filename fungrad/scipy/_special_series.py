@@ -15,6 +15,7 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as jnp
 from fungrad.numpy._util import promote_args_inexact
+from fungrad.scipy._special_hyper import _wofz
 from fungrad.transforms.api import jvp
 from fungrad.transforms.custom_derivatives import custom_jvp
 
@@ -106,12 +107,16 @@ def _erfcx_jvp(primals: tuple, tangents: tuple) -> tuple:
 
 def erfcx(x: Any) -> Any:
     """The scaled complementary error function ``exp(x**2) erfc(x)``
-    (``jax.scipy.special.erfcx``), finite for large ``x`` where the product overflows.
+    (``jax.scipy.special.erfcx``), finite for large ``x`` where the product overflows;
+    for complex ``x``, the Faddeeva function at ``i x``.
 
     >>> print(f"{float(erfcx(30.0)):.6f}")  # about 1 / (30 sqrt(pi))
     0.018796
     """
-    return _erfcx(_real("erfcx", x))
+    x, = promote_args_inexact("erfcx", x)
+    if _dtype(x).kind == "c":
+        return _wofz(lax.complex(-lax.imag(x), lax.real(x)))
+    return _erfcx(x)
 
 
 # --------------------------------------------------------------------------- zeta
