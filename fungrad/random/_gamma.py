@@ -18,11 +18,12 @@ from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core.util import prod
 from fungrad._incomplete_gamma import igamma
-from fungrad.random._distributions import (_div, _exp, _exponential, _fma, _out_shape, _param,
+from fungrad.random._distributions import (_exp, _exponential, _fma, _out_shape, _param,
                                            _pow, _start, rademacher)
 from fungrad.random._samplers import (Shape, _check_shape, _const, _log, _normal_real, _shape,
                                       _split2, _uniform)
 from fungrad.random._threefry import threefry_split
+from fungrad.random._xla_rsqrt import xla_div_sqrt
 from fungrad.transforms.api import jvp, vmap
 from fungrad.transforms.custom_derivatives import custom_jvp
 
@@ -35,7 +36,10 @@ def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
     alpha_orig = alpha
     alpha = lax.select(boost_mask, alpha, lax.add(alpha, one))
     d = lax.sub(alpha, _const(1 / 3, dtype))
-    c = lax.div(_const(1 / 3, dtype), lax.sqrt(d))
+    if dtype in (np.float32, np.float64):  # rewritten by XLA into 1/3 * rsqrt(d)
+        c = xla_div_sqrt(1 / 3, d)
+    else:
+        c = lax.div(_const(1 / 3, dtype), lax.sqrt(d))
 
     def reject(carry):
         _, x_sq, v, u = carry
@@ -166,9 +170,10 @@ def f(key: Any, dfnum: Any, dfden: Any, shape: Shape | None = None, dtype: Any =
     data, dtype = _start("f", key, dtype)
     dfnum, dfden = _param("f", dfnum, dtype), _param("f", dfden, dtype)
     key_den, key_num = _split2(data)
-    num = _div(_chisquare(key_num, dfnum, shape, dtype), dfnum)
-    den = _div(_chisquare(key_den, dfden, shape, dtype), dfden)
-    return lax.div(num, den)
+    num = _chisquare(key_num, dfnum, shape, dtype)
+    den = _chisquare(key_den, dfden, shape, dtype)
+    # XLA's simplifier turns (num / dfnum) / (den / dfden) into one division.
+    return lax.div(lax.mul(num, dfden), lax.mul(den, dfnum))
 
 
 def t(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
