@@ -69,7 +69,7 @@ def make_loss(lib: Any, biased: bool) -> Callable:
     def attention(p, x, B, T):
         C = x.shape[-1]
         q, k, v = jnp.split(linear(p, "w_qkv", "b_qkv", x), 3, axis=-1)
-        heads = lambda t: jnp.transpose(jnp.reshape(t, (B, T, N_HEAD, C // N_HEAD)), (0, 2, 1, 3))  # noqa: E731
+        heads = lambda t: jnp.transpose(jnp.reshape(t, (B, T, N_HEAD, C // N_HEAD)), (0, 2, 1, 3))
         q, k, v = heads(q), heads(k), heads(v)
         scores = (q @ jnp.swapaxes(k, -1, -2)) / math.sqrt(C // N_HEAD)
         scores = jnp.where(jnp.tril(jnp.ones((T, T), dtype=bool)), scores, -1e9)
@@ -83,7 +83,8 @@ def make_loss(lib: Any, biased: bool) -> Callable:
             h, y = jnp.reshape(h, (B * T, N_EMBD)), jnp.reshape(y, (B * T,))
         for p in params["blocks"]:
             h = h + attention(p, layer_norm(p, "ln1", h), B, T)
-            h = h + linear(p, "w_mlp", "b_mlp", nn.gelu(linear(p, "w_in", "b_in", layer_norm(p, "ln2", h))))
+            hidden = nn.gelu(linear(p, "w_in", "b_in", layer_norm(p, "ln2", h)))
+            h = h + linear(p, "w_mlp", "b_mlp", hidden)
         logits = layer_norm(params, "ln_f", h) @ params["wte"].T
         logp = nn.log_softmax(logits, axis=-1)
         return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
@@ -165,7 +166,8 @@ def profile(model: str, steps: int) -> None:
 def compare(model: str, rounds: int, steps: int) -> None:
     """Time the two libraries' steps of ``model`` in processes of their own, alternately."""
     names = ("fungrad", "jax")
-    workers = {n: Worker([sys.executable, __file__, "--worker", n, "--model", model]) for n in names}
+    workers = {n: Worker([sys.executable, __file__, "--worker", n, "--model", model])
+               for n in names}
     try:
         first = {n: w.ask(op="first")["seconds"] for n, w in workers.items()}
         times = interleaved_workers(workers, rounds, steps)
@@ -173,15 +175,17 @@ def compare(model: str, rounds: int, steps: int) -> None:
     finally:
         for w in workers.values():
             w.close()
-    print(f"{model} model: {'biases, (B*T, C) activations' if model == 'biased' else 'no biases, (B, T, C)'}")
+    layout = "biases, (B*T, C) activations" if model == "biased" else "no biases, (B, T, C)"
+    print(f"{model} model: {layout}")
     for kind, label in (("wall", "wall"), ("cpu", "CPU ")):
         for k, stat in enumerate(("min", "median")):
             fg, jx = times["fungrad"][kind][k], times["jax"][kind][k]
-            print(f"  steady step {label} {stat:<6} fungrad {fg * 1e3:8.2f} ms   jax.jit {jx * 1e3:8.2f} ms"
-                  f"   ratio {fg / jx:5.2f}x")
-    print(f"  first call              fungrad {first['fungrad']:8.2f} s    jax.jit {first['jax']:8.2f} s"
-          f"    ratio {first['fungrad'] / first['jax']:5.2f}x")
-    print(f"  loss after {losses['fungrad']['steps']} steps: fungrad {losses['fungrad']['loss']:.4f}  "
+            print(f"  steady step {label} {stat:<6} fungrad {fg * 1e3:8.2f} ms   "
+                  f"jax.jit {jx * 1e3:8.2f} ms   ratio {fg / jx:5.2f}x")
+    print(f"  first call              fungrad {first['fungrad']:8.2f} s    "
+          f"jax.jit {first['jax']:8.2f} s    ratio {first['fungrad'] / first['jax']:5.2f}x")
+    print(f"  loss after {losses['fungrad']['steps']} steps: "
+          f"fungrad {losses['fungrad']['loss']:.4f}  "
           f"jax {losses['jax']['loss']:.4f}; load {load_average()}")
 
 

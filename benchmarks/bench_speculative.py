@@ -30,7 +30,8 @@ from fungrad.text import CharTokenizer, Model, generate, speculative_generate  #
 def train(cfg: gpt2.Config, data: np.ndarray, steps: int, seed: int) -> dict:
     """A few hundred AdamW steps on random windows of ``data``."""
     params = gpt2.init(random.PRNGKey(seed), cfg)
-    opt = optim.adamw(optim.warmup_cosine_decay_schedule(0.0, 3e-3, 50, steps, 3e-4), weight_decay=0.01)
+    opt = optim.adamw(optim.warmup_cosine_decay_schedule(0.0, 3e-3, 50, steps, 3e-4),
+                      weight_decay=0.01)
     state = opt.init(params)
 
     @fungrad.jit
@@ -58,7 +59,8 @@ def timed(fn) -> tuple[float, object]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=400, help="training steps per model (default 400)")
     ap.add_argument("--tokens", type=int, default=200, help="characters to generate (default 200)")
     ap.add_argument("--gamma", type=int, default=4, help="draft tokens per target call (default 4)")
@@ -66,7 +68,8 @@ def main() -> None:
     text = resources.files("fungrad").joinpath("data/tinyshakespeare.txt").read_text()
     tok = CharTokenizer.train(text)
     data = np.asarray(tok.encode(text), np.int32)
-    common = dict(vocab_size=tok.vocab_size, n_positions=512, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    common = dict(vocab_size=tok.vocab_size, n_positions=512, embd_pdrop=0.0, attn_pdrop=0.0,
+                  resid_pdrop=0.0)
     target_cfg = gpt2.Config(n_layer=6, n_head=6, n_embd=192, **common)
     draft_cfg = gpt2.Config(n_layer=1, n_head=2, n_embd=64, **common)
     print(f"training (load average {load_average()})")
@@ -75,9 +78,11 @@ def main() -> None:
     prompt = tok.encode("ROMEO:\n")
     print(f"decoding {args.tokens} characters, gamma {args.gamma} (load average {load_average()})")
     print(f"{'sampling':<22}{'plain tok/s':>12}{'spec tok/s':>12}{'accepted':>10}{'speed-up':>10}")
-    for name, kwargs in [("greedy", dict(temperature=0.0)), ("temperature 0.8", dict(temperature=0.8))]:
+    for name, kwargs in [("greedy", dict(temperature=0.0)),
+                         ("temperature 0.8", dict(temperature=0.8))]:
         key = random.PRNGKey(3)
-        plain_s, _ = timed(lambda: generate(target, [prompt], max_new_tokens=args.tokens, key=key, **kwargs))
+        plain_s, _ = timed(lambda: generate(target, [prompt], max_new_tokens=args.tokens, key=key,
+                                            **kwargs))
         spec_s, (out, stats) = timed(lambda: speculative_generate(
             target, draft, prompt, max_new_tokens=args.tokens, gamma=args.gamma, key=key, **kwargs))
         print(f"{name:<22}{args.tokens / plain_s:12.1f}{args.tokens / spec_s:12.1f}"
