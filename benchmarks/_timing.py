@@ -23,7 +23,8 @@ from collections import Counter
 from typing import Any, Callable, Sequence
 
 
-def best_us(fn: Callable[[], Any], number: int = 1000, repeat: int = 5, sync: Callable | None = None) -> float:
+def best_us(fn: Callable[[], Any], number: int = 1000, repeat: int = 5,
+            sync: Callable | None = None) -> float:
     """Best average time of ``fn()`` over ``repeat`` runs of ``number`` calls, in µs."""
     fn()
     best = float("inf")

@@ -30,9 +30,11 @@ def main() -> None:
         "sin": (lambda: np.sin(a), lambda: fnp.sin(fa), lambda: jnp.sin(ja)),
         "sum": (lambda: a.sum(), lambda: fnp.sum(fa), lambda: jnp.sum(ja)),
         "matmul": (lambda: a @ b, lambda: fa @ fb, lambda: ja @ jb),
-        "reshape": (lambda: a.reshape(256), lambda: fnp.reshape(fa, (256,)), lambda: jnp.reshape(ja, (256,))),
+        "reshape": (lambda: a.reshape(256), lambda: fnp.reshape(fa, (256,)),
+                    lambda: jnp.reshape(ja, (256,))),
     }
-    print(f"eager per-op time on (16,16) float32, µs (jax {jax.__version__}, load {load_average()})")
+    print(f"eager per-op time on (16,16) float32, µs (jax {jax.__version__}, "
+          f"load {load_average()})")
     for name, (np_fn, fg_fn, jax_fn) in cases.items():
         # many short rounds: the minimum skips the rounds other processes interrupted
         t_np = best_us(np_fn, 500, repeat=40)

@@ -135,7 +135,8 @@ def bench_train(device: Any, cfg: gpt2.Config, batch: int, seq: int, steps: int)
         value, grads = jax.value_and_grad(_jax_gpt2_loss)(params, x, y, cfg.n_head)
         return value, jax.tree_util.tree_map(lambda p, g: p - 1e-4 * g, params, grads)
     sync = lambda out: out[0].block_until_ready()  # noqa: E731
-    lf, lj = float(step_f(params, x, y)[0]), float(step_j(jparams, tokens[:, :-1], tokens[:, 1:])[0])
+    lf = float(step_f(params, x, y)[0])
+    lj = float(step_j(jparams, tokens[:, :-1], tokens[:, 1:])[0])
     t_f = _time(lambda: step_f(params, x, y), sync, steps)
     t_j = _time(lambda: step_j(jparams, tokens[:, :-1], tokens[:, 1:]), sync, steps)
     n = batch * seq

@@ -120,8 +120,8 @@ def main() -> None:
                 fg, jx = times["fungrad"][kind][k], times["jax"][kind][k]
                 print(f"  {label} {kind:<4} {stat:<6} fungrad {fg * 1e3:7.3f} ms   jax.jit "
                       f"{jx * 1e3:7.3f} ms   ratio {fg / jx:5.2f}x")
-        print(f"  loss after the last step: fungrad {losses['fungrad']:.6f}  jax {losses['jax']:.6f};"
-              f" load {load_average()}")
+        print(f"  loss after the last step: fungrad {losses['fungrad']:.6f}  "
+              f"jax {losses['jax']:.6f}; load {load_average()}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from fungrad import optim  # noqa: E402
 
 def _tree(rng: np.random.Generator) -> dict:
     # 10.0M parameters in GPT-like blocks: 16 layers of (384x768 + 768x384 + 384) plus an embedding
-    shapes = {f"layer{i}": {"w_in": (384, 768), "w_out": (768, 384), "b": (384,)} for i in range(16)}
+    shapes = {f"layer{i}": {"w_in": (384, 768), "w_out": (768, 384), "b": (384,)}
+              for i in range(16)}
     shapes["embedding"] = (1500, 384)
     return fungrad.tree.map(lambda s: rng.standard_normal(s).astype(np.float32), shapes,
                             is_leaf=lambda s: isinstance(s, tuple))
@@ -47,8 +48,11 @@ def main() -> None:
     fg_opt = optim.adamw(1e-3, weight_decay=0.01)
     fg_p, fg_g = fungrad.tree.map(fnp.asarray, params), fungrad.tree.map(fnp.asarray, grads)
     fg_s = fg_opt.init(fg_p)
-    fg_step = fungrad.jit(lambda p, s, g: (lambda u, s: (optim.apply_updates(p, u), s))(*fg_opt.update(g, s, p)),
-                          donate_argnums=(0, 1))
+
+    def fg_update(p, s, g):
+        u, s = fg_opt.update(g, s, p)
+        return optim.apply_updates(p, u), s
+    fg_step = fungrad.jit(fg_update, donate_argnums=(0, 1))
     state = {"p": fg_p, "s": fg_s}
 
     def run_fg():
@@ -58,8 +62,11 @@ def main() -> None:
     ox_opt = optax.adamw(1e-3, weight_decay=0.01)
     jx_p, jx_g = jax.tree.map(jax.numpy.asarray, params), jax.tree.map(jax.numpy.asarray, grads)
     jx_state = {"p": jx_p, "s": ox_opt.init(jx_p)}
-    jx_step = jax.jit(lambda p, s, g: (lambda u, s: (optax.apply_updates(p, u), s))(*ox_opt.update(g, s, p)),
-                      donate_argnums=(0, 1))
+
+    def jx_update(p, s, g):
+        u, s = ox_opt.update(g, s, p)
+        return optax.apply_updates(p, u), s
+    jx_step = jax.jit(jx_update, donate_argnums=(0, 1))
 
     def run_jax():
         jx_state["p"], jx_state["s"] = jx_step(jx_state["p"], jx_state["s"], jx_g)

@@ -66,7 +66,8 @@ def main() -> None:
         t_fg = ms(lambda: fg_fn(*fg_args))
         t_jax = ms(lambda: jx_fn(*jx_args))
         t_np = ms(numpy_refs[name])
-        print(f"{name:<30}{t_fg:10.2f}{t_jax:10.2f}{t_np:10.2f}{t_fg / t_jax:9.2f}{t_fg / t_np:10.2f}")
+        print(f"{name:<30}{t_fg:10.2f}{t_jax:10.2f}{t_np:10.2f}"
+              f"{t_fg / t_jax:9.2f}{t_fg / t_np:10.2f}")
 
 
 def _copy_set(cache: np.ndarray, step: np.ndarray) -> np.ndarray:

@@ -46,7 +46,8 @@ def test_conversations_alternate_and_break_at_lost_and_long_speeches(chat):
     chats = chat.conversations(spoken, turns=2, max_chars=200)
     assert [[m["content"] for m in c] for c in chats] == [
         ["Before we proceed, hear me.", "Speak, speak."],
-        ["You are all resolved\nrather to die?", "Resolved."]]    # "One word." alone is no conversation
+        # "One word." alone is no conversation
+        ["You are all resolved\nrather to die?", "Resolved."]]
     assert all([m["role"] for m in c] == ["user", "assistant"] for c in chats)
     chats = chat.conversations(spoken, turns=4, max_chars=20)      # the two-line speech is too long
     assert [[m["content"] for m in c] for c in chats] == [["Resolved.", "One word."]]
@@ -58,7 +59,8 @@ def test_tokenizer_gives_each_special_token_one_id(chat):
     tok = chat.ChatTokenizer.train("Speak, user assistant\n" + text, [chat.START, chat.END])
     ids = tok.encode(text)
     start, end = tok.token_id(chat.START), tok.token_id(chat.END)
-    assert tok.vocab_size == tok.chars.vocab_size + 2 and (start, end) == (tok.vocab_size - 2, tok.vocab_size - 1)
+    assert tok.vocab_size == tok.chars.vocab_size + 2
+    assert (start, end) == (tok.vocab_size - 2, tok.vocab_size - 1)
     assert ids.count(start) == 2 and ids.count(end) == 1 and len(ids) == len(text) - 2 * 11 - 9
     assert tok.decode(ids) == text
     assert "<" not in tok.chars.chars                            # the text's characters only
@@ -81,17 +83,19 @@ def test_chat_prompt_drops_the_oldest_exchanges(chat):
 
 def test_the_example_quick(tmp_path):
     out = run("chat.py", tmp_path)
-    records = check_run_dir(tmp_path, ["speculative.png"], ["target_loss", "draft_loss", "target_val_loss",
-                                                            "greedy_acceptance", "sampled_speedup"])
+    records = check_run_dir(tmp_path, ["speculative.png"],
+                            ["target_loss", "draft_loss", "target_val_loss", "greedy_acceptance",
+                             "sampled_speedup"])
     assert re.search(r"\d+ speeches -> \d+ conversations of 2 to 4 turns", out)
     assert "vocabulary 65 characters + <|im_start|>, <|im_end|>" in out
-    assert f"{figure(rf'target validation loss {NUMBER}', out):.3f}" == f"{records[19]['target_val_loss']:.3f}"
+    assert f"{figure(rf'target validation loss {NUMBER}', out):.3f}" \
+        == f"{records[19]['target_val_loss']:.3f}"
     replies = re.findall(r"^assistant: (.*)$", out, re.MULTILINE)
     assert len(replies) == 3 and all(len(r) <= 24 for r in replies)
     assert "(2 oldest messages left out: the prompt and a 24-token reply must fit the 128-token " \
            "context)\nuser: Who comes here?" in out
-    table = re.findall(rf"^ +(greedy|T=0.8) +2 +(\d+) +{NUMBER} +{NUMBER} +(\d+)% +(\d+) +{NUMBER}x$", out,
-                       re.MULTILINE)
+    table = re.findall(rf"^ +(greedy|T=0.8) +2 +(\d+) +{NUMBER} +{NUMBER} +(\d+)% +(\d+) "
+                       rf"+{NUMBER}x$", out, re.MULTILINE)
     assert [row[0] for row in table] == ["greedy", "T=0.8"]
     for mode, tokens, target_ms, spec_ms, accepted, calls, speedup in table:
         assert 0 < int(tokens) <= 24 and 0 <= int(accepted) <= 100 and int(calls) >= 1
