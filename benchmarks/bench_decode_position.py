@@ -27,9 +27,11 @@ POSITIONS = (16, 64, 256, 1024, 2048)
 
 def models() -> dict:
     """Two models of similar size (about 10M parameters, d 384, 6 layers)."""
-    g = gpt2.Config(vocab_size=1000, n_positions=max(POSITIONS) + 8, n_embd=384, n_layer=6, n_head=6)
+    g = gpt2.Config(vocab_size=1000, n_positions=max(POSITIONS) + 8, n_embd=384, n_layer=6,
+                    n_head=6)
     m = mamba.Config(vocab_size=1000, d_model=384, n_layers=6, dt_rank=24)
-    return {"gpt2": (gpt2, g, gpt2.init(random.PRNGKey(0), g)), "mamba": (mamba, m, mamba.init(random.PRNGKey(0), m))}
+    return {"gpt2": (gpt2, g, gpt2.init(random.PRNGKey(0), g)),
+            "mamba": (mamba, m, mamba.init(random.PRNGKey(0), m))}
 
 
 def ms_per_token(module, cfg, params, position: int, rounds: int) -> float:
@@ -50,7 +52,8 @@ def ms_per_token(module, cfg, params, position: int, rounds: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per cell (default 3)")
     args = ap.parse_args()
     print(f"ms per decoded token (batch 1), load average {load_average()}")

@@ -74,6 +74,11 @@ def to_fg(x: Any) -> Any:
     return tree.map(lambda v: fungrad.numpy.asarray(np.asarray(v)) if hasattr(v, "shape") else v, x)
 
 
+def _widened(a: np.ndarray) -> np.ndarray:
+    """bfloat16 as float64 (which ``assert_allclose`` compares); other dtypes unchanged."""
+    return a.astype(np.float64) if a.dtype == ml_dtypes.bfloat16 else a
+
+
 def assert_same(fg_out: Any, ref_out: Any, table: dict = TOL, check_weak: bool = True,
                 rtol: float | None = None, atol: float | None = None) -> None:
     """fungrad and jax results agree in tree structure, shape, dtype, weak type and value."""
@@ -90,9 +95,9 @@ def assert_same(fg_out: Any, ref_out: Any, table: dict = TOL, check_weak: bool =
         if a_np.dtype == jax.dtypes.float0:
             continue
         r, t = tol(a_np.dtype, table)
-        np.testing.assert_allclose(a_np.astype(np.float64) if a_np.dtype == ml_dtypes.bfloat16 else a_np,
-                                   b_np.astype(np.float64) if b_np.dtype == ml_dtypes.bfloat16 else b_np,
-                                   rtol=r if rtol is None else rtol, atol=t if atol is None else atol)
+        np.testing.assert_allclose(_widened(a_np), _widened(b_np),
+                                   rtol=r if rtol is None else rtol,
+                                   atol=t if atol is None else atol)
 
 
 # What each library raises when a function needs a concrete value that tracing hides.
@@ -262,7 +267,8 @@ def compare_transforms(fg_fn: Callable, jax_fn: Callable, args: Sequence[Any],
                         tuple(ax if np.ndim(a) >= ax else 0 for a in args)))
     if fused_ref:
         refs = _call_jitted(functools.partial(jax.jit, compiler_options=QUICK_COMPILE),
-                            functools.partial(_jax_transforms, jax_fn), to_jax([args, idx, tan, ct, batched]))
+                            functools.partial(_jax_transforms, jax_fn),
+                            to_jax([args, idx, tan, ct, batched]))
     else:
         jax_fn = jax.jit(jax_fn) if jit_ref else jax_fn
         refs = [jax_fn(*to_jax(args))]

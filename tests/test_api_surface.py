@@ -16,7 +16,8 @@ RNG = np.random.default_rng(0)
 def test_runtime_helpers_match_jax():
     x = fnp.ones((2, 3))
     assert fungrad.block_until_ready({"a": x})["a"] is x
-    got, want = fungrad.device_get({"a": x, "n": 3}), jax.device_get({"a": jnp.ones((2, 3)), "n": 3})
+    got = fungrad.device_get({"a": x, "n": 3})
+    want = jax.device_get({"a": jnp.ones((2, 3)), "n": 3})
     assert type(got["a"]) is type(want["a"]) is np.ndarray and got["n"] == want["n"] == 3
     assert x.sharding.device_set == {x.device} and len(jnp.ones(2).sharding.device_set) == 1
     assert fungrad.default_backend() == jax.default_backend() == "cpu"

@@ -1,6 +1,7 @@
 """Composition stress test: representative functions (MLP loss, cross-entropy, attention,
 layer norm, conv + pool, gather/scatter, sort, cumsum, scan, cond, custom rules,
-checkpoint, a checkpointed scan body with a custom rule, ...) under composed transformations, each against jax on the same inputs.
+checkpoint, a checkpointed scan body with a custom rule, ...) under composed transformations,
+each against jax on the same inputs.
 
 Every function is written once against a namespace ``m`` (``m.np`` is fungrad.numpy or
 jax.numpy, ``m.lax``, ``m.nn``, ``m.sp`` = scipy.special, ``m.api`` = fungrad or jax) and

@@ -22,7 +22,8 @@ def test_make_jaxpr_prints_like_jax():
 
 def test_make_jaxpr_literals_and_multiline_match_jax():
     x = np.ones(3, np.float32)
-    assert str(fungrad.make_jaxpr(lambda x: x * 2.0 + 1)(x)) == str(jax.make_jaxpr(lambda x: x * 2.0 + 1)(x))
+    assert str(fungrad.make_jaxpr(lambda x: x * 2.0 + 1)(x)) \
+        == str(jax.make_jaxpr(lambda x: x * 2.0 + 1)(x))
 
 
 def test_make_jaxpr_closure_constants_become_constvars():
@@ -45,7 +46,8 @@ def test_eval_jaxpr_roundtrip():
     f = lambda x, y: lax.add(lax.sin(x), lax.mul(x, y))
     x, y = np.linspace(0, 1, 4, dtype=np.float32), np.full(4, 3.0, np.float32)
     closed = fungrad.make_jaxpr(f)(x, y)
-    (out,) = fungrad._core.core.eval_jaxpr(closed.jaxpr, closed.consts, jnp.asarray(x), jnp.asarray(y))
+    (out,) = fungrad._core.core.eval_jaxpr(closed.jaxpr, closed.consts, jnp.asarray(x),
+                                           jnp.asarray(y))
     np.testing.assert_allclose(np.asarray(out), np.sin(x) + x * y, rtol=1e-6)
 
 
@@ -98,14 +100,16 @@ def test_escaped_tracer_is_reported():
 
 
 def test_shape_error_names_primitive_and_shapes():
-    with pytest.raises(TypeError, match=r"add got incompatible shapes for broadcasting: \(3,\), \(4,\)"):
+    with pytest.raises(TypeError,
+                       match=r"add got incompatible shapes for broadcasting: \(3,\), \(4,\)"):
         lax.add(jnp.asarray(np.ones(3, np.float32)), jnp.asarray(np.ones(4, np.float32)))
     with pytest.raises(TypeError, match="add got incompatible shapes"):
         fungrad.make_jaxpr(lax.add)(np.ones(3, np.float32), np.ones(4, np.float32))
 
 
 def test_dtype_error_names_primitive_and_dtypes():
-    with pytest.raises(TypeError, match="add requires arguments to have the same dtypes, got float32, int32"):
+    with pytest.raises(TypeError,
+                       match="add requires arguments to have the same dtypes, got float32, int32"):
         fungrad.make_jaxpr(lax.add)(np.ones(3, np.float32), np.ones(3, np.int32))
     with pytest.raises(TypeError, match="sin does not accept dtype int32"):
         fungrad.make_jaxpr(lax.sin)(np.ones(3, np.int32))

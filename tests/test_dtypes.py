@@ -17,7 +17,8 @@ SCALARS = [True, 3, 2.5, 1 + 2j]
 
 @pytest.mark.parametrize("a,b", list(itertools.combinations_with_replacement(DTYPES, 2)))
 def test_array_array_promotion_matches_jax(a, b):
-    assert dtypes.result_type(np.dtype(a), np.dtype(b)) == jnp_ref.result_type(np.dtype(a), np.dtype(b))
+    assert dtypes.result_type(np.dtype(a), np.dtype(b)) \
+        == jnp_ref.result_type(np.dtype(a), np.dtype(b))
 
 
 @pytest.mark.parametrize("a,s", list(itertools.product(DTYPES, SCALARS)))
