@@ -8,7 +8,8 @@ float32/float64 on x86 the second, for float16 the first) and ``sign(-0)`` is ``
 The common cases cost nothing more: when one operand is a scalar (``relu``'s ``max(x, 0)``,
 a literal under ``jit``) the operands are ordered, once the backend's tie rule for the dtype is
 known (probed once), so that the tie returns the operand JAX would. Two arrays are fixed up
-only where the result is zero, after one ``all()`` pass that finds out whether there is any.
+only where the result is zero, after one pass that finds out whether there is any;
+``sign`` costs the same pass, and a ``copysign`` when there are zeros.
 """
 from __future__ import annotations
 
@@ -69,18 +70,29 @@ def extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any = None) -> Any:
             second = scalar_goes_second(xp, x.dtype, bool(np.signbit(value)), is_max)
             if second is not None:
                 return f(a, b, out=out) if second else f(b, a, out=out)
-    result = f(x, y)
-    if not xp.all(result):  # some zero results: give them JAX's sign
-        signs = xp.signbit(x) & xp.signbit(y) if is_max else xp.signbit(x) | xp.signbit(y)
-        zero = xp.where(signs, -0.0, 0.0).astype(result.dtype)
-        result = xp.where(result == 0, zero, result)
+    result = fix_zero_ties(xp, f(x, y), x, y, is_max)
     if out is None:
         return result
     xp.copyto(out, result)
     return out
 
 
+def fix_zero_ties(xp: Any, result: Any, x: Any, y: Any, is_max: bool) -> Any:
+    """``result = xp.maximum(x, y)`` (or ``minimum``) with its zeros given JAX's sign: for
+    ``max`` -0 only where both operands have the sign bit, for ``min`` where either has.
+    Costs one comparison pass when ``result`` has no zero (a SIMD ``== 0`` and a boolean
+    ``any``: faster than ``all()`` on floats)."""
+    zeros = result == 0
+    if not zeros.any():
+        return result
+    signs = xp.signbit(x) & xp.signbit(y) if is_max else xp.signbit(x) | xp.signbit(y)
+    zero = xp.where(signs, -0.0, 0.0).astype(result.dtype)
+    return xp.where(zeros, zero, result)
+
+
 def sign(xp: Any, x: Any) -> Any:
     """``xp.sign(x)`` keeping the sign of a zero for floats (``sign(-0) = -0``, as XLA)."""
     out = xp.sign(x)
-    return xp.copysign(out, x) if dtypes.is_float(np.dtype(x.dtype)) else out
+    if not dtypes.is_float(np.dtype(x.dtype)) or not (out == 0).any():  # no zero to fix
+        return out
+    return xp.copysign(out, x)

@@ -220,12 +220,10 @@ def _is_float_eqn(eqn: Any) -> bool:
 
 
 def _sign_lowering(ctx, eqn, args, out):
-    fns = ctx.const(ctx.xp.sign, "sign"), ctx.const(ctx.xp.copysign, "copysign")
-    return f"{fns[1]}({fns[0]}({args[0]}), {args[0]}{', out=' + out if out else ''})"
+    return f"{ctx.const(functools.partial(_signed_zeros.sign, ctx.xp), 'sign')}({args[0]})"
 
 
-lowering.def_lowering(sign_p, _sign_lowering, fresh=True, out="any", elementwise=True,
-                      when=_is_float_eqn)
+lowering.def_lowering(sign_p, _sign_lowering, fresh=True, elementwise=True, when=_is_float_eqn)
 lowering.def_ufunc(sign_p, "sign")
 
 
@@ -358,8 +356,16 @@ def _extremum_lowerings(prim: Primitive, is_max: bool) -> None:
 
     lowering.def_lowering(prim, literal_rule, fresh=True, out="any", elementwise=True,
                           when=_one_literal, numexpr=numexpr)
-    lowering.def_lowering(prim, lambda ctx, eqn, args, out: call_helper(ctx, args, out),
-                          fresh=True, elementwise=True, when=_is_float_eqn, numexpr=numexpr)
+    def arrays_rule(ctx, eqn, args, out):
+        if any(v.aval.size != eqn.outvars[0].aval.size for v in eqn.invars):
+            return call_helper(ctx, args, out)  # a size-1 operand may be a zero scalar
+        fix = ctx.const(functools.partial(_signed_zeros.fix_zero_ties, ctx.xp, is_max=is_max),
+                        "fix_zero_ties")
+        fn = ctx.const(getattr(ctx.xp, ufunc), ufunc)
+        return f"{fix}({fn}({args[0]}, {args[1]}), {args[0]}, {args[1]})"
+
+    lowering.def_lowering(prim, arrays_rule, fresh=True, elementwise=True, when=_is_float_eqn,
+                          numexpr=numexpr)
     lowering.def_ufunc(prim, ufunc)
 
 
