@@ -33,13 +33,15 @@ def test_quick_run_writes_three_runs_and_one_dashboard(tmp_path):
         config = json.loads((tmp_path / name / "config.json").read_text())
         _, params, steps, _, _, _, val_loss = table[name]
         assert config["model"] == name and config["n_params"] == int(params.replace(",", ""))
-        assert int(steps) == 6 and float(val_loss) == pytest.approx(records[-1]["val_loss"], abs=5e-4)
+        assert int(steps) == 6
+        assert float(val_loss) == pytest.approx(records[-1]["val_loss"], abs=5e-4)
         assert (tmp_path / name / "checkpoint.safetensors").exists()
         lrs.append([r["lr"] for r in records])
     assert lrs[0] == lrs[1] == lrs[2]                          # the same schedule for each
     page = (tmp_path / "dashboard.html").read_text()
-    data = json.loads(re.search(r'<script id="dashboard-data" type="application/json">(.*?)</script>',
-                                page, re.DOTALL).group(1))
+    data = json.loads(re.search(
+        r'<script id="dashboard-data" type="application/json">(.*?)</script>', page,
+        re.DOTALL).group(1))
     assert [r["name"] for r in data["runs"]] == MODELS
     assert all([p[0] for p in r["metrics"]["val_loss"]] == [3, 6] for r in data["runs"])
     assert (tmp_path / "loss_curves.png").read_bytes().startswith(b"\x89PNG")

@@ -341,7 +341,7 @@ def test_jit_finds_one_row_kernel_per_pattern(golden_sources):
     assert "reduce_sum[axes=(0,)]" in golden_sources["rows_cross_entropy_mean_f32"]
 
 
-# --------------------------------------------------------------------------- kernels run on the host
+# -------------------------------------------------------------------------- kernels run on the host
 
 _HOST_SHIMS = """#include <cmath>
 #include <cstdio>

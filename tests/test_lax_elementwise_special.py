@@ -60,7 +60,8 @@ def test_polygamma_reflection_recurrence(m):
     x = np.linspace(-6.9, -0.1, 400)[np.abs(np.linspace(-6.9, -0.1, 400) % 1 - 0.5) < 0.4]
     with x64():
         lhs = np.asarray(lax.polygamma(np.float64(m), x + 1))
-        rhs = np.asarray(lax.polygamma(np.float64(m), x)) + (-1) ** m * math.factorial(m) / x ** (m + 1)
+        rhs = np.asarray(lax.polygamma(np.float64(m), x)) \
+            + (-1) ** m * math.factorial(m) / x ** (m + 1)
     rtol, atol = TOL[np.dtype(np.float64)]
     scale = math.factorial(m) / np.abs(x) ** (m + 1)  # size of the terms that cancel
     assert np.all(np.abs(lhs - rhs) <= atol * scale + rtol * np.abs(rhs)), (lhs, rhs)

@@ -22,7 +22,8 @@ assert float(jnp.sum(jnp.ones(3) * 2)) == 6.0 and "ml_dtypes" not in sys.modules
 _CASES = {
     "dtype name": "x = jnp.ones((2, 3), 'bfloat16')",
     "fungrad.numpy.bfloat16": "x = jnp.ones((2, 3), jnp.bfloat16)",
-    "a user's ml_dtypes array": "import ml_dtypes\nx = jnp.asarray(np.ones((2, 3), ml_dtypes.bfloat16))",
+    "a user's ml_dtypes array": "import ml_dtypes\n"
+                                "x = jnp.asarray(np.ones((2, 3), ml_dtypes.bfloat16))",
 }
 _CHECKS = """
 assert x.dtype.name == "bfloat16", x.dtype

@@ -12,7 +12,8 @@ from fungrad.train import METRICS_FILE, MetricsWriter, read_metrics
 def test_records_are_flushed_and_read_back_while_open(tmp_path):
     log = MetricsWriter(tmp_path)
     log.write(1, train_loss=jnp.asarray(2.5), lr=np.float32(0.5), tokens_per_sec=1000)
-    assert read_metrics(tmp_path) == [{"step": 1, "train_loss": 2.5, "lr": 0.5, "tokens_per_sec": 1000}]
+    assert read_metrics(tmp_path) == [{"step": 1, "train_loss": 2.5, "lr": 0.5,
+                                       "tokens_per_sec": 1000}]
     log.write(2, train_loss=math.nan, note="warmup")
     log.close()
     assert read_metrics(tmp_path)[1] == {"step": 2, "train_loss": None, "note": "warmup"}

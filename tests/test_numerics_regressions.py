@@ -14,7 +14,8 @@ from fungrad.interpreters import ad
 
 
 @pytest.mark.parametrize("power", [2, 3, 4])
-@pytest.mark.parametrize("x", [np.float32(2.0), np.float32(-1.5), np.array([1.0, -2.0], np.float32)])
+@pytest.mark.parametrize("x", [np.float32(2.0), np.float32(-1.5),
+                               np.array([1.0, -2.0], np.float32)])
 def test_jit_integer_power_of_0d_and_1d(power, x):
     ours = fungrad.jit(lambda v: v ** power)(jnp.asarray(x))
     ref = jax.jit(lambda v: v ** power)(jjnp.asarray(x))

@@ -93,8 +93,8 @@ SCHEDULES = [
 def test_schedules_match_optax(make):
     fg, ox = make(optim), make(optax)
     for count in range(15):
-        np.testing.assert_allclose(np.asarray(fg(jnp.asarray(count))), np.asarray(ox(jnp_ref.asarray(count))),
-                                   rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(np.asarray(fg(jnp.asarray(count))),
+                                   np.asarray(ox(jnp_ref.asarray(count))), rtol=1e-6, atol=1e-7)
 
 
 def _minimise(loss, x0, opt, steps):

@@ -22,7 +22,8 @@ def test_digits_mlp_reaches_96_percent():
     params = {"l1": nn.linear_init(k1, 64, 128), "l2": nn.linear_init(k2, 128, 10)}
     forward = lambda p, x: nn.linear(p["l2"], nn.relu(nn.linear(p["l1"], x)))
     loss_fn = lambda p, x, y: nn.cross_entropy(forward(p, x), y)
-    opt = optim.adamw(3e-3, weight_decay=1e-4, mask=lambda p: fungrad.tree.map(lambda w: w.ndim > 1, p))
+    opt = optim.adamw(3e-3, weight_decay=1e-4,
+                      mask=lambda p: fungrad.tree.map(lambda w: w.ndim > 1, p))
     opt_state = opt.init(params)
 
     @fungrad.jit
@@ -37,8 +38,10 @@ def test_digits_mlp_reaches_96_percent():
         perm = rng.permutation(split)
         for i in range(0, split, 64):
             idx = perm[i:i + 64]
-            params, opt_state, loss = step(params, opt_state, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+            params, opt_state, loss = step(params, opt_state, jnp.asarray(x_train[idx]),
+                                           jnp.asarray(y_train[idx]))
     elapsed = time.perf_counter() - start
-    accuracy = float(jnp.mean(jnp.argmax(forward(params, jnp.asarray(x_test)), -1) == jnp.asarray(y_test)))
+    predicted = jnp.argmax(forward(params, jnp.asarray(x_test)), -1)
+    accuracy = float(jnp.mean(predicted == jnp.asarray(y_test)))
     print(f"digits MLP: test accuracy {accuracy:.3f} after {elapsed:.1f} s of training")
     assert accuracy >= 0.96

@@ -321,4 +321,5 @@ def test_aux_computed_from_differentiated_inputs_leaves_no_tracer_under_jit(tran
              "value_and_grad": lambda x: fungrad.value_and_grad(f, has_aux=True)(x)[0][1]}
     x = fnp.asarray(np.array([1.0, 2.0, 3.0], np.float32))
     aux = fungrad.jit(calls[transform])(x)
-    np.testing.assert_allclose(np.asarray(aux["stat"]), 0.9 * np.array([1.0, 2.0, 3.0]) + 0.2, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(aux["stat"]), 0.9 * np.array([1.0, 2.0, 3.0]) + 0.2,
+                               rtol=1e-6)

@@ -231,7 +231,8 @@ def test_a_float_axis_is_refused_after_the_equal_int_was_cached(bad) -> None:
 def test_allocation_failure_inside_jit_names_the_function_and_shape() -> None:
     """Compiled code calls NumPy directly; its allocation failures are re-raised the same way."""
     outer = fungrad.jit(lambda x: fnp.outer(x, x) + 1)
-    with pytest.raises(ResourceExhaustedError, match=r"jit\(<lambda>\).*\(8388608, 8388608\).*float32"):
+    with pytest.raises(ResourceExhaustedError,
+                       match=r"jit\(<lambda>\).*\(8388608, 8388608\).*float32"):
         outer(fnp.ones(2**23))
 
 
