@@ -39,6 +39,11 @@ SAMPLERS = {
     "loggamma_per_element": (lambda m, k, s, d: m.loggamma(k, np.linspace(0.1, 5, 25, dtype=d),
                                                            s, d), [(25,), (4, 25)]),
     "gamma_0d": (lambda m, k, s, d: m.gamma(k, 0.7, s, d), [()]),
+    # The Gamma boost's exponent 1 / (1 / p) is p once XLA has simplified it.
+    "generalized_normal": (lambda m, k, s, d: m.generalized_normal(k, 1.5, s, d),
+                           [(), (4, 25)]),
+    "generalized_normal_small_p": (lambda m, k, s, d: m.generalized_normal(k, 0.5, s, d),
+                                   [(7,)]),
     # XLA turns (num / dfnum) / (den / dfden) into (num * dfden) / (den * dfnum).
     "f": (lambda m, k, s, d: m.f(k, 3.0, 5.0, s, d), [(), (4, 25)]),
     "f_per_element": (lambda m, k, s, d: m.f(k, np.linspace(1, 4, 25, dtype=d), 7.5, s, d),

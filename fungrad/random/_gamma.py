@@ -28,12 +28,12 @@ from fungrad.transforms.api import jvp, vmap
 from fungrad.transforms.custom_derivatives import custom_jvp
 
 
-def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
-    """One Gamma(alpha) draw (or its log); alpha < 1 is boosted to alpha + 1."""
+def _gamma_one(key: Any, alpha: Any, inv_alpha: Any, log_space: bool) -> Any:
+    """One Gamma(alpha) draw (or its log); alpha < 1 is boosted to alpha + 1, and the boost
+    raises a uniform to ``inv_alpha`` (``1 / alpha``, or what XLA simplified it to)."""
     dtype = alpha.dtype
     zero, one = _const(0, dtype), _const(1, dtype)
     boost_mask = lax.ge(alpha, one)
-    alpha_orig = alpha
     alpha = lax.select(boost_mask, alpha, lax.add(alpha, one))
     d = lax.sub(alpha, _const(1 / 3, dtype))
     if dtype in (np.float32, np.float64):  # rewritten by XLA into 1/3 * rsqrt(d)
@@ -66,17 +66,17 @@ def _gamma_one(key: Any, alpha: Any, log_space: bool) -> Any:
     if log_space:
         log_samples = lax.neg(_exponential(subkey, (), dtype))
         skip = lax.bitwise_or(boost_mask, lax.eq(log_samples, zero))
-        log_boost = lax.select(skip, zero, lax.mul(log_samples, lax.div(one, alpha_orig)))
+        log_boost = lax.select(skip, zero, lax.mul(log_samples, inv_alpha))
         return lax.add(lax.add(_log(d), _log(v)), log_boost)
     samples = lax.sub(one, _uniform("gamma", subkey, (), dtype, 0., 1.))
-    boost = lax.select(boost_mask, one, _pow(samples, lax.div(one, alpha_orig)))
+    boost = lax.select(boost_mask, one, _pow(samples, inv_alpha))
     return lax.mul(lax.mul(d, v), boost)
 
 
-@functools.partial(custom_jvp, nondiff_argnums=(2,))
-def _gamma_draws(keys: Any, a: Any, log_space: bool) -> Any:
+@functools.partial(custom_jvp, nondiff_argnums=(3,))
+def _gamma_draws(keys: Any, a: Any, inv_a: Any, log_space: bool) -> Any:
     """One draw per key and ``a`` (flat), through the rejection loop."""
-    return vmap(lambda k, x: _gamma_one(k, x, log_space))(keys, a)
+    return vmap(lambda k, x, inv_x: _gamma_one(k, x, inv_x, log_space))(keys, a, inv_a)
 
 
 @_gamma_draws.defjvp
@@ -85,9 +85,9 @@ def _gamma_draws_jvp(log_space: bool, primals: tuple, tangents: tuple) -> tuple:
     CDF ``P(a, x)`` stays put, ``dx/da = -(dP/da) / (dP/dx)``, ``dP/dx`` being the
     density; in log space ``d log x = dx / x`` (a draw that underflowed to 0 counts as
     the smallest normal number, as in JAX)."""
-    keys, a = primals
-    a_dot = tangents[1]
-    out = _gamma_draws(keys, a, log_space)
+    keys, a, inv_a = primals
+    a_dot = tangents[1]  # inv_a moves with a inside the draw, not on its own
+    out = _gamma_draws(keys, a, inv_a, log_space)
     x = out
     if log_space:
         x = _exp(out)
@@ -100,13 +100,17 @@ def _gamma_draws_jvp(log_space: bool, primals: tuple, tangents: tuple) -> tuple:
     return out, lax.mul(a_dot, lax.div(dx_da, x) if log_space else dx_da)
 
 
-def _gamma(name: str, key: Any, a: Any, shape: Shape | None, dtype: Any, log_space: bool) -> Any:
+def _gamma(name: str, key: Any, a: Any, shape: Shape | None, dtype: Any, log_space: bool,
+           inv_a: Any = None) -> Any:
+    """Gamma draws; ``inv_a`` (default ``1 / a``) is the boost's exponent for ``a < 1``."""
     data, dtype = _start(name, key, dtype)
     a = _param(name, a, dtype)
     shape = _out_shape(name, shape, a)
-    a = fnp.broadcast_to(a, shape)
+    flat = lax.reshape(fnp.broadcast_to(a, shape), (prod(shape),))
+    inv_a = lax.div(_const(1, dtype), flat) if inv_a is None else fnp.broadcast_to(
+        lax.convert_element_type(inv_a, dtype), flat.shape)
     keys = threefry_split(data, (prod(shape),))
-    return lax.reshape(_gamma_draws(keys, lax.reshape(a, (prod(shape),)), log_space), shape)
+    return lax.reshape(_gamma_draws(keys, flat, inv_a, log_space), shape)
 
 
 def gamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
@@ -199,7 +203,8 @@ def _generalized_normal(key: Any, p: Any, shape: tuple[int, ...], dtype: np.dtyp
     keys = threefry_split(key, (2,))
     k_gamma, k_sign = (lax.index_in_dim(keys, i, 0, keepdims=False) for i in range(2))
     inv_p = lax.div(_const(1, dtype), p)
-    g = gamma(k_gamma, inv_p, shape, dtype)
+    # The boost's exponent 1 / (1 / p) is p: XLA's simplifier cancels the two divisions.
+    g = _gamma("generalized_normal", k_gamma, inv_p, shape, dtype, False, inv_a=p)
     return lax.mul(rademacher(k_sign, shape, dtype), _pow(g, inv_p))
 
 
