@@ -201,10 +201,10 @@ def test_every_public_name_is_in_the_api_reference():
     The generator documents what a module defines (``__module__`` is the module) and finds
     a re-exported object through its ``__module__`` and ``__qualname__``: a wrapper that a
     builder makes in one module and another re-exports must name itself
-    (``lax._prim.public_op``), or it silently drops out. Two kinds need an entry of their own on an API page: a name
-    that a submodule shadows (``fungrad.lax.dot`` the function beside the module
-    ``fungrad.lax.dot``; ``fungrad.config``, an instance, by its class) gets a ``:::``
-    directive for the path it is defined at, and an object of another library
+    (``lax._prim.public_op``), or it silently drops out. Two kinds need an entry of their own
+    on an API page: a name that a submodule shadows (``fungrad.lax.dot`` the function beside
+    the module ``fungrad.lax.dot``; ``fungrad.config``, an instance, by its class) gets a
+    ``:::`` directive for the path it is defined at, and an object of another library
     (``PyTreeDef``) a hand-written entry with the anchor ``[](){#module.name}``. NumPy's
     and ml_dtypes' scalar types in ``fungrad.numpy`` are theirs to document.
     """
