@@ -128,7 +128,8 @@ def table(results: dict[str, dict[str, tuple[float, float]]], title: str) -> Non
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
     ap.add_argument("--only", choices=sorted(MODES), help="one library alone; prints JSON")
     args = ap.parse_args()
@@ -140,8 +141,9 @@ def main() -> None:
     table(measure(list(MODES), args.rounds), "one process")
     alone: dict[str, dict[str, tuple[float, float]]] = {}
     for lib in MODES:
-        run = subprocess.run([sys.executable, __file__, "--only", lib, "--rounds", str(args.rounds)],
-                             capture_output=True, text=True, check=True)
+        run = subprocess.run(
+            [sys.executable, __file__, "--only", lib, "--rounds", str(args.rounds)],
+            capture_output=True, text=True, check=True)
         for case, row in json.loads(run.stdout.strip().splitlines()[-1]).items():
             alone.setdefault(case, {}).update(row)
     table(alone, f"each library alone (load {load_average()})")

@@ -21,9 +21,9 @@ from fungrad import train
 from fungrad.text import CharTokenizer
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "4",
-        "--eval-interval", "2", "--eval-batches", "2", "--checkpoint-interval", "2", "--warmup-steps", "1",
-        "--max-minutes", "0"]
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16",
+        "--batch-size", "4", "--eval-interval", "2", "--eval-batches", "2",
+        "--checkpoint-interval", "2", "--warmup-steps", "1", "--max-minutes", "0"]
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
 
@@ -36,7 +36,8 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("shakespeare_gpt", EXAMPLES / "shakespeare_gpt.py")
+    spec = importlib.util.spec_from_file_location("shakespeare_gpt",
+                                                  EXAMPLES / "shakespeare_gpt.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -50,14 +51,15 @@ def params_of(run_dir) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    out = run("shakespeare_gpt.py", *TINY, "--steps", "4", "--sample-chars", "40", "--out", str(run_dir))
+    out = run("shakespeare_gpt.py", *TINY, "--steps", "4", "--sample-chars", "40",
+              "--out", str(run_dir))
     return run_dir, out
 
 
 def test_quick_run_writes_every_file_of_the_run_directory(quick_run):
     run_dir, out = quick_run
-    assert sorted(os.listdir(run_dir)) == ["char_tokenizer.json", "checkpoint.safetensors", "config.json",
-                                           "metrics.jsonl", "samples.txt"]
+    assert sorted(os.listdir(run_dir)) == ["char_tokenizer.json", "checkpoint.safetensors",
+                                           "config.json", "metrics.jsonl", "samples.txt"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["args"]["steps"] == 4 and config["args"]["n_embd"] == 32
     assert config["model"]["n_positions"] == 16 and config["model"]["vocab_size"] == 65
@@ -133,20 +135,22 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 def test_help_names_every_flag_with_its_default():
     text = load_example().parser().format_help()
-    for flag in ["--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size", "--steps",
-                 "--max-minutes", "--lr", "--min-lr", "--warmup-steps", "--weight-decay", "--dropout",
-                 "--eval-interval", "--eval-batches", "--checkpoint-interval", "--out", "--resume",
-                 "--seed", "--sample-chars", "--temperature", "--top-k"]:
+    for flag in ["--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size",
+                 "--steps", "--max-minutes", "--lr", "--min-lr", "--warmup-steps",
+                 "--weight-decay", "--dropout", "--eval-interval", "--eval-batches",
+                 "--checkpoint-interval", "--out", "--resume", "--seed", "--sample-chars",
+                 "--temperature", "--top-k"]:
         assert flag in text
     assert text.count("(default:") >= 21
 
 
 def test_bad_flags_are_named(capsys):
     example = load_example()
-    for args, message in [(["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
-                          (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
-                          (["--steps", "0", "--max-minutes", "0"], "--steps must be >= 1 (or 0 with a"),
-                          (["--resume", "no/such/run"], "--resume no/such/run: no checkpoint.safetensors")]:
+    for args, message in [
+            (["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
+            (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+            (["--steps", "0", "--max-minutes", "0"], "--steps must be >= 1 (or 0 with a"),
+            (["--resume", "no/such/run"], "--resume no/such/run: no checkpoint.safetensors")]:
         with pytest.raises(SystemExit) as exit_:
             example.prepare_run(example.parser(), args)
         assert exit_.value.code == 2 and message in capsys.readouterr().err
@@ -154,7 +158,9 @@ def test_bad_flags_are_named(capsys):
 
 def test_sample_streams_from_the_checkpoint(quick_run):
     run_dir, _ = quick_run
-    out = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--top-k", "5")
+    out = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30",
+              "--top-k", "5")
     assert out.stdout.startswith("ROMEO:") and len(out.stdout) == len("ROMEO:") + 30 + 1
-    again = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30", "--top-k", "5")
+    again = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30",
+                "--top-k", "5")
     assert again.stdout == out.stdout  # the same seed gives the same text

@@ -1,6 +1,7 @@
 """fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence), dawsn,
-fresnel, owens_t and bessel_jn against jax.scipy.special: values in float32 and float64 (eager and under jit, edges included),
-gradients against jax and finite differences, vmap against jax.vmap."""
+fresnel, owens_t and bessel_jn against jax.scipy.special: values in float32 and float64
+(eager and under jit, edges included), gradients against jax and finite differences, vmap
+against jax.vmap."""
 from __future__ import annotations
 
 import jax
