@@ -44,6 +44,15 @@ SAMPLERS = {
                            [(), (4, 25)]),
     "generalized_normal_small_p": (lambda m, k, s, d: m.generalized_normal(k, 0.5, s, d),
                                    [(7,)]),
+    # Sums in XLA's order, a division by a broadcast through its reciprocal. Below 4,096
+    # elements for dirichlet and 4,096 rows for ball: from there XLA moves their log, exp and
+    # log1p into YNNPACK, whose approximations are not repeated (docs/random.md).
+    "dirichlet": (lambda m, k, s, d: m.dirichlet(k, np.array([0.5, 1., 2.], d), s, d),
+                  [(), (7,), (4, 25)]),
+    "dirichlet_seven": (lambda m, k, s, d: m.dirichlet(k, np.linspace(0.2, 3, 7, dtype=d), s, d),
+                        [(4, 25)]),
+    "ball": (lambda m, k, s, d: m.ball(k, 3, 2, s, d), [(), (4, 25), (1000,)]),
+    "ball_p": (lambda m, k, s, d: m.ball(k, 20, 1.5, s, d), [(7,), (300,)]),  # YNNPACK's sum
     # XLA turns (num / dfnum) / (den / dfden) into (num * dfden) / (den * dfnum).
     "f": (lambda m, k, s, d: m.f(k, 3.0, 5.0, s, d), [(), (4, 25)]),
     "f_per_element": (lambda m, k, s, d: m.f(k, np.linspace(1, 4, 25, dtype=d), 7.5, s, d),

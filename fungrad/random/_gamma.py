@@ -23,6 +23,7 @@ from fungrad.random._distributions import (_exp, _exponential, _fma, _out_shape,
 from fungrad.random._samplers import (Shape, _check_shape, _const, _log, _normal_real, _shape,
                                       _split2, _uniform)
 from fungrad.random._threefry import threefry_split
+from fungrad.random._xla_reduce import xla_sum
 from fungrad.random._xla_rsqrt import xla_div_sqrt
 from fungrad.transforms.api import jvp, vmap
 from fungrad.transforms.custom_derivatives import custom_jvp
@@ -155,7 +156,11 @@ def dirichlet(key: Any, alpha: Any, shape: Shape | None = None, dtype: Any = Non
         _check_shape("dirichlet", shape, alpha.shape[:-1])
     log_g = loggamma(data, alpha, shape + alpha.shape[-1:], dtype)
     unnormalized = _exp(lax.sub(log_g, lax.stop_gradient(fnp.max(log_g, -1, keepdims=True))))
-    return lax.div(unnormalized, fnp.sum(unnormalized, -1, keepdims=True))
+    if dtype not in (np.float32, np.float64):
+        return lax.div(unnormalized, fnp.sum(unnormalized, -1, keepdims=True))
+    # XLA sums in its own order and divides by the broadcast sum through its reciprocal.
+    total = lax.div(_const(1, dtype), xla_sum(unnormalized))
+    return lax.mul(unnormalized, lax.expand_dims(total, (-1,)))
 
 
 def chisquare(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
@@ -216,8 +221,13 @@ def ball(key: Any, d: int, p: float = 2, shape: Shape = (), dtype: Any = None) -
     k1, k2 = (lax.index_in_dim(threefry_split(data, (2,)), i, 0, keepdims=False) for i in range(2))
     g = _generalized_normal(k1, p, shape + (int(d),), dtype)
     e = _exponential(k2, shape, dtype)
-    norm = _pow(lax.add(fnp.sum(_pow(lax.abs(g), p), axis=-1), e), lax.div(_const(1, dtype), p))
-    return lax.div(g, lax.expand_dims(norm, (-1,)))
+    powers = _pow(lax.abs(g), p)
+    if dtype not in (np.float32, np.float64):
+        norm = _pow(lax.add(fnp.sum(powers, axis=-1), e), lax.div(_const(1, dtype), p))
+        return lax.div(g, lax.expand_dims(norm, (-1,)))
+    # XLA sums in its own order and turns g / norm ** (1 / p) into g * norm ** -(1 / p).
+    scale = _pow(lax.add(xla_sum(powers), e), lax.neg(lax.div(_const(1, dtype), p)))
+    return lax.mul(g, lax.expand_dims(scale, (-1,)))
 
 
 __all__ = ["gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t",
