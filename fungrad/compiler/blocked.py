@@ -17,14 +17,8 @@ and split into blocks, and an operand either spans those axes (it is sliced with
 block) or is broadcast along all of them (it is passed whole, e.g. a bias row or a scalar).
 
 Blocks pay ~0.5 µs of Python per op, so groups over results smaller than
-``MIN_SIZE`` elements are not blocked (``benchmarks/bench_jit.py --fusion`` measures
+``MIN_SIZE`` elements stay unfused (``benchmarks/bench_jit.py --fusion`` measures
 the crossover).
-
-With the compiler's second thread (``threads``), a group's rows are also shared between two
-threads: the worker runs the first half of the blocks while the calling thread runs the
-rest. Groups too small to block but with at least ``SPLIT_MIN_WORK`` element-ops (e.g. a
-GELU over a ``(1024, 512)`` activation) run as two halves, one block each, in parallel. Each
-element is still computed by the same ufunc calls, so results stay bit for bit the same.
 """
 from __future__ import annotations
 
@@ -34,14 +28,11 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, ShapedArray, Var
-from fungrad.compiler import threads
 from fungrad.compiler.codegen import compile_function
 from fungrad.compiler.lowering import kernel_primitive, lowering_for
 
-BLOCK_ELEMS = 16384        # elements of the result per block (64 KiB of float32)
-MIN_SIZE = 1 << 20         # results smaller than this are not blocked
-SPLIT_MIN_SIZE = 1 << 16   # with two threads: results from this size on may be split ...
-SPLIT_MIN_WORK = 1 << 19   # ... when the group does this many element-ops (size x ops)
+BLOCK_ELEMS = 16384   # elements of the result per block (64 KiB of float32)
+MIN_SIZE = 1 << 20    # results smaller than this stay unfused
 
 
 # The kernel writes its outputs after reading each block of its operands: never in place.
@@ -56,8 +47,7 @@ def fusible(eqn: JaxprEqn) -> bool:
     if len(eqn.outvars) != 1:
         return False
     out = eqn.outvars[0].aval
-    min_size = min(MIN_SIZE, SPLIT_MIN_SIZE) if threads.ENABLED else MIN_SIZE
-    return out.size >= min_size and out.dtype.isbuiltin == 1 and \
+    return out.size >= MIN_SIZE and out.dtype.isbuiltin == 1 and \
         all(a.aval.dtype.isbuiltin == 1 for a in eqn.invars) and lowering_for(eqn).elementwise
 
 
@@ -69,12 +59,8 @@ def same_group(eqn: JaxprEqn, root: JaxprEqn) -> bool:
 def build(eqns: list[JaxprEqn], outs: list[Var], xp: Any) -> list[JaxprEqn] | None:
     """The equation computing the group (root last) and its results ``outs`` (the root's
     last): ``fused_blocks`` for the root alone, ``fused_blocks_outs`` for several; None
-    when the group is too small or its operands do not block."""
+    when its operands do not block (or the result is a single block)."""
     shape = eqns[-1].outvars[0].aval.shape
-    size = math.prod(shape)
-    two_threads = threads.ENABLED and size * len(eqns) >= SPLIT_MIN_WORK
-    if size < MIN_SIZE and not two_threads:
-        return None
     produced = {e.outvars[0] for e in eqns}
     inputs: list[Var] = []
     for e in eqns:
@@ -84,23 +70,16 @@ def build(eqns: list[JaxprEqn], outs: list[Var], xp: Any) -> list[JaxprEqn] | No
     padded = [(1,) * (len(shape) - a.aval.ndim) + a.aval.shape for a in inputs]
     split = _split_axis(shape, padded)
     rows, rest = math.prod(shape[:split]), shape[split:]
-    step = max(1, BLOCK_ELEMS // max(1, math.prod(rest))) if size >= MIN_SIZE else rows
-    if rows >= 2 * step:  # blocks of about BLOCK_ELEMS, the worker taking the first half
-        worker_rows = step * ((rows // step + 1) // 2) if two_threads else 0
-    elif two_threads and rows >= 2:  # two halves, one block each
-        step = worker_rows = (rows + 1) // 2
-    else:
+    step = max(1, BLOCK_ELEMS // max(1, math.prod(rest)))
+    if rows < 2 * step:
         return None
     spans = [p[:split] == shape[:split] for p in padded]
-    # The worker's body is a copy of its own: each thread keeps one arena in steady state.
     body = _block_body(eqns, outs, inputs, padded, spans, split, step, xp)
-    worker_body = _block_body(eqns, outs, inputs, padded, spans, split, step, xp) \
-        if worker_rows else None
     tail = _block_body(eqns, outs, inputs, padded, spans, split, rows % step, xp) \
         if rows % step else None
     views = [((rows,) if s else ()) + p[split:] for p, s in zip(padded, spans)]
     kernel = _kernel(xp, shape, [v.aval.dtype for v in outs], (rows, *rest), views, spans,
-                     step, worker_rows, body, worker_body, tail)
+                     step, body, tail)
     if len(outs) == 1:
         prim, kernel = fused_blocks_p, _single(kernel)
     else:
@@ -135,35 +114,23 @@ def _block_body(eqns: list[JaxprEqn], outs: list[Var], inputs: list[Var], padded
 
 
 def _kernel(xp: Any, shape: tuple, dtypes: list[np.dtype], rows_shape: tuple,
-            views: list[tuple], spans: list[bool], step: int, worker_rows: int,
-            body: Callable, worker_body: Callable | None, tail: Callable | None) -> Callable:
+            views: list[tuple], spans: list[bool], step: int, body: Callable,
+            tail: Callable | None) -> Callable:
     """``blocked(*operands, out=None) -> list of results``: ``out`` holds a buffer (or
-    None) per result; a missing or non-contiguous one is allocated. The first
-    ``worker_rows`` rows go to the compiler's worker thread (running ``worker_body``) when
-    it is idle."""
+    None) per result; a missing or non-contiguous one is allocated."""
     rows = rows_shape[0]
     end = rows - rows % step
-
-    def run(lo: int, hi: int, vs: list, rows_of: list, body: Callable = body) -> None:
-        for a in range(lo, hi, step):
-            b = a + step
-            body(*[v[a:b] if s else v for v, s in zip(vs, spans)], *[o[a:b] for o in rows_of])
 
     def blocked(*xs, out=None):
         outs = [o if o is not None and o.flags.c_contiguous else xp.empty(shape, dtype)
                 for o, dtype in zip(out or (None,) * len(dtypes), dtypes)]
         rows_of = [o.reshape(rows_shape) for o in outs]  # views of them must be the outputs
         vs = [x.reshape(v) for x, v in zip(xs, views)]
-        task = threads.start(run, 0, worker_rows, vs, rows_of, worker_body) \
-            if worker_rows else None
-        try:
-            run(0 if task is None else worker_rows, end, vs, rows_of)
-            if tail is not None:
-                tail(*[v[end:] if s else v for v, s in zip(vs, spans)],
-                     *[o[end:] for o in rows_of])
-        finally:
-            if task is not None:
-                task.wait()
+        for lo in range(0, end, step):
+            hi = lo + step
+            body(*[v[lo:hi] if s else v for v, s in zip(vs, spans)], *[o[lo:hi] for o in rows_of])
+        if tail is not None:
+            tail(*[v[end:] if s else v for v, s in zip(vs, spans)], *[o[end:] for o in rows_of])
         return outs
     return blocked
 

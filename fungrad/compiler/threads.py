@@ -1,14 +1,13 @@
 """The compiler's second thread: compiled code hands part of its work to one worker.
 
 NumPy releases the GIL inside its loops, so a Python thread running ufuncs over large
-arrays keeps a second core busy while the calling thread works on another part. Two
-stages of the compiler use it: parallel tails (``parallel``: independent optimiser chains)
-and row-split groups (``blocked``: the two halves of an elementwise group's rows).
+arrays keeps a second core busy while the calling thread works on another part: parallel
+tails (``parallel``: independent optimiser chains) run on the caller and this worker.
 
 There is one worker. ``start`` hands it a task only when it is idle and returns None
-otherwise, so a task that tries to start another (a split group inside a parallel tail's
-component) runs that work on its own thread instead of waiting for a busy worker: no
-deadlock, never more than two threads of ours running ufuncs.
+otherwise, so work that meets more parallel work (an executable with a parallel tail
+called from inside a component) runs on its own thread instead of waiting for a busy
+worker: no deadlock, never more than two threads of ours running ufuncs.
 
 Enabled on NumPy with at least two CPUs; ``FUNGRAD_THREADS=1`` turns it off (read at
 import, for the executables compiled afterwards).
