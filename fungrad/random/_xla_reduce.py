@@ -12,14 +12,15 @@ differently:
 * smaller operands run XLA's own loop, which adds left to right; LLVM contracts a square
   feeding an add into a fused multiply-add: of the first two squares, one is rounded and
   is the addend of the other's FMA (``fma(x0, x0, x1 * x1)`` in float32,
-  ``fma(x1, x1, x0 * x0)`` in float64), and each later square is fused with the running
-  sum.
+  ``fma(x1, x1, x0 * x0)`` in float64, as ``maxwell``'s fusion compiles: a float64 sum of
+  squares on its own is contracted otherwise), and each later square is fused with the
+  running sum.
 
 Measured on XLA's CPU backend of jaxlib 0.10 (AVX-512): the YNNPACK order holds for rows of
 up to ``YNN_MAX_ROW_BYTES`` bytes (80 float32, 40 float64 elements) and the loop's for rows
-of up to ``LOOP_MAX_ROW`` elements; longer rows are split into blocks (YNNPACK) or
-vectorised (LLVM) in orders not repeated here, and use NumPy's sum instead (the last bits
-can then differ).
+of up to ``LOOP_MAX_ROW`` elements, except sums of 5 to 8 squares, which LLVM vectorises
+differently; longer rows are split into blocks (YNNPACK) or vectorised (LLVM) in orders not
+repeated here. Those cases use NumPy's sum instead (the last bits can then differ).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ YNN_MIN_ELEMENTS = 4096
 YNN_VECTOR_BYTES = 64
 YNN_MAX_ROW_BYTES = 320
 LOOP_MAX_ROW = 32
+LOOP_VECTORISED_SQUARES = range(5, 9)
 
 
 def _lanes_sum(xp, x):
@@ -86,7 +88,7 @@ def _sum_impl(xp, x, *, square):
             if row * x.dtype.itemsize <= YNN_MAX_ROW_BYTES:
                 return xp.asarray(_lanes_sum(xp, terms))
             return xp.asarray(terms.sum(-1, dtype=x.dtype))
-        if row <= LOOP_MAX_ROW:
+        if row <= LOOP_MAX_ROW and not (square and row in LOOP_VECTORISED_SQUARES):
             return xp.asarray(_loop_sum(xp, x, square), x.dtype)
         return xp.asarray((x * x if square else x).sum(-1, dtype=x.dtype))
 
