@@ -12,7 +12,10 @@ recursive NumPy LU and triangular solve instead.
 
 The reductions NumPy lacks entirely come from the same library: the Schur decomposition
 (``gees``), the Hessenberg (``gehrd``) and tridiagonal (``sytrd``/``hetrd``) reductions and
-the product of Householder reflectors (``orgqr``/``ungqr``). Without the library they are
+the product of Householder reflectors (``orgqr``/``ungqr``), the QR factorisations
+without and with column pivoting (``geqrf``, ``geqp3``; NumPy's ``qr`` has no pivoting
+and keeps no reflectors) and the product with ``Q`` without forming it
+(``ormqr``/``unmqr``). Without the library they are
 None, and so are the primitives that need them (as in JAX, which has them on CPU only).
 """
 from __future__ import annotations
@@ -226,10 +229,76 @@ def _sytrd(a: np.ndarray, lower: bool) -> tuple[np.ndarray, ...]:
             e.reshape(batch + e.shape[-1:]), taus.reshape(batch + taus.shape[-1:]))
 
 
+def _geqrf(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """QR factorisations of ``a[..., m, n]`` by LAPACK's ``geqrf``: ``(a, taus)``, ``R`` on
+    and above the diagonal of ``a``, the Householder vectors below it, their scalar
+    factors in ``taus[..., min(m, n)]``."""
+    _, int_t, symbol = _ROUTINES
+    routine, ref = symbol("geqrf", a.dtype), ctypes.byref
+    (m, n), k = a.shape[-2:], min(a.shape[-2:])
+    cols = _columns(a)
+    taus = np.zeros((cols.shape[0], k), a.dtype)
+    work = np.empty(max(1, 64 * n), a.dtype)
+    m_, n_, ld, lwork, info = int_t(m), int_t(n), int_t(max(m, 1)), int_t(work.size), int_t(0)
+    for i in range(cols.shape[0] if k else 0):
+        routine(ref(m_), ref(n_), _ptr(cols[i]), ref(ld), _ptr(taus[i]), _ptr(work), ref(lwork),
+                ref(info))
+    return _rows(cols, a.shape), taus.reshape(a.shape[:-2] + (k,))
+
+
+def _geqp3(a: np.ndarray, jpvt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column-pivoted QR factorisations of ``a[..., m, n]`` by LAPACK's ``geqp3``:
+    ``(a, jpvt, taus)`` as ``_geqrf``'s, with ``jpvt[..., n]`` the order of the columns
+    (from 1): column ``jpvt[j] - 1`` of the input is column ``j`` of ``Q R``. On input, a
+    nonzero ``jpvt[j]`` moves column ``j`` to the front before the others are pivoted."""
+    _, int_t, symbol = _ROUTINES
+    routine, ref, is_complex = symbol("geqp3", a.dtype), ctypes.byref, a.dtype.kind == "c"
+    (m, n), k = a.shape[-2:], min(a.shape[-2:])
+    cols = _columns(a)
+    piv = np.array(jpvt.reshape(cols.shape[0], n), np.int64 if int_t is ctypes.c_int64 else
+                   np.int32, order="C")
+    taus = np.zeros((cols.shape[0], k), a.dtype)
+    work = np.empty(max(1, 2 * n + 64 * (n + 1)), a.dtype)
+    rwork = [np.empty(max(1, 2 * n), _real(a.dtype))] if is_complex else []
+    m_, n_, ld, lwork, info = int_t(m), int_t(n), int_t(max(m, 1)), int_t(work.size), int_t(0)
+    for i in range(cols.shape[0] if k else 0):
+        routine(ref(m_), ref(n_), _ptr(cols[i]), ref(ld), _ptr(piv[i]), _ptr(taus[i]),
+                _ptr(work), ref(lwork), *map(_ptr, rwork), ref(info))
+    return (_rows(cols, a.shape), piv.astype(jpvt.dtype).reshape(jpvt.shape),
+            taus.reshape(a.shape[:-2] + (k,)))
+
+
+def _ormqr(a: np.ndarray, taus: np.ndarray, c: np.ndarray, *, left: bool,
+           transpose: bool) -> np.ndarray:
+    """``Q c``, ``Q^H c``, ``c Q`` or ``c Q^H`` (``left``, ``transpose``) for the ``Q`` of the
+    Householder reflectors below the diagonal of ``a[..., m, n]`` with factors
+    ``taus[..., k]`` (LAPACK's ``ormqr``/``unmqr``), over equal leading batch axes, without
+    forming ``Q``."""
+    _, int_t, symbol = _ROUTINES
+    is_complex = a.dtype.kind == "c"
+    routine, ref = symbol("unmqr" if is_complex else "ormqr", a.dtype), ctypes.byref
+    (rows, cols_), k = c.shape[-2:], taus.shape[-1]
+    q = _columns(a)
+    out = _columns(c)
+    taus = np.ascontiguousarray(taus.reshape((q.shape[0], k)))
+    work = np.empty(64 * max(rows, cols_, 1) + 65 * 64, a.dtype)  # blocked: n nb + T's nb^2
+    m_, n_, k_, lda, ldc = (int_t(rows), int_t(cols_), int_t(k), int_t(max(a.shape[-2], 1)),
+                            int_t(max(rows, 1)))
+    lwork, info = int_t(work.size), int_t(0)
+    flags = (b"L" if left else b"R", (b"C" if is_complex else b"T") if transpose else b"N")
+    for i in range(out.shape[0] if k and rows and cols_ else 0):
+        routine(*flags, ref(m_), ref(n_), ref(k_), _ptr(q[i]), ref(lda), _ptr(taus[i]),
+                _ptr(out[i]), ref(ldc), _ptr(work), ref(lwork), ref(info))
+    return _rows(out, c.shape)
+
+
 _FOUND = _ROUTINES is not None
 gees: Callable[..., tuple] | None = _gees if _FOUND else None
 gehrd: Callable[..., tuple] | None = _gehrd if _FOUND else None
+geqp3: Callable[..., tuple] | None = _geqp3 if _FOUND else None
+geqrf: Callable[..., tuple] | None = _geqrf if _FOUND else None
 orgqr: Callable[..., np.ndarray] | None = _orgqr if _FOUND else None
+ormqr: Callable[..., np.ndarray] | None = _ormqr if _FOUND else None
 sytrd: Callable[..., tuple] | None = _sytrd if _FOUND else None
 getrf: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = (
     _getrf if _ROUTINES is not None else None)

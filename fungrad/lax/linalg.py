@@ -19,8 +19,10 @@ them by transposition): Murray (2016) for ``cholesky``, De Hoog, Anderssen and L
 ``eig`` (eigenvector derivatives only with ``enable_eigvec_derivs=True``, as in JAX).
 ``triangular_solve`` is linear in ``b`` and has a transpose rule for it.
 
-``schur``, ``hessenberg``, ``tridiagonal`` and ``householder_product`` call LAPACK
-(``_lapack.py``; NumPy has none of them) and, as in JAX, have no derivatives.
+``schur``, ``hessenberg``, ``tridiagonal``, ``householder_product``, ``geqrf``, ``geqp3``
+and ``ormqr`` call LAPACK (``_lapack.py``; NumPy has none of them), as does ``qr`` with
+column pivoting; ``symmetric_product`` and ``cholesky_update`` are written here. As in
+JAX, these seven have no derivatives.
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
-from fungrad.lax._lapack import gees, gehrd, getrf, orgqr, sytrd, trsm
+from fungrad.lax._lapack import (gees, gehrd, geqp3 as _lapack_geqp3, geqrf as _lapack_geqrf,
+                                 getrf, orgqr, ormqr as _lapack_ormqr, sytrd, trsm)
 from fungrad.lax._prim import INEXACT, as_operand, check_dtypes
 from fungrad.lax.dot import dot_general
 from fungrad.lax.elementwise import (abs as _abs, add, complex as _complex, conj, div, eq,
@@ -41,14 +44,16 @@ from fungrad.lax.elementwise import (abs as _abs, add, complex as _complex, conj
 from fungrad.lax.reductions import argmax, reduce_sum
 from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, convert_element_type,
                                 expand_dims, full, reshape, transpose)
-from fungrad.lax.slicing import pad, slice as _slice
+from fungrad.lax.slicing import concatenate, pad, slice as _slice
 from fungrad.lax.sorting import _gather_along, sort
 
-__all__ = ["cholesky", "cholesky_p", "eig", "eig_p", "eigh", "eigh_p", "hessenberg",
+__all__ = ["cholesky", "cholesky_p", "cholesky_update", "cholesky_update_p", "eig", "eig_p",
+           "eigh", "eigh_p", "geqp3", "geqp3_p", "geqrf", "geqrf_p", "hessenberg",
            "hessenberg_p", "householder_product", "householder_product_p", "lu", "lu_p",
-           "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "qr", "qr_p",
-           "schur", "schur_p", "svd", "svd_p", "triangular_solve", "triangular_solve_p",
-           "tridiagonal", "tridiagonal_p", "tridiagonal_solve", "tridiagonal_solve_p"]
+           "lu_pivots_to_permutation", "lu_pivots_to_permutation_p", "lu_solve", "ormqr",
+           "ormqr_p", "qr", "qr_p", "schur", "schur_p", "svd", "svd_p", "symmetric_product",
+           "symmetric_product_p", "triangular_solve", "triangular_solve_p", "tridiagonal",
+           "tridiagonal_p", "tridiagonal_solve", "tridiagonal_solve_p"]
 __dir__ = public_dir(__all__)
 
 
@@ -183,6 +188,14 @@ def _per_matrix(xp: Any, fn: Callable, x: Any, n_out: int) -> list:
         eye = xp.eye(*x.shape[-2:], dtype=x.dtype)
         outs = [xp.full((len(flat),) + r.shape, xp.nan, r.dtype) for r in fn(eye)]
     return [o.reshape(batch + o.shape[1:]) for o in outs]
+
+
+def _needs_lapack(name: str, xp: Any, routine: Callable | None) -> Callable:
+    """``routine`` (from ``_lapack``), or an error naming ``name`` where there is none."""
+    if xp is not np or routine is None:
+        raise NotImplementedError(f"{name}: needs LAPACK from the OpenBLAS NumPy ships (as "
+                                  "JAX, which implements it on CPU only); none was found")
+    return routine
 
 
 # --------------------------------------------------------------------------- triangular_solve
@@ -646,56 +659,119 @@ def solve(a: Any, b: Any, *, transpose_a: bool = False) -> Any:
 
 
 # --------------------------------------------------------------------------- qr
+#
+# ``qr`` without pivoting calls NumPy's ``qr``; with column pivoting, as JAX's CPU
+# lowering: LAPACK's ``geqp3`` and ``orgqr`` (``_lapack.py``). The derivative is JAX's
+# (j-towns.github.io/papers/qr-derivative.pdf for the thin factors, a square block and a
+# product for wide matrices, arXiv:2409.13374 for the full ``Q`` of tall ones), taken of
+# the pivoted columns when pivoting (the permutation is piecewise constant). For wide
+# pivoted matrices JAX forms ``dR2 = dQ^H x2 + Q^H dx2`` from the unpermuted ``x2``, which
+# finite differences refute; here ``x2`` is permuted as ``dx2`` is.
 
-def _qr_impl(xp, x, *, full_matrices):
-    return list(xp.linalg.qr(x, mode="complete" if full_matrices else "reduced"))
+def _qr_impl(xp, x, *, pivoting, full_matrices):
+    if not pivoting:
+        return list(xp.linalg.qr(x, mode="complete" if full_matrices else "reduced"))
+    batch, (m, n) = x.shape[:-2], x.shape[-2:]
+    if m == 0 or n == 0:  # nothing to factor: Q the identity's columns, R empty
+        k = m if full_matrices else min(m, n)
+        q = xp.broadcast_to(xp.eye(m, k, dtype=x.dtype), batch + (m, k)).copy()
+        return [q, xp.zeros(batch + (k, n), x.dtype), xp.zeros(batch + (n,), xp.int32)]
+    r, p, taus = _needs_lapack("qr", xp, _lapack_geqp3)(x, xp.zeros(batch + (n,), xp.int32))
+    orgqr_ = _needs_lapack("qr", xp, orgqr)
+    if m < n:
+        q = orgqr_(r[..., :m], taus)
+    elif full_matrices:
+        q = orgqr_(xp.concatenate([r, xp.zeros(batch + (m, m - n), x.dtype)], axis=-1), taus)
+    else:
+        q, r = orgqr_(r, taus), r[..., :n, :]
+    return [q, xp.triu(r), p - 1]
 
 
-def _qr_abstract(x, *, full_matrices):
+def _qr_abstract(x, *, pivoting, full_matrices):
     _check_matrix("qr", x, square=False)
     batch, (m, n) = x.shape[:-2], x.shape[-2:]
     k = m if full_matrices else min(m, n)
-    return [ShapedArray(batch + (m, k), x.dtype), ShapedArray(batch + (k, n), x.dtype)]
+    outs = [ShapedArray(batch + (m, k), x.dtype), ShapedArray(batch + (k, n), x.dtype)]
+    return outs + ([ShapedArray(batch + (n,), np.dtype(np.int32))] if pivoting else [])
 
 
-def _qr_jvp(primals, tangents, *, full_matrices):
-    # dQ, dR from Q^H dA R^-1 = (Q^H dQ) + (dR R^-1): the first term is skew-Hermitian,
-    # the second upper triangular.
-    x, = primals
-    dx, = tangents
-    m, n = core.get_aval(x).shape[-2:]
-    if m < n or (full_matrices and m != n):
-        raise NotImplementedError("qr: the derivative is implemented for m >= n with "
-                                  "full_matrices=False, or square matrices")
-    q, r = qr_p.bind(x, full_matrices=False)
-    if type(dx) is ad.Zero:
-        return [q, r], [ad.Zero.from_primal(q), ad.Zero.from_primal(r)]
+def _thin_qr_jvp(q: Any, r: Any, dx: Any) -> tuple[Any, Any]:
+    """``(dQ, dR)`` of ``x = Q R`` for ``[..., m, n]`` matrices with ``m >= n`` and ``R``
+    square: from ``Q^H dx R^-1 = Q^H dQ + dR R^-1``, a skew-Hermitian plus an upper
+    triangular term (with the imaginary part of the diagonal in the first for complex)."""
+    n = core.get_aval(r).shape[-1]
     dx_rinv = triangular_solve(r, dx)
     qt_dx_rinv = _mm(_H(q), dx_rinv)
     low = _tril(qt_dx_rinv, -1)
     do = sub(low, _H(low))
-    if _is_complex(x):  # the imaginary part of the diagonal
-        eye = _eye(n, core.get_aval(x).dtype, core.get_aval(x).ndim)
-        do = add(do, mul(eye, sub(qt_dx_rinv, _to(real(qt_dx_rinv), x))))
-    dq = add(_mm(q, sub(do, qt_dx_rinv)), dx_rinv)
-    dr = _mm(sub(qt_dx_rinv, do), r)
-    return [q, r], [dq, dr]
+    if _is_complex(q):
+        eye = _eye(n, core.get_aval(q).dtype, core.get_aval(q).ndim)
+        do = add(do, mul(eye, sub(qt_dx_rinv, _to(real(qt_dx_rinv), q))))
+    return add(_mm(q, sub(do, qt_dx_rinv)), dx_rinv), _mm(sub(qt_dx_rinv, do), r)
 
 
-qr_p = _linalg_prim("qr", _qr_impl, _qr_abstract, lambda **p: 2)
+def _block(x: Any, r0: int, r1: int, c0: int, c1: int) -> Any:
+    """``x[..., r0:r1, c0:c1]``."""
+    shape = core.get_aval(x).shape
+    return _slice(x, (0,) * (len(shape) - 2) + (r0, c0), shape[:-2] + (r1, c1))
+
+
+def _qr_jvp(primals, tangents, *, pivoting, full_matrices):
+    x, = primals
+    dx, = tangents
+    outs = qr_p.bind(x, pivoting=pivoting, full_matrices=full_matrices)
+    q, r = outs[:2]
+    if type(dx) is ad.Zero:
+        return outs, [ad.Zero.from_primal(o) for o in outs]
+    shape = core.get_aval(x).shape
+    nd, (m, n) = len(shape), shape[-2:]
+    if pivoting:  # x[..., p] = Q R: the tangent's columns in the same order
+        idx = broadcast_in_dim(outs[2], shape, tuple(range(nd - 2)) + (nd - 1,))
+        dx = _gather_along(dx, idx, nd - 1)
+        x = _gather_along(x, idx, nd - 1) if m < n else x
+    if m < n:  # [x1 x2] = Q [r1 r2]: x1 = Q r1 is square; dr2 = dQ^H x2 + Q^H dx2
+        dq, dr1 = _thin_qr_jvp(q, _block(r, 0, m, 0, m), _block(dx, 0, m, 0, m))
+        dr2 = add(_mm(_H(dq), _block(x, 0, m, m, n)), _mm(_H(q), _block(dx, 0, m, m, n)))
+        dr = concatenate([dr1, dr2], nd - 1)
+    elif not full_matrices or m == n:
+        dq, dr = _thin_qr_jvp(q, r, dx)
+    else:  # the last m - n columns of the full Q (arXiv:2409.13374, eqs. 32-33)
+        q_mn = _block(q, 0, m, 0, n)
+        dq_mn, dr_nn = _thin_qr_jvp(q_mn, _block(r, 0, n, 0, n), dx)
+        q_nn, q_pn = _block(q_mn, 0, n, 0, n), _block(q_mn, n, m, 0, n)
+        dq_nn, dq_pn = _block(dq_mn, 0, n, 0, n), _block(dq_mn, n, m, 0, n)
+        lu_, _, perm = lu(sub(q_nn, _eye(n, core.get_aval(x).dtype, nd)))
+        z_pn_h = lu_solve(lu_, perm, _H(q_pn), trans=2)  # Z = Q_pn (Q_nn - I)^-1
+        z_pn = _H(z_pn_h)
+        dq_mp = sub(_mm(dq_mn, z_pn_h), _mm(add(q_mn, _mm(_block(q, 0, m, n, m), z_pn)),
+                                           _H(sub(dq_pn, _mm(z_pn, dq_nn)))))
+        dq, dr = concatenate([dq_mn, dq_mp], nd - 1), _pad2(dr_nn, m - n, 0)
+    return outs, [dq, dr] + [ad.Zero.from_primal(p) for p in outs[2:]]
+
+
+qr_p = _linalg_prim("qr", _qr_impl, _qr_abstract, lambda *, pivoting, **p: 3 if pivoting else 2)
 ad.def_jvp(qr_p, _qr_jvp)
 
 
-def qr(x: Any, *, pivoting: bool = False, full_matrices: bool = True) -> tuple[Any, Any]:
+def qr(x: Any, *, pivoting: bool = False, full_matrices: bool = True,
+       use_magma: bool | None = None) -> tuple[Any, ...]:
     """QR decomposition ``x = Q R`` (Householder, LAPACK's sign convention).
 
     ``full_matrices=True``: ``Q`` is ``[..., m, m]`` and ``R`` ``[..., m, n]``;
-    otherwise ``[..., m, k]`` and ``[..., k, n]`` with ``k = min(m, n)``. Column
-    pivoting is not implemented.
+    otherwise ``[..., m, k]`` and ``[..., k, n]`` with ``k = min(m, n)``. With
+    ``pivoting`` the factorisation is rank-revealing, ``x[..., :, p] = Q R`` with the
+    magnitudes on ``R``'s diagonal non-increasing (LAPACK's ``geqp3``), and ``(q, r, p)``
+    is returned, ``p`` int32 ``[..., n]``. ``use_magma`` only matters on GPUs in JAX and
+    is ignored.
+
+    >>> import fungrad.numpy as jnp
+    >>> q, r, p = qr(jnp.array([[1., 3.], [0., 4.]]), pivoting=True)
+    >>> p, jnp.abs(r[0, 0])
+    (Array([1, 0], dtype=int32), Array(5., dtype=float32))
     """
-    if pivoting:
-        raise NotImplementedError("qr: pivoting=True is not implemented")
-    return tuple(qr_p.bind(as_operand(x), full_matrices=bool(full_matrices)))
+    del use_magma  # a GPU switch in JAX
+    return tuple(qr_p.bind(as_operand(x), pivoting=bool(pivoting),
+                           full_matrices=bool(full_matrices)))
 
 
 # --------------------------------------------------------------------------- svd
@@ -1024,14 +1100,8 @@ def tridiagonal_solve(dl: Any, d: Any, du: Any, b: Any, *,
 
 
 # --------------------------------------------------------------------------- schur, hessenberg,
-# tridiagonal, householder_product: LAPACK's reductions, without derivatives (as in JAX)
-
-def _needs_lapack(name: str, xp: Any, routine: Callable | None) -> Callable:
-    if xp is not np or routine is None:
-        raise NotImplementedError(f"{name}: needs LAPACK from the OpenBLAS NumPy ships (as "
-                                  "JAX, which implements it on CPU only); none was found")
-    return routine
-
+# tridiagonal, householder_product, geqrf, geqp3, ormqr (LAPACK), symmetric_product and
+# cholesky_update: without derivatives (as in JAX)
 
 def _bind_checked(prim: Primitive, abstract: Callable, *args: Any, **params: Any) -> Any:
     """``prim.bind`` after its shape rule on the arguments (eager binds skip the rule,
@@ -1134,6 +1204,200 @@ def householder_product(a: Any, taus: Any) -> Any:
     ``orgqr``/``ungqr``). Not differentiable.
     """
     return _bind_checked(householder_product_p, _householder_product_abstract, a, taus)
+
+
+def _geqrf_impl(xp, a):
+    return list(_needs_lapack("geqrf", xp, _lapack_geqrf)(a))
+
+
+def _geqrf_abstract(a):
+    _check_matrix("geqrf", a, square=False)
+    return [ShapedArray(a.shape, a.dtype),
+            ShapedArray(a.shape[:-2] + (min(a.shape[-2:]),), a.dtype)]
+
+
+geqrf_p = _linalg_prim("geqrf", _geqrf_impl, _geqrf_abstract, lambda: 2)
+_no_jvp(geqrf_p)
+
+
+def geqrf(a: Any) -> tuple[Any, Any]:
+    """Householder QR factorisation of ``a`` (``[..., m, n]``) in LAPACK's packed form
+    (``geqrf``): ``(a, taus)``, ``R`` on and above the diagonal of ``a``, the reflectors
+    below it, their scalar factors in ``taus`` (``[..., min(m, n)]``). ``Q`` is
+    ``householder_product`` of them, or ``ormqr`` applies it without forming it. Not
+    differentiable (use ``qr``), as in JAX.
+
+    >>> import fungrad.numpy as jnp
+    >>> packed, taus = geqrf(jnp.array([[3., 1.], [4., 2.]]))
+    >>> packed[0], taus.shape
+    (Array([-5. , -2.2], dtype=float32), (2,))
+    """
+    return tuple(_bind_checked(geqrf_p, _geqrf_abstract, a))
+
+
+def _geqp3_impl(xp, a, jpvt):
+    return list(_needs_lapack("geqp3", xp, _lapack_geqp3)(a, jpvt))
+
+
+def _geqp3_abstract(a, jpvt):
+    _check_matrix("geqp3", a, square=False)
+    if jpvt.dtype.kind not in "iu" or jpvt.shape != a.shape[:-2] + a.shape[-1:]:
+        raise TypeError(f"geqp3: jpvt must be an integer array of shape "
+                        f"{list(a.shape[:-2] + a.shape[-1:])} (a's batch axes and columns) "
+                        f"when a has shape {list(a.shape)}, got "
+                        f"{jpvt.dtype.name}{list(jpvt.shape)}")
+    return [ShapedArray(a.shape, a.dtype), ShapedArray(jpvt.shape, jpvt.dtype),
+            ShapedArray(a.shape[:-2] + (min(a.shape[-2:]),), a.dtype)]
+
+
+geqp3_p = _linalg_prim("geqp3", _geqp3_impl, _geqp3_abstract, lambda: 3)
+_no_jvp(geqp3_p)
+
+
+def geqp3(a: Any, jpvt: Any, *, use_magma: bool | None = None) -> tuple[Any, Any, Any]:
+    """Column-pivoted Householder QR factorisation (LAPACK's ``geqp3``): ``(a, jpvt,
+    taus)`` packed as ``geqrf``'s, with ``a[..., :, jpvt - 1] = Q R`` (``jpvt`` counts
+    from 1, as LAPACK). On input, ``jpvt[..., j] != 0`` moves column ``j`` to the front;
+    the others are chosen by largest remaining norm. ``use_magma`` is a GPU switch in JAX,
+    ignored. Not differentiable (use ``qr(pivoting=True)``), as in JAX.
+
+    >>> import fungrad.numpy as jnp
+    >>> geqp3(jnp.array([[1., 3.], [0., 4.]]), jnp.zeros(2, jnp.int32))[1]
+    Array([2, 1], dtype=int32)
+    """
+    del use_magma  # a GPU switch in JAX
+    return tuple(_bind_checked(geqp3_p, _geqp3_abstract, a, jpvt))
+
+
+def _ormqr_impl(xp, a, taus, c, *, left, transpose):
+    return _needs_lapack("ormqr", xp, _lapack_ormqr)(a, taus, c, left=left, transpose=transpose)
+
+
+def _ormqr_abstract(a, taus, c, *, left, transpose):
+    name = "ormqr"
+    _check_matrix(name, a, square=False)
+    (m, n), k = a.shape[-2:], taus.shape[-1] if taus.ndim else -1
+    if taus.dtype != a.dtype or taus.shape[:-1] != a.shape[:-2] or k > min(m, n):
+        raise ValueError(f"{name}: taus must have a's dtype {a.dtype.name} and shape [..., k] "
+                         f"with a's batch axes and k <= {min(m, n)}, got "
+                         f"{taus.dtype.name}{list(taus.shape)}")
+    if c.dtype != a.dtype or c.ndim != a.ndim or c.shape[:-2] != a.shape[:-2]:
+        raise ValueError(f"{name}: c must have a's dtype {a.dtype.name} and batch axes "
+                         f"{list(a.shape[:-2])}, got {c.dtype.name}{list(c.shape)}")
+    if c.shape[-2 if left else -1] != m:
+        what = "rows" if left else "columns"
+        raise ValueError(f"{name} with left={left} expects c to have as many {what} as the "
+                         f"Householder matrix a has rows. Got a shape {a.shape} and c shape "
+                         f"{c.shape}.")
+    return ShapedArray(c.shape, c.dtype)
+
+
+ormqr_p = _linalg_prim("ormqr", _ormqr_impl, _ormqr_abstract)
+_no_jvp(ormqr_p)
+
+
+def ormqr(a: Any, taus: Any, c: Any, *, left: bool = True, transpose: bool = False) -> Any:
+    """``Q @ c``, ``Q^H @ c`` (``transpose``), ``c @ Q`` or ``c @ Q^H`` (``left=False``)
+    for the ``Q`` of Householder reflectors ``a`` (``[..., m, n]``) and ``taus``
+    (``[..., k]``) as ``geqrf`` and ``geqp3`` return them, without forming ``Q`` (LAPACK's
+    ``ormqr``/``unmqr``). ``c`` has ``m`` rows (left) or columns and ``a``'s batch axes;
+    the result has ``c``'s shape. Not differentiable, as in JAX.
+
+    >>> import fungrad.numpy as jnp
+    >>> a = jnp.array([[1., 2.], [3., 4.], [5., 6.]])
+    >>> packed, taus = geqrf(a)
+    >>> q, _ = qr(a)
+    >>> bool(jnp.allclose(ormqr(packed, taus, jnp.eye(3)), q, atol=1e-6))
+    True
+    """
+    return _bind_checked(ormqr_p, _ormqr_abstract, a, taus, c, left=bool(left),
+                         transpose=bool(transpose))
+
+
+def _symmetric_product_impl(xp, a, c, *, alpha, beta):
+    scalar = a.dtype.type
+    return scalar(alpha) * (a @ xp.swapaxes(a, -1, -2)) + scalar(beta) * c
+
+
+def _symmetric_product_abstract(a, c, *, alpha, beta):
+    name = "symmetric_product"
+    for what, v in (("a_matrix", a), ("c_matrix", c)):
+        if v.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name}: {what} must be float32 or float64, got {v.dtype.name}")
+    _check_matrix(name, a, square=False)
+    _check_matrix(name, c)
+    if a.dtype != c.dtype or c.shape != a.shape[:-1] + a.shape[-2:-1]:
+        raise ValueError(f"{name} expects a rectangular matrix of shape [..., m, n] and a "
+                         f"square one of shape [..., m, m] of the same dtype. Got "
+                         f"{a.dtype.name}{list(a.shape)} and {c.dtype.name}{list(c.shape)}.")
+    return ShapedArray(c.shape, c.dtype)
+
+
+symmetric_product_p = _linalg_prim("symmetric_product", _symmetric_product_impl,
+                                   _symmetric_product_abstract)
+_no_jvp(symmetric_product_p)
+
+
+def symmetric_product(a_matrix: Any, c_matrix: Any, *, alpha: float = 1.0, beta: float = 0.0,
+                      symmetrize_output: bool = False) -> Any:
+    """``alpha A A^T + beta C`` for ``A`` ``[..., m, n]`` and symmetric ``C``
+    ``[..., m, m]`` (real floating point; BLAS's ``syrk`` on GPUs in JAX). Only the lower
+    triangle is guaranteed on every platform; ``symmetrize_output`` mirrors it onto the
+    upper one. Not differentiable, as in JAX.
+
+    >>> import fungrad.numpy as jnp
+    >>> symmetric_product(jnp.array([[1., 2.], [3., 4.]]), jnp.eye(2), beta=1.)
+    Array([[ 6., 11.],
+           [11., 26.]], dtype=float32)
+    """
+    out = _bind_checked(symmetric_product_p, _symmetric_product_abstract, a_matrix, c_matrix,
+                        alpha=float(alpha), beta=float(beta))
+    return add(_tril(out), _T(_tril(out, -1))) if symmetrize_output else out
+
+
+def _cholesky_update_impl(xp, r, w):
+    # Givens rotations zero w against R's rows in turn (JAX's formulation: ratios of the
+    # larger magnitude avoid overflow; a zero w entry is the identity rotation).
+    r, w = r.copy(), w.copy()
+    for k in range(r.shape[-1]):
+        x, y = r[..., k, k], w[..., k]
+        rotate = y != 0
+        big = xp.where(rotate, xp.maximum(xp.abs(x), xp.abs(y)), 1)
+        x, y = x / big, y / big
+        rh = 1 / xp.where(rotate, xp.sqrt(x * x + y * y), 1)
+        c, s = xp.where(rotate, x * rh, 1)[..., None], xp.where(rotate, -y * rh, 0)[..., None]
+        row = r[..., k, :]
+        r[..., k, :], w = c * row - s * w, c * w + s * row
+    return r
+
+
+def _cholesky_update_abstract(r, w):
+    name = "cholesky_update"
+    _check_matrix(name, r)
+    if r.dtype.kind == "c" or w.dtype != r.dtype or w.shape != r.shape[:-1]:
+        raise ValueError(f"{name}: takes a real square upper-triangular matrix [..., n, n] and a "
+                         f"vector [..., n] of its dtype; got {r.dtype.name}{list(r.shape)} and "
+                         f"{w.dtype.name}{list(w.shape)}")
+    return ShapedArray(r.shape, r.dtype)
+
+
+cholesky_update_p = _linalg_prim("cholesky_update", _cholesky_update_impl,
+                                 _cholesky_update_abstract)
+_no_jvp(cholesky_update_p)
+
+
+def cholesky_update(r_matrix: Any, w_vector: Any) -> Any:
+    """The upper Cholesky factor of ``A + w w^T`` from the factor ``R`` of ``A = R^T R``
+    (rank-one update by Givens rotations, ``O(n^2)``); ``R`` ``[..., n, n]`` upper
+    triangular, ``w`` ``[..., n]``. Leading axes are a batch (JAX takes one matrix). Not
+    differentiable, as in JAX.
+
+    >>> import fungrad.numpy as jnp
+    >>> cholesky_update(jnp.array([[3., 0.], [0., 1.]]), jnp.array([4., 0.]))
+    Array([[5., 0.],
+           [0., 1.]], dtype=float32)
+    """
+    return _bind_checked(cholesky_update_p, _cholesky_update_abstract, r_matrix, w_vector)
 
 
 def _tridiagonal_impl(xp, a, *, lower):
