@@ -2,14 +2,22 @@
 ``gammasgn``, ``loggamma``, ``beta``, ``poch``, ``factorial``, ``comb``, the Box-Cox
 transforms and the Bernoulli numbers.
 
-Real arguments only (complex ones raise, as JAX's ``gammasgn``, ``beta`` and ``poch``
-do). Values follow JAX's definitions at the poles and edges: ``gamma`` is NaN at the
-negative integers and ``±inf`` at ``±0``; ``factorial`` and ``comb`` are 0 outside their
-domain. ``poch`` has JAX's custom derivative (digamma differences), the others
-differentiate through ``lgamma``, ``exp`` and ``log``.
+``gamma`` and ``loggamma`` also take complex arguments, computed as JAX computes them:
+Lanczos's approximation (g = 7, nine coefficients) with the reflection formula left of
+``Re z = 1/2``; ``loggamma`` instead shifts ``z`` right by ``n`` and subtracts
+``log z + ... + log(z + n - 1)``, which puts its one branch cut on the negative real axis
+(SciPy's principal branch). The other functions take real arguments only (complex ones
+raise, as JAX's ``gammasgn``, ``beta`` and ``poch`` do). Values follow JAX's definitions
+at the poles and edges: ``gamma`` is NaN at the negative integers and ``±inf`` at ``±0``
+(complex ``gamma`` and ``loggamma``: ``nan+nanj`` at the non-positive integers and where a
+part is NaN); ``factorial`` and ``comb`` are 0 outside their domain. ``poch`` has JAX's
+custom derivative (digamma differences), the others differentiate through ``lgamma``,
+``exp``, ``log`` and ``sin`` (complex ``loggamma`` in forward mode only, as its shift is a
+``while_loop``, as in JAX).
 """
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -17,7 +25,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad import numpy as jnp
-from fungrad.numpy._util import promote_args_inexact, scalar_like
+from fungrad.numpy._util import full_like, promote_args_inexact, scalar_like
 from fungrad.numpy._util import where as _where
 from fungrad.transforms.custom_derivatives import custom_jvp
 
@@ -46,22 +54,101 @@ def gammasgn(x: Any) -> Any:
     return lax.stop_gradient(_gammasgn(x))
 
 
+# Lanczos's approximation with g = 7 and nine coefficients (C. Lanczos, "A Precision
+# Approximation of the Gamma Function", SIAM J. Numer. Anal. B 1, 1964; the coefficients as
+# GSL's specfunc/gamma.c and JAX list them).
+_LANCZOS_G = 7.0
+_LANCZOS_COEFFS = np.array([
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
+    -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+    1.5056327351493116e-7])
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)  # Python floats: weakly typed
+_LOG_PI = math.log(math.pi)
+
+
+def _lanczos_loggamma(z: Any) -> Any:
+    """``log Gamma(z)`` for complex ``z`` by Lanczos's series, reflected through
+    ``Gamma(z) Gamma(1 - z) = pi / sin(pi z)`` where ``Re z < 1/2``; its imaginary part is
+    ``arg Gamma(z)`` only up to multiples of ``2 pi`` on the reflected side."""
+    reflect = lax.real(z) < 0.5
+    zz = _where(reflect, 1.0 - z, z) - 1.0
+    coeffs = jnp.asarray(_LANCZOS_COEFFS, dtype=z.dtype)
+    ks = jnp.asarray(np.arange(1, len(_LANCZOS_COEFFS)), dtype=z.dtype)
+    ag = coeffs[0] + jnp.sum(coeffs[1:] / (zz[..., None] + ks), axis=-1)
+    t = zz + (_LANCZOS_G + 0.5)
+    lanczos = _HALF_LOG_2PI + (zz + 0.5) * lax.log(t) - t + lax.log(ag)
+    # the reflected branch sees a harmless z where it is not taken, so that no NaN from
+    # log(sin(pi z)) reaches the gradient through the select
+    z_reflect = _where(reflect, z, full_like(z, 0.5))
+    reflected = _LOG_PI - lax.log(lax.sin(np.pi * z_reflect)) - lanczos
+    return _where(reflect, reflected, lanczos)
+
+
+def _complex_poles(z: Any) -> tuple[Any, Any]:
+    """Where ``z`` is a pole of Gamma (a non-positive integer) or NaN, and ``z`` with those
+    entries replaced by 1 (so that no NaN reaches the gradient through the final select)."""
+    re = lax.real(z)
+    bad = ((lax.imag(z) == 0) & (re == lax.floor(re)) & (re <= 0)) | jnp.isnan(z)
+    return bad, _where(bad, full_like(z, 1), z)
+
+
+def _complex_gamma(z: Any) -> Any:
+    """Gamma of complex ``z`` as ``exp`` of the reflected Lanczos ``log Gamma``."""
+    bad, z_safe = _complex_poles(z)
+    return _where(bad, full_like(z, complex(np.nan, np.nan)), lax.exp(_lanczos_loggamma(z_safe)))
+
+
+def _complex_loggamma(z: Any) -> Any:
+    """The principal ``log Gamma`` of complex ``z`` (SciPy's branch cut)."""
+    # loggamma(z) = loggamma(z + n) - sum_{k < n} log(z + k) with Re(z + n) >= 1/2: the sum
+    # of principal logs makes the one branch cut the negative real axis, as in SciPy
+    bad, z_safe = _complex_poles(z)
+    n = lax.max(jnp.ceil(0.5 - lax.real(z_safe)).astype(int), 0)
+
+    def body(state: tuple) -> tuple:
+        k, sum_log = state
+        more = k < n
+        zk = _where(more, z_safe + k, full_like(z_safe, 1))
+        return k + 1, sum_log + _where(more, lax.log(zk), full_like(sum_log, 0))
+
+    _, sum_log = lax.while_loop(lambda state: jnp.any(state[0] < n), body,
+                                (0, full_like(z_safe, 0)))
+    out = _lanczos_loggamma(z_safe + n) - sum_log
+    return _where(bad, full_like(z, complex(np.nan, np.nan)), out)
+
+
 def gamma(x: Any) -> Any:
-    """The Gamma function ``sign * exp(lgamma(x))`` for real ``x``: NaN at the negative
-    integers and ``-inf``, ``±inf`` at ``±0`` (``jax.scipy.special.gamma``).
+    """The Gamma function (``jax.scipy.special.gamma``). For real ``x``,
+    ``sign * exp(lgamma(x))``: NaN at the negative integers and ``-inf``, ``±inf`` at
+    ``±0``. For complex ``x``, ``exp`` of Lanczos's ``log Gamma`` (reflected left of
+    ``Re x = 1/2``): ``nan+nanj`` at the non-positive integers and where a part is NaN.
 
     >>> import fungrad.scipy.special as fss
     >>> print(fss.gamma(5.0))
     24.0
+    >>> print(fss.gamma(1j))
+    (-0.15494962-0.49801546j)
     """
-    x, = _real("gamma", x)
+    x, = promote_args_inexact("gamma", x)
+    if x.dtype.kind == "c":
+        return _complex_gamma(x)
     return lax.stop_gradient(_gammasgn(x)) * lax.exp(lax.lgamma(x))
 
 
 def loggamma(x: Any) -> Any:
-    """The principal branch of ``log(Gamma(x))``: for real ``x``, ``lgamma(x)`` where
-    ``x > 0`` and NaN elsewhere (``jax.scipy.special.loggamma``)."""
-    x, = _real("loggamma", x)
+    """The principal branch of ``log(Gamma(x))`` (``jax.scipy.special.loggamma``): for real
+    ``x``, ``lgamma(x)`` where ``x > 0`` and NaN elsewhere; for complex ``x``, the analytic
+    continuation with one branch cut on the negative real axis (SciPy's), ``nan+nanj`` at
+    the non-positive integers and where a part is NaN. The complex form shifts ``x`` right in
+    a ``while_loop``, so it differentiates in forward mode only, as in JAX.
+
+    >>> import fungrad.scipy.special as fss
+    >>> print(fss.loggamma(-0.5 + 0j))
+    (1.2655125-3.1415927j)
+    """
+    x, = promote_args_inexact("loggamma", x)
+    if x.dtype.kind == "c":
+        return _complex_loggamma(x)
     return _where(x > 0, lax.lgamma(x), scalar_like(np.nan, x))
 
 
