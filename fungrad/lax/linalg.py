@@ -660,8 +660,10 @@ def solve(a: Any, b: Any, *, transpose_a: bool = False) -> Any:
 
 # --------------------------------------------------------------------------- qr
 #
-# ``qr`` without pivoting calls NumPy's ``qr``; with column pivoting, as JAX's CPU
-# lowering: LAPACK's ``geqp3`` and ``orgqr`` (``_lapack.py``). The derivative is JAX's
+# ``qr`` calls LAPACK's ``geqrf`` (``geqp3`` with column pivoting) and ``orgqr`` in the
+# input's precision (``_lapack.py``), as JAX's CPU lowering, so the factors agree with
+# JAX's to the bit in float32; without those routines, NumPy's ``qr`` (which computes
+# float32 in float64) and no pivoting. The derivative is JAX's
 # (j-towns.github.io/papers/qr-derivative.pdf for the thin factors, a square block and a
 # product for wide matrices, arXiv:2409.13374 for the full ``Q`` of tall ones), taken of
 # the pivoted columns when pivoting (the permutation is piecewise constant). For wide
@@ -669,22 +671,28 @@ def solve(a: Any, b: Any, *, transpose_a: bool = False) -> Any:
 # finite differences refute; here ``x2`` is permuted as ``dx2`` is.
 
 def _qr_impl(xp, x, *, pivoting, full_matrices):
-    if not pivoting:
+    if xp is not np or _lapack_geqrf is None:  # NumPy's (CuPy's) qr: float32 in float64
+        if pivoting:
+            raise NotImplementedError("qr: pivoting=True needs LAPACK's geqp3 from the "
+                                      "OpenBLAS NumPy ships; none was found")
         return list(xp.linalg.qr(x, mode="complete" if full_matrices else "reduced"))
     batch, (m, n) = x.shape[:-2], x.shape[-2:]
     if m == 0 or n == 0:  # nothing to factor: Q the identity's columns, R empty
         k = m if full_matrices else min(m, n)
-        q = xp.broadcast_to(xp.eye(m, k, dtype=x.dtype), batch + (m, k)).copy()
-        return [q, xp.zeros(batch + (k, n), x.dtype), xp.zeros(batch + (n,), xp.int32)]
-    r, p, taus = _needs_lapack("qr", xp, _lapack_geqp3)(x, xp.zeros(batch + (n,), xp.int32))
-    orgqr_ = _needs_lapack("qr", xp, orgqr)
-    if m < n:
-        q = orgqr_(r[..., :m], taus)
-    elif full_matrices:
-        q = orgqr_(xp.concatenate([r, xp.zeros(batch + (m, m - n), x.dtype)], axis=-1), taus)
+        q = np.broadcast_to(np.eye(m, k, dtype=x.dtype), batch + (m, k)).copy()
+        return [q, np.zeros(batch + (k, n), x.dtype)] + (
+            [np.zeros(batch + (n,), np.int32)] if pivoting else [])
+    if pivoting:
+        r, p, taus = _lapack_geqp3(x, np.zeros(batch + (n,), np.int32))
     else:
-        q, r = orgqr_(r, taus), r[..., :n, :]
-    return [q, xp.triu(r), p - 1]
+        (r, taus), p = _lapack_geqrf(x), None
+    if m < n:
+        q = orgqr(r[..., :m], taus)
+    elif full_matrices:
+        q = orgqr(np.concatenate([r, np.zeros(batch + (m, m - n), x.dtype)], axis=-1), taus)
+    else:
+        q, r = orgqr(r, taus), r[..., :n, :]
+    return [q, np.triu(r)] + ([p - 1] if pivoting else [])
 
 
 def _qr_abstract(x, *, pivoting, full_matrices):

@@ -113,13 +113,14 @@ def hessenberg(a: Any, *, calc_q: bool = False, overwrite_a: bool = False,
 
 def qr_multiply(a: Any, c: Any, mode: str = "right", pivoting: bool = False,
                 conjugate: bool = False, overwrite_a: bool = False,
-                overwrite_c: bool = False) -> tuple[Any, Any]:
+                overwrite_c: bool = False) -> tuple[Any, ...]:
     """QR-decompose ``a`` (``[..., m, n]``) and multiply ``Q`` with ``c``: ``(Q @ c, R)``
     (``mode='left'``, ``c`` ``[..., k, p]`` with ``k = min(m, n)``) or ``(c @ Q, R)``
     (``'right'``, ``c`` ``[..., p, m]``, the product ``[..., p, k]``); ``conjugate`` uses
     ``conj(Q)``. A vector ``c`` is a column (left) or a row (right) and the product is
     raveled. Batch axes broadcast. ``Q`` here is the economic factor (the product is the
-    same as with the full one); column pivoting is not implemented.
+    same as with the full one). With ``pivoting`` (column pivoting) the permutation ``P``
+    of ``a[..., :, P] = Q R`` follows: ``(product, R, P)``.
 
     >>> import fungrad.numpy as jnp
     >>> qtb, r = qr_multiply(jnp.array([[1., 1.], [1., 2.], [1., 3.]]), jnp.array([1., 2., 3.]))
@@ -128,8 +129,6 @@ def qr_multiply(a: Any, c: Any, mode: str = "right", pivoting: bool = False,
     """
     if mode not in ("right", "left"):
         raise ValueError(f"qr_multiply: mode must be 'right' or 'left', got {mode!r}")
-    if pivoting:
-        raise NotImplementedError("qr_multiply: pivoting=True is not implemented")
     a, c = promote_dtypes_inexact(*ensure_arraylike("qr_multiply", a, c))
     vector = aval(c).ndim == 1
     if vector:
@@ -148,11 +147,11 @@ def qr_multiply(a: Any, c: Any, mode: str = "right", pivoting: bool = False,
     batch = np.broadcast_shapes(aval(a).shape[:-2], aval(c).shape[:-2])
     a = jnp.broadcast_to(a, batch + (m, n))
     c = jnp.broadcast_to(c, batch + (rows, cols))
-    q, r = lax_linalg.qr(a, full_matrices=False)
+    q, r, *p = lax_linalg.qr(a, pivoting=pivoting, full_matrices=False)
     if conjugate:
         q = jnp.conj(q)
     out = q @ c if mode == "left" else c @ q
-    return (out.ravel() if vector else out), r
+    return ((out.ravel() if vector else out), r) + tuple(p)
 
 
 # --------------------------------------------------------------------------- polar

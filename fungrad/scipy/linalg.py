@@ -156,12 +156,16 @@ def lu_solve(lu_and_piv: tuple[Any, Any], b: Any, trans: int = 0, overwrite_b: b
 
 def qr(a: Any, overwrite_a: bool = False, lwork: Any = None, mode: str = "full",
        pivoting: bool = False, check_finite: bool = True) -> tuple:
-    """QR decomposition; ``mode`` 'full' (``Q`` square), 'economic' or 'r' (``(R,)``)."""
+    """QR decomposition; ``mode`` 'full' (``Q`` square), 'economic' or 'r' (``(R,)``).
+
+    With ``pivoting`` (column pivoting, LAPACK's ``geqp3``) the permutation ``P`` (int32)
+    follows: ``(Q, R, P)`` or ``(R, P)``, with ``a[..., :, P] = Q R``.
+    """
     if mode not in ("full", "economic", "r"):
         raise ValueError(f"qr: unsupported mode {mode!r}; expected 'full', 'economic' or 'r'")
     a, = _inexact("qr", a)
-    q, r = lax_linalg.qr(a, pivoting=pivoting, full_matrices=mode == "full")
-    return (r,) if mode == "r" else (q, r)
+    q, r, *p = lax_linalg.qr(a, pivoting=pivoting, full_matrices=mode != "economic")
+    return ((r,) if mode == "r" else (q, r)) + tuple(p)
 
 
 def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True,
