@@ -151,6 +151,13 @@ def _ptr(a: np.ndarray) -> ctypes.c_void_p:
     return ctypes.c_void_p(a.ctypes.data)
 
 
+def _each(stack: np.ndarray) -> list[ctypes.c_void_p]:
+    """Pointers to ``stack[0]``, ``stack[1]``, ... of a C-contiguous stack (cheaper than
+    ``_ptr`` of each: no view per matrix)."""
+    base, step = stack.ctypes.data, stack.strides[0] if stack.ndim else 0
+    return [ctypes.c_void_p(base + i * step) for i in range(len(stack))]
+
+
 def _gees(a: np.ndarray, compute_vectors: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Schur decompositions ``a = Z T Z^H`` of ``a[..., n, n]`` by LAPACK's ``gees``:
     ``(T, Z, ok)``, ``T`` quasi-upper-triangular (real input: 2x2 blocks for complex
@@ -200,11 +207,11 @@ def _orgqr(a: np.ndarray, taus: np.ndarray) -> np.ndarray:
     q = _columns(a)
     taus = np.ascontiguousarray(taus.reshape((q.shape[0], k)))
     work = np.empty(max(1, 64 * n), a.dtype)
-    m_, n_, k_, ld = int_t(m), int_t(n), int_t(k), int_t(max(m, 1))
-    lwork, info, ref = int_t(work.size), int_t(0), ctypes.byref
-    for i in range(q.shape[0] if m and n else 0):
-        routine(ref(m_), ref(n_), ref(k_), _ptr(q[i]), ref(ld), _ptr(taus[i]), _ptr(work),
-                ref(lwork), ref(info))
+    ref = ctypes.byref
+    sizes = [ref(int_t(v)) for v in (m, n, k)]
+    ld, tail = ref(int_t(max(m, 1))), (_ptr(work), ref(int_t(work.size)), ref(int_t(0)))
+    for q_i, tau_i in zip(_each(q), _each(taus)) if m and n else ():
+        routine(*sizes, q_i, ld, tau_i, *tail)
     return _rows(q, a.shape)
 
 
@@ -239,10 +246,10 @@ def _geqrf(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cols = _columns(a)
     taus = np.zeros((cols.shape[0], k), a.dtype)
     work = np.empty(max(1, 64 * n), a.dtype)
-    m_, n_, ld, lwork, info = int_t(m), int_t(n), int_t(max(m, 1)), int_t(work.size), int_t(0)
-    for i in range(cols.shape[0] if k else 0):
-        routine(ref(m_), ref(n_), _ptr(cols[i]), ref(ld), _ptr(taus[i]), _ptr(work), ref(lwork),
-                ref(info))
+    sizes, ld = [ref(int_t(m)), ref(int_t(n))], ref(int_t(max(m, 1)))
+    tail = (_ptr(work), ref(int_t(work.size)), ref(int_t(0)))
+    for a_i, tau_i in zip(_each(cols), _each(taus)) if k else ():
+        routine(*sizes, a_i, ld, tau_i, *tail)
     return _rows(cols, a.shape), taus.reshape(a.shape[:-2] + (k,))
 
 
@@ -260,10 +267,10 @@ def _geqp3(a: np.ndarray, jpvt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     taus = np.zeros((cols.shape[0], k), a.dtype)
     work = np.empty(max(1, 2 * n + 64 * (n + 1)), a.dtype)
     rwork = [np.empty(max(1, 2 * n), _real(a.dtype))] if is_complex else []
-    m_, n_, ld, lwork, info = int_t(m), int_t(n), int_t(max(m, 1)), int_t(work.size), int_t(0)
-    for i in range(cols.shape[0] if k else 0):
-        routine(ref(m_), ref(n_), _ptr(cols[i]), ref(ld), _ptr(piv[i]), _ptr(taus[i]),
-                _ptr(work), ref(lwork), *map(_ptr, rwork), ref(info))
+    sizes, ld = [ref(int_t(m)), ref(int_t(n))], ref(int_t(max(m, 1)))
+    tail = (_ptr(work), ref(int_t(work.size)), *map(_ptr, rwork), ref(int_t(0)))
+    for a_i, piv_i, tau_i in zip(_each(cols), _each(piv), _each(taus)) if k else ():
+        routine(*sizes, a_i, ld, piv_i, tau_i, *tail)
     return (_rows(cols, a.shape), piv.astype(jpvt.dtype).reshape(jpvt.shape),
             taus.reshape(a.shape[:-2] + (k,)))
 
@@ -282,13 +289,12 @@ def _ormqr(a: np.ndarray, taus: np.ndarray, c: np.ndarray, *, left: bool,
     out = _columns(c)
     taus = np.ascontiguousarray(taus.reshape((q.shape[0], k)))
     work = np.empty(64 * max(rows, cols_, 1) + 65 * 64, a.dtype)  # blocked: n nb + T's nb^2
-    m_, n_, k_, lda, ldc = (int_t(rows), int_t(cols_), int_t(k), int_t(max(a.shape[-2], 1)),
-                            int_t(max(rows, 1)))
-    lwork, info = int_t(work.size), int_t(0)
-    flags = (b"L" if left else b"R", (b"C" if is_complex else b"T") if transpose else b"N")
-    for i in range(out.shape[0] if k and rows and cols_ else 0):
-        routine(*flags, ref(m_), ref(n_), ref(k_), _ptr(q[i]), ref(lda), _ptr(taus[i]),
-                _ptr(out[i]), ref(ldc), _ptr(work), ref(lwork), ref(info))
+    head = (b"L" if left else b"R", (b"C" if is_complex else b"T") if transpose else b"N",
+            *(ref(int_t(v)) for v in (rows, cols_, k)))
+    lda, ldc = ref(int_t(max(a.shape[-2], 1))), ref(int_t(max(rows, 1)))
+    tail = (_ptr(work), ref(int_t(work.size)), ref(int_t(0)))
+    for a_i, tau_i, c_i in zip(_each(q), _each(taus), _each(out)) if k and rows and cols_ else ():
+        routine(*head, a_i, lda, tau_i, c_i, ldc, *tail)
     return _rows(out, c.shape)
 
 
