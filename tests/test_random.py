@@ -1,4 +1,5 @@
-"""fungrad.random against jax.random: bit-exact keys and draws, transformations, errors, statistics."""
+"""fungrad.random against jax.random: bit-exact keys and draws, transformations, errors,
+statistics."""
 import functools
 import math
 
@@ -27,7 +28,8 @@ def fkey(seed):
     return fr.PRNGKey(seed)
 
 
-STREAM = 100_000  # elements of a cached jax reference draw (large, so rare last-bit differences show)
+# elements of a cached jax reference draw (large, so rare last-bit differences show)
+STREAM = 100_000
 JAX_DRAWS = {
     "bits": lambda k, n, d, *a: jax.random.bits(k, (n,), d),
     "uniform": lambda k, n, d, *a: jax.random.uniform(k, (n,), d),
@@ -66,7 +68,8 @@ def test_counter_scheme():
         args = (-3, 1000) if name == "randint" else ()
         direct = JAX_DRAWS[name](jkey(5), 35, None, *args).reshape(5, 7)
         assert_bits_equal(jax_ref(name, 5, (5, 7), None, *args), direct)
-        assert_bits_equal(jax.random.uniform(jkey(5), (5, 7)), jax.random.uniform(jkey(5), (35,)).reshape(5, 7))
+        assert_bits_equal(jax.random.uniform(jkey(5), (5, 7)),
+                          jax.random.uniform(jkey(5), (35,)).reshape(5, 7))
 
 
 def assert_bits_equal(fg, ref):
@@ -92,8 +95,8 @@ def assert_ulps_close(fg, ref, ulps):
 
 # --------------------------------------------------------------------------- threefry2x32
 
-@pytest.mark.parametrize("shapes", [((), (), (7,), (7,)), ((4, 1), (1,), (), (4, 6)), ((0,), (), (), (0,)),
-                                    ((), (), (300_001,), (300_001,))])
+@pytest.mark.parametrize("shapes", [((), (), (7,), (7,)), ((4, 1), (1,), (), (4, 6)),
+                                    ((0,), (), (), (0,)), ((), (), (300_001,), (300_001,))])
 def test_threefry2x32_matches_jax(shapes):
     from jax._src.random.threefry2x32 import threefry2x32_p as jax_threefry
     rng = np.random.default_rng(0)
@@ -126,11 +129,12 @@ def test_threefry2x32_rules():
     with pytest.raises(TypeError, match="threefry2x32"):
         fr.threefry2x32(np.zeros(2, u), u(2), np.zeros(3, u), u(3))
     closed = fungrad.make_jaxpr(lambda a, b: fr.threefry2x32(a, b, u(0), u(1)))(u(1), u(2))
-    assert "threefry2x32" in str(closed) and [a.str_short() for a in closed.out_avals] == ["u32[]"] * 2
+    assert "threefry2x32" in str(closed)
+    assert [a.str_short() for a in closed.out_avals] == ["u32[]"] * 2
     # non-differentiable: no tangent flows through it, but grad of a program using it works
     x = np.float32(2.0)
-    g = fungrad.grad(lambda x: x * lax.convert_element_type(fr.threefry2x32(u(1), u(2), u(0), u(1))[0],
-                                                             np.float32))(x)
+    g = fungrad.grad(lambda x: x * lax.convert_element_type(
+        fr.threefry2x32(u(1), u(2), u(0), u(1))[0], np.float32))(x)
     assert np.asarray(g) == np.float32(np.asarray(fr.threefry2x32(u(1), u(2), u(0), u(1))[0]))
 
 
@@ -157,7 +161,8 @@ def test_x64_seeds_and_64_bit_draws():
         k, jk = fkey(3), jkey(3)
         assert_bits_equal(fr.bits(k, (5,)), jax.random.bits(jk, (5,)))
         assert_bits_equal(fr.uniform(k, (5,)), jax.random.uniform(jk, (5,)))
-        assert_bits_equal(fr.randint(k, (5,), -2 ** 40, 2 ** 40), jax.random.randint(jk, (5,), -2 ** 40, 2 ** 40))
+        assert_bits_equal(fr.randint(k, (5,), -2 ** 40, 2 ** 40),
+                          jax.random.randint(jk, (5,), -2 ** 40, 2 ** 40))
         keys = fungrad.vmap(fr.PRNGKey)(np.array([2 ** 40 + 7, -1], np.int64))
         assert_bits_equal(keys, jax.vmap(jax.random.PRNGKey)(np.array([2 ** 40 + 7, -1], np.int64)))
     finally:
@@ -170,8 +175,9 @@ def test_typed_keys():
     assert k.shape == () and k.ndim == 0 and str(k.dtype) == "key<fry>"
     ks = fr.split(k, (2, 3))
     assert isinstance(ks, fr.PRNGKeyArray) and ks.shape == (2, 3) and len(ks) == 2
-    assert_bits_equal(fr.key_data(ks), jax.random.key_data(jax.random.split(jax.random.key(3), (2, 3))))
-    assert_bits_equal(fr.key_data(ks[1, 2]), jax.random.key_data(jax.random.split(jax.random.key(3), (2, 3))[1, 2]))
+    jks = jax.random.split(jax.random.key(3), (2, 3))
+    assert_bits_equal(fr.key_data(ks), jax.random.key_data(jks))
+    assert_bits_equal(fr.key_data(ks[1, 2]), jax.random.key_data(jks[1, 2]))
     assert ks.reshape(6).shape == (6,) and ks.reshape(-1, 2).shape == (3, 2)
     assert [x.shape for x in ks] == [(3,), (3,)]
     wrapped = fr.wrap_key_data(fr.key_data(k))
@@ -197,7 +203,8 @@ def test_fold_in(data):
         assert_bits_equal(fr.fold_in(fkey(seed), data), jax.random.fold_in(jkey(seed), data))
     typed = fr.fold_in(fr.key(5), data)
     assert isinstance(typed, fr.PRNGKeyArray)
-    assert_bits_equal(fr.key_data(typed), jax.random.key_data(jax.random.fold_in(jax.random.key(5), data)))
+    assert_bits_equal(fr.key_data(typed),
+                      jax.random.key_data(jax.random.fold_in(jax.random.key(5), data)))
 
 
 # --------------------------------------------------------------------------- bits and uniform
@@ -213,7 +220,8 @@ def test_bits(shape, dtype):
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_uniform(shape, dtype):
     for seed in (0, 42, 2 ** 32 + 3):
-        assert_bits_equal(fr.uniform(fkey(seed), shape, dtype), jax_ref("uniform", seed, shape, dtype))
+        assert_bits_equal(fr.uniform(fkey(seed), shape, dtype),
+                          jax_ref("uniform", seed, shape, dtype))
 
 
 RANGES = [(-3.0, 5.0, False), (2.0, 2.0, False), (4.0, 1.0, False), (0, 7, False), (-1, 1, False),
@@ -225,9 +233,11 @@ RANGES = [(-3.0, 5.0, False), (2.0, 2.0, False), (4.0, 1.0, False), (0, 7, False
 def test_uniform_ranges(dtype, minval, maxval, fused):
     shape = (4, 5)
     params = {"arr": np.linspace(-2, 3, 20, dtype=np.float32).reshape(4, 5),
-              "row": np.linspace(-1, 1, 5, dtype=np.float32), "col": np.float32([[2], [3], [4], [5]])}
+              "row": np.linspace(-1, 1, 5, dtype=np.float32),
+              "col": np.float32([[2], [3], [4], [5]])}
     lo, hi = params.get(minval, minval), params.get(maxval, maxval)
-    out, ref = fr.uniform(fkey(7), shape, dtype, lo, hi), jax.random.uniform(jkey(7), shape, dtype, lo, hi)
+    out = fr.uniform(fkey(7), shape, dtype, lo, hi)
+    ref = jax.random.uniform(jkey(7), shape, dtype, lo, hi)
     assert_bits_equal(out, ref)  # fused: floats * (maxval - minval) + minval rounds once (an FMA)
     assert np.all(np.asarray(out) >= np.minimum(lo, np.asarray(out).dtype.type(0) + lo))
 
@@ -240,7 +250,8 @@ def test_uniform_default_dtype_and_int_shape():
 # --------------------------------------------------------------------------- integers
 
 @pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int8, np.uint8, np.int16, np.uint16])
-@pytest.mark.parametrize("minval,maxval", [(-10, 10), (0, 256), (5, 3), (-2 ** 31, 2 ** 31 - 1), (7, 8)])
+@pytest.mark.parametrize("minval,maxval",
+                         [(-10, 10), (0, 256), (5, 3), (-2 ** 31, 2 ** 31 - 1), (7, 8)])
 def test_randint(dtype, minval, maxval):
     info = np.iinfo(dtype)
     if info.bits == 32 and not (info.min <= minval and maxval <= info.max):
@@ -253,8 +264,10 @@ def test_randint(dtype, minval, maxval):
 def test_randint_array_bounds():
     lo = np.array([0, -5, 10], np.int32)
     hi = np.array([[3], [100]], np.int32)
-    assert_bits_equal(fr.randint(fkey(1), (2, 3), lo, hi), jax.random.randint(jkey(1), (2, 3), lo, hi))
-    assert_bits_equal(fr.randint(fkey(1), (4,), 0.5, 9.7), jax.random.randint(jkey(1), (4,), 0.5, 9.7))
+    assert_bits_equal(fr.randint(fkey(1), (2, 3), lo, hi),
+                      jax.random.randint(jkey(1), (2, 3), lo, hi))
+    assert_bits_equal(fr.randint(fkey(1), (4,), 0.5, 9.7),
+                      jax.random.randint(jkey(1), (4,), 0.5, 9.7))
 
 
 @pytest.mark.parametrize("p", [0.5, 0.0, 1.0, 0.1, "arr"])
@@ -262,16 +275,20 @@ def test_randint_array_bounds():
 def test_bernoulli(p, mode):
     if p == "arr":
         p = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
-        assert_bits_equal(fr.bernoulli(fkey(2), p, mode=mode), jax.random.bernoulli(jkey(2), p, mode=mode))
-        assert_bits_equal(fr.bernoulli(fkey(2), p, (5, 3, 4), mode), jax.random.bernoulli(jkey(2), p, (5, 3, 4), mode))
+        assert_bits_equal(fr.bernoulli(fkey(2), p, mode=mode),
+                          jax.random.bernoulli(jkey(2), p, mode=mode))
+        assert_bits_equal(fr.bernoulli(fkey(2), p, (5, 3, 4), mode),
+                          jax.random.bernoulli(jkey(2), p, (5, 3, 4), mode))
         return
     if mode == "high":  # draws (2, *shape) uniforms: not a prefix of a longer draw
         for shape in (None, (3, 5)):
-            assert_bits_equal(fr.bernoulli(fkey(2), p, shape, mode), jax.random.bernoulli(jkey(2), p, shape, mode))
+            assert_bits_equal(fr.bernoulli(fkey(2), p, shape, mode),
+                              jax.random.bernoulli(jkey(2), p, shape, mode))
         return
     for dtype in (np.float32, np.float16):
         for shape in ((), (7,), (3, 5)):
-            assert_bits_equal(fr.bernoulli(fkey(2), dtype(p), shape), jax_ref("bernoulli", 2, shape, dtype, p))
+            assert_bits_equal(fr.bernoulli(fkey(2), dtype(p), shape),
+                              jax_ref("bernoulli", 2, shape, dtype, p))
     assert_bits_equal(fr.bernoulli(fkey(2), p), jax_ref("bernoulli", 2, (), np.float32, p))
 
 
@@ -295,12 +312,15 @@ def test_permutation_array(axis, independent):
 
 @pytest.mark.parametrize("replace", [True, False])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("a,shape,axis", [(10, (3,), 0), (10, (2, 3), 0), ("mat", (2,), 1), ("vec", (4,), 0)])
+@pytest.mark.parametrize("a,shape,axis",
+                         [(10, (3,), 0), (10, (2, 3), 0), ("mat", (2,), 1), ("vec", (4,), 0)])
 def test_choice(a, shape, axis, replace, weighted):
-    arrays = {"mat": np.arange(40, dtype=np.float32).reshape(5, 8), "vec": np.arange(6, dtype=np.int32) * 10}
+    arrays = {"mat": np.arange(40, dtype=np.float32).reshape(5, 8),
+              "vec": np.arange(6, dtype=np.int32) * 10}
     a = arrays.get(a, a)
     n = a if np.ndim(a) == 0 else np.shape(a)[axis]
-    p = np.linspace(1, 2, n, dtype=np.float32) / np.linspace(1, 2, n, dtype=np.float32).sum() if weighted else None
+    weights = np.linspace(1, 2, n, dtype=np.float32)
+    p = weights / weights.sum() if weighted else None
     for seed in (0, 11):
         assert_bits_equal(fr.choice(fkey(seed), a, shape, replace, p, axis),
                           jax.random.choice(jkey(seed), a, shape, replace, p, axis))
@@ -310,11 +330,13 @@ def test_choice_scalar_and_no_draws():
     assert_bits_equal(fr.choice(fkey(0), 5, (0,)), jax.random.choice(jkey(0), 5, (0,)))
     assert_bits_equal(fr.choice(fkey(0), 7), jax.random.choice(jkey(0), 7))
     x = np.arange(15, dtype=np.float32).reshape(5, 3)
-    assert_bits_equal(fr.choice(fkey(0), x, (), False, axis=0), jax.random.choice(jkey(0), x, (), False, axis=0))
+    assert_bits_equal(fr.choice(fkey(0), x, (), False, axis=0),
+                      jax.random.choice(jkey(0), x, (), False, axis=0))
 
 
-@pytest.mark.parametrize("logits_shape,axis,shape", [((5,), -1, None), ((3, 4), 0, None), ((3, 4), -1, (6, 3)),
-                                                     ((1, 4), 1, (2, 5)), ((2, 3, 4), 1, None)])
+@pytest.mark.parametrize("logits_shape,axis,shape",
+                         [((5,), -1, None), ((3, 4), 0, None), ((3, 4), -1, (6, 3)),
+                          ((1, 4), 1, (2, 5)), ((2, 3, 4), 1, None)])
 def test_categorical(logits_shape, axis, shape):
     logits = np.log(np.random.default_rng(0).uniform(0.1, 1.0, logits_shape)).astype(np.float32)
     for seed in (0, 1):
@@ -322,7 +344,8 @@ def test_categorical(logits_shape, axis, shape):
                           jax.random.categorical(jkey(seed), logits, axis, shape))
 
 
-@pytest.mark.parametrize("logits_shape,axis,shape", [((6,), -1, (4,)), ((3, 5), -1, (2, 3)), ((5, 3), 0, (4, 3))])
+@pytest.mark.parametrize("logits_shape,axis,shape",
+                         [((6,), -1, (4,)), ((3, 5), -1, (2, 3)), ((5, 3), 0, (4, 3))])
 def test_categorical_without_replacement(logits_shape, axis, shape):
     logits = np.random.default_rng(1).normal(size=logits_shape).astype(np.float32)
     assert_bits_equal(fr.categorical(fkey(3), logits, axis, shape, replace=False),
@@ -363,18 +386,21 @@ def test_uniform_ranges_large(dtype, minval, maxval):
                           jax_ref("uniform_range", seed, (STREAM,), dtype, minval, maxval))
 
 
-@pytest.mark.parametrize("dtype,lower,upper", [(np.float32, -2.0, 2.0), (np.float32, -1.5, 0.5),
-                                               (np.float32, "vec", 2.5), (np.float16, -2.0, 2.0), (BF16, "vec", 2.5)])
+@pytest.mark.parametrize("dtype,lower,upper",
+                         [(np.float32, -2.0, 2.0), (np.float32, -1.5, 0.5),
+                          (np.float32, "vec", 2.5), (np.float16, -2.0, 2.0), (BF16, "vec", 2.5)])
 def test_truncated_normal(dtype, lower, upper):
     lower = np.float32([-3.0, 0.0, 1.0]) if lower == "vec" else lower
     for shape in ((1000, 3), (0, 3)) if dtype == np.float32 else ((1000, 3),):
         out = fr.truncated_normal(fkey(1), lower, upper, shape, dtype)
         assert_bits_equal(out, jax.random.truncated_normal(jkey(1), lower, upper, shape, dtype))
-        x, lo = np.asarray(out).astype(np.float32), np.float32(lower).astype(dtype).astype(np.float32)
+        x = np.asarray(out).astype(np.float32)
+        lo = np.float32(lower).astype(dtype).astype(np.float32)
         # a lower bound 0 clips at nextafter(0, inf), which XLA (and so fungrad) reads as 0 when
         # it is subnormal in the compute type (bfloat16 and float32)
         assert np.all(((x > lo) | ((x == 0) & (lo == 0))) & (x < np.float32(upper).astype(dtype)))
-    assert fr.truncated_normal(fkey(1), lower, np.full((2, 1, 1), 3.0, np.float32)).shape == (2, 1, np.size(lower))
+    batched_upper = np.full((2, 1, 1), 3.0, np.float32)
+    assert fr.truncated_normal(fkey(1), lower, batched_upper).shape == (2, 1, np.size(lower))
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -405,8 +431,9 @@ VMAPPED = {
     "fold_in": (lambda m, k: m.fold_in(k, 11)),
     "permutation": (lambda m, k: m.permutation(k, 8)),
     "choice": (lambda m, k: m.choice(k, 9, (4,), replace=False)),
-    "categorical": (lambda m, k: m.categorical(k, jnp_ref.log(jnp_ref.arange(1.0, 6.0)) if m is jax.random
-                                               else fnp.asarray(np.log(np.arange(1.0, 6.0, dtype=np.float32))))),
+    "categorical": (lambda m, k: m.categorical(
+        k, jnp_ref.log(jnp_ref.arange(1.0, 6.0)) if m is jax.random
+        else fnp.asarray(np.log(np.arange(1.0, 6.0, dtype=np.float32))))),
 }
 
 
@@ -424,15 +451,18 @@ def test_vmap_over_keys(name):
 def test_vmap_typed_keys_seeds_and_fold_in_data():
     typed = fr.split(fr.key(0), 4)
     out = fungrad.vmap(lambda k: fr.uniform(k, (2,)))(typed)
-    assert_bits_equal(out, jax.vmap(lambda k: jax.random.uniform(k, (2,)))(jax.random.split(jax.random.key(0), 4)))
+    assert_bits_equal(out, jax.vmap(lambda k: jax.random.uniform(k, (2,)))(
+        jax.random.split(jax.random.key(0), 4)))
     keys = fungrad.vmap(fr.PRNGKey)(np.arange(4, dtype=np.int32) - 2)
     assert_bits_equal(keys, jax.vmap(jax.random.PRNGKey)(jnp_ref.arange(4, dtype=np.int32) - 2))
     folded = fungrad.vmap(lambda d: fr.fold_in(fkey(1), d))(np.arange(6, dtype=np.int32))
     assert_bits_equal(folded, jax.vmap(lambda d: jax.random.fold_in(jkey(1), d))(jnp_ref.arange(6)))
     # keys and parameters batched together, with batch dims in different places
     lo = np.arange(10, dtype=np.float32).reshape(2, 5)
-    f_out = fungrad.vmap(lambda k, m: fr.uniform(k, (2,), minval=m, maxval=m + 1), in_axes=(0, 1))(_keys(5)[0], lo)
-    j_out = jax.vmap(lambda k, m: jax.random.uniform(k, (2,), minval=m, maxval=m + 1), in_axes=(0, 1))(_keys(5)[1], lo)
+    f_out = fungrad.vmap(lambda k, m: fr.uniform(k, (2,), minval=m, maxval=m + 1),
+                         in_axes=(0, 1))(_keys(5)[0], lo)
+    j_out = jax.vmap(lambda k, m: jax.random.uniform(k, (2,), minval=m, maxval=m + 1),
+                     in_axes=(0, 1))(_keys(5)[1], lo)
     assert_bits_equal(f_out, j_out)
 
 
@@ -501,7 +531,8 @@ def test_checkpoint_with_typed_key():
 
 def test_grad_through_samplers():
     def f(lib, m):
-        return lib.uniform(fkey(0) if lib is fr else jkey(0), (5,), minval=m, maxval=2 * m + 3).sum()
+        key = fkey(0) if lib is fr else jkey(0)
+        return lib.uniform(key, (5,), minval=m, maxval=2 * m + 3).sum()
     fg = fungrad.grad(lambda m: f(fr, m))(np.float32(0.5))
     jg = jax.grad(lambda m: f(jax.random, m))(np.float32(0.5))
     assert_bits_equal(fg, jg)
@@ -583,7 +614,8 @@ def test_moments():
     z = np.asarray(fr.normal(fkey(1), (n,)), np.float64)
     e = np.asarray(fr.exponential(fkey(2), (n,)), np.float64)
     se = 1 / math.sqrt(n)  # standard errors are a few times this
-    assert abs(u.mean() - 0.5) < 5 * se * math.sqrt(1 / 12) and abs(u.var() - 1 / 12) < 5 * se * 0.075
+    assert abs(u.mean() - 0.5) < 5 * se * math.sqrt(1 / 12)
+    assert abs(u.var() - 1 / 12) < 5 * se * 0.075
     assert 0 <= u.min() and u.max() < 1
     assert abs(z.mean()) < 5 * se and abs(z.var() - 1) < 5 * se * math.sqrt(2)
     assert abs(((z - z.mean()) ** 3).mean()) < 5 * se * math.sqrt(15)
@@ -609,18 +641,22 @@ def test_xla_fma_rounds_once():
     from fungrad.random._xla_math import fma
     # exactly 1 + 2**-23 + 2**-24 - 2**-60: rounds down to 1 + 2**-23, but its float64 rounding
     # is the float32 midpoint 1 + 2**-23 + 2**-24, which ties to even 1 + 2**-22
-    a, b, c = np.float32(1 + 2 ** -18), np.float32(2 ** -24 * (1 - 2 ** -18)), np.float32(1 + 2 ** -23)
+    a, b = np.float32(1 + 2 ** -18), np.float32(2 ** -24 * (1 - 2 ** -18))
+    c = np.float32(1 + 2 ** -23)
     assert fma(np, a, b, c) == np.float32(1 + 2 ** -23)
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal(200_000).astype(np.float32) for _ in range(2))
-    c = np.concatenate([rng.standard_normal(100_000), -(a[100_000:].astype(np.float64) * b[100_000:])]).astype(np.float32)
-    assert_bits_equal(fma(np, a, b, c), jax.jit(lambda a, b, c: a * b + c)(a, b, c))  # XLA contracts it
+    c = np.concatenate([rng.standard_normal(100_000),
+                        -(a[100_000:].astype(np.float64) * b[100_000:])]).astype(np.float32)
+    # XLA contracts a * b + c into an FMA
+    assert_bits_equal(fma(np, a, b, c), jax.jit(lambda a, b, c: a * b + c)(a, b, c))
 
 
 def test_xla_math_on_every_float32_draw():
     """Every float32 uniform draw u (one of 2**23) through the samplers' transforms."""
     from fungrad.random import _xla_math as xm
-    u = (np.arange(2 ** 23, dtype=np.uint32) | np.uint32(0x3F800000)).view(np.float32) - np.float32(1)
+    mantissas = np.arange(2 ** 23, dtype=np.uint32)
+    u = (mantissas | np.uint32(0x3F800000)).view(np.float32) - np.float32(1)
     sym = xm.fma(np, u, np.float32(2), np.float32(-1 + 2 ** -24))  # normal's uniform(-1 + eps, 1)
     assert_bits_equal(fungrad.jit(xm.xla_erf_inv)(sym), jax.jit(jax.lax.erf_inv)(sym))
     assert_bits_equal(fungrad.jit(xm.xla_log1p)(-u), jax.jit(jax.lax.log1p)(-u))

@@ -22,7 +22,8 @@ DRAWS = {
     "geometric": lambda m, k, s: m.geometric(k, 0.3, s),
     "geometric_array": lambda m, k, s: m.geometric(k, np.full(s, 0.01, np.float32), s, np.int16),
     "poisson_knuth": lambda m, k, s: m.poisson(k, 3.0, s),
-    "poisson_rejection": lambda m, k, s: m.poisson(k, np.resize(np.array([10., 40., 1e3], np.float32), s), s),
+    "poisson_rejection": lambda m, k, s: m.poisson(
+        k, np.resize(np.array([10., 40., 1e3], np.float32), s), s),
     "poisson_edges": lambda m, k, s: m.poisson(k, np.resize(LAMS, s), s),
     "binomial_inversion": lambda m, k, s: m.binomial(k, 20, 0.3, s),
     "binomial_btrs": lambda m, k, s: m.binomial(k, 200, 0.6, s),
@@ -47,16 +48,19 @@ def test_lgamma_is_xlas_on_counts():
 @pytest.mark.parametrize("name", ["poisson_knuth", "binomial_btrs", "multinomial"])
 def test_jit_and_vmap_equal_jax(name):
     draw = DRAWS[name]
-    _same_bits(fungrad.jit(lambda k: draw(fr, k, (4,)))(fr.key(11)), draw(jax.random, jax.random.key(11), (4,)))
+    _same_bits(fungrad.jit(lambda k: draw(fr, k, (4,)))(fr.key(11)),
+               draw(jax.random, jax.random.key(11), (4,)))
     batched = fungrad.vmap(lambda k: draw(fr, k, (4,)))(fr.split(fr.key(5), 3))
-    _same_bits(batched, jax.vmap(lambda k: draw(jax.random, k, (4,)))(jax.random.split(jax.random.key(5), 3)))
+    _same_bits(batched, jax.vmap(lambda k: draw(jax.random, k, (4,)))(
+        jax.random.split(jax.random.key(5), 3)))
 
 
 def _chisquare_pvalue(x, dist, support):
     """Chi-square goodness of fit of integer draws ``x`` on ``support`` (tails pooled)."""
     x = np.asarray(x, np.float64).ravel()
     lo, hi = support[0], support[-1]
-    observed = np.array([(x <= lo).sum()] + [(x == v).sum() for v in support[1:-1]] + [(x >= hi).sum()])
+    observed = np.array([(x <= lo).sum()] + [(x == v).sum() for v in support[1:-1]]
+                        + [(x >= hi).sum()])
     probs = dist.pmf(np.asarray(support[1:-1]))
     expected = np.concatenate([[dist.cdf(lo)], probs, [1 - dist.cdf(lo) - probs.sum()]]) * x.size
     return scipy.stats.chisquare(observed, expected).pvalue
@@ -68,14 +72,16 @@ def _chisquare_pvalue(x, dist, support):
     (lambda k: fr.geometric(k, 0.3, (20_000,)), scipy.stats.geom(0.3), range(1, 12)),
     (lambda k: fr.binomial(k, 20, 0.3, (20_000,)), scipy.stats.binom(20, 0.3), range(2, 11)),
     (lambda k: fr.binomial(k, 200, 0.6, (20_000,)), scipy.stats.binom(200, 0.6), range(106, 135)),
-    (lambda k: fr.multinomial(k, 50., P3, shape=(20_000, 3))[:, 1], scipy.stats.binom(50, 0.3), range(8, 23)),
+    (lambda k: fr.multinomial(k, 50., P3, shape=(20_000, 3))[:, 1], scipy.stats.binom(50, 0.3),
+     range(8, 23)),
 ])
 def test_chisquare_against_scipy(sample, dist, support):
     assert _chisquare_pvalue(sample(fr.key(9)), dist, list(support)) > 1e-3
 
 
 def test_multinomial_counts_sum_to_n():
-    counts = np.asarray(fr.multinomial(fr.key(2), np.array([5., 100.], np.float32), P3, shape=(2, 3)))
+    counts = np.asarray(fr.multinomial(fr.key(2), np.array([5., 100.], np.float32), P3,
+                                       shape=(2, 3)))
     np.testing.assert_array_equal(counts.sum(-1), [5., 100.])
 
 

@@ -44,7 +44,8 @@ DRAWS = {
 GAMMA_FAMILY = {"gamma", "gamma_boosted", "beta", "chisquare", "t"}
 # float16/bfloat16 draws that are bit-exact (XLA keeps some float16/bfloat16 chains in float32
 # between operations: logistic in float16, lognormal and pareto in bfloat16 differ in the last bit).
-NARROW = [(n, np.dtype(np.float16)) for n in ["cauchy", "lognormal", "pareto", "rayleigh", "triangular"]]
+NARROW = [(n, np.dtype(np.float16))
+          for n in ["cauchy", "lognormal", "pareto", "rayleigh", "triangular"]]
 NARROW += [(n, BF16) for n in ["cauchy", "logistic", "rayleigh", "triangular"]]
 
 
@@ -57,7 +58,8 @@ def _same_bits(a, b):
         bad = (ua != ub) & ~both_nan
     else:
         bad = a != b
-    assert not bad.any(), f"{int(bad.sum())} of {a.size} differ, e.g. {a[bad][:3]} vs {b[bad][:3]}"
+    assert not bad.any(), (f"{int(bad.sum())} of {a.size} differ, "
+                           f"e.g. {a[bad][:3]} vs {b[bad][:3]}")
 
 
 @pytest.mark.parametrize("name", sorted(DRAWS))
@@ -65,7 +67,8 @@ def _same_bits(a, b):
 def test_bits_equal_jax_float32(name, seed):
     draw = DRAWS[name]
     # The Gamma loop is exercised at length by gamma itself; its users only add a few steps.
-    size = 2000 if name == "gamma" else 100 if name in GAMMA_FAMILY else 10 * N if name in LARGE else N
+    size = (2000 if name == "gamma" else 100 if name in GAMMA_FAMILY
+            else 10 * N if name in LARGE else N)
     shape = (size,) if seed == 0 else (3, 5)
     dtype = np.int32 if name == "rademacher" else np.float32
     _same_bits(draw(fr, fr.PRNGKey(seed), shape, dtype),
@@ -75,7 +78,8 @@ def test_bits_equal_jax_float32(name, seed):
 @pytest.mark.parametrize("name, dtype", NARROW)
 def test_bits_equal_jax_narrow(name, dtype):
     draw = DRAWS[name]
-    _same_bits(draw(fr, fr.key(3), (2000,), dtype), draw(jax.random, jax.random.key(3), (2000,), dtype))
+    _same_bits(draw(fr, fr.key(3), (2000,), dtype),
+               draw(jax.random, jax.random.key(3), (2000,), dtype))
 
 
 @pytest.mark.parametrize("name", ["lognormal", "wald", "pareto", "cauchy", "gamma"])
@@ -85,7 +89,8 @@ def test_jit_and_vmap_equal_jax(name):
     _same_bits(f(fr.key(11)), draw(jax.random, jax.random.key(11), (4,), np.float32))
     keys = fr.split(fr.key(5), 6)
     batched = fungrad.vmap(lambda k: draw(fr, k, (4,), np.float32))(keys)
-    ref = jax.vmap(lambda k: draw(jax.random, k, (4,), np.float32))(jax.random.split(jax.random.key(5), 6))
+    ref = jax.vmap(lambda k: draw(jax.random, k, (4,), np.float32))(
+        jax.random.split(jax.random.key(5), 6))
     _same_bits(batched, ref)
 
 
@@ -93,7 +98,8 @@ def test_lognormal_grad_wrt_sigma():
     key = fr.key(2)
     g = fungrad.grad(lambda s: fr.lognormal(key, s, (5,)).sum())(0.5)
     z = np.asarray(fr.normal(key, (5,)))
-    np.testing.assert_allclose(float(g), float((z * np.exp(0.5 * z)).sum()), rtol=tol(np.float32)[0])
+    np.testing.assert_allclose(float(g), float((z * np.exp(0.5 * z)).sum()),
+                               rtol=tol(np.float32)[0])
 
 
 def test_orthogonal_close_to_jax_and_orthonormal():
@@ -102,9 +108,11 @@ def test_orthogonal_close_to_jax_and_orthonormal():
         ref = np.asarray(jax.random.orthogonal(jax.random.key(1), n, (2,), m=m))
         np.testing.assert_allclose(q, ref, rtol=LINALG_RTOL, atol=LINALG_ATOL)
         gram = q @ np.swapaxes(q, -1, -2) if n < m else np.swapaxes(q, -1, -2) @ q
-        np.testing.assert_allclose(gram, np.broadcast_to(np.eye(min(n, m)), gram.shape), atol=LINALG_ATOL)
+        np.testing.assert_allclose(gram, np.broadcast_to(np.eye(min(n, m)), gram.shape),
+                                   atol=LINALG_ATOL)
     jitted = fungrad.jit(lambda k: fr.orthogonal(k, 3))(fr.key(1))
-    np.testing.assert_allclose(jitted, jax.random.orthogonal(jax.random.key(1), 3), rtol=LINALG_RTOL, atol=LINALG_ATOL)
+    np.testing.assert_allclose(jitted, jax.random.orthogonal(jax.random.key(1), 3),
+                               rtol=LINALG_RTOL, atol=LINALG_ATOL)
 
 
 @pytest.mark.parametrize("method", ["cholesky", "eigh", "svd"])
@@ -128,7 +136,8 @@ def test_ks_against_scipy():
               (fr.maxwell(key, (N,)), scipy.stats.maxwell.cdf),
               (fr.triangular(key, -1., 0.3, 2., (N,)), scipy.stats.triang(1.3 / 3, -1, 3).cdf),
               (fr.gamma(key, 0.3, (2000,)), scipy.stats.gamma(0.3).cdf),
-              (np.exp(np.asarray(fr.loggamma(key, 0.05, (2000,)), np.float64)), scipy.stats.gamma(0.05).cdf),
+              (np.exp(np.asarray(fr.loggamma(key, 0.05, (2000,)), np.float64)),
+               scipy.stats.gamma(0.05).cdf),
               (fr.f(key, 3.0, 5.0, (2000,)), scipy.stats.f(3, 5).cdf),
               (fr.generalized_normal(key, 1.5, (2000,)), scipy.stats.gennorm(1.5).cdf),
               (fr.dirichlet(key, np.array([0.5, 2.]), (2000,))[:, 0], scipy.stats.beta(0.5, 2).cdf)]

@@ -78,7 +78,8 @@ GAMMA_SAMPLERS = {
 @pytest.mark.parametrize("name", sorted(GAMMA_SAMPLERS))
 def test_float64_gamma_family_bit_exact(name):
     draw = GAMMA_SAMPLERS[name]
-    assert_bits_equal(draw(fr, fr.PRNGKey(7), (500,)), draw(jax.random, jax.random.PRNGKey(7), (500,)))
+    assert_bits_equal(draw(fr, fr.PRNGKey(7), (500,)),
+                      draw(jax.random, jax.random.PRNGKey(7), (500,)))
     for shape in SHAPES[:3]:
         for seed in SEEDS[1:]:
             assert_bits_equal(draw(fr, fr.PRNGKey(seed), shape),
@@ -99,7 +100,8 @@ def test_float64_draws_bit_exact(name):
 def test_float64_draws_under_jit_and_vmap():
     keys = fr.split(fr.PRNGKey(3), 4)
     out = fungrad.jit(fungrad.vmap(lambda k: fr.exponential(k, (6,), F64)))(keys)
-    ref = jax.vmap(lambda k: jax.random.exponential(k, (6,), F64))(jax.random.split(jax.random.PRNGKey(3), 4))
+    ref = jax.vmap(lambda k: jax.random.exponential(k, (6,), F64))(
+        jax.random.split(jax.random.PRNGKey(3), 4))
     assert_bits_equal(out, ref)
 
 
@@ -150,7 +152,8 @@ def test_exp64_matches_xla():
 
 def test_float64_gradients():
     g = fungrad.grad(lambda lo: fr.uniform(fr.PRNGKey(0), (5,), F64, lo, 2.0).sum())(0.5)
-    g_ref = jax.grad(lambda lo: jax.random.uniform(jax.random.PRNGKey(0), (5,), F64, lo, 2.0).sum())(0.5)
+    g_ref = jax.grad(
+        lambda lo: jax.random.uniform(jax.random.PRNGKey(0), (5,), F64, lo, 2.0).sum())(0.5)
     np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), rtol=1e-12)
     x = np.array([0.1, 0.5, 2.0])
     np.testing.assert_allclose(np.asarray(fungrad.vmap(fungrad.grad(xm.xla_log1p))(x)), 1 / (1 + x),
