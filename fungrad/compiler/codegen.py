@@ -189,9 +189,16 @@ class _OutputRing:
                     return buf
             buf = self.xp.empty(*self.specs[k])
             ring.append(buf)
+            RING_HELD.add(id(buf))
             if len(ring) > self.SIZE:
-                del ring[0]
+                RING_HELD.discard(id(ring.pop(0)))
             return buf
+
+
+# The ids of the buffers output rings hold (alive while held, so an id is never reused
+# meanwhile): a donated buffer a ring holds is still exclusively the caller's, as the ring
+# hands a buffer out again only once nothing else refers to it (``transforms.jit``).
+RING_HELD: set[int] = set()
 
 
 def _free_refs() -> int:

@@ -66,8 +66,12 @@ def _serve() -> None:
         except BaseException as error:  # handed to the waiting thread
             task.error = error
         finally:
+            # Drop the task's references (its arguments may be buffers a caller donates
+            # next: an extra reference would make them look shared and force a copy).
+            task.fn = task.args = None
+            done, task = task.done, None
             _idle.release()  # idle again before the waiter wakes, so it can start the next
-            task.done.release()
+            done.release()
 
 
 def _forget_worker() -> None:

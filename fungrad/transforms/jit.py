@@ -28,7 +28,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
-from fungrad.compiler import cuda_fuse, passes, pipeline
+from fungrad.compiler import codegen, cuda_fuse, passes, pipeline
 from fungrad.config import config
 from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
@@ -56,8 +56,9 @@ class _DeletedBuffer:
 
 
 def _is_exclusive(x: Array) -> bool:
-    """Whether ``x``'s buffer is referenced by ``x`` alone (no views, no other owner)."""
-    return sys.getrefcount(x._value) <= _EXCLUSIVE_REFS
+    """Whether ``x``'s buffer is referenced by ``x`` alone (no views, no other owner), or
+    by ``x`` and the output ring of the executable that returned it."""
+    return sys.getrefcount(x._value) <= _EXCLUSIVE_REFS + (id(x._value) in codegen.RING_HELD)
 
 
 def _exclusive_refs() -> int:
