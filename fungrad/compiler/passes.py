@@ -73,7 +73,7 @@ def jaxpr_has_effects(jaxpr: Jaxpr) -> bool:
 
 def eqn_has_effects(eqn: JaxprEqn) -> bool:
     """Effectful primitives (``pe.register_effectful``), or calls of effectful jaxprs."""
-    return eqn.primitive.name in pe._EFFECTFUL or any(
+    return pe.is_effectful(eqn.primitive) or any(
         jaxpr_has_effects(j) for j in sub_jaxprs(eqn.params))
 
 

@@ -219,16 +219,21 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> Jaxpr
     live = {v for v in outvars if type(v) is Var}
     eqns = []
     for eqn in reversed(jaxpr.eqns):
-        if eqn.primitive.name in _EFFECTFUL or any(v in live for v in eqn.outvars):
+        if eqn.primitive in _EFFECTFUL or any(v in live for v in eqn.outvars):
             eqns.append(eqn)
             live.update(v for v in eqn.invars if type(v) is Var)
     return Jaxpr(jaxpr.constvars, jaxpr.invars, outvars, eqns[::-1])
 
 
-# Primitives with side effects (debug callbacks) are never removed.
-_EFFECTFUL: set[str] = set()
+# Primitives with side effects (debug callbacks, collectives) are never removed.
+_EFFECTFUL: set[Primitive] = set()
 
 
 def register_effectful(prim: Primitive) -> None:
     """Mark ``prim`` as having side effects, so dead-code elimination never removes it."""
-    _EFFECTFUL.add(prim.name)
+    _EFFECTFUL.add(prim)
+
+
+def is_effectful(prim: Primitive) -> bool:
+    """Whether ``prim`` was registered with ``register_effectful``."""
+    return prim in _EFFECTFUL
