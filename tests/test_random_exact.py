@@ -28,7 +28,7 @@ def test_clone_and_key_dtype():
 
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
-KEYS = 20
+KEYS = 8
 # name -> (draw(module, key, shape, dtype), shapes). Shapes on both sides of XLA's switch to
 # YNNPACK kernels (reductions over 4,096 elements or more) where the sampler sums.
 SAMPLERS = {
