@@ -356,6 +356,7 @@ def _extremum_lowerings(prim: Primitive, is_max: bool) -> None:
 
     lowering.def_lowering(prim, literal_rule, fresh=True, out="any", elementwise=True,
                           when=_one_literal, numexpr=numexpr)
+
     def arrays_rule(ctx, eqn, args, out):
         if any(v.aval.size != eqn.outvars[0].aval.size for v in eqn.invars):
             return call_helper(ctx, args, out)  # a size-1 operand may be a zero scalar
