@@ -58,7 +58,9 @@ class _DeletedBuffer:
 def _is_exclusive(x: Array) -> bool:
     """Whether ``x``'s buffer is referenced by ``x`` alone (no views, no other owner), or
     by ``x`` and the output ring of the executable that returned it."""
-    return sys.getrefcount(x._value) <= _EXCLUSIVE_REFS + (id(x._value) in codegen.RING_HELD)
+    refs = sys.getrefcount(x._value)
+    return refs <= _EXCLUSIVE_REFS or \
+        refs == _EXCLUSIVE_REFS + 1 and id(x._value) in codegen.RING_HELD
 
 
 def _exclusive_refs() -> int:
