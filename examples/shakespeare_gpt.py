@@ -20,6 +20,7 @@ Run:  python examples/shakespeare_gpt.py                 (about 5 minutes on a 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -39,7 +40,7 @@ from tqdm import tqdm  # noqa: E402
 
 import fungrad  # noqa: E402
 import fungrad.numpy as jnp  # noqa: E402
-from fungrad import nn, optim, random, train  # noqa: E402
+from fungrad import distributed, nn, optim, random, train  # noqa: E402
 from fungrad.models import gpt2  # noqa: E402
 from fungrad.text import CharTokenizer, Model, stream  # noqa: E402
 
@@ -48,9 +49,13 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 SAMPLES_FILE = "samples.txt"
 DEFAULT_OUT = "runs/<timestamp>"  # replaced by the start time
 # Flags that may change when a run is resumed; every other setting comes from its config.json.
-RESUME_FLAGS = ("max_minutes", "stop_at", "sample_chars", "temperature", "top_k")
+RESUME_FLAGS = ("max_minutes", "stop_at", "processes", "sample_chars", "temperature", "top_k")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
 PROBE_STEPS = 12  # steps timed to plan a run that fills its time budget
+MIN_SEQUENCES_PER_PROCESS = 8  # --processes 0 starts no more processes than keep this many each
+AXIS = distributed.DEFAULT_AXIS  # the data-parallel axis of the job's processes
+# Why training stops after a step; process 0 decides and tells the others.
+STOP_REASONS = ("done", "Ctrl-C", "--stop-at", "the time budget")
 
 
 # --------------------------------------------------------------------------- settings
@@ -92,6 +97,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", default=None,
                      help="continue the run in RUN_DIR with its settings (only --max-minutes, "
                           "--stop-at and the sampling flags may change)")
+    run.add_argument("--processes", type=int, default=0,
+                     help="processes training together, data-parallel on this machine's cores: "
+                          "each computes the gradient of --batch-size/N sequences of every step "
+                          f"(0: one per core, with at least {MIN_SEQUENCES_PER_PROCESS} sequences "
+                          "each)")
     run.add_argument("--seed", type=int, default=0,
                      help="seed of the init, the data order and dropout")
     sample = ap.add_argument_group("sampling at the end")
@@ -120,6 +130,9 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         ap.error(f"--n-embd {args.n_embd} must be divisible by --n-head {args.n_head}")
     if not 0 <= args.dropout < 1:
         ap.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.processes < 0 or args.processes and args.batch_size % args.processes:
+        ap.error(f"--processes must be >= 0 and divide --batch-size {args.batch_size}, "
+                 f"got {args.processes}")
     if args.max_minutes < 0 or args.sample_chars < 0:
         ap.error("--max-minutes and --sample-chars must be >= 0")
     if args.steps < 0 or args.steps == 0 and args.max_minutes == 0:
@@ -132,6 +145,19 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def default_warmup(steps: int) -> int:
     return min(100, steps // 10)
+
+
+def processes_for(args: argparse.Namespace) -> int:
+    """How many processes train: ``--processes``, or with 0 one per CPU core this process
+    may use, as long as each gets ``MIN_SEQUENCES_PER_PROCESS`` sequences of a batch it
+    divides evenly."""
+    if args.processes:
+        return args.processes
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = max(1, min(cores or 1, args.batch_size // MIN_SEQUENCES_PER_PROCESS))
+    while args.batch_size % n:
+        n -= 1
+    return n
 
 
 def model_config(args: argparse.Namespace, vocab_size: int) -> gpt2.Config:
@@ -197,35 +223,49 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
     two warm-up steps: the median), adds the evaluations' share (a forward pass costs
     about a third of a step), and keeps 3% in hand. The plan goes into config.json, so
     a resumed run keeps it; the warm-up steps are planned before the total and so are
-    the same whatever it turns out to be."""
+    the same whatever it turns out to be. Every process of a data-parallel run times its
+    share of the steps together; process 0's measurement decides."""
     warmup = args.warmup_steps if args.warmup_steps is not None else default_warmup(10**9)
     probe = argparse.Namespace(**{**vars(args), "steps": 10**9, "warmup_steps": warmup})
     opt, _ = make_optimizer(probe)
-    train_step, _ = make_steps(cfg, opt)
+    train_step, _ = make_steps(cfg, opt, distributed.process_count())
     state = initial_state(probe, cfg, opt)
     params, opt_state = state["params"], state["opt_state"]
     times = []
     for i in range(PROBE_STEPS):
-        x, y = get_batch(train_data, args.seed, TRAIN_STREAM, i, args.batch_size, args.block_size)
+        x, y = distributed.shard(get_batch(train_data, args.seed, TRAIN_STREAM, i, args.batch_size,
+                                           args.block_size))
         t0 = time.perf_counter()
         params, opt_state, loss, _ = train_step(params, opt_state, x, y, state["dropout_key"],
                                                 jnp.asarray(i, jnp.uint32))
         float(loss)
         times.append(time.perf_counter() - t0)
     per_step = float(np.median(times[2:])) * (1 + args.eval_batches / (3 * args.eval_interval))
+    per_step = float(distributed.broadcast(jnp.asarray(per_step), AXIS))  # process 0's plan
     args.steps = max(warmup + 1, int(0.97 * 60 * args.max_minutes / per_step))
     args.warmup_steps = warmup
-    print(f"planned {args.steps} steps: {per_step * 1e3:.0f} ms a step measured, "
-          f"--max-minutes {args.max_minutes:g}", flush=True)
+    if distributed.process_index() == 0:
+        print(f"planned {args.steps} steps: {per_step * 1e3:.0f} ms a step measured, "
+              f"--max-minutes {args.max_minutes:g}", flush=True)
 
 
-def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation) -> tuple[Any, Any]:
-    """The jitted train step and validation loss."""
+def make_steps(cfg: gpt2.Config, opt: optim.GradientTransformation,
+               processes: int = 1) -> tuple[Any, Any]:
+    """The jitted train step and validation loss.
+
+    With several processes each step gets this process's shard of the batch, and the
+    gradients and the loss are averaged over the processes (one all-reduce) before the
+    update, so every process applies the same one; call it inside
+    ``distributed.process_axis()``."""
     dropout = cfg.resid_pdrop > 0 or cfg.attn_pdrop > 0 or cfg.embd_pdrop > 0
 
     def train_step(params, opt_state, x, y, dropout_key, step):
         key = random.fold_in(dropout_key, step)  # a pure function of (seed, step), like the data
+        if processes > 1:
+            key = distributed.rank_key(key, AXIS)  # other dropout masks on other shards
         loss, grads = fungrad.value_and_grad(gpt2.loss)(params, cfg, x, y, train=dropout, key=key)
+        if processes > 1:
+            grads, loss = distributed.fused_pmean((grads, loss), AXIS)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optim.apply_updates(params, updates), opt_state, loss, nn.global_norm(grads)
 
@@ -302,14 +342,23 @@ def write_config(run_dir: str, args: argparse.Namespace, cfg: gpt2.Config, n_par
 
 def stop_reason(stop: StopFlag, state: dict, args: argparse.Namespace, seconds: float) -> str:
     """Why training stops after this step, ``seconds`` into this invocation's training:
-    "done" (it goes on), or what stopped it."""
+    "done" (it goes on), or what stopped it (one of ``STOP_REASONS``). Process 0 decides
+    for every process, so that they all stop after the same step."""
+    reason = "done"
     if stop.set:
-        return "Ctrl-C"
-    if state["step"] == args.stop_at:
-        return f"--stop-at {args.stop_at}"
-    if args.max_minutes and seconds >= 60 * args.max_minutes:
-        return f"the time budget, --max-minutes {args.max_minutes:g}"
-    return "done"
+        reason = "Ctrl-C"
+    elif state["step"] == args.stop_at:
+        reason = "--stop-at"
+    elif args.max_minutes and seconds >= 60 * args.max_minutes:
+        reason = "the time budget"
+    return STOP_REASONS[int(distributed.broadcast(jnp.asarray(STOP_REASONS.index(reason)), AXIS))]
+
+
+def describe(reason: str, args: argparse.Namespace) -> str:
+    """A stop reason with the flag's value."""
+    return {"--stop-at": f"--stop-at {args.stop_at}",
+            "the time budget": f"the time budget, --max-minutes {args.max_minutes:g}"
+            }.get(reason, reason)
 
 
 def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: optim.Schedule,
@@ -319,14 +368,16 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
     something stops the run; log every step, evaluate and checkpoint at their intervals.
     ``take_step(state)`` does one optimiser step and returns the new params and optimiser
     state, the training loss and the gradient norm.
-    Returns why it stopped and the last validation loss (None if none was measured)."""
+    Returns why it stopped and the last validation loss (None if none was measured).
+    Only process 0 shows progress and writes metrics and checkpoints."""
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
+    lead = distributed.process_index() == 0
     val_loss, reason = None, "done"
     bar = tqdm(total=args.steps, initial=state["step"], unit="step", dynamic_ncols=True,
-               smoothing=0.1)
+               smoothing=0.1, disable=not lead)
     t_session = time.perf_counter()
     t_start = t_session - state["elapsed"]  # wall_time counts the earlier parts of a resumed run
-    with train.MetricsWriter(run_dir) as log:
+    with train.MetricsWriter(run_dir) if lead else contextlib.nullcontext() as log:
         while state["step"] < args.steps and reason == "done":
             step = state["step"]
             t0 = time.perf_counter()
@@ -339,12 +390,13 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
                       "tokens_per_sec": tokens_per_step / dt, "wall_time": state["elapsed"]}
             if state["step"] % args.eval_interval == 0 or state["step"] == args.steps:
                 val_loss = record["val_loss"] = evaluate(state["params"])
-            log.write(state["step"], **record)
+            if lead:
+                log.write(state["step"], **record)
             bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
                             tok_s=f"{tokens_per_step / dt:,.0f}", refresh=False)
             bar.update()
             reason = stop_reason(stop, state, args, time.perf_counter() - t_session)
-            if state["step"] % args.checkpoint_interval == 0:
+            if lead and state["step"] % args.checkpoint_interval == 0:
                 train.save_checkpoint(checkpoint, state)
     bar.close()
     return reason, val_loss
@@ -356,12 +408,14 @@ def finish_training(args: argparse.Namespace, run_dir: str, state: dict, evaluat
     the last checkpoint, and how to resume ``script`` when something stopped the run."""
     if val_loss is None or reason != "done":
         val_loss = evaluate(state["params"])
+    if distributed.process_index():
+        return
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
     train.save_checkpoint(checkpoint, state)
     print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
           f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
     if reason != "done":
-        print(f"stopped by {reason}; continue with:\n"
+        print(f"stopped by {describe(reason, args)}; continue with:\n"
               f"  python examples/{script} --resume {run_dir}")
 
 
@@ -369,42 +423,60 @@ def main(argv: list[str] | None = None) -> None:
     stop = StopFlag()
     ap = parser()
     args, run_dir = prepare_run(ap, argv)
+    args.processes = processes_for(args)
+    distributed.spawn(train_job, (args, run_dir, stop), nprocs=args.processes)
+
+
+def train_job(args: argparse.Namespace, run_dir: str, stop: StopFlag) -> None:
+    """The run, on each of its processes: every process trains on its shard of each batch
+    and evaluates its shard of the validation batches; process 0 (this one) also writes
+    the run directory, shows progress and samples. The others ignore Ctrl-C: process 0
+    decides when they all stop."""
+    lead = distributed.process_index() == 0
     text = load_text()
     tok = CharTokenizer.train(text)
     train_data, val_data = split_data(tok, text)
     cfg = model_config(args, tok.vocab_size)
-    if not args.steps:  # a new run filling its time budget (a resumed one has its plan)
-        plan_steps(args, cfg, train_data)
-    opt, schedule = make_optimizer(args)
-    state = initial_state(args, cfg, opt)
-    checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
-    n_params = nn.count_params(state["params"])
-    if args.resume:
-        state = train.load_checkpoint(checkpoint, like=state)
-    else:
-        os.makedirs(run_dir, exist_ok=True)
-        write_config(run_dir, args, cfg, n_params, len(train_data), len(val_data))
-        tok.save(run_dir)
-    train_step, val_loss_fn = make_steps(cfg, opt)
-    val_batches = [get_batch(val_data, args.seed, VAL_STREAM, i, args.batch_size, args.block_size)
-                   for i in range(args.eval_batches)]
-    evaluate = lambda params: float(np.mean([float(val_loss_fn(params, x, y))
-                                             for x, y in val_batches]))
+    with distributed.process_axis(AXIS):
+        if not args.steps:  # a new run filling its time budget (a resumed one has its plan)
+            plan_steps(args, cfg, train_data)
+        opt, schedule = make_optimizer(args)
+        state = initial_state(args, cfg, opt)
+        checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
+        n_params = nn.count_params(state["params"])
+        if args.resume:
+            state = train.load_checkpoint(checkpoint, like=state)
+        elif lead:
+            os.makedirs(run_dir, exist_ok=True)
+            write_config(run_dir, args, cfg, n_params, len(train_data), len(val_data))
+            tok.save(run_dir)
+        train_step, val_loss_fn = make_steps(cfg, opt, args.processes)
+        val_batches = [distributed.shard(get_batch(val_data, args.seed, VAL_STREAM, i,
+                                                   args.batch_size, args.block_size))
+                       for i in range(args.eval_batches)]
 
-    print(f"{n_params / 1e6:.2f}M parameters, vocab {cfg.vocab_size}, {len(train_data):,} training "
-          f"characters; run directory {run_dir}")
-    print(f"training: step {state['step']} -> {args.steps}, "
-          f"{args.batch_size * args.block_size} tokens per step (Ctrl-C stops with a checkpoint)",
-          flush=True)
-    def take_step(state: dict) -> tuple:
-        x, y = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"],
-                         args.batch_size, args.block_size)
-        return train_step(state["params"], state["opt_state"], x, y, state["dropout_key"],
-                          jnp.asarray(state["step"], jnp.uint32))
+        def evaluate(params: Any) -> float:  # the mean over every process's shards
+            local = np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches])
+            return float(distributed.pmean(jnp.asarray(local), AXIS))
 
-    reason, val_loss = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
-                                  args.batch_size * args.block_size)
-    finish_training(args, run_dir, state, evaluate, reason, val_loss, "shakespeare_gpt.py")
+        def take_step(state: dict) -> tuple:
+            batch = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"],
+                              args.batch_size, args.block_size)
+            return train_step(state["params"], state["opt_state"], *distributed.shard(batch),
+                              state["dropout_key"], jnp.asarray(state["step"], jnp.uint32))
+
+        if lead:
+            on = f" on {args.processes} processes" if args.processes > 1 else ""
+            print(f"{n_params / 1e6:.2f}M parameters, vocab {cfg.vocab_size}, "
+                  f"{len(train_data):,} training characters; run directory {run_dir}")
+            print(f"training: step {state['step']} -> {args.steps}, "
+                  f"{args.batch_size * args.block_size} tokens per step{on} "
+                  "(Ctrl-C stops with a checkpoint)", flush=True)
+        reason, val_loss = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
+                                      args.batch_size * args.block_size)
+        finish_training(args, run_dir, state, evaluate, reason, val_loss, "shakespeare_gpt.py")
+    if not lead:
+        return
     if args.sample_chars and not stop.set:
         write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop, state["step"])
     print(f"view the curves:  python -m fungrad.dashboard {run_dir}\n"

@@ -2,11 +2,12 @@
 
 Two kinds of tests. In this process (one process, no MPI started): the rules of the
 collective primitives, single-process semantics, errors, data sharding, checkpoints.
-Under ``mpiexec -n 2`` (``tests/distributed_scripts/``, launched as subprocesses): the
-collectives, their gradients and the data-parallel training on two processes, compared
-here with one-process references (JAX's ``vmap`` with a named axis for the collectives,
-one process on the concatenated batch for training), and the fault behaviour (a killed
-or stalled process ends the job within a bounded time).
+On two processes (``tests/distributed_scripts/``, launched as subprocesses), once under
+``mpiexec -n 2`` and once started by ``fungrad.distributed.spawn`` (shared memory, no MPI):
+the collectives, their gradients and the data-parallel training, compared here with
+one-process references (JAX's ``vmap`` with a named axis for the collectives, one process
+on the concatenated batch for training), and the fault behaviour (a killed, stalled or
+failing process ends the job within a bounded time).
 """
 from __future__ import annotations
 
@@ -400,13 +401,21 @@ def _run_jobs(jobs: dict, out_dir, timeout: float = 300) -> dict:
     return results
 
 
+def _spawned(script: str, *args: str) -> tuple[list[str], dict]:
+    """A script that starts its second process itself (``fungrad.distributed.spawn``)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", FUNGRAD_THREADS="1")
+    return [sys.executable, os.path.join(SCRIPTS, script), *args], env
+
+
 FAULTS = ("kill", "stall", "stall-raise")
+SPAWN_FAULTS = ("spawn-kill", "spawn-stall", "spawn-raise")
 
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory):
-    """dp_checks.py and the three fault scenarios, each on two processes, run together once per
-    test session: pytest-xdist workers share the results through a locked directory."""
+    """dp_checks.py and the fault scenarios, each on two processes (under mpiexec when it is
+    installed, and started by spawn), run together once per test session: pytest-xdist
+    workers share the results through a locked directory."""
     base = tmp_path_factory.getbasetemp()
     out = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "distributed"
     out.mkdir(exist_ok=True)
@@ -414,20 +423,25 @@ def jobs(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         summary = out / "results.json"
         if not summary.exists():
-            specs = {"checks": _mpiexec("dp_checks.py", str(out))}
-            specs.update({mode: _mpiexec("dp_fault.py", mode) for mode in FAULTS})
+            (out / "spawn").mkdir()
+            specs = {"checks-spawn": _spawned("dp_checks.py", str(out / "spawn"), "--spawn")}
+            specs.update({mode: _spawned("dp_fault.py", mode) for mode in SPAWN_FAULTS})
+            if comm_lib.MPI is not None and MPIEXEC is not None:
+                specs["checks-mpiexec"] = _mpiexec("dp_checks.py", str(out))
+                specs.update({mode: _mpiexec("dp_fault.py", mode) for mode in FAULTS})
             summary.write_text(json.dumps(_run_jobs(specs, out)))
         results = json.loads(summary.read_text())
     return types.SimpleNamespace(out=out, results=results)
 
 
-@pytest.fixture(scope="module")
-def two_processes(jobs):
-    """What each process of dp_checks.py computed, by rank."""
-    status, output, _ = jobs.results["checks"]
+@pytest.fixture(scope="module", params=[pytest.param("mpiexec", marks=needs_mpi), "spawn"])
+def two_processes(jobs, request):
+    """What each process of dp_checks.py computed, by rank, for each way of launching it."""
+    status, output, _ = jobs.results[f"checks-{request.param}"]
     assert status == 0, output
-    ranks = [dict(np.load(jobs.out / f"rank{r}.npz")) for r in range(2)]
-    return types.SimpleNamespace(ranks=ranks, checkpoint=jobs.out / "state.safetensors")
+    out = jobs.out / "spawn" if request.param == "spawn" else jobs.out
+    ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+    return types.SimpleNamespace(ranks=ranks, checkpoint=out / "state.safetensors")
 
 
 JAX_OPS = types.SimpleNamespace(
@@ -437,7 +451,6 @@ JAX_OPS = types.SimpleNamespace(
 INPUTS = np.stack([common.collective_input(r) for r in range(2)])
 
 
-@needs_mpi
 @pytest.mark.parametrize("mode", ["eager", "jit"])
 def test_collectives_on_two_processes_match_jax(two_processes, mode):
     ref = jax.vmap(lambda x: common.collective_values(JAX_OPS, x), axis_name=common.AXIS)(INPUTS)
@@ -449,7 +462,6 @@ def test_collectives_on_two_processes_match_jax(two_processes, mode):
             np.testing.assert_allclose(value, np.asarray(want)[r], *F32, err_msg=name)
 
 
-@needs_mpi
 def test_vmap_over_a_local_batch_on_two_processes(two_processes):
     rows = jax.vmap(jax.vmap(lambda row: jax.lax.psum(row, "dp") * row), axis_name="dp")(INPUTS)
     gathered = jax.vmap(jax.vmap(lambda row: jax.lax.all_gather(row, "dp")), axis_name="dp")(INPUTS)
@@ -458,7 +470,6 @@ def test_vmap_over_a_local_batch_on_two_processes(two_processes):
         np.testing.assert_allclose(got["vmap/all_gather_rows"], gathered[r], *F32)
 
 
-@needs_mpi
 def test_gradients_through_collectives_on_two_processes_match_jax(two_processes):
     ref = jax.vmap(jax.grad(lambda x: common.objective(JAX_OPS, x)), axis_name=common.AXIS)(INPUTS)
     lax_ops = types.SimpleNamespace(pmax=lax.pmax, pmin=lax.pmin)   # jax has no pmax derivative
@@ -470,14 +481,12 @@ def test_gradients_through_collectives_on_two_processes_match_jax(two_processes)
         np.testing.assert_allclose(got["grad/pmax_objective"], ref_pmax[r], *F32_GRAD)
 
 
-@needs_mpi
 def test_rank_keys_differ_by_process(two_processes):
     for r, got in enumerate(two_processes.ranks):
         np.testing.assert_array_equal(got["rank_key"],
                                       random.key_data(random.fold_in(random.PRNGKey(3), r)))
 
 
-@needs_mpi
 def test_averaged_gradients_equal_the_gradient_of_the_concatenated_batch(two_processes):
     whole = fungrad.grad(common.loss_fn)(common.init_params(seed=0), common.global_batch(0))
     for got in two_processes.ranks:
@@ -485,7 +494,6 @@ def test_averaged_gradients_equal_the_gradient_of_the_concatenated_batch(two_pro
             np.testing.assert_allclose(got[f"fused_grads/{k}"], want, *F32, err_msg=k)
 
 
-@needs_mpi
 def test_two_processes_train_like_one_with_the_whole_batch(two_processes):
     """STEPS steps on 2 processes (4 examples each) against 1 process on the 8-example global
     batches: equal to float32 rounding (rtol 1e-5, atol 1e-6: the two means of 4 are summed
@@ -498,7 +506,6 @@ def test_two_processes_train_like_one_with_the_whole_batch(two_processes):
         np.testing.assert_array_equal(p0[f"trained/{k}"], p1[f"trained/{k}"])
 
 
-@needs_mpi
 def test_resume_is_bit_identical_and_works_on_any_number_of_processes(two_processes):
     for got in two_processes.ranks:
         assert int(got["resumed_step"]) == common.SAVE_AT
@@ -512,7 +519,6 @@ def test_resume_is_bit_identical_and_works_on_any_number_of_processes(two_proces
         np.testing.assert_allclose(v, two_processes.ranks[0][f"trained/{k}"], *F32, err_msg=k)
 
 
-@needs_mpi
 def test_replica_check_catches_a_drifted_process(two_processes):
     for got in two_processes.ranks:
         assert ("is not identical on every process: processes [1] differ from process 0"
@@ -551,6 +557,30 @@ def test_a_timeout_can_raise_instead_of_aborting(jobs):
     assert "process 0 caught CollectiveTimeoutError: all-reduce (sum)" in out, out
 
 
+def test_spawn_a_killed_process_ends_the_job(jobs):
+    status, out, seconds = _fault(jobs, "spawn-kill")
+    assert status == 7 and seconds < 30, (status, seconds, out)
+    assert ("process 0 caught DistributedError: all-reduce (sum) of 50 float32 values on process "
+            "0 of 2: another process of the job died") in out, out
+    assert "process 0 finished step 5" not in out, out
+
+
+def test_spawn_a_stalled_process_times_out_in_process_0(jobs):
+    status, out, seconds = _fault(jobs, "spawn-stall")
+    assert status == 7 and seconds < 30, (status, seconds, out)
+    assert ("process 0 caught CollectiveTimeoutError: all-reduce (sum) of 50 float32 values on "
+            "process 0 of 2 did not complete within 3 s") in out, out
+    assert "fungrad.distributed.spawn(timeout=...)" in out, out
+
+
+def test_spawn_a_failing_process_ends_the_job_with_its_traceback(jobs):
+    status, out, seconds = _fault(jobs, "spawn-raise")
+    assert status == 7 and seconds < 30, (status, seconds, out)
+    assert "ValueError: process 1 fails on purpose" in out, out
+    assert ("process 0 caught DistributedError: all-reduce (sum) of 50 float32 values on process "
+            "0 of 2: process 1 failed and aborted the job") in out, out
+
+
 # --------------------------------------------------------------------------- GPUs (NCCL)
 
 def _gpu_reason() -> str | None:
@@ -570,3 +600,45 @@ def test_nccl_on_one_process(tmp_path):
     params, _ = _plain_training(common.init_params(seed=0), common.STEPS)
     for k, want in params.items():
         np.testing.assert_allclose(got[f"trained/{k}"], want, *F32, err_msg=k)
+
+
+# --------------------------------------------------------------------------- spawn (shared memory)
+
+def test_spawn_collectives_on_three_processes(tmp_path):
+    """Every collective of the shared-memory communicator against NumPy on the three
+    processes' inputs: values, dtypes and shapes, the same bits on every process, buffers
+    that grow past their first size, and 50 calls in a row."""
+    from distributed_scripts import shm_checks
+    cmd, env = _spawned("shm_checks.py", str(tmp_path))
+    proc = subprocess.Popen(cmd, env=env, cwd=SCRIPTS, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(shm_checks.PROCESSES)]
+    inputs = lambda n, dtype: np.stack([shm_checks.rank_values(r, n, dtype) for r in range(3)])
+    reduce = {"sum": np.sum, "max": np.max, "min": np.min}
+    want = {f"{op}/{n}": reduce[op](inputs(n, np.float32), axis=0)
+            for n in shm_checks.SIZES for op in reduce}
+    want.update({"sum/int64": inputs(5, np.int64).sum(0), "max/bool": np.array([True, False]),
+                 "sum/bfloat16": inputs(4, np.float32).sum(0), "sum/scalar": np.float32(4.5),
+                 "allgather": np.array([[[r, 10 + r]] for r in range(3)], np.int32),
+                 "bcast": np.full((2, 2), 2.0), "process_count": 3,
+                 "sequence": np.arange(50, dtype=np.float32) * 6})
+    dtypes = {k: "float32" for k in want} | {"sum/int64": "int64", "max/bool": "bool",
+                                             "sum/bfloat16": "bfloat16", "allgather": "int32",
+                                             "bcast": "float64", "process_count": "int64"}
+    for got in ranks:
+        assert sorted(got["dtypes"]) == sorted(f"{k}={v}" for k, v in dtypes.items())
+        for k, v in want.items():
+            assert got[k].shape == np.shape(v), k
+            np.testing.assert_array_equal(got[k], v, err_msg=k)
+    if os.path.isdir("/dev/shm"):   # the segments are removed at the end (Linux shows them here)
+        assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"fungrad-{proc.pid}-")]
+
+
+def test_spawn_checks_its_arguments_and_runs_one_process_inline():
+    with pytest.raises(ValueError, match="spawn: nprocs must be an int >= 1, got 0"):
+        dist.spawn(print, (), 0)
+    assert dist.spawn(lambda a, b: (dist.process_count(), a + b), (1, 2), 1) == (1, 3)
+    with dist.process_axis("dp"):
+        assert dist.spawn(lambda: dist.psum(1, "dp"), (), 1) == 1

@@ -81,18 +81,38 @@ def test_quick_run_writes_every_file_of_the_run_directory(quick_run):
     assert f"python -m fungrad.dashboard {run_dir}" in out.stdout
 
 
-def test_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_resume_is_bit_identical(tmp_path, processes):
     straight, split = tmp_path / "straight", tmp_path / "split"
-    common = [*TINY, "--steps", "8", "--sample-chars", "0", "--dropout", "0.1"]
+    common = [*TINY, "--steps", "8", "--sample-chars", "0", "--dropout", "0.1",
+              "--processes", processes]
     run("shakespeare_gpt.py", *common, "--out", str(straight))
     first = run("shakespeare_gpt.py", *common, "--out", str(split), "--stop-at", "4")
     assert f"--resume {split}" in first.stdout
     assert int(train.load_checkpoint(split / "checkpoint.safetensors")["step"]) == 4
-    run("shakespeare_gpt.py", "--resume", str(split))
+    run("shakespeare_gpt.py", "--resume", str(split), "--processes", processes)
     for a, b in zip(params_of(straight), params_of(split), strict=True):
         np.testing.assert_array_equal(a, b)
     losses = lambda d: [r["train_loss"] for r in train.read_metrics(d)]
     assert losses(split) == losses(straight) and len(losses(split)) == 8
+
+
+def test_two_processes_train_like_one(tmp_path):
+    """Data-parallel on two processes (2 of the 4 sequences each, gradients averaged) equals
+    one process on the whole batch up to float32 rounding: the losses to 1e-5; the params,
+    whose scale is 0.02, to 1e-5 absolute, since Adam divides each gradient by its own
+    magnitude and so turns the rounding of a gradient near zero into a step of up to lr."""
+    common = [*TINY, "--steps", "6", "--sample-chars", "0", "--warmup-steps", "2"]
+    one = run("shakespeare_gpt.py", *common, "--processes", "1", "--out", str(tmp_path / "one"))
+    two = run("shakespeare_gpt.py", *common, "--processes", "2", "--out", str(tmp_path / "two"))
+    assert "on 2 processes" in two.stdout and "on 2 processes" not in one.stdout
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["args"]["processes"] == 2
+    metrics = [train.read_metrics(tmp_path / d) for d in ("one", "two")]
+    for key in ("train_loss", "grad_norm", "val_loss"):
+        got = [[r[key] for r in m if key in r] for m in metrics]
+        np.testing.assert_allclose(got[1], got[0], rtol=1e-5, err_msg=key)
+    for a, b in zip(params_of(tmp_path / "one"), params_of(tmp_path / "two"), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
 
 def test_time_budget_stops_with_a_checkpoint_and_each_resume_gets_its_own(tmp_path):
@@ -116,8 +136,10 @@ def test_steps_0_plans_as_many_steps_as_fit_the_time_budget(tmp_path):
     assert step == planned["steps"] or "stopped by the time budget" in out.stdout
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
-    args = [*TINY, "--steps", "100000", "--sample-chars", "0", "--out", str(tmp_path)]
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path, processes):
+    args = [*TINY, "--steps", "100000", "--sample-chars", "0", "--out", str(tmp_path),
+            "--processes", processes]
     child = subprocess.Popen([sys.executable, str(EXAMPLES / "shakespeare_gpt.py"), *args], env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in child.stdout:
@@ -138,10 +160,10 @@ def test_help_names_every_flag_with_its_default():
     for flag in ["--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size",
                  "--steps", "--max-minutes", "--lr", "--min-lr", "--warmup-steps",
                  "--weight-decay", "--dropout", "--eval-interval", "--eval-batches",
-                 "--checkpoint-interval", "--out", "--resume", "--seed", "--sample-chars",
-                 "--temperature", "--top-k"]:
+                 "--checkpoint-interval", "--out", "--resume", "--processes", "--seed",
+                 "--sample-chars", "--temperature", "--top-k"]:
         assert flag in text
-    assert text.count("(default:") >= 21
+    assert text.count("(default:") >= 22
 
 
 def test_bad_flags_are_named(capsys):
@@ -149,6 +171,8 @@ def test_bad_flags_are_named(capsys):
     for args, message in [
             (["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
             (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+            (["--batch-size", "6", "--processes", "4"],
+             "--processes must be >= 0 and divide --batch-size 6, got 4"),
             (["--steps", "0", "--max-minutes", "0"], "--steps must be >= 1 (or 0 with a"),
             (["--resume", "no/such/run"], "--resume no/such/run: no checkpoint.safetensors")]:
         with pytest.raises(SystemExit) as exit_:

@@ -11,6 +11,7 @@ from fungrad.distributed.collectives import (all_gather, axis_index, axis_size, 
 from fungrad.distributed.data_parallel import (DataParallel, TrainState, batch_indices,
                                                check_replicas, fused_pmean, rank_key, shard,
                                                tree_hash)
+from fungrad.distributed.local import spawn
 from fungrad.distributed.errors import (CollectiveTimeoutError, DistributedError, NotUnderMPIError,
                                         ReplicaMismatchError)
 from fungrad.distributed.runtime import (DEFAULT_AXIS, initialize, is_initialized, local_devices,
@@ -20,4 +21,5 @@ __all__ = ["CollectiveTimeoutError", "DEFAULT_AXIS", "DataParallel", "Distribute
            "NotUnderMPIError", "ReplicaMismatchError", "TrainState", "all_gather", "axis_index",
            "axis_size", "batch_indices", "broadcast", "check_replicas", "fused_pmean", "initialize",
            "is_initialized", "local_devices", "pmax", "pmean", "pmin", "process_axis",
-           "process_count", "process_index", "psum", "rank_key", "shard", "shutdown", "tree_hash"]
+           "process_count", "process_index", "psum", "rank_key", "shard", "shutdown", "spawn",
+           "tree_hash"]

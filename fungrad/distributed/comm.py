@@ -103,6 +103,7 @@ class _Deadlines:
 
     rank: int
     size: int
+    timeout_hint = "fungrad.distributed.initialize(timeout=...)"   # where the limit is set
 
     def __init__(self, timeout: float, abort_on_timeout: bool) -> None:
         if not timeout > 0:
@@ -119,7 +120,7 @@ class _Deadlines:
         """Abort the job (the default) or raise ``CollectiveTimeoutError``."""
         msg = (f"{what} on process {self.rank} of {self.size} did not complete within "
                f"{self.timeout:g} s (waited {elapsed:.1f} s): another process died, stalled or is "
-               "much slower. Set the limit with fungrad.distributed.initialize(timeout=...).")
+               f"much slower. Set the limit with {self.timeout_hint}.")
         self.broken = True
         if self.abort_on_timeout:
             sys.stderr.write(f"fungrad.distributed: {msg} Aborting the job.\n")

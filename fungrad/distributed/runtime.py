@@ -128,6 +128,20 @@ def initialize(*, backend: str | None = None, timeout: float = 300.0, abort_on_t
         sys.excepthook = _abort_on_uncaught
 
 
+@contextlib.contextmanager
+def joined(host: Any) -> Iterator[ProcessGroup]:
+    """Make ``host`` (a communicator) this process's group while the block runs: how the
+    processes of ``fungrad.distributed.spawn`` join their shared-memory group."""
+    global _world
+    if _world is not None:
+        raise RuntimeError("fungrad.distributed: this process already belongs to a process group")
+    _world = ProcessGroup(host)
+    try:
+        yield _world
+    finally:
+        _world = None
+
+
 def _abort_on_uncaught(exc_type: type, exc: BaseException, tb: Any) -> None:
     """Print the traceback of an uncaught exception, then end the whole job."""
     _previous_excepthook(exc_type, exc, tb)

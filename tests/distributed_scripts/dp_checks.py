@@ -1,5 +1,7 @@
-"""Run under `mpiexec -n 2`: the collectives, gradients, data-parallel training, checkpoint
-resume and replica check on several processes. Each process writes what it computed to
+"""The collectives, gradients, data-parallel training, checkpoint resume and replica check
+on two processes: run under `mpiexec -n 2` (``dp_checks.py OUT_DIR``) or on its own
+(``dp_checks.py OUT_DIR --spawn``: ``fungrad.distributed.spawn`` starts the second process,
+and the two talk through shared memory). Each process writes what it computed to
 OUT_DIR/rank<r>.npz; tests/test_distributed.py compares it with one-process references."""
 from __future__ import annotations
 
@@ -17,8 +19,15 @@ from fungrad import random
 import common
 
 
-def main(out_dir: str) -> None:
-    dist.initialize(timeout=120)
+def main(out_dir: str, launcher: str) -> None:
+    if launcher == "--spawn":
+        dist.spawn(checks, (out_dir,), 2, timeout=120)
+    else:
+        dist.initialize(timeout=120)
+        checks(out_dir)
+
+
+def checks(out_dir: str) -> None:
     rank = dist.process_index()
     out = {"process_count": dist.process_count(), "rank": rank}
     ops = types.SimpleNamespace(**{n: getattr(dist, n) for n in dist.__all__}, sin=jnp.sin)
@@ -84,4 +93,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
