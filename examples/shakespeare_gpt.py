@@ -327,7 +327,9 @@ def prepare_run(ap: argparse.ArgumentParser,
             ap.error(f"--resume {args.resume}: no {CHECKPOINT_FILE} there")
         with open(path) as f:
             saved = json.load(f)["args"]
-        args = argparse.Namespace(**{**saved, **{k: getattr(args, k) for k in RESUME_FLAGS},
+        defaults = vars(ap.parse_args([]))  # for settings added since the run was started
+        args = argparse.Namespace(**{**defaults, **saved,
+                                     **{k: getattr(args, k) for k in RESUME_FLAGS},
                                      "resume": args.resume})
         return args, args.resume
     check_args(ap, args)
