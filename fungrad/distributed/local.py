@@ -11,8 +11,9 @@ The group's collectives go through one shared-memory segment (``SharedMemoryComm
 
 * A control block holds one arrival counter per process. A barrier is "write my counter,
   then wait until every counter has reached it": each cell has one writer, so no atomic
-  read-modify-write is needed. Waiting spins briefly, then sleeps (``comm.poll_until``),
-  within the group's deadline.
+  read-modify-write is needed; a memory fence before the write and after the wait orders
+  the data around it on processors that reorder memory accesses. Waiting spins briefly,
+  then sleeps (``comm.poll_until``), within the group's deadline.
 * An all-reduce writes this process's buffer into its slot, passes a barrier, and sums
   the slots in process order into the result: every process computes the same sum in the
   same order, so the replicas stay bit-identical, and a run is reproducible.
@@ -33,6 +34,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing import shared_memory
@@ -66,6 +68,8 @@ class SharedMemoryComm(comm_lib._Deadlines):
         super().__init__(timeout, abort_on_timeout)
         self.name, self.rank, self.size = name, rank, size
         self._peers_alive = peers_alive
+        self._fence_lock = threading.Lock()
+        self._fence_lock.acquire()   # held, so that _fence can release and retake it
         nbytes = (1 + size) * _LINE * 8
         self._control = shared_memory.SharedMemory(name, create=create, size=nbytes)
         cells = np.ndarray(((1 + size) * _LINE,), np.int64, self._control.buf)
@@ -78,8 +82,18 @@ class SharedMemoryComm(comm_lib._Deadlines):
 
     # ------------------------------------------------------------------ synchronisation
 
+    def _fence(self) -> None:
+        """A full memory barrier. Releasing a lock orders this CPU's earlier loads and
+        stores before it, taking it again orders the later ones after, and a release is
+        not passed by the acquire that follows it (x86 and ARMv8 alike). x86 keeps stores
+        in order anyway; ARM needs it, so that a process that sees another's counter also
+        sees the slot written before it."""
+        self._fence_lock.release()
+        self._fence_lock.acquire()
+
     def _barrier(self, what: str, x: np.ndarray | None = None) -> None:
         self._count += 1
+        self._fence()   # this process's slot writes before its counter
         self._arrived[self.rank] = self._count
         target, next_check = self._count, time.monotonic() + LIVENESS_CHECK_S
 
@@ -91,6 +105,7 @@ class SharedMemoryComm(comm_lib._Deadlines):
                     f"{comm_lib._describe(what, x)} on process {self.rank} of {self.size}: process "
                     f"{int(self._aborted[0]) - 1} failed and aborted the job")
             if self._arrived.min() >= target:
+                self._fence()   # the counters before the others' slots
                 return True
             if self._peers_alive is not None and time.monotonic() > next_check:
                 if not self._peers_alive():
