@@ -29,7 +29,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
 
@@ -196,6 +196,17 @@ def get_batch(data: np.ndarray, seed: int, stream_id: int, index: int, batch_siz
     starts = rng.integers(0, len(data) - block_size, batch_size)
     rows = starts[:, None] + np.arange(block_size)
     return jnp.asarray(data[rows]), jnp.asarray(data[rows + 1])
+
+
+def split_batches(data: np.ndarray, batch_size: int, block_size: int) -> Iterator[tuple[Any, Any]]:
+    """The whole of ``data`` as consecutive non-overlapping windows, ``batch_size`` at a time
+    (the last, partial batch is dropped): the final validation loss reads every character
+    of the split once, rather than a sample of random windows."""
+    n = (len(data) - 1) // block_size // batch_size * batch_size
+    rows = np.arange(n * block_size).reshape(n, block_size)
+    for start in range(0, n, batch_size):
+        chunk = rows[start:start + batch_size]
+        yield jnp.asarray(data[chunk]), jnp.asarray(data[chunk + 1])
 
 
 # --------------------------------------------------------------------------- training state
@@ -414,16 +425,22 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
 
 
 def finish_training(args: argparse.Namespace, run_dir: str, state: dict, evaluate: Any,
-                    reason: str, val_loss: float | None, script: str) -> None:
-    """After ``train_loop``: the final validation loss (unless the last step measured it),
-    the last checkpoint, and how to resume ``script`` when something stopped the run."""
-    if val_loss is None or reason != "done":
+                    reason: str, val_loss: float | None, script: str, what: str = "") -> None:
+    """After ``train_loop``: the final validation loss (``evaluate``, unless the last step
+    measured it: pass None to always measure, ``what`` saying how, and the metrics log then
+    gets it as the last step's), the last checkpoint, and how to resume ``script`` when
+    something stopped the run."""
+    measure = val_loss is None or reason != "done"
+    if measure:
         val_loss = evaluate(state["params"])
     if distributed.process_index():
         return
+    if measure:
+        with train.MetricsWriter(run_dir) as log:
+            log.write(state["step"], val_loss=val_loss)
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
     train.save_checkpoint(checkpoint, state)
-    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f} after "
+    print(f"step {state['step']}/{args.steps}: validation loss {val_loss:.4f}{what} after "
           f"{state['elapsed'] / 60:.1f} min of training; checkpoint {checkpoint}")
     if reason != "done":
         print(f"stopped by {reason}; continue with:\n"
@@ -466,9 +483,14 @@ def train_job(args: argparse.Namespace, run_dir: str, stop: StopFlag) -> None:
                                                    args.batch_size, args.block_size))
                        for i in range(args.eval_batches)]
 
-        def evaluate(params: Any) -> float:  # the mean over every process's shards
-            local = np.mean([float(val_loss_fn(params, x, y)) for x, y in val_batches])
+        def mean_loss(params: Any, batches: Iterable[tuple[Any, Any]]) -> float:
+            """The mean over every process's shards of ``batches``."""
+            local = np.mean([float(val_loss_fn(params, x, y)) for x, y in batches])
             return float(distributed.pmean(jnp.asarray(local), AXIS))
+
+        evaluate = lambda params: mean_loss(params, val_batches)
+        evaluate_split = lambda params: mean_loss(params, map(distributed.shard, split_batches(
+            val_data, args.batch_size, args.block_size)))
 
         def take_step(state: dict) -> tuple:
             batch = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"],
@@ -483,9 +505,10 @@ def train_job(args: argparse.Namespace, run_dir: str, stop: StopFlag) -> None:
             print(f"training: step {state['step']} -> {args.steps}, "
                   f"{args.batch_size * args.block_size} tokens per step{on} "
                   "(Ctrl-C stops with a checkpoint)", flush=True)
-        reason, val_loss = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
-                                      args.batch_size * args.block_size)
-        finish_training(args, run_dir, state, evaluate, reason, val_loss, "shakespeare_gpt.py")
+        reason, _ = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
+                               args.batch_size * args.block_size)
+        finish_training(args, run_dir, state, evaluate_split, reason, None, "shakespeare_gpt.py",
+                        " (the whole validation split)")
     if not lead:
         return
     if args.sample_chars and not stop.set:
