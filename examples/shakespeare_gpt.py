@@ -55,7 +55,7 @@ DEFAULT_OUT = "runs/<timestamp>"  # replaced by the start time
 RESUME_FLAGS = ("max_minutes", "stop_at", "processes", "sample_chars", "temperature", "top_k")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
 PROBE_STEPS = 12  # steps timed to plan a run that fills its time budget
-MIN_SEQUENCES_PER_PROCESS = 8  # --processes 0 starts no more processes than keep this many each
+MIN_CHARS_PER_PROCESS = 512  # --processes 0 starts no more processes than keep this many each
 AXIS = distributed.DEFAULT_AXIS  # the data-parallel axis of the job's processes
 # Why training stops after a step; process 0 decides and tells the others.
 STOP_REASONS = ("done", "Ctrl-C", "--stop-at", "the time budget")
@@ -105,8 +105,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--processes", type=int, default=0,
                      help="processes training together, data-parallel on this machine's cores: "
                           "each computes the gradient of --batch-size/N sequences of every step "
-                          f"(0: one per core, with at least {MIN_SEQUENCES_PER_PROCESS} sequences "
-                          "each)")
+                          f"(0: one per core, while each gets {MIN_CHARS_PER_PROCESS} characters "
+                          "a step or more)")
     run.add_argument("--seed", type=int, default=0,
                      help="seed of the init, the data order and dropout")
     sample = ap.add_argument_group("sampling at the end")
@@ -154,12 +154,13 @@ def default_warmup(steps: int) -> int:
 
 def processes_for(args: argparse.Namespace) -> int:
     """How many processes train: ``--processes``, or with 0 one per CPU core this process
-    may use, as long as each gets ``MIN_SEQUENCES_PER_PROCESS`` sequences of a batch it
-    divides evenly."""
+    may use, as long as each gets ``MIN_CHARS_PER_PROCESS`` characters of every step (below
+    that a step is too small to gain from being split) and the batch splits evenly."""
     if args.processes:
         return args.processes
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    n = max(1, min(cores or 1, args.batch_size // MIN_SEQUENCES_PER_PROCESS))
+    chars = args.batch_size * args.block_size
+    n = max(1, min(cores or 1, args.batch_size, chars // MIN_CHARS_PER_PROCESS))
     while args.batch_size % n:
         n -= 1
     return n

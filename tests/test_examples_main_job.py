@@ -169,6 +169,18 @@ def test_help_names_every_flag_with_its_default():
     assert text.count("(default:") >= 22
 
 
+def test_processes_0_takes_a_core_per_512_characters_of_a_step(monkeypatch):
+    example = load_example()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    count = lambda *flags: example.processes_for(example.parser().parse_args(list(flags)))
+    assert count() == 2                                            # 16 x 64 characters
+    assert count("--batch-size", "12", "--block-size", "128") == 3
+    assert count("--batch-size", "10", "--block-size", "512") == 5  # 8 cores, but 10 % 8 != 0
+    assert count("--batch-size", "4", "--block-size", "16") == 1
+    assert count("--processes", "4") == 4
+
+
 def test_bad_flags_are_named(capsys):
     example = load_example()
     for args, message in [
