@@ -54,7 +54,7 @@ DEFAULT_OUT = "runs/<timestamp>"  # replaced by the start time
 # Flags that may change when a run is resumed; every other setting comes from its config.json.
 RESUME_FLAGS = ("max_minutes", "stop_at", "processes", "sample_chars", "temperature", "top_k")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
-PROBE_STEPS = 12  # steps timed to plan a run that fills its time budget
+PROBE_SECONDS = 3.0  # how long the steps timed to plan a run that fills its budget take
 MIN_CHARS_PER_PROCESS = 512  # --processes 0 starts no more processes than keep this many each
 AXIS = distributed.DEFAULT_AXIS  # the data-parallel axis of the job's processes
 # Why training stops after a step; process 0 decides and tells the others.
@@ -66,7 +66,7 @@ STOP_REASONS = ("done", "Ctrl-C", "--stop-at", "the time budget")
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     model = ap.add_argument_group("model (GPT-2)")
-    model.add_argument("--n-layer", type=int, default=4, help="transformer blocks")
+    model.add_argument("--n-layer", type=int, default=2, help="transformer blocks")
     model.add_argument("--n-head", type=int, default=4, help="attention heads per block")
     model.add_argument("--n-embd", type=int, default=128, help="width of the residual stream")
     model.add_argument("--block-size", type=int, default=64, help="context length in characters")
@@ -237,30 +237,39 @@ def initial_state(args: argparse.Namespace, cfg: gpt2.Config,
 def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarray) -> None:
     """With ``--steps 0``, set ``args.steps`` to as many steps as fit in ``--max-minutes``.
 
-    Times ``PROBE_STEPS`` steps of a throwaway model (after the compile and
-    two warm-up steps: the median), adds the evaluations' share (a forward pass costs
-    about a third of a step), and keeps 3% in hand. The plan goes into config.json, so
-    a resumed run keeps it; the warm-up steps are planned before the total and so are
-    the same whatever it turns out to be. Every process of a data-parallel run times its
-    share of the steps together; process 0's measurement decides."""
+    Trains a throwaway model: a few steps to compile and warm up, a few to estimate the
+    speed, then as many as take about ``PROBE_SECONDS``, timed as the loop runs them (the
+    batch drawn, the step, the loss read); their mean, plus the evaluations' share (a
+    forward pass costs about a third of a step), with 5% kept in hand, sets the plan. The
+    plan goes into config.json, so a resumed run keeps it; the warm-up steps are planned
+    before the total and so are the same whatever it turns out to be. Every process of a
+    data-parallel run takes the probe steps together; process 0's timing decides."""
     warmup = args.warmup_steps if args.warmup_steps is not None else default_warmup(10**9)
     probe = argparse.Namespace(**{**vars(args), "steps": 10**9, "warmup_steps": warmup})
     opt, _ = make_optimizer(probe)
     train_step, _ = make_steps(cfg, opt, distributed.process_count())
     state = initial_state(probe, cfg, opt)
-    params, opt_state = state["params"], state["opt_state"]
-    times = []
-    for i in range(PROBE_STEPS):
-        x, y = distributed.shard(get_batch(train_data, args.seed, TRAIN_STREAM, i, args.batch_size,
-                                           args.block_size))
+    params, opt_state, done = state["params"], state["opt_state"], 0
+
+    def timed_steps(n: int) -> float:
+        nonlocal params, opt_state, done
         t0 = time.perf_counter()
-        params, opt_state, loss, _ = train_step(params, opt_state, x, y, state["dropout_key"],
-                                                jnp.asarray(i, jnp.uint32))
-        float(loss)
-        times.append(time.perf_counter() - t0)
-    per_step = float(np.median(times[2:])) * (1 + args.eval_batches / (3 * args.eval_interval))
-    per_step = float(distributed.broadcast(jnp.asarray(per_step), AXIS))  # process 0's plan
-    args.steps = max(warmup + 1, int(0.97 * 60 * args.max_minutes / per_step))
+        for i in range(done, done + n):
+            x, y = distributed.shard(get_batch(train_data, args.seed, TRAIN_STREAM, i,
+                                               args.batch_size, args.block_size))
+            step = jnp.asarray(i, jnp.uint32)
+            params, opt_state, loss, _ = train_step(params, opt_state, x, y,
+                                                    state["dropout_key"], step)
+            float(loss)
+        done += n
+        # process 0's time, so that every process takes the same number of steps
+        return float(distributed.broadcast(jnp.asarray((time.perf_counter() - t0) / n), AXIS))
+
+    timed_steps(3)                      # the compile, then warm-up
+    rough = timed_steps(5)
+    per_step = timed_steps(min(200, max(10, int(PROBE_SECONDS / rough))))
+    per_step *= 1 + args.eval_batches / (3 * args.eval_interval)
+    args.steps = max(warmup + 1, int(0.95 * 60 * args.max_minutes / per_step))
     args.warmup_steps = warmup
     if distributed.process_index() == 0:
         print(f"planned {args.steps} steps: {per_step * 1e3:.0f} ms a step measured, "

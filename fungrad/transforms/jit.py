@@ -11,6 +11,7 @@ functions op by op.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import inspect
@@ -194,13 +195,13 @@ class _Entry:
     def _donated_buffers(self, leaves: list) -> list:
         """Buffers for the call; donated ones are handed over (copied when shared) and
         their Arrays deleted."""
-        ids = [id(x._value) for x in leaves if type(x) is Array]
+        uses = collections.Counter(id(x._value) for x in leaves if type(x) is Array)
         bufs, donors = [], []
         for x, a, d in zip(leaves, self.in_avals, self.donated):
             if type(x) is not Array:
                 bufs.append(as_buffer(np, x, a))
             elif d:
-                shared = ids.count(id(x._value)) > 1  # also passed as another argument
+                shared = uses[id(x._value)] > 1  # also passed as another argument
                 bufs.append(x._value.copy() if shared else _donatable(x))
                 donors.append(x)
             else:
