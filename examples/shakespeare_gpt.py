@@ -240,7 +240,7 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
     Trains a throwaway model: a few steps to compile and warm up, a few to estimate the
     speed, then as many as take about ``PROBE_SECONDS``, timed as the loop runs them (the
     batch drawn, the step, the loss read); their mean, plus the evaluations' share (a
-    forward pass costs about a third of a step), with 5% kept in hand, sets the plan. The
+    forward pass costs about a third of a step), with 10% kept in hand, sets the plan. The
     plan goes into config.json, so a resumed run keeps it; the warm-up steps are planned
     before the total and so are the same whatever it turns out to be. Every process of a
     data-parallel run takes the probe steps together; process 0's timing decides."""
@@ -269,7 +269,7 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
     rough = timed_steps(5)
     per_step = timed_steps(min(200, max(10, int(PROBE_SECONDS / rough))))
     per_step *= 1 + args.eval_batches / (3 * args.eval_interval)
-    args.steps = max(warmup + 1, int(0.95 * 60 * args.max_minutes / per_step))
+    args.steps = max(warmup + 1, int(0.9 * 60 * args.max_minutes / per_step))
     args.warmup_steps = warmup
     if distributed.process_index() == 0:
         print(f"planned {args.steps} steps: {per_step * 1e3:.0f} ms a step measured, "
