@@ -239,7 +239,7 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
 
     Trains a throwaway model: a few steps to compile and warm up, a few to estimate the
     speed, then as many as take about ``PROBE_SECONDS``, timed as the loop runs them (the
-    batch drawn, the step, the loss read); their mean, plus the evaluations' share (a
+    batch drawn, the step, the loss read); their median, plus the evaluations' share (a
     forward pass costs about a third of a step), with 10% kept in hand, sets the plan. The
     plan goes into config.json, so a resumed run keeps it; the warm-up steps are planned
     before the total and so are the same whatever it turns out to be. Every process of a
@@ -252,18 +252,21 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
     params, opt_state, done = state["params"], state["opt_state"], 0
 
     def timed_steps(n: int) -> float:
+        """The median time of ``n`` steps (robust to a moment's slowdown of the machine)."""
         nonlocal params, opt_state, done
-        t0 = time.perf_counter()
+        times = []
         for i in range(done, done + n):
+            t0 = time.perf_counter()
             x, y = distributed.shard(get_batch(train_data, args.seed, TRAIN_STREAM, i,
                                                args.batch_size, args.block_size))
             step = jnp.asarray(i, jnp.uint32)
             params, opt_state, loss, _ = train_step(params, opt_state, x, y,
                                                     state["dropout_key"], step)
             float(loss)
+            times.append(time.perf_counter() - t0)
         done += n
         # process 0's time, so that every process takes the same number of steps
-        return float(distributed.broadcast(jnp.asarray((time.perf_counter() - t0) / n), AXIS))
+        return float(distributed.broadcast(jnp.asarray(np.median(times)), AXIS))
 
     timed_steps(3)                      # the compile, then warm-up
     rough = timed_steps(5)
