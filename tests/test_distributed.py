@@ -370,10 +370,14 @@ def test_data_parallel_aux_and_keys():
 
 # --------------------------------------------------------------------------- two processes
 
+def _job_env() -> dict:
+    """One core per process: one OpenBLAS thread, no compiler worker thread."""
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", FUNGRAD_THREADS="1")
+
+
 def _mpiexec(script: str, *args: str, n: int = 2) -> tuple[list[str], dict]:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", FUNGRAD_THREADS="1")
     return [MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-n", str(n), sys.executable,
-            os.path.join(SCRIPTS, script), *args], env
+            os.path.join(SCRIPTS, script), *args], _job_env()
 
 
 def _run_jobs(jobs: dict, out_dir, timeout: float = 300) -> dict:
@@ -403,8 +407,7 @@ def _run_jobs(jobs: dict, out_dir, timeout: float = 300) -> dict:
 
 def _spawned(script: str, *args: str) -> tuple[list[str], dict]:
     """A script that starts its second process itself (``fungrad.distributed.spawn``)."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", FUNGRAD_THREADS="1")
-    return [sys.executable, os.path.join(SCRIPTS, script), *args], env
+    return [sys.executable, os.path.join(SCRIPTS, script), *args], _job_env()
 
 
 FAULTS = ("kill", "stall", "stall-raise")

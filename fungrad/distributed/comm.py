@@ -17,6 +17,10 @@ returning buffers of one array module:
   bootstrapped by broadcasting NCCL's unique id over MPI; each operation is waited for by
   polling a CUDA event (and NCCL's asynchronous error) with the same deadline.
 
+A fourth, ``SharedMemoryComm`` in ``local.py``, joins the processes that
+``fungrad.distributed.spawn`` starts on one machine; it and ``MPIComm`` share
+``HostComm``'s ``allreduce``.
+
 Results of at least ``RECYCLE_MIN_BYTES`` come from ``reusable_buffer``: a buffer handed
 out before and dropped since by whoever held it, so a training loop that all-reduces the
 same sizes every step does not page-fault in fresh memory each time (measured: a fresh
@@ -203,16 +207,15 @@ class SingleProcess:
         raise SystemExit(code)
 
 
-# --------------------------------------------------------------------------- MPI
+# --------------------------------------------------------------------------- host buffers
 
-class MPIComm(_Deadlines):
-    """Collectives on host (NumPy) buffers over an mpi4py communicator, with deadlines."""
+class HostComm(_Deadlines):
+    """A communicator of host (NumPy) buffers with deadlines: ``allreduce`` goes through
+    the subclass's ``allreduce_into``."""
 
-    def __init__(self, comm: Any, *, timeout: float, abort_on_timeout: bool) -> None:
-        super().__init__(timeout, abort_on_timeout)
-        self.comm = comm
-        self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self._ops = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+    def allreduce_into(self, send: np.ndarray, out: np.ndarray, op: str) -> None:
+        """Write the elementwise ``op`` of every process's ``send`` into ``out``."""
+        raise NotImplementedError
 
     def allreduce(self, x: Any, op: str) -> np.ndarray:
         """The elementwise ``op`` (``"sum"``, ``"max"``, ``"min"``) of ``x`` over the
@@ -222,6 +225,18 @@ class MPIComm(_Deadlines):
         out = reusable_buffer(np, send.size, send.dtype).reshape(send.shape)
         self.allreduce_into(send, out, op)
         return out.astype(x.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- MPI
+
+class MPIComm(HostComm):
+    """Collectives on host (NumPy) buffers over an mpi4py communicator, with deadlines."""
+
+    def __init__(self, comm: Any, *, timeout: float, abort_on_timeout: bool) -> None:
+        super().__init__(timeout, abort_on_timeout)
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._ops = {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
 
     def allreduce_into(self, send: np.ndarray, out: np.ndarray, op: str) -> None:
         """Write the elementwise ``op`` of every process's ``send`` into ``out`` (both

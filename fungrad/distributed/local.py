@@ -55,7 +55,7 @@ LIVENESS_CHECK_S = 0.5
 _LINE = 8   # int64 cells per cache line
 
 
-class SharedMemoryComm(comm_lib._Deadlines):
+class SharedMemoryComm(comm_lib.HostComm):
     """Collectives on NumPy buffers among the processes of one machine, through shared
     memory (see the module docstring). ``name`` is the control block's; process 0
     creates it (``create=True``), the others attach."""
@@ -175,15 +175,6 @@ class SharedMemoryComm(comm_lib._Deadlines):
         return slots.view(x.dtype).reshape((self.size,) + x.shape)
 
     # ------------------------------------------------------------------ collectives
-
-    def allreduce(self, x: Any, op: str) -> np.ndarray:
-        """The elementwise ``op`` (``"sum"``, ``"max"``, ``"min"``) of ``x`` over the
-        processes (in ``reduction_dtype``, returned as ``x``'s dtype)."""
-        x = np.asarray(x)
-        send = np.asarray(x, comm_lib.reduction_dtype(x.dtype), order="C")
-        out = comm_lib.reusable_buffer(np, send.size, send.dtype).reshape(send.shape)
-        self.allreduce_into(send, out, op)
-        return out.astype(x.dtype, copy=False)
 
     def allreduce_into(self, send: np.ndarray, out: np.ndarray, op: str) -> None:
         """Write the elementwise ``op`` of every process's ``send`` into ``out``, summing
