@@ -36,6 +36,7 @@ from fungrad._core.lowering import def_compiler_traits
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import flatten_operands, run_jaxpr, split, trace_fun
+from fungrad.lax.misc import optimization_barrier_p
 
 __all__ = ["checkpoint", "remat", "checkpoint_name", "checkpoint_policies", "remat_p", "name_p"]
 
@@ -260,7 +261,12 @@ def _remat_partial_eval(trace: pe.JaxprTrace, args: Sequence, params: dict) -> l
 def _remat_transpose(cts, *args, jaxpr, prevent_cse, policy):
     linear = [ad.is_undefined(a) for a in args]
     known, unknown, _, num_res = pe.partial_eval_jaxpr(jaxpr, linear, instantiate=True)
-    res = pe.closed_call(known, *[a for a, u in zip(args, linear) if not u])  # recompute
+    known_args = [a for a, u in zip(args, linear) if not u]
+    if prevent_cse and known_args:
+        # Under jit the recomputation would otherwise be the forward pass's equations
+        # again, on the same inputs: CSE would merge them and keep the residuals alive.
+        known_args = optimization_barrier_p.bind(*known_args)
+    res = pe.closed_call(known, *known_args)  # recompute
     lin_args = [a for a in args if ad.is_undefined(a)]
     cts_in = ad.backward_pass(unknown.jaxpr, list(unknown.consts), [*res, *lin_args], cts,
                               consume=True)
