@@ -12,7 +12,10 @@ batching rule like every other. A failure lists the missing rules by primitive n
 The lowering declarations are checked too: each is well formed, and every elementwise one
 (a NumPy ufunc called directly) gives the impl's results bit for bit on every dtype the
 primitive accepts. So are the compiler traits (``def_compiler_traits``): declared for real
-primitives, consistent with them, and each one changing what the passes do.
+primitives, consistent with them, and each one changing what the passes do. So are the C
+expressions of CUDA kernels (``def_cuda``, ``def_cuda_reducer``): each formats with its
+primitive's operands, and the generator takes exactly the primitives that declare one
+besides the few it writes itself.
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import pytest
 
 import fungrad
 from fungrad._core import core, lowering
-from fungrad._core.core import ShapedArray
-from fungrad.compiler import passes, pipeline
+from fungrad._core.core import JaxprEqn, ShapedArray, Var
+from fungrad.compiler import cuda, passes, pipeline
 from fungrad.compiler.lowering import DEFAULT, lowering_for
 from fungrad.compiler.parallel import parallel_p
 from fungrad.errors import MissingRuleError
@@ -225,3 +228,87 @@ def test_compiler_traits_reach_the_passes():
     assert not {"jit", "custom_jvp_call", "checkpoint", "stop_gradient", "name"} & set(names)
     assert names == ["sin", "mul", "cos", "add", "optimization_barrier",
                      "optimization_barrier", "mul"], names
+
+
+# what the CUDA generator writes itself (indexing and typing), with no declared C expression
+CUDA_STRUCTURAL = {"convert_element_type", "broadcast_in_dim", "integer_pow", "select_n", "round",
+                   "reshape", "squeeze"}
+
+
+def _one_expression(text: str) -> bool:
+    """Whether C ``text`` is one parenthesised group or call, so it nests as an operand."""
+    depth, opened = 0, None
+    for i, c in enumerate(text):
+        if c == "(":
+            opened = i if depth == 0 else opened
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0 or (depth == 0 and i < len(text) - 1):
+                return False
+    return depth == 0 and opened is not None and (opened == 0 or text[:opened].isidentifier())
+
+
+def _arity(prim: core.Primitive) -> int | None:
+    """The operand count of an elementwise primitive: its impl's positional parameters, or
+    for a variadic impl (``lax.special``'s wrapper) the one count of float operands it runs
+    on."""
+    params = list(inspect.signature(prim.impl).parameters.values())[1:]
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        runs = []
+        for n in (1, 2, 3):
+            try:
+                with np.errstate(all="ignore"):
+                    prim.impl(np, *[np.ones(3)] * n)
+                runs.append(n)
+            except TypeError:
+                pass
+        return runs[0] if len(runs) == 1 else None
+    return sum(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
+
+
+def test_cuda_declarations_are_well_formed():
+    """Each template, for every kind, formats with its primitive's operands, uses them all
+    and is one expression; the reducers are the three the row kernels know."""
+    prims = _all_primitives()
+    declared = lowering.primitives_with_cuda()
+    names = {p.name for p in declared}
+    assert {"add", "add_any", "max", "pow", "not", "shift_left", "erf"} <= names
+    unknown = sorted(p.name for p in declared if p not in prims)
+    assert not unknown, f"CUDA expressions declared for unregistered primitives: {unknown}"
+    bad = []
+    for prim in declared:
+        n = _arity(prim) if prim.impl is not None else None
+        if not n or prim.multiple_results:
+            bad.append(f"{prim.name}: not a parameter-free elementwise primitive")
+            continue
+        args = [f"x{k}" for k in range(n)]
+        for kind in lowering.CUDA_KINDS:
+            template = lowering.cuda_expr(prim).for_kind(kind)
+            try:
+                text = template.format(*args, t="float")
+            except (IndexError, KeyError, ValueError) as e:
+                bad.append(f"{prim.name}[{kind}]: {template!r} does not format with {n} "
+                           f"operands ({type(e).__name__}: {e})")
+                continue
+            if any(a not in text for a in args) or not _one_expression(text):
+                bad.append(f"{prim.name}[{kind}]: {template!r} drops an operand or is not "
+                           "one parenthesised expression")
+    assert not bad, "malformed CUDA expressions:\n  " + "\n  ".join(bad)
+    reducers = {p.name: lowering.cuda_reducer(p) for p in prims if lowering.cuda_reducer(p)}
+    assert set(reducers) == {"reduce_sum", "reduce_max", "reduce_min"}, reducers
+    assert all(r.combine.isidentifier() for r in reducers.values()), reducers
+    add = next(p for p in declared if p.name == "add")
+    with pytest.raises(ValueError, match="add's CUDA expression is already declared"):
+        lowering.def_cuda(add, "({} + {})")
+
+
+def test_cuda_generator_takes_exactly_the_declared_primitives():
+    """``cuda.fusible`` on a float32 equation of each primitive: it takes those that declare
+    a C expression and its own structural ones, no primitive it names anywhere else."""
+    def eqn(prim):
+        f32 = ShapedArray((3, 4), np.dtype(np.float32))
+        return JaxprEqn(prim, [Var(f32), Var(f32)], [Var(f32)], {})
+    taken = {p.name for p in _all_primitives() if cuda.fusible(eqn(p))}
+    declared = {p.name for p in lowering.primitives_with_cuda()}
+    assert taken - CUDA_STRUCTURAL == declared, (taken - CUDA_STRUCTURAL) ^ declared

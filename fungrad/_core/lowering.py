@@ -43,6 +43,20 @@ list of primitive names. Each trait is off unless declared:
 * ``batched_as_loop``: its batching rule may be a loop over the batch (a ``pure_callback``
   with ``vmap_method="sequential"``), so a ``scan`` body holding one is not split into parts
   batched over the steps (that would come back as a ``scan`` of the same equation).
+
+An elementwise primitive that fused CUDA kernels may compute (``fungrad.compiler.cuda``)
+declares its C expression with ``def_cuda`` (read with ``cuda_expr``): a ``str.format``
+template over the operands' C expressions, in order (``{}``, or ``{0}``, ``{1}`` to use one
+twice), each already in its compute type (``float`` for the half types); ``{t}`` is the
+result's compute type. Keyword templates replace it where the first operand's compute type
+is of one *kind*, ``f`` (floating), ``i`` (signed), ``u`` (unsigned) or ``b`` (bool): where
+C's operator or library function would not give lax's result (a float ``max`` propagates
+NaN: ``def_cuda(max_p, "({0} > {1} ? {0} : {1})", f="fg_max({}, {})")``). Helpers named
+``fg_*`` are the kernels' prelude (``cuda.PRELUDE``). A reduction that row kernels
+(``fungrad.compiler.cuda_rows``) may compute over a row declares ``def_cuda_reducer``: the
+C function or macro combining two float32 values and the float32 identity the accumulator
+starts from. The generator itself keeps only what is indexing or typing, not a template
+(broadcasts, converts, ``select_n``, ``integer_pow``, ``round``, unit reshapes).
 """
 from __future__ import annotations
 
@@ -138,6 +152,62 @@ def primitives_with_traits() -> list[Primitive]:
     return list(_traits)
 
 
-__all__ = ["CompilerTraits", "Lowering", "compiler_traits", "def_compiler_traits",
-           "def_lowering", "def_ufunc", "lowered_primitives", "lowerings",
-           "primitives_with_traits"]
+class CudaExpr(NamedTuple):
+    """A primitive's C expression in CUDA kernels (see the module docstring)."""
+    template: str
+    by_kind: dict[str, str]
+
+    def for_kind(self, kind: str) -> str:
+        """The template for a first operand whose compute type is of ``kind``."""
+        return self.by_kind.get(kind, self.template)
+
+
+class CudaReducer(NamedTuple):
+    """How a CUDA row kernel reduces a row (see the module docstring)."""
+    combine: str
+    identity: str
+
+
+CUDA_KINDS = ("f", "i", "u", "b")
+_cuda: dict[Primitive, CudaExpr] = {}
+_cuda_reducers: dict[Primitive, CudaReducer] = {}
+
+
+def def_cuda(prim: Primitive, template: str, **by_kind: str) -> None:
+    """Declare ``prim``'s C expression in CUDA kernels, and the templates replacing it for a
+    first operand of some kinds (see the module docstring). Declaring it twice is an error."""
+    if prim in _cuda:
+        raise ValueError(f"def_cuda: {prim.name}'s CUDA expression is already declared")
+    unknown = sorted(set(by_kind) - set(CUDA_KINDS))
+    if unknown:
+        raise ValueError(f"def_cuda: {prim.name}: unknown kinds {unknown} (not in {CUDA_KINDS})")
+    _cuda[prim] = CudaExpr(template, by_kind)
+
+
+def cuda_expr(prim: Primitive) -> CudaExpr | None:
+    """``prim``'s declared C expression (None: CUDA kernels do not compute it)."""
+    return _cuda.get(prim)
+
+
+def primitives_with_cuda() -> list[Primitive]:
+    """The primitives that declare a C expression."""
+    return list(_cuda)
+
+
+def def_cuda_reducer(prim: Primitive, combine: str, identity: str) -> None:
+    """Declare how CUDA row kernels reduce a row with ``prim`` (see the module docstring).
+    Declaring it twice is an error."""
+    if prim in _cuda_reducers:
+        raise ValueError(f"def_cuda_reducer: {prim.name}'s reducer is already declared")
+    _cuda_reducers[prim] = CudaReducer(combine, identity)
+
+
+def cuda_reducer(prim: Primitive) -> CudaReducer | None:
+    """``prim``'s declared row reduction (None: row kernels do not reduce with it)."""
+    return _cuda_reducers.get(prim)
+
+
+__all__ = ["CUDA_KINDS", "CompilerTraits", "CudaExpr", "CudaReducer", "Lowering",
+           "compiler_traits", "cuda_expr", "cuda_reducer", "def_compiler_traits", "def_cuda",
+           "def_cuda_reducer", "def_lowering", "def_ufunc", "lowered_primitives", "lowerings",
+           "primitives_with_cuda", "primitives_with_traits"]

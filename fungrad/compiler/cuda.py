@@ -7,7 +7,10 @@ kernel: a thread per output element (grid-stride loop) computes the output's coo
 once and reads each input at its broadcast offset, so a chain of broadcasts and converts
 costs one pass over memory. Every value is computed in float32 when it is a half type
 (bfloat16 is stored as ``unsigned short``, float16 as ``__half``) and rounded once, on the
-store.
+store. Each elementwise primitive declares its C expression with the primitive
+(``fungrad._core.lowering.def_cuda``, beside its other rules); what is indexing or typing
+rather than a template (broadcasts, converts, ``select_n``, ``integer_pow``, ``round``,
+unit reshapes) is written here.
 
 ``Emitter`` writes those statements; ``cuda_rows`` extends it to row-block kernels
 (softmax, layer norm, cross-entropy). ``Kernel`` compiles a source with CuPy's
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from fungrad._core import lowering
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
 from fungrad.backends.bfloat16 import Bfloat16Buffer
 
@@ -97,33 +101,12 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
 }
 """
 
-# C templates of lax's elementwise primitives; ``{t}`` is the result's compute type.
-# ``_BY_KIND`` holds the ones whose C differs by the kind of the first operand's compute
-# type (f: floating, i: signed, u: unsigned, b: bool), where C's operator or library
-# function would not give lax's result.
-_BINARY = {"add": "({} + {})", "add_any": "({} + {})", "sub": "({} - {})", "mul": "({} * {})",
-           "div": "({} / {})", "rem": "fmod({}, {})", "max": "({0} > {1} ? {0} : {1})",
-           "min": "({0} < {1} ? {0} : {1})", "pow": "pow({}, ({t}){})",
-           "atan2": "atan2({}, {})", "nextafter": "nextafter({}, {})", "eq": "({} == {})",
-           "ne": "({} != {})", "lt": "({} < {})", "le": "({} <= {})", "gt": "({} > {})",
-           "ge": "({} >= {})", "and": "({} & {})", "or": "({} | {})", "xor": "({} ^ {})",
-           "shift_left": "(({t})fg_shl((unsigned int){}, (unsigned int){}))",
-           "shift_right_logical": "(({t})fg_shr((unsigned int){}, (unsigned int){}))",
-           "shift_right_arithmetic": "(({t})fg_sar((int){}, (unsigned int){}))"}
-_UNARY = {"neg": "(-{})", "exp": "exp({})", "log": "log({})", "tanh": "tanh({})",
-          "sin": "sin({})", "cos": "cos({})", "sqrt": "sqrt({})", "rsqrt": "(1 / sqrt({}))",
-          "abs": "fabs({})", "expm1": "expm1({})", "log1p": "log1p({})", "erf": "erf({})",
-          "lgamma": "lgamma({})", "logistic": "fg_logistic({})", "square": "({0} * {0})",
-          "floor": "floor({})", "ceil": "ceil({})", "sign": "fg_sign({})", "not": "(~{})",
-          "is_finite": "isfinite({})"}
-_BY_KIND = {("max", "f"): "fg_max({}, {})", ("min", "f"): "fg_min({}, {})",
-            ("div", "i"): "fg_div({}, {})", ("div", "u"): "fg_div({}, {})",
-            ("rem", "i"): "fg_rem({}, {})", ("rem", "u"): "fg_rem({}, {})",
-            ("abs", "i"): "fg_abs({})", ("not", "b"): "(!{})"}
+# the kind of a compute type, which picks a primitive's C template (``lowering.def_cuda``)
 _KIND = {"float": "f", "double": "f", "int": "i", "unsigned int": "u", "bool": "b"}
 # float -> integer conversions (``(int)x`` is undefined for NaN and out of range)
 _TO_INT = {"int32": "fg_to_i32({})", "uint32": "fg_to_u32({})"}
 _ROUND = {0: "round({})", 1: "rint({})"}  # lax.RoundingMethod: away from zero, to even
+# what the generator writes itself (indexing and typing, not a declared template)
 _STRUCTURAL = {"convert_element_type", "broadcast_in_dim", "integer_pow", "select_n",
                "round"}
 _UNIT_RESHAPES = {"reshape", "squeeze", "expand_dims"}
@@ -149,7 +132,7 @@ def fusible(eqn: JaxprEqn) -> bool:
         return len(eqn.outvars) == 1 and np.dtype(x.dtype).name in _TYPES and \
             _non_unit(x.shape) == _non_unit(out.shape) and \
             (name != "reshape" or eqn.params.get("dimensions") is None)
-    if name not in _BINARY and name not in _UNARY and name not in _STRUCTURAL:
+    if lowering.cuda_expr(eqn.primitive) is None and name not in _STRUCTURAL:
         return False
     avals = [a.aval for a in eqn.invars] + [v.aval for v in eqn.outvars]
     return len(eqn.outvars) == 1 and all(np.dtype(a.dtype).name in _TYPES for a in avals) and \
@@ -245,7 +228,7 @@ class Emitter:
             pred, on_false, on_true = (operand(a) for a in eqn.invars)
             return f"({pred} ? {on_true} : {on_false})"
         first = _KIND[_COMPUTE[type_name(eqn.invars[0].aval.dtype)]]
-        template = _BY_KIND.get((name, first)) or _BINARY.get(name) or _UNARY[name]
+        template = lowering.cuda_expr(eqn.primitive).for_kind(first)
         return template.format(*[operand(a) for a in eqn.invars], t=ctype)
 
     def _integer_pow(self, var: Var, x: str, y: int, cmap: tuple) -> str:

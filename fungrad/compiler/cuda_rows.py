@@ -8,7 +8,9 @@ shared-memory tree reduction in float32, whatever the storage type; values that 
 depend on ``j`` (a row's max, mean, label) are computed once per row; values that do are
 recomputed inside each loop that needs them, so nothing of row length is written to
 memory except the result. The result is either row-shaped (a final loop writes it) or one
-value per row (written by the block's first thread).
+value per row (written by the block's first thread). A reduction primitive declares how a
+row kernel combines its values (``lowering.def_cuda_reducer``, in
+``fungrad/lax/reductions.py``: ``reduce_sum``, ``reduce_max``, ``reduce_min``).
 
 ``take_along_axis`` on the last axis (how a cross-entropy picks each row's label) joins a
 row group when its leading index columns are the row coordinates (a constant
@@ -23,12 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from fungrad._core import lowering
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
 from fungrad.compiler import cuda
-
-# reduction primitive -> (combining function, initial value); max/min propagate NaN as lax
-REDUCERS = {"reduce_sum": ("ADD", "0.f"), "reduce_max": ("fg_max", "-__int_as_float(0x7f800000)"),
-            "reduce_min": ("fg_min", "__int_as_float(0x7f800000)")}
 
 ROW_PRELUDE = """#define ADD(a, b) ((a) + (b))
 // all threads of the block combine val with op; every thread gets the result
@@ -44,7 +43,7 @@ ROW_PRELUDE = """#define ADD(a, b) ((a) + (b))
 def row_reduction(eqn: JaxprEqn) -> bool:
     """Whether ``eqn`` reduces the last axis of an operand of rank >= 2 in float32 compute
     (a full reduction of a vector, such as a loss's mean, is not a row reduction)."""
-    if eqn.primitive.name not in REDUCERS:
+    if lowering.cuda_reducer(eqn.primitive) is None:
         return False
     x = eqn.invars[0].aval
     return x.ndim >= 2 and tuple(eqn.params["axes"]) == (x.ndim - 1,) and \
@@ -129,7 +128,7 @@ class RowEmitter(cuda.Emitter):
 
     def _eqn(self, var: Var, cmap: tuple) -> str:
         eqn = self.producer[var]
-        if eqn.primitive.name in REDUCERS:
+        if lowering.cuda_reducer(eqn.primitive) is not None:
             return self._reduce(eqn, cmap)
         if eqn.primitive.name == "gather":
             return self._pick(eqn, var, cmap)
@@ -139,7 +138,7 @@ class RowEmitter(cuda.Emitter):
         """A block reduction of the row, emitted in the row scope."""
         if [c for c in cmap if c != "0"] != [c for c in self.row_cmap if c != "0"]:
             raise NotImplementedError("cuda rows: a reduction read away from the block's row")
-        op, init = REDUCERS[eqn.primitive.name]
+        op, init = lowering.cuda_reducer(eqn.primitive)
         x = eqn.invars[0]
         acc, result = self.fresh(), self.fresh()
         value, loop = self.in_loop(x.aval.shape[-1], lambda: self.value(x, cmap + ("j",)))

@@ -288,6 +288,7 @@ def _add_any_batch(axis_size: int, vals: Sequence[Any], dims: Sequence[int | Non
 deflinear(add_any_p, lambda ct, x, y: [ct, ct])
 batching.def_batch(add_any_p, _add_any_batch)
 lowering.def_ufunc(add_any_p, "add", numexpr="({} + {})")
+lowering.def_cuda(add_any_p, "({} + {})")
 
 
 # --------------------------------------------------------------------------- transposition

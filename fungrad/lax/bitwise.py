@@ -28,24 +28,28 @@ not_p, bitwise_not = unop("not", lambda xp, x: xp.invert(x), INT_OR_BOOL,
                           "(``jax.lax.bitwise_not``).", op_name="bitwise_not")
 ad.def_nondiff(not_p)
 lowering.def_ufunc(not_p, "invert")
+lowering.def_cuda(not_p, "(~{})", b="(!{})")
 
 and_p, bitwise_and = binop("and", lambda xp, x, y: xp.bitwise_and(x, y), INT_OR_BOOL,
                            "Elementwise bitwise AND, logical AND on booleans "
                            "(``jax.lax.bitwise_and``).", op_name="bitwise_and")
 ad.def_nondiff(and_p)
 lowering.def_ufunc(and_p, "bitwise_and")
+lowering.def_cuda(and_p, "({} & {})")
 
 or_p, bitwise_or = binop("or", lambda xp, x, y: xp.bitwise_or(x, y), INT_OR_BOOL,
                          "Elementwise bitwise OR, logical OR on booleans "
                          "(``jax.lax.bitwise_or``).", op_name="bitwise_or")
 ad.def_nondiff(or_p)
 lowering.def_ufunc(or_p, "bitwise_or")
+lowering.def_cuda(or_p, "({} | {})")
 
 xor_p, bitwise_xor = binop("xor", lambda xp, x, y: xp.bitwise_xor(x, y), INT_OR_BOOL,
                            "Elementwise bitwise XOR, logical XOR on booleans "
                            "(``jax.lax.bitwise_xor``).", op_name="bitwise_xor")
 ad.def_nondiff(xor_p)
 lowering.def_ufunc(xor_p, "bitwise_xor")
+lowering.def_cuda(xor_p, "({} ^ {})")
 
 
 # --------------------------------------------------------------------------- shifts
@@ -81,18 +85,21 @@ shift_left_p, shift_left = binop("shift_left", _shift_left, INT,
                                  "Elementwise ``x << y``; 0 when ``y`` is at least the bit "
                                  "width (``jax.lax.shift_left``).")
 ad.def_nondiff(shift_left_p)
+lowering.def_cuda(shift_left_p, "(({t})fg_shl((unsigned int){}, (unsigned int){}))")
 
 shift_right_logical_p, shift_right_logical = binop(
     "shift_right_logical", _shift_right_logical, INT,
     "Elementwise logical right shift (zeros shifted in); 0 when ``y`` is at least the bit "
     "width (``jax.lax.shift_right_logical``).")
 ad.def_nondiff(shift_right_logical_p)
+lowering.def_cuda(shift_right_logical_p, "(({t})fg_shr((unsigned int){}, (unsigned int){}))")
 
 shift_right_arithmetic_p, shift_right_arithmetic = binop(
     "shift_right_arithmetic", _shift_right_arithmetic, INT,
     "Elementwise arithmetic right shift (sign bits shifted in, also for unsigned dtypes) "
     "(``jax.lax.shift_right_arithmetic``).")
 ad.def_nondiff(shift_right_arithmetic_p)
+lowering.def_cuda(shift_right_arithmetic_p, "(({t})fg_sar((int){}, (unsigned int){}))")
 
 
 # --------------------------------------------------------------------------- bit counts

@@ -44,22 +44,26 @@ add_p, add = binop("add", lambda xp, x, y: xp.add(x, y), NUMERIC,
                    "Elementwise ``x + y`` (``jax.lax.add``); integers wrap around.")
 ad.deflinear(add_p, lambda ct, x, y: _linear_cts(ct, (x, y), (lambda c: c, lambda c: c)))
 lowering.def_ufunc(add_p, "add", numexpr="({} + {})")
+lowering.def_cuda(add_p, "({} + {})")
 
 sub_p, sub = binop("sub", lambda xp, x, y: xp.subtract(x, y), NUMERIC,
                    "Elementwise ``x - y`` (``jax.lax.sub``); integers wrap around.")
 ad.deflinear(sub_p, lambda ct, x, y: _linear_cts(ct, (x, y), (lambda c: c, neg)))
 lowering.def_ufunc(sub_p, "subtract", numexpr="({} - {})")
+lowering.def_cuda(sub_p, "({} - {})")
 
 mul_p, mul = binop("mul", lambda xp, x, y: xp.multiply(x, y), NUMERIC,
                    "Elementwise ``x * y`` (``jax.lax.mul``); integers wrap around.")
 ad.defbilinear(mul_p, lambda ct, x, y: unbroadcast(mul(ct, y), x.aval),
                lambda ct, x, y: unbroadcast(mul(x, ct), y.aval))
 lowering.def_ufunc(mul_p, "multiply", numexpr="({} * {})")
+lowering.def_cuda(mul_p, "({} * {})")
 
 neg_p, neg = unop("neg", lambda xp, x: xp.negative(x), NUMERIC,
                   "Elementwise ``-x`` (``jax.lax.neg``); unsigned integers wrap around.")
 ad.deflinear(neg_p, lambda ct, x: [neg(ct)])
 lowering.def_ufunc(neg_p, "negative", numexpr="(-{})")
+lowering.def_cuda(neg_p, "(-{})")
 
 
 # --------------------------------------------------------------------------- div, rem
@@ -91,6 +95,8 @@ ad.def_transpose(div_p, lambda ct, x, y: [unbroadcast(div(ct, y), x.aval), None]
 # Integer division rounds toward zero: the impl does that.
 lowering.def_ufunc(div_p, "true_divide", numexpr="({} / {})",
                    when=lambda eqn: eqn.invars[0].aval.dtype.kind in "fc")
+# fg_div: integer division by 0 and MIN / -1 as XLA defines them
+lowering.def_cuda(div_p, "({} / {})", i="fg_div({}, {})", u="fg_div({}, {})")
 
 
 def _rem_impl(xp, x, y):
@@ -109,6 +115,7 @@ rem_p, rem = binop("rem", _rem_impl, INT_OR_FLOAT,
                    "``jax.lax.rem``); integer ``x % 0`` is ``x`` as in XLA.")
 ad.defjvp(rem_p, _rem_jvp_lhs,
           lambda t, x, y: mul(neg(t), mul(sign(div(x, y)), floor(abs(div(x, y))))))
+lowering.def_cuda(rem_p, "fmod({}, {})", i="fg_rem({}, {})", u="fg_rem({}, {})")
 
 
 # --------------------------------------------------------------------------- integer_pow
@@ -194,6 +201,7 @@ def _integer_pow_numexpr(eqn, x):
 
 lowering.def_lowering(square_p, _square_lowering, fresh=True, out="any", elementwise=True,
                       numexpr="({0} * {0})")
+lowering.def_cuda(square_p, "({0} * {0})")
 lowering.def_lowering(integer_pow_p, _square_lowering, fresh=True, out="any",  # one multiply
                       elementwise=True, when=lambda eqn: eqn.params["y"] == 2,
                       numexpr=_integer_pow_numexpr)
@@ -225,6 +233,7 @@ def _sign_lowering(ctx, eqn, args, out):
 
 lowering.def_lowering(sign_p, _sign_lowering, fresh=True, elementwise=True, when=_is_float_eqn)
 lowering.def_ufunc(sign_p, "sign")
+lowering.def_cuda(sign_p, "fg_sign({})")  # keeps -0 and NaN
 
 
 def _real_dtype(dtype: np.dtype) -> np.dtype:
@@ -243,16 +252,19 @@ abs_p, abs = unop("abs", lambda xp, x: xp.abs(x), SIGNED_OR_INEXACT,  # noqa: A0
                   out_dtype=_real_dtype)
 ad.defjvp2(abs_p, _abs_jvp)
 lowering.def_ufunc(abs_p, "absolute", numexpr="abs({})")
+lowering.def_cuda(abs_p, "fabs({})", i="fg_abs({})")  # |MIN| wraps to MIN
 
 floor_p, floor = unop("floor", lambda xp, x: xp.floor(x), FLOAT,
                       "Elementwise floor (``jax.lax.floor``).")
 ad.def_nondiff(floor_p)
 lowering.def_ufunc(floor_p, "floor")
+lowering.def_cuda(floor_p, "floor({})")
 
 ceil_p, ceil = unop("ceil", lambda xp, x: xp.ceil(x), FLOAT,
                     "Elementwise ceiling (``jax.lax.ceil``).")
 ad.def_nondiff(ceil_p)
 lowering.def_ufunc(ceil_p, "ceil")
+lowering.def_cuda(ceil_p, "ceil({})")
 
 
 class RoundingMethod(enum.IntEnum):
@@ -284,12 +296,14 @@ is_finite_p, is_finite = unop("is_finite", lambda xp, x: xp.isfinite(x), FLOAT,
                               "(``jax.lax.is_finite``).", out_dtype=dtypes.bool_)
 ad.def_nondiff(is_finite_p)
 lowering.def_ufunc(is_finite_p, "isfinite")
+lowering.def_cuda(is_finite_p, "isfinite({})")
 
 nextafter_p, nextafter = binop("nextafter", lambda xp, x, y: xp.nextafter(x, y), FLOAT,
                                "The next representable value after ``x`` towards ``y`` "
                                "(``jax.lax.nextafter``).")
 ad.def_nondiff(nextafter_p)
 lowering.def_ufunc(nextafter_p, "nextafter")
+lowering.def_cuda(nextafter_p, "nextafter({}, {})")
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -299,7 +313,9 @@ def _comparison(name: str, ufunc: str, symbol: str, kinds: str, doc: str
     prim, op = binop(name, lambda xp, x, y: getattr(xp, ufunc)(x, y), kinds, doc,
                      out_dtype=dtypes.bool_)
     ad.def_nondiff(prim)
-    lowering.def_ufunc(prim, ufunc, numexpr=f"({{}} {symbol} {{}})")
+    template = f"({{}} {symbol} {{}})"  # the same in numexpr and C
+    lowering.def_ufunc(prim, ufunc, numexpr=template)
+    lowering.def_cuda(prim, template)
     return prim, op
 
 
@@ -376,6 +392,7 @@ max_p, max = binop("max", functools.partial(_signed_zeros.extremum, is_max=True)
 ad.defjvp2(max_p, lambda t, ans, x, y: mul(t, _balanced_eq(x, ans, y)),
            lambda t, ans, x, y: mul(t, _balanced_eq(y, ans, x)))
 _extremum_lowerings(max_p, is_max=True)
+lowering.def_cuda(max_p, "({0} > {1} ? {0} : {1})", f="fg_max({}, {})")  # NaN wins, +0 > -0
 
 min_p, min = binop("min", functools.partial(_signed_zeros.extremum, is_max=False),  # noqa: A001
                    ANY, "Elementwise minimum, propagating nan, ``min(+0, -0) = -0`` "
@@ -383,6 +400,7 @@ min_p, min = binop("min", functools.partial(_signed_zeros.extremum, is_max=False
 ad.defjvp2(min_p, lambda t, ans, x, y: mul(t, _balanced_eq(x, ans, y)),
            lambda t, ans, x, y: mul(t, _balanced_eq(y, ans, x)))
 _extremum_lowerings(min_p, is_max=False)
+lowering.def_cuda(min_p, "({0} < {1} ? {0} : {1})", f="fg_min({}, {})")  # NaN wins, -0 < +0
 
 
 def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 - jax's argument names

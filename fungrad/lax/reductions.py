@@ -120,6 +120,7 @@ reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC,
                         prim=structural.reduce_sum_p)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
 reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
+lowering.def_cuda_reducer(reduce_sum_p, "ADD", "0.f")
 
 # 16-bit floats accumulate in float32 in the impl; these need no special care.
 _WIDE_INEXACT = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
@@ -213,6 +214,7 @@ def _reduce_chooser_jvp(t, out, x, *, axes):
 reduce_max_p = _reducer("reduce_max", _chooser_impl("max", "maximum", False), ANY)
 ad.defjvp2(reduce_max_p, _reduce_chooser_jvp)
 reduce_max = _wrapper(reduce_max_p, "Maximum over ``axes`` (``jax.lax.reduce_max``).")
+lowering.def_cuda_reducer(reduce_max_p, "fg_max", "-__int_as_float(0x7f800000)")  # NaN wins
 
 
 def _reduce_max_lowering(ctx, eqn, args, out):
@@ -228,6 +230,7 @@ lowering.def_lowering(reduce_max_p, _reduce_max_lowering, fresh=True, out="separ
 reduce_min_p = _reducer("reduce_min", _chooser_impl("min", "minimum", True), ANY)
 ad.defjvp2(reduce_min_p, _reduce_chooser_jvp)
 reduce_min = _wrapper(reduce_min_p, "Minimum over ``axes`` (``jax.lax.reduce_min``).")
+lowering.def_cuda_reducer(reduce_min_p, "fg_min", "__int_as_float(0x7f800000)")  # NaN wins
 
 
 # --------------------------------------------------------------------------- and / or / xor

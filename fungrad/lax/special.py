@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from fungrad._core import dtypes
+from fungrad._core import dtypes, lowering
 from fungrad.interpreters import ad
 from fungrad.lax._prim import FLOAT
 from fungrad.lax._ops import binop, const, unop
@@ -130,6 +130,7 @@ def _erfc(xp, x, precise):
 
 erf_p, erf = unop("erf", _special(_erf), FLOAT, "Elementwise error function (``jax.lax.erf``).")
 ad.defjvp(erf_p, lambda t, x: mul(const(x, 2 / _SQRT_PI), mul(t, exp(neg(square(x))))))
+lowering.def_cuda(erf_p, "erf({})")
 
 erfc_p, erfc = unop("erfc", _special(_erfc), FLOAT,
                     "Elementwise complementary error function ``1 - erf(x)``, accurate in the "
@@ -226,6 +227,7 @@ def _lgamma(xp, x, precise):
 lgamma_p, lgamma = unop("lgamma", _special(_lgamma), FLOAT,
                         "Elementwise ``log |Gamma(x)|`` (``jax.lax.lgamma``).")
 ad.defjvp(lgamma_p, lambda t, x: mul(t, digamma(x)))
+lowering.def_cuda(lgamma_p, "lgamma({})")
 
 
 def _digamma_positive(xp, x, precise):
