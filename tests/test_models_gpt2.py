@@ -327,6 +327,19 @@ def test_dropout_only_when_training_with_a_key():
         gpt2.apply(params, cfg, toks, train=True)
 
 
+def test_more_tokens_than_positions_raise():
+    """Learned positions end at n_positions: longer inputs or caches are refused, not
+    silently given clamped positions."""
+    cfg = gpt2.PRESETS["tiny"]
+    params = gpt2.init(random.PRNGKey(1), cfg)
+    n = cfg.n_positions
+    assert gpt2.apply(params, cfg, jnp.zeros((1, n), jnp.int32))[0].shape == (1, n, cfg.vocab_size)
+    with pytest.raises(ValueError, match=f"gpt2.apply: {n + 1} tokens .* n_positions \\({n}\\)"):
+        gpt2.apply(params, cfg, jnp.zeros((1, n + 1), jnp.int32))
+    with pytest.raises(ValueError, match=f"max_len {n + 1} .* n_positions"):
+        gpt2.init_cache(cfg, 1, n + 1)
+
+
 def test_jitted_adamw_training_lowers_the_loss():
     cfg = gpt2.PRESETS["tiny"]
     params = gpt2.init(random.PRNGKey(0), cfg)

@@ -155,6 +155,9 @@ class Cache(NamedTuple):
 
 def init_cache(cfg: Config, batch_size: int, max_len: int, dtype: Any = jnp.float32) -> Cache:
     """An empty cache for ``batch_size`` rows of up to ``max_len`` tokens in all."""
+    if max_len > cfg.n_positions:
+        raise ValueError(f"gpt2.init_cache: max_len {max_len} is more than the model's "
+                         f"n_positions ({cfg.n_positions})")
     head_dim = cfg.n_embd // cfg.n_head
     return Cache(tuple(nn.init_kv_cache(batch_size, max_len, cfg.n_head, head_dim, dtype)
                        for _ in range(cfg.n_layer)))
@@ -194,9 +197,18 @@ def apply(params: dict, cfg: Config, tokens: Any, *, cache: Cache | None = None,
     if train and key is None:
         raise ValueError("gpt2.apply: train=True needs an explicit PRNG key for dropout")
     B, T = tokens.shape
+    if T > cfg.n_positions:
+        raise ValueError(f"gpt2.apply: {T} tokens are more than the model's n_positions "
+                         f"({cfg.n_positions})")
     keys = random.split(key, 3 * cfg.n_layer + 1) if train else None
-    positions = nn.token_positions(B, T, attention_mask, None if cache is None else cache.layers[0])
-    x = nn.embedding(params["wte"], tokens) + nn.embedding(params["wpe"], positions)
+    if attention_mask is None and cache is None:  # positions 0..T-1 of every row: a slice,
+        # whose gradient is a sum over the batch rather than a scatter-add
+        position_embeddings = params["wpe"]["embedding"][:T]
+    else:
+        cached = None if cache is None else cache.layers[0]
+        position_embeddings = nn.embedding(params["wpe"],
+                                           nn.token_positions(B, T, attention_mask, cached))
+    x = nn.embedding(params["wte"], tokens) + position_embeddings
     x = _dropout(None if keys is None else keys[-1], x, cfg.embd_pdrop)
     new_layers = []
     for i, p in enumerate(params["blocks"]):
