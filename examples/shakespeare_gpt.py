@@ -55,6 +55,10 @@ DEFAULT_OUT = "runs/<timestamp>"  # replaced by the start time
 RESUME_FLAGS = ("max_minutes", "stop_at", "processes", "sample_chars", "temperature", "top_k")
 TRAIN_STREAM, VAL_STREAM = 0, 1  # independent batch streams of one seed
 PROBE_SECONDS = 3.0  # how long the steps timed to plan a run that fills its budget take
+# The share of --max-minutes the plan fills. The machine's speed drifts, so a plan may run
+# into the budget: that stops it in the schedule's last few percent, where the learning
+# rate is already near its floor, which costs less than steps left unused.
+PLAN_SHARE = 0.97
 MIN_CHARS_PER_PROCESS = 512  # --processes 0 starts no more processes than keep this many each
 AXIS = distributed.DEFAULT_AXIS  # the data-parallel axis of the job's processes
 # Why training stops after a step; process 0 decides and tells the others.
@@ -75,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=float, default=0.0,
                        help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
     opt = ap.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=int, default=16, help="sequences per step")
+    opt.add_argument("--batch-size", type=int, default=24, help="sequences per step")
     opt.add_argument("--steps", type=int, default=0,
                      help="planned steps; the learning-rate schedule spans them (0: as many as "
                           "fit in --max-minutes, at the speed measured on a few steps first)")
@@ -90,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
     opt.add_argument("--warmup-steps", type=int, default=None,
                      help="linear warm-up from 0 to --lr (default: 100, or a tenth of --steps "
                           "when fewer)")
-    opt.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the matrices")
+    opt.add_argument("--weight-decay", type=float, default=0.3, help="AdamW decay of the matrices")
     run = ap.add_argument_group("run")
     run.add_argument("--eval-interval", type=int, default=250,
                      help="steps between validation losses")
@@ -240,10 +244,11 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
     Trains a throwaway model: a few steps to compile and warm up, a few to estimate the
     speed, then as many as take about ``PROBE_SECONDS``, timed as the loop runs them (the
     batch drawn, the step, the loss read); their median, plus the evaluations' share (a
-    forward pass costs about a third of a step), with 10% kept in hand, sets the plan. The
-    plan goes into config.json, so a resumed run keeps it; the warm-up steps are planned
-    before the total and so are the same whatever it turns out to be. Every process of a
-    data-parallel run takes the probe steps together; process 0's timing decides."""
+    forward pass costs about a third of a step), sets a plan that fills ``PLAN_SHARE`` of
+    the budget. The plan goes into config.json, so a resumed run keeps it; the warm-up
+    steps are planned before the total and so are the same whatever it turns out to be.
+    Every process of a data-parallel run takes the probe steps together; process 0's timing
+    decides."""
     warmup = args.warmup_steps if args.warmup_steps is not None else default_warmup(10**9)
     probe = argparse.Namespace(**{**vars(args), "steps": 10**9, "warmup_steps": warmup})
     opt, _ = make_optimizer(probe)
@@ -272,7 +277,7 @@ def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarra
     rough = timed_steps(5)
     per_step = timed_steps(min(200, max(10, int(PROBE_SECONDS / rough))))
     per_step *= 1 + args.eval_batches / (3 * args.eval_interval)
-    args.steps = max(warmup + 1, int(0.9 * 60 * args.max_minutes / per_step))
+    args.steps = max(warmup + 1, int(PLAN_SHARE * 60 * args.max_minutes / per_step))
     args.warmup_steps = warmup
     if distributed.process_index() == 0:
         print(f"planned {args.steps} steps: {per_step * 1e3:.0f} ms a step measured, "
