@@ -174,7 +174,8 @@ def test_processes_0_takes_a_core_per_512_characters_of_a_step(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     count = lambda *flags: example.processes_for(example.parser().parse_args(list(flags)))
-    assert count() == 2                                            # 16 x 64 characters
+    assert count() == 3                                            # 24 x 64 characters
+    assert count("--batch-size", "16") == 2
     assert count("--batch-size", "12", "--block-size", "128") == 3
     assert count("--batch-size", "10", "--block-size", "512") == 5  # 8 cores, but 10 % 8 != 0
     assert count("--batch-size", "4", "--block-size", "16") == 1
