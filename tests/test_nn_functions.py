@@ -37,8 +37,8 @@ ACTIVATIONS = {
     "standardize_fast": {"algorithm": "fast", "axis": 0}, "logsumexp": {"axis": 1},
     "logmeanexp": {"axis": -1},
 }
-DIFFERENTIABLE = ["relu", "relu6", "silu", "elu", "gelu_exact", "softmax", "log_softmax_axes",
-                  "standardize"]
+DIFFERENTIABLE = ["relu", "relu6", "silu", "elu", "gelu", "gelu_exact", "softmax",
+                  "log_softmax_axes", "standardize"]
 
 
 def _fn(mod, name):

@@ -1,8 +1,9 @@
 """Activation functions and friends (the ``jax.nn`` functional API), as composites of
 ``fungrad.numpy``/``fungrad.lax``.
 
-Custom JVPs are used only where numerics demand them: ``relu``/``relu6`` (derivative 0
-at the kinks, as in JAX) and ``softmax`` (a cheaper, exact tangent ``y * (t - sum(y t))``).
+Custom JVPs are used only where numerics or speed demand them: ``relu``/``relu6`` (derivative 0
+at the kinks, as in JAX), ``softmax`` (a cheaper, exact tangent ``y * (t - sum(y t))``) and the
+tanh ``gelu`` (its slope as one saved factor: fewer passes over the activations in a train step).
 """
 from __future__ import annotations
 
@@ -175,14 +176,40 @@ def gelu(x: Any, approximate: bool = True) -> Any:
     """Gaussian error linear unit: the tanh approximation by default, exact with ``erf``
     (``approximate=False``)."""
     x, = promote_args_inexact("gelu", x)
-    dt = aval(x).dtype
     if approximate:
-        c = lax.convert_element_type(np.sqrt(2 / np.pi), dt)
-        inner = lax.mul(c, lax.add(x, lax.mul(scalar_like(0.044715, x), lax.integer_pow(x, 3))))
-        cdf = lax.mul(scalar_like(0.5, x), lax.add(scalar_like(1.0, x), lax.tanh(inner)))
-        return lax.mul(x, cdf)
-    half = lax.convert_element_type(np.sqrt(0.5), dt)
+        return _gelu_tanh(x)
+    half = lax.convert_element_type(np.sqrt(0.5), aval(x).dtype)
     return lax.mul(lax.mul(scalar_like(0.5, x), x), lax.erfc(lax.mul(lax.neg(x), half)))
+
+
+def _gelu_tanh_parts(x: Any) -> tuple[Any, Any, Any]:
+    """``x * cdf`` with ``cdf = (1 + t) / 2``, ``t = tanh(c (x + 0.044715 x^3))``, in JAX's
+    order of operations (so the values are JAX's); also ``cdf`` and ``t``."""
+    c = lax.convert_element_type(np.sqrt(2 / np.pi), aval(x).dtype)
+    inner = lax.mul(c, lax.add(x, lax.mul(scalar_like(0.044715, x), lax.integer_pow(x, 3))))
+    t = lax.tanh(inner)
+    cdf = lax.mul(scalar_like(0.5, x), lax.add(scalar_like(1.0, x), t))
+    return lax.mul(x, cdf), cdf, t
+
+
+@custom_jvp
+def _gelu_tanh(x: Any) -> Any:
+    return _gelu_tanh_parts(x)[0]
+
+
+@_gelu_tanh.defjvp
+def _gelu_tanh_jvp(primals: tuple, tangents: tuple) -> tuple[Any, Any]:
+    """The slope ``cdf + x (1 - t^2) c (1 + 3 * 0.044715 x^2) / 2`` as one factor of the
+    tangent: reverse mode then saves that one array and multiplies once, where the
+    derivative traced through the formula saves four and takes eleven passes."""
+    (x,), (dx,) = primals, tangents
+    y, cdf, t = _gelu_tanh_parts(x)
+    c = lax.convert_element_type(np.sqrt(2 / np.pi) / 2, aval(x).dtype)
+    x2 = lax.integer_pow(x, 2)
+    cubic = lax.add(scalar_like(1.0, x), lax.mul(scalar_like(3 * 0.044715, x), x2))
+    sech2 = lax.sub(scalar_like(1.0, x), lax.mul(t, t))
+    slope = lax.add(cdf, lax.mul(lax.mul(lax.mul(c, x), sech2), cubic))
+    return y, lax.mul(slope, dx)
 
 
 def glu(x: Any, axis: int = -1) -> Any:
