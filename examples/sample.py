@@ -11,7 +11,8 @@ import argparse
 import json
 import os
 
-from shakespeare_gpt import CHECKPOINT_FILE, CONFIG_FILE, sample_chars  # the script beside this one
+# the script beside this one
+from shakespeare_gpt import CHECKPOINT_FILE, CONFIG_FILE, model_params, sample_chars
 
 from fungrad import random, train
 from fungrad.models import gpt2
@@ -37,7 +38,7 @@ def load_model(run_dir: str) -> tuple[Model, CharTokenizer]:
     """The trained model of ``run_dir`` (its latest checkpoint) and its tokenizer."""
     with open(os.path.join(run_dir, CONFIG_FILE)) as f:
         cfg = gpt2.Config(**json.load(f)["model"])
-    params = train.load_checkpoint(os.path.join(run_dir, CHECKPOINT_FILE))["params"]
+    params = model_params(train.load_checkpoint(os.path.join(run_dir, CHECKPOINT_FILE)))
     return Model(gpt2, params, cfg), CharTokenizer.load(run_dir)
 
 

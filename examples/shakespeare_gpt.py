@@ -95,6 +95,10 @@ def parser() -> argparse.ArgumentParser:
                      help="linear warm-up from 0 to --lr (default: 100, or a tenth of --steps "
                           "when fewer)")
     opt.add_argument("--weight-decay", type=float, default=0.3, help="AdamW decay of the matrices")
+    opt.add_argument("--ema", type=float, default=0.998,
+                     help="decay of the moving average of the params kept after every step "
+                          "(optim.incremental_update), which is the run's model: evaluated, "
+                          "checkpointed and sampled (0: the last step's params)")
     run = ap.add_argument_group("run")
     run.add_argument("--eval-interval", type=int, default=250,
                      help="steps between validation losses")
@@ -139,6 +143,8 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         ap.error(f"--n-embd {args.n_embd} must be divisible by --n-head {args.n_head}")
     if not 0 <= args.dropout < 1:
         ap.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if not 0 <= args.ema < 1:
+        ap.error(f"--ema must be in [0, 1), got {args.ema}")
     if args.processes < 0 or args.processes and args.batch_size % args.processes:
         ap.error(f"--processes must be >= 0 and divide --batch-size {args.batch_size}, "
                  f"got {args.processes}")
@@ -231,11 +237,32 @@ def make_optimizer(args: argparse.Namespace) -> tuple[optim.GradientTransformati
 def initial_state(args: argparse.Namespace, cfg: gpt2.Config,
                   opt: optim.GradientTransformation) -> dict:
     """What a checkpoint holds: params, optimiser state, the next step, the dropout key's
-    data, the data seed and the training time so far."""
+    data, the data seed and the training time so far; with ``args.ema`` (a script
+    without that flag keeps none) also the params' moving average, ``"ema"``."""
     init_key, dropout_key = random.split(random.PRNGKey(args.seed))
     params = gpt2.init(init_key, cfg)
-    return {"params": params, "opt_state": opt.init(params), "step": 0, "dropout_key": dropout_key,
-            "data_seed": args.seed, "elapsed": 0.0}
+    state = {"params": params, "opt_state": opt.init(params), "step": 0,
+             "dropout_key": dropout_key, "data_seed": args.seed, "elapsed": 0.0}
+    if getattr(args, "ema", 0.0):
+        state["ema"] = fungrad.tree.map(jnp.copy, params)  # its own buffers: both are donated
+    return state
+
+
+def model_params(state: dict) -> Any:
+    """The params that are the run's model: the moving average when the run keeps one
+    (``--ema``), else the last step's."""
+    return state.get("ema", state["params"])
+
+
+def make_ema_update(decay: float) -> Any:
+    """The jitted ``update(ema, params, step) -> ema``: ``optim.incremental_update`` with
+    the decay ``min(decay, (1 + step) / (10 + step))`` (as TensorFlow's moving averages with
+    ``num_updates``), so that early on the average follows the params closely instead of
+    remembering their random init."""
+    def update(ema, params, step):
+        d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+        return optim.incremental_update(params, ema, 1.0 - d)
+    return fungrad.jit(update, donate_argnums=(0,))
 
 
 def plan_steps(args: argparse.Namespace, cfg: gpt2.Config, train_data: np.ndarray) -> None:
@@ -357,6 +384,7 @@ def prepare_run(ap: argparse.ArgumentParser,
         with open(path) as f:
             saved = json.load(f)["args"]
         defaults = vars(ap.parse_args([]))  # for settings added since the run was started
+        defaults["ema"] = 0.0  # a run older than --ema kept no average
         args = argparse.Namespace(**{**defaults, **saved,
                                      **{k: getattr(args, k) for k in RESUME_FLAGS},
                                      "resume": args.resume})
@@ -430,7 +458,7 @@ def train_loop(args: argparse.Namespace, run_dir: str, state: dict, schedule: op
             record = {"train_loss": loss, "lr": float(learning_rate(step)), "grad_norm": grad_norm,
                       "tokens_per_sec": tokens_per_step / dt, "wall_time": state["elapsed"]}
             if state["step"] % args.eval_interval == 0 or state["step"] == args.steps:
-                val_loss = record["val_loss"] = evaluate(state["params"])
+                val_loss = record["val_loss"] = evaluate(model_params(state))
             if lead:
                 log.write(state["step"], **record)
             bar.set_postfix(loss=f"{loss:.3f}", val="-" if val_loss is None else f"{val_loss:.3f}",
@@ -451,7 +479,7 @@ def finish_training(args: argparse.Namespace, run_dir: str, state: dict, evaluat
     something stopped the run."""
     measure = val_loss is None or reason != "done"
     if measure:
-        val_loss = evaluate(state["params"])
+        val_loss = evaluate(model_params(state))
     if distributed.process_index():
         return
     if measure:
@@ -511,11 +539,18 @@ def train_job(args: argparse.Namespace, run_dir: str, stop: StopFlag) -> None:
         evaluate_split = lambda params: mean_loss(params, map(distributed.shard, split_batches(
             val_data, args.batch_size, args.block_size)))
 
+        update_ema = make_ema_update(args.ema)
+
         def take_step(state: dict) -> tuple:
+            """One step (see ``train_loop``); it also moves ``state["ema"]``."""
             batch = get_batch(train_data, state["data_seed"], TRAIN_STREAM, state["step"],
                               args.batch_size, args.block_size)
-            return train_step(state["params"], state["opt_state"], *distributed.shard(batch),
-                              state["dropout_key"], jnp.asarray(state["step"], jnp.uint32))
+            step = jnp.asarray(state["step"], jnp.uint32)
+            out = train_step(state["params"], state["opt_state"], *distributed.shard(batch),
+                             state["dropout_key"], step)
+            if "ema" in state:
+                state["ema"] = update_ema(state["ema"], out[0], step)
+            return out
 
         if lead:
             on = f" on {args.processes} processes" if args.processes > 1 else ""
@@ -527,11 +562,17 @@ def train_job(args: argparse.Namespace, run_dir: str, stop: StopFlag) -> None:
         reason, _ = train_loop(args, run_dir, state, schedule, take_step, evaluate, stop,
                                args.batch_size * args.block_size)
         finish_training(args, run_dir, state, evaluate_split, reason, None, "shakespeare_gpt.py",
-                        " (the whole validation split)")
+                        " (the whole validation split" + (", the params' moving average)"
+                                                          if args.ema else ")"))
+        if args.ema:
+            last = evaluate_split(state["params"])
+            if lead:
+                print(f"the last step's params: validation loss {last:.4f}")
     if not lead:
         return
     if args.sample_chars and not stop.set:
-        write_samples(run_dir, Model(gpt2, state["params"], cfg), tok, args, stop, state["step"])
+        write_samples(run_dir, Model(gpt2, model_params(state), cfg), tok, args, stop,
+                      state["step"])
     print(f"view the curves:  python -m fungrad.dashboard {run_dir}\n"
           f"sample more:      python examples/sample.py {run_dir} --prompt \"ROMEO:\"")
 

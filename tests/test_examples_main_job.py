@@ -43,9 +43,9 @@ def load_example():
     return module
 
 
-def params_of(run_dir) -> list[np.ndarray]:
+def params_of(run_dir, key: str = "params") -> list[np.ndarray]:
     state = train.load_checkpoint(os.path.join(run_dir, "checkpoint.safetensors"))
-    return [np.asarray(leaf) for leaf in fungrad.tree.leaves(state["params"])]
+    return [np.asarray(leaf) for leaf in fungrad.tree.leaves(state[key])]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ def test_quick_run_writes_every_file_of_the_run_directory(quick_run):
     state = train.load_checkpoint(run_dir / "checkpoint.safetensors")
     assert int(state["step"]) == 4 and int(state["data_seed"]) == 0
     assert np.asarray(state["dropout_key"]).dtype == np.uint32
-    assert set(state) == {"params", "opt_state", "step", "dropout_key", "data_seed", "elapsed"}
+    assert set(state) == {"params", "opt_state", "step", "dropout_key", "data_seed", "elapsed",
+                          "ema"}
     assert CharTokenizer.load(run_dir).vocab_size == 65
     sample = (run_dir / "samples.txt").read_text().split("\n", 1)[1]
     assert len(sample) == 40 + 1  # 40 characters over three context windows, and a newline
@@ -91,8 +92,9 @@ def test_resume_is_bit_identical(tmp_path, processes):
     assert f"--resume {split}" in first.stdout
     assert int(train.load_checkpoint(split / "checkpoint.safetensors")["step"]) == 4
     run("shakespeare_gpt.py", "--resume", str(split), "--processes", processes)
-    for a, b in zip(params_of(straight), params_of(split), strict=True):
-        np.testing.assert_array_equal(a, b)
+    for key in ("params", "ema"):
+        for a, b in zip(params_of(straight, key), params_of(split, key), strict=True):
+            np.testing.assert_array_equal(a, b)
     losses = lambda d: [r["train_loss"] for r in train.read_metrics(d)]
     assert losses(split) == losses(straight) and len(losses(split)) == 8
 

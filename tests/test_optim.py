@@ -155,3 +155,19 @@ def test_params_required_error():
     p = to_fg(PARAMS)
     with pytest.raises(ValueError, match="params"):
         opt.update(p, opt.init(p))
+
+
+def test_incremental_and_periodic_updates_match_optax():
+    new, old = to_fg(PARAMS), to_fg(_grads(1))
+    for step_size in (0.002, 0.5):
+        assert_same(optim.incremental_update(new, old, step_size),
+                    optax.incremental_update(to_jax(PARAMS), to_jax(_grads(1)), step_size))
+    ema = fungrad.jit(optim.incremental_update)(new, old, jnp.asarray(0.1))
+    np.testing.assert_allclose(np.asarray(ema["w"]), 0.1 * PARAMS["w"] + 0.9 * _grads(1)["w"],
+                               rtol=1e-6)
+    for steps in (0, 3, 4, 8):
+        got = fungrad.jit(optim.periodic_update)(new, old, steps, 4)
+        want = optax.periodic_update(to_jax(PARAMS), to_jax(_grads(1)), steps, 4)
+        assert_same(got, want)
+    with pytest.raises(ValueError, match="incremental_update: new_tensors' tree structure"):
+        optim.incremental_update(new, {"w": old["w"]}, 0.1)

@@ -9,7 +9,7 @@ Names and numerics follow optax, step for step.
 from fungrad._core.namespace import public_dir
 from fungrad.optim._base import (EmptyState, GradientTransformation, UpdateShapeError,
                                  UpdateStructureError, apply_updates, chain, global_norm,
-                                 identity, set_to_zero)
+                                 identity, incremental_update, periodic_update, set_to_zero)
 from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rmsprop, sgd
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
@@ -30,7 +30,8 @@ from fungrad.optim.transform import (EmaState, FactoredState, ScaleByAdamState, 
 __all__ = [
     # base
     "EmptyState", "GradientTransformation", "UpdateShapeError", "UpdateStructureError",
-    "apply_updates", "chain", "global_norm", "identity", "set_to_zero",
+    "apply_updates", "chain", "global_norm", "identity", "incremental_update", "periodic_update",
+    "set_to_zero",
     # aliases
     "adafactor", "adagrad", "adam", "adamw", "lamb", "lion", "rmsprop", "sgd",
     # combinators

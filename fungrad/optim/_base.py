@@ -140,6 +140,29 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         raise
 
 
+def incremental_update(new_tensors: Params, old_tensors: Params, step_size: Any) -> Params:
+    """Polyak averaging: ``step_size * new + (1 - step_size) * old`` leaf-wise (as optax).
+
+    Called once a step with the new parameters and the average so far, it keeps an
+    exponential moving average of the parameters (``step_size = 1 - decay``), a model that
+    is often better than the last step's for evaluation and sampling."""
+    if tree.structure(new_tensors) != tree.structure(old_tensors):
+        raise ValueError(f"fungrad.optim.incremental_update: new_tensors' tree structure "
+                         f"{tree.structure(new_tensors)} does not match old_tensors' "
+                         f"{tree.structure(old_tensors)}")
+    return tree.map(lambda new, old: (None if new is None
+                                      else step_size * new + (1.0 - step_size) * old),
+                    new_tensors, old_tensors, is_leaf=lambda x: x is None)
+
+
+def periodic_update(new_tensors: Params, old_tensors: Params, steps: Any,
+                    update_period: Any) -> Params:
+    """``new_tensors`` when ``steps`` is a multiple of ``update_period``, else
+    ``old_tensors`` (as optax): a slow copy of the parameters, as target networks keep."""
+    return lax.cond(jnp.mod(steps, update_period) == 0, lambda _: new_tensors,
+                    lambda _: old_tensors, None)
+
+
 def safe_increment(count: Any) -> Any:
     """``count + 1`` that saturates instead of overflowing."""
     count = jnp.asarray(count)
