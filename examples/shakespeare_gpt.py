@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
     model.add_argument("--block-size", type=int, default=64, help="context length in characters")
     model.add_argument("--activation", default="gelu_new", choices=sorted(gpt2.ACTIVATIONS),
                        help="the MLP's nonlinearity")
+    model.add_argument("--init-std", type=float, default=0.04,
+                       help="standard deviation of the initial weights (GPT-2's "
+                            "initializer_range, 0.02 in GPT-2 itself)")
     model.add_argument("--dropout", type=float, default=0.0,
                        help="dropout rate (embeddings, attention, residuals); 0 suits short runs")
     opt = ap.add_argument_group("optimisation")
@@ -143,6 +146,8 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         ap.error(f"--n-embd {args.n_embd} must be divisible by --n-head {args.n_head}")
     if not 0 <= args.dropout < 1:
         ap.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if not args.init_std > 0:
+        ap.error(f"--init-std must be > 0, got {args.init_std}")
     if not 0 <= args.ema < 1:
         ap.error(f"--ema must be in [0, 1), got {args.ema}")
     if args.processes < 0 or args.processes and args.batch_size % args.processes:
@@ -181,7 +186,7 @@ def model_config(args: argparse.Namespace, vocab_size: int) -> gpt2.Config:
                        n_layer=args.n_layer, n_head=args.n_head,
                        activation_function=args.activation, embd_pdrop=args.dropout,
                        attn_pdrop=args.dropout, resid_pdrop=args.dropout, bos_token_id=None,
-                       eos_token_id=None)
+                       eos_token_id=None, initializer_range=args.init_std)
 
 
 # --------------------------------------------------------------------------- data

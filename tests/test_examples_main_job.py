@@ -164,11 +164,12 @@ def test_help_names_every_flag_with_its_default():
     text = load_example().parser().format_help()
     for flag in ["--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size",
                  "--steps", "--max-minutes", "--lr", "--min-lr", "--warmup-steps",
-                 "--weight-decay", "--dropout", "--eval-interval", "--eval-batches",
+                 "--weight-decay", "--ema", "--init-std", "--dropout", "--eval-interval",
+                 "--eval-batches",
                  "--checkpoint-interval", "--out", "--resume", "--processes", "--seed",
                  "--sample-chars", "--temperature", "--top-k"]:
         assert flag in text
-    assert text.count("(default:") >= 22
+    assert text.count("(default:") >= 24
 
 
 def test_processes_0_takes_a_core_per_512_characters_of_a_step(monkeypatch):
@@ -189,6 +190,8 @@ def test_bad_flags_are_named(capsys):
     for args, message in [
             (["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
             (["--dropout", "1.5"], "--dropout must be in [0, 1)"),
+            (["--ema", "1"], "--ema must be in [0, 1), got 1.0"),
+            (["--init-std", "0"], "--init-std must be > 0, got 0.0"),
             (["--batch-size", "6", "--processes", "4"],
              "--processes must be >= 0 and divide --batch-size 6, got 4"),
             (["--steps", "0", "--max-minutes", "0"], "--steps must be >= 1 (or 0 with a"),
@@ -206,3 +209,17 @@ def test_sample_streams_from_the_checkpoint(quick_run):
     again = run("sample.py", str(run_dir), "--prompt", "ROMEO:", "--max-new-tokens", "30",
                 "--top-k", "5")
     assert again.stdout == out.stdout  # the same seed gives the same text
+
+
+def test_ema_is_the_model_and_its_decay_warms_up(quick_run):
+    example = load_example()
+    update = example.make_ema_update(0.9)
+    zeros, ones = {"w": fungrad.numpy.zeros(3)}, {"w": fungrad.numpy.ones(3)}
+    early = update(zeros, ones, fungrad.numpy.asarray(0, np.uint32))   # decay min(0.9, 1/10)
+    np.testing.assert_allclose(np.asarray(early["w"]), 0.9, rtol=1e-6)
+    late = update({"w": fungrad.numpy.zeros(3)}, ones, fungrad.numpy.asarray(990, np.uint32))
+    np.testing.assert_allclose(np.asarray(late["w"]), 0.1, rtol=1e-5)
+    state = train.load_checkpoint(quick_run[0] / "checkpoint.safetensors")
+    assert example.model_params(state) is state["ema"]
+    assert not np.array_equal(state["ema"]["wte"]["embedding"], state["params"]["wte"]["embedding"])
+    assert example.model_params({"params": state["params"]}) is state["params"]
