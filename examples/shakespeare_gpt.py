@@ -10,11 +10,12 @@ twice as many steps in the same time as one.
 
 Everything of a run goes to its directory (``--out``, default ``runs/<timestamp>``):
 ``config.json`` (every setting), ``metrics.jsonl`` (one JSON line per step), the atomic
-``checkpoint.safetensors`` (params, optimiser state, step, PRNG key, data seed), the
-tokenizer and ``samples.txt``. The data order is a pure function of (seed, step), so
-``--resume RUN_DIR`` continues bit for bit where the run stopped. Ctrl-C (or the
-``--max-minutes`` budget) finishes the current step, writes a checkpoint and says how to
-resume.
+``checkpoint.safetensors`` (params, their moving average, optimiser state, step, PRNG key,
+data seed), the tokenizer and ``samples.txt``. The run's model is the moving average of the
+params (``--ema``): it is what is evaluated, saved and sampled. The data order is a pure
+function of (seed, step), so ``--resume RUN_DIR`` continues bit for bit where the run
+stopped. Ctrl-C (or the ``--max-minutes`` budget) finishes the current step, writes a
+checkpoint and says how to resume.
 
 Run:  python examples/shakespeare_gpt.py                 (about 5 minutes on a 2-core CPU)
       python examples/shakespeare_gpt.py --resume runs/<timestamp>
