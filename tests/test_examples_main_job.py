@@ -102,9 +102,11 @@ def test_resume_is_bit_identical(tmp_path, processes):
 def test_two_processes_train_like_one(tmp_path):
     """Data-parallel on two processes (2 of the 4 sequences each, gradients averaged) equals
     one process on the whole batch up to float32 rounding: the losses to 1e-5; the params,
-    whose scale is 0.02, to 1e-5 absolute, since Adam divides each gradient by its own
-    magnitude and so turns the rounding of a gradient near zero into a step of up to lr."""
-    common = [*TINY, "--steps", "6", "--sample-chars", "0", "--warmup-steps", "2"]
+    whose scale is 0.02 (GPT-2's initial weights, set here), to 1e-5 absolute, since Adam
+    divides each gradient by its own magnitude and so turns the rounding of a gradient near
+    zero into a step of up to lr."""
+    common = [*TINY, "--steps", "6", "--sample-chars", "0", "--warmup-steps", "2",
+              "--init-std", "0.02"]
     one = run("shakespeare_gpt.py", *common, "--processes", "1", "--out", str(tmp_path / "one"))
     two = run("shakespeare_gpt.py", *common, "--processes", "2", "--out", str(tmp_path / "two"))
     assert "on 2 processes" in two.stdout and "on 2 processes" not in one.stdout
