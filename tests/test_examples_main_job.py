@@ -167,9 +167,8 @@ def test_help_names_every_flag_with_its_default():
     for flag in ["--n-layer", "--n-head", "--n-embd", "--block-size", "--batch-size",
                  "--steps", "--max-minutes", "--lr", "--min-lr", "--warmup-steps",
                  "--weight-decay", "--ema", "--init-std", "--dropout", "--eval-interval",
-                 "--eval-batches",
-                 "--checkpoint-interval", "--out", "--resume", "--processes", "--seed",
-                 "--sample-chars", "--temperature", "--top-k"]:
+                 "--eval-batches", "--checkpoint-interval", "--out", "--resume", "--processes",
+                 "--seed", "--sample-chars", "--temperature", "--top-k"]:
         assert flag in text
     assert text.count("(default:") >= 24
 
