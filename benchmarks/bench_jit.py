@@ -207,8 +207,9 @@ def fusion_study(args) -> None:
     from fungrad.compiler import blocked
     sizes = [(16, 16), (256, 256), (512, 512), (1000, 1000), (2048, 2048)]
     strategies = ("numpy", "blocked", "numexpr")
+    ne = fusion.numexpr_module()
     print(f"\nfusion study: 100-op float32 chains, µs per call (numexpr "
-          f"{'missing' if fusion.numexpr is None else fusion.numexpr.__version__}, "
+          f"{'missing' if ne is None else ne.__version__}, "
           f"{os.cpu_count()} cores, load {load_average()})")
     print(f"{'chain':<7}{'shape':>13}{'NumPy unfused':>15}" +
           "".join(f"{'jit ' + s:>13}" for s in strategies) + f"{'jax.jit':>10}")
@@ -249,9 +250,9 @@ def _best_of(fn: Callable[[], Any], number: int, repeat: int = 30) -> float:
 
 def cost_probe(args) -> None:
     """Per-call cost of one NumPy ufunc and of a 10-op numexpr kernel (multiply / tanh)."""
-    if fusion.numexpr is None:
+    ne = fusion.numexpr_module()
+    if ne is None:
         return
-    ne = fusion.numexpr
     sig = [("i0", float), ("c", float)]
     kernels = {"mul": ne.NumExpr("(" * 10 + "i0" + "*c)" * 10, signature=sig),
                "tanh": ne.NumExpr("tanh(" * 10 + "i0" + ")" * 10, signature=sig[:1])}

@@ -4,6 +4,8 @@ Pure functions over pytrees of immutable arrays are traced into a small IR;
 ``grad``, ``vmap``, ``jit`` and friends are interpreters over primitives and
 compose in any order.
 """
+import importlib as _importlib
+
 from fungrad._core import eval as _eval  # noqa: F401  (installs the eager trace)
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray
@@ -18,18 +20,12 @@ from fungrad.transforms.custom_derivatives import custom_jvp, custom_vjp
 from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
-from fungrad import test_util  # noqa: E402
-from fungrad import nn, optim, scipy, train  # noqa: E402
-from fungrad import image  # noqa: E402
-from fungrad import debug  # noqa: E402
-from fungrad import random  # noqa: E402
 from fungrad.callbacks import pure_callback  # noqa: E402
 from fungrad.runtime import (block_until_ready, clear_caches, default_backend,  # noqa: E402
                              default_device, device_count, device_get, enable_x64,
                              ensure_compile_time_eval, local_device_count, local_devices,
                              named_call, named_scope, print_environment_info, typeof)
 from fungrad.transforms.closures import closure_convert, custom_gradient, linear_transpose  # noqa: E402,E501
-from fungrad import experimental  # noqa: E402
 
 from fungrad import errors  # noqa: E402
 from fungrad._core.namespace import public_dir as _public_dir  # noqa: E402
@@ -55,3 +51,16 @@ __all__ = [
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
+
+# The libraries on top of the core load on first use (``fungrad.nn.relu``, ``from fungrad
+# import optim``), as SciPy loads its subpackages: together they are about a fifth of
+# ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
+_LIBRARIES = ("random", "nn", "scipy", "image", "debug", "experimental", "test_util", "optim",
+              "train")
+
+
+def __getattr__(name: str):
+    """``fungrad.<library>``: import the library on first access (PEP 562)."""
+    if name in _LIBRARIES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ LAZY = {
     "fungrad.backends.cupy",  # fungrad's CuPy overrides, which import cupy
     "mpi4py",                 # MPI: only when a multi-process run starts (fungrad/distributed)
     "ml_dtypes",              # bfloat16/float8: on first use (tests/test_lazy_ml_dtypes.py)
+    "numexpr",                # the optional "numexpr" fusion strategy: when it is chosen
 }
 
 

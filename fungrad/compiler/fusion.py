@@ -43,11 +43,6 @@ from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, ShapedArra
 from fungrad.compiler import blocked
 from fungrad.compiler.lowering import kernel_primitive, lowering_for
 
-try:
-    import numexpr
-except ImportError:  # the optional "fast" extra
-    numexpr = None
-
 FUSE_MIN_OPS = 4
 FUSE_MAX_SIZE = 1 << 62  # numexpr: results larger than this stay unfused
 
@@ -63,9 +58,23 @@ def set_strategy(name: str) -> None:
     _strategy = name
 
 
+@functools.cache
+def numexpr_module() -> Any:
+    """The optional numexpr package (the "fast" extra), or None where it is not installed.
+
+    Imported when the ``"numexpr"`` strategy is first asked for, not with fungrad: loading it
+    takes about as long as the rest of the compiler, and the default strategy never uses it.
+    """
+    try:
+        import numexpr
+    except ImportError:
+        return None
+    return numexpr
+
+
 def strategy() -> str:
     """The CPU fusion strategy in effect (``"numexpr"`` needs numexpr installed)."""
-    if _strategy == "numexpr" and numexpr is None:
+    if _strategy == "numexpr" and numexpr_module() is None:
         return "numpy"
     return _strategy if _strategy in STRATEGIES else "numpy"
 
@@ -102,7 +111,7 @@ def _fusible(eqn: JaxprEqn) -> bool:
     build = lowering_for(eqn).numexpr
     if build is None:
         return False
-    if getattr(numexpr, "use_vml", False):
+    if getattr(numexpr_module(), "use_vml", False):
         return True
     expr = build(eqn, *[f"i{k}" for k in range(len(eqn.invars))])
     return _LIBM.isdisjoint(re.findall(r"(\w+)\(", expr))
@@ -266,7 +275,7 @@ def _compile_numexpr(expr: str, inputs: list[tuple[str, ShapedArray]], out_aval:
     """A numexpr kernel for ``expr``, or None when numexpr would change the result type."""
     signature = [(name, _KIND_TYPES[a.dtype]) for name, a in inputs]
     try:
-        compiled = numexpr.NumExpr(expr, signature=signature)
+        compiled = numexpr_module().NumExpr(expr, signature=signature)
         kernel = functools.partial(compiled, order="K", casting="safe", ex_uses_vml=False)
         kernel.__name__ = "numexpr"  # how the IR printer shows it
         probe = kernel(*[np.ones((), a.dtype) for _, a in inputs])

@@ -1,5 +1,5 @@
 { lambda a:i32[6,1,1]; b:f32[6,50] c:i32[6]. let
-    d:f32[6] = fused_cuda[kernel=rows_0c4f7081] c b
+    d:f32[6] = fused_cuda[kernel=rows_fed00d45] c b
   in (d,) }
 // kernel 0
 #include <cuda_fp16.h>
@@ -65,7 +65,7 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_0c4f7081(const int* __restrict__ in0, const float* __restrict__ in1, float* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_fed00d45(const int* __restrict__ in0, const float* __restrict__ in1, float* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;

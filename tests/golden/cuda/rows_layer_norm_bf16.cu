@@ -1,5 +1,5 @@
 { lambda ; a:bf16[5,768] b:bf16[768] c:bf16[768]. let
-    d:bf16[5,768] = fused_cuda[kernel=rows_b8465776] a b c
+    d:bf16[5,768] = fused_cuda[kernel=rows_691331b5] a b c
   in (d,) }
 // kernel 0
 #include <cuda_fp16.h>
@@ -65,7 +65,7 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_b8465776(const unsigned short* __restrict__ in0, const unsigned short* __restrict__ in1, const unsigned short* __restrict__ in2, unsigned short* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_691331b5(const unsigned short* __restrict__ in0, const unsigned short* __restrict__ in1, const unsigned short* __restrict__ in2, unsigned short* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;

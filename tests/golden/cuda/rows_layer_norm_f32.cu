@@ -1,5 +1,5 @@
 { lambda ; a:f32[5,768] b:f32[768] c:f32[768]. let
-    d:f32[5,768] = fused_cuda[kernel=rows_02eae009] a b c
+    d:f32[5,768] = fused_cuda[kernel=rows_75882192] a b c
   in (d,) }
 // kernel 0
 #include <cuda_fp16.h>
@@ -65,7 +65,7 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_02eae009(const float* __restrict__ in0, const float* __restrict__ in1, const float* __restrict__ in2, float* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_75882192(const float* __restrict__ in0, const float* __restrict__ in1, const float* __restrict__ in2, float* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;

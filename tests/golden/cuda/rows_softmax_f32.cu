@@ -1,5 +1,5 @@
 { lambda ; a:f32[7,300]. let
-    b:f32[7,300] = fused_cuda[kernel=rows_bb46d9c2] a
+    b:f32[7,300] = fused_cuda[kernel=rows_f682d646] a
   in (b,) }
 // kernel 0
 #include <cuda_fp16.h>
@@ -65,7 +65,7 @@ __device__ __forceinline__ unsigned int fg_to_u32(double x) {
     __syncthreads(); } \
   float result = red[0]; __syncthreads();
 
-extern "C" __global__ void rows_bb46d9c2(const float* __restrict__ in0, float* __restrict__ out, long long rows) {
+extern "C" __global__ void rows_f682d646(const float* __restrict__ in0, float* __restrict__ out, long long rows) {
   __shared__ float red[256];
   for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
     long long i0 = row;
