@@ -3,10 +3,14 @@
 The step is ``value_and_grad`` of a softmax cross-entropy over a batch of 128, then
 ``opt.update`` and ``apply_updates`` with ``fungrad.optim.adam`` (or ``sgd``) under
 ``fungrad.jit`` and ``optax.adam`` (or ``sgd``) under ``jax.jit``, params and optimiser state
-donated. Each library runs in a process of its own, driven in alternating rounds; the script
-prints the minimum and median step time, by wall clock and by the process's CPU time (which a
-machine busy with other work inflates less), the ratios and the load average.
-``bench_jit.py`` uses the model defined here for its inline-update steps.
+donated. A third contestant is the same step written by hand in NumPy (``NumpyTrainer``:
+the backward pass derived on paper, every buffer preallocated, every op in place where it can
+be, optax's expressions for the update): what the best NumPy code does on this machine, so
+the figures tell fungrad's overhead apart from NumPy's (one pass over memory per op, where
+XLA fuses the update into one loop). Each runs in a process of its own, driven in
+alternating rounds; the script prints the minimum and median step time, by wall clock and by
+the process's CPU time (which a machine busy with other work inflates less), the ratios and
+the load average. ``bench_jit.py`` uses the model defined here for its inline-update steps.
 Run: python benchmarks/bench_mlp.py [--opt adam sgd] [--steps 20 --rounds 10]
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ from _timing import Worker, interleaved_workers, load_average, serve, time_calls
 SIZES = (784, 512, 512, 10)
 BATCH = 128
 OPTIMIZERS = ("adam", "sgd")
+LIBS = ("fungrad", "jax", "numpy")
 
 
 def init_params(seed: int = 0) -> dict:
@@ -80,8 +85,101 @@ class Trainer:
         return self.loss
 
 
+class NumpyTrainer:
+    """The same step by hand in NumPy: forward, backward and ``adam``/``sgd`` in place.
+
+    The update follows optax's expressions op for op (``(1 - b1) g + b1 m``, ``m / (1 -
+    b1^t)``, ``m_hat / (sqrt(v_hat) + eps)``, ``-lr u``, ``p + u``), each a NumPy pass into
+    a preallocated buffer; params and moments are updated in place, as donation allows.
+    """
+
+    B1, B2, EPS = np.float32(0.9), np.float32(0.999), np.float32(1e-8)
+
+    def __init__(self, opt_name: str) -> None:
+        self.params = init_params()
+        self.x, self.y = make_data()
+        self.adam = opt_name == "adam"
+        self.lr = np.float32(1e-3 if self.adam else 1e-2)
+        self.grads = {k: np.empty_like(v) for k, v in self.params.items()}
+        self.mu = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.nu = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.tmp = {k: np.empty_like(v) for k, v in self.params.items()}
+        self.count = 0
+        n = len(SIZES) - 1
+        self.pre = [np.empty((BATCH, m), np.float32) for m in SIZES[1:]]  # x @ w + b
+        self.act = [np.empty((BATCH, m), np.float32) for m in SIZES[1:-1]]  # relu
+        self.delta = [np.empty((BATCH, m), np.float32) for m in SIZES[1:]]  # d loss / d pre
+        self.layers = n
+        self.loss = None
+
+    def _forward_backward(self) -> float:
+        p, g, x, y = self.params, self.grads, self.x, self.y
+        h = x
+        for i in range(self.layers):
+            z = np.matmul(h, p[f"w{i}"], out=self.pre[i])
+            z += p[f"b{i}"]
+            if i < self.layers - 1:
+                h = np.maximum(z, 0, out=self.act[i])
+        z = self.pre[-1]
+        shifted = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=-1, keepdims=True)
+        log_p = shifted - np.log(total)
+        loss = -np.mean(np.sum(log_p * y, axis=-1))
+        d = self.delta[-1]  # d/dz of -mean(sum(y log_softmax(z))): (softmax(z) sum(y) - y) / B
+        np.divide(e, total, out=d)
+        d *= y.sum(axis=-1, keepdims=True)
+        d -= y
+        d /= np.float32(BATCH)
+        for i in reversed(range(self.layers)):
+            below = self.act[i - 1] if i else x
+            np.matmul(below.T, d, out=g[f"w{i}"])
+            np.sum(d, axis=0, out=g[f"b{i}"])
+            if i:
+                up = np.matmul(d, p[f"w{i}"].T, out=self.delta[i - 1])
+                up *= self.pre[i - 1] > 0
+                d = up
+        return float(loss)
+
+    def _update(self) -> None:
+        self.count += 1
+        bc1 = np.float32(1) - self.B1 ** np.float32(self.count)
+        bc2 = np.float32(1) - self.B2 ** np.float32(self.count)
+        for k, p in self.params.items():
+            g, t = self.grads[k], self.tmp[k]
+            if not self.adam:
+                np.multiply(-self.lr, g, out=t)
+                p += t
+                continue
+            m, v = self.mu[k], self.nu[k]
+            np.multiply(np.float32(1) - self.B1, g, out=t)
+            m *= self.B1
+            np.add(t, m, out=m)
+            np.multiply(g, g, out=t)
+            t *= np.float32(1) - self.B2
+            v *= self.B2
+            np.add(t, v, out=v)
+            np.divide(v, bc2, out=t)
+            np.sqrt(t, out=t)
+            t += self.EPS
+            np.divide(m, bc1, out=g)  # the gradient's buffer is free again
+            np.divide(g, t, out=g)
+            g *= -self.lr
+            p += g
+
+    def __call__(self) -> float:
+        self.loss = self._forward_backward()
+        self._update()
+        return self.loss
+
+
 def worker(lib_name: str, opt_name: str) -> None:
     """Serve a ``Worker``: ``run`` answers timed steps and the latest loss."""
+    if lib_name == "numpy":
+        trainer = NumpyTrainer(opt_name)
+        trainer()
+        serve(lambda request: {**time_calls(trainer, request["number"]), "loss": trainer.loss})
+        return
     if lib_name == "fungrad":
         import fungrad as lib
         from fungrad import optim as optlib
@@ -98,7 +196,7 @@ def main() -> None:
     ap.add_argument("--opt", nargs="+", choices=OPTIMIZERS, default=list(OPTIMIZERS))
     ap.add_argument("--steps", type=int, default=20, help="steps per round and library")
     ap.add_argument("--rounds", type=int, default=10, help="alternating rounds")
-    ap.add_argument("--worker", choices=("fungrad", "jax"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=LIBS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker, args.opt[0])
@@ -107,21 +205,23 @@ def main() -> None:
           f"load {load_average()}")
     for opt_name in args.opt:
         workers = {n: Worker([sys.executable, __file__, "--worker", n, "--opt", opt_name])
-                   for n in ("fungrad", "jax")}
+                   for n in LIBS}
         try:
             times = interleaved_workers(workers, args.rounds, args.steps)
             losses = {n: w.ask(op="run", number=1)["loss"] for n, w in workers.items()}
         finally:
             for w in workers.values():
                 w.close()
-        label = f"fungrad.optim.{opt_name} vs optax.{opt_name}"
+        print(f"  {opt_name}: fungrad.optim.{opt_name} / optax.{opt_name} / NumPy by hand")
         for kind in ("wall", "cpu"):
             for k, stat in enumerate(("min", "median")):
-                fg, jx = times["fungrad"][kind][k], times["jax"][kind][k]
-                print(f"  {label} {kind:<4} {stat:<6} fungrad {fg * 1e3:7.3f} ms   jax.jit "
-                      f"{jx * 1e3:7.3f} ms   ratio {fg / jx:5.2f}x")
-        print(f"  loss after the last step: fungrad {losses['fungrad']:.6f}  "
-              f"jax {losses['jax']:.6f}; load {load_average()}")
+                fg, jx, hand = (times[n][kind][k] for n in LIBS)
+                print(f"  {kind:<4} {stat:<6} fungrad {fg * 1e3:7.3f} ms   jax.jit "
+                      f"{jx * 1e3:7.3f} ms   NumPy {hand * 1e3:7.3f} ms   fungrad / jax "
+                      f"{fg / jx:5.2f}x   fungrad / NumPy {fg / hand:5.2f}x   NumPy / jax "
+                      f"{hand / jx:5.2f}x")
+        print("  loss after the last step: " + "  ".join(f"{n} {losses[n]:.6f}" for n in LIBS)
+              + f"; load {load_average()}")
 
 
 if __name__ == "__main__":
