@@ -1,6 +1,8 @@
 """Reductions (reduce_sum/prod/max/min/and/or/xor, argmax/argmin) and cumulative ops
 (cumsum/cumprod/cummax/cummin/cumlogsumexp) against jax: values, dtypes, weak
 types, empty axes, negative axes, ties, zeros and NaNs, JVP / VJP / vmap, errors."""
+import contextlib
+
 import jax
 import ml_dtypes
 import numpy as np
@@ -9,7 +11,8 @@ import pytest
 import fungrad
 from fungrad import lax
 from fungrad.test_util import check_grads
-from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
+from harness import (GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax,
+                     x64)
 
 RNG = np.random.default_rng(3)
 
@@ -191,3 +194,46 @@ def test_cumulative_dtypes(name, dt):
 def test_cumulative_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ----------------------------------------------------------------- signed zeros of max and min
+
+# XLA orders -0 below +0 in max/min: a maximum over zeros is +0 when any of them is +0, a
+# minimum -0 when any is -0. NumPy's reductions keep whichever zero their loop met first or
+# last, so these arrays (mostly zeros of both signs, with NaN, which must still win) would
+# catch its answer in many rows, prefixes and windows.
+ZERO_TIE_REDUCTIONS = {
+    "max": lambda m: lambda x: m.numpy.max(x, axis=1),
+    "min": lambda m: lambda x: m.numpy.min(x, axis=0),
+    "max_all": lambda m: lambda x: m.numpy.max(x),
+    "nanmax": lambda m: lambda x: m.numpy.nanmax(x, axis=1),
+    "nanmin": lambda m: lambda x: m.numpy.nanmin(x, axis=1),
+    "cummax": lambda m: lambda x: m.lax.cummax(x, 1),
+    "cummin_reverse": lambda m: lambda x: m.lax.cummin(x, 0, reverse=True),
+    "max_pool": lambda m: lambda x: m.lax.reduce_window(x, -np.inf, m.lax.max, (2, 2), (1, 1),
+                                                        "SAME"),
+    "min_pool": lambda m: lambda x: m.lax.reduce_window(x, np.inf, m.lax.min, (1, 3), (1, 2),
+                                                        "VALID"),
+}
+
+
+def _zero_ties(dtype) -> np.ndarray:
+    values = np.array([-0.0, 0.0, -0.0, 0.0, -1.0, 2.0, np.nan], np.float32)
+    rows = np.random.default_rng(7).choice(values, size=(9, 8), p=[.3, .3, .1, .1, .1, .05, .05])
+    rows[0], rows[1] = -0.0, 0.0  # a row of -0 alone stays -0 (max), of +0 alone +0 (min)
+    return rows.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ml_dtypes.bfloat16])
+@pytest.mark.parametrize("name", sorted(ZERO_TIE_REDUCTIONS))
+def test_max_and_min_reductions_sign_their_zeros_as_jax(name, dtype):
+    x = _zero_ties(dtype)
+    with x64() if dtype == np.float64 else contextlib.nullcontext():
+        want = np.asarray(ZERO_TIE_REDUCTIONS[name](jax)(to_jax(x)))
+        for run in (ZERO_TIE_REDUCTIONS[name](fungrad),
+                    fungrad.jit(ZERO_TIE_REDUCTIONS[name](fungrad))):
+            got = np.asarray(run(to_fg(x)))
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert np.array_equal(got.astype(np.float64), want.astype(np.float64), equal_nan=True)
+            signs = ~np.isnan(want.astype(np.float64))  # a NaN's sign bit is not specified
+            assert np.array_equal(np.signbit(got)[signs], np.signbit(want)[signs]), (got, want)

@@ -1,5 +1,6 @@
 """``max``, ``min`` and ``sign`` on floats with JAX's signed zeros, for the impls and the
-compiled lowerings of ``fungrad.lax.elementwise``.
+compiled lowerings of ``fungrad.lax.elementwise``, and the max/min reductions (``reduce_max``,
+``cummax``, ``reduce_window_max`` and their min twins).
 
 XLA follows IEEE 754-2019: ``max(+0, -0) = max(-0, +0) = +0``, ``min(+0, -0) = -0`` and
 ``sign(-0) = -0``. NumPy's ``maximum``/``minimum`` return one operand of a tie (for
@@ -9,11 +10,12 @@ The common cases cost nothing more: when one operand is a scalar (``relu``'s ``m
 a literal under ``jit``) the operands are ordered, once the backend's tie rule for the dtype is
 known (probed once), so that the tie returns the operand JAX would. Two arrays are fixed up
 only where the result is zero, after one pass that finds out whether there is any;
-``sign`` costs the same pass, and a ``copysign`` when there are zeros.
+``sign`` costs the same pass, and a ``copysign`` when there are zeros. A reduction costs
+the pass over its (smaller) result, and more only when that result has zeros.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -88,6 +90,39 @@ def fix_zero_ties(xp: Any, result: Any, x: Any, y: Any, is_max: bool) -> Any:
     signs = xp.signbit(x) & xp.signbit(y) if is_max else xp.signbit(x) | xp.signbit(y)
     zero = xp.where(signs, -0.0, 0.0).astype(result.dtype)
     return xp.where(zeros, zero, result)
+
+
+def fix_reduced_zeros(xp: Any, result: Any, x: Any, is_max: bool,
+                      any_of: Callable[[Any], Any], out: Any = None) -> Any:
+    """``result``, a max (``is_max``) or min reduction of ``x``, with its zeros given JAX's
+    sign: a maximum of zeros is +0 when any of them is +0, a minimum -0 when any is -0
+    (NumPy keeps whichever zero its loop met first or last). ``any_of(mask)`` reduces a
+    boolean mask shaped like ``x`` as ``result`` was reduced (a logical or over the same
+    axes, prefixes or windows). Written into ``out`` when given. Costs one pass over
+    ``result`` when it has no zero, and when ``x`` has no negative number for ``max``."""
+    if not dtypes.is_float(np.dtype(x.dtype)):
+        return result
+    zeros = result == 0
+    if not zeros.any():
+        return result
+    signs = xp.signbit(x)
+    if is_max and not signs.any():  # every zero of x is +0, so is every tie's
+        return result
+    found = any_of((x == 0) & (signs != is_max))  # a zero of the winning sign
+    zero = xp.where(found != is_max, -0.0, 0.0).astype(result.dtype)
+    fixed = xp.where(zeros, zero, result)
+    if out is None:
+        return fixed
+    xp.copyto(out, fixed)
+    return out
+
+
+def reduced_extremum(xp: Any, reduce: Callable[..., Any], x: Any, axis: tuple, is_max: bool,
+                     out: Any = None) -> Any:
+    """``reduce(x, axis=axis)`` (NumPy's ``maximum.reduce`` or ``minimum.reduce``, into
+    ``out`` when given) with JAX's signed zeros (``fix_reduced_zeros``)."""
+    result = reduce(x, axis=axis) if out is None else reduce(x, axis=axis, out=out)
+    return fix_reduced_zeros(xp, result, x, is_max, lambda mask: xp.any(mask, axis=axis), out)
 
 
 def sign(xp: Any, x: Any) -> Any:

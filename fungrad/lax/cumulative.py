@@ -2,7 +2,8 @@
 
 Each takes ``axis`` and ``reverse`` (scan from the end). The implementations
 are single vectorised NumPy calls (``cumsum``, ``cumprod``, ``maximum.accumulate``,
-``logaddexp.accumulate``); 16-bit floats accumulate in float32.
+``logaddexp.accumulate``); 16-bit floats accumulate in float32; cummax and cummin sign
+their zeros as JAX does (a running maximum of -0 and +0 is +0).
 
 Derivatives, as in JAX: ``cumsum`` is linear and its transpose is the reversed
 cumsum. The others differentiate a parallel prefix scan
@@ -20,6 +21,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
+from fungrad.lax import _signed_zeros
 from fungrad.lax._prim import INEXACT, NUMERIC, as_operand, check_dtypes, public_op
 from fungrad.lax.reductions import checked_impl
 from fungrad.lax.control_flow import associative_scan
@@ -121,10 +123,21 @@ cumprod_p, cumprod = _cumulative(
     "cumprod", lambda xp, x, axis: xp.cumprod(x, axis=axis, dtype=x.dtype), NUMERIC)
 ad.def_jvp(cumprod_p, _scan_jvp(mul))
 
-cummax_p, cummax = _cumulative("cummax", _accumulate("maximum"), NUMERIC)
+def _chooser_accumulate(is_max: bool):
+    """``maximum.accumulate`` (or ``minimum``) with zeros signed as in JAX: a running
+    maximum of zeros is +0 once any +0 has been seen (``_signed_zeros``)."""
+    run, seen = _accumulate("maximum" if is_max else "minimum"), _accumulate("logical_or")
+
+    def accumulate(xp, x, axis):
+        return _signed_zeros.fix_reduced_zeros(xp, run(xp, x, axis), x, is_max,
+                                               lambda mask: seen(xp, mask, axis))
+    return accumulate
+
+
+cummax_p, cummax = _cumulative("cummax", _chooser_accumulate(True), NUMERIC)
 ad.def_jvp(cummax_p, _scan_jvp(max_))
 
-cummin_p, cummin = _cumulative("cummin", _accumulate("minimum"), NUMERIC)
+cummin_p, cummin = _cumulative("cummin", _chooser_accumulate(False), NUMERIC)
 ad.def_jvp(cummin_p, _scan_jvp(min_))
 
 

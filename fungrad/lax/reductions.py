@@ -17,6 +17,7 @@ from fungrad._core import core, dtypes, lowering, structural
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
+from fungrad.lax import _signed_zeros
 from fungrad.lax._prim import (ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes, kind,
                                public_op)
 from fungrad.lax.elementwise import convert_to, div, eq, mul
@@ -191,14 +192,19 @@ def _identity(dtype: np.dtype, largest: bool) -> Any:
 
 
 def _chooser_impl(reduce_name: str, ufunc: str, largest_identity: bool):
-    """Max or min over ``axes`` (NaN propagates); empty axes give the identity."""
+    """Max or min over ``axes`` (NaN propagates, zeros signed as in JAX); empty axes give
+    the identity."""
     reduce = getattr(np, ufunc).reduce
+    is_max = reduce_name == "max"
 
     def impl(xp, x, *, axes):
         if any(x.shape[a] == 0 for a in axes):
             return xp.full(_reduced_shape(x.shape, axes), _identity(x.dtype, largest_identity),
                            x.dtype)
-        return reduce(x, axis=axes) if xp is np else getattr(x, reduce_name)(axis=axes)
+        if xp is np:
+            return _signed_zeros.reduced_extremum(xp, reduce, x, axes, is_max)
+        return _signed_zeros.fix_reduced_zeros(xp, getattr(x, reduce_name)(axis=axes), x, is_max,
+                                               lambda mask: xp.any(mask, axis=axes))
     return impl
 
 
@@ -218,8 +224,10 @@ lowering.def_cuda_reducer(reduce_max_p, "fg_max", "-__int_as_float(0x7f800000)")
 
 
 def _reduce_max_lowering(ctx, eqn, args, out):
-    fn = ctx.const(ctx.xp.maximum.reduce, "amax")  # what ``max`` calls (NaN propagates)
-    return f"{fn}({args[0]}, axis={eqn.params['axes']!r}{', out=' + out if out else ''})"
+    """``maximum.reduce`` (what ``max`` calls: NaN propagates), zeros signed as in JAX."""
+    fn = ctx.const(functools.partial(_signed_zeros.reduced_extremum, ctx.xp, ctx.xp.maximum.reduce,
+                                     is_max=True), "amax")
+    return f"{fn}({args[0]}, {eqn.params['axes']!r}{', out=' + out if out else ''})"
 
 
 lowering.def_lowering(reduce_max_p, _reduce_max_lowering, fresh=True, out="separate",

@@ -28,7 +28,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import ANY, NUMERIC, as_operand, check_dtypes, public_op
 from fungrad.lax.conv import (_conv_vjp_lhs_padding, _dilate, dilate_and_pad, pad_geometry,
                               padtype_to_pads, window_taps)
-from fungrad.lax import elementwise
+from fungrad.lax import _signed_zeros, elementwise
 from fungrad.lax.elementwise import ge_p, le_p
 
 _WINDOW_PARAMS = ("window_dimensions", "window_strides", "padding", "base_dilation",
@@ -95,10 +95,18 @@ def _reduce_window_impl(kind: str):
                 x = x.astype(np.float32)
         else:
             fill, combine = _identity(x.dtype, kind == "max"), getattr(xp, f"{kind}imum")
-        xpad = dilate_and_pad(xp, x, base_dilation, padding, fill)
-        out = None
-        for sl in window_taps(out_shape, window_dimensions, window_strides, window_dilation):
-            out = xpad[sl].copy() if out is None else combine(out, xpad[sl], out=out)
+        taps = list(window_taps(out_shape, window_dimensions, window_strides, window_dilation))
+
+        def reduce(values, fill, combine):
+            padded, out = dilate_and_pad(xp, values, base_dilation, padding, fill), None
+            for sl in taps:
+                out = padded[sl].copy() if out is None else combine(out, padded[sl], out=out)
+            return out
+
+        out = reduce(x, fill, combine)
+        if kind != "sum":  # zeros signed as in JAX: a window's maximum of -0 and +0 is +0
+            out = _signed_zeros.fix_reduced_zeros(
+                xp, out, x, kind == "max", lambda mask: reduce(mask, False, xp.logical_or))
         return out.astype(out_dtype, copy=False)
     return impl
 
