@@ -199,9 +199,9 @@ def test_cumulative_errors(call, exc, match):
 # ----------------------------------------------------------------- signed zeros of max and min
 
 # XLA orders -0 below +0 in max/min: a maximum over zeros is +0 when any of them is +0, a
-# minimum -0 when any is -0. NumPy's reductions keep whichever zero their loop met first or
-# last, so these arrays (mostly zeros of both signs, with NaN, which must still win) would
-# catch its answer in many rows, prefixes and windows.
+# minimum -0 when any is -0. NumPy's reductions (and ``maximum.at``, which scatters) keep
+# whichever zero their loop met first or last, so these arrays (mostly zeros of both signs,
+# with NaN, which must still win) would catch its answer in many rows, prefixes and windows.
 ZERO_TIE_REDUCTIONS = {
     "max": lambda m: lambda x: m.numpy.max(x, axis=1),
     "min": lambda m: lambda x: m.numpy.min(x, axis=0),
@@ -214,7 +214,10 @@ ZERO_TIE_REDUCTIONS = {
                                                         "SAME"),
     "min_pool": lambda m: lambda x: m.lax.reduce_window(x, np.inf, m.lax.min, (1, 3), (1, 2),
                                                         "VALID"),
+    "scatter_max": lambda m: lambda x: x[0].at[SCATTER_INDEX].max(x[1:].reshape(-1)),
+    "scatter_min": lambda m: lambda x: x[1].at[SCATTER_INDEX[:56]].min(x[2:].reshape(-1)),
 }
+SCATTER_INDEX = np.random.default_rng(8).integers(0, 8, 64)  # rows x[1:] into row x[0]
 
 
 def _zero_ties(dtype) -> np.ndarray:

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from fungrad.lax import _signed_zeros
+
 
 # --------------------------------------------------------------------------- dimension checks
 
@@ -224,9 +226,11 @@ def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan, ufunc: str | 
     if ufunc is None:
         out[index] = values
     else:  # ufunc.at is several times faster on flat indices than on a mixed index
-        getattr(xp, ufunc).at(out.reshape(-1), _flat_index(xp, out.shape, index, n_block,
-                                                           plan.a_at, values.shape),
-                              values.reshape(-1))
+        flat = _flat_index(xp, out.shape, index, n_block, plan.a_at, values.shape)
+        getattr(xp, ufunc).at(out.reshape(-1), flat, values.reshape(-1))
+        if ufunc in ("maximum", "minimum"):  # a tie of zeros as JAX's max and min
+            _signed_zeros.fix_scattered_zeros(xp, out.reshape(-1), operand.reshape(-1), flat,
+                                              values.reshape(-1), ufunc == "maximum")
     return out.reshape(operand.shape)
 
 

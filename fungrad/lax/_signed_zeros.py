@@ -1,6 +1,6 @@
 """``max``, ``min`` and ``sign`` on floats with JAX's signed zeros, for the impls and the
 compiled lowerings of ``fungrad.lax.elementwise``, and the max/min reductions (``reduce_max``,
-``cummax``, ``reduce_window_max`` and their min twins).
+``cummax``, ``reduce_window_max``, ``scatter_max`` and their min twins).
 
 XLA follows IEEE 754-2019: ``max(+0, -0) = max(-0, +0) = +0``, ``min(+0, -0) = -0`` and
 ``sign(-0) = -0``. NumPy's ``maximum``/``minimum`` return one operand of a tie (for
@@ -105,16 +105,33 @@ def fix_reduced_zeros(xp: Any, result: Any, x: Any, is_max: bool,
     zeros = result == 0
     if not zeros.any():
         return result
-    signs = xp.signbit(x)
-    if is_max and not signs.any():  # every zero of x is +0, so is every tie's
+    if is_max and not xp.signbit(x).any():  # every zero of x is +0, so is every tie's
         return result
-    found = any_of((x == 0) & (signs != is_max))  # a zero of the winning sign
+    found = any_of(winning_zeros(xp, x, is_max))
     zero = xp.where(found != is_max, -0.0, 0.0).astype(result.dtype)
     fixed = xp.where(zeros, zero, result)
     if out is None:
         return fixed
     xp.copyto(out, fixed)
     return out
+
+
+def winning_zeros(xp: Any, x: Any, is_max: bool) -> Any:
+    """Where ``x`` holds the zero a tie of max (+0, ``is_max``) or min (-0) returns."""
+    return (x == 0) & (xp.signbit(x) != is_max)
+
+
+def fix_scattered_zeros(xp: Any, result: Any, operand: Any, index: Any, updates: Any,
+                        is_max: bool) -> None:
+    """Sign the zeros of ``result`` (flat: ``operand`` with ``updates`` combined in at the
+    flat ``index`` by ``maximum.at`` or ``minimum.at``) as JAX does, in place: +0 where the
+    maximum met a +0, among the operand's element and the updates scattered to it."""
+    zeros = result == 0
+    if not dtypes.is_float(np.dtype(result.dtype)) or not zeros.any():
+        return
+    found = winning_zeros(xp, operand, is_max).astype(np.uint8)
+    xp.maximum.at(found, index, winning_zeros(xp, updates, is_max).astype(np.uint8))
+    result[zeros] = xp.where(found[zeros] != is_max, -0.0, 0.0).astype(result.dtype)
 
 
 def reduced_extremum(xp: Any, reduce: Callable[..., Any], x: Any, axis: tuple, is_max: bool,
