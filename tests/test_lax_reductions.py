@@ -196,12 +196,13 @@ def test_cumulative_errors(call, exc, match):
         call()
 
 
-# ----------------------------------------------------------------- signed zeros of max and min
+# ------------------------------------------------------------------ signed zeros of reductions
 
 # XLA orders -0 below +0 in max/min: a maximum over zeros is +0 when any of them is +0, a
 # minimum -0 when any is -0. NumPy's reductions (and ``maximum.at``, which scatters) keep
 # whichever zero their loop met first or last, so these arrays (mostly zeros of both signs,
 # with NaN, which must still win) would catch its answer in many rows, prefixes and windows.
+# XLA's running sum starts from +0, so a prefix of -0 alone sums to +0 (NumPy's keeps -0).
 ZERO_TIE_REDUCTIONS = {
     "max": lambda m: lambda x: m.numpy.max(x, axis=1),
     "min": lambda m: lambda x: m.numpy.min(x, axis=0),
@@ -210,6 +211,7 @@ ZERO_TIE_REDUCTIONS = {
     "nanmin": lambda m: lambda x: m.numpy.nanmin(x, axis=1),
     "cummax": lambda m: lambda x: m.lax.cummax(x, 1),
     "cummin_reverse": lambda m: lambda x: m.lax.cummin(x, 0, reverse=True),
+    "cumsum": lambda m: lambda x: m.numpy.cumsum(m.numpy.where(x < 0, -0.0, x), axis=1),
     "max_pool": lambda m: lambda x: m.lax.reduce_window(x, -np.inf, m.lax.max, (2, 2), (1, 1),
                                                         "SAME"),
     "min_pool": lambda m: lambda x: m.lax.reduce_window(x, np.inf, m.lax.min, (1, 3), (1, 2),
@@ -229,7 +231,7 @@ def _zero_ties(dtype) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, ml_dtypes.bfloat16])
 @pytest.mark.parametrize("name", sorted(ZERO_TIE_REDUCTIONS))
-def test_max_and_min_reductions_sign_their_zeros_as_jax(name, dtype):
+def test_reductions_sign_their_zeros_as_jax(name, dtype):
     x = _zero_ties(dtype)
     with x64() if dtype == np.float64 else contextlib.nullcontext():
         want = np.asarray(ZERO_TIE_REDUCTIONS[name](jax)(to_jax(x)))

@@ -109,7 +109,10 @@ def _scan_jvp(combine: Callable[[Any, Any], Any]):
 # --------------------------------------------------------------------------- cumsum
 
 def _cumsum_accumulate(xp, x, axis):
-    return xp.cumsum(x, axis=axis, dtype=x.dtype)
+    """Running sums, each started from XLA's +0: a prefix of -0 alone sums to +0, where
+    NumPy keeps the -0 (adding 0.0 changes no other value)."""
+    out = xp.cumsum(x, axis=axis, dtype=x.dtype)
+    return xp.add(out, 0.0, out=out) if out.dtype.kind in "fc" else out
 
 
 cumsum_p, cumsum = _cumulative("cumsum", _cumsum_accumulate, NUMERIC)
