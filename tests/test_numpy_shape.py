@@ -120,8 +120,12 @@ SHAPE_CASES = {
     "rot90": lambda m, a: m.rot90(a), "rot90_k": lambda m, a: m.rot90(a, 3, (1, 2)),
     "rot90_2": lambda m, a: m.rot90(a, -2), "roll": lambda m, a: m.roll(a, 2),
     "roll_axis": lambda m, a: m.roll(a, -1, axis=1), "roll_multi": lambda m, a: m.roll(
-        a, (1, 5), (0, 2)), "tile": lambda m, a: m.tile(a, 2), "tile_tuple": lambda m, a: m.tile(
-        a[0], (2, 1, 2)), "repeat": lambda m, a: m.repeat(a, 2, axis=1),
+        a, (1, 5), (0, 2)),
+    "roll_array_shifts": lambda m, a: m.roll(a, np.array([1, -2]), (0, 2)),
+    "roll_shifts_one_axis": lambda m, a: m.roll(a, np.array([1, 3]), 2),
+    "roll_flat_shifts": lambda m, a: m.roll(a, [2, 5]), "tile": lambda m, a: m.tile(a, 2),
+    "tile_tuple": lambda m, a: m.tile(a[0], (2, 1, 2)),
+    "repeat": lambda m, a: m.repeat(a, 2, axis=1),
     "repeat_flat": lambda m, a: m.repeat(a, 2), "repeat_array": lambda m, a: m.repeat(
         a, np.array([1, 0, 2]), axis=1), "repeat_total": lambda m, a: m.repeat(
         a, 2, axis=0, total_repeat_length=3), "diagonal": lambda m, a: m.diagonal(a),
@@ -220,6 +224,8 @@ def test_traced_roll_shift():
     fn = fungrad.vmap(lambda s: jnp.roll(jnp.asarray(X), s, axis=2))
     np.testing.assert_allclose(np.asarray(fn(jnp.asarray(np.array([1, 2], np.int32)))),
                                np.stack([np.roll(X, 1, 2), np.roll(X, 2, 2)]))
+    compare(lambda a, s: jnp.roll(a, s, axis=(0, 2)),  # a traced array of shifts, one per axis
+            lambda a, s: jnp_ref.roll(a, s, axis=(0, 2)), X, np.array([1, -3], np.int32))
 
 
 # ----------------------------------------------------------------------------- errors

@@ -376,15 +376,31 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
     if axis is None:
         return lax.reshape(roll(lax.reshape(a, (aval(a).size,)), shift, 0), aval(a).shape)
     axes = [canonicalize_axis(ax, aval(a).ndim, "roll") for ax in _axis_tuple(axis)]
-    shifts = list(shift) if isinstance(shift, (tuple, list)) else [shift] * len(axes)
-    if len(shifts) == 1 and len(axes) > 1:
+    shifts = _shifts("roll", shift)
+    if len(shifts) == 1:
         shifts = shifts * len(axes)
+    elif len(axes) == 1:  # several shifts of one axis add up, as in NumPy and JAX
+        axes = axes * len(shifts)
     if len(shifts) != len(axes):
-        raise ValueError(f"roll: shift and axis must have the same length, got {shift} and "
-                         f"{axis}")
+        raise ValueError(f"roll: shift and axis must have the same length or one of them "
+                         f"length 1, got {len(shifts)} shifts and {len(axes)} axes")
     for s, ax in zip(shifts, axes):
         a = _roll_one(a, s, ax)
     return a
+
+
+def _shifts(name: str, shift: Any) -> list:
+    """``shift`` as a list of scalars: a Python sequence, or the elements of a 0-d or 1-d
+    array (a traced one stays traced)."""
+    if isinstance(shift, (tuple, list)):
+        return list(shift)
+    ndim = aval(shift).ndim if hasattr(shift, "shape") else 0
+    if ndim == 0:
+        return [shift]
+    if ndim > 1:
+        raise ValueError(f"{name}: shift must be a scalar or a 1-d sequence, got an array of "
+                         f"shape {aval(shift).shape}")
+    return [shift[i] for i in range(aval(shift).shape[0])]
 
 
 # --------------------------------------------------------------------------- tile / repeat
