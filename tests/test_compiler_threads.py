@@ -1,6 +1,10 @@
 """The compiler's worker thread: it takes a task only when idle (a caller that finds it
 busy does the work itself, so nested parallel work never deadlocks), hands errors back to
 the waiting thread, and stays usable afterwards."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -85,3 +89,16 @@ def test_an_output_from_the_executables_output_ring_can_be_donated_without_a_cop
     address = y._value.ctypes.data  # (no reference to the buffer: that would share it)
     z = fungrad.jit(lambda x: x * 3.0, donate_argnums=0)(y)
     assert z._value.ctypes.data == address  # written in place, not into a copy
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_a_process_held_to_one_cpu_starts_no_worker():
+    """``taskset -c 0`` (or a container's CPU set) leaves one CPU: no second thread then,
+    whatever ``os.cpu_count()`` says about the machine."""
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+            "from fungrad._core.util import usable_cpus\n"
+            "from fungrad.compiler import threads\n"
+            "assert usable_cpus() == 1 and not threads.ENABLED, (usable_cpus(), threads.ENABLED)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "FUNGRAD_THREADS"})
+    assert proc.returncode == 0, proc.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from fungrad.errors import AxisError, ConcretizationTypeError
@@ -73,3 +74,11 @@ def prod(xs: Iterable[int]) -> int:
     for x in xs:
         out *= int(x)
     return out
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the OS has one (``taskset``,
+    a container's CPU set), else every CPU, as Python 3.13's ``os.process_cpu_count``."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

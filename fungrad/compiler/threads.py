@@ -9,8 +9,9 @@ otherwise, so work that meets more parallel work (an executable with a parallel 
 called from inside a component) runs on its own thread instead of waiting for a busy
 worker: no deadlock, never more than two threads of ours running ufuncs.
 
-Enabled on NumPy with at least two CPUs; ``FUNGRAD_THREADS=1`` turns it off (read at
-import, for the executables compiled afterwards).
+Enabled with at least two CPUs this process may use (its affinity mask: ``taskset`` or a
+container can leave it one); ``FUNGRAD_THREADS=1`` turns it off (read at import, for the
+executables compiled afterwards).
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import threading
 from queue import SimpleQueue
 from typing import Any, Callable
 
-ENABLED = os.environ.get("FUNGRAD_THREADS", "") != "1" and (os.cpu_count() or 1) >= 2
+from fungrad._core.util import usable_cpus
+
+ENABLED = os.environ.get("FUNGRAD_THREADS", "") != "1" and usable_cpus() >= 2
 
 
 class Task:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from fungrad._core.util import usable_cpus
 from fungrad.distributed import comm as comm_lib
 from fungrad.distributed import runtime
 from fungrad.distributed.errors import DistributedError
@@ -217,12 +218,12 @@ def spawn(fn: Callable[..., Any], args: tuple = (), nprocs: int | None = None, *
     every process ``fn`` runs inside the job's process group: ``process_index()``,
     ``process_count()``, collectives and ``DataParallel`` work as under MPI. The started
     processes ignore Ctrl-C (SIGINT): process 0 decides for the job. ``nprocs=None``
-    takes one process per CPU core.
+    takes one process per CPU core this process may use.
 
     Raises ``DistributedError`` when another process fails (its traceback is printed
     first), and whatever ``fn`` raised in process 0 (the others are then stopped).
     """
-    nprocs = (os.cpu_count() or 1) if nprocs is None else nprocs
+    nprocs = usable_cpus() if nprocs is None else nprocs
     if not isinstance(nprocs, int) or nprocs < 1:
         raise ValueError(f"fungrad.distributed.spawn: nprocs must be an int >= 1, got {nprocs!r}")
     if runtime.is_initialized():

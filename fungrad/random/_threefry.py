@@ -25,7 +25,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
-from fungrad._core.util import prod
+from fungrad._core.util import prod, usable_cpus
 from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, broadcast_shapes
@@ -49,9 +49,7 @@ def _cpu_pool() -> ThreadPoolExecutor:
     """A thread pool for this process (re-created in a forked child)."""
     global _pool
     if _pool is None or _pool[0] != os.getpid():
-        workers = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count())
-        _pool = (os.getpid(), ThreadPoolExecutor(max(1, min(workers or 1, 8))))
+        _pool = (os.getpid(), ThreadPoolExecutor(min(usable_cpus(), 8)))
     return _pool[1]
 
 
