@@ -21,7 +21,7 @@ that several components read (a global norm that clips every gradient), with the
 work it depends on. Components may update in place only
 the donated inputs that nothing else reads.
 
-Enabled on NumPy with at least two CPUs; ``FUNGRAD_THREADS=1`` or ``ENABLED = False``
+Enabled on NumPy with at least two usable CPUs; ``FUNGRAD_THREADS=1`` or ``ENABLED = False``
 turns it off. ``MIN_WORK`` is the overlapping work (in element-ops) below which
 threads are not worth waking.
 """
