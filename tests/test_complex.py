@@ -472,3 +472,37 @@ def test_dtype_errors_match_jax(k):
         fn(fungrad, FG)
     assert _lead(str(ref.value)) in str(got.value)
     assert "<lambda>" in str(got.value)
+
+
+# ----------------------------------------------------- infinities, NaNs and truth of complex values
+
+EDGES = np.array([0, -0.0 + 0j, 1 + 1j, -1 - 2j, complex(np.inf, 0), complex(0, np.inf),
+                  complex(np.nan, 1), 0.5j, complex(-np.inf, np.inf), complex(np.nan, np.inf),
+                  complex(np.inf, np.nan), complex(-np.inf, 1)], np.complex64)
+EDGE_OPS = {  # a complex number is infinite if either part is, finite if both are
+    "isfinite": lambda m, x: m.isfinite(x), "isinf": lambda m, x: m.isinf(x),
+    "isnan": lambda m, x: m.isnan(x), "isclose": lambda m, x: m.isclose(x, x[::-1]),
+    "nan_to_num": lambda m, x: m.nan_to_num(x),  # each part replaced on its own
+    "nan_to_num_values": lambda m, x: m.nan_to_num(x, nan=1.0, posinf=5.0, neginf=-5.0),
+    "astype_bool": lambda m, x: x.astype(bool),  # true when either part is nonzero
+    "compress": lambda m, x: m.compress(x, m.arange(12)),
+    "extract": lambda m, x: m.extract(x, m.arange(12)),
+    "select": lambda m, x: m.select([x], [m.arange(12.0)], -1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_OPS))
+def test_infinities_nans_and_truth_of_complex_values_as_jax(name):
+    want = np.asarray(EDGE_OPS[name](jnp, jnp.asarray(EDGES)))
+    runs = [lambda x: EDGE_OPS[name](fnp, x)]
+    if name not in ("compress", "extract"):  # data-dependent sizes: no jit without size=
+        runs.append(fungrad.jit(runs[0]))
+    for run in runs:
+        got = np.asarray(run(fnp.asarray(EDGES)))
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), (got, want)
+
+
+def test_isposinf_of_complex_raises_as_jax():
+    for name in ("isposinf", "isneginf"):
+        with pytest.raises(ValueError, match=f"{name}: not defined for complex"):
+            getattr(fnp, name)(fnp.asarray(EDGES))

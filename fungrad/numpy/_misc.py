@@ -67,9 +67,13 @@ def array_equiv(a1: Any, a2: Any) -> Any:
 
 
 def astype(x: Any, dtype: Any, /, *, copy: bool = False, device: Any = None) -> Any:
-    """``x`` converted to ``dtype`` (complex to real keeps the real part)."""
+    """``x`` converted to ``dtype``: complex to real keeps the real part, complex to bool is
+    ``x != 0`` (either part nonzero), as in JAX."""
     x = ensure_arraylike("astype", x)
-    return lax.convert_element_type(x, check_user_dtype(dtype, "astype"))
+    dtype = check_user_dtype(dtype, "astype")
+    if dtype == np.bool_ and aval(x).dtype.kind == "c":
+        return lax.ne(x, lax.full((), 0, aval(x).dtype))
+    return lax.convert_element_type(x, dtype)
 
 
 def _view(x: Any, dtype: Any = None, type: None = None) -> Any:  # noqa: A002

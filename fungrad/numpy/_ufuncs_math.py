@@ -278,8 +278,10 @@ def _full_bool(x: Any, value: bool) -> Any:
 
 
 def isfinite(x: Any, /) -> Any:
-    """Elementwise: not infinite and not NaN."""
+    """Elementwise: not infinite and not NaN (a complex number: both parts)."""
     x = ensure_arraylike("isfinite", x)
+    if aval(x).dtype.kind == "c":
+        return lax.bitwise_and(lax.is_finite(lax.real(x)), lax.is_finite(lax.imag(x)))
     return lax.is_finite(x) if dtypes.is_float(aval(x).dtype) else _full_bool(x, True)
 
 
@@ -292,6 +294,8 @@ def isnan(x: Any, /) -> Any:
 def isinf(x: Any, /) -> Any:
     """Elementwise: is positive or negative infinity."""
     x = ensure_arraylike("isinf", x)
+    if aval(x).dtype.kind == "c":  # either part infinite
+        return lax.bitwise_or(isinf(lax.real(x)), isinf(lax.imag(x)))
     if not dtypes.is_float(aval(x).dtype):
         return _full_bool(x, False)
     return lax.eq(lax.abs(x), lax.convert_element_type(np.inf, aval(x).dtype))
@@ -299,6 +303,9 @@ def isinf(x: Any, /) -> Any:
 
 def _isposneginf(fname: str, x: Any, value: float) -> Any:
     x = ensure_arraylike(fname, x)
+    if aval(x).dtype.kind == "c":
+        raise ValueError(f"{fname}: not defined for complex numbers (got {aval(x).dtype}); "
+                         f"use isinf, or {fname} of the real and imaginary parts")
     if not dtypes.is_float(aval(x).dtype):
         return _full_bool(x, False)
     return lax.eq(x, lax.convert_element_type(value, aval(x).dtype))
@@ -321,6 +328,10 @@ def nan_to_num(x: Any, copy: bool = True, nan: Any = 0.0, posinf: Any = None,
     dt = aval(x).dtype
     if not dtypes.is_inexact(dt):
         return x
+    if dt.kind == "c":  # each part on its own, as in NumPy and JAX
+        parts = [nan_to_num(part, nan=nan, posinf=posinf, neginf=neginf)
+                 for part in (lax.real(x), lax.imag(x))]
+        return lax.complex(*parts)
     info = dtypes.finfo(dt)
     posinf = info.max if posinf is None else posinf
     neginf = info.min if neginf is None else neginf
