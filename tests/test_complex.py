@@ -506,3 +506,28 @@ def test_isposinf_of_complex_raises_as_jax():
     for name in ("isposinf", "isneginf"):
         with pytest.raises(ValueError, match=f"{name}: not defined for complex"):
             getattr(fnp, name)(fnp.asarray(EDGES))
+
+
+def _pairs() -> tuple[np.ndarray, np.ndarray]:
+    """Complex values built from parts with ties, signed zeros, NaN and infinity."""
+    parts = np.array([0.0, -0.0, 1.0, -1.0, np.nan, np.inf, 2.0], np.float32)
+    rng = np.random.default_rng(5)
+    a, b = (np.array([complex(r, i) for r, i in rng.choice(parts, (60, 2))], np.complex64)
+            for _ in range(2))
+    return a, b
+
+
+@pytest.mark.parametrize("name", ["greater", "greater_equal", "less", "less_equal", "maximum",
+                                  "minimum", "rint"])
+def test_complex_order_and_rounding_as_jax(name):
+    """Ordering is lexicographic (real part first, a NaN never wins, a tie of maximum or
+    minimum returns the second operand) and ``rint`` rounds each part, as in JAX."""
+    a, b = _pairs()
+    args = (a,) if name == "rint" else (a, b)
+    want = np.asarray(getattr(jnp, name)(*args))
+    for run in (getattr(fnp, name), fungrad.jit(getattr(fnp, name))):
+        got = np.asarray(run(*args))
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+        for part in ((np.real, np.imag) if want.dtype.kind == "c" else ()):
+            signs = ~np.isnan(part(want))
+            assert np.array_equal(np.signbit(part(got))[signs], np.signbit(part(want))[signs])

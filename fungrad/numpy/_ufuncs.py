@@ -207,13 +207,28 @@ def reciprocal(x: Any, /) -> Any:
 
 
 def maximum(x: Any, y: Any, /) -> Any:
-    """Elementwise maximum (NaN propagates)."""
-    return lax.max(*promote_args("maximum", x, y))
+    """Elementwise maximum (NaN propagates; complex values compare lexicographically)."""
+    x, y = promote_args("maximum", x, y)
+    return _complex_extremum(x, y, lax.gt) if _is_complex(x) else lax.max(x, y)
 
 
 def minimum(x: Any, y: Any, /) -> Any:
-    """Elementwise minimum (NaN propagates)."""
-    return lax.min(*promote_args("minimum", x, y))
+    """Elementwise minimum (NaN propagates; complex values compare lexicographically)."""
+    x, y = promote_args("minimum", x, y)
+    return _complex_extremum(x, y, lax.lt) if _is_complex(x) else lax.min(x, y)
+
+
+def _is_complex(x: Any) -> bool:
+    return aval(x).dtype.kind == "c"
+
+
+def _complex_extremum(x: Any, y: Any, beats: Callable) -> Any:
+    """XLA's ``max``/``min`` of complex values: ``x`` where it beats ``y`` by the real parts,
+    or by the imaginary parts where the real parts are equal, else ``y`` (so a NaN never
+    wins a comparison, and a tie returns ``y``)."""
+    rx, ry = lax.real(x), lax.real(y)
+    wins = _where(lax.eq(rx, ry), beats(lax.imag(x), lax.imag(y)), beats(rx, ry))
+    return _where(wins, x, y)
 
 
 def fmax(x1: Any, x2: Any, /) -> Any:
@@ -245,8 +260,14 @@ def clip(arr: Any = None, /, min: Any = None, max: Any = None, *,  # noqa: A002
 # --------------------------------------------------------------------------- comparisons
 
 def _comparison(name: str, lax_name: str) -> Callable:
+    compare = getattr(lax, lax_name)
+
     def op(x: Any, y: Any, /) -> Any:
-        return getattr(lax, lax_name)(*promote_args(name, x, y))
+        x, y = promote_args(name, x, y)
+        if _is_complex(x) and lax_name not in ("eq", "ne"):  # lexicographic, as in JAX
+            rx, ry = lax.real(x), lax.real(y)
+            return _where(lax.eq(rx, ry), compare(lax.imag(x), lax.imag(y)), compare(rx, ry))
+        return compare(x, y)
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Elementwise ``{name}`` comparison with broadcasting (a bool array)."
     return op

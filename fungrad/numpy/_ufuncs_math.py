@@ -261,6 +261,8 @@ def rint(x: Any, /) -> Any:
     x = ensure_arraylike("rint", x)
     if _is_int_or_bool(x):
         return lax.convert_element_type(x, dtypes.default_float_dtype())
+    if aval(x).dtype.kind == "c":  # each part, as in JAX
+        return lax.complex(rint(lax.real(x)), rint(lax.imag(x)))
     return lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)
 
 
