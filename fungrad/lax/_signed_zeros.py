@@ -1,4 +1,5 @@
-"""``max``, ``min`` and ``sign`` on floats with JAX's signed zeros, for the impls and the
+"""``max``, ``min`` and ``sign`` on floats with JAX's signed zeros (and ``max``/``min`` of
+complex values in XLA's lexicographic order), for the impls and the
 compiled lowerings of ``fungrad.lax.elementwise``, and the max/min reductions (``reduce_max``,
 ``cummax``, ``reduce_window_max``, ``scatter_max`` and their min twins).
 
@@ -62,6 +63,8 @@ def extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any = None) -> Any:
     written into ``out`` when given (which may be one of the operands); ``y`` may be a
     Python scalar."""
     f = xp.maximum if is_max else xp.minimum
+    if np.dtype(x.dtype).kind == "c":
+        return _complex_extremum(xp, x, y, is_max, out)
     if not dtypes.is_float(np.dtype(x.dtype)):
         return f(x, y, out=out)
     for a, b in ((x, y), (y, x)):  # y may be a Python scalar
@@ -73,6 +76,21 @@ def extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any = None) -> Any:
             if second is not None:
                 return f(a, b, out=out) if second else f(b, a, out=out)
     result = fix_zero_ties(xp, f(x, y), x, y, is_max)
+    if out is None:
+        return result
+    xp.copyto(out, result)
+    return out
+
+
+def _complex_extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any) -> Any:
+    """XLA's max (``is_max``) or min of complex values: ``x`` where it beats ``y`` by the real
+    parts, or by the imaginary parts where the real parts are equal, else ``y``. So a NaN
+    never wins a comparison and a tie returns ``y``; NumPy's ``maximum`` would propagate
+    the NaN."""
+    y = xp.asarray(y, dtype=x.dtype)
+    beats = xp.greater if is_max else xp.less
+    wins = xp.where(x.real == y.real, beats(x.imag, y.imag), beats(x.real, y.real))
+    result = xp.where(wins, x, y)
     if out is None:
         return result
     xp.copyto(out, result)

@@ -383,7 +383,8 @@ def _extremum_lowerings(prim: Primitive, is_max: bool) -> None:
 
     lowering.def_lowering(prim, arrays_rule, fresh=True, elementwise=True, when=_is_float_eqn,
                           numexpr=numexpr)
-    lowering.def_ufunc(prim, ufunc)
+    # integers are the ufunc; complex values run the impl (XLA's lexicographic order)
+    lowering.def_ufunc(prim, ufunc, when=lambda eqn: eqn.invars[0].aval.dtype.kind != "c")
 
 
 max_p, max = binop("max", functools.partial(_signed_zeros.extremum, is_max=True),  # noqa: A001

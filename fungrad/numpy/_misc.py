@@ -21,7 +21,7 @@ from fungrad.numpy._indexing import take
 from fungrad.numpy._linalg import dot
 from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
                                  promote_args, promote_args_inexact, promote_dtypes,
-                                 promote_dtypes_inexact, scalar_like, static_int,
+                                 promote_dtypes_inexact, scalar_like, static_int, truthy,
                                  where as _where)
 
 
@@ -71,8 +71,8 @@ def astype(x: Any, dtype: Any, /, *, copy: bool = False, device: Any = None) -> 
     ``x != 0`` (either part nonzero), as in JAX."""
     x = ensure_arraylike("astype", x)
     dtype = check_user_dtype(dtype, "astype")
-    if dtype == np.bool_ and aval(x).dtype.kind == "c":
-        return lax.ne(x, lax.full((), 0, aval(x).dtype))
+    if dtype == np.bool_:
+        return truthy(x)
     return lax.convert_element_type(x, dtype)
 
 

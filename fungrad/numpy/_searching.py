@@ -20,7 +20,7 @@ from fungrad.numpy._indexing import _IndexUpdateRef, take
 from fungrad.numpy._reductions import any as _any, cumsum, sum as _sum
 from fungrad.numpy._shape import broadcast_arrays, moveaxis
 from fungrad.numpy._util import (aval, check_arraylike, ensure_arraylike, promote_dtypes,
-                                 scalar_like, static_int, where as _where)
+                                 scalar_like, static_int, truthy, where as _where)
 from fungrad.numpy._ufuncs import remainder
 
 _I32 = np.dtype(np.int32)
@@ -114,7 +114,7 @@ def select(condlist: Sequence[Any], choicelist: Sequence[Any], default: Any = 0)
         raise ValueError("select: condlist must be non-empty")
     check_arraylike("select", *condlist, *choicelist, default)
     choices = promote_dtypes(default, *choicelist)
-    conds = broadcast_arrays(False, *[_truthy(c) for c in condlist])
+    conds = broadcast_arrays(False, *[truthy(c) for c in condlist])
     stacked = lax.concatenate([lax.expand_dims(c, (0,)) for c in conds], 0)
     which = lax.argmax(stacked, 0, _I32)
     return lax.select_n(*broadcast_arrays(which, *choices))
@@ -148,7 +148,7 @@ def compress(condition: Any, a: Any, axis: int | None = None, *, size: int | Non
              fill_value: Any = 0, out: None = None) -> Any:
     """The slices of ``a`` along ``axis`` where the 1-d ``condition`` is true."""
     condition, arr = ensure_arraylike("compress", condition, a)
-    condition = _truthy(condition)
+    condition = truthy(condition)
     if aval(condition).ndim != 1:
         raise ValueError("compress: condition must be a 1D array")
     if axis is None:
@@ -168,14 +168,6 @@ def compress(condition: Any, a: Any, axis: int | None = None, *, size: int | Non
     result = take(arr, idx, axis=0, mode="fill",
                   fill_value=None if size is None else fill_value)
     return moveaxis(result, 0, axis)
-
-
-def _truthy(x: Any) -> Any:
-    """``x != 0`` as booleans: a complex number is true when either part is nonzero (a cast
-    to bool would read the real part alone)."""
-    if aval(x).dtype.kind == "c":
-        return lax.ne(x, lax.full((), 0, aval(x).dtype))
-    return lax.convert_element_type(x, np.bool_)
 
 
 def extract(condition: Any, arr: Any, *, size: int | None = None, fill_value: Any = 0) -> Any:

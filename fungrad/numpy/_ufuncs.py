@@ -17,11 +17,7 @@ from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.numpy._util import (aval, ensure_arraylike, promote_args, promote_args_inexact,
                                  promote_args_numeric, promote_dtypes_numeric, scalar_like,
-                                 where as _where)
-
-
-def _to_bool(x: Any) -> Any:
-    return x if aval(x).dtype == np.bool_ else lax.ne(x, scalar_like(0, x))
+                                 truthy, where as _where)
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -208,27 +204,12 @@ def reciprocal(x: Any, /) -> Any:
 
 def maximum(x: Any, y: Any, /) -> Any:
     """Elementwise maximum (NaN propagates; complex values compare lexicographically)."""
-    x, y = promote_args("maximum", x, y)
-    return _complex_extremum(x, y, lax.gt) if _is_complex(x) else lax.max(x, y)
+    return lax.max(*promote_args("maximum", x, y))
 
 
 def minimum(x: Any, y: Any, /) -> Any:
     """Elementwise minimum (NaN propagates; complex values compare lexicographically)."""
-    x, y = promote_args("minimum", x, y)
-    return _complex_extremum(x, y, lax.lt) if _is_complex(x) else lax.min(x, y)
-
-
-def _is_complex(x: Any) -> bool:
-    return aval(x).dtype.kind == "c"
-
-
-def _complex_extremum(x: Any, y: Any, beats: Callable) -> Any:
-    """XLA's ``max``/``min`` of complex values: ``x`` where it beats ``y`` by the real parts,
-    or by the imaginary parts where the real parts are equal, else ``y`` (so a NaN never
-    wins a comparison, and a tie returns ``y``)."""
-    rx, ry = lax.real(x), lax.real(y)
-    wins = _where(lax.eq(rx, ry), beats(lax.imag(x), lax.imag(y)), beats(rx, ry))
-    return _where(wins, x, y)
+    return lax.min(*promote_args("minimum", x, y))
 
 
 def fmax(x1: Any, x2: Any, /) -> Any:
@@ -264,7 +245,7 @@ def _comparison(name: str, lax_name: str) -> Callable:
 
     def op(x: Any, y: Any, /) -> Any:
         x, y = promote_args(name, x, y)
-        if _is_complex(x) and lax_name not in ("eq", "ne"):  # lexicographic, as in JAX
+        if aval(x).dtype.kind == "c" and lax_name not in ("eq", "ne"):  # as in JAX
             rx, ry = lax.real(x), lax.real(y)
             return _where(lax.eq(rx, ry), compare(lax.imag(x), lax.imag(y)), compare(rx, ry))
         return compare(x, y)
@@ -285,7 +266,7 @@ greater_equal = _comparison("greater_equal", "ge")
 
 def _logical(name: str, lax_name: str) -> Callable:
     def op(x: Any, y: Any, /) -> Any:
-        return getattr(lax, lax_name)(*map(_to_bool, promote_args(name, x, y)))
+        return getattr(lax, lax_name)(*map(truthy, promote_args(name, x, y)))
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Elementwise ``{name}`` of the truth values of its arguments."
     return op
@@ -298,7 +279,7 @@ logical_xor = _logical("logical_xor", "bitwise_xor")
 
 def logical_not(x: Any, /) -> Any:
     """Elementwise ``not x``."""
-    return lax.bitwise_not(_to_bool(*promote_args("logical_not", x)))
+    return lax.bitwise_not(truthy(*promote_args("logical_not", x)))
 
 
 def _bitwise(name: str, lax_name: str) -> Callable:

@@ -273,11 +273,16 @@ def static_indices_along(fname: str, arr: Any, obj: Any, axis: Any) -> tuple[Any
     return arr, axis, np.asarray(obj)
 
 
+def truthy(x: Any) -> Any:
+    """``x != 0`` as booleans, as JAX reads a condition: a complex value is true when either
+    part is nonzero (a cast to bool would read its real part alone)."""
+    x = as_operand(x)
+    return x if aval(x).dtype == np.bool_ else lax.ne(x, scalar_like(0, x))
+
+
 def where(condition: Any, x: Any, y: Any) -> Any:
     """Elementwise select with promotion of ``x`` and ``y`` (the core of ``jnp.where``)."""
-    condition = as_operand(condition)
-    if aval(condition).dtype != np.bool_:
-        condition = lax.ne(condition, lax.convert_element_type(0, aval(condition).dtype))
+    condition = truthy(condition)
     x, y = promote_dtypes(x, y)
     broadcast_shapes_or_error("where", aval(condition).shape, aval(x).shape, aval(y).shape)
     return lax.select(condition, x, y)
