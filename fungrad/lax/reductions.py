@@ -201,9 +201,8 @@ def _chooser_impl(reduce_name: str, ufunc: str, largest_identity: bool):
         if any(x.shape[a] == 0 for a in axes):
             return xp.full(_reduced_shape(x.shape, axes), _identity(x.dtype, largest_identity),
                            x.dtype)
-        if xp is np:
-            return _signed_zeros.reduced_extremum(xp, reduce, x, axes, is_max)
-        return _signed_zeros.fix_reduced_zeros(xp, getattr(x, reduce_name)(axis=axes), x, is_max,
+        result = reduce(x, axis=axes) if xp is np else getattr(x, reduce_name)(axis=axes)
+        return _signed_zeros.fix_reduced_zeros(xp, result, x, is_max,
                                                lambda mask: xp.any(mask, axis=axes))
     return impl
 
