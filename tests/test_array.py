@@ -250,6 +250,26 @@ def test_take():
     compare(lambda a, i: a.take(i), lambda a, i: a.take(i), x, idx)
 
 
+
+def test_unsigned_indices_are_never_negative():
+    """An unsigned index is not wrapped as a negative one: ``2**32 - 1`` is out of bounds
+    (filled, dropped, clipped as JAX does), not the last element."""
+    x = np.arange(10, dtype=F32)
+    idx = np.array([2**32 - 1, 2**31, 3, 9, 10, 0], np.uint32)
+    compare(lambda a, i: a[i], lambda a, i: a[i], x, idx)
+    for mode in ("fill", "clip"):
+        compare(lambda a, i: a.at[i].get(mode=mode, fill_value=-1),
+                lambda a, i: a.at[i].get(mode=mode, fill_value=-1), x, idx)
+    for mode in (None, "fill", "clip", "wrap"):
+        compare(lambda a, i: jnp.take(a, i, mode=mode),
+                lambda a, i: jnp_ref.take(a, i, mode=mode), x, idx)
+    for mode in ("drop", "clip"):
+        compare(lambda a, i: a.at[i].add(100.0, mode=mode),
+                lambda a, i: a.at[i].add(100.0, mode=mode), x, idx)
+    compare(lambda i: jnp.bincount(i, length=12), lambda i: jnp_ref.bincount(i, length=12), idx)
+    compare(lambda a, i: jnp.take_along_axis(a, i, axis=0),
+            lambda a, i: jnp_ref.take_along_axis(a, i, axis=0), x, idx)
+
 def test_take_along_axis():
     x = rand(RNG, (3, 4, 5), F32)
     idx = RNG.integers(-5, 5, size=(3, 2, 5)).astype(I32)

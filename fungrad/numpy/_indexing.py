@@ -155,11 +155,16 @@ def _parse(idx: Any, ndim: int) -> tuple[list[_Entry], list[int]]:
 
 
 def _normalize(i: Any, n: int) -> Any:
-    """Wrap negative (static or traced) indices by adding the axis size."""
+    """Wrap negative (static or traced) indices by adding the axis size, as ``int32``.
+
+    Unsigned indices are never negative: they are converted without wrapping, so a value
+    beyond ``int32``'s range becomes a negative index that the gather clamps to 0 or fills,
+    and a scatter drops, as in JAX."""
     if isinstance(i, int):
         return i + n if i < 0 else i
+    unsigned = aval(i).dtype.kind == "u"
     i = lax.convert_element_type(i, _INDEX_DTYPE) if aval(i).dtype != _INDEX_DTYPE else i
-    if aval(i).dtype.kind == "u":
+    if unsigned:
         return i
     return lax.select(lax.lt(i, scalar_like(0, i)), lax.add(i, scalar_like(n, i)), i)
 
@@ -526,15 +531,16 @@ def take(a: Any, indices: Any, axis: int | None = None, out: None = None,
         axis = 0
     axis = canonicalize_axis(axis, aval(a).ndim, "take")
     n = aval(a).shape[axis]
-    indices = lax.convert_element_type(indices, _INDEX_DTYPE)
     if mode is None or mode == "fill":
-        gather_mode = "fill"
-        indices = _normalize(indices, n)
-    elif mode == "wrap":
-        indices = remainder(indices, scalar_like(n, indices))
-        gather_mode = "clip"
-    elif mode == "clip":
-        gather_mode = "clip"
+        gather_mode, indices = "fill", _normalize(indices, n)
+    elif mode in ("wrap", "clip"):  # an unsigned index wraps or clips as the value it is
+        wide = np.uint32 if aval(indices).dtype.kind == "u" else _INDEX_DTYPE
+        indices = lax.convert_element_type(indices, wide)
+        if mode == "wrap":
+            indices = remainder(indices, scalar_like(n, indices))
+        elif wide == np.uint32:
+            indices = lax.min(indices, scalar_like(max(n - 1, 0), indices))
+        gather_mode, indices = "clip", lax.convert_element_type(indices, _INDEX_DTYPE)
     elif mode == "raise":
         raise NotImplementedError("take: mode='raise' is not supported")
     else:
