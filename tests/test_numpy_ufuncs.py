@@ -49,7 +49,8 @@ UNARY = {
     "invert": (-8, 8, [I32, U8, B]), "bitwise_not": (-8, 8, [I8]),
     "conj": (-2, 2, [F32, I32]), "conjugate": (-2, 2, [F32]), "real": (-2, 2, [F32, I32]),
     "imag": (-2, 2, [F32]), "angle": (-2, 2, [F32, I32]), "nan_to_num": (-2, 2, [F32, I32]),
-    "bitwise_count": (-8, 8, [I32, U8]),
+    "bitwise_count": (-8, 8, [I32, U8]), "i0": (-3, 3, [F32, I32]),
+    "spacing": (-3, 3, [F32, F16, I32]),
 }
 
 BINARY = {
@@ -198,6 +199,40 @@ def test_special_values():
     compare(jnp.modf, jnp_ref.modf, np.array([1.5, -1.5, 0.0], F32))
 
 
+def test_frexp_ldexp_spacing():
+    """Exact on every float: normal, subnormal (against NumPy, as XLA's CPU backend flushes
+    subnormals to zero), zero, infinite and NaN; ldexp's exponent may overflow on the way."""
+    normal = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 0.5, -0.75, 1.0, 3.0, -5.5, 3e38,
+                       65504.0], F32)
+    subnormal = np.array([1e-40, -3e-45, 1.17e-38], F32)
+    compare(jnp.frexp, jnp_ref.frexp, normal)
+    compare(jnp.spacing, jnp_ref.spacing, np.concatenate([normal, subnormal]))
+    compare(jnp.frexp, jnp_ref.frexp, np.array([0.0, 1.0, -1.0, 65504.0, 3e-3], F16))
+    compare(jnp.spacing, jnp_ref.spacing, np.array([0.0, 1.0, -1.0, 65504.0], F16))
+    mantissa, exponent = (np.asarray(v) for v in jnp.frexp(subnormal))
+    np.testing.assert_array_equal(mantissa, np.frexp(subnormal)[0])
+    np.testing.assert_array_equal(exponent, np.frexp(subnormal)[1])
+    exps = np.array([0, 1, -1, 128, 200, -200, 3, 127, -126, 2**31 - 1, -2**31], I32)
+    xs = np.array([0.75, 3e38, 0.75, 0.75, 1.0, 3e38, -0.0, 1.5, 1.5, 1.0, 1.0], F32)
+    compare(jnp.ldexp, jnp_ref.ldexp, xs, exps)
+    compare(jnp.ldexp, jnp_ref.ldexp, xs[:4], np.array([1, 2, -3, 5], np.int8))
+    np.testing.assert_array_equal(np.asarray(jnp.ldexp(np.float32(1.0), -149)),
+                                  np.ldexp(np.float32(1.0), -149))  # the smallest subnormal
+    for v in (3, 3.0, True):
+        compare_types(lambda: jnp.frexp(v), lambda: jnp_ref.frexp(v))
+        compare_types(lambda: jnp.ldexp(v, 2), lambda: jnp_ref.ldexp(v, 2))
+    compare_transforms(lambda a: jnp.frexp(a)[0], lambda a: jnp_ref.frexp(a)[0],
+                       [rand(RNG, (3, 4), F32, 0.5, 3)], RNG)
+    compare_transforms(lambda a: jnp.ldexp(a, 3), lambda a: jnp_ref.ldexp(a, 3),
+                       [rand(RNG, (3, 4), F32, -3, 3)], RNG)
+    with pytest.raises(ValueError, match="ldexp"):
+        jnp.ldexp(1.0, 2.0)
+    with pytest.raises(TypeError, match="frexp"):
+        jnp.frexp(np.complex64(1))
+    with pytest.raises(TypeError, match="i0"):
+        jnp.i0(np.complex64(1))
+
+
 def test_clip_and_integer_power():
     x = rand(RNG, (4, 5), F32)
     compare(lambda a: jnp.clip(a, -0.5, 0.5), lambda a: jnp_ref.clip(a, -0.5, 0.5), x)
@@ -216,7 +251,7 @@ def test_clip_and_integer_power():
 # ----------------------------------------------------------------------------- transforms
 
 DIFFERENTIABLE_UNARY = ["abs", "square", "reciprocal", "expm1", "log10", "sqrt", "cbrt",
-                        "arccos", "arcsinh", "arctanh", "sinc", "round"]
+                        "arccos", "arcsinh", "arctanh", "sinc", "round", "i0"]
 DIFFERENTIABLE_BINARY = ["true_divide", "power", "maximum", "arctan2", "hypot", "logaddexp",
                          "remainder"]
 # the remaining differentiable functions: derivatives against finite differences

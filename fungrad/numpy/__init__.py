@@ -2,10 +2,11 @@
 
 Modules by family: ``_dtypes`` (dtype names and queries), ``_creation``, ``_ufuncs``
 (arithmetic, comparison, logical, bitwise), ``_ufuncs_math`` (transcendental, rounding,
-classification), ``_reductions``, ``_shape``, ``_joining``, ``_indexing`` (``x[idx]``,
-``x.at[idx]``, ``take``), ``_searching``, ``_sorting``, ``_linalg`` (products),
-``_einsum``, ``_misc``, ``_quantiles``, ``_index_tricks``, ``_functional`` (vectorize and
-friends), ``_setops``; ``linalg`` and ``fft`` are the ``jnp.linalg`` and ``jnp.fft``
+classification), ``_float_bits`` (frexp, ldexp, spacing), ``_reductions``, ``_shape``,
+``_joining``, ``_indexing`` (``x[idx]``, ``x.at[idx]``, ``take``), ``_searching``,
+``_sorting``, ``_linalg`` (products), ``_einsum``, ``_misc``, ``_quantiles``,
+``_index_tricks``, ``_functional`` (vectorize and friends), ``_setops``, ``_polynomial``,
+``_histograms``, ``_windows``; ``linalg`` and ``fft`` are the ``jnp.linalg`` and ``jnp.fft``
 submodules.
 """
 import sys
@@ -15,6 +16,7 @@ from fungrad.numpy._dtypes import *  # noqa: F401,F403
 from fungrad.numpy._creation import *  # noqa: F401,F403
 from fungrad.numpy._ufuncs import *  # noqa: F401,F403
 from fungrad.numpy._ufuncs_math import *  # noqa: F401,F403
+from fungrad.numpy._float_bits import *  # noqa: F401,F403
 from fungrad.numpy._reductions import *  # noqa: F401,F403
 from fungrad.numpy._shape import *  # noqa: F401,F403
 from fungrad.numpy._joining import *  # noqa: F401,F403
@@ -28,9 +30,14 @@ from fungrad.numpy._quantiles import *  # noqa: F401,F403
 from fungrad.numpy._index_tricks import *  # noqa: F401,F403
 from fungrad.numpy._functional import *  # noqa: F401,F403
 from fungrad.numpy._setops import *  # noqa: F401,F403
-from fungrad.numpy import (_creation, _dtypes, _einsum, _functional, _index_tricks, _indexing,
-                           _joining, _linalg, _misc, _quantiles, _reductions, _searching, _setops,
-                           _shape, _sorting, _ufuncs, _ufuncs_math, fft, linalg)
+from fungrad.numpy._polynomial import *  # noqa: F401,F403
+from fungrad.numpy._histograms import *  # noqa: F401,F403
+from fungrad.numpy._windows import *  # noqa: F401,F403
+from fungrad.numpy import (_creation, _dtypes, _einsum, _float_bits, _functional, _histograms,
+                           _index_tricks,
+                           _indexing, _joining, _linalg, _misc, _polynomial, _quantiles,
+                           _reductions, _searching, _setops, _shape, _sorting, _ufuncs,
+                           _ufuncs_math, _windows, fft, linalg)
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
 from fungrad.numpy._misc import _view  # noqa: F401
@@ -45,9 +52,11 @@ pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"
 from fungrad._core import array_methods as _array_methods  # noqa: E402
 _array_methods.install(sys.modules[__name__])
 
-__all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _reductions, _shape,
+__all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float_bits,
+                               _reductions, _shape,
                                _joining, _indexing, _searching, _sorting, _linalg, _einsum, _misc,
-                               _quantiles, _index_tricks, _functional, _setops)
+                               _quantiles, _index_tricks, _functional, _setops, _polynomial,
+                               _histograms, _windows)
            for name in family.__all__]
 __all__ += ["bfloat16", "bool",  # noqa: F405  (bfloat16: __getattr__ loads it lazily)
             "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",

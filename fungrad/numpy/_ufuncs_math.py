@@ -184,6 +184,30 @@ _sin_over_x_at_zero = custom_jvp(_sin_over_x_at_zero, nondiff_argnums=(0,))
 _sin_over_x_at_zero.defjvp(_sin_over_x_at_zero_jvp)
 
 
+def i0(x: Any) -> Any:
+    """The modified Bessel function of the first kind of order 0, ``exp(|x|) * i0e(|x|)``
+    (``lax.bessel_i0e``); its derivative is 0 at 0, as the series says."""
+    x, = promote_args_inexact("i0", ensure_arraylike("i0", x))
+    if aval(x).dtype.kind == "c":
+        raise TypeError(f"i0: complex inputs are not supported, got {aval(x).dtype}")
+    return _i0(x)
+
+
+@custom_jvp
+def _i0(x: Any) -> Any:
+    magnitude = lax.abs(x)
+    return lax.mul(lax.exp(magnitude), lax.bessel_i0e(magnitude))
+
+
+@_i0.defjvp
+def _i0_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (t,) = primals, tangents
+    magnitude = lax.abs(x)
+    # i0' = i1 = exp(|x|) * i1e(|x|) * sign(x)
+    slope = lax.mul(lax.mul(lax.exp(magnitude), lax.bessel_i1e(magnitude)), lax.sign(x))
+    return _i0(x), _where(lax.eq(x, scalar_like(0, x)), lax.full_like(t, 0), lax.mul(t, slope))
+
+
 def heaviside(x1: Any, x2: Any, /) -> Any:
     """Step function: 0 for ``x1 < 0``, ``x2`` at 0, 1 for ``x1 > 0``."""
     x1, x2 = promote_dtypes_inexact(*ensure_arraylike("heaviside", x1, x2))
@@ -411,7 +435,7 @@ def angle(z: Any, deg: bool = False) -> Any:
 __all__ = ["exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sqrt", "cbrt", "sin", "cos",
            "tan", "arcsin", "asin", "arccos", "acos", "arctan", "atan", "sinh", "cosh", "tanh",
            "arcsinh", "asinh", "arccosh", "acosh", "arctanh", "atanh", "arctan2", "atan2",
-           "logaddexp", "logaddexp2", "hypot", "sinc", "heaviside", "deg2rad", "rad2deg",
+           "logaddexp", "logaddexp2", "hypot", "sinc", "i0", "heaviside", "deg2rad", "rad2deg",
            "radians", "degrees", "floor", "ceil", "trunc", "round", "around", "rint",
            "modf", "isfinite", "isnan", "isinf", "isposinf", "isneginf", "nan_to_num",
            "signbit", "copysign", "nextafter", "real", "imag", "conjugate", "conj", "angle"]
