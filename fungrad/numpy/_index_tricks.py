@@ -1,8 +1,9 @@
 """Index helpers: ``unravel_index``, ``ravel_multi_index``, ``ix_``, ``mgrid``/``ogrid``,
-``s_``/``index_exp``, ``fill_diagonal``, ``insert``, ``resize``."""
+``r_``/``c_``, ``mask_indices``, ``s_``/``index_exp``, ``fill_diagonal``, ``insert``,
+``resize``."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -12,13 +13,14 @@ from fungrad._core.core import Tracer
 from fungrad.errors import ConcretizationTypeError
 from fungrad._core.util import prod as _prod
 from fungrad.lax._prim import hashable_shape
-from fungrad.numpy._creation import arange, linspace
+from fungrad.numpy._creation import arange, array, linspace, ones
 from fungrad.numpy._indexing import _IndexUpdateRef
 from fungrad.numpy._joining import concatenate, stack
+from fungrad.numpy._searching import nonzero
 from fungrad.numpy._shape import moveaxis, take_static, tile
 from fungrad.numpy._ufuncs import divmod as _divmod, remainder
 from fungrad.numpy._util import (aval, broadcast_to, ensure_arraylike, scalar_like,
-                                 static_indices_along, where as _where)
+                                 static_indices_along, static_int, where as _where)
 
 s_ = np.s_
 index_exp = np.index_exp
@@ -91,23 +93,25 @@ def ix_(*args: Any) -> tuple:
     return tuple(out)
 
 
+def _range_of_slice(k: slice) -> Any:
+    """The points of slice notation: ``0:3`` as ``arange``; a complex step ``5j`` means 5
+    points, endpoints included (``linspace``)."""
+    start = 0 if k.start is None else k.start
+    step = 1 if k.step is None else k.step
+    if isinstance(step, complex):
+        return linspace(start, k.stop, int(abs(step)))
+    return arange(start, k.stop, step)
+
+
 class _Grid:
-    """``mgrid[0:3, 0:2]`` (dense) and ``ogrid[...]`` (open) from slice notation; a complex
-    step ``5j`` means 5 points, endpoints included."""
+    """``mgrid[0:3, 0:2]`` (dense) and ``ogrid[...]`` (open) from slice notation."""
 
     def __init__(self, sparse: bool) -> None:
         self.sparse = sparse
 
     def __getitem__(self, key: Any) -> Any:
         single = isinstance(key, slice)
-        axes = []
-        for k in (key,) if single else key:
-            start = 0 if k.start is None else k.start
-            step = 1 if k.step is None else k.step
-            if isinstance(step, complex):
-                axes.append(linspace(start, k.stop, int(abs(step))))
-            else:
-                axes.append(arange(start, k.stop, step))
+        axes = [_range_of_slice(k) for k in ((key,) if single else key)]
         if single:
             return axes[0]
         dt = dtypes.result_type(*axes)
@@ -121,6 +125,65 @@ class _Grid:
 
 mgrid = _Grid(sparse=False)
 ogrid = _Grid(sparse=True)
+
+
+class _AxisConcat:
+    """``r_[...]`` and ``c_[...]``: arrays, scalars and slice ranges joined along an axis.
+
+    A leading string directive ``"axis,ndmin,trans1d"`` changes the axis, the minimum rank
+    every piece is raised to and where a raised 1-d piece's axis goes; ``"r"``/``"c"`` make
+    a 1-d result a row or a column (as NumPy's matrix directives, but an array)."""
+
+    def __init__(self, name: str, axis: int, ndmin: int, trans1d: int) -> None:
+        self.name, self.axis, self.ndmin, self.trans1d = name, axis, ndmin, trans1d
+
+    def __getitem__(self, key: Any) -> Any:
+        items = key if isinstance(key, tuple) else (key,)
+        axis, ndmin, trans1d, matrix = self.axis, self.ndmin, self.trans1d, -1
+        if items and isinstance(items[0], str):
+            directive, items = items[0], items[1:]
+            if directive in ("r", "c"):
+                matrix = 0 if directive == "r" else 1
+            else:
+                fields = directive.split(",")[:3]
+                try:
+                    numbers = [int(f) for f in fields]
+                except ValueError:
+                    raise ValueError(f"{self.name}: could not understand directive "
+                                     f"{directive!r}") from None
+                axis, ndmin, trans1d = (*numbers, *(axis, ndmin, trans1d)[len(numbers):])
+        pieces = []
+        for item in items:
+            if isinstance(item, str):
+                raise ValueError(f"{self.name}: a string directive must come first")
+            piece = _range_of_slice(item) if isinstance(item, slice) else array(item, copy=False)
+            item_ndim = 0 if isinstance(item, slice) else aval(piece).ndim
+            piece = array(piece, copy=False, ndmin=ndmin)
+            if trans1d != -1 and ndmin > item_ndim:
+                # the piece's axes rolled so that its own last axis lands at ``trans1d``
+                shift = ndmin - abs(ndmin + trans1d + 1) % ndmin
+                order = tuple(range(ndmin))
+                piece = lax.transpose(piece, order[shift:] + order[:shift])
+            pieces.append(piece)
+        out = concatenate(pieces, axis=axis)
+        if matrix != -1 and aval(out).ndim == 1:
+            out = lax.expand_dims(out, (matrix,))
+        return out
+
+    def __len__(self) -> int:
+        return 0
+
+
+r_ = _AxisConcat("r_", axis=0, ndmin=1, trans1d=-1)
+c_ = _AxisConcat("c_", axis=-1, ndmin=2, trans1d=0)
+
+
+def mask_indices(n: int, mask_func: Callable[[Any, int], Any], k: int = 0, *,
+                 size: int | None = None) -> tuple[Any, Any]:
+    """The ``(rows, cols)`` where ``mask_func(ones((n, n)), k)`` is nonzero (``triu`` gives
+    the upper triangle's indices); ``size`` makes it traceable."""
+    rows, cols = nonzero(mask_func(ones((static_int(n, "mask_indices: n"),) * 2), k), size=size)
+    return rows, cols
 
 
 def fill_diagonal(a: Any, val: Any, wrap: bool = False, *, inplace: bool = True) -> Any:
@@ -185,5 +248,6 @@ def resize(a: Any, new_shape: Any) -> Any:
     return lax.reshape(lax.slice(tile(flat, reps), (0,), (size,)), new_shape)
 
 
-__all__ = ["unravel_index", "ravel_multi_index", "ix_", "mgrid", "ogrid", "s_", "index_exp",
+__all__ = ["unravel_index", "ravel_multi_index", "ix_", "mgrid", "ogrid", "r_", "c_",
+           "mask_indices", "s_", "index_exp",
            "fill_diagonal", "insert", "resize"]

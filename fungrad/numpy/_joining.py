@@ -26,6 +26,28 @@ def _as_list(fname: str, arrays: Any) -> list:
     return [ensure_arraylike(fname, a) for a in arrays]
 
 
+def block(arrays: Any) -> Any:
+    """One array from a nested list of blocks: the innermost lists are joined along the
+    last axis, the lists holding them along the one before, and so on (``numpy.block``)."""
+    return _block(arrays)[0]
+
+
+def _block(blocks: Any) -> tuple[Any, int]:
+    """The array built from ``blocks`` and the depth of list nesting it had."""
+    if isinstance(blocks, tuple):
+        raise ValueError(f"block: tuples are not allowed, use lists; got {blocks!r}")
+    if not isinstance(blocks, list):
+        return ensure_arraylike("block", blocks), 1
+    if not blocks:
+        raise ValueError("block: empty lists are not allowed")
+    parts, depths = zip(*[_block(b) for b in blocks])
+    if len(set(depths)) > 1:
+        raise ValueError(f"block: the lists are nested to different depths {sorted(set(depths))}")
+    rank = max(depths[0], *(aval(p).ndim for p in parts))
+    parts = [lax.reshape(p, (1,) * (rank - aval(p).ndim) + aval(p).shape) for p in parts]
+    return concatenate(parts, axis=-depths[0]), depths[0] + 1
+
+
 def _promote_all(arrays: list, dtype: Any, fname: str) -> list:
     dtype = check_user_dtype(dtype, fname)
     if dtype is not None:
@@ -186,6 +208,6 @@ def dsplit(ary: Any, indices_or_sections: Any) -> list:
     return _split("dsplit", ary, indices_or_sections, 2)
 
 
-__all__ = ["concatenate", "concat", "stack", "vstack", "hstack", "dstack",
+__all__ = ["concatenate", "concat", "block", "stack", "vstack", "hstack", "dstack",
            "column_stack", "unstack", "append", "delete", "split", "array_split", "vsplit",
            "hsplit", "dsplit"]

@@ -172,6 +172,29 @@ def vecdot(x1: Any, x2: Any, /, *, axis: int = -1, precision: Any = None,
     return lax.reshape(out, aval(out).shape[:-2])
 
 
+def matvec(x1: Any, x2: Any, /) -> Any:
+    """Batched matrix-vector product: ``x1[..., n, m]`` times ``x2[..., m]`` is ``[..., n]``,
+    the leading (batch) dimensions broadcast."""
+    x1, x2 = ensure_arraylike("matvec", x1, x2)
+    if aval(x1).ndim < 2 or aval(x2).ndim < 1:
+        raise ValueError(f"matvec: x1 must have at least 2 dimensions and x2 at least 1; got "
+                         f"shapes {aval(x1).shape} and {aval(x2).shape}")
+    out = matmul(x1, lax.expand_dims(x2, (aval(x2).ndim,)))
+    return lax.reshape(out, aval(out).shape[:-1])
+
+
+def vecmat(x1: Any, x2: Any, /) -> Any:
+    """Batched vector-matrix product, conjugating the vector: ``conj(x1[..., n])`` times
+    ``x2[..., n, m]`` is ``[..., m]``, the leading (batch) dimensions broadcast."""
+    x1, x2 = ensure_arraylike("vecmat", x1, x2)
+    if aval(x1).ndim < 1 or aval(x2).ndim < 2:
+        raise ValueError(f"vecmat: x1 must have at least 1 dimension and x2 at least 2; got "
+                         f"shapes {aval(x1).shape} and {aval(x2).shape}")
+    x1 = conjugate(x1)
+    out = matmul(lax.expand_dims(x1, (aval(x1).ndim - 1,)), x2)
+    return lax.reshape(out, aval(out).shape[:-2] + aval(out).shape[-1:])
+
+
 def tensordot(a: Any, b: Any, axes: Any = 2, *, precision: Any = None,
               preferred_element_type: Any = None) -> Any:
     """Contract ``axes`` of ``a`` with ``axes`` of ``b`` (an int n: a's last n with b's first
@@ -256,4 +279,5 @@ def cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1,
     return moveaxis(stack([c0, c1, c2], -1), -1, axisc)
 
 
-__all__ = ["matmul", "dot", "vdot", "vecdot", "tensordot", "inner", "outer", "kron", "cross"]
+__all__ = ["matmul", "matvec", "vecmat", "dot", "vdot", "vecdot", "tensordot", "inner", "outer",
+           "kron", "cross"]

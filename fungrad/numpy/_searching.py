@@ -269,5 +269,29 @@ def isin(element: Any, test_elements: Any, assume_unique: bool = False, invert: 
     return lax.bitwise_not(out) if invert else out
 
 
-__all__ = ["where", "nonzero", "flatnonzero", "argwhere", "select", "choose", "compress",
+def place(arr: Any, mask: Any, vals: Any, *, inplace: bool = True) -> Any:
+    """A copy of ``arr`` with its elements where ``mask`` is true replaced, in order, by
+    ``vals`` (repeated as often as needed); traceable: every element is a candidate."""
+    if inplace:
+        raise ValueError("place: fungrad arrays are immutable; pass inplace=False")
+    arr, mask, vals = ensure_arraylike("place", arr, mask, vals)
+    n = aval(arr).size
+    if aval(mask).size != n:
+        raise ValueError(f"place: arr and mask must be the same size, got shapes "
+                         f"{aval(arr).shape} and {aval(mask).shape}")
+    if not aval(vals).size:
+        raise ValueError("place: cannot place values from an empty vals")
+    if not n:
+        return arr
+    (positions,) = nonzero(lax.reshape(mask, (n,)), size=n, fill_value=n)
+    vals = lax.reshape(vals, (aval(vals).size,))
+    repeats = -(-n // aval(vals).size)
+    vals = lax.reshape(lax.broadcast_in_dim(vals, (repeats, aval(vals).size), (1,)),
+                       (repeats * aval(vals).size,))
+    vals = lax.convert_element_type(lax.slice(vals, (0,), (n,)), aval(arr).dtype)
+    flat = _IndexUpdateRef(lax.reshape(arr, (n,)), positions).set(vals, mode="drop")
+    return lax.reshape(flat, aval(arr).shape)
+
+
+__all__ = ["where", "place", "nonzero", "flatnonzero", "argwhere", "select", "choose", "compress",
            "extract", "searchsorted", "digitize", "bincount", "isin"]

@@ -15,7 +15,7 @@ from fungrad.numpy._reductions import cumsum, sum as _sum
 from fungrad.numpy._searching import nonzero
 from fungrad.numpy._shape import swapaxes
 from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
-                                 scalar_like, static_int, where as _where)
+                                 scalar_like, static_int, to_complex_dtype, where as _where)
 
 
 def _flat_or_axis(arr: Any, axis: Any, fname: str) -> tuple[Any, int]:
@@ -180,4 +180,12 @@ def unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-__all__ = ["sort", "argsort", "lexsort", "partition", "argpartition", "unique"]
+def sort_complex(a: Any) -> Any:
+    """``a`` sorted along its last axis by real part, then imaginary part, as complex."""
+    arr = ensure_arraylike("sort_complex", a)
+    if aval(arr).ndim:
+        arr = lax.sort(arr, dimension=aval(arr).ndim - 1)
+    return lax.convert_element_type(arr, to_complex_dtype(aval(arr).dtype))
+
+
+__all__ = ["sort", "sort_complex", "argsort", "lexsort", "partition", "argpartition", "unique"]
