@@ -6,7 +6,8 @@ classification), ``_float_bits`` (frexp, ldexp, spacing), ``_reductions``, ``_sh
 ``_joining``, ``_indexing`` (``x[idx]``, ``x.at[idx]``, ``take``), ``_searching``,
 ``_sorting``, ``_linalg`` (products), ``_einsum``, ``_misc``, ``_quantiles``,
 ``_index_tricks``, ``_functional`` (vectorize and friends), ``_setops``, ``_polynomial``,
-``_histograms``, ``_windows``, ``_signal`` (unwrap, trim_zeros), ``_bit_packing``;
+``_histograms``, ``_windows``, ``_signal`` (unwrap, trim_zeros), ``_bit_packing``,
+``_io`` (arrays from buffers, functions and files; printing);
 ``linalg`` and ``fft`` are the ``jnp.linalg`` and ``jnp.fft`` submodules.
 """
 import sys
@@ -35,8 +36,9 @@ from fungrad.numpy._histograms import *  # noqa: F401,F403
 from fungrad.numpy._windows import *  # noqa: F401,F403
 from fungrad.numpy._signal import *  # noqa: F401,F403
 from fungrad.numpy._bit_packing import *  # noqa: F401,F403
+from fungrad.numpy._io import *  # noqa: F401,F403
 from fungrad.numpy import (_bit_packing, _creation, _dtypes, _einsum, _float_bits, _functional,
-                           _histograms, _index_tricks, _indexing, _joining, _linalg, _misc,
+                           _histograms, _index_tricks, _indexing, _io, _joining, _linalg, _misc,
                            _polynomial, _quantiles, _reductions, _searching, _setops, _shape,
                            _signal, _sorting, _ufuncs, _ufuncs_math, _windows, fft, linalg)
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
@@ -57,7 +59,7 @@ __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float
                                _reductions, _shape, _joining, _indexing, _searching, _sorting,
                                _linalg, _einsum, _misc, _quantiles, _index_tricks, _functional,
                                _setops, _polynomial, _histograms, _windows, _signal,
-                               _bit_packing)
+                               _bit_packing, _io)
            for name in family.__all__]
 __all__ += ["bfloat16", "bool",  # noqa: F405  (bfloat16: __getattr__ loads it lazily)
             "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",

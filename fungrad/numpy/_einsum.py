@@ -11,6 +11,8 @@ from __future__ import annotations
 import string
 from typing import Any, Sequence
 
+import numpy as np
+
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.util import prod as _prod
@@ -165,21 +167,16 @@ def einsum(subscripts: Any, *operands: Any, out: None = None, optimize: Any = "a
         return keep
 
     reduced = [_sum_out(o, ls, needed([k])) for k, (o, ls) in enumerate(reduced)]
-    while len(reduced) > 1:
-        best = None
-        for i in range(len(reduced)):
-            for j in range(i + 1, len(reduced)):
-                keep = needed([i, j])
-                result = set(reduced[i][1]) | set(reduced[j][1])
-                cost = _prod(sizes.get(lab, 1) for lab in result if lab in keep)
-                if best is None or cost < best[0]:
-                    best = (cost, i, j, keep)
-        _, i, j, keep = best
-        (a, la), (b, lb) = reduced[i], reduced[j]
-        a, la = _sum_out(a, la, keep | set(lb))
-        b, lb = _sum_out(b, lb, keep | set(la))
-        merged = _contract(a, la, b, lb, keep, precision, pref)
-        reduced = [r for k, r in enumerate(reduced) if k not in (i, j)] + [merged]
+    order = _path_steps(optimize, len(reduced)) or \
+        _greedy_order([ls for _, ls in reduced], sizes, out_labels)
+    for step in order:
+        for i, j in _pairwise(step, len(reduced)):
+            keep = needed([i, j])
+            (a, la), (b, lb) = reduced[i], reduced[j]
+            a, la = _sum_out(a, la, keep | set(lb))
+            b, lb = _sum_out(b, lb, keep | set(la))
+            merged = _contract(a, la, b, lb, keep, precision, pref)
+            reduced = [r for k, r in enumerate(reduced) if k not in (i, j)] + [merged]
     result, labs = _sum_out(*reduced[0], set(out_labels))
     missing = [lab for lab in out_labels if lab not in labs]
     if missing:  # an output label whose every occurrence was a broadcast size-1 dim
@@ -189,4 +186,95 @@ def einsum(subscripts: Any, *operands: Any, out: None = None, optimize: Any = "a
     return lax.convert_element_type(result, pref or dt, weak if pref is None else False)
 
 
-__all__ = ["einsum"]
+def _greedy_order(labels: list[list[str]], sizes: dict[str, int],
+                  out_labels: Sequence[str]) -> list[tuple[int, int]]:
+    """The pairs ``einsum`` contracts, in order: each time the pair whose result (the labels
+    still needed afterwards) is smallest; the result goes to the end of the list, as in
+    NumPy's paths."""
+    labels = [set(ls) for ls in labels]
+    order = []
+    while len(labels) > 1:
+        best = None
+        for i in range(len(labels)):
+            for j in range(i + 1, len(labels)):
+                keep = set(out_labels).union(*(ls for k, ls in enumerate(labels)
+                                               if k not in (i, j)))
+                result = (labels[i] | labels[j]) & keep
+                cost = _prod(sizes.get(lab, 1) for lab in result)
+                if best is None or cost < best[0]:
+                    best = (cost, i, j, result)
+        _, i, j, result = best
+        order.append((i, j))
+        labels = [ls for k, ls in enumerate(labels) if k not in (i, j)] + [result]
+    return order
+
+
+def _path_steps(optimize: Any, n: int) -> list[tuple[int, ...]] | None:
+    """A contraction path given as ``optimize`` (as ``einsum_path`` returns it, with or
+    without NumPy's leading ``"einsum_path"``), or None to choose one."""
+    if not isinstance(optimize, (list, tuple)):
+        if optimize is False:
+            return [(0, 1)] * (n - 1)
+        return None
+    steps = [tuple(s) for s in optimize if s != "einsum_path"]
+    left = n
+    for step in steps:
+        if len(step) < 1 or len(set(step)) != len(step) or \
+                not all(isinstance(k, int) and 0 <= k < left for k in step):
+            raise ValueError(f"einsum: invalid contraction path {optimize!r} for {n} operands")
+        left -= len(step) - 1
+    if left != 1:
+        raise ValueError(f"einsum: the contraction path {optimize!r} leaves {left} operands")
+    return steps
+
+
+def _pairwise(step: tuple[int, ...], n: int) -> list[tuple[int, int]]:
+    """A path step joining several operands as pairs: the first two, then their result (at
+    the end of the list) with the next, and so on."""
+    if len(step) == 1:
+        return []
+    pairs = [tuple(sorted(step[:2]))]
+    rest = [k for k in range(n) if k not in step[:2]]
+    for k in step[2:]:
+        pairs.append((rest.index(k), n - 2))
+        rest.remove(k)
+        n -= 1
+    return pairs
+
+
+def einsum_path(subscripts: Any, /, *operands: Any,
+                optimize: Any = "auto") -> tuple[list[tuple[int, ...]], str]:
+    """The order in which ``einsum(subscripts, *operands)`` contracts its operands, without
+    computing it: ``(path, report)``. The path is a list of operand-index pairs in NumPy's
+    convention (each result goes to the end of the list), which ``einsum(...,
+    optimize=path)`` follows; the report says the same in words.
+
+    ``optimize``: ``"auto"``, ``"greedy"`` or ``True`` for ``einsum``'s own greedy order
+    (smallest intermediate first), ``"optimal"`` for NumPy's exhaustive search, ``False``
+    for left to right. JAX answers with opt_einsum's choice and report object, which may
+    pick another order of the same kind.
+    """
+    if not isinstance(subscripts, str):
+        subscripts, operands = _interleaved_to_subscripts((subscripts,) + operands)
+    ops = [ensure_arraylike("einsum_path", o) for o in operands]
+    if optimize == "optimal":
+        placeholders = [np.broadcast_to(np.zeros((), np.float32), aval(o).shape) for o in ops]
+        steps, _ = np.einsum_path(subscripts, *placeholders, optimize="optimal")
+        path = [tuple(step) for step in steps[1:]]
+    elif optimize in ("auto", "greedy", True, False):
+        labels, out_labels = _parse(subscripts, [aval(o).shape for o in ops])
+        sizes: dict[str, int] = {}
+        for o, ls in zip(ops, labels):
+            for lab, n in zip(ls, aval(o).shape):
+                if n != 1:
+                    sizes.setdefault(lab, n)
+        path = _path_steps(False, len(ops)) if optimize is False else \
+            _greedy_order([list(ls) for ls in labels], sizes, out_labels)
+    else:
+        raise ValueError(f"einsum_path: optimize must be 'auto', 'greedy', 'optimal', True or "
+                         f"False, got {optimize!r}")
+    report = "\n".join(f"contract operands {step}" for step in path) or "nothing to contract"
+    return path, f"einsum_path for {subscripts!r}:\n{report}"
+
+
+__all__ = ["einsum", "einsum_path"]
