@@ -10,8 +10,8 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.numpy._ufuncs import abs as _abs, add, divide, multiply, square, subtract
-from fungrad.numpy._ufuncs_math import cos, sqrt
-from fungrad.numpy._util import aval, ensure_arraylike, promote_args_inexact
+from fungrad.numpy._ufuncs_math import cos, i0, sqrt
+from fungrad.numpy._util import aval, ensure_arraylike
 
 
 def _window_length(M: Any, fname: str) -> int:
@@ -82,13 +82,6 @@ def hanning(M: int) -> Any:
     return multiply(0.5, subtract(1, _cos_term(_positions(M), 1, M)))
 
 
-def _i0(x: Any) -> Any:
-    """The modified Bessel function ``I0(x) = exp(|x|) i0e(x)``. ``|x|`` is spelled
-    ``x sign(x)`` so that the derivative, ``I1(x)``, is exactly 0 at 0 (as JAX's)."""
-    x, = promote_args_inexact("kaiser", x)
-    return lax.mul(lax.exp(lax.mul(x, lax.sign(x))), lax.bessel_i0e(x))
-
-
 def kaiser(M: int, beta: Any) -> Any:
     """The Kaiser window of ``M`` points, ``I0(beta sqrt(1 - (2n/(M-1) - 1)^2)) / I0(beta)``:
     ``beta`` trades main-lobe width for side-lobe level (``M`` static, ``beta`` may be traced)."""
@@ -100,7 +93,7 @@ def kaiser(M: int, beta: Any) -> Any:
         return _ones(M)
     alpha = 0.5 * (M - 1)
     ratio = divide(subtract(_positions(M), alpha), alpha)
-    return divide(_i0(multiply(beta, sqrt(subtract(1, square(ratio))))), _i0(beta))
+    return divide(i0(multiply(beta, sqrt(subtract(1, square(ratio))))), i0(beta))
 
 
 __all__ = ["bartlett", "blackman", "hamming", "hanning", "kaiser"]
