@@ -3,7 +3,6 @@ mask_indices, place, unwrap, trim_zeros, packbits/unpackbits (values, dtypes, we
 under jit, derivatives where JAX's exist, and errors)."""
 import functools
 
-import jax
 import jax.numpy as jnp_ref
 import numpy as np
 import pytest
@@ -164,56 +163,18 @@ def test_packbits_unpackbits():
         jnp.packbits(bits, bitorder="middle")
 
 
-def test_every_new_name_is_exported_as_in_jax():
-    for name in ("matvec", "vecmat", "sort_complex", "block", "r_", "c_", "mask_indices",
-                 "place", "unwrap", "trim_zeros", "packbits", "unpackbits", "frexp", "ldexp",
-                 "spacing", "i0"):
-        assert name in jnp.__all__ and hasattr(jax.numpy, name), name
+# jax.numpy 0.10's names that fungrad.numpy lacked before this file's functions (a fixed
+# list: a newer jax adding names must not fail this test)
+TAIL = ["ComplexWarning", "array_repr", "array_str", "bartlett", "blackman", "block", "c_",
+        "einsum_path", "frexp", "from_dlpack", "frombuffer", "fromfile", "fromfunction",
+        "fromiter", "frompyfunc", "fromstring", "get_printoptions", "hamming", "hanning",
+        "histogram", "histogram2d", "histogram_bin_edges", "histogramdd", "i0", "kaiser",
+        "ldexp", "load", "mask_indices", "matvec", "object_", "packbits", "place", "poly",
+        "polyadd", "polyder", "polydiv", "polyfit", "polyint", "polymul", "polysub",
+        "printoptions", "r_", "roots", "save", "savez", "set_printoptions", "sort_complex",
+        "spacing", "trim_zeros", "ufunc", "unpackbits", "unwrap", "vecmat"]
 
 
-def test_einsum_path_and_paths_given_to_einsum():
-    a, b, c, d = (rand(RNG, s, F32) for s in ((2, 3), (3, 4), (4, 5), (5, 2)))
-    spec = "ij,jk,kl,lm->im"
-    want = jnp_ref.einsum(spec, a, b, c, d)
-    jax_path = jnp_ref.einsum_path(spec, a, b, c, d, optimize="optimal")[0]
-    assert jnp.einsum_path(spec, a, b, c, d, optimize="optimal")[0] == jax_path
-    assert jnp.einsum_path(spec, a, b, c, d, optimize=False)[0] == [(0, 1)] * 3
-    for optimize in ("auto", "greedy", True, False, "optimal"):
-        path, report = jnp.einsum_path(spec, a, b, c, d, optimize=optimize)
-        assert isinstance(report, str) and all(isinstance(step, tuple) for step in path)
-        assert_same(jnp.einsum(spec, a, b, c, d, optimize=path), want)
-    for path in (jax_path, [(0, 1, 2), (0, 1)], ["einsum_path", (2, 3), (0, 2), (0, 1)]):
-        assert_same(jnp.einsum(spec, a, b, c, d, optimize=path), want)
-        assert_same(fungrad.jit(lambda *ops: jnp.einsum(spec, *ops, optimize=path))(a, b, c, d),
-                    want)
-    assert jnp.einsum_path(a, [0, 1], b, [1, 2])[0] == [(0, 1)]
-    with pytest.raises(ValueError, match="einsum"):
-        jnp.einsum("ij,jk->ik", a, b, optimize=[(0, 2)])
-    with pytest.raises(ValueError, match="einsum_path"):
-        jnp.einsum_path("ij,jk->ik", a, b, optimize="fastest")
-
-
-def test_arrays_from_buffers_strings_functions_and_files(tmp_path):
-    for fg, ref in ((lambda: jnp.frombuffer(b"\x01\x02\x03\x04", dtype=U8),
-                     lambda: jnp_ref.frombuffer(b"\x01\x02\x03\x04", dtype=U8)),
-                    (lambda: jnp.fromstring("1 2 3.5", sep=" "),
-                     lambda: jnp_ref.fromstring("1 2 3.5", sep=" ")),
-                    (lambda: jnp.fromfunction(lambda i, j: i * 10 + j, (2, 3), dtype=int),
-                     lambda: jnp_ref.fromfunction(lambda i, j: i * 10 + j, (2, 3), dtype=int)),
-                    (lambda: jnp.fromfunction(lambda i: i / 2, 3),
-                     lambda: jnp_ref.fromfunction(lambda i: i / 2, 3)),
-                    (lambda: jnp.from_dlpack(np.arange(3.0)),
-                     lambda: jnp_ref.from_dlpack(np.arange(3.0)))):
-        assert_same(fg(), ref())
-    for name in ("fromfile", "fromiter"):
-        with pytest.raises(NotImplementedError, match=name):
-            getattr(jnp, name)([1, 2])
-    path = tmp_path / "x.npy"
-    jnp.save(path, jnp.arange(4, dtype=jnp.bfloat16))
-    assert_same(jnp.load(path), jnp_ref.load(path))  # bfloat16 comes back as bfloat16
-    jnp.savez(tmp_path / "xs.npz", a=jnp.ones(2))
-    np.testing.assert_array_equal(jnp.load(tmp_path / "xs.npz")["a"], np.ones(2, F32))
-    with jnp.printoptions(precision=2):
-        assert jnp.array_str(jnp.asarray([1 / 3])) == "[0.33]"
-    assert jnp.get_printoptions()["precision"] == 8
-    assert jnp.array_repr(jnp.arange(2.0)) == "Array([0., 1.], dtype=float32)"
+def test_the_tail_of_jax_numpy_is_exported():
+    assert [n for n in TAIL if n not in jnp.__all__ or not hasattr(jnp, n)] == []
+    assert jnp.object_ is jnp_ref.object_ and jnp.ComplexWarning is jnp_ref.ComplexWarning

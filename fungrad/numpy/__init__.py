@@ -54,6 +54,9 @@ pi, e, inf, nan, euler_gamma = 3.141592653589793, 2.718281828459045, float("inf"
 
 from fungrad._core import array_methods as _array_methods  # noqa: E402
 _array_methods.install(sys.modules[__name__])
+# After install: Array's operators keep the plain functions; the public names become ufuncs.
+from fungrad.numpy._ufunc_api import *  # noqa: E402,F401,F403
+from fungrad.numpy import _ufunc_api  # noqa: E402
 
 __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float_bits,
                                _reductions, _shape, _joining, _indexing, _searching, _sorting,
@@ -64,6 +67,7 @@ __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float
 __all__ += ["bfloat16", "bool",  # noqa: F405  (bfloat16: __getattr__ loads it lazily)
             "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",
             "fft", "linalg"]
+__all__ += [name for name in _ufunc_api.__all__ if name not in __all__]
 __dir__ = public_dir(__all__)
 
 

@@ -19,6 +19,8 @@ from numpy import (bool_ as _np_bool, character, complexfloating, flexible, floa
 
 float0 = dtypes.float0
 dtype = np.dtype
+object_ = np.object_  # a name only, as in jax.numpy: arrays of objects are not supported
+ComplexWarning = np.exceptions.ComplexWarning
 
 
 class _ScalarMeta(type):
@@ -175,4 +177,4 @@ __all__ = ["bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint3
            "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer",
            "signedinteger", "unsignedinteger", "character", "flexible", "issubdtype",
            "isdtype", "result_type", "promote_types", "can_cast", "finfo", "iinfo",
-           "iscomplexobj", "isrealobj"]
+           "iscomplexobj", "isrealobj", "object_", "ComplexWarning"]
