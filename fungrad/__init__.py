@@ -46,8 +46,8 @@ __all__ = [
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     # libraries
-    "numpy", "lax", "random", "nn", "scipy", "image", "tree", "tree_util", "flatten_util", "debug",
-    "errors", "experimental", "test_util",
+    "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
+    "debug", "errors", "experimental", "test_util",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -55,8 +55,8 @@ __dir__ = _public_dir(__all__)
 # The libraries on top of the core load on first use (``fungrad.nn.relu``, ``from fungrad
 # import optim``), as SciPy loads its subpackages: together they are about a fifth of
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
-_LIBRARIES = ("random", "nn", "scipy", "image", "debug", "experimental", "test_util", "optim",
-              "train")
+_LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
+              "optim", "train")
 
 
 def __getattr__(name: str):

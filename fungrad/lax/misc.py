@@ -14,23 +14,28 @@
 """
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from fungrad import tree as tree_util
+from fungrad import backends, tree as tree_util
 from fungrad._core import dtypes
 from fungrad._core.core import Primitive, get_aval
 from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import FLOAT, as_operand, elementwise_prim, static_ints
-from fungrad.lax.shapes import broadcast_in_dim, reshape
+from fungrad.lax.shapes import broadcast_in_dim, full, reshape
 from fungrad.lax.slicing import concatenate, slice_in_dim
 
 __all__ = [
+    "composite",
+    "dtype",
+    "empty",
+    "platform_dependent",
     "optimization_barrier",
     "optimization_barrier_p",
     "reduce_precision",
@@ -196,3 +201,51 @@ def tile(operand: Any, reps: Sequence[int]) -> Any:
     wide = tuple(s for r, n in zip(reps, shape) for s in (r, n))
     out = broadcast_in_dim(x, wide, tuple(range(1, 2 * len(shape), 2)))
     return reshape(out, tuple(r * n for r, n in zip(reps, shape)))
+
+
+# --------------------------------------------------------------------------- staging helpers
+
+def dtype(x: Any) -> np.dtype:
+    """The dtype ``x`` has as a fungrad array: Python scalars and 64-bit values canonicalised
+    (``float`` is float32 unless x64 is enabled), dtype names and classes resolved."""
+    if isinstance(x, (str, type, np.dtype)):
+        return dtypes.canonicalize_dtype(x)
+    return dtypes.result_type(x)
+
+
+def empty(shape: Sequence[int], dtype: Any, *, out_sharding: Any = None) -> Any:
+    """An array of ``shape`` and ``dtype`` whose values are not meant to be read (zeros)."""
+    return full(shape, 0, dtype)
+
+
+_PLATFORMS = ("cpu", "gpu", "cuda", "rocm", "tpu")
+
+
+def platform_dependent(*args: Any, default: Callable[..., Any] | None = None,
+                       **per_platform: Callable[..., Any]) -> Any:
+    """``per_platform[p](*args)`` for the platform ``p`` that runs the computation
+    (``"cpu"``, or ``"cuda"``/``"gpu"`` on the GPU backend), else ``default(*args)``."""
+    unknown = sorted(set(per_platform) - set(_PLATFORMS))
+    if unknown:
+        raise ValueError(f"platform_dependent: unknown platforms {unknown}; use {_PLATFORMS}")
+    platform = backends.default_backend()
+    names = ("gpu", "cuda") if platform == "gpu" else (platform,)
+    branch = next((per_platform[n] for n in names if n in per_platform), default)
+    if branch is None:
+        raise NotImplementedError(f"platform_dependent: no branch for platform {platform!r} "
+                                  f"and no default")
+    return branch(*args)
+
+
+def composite(decomposition: Callable[..., Any], name: str,
+              version: int = 0) -> Callable[..., Any]:
+    """``decomposition`` marked as one named operation (XLA keeps such a composite whole for
+    backends that implement it). Here it runs as its decomposition, which also makes it
+    differentiable where JAX's composite has no JVP."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"composite: name must be a non-empty string, got {name!r}")
+
+    @functools.wraps(decomposition)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return decomposition(*args, **kwargs)
+    return call

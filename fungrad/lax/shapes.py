@@ -21,6 +21,7 @@ from fungrad._core.util import canonicalize_axis, prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import (NUMERIC, as_operand, check_nbytes, hashable_shape, kind,
                                static_ints)
+from fungrad.lax._prim import broadcast_shapes as _broadcast_shapes
 
 
 # --------------------------------------------------------------------------- broadcast_in_dim
@@ -338,6 +339,23 @@ def iota(dtype: Any, size: int) -> Any:
     return broadcasted_iota(dtype, hashable_shape(size, "iota", "size"), 0)
 
 
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """The shape that NumPy broadcasting gives arrays of ``shapes`` (``jax.lax``'s)."""
+    try:
+        return _broadcast_shapes("broadcast_shapes", *(tuple(s) for s in shapes))
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+
+
+def broadcast_to_rank(x: Any, rank: int) -> Any:
+    """``x`` with leading unit dimensions added up to ``rank`` dimensions."""
+    x = as_operand(x)
+    ndim = core.get_aval(x).ndim
+    if rank < ndim:
+        raise ValueError(f"broadcast_to_rank: x has {ndim} dimensions, more than rank={rank}")
+    return x if ndim == rank else broadcast(x, (1,) * (rank - ndim))
+
+
 def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
     """An array of ``shape`` whose values count along ``dimension`` (``lax.broadcasted_iota``)."""
     dtype = dtypes.canonicalize_dtype(dtype)
@@ -425,7 +443,8 @@ ad.def_nondiff(bitcast_convert_type_p)
 batching.def_batch(bitcast_convert_type_p, _bitcast_batch)
 
 
-__all__ = ['collapse', 'iota', 'broadcasted_iota', 'iota_p', 'bitcast_convert_type',
+__all__ = ['collapse', 'iota', 'broadcasted_iota', 'broadcast_shapes', 'broadcast_to_rank',
+           'iota_p', 'bitcast_convert_type',
            'bitcast_convert_type_p', 'broadcast', 'broadcast_in_dim', 'broadcast_in_dim_p',
            'reshape', 'reshape_p', 'transpose', 'transpose_p', 'squeeze', 'squeeze_p',
            'expand_dims', 'rev', 'rev_p', 'convert_element_type', 'convert_element_type_p', 'full',

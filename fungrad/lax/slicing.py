@@ -24,9 +24,9 @@ from fungrad._core.structural import reduce_sum_p
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, hashable_shape, kind, operand_dtype, static_ints
-from fungrad.lax.elementwise import add, lt, select, sub
+from fungrad.lax.elementwise import add, lt, rem, select, sub
 from fungrad.lax.gather_scatter import *  # noqa: F401,F403  (re-exported, see __all__)
-from fungrad.lax.gather_scatter import (GatherDimensionNumbers, GatherScatterMode,
+from fungrad.lax.gather_scatter import (GatherDimensionNumbers, GatherScatterMode, gather,
                                         ScatterDimensionNumbers, _gather_batch, scatter_p)
 from fungrad.lax.gather_scatter import __all__ as _gather_scatter_all
 from fungrad.lax.shapes import broadcast_in_dim, full, reshape, squeeze
@@ -607,8 +607,36 @@ def dynamic_update_index_in_dim(operand: Any, update: Any, index: Any, axis: int
                                        allow_negative_indices=allow_negative_indices)
 
 
+def index_take(src: Any, idxs: Sequence[Any], axes: Sequence[int]) -> Any:
+    """``src`` at the points whose coordinates along ``axes`` are the rows of ``idxs`` (one
+    index array per axis, wrapped modulo the axis size), the other axes kept whole."""
+    src = as_operand(src)
+    shape = core.get_aval(src).shape
+    axes = tuple(canonicalize_axis(a, len(shape), "index_take") for a in axes)
+    if len(idxs) != len(axes):
+        raise ValueError(f"index_take: one index array per axis is needed, got {len(idxs)} "
+                         f"for axes {axes}")
+    idxs = [as_operand(i) for i in idxs]
+    wrapped = []
+    for i, ax in zip(idxs, axes):
+        size = full((), shape[ax], core.get_aval(i).dtype)
+        wrapped.append(reshape(_remainder_nonneg(i, size), core.get_aval(i).shape + (1,)))
+    indices = concatenate(wrapped, core.get_aval(wrapped[0]).ndim - 1)
+    sizes = tuple(1 if d in axes else n for d, n in enumerate(shape))
+    offset = tuple(range(1, len(shape) - len(axes) + 1))
+    dnums = GatherDimensionNumbers(offset_dims=offset, collapsed_slice_dims=axes,
+                                   start_index_map=axes)
+    return gather(src, indices, dimension_numbers=dnums, slice_sizes=sizes)
+
+
+def _remainder_nonneg(i: Any, n: Any) -> Any:
+    """``i mod n`` in ``[0, n)`` (a negative index wraps from the end)."""
+    r = rem(i, n)
+    return select(lt(r, full((), 0, core.get_aval(r).dtype)), add(r, n), r)
+
+
 __all__ = ['slice', 'slice_p', 'pad', 'pad_p', 'concatenate', 'concatenate_p', 'split',
            'dynamic_slice', 'dynamic_slice_p', 'dynamic_update_slice',
            'dynamic_update_slice_p', 'slice_in_dim', 'index_in_dim', 'dynamic_slice_in_dim',
            'dynamic_index_in_dim', 'dynamic_update_slice_in_dim',
-           'dynamic_update_index_in_dim'] + _gather_scatter_all
+           'dynamic_update_index_in_dim', 'index_take'] + _gather_scatter_all

@@ -21,6 +21,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import ANY, as_operand, check_dtypes
 from fungrad.lax.shapes import broadcast_in_dim, broadcasted_iota, expand_dims, full
 from fungrad.lax.slicing import gather, GatherDimensionNumbers, GatherScatterMode
+from fungrad.lax.slicing import slice as slice_
 
 
 def _sort_key(x: np.ndarray) -> np.ndarray:
@@ -205,4 +206,40 @@ def top_k(operand: Any, k: int, *, axis: int = -1) -> list:
     return top_k_p.bind(operand, k=k, axis=axis)  # a list [values, indices], as jax returns
 
 
-__all__ = ['sort', 'sort_p', 'sort_key_val', 'top_k', 'top_k_p']
+def approx_max_k(operand: Any, k: int, reduction_dimension: int = -1,
+                 recall_target: float = 0.95, reduction_input_size_override: int = -1,
+                 aggregate_to_topk: bool = True) -> list:
+    """The ``k`` largest entries along ``reduction_dimension`` and their indices. XLA's
+    approximate search is exact on the CPU, and so is this: ``top_k`` (``recall_target``
+    and the other tuning arguments change nothing)."""
+    return _top_k_along("approx_max_k", operand, k, reduction_dimension, largest=True)
+
+
+def approx_min_k(operand: Any, k: int, reduction_dimension: int = -1,
+                 recall_target: float = 0.95, reduction_input_size_override: int = -1,
+                 aggregate_to_topk: bool = True) -> list:
+    """The ``k`` smallest entries along ``reduction_dimension`` and their indices (exact,
+    as ``approx_max_k``); among equal values the lower index comes first."""
+    return _top_k_along("approx_min_k", operand, k, reduction_dimension, largest=False)
+
+
+def _top_k_along(fname: str, operand: Any, k: int, axis: int, largest: bool) -> list:
+    operand = as_operand(operand)
+    aval = core.get_aval(operand)
+    if aval.ndim == 0:
+        raise TypeError(f"{fname}: operand must have at least one dimension")
+    if not dtypes.is_float(aval.dtype):
+        raise ValueError(f"{fname}: operand must be a floating type, got {aval.dtype}")
+    axis = canonicalize_axis(axis, aval.ndim, fname)
+    k = int(k)
+    if not 0 <= k <= aval.shape[axis]:
+        raise ValueError(f"{fname}: k must be in [0, {aval.shape[axis]}], got {k}")
+    if largest:
+        return top_k(operand, k, axis=axis)
+    positions = broadcasted_iota(np.int32, aval.shape, axis)
+    values, indices = sort((operand, positions), dimension=axis, is_stable=True, num_keys=1)
+    starts, limits = (0,) * aval.ndim, aval.shape[:axis] + (k,) + aval.shape[axis + 1:]
+    return [slice_(values, starts, limits), slice_(indices, starts, limits)]
+
+
+__all__ = ['sort', 'sort_p', 'sort_key_val', 'top_k', 'top_k_p', 'approx_max_k', 'approx_min_k']
