@@ -77,3 +77,21 @@ def test_platform_dependent_and_composite():
     assert float(fungrad.grad(lambda x: scaled(x, n=3))(1.0)) == 3.0  # JAX's has no JVP
     with pytest.raises(TypeError, match="composite"):
         lax.composite(double, name="")
+
+
+def test_broadcast_like_shape_as_value_and_sharding_constraint():
+    for shape, like in (((3, 1), (2, 3, 4)), ((4,), (2, 4)), ((), (3,)), ((2, 3), (2, 3))):
+        compare(lambda a, b: lax.broadcast_like(a, b),
+                lambda a, b: jax.lax.broadcast_like(a, b), rand(RNG, shape), rand(RNG, like))
+    compare_transforms(lambda a: lax.broadcast_like(a, np.ones((2, 3), np.float32)),
+                       lambda a: jax.lax.broadcast_like(a, np.ones((2, 3), np.float32)),
+                       [rand(RNG, (3,))], RNG)
+    with pytest.raises(ValueError, match="broadcast_like"):
+        lax.broadcast_like(np.ones(3), np.ones((2, 4)))
+    assert_same(lax.shape_as_value((2, 3)), jax.lax.shape_as_value((2, 3)))
+    x = rand(RNG, (4,))
+    one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    assert_same(fungrad.jit(lambda v: lax.with_sharding_constraint(2 * v, one_device))(x),
+                jax.jit(lambda v: jax.lax.with_sharding_constraint(2 * v, one_device))(x))
+    assert lax.DotDimensionNumbers is not None and lax.PrecisionLike is not None
+    assert lax.ConvGeneralDilatedDimensionNumbers is not None

@@ -16,7 +16,7 @@ cotangent; so higher derivatives and ``vmap`` of gradients need nothing more.
 from __future__ import annotations
 
 import itertools
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence, Union
 
 from fungrad._core import core, dtypes
 from fungrad._core.core import Primitive, ShapedArray
@@ -34,6 +34,11 @@ class ConvDimensionNumbers(NamedTuple):
     lhs_spec: tuple
     rhs_spec: tuple
     out_spec: tuple
+
+
+# JAX's type of the ``dimension_numbers`` argument: None, the named tuple, or three layout
+# strings such as ``("NCHW", "OIHW", "NCHW")``.
+ConvGeneralDilatedDimensionNumbers = Union[None, ConvDimensionNumbers, tuple[str, str, str]]
 
 
 def conv_general_permutations(dimension_numbers: Sequence[str]) -> tuple[tuple, tuple, tuple]:
@@ -548,6 +553,7 @@ def conv_transpose(lhs: Any, rhs: Any, strides: Sequence[int], padding: Any,
                                 precision=precision, preferred_element_type=preferred_element_type)
 
 
-__all__ = ['ConvDimensionNumbers', 'conv_dimension_numbers', 'conv_general_permutations',
+__all__ = ['ConvDimensionNumbers', 'ConvGeneralDilatedDimensionNumbers', 'conv_dimension_numbers',
+           'conv_general_permutations',
            'padtype_to_pads', 'conv_shape_tuple', 'conv_general_dilated', 'conv_general_dilated_p',
            'conv', 'conv_with_general_padding', 'conv_transpose']

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -35,6 +35,11 @@ class Precision(enum.Enum):
 
     __str__ = __repr__
 
+
+# Type aliases of JAX's signatures, for annotations written against ``jax.lax``.
+PrecisionLike = Union[None, str, Precision, tuple[str, str], tuple[Precision, Precision]]
+DotDimensionNumbers = tuple[tuple[Sequence[int], Sequence[int]],
+                            tuple[Sequence[int], Sequence[int]]]
 
 _PRECISION_NAMES = {"default": Precision.DEFAULT, "fastest": Precision.DEFAULT,
                     "bfloat16": Precision.DEFAULT, "high": Precision.HIGH,
@@ -375,4 +380,5 @@ def batch_matmul(lhs: Any, rhs: Any, precision: Any = None) -> Any:
     return dot_general(lhs, rhs, (((ln - 1,), (rn - 2,)), (batch, batch)), precision)
 
 
-__all__ = ['Precision', 'dot_general', 'dot_general_p', 'dot', 'batch_matmul']
+__all__ = ['Precision', 'PrecisionLike', 'DotDimensionNumbers', 'dot_general', 'dot_general_p',
+           'dot', 'batch_matmul']

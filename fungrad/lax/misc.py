@@ -32,10 +32,13 @@ from fungrad.lax.shapes import broadcast_in_dim, full, reshape
 from fungrad.lax.slicing import concatenate, slice_in_dim
 
 __all__ = [
+    "broadcast_like",
     "composite",
     "dtype",
     "empty",
     "platform_dependent",
+    "shape_as_value",
+    "with_sharding_constraint",
     "optimization_barrier",
     "optimization_barrier_p",
     "reduce_precision",
@@ -249,3 +252,27 @@ def composite(decomposition: Callable[..., Any], name: str,
     def call(*args: Any, **kwargs: Any) -> Any:
         return decomposition(*args, **kwargs)
     return call
+
+
+def with_sharding_constraint(x: Any, shardings: Any) -> Any:
+    """``x`` unchanged: one process computes on one device here, so there is no layout
+    across devices to constrain (``jax.lax.with_sharding_constraint`` code runs as is)."""
+    return x
+
+
+def broadcast_like(arr: Any, like_arr: Any) -> Any:
+    """``arr`` broadcast (NumPy's rules, leading axes added) to the shape of ``like_arr``."""
+    arr = as_operand(arr)
+    shape, target = get_aval(arr).shape, get_aval(as_operand(like_arr)).shape
+    lead = len(target) - len(shape)
+    if lead < 0 or any(n not in (1, t) for n, t in zip(shape, target[lead:])):
+        raise ValueError(f"broadcast_like: cannot broadcast shape {shape} to {target}")
+    squeezed = [d for d, n in enumerate(shape) if n == 1 and target[lead + d] != 1]
+    kept = reshape(arr, tuple(n for d, n in enumerate(shape) if d not in squeezed))
+    dims = tuple(lead + d for d in range(len(shape)) if d not in squeezed)
+    return broadcast_in_dim(kept, target, dims)
+
+
+def shape_as_value(shape: Sequence[int]) -> Any:
+    """A shape as an int32 array (``jnp.array(shape)``; shapes are always static here)."""
+    return as_operand(np.asarray(tuple(operator.index(n) for n in shape), np.int32))
