@@ -1,4 +1,5 @@
 """Named-axis collectives: ``psum``, ``pmean``, ``pmax``, ``pmin``, ``all_gather``,
+``psum_scatter``, ``all_to_all``, ``pswapaxes``, ``ppermute``, ``pshuffle``, ``pbroadcast``,
 ``axis_index`` and ``axis_size``, over axes named by ``vmap(..., axis_name=...)``.
 
 Each collective is a primitive with a *collective* batching rule
@@ -11,6 +12,8 @@ and a name no enclosing vmap binds is a ``NameError``, as in JAX.
 """
 from __future__ import annotations
 
+import math
+import operator
 from typing import Any, Hashable, Sequence
 
 import numpy as np
@@ -23,8 +26,10 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand
 from fungrad.lax.elementwise import convert_to, div, eq, mul
 from fungrad.lax.reductions import reduce_max, reduce_min, reduce_sum
-from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, convert_element_type, iota,
-                                reshape)
+from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, collapse,
+                                convert_element_type, expand_dims, full, iota, reshape, squeeze,
+                                transpose)
+from fungrad.lax.slicing import concatenate, index_in_dim
 
 AxisName = Hashable
 
@@ -45,40 +50,58 @@ def _bound_axes() -> dict:
     return bound
 
 
-def _unbound(name: Any, bound: Sequence) -> NameError:
-    return NameError(f"unbound axis name: {name}. The following axis names (e.g. defined by "
+def _unbound(name: Any, bound: Sequence, fn: str) -> NameError:
+    return NameError(f"{fn}: unbound axis name: {name}. The following axis names (e.g. defined by "
                      f"vmap(..., axis_name=...)) are available to collective operations: "
                      f"{list(bound)}")
 
 
-def _check_axes(axis_name: Any) -> tuple:
+def _check_axes(axis_name: Any, fn: str) -> tuple:
+    """The names of ``axis_name`` as a tuple; a ``NameError`` naming ``fn`` for a name that
+    no enclosing ``vmap`` binds."""
     axes = _axis_tuple(axis_name)
     bound = _bound_axes()
     for name in axes:
         if name not in bound:
-            raise _unbound(name, bound)
+            raise _unbound(name, bound, fn)
     return axes
+
+
+def _axis_sizes(axes: tuple) -> tuple[int, ...]:
+    bound = _bound_axes()
+    return tuple(bound[name] for name in axes)
 
 
 def axis_size(axis_name: AxisName | Sequence[AxisName]) -> int:
     """The size of the named mapped axis (the product of sizes for a tuple of names)."""
-    bound = _bound_axes()
-    size = 1
-    for name in _axis_tuple(axis_name):
-        if name not in bound:
-            raise _unbound(name, bound)
-        size *= bound[name]
-    return size
+    return math.prod(_axis_sizes(_check_axes(axis_name, "axis_size")))
 
 
-def _unbound_impl(xp, *args, **params):
-    names = params.get("axes") or (params.get("axis_name"),)
-    raise _unbound(names[0], [])
+def _single_axis(axis_name: Any, fn: str) -> AxisName:
+    """``axis_name`` when it names one axis; the collectives that cannot span several
+    names under ``vmap`` (in JAX too) raise, naming ``fn``."""
+    if isinstance(axis_name, (tuple, list)):
+        if len(axis_name) != 1:
+            raise NotImplementedError(f"{fn} over a tuple of axis names {tuple(axis_name)}; "
+                                      f"apply it to one name at a time")
+        axis_name = axis_name[0]
+    _check_axes(axis_name, fn)
+    return axis_name
+
+
+def _no_groups(axis_index_groups: Any, fn: str) -> None:
+    if axis_index_groups is not None:
+        raise NotImplementedError(f"{fn}: axis_index_groups is not supported under vmap "
+                                  f"(got {axis_index_groups!r})")
 
 
 def _collective_prim(name: str) -> Primitive:
+    """A named-axis primitive; evaluated outside any ``vmap`` its axis is unbound."""
+    def unbound_impl(xp, *args, **params):
+        names = params.get("axes") or (params.get("axis_name"),)
+        raise _unbound(names[0], [], name)
     prim = Primitive(name)
-    prim.def_impl(_unbound_impl)
+    prim.def_impl(unbound_impl)
     return prim
 
 
@@ -97,7 +120,7 @@ def _reduction_collective(prim: Primitive, reduce_batched, unbatched):
 
 
 def _allreduce(prim: Primitive, x: Any, axis_name: Any) -> Any:
-    axes = _check_axes(axis_name)
+    axes = _check_axes(axis_name, prim.name)
     return tree_util.map(lambda leaf: prim.bind(as_operand(leaf), axes=axes), x)
 
 
@@ -122,7 +145,7 @@ batching.def_collective(psum_p, _reduction_collective(psum_p, reduce_sum, _times
 
 def pmean(x: Any, axis_name: AxisName | Sequence[AxisName]) -> Any:
     """Mean of ``x`` (a pytree) over the mapped axis (or axes) ``axis_name``."""
-    size = axis_size(axis_name)
+    size = math.prod(_axis_sizes(_check_axes(axis_name, "pmean")))
 
     def mean(leaf):
         total = psum(leaf, axis_name)
@@ -173,7 +196,7 @@ batching.def_collective(pmin_p, _reduction_collective(pmin_p, reduce_min,
 
 def axis_index(axis_name: AxisName) -> Any:
     """The position (int32) of this member along the mapped axis ``axis_name``."""
-    _check_axes(axis_name)
+    _check_axes(axis_name, "axis_index")
     return axis_index_p.bind(axis_name=axis_name)
 
 
@@ -189,6 +212,40 @@ ad.def_nondiff(axis_index_p)
 batching.def_collective(axis_index_p, _axis_index_collective)
 
 
+# --------------------------------------------------------------------------- shape helpers
+
+def _split_dim(x: Any, dim: int, parts: int) -> Any:
+    """Dimension ``dim`` of ``x`` split into ``(parts, size // parts)``, row-major."""
+    shape = core.get_aval(x).shape
+    return reshape(x, shape[:dim] + (parts, shape[dim] // parts) + shape[dim + 1:])
+
+
+def _merge_dims(x: Any, dim: int, count: int = 2) -> Any:
+    """Dimensions ``dim .. dim + count - 1`` of ``x`` merged into one, row-major."""
+    return collapse(x, dim, dim + count)
+
+
+def _member_mask(axis_name: AxisName, member: Any, shape: tuple, dimension: int | None,
+                 like: Any) -> Any:
+    """1 where this member's position along ``axis_name`` equals ``member`` (an iota along
+    ``dimension``, or the scalar ``member`` when ``dimension`` is None), else 0, in
+    ``like``'s dtype and broadcast to ``shape``."""
+    me = broadcast_in_dim(axis_index_p.bind(axis_name=axis_name), shape, ())
+    other = (broadcasted_iota(np.dtype(np.int32), shape, dimension) if dimension is not None
+             else full(shape, member, np.dtype(np.int32)))
+    return convert_to(eq(other, me), like)
+
+
+def _check_split(fn: str, what: str, size: int, group: int, axis_name: Any, tiled: bool) -> None:
+    """Raise when a dimension of ``size`` cannot be split over ``group`` members."""
+    if tiled and size % group:
+        raise ValueError(f"{fn}: the size of {what} ({size}) has to be divisible by the size "
+                         f"of the named axis {axis_name} ({group})")
+    if not tiled and size != group:
+        raise ValueError(f"{fn} requires the size of the mapped axis {axis_name} ({group}) to "
+                         f"equal the size of {what} ({size})")
+
+
 # --------------------------------------------------------------------------- all_gather
 
 def all_gather(x: Any, axis_name: AxisName, *, axis: int = 0, tiled: bool = False) -> Any:
@@ -198,17 +255,15 @@ def all_gather(x: Any, axis_name: AxisName, *, axis: int = 0, tiled: bool = Fals
     along the existing dimension ``axis`` with ``tiled=True``); every member gets
     the whole result, as ``jax.lax.all_gather``.
     """
-    if isinstance(axis_name, (tuple, list)):
-        raise NotImplementedError("all_gather over a tuple of axis names; gather one name "
-                                  "at a time")
-    _check_axes(axis_name)
+    axis_name = _single_axis(axis_name, "all_gather")
+    size = axis_size(axis_name)
 
     def gather(leaf):
         leaf = as_operand(leaf)
         ndim = core.get_aval(leaf).ndim
         ax = canonicalize_axis(axis, ndim if tiled else ndim + 1, "all_gather")
         return all_gather_p.bind(leaf, axis_name=axis_name, axis=ax, tiled=bool(tiled),
-                                 axis_size=axis_size(axis_name))
+                                 axis_size=size)
     return tree_util.map(gather, x)
 
 
@@ -229,22 +284,15 @@ def _all_gather_collective(trace, vals, dims, *, axis_name, axis, tiled, axis_si
         return all_gather_p.bind(batching.moveaxis(x, d, 0), axis_name=axis_name, axis=axis + 1,
                                  tiled=tiled, axis_size=axis_size), 0
     stacked = batching.moveaxis(batching.bdim_at_front(x, d, trace.axis_size), 0, axis)
-    if not tiled:
-        return stacked, None
-    shape = core.get_aval(stacked).shape
-    merged = shape[:axis] + (shape[axis] * shape[axis + 1],) + shape[axis + 2:]
-    return reshape(stacked, merged), None
+    return (_merge_dims(stacked, axis) if tiled else stacked), None
 
 
 def _all_gather_transpose(ct, x, *, axis_name, axis, tiled, axis_size):
     """Each member's cotangent is its own slice of the summed cotangents."""
     ct = psum_p.bind(ad.instantiate(ct), axes=(axis_name,))
-    shape = core.get_aval(ct).shape
     if tiled:
-        shape = shape[:axis] + (axis_size, shape[axis] // axis_size) + shape[axis + 1:]
-        ct = reshape(ct, shape)
-    me = broadcast_in_dim(axis_index_p.bind(axis_name=axis_name), shape, ())
-    mask = convert_to(eq(broadcasted_iota(np.dtype(np.int32), shape, axis), me), ct)
+        ct = _split_dim(ct, axis, axis_size)
+    mask = _member_mask(axis_name, None, core.get_aval(ct).shape, axis, ct)
     return [reduce_sum(mul(ct, mask), (axis,))]
 
 
@@ -254,5 +302,282 @@ ad.deflinear(all_gather_p, _all_gather_transpose)
 batching.def_collective(all_gather_p, _all_gather_collective)
 
 
+
+# --------------------------------------------------------------------------- psum_scatter
+
+def psum_scatter(x: Any, axis_name: AxisName | Sequence[AxisName], *, scatter_dimension: int = 0,
+                 axis_index_groups: Any = None, tiled: bool = False) -> Any:
+    """``psum(x, axis_name)`` of which each member keeps only its own part
+    (``jax.lax.psum_scatter``).
+
+    Without ``tiled`` dimension ``scatter_dimension`` must have the axis size and member
+    ``i`` gets row ``i`` of the sum (the dimension is removed); with ``tiled=True`` it must be
+    divisible by the axis size and member ``i`` gets the ``i``-th block (the rank is kept).
+    The first half of a ``psum``: ``all_gather(psum_scatter(x))`` is ``psum(x)``. A tuple of
+    names scatters over their combined axis, the first name major (JAX's vmap supports one
+    name only).
+    """
+    _no_groups(axis_index_groups, "psum_scatter")
+    axes = _check_axes(axis_name, "psum_scatter")
+    sizes = _axis_sizes(axes)
+    group = math.prod(sizes)
+
+    def scatter(leaf):
+        leaf = as_operand(leaf)
+        shape = core.get_aval(leaf).shape
+        dim = canonicalize_axis(scatter_dimension, len(shape), "psum_scatter")
+        _check_split("psum_scatter", f"scatter_dimension {scatter_dimension}", shape[dim], group,
+                     axis_name, tiled)
+        if len(axes) == 1:
+            return reduce_scatter_p.bind(leaf, axis_name=axes[0], scatter_dimension=dim,
+                                         tiled=bool(tiled), axis_size=group)
+        # One untiled scatter per name over the combined axis split into its factors.
+        block = (shape[dim] // group,) if tiled else ()
+        leaf = reshape(leaf, shape[:dim] + sizes + block + shape[dim + 1:])
+        for name, size in zip(axes, sizes):
+            leaf = reduce_scatter_p.bind(leaf, axis_name=name, scatter_dimension=dim,
+                                         tiled=False, axis_size=size)
+        return leaf
+    return tree_util.map(scatter, x)
+
+
+def _reduce_scatter_abstract(x, *, axis_name, scatter_dimension, tiled, axis_size):
+    dim = scatter_dimension
+    rest = (x.shape[dim] // axis_size,) if tiled else ()
+    return ShapedArray(x.shape[:dim] + rest + x.shape[dim + 1:], x.dtype, x.weak_type)
+
+
+def _reduce_scatter_collective(trace, vals, dims, *, axis_name, scatter_dimension, tiled,
+                               axis_size):
+    (x,), (d,) = vals, dims
+    dim = scatter_dimension
+    if trace.axis_name != axis_name:  # scatter in the parent; our batch dim rides along
+        params = dict(axis_name=axis_name, tiled=tiled, axis_size=axis_size)
+        if d is None:
+            return reduce_scatter_p.bind(x, scatter_dimension=dim, **params), None
+        if d <= dim:
+            return reduce_scatter_p.bind(x, scatter_dimension=dim + 1, **params), d
+        return reduce_scatter_p.bind(x, scatter_dimension=dim, **params), d - (not tiled)
+    # The sum's rows (blocks) along ``dim`` are the members' parts: that dim is the batch dim.
+    total = _times_axis_size(x, axis_size) if d is None else reduce_sum(x, (d,))
+    return (_split_dim(total, dim, axis_size) if tiled else total), dim
+
+
+def _reduce_scatter_transpose(ct, x, *, axis_name, scatter_dimension, tiled, axis_size):
+    """Each member's cotangent goes to every member, at its own position: an all_gather."""
+    return [all_gather_p.bind(ad.instantiate(ct), axis_name=axis_name, axis=scatter_dimension,
+                              tiled=tiled, axis_size=axis_size)]
+
+
+reduce_scatter_p = _collective_prim("reduce_scatter")
+reduce_scatter_p.def_abstract_eval(_reduce_scatter_abstract)
+ad.deflinear(reduce_scatter_p, _reduce_scatter_transpose)
+batching.def_collective(reduce_scatter_p, _reduce_scatter_collective)
+
+
+# --------------------------------------------------------------------------- all_to_all
+
+def all_to_all(x: Any, axis_name: AxisName | Sequence[AxisName], split_axis: int,
+               concat_axis: int, *, axis_index_groups: Any = None, tiled: bool = False) -> Any:
+    """Map dimension ``split_axis`` of ``x`` (a pytree) over the named axis and materialise
+    the named axis at ``concat_axis`` (``jax.lax.all_to_all``).
+
+    Member ``i`` sends its ``j``-th slice (block with ``tiled=True``) along ``split_axis`` to
+    member ``j``, which stacks (concatenates) what it receives along ``concat_axis`` in member
+    order. Untiled, ``x.shape[split_axis]`` must equal the axis size and the result has shape
+    ``np.insert(np.delete(x.shape, split_axis), concat_axis, axis_size)``; tiled, it must be
+    divisible by it and the rank is kept. A tuple of names exchanges over their combined axis,
+    the first name major.
+    """
+    _no_groups(axis_index_groups, "all_to_all")
+    axes = _check_axes(axis_name, "all_to_all")
+    sizes = _axis_sizes(axes)
+    group = math.prod(sizes)
+
+    def exchange(leaf):
+        leaf = as_operand(leaf)
+        shape = core.get_aval(leaf).shape
+        split = canonicalize_axis(split_axis, len(shape), "all_to_all")
+        concat = canonicalize_axis(concat_axis, len(shape), "all_to_all")
+        _check_split("all_to_all", f"split_axis {split_axis}", shape[split], group, axis_name,
+                     tiled)
+        if not tiled and split != concat:  # the tiled exchange onto a new size-1 dimension
+            concat += split < concat
+            leaf = expand_dims(leaf, (concat,))
+            split += concat <= split
+        out = _tiled_all_to_all(leaf, axes, sizes, split, concat)
+        return out if tiled or split == concat else squeeze(out, (split,))
+    return tree_util.map(exchange, x)
+
+
+def _tiled_all_to_all(x: Any, axes: tuple, sizes: tuple, split: int, concat: int) -> Any:
+    if len(axes) == 1:
+        return all_to_all_p.bind(x, axis_name=axes[0], split_axis=split, concat_axis=concat,
+                                 axis_size=sizes[0])
+    # Over a combined axis: split ``split`` into one factor per name (then the block), swap
+    # each factor with its name's members, and move the received member factors before
+    # ``concat``, where they merge, first name major.
+    shape, k = core.get_aval(x).shape, len(axes)
+    x = reshape(x, shape[:split] + sizes + (shape[split] // math.prod(sizes),)
+                + shape[split + 1:])
+    for p, (name, size) in enumerate(zip(axes, sizes)):
+        x = all_to_all_p.bind(x, axis_name=name, split_axis=split + p, concat_axis=split + p,
+                              axis_size=size)
+    rest = [i for i in range(len(shape) + k) if not split <= i < split + k]
+    x = transpose(x, rest[:concat] + list(range(split, split + k)) + rest[concat:])
+    return _merge_dims(x, concat, k + 1)
+
+
+def _all_to_all_abstract(x, *, axis_name, split_axis, concat_axis, axis_size):
+    shape = list(x.shape)
+    shape[split_axis] //= axis_size
+    shape[concat_axis] *= axis_size
+    return ShapedArray(tuple(shape), x.dtype, x.weak_type)
+
+
+def _all_to_all_collective(trace, vals, dims, *, axis_name, split_axis, concat_axis, axis_size):
+    (x,), (d,) = vals, dims
+    if trace.axis_name != axis_name:  # exchange in the parent; our batch dim rides along
+        if d is None:
+            return all_to_all_p.bind(x, axis_name=axis_name, split_axis=split_axis,
+                                     concat_axis=concat_axis, axis_size=axis_size), None
+        return all_to_all_p.bind(x, axis_name=axis_name, split_axis=split_axis + (d <= split_axis),
+                                 concat_axis=concat_axis + (d <= concat_axis),
+                                 axis_size=axis_size), d
+    # (sender, ...) -> (sender, ..., receiver, block, ...): the receiver becomes the batch dim
+    # and the sender joins concat_axis, major.
+    x = _split_dim(batching.bdim_at_front(x, d, axis_size), split_axis + 1, axis_size)
+    x = batching.moveaxis(batching.moveaxis(x, split_axis + 1, 0), 1, concat_axis + 1)
+    return _merge_dims(x, concat_axis + 1), 0
+
+
+def _all_to_all_transpose(ct, x, *, axis_name, split_axis, concat_axis, axis_size):
+    """The cotangents go back the way the values came: split and concat swapped."""
+    return [all_to_all_p.bind(ad.instantiate(ct), axis_name=axis_name, split_axis=concat_axis,
+                              concat_axis=split_axis, axis_size=axis_size)]
+
+
+all_to_all_p = _collective_prim("all_to_all")
+all_to_all_p.def_abstract_eval(_all_to_all_abstract)
+ad.deflinear(all_to_all_p, _all_to_all_transpose)
+batching.def_collective(all_to_all_p, _all_to_all_collective)
+
+
+def pswapaxes(x: Any, axis_name: AxisName | Sequence[AxisName], axis: int, *,
+              axis_index_groups: Any = None) -> Any:
+    """Swap the named axis with dimension ``axis`` of ``x`` (``jax.lax.pswapaxes``):
+    ``all_to_all(x, axis_name, axis, axis)``, so ``x.shape[axis]`` must equal the axis size
+    and the shape is kept."""
+    return all_to_all(x, axis_name, axis, axis, axis_index_groups=axis_index_groups)
+
+
+# --------------------------------------------------------------------------- ppermute
+
+def ppermute(x: Any, axis_name: AxisName | Sequence[AxisName],
+             perm: Sequence[tuple[int, int]]) -> Any:
+    """Send ``x`` (a pytree) from member ``src`` to member ``dst`` of the named axis for
+    each pair ``(src, dst)`` of ``perm`` (``jax.lax.ppermute``).
+
+    No two pairs may share a source or a destination; a member that is no pair's
+    destination receives zeros. (JAX's vmap rule accepts only complete permutations and
+    skips the uniqueness check its compiled collective makes.)
+    """
+    axis_name = _single_axis(axis_name, "ppermute")
+    size = axis_size(axis_name)
+    pairs = []
+    for pair in perm:
+        try:
+            src, dst = (operator.index(i) for i in pair)
+        except (TypeError, ValueError):
+            raise ValueError(f"ppermute: perm must be a sequence of (source, destination) "
+                             f"pairs of ints, got {pair!r} in {perm!r}") from None
+        if not (-size <= src < size and -size <= dst < size):
+            raise ValueError(f"ppermute: perm pair {pair!r} is out of range for the axis "
+                             f"{axis_name} of size {size}")
+        pairs.append((src % size, dst % size))
+    srcs, dsts = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len(set(srcs)) != len(srcs) or len(set(dsts)) != len(dsts):
+        raise ValueError(f"ppermute: perm sources and destinations must be unique, got {perm!r}")
+    return tree_util.map(lambda leaf: ppermute_p.bind(as_operand(leaf), axis_name=axis_name,
+                                                      perm=tuple(pairs)), x)
+
+
+def _ppermute_collective(trace, vals, dims, *, axis_name, perm):
+    (x,), (d,) = vals, dims
+    if trace.axis_name != axis_name:  # permute in the parent; our batch dim rides along
+        return ppermute_p.bind(x, axis_name=axis_name, perm=perm), d
+    source = {dst: src for src, dst in perm}
+    if d is None and len(source) == trace.axis_size:
+        return x, None  # every member holds the same value: a permutation changes nothing
+    x = batching.bdim_at_front(x, d, trace.axis_size)
+    zero = full((1,) + core.get_aval(x).shape[1:], 0, core.get_aval(x).dtype)
+    rows = [index_in_dim(x, source[m], 0) if m in source else zero
+            for m in range(trace.axis_size)]
+    return concatenate(rows, 0), 0
+
+
+def _ppermute_transpose(ct, x, *, axis_name, perm):
+    """The cotangents go back the way the values came: the inverse permutation."""
+    return [ppermute_p.bind(ad.instantiate(ct), axis_name=axis_name,
+                            perm=tuple((dst, src) for src, dst in perm))]
+
+
+ppermute_p = _collective_prim("ppermute")
+ppermute_p.def_abstract_eval(lambda x, *, axis_name, perm: x)
+ad.deflinear(ppermute_p, _ppermute_transpose)
+batching.def_collective(ppermute_p, _ppermute_collective)
+
+
+def pshuffle(x: Any, axis_name: AxisName | Sequence[AxisName], perm: Sequence[int]) -> Any:
+    """``ppermute`` with the permutation given by sources: member ``i`` receives the value
+    of member ``perm[i]`` (``jax.lax.pshuffle``); ``perm`` must be a permutation of
+    ``range(axis_size)``."""
+    perm = list(perm)
+    if sorted(perm) != list(range(len(perm))):
+        raise ValueError(f"pshuffle: `perm` does not represent a permutation: {perm}")
+    size = axis_size(_single_axis(axis_name, "pshuffle"))
+    if len(perm) != size:
+        raise ValueError(f"pshuffle: `perm` has {len(perm)} entries but the axis {axis_name} "
+                         f"has size {size}")
+    return ppermute(x, axis_name, list(zip(perm, range(len(perm)))))
+
+
+# --------------------------------------------------------------------------- pbroadcast
+
+def pbroadcast(x: Any, axis_name: AxisName | Sequence[AxisName], source: int) -> Any:
+    """Every member of the named axis gets the value ``x`` (a pytree) of member ``source``
+    (``jax.lax.pbroadcast``), as ``psum(where(axis_index(axis_name) == source, x, 0))``
+    without the sum."""
+    axis_name = _single_axis(axis_name, "pbroadcast")
+    size = axis_size(axis_name)
+    if not isinstance(source, (int, np.integer)) or not 0 <= source < size:
+        raise ValueError(f"pbroadcast: source must be a member index in [0, {size}) of the "
+                         f"axis {axis_name}, got {source!r}")
+    return tree_util.map(lambda leaf: pbroadcast_p.bind(as_operand(leaf), axis_name=axis_name,
+                                                        source=int(source)), x)
+
+
+def _pbroadcast_collective(trace, vals, dims, *, axis_name, source):
+    (x,), (d,) = vals, dims
+    if trace.axis_name != axis_name:  # broadcast in the parent; our batch dim rides along
+        return pbroadcast_p.bind(x, axis_name=axis_name, source=source), d
+    return (x if d is None else index_in_dim(x, source, d, keepdims=False)), None
+
+
+def _pbroadcast_transpose(ct, x, *, axis_name, source):
+    """Every member's cotangent flows back to the source member."""
+    total = psum_p.bind(ad.instantiate(ct), axes=(axis_name,))
+    aval = core.get_aval(total)
+    return [mul(total, _member_mask(axis_name, source, aval.shape, None, total))]
+
+
+pbroadcast_p = _collective_prim("pbroadcast")
+pbroadcast_p.def_abstract_eval(lambda x, *, axis_name, source: x)
+ad.deflinear(pbroadcast_p, _pbroadcast_transpose)
+batching.def_collective(pbroadcast_p, _pbroadcast_collective)
+
+
 __all__ = ["psum", "psum_p", "pmean", "pmax", "pmax_p", "pmin", "pmin_p", "axis_index",
-           "axis_index_p", "axis_size", "all_gather", "all_gather_p"]
+           "axis_index_p", "axis_size", "all_gather", "all_gather_p",
+           "psum_scatter", "reduce_scatter_p", "all_to_all", "all_to_all_p", "pswapaxes",
+           "ppermute", "ppermute_p", "pshuffle", "pbroadcast", "pbroadcast_p"]
