@@ -30,9 +30,10 @@ from harness import package_modules
 
 API_DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api"
 
-STATS = ("bernoulli", "beta", "binom", "cauchy", "chi2", "dirichlet", "expon", "gamma", "geom",
-         "laplace", "logistic", "multivariate_normal", "nbinom", "norm", "pareto", "poisson", "t",
-         "truncnorm", "uniform")
+STATS = ("bernoulli", "beta", "betabinom", "binom", "cauchy", "chi2", "dirichlet", "expon",
+         "gamma", "gennorm", "geom", "gumbel_l", "gumbel_r", "laplace", "logistic", "multinomial",
+         "multivariate_normal", "nbinom", "norm", "pareto", "poisson", "t", "truncnorm", "uniform",
+         "vonmises", "wrapcauchy")
 PUBLIC_MODULES = (
     "fungrad", "fungrad.numpy", "fungrad.numpy.linalg", "fungrad.numpy.fft",
     "fungrad.lax", "fungrad.lax.linalg", "fungrad.random",

@@ -303,7 +303,7 @@ ERROR_CASES = [
      r"ragged_dot_general expected group_sizes of shape \(2,\)"),
     (lambda m: m.ragged_dot_general(L, R, G, m.RaggedDotDimensionNumbers(
         (((1,), (2,)), ((), ())), (0,), (0,))), True,
-     "ragged_dot_general requires contracting dimensions of the same shape"),
+     "ragged_dot_general requires contracting dimensions to have the same shape"),
     (lambda m: m.ragged_dot_general(L, R, G, m.RaggedDotDimensionNumbers(
         (((1,), (1,)), ((), ())), (0,), (1,))), True,
      "ragged_dot_general requires the rhs group dimension to be neither"),

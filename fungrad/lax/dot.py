@@ -76,38 +76,49 @@ def _ranges_like(*xs: Sequence[Any]) -> list[tuple[int, ...]]:
 
 # --------------------------------------------------------------------------- shape / dtype rules
 
-def _check_dims(name: str, dims: Sequence[int], ndim: int, what: str) -> None:
+def check_dims(fname: str, name: str, dims: Sequence[int], ndim: int, what: str) -> None:
+    """Raise unless ``dims`` are distinct dimensions of ``name``, an operand of rank ``ndim``."""
     if any(not 0 <= d < ndim for d in dims) or len(set(dims)) != len(dims):
-        raise TypeError(f"dot_general requires {name} {what} dimensions to be distinct, "
+        raise TypeError(f"{fname} requires {name} {what} dimensions to be distinct, "
                         f"nonnegative and less than the rank of the {name} ({ndim}), "
                         f"got {tuple(dims)}")
 
 
-@functools.lru_cache(maxsize=1024)
-def _dot_general_shape(lhs_shape, rhs_shape, dimension_numbers) -> tuple[int, ...]:
+def check_dimension_numbers(fname: str, lhs_shape: Sequence[int], rhs_shape: Sequence[int],
+                            dimension_numbers: Any) -> None:
+    """Raise a ``TypeError`` naming ``fname`` unless ``((lhs_contracting, rhs_contracting),
+    (lhs_batch, rhs_batch))`` are valid for operands of these shapes (``dot_general``'s rules,
+    which ``ragged_dot_general`` shares)."""
     (lc, rc), (lb, rb) = dimension_numbers
-    _check_dims("lhs", lc, len(lhs_shape), "contracting")
-    _check_dims("lhs", lb, len(lhs_shape), "batch")
-    _check_dims("rhs", rc, len(rhs_shape), "contracting")
-    _check_dims("rhs", rb, len(rhs_shape), "batch")
+    check_dims(fname, "lhs", lc, len(lhs_shape), "contracting")
+    check_dims(fname, "lhs", lb, len(lhs_shape), "batch")
+    check_dims(fname, "rhs", rc, len(rhs_shape), "contracting")
+    check_dims(fname, "rhs", rb, len(rhs_shape), "batch")
     if set(lc) & set(lb) or set(rc) & set(rb):
-        raise TypeError(f"dot_general requires batch dimensions to be disjoint from contracting "
+        raise TypeError(f"{fname} requires batch dimensions to be disjoint from contracting "
                         f"dimensions, got {dimension_numbers}")
     if len(lb) != len(rb):
-        raise TypeError(f"dot_general requires equal numbers of lhs_batch and rhs_batch "
+        raise TypeError(f"{fname} requires equal numbers of lhs_batch and rhs_batch "
                         f"dimensions, got lhs_batch {tuple(lb)} and rhs_batch {tuple(rb)}")
     if len(lc) != len(rc):
-        raise TypeError(f"dot_general requires equal numbers of lhs and rhs contracting "
+        raise TypeError(f"{fname} requires equal numbers of lhs and rhs contracting "
                         f"dimensions, got {tuple(lc)} and {tuple(rc)}")
     batch = tuple(lhs_shape[i] for i in lb)
     if batch != tuple(rhs_shape[i] for i in rb):
-        raise TypeError(f"dot_general requires lhs batch dimensions and rhs batch dimensions to "
+        raise TypeError(f"{fname} requires lhs batch dimensions and rhs batch dimensions to "
                         f"have the same shape, got {batch} and {tuple(rhs_shape[i] for i in rb)} "
                         f"(lhs {tuple(lhs_shape)}, rhs {tuple(rhs_shape)})")
     if tuple(lhs_shape[i] for i in lc) != tuple(rhs_shape[i] for i in rc):
-        raise TypeError(f"dot_general requires contracting dimensions to have the same shape, got "
+        raise TypeError(f"{fname} requires contracting dimensions to have the same shape, got "
                         f"{tuple(lhs_shape[i] for i in lc)} and {tuple(rhs_shape[i] for i in rc)} "
                         f"(lhs {tuple(lhs_shape)}, rhs {tuple(rhs_shape)})")
+
+
+@functools.lru_cache(maxsize=1024)
+def _dot_general_shape(lhs_shape, rhs_shape, dimension_numbers) -> tuple[int, ...]:
+    check_dimension_numbers("dot_general", lhs_shape, rhs_shape, dimension_numbers)
+    (lc, rc), (lb, rb) = dimension_numbers
+    batch = tuple(lhs_shape[i] for i in lb)
     lhs_free = tuple(lhs_shape[i] for i in _remaining(range(len(lhs_shape)), lc, lb))
     rhs_free = tuple(rhs_shape[i] for i in _remaining(range(len(rhs_shape)), rc, rb))
     return batch + lhs_free + rhs_free

@@ -49,7 +49,8 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand
-from fungrad.lax.dot import canonicalize_precision, dot_general_p, dot_result_dtype
+from fungrad.lax.dot import (canonicalize_precision, check_dimension_numbers, check_dims,
+                             dot_general_p, dot_result_dtype)
 from fungrad.lax.shapes import broadcast_in_dim, convert_element_type, transpose
 
 _NAME = "ragged_dot_general"
@@ -152,13 +153,6 @@ class _Plan(NamedTuple):
     cells: tuple[int, int]  # the (batch, other prefix) sizes a [*prefix, g] group_sizes has
 
 
-def _check_dims(dims: Sequence[int], ndim: int, operand: str, what: str) -> None:
-    if any(not 0 <= d < ndim for d in dims) or len(set(dims)) != len(dims):
-        raise TypeError(f"{_NAME} requires {operand} {what} dimensions to be distinct, "
-                        f"nonnegative and less than the rank of {operand} ({ndim}), "
-                        f"got {tuple(dims)}")
-
-
 @functools.lru_cache(maxsize=512)
 def _plan(lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], gs_shape: tuple[int, ...],
           dn: RaggedDotDimensionNumbers) -> _Plan:
@@ -166,25 +160,8 @@ def _plan(lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], gs_shape: tupl
     and plan its implementation; cached, so eager calls do no bookkeeping."""
     (lc, rc), (lb, rb) = dn.dot_dimension_numbers
     ln, rn = len(lhs_shape), len(rhs_shape)
-    _check_dims(lc, ln, "lhs", "contracting")
-    _check_dims(lb, ln, "lhs", "batch")
-    _check_dims(rc, rn, "rhs", "contracting")
-    _check_dims(rb, rn, "rhs", "batch")
-    if set(lc) & set(lb) or set(rc) & set(rb):
-        raise TypeError(f"{_NAME} requires batch dimensions to be disjoint from contracting "
-                        f"dimensions, got {dn.dot_dimension_numbers}")
-    if len(lb) != len(rb) or len(lc) != len(rc):
-        raise TypeError(f"{_NAME} requires equal numbers of lhs and rhs batch dimensions and "
-                        f"of contracting dimensions, got {dn.dot_dimension_numbers}")
+    check_dimension_numbers(_NAME, lhs_shape, rhs_shape, dn.dot_dimension_numbers)
     batch = tuple(lhs_shape[d] for d in lb)
-    if batch != tuple(rhs_shape[d] for d in rb):
-        raise TypeError(f"{_NAME} requires lhs and rhs batch dimensions of the same shape, "
-                        f"got {batch} and {tuple(rhs_shape[d] for d in rb)} (lhs "
-                        f"{lhs_shape}, rhs {rhs_shape})")
-    if tuple(lhs_shape[d] for d in lc) != tuple(rhs_shape[d] for d in rc):
-        raise TypeError(f"{_NAME} requires contracting dimensions of the same shape, got "
-                        f"{tuple(lhs_shape[d] for d in lc)} and "
-                        f"{tuple(rhs_shape[d] for d in rc)} (lhs {lhs_shape}, rhs {rhs_shape})")
     if len(dn.lhs_ragged_dimensions) != 1:
         raise TypeError(f"{_NAME} requires exactly one lhs ragged dimension, got "
                         f"{dn.lhs_ragged_dimensions}")
@@ -206,7 +183,7 @@ def _plan(lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...], gs_shape: tupl
         if len(grp) != 1:
             raise TypeError(f"{_NAME} requires exactly one rhs group dimension when the lhs "
                             f"ragged dimension is non-contracting, got {grp}")
-        _check_dims(grp, rn, "rhs", "group")
+        check_dims(_NAME, "rhs", grp, rn, "group")
         if grp[0] in rc or grp[0] in rb:
             raise TypeError(f"{_NAME} requires the rhs group dimension to be neither a "
                             f"contracting nor a batch dimension, got {grp[0]}")

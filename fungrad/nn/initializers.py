@@ -18,7 +18,7 @@ from fungrad._core.namespace import public_dir
 __all__ = ["Initializer", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal",
            "compute_fans", "variance_scaling", "glorot_uniform", "xavier_uniform", "glorot_normal",
            "xavier_normal", "lecun_uniform", "lecun_normal", "he_uniform", "kaiming_uniform",
-           "he_normal", "kaiming_normal", "orthogonal"]
+           "he_normal", "kaiming_normal", "orthogonal", "delta_orthogonal"]
 __dir__ = public_dir(__all__)
 
 Initializer = Callable[..., Any]
@@ -146,4 +146,31 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> 
             q = q.T
         q = np.reshape(q, tuple(np.delete(shape, column_axis)) + (n_cols,))
         return jnp.array(scale, dtype) * jnp.moveaxis(jnp.asarray(q.astype(dtype)), -1, column_axis)
+    return init
+
+
+def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:
+    """A delta-orthogonal convolution kernel (Xiao et al. 2018, arXiv:1806.05393): zero
+    everywhere but the spatial centre, which holds a (scaled) ``orthogonal`` matrix of shape
+    ``shape[-2:]`` (in, out), so that the convolution starts out as an isometry.
+
+    The shape must be 3D, 4D or 5D (1, 2 or 3 spatial dimensions, then in and out channels),
+    with ``fan_in = shape[-2] <= fan_out = shape[-1]``. The centre is at ``(k - 1) // 2`` along
+    each spatial axis of size ``k``. The matrix is ``orthogonal(scale, column_axis, dtype)``'s
+    for the same key, so the kernel matches JAX's as ``orthogonal`` does; like it, call it
+    eagerly, not inside ``jit``.
+    """
+    def init(key, shape, dtype=dtype):
+        dtype = _dtype(dtype)
+        shape = tuple(shape)
+        if len(shape) not in (3, 4, 5):
+            raise ValueError("delta_orthogonal initializer requires a 3D, 4D or 5D shape; "
+                             f"got shape={shape}")
+        if shape[-1] < shape[-2]:
+            raise ValueError("delta_orthogonal initializer: `fan_in` must be less or equal "
+                             f"than `fan_out`; got shape={shape} (fan_in={shape[-2]}, "
+                             f"fan_out={shape[-1]})")
+        matrix = orthogonal(scale=scale, column_axis=column_axis, dtype=dtype)(key, shape[-2:])
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        return jnp.zeros(shape, dtype).at[centre].set(matrix)
     return init

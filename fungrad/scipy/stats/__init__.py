@@ -7,15 +7,20 @@ from fungrad._core.namespace import public_dir
 from fungrad.scipy.stats import (  # noqa: F401
     bernoulli,
     beta,
+    betabinom,
     binom,
     cauchy,
     chi2,
     dirichlet,
     expon,
     gamma,
+    gennorm,
     geom,
+    gumbel_l,
+    gumbel_r,
     laplace,
     logistic,
+    multinomial,
     multivariate_normal,
     nbinom,
     norm,
@@ -24,11 +29,15 @@ from fungrad.scipy.stats import (  # noqa: F401
     t,
     truncnorm,
     uniform,
+    vonmises,
+    wrapcauchy,
 )
 from fungrad.scipy.stats._core import mode, rankdata, sem
 from fungrad.scipy.stats._kde import gaussian_kde
 
-__all__ = ["bernoulli", "beta", "binom", "cauchy", "chi2", "dirichlet", "expon", "gamma", "geom",
-           "laplace", "logistic", "multivariate_normal", "nbinom", "norm", "pareto", "poisson",
-           "t", "truncnorm", "uniform", "gaussian_kde", "mode", "rankdata", "sem"]
+__all__ = ["bernoulli", "beta", "betabinom", "binom", "cauchy", "chi2", "dirichlet", "expon",
+           "gamma", "gennorm", "geom", "gumbel_l", "gumbel_r", "laplace", "logistic",
+           "multinomial", "multivariate_normal", "nbinom", "norm", "pareto", "poisson", "t",
+           "truncnorm", "uniform", "vonmises", "wrapcauchy", "gaussian_kde", "mode", "rankdata",
+           "sem"]
 __dir__ = public_dir(__all__)

@@ -13,19 +13,15 @@ import numpy as np
 from fungrad import numpy as jnp
 from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
+from fungrad.scipy.stats._location_scale import standardize
 
 __all__ = ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf", "isf"]
 __dir__ = public_dir(__all__)
 
 
-def _z(fname: str, x: Any, loc: Any, scale: Any) -> tuple:
-    x, loc, scale = promote_args_inexact(fname, x, loc, scale)
-    return (x - loc) / scale, scale
-
-
 def logpdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``-log(pi) - log(scale) - log1p(z^2)``."""
-    z, scale = _z("cauchy.logpdf", x, loc, scale)
+    z, scale = standardize("cauchy.logpdf", x, loc, scale)
     return -np.log(np.pi) - jnp.log(scale) - jnp.log1p(z * z)
 
 
@@ -36,7 +32,7 @@ def pdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
 
 def cdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``1/2 + arctan(z) / pi``."""
-    return 0.5 + jnp.arctan(_z("cauchy.cdf", x, loc, scale)[0]) / np.pi
+    return 0.5 + jnp.arctan(standardize("cauchy.cdf", x, loc, scale)[0]) / np.pi
 
 
 def logcdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
@@ -46,7 +42,7 @@ def logcdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
 
 def sf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``cdf`` of the reflected variable: ``1/2 - arctan(z) / pi``."""
-    return 0.5 - jnp.arctan(_z("cauchy.sf", x, loc, scale)[0]) / np.pi
+    return 0.5 - jnp.arctan(standardize("cauchy.sf", x, loc, scale)[0]) / np.pi
 
 
 def logsf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:

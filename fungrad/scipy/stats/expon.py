@@ -11,19 +11,15 @@ from typing import Any
 from fungrad import numpy as jnp
 from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
+from fungrad.scipy.stats._location_scale import standardize
 
 __all__ = ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "ppf"]
 __dir__ = public_dir(__all__)
 
 
-def _z(fname: str, x: Any, loc: Any, scale: Any) -> tuple:
-    x, loc, scale = promote_args_inexact(fname, x, loc, scale)
-    return (x - loc) / scale, scale
-
-
 def logpdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``-z - log(scale)`` for ``z >= 0``, -inf below."""
-    z, scale = _z("expon.logpdf", x, loc, scale)
+    z, scale = standardize("expon.logpdf", x, loc, scale)
     return jnp.where(z < 0, -jnp.inf, -z - jnp.log(scale))
 
 
@@ -34,13 +30,13 @@ def pdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
 
 def cdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``1 - exp(-z)`` (0 below ``loc``)."""
-    z, _ = _z("expon.cdf", x, loc, scale)
+    z, _ = standardize("expon.cdf", x, loc, scale)
     return jnp.where(z < 0, 0, -jnp.expm1(-jnp.maximum(z, 0)))
 
 
 def logcdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``log(1 - exp(-z))``."""
-    z, _ = _z("expon.logcdf", x, loc, scale)
+    z, _ = standardize("expon.logcdf", x, loc, scale)
     return jnp.where(z < 0, -jnp.inf, jnp.log(-jnp.expm1(-jnp.maximum(z, 0))))
 
 
@@ -51,7 +47,7 @@ def sf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
 
 def logsf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``-z`` (0 below ``loc``)."""
-    z, _ = _z("expon.logsf", x, loc, scale)
+    z, _ = standardize("expon.logsf", x, loc, scale)
     return jnp.where(z < 0, 0, -z)
 
 

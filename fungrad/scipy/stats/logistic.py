@@ -11,19 +11,15 @@ from fungrad import numpy as jnp
 from fungrad._core.namespace import public_dir
 from fungrad.numpy._util import promote_args_inexact
 from fungrad.scipy import special
+from fungrad.scipy.stats._location_scale import standardize
 
 __all__ = ["logpdf", "pdf", "cdf", "sf", "ppf", "isf"]
 __dir__ = public_dir(__all__)
 
 
-def _z(fname: str, x: Any, loc: Any, scale: Any) -> tuple:
-    x, loc, scale = promote_args_inexact(fname, x, loc, scale)
-    return (x - loc) / scale, scale
-
-
 def logpdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``-|z| - 2 log1p(exp(-|z|)) - log(scale)`` (symmetric, overflow-free)."""
-    z, scale = _z("logistic.logpdf", x, loc, scale)
+    z, scale = standardize("logistic.logpdf", x, loc, scale)
     a = jnp.abs(z)
     return -a - 2 * jnp.log1p(jnp.exp(-a)) - jnp.log(scale)
 
@@ -35,12 +31,12 @@ def pdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
 
 def cdf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``expit(z)``."""
-    return special.expit(_z("logistic.cdf", x, loc, scale)[0])
+    return special.expit(standardize("logistic.cdf", x, loc, scale)[0])
 
 
 def sf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
     """``expit(-z)``."""
-    return special.expit(-_z("logistic.sf", x, loc, scale)[0])
+    return special.expit(-standardize("logistic.sf", x, loc, scale)[0])
 
 
 def ppf(x: Any, loc: Any = 0, scale: Any = 1) -> Any:
