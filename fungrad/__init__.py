@@ -9,6 +9,7 @@ import importlib as _importlib
 from fungrad._core import eval as _eval  # noqa: F401  (installs the eager trace)
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray
+from fungrad._core.dtypes import float0
 from fungrad.backends import devices
 from fungrad.config import config
 from fungrad import tree, lax, numpy  # noqa: E402
@@ -47,7 +48,7 @@ __all__ = [
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
-    "debug", "errors", "experimental", "test_util",
+    "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives", "float0",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -56,7 +57,7 @@ __dir__ = _public_dir(__all__)
 # import optim``), as SciPy loads its subpackages: together they are about a fifth of
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
-              "optim", "train")
+              "optim", "train", "dtypes", "custom_derivatives")
 
 
 def __getattr__(name: str):

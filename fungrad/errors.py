@@ -10,10 +10,16 @@ import numpy as np
 
 from fungrad._core.namespace import public_dir
 
-__all__ = ["FungradTypeError", "ConcretizationTypeError", "TracerBoolConversionError",
+__all__ = ["TypePromotionError", "FungradTypeError", "ConcretizationTypeError",
+           "TracerBoolConversionError",
            "TracerIntegerConversionError", "TracerArrayConversionError", "UnexpectedTracerError",
            "AxisError", "ResourceExhaustedError", "MissingRuleError"]
 __dir__ = public_dir(__all__)
+
+
+class TypePromotionError(TypeError, ValueError):
+    """No dtype sits above every operand's in JAX's promotion lattice (``jax.dtypes``'s
+    error; a ``TypeError`` here before, so it is both)."""
 
 
 class FungradTypeError(TypeError):

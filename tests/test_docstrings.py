@@ -40,6 +40,7 @@ PUBLIC_MODULES = (
     "fungrad.nn", "fungrad.nn.initializers", "fungrad.nn.moe", "fungrad.optim",
     "fungrad.scipy", "fungrad.scipy.special", "fungrad.scipy.linalg", "fungrad.scipy.optimize",
     "fungrad.scipy.ndimage", "fungrad.scipy.interpolate", "fungrad.image", "fungrad.ops",
+    "fungrad.dtypes",
     "fungrad.scipy.fft", "fungrad.scipy.signal", "fungrad.scipy.integrate",
     "fungrad.scipy.stats", *(f"fungrad.scipy.stats.{name}" for name in STATS),
     "fungrad.tree", "fungrad.tree_util", "fungrad.flatten_util", "fungrad.custom_derivatives",

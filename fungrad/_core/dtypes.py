@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad.config import config
+from fungrad.errors import TypePromotionError
 
 bool_ = np.dtype(np.bool_)
 int8, int16, int32, int64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
@@ -103,7 +104,7 @@ def _least_upper_bound(nodes: set) -> Any:
     common = set.intersection(*(ubs[n] for n in nodes))
     lub = (common & nodes) or {c for c in common if common <= ubs[c]}
     if len(lub) != 1:
-        raise TypeError(f"no type promotion path for dtypes {sorted(map(str, nodes))}")
+        raise TypePromotionError(f"no type promotion path for dtypes {sorted(map(str, nodes))}")
     return lub.pop()
 
 

@@ -120,7 +120,14 @@ def _dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
 
 def result_type(*args: Any) -> np.dtype:
     """The dtype JAX's promotion rules give ``args`` (arrays, scalars or dtypes)."""
-    return dtypes.result_type(*(_Typed(*_dtype_and_weak(a)) for a in args))
+    return result_type_and_weak(*args)[0]
+
+
+def result_type_and_weak(*args: Any) -> tuple[np.dtype, bool]:
+    """``result_type`` and whether the result is weakly typed (only Python scalars and
+    weak arrays promoted together are)."""
+    return dtypes.result_type(*(_Typed(*_dtype_and_weak(a)) for a in args),
+                              return_weak_type_flag=True)
 
 
 class _Typed:
