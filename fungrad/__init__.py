@@ -46,6 +46,7 @@ __all__ = [
     "Array", "ShapeDtypeStruct", "typeof", "device_put", "device_get", "devices",
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
+    "process_index", "process_count",
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives", "float0",
@@ -58,10 +59,15 @@ __dir__ = _public_dir(__all__)
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
               "optim", "train", "dtypes", "custom_derivatives")
+# ``jax.process_index()``/``process_count()``: the job's ranks, from ``fungrad.distributed``
+# (which loads mpi4py, so only when asked).
+_FROM_DISTRIBUTED = ("process_index", "process_count")
 
 
 def __getattr__(name: str):
     """``fungrad.<library>``: import the library on first access (PEP 562)."""
     if name in _LIBRARIES:
         return _importlib.import_module(f"{__name__}.{name}")
+    if name in _FROM_DISTRIBUTED:
+        return getattr(_importlib.import_module(f"{__name__}.distributed"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

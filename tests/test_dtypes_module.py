@@ -1,5 +1,6 @@
 """fungrad.dtypes against jax.dtypes, and the top-level names JAX code reaches for
-(fungrad.float0, fungrad.dtypes, fungrad.custom_derivatives without an import)."""
+(fungrad.float0, fungrad.dtypes, fungrad.custom_derivatives without an import,
+fungrad.process_index and process_count)."""
 import jax
 import ml_dtypes
 import numpy as np
@@ -39,3 +40,9 @@ def test_names_jax_code_uses():
     assert issubclass(dtypes.TypePromotionError, ValueError)
     assert callable(fungrad.custom_derivatives.custom_jvp)
     assert {"dtypes", "custom_derivatives", "float0"} <= set(fungrad.__all__)
+
+
+def test_process_index_and_count_as_jax():
+    assert fungrad.process_index() == jax.process_index() == 0  # one process, no initialize()
+    assert fungrad.process_count() == jax.process_count() == 1
+    assert {"process_index", "process_count"} <= set(fungrad.__all__)
