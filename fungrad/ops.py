@@ -29,7 +29,7 @@ from fungrad.numpy._util import aval, ensure_arraylike, scalar_like, static_int,
 __all__ = ["segment_sum", "segment_prod", "segment_max", "segment_min"]
 __dir__ = public_dir(__all__)
 
-_MODES = (None, "drop", "fill", "clip", "promise_in_bounds")
+_MODES = (None, "drop", "fill", "fill_or_drop", "clip", "promise_in_bounds")
 
 
 def _identity(op: str, dtype: np.dtype) -> Any:
@@ -58,7 +58,7 @@ def _segment(fname: str, op: str, reducer: Any, data: Any, segment_ids: Any,
                          f"shapes {aval(ids).shape} and {aval(data).shape}")
     mode = getattr(mode, "name", mode)
     mode = mode.lower() if isinstance(mode, str) else mode
-    if mode not in _MODES and mode not in ("fill_or_drop",):
+    if mode not in _MODES:
         raise ValueError(f"{fname}: mode must be one of 'drop', 'fill', 'clip' or "
                          f"'promise_in_bounds', got {mode!r}")
     if num_segments is None:

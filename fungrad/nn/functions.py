@@ -14,9 +14,10 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as jnp
 from fungrad._core import dtypes
-from fungrad.numpy._util import (aval, canonicalize_axes, canonicalize_axis, check_user_dtype,
+from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype,
                                  ensure_arraylike, full_like, promote_args_inexact, scalar_like,
                                  static_int)
+from fungrad.numpy._logsumexp import logsumexp
 from fungrad.numpy._util import where as _where
 from fungrad.transforms.custom_derivatives import custom_jvp
 
@@ -265,39 +266,6 @@ def softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:
     """
     x, = promote_args_inexact("softmax", ensure_arraylike("softmax", x))
     return _softmax(x, _axis_key(axis, aval(x).ndim, "softmax"), where, -np.inf)
-
-
-def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
-              return_sign: bool = False, where: Any = None) -> Any:
-    """``log(sum(b * exp(a)))`` over ``axis``, computed stably (shifted by the max).
-
-    With ``return_sign`` returns ``(log|sum|, sign(sum))``; otherwise a negative sum gives
-    NaN. ``where`` masks out elements.
-    """
-    if where is not None:
-        a = jnp.where(where, a, 0)
-    if b is not None:
-        a, b = promote_args_inexact("logsumexp", a, b)
-        a = _where(lax.ne(b, scalar_like(0, b)), a, scalar_like(-np.inf, a))
-    else:
-        a, = promote_args_inexact("logsumexp", a)
-    axes = canonicalize_axes(axis, aval(a).ndim, "logsumexp")
-    amax = jnp.max(jnp.real(a), axis=axes, keepdims=keepdims, where=where, initial=-np.inf)
-    amax = lax.stop_gradient(lax.select(jnp.isfinite(amax), amax, full_like(amax, 0)))
-    amax_dims = amax if keepdims else lax.expand_dims(amax, axes)
-    exp_a = lax.exp(lax.sub(a, lax.convert_element_type(amax_dims, aval(a).dtype)))
-    if b is not None:
-        exp_a = lax.mul(exp_a, b)
-    sumexp = jnp.sum(exp_a, axis=axes, keepdims=keepdims, where=where)
-    sign = lax.sign(sumexp)
-    if return_sign or aval(sumexp).dtype.kind != "c":
-        sumexp = lax.abs(sumexp)
-    out = lax.add(lax.log(sumexp), lax.convert_element_type(amax, aval(sumexp).dtype))
-    if return_sign:
-        return out, sign
-    if b is not None and aval(out).dtype.kind != "c":
-        out = _where(lax.lt(sign, scalar_like(0, sign)), scalar_like(np.nan, out), out)
-    return out
 
 
 def log_softmax(x: Any, axis: Any = -1, where: Any = None) -> Any:

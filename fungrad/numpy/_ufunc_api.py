@@ -26,11 +26,12 @@ from fungrad.numpy import _reductions, _ufuncs, _ufuncs_math
 from fungrad.numpy._functional import vectorize
 from fungrad.numpy._indexing import _to_tuple, take
 from fungrad.numpy._joining import concatenate
+from fungrad.numpy._logsumexp import logsumexp
 from fungrad.numpy._misc import astype
 from fungrad.numpy._shape import moveaxis
 from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axes, canonicalize_axis,
                                  check_arraylike, check_user_dtype, ensure_arraylike,
-                                 promote_dtypes_inexact, where as _where)
+                                 where as _where)
 from fungrad.transforms.api import eval_shape
 
 _AT_INPLACE_MESSAGE = (
@@ -569,21 +570,13 @@ def _bitwise_reduce(r: Any, identity: int) -> Callable[..., Any]:
 
 
 def _logsumexp(name: str) -> Callable[..., Any]:
-    """``logaddexp.reduce``: ``log(sum(exp(a)))`` shifted by the (gradient-stopped) max.
-    As in JAX, ``dtype`` is checked but not used (the result is ``a``'s float type)."""
+    """``logaddexp.reduce``: ``logsumexp``. As in JAX, ``dtype`` is checked but not used
+    (the result is ``a``'s float type)."""
     def reduce(a: Any, *, axis: Any, dtype: Any, keepdims: bool, initial: Any,
                where: Any) -> Any:
         check_user_dtype(dtype, name)
-        a, = promote_dtypes_inexact(ensure_arraylike(name, a))
-        axes = canonicalize_axes(axis, aval(a).ndim, name)
-        amax = _reductions.max(_ufuncs_math.real(a), axis=axes, keepdims=keepdims,
-                               where=where, initial=-np.inf)
-        amax = lax.stop_gradient(lax.select(lax.is_finite(amax), amax,
-                                            lax.full_like(amax, 0)))
-        shifted = amax if keepdims else lax.expand_dims(amax, axes)
-        exp_a = lax.exp(_ufuncs.subtract(a, lax.convert_element_type(shifted, aval(a).dtype)))
-        sumexp = _reductions.sum(exp_a, axis=axes, keepdims=keepdims, where=where)
-        result = lax.add(lax.log(sumexp), lax.convert_element_type(amax, aval(sumexp).dtype))
+        result = logsumexp(ensure_arraylike(name, a), axis=axis, keepdims=keepdims,
+                           where=where)
         return result if initial is None else _ufuncs_math.logaddexp(initial, result)
     return reduce
 
