@@ -99,6 +99,20 @@ def test_searchsorted_digitize_bincount_isin():
     compare(lambda s, q, p: jnp.searchsorted(s, q, sorter=p),
             lambda s, q, p: jnp_ref.searchsorted(s, q, sorter=p), a[np.argsort(perm)], v, perm)
     compare(lambda s: s.searchsorted(0.5), lambda s: s.searchsorted(0.5), a)
+    # NaNs sort last (a NaN query goes after everything), -0 equals +0, complex values order
+    # by real part, then imaginary part: the order jnp.sort leaves
+    special = np.array([-np.inf, -1, -0.0, 0, 1, 2, np.nan, np.nan], F32)
+    queries = np.array([np.nan, -np.nan, 0, -0.0, 1, np.inf, -np.inf, 5], F32)
+    c = np.array([1, 1 + 1j, 2 - 1j, 2, np.nan], np.complex64)
+    cq = np.array([1.5, 1 + 0.5j, 2, 0, np.nan, 1 + np.nan * 1j], np.complex64)
+    for side in ("left", "right"):
+        for method in ("scan", "sort", "compare_all"):
+            for s in (special, special[:6], special[:0]):
+                compare(lambda s, q: jnp.searchsorted(s, q, side=side, method=method),
+                        lambda s, q: jnp_ref.searchsorted(s, q, side=side, method=method),
+                        s, queries)
+            compare(lambda s, q: jnp.searchsorted(s, q, side=side, method=method),
+                    lambda s, q: jnp_ref.searchsorted(s, q, side=side, method=method), c, cq)
     for right in (False, True):
         compare(lambda q, s: jnp.digitize(q, s, right), lambda q, s: jnp_ref.digitize(q, s, right),
                 v, a)
@@ -219,12 +233,17 @@ def test_interp_convolve_cov():
     compare(lambda a, b, c: jnp.interp(a, b, c, left=-9.0, right=9.0),
             lambda a, b, c: jnp_ref.interp(a, b, c, left=-9.0, right=9.0), x, xp, fp)
     a, v = rand(RNG, (7,), F32), rand(RNG, (3,), F32)
+    short_even, ints = rand(RNG, (2,), F32), np.arange(-2, 4, dtype=np.int32)
     for mode in ("full", "same", "valid"):
-        for p_, q_ in ((a, v), (v, a)):
+        for p_, q_ in ((a, v), (v, a), (short_even, a), (a, short_even), (ints, ints[:3]),
+                       (ints[:4], ints)):
             compare(lambda p, q: jnp.convolve(p, q, mode),
                     lambda p, q: jnp_ref.convolve(p, q, mode), p_, q_)
-        compare(lambda p, q: jnp.correlate(p, q, mode), lambda p, q: jnp_ref.correlate(p, q, mode),
-                a, v)
+            compare(lambda p, q: jnp.correlate(p, q, mode),
+                    lambda p, q: jnp_ref.correlate(p, q, mode), p_, q_)
+        compare(lambda p, q: jnp.correlate(p, q, mode, preferred_element_type=np.int32),
+                lambda p, q: jnp_ref.correlate(p, q, mode, preferred_element_type=np.int32),
+                ints[:2], ints)
     m = rand(RNG, (3, 5), F32)
     compare(jnp.cov, jnp_ref.cov, m)
     compare(lambda p: jnp.cov(p, rowvar=False, bias=True), lambda p: jnp_ref.cov(

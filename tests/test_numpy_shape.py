@@ -228,6 +228,43 @@ def test_traced_roll_shift():
             lambda a, s: jnp_ref.roll(a, s, axis=(0, 2)), X, np.array([1, -3], np.int32))
 
 
+@pytest.mark.parametrize("repeats,axis,total", [
+    (np.array([1, 2, 0, 0]), None, 5),   # the axis's last element fills, not the last repeated
+    (np.array([1, 2, 0, 0]), None, 2), (np.array([1, 2, 0, 0]), None, 0),
+    (np.array([2]), None, None), (np.array([2]), None, 6), (np.array(2), None, 6),
+    (np.array([0, 0, 0, 0]), None, 3), (np.array([2, 1, 0, 1]), None, 7)])
+def test_repeat_counts_and_total_length(repeats, axis, total):
+    """Static repeats eagerly, traced ones under jit (they need ``total_repeat_length``)."""
+    x = np.arange(4, dtype=np.int32) * 10
+    assert_same(jnp.repeat(x, repeats, axis, total_repeat_length=total),
+                jnp_ref.repeat(x, repeats, axis, total_repeat_length=total))
+    if total is not None:
+        got = fungrad.jit(lambda r: jnp.repeat(x, r, axis, total_repeat_length=total))(repeats)
+        want = jax.jit(lambda r: jnp_ref.repeat(x, r, axis, total_repeat_length=total))(repeats)
+        assert_same(got, want)
+
+
+def test_repeat_of_traced_counts_along_an_axis():
+    m = np.arange(6, dtype=np.float32).reshape(2, 3)
+    r = np.array([2, 0, 1], np.int32)
+    got = fungrad.jit(lambda r: jnp.repeat(m, r, axis=1, total_repeat_length=4))(r)
+    assert_same(got, jax.jit(lambda r: jnp_ref.repeat(m, r, axis=1, total_repeat_length=4))(r))
+    with pytest.raises(TypeError, match="repeat: traced repeats need a static total_repeat"):
+        fungrad.jit(lambda r: jnp.repeat(m, r, axis=1))(r)
+
+
+def test_delete_refuses_indices_out_of_bounds():
+    x = jnp.arange(5)
+    for obj in (7, -7, np.array([1, 7]), np.array([1, -6])):
+        with pytest.raises(IndexError, match="delete: index -?[67] is out of bounds for axis 0"):
+            jnp.delete(x, obj)
+    with pytest.raises(ValueError, match="delete: boolean obj must be one-dimensional with "
+                                         "length 5"):
+        jnp.delete(x, np.array([True, False]))
+    for obj in (-5, 4, np.array([1, -4]), np.array([True, False, True, False, False])):
+        assert_same(jnp.delete(x, obj), jnp_ref.delete(jnp_ref.arange(5), obj))
+
+
 # ----------------------------------------------------------------------------- errors
 
 def test_shape_errors():

@@ -147,10 +147,17 @@ def delete(arr: Any, obj: Any, axis: int | None = None) -> Any:
     arr = ensure_arraylike("delete", arr)
     arr, axis, drop = static_indices_along("delete", arr, obj, axis)
     n = aval(arr).shape[axis]
-    drop = drop.reshape(-1)
     if drop.dtype == np.bool_:
+        if drop.shape != (n,):
+            raise ValueError(f"delete: boolean obj must be one-dimensional with length {n} "
+                             f"(axis {axis}'s), got shape {drop.shape}")
         drop = np.nonzero(drop)[0]
-    keep = np.setdiff1d(np.arange(n), np.asarray(drop, np.int64) % max(n, 1))
+    drop = np.asarray(drop, np.int64).reshape(-1)
+    outside = drop[(drop < -n) | (drop >= n)]
+    if outside.size:
+        raise IndexError(f"delete: index {outside[0]} is out of bounds for axis {axis} with "
+                         f"size {n}")
+    keep = np.setdiff1d(np.arange(n), drop % max(n, 1))
     return take_static(arr, keep, axis)
 
 

@@ -208,47 +208,57 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
 
 # --------------------------------------------------------------------------- convolution
 
-def _convolve_full(a: Any, v: Any) -> Any:
+def _convolve_full(a: Any, v: Any, precision: Any, preferred_element_type: Any) -> Any:
     """``out[k] = sum_j a[j] v[k - j]`` as one product of ``rev(v)`` with the sliding windows
     of the zero-padded ``a``."""
     n, m = aval(a).shape[0], aval(v).shape[0]
     padded = lax.pad(a, scalar_like(0, a), ((m - 1, m - 1, 0),))
     windows = lax.concatenate([lax.expand_dims(lax.slice(padded, (k,), (k + n + m - 1,)), (0,))
                                for k in range(m)], 0)
-    return dot(lax.rev(v, (0,)), windows)
+    return dot(lax.rev(v, (0,)), windows, precision=precision,
+               preferred_element_type=preferred_element_type)
 
 
-def _conv1d(fname: str, a: Any, v: Any, mode: str) -> Any:
-    a, v = promote_dtypes(*ensure_arraylike(fname, a, v))
+def _conv1d(fname: str, a: Any, v: Any, mode: str, precision: Any,
+            preferred_element_type: Any) -> Any:
+    """``convolve`` or (``fname == "correlate"``) ``correlate``: the full convolution, then
+    the window ``mode`` asks for (for ``"same"``, centred as NumPy centres it)."""
+    a, v = ensure_arraylike(fname, a, v)
     if aval(a).ndim != 1 or aval(v).ndim != 1:
-        raise ValueError(f"{fname}: only 1-dimensional arguments are supported")
+        raise ValueError(f"{fname}: only 1-dimensional arguments are supported, got shapes "
+                         f"{aval(a).shape} and {aval(v).shape}")
+    if mode not in ("full", "same", "valid"):
+        raise ValueError(f"{fname}: mode must be 'full', 'same' or 'valid', got {mode!r}")
+    # as NumPy: floats unless a result type is asked for
+    a, v = promote_dtypes_inexact(a, v) if preferred_element_type is None \
+        else promote_dtypes(a, v)
     n, m = aval(a).shape[0], aval(v).shape[0]
     if n == 0 or m == 0:
-        raise ValueError(f"{fname}: inputs cannot be empty")
-    if n < m:
-        a, v, n, m = v, a, m, n
-    full = _convolve_full(a, v)
+        raise ValueError(f"{fname}: inputs cannot be empty, got shapes ({n},) and ({m},)")
+    if fname == "correlate":
+        v = lax.rev(conjugate(v), (0,))
+    full = _convolve_full(*((a, v) if n >= m else (v, a)), precision, preferred_element_type)
+    short, long = min(n, m), max(n, m)
     if mode == "full":
         return full
-    if mode == "same":
-        start = (m - 1) // 2
-        return lax.slice(full, (start,), (start + n,))
-    if mode == "valid":
-        return lax.slice(full, (m - 1,), (n,))
-    raise ValueError(f"{fname}: mode must be 'full', 'same' or 'valid', got {mode!r}")
+    if mode == "same":  # a correlation with the longer ``v`` centres on the other side
+        start = short // 2 if fname == "correlate" and n < m else (short - 1) // 2
+        return lax.slice(full, (start,), (start + long,))
+    return lax.slice(full, (short - 1,), (long,))
 
 
 def convolve(a: Any, v: Any, mode: str = "full", *, precision: Any = None,
              preferred_element_type: Any = None) -> Any:
-    """Discrete 1-d convolution (``mode`` 'full', 'same' or 'valid')."""
-    return _conv1d("convolve", a, v, mode)
+    """Discrete 1-d convolution (``mode`` 'full', 'same' or 'valid'), in floats unless
+    ``preferred_element_type`` says otherwise."""
+    return _conv1d("convolve", a, v, mode, precision, preferred_element_type)
 
 
 def correlate(a: Any, v: Any, mode: str = "valid", *, precision: Any = None,
               preferred_element_type: Any = None) -> Any:
-    """Discrete 1-d cross-correlation (``mode`` 'valid', 'same' or 'full')."""
-    a, v = ensure_arraylike("correlate", a, v)
-    return _conv1d("correlate", a, lax.rev(conjugate(v), (0,)), mode)
+    """Discrete 1-d cross-correlation (``mode`` 'valid', 'same' or 'full'), in floats unless
+    ``preferred_element_type`` says otherwise."""
+    return _conv1d("correlate", a, v, mode, precision, preferred_element_type)
 
 
 # --------------------------------------------------------------------------- statistics

@@ -177,6 +177,28 @@ def extract(condition: Any, arr: Any, *, size: int | None = None, fill_value: An
                     lax.reshape(arr, (aval(arr).size,)), size=size, fill_value=fill_value)
 
 
+def _sort_lt(x: Any, y: Any) -> Any:
+    """``x < y`` in the order ``sort`` leaves: NaNs last (and equal to each other), complex
+    numbers by real part, then imaginary part, as jax's sort comparator."""
+    dtype = aval(x).dtype
+    if dtype.kind == "c":
+        xr, yr = lax.real(x), lax.real(y)
+        return lax.bitwise_or(_sort_lt(xr, yr), lax.bitwise_and(
+            _sort_eq(xr, yr), _sort_lt(lax.imag(x), lax.imag(y))))
+    if not dtypes.is_float(dtype):
+        return lax.lt(x, y)
+    return lax.bitwise_or(lax.lt(x, y), lax.bitwise_and(lax.ne(y, y), lax.eq(x, x)))
+
+
+def _sort_eq(x: Any, y: Any) -> Any:
+    """Float ``x == y`` with NaNs equal to each other."""
+    return lax.bitwise_or(lax.eq(x, y), lax.bitwise_and(lax.ne(x, x), lax.ne(y, y)))
+
+
+def _sort_le(x: Any, y: Any) -> Any:
+    return lax.bitwise_not(_sort_lt(y, x))
+
+
 def searchsorted(a: Any, v: Any, side: str = "left", sorter: Any = None, *,
                  method: str = "scan") -> Any:
     """Indices where ``v`` would be inserted into the sorted 1-d ``a`` to keep it sorted.
@@ -193,7 +215,7 @@ def searchsorted(a: Any, v: Any, side: str = "left", sorter: Any = None, *,
     if sorter is not None:
         a = take(a, ensure_arraylike("searchsorted", sorter), mode="clip")
     n = aval(a).shape[0]
-    go_right = lax.le if side == "right" else lax.lt
+    go_right = _sort_le if side == "right" else _sort_lt
     if method == "compare_all":
         cmp = go_right(lax.expand_dims(a, tuple(range(aval(v).ndim))),
                        lax.expand_dims(v, (aval(v).ndim,)))

@@ -18,7 +18,7 @@ from fungrad._core.util import prod as _prod
 from fungrad.lax._prim import hashable_shape, static_ints
 from fungrad.numpy._util import (aval, broadcast_shapes_or_error, broadcast_to as _broadcast_to,
                                  canonicalize_axes, canonicalize_axis, ensure_arraylike,
-                                 static_int)
+                                 scalar_like, static_int)
 from fungrad.numpy._indexing import take
 from fungrad.numpy._reductions import sum as _sum
 from fungrad.numpy._ufuncs import remainder
@@ -421,36 +421,51 @@ def tile(A: Any, reps: Any) -> Any:
 
 def repeat(a: Any, repeats: Any, axis: int | None = None, *,
            total_repeat_length: int | None = None) -> Any:
-    """Repeat each element ``repeats`` times (static repeats) along ``axis``."""
+    """Repeat each element ``repeats`` times along ``axis``.
+
+    ``total_repeat_length`` fixes the result's length: the repeats are cut there, or the
+    axis's last element fills the rest (as JAX). Traced ``repeats`` (under ``jit``) need it.
+    """
     a = ensure_arraylike("repeat", a)
     if axis is None:
         a = lax.reshape(a, (aval(a).size,))
         axis = 0
     axis = canonicalize_axis(axis, aval(a).ndim, "repeat")
     n = aval(a).shape[axis]
-    if isinstance(repeats, Tracer) and repeats.to_concrete_value() is None:
-        raise TypeError("repeat: traced repeats are not supported; pass static repeats")
-    reps = np.asarray(repeats.to_concrete_value() if isinstance(repeats, Tracer) else repeats)
-    if reps.ndim == 0:
-        r = int(reps)
+    total = None if total_repeat_length is None else static_int(
+        total_repeat_length, "repeat: total_repeat_length")
+    value = repeats.to_concrete_value() if isinstance(repeats, Tracer) else repeats
+    if value is None:
+        if total is None:
+            raise TypeError("repeat: traced repeats need a static total_repeat_length (the "
+                            "length of the result)")
+        return _repeat_traced(a, repeats, axis, total)
+    reps = np.asarray(value)
+    if reps.ndim > 1 or reps.ndim == 1 and reps.shape[0] not in (1, n):
+        raise ValueError(f"repeat: repeats of shape {reps.shape} do not match axis {axis} "
+                         f"of length {n}")
+    if reps.size == 1 and total is None:  # one count for every element: a broadcast
+        r = int(reps.reshape(()))
         shp = aval(a).shape
         expanded = shp[:axis + 1] + (r,) + shp[axis + 1:]
         dims = tuple(i for i in range(len(expanded)) if i != axis + 1)
         out = lax.broadcast_in_dim(a, expanded, dims)
-        out = lax.reshape(out, shp[:axis] + (n * r,) + shp[axis + 1:])
-    else:
-        if reps.shape != (n,):
-            raise ValueError(f"repeat: repeats of shape {reps.shape} do not match axis {axis} "
-                             f"of length {n}")
-        out = take_static(a, np.repeat(np.arange(n), reps), axis)
-    if total_repeat_length is not None and aval(out).shape[axis] != total_repeat_length:
-        length = aval(out).shape[axis]
-        if total_repeat_length < length:
-            return slice_axis(out, axis, 0, total_repeat_length)
-        extra = total_repeat_length - length
-        last = slice_axis(out, axis, length - 1, length)
-        return lax.concatenate([out, repeat(last, extra, axis)], axis)
-    return out
+        return lax.reshape(out, shp[:axis] + (n * r,) + shp[axis + 1:])
+    index = np.repeat(np.arange(n), np.broadcast_to(reps, (n,)))
+    if total is not None:
+        index = np.concatenate([index, np.full(max(total - index.size, 0), n - 1)])[:total]
+    return take_static(a, index, axis)
+
+
+def _repeat_traced(a: Any, repeats: Any, axis: int, total: int) -> Any:
+    """``repeat`` with repeats known only at run time: element ``i`` starts at the sum of
+    the repeats before it; position ``j`` takes the last element starting at or before it."""
+    n = aval(a).shape[axis]
+    reps = _broadcast_to(lax.convert_element_type(lax.reshape(
+        repeats, (aval(repeats).size,)), np.int32), (n,))
+    starts = lax.sub(lax.cumsum(reps, 0), reps)
+    marks = lax.full((total,), 0, np.int32).at[starts].add(1, mode="drop")
+    return take(a, lax.sub(lax.cumsum(marks, 0), scalar_like(1, marks)), axis=axis)
 
 
 # --------------------------------------------------------------------------- diagonals

@@ -130,22 +130,32 @@ def irfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None)
                       _one_axis("irfft", axis), norm)
 
 
+_OPPOSITE_NORM = {None: "forward", "backward": "forward", "forward": "backward",
+                  "ortho": "ortho"}
+
+
+def _opposite_norm(name: str, norm: Any) -> str:
+    """The normalisation that scales the other way (``hfft`` is an ``irfft`` scaled as a
+    forward transform)."""
+    if not isinstance(norm, (str, type(None))) or norm not in _OPPOSITE_NORM:
+        _norm_factor((1,), name, norm)  # raises, naming ``name``
+    return _OPPOSITE_NORM[norm]
+
+
 def hfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None) -> Any:
-    """Transform of a signal with Hermitian symmetry given by its first half: a real result."""
+    """Transform of a signal with Hermitian symmetry given by its first half: a real result
+    (``irfft`` of the conjugate, scaled the opposite way)."""
     x = ensure_arraylike("fungrad.numpy.fft.hfft", a)
     _one_axis("hfft", axis)
-    nn = 2 * (aval(x).shape[axis] - 1) if n is None else n
-    out = irfft(lax.conj(x) if aval(x).dtype.kind == "c" else x, n, axis, norm)
-    return lax.mul(out, scalar_like(nn, out))
+    return irfft(lax.conj(x) if aval(x).dtype.kind == "c" else x, n, axis, _opposite_norm("hfft", norm))
 
 
 def ihfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None) -> Any:
-    """Inverse of ``hfft``: the first half of the spectrum of a real signal, conjugated."""
+    """Inverse of ``hfft``: the first half of the spectrum of a real signal, conjugated
+    (``rfft`` scaled the opposite way)."""
     x = ensure_arraylike("fungrad.numpy.fft.ihfft", a)
     _one_axis("ihfft", axis)
-    nn = aval(x).shape[axis] if n is None else n
-    out = lax.conj(rfft(x, n, axis, norm))
-    return lax.mul(out, scalar_like(1 / nn, out))
+    return lax.conj(rfft(x, n, axis, _opposite_norm("ihfft", norm)))
 
 
 def fftn(a: Any, s: Sequence[int] | None = None, axes: Sequence[int] | None = None,
