@@ -147,7 +147,8 @@ def hfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None) 
     (``irfft`` of the conjugate, scaled the opposite way)."""
     x = ensure_arraylike("fungrad.numpy.fft.hfft", a)
     _one_axis("hfft", axis)
-    return irfft(lax.conj(x) if aval(x).dtype.kind == "c" else x, n, axis, _opposite_norm("hfft", norm))
+    return irfft(lax.conj(x) if aval(x).dtype.kind == "c" else x, n, axis,
+                 _opposite_norm("hfft", norm))
 
 
 def ihfft(a: Any, n: int | None = None, axis: int = -1, norm: str | None = None) -> Any:
