@@ -149,6 +149,8 @@ RECORDS = {
                                                                      lower=True),
                                [lambda: tri(4, True), lambda: rect(4, 1)[:, 0]], 1),
     "scipy.lu": (fsp.lu, jsp_ref.lu, [lambda: general(4)], 1),
+    "scipy.lu_complex": (fsp.lu, jsp_ref.lu,  # its permutation matrix stays real
+                         [lambda: (general(4) + 1j * general(4)).astype(np.complex64)], 1),
     "scipy.lu_solve": (*both(lambda m: lambda a, b: (
         m.lu_solve(m.lu_factor(a), b), m.lu_solve(m.lu_factor(a), b[:, 0], trans=1))),
         [lambda: general(4), lambda: rect(4, 2)], 1),
@@ -355,3 +357,25 @@ def test_slogdet_shares_one_lu():
     harness.assert_same(fungrad.jvp(lambda x: tuple(jnp.linalg.slogdet(x)), (c,), (t,)),
                         ref_jit(lambda c, t: jax.jvp(slogdet_ref, (c,), (t,)))(c, t),
                         harness.GRAD_TOL)
+
+
+EMPTY_MATRIX_OPS = {
+    "det": lambda m, s, z: m.linalg.det(z),
+    "slogdet": lambda m, s, z: m.linalg.slogdet(z),
+    "lu_factor": lambda m, s, z: s.lu_factor(z),
+    "scipy.det": lambda m, s, z: s.det(z),
+    "lu_solve": lambda m, s, z: s.lu_solve(s.lu_factor(z), z.sum(-1)),
+    "solve_triangular": lambda m, s, z: s.solve_triangular(z, z),
+    "cho_solve": lambda m, s, z: s.cho_solve(s.cho_factor(z), z),
+    "expm": lambda m, s, z: s.expm(z),
+    "inv": lambda m, s, z: m.linalg.inv(z),
+}
+
+
+@pytest.mark.parametrize("name,batch", [(n, ()) for n in EMPTY_MATRIX_OPS] + [
+    (n, (2,)) for n in ("det", "slogdet", "lu_factor", "expm", "inv")])  # batched in jax too
+def test_empty_matrices(name, batch):
+    """0x0 matrices (one, or a batch of them): a determinant of 1, empty factors, as jax."""
+    z = np.zeros(batch + (0, 0), np.float32)
+    harness.assert_same(EMPTY_MATRIX_OPS[name](jnp, fsp, z),
+                        EMPTY_MATRIX_OPS[name](jnp_ref, jsp_ref, z))

@@ -228,6 +228,8 @@ def _solve_lower(xp: Any, a: Any, b: Any, unit: bool) -> Any:
 
 def _triangular_solve_impl(xp, a, b, *, left_side, lower, transpose_a, conjugate_a,
                            unit_diagonal):
+    if a.size == 0 or b.size == 0:  # an empty system or no right-hand sides
+        return xp.zeros(b.shape, b.dtype)
     fits = (a.ndim == b.ndim >= 2 and a.shape[:-2] == b.shape[:-2] and a.shape[-1] == a.shape[-2]
             == b.shape[-2 if left_side else -1] and a.dtype == b.dtype)
     if xp is np and trsm is not None and fits:  # BLAS, in a's precision
@@ -413,7 +415,7 @@ def _lu_impl(xp, x):
     if xp is np and getrf is not None and x.size:  # LAPACK, in x's precision
         lu_, piv = getrf(x)
         return [lu_, piv, _lu_pivots_to_permutation_impl(xp, piv, permutation_size=m)]
-    a = x.reshape((-1, m, n)).copy()
+    a = x.reshape((int(np.prod(batch, dtype=np.int64)), m, n)).copy()
     perm = xp.tile(xp.arange(m, dtype=xp.int32), (a.shape[0], 1))
     piv = xp.zeros((a.shape[0], k), xp.int32)
     if k:
@@ -512,7 +514,7 @@ def lu_solve(lu: Any, permutation: Any, b: Any, trans: int = 0) -> Any:
 
 def _lu_pivots_to_permutation_impl(xp, pivots, *, permutation_size):
     k = pivots.shape[-1]
-    piv = pivots.reshape((-1, k))
+    piv = pivots.reshape((int(np.prod(pivots.shape[:-1], dtype=np.int64)), k))
     if xp is np and piv.shape[0] < k:  # few long pivot rows: swap in Python lists
         perms = []
         for row in piv.tolist():

@@ -117,6 +117,8 @@ def expm(A: Any, *, upper_triangular: bool = False, max_squarings: int = 16) -> 
     """
     a, = promote_dtypes_inexact(ensure_arraylike("expm", A))
     _check_square("expm", "A", a)
+    if aval(a).size == 0:  # 0x0 matrices (or none): nothing to exponentiate
+        return a
     fn = functools.partial(_expm_2d, upper_triangular=upper_triangular,
                            max_squarings=max_squarings)
     return jnp.vectorize(fn, signature="(n,n)->(n,n)")(a)

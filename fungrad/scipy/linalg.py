@@ -112,7 +112,8 @@ def lu(a: Any, permute_l: bool = False, overwrite_a: bool = False,
     m, n = aval(a).shape[-2:]
     k = min(m, n)
     dt = aval(a).dtype
-    p = jnp.swapaxes((perm[..., None] == np.arange(m, dtype=np.int32)).astype(dt), -1, -2)
+    real = np.finfo(dt).dtype  # the permutation matrix is real, as in SciPy and JAX
+    p = jnp.swapaxes((perm[..., None] == np.arange(m, dtype=np.int32)).astype(real), -1, -2)
     l = jnp.tril(lu_[..., :, :k], -1) + jnp.eye(m, k, dtype=dt)
     u = jnp.triu(lu_[..., :k, :])
     return (p @ l, u) if permute_l else (p, l, u)
