@@ -242,3 +242,21 @@ def test_conv_shape_tuple_matches_jax():
     for args in [((2, 3, 9, 9), (4, 3, 3, 3), (1, 1), ((1, 1), (1, 1))),
                  ((1, 2, 10, 7), (6, 2, 3, 2), (2, 3), ((0, 1), (2, 0)))]:
         assert tuple(lax.conv_shape_tuple(*args)) == tuple(jax.lax.conv_shape_tuple(*args))
+
+
+def test_integer_results_of_float_products_are_summed_first():
+    """An integer ``preferred_element_type`` for float operands: dot_general sums in floats,
+    then converts (truncating, saturating) as jax; a convolution refuses it, as jax."""
+    a = np.array([[0.4, 0.4, 0.4], [-0.9, 2.5, 1e10]], np.float32)
+    b = np.ones((3, 1), np.float32)
+    dims = (((1,), (0,)), ((), ()))
+    for out in (np.int32, np.int8, np.uint8, np.bool_):
+        for fn in (lax.dot_general, fungrad.jit(lax.dot_general, static_argnums=(2,),
+                                                static_argnames=("preferred_element_type",))):
+            assert_same(fn(a, b, dims, preferred_element_type=out),
+                        jax.lax.dot_general(a, b, dims, preferred_element_type=out))
+    x, k = np.full((1, 1, 4), 0.4, np.float32), np.ones((1, 1, 3), np.float32)
+    with pytest.raises(TypeError, match="preferred_element_type int32 is incompatible"):
+        lax.conv(x, k, (1,), "VALID", preferred_element_type=np.int32)
+    with pytest.raises(TypeError, match="same dtypes, got float32, float16"):
+        lax.conv(x, k.astype(np.float16), (1,), "VALID")  # eagerly too, not only under jit

@@ -24,6 +24,9 @@ CASES = [
     ("add", (5, 6), (3, 2), (2, 1), ((1, 1), (0, 2)), (2, 1), (1, 2)),
     ("add", (8,), (4,), (3,), ((-1, 2),), None, (2,)),
     ("add", (3, 0), (2, 1), (1, 1), "VALID", None, None),
+    # SAME padding with base dilation: pads from the undilated shape, as jax
+    ("add", (6,), (3,), (2,), "SAME", (2,), None),
+    ("max", (5, 4), (3, 2), (1, 2), "SAME_LOWER", (3, 2), None),
 ]
 
 

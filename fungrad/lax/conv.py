@@ -23,8 +23,8 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
-from fungrad.lax._prim import as_operand, check_dtypes, NUMERIC, operand_dtype
-from fungrad.lax.dot import canonicalize_precision, dot_result_dtype
+from fungrad.lax._prim import as_operand, check_dtypes, kind, NUMERIC, operand_dtype
+from fungrad.lax.dot import as_result, canonicalize_precision, compute_dtype, dot_result_dtype
 from fungrad.lax.shapes import convert_element_type, reshape, rev, transpose
 
 
@@ -173,6 +173,11 @@ def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     if lhs.dtype != rhs.dtype:
         raise TypeError(f"{name} requires arguments to have the same dtypes, got "
                         f"{lhs.dtype.name}, {rhs.dtype.name}")
+    if preferred_element_type is not None and dtypes.is_inexact(lhs.dtype) \
+            and kind(preferred_element_type) != kind(lhs.dtype):
+        raise TypeError(f"{name}: preferred_element_type {preferred_element_type.name} is "
+                        f"incompatible with {lhs.dtype.name} operands (floats give floats, "
+                        "complex numbers complex ones)")
     dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type, name)
     return ShapedArray(tuple(shape), dt, lhs.weak_type and rhs.weak_type)
 
@@ -266,7 +271,7 @@ def _conv_impl(xp, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     nsp = lhs.ndim - 2
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type,
                                  "conv_general_dilated")
-    compute = dtypes.float32 if out_dtype in dtypes.half_floats else out_dtype
+    compute = compute_dtype(lhs.dtype, rhs.dtype, out_dtype)
     # channels-last lhs (N, spatial..., C) and kernel (spatial..., I, O)
     x = xp.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1])).astype(compute, copy=False)
     w = xp.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0])).astype(compute, copy=False)
@@ -288,7 +293,7 @@ def _conv_impl(xp, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     perm = [0] * lhs.ndim
     for i, d in enumerate(out_spec):
         perm[d] = canon_pos[i]
-    return xp.transpose(out, perm).astype(out_dtype, copy=False)
+    return as_result(xp, xp.transpose(out, perm), out_dtype)
 
 
 # --------------------------------------------------------------------------- transposes
@@ -485,11 +490,14 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
                          f"(low, high) pairs, got {padding!r}") from e
     preferred = None if preferred_element_type is None else dtypes.canonicalize_dtype(
         preferred_element_type)
-    return conv_general_dilated_p.bind(
-        lhs, rhs, window_strides=strides, padding=pads, lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation, dimension_numbers=dnums,
-        feature_group_count=int(feature_group_count), batch_group_count=int(batch_group_count),
-        precision=canonicalize_precision(precision), preferred_element_type=preferred)
+    params = dict(window_strides=strides, padding=pads, lhs_dilation=lhs_dilation,
+                  rhs_dilation=rhs_dilation, dimension_numbers=dnums,
+                  feature_group_count=int(feature_group_count),
+                  batch_group_count=int(batch_group_count),
+                  precision=canonicalize_precision(precision), preferred_element_type=preferred)
+    # the shape and dtype rule, also where no trace runs it (eagerly): the same errors
+    conv_general_dilated_p.abstract_eval(core.get_aval(lhs), core.get_aval(rhs), **params)
+    return conv_general_dilated_p.bind(lhs, rhs, **params)
 
 
 def conv(lhs: Any, rhs: Any, window_strides: Sequence[int], padding: str, precision: Any = None,

@@ -21,7 +21,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand, operand_dtype
-from fungrad.lax.shapes import convert_element_type, transpose
+from fungrad.lax.shapes import convert_element_type, convert_element_type_p, transpose
 
 
 class Precision(enum.Enum):
@@ -153,6 +153,23 @@ def dot_result_dtype(lhs: np.dtype, rhs: np.dtype, preferred: np.dtype | None,
     return preferred
 
 
+def compute_dtype(lhs: np.dtype, rhs: np.dtype, out: np.dtype) -> np.dtype:
+    """The dtype a contraction with result dtype ``out`` runs in: float32 for narrow floats,
+    and the operands' own float type when an integer result is asked of floats (XLA sums in
+    floats, then converts)."""
+    if not dtypes.is_inexact(out) and (dtypes.is_inexact(lhs) or dtypes.is_inexact(rhs)):
+        out = dot_result_dtype(lhs, rhs, None)
+    return dtypes.float32 if out in dtypes.half_floats else out
+
+
+def as_result(xp: Any, value: Any, out_dtype: np.dtype) -> Any:
+    """A contraction's ``value`` (in its ``compute_dtype``) as ``out_dtype``, converted as
+    ``convert_element_type`` converts (floats to integers truncate and saturate)."""
+    if value.dtype == out_dtype:
+        return value
+    return convert_element_type_p.impl(xp, value, new_dtype=out_dtype, weak_type=False)
+
+
 def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
     shape = _dot_general_shape(tuple(lhs.shape), tuple(rhs.shape), dimension_numbers)
     dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
@@ -196,11 +213,11 @@ def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_e
             and lhs.dtype == rhs.dtype):  # a plain matrix product: (m, k) @ (k, n)
         return xp.matmul(lhs, rhs)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
-    compute = dtypes.float32 if out_dtype in dtypes.half_floats else out_dtype
+    compute = compute_dtype(lhs.dtype, rhs.dtype, out_dtype)
     lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
     a = (lhs if lhs_perm is None else lhs.transpose(lhs_perm)).reshape(lhs_view)
     c = (rhs if rhs_perm is None else rhs.transpose(rhs_perm)).reshape(rhs_view)
-    return xp.matmul(a, c).reshape(out_shape).astype(out_dtype, copy=False)
+    return as_result(xp, xp.matmul(a, c).reshape(out_shape), out_dtype)
 
 
 # --------------------------------------------------------------------------- transposes

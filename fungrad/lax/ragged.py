@@ -49,8 +49,8 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand
-from fungrad.lax.dot import (canonicalize_precision, check_dimension_numbers, check_dims,
-                             dot_general_p, dot_result_dtype)
+from fungrad.lax.dot import (as_result, canonicalize_precision, check_dimension_numbers,
+                             check_dims, compute_dtype, dot_general_p, dot_result_dtype)
 from fungrad.lax.shapes import broadcast_in_dim, convert_element_type, transpose
 
 _NAME = "ragged_dot_general"
@@ -299,7 +299,7 @@ def _impl(xp: Any, lhs: Any, rhs: Any, group_sizes: Any, *,
                                   precision=precision,
                                   preferred_element_type=preferred_element_type)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type, _NAME)
-    compute = dtypes.float32 if out_dtype in dtypes.half_floats else out_dtype
+    compute = compute_dtype(lhs.dtype, rhs.dtype, out_dtype)
     sizes = _host(group_sizes)
     lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
     a = lhs.transpose(plan.lhs_perm).reshape(plan.lhs_view)
@@ -314,7 +314,7 @@ def _impl(xp: Any, lhs: Any, rhs: Any, group_sizes: Any, *,
         out[covered:] = 0
         for i, start, stop in segs:
             xp.matmul(a[0, 0, start:stop, 0], w[i, 0], out=out[start:stop])
-        return out.reshape(plan.out_shape).astype(out_dtype, copy=False)
+        return as_result(xp, out.reshape(plan.out_shape), out_dtype)
     if plan.mode is _Mode.NONCONTRACTING:
         out = xp.empty(plan.lhs_view[:-1] + plan.rhs_view[-1:], compute)
         if sizes.ndim == 1:
@@ -333,7 +333,7 @@ def _impl(xp: Any, lhs: Any, rhs: Any, group_sizes: Any, *,
             for b, x in np.ndindex(bp, xp_):
                 _contracting(xp, a[b:b + 1, :, x:x + 1], w[b:b + 1, x:x + 1], out[:, b:b + 1],
                              sizes[b, x], add=True)
-    return out.reshape(plan.out_shape).astype(out_dtype, copy=False)
+    return as_result(xp, out.reshape(plan.out_shape), out_dtype)
 
 
 # --------------------------------------------------------------------------- JVP and transposes

@@ -270,8 +270,8 @@ def _window_params(operand: Any, window_dimensions, window_strides, padding, bas
         if len(wd) != len(shape) or len(bd) != len(shape) or len(wdil) != len(shape):
             raise TypeError(f"{name}: window_dimensions and dilations must have one entry per "
                             f"operand dimension ({len(shape)} for shape {shape})")
-        padding = padtype_to_pads([_dilate(n, b) for n, b in zip(shape, bd)],
-                                  [_dilate(w, d) for w, d in zip(wd, wdil)], ws, padding)
+        # from the operand's own shape, not the base-dilated one: as JAX computes them
+        padding = padtype_to_pads(shape, [_dilate(w, d) for w, d in zip(wd, wdil)], ws, padding)
     try:
         pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     except (TypeError, ValueError) as e:
