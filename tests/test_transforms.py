@@ -126,6 +126,23 @@ def test_vjp_and_grad_allow_int_give_float0_for_integer_inputs():
                 jax.grad(loss(jnp), (0, 1), allow_int=True)(*to_jax((x, n))), GRAD_TOL)
 
 
+def test_jacfwd_of_integer_outputs_is_integer_zeros():
+    x = r(5)
+    for make in (lambda lib: lambda v: (v * 2, lib.argmax(v)),
+                 lambda lib: lambda v: lib.round(v).astype(lib.int32)):
+        assert_same(fungrad.jacfwd(make(fnp))(to_fg(x)), jax.jacfwd(make(jnp))(to_jax(x)))
+
+
+def test_linearized_function_checks_its_tangents():
+    x = r(5)
+    y, f_jvp = fungrad.linearize(fnp.sin, to_fg(x))
+    for t in (np.ones(1, np.float32), 1.0, np.ones((2, 5), np.float32), np.ones(5, np.int32)):
+        with pytest.raises(TypeError, match=r"linearize\(sin\): tangent \w+\[[\d,]*\] does not "
+                                            r"match primal f32\[5\]"):
+            f_jvp(t)
+    assert_same(f_jvp(np.ones(5, np.float32)), jnp.cos(x), GRAD_TOL)
+
+
 def test_python_control_flow_on_concrete_values_inside_grad():
     def f(x):
         if x > 0:  # concrete under grad (as in jax)
@@ -144,6 +161,9 @@ def test_grad_errors():
         fungrad.grad(lambda x: x * 2.0)(to_fg(r(3)))
     with pytest.raises(TypeError, match="gradient only defined for scalar-output"):
         fungrad.grad(lambda x: (x, x))(1.0)
+    for boxed in (lambda x: [x], lambda x: (x,), lambda x: {"a": x}):  # a scalar in a pytree
+        with pytest.raises(TypeError, match=r"scalar-output functions. Output was [\[({]"):
+            fungrad.grad(boxed)(1.0)
     with pytest.raises(TypeError, match="real- or complex-valued inputs.*int32"):
         fungrad.grad(lambda n: n * 2.0)(np.int32(3))
     with pytest.raises(TypeError, match="real-valued outputs.*int32"):

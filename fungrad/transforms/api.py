@@ -22,7 +22,7 @@ from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax._prim import as_operand, hashable_shape
 from fungrad.lax.elementwise import eq
-from fungrad.lax.shapes import broadcasted_iota, convert_element_type, reshape
+from fungrad.lax.shapes import broadcasted_iota, convert_element_type, full, reshape
 from fungrad.lax.slicing import slice_in_dim
 
 
@@ -81,12 +81,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any], has_aux:
     flat_t, t_tree = _flatten_args(tangents, "jvp")
     if in_tree != t_tree:
         raise TypeError(f"jvp({fname}): primal and tangent trees differ: {in_tree} vs {t_tree}")
-    for p, t in zip(flat_p, flat_t):
-        pa, ta = core.get_aval(p), core.get_aval(t)
-        if pa.shape != ta.shape or ta.dtype != dtypes.tangent_dtype(pa.dtype):
-            raise TypeError(f"jvp({fname}): tangent {ta.str_short()} does not match primal "
-                            f"{pa.str_short()} (expected dtype "
-                            f"{dtypes.tangent_dtype(pa.dtype).name})")
+    _check_tangents(f"jvp({fname})", flat_p, flat_t)
     store = {}
 
     def flat_fun(*args: Any) -> list:
@@ -130,6 +125,16 @@ def _linearize_flat(fun: Callable, flat_p: list, in_tree: Any, has_aux: bool, fn
     return out_p, out_tree, aux, jaxpr, consts, zero_outs
 
 
+def _check_tangents(where: str, flat_p: list, flat_t: list) -> None:
+    """Each tangent has its primal's shape and tangent dtype (float0 for integers)."""
+    for p, t in zip(flat_p, flat_t):
+        pa, ta = core.get_aval(p), core.get_aval(t)
+        if pa.shape != ta.shape or ta.dtype != dtypes.tangent_dtype(pa.dtype):
+            raise TypeError(f"{where}: tangent {ta.str_short()} does not match primal "
+                            f"{pa.str_short()} (expected dtype "
+                            f"{dtypes.tangent_dtype(pa.dtype).name})")
+
+
 def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
     """``(fun(*primals), f_jvp)`` where ``f_jvp(*tangents)`` evaluates the JVP linearly.
 
@@ -147,6 +152,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False):
         flat_t, t_tree = _flatten_args(tangents, fname)
         if t_tree != in_tree:
             raise TypeError(f"{fname}: tangent tree {t_tree} does not match primal tree {in_tree}")
+        _check_tangents(fname, flat_p, flat_t)
         outs = core.eval_jaxpr(jaxpr, consts, *flat_t)
         return tree_util.unflatten(out_tree, outs)
     primal_out = tree_util.unflatten(out_tree, out_p)
@@ -337,10 +343,11 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         else:
             (out, f_vjp), aux = vjp(restricted, *diff_args), None
         leaves = tree_util.leaves(out)
-        if len(leaves) != 1 or core.get_aval(leaves[0]).shape != ():
-            shape = core.get_aval(leaves[0]).shape if len(leaves) == 1 else f"a pytree {out!r}"
+        is_leaf = len(leaves) == 1 and leaves[0] is out  # an array, not a list holding one
+        if not is_leaf or core.get_aval(out).shape != ():
+            what = f"had shape: {core.get_aval(out).shape}" if is_leaf else f"was {out!r}"
             raise TypeError(f"grad({fname}): gradient only defined for scalar-output functions. "
-                            f"Output had shape: {shape}.")
+                            f"Output {what}.")
         _check_output_dtype_revderiv(f"grad({fname})", holomorphic, leaves[0])
         dt = core.get_aval(leaves[0]).dtype
         # The seed keeps the output's weak type (as JAX's ones_like), so the gradient of
@@ -591,7 +598,10 @@ def _unravel(v: Any, flat: list, sizes: list[int], tree: Any, axis: int = 0,
         else:
             new_shape = aval.shape + shape[1:]
         dtype = aval.dtype if like is None else core.get_aval(like).dtype
-        pieces.append(convert_element_type(reshape(piece, new_shape), dtype))
+        if core.get_aval(v).dtype == dtypes.float0:  # an integer output: zeros, as JAX
+            pieces.append(full(new_shape, 0, dtype))
+        else:
+            pieces.append(convert_element_type(reshape(piece, new_shape), dtype))
         start += n
     return tree_util.unflatten(tree, pieces)
 
