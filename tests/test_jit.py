@@ -440,3 +440,25 @@ def test_jit_on_methods():
         def __hash__(self):
             return 0
     assert_same(Model()(fnp.ones(2)), jnp.ones(2) * 3.0)
+
+
+def test_trace_eval_shape_and_lower_take_shape_dtype_structs():
+    """``jit(f).trace / .eval_shape / .lower`` as jax's stages, with arrays or
+    ``ShapeDtypeStruct``s; calling with a ``ShapeDtypeStruct`` is a clear error."""
+    def make(lib):
+        return lambda v, n: (v[:n] * 2, {"s": lib.sum(v)})
+    x = np.ones(5, np.float32)
+    jitted, ref = fungrad.jit(make(fnp), static_argnums=1), jax.jit(make(jnp), static_argnums=1)
+    for arg in (x, fungrad.ShapeDtypeStruct((5,), np.float32)):
+        info = jitted.eval_shape(arg, 2)
+        want = ref.eval_shape(jax.ShapeDtypeStruct((5,), np.float32), 2)
+        assert [(a.shape, a.dtype) for a in fungrad.tree.leaves(info)] \
+            == [(a.shape, a.dtype) for a in jax.tree.leaves(want)]
+        traced = jitted.trace(arg, 2)
+        assert fungrad.tree.structure(traced.out_info) == fungrad.tree.structure(info)
+        assert [v.aval.shape for v in traced.jaxpr.jaxpr.invars] == [(5,)]
+        compiled = traced.lower().compile()
+        np.testing.assert_array_equal(compiled(x)[0], np.full(2, 2, np.float32))
+    with pytest.raises(TypeError, match="argument 'v' is a ShapeDtypeStruct.*holds no data"):
+        jitted(fungrad.ShapeDtypeStruct((5,), np.float32), 2)
+    np.testing.assert_array_equal(jitted(x, 2)[0], np.full(2, 2, np.float32))

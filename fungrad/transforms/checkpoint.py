@@ -84,6 +84,22 @@ def save_from_both_policies(policy_1: Callable, policy_2: Callable) -> Callable[
                                            or policy_2(prim, *avals, **params))
 
 
+def save_and_offload_only_these_names(*, names_which_can_be_saved: Sequence[str],
+                                      names_which_can_be_offloaded: Sequence[str],
+                                      offload_src: str = "device",
+                                      offload_dst: str = "pinned_host") -> Callable[..., bool]:
+    """Save the values named in either list: fungrad keeps a computation's arrays in one
+    memory (the host's or one GPU's), so what JAX would offload to the host is saved."""
+    return save_only_these_names(*names_which_can_be_saved, *names_which_can_be_offloaded)
+
+
+def offload_dot_with_no_batch_dims(offload_src: str = "device",
+                                   offload_dst: str = "pinned_host") -> Callable[..., bool]:
+    """Save plain matmuls' results (what JAX would offload to the host is saved: fungrad
+    keeps a computation's arrays in one memory)."""
+    return dots_with_no_batch_dims_saveable
+
+
 checkpoint_policies = types.SimpleNamespace(
     everything_saveable=everything_saveable,
     nothing_saveable=nothing_saveable,
@@ -93,6 +109,9 @@ checkpoint_policies = types.SimpleNamespace(
     checkpoint_dots_with_no_batch_dims=dots_with_no_batch_dims_saveable,
     save_only_these_names=save_only_these_names,
     save_any_names_but_these=save_any_names_but_these,
+    save_anything_except_these_names=save_any_names_but_these,
+    save_and_offload_only_these_names=save_and_offload_only_these_names,
+    offload_dot_with_no_batch_dims=offload_dot_with_no_batch_dims,
     save_from_both_policies=save_from_both_policies,
 )
 

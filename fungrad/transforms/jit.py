@@ -33,7 +33,8 @@ from fungrad.compiler import codegen, cuda_fuse, passes, pipeline
 from fungrad.config import config
 from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
-from fungrad.transforms.api import _flat_outputs, _fun_name, check_argnums, path_str
+from fungrad.transforms.api import (ShapeDtypeStruct, _flat_outputs, _fun_name, check_argnums,
+                                    path_str)
 from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
                                              jit_p)
 
@@ -97,6 +98,8 @@ def _leaf_key(x: Any) -> Any:
         return (a.shape, a.dtype, a.weak_type)
     if isinstance(x, NUMPY_BUFFERS):
         return (x.shape, dtypes.canonicalize_dtype(x.dtype), False)
+    if t is ShapeDtypeStruct:  # for ``lower``, ``trace`` and ``eval_shape`` (never cached)
+        return (x.shape, dtypes.canonicalize_dtype(x.dtype), bool(x.weak_type), "abstract")
     return None
 
 
@@ -121,6 +124,8 @@ def _flat_key(args: tuple) -> tuple | None:
 def _leaf_aval(x: Any) -> ShapedArray:
     if isinstance(x, (Array, Tracer)):
         return x.aval
+    if type(x) is ShapeDtypeStruct:
+        return ShapedArray(x.shape, dtypes.canonicalize_dtype(x.dtype), bool(x.weak_type))
     return core.get_aval(x)
 
 
@@ -380,6 +385,10 @@ class JitWrapped:
                        for p, _ in tree_util.leaves_with_path((tuple(dyn_args), dyn_kwargs))]
         paths = [(self._arg_name(a) if isinstance(a, int) else a, path) for a, path in origins]
         for x, (name, path) in zip(leaves, paths):
+            if compile and type(x) is ShapeDtypeStruct:
+                raise TypeError(f"jit({self._name}): argument '{name}{path_str(path)}' is a "
+                                f"{x!r}, which describes an array but holds no data: pass it "
+                                "to .trace, .lower or .eval_shape, or call with an array")
             if _leaf_key(x) is None:
                 raise TypeError(f"jit({self._name}): argument '{name}{path_str(path)}' of type "
                                 f"{type(x).__name__} is not a valid array type: {x!r}. Mark it "
@@ -405,7 +414,7 @@ class JitWrapped:
             (backends.host_default or backends.refresh_default())
         if compile and entry.direct:
             entry.executable()
-        if not hoisted:
+        if not hoisted and not any(type(x) is ShapeDtypeStruct for x in leaves):
             self._cache[key] = entry
         if config.log_compiles:
             logger.warning("Finished tracing and compiling %s in %.1f ms", self._name,
@@ -457,15 +466,24 @@ class JitWrapped:
         logger.warning("Compiling %s for signature (%s); cache miss because: %s", self._name,
                        ", ".join(description), reason)
 
-    # -- staging API
+    # -- staging API (arguments may be ``ShapeDtypeStruct``s)
+    def trace(self, *args: Any, **kwargs: Any) -> "Traced":
+        """Trace for these arguments (``jax.stages.Traced``): ``.jaxpr``, ``.out_info``
+        (the output's shapes and dtypes) and ``.lower()``."""
+        key, leaves = self._key(args, kwargs)
+        entry = self._cache.get(key) or self._entry(args, kwargs, key, leaves, compile=False)
+        committed = [x._device for x in leaves if type(x) is Array and x._device is not None]
+        return Traced(entry, committed[0] if committed else backends.default_device())
+
     def lower(self, *args: Any, **kwargs: Any) -> "Lowered":
         """Trace for these arguments; ``.as_text()`` shows the optimised IR (the CUDA
         source of its kernels when the arguments' device is a GPU), ``.compile()``
         returns the executable."""
-        key, leaves = self._key(args, kwargs)
-        entry = self._cache.get(key) or self._entry(args, kwargs, key, leaves, compile=False)
-        committed = [x._device for x in leaves if type(x) is Array and x._device is not None]
-        return Lowered(entry, committed[0] if committed else backends.default_device())
+        return self.trace(*args, **kwargs).lower()
+
+    def eval_shape(self, *args: Any, **kwargs: Any) -> Any:
+        """The output's shapes and dtypes as ``ShapeDtypeStruct``s, without running it."""
+        return self.trace(*args, **kwargs).out_info
 
     def _cache_size(self) -> int:
         """How many signatures have been compiled (as ``jax``'s ``_cache_size``)."""
@@ -523,6 +541,29 @@ def _check_dialect(dialect: str | None, device: backends.Device) -> str:
     if dialect not in DIALECTS:
         raise ValueError(f"as_text: unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
     return dialect
+
+
+class Traced:
+    """A jitted function traced at one signature, before optimisation."""
+
+    def __init__(self, entry: _Entry, device: backends.Device) -> None:
+        self._entry = entry
+        self.device = device
+
+    @property
+    def jaxpr(self) -> ClosedJaxpr:
+        """The traced jaxpr."""
+        return self._entry.closed
+
+    @property
+    def out_info(self) -> Any:
+        """The output's pytree of ``ShapeDtypeStruct``s."""
+        return tree_util.unflatten(self._entry.out_tree, [
+            ShapeDtypeStruct(a.shape, a.dtype, a.weak_type) for a in self._entry.closed.out_avals])
+
+    def lower(self) -> "Lowered":
+        """The optimised program (see ``Lowered``)."""
+        return Lowered(self._entry, self.device)
 
 
 class Lowered:
