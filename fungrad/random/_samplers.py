@@ -22,7 +22,8 @@ from fungrad._core.util import canonicalize_axis, prod
 from fungrad.lax._prim import as_operand, hashable_shape
 from fungrad.random._keys import check_key
 from fungrad.random._threefry import UINT_DTYPES, threefry_random_bits, threefry_split
-from fungrad.random._xla_math import xla_erf, xla_erf_inv, xla_fma, xla_log, xla_log1p
+from fungrad.random._xla_math import (fuses_float16, xla_erf, xla_erf_inv, xla_fma, xla_log,
+                                      xla_log1p)
 
 Shape = Sequence[int]
 
@@ -120,9 +121,9 @@ def _uniform(name: str, key: Any, shape: tuple[int, ...], dtype: np.dtype, minva
         return floats
     span = lax.sub(maxval, minval)
     # XLA's CPU code contracts the float32 and float64 multiply-adds into one rounding (an
-    # FMA), and the float16 one into a float32 FMA rounded once to float16 (bfloat16: two
-    # roundings).
-    if dtype in (np.float32, np.float16):
+    # FMA), and the float16 one too where the processor has float16 arithmetic (rounded once
+    # to float16); elsewhere, and in bfloat16, it rounds twice.
+    if dtype == np.float32 or (dtype == np.float16 and fuses_float16()):
         f32 = [lax.convert_element_type(x, np.float32) for x in (floats, span, minval)]
         scaled = lax.convert_element_type(xla_fma(*f32), dtype)
     elif dtype == np.float64:

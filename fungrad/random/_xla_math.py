@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -515,3 +516,35 @@ ad.defjvp(xla_fma_p, _broadcast_term(lambda t, a, b, c: mul(t, b)),
 def xla_fma(a: Any, b: Any, c: Any) -> Any:
     """``a * b + c`` in float32 or float64 with one rounding (operands broadcast)."""
     return xla_fma_p.bind(a, b, c)
+
+
+@functools.cache
+def _cpuinfo(field: str) -> str:
+    """A field of the first processor in Linux's ``/proc/cpuinfo`` ("" elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() == field:
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_flags() -> frozenset[str]:
+    """The processor's feature flags (empty where ``/proc/cpuinfo`` is not)."""
+    return frozenset(_cpuinfo("flags").split())
+
+
+def cpu_vendor() -> str:
+    """The processor's vendor: "GenuineIntel", "AuthenticAMD" ("" where unknown)."""
+    return _cpuinfo("vendor_id")
+
+
+def fuses_float16() -> bool:
+    """Whether XLA's CPU code rounds a float16 multiply-add once. Where the processor has
+    float16 arithmetic (AVX512-FP16) XLA keeps the float16 operations and LLVM fuses them;
+    elsewhere XLA widens each float16 operation to float32 and rounds its result back, so
+    the multiply and the add round separately (measured on Intel Xeon and AMD EPYC hosts)."""
+    return "avx512fp16" in cpu_flags()
