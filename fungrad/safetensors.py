@@ -34,16 +34,21 @@ DTYPES = {"BOOL": np.dtype(np.bool_), "U8": np.dtype(np.uint8), "I8": np.dtype(n
 _NAMES = {dt: name for name, dt in DTYPES.items()}
 
 
-def _bfloat16_entry() -> None:
-    """Add BF16 to the tables: on first need, since that loads ml_dtypes (0.4 s)."""
-    DTYPES["BF16"] = dtypes.np_dtype("bfloat16")
-    _NAMES[DTYPES["BF16"]] = "BF16"
+# The format's names of ml_dtypes' types (its F8_E4M3 is the float8 without infinities)
+_ML_DTYPES = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+
+
+def _ml_dtype_entries() -> None:
+    """Add BF16 and the float8s to the tables: on first need, since that loads ml_dtypes."""
+    for name, dtype_name in _ML_DTYPES.items():
+        DTYPES[name] = dtypes.np_dtype(dtype_name)
+        _NAMES[DTYPES[name]] = name
 
 
 def supported(dtype: np.dtype) -> bool:
     """Whether arrays of ``dtype`` can be stored in a safetensors file."""
-    if dtype.name == "bfloat16" and dtype not in _NAMES:
-        _bfloat16_entry()
+    if dtype.name in _ML_DTYPES.values() and dtype not in _NAMES:
+        _ml_dtype_entries()
     return dtype in _NAMES
 _MAX_HEADER = 100 * 2**20  # the reference implementation's limit
 
@@ -114,8 +119,8 @@ def _check_entry(name: str, entry: object, where: str) -> tuple[int, int]:
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise SafetensorsError(f"{where}: tensor {name!r} has a malformed header entry {entry!r}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype == "BF16" and dtype not in DTYPES:
-        _bfloat16_entry()
+    if dtype in _ML_DTYPES and dtype not in DTYPES:
+        _ml_dtype_entries()
     if dtype not in DTYPES:
         raise SafetensorsError(f"{where}: tensor {name!r} has unsupported dtype {dtype!r}")
     if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):

@@ -44,7 +44,7 @@ def _dtype(x: Any) -> np.dtype:
 
 
 def _is_float(dt: np.dtype) -> bool:
-    return dt.kind in "fc" or dt == dtypes.bfloat16
+    return dtypes.is_inexact(dt)
 
 
 def _least_precise(tree: Any) -> np.dtype:

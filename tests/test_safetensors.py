@@ -85,3 +85,16 @@ def test_truncating_a_real_file_anywhere_is_detected():
     for cut in range(0, len(data), 7):
         with pytest.raises(safetensors.SafetensorsError):
             safetensors.loads(data[:cut])
+
+
+def test_float8_tensors_round_trip_with_torch():
+    """F8_E4M3 and F8_E5M2 are torch's float8_e4m3fn and float8_e5m2, bit for bit."""
+    wide = torch.randn(3, 5) * 10
+    for ours, theirs in ((ml_dtypes.float8_e4m3fn, torch.float8_e4m3fn),
+                         (ml_dtypes.float8_e5m2, torch.float8_e5m2)):
+        t = wide.to(theirs)
+        tensors, _ = safetensors.loads(st_torch.save({"t": t}))
+        assert tensors["t"].dtype == np.dtype(ours)
+        np.testing.assert_array_equal(tensors["t"].view(np.uint8), t.view(torch.uint8).numpy())
+        back = st_torch.load(safetensors.dumps(tensors))["t"]
+        assert back.dtype == theirs and torch.equal(back.view(torch.uint8), t.view(torch.uint8))

@@ -38,14 +38,14 @@ from fungrad.errors import (ConcretizationTypeError, TracerArrayConversionError,
 
 # --------------------------------------------------------------------------- avals
 
-_SHORT = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16",
-          "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64", "uint8": "u8",
-          "uint16": "u16", "uint32": "u32", "uint64": "u64", "bool": "bool",
-          "complex64": "c64", "complex128": "c128"}
-
-
 def short_dtype_name(dtype: np.dtype) -> str:
-    return _SHORT.get(np.dtype(dtype).name, "float0" if dtype == dtypes.float0 else str(dtype))
+    """JAX's short name of a dtype in printed jaxprs: ``f32``, ``bf16``, ``f8_e4m3fn``."""
+    if dtype == dtypes.float0:
+        return "float0"
+    name = np.dtype(dtype).name
+    for long, short in (("float", "f"), ("uint", "u"), ("int", "i"), ("complex", "c")):
+        name = name.replace(long, short)
+    return name
 
 
 class ShapedArray:

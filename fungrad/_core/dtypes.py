@@ -25,20 +25,31 @@ uint8, uint16, uint32, uint64 = (np.dtype(t) for t in (np.uint8, np.uint16, np.u
 # array of ml_dtypes' dtype, or ``fungrad.numpy.bfloat16`` (``load_ml_dtypes``). Until then
 # ``bfloat16`` is a stand-in dtype that no array has, so ``dtype == bfloat16`` stays a cheap
 # and correct test.
-bfloat16 = np.dtype([("bfloat16, before ml_dtypes is loaded", np.void, 2)])
+bfloat16 = _STAND_IN = np.dtype([("bfloat16, before ml_dtypes is loaded", np.void, 2)])
 float16, float32, float64 = (np.dtype(t) for t in (np.float16, np.float32, np.float64))
 complex64, complex128 = np.dtype(np.complex64), np.dtype(np.complex128)
 
 # float0: the dtype of tangents of integer and boolean values (JAX convention).
 float0 = np.dtype([("float0", np.void, 0)])
 
+# ml_dtypes' narrow floats beside bfloat16 (JAX's names): storage and matmul-input dtypes
+# that compute in float32 and promote only with Python scalars. Real dtypes once ml_dtypes
+# is loaded (those the installed ml_dtypes has); until then none exists.
+SMALL_FLOAT_NAMES = ("float8_e3m4", "float8_e4m3", "float8_e4m3b11fnuz", "float8_e4m3fn",
+                     "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
+                     "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")
+small_floats: list = []
+
 _signed = [int8, int16, int32, int64]
 _unsigned = [uint8, uint16, uint32, uint64]
 _floats = [bfloat16, float16, float32, float64]
 _complex = [complex64, complex128]
 all_dtypes = frozenset([bool_, *_signed, *_unsigned, *_floats, *_complex])
-# 16-bit floats, which computations widen to float32 (gains bfloat16 when it is loaded)
+# Floats narrower than 32 bits, which computations widen to float32 (gains bfloat16 and
+# the small floats when ml_dtypes is loaded)
 half_floats: set = {float16, bfloat16}
+# ml_dtypes' floats (NumPy kind "V" for most): bfloat16 and the small floats once loaded
+ml_floats: set = {bfloat16}
 _growing: list[tuple[Callable[[np.dtype], bool], set]] = []
 
 
@@ -51,18 +62,22 @@ def dtypes_where(predicate: Callable[[np.dtype], bool]) -> set:
 
 
 def load_ml_dtypes() -> ModuleType:
-    """Import ml_dtypes (the first time, make ``bfloat16`` the real dtype everywhere)."""
+    """Import ml_dtypes (the first time, make ``bfloat16`` the real dtype everywhere and
+    add the small floats)."""
     global bfloat16, all_dtypes
     ml_dtypes = importlib.import_module("ml_dtypes")
     if bfloat16 != np.dtype(ml_dtypes.bfloat16):
-        half_floats.discard(bfloat16)
-        all_dtypes = all_dtypes - {bfloat16}
+        for group in (half_floats, ml_floats):
+            group.discard(bfloat16)
         bfloat16 = _floats[0] = np.dtype(ml_dtypes.bfloat16)
-        all_dtypes = all_dtypes | {bfloat16}
-        half_floats.add(bfloat16)
+        small_floats.extend(np.dtype(getattr(ml_dtypes, name)) for name in SMALL_FLOAT_NAMES
+                            if hasattr(ml_dtypes, name))
+        new = {bfloat16, *small_floats}
+        all_dtypes = (all_dtypes - {_STAND_IN}) | new
+        half_floats.update(new)
+        ml_floats.update(new)
         for predicate, found in _growing:
-            if predicate(bfloat16):
-                found.add(bfloat16)
+            found.update(d for d in new if predicate(d))
         _x64_changed()
     return ml_dtypes
 
@@ -79,8 +94,9 @@ def _lattice(x64: bool) -> dict:
         b1: [i_], i_: [u8, i8], u8: [i16, u16], u16: [i32, u32],
         u32: [i64, u64] if x64 else [i32, u64], u64: [f_],
         i8: [i16], i16: [i32], i32: [i64], i64: [f_],
-        f_: [bf16, f16, c_], bf16: [f32], f16: [f32], f32: [f64, c64], f64: [c128],
-        c_: [c64], c64: [c128], c128: [],
+        f_: [*small_floats, bf16, f16, c_], bf16: [f32], f16: [f32], f32: [f64, c64],
+        f64: [c128], c_: [c64], c64: [c128], c128: [],
+        **{small: [] for small in small_floats},  # no implicit promotion, as in JAX
     }
 
 
@@ -104,7 +120,11 @@ def _least_upper_bound(nodes: set) -> Any:
     common = set.intersection(*(ubs[n] for n in nodes))
     lub = (common & nodes) or {c for c in common if common <= ubs[c]}
     if len(lub) != 1:
-        raise TypePromotionError(f"no type promotion path for dtypes {sorted(map(str, nodes))}")
+        hint = ("; narrow floats (float8, float6, float4) promote only with Python scalars, "
+                "integers and bools: convert explicitly, e.g. x.astype('float32')"
+                if any(n in small_floats for n in nodes) else "")
+        raise TypePromotionError(
+            f"no type promotion path for dtypes {sorted(map(str, nodes))}{hint}")
     return lub.pop()
 
 
@@ -229,12 +249,18 @@ def result_type(*args: Any, return_weak_type_flag: bool = False):
     return (dtype, weak) if return_weak_type_flag else dtype
 
 
+def kind(dtype: np.dtype) -> str:
+    """NumPy's dtype kind letter, with ml_dtypes' floats (kind "V" for most) counted as
+    floats ("f")."""
+    return "f" if dtype in ml_floats else np.dtype(dtype).kind
+
+
 def is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f" or dtype == bfloat16
+    return dtype.kind == "f" or dtype in ml_floats
 
 
 def is_inexact(dtype: np.dtype) -> bool:
-    return dtype.kind in "fc" or dtype == bfloat16
+    return dtype.kind in "fc" or dtype in ml_floats
 
 
 def is_integer(dtype: np.dtype) -> bool:
@@ -242,15 +268,15 @@ def is_integer(dtype: np.dtype) -> bool:
 
 
 def issubdtype(a: Any, b: Any) -> bool:
-    """``numpy.issubdtype`` that also knows bfloat16 is a floating type."""
-    if np.dtype(a) == bfloat16 and b in (np.floating, np.inexact, np.number, np.generic):
+    """``numpy.issubdtype`` that also knows ml_dtypes' floats are floating types."""
+    if np.dtype(a) in ml_floats and b in (np.floating, np.inexact, np.number, np.generic):
         return True
     return bool(np.issubdtype(a, b))
 
 
 def finfo(dtype: Any):
     dt = np_dtype(dtype)
-    return load_ml_dtypes().finfo(dt) if dt == bfloat16 else np.finfo(dt)
+    return load_ml_dtypes().finfo(dt) if dt in ml_floats else np.finfo(dt)
 
 
 def iinfo(dtype: Any):

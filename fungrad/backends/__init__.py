@@ -279,6 +279,10 @@ def to_device(value: Any, device: Device | None) -> Any:
         return value if is_host(value) else value.get()
     if not is_host(value) and value.device.id == device.id:
         return value
+    if value.dtype in dtypes.small_floats:
+        raise TypeError(f"device_put: {value.dtype.name} arrays cannot be placed on "
+                        f"{device}: CuPy has no {value.dtype.name}; convert them to "
+                        "float32 or bfloat16 on the CPU first")
     cp = cupy_module()
     with cp.cuda.Device(device.id):
         if value.dtype == dtypes.bfloat16:

@@ -34,13 +34,13 @@ NATIVE_INEXACT = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.floa
 
 
 def accepted_dtypes(kinds: str) -> set:
-    """The dtypes whose kind is in ``kinds`` (bfloat16 joins when ml_dtypes is loaded)."""
+    """The dtypes whose kind is in ``kinds`` (ml_dtypes' floats join when it is loaded)."""
     return dtypes.dtypes_where(lambda d: kind(d) in kinds)
 
 
 def _scalar_fits(x: Any, dtype: np.dtype) -> bool:
     """Whether Python scalar ``x`` may take ``dtype`` (its kind holds x's kind)."""
-    k = "f" if dtype == dtypes.bfloat16 else dtype.kind
+    k = dtypes.kind(dtype)
     if isinstance(x, bool):
         return k == "b"
     if isinstance(x, int):

@@ -32,14 +32,14 @@ ANY = BOOL + NUMERIC
 INT_OR_BOOL = BOOL + INT
 
 
-_KINDS = {d: "f" if d == dtypes.bfloat16 else d.kind for d in dtypes.all_dtypes}
+_KINDS = {d: d.kind for d in dtypes.all_dtypes}
 
 
 def kind(dtype: np.dtype) -> str:
-    """NumPy's dtype kind letter, with bfloat16 counted as a float ("f")."""
+    """NumPy's dtype kind letter, with ml_dtypes' floats counted as floats ("f")."""
     k = _KINDS.get(dtype)
-    if k is None:  # bfloat16 once ml_dtypes is loaded, or an unsupported dtype
-        k = "f" if dtype == dtypes.bfloat16 else np.dtype(dtype).kind
+    if k is None:  # an ml_dtypes dtype (once loaded), or an unsupported dtype
+        k = dtypes.kind(dtype)
     return k
 
 

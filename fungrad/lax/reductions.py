@@ -306,7 +306,7 @@ def _argminmax(name: str):
     def impl(xp, x, *, axes, index_dtype):
         if x.shape[axes[0]] == 0:
             raise ValueError(f"{name} of an empty dimension")
-        if x.dtype == dtypes.bfloat16:
+        if x.dtype in dtypes.ml_floats:
             x = x.astype(np.float32)
         return xp.asarray(getattr(xp, name)(x, axis=axes[0])).astype(index_dtype)
     prim = Primitive(name)

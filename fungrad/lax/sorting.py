@@ -25,8 +25,9 @@ from fungrad.lax.slicing import slice as slice_
 
 
 def _sort_key(x: np.ndarray) -> np.ndarray:
-    """An array whose ascending order is the sort order (bfloat16 via exact float32)."""
-    return x.astype(np.float32) if x.dtype == dtypes.bfloat16 else x
+    """An array whose ascending order is the sort order (ml_dtypes' floats via exact
+    float32)."""
+    return x.astype(np.float32) if x.dtype in dtypes.ml_floats else x
 
 
 def _gather_along(t: Any, idx: Any, axis: int) -> Any:
@@ -46,7 +47,7 @@ def _gather_along(t: Any, idx: Any, axis: int) -> Any:
 # --------------------------------------------------------------------------- sort
 
 def _sort_impl(xp, *operands, dimension, is_stable, num_keys):
-    if len(operands) == 1 and operands[0].dtype != dtypes.bfloat16:
+    if len(operands) == 1 and operands[0].dtype not in dtypes.ml_floats:
         return [xp.sort(operands[0], axis=dimension, kind="stable")]
     keys = [_sort_key(k) for k in operands[:num_keys]]
     if num_keys == 1:

@@ -91,7 +91,7 @@ def _reduce_window_impl(kind: str):
         out_dtype = x.dtype
         if kind == "sum":
             fill, combine = 0, xp.add
-            if x.dtype in (dtypes.bfloat16, dtypes.float16):
+            if x.dtype in dtypes.half_floats:
                 x = x.astype(np.float32)
         else:
             fill, combine = _identity(x.dtype, kind == "max"), getattr(xp, f"{kind}imum")
@@ -192,7 +192,7 @@ def _select_and_scatter_add_impl(xp, source, x, *, select_prim, window_dimension
     window = (window_dimensions, window_strides, window_dilation)
     idx = _select(xp, xpad, out_shape, select_prim, *window)
     full, inner, crop = pad_geometry(x.shape, base_dilation, padding)
-    acc = xp.zeros(xpad.shape, np.float32 if source.dtype in (dtypes.bfloat16, dtypes.float16)
+    acc = xp.zeros(xpad.shape, np.float32 if source.dtype in dtypes.half_floats
                    else source.dtype)
     zero = acc.dtype.type(0)
     for k, sl in enumerate(window_taps(out_shape, *window)):

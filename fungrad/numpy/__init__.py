@@ -64,7 +64,7 @@ __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float
                                _setops, _polynomial, _histograms, _windows, _signal,
                                _bit_packing, _io)
            for name in family.__all__]
-__all__ += ["bfloat16", "bool",  # noqa: F405  (bfloat16: __getattr__ loads it lazily)
+__all__ += [*_dtypes.ML_DTYPE_NAMES, "bool",  # ml_dtypes' names: __getattr__ loads them
             "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",
             "fft", "linalg"]
 __all__ += [name for name in _ufunc_api.__all__ if name not in __all__]
@@ -72,5 +72,6 @@ __dir__ = public_dir(__all__)
 
 
 def __getattr__(name: str):
-    """``bfloat16`` loads ml_dtypes on first use (see ``fungrad._core.dtypes``)."""
+    """``bfloat16`` and the small floats load ml_dtypes on first use (see
+    ``fungrad._core.dtypes``)."""
     return getattr(_dtypes, name)

@@ -91,7 +91,7 @@ _KINDS = {
     "integral": lambda d: d.kind in "iu",
     "real floating": dtypes.is_float,
     "complex floating": lambda d: d.kind == "c",
-    "numeric": lambda d: d.kind in "iufc" or d == dtypes.bfloat16,
+    "numeric": lambda d: d.kind in "iufc" or d in dtypes.ml_floats,
 }
 
 
@@ -169,12 +169,17 @@ def isrealobj(x: Any) -> bool:
     return not iscomplexobj(x)
 
 
+ML_DTYPE_NAMES = ("bfloat16", *dtypes.SMALL_FLOAT_NAMES)
+
+
 def __getattr__(name: str) -> Any:
-    """``bfloat16``, made on first use since it loads ml_dtypes (see ``fungrad._core.dtypes``;
-    ``fungrad.numpy`` forwards the name here)."""
-    if name != "bfloat16":
+    """``bfloat16`` and the small floats (``float8_e4m3fn``, ...), made on first use since
+    they load ml_dtypes (see ``fungrad._core.dtypes``; ``fungrad.numpy`` forwards the names
+    here). A small float the installed ml_dtypes lacks is not there, as in JAX."""
+    ml_dtypes = dtypes.load_ml_dtypes() if name in ML_DTYPE_NAMES else None
+    if ml_dtypes is None or not hasattr(ml_dtypes, name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()["bfloat16"] = scalar = _scalar_type(dtypes.load_ml_dtypes().bfloat16)
+    globals()[name] = scalar = _scalar_type(getattr(ml_dtypes, name))
     return scalar
 
 

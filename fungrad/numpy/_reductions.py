@@ -25,7 +25,7 @@ from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axes, canonica
 
 
 def _upcast_f16(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype in (np.float16, dtypes.bfloat16) else dtype
+    return np.dtype(np.float32) if dtype in dtypes.half_floats else dtype
 
 
 def _init_value(dtype: np.dtype, value: float) -> Any:

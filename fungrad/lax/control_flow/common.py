@@ -142,7 +142,7 @@ def check_scalar_pred(api: str, pred: Any, allow_int: bool) -> Any:
         return pred
     if kind == "b":
         return pred
-    if kind in "iuf" or aval.dtype == dtypes.bfloat16:
+    if kind in "iuf" or aval.dtype in dtypes.ml_floats:
         return ne(pred, 0)
     raise TypeError(f"{api}: Pred type must be either boolean or number, got {aval.dtype.name}.")
 
