@@ -44,6 +44,7 @@ PUBLIC_MODULES = (
     "fungrad.scipy.fft", "fungrad.scipy.signal", "fungrad.scipy.integrate",
     "fungrad.scipy.stats", *(f"fungrad.scipy.stats.{name}" for name in STATS),
     "fungrad.tree", "fungrad.tree_util", "fungrad.flatten_util", "fungrad.custom_derivatives",
+    "fungrad.ad_checkpoint",
     "fungrad.debug",
     "fungrad.errors", "fungrad.experimental", "fungrad.test_util",
     "fungrad.models", "fungrad.models.gpt2", "fungrad.models.llama", "fungrad.models.mixtral",

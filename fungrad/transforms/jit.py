@@ -543,8 +543,9 @@ def _check_dialect(dialect: str | None, device: backends.Device) -> str:
     return dialect
 
 
-class Traced:
-    """A jitted function traced at one signature, before optimisation."""
+class _Stage:
+    """A jitted function at one signature, for the device its arguments run on (committed
+    arguments' device, else the default)."""
 
     def __init__(self, entry: _Entry, device: backends.Device) -> None:
         self._entry = entry
@@ -552,8 +553,12 @@ class Traced:
 
     @property
     def jaxpr(self) -> ClosedJaxpr:
-        """The traced jaxpr."""
+        """The traced (unoptimised) jaxpr."""
         return self._entry.closed
+
+
+class Traced(_Stage):
+    """A jitted function traced at one signature, before optimisation."""
 
     @property
     def out_info(self) -> Any:
@@ -566,18 +571,8 @@ class Traced:
         return Lowered(self._entry, self.device)
 
 
-class Lowered:
-    """The traced and optimised form of a jitted function at one signature, for the
-    device its arguments run on (committed arguments' device, else the default)."""
-
-    def __init__(self, entry: _Entry, device: backends.Device) -> None:
-        self._entry = entry
-        self.device = device
-
-    @property
-    def jaxpr(self) -> ClosedJaxpr:
-        """The traced (unoptimised) jaxpr."""
-        return self._entry.closed
+class Lowered(_Stage):
+    """The traced and optimised form of a jitted function at one signature."""
 
     def as_text(self, dialect: str | None = None) -> str:
         """The optimised program, as ``jax.stages.Lowered.as_text``: ``dialect="jaxpr"`` is
