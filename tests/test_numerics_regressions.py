@@ -46,3 +46,40 @@ def test_grad_of_vmap_with_unbatched_tangent():
     ours = fungrad.vmap(fungrad.grad(f(jnp)))(xs)
     ref = jax.vmap(jax.grad(f(jjnp)))(xs)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-6)
+
+
+def _same_values(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, want.dtype)
+    np.testing.assert_allclose(got.astype(np.complex128), want.astype(np.complex128),
+                               rtol=1e-6, equal_nan=True)
+
+
+def test_quantiles_of_half_floats_weigh_in_the_dtype_of_q():
+    for dtype in (np.float16, jnp.bfloat16.dtype):
+        x = np.array([1, 2, 3, 7.5], dtype)
+        for q in (0.3, np.array([0.1, 0.5, 0.9], np.float32)):
+            for name in ("quantile", "nanquantile"):
+                for method in ("linear", "lower", "midpoint"):
+                    _same_values(getattr(jnp, name)(x, q, method=method),
+                                 getattr(jjnp, name)(x, q, method=method))
+        _same_values(jnp.percentile(x, 30.0), jjnp.percentile(x, 30.0))
+
+
+@pytest.mark.parametrize("ddof", [0, 4, 5, 10])
+def test_variance_without_degrees_of_freedom_left_is_nan(ddof):
+    x = np.arange(5, dtype=np.float32)
+    for a in (x, (x + 1j * x).astype(np.complex64)):
+        for name in ("var", "nanvar", "std", "nanstd"):
+            _same_values(getattr(jnp, name)(a, ddof=ddof), getattr(jjnp, name)(a, ddof=ddof))
+
+
+def test_complex_log2_log10_of_zero_and_fmax_fmin():
+    z = np.array([0j, 1 + 1j, -1, 1e-3], np.complex64)
+    for name in ("log2", "log10"):
+        _same_values(getattr(jnp, name)(z), getattr(jjnp, name)(z))  # log(0) = -inf + 0j
+    a = np.array([1 + 1j, 2 - 1j, np.nan, 1], np.complex64)
+    b = np.array([2 + 0j, 1 + 0j, 1, np.nan * 1j], np.complex64)
+    for name in ("fmax", "fmin"):  # lexicographic, NaNs ignored
+        for x, y in ((a, b), (b, a), (a, 1.5)):
+            _same_values(getattr(jnp, name)(x, y), getattr(jjnp, name)(x, y))

@@ -66,7 +66,9 @@ def _quantile(fname: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool
         low, out_shape, tuple(range(len(out_shape)))),)).get()
     high_value = _IndexUpdateRef(x, index + (lax.broadcast_in_dim(
         high, out_shape, tuple(range(len(out_shape)))),)).get()
-    if method == "linear":
+    if method == "linear":  # in q's dtype (a float16 a's values weighted in float32), as JAX
+        low_value, high_value = (lax.convert_element_type(v, aval(q).dtype)
+                                 for v in (low_value, high_value))
         result = lax.add(lax.mul(low_value, low_weight), lax.mul(high_value, high_weight))
     elif method == "lower":
         result = low_value

@@ -255,7 +255,10 @@ def var(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: int
     normalizer = lax.sub(_count(a, axes, keepdims, where, comp),
                          lax.convert_element_type(correction, comp))
     total = sum(sq, axes, dtype=comp, keepdims=keepdims, where=where)
-    return lax.convert_element_type(lax.div(total, normalizer), result_dtype)
+    result = lax.convert_element_type(lax.div(total, normalizer), result_dtype)
+    # no degrees of freedom left (ddof >= count): NaN, as JAX
+    return _where(lax.gt(normalizer, scalar_like(0, normalizer)), result,
+                  scalar_like(np.nan, result))
 
 
 _mean_fn = mean

@@ -213,15 +213,15 @@ def minimum(x: Any, y: Any, /) -> Any:
 
 
 def fmax(x1: Any, x2: Any, /) -> Any:
-    """Elementwise maximum ignoring NaNs."""
+    """Elementwise maximum ignoring NaNs (complex values compare lexicographically)."""
     x1, x2 = promote_args("fmax", x1, x2)
-    return _where(lax.bitwise_or(lax.gt(x1, x2), lax.ne(x2, x2)), x1, x2)
+    return _where(lax.bitwise_or(greater(x1, x2), lax.ne(x2, x2)), x1, x2)
 
 
 def fmin(x1: Any, x2: Any, /) -> Any:
-    """Elementwise minimum ignoring NaNs."""
+    """Elementwise minimum ignoring NaNs (complex values compare lexicographically)."""
     x1, x2 = promote_args("fmin", x1, x2)
-    return _where(lax.bitwise_or(lax.lt(x1, x2), lax.ne(x2, x2)), x1, x2)
+    return _where(lax.bitwise_or(less(x1, x2), lax.ne(x2, x2)), x1, x2)
 
 
 def clip(arr: Any = None, /, min: Any = None, max: Any = None, *,  # noqa: A002

@@ -62,16 +62,27 @@ def arctan2(x1: Any, x2: Any, /) -> Any:
 atan2 = arctan2
 
 
+def _scaled_log(x: Any, scale: Any) -> Any:
+    """``log(x) * scale`` for a real ``scale``: a complex result's parts scaled one by one
+    (a complex product would turn ``log(0) = -inf + 0j`` into ``-inf + nan j``)."""
+    y = lax.log(x)
+    if aval(x).dtype.kind != "c":
+        return scale(y)
+    return lax.complex(scale(lax.real(y)), scale(lax.imag(y)))
+
+
 def log2(x: Any, /) -> Any:
     """Elementwise base-2 logarithm."""
     x, = promote_args_inexact("log2", x)
-    return lax.div(lax.log(x), lax.log(lax.convert_element_type(2, aval(x).dtype)))
+    return _scaled_log(x, lambda y: lax.div(y, lax.log(lax.convert_element_type(
+        2, aval(y).dtype))))
 
 
 def log10(x: Any, /) -> Any:
     """Elementwise base-10 logarithm."""
     x, = promote_args_inexact("log10", x)
-    return lax.mul(lax.log(x), lax.convert_element_type(0.4342944819032518, aval(x).dtype))
+    return _scaled_log(x, lambda y: lax.mul(y, lax.convert_element_type(
+        0.4342944819032518, aval(y).dtype)))
 
 
 def logaddexp(x1: Any, x2: Any, /) -> Any:
