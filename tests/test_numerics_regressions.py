@@ -1,7 +1,11 @@
 """Regression tests for numerical corner cases found while comparing with jax: a cube
-of a 0-d input under ``jit`` (the compiled ``integer_pow`` wrote into a NumPy scalar)
-and ``vmap`` of a sum of a batched and an unbatched tangent (``add_any``)."""
+of a 0-d input under ``jit`` (the compiled ``integer_pow`` wrote into a NumPy scalar),
+``vmap`` of a sum of a batched and an unbatched tangent (``add_any``), and the findings of
+differential scans of ``fungrad.numpy`` against ``jax.numpy`` (quantiles of half floats,
+variances without degrees of freedom, complex logarithms of zero, oversized Python ints)."""
 from __future__ import annotations
+
+import warnings
 
 import jax
 import jax.numpy as jjnp
@@ -83,3 +87,26 @@ def test_complex_log2_log10_of_zero_and_fmax_fmin():
     for name in ("fmax", "fmin"):  # lexicographic, NaNs ignored
         for x, y in ((a, b), (b, a), (a, 1.5)):
             _same_values(getattr(jnp, name)(x, y), getattr(jjnp, name)(x, y))
+
+
+def test_python_ints_beyond_int32_are_refused_as_operands():
+    """As jax: an operand that does not fit the default int raises rather than wraps; an
+    explicit dtype still takes it."""
+    cases = (lambda m: m.add(2**31, 1), lambda m: m.add(np.ones(2, np.uint32), 2**32 - 1),
+             lambda m: m.add(np.ones(2, np.float32), 2**40),
+             lambda m: m.add(np.array([True]), -2**31 - 1))
+    for case in cases:
+        with pytest.raises(OverflowError):
+            case(jjnp)
+        with pytest.raises(OverflowError, match="Python int -?\\d+ is too large"):
+            case(jnp)
+    for case in (lambda m: m.add(-2**31, 1), lambda m: m.add(np.ones(2, np.int8), 300),
+                 lambda m: m.asarray(2**31, dtype=np.uint32)):
+        _same_values(case(jnp), case(jjnp))
+
+
+def test_float64_inputs_beyond_float32_become_inf_silently():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _same_values(jnp.abs(np.array([1e300, -1e300])), np.array([np.inf, np.inf], np.float32))
+        _same_values(jnp.sum(np.array([1e300, 1.0])), np.float32(np.inf))

@@ -212,7 +212,15 @@ def dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
     """The (dtype, weak_type) fungrad gives ``x`` (an array, tracer, scalar or dtype)."""
     if isinstance(x, bool):
         return bool_, False
-    if isinstance(x, (int, float, complex)):
+    if isinstance(x, int):
+        dtype = default_int_dtype()
+        info = np.iinfo(dtype)
+        if not info.min <= x <= info.max:  # as JAX, rather than wrap around
+            raise OverflowError(f"Python int {x} is too large to use as an operand: it does "
+                                f"not fit in {dtype.name}; convert it to an array of an "
+                                "explicit dtype first")
+        return dtype, True
+    if isinstance(x, (float, complex)):
         return _default_of_kind(np.dtype(type(x)).kind), True
     aval = getattr(x, "aval", None)
     if aval is not None:

@@ -142,7 +142,9 @@ def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:
             dt = like_dtype
         return Array(np.asarray(x, dt)[()], weak)
     x = np.asarray(x)
-    return Array(x.astype(dtypes.canonicalize_dtype(x.dtype), copy=False))
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32: inf, silently
+        return Array(x.astype(dtypes.canonicalize_dtype(x.dtype), copy=False))
+
 
 
 def operand_dtype(*xs: Any) -> np.dtype | None:

@@ -162,14 +162,21 @@ def _promoted_eagerly(args: tuple, dtype_ok: Any, bare_scalars: bool = False) ->
             if dt != yv.dtype or not (xv.shape == yv.shape or not xv.ndim or not yv.ndim):
                 return None
             return [x, y] if dtype_ok(dt) else None
-        if type(y) in (int, float) and dt in NATIVE_INEXACT and dtype_ok(dt):
+        if type(y) in (int, float) and dt in NATIVE_INEXACT and dtype_ok(dt) \
+                and _plain_scalar(y):
             return [x, y if bare_scalars else _weak_scalar(y, dt, x.weak_type)]
         return None
     if type(y) is Array and type(x) in (int, float):
         dt = y._value.dtype
-        if dt in NATIVE_INEXACT and dtype_ok(dt):
+        if dt in NATIVE_INEXACT and dtype_ok(dt) and _plain_scalar(x):
             return [_weak_scalar(x, dt, y.weak_type), y]
     return None
+
+
+def _plain_scalar(v: int | float) -> bool:
+    """A float, or an int within int32 (a larger one takes the general path, which refuses
+    it as JAX does)."""
+    return type(v) is float or -2**31 <= v < 2**31
 
 
 def _weak_scalar(v: int | float, dtype: np.dtype, weak: bool) -> Array:
