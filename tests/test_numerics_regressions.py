@@ -110,3 +110,14 @@ def test_float64_inputs_beyond_float32_become_inf_silently():
         warnings.simplefilter("error")
         _same_values(jnp.abs(np.array([1e300, -1e300])), np.array([np.inf, np.inf], np.float32))
         _same_values(jnp.sum(np.array([1e300, 1.0])), np.float32(np.inf))
+
+
+def test_numpy_int64_inputs_wrap_to_int32_before_float_ops():
+    """A raw NumPy int64/uint64 array is an int32/uint32 one first (as ``asarray`` and jax
+    make it), also where an op promotes it to floats."""
+    a = np.array([2**40, -2**35, 5], np.int64)
+    for case in (lambda m: m.cos(a), lambda m: m.sqrt(np.array([-2**35], np.int64)),
+                 lambda m: m.sin(np.array([2**32 + 1], np.uint64)),
+                 lambda m: m.add(a, np.float32(1.5)), lambda m: m.less(a, np.float32(1.5))):
+        _same_values(case(jnp), case(jjnp))
+    _same_values(jnp.cos(a), jnp.cos(jnp.asarray(a)))
