@@ -121,3 +121,9 @@ def test_numpy_int64_inputs_wrap_to_int32_before_float_ops():
                  lambda m: m.add(a, np.float32(1.5)), lambda m: m.less(a, np.float32(1.5))):
         _same_values(case(jnp), case(jjnp))
     _same_values(jnp.cos(a), jnp.cos(jnp.asarray(a)))
+
+
+def test_angle_of_a_real_scalar_is_in_the_default_float():
+    for z in (np.float16(-1.0), np.array(-1.0, jnp.bfloat16.dtype), np.array([-1.0, 2], np.float16),
+              np.int8(-2), np.complex64(1j)):
+        _same_values(jnp.angle(z), jjnp.angle(z))

@@ -18,7 +18,7 @@ from fungrad._core import dtypes
 from fungrad.numpy._ufuncs import maximum, minimum
 from fungrad.numpy._util import (aval, ensure_arraylike, full_like, promote_args,
                                  promote_args_inexact, promote_dtypes_inexact, scalar_like,
-                                 static_int, to_inexact_dtype, where as _where)
+                                 static_int, where as _where)
 from fungrad.transforms.custom_derivatives import custom_jvp
 
 
@@ -437,8 +437,8 @@ def angle(z: Any, deg: bool = False) -> Any:
     z = ensure_arraylike("angle", z)
     re, im = real(z), imag(z)
     dt = aval(re).dtype
-    if not dtypes.is_inexact(dt) or (aval(z).dtype.kind == "f" and not aval(z).shape):
-        re, im = (lax.convert_element_type(v, to_inexact_dtype(dt)) for v in (re, im))
+    if not dtypes.is_inexact(dt) or (dtypes.is_float(aval(z).dtype) and not aval(z).shape):
+        re, im = (lax.convert_element_type(v, dtypes.default_float_dtype()) for v in (re, im))
     out = lax.atan2(im, re)
     return rad2deg(out) if deg else out
 
