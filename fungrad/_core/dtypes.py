@@ -212,15 +212,7 @@ def dtype_and_weak(x: Any) -> tuple[np.dtype, bool]:
     """The (dtype, weak_type) fungrad gives ``x`` (an array, tracer, scalar or dtype)."""
     if isinstance(x, bool):
         return bool_, False
-    if isinstance(x, int):
-        dtype = default_int_dtype()
-        info = np.iinfo(dtype)
-        if not info.min <= x <= info.max:  # as JAX, rather than wrap around
-            raise OverflowError(f"Python int {x} is too large to use as an operand: it does "
-                                f"not fit in {dtype.name}; convert it to an array of an "
-                                "explicit dtype first")
-        return dtype, True
-    if isinstance(x, (float, complex)):
+    if isinstance(x, (int, float, complex)):
         return _default_of_kind(np.dtype(type(x)).kind), True
     aval = getattr(x, "aval", None)
     if aval is not None:
@@ -247,6 +239,18 @@ def _result_type_cached(pairs: tuple) -> tuple[np.dtype, bool]:
         kind = {"int": "i", "float": "f", "complex": "c"}[node]
         return _default_of_kind(kind), True
     return canonicalize_dtype(node), False
+
+
+def check_int_operand(x: Any) -> None:
+    """A Python int that becomes an operand must fit the default integer type (int32
+    without x64): JAX refuses a larger one rather than wrap it around."""
+    if type(x) is int:
+        dtype = default_int_dtype()
+        info = np.iinfo(dtype)
+        if not info.min <= x <= info.max:
+            raise OverflowError(f"Python int {x} is too large to use as an operand: it does "
+                                f"not fit in {dtype.name}; convert it to an array of an "
+                                "explicit dtype first")
 
 
 def result_type(*args: Any, return_weak_type_flag: bool = False):

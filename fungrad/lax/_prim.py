@@ -137,6 +137,7 @@ def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:
     if isinstance(x, (core.Tracer, Array)):
         return x
     if isinstance(x, (bool, int, float, complex)):
+        dtypes.check_int_operand(x)
         dt, weak = dtypes.dtype_and_weak(x)
         if like_dtype is not None and not isinstance(x, bool):
             dt = like_dtype

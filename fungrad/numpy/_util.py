@@ -93,6 +93,7 @@ def check_user_dtype(dtype: Any, fname: str) -> np.dtype | None:
 def _convert(x: Any, dtype: np.dtype, weak: bool) -> Any:
     if isinstance(x, (np.ndarray, np.generic)):  # 64-bit values to 32 bits first, as asarray
         x = as_operand(x)
+    dtypes.check_int_operand(x)
     return lax.convert_element_type(x, dtype, weak)
 
 
