@@ -147,7 +147,6 @@ def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:
         return Array(x.astype(dtypes.canonicalize_dtype(x.dtype), copy=False))
 
 
-
 def operand_dtype(*xs: Any) -> np.dtype | None:
     """The dtype of the first non-Python-scalar operand (what scalars convert to)."""
     for x in xs:

@@ -20,8 +20,8 @@ from fungrad._core import core, dtypes
 from fungrad.random._keys import check_key
 from fungrad.random._samplers import (Shape, _check_shape, _const, _erf_inv, _float_dtype,
                                       _in_float32, _log, _log1p, _normal_real, _shape, _split2,
-                                      _uniform, bernoulli)
-from fungrad.random._xla_math import fuses_float16, xla_exp, xla_fma, xla_pow, xla_tan
+                                      _fma, _uniform, bernoulli)
+from fungrad.random._xla_math import xla_exp, xla_pow, xla_tan
 from fungrad.random._xla_reduce import xla_sum
 
 
@@ -39,18 +39,6 @@ def _pow(x: Any, y: Any) -> Any:
         return xla_pow(x, y)  # the C library's pow, as XLA
     f32 = [lax.convert_element_type(v, np.float32) for v in (x, y)]
     return lax.convert_element_type(xla_pow(*f32), dtype)
-
-
-def _fma(a: Any, b: Any, c: Any) -> Any:
-    """``a * b + c`` as XLA's CPU kernels compute it: one rounding in float32, float64 and
-    (where the processor has float16 arithmetic) float16, two in bfloat16."""
-    dtype = core.get_aval(a).dtype
-    if dtype == np.float64:
-        return xla_fma(a, b, c)
-    if dtype == np.float32 or (dtype == np.float16 and fuses_float16()):
-        f32 = [lax.convert_element_type(v, np.float32) for v in (a, b, c)]
-        return lax.convert_element_type(xla_fma(*f32), dtype)
-    return lax.add(lax.mul(a, b), c)
 
 
 def _div(x: Any, y: Any) -> Any:

@@ -119,18 +119,21 @@ def _uniform(name: str, key: Any, shape: tuple[int, ...], dtype: np.dtype, minva
                      _const(1, dtype))
     if unit_range:  # floats * 1 + 0, exactly
         return floats
-    span = lax.sub(maxval, minval)
-    # XLA's CPU code contracts the float32 and float64 multiply-adds into one rounding (an
-    # FMA), and the float16 one too where the processor has float16 arithmetic (rounded once
-    # to float16); elsewhere, and in bfloat16, it rounds twice.
+    return lax.max(minval, _fma(floats, lax.sub(maxval, minval), minval))
+
+
+def _fma(a: Any, b: Any, c: Any) -> Any:
+    """``a * b + c`` as XLA's CPU kernels compute it: one rounding in float32, float64 and
+    (where the processor has float16 arithmetic) float16, two in bfloat16. XLA contracts a
+    multiply feeding an add into an FMA; elsewhere it widens each float16 operation to
+    float32 and rounds it back, so the two round separately."""
+    dtype = core.get_aval(a).dtype
+    if dtype == np.float64:
+        return xla_fma(a, b, c)
     if dtype == np.float32 or (dtype == np.float16 and fuses_float16()):
-        f32 = [lax.convert_element_type(x, np.float32) for x in (floats, span, minval)]
-        scaled = lax.convert_element_type(xla_fma(*f32), dtype)
-    elif dtype == np.float64:
-        scaled = xla_fma(floats, span, minval)
-    else:
-        scaled = lax.add(lax.mul(floats, span), minval)
-    return lax.max(minval, scaled)
+        f32 = [lax.convert_element_type(v, np.float32) for v in (a, b, c)]
+        return lax.convert_element_type(xla_fma(*f32), dtype)
+    return lax.add(lax.mul(a, b), c)
 
 
 # --------------------------------------------------------------------------- integers

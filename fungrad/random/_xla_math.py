@@ -532,6 +532,7 @@ def _cpuinfo(field: str) -> str:
     return ""
 
 
+@functools.cache
 def cpu_flags() -> frozenset[str]:
     """The processor's feature flags (empty where ``/proc/cpuinfo`` is not)."""
     return frozenset(_cpuinfo("flags").split())
