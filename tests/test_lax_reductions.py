@@ -242,3 +242,70 @@ def test_reductions_sign_their_zeros_as_jax(name, dtype):
             assert np.array_equal(got.astype(np.float64), want.astype(np.float64), equal_nan=True)
             signs = ~np.isnan(want.astype(np.float64))  # a NaN's sign bit is not specified
             assert np.array_equal(np.signbit(got)[signs], np.signbit(want)[signs]), (got, want)
+
+
+# --------------------------------------------------------------- the fast NumPy paths
+# Sums over leading axes, and over trailing runs of up to 128, are BLAS products with a
+# vector of ones; max/min over a last axis of many rows are found by argmax/argmin. Both
+# must give what the plain reductions give (the products round differently, never worse).
+
+def _sum_error(total, x, axes) -> float:
+    return float(np.abs(np.asarray(total, np.float64) - x.astype(np.float64).sum(axes)).max())
+
+
+@pytest.mark.parametrize("shape,axes,by_matmul", [
+    ((1024, 384), (0,), True), ((4096, 64), (1,), True), ((8, 16, 32), (0, 1), True),
+    ((16, 4, 64, 64), (3,), True), ((16, 4, 8, 16), (2, 3), True), ((0, 5), (0,), True),
+    ((5, 0), (1,), True), ((64, 256), (1,), False), ((4, 5, 6), (1,), False),
+    ((7, 9), (0, 1), False)])
+def test_sums_as_matmuls_match_jax_and_are_as_accurate(shape, axes, by_matmul):
+    x = RNG.standard_normal(shape).astype(np.float32) + 3  # an offset makes rounding visible
+    assert (lax.reductions.sum_as_matmul(x, axes) is not None) == by_matmul
+    compare(lambda v: lax.reduce_sum(v, axes), lambda v: jax.lax.reduce_sum(v, axes), x)
+    if x.size:
+        plain = np.add.reduce(x, axis=axes)
+        for total in (lax.reduce_sum(to_fg(x), axes),
+                      fungrad.jit(lambda v: lax.reduce_sum(v, axes))(to_fg(x))):
+            assert _sum_error(total, x, axes) <= 1.25 * _sum_error(plain, x, axes) + 1e-6
+
+
+def test_sums_as_matmuls_refuse_what_they_cannot_take():
+    x = RNG.standard_normal((64, 32)).astype(np.float32)
+    sum_as_matmul = lax.reductions.sum_as_matmul
+    assert sum_as_matmul(x.T, (0,)) is None                   # not C-contiguous
+    assert sum_as_matmul(x.astype(np.float16), (0,)) is None  # accumulated in float32 elsewhere
+    assert sum_as_matmul(x.astype(np.int32), (0,)) is None    # integers wrap as XLA's do
+    assert sum_as_matmul(x, (0, 1)) is None                   # a full sum stays pairwise
+    out = np.empty(64, np.float32)
+    assert sum_as_matmul(x, (1,), out=out) is out
+    np.testing.assert_allclose(out, x.sum(1), rtol=1e-6, atol=1e-6)
+    assert sum_as_matmul(x, (1,), out=np.empty((2, 64), np.float32)[:, 0]) is None
+    nonfinite = np.ones((128, 4), np.float32)
+    nonfinite[3, 1], nonfinite[5, 3] = np.nan, -np.inf
+    nonfinite[5, 2], nonfinite[6, 2] = np.inf, -np.inf
+    for run in (lax.reduce_sum, fungrad.jit(lax.reduce_sum, static_argnums=1)):  # and no warning
+        np.testing.assert_array_equal(run(to_fg(nonfinite), (0,)), [128, np.nan, np.nan, -np.inf])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.uint8, np.bool_])
+@pytest.mark.parametrize("name", ["reduce_max", "reduce_min"])
+def test_last_axis_extremes_by_argmax_match_jax(name, dtype):
+    x = rand(RNG, (3, 40, 64), dtype)  # 120 rows: found by argmax/argmin
+    if dtype in (np.float32, np.float64):
+        x[0, 3, 17], x[1, 5, 0], x[1, 5, 63], x[2, 7, :] = np.nan, np.inf, np.nan, -np.inf
+        x[2, 8, :], x[2, 9, :] = 0.0, -0.0  # (XLA signs mixed zeros by its vector lanes here)
+    with x64() if dtype == np.float64 else contextlib.nullcontext():
+        for operand in (x, np.swapaxes(x, 1, 2)):  # contiguous rows and strided ones
+            # A row with a NaN gives NaN (XLA's CPU reduction drops NaNs in vectorised rows)
+            want = np.asarray(getattr(jax.lax, name)(to_jax(operand), (2,))).copy()
+            floats = np.dtype(dtype).kind == "f"
+            nan_rows = np.isnan(operand).any(2) if floats else np.zeros(want.shape, bool)
+            if floats:
+                want[nan_rows] = np.nan
+            for run in (getattr(lax, name), fungrad.jit(getattr(lax, name), static_argnums=1)):
+                got = run(to_fg(operand), (2,))
+                assert got.dtype == want.dtype and got.shape == want.shape
+                assert np.array_equal(np.asarray(got), want, equal_nan=floats)
+                if floats:
+                    assert np.array_equal(np.signbit(np.asarray(got))[~nan_rows],
+                                          np.signbit(want)[~nan_rows])
