@@ -3,6 +3,7 @@ types over dtype combinations (incl. Python scalars and mixed int/float/bf16), b
 (a hypothesis fuzz), JVP/VJP/vmap on the differentiable ones, and error messages."""
 import functools
 
+import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
@@ -350,3 +351,40 @@ def test_jit_like_staging_of_ufuncs():
         np.ones(3, np.float32), np.ones(3, np.float32))
     text = str(jaxpr)
     assert "sin" in text and "log1p" in text and "max" in text
+
+
+# Weak types where jax's own code decides them: a constant made like a weakly typed array
+# stays weak (``lax.full_like``, ``x - 1``), a float base with an integer exponent is not
+# promoted, a ``lax._const`` like an array is strong, and predicates of scalars are weak.
+_BOOLS, _INT8S = np.array([True, False, True]), np.array([1, 2, 3], I8)
+WEAK_TYPE_CASES = {
+    "floor_divide(bools, 2)": lambda m: m.floor_divide(_BOOLS, 2),
+    "remainder(2, bools)": lambda m: m.remainder(2, _BOOLS),
+    "fmod(2, bools)": lambda m: m.fmod(2, _BOOLS),
+    "divmod(bools, 2)": lambda m: m.divmod(_BOOLS, 2),
+    "power(1.5, int8s)": lambda m: m.power(1.5, _INT8S),
+    "power(float16s, int8s)": lambda m: m.power(_INT8S.astype(F16), _INT8S),
+    "power(1.5, bools)": lambda m: m.power(1.5, _BOOLS),
+    "logaddexp2(2, bools)": lambda m: m.logaddexp2(2, _BOOLS),
+    "less(2, 1+2j)": lambda m: m.less(2, 1 + 2j),
+    "greater(bools, 1j)": lambda m: m.greater(_BOOLS, 1j),
+    "iscomplex(2)": lambda m: m.iscomplex(2),
+    "iscomplex(2j)": lambda m: m.iscomplex(2j),
+    "isreal(2.0)": lambda m: m.isreal(2.0),
+    "isreal(int8s)": lambda m: m.isreal(_INT8S),
+    "var(float32s, dtype=int32)": lambda m: m.var(_INT8S.astype(F32) * 1.5, dtype=I32),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WEAK_TYPE_CASES))
+def test_weak_types_follow_jax_code(case):
+    ref = WEAK_TYPE_CASES[case](jnp_ref)
+    for got in (WEAK_TYPE_CASES[case](jnp),
+                fungrad.jit(lambda: WEAK_TYPE_CASES[case](jnp))()):
+        harness.assert_same(got, ref, rtol=1e-6, atol=0)
+
+
+def test_full_like_keeps_a_weak_type_without_a_dtype():
+    for dtype in (None, I8):
+        ref = jax.lax.full_like(jnp_ref.add(_BOOLS, 2), 7, dtype)
+        harness.assert_same(fungrad.lax.full_like(jnp.add(_BOOLS, 2), 7, dtype), ref)

@@ -315,9 +315,11 @@ def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
 
 def full_like(x: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
     """An array like ``x`` (its shape and dtype unless given) filled with ``fill_value``,
-    as ``jax.lax.full_like``."""
+    as ``jax.lax.full_like``: weakly typed when ``x`` is and no ``dtype`` is given."""
     aval = core.get_aval(x)
-    return full(aval.shape if shape is None else shape, fill_value, dtype or aval.dtype)
+    value = convert_element_type(fill_value, dtype or aval.dtype,
+                                 dtype is None and aval.weak_type)
+    return full(aval.shape if shape is None else shape, value)
 
 
 # --------------------------------------------------------------------------- collapse (a composite)

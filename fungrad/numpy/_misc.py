@@ -107,9 +107,10 @@ def _view(x: Any, dtype: Any = None, type: None = None) -> Any:  # noqa: A002
 def iscomplex(x: Any) -> Any:
     """Elementwise: has a non-zero imaginary part."""
     x = ensure_arraylike("iscomplex", x)
-    if aval(x).dtype.kind != "c":
-        return lax.full(aval(x).shape, False, np.bool_)
-    return lax.ne(lax.imag(x), lax.full((), 0, lax.imag(x).dtype))
+    if aval(x).dtype.kind != "c":  # weakly typed for a weakly typed x, as in JAX
+        return lax.full(aval(x).shape, lax.convert_element_type(False, np.bool_, aval(x).weak_type))
+    imag = lax.imag(x)
+    return lax.ne(imag, lax.convert_element_type(0, aval(imag).dtype, aval(imag).weak_type))
 
 
 def isreal(x: Any) -> Any:
@@ -323,7 +324,9 @@ def vander(x: Any, N: int | None = None, increasing: bool = False) -> Any:
         raise ValueError("vander: x must be a one-dimensional array")
     n = aval(x).shape[0] if N is None else static_int(N, "vander: N")
     powers = np.arange(n) if increasing else np.arange(n - 1, -1, -1)
-    return power(lax.expand_dims(x, (1,)), Array(powers.astype(np.int32)))
+    # exponents of x's dtype, as JAX's (so a float x has pow's float derivatives: NaN for
+    # x**0 at x = 0)
+    return power(lax.expand_dims(x, (1,)), Array(powers.astype(aval(x).dtype)))
 
 
 def trapezoid(y: Any, x: Any = None, dx: Any = 1.0, axis: int = -1) -> Any:

@@ -256,9 +256,9 @@ def var(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: int
                          lax.convert_element_type(correction, comp))
     total = sum(sq, axes, dtype=comp, keepdims=keepdims, where=where)
     result = lax.convert_element_type(lax.div(total, normalizer), result_dtype)
-    # no degrees of freedom left (ddof >= count): NaN, as JAX
-    return _where(lax.gt(normalizer, scalar_like(0, normalizer)), result,
-                  scalar_like(np.nan, result))
+    # no degrees of freedom left (ddof >= count): NaN, as JAX (promoting an integer
+    # ``dtype``'s result to a weakly typed float, as JAX's ``where`` does)
+    return _where(lax.gt(normalizer, scalar_like(0, normalizer)), result, np.nan)
 
 
 _mean_fn = mean

@@ -69,7 +69,7 @@ def floor_divide(x1: Any, x2: Any, /) -> Any:
         quotient = lax.div(x1, x2)
         fix = lax.bitwise_and(lax.ne(lax.sign(x1), lax.sign(x2)),
                               lax.ne(lax.rem(x1, x2), scalar_like(0, x1)))
-        return lax.select(fix, lax.sub(quotient, scalar_like(1, x1)), quotient)
+        return lax.select(fix, subtract(quotient, 1), quotient)  # keeps quotient's weak type
     if dt.kind == "c":
         raise TypeError("floor_divide does not support complex-valued inputs")
     return _float_divmod(x1, x2)[0]
@@ -79,8 +79,8 @@ def remainder(x1: Any, x2: Any, /) -> Any:
     """Elementwise ``x1 % x2`` with the sign of ``x2`` (Python semantics)."""
     x1, x2 = promote_args_numeric("remainder", x1, x2)
     zero = scalar_like(0, x1)
-    if dtypes.is_integer(aval(x2).dtype):
-        x2 = lax.select(lax.eq(x2, zero), scalar_like(1, x2), x2)
+    if dtypes.is_integer(aval(x2).dtype):  # ones like x2, keeping its weak type
+        x2 = lax.select(lax.eq(x2, zero), lax.full_like(x2, 1), x2)
     trunc_mod = lax.rem(x1, x2)
     do_plus = lax.bitwise_and(lax.ne(lax.lt(trunc_mod, zero), lax.lt(x2, zero)),
                               lax.ne(trunc_mod, zero))
@@ -93,10 +93,11 @@ def mod(x1: Any, x2: Any, /) -> Any:
 
 
 def fmod(x1: Any, x2: Any, /) -> Any:
-    """Elementwise remainder with the sign of ``x1`` (C semantics)."""
+    """Elementwise remainder with the sign of ``x1`` (C semantics); an integer divided by
+    zero gives 0 (XLA's answer there depends on how it compiled the division)."""
     x1, x2 = promote_args_numeric("fmod", x1, x2)
-    if dtypes.is_integer(aval(x2).dtype):
-        x2 = lax.select(lax.eq(x2, scalar_like(0, x2)), scalar_like(1, x2), x2)
+    if dtypes.is_integer(aval(x2).dtype):  # ones like x2, keeping its weak type
+        x2 = lax.select(lax.eq(x2, scalar_like(0, x2)), lax.full_like(x2, 1), x2)
     return lax.rem(x1, x2)
 
 
@@ -139,10 +140,13 @@ def power(x1: Any, x2: Any, /) -> Any:
     if n is not None and np.ndim(n) == 0:
         x1, = promote_dtypes_numeric(x1)
         return lax.integer_pow(x1, n)
-    x1, x2 = promote_args_numeric("power", x1, x2)
-    if aval(x1).dtype.kind in "iub":
-        return _pow_int_int(x1, x2)
-    return lax.pow(x1, x2)
+    promoted = promote_args_numeric("power", x1, x2)
+    if aval(promoted[0]).dtype.kind in "iub":
+        return _pow_int_int(*promoted)
+    base, exponent = ensure_arraylike("power", x1, x2)
+    if aval(base).dtype.kind in "fc" and aval(exponent).dtype.kind in "iu":
+        return lax.pow(base, exponent)  # unpromoted, as JAX: differentiable at a zero base
+    return lax.pow(*promoted)
 
 
 def pow(x1: Any, x2: Any, /) -> Any:  # noqa: A001
@@ -247,7 +251,7 @@ def _comparison(name: str, lax_name: str) -> Callable:
         x, y = promote_args(name, x, y)
         if aval(x).dtype.kind == "c" and lax_name not in ("eq", "ne"):  # as in JAX
             rx, ry = lax.real(x), lax.real(y)
-            return _where(lax.eq(rx, ry), compare(lax.imag(x), lax.imag(y)), compare(rx, ry))
+            return lax.select(lax.eq(rx, ry), compare(lax.imag(x), lax.imag(y)), compare(rx, ry))
         return compare(x, y)
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Elementwise ``{name}`` comparison with broadcasting (a bool array)."

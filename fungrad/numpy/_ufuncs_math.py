@@ -111,7 +111,7 @@ def _logaddexp2(x1: Any, x2: Any) -> Any:
     if aval(x1).dtype.kind == "c":
         return _complex_logaddexp(x1, x2, amax, lax.exp2, np.log(2))
     delta = lax.sub(x1, x2)
-    ln2 = scalar_like(np.log(2), x1)
+    ln2 = scalar_like(np.log(2), amax)  # weak only for scalars, as JAX's ``_const(amax)``
     tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
     return lax.select(lax.ne(delta, delta), lax.add(x1, x2), lax.add(amax, tail))
 
