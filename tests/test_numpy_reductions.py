@@ -235,3 +235,44 @@ def test_reduction_errors():
         jnp.sum(x, where=x)
     with pytest.raises(TypeError, match="sum requires ndarray or scalar arguments"):
         jnp.sum([1.0, 2.0])
+
+
+_COMPLEX, _SCALAR = np.array([1 + 2j, 3 - 1j], np.complex64), np.float32(2.0)
+# (call with the module, exception, fungrad's message): what jax refuses, fungrad refuses
+REFUSED_AS_IN_JAX = [
+    (lambda m: m.argmax(_COMPLEX), TypeError, "argmax does not accept dtype complex64"),
+    (lambda m: m.argmin(_COMPLEX), TypeError, "argmin does not accept dtype complex64"),
+    (lambda m: m.nanargmax(_COMPLEX), TypeError, "nanargmax does not accept dtype complex64"),
+    (lambda m: m.nanargmin(_COMPLEX), TypeError, "nanargmin does not accept dtype complex64"),
+    (lambda m: m.var(_COMPLEX, dtype=F32), ValueError, "var: a real dtype"),
+    (lambda m: m.std(_COMPLEX, dtype=F32), ValueError, "var: a real dtype"),
+    (lambda m: m.nanvar(_COMPLEX, dtype=F32), ValueError, "nanvar: a real dtype"),
+    (lambda m: m.nanstd(_COMPLEX, dtype=F32), ValueError, "nanvar: a real dtype"),
+    (lambda m: m.cumsum(_SCALAR, axis=0), ValueError, "cumsum: axis 0 is out of bounds"),
+    (lambda m: m.cumprod(_SCALAR, axis=-1), ValueError, "cumprod: axis -1 is out of bounds"),
+    (lambda m: m.nancumsum(_SCALAR, axis=0), ValueError, "nancumsum: axis 0 is out of bounds"),
+    (lambda m: m.cumulative_sum(_SCALAR), ValueError, "cumulative_sum: the input must have"),
+    (lambda m: m.cumulative_prod(_SCALAR), ValueError, "cumulative_prod: the input must have"),
+    (lambda m: m.hypot(_COMPLEX, 1.0), ValueError, "hypot is not well defined for complex"),
+    (lambda m: m.clip(_COMPLEX, 0, 2), ValueError, "clip: complex values have no ordering"),
+    (lambda m: m.clip(_SCALAR, 0, 2j), ValueError, "clip: complex values have no ordering"),
+    (lambda m: m.round(np.array([True, False])), ValueError, "round: data type bool"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(REFUSED_AS_IN_JAX)))
+def test_refuses_what_jax_refuses(case):
+    call, error, message = REFUSED_AS_IN_JAX[case]
+    with pytest.raises(error):
+        call(jnp_ref)
+    with pytest.raises(error, match=message):
+        call(jnp)
+
+
+def test_quantiles_of_a_scalar_keep_a_dimension_as_jax():
+    for name in ("median", "nanmedian", "quantile", "percentile"):
+        args = () if "median" in name else (0.5 if name == "quantile" else 50.0,)
+        compare(lambda a: getattr(jnp, name)(a, *args, keepdims=True),
+                lambda a: getattr(jnp_ref, name)(a, *args, keepdims=True), _SCALAR)
+        compare(lambda a: getattr(jnp, name)(a, *args), lambda a: getattr(jnp_ref, name)(a, *args),
+                _SCALAR)

@@ -205,8 +205,16 @@ def test_dtype_queries():
         np.ones(2, np.int16), np.uint16)
     assert jnp.result_type(jnp.bfloat16, jnp.float16) == jnp_ref.result_type(
         jnp_ref.bfloat16, jnp_ref.float16)
-    for a, b in [(np.int8, np.uint8), (np.float16, BF16), (np.int32, np.float16), (B, np.int8)]:
-        assert jnp.promote_types(a, b) == jnp_ref.promote_types(a, b), (a, b)
+    # promote_types does not canonicalise (64-bit answers with x64 off) and takes Python's
+    # scalar types as weak
+    for a, b in [(np.int8, np.uint8), (np.float16, BF16), (np.int32, np.float16), (B, np.int8),
+                 ("int32", "int64"), ("int64", "uint64"), ("uint32", "int32"), ("int8", "uint64"),
+                 ("float64", np.int8), (np.uint8, int), ("float16", float), (bool, "int8"),
+                 (int, float), (np.float32, complex), (bool, bool)]:
+        got, want = jnp.promote_types(a, b), jnp_ref.promote_types(a, b)
+        assert got == want and type(got) is type(want), (a, b, got, want)
+    with pytest.raises(TypeError):
+        jnp.promote_types(np.ones(2, np.int16), np.int8)  # arrays are not dtypes
     for a, kind in [(BF16, jnp.floating), (np.int8, jnp.signedinteger), (np.uint8, jnp.integer),
                     (np.float32, jnp.inexact), (B, jnp.number), (jnp.float32, np.float32)]:
         assert jnp.issubdtype(a, kind) == jnp_ref.issubdtype(a, kind), (a, kind)

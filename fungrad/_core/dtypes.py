@@ -241,6 +241,25 @@ def _result_type_cached(pairs: tuple) -> tuple[np.dtype, bool]:
     return canonicalize_dtype(node), False
 
 
+_PYTHON_TYPE_NODES = ((int, _WEAK_INT), (float, _WEAK_FLOAT), (complex, _WEAK_COMPLEX),
+                      (bool, bool_))
+
+
+def _promotion_node(t: Any) -> Any:
+    """A lattice node for a dtype, or for one of Python's scalar types (by identity: NumPy's
+    ``dtype('int64') == int``)."""
+    return next((node for typ, node in _PYTHON_TYPE_NODES if t is typ), None) or np_dtype(t)
+
+
+def promote_types(a: Any, b: Any) -> np.dtype:
+    """JAX's ``promote_types``: the least upper bound of two dtypes in the lattice, not
+    canonicalised (``int32`` with ``int64`` is ``int64`` with x64 off too). The Python types
+    ``int``, ``float`` and ``complex`` are weak (``uint8`` with ``int`` is ``uint8``); a weak
+    answer is NumPy's dtype of that type (``int64`` with ``uint64`` is ``float64``)."""
+    node = _least_upper_bound({_promotion_node(a), _promotion_node(b)})
+    return np.dtype(node) if isinstance(node, str) else node
+
+
 def check_int_operand(x: Any) -> None:
     """A Python int that becomes an operand must fit the default integer type (int32
     without x64): JAX refuses a larger one rather than wrap it around."""

@@ -139,9 +139,10 @@ class _Typed:
 
 
 def promote_types(a: Any, b: Any) -> np.dtype:
-    """The promoted dtype of two dtypes (no weak types involved)."""
-    return dtypes.result_type(_Typed(dtypes.canonicalize_dtype(_as_np_dtype(a)), False),
-                              _Typed(dtypes.canonicalize_dtype(_as_np_dtype(b)), False))
+    """The dtype a binary operation casts two dtypes to, not canonicalised
+    (``jax.numpy.promote_types``: ``int32`` with ``int64`` is ``int64`` even with x64 off;
+    Python's ``int``, ``float`` and ``complex`` are weak)."""
+    return dtypes.promote_types(a, b)
 
 
 def can_cast(from_: Any, to: Any, casting: str = "safe") -> bool:

@@ -36,6 +36,8 @@ def _quantile(fname: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool
     a, q = ensure_arraylike(fname, a, q)
     a, = promote_dtypes_inexact(a)
     q, = promote_dtypes_inexact(q)
+    if aval(a).ndim == 0:  # as a 1-d array, as JAX (keepdims gives shape (1,))
+        a = lax.reshape(a, (1,))
     if aval(a).dtype.kind == "c":
         raise ValueError(f"{fname} does not support complex input")
     if aval(q).ndim > 1:

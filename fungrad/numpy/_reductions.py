@@ -220,8 +220,12 @@ def mean(a: Any, axis: Any = None, dtype: Any = None, out: None = None, keepdims
                                     result_dtype)
 
 
-def _var_dtypes(a_dtype: np.dtype, dtype: np.dtype | None) -> tuple[np.dtype, np.dtype]:
+def _var_dtypes(fname: str, a_dtype: np.dtype, dtype: np.dtype | None
+                ) -> tuple[np.dtype, np.dtype]:
     if dtype is not None:
+        if a_dtype.kind == "c" and dtype.kind != "c":  # as JAX: the meaning is unclear
+            raise ValueError(f"{fname}: a real dtype ({dtype.name}) for the variance of complex "
+                             "values is not supported; take abs() first or pass a complex dtype")
         return _upcast_f16(dtype), dtype
     if not dtypes.is_inexact(a_dtype):
         out = to_inexact_dtype(a_dtype)
@@ -246,7 +250,7 @@ def var(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: int
     correction = ddof if correction is None else correction
     axes = canonicalize_axes(axis, aval(a).ndim, "var")
     where = _check_where("var", where)
-    comp, result_dtype = _var_dtypes(aval(a).dtype, check_user_dtype(dtype, "var"))
+    comp, result_dtype = _var_dtypes("var", aval(a).dtype, check_user_dtype(dtype, "var"))
     a = lax.convert_element_type(a, comp)
     a_mean = (_mean_fn(a, axes, dtype=comp, keepdims=True, where=where) if mean is None
               else lax.convert_element_type(ensure_arraylike("var", mean), comp))
@@ -326,8 +330,15 @@ def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = Fals
 
 # --------------------------------------------------------------------------- arg reductions
 
+def _refuse_complex(fname: str, a: Any) -> None:
+    if aval(a).dtype.kind == "c":
+        raise TypeError(f"{fname} does not accept dtype {aval(a).dtype.name}: complex values "
+                        "have no ordering")
+
+
 def _arg_reduction(fname: str, lax_fn: str, a: Any, axis: Any, keepdims: bool | None) -> Any:
     a = ensure_arraylike(fname, a)
+    _refuse_complex(fname, a)
     if axis is None:
         flat = lax.reshape(a, (aval(a).size,))
         if aval(flat).shape[0] == 0:
@@ -353,6 +364,7 @@ def argmin(a: Any, axis: Any = None, out: None = None, keepdims: bool | None = N
 
 def _nan_arg(fname: str, fn: Callable, a: Any, fill: float, axis: Any, keepdims: Any) -> Any:
     a = ensure_arraylike(fname, a)
+    _refuse_complex(fname, a)
     if not dtypes.is_inexact(aval(a).dtype):
         return fn(a, axis=axis, keepdims=keepdims)
     nan_mask = lax.ne(a, a)
@@ -432,7 +444,7 @@ def nanvar(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: 
            keepdims: bool = False, where: Any = None, mean: Any = None) -> Any:
     """``var`` of the non-NaN elements (NaN where too few remain)."""
     a = ensure_arraylike("nanvar", a)
-    comp, result_dtype = _var_dtypes(aval(a).dtype, check_user_dtype(dtype, "nanvar"))
+    comp, result_dtype = _var_dtypes("nanvar", aval(a).dtype, check_user_dtype(dtype, "nanvar"))
     a = lax.convert_element_type(a, comp)
     a_mean = (nanmean(a, axis, dtype=comp, keepdims=True, where=where) if mean is None
               else lax.convert_element_type(ensure_arraylike("nanvar", mean), comp))
@@ -461,7 +473,7 @@ def nanstd(a: Any, axis: Any = None, dtype: Any = None, out: None = None, ddof: 
 def _cumulative(fname: str, lax_name: str, a: Any, axis: Any, dtype: Any,
                 fill_nan: float | None = None, promote_integers: bool = False) -> Any:
     a = ensure_arraylike(fname, a)
-    if axis is None or aval(a).ndim == 0:
+    if axis is None:
         a = lax.reshape(a, (aval(a).size,))
     ax = canonicalize_axis(0 if axis is None else axis, aval(a).ndim, fname)
     if fill_nan is not None and dtypes.is_inexact(aval(a).dtype):
@@ -512,6 +524,9 @@ def cumulative_sum(x: Any, /, *, axis: int | None = None, dtype: Any = None,
                    include_initial: bool = False) -> Any:
     """Array-API cumulative sum (``axis`` required beyond 1-d; optional leading 0)."""
     x = ensure_arraylike("cumulative_sum", x)
+    if aval(x).ndim == 0:
+        raise ValueError("cumulative_sum: the input must have at least one dimension to take a "
+                         "cumulative sum (got a scalar)")
     if axis is None:
         if aval(x).ndim > 1:
             raise ValueError("cumulative_sum: axis must be specified for arrays of more "
@@ -526,6 +541,9 @@ def cumulative_prod(x: Any, /, *, axis: int | None = None, dtype: Any = None,
                     include_initial: bool = False) -> Any:
     """Array-API cumulative product (optional leading 1)."""
     x = ensure_arraylike("cumulative_prod", x)
+    if aval(x).ndim == 0:
+        raise ValueError("cumulative_prod: the input must have at least one dimension to take a "
+                         "cumulative product (got a scalar)")
     if axis is None:
         if aval(x).ndim > 1:
             raise ValueError("cumulative_prod: axis must be specified for arrays of more "

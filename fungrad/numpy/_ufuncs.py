@@ -235,6 +235,9 @@ def clip(arr: Any = None, /, min: Any = None, max: Any = None, *,  # noqa: A002
     min = a_min if min is None else min  # noqa: A001
     max = a_max if max is None else max  # noqa: A001
     arr = ensure_arraylike("clip", arr)
+    if any(bound is not None and aval(bound).dtype.kind == "c" for bound in (arr, min, max)):
+        raise ValueError("clip: complex values have no ordering; clip the real and imaginary "
+                         "parts separately")
     if min is not None:
         arr = maximum(min, arr)
     if max is not None:

@@ -156,6 +156,9 @@ _logaddexp2.defjvp(_logaddexp_rule(_logaddexp2, lax.exp2))
 def hypot(x1: Any, x2: Any, /) -> Any:
     """``sqrt(x1**2 + x2**2)`` without intermediate overflow."""
     x1, x2 = promote_args_inexact("hypot", x1, x2)
+    if aval(x1).dtype.kind == "c":
+        raise ValueError("hypot is not well defined for complex-valued inputs: convert them "
+                         "to real values first, e.g. with abs")
     x1, x2 = lax.abs(x1), lax.abs(x2)
     inf = scalar_like(np.inf, x1)
     any_inf = lax.bitwise_or(lax.eq(x1, inf), lax.eq(x2, inf))
@@ -272,6 +275,8 @@ def round(a: Any, decimals: int = 0, out: None = None) -> Any:  # noqa: A001
     """Round to ``decimals`` decimal places, halves to even (integers unchanged)."""
     a = ensure_arraylike("round", a)
     decimals = static_int(decimals, "round: decimals")
+    if aval(a).dtype == np.bool_:
+        raise ValueError("round: data type bool is not inexact (convert it to a number first)")
     if _is_int_or_bool(a):
         if decimals < 0:
             raise NotImplementedError("round: integer rounding with decimals < 0")
