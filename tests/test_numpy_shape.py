@@ -292,3 +292,52 @@ def test_shape_errors():
     with pytest.raises(fungrad.errors.ConcretizationTypeError,
                        match="(?s)zeros: argument 'shape'.*static_argnums"):
         fungrad.make_jaxpr(lambda n: jnp.zeros(n))(3)
+
+
+# every pad mode of jax.numpy.pad, with widths beyond the axis (reflections then mirror the
+# array padded so far) and statistics over the nearest elements
+PAD_MODES = {
+    "reflect_odd": ("reflect", {"reflect_type": "odd"}),
+    "symmetric_odd": ("symmetric", {"reflect_type": "odd"}),
+    "linear_ramp": ("linear_ramp", {}),
+    "linear_ramp_ends": ("linear_ramp", {"end_values": (5, -2)}),
+    "maximum": ("maximum", {}), "minimum_near": ("minimum", {"stat_length": 2}),
+    "mean": ("mean", {}), "mean_near": ("mean", {"stat_length": (1, 2)}),
+    "median": ("median", {}), "median_near": ("median", {"stat_length": 3}),
+}
+PAD_WIDTHS = [1, (2, 3), (6, 8)]
+
+
+@pytest.mark.parametrize("width", PAD_WIDTHS)
+@pytest.mark.parametrize("name", sorted(PAD_MODES))
+def test_pad_modes_match_jax(name, width):
+    mode, kw = PAD_MODES[name]
+    ours, theirs = (lambda m: lambda a: m.pad(a, width, mode, **kw))(jnp), \
+        (lambda m: lambda a: m.pad(a, width, mode, **kw))(jnp_ref)
+    for x in (rand(RNG, (3, 4), F32), np.array([1.0, 4.0, 2.0], F32), np.array([5.0], F32)):
+        compare(ours, theirs, x)
+    if mode != "linear_ramp":  # (XLA fuses the ramp's multiply-adds: its floors can differ)
+        compare(ours, theirs, rand(RNG, (3, 5), I32, -9, 9))  # integer statistics: rounded
+
+
+@pytest.mark.parametrize("name", ["reflect_odd", "linear_ramp_ends", "mean_near", "median"])
+def test_pad_mode_transforms(name):
+    mode, kw = PAD_MODES[name]
+    compare_transforms(lambda a: jnp.pad(a, (2, 5), mode, **kw),
+                       lambda a: jnp_ref.pad(a, (2, 5), mode, **kw), [rand(RNG, (3, 4), F32)], RNG)
+
+
+def test_pad_with_a_function_and_errors():
+    def fill(vector, width, axis, kwargs):
+        return vector.at[:width[0]].set(kwargs["value"]).at[vector.shape[0] - width[1]:].set(-axis)
+    compare(lambda a: jnp.pad(a, ((1, 2), (3, 0)), fill, value=7.0),
+            lambda a: jnp_ref.pad(a, ((1, 2), (3, 0)), fill, value=7.0), rand(RNG, (3, 4), F32))
+    x = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match="pad: mode 'ramp' is not one of"):
+        jnp.pad(x, 1, "ramp")
+    with pytest.raises(ValueError, match="reflect_type must be 'even' or 'odd'"):
+        jnp.pad(x, 1, "reflect", reflect_type="strange")
+    with pytest.raises(ValueError, match="stat_length 0 gives no value"):
+        jnp.pad(x, 1, "mean", stat_length=0)
+    with pytest.raises(ValueError, match="cannot pad an empty axis 0 with mode 'maximum'"):
+        jnp.pad(jnp.ones((0, 3)), 1, "maximum")

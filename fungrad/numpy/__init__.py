@@ -3,7 +3,7 @@
 Modules by family: ``_dtypes`` (dtype names and queries), ``_creation``, ``_ufuncs``
 (arithmetic, comparison, logical, bitwise), ``_ufuncs_math`` (transcendental, rounding,
 classification), ``_float_bits`` (frexp, ldexp, spacing), ``_reductions``, ``_shape``,
-``_joining``, ``_indexing`` (``x[idx]``, ``x.at[idx]``, ``take``), ``_searching``,
+``_padding``, ``_joining``, ``_indexing`` (``x[idx]``, ``x.at[idx]``, ``take``), ``_searching``,
 ``_sorting``, ``_linalg`` (products), ``_einsum``, ``_misc``, ``_quantiles``,
 ``_index_tricks``, ``_functional`` (vectorize and friends), ``_setops``, ``_polynomial``,
 ``_histograms``, ``_windows``, ``_signal`` (unwrap, trim_zeros), ``_bit_packing``,
@@ -20,6 +20,7 @@ from fungrad.numpy._ufuncs_math import *  # noqa: F401,F403
 from fungrad.numpy._float_bits import *  # noqa: F401,F403
 from fungrad.numpy._reductions import *  # noqa: F401,F403
 from fungrad.numpy._shape import *  # noqa: F401,F403
+from fungrad.numpy._padding import *  # noqa: F401,F403
 from fungrad.numpy._joining import *  # noqa: F401,F403
 from fungrad.numpy._indexing import *  # noqa: F401,F403
 from fungrad.numpy._searching import *  # noqa: F401,F403

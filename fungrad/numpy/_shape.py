@@ -501,65 +501,8 @@ def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = 
     return _sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
-# --------------------------------------------------------------------------- padding
-
-def _pad_width(pad_width: Any, nd: int) -> list[tuple[int, int]]:
-    pw = np.asarray(pad_width.to_concrete_value() if isinstance(pad_width, Tracer)
-                    else pad_width)
-    if pw.dtype.kind not in "iu" and pw.size:
-        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
-    try:
-        pw = np.broadcast_to(pw.astype(np.int64), (nd, 2))
-    except ValueError:
-        raise ValueError(f"pad: pad_width {pad_width!r} does not match an array of dimension "
-                         f"{nd}") from None
-    if (pw < 0).any():
-        raise ValueError(f"pad: pad_width must be non-negative, got {pad_width!r}")
-    return [(int(lo), int(hi)) for lo, hi in pw]
-
-
-_INDEX_MODES = {"edge", "reflect", "symmetric", "wrap"}
-
-
-def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
-    """Pad an array (modes 'constant', 'edge', 'reflect', 'symmetric', 'wrap', 'empty')."""
-    array = ensure_arraylike("pad", array)
-    nd = aval(array).ndim
-    widths = _pad_width(pad_width, nd)
-    if mode in ("constant", "empty"):
-        values = kwargs.get("constant_values", 0)
-        values = ensure_arraylike("pad", np.asarray(values) if isinstance(values, (list, tuple))
-                                  else values)
-        values = lax.convert_element_type(values, aval(array).dtype)
-        if aval(values).ndim == 0:
-            return lax.pad(array, values, tuple((lo, hi, 0) for lo, hi in widths))
-        per_axis = _broadcast_to(values, (nd, 2))
-        for ax, (lo, hi) in enumerate(widths):
-            for side, width in ((0, lo), (1, hi)):
-                config = [(0, 0, 0)] * nd
-                config[ax] = (width, 0, 0) if side == 0 else (0, width, 0)
-                fill = lax.reshape(lax.slice(per_axis, (ax, side), (ax + 1, side + 1)), ())
-                array = lax.pad(array, fill, tuple(config))
-        return array
-    if mode in _INDEX_MODES:
-        reflect_type = kwargs.get("reflect_type", "even")
-        if reflect_type != "even":
-            raise NotImplementedError("pad: only reflect_type='even' is supported")
-        for ax, (lo, hi) in enumerate(widths):
-            n = aval(array).shape[ax]
-            if lo == hi == 0:
-                continue
-            if n == 0:
-                raise ValueError(f"pad: cannot pad an empty axis {ax} with mode {mode!r}")
-            idx = np.pad(np.arange(n), (lo, hi), mode=mode)
-            array = take_static(array, idx, ax)
-        return array
-    raise NotImplementedError(f"pad: mode {mode!r} is not supported; use one of 'constant', "
-                              "'edge', 'reflect', 'symmetric', 'wrap'")
-
-
 __all__ = ["shape", "ndim", "size", "reshape", "ravel", "transpose", "permute_dims",
            "swapaxes", "matrix_transpose", "moveaxis", "rollaxis", "broadcast_to",
            "broadcast_shapes", "broadcast_arrays", "expand_dims", "squeeze", "atleast_1d",
            "atleast_2d", "atleast_3d", "flip", "fliplr", "flipud", "rot90", "roll", "tile",
-           "repeat", "diagonal", "trace", "pad"]
+           "repeat", "diagonal", "trace"]

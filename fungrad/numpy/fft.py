@@ -19,7 +19,8 @@ from fungrad._core.namespace import public_dir
 from fungrad._core.util import canonicalize_axis
 from fungrad.lax.fft import FftType
 from fungrad.numpy._creation import arange
-from fungrad.numpy._shape import moveaxis, pad, roll
+from fungrad.numpy._padding import pad
+from fungrad.numpy._shape import moveaxis, roll
 from fungrad.numpy._util import aval, ensure_arraylike, scalar_like
 
 __all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "hfft", "ifft", "ifft2", "ifftn",

@@ -22,7 +22,8 @@ import numpy as np
 from fungrad import lax
 from fungrad._core.namespace import public_dir
 from fungrad.numpy import fft as jnp_fft
-from fungrad.numpy._shape import pad, slice_axis
+from fungrad.numpy._padding import pad
+from fungrad.numpy._shape import slice_axis
 from fungrad.numpy._util import (aval, canonicalize_axis, ensure_arraylike, promote_dtypes_inexact,
                                  to_complex_dtype)
 
