@@ -131,6 +131,21 @@ def test_set_operations():
                         lambda u, v: jnp_ref.setxor1d(u, v, assume_unique=True, **kwargs), a, b)
 
 
+def test_intersect1d_with_indices_of_first_occurrences():
+    a = np.array([3, 1, 2, 3, 5, 1], I32)
+    b = np.array([2, 7, 3, 3, 1], I32)
+    x, y = np.array([1.0, np.nan, 4.0, np.nan, 0.0], F32), np.array([np.nan, 2.0, 4.0, 0.0], F32)
+    for u, v in [(a, b), (x, y), (a, a), (a, b.astype(F32)), (a, np.array([], I32))]:
+        options = [{}, {"size": 7}, {"size": 2, "fill_value": -1}] if v.size else [{}]
+        for kwargs in options:  # (jax's sized version fails on an empty second array)
+            harness.compare(lambda p, q: jnp.intersect1d(p, q, return_indices=True, **kwargs),
+                            lambda p, q: jnp_ref.intersect1d(p, q, return_indices=True, **kwargs),
+                            u, v)
+    harness.compare(lambda p, q: jnp.intersect1d(p, q, assume_unique=True, return_indices=True),
+                    lambda p, q: jnp_ref.intersect1d(p, q, assume_unique=True,
+                                                     return_indices=True), x, y)
+
+
 def test_polynomials_and_calculus():
     p, x = rand(RNG, (4,), F32), rand(RNG, (2, 3), F32)
     compare(jnp.polyval, jnp_ref.polyval, p, x)

@@ -177,6 +177,22 @@ def test_unique():
                     lambda a: jnp_ref.unique(a, equal_nan=False), f)
 
 
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_unique_along_an_axis(axis):
+    rows = RNG.integers(0, 3, (6, 4)).astype(F32)
+    rows[[1, 4]] = rows[0]
+    rows[2, 1] = np.nan
+    rows[5] = rows[2]  # rows with a NaN: equal with equal_nan (the default), else not
+    blocks = RNG.integers(0, 2, (3, 5, 2)).astype(I32)
+    kw = dict(return_index=True, return_inverse=True, return_counts=True)
+    for x in (rows, blocks):
+        for options in ({}, kw, {"equal_nan": False, **kw}):
+            harness.compare(lambda a: jnp.unique(a, axis=axis, **options),
+                            lambda a: jnp_ref.unique(a, axis=axis, **options), x)
+        compare(lambda a: jnp.unique(a, axis=axis, size=7, fill_value=-1, **kw),  # under jit
+                lambda a: jnp_ref.unique(a, axis=axis, size=7, fill_value=-1, **kw), x)
+
+
 # ----------------------------------------------------------------------------- comparisons
 
 def test_isclose_allclose_equal():
@@ -260,3 +276,34 @@ def test_interp_convolve_cov():
     compare(jnp.corrcoef, jnp_ref.corrcoef, m)
     compare_transforms(lambda p, q: jnp.convolve(p, q), lambda p, q: jnp_ref.convolve(p, q),
                        [a, v], RNG)
+
+
+def test_interp_with_a_period():
+    xp = np.array([190.0, -190.0, 350.0, -350.0], F32)  # unsorted, beyond one period
+    fp = rand(RNG, (4,), F32)
+    x = np.array([-180.0, -170.0, -185.0, 185.0, -10.0, -5.0, 0.0, 365.0, 720.5], F32)
+    for period in (360.0, -360.0):
+        compare(lambda a, b, c: jnp.interp(a, b, c, period=period),
+                lambda a, b, c: jnp_ref.interp(a, b, c, period=period), x, xp, fp)
+    compare_transforms(lambda a, c: jnp.interp(a, xp, c, period=360.0),
+                       lambda a, c: jnp_ref.interp(a, xp, c, period=360.0), [x + 0.25, fp], RNG)
+    with pytest.raises(ValueError, match="interp: period must be a scalar"):
+        jnp.interp(x, xp, fp, period=np.ones(2))
+
+
+def test_cov_with_sample_weights_and_dtype():
+    m = rand(RNG, (3, 6), F32)
+    fweights, aweights = np.array([1, 2, 0, 3, 1, 1], np.int32), rand(RNG, (6,), F32, 0.1, 2.0)
+    for kw in ({"fweights": fweights}, {"aweights": aweights}, {"ddof": 0, "aweights": aweights},
+               {"fweights": fweights, "aweights": aweights}, {"bias": True, "aweights": aweights},
+               {"fweights": fweights, "aweights": aweights, "ddof": 2}, {"dtype": np.float16}):
+        for x in (m, m[0]):
+            compare(lambda p: jnp.cov(p, **kw), lambda p: jnp_ref.cov(p, **kw), x)
+    compare_transforms(lambda p, w: jnp.cov(p, aweights=w), lambda p, w: jnp_ref.cov(p, aweights=w),
+                       [m, aweights], RNG)
+    for empty in (np.zeros((0, 3), F32), np.zeros((2, 0), F32), np.zeros((1, 0), F32)):
+        compare(jnp.cov, jnp_ref.cov, empty)
+    with pytest.raises(TypeError, match="cov: fweights must be integers"):
+        jnp.cov(m, fweights=aweights)
+    with pytest.raises(ValueError, match="cov: aweights must be 1-d with one weight per sample"):
+        jnp.cov(m, aweights=aweights[:4])

@@ -12,10 +12,11 @@ from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.numpy._joining import concatenate
-from fungrad.numpy._reductions import all as _all, any as _any, mean, sum as _sum
+from fungrad.numpy._reductions import all as _all, any as _any, average, sum as _sum
 from fungrad.numpy._searching import searchsorted
 from fungrad.numpy._shape import broadcast_to, diagonal, slice_axis
-from fungrad.numpy._ufuncs import logical_and, logical_or, not_equal, power
+from fungrad.numpy._ufuncs import (logical_and, logical_or, multiply, not_equal, power, remainder,
+                                   subtract, true_divide)
 from fungrad.numpy._ufuncs_math import conjugate, isfinite, isnan
 from fungrad.numpy._indexing import take
 from fungrad.numpy._linalg import dot
@@ -175,14 +176,17 @@ def ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
 
 def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
            period: Any = None) -> Any:
-    """Piecewise-linear interpolation of the points ``(xp, fp)`` (``xp`` increasing) at ``x``."""
+    """Piecewise-linear interpolation of the points ``(xp, fp)`` (``xp`` increasing) at ``x``;
+    with a ``period``, of the periodic function through them (any order of ``xp``; ``left``
+    and ``right`` are then ignored, as in NumPy)."""
     x, xp, fp = ensure_arraylike("interp", x, xp, fp)
     if aval(xp).ndim != 1 or aval(xp).shape != aval(fp).shape:
         raise ValueError("interp: xp and fp must be one-dimensional arrays of equal size")
-    if period is not None:
-        raise NotImplementedError("interp: period is not supported")
     x, xp = promote_dtypes_inexact(x, xp)
     fp, = promote_dtypes_inexact(fp)
+    if period is not None:
+        x, xp, fp = _periodic_points(x, xp, fp, period)
+        left = right = None
     n = aval(xp).shape[0]
     i = lax.clamp(lax.convert_element_type(1, np.int32), searchsorted(xp, x, side="right"),
                   lax.convert_element_type(max(n - 1, 1), np.int32))
@@ -205,6 +209,20 @@ def interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None,
     xn = lax.reshape(lax.slice(xp, (n - 1,), (n,)), ())
     out = _where(lax.lt(x, x0), first if left is None else left, out)
     return _where(lax.gt(x, xn), last if right is None else right, out)
+
+
+def _periodic_points(x: Any, xp: Any, fp: Any, period: Any) -> tuple[Any, Any, Any]:
+    """``x`` and ``xp`` reduced modulo ``|period|``, the points sorted by ``xp``, with the last
+    point repeated one period before the first and the first one period after the last."""
+    period = ensure_arraylike("interp", period)
+    if aval(period).ndim != 0:
+        raise ValueError(f"interp: period must be a scalar, got shape {aval(period).shape}")
+    period = lax.convert_element_type(lax.abs(period), aval(xp).dtype)
+    x, xp = remainder(x, lax.convert_element_type(period, aval(x).dtype)), remainder(xp, period)
+    xp, fp = lax.sort((xp, fp), num_keys=1)
+    n = aval(xp).shape[0]
+    xp = concatenate([lax.sub(xp[n - 1:], period), xp, lax.add(xp[:1], period)])
+    return x, xp, concatenate([fp[n - 1:], fp, fp[:1]])
 
 
 # --------------------------------------------------------------------------- convolution
@@ -264,28 +282,61 @@ def correlate(a: Any, v: Any, mode: str = "valid", *, precision: Any = None,
 
 # --------------------------------------------------------------------------- statistics
 
-def _rows(x: Any, rowvar: bool) -> Any:
-    x, = promote_dtypes_inexact(ensure_arraylike("cov", x))
+def _rows(x: Any, rowvar: bool, name: str) -> Any:
     if aval(x).ndim > 2:
-        raise ValueError(f"cov: input has more than 2 dimensions: {aval(x).shape}")
+        raise ValueError(f"cov: {name} has more than 2 dimensions: {aval(x).shape}")
     if aval(x).ndim < 2:
-        x = lax.reshape(x, (1, aval(x).size))
-    return lax.transpose(x, (1, 0)) if not rowvar and aval(x).shape[0] != 1 else x
+        return lax.reshape(x, (1, aval(x).size))
+    return x if rowvar else lax.transpose(x, (1, 0))
+
+
+def _sample_weights(name: str, weights: Any, n: int) -> Any:
+    weights = ensure_arraylike("cov", weights)
+    if aval(weights).ndim != 1 or aval(weights).shape[0] != n:
+        raise ValueError(f"cov: {name} must be 1-d with one weight per sample ({n}), got shape "
+                         f"{aval(weights).shape}")
+    return lax.abs(weights)  # NumPy refuses negative weights; JAX (and fungrad) take |w|
 
 
 def cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: int | None = None,
-        fweights: Any = None, aweights: Any = None) -> Any:
-    """Covariance matrix of the variables in the rows (``rowvar``) of ``m`` (and ``y``)."""
-    if fweights is not None or aweights is not None:
-        raise NotImplementedError("cov: fweights and aweights are not supported")
-    x = _rows(m, rowvar)
-    if y is not None:
-        x = concatenate([x, _rows(y, rowvar)], 0)
-    n = aval(x).shape[1]
+        fweights: Any = None, aweights: Any = None, dtype: Any = None) -> Any:
+    """Covariance matrix of the variables in the rows (``rowvar``) of ``m`` (and ``y``), the
+    samples weighted by integer frequencies ``fweights`` and by ``aweights``."""
+    arrays = promote_args_inexact("cov", m) if y is None else promote_args_inexact("cov", m, y)
+    if dtype is not None and not dtypes.is_inexact(check_user_dtype(dtype, "cov")):
+        raise ValueError(f"cov: dtype must be a float or complex dtype, got {dtype}")
+    x = concatenate([_rows(a, rowvar, name) for a, name in zip(arrays, ("m", "y"))], 0)
+    variables, n = aval(x).shape
+    if variables == 0:
+        return lax.full((0, 0), 0, aval(x).dtype)
+    if n == 0:  # no samples: NaN, as JAX
+        return lax.full(() if variables == 1 else (variables, variables), np.nan, aval(x).dtype)
     ddof = (0 if bias else 1) if ddof is None else ddof
-    centered = lax.sub(x, mean(x, axis=1, keepdims=True))
-    c = dot(centered, lax.transpose(conjugate(centered), (1, 0)))
-    out = lax.div(c, lax.convert_element_type(n - ddof, aval(c).dtype))
+    weights = None
+    if fweights is not None:
+        weights = _sample_weights("fweights", fweights, n)
+        if not dtypes.is_integer(aval(weights).dtype):
+            raise TypeError(f"cov: fweights must be integers, got {aval(weights).dtype.name}")
+    if aweights is not None:
+        aweights = _sample_weights("aweights", aweights, n)
+        weights = aweights if weights is None else multiply(weights, aweights)
+    if dtype is not None:
+        x = lax.convert_element_type(x, dtype)
+        weights = None if weights is None else lax.convert_element_type(weights, dtype)
+    avg, total = average(x, axis=1, weights=weights, returned=True)
+    total = total[0]
+    if weights is None:
+        dof = lax.convert_element_type(n - ddof, aval(x).dtype)
+    elif ddof == 0:
+        dof = total
+    elif aweights is None:
+        dof = subtract(total, ddof)
+    else:
+        dof = subtract(total, true_divide(multiply(ddof, _sum(multiply(weights, aweights))),
+                                          total))
+    centered = lax.sub(x, lax.expand_dims(avg, (1,)))
+    weighted = centered if weights is None else multiply(centered, weights)
+    out = true_divide(dot(centered, lax.transpose(conjugate(weighted), (1, 0))), dof)
     return lax.reshape(out, ()) if aval(out).shape == (1, 1) else out
 
 

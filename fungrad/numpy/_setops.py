@@ -18,10 +18,10 @@ import numpy as np
 from fungrad import lax
 from fungrad.numpy._creation import arange
 from fungrad.numpy._joining import concatenate
-from fungrad.numpy._searching import isin, nonzero
-from fungrad.numpy._sorting import sort, unique
+from fungrad.numpy._searching import isin, nonzero, searchsorted
+from fungrad.numpy._sorting import argsort, sort, unique
 from fungrad.numpy._ufuncs_math import isnan
-from fungrad.numpy._util import aval, ensure_arraylike, where
+from fungrad.numpy._util import aval, ensure_arraylike, promote_dtypes, where
 from fungrad.numpy._indexing import _getitem
 
 
@@ -81,15 +81,40 @@ def union1d(ar1: Any, ar2: Any, *, size: int | None = None, fill_value: Any = No
 def intersect1d(ar1: Any, ar2: Any, assume_unique: bool = False,
                 return_indices: bool = False, *, size: int | None = None,
                 fill_value: Any = None) -> Any:
-    """Sorted unique values in both arrays."""
-    if return_indices:
-        raise NotImplementedError("intersect1d: return_indices is not supported")
+    """Sorted unique values in both arrays; with ``return_indices``, also the index of each
+    value's first occurrence in each array (``size`` slots past the end hold each array's
+    size, as JAX's)."""
     a1, a2 = _flat("intersect1d", ar1, ar2)
+    if return_indices:
+        return _intersection_with_indices(*promote_dtypes(a1, a2), size, fill_value)
     if size is not None:
         values, first = _sorted_firsts(a1)
         return _sized(values, first & isin(values, a2), size, fill_value, _minimum)
     u1 = unique(a1)
     return _take_where(u1, isin(u1, a2))
+
+
+def _intersection_with_indices(a1: Any, a2: Any, size: int | None, fill_value: Any
+                              ) -> tuple[Any, Any, Any]:
+    """``intersect1d(..., return_indices=True)``: ``a1`` sorted stably (the first of a run of
+    equal values is its first occurrence), the runs whose value ``a2`` holds, and that
+    value's first occurrence in ``a2`` found in ``a2`` sorted stably. Traceable with
+    ``size``."""
+    order1, order2 = argsort(a1), argsort(a2)
+    values, first = _sorted_firsts(a1, order1)
+    keep = first & isin(values, a2)
+    if aval(a2).size:
+        sorted2 = a2[order2]
+        at = lax.min(searchsorted(sorted2, values), lax.full((), aval(a2).size - 1, np.int32))
+        index2 = order2[at]
+    else:
+        index2 = lax.full(aval(values).shape, 0, np.int32)
+    if size is None:
+        return _take_where(values, keep), _take_where(order1, keep), _take_where(index2, keep)
+    filled = [_sized(values, keep, size, fill_value, _minimum)]
+    for index, n in ((order1, aval(a1).size), (index2, aval(a2).size)):
+        filled.append(_sized(lax.convert_element_type(index, np.int32), keep, size, n, _zero))
+    return tuple(filled)
 
 
 def setdiff1d(ar1: Any, ar2: Any, assume_unique: bool = False, *, size: int | None = None,
@@ -132,10 +157,10 @@ def _alone(values: Any) -> Any:
     return concatenate([edge, differs]) & concatenate([differs, edge])
 
 
-def _sorted_firsts(x: Any) -> tuple[Any, Any]:
-    """1-d ``x`` sorted, and a mask of the first of each run of equal values (NaNs are one
-    run, as ``unique`` collapses them)."""
-    values = sort(x)
+def _sorted_firsts(x: Any, order: Any = None) -> tuple[Any, Any]:
+    """1-d ``x`` sorted (by the permutation ``order`` when given), and a mask of the first
+    of each run of equal values (NaNs are one run, as ``unique`` collapses them)."""
+    values = sort(x) if order is None else x[order]
     if aval(values).size == 0:
         return values, lax.full(aval(values).shape, False)
     prev, nxt = values[:-1], values[1:]

@@ -13,7 +13,7 @@ from fungrad.errors import ConcretizationTypeError
 from fungrad.numpy._indexing import _IndexUpdateRef, take
 from fungrad.numpy._reductions import cumsum, sum as _sum
 from fungrad.numpy._searching import nonzero
-from fungrad.numpy._shape import swapaxes
+from fungrad.numpy._shape import moveaxis, swapaxes
 from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
                                  scalar_like, static_int, to_complex_dtype, where as _where)
 
@@ -116,57 +116,75 @@ def argpartition(a: Any, kth: int, axis: int = -1) -> Any:
 
 # --------------------------------------------------------------------------- unique
 
+def _sorted_rows(rows: Any, equal_nan: bool) -> tuple[Any, Any, Any]:
+    """``rows`` (1-d: elements; 2-d: rows) sorted lexicographically, the permutation that
+    sorts them, and a mask of the first row of each run of equal rows."""
+    n = aval(rows).shape[0]
+    if aval(rows).ndim == 1:
+        perm = argsort(rows)
+    else:  # the last key sorts first: the first column is the primary key
+        perm = lexsort([rows[:, j] for j in range(aval(rows).shape[1])][::-1]) if \
+            aval(rows).shape[1] else lax.iota(dtypes.default_int_dtype(), n)
+    aux = take(rows, perm, axis=0, mode="clip")
+    later, earlier = aux[1:], aux[:-1]
+    differ = lax.ne(later, earlier)
+    if equal_nan and dtypes.is_inexact(aval(aux).dtype):
+        both_nan = lax.bitwise_and(lax.ne(later, later), lax.ne(earlier, earlier))
+        differ = lax.bitwise_and(differ, lax.bitwise_not(both_nan))
+    if aval(rows).ndim == 2:
+        differ = lax.reduce_or(differ, (1,))
+    return aux, lax.concatenate([lax.full((1,), True, np.bool_), differ], 0), perm
+
+
 def unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
            return_counts: bool = False, axis: int | None = None, *, equal_nan: bool = True,
            size: int | None = None, fill_value: Any = None,
            sorted: bool = True) -> Any:  # noqa: A002
-    """Sorted unique elements of the flattened ``ar`` (``axis`` must be None).
+    """Sorted unique elements of the flattened ``ar``, or unique slices along ``axis``.
 
-    Without ``size`` the input must be concrete; with ``size`` exactly ``size`` values are
-    returned, padded with ``fill_value`` (default: the smallest value).
+    Without ``size`` the input must be concrete; with ``size`` exactly ``size`` values (or
+    slices) are returned, padded with ``fill_value`` (default: the smallest value).
     """
     arr = ensure_arraylike("unique", ar)
-    if axis is not None:
-        raise NotImplementedError("unique: only axis=None is supported")
     if size is None and isinstance(arr, Tracer) and arr.to_concrete_value() is None:
         raise ConcretizationTypeError(arr, "unique: the number of unique values is data dependent; "
                                       "pass a static size= (and optionally fill_value=) to use "
                                       "unique inside jit/vmap")
     shape = aval(arr).shape
-    flat = lax.reshape(arr, (aval(arr).size,))
-    n = aval(flat).shape[0]
+    if axis is None:
+        moved = lax.reshape(arr, (aval(arr).size,))
+    else:
+        axis = canonicalize_axis(axis, len(shape), "unique")
+        moved = moveaxis(arr, axis, 0)
+    n, slice_shape = aval(moved).shape[0], aval(moved).shape[1:]
     if n == 0 and size and fill_value is None:
         raise ValueError("unique: for zero-sized input with nonzero size, fill_value must be "
                          "specified")
-    perm = argsort(flat)
-    aux = take(flat, perm, mode="clip") if n else flat
+    int_dtype = dtypes.default_int_dtype()
     if n:
-        neq = lax.ne(lax.slice(aux, (1,), (n,)), lax.slice(aux, (0,), (n - 1,)))
-        if equal_nan and dtypes.is_inexact(aval(aux).dtype):
-            both_nan = lax.bitwise_and(lax.ne(lax.slice(aux, (1,), (n,)),
-                                              lax.slice(aux, (1,), (n,))),
-                                       lax.ne(lax.slice(aux, (0,), (n - 1,)),
-                                              lax.slice(aux, (0,), (n - 1,))))
-            neq = lax.bitwise_and(neq, lax.bitwise_not(both_nan))
-        mask = lax.concatenate([lax.full((1,), True, np.bool_), neq], 0)
+        rows = moved if axis is None else lax.reshape(moved, (n, int(np.prod(slice_shape))))
+        aux, mask, perm = _sorted_rows(rows, equal_nan)
+        aux = lax.reshape(aux, (n,) + slice_shape)
+        ind = nonzero(mask, size=size)[0]
+        result = take(aux, ind, axis=0, mode="clip")
     else:
         mask = lax.full((0,), False, np.bool_)
-    ind = nonzero(mask, size=size)[0] if n else lax.full((size or 0,), 0, np.int32)
-    result = take(aux, ind, mode="clip") if n else lax.full((size or 0,), 0, aval(aux).dtype)
+        ind = perm = lax.full((size or 0,), 0, np.int32)
+        result = lax.full((size or 0,) + slice_shape, 0, aval(moved).dtype)
     if size is not None and fill_value is not None:
         valid = lax.lt(lax.iota(np.int32, size), _sum(mask, dtype=np.int32))
+        valid = lax.expand_dims(valid, tuple(range(1, 1 + len(slice_shape))))
         result = _where(valid, result, lax.convert_element_type(fill_value, aval(result).dtype))
-    outs: list[Any] = [result]
+    outs: list[Any] = [result if axis is None else moveaxis(result, 0, axis)]
     if return_index:
         outs.append(take(perm, ind, mode="clip") if n else ind)
     if return_inverse:
         if n:
-            imask = lax.sub(cumsum(mask, dtype=dtypes.default_int_dtype()),
-                            lax.convert_element_type(1, dtypes.default_int_dtype()))
-            inv = _IndexUpdateRef(lax.full((n,), 0, dtypes.default_int_dtype()), perm).set(imask)
+            imask = lax.sub(cumsum(mask, dtype=int_dtype), lax.convert_element_type(1, int_dtype))
+            inv = _IndexUpdateRef(lax.full((n,), 0, int_dtype), perm).set(imask)
         else:
-            inv = lax.full((0,), 0, dtypes.default_int_dtype())
-        outs.append(lax.reshape(inv, shape))
+            inv = lax.full((0,), 0, int_dtype)
+        outs.append(lax.reshape(inv, shape) if axis is None else inv)
     if return_counts:
         if n:
             idx = nonzero(mask, size=(size if size is not None else aval(ind).shape[0]) + 1,
@@ -175,8 +193,8 @@ def unique(ar: Any, return_index: bool = False, return_inverse: bool = False,
                              lax.slice(idx, (0,), (aval(idx).shape[0] - 1,)))
             counts = lax.max(counts, scalar_like(0, counts))
         else:
-            counts = lax.full((size or 0,), 0, dtypes.default_int_dtype())
-        outs.append(lax.convert_element_type(counts, dtypes.default_int_dtype()))
+            counts = lax.full((size or 0,), 0, int_dtype)
+        outs.append(lax.convert_element_type(counts, int_dtype))
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
