@@ -75,27 +75,24 @@ def _odd_reflection(array: Any, widths: list, mode: str) -> Any:
     """reflect or symmetric with ``reflect_type='odd'``: ``2 * edge - mirror``. A width beyond
     the axis is padded in chunks, each mirroring the array padded so far about its new edge
     (NumPy's order, which the values depend on)."""
-    skip = 1 if mode == "reflect" else 0  # reflect does not repeat the edge itself
     for ax, (lo, hi) in enumerate(widths):
         n = aval(array).shape[ax]
         if n == 0:
             if lo or hi:
                 raise ValueError(f"pad: cannot pad an empty axis {ax} with mode {mode!r}")
             continue
-        chunk_limit = max(n - skip, 1)
+        skip = 1 if mode == "reflect" and n > 1 else 0  # reflect does not repeat the edge
         for before, width in ((True, lo), (False, hi)):
             while width:
-                chunk = min(width, chunk_limit)
+                chunk = min(width, n - skip)
                 width -= chunk
                 size = aval(array).shape[ax]
                 if before:
                     edge = slice_axis(array, ax, 0, 1)
-                    mirror = flip(slice_axis(array, ax, skip if n > 1 else 0,
-                                             (skip if n > 1 else 0) + chunk), ax)
+                    mirror = flip(slice_axis(array, ax, skip, skip + chunk), ax)
                 else:
                     edge = slice_axis(array, ax, size - 1, size)
-                    stop = size - (skip if n > 1 else 0)
-                    mirror = flip(slice_axis(array, ax, stop - chunk, stop), ax)
+                    mirror = flip(slice_axis(array, ax, size - skip - chunk, size - skip), ax)
                 piece = lax.sub(lax.add(edge, edge), mirror)
                 array = lax.concatenate([piece, array] if before else [array, piece], ax)
     return array
