@@ -40,8 +40,9 @@ from fungrad.numpy._bit_packing import *  # noqa: F401,F403
 from fungrad.numpy._io import *  # noqa: F401,F403
 from fungrad.numpy import (_bit_packing, _creation, _dtypes, _einsum, _float_bits, _functional,
                            _histograms, _index_tricks, _indexing, _io, _joining, _linalg, _misc,
-                           _polynomial, _quantiles, _reductions, _searching, _setops, _shape,
-                           _signal, _sorting, _ufuncs, _ufuncs_math, _windows, fft, linalg)
+                           _padding, _polynomial, _quantiles, _reductions, _searching, _setops,
+                           _shape, _signal, _sorting, _ufuncs, _ufuncs_math, _windows, fft,
+                           linalg)
 from fungrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401
 from fungrad.numpy._shape import _method_reshape, _method_transpose  # noqa: F401
 from fungrad.numpy._misc import _view  # noqa: F401
@@ -60,8 +61,9 @@ from fungrad.numpy._ufunc_api import *  # noqa: E402,F401,F403
 from fungrad.numpy import _ufunc_api  # noqa: E402
 
 __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float_bits,
-                               _reductions, _shape, _joining, _indexing, _searching, _sorting,
-                               _linalg, _einsum, _misc, _quantiles, _index_tricks, _functional,
+                               _reductions, _shape, _padding, _joining, _indexing, _searching,
+                               _sorting, _linalg, _einsum, _misc, _quantiles, _index_tricks,
+                               _functional,
                                _setops, _polynomial, _histograms, _windows, _signal,
                                _bit_packing, _io)
            for name in family.__all__]
