@@ -1,5 +1,7 @@
 """custom_jvp, custom_vjp and stop_gradient against jax (same rules, same inputs), under
 every transformation; check_grads itself (it must catch a wrong rule)."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -178,6 +180,19 @@ def test_nondiff_argnums():
         got = fungrad.grad(lambda x: fnp.sum(fungrad.vmap(lambda v: f(fnp.cos, 3, v))(x)))(to_fg(X))
         want = jax.grad(lambda x: jnp.sum(jax.vmap(lambda v: jf(jnp.cos, 3, v))(x)))(to_jax(X))
         assert_same(got, want, GRAD_TOL, check_weak=False)
+
+
+def test_a_defaulted_nondiff_argument_takes_its_default_as_in_jax():
+    def scaled(lib):
+        @functools.partial(lib.custom_jvp, nondiff_argnums=(1,))
+        def f(x, n=3):
+            return x * n
+        f.defjvp(lambda n, primals, tangents: (f(primals[0], n), 2.0 * n * tangents[0]))
+        return f
+    fg, jx = scaled(fungrad), scaled(jax)
+    for call in (lambda f, x: f(x), lambda f, x: f(x, 5), lambda f, x: f(x, n=4)):
+        assert_same(fungrad.grad(lambda x: call(fg, x))(2.0), jax.grad(lambda x: call(jx, x))(2.0))
+        assert_same(call(fg, to_fg(X)), call(jx, to_jax(X)))
 
 
 def test_custom_vjp_nondiff_tracer_is_an_error():

@@ -188,6 +188,47 @@ def test_attention_causal_padding_gqa_against_reference(n_heads, n_kv):
     compare_transforms(fg, ref, [4 * np.asarray(p[n]["w"]) for n in names] + [x], RNG)
 
 
+# jax.nn.dot_product_attention's options, one by one and together (B=2, T=5, S=7, 4 query
+# heads over 2 key/value heads, head size 8)
+_B, _T, _S = 2, 5, 7
+_ATTENTION_OPTIONS = {
+    "plain": {}, "bias": {"bias": rand(RNG, (1, 4, _T, _S))},
+    "mask": {"mask": RNG.random((_B, 1, _T, _S)) > 0.3}, "causal": {"is_causal": True},
+    "scale": {"scale": 0.3}, "window": {"local_window_size": 1},
+    "left_window": {"local_window_size": (2, 0)},
+    "query_lengths": {"query_seq_lengths": np.array([3, 5], np.int32)},
+    "key_lengths": {"key_value_seq_lengths": np.array([7, 2], np.int32)},
+    "all": {"is_causal": True, "mask": RNG.random((_B, 1, _T, _S)) > 0.3,
+            "bias": rand(RNG, (1, 4, _T, _S)), "key_value_seq_lengths": np.array([7, 2], np.int32)},
+    "residual": {"return_residual": True, "is_causal": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ATTENTION_OPTIONS))
+def test_dot_product_attention_matches_jax(name):
+    kw = _ATTENTION_OPTIONS[name]
+    qkv = [rand(RNG, (_B, _T, 4, 8)), rand(RNG, (_B, _S, 2, 8)), rand(RNG, (_B, _S, 2, 8))]
+    compare(lambda q, k, v: nn.dot_product_attention(q, k, v, **kw),
+            lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kw), *qkv)
+    if name in ("bias", "all", "residual"):
+        compare_transforms(lambda q, k, v: nn.dot_product_attention(q, k, v, **kw),
+                           lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kw), qkv, RNG)
+
+
+def test_dot_product_attention_unbatched_bfloat16_and_errors():
+    q, k, v = rand(RNG, (5, 4, 8)), rand(RNG, (7, 4, 8)), rand(RNG, (7, 4, 8))
+    compare(lambda *a: nn.dot_product_attention(*a, is_causal=True),
+            lambda *a: jax.nn.dot_product_attention(*a, is_causal=True), q, k, v)
+    halves = [x.astype(jnp_ref.bfloat16) for x in (q, k, v)]
+    compare(nn.dot_product_attention, jax.nn.dot_product_attention, *halves)
+    with pytest.raises(ValueError, match="implementation 'cudnn' is not available"):
+        nn.dot_product_attention(q, k, v, implementation="cudnn")
+    with pytest.raises(ValueError, match="4 query heads are not a multiple of 3"):
+        nn.dot_product_attention(q, rand(RNG, (7, 3, 8)), rand(RNG, (7, 3, 8)))
+    with pytest.raises(ValueError, match="mask must be boolean"):
+        nn.dot_product_attention(q, k, v, mask=np.ones((5, 7), np.float32))
+
+
 def test_kv_cache_decoding_equals_full_attention_under_jit():
     n_heads, n_kv, T = 4, 2, 6
     p = nn.attention_init(random.PRNGKey(2), 16, n_heads, n_kv)

@@ -11,7 +11,7 @@ from typing import Any, Callable, NamedTuple
 
 import fungrad.numpy as jnp
 from fungrad import lax, random
-from fungrad.nn.functions import softmax
+from fungrad.nn.functions import logsumexp, softmax
 from fungrad.nn.layers import dropout, linear, linear_init
 
 
@@ -96,26 +96,101 @@ def apply_rope(x: Any, positions: Any, freqs: tuple[Any, Any]) -> Any:
     return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x.dtype)
 
 
-def dot_product_attention(q: Any, k: Any, v: Any, mask: Any = None, *, dropout_rate: float = 0.0,
-                          dropout_key: Any = None) -> Any:
-    """``softmax(q k^T / sqrt(d) + mask) v`` for ``(B, T, H, D)`` queries and ``(B, S, H, D)``
-    keys/values (``k``/``v`` may have fewer heads: grouped-query attention). ``mask`` is
-    boolean, broadcastable to ``(B, H, T, S)``, True where attention is allowed. With
-    ``dropout_key``, attention weights are dropped at ``dropout_rate`` (GPT-2 ``attn_pdrop``)."""
+def _as_4d(x: Any) -> Any:
+    """``x`` with leading axes added up to 4 (an unbatched ``(T, N, H)`` becomes a batch of 1)."""
+    x = jnp.asarray(x)
+    return jnp.expand_dims(x, tuple(range(4 - x.ndim))) if x.ndim < 4 else x
+
+
+def _combined_mask(T: int, S: int, mask: Any, is_causal: bool, query_seq_lengths: Any,
+                   key_value_seq_lengths: Any, local_window_size: tuple[int, int] | None) -> Any:
+    """Every restriction as one boolean mask broadcastable to ``(B, N, T, S)`` (None when
+    there is none): True where query ``t`` may attend to key ``s``."""
+    query_pos = jnp.arange(T, dtype=jnp.int32)[:, None]
+    key_pos = jnp.arange(S, dtype=jnp.int32)[None, :]
+    allowed = [] if mask is None else [mask]
+    if is_causal:
+        allowed.append((key_pos <= query_pos)[None, None])
+    if local_window_size is not None:
+        left, right = local_window_size
+        allowed.append(((query_pos <= key_pos + left) & (query_pos >= key_pos - right))[None, None])
+    if query_seq_lengths is not None:
+        allowed.append((query_pos[None] < query_seq_lengths[:, None, None])[:, None])
+    if key_value_seq_lengths is not None:
+        allowed.append((key_pos[None] < key_value_seq_lengths[:, None, None])[:, None])
+    if not allowed:
+        return None
+    combined = allowed[0]
+    for more in allowed[1:]:
+        combined = combined & more
+    return combined
+
+
+def dot_product_attention(query: Any, key: Any, value: Any, bias: Any = None, mask: Any = None,
+                          *, scale: float | None = None, is_causal: bool = False,
+                          query_seq_lengths: Any = None, key_value_seq_lengths: Any = None,
+                          local_window_size: int | tuple[int, int] | None = None,
+                          implementation: str | None = None, return_residual: bool = False,
+                          dropout_rate: float = 0.0, dropout_key: Any = None) -> Any:
+    """``softmax(query key^T * scale + bias, masked) value``, as ``jax.nn.dot_product_attention``.
+
+    ``query (B, T, N, H)``, ``key``/``value (B, S, K, H)`` with ``N`` a multiple of ``K``
+    (grouped-query attention); without ``B`` they are one batch. ``scale`` defaults to
+    ``1 / sqrt(H)``; ``bias`` is added to the logits and the boolean ``mask`` (True where
+    attention is allowed) broadcasts to ``(B, N, T, S)``. ``is_causal``, ``local_window_size``
+    (``(left, right)``, or one int for both) and the per-row ``query_seq_lengths`` /
+    ``key_value_seq_lengths`` restrict it further; a masked logit becomes a large negative
+    number, so a query that may see nothing attends evenly. The softmax runs in float32
+    (bfloat16/float16 inputs too); queries beyond ``query_seq_lengths`` give zeros.
+    ``return_residual`` also returns the logits' logsumexp ``(B, T, N)``. ``implementation``
+    may be None or ``"xla"`` (the only one here). fungrad's extension: with ``dropout_key``,
+    attention weights are dropped at ``dropout_rate`` (GPT-2 ``attn_pdrop``).
+    """
+    if implementation not in (None, "xla"):
+        raise ValueError(f"dot_product_attention: implementation {implementation!r} is not "
+                         "available; use None or 'xla'")
+    out_shape = jnp.shape(query)
+    q, k, v = _as_4d(query), _as_4d(key), _as_4d(value)
     n_heads, n_kv = q.shape[2], k.shape[2]
     if n_heads % n_kv:
-        raise ValueError(f"dot_product_attention: {n_heads} query heads not divisible by {n_kv} "
-                         "kv heads")
+        raise ValueError(f"dot_product_attention: {n_heads} query heads are not a multiple of "
+                         f"{n_kv} key/value heads")
+    if v.shape != k.shape:
+        raise ValueError(f"dot_product_attention: value shape {v.shape} does not match key "
+                         f"shape {k.shape}")
+    if mask is not None and jnp.asarray(mask).dtype != jnp.bool_:
+        raise ValueError(f"dot_product_attention: mask must be boolean, got "
+                         f"{jnp.asarray(mask).dtype}")
     if n_kv != n_heads:
         k = jnp.repeat(k, n_heads // n_kv, axis=2)
         v = jnp.repeat(v, n_heads // n_kv, axis=2)
-    scores = jnp.einsum("bthd,bshd->bhts", q, k) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
-    weights = softmax(scores, axis=-1)
+    logits_dtype = jnp.promote_types(q.dtype, jnp.float32)
+    logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=logits_dtype)
+    logits = logits * jnp.asarray(1.0 / math.sqrt(q.shape[-1]) if scale is None else scale,
+                                  logits_dtype)
+    if bias is not None:
+        logits = (logits + _as_4d(bias)).astype(logits_dtype)
+    window = ((local_window_size, local_window_size) if isinstance(local_window_size, int)
+              else local_window_size)
+    allowed = _combined_mask(q.shape[1], k.shape[1], None if mask is None else _as_4d(mask),
+                             is_causal, query_seq_lengths, key_value_seq_lengths, window)
+    if allowed is not None:
+        large_negative = -0.7 * min(float(jnp.finfo(logits_dtype).max),
+                                    float(jnp.finfo(jnp.float32).max))
+        logits = jnp.where(allowed, logits, jnp.asarray(large_negative, logits_dtype))
+    logits = logits.astype(jnp.float32)
+    weights = softmax(logits, axis=-1).astype(k.dtype)
     if dropout_key is not None:
         weights = dropout(dropout_key, weights, dropout_rate)
-    return jnp.einsum("bhts,bshd->bthd", weights, v)
+    out = jnp.einsum("bnts,bsnh->btnh", weights, v)
+    if query_seq_lengths is not None:
+        real = jnp.arange(q.shape[1])[None, :] < query_seq_lengths[:, None]
+        out = out * real[:, :, None, None].astype(out.dtype)
+    out = jnp.reshape(out, out_shape)
+    if not return_residual:
+        return out
+    residual = lax.stop_gradient(logsumexp(logits, axis=-1).astype(k.dtype))
+    return out, jnp.reshape(jnp.transpose(residual, (0, 2, 1)), out_shape[:-1])
 
 
 def attention_init(key: Any, d_model: int, n_heads: int, n_kv_heads: int | None = None,
@@ -165,11 +240,11 @@ def cached_attention(q: Any, k: Any, v: Any, *, causal: bool = True, padding_mas
     T = q.shape[1]
     if cache is None:
         mask = attention_mask(T, T, causal=causal, key_valid=padding_mask)
-        out = dot_product_attention(q, k, v, mask, dropout_rate=dropout_rate,
+        out = dot_product_attention(q, k, v, mask=mask, dropout_rate=dropout_rate,
                                     dropout_key=dropout_key)
         return out, None
     start = cache.pos
     cache = write_cache(cache, k, v, padding_mask)
     mask = attention_mask(T, cache.k.shape[1], causal=causal, start=start, key_valid=cache.valid)
-    return dot_product_attention(q, cache.k, cache.v, mask, dropout_rate=dropout_rate,
+    return dot_product_attention(q, cache.k, cache.v, mask=mask, dropout_rate=dropout_rate,
                                  dropout_key=dropout_key), cache

@@ -580,8 +580,10 @@ def _along_axis_index(shape: Sequence[int], idx_shape: Sequence[int], indices: A
 
 
 def take_along_axis(arr: Any, indices: Any, axis: int | None = -1, mode: str | None = None,
-                    fill_value: Any = None) -> Any:
-    """``arr`` gathered at ``indices`` along ``axis`` (other dims broadcast together)."""
+                    fill_value: Any = None, *, wrap_negative_indices: bool | None = None) -> Any:
+    """``arr`` gathered at ``indices`` along ``axis`` (other dims broadcast together).
+    Negative indices count from the end unless ``wrap_negative_indices`` is False, which
+    makes them out of bounds (handled by ``mode``)."""
     arr, indices = ensure_arraylike("take_along_axis", arr, indices)
     if not _is_int_dtype(indices):
         raise TypeError(f"take_along_axis indices must be of integer type, got "
@@ -601,8 +603,11 @@ def take_along_axis(arr: Any, indices: Any, axis: int | None = -1, mode: str | N
     out_shape = np.broadcast_shapes(idx_shape, shape[:axis] + (1,) + shape[axis + 1:])
     if shape[axis] == 0:
         return lax.full(tuple(out_shape), 0, aval(arr).dtype)
-    idx = _along_axis_index(shape, idx_shape, lax.convert_element_type(indices, _INDEX_DTYPE),
-                            axis)
+    indices = lax.convert_element_type(indices, _INDEX_DTYPE)
+    if wrap_negative_indices is False:  # out of bounds: past the end, where mode decides
+        indices = lax.select(lax.lt(indices, scalar_like(0, indices)),
+                             lax.full_like(indices, shape[axis]), indices)
+    idx = _along_axis_index(shape, idx_shape, indices, axis)
     return _IndexUpdateRef(arr, idx).get(mode="fill" if mode is None else mode,
                                          fill_value=fill_value)
 

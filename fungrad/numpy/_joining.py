@@ -142,8 +142,11 @@ def append(arr: Any, values: Any, axis: int | None = None) -> Any:
                        axis)
 
 
-def delete(arr: Any, obj: Any, axis: int | None = None) -> Any:
-    """``arr`` without the entries ``obj`` (static indices or a slice) along ``axis``."""
+def delete(arr: Any, obj: Any, axis: int | None = None, *,
+           assume_unique_indices: bool = False) -> Any:
+    """``arr`` without the entries ``obj`` (static indices or a slice) along ``axis``.
+    ``assume_unique_indices`` is accepted for JAX's signature: the indices are static here,
+    so repeated ones cost nothing."""
     arr = ensure_arraylike("delete", arr)
     arr, axis, drop = static_indices_along("delete", arr, obj, axis)
     n = aval(arr).shape[axis]

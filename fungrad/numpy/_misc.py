@@ -340,9 +340,9 @@ def cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: in
     return lax.reshape(out, ()) if aval(out).shape == (1, 1) else out
 
 
-def corrcoef(x: Any, y: Any = None, rowvar: bool = True) -> Any:
-    """Pearson correlation coefficients, clipped to [-1, 1]."""
-    c = cov(x, y, rowvar)
+def corrcoef(x: Any, y: Any = None, rowvar: bool = True, dtype: Any = None) -> Any:
+    """Pearson correlation coefficients, clipped to [-1, 1] (computed in ``dtype``)."""
+    c = cov(x, y, rowvar, dtype=dtype)
     if aval(c).ndim == 0:
         return lax.div(c, c)
     d = lax.sqrt(diagonal(c))
@@ -357,8 +357,10 @@ __all__ = ["isclose", "allclose", "array_equal", "array_equiv", "astype", "iscom
 
 # --------------------------------------------------------------------------- polynomials, calculus
 
-def polyval(p: Any, x: Any) -> Any:
-    """Evaluate the polynomial with coefficients ``p`` (highest power first) at ``x``."""
+def polyval(p: Any, x: Any, *, unroll: int = 16) -> Any:
+    """Evaluate the polynomial with coefficients ``p`` (highest power first) at ``x`` by
+    Horner's scheme. ``unroll`` is accepted for JAX's signature: the scheme is unrolled
+    completely at trace time (``p``'s length is static)."""
     p, x = promote_dtypes(*ensure_arraylike("polyval", p, x))
     if aval(p).ndim != 1:
         raise ValueError(f"polyval: p must be 1-d, got shape {aval(p).shape}")

@@ -18,7 +18,7 @@ from fungrad._core import dtypes
 from fungrad._core.namespace import public_dir
 from fungrad._core.util import canonicalize_axis
 from fungrad.lax.fft import FftType
-from fungrad.numpy._creation import arange
+from fungrad.numpy._creation import _placed, arange
 from fungrad.numpy._padding import pad
 from fungrad.numpy._shape import moveaxis, roll
 from fungrad.numpy._util import aval, ensure_arraylike, scalar_like
@@ -217,6 +217,7 @@ def _freq_args(name: str, n: Any, d: Any, dtype: Any) -> tuple[int, Any, np.dtyp
     return operator.index(n), d, dtypes.canonicalize_dtype(dtype or dtypes.default_float_dtype())
 
 
+@_placed
 def fftfreq(n: int, d: Any = 1.0, *, dtype: Any = None) -> Any:
     """The sample frequencies of ``fft``'s bins: ``[0, 1, ..., -2, -1] / (d * n)``.
 
@@ -232,6 +233,7 @@ def fftfreq(n: int, d: Any = 1.0, *, dtype: Any = None) -> Any:
     return lax.div(k, lax.convert_element_type(d * n, dtype))
 
 
+@_placed
 def rfftfreq(n: int, d: Any = 1.0, *, dtype: Any = None) -> Any:
     """The sample frequencies of ``rfft``'s bins: ``[0, 1, ..., n // 2] / (d * n)``."""
     n, d, dtype = _freq_args("rfftfreq", n, d, dtype)

@@ -23,7 +23,7 @@ from fungrad._core.namespace import public_dir
 from fungrad.lax import linalg as lax_linalg
 from fungrad.numpy._creation import eye, zeros
 from fungrad.numpy._einsum import einsum
-from fungrad.numpy._linalg import cross, matmul, outer, tensordot, vecdot
+from fungrad.numpy._linalg import cross as _cross, matmul, outer, tensordot, vecdot
 from fungrad.numpy._reductions import (any as _any, count_nonzero, cumprod, max as _max,
                                        min as _min, sum as _sum)
 from fungrad.numpy._shape import (broadcast_to, diagonal as _diagonal, matrix_transpose,
@@ -607,6 +607,17 @@ def diagonal(x: Any, /, *, offset: int = 0) -> Any:
 def trace(x: Any, /, *, offset: int = 0, dtype: Any = None) -> Any:
     """Traces of the last two axes."""
     return _trace(x, offset, -2, -1, dtype)
+
+
+def cross(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    """The cross product of 3-vectors along ``axis`` (the array API's ``linalg.cross``; the
+    other axes broadcast). ``fungrad.numpy.cross`` also takes 2-vectors and ``axisa``/``axisb``/
+    ``axisc``."""
+    x1, x2 = ensure_arraylike("linalg.cross", x1, x2)
+    if aval(x1).shape[axis] != 3 or aval(x2).shape[axis] != 3:
+        raise ValueError(f"linalg.cross: both arrays need 3 elements along axis {axis}, got "
+                         f"shapes {aval(x1).shape} and {aval(x2).shape}")
+    return _cross(x1, x2, axis=axis)
 
 
 __all__ = ["norm", "vector_norm", "matrix_norm", "matmul", "matrix_transpose", "outer",

@@ -16,6 +16,7 @@ stay finite where the plain formula would give ``0 * inf``.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,8 @@ from fungrad.numpy._util import (
     scalar_like,
 )
 from fungrad.numpy._util import where as _where
-from fungrad.nn.functions import log_softmax, logsumexp, softmax  # their home is fungrad.nn
+from fungrad.nn import functions as _nn
+from fungrad.nn.functions import logsumexp  # its home is fungrad.nn
 from fungrad.scipy._special_gamma import (bernoulli, beta, boxcox, boxcox1p, comb, factorial,
                                           gamma, gammasgn, loggamma, poch)
 from fungrad.scipy._special_bessel import bessel_jn
@@ -39,6 +41,18 @@ from fungrad.scipy._special_exp_integrals import exp1, expi, expn, sici, spence
 from fungrad.scipy._special_hyper import hyp1f1, hyp2f1, sph_harm_y, wofz
 from fungrad.scipy._special_series import erfcx, i0, i0e, i1, i1e, zeta
 from fungrad.transforms.custom_derivatives import custom_jvp
+
+
+def softmax(x: Any, /, *, axis: int | tuple[int, ...] | None = None) -> Any:
+    """``exp(x) / sum(exp(x))`` over ``axis``: all axes by default, as
+    ``jax.scipy.special.softmax`` (``fungrad.nn.softmax`` defaults to the last axis)."""
+    return _nn.softmax(x, axis=axis)
+
+
+def log_softmax(x: Any, /, *, axis: int | tuple[int, ...] | None = None) -> Any:
+    """``x - logsumexp(x)`` over ``axis``: all axes by default, as
+    ``jax.scipy.special.log_softmax`` (``fungrad.nn.log_softmax`` defaults to the last)."""
+    return _nn.log_softmax(x, axis=axis)
 
 
 def erf(x: Any) -> Any:
@@ -203,34 +217,47 @@ def ndtr(x: Any) -> Any:
     return lax.mul(scalar_like(0.5, x), y)
 
 
-def _log_ndtr_lower(x: Any) -> Any:
-    # log Phi(x) for x << 0: log phi(x) - log(-x) + log(1 - 1/x^2 + 3/x^4 - 15/x^6)
-    inv_x2 = 1 / (x * x)
-    series = 1 + inv_x2 * (-1 + inv_x2 * (3 + inv_x2 * (-15 + inv_x2 * 105)))
-    return -0.5 * x * x - _LOG_SQRT_2PI - jnp.log(-x) + jnp.log(series)
+def _log_ndtr_lower(x: Any, series_order: int) -> Any:
+    """log Phi(x) for x << 0: ``log phi(x) - log(-x) + log(1 + sum_n (-1)^n (2n-1)!! / x^2n)``,
+    the sum to ``series_order`` terms (the even and odd ones summed apart, as JAX does)."""
+    x2 = x * x
+    even, odd, power = jnp.zeros_like(x), jnp.zeros_like(x), x2
+    for n in range(1, series_order + 1):
+        term = float(np.prod(np.arange(2 * n - 1, 0, -2, dtype=np.float64))) / power
+        if n % 2:
+            odd = odd + term
+        else:
+            even = even + term
+        power = power * x2
+    return -0.5 * x2 - _LOG_SQRT_2PI - jnp.log(-x) + jnp.log(1 + even - odd)
 
 
-@custom_jvp
-def log_ndtr(x: Any) -> Any:
+@functools.partial(custom_jvp, nondiff_argnums=(1,))
+def log_ndtr(x: Any, series_order: int = 3) -> Any:
     """``log(ndtr(x))``, accurate in both tails: ``log1p(-ndtr(-x))`` above 6 and an
-    asymptotic series below -20 (float64) or -10 (float32).
+    asymptotic series of ``series_order`` terms (0 to 30) below -20 (float64) or -10
+    (float32).
 
     >>> float(log_ndtr(0.))
     -0.6931471...
     """
+    if not isinstance(series_order, int) or isinstance(series_order, bool):
+        raise TypeError(f"log_ndtr: series_order must be a Python int, got {series_order!r}")
+    if not 0 <= series_order <= 30:
+        raise ValueError(f"log_ndtr: series_order must be between 0 and 30, got {series_order}")
     x, = promote_args_inexact("log_ndtr", x)
     lower = -20.0 if aval(x).dtype == np.float64 else -10.0
     upper = _where(x > 6, x, 6)
     middle = jnp.clip(x, lower, 6)
     low = _where(x < lower, x, lower)
     return _where(x > 6, jnp.log1p(-ndtr(-upper)),
-                  _where(x < lower, _log_ndtr_lower(low), jnp.log(ndtr(middle))))
+                  _where(x < lower, _log_ndtr_lower(low, series_order), jnp.log(ndtr(middle))))
 
 
 @log_ndtr.defjvp
-def _log_ndtr_jvp(primals: Any, tangents: Any) -> Any:
+def _log_ndtr_jvp(series_order: int, primals: Any, tangents: Any) -> Any:
     (x,), (t,) = primals, tangents
-    out = log_ndtr(x)
+    out = log_ndtr(x, series_order)
     # d/dx log Phi(x) = phi(x) / Phi(x), in log space so that it stays finite far left
     return out, t * jnp.exp(-0.5 * x * x - _LOG_SQRT_2PI - out)
 

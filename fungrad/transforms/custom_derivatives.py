@@ -97,9 +97,28 @@ def _closure_error(kind: str, fname: str, aval: ShapedArray) -> CustomDerivative
 
 # --------------------------------------------------------------------------- shared helpers
 
+@functools.lru_cache(maxsize=512)
+def _positional_count(fun: Callable) -> int:
+    """How many positional parameters ``fun`` has (unbounded with ``*args``): a call with at
+    least that many positional arguments and no keywords needs no resolving."""
+    try:
+        params = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: take the arguments as given
+        return 0
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 0
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
 def _resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, kind: str) -> tuple:
-    """Keyword arguments moved to their positions (custom functions take positional args)."""
-    if not kwargs:
+    """The arguments as positions, as JAX's ``resolve_kwargs``: keyword arguments moved to
+    their places and omitted ones given their defaults (so ``nondiff_argnums`` can point at
+    a defaulted argument)."""
+    try:
+        complete = not kwargs and len(args) >= _positional_count(fun)
+    except TypeError:  # an unhashable callable: resolve every call
+        complete = False
+    if complete:
         return args
     try:
         bound = inspect.signature(fun).bind(*args, **kwargs)
@@ -107,9 +126,10 @@ def _resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, kind: str) -> tupl
         raise TypeError(f"The input arguments to the {kind}-decorated function {_fun_name(fun)} "
                         f"could not be resolved to positional-only arguments: {e}") from None
     bound.apply_defaults()
-    if bound.kwargs:
+    passed = sorted(k for k in bound.kwargs if k in kwargs)
+    if passed:
         raise TypeError(f"The {kind}-decorated function {_fun_name(fun)} has keyword-only "
-                        f"arguments {sorted(bound.kwargs)}; pass them positionally.")
+                        f"arguments {passed}; pass them positionally.")
     return bound.args
 
 

@@ -1,0 +1,71 @@
+"""Arguments as jax names them and defaults as jax sets them, checked on values against jax:
+the functions whose signature once differed from jax's (a caller passing jax's keywords, or
+relying on jax's defaults, got an error or a different answer)."""
+import jax
+import jax.numpy as jnp_ref
+import jax.scipy.special as jss
+import numpy as np
+import pytest
+
+import fungrad
+import fungrad.numpy as jnp
+from fungrad.scipy import special
+from harness import compare, compare_transforms, rand
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_scipy_softmax_is_over_all_axes_by_default(name):
+    x = rand(RNG, (2, 3, 4))
+    compare(getattr(special, name), getattr(jss, name), x)
+    compare(lambda a: getattr(special, name)(a, axis=(0, 2)),
+            lambda a: getattr(jss, name)(a, axis=(0, 2)), x)
+
+
+def test_standardize_defaults_to_jax_fast_variance():
+    x = rand(RNG, (3, 8), low=5.0, high=6.0)  # a mean off zero: the two algorithms round apart
+    fast, stable = (np.asarray(fungrad.nn.standardize(x, algorithm=a)) for a in ("fast", "stable"))
+    assert not np.array_equal(fast, stable)
+    np.testing.assert_array_equal(fungrad.nn.standardize(x), fast)
+    compare(lambda a: fungrad.nn.standardize(a, algorithm="stable"),
+            lambda a: jax.nn.standardize(a, algorithm="stable"), x)
+    compare(fungrad.nn.standardize, jax.nn.standardize, x - 5.5)
+
+
+def test_linalg_cross_is_the_array_api_one():
+    a, b = rand(RNG, (4, 3)), rand(RNG, (4, 3))
+    compare(jnp.linalg.cross, jnp_ref.linalg.cross, a, b)
+    compare(lambda p, q: jnp.linalg.cross(p, q, axis=0),
+            lambda p, q: jnp_ref.linalg.cross(p, q, axis=0), a[:3], b[:3])
+    with pytest.raises(ValueError, match="linalg.cross: both arrays need 3 elements"):
+        jnp.linalg.cross(a[:, :2], b[:, :2])
+
+
+def test_log_ndtr_series_order():
+    x = np.array([-40.0, -25.0, -12.0, -10.5, -3.0, 0.0, 7.0], np.float32)
+    for order in (0, 1, 3, 6):
+        compare(lambda v: special.log_ndtr(v, order), lambda v: jss.log_ndtr(v, order), x)
+    compare_transforms(lambda v: special.log_ndtr(v, 5), lambda v: jss.log_ndtr(v, 5), [x], RNG)
+    with pytest.raises(ValueError, match="series_order must be between 0 and 30"):
+        special.log_ndtr(x, 31)
+    with pytest.raises(TypeError, match="series_order must be a Python int"):
+        special.log_ndtr(x, 2.0)
+
+
+def test_keywords_jax_accepts():
+    x, i = rand(RNG, (3, 4)), np.array([[0, -1], [2, -4], [1, 3]], np.int32)
+    for wrap in (None, True, False):
+        compare(lambda a: jnp.take_along_axis(a, i, axis=1, wrap_negative_indices=wrap),
+                lambda a: jnp_ref.take_along_axis(a, i, axis=1, wrap_negative_indices=wrap), x)
+    compare(lambda a: jnp.corrcoef(a, dtype=np.float16),
+            lambda a: jnp_ref.corrcoef(a, dtype=np.float16), x)
+    compare(lambda a: jnp.delete(a, np.array([0, 2]), 1, assume_unique_indices=True),
+            lambda a: jnp_ref.delete(a, np.array([0, 2]), 1, assume_unique_indices=True), x)
+    compare(lambda p, a: jnp.polyval(p, a, unroll=2), lambda p, a: jnp_ref.polyval(p, a, unroll=2),
+            rand(RNG, (4,)), x)
+    cpu = fungrad.devices("cpu")[0]
+    for name in ("fftfreq", "rfftfreq"):
+        got = getattr(jnp.fft, name)(6, 0.5, device=cpu)
+        np.testing.assert_array_equal(got, getattr(jnp_ref.fft, name)(6, 0.5))
+        assert got.device == cpu
