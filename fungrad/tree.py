@@ -17,7 +17,8 @@ import optree
 from fungrad._core.namespace import public_dir
 
 __all__ = ["PyTreeDef", "flatten", "unflatten", "leaves", "structure", "map", "map_with_path",
-           "leaves_with_path", "flatten_with_entries", "flatten_with_path", "reduce",
+           "leaves_with_path", "map_with_plain_path", "leaves_with_plain_path",
+           "flatten_with_entries", "flatten_with_path", "reduce",
            "reduce_associative", "all", "transpose", "broadcast", "static",
            "register_pytree_node", "register_dataclass", "register_pytree_node_class",
            "broadcast_prefix"]
@@ -64,14 +65,18 @@ def map(f: Callable, tree: Any, *rest: Any, is_leaf: Callable | None = None) -> 
     return optree.tree_map(f, tree, *rest, is_leaf=is_leaf, none_is_leaf=False, namespace=_NS)
 
 
-def map_with_path(f: Callable, tree: Any, *rest: Any, is_leaf: Callable | None = None) -> Any:
-    """Like ``map`` but ``f(path, leaf, ...)`` also receives the leaf's key path."""
+def map_with_plain_path(f: Callable, tree: Any, *rest: Any,
+                        is_leaf: Callable | None = None) -> Any:
+    """Like ``map_with_path`` with plain paths: ``f(path, leaf, ...)`` gets the tuple of dict
+    keys, indices and attribute names to the leaf (fungrad's: checkpoint and weight names)."""
     return optree.tree_map_with_path(f, tree, *rest, is_leaf=is_leaf, none_is_leaf=False,
                                      namespace=_NS)
 
 
-def leaves_with_path(tree: Any, is_leaf: Callable | None = None) -> list[tuple[tuple, Any]]:
-    """``(path, leaf)`` pairs, the path being the tuple of keys and indices to the leaf."""
+def leaves_with_plain_path(tree: Any, is_leaf: Callable | None = None
+                           ) -> list[tuple[tuple, Any]]:
+    """``(path, leaf)`` pairs with plain paths: the tuple of dict keys, indices and attribute
+    names to the leaf (fungrad's: checkpoint and weight names are made from them)."""
     paths, leaves_, _ = optree.tree_flatten_with_path(tree, is_leaf=is_leaf, none_is_leaf=False,
                                                       namespace=_NS)
     return list(zip(paths, leaves_))
@@ -213,6 +218,27 @@ def flatten_with_path(tree: Any, is_leaf: Callable[..., bool] | None = None,
     return [(tuple(key_entry(*e) for e in p), x) for p, x in zip(paths, leaves_)], treedef
 
 
+def leaves_with_path(tree: Any, is_leaf: Callable[..., bool] | None = None,
+                     is_leaf_takes_path: bool = False) -> list[tuple[tuple, Any]]:
+    """``(key_path, leaf)`` pairs in ``flatten``'s order (``jax.tree.leaves_with_path``: key
+    paths of ``DictKey``, ``SequenceKey``, ...; see ``flatten_with_path``)."""
+    return flatten_with_path(tree, is_leaf, is_leaf_takes_path)[0]
+
+
+def map_with_path(f: Callable, tree: Any, *rest: Any, is_leaf: Callable[..., bool] | None = None,
+                  is_leaf_takes_path: bool = False) -> Any:
+    """Like ``map``, calling ``f(key_path, leaf, *other_leaves)`` (``jax.tree.map_with_path``).
+
+    Examples:
+        >>> from fungrad import tree
+        >>> tree.map_with_path(lambda p, x: (p[-1], x), {"w": [5]})
+        {'w': [(SequenceKey(idx=0), 5)]}
+    """
+    pairs, treedef = flatten_with_path(tree, is_leaf, is_leaf_takes_path)
+    others = [treedef.flatten_up_to(r) for r in rest]
+    return unflatten(treedef, [f(p, x, *xs) for (p, x), *xs in zip(pairs, *others)])
+
+
 def broadcast(prefix_tree: Any, full_tree: Any, is_leaf: Callable | None = None) -> Any:
     """``full_tree``'s structure holding, at each leaf, the leaf of ``prefix_tree`` above
     it (``jax.tree.broadcast``; ``None`` in the prefix is an empty node, as everywhere).
@@ -232,10 +258,12 @@ def broadcast(prefix_tree: Any, full_tree: Any, is_leaf: Callable | None = None)
     return unflatten(structure(full_tree), out)
 
 
-def reduce(f: Callable, tree: Any, initializer: Any = ..., is_leaf: Callable | None = None) -> Any:
-    """Fold ``f`` over the leaves of ``tree``."""
+def reduce(function: Callable, tree: Any, initializer: Any = ...,
+           is_leaf: Callable | None = None) -> Any:
+    """Fold ``function`` over the leaves of ``tree``."""
     xs = leaves(tree, is_leaf=is_leaf)
-    return functools.reduce(f, xs) if initializer is ... else functools.reduce(f, xs, initializer)
+    return (functools.reduce(function, xs) if initializer is ...
+            else functools.reduce(function, xs, initializer))
 
 
 def _halving_reduce(xs: list, operation: Callable, identity: Any) -> Any:

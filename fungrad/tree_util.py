@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Hashable, Iterable, Sequence, TypeVar
 
-from fungrad import tree
+from fungrad import tree as _pytree
 from fungrad._core.namespace import public_dir
 from fungrad.tree import (KEY_TYPES, DictKey, FlattenedIndexKey, GetAttrKey, PyTreeDef,
                           SequenceKey, register_dataclass, register_pytree_node_class)
@@ -71,7 +71,7 @@ def _check_dict_keys(x: Any) -> None:
 
 # --------------------------------------------------------------------------- flattening
 
-def tree_flatten(tree_: Any, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
+def tree_flatten(tree: Any, is_leaf: Callable | None = None) -> tuple[list, PyTreeDef]:
     """Leaves of a pytree (dict keys sorted, ``None`` an empty subtree) and its structure.
 
     Examples:
@@ -79,29 +79,29 @@ def tree_flatten(tree_: Any, is_leaf: Callable | None = None) -> tuple[list, PyT
         >>> tree_flatten({"b": 2, "a": (1, None)})
         ([1, 2], PyTreeSpec({'a': (*, None), 'b': *}))
     """
-    _check_dict_keys(tree_)
-    return tree.flatten(tree_, is_leaf=is_leaf)
+    _check_dict_keys(tree)
+    return _pytree.flatten(tree, is_leaf=is_leaf)
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable[Any]) -> Any:
     """The pytree of structure ``treedef`` holding ``leaves``."""
-    return tree.unflatten(treedef, leaves)
+    return _pytree.unflatten(treedef, leaves)
 
 
-def tree_leaves(tree_: Any, is_leaf: Callable | None = None) -> list:
+def tree_leaves(tree: Any, is_leaf: Callable | None = None) -> list:
     """The leaves of a pytree, in ``tree_flatten``'s order."""
-    _check_dict_keys(tree_)
-    return tree.leaves(tree_, is_leaf=is_leaf)
+    _check_dict_keys(tree)
+    return _pytree.leaves(tree, is_leaf=is_leaf)
 
 
-def tree_structure(tree_: Any, is_leaf: Callable | None = None) -> PyTreeDef:
+def tree_structure(tree: Any, is_leaf: Callable | None = None) -> PyTreeDef:
     """The structure (``PyTreeDef``) of a pytree."""
-    _check_dict_keys(tree_)
-    return tree.structure(tree_, is_leaf=is_leaf)
+    _check_dict_keys(tree)
+    return _pytree.structure(tree, is_leaf=is_leaf)
 
 
-def tree_map(f: Callable, tree_: Any, *rest: Any, is_leaf: Callable | None = None) -> Any:
-    """``f`` applied leaf by leaf to ``tree_`` and trees with its structure (or a
+def tree_map(f: Callable, tree: Any, *rest: Any, is_leaf: Callable | None = None) -> Any:
+    """``f`` applied leaf by leaf to ``tree`` and trees with its structure (or a
     structure it is a prefix of).
 
     Examples:
@@ -109,28 +109,28 @@ def tree_map(f: Callable, tree_: Any, *rest: Any, is_leaf: Callable | None = Non
         >>> tree_map(lambda x, y: x * y, [1, {"a": 2}], [10, {"a": 20}])
         [10, {'a': 40}]
     """
-    _check_dict_keys(tree_)
-    return tree.map(f, tree_, *rest, is_leaf=is_leaf)
+    _check_dict_keys(tree)
+    return _pytree.map(f, tree, *rest, is_leaf=is_leaf)
 
 
-def tree_reduce(function: Callable, tree_: Any, initializer: Any = ...,
+def tree_reduce(function: Callable, tree: Any, initializer: Any = ...,
                 is_leaf: Callable | None = None) -> Any:
     """``functools.reduce`` of ``function`` over the leaves."""
-    return tree.reduce(function, tree_leaves(tree_, is_leaf), initializer)
+    return _pytree.reduce(function, tree_leaves(tree, is_leaf), initializer)
 
 
-def tree_all(tree_: Any, *, is_leaf: Callable | None = None) -> bool:
+def tree_all(tree: Any, *, is_leaf: Callable | None = None) -> bool:
     """Whether every leaf is truthy."""
-    return all(tree_leaves(tree_, is_leaf))
+    return all(tree_leaves(tree, is_leaf))
 
 
 def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
                    pytree_to_transpose: Any) -> Any:
     """Swap the outer and inner levels of a tree of trees (``fungrad.tree.transpose``)."""
-    return tree.transpose(outer_treedef, inner_treedef, pytree_to_transpose)
+    return _pytree.transpose(outer_treedef, inner_treedef, pytree_to_transpose)
 
 
-def tree_flatten_with_path(tree_: Any, is_leaf: Callable[..., bool] | None = None,
+def tree_flatten_with_path(tree: Any, is_leaf: Callable[..., bool] | None = None,
                            is_leaf_takes_path: bool = False
                            ) -> tuple[list[tuple[KeyPath, Any]], PyTreeDef]:
     """``(key_path, leaf)`` pairs and the structure (``fungrad.tree.flatten_with_path``;
@@ -141,17 +141,17 @@ def tree_flatten_with_path(tree_: Any, is_leaf: Callable[..., bool] | None = Non
         >>> tree_flatten_with_path({"a": [1]})[0]
         [((DictKey(key='a'), SequenceKey(idx=0)), 1)]
     """
-    _check_dict_keys(tree_)
-    return tree.flatten_with_path(tree_, is_leaf, is_leaf_takes_path)
+    _check_dict_keys(tree)
+    return _pytree.flatten_with_path(tree, is_leaf, is_leaf_takes_path)
 
 
-def tree_leaves_with_path(tree_: Any, is_leaf: Callable[..., bool] | None = None,
+def tree_leaves_with_path(tree: Any, is_leaf: Callable[..., bool] | None = None,
                           is_leaf_takes_path: bool = False) -> list[tuple[KeyPath, Any]]:
     """``(key_path, leaf)`` pairs, in ``tree_flatten``'s order."""
-    return tree_flatten_with_path(tree_, is_leaf, is_leaf_takes_path)[0]
+    return tree_flatten_with_path(tree, is_leaf, is_leaf_takes_path)[0]
 
 
-def tree_map_with_path(f: Callable, tree_: Any, *rest: Any,
+def tree_map_with_path(f: Callable, tree: Any, *rest: Any,
                        is_leaf: Callable[..., bool] | None = None,
                        is_leaf_takes_path: bool = False) -> Any:
     """Like ``tree_map``, calling ``f(key_path, leaf, *other_leaves)``.
@@ -161,23 +161,23 @@ def tree_map_with_path(f: Callable, tree_: Any, *rest: Any,
         >>> tree_map_with_path(lambda p, x: keystr(p), {"w": [0, 0]})
         {'w': ["['w'][0]", "['w'][1]"]}
     """
-    pairs, treedef = tree_flatten_with_path(tree_, is_leaf, is_leaf_takes_path)
-    others = [treedef.flatten_up_to(r) for r in rest]
-    return tree.unflatten(treedef, [f(p, x, *xs) for (p, x), *xs in zip(pairs, *others)])
+    _check_dict_keys(tree)
+    return _pytree.map_with_path(f, tree, *rest, is_leaf=is_leaf,
+                                 is_leaf_takes_path=is_leaf_takes_path)
 
 
 def tree_broadcast(prefix_tree: Any, full_tree: Any, is_leaf: Callable | None = None) -> Any:
     """``full_tree``'s structure with the leaves of its prefix ``prefix_tree`` repeated over
     the subtrees below them (``fungrad.tree.broadcast``)."""
     _check_dict_keys(full_tree)
-    return tree.broadcast(prefix_tree, full_tree, is_leaf)
+    return _pytree.broadcast(prefix_tree, full_tree, is_leaf)
 
 
-def tree_reduce_associative(operation: Callable, tree_: Any, *, identity: Any = ...,
+def tree_reduce_associative(operation: Callable, tree: Any, *, identity: Any = ...,
                             is_leaf: Callable | None = None) -> Any:
     """Reduce the leaves with an associative ``operation`` in a balanced tree of calls
     (``fungrad.tree.reduce_associative``)."""
-    return tree.reduce_associative(operation, tree_leaves(tree_, is_leaf), identity=identity)
+    return _pytree.reduce_associative(operation, tree_leaves(tree, is_leaf), identity=identity)
 
 
 def treedef_is_leaf(treedef: PyTreeDef) -> bool:
@@ -204,16 +204,16 @@ def treedef_tuple(treedefs: Iterable[PyTreeDef]) -> PyTreeDef:
         >>> treedef_tuple([tree_structure([1]), tree_structure(None)])
         PyTreeSpec(([*], None))
     """
-    return tree.tuple_structure(list(treedefs))
+    return _pytree.tuple_structure(list(treedefs))
 
 
 def is_tree_node(typ: type) -> bool:
     """Whether instances of ``typ`` are pytree nodes (the built-in containers, ``None``,
     namedtuples and the registered classes) rather than leaves."""
-    return tree.is_node_type(typ)
+    return _pytree.is_node_type(typ)
 
 
-def flatten_one_level(tree_: Any) -> tuple[Iterable[Any], Hashable]:
+def flatten_one_level(tree: Any) -> tuple[Iterable[Any], Hashable]:
     """A node's direct children and its metadata (a dict's sorted keys, a namedtuple's
     class, a registered node's auxiliary data); ``ValueError`` for a leaf.
 
@@ -222,14 +222,14 @@ def flatten_one_level(tree_: Any) -> tuple[Iterable[Any], Hashable]:
         >>> flatten_one_level({"b": [1, 2], "a": {"c": 3}})
         ([{'c': 3}, [1, 2]], ('a', 'b'))
     """
-    pairs, meta = flatten_one_level_with_keys(tree_)
+    pairs, meta = flatten_one_level_with_keys(tree)
     return [c for _, c in pairs], meta
 
 
-def flatten_one_level_with_keys(tree_: Any) -> tuple[Iterable[tuple[KeyEntry, Any]], Hashable]:
+def flatten_one_level_with_keys(tree: Any) -> tuple[Iterable[tuple[KeyEntry, Any]], Hashable]:
     """``flatten_one_level`` with each child's key: ``([(key, child), ...], metadata)``."""
-    _check_dict_keys(tree_)
-    pairs, meta, _ = tree.one_level(tree_)
+    _check_dict_keys(tree)
+    pairs, meta, _ = _pytree.one_level(tree)
     return pairs, meta
 
 
@@ -253,7 +253,7 @@ def register_pytree_node(nodetype: type, flatten_func: Callable, unflatten_func:
     """Register ``nodetype``: ``flatten_func(x) -> (children, aux)``,
     ``unflatten_func(aux, children) -> x``; key paths use ``flatten_with_keys_func``'s
     keys when given, else ``FlattenedIndexKey``."""
-    tree.register_pytree_node(nodetype, flatten_func, unflatten_func, flatten_with_keys_func)
+    _pytree.register_pytree_node(nodetype, flatten_func, unflatten_func, flatten_with_keys_func)
 
 
 def register_pytree_with_keys(nodetype: type, flatten_with_keys: Callable,
@@ -263,7 +263,7 @@ def register_pytree_with_keys(nodetype: type, flatten_with_keys: Callable,
     def children_only(x):
         pairs, aux = flatten_with_keys(x)
         return [c for _, c in pairs], aux
-    tree.register_pytree_node(nodetype, flatten_func or children_only, unflatten_func,
+    _pytree.register_pytree_node(nodetype, flatten_func or children_only, unflatten_func,
                               flatten_with_keys)
 
 
@@ -278,7 +278,7 @@ def register_pytree_with_keys_class(cls: type) -> type:
 def register_static(cls: type) -> type:
     """Register ``cls`` as a node without children: its instances are static metadata
     (they must be hashable and comparable), never leaves."""
-    tree.register_pytree_node(cls, lambda x: ((), x), lambda x, _: x)
+    _pytree.register_pytree_node(cls, lambda x: ((), x), lambda x, _: x)
     return cls
 
 
@@ -287,24 +287,24 @@ class _Registry:
     (``jax.tree_util.default_registry``): its methods are the registry-level forms of the
     module's functions."""
 
-    def flatten(self, tree_: Any, leaf_predicate: Callable | None = None
+    def flatten(self, tree: Any, leaf_predicate: Callable | None = None
                 ) -> tuple[list, PyTreeDef]:
         """``tree_flatten``."""
-        return tree_flatten(tree_, leaf_predicate)
+        return tree_flatten(tree, leaf_predicate)
 
-    def flatten_with_path(self, tree_: Any, is_leaf: Callable | None = None
+    def flatten_with_path(self, tree: Any, is_leaf: Callable | None = None
                           ) -> tuple[list[tuple[KeyPath, Any]], PyTreeDef]:
         """``tree_flatten_with_path`` with ``is_leaf(key_path, subtree)``."""
-        return tree_flatten_with_path(tree_, is_leaf, is_leaf_takes_path=True)
+        return tree_flatten_with_path(tree, is_leaf, is_leaf_takes_path=True)
 
-    def flatten_one_level(self, tree_: Any) -> tuple[Iterable[Any], Hashable] | None:
+    def flatten_one_level(self, tree: Any) -> tuple[Iterable[Any], Hashable] | None:
         """``flatten_one_level``, or None for a leaf."""
-        return flatten_one_level(tree_) if not self._is_leaf(tree_) else None
+        return flatten_one_level(tree) if not self._is_leaf(tree) else None
 
-    def flatten_one_level_with_keys(self, tree_: Any
+    def flatten_one_level_with_keys(self, tree: Any
                                     ) -> tuple[Iterable[tuple[KeyEntry, Any]], Hashable] | None:
         """``flatten_one_level_with_keys``, or None for a leaf."""
-        return flatten_one_level_with_keys(tree_) if not self._is_leaf(tree_) else None
+        return flatten_one_level_with_keys(tree) if not self._is_leaf(tree) else None
 
     def is_node(self, typ: type) -> bool:
         """``is_tree_node``."""
@@ -365,5 +365,5 @@ class Partial(functools.partial):
         return super().__new__(cls, func, *args, **kw)
 
 
-tree.register_pytree_node(Partial, lambda p: ((p.args, p.keywords), p.func),
+_pytree.register_pytree_node(Partial, lambda p: ((p.args, p.keywords), p.func),
                           lambda func, xs: Partial(func, *xs[0], **xs[1]))

@@ -44,6 +44,27 @@ def test_flatten_and_paths_match_jax(t):
         jtu.tree_map_with_path(lambda p, x: jtu.keystr(p), t)
 
 
+@pytest.mark.parametrize("t", TREES)
+def test_short_api_paths_and_keywords_match_jax_tree(t):
+    """``fungrad.tree``'s ``*_with_path`` give JAX's key entries, as ``jax.tree``'s; the plain
+    paths (dict keys, indices, field names) have functions of their own."""
+    assert _paths(tree.leaves_with_path(t), ftu) == _paths(jax.tree.leaves_with_path(t), jtu)
+    assert tree.map_with_path(lambda p, x: ftu.keystr(p), t) == \
+        jax.tree.map_with_path(lambda p, x: jtu.keystr(p), t)
+    is_pair = lambda p, x: len(p) == 1 and not isinstance(x, int)  # noqa: E731
+    assert _paths(tree.leaves_with_path(t, is_pair, is_leaf_takes_path=True), ftu) == \
+        _paths(jax.tree.leaves_with_path(t, is_pair, is_leaf_takes_path=True), jtu)
+    plain = tree.leaves_with_plain_path(t)
+    assert [x for _, x in plain] == tree.leaves(t)
+    assert all(type(k) in (int, str) for p, _ in plain for k in p)
+    assert tree.map_with_plain_path(lambda p, x: p, t) == tree.unflatten(
+        tree.structure(t), [p for p, _ in plain])
+    add = lambda a, b: a + b  # noqa: E731
+    assert tree.reduce(function=add, tree=t, initializer=0) == \
+        jax.tree.reduce(function=add, tree=t, initializer=0)
+    assert ftu.tree_map(lambda x: x, tree=t) == jtu.tree_map(lambda x: x, tree=t)
+
+
 def test_map_reduce_all_transpose():
     t, u = {"a": [1, 2], "b": 3}, {"a": [10, 20], "b": 30}
     assert ftu.tree_map(lambda x, y: x + y, t, u) == jtu.tree_map(lambda x, y: x + y, t, u)

@@ -143,7 +143,7 @@ def params_from_hf(model: str, table: Iterable[Entry], tensors: dict[str, np.nda
     if missing or unexpected:
         raise PretrainedError(f"{model}.from_pretrained: missing tensors {missing}, "
                               f"unexpected tensors {unexpected}")
-    shapes = {p: tuple(leaf.shape) for p, leaf in tree.leaves_with_path(like)}
+    shapes = {p: tuple(leaf.shape) for p, leaf in tree.leaves_with_plain_path(like)}
     placed: dict[tuple, np.ndarray] = {}
     for entry in table:
         value = tensors[entry.hf_name]
@@ -166,7 +166,7 @@ def params_from_hf(model: str, table: Iterable[Entry], tensors: dict[str, np.nda
 
 def hf_from_params(table: Iterable[Entry], params: Any, dtype: Any = None) -> dict[str, np.ndarray]:
     """The inverse of :func:`params_from_hf`: ``{hf_name: array}`` ready for ``save_folder``."""
-    by_path = {p: leaf for p, leaf in tree.leaves_with_path(params)}
+    by_path = {p: leaf for p, leaf in tree.leaves_with_plain_path(params)}
     out = {}
     for entry in table:
         a = np.asarray(by_path[entry.path])

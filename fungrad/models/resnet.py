@@ -284,7 +284,7 @@ def _swap_kernel_axes(params: dict) -> dict:
     ``(kh, kw, in, out)``, and back."""
     def swap(path: tuple, w: Any) -> Any:
         return jnp.swapaxes(w, 0, 1) if path[-2:] == ("conv", "w") else w
-    return tree.map_with_path(swap, params)
+    return tree.map_with_plain_path(swap, params)
 
 
 def _conv_bn_table(prefix: str, path: tuple) -> list[hf.Entry]:

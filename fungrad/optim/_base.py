@@ -89,7 +89,7 @@ def check_trees(name: str, updates: Updates, state: OptState = None, params: Par
                                        f"{tree.structure(ref)}") from None
     if params is None:
         return
-    for (path, u), p in zip(tree.leaves_with_path(updates), tree.leaves(params)):
+    for (path, u), p in zip(tree.leaves_with_plain_path(updates), tree.leaves(params)):
         if np.shape(u) != np.shape(p):
             raise UpdateShapeError(f"{name}: the update at {path_str(path) or 'the root'} has "
                                    f"shape {np.shape(u)} but the parameter has shape "

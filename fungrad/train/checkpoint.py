@@ -93,7 +93,7 @@ def _leaf_array(x: Any, name: str) -> tuple[np.ndarray, str]:
 def save_checkpoint(path: str | os.PathLike, target: Any) -> None:
     """Write ``target`` (a pytree of arrays and Python scalars) to ``path`` atomically."""
     path = os.fspath(path)
-    paths_and_leaves = tree.leaves_with_path(target)
+    paths_and_leaves = tree.leaves_with_plain_path(target)
     structure = _encode(tree.structure(target), [0])
     tensors, kinds = {}, []
     for i, (p, leaf) in enumerate(paths_and_leaves):
@@ -145,7 +145,7 @@ def load_checkpoint(path: str | os.PathLike, like: Any = None) -> Any:
 
 
 def _restore_like(path: str, ordered: list, leaves: list, like: Any) -> Any:
-    expected = tree.leaves_with_path(like)
+    expected = tree.leaves_with_plain_path(like)
     names = [name.split(":", 1)[1] for name, _ in ordered]
     if len(expected) != len(leaves):
         raise CheckpointError(f"load_checkpoint: {path} has {len(leaves)} leaves, `like` has "

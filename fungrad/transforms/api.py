@@ -402,8 +402,8 @@ def _arg_descriptions(fun: Callable, args: tuple, kwargs: dict) -> list[str]:
     except (TypeError, ValueError):
         names = []
     out = [f"argument {names[p[0]]}{path_str(p[1:])}" if p[0] < len(names)
-           else f"args{path_str(p)}" for p, _ in tree_util.leaves_with_path(tuple(args))]
-    return out + [f"kwargs{path_str(p)}" for p, _ in tree_util.leaves_with_path(kwargs)]
+           else f"args{path_str(p)}" for p, _ in tree_util.leaves_with_plain_path(tuple(args))]
+    return out + [f"kwargs{path_str(p)}" for p, _ in tree_util.leaves_with_plain_path(kwargs)]
 
 
 def _size_mismatch(fname: str, mapped: list[tuple[int, int, str, str]], axis_size: int | None
@@ -479,7 +479,7 @@ def _check_vmap_spec(in_axes: Any, out_axes: Any, axis_size: Any, fname: str) ->
 
 def _output_name(out: Any, i: int) -> str:
     """The ``i``-th leaf of ``out`` by its key path, for error messages."""
-    path = tree_util.leaves_with_path(out)[i][0]
+    path = tree_util.leaves_with_plain_path(out)[i][0]
     return f"output {path_str(path)}" if path else "the output"
 
 

@@ -378,11 +378,11 @@ class JitWrapped:
         # Where each leaf comes from: (positional index or keyword name, path inside it).
         if self._simple and not kwargs:
             treedef = tree_util.structure(args)
-            origins = [(p[0], p[1:]) for p, _ in tree_util.leaves_with_path(args)]
+            origins = [(p[0], p[1:]) for p, _ in tree_util.leaves_with_plain_path(args)]
         else:
             treedef = tree_util.structure((tuple(dyn_args), dyn_kwargs))
             origins = [(dyn_nums[p[1]] if p[0] == 0 else p[1], p[2:])
-                       for p, _ in tree_util.leaves_with_path((tuple(dyn_args), dyn_kwargs))]
+                       for p, _ in tree_util.leaves_with_plain_path((tuple(dyn_args), dyn_kwargs))]
         paths = [(self._arg_name(a) if isinstance(a, int) else a, path) for a, path in origins]
         for x, (name, path) in zip(leaves, paths):
             if compile and type(x) is ShapeDtypeStruct:

@@ -113,7 +113,7 @@ def check_carry(api: str, fun: Callable, in_tree: Any, out_tree: Any,
         raise TypeError(f"{api} function {name}: carry input and carry output must have the "
                         f"same pytree structure, but the input is {in_tree} and the output "
                         f"is {out_tree}.")
-    paths = [p for p, _ in tree_util.leaves_with_path(tree_util.unflatten(in_tree, in_avals))]
+    paths = [p for p, _ in tree_util.leaves_with_plain_path(tree_util.unflatten(in_tree, in_avals))]
     diffs = [f"the input carry{_path_str(p)} has type {a.str_short()} but the corresponding "
              f"output carry has type {b.str_short()}"
              for p, a, b in zip(paths, in_avals, out_avals) if not typematch(a, b)]
