@@ -10,7 +10,7 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad.scipy import special
-from harness import compare, compare_transforms, rand
+from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand
 
 RNG = np.random.default_rng(11)
 
@@ -69,3 +69,34 @@ def test_keywords_jax_accepts():
         got = getattr(jnp.fft, name)(6, 0.5, device=cpu)
         np.testing.assert_array_equal(got, getattr(jnp_ref.fft, name)(6, 0.5))
         assert got.device == cpu
+
+
+def test_jit_placement_and_xla_options():
+    cpu = fungrad.devices("cpu")[0]
+    pair = fungrad.jit(lambda x, y: (x + y, x * y), in_shardings=(cpu, None), out_shardings=cpu,
+                       keep_unused=True, inline=True, compiler_options={"xla_cpu_option": 1})
+    total, product = pair(jnp.ones(2), jnp.ones(2))
+    np.testing.assert_array_equal(total, [2.0, 2.0])
+    assert total.committed and product.committed and total.device == cpu
+    by_backend = fungrad.jit(lambda x: x * 2, backend="cpu")
+    assert by_backend(np.ones(2)).committed
+    decorated = fungrad.jit(in_shardings=cpu)(lambda x: x + 1)
+    assert float(decorated(1.0)) == 2.0 and decorated.lower(1.0).as_text()
+    with pytest.raises(ValueError, match="in_shardings has 2 entries for 1 arguments"):
+        fungrad.jit(lambda x: x, in_shardings=(cpu, cpu))(1.0)
+    with pytest.raises(ValueError, match="pass one of device, backend and"):
+        fungrad.jit(lambda x: x, device=cpu, backend="cpu")
+
+
+def test_vmap_takes_jax_argument_order_and_checkpoint_static_names():
+    x = rand(RNG, (3, 2))
+    # jax.vmap(fun, in_axes, out_axes, axis_name, axis_size): the name comes fourth
+    summed = fungrad.vmap(lambda v: fungrad.lax.psum(v, "rows"), 0, 0, "rows")(jnp.asarray(x))
+    np.testing.assert_allclose(summed, jax.vmap(lambda v: jax.lax.psum(v, "rows"), 0, 0, "rows")(x))
+    assert fungrad.vmap(lambda v: v, spmd_axis_name="data")(jnp.asarray(x)).shape == (3, 2)
+
+    def layer(v, *, act):
+        return jnp.tanh(v) if act == "tanh" else v * 2
+    remat = fungrad.checkpoint(layer, static_argnames="act")
+    assert_same(fungrad.grad(lambda v: remat(v, act="tanh").sum())(jnp.asarray(x)),
+                jax.grad(lambda v: jnp_ref.tanh(v).sum())(x), GRAD_TOL)

@@ -496,9 +496,11 @@ def _move_out_axis(val: Any, bdim: int | None, oax: int, size: int, fname: str,
     return batching.moveaxis(val, 0, oax % ndim)
 
 
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | None = None,
-         axis_name: Any = None) -> Callable:
-    """Vectorise ``fun`` over the ``in_axes`` of its arguments (as ``jax.vmap``).
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = None,
+         axis_size: int | None = None, spmd_axis_name: Any = None) -> Callable:
+    """Vectorise ``fun`` over the ``in_axes`` of its arguments (as ``jax.vmap``, with its
+    argument order). ``spmd_axis_name`` is accepted for JAX's signature: it names mesh axes
+    to shard the batch over, and one process holds whole arrays here.
 
     Examples:
         >>> import fungrad, fungrad.numpy as jnp

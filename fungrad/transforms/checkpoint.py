@@ -139,7 +139,8 @@ def_compiler_traits(name_p, identity=True)
 # --------------------------------------------------------------------------- checkpoint
 
 def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Callable | None = None,
-               static_argnums: int | Sequence[int] = ()) -> Callable:
+               static_argnums: int | Sequence[int] = (),
+               static_argnames: str | Sequence[str] = ()) -> Callable:
     """``fun`` with its intermediates recomputed, not stored, for reverse-mode autodiff.
 
     Args:
@@ -148,7 +149,8 @@ def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Callable | No
             recomputation with the original forward computation.
         policy: ``policy(prim, *in_avals, **params) -> bool`` saying which intermediates
             may be saved (see ``checkpoint_policies``); default: save nothing.
-        static_argnums: positions of arguments that are Python values, not arrays.
+        static_argnums / static_argnames: positions and keyword names of arguments that are
+            Python values, not arrays.
 
     Example:
         >>> import fungrad, fungrad.numpy as jnp
@@ -158,6 +160,7 @@ def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Callable | No
         (3, 3)
     """
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    static_names = {static_argnames} if isinstance(static_argnames, str) else set(static_argnames)
 
     @functools.wraps(fun)
     def fun_remat(*args: Any, **kwargs: Any) -> Any:
@@ -165,14 +168,17 @@ def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Callable | No
             return fun(*args, **kwargs)
         nums = {n % len(args) for n in static}
         dyn = [a for i, a in enumerate(args) if i not in nums]
+        fixed = {k: v for k, v in kwargs.items() if k in static_names}
         name = getattr(fun, "__name__", "fun")
-        flat, in_tree = flatten_operands((tuple(dyn), kwargs), f"checkpoint({name})", "arguments")
+        flat, in_tree = flatten_operands(
+            (tuple(dyn), {k: v for k, v in kwargs.items() if k not in fixed}),
+            f"checkpoint({name})", "arguments")
         store = {}
 
         def flat_fun(*leaves: Any) -> list:
             dargs, kw = tree_util.unflatten(in_tree, leaves)
             it = iter(dargs)
-            out = fun(*[a if i in nums else next(it) for i, a in enumerate(args)], **kw)
+            out = fun(*[a if i in nums else next(it) for i, a in enumerate(args)], **kw, **fixed)
             leaves_out, store["tree"] = tree_util.flatten(out)
             return leaves_out
         jaxpr, consts, _ = trace_fun(flat_fun, [core.get_aval(x) for x in flat],

@@ -26,7 +26,7 @@ import numpy as np
 from fungrad import backends
 from fungrad import tree as tree_util
 from fungrad._core import core, dtypes
-from fungrad._core.array import Array
+from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
 from fungrad.compiler import codegen, cuda_fuse, passes, pipeline
@@ -624,19 +624,62 @@ class Compiled:
         return self._exe.source
 
 
-def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
-        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = (),
-        donate_argnames: str | Sequence[str] = ()) -> Any:
+class _PlacedJit(JitWrapped):
+    """A ``jit`` function with ``in_shardings``/``out_shardings`` (or ``device``/``backend``):
+    its arguments and results are put on those devices around the call."""
+
+    def __init__(self, fun: Callable, statics: tuple, in_shardings: Any,
+                 out_shardings: Any) -> None:
+        super().__init__(fun, *statics)
+        self._in_shardings, self._out_shardings = in_shardings, out_shardings
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._in_shardings is not None:
+            args = _placed(args, self._in_shardings, "in_shardings", self._name)
+        out = super().__call__(*args, **kwargs)
+        if self._out_shardings is None:
+            return out
+        if isinstance(self._out_shardings, (tuple, list)) and isinstance(out, (tuple, list)):
+            return type(out)(_placed(tuple(out), self._out_shardings, "out_shardings",
+                                     self._name))
+        return _placed((out,), (self._out_shardings,), "out_shardings", self._name)[0]
+
+
+def _placed(values: tuple, shardings: Any, what: str, name: str) -> tuple:
+    """``values`` put on ``shardings``: one device (or ``SingleDeviceSharding``) for all, or
+    a tuple or list with one (or None, to leave a value where it is) per value."""
+    if not isinstance(shardings, (tuple, list)):
+        return device_put(values, shardings)
+    if len(shardings) != len(values):
+        raise ValueError(f"jit({name}): {what} has {len(shardings)} entries for "
+                         f"{len(values)} {'arguments' if what == 'in_shardings' else 'results'}")
+    return tuple(v if s is None else device_put(v, s) for v, s in zip(values, shardings))
+
+
+def jit(fun: Callable | None = None, /, *, in_shardings: Any = None, out_shardings: Any = None,
+        static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
+        donate_argnums: int | Sequence[int] = (), donate_argnames: str | Sequence[str] = (),
+        keep_unused: bool = False, device: Any = None, backend: str | None = None,
+        inline: bool = False, compiler_options: dict | None = None) -> Any:
     """Compile ``fun``: trace it once per abstract signature into a jaxpr, optimise it and
     generate a Python function that calls the backend directly (as ``jax.jit``).
 
     Args:
       fun: a pure function of arrays (pytrees of arrays) returning arrays.
+      in_shardings / out_shardings: where the arguments and results go: one device (or
+        ``SingleDeviceSharding``, ``"gpu"``) for all, or a tuple with one (or None) per
+        positional argument / per result (a tuple or list result). One process holds one
+        device per array here, so there is nothing to shard across.
       static_argnums / static_argnames: arguments treated as compile-time constants
         (hashable; each new value compiles again). Use them for shapes, flags, configs.
       donate_argnums / donate_argnames: arguments whose buffers the computation may
         reuse for its outputs (the donated arrays are deleted), e.g. a KV cache
         updated in place.
+      device / backend: JAX's older placement: the device, or the default device of the
+        backend (``"cpu"``, ``"gpu"``), for arguments and results alike.
+      keep_unused / inline / compiler_options: accepted for JAX's signature; they change no
+        value here (fungrad's compiler has no XLA options, and a jitted function called
+        inside another is traced into it).
 
     Usable as ``@jit``, ``@functools.partial(jit, static_argnums=...)`` or ``jit(f)``.
 
@@ -646,11 +689,23 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
       >>> f(jnp.ones(3)).shape
       (3,)
     """
+    options = dict(in_shardings=in_shardings, out_shardings=out_shardings,
+                   static_argnums=static_argnums, static_argnames=static_argnames,
+                   donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+                   keep_unused=keep_unused, device=device, backend=backend, inline=inline,
+                   compiler_options=compiler_options)
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums,
-                                 static_argnames=static_argnames, donate_argnums=donate_argnums,
-                                 donate_argnames=donate_argnames)
-    return JitWrapped(fun, static_argnums, static_argnames, donate_argnums, donate_argnames)
+        return functools.partial(jit, **options)
+    del keep_unused, inline, compiler_options  # see the docstring
+    statics = (static_argnums, static_argnames, donate_argnums, donate_argnames)
+    if device is not None or backend is not None:
+        if in_shardings is not None or out_shardings is not None or (device and backend):
+            raise ValueError(f"jit({_fun_name(fun)}): pass one of device, backend and "
+                             "in_shardings/out_shardings")
+        in_shardings = out_shardings = device if device is not None else backend
+    if in_shardings is None and out_shardings is None:
+        return JitWrapped(fun, *statics)
+    return _PlacedJit(fun, statics, in_shardings, out_shardings)
 
 
 @contextlib.contextmanager
