@@ -25,9 +25,9 @@ from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
 
 __all__ = ["block_until_ready", "clear_caches", "default_backend", "default_device",
-           "device_count", "device_get",
+           "default_matmul_precision", "device_count", "device_get",
            "enable_x64", "ensure_compile_time_eval", "local_device_count", "local_devices",
-           "named_call", "named_scope", "print_environment_info", "typeof"]
+           "log_compiles", "named_call", "named_scope", "print_environment_info", "typeof"]
 
 
 def block_until_ready(x: Any) -> Any:
@@ -94,6 +94,40 @@ def default_device(device: Any) -> Iterator[None]:
         yield
     finally:
         config.update("default_device", previous)
+
+
+@contextlib.contextmanager
+def log_compiles(enable: bool = True) -> Iterator[None]:
+    """Within the block, log every ``jit`` compilation and why the cache missed (logger
+    ``fungrad.jit``), as ``config.update("log_compiles", True)`` does for the program
+    (``jax.log_compiles``)."""
+    previous = config.log_compiles
+    config.update("log_compiles", bool(enable))
+    try:
+        yield
+    finally:
+        config.update("log_compiles", previous)
+
+
+# jax.default_matmul_precision's values: XLA's precision names and dot algorithms
+MATMUL_PRECISIONS = frozenset({
+    "default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
+    "ANY_F8_ANY_F8_F32", "ANY_F8_ANY_F8_F32_FAST_ACCUM", "ANY_F8_ANY_F8_ANY",
+    "ANY_F8_ANY_F8_ANY_FAST_ACCUM", "F16_F16_F16", "F16_F16_F32", "BF16_BF16_BF16",
+    "BF16_BF16_F32", "BF16_BF16_F32_X3", "BF16_BF16_F32_X6", "BF16_BF16_F32_X9",
+    "TF32_TF32_F32", "TF32_TF32_F32_X3", "F32_F32_F32", "F64_F64_F64"})
+
+
+@contextlib.contextmanager
+def default_matmul_precision(precision: str | None = None) -> Iterator[None]:
+    """``jax.default_matmul_precision``: the precision of matmuls and convolutions inside the
+    block. fungrad's matmuls (BLAS on the CPU, cuBLAS through CuPy) always compute float32
+    inputs in float32, as XLA's CPU backend does whatever the setting, so the value is
+    checked and changes nothing."""
+    if precision is not None and precision not in MATMUL_PRECISIONS:
+        raise ValueError(f"default_matmul_precision: {precision!r} is not one of "
+                         f"{sorted(MATMUL_PRECISIONS)} or None")
+    yield
 
 
 def typeof(x: Any) -> core.ShapedArray:

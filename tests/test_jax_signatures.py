@@ -100,3 +100,18 @@ def test_vmap_takes_jax_argument_order_and_checkpoint_static_names():
     remat = fungrad.checkpoint(layer, static_argnames="act")
     assert_same(fungrad.grad(lambda v: remat(v, act="tanh").sum())(jnp.asarray(x)),
                 jax.grad(lambda v: jnp_ref.tanh(v).sum())(x), GRAD_TOL)
+
+
+def test_configuration_context_managers():
+    with fungrad.log_compiles():
+        assert fungrad.config.log_compiles
+    assert not fungrad.config.log_compiles
+    x = rand(RNG, (4, 4))
+    for precision in ("float32", "bfloat16", "highest", "BF16_BF16_F32", None):
+        with fungrad.default_matmul_precision(precision), jax.default_matmul_precision(precision):
+            compare(lambda a: a @ a, lambda a: a @ a, x)  # XLA's CPU backend ignores it too
+    with pytest.raises(ValueError), jax.default_matmul_precision("fp7"):
+        pass
+    with pytest.raises(ValueError, match="default_matmul_precision: 'fp7' is not one of"):
+        with fungrad.default_matmul_precision("fp7"):
+            pass
