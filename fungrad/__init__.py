@@ -22,8 +22,9 @@ from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
 from fungrad.callbacks import pure_callback  # noqa: E402
-from fungrad.runtime import (block_until_ready, clear_caches, default_backend,  # noqa: E402
-                             default_device, default_matmul_precision, device_count, device_get,
+from fungrad.runtime import (block_until_ready, clear_caches, debug_infs,  # noqa: E402
+                             debug_nans, default_backend, default_device,
+                             default_matmul_precision, device_count, device_get,
                              enable_x64, ensure_compile_time_eval, local_device_count,
                              local_devices, log_compiles, named_call, named_scope,
                              print_environment_info, typeof)
@@ -47,7 +48,7 @@ __all__ = [
     "Array", "ShapeDtypeStruct", "typeof", "device_put", "device_get", "devices",
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
-    "log_compiles", "default_matmul_precision",
+    "log_compiles", "default_matmul_precision", "debug_nans", "debug_infs",
     "process_index", "process_count",
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",

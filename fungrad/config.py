@@ -8,7 +8,7 @@ import os
 import re
 from typing import Any, Callable
 
-_BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit")
+_BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit", "debug_nans", "debug_infs")
 _DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
 
 
@@ -33,6 +33,10 @@ class Config:
             int32). Environment: ``FUNGRAD_ENABLE_X64``.
         log_compiles: log each ``jit`` compilation and why the cache missed.
         disable_jit: run jitted functions op by op (see ``fungrad.disable_jit``).
+        debug_nans / debug_infs: raise ``FloatingPointError`` where an operation produces a
+            NaN (an infinity): eagerly at the primitive, and for a jitted function by running
+            it again op by op to find one (``fungrad.debug_nans``). Environment:
+            ``FUNGRAD_DEBUG_NANS``, ``FUNGRAD_DEBUG_INFS``.
         default_device: where uncommitted arrays and computations go: a ``Device``, a
             platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
             first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
@@ -49,6 +53,8 @@ class Config:
         self.enable_x64 = os.environ.get("FUNGRAD_ENABLE_X64", "0") not in ("0", "", "false")
         self.log_compiles = False
         self.disable_jit = False
+        self.debug_nans = os.environ.get("FUNGRAD_DEBUG_NANS", "0") not in ("0", "", "false")
+        self.debug_infs = os.environ.get("FUNGRAD_DEBUG_INFS", "0") not in ("0", "", "false")
         self.default_device: Any = os.environ.get("FUNGRAD_DEFAULT_DEVICE") or None
         self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
         self.num_cpu_devices = _env_num_cpu_devices()

@@ -25,7 +25,7 @@ from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
 
 __all__ = ["block_until_ready", "clear_caches", "default_backend", "default_device",
-           "default_matmul_precision", "device_count", "device_get",
+           "debug_infs", "debug_nans", "default_matmul_precision", "device_count", "device_get",
            "enable_x64", "ensure_compile_time_eval", "local_device_count", "local_devices",
            "log_compiles", "named_call", "named_scope", "print_environment_info", "typeof"]
 
@@ -96,19 +96,6 @@ def default_device(device: Any) -> Iterator[None]:
         config.update("default_device", previous)
 
 
-@contextlib.contextmanager
-def log_compiles(enable: bool = True) -> Iterator[None]:
-    """Within the block, log every ``jit`` compilation and why the cache missed (logger
-    ``fungrad.jit``), as ``config.update("log_compiles", True)`` does for the program
-    (``jax.log_compiles``)."""
-    previous = config.log_compiles
-    config.update("log_compiles", bool(enable))
-    try:
-        yield
-    finally:
-        config.update("log_compiles", previous)
-
-
 # jax.default_matmul_precision's values: XLA's precision names and dot algorithms
 MATMUL_PRECISIONS = frozenset({
     "default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
@@ -152,28 +139,35 @@ def print_environment_info(return_string: bool = False) -> str | None:
     return None
 
 
-class _X64Flag:
-    """``fungrad.enable_x64``: ``.value`` is the flag; ``enable_x64(True)`` is a context
-    manager setting it for a block (as ``jax.enable_x64``, a config state)."""
+class _FlagState:
+    """A boolean flag of ``config`` as JAX offers its config states (``jax.enable_x64``,
+    ``jax.debug_nans``, ...): ``.value`` reads it, ``flag(True)`` is a context manager
+    setting it for a block."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     @property
     def value(self) -> bool:
-        return config.enable_x64
+        return getattr(config, self._name)
 
     @contextlib.contextmanager
     def __call__(self, new_val: bool = True) -> Iterator[None]:
-        prev = config.enable_x64
-        config.update("enable_x64", bool(new_val))
+        prev = getattr(config, self._name)
+        config.update(self._name, bool(new_val))
         try:
             yield
         finally:
-            config.update("enable_x64", prev)
+            config.update(self._name, prev)
 
     def __repr__(self) -> str:
-        return f"enable_x64(value={self.value})"
+        return f"{self._name}(value={self.value})"
 
 
-enable_x64 = _X64Flag()
+enable_x64 = _FlagState("enable_x64")
+log_compiles = _FlagState("log_compiles")  # log every jit compilation and why it missed
+debug_nans = _FlagState("debug_nans")  # FloatingPointError where a NaN is produced
+debug_infs = _FlagState("debug_infs")  # ... and where an infinity is
 
 
 class _CompileTimeEvalTrace(core.Trace):

@@ -104,7 +104,7 @@ def test_vmap_takes_jax_argument_order_and_checkpoint_static_names():
 
 def test_configuration_context_managers():
     with fungrad.log_compiles():
-        assert fungrad.config.log_compiles
+        assert fungrad.config.log_compiles and fungrad.log_compiles.value
     assert not fungrad.config.log_compiles
     x = rand(RNG, (4, 4))
     for precision in ("float32", "bfloat16", "highest", "BF16_BF16_F32", None):
@@ -115,3 +115,23 @@ def test_configuration_context_managers():
     with pytest.raises(ValueError, match="default_matmul_precision: 'fp7' is not one of"):
         with fungrad.default_matmul_precision("fp7"):
             pass
+
+
+@pytest.mark.parametrize("lib_name", ["fungrad", "jax"])
+def test_debug_nans_and_infs_raise_at_the_operation(lib_name):
+    lib = fungrad if lib_name == "fungrad" else jax
+    np_ = lib.numpy
+    with lib.debug_nans(True):
+        with pytest.raises(FloatingPointError, match=r"invalid value \(nan\) encountered in log"):
+            np_.log(np_.asarray(-1.0))
+        twice_sqrt = lib.jit(lambda x: np_.sqrt(x) * 2.0)
+        np.testing.assert_array_equal(twice_sqrt(np_.ones(2)), [2.0, 2.0])  # no NaN: fine
+        with pytest.raises(FloatingPointError, match=r"invalid value \(nan\) encountered in sqrt"):
+            twice_sqrt(-np_.ones(2))  # jitted: found by running the function op by op
+        with pytest.raises(FloatingPointError, match=r"\(nan\) encountered in"):
+            lib.grad(lambda x: np_.sqrt(x))(-1.0)
+        assert float(np_.log(np_.asarray(0.0))) == -np.inf  # an infinity is fine here
+    with lib.debug_infs(True), pytest.raises(FloatingPointError, match=r"\(inf\) encountered in"):
+        np_.log(np_.asarray(0.0))
+    assert not lib.config.jax_debug_nans if lib is jax else not fungrad.config.debug_nans
+    assert np.isnan(np_.log(np_.asarray(-1.0)))  # off again: NaN silently, as before

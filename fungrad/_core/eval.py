@@ -20,6 +20,7 @@ from fungrad._core import core, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
 from fungrad.backends.namespace import impl_for
+from fungrad.config import config
 from fungrad.errors import MissingRuleError, ResourceExhaustedError, UnexpectedTracerError
 
 _ndarray = np.ndarray
@@ -116,6 +117,8 @@ class EvalTrace(core.Trace):
             _raise_out_of_memory(prim, args, params, e)
         finally:
             fpstate.STATE.reset(errors)
+        if config.debug_nans or config.debug_infs:
+            fpstate.check_results(prim.name, out if prim.multiple_results else [out])
         rule = prim.weak_type_rule
         weak = all_weak if rule is core.all_weak else rule(
             [getattr(a, "weak_type", isinstance(a, (int, float, complex))) for a in args], **params)

@@ -4,7 +4,8 @@ JAX never warns about the infs and nans an operation produces (``log(0)``, ``0/0
 overflow); NumPy does, through its error state (``np.seterr``). fungrad runs every
 primitive implementation and every compiled function with all floating-point errors
 ignored and puts the caller's state back afterwards, so NumPy code of the user's own keeps
-its settings:
+its settings (and ``config.debug_nans``/``debug_infs`` turn the NaNs and infinities an
+operation produces into ``FloatingPointError``, as in JAX: ``check_results``):
 
     token = STATE.set(IGNORE)
     try:
@@ -19,9 +20,11 @@ costs about 0.25 µs. Should a NumPy release move that private variable, ``STATE
 """
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
+
+from fungrad.config import config
 
 try:
     from numpy._core._ufunc_config import _extobj_contextvar
@@ -56,6 +59,28 @@ def _state() -> tuple[Any, Any]:
 STATE, IGNORE = _state()
 
 
+def nonfinite_kind(values: Sequence[Any]) -> str | None:
+    """Which checked kind of value (``"nan"`` with ``config.debug_nans``, ``"inf"`` with
+    ``debug_infs``) one of the floating-point arrays in ``values`` holds, or None."""
+    for v in values:
+        kind = getattr(getattr(v, "dtype", None), "kind", None)
+        if kind not in ("f", "c"):  # (bfloat16 and the small floats: kind "V", unchecked)
+            continue
+        if config.debug_nans and bool((v != v).any()):
+            return "nan"
+        if config.debug_infs and bool((abs(v) == np.inf).any()):
+            return "inf"
+    return None
+
+
+def check_results(name: str, values: Sequence[Any]) -> None:
+    """``FloatingPointError`` when an operation's results hold a value ``config.debug_nans``
+    or ``debug_infs`` asks to catch (JAX's message)."""
+    kind = nonfinite_kind(values)
+    if kind is not None:
+        raise FloatingPointError(f"invalid value ({kind}) encountered in {name}")
+
+
 def silently(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` with floating-point errors ignored: for the NumPy calls
     fungrad makes outside an impl, such as converting a constant or a Python scalar to
@@ -67,4 +92,4 @@ def silently(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         STATE.reset(errors)
 
 
-__all__ = ["IGNORE", "STATE", "silently"]
+__all__ = ["IGNORE", "STATE", "check_results", "nonfinite_kind", "silently"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from fungrad import backends
 from fungrad import tree as tree_util
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, fpstate
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
@@ -346,17 +346,36 @@ class JitWrapped:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if config.disable_jit:
             return self._fun(*args, **kwargs)
+        if config.debug_nans or config.debug_infs:
+            return self._call_checked(args, kwargs)
         if self._simple and not kwargs:
             key = _flat_key(args)
             if key is not None:  # the fast path: positional arrays, no pytree to flatten
                 entry = self._cache.get(key)
                 if entry is not None:
                     return entry.call(args)
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
         key, leaves = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._entry(args, kwargs, key, leaves)
         return entry.call(leaves)
+
+    def _call_checked(self, args: tuple, kwargs: dict) -> Any:
+        """With ``debug_nans``/``debug_infs``: a result holding a NaN (an infinity) makes the
+        function run again op by op, which raises at the operation that made it, as JAX
+        does."""
+        out = self._call(args, kwargs)
+        kind = fpstate.nonfinite_kind(tree_util.leaves(out))
+        if kind is None:
+            return out
+        with disable_jit():
+            self._fun(*args, **kwargs)  # raises FloatingPointError at the culprit
+        raise FloatingPointError(f"invalid value ({kind}) encountered in jit({self._name}); "
+                                 "run op by op, no operation produced one (the compiled code "
+                                 "computed differently)")
 
     def _key(self, args: tuple, kwargs: dict) -> tuple[tuple, list]:
         """The cache key of a call and its dynamic argument leaves."""
