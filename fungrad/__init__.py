@@ -27,7 +27,7 @@ from fungrad.runtime import (block_until_ready, clear_caches, debug_infs,  # noq
                              default_matmul_precision, device_count, device_get,
                              enable_x64, ensure_compile_time_eval, local_device_count,
                              local_devices, log_compiles, named_call, named_scope,
-                             print_environment_info, typeof)
+                             numpy_rank_promotion, print_environment_info, typeof)
 from fungrad.transforms.closures import closure_convert, custom_gradient, linear_transpose  # noqa: E402,E501
 
 from fungrad import errors  # noqa: E402
@@ -49,6 +49,7 @@ __all__ = [
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     "log_compiles", "default_matmul_precision", "debug_nans", "debug_infs",
+    "numpy_rank_promotion",
     "process_index", "process_count",
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 _BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit", "debug_nans", "debug_infs")
 _DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
+_CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise")}
 
 
 def _env_num_cpu_devices() -> int:
@@ -37,6 +38,10 @@ class Config:
             NaN (an infinity): eagerly at the primitive, and for a jitted function by running
             it again op by op to find one (``fungrad.debug_nans``). Environment:
             ``FUNGRAD_DEBUG_NANS``, ``FUNGRAD_DEBUG_INFS``.
+        numpy_rank_promotion: what ``fungrad.numpy`` does when it would broadcast arrays of
+            different ranks (0-d aside) against each other: ``"allow"`` (the default),
+            ``"warn"`` or ``"raise"``, as JAX's flag. Environment:
+            ``FUNGRAD_NUMPY_RANK_PROMOTION``.
         default_device: where uncommitted arrays and computations go: a ``Device``, a
             platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
             first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
@@ -55,6 +60,9 @@ class Config:
         self.disable_jit = False
         self.debug_nans = os.environ.get("FUNGRAD_DEBUG_NANS", "0") not in ("0", "", "false")
         self.debug_infs = os.environ.get("FUNGRAD_DEBUG_INFS", "0") not in ("0", "", "false")
+        self.numpy_rank_promotion = "allow"
+        self.update("numpy_rank_promotion",
+                    os.environ.get("FUNGRAD_NUMPY_RANK_PROMOTION", "allow"))
         self.default_device: Any = os.environ.get("FUNGRAD_DEFAULT_DEVICE") or None
         self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
         self.num_cpu_devices = _env_num_cpu_devices()
@@ -72,6 +80,12 @@ class Config:
         key = name[4:] if name.startswith("jax_") else name
         if key in _DEVICE_FLAGS:
             self._update_device_flag(name, key, value)
+            return
+        if key in _CHOICE_FLAGS:
+            if value not in _CHOICE_FLAGS[key]:
+                raise ValueError(f"config.update: {name} must be one of "
+                                 f"{', '.join(map(repr, _CHOICE_FLAGS[key]))}; got {value!r}")
+            setattr(self, key, value)
             return
         if key not in _BOOL_FLAGS:
             raise ValueError(f"config.update: unknown flag {name!r}")

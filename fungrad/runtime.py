@@ -27,7 +27,8 @@ from fungrad.transforms import jit_primitive as _jit_primitive
 __all__ = ["block_until_ready", "clear_caches", "default_backend", "default_device",
            "debug_infs", "debug_nans", "default_matmul_precision", "device_count", "device_get",
            "enable_x64", "ensure_compile_time_eval", "local_device_count", "local_devices",
-           "log_compiles", "named_call", "named_scope", "print_environment_info", "typeof"]
+           "log_compiles", "named_call", "named_scope", "numpy_rank_promotion",
+           "print_environment_info", "typeof"]
 
 
 def block_until_ready(x: Any) -> Any:
@@ -140,21 +141,22 @@ def print_environment_info(return_string: bool = False) -> str | None:
 
 
 class _FlagState:
-    """A boolean flag of ``config`` as JAX offers its config states (``jax.enable_x64``,
-    ``jax.debug_nans``, ...): ``.value`` reads it, ``flag(True)`` is a context manager
-    setting it for a block."""
+    """A flag of ``config`` as JAX offers its config states (``jax.enable_x64``,
+    ``jax.debug_nans``, ``jax.numpy_rank_promotion``, ...): ``.value`` reads it,
+    ``flag(new_val)`` is a context manager setting it for a block (a boolean flag's
+    ``new_val`` defaults to True)."""
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+    def __init__(self, name: str, boolean: bool = True) -> None:
+        self._name, self._boolean = name, boolean
 
     @property
-    def value(self) -> bool:
+    def value(self) -> Any:
         return getattr(config, self._name)
 
     @contextlib.contextmanager
-    def __call__(self, new_val: bool = True) -> Iterator[None]:
+    def __call__(self, new_val: Any = True) -> Iterator[None]:
         prev = getattr(config, self._name)
-        config.update(self._name, bool(new_val))
+        config.update(self._name, bool(new_val) if self._boolean else new_val)
         try:
             yield
         finally:
@@ -168,6 +170,8 @@ enable_x64 = _FlagState("enable_x64")
 log_compiles = _FlagState("log_compiles")  # log every jit compilation and why it missed
 debug_nans = _FlagState("debug_nans")  # FloatingPointError where a NaN is produced
 debug_infs = _FlagState("debug_infs")  # ... and where an infinity is
+# "allow", "warn" or "raise" when fungrad.numpy broadcasts arrays of different ranks
+numpy_rank_promotion = _FlagState("numpy_rank_promotion", boolean=False)
 
 
 class _CompileTimeEvalTrace(core.Trace):

@@ -135,3 +135,23 @@ def test_debug_nans_and_infs_raise_at_the_operation(lib_name):
         np_.log(np_.asarray(0.0))
     assert not lib.config.jax_debug_nans if lib is jax else not fungrad.config.debug_nans
     assert np.isnan(np_.log(np_.asarray(-1.0)))  # off again: NaN silently, as before
+
+
+@pytest.mark.parametrize("lib_name", ["fungrad", "jax"])
+def test_numpy_rank_promotion(lib_name):
+    lib = fungrad if lib_name == "fungrad" else jax
+    np_ = lib.numpy
+    matrix, row = np_.ones((2, 3)), np_.ones(3)
+    with lib.numpy_rank_promotion("raise"):
+        assert (matrix + 1.0).shape == (2, 3) and (matrix * np_.ones((1, 3))).shape == (2, 3)
+        with pytest.raises(ValueError, match="could not be broadcast together"):
+            np_.add(matrix, row)
+        with pytest.raises(ValueError, match="could not be broadcast together"):
+            lib.jit(lambda a, b: a * b)(matrix, row)
+    with lib.numpy_rank_promotion("warn"), pytest.warns(UserWarning, match="rank promotion"):
+        np_.subtract(np_.ones((4, 5)), np_.ones(5))  # (shapes new to jax's trace caches)
+    assert lib.numpy_rank_promotion.value == "allow"
+    assert (matrix + row).shape == (2, 3)
+    with pytest.raises(ValueError):
+        with lib.numpy_rank_promotion("sometimes"):
+            pass

@@ -7,6 +7,7 @@ included) and broadcasting errors are decided in exactly one place.
 from __future__ import annotations
 
 import operator
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad.lax._ops import NATIVE_INEXACT
 from fungrad.lax._prim import as_operand
+from fungrad.config import config
 
 _SCALARS = (bool, int, float, complex)
 _ARRAYLIKE = (Array, Tracer, np.ndarray, np.generic) + _SCALARS
@@ -125,14 +127,33 @@ def promote_dtypes_complex(*args: Any) -> list:
 # --------------------------------------------------------------------------- shapes
 
 def broadcast_shapes_or_error(fname: str, *shapes: Sequence[int]) -> tuple[int, ...]:
-    """NumPy broadcasting of ``shapes``; a ``TypeError`` naming ``fname`` and the shapes."""
+    """NumPy broadcasting of ``shapes``; a ``TypeError`` naming ``fname`` and the shapes.
+    Arrays of different ranks (0-d aside) broadcast as ``config.numpy_rank_promotion``
+    allows."""
     if len(shapes) == 2 and shapes[0] == shapes[1]:
         return tuple(shapes[0])
     try:
-        return tuple(np.broadcast_shapes(*shapes))
+        out = tuple(np.broadcast_shapes(*shapes))
     except ValueError:
         raise TypeError(f"{fname} got incompatible shapes for broadcasting: "
                         f"{', '.join(str(tuple(s)) for s in shapes)}.") from None
+    if config.numpy_rank_promotion != "allow" and len({len(s) for s in shapes if len(s)}) > 1:
+        _rank_promotion(fname, shapes)
+    return out
+
+
+def _rank_promotion(fname: str, shapes: Sequence[Sequence[int]]) -> None:
+    """Warn or raise, as ``config.numpy_rank_promotion`` says, about ``fname`` broadcasting
+    arrays of different ranks (JAX's ``jax_numpy_rank_promotion``)."""
+    listed = " ".join(str(tuple(s)) for s in shapes)
+    if config.numpy_rank_promotion == "raise":
+        raise ValueError(f"{fname}: operands could not be broadcast together with shapes "
+                         f"{listed} and with the config option numpy_rank_promotion='raise': "
+                         "expand the lower-rank operand explicitly (e.g. x[None, :]) or allow "
+                         "rank promotion")
+    warnings.warn(f"{fname}: following NumPy's automatic rank promotion on shapes {listed}; set "
+                  "the config option numpy_rank_promotion to 'allow' to disable this warning",
+                  stacklevel=3)
 
 
 def _check_broadcast(fname: str, args: Sequence[Any]) -> list:
