@@ -86,6 +86,16 @@ SCHEDULES = [
     lambda m: m.exponential_decay(1.0, 3, 0.5, transition_begin=1, staircase=True, end_value=0.2),
     lambda m: m.piecewise_constant_schedule(1.0, {3: 0.5, 7: 0.1}),
     lambda m: m.join_schedules([m.constant_schedule(1.0), m.linear_schedule(1.0, 0.0, 5)], [4]),
+    lambda m: m.warmup_constant_schedule(0.0, 1.0, 5),
+    lambda m: m.warmup_exponential_decay_schedule(0.0, 1.0, 3, 4, 0.5, 1, True, 0.1),
+    lambda m: m.sgdr_schedule([{"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 2,
+                                "decay_steps": 6},
+                               {"init_value": 0.1, "peak_value": 0.5, "warmup_steps": 1,
+                                "decay_steps": 5}]),
+    lambda m: m.piecewise_interpolate_schedule("linear", 1.0, {3: 2.0, 7: 0.5}),
+    lambda m: m.piecewise_interpolate_schedule("cosine", 1.0, {3: 2.0, 7: 0.5}),
+    lambda m: m.linear_onecycle_schedule(12, 1.0),
+    lambda m: m.cosine_onecycle_schedule(12, 0.3, pct_start=0.25),
 ]
 
 
@@ -171,3 +181,12 @@ def test_incremental_and_periodic_updates_match_optax():
         assert_same(got, want)
     with pytest.raises(ValueError, match="incremental_update: new_tensors' tree structure"):
         optim.incremental_update(new, {"w": old["w"]}, 0.1)
+
+
+def test_schedule_argument_errors():
+    with pytest.raises(ValueError, match="interpolate_type must be 'cosine' or 'linear'"):
+        optim.piecewise_interpolate_schedule("cubic", 1.0)
+    with pytest.raises(ValueError, match="scales must be non-negative"):
+        optim.piecewise_interpolate_schedule("linear", 1.0, {3: -1.0})
+    with pytest.raises(ValueError, match="transition_steps must be positive"):
+        optim.cosine_onecycle_schedule(0, 1.0)

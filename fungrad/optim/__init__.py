@@ -14,10 +14,17 @@ from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rms
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
+from fungrad.optim import moments, wrappers
+from fungrad.optim.moments import *  # noqa: F401,F403
+from fungrad.optim.wrappers import *  # noqa: F401,F403
 from fungrad.optim.precision import MixedPrecisionState, mixed_precision
-from fungrad.optim.schedules import (constant_schedule, cosine_decay_schedule, exponential_decay,
-                                     join_schedules, linear_schedule, piecewise_constant_schedule,
-                                     polynomial_schedule, warmup_cosine_decay_schedule)
+from fungrad.optim.schedules import (constant_schedule, cosine_decay_schedule,
+                                     cosine_onecycle_schedule, exponential_decay, join_schedules,
+                                     linear_onecycle_schedule, linear_schedule,
+                                     piecewise_constant_schedule, piecewise_interpolate_schedule,
+                                     polynomial_schedule, sgdr_schedule, warmup_constant_schedule,
+                                     warmup_cosine_decay_schedule,
+                                     warmup_exponential_decay_schedule)
 from fungrad.optim.transform import (EmaState, FactoredState, ScaleByAdamState, ScaleByLionState,
                                      ScaleByRmsState, ScaleByRssState, ScaleByScheduleState,
                                      TraceState, add_decayed_weights, clip, clip_by_block_rms,
@@ -40,14 +47,18 @@ __all__ = [
     # mixed precision
     "MixedPrecisionState", "mixed_precision",
     # schedules
-    "constant_schedule", "cosine_decay_schedule", "exponential_decay", "join_schedules",
-    "linear_schedule", "piecewise_constant_schedule", "polynomial_schedule",
-    "warmup_cosine_decay_schedule",
+    "constant_schedule", "cosine_decay_schedule", "cosine_onecycle_schedule", "exponential_decay",
+    "join_schedules", "linear_onecycle_schedule", "linear_schedule", "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule", "polynomial_schedule", "sgdr_schedule",
+    "warmup_constant_schedule", "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
     # transformations
     "EmaState", "FactoredState", "ScaleByAdamState", "ScaleByLionState", "ScaleByRmsState",
     "ScaleByRssState", "ScaleByScheduleState", "TraceState", "add_decayed_weights", "clip",
     "clip_by_block_rms", "clip_by_global_norm", "ema", "scale", "scale_by_adam",
     "scale_by_factored_rms", "scale_by_learning_rate", "scale_by_param_block_rms", "scale_by_rms",
     "scale_by_rss", "scale_by_schedule", "scale_by_stddev", "scale_by_lion",
-    "scale_by_trust_ratio", "trace", "zero_nans"]
+    "scale_by_trust_ratio", "trace", "zero_nans",
+    # more optimisers and wrappers (optim/moments.py, optim/wrappers.py)
+    *moments.__all__, *wrappers.__all__]
 __dir__ = public_dir(__all__)

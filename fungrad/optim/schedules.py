@@ -1,7 +1,7 @@
 """Learning-rate schedules (as optax): functions from the step count to a value."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import fungrad.numpy as jnp
 
@@ -97,3 +97,98 @@ def piecewise_constant_schedule(init_value: float,
             v = v * indicator + (1 - indicator) * s * v
         return v
     return schedule
+
+
+def warmup_constant_schedule(init_value: float, peak_value: float, warmup_steps: int
+                             ) -> Schedule:
+    """Linear warm-up from ``init_value`` to ``peak_value``, then ``peak_value``."""
+    return linear_schedule(init_value, peak_value, warmup_steps)
+
+
+def warmup_exponential_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
+                                      transition_steps: int, decay_rate: float,
+                                      transition_begin: int = 0, staircase: bool = False,
+                                      end_value: float | None = None) -> Schedule:
+    """Linear warm-up to ``peak_value``, then ``exponential_decay`` from it."""
+    return join_schedules([linear_schedule(init_value, peak_value, warmup_steps),
+                           exponential_decay(peak_value, transition_steps, decay_rate,
+                                             transition_begin, staircase, end_value)],
+                          [warmup_steps])
+
+
+def sgdr_schedule(cosine_kwargs: Iterable[dict]) -> Schedule:
+    """Warm restarts (SGDR): one ``warmup_cosine_decay_schedule(**kwargs)`` after another,
+    each starting where the previous one's ``decay_steps`` end."""
+    schedules, boundaries, step = [], [], 0
+    for kwargs in cosine_kwargs:
+        schedules.append(warmup_cosine_decay_schedule(**kwargs))
+        step += kwargs["decay_steps"]
+        boundaries.append(step)
+    return join_schedules(schedules, boundaries[:-1])
+
+
+def _linear_interpolate(start: Any, end: Any, pct: Any) -> Any:
+    return (end - start) * pct + start
+
+
+def _cosine_interpolate(start: Any, end: Any, pct: Any) -> Any:
+    return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1)
+
+
+_INTERPOLATIONS = {"linear": _linear_interpolate, "cosine": _cosine_interpolate}
+
+
+def piecewise_interpolate_schedule(interpolate_type: str, init_value: float,
+                                   boundaries_and_scales: dict | None = None) -> Schedule:
+    """From ``init_value``, reach the value times ``scale`` at each ``boundary``
+    (cumulatively), interpolating ``"linear"``-ly or along a half ``"cosine"`` in between;
+    constant after the last boundary."""
+    if interpolate_type not in _INTERPOLATIONS:
+        raise ValueError("piecewise_interpolate_schedule: interpolate_type must be 'cosine' or "
+                         f"'linear', got {interpolate_type!r}")
+    interpolate = _INTERPOLATIONS[interpolate_type]
+    boundaries, scales = zip(*sorted((boundaries_and_scales or {}).items())) \
+        if boundaries_and_scales else ((), ())
+    if any(s < 0 for s in scales):
+        raise ValueError("piecewise_interpolate_schedule: scales must be non-negative")
+
+    def schedule(count):
+        bounds = jnp.stack((0,) + tuple(boundaries))
+        values = jnp.cumprod(jnp.stack((init_value,) + tuple(scales)))
+        sizes = jnp.maximum(bounds[1:] - bounds[:-1], 1)
+        inside = jnp.logical_and(bounds[:-1] <= count, count < bounds[1:])
+        pct = (count - bounds[:-1]) / sizes
+        return inside.dot(interpolate(values[:-1], values[1:], pct)) + \
+            (bounds[-1] <= count) * values[-1]
+    return schedule
+
+
+def _onecycle(interpolate_type: str, transition_steps: int, peak_value: float,
+              boundaries_and_scales: dict, div_factor: float) -> Schedule:
+    if transition_steps <= 0:
+        raise ValueError(f"{interpolate_type}_onecycle_schedule: transition_steps must be "
+                         f"positive, got {transition_steps}")
+    return piecewise_interpolate_schedule(interpolate_type, peak_value / div_factor,
+                                          boundaries_and_scales)
+
+
+def linear_onecycle_schedule(transition_steps: int, peak_value: float, pct_start: float = 0.3,
+                             pct_final: float = 0.85, div_factor: float = 25.0,
+                             final_div_factor: float = 1e4) -> Schedule:
+    """The one-cycle policy with linear pieces: up from ``peak_value / div_factor`` to the
+    peak at ``pct_start``, back down by ``pct_final``, then to ``1 / final_div_factor`` of
+    the start at ``transition_steps``."""
+    return _onecycle("linear", transition_steps, peak_value, {
+        int(pct_start * transition_steps): div_factor,
+        int(pct_final * transition_steps): 1.0 / div_factor,
+        transition_steps: 1.0 / final_div_factor}, div_factor)
+
+
+def cosine_onecycle_schedule(transition_steps: int, peak_value: float, pct_start: float = 0.3,
+                             div_factor: float = 25.0, final_div_factor: float = 1e4
+                             ) -> Schedule:
+    """The one-cycle policy with half-cosine pieces: up to ``peak_value`` at ``pct_start``,
+    then down to ``peak_value / (div_factor * final_div_factor)`` at ``transition_steps``."""
+    return _onecycle("cosine", transition_steps, peak_value, {
+        int(pct_start * transition_steps): div_factor,
+        int(transition_steps): 1.0 / (div_factor * final_div_factor)}, div_factor)
