@@ -27,7 +27,8 @@ def _moment_sq(updates, moments, decay):
 
 
 def _bias_correction(moment, decay, count):
-    correction = 1 - decay ** count
+    # a float power, as optax's (jitted there): an integer one's repeated products round apart
+    correction = 1 - decay ** count.astype(float)
     return tree.map(lambda t: t / correction.astype(t.dtype), moment)
 
 
