@@ -14,8 +14,10 @@ from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rms
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
-from fungrad.optim import moments, wrappers
+from fungrad.optim import losses, moments, steps, tree_utils, wrappers
+from fungrad.optim.losses import *  # noqa: F401,F403
 from fungrad.optim.moments import *  # noqa: F401,F403
+from fungrad.optim.steps import *  # noqa: F401,F403
 from fungrad.optim.wrappers import *  # noqa: F401,F403
 from fungrad.optim.precision import MixedPrecisionState, mixed_precision
 from fungrad.optim.schedules import (constant_schedule, cosine_decay_schedule,
@@ -59,6 +61,8 @@ __all__ = [
     "scale_by_factored_rms", "scale_by_learning_rate", "scale_by_param_block_rms", "scale_by_rms",
     "scale_by_rss", "scale_by_schedule", "scale_by_stddev", "scale_by_lion",
     "scale_by_trust_ratio", "trace", "zero_nans",
-    # more optimisers and wrappers (optim/moments.py, optim/wrappers.py)
-    *moments.__all__, *wrappers.__all__]
+    # more optimisers, wrappers and losses (optim/moments.py, steps.py, wrappers.py, losses.py);
+    # optax.tree_utils is fungrad.optim.tree_utils
+    *moments.__all__, *steps.__all__, *wrappers.__all__, *losses.__all__, "losses",
+    "tree_utils"]
 __dir__ = public_dir(__all__)
