@@ -50,19 +50,28 @@ def _grads(step: int):
     return {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in PARAMS.items()}
 
 
-@pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
-def test_matches_optax_step_for_step(name, make):
+def run_against_optax(make, jit: bool = False, extra=None) -> None:
+    """``make(optim)`` and ``make(optax)`` for ``STEPS`` steps on the same gradients: updates
+    compared at every step, then parameters and state (the tests of every optimiser module
+    share it). ``jit`` jits fungrad's update; ``extra(step)`` gives both updates keyword
+    arguments (polyak's ``value``)."""
     fg_opt, ox_opt = make(optim), make(optax)
+    fg_update = fungrad.jit(fg_opt.update) if jit else fg_opt.update
     fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
     fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
     for step in range(STEPS):
-        g = _grads(step)
-        fg_u, fg_s = fg_opt.update(to_fg(g), fg_s, fg_p)
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p)
+        g, kw = _grads(step), {} if extra is None else extra(step)
+        fg_u, fg_s = fg_update(to_fg(g), fg_s, fg_p, **to_fg(kw))
+        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p, **to_jax(kw))
         assert_same(fg_u, ox_u, check_weak=False)
         fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
     assert_same(fg_p, ox_p, check_weak=False)
     assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
+
+
+@pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
+def test_matches_optax_step_for_step(name, make):
+    run_against_optax(make)
 
 
 def test_multisteps_accumulates_like_optax():

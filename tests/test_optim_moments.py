@@ -1,12 +1,10 @@
 """fungrad.optim.moments against optax, step for step, on the same gradients."""
-import jax
 import optax
 import pytest
 
-import fungrad
-from fungrad import optim, tree
-from harness import assert_same, to_fg, to_jax
-from test_optim import PARAMS, STEPS, _grads
+from fungrad import optim
+from harness import to_fg, to_jax
+from test_optim import PARAMS, run_against_optax
 
 # (name, optimiser made from a module: fungrad.optim or optax).
 CASES = [
@@ -35,30 +33,14 @@ CASES = [
 ]
 
 
-def _run(make, jit=False):
-    """Run ``make(optim)`` and ``make(optax)`` for ``STEPS`` steps, comparing every step."""
-    fg_opt, ox_opt = make(optim), make(optax)
-    fg_update = fungrad.jit(fg_opt.update) if jit else fg_opt.update
-    fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
-    fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
-    for step in range(STEPS):
-        g = _grads(step)
-        fg_u, fg_s = fg_update(to_fg(g), fg_s, fg_p)
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p)
-        assert_same(fg_u, ox_u, check_weak=False)
-        fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
-    assert_same(fg_p, ox_p, check_weak=False)
-    assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
-
-
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
 def test_matches_optax_step_for_step(name, make):
-    _run(make)
+    run_against_optax(make)
 
 
 @pytest.mark.parametrize("name", ["amsgrad", "radam", "novograd", "adan"])
 def test_matches_optax_under_jit(name):
-    _run(dict(CASES)[name], jit=True)
+    run_against_optax(dict(CASES)[name], jit=True)
 
 
 @pytest.mark.parametrize("atom", ["scale_by_amsgrad", "scale_by_adamax", "scale_by_radam",

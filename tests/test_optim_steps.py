@@ -7,7 +7,7 @@ import pytest
 import fungrad
 from fungrad import optim, tree
 from harness import assert_same, to_fg, to_jax
-from test_optim import PARAMS, STEPS, _grads
+from test_optim import PARAMS, _grads, run_against_optax
 
 # optimistic_adam warns that it is deprecated, on both sides, as optax does.
 pytestmark = pytest.mark.filterwarnings("ignore:`optimistic_adam` is deprecated")
@@ -45,45 +45,28 @@ POLYAK_CASES = [
 ]
 
 
-def _value(step: int) -> np.float32:
+def _polyak_value(step: int) -> dict:
     """An objective value per step, some below ``f_min=2`` (so ``sps+`` clips the gap)."""
-    return np.float32([5.0, 1.5, 3.25, 0.5, 2.75][step])
-
-
-def _run(make, jit=False, with_value=False):
-    """Run ``make(optim)`` and ``make(optax)`` for ``STEPS`` steps, comparing every step."""
-    fg_opt, ox_opt = make(optim), make(optax)
-    fg_update = fungrad.jit(fg_opt.update) if jit else fg_opt.update
-    fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
-    fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
-    for step in range(STEPS):
-        g = _grads(step)
-        extra = {"value": _value(step)} if with_value else {}
-        fg_u, fg_s = fg_update(to_fg(g), fg_s, fg_p, **to_fg(extra))
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p, **to_jax(extra))
-        assert_same(fg_u, ox_u, check_weak=False)
-        fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
-    assert_same(fg_p, ox_p, check_weak=False)
-    assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
+    return {"value": np.float32([5.0, 1.5, 3.25, 0.5, 2.75][step])}
 
 
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
 def test_matches_optax_step_for_step(name, make):
-    _run(make)
+    run_against_optax(make)
 
 
 @pytest.mark.parametrize("name,make", POLYAK_CASES, ids=[c[0] for c in POLYAK_CASES])
 def test_polyak_matches_optax_with_value(name, make):
-    _run(make, with_value=True)
+    run_against_optax(make, extra=_polyak_value)
 
 
 @pytest.mark.parametrize("name", ["lars", "sm3", "dog", "optimistic_adam_v2"])
 def test_matches_optax_under_jit(name):
-    _run(dict(CASES)[name], jit=True)
+    run_against_optax(dict(CASES)[name], jit=True)
 
 
 def test_polyak_matches_optax_under_jit():
-    _run(dict(POLYAK_CASES)["polyak_sgd_sps_plus"], jit=True, with_value=True)
+    run_against_optax(dict(POLYAK_CASES)["polyak_sgd_sps_plus"], jit=True, extra=_polyak_value)
 
 
 def test_polyak_needs_value_and_a_known_variant():

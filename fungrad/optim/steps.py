@@ -19,7 +19,7 @@ from fungrad.optim.alias import sgd
 from fungrad.optim.combine import masked
 from fungrad.optim.transform import (_abs_sq, _moment, _safe_norm, add_decayed_weights, scale,
                                      scale_by_adam, scale_by_learning_rate,
-                                     scale_by_trust_ratio, trace)
+                                     scale_by_param_block, scale_by_trust_ratio, trace)
 from fungrad.transforms.api import vmap
 
 __all__ = [
@@ -35,11 +35,7 @@ __all__ = [
 
 def scale_by_param_block_norm(min_scale: float = 1e-3) -> GradientTransformation:
     """Scale each update by the L2 norm of its parameter block (at least ``min_scale``)."""
-    def update(updates, state, params=None):
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG)
-        return tree.map(lambda u, p: u * _safe_norm(p, min_scale), updates, params), state
-    return GradientTransformation(init_empty_state, update)
+    return scale_by_param_block(_safe_norm, min_scale)
 
 
 def lars(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 0.0,

@@ -241,13 +241,19 @@ def _safe_rms(x: Any, min_rms: float) -> Any:
     return jnp.where(rms <= min_rms, min_rms, jnp.sqrt(jnp.mean(_abs_sq(x))))
 
 
-def scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
-    """Scale each update by the root-mean-square of its parameter block."""
+def scale_by_param_block(measure: Callable, min_scale: float) -> GradientTransformation:
+    """Scale each update by ``measure(param, min_scale)`` of its parameter block (the RMS
+    here, the L2 norm in ``optim.steps``)."""
     def update(updates, state, params=None):
         if params is None:
             raise ValueError(NO_PARAMS_MSG)
-        return tree.map(lambda u, p: u * _safe_rms(p, min_scale), updates, params), state
+        return tree.map(lambda u, p: u * measure(p, min_scale), updates, params), state
     return GradientTransformation(init_empty_state, update)
+
+
+def scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
+    """Scale each update by the root-mean-square of its parameter block."""
+    return scale_by_param_block(_safe_rms, min_scale)
 
 
 class WeightDecaySchedule(NamedTuple):
