@@ -54,7 +54,7 @@ __all__ = [
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
-    "ad_checkpoint", "float0",
+    "ad_checkpoint", "custom_batching", "float0",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -63,7 +63,7 @@ __dir__ = _public_dir(__all__)
 # import optim``), as SciPy loads its subpackages: together they are about a fifth of
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
-              "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint")
+              "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching")
 # ``jax.process_index()``/``process_count()``: the job's ranks, from ``fungrad.distributed``
 # (which loads mpi4py, so only when asked).
 _FROM_DISTRIBUTED = ("process_index", "process_count")

@@ -14,7 +14,8 @@ from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rms
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
-from fungrad.optim import losses, moments, steps, tree_utils, wrappers
+from fungrad.optim import combine_more, contrib, losses, moments, steps, tree_utils, wrappers
+from fungrad.optim.combine_more import *  # noqa: F401,F403
 from fungrad.optim.losses import *  # noqa: F401,F403
 from fungrad.optim.moments import *  # noqa: F401,F403
 from fungrad.optim.steps import *  # noqa: F401,F403
@@ -63,6 +64,6 @@ __all__ = [
     "scale_by_trust_ratio", "trace", "zero_nans",
     # more optimisers, wrappers and losses (optim/moments.py, steps.py, wrappers.py, losses.py);
     # optax.tree_utils is fungrad.optim.tree_utils
-    *moments.__all__, *steps.__all__, *wrappers.__all__, *losses.__all__, "losses",
-    "tree_utils"]
+    *moments.__all__, *steps.__all__, *wrappers.__all__, *losses.__all__,
+    *combine_more.__all__, "losses", "tree_utils", "contrib"]
 __dir__ = public_dir(__all__)
