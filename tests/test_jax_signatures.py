@@ -155,3 +155,17 @@ def test_numpy_rank_promotion(lib_name):
     with pytest.raises(ValueError):
         with lib.numpy_rank_promotion("sometimes"):
             pass
+
+
+@pytest.mark.parametrize("name", ["exp", "exp2", "log", "expm1", "log1p", "logistic", "sqrt",
+                                  "rsqrt", "cbrt", "sin", "cos", "tan", "tanh"])
+def test_transcendental_ops_take_an_accuracy(name):
+    x = rand(RNG, (5,), low=0.5, high=2.0)
+    for fg_acc, jax_acc in ((None, None),
+                            (fungrad.lax.Tolerance(atol=1e-6, rtol=1e-6),
+                             jax.lax.Tolerance(atol=1e-6, rtol=1e-6)),
+                            (fungrad.lax.AccuracyMode.HIGHEST, jax.lax.AccuracyMode.HIGHEST)):
+        compare(lambda a: getattr(fungrad.lax, name)(a, accuracy=fg_acc),
+                lambda a: getattr(jax.lax, name)(a, accuracy=jax_acc), x)
+    with pytest.raises(TypeError, match=f"{name}: accuracy must be a lax.Tolerance"):
+        getattr(fungrad.lax, name)(x, accuracy="high")

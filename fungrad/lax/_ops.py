@@ -11,6 +11,8 @@ mismatch is reported as in ``jax.lax``.
 """
 from __future__ import annotations
 
+import dataclasses
+import enum
 import sys
 from typing import Any, Callable, Sequence
 
@@ -107,9 +109,27 @@ def _caller_module() -> str:
     return sys._getframe(2).f_globals["__name__"]
 
 
+class AccuracyMode(enum.Enum):
+    """``jax.lax.AccuracyMode``: the accuracy a transcendental op is asked for."""
+    HIGHEST = 1
+    DEFAULT = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """``jax.lax.Tolerance``: the error a transcendental op may make (absolute, relative, in
+    units in the last place)."""
+    atol: float = 0.0
+    rtol: float = 0.0
+    ulps: int = 0
+
+
 def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
-         op_name: str | None = None) -> tuple[Primitive, Callable]:
-    """A unary elementwise primitive, its batching rule and its wrapper ``op(x)``."""
+         op_name: str | None = None, accuracy: bool = False) -> tuple[Primitive, Callable]:
+    """A unary elementwise primitive, its batching rule and its wrapper ``op(x)``;
+    ``op(x, accuracy=None)`` with ``accuracy``, JAX's hint (a ``Tolerance`` or an
+    ``AccuracyMode``) for transcendental ops, checked and not needed: NumPy's functions are
+    accurate to a few units in the last place, as XLA's most accurate ones."""
     prim = elementwise_prim(name, impl, kinds, out_dtype)
     batching.defvectorized(prim)
     accepted = accepted_dtypes(kinds)
@@ -119,7 +139,15 @@ def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = No
         if x.dtype not in accepted:
             check_dtypes(name, [x], kinds)
         return prim.bind(x)
-    return prim, public_op(op, op_name or name, doc, _caller_module())
+    if not accuracy:
+        return prim, public_op(op, op_name or name, doc, _caller_module())
+
+    def op_with_accuracy(x: Any, accuracy: Tolerance | AccuracyMode | None = None) -> Any:
+        if accuracy is not None and not isinstance(accuracy, (Tolerance, AccuracyMode)):
+            raise TypeError(f"{name}: accuracy must be a lax.Tolerance, a lax.AccuracyMode or "
+                            f"None, got {accuracy!r}")
+        return op(x)
+    return prim, public_op(op_with_accuracy, op_name or name, doc, _caller_module())
 
 
 def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,

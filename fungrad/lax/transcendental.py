@@ -15,7 +15,8 @@ from fungrad._core import core, dtypes, lowering
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import FLOAT, INEXACT, INT, as_operand, broadcast_shapes, kind
-from fungrad.lax._ops import binop, const, convert_to, operands, unop
+from fungrad.lax._ops import (AccuracyMode, Tolerance, binop, const, convert_to, operands,
+                              unop)
 from fungrad.lax.elementwise import (_replace_zero, add, div, eq, integer_pow, mul, neg, select,
                                      square, sub)
 
@@ -34,30 +35,32 @@ def _in_float32(f):
 # --------------------------------------------------------------------------- exponentials, logs
 
 exp_p, exp = unop("exp", lambda xp, x: xp.exp(x), INEXACT,
-                  "Elementwise ``e ** x`` (``jax.lax.exp``).")
+                  "Elementwise ``e ** x`` (``jax.lax.exp``).", accuracy=True)
 ad.defjvp2(exp_p, lambda t, ans, x: mul(t, ans))
 lowering.def_ufunc(exp_p, "exp", numexpr="exp({})")
 lowering.def_cuda(exp_p, "exp({})")
 
 exp2_p, exp2 = unop("exp2", lambda xp, x: xp.exp2(x), INEXACT,
-                    "Elementwise ``2 ** x`` (``jax.lax.exp2``).")
+                    "Elementwise ``2 ** x`` (``jax.lax.exp2``).", accuracy=True)
 ad.defjvp2(exp2_p, lambda t, ans, x: mul(log(const(x, 2)), mul(t, ans)))
 lowering.def_ufunc(exp2_p, "exp2")
 
 log_p, log = unop("log", lambda xp, x: xp.log(x), INEXACT,
-                  "Elementwise natural logarithm (``jax.lax.log``).")
+                  "Elementwise natural logarithm (``jax.lax.log``).", accuracy=True)
 ad.defjvp(log_p, lambda t, x: div(t, x))
 lowering.def_ufunc(log_p, "log", numexpr="log({})")
 lowering.def_cuda(log_p, "log({})")
 
 expm1_p, expm1 = unop("expm1", lambda xp, x: xp.expm1(x), INEXACT,
-                      "Elementwise ``e ** x - 1``, accurate near 0 (``jax.lax.expm1``).")
+                      "Elementwise ``e ** x - 1``, accurate near 0 (``jax.lax.expm1``).",
+                      accuracy=True)
 ad.defjvp2(expm1_p, lambda t, ans, x: mul(t, add(ans, const(ans, 1))))
 lowering.def_ufunc(expm1_p, "expm1", numexpr="expm1({})")
 lowering.def_cuda(expm1_p, "expm1({})")
 
 log1p_p, log1p = unop("log1p", lambda xp, x: xp.log1p(x), INEXACT,
-                      "Elementwise ``log(1 + x)``, accurate near 0 (``jax.lax.log1p``).")
+                      "Elementwise ``log(1 + x)``, accurate near 0 (``jax.lax.log1p``).",
+                      accuracy=True)
 ad.defjvp(log1p_p, lambda t, x: div(t, add(x, const(x, 1))))
 lowering.def_ufunc(log1p_p, "log1p", numexpr="log1p({})")
 lowering.def_cuda(log1p_p, "log1p({})")
@@ -71,40 +74,44 @@ def _logistic(xp, x):
 
 
 logistic_p, logistic = unop("logistic", _in_float32(_logistic), INEXACT,
-                            "Elementwise sigmoid ``1 / (1 + e ** -x)`` (``jax.lax.logistic``).")
+                            "Elementwise sigmoid ``1 / (1 + e ** -x)`` (``jax.lax.logistic``).",
+                            accuracy=True)
 ad.defjvp2(logistic_p, lambda t, ans, x: mul(t, mul(ans, sub(const(ans, 1), ans))))
 lowering.def_cuda(logistic_p, "fg_logistic({})")  # as _logistic: never overflows
 
 sqrt_p, sqrt = unop("sqrt", lambda xp, x: xp.sqrt(x), INEXACT,
-                    "Elementwise square root (``jax.lax.sqrt``).")
+                    "Elementwise square root (``jax.lax.sqrt``).", accuracy=True)
 ad.defjvp2(sqrt_p, lambda t, ans, x: mul(t, div(const(x, 0.5), ans)))
 lowering.def_ufunc(sqrt_p, "sqrt", numexpr="sqrt({})")
 lowering.def_cuda(sqrt_p, "sqrt({})")
 
 rsqrt_p, rsqrt = unop("rsqrt", _in_float32(lambda xp, x: xp.reciprocal(xp.sqrt(x))), INEXACT,
-                      "Elementwise ``1 / sqrt(x)`` (``jax.lax.rsqrt``).")
+                      "Elementwise ``1 / sqrt(x)`` (``jax.lax.rsqrt``).", accuracy=True)
 ad.defjvp2(rsqrt_p, lambda t, ans, x: mul(t, mul(const(x, -0.5), div(ans, x))))
 lowering.def_cuda(rsqrt_p, "(1 / sqrt({}))")
 
 cbrt_p, cbrt = unop("cbrt", lambda xp, x: xp.cbrt(x), FLOAT,
-                    "Elementwise real cube root (``jax.lax.cbrt``).")
+                    "Elementwise real cube root (``jax.lax.cbrt``).", accuracy=True)
 ad.defjvp2(cbrt_p, lambda t, ans, x: mul(t, mul(const(x, 1 / 3), integer_pow(ans, -2))))
 lowering.def_ufunc(cbrt_p, "cbrt")
 
 
 # --------------------------------------------------------------------------- trigonometric
 
-sin_p, sin = unop("sin", lambda xp, x: xp.sin(x), INEXACT, "Elementwise sine (``jax.lax.sin``).")
+sin_p, sin = unop("sin", lambda xp, x: xp.sin(x), INEXACT, "Elementwise sine (``jax.lax.sin``).",
+                  accuracy=True)
 ad.defjvp(sin_p, lambda t, x: mul(t, cos(x)))
 lowering.def_ufunc(sin_p, "sin", numexpr="sin({})")
 lowering.def_cuda(sin_p, "sin({})")
 
-cos_p, cos = unop("cos", lambda xp, x: xp.cos(x), INEXACT, "Elementwise cosine (``jax.lax.cos``).")
+cos_p, cos = unop("cos", lambda xp, x: xp.cos(x), INEXACT, "Elementwise cosine (``jax.lax.cos``).",
+                  accuracy=True)
 ad.defjvp(cos_p, lambda t, x: neg(mul(t, sin(x))))
 lowering.def_ufunc(cos_p, "cos", numexpr="cos({})")
 lowering.def_cuda(cos_p, "cos({})")
 
-tan_p, tan = unop("tan", lambda xp, x: xp.tan(x), INEXACT, "Elementwise tangent (``jax.lax.tan``).")
+tan_p, tan = unop("tan", lambda xp, x: xp.tan(x), INEXACT, "Elementwise tangent (``jax.lax.tan``).",
+                  accuracy=True)
 ad.defjvp2(tan_p, lambda t, ans, x: mul(t, add(const(x, 1), square(ans))))
 lowering.def_ufunc(tan_p, "tan", numexpr="tan({})")
 
@@ -153,7 +160,7 @@ ad.defjvp(cosh_p, lambda t, x: mul(t, sinh(x)))
 lowering.def_ufunc(cosh_p, "cosh", numexpr="cosh({})")
 
 tanh_p, tanh = unop("tanh", lambda xp, x: xp.tanh(x), INEXACT,
-                    "Elementwise hyperbolic tangent (``jax.lax.tanh``).")
+                    "Elementwise hyperbolic tangent (``jax.lax.tanh``).", accuracy=True)
 ad.defjvp2(tanh_p, lambda t, ans, x: mul(add(t, mul(t, ans)), sub(const(ans, 1), ans)))
 lowering.def_ufunc(tanh_p, "tanh", numexpr="tanh({})")
 lowering.def_cuda(tanh_p, "tanh({})")
@@ -229,6 +236,7 @@ batching.defbroadcasting(pow_p)
 lowering.def_cuda(pow_p, "pow({}, ({t}){})")  # an integer exponent converted to x's type
 
 __all__ = [
+    "AccuracyMode", "Tolerance",
     "pow", "pow_p", "exp", "exp_p", "exp2", "exp2_p", "log", "log_p", "expm1", "expm1_p",
     "log1p", "log1p_p",
     "logistic", "logistic_p", "sqrt", "sqrt_p", "rsqrt", "rsqrt_p", "cbrt", "cbrt_p",
