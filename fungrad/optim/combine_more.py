@@ -112,6 +112,7 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
 
 
 class ConditionallyMaskState(NamedTuple):
+    """``conditionally_mask``'s state: the step count and the inner transformation's state."""
     step: Any
     inner_state: OptState
 
@@ -147,6 +148,7 @@ def snapshot(measure_name: str, measure: Callable[[Updates], Any]) -> GradientTr
 
 
 class MonitorState(NamedTuple):
+    """``monitor``'s state: the latest measurements and the measuring transformations' states."""
     measurements: dict[str, Any]
     measure_states: tuple[OptState, ...]
 
@@ -190,6 +192,8 @@ def _convert_floats(x: Any, dtype: Any) -> Any:
 
 
 class InjectStatefulHyperparamsState(NamedTuple):
+    """``inject_stateful_hyperparams``'s state: the step count, the hyperparameters' current
+    values, the schedules' states and the inner state."""
     count: Any
     hyperparams: dict[str, Any]
     hyperparams_states: dict[str, Any]
