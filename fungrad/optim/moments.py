@@ -12,8 +12,9 @@ from fungrad import lax, tree
 from fungrad.optim._base import (NO_PARAMS_MSG, GradientTransformation, ScalarOrSchedule, chain,
                                  identity, safe_increment, tree_cast, zeros_count)
 from fungrad.optim.alias import adam, adamw
-from fungrad.optim.transform import (ScaleByAdamState, _abs_sq, _bias_correction, _moment,
-                                     _moment_sq, add_decayed_weights, scale_by_learning_rate)
+from fungrad.optim.transform import (ScaleByAdamState, _abs_sq, _bias_correction, _debiased_mu,
+                                     _moment, _moment_sq, add_decayed_weights,
+                                     scale_by_learning_rate)
 
 __all__ = [
     "ScaleByAmsgradState", "scale_by_amsgrad", "amsgrad",
@@ -26,13 +27,6 @@ __all__ = [
     "ScaleByNovogradState", "scale_by_novograd", "novograd",
     "ScaleByAdanState", "scale_by_adan", "adan",
 ]
-
-
-def _nesterov_mu_hat(mu, updates, b1, count):
-    """Nadam's first moment: the next step's bias-corrected ``mu`` blended with the gradient."""
-    return tree.map(lambda m, g: b1 * m + (1 - b1) * g,
-                    _bias_correction(mu, b1, safe_increment(count)),
-                    _bias_correction(updates, b1, count))
 
 
 def _adam_ratio(mu_hat, nu_hat, eps, eps_root):
@@ -144,8 +138,7 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, eps_ro
         count = safe_increment(state.count)
         b2t = b2 ** count
         ro = ro_inf - 2 * count * b2t / (1 - b2t)
-        mu_hat = (_nesterov_mu_hat(mu, updates, b1, count) if nesterov
-                  else _bias_correction(mu, b1, count))
+        mu_hat = _debiased_mu(mu, updates, b1, count, nesterov)
         nu_hat = _bias_correction(nu, b2, count)
         r = jnp.sqrt((ro - 4.0) * (ro - 2.0) * ro_inf
                      / ((ro_inf - 4.0) * (ro_inf - 2.0) * ro))
@@ -187,8 +180,7 @@ def scale_by_belief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16,
         nu = _moment_sq(prediction_error, state.nu, b2)
         nu = tree.map(lambda v: v + eps_root, nu)
         count = safe_increment(state.count)
-        mu_hat = (_nesterov_mu_hat(mu, updates, b1, count) if nesterov
-                  else _bias_correction(mu, b1, count))
+        mu_hat = _debiased_mu(mu, updates, b1, count, nesterov)
         nu_hat = _bias_correction(nu, b2, count)
         updates = tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
         return updates, ScaleByBeliefState(count, mu, nu)

@@ -26,6 +26,16 @@ def _moment_sq(updates, moments, decay):
     return tree.map(lambda g, t: (1 - decay) * _abs_sq(g) + decay * t, updates, moments)
 
 
+def _debiased_mu(mu, updates, b1, count, nesterov):
+    """The bias-corrected first moment, or with ``nesterov`` the next step's blended with the
+    current gradient (Nadam's), as optax computes both."""
+    if not nesterov:
+        return _bias_correction(mu, b1, count)
+    return tree.map(lambda m, g: b1 * m + (1 - b1) * g,
+                    _bias_correction(mu, b1, safe_increment(count)),
+                    _bias_correction(updates, b1, count))
+
+
 def _bias_correction(moment, decay, count):
     # a float power, as optax's (jitted there): an integer one's repeated products round apart
     correction = 1 - decay ** count.astype(float)
@@ -87,12 +97,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, eps_roo
         mu = _moment(updates, state.mu, b1, 1)
         nu = _moment_sq(updates, state.nu, b2)
         count = safe_increment(state.count)
-        if nesterov:
-            mu_hat = tree.map(lambda m, g: b1 * m + (1 - b1) * g,
-                              _bias_correction(mu, b1, safe_increment(count)),
-                              _bias_correction(updates, b1, count))
-        else:
-            mu_hat = _bias_correction(mu, b1, count)
+        mu_hat = _debiased_mu(mu, updates, b1, count, nesterov)
         nu_hat = _bias_correction(nu, b2, count)
         updates = tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         nu = tree.map(lambda n, old: n.astype(old.dtype), nu, state.nu)

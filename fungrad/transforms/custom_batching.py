@@ -33,17 +33,14 @@ from typing import Any, Callable, Sequence
 
 from fungrad import tree as tree_util
 from fungrad._core import core
-from fungrad._core.core import Primitive
 from fungrad._core.eval import EvalTrace
-from fungrad._core.lowering import def_compiler_traits
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import flatten_operands
 from fungrad.lax.control_flow.loops import map as lax_map
 from fungrad.transforms.api import _fun_name
-from fungrad.transforms.custom_derivatives import (_as_tangent, _call_impl, _call_weak_type_rule,
-                                                   _check_avals, _resolve_kwargs, _trace_primal,
-                                                   _vmap_flat)
+from fungrad.transforms.custom_derivatives import (_as_tangent, _check_avals, _resolve_kwargs,
+                                                   _trace_primal, _vmap_flat, call_primitive)
 
 __all__ = ["custom_vmap", "sequential_vmap", "custom_vmap_call_p"]
 
@@ -215,14 +212,10 @@ def _custom_vmap_partial_eval(trace, args, params):
     return [next(unknown_outs) if u else next(known_vals) for u in out_unknowns]
 
 
-custom_vmap_call_p = Primitive("custom_vmap_call", multiple_results=True)
-custom_vmap_call_p.def_impl(_call_impl)
-custom_vmap_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_jaxpr.out_avals))
-custom_vmap_call_p.weak_type_rule = _call_weak_type_rule
+custom_vmap_call_p = call_primitive("custom_vmap_call")
 ad.def_jvp(custom_vmap_call_p, _custom_vmap_jvp)
 pe.def_partial_eval(custom_vmap_call_p, _custom_vmap_partial_eval)
 batching.def_batch(custom_vmap_call_p, _custom_vmap_batch)
-def_compiler_traits(custom_vmap_call_p, inline=lambda params: params["call_jaxpr"])
 
 
 def sequential_vmap(f: Callable) -> custom_vmap:

@@ -471,13 +471,22 @@ def _custom_jvp_call_batch(trace, vals, dims, *, call_jaxpr, jvp, num_consts):
     return outs, [0 if b else None for b in out_batched]
 
 
-custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
-custom_jvp_call_p.def_impl(_call_impl)
-custom_jvp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_jaxpr.out_avals))
-custom_jvp_call_p.weak_type_rule = _call_weak_type_rule
+def call_primitive(name: str) -> Primitive:
+    """A primitive that calls the jaxpr in its ``call_jaxpr`` param, the function a custom
+    rule belongs to (``custom_jvp_call``, ``custom_vjp_call``, ``custom_vmap_call``): its
+    impl, shape and weak-type rules, and the compiler inlining it. The caller adds the rules
+    that make it custom."""
+    prim = Primitive(name, multiple_results=True)
+    prim.def_impl(_call_impl)
+    prim.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_jaxpr.out_avals))
+    prim.weak_type_rule = _call_weak_type_rule
+    def_compiler_traits(prim, inline=lambda params: params["call_jaxpr"])
+    return prim
+
+
+custom_jvp_call_p = call_primitive("custom_jvp_call")
 ad.def_jvp(custom_jvp_call_p, _custom_jvp_call_jvp)
 batching.def_collective(custom_jvp_call_p, _custom_jvp_call_batch)
-def_compiler_traits(custom_jvp_call_p, inline=lambda params: params["call_jaxpr"])
 
 
 # =========================================================================== custom_vjp
@@ -715,13 +724,9 @@ def _custom_vjp_call_batch(trace, vals, dims, *, call_jaxpr, fwd, bwd, num_const
     return outs, [0 if b else None for b in out_batched]
 
 
-custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
-custom_vjp_call_p.def_impl(_call_impl)
-custom_vjp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: list(call_jaxpr.out_avals))
-custom_vjp_call_p.weak_type_rule = _call_weak_type_rule
+custom_vjp_call_p = call_primitive("custom_vjp_call")
 ad.def_jvp(custom_vjp_call_p, _custom_vjp_call_jvp)
 batching.def_collective(custom_vjp_call_p, _custom_vjp_call_batch)
-def_compiler_traits(custom_vjp_call_p, inline=lambda params: params["call_jaxpr"])
 
 
 # --------------------------------------------------------------------------- custom_lin
