@@ -240,7 +240,11 @@ class JitWrapped:
                  donate_argnums: Any, donate_argnames: Any) -> None:
         if not callable(fun):
             raise TypeError(f"jit: expected a callable, got {type(fun).__name__}: {fun!r}")
-        functools.update_wrapper(self, fun)
+        # the function's name, docstring and attributes, none shadowing this class's own (a
+        # jnp ufunc object has a ``_call`` of its own)
+        functools.update_wrapper(self, fun, updated=())
+        self.__dict__.update({k: v for k, v in getattr(fun, "__dict__", {}).items()
+                              if not hasattr(type(self), k)})
         self._fun = fun
         self._name = _fun_name(fun)
         try:
@@ -354,9 +358,9 @@ class JitWrapped:
                 entry = self._cache.get(key)
                 if entry is not None:
                     return entry.call(args)
-        return self._call(args, kwargs)
+        return self._run_cached(args, kwargs)
 
-    def _call(self, args: tuple, kwargs: dict) -> Any:
+    def _run_cached(self, args: tuple, kwargs: dict) -> Any:
         key, leaves = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
@@ -367,7 +371,7 @@ class JitWrapped:
         """With ``debug_nans``/``debug_infs``: a result holding a NaN (an infinity) makes the
         function run again op by op, which raises at the operation that made it, as JAX
         does."""
-        out = self._call(args, kwargs)
+        out = self._run_cached(args, kwargs)
         kind = fpstate.nonfinite_kind(tree_util.leaves(out))
         if kind is None:
             return out
