@@ -130,6 +130,13 @@ def test_debug_nans_and_infs_raise_at_the_operation(lib_name):
             twice_sqrt(-np_.ones(2))  # jitted: found by running the function op by op
         with pytest.raises(FloatingPointError, match=r"\(nan\) encountered in"):
             lib.grad(lambda x: np_.sqrt(x))(-1.0)
+        # a jitted function inside another transformation: checked by the outer call
+        nested = lib.jit(lambda x: twice_sqrt(x) + 1.0)
+        np.testing.assert_array_equal(nested(np_.ones(2)), [3.0, 3.0])
+        assert float(lib.grad(lambda x: twice_sqrt(x).sum())(np_.ones(2))[0]) == 1.0
+        np.testing.assert_array_equal(lib.vmap(twice_sqrt)(np_.ones(3)), [2.0] * 3)
+        with pytest.raises(FloatingPointError, match=r"\(nan\) encountered in"):
+            nested(-np_.ones(2))
         assert float(np_.log(np_.asarray(0.0))) == -np.inf  # an infinity is fine here
     with lib.debug_infs(True), pytest.raises(FloatingPointError, match=r"\(inf\) encountered in"):
         np_.log(np_.asarray(0.0))

@@ -372,7 +372,8 @@ class JitWrapped:
         function run again op by op, which raises at the operation that made it, as JAX
         does."""
         out = self._run_cached(args, kwargs)
-        kind = fpstate.nonfinite_kind(tree_util.leaves(out))
+        # (inside another transformation the results are tracers: the outer call checks)
+        kind = fpstate.nonfinite_kind([x._value for x in tree_util.leaves(out) if type(x) is Array])
         if kind is None:
             return out
         with disable_jit():
