@@ -14,8 +14,13 @@ from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rms
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
-from fungrad.optim import combine_more, contrib, losses, moments, steps, tree_utils, wrappers
+from fungrad.optim import (assignment, combine_more, contrib, lbfgs, linesearch, losses,
+                           microbatching, moments, numerics, perturbations, projections,
+                           second_order, steps, tree_utils, wrappers)
 from fungrad.optim.combine_more import *  # noqa: F401,F403
+from fungrad.optim.lbfgs import *  # noqa: F401,F403
+from fungrad.optim.linesearch import *  # noqa: F401,F403
+from fungrad.optim.numerics import *  # noqa: F401,F403
 from fungrad.optim.losses import *  # noqa: F401,F403
 from fungrad.optim.moments import *  # noqa: F401,F403
 from fungrad.optim.steps import *  # noqa: F401,F403
@@ -65,5 +70,9 @@ __all__ = [
     # more optimisers, wrappers and losses (optim/moments.py, steps.py, wrappers.py, losses.py);
     # optax.tree_utils is fungrad.optim.tree_utils
     *moments.__all__, *steps.__all__, *wrappers.__all__, *losses.__all__,
-    *combine_more.__all__, "losses", "tree_utils", "contrib"]
+    *combine_more.__all__, "losses", "tree_utils", "contrib",
+    # L-BFGS and line searches (optim/lbfgs.py, linesearch.py); optax's numerics and
+    # small helpers (optim/numerics.py); optax's submodules of the same names
+    *lbfgs.__all__, *linesearch.__all__, *numerics.__all__, "assignment", "microbatching",
+    "perturbations", "projections", "second_order"]
 __dir__ = public_dir(__all__)
