@@ -176,3 +176,45 @@ def test_transcendental_ops_take_an_accuracy(name):
                 lambda a: getattr(jax.lax, name)(a, accuracy=jax_acc), x)
     with pytest.raises(TypeError, match=f"{name}: accuracy must be a lax.Tolerance"):
         getattr(fungrad.lax, name)(x, accuracy="high")
+
+
+LAX_KEYWORDS = [("igamma", dict(a=2.5, x=1.5)), ("igammac", dict(a=2.5, x=1.5)),
+                ("igamma_grad_a", dict(a=2.5, x=1.5)), ("polygamma", dict(m=1.0, x=2.5)),
+                ("zeta", dict(x=3.0, q=1.5)), ("nextafter", dict(x1=1.0, x2=2.0))]
+
+
+@pytest.mark.parametrize("name,kwargs", LAX_KEYWORDS, ids=[c[0] for c in LAX_KEYWORDS])
+def test_lax_binary_functions_take_jax_argument_names(name, kwargs):
+    args = {k: np.float32(v) for k, v in kwargs.items()}
+    assert_same(getattr(fungrad.lax, name)(**args), getattr(jax.lax, name)(**args))
+    first, second = args
+    assert_same(getattr(fungrad.lax, name)(args[first], **{second: args[second]}),
+                getattr(jax.lax, name)(args[first], **{second: args[second]}))
+    with pytest.raises(TypeError, match=f"lax.{name}.*'{second}'"):
+        getattr(fungrad.lax, name)(args[first])
+
+
+def test_lax_cond_and_switch_take_the_operand_keyword():
+    x = np.float32(3.0)
+    assert_same(fungrad.lax.cond(True, lambda v: v * 2, lambda v: v, operand=x),
+                jax.lax.cond(True, lambda v: v * 2, lambda v: v, operand=x))
+    assert_same(fungrad.lax.switch(1, [lambda v: v, lambda v: -v], operand=x),
+                jax.lax.switch(1, [lambda v: v, lambda v: -v], operand=x))
+    for fg_f in (lambda: fungrad.lax.cond(True, abs, abs, x, operand=x),
+                 lambda: fungrad.lax.switch(0, [abs], x, operand=x)):
+        with pytest.raises(TypeError, match="if 'operand' keyword is passed then no positional"):
+            fg_f()
+
+
+def test_lax_mul_out_dtype():
+    a = np.array([100, -100, 7], np.int8)
+    f = np.array([1.5, 2.0, -3.0], np.float32)
+    for x, y, dtype in [(a, a, np.int32), (a, f, np.float32), (a, 3, np.float32),
+                        (f, f, jnp.bfloat16)]:
+        compare(lambda p, q: fungrad.lax.mul(p, q, out_dtype=dtype),
+                lambda p, q: jax.lax.mul(p, q, out_dtype=dtype), x, y)
+    half = np.array([1.5, -2.25], jnp.bfloat16)
+    compare_transforms(lambda v: fungrad.lax.mul(v, v, out_dtype=np.float32),
+                       lambda v: jax.lax.mul(v, v, out_dtype=np.float32), [f], RNG)
+    assert_same(fungrad.grad(lambda v: fungrad.lax.mul(v, v, out_dtype=np.float32).sum())(half),
+                jax.grad(lambda v: jax.lax.mul(v, v, out_dtype=np.float32).sum())(half))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import sys
 from typing import Any, Callable, Sequence
 
@@ -151,8 +152,11 @@ def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = No
 
 
 def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = None,
-          op_name: str | None = None) -> tuple[Primitive, Callable]:
-    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``.
+          op_name: str | None = None, arg_names: tuple[str, str] = ("x", "y")
+          ) -> tuple[Primitive, Callable]:
+    """A binary elementwise primitive (with broadcasting), its batching rule and ``op(x, y)``;
+    ``arg_names`` renames the wrapper's two arguments where JAX's are not ``x, y``
+    (``igamma(a, x)``), so keyword calls work as in JAX.
 
     ``impl`` may receive a Python int or float as ``y`` (see ``_eager_ready``)."""
     prim = elementwise_prim(name, impl, kinds, out_dtype)
@@ -165,7 +169,24 @@ def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = N
         x, y = operands(x, y)
         check_operands(name, kinds, accepted, (x, y))
         return prim.bind(x, y)
+    if arg_names != ("x", "y"):
+        op = _with_arg_names(op, op_name or name, arg_names)
     return prim, public_op(op, op_name or name, doc, _caller_module())
+
+
+def _with_arg_names(op: Callable, name: str, arg_names: tuple[str, str]) -> Callable:
+    """``op(x, y)`` taking its two arguments under ``arg_names``, by position or keyword."""
+    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                   for n in arg_names])
+
+    def named_op(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"lax.{name}{signature}: {e}") from None
+        return op(*bound.args)
+    named_op.__signature__ = signature
+    return named_op
 
 
 def _eager_ready(dtype: np.dtype, other: Any, accepted: set) -> bool:

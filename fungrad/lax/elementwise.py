@@ -19,6 +19,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax import _signed_zeros
 from fungrad.lax.bitwise import bitwise_and
+from fungrad.lax.shapes import convert_element_type
 from fungrad.lax._ops import (ARRAY_TYPES, accepted_dtypes, binop, broadcast_to_shape,
                               check_operands, const, convert_to, operands, unop)
 from fungrad.lax._prim import (ANY, BOOL, COMPLEX, FLOAT, INEXACT, INT, NUMERIC, as_operand,
@@ -52,8 +53,19 @@ ad.deflinear(sub_p, lambda ct, x, y: _linear_cts(ct, (x, y), (lambda c: c, neg))
 lowering.def_ufunc(sub_p, "subtract", numexpr="({} - {})")
 lowering.def_cuda(sub_p, "({} - {})")
 
-mul_p, mul = binop("mul", lambda xp, x, y: xp.multiply(x, y), NUMERIC,
-                   "Elementwise ``x * y`` (``jax.lax.mul``); integers wrap around.")
+mul_p, _mul = binop("mul", lambda xp, x, y: xp.multiply(x, y), NUMERIC,
+                    "Elementwise ``x * y`` of operands of one dtype.")
+
+
+def mul(x: Any, y: Any, *, out_dtype: Any = None) -> Any:
+    """Elementwise ``x * y`` (``jax.lax.mul``); integers wrap around. With ``out_dtype``
+    both operands are first converted to it, so ``mul(a_int8, b_int8, out_dtype=int32)``
+    is the exact product, as in JAX."""
+    if out_dtype is not None:
+        x, y = convert_element_type(x, out_dtype), convert_element_type(y, out_dtype)
+    return _mul(x, y)
+
+
 ad.defbilinear(mul_p, lambda ct, x, y: unbroadcast(mul(ct, y), x.aval),
                lambda ct, x, y: unbroadcast(mul(x, ct), y.aval))
 lowering.def_ufunc(mul_p, "multiply", numexpr="({} * {})")
@@ -300,7 +312,8 @@ lowering.def_cuda(is_finite_p, "isfinite({})")
 
 nextafter_p, nextafter = binop("nextafter", lambda xp, x, y: xp.nextafter(x, y), FLOAT,
                                "The next representable value after ``x`` towards ``y`` "
-                               "(``jax.lax.nextafter``).")
+                               "(``jax.lax.nextafter``).",
+                               arg_names=("x1", "x2"))
 ad.def_nondiff(nextafter_p)
 lowering.def_ufunc(nextafter_p, "nextafter")
 lowering.def_cuda(nextafter_p, "nextafter({}, {})")

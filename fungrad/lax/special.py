@@ -311,7 +311,8 @@ def _polygamma_jvp_m(t, m, x):
 
 polygamma_p, polygamma = binop("polygamma", _special(_polygamma), FLOAT,
                                "The m-th derivative of digamma at x, for integer m >= 0 "
-                               "(``jax.lax.polygamma``); nan for other m.")
+                               "(``jax.lax.polygamma``); nan for other m.",
+                               arg_names=("m", "x"))
 ad.defjvp(polygamma_p, _polygamma_jvp_m,
           lambda t, m, x: mul(t, polygamma(add(m, const(m, 1)), x)))
 

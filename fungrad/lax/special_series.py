@@ -167,7 +167,8 @@ def _zeta(xp, s, q, precise):
 
 zeta_p, zeta = binop("zeta", _special(_zeta), FLOAT,
                      "The Hurwitz zeta function ``sum_k (k + q)**-x`` (``jax.lax.zeta``); as in "
-                     "JAX, not differentiable (``fungrad.scipy.special.zeta`` is).")
+                     "JAX, not differentiable (``fungrad.scipy.special.zeta`` is).",
+                     arg_names=("x", "q"))
 ad.def_no_jvp(zeta_p, "jax.lax.zeta has no derivative rule; use fungrad.scipy.special.zeta")
 
 
@@ -263,7 +264,8 @@ def _derivative_in_a(want: str):
 
 igamma_grad_a_p, igamma_grad_a = binop(
     "igamma_grad_a", _special(_derivative_in_a("dp_da")), FLOAT,
-    "The derivative of ``igamma(a, x)`` in ``a`` (``jax.lax.igamma_grad_a``).")
+    "The derivative of ``igamma(a, x)`` in ``a`` (``jax.lax.igamma_grad_a``).",
+    arg_names=("a", "x"))
 ad.def_no_jvp(igamma_grad_a_p, "jax.lax.igamma_grad_a has no derivative rule")
 
 random_gamma_grad_p, random_gamma_grad = binop(
@@ -281,13 +283,15 @@ def _gamma_density(x, a):
 
 igamma_p, igamma = binop("igamma", _special(_igamma), FLOAT,
                          "The regularized lower incomplete Gamma function ``P(a, x)`` "
-                         "(``jax.lax.igamma``).")
+                         "(``jax.lax.igamma``).",
+                         arg_names=("a", "x"))
 ad.defjvp(igamma_p, lambda t, a, x: mul(t, igamma_grad_a(a, x)),
           lambda t, a, x: mul(t, _gamma_density(x, a)))
 
 igammac_p, igammac = binop("igammac", _special(_igammac), FLOAT,
                            "The regularized upper incomplete Gamma function ``Q(a, x) = 1 - "
-                           "P(a, x)`` (``jax.lax.igammac``).")
+                           "P(a, x)`` (``jax.lax.igammac``).",
+                           arg_names=("a", "x"))
 ad.defjvp(igammac_p, lambda t, a, x: neg(mul(t, igamma_grad_a(a, x))),
           lambda t, a, x: neg(mul(t, _gamma_density(x, a))))
 

@@ -27,12 +27,29 @@ from fungrad.lax.shapes import broadcast_in_dim, convert_element_type
 
 # --------------------------------------------------------------------------- user API
 
-def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> Any:
+_NO_OPERAND = object()
+
+
+def _keyword_operand(api: str, operands: tuple, operand: Any) -> tuple:
+    """The operands, with JAX's older ``operand=`` keyword folded in (it is one operand,
+    and cannot be given together with positional ones)."""
+    if operand is _NO_OPERAND:
+        return operands
+    if operands:
+        raise TypeError(f"{api}: if 'operand' keyword is passed then no positional operands "
+                        f"can be passed, got operand={operand!r} and positional operands "
+                        f"{operands!r}")
+    return (operand,)
+
+
+def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any,
+         operand: Any = _NO_OPERAND) -> Any:
     """``true_fun(*operands)`` if ``pred`` else ``false_fun(*operands)`` (``jax.lax.cond``).
 
     Both branches are traced once; only the selected one runs. Under ``vmap``
     with a batched predicate both run and the results are selected elementwise.
-    ``pred`` is a scalar boolean (numbers are compared with 0).
+    ``pred`` is a scalar boolean (numbers are compared with 0). ``operand=x`` (JAX's older
+    spelling) is the same as one positional operand ``x``.
 
     Example:
         >>> from fungrad import lax
@@ -41,6 +58,7 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
     """
     if not (callable(true_fun) and callable(false_fun)):
         raise TypeError("lax.cond: true_fun and false_fun arguments should be callable.")
+    operands = _keyword_operand("lax.cond", operands, operand)
     if pred is None:
         raise TypeError("lax.cond: the predicate is None")
     pred = check_scalar_pred("lax.cond", pred, allow_int=False)
@@ -51,14 +69,17 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
                           operands)
 
 
-def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
-    """``branches[clamp(index, 0, len(branches) - 1)](*operands)`` (``jax.lax.switch``).
+def switch(index: Any, branches: Sequence[Callable], *operands: Any,
+           operand: Any = _NO_OPERAND) -> Any:
+    """``branches[clamp(index, 0, len(branches) - 1)](*operands)`` (``jax.lax.switch``);
+    ``operand=x`` is one positional operand ``x``, as in ``cond``.
 
     Example:
         >>> from fungrad import lax
         >>> lax.switch(5, [lambda x: x + 1.0, lambda x: x * 10.0], 2.0)  # clamped to 1
         Array(20., dtype=float32, weak_type=True)
     """
+    operands = _keyword_operand("lax.switch", operands, operand)
     branches = tuple(branches)
     if not all(callable(b) for b in branches):
         raise TypeError("lax.switch: branches argument should be a sequence of callables.")
