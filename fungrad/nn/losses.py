@@ -1,7 +1,8 @@
 """Losses, numerically stable at extreme logits (±1e4) in value and gradient.
 
-Per-example losses follow optax; ``cross_entropy`` adds what a training loop needs:
-integer or soft labels, label smoothing, an ignore index or mask, and reduction.
+Per-example losses follow optax, arguments and numerics (``fungrad.optim.losses``, optax's
+whole set, takes these from here); ``cross_entropy`` adds what a training loop needs: integer
+or soft labels, label smoothing, an ignore index or mask, and reduction.
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from typing import Any
 import numpy as np
 
 import fungrad.numpy as jnp
-from fungrad.nn.functions import log_sigmoid, log_softmax, one_hot
+from fungrad._core.util import canonicalize_axis
+from fungrad.nn.functions import log_sigmoid, log_softmax, logsumexp, one_hot
+
+Axis = int | tuple[int, ...] | None
 
 
 def _check_broadcast(fname: str, logits: Any, labels: Any,
@@ -27,44 +31,101 @@ def _check_broadcast(fname: str, logits: Any, labels: Any,
                         f"(they must have the same shape or broadcast against it)") from None
 
 
-def _check_integer_labels(fname: str, logits: Any, labels: Any, axis: int) -> None:
-    """Integer ``labels`` must have the shape of ``logits`` without ``axis`` (or broadcast
-    to it, as optax): a ValueError naming the loss and both shapes otherwise."""
-    dtype = jnp.asarray(labels).dtype
+def check_floating(fname: str, name: str, x: Any) -> None:
+    """optax's input check: a TypeError naming the loss unless ``x`` is floating point."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{fname}: {name} must have a floating-point dtype, got {dtype}")
+
+
+def _check_integer_labels(fname: str, logits: Any, labels: Any,
+                          class_axes: tuple[int, ...]) -> None:
+    """Integer ``labels`` must have the shape of ``logits`` without ``class_axes`` (or
+    broadcast to it, as optax): a ValueError naming the loss and both shapes otherwise."""
+    dtype = jnp.result_type(labels)
     if not jnp.issubdtype(dtype, jnp.integer):
         raise TypeError(f"{fname}: labels must be integer class indices, got dtype {dtype} "
                         "(use softmax_cross_entropy for one-hot or soft labels)")
     ys, ls = np.shape(labels), np.shape(logits)
-    if not -len(ls) <= axis < len(ls):
-        raise ValueError(f"{fname}: axis {axis} is out of bounds for logits of shape {ls}")
-    expected = ls[:axis % len(ls)] + ls[axis % len(ls) + 1:]
+    expected = tuple(d for i, d in enumerate(ls) if i not in class_axes)
     try:
         fits = len(ys) == len(expected) and np.broadcast_shapes(ys, expected) == expected
     except ValueError:
         fits = False
     if not fits:
+        axes = class_axes[0] if len(class_axes) == 1 else class_axes
         raise ValueError(f"{fname}: labels of shape {ys} do not match logits of shape {ls}: "
                          f"integer labels must have shape {expected} (the logits' shape "
-                         f"without axis {axis})")
+                         f"without axis {axes})")
 
 
-def softmax_cross_entropy(logits: Any, labels: Any, axis: int = -1) -> Any:
-    """Cross entropy against probability ``labels`` (one-hot or soft), per example."""
-    _check_broadcast("softmax_cross_entropy", logits, labels)
-    return -jnp.sum(labels * log_softmax(logits, axis=axis), axis=axis)
+def _expand_where(where: Any, ndim: int, axis: Axis) -> Any:
+    """A per-example ``where`` (one dimension short of the logits) gains the class axis."""
+    if where is not None and jnp.ndim(where) != ndim:
+        return jnp.expand_dims(where, axis)
+    return where
 
 
-def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any, axis: int = -1) -> Any:
-    """Cross entropy against integer class ``labels``, per example."""
-    _check_integer_labels("softmax_cross_entropy_with_integer_labels", logits, labels, axis)
-    logp = log_softmax(logits, axis=axis)
-    picked = jnp.take_along_axis(logp, jnp.expand_dims(labels, axis), axis=axis)
-    return -jnp.squeeze(picked, axis)
+def softmax_cross_entropy(logits: Any, labels: Any, axis: Axis = -1, where: Any = None) -> Any:
+    """Cross entropy against probability ``labels`` (one-hot or soft) along ``axis``, per
+    example, over the classes where ``where`` is True (``where`` has the logits' shape or
+    lacks the class axis), as ``optax.softmax_cross_entropy``."""
+    fname = "softmax_cross_entropy"
+    check_floating(fname, "logits", logits)
+    _check_broadcast(fname, logits, labels)
+    where = _expand_where(where, jnp.ndim(logits), axis)
+    return -jnp.sum(labels * log_softmax(logits, axis, where), axis, where=where)
 
 
-def smooth_labels(labels: Any, alpha: float) -> Any:
-    """``(1 - alpha) * labels + alpha / num_classes``."""
-    return (1.0 - alpha) * labels + alpha / labels.shape[-1]
+def _flatten_class_axes(x: Any, batch_axes: tuple[int, ...], class_axes: tuple[int, ...]) -> Any:
+    """``x`` with ``class_axes`` moved to the end (in order) and flattened into one."""
+    x = jnp.transpose(x, batch_axes + class_axes)
+    return jnp.reshape(x, x.shape[:len(batch_axes)] + (-1,))
+
+
+def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any, axis: Axis = -1,
+                                              where: Any = None) -> Any:
+    """Cross entropy against integer class ``labels`` along ``axis``, per example, as
+    ``optax.softmax_cross_entropy_with_integer_labels``: with a tuple of axes a label is a
+    flat index into the slice those axes span; 0 where ``where`` leaves no class.
+
+    ``logsumexp(logits) - logits[label]``: the normaliser is subtracted from the labels'
+    logits only, so no array of log-probabilities the logits' size is made."""
+    fname = "softmax_cross_entropy_with_integer_labels"
+    check_floating(fname, "logits", logits)
+    if not isinstance(axis, (int, tuple)):
+        raise ValueError(f"{fname}: axis must be an int or a tuple of ints, got "
+                         f"{type(axis).__name__}")
+    ndim = jnp.ndim(logits)
+    class_axes = tuple(canonicalize_axis(a, ndim, fname)
+                       for a in (axis if isinstance(axis, tuple) else (axis,)))
+    _check_integer_labels(fname, logits, labels, class_axes)
+    where = _expand_where(where, ndim, axis)
+    if isinstance(axis, tuple):
+        batch_axes = tuple(d for d in range(ndim) if d not in class_axes)
+        logits = _flatten_class_axes(logits, batch_axes, class_axes)
+        if where is not None:
+            where = _flatten_class_axes(where, batch_axes, class_axes)
+        axis = len(batch_axes)
+    else:
+        axis = class_axes[0]
+    label_logits = jnp.take(jnp.take_along_axis(logits, jnp.expand_dims(labels, axis), axis=axis),
+                            0, axis=axis)
+    out = logsumexp(logits, axis=axis, where=where) - label_logits
+    if where is not None:
+        out = jnp.where(jnp.any(where, axis), out, 0.0)
+    return out
+
+
+def smooth_labels(labels: Any, alpha: Any, *, axis: Axis = -1, where: Any = None) -> Any:
+    """``(1 - alpha) * labels + alpha / num_categories``, the categories along ``axis``
+    (those where ``where`` is True), as ``optax.smooth_labels``."""
+    check_floating("smooth_labels", "labels", labels)
+    if where is None:
+        num_categories = jnp.size(labels, axis)
+    else:
+        num_categories = jnp.sum(where, axis, keepdims=True)
+    return (1.0 - alpha) * labels + alpha / num_categories
 
 
 def _reduce(loss: Any, weights: Any, reduction: str) -> Any:
@@ -97,7 +158,7 @@ def cross_entropy(logits: Any, labels: Any, *, label_smoothing: float = 0.0,
     """
     integer = jnp.issubdtype(jnp.asarray(labels).dtype, jnp.integer)
     if integer:
-        _check_integer_labels("cross_entropy", logits, labels, -1)
+        _check_integer_labels("cross_entropy", logits, labels, (jnp.ndim(logits) - 1,))
     else:
         _check_broadcast("cross_entropy", logits, labels)
     weights = None if mask is None else jnp.asarray(mask).astype(logits.dtype)
@@ -144,9 +205,15 @@ def huber_loss(predictions: Any, targets: Any | None = None, delta: float = 1.0)
     return 0.5 * quadratic ** 2 + delta * (err - quadratic)
 
 
-def kl_divergence(log_predictions: Any, targets: Any, axis: int = -1) -> Any:
-    """``KL(targets || exp(log_predictions))`` per example (as optax); 0 where targets are 0."""
-    _check_broadcast("kl_divergence", log_predictions, targets, ("log_predictions", "targets"))
-    safe = jnp.where(targets > 0, targets, 1.0)
-    terms = jnp.where(targets > 0, targets * (jnp.log(safe) - log_predictions), 0.0)
-    return jnp.sum(terms, axis=axis)
+def kl_divergence(log_predictions: Any, targets: Any, axis: Axis = -1,
+                  where: Any = None) -> Any:
+    """``KL(targets || exp(log_predictions))`` along ``axis`` per example, taking
+    ``0 * log(0)`` as 0, as ``optax.kl_divergence`` (whose gradient in ``targets`` is NaN
+    where a target is 0; this one's is finite there, ``-log_predictions``)."""
+    fname = "kl_divergence"
+    check_floating(fname, "log_predictions", log_predictions)
+    check_floating(fname, "targets", targets)
+    _check_broadcast(fname, log_predictions, targets, ("log_predictions", "targets"))
+    zero = targets == 0
+    log_targets = jnp.log(jnp.where(zero, 1.0, targets))  # no log(0) to poison the gradient
+    return jnp.sum(targets * (log_targets - log_predictions), axis=axis, where=where)

@@ -1,8 +1,10 @@
 """optax's losses (``optax.losses``): the ones ``fungrad.nn`` defines, and the rest.
 
-Names, arguments, defaults and numerics follow optax. ``fungrad.nn``'s losses do the work
-where they compute what optax does; the functions here add optax's arguments (``where=``,
-axis tuples, keyword-only options) and its input checks and casts.
+Names, arguments, defaults and numerics follow optax. The cross entropies, ``smooth_labels``
+and ``kl_divergence`` are ``fungrad.nn``'s own (one implementation, with optax's arguments);
+where ``fungrad.nn`` computes what optax does with fewer options (``squared_error``,
+``huber_loss``, ``sigmoid_binary_cross_entropy``), the functions here add optax's input
+checks and casts around it.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 import fungrad.numpy as jnp
 from fungrad import lax, nn
-from fungrad._core.util import canonicalize_axis
+from fungrad.nn.losses import (check_floating, kl_divergence, smooth_labels,
+                               softmax_cross_entropy, softmax_cross_entropy_with_integer_labels)
 from fungrad.transforms.custom_derivatives import custom_jvp
 
 __all__ = [
@@ -36,14 +39,6 @@ __all__ = [
 _Axis = int | tuple[int, ...] | None
 
 
-def _check_subdtype(x: Any, kind: Any) -> None:
-    """optax's input check: a TypeError unless ``x``'s dtype is a subdtype of ``kind``."""
-    dtype = jnp.result_type(x)
-    if not jnp.issubdtype(dtype, kind):
-        raise TypeError(f"Expected the input to have a dtype that is a subdtype of {kind}, "
-                        f"got {dtype} instead")
-
-
 def _check_shapes_equal(a: Any, b: Any) -> None:
     if jnp.shape(a) != jnp.shape(b):
         raise ValueError(f"Shape mismatch: got {jnp.shape(a)} and {jnp.shape(b)}.")
@@ -54,25 +49,18 @@ def _check_rank(x: Any, rank: int) -> None:
         raise ValueError(f"Expected the input to have rank {rank}, got {jnp.ndim(x)} instead")
 
 
-def _expand_where(where: Any, ndim: int, axis: _Axis) -> Any:
-    """A per-example ``where`` (one dimension short of the logits) gains the class axis."""
-    if where is not None and jnp.ndim(where) != ndim:
-        return jnp.expand_dims(where, axis)
-    return where
-
-
 # ----------------------------------------------------------------------------- classification
 
 def sigmoid_binary_cross_entropy(logits: Any, labels: Any) -> Any:
     """Elementwise sigmoid cross entropy; ``labels`` are cast to the logits' dtype."""
-    _check_subdtype(logits, jnp.floating)
+    check_floating("sigmoid_binary_cross_entropy", "logits", logits)
     return nn.sigmoid_binary_cross_entropy(logits, jnp.astype(labels, jnp.result_type(logits)))
 
 
 def sigmoid_focal_loss(logits: Any, labels: Any, *, alpha: Any = None, gamma: Any = 2.0) -> Any:
     """Focal loss ``-alpha_t (1 - p_t)^gamma log(p_t)`` elementwise, ``(1 - p_t)^gamma``
     computed in log space; no ``alpha`` weighting when ``alpha`` is None."""
-    _check_subdtype(logits, jnp.floating)
+    check_floating("sigmoid_focal_loss", "logits", logits)
     labels = jnp.astype(labels, jnp.result_type(logits))
     ce_loss = sigmoid_binary_cross_entropy(logits, labels)
     log_p, log_q = nn.log_sigmoid(logits), nn.log_sigmoid(-logits)
@@ -103,62 +91,16 @@ def _weighted_logsoftmax_jvp(primals: tuple, tangents: tuple) -> tuple:
 def safe_softmax_cross_entropy(logits: Any, labels: Any) -> Any:
     """Softmax cross entropy over the last axis taking ``0 * log(0)`` as 0: a label of 0
     against a logit of -inf adds nothing (and no NaN to the gradient)."""
-    _check_subdtype(logits, jnp.floating)
+    check_floating("safe_softmax_cross_entropy", "logits", logits)
     return -jnp.sum(_weighted_logsoftmax(logits, labels), axis=-1)
-
-
-def softmax_cross_entropy(logits: Any, labels: Any, axis: _Axis = -1,
-                          where: Any = None) -> Any:
-    """Cross entropy against probability ``labels`` along ``axis``, over the classes where
-    ``where`` is True (``where`` has the logits' shape or lacks the class axis)."""
-    _check_subdtype(logits, jnp.floating)
-    where = _expand_where(where, jnp.ndim(logits), axis)
-    log_probs = nn.log_softmax(logits, axis, where)
-    return -jnp.sum(labels * log_probs, axis, where=where)
-
-
-def _flatten_class_axes(x: Any, batch_axes: tuple[int, ...], class_axes: tuple[int, ...]) -> Any:
-    """``x`` with ``class_axes`` moved to the end (in order) and flattened into one."""
-    x = jnp.transpose(x, batch_axes + class_axes)
-    return jnp.reshape(x, x.shape[:len(batch_axes)] + (-1,))
-
-
-def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any,
-                                              axis: int | tuple[int, ...] = -1,
-                                              where: Any = None) -> Any:
-    """Cross entropy against integer class ``labels`` along ``axis``; with a tuple of axes,
-    a label is a flat index into the slice those axes span. 0 where ``where`` has no class."""
-    _check_subdtype(logits, jnp.floating)
-    _check_subdtype(labels, jnp.integer)
-    where = _expand_where(where, jnp.ndim(logits), axis)
-    fname = "softmax_cross_entropy_with_integer_labels"
-    if isinstance(axis, int):
-        axis = canonicalize_axis(axis, jnp.ndim(logits), fname)
-    elif isinstance(axis, tuple):
-        class_axes = tuple(canonicalize_axis(a, jnp.ndim(logits), fname) for a in axis)
-        batch_axes = tuple(d for d in range(jnp.ndim(logits)) if d not in class_axes)
-        logits = _flatten_class_axes(logits, batch_axes, class_axes)
-        if where is not None:
-            where = _flatten_class_axes(where, batch_axes, class_axes)
-        axis = len(batch_axes)
-    else:
-        raise ValueError("Keyword argument 'axis' must be of type 'int' or 'tuple[int, ...]' "
-                         f"but actual type is {type(axis)}.")
-    # The normaliser is subtracted from the labels' logits only, not from every logit.
-    label_logits = jnp.take(jnp.take_along_axis(logits, jnp.expand_dims(labels, axis), axis=axis),
-                            0, axis=axis)
-    out = nn.logsumexp(logits, axis=axis, where=where) - label_logits
-    if where is not None:
-        out = jnp.where(jnp.any(where, axis), out, 0.0)
-    return out
 
 
 def poly_loss_cross_entropy(logits: Any, labels: Any, *, epsilon: Any = 2.0, axis: _Axis = -1,
                             where: Any = None) -> Any:
     """PolyLoss: cross entropy plus ``epsilon * (1 - p_t)``, ``p_t`` the probability the
     softmax gives the labels."""
-    _check_subdtype(logits, jnp.floating)
-    _check_subdtype(labels, jnp.floating)
+    check_floating("poly_loss_cross_entropy", "logits", logits)
+    check_floating("poly_loss_cross_entropy", "labels", labels)
     p = nn.softmax(logits, axis=axis, where=where)
     one_minus_pt = jnp.sum(labels * (1 - p), axis=axis, where=where)
     cross_entropy = softmax_cross_entropy(logits, labels, axis=axis, where=where)
@@ -192,20 +134,11 @@ def multiclass_perceptron_loss(scores: Any, labels: Any) -> Any:
     return jnp.max(scores, axis=-1) - _dot_last_dim(scores, one_hot_labels)
 
 
-def kl_divergence(log_predictions: Any, targets: Any, axis: _Axis = -1,
-                  where: Any = None) -> Any:
-    """``KL(targets || exp(log_predictions))`` along ``axis``, taking ``log(0)`` as 0."""
-    _check_subdtype(log_predictions, jnp.floating)
-    _check_subdtype(targets, jnp.floating)
-    loss = targets * (jnp.where(targets == 0, 0, jnp.log(targets)) - log_predictions)
-    return jnp.sum(loss, axis=axis, where=where)
-
-
 def kl_divergence_with_log_targets(log_predictions: Any, log_targets: Any, axis: _Axis = -1,
                                    where: Any = None) -> Any:
     """``KL(exp(log_targets) || exp(log_predictions))`` along ``axis``."""
-    _check_subdtype(log_predictions, jnp.floating)
-    _check_subdtype(log_targets, jnp.floating)
+    check_floating("kl_divergence_with_log_targets", "log_predictions", log_predictions)
+    check_floating("kl_divergence_with_log_targets", "log_targets", log_targets)
     loss = jnp.exp(log_targets) * (log_targets - log_predictions)
     return jnp.sum(loss, axis=axis, where=where)
 
@@ -304,22 +237,11 @@ def ctc_loss(logits: Any, logit_paddings: Any, labels: Any, label_paddings: Any,
 
 # ----------------------------------------------------------------------------- smoothing
 
-def smooth_labels(labels: Any, alpha: Any, *, axis: _Axis = -1, where: Any = None) -> Any:
-    """``(1 - alpha) * labels + alpha / num_categories``, the categories along ``axis``
-    (those where ``where`` is True)."""
-    _check_subdtype(labels, jnp.floating)
-    if where is None:
-        num_categories = jnp.size(labels, axis)
-    else:
-        num_categories = jnp.sum(where, axis, keepdims=True)
-    return (1.0 - alpha) * labels + alpha / num_categories
-
-
 # ----------------------------------------------------------------------------- regression
 
 def squared_error(predictions: Any, targets: Any = None) -> Any:
     """Elementwise ``(predictions - targets)^2``; ``targets`` must have the same shape."""
-    _check_subdtype(predictions, jnp.floating)
+    check_floating("squared_error", "predictions", predictions)
     if targets is not None:
         _check_shapes_equal(predictions, targets)
     return nn.squared_error(predictions, targets)
@@ -332,13 +254,13 @@ def l2_loss(predictions: Any, targets: Any = None) -> Any:
 
 def huber_loss(predictions: Any, targets: Any = None, *, delta: Any = 1.0) -> Any:
     """Elementwise Huber loss: quadratic within ``delta``, linear beyond."""
-    _check_subdtype(predictions, jnp.floating)
+    check_floating("huber_loss", "predictions", predictions)
     return nn.huber_loss(predictions, targets, delta)
 
 
 def log_cosh(predictions: Any, targets: Any = None) -> Any:
     """Elementwise ``log(cosh(predictions - targets))``, stable for large errors."""
-    _check_subdtype(predictions, jnp.floating)
+    check_floating("log_cosh", "predictions", predictions)
     errors = predictions if targets is None else predictions - targets
     return jnp.logaddexp(errors, -errors) - jnp.astype(jnp.log(2.0), jnp.result_type(errors))
 
@@ -346,8 +268,8 @@ def log_cosh(predictions: Any, targets: Any = None) -> Any:
 def cosine_similarity(predictions: Any, targets: Any, *, epsilon: Any = 0.0, axis: _Axis = -1,
                       where: Any = None) -> Any:
     """Cosine similarity along ``axis``, the squared norms clipped below at ``epsilon``."""
-    _check_subdtype(predictions, jnp.floating)
-    _check_subdtype(targets, jnp.floating)
+    check_floating("cosine_similarity", "predictions", predictions)
+    check_floating("cosine_similarity", "targets", targets)
 
     def unit(x):
         norm2 = jnp.sum(jnp.square(x), axis=axis, where=where, keepdims=True)
@@ -367,7 +289,7 @@ def cosine_distance(predictions: Any, targets: Any, *, epsilon: Any = 0.0, axis:
 def ntxent(embeddings: Any, labels: Any, temperature: Any = 0.07) -> Any:
     """Normalized temperature-scaled cross entropy (SimCLR's contrastive loss) of
     (batch, dim) ``embeddings``: pairs with equal ``labels`` are positives."""
-    _check_subdtype(embeddings, jnp.floating)
+    check_floating("ntxent", "embeddings", embeddings)
     if labels.shape[0] != embeddings.shape[0]:
         raise ValueError("Labels and embeddings must have the same leading dimension, found "
                          f"{labels.shape[0]} for labels and {embeddings.shape[0]} for "
@@ -394,7 +316,7 @@ def triplet_margin_loss(anchors: Any, positives: Any, negatives: Any, axis: int 
     """``max(d(anchor, positive) - d(anchor, negative) + margin, 0)``, ``d`` the
     ``norm_degree``-norm along ``axis`` (``eps`` added inside the root)."""
     for x in (anchors, positives, negatives):
-        _check_subdtype(x, jnp.floating)
+        check_floating("triplet_margin_loss", "x", x)
 
     def distance(other):
         return jnp.power(jnp.sum(jnp.power(anchors - other, norm_degree), axis) + eps,
