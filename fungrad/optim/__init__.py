@@ -14,9 +14,10 @@ from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rms
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
-from fungrad.optim import (assignment, combine_more, contrib, lbfgs, linesearch, losses,
-                           microbatching, moments, numerics, perturbations, projections,
-                           second_order, steps, tree_utils, wrappers)
+from fungrad.optim import lbfgs as _lbfgs  # the module: the package's ``lbfgs`` is the alias
+from fungrad.optim import (assignment, combine_more, contrib, linesearch, losses, microbatching,
+                           moments, numerics, perturbations, projections, second_order, steps,
+                           tree_utils, wrappers)
 from fungrad.optim.combine_more import *  # noqa: F401,F403
 from fungrad.optim.lbfgs import *  # noqa: F401,F403
 from fungrad.optim.linesearch import *  # noqa: F401,F403
@@ -73,6 +74,6 @@ __all__ = [
     *combine_more.__all__, "losses", "tree_utils", "contrib",
     # L-BFGS and line searches (optim/lbfgs.py, linesearch.py); optax's numerics and
     # small helpers (optim/numerics.py); optax's submodules of the same names
-    *lbfgs.__all__, *linesearch.__all__, *numerics.__all__, "assignment", "microbatching",
+    *_lbfgs.__all__, *linesearch.__all__, *numerics.__all__, "assignment", "microbatching",
     "perturbations", "projections", "second_order"]
 __dir__ = public_dir(__all__)
