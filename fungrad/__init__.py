@@ -54,7 +54,8 @@ __all__ = [
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
-    "ad_checkpoint", "custom_batching", "float0",
+    "ad_checkpoint", "custom_batching", "float0", "sharding", "typing", "stages", "profiler",
+    "dlpack", "pmap", "shard_map",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -63,16 +64,22 @@ __dir__ = _public_dir(__all__)
 # import optim``), as SciPy loads its subpackages: together they are about a fifth of
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
-              "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching")
+              "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching",
+              "sharding", "typing", "stages", "profiler", "dlpack")
+# Transformations that load with their module on first use: ``fungrad.pmap``.
+_FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map"}
 # ``jax.process_index()``/``process_count()``: the job's ranks, from ``fungrad.distributed``
 # (which loads mpi4py, so only when asked).
 _FROM_DISTRIBUTED = ("process_index", "process_count")
 
 
 def __getattr__(name: str):
-    """``fungrad.<library>``: import the library on first access (PEP 562)."""
+    """``fungrad.<library>`` (and ``fungrad.pmap``, ``process_index``, ...): import the
+    library or the function's module on first access (PEP 562)."""
     if name in _LIBRARIES:
         return _importlib.import_module(f"{__name__}.{name}")
+    if name in _FROM_MODULES:
+        return getattr(_importlib.import_module(f"{__name__}.{_FROM_MODULES[name]}"), name)
     if name in _FROM_DISTRIBUTED:
         return getattr(_importlib.import_module(f"{__name__}.distributed"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

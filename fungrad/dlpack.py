@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.dlpack``'s counterpart, being written."""

@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.profiler``'s counterpart, being written."""

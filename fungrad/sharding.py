@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.sharding``'s counterpart, being written."""

@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.stages``'s counterpart, being written."""

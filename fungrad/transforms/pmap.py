@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.pmap``'s counterpart, being written."""

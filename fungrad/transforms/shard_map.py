@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.shard_map``'s counterpart, being written."""

@@ -1,0 +1,1 @@
+"""Placeholder: ``jax.typing``'s counterpart, being written."""
