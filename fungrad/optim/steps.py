@@ -17,7 +17,7 @@ from fungrad.optim._base import (NO_PARAMS_MSG, GradientTransformation, ScalarOr
                                  Updates, chain, global_norm, init_empty_state, tree_cast)
 from fungrad.optim.alias import sgd
 from fungrad.optim.combine import masked
-from fungrad.optim.transform import (_abs_sq, _moment, _safe_norm, add_decayed_weights, scale,
+from fungrad.optim.transform import (_abs_sq, _moment, safe_norm, add_decayed_weights, scale,
                                      scale_by_adam, scale_by_learning_rate,
                                      scale_by_param_block, scale_by_trust_ratio, trace)
 from fungrad.transforms.api import vmap
@@ -35,7 +35,7 @@ __all__ = [
 
 def scale_by_param_block_norm(min_scale: float = 1e-3) -> GradientTransformation:
     """Scale each update by the L2 norm of its parameter block (at least ``min_scale``)."""
-    return scale_by_param_block(_safe_norm, min_scale)
+    return scale_by_param_block(safe_norm, min_scale)
 
 
 def lars(learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule = 0.0,

@@ -2,7 +2,7 @@
 ``ema``, ``clip*``, ``zero_nans``. Each state NamedTuple sits above the function that makes it."""
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -218,10 +218,37 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99,
     return GradientTransformation(init, update)
 
 
-def _safe_norm(x: Any, min_norm: float) -> Any:
-    norm = jnp.linalg.norm(x)
+def safe_norm(x: Any, min_norm: Any, ord: Union[int, float, str, None] = None,  # noqa: A002
+              axis: Union[None, int, tuple[int, ...]] = None, keepdims: bool = False) -> Any:
+    """``max(jnp.linalg.norm(x, ord, axis), min_norm)`` with a gradient of 0, not NaN, where
+    the norm is at most ``min_norm``.
+
+    ``jnp.maximum(jnp.linalg.norm(x), min_norm)`` differentiates both branches, and the
+    norm's derivative at ``x = 0`` is NaN; here ``x`` is replaced by ones where its norm is
+    at most ``min_norm`` before the norm is taken, so that branch stays finite.
+
+    Args:
+        x: the array.
+        min_norm: the lower bound of the result.
+        ord: the order of the norm, as ``jnp.linalg.norm``'s.
+        axis: the axes reduced, as ``jnp.linalg.norm``'s (None: all of them).
+        keepdims: keep the reduced axes with size one.
+
+    Returns:
+        The norm, at least ``min_norm``.
+
+    Example:
+        >>> import fungrad
+        >>> import fungrad.numpy as jnp
+        >>> from fungrad import optim
+        >>> fungrad.grad(lambda x: optim.safe_norm(x, 1e-6))(jnp.zeros(2))
+        Array([0., 0.], dtype=float32)
+    """
+    norm = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=True)
     x = jnp.where(norm <= min_norm, jnp.ones_like(x), x)
-    return jnp.where(norm <= min_norm, min_norm, jnp.linalg.norm(x))
+    norm = norm if keepdims else jnp.squeeze(norm, axis=axis)
+    masked_norm = jnp.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    return jnp.where(norm <= min_norm, min_norm, masked_norm)
 
 
 def scale_by_trust_ratio(min_norm: float = 0.0, trust_coefficient: float = 1.0,
@@ -232,7 +259,7 @@ def scale_by_trust_ratio(min_norm: float = 0.0, trust_coefficient: float = 1.0,
             raise ValueError(NO_PARAMS_MSG)
 
         def one(u, p):
-            p_norm, u_norm = _safe_norm(p, min_norm), _safe_norm(u, min_norm)
+            p_norm, u_norm = safe_norm(p, min_norm), safe_norm(u, min_norm)
             ratio = trust_coefficient * p_norm / (u_norm + eps)
             zero = jnp.logical_or(p_norm == 0.0, u_norm == 0.0)
             return u * jnp.where(zero, jnp.array(1.0, dtype=p.dtype), ratio)
