@@ -2,10 +2,14 @@
 
 ``init(params) -> state`` and ``update(updates, state, params=None) -> (updates, state)``.
 Optimiser state is a pytree, so it passes through ``jit``, donation and checkpoints.
+Transformations that need more than the gradients (the objective's value, a function to
+evaluate it) take it as keyword arguments after ``params``: optax's *extra args*, which
+``chain`` hands to the transformations that accept them.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Union
+import inspect
+from typing import Any, Callable, NamedTuple, Optional, Protocol, Union
 
 import numpy as np
 
@@ -20,10 +24,51 @@ Schedule = Callable[[Any], Any]
 ScalarOrSchedule = Union[float, Any, Schedule]
 
 
+class TransformInitFn(Protocol):
+    """The type of ``init``: the initial state built from (an example of) the parameters."""
+
+    def __call__(self, params: Params) -> OptState:
+        """The initial state of the transformation for ``params``."""
+
+
+class TransformUpdateFn(Protocol):
+    """The type of ``update``: the transformed updates and the new state, from the updates,
+    the state and (for transformations that read them) the current parameters."""
+
+    def __call__(self, updates: Updates, state: OptState, params: Optional[Params] = None
+                 ) -> tuple[Updates, OptState]:
+        """The transformed ``updates`` and the new state."""
+
+
+class TransformUpdateExtraArgsFn(Protocol):
+    """The type of an ``update`` that also takes keyword arguments (optax's extra args).
+
+    It accepts any keyword and ignores those it does not use; the ones it needs are
+    keyword-only, so that leaving one out is an error naming it::
+
+        def update(updates, state, params=None, *, value, **extra_args): ...
+    """
+
+    def __call__(self, updates: Updates, state: OptState, params: Optional[Params] = None,
+                 **extra_args: Any) -> tuple[Updates, OptState]:
+        """The transformed ``updates`` and the new state."""
+
+
 class GradientTransformation(NamedTuple):
     """``init(params) -> state``; ``update(updates, state, params=None) -> (updates, state)``."""
-    init: Callable[[Params], OptState]
-    update: Callable[..., tuple[Updates, OptState]]
+    init: TransformInitFn
+    update: TransformUpdateFn
+
+
+class GradientTransformationExtraArgs(GradientTransformation):
+    """A ``GradientTransformation`` whose ``update`` takes keyword arguments after
+    ``params`` (``value=``, ``grad=``, ``value_fn=``, ...) and ignores those it does not use.
+
+    Line searches need the objective's value and a function to evaluate it, Polyak's step
+    size the value: such transformations are of this type, and ``chain`` of them is too.
+    Without extra arguments its ``update`` is called as any other.
+    """
+    update: TransformUpdateExtraArgsFn
 
 
 class EmptyState(NamedTuple):
@@ -101,24 +146,85 @@ def _atom_name(t: GradientTransformation) -> str:
     return getattr(t.update, "__qualname__", "update").split(".<locals>")[0]
 
 
-def chain(*transforms: GradientTransformation) -> GradientTransformation:
+def keyword_names(fn: Callable) -> Optional[frozenset[str]]:
+    """The names ``fn`` accepts as keyword arguments, or None when it takes ``**kwargs``
+    (any name); no names when its signature cannot be read."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def split_keywords(fn: Callable, kwargs: dict[str, Any]
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``kwargs`` split into those ``fn`` accepts and the others."""
+    names = keyword_names(fn)
+    if names is None:
+        return dict(kwargs), {}
+    return ({k: v for k, v in kwargs.items() if k in names},
+            {k: v for k, v in kwargs.items() if k not in names})
+
+
+def with_extra_args_support(tx: GradientTransformation) -> GradientTransformationExtraArgs:
+    """``tx`` as a ``GradientTransformationExtraArgs``: its ``update`` takes any keyword
+    arguments and passes on only those the original ``update`` names (``value`` for
+    ``scale_by_polyak``), all of them when it takes ``**kwargs``, none otherwise.
+
+    A transformation that is already a ``GradientTransformationExtraArgs`` is returned as
+    is. ``chain`` wraps its parts so, which lets one call pass ``value=`` or ``value_fn=``
+    to a chain where only some parts use them.
+
+    Example:
+        >>> from fungrad import optim
+        >>> from fungrad.optim._base import with_extra_args_support
+        >>> tx = with_extra_args_support(optim.scale(2.0))
+        >>> tx.update(1.0, tx.init(1.0), value=3.0)[0]
+        2.0
+    """
+    if isinstance(tx, GradientTransformationExtraArgs):
+        return tx
+
+    def update(updates, state, params=None, **extra_args):
+        return tx.update(updates, state, params, **split_keywords(tx.update, extra_args)[0])
+    return GradientTransformationExtraArgs(tx.init, update)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformationExtraArgs:
     """Apply transformations in sequence; the state is the tuple of their states.
+
+    Keyword arguments of ``update`` after ``params`` (optax's extra args, such as the
+    objective's ``value`` for ``polyak_sgd`` or ``value``, ``grad`` and ``value_fn`` for a
+    line search) reach every transformation that accepts them and are dropped for the
+    others (see ``with_extra_args_support``).
 
     When a transformation fails, ``check_trees`` says whether the gradients do not
     match its state or the parameters (the usual cause) instead of the error of a
     tree map deep inside.
-    """
-    def init(params):
-        return tuple(t.init(params) for t in transforms)
 
-    def update(updates, state, params=None):
+    Example (Polyak's step size reads the objective's value):
+        >>> from fungrad import optim
+        >>> opt = optim.chain(optim.scale(0.1), optim.polyak_sgd())
+        >>> updates, state = opt.update(0.7, opt.init(0.5), 0.7, value=1.0)
+        >>> round(float(updates), 6)
+        -0.07
+    """
+    parts = [with_extra_args_support(t) for t in transforms]
+
+    def init(params):
+        return tuple(t.init(params) for t in parts)
+
+    def update(updates, state, params=None, **extra_args):
         if len(state) != len(transforms):
             raise ValueError(f"chain: expected a state of {len(transforms)} parts, "
                              f"got {len(state)}")
         new_state = []
-        for t, s in zip(transforms, state):
+        for t, part, s in zip(transforms, parts, state):
             try:
-                updates, s = t.update(updates, s, params)
+                updates, s = part.update(updates, s, params, **extra_args)
             except (UpdateStructureError, UpdateShapeError):
                 raise  # already diagnosed by a chain inside this one
             except (ValueError, TypeError):
@@ -126,7 +232,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
                 raise
             new_state.append(s)
         return updates, tuple(new_state)
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
