@@ -1,4 +1,6 @@
 """fungrad.optim against optax, step for step, on the same gradients."""
+import functools
+
 import jax
 import jax.numpy as jnp_ref
 import numpy as np
@@ -85,6 +87,55 @@ def test_multisteps_accumulates_like_optax():
         assert_same(fg_u, ox_u, check_weak=False)
         assert bool(fg_opt.has_updated(fg_s)) == bool(ox_opt.has_updated(ox_s))
 
+
+
+def _nan_at(step: int, bad_step: int) -> dict:
+    g = _grads(step)
+    if step == bad_step:
+        g = {**g, "b": np.full_like(g["b"], np.nan)}
+    return g
+
+
+@pytest.mark.parametrize("skip", ["skip_not_finite", "skip_large_updates"])
+def test_multisteps_skips_updates_like_optax(skip):
+    make = lambda m: (m.skip_not_finite if skip == "skip_not_finite" else  # noqa: E731
+                      functools.partial(m.skip_large_updates, max_squared_norm=1e3))
+    fg_opt = optim.MultiSteps(optim.adam(1e-2), 3, should_skip_update_fn=make(optim))
+    ox_opt = optax.MultiSteps(optax.adam(1e-2), 3, should_skip_update_fn=make(optax))
+    fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
+    fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
+    assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
+    for step in range(8):
+        g = _nan_at(step, 4) if skip == "skip_not_finite" else {
+            k: v * (100.0 if step == 4 else 1.0) for k, v in _grads(step).items()}
+        fg_u, fg_s = fungrad.jit(fg_opt.update)(to_fg(g), fg_s, fg_p)
+        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p)
+        assert_same(fg_u, ox_u, check_weak=False)
+        assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
+        fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
+
+
+def test_multisteps_accumulator_dtype_and_extra_args_like_optax():
+    make = lambda m: m.MultiSteps(m.polyak_sgd(), 2, use_grad_mean=False,  # noqa: E731
+                                  accumulator_dtype=jnp.bfloat16)
+    fg_opt, ox_opt = make(optim), make(optax)
+    fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
+    fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
+    assert fg_s.acc_grads["w"].dtype == jnp.bfloat16
+    for step in range(5):
+        g = _grads(step)
+        fg_u, fg_s = fg_opt.update(to_fg(g), fg_s, fg_p, value=np.float32(2.5 + step))
+        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p, value=np.float32(2.5 + step))
+        assert_same(fg_u, ox_u, check_weak=False)
+        assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
+
+
+def test_multisteps_rejects_a_non_boolean_skip():
+    opt = optim.MultiSteps(optim.sgd(0.1), 2, should_skip_update_fn=lambda u, s, p: (1.0, ()))
+    params = to_fg(PARAMS)
+    with pytest.raises(ValueError, match="MultiSteps: should_skip_update_fn must return a "
+                                         "boolean scalar"):
+        opt.update(to_fg(_grads(0)), opt.init(params), params)
 
 SCHEDULES = [
     lambda m: m.constant_schedule(0.3),

@@ -8,7 +8,8 @@ from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
 import fungrad.numpy as jnp
 from fungrad import lax, tree
-from fungrad.optim._base import GradientTransformation, safe_increment, zeros_count
+from fungrad.optim._base import (GradientTransformation, GradientTransformationExtraArgs,
+                                 safe_increment, with_extra_args_support, zeros_count)
 
 
 class MaskedState(NamedTuple):
@@ -73,62 +74,100 @@ def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
 
 class MultiStepsState(NamedTuple):
     """``MultiSteps``' state: the call within the current accumulation (``mini_step``), the
-    number of applied updates (``gradient_step``), the inner optimiser's state and the
-    accumulated gradients."""
+    number of applied updates (``gradient_step``), the inner optimiser's state, the
+    accumulated gradients, and what ``should_skip_update_fn`` said of the last call
+    (``skip_state``)."""
 
     mini_step: Any
     gradient_step: Any
     inner_opt_state: Any
     acc_grads: Any
+    skip_state: Any = ()
+
+
+def _never_skip(updates: Any, gradient_step: Any, params: Any) -> tuple[Any, tuple]:
+    return jnp.array(False), ()
 
 
 class MultiSteps:
     """Gradient accumulation: apply ``opt`` once every ``every_k_schedule`` calls.
 
     Between applications the updates are zeros and gradients are averaged (or summed
-    with ``use_grad_mean=False``) into ``acc_grads``.
+    with ``use_grad_mean=False``) into ``acc_grads``, kept in ``accumulator_dtype``.
+    ``should_skip_update_fn(updates, gradient_step, params) -> (skip, skip_state)`` (such as
+    ``skip_not_finite`` or ``skip_large_updates``) can reject a call's gradients: the state
+    is then left as if the call had not happened, and the updates are zeros. Keyword
+    arguments of ``update`` reach the inner optimiser where it takes them, as in ``chain``.
     """
 
     def __init__(self, opt: GradientTransformation, every_k_schedule: int | Callable,
-                 use_grad_mean: bool = True) -> None:
-        self._opt = opt
+                 use_grad_mean: bool = True,
+                 should_skip_update_fn: Callable[..., tuple[Any, Any]] | None = None,
+                 accumulator_dtype: Any = jnp.float32) -> None:
+        self._opt = with_extra_args_support(opt)
         self._every_k = (every_k_schedule if callable(every_k_schedule)
                          else (lambda step: every_k_schedule))
         self._use_grad_mean = use_grad_mean
+        self._should_skip = should_skip_update_fn or _never_skip
+        self._accumulator_dtype = jnp.dtype(accumulator_dtype)
+
+    @property
+    def inner_opt(self) -> GradientTransformation:
+        """The optimiser applied every k calls."""
+        return self._opt
 
     def init(self, params: Any) -> MultiStepsState:
         """The initial state: counters at zero, zero accumulators, the inner ``init``."""
-        return MultiStepsState(zeros_count(), zeros_count(), self._opt.init(params),
-                               tree.map(jnp.zeros_like, params))
+        gradient_step = zeros_count()
+        _, skip_state = self._should_skip(tree.map(jnp.zeros_like, params), gradient_step,
+                                          params)
+        return MultiStepsState(zeros_count(), gradient_step, self._opt.init(params),
+                               tree.map(lambda p: jnp.zeros_like(p, self._accumulator_dtype),
+                                        params), skip_state)
 
-    def update(self, updates: Any, state: MultiStepsState, params: Any = None):
+    def update(self, updates: Any, state: MultiStepsState, params: Any = None,
+               **extra_args: Any) -> tuple[Any, MultiStepsState]:
         """Accumulate ``updates``; on every k-th call apply the inner optimiser to the
         accumulated gradients and return its updates, otherwise zeros."""
+        skip, skip_state = self._should_skip(updates, state.gradient_step, params)
+        skip = jnp.asarray(skip)
+        if (skip.dtype, skip.shape) != (jnp.dtype(bool), ()):
+            raise ValueError("MultiSteps: should_skip_update_fn must return a boolean scalar "
+                             f"array, but it returned an array of dtype {skip.dtype} and "
+                             f"shape {skip.shape}")
         k = self._every_k(state.gradient_step)
         if self._use_grad_mean:
             acc = tree.map(lambda u, a: a + (u - a) / (state.mini_step + 1).astype(a.dtype),
                            updates, state.acc_grads)
         else:
             acc = tree.map(lambda u, a: a + u, updates, state.acc_grads)
-        emit = state.mini_step == k - 1
+        stored = tree.map(lambda a: a.astype(self._accumulator_dtype), acc)
+        zeros = tree.map(jnp.zeros_like, updates)
 
-        def final(_):
-            new_updates, inner = self._opt.update(acc, state.inner_opt_state, params)
+        def final(_):  # the inner optimiser gets the sum before it is rounded to be stored
+            new_updates, inner = self._opt.update(
+                tree.map(lambda a, u: a.astype(u.dtype), acc, updates), state.inner_opt_state,
+                params, **extra_args)
             return new_updates, MultiStepsState(zeros_count(), safe_increment(state.gradient_step),
-                                                inner, tree.map(jnp.zeros_like, acc))
+                                                inner, tree.map(jnp.zeros_like, stored),
+                                                skip_state)
 
         def mid(_):
-            return tree.map(jnp.zeros_like, updates), MultiStepsState(
-                safe_increment(state.mini_step), state.gradient_step, state.inner_opt_state, acc)
-        return lax.cond(emit, final, mid, None)
+            return zeros, MultiStepsState(safe_increment(state.mini_step), state.gradient_step,
+                                          state.inner_opt_state, stored, skip_state)
+
+        def skipped(_):
+            return zeros, state._replace(skip_state=skip_state)
+        branch = jnp.where(skip, 2, (state.mini_step == k - 1).astype(jnp.int32))
+        return lax.switch(branch, (mid, final, skipped), None)
 
     def has_updated(self, state: MultiStepsState) -> Any:
         """Whether the last ``update`` applied the inner optimiser (a boolean array)."""
         return jnp.logical_and(state.mini_step == 0, state.gradient_step > 0)
 
-    def gradient_transformation(self) -> GradientTransformation:
+    def gradient_transformation(self) -> GradientTransformationExtraArgs:
         """``(init, update)`` as a ``GradientTransformation``, to chain or wrap further."""
-        return GradientTransformation(self.init, self.update)
+        return GradientTransformationExtraArgs(self.init, self.update)
 
 
 class InjectHyperparamsState(NamedTuple):
