@@ -42,6 +42,8 @@ PUBLIC_MODULES = (
     "fungrad.scipy.ndimage", "fungrad.scipy.interpolate", "fungrad.image", "fungrad.ops",
     "fungrad.dtypes",
     "fungrad.scipy.fft", "fungrad.scipy.signal", "fungrad.scipy.integrate",
+    "fungrad.scipy.spatial", "fungrad.scipy.spatial.transform", "fungrad.scipy.cluster",
+    "fungrad.scipy.cluster.vq",
     "fungrad.scipy.stats", *(f"fungrad.scipy.stats.{name}" for name in STATS),
     "fungrad.tree", "fungrad.tree_util", "fungrad.flatten_util", "fungrad.custom_derivatives",
     "fungrad.ad_checkpoint",
