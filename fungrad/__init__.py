@@ -22,12 +22,18 @@ from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
 from fungrad.callbacks import pure_callback  # noqa: E402
-from fungrad.runtime import (block_until_ready, clear_caches, debug_infs,  # noqa: E402
+from fungrad.runtime import (Device, block_until_ready, check_tracer_leaks,  # noqa: E402
+                             checking_leaks, clear_caches, copy_to_host_async, debug_infs,
                              debug_nans, default_backend, default_device,
                              default_matmul_precision, device_count, device_get,
-                             enable_x64, ensure_compile_time_eval, local_device_count,
-                             local_devices, log_compiles, named_call, named_scope,
-                             numpy_rank_promotion, print_environment_info, typeof)
+                             effects_barrier, enable_x64, ensure_compile_time_eval, live_arrays,
+                             local_device_count, local_devices, log_compiles,
+                             make_array_from_callback, make_array_from_process_local_data,
+                             make_array_from_single_device_arrays, named_call, named_scope,
+                             numpy_dtype_promotion, numpy_rank_promotion,
+                             print_environment_info, transfer_guard,
+                             transfer_guard_device_to_device, transfer_guard_device_to_host,
+                             transfer_guard_host_to_device, typeof)
 from fungrad.transforms.closures import closure_convert, custom_gradient, linear_transpose  # noqa: E402,E501
 
 from fungrad import errors  # noqa: E402
@@ -49,13 +55,17 @@ __all__ = [
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     "log_compiles", "default_matmul_precision", "debug_nans", "debug_infs",
-    "numpy_rank_promotion",
-    "process_index", "process_count",
+    "numpy_rank_promotion", "numpy_dtype_promotion", "transfer_guard",
+    "transfer_guard_host_to_device", "transfer_guard_device_to_host",
+    "transfer_guard_device_to_device", "check_tracer_leaks", "checking_leaks", "Device",
+    "live_arrays", "copy_to_host_async", "effects_barrier", "make_array_from_callback",
+    "make_array_from_single_device_arrays", "make_array_from_process_local_data",
+    "process_index", "process_count", "process_indices", "host_id", "host_count", "host_ids",
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
     "ad_checkpoint", "custom_batching", "float0", "sharding", "typing", "stages", "profiler",
-    "dlpack", "pmap", "shard_map",
+    "dlpack", "pmap", "shard_map", "P", "NamedSharding", "make_mesh", "set_mesh",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -67,10 +77,13 @@ _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", 
               "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching",
               "sharding", "typing", "stages", "profiler", "dlpack")
 # Transformations that load with their module on first use: ``fungrad.pmap``.
-_FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map"}
+_FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map",
+                 "P": "sharding", "NamedSharding": "sharding", "make_mesh": "sharding",
+                 "set_mesh": "sharding"}
 # ``jax.process_index()``/``process_count()``: the job's ranks, from ``fungrad.distributed``
 # (which loads mpi4py, so only when asked).
-_FROM_DISTRIBUTED = ("process_index", "process_count")
+_FROM_DISTRIBUTED = ("process_index", "process_count", "process_indices", "host_id",
+                     "host_count", "host_ids")
 
 
 def __getattr__(name: str):

@@ -8,9 +8,16 @@ import os
 import re
 from typing import Any, Callable
 
-_BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit", "debug_nans", "debug_infs")
+_BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit", "debug_nans", "debug_infs",
+               "check_tracer_leaks")
 _DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
-_CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise")}
+# JAX's transfer guard levels: "log"/"disallow" concern implicit transfers only, the
+# "_explicit" levels explicit ones (device_put, device_get) too
+TRANSFER_GUARD_LEVELS = ("allow", "log", "disallow", "log_explicit", "disallow_explicit")
+TRANSFER_DIRECTIONS = ("host_to_device", "device_to_host", "device_to_device")
+_CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise"),
+                 "numpy_dtype_promotion": ("standard", "strict"),
+                 **{f"transfer_guard_{d}": TRANSFER_GUARD_LEVELS for d in TRANSFER_DIRECTIONS}}
 
 
 def _env_num_cpu_devices() -> int:
@@ -42,6 +49,16 @@ class Config:
             different ranks (0-d aside) against each other: ``"allow"`` (the default),
             ``"warn"`` or ``"raise"``, as JAX's flag. Environment:
             ``FUNGRAD_NUMPY_RANK_PROMOTION``.
+        numpy_dtype_promotion: ``"standard"`` (JAX's promotion lattice) or ``"strict"``
+            (operands of different dtypes are a ``TypePromotionError``; Python scalars still
+            combine with arrays of their kind).
+        transfer_guard_host_to_device / transfer_guard_device_to_host /
+            transfer_guard_device_to_device: what a transfer in that direction does:
+            ``"allow"`` (the default), ``"log"`` or ``"disallow"`` implicit ones, or
+            ``"log_explicit"``/``"disallow_explicit"`` explicit ones as well.
+            ``update("transfer_guard", level)`` sets all three (``jax_transfer_guard``).
+        check_tracer_leaks: accepted as JAX's flag; fungrad checks for escaped tracers
+            whatever its value (see ``fungrad.check_tracer_leaks``).
         default_device: where uncommitted arrays and computations go: a ``Device``, a
             platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
             first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
@@ -55,6 +72,8 @@ class Config:
     """
 
     def __init__(self) -> None:
+        self._hooks: dict[str, list[Callable[[], Any]]] = {
+            "default_device": [], "enable_x64": [], "numpy_dtype_promotion": []}
         self.enable_x64 = os.environ.get("FUNGRAD_ENABLE_X64", "0") not in ("0", "", "false")
         self.log_compiles = False
         self.disable_jit = False
@@ -63,21 +82,30 @@ class Config:
         self.numpy_rank_promotion = "allow"
         self.update("numpy_rank_promotion",
                     os.environ.get("FUNGRAD_NUMPY_RANK_PROMOTION", "allow"))
+        self.numpy_dtype_promotion = "standard"
+        self.transfer_guard_host_to_device = "allow"
+        self.transfer_guard_device_to_host = "allow"
+        self.transfer_guard_device_to_device = "allow"
+        self.check_tracer_leaks = False
         self.default_device: Any = os.environ.get("FUNGRAD_DEFAULT_DEVICE") or None
         self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
         self.num_cpu_devices = _env_num_cpu_devices()
         self.devices_listed = False  # set by the backends once the device list is fixed
-        self._hooks: dict[str, list[Callable[[], Any]]] = {"default_device": [], "enable_x64": []}
 
     def on_change(self, flag: str, hook: Callable[[], Any]) -> None:
-        """Call ``hook()`` after every change of ``flag`` (``default_device`` or
-        ``enable_x64``): the modules below that derive state from a flag (the backends,
-        the dtype tables) keep it up to date this way, without this module importing them."""
+        """Call ``hook()`` after every change of ``flag`` (``default_device``,
+        ``enable_x64`` or ``numpy_dtype_promotion``): the modules below that derive state
+        from a flag (the backends, the dtype tables) keep it up to date this way, without
+        this module importing them."""
         self._hooks[flag].append(hook)
 
     def update(self, name: str, value: Any) -> None:
         """Set a flag. Accepts JAX's ``jax_`` prefixed names too."""
         key = name[4:] if name.startswith("jax_") else name
+        if key == "transfer_guard":
+            for direction in TRANSFER_DIRECTIONS:
+                self.update(f"transfer_guard_{direction}", value)
+            return
         if key in _DEVICE_FLAGS:
             self._update_device_flag(name, key, value)
             return
@@ -86,10 +114,10 @@ class Config:
                 raise ValueError(f"config.update: {name} must be one of "
                                  f"{', '.join(map(repr, _CHOICE_FLAGS[key]))}; got {value!r}")
             setattr(self, key, value)
-            return
-        if key not in _BOOL_FLAGS:
+        elif key in _BOOL_FLAGS:
+            setattr(self, key, bool(value))
+        else:
             raise ValueError(f"config.update: unknown flag {name!r}")
-        setattr(self, key, bool(value))
         for hook in self._hooks.get(key, ()):
             hook()
 

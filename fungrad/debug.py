@@ -1,4 +1,6 @@
-"""Run-time debugging inside transformed functions: ``debug.print`` and ``debug.callback``.
+"""Run-time debugging inside transformed functions: ``debug.print``, ``debug.log``,
+``debug.breakpoint`` and ``debug.callback``; and where arrays live
+(``inspect_array_sharding``, ``visualize_array_sharding``).
 
 Python side effects inside ``jit`` happen once, while tracing. These functions
 stage an effectful primitive, ``debug_callback_p``, that calls back into Python
@@ -10,10 +12,16 @@ the primal values only.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Callable
+import copy
+import functools
+import logging
+import pdb
+import sys
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fungrad import backends
 from fungrad import tree as tree_util
 from fungrad._core import core
 from fungrad._core.array import Array
@@ -23,7 +31,8 @@ from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax._prim import as_operand
 
-__all__ = ["print", "callback", "debug_callback_p"]
+__all__ = ["print", "log", "breakpoint", "callback", "debug_callback_p",
+           "inspect_array_sharding", "visualize_array_sharding", "visualize_sharding"]
 __dir__ = public_dir(__all__)
 
 
@@ -103,3 +112,124 @@ def print(fmt: str, *args: Any, ordered: bool = False, **kwargs: Any) -> None:  
       x = [0 1 2]
     """
     callback(lambda *a, **k: builtins.print(fmt.format(*a, **k)), *args, ordered=ordered, **kwargs)
+
+
+logger = logging.getLogger("fungrad.debug")
+
+
+def log(fmt: str | None = None, *args: Any, ordered: bool = False, **kwargs: Any
+        ) -> Callable[..., None] | None:
+    """Log ``fmt.format(*args, **kwargs)`` at INFO level to the ``"fungrad.debug"`` logger
+    when the computation runs (``jax.debug.log``), as from the line that called ``log``.
+
+    Without ``fmt`` it returns the function to call with it (JAX's two-call form,
+    ``debug.log(ordered=True)("x = {}", x)``).
+
+    Example:
+      >>> import logging, sys, fungrad, fungrad.numpy as jnp
+      >>> log = logging.getLogger("fungrad.debug")
+      >>> handler = logging.StreamHandler(sys.stdout)
+      >>> log.addHandler(handler); log.setLevel(logging.INFO)
+      >>> _ = fungrad.jit(lambda x: (fungrad.debug.log("x = {}", x), x)[1])(jnp.arange(3))
+      x = [0 1 2]
+      >>> log.removeHandler(handler); log.setLevel(logging.NOTSET)
+    """
+    if fmt is None:
+        return functools.partial(log, ordered=ordered)
+    caller = sys._getframe(1)
+    record = logger.makeRecord(logger.name, logging.INFO, caller.f_code.co_filename,
+                               caller.f_lineno, "", (), None)
+
+    def emit(*values: Any, **named: Any) -> None:
+        if logger.isEnabledFor(logging.INFO):
+            message = copy.copy(record)
+            message.msg = fmt.format(*values, **named)
+            logger.handle(message)
+    callback(emit, *args, ordered=ordered, **kwargs)
+    return None
+
+
+def breakpoint(*, backend: str | None = None, filter_frames: bool = True,  # noqa: A001
+               num_frames: int | None = None, ordered: bool = False, token: Any = None,
+               **kwargs: Any) -> Any:
+    """Stop in the Python debugger (pdb) when the computation reaches this line, with the
+    calling function's variables holding their concrete values (``jax.debug.breakpoint``).
+
+    Eagerly it stops at once; inside ``jit`` it stops every time the compiled code runs
+    (once per batch member under ``vmap``), the traced variables as host NumPy arrays.
+    pdb's commands inspect them (``p x``, ``pp``, ``l``) and ``c`` goes on. The debugger
+    sees the calling frame only (JAX's shows the frames above it too); ``backend``,
+    ``filter_frames``, ``num_frames`` and ``kwargs`` are accepted for JAX's signature.
+
+    Returns:
+        ``token`` unchanged (JAX orders the stop after the computation of ``token``;
+        fungrad runs callbacks in program order anyway).
+
+    Raises:
+        ValueError: both ``ordered`` and ``token`` are given.
+    """
+    if token is not None and ordered:
+        raise ValueError("`ordered` and `token` are mutually exclusive arguments.")
+    caller = sys._getframe(1)
+    where = compile("\n" * (caller.f_lineno - 1) + "pass", caller.f_code.co_filename, "exec")
+    names = caller.f_globals
+    variables = dict(caller.f_locals)
+    del caller
+    arrays = {k: v for k, v in variables.items() if isinstance(v, (Array, core.Tracer))}
+    others = {k: v for k, v in variables.items() if k not in arrays}
+
+    def stop(values: dict) -> None:
+        pdb.Pdb().run(where, names, {**others, **values})
+    callback(stop, arrays, ordered=ordered)
+    return token
+
+
+def _sharding_of(x: Any) -> Any:
+    """The sharding of an array; a traced value's is the default device's (where a jitted
+    function runs unless its arguments are committed elsewhere)."""
+    if isinstance(x, Array):
+        return x.sharding
+    return backends.SingleDeviceSharding(backends.default_device())
+
+
+def inspect_array_sharding(value: Any, *, callback: Callable[[Any], None]) -> None:
+    """Call ``callback`` with the sharding of each array of the pytree ``value``
+    (``jax.debug.inspect_array_sharding``): a ``SingleDeviceSharding``, fungrad arrays
+    living on one device. It is called at once, eagerly and while a jitted function is
+    traced (JAX calls it when the function is compiled)."""
+    for leaf in tree_util.leaves(value):
+        callback(_sharding_of(leaf))
+
+
+def visualize_sharding(shape: Sequence[int], sharding: Any, *, use_color: bool = True,
+                       scale: float = 1.0, min_width: int = 9, max_width: int = 80,
+                       color_map: Any = None) -> None:
+    """Print how an array of ``shape`` is laid out over the devices of ``sharding``
+    (``jax.debug.visualize_sharding``): one box naming its device, ``CPU 0``, as JAX draws
+    an array on one device (its box is drawn to the array's proportions; the layout
+    options are accepted).
+
+    Raises:
+        ValueError: ``shape`` does not have 1 or 2 dimensions (as in JAX).
+    """
+    if not 1 <= len(shape) <= 2:
+        raise ValueError("`visualize_sharding` only works for shapes with 1 and 2 dimensions.")
+    devices = getattr(sharding, "device_set", None) or {backends.as_device(sharding,
+                                                                            "visualize_sharding")}
+    label = ", ".join(sorted(f"{d.platform.upper()} {d.id}" for d in devices))
+    rule = "\u2500" * (len(label) + 2)
+    builtins.print(f"\u250c{rule}\u2510\n\u2502 {label} \u2502\n\u2514{rule}\u2518")
+
+
+def visualize_array_sharding(arr: Any, **kwargs: Any) -> None:
+    """Print the layout of ``arr`` over its devices (``jax.debug.visualize_array_sharding``;
+    ``kwargs`` go to ``visualize_sharding``).
+
+    Example:
+      >>> import fungrad, fungrad.numpy as jnp
+      >>> fungrad.debug.visualize_array_sharding(jnp.ones(8))
+      ┌───────┐
+      │ CPU 0 │
+      └───────┘
+    """
+    inspect_array_sharding(arr, callback=lambda s: visualize_sharding(arr.shape, s, **kwargs))

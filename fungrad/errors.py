@@ -10,10 +10,12 @@ import numpy as np
 
 from fungrad._core.namespace import public_dir
 
-__all__ = ["TypePromotionError", "FungradTypeError", "ConcretizationTypeError",
+__all__ = ["TypePromotionError", "FungradTypeError", "JAXTypeError", "ConcretizationTypeError",
            "TracerBoolConversionError",
            "TracerIntegerConversionError", "TracerArrayConversionError", "UnexpectedTracerError",
-           "AxisError", "ResourceExhaustedError", "MissingRuleError"]
+           "KeyReuseError", "JAXIndexError", "NonConcreteBooleanIndexError", "AxisError",
+           "JaxRuntimeError", "ResourceExhaustedError", "MissingRuleError", "JaxprTypeError",
+           "InconclusiveDimensionOperation"]
 __dir__ = public_dir(__all__)
 
 
@@ -23,7 +25,11 @@ class TypePromotionError(TypeError, ValueError):
 
 
 class FungradTypeError(TypeError):
-    """Base class of the tracing errors below (a ``TypeError`` as in JAX)."""
+    """Base class of the tracing errors below (a ``TypeError`` as in JAX, where it is
+    ``JAXTypeError``: both names are this class)."""
+
+
+JAXTypeError = FungradTypeError
 
 
 class ConcretizationTypeError(FungradTypeError):
@@ -79,6 +85,34 @@ class UnexpectedTracerError(FungradTypeError):
             "closure or an attribute) and used outside it; return it as an output instead.")
 
 
+class KeyReuseError(FungradTypeError):
+    """A PRNG key was used twice (``jax.errors.KeyReuseError``).
+
+    JAX raises it only under ``jax_debug_key_reuse``; fungrad does not track key use, so
+    it never raises it. The class exists so that ``except KeyReuseError`` clauses work.
+    """
+
+
+class JAXIndexError(IndexError):
+    """Base class of fungrad's indexing errors (``jax.errors.JAXIndexError``)."""
+
+
+class NonConcreteBooleanIndexError(JAXIndexError):
+    """A boolean mask used as an index was traced: the result's shape would depend on
+    the mask's values, which ``jit``/``vmap`` do not know.
+
+    Fix: ``jnp.where(mask, x, fill)`` keeps the shape; ``x[jnp.nonzero(mask, size=n)]``
+    takes a fixed number ``n`` of elements.
+    """
+
+    def __init__(self, aval_str: str) -> None:
+        super().__init__(
+            f"array boolean indices must be concrete; got a traced {aval_str}. The shape of "
+            "x[mask] depends on the values of mask, which are unknown under jit/vmap. Use "
+            "jnp.where(mask, x, 0) (same shape) or x[jnp.nonzero(mask, size=n)] (a fixed "
+            "number of elements) instead.")
+
+
 class AxisError(np.exceptions.AxisError):
     """An ``axis`` argument out of range or repeated.
 
@@ -88,11 +122,17 @@ class AxisError(np.exceptions.AxisError):
     """
 
 
-class ResourceExhaustedError(MemoryError, RuntimeError):
+class JaxRuntimeError(RuntimeError):
+    """A computation failed while it ran (``jax.errors.JaxRuntimeError``, XLA's runtime
+    status errors): raised for out-of-memory (``ResourceExhaustedError``) and for transfers
+    a transfer guard disallows (``fungrad.transfer_guard``)."""
+
+
+class ResourceExhaustedError(MemoryError, JaxRuntimeError):
     """An array too large to allocate.
 
-    A ``MemoryError``, so ``except MemoryError`` catches it, and a ``RuntimeError`` like the
-    ``RESOURCE_EXHAUSTED`` error JAX raises for the same request.
+    A ``MemoryError``, so ``except MemoryError`` catches it, and a ``JaxRuntimeError`` like
+    the ``RESOURCE_EXHAUSTED`` error JAX raises for the same request.
     """
 
     def __init__(self, op: str, shape: tuple, dtype: np.dtype) -> None:
@@ -108,3 +148,21 @@ class MissingRuleError(NotImplementedError):
     def __init__(self, prim, transformation: str, reason: str | None = None) -> None:
         super().__init__(f"primitive '{prim}' has no {transformation} rule"
                          + (f": {reason}" if reason else ""))
+
+
+class JaxprTypeError(TypeError):
+    """A jaxpr is ill-typed (``jax.errors.JaxprTypeError``, raised by JAX's jaxpr checker).
+
+    fungrad builds jaxprs only through its tracers, whose abstract evaluation rejects
+    ill-typed equations as they are staged, so it never raises this; the class exists so
+    that ``except JaxprTypeError`` clauses work.
+    """
+
+
+class InconclusiveDimensionOperation(Exception):
+    """A comparison of symbolic dimensions has no definite answer
+    (``jax.errors.InconclusiveDimensionOperation``, from shape polymorphism).
+
+    fungrad's shapes are always concrete, so it never raises this; the class exists so that
+    ``except InconclusiveDimensionOperation`` clauses work.
+    """

@@ -1,34 +1,42 @@
-"""JAX's everyday runtime helpers: devices and backends, host transfer, caches, the x64
-switch as a context manager, compile-time evaluation, names for profiling scopes.
+"""JAX's everyday runtime helpers: devices and backends, host transfer and its guards,
+arrays built from shards, caches, the config flags as context managers (x64, dtype
+promotion, NaN checks, ...), compile-time evaluation, names for profiling scopes.
 
-fungrad has one process and computes synchronously, so ``block_until_ready`` only
-returns its argument, and named scopes and calls label nothing (there is no profiler to
-show them); they exist so that JAX code runs unchanged.
+fungrad computes synchronously, so ``block_until_ready`` and ``copy_to_host_async`` only
+return their argument and ``effects_barrier`` has nothing to wait for; named scopes and
+calls show as spans in ``fungrad.profiler``'s traces.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import platform
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
 from fungrad import backends
 from fungrad import tree as tree_util
-from fungrad._core import core
+from fungrad._core import core, dtypes, spans
+from fungrad._core.array import Array, device_put, numpy_view
 from fungrad._core.eval import EVAL_TRACE
+from fungrad.backends import Device
 from fungrad.config import config
 from fungrad.version import __version__
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
 
-__all__ = ["block_until_ready", "clear_caches", "default_backend", "default_device",
-           "debug_infs", "debug_nans", "default_matmul_precision", "device_count", "device_get",
-           "enable_x64", "ensure_compile_time_eval", "local_device_count", "local_devices",
-           "log_compiles", "named_call", "named_scope", "numpy_rank_promotion",
-           "print_environment_info", "typeof"]
+__all__ = ["Device", "block_until_ready", "check_tracer_leaks", "checking_leaks", "clear_caches",
+           "copy_to_host_async", "default_backend", "default_device", "debug_infs", "debug_nans",
+           "default_matmul_precision", "device_count", "device_get", "effects_barrier",
+           "enable_x64", "ensure_compile_time_eval", "live_arrays", "local_device_count",
+           "local_devices", "log_compiles", "make_array_from_callback",
+           "make_array_from_process_local_data", "make_array_from_single_device_arrays",
+           "named_call", "named_scope", "numpy_dtype_promotion", "numpy_rank_promotion",
+           "print_environment_info", "transfer_guard", "transfer_guard_device_to_device",
+           "transfer_guard_device_to_host", "transfer_guard_host_to_device", "typeof"]
 
 
 def block_until_ready(x: Any) -> Any:
@@ -40,12 +48,45 @@ def block_until_ready(x: Any) -> Any:
 def device_get(x: Any) -> Any:
     """The pytree ``x`` with its arrays copied to host NumPy arrays; other leaves as they are.
 
+    The copies are explicit device-to-host transfers (``transfer_guard``'s ``"disallow"``
+    allows them, ``"disallow_explicit"`` does not).
+
     Examples:
         >>> import fungrad, fungrad.numpy as jnp
         >>> fungrad.device_get({"w": jnp.ones(2), "step": 3})
         {'w': array([1., 1.], dtype=float32), 'step': 3}
     """
-    return tree_util.map(lambda v: np.asarray(v) if hasattr(v, "__array__") else v, x)
+    def get(v: Any) -> Any:
+        if type(v) is Array:
+            return numpy_view(v._host(explicit=True))
+        return np.asarray(v) if hasattr(v, "__array__") else v
+    return tree_util.map(get, x)
+
+
+def copy_to_host_async(x: Any) -> Any:
+    """Start copying the arrays of the pytree ``x`` to the host and return ``x``
+    (``jax.copy_to_host_async``). Copies are synchronous here, made when the data is read,
+    so there is nothing to start."""
+    return x
+
+
+def effects_barrier() -> None:
+    """Wait until the side effects of computations that ran (``debug.print``,
+    ``debug.callback``) are done (``jax.effects_barrier``). They run synchronously, as the
+    computation reaches them, so they are all done already."""
+
+
+def live_arrays(platform: str | None = None) -> list[Array]:
+    """The arrays alive on ``platform`` (``"cpu"``, ``"gpu"``; by default the default
+    backend's), as ``jax.live_arrays``; donated (deleted) arrays are not live.
+
+    Found by walking the objects the garbage collector tracks, so arrays cost nothing to
+    create and a call costs time in proportion to the Python heap (a debugging tool).
+    """
+    platform = backends.devices(platform)[0].platform
+    return [x for x in gc.get_objects()
+            if type(x) is Array and not isinstance(x._value, _jit.DeletedBuffer)
+            and x.device.platform == platform]
 
 
 def clear_caches() -> None:
@@ -172,6 +213,50 @@ debug_nans = _FlagState("debug_nans")  # FloatingPointError where a NaN is produ
 debug_infs = _FlagState("debug_infs")  # ... and where an infinity is
 # "allow", "warn" or "raise" when fungrad.numpy broadcasts arrays of different ranks
 numpy_rank_promotion = _FlagState("numpy_rank_promotion", boolean=False)
+# "standard" (JAX's lattice) or "strict": implicit promotion of different dtypes raises
+# TypePromotionError (Python scalars still combine with arrays of their kind)
+numpy_dtype_promotion = _FlagState("numpy_dtype_promotion", boolean=False)
+# The transfer guards, one per direction (see fungrad._core.transfer for where they apply):
+# "allow", "log", "disallow", "log_explicit", "disallow_explicit"
+transfer_guard_host_to_device = _FlagState("transfer_guard_host_to_device", boolean=False)
+transfer_guard_device_to_host = _FlagState("transfer_guard_device_to_host", boolean=False)
+transfer_guard_device_to_device = _FlagState("transfer_guard_device_to_device", boolean=False)
+# JAX's flag makes every transformation look for tracers still referenced when it exits.
+# fungrad invalidates a transformation's trace when it exits, so an escaped tracer raises
+# UnexpectedTracerError wherever it is used next, with or without the flag; a tracer kept
+# but never used is harmless and is not searched for (that search walks the Python heap
+# once per transformation). The flag is kept so that code setting it runs unchanged.
+check_tracer_leaks = _FlagState("check_tracer_leaks")
+
+
+@contextlib.contextmanager
+def transfer_guard(new_val: str) -> Iterator[None]:
+    """Within the block, apply guard level ``new_val`` to transfers in every direction
+    (``jax.transfer_guard``): ``"allow"``, ``"log"`` or ``"disallow"`` implicit transfers
+    (a host NumPy value passed to a jitted function, reading a GPU array with NumPy), or
+    ``"log_explicit"``/``"disallow_explicit"`` explicit ones (``device_put``,
+    ``device_get``) as well. A disallowed transfer raises ``errors.JaxRuntimeError``.
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp, numpy as np
+        >>> f = fungrad.jit(lambda x: x * 2)
+        >>> with fungrad.transfer_guard("disallow"):
+        ...     y = f(fungrad.device_put(np.ones(2)))   # explicit: allowed
+        ...     try:
+        ...         f(np.ones(2))                       # implicit: refused
+        ...     except fungrad.errors.JaxRuntimeError:
+        ...         print("refused")
+        refused
+    """
+    with transfer_guard_host_to_device(new_val), transfer_guard_device_to_host(new_val), \
+            transfer_guard_device_to_device(new_val):
+        yield
+
+
+def checking_leaks() -> ContextManager[None]:
+    """``check_tracer_leaks(True)`` for a block (``jax.checking_leaks``; see
+    ``check_tracer_leaks`` for what fungrad checks)."""
+    return check_tracer_leaks(True)
 
 
 class _CompileTimeEvalTrace(core.Trace):
@@ -220,7 +305,88 @@ def named_call(fun: Callable, *, name: str | None = None) -> Callable:
 
 @contextlib.contextmanager
 def named_scope(name: str) -> Iterator[None]:
-    """A profiling scope (``jax.named_scope``): checks ``name`` is a string, labels nothing."""
+    """A profiling scope (``jax.named_scope``): the block shows as a span named ``name`` in
+    ``fungrad.profiler``'s traces (inside ``jit``, the span of its tracing)."""
     if not isinstance(name, str):
         raise TypeError(f"named_scope: argument 'name' must be a string, got {type(name).__name__}")
-    yield
+    with spans.TraceAnnotation(name):
+        yield
+
+
+# --------------------------------------------------------------------------- arrays from shards
+# fungrad arrays live whole on one device, and placing one with a sharding puts it on the
+# sharding's first device (``device_put``): so the array has one shard, all of it.
+
+def make_array_from_callback(shape: Sequence[int], sharding: Any,
+                             data_callback: Callable[[tuple], Any], dtype: Any = None) -> Array:
+    """The array of ``shape`` whose shard at each index of ``sharding`` is
+    ``data_callback(index)`` (``jax.make_array_from_callback``): here one shard, so one
+    call with the index of the whole array (a ``slice(None)`` per dimension), placed on
+    the sharding's first device.
+
+    Raises:
+        ValueError: the data does not have ``shape``, or ``dtype`` is given and differs
+            from the data's (as in JAX).
+
+    Examples:
+        >>> import fungrad, numpy as np
+        >>> data = np.arange(6.0).reshape(2, 3)
+        >>> fungrad.make_array_from_callback((2, 3), fungrad.devices()[0], lambda i: data[i])
+        Array([[0., 1., 2.],
+               [3., 4., 5.]], dtype=float32)
+    """
+    shape = tuple(shape)
+    device = backends.as_device(sharding, "make_array_from_callback")
+    out = device_put(_whole(data_callback((slice(None),) * len(shape)), shape,
+                            "make_array_from_callback"), device)
+    if dtype is not None and out.dtype != dtypes.canonicalize_dtype(dtype):
+        raise ValueError(f"make_array_from_callback: dtype={np.dtype(dtype)} was given, but "
+                         f"the callback's data has dtype {out.dtype}; they must match")
+    return out
+
+
+def make_array_from_single_device_arrays(shape: Sequence[int], sharding: Any,
+                                         arrays: Sequence[Any], *, dtype: Any = None) -> Array:
+    """The array of ``shape`` made of ``arrays``, the shards of ``sharding``'s devices
+    (``jax.make_array_from_single_device_arrays``). Each must be the whole array here
+    (one device, or replicas); the first is placed on the sharding's first device.
+
+    Raises:
+        ValueError: no arrays, an array is not of the whole ``shape`` (a split layout), or
+            ``dtype`` differs from the arrays'.
+    """
+    shape, what = tuple(shape), "make_array_from_single_device_arrays"
+    arrays = [_whole(a, shape, what) for a in arrays]
+    if not arrays:
+        raise ValueError(f"{what}: no arrays given")
+    if dtype is not None and any(np.dtype(a.dtype) != np.dtype(dtype) for a in arrays):
+        raise ValueError(f"{what}: the arrays' dtypes {[str(a.dtype) for a in arrays]} are not "
+                         f"dtype={np.dtype(dtype)}")
+    return device_put(arrays[0], backends.as_device(sharding, what))
+
+
+def make_array_from_process_local_data(sharding: Any, local_data: Any,
+                                       global_shape: Sequence[int] | None = None) -> Array:
+    """The array of this process's ``local_data``, placed by ``sharding``
+    (``jax.make_array_from_process_local_data``).
+
+    fungrad's arrays belong to one process (``fungrad.distributed`` exchanges them with
+    collectives), so the local data is the whole array: ``global_shape`` must be None or
+    its shape, as JAX requires of a single process.
+    """
+    shape = tuple(np.shape(local_data))
+    if global_shape is not None and tuple(global_shape) != shape:
+        raise ValueError("make_array_from_process_local_data: global_shape should be None or "
+                         f"equal to local_data.shape on a single process; got "
+                         f"global_shape={tuple(global_shape)} and local_data.shape={shape}")
+    device = backends.as_device(sharding, "make_array_from_process_local_data")
+    return device_put(local_data if isinstance(local_data, Array) else np.asarray(local_data),
+                      device)
+
+
+def _whole(data: Any, shape: tuple, what: str) -> Any:
+    """``data``, checked to be of the whole array's ``shape``."""
+    if tuple(np.shape(data)) != shape:
+        raise ValueError(f"{what}: got data of shape {tuple(np.shape(data))} for an array of "
+                         f"shape {shape} (fungrad arrays live whole on one device)")
+    return data

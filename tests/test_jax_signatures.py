@@ -1,6 +1,8 @@
 """Arguments as jax names them and defaults as jax sets them, checked on values against jax:
 the functions whose signature once differed from jax's (a caller passing jax's keywords, or
 relying on jax's defaults, got an error or a different answer)."""
+import inspect
+
 import jax
 import jax.numpy as jnp_ref
 import jax.scipy.special as jss
@@ -218,3 +220,209 @@ def test_lax_mul_out_dtype():
                        lambda v: jax.lax.mul(v, v, out_dtype=np.float32), [f], RNG)
     assert_same(fungrad.grad(lambda v: fungrad.lax.mul(v, v, out_dtype=np.float32).sum())(half),
                 jax.grad(lambda v: jax.lax.mul(v, v, out_dtype=np.float32).sum())(half))
+
+
+# --------------------------------------------------------------------------- jax.numpy names
+
+def _positional(fn) -> list[str]:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds]
+
+
+# jnp.array: jax's takes ``*args`` after ``dtype`` where fungrad names copy, order and ndmin
+# (both accept jax's keywords); set_printoptions: jax's forwards ``*args, **kwargs``.
+_POSITIONAL_EXCEPTIONS = {"array", "set_printoptions"}
+
+
+def test_numpy_positional_arguments_are_named_as_in_jax():
+    """Every ``jax.numpy`` function's positional parameters, by name and order, begin
+    fungrad's (``left_shift(x, y)``, not ``(x1, x2)``); the ufunc objects are checked below."""
+    differ = {}
+    for name in sorted(set(dir(jnp_ref)) - _POSITIONAL_EXCEPTIONS):
+        ref, got = getattr(jnp_ref, name), getattr(jnp, name, None)
+        if isinstance(ref, jnp_ref.ufunc) or not callable(got) or isinstance(ref, type):
+            continue
+        try:
+            want, have = _positional(ref), _positional(got)
+        except (TypeError, ValueError):  # no signature to read
+            continue
+        if have[:len(want)] != want:
+            differ[name] = (want, have)
+    assert not differ, differ
+
+
+@pytest.mark.parametrize("name", ["left_shift", "bitwise_left_shift"])
+def test_shifts_by_position(name):
+    x, y = np.array([1, 3, -4], np.int32), np.array([0, 2, 5], np.int32)
+    compare(getattr(jnp, name), getattr(jnp_ref, name), x, y)
+    compare(lambda a: getattr(jnp, name)(a, 3), lambda a: getattr(jnp_ref, name)(a, 3), x)
+
+
+@pytest.mark.parametrize("name", ["nextafter", "float_power"])
+def test_binary_floats_by_position(name):
+    x, y = rand(RNG, (4,)), rand(RNG, (4,))
+    compare(getattr(jnp, name), getattr(jnp_ref, name), x, y)
+    with pytest.raises(TypeError):
+        getattr(jnp, name)(x=x, y=y)  # positional only, as in jax
+    with pytest.raises(TypeError):
+        getattr(jnp_ref, name)(x=x, y=y)
+
+
+UFUNCS = sorted(n for n in dir(jnp_ref) if isinstance(getattr(jnp_ref, n), jnp_ref.ufunc))
+
+
+@pytest.mark.parametrize("name", UFUNCS)
+def test_ufunc_objects_take_out_and_where_none(name):
+    """``jnp.add(x, y, out=None, where=None)`` works; other values raise jax's error."""
+    ufunc, ref = getattr(jnp, name), getattr(jnp_ref, name)
+    assert isinstance(ufunc, jnp.ufunc) and ufunc.nin == ref.nin
+    dtype = np.int32 if name.startswith("bitwise") else np.float32
+    args = [rand(RNG, (3,), dtype) for _ in range(ref.nin)]
+    compare(lambda *a: ufunc(*a, out=None, where=None), lambda *a: ref(*a, out=None, where=None),
+            *args)
+    for keywords in ({"out": args[0]}, {"where": True}, {"out": args[0], "where": True}):
+        what = [*keywords][0]
+        for fn in (ufunc, ref):
+            with pytest.raises(NotImplementedError, match=f"{what} argument of <jnp.ufunc "):
+                fn(*args, **keywords)
+
+
+def test_newaxis_is_none_as_in_jax():
+    assert jnp.newaxis is None and jnp_ref.newaxis is None and "newaxis" in jnp.__all__
+    compare(lambda x: x[:, jnp.newaxis, ..., jnp.newaxis],
+            lambda x: x[:, jnp_ref.newaxis, ..., jnp_ref.newaxis], rand(RNG, (2, 3)))
+
+
+# --------------------------------------------------------------------------- ravel_multi_index
+
+_I8 = (np.array([1, 2, 0], np.int8), np.array([2, 3, 1], np.int8))
+_MIXED = (np.array([1, 2, 0], np.int16), np.array([2, 3, 1], np.uint8))
+RAVEL_CASES = {
+    "int8-default": (_I8, (3, 4), {}),            # the indices' dtype, as jax 0.10
+    "mixed-promoted": (_MIXED, (3, 4), {}),
+    "dtype-int16": (_I8, (30, 40), {"dtype": np.int16}),
+    "dtype-uint16-F": (_I8, (3, 4), {"dtype": np.uint16, "order": "F"}),
+    "dtype-int64": (_I8, (3, 4), {"dtype": np.int64}),  # canonicalised to int32, as jax
+    "ignore": ((np.array([5, -1], np.int32), np.array([2, 3], np.int32)), (3, 4),
+               {"mode": "ignore"}),
+    "clip-uint8": ((np.array([5, 1], np.uint8), np.array([9, 3], np.uint8)), (3, 4),
+                   {"mode": "clip"}),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype int64")  # jax's, for x32
+@pytest.mark.parametrize("case", list(RAVEL_CASES))
+def test_ravel_multi_index_dtype(case):
+    index, dims, kw = RAVEL_CASES[case]
+    compare(lambda *i: jnp.ravel_multi_index(i, dims, **kw),
+            lambda *i: jnp_ref.ravel_multi_index(i, dims, **kw), *index)
+
+
+@pytest.mark.parametrize("index,dims,kw,match", [
+    (_I8, (30, 40), {}, "dtype=.*int8.* not large enough to hold flattened index"),
+    (_I8, (3, 4), {"dtype": np.float32}, "dtype=.*float32.* is not an integer type"),
+    ((np.ones(2, np.float32),) * 2, (3, 4), {}, "dtype=.*float32.* is not an integer type"),
+    ((np.array([300], np.uint16),), (300,), {"dtype": np.uint8}, "not large enough"),
+])
+def test_ravel_multi_index_dtype_errors(index, dims, kw, match):
+    for lib in (jnp, jnp_ref):
+        with pytest.raises(ValueError, match=match):
+            lib.ravel_multi_index(index, dims, **kw)
+
+
+# --------------------------------------------------------------------------- weighted quantiles
+
+_A = rand(RNG, (3, 4, 5))
+_W = np.abs(rand(RNG, (3, 4, 5))) + 0.1
+_Q = np.array([0.0, 0.2, 0.5, 0.9, 1.0], np.float32)
+_NANS = np.where(_A > 1.2, np.nan, _A).astype(np.float32)
+WEIGHTED = {  # name: (function name, a, q, weights, keywords)
+    "all": ("quantile", _A, 0.3, _W, {}),
+    "axis": ("quantile", _A, _Q, _W, {"axis": 1}),
+    "axis-keepdims": ("quantile", _A, _Q, _W, {"axis": -1, "keepdims": True}),
+    "axis-weights-1d": ("quantile", _A, 0.7, _W[0, 0], {"axis": 2}),
+    "axes-in-order": ("quantile", _A, _Q, _W[:, 0, :].T, {"axis": (2, 0)}),
+    "axes-keepdims": ("quantile", _A, 0.5, _W[:, :, 0], {"axis": (0, 1), "keepdims": True}),
+    "none-keepdims": ("quantile", _A, _Q[:2], _W, {"keepdims": True}),
+    "integer-weights": ("quantile", np.array([3., 1., 2., 5., 4.], np.float32), 0.5,
+                        np.array([1, 1, 2, 1, 1], np.int32), {}),
+    "integer-data": ("quantile", np.array([3, 1, 2, 5, 4], np.int32), _Q,
+                     np.array([1, 2, 2, 1, 3], np.int32), {}),
+    "scalar": ("quantile", np.float32(3.0), 0.5, np.float32(2.0), {"keepdims": True}),
+    "negative-weight": ("quantile", _A, 0.5, np.where(_A > 1.5, -1.0, _W).astype(np.float32),
+                        {"axis": 2}),
+    "nan-weight": ("quantile", _A, 0.5, np.where(_A > 1.5, np.nan, _W).astype(np.float32),
+                   {"axis": 2}),
+    "zero-weights": ("quantile", _A, 0.5, np.zeros_like(_W), {"axis": 0}),
+    "q-outside": ("quantile", _A, np.array([-0.5, 1.5], np.float32), _W, {"axis": 1}),
+    "nan-data": ("quantile", _NANS, _Q, _W, {"axis": 2}),
+    "nanquantile": ("nanquantile", _NANS, _Q, _W, {"axis": 2}),
+    "nanquantile-all-nan": ("nanquantile", np.full((2, 3), np.nan, np.float32), 0.5,
+                            np.ones((2, 3), np.float32), {"axis": 1}),
+    "percentile": ("percentile", _A, np.array([10.0, 50.0, 95.0], np.float32), _W, {"axis": 0}),
+    "nanpercentile": ("nanpercentile", _NANS, 40.0, _W, {"axis": (0, 2)}),
+    "float16-with-float32-weights": ("quantile", _A.astype(np.float16), 0.5, _W, {"axis": 1}),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHTED))
+def test_weighted_quantiles(case):
+    name, a, q, w, kw = WEIGHTED[case]
+    compare(lambda x, p, v: getattr(jnp, name)(x, p, weights=v, method="inverted_cdf", **kw),
+            lambda x, p, v: getattr(jnp_ref, name)(x, p, weights=v, method="inverted_cdf", **kw),
+            a, q, w)
+
+
+@pytest.mark.parametrize("name", ["quantile", "nanquantile", "percentile", "nanpercentile"])
+def test_inverted_cdf_without_weights(name):
+    q = 0.35 if "quantile" in name else 35.0
+    compare(lambda x: getattr(jnp, name)(x, q, axis=1, method="inverted_cdf"),
+            lambda x: getattr(jnp_ref, name)(x, q, axis=1, method="inverted_cdf"), _NANS)
+
+
+def test_inverted_cdf_in_half_precision_is_numpys():
+    """jax raises there (lax.mul gets float32 ``q`` and float16 weights); fungrad compares
+    ``q`` times the total weight in their promoted dtype and gives NumPy's answer."""
+    a = np.array([3.0, 1.0, 2.0, 5.0, 4.0, 0.5], np.float16)
+    w = np.array([1, 2, 1, 3, 1, 1], np.float16)
+    for q in (0.1, 0.5, 0.8):
+        got = jnp.quantile(a, q, weights=w, method="inverted_cdf")
+        assert got.dtype == np.float16
+        assert float(got) == np.quantile(a, q, weights=w, method="inverted_cdf")
+
+
+@pytest.mark.parametrize("case", ["axis", "axes-in-order", "nanquantile", "percentile"])
+def test_weighted_quantile_derivatives(case):
+    """JVP, VJP and vmap in the values and the weights (the weights only pick which value:
+    their derivative is zero, as jax's), against jax; weights made positive by ``abs``."""
+    name, a, q, w, kw = WEIGHTED[case]
+
+    def fn(lib):
+        return lambda x, v: getattr(lib, name)(x, q, weights=lib.abs(v), method="inverted_cdf",
+                                               **kw)
+    compare_transforms(fn(jnp), fn(jnp_ref), [a, w], RNG)
+    grads = [lib_grad(lambda x, v: f(x, v).sum(), argnums=(0, 1))(a, w)
+             for lib_grad, f in ((fungrad.grad, fn(jnp)), (jax.grad, fn(jnp_ref)))]
+    assert_same(grads[0], grads[1], GRAD_TOL)
+    assert not np.any(np.asarray(grads[1][1])) and np.any(np.asarray(grads[1][0]))
+
+
+WEIGHT_ERRORS = [
+    ({"method": "linear"}, _W, NotImplementedError,
+     "linear doesn't support weights. Only method 'inverted_cdf' supports weights."),
+    ({"method": "inverted_cdf"}, _W + 1j, ValueError, "Weights cannot be complex types."),
+    ({"method": "inverted_cdf"}, _W[0], ValueError,
+     "Weights shape must match 'a' shape when axis is None."),
+    ({"method": "inverted_cdf", "axis": 1}, _W[0, 0], ValueError,
+     r"Weights shape \(5,\) must match reduction axes \(4,\)"),
+    ({"method": "inverted_cdf", "axis": (0, 2)}, _W[:, 0, :].T, ValueError,
+     r"Weights shape \(5, 3\) must match reduction axes \(3, 5\)"),
+]
+
+
+@pytest.mark.parametrize("kw,w,error,match", WEIGHT_ERRORS)
+@pytest.mark.parametrize("name", ["quantile", "nanquantile", "percentile", "nanpercentile"])
+def test_weighted_quantile_errors(name, kw, w, error, match):
+    for lib in (jnp, jnp_ref):
+        with pytest.raises(error, match=match):
+            getattr(lib, name)(_A, 0.5, weights=w, **kw)

@@ -6,9 +6,10 @@ from typing import Any
 import numpy as np
 
 from fungrad import backends, tree
-from fungrad._core import dtypes
+from fungrad._core import dtypes, transfer
 from fungrad._core.array_methods import ArrayMethods
 from fungrad._core.core import ShapedArray, Tracer
+from fungrad.config import config
 
 class Array(ArrayMethods):
     """An immutable n-dimensional array on a device (the eager value type).
@@ -65,17 +66,39 @@ class Array(ArrayMethods):
         """The array's layout: all of it on ``self.device``."""
         return backends.SingleDeviceSharding(self.device)
 
-    def _host(self) -> np.ndarray:
+    def _host(self, explicit: bool = False) -> np.ndarray:
+        """The data on the host: the buffer itself on a CPU, else a copy from the device
+        (a device-to-host transfer, which the transfer guard checks)."""
         v = self._value
-        return np.asarray(v) if isinstance(v, (np.ndarray, np.generic)) else v.get()
+        if isinstance(v, (np.ndarray, np.generic)):
+            return np.asarray(v)
+        level = config.transfer_guard_device_to_host
+        if level != "allow":
+            transfer.guard(level, "device-to-host", explicit, self.aval.str_short())
+        return v.get()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = np.asarray(self._host(), dtype=dtype)
-        if copy:
-            return out.copy()
-        out = out.view()
-        out.flags.writeable = False  # the array is immutable; so is NumPy's view of it
-        return out
+        return numpy_view(self._host(), dtype, copy)
+
+    def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
+                   dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
+        """The buffer as a DLPack capsule, without a copy (NumPy's or CuPy's export), so
+        ``torch.from_dlpack(x)`` and ``np.from_dlpack(x)`` share its memory. Arrays are
+        immutable: the consumer must not write to it, as with ``jax.Array``."""
+        v = self._value
+        buffer = np.asarray(v) if isinstance(v, np.generic) else v
+        return buffer.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device,
+                                 copy=copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """The DLPack device type and id of the buffer: ``(1, 0)`` (CPU) for a NumPy buffer,
+        ``(2, id)`` (CUDA) for a CuPy one."""
+        v = self._value
+        return (1, 0) if isinstance(v, (np.ndarray, np.generic)) else v.__dlpack_device__()
+
+    def copy_to_host_async(self) -> None:
+        """Start copying the array to the host (``jax.Array.copy_to_host_async``): copies
+        are synchronous here, made when the data is read, so this does nothing."""
 
     def item(self, *args: Any) -> Any:
         """One element as a Python scalar (``numpy.ndarray.item``)."""
@@ -138,12 +161,24 @@ def _rebuild(value: np.ndarray, weak_type: bool) -> Array:
     return Array(np.asarray(value), weak_type)
 
 
+def numpy_view(host: np.ndarray, dtype: Any = None, copy: Any = None) -> np.ndarray:
+    """Host data as NumPy gets an array's data: a read-only view (the array is immutable),
+    converted to ``dtype``; a writable copy with ``copy``."""
+    out = np.asarray(host, dtype=dtype)
+    if copy:
+        return out.copy()
+    out = out.view()
+    out.flags.writeable = False
+    return out
+
+
 def device_put(x: Any, device: Any = None, *, src: Any = None, donate: bool = False,
                may_alias: bool | None = None) -> Any:
     """Put ``x`` (any pytree of arrays or scalars) on ``device`` as fungrad Arrays
     (``jax.device_put``).
 
-    With a ``device`` (a ``Device``, a ``SingleDeviceSharding``, ``"gpu"``, ``"cpu:1"``) the
+    With a ``device`` (a ``Device``, a ``SingleDeviceSharding``, ``"gpu"``, ``"cpu:1"``, or a
+    ``fungrad.sharding.NamedSharding``: its mesh's first device, the arrays whole) the
     arrays are *committed* to it: operations on them run there, and mixing them with
     arrays committed elsewhere is an error. Without one, Arrays stay as they are and
     other values become uncommitted arrays on the default device.
@@ -156,6 +191,8 @@ def device_put(x: Any, device: Any = None, *, src: Any = None, donate: bool = Fa
     """
     del src, donate, may_alias  # accepted for JAX's signature; a copy is always safe here
     target = None if device is None else backends.as_device(device, "device_put")
+    if isinstance(device, backends.Sharding):  # each array must fit the layout, as in JAX
+        tree.map(lambda v: device.shard_shape(np.shape(v)), x)
     return tree.map(lambda v: _device_put_leaf(v, target), x)
 
 
@@ -165,10 +202,17 @@ def _device_put_leaf(x: Any, device: backends.Device | None) -> Any:
     if isinstance(x, Array):
         if device is None:
             return x
+        level = config.transfer_guard_device_to_device
+        if level != "allow" and device != x.device:
+            transfer.guard(level, "device-to-device", True, x.aval.str_short())
         value, weak = x._value, x.weak_type
     else:
         dtype, weak = dtypes.dtype_and_weak(x)
         value = np.asarray(x, dtype=dtype)
+        level = config.transfer_guard_host_to_device
+        if level != "allow":
+            transfer.guard(level, "host-to-device", True,
+                           ShapedArray(value.shape, value.dtype).str_short())
         if device is None:
             return Array(value if backends.host_default else backends.to_device(value, None),
                          weak)

@@ -128,6 +128,33 @@ def _least_upper_bound(nodes: set) -> Any:
     return lub.pop()
 
 
+# JAX's strict lattice (``numpy_dtype_promotion("strict")``): no edge between two dtypes,
+# so only a Python scalar's weak type promotes, to a dtype of its kind or above.
+_STRICT_WEAK_KINDS = {_WEAK_INT: "iufc", _WEAK_FLOAT: "fc", _WEAK_COMPLEX: "c"}
+
+
+def _check_strict(nodes: set) -> None:
+    """Raise ``TypePromotionError`` unless ``nodes`` promote in the strict lattice: one
+    dtype at most, with Python scalars' weak nodes of its kind or below (``int`` below
+    ``float`` below ``complex``)."""
+    strong = [n for n in nodes if not isinstance(n, str)]
+    weak = [n for n in nodes if isinstance(n, str)]
+    if len(strong) <= 1 and all(not strong or kind(strong[0]) in _STRICT_WEAK_KINDS[w]
+                                for w in weak):
+        return
+    raise TypePromotionError(
+        f"Input dtypes {tuple(sorted(map(str, nodes)))} have no available implicit dtype "
+        "promotion path when numpy_dtype_promotion is 'strict'. Cast the inputs explicitly "
+        "to the dtype you want (x.astype(...)), or use numpy_dtype_promotion('standard').")
+
+
+def _promotion_changed() -> None:
+    _result_type_cached.cache_clear()
+
+
+config.on_change("numpy_dtype_promotion", _promotion_changed)
+
+
 def _weak_node(dtype: np.dtype) -> str:
     if dtype.kind in "iub":
         return _WEAK_INT
@@ -231,6 +258,8 @@ def _result_type_cached(pairs: tuple) -> tuple[np.dtype, bool]:
         return pairs[0]
     if len(dtypes) == 1 and not all(weaks):
         return pairs[0][0], False
+    if config.numpy_dtype_promotion == "strict":
+        _check_strict({_weak_node(d) if w else d for d, w in pairs})
     if all(weaks):
         node = _least_upper_bound(dtypes)
         return canonicalize_dtype(node), node != bool_
@@ -256,7 +285,10 @@ def promote_types(a: Any, b: Any) -> np.dtype:
     canonicalised (``int32`` with ``int64`` is ``int64`` with x64 off too). The Python types
     ``int``, ``float`` and ``complex`` are weak (``uint8`` with ``int`` is ``uint8``); a weak
     answer is NumPy's dtype of that type (``int64`` with ``uint64`` is ``float64``)."""
-    node = _least_upper_bound({_promotion_node(a), _promotion_node(b)})
+    nodes = {_promotion_node(a), _promotion_node(b)}
+    if config.numpy_dtype_promotion == "strict":
+        _check_strict(nodes)
+    node = _least_upper_bound(nodes)
     return np.dtype(node) if isinstance(node, str) else node
 
 

@@ -52,11 +52,50 @@ class Device:
 CPU = Device("cpu", 0)
 
 
-class SingleDeviceSharding:
+class Sharding:
+    """How an array is laid out over devices (``jax.sharding.Sharding``), the base of
+    ``SingleDeviceSharding`` and ``fungrad.sharding.NamedSharding``.
+
+    fungrad arrays live wholly on one device, so placing an array with a sharding
+    (``device_put``, ``jit``'s ``in_shardings``/``out_shardings``) puts all of it on the
+    sharding's first device; ``shard_shape`` still checks that the array fits the layout.
+    """
+
+    @property
+    def device_set(self) -> set:
+        """The devices the sharding spans."""
+        raise NotImplementedError
+
+    @property
+    def _device_assignment(self) -> tuple:
+        """The devices in order: an array placed with this sharding goes to the first."""
+        raise NotImplementedError
+
+    @property
+    def num_devices(self) -> int:
+        """How many devices the sharding spans."""
+        return len(self.device_set)
+
+    @property
+    def addressable_devices(self) -> set:
+        """The devices this process can reach: all of them (one process holds them all)."""
+        return self.device_set
+
+    def shard_shape(self, global_shape: Sequence[int]) -> tuple[int, ...]:
+        """The shape of each device's piece of an array of ``global_shape``: the whole shape
+        here; a sharding that splits dimensions raises when they do not divide."""
+        return tuple(global_shape)
+
+
+class SingleDeviceSharding(Sharding):
     """How an array is laid out: wholly on one device (``jax.sharding.SingleDeviceSharding``)."""
 
     def __init__(self, device: Device) -> None:
         self.device = device
+
+    @property
+    def _device_assignment(self) -> tuple:
+        return (self.device,)
 
     @property
     def device_set(self) -> set:
@@ -175,11 +214,12 @@ def devices(backend: str | None = None) -> list[Device]:
 
 
 def _resolve(spec: Any, what: str) -> Device:
-    """A Device from a Device, a platform name or ``"platform:id"``."""
+    """A Device from a Device, a platform name, ``"platform:id"`` or a ``Sharding`` (its
+    first device)."""
     if isinstance(spec, Device):
         return spec
-    if isinstance(spec, SingleDeviceSharding):
-        return spec.device
+    if isinstance(spec, Sharding):
+        return spec._device_assignment[0]
     if isinstance(spec, str):
         platform, _, index = spec.partition(":")
         listed = devices(platform)
@@ -207,6 +247,15 @@ def as_device(spec: Any, what: str) -> Device:
     """``spec`` (a Device, a ``SingleDeviceSharding``, ``"gpu"``, ``"cpu:1"``) as a Device;
     ``what`` names the caller in errors."""
     return _resolve(spec, what)
+
+
+def names_device(spec: Any) -> bool:
+    """Whether ``as_device`` reads ``spec`` as a device: a Device, a ``Sharding`` or a
+    string naming a platform (``"cpu"``, ``"gpu:1"``), whether or not that device exists
+    here (``as_device`` says which devices do)."""
+    if isinstance(spec, str):
+        return spec.partition(":")[0].lower() in _PLATFORM_NAMES
+    return isinstance(spec, (Device, Sharding))
 
 
 # Whether the default device is a CPU, so that operations on host values alone run on

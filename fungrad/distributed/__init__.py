@@ -14,12 +14,13 @@ from fungrad.distributed.data_parallel import (DataParallel, TrainState, batch_i
 from fungrad.distributed.local import spawn
 from fungrad.distributed.errors import (CollectiveTimeoutError, DistributedError, NotUnderMPIError,
                                         ReplicaMismatchError)
-from fungrad.distributed.runtime import (DEFAULT_AXIS, initialize, is_initialized, local_devices,
-                                         process_axis, process_count, process_index, shutdown)
+from fungrad.distributed.runtime import (DEFAULT_AXIS, host_count, host_id, host_ids, initialize,
+                                         is_initialized, local_devices, process_axis,
+                                         process_count, process_index, process_indices, shutdown)
 
 __all__ = ["CollectiveTimeoutError", "DEFAULT_AXIS", "DataParallel", "DistributedError",
            "NotUnderMPIError", "ReplicaMismatchError", "TrainState", "all_gather", "axis_index",
-           "axis_size", "batch_indices", "broadcast", "check_replicas", "fused_pmean", "initialize",
-           "is_initialized", "local_devices", "pmax", "pmean", "pmin", "process_axis",
-           "process_count", "process_index", "psum", "rank_key", "shard", "shutdown", "spawn",
-           "tree_hash"]
+           "axis_size", "batch_indices", "broadcast", "check_replicas", "fused_pmean", "host_count",
+           "host_id", "host_ids", "initialize", "is_initialized", "local_devices", "pmax",
+           "pmean", "pmin", "process_axis", "process_count", "process_index", "process_indices",
+           "psum", "rank_key", "shard", "shutdown", "spawn", "tree_hash"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Hashable, Iterator
 from typing import Any, NamedTuple
 
@@ -174,6 +175,35 @@ def process_index() -> int:
 def process_count() -> int:
     """The number of processes of the job; 1 without ``initialize()`` (``jax.process_count``)."""
     return world().size
+
+
+def process_indices(backend: str | None = None) -> list[int]:
+    """Every process's rank, ``[0, ..., process_count() - 1]`` (``jax.process_indices``; every
+    process has devices of every backend, so ``backend`` changes nothing)."""
+    return list(range(world().size))
+
+
+def host_id(backend: str | None = None) -> int:
+    """``process_index()`` under JAX's older, deprecated name (``jax.host_id``): warns."""
+    _warn_renamed("host_id", "process_index")
+    return world().rank
+
+
+def host_count(backend: str | None = None) -> int:
+    """``process_count()`` under JAX's older, deprecated name (``jax.host_count``): warns."""
+    _warn_renamed("host_count", "process_count")
+    return world().size
+
+
+def host_ids(backend: str | None = None) -> list[int]:
+    """``process_indices()`` under JAX's older, deprecated name (``jax.host_ids``): warns."""
+    _warn_renamed("host_ids", "process_indices")
+    return process_indices(backend)
+
+
+def _warn_renamed(old: str, new: str) -> None:
+    warnings.warn(f"{old} is JAX's older name of {new}, which JAX will remove; use {new}",
+                  stacklevel=3)
 
 
 def local_devices() -> list[backends.Device]:

@@ -23,6 +23,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, check_dtypes, kind, NUMERIC, operand_dtype
 from fungrad.lax.dot import as_result, canonicalize_precision, compute_dtype, dot_result_dtype
 from fungrad.lax.shapes import convert_element_type, reshape, rev, transpose
@@ -457,7 +458,7 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
                          rhs_dilation: Sequence[int] | None = None,
                          dimension_numbers: Any = None, feature_group_count: int = 1,
                          batch_group_count: int = 1, precision: Any = None,
-                         preferred_element_type: Any = None) -> Any:
+                         preferred_element_type: Any = None, out_sharding: Any = None) -> Any:
     """General N-d convolution with strides, padding, dilations and groups
     (``jax.lax.conv_general_dilated``).
 
@@ -465,7 +466,8 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
     ``lhs_dilation`` > 1 gives a transposed (fractionally strided) convolution,
     ``rhs_dilation`` > 1 an atrous one. ``dimension_numbers`` is ``None``
     (NCHW / OIHW / NCHW), three spec strings such as ('NHWC', 'HWIO', 'NHWC'),
-    or a ``ConvDimensionNumbers``.
+    or a ``ConvDimensionNumbers``. ``out_sharding`` puts the result on a device (see
+    ``fungrad.lax._placement``; None leaves it where the operation runs).
     """
     dt = operand_dtype(lhs, rhs)
     lhs, rhs = as_operand(lhs, dt), as_operand(rhs, dt)
@@ -497,7 +499,10 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
                   precision=canonicalize_precision(precision), preferred_element_type=preferred)
     # the shape and dtype rule, also where no trace runs it (eagerly): the same errors
     conv_general_dilated_p.abstract_eval(core.get_aval(lhs), core.get_aval(rhs), **params)
-    return conv_general_dilated_p.bind(lhs, rhs, **params)
+    out = conv_general_dilated_p.bind(lhs, rhs, **params)
+    if out_sharding is None:
+        return out
+    return with_out_sharding(out, out_sharding, "lax.conv_general_dilated")
 
 
 def conv(lhs: Any, rhs: Any, window_strides: Sequence[int], padding: str, precision: Any = None,

@@ -20,6 +20,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, operand_dtype
 from fungrad.lax.shapes import convert_element_type, convert_element_type_p, transpose
 
@@ -348,13 +349,15 @@ def _operands(lhs: Any, rhs: Any) -> tuple[Any, Any]:
 
 
 def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = None,
-                preferred_element_type: Any = None) -> Any:
+                preferred_element_type: Any = None, *, out_sharding: Any = None) -> Any:
     """General contraction (``jax.lax.dot_general``).
 
     ``dimension_numbers = ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))``.
     The result's dimensions are the batch dimensions, then the free dimensions of
     ``lhs``, then those of ``rhs``. ``preferred_element_type`` sets the
-    accumulation and output dtype (e.g. int8 x int8 -> int32).
+    accumulation and output dtype (e.g. int8 x int8 -> int32). ``out_sharding`` puts the
+    result on a device (see ``fungrad.lax._placement``; None leaves it where the
+    operation runs).
     """
     if type(lhs) is not Array or type(rhs) is not Array:
         lhs, rhs = _operands(lhs, rhs)
@@ -364,9 +367,11 @@ def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = Non
         dnums = _canonical_dimension_numbers.__wrapped__(dimension_numbers)
     preferred = None if preferred_element_type is None else dtypes.canonicalize_dtype(
         preferred_element_type)
-    return dot_general_p.bind(lhs, rhs, dimension_numbers=dnums,
-                              precision=canonicalize_precision(precision),
-                              preferred_element_type=preferred)
+    out = dot_general_p.bind(lhs, rhs, dimension_numbers=dnums,
+                             precision=canonicalize_precision(precision),
+                             preferred_element_type=preferred)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding,
+                                                              "lax.dot_general")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -382,9 +387,10 @@ def _canonical_dimension_numbers(dimension_numbers: Any) -> tuple:
 
 
 def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any = None, *,
-        dimension_numbers: Any = None) -> Any:
+        dimension_numbers: Any = None, out_sharding: Any = None) -> Any:
     """Vector/matrix products (``jax.lax.dot``): contracts the last axis of ``lhs`` with the
-    first of ``rhs`` for 1-D and 2-D operands; with ``dimension_numbers`` it is ``dot_general``."""
+    first of ``rhs`` for 1-D and 2-D operands; with ``dimension_numbers`` it is ``dot_general``.
+    ``out_sharding`` puts the result on a device, as in ``dot_general``."""
     lhs, rhs = _operands(lhs, rhs)
     if dimension_numbers is None:
         ls, rs = core.get_aval(lhs).shape, core.get_aval(rhs).shape
@@ -393,7 +399,8 @@ def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any =
                              "simple un-batched matrix-matrix, matrix-vector or vector-vector "
                              f"product; got lhs shape {ls} and rhs shape {rs}")
         dimension_numbers = (((len(ls) - 1,), (0,)), ((), ()))
-    return dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
+    out = dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "lax.dot")
 
 
 def batch_matmul(lhs: Any, rhs: Any, precision: Any = None) -> Any:

@@ -36,6 +36,7 @@ from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax import bitwise, elementwise, reductions
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand
 from fungrad.lax.control_flow.common import concrete_value
 from fungrad.lax.shapes import (
@@ -224,14 +225,15 @@ batching.def_batch(reduce_p, _reduce_batch)
 
 
 def reduce(operands: Any, init_values: Any, computation: Callable[[Any, Any], Any],
-           dimensions: Sequence[int]) -> Any:
+           dimensions: Sequence[int], out_sharding: Any = None) -> Any:
     """Reduce ``operands`` over ``dimensions`` with ``computation``, starting from
     ``init_values`` (``jax.lax.reduce``).
 
     ``operands`` and ``init_values`` are pytrees of one structure (arrays of one
     shape, and scalars of the same dtypes); ``computation(xs, ys)`` combines two
     such pytrees of scalars. ``computation`` and ``init_values`` must form a
-    monoid, as for XLA.
+    monoid, as for XLA. ``out_sharding`` puts the results on a device (see
+    ``fungrad.lax._placement``; None leaves them where the operation runs).
 
     >>> import fungrad.numpy as jnp
     >>> from fungrad import lax
@@ -260,9 +262,11 @@ def reduce(operands: Any, init_values: Any, computation: Callable[[Any, Any], An
     if reducer is not None:
         weak = core.get_aval(flat_ops[0]).weak_type and core.get_aval(flat_inits[0]).weak_type
         out = reducer(flat_ops[0], dims)
-        return convert_element_type(out, core.get_aval(out).dtype, weak_type=weak)
-    avals = tuple(ShapedArray(core.get_aval(i).shape, core.get_aval(i).dtype)
-                  for i in flat_inits)
-    jaxpr, out_tree = _computation_jaxpr(computation, avals, init_tree)
-    outs = reduce_p.bind(*flat_ops, *flat_inits, jaxpr=jaxpr, dimensions=dims)
-    return tree_util.unflatten(out_tree, outs)
+        out = convert_element_type(out, core.get_aval(out).dtype, weak_type=weak)
+    else:
+        avals = tuple(ShapedArray(core.get_aval(i).shape, core.get_aval(i).dtype)
+                      for i in flat_inits)
+        jaxpr, out_tree = _computation_jaxpr(computation, avals, init_tree)
+        outs = reduce_p.bind(*flat_ops, *flat_inits, jaxpr=jaxpr, dimensions=dims)
+        out = tree_util.unflatten(out_tree, outs)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "lax.reduce")

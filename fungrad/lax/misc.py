@@ -27,6 +27,7 @@ from fungrad._core.core import Primitive, get_aval
 from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import FLOAT, as_operand, elementwise_prim, static_ints
 from fungrad.lax.shapes import broadcast_in_dim, full, reshape
 from fungrad.lax.slicing import concatenate, slice_in_dim
@@ -217,8 +218,10 @@ def dtype(x: Any) -> np.dtype:
 
 
 def empty(shape: Sequence[int], dtype: Any, *, out_sharding: Any = None) -> Any:
-    """An array of ``shape`` and ``dtype`` whose values are not meant to be read (zeros)."""
-    return full(shape, 0, dtype)
+    """An array of ``shape`` and ``dtype`` whose values are not meant to be read (zeros);
+    ``out_sharding`` puts it on a device (see ``fungrad.lax._placement``)."""
+    out = full(shape, 0, dtype)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "lax.empty")
 
 
 _PLATFORMS = ("cpu", "gpu", "cuda", "rocm", "tpu")

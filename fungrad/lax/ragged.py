@@ -48,6 +48,7 @@ from fungrad._core import core, dtypes, lowering
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand
 from fungrad.lax.dot import (as_result, canonicalize_precision, check_dimension_numbers,
                              check_dims, compute_dtype, dot_general_p, dot_result_dtype)
@@ -541,7 +542,7 @@ def _params(name: str, precision: Any, preferred_element_type: Any,
 def ragged_dot_general(lhs: Any, rhs: Any, group_sizes: Any,
                        ragged_dot_dimension_numbers: RaggedDotDimensionNumbers,
                        precision: Any = None, preferred_element_type: Any = None,
-                       group_offset: Any = None) -> Any:
+                       group_offset: Any = None, out_sharding: Any = None) -> Any:
     """A ``dot_general`` whose lhs has one dimension split into groups
     (``jax.lax.ragged_dot_general``).
 
@@ -554,15 +555,21 @@ def ragged_dot_general(lhs: Any, rhs: Any, group_sizes: Any,
     a prefix of batch dimensions and the lhs dimensions before the ragged one (see the
     module docstring). The result's dtype is ``dot_general``'s: the wider operand type, or
     ``preferred_element_type``. Operands are not promoted to a common dtype, as in JAX.
+    ``out_sharding`` puts the result on a device (see ``fungrad.lax._placement``; None
+    leaves it where the operation runs).
     """
     precision, preferred = _params(_NAME, precision, preferred_element_type, group_offset)
     dn = _dimension_numbers(ragged_dot_dimension_numbers)
-    return _bind(as_operand(lhs), as_operand(rhs), as_operand(group_sizes), dn, precision,
-                 preferred)
+    out = _bind(as_operand(lhs), as_operand(rhs), as_operand(group_sizes), dn, precision,
+                preferred)
+    if out_sharding is None:
+        return out
+    return with_out_sharding(out, out_sharding, "lax.ragged_dot_general")
 
 
 def ragged_dot(lhs: Any, rhs: Any, group_sizes: Any, precision: Any = None,
-               preferred_element_type: Any = None, group_offset: Any = None) -> Any:
+               preferred_element_type: Any = None, group_offset: Any = None,
+               out_sharding: Any = None) -> Any:
     """Grouped matrix product (``jax.lax.ragged_dot``), as mixture-of-experts layers use.
 
     ``lhs`` is ``[m, k]``, ``rhs`` is ``[g, k, n]`` and ``group_sizes`` is ``[g]`` integers:
@@ -571,7 +578,8 @@ def ragged_dot(lhs: Any, rhs: Any, group_sizes: Any, precision: Any = None,
     Returns ``[m, n]`` of ``dot_general``'s dtype (``preferred_element_type`` if given, e.g.
     float32 for bfloat16 operands). It costs one ``[m, k] @ [k, n]`` product, never a
     dense ``[g, m, k]`` or ``[m, k, n]`` intermediate. Differentiable in ``lhs`` and
-    ``rhs``; batches under ``vmap`` over any of the three arguments.
+    ``rhs``; batches under ``vmap`` over any of the three arguments. ``out_sharding`` puts
+    the result on a device, as in ``ragged_dot_general``.
     """
     precision, preferred = _params("ragged_dot", precision, preferred_element_type, group_offset)
     lhs, rhs, group_sizes = as_operand(lhs), as_operand(rhs), as_operand(group_sizes)
@@ -589,7 +597,8 @@ def ragged_dot(lhs: Any, rhs: Any, group_sizes: Any, precision: Any = None,
     if not dtypes.is_integer(core.get_aval(group_sizes).dtype):
         raise TypeError("ragged_dot: group_sizes must have an integer dtype, got "
                         f"{core.get_aval(group_sizes).dtype.name}")
-    return _bind(lhs, rhs, group_sizes, _BASIC, precision, preferred)
+    out = _bind(lhs, rhs, group_sizes, _BASIC, precision, preferred)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "lax.ragged_dot")
 
 
 __all__ = ["RaggedDotDimensionNumbers", "ragged_dot", "ragged_dot_general",

@@ -19,6 +19,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax import _signed_zeros
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import (ANY, INT_OR_BOOL, NUMERIC, as_operand, check_dtypes, kind,
                                public_op)
 from fungrad.lax.elementwise import convert_to, div, eq, mul
@@ -169,8 +170,17 @@ def _reduce_sum_transpose(ct, x, *, axes):
 reduce_sum_p = _reducer("reduce_sum", _accumulating_impl("add", "sum"), NUMERIC,
                         prim=structural.reduce_sum_p)
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
-reduce_sum = _wrapper(reduce_sum_p, "Sum over ``axes`` (``jax.lax.reduce_sum``).")
 lowering.def_cuda_reducer(reduce_sum_p, "ADD", "0.f")
+
+
+# Not ``_wrapper``'s: jax's reduce_sum alone of the reducers takes ``out_sharding``.
+def reduce_sum(operand: Any, axes: Sequence[int], *, out_sharding: Any = None) -> Any:
+    """Sum over ``axes`` (``jax.lax.reduce_sum``); ``out_sharding`` puts the result on a
+    device (see ``fungrad.lax._placement``; None leaves it where the operation runs)."""
+    operand = as_operand(operand)
+    out = reduce_sum_p.bind(operand, axes=_axes(operand, axes, "reduce_sum"))
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "lax.reduce_sum")
+
 
 # 16-bit floats accumulate in float32 in the impl; these need no special care.
 _WIDE_INEXACT = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))

@@ -19,6 +19,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.structural import broadcast_in_dim_p, reduce_sum_p, reshape_p, transpose_p
 from fungrad._core.util import canonicalize_axis, prod
 from fungrad.interpreters import ad, batching
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import (NUMERIC, as_operand, check_nbytes, hashable_shape, kind,
                                static_ints)
 from fungrad.lax._prim import broadcast_shapes as _broadcast_shapes
@@ -26,24 +27,30 @@ from fungrad.lax._prim import broadcast_shapes as _broadcast_shapes
 
 # --------------------------------------------------------------------------- broadcast_in_dim
 
-def broadcast_in_dim(operand: Any, shape: Sequence[int],
-                     broadcast_dimensions: Sequence[int]) -> Any:
+def broadcast_in_dim(operand: Any, shape: Sequence[int], broadcast_dimensions: Sequence[int],
+                     *, out_sharding: Any = None) -> Any:
     """Broadcast ``operand`` to ``shape``; operand dim i becomes output dim
-    ``broadcast_dimensions[i]``."""
+    ``broadcast_dimensions[i]``. ``out_sharding``: the device for the result (see
+    ``fungrad.lax._placement``; None leaves it where the operation runs)."""
     operand = as_operand(operand)
     shape = hashable_shape(shape, "broadcast_in_dim")
     dims = static_ints(broadcast_dimensions, "broadcast_in_dim", "broadcast_dimensions")
-    if core.get_aval(operand).shape == shape and dims == tuple(range(len(shape))):
-        return operand
-    return broadcast_in_dim_p.bind(operand, shape=shape, broadcast_dimensions=dims)
+    out = operand
+    if core.get_aval(operand).shape != shape or dims != tuple(range(len(shape))):
+        out = broadcast_in_dim_p.bind(operand, shape=shape, broadcast_dimensions=dims)
+    if out_sharding is None:
+        return out
+    return with_out_sharding(out, out_sharding, "lax.broadcast_in_dim")
 
 
-def broadcast(operand: Any, sizes: Sequence[int]) -> Any:
-    """Add leading dimensions of the given ``sizes`` (``lax.broadcast``)."""
+def broadcast(operand: Any, sizes: Sequence[int], *, out_sharding: Any = None) -> Any:
+    """Add leading dimensions of the given ``sizes`` (``lax.broadcast``); ``out_sharding``
+    puts the result on a device, as in ``broadcast_in_dim``."""
     aval = core.get_aval(operand)
     sizes = tuple(sizes)
-    return broadcast_in_dim(operand, sizes + aval.shape,
-                            tuple(range(len(sizes), len(sizes) + aval.ndim)))
+    out = broadcast_in_dim(operand, sizes + aval.shape,
+                           tuple(range(len(sizes), len(sizes) + aval.ndim)))
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "lax.broadcast")
 
 
 def _broadcast_in_dim_impl(xp, x, *, shape, broadcast_dimensions):
@@ -92,15 +99,19 @@ batching.def_batch(broadcast_in_dim_p, _broadcast_in_dim_batch)
 
 # --------------------------------------------------------------------------- reshape
 
-def reshape(operand: Any, new_sizes: Sequence[int], dimensions: Sequence[int] | None = None) -> Any:
-    """Reshape (row-major). ``dimensions`` optionally transposes first, as in ``lax.reshape``."""
+def reshape(operand: Any, new_sizes: Sequence[int], dimensions: Sequence[int] | None = None, *,
+            out_sharding: Any = None) -> Any:
+    """Reshape (row-major). ``dimensions`` optionally transposes first, as in ``lax.reshape``;
+    ``out_sharding`` puts the result on a device, as in ``broadcast_in_dim``."""
     operand = as_operand(operand)
     new_sizes = hashable_shape(new_sizes, "reshape", "new_sizes")
     if dimensions is not None and tuple(dimensions) != tuple(range(len(dimensions))):
         operand = transpose(operand, tuple(dimensions))
-    if core.get_aval(operand).shape == new_sizes:
+    if core.get_aval(operand).shape != new_sizes:
+        operand = reshape_p.bind(operand, new_sizes=new_sizes)
+    if out_sharding is None:
         return operand
-    return reshape_p.bind(operand, new_sizes=new_sizes)
+    return with_out_sharding(operand, out_sharding, "lax.reshape")
 
 
 def _reshape_abstract(x, *, new_sizes):
@@ -300,8 +311,14 @@ lowering.def_lowering(
 
 # --------------------------------------------------------------------------- full (a composite)
 
-def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
-    """An array of ``shape`` filled with ``fill_value`` (broadcast of a scalar)."""
+def full(shape: Sequence[int], fill_value: Any, dtype: Any = None, *,
+         sharding: Any = None) -> Any:
+    """An array of ``shape`` filled with ``fill_value`` (broadcast of a scalar).
+
+    ``sharding``: the device for the result (a ``Sharding``, as ``jax.lax.full`` takes, a
+    ``Device`` or a platform name; see ``fungrad.lax._placement``); None leaves it where
+    the operation runs.
+    """
     shape = hashable_shape(shape, "full")
     if dtype is None:
         value = as_operand(fill_value)
@@ -310,16 +327,22 @@ def full(shape: Sequence[int], fill_value: Any, dtype: Any = None) -> Any:
     if core.get_aval(value).ndim != 0:
         raise TypeError(f"full: fill_value must be a scalar, got shape "
                         f"{core.get_aval(value).shape}")
-    return broadcast_in_dim(value, shape, ())
+    out = broadcast_in_dim(value, shape, ())
+    return out if sharding is None else with_out_sharding(out, sharding, "lax.full", "sharding")
 
 
-def full_like(x: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
+def full_like(x: Any, fill_value: Any, dtype: Any = None, shape: Any = None,
+              sharding: Any = None) -> Any:
     """An array like ``x`` (its shape and dtype unless given) filled with ``fill_value``,
-    as ``jax.lax.full_like``: weakly typed when ``x`` is and no ``dtype`` is given."""
+    as ``jax.lax.full_like``: weakly typed when ``x`` is and no ``dtype`` is given;
+    ``sharding`` puts it on a device, as in ``full``."""
     aval = core.get_aval(x)
     value = convert_element_type(fill_value, dtype or aval.dtype,
                                  dtype is None and aval.weak_type)
-    return full(aval.shape if shape is None else shape, value)
+    out = full(aval.shape if shape is None else shape, value)
+    if sharding is None:
+        return out
+    return with_out_sharding(out, sharding, "lax.full_like", "sharding")
 
 
 # --------------------------------------------------------------------------- collapse (a composite)
@@ -358,12 +381,17 @@ def broadcast_to_rank(x: Any, rank: int) -> Any:
     return x if ndim == rank else broadcast(x, (1,) * (rank - ndim))
 
 
-def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
-    """An array of ``shape`` whose values count along ``dimension`` (``lax.broadcasted_iota``)."""
+def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int, *,
+                     out_sharding: Any = None) -> Any:
+    """An array of ``shape`` whose values count along ``dimension`` (``lax.broadcasted_iota``);
+    ``out_sharding`` puts it on a device, as in ``broadcast_in_dim``."""
     dtype = dtypes.canonicalize_dtype(dtype)
     shape = hashable_shape(shape, "broadcasted_iota")
     aval = _iota_abstract(dtype=dtype, shape=shape, dimension=int(dimension))
-    return iota_p.bind(dtype=aval.dtype, shape=shape, dimension=int(dimension))
+    out = iota_p.bind(dtype=aval.dtype, shape=shape, dimension=int(dimension))
+    if out_sharding is None:
+        return out
+    return with_out_sharding(out, out_sharding, "lax.broadcasted_iota")
 
 
 def _iota_impl(xp, *, dtype, shape, dimension):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import Tracer
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, hashable_shape
 from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axis, check_user_dtype,
                                  ensure_arraylike, promote_dtypes_inexact, static_int,
@@ -22,14 +24,24 @@ from fungrad.numpy._ufuncs_math import exp, log
 # --------------------------------------------------------------------------- placement
 
 def _placed(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` whose keyword ``device`` (a ``Device``, ``SingleDeviceSharding``, ``"gpu"``,
-    ``"cpu:1"``) commits the result there with ``device_put``, as JAX's creation functions
-    do; the wrapper consumes ``device``, so ``fn`` never sees it. Traced results (inside
-    ``jit``) stay where the computation runs."""
+    """``fn`` whose keyword ``device`` (a ``Device``, a ``Sharding``, ``"gpu"``, ``"cpu:1"``)
+    commits the result there with ``device_put``, as JAX's creation functions
+    do; so does ``out_sharding`` where ``fn`` declares it (see ``fungrad.lax._placement``),
+    and giving both is an error, as in JAX. The wrapper consumes the keywords, so ``fn``
+    never sees them. Traced results (inside ``jit``) stay where the computation runs."""
+    fname = f"jnp.{fn.__name__}"
+    shardable = "out_sharding" in inspect.signature(fn).parameters
+
     @functools.wraps(fn)
     def create(*args: Any, device: Any = None, **kwargs: Any) -> Any:
+        out_sharding = kwargs.pop("out_sharding", None) if shardable else None
         out = fn(*args, **kwargs)
-        return out if device is None else device_put(out, device)
+        if out_sharding is None:
+            return out if device is None else device_put(out, device)
+        if device is not None:
+            raise ValueError(f"{fname}: only one of device and out_sharding can be set, got "
+                             f"device={device!r} and out_sharding={out_sharding!r}")
+        return with_out_sharding(out, out_sharding, fname)
     return create
 
 
@@ -84,11 +96,12 @@ def _invalid_value(x: Any, fname: str) -> Exception:
 
 @_placed
 def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
-          ndmin: int = 0, *, device: Any = None) -> Any:
+          ndmin: int = 0, *, device: Any = None, out_sharding: Any = None) -> Any:
     """Create an array from an array, a scalar or nested lists (``jnp.array``).
 
     Python scalars stay weakly typed; lists take the promoted dtype of their elements
-    (64-bit values are canonicalised to 32 bits unless x64 is enabled).
+    (64-bit values are canonicalised to 32 bits unless x64 is enabled). ``device`` or
+    ``out_sharding`` (one device) commits the result there.
     """
     return _array(object, dtype, copy, ndmin, "array")
 
@@ -139,8 +152,9 @@ def _rebuild(obj: Any, host: Any) -> Any:
 
 @_placed
 def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None,
-            device: Any = None) -> Any:
-    """Convert ``a`` to an array without copying when it already is one (``jnp.asarray``)."""
+            device: Any = None, out_sharding: Any = None) -> Any:
+    """Convert ``a`` to an array without copying when it already is one (``jnp.asarray``);
+    ``device`` or ``out_sharding`` (one device) commits the result there."""
     return _array(a, dtype, bool(copy), 0, "asarray")
 
 
@@ -156,29 +170,36 @@ def _filled(shape: tuple, fill_value: Any, dtype: np.dtype, weak: bool) -> Any:
 
 
 @_placed
-def zeros(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
-    """An array of zeros (default dtype float32)."""
+def zeros(shape: Any, dtype: Any = None, *, device: Any = None,
+          out_sharding: Any = None) -> Any:
+    """An array of zeros (default dtype float32), committed to ``device`` or
+    ``out_sharding`` (one device) when one is given."""
     return _filled(hashable_shape(shape, "zeros"), 0,
                    check_user_dtype(dtype, "zeros") or dtypes.default_float_dtype(), False)
 
 
 @_placed
-def ones(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
-    """An array of ones (default dtype float32)."""
+def ones(shape: Any, dtype: Any = None, *, device: Any = None,
+         out_sharding: Any = None) -> Any:
+    """An array of ones (default dtype float32), committed to ``device`` or
+    ``out_sharding`` (one device) when one is given."""
     return _filled(hashable_shape(shape, "ones"), 1,
                    check_user_dtype(dtype, "ones") or dtypes.default_float_dtype(), False)
 
 
 @_placed
-def empty(shape: Any, dtype: Any = None, *, device: Any = None) -> Any:
+def empty(shape: Any, dtype: Any = None, *, device: Any = None,
+          out_sharding: Any = None) -> Any:
     """Same as ``zeros``: arrays are immutable, so there is nothing to leave uninitialised."""
     return _filled(hashable_shape(shape, "empty"), 0,
                    check_user_dtype(dtype, "empty") or dtypes.default_float_dtype(), False)
 
 
 @_placed
-def full(shape: Any, fill_value: Any, dtype: Any = None, *, device: Any = None) -> Any:
-    """An array of ``shape`` filled with ``fill_value`` (an array value is broadcast)."""
+def full(shape: Any, fill_value: Any, dtype: Any = None, *, device: Any = None,
+         out_sharding: Any = None) -> Any:
+    """An array of ``shape`` filled with ``fill_value`` (an array value is broadcast),
+    committed to ``device`` or ``out_sharding`` (one device) when one is given."""
     shape = hashable_shape(shape, "full")
     dtype = check_user_dtype(dtype, "full")
     fill = ensure_arraylike("full", fill_value)
@@ -199,14 +220,18 @@ def _like(fname: str, a: Any, fill_value: Any, dtype: Any, shape: Any) -> Any:
 
 
 @_placed
-def zeros_like(a: Any, dtype: Any = None, shape: Any = None, *, device: Any = None) -> Any:
-    """Zeros with the shape and dtype (and weak type) of ``a``."""
+def zeros_like(a: Any, dtype: Any = None, shape: Any = None, *, device: Any = None,
+               out_sharding: Any = None) -> Any:
+    """Zeros with the shape and dtype (and weak type) of ``a``, committed to ``device`` or
+    ``out_sharding`` (one device) when one is given."""
     return _like("zeros_like", a, 0, dtype, shape)
 
 
 @_placed
-def ones_like(a: Any, dtype: Any = None, shape: Any = None, *, device: Any = None) -> Any:
-    """Ones with the shape and dtype (and weak type) of ``a``."""
+def ones_like(a: Any, dtype: Any = None, shape: Any = None, *, device: Any = None,
+              out_sharding: Any = None) -> Any:
+    """Ones with the shape and dtype (and weak type) of ``a``, committed to ``device`` or
+    ``out_sharding`` (one device) when one is given."""
     return _like("ones_like", a, 1, dtype, shape)
 
 
@@ -219,8 +244,9 @@ def empty_like(prototype: Any, dtype: Any = None, shape: Any = None, *,
 
 @_placed
 def full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None, *,
-              device: Any = None) -> Any:
-    """``fill_value`` with the shape and dtype of ``a``."""
+              device: Any = None, out_sharding: Any = None) -> Any:
+    """``fill_value`` with the shape and dtype of ``a``, committed to ``device`` or
+    ``out_sharding`` (one device) when one is given."""
     fill = ensure_arraylike("full_like", fill_value)
     if aval(fill).ndim:
         a = ensure_arraylike("full_like", a)
@@ -240,8 +266,9 @@ def _concrete_scalar(x: Any, what: str) -> Any:
 
 @_placed
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None, *,
-           device: Any = None) -> Any:
-    """Evenly spaced values in ``[start, stop)`` (the bounds must be static)."""
+           device: Any = None, out_sharding: Any = None) -> Any:
+    """Evenly spaced values in ``[start, stop)`` (the bounds must be static), committed to
+    ``device`` or ``out_sharding`` (one device) when one is given."""
     dtype = check_user_dtype(dtype, "arange")
     if dtype is None:
         dtype = dtypes.canonicalize_dtype(dtypes.result_type(*(x for x in (start, stop, step)

@@ -16,6 +16,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.util import prod as _prod
+from fungrad.lax._placement import with_out_sharding
 from fungrad.numpy._shape import diagonal
 from fungrad.numpy._util import aval, check_user_dtype, ensure_arraylike
 
@@ -129,8 +130,11 @@ def _contract(a: Any, la: list[str], b: Any, lb: list[str], keep: set[str], prec
 
 
 def einsum(subscripts: Any, *operands: Any, out: None = None, optimize: Any = "auto",
-           precision: Any = None, preferred_element_type: Any = None) -> Any:
-    """Einstein summation, e.g. ``einsum('bij,bjk->bik', x, y)``, ``einsum('...i,i', x, v)``."""
+           precision: Any = None, preferred_element_type: Any = None,
+           out_sharding: Any = None) -> Any:
+    """Einstein summation, e.g. ``einsum('bij,bjk->bik', x, y)``, ``einsum('...i,i', x, v)``;
+    ``out_sharding`` puts the result on a device (see ``fungrad.lax._placement``; None
+    leaves it where the operation runs)."""
     if not isinstance(subscripts, str):
         subscripts, operands = _interleaved_to_subscripts((subscripts,) + operands)
     ops = [ensure_arraylike("einsum", o) for o in operands]
@@ -183,7 +187,10 @@ def einsum(subscripts: Any, *operands: Any, out: None = None, optimize: Any = "a
         result = lax.reshape(result, aval(result).shape + (1,) * len(missing))
         labs = labs + missing
     result = lax.transpose(result, tuple(labs.index(lab) for lab in out_labels))
-    return lax.convert_element_type(result, pref or dt, weak if pref is None else False)
+    result = lax.convert_element_type(result, pref or dt, weak if pref is None else False)
+    if out_sharding is None:
+        return result
+    return with_out_sharding(result, out_sharding, "jnp.einsum")
 
 
 def _greedy_order(labels: list[list[str]], sizes: dict[str, int],

@@ -19,8 +19,9 @@ from fungrad.numpy._joining import concatenate, stack
 from fungrad.numpy._searching import nonzero
 from fungrad.numpy._shape import moveaxis, take_static, tile
 from fungrad.numpy._ufuncs import divmod as _divmod, remainder
-from fungrad.numpy._util import (aval, broadcast_to, ensure_arraylike, scalar_like,
-                                 static_indices_along, static_int, where as _where)
+from fungrad.numpy._util import (aval, broadcast_to, check_user_dtype, ensure_arraylike,
+                                 scalar_like, static_indices_along, static_int,
+                                 where as _where)
 
 s_ = np.s_
 index_exp = np.index_exp
@@ -40,14 +41,31 @@ def unravel_index(indices: Any, shape: Sequence[int]) -> tuple:
 
 
 def ravel_multi_index(multi_index: Sequence[Any], dims: Sequence[int], mode: str = "raise",
-                      order: str = "C") -> Any:
-    """Flat indices of the index arrays ``multi_index`` into an array of shape ``dims``
-    (``mode``: 'raise' (concrete indices only), 'wrap' or 'clip')."""
+                      order: str = "C", *, dtype: Any = None) -> Any:
+    """Flat indices of the index arrays ``multi_index`` into an array of shape ``dims``.
+
+    Args:
+        multi_index: one integer index array per dimension (they broadcast together).
+        dims: the shape indexed into (static ints).
+        mode: ``"raise"`` (out-of-bounds indices are an error: concrete indices only),
+            ``"wrap"``, ``"clip"`` or ``"ignore"`` (no check: out-of-bounds indices give
+            meaningless flat indices).
+        order: ``"C"`` (row-major) or ``"F"`` (column-major).
+        dtype: the integer dtype of the result; by default the indices' promoted dtype, as
+            in JAX (so int8 indices give int8). It must hold ``prod(dims) - 1``, else
+            ``ValueError`` (pass a wider dtype).
+
+    Examples:
+        >>> import fungrad.numpy as jnp
+        >>> jnp.ravel_multi_index((jnp.array([0, 1]), jnp.array([2, 1])), (2, 3))
+        Array([2, 4], dtype=int32)
+    """
     dims = hashable_shape(dims, "ravel_multi_index", "dims")
     if len(multi_index) != len(dims):
         raise ValueError(f"ravel_multi_index: {len(multi_index)} index arrays for {len(dims)} "
                          "dimensions")
     idx = [ensure_arraylike("ravel_multi_index", i) for i in multi_index]
+    dt = _flat_index_dtype(idx, dims, dtype)
     for i in idx:
         if aval(i).dtype.kind not in "iu":
             raise TypeError("ravel_multi_index: only integer indices are permitted")
@@ -63,20 +81,35 @@ def ravel_multi_index(multi_index: Sequence[Any], dims: Sequence[int], mode: str
         idx = [lax.clamp(scalar_like(0, i), i, scalar_like(d - 1, i)) for i, d in zip(idx, dims)]
     elif mode == "wrap":
         idx = [remainder(i, d) for i, d in zip(idx, dims)]
-    else:
-        raise ValueError(f"ravel_multi_index: invalid mode {mode!r}")
+    elif mode != "ignore":
+        raise ValueError(f"ravel_multi_index: invalid mode {mode!r}; expected 'raise', 'wrap', "
+                         "'clip' or 'ignore'")
     if order == "F":
         strides = np.cumprod((1,) + dims[:-1])
     elif order == "C":
         strides = np.cumprod((1,) + dims[1:][::-1])[::-1]
     else:
-        raise ValueError(f"ravel_multi_index: invalid order {order!r}")
-    dt = dtypes.default_int_dtype()
+        raise ValueError(f"ravel_multi_index: invalid order {order!r}; expected 'C' or 'F'")
     out = lax.full((), 0, dt)
     for i, s in zip(idx, strides):
         out = lax.add(out, lax.mul(lax.convert_element_type(i, dt), lax.convert_element_type(
             int(s), dt)))
     return out
+
+
+def _flat_index_dtype(idx: list, dims: tuple[int, ...], dtype: Any) -> np.dtype:
+    """``ravel_multi_index``'s result dtype: ``dtype``, or the indices' promoted with a Python
+    int (JAX's rule: a weak int, so int8 indices give int8); an integer dtype that holds
+    every flat index of ``dims``."""
+    dt = check_user_dtype(dtype, "ravel_multi_index") or dtypes.canonicalize_dtype(
+        dtypes.result_type(0, *idx))
+    if dt.kind not in "iu":
+        raise ValueError(f"ravel_multi_index: dtype={dt} is not an integer type")
+    if _prod(dims) - 1 > np.iinfo(dt).max:
+        raise ValueError(f"ravel_multi_index: dtype={dt} not large enough to hold flattened "
+                         f"index for dims={dims}. Use the dtype argument to pass a suitable "
+                         "dtype (e.g. dtype=np.min_scalar_type(prod(dims))).")
+    return dt
 
 
 def ix_(*args: Any) -> tuple:

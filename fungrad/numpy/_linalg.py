@@ -11,6 +11,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax.dot import BLAS_DTYPES, canonicalize_precision
 from fungrad.numpy._shape import moveaxis
 from fungrad.numpy._ufuncs import multiply, subtract
@@ -49,12 +50,18 @@ def _dot_general(a: Any, b: Any, dims: Any, precision: Any, out_dtype: np.dtype,
 _MATRIX_PRODUCT = (((1,), (0,)), ((), ()))
 
 
-def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None) -> Any:
+def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None,
+           out_sharding: Any = None) -> Any:
     """Matrix product with NumPy's broadcasting of leading (batch) dimensions.
 
     Batch dimensions of size 1 on one side are not materialised: they become free
     dimensions of the other operand, so ``(B, T, d) @ (d, h)`` is one plain contraction.
+    ``out_sharding`` puts the result on a device (see ``fungrad.lax._placement``; None
+    leaves it where the operation runs).
     """
+    if out_sharding is not None:
+        out = matmul(a, b, precision=precision, preferred_element_type=preferred_element_type)
+        return with_out_sharding(out, out_sharding, "jnp.matmul")
     if (type(a) is Array and type(b) is Array and precision is None
             and preferred_element_type is None and a._value.ndim == 2 == b._value.ndim
             and a._value.dtype == b._value.dtype and a._value.dtype in BLAS_DTYPES
@@ -134,19 +141,24 @@ def _matmul_plan(a_shape: tuple, b_shape: tuple) -> tuple:
             None if perm == tuple(range(len(perm))) else perm)
 
 
-def dot(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None) -> Any:
+def dot(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None,
+        out_sharding: Any = None) -> Any:
     """NumPy ``dot``: products of scalars, inner products of vectors, matrix products, and
-    the contraction of ``a``'s last axis with ``b``'s second-to-last for N-d arrays."""
+    the contraction of ``a``'s last axis with ``b``'s second-to-last for N-d arrays.
+    ``out_sharding`` puts the result on a device, as in ``matmul``."""
     a, b, out_dtype, weak = _prepare("dot", a, b, preferred_element_type)
     a_nd, b_nd = aval(a).ndim, aval(b).ndim
     if a_nd == 0 or b_nd == 0:
-        return lax.convert_element_type(lax.mul(a, b), out_dtype, weak)
-    b_axis = 0 if b_nd == 1 else b_nd - 2
-    if aval(a).shape[-1] != aval(b).shape[b_axis]:
-        raise TypeError(f"dot: shapes {aval(a).shape} and {aval(b).shape} not aligned: "
-                        f"{aval(a).shape[-1]} (dim {a_nd - 1}) != {aval(b).shape[b_axis]} "
-                        f"(dim {b_axis})")
-    return _dot_general(a, b, (((a_nd - 1,), (b_axis,)), ((), ())), precision, out_dtype, weak)
+        out = lax.convert_element_type(lax.mul(a, b), out_dtype, weak)
+    else:
+        b_axis = 0 if b_nd == 1 else b_nd - 2
+        if aval(a).shape[-1] != aval(b).shape[b_axis]:
+            raise TypeError(f"dot: shapes {aval(a).shape} and {aval(b).shape} not aligned: "
+                            f"{aval(a).shape[-1]} (dim {a_nd - 1}) != {aval(b).shape[b_axis]} "
+                            f"(dim {b_axis})")
+        out = _dot_general(a, b, (((a_nd - 1,), (b_axis,)), ((), ())), precision, out_dtype,
+                           weak)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "jnp.dot")
 
 
 def vdot(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None) -> Any:
@@ -196,9 +208,10 @@ def vecmat(x1: Any, x2: Any, /) -> Any:
 
 
 def tensordot(a: Any, b: Any, axes: Any = 2, *, precision: Any = None,
-              preferred_element_type: Any = None) -> Any:
+              preferred_element_type: Any = None, out_sharding: Any = None) -> Any:
     """Contract ``axes`` of ``a`` with ``axes`` of ``b`` (an int n: a's last n with b's first
-    n; or a pair of axis lists)."""
+    n; or a pair of axis lists). ``out_sharding`` puts the result on a device, as in
+    ``matmul``."""
     a, b, out_dtype, weak = _prepare("tensordot", a, b, preferred_element_type)
     a_nd, b_nd = aval(a).ndim, aval(b).ndim
     if isinstance(axes, (int, np.integer)):
@@ -222,7 +235,8 @@ def tensordot(a: Any, b: Any, axes: Any = 2, *, precision: Any = None,
         if aval(a).shape[i] != aval(b).shape[j]:
             raise TypeError(f"tensordot: shape mismatch for contraction: lhs shape "
                             f"{aval(a).shape} axis {i} vs rhs shape {aval(b).shape} axis {j}")
-    return _dot_general(a, b, (dims, ((), ())), precision, out_dtype, weak)
+    out = _dot_general(a, b, (dims, ((), ())), precision, out_dtype, weak)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "jnp.tensordot")
 
 
 def inner(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any = None) -> Any:

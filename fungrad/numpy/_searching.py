@@ -16,6 +16,7 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.errors import ConcretizationTypeError
+from fungrad.lax._placement import with_out_sharding
 from fungrad.numpy._indexing import _IndexUpdateRef, take
 from fungrad.numpy._reductions import any as _any, cumsum, sum as _sum
 from fungrad.numpy._shape import broadcast_arrays, moveaxis
@@ -248,10 +249,12 @@ def digitize(x: Any, bins: Any, right: bool = False, *, method: str | None = Non
 
 
 def bincount(x: Any, weights: Any = None, minlength: int = 0, *,
-             length: int | None = None) -> Any:
+             length: int | None = None, out_sharding: Any = None) -> Any:
     """Counts (or summed ``weights``) of each non-negative integer in the 1-d ``x``.
 
     ``length`` fixes the output size (needed under ``jit``); larger values are dropped.
+    ``out_sharding`` puts the result on a device (see ``fungrad.lax._placement``; None
+    leaves it where the operation runs).
     """
     x = ensure_arraylike("bincount", x)
     if aval(x).dtype == np.bool_:
@@ -275,8 +278,9 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0, *,
             raise ValueError(f"bincount: weights of shape {aval(weights).shape} must match x "
                              f"of shape {aval(x).shape}")
     x = lax.max(x, scalar_like(0, x))
-    return _IndexUpdateRef(lax.full((length,), 0, aval(weights).dtype), x).add(weights,
-                                                                              mode="drop")
+    out = _IndexUpdateRef(lax.full((length,), 0, aval(weights).dtype), x).add(weights,
+                                                                             mode="drop")
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "jnp.bincount")
 
 
 def isin(element: Any, test_elements: Any, assume_unique: bool = False, invert: bool = False,

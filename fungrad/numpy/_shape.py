@@ -15,6 +15,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core.core import Tracer
 from fungrad._core.util import prod as _prod
+from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import hashable_shape, static_ints
 from fungrad.numpy._util import (aval, broadcast_shapes_or_error, broadcast_to as _broadcast_to,
                                  canonicalize_axes, canonicalize_axis, ensure_arraylike,
@@ -73,8 +74,10 @@ def _resolve_newshape(fname: str, size: int, newshape: Any) -> tuple[int, ...]:
 
 
 def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
-            copy: bool | None = None) -> Any:
-    """Reshape ``a`` (one dimension may be -1; ``order`` 'C' or 'F')."""
+            copy: bool | None = None, out_sharding: Any = None) -> Any:
+    """Reshape ``a`` (one dimension may be -1; ``order`` 'C' or 'F'); ``out_sharding``
+    puts the result on a device (see ``fungrad.lax._placement``; None leaves it where the
+    operation runs)."""
     a = ensure_arraylike("reshape", a)
     shape = newshape if shape is None else shape
     if shape is None:
@@ -82,26 +85,29 @@ def reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None
     a_aval = aval(a)
     new = _compute_newshape("reshape", a_aval.size, shape)
     if order == "C":  # ``new`` is canonical: bind directly (lax.reshape would re-check it)
-        return a if new == a_aval.shape else lax.reshape_p.bind(a, new_sizes=new)
-    if order == "F":
-        nd = aval(a).ndim
-        flat = lax.reshape(lax.transpose(a, tuple(range(nd - 1, -1, -1))), (aval(a).size,))
-        out = lax.reshape(flat, new[::-1])
-        return lax.transpose(out, tuple(range(len(new) - 1, -1, -1)))
-    raise ValueError(f"reshape: unsupported order {order!r}; use 'C' or 'F'")
+        out = a if new == a_aval.shape else lax.reshape_p.bind(a, new_sizes=new)
+    elif order == "F":
+        flat = lax.reshape(lax.transpose(a, tuple(range(a_aval.ndim - 1, -1, -1))),
+                           (a_aval.size,))
+        out = lax.transpose(lax.reshape(flat, new[::-1]), tuple(range(len(new) - 1, -1, -1)))
+    else:
+        raise ValueError(f"reshape: unsupported order {order!r}; use 'C' or 'F'")
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "jnp.reshape")
 
 
-def ravel(a: Any, order: str = "C") -> Any:
-    """The flattened array."""
+def ravel(a: Any, order: str = "C", *, out_sharding: Any = None) -> Any:
+    """The flattened array; ``out_sharding`` puts it on a device, as in ``reshape``."""
     a = ensure_arraylike("ravel", a)
-    return reshape(a, (aval(a).size,), order)
+    out = reshape(a, (aval(a).size,), order)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "jnp.ravel")
 
 
-def _method_reshape(a: Any, *args: Any, order: str = "C") -> Any:
+def _method_reshape(a: Any, *args: Any, order: str = "C", out_sharding: Any = None) -> Any:
     """``x.reshape(2, 3)`` and ``x.reshape((2, 3))`` both work, as on ``jax.Array``."""
     if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
-        return reshape(a, args[0], order)
-    return reshape(a, args, order)
+        args = args[0]
+    out = reshape(a, args, order)
+    return out if out_sharding is None else with_out_sharding(out, out_sharding, "jnp.reshape")
 
 
 # --------------------------------------------------------------------------- transposes
@@ -180,10 +186,14 @@ def rollaxis(a: Any, axis: int, start: int = 0) -> Any:
 
 # --------------------------------------------------------------------------- broadcasting
 
-def broadcast_to(array: Any, shape: Any) -> Any:
-    """Broadcast ``array`` to ``shape`` (NumPy rules)."""
+def broadcast_to(array: Any, shape: Any, *, out_sharding: Any = None) -> Any:
+    """Broadcast ``array`` to ``shape`` (NumPy rules); ``out_sharding`` puts the result on a
+    device, as in ``reshape``."""
     array = ensure_arraylike("broadcast_to", array)
-    return _broadcast_to(array, hashable_shape(shape, "broadcast_to"))
+    out = _broadcast_to(array, hashable_shape(shape, "broadcast_to"))
+    if out_sharding is None:
+        return out
+    return with_out_sharding(out, out_sharding, "jnp.broadcast_to")
 
 
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
@@ -420,12 +430,16 @@ def tile(A: Any, reps: Any) -> Any:
 
 
 def repeat(a: Any, repeats: Any, axis: int | None = None, *,
-           total_repeat_length: int | None = None) -> Any:
+           total_repeat_length: int | None = None, out_sharding: Any = None) -> Any:
     """Repeat each element ``repeats`` times along ``axis``.
 
     ``total_repeat_length`` fixes the result's length: the repeats are cut there, or the
     axis's last element fills the rest (as JAX). Traced ``repeats`` (under ``jit``) need it.
+    ``out_sharding`` puts the result on a device, as in ``reshape``.
     """
+    if out_sharding is not None:
+        out = repeat(a, repeats, axis, total_repeat_length=total_repeat_length)
+        return with_out_sharding(out, out_sharding, "jnp.repeat")
     a = ensure_arraylike("repeat", a)
     if axis is None:
         a = lax.reshape(a, (aval(a).size,))

@@ -142,10 +142,7 @@ class ufunc:
         """
         if out is None and where is None:
             return self._call(*args)
-        what = "out" if out is not None else "where"
-        raise NotImplementedError(f"{what} argument of {self!r} is not supported: fungrad "
-                                  f"arrays are immutable; use the returned array"
-                                  + (" and jnp.where" if what == "where" else ""))
+        raise _ufuncs.ufunc_keyword_error(self.__name__, out)
 
     # ------------------------------------------------------------------ checks
 
@@ -660,8 +657,8 @@ def _direct(func: Callable[..., Any], nin: int, identity: Any = None,
 
     Python finds ``__call__`` on the type, so each object gets a subclass whose ``__call__``
     is ``func`` itself (a staticmethod): ``jnp.add(x, y)`` then runs no Python frame besides
-    ``add``'s, and costs what the plain function did. ``out=``/``where=`` are refused by
-    ``func`` itself (a ``TypeError``), as before ``add`` was a ufunc.
+    ``add``'s, and costs what the plain function did. ``func`` takes ``out=``/``where=`` and
+    refuses values other than None itself, as ``ufunc.__call__`` does.
     """
     cls = type(f"ufunc_{func.__name__}", (ufunc,),
                {"__call__": staticmethod(func), "__module__": __name__,

@@ -20,21 +20,43 @@ from fungrad.numpy._util import (aval, ensure_arraylike, promote_args, promote_a
                                  truthy, where as _where)
 
 
+# --------------------------------------------------------------------------- ufunc keywords
+
+# The functions ``jax.numpy`` exposes as ufunc objects (``jnp.add``, ...) take NumPy's
+# ``out`` and ``where`` keywords, which must be None: fungrad arrays are immutable.
+# ``_ufunc_api`` makes each of these functions the ``__call__`` of its ufunc object.
+
+def ufunc_keyword_error(name: str, out: Any) -> NotImplementedError:
+    """The error for a ufunc ``name`` called with ``out`` (or, when ``out`` is None,
+    ``where``) other than None, as JAX raises it."""
+    what = "out" if out is not None else "where"
+    return NotImplementedError(f"{what} argument of <jnp.ufunc '{name}'> is not supported: "
+                               "fungrad arrays are immutable; use the returned array"
+                               + (" and jnp.where" if what == "where" else ""))
+
+
 # --------------------------------------------------------------------------- arithmetic
 
-def add(x: Any, y: Any, /) -> Any:
-    """Elementwise ``x + y`` with broadcasting (``or`` for booleans)."""
+def add(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+    """Elementwise ``x + y`` with broadcasting (``or`` for booleans); ``out`` and ``where``
+    must be None (see ``ufunc_keyword_error``)."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("add", out)
     x, y = promote_args("add", x, y, bare_scalars=True)
     return lax.bitwise_or(x, y) if x.dtype == np.bool_ else lax.add(x, y)
 
 
-def subtract(x: Any, y: Any, /) -> Any:
-    """Elementwise ``x - y``."""
+def subtract(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+    """Elementwise ``x - y``; ``out`` and ``where`` must be None."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("subtract", out)
     return lax.sub(*promote_args("subtract", x, y, bare_scalars=True))
 
 
-def multiply(x: Any, y: Any, /) -> Any:
-    """Elementwise ``x * y`` (``and`` for booleans)."""
+def multiply(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+    """Elementwise ``x * y`` (``and`` for booleans); ``out`` and ``where`` must be None."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("multiply", out)
     x, y = promote_args("multiply", x, y, bare_scalars=True)
     return lax.bitwise_and(x, y) if x.dtype == np.bool_ else lax.mul(x, y)
 
@@ -154,13 +176,15 @@ def pow(x1: Any, x2: Any, /) -> Any:  # noqa: A001
     return power(x1, x2)
 
 
-def float_power(x1: Any, x2: Any, /) -> Any:
-    """``x1 ** x2`` computed in floating point."""
-    return lax.pow(*promote_args_inexact("float_power", x1, x2))
+def float_power(x: Any, y: Any, /) -> Any:
+    """``x ** y`` computed in floating point (arguments named as in ``jax.numpy``)."""
+    return lax.pow(*promote_args_inexact("float_power", x, y))
 
 
-def negative(x: Any, /) -> Any:
-    """Elementwise ``-x``."""
+def negative(x: Any, /, *, out: None = None, where: None = None) -> Any:
+    """Elementwise ``-x``; ``out`` and ``where`` must be None."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("negative", out)
     return lax.neg(*promote_args("negative", x))
 
 
@@ -206,13 +230,19 @@ def reciprocal(x: Any, /) -> Any:
     return lax.integer_pow(x, -1)
 
 
-def maximum(x: Any, y: Any, /) -> Any:
-    """Elementwise maximum (NaN propagates; complex values compare lexicographically)."""
+def maximum(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+    """Elementwise maximum (NaN propagates; complex values compare lexicographically);
+    ``out`` and ``where`` must be None."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("maximum", out)
     return lax.max(*promote_args("maximum", x, y))
 
 
-def minimum(x: Any, y: Any, /) -> Any:
-    """Elementwise minimum (NaN propagates; complex values compare lexicographically)."""
+def minimum(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+    """Elementwise minimum (NaN propagates; complex values compare lexicographically);
+    ``out`` and ``where`` must be None."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("minimum", out)
     return lax.min(*promote_args("minimum", x, y))
 
 
@@ -272,10 +302,13 @@ greater_equal = _comparison("greater_equal", "ge")
 # --------------------------------------------------------------------------- logical / bitwise
 
 def _logical(name: str, lax_name: str) -> Callable:
-    def op(x: Any, y: Any, /) -> Any:
+    def op(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+        if out is not None or where is not None:
+            raise ufunc_keyword_error(name, out)
         return getattr(lax, lax_name)(*map(truthy, promote_args(name, x, y)))
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` of the truth values of its arguments."
+    op.__doc__ = (f"Elementwise ``{name}`` of the truth values of its arguments; ``out`` and "
+                  "``where`` must be None.")
     return op
 
 
@@ -290,10 +323,13 @@ def logical_not(x: Any, /) -> Any:
 
 
 def _bitwise(name: str, lax_name: str) -> Callable:
-    def op(x: Any, y: Any, /) -> Any:
+    def op(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
+        if out is not None or where is not None:
+            raise ufunc_keyword_error(name, out)
         return getattr(lax, lax_name)(*promote_args(name, x, y))
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` of integer or boolean arrays."
+    op.__doc__ = (f"Elementwise ``{name}`` of integer or boolean arrays; ``out`` and "
+                  "``where`` must be None.")
     return op
 
 
@@ -310,9 +346,9 @@ def invert(x: Any, /) -> Any:
 bitwise_not = bitwise_invert = invert
 
 
-def left_shift(x1: Any, x2: Any, /) -> Any:
-    """Elementwise ``x1 << x2``."""
-    return lax.shift_left(*promote_args_numeric("left_shift", x1, x2))
+def left_shift(x: Any, y: Any, /) -> Any:
+    """Elementwise ``x << y`` (arguments named as in ``jax.numpy``)."""
+    return lax.shift_left(*promote_args_numeric("left_shift", x, y))
 
 
 def right_shift(x1: Any, x2: Any, /) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fungrad import lax
 from fungrad._core import dtypes
-from fungrad.numpy._ufuncs import maximum, minimum
+from fungrad.numpy._ufuncs import maximum, minimum, ufunc_keyword_error
 from fungrad.numpy._util import (aval, ensure_arraylike, full_like, promote_args,
                                  promote_args_inexact, promote_dtypes_inexact, scalar_like,
                                  static_int, where as _where)
@@ -85,8 +85,11 @@ def log10(x: Any, /) -> Any:
         0.4342944819032518, aval(y).dtype)))
 
 
-def logaddexp(x1: Any, x2: Any, /) -> Any:
-    """``log(exp(x1) + exp(x2))`` without overflow."""
+def logaddexp(x1: Any, x2: Any, /, *, out: None = None, where: None = None) -> Any:
+    """``log(exp(x1) + exp(x2))`` without overflow; ``out`` and ``where`` must be None
+    (see ``_ufuncs.ufunc_keyword_error``)."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("logaddexp", out)
     return _logaddexp(*promote_args_inexact("logaddexp", x1, x2))
 
 
@@ -100,8 +103,10 @@ def _logaddexp(x1: Any, x2: Any) -> Any:
                       lax.add(amax, lax.log1p(lax.exp(lax.neg(lax.abs(delta))))))
 
 
-def logaddexp2(x1: Any, x2: Any, /) -> Any:
-    """``log2(2**x1 + 2**x2)`` without overflow."""
+def logaddexp2(x1: Any, x2: Any, /, *, out: None = None, where: None = None) -> Any:
+    """``log2(2**x1 + 2**x2)`` without overflow; ``out`` and ``where`` must be None."""
+    if out is not None or where is not None:
+        raise ufunc_keyword_error("logaddexp2", out)
     return _logaddexp2(*promote_args_inexact("logaddexp2", x1, x2))
 
 
@@ -409,9 +414,10 @@ def copysign(x1: Any, x2: Any, /) -> Any:
     return _where(signbit(x2), lax.neg(mag), mag)
 
 
-def nextafter(x1: Any, x2: Any, /) -> Any:
-    """The next representable float after ``x1`` toward ``x2``."""
-    return lax.nextafter(*promote_args_inexact("nextafter", x1, x2))
+def nextafter(x: Any, y: Any, /) -> Any:
+    """The next representable float after ``x`` toward ``y`` (arguments named as in
+    ``jax.numpy``)."""
+    return lax.nextafter(*promote_args_inexact("nextafter", x, y))
 
 
 # --------------------------------------------------------------------------- complex parts

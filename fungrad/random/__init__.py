@@ -11,6 +11,13 @@ reuse a key for two draws::
 
 The generator is Threefry-2x32 (``threefry2x32_p``, the one primitive here) in
 JAX's default, partitionable counter scheme, so keys and draws equal JAX's.
+
+The samplers that take ``out_sharding`` in ``jax.random`` take it here too. JAX lays
+the draws out over a mesh with it; fungrad puts each array whole on one device, so here it
+names that device (a ``Device``, ``"cpu"``/``"gpu:0"`` or a ``Sharding``, as
+``device_put`` takes) and the draws are committed there; the draws themselves do not
+change, and ``None`` (the default) leaves them where the computation runs. Anything else
+(a bare ``PartitionSpec``, a mesh axis name) is an error naming the sampler.
 """
 from fungrad._core.namespace import public_dir
 from fungrad.random._discrete import binomial, geometric, multinomial, poisson

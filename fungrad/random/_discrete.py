@@ -19,6 +19,7 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core import core, dtypes
+from fungrad.lax._placement import takes_out_sharding
 from fungrad.random._distributions import _fma, _out_shape, _start
 from fungrad.random._keys import check_key
 from fungrad.random._samplers import (
@@ -132,8 +133,12 @@ def _poisson_rejection(key: Any, lam: Any, shape: tuple[int, ...], dtype: np.dty
     return lax.convert_element_type(k, dtype)
 
 
-def poisson(key: Any, lam: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+@takes_out_sharding("random")
+def poisson(key: Any, lam: Any, shape: Shape | None = None, dtype: Any = None, *,
+            out_sharding: Any = None) -> Any:
     """Poisson(lam) counts: Knuth's method for ``lam < 10``, transformed rejection above.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
 
     Examples:
         >>> from fungrad import random
@@ -155,8 +160,12 @@ def poisson(key: Any, lam: Any, shape: Shape | None = None, dtype: Any = None) -
 
 # --------------------------------------------------------------------------- geometric
 
-def geometric(key: Any, p: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+@takes_out_sharding("random")
+def geometric(key: Any, p: Any, shape: Shape | None = None, dtype: Any = None, *,
+              out_sharding: Any = None) -> Any:
     """Geometric(p) counts of trials up to the first success: ``floor(log u / log1p(-p)) + 1``.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
 
     Examples:
         >>> from fungrad import random

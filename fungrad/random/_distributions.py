@@ -17,6 +17,7 @@ import numpy as np
 from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core import core, dtypes
+from fungrad.lax._placement import takes_out_sharding
 from fungrad.random._keys import check_key
 from fungrad.random._samplers import (Shape, _check_shape, _const, _erf_inv, _float_dtype,
                                       _in_float32, _log, _log1p, _normal_real, _shape, _split2,
@@ -83,22 +84,34 @@ def _start(name: str, key: Any, dtype: Any) -> tuple[Any, np.dtype]:
 
 # --------------------------------------------------------------------------- location-scale
 
-def cauchy(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Standard Cauchy draws ``tan(pi * (u - 1/2))`` for ``u`` uniform in [eps, 1)."""
+@takes_out_sharding("random")
+def cauchy(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Standard Cauchy draws ``tan(pi * (u - 1/2))`` for ``u`` uniform in [eps, 1).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("cauchy", key, dtype)
     u = _uniform("cauchy", data, _shape("cauchy", shape), dtype, dtypes.finfo(dtype).eps, 1.)
     return _tan(lax.mul(_const(np.pi, dtype), lax.sub(u, _const(0.5, dtype))))
 
 
-def logistic(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Standard logistic draws ``log(u) - log1p(-u)`` for ``u`` uniform in [tiny, 1)."""
+@takes_out_sharding("random")
+def logistic(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Standard logistic draws ``log(u) - log1p(-u)`` for ``u`` uniform in [tiny, 1).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("logistic", key, dtype)
     u = _uniform("logistic", data, _shape("logistic", shape), dtype, dtypes.finfo(dtype).tiny, 1.)
     return lax.sub(_log(u), _log1p(lax.neg(u)))
 
 
-def lognormal(key: Any, sigma: Any = 1., shape: Shape | None = None, dtype: Any = None) -> Any:
+@takes_out_sharding("random")
+def lognormal(key: Any, sigma: Any = 1., shape: Shape | None = None, dtype: Any = None, *,
+              out_sharding: Any = None) -> Any:
     """Log-normal draws ``exp(sigma * z)`` for standard normal ``z``.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
 
     Examples:
         >>> from fungrad import random
@@ -111,8 +124,13 @@ def lognormal(key: Any, sigma: Any = 1., shape: Shape | None = None, dtype: Any 
     return _exp(_scaled_normal(data, shape, dtype, sigma))
 
 
-def pareto(key: Any, b: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Pareto draws with shape ``b`` and scale 1: ``exp(e / b)`` for exponential ``e``."""
+@takes_out_sharding("random")
+def pareto(key: Any, b: Any, shape: Shape | None = None, dtype: Any = None, *,
+           out_sharding: Any = None) -> Any:
+    """Pareto draws with shape ``b`` and scale 1: ``exp(e / b)`` for exponential ``e``.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("pareto", key, dtype)
     b = _param("pareto", b, dtype)
     shape = _out_shape("pareto", shape, b)
@@ -135,8 +153,13 @@ def weibull_min(key: Any, scale: Any, concentration: Any, shape: Shape = (),
     return lax.mul(_pow(e, lax.div(_const(1, dtype), concentration)), scale)
 
 
-def rayleigh(key: Any, scale: Any = 1., shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Rayleigh draws ``scale * sqrt(-2 log u)`` for ``u`` uniform in [0, 1)."""
+@takes_out_sharding("random")
+def rayleigh(key: Any, scale: Any = 1., shape: Shape | None = None, dtype: Any = None, *,
+             out_sharding: Any = None) -> Any:
+    """Rayleigh draws ``scale * sqrt(-2 log u)`` for ``u`` uniform in [0, 1).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("rayleigh", key, dtype)
     scale = _param("rayleigh", scale, dtype)
     shape = _out_shape("rayleigh", shape, scale)
@@ -144,8 +167,13 @@ def rayleigh(key: Any, scale: Any = 1., shape: Shape | None = None, dtype: Any =
     return lax.mul(scale, lax.sqrt(lax.mul(_log(u), _const(-2, dtype))))
 
 
-def wald(key: Any, mean: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Wald (inverse Gaussian) draws with the given mean and shape parameter 1."""
+@takes_out_sharding("random")
+def wald(key: Any, mean: Any, shape: Shape | None = None, dtype: Any = None, *,
+         out_sharding: Any = None) -> Any:
+    """Wald (inverse Gaussian) draws with the given mean and shape parameter 1.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("wald", key, dtype)
     mean = _param("wald", mean, dtype)
     shape = _out_shape("wald", shape, mean)
@@ -164,9 +192,13 @@ def wald(key: Any, mean: Any, shape: Shape | None = None, dtype: Any = None) -> 
     return lax.select(accept, x, lax.div(mean_sq, x))
 
 
+@takes_out_sharding("random")
 def triangular(key: Any, left: Any, mode: Any, right: Any, shape: Shape | None = None,
-               dtype: Any = None) -> Any:
-    """Triangular draws on ``[left, right]`` with peak at ``mode`` (inverse CDF)."""
+               dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Triangular draws on ``[left, right]`` with peak at ``mode`` (inverse CDF).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("triangular", key, dtype)
     left, mode, right = (_param("triangular", p, dtype) for p in (left, mode, right))
     shape = _out_shape("triangular", shape, left, mode, right)
@@ -182,15 +214,23 @@ def triangular(key: Any, left: Any, mode: Any, right: Any, shape: Shape | None =
 
 # --------------------------------------------------------------------------- signs and norms
 
-def rademacher(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Random signs: -1 or +1 with equal probability, in ``dtype`` (default int)."""
+@takes_out_sharding("random")
+def rademacher(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Random signs: -1 or +1 with equal probability, in ``dtype`` (default int).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     dtype = dtypes.canonicalize_dtype(int if dtype is None else dtype)
     coin = lax.convert_element_type(bernoulli(key, 0.5, _shape("rademacher", shape)), dtype)
     return lax.sub(lax.mul(_const(2, dtype), coin), _const(1, dtype))
 
 
-def maxwell(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Maxwell draws: the Euclidean norm of three standard normals."""
+@takes_out_sharding("random")
+def maxwell(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Maxwell draws: the Euclidean norm of three standard normals.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("maxwell", key, dtype)
     return _maxwell(data, _shape("maxwell", shape), dtype)
 
@@ -222,11 +262,15 @@ def double_sided_maxwell(key: Any, loc: Any, scale: Any, shape: Shape = (),
 
 # --------------------------------------------------------------------------- matrices
 
-def orthogonal(key: Any, n: int, shape: Shape = (), dtype: Any = None, m: int | None = None) -> Any:
+@takes_out_sharding("random")
+def orthogonal(key: Any, n: int, shape: Shape = (), dtype: Any = None, m: int | None = None, *,
+               out_sharding: Any = None) -> Any:
     """Haar-distributed ``n x m`` matrices with orthonormal columns (or rows if ``n < m``).
 
     The Q factor of a QR decomposition of a normal matrix, its columns' signs fixed by
     ``R``'s diagonal (as JAX does), so it is unique.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     data, dtype = _start("orthogonal", key, dtype)
     n = operator.index(n)
@@ -264,12 +308,16 @@ def _sign_nonzero(x: Any) -> Any:
     return fnp.where(x < 0, -1, 1).astype(x.dtype)
 
 
+@takes_out_sharding("random")
 def multivariate_normal(key: Any, mean: Any, cov: Any, shape: Shape | None = None,
-                        dtype: Any = None, method: str = "cholesky") -> Any:
+                        dtype: Any = None, method: str = "cholesky", *,
+                        out_sharding: Any = None) -> Any:
     """Multivariate normal draws ``mean + factor @ z`` with ``factor @ factor.T == cov``.
 
     ``method`` picks the factor: ``"cholesky"`` (lower triangular), ``"eigh"`` or
     ``"svd"`` (both ``u * sqrt(s)``); ``mean[..., n]`` and ``cov[..., n, n]`` batch.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     if method not in ("svd", "eigh", "cholesky"):
         raise ValueError("multivariate_normal: method must be one of {'svd', 'eigh', "

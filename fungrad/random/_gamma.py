@@ -18,6 +18,7 @@ from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core.util import prod
 from fungrad._incomplete_gamma import igamma
+from fungrad.lax._placement import takes_out_sharding
 from fungrad.random._distributions import (_exp, _exponential, _fma, _out_shape, _param,
                                            _pow, _start, rademacher)
 from fungrad.random._samplers import (Shape, _check_shape, _const, _log, _normal_real, _shape,
@@ -114,8 +115,12 @@ def _gamma(name: str, key: Any, a: Any, shape: Shape | None, dtype: Any, log_spa
     return lax.reshape(_gamma_draws(keys, flat, inv_a, log_space), shape)
 
 
-def gamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+@takes_out_sharding("random")
+def gamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None, *,
+          out_sharding: Any = None) -> Any:
     """Standard Gamma(a) draws (density ``x**(a-1) exp(-x) / Gamma(a)``).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
 
     Examples:
         >>> from fungrad import random
@@ -125,13 +130,23 @@ def gamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> An
     return _gamma("gamma", key, a, shape, dtype, False)
 
 
-def loggamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """``log`` of Gamma(a) draws, computed in log space (accurate for tiny ``a``)."""
+@takes_out_sharding("random")
+def loggamma(key: Any, a: Any, shape: Shape | None = None, dtype: Any = None, *,
+             out_sharding: Any = None) -> Any:
+    """``log`` of Gamma(a) draws, computed in log space (accurate for tiny ``a``).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     return _gamma("loggamma", key, a, shape, dtype, True)
 
 
-def beta(key: Any, a: Any, b: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Beta(a, b) draws ``Ga / (Ga + Gb)`` from two log-space Gamma draws."""
+@takes_out_sharding("random")
+def beta(key: Any, a: Any, b: Any, shape: Shape | None = None, dtype: Any = None, *,
+         out_sharding: Any = None) -> Any:
+    """Beta(a, b) draws ``Ga / (Ga + Gb)`` from two log-space Gamma draws.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("beta", key, dtype)
     a, b = _param("beta", a, dtype), _param("beta", b, dtype)
     shape = _out_shape("beta", shape, a, b)
@@ -143,8 +158,13 @@ def beta(key: Any, a: Any, b: Any, shape: Shape | None = None, dtype: Any = None
     return lax.div(ga, lax.add(ga, gb))
 
 
-def dirichlet(key: Any, alpha: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Dirichlet(alpha) draws (``alpha[..., k]``): a softmax of log-space Gamma draws."""
+@takes_out_sharding("random")
+def dirichlet(key: Any, alpha: Any, shape: Shape | None = None, dtype: Any = None, *,
+              out_sharding: Any = None) -> Any:
+    """Dirichlet(alpha) draws (``alpha[..., k]``): a softmax of log-space Gamma draws.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("dirichlet", key, dtype)
     alpha = _param("dirichlet", alpha, dtype)
     if alpha.ndim < 1:
@@ -163,8 +183,13 @@ def dirichlet(key: Any, alpha: Any, shape: Shape | None = None, dtype: Any = Non
     return lax.mul(unnormalized, lax.expand_dims(total, (-1,)))
 
 
-def chisquare(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Chi-square(df) draws: twice Gamma(df / 2), from a log-space draw."""
+@takes_out_sharding("random")
+def chisquare(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None, *,
+              out_sharding: Any = None) -> Any:
+    """Chi-square(df) draws: twice Gamma(df / 2), from a log-space draw.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("chisquare", key, dtype)
     return _chisquare(data, _param("chisquare", df, dtype), shape, dtype)
 
@@ -174,8 +199,13 @@ def _chisquare(key: Any, df: Any, shape: Any, dtype: np.dtype) -> Any:
     return lax.mul(_exp(loggamma(key, lax.div(df, two), shape, dtype)), two)
 
 
-def f(key: Any, dfnum: Any, dfden: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """F(dfnum, dfden) draws: a ratio of chi-squares, each divided by its degrees of freedom."""
+@takes_out_sharding("random")
+def f(key: Any, dfnum: Any, dfden: Any, shape: Shape | None = None, dtype: Any = None, *,
+      out_sharding: Any = None) -> Any:
+    """F(dfnum, dfden) draws: a ratio of chi-squares, each divided by its degrees of freedom.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("f", key, dtype)
     dfnum, dfden = _param("f", dfnum, dtype), _param("f", dfden, dtype)
     key_den, key_num = _split2(data)
@@ -185,8 +215,13 @@ def f(key: Any, dfnum: Any, dfden: Any, shape: Shape | None = None, dtype: Any =
     return lax.div(lax.mul(num, dfden), lax.mul(den, dfnum))
 
 
-def t(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Student's t(df) draws ``z * sqrt(df / 2 / g)`` with ``g`` Gamma(df / 2)."""
+@takes_out_sharding("random")
+def t(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None, *,
+      out_sharding: Any = None) -> Any:
+    """Student's t(df) draws ``z * sqrt(df / 2 / g)`` with ``g`` Gamma(df / 2).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("t", key, dtype)
     df = _param("t", df, dtype)
     shape = _out_shape("t", shape, df)
@@ -197,8 +232,13 @@ def t(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
     return lax.mul(z, lax.sqrt(lax.div(half_df, g)))
 
 
-def generalized_normal(key: Any, p: float, shape: Shape = (), dtype: Any = None) -> Any:
-    """Generalised normal draws (density ``exp(-|x|**p)``): a random sign times ``g**(1/p)``."""
+@takes_out_sharding("random")
+def generalized_normal(key: Any, p: float, shape: Shape = (), dtype: Any = None, *,
+                       out_sharding: Any = None) -> Any:
+    """Generalised normal draws (density ``exp(-|x|**p)``): a random sign times ``g**(1/p)``.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("generalized_normal", key, dtype)
     return _generalized_normal(data, _param("generalized_normal", p, dtype),
                                _shape("generalized_normal", shape), dtype)
@@ -213,8 +253,13 @@ def _generalized_normal(key: Any, p: Any, shape: tuple[int, ...], dtype: np.dtyp
     return lax.mul(rademacher(k_sign, shape, dtype), _pow(g, inv_p))
 
 
-def ball(key: Any, d: int, p: float = 2, shape: Shape = (), dtype: Any = None) -> Any:
-    """Uniform draws from the unit ``p``-norm ball in ``d`` dimensions (shape ``shape + (d,)``)."""
+@takes_out_sharding("random")
+def ball(key: Any, d: int, p: float = 2, shape: Shape = (), dtype: Any = None, *,
+         out_sharding: Any = None) -> Any:
+    """Uniform draws from the unit ``p``-norm ball in ``d`` dimensions (shape ``shape + (d,)``).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, dtype = _start("ball", key, dtype)
     shape = _shape("ball", shape)
     p = _param("ball", p, dtype)

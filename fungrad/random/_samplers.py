@@ -20,6 +20,7 @@ from fungrad import numpy as fnp
 from fungrad._core import core, dtypes
 from fungrad._core.util import canonicalize_axis, prod
 from fungrad.lax._prim import as_operand, hashable_shape
+from fungrad.lax._placement import takes_out_sharding
 from fungrad.random._keys import check_key
 from fungrad.random._threefry import UINT_DTYPES, threefry_random_bits, threefry_split
 from fungrad.random._xla_math import (fuses_float16, xla_erf, xla_erf_inv, xla_fma, xla_log,
@@ -72,8 +73,12 @@ def _split2(key: Any) -> tuple[Any, Any]:
 
 # --------------------------------------------------------------------------- bits / uniform
 
-def bits(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Uniform random bits as unsigned integers (``uint32`` by default, ``uint64`` with x64)."""
+@takes_out_sharding("random")
+def bits(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Uniform random bits as unsigned integers (``uint32`` by default, ``uint64`` with x64).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, _ = check_key("bits", key)
     dtype = dtypes.canonicalize_dtype(np.uint64 if dtype is None else dtype)
     if dtype.kind != "u":
@@ -82,12 +87,15 @@ def bits(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
     return threefry_random_bits(data, dtype.itemsize * 8, _shape("bits", shape))
 
 
+@takes_out_sharding("random")
 def uniform(key: Any, shape: Shape = (), dtype: Any = None, minval: Any = 0.,
-            maxval: Any = 1.) -> Any:
+            maxval: Any = 1., *, out_sharding: Any = None) -> Any:
     """Uniform floats in ``[minval, maxval)`` (``minval`` everywhere if ``maxval <= minval``).
 
     ``minval``/``maxval`` broadcast to ``shape``; the result is differentiable with
     respect to them.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
 
     Examples:
         >>> from fungrad import random
@@ -156,11 +164,15 @@ def _as_integer(name: str, x: Any) -> Any:
     return x
 
 
-def randint(key: Any, shape: Shape, minval: Any, maxval: Any, dtype: Any = None) -> Any:
+@takes_out_sharding("random")
+def randint(key: Any, shape: Shape, minval: Any, maxval: Any, dtype: Any = None, *,
+            out_sharding: Any = None) -> Any:
     """Uniform integers in ``[minval, maxval)`` (``minval`` where ``maxval <= minval``).
 
     Uses two draws of random bits reduced modulo the span, as JAX does (slightly
     biased when the span is not a power of 2; 8- and 16-bit dtypes sample in 32 bits).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     data, _ = check_key("randint", key)
     dtype = dtypes.canonicalize_dtype(int if dtype is None else dtype)
@@ -205,10 +217,14 @@ def _randint(key: Any, shape: tuple[int, ...], dtype: np.dtype, minval: Any, max
 
 # --------------------------------------------------------------------------- permutations
 
-def permutation(key: Any, x: Any, axis: int = 0, independent: bool = False) -> Any:
+@takes_out_sharding("random")
+def permutation(key: Any, x: Any, axis: int = 0, independent: bool = False, *,
+                out_sharding: Any = None) -> Any:
     """A random permutation of ``arange(x)`` (integer ``x``) or of ``x`` along ``axis``.
 
     With ``independent=True`` every slice along ``axis`` is shuffled independently.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     data, _ = check_key("permutation", key)
     if not np.ndim(x):
@@ -296,10 +312,13 @@ def choice(key: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = N
 
 # --------------------------------------------------------------------------- continuous
 
-def normal(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
+@takes_out_sharding("random")
+def normal(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
     """Standard normal draws: ``sqrt(2) * erf_inv(u)`` for ``u`` uniform in (-1, 1).
 
     Complex dtypes draw real and imaginary parts with variance 1/2 each.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
 
     Examples:
         >>> from fungrad import random
@@ -344,12 +363,15 @@ def _log1p(x: Any) -> Any:
     return _in_float32(xla_log1p, xla_log1p, x)  # float64 too: XLA's rational approximation
 
 
+@takes_out_sharding("random")
 def truncated_normal(key: Any, lower: Any, upper: Any, shape: Shape | None = None,
-                     dtype: Any = None) -> Any:
+                     dtype: Any = None, *, out_sharding: Any = None) -> Any:
     """Standard normal draws conditioned on the open interval ``(lower, upper)``.
 
     Inverse-CDF sampling: ``u`` uniform in ``[erf(lower/√2), erf(upper/√2))`` mapped
     back with ``erf_inv``, clipped into the open interval against rounding.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     data, _ = check_key("truncated_normal", key)
     dtype = _float_dtype("truncated_normal", dtype)
@@ -382,16 +404,24 @@ def _flush_subnormal(x: Any) -> Any:
     return lax.select(lax.lt(lax.abs(x), tiny), lax.mul(x, lax.full_like(x, 0)), x)
 
 
-def exponential(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Exponential(1) draws: ``-log1p(-u)`` for ``u`` uniform in [0, 1)."""
+@takes_out_sharding("random")
+def exponential(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Exponential(1) draws: ``-log1p(-u)`` for ``u`` uniform in [0, 1).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, _ = check_key("exponential", key)
     dtype = _float_dtype("exponential", dtype)
     u = _uniform("exponential", data, _shape("exponential", shape), dtype, 0., 1.)
     return lax.neg(_log1p(lax.neg(u)))
 
 
-def laplace(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
-    """Laplace(0, 1) draws: ``sign(u) * log1p(-|u|)`` for ``u`` uniform in (-1, 1)."""
+@takes_out_sharding("random")
+def laplace(key: Any, shape: Shape = (), dtype: Any = None, *, out_sharding: Any = None) -> Any:
+    """Laplace(0, 1) draws: ``sign(u) * log1p(-|u|)`` for ``u`` uniform in (-1, 1).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
+    """
     data, _ = check_key("laplace", key)
     dtype = _float_dtype("laplace", dtype)
     lo = -1. + dtypes.finfo(dtype).epsneg
@@ -399,11 +429,15 @@ def laplace(key: Any, shape: Shape = (), dtype: Any = None) -> Any:
     return lax.mul(lax.sign(u), _log1p(lax.neg(lax.abs(u))))
 
 
-def gumbel(key: Any, shape: Shape = (), dtype: Any = None, mode: str | None = None) -> Any:
+@takes_out_sharding("random")
+def gumbel(key: Any, shape: Shape = (), dtype: Any = None, mode: str | None = None, *,
+           out_sharding: Any = None) -> Any:
     """Standard Gumbel draws ``-log(-log(u))``.
 
     ``mode="low"`` (default) uses one uniform per draw; ``mode="high"`` combines
     two for a finer resolution near 0 (largest draws up to ~32 instead of ~16 in float32).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     data, _ = check_key("gumbel", key)
     dtype = _float_dtype("gumbel", dtype)
@@ -431,10 +465,14 @@ def _gumbel(key: Any, shape: tuple[int, ...], dtype: np.dtype, mode: str | None)
 
 # --------------------------------------------------------------------------- discrete
 
-def bernoulli(key: Any, p: Any = 0.5, shape: Shape | None = None, mode: str = "low") -> Any:
+@takes_out_sharding("random")
+def bernoulli(key: Any, p: Any = 0.5, shape: Shape | None = None, mode: str = "low", *,
+              out_sharding: Any = None) -> Any:
     """Boolean draws that are True with probability ``p`` (``u < p`` for uniform ``u``).
 
     ``mode="high"`` combines two uniforms, for accuracy at very small ``p``.
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     if mode not in ("high", "low"):
         raise ValueError(f"bernoulli: got mode={mode!r}, expected 'high' or 'low'")
@@ -458,12 +496,15 @@ def bernoulli(key: Any, p: Any = 0.5, shape: Shape | None = None, mode: str = "l
     return lax.lt(_uniform("bernoulli", data, shape, dtype, 0., 1.), p)
 
 
+@takes_out_sharding("random")
 def categorical(key: Any, logits: Any, axis: int = -1, shape: Shape | None = None,
-                replace: bool = True, mode: str | None = None) -> Any:
+                replace: bool = True, mode: str | None = None, *, out_sharding: Any = None) -> Any:
     """Draws from the categorical distributions ``softmax(logits, axis)``.
 
     With replacement: the Gumbel-max trick (argmax of logits plus Gumbel noise).
     Without: the Gumbel top-k trick (leading ``shape`` dims index the draws).
+
+    ``out_sharding``: the device for the draws (see ``fungrad.random``).
     """
     data, _ = check_key("categorical", key)
     logits = fnp.asarray(logits)

@@ -19,13 +19,13 @@ import logging
 import sys
 import time
 import weakref
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
 from fungrad import backends
 from fungrad import tree as tree_util
-from fungrad._core import core, dtypes, fpstate
+from fungrad._core import core, dtypes, fpstate, transfer
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
@@ -38,14 +38,15 @@ from fungrad.transforms.api import (ShapeDtypeStruct, _flat_outputs, _fun_name, 
 from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
                                              jit_p)
 
-__all__ = ["jit", "jit_p", "disable_jit", "Lowered", "Compiled"]
+__all__ = ["jit", "jit_p", "disable_jit", "JitWrapped", "Traced", "Lowered", "Compiled",
+           "CompiledMemoryStats", "CompilerOptions", "record_calls"]
 
 logger = logging.getLogger("fungrad.jit")
 
 
 # --------------------------------------------------------------------------- the jit API
 
-class _DeletedBuffer:
+class DeletedBuffer:
     """Stands in for the buffer of an ``Array`` that was donated to a jitted function."""
     __slots__ = ("aval",)
 
@@ -129,6 +130,15 @@ def _leaf_aval(x: Any) -> ShapedArray:
     return core.get_aval(x)
 
 
+def _from_host(x: Any, aval: ShapedArray) -> Any:
+    """The buffer for a host argument (a NumPy value or Python scalar): an implicit
+    host-to-device transfer, which the transfer guard checks."""
+    level = config.transfer_guard_host_to_device
+    if level != "allow":
+        transfer.guard(level, "host-to-device", False, aval.str_short())
+    return as_buffer(np, x, aval)
+
+
 def _raise_out_of_memory(name: str, err: MemoryError) -> None:
     """Re-raise an allocation failure inside compiled code as ``ResourceExhaustedError``
     naming the compiled function and the shape and dtype NumPy could not allocate."""
@@ -174,7 +184,7 @@ class _Entry:
             if self.donate_any:
                 bufs = self._donated_buffers(leaves)
             else:
-                bufs = [x._value if type(x) is Array else as_buffer(np, x, a)
+                bufs = [x._value if type(x) is Array else _from_host(x, a)
                         for x, a in zip(leaves, self.in_avals)]
             try:
                 outs = self.fn(*bufs)
@@ -185,7 +195,7 @@ class _Entry:
             return tree_util.unflatten(self.out_tree,
                                        [Array(o, w) for o, w in zip(outs, self.out_weak)])
         self._check_devices(leaves)
-        args = [x if isinstance(x, (Array, Tracer)) else Array(as_buffer(np, x, a), a.weak_type)
+        args = [x if isinstance(x, (Array, Tracer)) else Array(_from_host(x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
         outs = call_jit(self.closed, [*self.hoisted, *args], self.name)
         return tree_util.unflatten(self.out_tree, outs)
@@ -204,7 +214,7 @@ class _Entry:
         bufs, donors = [], []
         for x, a, d in zip(leaves, self.in_avals, self.donated):
             if type(x) is not Array:
-                bufs.append(as_buffer(np, x, a))
+                bufs.append(_from_host(x, a))
             elif d:
                 shared = uses[id(x._value)] > 1  # also passed as another argument
                 bufs.append(x._value.copy() if shared else _donatable(x))
@@ -212,7 +222,7 @@ class _Entry:
             else:
                 bufs.append(x._value)
         for x, a in zip(donors, [x.aval for x in donors]):
-            x._value = _DeletedBuffer(a)
+            x._value = DeletedBuffer(a)
         return bufs
 
 
@@ -359,6 +369,8 @@ class JitWrapped:
                 if entry is not None:
                     return entry.call(args)
         return self._run_cached(args, kwargs)
+
+    _call_unrecorded = __call__  # what ``record_calls`` restores
 
     def _run_cached(self, args: tuple, kwargs: dict) -> Any:
         key, leaves = self._key(args, kwargs)
@@ -524,6 +536,21 @@ class JitWrapped:
         return f"<jitted function {self._name}>"
 
 
+def record_calls(span: Callable[[str], ContextManager] | None) -> None:
+    """Run every call of a jitted function inside ``span("jit(<name>)")``, a context manager
+    (how ``fungrad.profiler`` records the calls while it traces), or, with None, run calls as
+    usual again. The call method is swapped rather than a flag tested in it, so that calls
+    cost nothing more while nothing records."""
+    if span is None:
+        JitWrapped.__call__ = JitWrapped._call_unrecorded
+        return
+
+    def recorded(self: JitWrapped, *args: Any, **kwargs: Any) -> Any:
+        with span(f"jit({self._name})"):
+            return self._call_unrecorded(*args, **kwargs)
+    JitWrapped.__call__ = recorded
+
+
 def _explain(treedef: Any, new_desc: list[str], old: _Entry) -> tuple[int, str]:
     """(severity, text) saying how a new signature differs from a cached one."""
     if treedef != old.in_tree or len(new_desc) != len(old.description):
@@ -567,6 +594,36 @@ def _check_dialect(dialect: str | None, device: backends.Device) -> str:
     return dialect
 
 
+# ``jax.stages.CompilerOptions``: XLA's options by name (accepted; they change nothing here)
+CompilerOptions = dict[str, str | bool]
+
+
+class CompiledMemoryStats(NamedTuple):
+    """``Compiled.memory_analysis()``: the bytes an executable's buffers take, by role
+    (the fields of XLA's ``CompiledMemoryStats`` that apply to a NumPy program)."""
+    argument_size_in_bytes: int  # the arguments
+    output_size_in_bytes: int  # the results
+    alias_size_in_bytes: int  # donated arguments a result of their shape and dtype can reuse
+    temp_size_in_bytes: int  # the intermediate values (an upper bound: each is freed when dead)
+    generated_code_size_in_bytes: int  # the generated Python source
+
+
+def _nbytes(avals: Iterable[ShapedArray]) -> int:
+    return sum(a.size * a.dtype.itemsize for a in avals)
+
+
+def _aliasable(entry: _Entry) -> list[ShapedArray]:
+    """The donated arguments whose buffers results can take over: each needs a result of
+    its shape and dtype, not taken by another (as XLA aliases donated buffers)."""
+    free = collections.Counter((a.shape, a.dtype) for a in entry.closed.out_avals)
+    taken = []
+    for aval, donated in zip(entry.in_avals, entry.donated):
+        if donated and free[aval.shape, aval.dtype]:
+            free[aval.shape, aval.dtype] -= 1
+            taken.append(aval)
+    return taken
+
+
 class _Stage:
     """A jitted function at one signature, for the device its arguments run on (committed
     arguments' device, else the default)."""
@@ -580,15 +637,20 @@ class _Stage:
         """The traced (unoptimised) jaxpr."""
         return self._entry.closed
 
-
-class Traced(_Stage):
-    """A jitted function traced at one signature, before optimisation."""
-
     @property
     def out_info(self) -> Any:
         """The output's pytree of ``ShapeDtypeStruct``s."""
         return tree_util.unflatten(self._entry.out_tree, [
             ShapeDtypeStruct(a.shape, a.dtype, a.weak_type) for a in self._entry.closed.out_avals])
+
+    def cost_analysis(self) -> None:
+        """XLA's estimate of flops and bytes accessed; None, as JAX returns where a backend
+        has no cost model: fungrad's compiler has none."""
+        return None
+
+
+class Traced(_Stage):
+    """A jitted function traced at one signature, before optimisation."""
 
     def lower(self) -> "Lowered":
         """The optimised program (see ``Lowered``)."""
@@ -605,17 +667,17 @@ class Lowered(_Stage):
         GPU, else ``"jaxpr"``; ask for ``"cuda"`` to read the kernels on a CPU machine."""
         return _program_text(self._entry, _check_dialect(dialect, self.device))
 
-    def compile(self) -> "Compiled":
-        """The executable (compiled now if it was not yet)."""
+    def compile(self, compiler_options: CompilerOptions | None = None) -> "Compiled":
+        """The executable (compiled now if it was not yet); ``compiler_options`` are XLA's,
+        accepted for JAX's signature."""
         return Compiled(self._entry, self.device)
 
 
-class Compiled:
+class Compiled(_Stage):
     """An executable for one signature. Call it with the dynamic arguments only."""
 
     def __init__(self, entry: _Entry, device: backends.Device) -> None:
-        self._entry = entry
-        self._device = device
+        super().__init__(entry, device)
         self._exe = entry.executable()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -640,12 +702,25 @@ class Compiled:
     def as_text(self) -> str:
         """The optimised program this executable runs on its device (with the CUDA source
         of the kernels on a GPU, as ``Lowered.as_text``)."""
-        return _program_text(self._entry, _check_dialect(None, self._device))
+        return _program_text(self._entry, _check_dialect(None, self.device))
 
     @property
     def source(self) -> str:
         """The generated Python source."""
         return self._exe.source
+
+    def memory_analysis(self) -> CompiledMemoryStats:
+        """The bytes the executable's arguments, results, donated arguments and intermediate
+        values take, and the size of its generated source (``jax.stages.Compiled``'s)."""
+        entry, program = self._entry, self._exe.jaxpr.jaxpr
+        outputs = {id(v) for v in program.outvars}
+        return CompiledMemoryStats(
+            argument_size_in_bytes=_nbytes(entry.in_avals),
+            output_size_in_bytes=_nbytes(entry.closed.out_avals),
+            alias_size_in_bytes=_nbytes(_aliasable(entry)),
+            temp_size_in_bytes=_nbytes(v.aval for e in program.eqns for v in e.outvars
+                                       if id(v) not in outputs),
+            generated_code_size_in_bytes=len(self._exe.source.encode()))
 
 
 class _PlacedJit(JitWrapped):

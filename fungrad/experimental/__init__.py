@@ -1,5 +1,6 @@
 """``fungrad.experimental``: the x64 context managers of ``jax.experimental`` before JAX
-moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64``).
+moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64``), and
+``fungrad.experimental.shard_map.shard_map``, the older spelling of ``fungrad.shard_map``.
 
 Examples:
     >>> import fungrad, fungrad.numpy as jnp
@@ -13,6 +14,7 @@ import contextlib
 from typing import Iterator
 
 from fungrad._core.namespace import public_dir
+from fungrad.experimental import shard_map  # noqa: F401  (jax.experimental.shard_map)
 from fungrad.runtime import enable_x64 as _x64_flag
 
 __all__ = ["disable_x64", "enable_x64"]
