@@ -18,25 +18,11 @@ from fungrad import lax
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad._core.util import prod as _prod
+from fungrad.errors import NonConcreteBooleanIndexError
 from fungrad.numpy._util import aval, canonicalize_axis, ensure_arraylike, scalar_like
 from fungrad.numpy._ufuncs import clip, divide, negative, power, remainder
 
 _INDEX_DTYPE = np.dtype(np.int32)
-
-
-class NonConcreteBooleanIndexError(IndexError):
-    """A boolean mask index was traced: the result's shape would depend on its values.
-
-    Use ``jnp.where(mask, x, fill)`` to keep the shape, or ``jnp.nonzero(mask, size=n)``
-    to get a fixed number of indices.
-    """
-
-    def __init__(self, aval_str: str) -> None:
-        super().__init__(
-            f"array boolean indices must be concrete; got a traced {aval_str}. The shape of "
-            "x[mask] depends on the values of mask, which are unknown under jit/vmap. Use "
-            "jnp.where(mask, x, 0) (same shape) or x[jnp.nonzero(mask, size=n)] (a fixed "
-            "number of elements) instead.")
 
 
 # --------------------------------------------------------------------------- parsing

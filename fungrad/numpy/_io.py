@@ -12,7 +12,7 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
-from fungrad._core import dtypes
+from fungrad._core import dlpack, dtypes
 from fungrad.numpy._creation import arange, asarray
 from fungrad.transforms.api import vmap
 
@@ -66,10 +66,9 @@ def fromfunction(function: Callable[..., Any], shape: Any, *, dtype: Any = float
 
 def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> Any:
     """An array sharing (or with ``copy=True``, copying) the memory of a DLPack-capable
-    CPU array such as a NumPy array or a PyTorch CPU tensor."""
-    if device is not None and getattr(device, "platform", "cpu") != "cpu":
-        raise ValueError(f"from_dlpack: only CPU memory can be imported, not {device}")
-    return asarray(np.from_dlpack(x, copy=copy))
+    array such as a NumPy array, a PyTorch tensor or a CuPy array
+    (``fungrad.dlpack.from_dlpack``, with ``jax.numpy``'s signature)."""
+    return dlpack.from_dlpack(x, device=device, copy=copy)
 
 
 def load(file: IO[bytes] | str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
