@@ -158,7 +158,7 @@ class PartitionSpec:
 P = PartitionSpec
 
 
-def axes_per_dim(spec: PartitionSpec, ndim: int) -> list[tuple]:
+def _axes_per_dim(spec: PartitionSpec, ndim: int) -> list[tuple]:
     """The mesh axes splitting each of ``ndim`` dimensions under ``spec``, major first:
     ``P('x', None, ('y', 'z'))`` gives ``[('x',), (), ('y', 'z')]`` (and ``()`` for the
     dimensions past its end). The caller has checked that ``spec`` is not too long."""
@@ -171,9 +171,9 @@ def axes_per_dim(spec: PartitionSpec, ndim: int) -> list[tuple]:
     return names
 
 
-def check_unique_axes(spec: PartitionSpec, what: str) -> None:
+def _check_unique_axes(spec: PartitionSpec, what: str) -> None:
     """A mesh axis splits at most one dimension, once (JAX's ``DuplicateSpecError``)."""
-    used = [n for names in axes_per_dim(spec, len(spec)) for n in names]
+    used = [n for names in _axes_per_dim(spec, len(spec)) for n in names]
     repeated = sorted({str(n) for n in used if used.count(n) > 1})
     if repeated:
         raise ValueError(f"A single {what} specification can map every mesh axis to at most "
@@ -501,8 +501,8 @@ class NamedSharding(Sharding):
         if not isinstance(spec, PartitionSpec):
             raise TypeError(f"NamedSharding: spec must be a PartitionSpec, got "
                             f"{type(spec).__name__}: {spec!r}")
-        check_unique_axes(spec, "NamedSharding spec")
-        for names in axes_per_dim(spec, len(spec)):
+        _check_unique_axes(spec, "NamedSharding spec")
+        for names in _axes_per_dim(spec, len(spec)):
             for name in names:
                 if name not in mesh.axis_names:
                     raise ValueError(f"Resource axis: {name} of {spec} is not found in mesh: "
@@ -549,7 +549,7 @@ class NamedSharding(Sharding):
         """Whether every device would hold the whole array (no dimension is split over an
         axis of size above 1)."""
         sizes = self.mesh.shape
-        return math.prod(sizes[n] for names in axes_per_dim(self.spec, len(self.spec))
+        return math.prod(sizes[n] for names in _axes_per_dim(self.spec, len(self.spec))
                          for n in names) == 1
 
     def shard_shape(self, global_shape: Sequence[int]) -> tuple[int, ...]:
@@ -564,7 +564,7 @@ class NamedSharding(Sharding):
                              f"{len(shape)}.{hint}")
         sizes = self.mesh.shape
         parts = [math.prod(sizes[n] for n in names)
-                 for names in axes_per_dim(self.spec, len(shape))]
+                 for names in _axes_per_dim(self.spec, len(shape))]
         for dim, (size, ways) in enumerate(zip(shape, parts)):
             if size % ways:
                 raise ValueError(f"Sharding {self} implies that array axis {dim} is partitioned "

@@ -52,7 +52,8 @@ PUBLIC_MODULES = (
     "fungrad.models", "fungrad.models.gpt2", "fungrad.models.llama", "fungrad.models.mixtral",
     "fungrad.models.mamba", "fungrad.models.resnet", "fungrad.models.hf",
     "fungrad.text", "fungrad.train", "fungrad.dashboard", "fungrad.safetensors",
-    "fungrad.compiler", "fungrad.distributed",
+    "fungrad.compiler", "fungrad.distributed", "fungrad.sharding", "fungrad.typing",
+    "fungrad.stages", "fungrad.profiler", "fungrad.dlpack", "fungrad.experimental.shard_map",
 )
 
 

@@ -24,8 +24,8 @@ from fungrad._core.array import device_put
 from fungrad.interpreters import batching
 from fungrad.lax.parallel import pbroadcast
 from fungrad.lax.shapes import reshape, transpose
-from fungrad.sharding import (AbstractMesh, Mesh, PartitionSpec, axes_per_dim,
-                              check_unique_axes, get_mesh)
+from fungrad.sharding import (AbstractMesh, Mesh, PartitionSpec, _axes_per_dim,
+                              _check_unique_axes, get_mesh)
 from fungrad.transforms.api import _fun_name, path_str, vmap
 
 
@@ -78,7 +78,7 @@ def _check_specs(specs: Any, prefix: str, manual: tuple) -> None:
                         + "\n\n".join(wrong) + f"\n\nCheck the {prefix}_specs values passed "
                         "to shard_map.")
     unknown = [f"  {prefix}_specs{path_str(p)} refers to {name!r}" for p, s in entries
-               for names in axes_per_dim(s, len(s)) for name in names if name not in manual]
+               for names in _axes_per_dim(s, len(s)) for name in names if name not in manual]
     if unknown:
         raise ValueError(f"shard_map {prefix}_specs argument must refer to an axis marked as "
                          f"manual ({frozenset(manual)}), but:\n\n" + "\n\n".join(unknown)
@@ -88,7 +88,7 @@ def _check_specs(specs: Any, prefix: str, manual: tuple) -> None:
             raise NotImplementedError(f"shard_map: {prefix}_specs {spec} has unreduced or "
                                       "reduced axes; fungrad's arrays are whole, never partial "
                                       "sums over a mesh axis")
-        check_unique_axes(spec, f"shard_map {prefix}_specs")
+        _check_unique_axes(spec, f"shard_map {prefix}_specs")
 
 
 def _rank_error(fname: str, prefix: str, what: str, spec: PartitionSpec, aval: Any) -> str:
@@ -110,7 +110,7 @@ def _check_args(fname: str, mesh: Any, args: tuple, specs: list) -> None:
         aval, what = core.get_aval(x), f"the passed args{path_str(path)}"
         if aval.ndim < len(spec):
             raise ValueError(_rank_error(fname, "in", what, spec, aval))
-        for dim, names in enumerate(axes_per_dim(spec, aval.ndim)):
+        for dim, names in enumerate(_axes_per_dim(spec, aval.ndim)):
             parts = math.prod(sizes[n] for n in names)
             if aval.shape[dim] % parts:
                 axis = f"axes {names}" if len(names) > 1 else f"axis {names[0]!r}"
@@ -132,7 +132,7 @@ def _to_blocks(x: Any, spec: PartitionSpec, sizes: dict, manual: tuple) -> Any:
     moved to the front in mesh order: ``(members..., *block_shape)``."""
     shape = core.get_aval(x).shape
     split, position, member_at, block_at = [], 0, {}, []
-    for size, names in zip(shape, axes_per_dim(spec, len(shape))):
+    for size, names in zip(shape, _axes_per_dim(spec, len(shape))):
         for name in names:
             member_at[name] = position
             split.append(sizes[name])
@@ -148,11 +148,11 @@ def _to_blocks(x: Any, spec: PartitionSpec, sizes: dict, manual: tuple) -> Any:
 def _from_blocks(x: Any, spec: PartitionSpec, sizes: dict, manual: tuple) -> Any:
     """The inverse of ``_to_blocks``: ``(members..., *block_shape)`` with the members of
     each dimension's mesh axes merged into it, major first."""
-    members = [n for n in manual if n in {m for names in axes_per_dim(spec, len(spec))
+    members = [n for n in manual if n in {m for names in _axes_per_dim(spec, len(spec))
                                           for m in names}]
     block = core.get_aval(x).shape[len(members):]
     order, shape = [], []
-    for dim, names in enumerate(axes_per_dim(spec, len(block))):
+    for dim, names in enumerate(_axes_per_dim(spec, len(block))):
         order += [members.index(n) for n in names] + [len(members) + dim]
         shape.append(block[dim] * math.prod(sizes[n] for n in names))
     x = transpose(x, order) if order != sorted(order) else x
@@ -186,7 +186,7 @@ def _replicated(out: Any, out_specs: Any, name: Any, check_vma: bool, fname: str
     leaves, treedef = tree_util.flatten(out)
     kept = []
     for x, spec in zip(leaves, specs):
-        if any(name in names for names in axes_per_dim(spec, len(spec))) or not _varies(x):
+        if any(name in names for names in _axes_per_dim(spec, len(spec))) or not _varies(x):
             kept.append(x)
         elif check_vma:
             raise _replication_error(fname, mesh, spec, name)
@@ -198,7 +198,7 @@ def _replicated(out: Any, out_specs: Any, name: Any, check_vma: bool, fname: str
 def _out_axes(out_specs: Any, name: Any) -> Any:
     """``vmap``'s ``out_axes`` over the mesh axis ``name``: 0 where the output's spec names
     it (the members are stacked in front), None where the output is replicated over it."""
-    return tree_util.map(lambda s: 0 if any(name in n for n in axes_per_dim(s, len(s)))
+    return tree_util.map(lambda s: 0 if any(name in n for n in _axes_per_dim(s, len(s)))
                          else None, out_specs)
 
 
@@ -307,7 +307,7 @@ def _map_over(inner: Callable, name: Any, size: int, specs: Sequence[PartitionSp
     """``inner`` mapped over the mesh axis ``name``: over the leading (member) axis of the
     blocks whose spec names it, with the outputs replicated over it where their spec does
     not name it."""
-    in_axes = tuple(0 if any(name in n for n in axes_per_dim(s, len(s))) else None
+    in_axes = tuple(0 if any(name in n for n in _axes_per_dim(s, len(s))) else None
                     for s in specs)
 
     def member(*values: Any) -> Any:
