@@ -65,7 +65,7 @@ __all__ = [
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
     "ad_checkpoint", "custom_batching", "float0", "sharding", "typing", "stages", "profiler",
-    "dlpack", "pmap", "shard_map", "P", "NamedSharding", "make_mesh", "set_mesh",
+    "dlpack", "distributed", "pmap", "shard_map", "P", "NamedSharding", "make_mesh", "set_mesh",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -75,8 +75,8 @@ __dir__ = _public_dir(__all__)
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
               "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching",
-              "sharding", "typing", "stages", "profiler", "dlpack")
-# Transformations that load with their module on first use: ``fungrad.pmap``.
+              "sharding", "typing", "stages", "profiler", "dlpack", "distributed")
+# Names that load with their module on first use: ``fungrad.pmap``, ``fungrad.P``.
 _FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map",
                  "P": "sharding", "NamedSharding": "sharding", "make_mesh": "sharding",
                  "set_mesh": "sharding"}
