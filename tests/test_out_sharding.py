@@ -25,7 +25,7 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad.backends import SingleDeviceSharding
-from harness import compare, rand, to_fg
+from harness import assert_same, compare, rand, to_fg
 
 RNG = np.random.default_rng(5)
 FG = types.SimpleNamespace(np=jnp, lax=fungrad.lax, random=fungrad.random)
@@ -297,3 +297,28 @@ def test_out_sharding_commits_to_another_device():
     proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.split() == ["ok"], proc.stderr
+
+
+INITIALIZERS = [("zeros", lambda m: m.zeros), ("ones", lambda m: m.ones),
+                ("constant", lambda m: m.constant(0.5)), ("uniform", lambda m: m.uniform()),
+                ("normal", lambda m: m.normal()),
+                ("truncated_normal", lambda m: m.truncated_normal()),
+                ("variance_scaling", lambda m: m.glorot_uniform()),
+                ("orthogonal", lambda m: m.orthogonal()),
+                ("delta_orthogonal", lambda m: m.delta_orthogonal())]
+
+
+@pytest.mark.parametrize("name,make", INITIALIZERS, ids=[n for n, _ in INITIALIZERS])
+def test_initializers_take_out_sharding(name, make):
+    """``jax.nn.initializers``' functions (and the ones their factories return) take
+    ``out_sharding`` too: the same weights as jax's for the same key, placed."""
+    shape = (3, 4, 4) if name == "delta_orthogonal" else (4, 4)
+    init, ref = make(fungrad.nn.initializers), make(jax.nn.initializers)
+    got = init(fungrad.random.PRNGKey(3), shape, out_sharding=DEVICE)
+    # the float32 tolerance: orthogonal's QR runs in float64 on the host, XLA's in float32
+    assert_same(got, ref(jax.random.PRNGKey(3), shape, out_sharding=None))
+    assert got.committed and got.device == DEVICE
+    params = inspect.signature(init).parameters
+    assert params["out_sharding"].kind is inspect.Parameter.KEYWORD_ONLY
+    with pytest.raises(ValueError, match=f"nn.initializers.{name}: out_sharding must be None"):
+        init(fungrad.random.PRNGKey(3), shape, out_sharding="data")

@@ -1,10 +1,13 @@
-"""Parameter initialisers, as ``jax.nn.initializers``: ``init(key, shape, dtype) -> array``.
+"""Parameter initialisers, as ``jax.nn.initializers``: ``init(key, shape, dtype) -> array``
+(and JAX's ``out_sharding=``, the device to put the weights on).
 
 They draw with ``fungrad.random`` exactly as JAX does, so the same key gives the same
 weights as ``jax.nn.initializers``.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Any, Callable, Sequence
 
@@ -14,6 +17,7 @@ import fungrad.numpy as jnp
 from fungrad import random
 from fungrad._core import dtypes
 from fungrad._core.namespace import public_dir
+from fungrad.lax._placement import with_out_sharding
 
 __all__ = ["Initializer", "zeros", "ones", "constant", "uniform", "normal", "truncated_normal",
            "compute_fans", "variance_scaling", "glorot_uniform", "xavier_uniform", "glorot_normal",
@@ -28,11 +32,34 @@ def _dtype(dtype: Any) -> Any:
     return dtypes.default_float_dtype() if dtype is None else dtype
 
 
+def _initializer(name: str) -> Callable[[Callable[..., Any]], Initializer]:
+    """Make ``init(key, shape, dtype)`` take JAX's ``out_sharding=None`` as well: the
+    device to put the weights on (``fungrad/lax/_placement.py``). ``name`` names it in
+    errors (``nn.initializers.normal``)."""
+    def decorate(init: Callable[..., Any]) -> Initializer:
+        signature = inspect.signature(init)
+        placement = inspect.Parameter("out_sharding", inspect.Parameter.KEYWORD_ONLY,
+                                      default=None)
+
+        @functools.wraps(init)
+        def placed(*args: Any, out_sharding: Any = None, **kwargs: Any) -> Any:
+            out = init(*args, **kwargs)
+            if out_sharding is None:
+                return out
+            return with_out_sharding(out, out_sharding, f"nn.initializers.{name}")
+        placed.__signature__ = signature.replace(
+            parameters=[*signature.parameters.values(), placement])
+        return placed
+    return decorate
+
+
+@_initializer("zeros")
 def zeros(key: Any, shape: Sequence[int], dtype: Any = None) -> Any:
     """An initialiser: zeros of ``shape`` (``key`` is unused, for a uniform signature)."""
     return jnp.zeros(shape, _dtype(dtype))
 
 
+@_initializer("ones")
 def ones(key: Any, shape: Sequence[int], dtype: Any = None) -> Any:
     """An initialiser: ones of ``shape`` (``key`` is unused, for a uniform signature)."""
     return jnp.ones(shape, _dtype(dtype))
@@ -40,28 +67,31 @@ def ones(key: Any, shape: Sequence[int], dtype: Any = None) -> Any:
 
 def constant(value: Any, dtype: Any = None) -> Initializer:
     """An initialiser filling every element with ``value``."""
-    return lambda key, shape, dtype=dtype: jnp.full(shape, value, dtype=_dtype(dtype))
+    return _initializer("constant")(
+        lambda key, shape, dtype=dtype: jnp.full(shape, value, dtype=_dtype(dtype)))
 
 
 def uniform(scale: float = 1e-2, dtype: Any = None) -> Initializer:
     """Uniform on ``[0, scale)``."""
-    return lambda key, shape, dtype=dtype: (random.uniform(key, shape, _dtype(dtype))
-                                            * jnp.array(scale, _dtype(dtype)))
+    return _initializer("uniform")(
+        lambda key, shape, dtype=dtype: (random.uniform(key, shape, _dtype(dtype))
+                                         * jnp.array(scale, _dtype(dtype))))
 
 
 def normal(stddev: float = 1e-2, dtype: Any = None) -> Initializer:
     """An initialiser drawing from a normal distribution with mean 0 and ``stddev``."""
-    return lambda key, shape, dtype=dtype: (random.normal(key, shape, _dtype(dtype))
-                                            * jnp.array(stddev, _dtype(dtype)))
+    return _initializer("normal")(
+        lambda key, shape, dtype=dtype: (random.normal(key, shape, _dtype(dtype))
+                                         * jnp.array(stddev, _dtype(dtype))))
 
 
 def truncated_normal(stddev: float = 1e-2, dtype: Any = None, lower: float = -2.0,
                      upper: float = 2.0) -> Initializer:
     """An initialiser drawing from a normal truncated to ``[lower, upper]`` standard
     deviations, then scaled by ``stddev`` (so the final spread is below ``stddev``)."""
-    return lambda key, shape, dtype=dtype: (
+    return _initializer("truncated_normal")(lambda key, shape, dtype=dtype: (
         random.truncated_normal(key, lower, upper, shape, _dtype(dtype))
-        * jnp.array(stddev, _dtype(dtype)))
+        * jnp.array(stddev, _dtype(dtype))))
 
 
 def _axes_size(shape: Sequence[int], axes: int | Sequence[int]) -> int:
@@ -100,7 +130,7 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: int | 
         if distribution == "normal":
             return random.normal(key, shape, dtype) * jnp.sqrt(variance)
         return random.uniform(key, shape, dtype, -1) * jnp.sqrt(3 * variance)
-    return init
+    return _initializer("variance_scaling")(init)
 
 
 def _family(scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
@@ -146,7 +176,7 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> 
             q = q.T
         q = np.reshape(q, tuple(np.delete(shape, column_axis)) + (n_cols,))
         return jnp.array(scale, dtype) * jnp.moveaxis(jnp.asarray(q.astype(dtype)), -1, column_axis)
-    return init
+    return _initializer("orthogonal")(init)
 
 
 def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:
@@ -173,4 +203,4 @@ def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = Non
         matrix = orthogonal(scale=scale, column_axis=column_axis, dtype=dtype)(key, shape[-2:])
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         return jnp.zeros(shape, dtype).at[centre].set(matrix)
-    return init
+    return _initializer("delta_orthogonal")(init)
