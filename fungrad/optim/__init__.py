@@ -7,9 +7,12 @@ A ``GradientTransformation`` is ``(init, update)``; atoms (``scale_by_adam``,
 Names and numerics follow optax, step for step.
 """
 from fungrad._core.namespace import public_dir
-from fungrad.optim._base import (EmptyState, GradientTransformation, UpdateShapeError,
+from fungrad.optim._base import (EmptyState, GradientTransformation,
+                                 GradientTransformationExtraArgs, TransformInitFn,
+                                 TransformUpdateExtraArgsFn, TransformUpdateFn, UpdateShapeError,
                                  UpdateStructureError, apply_updates, chain, global_norm,
-                                 identity, incremental_update, periodic_update, set_to_zero)
+                                 identity, incremental_update, init_empty_state, periodic_update,
+                                 set_to_zero)
 from fungrad.optim.alias import adafactor, adagrad, adam, adamw, lamb, lion, rmsprop, sgd
 from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedState, MultiSteps,
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
@@ -45,9 +48,10 @@ from fungrad.optim.transform import (EmaState, FactoredState, ScaleByAdamState, 
 
 __all__ = [
     # base
-    "EmptyState", "GradientTransformation", "UpdateShapeError", "UpdateStructureError",
-    "apply_updates", "chain", "global_norm", "identity", "incremental_update", "periodic_update",
-    "set_to_zero",
+    "EmptyState", "GradientTransformation", "GradientTransformationExtraArgs", "TransformInitFn",
+    "TransformUpdateFn", "TransformUpdateExtraArgsFn", "UpdateShapeError", "UpdateStructureError",
+    "apply_updates", "chain", "global_norm", "identity", "incremental_update",
+    "init_empty_state", "periodic_update", "set_to_zero",
     # aliases
     "adafactor", "adagrad", "adam", "adamw", "lamb", "lion", "rmsprop", "sgd",
     # combinators

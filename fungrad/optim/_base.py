@@ -180,8 +180,7 @@ def with_extra_args_support(tx: GradientTransformation) -> GradientTransformatio
 
     Example:
         >>> from fungrad import optim
-        >>> from fungrad.optim._base import with_extra_args_support
-        >>> tx = with_extra_args_support(optim.scale(2.0))
+        >>> tx = optim.with_extra_args_support(optim.scale(2.0))
         >>> tx.update(1.0, tx.init(1.0), value=3.0)[0]
         2.0
     """

@@ -12,9 +12,10 @@ import numpy as np
 
 import fungrad.numpy as jnp
 from fungrad import Array, lax, tree
-from fungrad.optim._base import (EmptyState, GradientTransformation, OptState, Params, Updates,
+from fungrad.optim._base import (EmptyState, GradientTransformation,
+                                 GradientTransformationExtraArgs, OptState, Params, Updates,
                                  chain, init_empty_state, safe_increment, set_to_zero,
-                                 zeros_count)
+                                 with_extra_args_support, zeros_count)
 from fungrad.optim.combine import MultiTransformState, masked, multi_transform
 from fungrad.optim.transform import ema
 from fungrad.optim.tree_utils import tree_dtype
@@ -45,30 +46,24 @@ def stateless_with_tree_map(f: Callable[[Any, Any], Any]) -> GradientTransformat
     return GradientTransformation(init_empty_state, update)
 
 
-def with_extra_args_support(tx: GradientTransformation) -> GradientTransformation:
-    """``tx`` with an ``update`` that accepts keyword arguments after ``params`` and ignores
-    them (fungrad's combinators pass none on, so it only widens the signature)."""
-    def update(updates, state, params=None, **extra_args):
-        return tx.update(updates, state, params)
-    return GradientTransformation(tx.init, update)
-
-
-def named_chain(*args: tuple[str, GradientTransformation]) -> GradientTransformation:
+def named_chain(*args: tuple[str, GradientTransformation]) -> GradientTransformationExtraArgs:
     """``chain`` of ``(name, transformation)`` pairs; the state is an ``OrderedDict`` from each
-    name to its transformation's state."""
+    name to its transformation's state. Extra keyword arguments of ``update`` reach the
+    transformations that take them, as in ``chain``."""
     names = [name for name, _ in args]
     if len(names) != len(set(names)):
         raise ValueError(f"Named transformations must have unique names, but got {names}")
+    transforms = [(name, with_extra_args_support(t)) for name, t in args]
 
     def init(params):
-        return collections.OrderedDict((name, t.init(params)) for name, t in args)
+        return collections.OrderedDict((name, t.init(params)) for name, t in transforms)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         new_state = collections.OrderedDict()
-        for name, t in args:
-            updates, new_state[name] = t.update(updates, state[name], params)
+        for name, t in transforms:
+            updates, new_state[name] = t.update(updates, state[name], params, **extra_args)
         return updates, new_state
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 # optax's newer names for ``multi_transform`` and its state, which are the same.
