@@ -22,18 +22,22 @@ from fungrad.transforms.checkpoint import checkpoint, checkpoint_policies, remat
 from fungrad.transforms.jit import disable_jit, jit
 from fungrad.lax.ad_util import stop_gradient
 from fungrad.callbacks import pure_callback  # noqa: E402
-from fungrad.runtime import (Device, block_until_ready, check_tracer_leaks,  # noqa: E402
-                             checking_leaks, clear_caches, copy_to_host_async, debug_infs,
-                             debug_nans, default_backend, default_device,
-                             default_matmul_precision, device_count, device_get,
-                             effects_barrier, enable_x64, ensure_compile_time_eval, live_arrays,
-                             local_device_count, local_devices, log_compiles,
-                             make_array_from_callback, make_array_from_process_local_data,
-                             make_array_from_single_device_arrays, named_call, named_scope,
+from fungrad.runtime import (Device, allow_f16_reductions, block_until_ready,  # noqa: E402
+                             check_tracer_leaks, checking_leaks, clear_caches,
+                             copy_to_host_async, debug_infs, debug_key_reuse, debug_nans,
+                             default_backend, default_device, default_matmul_precision,
+                             device_count, device_get, effects_barrier, enable_checks,
+                             enable_x64, ensure_compile_time_eval, explain_cache_misses,
+                             fwd_and_bwd, live_arrays, local_device_count, local_devices,
+                             log_compiles, make_array_from_callback,
+                             make_array_from_process_local_data,
+                             make_array_from_single_device_arrays, make_user_context,
+                             named_call, named_scope, no_execution, no_tracing,
                              numpy_dtype_promotion, numpy_rank_promotion,
-                             print_environment_info, transfer_guard,
-                             transfer_guard_device_to_device, transfer_guard_device_to_host,
-                             transfer_guard_host_to_device, typeof)
+                             print_environment_info, softmax_custom_jvp, thread_guard,
+                             transfer_guard, transfer_guard_device_to_device,
+                             transfer_guard_device_to_host, transfer_guard_host_to_device,
+                             typeof)
 from fungrad.transforms.closures import closure_convert, custom_gradient, linear_transpose  # noqa: E402,E501
 
 from fungrad import errors  # noqa: E402
@@ -49,7 +53,7 @@ __all__ = [
     "jacrev", "jacobian", "hessian", "jit", "disable_jit", "make_jaxpr", "eval_shape",
     "custom_jvp", "custom_vjp", "custom_gradient", "closure_convert", "checkpoint", "remat",
     "checkpoint_policies", "stop_gradient", "pure_callback", "named_call", "named_scope",
-    "ensure_compile_time_eval",
+    "ensure_compile_time_eval", "fwd_and_bwd",
     # arrays, devices and configuration
     "Array", "ShapeDtypeStruct", "typeof", "device_put", "device_get", "devices",
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
@@ -60,6 +64,8 @@ __all__ = [
     "transfer_guard_device_to_device", "check_tracer_leaks", "checking_leaks", "Device",
     "live_arrays", "copy_to_host_async", "effects_barrier", "make_array_from_callback",
     "make_array_from_single_device_arrays", "make_array_from_process_local_data",
+    "explain_cache_misses", "no_tracing", "no_execution", "enable_checks", "debug_key_reuse",
+    "allow_f16_reductions", "thread_guard", "softmax_custom_jvp", "make_user_context",
     "process_index", "process_count", "process_indices", "host_id", "host_count", "host_ids",
     # libraries
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",

@@ -9,7 +9,9 @@ import re
 from typing import Any, Callable
 
 _BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit", "debug_nans", "debug_infs",
-               "check_tracer_leaks")
+               "check_tracer_leaks", "explain_cache_misses", "no_tracing", "no_execution",
+               "enable_checks", "debug_key_reuse", "allow_f16_reductions", "thread_guard",
+               "softmax_custom_jvp")
 _DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
 # JAX's transfer guard levels: "log"/"disallow" concern implicit transfers only, the
 # "_explicit" levels explicit ones (device_put, device_get) too
@@ -32,6 +34,17 @@ def _env_num_cpu_devices() -> int:
     return int(value)
 
 
+def _hashable(value: Any) -> Any:
+    """``value``, checked to be hashable: a user context's value is part of ``jit``'s cache
+    key."""
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"make_user_context: a context's value must be hashable (it keys the "
+                        f"jit cache), got {type(value).__name__}: {value!r}") from None
+    return value
+
+
 class Config:
     """Holds the flags; read them as attributes (``config.enable_x64``), set them with
     ``update`` (JAX's ``jax_`` prefixed names are accepted too).
@@ -40,6 +53,15 @@ class Config:
         enable_x64: keep 64-bit dtypes (default False: float64 becomes float32, int64
             int32). Environment: ``FUNGRAD_ENABLE_X64``.
         log_compiles: log each ``jit`` compilation and why the cache missed.
+        explain_cache_misses: log (logger ``fungrad.jit``, level WARNING) JAX's "TRACING
+            CACHE MISS" report for each ``jit`` cache miss: the call site and what differs
+            from the closest signature traced before (an argument's shape, dtype or weak
+            type, a static value, the pytree structure, the default device or a user
+            context), or that the function was never seen.
+        no_tracing: a ``jit`` cache miss (tracing, also by ``.trace``/``.lower``) raises
+            ``RuntimeError``; cached calls run. Eager operations never trace here.
+        no_execution: running a computation (an eager operation, a ``jit`` call) raises
+            ``RuntimeError``; tracing, ``make_jaxpr``, ``eval_shape`` and ``lower`` work.
         disable_jit: run jitted functions op by op (see ``fungrad.disable_jit``).
         debug_nans / debug_infs: raise ``FloatingPointError`` where an operation produces a
             NaN (an infinity): eagerly at the primitive, and for a jitted function by running
@@ -59,6 +81,14 @@ class Config:
             ``update("transfer_guard", level)`` sets all three (``jax_transfer_guard``).
         check_tracer_leaks: accepted as JAX's flag; fungrad checks for escaped tracers
             whatever its value (see ``fungrad.check_tracer_leaks``).
+        enable_checks: accepted as JAX's flag (its internal invariant checks); fungrad has no
+            jaxpr type checker to run, so it changes nothing.
+        debug_key_reuse: JAX's tracking of typed PRNG keys used twice; not implemented:
+            setting it to True raises ``NotImplementedError``.
+        allow_f16_reductions / thread_guard / softmax_custom_jvp: accepted as JAX's flags,
+            with no effect: float16 sums are always allowed (as with JAX's default, True);
+            fungrad runs no multi-process operation that a thread could reorder; its
+            ``nn.softmax`` has one derivative rule, whatever the flag.
         default_device: where uncommitted arrays and computations go: a ``Device``, a
             platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
             first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
@@ -69,11 +99,16 @@ class Config:
             ``--xla_force_host_platform_device_count``. Environment:
             ``FUNGRAD_NUM_CPU_DEVICES`` (or that XLA flag in ``XLA_FLAGS``). Fixed once
             devices have been listed.
+        user_contexts: the values of the contexts made by ``fungrad.make_user_context``, in
+            the order they were made.
+        trace_context: what ``jit`` caches on besides the arguments: ``default_device``, or
+            ``(default_device, *user_contexts)`` once a user context exists (read-only).
     """
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[Callable[[], Any]]] = {
-            "default_device": [], "enable_x64": [], "numpy_dtype_promotion": []}
+            "default_device": [self._refresh_trace_context], "enable_x64": [],
+            "numpy_dtype_promotion": [], "no_execution": []}
         self.enable_x64 = os.environ.get("FUNGRAD_ENABLE_X64", "0") not in ("0", "", "false")
         self.log_compiles = False
         self.disable_jit = False
@@ -87,16 +122,26 @@ class Config:
         self.transfer_guard_device_to_host = "allow"
         self.transfer_guard_device_to_device = "allow"
         self.check_tracer_leaks = False
+        self.explain_cache_misses = False
+        self.no_tracing = False
+        self.no_execution = False
+        self.enable_checks = False
+        self.debug_key_reuse = False
+        self.allow_f16_reductions = True
+        self.thread_guard = False
+        self.softmax_custom_jvp = False
         self.default_device: Any = os.environ.get("FUNGRAD_DEFAULT_DEVICE") or None
         self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
         self.num_cpu_devices = _env_num_cpu_devices()
         self.devices_listed = False  # set by the backends once the device list is fixed
+        self.user_contexts: list[Any] = []
+        self._refresh_trace_context()
 
     def on_change(self, flag: str, hook: Callable[[], Any]) -> None:
         """Call ``hook()`` after every change of ``flag`` (``default_device``,
-        ``enable_x64`` or ``numpy_dtype_promotion``): the modules below that derive state
-        from a flag (the backends, the dtype tables) keep it up to date this way, without
-        this module importing them."""
+        ``enable_x64``, ``numpy_dtype_promotion`` or ``no_execution``): the modules below
+        that derive state from a flag (the backends, the dtype tables, the eager trace) keep
+        it up to date this way, without this module importing them."""
         self._hooks[flag].append(hook)
 
     def update(self, name: str, value: Any) -> None:
@@ -115,11 +160,31 @@ class Config:
                                  f"{', '.join(map(repr, _CHOICE_FLAGS[key]))}; got {value!r}")
             setattr(self, key, value)
         elif key in _BOOL_FLAGS:
+            if key == "debug_key_reuse" and value:
+                raise NotImplementedError(
+                    f"config.update: {name}=True is not implemented: fungrad does not track "
+                    "the use of PRNG keys. Split a key (fungrad.random.split) for every use.")
             setattr(self, key, bool(value))
         else:
             raise ValueError(f"config.update: unknown flag {name!r}")
         for hook in self._hooks.get(key, ()):
             hook()
+
+    def add_user_context(self, value: Any) -> int:
+        """Append a user context holding ``value`` (``fungrad.make_user_context``); returns
+        its index in ``user_contexts``."""
+        self.user_contexts.append(_hashable(value))
+        self._refresh_trace_context()
+        return len(self.user_contexts) - 1
+
+    def set_user_context(self, index: int, value: Any) -> None:
+        """Give the user context at ``index`` the (hashable) ``value``."""
+        self.user_contexts[index] = _hashable(value)
+        self._refresh_trace_context()
+
+    def _refresh_trace_context(self) -> None:
+        self.trace_context = (self.default_device, *self.user_contexts) \
+            if self.user_contexts else self.default_device
 
     def _update_device_flag(self, name: str, key: str, value: Any) -> None:
         """The device flags: the device list is fixed once listed, as JAX's backends are

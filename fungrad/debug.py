@@ -27,6 +27,7 @@ from fungrad._core import core
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive
 from fungrad._core.namespace import public_dir
+from fungrad.callbacks import to_host
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
 from fungrad.lax._prim import as_operand
@@ -34,12 +35,6 @@ from fungrad.lax._prim import as_operand
 __all__ = ["print", "log", "breakpoint", "callback", "debug_callback_p",
            "inspect_array_sharding", "visualize_array_sharding", "visualize_sharding"]
 __dir__ = public_dir(__all__)
-
-
-def _to_host(x: Any) -> Any:
-    if isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return x.get() if hasattr(x, "get") else np.asarray(x)
 
 
 def _run(fn: Callable, vals: list, batch: tuple) -> None:
@@ -53,7 +48,7 @@ def _run(fn: Callable, vals: list, batch: tuple) -> None:
 
 
 def _debug_callback_impl(xp, *args, callback, batch):
-    _run(callback, [_to_host(a) for a in args], batch)
+    _run(callback, [to_host(a) for a in args], batch)
     return []
 
 

@@ -1,6 +1,8 @@
 """JAX's everyday runtime helpers: devices and backends, host transfer and its guards,
 arrays built from shards, caches, the config flags as context managers (x64, dtype
-promotion, NaN checks, ...), compile-time evaluation, names for profiling scopes.
+promotion, NaN checks, cache-miss explanations, no tracing or no execution, ...) and user
+contexts that key the ``jit`` cache, compile-time evaluation, names for profiling scopes,
+and ``fwd_and_bwd`` (a ``vjp`` split into two functions that can each be jitted once).
 
 fungrad computes synchronously, so ``block_until_ready`` and ``copy_to_host_async`` only
 return their argument and ``effects_barrier`` has nothing to wait for; named scopes and
@@ -13,7 +15,7 @@ import functools
 import gc
 import platform
 import sys
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, NoReturn, Sequence
 
 import numpy as np
 
@@ -27,15 +29,20 @@ from fungrad.config import config
 from fungrad.version import __version__
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
+from fungrad.transforms.api import check_argnums, check_callable, resolve_argnums, vjp
+from fungrad.transforms.closures import _Residuals, _stage
 
-__all__ = ["Device", "block_until_ready", "check_tracer_leaks", "checking_leaks", "clear_caches",
-           "copy_to_host_async", "default_backend", "default_device", "debug_infs", "debug_nans",
+__all__ = ["Device", "allow_f16_reductions", "block_until_ready", "check_tracer_leaks",
+           "checking_leaks", "clear_caches", "copy_to_host_async", "debug_key_reuse",
+           "default_backend", "default_device", "debug_infs", "debug_nans",
            "default_matmul_precision", "device_count", "device_get", "effects_barrier",
-           "enable_x64", "ensure_compile_time_eval", "live_arrays", "local_device_count",
-           "local_devices", "log_compiles", "make_array_from_callback",
-           "make_array_from_process_local_data", "make_array_from_single_device_arrays",
-           "named_call", "named_scope", "numpy_dtype_promotion", "numpy_rank_promotion",
-           "print_environment_info", "transfer_guard", "transfer_guard_device_to_device",
+           "enable_checks", "enable_x64", "ensure_compile_time_eval", "explain_cache_misses",
+           "fwd_and_bwd", "live_arrays", "local_device_count", "local_devices", "log_compiles",
+           "make_array_from_callback", "make_array_from_process_local_data",
+           "make_array_from_single_device_arrays", "make_user_context", "named_call",
+           "named_scope", "no_execution", "no_tracing", "numpy_dtype_promotion",
+           "numpy_rank_promotion", "print_environment_info", "softmax_custom_jvp",
+           "thread_guard", "transfer_guard", "transfer_guard_device_to_device",
            "transfer_guard_device_to_host", "transfer_guard_host_to_device", "typeof"]
 
 
@@ -227,6 +234,154 @@ transfer_guard_device_to_device = _FlagState("transfer_guard_device_to_device", 
 # but never used is harmless and is not searched for (that search walks the Python heap
 # once per transformation). The flag is kept so that code setting it runs unchanged.
 check_tracer_leaks = _FlagState("check_tracer_leaks")
+# JAX's "TRACING CACHE MISS" report for every jit cache miss (logger "fungrad.jit", WARNING):
+# the call site, and which argument's shape, dtype or weak type, which static value, what
+# pytree structure or what setting differs from the closest signature traced before
+explain_cache_misses = _FlagState("explain_cache_misses")
+# a jit cache miss raises RuntimeError ("re-tracing function f ... but 'no_tracing' is set")
+no_tracing = _FlagState("no_tracing")
+# running anything (an eager operation, a jitted call) raises RuntimeError; tracing does not
+no_execution = _FlagState("no_execution")
+# Accepted as JAX's flags, with no effect (see ``fungrad.config.Config``): ``enable_checks``
+# (fungrad has no jaxpr type checker to run), ``allow_f16_reductions`` (always allowed),
+# ``thread_guard`` (no multi-process operation to guard), ``softmax_custom_jvp``
+# (``nn.softmax`` has one derivative rule). ``debug_key_reuse(True)`` raises
+# NotImplementedError: PRNG key uses are not tracked.
+enable_checks = _FlagState("enable_checks")
+allow_f16_reductions = _FlagState("allow_f16_reductions")
+thread_guard = _FlagState("thread_guard")
+softmax_custom_jvp = _FlagState("softmax_custom_jvp")
+debug_key_reuse = _FlagState("debug_key_reuse")
+
+
+def _refuse_execution(prim: core.Primitive, args: Sequence[Any], params: dict) -> NoReturn:
+    what = f"jit({params['name']})" if prim is _jit_primitive.jit_p else str(prim)
+    raise RuntimeError(f"fungrad tried to execute function {what}, but the no_execution config "
+                       "option is set")
+
+
+def _apply_no_execution() -> None:
+    """Make the eager trace refuse every primitive, and jitted calls go through it, while
+    ``config.no_execution`` is set; both are swapped in and out (an instance attribute
+    shadowing ``EvalTrace.process_primitive``, ``jit.refuse_execution``) so that eager
+    operations and jitted calls test no flag."""
+    if config.no_execution:
+        EVAL_TRACE.process_primitive = _refuse_execution
+    else:
+        vars(EVAL_TRACE).pop("process_primitive", None)
+    _jit.refuse_execution(config.no_execution)
+
+
+config.on_change("no_execution", _apply_no_execution)
+
+
+class _UserContext:
+    """A value that ``jit``'s cache is keyed on (see ``make_user_context``)."""
+
+    def __init__(self, default_value: Any) -> None:
+        self._index = config.add_user_context(default_value)
+
+    @property
+    def value(self) -> Any:
+        """The current value."""
+        return config.user_contexts[self._index]
+
+    def get_global(self) -> Any:
+        """The value outside any ``with`` block of this context (contexts are global here,
+        not per thread, so the current value)."""
+        return self.value
+
+    def set_global(self, new_value: Any) -> None:
+        """Set the value for the whole program."""
+        config.set_user_context(self._index, new_value)
+
+    @contextlib.contextmanager
+    def __call__(self, new_value: Any) -> Iterator[None]:
+        prev = self.value
+        self.set_global(new_value)
+        try:
+            yield
+        finally:
+            self.set_global(prev)
+
+
+def make_user_context(default_value: Any = None) -> _UserContext:
+    """A context whose value ``jit``'s cache is keyed on (``jax.make_user_context``): a
+    jitted function called under another value traces and compiles again, so the traced
+    code may read ``ctx.value`` as a constant. ``ctx(value)`` sets it for a ``with`` block,
+    ``ctx.set_global(value)`` for the program; values must be hashable. Contexts are
+    program-wide here (JAX's ``with`` blocks are per thread).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> scale = fungrad.make_user_context(default_value=1.0)
+        >>> f = fungrad.jit(lambda x: x * scale.value)
+        >>> with scale(3.0):
+        ...     print(f(jnp.ones(2)))
+        [3. 3.]
+        >>> print(f(jnp.ones(2)))
+        [1. 1.]
+    """
+    return _UserContext(default_value)
+
+
+def fwd_and_bwd(fun: Callable, argnums: int | Sequence[int], has_aux: bool = False,
+                jitted: bool = True) -> tuple[Callable, Callable]:
+    """The forward and backward passes of ``fun`` as two functions (``jax.fwd_and_bwd``):
+    ``fwd(*args)`` computes ``fun(*args)`` and the residuals of its ``vjp`` with respect to
+    the arguments ``argnums``, ``bwd(residuals, cotangent)`` their cotangents. Unlike
+    ``vjp``'s pullback, the residuals are a pytree of arrays, so both functions are jitted
+    (with ``jitted=True``) and compile once for all calls with the same shapes.
+
+    Args:
+        fun: the function to differentiate.
+        argnums: the positional argument(s) to differentiate with respect to.
+        has_aux: ``fun`` returns ``(output, aux)``; ``fwd`` then returns
+            ``(output, residuals, aux)``.
+        jitted: return ``jit``-ted ``fwd`` and ``bwd``.
+
+    Returns:
+        ``(fwd, bwd)``: ``fwd(*args, **kwargs) -> (output, residuals)`` (keyword arguments
+        go to ``fun`` and are not differentiated); ``bwd(residuals, cotangent)`` returns the
+        cotangent of the argument ``argnums`` (an int) or a tuple of them (a sequence).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> fwd, bwd = fungrad.fwd_and_bwd(lambda x, w: jnp.sum(x * w), argnums=(0, 1))
+        >>> y, res = fwd(jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0]))
+        >>> bwd(res, 1.0)
+        (Array([3., 4.], dtype=float32), Array([1., 2.], dtype=float32))
+    """
+    check_callable(fun, "fwd_and_bwd")
+    nums = check_argnums(argnums, "fwd_and_bwd")
+
+    def fwd(*args: Any, **kwargs: Any) -> tuple:
+        positions = resolve_argnums(nums, len(args), "fwd_and_bwd")
+
+        def restricted(*diff_args: Any) -> Any:
+            full = list(args)
+            for p, a in zip(positions, diff_args):
+                full[p] = a
+            return fun(*full, **kwargs)
+        out, f_vjp, *aux = vjp(restricted, *[args[p] for p in positions], has_aux=has_aux)
+        residuals = _Residuals(*_stage(f_vjp, (out,), "fwd_and_bwd"))
+        return (out, residuals, *aux)
+
+    def bwd(residuals: _Residuals, cotangent: Any) -> Any:
+        cts, tree = tree_util.flatten((cotangent,))
+        avals = [v.aval for v in residuals.jaxpr.invars]
+        if tree != residuals.in_tree or any(
+                core.get_aval(c).shape != a.shape or core.get_aval(c).dtype != a.dtype
+                for c, a in zip(cts, avals)):
+            raise ValueError(f"fwd_and_bwd: the cotangent {tree_util.structure(cotangent)} of "
+                            f"{[core.get_aval(c).str_short() for c in cts]} does not match "
+                            f"the output's {[a.str_short() for a in avals]}")
+        grads = tree_util.unflatten(residuals.out_tree,
+                                    core.eval_jaxpr(residuals.jaxpr, residuals.consts, *cts))
+        return grads if isinstance(argnums, Sequence) else grads[0]
+    if jitted:
+        return _jit.jit(fwd), _jit.jit(bwd)
+    return fwd, bwd
 
 
 @contextlib.contextmanager

@@ -9,8 +9,10 @@ The plan is computed once per executable from the jaxpr:
   Each variable carries the set of *root* buffers it may alias. A root is dead
   once every variable aliasing it is dead.
 * *Ownership*: a buffer is owned when it was freshly allocated by a lowering
-  that says so (``Lowering.fresh``) or is a donated input. Only owned buffers of
-  dead roots are ever written into, so no live value can change.
+  that says so (``Lowering.fresh``) or is a donated input, unless an effectful
+  equation reads it (a callback may keep what it is given). Only owned buffers of
+  dead roots are ever written into, so no live value, nor a value a callback kept,
+  can change.
 * *Reuse*: an equation whose lowering accepts ``out="any"`` writes into a dead
   owned buffer of its result's shape and dtype (an operand dying here, or one
   kept in a pool since it died); ``out="separate"`` (matmul, reductions) takes
@@ -36,7 +38,7 @@ from typing import Callable, Collection, NamedTuple, Sequence
 
 from fungrad._core.core import Jaxpr, JaxprEqn, ShapedArray, Var
 from fungrad._core.lowering import Lowering
-from fungrad.compiler.passes import eqn_has_effects
+from fungrad.interpreters.partial_eval import eqn_has_effects
 
 # Buffers smaller than this are not worth deleting early. (All sizes are recycled: even
 # for 1 KiB a ufunc writing into a given buffer saves ~0.25 µs of allocation.)
@@ -131,6 +133,8 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
             for a in eqn.invars:
                 if type(a) is Var:
                     escaping |= roots[a]
+                    for r in roots[a]:  # user code may keep it: never written into again
+                        owned.pop(r, None)
 
     # Reuse: walk forward with a pool of dead owned buffers, one for each result of an
     # out-capable lowering. An escaping result may take over an operand dying here but not

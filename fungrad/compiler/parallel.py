@@ -34,7 +34,7 @@ from fungrad._core.lowering import compiler_traits
 from fungrad.compiler import threads
 from fungrad.compiler.codegen import compile_function
 from fungrad.compiler.lowering import declare_compiled_only
-from fungrad.compiler.passes import eqn_has_effects, sub_jaxprs
+from fungrad.interpreters.partial_eval import eqn_has_effects, sub_jaxprs
 
 ENABLED = threads.ENABLED
 MIN_WORK = 1 << 20      # element-ops that must overlap for a parallel tail

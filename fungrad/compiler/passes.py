@@ -27,8 +27,7 @@ the original jaxpr.
 """
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,8 +36,8 @@ from fungrad._core.core import (ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Primitive
                                 Tracer, Var)
 from fungrad._core.lowering import compiler_traits
 from fungrad._core.structural import broadcast_in_dim_p, reduce_sum_p, reshape_p, transpose_p
-from fungrad.interpreters import partial_eval as pe
 from fungrad.interpreters.ad import add_any_p
+from fungrad.interpreters.partial_eval import eqn_has_effects, sub_jaxprs
 from fungrad.lax.dot import dot_general_p
 from fungrad.lax.elementwise import add_p, div_p, integer_pow_p, mul_p, neg_p, select_n_p, sub_p
 from fungrad.lax.shapes import convert_element_type_p, rev_p, squeeze_p
@@ -46,36 +45,6 @@ from fungrad.lax.slicing import concatenate_p, pad_p
 
 # Results of constant folding larger than this many elements stay computed at run time.
 FOLD_MAX_SIZE = 256
-
-# --------------------------------------------------------------------------- effects
-
-def sub_jaxprs(params: dict) -> Iterator[Jaxpr]:
-    """The jaxprs carried in an equation's params (bodies of jit, cond, scan, ...)."""
-    for value in params.values():
-        items = value if isinstance(value, (tuple, list)) else (value,)
-        for v in items:
-            if isinstance(v, ClosedJaxpr):
-                yield v.jaxpr
-            elif isinstance(v, Jaxpr):
-                yield v
-
-
-_effects_cache: "weakref.WeakKeyDictionary[Jaxpr, bool]" = weakref.WeakKeyDictionary()
-
-
-def jaxpr_has_effects(jaxpr: Jaxpr) -> bool:
-    """Whether running ``jaxpr`` has side effects (recursively through sub-jaxprs)."""
-    known = _effects_cache.get(jaxpr)
-    if known is None:
-        known = _effects_cache[jaxpr] = any(eqn_has_effects(e) for e in jaxpr.eqns)
-    return known
-
-
-def eqn_has_effects(eqn: JaxprEqn) -> bool:
-    """Effectful primitives (``pe.register_effectful``), or calls of effectful jaxprs."""
-    return pe.is_effectful(eqn.primitive) or any(
-        jaxpr_has_effects(j) for j in sub_jaxprs(eqn.params))
-
 
 # --------------------------------------------------------------------------- rewriting
 

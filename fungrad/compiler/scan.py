@@ -36,6 +36,7 @@ from fungrad.compiler.codegen import PREBROADCAST_MAX, compile_source
 from fungrad.compiler.lowering import lowering_for
 from fungrad.compiler.pipeline import compile_jaxpr
 from fungrad.interpreters import batching
+from fungrad.interpreters.partial_eval import jaxpr_has_effects
 from fungrad.lax.control_flow.conditionals import cond_p
 from fungrad.lax.control_flow.loops import scan_p
 
@@ -218,7 +219,7 @@ class _ScanLoop:
         carry_out, ys_out = j.outvars[:nk], j.outvars[nk:]
         # A primitive batched as a loop (a sequential ``pure_callback``) would come back from
         # the prologue or epilogue as a ``scan`` of the same equation: such bodies stay whole.
-        split = not passes.jaxpr_has_effects(j) and not any(
+        split = not jaxpr_has_effects(j) and not any(
             compiler_traits(e.primitive).batched_as_loop for e in j.eqns)
         for split_pre, split_post in ((split, split), (split, False), (False, split),
                                       (False, False)):

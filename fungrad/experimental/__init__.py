@@ -1,5 +1,6 @@
 """``fungrad.experimental``: the x64 context managers of ``jax.experimental`` before JAX
-moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64``), and
+moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64``),
+``io_callback`` (a host callback with side effects, see ``fungrad.callbacks``) and
 ``fungrad.experimental.shard_map.shard_map``, the older spelling of ``fungrad.shard_map``.
 
 Examples:
@@ -14,10 +15,11 @@ import contextlib
 from typing import Iterator
 
 from fungrad._core.namespace import public_dir
+from fungrad.callbacks import io_callback
 from fungrad.experimental import shard_map  # noqa: F401  (jax.experimental.shard_map)
 from fungrad.runtime import enable_x64 as _x64_flag
 
-__all__ = ["disable_x64", "enable_x64"]
+__all__ = ["disable_x64", "enable_x64", "io_callback"]
 __dir__ = public_dir(__all__)
 
 

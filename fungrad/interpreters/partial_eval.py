@@ -15,7 +15,8 @@ running it under a staging trace topped with a partial-evaluation trace.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import weakref
+from typing import Any, Callable, Iterator, Sequence
 
 from fungrad._core import core
 from fungrad._core.array import Array
@@ -213,19 +214,20 @@ def partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: Sequence[bool],
 
 
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> Jaxpr:
-    """Drop equations whose results are never used (primitives are pure)."""
+    """Drop equations whose results are never used, keeping those with side effects (also
+    inside their sub-jaxprs: a ``cond`` holding an ``io_callback``)."""
     outvars = jaxpr.outvars if used_outputs is None else \
         [v for v, u in zip(jaxpr.outvars, used_outputs) if u]
     live = {v for v in outvars if type(v) is Var}
     eqns = []
     for eqn in reversed(jaxpr.eqns):
-        if eqn.primitive in _EFFECTFUL or any(v in live for v in eqn.outvars):
+        if any(v in live for v in eqn.outvars) or eqn_has_effects(eqn):
             eqns.append(eqn)
             live.update(v for v in eqn.invars if type(v) is Var)
     return Jaxpr(jaxpr.constvars, jaxpr.invars, outvars, eqns[::-1])
 
 
-# Primitives with side effects (debug callbacks, collectives) are never removed.
+# Primitives with side effects (callbacks, collectives) are never removed.
 _EFFECTFUL: set[Primitive] = set()
 
 
@@ -234,6 +236,29 @@ def register_effectful(prim: Primitive) -> None:
     _EFFECTFUL.add(prim)
 
 
-def is_effectful(prim: Primitive) -> bool:
-    """Whether ``prim`` was registered with ``register_effectful``."""
-    return prim in _EFFECTFUL
+def sub_jaxprs(params: dict) -> Iterator[Jaxpr]:
+    """The jaxprs carried in an equation's params (bodies of jit, cond, scan, ...)."""
+    for value in params.values():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, ClosedJaxpr):
+                yield v.jaxpr
+            elif isinstance(v, Jaxpr):
+                yield v
+
+
+_effects_cache: "weakref.WeakKeyDictionary[Jaxpr, bool]" = weakref.WeakKeyDictionary()
+
+
+def jaxpr_has_effects(jaxpr: Jaxpr) -> bool:
+    """Whether running ``jaxpr`` has side effects (recursively through sub-jaxprs)."""
+    known = _effects_cache.get(jaxpr)
+    if known is None:
+        known = _effects_cache[jaxpr] = any(eqn_has_effects(e) for e in jaxpr.eqns)
+    return known
+
+
+def eqn_has_effects(eqn: JaxprEqn) -> bool:
+    """Effectful primitives (``register_effectful``), or calls of effectful jaxprs."""
+    return eqn.primitive in _EFFECTFUL or any(
+        jaxpr_has_effects(j) for j in sub_jaxprs(eqn.params))

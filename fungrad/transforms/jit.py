@@ -6,8 +6,8 @@ static arguments, and device. A hit goes straight to the generated function
 (no tracing, no abstract evaluation); under a transformation the call binds
 ``jit_p`` (``jit_primitive``), whose rules make ``jit`` compose with ``grad``,
 ``vmap`` and the others. ``lower``/``compile`` expose the optimised IR and the
-executable; ``log_compiles`` explains every cache miss; ``disable_jit`` runs
-functions op by op.
+executable; ``log_compiles`` and ``explain_cache_misses`` explain every cache miss,
+``no_tracing`` refuses them; ``disable_jit`` runs functions op by op.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
 import sys
 import time
 import weakref
@@ -107,9 +108,10 @@ def _leaf_key(x: Any) -> Any:
 def _flat_key(args: tuple) -> tuple | None:
     """The cache key when every argument is an uncommitted NumPy-backed Array (else None).
 
-    It ends with the default device setting: uncommitted arguments run there, so an entry
-    compiled while the default was a CPU is not reused once it names another device (as
-    JAX keys its cache on ``jax_default_device``)."""
+    It ends with ``config.trace_context``, the default device setting and the values of the
+    user contexts (``fungrad.make_user_context``): uncommitted arguments run on the default
+    device, so an entry compiled while the default was a CPU is not reused once it names
+    another device (as JAX keys its cache on ``jax_default_device``)."""
     key = []
     for a in args:
         if type(a) is not Array:
@@ -118,7 +120,7 @@ def _flat_key(args: tuple) -> tuple | None:
         if type(v) is not np.ndarray or a._device is not None:
             return None
         key.append((v.shape, v.dtype, a.weak_type))
-    key.append(config.default_device)
+    key.append(config.trace_context)
     return tuple(key)
 
 
@@ -194,6 +196,12 @@ class _Entry:
                 return Array(outs[0], self.out_weak[0])
             return tree_util.unflatten(self.out_tree,
                                        [Array(o, w) for o, w in zip(outs, self.out_weak)])
+        return self.call_bound(leaves)
+
+    _call_any = call  # what ``refuse_execution(False)`` restores
+
+    def call_bound(self, leaves: list) -> Any:
+        """Call through ``jit_p``'s bind: the current trace's rule for it runs or stages it."""
         self._check_devices(leaves)
         args = [x if isinstance(x, (Array, Tracer)) else Array(_from_host(x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
@@ -204,7 +212,7 @@ class _Entry:
         """Committed arguments on different devices: JAX's error, naming the arguments."""
         devices = {x._device for x in leaves if type(x) is Array and x._device is not None}
         if len(devices) > 1:
-            labels = [d.split(": ")[0].strip("'") for d in self.description[:len(leaves)]]
+            labels = [p.label.strip("'") for p in self.description[:len(leaves)]]
             raise backends.incompatible_devices(self.name, labels, leaves)
 
     def _donated_buffers(self, leaves: list) -> list:
@@ -401,14 +409,17 @@ class JitWrapped:
             if key is not None:
                 return key, list(args)
             leaves, treedef = tree_util.flatten(args)
-            return (treedef, *[_leaf_key(x) for x in leaves], config.default_device), leaves
+            return (treedef, *[_leaf_key(x) for x in leaves], config.trace_context), leaves
         statics, dyn_args, dyn_kwargs, _, _ = self._split(args, kwargs)
         leaves, treedef = tree_util.flatten((tuple(dyn_args), dyn_kwargs))
-        return (treedef, statics, *[_leaf_key(x) for x in leaves], config.default_device), leaves
+        return (treedef, statics, *[_leaf_key(x) for x in leaves], config.trace_context), leaves
 
     def _entry(self, args: tuple, kwargs: dict, key: tuple, leaves: list,
                compile: bool = True) -> _Entry:
         """Trace (and compile) for the signature of ``args``; cache the result."""
+        if config.no_tracing:
+            raise RuntimeError(f"re-tracing function {self._name}{_defined_at(self._fun)} for "
+                               "`jit`, but 'no_tracing' is set")
         start = time.perf_counter()
         statics, dyn_args, dyn_kwargs, static_nums, dyn_nums = self._split(args, kwargs)
         # Where each leaf comes from: (positional index or keyword name, path inside it).
@@ -432,11 +443,11 @@ class JitWrapped:
         arg_names = [f"'{name}{path_str(path)}'" for name, path in paths]
         labels = [f"argument {n}" for n in arg_names]
         in_avals = [_leaf_aval(x) for x in leaves]
-        description = [f"{n}: {a.str_short()}{' (weak)' if a.weak_type else ''}"
+        description = [_Part("type", n, f"{a.str_short()}{' (weak)' if a.weak_type else ''}")
                        for n, a in zip(arg_names, in_avals)] + \
-                      [f"static '{s[1] if s[0] == 'kw' else self._arg_name(s[1])}' = {s[2][1]!r}"
-                       for s in statics] + [f"default device = {config.default_device}"]
-        if config.log_compiles:
+                      [_Part("static", f"'{s[1] if s[0] == 'kw' else self._arg_name(s[1])}'",
+                             repr(s[2][1])) for s in statics] + _context_parts()
+        if config.log_compiles or config.explain_cache_misses:
             self._log_miss(treedef, description)
         closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
                                                 labels)
@@ -493,14 +504,20 @@ class JitWrapped:
                                    jaxpr.eqns), [c for c, t in zip(consts, traced) if not t])
         return closed, store["tree"], hoisted
 
-    def _log_miss(self, treedef: Any, description: list[str]) -> None:
-        if not self._cache:
-            reason = "never seen this function (first compilation)"
-        else:
-            reason = min((_explain(treedef, description, old) for old in self._cache.values()),
-                         key=lambda r: r[0])[1]
-        logger.warning("Compiling %s for signature (%s); cache miss because: %s", self._name,
-                       ", ".join(description), reason)
+    def _log_miss(self, treedef: Any, description: list[_Part]) -> None:
+        """Log why the cache missed: with ``log_compiles`` on one line with the signature,
+        with ``explain_cache_misses`` as JAX's "TRACING CACHE MISS" report, naming the call
+        site and the differences from the closest cached signature."""
+        sections = None if not self._cache else min(
+            (_explain(treedef, description, old) for old in self._cache.values()),
+            key=lambda r: r[0])[1]
+        if config.log_compiles:
+            reason = "never seen this function (first compilation)" if sections is None else \
+                "; ".join(f"{h}: {', '.join(items)}" if items else h for h, items in sections)
+            logger.warning("Compiling %s for signature (%s); cache miss because: %s",
+                           self._name, ", ".join(map(str, description)), reason)
+        if config.explain_cache_misses:
+            logger.warning("%s", _miss_report(self._fun, self._name, sections))
 
     # -- staging API (arguments may be ``ShapeDtypeStruct``s)
     def trace(self, *args: Any, **kwargs: Any) -> "Traced":
@@ -536,6 +553,14 @@ class JitWrapped:
         return f"<jitted function {self._name}>"
 
 
+def refuse_execution(refuse: bool) -> None:
+    """With ``refuse``, every call of a compiled function goes through ``jit_p``'s bind, so
+    that the eager trace, told to refuse (``fungrad.no_execution``), refuses it too; without
+    it calls take the direct path again. The method is swapped rather than a flag tested in
+    the direct path, which therefore costs nothing more."""
+    _Entry.call = _Entry.call_bound if refuse else _Entry._call_any
+
+
 def record_calls(span: Callable[[str], ContextManager] | None) -> None:
     """Run every call of a jitted function inside ``span("jit(<name>)")``, a context manager
     (how ``fungrad.profiler`` records the calls while it traces), or, with None, run calls as
@@ -551,15 +576,107 @@ def record_calls(span: Callable[[str], ContextManager] | None) -> None:
     JitWrapped.__call__ = recorded
 
 
-def _explain(treedef: Any, new_desc: list[str], old: _Entry) -> tuple[int, str]:
-    """(severity, text) saying how a new signature differs from a cached one."""
-    if treedef != old.in_tree or len(new_desc) != len(old.description):
-        return 1, f"different input pytree: now {treedef} and before {old.in_tree}"
-    diffs = [f"{new} (before: {prev.split(' = ' if ' = ' in prev else ': ', 1)[-1]})"
-             for new, prev in zip(new_desc, old.description) if new != prev]
-    if diffs:
-        return 2, "different input types or static values: " + "; ".join(diffs)
-    return 3, "cache miss explanation unavailable"
+class _Part(NamedTuple):
+    """One part of a call's signature, as the cache-miss explanations name it."""
+    kind: str  # "type" (an array argument's), "static" (a static argument's value), "context"
+    label: str  # "'x'", "'params['w']'", "'n'", "default device", "user context #0"
+    value: str  # "f32[3]", "f32[] (weak)", "2", "None"
+
+    def __str__(self) -> str:
+        if self.kind == "type":
+            return f"{self.label}: {self.value}"
+        return f"{'static ' if self.kind == 'static' else ''}{self.label} = {self.value}"
+
+
+def _context_parts() -> list[_Part]:
+    """The settings besides the arguments that a cache key holds (``config.trace_context``)."""
+    return [_Part("context", "default device", str(config.default_device))] + [
+        _Part("context", f"user context #{i}", repr(v))
+        for i, v in enumerate(config.user_contexts)]
+
+
+_HEADINGS = {"context": "different tracing context (a config setting or context manager)",
+             "type": "different input types", "static": "different static arguments"}
+
+
+def _explain(treedef: Any, new: list[_Part], old: _Entry
+             ) -> tuple[tuple[int, int, int], list[tuple[str, list[str]]]]:
+    """How a new signature differs from a cached one: ``(rank, sections)``, each section a
+    heading and the differences under it. The lowest rank is the closest cached signature:
+    a different pytree ranks after different types or values, and among those, fewer parts
+    present on one side only, then fewer changed parts, come first."""
+    if treedef != old.in_tree:
+        now = {p.label for p in new if p.kind == "type"}
+        before = {p.label for p in old.description if p.kind == "type"}
+        lines = [f"now {treedef} and before {old.in_tree}"]
+        lines += [f"only now: {p}" for p in new if p.kind == "type" and p.label not in before]
+        lines += [f"only before: {p}" for p in old.description
+                  if p.kind == "type" and p.label not in now]
+        return (2, len(lines), 0), [("different input pytree", lines)]
+    sections, one_sided, changed = [], 0, 0
+    for kind in ("context", "type", "static"):
+        now = {p.label: p for p in new if p.kind == kind}
+        before = {p.label: p for p in old.description if p.kind == kind}
+        lines = [f"{p} (before: {before[label].value})" + _weak_hint(p, before[label])
+                 for label, p in now.items() if label in before and p != before[label]]
+        sided = [f"only now: {p}" for label, p in now.items() if label not in before] + \
+            [f"only before: {p}" for label, p in before.items() if label not in now]
+        changed, one_sided = changed + len(lines), one_sided + len(sided)
+        lines += sided
+        if lines:
+            sections.append((_HEADINGS[kind], lines))
+    if not sections:
+        return (3, 0, 0), [("cache miss explanation unavailable", [])]
+    return (1, one_sided, changed), sections
+
+
+def _weak_hint(now: _Part, before: _Part) -> str:
+    """JAX's hint where only an argument's weak type changed."""
+    same = now.value.replace(" (weak)", "") == before.value.replace(" (weak)", "")
+    return ("; only the weak type differs: a Python scalar is weakly typed, an array is not "
+            "(https://docs.jax.dev/en/latest/type_promotion.html#weak-types)") if same else ""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_MISSED_AT: set[str] = set()  # call sites where a function never seen before was traced
+
+
+def _call_site() -> str:
+    """``file:line (function)`` of the innermost frame outside fungrad: the user's call."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} ({frame.f_code.co_name})"
+
+
+def _defined_at(fun: Callable) -> str:
+    """`` defined at file:line`` of a Python function (through wrappers and partials)."""
+    fun = inspect.unwrap(fun)
+    code = getattr(getattr(fun, "func", fun), "__code__", None)
+    return "" if code is None else f" defined at {code.co_filename}:{code.co_firstlineno}"
+
+
+def _miss_report(fun: Callable, name: str,
+                 sections: list[tuple[str, list[str]]] | None) -> str:
+    """JAX's ``explain_cache_misses`` report: where the call was, and either that the
+    function was never seen (with a hint when another one was first traced at the same
+    call site: a function re-created on every call is never found in the cache) or the
+    differences from the closest cached signature."""
+    site = _call_site()
+    lines = [f"TRACING CACHE MISS at {site}:"]
+    if sections is None:
+        lines += ["  never seen function:", f"    {name} id={id(fun)}{_defined_at(fun)}"]
+        if site in _MISSED_AT:
+            lines.append("  but seen another function defined on the same line; maybe the "
+                         "function is\n  being re-defined repeatedly, preventing caching?")
+        _MISSED_AT.add(site)
+        return "\n".join(lines)
+    lines += [f"  for {name}{_defined_at(fun)}",
+              "  all previously seen cache keys differ. For the closest previous key:"]
+    for heading, items in sections:
+        lines.append(f"  {heading}:")
+        lines += [f"  * {item}" for item in items]
+    return "\n".join(lines)
 
 
 _shared_caches: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
