@@ -17,6 +17,10 @@ _DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
 # "_explicit" levels explicit ones (device_put, device_get) too
 TRANSFER_GUARD_LEVELS = ("allow", "log", "disallow", "log_explicit", "disallow_explicit")
 TRANSFER_DIRECTIONS = ("host_to_device", "device_to_host", "device_to_device")
+# The flags a trace depends on (``enable_x64`` changes dtypes, the promotion flags what
+# traces or raises), with their defaults: ``jit`` keys its cache on them (``trace_context``).
+_TRACING_FLAGS = ("enable_x64", "numpy_dtype_promotion", "numpy_rank_promotion")
+_TRACING_DEFAULTS = (False, "standard", "allow")
 _CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise"),
                  "numpy_dtype_promotion": ("standard", "strict"),
                  **{f"transfer_guard_{d}": TRANSFER_GUARD_LEVELS for d in TRANSFER_DIRECTIONS}}
@@ -102,7 +106,10 @@ class Config:
         user_contexts: the values of the contexts made by ``fungrad.make_user_context``, in
             the order they were made.
         trace_context: what ``jit`` caches on besides the arguments: ``default_device``, or
-            ``(default_device, *user_contexts)`` once a user context exists (read-only).
+            ``(default_device, enable_x64, numpy_dtype_promotion, numpy_rank_promotion,
+            *user_contexts)`` once one of those flags is off its default or a user context
+            exists (read-only): a function traced with 32-bit types is traced again with
+            x64 on, as JAX's cache does.
     """
 
     def __init__(self) -> None:
@@ -136,6 +143,8 @@ class Config:
         self.devices_listed = False  # set by the backends once the device list is fixed
         self.user_contexts: list[Any] = []
         self._refresh_trace_context()
+        for flag in _TRACING_FLAGS:  # set above without hooks, before the context existed
+            self._hooks.setdefault(flag, []).append(self._refresh_trace_context)
 
     def on_change(self, flag: str, hook: Callable[[], Any]) -> None:
         """Call ``hook()`` after every change of ``flag`` (``default_device``,
@@ -183,8 +192,13 @@ class Config:
         self._refresh_trace_context()
 
     def _refresh_trace_context(self) -> None:
-        self.trace_context = (self.default_device, *self.user_contexts) \
-            if self.user_contexts else self.default_device
+        """``default_device`` alone while the flags that change what a trace gives are at
+        their defaults (one hash of a cached key stays cheap), else a tuple with them."""
+        flags = tuple(getattr(self, f) for f in _TRACING_FLAGS)
+        if flags == _TRACING_DEFAULTS and not self.user_contexts:
+            self.trace_context = self.default_device
+        else:
+            self.trace_context = (self.default_device, *flags, *self.user_contexts)
 
     def _update_device_flag(self, name: str, key: str, value: Any) -> None:
         """The device flags: the device list is fixed once listed, as JAX's backends are

@@ -462,3 +462,23 @@ def test_trace_eval_shape_and_lower_take_shape_dtype_structs():
     with pytest.raises(TypeError, match="argument 'v' is a ShapeDtypeStruct.*holds no data"):
         jitted(fungrad.ShapeDtypeStruct((5,), np.float32), 2)
     np.testing.assert_array_equal(jitted(x, 2)[0], np.full(2, 2, np.float32))
+
+
+def test_the_cache_keys_on_the_flags_a_trace_depends_on():
+    """A function traced with 32-bit types is traced again with x64 on (and back), as
+    jax's cache does; so are the promotion flags, which change what tracing raises."""
+    arange = fungrad.jit(lambda: fnp.arange(3.0))
+    ref = jax.jit(lambda: jnp.arange(3.0))
+    assert arange().dtype == ref().dtype == np.float32
+    with fungrad.enable_x64(), jax.enable_x64():
+        assert arange().dtype == ref().dtype == np.float64
+    assert arange().dtype == np.float32
+    add = fungrad.jit(lambda x, y: x + y)
+    x, y, matrix = fnp.ones(3, np.int32), fnp.ones(3, np.float32), fnp.ones((2, 3), np.float32)
+    assert add(x, y).dtype == np.float32 and add(x, matrix).shape == (2, 3)  # both cached
+    with fungrad.numpy_dtype_promotion("strict"):
+        with pytest.raises(errors.TypePromotionError):
+            add(x, y)
+    with fungrad.numpy_rank_promotion("raise"):
+        with pytest.raises(ValueError, match="rank"):
+            add(x, matrix)

@@ -590,7 +590,10 @@ class _Part(NamedTuple):
 
 def _context_parts() -> list[_Part]:
     """The settings besides the arguments that a cache key holds (``config.trace_context``)."""
-    return [_Part("context", "default device", str(config.default_device))] + [
+    return [_Part("context", "default device", str(config.default_device)),
+            _Part("context", "enable_x64", str(config.enable_x64)),
+            _Part("context", "numpy_dtype_promotion", config.numpy_dtype_promotion),
+            _Part("context", "numpy_rank_promotion", config.numpy_rank_promotion)] + [
         _Part("context", f"user context #{i}", repr(v))
         for i, v in enumerate(config.user_contexts)]
 
