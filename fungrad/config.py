@@ -78,11 +78,13 @@ class Config:
         numpy_dtype_promotion: ``"standard"`` (JAX's promotion lattice) or ``"strict"``
             (operands of different dtypes are a ``TypePromotionError``; Python scalars still
             combine with arrays of their kind).
-        transfer_guard_host_to_device / transfer_guard_device_to_host /
-            transfer_guard_device_to_device: what a transfer in that direction does:
+        transfer_guard_host_to_device: what a transfer from the host to a device does:
             ``"allow"`` (the default), ``"log"`` or ``"disallow"`` implicit ones, or
             ``"log_explicit"``/``"disallow_explicit"`` explicit ones as well.
-            ``update("transfer_guard", level)`` sets all three (``jax_transfer_guard``).
+            ``update("transfer_guard", level)`` sets all three directions
+            (``jax_transfer_guard``).
+        transfer_guard_device_to_host: the same, for transfers from a device to the host.
+        transfer_guard_device_to_device: the same, between devices.
         check_tracer_leaks: accepted as JAX's flag; fungrad checks for escaped tracers
             whatever its value (see ``fungrad.check_tracer_leaks``).
         enable_checks: accepted as JAX's flag (its internal invariant checks); fungrad has no
