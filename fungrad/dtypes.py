@@ -42,14 +42,15 @@ def scalar_type_of(x: Any) -> type:
     dtype = result_type(x)
     if dtype == np.bool_:
         return bool
-    if dtype.kind in "iu":
+    if _dtypes.is_integer(dtype):
         return int
     return complex if dtype.kind == "c" else float
 
 
 def itemsize_bits(dtype: Any) -> int:
-    """Bits per element of ``dtype`` (a ``bool`` takes a byte)."""
-    return 8 * _dtypes.np_dtype(dtype).itemsize
+    """Bits per element of ``dtype`` (a ``bool`` takes a byte; ``int4`` takes 4 bits, as
+    XLA packs it, though a NumPy array gives it a byte)."""
+    return _dtypes.bit_width(_dtypes.np_dtype(dtype))
 
 
 def __getattr__(name: str) -> Any:

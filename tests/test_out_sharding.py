@@ -153,6 +153,8 @@ LAX = [
          lambda m, kw, x: m.lax.reduce(x, np.float32(0), m.lax.add, (1,), **kw), (X,)),
     Case("lax.reduce_sum", lambda m, kw, x: m.lax.reduce_sum(x, (0,), **kw), (X,)),
     Case("lax.reshape", lambda m, kw, x: m.lax.reshape(x, (3, 2), (1, 0), **kw), (X,)),
+    Case("lax.rng_bit_generator", lambda m, kw, k: m.lax.rng_bit_generator(k, (2, 3), **kw),
+         (np.array([1, 2, 3, 4], np.uint32),)),
 ]
 
 CASES = NUMPY + RANDOM + LAX
@@ -184,10 +186,9 @@ def _jax_names(module: Any, prefix: str) -> set[str]:
 
 
 def test_the_table_covers_every_function_jax_gives_the_keyword():
-    """A function of jax's gaining the keyword fails here until it is in ``CASES``
-    (``rng_bit_generator``: fungrad has not that function at all)."""
+    """A function of jax's gaining the keyword fails here until it is in ``CASES``."""
     want = (_jax_names(jnp_ref, "jnp") | _jax_names(jax.random, "random")
-            | _jax_names(jax.lax, "lax")) - {"lax.rng_bit_generator"}
+            | _jax_names(jax.lax, "lax"))
     assert want == {c.name for c in CASES}
 
 

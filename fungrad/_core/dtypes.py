@@ -40,6 +40,22 @@ SMALL_FLOAT_NAMES = ("float8_e3m4", "float8_e4m3", "float8_e4m3b11fnuz", "float8
                      "float6_e2m3fn", "float6_e3m2fn", "float4_e2m1fn")
 small_floats: list = []
 
+# ml_dtypes' integers narrower than a byte (JAX's names), each held in a byte. NumPy
+# computes on them only in part (``negative``, ``maximum`` or the bitwise ufuncs answer in
+# int8), so operations compute in the byte-wide type ``intn`` maps them to and convert the
+# result back, as XLA's CPU backend does (``lax._ops.intn_apply``). Like XLA's narrow
+# integers they promote only with Python ints and bools. They are not in ``all_dtypes``, so
+# no operation's set of accepted dtypes holds them and they always take the checked path
+# that widens them. int1 and uint1 are dtypes to promote and query, but no array holds
+# them: jax's CPU backend keeps them as booleans (``jnp.zeros(2, jnp.int1)`` prints
+# ``False``) and cannot take a NumPy array of them.
+INTN_NAMES = ("int1", "uint1", "int2", "uint2", "int4", "uint4")
+intn: dict = {}  # sub-byte integer dtype -> int8 or uint8; filled when ml_dtypes is loaded
+_ARRAYLESS_INTN = ("int1", "uint1")
+# dtype kinds of ml_dtypes' dtypes, most of which NumPy calls "V": "f" for the floats,
+# "i"/"u" for the sub-byte integers
+_ML_KINDS: dict = {_STAND_IN: "f"}
+
 _signed = [int8, int16, int32, int64]
 _unsigned = [uint8, uint16, uint32, uint64]
 _floats = [bfloat16, float16, float32, float64]
@@ -63,7 +79,7 @@ def dtypes_where(predicate: Callable[[np.dtype], bool]) -> set:
 
 def load_ml_dtypes() -> ModuleType:
     """Import ml_dtypes (the first time, make ``bfloat16`` the real dtype everywhere and
-    add the small floats)."""
+    add the small floats and the sub-byte integers)."""
     global bfloat16, all_dtypes
     ml_dtypes = importlib.import_module("ml_dtypes")
     if bfloat16 != np.dtype(ml_dtypes.bfloat16):
@@ -76,6 +92,13 @@ def load_ml_dtypes() -> ModuleType:
         all_dtypes = (all_dtypes - {_STAND_IN}) | new
         half_floats.update(new)
         ml_floats.update(new)
+        del _ML_KINDS[_STAND_IN]
+        _ML_KINDS.update(dict.fromkeys(new, "f"))
+        for name in INTN_NAMES:
+            if hasattr(ml_dtypes, name):
+                dt = np.dtype(getattr(ml_dtypes, name))
+                intn[dt] = uint8 if name.startswith("u") else int8
+                _ML_KINDS[dt] = intn[dt].kind
         for predicate, found in _growing:
             found.update(d for d in new if predicate(d))
         _x64_changed()
@@ -91,12 +114,13 @@ def _lattice(x64: bool) -> dict:
     c64, c128 = _complex
     i_, f_, c_ = _WEAK_INT, _WEAK_FLOAT, _WEAK_COMPLEX
     return {
-        b1: [i_], i_: [u8, i8], u8: [i16, u16], u16: [i32, u32],
+        b1: [i_], i_: [u8, i8, *intn], u8: [i16, u16], u16: [i32, u32],
         u32: [i64, u64] if x64 else [i32, u64], u64: [f_],
         i8: [i16], i16: [i32], i32: [i64], i64: [f_],
         f_: [*small_floats, bf16, f16, c_], bf16: [f32], f16: [f32], f32: [f64, c64],
         f64: [c128], c_: [c64], c64: [c128], c128: [],
         **{small: [] for small in small_floats},  # no implicit promotion, as in JAX
+        **{narrow: [] for narrow in intn},  # promoted only from Python ints and bools
     }
 
 
@@ -120,9 +144,13 @@ def _least_upper_bound(nodes: set) -> Any:
     common = set.intersection(*(ubs[n] for n in nodes))
     lub = (common & nodes) or {c for c in common if common <= ubs[c]}
     if len(lub) != 1:
-        hint = ("; narrow floats (float8, float6, float4) promote only with Python scalars, "
-                "integers and bools: convert explicitly, e.g. x.astype('float32')"
-                if any(n in small_floats for n in nodes) else "")
+        hint = ""
+        if any(n in small_floats for n in nodes):
+            hint = ("; narrow floats (float8, float6, float4) promote only with Python scalars, "
+                    "integers and bools: convert explicitly, e.g. x.astype('float32')")
+        elif any(n in intn for n in nodes):
+            hint = ("; 1-bit, 2-bit and 4-bit integers promote only with Python ints and "
+                    "bools: convert explicitly, e.g. x.astype('int32')")
         raise TypePromotionError(
             f"no type promotion path for dtypes {sorted(map(str, nodes))}{hint}")
     return lub.pop()
@@ -156,9 +184,10 @@ config.on_change("numpy_dtype_promotion", _promotion_changed)
 
 
 def _weak_node(dtype: np.dtype) -> str:
-    if dtype.kind in "iub":
+    k = kind(dtype)
+    if k in "iub":
         return _WEAK_INT
-    return _WEAK_COMPLEX if dtype.kind == "c" else _WEAK_FLOAT
+    return _WEAK_COMPLEX if k == "c" else _WEAK_FLOAT
 
 
 def default_int_dtype() -> np.dtype:
@@ -210,7 +239,7 @@ def np_dtype(dtype: Any) -> np.dtype:
             raise
         load_ml_dtypes()
         dt = np.dtype(dtype)
-    if dt not in all_dtypes and dt.type.__module__.startswith("ml_dtypes"):
+    if dt not in all_dtypes and dt not in intn and dt.type.__module__.startswith("ml_dtypes"):
         load_ml_dtypes()
     return dt
 
@@ -220,7 +249,11 @@ def _canonicalize_uncached(dtype: Any) -> np.dtype:
         return _default_of_kind(np.dtype(dtype).kind)
     dt = np_dtype(dtype)
     if dt not in all_dtypes:
-        if dt == float0:
+        if dt in intn and dt.name in _ARRAYLESS_INTN:
+            raise TypeError(f"fungrad has no arrays of dtype {dt.name}: jax's CPU backend "
+                            f"holds {dt.name} as booleans, so its {dt.name} arrays do not "
+                            "compute as integers; use int2/uint2 or bool instead")
+        if dt == float0 or dt in intn:
             return dt
         raise TypeError(f"fungrad does not support dtype {dt}")
     return dt if config.enable_x64 else _CANON_32.get(dt, dt)
@@ -312,10 +345,15 @@ def result_type(*args: Any, return_weak_type_flag: bool = False):
     return (dtype, weak) if return_weak_type_flag else dtype
 
 
-def kind(dtype: np.dtype) -> str:
+def kind(dtype: Any) -> str:
     """NumPy's dtype kind letter, with ml_dtypes' floats (kind "V" for most) counted as
-    floats ("f")."""
-    return "f" if dtype in ml_floats else np.dtype(dtype).kind
+    floats ("f") and its sub-byte integers as signed ("i") or unsigned ("u") integers.
+    Cheap for a dtype of NumPy's own (about the cost of ``dtype.kind``)."""
+    try:
+        k = dtype.kind
+    except AttributeError:  # a scalar type or a name
+        return kind(np_dtype(dtype))
+    return _ML_KINDS.get(dtype, k) if k == "V" else k
 
 
 def is_float(dtype: np.dtype) -> bool:
@@ -327,12 +365,20 @@ def is_inexact(dtype: np.dtype) -> bool:
 
 
 def is_integer(dtype: np.dtype) -> bool:
-    return dtype.kind in "iu"
+    return dtype.kind in "iu" or dtype in intn
+
+
+_ML_SUPERTYPES = {"f": (np.floating, np.inexact, np.number, np.generic),
+                  "i": (np.signedinteger, np.integer, np.number, np.generic),
+                  "u": (np.unsignedinteger, np.integer, np.number, np.generic)}
 
 
 def issubdtype(a: Any, b: Any) -> bool:
-    """``numpy.issubdtype`` that also knows ml_dtypes' floats are floating types."""
-    if np.dtype(a) in ml_floats and b in (np.floating, np.inexact, np.number, np.generic):
+    """``numpy.issubdtype`` that also places ml_dtypes' types (NumPy's ``generic`` only) in
+    the scalar hierarchy: the floats under ``floating``, the sub-byte integers under
+    ``signedinteger`` or ``unsignedinteger``."""
+    ml_kind = _ML_KINDS.get(np.dtype(a))
+    if ml_kind is not None and b in _ML_SUPERTYPES[ml_kind]:
         return True
     return bool(np.issubdtype(a, b))
 
@@ -342,8 +388,18 @@ def finfo(dtype: Any):
     return load_ml_dtypes().finfo(dt) if dt in ml_floats else np.finfo(dt)
 
 
+@functools.lru_cache(maxsize=256)
 def iinfo(dtype: Any):
-    return np.iinfo(np.dtype(dtype))
+    """``numpy.iinfo`` of ``dtype`` (ml_dtypes' for the sub-byte integers); cached, since every
+    float-to-integer conversion asks for it."""
+    dt = np_dtype(dtype)
+    return load_ml_dtypes().iinfo(dt) if dt in intn else np.iinfo(dt)
+
+
+def bit_width(dtype: np.dtype) -> int:
+    """Bits per element of ``dtype`` as XLA counts them: 4 for int4 (a NumPy array gives it
+    a byte), 8 for a bool."""
+    return iinfo(dtype).bits if dtype in intn else 8 * dtype.itemsize
 
 
 def tangent_dtype(dtype: np.dtype) -> np.dtype:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import sys
 from typing import Any, Callable, Sequence
@@ -24,7 +25,7 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive
 from fungrad.interpreters import batching
 from fungrad.lax._prim import as_operand, check_dtypes, elementwise_prim, kind, public_op
-from fungrad.lax.shapes import broadcast_in_dim, convert_element_type
+from fungrad.lax.shapes import bitcast_convert_type, broadcast_in_dim, convert_element_type
 
 ARRAY_TYPES = (Array, core.Tracer)
 _SCALARS = (bool, int, float, complex)
@@ -78,14 +79,78 @@ def operands(*xs: Any) -> list:
     return out
 
 
-def check_operands(name: str, kinds: str, accepted: set, xs: Sequence[Any]) -> None:
-    """Cheap eager check that all operands share one dtype of the accepted kinds.
+def check_operands(name: str, kinds: str, accepted: set, xs: Sequence[Any]) -> bool:
+    """Cheap eager check that all operands share one dtype of the accepted kinds; True when
+    that dtype is a sub-byte integer, which no accepted set holds (see ``intn_apply``).
 
     Eager evaluation runs no shape rule and NumPy would silently promote, so the
     wrappers check dtypes themselves; the error names the operation."""
     dt = xs[0].dtype
     if dt not in accepted or any(x.dtype != dt for x in xs[1:]):
-        check_dtypes(name, xs, kinds)
+        return check_dtypes(name, xs, kinds) in dtypes.intn
+    return False
+
+
+# --------------------------------------------------------------------------- sub-byte integers
+
+_INTN_RULES: dict[Primitive, Callable] = {}
+
+
+def def_intn_rule(prim: Primitive, rule: Callable) -> None:
+    """Register ``rule(*operands, **params)``: ``prim`` on sub-byte integer operands where
+    computing on them sign- or zero-extended as their signedness says would be wrong (a
+    logical shift, a bit count) or where JAX refuses them."""
+    _INTN_RULES[prim] = rule
+
+
+def intn_apply(prim: Primitive, operands: Sequence[Any], **params: Any) -> Any:
+    """``prim`` on operands of one sub-byte integer dtype: its ``def_intn_rule`` rule, or
+    ``intn_compute`` of the primitive.
+
+    NumPy's ufuncs give int8 for many of ml_dtypes' narrow types, and do not wrap around at
+    their width, so the elementwise wrappers call this after their accepted-dtype check,
+    which only these dtypes fail to pass on the way."""
+    rule = _INTN_RULES.get(prim)
+    if rule is not None:
+        return rule(*operands, **params)
+    return intn_compute(functools.partial(prim.bind, **params), operands)
+
+
+def intn_compute(fn: Callable, operands: Sequence[Any], signed: bool | None = None) -> Any:
+    """``fn`` (of one result) on operands of one sub-byte integer dtype, as XLA's CPU backend
+    computes: on the operands converted to the byte-wide type (``dtypes.intn``: int8 or
+    uint8), the result converted back, wrapping around, when it is of that type (a
+    comparison's bool stays). ``signed`` extends the operands' bits as signed (or
+    unsigned) integers of their width whatever their own signedness.
+
+    The conversions are staged like any other operation, so ``jit``, ``vmap`` and ``grad``
+    need nothing more."""
+    avals = [core.get_aval(x) for x in operands]
+    dt = avals[0].dtype
+    view = dt
+    if signed is not None and (dtypes.kind(dt) == "i") != signed:
+        view = _intn_twin(dt)
+    wide = dtypes.intn[view]
+    out = fn(*(convert_element_type(x if view == dt else bitcast_convert_type(x, view),
+                                    wide, a.weak_type) for x, a in zip(operands, avals)))
+    out_aval = core.get_aval(out)
+    if out_aval.dtype != wide:
+        return out
+    out = convert_element_type(out, view, out_aval.weak_type)
+    return out if view == dt else bitcast_convert_type(out, dt)
+
+
+def _intn_twin(dtype: np.dtype) -> np.dtype:
+    """The sub-byte integer dtype of ``dtype``'s width and the other signedness."""
+    name = dtype.name
+    return dtypes.np_dtype(name[1:] if name.startswith("u") else "u" + name)
+
+
+def intn_error(name: str, dtype: np.dtype) -> TypeError:
+    """The error for an operation that JAX cannot run on the sub-byte integer ``dtype``."""
+    return TypeError(f"{name} does not accept dtype {dtype.name} (JAX runs 1-, 2- and 4-bit "
+                     "integers through only some operations, not this one); convert first, "
+                     "e.g. x.astype('int8')")
 
 
 def const(like: Any, value: Any) -> Array:
@@ -137,8 +202,8 @@ def unop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = No
 
     def op(x: Any) -> Any:
         x = x if isinstance(x, ARRAY_TYPES) else as_operand(x)
-        if x.dtype not in accepted:
-            check_dtypes(name, [x], kinds)
+        if x.dtype not in accepted and check_dtypes(name, [x], kinds) in dtypes.intn:
+            return intn_apply(prim, (x,))
         return prim.bind(x)
     if not accuracy:
         return prim, public_op(op, op_name or name, doc, _caller_module())
@@ -167,7 +232,8 @@ def binop(name: str, impl: Callable, kinds: str, doc: str, *, out_dtype: Any = N
         if type(x) is Array and _eager_ready(x._value.dtype, y, accepted):
             return prim.bind(x, y)  # the eager hot path: nothing to convert or check
         x, y = operands(x, y)
-        check_operands(name, kinds, accepted, (x, y))
+        if check_operands(name, kinds, accepted, (x, y)):
+            return intn_apply(prim, (x, y))
         return prim.bind(x, y)
     if arg_names != ("x", "y"):
         op = _with_arg_names(op, op_name or name, arg_names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, Sequence, Union
+from typing import Any, Callable, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -22,7 +22,8 @@ from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, operand_dtype
-from fungrad.lax.shapes import convert_element_type, convert_element_type_p, transpose
+from fungrad.lax.shapes import (convert_element_type, convert_element_type_p, expand_dims,
+                                transpose)
 
 
 class Precision(enum.Enum):
@@ -37,8 +38,181 @@ class Precision(enum.Enum):
     __str__ = __repr__
 
 
+class DotAlgorithm(NamedTuple):
+    """An explicit algorithm for a dot product (``jax.lax.DotAlgorithm``), given as the
+    ``precision`` of ``dot_general``, ``dot``, ``jnp.matmul``, ``jnp.einsum`` and the other
+    contractions.
+
+    It names the types the operands are rounded to, the type the products are accumulated
+    in, and how many components and operations emulate a wider type. XLA's CPU backend runs
+    none of these: as JAX on the CPU, a contraction given one raises a ``ValueError`` when it
+    runs (a convolution ignores it). The ``DotAlgorithmPreset`` members it supports are the
+    usable ones.
+
+    Attributes:
+      lhs_precision_type: the type the left operand is rounded to.
+      rhs_precision_type: the type the right operand is rounded to.
+      accumulation_type: the type the products are summed in.
+      lhs_component_count: how many components the left operand is split into.
+      rhs_component_count: how many components the right operand is split into.
+      num_primitive_operations: how many products emulate the wider type.
+      allow_imprecise_accumulation: whether some steps may accumulate in a narrower type.
+    """
+    lhs_precision_type: Any
+    rhs_precision_type: Any
+    accumulation_type: Any
+    lhs_component_count: int = 1
+    rhs_component_count: int = 1
+    num_primitive_operations: int = 1
+    allow_imprecise_accumulation: bool = False
+
+
+class DotAlgorithmPreset(enum.Enum):
+    """The named dot algorithms (``jax.lax.DotAlgorithmPreset``), ``LHS_RHS_ACCUMULATION``:
+    given as ``precision`` (or by name, ``precision="BF16_BF16_F32"``), a contraction rounds
+    its operands to the preset's operand type and sums the products in its accumulation
+    type, then converts the sum to the result's dtype (which the preset does not change).
+
+    Operands already of an accepted type are used as they are (``BF16_BF16_F32`` takes
+    bfloat16 and float32 operands; the others one type). As on JAX's CPU backend,
+    ``DEFAULT``, ``F16_F16_F16``, ``BF16_BF16_F32``, ``BF16_BF16_F32_X3``,
+    ``BF16_BF16_F32_X6``, ``F32_F32_F32`` and ``F64_F64_F64`` run (the ``_X3``/``_X6``
+    emulations of float32 products compute them in float32, as XLA's CPU backend does) and
+    the others raise a ``ValueError`` when the contraction runs. A convolution accepts every
+    preset and ignores it, as XLA's CPU backend does.
+
+    >>> import fungrad.numpy as jnp
+    >>> from fungrad import lax
+    >>> m, v = jnp.array([[1.0, 1.0 / 3.0], [0.0, 1.0]]), jnp.array([1.0, 1.0 / 3.0])
+    >>> lax.dot(m, v)
+    Array([1.1111112 , 0.33333334], dtype=float32)
+    >>> lax.dot(m, v, precision="F16_F16_F16")  # operands and sums rounded to float16
+    Array([1.1113281 , 0.33325195], dtype=float32)
+    """
+    DEFAULT = enum.auto()
+    ANY_F8_ANY_F8_F32 = enum.auto()
+    ANY_F8_ANY_F8_F32_FAST_ACCUM = enum.auto()
+    ANY_F8_ANY_F8_ANY = enum.auto()
+    ANY_F8_ANY_F8_ANY_FAST_ACCUM = enum.auto()
+    F16_F16_F16 = enum.auto()
+    F16_F16_F32 = enum.auto()
+    BF16_BF16_BF16 = enum.auto()
+    BF16_BF16_F32 = enum.auto()
+    BF16_BF16_F32_X3 = enum.auto()
+    BF16_BF16_F32_X6 = enum.auto()
+    BF16_BF16_F32_X9 = enum.auto()
+    TF32_TF32_F32 = enum.auto()
+    TF32_TF32_F32_X3 = enum.auto()
+    F32_F32_F32 = enum.auto()
+    F64_F64_F64 = enum.auto()
+
+    def __repr__(self) -> str:
+        return f"DotAlgorithmPreset.{self.name}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def supported_lhs_types(self) -> tuple[np.dtype, ...] | None:
+        """The left operand types used as they are (others are rounded to the first); None
+        when any type is."""
+        names = _PRESET_TYPES[self.name][0]
+        return None if names is None else tuple(dtypes.np_dtype(n) for n in names)
+
+    @property
+    def supported_rhs_types(self) -> tuple[np.dtype, ...] | None:
+        """The right operand types used as they are (the left operand's)."""
+        return self.supported_lhs_types
+
+    @property
+    def accumulation_type(self) -> np.dtype | None:
+        """The type the products are summed in; None when the result's dtype decides."""
+        name = _PRESET_TYPES[self.name][1]
+        return None if name is None else dtypes.np_dtype(name)
+
+    def supported_output_types(self, lhs_dtype: Any,
+                               rhs_dtype: Any) -> tuple[np.dtype, ...] | None:
+        """The result dtypes the sum may be accumulated in directly, for operands of these
+        types (others accumulate in the first and are converted); None for any."""
+        if self.name.startswith("ANY_F8_ANY_F8_F32"):
+            return tuple(dtypes.np_dtype(n) for n in _F8_OUTPUTS)
+        narrow = {"F16_F16_F32": "float16", "BF16_BF16_F32": "bfloat16"}.get(self.name)
+        if narrow is not None:  # the narrow output only from operands of that type
+            f32, narrow = dtypes.float32, dtypes.np_dtype(narrow)
+            both = dtypes.promote_types(lhs_dtype, rhs_dtype)
+            return (f32, narrow) if both == narrow else (f32,)
+        acc = self.accumulation_type
+        return None if acc is None else (acc,)
+
+
+# Per preset: the operand types it takes as they are (None: any) and the accumulation type
+# (None: the result's). Names, not dtypes: bfloat16 exists once ml_dtypes is loaded.
+_PRESET_TYPES = {
+    "DEFAULT": (None, None), "ANY_F8_ANY_F8_F32": (None, "float32"),
+    "ANY_F8_ANY_F8_F32_FAST_ACCUM": (None, "float32"), "ANY_F8_ANY_F8_ANY": (None, None),
+    "ANY_F8_ANY_F8_ANY_FAST_ACCUM": (None, None),
+    "F16_F16_F16": (("float16",), "float16"), "F16_F16_F32": (("float16",), "float32"),
+    "BF16_BF16_BF16": (("bfloat16", "float32"), "bfloat16"),
+    "BF16_BF16_F32": (("bfloat16", "float32"), "float32"),
+    **{name: (("float32",), "float32") for name in (
+        "BF16_BF16_F32_X3", "BF16_BF16_F32_X6", "BF16_BF16_F32_X9", "TF32_TF32_F32",
+        "TF32_TF32_F32_X3", "F32_F32_F32")},
+    "F64_F64_F64": (("float64",), "float64"),
+}
+_F8_OUTPUTS = ("float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+               "float8_e5m2fnuz", "float8_e4m3fnuz", "float8_e4m3b11fnuz")
+# The algorithms XLA's CPU backend runs (JAX rejects the others, and every DotAlgorithm,
+# before compiling a contraction for the CPU).
+_CPU_PRESETS = frozenset(DotAlgorithmPreset[name] for name in (
+    "DEFAULT", "F16_F16_F16", "F32_F32_F32", "F64_F64_F64", "BF16_BF16_F32",
+    "BF16_BF16_F32_X3", "BF16_BF16_F32_X6"))
+
+
+def is_algorithm(precision: Any) -> bool:
+    """Whether a canonical ``precision`` is a dot algorithm (which lifts the rule that an
+    integer ``preferred_element_type`` may not narrow the result, as in JAX)."""
+    return isinstance(precision, (DotAlgorithm, DotAlgorithmPreset))
+
+
+def uses_algorithm(precision: Any) -> bool:
+    """Whether a canonical ``precision`` is a dot algorithm other than ``DEFAULT`` (one that
+    may round the operands or the sum)."""
+    return is_algorithm(precision) and precision is not DotAlgorithmPreset.DEFAULT
+
+
+def algorithm_types(algorithm: DotAlgorithm | DotAlgorithmPreset, lhs: np.dtype,
+                    rhs: np.dtype, out: np.dtype) -> tuple[np.dtype, np.dtype, np.dtype]:
+    """The types ``algorithm`` rounds operands of dtypes ``lhs`` and ``rhs`` to, and the
+    type it accumulates a result of dtype ``out`` in (JAX's ``get_algorithm_compute_types``).
+    """
+    if isinstance(algorithm, DotAlgorithm):
+        return tuple(dtypes.np_dtype(t) for t in (algorithm.lhs_precision_type,
+                                                  algorithm.rhs_precision_type,
+                                                  algorithm.accumulation_type))
+
+    def pick(dt: np.dtype, accepted: tuple | None) -> np.dtype:
+        return dt if accepted is None or dt in accepted else accepted[0]
+    lt, rt = pick(lhs, algorithm.supported_lhs_types), pick(rhs, algorithm.supported_rhs_types)
+    return lt, rt, pick(out, algorithm.supported_output_types(lt, rt))
+
+
+def run_algorithm(xp: Any, algorithm: Any, lhs: Any, rhs: Any, preferred: np.dtype | None,
+                  contract: Callable[[Any, Any, np.dtype], Any], name: str = "dot_general"
+                  ) -> Any:
+    """A contraction of the buffers ``lhs`` and ``rhs`` as ``algorithm`` computes it:
+    ``contract(lhs, rhs, accumulation_dtype)`` on the operands rounded to the algorithm's
+    types, its result converted to the contraction's result dtype. As JAX on the CPU, an
+    algorithm XLA's CPU backend does not run raises a ``ValueError`` naming it."""
+    if algorithm not in _CPU_PRESETS:
+        raise ValueError(f"The precision '{algorithm}' is not supported by dot_general on CPU")
+    out = dot_result_dtype(lhs.dtype, rhs.dtype, preferred, name, check_width=False)
+    lt, rt, acc = algorithm_types(algorithm, lhs.dtype, rhs.dtype, out)
+    return as_result(xp, contract(as_result(xp, lhs, lt), as_result(xp, rhs, rt), acc), out)
+
+
 # Type aliases of JAX's signatures, for annotations written against ``jax.lax``.
-PrecisionLike = Union[None, str, Precision, tuple[str, str], tuple[Precision, Precision]]
+PrecisionLike = Union[None, str, Precision, tuple[str, str], tuple[Precision, Precision],
+                      DotAlgorithm, DotAlgorithmPreset]
 DotDimensionNumbers = tuple[tuple[Sequence[int], Sequence[int]],
                             tuple[Sequence[int], Sequence[int]]]
 
@@ -48,18 +222,32 @@ _PRECISION_NAMES = {"default": Precision.DEFAULT, "fastest": Precision.DEFAULT,
                     "highest": Precision.HIGHEST, "float32": Precision.HIGHEST}
 
 
-def canonicalize_precision(precision: Any) -> Any:
-    """``None``, a ``Precision``, or a pair of them (strings such as 'highest' accepted)."""
-    if precision is None:
-        return None
+def _one_precision(precision: Any) -> Precision | None:
+    """A ``Precision`` or its name as a ``Precision``, else None."""
     if isinstance(precision, Precision):
         return precision
-    if isinstance(precision, str) and precision.lower() in _PRECISION_NAMES:
-        return _PRECISION_NAMES[precision.lower()]
+    if isinstance(precision, str):
+        return _PRECISION_NAMES.get(precision.lower())
+    return None
+
+
+def canonicalize_precision(precision: Any) -> Any:
+    """``None``, a ``Precision``, a pair of them (strings such as 'highest' accepted), or a
+    dot algorithm: a ``DotAlgorithm``, or a ``DotAlgorithmPreset`` or its name."""
+    if precision is None or is_algorithm(precision):
+        return precision
+    if isinstance(precision, str) and precision in DotAlgorithmPreset.__members__:
+        return DotAlgorithmPreset[precision]  # as in JAX, "DEFAULT" is the preset
+    one = _one_precision(precision)
+    if one is not None:
+        return one
     if isinstance(precision, (tuple, list)) and len(precision) == 2:
-        return tuple(canonicalize_precision(p) for p in precision)
+        pair = tuple(_one_precision(p) for p in precision)
+        if None not in pair:
+            return pair
     raise ValueError(f"dot_general: invalid precision {precision!r}; expected None, a "
-                     "lax.Precision, a string such as 'highest', or a pair of them")
+                     "lax.Precision, a string such as 'highest', a pair of them, a "
+                     "lax.DotAlgorithmPreset or its name, or a lax.DotAlgorithm")
 
 
 def _remaining(original: Sequence[int], *removed: Sequence[int]) -> list[int]:
@@ -140,15 +328,18 @@ def _type_properties(dt: np.dtype) -> tuple:
 
 @functools.lru_cache(maxsize=512)
 def dot_result_dtype(lhs: np.dtype, rhs: np.dtype, preferred: np.dtype | None,
-                     name: str = "dot_general") -> np.dtype:
-    """The output dtype of a contraction (the wider operand type, or ``preferred``)."""
+                     name: str = "dot_general", check_width: bool = True) -> np.dtype:
+    """The output dtype of a contraction (the wider operand type, or ``preferred``, which
+    may not be narrower than an integer result unless ``check_width`` is off, as it is for
+    a dot algorithm)."""
     lp, rp = _type_properties(lhs), _type_properties(rhs)
     if lp == rp and lhs != rhs:
         raise TypeError(f"{name} argument type error: {lhs.name}, {rhs.name}")
     result = lhs if lp >= rp else rhs
     if preferred is None or preferred == result:
         return result
-    if not dtypes.is_float(result) and _bit_width(preferred) < _bit_width(result):
+    if (check_width and not dtypes.is_float(result)
+            and _bit_width(preferred) < _bit_width(result)):
         raise TypeError(f"{name}: preferred_element_type must not be narrower than the "
                         f"original type, got {preferred.name} for result type {result.name}")
     return preferred
@@ -173,7 +364,8 @@ def as_result(xp: Any, value: Any, out_dtype: np.dtype) -> Any:
 
 def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
     shape = _dot_general_shape(tuple(lhs.shape), tuple(rhs.shape), dimension_numbers)
-    dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
+    dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type,
+                          check_width=not is_algorithm(precision))
     return ShapedArray(shape, dt, lhs.weak_type and rhs.weak_type)
 
 
@@ -208,6 +400,11 @@ def _matmul_plan(lhs_shape: tuple, rhs_shape: tuple, dimension_numbers: tuple) -
 
 
 def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
+    if uses_algorithm(precision):
+        return run_algorithm(xp, precision, lhs, rhs, preferred_element_type,
+                             lambda a, c, acc: _dot_general_impl(
+                                 xp, a, c, dimension_numbers=dimension_numbers, precision=None,
+                                 preferred_element_type=acc))
     plain, lhs_perm, lhs_view, rhs_perm, rhs_view, out_shape = _matmul_plan(
         lhs.shape, rhs.shape, dimension_numbers)
     if (plain and preferred_element_type is None and lhs.dtype in BLAS_DTYPES
@@ -322,10 +519,12 @@ def _dot_general_lowering(ctx, eqn, args, out):
 
 
 def _plain_dot(eqn) -> bool:
-    """Operands and result of one floating dtype NumPy's matmul handles natively."""
+    """Operands and result of one floating dtype NumPy's matmul handles natively, and no
+    dot algorithm to round them (the impl applies one)."""
     x, y = eqn.invars[0].aval, eqn.invars[1].aval
     out = eqn.outvars[0].aval
-    return x.dtype == y.dtype == out.dtype and x.dtype.kind in "fc" and x.dtype.isbuiltin == 1
+    return (x.dtype == y.dtype == out.dtype and x.dtype.kind in "fc" and x.dtype.isbuiltin == 1
+            and not uses_algorithm(eqn.params["precision"]))
 
 
 lowering.def_lowering(dot_general_p, _dot_general_lowering, fresh=True, out="separate",
@@ -367,11 +566,23 @@ def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = Non
         dnums = _canonical_dimension_numbers.__wrapped__(dimension_numbers)
     preferred = None if preferred_element_type is None else dtypes.canonicalize_dtype(
         preferred_element_type)
-    out = dot_general_p.bind(lhs, rhs, dimension_numbers=dnums,
-                             precision=canonicalize_precision(precision),
+    precision = canonicalize_precision(precision)
+    if uses_algorithm(precision) and not dnums[0][0]:
+        lhs, rhs, dnums = _unit_contraction(lhs, rhs, dnums)
+    out = dot_general_p.bind(lhs, rhs, dimension_numbers=dnums, precision=precision,
                              preferred_element_type=preferred)
     return out if out_sharding is None else with_out_sharding(out, out_sharding,
                                                               "lax.dot_general")
+
+
+def _unit_contraction(lhs: Any, rhs: Any, dimension_numbers: tuple) -> tuple[Any, Any, tuple]:
+    """A contraction over no dimensions (an outer or batched elementwise product) as one
+    over a new last dimension of size 1 of each operand: the same products and result. The
+    compiler turns a ``dot_general`` without contracting dimensions into a multiply, which
+    would skip a dot algorithm's rounding; with one it stays a ``dot_general``."""
+    ln, rn = core.get_aval(lhs).ndim, core.get_aval(rhs).ndim
+    return (expand_dims(lhs, (ln,)), expand_dims(rhs, (rn,)),
+            (((ln,), (rn,)), dimension_numbers[1]))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -415,5 +626,5 @@ def batch_matmul(lhs: Any, rhs: Any, precision: Any = None) -> Any:
     return dot_general(lhs, rhs, (((ln - 1,), (rn - 2,)), (batch, batch)), precision)
 
 
-__all__ = ['Precision', 'PrecisionLike', 'DotDimensionNumbers', 'dot_general', 'dot_general_p',
-           'dot', 'batch_matmul']
+__all__ = ['Precision', 'PrecisionLike', 'DotAlgorithm', 'DotAlgorithmPreset',
+           'DotDimensionNumbers', 'dot_general', 'dot_general_p', 'dot', 'batch_matmul']

@@ -18,10 +18,13 @@ from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad.interpreters import ad, batching
 from fungrad.lax import _signed_zeros
-from fungrad.lax.bitwise import bitwise_and
+from fungrad.lax.bitwise import (bitwise_and, clz, clz_p, population_count, population_count_p,
+                                 shift_right_arithmetic, shift_right_arithmetic_p,
+                                 shift_right_logical, shift_right_logical_p)
 from fungrad.lax.shapes import convert_element_type
 from fungrad.lax._ops import (ARRAY_TYPES, accepted_dtypes, binop, broadcast_to_shape,
-                              check_operands, const, convert_to, operands, unop)
+                              check_operands, const, convert_to, def_intn_rule, intn_apply,
+                              intn_compute, intn_error, operands, unop)
 from fungrad.lax._prim import (ANY, BOOL, COMPLEX, FLOAT, INEXACT, INT, NUMERIC, as_operand,
                                broadcast_shapes, check_dtypes, elementwise_prim, kind,
                                unbroadcast)
@@ -420,7 +423,8 @@ lowering.def_cuda(min_p, "({0} < {1} ? {0} : {1})", f="fg_min({}, {})")  # NaN w
 def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 - jax's argument names
     """``min(max(x, min), max)`` elementwise (``jax.lax.clamp``); bounds broadcast against x."""
     lo, x, hi = operands(min, x, max)
-    check_operands("clamp", ANY, _CLAMP_ACCEPTED, (lo, x, hi))
+    if check_operands("clamp", ANY, _CLAMP_ACCEPTED, (lo, x, hi)):
+        return intn_apply(clamp_p, (lo, x, hi))
     return clamp_p.bind(lo, x, hi)
 
 
@@ -660,6 +664,32 @@ conj_p.def_impl(_conj_impl)
 conj_p.def_abstract_eval(_conj_abstract)
 ad.deflinear(conj_p, _conj_transpose)
 batching.defvectorized(conj_p)
+
+
+# --------------------------------------------------------------------------- sub-byte integers
+# The operations whose result on a sub-byte integer (int4, uint2, ...) is not that of its
+# extension to a byte by its own signedness (``_ops.intn_apply``): a logical shift and the
+# bit counts read the operand's bits as unsigned, an arithmetic shift as signed; ``abs``
+# refuses them, as ``jax.lax.abs`` does.
+
+def _intn_refused(name: str) -> Callable:
+    def rule(x: Any) -> Any:
+        raise intn_error(name, core.get_aval(x).dtype)
+    return rule
+
+
+def _intn_clz(x: Any) -> Any:
+    bits = dtypes.iinfo(core.get_aval(x).dtype).bits
+    return intn_compute(lambda v: sub(clz(v), const(v, 8 - bits)), (x,), signed=False)
+
+
+def_intn_rule(abs_p, _intn_refused("abs"))
+def_intn_rule(shift_right_logical_p, lambda x, y: intn_compute(shift_right_logical, (x, y),
+                                                                signed=False))
+def_intn_rule(shift_right_arithmetic_p, lambda x, y: intn_compute(shift_right_arithmetic, (x, y),
+                                                                   signed=True))
+def_intn_rule(population_count_p, lambda x: intn_compute(population_count, (x,), signed=False))
+def_intn_rule(clz_p, _intn_clz)
 
 
 __all__ = [

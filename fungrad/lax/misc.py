@@ -8,6 +8,9 @@
 * ``optimization_barrier``: the identity, which the compiler's passes treat as
   opaque (CSE never merges two barriers nor folds one over constants), so
   values recomputed behind it are not merged with the originals.
+* ``create_token``, ``after_all``: XLA's tokens, which order side effects. fungrad runs
+  operations in program order, so a token carries nothing: a ``Token`` wraps an empty
+  array, its one pytree child, and so passes through ``jit``, ``vmap`` and ``grad``.
 * ``stack``, ``unstack``, ``tile`` (``jax.lax``'s): composites of
   ``broadcast_in_dim``/``concatenate``/``slice``/``reshape``, so they get every
   transformation from those primitives' rules.
@@ -23,7 +26,7 @@ import numpy as np
 
 from fungrad import backends, tree as tree_util
 from fungrad._core import dtypes
-from fungrad._core.core import Primitive, get_aval
+from fungrad._core.core import Primitive, ShapedArray, get_aval
 from fungrad._core.lowering import def_compiler_traits
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
@@ -33,8 +36,12 @@ from fungrad.lax.shapes import broadcast_in_dim, full, reshape
 from fungrad.lax.slicing import concatenate, slice_in_dim
 
 __all__ = [
+    "after_all",
+    "after_all_p",
     "broadcast_like",
     "composite",
+    "create_token",
+    "create_token_p",
     "dtype",
     "empty",
     "platform_dependent",
@@ -142,6 +149,76 @@ ad.def_transpose(optimization_barrier_p, _barrier_transpose)
 batching.def_batch(optimization_barrier_p,
                    lambda axis_size, vals, dims: (optimization_barrier_p.bind(*vals), list(dims)))
 def_compiler_traits(optimization_barrier_p, opaque=True)
+
+
+# --------------------------------------------------------------------------- tokens
+
+class Token:
+    """A token (``create_token``, ``after_all``), which XLA uses to order side effects.
+
+    fungrad runs operations in program order, so a token carries nothing: it holds an empty
+    boolean array as its one pytree child, which is how it enters and leaves ``jit`` (and
+    ``vmap``, ``grad``, ``scan``).
+    """
+    __slots__ = ("_buf",)
+
+    def __init__(self, buf: Any) -> None:
+        self._buf = buf
+
+    def __repr__(self) -> str:
+        return "Token()"
+
+
+tree_util.register_pytree_node(Token, lambda t: ([t._buf], None), lambda _, bufs: Token(*bufs))
+
+_TOKEN_AVAL = ShapedArray((0,), np.dtype(np.bool_))
+
+
+def _token_buffer(xp: Any, *tokens: Any) -> Any:
+    return xp.zeros((0,), np.bool_)
+
+
+def _after_all_abstract(*tokens: ShapedArray) -> ShapedArray:
+    if any((t.shape, t.dtype) != (_TOKEN_AVAL.shape, _TOKEN_AVAL.dtype) for t in tokens):
+        raise TypeError("Arguments to after_all must be tokens")
+    return _TOKEN_AVAL
+
+
+create_token_p = Primitive("create_token")
+create_token_p.def_impl(_token_buffer)
+create_token_p.def_abstract_eval(lambda: _TOKEN_AVAL)
+create_token_p.weak_type_rule = lambda weak_flags: False
+ad.def_nondiff(create_token_p)
+batching.def_no_batch(create_token_p, "it takes no operands")
+
+after_all_p = Primitive("after_all")
+after_all_p.def_impl(_token_buffer)
+after_all_p.def_abstract_eval(_after_all_abstract)
+after_all_p.weak_type_rule = lambda weak_flags: False
+ad.def_nondiff(after_all_p)
+# a token is the same for every batch member: the batched form is one token
+batching.def_batch(after_all_p, lambda axis_size, vals, dims: (after_all_p.bind(), None))
+
+
+def create_token(_: Any = None) -> Token:
+    """A new token (``jax.lax.create_token``); the argument is ignored, as in JAX.
+
+    >>> from fungrad import lax
+    >>> lax.after_all(lax.create_token(), lax.create_token())
+    Token()
+    """
+    return Token(create_token_p.bind())
+
+
+def after_all(*operands: Token) -> Token:
+    """A token that comes after all of ``operands`` (``jax.lax.after_all``).
+
+    Raises:
+      TypeError: an operand is not a token.
+    """
+    if not all(isinstance(t, Token) for t in operands):
+        raise TypeError("Arguments to after_all must be tokens")
+    return Token(after_all_p.bind(*(t._buf for t in operands)))
 
 
 # --------------------------------------------------------------------------- stack, unstack, tile

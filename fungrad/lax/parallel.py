@@ -1,6 +1,7 @@
 """Named-axis collectives: ``psum``, ``pmean``, ``pmax``, ``pmin``, ``all_gather``,
-``psum_scatter``, ``all_to_all``, ``pswapaxes``, ``ppermute``, ``pshuffle``, ``pbroadcast``,
-``axis_index`` and ``axis_size``, over axes named by ``vmap(..., axis_name=...)``.
+``psum_scatter``, ``all_to_all``, ``ragged_all_to_all``, ``pswapaxes``, ``ppermute``,
+``pshuffle``, ``pbroadcast``, ``axis_index``, ``axis_size`` and ``pcast``, over axes named by
+``vmap(..., axis_name=...)``.
 
 Each collective is a primitive with a *collective* batching rule
 ``rule(trace, vals, dims, **params)`` that every ``vmap`` trace sees, batched
@@ -24,12 +25,14 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import canonicalize_axis
 from fungrad.interpreters import ad, batching
 from fungrad.lax._prim import as_operand
-from fungrad.lax.elementwise import convert_to, div, eq, mul
+from fungrad.lax.bitwise import bitwise_and
+from fungrad.lax.elementwise import (add, convert_to, div, eq, ge, lt, max as max_, mul, select,
+                                     sub)
 from fungrad.lax.reductions import reduce_max, reduce_min, reduce_sum
 from fungrad.lax.shapes import (broadcast_in_dim, broadcasted_iota, collapse,
                                 convert_element_type, expand_dims, full, iota, reshape, squeeze,
                                 transpose)
-from fungrad.lax.slicing import concatenate, index_in_dim
+from fungrad.lax.slicing import concatenate, dynamic_slice_in_dim, index_in_dim, index_take
 
 AxisName = Hashable
 
@@ -577,7 +580,162 @@ ad.deflinear(pbroadcast_p, _pbroadcast_transpose)
 batching.def_collective(pbroadcast_p, _pbroadcast_collective)
 
 
+# --------------------------------------------------------------------------- ragged_all_to_all
+
+_RAGGED_ARGS = ("input_offsets", "send_sizes", "output_offsets", "recv_sizes")
+
+
+def _check_ragged(operand: Any, output: Any, lists: Sequence[Any]) -> None:
+    """JAX's checks of ``ragged_all_to_all``'s arguments (its errors), and that the data
+    arrays agree: the same dtype and the same shape but for the leading dimension."""
+    avals = [core.get_aval(v) for v in lists]
+    for name, aval in zip(_RAGGED_ARGS, avals):
+        if not dtypes.is_integer(aval.dtype):
+            raise ValueError(f"ragged_all_to_all {name} must be integer type.")
+    for name, aval in zip(_RAGGED_ARGS, avals):
+        if aval.ndim != 1 or aval.shape[0] < 1:
+            raise ValueError(f"ragged_all_to_all {name} must be rank 1 with positive dimension "
+                             f"size, but got shape {aval.shape}")
+    if len({aval.shape for aval in avals}) != 1:
+        raise ValueError("ragged_all_to_all: input_offsets, send_sizes, output_offsets and "
+                         f"recv_sizes must have one length, got {[a.shape[0] for a in avals]}")
+    op, out = core.get_aval(operand), core.get_aval(output)
+    if op.dtype != out.dtype or op.ndim < 1 or op.shape[1:] != out.shape[1:]:
+        raise TypeError("ragged_all_to_all: operand and output must have one dtype and the same "
+                        f"shape but for the leading dimension, got {op.str_short()} and "
+                        f"{out.str_short()}")
+
+
+def ragged_all_to_all(operand: Any, output: Any, input_offsets: Any, send_sizes: Any,
+                      output_offsets: Any, recv_sizes: Any, *, axis_name: AxisName,
+                      axis_index_groups: Any = None) -> Any:
+    """Exchange slices of ragged arrays between the members of a named axis
+    (``jax.lax.ragged_all_to_all``).
+
+    The offset and size lists have one length ``K``, a multiple of the axis size, and hold
+    ``K // axis_size`` consecutive slots per destination member. Slot ``i`` of member ``s``
+    sends ``operand[input_offsets[i]:][:size]`` to member ``i // (K // axis_size)``, which
+    writes it into its ``output`` at row ``output_offsets[i]`` (an offset on the receiver);
+    ``size`` is the receiver's ``recv_sizes`` entry for that slot (``send_sizes`` should hold
+    the same: ``send_sizes == all_to_all(recv_sizes, axis_name, 0, 0, tiled=True)``). Rows
+    nothing is written to keep ``output``'s values.
+
+    Written with ``all_gather`` and gathers, so it differentiates with respect to
+    ``operand`` and ``output`` and composes with ``jit`` and further ``vmap``s. JAX's
+    ``vmap`` rejects it over the mapped axis (its CPU backend has no ragged all-to-all at
+    all); here it works under ``vmap`` and ``shard_map`` alike.
+
+    Args:
+      operand: the rows to send, ``(N, ...)``.
+      output: the rows to write into, ``(M, ...)``, of ``operand``'s dtype and trailing shape.
+      input_offsets: where each slot's rows start in ``operand``.
+      send_sizes: how many rows each slot sends.
+      output_offsets: where each slot's rows go in the destination's ``output``.
+      recv_sizes: how many rows arrive in each slot, by source member.
+      axis_name: the mapped axis (one name).
+      axis_index_groups: not supported under ``vmap`` (None).
+
+    Returns:
+      ``output`` with the received rows written into it.
+
+    Raises:
+      ValueError: the lists are not integer arrays of one positive length divisible by the
+        axis size.
+      TypeError: ``operand`` and ``output`` differ in dtype or trailing shape.
+      RuntimeError: no mapped axis is bound (outside ``vmap`` and ``shard_map``).
+      NameError: ``axis_name`` is not bound by an enclosing ``vmap`` or ``shard_map``.
+
+    Examples:
+      >>> import fungrad, fungrad.numpy as jnp
+      >>> from fungrad import lax
+      >>> f = fungrad.vmap(lambda *a: lax.ragged_all_to_all(*a, axis_name="i"), axis_name="i")
+      >>> f(jnp.array([[1, 2, 2], [3, 4, 0]]), jnp.zeros((2, 4), int),
+      ...   jnp.array([[0, 1], [0, 1]]), jnp.array([[1, 2], [1, 1]]),
+      ...   jnp.array([[0, 0], [1, 2]]), jnp.array([[1, 1], [2, 1]]))
+      Array([[1, 3, 0, 0],
+             [2, 2, 4, 0]], dtype=int32)
+    """
+    _no_groups(axis_index_groups, "ragged_all_to_all")
+    operand, output = as_operand(operand), as_operand(output)
+    lists = [as_operand(v) for v in (input_offsets, send_sizes, output_offsets, recv_sizes)]
+    _check_ragged(operand, output, lists)
+    if not _bound_axes():
+        raise RuntimeError("ragged_all_to_all must be used within a mapped context like vmap "
+                           "or shard_map.")
+    axis = _single_axis(axis_name, "ragged_all_to_all")
+    group, count = axis_size(axis), core.get_aval(lists[0]).shape[0]
+    if count % group:
+        raise ValueError(f"ragged_all_to_all: the length of the offset and size lists ({count}) "
+                         f"must be a multiple of the size of the axis {axis_name} ({group})")
+    per = count // group
+    i32 = np.dtype(np.int32)
+    starts, _, dests, sizes = (convert_element_type(v, i32) for v in lists)
+
+    def to_me(x: Any) -> Any:
+        """Every member's slots addressed to this member, sender-major: ``(count,)``."""
+        every = all_gather(x, axis)  # (group, count)
+        mine = dynamic_slice_in_dim(every, mul(axis_index(axis), full((), per, i32)), per, 1)
+        return reshape(mine, (count,))
+    # Slot k (sender k // per) writes this member's rows [dests[k], dests[k] + sizes[k])
+    # (sizes: this member's recv_sizes, in the same sender-major order) from the sender's
+    # rows starting at starts[k]. Each output row takes the last slot covering it, if any.
+    starts, dests = to_me(starts), to_me(dests)
+    rows_out = core.get_aval(output).shape[0]
+    rows = broadcasted_iota(i32, (count, rows_out), 1)
+    first, end = (broadcast_in_dim(v, (count, rows_out), (0,)) for v in (dests, add(dests, sizes)))
+    inside = bitwise_and(ge(rows, first), lt(rows, end))
+    slots = broadcasted_iota(i32, (count, rows_out), 0)
+    slot = reduce_max(select(inside, slots, full((count, rows_out), -1, i32)), (0,))
+    hit = ge(slot, full((rows_out,), 0, i32))
+    slot = max_(slot, full((rows_out,), 0, i32))
+    source_row = add(index_take(starts, [slot], (0,)),
+                     sub(iota(i32, rows_out), index_take(dests, [slot], (0,))))
+    sender = div(slot, full((rows_out,), per, i32))
+    data = index_take(all_gather(operand, axis), [sender, source_row], (0, 1))
+    shape = core.get_aval(output).shape
+    return select(broadcast_in_dim(hit, shape, (0,)), data, output)
+
+
+# --------------------------------------------------------------------------- pcast
+
+_PCAST_TO = ("varying", "reduced", "unreduced")
+
+
+def pcast(x: Any, axis_name: AxisName | tuple, *, to: str) -> Any:
+    """Cast ``x`` (a pytree) to vary over the mapped axes ``axis_name``
+    (``jax.lax.pcast``).
+
+    JAX's ``shard_map`` types each value by the mesh axes it varies over and asks for
+    this cast where an invariant value meets varying ones. Here mapped axes are ``vmap``
+    axes, whose batching rules broadcast invariant values as needed, so ``to="varying"``
+    returns ``x`` unchanged once the names are checked; fungrad does not track the
+    ``"reduced"`` and ``"unreduced"`` states of partial sums.
+
+    Raises:
+      TypeError: ``axis_name`` is a set.
+      ValueError: ``to`` is not ``"varying"``, ``"reduced"`` or ``"unreduced"``, or no
+        mapped axis is bound.
+      NameError: a name no enclosing ``vmap``/``shard_map`` binds.
+      NotImplementedError: ``to="reduced"`` or ``to="unreduced"``.
+    """
+    if isinstance(axis_name, (set, frozenset)):
+        raise TypeError(f"{axis_name=} must be a tuple or a str. Got {axis_name}")
+    if not axis_name:
+        return x
+    if to not in _PCAST_TO:
+        raise ValueError(f"Got unexpected `to` value. Allowed `to` values are: {set(_PCAST_TO)}")
+    if not _bound_axes():
+        raise ValueError("pcast should be called under fungrad.shard_map (or a vmap that names "
+                         "its axis)")
+    _check_axes(axis_name, "pcast")
+    if to != "varying":
+        raise NotImplementedError(f"pcast to={to!r}: fungrad does not track reduced and "
+                                  "unreduced values; only to='varying' is supported")
+    return x
+
+
 __all__ = ["psum", "psum_p", "pmean", "pmax", "pmax_p", "pmin", "pmin_p", "axis_index",
            "axis_index_p", "axis_size", "all_gather", "all_gather_p",
            "psum_scatter", "reduce_scatter_p", "all_to_all", "all_to_all_p", "pswapaxes",
-           "ppermute", "ppermute_p", "pshuffle", "pbroadcast", "pbroadcast_p"]
+           "ppermute", "ppermute_p", "pshuffle", "pbroadcast", "pbroadcast_p",
+           "ragged_all_to_all", "pcast"]

@@ -51,7 +51,8 @@ from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand
 from fungrad.lax.dot import (as_result, canonicalize_precision, check_dimension_numbers,
-                             check_dims, compute_dtype, dot_general_p, dot_result_dtype)
+                             check_dims, compute_dtype, dot_general_p, dot_result_dtype,
+                             is_algorithm, run_algorithm, uses_algorithm)
 from fungrad.lax.shapes import broadcast_in_dim, convert_element_type, transpose
 
 _NAME = "ragged_dot_general"
@@ -225,7 +226,8 @@ def _abstract_eval(lhs: ShapedArray, rhs: ShapedArray, group_sizes: ShapedArray,
                         f"{group_sizes.dtype.name}")
     plan = _plan(tuple(lhs.shape), tuple(rhs.shape), tuple(group_sizes.shape),
                  ragged_dot_dimension_numbers)
-    dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type, _NAME)
+    dt = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type, _NAME,
+                          check_width=not is_algorithm(precision))
     weak = lhs.weak_type and rhs.weak_type and group_sizes.weak_type
     return ShapedArray(plan.out_shape, dt, weak)
 
@@ -294,6 +296,12 @@ def _impl(xp: Any, lhs: Any, rhs: Any, group_sizes: Any, *,
     prefix position when ``group_sizes`` has a prefix); 16-bit floats computed in float32
     and rounded once, as ``dot_general`` does."""
     dn = ragged_dot_dimension_numbers
+    if uses_algorithm(precision):
+        return run_algorithm(xp, precision, lhs, rhs, preferred_element_type,
+                             lambda a, w, acc: _impl(xp, a, w, group_sizes,
+                                                     ragged_dot_dimension_numbers=dn,
+                                                     precision=None, preferred_element_type=acc),
+                             _NAME)
     plan = _plan(lhs.shape, rhs.shape, group_sizes.shape, dn)
     if plan.mode is _Mode.BATCH:
         return dot_general_p.impl(xp, lhs, rhs, dimension_numbers=dn.dot_dimension_numbers,
@@ -533,7 +541,8 @@ def _params(name: str, precision: Any, preferred_element_type: Any,
         precision = canonicalize_precision(precision)
     except ValueError:
         raise ValueError(f"{name}: invalid precision {precision!r}; expected None, a "
-                         "lax.Precision, a string such as 'highest', or a pair of them") from None
+                         "lax.Precision, a string such as 'highest', a pair of them, a "
+                         "lax.DotAlgorithmPreset or its name, or a lax.DotAlgorithm") from None
     preferred = (None if preferred_element_type is None
                  else dtypes.canonicalize_dtype(preferred_element_type))
     return precision, preferred

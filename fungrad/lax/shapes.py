@@ -259,7 +259,8 @@ def convert_element_type(operand: Any, new_dtype: Any, weak_type: bool = False) 
 def _convert_impl(xp, x, *, new_dtype, weak_type):
     if x.dtype.kind == "c" and new_dtype.kind != "c":
         x = x.real
-    if new_dtype.kind in "iu" and dtypes.is_float(x.dtype):
+    kind = new_dtype.kind  # "V" for int4: ml_dtypes' types are NumPy void
+    if (kind in "iu" or kind == "V" and new_dtype in dtypes.intn) and dtypes.is_float(x.dtype):
         return _float_to_int(xp, x, new_dtype)
     return x.astype(new_dtype)
 
@@ -267,9 +268,10 @@ def _convert_impl(xp, x, *, new_dtype, weak_type):
 def _float_to_int(xp, x, new_dtype):
     """Float -> int as XLA does it: truncate, saturate out-of-range values, NaN -> 0.
 
-    (NumPy's cast is undefined out of range.) float64 holds every narrower float exactly.
+    (NumPy's cast is undefined out of range, ml_dtypes' refuses or wraps for int4.)
+    float64 holds every narrower float exactly.
     """
-    info = np.iinfo(new_dtype)
+    info = dtypes.iinfo(new_dtype)
     x = x.astype(np.float64)
     too_big, too_small = x >= float(info.max), x <= float(info.min)
     safe = xp.where(too_big | too_small | xp.isnan(x), 0.0, x).astype(new_dtype)
@@ -423,7 +425,8 @@ def bitcast_convert_type(operand: Any, new_dtype: Any) -> Any:
     """Reinterpret the bits of ``operand`` as ``new_dtype`` (``lax.bitcast_convert_type``).
 
     A narrower ``new_dtype`` adds a trailing dimension (``uint32 -> uint8[..., 4]``);
-    a wider one consumes the trailing dimension, which must hold the width ratio.
+    a wider one consumes the trailing dimension, which must hold the width ratio. Widths
+    are XLA's: ``int8 -> int4[..., 2]``, the first element in the low bits.
     """
     operand = as_operand(operand)
     new_dtype = dtypes.canonicalize_dtype(new_dtype)
@@ -432,11 +435,32 @@ def bitcast_convert_type(operand: Any, new_dtype: Any) -> Any:
 
 
 def _bitcast_impl(xp, x, *, new_dtype):
-    old = x.dtype.itemsize
-    if old == new_dtype.itemsize:
+    old, new = dtypes.bit_width(x.dtype), dtypes.bit_width(new_dtype)
+    if old == new:
         return x.view(new_dtype)
-    shape = x.shape + (old // new_dtype.itemsize,) if old > new_dtype.itemsize else x.shape[:-1]
+    if x.dtype in dtypes.intn or new_dtype in dtypes.intn:
+        return _bitcast_intn(xp, x, new_dtype, old, new)
+    shape = x.shape + (old // new,) if old > new else x.shape[:-1]
     return xp.ascontiguousarray(x).view(new_dtype).reshape(shape)
+
+
+def _bitcast_intn(xp, x, new_dtype, old, new):
+    """Bitcast between widths where a sub-byte integer takes part (each in a byte of its
+    own in NumPy, so no view reinterprets them): the bits as uint64 numbers, split or
+    joined, the first element in the low bits."""
+    if x.dtype in dtypes.intn:  # the bits of the value, not of its byte
+        bits = xp.bitwise_and(x.astype(np.int64).astype(np.uint64), np.uint64(2 ** old - 1))
+    else:
+        bits = x.view(np.dtype(f"u{x.dtype.itemsize}")).astype(np.uint64)
+    if old > new:
+        shifts = xp.arange(0, old, new, dtype=np.uint64)
+        bits = xp.bitwise_and(xp.right_shift(bits[..., None], shifts), np.uint64(2 ** new - 1))
+    else:
+        shifts = xp.arange(0, new, old, dtype=np.uint64)
+        bits = xp.bitwise_or.reduce(xp.left_shift(bits, shifts), axis=-1)
+    if new_dtype in dtypes.intn:
+        return bits.astype(np.uint8).astype(new_dtype)
+    return bits.astype(np.dtype(f"u{new_dtype.itemsize}")).view(new_dtype)
 
 
 @functools.lru_cache(maxsize=1024)  # eager calls validate with it too
@@ -445,14 +469,15 @@ def _bitcast_abstract(x, *, new_dtype):
     if old != new and (old.kind in "bc" or new.kind in "bc"):
         raise TypeError(f"bitcast_convert_type does not support bool or complex values unless "
                         f"the dtypes match; got {old.name} -> {new.name}")
-    if old.itemsize == new.itemsize:
+    old_bits, new_bits = dtypes.bit_width(old), dtypes.bit_width(new)
+    if old_bits == new_bits:
         shape = x.shape
-    elif old.itemsize > new.itemsize:
-        shape = x.shape + (old.itemsize // new.itemsize,)
+    elif old_bits > new_bits:
+        shape = x.shape + (old_bits // new_bits,)
     else:
-        if not x.shape or x.shape[-1] * old.itemsize != new.itemsize:
+        if not x.shape or x.shape[-1] * old_bits != new_bits:
             raise TypeError(f"bitcast_convert_type: converting {x.str_short()} to {new.name} "
-                            f"needs a trailing dimension of size {new.itemsize // old.itemsize}")
+                            f"needs a trailing dimension of size {new_bits // old_bits}")
         shape = x.shape[:-1]
     return ShapedArray(shape, new)
 
@@ -460,7 +485,7 @@ def _bitcast_abstract(x, *, new_dtype):
 def _bitcast_batch(axis_size, vals, dims, *, new_dtype):
     x, d = vals[0], dims[0]
     aval = core.get_aval(x)
-    if aval.dtype.itemsize < new_dtype.itemsize and d == aval.ndim - 1:
+    if dtypes.bit_width(aval.dtype) < dtypes.bit_width(new_dtype) and d == aval.ndim - 1:
         x, d = batching.moveaxis(x, d, 0), 0  # the trailing dimension is consumed
     return bitcast_convert_type_p.bind(x, new_dtype=new_dtype), d
 

@@ -67,7 +67,7 @@ __all__ = [name for family in (_dtypes, _creation, _ufuncs, _ufuncs_math, _float
                                _setops, _polynomial, _histograms, _windows, _signal,
                                _bit_packing, _io)
            for name in family.__all__]
-__all__ += [*_dtypes.ML_DTYPE_NAMES, "bool",  # ml_dtypes' names: __getattr__ loads them
+__all__ += [*_dtypes.ML_DTYPE_NAMES, "dtype", "bool",  # noqa: F405 (__getattr__: ml_dtypes)
             "ndarray", "newaxis", "pi", "e", "inf", "nan", "euler_gamma",
             "fft", "linalg"]
 __all__ += [name for name in _ufunc_api.__all__ if name not in __all__]
@@ -75,6 +75,6 @@ __dir__ = public_dir(__all__)
 
 
 def __getattr__(name: str):
-    """``bfloat16`` and the small floats load ml_dtypes on first use (see
-    ``fungrad._core.dtypes``)."""
+    """``bfloat16``, the small floats, the sub-byte integers and ``dtype`` (NumPy's, knowing
+    their names) load ml_dtypes on first use (see ``fungrad._core.dtypes``)."""
     return getattr(_dtypes, name)

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from fungrad import lax
+from fungrad._core import dtypes
 from fungrad.numpy._reductions import sum as _sum
 from fungrad.numpy._shape import swapaxes
 from fungrad.numpy._util import aval, canonicalize_axis, ensure_arraylike, scalar_like, static_int
@@ -31,7 +32,7 @@ def packbits(a: Any, axis: int | None = None, bitorder: str = "big") -> Any:
     """The nonzero-ness of ``a``'s elements along ``axis`` (the flattened array by default)
     packed eight to a ``uint8``, the last byte padded with zero bits."""
     arr = ensure_arraylike("packbits", a)
-    if aval(arr).dtype.kind not in "iub":
+    if dtypes.kind(aval(arr).dtype) not in "iub":
         raise TypeError(f"packbits: a must have an integer or boolean type, got "
                         f"{aval(arr).dtype}")
     values = _bit_values("packbits", bitorder)

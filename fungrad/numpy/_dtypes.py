@@ -18,7 +18,6 @@ from numpy import (bool_ as _np_bool, character, complexfloating, flexible, floa
                    generic, inexact, integer, number, signedinteger, unsignedinteger)
 
 float0 = dtypes.float0
-dtype = np.dtype
 object_ = np.object_  # a name only, as in jax.numpy: arrays of objects are not supported
 ComplexWarning = np.exceptions.ComplexWarning
 
@@ -86,12 +85,12 @@ def issubdtype(arg1: Any, arg2: Any) -> bool:
 
 _KINDS = {
     "bool": lambda d: d == np.bool_,
-    "signed integer": lambda d: d.kind == "i",
-    "unsigned integer": lambda d: d.kind == "u",
-    "integral": lambda d: d.kind in "iu",
+    "signed integer": lambda d: dtypes.kind(d) == "i",
+    "unsigned integer": lambda d: dtypes.kind(d) == "u",
+    "integral": dtypes.is_integer,
     "real floating": dtypes.is_float,
     "complex floating": lambda d: d.kind == "c",
-    "numeric": lambda d: d.kind in "iufc" or d in dtypes.ml_floats,
+    "numeric": lambda d: dtypes.kind(d) in "iufc",
 }
 
 
@@ -170,13 +169,19 @@ def isrealobj(x: Any) -> bool:
     return not iscomplexobj(x)
 
 
-ML_DTYPE_NAMES = ("bfloat16", *dtypes.SMALL_FLOAT_NAMES)
+ML_DTYPE_NAMES = ("bfloat16", *dtypes.SMALL_FLOAT_NAMES, *dtypes.INTN_NAMES)
 
 
 def __getattr__(name: str) -> Any:
-    """``bfloat16`` and the small floats (``float8_e4m3fn``, ...), made on first use since
-    they load ml_dtypes (see ``fungrad._core.dtypes``; ``fungrad.numpy`` forwards the names
-    here). A small float the installed ml_dtypes lacks is not there, as in JAX."""
+    """``bfloat16``, the small floats (``float8_e4m3fn``, ...) and the sub-byte integers
+    (``int4``, ...), made on first use since they load ml_dtypes (see
+    ``fungrad._core.dtypes``; ``fungrad.numpy`` forwards the names here). A type the
+    installed ml_dtypes lacks is not there, as in JAX. ``dtype`` is ``numpy.dtype``, given
+    out once ml_dtypes has registered its names, so ``jnp.dtype('int4')`` works as in JAX."""
+    if name == "dtype":
+        dtypes.load_ml_dtypes()
+        globals()[name] = np.dtype
+        return np.dtype
     ml_dtypes = dtypes.load_ml_dtypes() if name in ML_DTYPE_NAMES else None
     if ml_dtypes is None or not hasattr(ml_dtypes, name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -187,7 +192,7 @@ def __getattr__(name: str) -> Any:
 __all__ = ["bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
            "float16", "float32", "float64", "complex64", "complex128", "single",
            "double", "csingle", "cdouble", "int_", "uint", "float_", "complex_",
-           "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer",
+           "generic", "number", "inexact", "floating", "complexfloating", "integer",
            "signedinteger", "unsignedinteger", "character", "flexible", "issubdtype",
            "isdtype", "result_type", "promote_types", "can_cast", "finfo", "iinfo",
            "iscomplexobj", "isrealobj", "object_", "ComplexWarning"]

@@ -18,7 +18,7 @@ from fungrad._core import dtypes
 from fungrad._core.util import prod as _prod
 from fungrad.lax._placement import with_out_sharding
 from fungrad.numpy._shape import diagonal
-from fungrad.numpy._util import aval, check_user_dtype, ensure_arraylike
+from fungrad.numpy._util import aval, ensure_arraylike, preferred_dtype
 
 _LETTERS = string.ascii_letters
 _ELLIPSIS_POOL = [chr(c) for c in range(0x3b1, 0x3b1 + 40)]  # labels for '...' dims
@@ -141,7 +141,7 @@ def einsum(subscripts: Any, *operands: Any, out: None = None, optimize: Any = "a
     if not ops:
         raise ValueError("einsum: at least one operand is required")
     dt, weak = dtypes.result_type(*ops, return_weak_type_flag=True)
-    pref = check_user_dtype(preferred_element_type, "einsum")
+    pref = preferred_dtype(preferred_element_type, dt, "einsum")
     ops = [lax.convert_element_type(o, dt) for o in ops]
     labels, out_labels = _parse(subscripts, [aval(o).shape for o in ops])
 

@@ -67,7 +67,7 @@ def ravel_multi_index(multi_index: Sequence[Any], dims: Sequence[int], mode: str
     idx = [ensure_arraylike("ravel_multi_index", i) for i in multi_index]
     dt = _flat_index_dtype(idx, dims, dtype)
     for i in idx:
-        if aval(i).dtype.kind not in "iu":
+        if not dtypes.is_integer(aval(i).dtype):
             raise TypeError("ravel_multi_index: only integer indices are permitted")
     if mode == "raise":
         for i, d in zip(idx, dims):
@@ -103,9 +103,9 @@ def _flat_index_dtype(idx: list, dims: tuple[int, ...], dtype: Any) -> np.dtype:
     every flat index of ``dims``."""
     dt = check_user_dtype(dtype, "ravel_multi_index") or dtypes.canonicalize_dtype(
         dtypes.result_type(0, *idx))
-    if dt.kind not in "iu":
+    if not dtypes.is_integer(dt):
         raise ValueError(f"ravel_multi_index: dtype={dt} is not an integer type")
-    if _prod(dims) - 1 > np.iinfo(dt).max:
+    if _prod(dims) - 1 > dtypes.iinfo(dt).max:
         raise ValueError(f"ravel_multi_index: dtype={dt} not large enough to hold flattened "
                          f"index for dims={dims}. Use the dtype argument to pass a suitable "
                          "dtype (e.g. dtype=np.min_scalar_type(prod(dims))).")

@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from fungrad import lax
+from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
 from fungrad._core.util import prod as _prod
@@ -36,7 +37,7 @@ class _Entry(NamedTuple):
 
 
 def _is_int_dtype(x: Any) -> bool:
-    return aval(x).dtype.kind in "iu"
+    return dtypes.is_integer(aval(x).dtype)
 
 
 def _to_tuple(idx: Any) -> tuple:
@@ -55,7 +56,7 @@ def _static_int_value(i: Any) -> int | None:
         return None
     if isinstance(i, (int, np.integer)):
         return int(i)
-    if isinstance(i, (Array, np.ndarray)) and i.ndim == 0 and i.dtype.kind in "iu":
+    if isinstance(i, (Array, np.ndarray)) and i.ndim == 0 and dtypes.is_integer(i.dtype):
         return int(np.asarray(i))
     return None
 
@@ -148,7 +149,7 @@ def _normalize(i: Any, n: int) -> Any:
     and a scatter drops, as in JAX."""
     if isinstance(i, int):
         return i + n if i < 0 else i
-    unsigned = aval(i).dtype.kind == "u"
+    unsigned = dtypes.kind(aval(i).dtype) == "u"
     i = lax.convert_element_type(i, _INDEX_DTYPE) if aval(i).dtype != _INDEX_DTYPE else i
     if unsigned:
         return i
@@ -520,7 +521,7 @@ def take(a: Any, indices: Any, axis: int | None = None, out: None = None,
     if mode is None or mode == "fill":
         gather_mode, indices = "fill", _normalize(indices, n)
     elif mode in ("wrap", "clip"):  # an unsigned index wraps or clips as the value it is
-        wide = np.uint32 if aval(indices).dtype.kind == "u" else _INDEX_DTYPE
+        wide = np.uint32 if dtypes.kind(aval(indices).dtype) == "u" else _INDEX_DTYPE
         indices = lax.convert_element_type(indices, wide)
         if mode == "wrap":
             indices = remainder(indices, scalar_like(n, indices))

@@ -12,11 +12,11 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad.lax._placement import with_out_sharding
-from fungrad.lax.dot import BLAS_DTYPES, canonicalize_precision
+from fungrad.lax.dot import BLAS_DTYPES
 from fungrad.numpy._shape import moveaxis
 from fungrad.numpy._ufuncs import multiply, subtract
 from fungrad.numpy._ufuncs_math import conjugate
-from fungrad.numpy._util import (aval, canonicalize_axis, check_user_dtype, ensure_arraylike,
+from fungrad.numpy._util import (aval, canonicalize_axis, ensure_arraylike, preferred_dtype,
                                  promote_dtypes)
 from fungrad.numpy._joining import stack
 
@@ -29,18 +29,18 @@ def _prepare(fname: str, a: Any, b: Any, preferred_element_type: Any) -> tuple:
     a, b = ensure_arraylike(fname, a, b)
     dt, weak = dtypes.result_type(a, b, return_weak_type_flag=True)
     a, b = (lax.convert_element_type(x, dt) for x in (a, b))
-    pref = check_user_dtype(preferred_element_type, fname)
+    pref = preferred_dtype(preferred_element_type, dt, fname)
     return a, b, (dt if pref is None else pref), (weak if pref is None else False)
 
 
 def _dot_general(a: Any, b: Any, dims: Any, precision: Any, out_dtype: np.dtype,
                  weak: bool, canonical: bool = False) -> Any:
     """``lax.dot_general`` computing in/returning ``out_dtype`` with weak type ``weak``;
-    ``canonical=True`` means ``dims`` are tuples of ints already (bound directly)."""
+    ``canonical=True`` means ``dims`` are tuples of ints already (bound directly, unless a
+    ``precision`` asks for what ``lax.dot_general`` arranges, such as a dot algorithm)."""
     preferred = out_dtype if out_dtype != aval(a).dtype else None
-    if canonical:
-        out = lax.dot_general_p.bind(a, b, dimension_numbers=dims,
-                                     precision=canonicalize_precision(precision),
+    if canonical and precision is None:
+        out = lax.dot_general_p.bind(a, b, dimension_numbers=dims, precision=None,
                                      preferred_element_type=preferred)
     else:
         out = lax.dot_general(a, b, dims, precision=precision, preferred_element_type=preferred)

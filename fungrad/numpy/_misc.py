@@ -11,6 +11,7 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
+from fungrad.lax._ops import intn_error
 from fungrad.numpy._joining import concatenate
 from fungrad.numpy._reductions import all as _all, any as _any, average, sum as _sum
 from fungrad.numpy._searching import searchsorted
@@ -251,6 +252,8 @@ def _conv1d(fname: str, a: Any, v: Any, mode: str, precision: Any,
     # as NumPy: floats unless a result type is asked for
     a, v = promote_dtypes_inexact(a, v) if preferred_element_type is None \
         else promote_dtypes(a, v)
+    if aval(a).dtype in dtypes.intn:  # 2-bit ones stay integers: XLA has no such convolution
+        raise intn_error(fname, aval(a).dtype)
     n, m = aval(a).shape[0], aval(v).shape[0]
     if n == 0 or m == 0:
         raise ValueError(f"{fname}: inputs cannot be empty, got shapes ({n},) and ({m},)")
@@ -450,11 +453,12 @@ def _gcd_loop(a: Any, b: Any) -> tuple[Any, Any]:
 def gcd(x1: Any, x2: Any) -> Any:
     """Elementwise greatest common divisor of integers."""
     x1, x2 = promote_args("gcd", x1, x2)
-    if aval(x1).dtype.kind not in "iu":
+    if not dtypes.is_integer(aval(x1).dtype):
         raise ValueError("gcd: arguments must be integers")
     shape = np.broadcast_shapes(aval(x1).shape, aval(x2).shape)
-    a, b = (lax.broadcast_in_dim(lax.abs(v) if aval(v).dtype.kind == "i" else v, shape, tuple(
-        range(len(shape) - aval(v).ndim, len(shape)))) for v in (x1, x2))
+    a, b = (lax.broadcast_in_dim(lax.abs(v) if dtypes.kind(aval(v).dtype) == "i" else v, shape,
+                                 tuple(range(len(shape) - aval(v).ndim, len(shape))))
+            for v in (x1, x2))
     return _gcd_loop(a, b)[0]
 
 
@@ -464,8 +468,8 @@ def lcm(x1: Any, x2: Any) -> Any:
     d = gcd(x1, x2)
     zero = scalar_like(0, d)
     safe = _where(lax.eq(d, zero), scalar_like(1, d), d)
-    a1 = lax.abs(x1) if aval(x1).dtype.kind == "i" else x1
-    a2 = lax.abs(x2) if aval(x2).dtype.kind == "i" else x2
+    a1 = lax.abs(x1) if dtypes.kind(aval(x1).dtype) == "i" else x1
+    a2 = lax.abs(x2) if dtypes.kind(aval(x2).dtype) == "i" else x2
     return _where(lax.eq(d, zero), zero, lax.mul(lax.div(a1, safe), a2))
 
 

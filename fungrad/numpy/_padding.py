@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad import lax
+from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.numpy._creation import linspace
 from fungrad.numpy._functional import apply_along_axis
@@ -137,7 +138,7 @@ def _statistic(array: Any, widths: list, mode: str, stat_length: Any) -> Any:
             part = slice_axis(array, ax, 0, take) if before else \
                 slice_axis(array, ax, size - take, size)
             value = statistic(part, axis=ax, keepdims=True)
-            if np.issubdtype(dtype, np.integer):
+            if dtypes.is_integer(dtype):
                 value = _round(value)
             shape = list(aval(array).shape)
             shape[ax] = width

@@ -143,6 +143,7 @@ def _quantile(fname: str, a: Any, q: Any, axis: Any, method: str, keepdims: bool
         a, = promote_dtypes_inexact(a)
     else:
         a, weights = _with_weights(fname, a, weights, axis, method)
+    dtypes.result_type(a, np.nan)  # NaN marks meet ``a``: 2-bit integers refuse, as in JAX
     q, = promote_dtypes_inexact(q)
     if aval(a).ndim == 0:  # as a 1-d array, as JAX (keepdims gives shape (1,))
         a = lax.reshape(a, (1,))

@@ -18,6 +18,7 @@ from fungrad._core import dtypes
 from fungrad._core.array import Array
 from fungrad.config import config
 from fungrad._core.util import prod as _prod
+from fungrad.lax._ops import intn_compute
 from fungrad.numpy._util import (aval, broadcast_to, canonicalize_axes, canonicalize_axis,
                                  check_user_dtype, ensure_arraylike, promote_dtypes_inexact,
                                  promote_dtypes_numeric, promote_integer_dtype, scalar_like,
@@ -32,7 +33,7 @@ def _init_value(dtype: np.dtype, value: float) -> Any:
     """The identity ``value`` as a scalar of ``dtype`` (+-inf becomes the integer limits)."""
     if dtype == np.bool_:
         return lax.convert_element_type(value > 0, dtype)
-    if dtype.kind in "iu" and np.isinf(value):
+    if dtypes.is_integer(dtype) and np.isinf(value):
         info = dtypes.iinfo(dtype)
         value = info.min if value < 0 else info.max
     return lax.convert_element_type(value, dtype)
@@ -108,11 +109,14 @@ def _reduction(a: Any, r: _Reducer, axis: Any, dtype: Any, keepdims: bool, initi
     reduce_p, op = r.fns(comp_dtype)
     if where is not None:
         a = _where(where, a, _init_value(comp_dtype, r.init))
-    result = reduce_p.bind(a, axes=sorted_axes)
-    if plain_key is not None and a is original and comp_dtype == result_dtype:
-        if len(_PLAIN_EAGER) > 4096:
-            _PLAIN_EAGER.clear()
-        _PLAIN_EAGER[plain_key] = (reduce_p, sorted_axes)
+    if comp_dtype in dtypes.intn:
+        result = intn_compute(functools.partial(reduce_p.bind, axes=sorted_axes), (a,))
+    else:
+        result = reduce_p.bind(a, axes=sorted_axes)
+        if plain_key is not None and a is original and comp_dtype == result_dtype:
+            if len(_PLAIN_EAGER) > 4096:
+                _PLAIN_EAGER.clear()
+            _PLAIN_EAGER[plain_key] = (reduce_p, sorted_axes)
     if initial is not None:
         init = ensure_arraylike(r.name, initial)
         if aval(init).ndim:
@@ -143,7 +147,8 @@ def _reduction_plan(r: _Reducer, shape: tuple, dtype: np.dtype, axis: Any,
     if no_initial and not r.has_identity and builtins.any(shape[d] == 0 for d in axes):
         raise ValueError(f"zero-size array to reduction operation {r.name} which has no "
                          "identity")
-    result = user_dtype or (promote_integer_dtype(dtype) if promote_integers else dtype)
+    result = user_dtype or (promote_integer_dtype(dtype, r.name) if promote_integers
+                            else dtype)
     comp = _upcast_f16(result) if upcast_f16 and dtypes.is_inexact(result) else result
     return axes, tuple(sorted(axes)), result, comp
 
@@ -480,17 +485,19 @@ def _cumulative(fname: str, lax_name: str, a: Any, axis: Any, dtype: Any,
         a = _where(lax.ne(a, a), scalar_like(fill_nan, a), a)
     user = check_user_dtype(dtype, fname)
     if user is None:
-        result = (promote_integer_dtype(aval(a).dtype)
+        result = (promote_integer_dtype(aval(a).dtype, fname)
                   if promote_integers or aval(a).dtype == np.bool_ else aval(a).dtype)
         comp = result
     elif user == np.bool_:
         result = user
         if aval(a).dtype != np.bool_:
             a = lax.ne(a, scalar_like(0, a))
-        comp = promote_integer_dtype(user)
+        comp = promote_integer_dtype(user, fname)
     else:
         result = comp = user
-    out = getattr(lax, lax_name)(lax.convert_element_type(a, comp), ax)
+    a, accumulate = lax.convert_element_type(a, comp), getattr(lax, lax_name)
+    out = (intn_compute(lambda v: accumulate(v, ax), (a,)) if comp in dtypes.intn
+           else accumulate(a, ax))
     return lax.convert_element_type(out, result)
 
 

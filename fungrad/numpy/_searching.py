@@ -125,7 +125,7 @@ def choose(a: Any, choices: Sequence[Any], out: None = None, mode: str = "raise"
     """Elementwise ``choices[a]`` (``mode`` 'raise' (concrete only), 'wrap' or 'clip')."""
     a = ensure_arraylike("choose", a)
     choices = [ensure_arraylike("choose", c) for c in choices]
-    if aval(a).dtype.kind not in "iu":
+    if not dtypes.is_integer(aval(a).dtype):
         raise ValueError("choose: `a` array must be integer typed")
     n = len(choices)
     if mode == "raise":
@@ -259,7 +259,7 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0, *,
     x = ensure_arraylike("bincount", x)
     if aval(x).dtype == np.bool_:
         x = lax.convert_element_type(x, _I32)
-    if aval(x).dtype.kind not in "iu":
+    if not dtypes.is_integer(aval(x).dtype):
         raise TypeError(f"bincount: x must have an integer type; got {aval(x).dtype}")
     if aval(x).ndim != 1:
         raise ValueError("bincount: only 1-dimensional input is supported")

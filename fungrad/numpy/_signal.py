@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fungrad import lax
+from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.errors import ConcretizationTypeError
 from fungrad.numpy._joining import concatenate
@@ -28,7 +29,7 @@ def unwrap(p: Any, discont: Any = None, axis: int = -1, period: Any = 2 * np.pi)
     axis = canonicalize_axis(axis, aval(p).ndim, "unwrap")
     if aval(p).shape[axis] == 0:
         return p
-    integer = aval(p).dtype.kind in "iu"
+    integer = dtypes.is_integer(aval(p).dtype)
     half = floor_divide(period, 2) if integer else true_divide(period, 2)
     discont = half if discont is None else discont
     step = diff(p, axis=axis)

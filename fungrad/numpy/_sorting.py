@@ -10,6 +10,7 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.errors import ConcretizationTypeError
+from fungrad.lax._ops import intn_error
 from fungrad.numpy._indexing import _IndexUpdateRef, take
 from fungrad.numpy._reductions import cumsum, sum as _sum
 from fungrad.numpy._searching import nonzero
@@ -71,7 +72,7 @@ def lexsort(keys: Sequence[Any], axis: int = -1) -> Any:
 
 
 def _negate_for_bottom(arr: Any) -> Any:
-    if aval(arr).dtype.kind == "u":
+    if dtypes.kind(aval(arr).dtype) == "u":
         return lax.neg(lax.add(arr, scalar_like(1, arr)))
     return lax.neg(arr)
 
@@ -86,7 +87,7 @@ def partition(a: Any, kth: int, axis: int = -1) -> Any:
     n = aval(arr).shape[-1]
     bottom = lax.top_k(_negate_for_bottom(arr), kth + 1)[0]
     bottom = lax.neg(bottom)
-    if aval(arr).dtype.kind == "u":
+    if dtypes.kind(aval(arr).dtype) == "u":
         bottom = lax.sub(bottom, scalar_like(1, bottom))
     top = lax.top_k(arr, n - kth - 1)[0]
     out = lax.concatenate([bottom, top], aval(arr).ndim - 1)
@@ -96,6 +97,8 @@ def partition(a: Any, kth: int, axis: int = -1) -> Any:
 def argpartition(a: Any, kth: int, axis: int = -1) -> Any:
     """Indices that would ``partition`` ``a``."""
     arr = ensure_arraylike("argpartition", a)
+    if aval(arr).dtype in dtypes.intn:  # JAX's CPU backend cannot compile its top_k
+        raise intn_error("argpartition", aval(arr).dtype)
     axis = canonicalize_axis(axis, aval(arr).ndim, "argpartition")
     kth = canonicalize_axis(static_int(kth, "argpartition: kth"), aval(arr).shape[axis],
                             "argpartition")

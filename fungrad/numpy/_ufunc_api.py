@@ -424,7 +424,7 @@ class ufunc:
         if aval(indices).ndim != 1:
             raise ValueError(f"{fname}: indices must be one-dimensional, got "
                              f"indices.shape={aval(indices).shape}")
-        if aval(indices).dtype.kind not in "iu":
+        if not dtypes.is_integer(aval(indices).dtype):
             raise TypeError(f"{fname}: indices must be integers, got dtype "
                             f"{aval(indices).dtype}")
         if axis is None or isinstance(axis, (tuple, list)):
@@ -502,7 +502,7 @@ def _is_index_array(i: Any) -> bool:
     if not hasattr(i, "shape"):  # int, slice, None, Ellipsis
         return False
     a = aval(i)
-    return a.ndim > 0 and a.dtype.kind in "iu"
+    return a.ndim > 0 and dtypes.is_integer(a.dtype)
 
 
 def frompyfunc(func: Callable[..., Any], /, nin: int, nout: int, *,
@@ -556,7 +556,7 @@ def _bitwise_reduce(r: Any, identity: int) -> Callable[..., Any]:
                where: Any) -> Any:
         a = ensure_arraylike(r.name, a)
         dt = aval(a).dtype
-        if dt.kind not in "biu":
+        if dtypes.kind(dt) not in "biu":
             raise ValueError(f"{r.name}: integer argument required; got dtype={dt}")
         if where is not None:
             comp = check_user_dtype(dtype, r.name) or dt

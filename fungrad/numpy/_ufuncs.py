@@ -15,6 +15,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
+from fungrad.lax._ops import intn_error
 from fungrad.numpy._util import (aval, ensure_arraylike, promote_args, promote_args_inexact,
                                  promote_args_numeric, promote_dtypes_numeric, scalar_like,
                                  truthy, where as _where)
@@ -84,15 +85,15 @@ def _float_divmod(x1: Any, x2: Any) -> tuple[Any, Any]:
 def floor_divide(x1: Any, x2: Any, /) -> Any:
     """Elementwise ``x1 // x2`` rounding toward minus infinity."""
     x1, x2 = promote_args_numeric("floor_divide", x1, x2)
-    dt = aval(x1).dtype
-    if dt.kind == "u":
+    kind = dtypes.kind(aval(x1).dtype)
+    if kind == "u":
         return lax.div(x1, x2)
-    if dt.kind == "i":
+    if kind == "i":
         quotient = lax.div(x1, x2)
         fix = lax.bitwise_and(lax.ne(lax.sign(x1), lax.sign(x2)),
                               lax.ne(lax.rem(x1, x2), scalar_like(0, x1)))
         return lax.select(fix, subtract(quotient, 1), quotient)  # keeps quotient's weak type
-    if dt.kind == "c":
+    if kind == "c":
         raise TypeError("floor_divide does not support complex-valued inputs")
     return _float_divmod(x1, x2)[0]
 
@@ -163,7 +164,10 @@ def power(x1: Any, x2: Any, /) -> Any:
         x1, = promote_dtypes_numeric(x1)
         return lax.integer_pow(x1, n)
     promoted = promote_args_numeric("power", x1, x2)
-    if aval(promoted[0]).dtype.kind in "iub":
+    dt = aval(promoted[0]).dtype
+    if dt in dtypes.intn:  # JAX fails on them (NumPy has no iinfo of int4)
+        raise intn_error("power", dt)
+    if dt.kind in "iub":
         return _pow_int_int(*promoted)
     base, exponent = ensure_arraylike("power", x1, x2)
     if aval(base).dtype.kind in "fc" and aval(exponent).dtype.kind in "iu":
@@ -197,7 +201,8 @@ def absolute(x: Any, /) -> Any:
     """Elementwise ``|x|`` (booleans and unsigned integers are returned unchanged)."""
     x = ensure_arraylike("absolute", x)
     dt = aval(x).dtype
-    return x if dt == np.bool_ or dt.kind == "u" else lax.abs(x)
+    kind = dt.kind if dt.kind != "V" else dtypes.kind(dt)  # uint4 is "V" to NumPy
+    return x if kind in "bu" else lax.abs(x)
 
 
 def abs(x: Any, /) -> Any:  # noqa: A001
@@ -354,7 +359,7 @@ def left_shift(x: Any, y: Any, /) -> Any:
 def right_shift(x1: Any, x2: Any, /) -> Any:
     """Elementwise ``x1 >> x2`` (arithmetic for signed, logical for unsigned integers)."""
     x1, x2 = promote_args_numeric("right_shift", x1, x2)
-    if aval(x1).dtype.kind == "u":
+    if dtypes.kind(aval(x1).dtype) == "u":
         return lax.shift_right_logical(x1, x2)
     return lax.shift_right_arithmetic(x1, x2)
 

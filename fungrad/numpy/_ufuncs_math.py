@@ -253,7 +253,7 @@ radians, degrees = deg2rad, rad2deg
 # --------------------------------------------------------------------------- rounding
 
 def _is_int_or_bool(x: Any) -> bool:
-    return aval(x).dtype.kind in "iub"
+    return dtypes.kind(aval(x).dtype) in "iub"
 
 
 def floor(x: Any, /) -> Any:
@@ -395,7 +395,7 @@ def signbit(x: Any, /) -> Any:
     """Elementwise: is the sign bit set (true for -0.0 and negative NaNs too)."""
     x, = promote_args("signbit", x)
     dt = aval(x).dtype
-    if dt.kind in "iu":
+    if dtypes.is_integer(dt):
         return lax.lt(x, lax.convert_element_type(0, dt))
     if dt == np.bool_:
         return _full_bool(x, False)

@@ -16,7 +16,7 @@ from fungrad import lax
 from fungrad._core import core, dtypes, fpstate, util
 from fungrad._core.array import Array
 from fungrad._core.core import Tracer
-from fungrad.lax._ops import NATIVE_INEXACT
+from fungrad.lax._ops import NATIVE_INEXACT, intn_error
 from fungrad.lax._prim import as_operand
 from fungrad.config import config
 
@@ -56,8 +56,13 @@ _TO_INEXACT.update({np.dtype("int64"): np.dtype("float64"),
 
 
 def to_inexact_dtype(dtype: np.dtype) -> np.dtype:
-    """The floating dtype an integer or bool dtype computes in (JAX: int32 -> float32)."""
-    return dtypes.canonicalize_dtype(_TO_INEXACT.get(np.dtype(dtype), dtype))
+    """The floating dtype an integer or bool dtype computes in (JAX: int32 -> float32). As
+    in JAX's table, int4 and uint4 compute in float32 and the 2-bit integers stay as they
+    are (``x / y`` divides them as integers; ``sqrt`` refuses them)."""
+    dt = np.dtype(dtype)
+    inexact = _TO_INEXACT.get(dt) or (
+        dtypes.float32 if dt in dtypes.intn and dtypes.bit_width(dt) == 4 else dt)
+    return dtypes.canonicalize_dtype(inexact)
 
 
 def to_numeric_dtype(dtype: np.dtype) -> np.dtype:
@@ -70,10 +75,14 @@ def to_complex_dtype(dtype: np.dtype) -> np.dtype:
                                      else np.complex64)
 
 
-def promote_integer_dtype(dtype: np.dtype) -> np.dtype:
-    """Bools and small integers accumulate in the default integer width (sum, prod)."""
+def promote_integer_dtype(dtype: np.dtype, fname: str) -> np.dtype:
+    """Bools and small integers accumulate in the default integer width (sum, prod). Not
+    the sub-byte integers: JAX fails on them here (NumPy has no ``iinfo`` of int4), so
+    ``fname`` refuses them with an error that says to convert first."""
     if dtype == np.bool_:
         return dtypes.default_int_dtype()
+    if dtype in dtypes.intn:
+        raise intn_error(fname, dtype)
     if dtype.kind == "u" and dtype.itemsize < dtypes.default_int_dtype().itemsize:
         return dtypes.canonicalize_dtype(np.uint64)
     if dtype.kind == "i" and dtype.itemsize < dtypes.default_int_dtype().itemsize:
@@ -90,6 +99,16 @@ def check_user_dtype(dtype: Any, fname: str) -> np.dtype | None:
         return dtypes.canonicalize_dtype(dt if isinstance(dt, np.dtype) else dtype)
     except TypeError as e:
         raise TypeError(f"{fname}: invalid dtype {dtype!r}: {e}") from e
+
+
+def preferred_dtype(preferred_element_type: Any, dtype: np.dtype, fname: str) -> np.dtype | None:
+    """A contraction's ``preferred_element_type`` for operands of ``dtype``, canonicalised.
+    Sub-byte integer operands refuse another result type: JAX's CPU backend cannot convert
+    them inside a contraction (its compiler rejects the program)."""
+    pref = check_user_dtype(preferred_element_type, fname)
+    if pref is not None and pref != dtype and dtype in dtypes.intn:
+        raise intn_error(f"{fname} with preferred_element_type={pref.name}", dtype)
+    return pref
 
 
 def _convert(x: Any, dtype: np.dtype, weak: bool) -> Any:

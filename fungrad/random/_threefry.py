@@ -3,9 +3,11 @@
 ``threefry2x32_p`` is the only primitive of ``fungrad.random``: it hashes a
 pair of uint32 words ``(x1, x2)`` under a key ``(k1, k2)`` with 20 rounds of
 add/rotate/xor (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
-SC 2011). Seeding, splitting, folding in and drawing bits are written with
-``fungrad.lax`` on top of it, so they work under every transformation, and
-they follow JAX's default ("partitionable") scheme bit for bit:
+SC 2011), with the NumPy kernel of ``fungrad/lax/_counter_rng.py``, which
+``lax.rng_bit_generator`` shares. Seeding, splitting, folding in and drawing
+bits are written with ``fungrad.lax`` on top of it, so they work under every
+transformation, and they follow JAX's default ("partitionable") scheme bit
+for bit:
 
 * element ``i`` of a draw of shape ``s`` hashes the counter pair
   ``(i >> 32, i & 0xFFFFFFFF)`` (``i`` is the row-major index into ``s``);
@@ -16,8 +18,6 @@ they follow JAX's default ("partitionable") scheme bit for bit:
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -25,9 +25,10 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
-from fungrad._core.util import prod, usable_cpus
+from fungrad._core.util import prod
 from fungrad.config import config
 from fungrad.interpreters import ad, batching
+from fungrad.lax._counter_rng import threefry2x32_hash
 from fungrad.lax._prim import as_operand, broadcast_shapes
 
 _U32 = np.dtype(np.uint32)
@@ -36,67 +37,10 @@ UINT_DTYPES = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16),
 
 # --------------------------------------------------------------------------- threefry2x32
 
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-_KEY_PARITY = np.uint32(0x1BD11BDA)
-# On the CPU, large arrays are hashed in blocks of this many elements on a few
-# threads (NumPy releases the GIL inside ufuncs); each block's working set stays
-# in the cache across the ~110 passes of the 20 rounds.
-_CPU_BLOCK = 1 << 18
-_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _cpu_pool() -> ThreadPoolExecutor:
-    """A thread pool for this process (re-created in a forked child)."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(min(usable_cpus(), 8)))
-    return _pool[1]
-
-
-def _hash_block(xp, k1, k2, x1, x2, y1, y2) -> None:
-    """Threefry-2x32 (20 rounds) of ``(x1, x2)`` under ``(k1, k2)``, written into ``y1, y2``.
-
-    All operands are 1-d uint32 arrays of the block's length or of length 1;
-    uint32 arithmetic wraps modulo 2**32, as the cipher requires.
-    """
-    ks = (k1, k2, k1 ^ k2 ^ _KEY_PARITY)
-    xp.add(x1, k1, out=y1)
-    xp.add(x2, k2, out=y2)
-    tmp = xp.empty_like(y2)
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            y1 += y2
-            xp.left_shift(y2, np.uint32(r), out=tmp)  # y2 = rotate_left(y2, r)
-            xp.right_shift(y2, np.uint32(32 - r), out=y2)
-            y2 |= tmp
-            y2 ^= y1
-        y1 += ks[(i + 1) % 3]
-        y2 += ks[(i + 2) % 3]
-        y2 += np.uint32(i + 1)
-
-
 def _threefry2x32_impl(xp, k1, k2, x1, x2):
     if any(a.dtype != _U32 for a in (k1, k2, x1, x2)):
         raise TypeError("threefry2x32 requires uint32 operands")  # the shape rule says more
-    shape = np.broadcast_shapes(k1.shape, k2.shape, x1.shape, x2.shape)
-    size = prod(shape)
-
-    def flat(a):  # scalars stay length-1 and broadcast inside the block
-        if a.size == 1:
-            return xp.asarray(a, dtype=_U32).reshape(1)
-        return xp.ascontiguousarray(xp.broadcast_to(a, shape)).reshape(-1)
-
-    k1, k2, x1, x2 = flat(k1), flat(k2), flat(x1), flat(x2)
-    y1, y2 = xp.empty(size, _U32), xp.empty(size, _U32)
-    if xp is not np or size <= _CPU_BLOCK:
-        _hash_block(xp, k1, k2, x1, x2, y1, y2)
-    else:
-        def hash_range(start: int) -> None:
-            block = slice(start, start + _CPU_BLOCK)
-            pick = lambda a: a if a.shape[0] == 1 else a[block]  # noqa: E731
-            _hash_block(xp, pick(k1), pick(k2), pick(x1), pick(x2), y1[block], y2[block])
-        list(_cpu_pool().map(hash_range, range(0, size, _CPU_BLOCK)))
-    return [y1.reshape(shape), y2.reshape(shape)]
+    return threefry2x32_hash(xp, k1, k2, x1, x2)
 
 
 def _threefry2x32_abstract(k1, k2, x1, x2):

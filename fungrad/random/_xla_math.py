@@ -27,9 +27,9 @@ from fungrad._core import core
 from fungrad.interpreters import ad, batching
 from fungrad.lax import (add, cos, div, exp as lax_exp, log as lax_log, mul, pow as lax_pow,
                          square, sub)
+from fungrad.lax._counter_rng import cpu_pool
 from fungrad.lax._ops import broadcast_to_shape, const
 from fungrad.lax._prim import elementwise_prim
-from fungrad.random._threefry import _cpu_pool
 
 F32 = np.dtype(np.float32)
 _LOW_BITS = np.int64(0x0FFFFFFF)  # float64 mantissa bits below a float32 half-ulp
@@ -457,7 +457,7 @@ def _blockwise(fn: Callable, fn64: Callable | None = None) -> Callable:
             stop = start + _BLOCK
             with np.errstate(all="ignore"):
                 out[start:stop] = fn(np, *[a if a.ndim == 0 else a[start:stop] for a in flat])
-        list(_cpu_pool().map(run, range(0, size, _BLOCK)))
+        list(cpu_pool().map(run, range(0, size, _BLOCK)))
         return out.reshape(shape)
     return impl
 
