@@ -33,17 +33,24 @@ def checks(namespace: dict) -> dict[str, Callable[[], None]]:
     return {name: fn for name, fn in namespace.items() if name.startswith("check_")}
 
 
+def run_child(args: list[str], devices: int, extra_env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
+    """``python *args`` from the repository's root with ``devices`` CPU devices for fungrad
+    and jax alike (and ``extra_env``)."""
+    env = {**os.environ, "FUNGRAD_NUM_CPU_DEVICES": str(devices),
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu", "FUNGRAD_PLATFORMS": "cpu", "OPENBLAS_NUM_THREADS": "1",
+           **(extra_env or {})}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
 def child_fixture(test_file: str, checks_: dict, devices: int) -> Callable:
     """A module-scoped fixture: ``test_file --child`` run with ``devices`` CPU devices, and
     its outcome per check (``"ok"`` or the traceback)."""
     @pytest.fixture(scope="module")
     def results() -> dict[str, str]:
-        env = {**os.environ, "FUNGRAD_NUM_CPU_DEVICES": str(devices),
-               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-               "JAX_PLATFORMS": "cpu", "FUNGRAD_PLATFORMS": "cpu", "OPENBLAS_NUM_THREADS": "1"}
-        proc = subprocess.run([sys.executable, test_file, "--child"], env=env,
-                              capture_output=True, text=True, timeout=300,
-                              cwd=os.path.dirname(os.path.dirname(test_file)))
+        proc = run_child([test_file, "--child"], devices)
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         assert sorted(out) == sorted(checks_), sorted(out)

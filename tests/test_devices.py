@@ -8,18 +8,11 @@ outcome; each test asserts one outcome.
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import subprocess
-import sys
-import traceback
 
 import numpy as np
 import pytest
 
-CHILD_ENV = {"FUNGRAD_NUM_CPU_DEVICES": "3",
-             "XLA_FLAGS": "--xla_force_host_platform_device_count=3",
-             "JAX_PLATFORMS": "cpu", "FUNGRAD_PLATFORMS": "cpu", "OPENBLAS_NUM_THREADS": "1"}
+from multidevice import checks, child_fixture, child_main, run_child
 
 
 # --------------------------------------------------------------------------- the child's checks
@@ -199,34 +192,11 @@ def check_device_list_is_fixed():
     assert kind == "TypeError" and message.startswith("device_put: expected a Device")
 
 
-CHECKS = {name: fn for name, fn in globals().items() if name.startswith("check_")}
-
-
-def _run_checks() -> dict[str, str]:
-    results = {}
-    for name, fn in CHECKS.items():
-        try:
-            fn()
-            results[name] = "ok"
-        except Exception:  # noqa: BLE001 - reported to the parent test
-            results[name] = traceback.format_exc()
-    return results
+CHECKS = checks(globals())
+child_results = child_fixture(__file__, CHECKS, devices=3)
 
 
 # --------------------------------------------------------------------------- the tests
-
-def _child(args: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, **CHILD_ENV, **extra_env}
-    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=os.path.dirname(os.path.dirname(__file__)))
-
-
-@pytest.fixture(scope="module")
-def child_results() -> dict[str, str]:
-    proc = _child([__file__, "--child"], {})
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_three_cpu_devices(child_results, name):
@@ -236,7 +206,7 @@ def test_three_cpu_devices(child_results, name):
 def test_default_device_from_the_environment():
     code = ("import fungrad, fungrad.numpy as jnp; x = jnp.ones(2); "
             "print(x.device, x.committed, fungrad.devices()[1] == x.device)")
-    proc = _child(["-c", code], {"FUNGRAD_DEFAULT_DEVICE": "cpu:1"})
+    proc = run_child(["-c", code], 3, {"FUNGRAD_DEFAULT_DEVICE": "cpu:1"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["CpuDevice(id=1)", "False", "True"]
 
@@ -264,5 +234,5 @@ def test_committed_cpu_array_in_this_process():
     assert not (jnp.ones(3) + 1).committed
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--child"]:
-    print(json.dumps(_run_checks()))
+if __name__ == "__main__":
+    child_main(CHECKS)
