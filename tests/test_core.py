@@ -134,6 +134,17 @@ def test_array_attributes():
     assert jnp.asarray(np.ones((2, 2))).tolist() == [[1.0, 1.0], [1.0, 1.0]]
 
 
+def test_tracers_have_an_arrays_size_attributes():
+    """``nbytes``/``itemsize`` are static under ``jit`` and ``vmap``, as jax's."""
+    sizes = lambda v: (v.size, v.nbytes, v.itemsize)  # noqa: E731
+    x = np.ones((2, 3), np.float32)
+    for transform, ref in ((fungrad.jit, jax.jit), (fungrad.vmap, jax.vmap)):
+        seen, ref_seen = [], []
+        transform(lambda v: seen.append(sizes(v)) or v)(x)
+        ref(lambda v: ref_seen.append(sizes(v)) or v)(x)
+        assert seen == ref_seen
+
+
 def test_device_put_tree():
     out = fungrad.device_put({"a": np.ones(2), "b": 3})
     assert isinstance(out["a"], fungrad.Array) and out["a"].dtype == np.float32

@@ -232,6 +232,10 @@ class Tracer(ArrayMethods):
     dtype = property(lambda self: self.aval.dtype, doc="The dtype of the traced value.")
     ndim = property(lambda self: len(self.aval.shape), doc="The number of dimensions.")
     size = property(lambda self: self.aval.size, doc="The number of elements.")
+    itemsize = property(lambda self: self.aval.dtype.itemsize,
+                        doc="The bytes of one element, as an array's.")
+    nbytes = property(lambda self: self.aval.size * self.aval.dtype.itemsize,
+                      doc="The bytes the traced value would take, as an array's.")
     weak_type = property(lambda self: self.aval.weak_type,
                          doc="Whether the value is weakly typed (came from a Python scalar).")
 
