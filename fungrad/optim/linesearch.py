@@ -331,6 +331,18 @@ def _curvature_error(cfg: _ZoomConfig, slope: Any, slope_init: Any) -> Any:
     return _violation(jnp.abs(slope) - cfg.curv_rtol * jnp.abs(slope_init))
 
 
+def _try_step(cfg: _ZoomConfig, value_and_grad_fn: Callable, fn_kwargs: dict[str, Any],
+              s: _ZoomSearch, stepsize: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """The objective at ``stepsize`` along the updates: its value, gradient and slope, the
+    violations of the two Wolfe criteria there, and the larger of them."""
+    value, grad, slope = _value_and_slope(value_and_grad_fn, fn_kwargs, s.params, stepsize,
+                                          s.updates)
+    decrease_error = _decrease_error(cfg, stepsize, value, slope, s.value_init, s.slope_init)
+    curvature_error = _curvature_error(cfg, slope, s.slope_init)
+    return (value, grad, slope, decrease_error, curvature_error,
+            jnp.maximum(decrease_error, curvature_error))
+
+
 def _search_interval(cfg: _ZoomConfig, value_and_grad_fn: Callable,
                      fn_kwargs: dict[str, Any], s: _ZoomSearch) -> _ZoomSearch:
     """One step of the search for an interval holding a good step (Nocedal and Wright's
@@ -341,11 +353,8 @@ def _search_interval(cfg: _ZoomConfig, value_and_grad_fn: Callable,
     else:
         max_stepsize_reached = stepsize >= cfg.max_stepsize
         stepsize = jnp.minimum(stepsize, cfg.max_stepsize)
-    value, grad, slope = _value_and_slope(value_and_grad_fn, fn_kwargs, s.params, stepsize,
-                                          s.updates)
-    decrease_error = _decrease_error(cfg, stepsize, value, slope, s.value_init, s.slope_init)
-    curvature_error = _curvature_error(cfg, slope, s.slope_init)
-    error = jnp.maximum(decrease_error, curvature_error)
+    value, grad, slope, decrease_error, curvature_error, error = _try_step(
+        cfg, value_and_grad_fn, fn_kwargs, s, stepsize)
     safe_stepsize, safe_value, safe_grad = tree_where(
         decrease_error <= cfg.tol, [stepsize, value, grad],
         [s.safe_stepsize, s.safe_value, s.safe_grad])
@@ -412,11 +421,8 @@ def _zoom_into_interval(cfg: _ZoomConfig, value_and_grad_fn: Callable,
     quad = _quadmin(s.low, s.value_low, s.slope_low, s.high, s.value_high)
     use_quad = ~use_cubic & (quad > left + 0.1 * delta) & (quad < right - 0.1 * delta)
     middle = jnp.where(use_cubic, cubic, jnp.where(use_quad, quad, (s.low + s.high) / 2.0))
-    value, grad, slope = _value_and_slope(value_and_grad_fn, fn_kwargs, s.params, middle,
-                                          s.updates)
-    decrease_error = _decrease_error(cfg, middle, value, slope, s.value_init, s.slope_init)
-    curvature_error = _curvature_error(cfg, slope, s.slope_init)
-    error = jnp.maximum(decrease_error, curvature_error)
+    value, grad, slope, decrease_error, curvature_error, error = _try_step(
+        cfg, value_and_grad_fn, fn_kwargs, s, middle)
     # the safe point: the smallest value with a sufficient decrease
     safe_stepsize, safe_value, safe_grad = tree_where(
         (decrease_error <= cfg.tol) & (value < s.safe_value), [middle, value, grad],
