@@ -28,6 +28,16 @@ from typing import Callable
 import pytest
 
 
+def error_of(fn: Callable, *args: object) -> tuple[str, str]:
+    """The class name and message of what ``fn(*args)`` raises (an AssertionError if
+    nothing is raised): checks compare them with jax's."""
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - the error is what is compared
+        return type(e).__name__, str(e)
+    raise AssertionError("no error raised")
+
+
 def checks(namespace: dict) -> dict[str, Callable[[], None]]:
     """The ``check_*`` functions of a module's namespace."""
     return {name: fn for name, fn in namespace.items() if name.startswith("check_")}

@@ -12,18 +12,10 @@ import importlib
 import numpy as np
 import pytest
 
-from multidevice import checks, child_fixture, child_main, run_child
+from multidevice import checks, child_fixture, child_main, error_of, run_child
 
 
 # --------------------------------------------------------------------------- the child's checks
-
-def _error(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001 - the message is what is compared
-        return type(e).__name__, str(e)
-    raise AssertionError("no error raised")
-
 
 def check_device_list():
     import jax
@@ -78,8 +70,9 @@ def check_eager_mixed_devices_error():
     import fungrad
     d, jd = fungrad.devices(), jax.devices()
     ones = np.ones(3, np.float32)
-    got = _error(lambda a, b: a + b, fungrad.device_put(ones, d[1]), fungrad.device_put(ones, d[2]))
-    want = _error(lambda a, b: a + b, jax.device_put(ones, jd[1]), jax.device_put(ones, jd[2]))
+    got = error_of(lambda a, b: a + b, fungrad.device_put(ones, d[1]),
+                   fungrad.device_put(ones, d[2]))
+    want = error_of(lambda a, b: a + b, jax.device_put(ones, jd[1]), jax.device_put(ones, jd[2]))
     assert got == want, (got, want)
 
 
@@ -98,8 +91,8 @@ def check_jit_placement():
     jout = jf(jax.device_put(ones, jd[2]), ones)
     assert (out.device.id, out.committed) == (jout.device.id, jout.committed) == (2, True)
     assert not f(jnp.ones(3), jnp.ones(3)).committed
-    got = _error(f, fungrad.device_put(ones, d[1]), fungrad.device_put(ones, d[2]))
-    want = _error(jf, jax.device_put(ones, jd[1]), jax.device_put(ones, jd[2]))
+    got = error_of(f, fungrad.device_put(ones, d[1]), fungrad.device_put(ones, d[2]))
+    want = error_of(jf, jax.device_put(ones, jd[1]), jax.device_put(ones, jd[2]))
     assert got == want, (got, want)
 
 
@@ -122,7 +115,7 @@ def check_default_device():
         assert jnp.zeros(2).device == d[2]
         fungrad.config.update("jax_default_device", "cpu:1")
         assert jnp.zeros(2).device == d[1]
-        kind, message = _error(fungrad.config.update, "jax_default_device", "cpu:7")
+        kind, message = error_of(fungrad.config.update, "jax_default_device", "cpu:7")
         assert kind == "ValueError" and "cpu:7" in message and "3 device(s)" in message
         assert jnp.zeros(2).device == d[1]  # a rejected value leaves the default as it was
     finally:
@@ -183,12 +176,12 @@ def check_creation_functions_honour_device():
 def check_device_list_is_fixed():
     import fungrad
     fungrad.devices()
-    kind, message = _error(fungrad.config.update, "jax_num_cpu_devices", 5)
+    kind, message = error_of(fungrad.config.update, "jax_num_cpu_devices", 5)
     assert kind == "RuntimeError" and "before the devices are first listed" in message
-    assert _error(fungrad.devices, "tpu")[0] == "RuntimeError"
-    assert _error(fungrad.devices, "gpu") == (
+    assert error_of(fungrad.devices, "tpu")[0] == "RuntimeError"
+    assert error_of(fungrad.devices, "gpu") == (
         "RuntimeError", "devices: backend 'gpu' is not available (available: cpu)")
-    kind, message = _error(fungrad.device_put, 1.0, 3)
+    kind, message = error_of(fungrad.device_put, 1.0, 3)
     assert kind == "TypeError" and message.startswith("device_put: expected a Device")
 
 

@@ -27,7 +27,7 @@ import fungrad
 from fungrad import sharding as fsh
 from fungrad.experimental.shard_map import shard_map as legacy_shard_map
 from harness import assert_same, compare
-from multidevice import checks, child_fixture, child_main
+from multidevice import checks, child_fixture, child_main, error_of
 
 
 def _namespace(lib, sharding) -> types.SimpleNamespace:
@@ -50,18 +50,10 @@ def _both(case, *args):
     compare(case(FG), case(JX), *args, jit_ref=True)
 
 
-def _error(fn, *args):
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001 - the error is what is compared
-        return type(e).__name__, str(e)
-    raise AssertionError("no error raised")
-
-
 def _same_error(case, *args):
     """``case(L)(*args)`` raises the same error with either library (with fungrad's names
     for jax's in the message)."""
-    got, want = (_error(lambda: case(L)(*args)) for L in (FG, JX))
+    got, want = (error_of(lambda: case(L)(*args)) for L in (FG, JX))
     want = (want[0], want[1].replace("jax.sharding.", "fungrad.sharding.")
             .replace("`jax.shard_map`", "`fungrad.shard_map`")
             .replace("`jax.set_mesh(", "`fungrad.sharding.set_mesh("))
@@ -159,7 +151,7 @@ def check_nested_pmap():
         return map_(inner, axis_name="i")
     assert_same(nested(FG, fungrad.pmap)(X44[:2, :2]),
                 nested(JX, lambda f, axis_name: jax.vmap(f, axis_name=axis_name))(X44[:2, :2]))
-    kind, message = _error(nested(FG, fungrad.pmap), X44[:2, :3])
+    kind, message = error_of(nested(FG, fungrad.pmap), X44[:2, :3])
     assert kind == "ValueError" and "requires 6 logical devices, but only 4" in message, message
 
 
@@ -169,16 +161,16 @@ def check_pmap_errors():
     _same_error(lambda L: L.pmap(lambda x: x, devices=[]), X4)
     _same_error(lambda L: L.pmap(lambda x: x, axis_size=3), X4)
     _same_error(lambda L: L.pmap(lambda x: x, in_axes=None), X4)
-    unbound = [_error(L.pmap(lambda x: L.lax.psum(x, "j"), "i"), X4)[0] for L in (FG, JX)]
+    unbound = [error_of(L.pmap(lambda x: L.lax.psum(x, "j"), "i"), X4)[0] for L in (FG, JX)]
     assert unbound == ["NameError"] * 2, unbound
     for case, args in [(lambda L: L.pmap(lambda x: x), (np.ones(5, np.float32),)),
                        (lambda L: L.pmap(lambda x: x, devices=L.lib.devices()[:2]), (X4,))]:
-        got, want = _error(case(FG), *args), _error(case(JX), *args)
+        got, want = error_of(case(FG), *args), error_of(case(JX), *args)
         # jax 0.10 raises a ValueError about its mesh's sharding (IndivisibleError) or squeezing
         assert got[0] == "ValueError" and want[0] in ("ValueError", "IndivisibleError"), \
             (got, want)
     assert "requires 5 logical devices, but only 4 devices" in \
-        _error(fungrad.pmap(lambda x: x), np.ones(5, np.float32))[1]
+        error_of(fungrad.pmap(lambda x: x), np.ones(5, np.float32))[1]
 
 
 def check_pmap_results_live_on_the_first_device():
@@ -327,14 +319,14 @@ def check_shard_map_on_explicit_mesh_axes():
     assert_same(got, jax.shard_map(lambda b: b * 2, mesh=JX.mesh((4,), ("x",)),
                                    in_specs=jsh.PartitionSpec("x"),
                                    out_specs=jsh.PartitionSpec("x"))(X8))
-    assert "in_specs passed to shard_map" in _error(
+    assert "in_specs passed to shard_map" in error_of(
         jax.shard_map(lambda b: b * 2, mesh=jax.make_mesh((4,), ("x",)),
                       in_specs=jsh.PartitionSpec("x"), out_specs=jsh.PartitionSpec("x")), X8)[1]
 
 
 def check_shard_map_errors():
     unknown = _smap(lambda L: lambda b: b, (2, 2), ("a", "b"), lambda P: P("c"), lambda P: P())
-    got, want = _error(unknown(FG), X46), _error(unknown(JX), X46)
+    got, want = error_of(unknown(FG), X46), error_of(unknown(JX), X46)
     order = re.compile(r"frozenset\(\{.*?\}\)")  # a set's order is arbitrary
     assert (got[0], order.sub("S", got[1])) == (want[0], order.sub("S", want[1])), (got, want)
     fragments = [
@@ -354,7 +346,7 @@ def check_shard_map_errors():
          "can't be statically inferred given the mesh"),
     ]
     for case, x, fragment in fragments:
-        got, want = _error(case(FG), x), _error(case(JX), x)
+        got, want = error_of(case(FG), x), error_of(case(JX), x)
         assert got[0] == want[0] == "ValueError" and fragment in got[1] and fragment in want[1], \
             (got, want)
     for bad in (lambda P: ("x",), lambda P: (3,)):
@@ -363,10 +355,10 @@ def check_shard_map_errors():
                                               out_specs=L.P()))
     _same_error(lambda L: L.shard_map(lambda b: b, mesh=L.mesh((4,), ("x",)), in_specs=L.P(),
                                       out_specs=L.P(), axis_names=["x"]), X8)
-    kind, message = _error(fungrad.shard_map(lambda b: b, mesh=FG.mesh((4,), ("x",)),
+    kind, message = error_of(fungrad.shard_map(lambda b: b, mesh=FG.mesh((4,), ("x",)),
                                              out_specs=fsh.P()), X8)
     assert kind == "TypeError" and "pass in_specs" in message
-    kind, message = _error(jax.shard_map(lambda b: b, mesh=JX.mesh((4,), ("x",)),
+    kind, message = error_of(jax.shard_map(lambda b: b, mesh=JX.mesh((4,), ("x",)),
                                          out_specs=jsh.PartitionSpec()), X8)
     assert kind == "TypeError" and "in_specs argument must be a pytree" in message
 
