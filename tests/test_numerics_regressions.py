@@ -127,3 +127,48 @@ def test_angle_of_a_real_scalar_is_in_the_default_float():
     for z in (np.float16(-1.0), np.array(-1.0, jnp.bfloat16.dtype), np.array([-1.0, 2], np.float16),
               np.int8(-2), np.complex64(1j)):
         _same_values(jnp.angle(z), jjnp.angle(z))
+
+
+# XLA computes a product with a converted boolean of the result's shape as a select, so in
+# JAX ``x * mask`` is 0 where the mask is False even for an inf or NaN ``x`` (and +0 for a
+# negative one); a broadcast mask, or bfloat16, is multiplied (NaN stays NaN).
+MASK_SHAPES = [((4,), (4,)), ((1, 1), (1, 4)), ((), (4,)), ((4,), ()), ((), ()),
+               ((2, 4), (4,))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "complex64", "bfloat16", "int32"])
+@pytest.mark.parametrize("x_shape, mask_shape", MASK_SHAPES, ids=str)
+@pytest.mark.parametrize("mask_first", [False, True])
+def test_product_with_a_boolean_mask_is_a_select_as_in_jax(dtype, x_shape, mask_shape,
+                                                         mask_first):
+    values = np.array([np.nan, np.inf, -2.0, 3.0]) if dtype != "int32" else np.arange(4) - 2
+    x = np.resize(values, x_shape).astype(jjnp.dtype(dtype))
+    mask = np.resize(np.array([False, False, False, True]), mask_shape)
+    args = (mask, x) if mask_first else (x, mask)
+    for ours, ref in ((jnp.multiply(*map(jnp.asarray, args)),
+                       jjnp.multiply(*map(jjnp.asarray, args))),
+                      (fungrad.jit(jnp.multiply)(*args), jax.jit(jjnp.multiply)(*args))):
+        assert ours.dtype == ref.dtype and ours.weak_type == ref.weak_type
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
+        assert (np.signbit(np.real(np.asarray(ours, np.complex64))) ==
+                np.signbit(np.real(np.asarray(ref, np.complex64)))).all()
+
+
+def test_jitted_product_with_a_converted_mask_is_a_select_as_in_jax():
+    """``x * mask.astype(x.dtype)`` eagerly multiplies (NaN stays NaN, as JAX's separate
+    operations do); under ``jit`` it selects, as XLA does, also in the gradient."""
+    x = np.array([np.nan, np.inf, -2.0, 3.0], np.float32)
+    mask = np.array([False, False, False, True])
+
+    def f(np_):
+        return lambda x, m: np_.sin(x) * m.astype(np_.float32) * 2
+
+    def loss(np_):
+        return lambda x, m: np_.sum(f(np_)(x, m))
+    for ours, ref in ((f(jnp)(x, mask), f(jjnp)(x, mask)),
+                      (fungrad.jit(f(jnp))(x, mask), jax.jit(f(jjnp))(x, mask)),
+                      (fungrad.jit(fungrad.grad(loss(jnp)))(x, mask),
+                       jax.jit(jax.grad(loss(jjnp)))(x, mask))):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
+    assert np.isnan(np.asarray(f(jnp)(x, mask))[0])
+    assert np.asarray(fungrad.jit(f(jnp))(x, mask))[0] == 0

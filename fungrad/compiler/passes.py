@@ -9,7 +9,8 @@ the same inputs; none mutates its argument. ``optimize`` runs the pipeline:
 * ``simplify``: algebraic identities (``x*1``, ``x+0``, ``neg(neg x)``,
   transpose/reshape/broadcast chains, conversions to the same dtype, a transposed
   matmul computed with its operands swapped, ``x**3`` as ``x * x**2`` sharing the square,
-  a sum of zero-padded pieces as their concatenation, ...),
+  a sum of zero-padded pieces as their concatenation, a product with a converted
+  boolean mask as a select, as XLA computes it, ...),
 * ``fold_constants``: evaluate equations whose inputs are all known when the
   results are small,
 * ``cse``: common-subexpression elimination (equations are keyed by primitive,
@@ -456,6 +457,33 @@ def _add_any_rule(rw, eqn, invars):
                     {"dimension": axis})
 
 
+_mul_identity = _identity_operand(1, True)
+# Result dtypes whose products with a converted boolean XLA computes as selects (bfloat16's
+# products go through float32 conversions, which hide the pattern from it).
+_MASK_SELECT_DTYPES = frozenset(map(np.dtype, ("float16", "float32", "float64", "complex64",
+                                               "complex128")))
+
+
+def _mul_rule(rw, eqn, invars):
+    """``x * 1`` is ``x``; ``x * convert(mask)``, the boolean ``mask`` of the result's shape,
+    is ``select(mask, x, 0)``, as XLA rewrites it: a masked-out inf or NaN gives 0, so jitted
+    code gives JAX's jitted answers (``jnp.multiply`` does the same eagerly)."""
+    same = _mul_identity(rw, eqn, invars)
+    if same is not None:
+        return same
+    out = eqn.outvars[0].aval
+    if out.dtype not in _MASK_SELECT_DTYPES:
+        return None
+    for mask_side in (0, 1):
+        convert = _producer(rw, invars[mask_side], convert_element_type_p)
+        if convert is not None and convert.invars[0].aval.dtype == np.bool_ and \
+                convert.invars[0].aval.shape == out.shape:
+            zero = Literal(np.zeros((), out.dtype), ShapedArray((), out.dtype))
+            return JaxprEqn(select_n_p, [convert.invars[0], zero, invars[1 - mask_side]],
+                            eqn.outvars, {})
+    return None
+
+
 def _select_rule(rw, eqn, invars):
     cases = invars[1:]
     return cases[0] if all(c is cases[0] for c in cases) else None
@@ -473,7 +501,7 @@ _SIMPLIFY: dict[Primitive, Callable] = {
     add_p: _add_identity,
     add_any_p: _add_any_rule,
     sub_p: _identity_operand(0, False),
-    mul_p: _identity_operand(1, True),
+    mul_p: _mul_rule,
     div_p: _identity_operand(1, False),
     neg_p: _neg_rule,
     transpose_p: _transpose_rule,

@@ -54,12 +54,34 @@ def subtract(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
     return lax.sub(*promote_args("subtract", x, y, bare_scalars=True))
 
 
+_BOOL = np.dtype(bool)
+# The dtypes for which XLA turns ``x * convert(mask)`` into ``select(mask, x, 0)`` (not
+# bfloat16, which it computes through float32 conversions that hide the pattern).
+_MASK_SELECT_DTYPES = frozenset(map(np.dtype, ("float16", "float32", "float64", "complex64",
+                                               "complex128")))
+
+
+def _is_bool(v: Any) -> bool:
+    return type(v) is bool or getattr(v, "dtype", None) is _BOOL
+
+
 def multiply(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
-    """Elementwise ``x * y`` (``and`` for booleans); ``out`` and ``where`` must be None."""
+    """Elementwise ``x * y`` (``and`` for booleans); ``out`` and ``where`` must be None.
+
+    A float or complex array times a boolean mask of the result's shape is
+    ``where(mask, x, 0)``, as in JAX, where XLA rewrites the product with the converted
+    mask into that select: masked-out infs and NaNs give 0, not NaN. A mask that is
+    broadcast (``(2, 3) * (3,)``) is multiplied, as in JAX."""
     if out is not None or where is not None:
         raise ufunc_keyword_error("multiply", out)
-    x, y = promote_args("multiply", x, y, bare_scalars=True)
-    return lax.bitwise_and(x, y) if x.dtype == np.bool_ else lax.mul(x, y)
+    px, py = promote_args("multiply", x, y, bare_scalars=True)
+    if (px is not x or py is not y) and px.dtype in _MASK_SELECT_DTYPES:  # a conversion
+        x_bool, y_bool = _is_bool(x), _is_bool(y)
+        if x_bool != y_bool and np.shape(x if x_bool else y) == \
+                np.broadcast_shapes(np.shape(px), np.shape(py)):
+            other = py if x_bool else px
+            return lax.select(x if x_bool else y, other, scalar_like(0, other))
+    return lax.bitwise_and(px, py) if px.dtype == np.bool_ else lax.mul(px, py)
 
 
 def true_divide(x1: Any, x2: Any, /) -> Any:
