@@ -1,11 +1,12 @@
 """fungrad.optim.combine_more against optax, step for step, on the same gradients."""
 import collections
 
+import numpy as np
 import optax
 import pytest
 
 from fungrad import optim
-from harness import to_fg, to_jax
+from harness import assert_same, to_fg, to_jax
 from test_optim import PARAMS, run_against_optax
 
 FROZEN = {"w": True, "b": False, "big": False}
@@ -122,3 +123,70 @@ def test_inject_stateful_hyperparams_checks_static_args():
 def test_exports():
     for name in optim.combine_more.__all__:
         assert getattr(optim, name) is getattr(optim.combine_more, name)
+
+
+# Conditional wrappers pass the update's extra arguments to the inner transformation, and to
+# the condition with ``forward_extra_args``: Polyak's step size reads ``value`` inside, the
+# condition skips the steps whose ``value`` is at least 2.
+CONDITIONAL = ["conditionally_transform", "conditionally_mask"]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("wrapper", CONDITIONAL)
+def test_conditional_wrappers_forward_extra_args_as_optax(wrapper, jit):
+    make = lambda m: getattr(m, wrapper)(  # noqa: E731
+        m.chain(m.scale_by_polyak(max_learning_rate=0.5), m.scale(-1.0)),
+        lambda step, value: (value < 2.0) & (step != 1), forward_extra_args=True)
+    run_against_optax(make, jit=jit, extra=lambda step: {"value": np.float32(1.0 + 0.4 * step)})
+
+
+@pytest.mark.parametrize("wrapper", CONDITIONAL)
+def test_conditional_wrappers_keep_extra_args_from_the_condition_by_default(wrapper):
+    opt = getattr(optim, wrapper)(optim.scale_by_polyak(), lambda step: step < 1)
+    assert isinstance(opt, optim.GradientTransformationExtraArgs)
+    updates, state = opt.update(to_fg(PARAMS), opt.init(to_fg(PARAMS)), to_fg(PARAMS),
+                                value=np.float32(3.0))
+    assert int(state.step) == 1 and set(updates) == set(PARAMS)
+    with pytest.raises(TypeError, match="value"):
+        getattr(optim, wrapper)(optim.scale_by_polyak(), lambda step: step < 1,
+                                forward_extra_args=True).update(
+            to_fg(PARAMS), opt.init(to_fg(PARAMS)), to_fg(PARAMS), value=np.float32(3.0))
+
+
+UNITWISE_SHAPES = [(5,), (1, 5), (4, 3), (2, 4, 3), (2, 2, 3, 4), (2, 1, 2, 3, 2)]
+
+
+@pytest.mark.parametrize("shape", UNITWISE_SHAPES, ids=str)
+def test_unitwise_norm_and_clip_match_optax(shape):
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    ours, ref = optim.transforms.unitwise_norm(to_fg(x)), optax.transforms.unitwise_norm(to_jax(x))
+    assert_same(ours, ref)
+    assert_same(optim.transforms.unitwise_norm(to_fg(x), axis=-1),
+                optax.transforms.unitwise_norm(to_jax(x), axis=-1))
+    max_norm = np.full(shape, float(np.median(np.asarray(ref))), np.float32)
+    assert_same(optim.transforms.unitwise_clip(ours, to_fg(max_norm), to_fg(x)),
+                optax.transforms.unitwise_clip(ref, to_jax(max_norm), to_jax(x)))
+
+
+def test_unitwise_errors_name_the_argument():
+    with pytest.raises(ValueError, match="shape in"):
+        optim.transforms.unitwise_norm(to_fg(np.ones((1, 2, 1, 2, 1, 2), np.float32)))
+    with pytest.raises(ValueError, match="unitwise_clip: max_norm has shape"):
+        optim.transforms.unitwise_clip(to_fg(np.ones(3, np.float32)), to_fg(np.ones(2, np.float32)),
+                            to_fg(np.ones(3, np.float32)))
+
+
+def test_condition_fn_is_a_protocol_as_in_optax():
+    assert "__call__" in vars(optim.transforms.ConditionFn)
+
+
+def test_transforms_namespace_is_optaxs():
+    """``fungrad.optim.transforms`` holds every public name of ``optax.transforms``; those
+    that ``fungrad.optim`` also has are the same objects."""
+    theirs = {n for n in dir(optax.transforms) if not n.startswith("_")}
+    assert theirs <= set(optim.transforms.__all__)
+    for name in optim.transforms.__all__:
+        ours = getattr(optim.transforms, name)
+        if hasattr(optax, name):
+            assert getattr(optim, name) is ours, name

@@ -6,7 +6,7 @@ import functools
 import inspect
 import itertools
 import warnings
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Union
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Protocol, Union
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from fungrad.optim.tree_utils import tree_dtype
 __all__ = [
     "stateless", "stateless_with_tree_map", "with_extra_args_support",
     "named_chain", "PartitionState", "partition", "freeze", "selective_transform", "flatten",
+    "ConditionallyTransformState", "conditionally_transform",
     "ConditionallyMaskState", "conditionally_mask",
     "SnapshotState", "snapshot", "MonitorState", "monitor", "measure_with_ema",
     "InjectStatefulHyperparamsState", "inject_stateful_hyperparams",
@@ -106,28 +107,64 @@ def flatten(inner: GradientTransformation) -> GradientTransformation:
     return GradientTransformation(lambda params: inner.init(_concat_leaves(params)), update)
 
 
+class ConditionFn(Protocol):
+    """The type of ``conditionally_transform``'s and ``conditionally_mask``'s
+    ``should_transform_fn`` (``optax.transforms.ConditionFn``)."""
+
+    def __call__(self, step: Any, **extra_args: Any) -> Any:
+        """A boolean scalar, True to run the inner transformation at this call; ``step``
+        counts the earlier calls (int32), ``extra_args`` are the update's extra arguments
+        when the wrapper forwards them."""
+
+
+class ConditionallyTransformState(NamedTuple):
+    """``conditionally_transform``'s state: the inner state and the call count ``step``."""
+    inner_state: OptState
+    step: Any
+
+
 class ConditionallyMaskState(NamedTuple):
     """``conditionally_mask``'s state: the step count and the inner transformation's state."""
     step: Any
     inner_state: OptState
 
 
-def conditionally_mask(inner: GradientTransformation,
-                       should_transform_fn: Callable[[Any], Any],
-                       forward_extra_args: bool = False) -> GradientTransformation:
-    """Apply ``inner`` at the steps where ``should_transform_fn(step)`` is True; elsewhere the
-    updates are zeros and ``inner``'s state is kept. ``forward_extra_args`` is accepted for
-    optax's signature; fungrad passes no extra arguments."""
-    def init(params):
-        return ConditionallyMaskState(step=zeros_count(), inner_state=inner.init(params))
+def _conditionally(inner: GradientTransformation, should_transform_fn: ConditionFn,
+                   forward_extra_args: bool, rejected: Callable[[Updates], Updates],
+                   state_type: type) -> GradientTransformationExtraArgs:
+    """``inner`` at the calls where ``should_transform_fn(step)`` holds; elsewhere
+    ``rejected(updates)`` and ``inner``'s state unchanged. Extra arguments go to ``inner``,
+    and to ``should_transform_fn`` too when ``forward_extra_args``."""
+    inner = with_extra_args_support(inner)
 
-    def update(updates, state, params=None):
+    def init(params):
+        return state_type(step=zeros_count(), inner_state=inner.init(params))
+
+    def update(updates, state, params=None, **extra_args):
+        condition_args = extra_args if forward_extra_args else {}
         new_updates, inner_state = lax.cond(
-            should_transform_fn(state.step),
-            lambda _: inner.update(updates, state.inner_state, params),
-            lambda _: (tree.map(jnp.zeros_like, updates), state.inner_state), None)
-        return new_updates, ConditionallyMaskState(safe_increment(state.step), inner_state)
-    return GradientTransformation(init, update)
+            should_transform_fn(state.step, **condition_args),
+            lambda _: inner.update(updates, state.inner_state, params, **extra_args),
+            lambda _: (rejected(updates), state.inner_state), None)
+        return new_updates, state_type(step=safe_increment(state.step),
+                                       inner_state=inner_state)
+    return GradientTransformationExtraArgs(init, update)
+
+
+def conditionally_transform(inner: GradientTransformation, should_transform_fn: ConditionFn,
+                            forward_extra_args: bool = False) -> GradientTransformationExtraArgs:
+    """Apply ``inner`` only on the calls where ``should_transform_fn(step)`` is True (step
+    counts calls from 0); otherwise pass the updates and the inner state through."""
+    return _conditionally(inner, should_transform_fn, forward_extra_args, lambda u: u,
+                          ConditionallyTransformState)
+
+
+def conditionally_mask(inner: GradientTransformation, should_transform_fn: ConditionFn,
+                       forward_extra_args: bool = False) -> GradientTransformationExtraArgs:
+    """Apply ``inner`` at the steps where ``should_transform_fn(step)`` is True; elsewhere the
+    updates are zeros and ``inner``'s state is kept."""
+    return _conditionally(inner, should_transform_fn, forward_extra_args,
+                          lambda u: tree.map(jnp.zeros_like, u), ConditionallyMaskState)
 
 
 class SnapshotState(NamedTuple):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import fungrad.numpy as jnp
 from fungrad import lax, random, tree
@@ -15,10 +15,10 @@ from fungrad.optim.transform import _abs_sq, ema, scale, scale_by_learning_rate
 __all__ = [
     "scale_by_sign", "sign_sgd", "signum",
     "AddNoiseState", "add_noise", "noisy_sgd",
-    "centralize", "adaptive_grad_clip", "keep_params_nonnegative", "normalize_by_update_norm",
+    "centralize", "adaptive_grad_clip",
+    "keep_params_nonnegative", "normalize_by_update_norm",
     "ScaleByRpropState", "scale_by_rprop", "rprop",
     "ApplyIfFiniteState", "apply_if_finite", "skip_not_finite",
-    "ConditionallyTransformState", "conditionally_transform",
     "ApplyEvery", "apply_every",
     "LookaheadState", "LookaheadParams", "lookahead",
 ]
@@ -95,9 +95,10 @@ def centralize() -> GradientTransformation:
         lambda updates, state, params=None: (tree.map(_subtract_mean, updates), state))
 
 
-def _unitwise_norm(x: Any, axis: Optional[Union[int, tuple[int, ...]]] = None) -> Any:
+def unitwise_norm(x: Any, axis: Optional[Union[int, tuple[int, ...]]] = None) -> Any:
     """The L2 norm of each unit of ``x``, broadcast to ``x``'s shape: over ``axis``, or by
-    rank (vectors whole, matrices and rank 3 over axis 0, conv kernels over all but the last)."""
+    rank (vectors whole, matrices and rank 3 over axis 0, conv kernels over all but the last),
+    as ``adaptive_grad_clip`` measures units (``optax.unitwise_norm``)."""
     if axis is not None:
         squared_norm = jnp.sum(_abs_sq(x), axis=axis, keepdims=True)
     elif jnp.squeeze(x).ndim <= 1:
@@ -114,7 +115,14 @@ def _unitwise_norm(x: Any, axis: Optional[Union[int, tuple[int, ...]]] = None) -
     return jnp.broadcast_to(jnp.sqrt(squared_norm), x.shape)
 
 
-def _unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: float = 1e-6) -> Any:
+def unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: float = 1e-6) -> Any:
+    """``grad`` where its unit norm ``g_norm`` is below ``max_norm``, else scaled down to
+    ``max_norm`` (``optax.unitwise_clip``); the three arrays have one shape, and ``div_eps``
+    only guards the division."""
+    for name, other in (("max_norm", max_norm), ("grad", grad)):
+        if jnp.shape(other) != jnp.shape(g_norm):
+            raise ValueError(f"unitwise_clip: {name} has shape {jnp.shape(other)}, g_norm "
+                             f"{jnp.shape(g_norm)}; they must be equal")
     clipped_grad = grad * (max_norm / jnp.maximum(g_norm, div_eps))
     return jnp.where(g_norm < max_norm, grad, clipped_grad)
 
@@ -127,10 +135,10 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3,
     def update(updates, state, params=None):
         if params is None:
             raise ValueError(NO_PARAMS_MSG)
-        g_norm = tree.map(lambda x: _unitwise_norm(x, axis=axis), updates)
-        p_norm = tree.map(lambda x: _unitwise_norm(x, axis=axis), params)
+        g_norm = tree.map(lambda x: unitwise_norm(x, axis=axis), updates)
+        p_norm = tree.map(lambda x: unitwise_norm(x, axis=axis), params)
         max_norm = tree.map(lambda x: clipping * jnp.maximum(x, eps), p_norm)
-        return tree.map(_unitwise_clip, g_norm, max_norm, updates), state
+        return tree.map(unitwise_clip, g_norm, max_norm, updates), state
     return GradientTransformation(init_empty_state, update)
 
 
@@ -242,29 +250,6 @@ def skip_not_finite(updates: Updates, gradient_step: Any,
     num_not_finite = jnp.sum(jnp.array(all_is_finite))
     should_skip = num_not_finite > 0
     return should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite}
-
-
-class ConditionallyTransformState(NamedTuple):
-    """``conditionally_transform``'s state: the inner state and the call count ``step``."""
-
-    inner_state: Any
-    step: Any
-
-
-def conditionally_transform(inner: GradientTransformation,
-                            should_transform_fn: Callable[[Any], Any]) -> GradientTransformation:
-    """Apply ``inner`` only on the calls where ``should_transform_fn(step)`` is True (step
-    counts calls from 0); otherwise pass the updates and the inner state through."""
-    def init(params):
-        return ConditionallyTransformState(inner_state=inner.init(params), step=zeros_count())
-
-    def update(updates, state, params=None):
-        updates, new_inner_state = lax.cond(
-            should_transform_fn(state.step),
-            lambda _: inner.update(updates, state.inner_state, params),
-            lambda _: (updates, state.inner_state), None)
-        return updates, ConditionallyTransformState(new_inner_state, safe_increment(state.step))
-    return GradientTransformation(init, update)
 
 
 class ApplyEvery(NamedTuple):
