@@ -18,9 +18,9 @@ from fungrad.optim.combine import (InjectHyperparamsState, MaskedNode, MaskedSta
                                    MultiStepsState, MultiTransformState, inject_hyperparams, masked,
                                    multi_transform)
 from fungrad.optim import lbfgs as _lbfgs  # the module: the package's ``lbfgs`` is the alias
-from fungrad.optim import (assignment, combine_more, contrib, linesearch, losses, microbatching,
-                           moments, numerics, perturbations, projections, second_order, steps,
-                           transforms, tree_utils, wrappers)
+from fungrad.optim import (assignment, combine_more, contrib, experimental, linesearch, losses,
+                           microbatching, moments, numerics, perturbations, projections,
+                           second_order, steps, transforms, tree_utils, wrappers)
 from fungrad.optim.combine_more import *  # noqa: F401,F403
 from fungrad.optim.lbfgs import *  # noqa: F401,F403
 from fungrad.optim.linesearch import *  # noqa: F401,F403
@@ -79,5 +79,5 @@ __all__ = [
     # L-BFGS and line searches (optim/lbfgs.py, linesearch.py); optax's numerics and
     # small helpers (optim/numerics.py); optax's submodules of the same names
     *_lbfgs.__all__, *linesearch.__all__, *numerics.__all__, "assignment", "microbatching",
-    "perturbations", "projections", "second_order", "transforms"]
+    "perturbations", "projections", "second_order", "transforms", "experimental"]
 __dir__ = public_dir(__all__)
