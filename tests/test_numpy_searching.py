@@ -5,6 +5,7 @@ misc functions (diff, interp, convolve, cov) against jax.numpy; jit/vmap-compati
 the size= forms."""
 import functools
 
+import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
@@ -15,9 +16,31 @@ import fungrad.numpy as jnp
 import harness
 from harness import assert_same, compare_types, rand
 
-# the jax references run under jax.jit: one compilation per case instead of one per op
-compare = functools.partial(harness.compare, jit_ref=True)
-compare_transforms = functools.partial(harness.compare_transforms, jit_ref=True)
+# jax's derivatives and batched results, in one quickly compiled program per case
+compare_transforms = functools.partial(harness.compare_transforms, fused_ref=True)
+
+
+def quick_jit(fn):
+    """``jax.jit`` compiling quickly: compiling the references is most of these tests' time."""
+    return jax.jit(fn, compiler_options=harness.QUICK_COMPILE)
+
+
+def compare_all(cases):
+    """``harness.compare`` on each ``(fg_fn, jax_fn, *args)`` of ``cases``, jax's results all
+    from one jitted program: one compilation instead of one per op of each case. The NumPy
+    inputs go in as they are (converting each first compiles a program too). Only for
+    functions jax can jit: those whose result's size depends on the values run eagerly."""
+    fns = [jax_fn for _, jax_fn, *_ in cases]
+    refs = quick_jit(lambda all_args: [fn(*args) for fn, args in zip(fns, all_args)])(
+        [args for _, _, *args in cases])
+    for (fg_fn, jax_fn, *args), ref in zip(cases, refs):
+        harness.compare(fg_fn, jax_fn, *args, ref_out=ref)
+
+
+def compare(fg_fn, jax_fn, *args):
+    """``compare_all`` of one case."""
+    compare_all([(fg_fn, jax_fn, *args)])
+
 
 RNG = np.random.default_rng(5)
 F32, BF16, I32, B = np.float32, ml_dtypes.bfloat16, np.int32, np.bool_
@@ -26,13 +49,14 @@ F32, BF16, I32, B = np.float32, ml_dtypes.bfloat16, np.int32, np.bool_
 def test_where():
     c = rand(RNG, (3, 4), B)
     x, y = rand(RNG, (3, 4), F32), rand(RNG, (4,), F32)
-    compare(jnp.where, jnp_ref.where, c, x, y)
-    compare(lambda a, b: jnp.where(a, b, 0), lambda a, b: jnp_ref.where(a, b, 0), c, x)
-    compare(lambda a, b: jnp.where(a > 0, 1, b), lambda a, b: jnp_ref.where(a > 0, 1, b), x,
-            rand(RNG, (4,), I32))
+    compare_all([
+        (jnp.where, jnp_ref.where, c, x, y),
+        (lambda a, b: jnp.where(a, b, 0), lambda a, b: jnp_ref.where(a, b, 0), c, x),
+        (lambda a, b: jnp.where(a > 0, 1, b), lambda a, b: jnp_ref.where(a > 0, 1, b), x,
+         rand(RNG, (4,), I32)),
+        (lambda a: jnp.where(a, 1.0, 2), lambda a: jnp_ref.where(a, 1.0, 2),
+         rand(RNG, (3,), I32))])
     compare_types(lambda: jnp.where(True, 1, 2.0), lambda: jnp_ref.where(True, 1, 2.0))
-    compare(lambda a: jnp.where(a, 1.0, 2), lambda a: jnp_ref.where(a, 1.0, 2),
-            rand(RNG, (3,), I32))
     compare_transforms(lambda a, b: jnp.where(a > 0, a * b, -b),
                        lambda a, b: jnp_ref.where(a > 0, a * b, -b), [x, y], RNG)
 
@@ -44,12 +68,12 @@ def test_nonzero_family():
     harness.compare(jnp.where, jnp_ref.where, x)
     harness.compare(jnp.argwhere, jnp_ref.argwhere, x)
     harness.compare(jnp.flatnonzero, jnp_ref.flatnonzero, x)
-    for size, fill in [(3, None), (20, None), (20, -1), (20, (7, 8))]:
-        compare(lambda a: jnp.nonzero(a, size=size, fill_value=fill),
-                lambda a: jnp_ref.nonzero(a, size=size, fill_value=fill), x)
-    compare(lambda a: jnp.argwhere(a, size=5, fill_value=9),
-            lambda a: jnp_ref.argwhere(a, size=5, fill_value=9), x)
-    compare(lambda a: jnp.flatnonzero(a, size=2), lambda a: jnp_ref.flatnonzero(a, size=2), x)
+    compare_all([(functools.partial(jnp.nonzero, size=size, fill_value=fill),
+                  functools.partial(jnp_ref.nonzero, size=size, fill_value=fill), x)
+                 for size, fill in [(3, None), (20, None), (20, -1), (20, (7, 8))]] + [
+        (lambda a: jnp.argwhere(a, size=5, fill_value=9),
+         lambda a: jnp_ref.argwhere(a, size=5, fill_value=9), x),
+        (lambda a: jnp.flatnonzero(a, size=2), lambda a: jnp_ref.flatnonzero(a, size=2), x)])
     harness.compare(jnp.nonzero, jnp_ref.nonzero, np.zeros((0, 2), F32))
 
 
@@ -69,36 +93,45 @@ def test_size_forms_work_under_transformations():
 
 def test_select_choose_compress():
     x = rand(RNG, (3, 4), F32)
-    compare(lambda a: jnp.select([a < -1, a > 1], [a, a * 2], -5.0),
-            lambda a: jnp_ref.select([a < -1, a > 1], [a, a * 2], -5.0), x)
-    compare(lambda a: jnp.select([a > 0], [1]), lambda a: jnp_ref.select([a > 0], [1]), x)
     idx = RNG.integers(0, 3, size=(3, 4)).astype(I32)
-    for mode in ("raise", "wrap", "clip"):
-        harness.compare(lambda i, a: jnp.choose(i, [a, -a, a * 2], mode=mode),
-                lambda i, a: jnp_ref.choose(i, [a, -a, a * 2], mode=mode), idx, x)
     cond = np.array([True, False, True])
+    # 'raise' checks concrete values, and compress and extract without size= give a result
+    # whose size depends on them: those references run eagerly
+    harness.compare(lambda i, a: jnp.choose(i, [a, -a, a * 2], mode="raise"),
+                    lambda i, a: jnp_ref.choose(i, [a, -a, a * 2], mode="raise"), idx, x)
     harness.compare(lambda a: jnp.compress(cond, a, axis=0),
                     lambda a: jnp_ref.compress(cond, a, axis=0), x)
-    compare(lambda a: jnp.compress(cond, a, axis=1, size=2),
-            lambda a: jnp_ref.compress(cond, a, axis=1, size=2), x)
     harness.compare(lambda a: jnp.extract(a > 0, a), lambda a: jnp_ref.extract(a > 0, a), x)
-    compare(lambda a: jnp.extract(a > 0, a, size=5, fill_value=-1.0),
-            lambda a: jnp_ref.extract(a > 0, a, size=5, fill_value=-1.0), x)
+    compare_all([
+        (lambda a: jnp.select([a < -1, a > 1], [a, a * 2], -5.0),
+         lambda a: jnp_ref.select([a < -1, a > 1], [a, a * 2], -5.0), x),
+        (lambda a: jnp.select([a > 0], [1]), lambda a: jnp_ref.select([a > 0], [1]), x)] + [
+        (lambda i, a, mode=mode: jnp.choose(i, [a, -a, a * 2], mode=mode),
+         lambda i, a, mode=mode: jnp_ref.choose(i, [a, -a, a * 2], mode=mode), idx, x)
+        for mode in ("wrap", "clip")] + [
+        (lambda a: jnp.compress(cond, a, axis=1, size=2),
+         lambda a: jnp_ref.compress(cond, a, axis=1, size=2), x),
+        (lambda a: jnp.extract(a > 0, a, size=5, fill_value=-1.0),
+         lambda a: jnp_ref.extract(a > 0, a, size=5, fill_value=-1.0), x)])
+
+
+def _searchsorted(lib, **kw):
+    """``lib``'s searchsorted with the keywords ``kw``."""
+    return functools.partial(lib.searchsorted, **kw)
 
 
 def test_searchsorted_digitize_bincount_isin():
     a = np.sort(rand(RNG, (7,), F32))
     a[3] = a[2]
     v = np.concatenate([rand(RNG, (5,), F32, -3, 3), a[:3]])
+    cases = []
     for side in ("left", "right"):
-        compare(lambda s, q: jnp.searchsorted(s, q, side=side),
-                lambda s, q: jnp_ref.searchsorted(s, q, side=side), a, v)
-        compare(lambda s, q: jnp.searchsorted(s, q, side=side, method="compare_all"),
-                lambda s, q: jnp_ref.searchsorted(s, q, side=side, method="compare_all"), a, v)
+        for kw in ({"side": side}, {"side": side, "method": "compare_all"}):
+            cases.append((_searchsorted(jnp, **kw), _searchsorted(jnp_ref, **kw), a, v))
     perm = RNG.permutation(7).astype(I32)
-    compare(lambda s, q, p: jnp.searchsorted(s, q, sorter=p),
-            lambda s, q, p: jnp_ref.searchsorted(s, q, sorter=p), a[np.argsort(perm)], v, perm)
-    compare(lambda s: s.searchsorted(0.5), lambda s: s.searchsorted(0.5), a)
+    cases += [(lambda s, q, p: jnp.searchsorted(s, q, sorter=p),
+               lambda s, q, p: jnp_ref.searchsorted(s, q, sorter=p), a[np.argsort(perm)], v, perm),
+              (lambda s: s.searchsorted(0.5), lambda s: s.searchsorted(0.5), a)]
     # NaNs sort last (a NaN query goes after everything), -0 equals +0, complex values order
     # by real part, then imaginary part: the order jnp.sort leaves
     special = np.array([-np.inf, -1, -0.0, 0, 1, 2, np.nan, np.nan], F32)
@@ -107,28 +140,27 @@ def test_searchsorted_digitize_bincount_isin():
     cq = np.array([1.5, 1 + 0.5j, 2, 0, np.nan, 1 + np.nan * 1j], np.complex64)
     for side in ("left", "right"):
         for method in ("scan", "sort", "compare_all"):
-            for s in (special, special[:6], special[:0]):
-                compare(lambda s, q: jnp.searchsorted(s, q, side=side, method=method),
-                        lambda s, q: jnp_ref.searchsorted(s, q, side=side, method=method),
-                        s, queries)
-            compare(lambda s, q: jnp.searchsorted(s, q, side=side, method=method),
-                    lambda s, q: jnp_ref.searchsorted(s, q, side=side, method=method), c, cq)
+            ours, theirs = (_searchsorted(lib, side=side, method=method) for lib in (jnp, jnp_ref))
+            cases += [(ours, theirs, s, queries) for s in (special, special[:6], special[:0])]
+            cases.append((ours, theirs, c, cq))
     for right in (False, True):
-        compare(lambda q, s: jnp.digitize(q, s, right), lambda q, s: jnp_ref.digitize(q, s, right),
-                v, a)
-        compare(lambda q, s: jnp.digitize(q, s[::-1], right),
-                lambda q, s: jnp_ref.digitize(q, s[::-1], right), v, a)
+        cases += [(lambda q, s, right=right: jnp.digitize(q, s, right),
+                   lambda q, s, right=right: jnp_ref.digitize(q, s, right), v, a),
+                  (lambda q, s, right=right: jnp.digitize(q, s[::-1], right),
+                   lambda q, s, right=right: jnp_ref.digitize(q, s[::-1], right), v, a)]
     ints = np.array([0, 1, 1, 3, 2, 1, 7], I32)
+    # without length= bincount's result's size depends on the values: jax runs it eagerly
     harness.compare(jnp.bincount, jnp_ref.bincount, ints)
-    compare(lambda i, w: jnp.bincount(i, w, length=5),
-            lambda i, w: jnp_ref.bincount(i, w, length=5),
-            ints, rand(RNG, (7,), F32))
     harness.compare(lambda i: jnp.bincount(i, minlength=10),
                     lambda i: jnp_ref.bincount(i, minlength=10), ints)
-    compare(lambda e, t: jnp.isin(e, t), lambda e, t: jnp_ref.isin(e, t),
-            rand(RNG, (3, 4), I32), np.array([0, 2, -3], I32))
-    compare(lambda e, t: jnp.isin(e, t, invert=True), lambda e, t: jnp_ref.isin(e, t, invert=True),
-            rand(RNG, (5,), I32), np.array([[1, 2]], I32))
+    cases += [(lambda i, w: jnp.bincount(i, w, length=5),
+               lambda i, w: jnp_ref.bincount(i, w, length=5), ints, rand(RNG, (7,), F32)),
+              (lambda e, t: jnp.isin(e, t), lambda e, t: jnp_ref.isin(e, t),
+               rand(RNG, (3, 4), I32), np.array([0, 2, -3], I32)),
+              (lambda e, t: jnp.isin(e, t, invert=True),
+               lambda e, t: jnp_ref.isin(e, t, invert=True), rand(RNG, (5,), I32),
+               np.array([[1, 2]], I32))]
+    compare_all(cases)
 
 
 # ----------------------------------------------------------------------------- sorting
@@ -137,30 +169,32 @@ def test_sort_argsort():
     x = rand(RNG, (3, 6), F32)
     x[0, 1] = x[0, 4] = x[0, 2]  # ties: stability matters for argsort
     x[1, 3] = np.nan
-    for axis in (None, 0, -1):
-        compare(lambda a: jnp.sort(a, axis=axis), lambda a: jnp_ref.sort(a, axis=axis), x)
-        compare(lambda a: jnp.argsort(a, axis=axis), lambda a: jnp_ref.argsort(a, axis=axis), x)
-    compare(lambda a: jnp.sort(a, descending=True), lambda a: jnp_ref.sort(a, descending=True), x)
-    compare(lambda a: jnp.argsort(a, descending=True),
-            lambda a: jnp_ref.argsort(a, descending=True), x)
-    compare(lambda a: jnp.argsort(a, stable=False, descending=True),
-            lambda a: jnp_ref.argsort(a, stable=False, descending=True), x[2])
-    compare(jnp.sort, jnp_ref.sort, rand(RNG, (5,), I32))
-    compare(jnp.argsort, jnp_ref.argsort, rand(RNG, (6,), B))
+    cases = [(functools.partial(getattr(jnp, name), axis=axis),
+              functools.partial(getattr(jnp_ref, name), axis=axis), x)
+             for axis in (None, 0, -1) for name in ("sort", "argsort")]
+    compare_all(cases + [
+        (lambda a: jnp.sort(a, descending=True), lambda a: jnp_ref.sort(a, descending=True), x),
+        (lambda a: jnp.argsort(a, descending=True),
+         lambda a: jnp_ref.argsort(a, descending=True), x),
+        (lambda a: jnp.argsort(a, stable=False, descending=True),
+         lambda a: jnp_ref.argsort(a, stable=False, descending=True), x[2]),
+        (jnp.sort, jnp_ref.sort, rand(RNG, (5,), I32)),
+        (jnp.argsort, jnp_ref.argsort, rand(RNG, (6,), B))])
     compare_transforms(lambda a: jnp.sort(a, axis=0), lambda a: jnp_ref.sort(a, axis=0),
                        [rand(RNG, (4, 3), F32)], RNG)
 
 
 def test_lexsort_partition():
     k1, k2 = rand(RNG, (8,), I32, 0, 1), rand(RNG, (8,), I32, 0, 1)
-    compare(lambda a, b: jnp.lexsort((a, b)), lambda a, b: jnp_ref.lexsort((a, b)), k1, k2)
+    cases = [(lambda a, b: jnp.lexsort((a, b)), lambda a, b: jnp_ref.lexsort((a, b)), k1, k2)]
     x = rand(RNG, (3, 7), F32)
     for kth in (0, 3, -1):
-        compare(lambda a: jnp.partition(a, kth), lambda a: jnp_ref.partition(a, kth), x)
-        compare(lambda a: jnp.argpartition(a, kth % 3, axis=0),
-                lambda a: jnp_ref.argpartition(a, kth % 3, axis=0), x)
-    compare(lambda a: jnp.partition(a, 2), lambda a: jnp_ref.partition(a, 2),
-            rand(RNG, (6,), np.uint8))
+        cases += [(functools.partial(jnp.partition, kth=kth),
+                   functools.partial(jnp_ref.partition, kth=kth), x),
+                  (functools.partial(jnp.argpartition, kth=kth % 3, axis=0),
+                   functools.partial(jnp_ref.argpartition, kth=kth % 3, axis=0), x)]
+    compare_all(cases + [(lambda a: jnp.partition(a, 2), lambda a: jnp_ref.partition(a, 2),
+                          rand(RNG, (6,), np.uint8))])
 
 
 def test_unique():
@@ -168,9 +202,9 @@ def test_unique():
     harness.compare(jnp.unique, jnp_ref.unique, x)
     kw = dict(return_index=True, return_inverse=True, return_counts=True)
     harness.compare(lambda a: jnp.unique(a, **kw), lambda a: jnp_ref.unique(a, **kw), x)
-    compare(lambda a: jnp.unique(a, size=6, fill_value=-1, **kw),
-            lambda a: jnp_ref.unique(a, size=6, fill_value=-1, **kw), x)
-    compare(lambda a: jnp.unique(a, size=2), lambda a: jnp_ref.unique(a, size=2), x)
+    compare_all([(lambda a: jnp.unique(a, size=6, fill_value=-1, **kw),
+                  lambda a: jnp_ref.unique(a, size=6, fill_value=-1, **kw), x),
+                 (lambda a: jnp.unique(a, size=2), lambda a: jnp_ref.unique(a, size=2), x)])
     f = np.array([1.0, np.nan, 2.0, np.nan, 1.0], F32)
     harness.compare(jnp.unique, jnp_ref.unique, f)
     harness.compare(lambda a: jnp.unique(a, equal_nan=False),
@@ -189,8 +223,9 @@ def test_unique_along_an_axis(axis):
         for options in ({}, kw, {"equal_nan": False, **kw}):
             harness.compare(lambda a: jnp.unique(a, axis=axis, **options),
                             lambda a: jnp_ref.unique(a, axis=axis, **options), x)
-        compare(lambda a: jnp.unique(a, axis=axis, size=7, fill_value=-1, **kw),  # under jit
-                lambda a: jnp_ref.unique(a, axis=axis, size=7, fill_value=-1, **kw), x)
+    compare_all([(lambda a: jnp.unique(a, axis=axis, size=7, fill_value=-1, **kw),  # under jit
+                  lambda a: jnp_ref.unique(a, axis=axis, size=7, fill_value=-1, **kw), x)
+                 for x in (rows, blocks)])
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -198,18 +233,17 @@ def test_unique_along_an_axis(axis):
 def test_isclose_allclose_equal():
     a = np.array([1.0, np.nan, np.inf, -np.inf, 1e-9, 1.0], F32)
     b = np.array([1.0 + 1e-7, np.nan, np.inf, np.inf, 0.0, 1.1], F32)
+    cases = []
     for equal_nan in (False, True):
-        compare(lambda x, y: jnp.isclose(x, y, equal_nan=equal_nan),
-                lambda x, y: jnp_ref.isclose(x, y, equal_nan=equal_nan), a, b)
-        compare(lambda x, y: jnp.allclose(x, y, equal_nan=equal_nan),
-                lambda x, y: jnp_ref.allclose(x, y, equal_nan=equal_nan), a, a)
-        compare(lambda x, y: jnp.array_equal(x, y, equal_nan=equal_nan),
-                lambda x, y: jnp_ref.array_equal(x, y, equal_nan=equal_nan), a, a)
-    compare(lambda x, y: jnp.isclose(x, y, rtol=0.2), lambda x, y: jnp_ref.isclose(x, y, rtol=0.2),
-            a, b)
-    compare(jnp.isclose, jnp_ref.isclose, rand(RNG, (4,), I32), rand(RNG, (4,), I32))
-    compare(jnp.array_equal, jnp_ref.array_equal, a, a[:3])
-    compare(jnp.array_equiv, jnp_ref.array_equiv, a[:1], a)
+        cases += [(functools.partial(getattr(jnp, name), equal_nan=equal_nan),
+                   functools.partial(getattr(jnp_ref, name), equal_nan=equal_nan), a, y)
+                  for name, y in (("isclose", b), ("allclose", a), ("array_equal", a))]
+    compare_all(cases + [
+        (lambda x, y: jnp.isclose(x, y, rtol=0.2), lambda x, y: jnp_ref.isclose(x, y, rtol=0.2),
+         a, b),
+        (jnp.isclose, jnp_ref.isclose, rand(RNG, (4,), I32), rand(RNG, (4,), I32)),
+        (jnp.array_equal, jnp_ref.array_equal, a, a[:3]),
+        (jnp.array_equiv, jnp_ref.array_equiv, a[:1], a)])
     # jax raises for shapes that do not broadcast; NumPy (and fungrad) answer False
     assert not jnp.array_equiv(jnp.asarray(a[:2]), jnp.asarray(a)) and not np.array_equiv(a[:2], a)
 
@@ -253,27 +287,27 @@ def test_interp_convolve_cov():
     xp = np.sort(rand(RNG, (6,), F32))
     fp = rand(RNG, (6,), F32)
     x = rand(RNG, (8,), F32, -3, 3)
-    compare(jnp.interp, jnp_ref.interp, x, xp, fp)
-    compare(lambda a, b, c: jnp.interp(a, b, c, left=-9.0, right=9.0),
-            lambda a, b, c: jnp_ref.interp(a, b, c, left=-9.0, right=9.0), x, xp, fp)
+    cases = [(jnp.interp, jnp_ref.interp, x, xp, fp),
+             (lambda a, b, c: jnp.interp(a, b, c, left=-9.0, right=9.0),
+              lambda a, b, c: jnp_ref.interp(a, b, c, left=-9.0, right=9.0), x, xp, fp)]
     a, v = rand(RNG, (7,), F32), rand(RNG, (3,), F32)
     short_even, ints = rand(RNG, (2,), F32), np.arange(-2, 4, dtype=np.int32)
     for mode in ("full", "same", "valid"):
         for p_, q_ in ((a, v), (v, a), (short_even, a), (a, short_even), (ints, ints[:3]),
                        (ints[:4], ints)):
-            compare(lambda p, q: jnp.convolve(p, q, mode),
-                    lambda p, q: jnp_ref.convolve(p, q, mode), p_, q_)
-            compare(lambda p, q: jnp.correlate(p, q, mode),
-                    lambda p, q: jnp_ref.correlate(p, q, mode), p_, q_)
-        compare(lambda p, q: jnp.correlate(p, q, mode, preferred_element_type=np.int32),
-                lambda p, q: jnp_ref.correlate(p, q, mode, preferred_element_type=np.int32),
-                ints[:2], ints)
+            cases += [(functools.partial(getattr(jnp, name), mode=mode),
+                       functools.partial(getattr(jnp_ref, name), mode=mode), p_, q_)
+                      for name in ("convolve", "correlate")]
+        cases.append((functools.partial(jnp.correlate, mode=mode, preferred_element_type=I32),
+                      functools.partial(jnp_ref.correlate, mode=mode,
+                                        preferred_element_type=I32), ints[:2], ints))
     m = rand(RNG, (3, 5), F32)
-    compare(jnp.cov, jnp_ref.cov, m)
-    compare(lambda p: jnp.cov(p, rowvar=False, bias=True), lambda p: jnp_ref.cov(
-        p, rowvar=False, bias=True), m)
-    compare(lambda p, q: jnp.cov(p, q), lambda p, q: jnp_ref.cov(p, q), m[0], m[1])
-    compare(jnp.corrcoef, jnp_ref.corrcoef, m)
+    compare_all(cases + [
+        (jnp.cov, jnp_ref.cov, m),
+        (lambda p: jnp.cov(p, rowvar=False, bias=True), lambda p: jnp_ref.cov(
+            p, rowvar=False, bias=True), m),
+        (lambda p, q: jnp.cov(p, q), lambda p, q: jnp_ref.cov(p, q), m[0], m[1]),
+        (jnp.corrcoef, jnp_ref.corrcoef, m)])
     compare_transforms(lambda p, q: jnp.convolve(p, q), lambda p, q: jnp_ref.convolve(p, q),
                        [a, v], RNG)
 
@@ -282,9 +316,9 @@ def test_interp_with_a_period():
     xp = np.array([190.0, -190.0, 350.0, -350.0], F32)  # unsorted, beyond one period
     fp = rand(RNG, (4,), F32)
     x = np.array([-180.0, -170.0, -185.0, 185.0, -10.0, -5.0, 0.0, 365.0, 720.5], F32)
-    for period in (360.0, -360.0):
-        compare(lambda a, b, c: jnp.interp(a, b, c, period=period),
-                lambda a, b, c: jnp_ref.interp(a, b, c, period=period), x, xp, fp)
+    compare_all([(functools.partial(jnp.interp, period=period),
+                  functools.partial(jnp_ref.interp, period=period), x, xp, fp)
+                 for period in (360.0, -360.0)])
     compare_transforms(lambda a, c: jnp.interp(a, xp, c, period=360.0),
                        lambda a, c: jnp_ref.interp(a, xp, c, period=360.0), [x + 0.25, fp], RNG)
     with pytest.raises(ValueError, match="interp: period must be a scalar"):
@@ -294,15 +328,18 @@ def test_interp_with_a_period():
 def test_cov_with_sample_weights_and_dtype():
     m = rand(RNG, (3, 6), F32)
     fweights, aweights = np.array([1, 2, 0, 3, 1, 1], np.int32), rand(RNG, (6,), F32, 0.1, 2.0)
-    for kw in ({"fweights": fweights}, {"aweights": aweights}, {"ddof": 0, "aweights": aweights},
-               {"fweights": fweights, "aweights": aweights}, {"bias": True, "aweights": aweights},
-               {"fweights": fweights, "aweights": aweights, "ddof": 2}, {"dtype": np.float16}):
-        for x in (m, m[0]):
-            compare(lambda p: jnp.cov(p, **kw), lambda p: jnp_ref.cov(p, **kw), x)
+    cases = [(functools.partial(jnp.cov, **kw), functools.partial(jnp_ref.cov, **kw), x)
+             for kw in ({"fweights": fweights}, {"aweights": aweights},
+                        {"ddof": 0, "aweights": aweights},
+                        {"fweights": fweights, "aweights": aweights},
+                        {"bias": True, "aweights": aweights},
+                        {"fweights": fweights, "aweights": aweights, "ddof": 2},
+                        {"dtype": np.float16})
+             for x in (m, m[0])]
+    compare_all(cases + [(jnp.cov, jnp_ref.cov, empty) for empty in (
+        np.zeros((0, 3), F32), np.zeros((2, 0), F32), np.zeros((1, 0), F32))])
     compare_transforms(lambda p, w: jnp.cov(p, aweights=w), lambda p, w: jnp_ref.cov(p, aweights=w),
                        [m, aweights], RNG)
-    for empty in (np.zeros((0, 3), F32), np.zeros((2, 0), F32), np.zeros((1, 0), F32)):
-        compare(jnp.cov, jnp_ref.cov, empty)
     with pytest.raises(TypeError, match="cov: fweights must be integers"):
         jnp.cov(m, fweights=aweights)
     with pytest.raises(ValueError, match="cov: aweights must be 1-d with one weight per sample"):

@@ -3,6 +3,7 @@ mask_indices, place, unwrap, trim_zeros, packbits/unpackbits (values, dtypes, we
 under jit, derivatives where JAX's exist, and errors)."""
 import functools
 
+import jax
 import jax.numpy as jnp_ref
 import numpy as np
 import pytest
@@ -12,9 +13,30 @@ import fungrad.numpy as jnp
 import harness
 from harness import assert_same, rand
 
-# the jax references run under jax.jit: one compilation per case instead of one per op
-compare = functools.partial(harness.compare, jit_ref=True)
-compare_transforms = functools.partial(harness.compare_transforms, jit_ref=True)
+# jax's derivatives and batched results, in one quickly compiled program per case
+compare_transforms = functools.partial(harness.compare_transforms, fused_ref=True)
+
+
+def quick_jit(fn):
+    """``jax.jit`` compiling quickly: compiling the references is most of these tests' time."""
+    return jax.jit(fn, compiler_options=harness.QUICK_COMPILE)
+
+
+def compare_all(cases):
+    """``harness.compare`` on each ``(fg_fn, jax_fn, *args)`` of ``cases``, jax's results all
+    from one jitted program: one compilation instead of one per op of each case. The NumPy
+    inputs go in as they are (converting each first compiles a program too)."""
+    fns = [jax_fn for _, jax_fn, *_ in cases]
+    refs = quick_jit(lambda all_args: [fn(*args) for fn, args in zip(fns, all_args)])(
+        [args for _, _, *args in cases])
+    for (fg_fn, jax_fn, *args), ref in zip(cases, refs):
+        harness.compare(fg_fn, jax_fn, *args, ref_out=ref)
+
+
+def compare(fg_fn, jax_fn, *args):
+    """``compare_all`` of one case."""
+    compare_all([(fg_fn, jax_fn, *args)])
+
 
 RNG = np.random.default_rng(11)
 F32, I32, U8 = np.float32, np.int32, np.uint8
@@ -22,12 +44,13 @@ F32, I32, U8 = np.float32, np.int32, np.uint8
 
 def test_matvec_vecmat():
     a, v = rand(RNG, (2, 3, 4), F32), rand(RNG, (4,), F32)
-    compare(jnp.matvec, jnp_ref.matvec, a, v)
-    compare(jnp.matvec, jnp_ref.matvec, a, rand(RNG, (5, 1, 4), F32))  # batch dims broadcast
-    compare(jnp.vecmat, jnp_ref.vecmat, rand(RNG, (4,), F32), a.transpose(0, 2, 1))
+    cases = [(jnp.matvec, jnp_ref.matvec, a, v),
+             (jnp.matvec, jnp_ref.matvec, a, rand(RNG, (5, 1, 4), F32)),  # batch dims broadcast
+             (jnp.vecmat, jnp_ref.vecmat, rand(RNG, (4,), F32), a.transpose(0, 2, 1))]
     c = (rand(RNG, (3,), F32) + 1j * rand(RNG, (3,), F32)).astype(np.complex64)
-    compare(jnp.vecmat, jnp_ref.vecmat, c, rand(RNG, (3, 2), F32))  # x1 conjugated
-    compare(jnp.matvec, jnp_ref.matvec, rand(RNG, (3, 4), I32), np.arange(4, dtype=np.int8))
+    cases.append((jnp.vecmat, jnp_ref.vecmat, c, rand(RNG, (3, 2), F32)))  # x1 conjugated
+    compare_all(cases + [(jnp.matvec, jnp_ref.matvec, rand(RNG, (3, 4), I32),
+                          np.arange(4, dtype=np.int8))])
     compare_transforms(jnp.matvec, jnp_ref.matvec, [a, v], RNG)
     compare_transforms(jnp.vecmat, jnp_ref.vecmat, [v, a.transpose(0, 2, 1)], RNG)
     with pytest.raises(ValueError, match="matvec"):
@@ -38,19 +61,19 @@ def test_matvec_vecmat():
 
 def test_sort_complex():
     z = np.array([[3 + 1j, 1 - 2j, 1 + 0j, np.nan], [2, -1j, -1, 1j]], np.complex64)
-    compare(jnp.sort_complex, jnp_ref.sort_complex, z)
-    for dt in (I32, np.int8, F32, np.bool_):
-        compare(jnp.sort_complex, jnp_ref.sort_complex, rand(RNG, (5,), dt))
+    compare_all([(jnp.sort_complex, jnp_ref.sort_complex, x)
+                 for x in [z] + [rand(RNG, (5,), dt) for dt in (I32, np.int8, F32, np.bool_)]])
 
 
 def test_block():
     a, b, c = rand(RNG, (2, 2), F32), rand(RNG, (2, 3), F32), rand(RNG, (1, 5), F32)
-    compare(lambda a, b, c: jnp.block([[a, b], [c]]),
-            lambda a, b, c: jnp_ref.block([[a, b], [c]]), a, b, c)
-    compare(lambda a: jnp.block([1, a[0], 2]), lambda a: jnp_ref.block([1, a[0], 2]), a)
-    compare(lambda: jnp.block([[1, 2], [3, 4]]), lambda: jnp_ref.block([[1, 2], [3, 4]]))
-    compare(lambda a: jnp.block([[[a]], [[a]]]), lambda a: jnp_ref.block([[[a]], [[a]]]), a)
-    compare(jnp.block, jnp_ref.block, np.float32(3))
+    compare_all([
+        (lambda a, b, c: jnp.block([[a, b], [c]]),
+         lambda a, b, c: jnp_ref.block([[a, b], [c]]), a, b, c),
+        (lambda a: jnp.block([1, a[0], 2]), lambda a: jnp_ref.block([1, a[0], 2]), a),
+        (lambda: jnp.block([[1, 2], [3, 4]]), lambda: jnp_ref.block([[1, 2], [3, 4]])),
+        (lambda a: jnp.block([[[a]], [[a]]]), lambda a: jnp_ref.block([[[a]], [[a]]]), a),
+        (jnp.block, jnp_ref.block, np.float32(3))])
     for bad in ([], [[a], a], (a,)):
         with pytest.raises(ValueError, match="block"):
             jnp.block(bad)
@@ -89,23 +112,28 @@ def test_r_and_c_errors():
 
 
 def test_mask_indices():
-    for fn, k, size in ((jnp.triu, 0, None), (jnp.tril, -1, None), (jnp.triu, 1, 8)):
+    # without size= the number of indices depends on the mask: jax's run eagerly; with it,
+    # both of jax's come from one program
+    for fn, k in ((jnp.triu, 0), (jnp.tril, -1)):
         ref = getattr(jnp_ref, fn.__name__)
-        assert_same(jnp.mask_indices(4, fn, k, size=size),
-                    jnp_ref.mask_indices(4, ref, k, size=size))
+        assert_same(jnp.mask_indices(4, fn, k), jnp_ref.mask_indices(4, ref, k))
+    sized = quick_jit(lambda: [jnp_ref.mask_indices(4, jnp_ref.triu, 1, size=8),
+                               jnp_ref.mask_indices(3, jnp_ref.triu, size=6)])()
+    assert_same(jnp.mask_indices(4, jnp.triu, 1, size=8), sized[0])
     out = fungrad.jit(lambda: jnp.mask_indices(3, jnp.triu, size=6))()
-    assert_same(out, jnp_ref.mask_indices(3, jnp_ref.triu, size=6))
+    assert_same(out, sized[1])
 
 
 def test_place():
     x = np.arange(12, dtype=F32).reshape(3, 4)
-    compare(lambda a, m, v: jnp.place(a, m, v, inplace=False),
-            lambda a, m, v: jnp_ref.place(a, m, v, inplace=False), x, x % 3 == 0,
-            np.array([-1, -2], F32))
-    compare(lambda a, m: jnp.place(a, m, 7, inplace=False),
-            lambda a, m: jnp_ref.place(a, m, 7, inplace=False), x.astype(I32), x > 8)
-    compare(lambda a, m: jnp.place(a, m, np.arange(20.0), inplace=False),
-            lambda a, m: jnp_ref.place(a, m, np.arange(20.0), inplace=False), x, x < 3)
+    compare_all([
+        (lambda a, m, v: jnp.place(a, m, v, inplace=False),
+         lambda a, m, v: jnp_ref.place(a, m, v, inplace=False), x, x % 3 == 0,
+         np.array([-1, -2], F32)),
+        (lambda a, m: jnp.place(a, m, 7, inplace=False),
+         lambda a, m: jnp_ref.place(a, m, 7, inplace=False), x.astype(I32), x > 8),
+        (lambda a, m: jnp.place(a, m, np.arange(20.0), inplace=False),
+         lambda a, m: jnp_ref.place(a, m, np.arange(20.0), inplace=False), x, x < 3)])
     with pytest.raises(ValueError, match="place"):
         jnp.place(x, x > 1, 1.0)  # inplace=True: arrays are immutable
     with pytest.raises(ValueError, match="place"):
@@ -116,15 +144,16 @@ def test_place():
 
 def test_unwrap():
     wrapped = (np.cumsum(RNG.uniform(-2.5, 2.5, (3, 20)), axis=1) % (2 * np.pi)).astype(F32)
-    compare(jnp.unwrap, jnp_ref.unwrap, wrapped)
-    compare(lambda p: jnp.unwrap(p, axis=0), lambda p: jnp_ref.unwrap(p, axis=0), wrapped)
-    compare(lambda p: jnp.unwrap(p, discont=1.0), lambda p: jnp_ref.unwrap(p, discont=1.0),
-            wrapped)
-    compare(lambda p: jnp.unwrap(p, period=10), lambda p: jnp_ref.unwrap(p, period=10),
-            np.array([0, 5, 9, 2, 11, -3, 4], I32))
-    compare(lambda p: jnp.unwrap(p, period=4.0), lambda p: jnp_ref.unwrap(p, period=4.0),
-            np.array([0.0, 2.0, 4.0, -2.0, 1.0], F32))  # steps of exactly half a period
-    compare(jnp.unwrap, jnp_ref.unwrap, np.zeros((2, 0), F32))
+    compare_all([
+        (jnp.unwrap, jnp_ref.unwrap, wrapped),
+        (lambda p: jnp.unwrap(p, axis=0), lambda p: jnp_ref.unwrap(p, axis=0), wrapped),
+        (lambda p: jnp.unwrap(p, discont=1.0), lambda p: jnp_ref.unwrap(p, discont=1.0),
+         wrapped),
+        (lambda p: jnp.unwrap(p, period=10), lambda p: jnp_ref.unwrap(p, period=10),
+         np.array([0, 5, 9, 2, 11, -3, 4], I32)),
+        (lambda p: jnp.unwrap(p, period=4.0), lambda p: jnp_ref.unwrap(p, period=4.0),
+         np.array([0.0, 2.0, 4.0, -2.0, 1.0], F32)),  # steps of exactly half a period
+        (jnp.unwrap, jnp_ref.unwrap, np.zeros((2, 0), F32))])
     compare_transforms(jnp.unwrap, jnp_ref.unwrap, [wrapped], RNG)
     with pytest.raises(ValueError, match="unwrap"):
         jnp.unwrap(np.ones(3, np.complex64))
@@ -145,16 +174,16 @@ def test_trim_zeros():
 
 def test_packbits_unpackbits():
     bits = RNG.random((3, 13)) > 0.5
-    for axis, order in ((None, "big"), (1, "big"), (0, "little"), (-1, "little")):
-        compare(lambda b: jnp.packbits(b, axis=axis, bitorder=order),
-                lambda b: jnp_ref.packbits(b, axis=axis, bitorder=order), bits)
-    compare(jnp.packbits, jnp_ref.packbits, RNG.integers(-2, 3, (4, 9)).astype(I32))
+    cases = [(functools.partial(jnp.packbits, axis=axis, bitorder=order),
+              functools.partial(jnp_ref.packbits, axis=axis, bitorder=order), bits)
+             for axis, order in ((None, "big"), (1, "big"), (0, "little"), (-1, "little"))]
+    cases.append((jnp.packbits, jnp_ref.packbits, RNG.integers(-2, 3, (4, 9)).astype(I32)))
     packed = np.packbits(bits, axis=1)
-    for axis, count, order in ((None, None, "big"), (1, 13, "big"), (1, 20, "little"),
-                               (0, -5, "big"), (None, 0, "little")):
-        compare(lambda p: jnp.unpackbits(p, axis=axis, count=count, bitorder=order),
-                lambda p: jnp_ref.unpackbits(p, axis=axis, count=count, bitorder=order),
-                packed)
+    compare_all(cases + [
+        (functools.partial(jnp.unpackbits, axis=axis, count=count, bitorder=order),
+         functools.partial(jnp_ref.unpackbits, axis=axis, count=count, bitorder=order), packed)
+        for axis, count, order in ((None, None, "big"), (1, 13, "big"), (1, 20, "little"),
+                                   (0, -5, "big"), (None, 0, "little"))])
     with pytest.raises(TypeError, match="packbits"):
         jnp.packbits(np.ones(3, F32))
     with pytest.raises(TypeError, match="unpackbits"):

@@ -16,9 +16,30 @@ from fungrad.test_util import check_grads
 import harness
 from harness import compare_np, compare_types, rand
 
-# the jax references run under jax.jit: one compilation per case instead of one per op
-compare = functools.partial(harness.compare, jit_ref=True)
-compare_transforms = functools.partial(harness.compare_transforms, jit_ref=True)
+# jax's derivatives and batched results, in one quickly compiled program per case
+compare_transforms = functools.partial(harness.compare_transforms, fused_ref=True)
+
+
+def quick_jit(fn):
+    """``jax.jit`` compiling quickly: compiling the references is most of these tests' time."""
+    return jax.jit(fn, compiler_options=harness.QUICK_COMPILE)
+
+
+def compare_all(cases):
+    """``harness.compare`` on each ``(fg_fn, jax_fn, *args)`` of ``cases``, jax's results all
+    from one jitted program: one compilation instead of one per op of each case. The NumPy
+    inputs go in as they are (converting each first compiles a program too)."""
+    fns = [jax_fn for _, jax_fn, *_ in cases]
+    refs = quick_jit(lambda all_args: [fn(*args) for fn, args in zip(fns, all_args)])(
+        [args for _, _, *args in cases])
+    for (fg_fn, jax_fn, *args), ref in zip(cases, refs):
+        harness.compare(fg_fn, jax_fn, *args, ref_out=ref)
+
+
+def compare(fg_fn, jax_fn, *args):
+    """``compare_all`` of one case."""
+    compare_all([(fg_fn, jax_fn, *args)])
+
 
 RNG = np.random.default_rng(0)
 F32, BF16, F16, I32, I8, U8, U32, B = (np.float32, ml_dtypes.bfloat16, np.float16, np.int32,
@@ -182,22 +203,23 @@ def test_int_binary_values(name):
 def test_special_values():
     """NaN and infinity handling of the functions that special-case them."""
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 0.5], np.float32)
-    for name in ["isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "nan_to_num",
-                 "sign", "round", "rint", "floor", "trunc", "sinc"]:
-        compare(_fn(jnp, name), _fn(jnp_ref, name), x)
+    cases = [(_fn(jnp, name), _fn(jnp_ref, name), x)
+             for name in ["isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit",
+                          "nan_to_num", "sign", "round", "rint", "floor", "trunc", "sinc"]]
     y = np.array([1.0, np.nan, 2.0, np.inf, -np.inf, 0.0, 3.0, -1.0], np.float32)
-    for name in ["fmax", "fmin", "maximum", "minimum", "logaddexp", "hypot", "heaviside",
-                 "copysign", "remainder", "floor_divide"]:
-        compare(_fn(jnp, name), _fn(jnp_ref, name), x, y)
-    compare(lambda a: jnp.nan_to_num(a, nan=1.0, posinf=2.0, neginf=-3.0),
-            lambda a: jnp_ref.nan_to_num(a, nan=1.0, posinf=2.0, neginf=-3.0), x)
-    compare(lambda a: jnp.round(a, 2), lambda a: jnp_ref.round(a, 2),
-            rand(RNG, (6,), F32, -5, 5))
-    compare(lambda a, b: jnp.divmod(a, b), lambda a, b: jnp_ref.divmod(a, b),
-            np.array([7, -7, 7, -7], I32), np.array([2, 2, -2, -2], I32))
-    compare(lambda a, b: jnp.divmod(a, b), lambda a, b: jnp_ref.divmod(a, b),
-            np.array([7.5, -7.5, 7.5, -7.5], F32), np.array([2, 2, -2, -2], F32))
-    compare(jnp.modf, jnp_ref.modf, np.array([1.5, -1.5, 0.0], F32))
+    cases += [(_fn(jnp, name), _fn(jnp_ref, name), x, y)
+              for name in ["fmax", "fmin", "maximum", "minimum", "logaddexp", "hypot",
+                           "heaviside", "copysign", "remainder", "floor_divide"]]
+    cases += [
+        (lambda a: jnp.nan_to_num(a, nan=1.0, posinf=2.0, neginf=-3.0),
+         lambda a: jnp_ref.nan_to_num(a, nan=1.0, posinf=2.0, neginf=-3.0), x),
+        (lambda a: jnp.round(a, 2), lambda a: jnp_ref.round(a, 2), rand(RNG, (6,), F32, -5, 5)),
+        (lambda a, b: jnp.divmod(a, b), lambda a, b: jnp_ref.divmod(a, b),
+         np.array([7, -7, 7, -7], I32), np.array([2, 2, -2, -2], I32)),
+        (lambda a, b: jnp.divmod(a, b), lambda a, b: jnp_ref.divmod(a, b),
+         np.array([7.5, -7.5, 7.5, -7.5], F32), np.array([2, 2, -2, -2], F32)),
+        (jnp.modf, jnp_ref.modf, np.array([1.5, -1.5, 0.0], F32))]
+    compare_all(cases)
 
 
 def test_frexp_ldexp_spacing():
@@ -206,17 +228,18 @@ def test_frexp_ldexp_spacing():
     normal = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 0.5, -0.75, 1.0, 3.0, -5.5, 3e38,
                        65504.0], F32)
     subnormal = np.array([1e-40, -3e-45, 1.17e-38], F32)
-    compare(jnp.frexp, jnp_ref.frexp, normal)
-    compare(jnp.spacing, jnp_ref.spacing, np.concatenate([normal, subnormal]))
-    compare(jnp.frexp, jnp_ref.frexp, np.array([0.0, 1.0, -1.0, 65504.0, 3e-3], F16))
-    compare(jnp.spacing, jnp_ref.spacing, np.array([0.0, 1.0, -1.0, 65504.0], F16))
+    exps = np.array([0, 1, -1, 128, 200, -200, 3, 127, -126, 2**31 - 1, -2**31], I32)
+    xs = np.array([0.75, 3e38, 0.75, 0.75, 1.0, 3e38, -0.0, 1.5, 1.5, 1.0, 1.0], F32)
+    compare_all([
+        (jnp.frexp, jnp_ref.frexp, normal),
+        (jnp.spacing, jnp_ref.spacing, np.concatenate([normal, subnormal])),
+        (jnp.frexp, jnp_ref.frexp, np.array([0.0, 1.0, -1.0, 65504.0, 3e-3], F16)),
+        (jnp.spacing, jnp_ref.spacing, np.array([0.0, 1.0, -1.0, 65504.0], F16)),
+        (jnp.ldexp, jnp_ref.ldexp, xs, exps),
+        (jnp.ldexp, jnp_ref.ldexp, xs[:4], np.array([1, 2, -3, 5], np.int8))])
     mantissa, exponent = (np.asarray(v) for v in jnp.frexp(subnormal))
     np.testing.assert_array_equal(mantissa, np.frexp(subnormal)[0])
     np.testing.assert_array_equal(exponent, np.frexp(subnormal)[1])
-    exps = np.array([0, 1, -1, 128, 200, -200, 3, 127, -126, 2**31 - 1, -2**31], I32)
-    xs = np.array([0.75, 3e38, 0.75, 0.75, 1.0, 3e38, -0.0, 1.5, 1.5, 1.0, 1.0], F32)
-    compare(jnp.ldexp, jnp_ref.ldexp, xs, exps)
-    compare(jnp.ldexp, jnp_ref.ldexp, xs[:4], np.array([1, 2, -3, 5], np.int8))
     np.testing.assert_array_equal(np.asarray(jnp.ldexp(np.float32(1.0), -149)),
                                   np.ldexp(np.float32(1.0), -149))  # the smallest subnormal
     for v in (3, 3.0, True):
@@ -236,17 +259,19 @@ def test_frexp_ldexp_spacing():
 
 def test_clip_and_integer_power():
     x = rand(RNG, (4, 5), F32)
-    compare(lambda a: jnp.clip(a, -0.5, 0.5), lambda a: jnp_ref.clip(a, -0.5, 0.5), x)
-    compare(lambda a: jnp.clip(a, max=0.1), lambda a: jnp_ref.clip(a, max=0.1), x)
-    compare(lambda a, lo: jnp.clip(a, lo), lambda a, lo: jnp_ref.clip(a, lo), x,
-            rand(RNG, (5,), F32))
-    compare(lambda a: jnp.clip(a, 0, 2), lambda a: jnp_ref.clip(a, 0, 2), rand(RNG, (6,), I32))
+    cases = [
+        (lambda a: jnp.clip(a, -0.5, 0.5), lambda a: jnp_ref.clip(a, -0.5, 0.5), x),
+        (lambda a: jnp.clip(a, max=0.1), lambda a: jnp_ref.clip(a, max=0.1), x),
+        (lambda a, lo: jnp.clip(a, lo), lambda a, lo: jnp_ref.clip(a, lo), x,
+         rand(RNG, (5,), F32)),
+        (lambda a: jnp.clip(a, 0, 2), lambda a: jnp_ref.clip(a, 0, 2), rand(RNG, (6,), I32))]
     for n in (0, 1, 2, 3, -1, -2):
-        compare(lambda a: jnp.power(a, n), lambda a: jnp_ref.power(a, n), rand(RNG, (5,), F32,
-                                                                             0.5, 2))
-    compare(lambda a: a ** 3, lambda a: a ** 3, rand(RNG, (5,), I32, -3, 3))
-    compare(lambda a, b: a ** b, lambda a, b: a ** b, rand(RNG, (5,), I32, 0, 3),
-            rand(RNG, (5,), I32, 0, 3))
+        cases.append((lambda a, n=n: jnp.power(a, n), lambda a, n=n: jnp_ref.power(a, n),
+                      rand(RNG, (5,), F32, 0.5, 2)))
+    cases += [(lambda a: a ** 3, lambda a: a ** 3, rand(RNG, (5,), I32, -3, 3)),
+              (lambda a, b: a ** b, lambda a, b: a ** b, rand(RNG, (5,), I32, 0, 3),
+               rand(RNG, (5,), I32, 0, 3))]
+    compare_all(cases)
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -300,12 +325,10 @@ def test_operators_match_functions():
            lambda a, b: a <= b, lambda a, b: a > b, lambda a, b: a >= b, lambda a, b: a == b,
            lambda a, b: a != b, lambda a, b: 2 - a * 3.0 / b, lambda a, b: -a + abs(b),
            lambda a, b: divmod(a, b), lambda a, b: +a]
-    for op in ops:
-        compare(op, op, x, y)
-        compare(op, op, i, y)
-    for op in [lambda a, b: a & b, lambda a, b: a | b, lambda a, b: a ^ b, lambda a, b: ~a,
-               lambda a, b: a << 1, lambda a, b: a >> b, lambda a, b: 7 & a]:
-        compare(op, op, i, np.abs(i))
+    int_ops = [lambda a, b: a & b, lambda a, b: a | b, lambda a, b: a ^ b, lambda a, b: ~a,
+               lambda a, b: a << 1, lambda a, b: a >> b, lambda a, b: 7 & a]
+    compare_all([(op, op, x, y) for op in ops] + [(op, op, i, y) for op in ops]
+                + [(op, op, i, np.abs(i)) for op in int_ops])
 
 
 # ----------------------------------------------------------------------------- broadcasting fuzz
@@ -325,7 +348,9 @@ def test_binary_broadcasting_fuzz(shape, data, name):
     other = other[data.draw(st.integers(0, len(other))):]
     x, y = rand(RNG, tuple(shape), F32), rand(RNG, tuple(other), F32)
     for a, b in ((x, y), (y, x)):
-        harness.compare(_fn(jnp, name), _fn(jnp_ref, name), a, b)
+        # jax takes the NumPy inputs as they are: converting each first compiles a program
+        harness.compare(_fn(jnp, name), _fn(jnp_ref, name), a, b,
+                        ref_out=_fn(jnp_ref, name)(a, b))
 
 
 # ----------------------------------------------------------------------------- errors

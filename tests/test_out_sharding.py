@@ -25,7 +25,7 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad.backends import SingleDeviceSharding
-from harness import assert_same, compare, rand, to_fg
+from harness import QUICK_COMPILE, assert_same, compare, rand, to_fg
 
 RNG = np.random.default_rng(5)
 FG = types.SimpleNamespace(np=jnp, lax=fungrad.lax, random=fungrad.random)
@@ -163,9 +163,13 @@ IDS = [f"{c.name}-{i}" for i, c in enumerate(CASES)]
 
 @functools.lru_cache(maxsize=None)
 def _reference(index: int) -> Any:
-    """jax's result of case ``index`` with no placement (computed once for every spec)."""
+    """jax's result of case ``index`` with no placement (computed once for every spec), from
+    one quickly compiled program: eagerly, jax compiles the samplers' inner functions with
+    every optimisation, which was most of these tests' time. The inputs go in as the NumPy
+    arrays they are (converting each first compiles a program too)."""
     case = CASES[index]
-    return case.call(JAX, {}, *[jnp_ref.asarray(a) for a in case.args])
+    program = jax.jit(lambda *args: case.call(JAX, {}, *args), compiler_options=QUICK_COMPILE)
+    return program(*case.args)
 
 
 def _placing(case: Case, spec: Any) -> Callable[..., Any]:

@@ -6,6 +6,8 @@ backend cannot hold float6 arrays, so those are compared with NumPy arithmetic i
 rounded once (what XLA does for the other small floats)."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
@@ -14,6 +16,7 @@ import pytest
 
 import fungrad
 import fungrad.numpy as jnp
+import harness
 from fungrad import backends, errors
 
 NAMES = [n for n in ("float8_e3m4", "float8_e4m3", "float8_e4m3b11fnuz", "float8_e4m3fn",
@@ -64,6 +67,15 @@ def _same_bits(got, want) -> None:
         np.testing.assert_array_equal(np.isnan(got.astype(np.float32)), nan)
         got, want = got[~nan], want[~nan]
     assert got.tobytes() == want.tobytes(), (got, want)
+
+
+def _quick_jit(fn):
+    """``jax.jit`` compiling quickly. Each test takes jax's results from one such program:
+    eagerly, jax compiles every operation apart for each dtype and shape, which was most of
+    these tests' time. The inputs are the program's arguments, so XLA folds nothing into a
+    constant, and computes each operation on a small float in float32 rounded once, as it
+    does eagerly: the bits are the same."""
+    return jax.jit(fn, compiler_options=harness.QUICK_COMPILE)
 
 
 def test_names_are_there_and_match_jax():
@@ -129,25 +141,50 @@ class _Float32Reference:
         return apply
 
 
+def _ops(n, unary, x, y) -> list:
+    """Each op of ``unary`` on ``x``, then each of ``BINARY`` on ``x`` and ``y``, with the
+    functions of ``n``."""
+    return [getattr(n, op)(x) for op in unary] + [getattr(n, op)(x, y) for op in BINARY]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_elementwise_bit_exact(name):
     x, y = _inputs(name, seed=0), _inputs(name, seed=1)
     if not _has_nan(x.dtype):  # a NaN's conversion to such a type is the backend's choice
         x, y = abs(x), np.where(y == 0, 1, abs(y)).astype(y.dtype)
-    ref = jnp_ref if name in JAX_NAMES else _Float32Reference()
-    for op in UNARY:
-        if op in ("negative", "sign") and name == "float8_e8m0fnu":
-            continue  # no sign bit to flip
+    # float8_e8m0fnu has no sign bit to flip
+    unary = [op for op in UNARY if name != "float8_e8m0fnu" or op not in ("negative", "sign")]
+    if name in JAX_NAMES:
+        # then arithmetic rounded after each operation, and a selection by NumPy's x > y (the
+        # same mask as fungrad's below)
+        want = _quick_jit(lambda a, b, a_gt_b: _ops(jnp_ref, unary, a, b) + [
+            a * 3 + 0.5, jnp_ref.where(a_gt_b, a, b)])(x, y, x > y)
+    else:
+        with np.errstate(all="ignore"):
+            want = _ops(_Float32Reference(), unary, x, y)
+    for op, ref in zip(unary, want):
         for fn in (getattr(jnp, op), fungrad.jit(getattr(jnp, op))):
             with np.errstate(all="ignore"):
-                _same_bits(fn(x), getattr(ref, op)(x))
-    for op in BINARY:
+                _same_bits(fn(x), ref)
+    for op, ref in zip(BINARY, want[len(unary):]):
         with np.errstate(all="ignore"):
-            _same_bits(getattr(jnp, op)(x, y), getattr(ref, op)(x, y))
+            _same_bits(getattr(jnp, op)(x, y), ref)
     if name not in JAX_NAMES:
         return
-    _same_bits(jnp.asarray(x) * 3 + 0.5, jnp_ref.asarray(x) * 3 + 0.5)
-    _same_bits(jnp.where(x > y, x, y), jnp_ref.where(x > y, x, y))
+    _same_bits(jnp.asarray(x) * 3 + 0.5, want[-2])
+    _same_bits(jnp.where(x > y, x, y), want[-1])
+
+
+def _reductions(n, cummax, a) -> list:
+    """max and min (of all, along each axis), argmax, argmin and ``cummax`` along axis 1,
+    with the functions of ``n``."""
+    return ([getattr(n, op)(a, axis=axis) for op in ("max", "min") for axis in (None, 0, 1)]
+            + [getattr(n, op)(a, axis=1) for op in ("argmax", "argmin")] + [cummax(a, axis=1)])
+
+
+def _sorting_and_shapes(n, a) -> list:
+    return [n.argsort(a, axis=1), n.sort(a, axis=1), n.concatenate([a, a]),
+            n.transpose(a)[::2], n.asarray(a).at[1, 2].set(2.0), n.pad(a, 1)]
 
 
 @pytest.mark.parametrize("name", JAX_NAMES)
@@ -155,20 +192,17 @@ def test_reductions_sorting_and_shapes(name):
     x = _inputs(name, (4, 6))
     # XLA's max, min, argmax, argmin and cummax of float8_e8m0fnu start from -inf, which that
     # type cannot hold (they give NaN and 0): NumPy is the reference there
-    ref = np if name == "float8_e8m0fnu" else jnp_ref
-    for op in ("max", "min"):
-        for axis in (None, 0, 1):
-            _same_bits(getattr(jnp, op)(x, axis=axis), getattr(ref, op)(x, axis=axis))
-    for op in ("argmax", "argmin"):
-        _same_bits(getattr(jnp, op)(x, axis=1), getattr(ref, op)(x, axis=1).astype(np.int32))
-    for op in ("argsort", "sort"):
-        _same_bits(getattr(jnp, op)(x, axis=1), getattr(jnp_ref, op)(x, axis=1))
-    _same_bits(fungrad.lax.cummax(x, axis=1), np.maximum.accumulate(x, axis=1)
-               if name == "float8_e8m0fnu" else jax.lax.cummax(x, axis=1))
-    _same_bits(jnp.concatenate([x, x]), jnp_ref.concatenate([x, x]))
-    _same_bits(jnp.transpose(x)[::2], jnp_ref.transpose(x)[::2])
-    _same_bits(jnp.asarray(x).at[1, 2].set(2.0), jnp_ref.asarray(x).at[1, 2].set(2.0))
-    _same_bits(jnp.pad(x, 1), jnp_ref.pad(x, 1))
+    if name == "float8_e8m0fnu":
+        want = _reductions(np, np.maximum.accumulate, x)
+        want[6:8] = [i.astype(np.int32) for i in want[6:8]]  # NumPy's argmax gives int64
+        want += _quick_jit(functools.partial(_sorting_and_shapes, jnp_ref))(x)
+    else:
+        want = _quick_jit(lambda a: _reductions(jnp_ref, jax.lax.cummax, a)
+                          + _sorting_and_shapes(jnp_ref, a))(x)
+    got = _reductions(jnp, fungrad.lax.cummax, x) + _sorting_and_shapes(jnp, x)
+    assert len(got) == len(want)
+    for ours, ref in zip(got, want):
+        _same_bits(ours, ref)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -186,21 +220,25 @@ def test_sums_accumulate_in_float32(name):
     _same_bits(fungrad.vmap(jnp.sum)(x), np.sum(wide, axis=1).astype(x.dtype))
 
 
+def _products(n, lax, a, b, image, kernel) -> list:
+    """matmul, dot and dot_general with preferred types, and convolutions, with ``n``'s and
+    ``lax``'s functions."""
+    return [n.matmul(a, b)] + [
+        n.dot(a, b, preferred_element_type=out) for out in (np.float32, ml_dtypes.bfloat16)] + [
+        lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=np.float32)] + [
+        lax.conv(image, kernel, (1, 1), "SAME", preferred_element_type=out)
+        for out in (None, np.float32)]
+
+
 @pytest.mark.parametrize("name", [n for n in SIGNED if n != "float4_e2m1fn"])
 def test_matmul(name):
-    a, b = _inputs(name, (3, 5), 0), _inputs(name, (5, 2), 1)
-    _same_bits(jnp.matmul(a, b), jnp_ref.matmul(a, b))
-    for out in (np.float32, ml_dtypes.bfloat16):
-        _same_bits(jnp.dot(a, b, preferred_element_type=out),
-                   jnp_ref.dot(a, b, preferred_element_type=out))
-    _same_bits(fungrad.lax.dot_general(a, b, (((1,), (0,)), ((), ())),
-                                       preferred_element_type=np.float32),
-               jax.lax.dot_general(a, b, (((1,), (0,)), ((), ())),
-                                   preferred_element_type=np.float32))
-    image, kernel = _inputs(name, (1, 2, 5, 5), 2), _inputs(name, (3, 2, 2, 2), 3)
-    for out in (None, np.float32):
-        _same_bits(fungrad.lax.conv(image, kernel, (1, 1), "SAME", preferred_element_type=out),
-                   jax.lax.conv(image, kernel, (1, 1), "SAME", preferred_element_type=out))
+    args = (_inputs(name, (3, 5), 0), _inputs(name, (5, 2), 1), _inputs(name, (1, 2, 5, 5), 2),
+            _inputs(name, (3, 2, 2, 2), 3))
+    want = _quick_jit(functools.partial(_products, jnp_ref, jax.lax))(*args)
+    got = _products(jnp, fungrad.lax, *args)
+    assert len(got) == len(want)
+    for ours, ref in zip(got, want):
+        _same_bits(ours, ref)
 
 
 def _quantized(lib, name):

@@ -16,7 +16,7 @@ import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
 import pytest
-from harness import assert_same, to_fg, to_jax, x64
+from harness import QUICK_COMPILE, assert_same, to_fg, x64
 
 import fungrad
 import fungrad.numpy as jnp
@@ -38,25 +38,59 @@ UA4 = np.array([1, 2, 15, 8, 0, 3, 9, 14], U4)
 UB4 = np.array([1, 3, 2, 1, 0, 0, 15, 4], U4)
 
 
-def _same(fn, *args, batched: bool = False):
-    """``fn(jnp, lax, *args)`` as jax gives it, with fungrad eagerly and under ``fungrad.jit``
-    (and ``vmap`` over the leading axis when ``batched``); where jax raises a ``TypeError``
-    (``TypePromotionError`` is a ``ValueError``), fungrad raises one of the same class."""
-    def ours(*a):
-        return fn(jnp, lax, *a)
-
+def _theirs(fn, batched: bool = False):
+    """``fn`` on jax's modules, vmapped over the leading axis when ``batched``."""
     def theirs(*a):
         return fn(jnp_ref, jax.lax, *a)
+    return jax.vmap(theirs) if batched else theirs
+
+
+def _jax_results(cases, batched: bool = False) -> list:
+    """jax's result of each ``(fn, *arrays)`` of ``cases`` (see ``_same``), or the
+    ``TypeError`` or ``ValueError`` it raises.
+
+    The results come from one jitted program, quickly compiled: eagerly, jax compiles every
+    primitive anew for each shape and dtype, which was most of these tests' time. The arrays
+    are the program's arguments, so XLA folds nothing into constants, and the values, dtypes
+    and weak types of these cases are bit for bit those of the eager calls. The errors are
+    those of tracing, which is where jax raises them eagerly too."""
+    results, traced = [None] * len(cases), []
+    for i, (fn, *args) in enumerate(cases):
+        try:
+            jax.eval_shape(_theirs(fn, batched), *args)
+        except (TypeError, ValueError) as error:
+            results[i] = error
+        else:
+            traced.append(i)
+    fns = [_theirs(cases[i][0], batched) for i in traced]
+    program = jax.jit(lambda all_args: [f(*a) for f, a in zip(fns, all_args)],
+                      compiler_options=QUICK_COMPILE)
+    for i, out in zip(traced, program([list(cases[i][1:]) for i in traced])):
+        results[i] = out
+    return results
+
+
+def _same(fn, *args, ref, batched: bool = False):
+    """``fn(jnp, lax, *args)`` as jax gives it (``ref``, from ``_jax_results``), with fungrad
+    eagerly and under ``fungrad.jit`` (and ``vmap`` over the leading axis when ``batched``);
+    where jax raises a ``TypeError`` (``TypePromotionError`` is a ``ValueError``), fungrad
+    raises one of the same class."""
+    def ours(*a):
+        return fn(jnp, lax, *a)
     runs = [fungrad.vmap(ours)] if batched else [ours, fungrad.jit(ours)]
-    try:
-        ref = (jax.vmap(theirs) if batched else theirs)(*to_jax(args))
-    except (TypeError, ValueError) as error:
+    if isinstance(ref, (TypeError, ValueError)):
         for run in runs:
-            with pytest.raises(type(error)):
+            with pytest.raises(type(ref)):
                 run(*to_fg(args))
         return
     for run in runs:
         assert_same(run(*to_fg(args)), ref)
+
+
+def _all_same(cases, batched: bool = False):
+    """``_same`` for each ``(fn, *arrays)`` of ``cases``, jax's results from one program."""
+    for (fn, *args), ref in zip(cases, _jax_results(cases, batched)):
+        _same(fn, *args, batched=batched, ref=ref)
 
 
 # --------------------------------------------------------------------------- names and queries
@@ -197,6 +231,16 @@ def _edges(dt: np.dtype) -> np.ndarray:
         return values.astype(dt)
 
 
+def _jax_astype(conversions) -> list:
+    """jax's ``x.astype(dtype)`` for each ``(x, dtype)`` of ``conversions``, from one jitted
+    program, quickly compiled (eagerly, jax compiles each conversion apart). The arrays are
+    the program's arguments: XLA converts them as it does eagerly, none as a constant."""
+    dtypes = [dtype for _, dtype in conversions]
+    program = jax.jit(lambda xs: [x.astype(dtype) for x, dtype in zip(xs, dtypes)],
+                      compiler_options=QUICK_COMPILE)
+    return program([x for x, _ in conversions])
+
+
 def _same_values(got, want):
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, want.dtype)
@@ -212,17 +256,13 @@ def test_conversions_match_jax_bit_for_bit(name):
     """Into a sub-byte integer floats truncate and saturate (NaN gives 0) and integers wrap;
     out of one the value is exact. Eagerly and under ``jit``."""
     dt = INTN[name]
-    for source in [*CONVERT_TO, *INTN.values()]:
-        if source.name in ("int1", "uint1", "float4_e2m1fn"):
-            continue
-        x = _edges(source) if source not in INTN.values() else X[source.name]
-        want = jnp_ref.asarray(x).astype(dt)
-        _same_values(jnp.asarray(x).astype(dt), want)
-        _same_values(fungrad.jit(lambda v: v.astype(dt))(x), want)
-    for target in CONVERT_TO:
-        want = jnp_ref.asarray(X[name]).astype(target)
-        _same_values(jnp.asarray(X[name]).astype(target), want)
-        _same_values(fungrad.jit(lambda v: v.astype(target))(X[name]), want)
+    sources = [_edges(source) if source not in INTN.values() else X[source.name]
+               for source in [*CONVERT_TO, *INTN.values()]
+               if source.name not in ("int1", "uint1", "float4_e2m1fn")]
+    conversions = [(x, dt) for x in sources] + [(X[name], target) for target in CONVERT_TO]
+    for (x, target), want in zip(conversions, _jax_astype(conversions)):
+        _same_values(jnp.asarray(x).astype(target), want)
+        _same_values(fungrad.jit(lambda v: v.astype(target))(x), want)
 
 
 def test_creation_matches_jax():
@@ -271,21 +311,21 @@ def test_elementwise_ops_match_jax(name):
     eagerly, under ``jit`` and under ``vmap``. As in JAX, int4 and uint4 compute floating
     functions in float32, while the 2-bit types have none (``/`` divides them as integers,
     ``sqrt`` refuses them)."""
-    for fn, *args in _elementwise(name):
-        _same(fn, *args)
-        _same(fn, *[np.stack([a, a[::-1]]) for a in args], batched=True)
+    cases = _elementwise(name)
+    _all_same(cases)
+    _all_same([(fn, *[np.stack([a, a[::-1]]) for a in args]) for fn, *args in cases],
+              batched=True)
 
 
 def test_division_and_remainder_match_jax():
     """Integer division by 0 and ``MIN / -1`` as XLA defines them, and the floor division
     and modulo of ``jax.numpy``."""
-    for a, b in ((A4, B4), (UA4, UB4)):
-        for fn in (lambda n, l, p, q: l.div(p, q), lambda n, l, p, q: l.rem(p, q),
-                   lambda n, l, p, q: p // n.where(q == 0, 1, q).astype(q.dtype),
-                   lambda n, l, p, q: p % n.where(q == 0, 1, q).astype(q.dtype),
-                   lambda n, l, p, q: n.divmod(p, n.where(q == 0, 1, q).astype(q.dtype))):
-            _same(fn, a, b)
-    _same(lambda n, l, p: (p // 3, p % -3), A4)
+    fns = (lambda n, l, p, q: l.div(p, q), lambda n, l, p, q: l.rem(p, q),
+           lambda n, l, p, q: p // n.where(q == 0, 1, q).astype(q.dtype),
+           lambda n, l, p, q: p % n.where(q == 0, 1, q).astype(q.dtype),
+           lambda n, l, p, q: n.divmod(p, n.where(q == 0, 1, q).astype(q.dtype)))
+    _all_same([(fn, a, b) for a, b in ((A4, B4), (UA4, UB4)) for fn in fns]
+              + [(lambda n, l, p: (p // 3, p % -3), A4)])
 
 
 # Reductions, contractions, indexing and shape ops on int4 (A4) and uint4 (UA4).
@@ -324,8 +364,7 @@ OPS = [
 
 @pytest.mark.parametrize("operand", [A4, UA4], ids=["int4", "uint4"])
 def test_reductions_indexing_and_shape_ops_match_jax(operand):
-    for fn in OPS:
-        _same(fn, operand)
+    _all_same([(fn, operand) for fn in OPS])
 
 
 def test_vmap_of_reductions_and_contractions_matches_jax():
