@@ -22,7 +22,7 @@ import jax.scipy.special
 import fungrad
 import fungrad.numpy as fnp
 import fungrad.scipy.special
-from harness import FAST, GRAD_TOL, assert_same, to_fg, to_jax
+from harness import FAST, GRAD_TOL, QUICK_COMPILE, assert_same, to_fg, to_jax
 
 FG = types.SimpleNamespace(np=fnp, lax=fungrad.lax, nn=fungrad.nn, sp=fungrad.scipy.special,
                            api=fungrad)
@@ -312,7 +312,8 @@ def _run(m, fname, cname, convert):
 def _jax_reference(fname: str) -> dict:
     """All of ``fname``'s compositions under one ``jax.jit``: one XLA compilation per
     function instead of one per primitive and shape (jax's eager mode), which would
-    dominate the run time."""
+    dominate the run time; with ``QUICK_COMPILE``, as XLA's default optimisations take
+    longer to compile these programs than they ever run."""
     make, x, rest = FUNCTIONS[fname]
     names = [c for f, c in CASES if f == fname]
 
@@ -321,7 +322,7 @@ def _jax_reference(fname: str) -> dict:
         out = {c: COMPOSITIONS[c](JX, lambda x: f(x, *rest), x, t, ct) for c in names}
         return dict(out, value=f(x, *rest))
     t, ct = _rand(7, *x.shape), _rand(8, *_out_shape(fname))
-    return jax.jit(compositions)(*to_jax((x, t, ct, rest)))
+    return jax.jit(compositions, compiler_options=QUICK_COMPILE)(*to_jax((x, t, ct, rest)))
 
 
 @pytest.mark.parametrize("fname,cname", CASES)

@@ -1,5 +1,9 @@
 """dot_general / dot / batch_matmul and conv_general_dilated against jax: values,
-dtypes, JVP, VJP, vmap (batched lhs, rhs or both), second derivatives, errors."""
+dtypes, JVP, VJP, vmap (batched lhs, rhs or both), second derivatives, errors.
+
+jax's references of the transformation tests run as one program per test, compiled with
+``QUICK_COMPILE`` (``fused_ref``, ``quick``): eagerly, jax compiles the convolutions and
+products of every transformation once per shape, with its default optimisations."""
 import zlib
 
 import jax
@@ -9,21 +13,31 @@ import pytest
 
 import fungrad
 from fungrad import lax
-from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
+from harness import GRAD_TOL, QUICK_COMPILE, assert_same, compare, compare_transforms, rand, \
+    to_fg, to_jax
 
 RNG = np.random.default_rng(0)
 
 
+def quick(fn):
+    """jax's ``fn`` as one program, compiled quickly."""
+    return jax.jit(fn, compiler_options=QUICK_COMPILE)
+
+
 def _vmap_each_side(fg, jx, args, axes=(0, 1, -1), rng=RNG):
-    """vmap with one operand batched at a time (the other shared), at several axes."""
+    """vmap with one operand batched at a time (the other shared), at several axes; jax's
+    results all from one program."""
+    calls, in_axes = [], []
     for i in range(len(args)):
         for ax in axes:
             stacked = np.stack([rand(rng, np.shape(args[i])) for _ in range(2)], axis=ax)
-            call = list(args)
-            call[i] = stacked
-            in_axes = tuple(ax if j == i else None for j in range(len(args)))
-            assert_same(fungrad.vmap(fg, in_axes)(*to_fg(call)),
-                        jax.vmap(jx, in_axes)(*to_jax(call)))
+            calls.append(list(args))
+            calls[-1][i] = stacked
+            in_axes.append(tuple(ax if j == i else None for j in range(len(args))))
+    refs = quick(lambda calls: [jax.vmap(jx, axes)(*call) for call, axes in zip(calls, in_axes)])(
+        to_jax(calls))
+    for call, axes, ref in zip(calls, in_axes, refs):
+        assert_same(fungrad.vmap(fg, axes)(*to_fg(call)), ref)
 
 
 # ----------------------------------------------------------------------------- dot_general
@@ -49,7 +63,7 @@ def test_dot_general_transforms(lshape, rshape, dnums):
     args = [rand(RNG, lshape), rand(RNG, rshape)]
     fg = lambda a, b: lax.dot_general(a, b, dnums)
     jx = lambda a, b: jax.lax.dot_general(a, b, dnums)
-    compare_transforms(fg, jx, args, RNG, vmap_axes=(0, -1))
+    compare_transforms(fg, jx, args, RNG, vmap_axes=(0, -1), fused_ref=True)
     _vmap_each_side(fg, jx, args, axes=(1,) if len(lshape) > 1 and len(rshape) > 1 else (0,))
 
 
@@ -162,7 +176,7 @@ def test_conv_general_dilated_transforms(lshape, rshape, kw):
     args = [rand(rng, lshape), rand(rng, rshape)]
     fg = lambda x, w: lax.conv_general_dilated(x, w, **kw)
     jx = lambda x, w: jax.lax.conv_general_dilated(x, w, **kw)
-    compare_transforms(fg, jx, args, rng, vmap_axes=(-1,) if lshape[0] else ())
+    compare_transforms(fg, jx, args, rng, vmap_axes=(-1,) if lshape[0] else (), fused_ref=True)
     if lshape[0]:
         _vmap_each_side(fg, jx, args, axes=(1,), rng=rng)
 
@@ -177,11 +191,14 @@ def test_conv_second_derivatives_and_vmap_of_grad():
             return lib.lax.reduce_sum(lib.lax.mul(y, lib.lax.sin(y)), (0, 1, 2, 3))
         return f
     tx, tw = rand(RNG, x.shape), rand(RNG, w.shape)
-    assert_same(fungrad.jvp(fungrad.grad(loss(fungrad), (0, 1)), to_fg((x, w)), to_fg((tx, tw))),
-                jax.jvp(jax.grad(loss(jax), (0, 1)), to_jax((x, w)), to_jax((tx, tw))), GRAD_TOL)
     xs = np.stack([x, rand(RNG, x.shape, low=-0.5, high=0.5)])
+    ref_jvp, ref_vmap = quick(lambda x, w, tx, tw, xs: (
+        jax.jvp(jax.grad(loss(jax), (0, 1)), (x, w), (tx, tw)),
+        jax.vmap(jax.grad(loss(jax), (0, 1)), (0, None))(xs, w)))(*to_jax((x, w, tx, tw, xs)))
+    assert_same(fungrad.jvp(fungrad.grad(loss(fungrad), (0, 1)), to_fg((x, w)), to_fg((tx, tw))),
+                ref_jvp, GRAD_TOL)
     assert_same(fungrad.vmap(fungrad.grad(loss(fungrad), (0, 1)), (0, None))(*to_fg((xs, w))),
-                jax.vmap(jax.grad(loss(jax), (0, 1)), (0, None))(*to_jax((xs, w))), GRAD_TOL)
+                ref_vmap, GRAD_TOL)
 
 
 @pytest.mark.parametrize("dt,pref", [(np.float16, None), (ml_dtypes.bfloat16, None),

@@ -1,6 +1,10 @@
 """lax.custom_root and lax.custom_linear_solve against jax.lax: values, grad, jvp,
 second derivatives, vmap (of the value and of the gradient, over the right-hand side
-and over the operator), jit, aux outputs and bad arguments."""
+and over the operator), jit, aux outputs and bad arguments.
+
+Where a test checks many transformations, jax's results come from one program compiled with
+``QUICK_COMPILE`` (``quick``): eagerly, jax compiles every primitive and every loop for each
+transformation, which takes seconds."""
 from __future__ import annotations
 
 import jax
@@ -8,7 +12,7 @@ import jax.lax as jlax
 import jax.numpy as jjnp
 import numpy as np
 import pytest
-from harness import TOL
+from harness import QUICK_COMPILE, TOL
 
 import fungrad
 import fungrad.numpy as jnp
@@ -20,6 +24,11 @@ M = RNG.normal(size=(3, 3)).astype(np.float32)
 SPD = (M @ M.T + 3 * np.eye(3)).astype(np.float32)
 NONSYM = (M + 4 * np.eye(3)).astype(np.float32)
 B = RNG.normal(size=3).astype(np.float32)
+
+
+def quick(fn):
+    """jax's ``fn`` as one program, compiled quickly."""
+    return jax.jit(fn, compiler_options=QUICK_COMPILE)
 
 
 def close(ours, ref, scale=1):
@@ -76,14 +85,15 @@ def test_root_vector_implicit_gradients():
     f = vector_root(lax, jnp, fungrad.jacfwd)
     jf = vector_root(jlax, jjnp, jax.jacfwd)
     p, c = B, np.float32(0.5)
-    close(f(p, c), jf(p, c))
     loss = lambda root: lambda p, c: (root(p, c) ** 2).sum()
-    close(fungrad.grad(loss(f), argnums=(0, 1))(p, c),
-          jax.grad(loss(jf), argnums=(0, 1))(p, c), scale=10)
-    close(fungrad.jacfwd(f)(p, c), jax.jacfwd(jf)(p, c), scale=10)
     ps = RNG.normal(size=(4, 3)).astype(np.float32)
-    close(fungrad.vmap(fungrad.grad(loss(f)), (0, None))(ps, c),
-          jax.vmap(jax.grad(loss(jf)), (0, None))(ps, c), scale=10)
+    value, grads, jac, vmapped = quick(lambda p, c, ps: (
+        jf(p, c), jax.grad(loss(jf), argnums=(0, 1))(p, c), jax.jacfwd(jf)(p, c),
+        jax.vmap(jax.grad(loss(jf)), (0, None))(ps, c)))(p, c, ps)
+    close(f(p, c), value)
+    close(fungrad.grad(loss(f), argnums=(0, 1))(p, c), grads, scale=10)
+    close(fungrad.jacfwd(f)(p, c), jac, scale=10)
+    close(fungrad.vmap(fungrad.grad(loss(f)), (0, None))(ps, c), vmapped, scale=10)
 
 
 def test_root_has_aux_and_pytree_guess():
@@ -129,28 +139,32 @@ def test_linear_solve_value_and_derivatives(symmetric):
     a = SPD if symmetric else NONSYM
     f, jf = linear(lax, jnp, a, symmetric), linear(jlax, jjnp, a, symmetric)
     s = np.float32(1.5)
-    close(f(B, s), jf(B, s))
     loss = lambda g: lambda b, s: (g(b, s) * np.arange(1.0, 4.0, dtype=np.float32)).sum()
-    close(fungrad.grad(loss(f), argnums=(0, 1))(B, s), jax.grad(loss(jf), argnums=(0, 1))(B, s))
-    close(fungrad.jvp(f, (B, s), (B[::-1].copy(), np.float32(0.3))),
-          jax.jvp(jf, (B, s), (B[::-1].copy(), np.float32(0.3))))
-    close(fungrad.hessian(loss(f), argnums=1)(B, s), jax.hessian(loss(jf), argnums=1)(B, s),
-          scale=10)
-    close(fungrad.jacfwd(f)(B, s), jax.jacfwd(jf)(B, s))  # unbatched operands under vmap
+    tangents = (B[::-1].copy(), np.float32(0.3))
+    value, grads, jvp, hessian, jac = quick(lambda b, s, t: (
+        jf(b, s), jax.grad(loss(jf), argnums=(0, 1))(b, s), jax.jvp(jf, (b, s), t),
+        jax.hessian(loss(jf), argnums=1)(b, s), jax.jacfwd(jf)(b, s)))(B, s, tangents)
+    close(f(B, s), value)
+    close(fungrad.grad(loss(f), argnums=(0, 1))(B, s), grads)
+    close(fungrad.jvp(f, (B, s), tangents), jvp)
+    close(fungrad.hessian(loss(f), argnums=1)(B, s), hessian, scale=10)
+    close(fungrad.jacfwd(f)(B, s), jac)  # unbatched operands under vmap
 
 
 def test_linear_solve_vmap_over_rhs_and_operator():
     f, jf = linear(lax, jnp, NONSYM), linear(jlax, jjnp, NONSYM)
     bs = RNG.normal(size=(4, 3)).astype(np.float32)
     scales = np.array([0.5, 1.0, 2.0, 3.0], np.float32)
-    close(fungrad.vmap(f, (0, None))(bs, np.float32(1)), jax.vmap(jf, (0, None))(bs, np.float32(1)))
-    close(fungrad.vmap(f, (None, 0))(B, scales), jax.vmap(jf, (None, 0))(B, scales))
-    close(fungrad.vmap(f)(bs, scales), jax.vmap(jf)(bs, scales))
     loss = lambda g: lambda b, s: g(b, s).sum()
-    close(fungrad.vmap(fungrad.grad(loss(f), argnums=(0, 1)))(bs, scales),
-          jax.vmap(jax.grad(loss(jf), argnums=(0, 1)))(bs, scales))
-    close(fungrad.jit(fungrad.vmap(fungrad.grad(loss(f))))(bs, scales),
-          jax.jit(jax.vmap(jax.grad(loss(jf))))(bs, scales))
+    over_rhs, over_operator, over_both, grads, grad_b = quick(lambda b, bs, scales: (
+        jax.vmap(jf, (0, None))(bs, np.float32(1)), jax.vmap(jf, (None, 0))(b, scales),
+        jax.vmap(jf)(bs, scales), jax.vmap(jax.grad(loss(jf), argnums=(0, 1)))(bs, scales),
+        jax.vmap(jax.grad(loss(jf)))(bs, scales)))(B, bs, scales)
+    close(fungrad.vmap(f, (0, None))(bs, np.float32(1)), over_rhs)
+    close(fungrad.vmap(f, (None, 0))(B, scales), over_operator)
+    close(fungrad.vmap(f)(bs, scales), over_both)
+    close(fungrad.vmap(fungrad.grad(loss(f), argnums=(0, 1)))(bs, scales), grads)
+    close(fungrad.jit(fungrad.vmap(fungrad.grad(loss(f))))(bs, scales), grad_b)
 
 
 def test_linear_solve_iterative_solver_pytree_and_aux():

@@ -8,7 +8,8 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import nn, random
-from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand, to_fg, to_jax
+from harness import GRAD_TOL, QUICK_COMPILE, assert_same, compare, compare_transforms, rand, \
+    to_fg, to_jax
 
 RNG = np.random.default_rng(0)
 
@@ -36,7 +37,11 @@ INITS = [
 @pytest.mark.parametrize("shape", [(6, 4), (3, 3, 2, 5)])
 def test_initializers_match_jax(name, make, shape):
     fg = make(nn.initializers)(random.PRNGKey(7), shape, jnp.float32)
-    jx = make(jax.nn.initializers)(jax.random.PRNGKey(7), shape, jnp_ref.float32)
+    # jax's initialiser as one program compiled with QUICK_COMPILE: its random draws are jitted
+    # functions of the shape, which XLA's default optimisations take long to compile
+    jax_init = jax.jit(make(jax.nn.initializers), static_argnums=(1, 2),
+                       compiler_options=QUICK_COMPILE)
+    jx = jax_init(jax.random.PRNGKey(7), shape, jnp_ref.float32)
     assert_same(fg, jx, check_weak=False)
 
 
@@ -76,17 +81,24 @@ def _gn_ref(p, x, groups=2, eps=1e-5):
      lambda s, b, x: x @ (s[:, None] * b[None, :4]) + b[:4]),
 ], ids=["layer_norm", "rms_norm", "group_norm", "linear"])
 def test_layers_values_grads_vmap(fg_fn, ref_fn):
-    compare_transforms(fg_fn, ref_fn, [rand(RNG, (6,)), rand(RNG, (6,)), rand(RNG, (3, 4, 6))], RNG)
+    # jax's references as one program (one compilation instead of one per primitive)
+    compare_transforms(fg_fn, ref_fn, [rand(RNG, (6,)), rand(RNG, (6,)), rand(RNG, (3, 4, 6))], RNG,
+                       fused_ref=True)
 
 
 def test_embedding_and_tied_head():
     p = {"embedding": rand(RNG, (10, 4))}
     ids = np.array([[1, 9], [0, 3]], np.int32)
-    compare(nn.embedding, lambda p, i: p["embedding"][i], p, ids)
-    compare(nn.embedding_attend, lambda p, x: x @ p["embedding"].T, p, rand(RNG, (2, 4)))
+    x = rand(RNG, (2, 4))
+    embed, attend = (lambda p, i: p["embedding"][i]), (lambda p, x: x @ p["embedding"].T)
+    # jax's results as one program (one compilation instead of one per primitive)
+    refs = jax.jit(lambda p, ids, x: (
+        embed(p, ids), attend(p, x), jax.grad(lambda p: jnp_ref.sum(embed(p, ids) ** 2))(p)),
+        compiler_options=QUICK_COMPILE)(*to_jax((p, ids, x)))
+    compare(nn.embedding, embed, p, ids, ref_out=refs[0])
+    compare(nn.embedding_attend, attend, p, x, ref_out=refs[1])
     g = fungrad.grad(lambda p: jnp.sum(nn.embedding(p, jnp.asarray(ids)) ** 2))(to_fg(p))
-    gj = jax.grad(lambda p: jnp_ref.sum(p["embedding"][ids] ** 2))(to_jax(p))
-    assert_same(g, gj, GRAD_TOL, check_weak=False)
+    assert_same(g, refs[2], GRAD_TOL, check_weak=False)
 
 
 def test_batch_norm_train_and_eval():
@@ -137,17 +149,19 @@ def test_causal_conv1d_is_causal_and_depthwise():
 
 def test_pooling_matches_jax():
     x = rand(RNG, (2, 6, 6, 3))
-    compare(lambda x: nn.max_pool(x, (2, 2)),
-            lambda x: jax.lax.reduce_window(x, -jnp_ref.inf, jax.lax.max,
-                                            (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), x)
-    compare(lambda x: nn.avg_pool(x, (3, 3), (1, 1), "SAME"),
-            lambda x: jax.lax.reduce_window(x, 0.0, jax.lax.add,
-                                            (1, 3, 3, 1), (1, 1, 1, 1), "SAME") / 9, x)
-    compare(nn.global_avg_pool, lambda x: x.mean((1, 2)), x)
+    max_pool = lambda x: jax.lax.reduce_window(  # noqa: E731
+        x, -jnp_ref.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    avg_pool = lambda x: jax.lax.reduce_window(  # noqa: E731
+        x, 0.0, jax.lax.add, (1, 3, 3, 1), (1, 1, 1, 1), "SAME") / 9
+    # jax's results as one program (one compilation instead of one per primitive)
+    refs = jax.jit(lambda x: (max_pool(x), avg_pool(x), x.mean((1, 2)),
+                              jax.grad(lambda x: jnp_ref.sum(max_pool(x) ** 2))(x)),
+                   compiler_options=QUICK_COMPILE)(x)
+    compare(lambda x: nn.max_pool(x, (2, 2)), max_pool, x, ref_out=refs[0])
+    compare(lambda x: nn.avg_pool(x, (3, 3), (1, 1), "SAME"), avg_pool, x, ref_out=refs[1])
+    compare(nn.global_avg_pool, lambda x: x.mean((1, 2)), x, ref_out=refs[2])
     g = fungrad.grad(lambda x: jnp.sum(nn.max_pool(x, (2, 2)) ** 2))(jnp.asarray(x))
-    gj = jax.grad(lambda x: jnp_ref.sum(jax.lax.reduce_window(
-        x, -jnp_ref.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") ** 2))(x)
-    assert_same(g, gj, GRAD_TOL, check_weak=False)
+    assert_same(g, refs[3], GRAD_TOL, check_weak=False)
 
 
 def test_dropout_matches_jax_mask_and_is_identity_in_eval():
@@ -185,7 +199,8 @@ def test_attention_causal_padding_gqa_against_reference(n_heads, n_kv):
     fg = lambda *a: nn.multi_head_attention(as_params(a[:4]), a[4], n_heads=n_heads,
                                             n_kv_heads=n_kv, padding_mask=jnp.asarray(pad))[0]
     ref = lambda *a: _attention_ref(as_params(a[:4]), a[4], n_heads, n_kv, mask)
-    compare_transforms(fg, ref, [4 * np.asarray(p[n]["w"]) for n in names] + [x], RNG)
+    compare_transforms(fg, ref, [4 * np.asarray(p[n]["w"]) for n in names] + [x], RNG,
+                       fused_ref=True)
 
 
 # jax.nn.dot_product_attention's options, one by one and together (B=2, T=5, S=7, 4 query
@@ -208,19 +223,25 @@ _ATTENTION_OPTIONS = {
 def test_dot_product_attention_matches_jax(name):
     kw = _ATTENTION_OPTIONS[name]
     qkv = [rand(RNG, (_B, _T, 4, 8)), rand(RNG, (_B, _S, 2, 8)), rand(RNG, (_B, _S, 2, 8))]
-    compare(lambda q, k, v: nn.dot_product_attention(q, k, v, **kw),
-            lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kw), *qkv)
+    fg = lambda q, k, v: nn.dot_product_attention(q, k, v, **kw)  # noqa: E731
+    ref = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kw)  # noqa: E731
     if name in ("bias", "all", "residual"):
-        compare_transforms(lambda q, k, v: nn.dot_product_attention(q, k, v, **kw),
-                           lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kw), qkv, RNG)
+        # values (eager and jitted, as compare checks them) and derivatives and vmap; jax's
+        # references as one program
+        compare_transforms(fg, ref, qkv, RNG, fused_ref=True)
+    else:
+        compare(fg, ref, *qkv)
 
 
 def test_dot_product_attention_unbatched_bfloat16_and_errors():
     q, k, v = rand(RNG, (5, 4, 8)), rand(RNG, (7, 4, 8)), rand(RNG, (7, 4, 8))
-    compare(lambda *a: nn.dot_product_attention(*a, is_causal=True),
-            lambda *a: jax.nn.dot_product_attention(*a, is_causal=True), q, k, v)
+    causal = lambda *a: jax.nn.dot_product_attention(*a, is_causal=True)  # noqa: E731
     halves = [x.astype(jnp_ref.bfloat16) for x in (q, k, v)]
-    compare(nn.dot_product_attention, jax.nn.dot_product_attention, *halves)
+    # jax's results as one program (one compilation instead of one per primitive)
+    ref, ref_halves = jax.jit(lambda f32, bf16: (causal(*f32), jax.nn.dot_product_attention(*bf16)),
+                              compiler_options=QUICK_COMPILE)(to_jax((q, k, v)), to_jax(halves))
+    compare(lambda *a: nn.dot_product_attention(*a, is_causal=True), causal, q, k, v, ref_out=ref)
+    compare(nn.dot_product_attention, jax.nn.dot_product_attention, *halves, ref_out=ref_halves)
     with pytest.raises(ValueError, match="implementation 'cudnn' is not available"):
         nn.dot_product_attention(q, k, v, implementation="cudnn")
     with pytest.raises(ValueError, match="4 query heads are not a multiple of 3"):
@@ -322,10 +343,13 @@ SOFT = np.asarray(jax.nn.softmax(rand(RNG, (4, 5))))
     (nn.kl_divergence, optax.kl_divergence, (np.log(SOFT), np.asarray(jax.nn.softmax(LOGITS)))),
 ], ids=["softmax_ce", "integer_ce", "sigmoid_bce", "huber", "squared_error", "kl"])
 def test_losses_match_optax(fg, ox, args):
-    compare(fg, ox, *args, check_weak=False)
     diff = [0] if args[1].dtype == np.int32 else [0, 1]
+    # optax's value and gradient as one program (one compilation instead of one per primitive)
+    value, gj = jax.jit(lambda *a: (ox(*a), jax.grad(lambda *a: jnp_ref.sum(ox(*a)),
+                                                     argnums=tuple(diff))(*a)),
+                        compiler_options=QUICK_COMPILE)(*to_jax(args))
+    compare(fg, ox, *args, ref_out=value, check_weak=False)
     g = fungrad.grad(lambda *a: jnp.sum(fg(*a)), argnums=tuple(diff))(*to_fg(args))
-    gj = jax.grad(lambda *a: jnp_ref.sum(ox(*a)), argnums=tuple(diff))(*to_jax(args))
     assert_same(g, gj, GRAD_TOL, check_weak=False)
 
 

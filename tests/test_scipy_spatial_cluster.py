@@ -96,12 +96,13 @@ def conversions(T):
 
 def test_conversions():
     q = np.concatenate([near_identity_and_half_turns(), unit_quats(), -SPECIAL.astype("f")])
-    matrices = np.asarray(JT.Rotation.from_quat(to_jax(q)).as_matrix())  # every Shepperd branch
+    # every Shepperd branch
+    matrices = np.asarray(quick(lambda q: JT.Rotation.from_quat(q).as_matrix())(to_jax(q)))
     check(conversions, q, matrices, rotvecs(), RNG.normal(size=(N, 3)).astype(np.float32))
     check(lambda T: lambda: (T.Rotation.from_quat([0, 0, 0, 2]),  # lists and integers
                              T.Rotation.from_matrix(np.eye(3, dtype=np.int32)),
                              T.Rotation.from_rotvec(np.array([1, 0, 0])),
-                             T.Rotation.from_mrp([1, 0, 0])), eager_ref=True)
+                             T.Rotation.from_mrp([1, 0, 0])))
 
 
 def test_float64():
@@ -110,7 +111,8 @@ def test_float64():
         check(lambda T: lambda q, m, v, p, a: (conversions(T)(q, m, v, p),
                                                T.Rotation.from_euler("zyx", a),
                                                T.Rotation(q).as_euler("ZXZ")),
-              q, np.asarray(JT.Rotation.from_quat(to_jax(q)).as_matrix()), rotvecs(np.float64),
+              q, np.asarray(quick(lambda q: JT.Rotation.from_quat(q).as_matrix())(to_jax(q))),
+              rotvecs(np.float64),
               RNG.normal(size=(N, 3)), RNG.uniform(-3, 3, (N, 3)))
 
 
@@ -315,17 +317,20 @@ def test_errors_name_the_method_and_the_shape(make, exc, words, jax_raises):
 # --------------------------------------------------------------------------- vq
 
 def test_vq_codes_and_distances():
+    def check_vq(fg_fn, jax_fn, *args):  # jax's by quick: one program, not one per primitive
+        compare(fg_fn, jax_fn, *args, ref_out=quick(jax_fn)(*to_jax(args)))
+
     obs = RNG.normal(size=(7, 3)).astype(np.float32)
     book = RNG.normal(size=(4, 3)).astype(np.float32)
     book[2] = book[1]  # a tie goes to the first code
     obs[0] = book[1] + 0.01
-    compare(fg_vq.vq, jax_vq.vq, obs, book)
-    compare(fg_vq.vq, jax_vq.vq, obs[:, 0], book[:, 0])  # 1-D: scalar observations
-    compare(fg_vq.vq, jax_vq.vq, np.int32([[1, 2], [5, 3]]), np.int32([[0, 0], [4, 4]]))
-    compare(fungrad.vmap(fg_vq.vq, in_axes=(0, None)), jax.vmap(jax_vq.vq, in_axes=(0, None)),
-            obs.reshape(7, 1, 3), book)
+    check_vq(fg_vq.vq, jax_vq.vq, obs, book)
+    check_vq(fg_vq.vq, jax_vq.vq, obs[:, 0], book[:, 0])  # 1-D: scalar observations
+    check_vq(fg_vq.vq, jax_vq.vq, np.int32([[1, 2], [5, 3]]), np.int32([[0, 0], [4, 4]]))
+    check_vq(fungrad.vmap(fg_vq.vq, in_axes=(0, None)), jax.vmap(jax_vq.vq, in_axes=(0, None)),
+             obs.reshape(7, 1, 3), book)
     with fungrad.enable_x64(True), jax.enable_x64(True):
-        compare(fg_vq.vq, jax_vq.vq, obs.astype(np.float64), book)
+        check_vq(fg_vq.vq, jax_vq.vq, obs.astype(np.float64), book)
 
 
 def test_vq_distance_derivatives():

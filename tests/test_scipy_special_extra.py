@@ -1,7 +1,11 @@
 """fungrad.scipy.special's exponential integrals (expi, exp1, expn, sici, spence), dawsn,
 fresnel, owens_t and bessel_jn against jax.scipy.special: values in float32 and float64
 (eager and under jit, edges included), gradients against jax and finite differences, vmap
-against jax.vmap."""
+against jax.vmap.
+
+jax's references run as programs compiled with ``QUICK_COMPILE`` (``quick``): XLA's default
+optimisations take seconds to compile these functions' loops and series, and eagerly jax
+compiles every primitive."""
 from __future__ import annotations
 
 import jax
@@ -9,7 +13,8 @@ import jax.scipy.special as jss
 import numpy as np
 import pytest
 import scipy.special
-from harness import GRAD_TOL, assert_same, compare, float_dtypes, tol  # noqa: F401 (fixture)
+from harness import float_dtypes  # noqa: F401 (fixture)
+from harness import GRAD_TOL, QUICK_COMPILE, assert_same, compare, tol, to_jax
 
 import fungrad
 import fungrad.scipy.special as fss
@@ -23,13 +28,24 @@ SPENCE_X = np.array([0.0, 1e-7, 0.2, 0.49, 0.51, 0.9, 1.0, 1.2, 1.49, 1.51, 2.0,
                      1e4, -1.0, np.inf, np.nan])
 
 
+def quick(fn):
+    """jax's ``fn`` as one program, compiled quickly."""
+    return jax.jit(fn, compiler_options=QUICK_COMPILE)
+
+
+def compare_quick(fg_fn, jax_fn, *args, ref_out=None):
+    """``compare`` against ``jax_fn`` run by ``quick`` (or against ``ref_out``)."""
+    if ref_out is None:
+        ref_out = quick(jax_fn)(*to_jax(args))
+    compare(fg_fn, jax_fn, *args, ref_out=ref_out)
+
+
 def test_sici_values(dtype):
-    compare(fss.sici, jss.sici, REAL.astype(dtype), jit_ref=True)
+    compare_quick(fss.sici, jss.sici, REAL.astype(dtype))
 
 
 def test_expi_values(dtype):
-    compare(fss.expi, jss.expi, np.concatenate([POS, -POS, [np.nan]]).astype(dtype),
-            jit_ref=True)
+    compare_quick(fss.expi, jss.expi, np.concatenate([POS, -POS, [np.nan]]).astype(dtype))
 
 
 def test_edges_as_scipy(dtype):
@@ -57,19 +73,19 @@ def test_small_arguments_as_scipy():
 
 
 def test_spence_values(dtype):
-    compare(fss.spence, jss.spence, SPENCE_X.astype(dtype), jit_ref=True)
+    compare_quick(fss.spence, jss.spence, SPENCE_X.astype(dtype))
 
 
 def test_dawsn_values(dtype):
     x = np.array([0.0, -0.0, 1e-5, 0.3, 1.0, 2.5, 5.9, 6.1, 10.0, 1e4, -2.0, -7.0, np.inf,
                   -np.inf, np.nan])
-    compare(fss.dawsn, jss.dawsn, x.astype(dtype), jit_ref=True)
+    compare_quick(fss.dawsn, jss.dawsn, x.astype(dtype))
 
 
 def test_fresnel_values(dtype):
     x = np.array([0.0, -0.0, 1e-5, 0.3, 1.0, 1.49, 1.51, 2.5, 3.3, 5.9, 10.0, 100.0, -2.0,
                   np.inf, -np.inf, np.nan])
-    compare(fss.fresnel, jss.fresnel, x.astype(dtype), jit_ref=True)
+    compare_quick(fss.fresnel, jss.fresnel, x.astype(dtype))
 
 
 def test_owens_t_values(dtype):
@@ -79,18 +95,18 @@ def test_owens_t_values(dtype):
     # jax.jit(jss.owens_t) in float64 after a float32 call keeps float32 quadrature nodes
     # (about 6e-9 off), so float64 is checked against SciPy
     ref = jax.numpy.asarray(scipy.special.owens_t(h, a)) if dtype == np.float64 else None
-    compare(fss.owens_t, jss.owens_t, h, a, jit_ref=True, ref_out=ref)
+    compare_quick(fss.owens_t, jss.owens_t, h, a, ref_out=ref)
 
 
 def test_exp1_values(dtype):
-    compare(fss.exp1, jss.exp1, np.concatenate([POS, [0.0, -1.0]]).astype(dtype), jit_ref=True)
+    compare_quick(fss.exp1, jss.exp1, np.concatenate([POS, [0.0, -1.0]]).astype(dtype))
 
 
 def test_expn_values(dtype):
     n = np.array([0, 1, 2, 3, 5, 10, 30])[:, None]
     x = np.array([0.05, 0.7, 1.0, 1.5, 6.0, 25.0, -1.0])
-    compare(fss.expn, jss.expn, n.astype(dtype), x.astype(dtype), jit_ref=True)
-    compare(fss.expn, jss.expn, 2, np.array([0.5, 3.0], dtype), jit_ref=True)
+    compare_quick(fss.expn, jss.expn, n.astype(dtype), x.astype(dtype))
+    compare_quick(fss.expn, jss.expn, 2, np.array([0.5, 3.0], dtype))
 
 
 GRAD_CASES = {"expi": np.array([-3.0, -0.5, 0.3, 2.5, 45.0]),
@@ -114,7 +130,7 @@ def test_grads(name):
         return out[0] + 2 * out[1] if isinstance(out, tuple) else out
     x = GRAD_CASES[name].astype(np.float32)
     g = fungrad.vmap(fungrad.grad(fg))(x)
-    assert_same(g, jax.jit(jax.vmap(jax.grad(ref)))(x), GRAD_TOL)
+    assert_same(g, quick(jax.vmap(jax.grad(ref)))(x), GRAD_TOL)
     with fungrad.enable_x64(True):
         check_grads(lambda v: fg(v).sum(), [fungrad.numpy.asarray(GRAD_CASES[name])], 1,
                     modes=("fwd", "rev"))
@@ -123,7 +139,7 @@ def test_grads(name):
 def test_expn_grad_in_x():
     n, x = np.float32(3), np.array([0.4, 1.7, 5.0], np.float32)
     g = fungrad.vmap(fungrad.grad(fss.expn, 1), (None, 0))(n, x)
-    assert_same(g, jax.vmap(jax.grad(jss.expn, 1), (None, 0))(n, x), GRAD_TOL)
+    assert_same(g, quick(jax.vmap(jax.grad(jss.expn, 1), (None, 0)))(n, x), GRAD_TOL)
     with fungrad.enable_x64(True):
         check_grads(lambda v: fss.expn(3, v).sum(), [fungrad.numpy.asarray(x.astype(np.float64))],
                     2, modes=("fwd", "rev"))
@@ -142,7 +158,7 @@ def test_bessel_jn_grad_and_vmap():
     def loss(lib):
         return lambda x: (lib.bessel_jn(x, v=3).T * np.array([1.0, -2.0, 3.0, 0.5])).sum()
     g = fungrad.vmap(fungrad.grad(loss(fss)))(z)
-    assert_same(g, jax.jit(jax.vmap(jax.grad(loss(jss))))(z), GRAD_TOL)
+    assert_same(g, quick(jax.vmap(jax.grad(loss(jss))))(z), GRAD_TOL)
     with fungrad.enable_x64(True):
         check_grads(loss(fss), [fungrad.numpy.asarray(z.astype(np.float64))], 1,
                     modes=("fwd", "rev"))
@@ -155,7 +171,7 @@ def test_owens_t_grads():
     a = np.array([0.3, -2.0, 0.8, 1.5], np.float32)
     for i in range(2):
         g = fungrad.vmap(fungrad.grad(fss.owens_t, i))(h, a)
-        assert_same(g, jax.jit(jax.vmap(jax.grad(jss.owens_t, i)))(h, a), GRAD_TOL)
+        assert_same(g, quick(jax.vmap(jax.grad(jss.owens_t, i)))(h, a), GRAD_TOL)
     with fungrad.enable_x64(True):
         check_grads(lambda u, v: fss.owens_t(u, v).sum(),
                     [fungrad.numpy.asarray(v.astype(np.float64)) for v in (h, a)], 1,
@@ -184,4 +200,4 @@ def test_half_precision_in_float32(name):
     """float16 and bfloat16 are computed in float32 and cast back, as in JAX."""
     x = np.array([-2.0, 0.3, 1.0, 4.0])
     for dtype in [np.float16, jax.numpy.bfloat16]:
-        compare(getattr(fss, name), getattr(jss, name), x.astype(dtype), jit_ref=True)
+        compare_quick(getattr(fss, name), getattr(jss, name), x.astype(dtype))

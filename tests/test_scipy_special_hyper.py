@@ -1,6 +1,11 @@
 """scipy.special hyp1f1, hyp2f1, wofz and sph_harm_y against jax.scipy.special: values
 (every branch and JAX's edge conventions), derivatives (jvp in each argument against jax,
-check_grads), under jit and vmap, in float32 and float64."""
+check_grads), under jit and vmap, in float32 and float64.
+
+jax's references run as programs compiled with ``QUICK_COMPILE`` (``quick``): jax jits these
+functions itself with its default optimisations, which take seconds to compile their loops,
+or runs them op by op (wofz), compiling every primitive.
+"""
 from __future__ import annotations
 
 import jax
@@ -8,7 +13,7 @@ import jax.numpy as jnp_ref
 import jax.scipy.special as jsp
 import numpy as np
 import pytest
-from harness import GRAD_TOL, TOL, float_dtypes, x64  # noqa: F401 (fixture)
+from harness import GRAD_TOL, QUICK_COMPILE, TOL, float_dtypes, x64  # noqa: F401 (fixture)
 
 import fungrad
 import fungrad.numpy as jnp
@@ -37,6 +42,15 @@ SPH = np.array([[0, 0, 0.3, 0.1], [1, 1, 0.5, 1.0], [2, -1, 1.0, 2.0], [3, 2, 2.
                 [4, 0, 0.0, 1.0], [4, 1, np.pi, 2.0]]).T
 
 
+def quick(fn):
+    """jax's ``fn`` as one program, compiled quickly."""
+    return jax.jit(fn, compiler_options=QUICK_COMPILE)
+
+
+# One jitted function each, so that tests on the same shapes share the compiled program.
+HYP1F1_REF, HYP2F1_REF = quick(jsp.hyp1f1), quick(jsp.hyp2f1)
+
+
 def same(ours, ref, dtype, table=TOL, scale=1.0):
     ours, ref = np.asarray(ours), np.asarray(ref)
     assert ours.shape == ref.shape and ours.dtype == ref.dtype, (ours.dtype, ref.dtype)
@@ -50,14 +64,14 @@ def cast(cols, dtype):
 
 def test_hyp1f1_values(dtype):
     args = cast(HYP1F1, dtype)
-    ref = jsp.hyp1f1(*args)
+    ref = HYP1F1_REF(*args)
     same(fsp.hyp1f1(*args), ref, dtype, scale=5)
     same(fungrad.jit(fsp.hyp1f1)(*args), ref, dtype, scale=5)
 
 
 def test_hyp2f1_values(dtype):
     args = cast(HYP2F1, dtype)
-    ref = jsp.hyp2f1(*args)
+    ref = HYP2F1_REF(*args)
     # the digamma series near 1 sums gamma ratios: a few units of rounding more in float32
     same(fsp.hyp2f1(*args), ref, dtype, scale=10)
     same(fungrad.jit(fsp.hyp2f1)(*args), ref, dtype, scale=10)
@@ -65,25 +79,29 @@ def test_hyp2f1_values(dtype):
 
 def test_wofz_values(dtype):
     z = WOFZ.astype(np.complex64 if dtype == np.float32 else np.complex128)
-    same(fsp.wofz(z), jsp.wofz(z), z.dtype, scale=3)
-    same(fungrad.jit(fsp.wofz)(z), jsp.wofz(z), z.dtype, scale=3)
     x = np.array([-2.0, 0.0, 0.5, 6.0], dtype)  # real inputs are promoted to complex
-    same(fsp.wofz(x), jsp.wofz(x), z.dtype, scale=3)
-    same(fsp.erfcx(z), jsp.erfcx(z), z.dtype, scale=3)  # complex erfcx is wofz(i z)
+    ref_z, ref_x, ref_erfcx = quick(lambda z, x: (jsp.wofz(z), jsp.wofz(x), jsp.erfcx(z)))(z, x)
+    same(fsp.wofz(z), ref_z, z.dtype, scale=3)
+    same(fungrad.jit(fsp.wofz)(z), ref_z, z.dtype, scale=3)
+    same(fsp.wofz(x), ref_x, z.dtype, scale=3)
+    same(fsp.erfcx(z), ref_erfcx, z.dtype, scale=3)  # complex erfcx is wofz(i z)
 
 
 def test_sph_harm_y_values(dtype):
     n, m = SPH[0].astype(np.int32), SPH[1].astype(np.int32)
     theta, phi = cast(SPH[2:], dtype)
-    ref = jsp.sph_harm_y(n, m, theta, phi)
+    clipped = dict(n_max=3)  # degrees and orders clipped to n_max, as in JAX
+    # n and m (and the scalar theta) are constants of jax's program: its default n_max,
+    # max(n), needs them concrete
+    ref, ref_clipped, ref_scalar = quick(lambda t, p: (
+        jsp.sph_harm_y(n, m, t, p), jsp.sph_harm_y(n, m, t, p, **clipped),
+        jsp.sph_harm_y(n[:1], m[:1], float(theta[0]), p[:1])))(theta, phi)
     same(fsp.sph_harm_y(n, m, theta, phi), ref, ref.dtype, scale=5)
     jitted = fungrad.jit(lambda n, m, t, p: fsp.sph_harm_y(n, m, t, p, n_max=6))
     same(jitted(n, m, theta, phi), ref, ref.dtype, scale=5)
-    clipped = dict(n_max=3)  # degrees and orders clipped to n_max, as in JAX
-    same(fsp.sph_harm_y(n, m, theta, phi, **clipped), jsp.sph_harm_y(n, m, theta, phi, **clipped),
-         ref.dtype, scale=5)
+    same(fsp.sph_harm_y(n, m, theta, phi, **clipped), ref_clipped, ref.dtype, scale=5)
     scalar = fsp.sph_harm_y(n[:1], m[:1], float(theta[0]), phi[:1])  # theta as a scalar
-    same(scalar, jsp.sph_harm_y(n[:1], m[:1], float(theta[0]), phi[:1]), ref.dtype)
+    same(scalar, ref_scalar, ref.dtype)
 
 
 def test_errors():
@@ -103,7 +121,7 @@ def test_parameter_and_x_derivatives(name, table, rows):
     # one jax program (its compilation dominates): the partial derivatives row by row
     args = cast(table[:, rows], np.float32)
     argnums = tuple(range(len(args)))
-    ref = jax.vmap(jax.grad(getattr(jsp, name), argnums=argnums))(*args)
+    ref = quick(jax.vmap(jax.grad(getattr(jsp, name), argnums=argnums)))(*args)
     ours = fungrad.vmap(fungrad.grad(getattr(fsp, name), argnums=argnums))(*args)
     for i, (g, r) in enumerate(zip(ours, ref)):
         same(g, r, np.float32, GRAD_TOL)
@@ -117,7 +135,7 @@ def test_derivatives_against_finite_differences():
         check_grads(fsp.hyp1f1, (0.7, 1.9, 1.3), order=1, modes=["fwd", "rev"])
         # at x = -20 the series cancels too much for finite differences: against jax
         ours = fungrad.grad(fsp.hyp1f1, argnums=(0, 1, 2))(1.5, 2.5, -20.0)
-        for g, r in zip(ours, jax.grad(jsp.hyp1f1, argnums=(0, 1, 2))(1.5, 2.5, -20.0)):
+        for g, r in zip(ours, quick(jax.grad(jsp.hyp1f1, argnums=(0, 1, 2)))(1.5, 2.5, -20.0)):
             np.testing.assert_allclose(g, r, rtol=1e-6)  # e**20 cancels 8 digits in both
         check_grads(fsp.hyp2f1, (0.3, 0.7, 1.2, -0.4), order=1, modes=["fwd", "rev"])
         check_grads(lambda x: fsp.wofz(x).real, (0.8,), order=2, modes=["fwd", "rev"])
@@ -128,15 +146,16 @@ def test_derivatives_against_finite_differences():
 def test_complex_and_angle_derivatives():
     z = WOFZ.astype(np.complex64)
     t = (np.ones_like(z) * (0.5 - 2j)).astype(np.complex64)
-    same(fungrad.jvp(fsp.wofz, (z,), (t,))[1], jax.jvp(jsp.wofz, (z,), (t,))[1], np.complex64,
-         GRAD_TOL)
     n, m = SPH[0, :8].astype(np.int32), SPH[1, :8].astype(np.int32)
     theta, phi = cast(SPH[2:, :8], np.float32)
 
     def loss(lib, sph):
         return lambda t, p: lib.sum(abs(sph(n, m, t, p)) ** 2 + sph(n, m, t, p).real * t * p)
+    ref_jvp, ref = quick(lambda z, t, theta, phi: (
+        jax.jvp(jsp.wofz, (z,), (t,))[1],
+        jax.grad(loss(jnp_ref, jsp.sph_harm_y), argnums=(0, 1))(theta, phi)))(z, t, theta, phi)
+    same(fungrad.jvp(fsp.wofz, (z,), (t,))[1], ref_jvp, np.complex64, GRAD_TOL)
     ours = fungrad.grad(loss(jnp, fsp.sph_harm_y), argnums=(0, 1))(theta, phi)
-    ref = jax.grad(loss(jnp_ref, jsp.sph_harm_y), argnums=(0, 1))(theta, phi)
     for g, r in zip(ours, ref):
         same(g, r, np.float32, GRAD_TOL)
 
@@ -144,15 +163,16 @@ def test_complex_and_angle_derivatives():
 def test_vmap_matches_rows():
     # jax's elementwise values on the same inputs (the program of test_hyp2f1_values)
     args = cast(HYP2F1, np.float32)
-    ref = np.asarray(jsp.hyp2f1(*args)).reshape(2, 9)
+    ref = np.asarray(HYP2F1_REF(*args)).reshape(2, 9)
     rows = [a.reshape(2, 9) for a in args]
     same(fungrad.vmap(fsp.hyp2f1)(*rows), ref, np.float32, scale=10)
     batched = fungrad.jit(fungrad.vmap(fsp.hyp2f1, in_axes=1))(*[r.T for r in rows])
     same(batched, ref, np.float32, scale=10)
     z = WOFZ.astype(np.complex64).reshape(3, 3)
-    same(fungrad.vmap(fsp.wofz, in_axes=1)(z), jax.vmap(jsp.wofz, in_axes=1)(z), np.complex64,
-         scale=3)
+    same(fungrad.vmap(fsp.wofz, in_axes=1)(z), quick(jax.vmap(jsp.wofz, in_axes=1))(z),
+         np.complex64, scale=3)
     n, m = SPH[0].astype(np.int32), SPH[1].astype(np.int32)
     theta, phi = cast(SPH[2:], np.float32)
     batched = fungrad.vmap(lambda t: fsp.sph_harm_y(n, m, t, phi, n_max=6))(np.stack([theta] * 2))
-    same(batched, np.stack([jsp.sph_harm_y(n, m, theta, phi)] * 2), np.complex64, scale=5)
+    ref = quick(lambda t, p: jsp.sph_harm_y(n, m, t, p))(theta, phi)
+    same(batched, np.stack([ref] * 2), np.complex64, scale=5)

@@ -26,6 +26,12 @@ def _quick(ref):
     return lambda *args: jax.jit(ref, compiler_options=QUICK_COMPILE)(*args)
 
 
+def compare_quick(fg_fn, jax_fn, *args):
+    """``compare`` against ``jax_fn`` run by ``_quick``: one compilation instead of one per
+    primitive (jax's eager mode) or one with XLA's slow default optimisations (``jit_ref``)."""
+    compare(fg_fn, jax_fn, *args, ref_out=_quick(jax_fn)(*args))
+
+
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_mode(keepdims):
     def table(lib):
@@ -38,10 +44,11 @@ def test_mode(keepdims):
 
 
 def test_mode_scalar_3d_and_vmap():
-    compare(lambda x: tuple(fst.mode(x)), lambda x: tuple(jst.mode(x)), np.float32(2.5))
+    compare_quick(lambda x: tuple(fst.mode(x)), lambda x: tuple(jst.mode(x)), np.float32(2.5))
     x = (rand(RNG, (3, 4, 5)) * 2).round().astype(np.float32)
-    compare(lambda x: tuple(fst.mode(x, 1)), lambda x: tuple(jst.mode(x, 1)), x)
-    assert_same(tuple(fungrad.vmap(fst.mode)(jnp.asarray(x))), tuple(jax.vmap(jst.mode)(x)))
+    compare_quick(lambda x: tuple(fst.mode(x, 1)), lambda x: tuple(jst.mode(x, 1)), x)
+    assert_same(tuple(fungrad.vmap(fst.mode)(jnp.asarray(x))),
+                tuple(_quick(jax.vmap(jst.mode))(x)))
 
 
 def test_mode_nan_policy_errors():
@@ -67,12 +74,12 @@ def test_rankdata():
 
 def test_rankdata_nan_and_vmap():
     x = np.array([3., np.nan, 1.], np.float32)
-    compare(fst.rankdata, jst.rankdata, x)
-    compare(lambda x: fst.rankdata(x, axis=1), lambda x: jst.rankdata(x, axis=1),
-            np.array([[3., np.nan, 1.], [2., 2., 1.]], np.float32))
+    compare_quick(fst.rankdata, jst.rankdata, x)
+    compare_quick(lambda x: fst.rankdata(x, axis=1), lambda x: jst.rankdata(x, axis=1),
+                  np.array([[3., np.nan, 1.], [2., 2., 1.]], np.float32))
     y = TIES.astype(np.float32)
     assert_same(fungrad.vmap(lambda r: fst.rankdata(r, "min"))(jnp.asarray(y)),
-                jax.vmap(lambda r: jst.rankdata(r, "min"))(y))
+                _quick(jax.vmap(lambda r: jst.rankdata(r, "min")))(y))
 
 
 def test_rankdata_errors():
@@ -136,28 +143,28 @@ def test_gaussian_kde_1d():
             return (kde.pdf(p), kde.logpdf(p), kde.integrate_box_1d(-0.5, 1.0),
                     kde.integrate_gaussian(p[0], 0.7))
         return f
-    compare(both(fungrad), both(jax), DATA_1D, rand(RNG, (5,)), jit_ref=True)
-    kde = fst.gaussian_kde(jnp.asarray(DATA_1D))
-    assert (kde.d, kde.n) == (jst.gaussian_kde(DATA_1D).d, jst.gaussian_kde(DATA_1D).n) == (1, 7)
+    compare_quick(both(fungrad), both(jax), DATA_1D, rand(RNG, (5,)))
+    kde, ref = fst.gaussian_kde(jnp.asarray(DATA_1D)), jst.gaussian_kde(DATA_1D)
+    assert (kde.d, kde.n) == (ref.d, ref.n) == (1, 7)
 
 
 def test_gaussian_kde_point_shapes():
     kde = fst.gaussian_kde(jnp.asarray(DATA_2D))
-    ref = jst.gaussian_kde(DATA_2D)
-    assert_same(kde.pdf(jnp.asarray(POINTS_2D[:, 0])), ref.pdf(POINTS_2D[:, 0]))  # (d,) point
+    ref = _quick(lambda d, p: jst.gaussian_kde(d).pdf(p))(DATA_2D, POINTS_2D[:, 0])
+    assert_same(kde.pdf(jnp.asarray(POINTS_2D[:, 0])), ref)  # (d,) point
     with pytest.raises(ValueError, match="points have dimension 3, dataset has dimension 2"):
         kde.pdf(jnp.ones((3, 2)))
 
 
 def test_gaussian_kde_resample_draws_as_jax():
     kde = fst.gaussian_kde(jnp.asarray(DATA_2D), weights=jnp.asarray(WEIGHTS))
-    ref = jst.gaussian_kde(DATA_2D, weights=WEIGHTS)
-    for shape in [(), (5,)]:
-        assert_same(kde.resample(fungrad.random.key(3), shape),
-                    ref.resample(jax.random.key(3), shape))
+    refs = _quick(lambda d, w, key: [jst.gaussian_kde(d, weights=w).resample(key, shape)
+                                     for shape in [(), (5,), (6,)]])(
+        DATA_2D, WEIGHTS, jax.random.key(3))
+    for shape, ref in zip([(), (5,)], refs):
+        assert_same(kde.resample(fungrad.random.key(3), shape), ref)
     # jax 0.10 fails to broadcast for a 2-d shape; the draws are those of the flat shape
-    assert_same(kde.resample(fungrad.random.key(3), (2, 3)),
-                ref.resample(jax.random.key(3), (6,)).reshape(2, 2, 3))
+    assert_same(kde.resample(fungrad.random.key(3), (2, 3)), refs[2].reshape(2, 2, 3))
 
 
 def test_gaussian_kde_transforms():
@@ -168,18 +175,21 @@ def test_gaussian_kde_transforms():
     pts = rand(RNG, (3, 2, 4))
     kde = fst.gaussian_kde(jnp.asarray(DATA_2D))
     assert_same(fungrad.vmap(kde.pdf)(jnp.asarray(pts)),
-                jax.vmap(jst.gaussian_kde(DATA_2D).pdf)(pts))
+                _quick(lambda d, p: jax.vmap(jst.gaussian_kde(d).pdf)(p))(DATA_2D, pts))
 
 
 def test_gaussian_kde_is_a_pytree():
     kde = fst.gaussian_kde(jnp.asarray(DATA_2D), weights=jnp.asarray(WEIGHTS))
-    ref = jst.gaussian_kde(DATA_2D, weights=WEIGHTS)
+
+    def jax_refs(d, w, p):  # jax's kde (a pytree out of jit), its pdf and its gradient
+        ref = jst.gaussian_kde(d, weights=w)
+        return ref, ref.pdf(p), jax.grad(lambda k: jjnp.sum(k.logpdf(p)))(ref)
+    ref, pdf, ref_grads = _quick(jax_refs)(DATA_2D, WEIGHTS, POINTS_2D)
     leaves = fungrad.tree.leaves(kde)
     assert_same(leaves, jax.tree.leaves(ref))
     out = fungrad.jit(lambda k, p: k.pdf(p))(kde, jnp.asarray(POINTS_2D))
-    assert_same(out, ref.pdf(POINTS_2D))
+    assert_same(out, pdf)
     grads = fungrad.grad(lambda k: jnp.sum(k.logpdf(jnp.asarray(POINTS_2D))))(kde)
-    ref_grads = jax.grad(lambda k: jjnp.sum(k.logpdf(POINTS_2D)))(ref)
     assert_same(grads.inv_cov, ref_grads.inv_cov, GRAD_TOL, check_weak=False)
     assert_same(grads.dataset, ref_grads.dataset, GRAD_TOL, check_weak=False)
 
