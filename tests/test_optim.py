@@ -52,19 +52,32 @@ def _grads(step: int):
     return {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in PARAMS.items()}
 
 
-def run_against_optax(make, jit: bool = False, extra=None) -> None:
+def jitted_update(opt, static_argnames=()):
+    """``opt.update`` under ``jax.jit``, for an optax reference whose ``update`` runs loops or
+    ``cond``s: eagerly, JAX traces and compiles them anew at every call (their bodies close
+    over the step's arrays), jitted once per input types. ``static_argnames``: keyword
+    arguments that are no arrays (an objective function)."""
+    return jax.jit(opt.update, static_argnames=static_argnames)
+
+
+def run_against_optax(make, jit: bool = False, extra=None, jit_ref: bool = False) -> None:
     """``make(optim)`` and ``make(optax)`` for ``STEPS`` steps on the same gradients: updates
     compared at every step, then parameters and state (the tests of every optimiser module
     share it). ``jit`` jits fungrad's update; ``extra(step)`` gives both updates keyword
-    arguments (polyak's ``value``)."""
+    arguments (polyak's ``value``); ``jit_ref`` jits optax's (``jitted_update``, its
+    function-valued keyword arguments static)."""
     fg_opt, ox_opt = make(optim), make(optax)
     fg_update = fungrad.jit(fg_opt.update) if jit else fg_opt.update
+    ox_update = ox_opt.update
+    if jit_ref:
+        kw = {} if extra is None else extra(0)
+        ox_update = jitted_update(ox_opt, [k for k, v in kw.items() if callable(v)])
     fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
     fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
     for step in range(STEPS):
         g, kw = _grads(step), {} if extra is None else extra(step)
         fg_u, fg_s = fg_update(to_fg(g), fg_s, fg_p, **to_fg(kw))
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p, **to_jax(kw))
+        ox_u, ox_s = ox_update(to_jax(g), ox_s, ox_p, **to_jax(kw))
         assert_same(fg_u, ox_u, check_weak=False)
         fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
     assert_same(fg_p, ox_p, check_weak=False)
@@ -80,10 +93,11 @@ def test_multisteps_accumulates_like_optax():
     fg_opt, ox_opt = optim.MultiSteps(optim.adam(1e-2), 3), optax.MultiSteps(optax.adam(1e-2), 3)
     fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
     fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
+    ox_update = jitted_update(ox_opt)  # MultiSteps' update is a cond
     for step in range(7):
         g = _grads(step)
         fg_u, fg_s = fg_opt.update(to_fg(g), fg_s, fg_p)
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p)
+        ox_u, ox_s = ox_update(to_jax(g), ox_s, ox_p)
         assert_same(fg_u, ox_u, check_weak=False)
         assert bool(fg_opt.has_updated(fg_s)) == bool(ox_opt.has_updated(ox_s))
 
@@ -105,11 +119,12 @@ def test_multisteps_skips_updates_like_optax(skip):
     fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
     fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
     assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
+    ox_update = jitted_update(ox_opt)
     for step in range(8):
         g = _nan_at(step, 4) if skip == "skip_not_finite" else {
             k: v * (100.0 if step == 4 else 1.0) for k, v in _grads(step).items()}
         fg_u, fg_s = fungrad.jit(fg_opt.update)(to_fg(g), fg_s, fg_p)
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p)
+        ox_u, ox_s = ox_update(to_jax(g), ox_s, ox_p)
         assert_same(fg_u, ox_u, check_weak=False)
         assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
         fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
@@ -122,10 +137,11 @@ def test_multisteps_accumulator_dtype_and_extra_args_like_optax():
     fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
     fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
     assert fg_s.acc_grads["w"].dtype == jnp.bfloat16
+    ox_update = jitted_update(ox_opt)
     for step in range(5):
         g = _grads(step)
         fg_u, fg_s = fg_opt.update(to_fg(g), fg_s, fg_p, value=np.float32(2.5 + step))
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p, value=np.float32(2.5 + step))
+        ox_u, ox_s = ox_update(to_jax(g), ox_s, ox_p, value=np.float32(2.5 + step))
         assert_same(fg_u, ox_u, check_weak=False)
         assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
 

@@ -10,7 +10,7 @@ import fungrad
 import fungrad.numpy as jnp
 from fungrad import optim, random, tree
 from harness import assert_same, to_fg, to_jax
-from test_optim import PARAMS, run_against_optax
+from test_optim import PARAMS, jitted_update, run_against_optax
 
 
 def _objective(params):
@@ -136,13 +136,24 @@ CASES = [
 ]
 
 
+# Cases whose optax reference runs under jax.jit (``jit_ref``): Muon's Newton-Schulz loop and
+# the conds of GaLore and Sophia are traced and compiled anew at every eager call, and
+# Hutchinson's estimator differentiates the objective twice op by op (seconds a test).
+# Jitted, optax's results round apart from its eager ones by an ulp or so, which the
+# comparison's tolerance covers. Not so sophia_options': its updates reach 7e3, and jitted,
+# its small ones move by up to 2e-4 (1.5e-4 relative, past the tolerance): it stays eager.
+JIT_REF = {"muon", "muon_options", "muon_adaptive", "muon_spectral", "muon_aol", "muon_schatten",
+           "muon_dim_nums", "scale_by_muon", "galore", "galore_options", "scale_by_galore",
+           "hutchinson_in_chain", "sophia_clipped"}
+
+
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
 def test_matches_optax_contrib(name, make):
-    run_against_optax(make)
+    run_against_optax(make, jit_ref=name in JIT_REF)
 
 
 def test_muon_jitted():
-    run_against_optax(lambda m: m.contrib.muon(1e-2, weight_decay=0.1), jit=True)
+    run_against_optax(lambda m: m.contrib.muon(1e-2, weight_decay=0.1), jit=True, jit_ref=True)
 
 
 def test_schedule_free_jitted():
@@ -171,7 +182,7 @@ JITTED = [
 
 @pytest.mark.parametrize("name,make,extra", JITTED, ids=[c[0] for c in JITTED])
 def test_new_optimisers_jitted(name, make, extra):
-    run_against_optax(make, jit=True, extra=extra)
+    run_against_optax(make, jit=True, extra=extra, jit_ref=name in ("galore", "sophia"))
 
 
 MOMO = [
@@ -192,7 +203,7 @@ def test_momo_reads_the_loss(make):
 
 
 def test_sophia_default_takes_obj_fn_through_update():
-    run_against_optax(lambda m: m.contrib.sophia(1e-2), extra=WITH_OBJ_FN)
+    run_against_optax(lambda m: m.contrib.sophia(1e-2), extra=WITH_OBJ_FN, jit_ref=True)
 
 
 def test_sophia_verbose_prints_the_win_rate(capsys):
@@ -229,11 +240,12 @@ def test_galore_projects_big_matrices(dim_nums):
     fg_opt, ox_opt = make(optim), make(optax)
     fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
     fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
+    ox_update = jitted_update(ox_opt)
     for step in range(3):
         rng = np.random.default_rng(step)
         grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in PARAMS.items()}
         fg_u, fg_s = fg_opt.update(to_fg(grads), fg_s, fg_p)
-        ox_u, ox_s = ox_opt.update(to_jax(grads), ox_s, ox_p)
+        ox_u, ox_s = ox_update(to_jax(grads), ox_s, ox_p)
         assert_same(fg_u, ox_u, check_weak=False)
         fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
     fg_proj, ox_proj = np.asarray(fg_s[0].projector["big"]), np.asarray(ox_s[0].projector["big"])
@@ -346,13 +358,17 @@ PLATEAU_VALUES = [3.0, 2.0, 2.0, 2.0, 1.0]
     dict(factor=0.5, patience=0, accumulation_size=2, rtol=0.0, atol=0.5),
 ])
 def test_reduce_on_plateau(kwargs):
+    # optax's jitted: its update is a cond (eagerly compiled anew at every step), and gives
+    # the same bits jitted as eager
     run_against_optax(lambda m: m.contrib.reduce_on_plateau(**kwargs),
-                      extra=lambda step: {"value": jnp.asarray(PLATEAU_VALUES[step])})
+                      extra=lambda step: {"value": jnp.asarray(PLATEAU_VALUES[step])},
+                      jit_ref=True)
 
 
 def test_reduce_on_plateau_jitted():
     run_against_optax(lambda m: m.contrib.reduce_on_plateau(0.5, patience=1), jit=True,
-                      extra=lambda step: {"value": jnp.asarray(PLATEAU_VALUES[step])})
+                      extra=lambda step: {"value": jnp.asarray(PLATEAU_VALUES[step])},
+                      jit_ref=True)
 
 
 def test_schedule_free_eval_params():

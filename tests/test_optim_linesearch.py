@@ -1,4 +1,5 @@
 """fungrad.optim's extra arguments, line searches and L-BFGS against optax, step for step."""
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -103,20 +104,30 @@ def _data(step: int) -> np.ndarray:
 
 class _Lib(NamedTuple):
     """What a test loop takes from fungrad or from jax and optax, and how it runs an
-    optimiser's ``update``: fungrad's eagerly, optax's jitted (run eagerly, JAX would
-    compile the line search's loop anew at every step; the loop is compiled either way)."""
+    optimiser's ``update`` and ``value_and_grad_from_state``: fungrad's eagerly, optax's
+    jitted (run eagerly, JAX would compile the line search's loop, and the ``cond`` of
+    ``value_and_grad_from_state``, which closes over the state's value and gradient, anew
+    at every step; they are compiled either way).
+
+    ``init`` gives an optimiser's initial state, optax's with strong types: its own holds
+    weakly typed scalars (the line search's info) and its later states strongly typed ones,
+    so its jitted update would compile twice (a second or more for a line search). With
+    strong types it takes the same steps bit for bit, and they are what fungrad's steps from
+    optax's states get (to_fg)."""
     numpy: Any
     asarray: Callable
+    init: Callable
     value_and_grad: Callable
     value_and_grad_from_state: Callable
     apply_updates: Callable
     run: Callable
 
 
-FG = _Lib(jnp, to_fg, fungrad.value_and_grad, optim.value_and_grad_from_state,
-          optim.apply_updates, lambda update: update)
-OX = _Lib(jnp_ref, to_jax, jax.value_and_grad, optax.value_and_grad_from_state,
-          optax.apply_updates, lambda update: jax.jit(update, static_argnames="value_fn"))
+FG = _Lib(jnp, to_fg, lambda opt, params: opt.init(params), fungrad.value_and_grad,
+          optim.value_and_grad_from_state, optim.apply_updates, lambda update: update)
+OX = _Lib(jnp_ref, to_jax, lambda opt, params: to_jax(opt.init(params)), jax.value_and_grad,
+          lambda fn: jax.jit(optax.value_and_grad_from_state(fn)), optax.apply_updates,
+          lambda update: jax.jit(update, static_argnames="value_fn"))
 
 
 def _objective_step(lib: _Lib, opt, from_state: bool):
@@ -139,6 +150,25 @@ def _from_optax(fg_state, ox_state):
     return tree.unflatten(tree.structure(fg_state), to_fg(jax.tree_util.tree_leaves(ox_state)))
 
 
+@functools.cache
+def _optax_with_objective(make, from_state, steps):
+    """optax's side of ``run_with_objective_against_optax``, which does not depend on
+    fungrad's: ``make(optax)``'s params, state and data before each step, the step's updates
+    and new state, and the last params. Cached, so that the tests that run fungrad's side
+    of the same case eagerly and under ``fungrad.jit`` compile and run optax's once."""
+    ox_opt = make(optax)
+    ox_step = _objective_step(OX, ox_opt, from_state)
+    ox_p = to_jax(PARAMS)
+    ox_s = OX.init(ox_opt, ox_p)
+    steps_taken = []
+    for step in range(steps):
+        x = _data(0 if from_state else step)
+        ox_u, new_s = ox_step(ox_p, ox_s, to_jax(x))
+        steps_taken.append((ox_p, ox_s, x, ox_u, new_s))
+        ox_p, ox_s = optax.apply_updates(ox_p, ox_u), new_s
+    return steps_taken, ox_p
+
+
 def run_with_objective_against_optax(make, jit=False, from_state=False, steps=STEPS):
     """``make(optim)`` and ``make(optax)`` minimising ``_loss`` from PARAMS for ``steps``
     steps, as optax's docs do; updates and states compared at every step. With
@@ -154,20 +184,17 @@ def run_with_objective_against_optax(make, jit=False, from_state=False, steps=ST
     where they cancel (the gradient changes sign inside the ``big`` leaf), and L-BFGS's
     memory keeps differences of parameters and gradients and the inverses of their inner
     products, sums of 16770 products that NumPy and XLA add in other orders."""
-    fg_opt, ox_opt = make(optim), make(optax)
-    fg_step, ox_step = _objective_step(FG, fg_opt, from_state), \
-        _objective_step(OX, ox_opt, from_state)
+    fg_opt = make(optim)
+    fg_step = _objective_step(FG, fg_opt, from_state)
     fg_step = fungrad.jit(fg_step) if jit else fg_step
-    fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
-    fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
-    for step in range(steps):
-        fg_p, fg_s = to_fg(ox_p), _from_optax(fg_s, ox_s)
-        x = _data(0 if from_state else step)
+    ox_steps, ox_p = _optax_with_objective(make, from_state, steps)
+    fg_s = fg_opt.init(to_fg(PARAMS))
+    for ox_p_before, ox_s_before, x, ox_u, ox_s in ox_steps:
+        fg_p, fg_s = to_fg(ox_p_before), _from_optax(fg_s, ox_s_before)
         fg_u, fg_s = fg_step(fg_p, fg_s, to_fg(x))
-        ox_u, ox_s = ox_step(ox_p, ox_s, to_jax(x))
         assert_same(fg_u, ox_u, check_weak=False)
         assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(ox_s), check_weak=False)
-        fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
+        fg_p = optim.apply_updates(fg_p, fg_u)
     assert_same(fg_p, ox_p, check_weak=False)
     return fg_s
 
@@ -210,8 +237,8 @@ def test_backtracking_state_and_info(store_grad):
 
 
 def test_zoom_state_and_info():
-    state = run_with_objective_against_optax(
-        lambda m: m.chain(m.sgd(1.0), m.scale_by_zoom_linesearch(15)), from_state=True)[1]
+    # LINESEARCH_CASES' "zoom": optax's run is the one the jitted test below compares to
+    state = run_with_objective_against_optax(dict(LINESEARCH_CASES)["zoom"], from_state=True)[1]
     assert isinstance(state, optim.ScaleByZoomLinesearchState)
     assert isinstance(state.info, optim.ZoomLinesearchInfo)
     assert float(state.info.decrease_error) == 0.0 and float(state.info.curvature_error) == 0.0
@@ -224,7 +251,7 @@ def test_linesearch_matches_optax_under_jit(name):
 
 @pytest.mark.parametrize("make", [
     lambda m: m.chain(m.sgd(1.0), m.scale_by_backtracking_linesearch(15, store_grad=True)),
-    lambda m: m.chain(m.sgd(1.0), m.scale_by_zoom_linesearch(15))], ids=["backtracking", "zoom"])
+    dict(LINESEARCH_CASES)["zoom"]], ids=["backtracking", "zoom"])
 def test_linesearch_from_state_matches_optax_under_jit(make):
     run_with_objective_against_optax(make, jit=True, from_state=True)
 
@@ -243,7 +270,7 @@ def _docs_step(lib: _Lib, opt, fn):
 def _solve(lib: _Lib, opt, fn, x0, steps):
     """``steps`` steps of the docs' loop from ``x0``: the iterates and the states."""
     params, step, iterates, states = lib.asarray(x0), _docs_step(lib, opt, fn), [], []
-    state = opt.init(params)
+    state = lib.init(opt, params)
     for _ in range(steps):
         updates, state = step(params, state)
         params = lib.apply_updates(params, updates)
@@ -382,8 +409,9 @@ def test_lbfgs_minimises_rosenbrock_as_optax():
     fg_fn, ox_fn = _rosenbrock(jnp), _rosenbrock(jnp_ref)
     fg_step, ox_step = _docs_step(FG, fg_opt, fg_fn), _docs_step(OX, ox_opt, ox_fn)
     ox_p = to_jax(x0)
-    ox_s = ox_opt.init(ox_p)
+    ox_s = OX.init(ox_opt, ox_p)
     fg_s = fg_opt.init(to_fg(x0))
+    ox = []  # optax's iterates: this loop runs optax's L-BFGS on its own, as _solve would
     for _ in range(steps):
         fg_u, fg_s = fg_step(to_fg(ox_p), _from_optax(fg_s, ox_s))
         ox_u, ox_s = ox_step(ox_p, ox_s)
@@ -391,11 +419,11 @@ def test_lbfgs_minimises_rosenbrock_as_optax():
         assert_same(tree.leaves(fg_s[0]), jax.tree_util.tree_leaves(ox_s[0]), check_weak=False)
         assert_same(fg_s[2]._replace(grad=None), ox_s[2]._replace(grad=None), check_weak=False)
         ox_p = optax.apply_updates(ox_p, ox_u)
+        ox.append(ox_p)
         terms = _rosenbrock_grad_terms(np.asarray(ox_p, np.float64))
         assert_same(fg_s[2].grad, ox_s[2].grad, check_weak=False, rtol=0.0,
                     atol=2 * np.finfo(np.float32).eps * terms)
     fg = _solve(FG, fg_opt, fg_fn, x0, steps)[0]
-    ox = _solve(OX, ox_opt, ox_fn, x0, steps)[0]
     for fg_x, ox_x in zip(fg[:7], ox[:7]):
         assert_same(fg_x, ox_x, check_weak=False)
     assert_same(fg[-1], np.ones(2, np.float32))

@@ -179,7 +179,7 @@ def test_matches_optax_float64(name):
     make, args = next((make, args) for n, make, args in CASES if n == name)
     with x64():
         args = [a.astype(np.float64) if a.dtype == F32 else a for a in args()]
-        compare(make(optim), make(optax.losses), *args)
+        compare(make(optim), make(optax.losses), *args, jit_ref=True)
 
 
 def test_convex_kl_divergence_is_deprecated_generalized_kl():
@@ -219,10 +219,14 @@ GRAD_CASES = [
 @pytest.mark.parametrize("name,make,args,argnums", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
 def test_derivatives_match_optax(name, make, args, argnums):
     # vmap draws random inputs for every argument: only where all of them are floats.
+    # jax's value, JVP, VJP and vmap come from one program compiled quickly (fused_ref), not
+    # four: they agree with the separately jitted ones to an ulp or two, and dice_loss's
+    # vmapped values with the eager ones bit for bit, where jit alone moved them by 7e-6
+    # relative.
     args = args()
     floats = all(np.asarray(a).dtype == F32 for a in args)
     compare_transforms(make(optim), make(optax.losses), args, RNG, argnums=argnums,
-                       vmap_axes=(0,) if floats else (), jit_ref=True)
+                       vmap_axes=(0,) if floats else (), fused_ref=True)
 
 
 def test_safe_softmax_cross_entropy_gradient_without_nan():

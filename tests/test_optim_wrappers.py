@@ -1,4 +1,6 @@
 """fungrad.optim.wrappers against optax, step for step, on the same gradients."""
+import functools
+
 import jax
 import jax.numpy as jnp_ref
 import numpy as np
@@ -43,6 +45,9 @@ NOT_FINITE_CASES = [
     ("apply_if_finite", lambda m: m.apply_if_finite(m.adam(1e-2), max_consecutive_errors=2)),
     ("apply_if_finite_gives_up", lambda m: m.apply_if_finite(m.sgd(0.1), 1)),
 ]
+# Cases whose optax update is a cond, which JAX traces and compiles anew at every eager call
+# (seconds a test): their reference runs under jax.jit, which gives the same bits.
+JIT_REF = {"conditionally_transform", "apply_if_finite", "apply_if_finite_gives_up"}
 
 
 def _grads(step: int, not_finite: bool = False):
@@ -60,18 +65,34 @@ def _key_data(t):
                         if jnp_ref.issubdtype(x.dtype, jax.dtypes.prng_key) else x, t)
 
 
-def _compare(make, not_finite=False, jit=False):
-    fg_opt, ox_opt = make(optim), make(optax)
-    fg_update = fungrad.jit(fg_opt.update) if jit else fg_opt.update
-    fg_p, ox_p = to_fg(PARAMS), to_jax(PARAMS)
-    fg_s, ox_s = fg_opt.init(fg_p), ox_opt.init(ox_p)
-    assert type(fg_s).__name__ == type(ox_s).__name__
+@functools.cache
+def _optax_run(make, not_finite, jit_ref):
+    """optax's side of ``_compare``: ``make(optax)``'s initial state, its updates at each
+    step, and its last params and state (``jit_ref``: its update jitted). It does not depend
+    on fungrad's, so the tests that run fungrad's eagerly and under jit share it."""
+    ox_opt = make(optax)
+    ox_update = jax.jit(ox_opt.update) if jit_ref else ox_opt.update
+    ox_p = to_jax(PARAMS)
+    ox_s = ox_init = ox_opt.init(ox_p)
+    ox_updates = []
     for step in range(STEPS):
-        g = _grads(step, not_finite)
-        fg_u, fg_s = fg_update(to_fg(g), fg_s, fg_p)
-        ox_u, ox_s = ox_opt.update(to_jax(g), ox_s, ox_p)
+        ox_u, ox_s = ox_update(to_jax(_grads(step, not_finite)), ox_s, ox_p)
+        ox_updates.append(ox_u)
+        ox_p = optax.apply_updates(ox_p, ox_u)
+    return ox_init, ox_updates, ox_p, ox_s
+
+
+def _compare(name, make, not_finite=False, jit=False):
+    fg_opt = make(optim)
+    fg_update = fungrad.jit(fg_opt.update) if jit else fg_opt.update
+    ox_init, ox_updates, ox_p, ox_s = _optax_run(make, not_finite, name in JIT_REF)
+    fg_p = to_fg(PARAMS)
+    fg_s = fg_opt.init(fg_p)
+    assert type(fg_s).__name__ == type(ox_init).__name__
+    for step, ox_u in enumerate(ox_updates):
+        fg_u, fg_s = fg_update(to_fg(_grads(step, not_finite)), fg_s, fg_p)
         assert_same(fg_u, ox_u, check_weak=False)
-        fg_p, ox_p = optim.apply_updates(fg_p, fg_u), optax.apply_updates(ox_p, ox_u)
+        fg_p = optim.apply_updates(fg_p, fg_u)
     assert_same(fg_p, ox_p, check_weak=False)
     assert_same(tree.leaves(fg_s), jax.tree_util.tree_leaves(_key_data(ox_s)), check_weak=False)
     return fg_s, ox_s
@@ -79,19 +100,20 @@ def _compare(make, not_finite=False, jit=False):
 
 @pytest.mark.parametrize("name,make", CASES, ids=[c[0] for c in CASES])
 def test_matches_optax_step_for_step(name, make):
-    _compare(make)
+    _compare(name, make)
 
 
 @pytest.mark.parametrize("name,make", NOT_FINITE_CASES, ids=[c[0] for c in NOT_FINITE_CASES])
 def test_not_finite_steps_match_optax(name, make):
-    fg_s, ox_s = _compare(make, not_finite=True)
+    fg_s, ox_s = _compare(name, make, not_finite=True)
     assert int(fg_s.total_notfinite) == int(ox_s.total_notfinite) == 3
     assert bool(fg_s.last_finite) == bool(ox_s.last_finite) is False
 
 
 @pytest.mark.parametrize("name", ["noisy_sgd", "rprop", "apply_every_after", "apply_if_finite"])
 def test_matches_optax_under_jit(name):
-    _compare(dict(CASES + NOT_FINITE_CASES)[name], not_finite=name == "apply_if_finite", jit=True)
+    _compare(name, dict(CASES + NOT_FINITE_CASES)[name], not_finite=name == "apply_if_finite",
+             jit=True)
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0])
