@@ -221,6 +221,29 @@ def float_dtypes(request):
 QUICK_COMPILE = {"xla_backend_optimization_level": 0}
 
 
+def quick_jit(fn: Callable) -> Callable:
+    """``jax.jit`` compiling quickly (``QUICK_COMPILE``): compiling jax's references is most
+    of the time of many tests."""
+    return jax.jit(fn, compiler_options=QUICK_COMPILE)
+
+
+def compare_all(cases: Sequence[tuple]) -> None:
+    """``compare`` on each ``(fg_fn, jax_fn, *args)`` of ``cases``, jax's results all from one
+    quickly compiled program: one compilation instead of one per op of each case. The NumPy
+    inputs go in as they are (converting each first compiles a program too). Only for
+    functions jax can jit: those whose result's size depends on the values run eagerly."""
+    fns = [jax_fn for _, jax_fn, *_ in cases]
+    refs = quick_jit(lambda all_args: [fn(*args) for fn, args in zip(fns, all_args)])(
+        [args for _, _, *args in cases])
+    for (fg_fn, jax_fn, *args), ref in zip(cases, refs):
+        compare(fg_fn, jax_fn, *args, ref_out=ref)
+
+
+def compare_quick(fg_fn: Callable, jax_fn: Callable, *args: Any) -> None:
+    """``compare_all`` of one case."""
+    compare_all([(fg_fn, jax_fn, *args)])
+
+
 def _restrict(fn: Callable, full: Sequence[Any], idx: Sequence[int]) -> Callable:
     """``fn`` of the arguments at ``idx`` only, the others fixed to ``full``'s."""
     def g(*d):

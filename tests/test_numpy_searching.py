@@ -5,7 +5,6 @@ misc functions (diff, interp, convolve, cov) against jax.numpy; jit/vmap-compati
 the size= forms."""
 import functools
 
-import jax
 import jax.numpy as jnp_ref
 import ml_dtypes
 import numpy as np
@@ -14,32 +13,12 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 import harness
-from harness import assert_same, compare_types, rand
+from harness import assert_same, compare_all, compare_types, rand
 
 # jax's derivatives and batched results, in one quickly compiled program per case
 compare_transforms = functools.partial(harness.compare_transforms, fused_ref=True)
-
-
-def quick_jit(fn):
-    """``jax.jit`` compiling quickly: compiling the references is most of these tests' time."""
-    return jax.jit(fn, compiler_options=harness.QUICK_COMPILE)
-
-
-def compare_all(cases):
-    """``harness.compare`` on each ``(fg_fn, jax_fn, *args)`` of ``cases``, jax's results all
-    from one jitted program: one compilation instead of one per op of each case. The NumPy
-    inputs go in as they are (converting each first compiles a program too). Only for
-    functions jax can jit: those whose result's size depends on the values run eagerly."""
-    fns = [jax_fn for _, jax_fn, *_ in cases]
-    refs = quick_jit(lambda all_args: [fn(*args) for fn, args in zip(fns, all_args)])(
-        [args for _, _, *args in cases])
-    for (fg_fn, jax_fn, *args), ref in zip(cases, refs):
-        harness.compare(fg_fn, jax_fn, *args, ref_out=ref)
-
-
-def compare(fg_fn, jax_fn, *args):
-    """``compare_all`` of one case."""
-    compare_all([(fg_fn, jax_fn, *args)])
+# jax's values, in one quickly compiled program per case (or per test: compare_all)
+compare = harness.compare_quick
 
 
 RNG = np.random.default_rng(5)

@@ -10,21 +10,12 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 import harness
-from harness import assert_same, rand
+from harness import assert_same, quick_jit, rand
 
 # jax's derivatives, in one quickly compiled program
 compare_transforms = functools.partial(harness.compare_transforms, fused_ref=True)
-
-
-def quick_jit(fn):
-    """``jax.jit`` compiling quickly: compiling the references is most of these tests' time."""
-    return jax.jit(fn, compiler_options=harness.QUICK_COMPILE)
-
-
-def compare(fg_fn, jax_fn, *args):
-    """``harness.compare`` with the jax reference quickly compiled; tests batch several cases
-    into one call to compile less, and hand jax the NumPy inputs as they are."""
-    harness.compare(fg_fn, jax_fn, *args, ref_out=quick_jit(jax_fn)(*args))
+# jax's values, quickly compiled: tests batch several cases into one call to compile less
+compare = harness.compare_quick
 
 
 RNG = np.random.default_rng(11)
