@@ -1,5 +1,11 @@
 """Shared test helpers: one tolerance table per dtype, input generators, and
-comparisons of fungrad against jax (values, shapes, dtypes, weak types)."""
+comparisons of fungrad against jax (values, shapes, dtypes, weak types).
+
+Most of a comparison test's time is jax compiling its reference: eager jax compiles every
+operation for each new shape and dtype. ``compare_all`` and ``compare_quick`` (values) and
+``compare_transforms(..., fused_ref=True)`` (derivatives and batched forms) compute jax's
+results in one quickly compiled program instead; keep a reference eager where a test
+compares eager rounding or an error jax raises eagerly, and say so in the test."""
 from __future__ import annotations
 
 import functools
