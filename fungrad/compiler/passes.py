@@ -40,7 +40,8 @@ from fungrad._core.structural import broadcast_in_dim_p, reduce_sum_p, reshape_p
 from fungrad.interpreters.ad import add_any_p
 from fungrad.interpreters.partial_eval import eqn_has_effects, sub_jaxprs
 from fungrad.lax.dot import dot_general_p
-from fungrad.lax.elementwise import add_p, div_p, integer_pow_p, mul_p, neg_p, select_n_p, sub_p
+from fungrad.lax.elementwise import (MASK_SELECT_DTYPES, add_p, div_p, integer_pow_p, mul_p,
+                                     neg_p, select_n_p, sub_p)
 from fungrad.lax.shapes import convert_element_type_p, rev_p, squeeze_p
 from fungrad.lax.slicing import concatenate_p, pad_p
 
@@ -458,10 +459,6 @@ def _add_any_rule(rw, eqn, invars):
 
 
 _mul_identity = _identity_operand(1, True)
-# Result dtypes whose products with a converted boolean XLA computes as selects (bfloat16's
-# products go through float32 conversions, which hide the pattern from it).
-_MASK_SELECT_DTYPES = frozenset(map(np.dtype, ("float16", "float32", "float64", "complex64",
-                                               "complex128")))
 
 
 def _mul_rule(rw, eqn, invars):
@@ -472,7 +469,7 @@ def _mul_rule(rw, eqn, invars):
     if same is not None:
         return same
     out = eqn.outvars[0].aval
-    if out.dtype not in _MASK_SELECT_DTYPES:
+    if out.dtype not in MASK_SELECT_DTYPES:
         return None
     for mask_side in (0, 1):
         convert = _producer(rw, invars[mask_side], convert_element_type_p)

@@ -59,6 +59,13 @@ lowering.def_cuda(sub_p, "({} - {})")
 mul_p, _mul = binop("mul", lambda xp, x, y: xp.multiply(x, y), NUMERIC,
                     "Elementwise ``x * y`` of operands of one dtype.")
 
+# The result dtypes whose products with a converted boolean mask XLA computes as
+# ``select(mask, x, 0)`` (so a masked-out inf or NaN gives 0): ``jnp.multiply`` does the
+# same eagerly, the compiler's ``simplify`` under ``jit``. Not bfloat16, whose products XLA
+# computes through float32 conversions that hide the pattern.
+MASK_SELECT_DTYPES = frozenset(map(np.dtype, ("float16", "float32", "float64", "complex64",
+                                              "complex128")))
+
 
 def mul(x: Any, y: Any, *, out_dtype: Any = None) -> Any:
     """Elementwise ``x * y`` (``jax.lax.mul``); integers wrap around. With ``out_dtype``

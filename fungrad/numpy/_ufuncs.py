@@ -16,6 +16,7 @@ from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.core import Tracer
 from fungrad.lax._ops import intn_error
+from fungrad.lax.elementwise import MASK_SELECT_DTYPES
 from fungrad.numpy._util import (aval, ensure_arraylike, promote_args, promote_args_inexact,
                                  promote_args_numeric, promote_dtypes_numeric, scalar_like,
                                  truthy, where as _where)
@@ -55,10 +56,6 @@ def subtract(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
 
 
 _BOOL = np.dtype(bool)
-# The dtypes for which XLA turns ``x * convert(mask)`` into ``select(mask, x, 0)`` (not
-# bfloat16, which it computes through float32 conversions that hide the pattern).
-_MASK_SELECT_DTYPES = frozenset(map(np.dtype, ("float16", "float32", "float64", "complex64",
-                                               "complex128")))
 
 
 def _is_bool(v: Any) -> bool:
@@ -75,7 +72,7 @@ def multiply(x: Any, y: Any, /, *, out: None = None, where: None = None) -> Any:
     if out is not None or where is not None:
         raise ufunc_keyword_error("multiply", out)
     px, py = promote_args("multiply", x, y, bare_scalars=True)
-    if (px is not x or py is not y) and px.dtype in _MASK_SELECT_DTYPES:  # a conversion
+    if (px is not x or py is not y) and px.dtype in MASK_SELECT_DTYPES:  # a conversion
         x_bool, y_bool = _is_bool(x), _is_bool(y)
         if x_bool != y_bool and np.shape(x if x_bool else y) == \
                 np.broadcast_shapes(np.shape(px), np.shape(py)):

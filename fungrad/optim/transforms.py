@@ -2,8 +2,9 @@
 
 The transformations that wrap, clip, mask or condition others, under the names optax gives
 them there, so code written against ``optax.transforms`` runs unchanged. Each is defined
-once in the module named beside it; most are also in ``fungrad.optim`` itself, as in optax,
-and ``unitwise_norm``, ``unitwise_clip`` and ``ConditionFn`` only here, as in optax.
+once, in the module it is imported from below; most are also in ``fungrad.optim`` itself,
+as in optax, and ``unitwise_norm``, ``unitwise_clip`` and ``ConditionFn`` only here, as in
+optax.
 """
 from fungrad.optim._base import chain
 from fungrad.optim.combine import MaskedNode, MaskedState, MultiSteps, MultiStepsState, masked

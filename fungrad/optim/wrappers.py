@@ -15,8 +15,7 @@ from fungrad.optim.transform import _abs_sq, ema, scale, scale_by_learning_rate
 __all__ = [
     "scale_by_sign", "sign_sgd", "signum",
     "AddNoiseState", "add_noise", "noisy_sgd",
-    "centralize", "adaptive_grad_clip",
-    "keep_params_nonnegative", "normalize_by_update_norm",
+    "centralize", "adaptive_grad_clip", "keep_params_nonnegative", "normalize_by_update_norm",
     "ScaleByRpropState", "scale_by_rprop", "rprop",
     "ApplyIfFiniteState", "apply_if_finite", "skip_not_finite",
     "ApplyEvery", "apply_every",
@@ -98,7 +97,7 @@ def centralize() -> GradientTransformation:
 def unitwise_norm(x: Any, axis: Optional[Union[int, tuple[int, ...]]] = None) -> Any:
     """The L2 norm of each unit of ``x``, broadcast to ``x``'s shape: over ``axis``, or by
     rank (vectors whole, matrices and rank 3 over axis 0, conv kernels over all but the last),
-    as ``adaptive_grad_clip`` measures units (``optax.unitwise_norm``)."""
+    as ``adaptive_grad_clip`` measures units (``optax.transforms.unitwise_norm``)."""
     if axis is not None:
         squared_norm = jnp.sum(_abs_sq(x), axis=axis, keepdims=True)
     elif jnp.squeeze(x).ndim <= 1:
@@ -117,8 +116,8 @@ def unitwise_norm(x: Any, axis: Optional[Union[int, tuple[int, ...]]] = None) ->
 
 def unitwise_clip(g_norm: Any, max_norm: Any, grad: Any, div_eps: float = 1e-6) -> Any:
     """``grad`` where its unit norm ``g_norm`` is below ``max_norm``, else scaled down to
-    ``max_norm`` (``optax.unitwise_clip``); the three arrays have one shape, and ``div_eps``
-    only guards the division."""
+    ``max_norm`` (``optax.transforms.unitwise_clip``); the three arrays have one shape, and
+    ``div_eps`` only guards the division."""
     for name, other in (("max_norm", max_norm), ("grad", grad)):
         if jnp.shape(other) != jnp.shape(g_norm):
             raise ValueError(f"unitwise_clip: {name} has shape {jnp.shape(other)}, g_norm "
