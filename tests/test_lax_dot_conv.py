@@ -226,6 +226,9 @@ def test_conv_wrappers():
         tuple(jax.lax.conv_dimension_numbers((1, 2, 3, 4), (1, 2, 3, 4), ("NHWC", "HWIO", "NHWC")))
     assert lax.padtype_to_pads((7, 8), (3, 2), (2, 3), "SAME") == \
         jax.lax.padtype_to_pads((7, 8), (3, 2), (2, 3), "SAME")
+    for lib in (lax, jax.lax):  # explicit pairs are not a padding type, in jax either
+        with pytest.raises(TypeError, match="padding type"):
+            lib.padtype_to_pads((7, 8), (3, 2), (2, 3), [(1, 1), (0, 1)])
 
 
 @pytest.mark.parametrize("call,match", [

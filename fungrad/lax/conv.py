@@ -95,6 +95,9 @@ def conv_dimension_numbers(lhs_shape: Sequence[int], rhs_shape: Sequence[int],
 def padtype_to_pads(in_shape: Sequence[int], window_shape: Sequence[int],
                     window_strides: Sequence[int], padding: str) -> list[tuple[int, int]]:
     """Explicit (low, high) pads for 'VALID', 'SAME' (extra at the end) or 'SAME_LOWER'."""
+    if not isinstance(padding, str):  # explicit pairs are already pads: jax refuses them too
+        raise TypeError(f"padtype_to_pads: unknown padding type {padding!r}: expected 'VALID', "
+                        "'SAME' or 'SAME_LOWER'")
     mode = padding.upper()
     if mode == "VALID":
         return [(0, 0)] * len(in_shape)
