@@ -71,7 +71,8 @@ __all__ = [
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
     "ad_checkpoint", "custom_batching", "float0", "sharding", "typing", "stages", "profiler",
-    "dlpack", "distributed", "pmap", "shard_map", "P", "NamedSharding", "make_mesh", "set_mesh",
+    "dlpack", "distributed", "monitoring", "example_libraries", "pmap", "shard_map", "P",
+    "NamedSharding", "make_mesh", "set_mesh", "reshard",
     # fungrad's own
     "ShapedArray", "Jaxpr", "ClosedJaxpr", "optim", "train"]
 __dir__ = _public_dir(__all__)
@@ -81,11 +82,12 @@ __dir__ = _public_dir(__all__)
 # ``import fungrad`` and a program using ``jit`` and ``fungrad.numpy`` alone never needs them.
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
               "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching",
-              "sharding", "typing", "stages", "profiler", "dlpack", "distributed")
+              "sharding", "typing", "stages", "profiler", "dlpack", "distributed",
+              "monitoring", "example_libraries")
 # Names that load with their module on first use: ``fungrad.pmap``, ``fungrad.P``.
 _FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map",
                  "P": "sharding", "NamedSharding": "sharding", "make_mesh": "sharding",
-                 "set_mesh": "sharding"}
+                 "set_mesh": "sharding", "reshard": "sharding"}
 # ``jax.process_index()``/``process_count()``: the job's ranks, from ``fungrad.distributed``
 # (which loads mpi4py, so only when asked).
 _FROM_DISTRIBUTED = ("process_index", "process_count", "process_indices", "host_id",

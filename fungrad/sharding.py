@@ -25,19 +25,22 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import enum
+import functools
 import math
 import warnings
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
-from fungrad import backends
+from fungrad import backends, tree
+from fungrad._core.array import device_put
 from fungrad._core.namespace import public_dir
 from fungrad.backends import Device, Sharding, SingleDeviceSharding
 
 __all__ = ["AbstractDevice", "AbstractMesh", "AxisType", "Mesh", "NamedSharding", "P",
-           "PartitionSpec", "Sharding", "SingleDeviceSharding", "get_abstract_mesh", "get_mesh",
-           "make_mesh", "set_mesh"]
+           "PartitionSpec", "Sharding", "SingleDeviceSharding", "auto_axes", "explicit_axes",
+           "get_abstract_mesh", "get_mesh", "make_mesh", "make_single_device_sharding",
+           "reshard", "set_mesh", "use_abstract_mesh"]
 __dir__ = public_dir(__all__)
 
 AxisName = Hashable
@@ -473,9 +476,43 @@ def get_mesh() -> Mesh:
 
 
 def get_abstract_mesh() -> AbstractMesh:
-    """The abstract mesh of the mesh set by ``set_mesh`` (empty when none is)."""
+    """The mesh set by ``use_abstract_mesh``, else the abstract mesh of the mesh set by
+    ``set_mesh`` (empty when neither is)."""
+    abstract = _CONTEXT_ABSTRACT_MESH.get()
+    if abstract is not None:
+        return abstract
     mesh = _CONTEXT_MESH.get()
     return AbstractMesh((), ()) if mesh.empty else mesh.abstract_mesh
+
+
+_CONTEXT_ABSTRACT_MESH: contextvars.ContextVar[AbstractMesh | None] = contextvars.ContextVar(
+    "abstract_mesh", default=None)
+
+
+class use_abstract_mesh:
+    """``with use_abstract_mesh(mesh):`` makes ``get_abstract_mesh()`` return ``mesh``
+    inside the block (``jax.sharding.use_abstract_mesh``), whatever ``set_mesh`` set; the
+    concrete mesh (``get_mesh``) is unchanged.
+
+    Examples:
+        >>> from fungrad.sharding import AbstractMesh, get_abstract_mesh, use_abstract_mesh
+        >>> with use_abstract_mesh(AbstractMesh((2,), ("a",))):
+        ...     print(get_abstract_mesh())
+        AbstractMesh('a': 2, axis_types=(Auto,))
+    """
+    __slots__ = ("_mesh", "_tokens")
+
+    def __init__(self, mesh: AbstractMesh) -> None:
+        if not isinstance(mesh, AbstractMesh):
+            raise ValueError("use_abstract_mesh: expected mesh of type "
+                             f"`fungrad.sharding.AbstractMesh`. Got {type(mesh).__name__}")
+        self._mesh, self._tokens = mesh, []
+
+    def __enter__(self) -> None:
+        self._tokens.append(_CONTEXT_ABSTRACT_MESH.set(self._mesh))
+
+    def __exit__(self, *exc: Any) -> None:
+        _CONTEXT_ABSTRACT_MESH.reset(self._tokens.pop())
 
 
 # --------------------------------------------------------------------------- NamedSharding
@@ -572,3 +609,129 @@ class NamedSharding(Sharding):
                                  f"{shape}, per-dimension tiling factors: {parts} should "
                                  "evenly divide the shape)")
         return tuple(size // ways for size, ways in zip(shape, parts))
+
+
+def make_single_device_sharding(device: Device, *, memory_kind: str | None = None
+                                ) -> SingleDeviceSharding:
+    """The sharding of an array whole on ``device`` (``jax.sharding``'s); fungrad has one
+    memory per device, so ``memory_kind`` may be None or ``"device"``."""
+    if not isinstance(device, Device):
+        raise TypeError(f"make_single_device_sharding: device must be a fungrad Device, got "
+                        f"{type(device).__name__}: {device!r}")
+    if memory_kind not in (None, "device"):
+        raise ValueError(f"make_single_device_sharding: memory_kind {memory_kind!r} is not "
+                         "available; fungrad's devices have one memory, 'device'")
+    return SingleDeviceSharding(device)
+
+
+# --------------------------------------------------------------------------- reshard
+
+def _as_named(s: Any, fname: str) -> NamedSharding:
+    """``s`` (a ``NamedSharding``, or a ``PartitionSpec`` of the mesh ``set_mesh`` set) as a
+    ``NamedSharding``, with JAX's errors for the rest."""
+    if isinstance(s, NamedSharding):
+        return s
+    if isinstance(s, PartitionSpec):
+        mesh = get_mesh()
+        if mesh.empty:
+            raise ValueError("Using PartitionSpec when you are not under a mesh context is not "
+                             "allowed. Please pass a NamedSharding instance or enter into a "
+                             f"mesh context via `fungrad.sharding.set_mesh`. Got {s}")
+        return NamedSharding(mesh, s)
+    if s is None:
+        raise ValueError(f"{fname} should only be used with out_shardings which are non-None "
+                         f"and have a non-empty mesh. Got sharding {s}.")
+    raise TypeError(f"`out_sharding` argument of {fname} only supports instances of "
+                    f"`NamedSharding` or `PartitionSpec`. Got {s!r} of type: {type(s)}")
+
+
+def reshard(xs: Any, out_shardings: Any) -> Any:
+    """Each array of ``xs`` laid out with its entry of ``out_shardings`` (a
+    ``NamedSharding``, a ``PartitionSpec`` of the mesh ``set_mesh`` set, or a pytree prefix
+    of them), as ``jax.reshard``. The values are unchanged and the derivative is the
+    identity. fungrad keeps every array whole on one device: the layout is checked (a spec
+    the array does not fit is a ``ValueError``) and an eager array is committed to the mesh's
+    first device, as ``device_put`` places it (see ``docs/sharding.md``).
+
+    Examples:
+        >>> import fungrad, fungrad.numpy as jnp
+        >>> from fungrad.sharding import PartitionSpec as P, make_mesh, reshard, set_mesh
+        >>> with set_mesh(make_mesh((1,), ("x",))):
+        ...     y = reshard(jnp.arange(4.0), P("x"))
+        >>> y, y.committed
+        (Array([0., 1., 2., 3.], dtype=float32), True)
+    """
+    leaves, treedef = tree.flatten(xs)
+    specs = tree.broadcast_prefix(out_shardings, xs, name="reshard out_shardings",
+                                  of="the arrays")
+    return tree.unflatten(treedef, [device_put(x, _as_named(s, "reshard"))
+                                    for x, s in zip(leaves, specs)])
+
+
+def _mesh_with_types(axes: str | tuple | None, kind: AxisType, fname: str) -> Mesh | None:
+    """The context mesh with ``axes`` (default: all) set to ``kind``; None without one."""
+    mesh = get_mesh()
+    if mesh.empty:
+        return None
+    names = mesh.axis_names if axes is None else (axes,) if isinstance(axes, str) \
+        else tuple(axes)
+    for name in names:
+        if name not in mesh.axis_names:
+            raise ValueError(f"{fname}: axis {name!r} is not an axis of the context mesh "
+                             f"{mesh.axis_names}")
+    types = tuple(kind if n in names else t for n, t in zip(mesh.axis_names, mesh.axis_types))
+    return mesh.update(axis_types=types)
+
+
+def _given_or_keyword(value: Any, kwargs: dict, name: str, fname: str) -> Any:
+    """``value`` if given to the decorator, else the call's keyword ``name`` (taken out of
+    ``kwargs``): JAX's ``auto_axes``/``explicit_axes`` take the sharding either way."""
+    if value is not None:
+        return value
+    if name not in kwargs:
+        raise TypeError(f"{fname}: missing required keyword argument: {name!r}")
+    return kwargs.pop(name)
+
+
+def auto_axes(f: Callable | None = None, /, *, axes: str | tuple[str, ...] | None = None,
+              out_sharding: Any = None) -> Callable:
+    """``f`` run with the context mesh's ``axes`` (default all) made ``Auto``, its result
+    resharded to ``out_sharding`` (given here or as a keyword of the call), as
+    ``jax.sharding.auto_axes``. Without a context mesh ``f`` runs as it is. fungrad's
+    arrays are whole on one device whatever the axis types, so only the mesh that
+    ``get_mesh`` reports inside ``f`` and the final ``reshard`` change anything."""
+    if f is None:
+        return functools.partial(auto_axes, axes=axes, out_sharding=out_sharding)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        target = _given_or_keyword(out_sharding, kwargs, "out_sharding", "auto_axes")
+        mesh = _mesh_with_types(axes, AxisType.Auto, "auto_axes")
+        if mesh is None:
+            return f(*args, **kwargs)
+        with set_mesh(mesh):
+            out = f(*args, **kwargs)
+        return reshard(out, target)
+    return wrapped
+
+
+def explicit_axes(f: Callable | None = None, /, *, axes: str | tuple[str, ...] | None = None,
+                  in_sharding: Any = None) -> Callable:
+    """``f`` run with the context mesh's ``axes`` (default all) made ``Explicit``, its
+    positional arguments resharded to ``in_sharding`` (given here or as a keyword of the
+    call) first, as ``jax.sharding.explicit_axes``. A context mesh is required (a
+    ``ValueError`` otherwise, as in JAX)."""
+    if f is None:
+        return functools.partial(explicit_axes, axes=axes, in_sharding=in_sharding)
+
+    @functools.wraps(f)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        target = _given_or_keyword(in_sharding, kwargs, "in_sharding", "explicit_axes")
+        mesh = _mesh_with_types(axes, AxisType.Explicit, "explicit_axes")
+        if mesh is None:
+            raise ValueError("Context mesh cannot be empty. Please use "
+                             "`fungrad.sharding.set_mesh` to enter into a mesh context when "
+                             "using `explicit_axes`.")
+        with set_mesh(mesh):
+            return f(*reshard(args, target), **kwargs)
+    return wrapped

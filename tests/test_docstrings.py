@@ -54,6 +54,12 @@ PUBLIC_MODULES = (
     "fungrad.text", "fungrad.train", "fungrad.dashboard", "fungrad.safetensors",
     "fungrad.compiler", "fungrad.distributed", "fungrad.sharding", "fungrad.typing",
     "fungrad.stages", "fungrad.profiler", "fungrad.dlpack", "fungrad.experimental.shard_map",
+    "fungrad.monitoring", "fungrad.experimental.checkify", "fungrad.experimental.ode",
+    "fungrad.experimental.pjit", "fungrad.experimental.mesh_utils",
+    "fungrad.experimental.multihost_utils", "fungrad.experimental.compilation_cache",
+    "fungrad.experimental.compilation_cache.compilation_cache", "fungrad.scipy.sparse",
+    "fungrad.scipy.sparse.linalg", "fungrad.example_libraries",
+    "fungrad.example_libraries.stax", "fungrad.example_libraries.optimizers",
 )
 
 

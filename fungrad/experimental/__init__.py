@@ -3,6 +3,11 @@ moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64
 ``io_callback`` (a host callback with side effects, see ``fungrad.callbacks``) and
 ``fungrad.experimental.shard_map.shard_map``, the older spelling of ``fungrad.shard_map``.
 
+Its submodules, loaded on first use as in ``from fungrad.experimental import checkify``:
+``checkify`` (functionalised run-time checks), ``ode`` (``odeint``), ``pjit``, ``mesh_utils``,
+``multihost_utils`` (one process's semantics) and ``compilation_cache`` (accepted, nothing
+cached on disk).
+
 Examples:
     >>> import fungrad, fungrad.numpy as jnp
     >>> with fungrad.experimental.enable_x64():
@@ -12,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import importlib
 from typing import Iterator
 
 from fungrad._core.namespace import public_dir
@@ -20,7 +26,15 @@ from fungrad.experimental import shard_map  # noqa: F401  (jax.experimental.shar
 from fungrad.runtime import enable_x64 as _x64_flag
 
 __all__ = ["disable_x64", "enable_x64", "io_callback"]
+_SUBMODULES = ("checkify", "ode", "pjit", "mesh_utils", "multihost_utils", "compilation_cache")
 __dir__ = public_dir(__all__)
+
+
+def __getattr__(name: str):
+    """``fungrad.experimental.checkify`` and the other submodules: imported on first access."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @contextlib.contextmanager

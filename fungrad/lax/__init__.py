@@ -9,7 +9,7 @@ control_flow, parallel (named-axis collectives), ad_util (stop_gradient), fft,
 misc (reduce_precision, optimization_barrier, tokens, stack/unstack/tile),
 generic_reduce (lax.reduce), conv_patches (image patches, locally connected convolutions,
 shape helpers), ragged (ragged_dot: one matmul per group of rows), rng (XLA's random bit
-generators).
+generators), scaled (scaled_dot: a dot of block-scaled operands).
 """
 import importlib
 
@@ -36,13 +36,14 @@ from fungrad.lax.generic_reduce import *  # noqa: F401,F403
 from fungrad.lax.conv_patches import *  # noqa: F401,F403
 from fungrad.lax.ragged import *  # noqa: F401,F403
 from fungrad.lax.rng import *  # noqa: F401,F403
+from fungrad.lax.scaled import *  # noqa: F401,F403
 from fungrad.lax import linalg  # noqa: F401,E402
 
 # The families by module name: ``fungrad.lax.dot``, ``conv`` and ``fft`` are the functions.
 _FAMILIES = ("elementwise", "transcendental", "special", "special_series", "bitwise", "shapes",
              "slicing", "reductions", "cumulative", "sorting", "dot", "conv", "windowed",
              "control_flow", "parallel", "ad_util", "fft", "misc", "generic_reduce",
-             "conv_patches", "ragged", "rng")
+             "conv_patches", "ragged", "rng", "scaled")
 __all__ = [name for family in _FAMILIES
            for name in importlib.import_module(f"{__name__}.{family}").__all__] + ["linalg"]
 __dir__ = public_dir(__all__)

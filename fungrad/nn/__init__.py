@@ -1,6 +1,6 @@
 """``fungrad.nn``: the ``jax.nn`` functional API (activations), initialisers, stateless
 layers over params dicts, attention with explicit KV caches, a mixture of experts (``moe``),
-losses and params utilities."""
+losses, params utilities and block-scaled matmuls (``scaled_matmul``)."""
 from fungrad._core.namespace import public_dir
 from fungrad.nn.functions import *  # noqa: F401,F403
 from fungrad.nn import functions, initializers, moe  # noqa: F401
@@ -18,6 +18,8 @@ from fungrad.nn.losses import (cross_entropy, huber_loss, kl_divergence, l1_loss
                                softmax_cross_entropy_with_integer_labels, squared_error)
 from fungrad.nn.params import (DynamicLossScale, all_finite, cast_floating, count_params,
                                global_norm)
+from fungrad.nn.scaled import (get_scaled_dot_general_config, scaled_dot_general,
+                               scaled_matmul)
 
 __all__ = functions.__all__ + [
     "initializers", "moe",
@@ -35,5 +37,7 @@ __all__ = functions.__all__ + [
     "sigmoid_binary_cross_entropy", "smooth_labels", "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels", "squared_error",
     # params
-    "DynamicLossScale", "all_finite", "cast_floating", "count_params", "global_norm"]
+    "DynamicLossScale", "all_finite", "cast_floating", "count_params", "global_norm",
+    # block-scaled matmuls
+    "get_scaled_dot_general_config", "scaled_dot_general", "scaled_matmul"]
 __dir__ = public_dir(__all__)

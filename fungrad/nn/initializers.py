@@ -133,21 +133,22 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: int | 
     return _initializer("variance_scaling")(init)
 
 
-def _family(scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
+def _family(name: str, scale: float, mode: str, distribution: str) -> Callable[..., Initializer]:
     def make(in_axis: int | Sequence[int] = -2, out_axis: int | Sequence[int] = -1,
              batch_axis: int | Sequence[int] = (), dtype: Any = None) -> Initializer:
         return variance_scaling(scale, mode, distribution, in_axis, out_axis, batch_axis, dtype)
     make.__doc__ = (f"An initialiser: ``variance_scaling({scale}, {mode!r}, {distribution!r})``"
                     " over the given axes, as its namesake in ``jax.nn.initializers``.")
+    make.__name__ = make.__qualname__ = name  # so that re-exports lead back here (API docs)
     return make
 
 
-glorot_uniform = xavier_uniform = _family(1.0, "fan_avg", "uniform")
-glorot_normal = xavier_normal = _family(1.0, "fan_avg", "truncated_normal")
-lecun_uniform = _family(1.0, "fan_in", "uniform")
-lecun_normal = _family(1.0, "fan_in", "truncated_normal")
-he_uniform = kaiming_uniform = _family(2.0, "fan_in", "uniform")
-he_normal = kaiming_normal = _family(2.0, "fan_in", "truncated_normal")
+glorot_uniform = xavier_uniform = _family("glorot_uniform", 1.0, "fan_avg", "uniform")
+glorot_normal = xavier_normal = _family("glorot_normal", 1.0, "fan_avg", "truncated_normal")
+lecun_uniform = _family("lecun_uniform", 1.0, "fan_in", "uniform")
+lecun_normal = _family("lecun_normal", 1.0, "fan_in", "truncated_normal")
+he_uniform = kaiming_uniform = _family("he_uniform", 2.0, "fan_in", "uniform")
+he_normal = kaiming_normal = _family("he_normal", 2.0, "fan_in", "truncated_normal")
 
 
 def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:

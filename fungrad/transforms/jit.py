@@ -26,7 +26,7 @@ import numpy as np
 
 from fungrad import backends
 from fungrad import tree as tree_util
-from fungrad._core import core, dtypes, fpstate, transfer
+from fungrad._core import core, dtypes, fpstate, monitoring, transfer
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
@@ -449,8 +449,9 @@ class JitWrapped:
                              repr(s[2][1])) for s in statics] + _context_parts()
         if config.log_compiles or config.explain_cache_misses:
             self._log_miss(treedef, description)
-        closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
-                                                labels)
+        with monitoring.timed_event(monitoring.JAXPR_TRACE_EVENT, self._name):
+            closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
+                                                    labels)
         donated = [self._is_donated(a, len(args)) for a, _ in origins]
         entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
                        description)

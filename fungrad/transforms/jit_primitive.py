@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, monitoring
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
 from fungrad._core.lowering import def_compiler_traits
 from fungrad.compiler import pipeline
@@ -52,7 +52,8 @@ def get_executable(closed: ClosedJaxpr, xp: Any = np, donated: tuple | None = No
     key = (xp.__name__, donated)
     exe = table.get(key)
     if exe is None:
-        exe = table[key] = pipeline.compile_jaxpr(closed, donated, xp, name)
+        with monitoring.timed_event(monitoring.BACKEND_COMPILE_EVENT, f"jit({name})"):
+            exe = table[key] = pipeline.compile_jaxpr(closed, donated, xp, name)
     return exe
 
 
