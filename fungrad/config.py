@@ -11,7 +11,9 @@ from typing import Any, Callable
 _BOOL_FLAGS = ("enable_x64", "log_compiles", "disable_jit", "debug_nans", "debug_infs",
                "check_tracer_leaks", "explain_cache_misses", "no_tracing", "no_execution",
                "enable_checks", "debug_key_reuse", "allow_f16_reductions", "thread_guard",
-               "softmax_custom_jvp")
+               "softmax_custom_jvp", "threefry_partitionable", "enable_custom_prng",
+               "jax2tf_associative_scan_reductions", "remove_size_one_mesh_axis_from_type",
+               "auto_pcast")
 _DEVICE_FLAGS = ("default_device", "platforms", "num_cpu_devices")
 # JAX's transfer guard levels: "log"/"disallow" concern implicit transfers only, the
 # "_explicit" levels explicit ones (device_put, device_get) too
@@ -19,11 +21,29 @@ TRANSFER_GUARD_LEVELS = ("allow", "log", "disallow", "log_explicit", "disallow_e
 TRANSFER_DIRECTIONS = ("host_to_device", "device_to_host", "device_to_device")
 # The flags a trace depends on (``enable_x64`` changes dtypes, the promotion flags what
 # traces or raises), with their defaults: ``jit`` keys its cache on them (``trace_context``).
-_TRACING_FLAGS = ("enable_x64", "numpy_dtype_promotion", "numpy_rank_promotion")
-_TRACING_DEFAULTS = (False, "standard", "allow")
+_TRACING_FLAGS = ("enable_x64", "numpy_dtype_promotion", "numpy_rank_promotion",
+                  "debug_key_reuse")
+_TRACING_DEFAULTS = (False, "standard", "allow", False)
+# JAX's PRNG implementations (``jax_default_prng_impl``); fungrad implements the first only
+PRNG_IMPLS = ("threefry2x32", "threefry4x32", "rbg", "unsafe_rbg", "philox2x32", "philox4x32")
 _CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise"),
                  "numpy_dtype_promotion": ("standard", "strict"),
+                 "legacy_prng_key": ("allow", "warn", "error"),
+                 "default_prng_impl": PRNG_IMPLS,
+                 "array_garbage_collection_guard": (None, "allow", "log", "fatal"),
                  **{f"transfer_guard_{d}": TRANSFER_GUARD_LEVELS for d in TRANSFER_DIRECTIONS}}
+# Values JAX accepts that fungrad does not implement, with why: setting one raises
+# NotImplementedError naming the flag (the flag keeps its value).
+_UNIMPLEMENTED = {
+    "default_prng_impl": lambda v: v != "threefry2x32" and (
+        f"fungrad implements the 'threefry2x32' PRNG only, not {v!r}"),
+    "threefry_partitionable": lambda v: not v and (
+        "fungrad's threefry is the partitionable one (JAX's default, True); JAX's older "
+        "scheme (False) gives other bits for split and the samplers"),
+    "array_garbage_collection_guard": lambda v: v == "fatal" and (
+        "'fatal' (abort the process when the garbage collector frees an array) is not "
+        "implemented; 'log' logs those arrays"),
+}
 
 
 def _env_num_cpu_devices() -> int:
@@ -89,12 +109,41 @@ class Config:
             whatever its value (see ``fungrad.check_tracer_leaks``).
         enable_checks: accepted as JAX's flag (its internal invariant checks); fungrad has no
             jaxpr type checker to run, so it changes nothing.
-        debug_key_reuse: JAX's tracking of typed PRNG keys used twice; not implemented:
-            setting it to True raises ``NotImplementedError``.
+        debug_key_reuse: check that no typed PRNG key is consumed twice (by a sampler,
+            ``split`` or indexing), eagerly and in every function ``jit`` traces, raising
+            ``KeyReuseError`` (``fungrad.transforms.key_reuse``). ``jit`` traces again when
+            it changes. Default False: nothing is checked and nothing costs.
         allow_f16_reductions / thread_guard / softmax_custom_jvp: accepted as JAX's flags,
             with no effect: float16 sums are always allowed (as with JAX's default, True);
             fungrad runs no multi-process operation that a thread could reorder; its
             ``nn.softmax`` has one derivative rule, whatever the flag.
+        legacy_prng_key: what ``fungrad.random`` does when given a raw ``uint32`` key (from
+            ``PRNGKey``) rather than a typed one (from ``key``): ``"allow"`` (the default),
+            ``"warn"`` (a ``UserWarning``) or ``"error"`` (a ``ValueError``), as JAX's flag:
+            samplers, ``split``, ``fold_in``, ``key_data`` and ``key_impl`` check, while
+            ``PRNGKey``, ``clone`` and ``wrap_key_data`` do not. Inside ``jit`` the check
+            happens when the function is traced.
+        default_prng_impl: the PRNG implementation of new keys: ``"threefry2x32"`` (the
+            default and the only one fungrad implements); JAX's other names (``"rbg"``,
+            ``"unsafe_rbg"``, ``"threefry4x32"``, ``"philox2x32"``, ``"philox4x32"``) raise
+            ``NotImplementedError``.
+        threefry_partitionable: True (JAX's default), the threefry scheme fungrad implements;
+            False (JAX's older scheme, other bits for ``split`` and the samplers) raises
+            ``NotImplementedError``.
+        enable_custom_prng: JAX's deprecated upgrade flag (default False): when True,
+            ``PRNGKey``, ``split`` and ``fold_in`` return typed keys, and a raw key given to
+            a ``fungrad.random`` function warns (``FutureWarning``) while
+            ``legacy_prng_key`` is ``"allow"``, as in JAX.
+        array_garbage_collection_guard: None (JAX's default: as ``"allow"``), ``"allow"``
+            or ``"log"``: log an error (logger ``fungrad``) for each ``Array`` freed by the
+            garbage collector, that is, held by a reference cycle, rather than by reference
+            counting. ``"fatal"`` (JAX aborts the process) raises ``NotImplementedError``.
+        jax2tf_associative_scan_reductions / remove_size_one_mesh_axis_from_type /
+            auto_pcast: accepted as JAX's flags (defaults False, False, True), with no
+            effect: they choose jax2tf's lowering of cumulative reductions, whether size-1
+            mesh axes are dropped from sharding types, and whether ``pvary`` is inserted to
+            match varying mesh axes; fungrad has no jax2tf, no sharding in its types and no
+            varying-axes types to match.
         default_device: where uncommitted arrays and computations go: a ``Device``, a
             platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
             first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.
@@ -117,7 +166,8 @@ class Config:
     def __init__(self) -> None:
         self._hooks: dict[str, list[Callable[[], Any]]] = {
             "default_device": [self._refresh_trace_context], "enable_x64": [],
-            "numpy_dtype_promotion": [], "no_execution": []}
+            "numpy_dtype_promotion": [], "no_execution": [], "debug_key_reuse": [],
+            "array_garbage_collection_guard": []}
         self.enable_x64 = os.environ.get("FUNGRAD_ENABLE_X64", "0") not in ("0", "", "false")
         self.log_compiles = False
         self.disable_jit = False
@@ -139,6 +189,14 @@ class Config:
         self.allow_f16_reductions = True
         self.thread_guard = False
         self.softmax_custom_jvp = False
+        self.legacy_prng_key = "allow"
+        self.default_prng_impl = "threefry2x32"
+        self.threefry_partitionable = True
+        self.enable_custom_prng = False
+        self.array_garbage_collection_guard: str | None = None
+        self.jax2tf_associative_scan_reductions = False
+        self.remove_size_one_mesh_axis_from_type = False
+        self.auto_pcast = True
         self.default_device: Any = os.environ.get("FUNGRAD_DEFAULT_DEVICE") or None
         self.platforms: str | None = os.environ.get("FUNGRAD_PLATFORMS") or None
         self.num_cpu_devices = _env_num_cpu_devices()
@@ -150,7 +208,8 @@ class Config:
 
     def on_change(self, flag: str, hook: Callable[[], Any]) -> None:
         """Call ``hook()`` after every change of ``flag`` (``default_device``,
-        ``enable_x64``, ``numpy_dtype_promotion`` or ``no_execution``): the modules below
+        ``enable_x64``, ``numpy_dtype_promotion``, ``no_execution`` or
+        ``debug_key_reuse``): the modules below
         that derive state from a flag (the backends, the dtype tables, the eager trace) keep
         it up to date this way, without this module importing them."""
         self._hooks[flag].append(hook)
@@ -166,18 +225,23 @@ class Config:
             self._update_device_flag(name, key, value)
             return
         if key in _CHOICE_FLAGS:
-            if value not in _CHOICE_FLAGS[key]:
+            if key == "legacy_prng_key" and not isinstance(value, str):  # as JAX's enum flag
+                raise TypeError(f"config.update: {name} must be a string, one of 'allow', "
+                                f"'warn', 'error'; got {value!r} of type {type(value).__name__}")
+            if value not in _CHOICE_FLAGS[key] or (value is not None
+                                                   and not isinstance(value, str)):
                 raise ValueError(f"config.update: {name} must be one of "
                                  f"{', '.join(map(repr, _CHOICE_FLAGS[key]))}; got {value!r}")
-            setattr(self, key, value)
+            value = value if value is None else str.__str__(value)  # a str enum: its value
         elif key in _BOOL_FLAGS:
-            if key == "debug_key_reuse" and value:
-                raise NotImplementedError(
-                    f"config.update: {name}=True is not implemented: fungrad does not track "
-                    "the use of PRNG keys. Split a key (fungrad.random.split) for every use.")
-            setattr(self, key, bool(value))
+            value = bool(value)
         else:
             raise ValueError(f"config.update: unknown flag {name!r}")
+        why = _UNIMPLEMENTED[key](value) if key in _UNIMPLEMENTED else None
+        if why:
+            raise NotImplementedError(f"config.update: {name}={value!r} is not supported: "
+                                      f"{why}")
+        setattr(self, key, value)
         for hook in self._hooks.get(key, ()):
             hook()
 

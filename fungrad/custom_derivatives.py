@@ -15,12 +15,17 @@ Array(2., dtype=float32, weak_type=True)
 """
 from fungrad.transforms.closures import closure_convert, custom_gradient
 from fungrad.transforms.custom_derivatives import (
+                                                   CustomVJPPrimal,
                                                    SymbolicZero,
                                                    custom_jvp,
                                                    custom_jvp_call_p,
                                                    custom_vjp,
                                                    custom_vjp_call_p,
+                                                   custom_vjp_primal_tree_values,
+                                                   zero_from_primal,
 )
+from fungrad.transforms.linear_call import linear_call
 
-__all__ = ["SymbolicZero", "closure_convert", "custom_gradient", "custom_jvp",
-           "custom_jvp_call_p", "custom_vjp", "custom_vjp_call_p"]
+__all__ = ["CustomVJPPrimal", "SymbolicZero", "closure_convert", "custom_gradient", "custom_jvp",
+           "custom_jvp_call_p", "custom_vjp", "custom_vjp_call_p", "custom_vjp_primal_tree_values",
+           "linear_call", "zero_from_primal"]

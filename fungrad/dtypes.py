@@ -2,7 +2,9 @@
 
 ``canonicalize_dtype`` gives the dtype fungrad stores (64-bit types become 32-bit ones unless
 x64 is enabled), ``result_type`` applies JAX's promotion lattice (weak Python scalars
-included), ``float0`` is the dtype of the tangents of integer values.
+included), ``float0`` is the dtype of the tangents of integer values, ``extended`` and
+``prng_key`` are the abstract types of dtypes that are not NumPy's (typed PRNG keys):
+``issubdtype(key.dtype, prng_key)``.
 """
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ from fungrad.errors import TypePromotionError
 from fungrad.numpy._dtypes import finfo, iinfo, issubdtype, result_type_and_weak
 
 __all__ = ["TypePromotionError", "bfloat16",  # noqa: F822  (bfloat16: __getattr__, lazily)
-           "canonicalize_dtype", "finfo", "float0", "iinfo", "issubdtype", "itemsize_bits",
-           "result_type", "scalar_type_of"]
+           "canonicalize_dtype", "extended", "finfo", "float0", "iinfo", "issubdtype",
+           "itemsize_bits", "prng_key", "result_type", "scalar_type_of"]
 __dir__ = public_dir(__all__)
 
 float0 = _dtypes.float0
+extended = _dtypes.extended
+prng_key = _dtypes.prng_key
 
 
 def canonicalize_dtype(dtype: Any, allow_extended_dtype: bool = False) -> np.dtype:

@@ -88,8 +88,10 @@ class UnexpectedTracerError(FungradTypeError):
 class KeyReuseError(FungradTypeError):
     """A PRNG key was used twice (``jax.errors.KeyReuseError``).
 
-    JAX raises it only under ``jax_debug_key_reuse``; fungrad does not track key use, so
-    it never raises it. The class exists so that ``except KeyReuseError`` clauses work.
+    Raised only while ``debug_key_reuse`` is set: a typed key consumed (by a sampler,
+    ``split`` or indexing) a second time, eagerly or inside a function ``jit`` traces, or a
+    ``scan``/``while_loop`` body consuming a key it does not replace. Fix: ``split`` the key
+    (or ``fold_in``) and use each new key once; ``random.clone`` gives a fresh copy.
     """
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import logging
 import platform
 import sys
 from typing import Any, Callable, ContextManager, Iterator, NoReturn, Sequence
@@ -29,20 +30,25 @@ from fungrad.config import config
 from fungrad.version import __version__
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
+from fungrad.transforms import key_reuse as _key_reuse
 from fungrad.transforms.api import check_argnums, check_callable, resolve_argnums, vjp
 from fungrad.transforms.closures import _Residuals, _stage
 
-__all__ = ["Device", "allow_f16_reductions", "block_until_ready", "check_tracer_leaks",
+__all__ = ["Device", "allow_f16_reductions", "array_garbage_collection_guard", "auto_pcast",
+           "block_until_ready", "check_tracer_leaks",
            "checking_leaks", "clear_caches", "copy_to_host_async", "debug_key_reuse",
            "default_backend", "default_device", "debug_infs", "debug_nans",
-           "default_matmul_precision", "device_count", "device_get", "effects_barrier",
-           "enable_checks", "enable_x64", "ensure_compile_time_eval", "explain_cache_misses",
-           "fwd_and_bwd", "live_arrays", "local_device_count", "local_devices", "log_compiles",
+           "default_matmul_precision", "default_prng_impl", "device_count", "device_get",
+           "effects_barrier", "enable_checks", "enable_custom_prng", "enable_x64",
+           "ensure_compile_time_eval", "explain_cache_misses", "fwd_and_bwd",
+           "jax2tf_associative_scan_reductions", "legacy_prng_key", "live_arrays",
+           "local_device_count", "local_devices", "log_compiles",
            "make_array_from_callback", "make_array_from_process_local_data",
            "make_array_from_single_device_arrays", "make_user_context", "named_call",
            "named_scope", "no_execution", "no_tracing", "numpy_dtype_promotion",
-           "numpy_rank_promotion", "print_environment_info", "softmax_custom_jvp",
-           "thread_guard", "transfer_guard", "transfer_guard_device_to_device",
+           "numpy_rank_promotion", "print_environment_info",
+           "remove_size_one_mesh_axis_from_type", "softmax_custom_jvp", "thread_guard",
+           "threefry_partitionable", "transfer_guard", "transfer_guard_device_to_device",
            "transfer_guard_device_to_host", "transfer_guard_host_to_device", "typeof"]
 
 
@@ -245,13 +251,70 @@ no_execution = _FlagState("no_execution")
 # Accepted as JAX's flags, with no effect (see ``fungrad.config.Config``): ``enable_checks``
 # (fungrad has no jaxpr type checker to run), ``allow_f16_reductions`` (always allowed),
 # ``thread_guard`` (no multi-process operation to guard), ``softmax_custom_jvp``
-# (``nn.softmax`` has one derivative rule). ``debug_key_reuse(True)`` raises
-# NotImplementedError: PRNG key uses are not tracked.
+# (``nn.softmax`` has one derivative rule).
 enable_checks = _FlagState("enable_checks")
 allow_f16_reductions = _FlagState("allow_f16_reductions")
 thread_guard = _FlagState("thread_guard")
 softmax_custom_jvp = _FlagState("softmax_custom_jvp")
+# KeyReuseError where a typed PRNG key is consumed twice: eagerly, and statically in every
+# function jit traces (see ``fungrad.transforms.key_reuse``)
 debug_key_reuse = _FlagState("debug_key_reuse")
+# "allow", "warn" (UserWarning) or "error" (ValueError) where fungrad.random is given a raw
+# uint32 key rather than a typed one (see ``fungrad.random``)
+legacy_prng_key = _FlagState("legacy_prng_key", boolean=False)
+# The PRNG of new keys and threefry's scheme: fungrad implements JAX's defaults,
+# "threefry2x32" and the partitionable scheme (True); the other values raise
+# NotImplementedError
+default_prng_impl = _FlagState("default_prng_impl", boolean=False)
+threefry_partitionable = _FlagState("threefry_partitionable")
+# JAX's deprecated upgrade: PRNGKey, split and fold_in return typed keys, and raw keys given
+# to fungrad.random warn (FutureWarning) while legacy_prng_key is "allow"
+enable_custom_prng = _FlagState("enable_custom_prng")
+# None/"allow", or "log": log an error for each Array freed by the garbage collector (held by
+# a reference cycle) rather than by reference counting; "fatal" raises NotImplementedError
+array_garbage_collection_guard = _FlagState("array_garbage_collection_guard", boolean=False)
+# Accepted as JAX's flags, with no effect: jax2tf's lowering of cumulative reductions, size-1
+# mesh axes in sharding types, pvary inserted to match varying mesh axes (fungrad has no
+# jax2tf, no shardings in its types, no varying-axes types)
+jax2tf_associative_scan_reductions = _FlagState("jax2tf_associative_scan_reductions")
+remove_size_one_mesh_axis_from_type = _FlagState("remove_size_one_mesh_axis_from_type")
+auto_pcast = _FlagState("auto_pcast")
+
+_logger = logging.getLogger("fungrad")
+_collecting = False  # whether the cyclic garbage collector is running (``_gc_phase``)
+
+
+def _gc_phase(phase: str, info: dict) -> None:
+    global _collecting
+    _collecting = phase == "start"
+
+
+def _array_finalizer(self: Array) -> None:
+    """``Array.__del__`` while ``array_garbage_collection_guard`` is ``"log"``: an array
+    finalized while the garbage collector runs is freed by it (it was held by a reference
+    cycle, or by an object in one), not by reference counting."""
+    if _collecting:
+        _logger.error("`fungrad.Array` was deleted by the Python garbage collector instead of "
+                      "reference counting. Break the reference cycle that delays the deletion "
+                      "of this `fungrad.Array` to avoid hogging memory. Array: %s%s",
+                      self.dtype, list(self.shape))
+
+
+def _apply_gc_guard() -> None:
+    """Install the finalizer and the collector callback while the guard is ``"log"``, and
+    remove them otherwise, so that arrays cost nothing to free when it is not."""
+    if config.array_garbage_collection_guard == "log":
+        if _gc_phase not in gc.callbacks:
+            gc.callbacks.append(_gc_phase)
+        Array.__del__ = _array_finalizer
+    else:
+        if _gc_phase in gc.callbacks:
+            gc.callbacks.remove(_gc_phase)
+        if "__del__" in vars(Array):
+            del Array.__del__
+
+
+config.on_change("array_garbage_collection_guard", _apply_gc_guard)
 
 
 def _refuse_execution(prim: core.Primitive, args: Sequence[Any], params: dict) -> NoReturn:
@@ -260,19 +323,25 @@ def _refuse_execution(prim: core.Primitive, args: Sequence[Any], params: dict) -
                        "option is set")
 
 
-def _apply_no_execution() -> None:
-    """Make the eager trace refuse every primitive, and jitted calls go through it, while
-    ``config.no_execution`` is set; both are swapped in and out (an instance attribute
-    shadowing ``EvalTrace.process_primitive``, ``jit.refuse_execution``) so that eager
-    operations and jitted calls test no flag."""
+def _apply_eager_flags() -> None:
+    """Make the eager trace refuse every primitive while ``config.no_execution`` is set, or
+    check and record the consumption of PRNG keys while ``config.debug_key_reuse`` is (see
+    ``fungrad.transforms.key_reuse``), and in both cases make jitted calls go through it.
+    Both are swapped in and out (an instance attribute shadowing
+    ``EvalTrace.process_primitive``, ``jit.refuse_execution``) so that eager operations and
+    jitted calls test no flag."""
     if config.no_execution:
         EVAL_TRACE.process_primitive = _refuse_execution
+    elif config.debug_key_reuse:
+        EVAL_TRACE.process_primitive = functools.partial(
+            _key_reuse.process_primitive, type(EVAL_TRACE).process_primitive.__get__(EVAL_TRACE))
     else:
         vars(EVAL_TRACE).pop("process_primitive", None)
-    _jit.refuse_execution(config.no_execution)
+    _jit.refuse_execution(config.no_execution or config.debug_key_reuse)
 
 
-config.on_change("no_execution", _apply_no_execution)
+config.on_change("no_execution", _apply_eager_flags)
+config.on_change("debug_key_reuse", _apply_eager_flags)
 
 
 class _UserContext:

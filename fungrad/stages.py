@@ -8,9 +8,9 @@ shapes); ``.lower()`` a ``Lowered`` (the optimised program, ``as_text()``); ``.c
 Differences from JAX: ``cost_analysis()`` returns None (JAX's answer where the backend has
 no cost model: fungrad's compiler has none); ``Compiled.memory_analysis()`` gives the bytes
 of the arguments, results, donated arguments and intermediate values and the size of the
-generated Python source; ``args_info``/``ArgInfo``, ``compiler_ir`` and
-``runtime_executable`` are not there (``as_text()`` and ``Compiled.source`` show the
-program).
+generated Python source; ``compiler_ir`` and ``runtime_executable`` are not there
+(``as_text()`` and ``Compiled.source`` show the program). ``ArgInfo`` describes one dynamic
+argument (its type, whether it is donated).
 
 Examples:
     >>> import fungrad, fungrad.numpy as jnp
@@ -23,9 +23,11 @@ Examples:
     12
 """
 from fungrad._core.namespace import public_dir
+from fungrad.transforms.arg_info import ArgInfo
 from fungrad.transforms.jit import (Compiled, CompiledMemoryStats, CompilerOptions, Lowered,
                                     Traced)
 from fungrad.transforms.jit import JitWrapped as Wrapped
 
-__all__ = ["Compiled", "CompiledMemoryStats", "CompilerOptions", "Lowered", "Traced", "Wrapped"]
+__all__ = ["ArgInfo", "Compiled", "CompiledMemoryStats", "CompilerOptions", "Lowered", "Traced",
+           "Wrapped"]
 __dir__ = public_dir(__all__)

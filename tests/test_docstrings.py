@@ -58,7 +58,8 @@ PUBLIC_MODULES = (
     "fungrad.experimental.pjit", "fungrad.experimental.mesh_utils",
     "fungrad.experimental.multihost_utils", "fungrad.experimental.compilation_cache",
     "fungrad.experimental.compilation_cache.compilation_cache", "fungrad.scipy.sparse",
-    "fungrad.scipy.sparse.linalg", "fungrad.example_libraries",
+    "fungrad.scipy.sparse.linalg", "fungrad.example_libraries", "fungrad.experimental.jet",
+    "fungrad.experimental.sparse", "fungrad.memory",
     "fungrad.example_libraries.stax", "fungrad.example_libraries.optimizers",
 )
 

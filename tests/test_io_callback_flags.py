@@ -349,20 +349,20 @@ def test_user_context_values_reach_the_traced_code():
 def test_flags_have_jax_defaults_and_restore_their_value(flag):
     ours, theirs = getattr(fungrad, flag), getattr(jax, flag)
     assert ours.value == theirs.value
-    if flag != "debug_key_reuse":
-        with ours(not ours.value):
-            assert ours.value != theirs.value
-        assert ours.value == theirs.value
-        fungrad.config.update(f"jax_{flag}", ours.value)
+    with ours(not ours.value):
+        assert ours.value != theirs.value
+    assert ours.value == theirs.value
+    fungrad.config.update(f"jax_{flag}", ours.value)
 
 
-def test_debug_key_reuse_is_refused_with_a_clear_message():
-    with pytest.raises(NotImplementedError, match="does not track the use of PRNG keys"):
-        with fungrad.debug_key_reuse(True):
-            pass
+def test_debug_key_reuse_checks_keys():
+    """The checks themselves are compared with jax's in ``test_key_reuse.py``."""
+    with fungrad.debug_key_reuse(True):
+        key = fungrad.random.key(0)
+        fungrad.random.normal(key)
+        with pytest.raises(fungrad.errors.KeyReuseError, match="Previously-consumed key"):
+            fungrad.random.normal(key)
     assert not fungrad.debug_key_reuse.value
-    with fungrad.debug_key_reuse(False):
-        assert not fungrad.config.debug_key_reuse
 
 
 def test_allow_f16_reductions_false_is_accepted():

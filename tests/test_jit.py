@@ -482,3 +482,16 @@ def test_the_cache_keys_on_the_flags_a_trace_depends_on():
     with fungrad.numpy_rank_promotion("raise"):
         with pytest.raises(ValueError, match="rank"):
             add(x, matrix)
+
+
+def test_a_jit_compiled_while_an_outer_function_is_traced_compiles_eagerly():
+    # The inner jit compiles during the outer trace; the compiler's own arithmetic on the
+    # body's literals (relu's 0.0, the sampler's constants) once became outer tracers.
+    inner_relu, inner_normal = fungrad.jit(fungrad.nn.relu), fungrad.jit(fungrad.random.normal)
+    assert fungrad.make_jaxpr(inner_relu)(1.0).eqns[0].primitive.name == "jit"
+    key = fungrad.random.key(0)
+    got = fungrad.jit(lambda k: inner_normal(k) + inner_normal(k))(key)
+    want = jax.jit(lambda k: 2 * jax.random.normal(k))(jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+    assert_same(fungrad.jit(lambda x: inner_relu(x) * 2)(fnp.array([-1.0, 3.0])),
+                jnp.array([0.0, 6.0]))

@@ -66,6 +66,20 @@ class Array(ArrayMethods):
         """The array's layout: all of it on ``self.device``."""
         return backends.SingleDeviceSharding(self.device)
 
+    @property
+    def addressable_shards(self) -> list["Shard"]:
+        """The pieces of the array on devices this process reaches (``jax.Array``'s): one
+        ``Shard``, the whole array on ``self.device``."""
+        return [Shard(self.device, self.sharding, self.shape, self)]
+
+    global_shards = property(lambda self: self.addressable_shards,
+                             doc="The pieces on every device: the one ``Shard``.")
+
+    def addressable_data(self, index: int) -> "Array":
+        """The data of addressable shard ``index``: the array itself (JAX, with one shard,
+        also answers any index with it)."""
+        return self
+
     def _host(self, explicit: bool = False) -> np.ndarray:
         """The data on the host: the buffer itself on a CPU, else a copy from the device
         (a device-to-host transfer, which the transfer guard checks)."""
@@ -155,6 +169,37 @@ class Array(ArrayMethods):
 
     def __str__(self) -> str:
         return str(self._host())
+
+
+class Shard:
+    """One device's piece of an array (``jax.Shard``): its ``device``, its ``index`` in the
+    whole array (a tuple of slices), its ``replica_id`` and its ``data``. A fungrad array
+    lives wholly on one device, so its one shard holds all of it.
+
+    >>> import fungrad.numpy as jnp
+    >>> shard, = jnp.ones((2, 3)).addressable_shards
+    >>> shard.index, shard.replica_id, shard.data.shape
+    ((slice(None, None, None), slice(None, None, None)), 0, (2, 3))
+    """
+
+    def __init__(self, device: backends.Device, sharding: backends.Sharding,
+                 global_shape: tuple[int, ...], data: "Array | None" = None) -> None:
+        self.device, self.data = device, data
+        self._sharding, self._global_shape = sharding, tuple(global_shape)
+
+    @property
+    def index(self) -> tuple[slice, ...]:
+        """Where the shard sits in the whole array: every element."""
+        return (slice(None),) * len(self._global_shape)
+
+    @property
+    def replica_id(self) -> int:
+        """Which copy of its piece the shard is: 0, the only one."""
+        return 0
+
+    def __repr__(self) -> str:
+        return (f"Shard(device={self.device!r}, index={self.index}, "
+                f"replica_id={self.replica_id}, data={self.data})")
 
 
 def _rebuild(value: np.ndarray, weak_type: bool) -> Array:

@@ -84,6 +84,34 @@ class ArrayMethods:
         return out.astype(int) if ndigits is None else out  # round(x) is an integer array
 
 
+def _deferring(f):
+    """``f`` as an operator that returns ``NotImplemented`` for an operand of a deferred type,
+    so that Python calls that type's own (reflected) operator."""
+    def method(self, other):
+        if isinstance(other, _deferred):
+            return NotImplemented
+        return f(self, other)
+    method.__name__, method.__wrapped__ = f.__name__, f
+    return method
+
+
+_deferred: tuple[type, ...] = ()
+
+
+def defer_operators_to(cls: type) -> None:
+    """Make ``x + m``, ``x @ m``, ... with an array ``x`` and an ``m`` of type ``cls`` call
+    ``cls``'s reflected operator (``m.__rmatmul__(x)``), as ``jax.Array``'s operators defer to
+    types they do not know (``fungrad.experimental.sparse.BCOO`` registers itself). Until a
+    type registers, the operators are ``fungrad.numpy``'s functions themselves, with no
+    extra frame on the eager hot path."""
+    global _deferred
+    if not _deferred:  # the first type: wrap the installed operators, once
+        for dunder in _BINARY_OPS:
+            for op in (f"__{dunder}__", f"__r{dunder}__"):
+                setattr(ArrayMethods, op, _deferring(vars(ArrayMethods)[op]))
+    _deferred += (cls,)
+
+
 def install(jnp: Any) -> None:
     """Bind the operators and methods to ``fungrad.numpy``'s functions themselves (no
     forwarding frame on the eager hot path); ``fungrad.numpy`` calls this on import, as

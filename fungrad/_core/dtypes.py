@@ -32,6 +32,28 @@ complex64, complex128 = np.dtype(np.complex64), np.dtype(np.complex128)
 # float0: the dtype of tangents of integer and boolean values (JAX convention).
 float0 = np.dtype([("float0", np.void, 0)])
 
+
+class extended(np.generic):  # noqa: N801 - JAX's name
+    """The abstract scalar type of JAX's *extended* dtypes, which are not NumPy dtypes (typed
+    PRNG keys): ``issubdtype(dt, extended)`` asks whether ``dt`` is one. An extended dtype
+    object names its scalar type in its ``type`` attribute, as a NumPy dtype does."""
+
+
+class prng_key(extended):  # noqa: N801 - JAX's name
+    """The abstract scalar type of typed PRNG keys' dtypes (``key<fry>``)."""
+
+
+def extended_scalar_type(dtype: Any) -> type | None:
+    """The scalar type of an extended dtype (an object whose ``type`` is a subclass of
+    ``extended``), or of ``extended`` and its subclasses themselves; None for anything
+    else."""
+    if isinstance(dtype, type):
+        return dtype if issubclass(dtype, extended) else None
+    if isinstance(dtype, np.dtype):
+        return None
+    scalar = getattr(dtype, "type", None)
+    return scalar if isinstance(scalar, type) and issubclass(scalar, extended) else None
+
 # ml_dtypes' narrow floats beside bfloat16 (JAX's names): storage and matmul-input dtypes
 # that compute in float32 and promote only with Python scalars. Real dtypes once ml_dtypes
 # is loaded (those the installed ml_dtypes has); until then none exists.

@@ -4,9 +4,9 @@ moved them to the top level (``jax.enable_x64(True)``, here ``fungrad.enable_x64
 ``fungrad.experimental.shard_map.shard_map``, the older spelling of ``fungrad.shard_map``.
 
 Its submodules, loaded on first use as in ``from fungrad.experimental import checkify``:
-``checkify`` (functionalised run-time checks), ``ode`` (``odeint``), ``pjit``, ``mesh_utils``,
-``multihost_utils`` (one process's semantics) and ``compilation_cache`` (accepted, nothing
-cached on disk).
+``checkify`` (functionalised run-time checks), ``ode`` (``odeint``), ``jet`` (Taylor mode),
+``sparse`` (``BCOO`` arrays), ``pjit``, ``mesh_utils``, ``multihost_utils`` (one process's
+semantics) and ``compilation_cache`` (accepted, nothing cached on disk).
 
 Examples:
     >>> import fungrad, fungrad.numpy as jnp
@@ -26,7 +26,8 @@ from fungrad.experimental import shard_map  # noqa: F401  (jax.experimental.shar
 from fungrad.runtime import enable_x64 as _x64_flag
 
 __all__ = ["disable_x64", "enable_x64", "io_callback"]
-_SUBMODULES = ("checkify", "ode", "pjit", "mesh_utils", "multihost_utils", "compilation_cache")
+_SUBMODULES = ("checkify", "ode", "jet", "sparse", "pjit", "mesh_utils", "multihost_utils",
+               "compilation_cache")
 __dir__ = public_dir(__all__)
 
 

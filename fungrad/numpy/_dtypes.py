@@ -76,7 +76,16 @@ _ABSTRACT = (generic, number, inexact, floating, complexfloating, integer, signe
 
 
 def issubdtype(arg1: Any, arg2: Any) -> bool:
-    """``numpy.issubdtype`` that knows bfloat16 is a floating type."""
+    """``numpy.issubdtype`` that knows bfloat16 is a floating type, and places extended
+    dtypes (typed PRNG keys' ``key<fry>``) under ``fungrad.dtypes.extended`` and
+    ``prng_key``, and nowhere in NumPy's hierarchy, as JAX does."""
+    ext_1, ext_2 = dtypes.extended_scalar_type(arg1), dtypes.extended_scalar_type(arg2)
+    if ext_1 is not None or ext_2 is not None:
+        if ext_1 is None:
+            return False
+        if isinstance(arg2, type):
+            return issubclass(ext_1, arg2)
+        return arg1 == arg2 if ext_2 is not None else False
     a, b = _as_np_dtype(arg1), _as_np_dtype(arg2)
     if isinstance(b, np.dtype):
         return a == b

@@ -18,7 +18,7 @@ from fungrad import lax
 from fungrad import numpy as fnp
 from fungrad._core import core, dtypes
 from fungrad.lax._placement import takes_out_sharding
-from fungrad.random._keys import check_key
+from fungrad.random._keys import check_key, key_checked
 from fungrad.random._samplers import (Shape, _check_shape, _const, _erf_inv, _float_dtype,
                                       _in_float32, _log, _log1p, _normal_real, _shape, _split2,
                                       _fma, _uniform, bernoulli)
@@ -256,7 +256,8 @@ def double_sided_maxwell(key: Any, loc: Any, scale: Any, shape: Shape = (),
     shape = shape + params_shape
     k_maxwell, k_sign = _split2(data)
     m = _maxwell(k_maxwell, shape, dtype)
-    sign = rademacher(k_sign, shape, dtype)
+    with key_checked():  # checked against legacy_prng_key above
+        sign = rademacher(k_sign, shape, dtype)
     return _fma(lax.mul(sign, m), fnp.broadcast_to(scale, shape), fnp.broadcast_to(loc, shape))
 
 

@@ -21,6 +21,7 @@ from fungrad._incomplete_gamma import igamma
 from fungrad.lax._placement import takes_out_sharding
 from fungrad.random._distributions import (_exp, _exponential, _fma, _out_shape, _param,
                                            _pow, _start, rademacher)
+from fungrad.random._keys import key_checked
 from fungrad.random._samplers import (Shape, _check_shape, _const, _log, _normal_real, _shape,
                                       _split2, _uniform)
 from fungrad.random._threefry import threefry_split
@@ -151,8 +152,9 @@ def beta(key: Any, a: Any, b: Any, shape: Shape | None = None, dtype: Any = None
     a, b = _param("beta", a, dtype), _param("beta", b, dtype)
     shape = _out_shape("beta", shape, a, b)
     key_a, key_b = _split2(data)
-    log_a = loggamma(key_a, fnp.broadcast_to(a, shape), shape, dtype)
-    log_b = loggamma(key_b, fnp.broadcast_to(b, shape), shape, dtype)
+    with key_checked():  # checked against legacy_prng_key above
+        log_a = loggamma(key_a, fnp.broadcast_to(a, shape), shape, dtype)
+        log_b = loggamma(key_b, fnp.broadcast_to(b, shape), shape, dtype)
     log_max = lax.max(log_a, log_b)
     ga, gb = _exp(lax.sub(log_a, log_max)), _exp(lax.sub(log_b, log_max))
     return lax.div(ga, lax.add(ga, gb))
@@ -174,7 +176,8 @@ def dirichlet(key: Any, alpha: Any, shape: Shape | None = None, dtype: Any = Non
     else:
         shape = _shape("dirichlet", shape)
         _check_shape("dirichlet", shape, alpha.shape[:-1])
-    log_g = loggamma(data, alpha, shape + alpha.shape[-1:], dtype)
+    with key_checked():  # checked against legacy_prng_key above
+        log_g = loggamma(data, alpha, shape + alpha.shape[-1:], dtype)
     unnormalized = _exp(lax.sub(log_g, lax.stop_gradient(fnp.max(log_g, -1, keepdims=True))))
     if dtype not in (np.float32, np.float64):
         return lax.div(unnormalized, fnp.sum(unnormalized, -1, keepdims=True))
@@ -196,7 +199,8 @@ def chisquare(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None, 
 
 def _chisquare(key: Any, df: Any, shape: Any, dtype: np.dtype) -> Any:
     two = _const(2, dtype)
-    return lax.mul(_exp(loggamma(key, lax.div(df, two), shape, dtype)), two)
+    with key_checked():  # checked against legacy_prng_key above
+        return lax.mul(_exp(loggamma(key, lax.div(df, two), shape, dtype)), two)
 
 
 @takes_out_sharding("random")
@@ -228,7 +232,8 @@ def t(key: Any, df: Any, shape: Shape | None = None, dtype: Any = None, *,
     key_n, key_g = _split2(data)
     z = _normal_real(key_n, shape, dtype)
     half_df = lax.div(df, _const(2, dtype))
-    g = gamma(key_g, half_df, shape, dtype)
+    with key_checked():  # checked against legacy_prng_key above
+        g = gamma(key_g, half_df, shape, dtype)
     return lax.mul(z, lax.sqrt(lax.div(half_df, g)))
 
 
@@ -249,8 +254,9 @@ def _generalized_normal(key: Any, p: Any, shape: tuple[int, ...], dtype: np.dtyp
     k_gamma, k_sign = (lax.index_in_dim(keys, i, 0, keepdims=False) for i in range(2))
     inv_p = lax.div(_const(1, dtype), p)
     # The boost's exponent 1 / (1 / p) is p: XLA's simplifier cancels the two divisions.
-    g = _gamma("generalized_normal", k_gamma, inv_p, shape, dtype, False, inv_a=p)
-    return lax.mul(rademacher(k_sign, shape, dtype), _pow(g, inv_p))
+    with key_checked():  # checked against legacy_prng_key by the caller
+        g = _gamma("generalized_normal", k_gamma, inv_p, shape, dtype, False, inv_a=p)
+        return lax.mul(rademacher(k_sign, shape, dtype), _pow(g, inv_p))
 
 
 @takes_out_sharding("random")

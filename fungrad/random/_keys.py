@@ -16,23 +16,30 @@ Every function accepts both kinds and returns keys of the kind it was given.
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from fungrad import lax, tree
 from fungrad._core import core, dtypes
+from fungrad._core.dtypes import prng_key
 from fungrad._core.array import Array
+from fungrad.config import config
 from fungrad.lax._prim import as_operand, static_ints
 from fungrad.random import _threefry
+from fungrad.transforms import key_reuse
 
 _U32 = np.dtype(np.uint32)
 IMPL_NAME = "threefry2x32"
 
 
 class KeyDType:
-    """The dtype of typed threefry keys, printed ``key<fry>`` as in JAX."""
+    """The dtype of typed threefry keys, printed ``key<fry>`` as in JAX; its scalar type is
+    ``fungrad.dtypes.prng_key``, so ``jnp.issubdtype(key.dtype, dtypes.prng_key)`` holds."""
     name = "key<fry>"
+    type = prng_key
 
     def __repr__(self) -> str:
         return self.name
@@ -77,8 +84,11 @@ class PRNGKeyArray:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, index: Any) -> "PRNGKeyArray":
-        index = index if isinstance(index, tuple) else (index,)
-        return PRNGKeyArray(self._data[index + (slice(None),)])
+        index = (index if isinstance(index, tuple) else (index,)) + (slice(None),)
+        data = self._data
+        if config.debug_key_reuse:
+            data = _consume_indexed(data, index)
+        return PRNGKeyArray(data[index])
 
     def reshape(self, *shape: Any) -> "PRNGKeyArray":
         """The same keys arranged in a new key-array ``shape``."""
@@ -102,6 +112,21 @@ tree.register_pytree_node(PRNGKeyArray, lambda k: ([k._data], None),
                           lambda aux, children: PRNGKeyArray(children[0]))
 
 
+def _consume_indexed(data: Any, index: tuple) -> Any:
+    """``data`` recording that indexing consumes the keys ``index`` picks (the picked keys
+    are fresh ones), as indexing with static indices does in JAX (``slice``). An index
+    known only at run time consumes nothing here; consuming its result consumes the
+    whole key array."""
+    if any(isinstance(i, core.Tracer) for i in index):
+        return data
+    mask = np.zeros(core.get_aval(data).shape, bool)
+    try:
+        mask[tuple(np.asarray(i) if isinstance(i, Array) else i for i in index)] = True
+    except (IndexError, TypeError, ValueError):
+        return data  # indexing itself raises the error that names the problem
+    return key_reuse.consume(data, "slice", mask)
+
+
 # --------------------------------------------------------------------------- key checks
 
 def _key_kind() -> str:
@@ -120,25 +145,75 @@ def check_key_data(name: str, data: Any) -> Any:
     return data
 
 
-def check_key(name: str, key: Any, allow_batched: bool = False) -> tuple[Any, bool]:
+# JAX's words where ``legacy_prng_key`` refuses or warns of a raw key
+LEGACY_KEY_MESSAGE = ("Legacy uint32 key array passed as key to jax.random function. Please "
+                      "create keys using jax.random.key(). If use of a raw key array was "
+                      'intended, set jax_legacy_prng_key="allow".')
+
+
+_key_checked = 0  # > 0 while a random function calls another with a key it checked already
+
+
+@contextlib.contextmanager
+def key_checked() -> Iterator[None]:
+    """Within the block, raw keys are not checked against ``legacy_prng_key`` again: a
+    random function calling another (``choice`` calling ``randint``, ``beta`` calling
+    ``loggamma``) on the key it checked warns once, as JAX's does."""
+    global _key_checked
+    _key_checked += 1
+    try:
+        yield
+    finally:
+        _key_checked -= 1
+
+
+def _check_legacy(name: str) -> None:
+    """A raw key was given to ``name``: raise or warn as ``legacy_prng_key`` says (and, while
+    it allows them, warn that raw keys are deprecated under ``enable_custom_prng``)."""
+    if config.legacy_prng_key == "error":
+        raise ValueError(LEGACY_KEY_MESSAGE)
+    if config.legacy_prng_key == "warn":
+        warnings.warn(LEGACY_KEY_MESSAGE, stacklevel=4)
+    elif config.enable_custom_prng:
+        warnings.warn("Raw arrays as random keys to jax.random functions are deprecated. "
+                      "Assuming valid threefry2x32 key for now.", FutureWarning, stacklevel=4)
+
+
+def check_key(name: str, key: Any, allow_batched: bool = False,
+              consume: bool = True, legacy: bool = True) -> tuple[Any, bool]:
     """The raw data of ``key`` and whether it was a typed key.
 
     Unless ``allow_batched``, the key must be a single key (``uint32[2]`` raw,
-    shape ``()`` typed); functions taking one key are vmapped over many.
+    shape ``()`` typed); functions taking one key are vmapped over many. With
+    ``consume`` (samplers, ``split``) a typed key is consumed while
+    ``debug_key_reuse`` is set: the data returned then carries that record. With
+    ``legacy``, a raw key is checked against ``config.legacy_prng_key`` (JAX does so
+    everywhere but in ``clone``).
     """
     typed = isinstance(key, PRNGKeyArray)
     data = check_key_data(name, key._data if typed else key)
+    if not typed and legacy and not _key_checked and (config.legacy_prng_key != "allow"
+                                                      or config.enable_custom_prng):
+        _check_legacy(name)
     shape = core.get_aval(data).shape
     if not allow_batched and len(shape) != 1:
         raise ValueError(f"{name} accepts a single key, but was given a key array of shape "
                          f"{shape[:-1]} != () (data {core.get_aval(data).str_short()}). "
                          "Use vmap for batching.")
+    if typed and consume and config.debug_key_reuse:
+        data = key_reuse.consume(data, name)
     return data, typed
 
 
 def as_kind(data: Any, typed: bool) -> Any:
     """Key ``data`` returned in the kind (typed or raw) the caller passed in."""
     return PRNGKeyArray(data) if typed else data
+
+
+def _new_keys(data: Any, typed: bool) -> Any:
+    """New keys (``PRNGKey``, ``split``, ``fold_in``) in the kind the caller passed in, or
+    typed whatever it was while ``enable_custom_prng`` is set (as JAX's)."""
+    return as_kind(data, typed or config.enable_custom_prng)
 
 
 def _check_impl(name: str, impl: Any) -> None:
@@ -181,7 +256,7 @@ def PRNGKey(seed: Any, *, impl: Any = None) -> Any:
         Array([0, 7], dtype=uint32)
     """
     _check_impl("PRNGKey", impl)
-    return _seed("PRNGKey", seed)
+    return _new_keys(_seed("PRNGKey", seed), False)
 
 
 def key(seed: Any, *, impl: Any = None, dtype: Any = None) -> PRNGKeyArray:
@@ -203,7 +278,7 @@ def key(seed: Any, *, impl: Any = None, dtype: Any = None) -> PRNGKeyArray:
 
 def key_data(keys: Any) -> Any:
     """The ``uint32[..., 2]`` data underlying a key array (raw keys are returned as is)."""
-    data, _ = check_key("key_data", keys, allow_batched=True)
+    data, _ = check_key("key_data", keys, allow_batched=True, consume=False)
     return data
 
 
@@ -215,7 +290,10 @@ def wrap_key_data(key_bits_array: Any, *, impl: Any = None, dtype: Any = None) -
     if isinstance(key_bits_array, PRNGKeyArray):
         raise TypeError("wrap_key_data: expected uint32 key data, got a typed key array; "
                         "use key_data to unwrap it")
-    return PRNGKeyArray(check_key_data("wrap_key_data", key_bits_array))
+    data = check_key_data("wrap_key_data", key_bits_array)
+    if config.debug_key_reuse:  # a new key, unconsumed whatever its data was, as in JAX
+        data = key_reuse.clone(data)
+    return PRNGKeyArray(data)
 
 
 def key_dtype(impl_spec: Any = None) -> KeyDType:
@@ -231,8 +309,9 @@ def key_dtype(impl_spec: Any = None) -> KeyDType:
 
 
 def clone(key: Any) -> Any:
-    """A copy of ``key`` to use again: the same key, typed or raw, as JAX returns it outside
-    key-reuse checking (which fungrad does not have).
+    """A copy of ``key`` to use again: the same key, typed or raw. While
+    ``debug_key_reuse`` is set, a typed key's copy is a fresh, unconsumed key, whether or
+    not ``key`` was consumed (``key`` itself is not).
 
     Examples:
         >>> from fungrad import random
@@ -240,13 +319,15 @@ def clone(key: Any) -> Any:
         >>> bool((random.uniform(random.clone(k)) == random.uniform(k)).all())
         True
     """
-    data, typed = check_key("clone", key, allow_batched=True)
+    data, typed = check_key("clone", key, allow_batched=True, consume=False, legacy=False)
+    if typed and config.debug_key_reuse:
+        data = key_reuse.clone(data)
     return as_kind(data, typed)
 
 
 def key_impl(keys: Any) -> str:
     """The name of the PRNG implementation of ``keys`` (always ``'threefry2x32'``)."""
-    check_key("key_impl", keys, allow_batched=True)
+    check_key("key_impl", keys, allow_batched=True, consume=False)
     return IMPL_NAME
 
 
@@ -270,7 +351,7 @@ def split(key: Any, num: int | Sequence[int] = 2) -> Any:
     shape = static_ints(num, "split", "num")
     if any(d < 0 for d in shape):
         raise ValueError(f"split: num must be non-negative, got {num}")
-    return as_kind(_threefry.threefry_split(data, shape), typed)
+    return _new_keys(_threefry.threefry_split(data, shape), typed)
 
 
 def fold_in(key: Any, data: Any) -> Any:
@@ -283,7 +364,7 @@ def fold_in(key: Any, data: Any) -> Any:
         >>> random.fold_in(random.PRNGKey(0), 1)
         Array([ 928981903, 3453687069], dtype=uint32)
     """
-    raw, typed = check_key("fold_in", key)
+    raw, typed = check_key("fold_in", key, consume=False)  # fold_in consumes nothing, as in JAX
     if np.ndim(data):
         raise TypeError(f"fold_in accepts a scalar, but was given an array of shape "
                         f"{np.shape(data)} != (). Use vmap for batching.")
@@ -293,4 +374,4 @@ def fold_in(key: Any, data: Any) -> Any:
         word = as_operand(np.uint32(data))
     else:
         word = lax.convert_element_type(as_operand(data), _U32)
-    return as_kind(_threefry.threefry_fold_in(raw, word), typed)
+    return _new_keys(_threefry.threefry_fold_in(raw, word), typed)

@@ -21,7 +21,7 @@ from fungrad._core import core, dtypes
 from fungrad._core.util import canonicalize_axis, prod
 from fungrad.lax._prim import as_operand, hashable_shape
 from fungrad.lax._placement import takes_out_sharding
-from fungrad.random._keys import check_key
+from fungrad.random._keys import check_key, key_checked
 from fungrad.random._threefry import UINT_DTYPES, threefry_random_bits, threefry_split
 from fungrad.random._xla_math import (fuses_float16, xla_erf, xla_erf_inv, xla_fma, xla_log,
                                       xla_log1p)
@@ -282,10 +282,12 @@ def choice(key: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = N
                          f"population (size {n_inputs}) when replace=False")
     if p is None:
         if replace:
-            ind = randint(data, shape, 0, n_inputs)
+            with key_checked():  # checked against legacy_prng_key above
+                ind = randint(data, shape, 0, n_inputs)
             result = ind if arr.ndim == 0 else fnp.take(arr, ind, axis=axis)
         else:
-            perm = permutation(data, n_inputs if arr.ndim == 0 else arr, axis)
+            with key_checked():  # checked against legacy_prng_key above
+                perm = permutation(data, n_inputs if arr.ndim == 0 else arr, axis)
             result = lax.slice_in_dim(perm, 0, n_draws, axis=axis if arr.ndim else 0)
     else:
         p_arr = fnp.asarray(p)
@@ -302,7 +304,8 @@ def choice(key: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = N
                         lax.sub(_const(1, p_arr.dtype), u))
             ind = fnp.searchsorted(p_cuml, r)
         else:
-            g = lax.add(gumbel(data, (n_inputs,), p_arr.dtype, mode), _log(p_arr))
+            with key_checked():  # checked against legacy_prng_key above
+                g = lax.add(gumbel(data, (n_inputs,), p_arr.dtype, mode), _log(p_arr))
             ind = lax.top_k(g, n_draws)[1]
         ind = lax.convert_element_type(ind, dtypes.default_int_dtype())
         result = ind if arr.ndim == 0 else fnp.take(arr, ind, axis=axis)

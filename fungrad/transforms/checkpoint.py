@@ -20,13 +20,15 @@ leading operands).
 * Batching: ``remat_p`` of the batched jaxpr.
 
 Policies decide which intermediates may be saved:
-``policy(prim, *in_avals, **params) -> bool`` (``checkpoint_policies``).
+``policy(prim, *in_avals, **params)`` returns a bool, ``Saveable``, ``Recompute`` or
+``Offloadable(src, dst)`` (``checkpoint_policies``). fungrad keeps a computation's arrays in
+one memory (the host's or one GPU's), so what JAX would offload to another memory is saved.
 """
 from __future__ import annotations
 
 import functools
 import types
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from fungrad import tree as tree_util
 from fungrad._core import core
@@ -38,7 +40,54 @@ from fungrad.interpreters import partial_eval as pe
 from fungrad.lax.control_flow.common import flatten_operands, run_jaxpr, split, trace_fun
 from fungrad.lax.misc import optimization_barrier_p
 
-__all__ = ["checkpoint", "remat", "checkpoint_name", "checkpoint_policies", "remat_p", "name_p"]
+__all__ = ["checkpoint", "remat", "checkpoint_name", "checkpoint_policies", "remat_p", "name_p",
+           "Offloadable", "Recompute", "Saveable"]
+
+
+# --------------------------------------------------------------------------- policy answers
+
+class RecomputeType:
+    """The type of ``Recompute``: a policy's answer "recompute this value in the backward
+    pass". Falsy, so that a policy returning it composes with ``or`` like ``False``."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "Recompute"
+
+
+class SaveableType:
+    """The type of ``Saveable``: a policy's answer "keep this value for the backward pass"
+    (truthy, like ``True``)."""
+
+    def __repr__(self) -> str:
+        return "Saveable"
+
+
+Recompute = RecomputeType()
+Saveable = SaveableType()
+
+
+class Offloadable(NamedTuple):
+    """A policy's answer "move this value from memory ``src`` to ``dst`` and back for the
+    backward pass" (``jax.ad_checkpoint.Offloadable``). fungrad keeps a computation's
+    arrays in one memory, so an offloadable value is saved where it is."""
+    src: str
+    dst: str
+
+
+def _saves(answer: Any) -> bool:
+    """Whether a policy's answer keeps the value: ``True``, ``Saveable`` or an
+    ``Offloadable``; ``False`` and ``Recompute`` do not. Anything else is a TypeError."""
+    if isinstance(answer, (bool, RecomputeType, SaveableType, Offloadable)):
+        return bool(answer)
+    hint = (" Did you return `Offloadable` instead of an instantiated `Offloadable(...)`?"
+            if answer is Offloadable else "")
+    raise TypeError("Value returned by a remat policy should be a bool or "
+                    "`ad_checkpoint.Recompute`, `ad_checkpoint.Saveable` or "
+                    f"`ad_checkpoint.Offloadable(...)`. Got {answer} of type "
+                    f"{type(answer)}.{hint}")
 
 
 # --------------------------------------------------------------------------- policies
@@ -79,25 +128,51 @@ def save_any_names_but_these(*names: str) -> Callable[..., bool]:
 
 
 def save_from_both_policies(policy_1: Callable, policy_2: Callable) -> Callable[..., bool]:
-    """A value is saveable if either policy says so."""
-    return lambda prim, *avals, **params: (policy_1(prim, *avals, **params)
-                                           or policy_2(prim, *avals, **params))
+    """A value is saveable if either policy says so. Both must answer with bools (as in
+    JAX: combine ``Offloadable`` answers in a policy of your own)."""
+    def policy(prim: Primitive, *avals: Any, **params: Any) -> bool:
+        out_1, out_2 = policy_1(prim, *avals, **params), policy_2(prim, *avals, **params)
+        if not (isinstance(out_1, bool) and isinstance(out_2, bool)):
+            raise ValueError(f"The return value of the policies should be a boolean. Got: "
+                             f"{out_1} and {out_2}. Please write a custom policy function "
+                             "directly, rather than using this helper function.")
+        return out_1 or out_2
+    return policy
 
 
 def save_and_offload_only_these_names(*, names_which_can_be_saved: Sequence[str],
                                       names_which_can_be_offloaded: Sequence[str],
-                                      offload_src: str = "device",
-                                      offload_dst: str = "pinned_host") -> Callable[..., bool]:
-    """Save the values named in either list: fungrad keeps a computation's arrays in one
-    memory (the host's or one GPU's), so what JAX would offload to the host is saved."""
-    return save_only_these_names(*names_which_can_be_saved, *names_which_can_be_offloaded)
+                                      offload_src: str, offload_dst: str) -> Callable[..., Any]:
+    """``Saveable`` for values named in ``names_which_can_be_saved``, ``Offloadable(
+    offload_src, offload_dst)`` for those in ``names_which_can_be_offloaded`` (the lists
+    must not share a name), ``Recompute`` for the rest. fungrad keeps a computation's arrays
+    in one memory, so both kinds are saved."""
+    saved, offloaded = set(names_which_can_be_saved), set(names_which_can_be_offloaded)
+    if saved & offloaded:
+        raise ValueError("The names should be exclusive and should not intersect in "
+                         "`names_which_can_be_saved` and `names_which_can_be_offloaded`. Got "
+                         f"names_which_can_be_saved={saved}, names_which_can_be_offloaded="
+                         f"{offloaded} and the intersection={saved & offloaded}")
+    offload = Offloadable(src=offload_src, dst=offload_dst)
+
+    def policy(prim: Primitive, *_: Any, **params: Any) -> Any:
+        if prim is name_p and params["name"] in saved:
+            return Saveable
+        if prim is name_p and params["name"] in offloaded:
+            return offload
+        return Recompute
+    return policy
 
 
-def offload_dot_with_no_batch_dims(offload_src: str = "device",
-                                   offload_dst: str = "pinned_host") -> Callable[..., bool]:
-    """Save plain matmuls' results (what JAX would offload to the host is saved: fungrad
-    keeps a computation's arrays in one memory)."""
-    return dots_with_no_batch_dims_saveable
+def offload_dot_with_no_batch_dims(offload_src: str, offload_dst: str) -> Callable[..., Any]:
+    """``Offloadable(offload_src, offload_dst)`` for the results of ``dot_general`` without
+    batch dimensions, ``Recompute`` for the rest: ``dots_with_no_batch_dims_saveable``,
+    offloaded (saved, in fungrad's one memory)."""
+    offload = Offloadable(src=offload_src, dst=offload_dst)
+
+    def policy(prim: Primitive, *avals: Any, **params: Any) -> Any:
+        return offload if dots_with_no_batch_dims_saveable(prim, *avals, **params) else Recompute
+    return policy
 
 
 checkpoint_policies = types.SimpleNamespace(
@@ -233,7 +308,7 @@ def _split_residuals(known: Jaxpr, res_vars: Sequence, policy: Callable
             continue
         seen.add(v)
         eqn = producers[v]
-        if policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params):
+        if _saves(policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params)):
             saved.append(v)
         else:
             recompute.add(eqn)

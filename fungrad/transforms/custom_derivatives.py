@@ -29,6 +29,7 @@ transformations applied *outside* the differentiation.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from typing import Any, Callable, Sequence
@@ -47,7 +48,7 @@ from fungrad.lax.reductions import reduce_sum
 from fungrad.transforms.api import _fun_name, check_argnums
 
 __all__ = ["custom_jvp", "custom_vjp", "SymbolicZero", "custom_jvp_call_p", "custom_vjp_call_p",
-           "custom_lin_p"]
+           "custom_lin_p", "CustomVJPPrimal", "custom_vjp_primal_tree_values", "zero_from_primal"]
 
 
 class CustomDerivativeTracerError(UnexpectedTracerError):
@@ -84,6 +85,45 @@ class SymbolicZero:
 
     def __repr__(self) -> str:
         return "SymbolicZero"
+
+
+def zero_from_primal(val: Any, symbolic_zeros: bool = False) -> Any:
+    """The zero tangent of each leaf of the pytree ``val``: a ``SymbolicZero`` with
+    ``symbolic_zeros``, else an array of zeros of the tangent type (``float0`` for integers
+    and booleans), as ``jax.custom_derivatives.zero_from_primal``.
+
+    >>> import fungrad.numpy as jnp
+    >>> zero_from_primal({"w": jnp.ones(2)})
+    {'w': Array([0., 0.], dtype=float32)}
+    """
+    def zero(x: Any) -> Any:
+        aval = _tangent_aval(core.get_aval(x))
+        return SymbolicZero(aval) if symbolic_zeros else ad.instantiate(ad.Zero(aval))
+    return tree_util.map(zero, val)
+
+
+@dataclasses.dataclass(slots=True)
+class CustomVJPPrimal:
+    """A primal argument as a ``custom_vjp``'s ``fwd`` rule sees it under
+    ``defvjp(..., symbolic_zeros=True)``: its ``value`` and whether it is ``perturbed``
+    (differentiated; if not, its cotangent is never used)."""
+    value: Any
+    perturbed: bool
+
+
+def custom_vjp_primal_tree_values(tree: Any) -> Any:
+    """``tree`` with each ``CustomVJPPrimal`` leaf replaced by its ``value``: the arguments
+    of a ``symbolic_zeros`` ``fwd`` rule as the function itself takes them. Any other leaf
+    is a TypeError.
+
+    >>> custom_vjp_primal_tree_values((CustomVJPPrimal(1.0, True), [CustomVJPPrimal(2, False)]))
+    (1.0, [2])
+    """
+    def value(leaf: Any) -> Any:
+        if type(leaf) is not CustomVJPPrimal:
+            raise TypeError(f"unexpected leaf type {type(leaf)}")
+        return leaf.value
+    return tree_util.map(value, tree)
 
 
 def _closure_error(kind: str, fname: str, aval: ShapedArray) -> CustomDerivativeTracerError:
@@ -521,10 +561,19 @@ class custom_vjp:
         self.nondiff_argnums = _check_nondiff_argnums(nondiff_argnums, fun, "custom_vjp")
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
+        self.symbolic_zeros = False
 
-    def defvjp(self, fwd: Callable, bwd: Callable) -> None:
-        """Set ``fwd(*args) -> (out, res)`` and ``bwd(*nondiff_args, res, ct) -> cts``."""
-        self.fwd, self.bwd = fwd, bwd
+    def defvjp(self, fwd: Callable, bwd: Callable, symbolic_zeros: bool = False,
+               optimize_remat: bool = False) -> None:
+        """Set ``fwd(*args) -> (out, res)`` and ``bwd(*nondiff_args, res, ct) -> cts``.
+
+        With ``symbolic_zeros=True``, ``fwd`` receives each argument leaf as a
+        ``CustomVJPPrimal(value, perturbed)`` (``custom_vjp_primal_tree_values`` gives the
+        values back), and ``bwd`` receives a ``SymbolicZero`` for each output cotangent
+        that is zero; it may return ``SymbolicZero`` (or None) cotangents itself.
+        ``optimize_remat`` is accepted for JAX's signature: fungrad runs ``fwd`` as it is.
+        """
+        self.fwd, self.bwd, self.symbolic_zeros = fwd, bwd, bool(symbolic_zeros)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         return self if obj is None else functools.partial(self, obj)
@@ -552,8 +601,9 @@ class custom_vjp:
         if isinstance(trace, EvalTrace):  # e.g. fwd's own call under grad: concrete
             with core.set_current_trace(trace):
                 return self.fun(*args)
-        fwd = _FwdRule(self.fwd, static, nondiff, in_tree, name)
-        bwd = _BwdRule(self.bwd, static, in_tree, [core.get_aval(a) for a in flat_args], name)
+        fwd = _FwdRule(self.fwd, static, nondiff, in_tree, name, self.symbolic_zeros)
+        bwd = _BwdRule(self.bwd, static, in_tree, [core.get_aval(a) for a in flat_args], name,
+                       self.symbolic_zeros)
         if type(trace) is ad.JVPTrace:  # differentiated: run fwd now, stage bwd
             primals, tangents = zip(*[trace.unpack(a) for a in flat_args])
             with core.set_current_trace(trace.parent):
@@ -572,13 +622,20 @@ class _FwdRule:
     """The user's ``fwd`` on flat lists: ``primals -> (outs, residuals, residual tree)``."""
 
     def __init__(self, fwd: Callable, static: Sequence, nondiff: tuple[int, ...], in_tree: Any,
-                 fname: str) -> None:
+                 fname: str, symbolic_zeros: bool = False) -> None:
         self.fwd, self.static, self.nondiff, self.in_tree = fwd, list(static), nondiff, in_tree
         self.fname, self.out_tree, self.out_avals = fname, None, None
+        self.symbolic_zeros = symbolic_zeros
         self.__name__ = _fun_name(fwd)
 
-    def __call__(self, primals: Sequence) -> tuple[list, list, Any]:
+    def __call__(self, primals: Sequence, perturbed: Sequence[bool] | None = None
+                 ) -> tuple[list, list, Any]:
+        """``perturbed``: which primals are differentiated (all when None); with
+        ``symbolic_zeros`` the rule sees them as ``CustomVJPPrimal`` leaves."""
         rname = f"Custom VJP fwd rule {self.__name__} for function {self.fname}"
+        if self.symbolic_zeros:
+            flags = [True] * len(primals) if perturbed is None else perturbed
+            primals = [CustomVJPPrimal(p, bool(f)) for p, f in zip(primals, flags)]
         args = _merge_nondiff(self.static, tree_util.unflatten(self.in_tree, primals), self.nondiff)
         pair = self.fwd(*args)
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -602,13 +659,18 @@ class _BwdRule:
     (one per flat argument; ``Zero`` where the rule returned ``None``)."""
 
     def __init__(self, bwd: Callable, static: Sequence, in_tree: Any,
-                 in_avals: Sequence[ShapedArray], fname: str) -> None:
+                 in_avals: Sequence[ShapedArray], fname: str, symbolic_zeros: bool = False
+                 ) -> None:
         self.bwd, self.static, self.in_tree, self.in_avals = bwd, list(static), in_tree, in_avals
-        self.fname = fname
+        self.fname, self.symbolic_zeros = fname, symbolic_zeros
         self.__name__ = _fun_name(bwd)
 
     def __call__(self, res_tree: Any, out_tree: Any, res: Sequence, cts: Sequence) -> list:
+        """``cts`` may hold ``ad.Zero``: the rule sees a ``SymbolicZero`` for it with
+        ``symbolic_zeros``, else an array of zeros."""
         rname = f"Custom VJP bwd rule {self.__name__} for function {self.fname}"
+        cts = [(SymbolicZero(ct.aval) if self.symbolic_zeros else ad.instantiate(ct))
+               if type(ct) is ad.Zero else ct for ct in cts]
         cts_in = self.bwd(*self.static, tree_util.unflatten(res_tree, res),
                           tree_util.unflatten(out_tree, cts))
         n_args = self.in_tree.num_children
@@ -620,7 +682,7 @@ class _BwdRule:
             self.in_tree, self.in_avals), f"{rname} output")
         out = []
         for ct, aval in zip(per_leaf, self.in_avals):
-            if ct is None or not dtypes.is_inexact(aval.dtype):
+            if ct is None or type(ct) is SymbolicZero or not dtypes.is_inexact(aval.dtype):
                 out.append(ad.Zero(_tangent_aval(aval)))
                 continue
             ct = as_leaf(ct, rname, "cotangents")
@@ -646,8 +708,8 @@ class _BoundBwd:
 def _custom_vjp_jvp(fwd: Callable, bwd: Callable, primals: Sequence, tangents: Sequence
                     ) -> tuple[list, list]:
     """Run ``fwd`` now; the tangents go through ``custom_lin_p``, transposed by ``bwd``."""
-    outs, res, res_tree = fwd(primals)
     in_zeros = tuple(type(t) is ad.Zero for t in tangents)
+    outs, res, res_tree = fwd(primals, [not z for z in in_zeros])
     t_outs = custom_lin_p.bind(
         *res, *[t for t in tangents if type(t) is not ad.Zero], num_res=len(res),
         bwd=_BoundBwd(bwd, res_tree, fwd.out_tree), in_zeros=in_zeros,
@@ -666,11 +728,12 @@ class _BatchedFwd:
 
     out_tree = property(lambda self: self.fwd.out_tree)
 
-    def __call__(self, primals: Sequence) -> tuple[list, list, Any]:
+    def __call__(self, primals: Sequence, perturbed: Sequence[bool] | None = None
+                 ) -> tuple[list, list, Any]:
         store = {}
 
         def run(args):
-            outs, res, store["res_tree"] = self.fwd(args)
+            outs, res, store["res_tree"] = self.fwd(args, perturbed)
             return outs + res
         vals, dims = _vmap_flat(run, self.axis_size, self.axis_name, primals, self.in_batched)
         k = len(self.out_batched)
@@ -691,6 +754,7 @@ class _BatchedBwd:
 
     def __call__(self, res_tree: Any, out_tree: Any, res: Sequence, cts: Sequence) -> list:
         n = len(res)
+        cts = [ad.instantiate(ct) for ct in cts]  # symbolic zeros are not batched
         vals, dims = _vmap_flat(lambda a: self.bwd(res_tree, out_tree, a[:n], a[n:]),
                                 self.axis_size, self.axis_name, [*res, *cts],
                                 [True] * n + self.out_batched)
@@ -736,7 +800,7 @@ def _forward_mode_error(*args: Any, **params: Any) -> None:
 
 
 def _custom_lin_transpose(cts, *args, num_res, bwd, in_zeros, out_avals):
-    cts_in = bwd(list(args[:num_res]), [ad.instantiate(ct) for ct in cts])
+    cts_in = bwd(list(args[:num_res]), list(cts))
     return [None] * num_res + [ct for ct, z in zip(cts_in, in_zeros) if not z]
 
 

@@ -36,6 +36,8 @@ from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
 from fungrad.transforms.api import (ShapeDtypeStruct, _flat_outputs, _fun_name, check_argnums,
                                     path_str)
+from fungrad.transforms import key_reuse
+from fungrad.transforms.arg_info import make_args_info
 from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
                                              jit_p)
 
@@ -153,7 +155,8 @@ def _raise_out_of_memory(name: str, err: MemoryError) -> None:
 class _Entry:
     """One compiled signature: the traced jaxpr, its executable and how to call it."""
     __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "out_leaf", "in_avals",
-                 "direct", "donated", "donate_any", "name", "hoisted", "description")
+                 "direct", "donated", "donate_any", "name", "hoisted", "description",
+                 "args_only")
 
     def __init__(self, closed: ClosedJaxpr, in_tree: Any, out_tree: Any, in_avals: list,
                  donated: tuple, name: str, hoisted: list, description: list) -> None:
@@ -171,6 +174,7 @@ class _Entry:
         self.hoisted = hoisted
         self.description = description
         self.direct = False
+        self.args_only = False  # in_tree is the positional arguments' (no keywords, statics)
 
     def executable(self) -> pipeline.Executable:
         if self.exe is None:
@@ -452,9 +456,12 @@ class JitWrapped:
         with monitoring.timed_event(monitoring.JAXPR_TRACE_EVENT, self._name):
             closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
                                                     labels)
+        if config.debug_key_reuse:  # a key consumed twice inside: KeyReuseError, at trace time
+            key_reuse.check_jaxpr(closed)
         donated = [self._is_donated(a, len(args)) for a, _ in origins]
         entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
                        description)
+        entry.args_only = self._simple and not kwargs
         # Uncommitted host (NumPy) arguments run the executable directly when the default
         # device is a CPU; others bind jit_p, whose impl compiles for their backend.
         entry.direct = not hoisted and all(len(k) == 3 for k in map(_leaf_key, leaves)
@@ -556,7 +563,8 @@ class JitWrapped:
 
 def refuse_execution(refuse: bool) -> None:
     """With ``refuse``, every call of a compiled function goes through ``jit_p``'s bind, so
-    that the eager trace, told to refuse (``fungrad.no_execution``), refuses it too; without
+    that the eager trace, told to refuse (``fungrad.no_execution``), refuses it too, or
+    checks the keys it consumes (``fungrad.debug_key_reuse``); without
     it calls take the direct path again. The method is swapped rather than a flag tested in
     the direct path, which therefore costs nothing more."""
     _Entry.call = _Entry.call_bound if refuse else _Entry._call_any
@@ -591,10 +599,11 @@ class _Part(NamedTuple):
 
 def _context_parts() -> list[_Part]:
     """The settings besides the arguments that a cache key holds (``config.trace_context``)."""
-    return [_Part("context", "default device", str(config.default_device)),
+    return ([_Part("context", "default device", str(config.default_device)),
             _Part("context", "enable_x64", str(config.enable_x64)),
             _Part("context", "numpy_dtype_promotion", config.numpy_dtype_promotion),
             _Part("context", "numpy_rank_promotion", config.numpy_rank_promotion)] + [
+        _Part("context", "debug_key_reuse", "True")] if config.debug_key_reuse else []) + [
         _Part("context", f"user context #{i}", repr(v))
         for i, v in enumerate(config.user_contexts)]
 
@@ -763,6 +772,14 @@ class _Stage:
         """The output's pytree of ``ShapeDtypeStruct``s."""
         return tree_util.unflatten(self._entry.out_tree, [
             ShapeDtypeStruct(a.shape, a.dtype, a.weak_type) for a in self._entry.closed.out_avals])
+
+    @property
+    def args_info(self) -> Any:
+        """The ``(args, kwargs)`` pytree of ``ArgInfo`` (type and donation) of the dynamic
+        arguments, static ones left out, as ``jax.stages.Lowered.args_info``."""
+        e = self._entry
+        info = make_args_info(e.in_tree, e.in_avals, e.donated)
+        return (info, {}) if e.args_only else info
 
     def cost_analysis(self) -> None:
         """XLA's estimate of flops and bytes accessed; None, as JAX returns where a backend

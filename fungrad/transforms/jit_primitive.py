@@ -27,6 +27,7 @@ import numpy as np
 
 from fungrad._core import core, dtypes, monitoring
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
+from fungrad._core.eval import EVAL_TRACE
 from fungrad._core.lowering import def_compiler_traits
 from fungrad.compiler import pipeline
 from fungrad.errors import UnexpectedTracerError
@@ -52,7 +53,10 @@ def get_executable(closed: ClosedJaxpr, xp: Any = np, donated: tuple | None = No
     key = (xp.__name__, donated)
     exe = table.get(key)
     if exe is None:
-        with monitoring.timed_event(monitoring.BACKEND_COMPILE_EVENT, f"jit({name})"):
+        # A jit called while an outer function is traced compiles here too: the compiler's
+        # arithmetic on literals must run eagerly, not be recorded by the outer trace.
+        with monitoring.timed_event(monitoring.BACKEND_COMPILE_EVENT, f"jit({name})"), \
+                core.set_current_trace(EVAL_TRACE):
             exe = table[key] = pipeline.compile_jaxpr(closed, donated, xp, name)
     return exe
 

@@ -313,3 +313,81 @@ def _map_over(inner: Callable, name: Any, size: int, specs: Sequence[PartitionSp
     def member(*values: Any) -> Any:
         return _replicated(inner(*values), out_specs, name, check_vma, fname, mesh)
     return vmap(member, in_axes, _out_axes(out_specs, name), axis_name=name, axis_size=size)
+
+
+# --------------------------------------------------------------------------- smap
+
+def _axis_to_spec(axis_name: Any, axis: int | None) -> PartitionSpec:
+    """The spec mapping dimension ``axis`` to the mesh axis ``axis_name`` (None: ``P()``),
+    built as JAX's ``smap`` builds it (so a negative ``axis`` maps dimension 0, as there)."""
+    if axis is None:
+        return PartitionSpec()
+    return PartitionSpec(*[None] * axis, axis_name)
+
+
+def smap(f: Callable | None = None, /, *, in_axes: Any = Infer, out_axes: Any,
+         axis_name: Any) -> Callable:
+    """``shard_map`` over one mesh axis, with ``vmap``-style axes (``jax.smap``).
+
+    ``f`` is manual over the context mesh's axis ``axis_name`` only (``set_mesh``): each
+    argument is split along its ``in_axes`` dimension into one block per member of that
+    axis, and each output's blocks are put back together along its ``out_axes``
+    dimension; None replicates (an output with None must be the same for every member).
+    The collectives of ``fungrad.lax`` over ``axis_name`` work inside ``f``.
+
+    Args:
+      f: the function (or None, to use ``smap`` as a decorator factory).
+      in_axes: an int or None for every argument, or a tuple with one per positional
+        argument (pytree prefixes, int or None leaves). JAX infers it from arguments
+        sharded over ``Explicit`` axes; fungrad arrays carry no sharding, so it must be
+        given.
+      out_axes: an int or None, or a pytree prefix of the output with those leaves.
+      axis_name: the mesh axis (a hashable, not a list or tuple).
+
+    Returns:
+      The mapped function, taking positional arguments.
+
+    Raises:
+      TypeError: ``axis_name`` is a list or tuple, ``in_axes``/``out_axes`` have leaves
+        other than ints and None, or ``in_axes`` is not given.
+      ValueError: no mesh is set, or the mesh has no axis ``axis_name``.
+
+    Examples:
+      >>> import fungrad, fungrad.numpy as jnp
+      >>> from fungrad import lax
+      >>> from fungrad.sharding import make_mesh, set_mesh
+      >>> from fungrad.transforms.shard_map import smap
+      >>> with set_mesh(make_mesh((fungrad.device_count(),), ("x",))):
+      ...     total = smap(lambda b: lax.psum(b.sum(), "x"), in_axes=0,
+      ...                  out_axes=None, axis_name="x")
+      ...     print(total(jnp.arange(8.0)))
+      28.0
+    """
+    if f is None:
+        return functools.partial(smap, in_axes=in_axes, out_axes=out_axes,
+                                 axis_name=axis_name)
+    if isinstance(axis_name, (list, tuple)):
+        raise TypeError(f"smap axis_name should be a `str` or a `Hashable`, but got {axis_name}")
+    if in_axes is not None and in_axes is not Infer and not isinstance(in_axes, (int, tuple)):
+        raise TypeError("smap in_axes must be an int, None, fungrad.sharding.Infer, or a tuple "
+                        "of entries corresponding to the positional arguments passed to the "
+                        f"function, but got {in_axes}.")
+    if in_axes is not Infer and not all(isinstance(a, int) for a in tree_util.leaves(in_axes)):
+        raise TypeError("smap in_axes must be an int, None, fungrad.sharding.Infer, or "
+                        f"(nested) container with those types as leaves, but got {in_axes}.")
+    if not all(isinstance(a, int) for a in tree_util.leaves(out_axes)):
+        raise TypeError("smap out_axes must be an int, None, or (nested) container with those "
+                        f"types as leaves, but got {out_axes}.")
+    to_spec = functools.partial(_axis_to_spec, axis_name)
+    out_specs = tree_util.map(to_spec, out_axes, is_leaf=lambda a: a is None)
+    if in_axes is Infer:
+        @functools.wraps(f)
+        def refuse(*args: Any) -> Any:
+            _resolve_mesh(None, {axis_name})  # a missing mesh or axis is reported first
+            raise TypeError(f"in_axes was not specified when axis_name={{{axis_name!r}}}: "
+                            "fungrad arrays carry no sharding to infer it from, so pass "
+                            "in_axes to smap")
+        return refuse
+    in_specs = tree_util.map(to_spec, in_axes, is_leaf=lambda a: a is None)
+    return shard_map(f, mesh=None, in_specs=in_specs, out_specs=out_specs,
+                     axis_names={axis_name}, check_vma=True)
