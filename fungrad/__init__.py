@@ -10,6 +10,7 @@ from fungrad._core import eval as _eval  # noqa: F401  (installs the eager trace
 from fungrad._core.array import Array, Shard, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray
 from fungrad._core.dtypes import float0
+from fungrad._core.ref import Ref, empty_ref, free_ref, freeze, new_ref
 from fungrad.backends import devices
 from fungrad.config import config
 from fungrad import tree, lax, numpy  # noqa: E402
@@ -56,7 +57,8 @@ __all__ = [
     "checkpoint_policies", "stop_gradient", "pure_callback", "named_call", "named_scope",
     "ensure_compile_time_eval", "fwd_and_bwd",
     # arrays, devices and configuration
-    "Array", "Shard", "ShapeDtypeStruct", "typeof", "device_put", "device_get", "devices",
+    "Array", "Shard", "ShapeDtypeStruct", "typeof", "Ref", "new_ref", "empty_ref", "free_ref",
+    "freeze", "device_put", "device_get", "devices",
     "local_devices", "device_count", "local_device_count", "default_backend", "default_device",
     "block_until_ready", "clear_caches", "print_environment_info", "config", "enable_x64",
     "log_compiles", "default_matmul_precision", "debug_nans", "debug_infs",
@@ -75,7 +77,8 @@ __all__ = [
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
     "ad_checkpoint", "custom_batching", "float0", "sharding", "typing", "stages", "profiler",
-    "dlpack", "distributed", "monitoring", "example_libraries", "memory", "pmap", "shard_map",
+    "dlpack", "distributed", "monitoring", "example_libraries", "memory", "ref", "pmap",
+    "shard_map",
     "smap", "P",
     "NamedSharding", "make_mesh", "set_mesh", "reshard",
     # fungrad's own
@@ -88,7 +91,7 @@ __dir__ = _public_dir(__all__)
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
               "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching",
               "sharding", "typing", "stages", "profiler", "dlpack", "distributed",
-              "monitoring", "example_libraries", "memory")
+              "monitoring", "example_libraries", "memory", "ref")
 # Names that load with their module on first use: ``fungrad.pmap``, ``fungrad.P``.
 _FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map",
                  "P": "sharding", "NamedSharding": "sharding", "make_mesh": "sharding",

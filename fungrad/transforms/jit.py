@@ -30,13 +30,14 @@ from fungrad._core import core, dtypes, fpstate, monitoring, transfer
 from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
+from fungrad._core.ref import Ref
 from fungrad.compiler import codegen, cuda_fuse, passes, pipeline
 from fungrad.config import config
 from fungrad.errors import ResourceExhaustedError
 from fungrad.interpreters import partial_eval as pe
 from fungrad.transforms.api import (ShapeDtypeStruct, _flat_outputs, _fun_name, check_argnums,
                                     path_str)
-from fungrad.transforms import key_reuse
+from fungrad.transforms import jit_refs, key_reuse
 from fungrad.transforms.arg_info import make_args_info
 from fungrad.transforms.jit_primitive import (NUMPY_BUFFERS, as_buffer, call_jit, get_executable,
                                              jit_p)
@@ -104,6 +105,8 @@ def _leaf_key(x: Any) -> Any:
         return (x.shape, dtypes.canonicalize_dtype(x.dtype), False)
     if t is ShapeDtypeStruct:  # for ``lower``, ``trace`` and ``eval_shape`` (never cached)
         return (x.shape, dtypes.canonicalize_dtype(x.dtype), bool(x.weak_type), "abstract")
+    if t is Ref:  # a mutable array reference: its type (``jit_refs``)
+        return jit_refs.key(x)
     return None
 
 
@@ -129,6 +132,8 @@ def _flat_key(args: tuple) -> tuple | None:
 def _leaf_aval(x: Any) -> ShapedArray:
     if isinstance(x, (Array, Tracer)):
         return x.aval
+    if type(x) is Ref:  # traced as the array it holds (``jit_refs``)
+        return x._inner
     if type(x) is ShapeDtypeStruct:
         return ShapedArray(x.shape, dtypes.canonicalize_dtype(x.dtype), bool(x.weak_type))
     return core.get_aval(x)
@@ -156,7 +161,7 @@ class _Entry:
     """One compiled signature: the traced jaxpr, its executable and how to call it."""
     __slots__ = ("closed", "exe", "fn", "in_tree", "out_tree", "out_weak", "out_leaf", "in_avals",
                  "direct", "donated", "donate_any", "name", "hoisted", "description",
-                 "args_only")
+                 "args_only", "refs")
 
     def __init__(self, closed: ClosedJaxpr, in_tree: Any, out_tree: Any, in_avals: list,
                  donated: tuple, name: str, hoisted: list, description: list) -> None:
@@ -175,6 +180,7 @@ class _Entry:
         self.description = description
         self.direct = False
         self.args_only = False  # in_tree is the positional arguments' (no keywords, statics)
+        self.refs: jit_refs.JitRefs | None = None  # Ref arguments, closed-over refs
 
     def executable(self) -> pipeline.Executable:
         if self.exe is None:
@@ -207,9 +213,14 @@ class _Entry:
     def call_bound(self, leaves: list) -> Any:
         """Call through ``jit_p``'s bind: the current trace's rule for it runs or stages it."""
         self._check_devices(leaves)
+        refs, ref_leaves, ref_values = self.refs, leaves, []
+        if refs is not None:  # refs go in as their values, and come back written (jit_refs)
+            leaves, ref_values = refs.arguments(leaves)
         args = [x if isinstance(x, (Array, Tracer)) else Array(_from_host(x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
-        outs = call_jit(self.closed, [*self.hoisted, *args], self.name)
+        outs = call_jit(self.closed, [*self.hoisted, *args, *ref_values], self.name)
+        if refs is not None:
+            outs = refs.write_back(ref_leaves, outs, self.out_tree.num_leaves)
         return tree_util.unflatten(self.out_tree, outs)
 
     def _check_devices(self, leaves: list) -> None:
@@ -453,19 +464,21 @@ class JitWrapped:
                              repr(s[2][1])) for s in statics] + _context_parts()
         if config.log_compiles or config.explain_cache_misses:
             self._log_miss(treedef, description)
+        refs = jit_refs.JitRefs(f"jit({self._name})", leaves, jit_refs.ref_positions(leaves))
         with monitoring.timed_event(monitoring.JAXPR_TRACE_EVENT, self._name):
             closed, out_tree, hoisted = self._trace(args, kwargs, static_nums, treedef, in_avals,
-                                                    labels)
+                                                    labels, refs)
         if config.debug_key_reuse:  # a key consumed twice inside: KeyReuseError, at trace time
             key_reuse.check_jaxpr(closed)
         donated = [self._is_donated(a, len(args)) for a, _ in origins]
         entry = _Entry(closed, treedef, out_tree, in_avals, tuple(donated), self._name, hoisted,
                        description)
         entry.args_only = self._simple and not kwargs
+        entry.refs = refs if refs.used else None
         # Uncommitted host (NumPy) arguments run the executable directly when the default
         # device is a CPU; others bind jit_p, whose impl compiles for their backend.
-        entry.direct = not hoisted and all(len(k) == 3 for k in map(_leaf_key, leaves)
-                                           if isinstance(k, tuple)) and \
+        entry.direct = not hoisted and not refs.used and \
+            all(len(k) == 3 for k in map(_leaf_key, leaves) if isinstance(k, tuple)) and \
             (backends.host_default or backends.refresh_default())
         if compile and entry.direct:
             entry.executable()
@@ -484,11 +497,18 @@ class JitWrapped:
             self._arg_name(origin) in self._donate_names
 
     def _trace(self, args: tuple, kwargs: dict, static_nums: tuple, treedef: Any,
-               in_avals: list, labels: list) -> tuple[ClosedJaxpr, Any, list]:
+               in_avals: list, labels: list, refs: jit_refs.JitRefs
+               ) -> tuple[ClosedJaxpr, Any, list]:
         store = {}
         simple = self._simple and not kwargs
 
         def flat_fun(*tracers: Any) -> list:
+            try:  # Ref arguments and the outer refs the function uses are threaded (jit_refs)
+                return refs.outputs(fun_leaves(refs.enter(tracers)), tracers)
+            finally:
+                refs.exit()
+
+        def fun_leaves(tracers: Sequence[Any]) -> list:
             if simple:
                 call_args, call_kwargs = tree_util.unflatten(treedef, tracers), {}
             else:
@@ -497,7 +517,7 @@ class JitWrapped:
                 call_args = [args[i] if i in static_nums else next(it) for i in range(len(args))]
                 call_kwargs = {k: kwargs[k] if k in self._static_names else dyn_kwargs[k]
                                for k in kwargs}
-            out = self._fun(*call_args, **call_kwargs)
+            out = refs.checked(self._fun(*call_args, **call_kwargs))
             out_leaves, store["tree"] = _flat_outputs(out, f"jit({self._name})")
             return out_leaves
         jaxpr, consts, _ = pe.trace_to_jaxpr(flat_fun, in_avals, name="jit", labels=labels)
@@ -770,8 +790,10 @@ class _Stage:
     @property
     def out_info(self) -> Any:
         """The output's pytree of ``ShapeDtypeStruct``s."""
-        return tree_util.unflatten(self._entry.out_tree, [
-            ShapeDtypeStruct(a.shape, a.dtype, a.weak_type) for a in self._entry.closed.out_avals])
+        out_tree = self._entry.out_tree  # (the refs' final values follow the results)
+        return tree_util.unflatten(out_tree, [
+            ShapeDtypeStruct(a.shape, a.dtype, a.weak_type)
+            for a in self._entry.closed.out_avals[:out_tree.num_leaves]])
 
     @property
     def args_info(self) -> Any:

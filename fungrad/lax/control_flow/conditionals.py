@@ -16,6 +16,7 @@ from fungrad._core.core import ClosedJaxpr, Primitive
 from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
+from fungrad.lax.control_flow import refs
 from fungrad.lax.control_flow.common import (
     batch_jaxpr, batch_jaxpr_at, check_scalar_pred, concrete_value, flatten_operands, fun_name,
     join_residual_inputs, join_residual_outputs, merge, merge_branch_residuals, run_jaxpr, split,
@@ -98,6 +99,12 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any,
 
 def _bind_branches(api: str, index: Any, funs: Sequence[Callable], names: Sequence[str],
                    operands: tuple) -> Any:
+    # Refs that a branch closes over become extra operands and results (control_flow/refs.py).
+    return refs.thread_branches(_bind_traced, api, index, funs, names, operands)
+
+
+def _bind_traced(api: str, index: Any, funs: Sequence[Callable], names: Sequence[str],
+                 operands: tuple) -> Any:
     ops, in_tree = flatten_operands(operands, api)
     avals = [core.get_aval(x) for x in ops]
     traced = [trace_tree_fun(lambda *a, f=f: f(*a), in_tree, avals, api) for f in funs]

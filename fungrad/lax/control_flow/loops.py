@@ -15,6 +15,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
+from fungrad.lax.control_flow import refs
 from fungrad.lax.control_flow.common import (
     as_leaf, batch_jaxpr, batch_jaxpr_at, check_carry, fixpoint, flatten_operands, fun_name,
     group_order, merge, permute, promote_weak_carry, run_jaxpr, select_outputs, split,
@@ -42,6 +43,12 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None,
     """
     if not callable(f):
         raise TypeError("lax.scan: f argument should be a callable.")
+    # Refs that f closes over become extra carries (control_flow/refs.py).
+    return refs.thread_scan(_scan, f, init, xs, length, reverse, unroll)
+
+
+def _scan(f: Callable, init: Any, xs: Any, length: int | None, reverse: bool,
+          unroll: int | bool) -> tuple[Any, Any]:
     name = fun_name(f)
     init_flat, init_tree = flatten_operands(init, "lax.scan", "init values")
     xs_flat, xs_tree = flatten_operands(xs, "lax.scan", "xs")

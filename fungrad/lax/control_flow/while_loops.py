@@ -21,6 +21,7 @@ from fungrad.config import config
 from fungrad.errors import ConcretizationTypeError
 from fungrad.interpreters import ad, batching
 from fungrad.interpreters import partial_eval as pe
+from fungrad.lax.control_flow import refs
 from fungrad.lax.control_flow.common import (
     add_inputs, batch_jaxpr, batch_jaxpr_at, check_carry, concrete_value, fixpoint,
     flatten_operands, fun_name, group_order, merge, permute, promote_weak_carry, run_jaxpr,
@@ -48,6 +49,11 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     """
     if not (callable(cond_fun) and callable(body_fun)):
         raise TypeError("lax.while_loop: cond_fun and body_fun arguments should be callable.")
+    # Refs that either function closes over become extra carries (control_flow/refs.py).
+    return refs.thread_while(_while_loop, cond_fun, body_fun, init_val)
+
+
+def _while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     init, in_tree = flatten_operands(init_val, "lax.while_loop", "init_val")
     if config.disable_jit:  # debugging: a Python loop while the predicate is concrete
         try:
