@@ -138,9 +138,9 @@ class Config:
             or ``"log"``: log an error (logger ``fungrad``) for each ``Array`` freed by the
             garbage collector, that is, held by a reference cycle, rather than by reference
             counting. ``"fatal"`` (JAX aborts the process) raises ``NotImplementedError``.
-        jax2tf_associative_scan_reductions / remove_size_one_mesh_axis_from_type /
-            auto_pcast: accepted as JAX's flags (defaults False, False, True), with no
-            effect: they choose jax2tf's lowering of cumulative reductions, whether size-1
+        jax2tf_associative_scan_reductions: accepted as JAX's flag (default False), with no
+            effect, as are ``remove_size_one_mesh_axis_from_type`` (False) and
+            ``auto_pcast`` (True): they choose jax2tf's lowering of cumulative reductions, whether size-1
             mesh axes are dropped from sharding types, and whether ``pvary`` is inserted to
             match varying mesh axes; fungrad has no jax2tf, no sharding in its types and no
             varying-axes types to match.
