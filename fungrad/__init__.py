@@ -77,7 +77,7 @@ __all__ = [
     "numpy", "lax", "random", "nn", "scipy", "image", "ops", "tree", "tree_util", "flatten_util",
     "debug", "errors", "experimental", "test_util", "dtypes", "custom_derivatives",
     "ad_checkpoint", "custom_batching", "float0", "sharding", "typing", "stages", "profiler",
-    "dlpack", "distributed", "monitoring", "example_libraries", "memory", "ref", "pmap",
+    "dlpack", "distributed", "monitoring", "example_libraries", "memory", "ref", "export", "pmap",
     "shard_map",
     "smap", "P",
     "NamedSharding", "make_mesh", "set_mesh", "reshard",
@@ -91,7 +91,7 @@ __dir__ = _public_dir(__all__)
 _LIBRARIES = ("random", "nn", "scipy", "image", "ops", "debug", "experimental", "test_util",
               "optim", "train", "dtypes", "custom_derivatives", "ad_checkpoint", "custom_batching",
               "sharding", "typing", "stages", "profiler", "dlpack", "distributed",
-              "monitoring", "example_libraries", "memory", "ref")
+              "monitoring", "example_libraries", "memory", "ref", "export")
 # Names that load with their module on first use: ``fungrad.pmap``, ``fungrad.P``.
 _FROM_MODULES = {"pmap": "transforms.pmap", "shard_map": "transforms.shard_map",
                  "P": "sharding", "NamedSharding": "sharding", "make_mesh": "sharding",

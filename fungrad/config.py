@@ -140,10 +140,10 @@ class Config:
             counting. ``"fatal"`` (JAX aborts the process) raises ``NotImplementedError``.
         jax2tf_associative_scan_reductions: accepted as JAX's flag (default False), with no
             effect, as are ``remove_size_one_mesh_axis_from_type`` (False) and
-            ``auto_pcast`` (True): they choose jax2tf's lowering of cumulative reductions, whether size-1
-            mesh axes are dropped from sharding types, and whether ``pvary`` is inserted to
-            match varying mesh axes; fungrad has no jax2tf, no sharding in its types and no
-            varying-axes types to match.
+            ``auto_pcast`` (True): they choose jax2tf's lowering of cumulative reductions,
+            whether size-1 mesh axes are dropped from sharding types, and whether ``pvary``
+            is inserted to match varying mesh axes; fungrad has no jax2tf, no sharding in its
+            types and no varying-axes types to match.
         default_device: where uncommitted arrays and computations go: a ``Device``, a
             platform (``"cpu"``, ``"gpu"``) or ``"platform:id"`` (``"cpu:1"``); None is the
             first device of the default backend. Environment: ``FUNGRAD_DEFAULT_DEVICE``.

@@ -59,7 +59,7 @@ PUBLIC_MODULES = (
     "fungrad.experimental.multihost_utils", "fungrad.experimental.compilation_cache",
     "fungrad.experimental.compilation_cache.compilation_cache", "fungrad.scipy.sparse",
     "fungrad.scipy.sparse.linalg", "fungrad.example_libraries", "fungrad.experimental.jet",
-    "fungrad.experimental.sparse", "fungrad.memory", "fungrad.ref",
+    "fungrad.experimental.sparse", "fungrad.memory", "fungrad.ref", "fungrad.export",
     "fungrad.example_libraries.stax", "fungrad.example_libraries.optimizers",
 )
 
