@@ -7,8 +7,13 @@ at out-of-range indices. It is a pytree (leaves ``data`` and ``indices``), so it
 through ``jit``, ``grad`` (of functions of ``data``) and ``vmap`` (along axis 0, a batch
 dimension). Conversions are the primitives ``bcoo_fromdense_p``, ``bcoo_todense_p`` and
 ``bcoo_extract_p``; ``bcoo_dot_general`` and the rest are composites of them and
-``fungrad.lax``, so their derivatives agree with jax's. ``sparsify(f)`` runs a dense
-function on BCOO arguments.
+``fungrad.lax``, so their derivatives agree with jax's. Shape operations
+(``bcoo_reshape``/``BCOO.reshape``, ``bcoo_concatenate``, ``bcoo_slice``,
+``bcoo_dynamic_slice``, ``bcoo_squeeze``, ``bcoo_rev``, ``bcoo_update_layout``,
+``BCOO.__getitem__`` with integers, slices, ``None`` and ``...``) are in ``bcoo_shape``;
+sparse-sparse products (``bcoo_spdot_general``, ``bcoo_multiply_sparse``, and ``@``/``*``
+between two BCOO) in ``bcoo_products``; ``random_bcoo`` (bit-identical with jax's) in
+``random``. ``sparsify(f)`` runs a dense function on BCOO arguments.
 
 Examples:
     >>> import fungrad, fungrad.numpy as jnp
@@ -32,17 +37,26 @@ from fungrad._core.namespace import public_dir
 from fungrad.experimental.sparse._primitives import (bcoo_extract_p, bcoo_fromdense_p,
                                                      bcoo_todense_p)
 from fungrad.experimental.sparse.api import empty, eye, todense
-from fungrad.experimental.sparse.bcoo import (BCOO, bcoo_broadcast_in_dim, bcoo_dot_general,
-                                              bcoo_eliminate_zeros, bcoo_extract,
-                                              bcoo_fromdense, bcoo_multiply_dense,
+from fungrad.experimental.sparse.bcoo import (BCOO, bcoo_broadcast_in_dim, bcoo_eliminate_zeros,
+                                              bcoo_extract, bcoo_fromdense, bcoo_multiply_dense,
                                               bcoo_rdot_general, bcoo_reduce_sum,
                                               bcoo_sort_indices, bcoo_sum_duplicates,
                                               bcoo_todense, bcoo_transpose)
+from fungrad.experimental.sparse.bcoo_shape import (SparseEfficiencyError,
+                                                    SparseEfficiencyWarning, bcoo_concatenate,
+                                                    bcoo_dynamic_slice, bcoo_reshape, bcoo_rev,
+                                                    bcoo_slice, bcoo_squeeze, bcoo_update_layout)
+from fungrad.experimental.sparse.bcoo_products import (bcoo_dot_general, bcoo_multiply_sparse,
+                                                       bcoo_spdot_general)
+from fungrad.experimental.sparse.random import random_bcoo
 from fungrad.experimental.sparse.transform import sparsify
 
-__all__ = ["BCOO", "bcoo_broadcast_in_dim", "bcoo_dot_general", "bcoo_eliminate_zeros",
+__all__ = ["BCOO", "SparseEfficiencyError", "SparseEfficiencyWarning", "bcoo_broadcast_in_dim",
+           "bcoo_concatenate", "bcoo_dot_general", "bcoo_dynamic_slice", "bcoo_eliminate_zeros",
            "bcoo_extract", "bcoo_extract_p", "bcoo_fromdense", "bcoo_fromdense_p",
-           "bcoo_multiply_dense", "bcoo_rdot_general", "bcoo_reduce_sum", "bcoo_sort_indices",
-           "bcoo_sum_duplicates", "bcoo_todense", "bcoo_todense_p", "bcoo_transpose", "empty",
-           "eye", "sparsify", "todense"]
+           "bcoo_multiply_dense", "bcoo_multiply_sparse", "bcoo_rdot_general",
+           "bcoo_reduce_sum", "bcoo_reshape", "bcoo_rev", "bcoo_slice", "bcoo_sort_indices",
+           "bcoo_spdot_general", "bcoo_squeeze", "bcoo_sum_duplicates", "bcoo_todense",
+           "bcoo_todense_p", "bcoo_transpose", "bcoo_update_layout", "empty", "eye",
+           "random_bcoo", "sparsify", "todense"]
 __dir__ = public_dir(__all__)

@@ -160,9 +160,7 @@ class BCOO:
         """``bcoo_sort_indices``."""
         return bcoo_sort_indices(self)
 
-    def reshape(self, *args: Any, **kwargs: Any) -> BCOO:
-        """Not implemented in fungrad (jax's ``bcoo_reshape``); densify first."""
-        raise NotImplementedError("BCOO.reshape (bcoo_reshape) is not implemented in fungrad")
+    # reshape, __getitem__, __iter__ and update_layout are attached in ``bcoo_shape``.
 
     # ----------------------------------------------------------------- arithmetic
     def __neg__(self) -> BCOO:

@@ -18,8 +18,11 @@ from fungrad import numpy as jnp
 from fungrad._core import core
 from fungrad._core.core import ClosedJaxpr, Jaxpr, Literal, ShapedArray
 from fungrad.experimental.sparse.bcoo import (BCOO, _add, bcoo_broadcast_in_dim,
-                                              bcoo_dot_general, bcoo_reduce_sum,
-                                              bcoo_transpose)
+                                              bcoo_reduce_sum, bcoo_transpose)
+from fungrad.experimental.sparse.bcoo_products import bcoo_dot_general, bcoo_multiply_sparse
+from fungrad.experimental.sparse.bcoo_shape import (bcoo_concatenate, bcoo_dynamic_slice,
+                                                    bcoo_reshape, bcoo_rev, bcoo_slice,
+                                                    bcoo_squeeze)
 from fungrad.interpreters import partial_eval as pe
 
 __all__ = ["sparsify"]
@@ -45,6 +48,10 @@ def _integer_pow(prim: core.Primitive, x: Any, *, y: int) -> Any:
 
 
 def _mul(prim: core.Primitive, x: Any, y: Any) -> Any:
+    if isinstance(x, BCOO) and isinstance(y, BCOO):
+        if x.indices is y.indices and x.unique_indices:   # one origin: multiply the data
+            return x._with_data(x.data * y.data)
+        return bcoo_multiply_sparse(x, y)
     return (x if isinstance(x, BCOO) else y) * (y if isinstance(x, BCOO) else x)
 
 
@@ -86,11 +93,50 @@ def _broadcast_in_dim(prim: core.Primitive, x: Any, *, shape: Sequence[int],
     return bcoo_broadcast_in_dim(x, shape=shape, broadcast_dimensions=broadcast_dimensions)
 
 
+def _concatenate(prim: core.Primitive, *xs: Any, dimension: int) -> Any:
+    if not all(isinstance(x, BCOO) for x in xs):
+        raise NotImplementedError("sparsify: concatenate of sparse and dense arrays; densify "
+                                  "with sparse.todense first")
+    return bcoo_concatenate(xs, dimension=dimension)
+
+
+def _dense_only(name: str, *xs: Any) -> None:
+    if any(isinstance(x, BCOO) for x in xs):
+        raise NotImplementedError(f"sparsify: {name} with sparse start indices")
+
+
+def _dynamic_slice(prim: core.Primitive, x: Any, *starts: Any, slice_sizes: Sequence[int],
+                   **_: Any) -> Any:
+    _dense_only("dynamic_slice", *starts)
+    return bcoo_dynamic_slice(x, starts, slice_sizes=slice_sizes)
+
+
+def _reshape(prim: core.Primitive, x: Any, *, new_sizes: Sequence[int],
+             dimensions: Sequence[int] | None = None, **_: Any) -> Any:
+    return bcoo_reshape(x, new_sizes=new_sizes, dimensions=dimensions)
+
+
+def _slice(prim: core.Primitive, x: Any, *, start_indices: Sequence[int],
+           limit_indices: Sequence[int], strides: Sequence[int] | None = None) -> Any:
+    return bcoo_slice(x, start_indices=start_indices, limit_indices=limit_indices,
+                      strides=strides)
+
+
+def _squeeze(prim: core.Primitive, x: Any, *, dimensions: Sequence[int]) -> Any:
+    return bcoo_squeeze(x, dimensions=dimensions)
+
+
+def _rev(prim: core.Primitive, x: Any, *, dimensions: Sequence[int]) -> Any:
+    return bcoo_rev(x, dimensions)
+
+
 _RULES: dict[str, Callable] = {
     **{name: _unary for name in _LINEAR_UNARY | _ZERO_PRESERVING},
     "integer_pow": _integer_pow, "mul": _mul, "div": _div, "add": _add_rule, "add_any": _add_rule,
     "sub": _sub, "dot_general": _dot_general, "reduce_sum": _reduce_sum,
     "transpose": _transpose, "broadcast_in_dim": _broadcast_in_dim,
+    "concatenate": _concatenate, "dynamic_slice": _dynamic_slice, "reshape": _reshape,
+    "slice": _slice, "squeeze": _squeeze, "rev": _rev,
 }
 
 
