@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Sequence
 
 from fungrad import backends, tree
@@ -198,8 +199,13 @@ class Exported:
         args = [x if isinstance(x, (Array, Tracer)) else asarray(x, dtype=a.dtype)
                 for x, a in zip(leaves, self.in_avals)]
         if self.primal_only:
-            return list(_underivable(self.jaxpr, self.fun_name)(*args))
+            return list(self._underivable(*args))
         return call_jit(self.jaxpr, args, self.fun_name)
+
+    @functools.cached_property
+    def _underivable(self) -> Callable:
+        """The program as a function refusing derivatives, built once per ``Exported``."""
+        return _underivable(self.jaxpr, self.fun_name)
 
 
 def _underivable(program: ClosedJaxpr, name: str) -> Callable:

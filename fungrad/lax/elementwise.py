@@ -382,8 +382,7 @@ def _extremum_lowerings(prim: Primitive, is_max: bool) -> None:
 
     def literal_rule(ctx, eqn, args, out):
         i = 0 if type(eqn.invars[0]) is core.Literal else 1
-        value = eqn.invars[i].val  # the buffer: an Array compares through the current trace
-        value = value._value if type(value) is Array else value
+        value = eqn.invars[i].val
         order = args
         if value == 0:
             second = _signed_zeros.scalar_goes_second(
