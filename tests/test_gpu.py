@@ -20,8 +20,11 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad.backends import cuda_source, namespace
+import host_cupy
 
 RNG = np.random.default_rng(0)
+NO_GXX = pytest.mark.skipif(shutil.which("g++") is None,
+                            reason="no C++ compiler (g++) on this machine")
 
 
 # --------------------------------------------------------------------------- the seam, on the CPU
@@ -85,45 +88,19 @@ def test_impl_for_uses_the_backend_override():
     assert namespace.impl_for(np, "sin", base) is base
 
 
-_HOST_HARNESS = """
-#include <cstdio>
-#include <cstdlib>
-void hash(unsigned n, const unsigned *K1, const unsigned *K2, const unsigned *X1,
-          const unsigned *X2, unsigned *Y1, unsigned *Y2) {
-  for (unsigned i = 0; i < n; ++i) {
-    unsigned int k1 = K1[i], k2 = K2[i], x1 = X1[i], x2 = X2[i];
-    unsigned int &y1 = Y1[i], &y2 = Y2[i];
-BODY
-  }
-}
-int main() {
-  unsigned n; if (scanf("%u", &n) != 1) return 1;
-  unsigned *v = (unsigned *)malloc(6 * n * sizeof(unsigned));
-  for (unsigned i = 0; i < 4 * n; ++i) if (scanf("%u", v + i) != 1) return 1;
-  hash(n, v, v + n, v + 2 * n, v + 3 * n, v + 4 * n, v + 5 * n);
-  for (unsigned i = 0; i < 2 * n; ++i) printf("%u\\n", v[4 * n + i]);
-  return 0;
-}
-"""
-
-
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
-def test_threefry_cuda_source_gives_the_cpu_bits(tmp_path):
-    """The kernel body, compiled for the host, against fungrad.random's NumPy threefry."""
+@NO_GXX
+def test_threefry_cuda_source_gives_the_cpu_bits():
+    """The kernel body as CuPy's ``ElementwiseKernel`` runs it (here compiled for the host,
+    with a scalar key broadcast), against fungrad.random's NumPy threefry."""
     from fungrad.random._threefry import threefry2x32_p
-    src = tmp_path / "threefry.cc"
-    src.write_text(_HOST_HARNESS.replace("BODY", cuda_source.THREEFRY2X32))
-    exe = tmp_path / "threefry"
-    subprocess.run(["g++", "-O1", "-o", str(exe), str(src)], check=True, timeout=120)
-    n = 257
-    k1, k2, x1, x2 = (RNG.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
-                      for _ in range(4))
-    feed = "\n".join(map(str, [n, *k1, *k2, *x1, *x2]))
-    out = subprocess.run([str(exe)], input=feed, capture_output=True, text=True, check=True,
-                         timeout=60).stdout.split()
-    y1, y2 = threefry2x32_p.bind(*(jnp.asarray(a) for a in (k1, k2, x1, x2)))
-    np.testing.assert_array_equal(np.array(out[:n], np.uint64), np.asarray(y1))
-    np.testing.assert_array_equal(np.array(out[n:], np.uint64), np.asarray(y2))
+    kernel = host_cupy.ElementwiseKernel(*cuda_source.THREEFRY2X32_PARAMS,
+                                         cuda_source.THREEFRY2X32, "threefry")
+    k1, k2 = RNG.integers(0, 2**32, 2, dtype=np.uint64).astype(np.uint32)
+    x1, x2 = (RNG.integers(0, 2**32, 257, dtype=np.uint64).astype(np.uint32) for _ in range(2))
+    y1, y2 = kernel(*(host_cupy.ndarray(np.asarray(a)) for a in (k1, k2, x1, x2)))
+    want = threefry2x32_p.bind(*(jnp.asarray(a) for a in (k1, k2, x1, x2)))
+    np.testing.assert_array_equal(y1.get(), np.asarray(want[0]))
+    np.testing.assert_array_equal(y2.get(), np.asarray(want[1]))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is None, reason="CuPy is not installed")
@@ -149,11 +126,21 @@ def _gpu_skip_reason() -> str | None:
 
 DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("gpu", id="gpu", marks=pytest.mark.skipif(
-               _gpu_skip_reason() is not None, reason=str(_gpu_skip_reason())))]
+               _gpu_skip_reason() is not None, reason=str(_gpu_skip_reason()))),
+           pytest.param("host_gpu", id="host_gpu", marks=NO_GXX)]
+
+
+@pytest.fixture
+def host_gpu(monkeypatch):
+    """The GPU of ``host_cupy``: CuPy stood in by the host, its kernels compiled with g++."""
+    yield host_cupy.install(monkeypatch)
+    host_cupy.uninstall()
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
+    if request.param == "host_gpu":
+        return request.getfixturevalue("host_gpu")
     return fungrad.devices(request.param)[0]
 
 
@@ -343,67 +330,25 @@ def test_jit_finds_one_row_kernel_per_pattern(golden_sources):
 
 # -------------------------------------------------------------------------- kernels run on the host
 
-_HOST_SHIMS = """#include <cmath>
-#include <cstdio>
-#include <cstring>
-using namespace std;
-struct Dim3 { unsigned x; };
-static Dim3 threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = {1};
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __restrict__
-#define __shared__ static
-static inline void __syncthreads() {}
-static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
-static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
-static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
-"""
-
-_C_TYPES = {"float32": "float", "float64": "double", "bfloat16": "unsigned short",
-            "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int", "bool": "bool"}
-
-
-def _run_kernels_on_host(cases: list, tmp_path) -> list[np.ndarray]:
-    """Run generated kernels compiled for the host (one block of one thread: their
-    grid-stride loops then cover every row or element) on NumPy inputs, all in one
-    program; ``cases`` are ``(kernel, inputs)`` pairs, the outputs come back in order."""
+def _run_kernels_on_host(cases: list) -> list[np.ndarray]:
+    """Run generated kernels on NumPy inputs through ``host_cupy.RawKernel`` (compiled for
+    the host, one block of one thread: their grid-stride loops then cover every row or
+    element); ``cases`` are ``(kernel, inputs)`` pairs, the outputs come back in order."""
     from fungrad.compiler import cuda
-    body, calls = [], []
-    for c, (kernel, inputs) in enumerate(cases):
-        out = kernel.out_aval
-        count = kernel.rows if kernel.rows is not None else int(np.prod(out.shape))
-        for k, a in enumerate(inputs):
-            (tmp_path / f"c{c}_in{k}.bin").write_bytes(np.ascontiguousarray(a).tobytes())
-            calls.append(f"  static {_C_TYPES[a.dtype.name]} c{c}_in{k}[{a.size}]; f = fopen("
-                         f"\"{tmp_path}/c{c}_in{k}.bin\", \"rb\"); if (fread(c{c}_in{k}, "
-                         f"sizeof(c{c}_in{k}[0]), {a.size}, f) != {a.size}) return 1; fclose(f);")
-        size = int(np.prod(out.shape))
-        args = ", ".join([f"c{c}_in{k}" for k in range(len(inputs))] + [f"c{c}_out"])
-        calls += [f"  static {_C_TYPES[np.dtype(out.dtype).name]} c{c}_out[{size}];",
-                  f"  {kernel.name}({args}, {count});",
-                  f"  f = fopen(\"{tmp_path}/c{c}_out.bin\", \"wb\"); "
-                  f"fwrite(c{c}_out, sizeof(c{c}_out[0]), {size}, f); fclose(f);"]
-        body.append(kernel.source.replace(cuda.PRELUDE, ""))
-    prelude = cuda.PRELUDE.replace("#include <cuda_fp16.h>\n", "")
-    main = "\n".join(["int main() {", "  FILE *f;", *calls, "  return 0;", "}"])
-    src = tmp_path / "kernels.cc"
-    src.write_text(_HOST_SHIMS + prelude + "\n".join(body) + main)
-    exe = tmp_path / "kernels"
-    subprocess.run(["g++", "-O1", "-o", str(exe), str(src)], check=True, timeout=300)
-    subprocess.run([str(exe)], check=True, timeout=60)
     outs = []
-    for c, (kernel, _) in enumerate(cases):
-        out = kernel.out_aval
-        raw = np.fromfile(tmp_path / f"c{c}_out.bin",
-                          dtype=np.uint16 if out.dtype == BF16 else out.dtype)
-        outs.append((raw.view(BF16) if out.dtype == BF16 else raw).reshape(out.shape))
+    for kernel, inputs in cases:
+        aval = kernel.out_aval
+        out = np.empty(aval.shape, cuda.storage_dtype(aval.dtype))
+        count = kernel.rows if kernel.rows is not None else max(1, out.size)
+        args = [host_cupy.ndarray(np.ascontiguousarray(a)) for a in (*inputs, out)]
+        host_cupy.RawKernel(kernel.source, kernel.name)((1,), (1,), (*args, np.int64(count)))
+        outs.append(args[-1].get().view(BF16) if aval.dtype == BF16 else args[-1].get())
     return outs
 
 
-def _run_on_host(kernel, inputs: list, tmp_path) -> np.ndarray:
+def _run_on_host(kernel, inputs: list) -> np.ndarray:
     """``_run_kernels_on_host`` for one kernel."""
-    return _run_kernels_on_host([(kernel, inputs)], tmp_path)[0]
+    return _run_kernels_on_host([(kernel, inputs)])[0]
 
 
 # Kernels sum in another order with another exp than NumPy (float32), and round once where
@@ -412,9 +357,9 @@ def _run_on_host(kernel, inputs: list, tmp_path) -> np.ndarray:
 KERNEL_TOL = {"float32": 1e-6, "bfloat16": 2 ** -7}
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
+@NO_GXX
 @pytest.mark.parametrize("name", [n for n in GOLDEN_NAMES[2:] if "mean" not in n])
-def test_row_kernel_run_on_the_host_matches_the_cpu(tmp_path, name):
+def test_row_kernel_run_on_the_host_matches_the_cpu(name):
     """The row kernel jit generates, compiled for the host, against jit on the CPU."""
     from fungrad.compiler import cuda_fuse, passes
     fn, args = _row_programs()[name]
@@ -423,7 +368,7 @@ def test_row_kernel_run_on_the_host_matches_the_cpu(tmp_path, name):
     env = dict(zip(closed.jaxpr.invars, args)) | dict(zip(closed.jaxpr.constvars, closed.consts))
     inputs = [np.asarray(env[v]) for v in eqn.invars]
     got = _run_on_host(eqn.params["kernel"], [a.view(np.uint16) if a.dtype == BF16 else a
-                                              for a in inputs], tmp_path)
+                                              for a in inputs])
     f32_args = [np.asarray(a, np.float32) if np.asarray(a).dtype == BF16 else a for a in args]
     want = np.asarray(fungrad.jit(fn)(*f32_args))  # the exact float32 result, then rounded
     want = want.astype(got.dtype).astype(np.float32)
@@ -432,8 +377,8 @@ def test_row_kernel_run_on_the_host_matches_the_cpu(tmp_path, name):
                                atol=tol * np.abs(want).max())
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
-def test_bf16_elementwise_kernel_on_the_host_is_bit_exact(tmp_path):
+@NO_GXX
+def test_bf16_elementwise_kernel_on_the_host_is_bit_exact():
     """bfloat16 loads, float32 compute and the round-to-nearest-even store give the CPU's
     bits exactly (one rounding, as the CPU's float32 compute then convert)."""
     from fungrad.compiler import cuda
@@ -442,8 +387,7 @@ def test_bf16_elementwise_kernel_on_the_host_is_bit_exact(tmp_path):
     y = jnp.asarray(rng.standard_normal(16), dtype=BF16)
     closed = fungrad.make_jaxpr(_bf16_mul_add)(x, y)
     kernel = cuda.Kernel(cuda.elementwise_source(closed.jaxpr, "k"), "k", closed.out_avals[0])
-    got = _run_on_host(kernel, [np.asarray(x).view(np.uint16), np.asarray(y).view(np.uint16)],
-                       tmp_path)
+    got = _run_on_host(kernel, [np.asarray(x).view(np.uint16), np.asarray(y).view(np.uint16)])
     np.testing.assert_array_equal(got.view(np.uint16),
                                   np.asarray(_bf16_mul_add(x, y)).view(np.uint16))
 
@@ -543,14 +487,14 @@ def _case_kernel(make, inputs: tuple, name: str):
 
 
 @pytest.fixture(scope="module")
-def semantic_results(tmp_path_factory):
-    """Every ``SEMANTIC_CASES`` kernel compiled for the host in one program: name -> output."""
+def semantic_results():
+    """Every ``SEMANTIC_CASES`` kernel run on the host: name -> output."""
     cases = [(_case_kernel(make, inputs, f"k{k}"), list(inputs))
              for k, (make, inputs) in enumerate(SEMANTIC_CASES.values())]
-    return dict(zip(SEMANTIC_CASES, _run_kernels_on_host(cases, tmp_path_factory.mktemp("sem"))))
+    return dict(zip(SEMANTIC_CASES, _run_kernels_on_host(cases)))
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
+@NO_GXX
 @pytest.mark.parametrize("name", list(SEMANTIC_CASES))
 def test_kernel_semantics_on_the_host_match_lax(semantic_results, name):
     """NaN, signed zeros, infinities, integer division by zero and MIN / -1, shifts by the
@@ -583,13 +527,13 @@ TRANSCENDENTAL_CASES = {
 }
 
 
-@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++) on this machine")
-def test_kernel_library_functions_on_the_host_match_the_cpu(tmp_path):
+@NO_GXX
+def test_kernel_library_functions_on_the_host_match_the_cpu():
     """The kernels' library calls (host libm here: CUDA's own are documented within 2 to
     4 ulps) and the stable sigmoid against the CPU path, relative to each element."""
     cases = [(_case_kernel(make, (x,), f"t{k}"), [x])
              for k, (make, x) in enumerate(TRANSCENDENTAL_CASES.values())]
-    for name, got in zip(TRANSCENDENTAL_CASES, _run_kernels_on_host(cases, tmp_path)):
+    for name, got in zip(TRANSCENDENTAL_CASES, _run_kernels_on_host(cases)):
         make, x = TRANSCENDENTAL_CASES[name]
         want = np.asarray(make(fungrad.lax)(x))
         np.testing.assert_allclose(got, want, rtol=KERNEL_TOL["float32"], atol=0, err_msg=name)
@@ -640,48 +584,9 @@ def test_bfloat16_bits_round_and_widen_as_ml_dtypes():
     bits = np.arange(2 ** 16, dtype=np.uint32).astype(np.uint16)
     np.testing.assert_array_equal(bfloat16.from_bits(np, bits).view(np.uint32),
                                   bits.view(BF16).astype(np.float32).view(np.uint32))
-
-
-class DeviceArray(np.ndarray):
-    """A buffer on the stand-in device: NumPy's, marked as not on the host."""
-
-
-def _stand_in_cupy() -> types.SimpleNamespace:
-    """NumPy's functions returning ``DeviceArray`` s (ufuncs keep the subclass): CuPy's
-    part that the backend's bfloat16 path uses, without a GPU."""
-    def on_device(out):
-        if isinstance(out, (list, tuple)):
-            return type(out)(on_device(o) for o in out)
-        return out.view(DeviceArray) if isinstance(out, np.ndarray) else out
-    mod = types.SimpleNamespace(**{
-        k: (lambda f: lambda *a, **kw: on_device(f(*a, **kw)))(v)
-        if callable(v) and not isinstance(v, (np.ufunc, type)) else v
-        for k, v in vars(np).items() if not k.startswith("__")})
-    mod.__name__ = "stand_in_cupy"
-    mod.asarray = lambda v, dtype=None: np.asarray(v, dtype).view(DeviceArray)
-    mod.cuda = types.SimpleNamespace(Device=lambda i: __import__("contextlib").nullcontext())
-    return mod
-
-
-@pytest.fixture
-def stand_in_gpu(monkeypatch):
-    """A GPU device whose array module is NumPy (``DeviceArray``) wrapped by the real
-    ``namespace.device_namespace``: eager evaluation, ``device_put`` and the bfloat16
-    buffers run their real code, CuPy's arithmetic is NumPy's."""
-    from fungrad import backends
-    from fungrad.backends.bfloat16 import Bfloat16Buffer
-    mod = _stand_in_cupy()
-    ns = namespace.device_namespace(mod, {}, {})
-    DeviceArray.device = types.SimpleNamespace(id=0)
-
-    def on_device(v):
-        return type(v.storage if type(v) is Bfloat16Buffer else v) is DeviceArray
-    monkeypatch.setattr(backends, "is_host", lambda v: not on_device(v) and isinstance(
-        v, (np.ndarray, np.generic, bool, int, float, complex)))
-    monkeypatch.setattr(backends, "xp_of", lambda v: ns if on_device(v) else np)
-    monkeypatch.setattr(backends, "_cupy_xp", lambda: ns)
-    monkeypatch.setattr(backends, "cupy_module", lambda: mod)
-    return backends.Device("gpu", 0)
+    scalar = np.array(1.5, BF16)  # 0-d stays 0-d (``ascontiguousarray`` alone makes it 1-d)
+    assert bfloat16.bits_of(scalar).shape == () == bfloat16.to_bits(np, np.float32(1.5)).shape
+    assert bfloat16.bits_of(scalar) == bfloat16.to_bits(np, np.float32(1.5)) == 0x3FC0
 
 
 def _bf16_programs() -> dict:
@@ -705,34 +610,301 @@ def _bf16_programs() -> dict:
 
 
 @pytest.mark.parametrize("name", list(_bf16_programs()))
-def test_bfloat16_on_a_device_matches_the_cpu(stand_in_gpu, name):
+def test_bfloat16_on_a_device_matches_the_cpu(host_gpu, name):
     """bfloat16 arrays put on the (stand-in) device are ``Bfloat16Buffer`` s reporting
     bfloat16; operations compute in float32 and round once, and matmuls accumulate in
     float32, so each result is the CPU's, bit for bit."""
     from fungrad.backends.bfloat16 import Bfloat16Buffer
     rng = np.random.default_rng(4)
     host = [jnp.asarray(rng.standard_normal(s) * 2, dtype=BF16) for s in ((4, 8), (4, 8), (8, 3))]
-    dev = fungrad.device_put(host, stand_in_gpu)
+    dev = fungrad.device_put(host, host_gpu)
     assert all(type(a._value) is Bfloat16Buffer and a.dtype == BF16 for a in dev)
-    assert dev[0].device == stand_in_gpu and dev[0].aval.str_short() == "bf16[4,8]"
+    assert dev[0].device == host_gpu and dev[0].aval.str_short() == "bf16[4,8]"
     fn = _bf16_programs()[name]
     got, want = fn(*dev), fn(*host)
-    assert got.dtype == want.dtype and got.device == stand_in_gpu and got.committed
+    assert got.dtype == want.dtype and got.device == host_gpu and got.committed
     if got.dtype == BF16:
         assert type(got._value) is Bfloat16Buffer
-        assert type(got._value.storage) is DeviceArray
+        assert type(got._value.storage) is host_cupy.ndarray
     else:
-        assert type(got._value) is DeviceArray
+        assert type(got._value) is host_cupy.ndarray
     bytes_of = lambda a: np.ascontiguousarray(np.asarray(a)).reshape(-1).view(np.uint8)  # noqa: E731
     np.testing.assert_array_equal(bytes_of(got), bytes_of(want))
 
 
-def test_bfloat16_device_array_comes_back_to_the_host(stand_in_gpu):
+def test_bfloat16_device_array_comes_back_to_the_host(host_gpu):
     """``device_put`` to the CPU, ``np.asarray``, ``item`` and ``repr`` read the bits back
     as bfloat16."""
     x = jnp.asarray([1.5, -2.25, 3e38], dtype=BF16)
-    dev = fungrad.device_put(x, stand_in_gpu)
+    dev = fungrad.device_put(x, host_gpu)
     back = fungrad.device_put(dev, fungrad.devices("cpu")[0])
     assert type(back._value) is np.ndarray and back.dtype == BF16
     np.testing.assert_array_equal(np.asarray(back).view(np.uint16), np.asarray(x).view(np.uint16))
     assert dev[1].item() == -2.25 and "dtype=bfloat16" in repr(dev)
+
+
+# ---------------------------------------------------------------------- whole programs on a GPU
+
+GPUS = [pytest.param("gpu", id="gpu", marks=pytest.mark.skipif(
+            _gpu_skip_reason() is not None, reason=str(_gpu_skip_reason()))),
+        pytest.param("host_gpu", id="host_gpu", marks=NO_GXX)]
+TINY_GPT2 = dict(vocab_size=48, n_positions=16, n_embd=32, n_layer=2, n_head=2, embd_pdrop=0.0,
+                 attn_pdrop=0.0, resid_pdrop=0.0)
+
+
+@pytest.fixture(params=GPUS)
+def gpu(request):
+    """A GPU device: the real one when CuPy sees it, and the host's stand-in."""
+    if request.param == "host_gpu":
+        return request.getfixturevalue("host_gpu")
+    return fungrad.devices("gpu")[0]
+
+
+def _launched_since(start: int) -> set[str]:
+    """The kinds of kernel (``rows``, ``fused``, ...) the stand-in launched since ``start``."""
+    return {name.split("_")[0] for name in host_cupy.LAUNCHED[start:]}
+
+
+def _gpt2_steps(params, tokens, targets, opt, steps: int = 3):
+    """``steps`` jitted AdamW steps of the tiny GPT-2; the losses and the last params."""
+    from fungrad import optim
+    from fungrad.models import gpt2
+    cfg = gpt2.Config(**TINY_GPT2)
+
+    @fungrad.jit
+    def step(params, state, tokens, targets):
+        loss, grads = fungrad.value_and_grad(gpt2.loss)(params, cfg, tokens, targets)
+        updates, state = opt.update(grads, state, params)
+        return optim.apply_updates(params, updates), state, loss
+    state, losses = opt.init(params), []
+    for _ in range(steps):
+        params, state, loss = step(params, state, tokens, targets)
+        losses.append(loss)
+    return losses, params, state
+
+
+def _gpt2_data():
+    from fungrad.models import gpt2
+    params = gpt2.init(fungrad.random.PRNGKey(0), gpt2.Config(**TINY_GPT2))
+    tokens = RNG.integers(0, TINY_GPT2["vocab_size"], (2, 9)).astype(np.int32)
+    return params, tokens[:, :-1], tokens[:, 1:]
+
+
+def _pop_key_biases(params: dict) -> list:
+    """Remove the attention's key biases from GPT-2 ``params`` and return them. Their
+    gradient is zero in exact arithmetic (softmax ignores a shift along the keys), so Adam's
+    steps on them are normalised rounding noise, which differs between any two
+    implementations: they are left out of comparisons."""
+    return [block["attn"]["k"].pop("b") for block in params["blocks"]]
+
+
+def test_gpt2_train_step_on_a_gpu_matches_the_cpu(gpu):
+    """A jitted GPT-2 AdamW step on the GPU: fused row and elementwise kernels and cuBLAS
+    matmuls give the CPU's losses and parameters, and everything stays on the device."""
+    from fungrad import optim
+    params, tokens, targets = _gpt2_data()
+    opt = optim.adamw(1e-2, weight_decay=0.1)
+    start = len(host_cupy.LAUNCHED)
+    losses, new_params, state = _gpt2_steps(fungrad.device_put(params, gpu),
+                                            *_on(gpu, tokens, targets), opt)
+    want_losses, want_params, _ = _gpt2_steps(params, tokens, targets, opt)
+    for leaf in fungrad.tree.leaves((new_params, state, losses)):
+        assert leaf.device == gpu and leaf.committed
+    np.testing.assert_allclose([float(v) for v in losses], [float(v) for v in want_losses],
+                               rtol=1e-5)
+    for bias in _pop_key_biases(new_params) + _pop_key_biases(want_params):
+        assert np.abs(np.asarray(bias)).max() < 1e-3  # rounding noise's level (float32)
+    for got, want in zip(fungrad.tree.leaves(new_params), fungrad.tree.leaves(want_params)):
+        # atol 1e-4 of the parameters' scale: Adam moves an element with a near-zero
+        # gradient by its normalised rounding noise too
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    if gpu.device_kind == "host stand-in":  # the fused GPU path ran, not NumPy's
+        assert {"rows", "fused"} <= _launched_since(start)
+
+
+def test_bfloat16_mixed_precision_training_on_a_gpu(gpu):
+    """bfloat16 parameters and activations with float32 master weights through
+    ``optim.mixed_precision``, on the GPU: the parameters stay bfloat16 and the master
+    weights float32 on the device, and the losses are the CPU's within bfloat16's
+    precision (the kernels round once per kernel, the CPU once per operation)."""
+    from fungrad import nn, optim
+    params, tokens, targets = _gpt2_data()
+    opt = optim.mixed_precision(optim.sgd(0.5), jnp.bfloat16)  # steps in proportion to
+    # the gradients, so the master weights compare within bfloat16's precision
+    low = nn.cast_floating(params, jnp.bfloat16)
+    losses, new_params, state = _gpt2_steps(fungrad.device_put(low, gpu),
+                                            *_on(gpu, tokens, targets), opt)
+    want_losses, want_params, want_state = _gpt2_steps(low, tokens, targets, opt)
+    assert {leaf.dtype for leaf in fungrad.tree.leaves(new_params)} == {np.dtype(BF16)}
+    assert {leaf.dtype for leaf in fungrad.tree.leaves(state.master)} == {np.dtype(np.float32)}
+    assert all(leaf.device == gpu for leaf in fungrad.tree.leaves((new_params, state)))
+    np.testing.assert_allclose([float(v) for v in losses], [float(v) for v in want_losses],
+                               rtol=2 ** -7)
+    # each leaf's steps within 2**-5 of its largest step: the gradients are bfloat16, and
+    # the two sides round them differently through the backward pass
+    start = nn.cast_floating(low, jnp.float32)
+    trees = [state.master, want_state.master, start]
+    for tree in trees:
+        _pop_key_biases(tree)
+    for got, want, first in zip(*map(fungrad.tree.leaves, trees)):
+        got, want, first = np.asarray(got), np.asarray(want), np.asarray(first)
+        assert np.abs(got - want).max() <= 2 ** -5 * np.abs(want - first).max()
+
+
+def test_greedy_decoding_on_a_gpu_matches_the_cpu(gpu):
+    """``text.generate`` with the KV cache on the GPU: the CPU's tokens."""
+    from fungrad import text
+    from fungrad.models import gpt2
+    params, _, _ = _gpt2_data()
+    cfg = gpt2.Config(**TINY_GPT2)
+    prompts = [[1, 2, 3, 4], [5, 6]]
+    got = text.generate(text.Model(gpt2, fungrad.device_put(params, gpu), cfg), prompts,
+                        max_new_tokens=6, temperature=0.0)
+    want = text.generate(text.Model(gpt2, params, cfg), prompts, max_new_tokens=6,
+                         temperature=0.0)
+    assert got == want and all(len(row) == 6 for row in got)
+
+
+def test_default_device_gpu_computes_uncommitted_arrays_there(host_gpu):
+    """With the GPU as the default device, arrays made from host values, and what is
+    computed from them eagerly and under ``jit``, live on the GPU (uncommitted)."""
+    with fungrad.default_device(host_gpu):
+        x = jnp.arange(6.0).reshape(2, 3)
+        y = fungrad.jit(lambda v: jnp.tanh(v) * 2.0)(x + 1.0)
+    assert x.device == host_gpu and y.device == host_gpu and not y.committed
+    np.testing.assert_allclose(np.asarray(y), np.tanh(np.arange(6.0).reshape(2, 3) + 1) * 2,
+                               rtol=1e-6)
+    assert jnp.ones(2).device.platform == "cpu"  # the block's end restores the CPU
+
+
+def test_print_kernels_shows_each_kernel_once(host_gpu, monkeypatch, capsys):
+    """``FUNGRAD_PRINT_KERNELS=1`` prints a kernel's source when it is first compiled."""
+    monkeypatch.setenv("FUNGRAD_PRINT_KERNELS", "1")
+    (x,) = _on(host_gpu, RNG.standard_normal((4, 32)).astype(np.float32))
+    f = fungrad.jit(lambda v: fungrad.nn.softmax(v * 3.0))
+    f(x), f(x)
+    printed = capsys.readouterr().out
+    assert printed.count("// fungrad: CUDA kernel rows_") == 1
+    assert printed.count("__global__ void rows_") == 1
+
+
+def _family_losses() -> dict:
+    """name -> (loss of params, params): each model family's tiny preset on a small batch."""
+    from fungrad.models import llama, mamba, mixtral, resnet
+    key = fungrad.random.PRNGKey(1)
+    tokens = RNG.integers(0, 96, (2, 9)).astype(np.int32)
+    cases = {}
+    for name, module in (("llama", llama), ("mixtral", mixtral), ("mamba", mamba)):
+        cfg = module.PRESETS["tiny"]
+        cases[name] = (lambda p, m=module, c=cfg: m.loss(p, c, tokens[:, :-1], tokens[:, 1:]),
+                       module.init(key, cfg))
+    cfg = resnet.PRESETS["tiny"]
+    params, state = resnet.init(key, cfg)
+    images = RNG.standard_normal((2, 16, 16, 3)).astype(np.float32)
+    labels = np.array([1, 4], np.int32)
+    cases["resnet"] = (lambda p: resnet.loss(p, state, cfg, images, labels)[0], params)
+    return cases
+
+
+@pytest.mark.parametrize("name", ["llama", "mixtral", "mamba", "resnet"])
+def test_model_family_gradients_on_a_gpu_match_the_cpu(gpu, name):
+    """Each model family's jitted loss and gradient, with params on the GPU (the data stays
+    uncommitted and follows them): rotary embeddings and grouped-query attention, the
+    mixture of experts' routing, Mamba's scan, and convolutions with batch norm."""
+    loss, params = _family_losses()[name]
+    step = fungrad.jit(fungrad.value_and_grad(loss))
+    value, grads = step(fungrad.device_put(params, gpu))
+    want_value, want_grads = step(params)
+    assert value.device == gpu
+    np.testing.assert_allclose(float(value), float(want_value), rtol=1e-5)
+    for got, want in zip(fungrad.tree.leaves(grads), fungrad.tree.leaves(want_grads)):
+        assert got.device == gpu
+        scale = np.abs(np.asarray(want)).max()
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4,
+                                   atol=1e-5 * scale)
+
+
+def test_control_flow_and_donation_on_a_gpu(gpu):
+    """``scan``, ``while_loop``, ``cond`` and ``fori_loop`` under ``jit`` on the GPU, and a
+    donated argument (the jitted function may reuse its device buffer)."""
+    from fungrad import lax
+
+    def f(x, n):
+        def body(carry, row):
+            carry = lax.cond(jnp.sum(row) > 0, lambda c: c * 0.5 + row, lambda c: c - row, carry)
+            return carry, jnp.tanh(carry)
+        carry, ys = lax.scan(body, jnp.zeros(x.shape[1:], x.dtype), x)
+        total = lax.fori_loop(0, n, lambda i, acc: acc + ys[i], jnp.zeros_like(carry))
+        count = lax.while_loop(lambda c: c[0] < 100.0, lambda c: (c[0] * 2.0 + 1.0, c[1] + 1),
+                               (jnp.abs(total).sum(), 0))[1]
+        return carry, total, count
+    x = RNG.standard_normal((6, 5)).astype(np.float32)
+    want = fungrad.jit(f, static_argnums=1)(x, 4)
+    got = fungrad.jit(f, static_argnums=1, donate_argnums=0)(*_on(gpu, x), 4)
+    for g, w in zip(got, want):
+        assert g.device == gpu
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_of_device_arrays_round_trips(gpu, tmp_path):
+    """``save_checkpoint`` saves arrays on the GPU (read back to the host) and restores
+    them bit for bit; ``device_put`` puts them back."""
+    from fungrad.train import checkpoint
+    tree = {"w": RNG.standard_normal((3, 4)).astype(np.float32),
+            "b": jnp.asarray(RNG.standard_normal(4), dtype=BF16), "step": np.int32(7)}
+    on_gpu = fungrad.device_put(tree, gpu)
+    checkpoint.save_checkpoint(tmp_path / "ckpt", on_gpu)
+    back = fungrad.device_put(checkpoint.load_checkpoint(tmp_path / "ckpt", tree), gpu)
+    for got, want in zip(fungrad.tree.leaves(back), fungrad.tree.leaves(tree)):
+        assert got.device == gpu and got.dtype == np.asarray(want).dtype
+        np.testing.assert_array_equal(np.asarray(got).reshape(-1).view(np.uint8),
+                                      np.asarray(want).reshape(-1).view(np.uint8))
+
+
+def test_main_job_runs_unchanged_on_a_gpu(host_gpu, tmp_path, capsys):
+    """``examples/shakespeare_gpt.py``, not a line changed, with the GPU as the default
+    device: the CPU's training losses, validation losses and sampled text."""
+    from test_examples_main_job import TINY, load_example
+    from fungrad import train
+    main = load_example().main
+    args = [*TINY, "--steps", "3", "--sample-chars", "30", "--eval-interval", "3"]
+    main([*args, "--out", str(tmp_path / "cpu")])
+    start = len(host_cupy.LAUNCHED)
+    with fungrad.default_device(host_gpu):
+        main([*args, "--out", str(tmp_path / "gpu")])
+    assert {"rows", "fused"} <= _launched_since(start)
+    got, want = (train.read_metrics(tmp_path / run) for run in ("gpu", "cpu"))
+    for key in ("train_loss", "val_loss", "grad_norm"):
+        np.testing.assert_allclose([r[key] for r in got if key in r],
+                                   [r[key] for r in want if key in r], rtol=1e-5)
+    assert (tmp_path / "gpu" / "samples.txt").read_text() == \
+        (tmp_path / "cpu" / "samples.txt").read_text()
+
+
+def test_placement_on_a_gpu_as_jax(host_gpu):
+    """The GPU is listed; arrays know their device; committed arrays on the GPU and on the
+    CPU in one operation raise JAX's error naming both; ``lower`` on GPU arguments shows the
+    GPU program and its kernels."""
+    assert fungrad.devices("gpu") == [host_gpu] and host_gpu.device_kind == "host stand-in"
+    x = fungrad.device_put(np.ones((2, 3), np.float32), host_gpu)
+    y = fungrad.device_put(np.ones((2, 3), np.float32), fungrad.devices("cpu")[0])
+    assert x.devices() == {host_gpu} and x.committed
+    with pytest.raises(ValueError, match=r"incompatible devices.*platform GPU.*platform CPU"):
+        fungrad.jit(lambda a, b: a + b)(x, y)
+    lowered = fungrad.jit(lambda a: fungrad.nn.softmax(a * 2.0)).lower(x)
+    assert lowered.device == host_gpu
+    assert "fused_cuda[kernel=rows_" in lowered.as_text() and "__global__" in lowered.as_text()
+
+
+def test_gpu_benchmarks_run_on_the_stand_in(host_gpu, monkeypatch, capsys):
+    """``benchmarks/bench_gpu.py --tiny`` (what a GPU machine runs, at full size) runs every
+    section on the stand-in GPU: fused chain and layer norm, the train step, decoding."""
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_gpu.py")
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("sys.argv", ["bench_gpu.py", "--tiny", "--steps", "1"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "(host stand-in)" in out and "fungrad's GPU program: 1 row kernel(s)" in out
+    assert out.count("tokens/s") == 4  # the train step (fungrad, jax) and two decode batches

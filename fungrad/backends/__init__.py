@@ -339,6 +339,16 @@ def to_device(value: Any, device: Device | None) -> Any:
         return cp.asarray(value)
 
 
+def to_backend(value: Any, xp: Any) -> Any:
+    """Host buffer ``value`` as a buffer of array module ``xp``: itself for NumPy; for
+    CuPy a copy on the current GPU (bfloat16 as a ``Bfloat16Buffer`` of its bits)."""
+    if xp is np or not isinstance(value, _NUMPY_TYPES):
+        return value
+    if value.dtype == dtypes.bfloat16:
+        return Bfloat16Buffer(xp.asarray(bits_of(value)))
+    return xp.asarray(value)
+
+
 def all_to_device(vals: list, device: Device) -> tuple[Any, list]:
     """The array module of ``device`` and ``vals`` with every buffer moved there (Python
     scalars stay)."""

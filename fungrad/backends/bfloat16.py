@@ -58,7 +58,7 @@ def bits_of(value: Any) -> Any:
     """The ``uint16`` bits of a bfloat16 host array or ``Bfloat16Buffer`` (no copy)."""
     if isinstance(value, Bfloat16Buffer):
         return value.storage
-    return np.ascontiguousarray(value).view(np.uint16)
+    return np.ascontiguousarray(value).reshape(np.shape(value)).view(np.uint16)
 
 
 def from_bits(xp: Any, bits: Any) -> Any:
@@ -69,7 +69,8 @@ def from_bits(xp: Any, bits: Any) -> Any:
 def to_bits(xp: Any, x: Any) -> Any:
     """float32 ``x`` rounded to bfloat16, to nearest even, as ``uint16`` bits: ml_dtypes'
     rounding and the kernels' ``f32_to_bf16`` (a NaN becomes the quiet NaN of its sign)."""
-    u = xp.ascontiguousarray(x, dtype=xp.float32).view(xp.uint32)
+    # (``ascontiguousarray`` makes a 0-d array 1-d, in CuPy as in NumPy: reshaped back)
+    u = xp.ascontiguousarray(x, dtype=xp.float32).reshape(x.shape).view(xp.uint32)
     high = xp.right_shift(u, xp.uint32(16))
     rounded = xp.right_shift(u + xp.uint32(0x7FFF) + (high & xp.uint32(1)), xp.uint32(16))
     nan = (u & xp.uint32(0x7FFFFFFF)) > xp.uint32(0x7F800000)
@@ -96,13 +97,22 @@ def _is_bf16(value: Any) -> bool:
     return isinstance(value, np.dtype) and value == dtypes.bfloat16
 
 
+def _runs_programs(params: dict) -> bool:
+    """Whether a primitive runs jaxprs (``jit``, control flow, custom derivatives): each of
+    their operations takes the bfloat16 buffers itself, so the call is not widened."""
+    def program(p: Any) -> bool:
+        return isinstance(p, (core.Jaxpr, core.ClosedJaxpr)) or \
+            isinstance(p, (tuple, list)) and any(program(q) for q in p)
+    return any(program(p) for p in params.values())
+
+
 def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
     """``impl`` of primitive ``name`` taking ``Bfloat16Buffer`` operands (and bfloat16
     dtype parameters): run in float32, its bfloat16-typed results rounded back (see the
     module docstring). Operations without bfloat16 call ``impl`` as it is."""
     def run(xp: Any, *vals: Any, **params: Any) -> Any:
         if not any(type(v) is Bfloat16Buffer for v in vals) and \
-                not any(_is_bf16(p) for p in params.values()):
+                not any(_is_bf16(p) for p in params.values()) or _runs_programs(params):
             return impl(xp, *vals, **params)
         out_avals = _primitive(name).abstract_eval(*map(_aval, vals), **params)
         wide = [from_bits(xp, v.storage) if type(v) is Bfloat16Buffer else v for v in vals]

@@ -10,6 +10,7 @@ Set ``FUNGRAD_PRINT_CODE=1`` to print every generated function.
 """
 from __future__ import annotations
 
+import functools
 import keyword
 import linecache
 import os
@@ -23,6 +24,7 @@ import numpy as np
 from fungrad._core import fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Literal, Var, _var_names
+from fungrad.backends import to_backend
 from fungrad.compiler.lowering import lowering_for
 from fungrad.compiler.memory import plan_memory
 
@@ -55,7 +57,7 @@ class _Context:
         key = (value.dtype, value.tobytes(), shape)
         name = self._by_literal.get(key)
         if name is None:
-            const = self.xp.asarray(np.full(shape, value) if shape else value)
+            const = to_backend(np.full(shape, value) if shape else value, self.xp)
             if isinstance(const, np.ndarray):
                 const.flags.writeable = False
             name = self._by_literal[key] = self.const(const, "k")
@@ -82,7 +84,7 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
     namer = _var_names()
     names: dict[Var, str] = {}
     for v, c in zip(j.constvars, closed.consts):
-        names[v] = ctx.const(c._value if type(c) is Array else c, "const")
+        names[v] = ctx.const(to_backend(c._value if type(c) is Array else c, xp), "const")
     for v in j.invars:
         names[v] = _py_name(namer(v))
 
@@ -94,7 +96,7 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
     for k, v in enumerate(j.outvars if out_args else ()):
         if type(v) is Var and v not in written and v not in j.invars:
             written[v] = out_params[k]
-    plan = plan_memory(j, donated, lowering_for, written)
+    plan = plan_memory(j, donated, functools.partial(lowering_for, xp=xp), written)
     filled: set[str] = set()
     lines = []
     slot_names = [_py_name(namer(Var(a))) for a in plan.slots]
@@ -106,7 +108,7 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
     if plan.rings:
         ring = ctx.const(_OutputRing(xp, plan.rings).take, "ring")
     for i, eqn in enumerate(j.eqns):
-        low = lowering_for(eqn)
+        low = lowering_for(eqn, xp)
         out_aval = eqn.outvars[0].aval if eqn.outvars else None
         small = low.elementwise and out_aval is not None and 0 < out_aval.size <= PREBROADCAST_MAX
         args = [atom(a, out_aval.shape if small else ()) for a in eqn.invars]

@@ -14,6 +14,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import numpy as np
+
+from fungrad._core import dtypes
 from fungrad._core.core import JaxprEqn, Primitive
 from fungrad._core.lowering import Lowering, def_lowering, lowerings
 from fungrad.backends.namespace import impl_for
@@ -30,19 +33,33 @@ def _impl_rule(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str
 
 
 DEFAULT = Lowering(_impl_rule)
+# the compiler's own primitives (fused kernels, parallel tails): their lowerings take any
+# buffer of the backend, bfloat16 ones included
+_COMPILED_ONLY: set[Primitive] = set()
 
 
-def lowering_for(eqn: JaxprEqn) -> Lowering:
-    """The lowering of ``eqn``: the first declared one whose guard accepts it, else the impl."""
+def lowering_for(eqn: JaxprEqn, xp: Any = np) -> Lowering:
+    """The lowering of ``eqn`` on backend ``xp``: the first declared one whose guard accepts
+    it, else the impl. An equation over bfloat16 on a device runs its impl, which takes the
+    device's bfloat16 buffers through float32 (``namespace.impl_for``): the specialised
+    lowerings call the array module itself, which has no bfloat16."""
+    if xp is not np and eqn.primitive not in _COMPILED_ONLY and _touches_bfloat16(eqn):
+        return DEFAULT
     for low in lowerings(eqn.primitive):
         if low.when is None or low.when(eqn):
             return low
     return DEFAULT
 
 
+def _touches_bfloat16(eqn: JaxprEqn) -> bool:
+    return any(getattr(v.aval, "dtype", None) == dtypes.bfloat16
+               for v in (*eqn.invars, *eqn.outvars))
+
+
 def declare_compiled_only(prim: Primitive) -> None:
     """Declare that ``prim`` exists only inside compiled executables (the compiler's passes
     create it after every transformation has run), so it has no JVP or batching rule."""
+    _COMPILED_ONLY.add(prim)
     reason = "it exists only inside compiled executables"
     ad.def_no_jvp(prim, reason)
     batching.def_no_batch(prim, reason)

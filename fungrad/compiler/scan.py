@@ -80,7 +80,7 @@ class _Lines:
             if eqn.primitive is cond_p:
                 self.cond(eqn, names, indent)
                 continue
-            low = lowering_for(eqn)
+            low = lowering_for(eqn, self.ctx.xp)
             out_aval = eqn.outvars[0].aval if eqn.outvars else None
             small = low.elementwise and out_aval is not None and \
                 0 < out_aval.size <= PREBROADCAST_MAX

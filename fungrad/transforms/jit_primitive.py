@@ -29,6 +29,7 @@ from fungrad._core import core, dtypes, monitoring
 from fungrad._core.core import ClosedJaxpr, Primitive, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
 from fungrad._core.lowering import def_compiler_traits
+from fungrad.backends.bfloat16 import Bfloat16Buffer
 from fungrad.compiler import pipeline
 from fungrad.errors import UnexpectedTracerError
 from fungrad.interpreters import ad, batching
@@ -65,6 +66,8 @@ def as_buffer(xp: Any, x: Any, aval: ShapedArray) -> Any:
     """A raw buffer for an argument leaf (Python scalars take the dtype of ``aval``)."""
     if isinstance(x, NUMPY_BUFFERS) or type(x).__module__.startswith("cupy"):
         return x if x.dtype == aval.dtype else x.astype(aval.dtype)
+    if type(x) is Bfloat16Buffer and aval.dtype == dtypes.bfloat16:  # on a GPU
+        return x
     if isinstance(x, Tracer):
         raise UnexpectedTracerError(x, "It was passed to a jitted function outside of its "
                                        "transformation. ")
