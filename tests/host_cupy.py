@@ -94,6 +94,8 @@ def _wrap(value: Any) -> Any:
         if value.dtype.kind not in "biufc":  # ml_dtypes' types are of kind "V"
             raise TypeError(f"Unsupported dtype {value.dtype}")
         return ndarray(np.asarray(value))
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # NumPy's named results
+        return type(value)(*[_wrap(v) for v in value])
     if isinstance(value, (list, tuple)):
         return type(value)(_wrap(v) for v in value)
     return value

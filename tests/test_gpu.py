@@ -908,3 +908,81 @@ def test_gpu_benchmarks_run_on_the_stand_in(host_gpu, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "(host stand-in)" in out and "fungrad's GPU program: 1 row kernel(s)" in out
     assert out.count("tokens/s") == 4  # the train step (fungrad, jax) and two decode batches
+
+
+def _api_tour() -> dict:
+    """name -> function of (x (6, 8) float32, v (8,) float32, i (5,) int32, m (4, 4) SPD
+    float32): a call from each family of primitives (each impl runs on the device's array
+    module)."""
+    lax, nn, rnd = fungrad.lax, fungrad.nn, fungrad.random
+    key = rnd.PRNGKey(3)
+    return {
+        "sum_mean_var": lambda x, v, i, m: (x.sum(0), x.mean(1), jnp.var(x)),
+        "max_argmax_argmin": lambda x, v, i, m: (x.max(1), jnp.argmax(x, 0), jnp.argmin(v)),
+        "prod_logsumexp": lambda x, v, i, m: (jnp.prod(v), nn.logsumexp(x, 1)),
+        "cumsum_cummax_cumprod": lambda x, v, i, m: (jnp.cumsum(x, 1), lax.cummax(v),
+                                                     jnp.cumprod(v * 0.5)),
+        "sort_argsort_top_k": lambda x, v, i, m: (jnp.sort(x, 1), jnp.argsort(v),
+                                                  lax.top_k(v, 3)),
+        "searchsorted_unique": lambda x, v, i, m: (jnp.searchsorted(jnp.sort(v), v),
+                                                   jnp.unique(i, size=5, fill_value=-1)),
+        "take_gather": lambda x, v, i, m: (x[i % 6], jnp.take(v, i), x[:, i % 8]),
+        "scatter": lambda x, v, i, m: (v.at[i % 8].add(1.0), v.at[i % 8].max(0.5),
+                                       x.at[1:3, ::2].set(0.0)),
+        "dynamic_slice_update": lambda x, v, i, m: (
+            lax.dynamic_slice(x, (i[0] % 3, 2), (3, 4)),
+            lax.dynamic_update_slice(x, jnp.ones((2, 2)), (1, i[1] % 6))),
+        "pad_concat_reshape": lambda x, v, i, m: (jnp.pad(x, ((1, 0), (2, 1))),
+                                                  jnp.concatenate([x, x[:2]]), x.T.reshape(4, 12),
+                                                  jnp.flip(x, 1), jnp.roll(v, 3)),
+        "where_clip_select": lambda x, v, i, m: (jnp.where(x > 0, x, -x), jnp.clip(v, -0.5, 0.5),
+                                                 lax.select(v > 0, v, v * 2)),
+        "elementwise": lambda x, v, i, m: (jnp.exp(x) * jnp.sin(x) - jnp.log1p(jnp.abs(x)),
+                                           jnp.tanh(v) ** 3, lax.erf(v), lax.rsqrt(jnp.abs(v) + 1),
+                                           i // 2, i % 3, i << 1, jnp.maximum(i, 2)),
+        "matmul_einsum_dot": lambda x, v, i, m: (x @ v, jnp.einsum("ij,kj->ik", x, x),
+                                                 lax.dot_general(x, x, (((0,), (0,)), ((), ())))),
+        "conv_pool": lambda x, v, i, m: (
+            lax.conv_general_dilated(x[None, None], jnp.ones((2, 1, 3, 3)), (1, 1), "SAME"),
+            lax.reduce_window(x, -jnp.inf, lax.max, (2, 2), (2, 2), "VALID"),
+            jnp.convolve(v, v[:3])),
+        "fft": lambda x, v, i, m: (jnp.fft.rfft(v), jnp.fft.fft2(x).real, jnp.fft.irfft(
+            jnp.fft.rfft(v), 8)),
+        "linalg": lambda x, v, i, m: (jnp.linalg.solve(m, v[:4]), jnp.linalg.cholesky(m),
+                                      jnp.linalg.inv(m), jnp.linalg.det(m),
+                                      jnp.linalg.norm(x, axis=1), jnp.linalg.eigh(m)[0],
+                                      jnp.linalg.svd(x, compute_uv=False),
+                                      jnp.abs(jnp.linalg.qr(m)[1])),
+        "random": lambda x, v, i, m: [  # a key on the device: i's first element folded in
+            f(rnd.fold_in(key, i[0])) for f in (
+                lambda k: rnd.normal(k, (3, 4)), lambda k: rnd.uniform(k, (5,)),
+                lambda k: rnd.categorical(k, x), lambda k: rnd.permutation(k, 7),
+                lambda k: rnd.bernoulli(k, 0.3, (6,)))],
+        "nn": lambda x, v, i, m: (nn.softmax(x), nn.gelu(x), nn.one_hot(i % 4, 4),
+                                  nn.relu(v), nn.log_softmax(x, 0)),
+        "while_scan": lambda x, v, i, m: (
+            lax.while_loop(lambda c: c[0] < 5, lambda c: (c[0] + 1, c[1] * 1.5), (0, v))[1],
+            lax.scan(lambda c, r: (c + r, c * r), jnp.zeros(8), x)),
+        "casts": lambda x, v, i, m: (x.astype(jnp.int32), i.astype(jnp.float32),
+                                     (v > 0).astype(jnp.uint8), x.astype(BF16) * 2,
+                                     lax.bitcast_convert_type(v, jnp.uint32)),
+    }
+
+
+@pytest.mark.parametrize("jitted", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", list(_api_tour()))
+def test_every_family_of_primitives_runs_on_a_gpu(gpu, name, jitted):
+    """Each family of primitives on the GPU, eagerly and compiled, with committed operands:
+    the results stay there and are the CPU's (reductions may add in another order)."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((4, 4)).astype(np.float32)
+    host = [rng.standard_normal((6, 8)).astype(np.float32),
+            rng.standard_normal(8).astype(np.float32), np.array([3, 0, 7, 7, 12], np.int32),
+            a @ a.T + 4 * np.eye(4, dtype=np.float32)]
+    fn = fungrad.jit(_api_tour()[name]) if jitted else _api_tour()[name]
+    got, want = fn(*_on(gpu, *host)), fn(*map(jnp.asarray, host))
+    for g, w in zip(fungrad.tree.leaves(got), fungrad.tree.leaves(want)):
+        assert g.device == gpu and g.dtype == w.dtype and g.shape == w.shape
+        if w.dtype == BF16:
+            g, w = np.asarray(g, np.float32), np.asarray(w, np.float32)
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
