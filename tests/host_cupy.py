@@ -11,7 +11,8 @@ fungrad list one GPU, so ``fungrad.devices("gpu")``, ``device_put``, eager opera
 * ``RawKernel`` and ``ElementwiseKernel`` compile their CUDA C for the host with ``g++``
   (``HOST_SHIMS`` defines the CUDA names) and run it through ``ctypes``: one block of one
   thread, whose grid-stride loops cover every element or row. ``LAUNCHED`` records the
-  name of every kernel launched.
+  name of every kernel launched, ``HOST_READS`` counts the reads of device values on the
+  host (where CuPy synchronises with the GPU).
 
 Only what fungrad uses of CuPy is here; float16 kernels are not (no ``__half`` on the host).
 """
@@ -51,6 +52,7 @@ static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4);
 """
 
 LAUNCHED: list[str] = []  # the name of every kernel launched, in order
+HOST_READS = [0]  # how many times a device value was read on the host (a synchronisation)
 _LIBRARIES: dict[str, ctypes.CDLL] = {}  # compiled shared libraries by source
 _BUILD_DIR = Path(tempfile.mkdtemp(prefix="fungrad_host_cupy_"))
 
@@ -122,6 +124,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def get(self, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:
         """A host copy."""
+        HOST_READS[0] += 1
         return np.array(self._a, order=order)
 
     def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
@@ -135,6 +138,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         return getattr(_module, func.__name__)(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
+        HOST_READS[0] += name in ("item", "tolist")
         attr = getattr(self._a, name)
         if not callable(attr):
             return _wrap(attr)
@@ -153,16 +157,16 @@ class ndarray:  # noqa: N801 - CuPy's name
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
-        return bool(self._a)
+        return bool(self.get())
 
     def __int__(self) -> int:
-        return int(self._a)
+        return int(self.get())
 
     def __float__(self) -> float:
-        return float(self._a)
+        return float(self.get())
 
     def __index__(self) -> int:
-        return operator.index(self._a)
+        return operator.index(self.get())
 
     def __repr__(self) -> str:
         return repr(self._a).replace("array(", "stand_in_cupy.array(", 1)

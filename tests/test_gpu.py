@@ -986,3 +986,42 @@ def test_every_family_of_primitives_runs_on_a_gpu(gpu, name, jitted):
         if w.dtype == BF16:
             g, w = np.asarray(g, np.float32), np.asarray(w, np.float32)
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+def test_jitted_train_steps_never_wait_for_the_gpu(host_gpu):
+    """A jitted GPT-2 AdamW step reads nothing back to the host (where CuPy would wait for
+    the GPU): steps queue up on the device until the loss is read."""
+    from fungrad import optim
+    params, tokens, targets = _gpt2_data()
+    params, tokens, targets = fungrad.device_put((params, tokens, targets), host_gpu)
+    _gpt2_steps(params, tokens, targets, optim.adamw(1e-2), steps=1)  # compiles
+    before = host_cupy.HOST_READS[0]
+    losses, _, _ = _gpt2_steps(params, tokens, targets, optim.adamw(1e-2), steps=3)
+    assert host_cupy.HOST_READS[0] == before
+    float(losses[-1])
+    assert host_cupy.HOST_READS[0] == before + 1
+
+
+def test_scatter_drops_out_of_bounds_updates_on_a_gpu_without_waiting(gpu):
+    """Scatters with out-of-bounds indices (dropped, as JAX's default) for add, max, min
+    and set, with duplicates and over windows of rows, give the CPU's results; on the
+    stand-in, without reading anything back to the host."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    x[0] = 0.0  # zeros whose sign max/min must settle as JAX does
+    rows = np.concatenate([rng.standard_normal((5, 4)), np.zeros((1, 4))]).astype(np.float32)
+    rows[-1] = -0.0
+    idx = np.array([1, 7, 1, -9, 4, 0], np.int32)  # 7 and -9 are out of bounds
+
+    def scatters(x, rows, idx):
+        return (x.at[idx].add(rows), x.at[idx].max(rows), x.at[idx].min(rows),
+                x.at[idx, 2].add(rows[:, 0]), x.at[idx[1:2]].set(rows[:1]),
+                x.reshape(-1).at[idx * 3].add(1.0))
+    start = host_cupy.HOST_READS[0]
+    got = scatters(*_on(gpu, x, rows, idx))
+    if gpu.device_kind == "host stand-in":
+        assert host_cupy.HOST_READS[0] == start
+    for g, w in zip(got, scatters(*map(jnp.asarray, (x, rows, idx)))):
+        assert g.device == gpu
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+        np.testing.assert_array_equal(np.signbit(np.asarray(g)), np.signbit(np.asarray(w)))

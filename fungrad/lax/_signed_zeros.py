@@ -68,8 +68,8 @@ def extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any = None) -> Any:
     if not dtypes.is_float(np.dtype(x.dtype)):
         return f(x, y, out=out)
     for a, b in ((x, y), (y, x)):  # y may be a Python scalar
-        if np.size(b) == 1 and np.size(a) != 1:
-            value = b.item() if hasattr(b, "item") else b
+        if np.size(b) == 1 and np.size(a) != 1 and (xp is np or np.isscalar(b)):
+            value = b.item() if hasattr(b, "item") else b  # (on a device: no read back)
             if value != 0:  # no tie of zeros (and a NaN wins either way)
                 return f(x, y, out=out)
             second = scalar_goes_second(xp, x.dtype, bool(np.signbit(value)), is_max)
@@ -97,13 +97,19 @@ def _complex_extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any) -> Any:
     return out
 
 
+def _may_hold(xp: Any, mask: Any) -> bool:
+    """``mask.any()`` read on the host for NumPy; True on a device, where reading it back
+    would wait for the GPU (the fix-up then runs everywhere, which costs less)."""
+    return xp is not np or bool(mask.any())
+
+
 def fix_zero_ties(xp: Any, result: Any, x: Any, y: Any, is_max: bool) -> Any:
     """``result = xp.maximum(x, y)`` (or ``minimum``) with its zeros given JAX's sign: for
     ``max`` -0 only where both operands have the sign bit, for ``min`` where either has.
     Costs one comparison pass when ``result`` has no zero (a SIMD ``== 0`` and a boolean
     ``any``: faster than ``all()`` on floats)."""
     zeros = result == 0
-    if not zeros.any():
+    if not _may_hold(xp, zeros):
         return result
     signs = xp.signbit(x) & xp.signbit(y) if is_max else xp.signbit(x) | xp.signbit(y)
     zero = xp.where(signs, -0.0, 0.0).astype(result.dtype)
@@ -121,9 +127,9 @@ def fix_reduced_zeros(xp: Any, result: Any, x: Any, is_max: bool,
     if not dtypes.is_float(np.dtype(x.dtype)):
         return result
     zeros = result == 0
-    if not zeros.any():
+    if not _may_hold(xp, zeros):
         return result
-    if is_max and not xp.signbit(x).any():  # every zero of x is +0, so is every tie's
+    if is_max and not _may_hold(xp, xp.signbit(x)):  # every zero of x is +0, so is every tie's
         return result
     found = any_of(winning_zeros(xp, x, is_max))
     zero = xp.where(found != is_max, -0.0, 0.0).astype(result.dtype)
@@ -145,11 +151,12 @@ def fix_scattered_zeros(xp: Any, result: Any, operand: Any, index: Any, updates:
     flat ``index`` by ``maximum.at`` or ``minimum.at``) as JAX does, in place: +0 where the
     maximum met a +0, among the operand's element and the updates scattered to it."""
     zeros = result == 0
-    if not dtypes.is_float(np.dtype(result.dtype)) or not zeros.any():
+    if not dtypes.is_float(np.dtype(result.dtype)) or not _may_hold(xp, zeros):
         return
     found = winning_zeros(xp, operand, is_max).astype(np.uint8)
     xp.maximum.at(found, index, winning_zeros(xp, updates, is_max).astype(np.uint8))
-    result[zeros] = xp.where(found[zeros] != is_max, -0.0, 0.0).astype(result.dtype)
+    signed = xp.where(found != is_max, -0.0, 0.0).astype(result.dtype)
+    xp.copyto(result, xp.where(zeros, signed, result))
 
 
 def reduced_extremum(xp: Any, reduce: Callable[..., Any], x: Any, axis: tuple, is_max: bool,
@@ -163,6 +170,6 @@ def reduced_extremum(xp: Any, reduce: Callable[..., Any], x: Any, axis: tuple, i
 def sign(xp: Any, x: Any) -> Any:
     """``xp.sign(x)`` keeping the sign of a zero for floats (``sign(-0) = -0``, as XLA)."""
     out = xp.sign(x)
-    if not dtypes.is_float(np.dtype(x.dtype)) or not (out == 0).any():  # no zero to fix
+    if not dtypes.is_float(np.dtype(x.dtype)) or not _may_hold(xp, out == 0):  # no zero
         return out
     return xp.copysign(out, x)
