@@ -14,7 +14,7 @@ fungrad list one GPU, so ``fungrad.devices("gpu")``, ``device_put``, eager opera
   name of every kernel launched, ``HOST_READS`` counts the reads of device values on the
   host (where CuPy synchronises with the GPU).
 
-Only what fungrad uses of CuPy is here; float16 kernels are not (no ``__half`` on the host).
+Only what fungrad uses of CuPy is here.
 """
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ static inline void __syncthreads() {}
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+typedef _Float16 __half;  // IEEE binary16 on the host (GCC 12+): conversions round to even
+static inline float __half2float(__half h) { return (float)h; }
+static inline __half __float2half_rn(float f) { return (__half)f; }
 """
 
 LAUNCHED: list[str] = []  # the name of every kernel launched, in order
@@ -121,6 +124,15 @@ class ndarray:  # noqa: N801 - CuPy's name
     nbytes = property(lambda self: self._a.nbytes)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: ndarray(self._a.T))
+    __cuda_array_interface__ = property(lambda self: {
+        "shape": self.shape, "typestr": self.dtype.str, "version": 3,
+        "data": (self._a.__array_interface__["data"][0], False),
+        "strides": None if self._a.flags.c_contiguous else self.strides})
+
+    def _set_part(self, part: str, value: Any) -> None:
+        getattr(self._a, part)[...] = _unwrap(value)
+    real = property(lambda self: _wrap(self._a.real), lambda self, v: self._set_part("real", v))
+    imag = property(lambda self: _wrap(self._a.imag), lambda self, v: self._set_part("imag", v))
 
     def get(self, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:
         """A host copy."""
@@ -222,6 +234,10 @@ class _Ufunc:
 
     def outer(self, *args: Any, **kwargs: Any) -> Any:
         return self._run("outer", *args, **kwargs)
+
+    def at(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"{self.__name__}.at: CuPy has no ufunc.at for it (cupyx has "
+                        "scatter_add, scatter_max and scatter_min)")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ufunc, name)

@@ -966,6 +966,14 @@ def _api_tour() -> dict:
         "casts": lambda x, v, i, m: (x.astype(jnp.int32), i.astype(jnp.float32),
                                      (v > 0).astype(jnp.uint8), x.astype(BF16) * 2,
                                      lax.bitcast_convert_type(v, jnp.uint32)),
+        "bfloat16_bits": lambda x, v, i, m: (
+            lax.bitcast_convert_type(v.astype(BF16), jnp.uint16),
+            lax.bitcast_convert_type(lax.bitcast_convert_type(v.astype(BF16), jnp.int16), BF16),
+            lax.nextafter(v.astype(BF16), jnp.zeros(8, BF16)),
+            lax.nextafter(jnp.zeros(8, BF16), v.astype(BF16))),
+        "scatter_sub_mul": lambda x, v, i, m: (x.at[i % 6].subtract(v[:5, None] * x[:5]),
+                                               v.at[i % 8].multiply(v[:5] + 2.0)),
+
     }
 
 
@@ -1025,3 +1033,31 @@ def test_scatter_drops_out_of_bounds_updates_on_a_gpu_without_waiting(gpu):
         assert g.device == gpu
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
         np.testing.assert_array_equal(np.signbit(np.asarray(g)), np.signbit(np.asarray(w)))
+
+
+def test_donated_buffers_are_reused_on_a_gpu(gpu):
+    """A donated device buffer is written in place (a KV cache update allocates nothing),
+    and the donated Array is deleted, as with ``jax.jit``."""
+    address = lambda a: a._value.__cuda_array_interface__["data"][0]  # noqa: E731
+    cache = fungrad.device_put(np.zeros((64, 16), np.float32), gpu) + 0.0  # an owned buffer
+    before = address(cache)
+    write = fungrad.jit(lambda c, row, i: fungrad.lax.dynamic_update_slice(c, row, (i, 0)),
+                        donate_argnums=0)
+    new = write(cache, *_on(gpu, np.ones((1, 16), np.float32)), 3)
+    assert address(new) == before and new.device == gpu
+    np.testing.assert_array_equal(np.asarray(new)[3], 1.0)
+    assert np.asarray(new).sum() == 16
+    with pytest.raises(RuntimeError, match="deleted"):
+        cache + 1.0
+
+
+def test_integer_derivatives_on_a_gpu(gpu):
+    """float0 tangents (of integer values), which hold no data, stay on the host as in JAX,
+    and what is computed with them runs: a gradient with ``allow_int`` and ``jacfwd`` of an
+    integer-valued function give the CPU's answers."""
+    v, k = _on(gpu, np.array([0.5, -1.25, 2.0], np.float32), np.array([3], np.int32))
+    g_v, g_k = fungrad.grad(lambda a, b: jnp.sum(a * b), argnums=(0, 1), allow_int=True)(v, k)
+    assert g_v.device == gpu and g_k.dtype == fungrad.dtypes.float0 and g_k.shape == (1,)
+    np.testing.assert_array_equal(np.asarray(g_v), [3.0, 3.0, 3.0])
+    jac = fungrad.jacfwd(lambda a: (a * 3.0).astype(jnp.int32))(v)
+    assert jac.dtype == np.int32 and jac.shape == (3, 3) and not np.asarray(jac).any()

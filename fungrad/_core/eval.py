@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fungrad import backends
-from fungrad._core import core, fpstate
+from fungrad._core import core, dtypes, fpstate
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, Tracer
 from fungrad.backends.namespace import impl_for
@@ -106,6 +106,9 @@ class EvalTrace(core.Trace):
             xp, vals = _on_device(vals, device_buffer)
         elif not backends.host_default and not backends.refresh_default():
             xp, vals = backends.all_to_device(vals, backends.default_device())
+        if xp is not np and vals and all(getattr(v, "dtype", None) == dtypes.float0
+                                         for v in vals):
+            xp = np  # float0 (tangents of integers) holds no data and stays on the host
         if xp is not np:
             impl = impl_for(xp, prim.name, impl)
         errors = fpstate.STATE.set(fpstate.IGNORE)  # infs and nans pass silently, as in JAX

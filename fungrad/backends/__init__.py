@@ -324,8 +324,8 @@ def to_device(value: Any, device: Device | None) -> Any:
     stay as they are for a CPU device. bfloat16 goes to a GPU as a ``Bfloat16Buffer``
     (CuPy has no bfloat16: its bits, in uint16)."""
     device = device or default_device()
-    if device.platform == "cpu":
-        return value if is_host(value) else value.get()
+    if device.platform == "cpu" or getattr(value, "dtype", None) == dtypes.float0:
+        return value if is_host(value) else value.get()  # float0 (no data) stays on the host
     if not is_host(value) and value.device.id == device.id:
         return value
     if value.dtype in dtypes.small_floats:
@@ -341,8 +341,9 @@ def to_device(value: Any, device: Device | None) -> Any:
 
 def to_backend(value: Any, xp: Any) -> Any:
     """Host buffer ``value`` as a buffer of array module ``xp``: itself for NumPy; for
-    CuPy a copy on the current GPU (bfloat16 as a ``Bfloat16Buffer`` of its bits)."""
-    if xp is np or not isinstance(value, _NUMPY_TYPES):
+    CuPy a copy on the current GPU (bfloat16 as a ``Bfloat16Buffer`` of its bits; float0,
+    which holds no data, stays on the host as in JAX)."""
+    if xp is np or not isinstance(value, _NUMPY_TYPES) or value.dtype == dtypes.float0:
         return value
     if value.dtype == dtypes.bfloat16:
         return Bfloat16Buffer(xp.asarray(bits_of(value)))

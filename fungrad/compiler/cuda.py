@@ -135,6 +135,8 @@ def fusible(eqn: JaxprEqn) -> bool:
     if lowering.cuda_expr(eqn.primitive) is None and name not in _STRUCTURAL:
         return False
     avals = [a.aval for a in eqn.invars] + [v.aval for v in eqn.outvars]
+    if name == "nextafter" and np.dtype(avals[0].dtype).name in ("bfloat16", "float16"):
+        return False  # computed in float, the step would round back to the half type's x
     return len(eqn.outvars) == 1 and all(np.dtype(a.dtype).name in _TYPES for a in avals) and \
         (name != "select_n" or len(eqn.invars) == 3)
 

@@ -153,8 +153,8 @@ def fix_scattered_zeros(xp: Any, result: Any, operand: Any, index: Any, updates:
     zeros = result == 0
     if not dtypes.is_float(np.dtype(result.dtype)) or not _may_hold(xp, zeros):
         return
-    found = winning_zeros(xp, operand, is_max).astype(np.uint8)
-    xp.maximum.at(found, index, winning_zeros(xp, updates, is_max).astype(np.uint8))
+    found = winning_zeros(xp, operand, is_max).astype(np.int32)  # (CuPy's atomics: 32 bits)
+    xp.maximum.at(found, index, winning_zeros(xp, updates, is_max).astype(np.int32))
     signed = xp.where(found != is_max, -0.0, 0.0).astype(result.dtype)
     xp.copyto(result, xp.where(zeros, signed, result))
 

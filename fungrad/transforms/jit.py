@@ -79,11 +79,15 @@ _EXCLUSIVE_REFS = _exclusive_refs()
 
 
 def _donatable(x: Array) -> Any:
-    """The buffer of a donated Array, or a copy when anything else may see it."""
+    """The buffer of a donated Array (a NumPy or CuPy array owning its memory), or a copy
+    when anything else may see it."""
     exclusive = _is_exclusive(x)
     buf = x._value
-    if type(buf) is not np.ndarray or buf.base is not None or not buf.flags.writeable \
-            or not exclusive:
+    if type(buf) is np.ndarray:
+        owned = buf.base is None and buf.flags.writeable
+    else:
+        owned = type(buf).__module__.startswith("cupy") and buf.base is None
+    if not owned or not exclusive:
         return buf.copy() if hasattr(buf, "copy") else buf
     return buf
 
@@ -218,7 +222,12 @@ class _Entry:
             leaves, ref_values = refs.arguments(leaves)
         args = [x if isinstance(x, (Array, Tracer)) else Array(_from_host(x, a), a.weak_type)
                 for x, a in zip(leaves, self.in_avals)]
-        outs = call_jit(self.closed, [*self.hoisted, *args, *ref_values], self.name)
+        donated = None
+        if self.donate_any and refs is None and core._ctx.trace is EVAL_TRACE:  # on a device
+            args = self._donated_arrays(args)
+            donated = (False,) * len(self.hoisted) + self.donated
+        outs = call_jit(self.closed, [*self.hoisted, *args, *ref_values], self.name,
+                        donated=donated)
         if refs is not None:
             outs = refs.write_back(ref_leaves, outs, self.out_tree.num_leaves)
         return tree_util.unflatten(self.out_tree, outs)
@@ -229,6 +238,12 @@ class _Entry:
         if len(devices) > 1:
             labels = [p.label.strip("'") for p in self.description[:len(leaves)]]
             raise backends.incompatible_devices(self.name, labels, leaves)
+
+    def _donated_arrays(self, args: list) -> list:
+        """``args`` (Arrays) as new Arrays holding their buffers, each donated one handed
+        over (or copied when shared) and its donor deleted, as ``_donated_buffers`` does."""
+        bufs = self._donated_buffers(args)
+        return [Array(b, x.weak_type, x._device) for x, b in zip(args, bufs)]
 
     def _donated_buffers(self, leaves: list) -> list:
         """Buffers for the call; donated ones are handed over (copied when shared) and

@@ -96,15 +96,20 @@ def _cached(closed: ClosedJaxpr, key: tuple, make: Callable[[], tuple]) -> tuple
     return hit
 
 
-def call_jit(closed: ClosedJaxpr, args: Sequence[Any], name: str, trace: Any = None) -> list:
+def call_jit(closed: ClosedJaxpr, args: Sequence[Any], name: str, trace: Any = None,
+             donated: Sequence[bool] | None = None) -> list:
     """Bind ``jit_p`` on ``closed`` (traced constants become leading operands).
 
-    With ``trace`` (a partial-evaluation trace) the call is staged into it.
+    With ``trace`` (a partial-evaluation trace) the call is staged into it. ``donated``
+    flags the arguments whose buffers the executable may reuse (an eager call's donated
+    arguments, handed over by ``jit``).
     """
+    donated = tuple(donated) if donated is not None else (False,) * len(args)
     if _has_tracer_consts(closed):
+        donated = (False,) * len(closed.consts) + donated
         args = [*closed.consts, *args]
         closed = ClosedJaxpr(pe.convert_constvars_to_invars(closed.jaxpr), [])
-    params = dict(jaxpr=closed, name=name, donated_invars=(False,) * len(args))
+    params = dict(jaxpr=closed, name=name, donated_invars=donated)
     if trace is not None:
         return trace.stage(jit_p, args, params)
     return jit_p.bind(*args, **params)
@@ -113,7 +118,7 @@ def call_jit(closed: ClosedJaxpr, args: Sequence[Any], name: str, trace: Any = N
 # --------------------------------------------------------------------------- jit_p and its rules
 
 def _jit_impl(xp, *args, jaxpr, name, donated_invars):
-    exe = get_executable(jaxpr, xp, name=name)
+    exe = get_executable(jaxpr, xp, donated_invars if any(donated_invars) else None, name)
     return exe.fn(*[as_buffer(xp, a, v) for a, v in zip(args, exe.in_avals)])
 
 
