@@ -354,6 +354,9 @@ _module.__dict__.update(
     asarray=_asarray, array=_asarray,
     ascontiguousarray=lambda a, dtype=None: _wrap(np.ascontiguousarray(_unwrap(a), dtype)),
     asnumpy=lambda a: a.get() if type(a) is ndarray else np.asarray(a),
+    # CuPy's sorts are stable (and take no ``kind``)
+    sort=lambda a, axis=-1: _wrap(np.sort(_unwrap(a), axis=axis, kind="stable")),
+    argsort=lambda a, axis=-1: _wrap(np.argsort(_unwrap(a), axis=axis, kind="stable")),
     get_array_module=lambda *args: _module,
     cuda=types.SimpleNamespace(
         Device=_Device, get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None),

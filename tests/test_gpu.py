@@ -1061,3 +1061,16 @@ def test_integer_derivatives_on_a_gpu(gpu):
     np.testing.assert_array_equal(np.asarray(g_v), [3.0, 3.0, 3.0])
     jac = fungrad.jacfwd(lambda a: (a * 3.0).astype(jnp.int32))(v)
     assert jac.dtype == np.int32 and jac.shape == (3, 3) and not np.asarray(jac).any()
+
+
+def test_empty_results_launch_no_kernel_on_a_gpu(gpu):
+    """A fused kernel whose result is empty is not launched (its index arithmetic would
+    divide by the empty dimension), elementwise and row kernels alike."""
+    x, empty = _on(gpu, np.arange(3, dtype=np.float32), np.zeros(0, np.float32))
+    start = len(host_cupy.LAUNCHED)
+    pairs = fungrad.jit(lambda a, b: (a[:, None] < b[None, :] * 2.0).astype(jnp.int32))(x, empty)
+    rows = fungrad.jit(lambda b: fungrad.nn.softmax(b.reshape(0, 4) * 3.0))(
+        *_on(gpu, np.zeros(0, np.float32)))
+    assert pairs.shape == (3, 0) and pairs.dtype == np.int32 and rows.shape == (0, 4)
+    assert pairs.device == gpu and rows.device == gpu
+    assert len(host_cupy.LAUNCHED) == start

@@ -353,8 +353,11 @@ class Kernel:
         if out is None:
             out = cupy.empty(self.out_aval.shape, storage_dtype(self.out_aval.dtype))
             out = Bfloat16Buffer(out) if bf16 else out
+        size = math.prod(self.out_aval.shape)
+        if size == 0:  # nothing to compute (a launch would index an empty dimension by % 0)
+            return out
         storage = out.storage if type(out) is Bfloat16Buffer else out
-        count = self.rows if self.rows is not None else max(1, math.prod(self.out_aval.shape))
+        count = self.rows if self.rows is not None else size
         self.function()((self.grid(),), (BLOCK,),
                         (*[cupy.ascontiguousarray(a.storage if type(a) is Bfloat16Buffer else a)
                            for a in args], storage, np.int64(count)))
