@@ -1,10 +1,13 @@
 """The GPU backend: the CuPy seam checked on the CPU, and the same programs on every device.
 
 The first part runs everywhere: the array-module wrapper with NumPy standing in for CuPy,
-the Threefry kernel's CUDA C compiled for the host with a C++ compiler (so its bits are
-checked against the CPU implementation without a GPU), and CuPy's import and kernel
-construction where CuPy is installed. The second part is parametrised over the devices:
-the CPU always, the GPU when CuPy sees one (skipped with the reason otherwise).
+the generated CUDA C compiled for the host with a C++ compiler (golden sources, kernel
+semantics over edge values, bfloat16 rounding), and CuPy's import and kernel construction
+where CuPy is installed. The rest is parametrised over the devices: the CPU, the real GPU
+when CuPy sees one (skipped with the reason otherwise), and ``host_gpu``, the stand-in of
+``host_cupy`` (CuPy on the host, kernels compiled with g++), on which fungrad's whole GPU
+path runs: placement, eager operations, ``jit`` with fused kernels, training, decoding and
+the main job.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import fungrad
 import fungrad.numpy as jnp
 from fungrad.backends import cuda_source, namespace
 import host_cupy
+from harness import x64
 
 RNG = np.random.default_rng(0)
 NO_GXX = pytest.mark.skipif(shutil.which("g++") is None,
@@ -1074,3 +1078,16 @@ def test_empty_results_launch_no_kernel_on_a_gpu(gpu):
     assert pairs.shape == (3, 0) and pairs.dtype == np.int32 and rows.shape == (0, 4)
     assert pairs.device == gpu and rows.device == gpu
     assert len(host_cupy.LAUNCHED) == start
+
+
+def test_float64_scalars_move_to_a_gpu_under_x64(host_gpu):
+    """NumPy's float64 and complex128 scalars (a gradient's seed under x64) subclass
+    Python's float and complex but are host buffers: with the GPU as the default device
+    they move there instead of reaching a device operation as host values."""
+    z = np.array([1 + 2j, 3 - 1j])
+    loss = lambda a: jnp.sum(jnp.abs(a + 1.5) ** 2)  # noqa: E731
+    with x64(), fungrad.default_device(host_gpu):
+        got = fungrad.grad(loss)(z)
+        assert got.device == host_gpu and got.dtype == np.complex128
+    with x64():
+        np.testing.assert_allclose(np.asarray(got), np.asarray(fungrad.grad(loss)(z)), rtol=1e-12)

@@ -115,6 +115,9 @@ class SingleDeviceSharding(Sharding):
 
 
 _NUMPY_TYPES = (np.ndarray, np.generic)
+# scalars every array module combines with its arrays (NumPy's float64 and complex128
+# scalars subclass float and complex, but are host buffers: they move to a device)
+_PYTHON_SCALARS = (bool, int, float, complex)
 _PLATFORM_NAMES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
 
 
@@ -300,7 +303,7 @@ def is_host(value: Any) -> bool:
 def to_device_of(value: Any, buffer: Any) -> Any:
     """Host ``value`` copied to the device holding ``buffer`` (Python scalars stay: every
     array module combines them with its own arrays)."""
-    if isinstance(value, (bool, int, float, complex)):
+    if type(value) in _PYTHON_SCALARS:
         return value
     return to_device(value, device_of(buffer))
 
@@ -353,8 +356,7 @@ def to_backend(value: Any, xp: Any) -> Any:
 def all_to_device(vals: list, device: Device) -> tuple[Any, list]:
     """The array module of ``device`` and ``vals`` with every buffer moved there (Python
     scalars stay)."""
-    moved = [v if isinstance(v, (bool, int, float, complex)) else to_device(v, device)
-             for v in vals]
+    moved = [v if type(v) in _PYTHON_SCALARS else to_device(v, device) for v in vals]
     if device.platform == "cpu":
         return np, moved
     return _cupy_xp(), moved
