@@ -961,7 +961,8 @@ def _api_tour() -> dict:
             f(rnd.fold_in(key, i[0])) for f in (
                 lambda k: rnd.normal(k, (3, 4)), lambda k: rnd.uniform(k, (5,)),
                 lambda k: rnd.categorical(k, x), lambda k: rnd.permutation(k, 7),
-                lambda k: rnd.bernoulli(k, 0.3, (6,)))],
+                lambda k: rnd.bernoulli(k, 0.3, (6,)),
+                lambda k: rnd.multinomial(k, 10, jnp.array([0.2, 0.3, 0.5]), shape=(4, 3)))],
         "nn": lambda x, v, i, m: (nn.softmax(x), nn.gelu(x), nn.one_hot(i % 4, 4),
                                   nn.relu(v), nn.log_softmax(x, 0)),
         "while_scan": lambda x, v, i, m: (

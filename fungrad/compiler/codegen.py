@@ -37,6 +37,7 @@ class _Context:
         self.namespace: dict[str, Any] = {}
         self._by_id: dict[int, str] = {}
         self._by_literal: dict[tuple, str] = {}
+        self._by_array: dict[int, str] = {}
 
     def const(self, value: Any, hint: str = "c") -> str:
         """The name under which ``value`` is visible to the generated code."""
@@ -48,6 +49,15 @@ class _Context:
                 name, n = f"{base}{n}", n + 1
             self.namespace[name] = value
             self._by_id[id(value)] = name
+        return name
+
+    def array(self, value: Any) -> str:
+        """The name of jaxpr constant ``value`` (an ``Array`` or a buffer) as a buffer of
+        this backend: copied to the device here, once per constant."""
+        name = self._by_array.get(id(value))
+        if name is None:
+            buffer = to_backend(value._value if type(value) is Array else value, self.xp)
+            name = self._by_array[id(value)] = self.const(buffer, "const")
         return name
 
     def literal(self, lit: Literal, shape: tuple = ()) -> str:
@@ -84,7 +94,7 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
     namer = _var_names()
     names: dict[Var, str] = {}
     for v, c in zip(j.constvars, closed.consts):
-        names[v] = ctx.const(to_backend(c._value if type(c) is Array else c, xp), "const")
+        names[v] = ctx.array(c)
     for v in j.invars:
         names[v] = _py_name(namer(v))
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from fungrad._core.array import Array
 from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, Literal, Var
 from fungrad._core.lowering import compiler_traits, def_lowering
 from fungrad.compiler import passes
@@ -120,7 +119,7 @@ class _Lines:
             closed = passes.optimize(branch)
             inner = dict(zip(closed.jaxpr.invars, ops))
             for v, c in zip(closed.jaxpr.constvars, closed.consts):
-                inner[v] = self.ctx.const(c, "const")
+                inner[v] = self.ctx.array(c)
             made = {v for e in closed.jaxpr.eqns for v in e.outvars}
             assigned = []
             for out, res, store in zip(outs, closed.jaxpr.outvars, stores):
@@ -253,7 +252,7 @@ class _ScanLoop:
         gen = _Lines(ctx)
         names: dict[Var, str] = {}
         for v, c in zip(self.body.jaxpr.constvars, self.body.consts):
-            names[v] = ctx.const(c._value if type(c) is Array else c, "const")
+            names[v] = ctx.array(c)
         params = [names.setdefault(v, gen.fresh()) for v in [*consts_in, *carry_in, *xs_in]]
         per_step = {v: names[v] for v in xs_in}  # stacked value -> its name
         if parts.pre:
