@@ -106,7 +106,7 @@ def _runs_programs(params: dict) -> bool:
     return any(program(p) for p in params.values())
 
 
-def _bitcast(xp: Any, impl: Callable[..., Any], x: Any, new_dtype: Any) -> Any:
+def _bitcast(xp: Any, impl: Callable[..., Any], x: Any, *, new_dtype: Any) -> Any:
     """``bitcast_convert_type`` with bfloat16 on either side: of the ``uint16`` bits a
     ``Bfloat16Buffer`` stores (its values widened to float32 would have other bits)."""
     bits = x.storage if type(x) is Bfloat16Buffer else x
@@ -115,17 +115,23 @@ def _bitcast(xp: Any, impl: Callable[..., Any], x: Any, new_dtype: Any) -> Any:
     return impl(xp, bits, new_dtype=new_dtype)
 
 
-def _nextafter_bits(xp: Any, x: Any, y: Any) -> Any:
-    """The bits of the bfloat16 after ``x`` towards ``y`` (float32's ``nextafter`` rounded
-    back to bfloat16 would return ``x``): one step of the bits away from or towards zero,
-    the smallest subnormal of ``y``'s sign from a zero, ``y`` when equal, NaN with a NaN."""
+def _nextafter(xp: Any, impl: Callable[..., Any], x: Any, y: Any) -> Any:
+    """The bfloat16 after ``x`` towards ``y`` (float32's ``nextafter`` rounded back to
+    bfloat16 would return ``x``): one step of the bits away from or towards zero, the
+    smallest subnormal of ``y``'s sign from a zero, ``y`` when equal, NaN with a NaN."""
     bx, by = xp.broadcast_arrays(x.storage, y.storage)
     fx, fy = from_bits(xp, bx), from_bits(xp, by)
     one = xp.uint16(1)
     step = xp.where((fx < fy) == (fx > 0), bx + one, bx - one)
     out = xp.where(fx == 0, xp.where(fy < 0, xp.uint16(0x8001), one), step)
     out = xp.where(fx == fy, by, out)
-    return xp.where(xp.isnan(fx) | xp.isnan(fy), xp.uint16(0x7FC0), out).astype(xp.uint16)
+    out = xp.where(xp.isnan(fx) | xp.isnan(fy), xp.uint16(0x7FC0), out)
+    return Bfloat16Buffer(out.astype(xp.uint16))
+
+
+# the primitives whose bfloat16 form works on the stored bits, not the widened values
+_ON_BITS: dict[str, Callable[..., Any]] = {"bitcast_convert_type": _bitcast,
+                                            "nextafter": _nextafter}
 
 
 def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,10 +142,8 @@ def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
         if not any(type(v) is Bfloat16Buffer for v in vals) and \
                 not any(_is_bf16(p) for p in params.values()) or _runs_programs(params):
             return impl(xp, *vals, **params)
-        if name == "bitcast_convert_type":
-            return _bitcast(xp, impl, vals[0], params["new_dtype"])
-        if name == "nextafter":
-            return Bfloat16Buffer(_nextafter_bits(xp, *vals))
+        if name in _ON_BITS:
+            return _ON_BITS[name](xp, impl, *vals, **params)
         out_avals = _primitive(name).abstract_eval(*map(_aval, vals), **params)
         wide = [from_bits(xp, v.storage) if type(v) is Bfloat16Buffer else v for v in vals]
         f32 = {k: np.dtype(np.float32) if _is_bf16(p) else p for k, p in params.items()}

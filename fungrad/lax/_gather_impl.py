@@ -213,11 +213,11 @@ def gather(xp: Any, operand: Any, plan: WindowPlan, fill_value: Any) -> Any:
 def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan, ufunc: str | None) -> Any:
     """A copy of ``operand`` with ``updates`` written at the windows: assigned when
     ``ufunc`` is None (the last duplicate wins), else combined by ``xp.<ufunc>.at``."""
-    out = operand.reshape(1).copy() if plan.scalar else operand.copy()
     values = updates.transpose(plan.a_dims + plan.f_dims)
-    index, n_block = plan.index, len(plan.a_dims)
     if plan.in_bounds is not None and xp is not np:
-        return _scatter_on_device(xp, out, operand, values, plan, ufunc)
+        return _scatter_on_device(xp, operand, values, plan, ufunc)
+    out = operand.reshape(1).copy() if plan.scalar else operand.copy()
+    index, n_block = plan.index, len(plan.a_dims)
     if plan.in_bounds is not None and not bool(plan.in_bounds.all()):
         keep = xp.broadcast_to(plan.in_bounds, plan.a_shape)
         index = tuple(ix if isinstance(ix, slice) else xp.broadcast_to(ix, plan.a_shape)[keep]
@@ -236,26 +236,27 @@ def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan, ufunc: str | 
     return out.reshape(operand.shape)
 
 
-def _scatter_on_device(xp: Any, out: Any, operand: Any, values: Any, plan: WindowPlan,
+def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
                        ufunc: str | None) -> Any:
     """``scatter`` dropping out-of-bounds windows without reading the bounds back to the
     host (which would wait for the GPU): every update goes to its flat offset, an
     out-of-bounds one to a scratch element past the end, cut off afterwards."""
+    shape = (1,) if plan.scalar else operand.shape
     n_block = len(plan.a_dims)
     values = values.transpose(_block_to(n_block, plan.a_at, len(plan.f_dims)))
-    flat = _flat_index(xp, out.shape, plan.index, n_block, plan.a_at, values.shape)
+    flat = _flat_index(xp, shape, plan.index, n_block, plan.a_at, values.shape)
     trailing = values.ndim - n_block - plan.a_at
     inside = xp.broadcast_to(plan.in_bounds, plan.a_shape).reshape(
         (1,) * plan.a_at + tuple(plan.a_shape) + (1,) * trailing)
-    flat = xp.where(xp.broadcast_to(inside, values.shape).reshape(-1), flat, out.size)
+    flat = xp.where(xp.broadcast_to(inside, values.shape).reshape(-1), flat, operand.size)
     values = values.reshape(-1)
-    padded = xp.concatenate([out.reshape(-1), xp.zeros(1, out.dtype)])
+    start = xp.concatenate([operand.reshape(-1), xp.zeros(1, operand.dtype)])
+    padded = start.copy()
     if ufunc is None:
         padded[flat] = values
     else:
         getattr(xp, ufunc).at(padded, flat, values)
         if ufunc in ("maximum", "minimum"):
-            start = xp.concatenate([operand.reshape(-1), xp.zeros(1, out.dtype)])
             _signed_zeros.fix_scattered_zeros(xp, padded, start, flat, values,
                                               ufunc == "maximum")
     return padded[:-1].reshape(operand.shape)
