@@ -52,6 +52,17 @@ static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4);
 typedef _Float16 __half;  // IEEE binary16 on the host (GCC 12+): conversions round to even
 static inline float __half2float(__half h) { return (float)h; }
 static inline __half __float2half_rn(float f) { return (__half)f; }
+static inline __half __ushort_as_half(unsigned short u) { __half h; memcpy(&h, &u, 2); return h; }
+static inline unsigned short __half_as_ushort(__half h) {
+  unsigned short u; memcpy(&u, &h, 2); return u;
+}
+static inline double __longlong_as_double(long long i) { double d; memcpy(&d, &i, 8); return d; }
+static inline long long __double_as_longlong(double d) { long long i; memcpy(&i, &d, 8); return i; }
+template <typename T> static inline T atomicCAS(T* address, T compare, T value) {
+  T old = *address;  // one thread: nothing else writes in between
+  if (old == compare) *address = value;
+  return old;
+}
 """
 
 LAUNCHED: list[str] = []  # the name of every kernel launched, in order
@@ -157,9 +168,11 @@ class ndarray:  # noqa: N801 - CuPy's name
         return lambda *a, **kw: _wrap(attr(*_unwrap(a), **_unwrap(kw)))
 
     def __getitem__(self, index: Any) -> Any:
+        HOST_READS[0] += _has_mask(index)
         return _wrap(self._a[_unwrap(index, host_ok=True)])
 
     def __setitem__(self, index: Any, value: Any) -> None:
+        HOST_READS[0] += _has_mask(index)
         self._a[_unwrap(index, host_ok=True)] = _unwrap(value, host_ok=True)
 
     def __len__(self) -> int:
@@ -182,6 +195,13 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def __repr__(self) -> str:
         return repr(self._a).replace("array(", "stand_in_cupy.array(", 1)
+
+
+def _has_mask(index: Any) -> bool:
+    """Whether ``index`` holds a boolean device array: CuPy reads back how many elements it
+    selects (the result's size) before it can index."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(type(p) is ndarray and p.dtype == np.bool_ for p in parts)
 
 
 def _operators() -> None:
@@ -345,7 +365,19 @@ class _CupyModule(types.ModuleType):
             return _Ufunc(attr)
         if isinstance(attr, type) or not callable(attr):
             return attr
+        if name in _SIZED_BY_VALUES:
+            return lambda *a, **kw: _read_back(_wrap(attr(*_unwrap(a), **_unwrap(kw))))
         return lambda *a, **kw: _wrap(attr(*_unwrap(a), **_unwrap(kw)))
+
+
+# functions whose result's size depends on the values: CuPy reads it back from the device
+_SIZED_BY_VALUES = frozenset({"nonzero", "flatnonzero", "argwhere", "unique", "extract",
+                              "compress"})
+
+
+def _read_back(result: Any) -> Any:
+    HOST_READS[0] += 1
+    return result
 
 
 _module = _CupyModule("cupy", np)

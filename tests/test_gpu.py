@@ -1092,3 +1092,120 @@ def test_float64_scalars_move_to_a_gpu_under_x64(host_gpu):
         assert got.device == host_gpu and got.dtype == np.complex128
     with x64():
         np.testing.assert_allclose(np.asarray(got), np.asarray(fungrad.grad(loss)(z)), rtol=1e-12)
+
+
+def _special_and_samplers() -> dict:
+    """name -> (function of (u in (-1, 1), x real, p > 0, key), the most reads back to the
+    host it may make on a device): special functions with rarely taken branches, the
+    series that iterate to convergence, and the samplers built on them."""
+    lax, rnd = fungrad.lax, fungrad.random
+    series = 8  # convergence tested every 16th step: a few tests each (against 60-70)
+    return {
+        "erf_inv": (lambda u, x, p, k: lax.erf_inv(u), 0),
+        "lgamma_digamma": (lambda u, x, p, k: (lax.lgamma(x), lax.digamma(x)), 0),
+        "lgamma_second_derivative": (lambda u, x, p, k: fungrad.grad(
+            lambda a: lax.digamma(a).sum())(p), 2),  # polygamma reads its orders back
+        "igamma_igammac": (lambda u, x, p, k: (lax.igamma(p, p[::-1]), lax.igammac(p, 2 * p)),
+                           2 * series),
+        "betainc_zeta": (lambda u, x, p, k: (lax.betainc(p, p[::-1], jnp.abs(u)),
+                                             lax.zeta(p + 1.5, p)), 2 * series),
+        "samplers": (lambda u, x, p, k: [f(k) for f in (
+            lambda k: rnd.normal(k, (64,)), lambda k: rnd.truncated_normal(k, -2.0, 1.5, (64,)),
+            lambda k: rnd.exponential(k, (64,)), lambda k: rnd.logistic(k, (64,)),
+            lambda k: rnd.laplace(k, (64,)), lambda k: rnd.gumbel(k, (64,)),
+            lambda k: rnd.categorical(k, x))], 0),
+    }
+
+
+@pytest.mark.parametrize("name", list(_special_and_samplers()))
+def test_special_functions_and_samplers_barely_wait_for_a_gpu(gpu, name):
+    """On a device the rare branches of special functions run on every element and a
+    select keeps them (finding the elements would read the mask back), and series test
+    for convergence every 16th step: the CPU's values, with (on the stand-in) no read
+    back to the host for the closed forms and the samplers, a few for the series."""
+    fn, most_reads = _special_and_samplers()[name]
+    u = np.concatenate([np.linspace(-0.9999, 0.9999, 12), [-1.0, 1.0, 0.99995]]).astype(np.float32)
+    x = np.linspace(-4.3, 6.1, 15).astype(np.float32)  # negative arguments: reflection
+    p = np.linspace(0.05, 9.0, 15).astype(np.float32)
+    key = fungrad.random.PRNGKey(11)
+    args = [*_on(gpu, u, x, p), fungrad.device_put(key, gpu)]
+    fn(*args)  # the first call traces and compiles
+    start = host_cupy.HOST_READS[0]
+    got = fn(*args)
+    if gpu.device_kind == "host stand-in":
+        assert host_cupy.HOST_READS[0] - start <= most_reads
+    want = fn(*map(jnp.asarray, (u, x, p)), key)
+    for g, w in zip(fungrad.tree.leaves(got), fungrad.tree.leaves(want)):
+        assert g.device == gpu and g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6, atol=1e-7)
+
+
+def test_jit_copies_a_device_constant_to_where_it_runs(gpu):
+    """An array closed over by a jitted function is a constant of the program: it does
+    not decide where the program runs (the arguments and the default device do), and it
+    is copied there, as ``jax.jit`` does."""
+    x, y = _on(gpu, np.arange(4, dtype=np.float32), np.ones(4, np.float32))
+    on_default = fungrad.jit(lambda: x * 2.0)()
+    assert on_default.device == fungrad.devices("cpu")[0]
+    np.testing.assert_array_equal(np.asarray(on_default), [0.0, 2.0, 4.0, 6.0])
+    host = jnp.arange(4, dtype=jnp.float32)
+    on_gpu = fungrad.jit(lambda a: a + host)(y)  # a host constant goes to the GPU
+    assert on_gpu.device == gpu
+    np.testing.assert_array_equal(np.asarray(on_gpu), [1.0, 2.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "uint32", "complex64",
+                                   "int8", "float64"])
+def test_scatter_multiply_on_a_gpu_matches_the_cpu(gpu, dtype):
+    """``x.at[i].multiply(v)`` with duplicate and out-of-bounds indices: a compare-and-swap
+    kernel on the device for the dtypes 2 to 8 bytes wide (on the stand-in without any
+    read back to the host); narrower ones are multiplied on the host."""
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(6) * 3).astype(dtype)
+    v = (rng.standard_normal((7, 1)) * 2 + 1).astype(dtype).repeat(2, axis=1)
+    if np.dtype(dtype).kind == "c":
+        x, v = x + 1j * x[::-1], v - 0.5j
+    idx = np.array([2, 0, 2, 9, 5, 2, -8], np.int32)  # duplicates; 9 and -8 are dropped
+    ops = lambda x, v, i: (x.at[i].multiply(v[:, 0]),  # noqa: E731
+                           x.reshape(2, 3).at[i % 2, 1].multiply(v[:, 1]))
+    with x64():  # float64 kept as such (the other dtypes are explicit either way)
+        start = host_cupy.HOST_READS[0]
+        got = ops(*_on(gpu, x, v, idx))
+        if gpu.device_kind == "host stand-in" and dtype != "int8":
+            assert host_cupy.HOST_READS[0] == start
+        want = ops(*map(jnp.asarray, (x, v, idx)))
+        for g, w in zip(got, want):
+            assert g.device == gpu and g.dtype == w.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+
+
+def test_masked_work_runs_everywhere_on_a_device(host_gpu):
+    """``backends.masked``: on the host the work runs on the masked elements only (none:
+    not at all) and convergence is tested every step; on a device the work runs on every
+    element, the others given the safe values, and convergence is tested every 16th
+    step, with no other read back to the host."""
+    from fungrad.backends import masked
+    seen = []
+
+    def f(a, b):
+        seen.append(np.asarray(a.get() if hasattr(a, "get") else a).copy())
+        return a * b
+    x, mask = np.arange(5.0), np.array([False, True, False, True, False])
+    out = masked.where_masked(np, mask, np.zeros(5), f, x, 10.0)
+    np.testing.assert_array_equal(out, [0, 10, 0, 30, 0])
+    np.testing.assert_array_equal(seen.pop(), [1.0, 3.0])
+    assert masked.where_masked(np, np.zeros(5, bool), out, f, x, 10.0) is out and not seen
+    assert masked.may_hold(np, mask) and not masked.may_hold(np, ~np.ones(5, bool))
+    cp = host_cupy._module
+    start = host_cupy.HOST_READS[0]
+    out = masked.where_masked(cp, cp.asarray(mask), cp.zeros(5), f, cp.asarray(x), 10.0,
+                              safe=(-1.0, 0.0))
+    np.testing.assert_array_equal(seen.pop(), [-1, 1, -1, 3, -1])  # read here, by the test
+    assert host_cupy.HOST_READS[0] == start + 1
+    assert masked.may_hold(cp, cp.zeros(3, bool)) and host_cupy.HOST_READS[0] == start + 1
+    np.testing.assert_array_equal(out.get(), [0, 10, 0, 30, 0])
+    tests = []
+    steps = [k for k in range(1, 40) if masked.converging(cp, k, lambda: tests.append(k)
+                                                          or cp.ones(2, bool))]
+    assert steps == list(range(1, 40)) and tests == [16, 32]
+    assert not masked.converging(np, 3, lambda: np.zeros(2, bool))

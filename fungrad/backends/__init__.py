@@ -343,10 +343,14 @@ def to_device(value: Any, device: Device | None) -> Any:
 
 
 def to_backend(value: Any, xp: Any) -> Any:
-    """Host buffer ``value`` as a buffer of array module ``xp``: itself for NumPy; for
-    CuPy a copy on the current GPU (bfloat16 as a ``Bfloat16Buffer`` of its bits; float0,
-    which holds no data, stays on the host as in JAX)."""
-    if xp is np or not isinstance(value, _NUMPY_TYPES) or value.dtype == dtypes.float0:
+    """Buffer ``value`` (a program's constant) as a buffer of array module ``xp``: for
+    NumPy the host buffer itself, or a host copy of a device buffer (a constant does not
+    decide where a program runs: JAX too copies it to the program's device); for CuPy a
+    copy of a host buffer on the current GPU (bfloat16 as a ``Bfloat16Buffer`` of its
+    bits; float0, which holds no data, stays on the host as in JAX)."""
+    if xp is np:
+        return value if is_host(value) else value.get()
+    if not isinstance(value, _NUMPY_TYPES) or value.dtype == dtypes.float0:
         return value
     if value.dtype == dtypes.bfloat16:
         return Bfloat16Buffer(xp.asarray(bits_of(value)))

@@ -5,8 +5,9 @@ Every primitive's impl is written against the NumPy API and receives an array mo
 wraps a module and replaces exactly those, so the impls need no CuPy branches:
 
 * ``ufunc.at`` (scatter with duplicate indices): CuPy's ``add``/``maximum``/``minimum``
-  get ``.at`` from ``cupyx.scatter_add``/``scatter_max``/``scatter_min`` (atomic updates,
-  so duplicates combine as in ``numpy.add.at``);
+  get ``.at`` from ``cupyx.scatter_add``/``scatter_max``/``scatter_min``, and ``multiply``
+  from the backend's own kernel (atomic updates, so duplicates combine as in
+  ``numpy.add.at``);
 * ``sort``/``argsort`` take NumPy's ``kind`` (CuPy's sorts are always stable and reject it);
 * ``lexsort`` sorts along any axis with any number of keys (CuPy's takes no ``axis``).
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core import dtypes
+from fungrad.backends.masked import may_hold
 
 _TIE_RULES: dict[tuple[str, np.dtype], bool | None] = {}
 
@@ -97,19 +98,13 @@ def _complex_extremum(xp: Any, x: Any, y: Any, is_max: bool, out: Any) -> Any:
     return out
 
 
-def _may_hold(xp: Any, mask: Any) -> bool:
-    """``mask.any()`` read on the host for NumPy; True on a device, where reading it back
-    would wait for the GPU (the fix-up then runs everywhere, which costs less)."""
-    return xp is not np or bool(mask.any())
-
-
 def fix_zero_ties(xp: Any, result: Any, x: Any, y: Any, is_max: bool) -> Any:
     """``result = xp.maximum(x, y)`` (or ``minimum``) with its zeros given JAX's sign: for
     ``max`` -0 only where both operands have the sign bit, for ``min`` where either has.
     Costs one comparison pass when ``result`` has no zero (a SIMD ``== 0`` and a boolean
     ``any``: faster than ``all()`` on floats)."""
     zeros = result == 0
-    if not _may_hold(xp, zeros):
+    if not may_hold(xp, zeros):
         return result
     signs = xp.signbit(x) & xp.signbit(y) if is_max else xp.signbit(x) | xp.signbit(y)
     zero = xp.where(signs, -0.0, 0.0).astype(result.dtype)
@@ -127,9 +122,9 @@ def fix_reduced_zeros(xp: Any, result: Any, x: Any, is_max: bool,
     if not dtypes.is_float(np.dtype(x.dtype)):
         return result
     zeros = result == 0
-    if not _may_hold(xp, zeros):
+    if not may_hold(xp, zeros):
         return result
-    if is_max and not _may_hold(xp, xp.signbit(x)):  # every zero of x is +0, so is every tie's
+    if is_max and not may_hold(xp, xp.signbit(x)):  # every zero of x is +0, so is every tie's
         return result
     found = any_of(winning_zeros(xp, x, is_max))
     zero = xp.where(found != is_max, -0.0, 0.0).astype(result.dtype)
@@ -151,7 +146,7 @@ def fix_scattered_zeros(xp: Any, result: Any, operand: Any, index: Any, updates:
     flat ``index`` by ``maximum.at`` or ``minimum.at``) as JAX does, in place: +0 where the
     maximum met a +0, among the operand's element and the updates scattered to it."""
     zeros = result == 0
-    if not dtypes.is_float(np.dtype(result.dtype)) or not _may_hold(xp, zeros):
+    if not dtypes.is_float(np.dtype(result.dtype)) or not may_hold(xp, zeros):
         return
     found = winning_zeros(xp, operand, is_max).astype(np.int32)  # (CuPy's atomics: 32 bits)
     xp.maximum.at(found, index, winning_zeros(xp, updates, is_max).astype(np.int32))
@@ -170,6 +165,6 @@ def reduced_extremum(xp: Any, reduce: Callable[..., Any], x: Any, axis: tuple, i
 def sign(xp: Any, x: Any) -> Any:
     """``xp.sign(x)`` keeping the sign of a zero for floats (``sign(-0) = -0``, as XLA)."""
     out = xp.sign(x)
-    if not dtypes.is_float(np.dtype(x.dtype)) or not _may_hold(xp, out == 0):  # no zero
+    if not dtypes.is_float(np.dtype(x.dtype)) or not may_hold(xp, out == 0):  # no zero
         return out
     return xp.copysign(out, x)

@@ -280,10 +280,6 @@ def _scatter_abstract(name, kinds):
 
 def _scatter_impl(ufunc):
     def impl(xp, operand, indices, updates, *, dimension_numbers, mode, **_):
-        if xp is not np and ufunc == "multiply":  # no atomic multiply on a GPU: the host's
-            host = impl(np, *map(xp.asnumpy, (operand, indices, updates)),
-                        dimension_numbers=dimension_numbers, mode=mode)
-            return xp.asarray(host)
         if xp is not np and ufunc == "subtract":  # CuPy has only scatter add/max/min:
             return _scatter_impl("add")(xp, operand, indices, xp.negative(updates),  # exact
                                         dimension_numbers=dimension_numbers, mode=mode)

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from fungrad._core import dtypes, lowering
+from fungrad.backends.masked import may_hold, where_masked
 from fungrad.interpreters import ad
 from fungrad.lax._prim import FLOAT
 from fungrad.lax._ops import binop, const, unop
@@ -160,19 +161,21 @@ def _halley(xp, y, residual):
     return y - u / (1 + u * y)
 
 
+def _erf_inv_tail(xp, a, w):
+    """erf_inv(a) for ``|a| > 0.998``, refined to full accuracy on erfc."""
+    y = a * _horner(_ERF_INV_TAIL, (2 * xp.sqrt(w) - 8.55) / 3.55)
+    for _ in range(2):
+        y = _halley(xp, y, (1 - a) - _erfc_abs(xp, y, True))  # 1 - a is exact
+    return y
+
+
 def _erf_inv(xp, x, precise):
     a = xp.abs(x)
     w = -xp.log((1 - a) * (1 + a))
     y = a * _horner(_ERF_INV_CENTRE, w * (2 / 6.25) - 1)
     if precise:
         y = _halley(xp, y, _erf(xp, y, True) - a)
-    tail = (w >= 6.25) & (a < 1)  # rare (|x| > 0.998): refine to full accuracy on erfc
-    if tail.any():
-        at = a[tail]
-        yt = at * _horner(_ERF_INV_TAIL, (2 * xp.sqrt(w[tail]) - 8.55) / 3.55)
-        for _ in range(2):
-            yt = _halley(xp, yt, (1 - at) - _erfc_abs(xp, yt, True))  # 1 - at is exact
-        y[tail] = yt
+    y = where_masked(xp, (w >= 6.25) & (a < 1), y, functools.partial(_erf_inv_tail, xp), a, w)
     return xp.copysign(xp.where(a == 1, np.inf, y), x)
 
 
@@ -217,7 +220,7 @@ def _sin_pi(xp, x):
 
 def _lgamma(xp, x, precise):
     negative = x < 0
-    if not negative.any():
+    if not may_hold(xp, negative):
         return _lgamma_positive(xp, x, precise)
     lg = _lgamma_positive(xp, xp.where(negative, 1 - x, x), precise)
     reflected = xp.log(math.pi / xp.abs(_sin_pi(xp, x))) - lg  # Gamma(x)Gamma(1-x) = pi/sin(pi x)
@@ -240,10 +243,14 @@ def _digamma_positive(xp, x, precise):
 def _hurwitz_polygamma(xp, x, precise, m: int):
     """psi^(m)(x) = (-1)^(m+1) m! zeta(m + 1, x) for x > 0 and m >= 1.
 
-    Sums ``(x + k)^-(m+1)`` until ``x + k >= 10 + 2m``, then Euler-Maclaurin."""
+    Sums ``(x + k)^-(m+1)`` until ``x + k >= 10 + 2m`` (at most 10 + 2m passes over the
+    whole array; each of them on a device, where testing for the end would wait for
+    it), then Euler-Maclaurin."""
     s = m + 1
     z, acc, low = x, xp.zeros_like(x), x < _SHIFT + 2 * m
-    while low.any():  # at most 10 + 2m passes over the whole array
+    for _ in range(_SHIFT + 2 * m):
+        if not may_hold(xp, low):
+            break
         acc = xp.where(low, acc + z ** -s, acc)
         z = xp.where(low, z + 1, z)
         low = z < _SHIFT + 2 * m
@@ -273,7 +280,7 @@ def _polygamma_order(xp, m: int, x, precise):
     """psi^(m)(x) for all real x: reflection for x <= 0, nan or inf at the poles."""
     positive = _digamma_positive if m == 0 else functools.partial(_hurwitz_polygamma, m=m)
     reflect = x <= 0
-    if not reflect.any():
+    if not may_hold(xp, reflect):
         return positive(xp, x, precise)
     direct = positive(xp, xp.where(reflect, 1 - x, x), precise)
     c = xp.cos(math.pi * (x - xp.round(x))) / _sin_pi(xp, x)
@@ -297,10 +304,12 @@ ad.defjvp(digamma_p, lambda t, x: mul(t, polygamma(const(x, 1), x)))
 
 def _polygamma(xp, m, x, precise):
     out = xp.full(x.shape, np.nan)
-    for order in xp.unique(m).tolist():  # one pass per distinct order, usually one
+    # one pass per distinct order, usually one (a device reads the orders back: each
+    # picks its own series)
+    for order in xp.unique(m).tolist():
         if order >= 0 and order == int(order):
-            where = m == order
-            out[where] = _polygamma_order(xp, int(order), x[where], precise)
+            series = functools.partial(_polygamma_order, xp, int(order), precise=precise)
+            out = where_masked(xp, m == order, out, series, x, safe=(1.0,))
     return out
 
 

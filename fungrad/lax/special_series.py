@@ -23,12 +23,14 @@ Primitives, as in JAX, with NumPy implementations in float64 rounded once to the
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
 from fungrad._core import core, dtypes
+from fungrad.backends.masked import converging, where_masked
 from fungrad.interpreters import ad, batching
 from fungrad.lax._ops import accepted_dtypes, binop, check_operands, const, operands, unop
 from fungrad.lax._prim import FLOAT, INT, elementwise_prim
@@ -148,7 +150,9 @@ def _zeta(xp, s, q, precise):
     threshold = 10 + xp.minimum(s_, 100.0)
     total = xp.zeros_like(z)
     low = z < threshold
-    while low.any():  # at most 110 + |q| passes
+    step = 0
+    while converging(xp, step, lambda: low):  # at most 110 + |q| passes
+        step += 1
         total = xp.where(low, total + z ** -s_, total)
         z = xp.where(low, z + 1, z)
         low = z < threshold
@@ -182,7 +186,8 @@ def _gamma_series(xp, a, x):
         term = term * x / (a + n)
         dterm = dterm * x / (a + n) - term / (a + n)
         total, dtotal = total + term, dtotal + dterm
-        if not ((term > _EPS * total) | (xp.abs(dterm) > _EPS * xp.abs(dtotal))).any():
+        if not converging(xp, n, lambda: (term > _EPS * total)
+                          | (xp.abs(dterm) > _EPS * xp.abs(dtotal))):
             break
     return total, dtotal
 
@@ -210,36 +215,47 @@ def _gamma_fraction(xp, a, x):
         dh = dh * delta + h * ddelta
         h = h * delta
         # the derivative converges more slowly than the value: wait for both
-        if not ((xp.abs(delta - 1) > _EPS) | (xp.abs(h * ddelta) > _EPS * xp.abs(dh))).any():
+        if not converging(xp, i, lambda: (xp.abs(delta - 1) > _EPS)
+                          | (xp.abs(h * ddelta) > _EPS * xp.abs(dh))):
             break
     return h, dh
 
 
+def _igamma_series_part(xp, want, a, x):
+    """``want`` (see ``_igamma_parts``) by the series, where ``x <= 1`` or ``x <= a``."""
+    total, dtotal = _gamma_series(xp, a, x)
+    log_x = xp.log(x)
+    f = xp.exp(a * log_x - x - _lgamma(xp, a + 1, True))
+    dlog = log_x - _digamma(xp, a + 1, True)
+    p = f * total
+    if want == "sample":
+        return -(total * dlog + dtotal) * x / a
+    return {"p": p, "q": 1 - p, "dp_da": p * dlog + f * dtotal}[want]
+
+
+def _igamma_fraction_part(xp, want, a, x):
+    """``want`` (see ``_igamma_parts``) by the continued fraction, where ``x > 1, x > a``."""
+    h, dh = _gamma_fraction(xp, a, x)
+    log_x = xp.log(x)
+    g = xp.exp(a * log_x - x - _lgamma(xp, a, True))
+    dlog = log_x - _digamma(xp, a, True)
+    q = g * h
+    if want == "sample":
+        return x * (dlog * h + dh)
+    return {"p": 1 - q, "q": q, "dp_da": -(q * dlog + g * dh)}[want]
+
+
 def _igamma_parts(xp, a, x, want: str):
     """``want`` of ``"p"``, ``"q"``, ``"dp_da"``, ``"sample"`` at valid ``a > 0``,
-    ``0 < x < inf``; NaN elsewhere for the caller to replace."""
+    ``0 < x < inf``; NaN elsewhere for the caller to replace. (On a device each part
+    runs on every element: the others get arguments on which it converges at once.)"""
     out = xp.full(x.shape, np.nan)
     valid = (a > 0) & (x > 0) & xp.isfinite(x)
     fraction = valid & (x > 1) & (x > a)
-    series = valid & ~fraction
-    if series.any():
-        aa, xx = a[series], x[series]
-        total, dtotal = _gamma_series(xp, aa, xx)
-        log_x = xp.log(xx)
-        f = xp.exp(aa * log_x - xx - _lgamma(xp, aa + 1, True))
-        dlog = log_x - _digamma(xp, aa + 1, True)
-        p = f * total
-        out[series] = {"p": p, "q": 1 - p, "dp_da": p * dlog + f * dtotal,
-                       "sample": -(total * dlog + dtotal) * xx / aa}[want]
-    if fraction.any():
-        aa, xx = a[fraction], x[fraction]
-        h, dh = _gamma_fraction(xp, aa, xx)
-        log_x = xp.log(xx)
-        g = xp.exp(aa * log_x - xx - _lgamma(xp, aa, True))
-        dlog = log_x - _digamma(xp, aa, True)
-        q = g * h
-        out[fraction] = {"p": 1 - q, "q": q, "dp_da": -(q * dlog + g * dh),
-                         "sample": xx * (dlog * h + dh)}[want]
+    out = where_masked(xp, valid & ~fraction, out, lambda aa, xx: _igamma_series_part(
+        xp, want, aa, xx), a, x, safe=(1.0, 1e-3))
+    out = where_masked(xp, fraction, out, lambda aa, xx: _igamma_fraction_part(
+        xp, want, aa, xx), a, x, safe=(1.0, 2.0))
     return out, valid
 
 
@@ -315,23 +331,26 @@ def _beta_fraction(xp, a, b, x):
             c = guard(1 + aa / c)
             delta = d * c
             h = h * delta
-        if not (xp.abs(delta - 1) > _EPS).any():
+        if not converging(xp, m, lambda: xp.abs(delta - 1) > _EPS):
             break
     return h
 
 
+def _betainc_part(xp, a, b, x):
+    """``I_x(a, b)`` for ``a, b > 0`` and ``0 < x < 1``."""
+    direct = x < (a + 1) / (a + b + 2)  # where the fraction converges fast
+    pa, pb = xp.where(direct, a, b), xp.where(direct, b, a)
+    px = xp.where(direct, x, 1 - x)
+    log_beta = _lgamma(xp, pa, True) + _lgamma(xp, pb, True) - _lgamma(xp, pa + pb, True)
+    front = xp.exp(pa * xp.log(px) + pb * xp.log1p(-px) - log_beta)
+    value = front * _beta_fraction(xp, pa, pb, px) / pa
+    return xp.where(direct, value, 1 - value)
+
+
 def _betainc(xp, a, b, x, precise):
-    out = xp.full(x.shape, np.nan)
     valid = (a > 0) & (b > 0) & (x > 0) & (x < 1)
-    if valid.any():
-        aa, bb, xx = a[valid], b[valid], x[valid]
-        direct = xx < (aa + 1) / (aa + bb + 2)  # where the fraction converges fast
-        pa, pb = xp.where(direct, aa, bb), xp.where(direct, bb, aa)
-        px = xp.where(direct, xx, 1 - xx)
-        log_beta = _lgamma(xp, pa, True) + _lgamma(xp, pb, True) - _lgamma(xp, pa + pb, True)
-        front = xp.exp(pa * xp.log(px) + pb * xp.log1p(-px) - log_beta)
-        value = front * _beta_fraction(xp, pa, pb, px) / pa
-        out[valid] = xp.where(direct, value, 1 - value)
+    out = where_masked(xp, valid, xp.full(x.shape, np.nan), functools.partial(_betainc_part, xp),
+                       a, b, x, safe=(1.0, 1.0, 0.5))
     ends = (a > 0) & (b > 0) & ((x == 0) | (x == 1))
     return xp.where(valid, out, xp.where(ends, x, np.nan))
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core import core
+from fungrad.backends.masked import where_masked
 from fungrad.interpreters import ad, batching
 from fungrad.lax import (add, cos, div, exp as lax_exp, log as lax_log, mul, pow as lax_pow,
                          square, sub)
@@ -48,14 +49,16 @@ def fma(xp, a, b, c):
     p = xp.multiply(a, b, dtype=np.float64)
     s = xp.asarray(xp.add(p, c, dtype=np.float64))
     suspect = (s.view(np.int64) & _LOW_BITS) == 0
-    if suspect.any():
-        p, c = xp.broadcast_to(p, s.shape)[suspect], xp.broadcast_to(c, s.shape)[suspect]
-        ss = s[suspect]
-        bb = ss - p
-        err = (p - (ss - bb)) + (c - bb)  # p + c == ss + err exactly (Knuth's TwoSum)
-        err = xp.where(xp.isfinite(err), err, 0.0)
-        s[suspect] = xp.where(err == 0, ss, xp.nextafter(ss, xp.copysign(np.inf, err)))
+    s = where_masked(xp, suspect, s, functools.partial(_nudged, xp), p, c, s)
     return s.astype(F32)
+
+
+def _nudged(xp, p, c, s):
+    """``s = fl(p + c)`` moved one float64 step towards ``p + c`` where it is inexact."""
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)  # p + c == s + err exactly (Knuth's TwoSum)
+    err = xp.where(xp.isfinite(err), err, 0.0)
+    return xp.where(err == 0, s, xp.nextafter(s, xp.copysign(np.inf, err)))
 
 
 def _two_sum(x, y):
@@ -282,14 +285,15 @@ def log1p(xp, x):
     """XLA CPU's float32 ``log(1 + x)``."""
     x = xp.asarray(x, F32)
     small = xp.abs(x) < _LOG1P_SMALL
-    out = xp.empty_like(x)
-    large = ~small
-    out[large] = log(xp, x[large] + np.float32(1))
-    xs = x[small]
-    x2 = xs * xs
-    ratio = _horner(xp, _LOG1P_N, xs) / _horner(xp, _LOG1P_D, xs)
-    out[small] = xs + ((xs * x2) * ratio - x2 * np.float32(0.5))  # x2 / 2 is exact
-    return out
+    out = where_masked(xp, ~small, xp.empty_like(x), lambda v: log(xp, v + np.float32(1)), x)
+    return where_masked(xp, small, out, functools.partial(_log1p_small, xp), x)
+
+
+def _log1p_small(xp, x):
+    """XLA's float32 ``log(1 + x)`` for ``|x| < sqrt(2) - 1``."""
+    x2 = x * x
+    ratio = _horner(xp, _LOG1P_N, x) / _horner(xp, _LOG1P_D, x)
+    return x + ((x * x2) * ratio - x2 * np.float32(0.5))  # x2 / 2 is exact
 
 
 def log1p64(xp, x):
@@ -302,10 +306,8 @@ def log1p64(xp, x):
     x2 = xs * xs
     ratio = _horner64(xp, _LOG1P_N_64, xs) / _horner64(xp, _LOG1P_D_64, xs)
     out_small = xs + ((xs * x2) * ratio - x2 * 0.5)
-    out = xp.array(out_small, copy=True)
-    if (~small).any():
-        out[~small] = log64(xp, x[~small] + 1.0)
-    return out
+    return where_masked(xp, ~small, xp.array(out_small, copy=True),
+                        lambda v: log64(xp, v + 1.0), x)
 
 
 # --------------------------------------------------------------------------- erf_inv
