@@ -756,14 +756,19 @@ def test_bfloat16_mixed_precision_training_on_a_gpu(gpu):
 
 
 def test_greedy_decoding_on_a_gpu_matches_the_cpu(gpu):
-    """``text.generate`` with the KV cache on the GPU: the CPU's tokens."""
+    """``text.generate`` with the KV cache on the GPU: the CPU's tokens, reading back one
+    value a step (the new tokens), not the cache position at every layer's update."""
     from fungrad import text
     from fungrad.models import gpt2
     params, _, _ = _gpt2_data()
     cfg = gpt2.Config(**TINY_GPT2)
     prompts = [[1, 2, 3, 4], [5, 6]]
-    got = text.generate(text.Model(gpt2, fungrad.device_put(params, gpu), cfg), prompts,
-                        max_new_tokens=6, temperature=0.0)
+    model = text.Model(gpt2, fungrad.device_put(params, gpu), cfg)
+    text.generate(model, prompts, max_new_tokens=6, temperature=0.0)  # compiles
+    start = host_cupy.HOST_READS[0]
+    got = text.generate(model, prompts, max_new_tokens=6, temperature=0.0)
+    if gpu.device_kind == "host stand-in":
+        assert host_cupy.HOST_READS[0] - start == 6
     want = text.generate(text.Model(gpt2, params, cfg), prompts, max_new_tokens=6,
                          temperature=0.0)
     assert got == want and all(len(row) == 6 for row in got)
@@ -1209,3 +1214,28 @@ def test_masked_work_runs_everywhere_on_a_device(host_gpu):
                                                           or cp.ones(2, bool))]
     assert steps == list(range(1, 40)) and tests == [16, 32]
     assert not masked.converging(np, 3, lambda: np.zeros(2, bool))
+
+
+@pytest.mark.parametrize("start", [0, 3, 9, -2, -20])
+def test_dynamic_slices_at_a_device_position(gpu, start):
+    """``dynamic_slice`` and ``dynamic_update_slice`` at a start held on the device (a
+    KV cache's position) index there, clamped as XLA clamps, without reading the start
+    back: the CPU's windows, eagerly and under ``jit``."""
+    x = np.arange(60, dtype=np.float32).reshape(3, 10, 2)
+    row = -np.ones((2, 4, 2), np.float32)
+    lax = fungrad.lax
+
+    def ops(x, row, i):
+        return (lax.dynamic_slice(x, (1, i, 0), (2, 4, 2)),
+                lax.dynamic_update_slice(x, row, (i, i, 0)),
+                lax.dynamic_slice_in_dim(x, i, 3, axis=1))
+    on_gpu = _on(gpu, x, row, np.int32(start))
+    for fn in (ops, fungrad.jit(ops)):
+        fn(*on_gpu)
+        before = host_cupy.HOST_READS[0]
+        got = fn(*on_gpu)
+        if gpu.device_kind == "host stand-in":
+            assert host_cupy.HOST_READS[0] == before
+        for g, w in zip(got, ops(jnp.asarray(x), jnp.asarray(row), start)):
+            assert g.device == gpu
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))

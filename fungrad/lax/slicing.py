@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fungrad import backends
 from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
@@ -348,12 +349,28 @@ def dynamic_slice(operand: Any, start_indices: Any, slice_sizes: Sequence[int], 
 
 
 def _clamped_window(shape, sizes, starts) -> tuple:
-    """Basic-slicing index of the window, its starts clamped into range."""
+    """Basic-slicing index of the window, its starts clamped into range (on a device, see
+    ``_device_window``)."""
+    if not all(map(backends.is_host, starts)):
+        return _device_window(shape, sizes, starts)
     out = []
     for n, k, s in zip(shape, sizes, starts):
         s = builtins.min(builtins.max(int(s), 0), n - k)
         out.append(builtins.slice(s, s + k))
     return tuple(out)
+
+
+def _device_window(shape, sizes, starts) -> tuple:
+    """The window's index when a start is on a device (a traced position, say): an open
+    mesh of index arrays computed there, as a slice would read the start back to the host
+    and wait for the GPU."""
+    xp = backends.xp_of(next(s for s in starts if not backends.is_host(s)))
+    mesh = []
+    for axis, (n, k, s) in enumerate(zip(shape, sizes, starts)):
+        first = xp.clip(xp.asarray(s).astype(np.int64), 0, n - k)
+        mesh.append((first + xp.arange(k)).reshape((1,) * axis + (k,)
+                                                   + (1,) * (len(shape) - axis - 1)))
+    return tuple(mesh)
 
 
 @functools.lru_cache(maxsize=1024)  # eager calls validate with it too
