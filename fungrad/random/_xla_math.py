@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fungrad._core import core
-from fungrad.backends.masked import where_masked
+from fungrad.backends.masked import may_hold, where_masked
 from fungrad.interpreters import ad, batching
 from fungrad.lax import (add, cos, div, exp as lax_exp, log as lax_log, mul, pow as lax_pow,
                          square, sub)
@@ -49,7 +49,8 @@ def fma(xp, a, b, c):
     p = xp.multiply(a, b, dtype=np.float64)
     s = xp.asarray(xp.add(p, c, dtype=np.float64))
     suspect = (s.view(np.int64) & _LOW_BITS) == 0
-    s = where_masked(xp, suspect, s, functools.partial(_nudged, xp), p, c, s)
+    if may_hold(xp, suspect):  # (tested first: most calls have none, and this is hot)
+        s = where_masked(xp, suspect, s, functools.partial(_nudged, xp), p, c, s)
     return s.astype(F32)
 
 
