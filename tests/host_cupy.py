@@ -10,17 +10,21 @@ fungrad list one GPU, so ``fungrad.devices("gpu")``, ``device_put``, eager opera
 * the module's functions and ufuncs are NumPy's, taking and returning device buffers;
 * ``RawKernel`` and ``ElementwiseKernel`` compile their CUDA C for the host with ``g++``
   (``HOST_SHIMS`` defines the CUDA names) and run it through ``ctypes``: one block of one
-  thread, whose grid-stride loops cover every element or row. ``LAUNCHED`` records the
-  name of every kernel launched, ``HOST_READS`` counts the reads of device values on the
-  host (where CuPy synchronises with the GPU).
+  thread, whose grid-stride loops cover every element or row, or, inside
+  ``many_threads()``, a ``RawKernel`` with the grid and block it is launched with (a host
+  thread per GPU thread, ``__syncthreads`` a barrier). ``LAUNCHED`` records the name of
+  every kernel launched, ``HOST_READS`` counts the reads of device values on the host
+  (where CuPy synchronises with the GPU).
 
 Only what fungrad uses of CuPy is here.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import operator
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,15 +41,23 @@ from fungrad.compiler import cuda
 HOST_SHIMS = """#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <pthread.h>
+#include <thread>
+#include <vector>
 using namespace std;
 struct Dim3 { unsigned x; };
-static Dim3 threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = {1};
+static thread_local Dim3 threadIdx = {0}, blockIdx = {0};
+static Dim3 blockDim = {1}, gridDim = {1};
+static pthread_barrier_t fungrad_block_barrier;  // the running block's threads (many_threads)
+static bool fungrad_many_threads = false;
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __restrict__
-#define __shared__ static
-static inline void __syncthreads() {}
+#define __shared__ static  // one block runs at a time: its threads share the function's statics
+static inline void __syncthreads() {
+  if (fungrad_many_threads) pthread_barrier_wait(&fungrad_block_barrier);
+}
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
@@ -59,11 +71,33 @@ static inline unsigned short __half_as_ushort(__half h) {
 static inline double __longlong_as_double(long long i) { double d; memcpy(&d, &i, 8); return d; }
 static inline long long __double_as_longlong(double d) { long long i; memcpy(&i, &d, 8); return i; }
 template <typename T> static inline T atomicCAS(T* address, T compare, T value) {
-  T old = *address;  // one thread: nothing else writes in between
-  if (old == compare) *address = value;
-  return old;
+  // with many threads, let another run first: kernels that do not retry a failed swap
+  // then lose updates (the window between reading an element and swapping it widens)
+  if (fungrad_many_threads) this_thread::yield();
+  __atomic_compare_exchange_n(address, &compare, value, false, __ATOMIC_SEQ_CST,
+                              __ATOMIC_SEQ_CST);
+  return compare;  // the value found: ``compare`` itself on success, the element's on failure
 }
 """
+
+# Launches a kernel as CUDA would: the grid's blocks one after another, each block's threads
+# as host threads, ``__syncthreads`` a barrier among them.
+_LAUNCHER = """
+extern "C" void fungrad_launch_{name}(unsigned grid, unsigned block, {params}) {{
+  gridDim.x = grid; blockDim.x = block; fungrad_many_threads = true;
+  pthread_barrier_init(&fungrad_block_barrier, nullptr, block);
+  for (unsigned b = 0; b < grid; b++) {{
+    vector<thread> threads;
+    for (unsigned t = 0; t < block; t++)
+      threads.emplace_back([=] {{ threadIdx.x = t; blockIdx.x = b; {name}({args}); }});
+    for (thread& running : threads) running.join();
+  }}
+  pthread_barrier_destroy(&fungrad_block_barrier);
+  fungrad_many_threads = false; gridDim.x = blockDim.x = 1;
+}}
+"""
+_KERNEL_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
+MANY_THREADS = [False]  # whether RawKernels run with the grid and block they are launched with
 
 LAUNCHED: list[str] = []  # the name of every kernel launched, in order
 HOST_READS = [0]  # how many times a device value was read on the host (a synchronisation)
@@ -76,9 +110,13 @@ def compile_for_host(source: str) -> ctypes.CDLL:
     lib = _LIBRARIES.get(source)
     if lib is None:
         stem = _BUILD_DIR / hashlib.sha1(source.encode()).hexdigest()
+        launchers = [_LAUNCHER.format(name=name, params=params, args=", ".join(
+            re.findall(r"(\w+)\s*(?:,|$)", params))) for name, params in
+            _KERNEL_SIGNATURE.findall(source)]
         stem.with_suffix(".cc").write_text(HOST_SHIMS + source.replace("#include <cuda_fp16.h>\n",
-                                                                       ""))
-        subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", str(stem.with_suffix(".so")),
+                                                                       "") + "".join(launchers))
+        subprocess.run(["g++", "-O1", "-pthread", "-shared", "-fPIC", "-o",
+                        str(stem.with_suffix(".so")),
                         str(stem.with_suffix(".cc"))], check=True, timeout=300)
         lib = _LIBRARIES[source] = ctypes.CDLL(str(stem.with_suffix(".so")))
     return lib
@@ -267,11 +305,13 @@ class _Ufunc:
 
 class RawKernel:
     """CuPy's ``RawKernel``: ``kernel(grid, block, args)`` runs extern "C" function ``name``
-    of ``source`` on device buffers (and NumPy scalars for the scalar parameters)."""
+    of ``source`` on device buffers (and NumPy scalars for the scalar parameters): as one
+    block of one thread, or inside ``many_threads()`` with ``grid`` and ``block``."""
 
     def __init__(self, source: str, name: str) -> None:
         self.name = name
-        self._fn = getattr(compile_for_host(source), name)
+        library = compile_for_host(source)
+        self._fn, self._launch = getattr(library, name), getattr(library, f"fungrad_launch_{name}")
 
     def __call__(self, grid: tuple, block: tuple, args: tuple, shared_mem: int = 0) -> None:
         c_args = []
@@ -285,7 +325,23 @@ class RawKernel:
             else:
                 raise TypeError(f"{self.name}: unsupported kernel argument {type(a)}")
         LAUNCHED.append(self.name)
-        self._fn(*c_args)
+        if MANY_THREADS[0]:
+            self._launch(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *c_args)
+        else:
+            self._fn(*c_args)
+
+
+@contextlib.contextmanager
+def many_threads() -> Any:
+    """Within it, ``RawKernel`` launches run with the grid and block they ask for: blocks one
+    after another, a block's threads as host threads meeting at ``__syncthreads``, and
+    ``atomicCAS`` atomic, so races, barriers and block-strided loops show (slowly: a host
+    thread per GPU thread)."""
+    MANY_THREADS[0] = True
+    try:
+        yield
+    finally:
+        MANY_THREADS[0] = False
 
 
 _C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "uint32": "unsigned int",
@@ -431,4 +487,4 @@ def uninstall() -> None:
     fungrad.clear_caches()
 
 
-__all__ = ["HOST_SHIMS", "LAUNCHED", "compile_for_host", "install", "uninstall"]
+__all__ = ["HOST_SHIMS", "LAUNCHED", "compile_for_host", "install", "many_threads", "uninstall"]

@@ -11,6 +11,7 @@ the main job.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -334,10 +335,11 @@ def test_jit_finds_one_row_kernel_per_pattern(golden_sources):
 
 # -------------------------------------------------------------------------- kernels run on the host
 
-def _run_kernels_on_host(cases: list) -> list[np.ndarray]:
+def _run_kernels_on_host(cases: list, many_threads: bool = False) -> list[np.ndarray]:
     """Run generated kernels on NumPy inputs through ``host_cupy.RawKernel`` (compiled for
     the host, one block of one thread: their grid-stride loops then cover every row or
-    element); ``cases`` are ``(kernel, inputs)`` pairs, the outputs come back in order."""
+    element; with ``many_threads``, the grid and blocks of threads a GPU launch has);
+    ``cases`` are ``(kernel, inputs)`` pairs, the outputs come back in order."""
     from fungrad.compiler import cuda
     outs = []
     for kernel, inputs in cases:
@@ -345,14 +347,16 @@ def _run_kernels_on_host(cases: list) -> list[np.ndarray]:
         out = np.empty(aval.shape, cuda.storage_dtype(aval.dtype))
         count = kernel.rows if kernel.rows is not None else max(1, out.size)
         args = [host_cupy.ndarray(np.ascontiguousarray(a)) for a in (*inputs, out)]
-        host_cupy.RawKernel(kernel.source, kernel.name)((1,), (1,), (*args, np.int64(count)))
+        launch = ((kernel.grid(),), (cuda.BLOCK,)) if many_threads else ((1,), (1,))
+        with host_cupy.many_threads() if many_threads else contextlib.nullcontext():
+            host_cupy.RawKernel(kernel.source, kernel.name)(*launch, (*args, np.int64(count)))
         outs.append(args[-1].get().view(BF16) if aval.dtype == BF16 else args[-1].get())
     return outs
 
 
-def _run_on_host(kernel, inputs: list) -> np.ndarray:
+def _run_on_host(kernel, inputs: list, many_threads: bool = False) -> np.ndarray:
     """``_run_kernels_on_host`` for one kernel."""
-    return _run_kernels_on_host([(kernel, inputs)])[0]
+    return _run_kernels_on_host([(kernel, inputs)], many_threads)[0]
 
 
 # Kernels sum in another order with another exp than NumPy (float32), and round once where
@@ -362,9 +366,12 @@ KERNEL_TOL = {"float32": 1e-6, "bfloat16": 2 ** -7}
 
 
 @NO_GXX
+@pytest.mark.parametrize("many_threads", [False, True], ids=["one_thread", "blocks_of_threads"])
 @pytest.mark.parametrize("name", [n for n in GOLDEN_NAMES[2:] if "mean" not in n])
-def test_row_kernel_run_on_the_host_matches_the_cpu(name):
-    """The row kernel jit generates, compiled for the host, against jit on the CPU."""
+def test_row_kernel_run_on_the_host_matches_the_cpu(name, many_threads):
+    """The row kernel jit generates, compiled for the host, against jit on the CPU: run by
+    one thread, and by a block of threads per row (their strided loops, the tree reduction
+    in shared memory and its barriers)."""
     from fungrad.compiler import cuda_fuse, passes
     fn, args = _row_programs()[name]
     closed = passes.optimize(fungrad.jit(fn).lower(*args).jaxpr)
@@ -372,7 +379,7 @@ def test_row_kernel_run_on_the_host_matches_the_cpu(name):
     env = dict(zip(closed.jaxpr.invars, args)) | dict(zip(closed.jaxpr.constvars, closed.consts))
     inputs = [np.asarray(env[v]) for v in eqn.invars]
     got = _run_on_host(eqn.params["kernel"], [a.view(np.uint16) if a.dtype == BF16 else a
-                                              for a in inputs])
+                                              for a in inputs], many_threads)
     f32_args = [np.asarray(a, np.float32) if np.asarray(a).dtype == BF16 else a for a in args]
     want = np.asarray(fungrad.jit(fn)(*f32_args))  # the exact float32 result, then rounded
     want = want.astype(got.dtype).astype(np.float32)
@@ -1239,3 +1246,34 @@ def test_dynamic_slices_at_a_device_position(gpu, start):
         for g, w in zip(got, ops(jnp.asarray(x), jnp.asarray(row), start)):
             assert g.device == gpu
             np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+@NO_GXX
+def test_jit_on_the_stand_in_with_blocks_of_threads(host_gpu):
+    """Jitted programs whose kernels run as a GPU runs them (``host_cupy.many_threads``:
+    blocks of 256 host threads meeting at ``__syncthreads``): a fused elementwise chain
+    over several blocks, the row kernels of softmax, layer norm and a cross-entropy, and
+    ``scatter_mul``'s compare-and-swap loop with 2,000 updates racing for four elements;
+    the CPU's results."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 300)).astype(np.float32)
+    labels = np.array([3, 299, 0, 17, 150], np.int32)
+    signs = rng.choice(np.array([-1.0, 1.0], np.float32), 2000)
+    slots = rng.integers(0, 4, 2000).astype(np.int32)
+    nn = fungrad.nn
+
+    def programs(x, labels, signs, slots):
+        logp = nn.log_softmax(x * 1.5)
+        return (jnp.tanh(x) * 2.0 + jnp.exp(-x * x), nn.softmax(x),
+                nn.standardize(x, axis=-1) * 0.5 + 1.0,
+                -jnp.take_along_axis(logp, labels[:, None], axis=1)[:, 0],
+                jnp.ones(4, jnp.float32).at[slots].multiply(signs))
+    step = fungrad.jit(programs)
+    want = step(x, labels, signs, slots)
+    with host_cupy.many_threads():
+        launched = len(host_cupy.LAUNCHED)
+        got = step(*_on(host_gpu, x, labels, signs, slots))
+        assert len(host_cupy.LAUNCHED) > launched
+    for g, w in zip(got, want):
+        assert g.device == host_gpu
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6, atol=2e-6)
