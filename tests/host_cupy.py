@@ -97,7 +97,9 @@ extern "C" void fungrad_launch_{name}(unsigned grid, unsigned block, {params}) {
 }}
 """
 _KERNEL_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
-MANY_THREADS = [False]  # whether RawKernels run with the grid and block they are launched with
+# None: RawKernels run as one thread; else with their grid and blocks of threads, at most
+# this many a block when positive
+MANY_THREADS: list[int | None] = [None]
 
 LAUNCHED: list[str] = []  # the name of every kernel launched, in order
 HOST_READS = [0]  # how many times a device value was read on the host (a synchronisation)
@@ -325,23 +327,26 @@ class RawKernel:
             else:
                 raise TypeError(f"{self.name}: unsupported kernel argument {type(a)}")
         LAUNCHED.append(self.name)
-        if MANY_THREADS[0]:
-            self._launch(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *c_args)
-        else:
+        cap = MANY_THREADS[0]
+        if cap is None:
             self._fn(*c_args)
+        else:
+            threads = min(block[0], cap) if cap else block[0]
+            self._launch(ctypes.c_uint(grid[0]), ctypes.c_uint(threads), *c_args)
 
 
 @contextlib.contextmanager
-def many_threads() -> Any:
+def many_threads(per_block: int = 0) -> Any:
     """Within it, ``RawKernel`` launches run with the grid and block they ask for: blocks one
     after another, a block's threads as host threads meeting at ``__syncthreads``, and
     ``atomicCAS`` atomic, so races, barriers and block-strided loops show (slowly: a host
-    thread per GPU thread)."""
-    MANY_THREADS[0] = True
+    thread per GPU thread). ``per_block`` (a power of two) caps the threads of a block, for
+    longer programs: fungrad's kernels take any power-of-two block up to the launch's."""
+    MANY_THREADS[0] = per_block
     try:
         yield
     finally:
-        MANY_THREADS[0] = False
+        MANY_THREADS[0] = None
 
 
 _C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "uint32": "unsigned int",

@@ -733,6 +733,29 @@ def test_gpt2_train_step_on_a_gpu_matches_the_cpu(gpu):
         assert {"rows", "fused"} <= _launched_since(start)
 
 
+@NO_GXX
+def test_gpt2_train_step_with_blocks_of_threads(host_gpu):
+    """The GPT-2 AdamW step on the stand-in with its kernels run by blocks of 32 threads
+    (``host_cupy.many_threads``; a GPU runs 256, which the smaller tests use): every kind
+    of kernel the step generates, under threads racing and meeting at barriers, gives the
+    CPU's loss and parameters."""
+    from fungrad import optim
+    params, tokens, targets = _gpt2_data()
+    opt = optim.adamw(1e-2, weight_decay=0.1)
+    want_losses, want_params, _ = _gpt2_steps(params, tokens, targets, opt, steps=2)
+    with host_cupy.many_threads(per_block=32):
+        start = len(host_cupy.LAUNCHED)
+        losses, new_params, _ = _gpt2_steps(fungrad.device_put(params, host_gpu),
+                                            *_on(host_gpu, tokens, targets), opt, steps=2)
+        assert {"rows", "fused"} <= _launched_since(start)
+    np.testing.assert_allclose([float(v) for v in losses], [float(v) for v in want_losses],
+                               rtol=1e-5)
+    for tree in (new_params, want_params):  # their steps are rounding noise (see above)
+        _pop_key_biases(tree)
+    for got, want in zip(fungrad.tree.leaves(new_params), fungrad.tree.leaves(want_params)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+
+
 def test_bfloat16_mixed_precision_training_on_a_gpu(gpu):
     """bfloat16 parameters and activations with float32 master weights through
     ``optim.mixed_precision``, on the GPU: the parameters stay bfloat16 and the master
@@ -1171,7 +1194,9 @@ def test_jit_copies_a_device_constant_to_where_it_runs(gpu):
 def test_scatter_multiply_on_a_gpu_matches_the_cpu(gpu, dtype):
     """``x.at[i].multiply(v)`` with duplicate and out-of-bounds indices: a compare-and-swap
     kernel on the device for the dtypes 2 to 8 bytes wide (on the stand-in without any
-    read back to the host); narrower ones are multiplied on the host."""
+    read back to the host, and run by blocks of threads too); narrower ones are multiplied
+    on the host. Duplicates multiply in no fixed order on a GPU (as in XLA), so floats
+    agree to a few roundings."""
     rng = np.random.default_rng(8)
     x = (rng.standard_normal(6) * 3).astype(dtype)
     v = (rng.standard_normal((7, 1)) * 2 + 1).astype(dtype).repeat(2, axis=1)
@@ -1180,15 +1205,20 @@ def test_scatter_multiply_on_a_gpu_matches_the_cpu(gpu, dtype):
     idx = np.array([2, 0, 2, 9, 5, 2, -8], np.int32)  # duplicates; 9 and -8 are dropped
     ops = lambda x, v, i: (x.at[i].multiply(v[:, 0]),  # noqa: E731
                            x.reshape(2, 3).at[i % 2, 1].multiply(v[:, 1]))
+    stand_in = gpu.device_kind == "host stand-in"
+    inexact = np.issubdtype(np.dtype(dtype), np.inexact)
     with x64():  # float64 kept as such (the other dtypes are explicit either way)
-        start = host_cupy.HOST_READS[0]
-        got = ops(*_on(gpu, x, v, idx))
-        if gpu.device_kind == "host stand-in" and dtype != "int8":
-            assert host_cupy.HOST_READS[0] == start
         want = ops(*map(jnp.asarray, (x, v, idx)))
-        for g, w in zip(got, want):
-            assert g.device == gpu and g.dtype == w.dtype == np.dtype(dtype)
-            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+        for threads in ([False, True] if stand_in else [False]):
+            start = host_cupy.HOST_READS[0]
+            with host_cupy.many_threads() if threads else contextlib.nullcontext():
+                got = ops(*_on(gpu, x, v, idx))
+            if stand_in and dtype != "int8":
+                assert host_cupy.HOST_READS[0] == start
+            for g, w in zip(got, want):
+                assert g.device == gpu and g.dtype == w.dtype == np.dtype(dtype)
+                np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=0,
+                                           rtol=8 * np.finfo(dtype).eps if inexact else 0)
 
 
 def test_masked_work_runs_everywhere_on_a_device(host_gpu):
