@@ -252,10 +252,10 @@ def _igamma_parts(xp, a, x, want: str):
     out = xp.full(x.shape, np.nan)
     valid = (a > 0) & (x > 0) & xp.isfinite(x)
     fraction = valid & (x > 1) & (x > a)
-    out = where_masked(xp, valid & ~fraction, out, lambda aa, xx: _igamma_series_part(
-        xp, want, aa, xx), a, x, safe=(1.0, 1e-3))
-    out = where_masked(xp, fraction, out, lambda aa, xx: _igamma_fraction_part(
-        xp, want, aa, xx), a, x, safe=(1.0, 2.0))
+    out = where_masked(xp, valid & ~fraction, out,
+                       functools.partial(_igamma_series_part, xp, want), a, x, safe=(1.0, 1e-3))
+    out = where_masked(xp, fraction, out, functools.partial(_igamma_fraction_part, xp, want),
+                       a, x, safe=(1.0, 2.0))
     return out, valid
 
 
