@@ -1036,15 +1036,21 @@ def test_every_family_of_primitives_runs_on_a_gpu(gpu, name, jitted):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
-def test_jitted_train_steps_never_wait_for_the_gpu(host_gpu):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_jitted_train_steps_never_wait_for_the_gpu(host_gpu, precision):
     """A jitted GPT-2 AdamW step reads nothing back to the host (where CuPy would wait for
-    the GPU): steps queue up on the device until the loss is read."""
-    from fungrad import optim
+    the GPU): steps queue up on the device until the loss is read. Also in bfloat16 with
+    float32 master weights and a dynamic loss scale, whose skipped steps are selects."""
+    from fungrad import nn, optim
     params, tokens, targets = _gpt2_data()
+    opt = optim.adamw(1e-2)
+    if precision == "bfloat16":
+        params = nn.cast_floating(params, jnp.bfloat16)
+        opt = optim.mixed_precision(opt, jnp.bfloat16, loss_scale=nn.DynamicLossScale.create())
     params, tokens, targets = fungrad.device_put((params, tokens, targets), host_gpu)
-    _gpt2_steps(params, tokens, targets, optim.adamw(1e-2), steps=1)  # compiles
+    _gpt2_steps(params, tokens, targets, opt, steps=1)  # compiles
     before = host_cupy.HOST_READS[0]
-    losses, _, _ = _gpt2_steps(params, tokens, targets, optim.adamw(1e-2), steps=3)
+    losses, _, _ = _gpt2_steps(params, tokens, targets, opt, steps=3)
     assert host_cupy.HOST_READS[0] == before
     float(losses[-1])
     assert host_cupy.HOST_READS[0] == before + 1
