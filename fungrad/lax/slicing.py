@@ -367,9 +367,12 @@ def _device_window(shape, sizes, starts) -> tuple:
     xp = backends.xp_of(next(s for s in starts if not backends.is_host(s)))
     mesh = []
     for axis, (n, k, s) in enumerate(zip(shape, sizes, starts)):
-        first = xp.clip(xp.asarray(s).astype(np.int64), 0, n - k)
-        mesh.append((first + xp.arange(k)).reshape((1,) * axis + (k,)
-                                                   + (1,) * (len(shape) - axis - 1)))
+        if backends.is_host(s):  # clamped here: nothing to copy to the device
+            first = builtins.min(builtins.max(int(s), 0), n - k)
+            index = xp.arange(first, first + k)
+        else:
+            index = xp.clip(s.astype(np.int64), 0, n - k) + xp.arange(k)
+        mesh.append(index.reshape((1,) * axis + (k,) + (1,) * (len(shape) - axis - 1)))
     return tuple(mesh)
 
 
