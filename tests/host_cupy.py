@@ -97,9 +97,9 @@ extern "C" void fungrad_launch_{name}(unsigned grid, unsigned block, {params}) {
 }}
 """
 _KERNEL_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
-# None: RawKernels run as one thread; else with their grid and blocks of threads, at most
-# this many a block when positive
-MANY_THREADS: list[int | None] = [None]
+# None: RawKernels run as one thread; else (per_block, blocks): with their grid and blocks
+# of threads, at most per_block threads a block and blocks blocks where these are positive
+MANY_THREADS: list[tuple[int, int] | None] = [None]
 
 LAUNCHED: list[str] = []  # the name of every kernel launched, in order
 HOST_READS = [0]  # how many times a device value was read on the host (a synchronisation)
@@ -327,22 +327,25 @@ class RawKernel:
             else:
                 raise TypeError(f"{self.name}: unsupported kernel argument {type(a)}")
         LAUNCHED.append(self.name)
-        cap = MANY_THREADS[0]
-        if cap is None:
+        if MANY_THREADS[0] is None:
             self._fn(*c_args)
         else:
-            threads = min(block[0], cap) if cap else block[0]
-            self._launch(ctypes.c_uint(grid[0]), ctypes.c_uint(threads), *c_args)
+            per_block, blocks = MANY_THREADS[0]
+            self._launch(ctypes.c_uint(min(grid[0], blocks) if blocks else grid[0]),
+                         ctypes.c_uint(min(block[0], per_block) if per_block else block[0]),
+                         *c_args)
 
 
 @contextlib.contextmanager
-def many_threads(per_block: int = 0) -> Any:
+def many_threads(per_block: int = 0, blocks: int = 0) -> Any:
     """Within it, ``RawKernel`` launches run with the grid and block they ask for: blocks one
     after another, a block's threads as host threads meeting at ``__syncthreads``, and
     ``atomicCAS`` atomic, so races, barriers and block-strided loops show (slowly: a host
-    thread per GPU thread). ``per_block`` (a power of two) caps the threads of a block, for
-    longer programs: fungrad's kernels take any power-of-two block up to the launch's."""
-    MANY_THREADS[0] = per_block
+    thread per GPU thread). ``per_block`` (a power of two) caps the threads of a block and
+    ``blocks`` the blocks of the grid, for longer programs and to make the grid-stride
+    loops take more than one turn: fungrad's kernels take any power-of-two block up to the
+    launch's, and any grid."""
+    MANY_THREADS[0] = (per_block, blocks)
     try:
         yield
     finally:

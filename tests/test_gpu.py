@@ -735,15 +735,16 @@ def test_gpt2_train_step_on_a_gpu_matches_the_cpu(gpu):
 
 @NO_GXX
 def test_gpt2_train_step_with_blocks_of_threads(host_gpu):
-    """The GPT-2 AdamW step on the stand-in with its kernels run by blocks of 32 threads
-    (``host_cupy.many_threads``; a GPU runs 256, which the smaller tests use): every kind
-    of kernel the step generates, under threads racing and meeting at barriers, gives the
-    CPU's loss and parameters."""
+    """The GPT-2 AdamW step on the stand-in with its kernels run by at most 2 blocks of 32
+    threads (``host_cupy.many_threads``; a GPU runs 256 a block, which the smaller tests
+    use): every kind of kernel the step generates, under threads racing and meeting at
+    barriers, and with grid-stride loops taking several turns, gives the CPU's loss and
+    parameters."""
     from fungrad import optim
     params, tokens, targets = _gpt2_data()
     opt = optim.adamw(1e-2, weight_decay=0.1)
     want_losses, want_params, _ = _gpt2_steps(params, tokens, targets, opt, steps=2)
-    with host_cupy.many_threads(per_block=32):
+    with host_cupy.many_threads(per_block=32, blocks=2):
         start = len(host_cupy.LAUNCHED)
         losses, new_params, _ = _gpt2_steps(fungrad.device_put(params, host_gpu),
                                             *_on(host_gpu, tokens, targets), opt, steps=2)
