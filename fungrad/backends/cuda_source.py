@@ -1,4 +1,6 @@
-"""CUDA C source of the backend's own kernels (text only: nothing here needs CuPy).
+"""CUDA C source of the backend's own kernels (text only: nothing here needs CuPy), and the
+launch shape of every kernel fungrad launches (``BLOCK`` threads a block, at most
+``MAX_GRID`` blocks), which the compiler's generated kernels share.
 
 ``THREEFRY2X32``: the body of a CuPy ``ElementwiseKernel`` computing Threefry-2x32 with
 20 rounds, the cipher ``fungrad.random`` uses. The arithmetic is the same uint32
@@ -13,6 +15,9 @@ compare-and-swap loop on the element's bits, retried until no other thread chang
 element in between.
 """
 from __future__ import annotations
+
+BLOCK = 256  # threads per block of the kernels fungrad launches
+MAX_GRID = 65535  # blocks per launch; kernels loop (grid-stride) over the rest
 
 KEY_PARITY = 0x1BD11BDA
 ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))

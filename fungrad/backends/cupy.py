@@ -37,7 +37,6 @@ def _threefry2x32_impl(xp: Any, k1: Any, k2: Any, x1: Any, x2: Any) -> list:
     return [y1, y2]
 
 
-_THREADS_PER_BLOCK = 256
 _scatter_multiply_kernels: dict[str, Any] = {}  # dtype name -> RawKernel, compiled on first use
 
 
@@ -56,8 +55,8 @@ def _scatter_multiply(a: Any, index: Any, values: Any) -> None:
         kernel = _scatter_multiply_kernels[a.dtype.name] = cupy.RawKernel(
             *cuda_source.scatter_multiply_source(a.dtype.name))
     n = values.size
-    blocks = max(1, min(-(-n // _THREADS_PER_BLOCK), 65535))
-    kernel((blocks,), (_THREADS_PER_BLOCK,), (a, index, values, np.int64(n)))
+    blocks = max(1, min(-(-n // cuda_source.BLOCK), cuda_source.MAX_GRID))
+    kernel((blocks,), (cuda_source.BLOCK,), (a, index, values, np.int64(n)))
 
 
 xp = device_namespace(

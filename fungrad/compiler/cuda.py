@@ -31,6 +31,7 @@ import numpy as np
 from fungrad._core import lowering
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
 from fungrad.backends.bfloat16 import Bfloat16Buffer
+from fungrad.backends.cuda_source import BLOCK, MAX_GRID
 
 # storage type, how a stored value becomes the compute type, and back
 _TYPES = {
@@ -306,8 +307,6 @@ def elementwise_source(jaxpr: Jaxpr, name: str) -> str:
 
 # --------------------------------------------------------------------------- compiling, launching
 
-BLOCK = 256  # threads per block
-MAX_GRID = 65535  # blocks per launch; kernels loop (grid-stride) over the rest
 
 
 def storage_dtype(dtype: Any) -> np.dtype:

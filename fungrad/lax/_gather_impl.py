@@ -250,15 +250,15 @@ def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
         (1,) * plan.a_at + tuple(plan.a_shape) + (1,) * trailing)
     flat = xp.where(xp.broadcast_to(inside, values.shape).reshape(-1), flat, operand.size)
     values = values.reshape(-1)
-    start = xp.concatenate([operand.reshape(-1), xp.zeros(1, operand.dtype)])
-    padded = start.copy()
+    padded = xp.concatenate([operand.reshape(-1), xp.zeros(1, operand.dtype)])
     if ufunc is None:
         padded[flat] = values
+    elif ufunc in ("maximum", "minimum"):  # the zeros' signs need the elements before
+        start = padded.copy()
+        getattr(xp, ufunc).at(padded, flat, values)
+        _signed_zeros.fix_scattered_zeros(xp, padded, start, flat, values, ufunc == "maximum")
     else:
         getattr(xp, ufunc).at(padded, flat, values)
-        if ufunc in ("maximum", "minimum"):
-            _signed_zeros.fix_scattered_zeros(xp, padded, start, flat, values,
-                                              ufunc == "maximum")
     return padded[:-1].reshape(operand.shape)
 
 

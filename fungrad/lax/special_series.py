@@ -24,6 +24,7 @@ Primitives, as in JAX, with NumPy implementations in float64 rounded once to the
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from typing import Any
 
@@ -150,12 +151,12 @@ def _zeta(xp, s, q, precise):
     threshold = 10 + xp.minimum(s_, 100.0)
     total = xp.zeros_like(z)
     low = z < threshold
-    step = 0
-    while converging(xp, step, lambda: low):  # at most 110 + |q| passes
-        step += 1
+    for step in itertools.count(1):  # at most 110 + |q| passes
         total = xp.where(low, total + z ** -s_, total)
         z = xp.where(low, z + 1, z)
         low = z < threshold
+        if not converging(xp, step, lambda: low):
+            break
     total += z ** (1 - s_) / (s_ - 1) + 0.5 * z ** -s_
     rising = s_.copy()  # s (s+1) ... (s+2k-2)
     for k, b in enumerate(_BERNOULLI, 1):
