@@ -1037,6 +1037,50 @@ def test_every_family_of_primitives_runs_on_a_gpu(gpu, name, jitted):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
+def _householder_tour() -> dict:
+    """name -> (function of (x (6, 5) float32, m (4, 4) float32), the reads back to the
+    host it makes on a device): the decompositions CuPy has no routine for, run there as
+    array operations (``fungrad/lax/_householder.py``), and ``schur``, which copies its
+    matrix to the host for LAPACK and back (JAX has it on its CPU only), with ``sqrtm``
+    built on it."""
+    linalg, sp = fungrad.lax.linalg, fungrad.scipy.linalg
+    return {
+        "qr_pivoted": (lambda x, m: (linalg.qr(x, pivoting=True),
+                                     sp.qr(x.T, pivoting=True, mode="economic")), 0),
+        "packed_qr": (lambda x, m: (
+            linalg.geqrf(x), linalg.geqp3(x, jnp.array([0, 0, 0, 1, 0], jnp.int32)),
+            linalg.householder_product(*linalg.geqrf(x)),
+            linalg.ormqr(*linalg.geqrf(x), x.T[:3], left=False, transpose=True)), 0),
+        "hessenberg_tridiagonal": (lambda x, m: (
+            linalg.hessenberg(m), linalg.tridiagonal(m + m.T, lower=False),
+            sp.hessenberg(m, calc_q=True)), 0),
+        "schur_sqrtm": (lambda x, m: (linalg.schur(m), sp.sqrtm(m @ m.T)), 2),
+    }
+
+
+@pytest.mark.parametrize("jitted", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name", list(_householder_tour()))
+def test_householder_decompositions_on_a_gpu_match_the_cpu(gpu, name, jitted):
+    """Pivoted QR, the packed QR routines, the Hessenberg and tridiagonal reductions on
+    the GPU, eager and compiled: LAPACK's values on the CPU (to rounding: the CPU blocks
+    its updates), the results on the GPU, and no read back to the host but ``schur``'s."""
+    fn, reads = _householder_tour()[name]
+    fn = fungrad.jit(fn) if jitted else fn
+    rng = np.random.default_rng(9)
+    host = [rng.standard_normal((6, 5)).astype(np.float32),
+            rng.standard_normal((4, 4)).astype(np.float32)]
+    args = _on(gpu, *host)
+    fn(*args)  # the first call traces and compiles
+    start = host_cupy.HOST_READS[0]
+    got = fn(*args)
+    if gpu.device_kind == "host stand-in":
+        assert host_cupy.HOST_READS[0] - start == reads
+    want = fn(*map(jnp.asarray, host))
+    for g, w in zip(fungrad.tree.leaves(got), fungrad.tree.leaves(want)):
+        assert g.device == gpu and g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_jitted_train_steps_never_wait_for_the_gpu(host_gpu, precision):
     """A jitted GPT-2 AdamW step reads nothing back to the host (where CuPy would wait for

@@ -21,8 +21,11 @@ them by transposition): Murray (2016) for ``cholesky``, De Hoog, Anderssen and L
 
 ``schur``, ``hessenberg``, ``tridiagonal``, ``householder_product``, ``geqrf``, ``geqp3``
 and ``ormqr`` call LAPACK (``_lapack.py``; NumPy has none of them), as does ``qr`` with
-column pivoting; ``symmetric_product`` and ``cholesky_update`` are written here. As in
-JAX, these seven have no derivatives.
+column pivoting. Off the CPU (CuPy has none of them either) and on a NumPy without LAPACK
+symbols, all but ``schur`` run LAPACK's Householder algorithms written in array operations
+(``_householder.py``); ``schur`` copies its matrices to the host for LAPACK and back (JAX
+has it on the CPU only). ``symmetric_product`` and ``cholesky_update`` are written here.
+As in JAX, these seven have no derivatives.
 """
 from __future__ import annotations
 
@@ -30,10 +33,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fungrad import backends
 from fungrad._core import core
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.namespace import public_dir
 from fungrad.interpreters import ad, batching
+from fungrad.lax import _householder
 from fungrad.lax._lapack import (gees, gehrd, geqp3 as _lapack_geqp3, geqrf as _lapack_geqrf,
                                  getrf, orgqr, ormqr as _lapack_ormqr, sytrd, trsm)
 from fungrad.lax._prim import INEXACT, as_operand, check_dtypes
@@ -190,12 +195,13 @@ def _per_matrix(xp: Any, fn: Callable, x: Any, n_out: int) -> list:
     return [o.reshape(batch + o.shape[1:]) for o in outs]
 
 
-def _needs_lapack(name: str, xp: Any, routine: Callable | None) -> Callable:
-    """``routine`` (from ``_lapack``), or an error naming ``name`` where there is none."""
-    if xp is not np or routine is None:
-        raise NotImplementedError(f"{name}: needs LAPACK from the OpenBLAS NumPy ships (as "
-                                  "JAX, which implements it on CPU only); none was found")
-    return routine
+def _lapack_or_arrays(xp: Any, routine: Callable | None, in_arrays: Callable) -> Callable:
+    """LAPACK's ``routine`` (from ``_lapack``) for NumPy arrays where NumPy's OpenBLAS has
+    it, else ``in_arrays`` (the same algorithm in array operations, ``_householder``) on
+    ``xp``'s arrays."""
+    if xp is np and routine is not None:
+        return routine
+    return lambda *args, **params: in_arrays(xp, *args, **params)
 
 
 # --------------------------------------------------------------------------- triangular_solve
@@ -673,28 +679,29 @@ def solve(a: Any, b: Any, *, transpose_a: bool = False) -> Any:
 # finite differences refute; here ``x2`` is permuted as ``dx2`` is.
 
 def _qr_impl(xp, x, *, pivoting, full_matrices):
-    if xp is not np or _lapack_geqrf is None:  # NumPy's (CuPy's) qr: float32 in float64
-        if pivoting:
-            raise NotImplementedError("qr: pivoting=True needs LAPACK's geqp3 from the "
-                                      "OpenBLAS NumPy ships; none was found")
+    lapack = xp is np and _lapack_geqrf is not None
+    if not (lapack or pivoting):  # NumPy's (CuPy's) qr: NumPy's computes float32 in float64
         return list(xp.linalg.qr(x, mode="complete" if full_matrices else "reduced"))
     batch, (m, n) = x.shape[:-2], x.shape[-2:]
     if m == 0 or n == 0:  # nothing to factor: Q the identity's columns, R empty
         k = m if full_matrices else min(m, n)
-        q = np.broadcast_to(np.eye(m, k, dtype=x.dtype), batch + (m, k)).copy()
-        return [q, np.zeros(batch + (k, n), x.dtype)] + (
-            [np.zeros(batch + (n,), np.int32)] if pivoting else [])
+        q = xp.broadcast_to(xp.eye(m, k, dtype=x.dtype), batch + (m, k)).copy()
+        return [q, xp.zeros(batch + (k, n), x.dtype)] + (
+            [xp.zeros(batch + (n,), np.int32)] if pivoting else [])
+    householder_product_ = _lapack_or_arrays(xp, orgqr, _householder.orgqr)
     if pivoting:
-        r, p, taus = _lapack_geqp3(x, np.zeros(batch + (n,), np.int32))
+        r, p, taus = _lapack_or_arrays(xp, _lapack_geqp3, _householder.geqp3)(
+            x, xp.zeros(batch + (n,), np.int32))
     else:
         (r, taus), p = _lapack_geqrf(x), None
     if m < n:
-        q = orgqr(r[..., :m], taus)
+        q = householder_product_(r[..., :m], taus)
     elif full_matrices:
-        q = orgqr(np.concatenate([r, np.zeros(batch + (m, m - n), x.dtype)], axis=-1), taus)
+        q = householder_product_(
+            xp.concatenate([r, xp.zeros(batch + (m, m - n), x.dtype)], axis=-1), taus)
     else:
-        q, r = orgqr(r, taus), r[..., :n, :]
-    return [q, np.triu(r)] + ([p - 1] if pivoting else [])
+        q, r = householder_product_(r, taus), r[..., :n, :]
+    return [q, xp.triu(r)] + ([p - 1] if pivoting else [])
 
 
 def _qr_abstract(x, *, pivoting, full_matrices):
@@ -1127,10 +1134,14 @@ def _no_jvp(prim: Primitive) -> None:
 
 
 def _schur_impl(xp, x, *, compute_schur_vectors, sort_eig_vals, select_callable):
-    t, z, ok = _needs_lapack("schur", xp, gees)(x, compute_schur_vectors)
+    if gees is None:
+        raise NotImplementedError("schur: needs LAPACK from the OpenBLAS NumPy ships (as JAX, "
+                                  "which implements it on CPU only); none was found")
+    t, z, ok = gees(backends.to_backend(x, np), compute_schur_vectors)  # a GPU's: read back
     failed = ~ok[..., None, None]  # a matrix the QR algorithm failed on: NaNs, as JAX
     outs = [np.where(failed, np.nan, t).astype(x.dtype)]
-    return outs + ([np.where(failed, np.nan, z).astype(x.dtype)] if compute_schur_vectors else [])
+    outs += [np.where(failed, np.nan, z).astype(x.dtype)] if compute_schur_vectors else []
+    return [backends.to_backend(out, xp) for out in outs]
 
 
 def _schur_abstract(x, *, compute_schur_vectors, sort_eig_vals, select_callable):
@@ -1161,7 +1172,7 @@ def schur(x: Any, *, compute_schur_vectors: bool = True, sort_eig_vals: bool = F
 
 
 def _hessenberg_impl(xp, a):
-    return list(_needs_lapack("hessenberg", xp, gehrd)(a))
+    return list(_lapack_or_arrays(xp, gehrd, _householder.gehrd)(a))
 
 
 def _hessenberg_abstract(a):
@@ -1185,7 +1196,7 @@ def hessenberg(a: Any) -> list:
 
 
 def _householder_product_impl(xp, a, taus):
-    return _needs_lapack("householder_product", xp, orgqr)(a, taus)
+    return _lapack_or_arrays(xp, orgqr, _householder.orgqr)(a, taus)
 
 
 def _householder_product_abstract(a, taus):
@@ -1217,7 +1228,7 @@ def householder_product(a: Any, taus: Any) -> Any:
 
 
 def _geqrf_impl(xp, a):
-    return list(_needs_lapack("geqrf", xp, _lapack_geqrf)(a))
+    return list(_lapack_or_arrays(xp, _lapack_geqrf, _householder.geqrf)(a))
 
 
 def _geqrf_abstract(a):
@@ -1246,7 +1257,7 @@ def geqrf(a: Any) -> tuple[Any, Any]:
 
 
 def _geqp3_impl(xp, a, jpvt):
-    return list(_needs_lapack("geqp3", xp, _lapack_geqp3)(a, jpvt))
+    return list(_lapack_or_arrays(xp, _lapack_geqp3, _householder.geqp3)(a, jpvt))
 
 
 def _geqp3_abstract(a, jpvt):
@@ -1280,7 +1291,8 @@ def geqp3(a: Any, jpvt: Any, *, use_magma: bool | None = None) -> tuple[Any, Any
 
 
 def _ormqr_impl(xp, a, taus, c, *, left, transpose):
-    return _needs_lapack("ormqr", xp, _lapack_ormqr)(a, taus, c, left=left, transpose=transpose)
+    return _lapack_or_arrays(xp, _lapack_ormqr, _householder.ormqr)(a, taus, c, left=left,
+                                                                     transpose=transpose)
 
 
 def _ormqr_abstract(a, taus, c, *, left, transpose):
@@ -1411,7 +1423,7 @@ def cholesky_update(r_matrix: Any, w_vector: Any) -> Any:
 
 
 def _tridiagonal_impl(xp, a, *, lower):
-    return list(_needs_lapack("tridiagonal", xp, sytrd)(a, lower))
+    return list(_lapack_or_arrays(xp, sytrd, _householder.sytrd)(a, lower))
 
 
 def _tridiagonal_abstract(a, *, lower):
