@@ -460,15 +460,20 @@ _module.__dict__.update(
                                       getDeviceProperties=lambda i: {"name": b"host stand-in"})))
 
 
-def _scatter(ufunc: np.ufunc) -> Any:
+def _scatter(ufunc: np.ufunc, dtypes: str) -> Any:
+    """``cupyx.scatter_<op>``: ``ufunc.at`` for the dtypes CuPy's atomics take (their
+    characters), a ``TypeError`` for the others, as CuPy raises."""
     def scatter(a: ndarray, slices: Any, value: Any) -> None:
+        if a.dtype.char not in dtypes:
+            raise TypeError(f"scatter_{ufunc.__name__} does not support {a.dtype.name} (CuPy)")
         ufunc.at(a._a, _unwrap(slices, host_ok=True), _unwrap(value))
     return scatter
 
 
 _cupyx = types.ModuleType("cupyx")
-_cupyx.__dict__.update(scatter_add=_scatter(np.add), scatter_max=_scatter(np.maximum),
-                       scatter_min=_scatter(np.minimum))
+_cupyx.__dict__.update(scatter_add=_scatter(np.add, "iILQefd"),
+                       scatter_max=_scatter(np.maximum, "iILQfd"),
+                       scatter_min=_scatter(np.minimum, "iILQfd"))
 
 
 def install(monkeypatch: Any) -> Any:

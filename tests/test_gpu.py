@@ -301,8 +301,9 @@ def _kernel_sources(text: str) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no CUDA compiler (nvcc) on this machine")
 def test_golden_cuda_sources_compile(tmp_path, golden_sources):
-    """nvcc compiles every generated kernel to PTX (no GPU needed): the golden ones and
-    those of the semantic and library-function cases (one file)."""
+    """nvcc compiles every generated kernel to PTX (no GPU needed): the golden ones,
+    those of the semantic and library-function cases (one file) and the backend's scatter
+    kernels."""
     files = []
     for name, text in golden_sources.items():
         for k, source in enumerate(_kernel_sources(text) if name.startswith("rows") else [text]):
@@ -316,6 +317,9 @@ def test_golden_cuda_sources_compile(tmp_path, golden_sources):
               for k, (make, x) in enumerate(TRANSCENDENTAL_CASES.values())]
     files.append(tmp_path / "semantic_cases.cu")
     files[-1].write_text(cuda.PRELUDE + "\n".join(cases))
+    for dtype in SCATTER_DTYPES[:-1]:  # the backend's scatter kernels (none for complex128)
+        files.append(tmp_path / f"scatter_{dtype}.cu")
+        files[-1].write_text(cuda_source.scatter_source(dtype)[0])
     proc = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-odir", str(tmp_path),
                            *map(str, files)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -1240,36 +1244,50 @@ def test_jit_copies_a_device_constant_to_where_it_runs(gpu):
     np.testing.assert_array_equal(np.asarray(on_gpu), [1.0, 2.0, 3.0, 4.0])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "uint32", "complex64",
-                                   "int8", "float64"])
-def test_scatter_multiply_on_a_gpu_matches_the_cpu(gpu, dtype):
-    """``x.at[i].multiply(v)`` with duplicate and out-of-bounds indices: a compare-and-swap
-    kernel on the device for the dtypes 2 to 8 bytes wide (on the stand-in without any
-    read back to the host, and run by blocks of threads too); narrower ones are multiplied
-    on the host. Duplicates multiply in no fixed order on a GPU (as in XLA), so floats
-    agree to a few roundings."""
+SCATTER_DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                  "uint64", "float16", "float32", "float64", "complex64", "complex128"]
+
+
+@pytest.mark.parametrize("dtype", SCATTER_DTYPES)
+def test_scatters_of_every_dtype_on_a_gpu_match_the_cpu(gpu, dtype):
+    """``x.at[i].add/subtract/multiply/max/min(v)`` with duplicate and out-of-bounds
+    indices, in every dtype JAX takes for them: CuPy's scatters where it has them, else
+    compare-and-swap kernels (for 1- and 2-byte dtypes on the 4-byte word holding the
+    element, while other threads update its neighbours; run by blocks of threads on the
+    stand-in too), without reading back to the host but for complex extremes and
+    complex128 products, computed there. Duplicates combine in no fixed order on a GPU
+    (as in XLA), so float sums and products agree to a few roundings."""
     rng = np.random.default_rng(8)
+    kind = np.dtype(dtype).kind
     x = (rng.standard_normal(6) * 3).astype(dtype)
-    v = (rng.standard_normal((7, 1)) * 2 + 1).astype(dtype).repeat(2, axis=1)
-    if np.dtype(dtype).kind == "c":
+    v = (rng.standard_normal((9, 1)) * 2 + 1).astype(dtype).repeat(2, axis=1)
+    if kind == "c":
         x, v = x + 1j * x[::-1], v - 0.5j
-    idx = np.array([2, 0, 2, 9, 5, 2, -8], np.int32)  # duplicates; 9 and -8 are dropped
-    ops = lambda x, v, i: (x.at[i].multiply(v[:, 0]),  # noqa: E731
-                           x.reshape(2, 3).at[i % 2, 1].multiply(v[:, 1]))
+    x[1] = v[4, 0] = np.nan if kind in "fc" else x[1]  # extremes keep NaN from either side
+    idx = np.array([2, 0, 2, 9, 5, 2, -8, 1, 3], np.int32)  # duplicates; 9 and -8 dropped
+    def scatter(method):  # into a vector, and into a matrix's column
+        return lambda x, v, i: (getattr(x.at[i], method)(v[:, 0]),
+                                getattr(x.reshape(2, 3).at[i % 2, 1], method)(v[:, 1]))
+    names = ["max", "min"] + (["add", "subtract", "multiply"] if kind != "b" else [])
+    ops = {name: scatter(name) for name in names}  # JAX adds and multiplies no booleans
+    on_host = {"max", "min"} if kind == "c" else set()
+    on_host |= {"multiply"} if dtype == "complex128" else set()
     stand_in = gpu.device_kind == "host stand-in"
-    inexact = np.issubdtype(np.dtype(dtype), np.inexact)
-    with x64():  # float64 kept as such (the other dtypes are explicit either way)
-        want = ops(*map(jnp.asarray, (x, v, idx)))
-        for threads in ([False, True] if stand_in else [False]):
-            start = host_cupy.HOST_READS[0]
-            with host_cupy.many_threads() if threads else contextlib.nullcontext():
-                got = ops(*_on(gpu, x, v, idx))
-            if stand_in and dtype != "int8":
-                assert host_cupy.HOST_READS[0] == start
-            for g, w in zip(got, want):
-                assert g.device == gpu and g.dtype == w.dtype == np.dtype(dtype)
-                np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=0,
-                                           rtol=8 * np.finfo(dtype).eps if inexact else 0)
+    with x64():  # the 64-bit dtypes kept as such (the others are explicit either way)
+        args = _on(gpu, x, v, idx)
+        for name, op in ops.items():
+            want = op(*map(jnp.asarray, (x, v, idx)))
+            for threads in ([False, True] if stand_in else [False]):
+                start = host_cupy.HOST_READS[0]
+                with host_cupy.many_threads(per_block=16) if threads else contextlib.nullcontext():
+                    got = op(*args)
+                if stand_in and name not in on_host:
+                    assert host_cupy.HOST_READS[0] == start, name
+                for g, w in zip(got, want):
+                    assert g.device == gpu and g.dtype == w.dtype == np.dtype(dtype)
+                    exact = kind in "biu" or name in ("max", "min")
+                    np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=0, err_msg=name,
+                                               rtol=0 if exact else 8 * np.finfo(dtype).eps)
 
 
 def test_masked_work_runs_everywhere_on_a_device(host_gpu):

@@ -8,11 +8,13 @@ operations as the NumPy implementation (additions wrap modulo 2**32, rotations a
 shifts and an or), so the random bits on a GPU are those on the CPU by construction.
 One kernel replaces the ~130 small array operations of the NumPy code.
 
-``scatter_multiply_source``: a ``RawKernel`` multiplying values into an array at flat
-indices, duplicates included (``numpy.multiply.at``), for the dtypes a GPU can update
-atomically (2, 4 and 8 bytes wide): CUDA has no atomic multiply, so each update is a
-compare-and-swap loop on the element's bits, retried until no other thread changed the
-element in between.
+``scatter_source``: ``RawKernel``s combining values into an array at flat indices,
+duplicates included (``numpy.add.at``, ``multiply.at``, ``maximum.at``, ``minimum.at``),
+for every real dtype up to 8 bytes wide and complex64's products: CUDA has atomic
+adds and extremes for a few dtypes only (those CuPy's ``scatter_add``/``scatter_max``
+use) and no atomic multiply, so each update is a compare-and-swap loop on the element's
+bits (on the aligned 4-byte word holding it, for 1- and 2-byte dtypes), retried until no
+other thread changed the element in between.
 """
 from __future__ import annotations
 
@@ -38,55 +40,109 @@ THREEFRY2X32 = _threefry_body()
 THREEFRY2X32_PARAMS = ("uint32 k1, uint32 k2, uint32 x1, uint32 x2", "uint32 y1, uint32 y2")
 
 
-# dtype name -> (C type, the unsigned type of its width that atomicCAS swaps, the value of
-# bits ``expected`` in the C type, the bits of ``result``, the product of ``current`` and
-# ``value``)
-_PRODUCTS = {
-    "float16": ("__half", "unsigned short", "__ushort_as_half(expected)",
-                "__half_as_ushort(result)",
-                "__float2half_rn(__half2float(current) * __half2float(value))"),
-    "float32": ("float", "unsigned int", "__uint_as_float(expected)", "__float_as_uint(result)",
-                "current * value"),
-    "float64": ("double", "unsigned long long", "__longlong_as_double((long long)expected)",
-                "(unsigned long long)__double_as_longlong(result)", "current * value"),
-    "int32": ("int", "unsigned int", "(int)expected", "(unsigned int)result", "current * value"),
-    "uint32": ("unsigned int", "unsigned int", "expected", "result", "current * value"),
-    "int64": ("long long", "unsigned long long", "(long long)expected",
-              "(unsigned long long)result", "current * value"),
-    "uint64": ("unsigned long long", "unsigned long long", "expected", "result",
-               "current * value"),
+# dtype name -> (C type, the unsigned type of its width, the value of bits ``b`` in the C
+# type, the bits of value ``r``)
+_TYPES = {
+    "bool": ("bool", "unsigned char", "b != 0", "(unsigned char)r"),
+    "int8": ("signed char", "unsigned char", "(signed char)b", "(unsigned char)r"),
+    "uint8": ("unsigned char", "unsigned char", "b", "r"),
+    "int16": ("short", "unsigned short", "(short)b", "(unsigned short)r"),
+    "uint16": ("unsigned short", "unsigned short", "b", "r"),
+    "float16": ("__half", "unsigned short", "__ushort_as_half(b)", "__half_as_ushort(r)"),
+    "int32": ("int", "unsigned int", "(int)b", "(unsigned int)r"),
+    "uint32": ("unsigned int", "unsigned int", "b", "r"),
+    "float32": ("float", "unsigned int", "__uint_as_float(b)", "__float_as_uint(r)"),
+    "int64": ("long long", "unsigned long long", "(long long)b", "(unsigned long long)r"),
+    "uint64": ("unsigned long long", "unsigned long long", "b", "r"),
+    "float64": ("double", "unsigned long long", "__longlong_as_double((long long)b)",
+                "(unsigned long long)__double_as_longlong(r)"),
     "complex64": ("fungrad_complex64", "unsigned long long",  # the real part in the low half
-                  "fungrad_complex64{__uint_as_float((unsigned int)expected), "
-                  "__uint_as_float((unsigned int)(expected >> 32))}",
-                  "((unsigned long long)__float_as_uint(result.im) << 32) "
-                  "| __float_as_uint(result.re)",
-                  "fungrad_complex64{current.re * value.re - current.im * value.im, "
-                  "current.re * value.im + current.im * value.re}"),
+                  "fungrad_complex64{__uint_as_float((unsigned int)b), "
+                  "__uint_as_float((unsigned int)(b >> 32))}",
+                  "((unsigned long long)__float_as_uint(r.im) << 32) | __float_as_uint(r.re)"),
 }
-SCATTER_MULTIPLY_DTYPES = frozenset(_PRODUCTS)
+SCATTER_OPS = ("add", "multiply", "maximum", "minimum")
 
 
-def scatter_multiply_source(dtype_name: str) -> tuple[str, str]:
-    """The source and name of the kernel ``out[index[i]] *= values[i]`` for every ``i <
-    n``, for an ``out`` of dtype ``dtype_name`` (one of ``SCATTER_MULTIPLY_DTYPES``)."""
-    c_type, word, from_bits, to_bits, product = _PRODUCTS[dtype_name]
-    name = f"fungrad_scatter_multiply_{dtype_name}"
-    source = ("#include <cuda_fp16.h>\n" if dtype_name == "float16" else "") + f"""\
-struct fungrad_complex64 {{ float re, im; }};
+def _combined(op: str, dtype_name: str) -> str | None:
+    """The C expression of ``current`` updated by ``value`` as ``numpy.<op>`` does for
+    dtype ``dtype_name`` (None: no kernel). Integers wrap (computed unsigned, where C's
+    signed overflow is undefined); ``maximum``/``minimum`` keep a NaN from either side."""
+    c_type, bits = _TYPES[dtype_name][:2]
+    if dtype_name == "bool":  # add and maximum are "or", multiply and minimum "and"
+        return "current || value" if op in ("add", "maximum") else "current && value"
+    if dtype_name == "complex64":  # (complex adds are adds of their float parts)
+        return ("fungrad_complex64{current.re * value.re - current.im * value.im, "
+                "current.re * value.im + current.im * value.re}") if op == "multiply" else None
+    if op in ("maximum", "minimum"):
+        a, b = ("__half2float(current)", "__half2float(value)") if dtype_name == "float16" \
+            else ("current", "value")
+        nan = f" || {a} != {a}" if dtype_name.startswith("float") else ""
+        return f"({a} {'>' if op == 'maximum' else '<'} {b}{nan}) ? current : value"
+    sign = "+" if op == "add" else "*"
+    if dtype_name == "float16":
+        return f"__float2half_rn(__half2float(current) {sign} __half2float(value))"
+    if dtype_name.startswith("float"):
+        return f"current {sign} value"
+    wide = "unsigned long long" if bits == "unsigned long long" else "unsigned int"
+    return f"({c_type})(({wide})current {sign} ({wide})value)"
+
+
+SCATTER_KERNELS = frozenset((op, name) for op in SCATTER_OPS for name in _TYPES
+                            if _combined(op, name) is not None)
+
+# The compare-and-swap loop on an element 4 or 8 bytes wide, or on the aligned 4-byte word
+# holding a narrower one (CUDA swaps no narrower word on every GPU)
+_SWAP_ELEMENT = """\
+    {bits}* address = ({bits}*)(out + index[i]);
+    {bits} seen = *address, expected;
+    do {{
+      expected = seen;
+      const {c_type} current = fungrad_from_bits(expected);
+      const {c_type} result = {combined};
+      seen = atomicCAS(address, expected, fungrad_to_bits(result));
+    }} while (seen != expected);
+"""
+_SWAP_IN_WORD = """\
+    const unsigned long long at = (unsigned long long)(out + index[i]);
+    unsigned int* word = (unsigned int*)(at & ~3ull);
+    const unsigned int shift = (unsigned int)(at & 3ull) * 8u;
+    const unsigned int mask = (unsigned int)({bits})~0u << shift;
+    unsigned int seen = *word, expected;
+    do {{
+      expected = seen;
+      const {c_type} current = fungrad_from_bits(({bits})((expected & mask) >> shift));
+      const {c_type} result = {combined};
+      seen = atomicCAS(word, expected, (expected & ~mask)
+                       | ((unsigned int)fungrad_to_bits(result) << shift));
+    }} while (seen != expected);
+"""
+
+
+def scatter_source(dtype_name: str) -> tuple[str, dict[str, str]]:
+    """The source of the kernels ``out[index[i]] = out[index[i]] <op> values[i]`` for
+    every ``i < n`` and every op of ``SCATTER_KERNELS`` for an ``out`` of dtype
+    ``dtype_name``, and each op's kernel name."""
+    c_type, bits, from_bits, to_bits = _TYPES[dtype_name]
+    swap = _SWAP_IN_WORD if bits in ("unsigned char", "unsigned short") else _SWAP_ELEMENT
+    names, kernels = {}, []
+    for op in SCATTER_OPS:
+        combined = _combined(op, dtype_name)
+        if combined is None:
+            continue
+        names[op] = name = f"fungrad_scatter_{op}_{dtype_name}"
+        kernels.append(f"""\
 extern "C" __global__ void {name}({c_type}* out, const long long* index,
                                  const {c_type}* values, long long n) {{
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
        i += (long long)blockDim.x * gridDim.x) {{
-    {word}* address = ({word}*)(out + index[i]);
     const {c_type} value = values[i];
-    {word} seen = *address, expected;
-    do {{
-      expected = seen;
-      const {c_type} current = {from_bits};
-      const {c_type} result = {product};
-      seen = atomicCAS(address, expected, {to_bits});
-    }} while (seen != expected);
-  }}
+{swap.format(bits=bits, c_type=c_type, combined=combined)}  }}
 }}
-"""
-    return source, name
+""")
+    source = ("#include <cuda_fp16.h>\n" if dtype_name == "float16" else "") + f"""\
+struct fungrad_complex64 {{ float re, im; }};
+__device__ __forceinline__ {c_type} fungrad_from_bits({bits} b) {{ return {from_bits}; }}
+__device__ __forceinline__ {bits} fungrad_to_bits({c_type} r) {{ return {to_bits}; }}
+""" + "".join(kernels)
+    return source, names

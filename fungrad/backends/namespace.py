@@ -4,9 +4,9 @@ Every primitive's impl is written against the NumPy API and receives an array mo
 ``xp``. CuPy follows that API except in a few places the impls rely on; ``Namespace``
 wraps a module and replaces exactly those, so the impls need no CuPy branches:
 
-* ``ufunc.at`` (scatter with duplicate indices): CuPy's ``add``/``maximum``/``minimum``
-  get ``.at`` from ``cupyx.scatter_add``/``scatter_max``/``scatter_min``, and ``multiply``
-  from the backend's own kernel (atomic updates, so duplicates combine as in
+* ``ufunc.at`` (scatter with duplicate indices): CuPy's ``add``, ``multiply``, ``maximum``
+  and ``minimum`` get ``.at`` from the backend (``cupyx.scatter_add``/``scatter_max``/
+  ``scatter_min`` or its own kernels: atomic updates, so duplicates combine as in
   ``numpy.add.at``);
 * ``sort``/``argsort`` take NumPy's ``kind`` (CuPy's sorts are always stable and reject it);
 * ``lexsort`` sorts along any axis with any number of keys (CuPy's takes no ``axis``).
