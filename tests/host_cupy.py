@@ -422,6 +422,8 @@ class _CupyModule(types.ModuleType):
         self._numpy = numpy_module
 
     def __getattr__(self, name: str) -> Any:
+        if name in _NOT_IN_CUPY.get(self.__name__, ()):
+            raise AttributeError(f"module '{self.__name__}' has no attribute '{name}' (CuPy)")
         attr = getattr(self._numpy, name)
         if isinstance(attr, types.ModuleType):
             return _CupyModule(f"{self.__name__}.{name}", attr)
@@ -433,6 +435,20 @@ class _CupyModule(types.ModuleType):
             return lambda *a, **kw: _read_back(_wrap(attr(*_unwrap(a), **_unwrap(kw))))
         return lambda *a, **kw: _wrap(attr(*_unwrap(a), **_unwrap(kw)))
 
+
+# NumPy's functions CuPy lacks (NumPy 2.4's and CuPy 14.2's names compared), which the
+# stand-in refuses as CuPy would
+_NOT_IN_CUPY = {
+    "cupy": frozenset({
+        "asmatrix", "block", "bmat", "busday_count", "busday_offset", "datetime_as_string",
+        "datetime_data", "einsum_path", "errstate", "frompyfunc", "fromregex", "geomspace",
+        "getbufsize", "geterr", "geterrcall", "histogram_bin_edges", "insert", "is_busday",
+        "isnat", "matvec", "nanpercentile", "nanquantile", "ndenumerate", "nditer",
+        "nested_iters", "polyder", "polydiv", "polyint", "setbufsize", "seterr", "seterrcall",
+        "spacing", "unstack", "vecdot", "vecmat"}),
+    "cupy.linalg": frozenset({"diagonal", "matrix_norm", "multi_dot", "outer", "svdvals",
+                              "tensordot", "trace", "vecdot", "vector_norm"}),
+}
 
 # functions whose result's size depends on the values: CuPy reads it back from the device
 _SIZED_BY_VALUES = frozenset({"nonzero", "flatnonzero", "argwhere", "unique", "extract",

@@ -115,7 +115,9 @@ def test_cupy_backend_imports_and_builds_kernels_without_a_gpu():
     from fungrad.backends import cupy as cupy_backend
     assert cupy_backend.xp.__name__ == "cupy"
     assert cupy_backend.xp.fungrad_overrides["threefry2x32"] is cupy_backend._threefry2x32_impl
-    assert cupy_backend.xp.add.at is __import__("cupyx").scatter_add
+    assert cupy_backend._CUPYX["add"][0] is __import__("cupyx").scatter_add
+    for op, dtype in cuda_source.SCATTER_KERNELS:
+        assert isinstance(cupy_backend._scatter_kernel(op, dtype), cupy_backend.cupy.RawKernel)
     assert fungrad.devices("cpu")[0].platform == "cpu"
 
 
@@ -1082,6 +1084,23 @@ def test_householder_decompositions_on_a_gpu_match_the_cpu(gpu, name, jitted):
     want = fn(*map(jnp.asarray, host))
     for g, w in zip(fungrad.tree.leaves(got), fungrad.tree.leaves(want)):
         assert g.device == gpu and g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("eigensolver", [True, False], ids=["cupy14", "cupy13"])
+def test_eig_on_a_gpu_with_and_without_cupys_eigensolver(host_gpu, monkeypatch, eigensolver):
+    """``eig`` uses CuPy's ``linalg.eig`` (CuPy 14 on) where it exists, else computes on
+    the host (one read back) and returns its results to the GPU: the CPU's values."""
+    if not eigensolver:
+        monkeypatch.setitem(host_cupy._NOT_IN_CUPY, "cupy.linalg",
+                            host_cupy._NOT_IN_CUPY["cupy.linalg"] | {"eig"})
+    m = np.random.default_rng(4).standard_normal((2, 4, 4)).astype(np.float32)
+    x, = _on(host_gpu, m)
+    start = host_cupy.HOST_READS[0]
+    got = jnp.linalg.eig(x)
+    assert host_cupy.HOST_READS[0] - start == (0 if eigensolver else 1)
+    for g, w in zip(got, jnp.linalg.eig(jnp.asarray(m))):
+        assert g.device == host_gpu and g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
