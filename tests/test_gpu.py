@@ -988,6 +988,15 @@ def _api_tour() -> dict:
                                            i // 2, i % 3, i << 1, jnp.maximum(i, 2)),
         "matmul_einsum_dot": lambda x, v, i, m: (x @ v, jnp.einsum("ij,kj->ik", x, x),
                                                  lax.dot_general(x, x, (((0,), (0,)), ((), ())))),
+        "dot_algorithms": lambda x, v, i, m: [  # operands rounded to bfloat16 on the device
+            lax.dot(x.astype(jnp.float16), x.T.astype(jnp.float16), precision="BF16_BF16_F32",
+                    preferred_element_type=jnp.float32),
+            lax.dot(x, x.T, precision="BF16_BF16_F32", preferred_element_type=BF16),
+            lax.dot(x.astype(jnp.int32), x.T.astype(jnp.int32), precision="BF16_BF16_F32"),
+            lax.dot(x, x.T, precision="BF16_BF16_F32_X3"),
+            lax.ragged_dot(x.astype(jnp.float16), jnp.stack([x[:3].T, x[3:].T]).astype(jnp.float16),
+                           jnp.array([2, 4], jnp.int32), precision="BF16_BF16_F32",
+                           preferred_element_type=jnp.float32)],
         "conv_pool": lambda x, v, i, m: (
             lax.conv_general_dilated(x[None, None], jnp.ones((2, 1, 3, 3)), (1, 1), "SAME"),
             lax.reduce_window(x, -jnp.inf, lax.max, (2, 2), (2, 2), "VALID"),

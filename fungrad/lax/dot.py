@@ -19,6 +19,8 @@ from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
+from fungrad.backends.bfloat16 import Bfloat16Buffer, from_bits
+from fungrad.backends.namespace import impl_for
 from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, operand_dtype
@@ -207,7 +209,11 @@ def run_algorithm(xp: Any, algorithm: Any, lhs: Any, rhs: Any, preferred: np.dty
         raise ValueError(f"The precision '{algorithm}' is not supported by dot_general on CPU")
     out = dot_result_dtype(lhs.dtype, rhs.dtype, preferred, name, check_width=False)
     lt, rt, acc = algorithm_types(algorithm, lhs.dtype, rhs.dtype, out)
-    return as_result(xp, contract(as_result(xp, lhs, lt), as_result(xp, rhs, rt), acc), out)
+    # on a device an operand rounded to bfloat16 is a buffer of its bits: contracted as the
+    # float32 values it holds exactly (as the CPU contracts bfloat16, in float32)
+    rounded = [as_result(xp, x, t) for x, t in ((lhs, lt), (rhs, rt))]
+    rounded = [from_bits(xp, x.storage) if type(x) is Bfloat16Buffer else x for x in rounded]
+    return as_result(xp, contract(*rounded, acc), out)
 
 
 # Type aliases of JAX's signatures, for annotations written against ``jax.lax``.
@@ -356,10 +362,12 @@ def compute_dtype(lhs: np.dtype, rhs: np.dtype, out: np.dtype) -> np.dtype:
 
 def as_result(xp: Any, value: Any, out_dtype: np.dtype) -> Any:
     """A contraction's ``value`` (in its ``compute_dtype``) as ``out_dtype``, converted as
-    ``convert_element_type`` converts (floats to integers truncate and saturate)."""
+    ``convert_element_type`` converts (floats to integers truncate and saturate; on a
+    device, bfloat16 as the backend stores it)."""
     if value.dtype == out_dtype:
         return value
-    return convert_element_type_p.impl(xp, value, new_dtype=out_dtype, weak_type=False)
+    convert = impl_for(xp, convert_element_type_p.name, convert_element_type_p.impl)
+    return convert(xp, value, new_dtype=out_dtype, weak_type=False)
 
 
 def _dot_general_abstract(lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
