@@ -1199,6 +1199,22 @@ def test_empty_results_launch_no_kernel_on_a_gpu(gpu):
     assert len(host_cupy.LAUNCHED) == start
 
 
+def test_float64_kernels_with_infinite_and_nan_constants(host_gpu):
+    """Under x64 a fused float64 kernel writes its infinite and NaN constants as doubles
+    (as floats they did not match the double templates of ``max``/``min``, and the kernel
+    failed to compile)."""
+    fn = fungrad.jit(lambda x: (jnp.clip(jnp.sin(x) * 2.0 + x, 0.0, jnp.inf),
+                                jnp.clip(jnp.cos(x) - x * 3.0, -jnp.inf, 1.0),
+                                (jnp.where(x > 0, x, jnp.nan) - 1.0) * x + 2.0))
+    x = np.array([-2.5, 0.0, 3.0, np.inf], np.float64)
+    with x64():
+        assert fn.lower(x).as_text(dialect="cuda").count("__global__") == 3
+        got, want = fn(*_on(host_gpu, x)), fn(jnp.asarray(x))
+        for g, w in zip(got, want):
+            assert g.device == host_gpu and g.dtype == w.dtype == np.float64
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
 def test_float64_scalars_move_to_a_gpu_under_x64(host_gpu):
     """NumPy's float64 and complex128 scalars (a gradient's seed under x64) subclass
     Python's float and complex but are host buffers: with the GPU as the default device

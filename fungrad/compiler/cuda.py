@@ -271,11 +271,15 @@ def _c_literal(value: Any, dtype: str) -> str:
         return "true" if value else "false"
     if dtype in ("int32", "uint32"):
         return f"{int(value)}{'u' if dtype == 'uint32' else ''}"
+    double = dtype == "float64"  # a float literal would not match a double's templates
     if math.isnan(value):
-        return "__int_as_float(0x7fc00000)"
+        return "__longlong_as_double(0x7ff8000000000000ll)" if double else \
+            "__int_as_float(0x7fc00000)"
     if math.isinf(value):
-        return f"{'-' if value < 0 else ''}__int_as_float(0x7f800000)"
-    return f"{float(value)!r}{'' if dtype == 'float64' else 'f'}"
+        infinity = "__longlong_as_double(0x7ff0000000000000ll)" if double else \
+            "__int_as_float(0x7f800000)"
+        return f"{'-' if value < 0 else ''}{infinity}"
+    return f"{float(value)!r}{'' if double else 'f'}"
 
 
 def elementwise_source(jaxpr: Jaxpr, name: str) -> str:
