@@ -51,6 +51,20 @@ def test_eval_jaxpr_roundtrip():
     np.testing.assert_allclose(np.asarray(out), np.sin(x) + x * y, rtol=1e-6)
 
 
+def test_binding_python_scalars_alone_gives_jaxs_weak_dtypes():
+    """A primitive bound to Python scalars alone (as ``eval_jaxpr`` and
+    ``closure_convert`` bind a body's scalar constants) computes in the weak canonical
+    dtype, as JAX's eager dispatch does; NumPy alone would compute in float64 or int64.
+    Mixed with arrays, the scalars stay weak."""
+    cases = [(lax.neg_p, (2.0,)), (lax.add_p, (2, 3)), (lax.mul_p, (1.5, 2.5)),
+             (lax.exp_p, (0.5,)), (lax.mul_p, (2.0, np.ones(2, np.float32)))]
+    for fungrad_prim, args in cases:
+        got = fungrad_prim.bind(*args)
+        want = getattr(jax.lax, fungrad_prim.name + "_p").bind(*args)
+        assert (got.dtype, got.weak_type) == (want.dtype, want.weak_type), fungrad_prim
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_eval_shape_does_not_compute():
     calls = []
 

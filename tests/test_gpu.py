@@ -1199,6 +1199,19 @@ def test_empty_results_launch_no_kernel_on_a_gpu(gpu):
     assert len(host_cupy.LAUNCHED) == start
 
 
+def test_odeint_with_python_float_arguments_on_a_gpu(gpu):
+    """``odeint``'s Python float arguments reach its loops' bodies as constants: the
+    interpreted first iterations computed with them in float64 (NumPy's type for a lone
+    Python float), and the fused kernels after them read those float64 bits as float32."""
+    from fungrad.experimental.ode import odeint
+    fn = lambda y0, t: odeint(lambda y, t, k: -k * y, y0, t, 2.0)  # noqa: E731
+    t = np.array([0.0, 0.5, 1.0], np.float32)
+    got, want = fn(1.0, *_on(gpu, t)), fn(1.0, jnp.asarray(t))
+    assert got.device == gpu and got.dtype == want.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-6)
+    np.testing.assert_allclose(np.asarray(want), np.exp(-2.0 * t), rtol=1e-5)
+
+
 def test_float64_kernels_with_infinite_and_nan_constants(host_gpu):
     """Under x64 a fused float64 kernel writes its infinite and NaN constants as doubles
     (as floats they did not match the double templates of ``max``/``min``, and the kernel

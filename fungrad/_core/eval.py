@@ -77,7 +77,7 @@ class EvalTrace(core.Trace):
         super().__init__(None)
 
     def process_primitive(self, prim: Primitive, args: Sequence[Any], params: dict) -> Any:
-        vals, all_weak, device_buffer, committed = [], True, None, None
+        vals, all_weak, device_buffer, committed, scalars = [], True, None, None, 0
         for a in args:
             if type(a) is Array:
                 v = a._value
@@ -91,10 +91,14 @@ class EvalTrace(core.Trace):
                 raise UnexpectedTracerError(a, f"It reached eager evaluation of {prim}. ")
             else:  # a raw buffer or Python scalar (weak when a Python number)
                 vals.append(a)
-                all_weak = (all_weak and isinstance(a, (int, float, complex))
-                            and not isinstance(a, bool))
+                scalar = isinstance(a, (int, float, complex))  # bool included
+                scalars += scalar
+                all_weak = all_weak and scalar and not isinstance(a, bool)
                 if device_buffer is None and not backends.is_host(a):
                     device_buffer = a
+        if scalars and scalars == len(vals):  # Python scalars alone: NumPy would compute in
+            # float64 or int64 where JAX gives the weak canonical dtype (float32, int32)
+            vals = [np.asarray(v, dtypes.dtype_and_weak(v)[0]) for v in vals]
         impl = prim.impl
         if impl is None:
             raise MissingRuleError(prim, "implementation")

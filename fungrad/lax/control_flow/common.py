@@ -170,10 +170,24 @@ def _to_raw(xp: Any, x: Any, aval: ShapedArray) -> Any:
     return xp.asarray(x, dtype=aval.dtype)
 
 
+def _as_argument(x: Any, aval: ShapedArray) -> Array:
+    """Raw argument ``x`` as an ``Array`` of ``aval``: a Python or NumPy scalar (a body's
+    constant, such as a float passed through ``custom_vjp``) becomes an array of the
+    aval's dtype, where NumPy would compute with it in float64 or int64 (and a fused GPU
+    kernel would read its float64 bits as float32)."""
+    if type(x) is Array:
+        return x
+    if isinstance(x, (bool, int, float, complex, np.generic)):
+        x = np.asarray(x, dtype=aval.dtype)
+    return Array(x, aval.weak_type)
+
+
 def _interpret(closed: ClosedJaxpr, xp: Any, args: Sequence[Any]) -> list:
+    jaxpr = closed.jaxpr
+    consts = [_as_argument(c, v.aval) for c, v in zip(closed.consts, jaxpr.constvars)]
     with core.set_current_trace(EVAL_TRACE):
-        outs = core.eval_jaxpr(closed.jaxpr, closed.consts,
-                               *[Array(a, v.weak_type) for a, v in zip(args, closed.in_avals)])
+        outs = core.eval_jaxpr(jaxpr, consts,
+                               *[_as_argument(a, v) for a, v in zip(args, closed.in_avals)])
     return [_to_raw(xp, o, a) for o, a in zip(outs, closed.out_avals)]
 
 
