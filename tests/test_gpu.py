@@ -1199,6 +1199,21 @@ def test_empty_results_launch_no_kernel_on_a_gpu(gpu):
     assert len(host_cupy.LAUNCHED) == start
 
 
+def test_a_kernel_reads_each_input_as_its_declared_dtype(host_gpu):
+    """A launch converts an input buffer of another dtype (a float64 buffer where the
+    program says float32) to the type the kernel reads, instead of handing it the bits."""
+    import cupy
+    from fungrad.compiler import cuda
+    closed = fungrad.make_jaxpr(lambda x, y: jnp.sin(x) * y + 1.0)(
+        np.ones(4, np.float32), np.ones(4, np.float32))
+    kernel = cuda.Kernel(cuda.elementwise_source(closed.jaxpr, "k"), "k",
+                         closed.out_avals[0], closed.in_avals)
+    x, y = np.linspace(-2, 2, 4), np.arange(4.0)  # float64 and float64
+    got = kernel(cupy.asarray(x), cupy.asarray(y.astype(np.float32))).get()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.sin(x) * y + 1.0, rtol=1e-6)
+
+
 def test_odeint_with_python_float_arguments_on_a_gpu(gpu):
     """``odeint``'s Python float arguments reach its loops' bodies as constants: the
     interpreted first iterations computed with them in float64 (NumPy's type for a lone

@@ -323,11 +323,14 @@ class Kernel:
     """A generated kernel: compiled with CuPy's ``RawKernel`` on first launch (cached by
     source). An elementwise kernel runs one thread per output element; a row kernel
     (``rows`` given) one block of ``BLOCK`` threads per row. Its last parameter is the
-    element count or the row count."""
+    element count or the row count. ``in_avals`` are its inputs' (the kernel reads each
+    as its dtype's storage type, so a launch converts a buffer of another dtype first)."""
     _compiled: dict[str, Any] = {}
 
-    def __init__(self, source: str, name: str, out_aval: Any, rows: int | None = None) -> None:
+    def __init__(self, source: str, name: str, out_aval: Any, in_avals: Any = (),
+                 rows: int | None = None) -> None:
         self.source, self.name, self.out_aval, self.rows = source, name, out_aval, rows
+        self.in_storage = [storage_dtype(a.dtype) for a in in_avals]
         self.__name__ = name  # how the IR printer shows it
 
     def function(self) -> Any:
@@ -361,7 +364,7 @@ class Kernel:
             return out
         storage = out.storage if type(out) is Bfloat16Buffer else out
         count = self.rows if self.rows is not None else size
-        self.function()((self.grid(),), (BLOCK,),
-                        (*[cupy.ascontiguousarray(a.storage if type(a) is Bfloat16Buffer else a)
-                           for a in args], storage, np.int64(count)))
+        inputs = [cupy.ascontiguousarray(a.storage if type(a) is Bfloat16Buffer else a, dtype=d)
+                  for a, d in zip(args, self.in_storage)]
+        self.function()((self.grid(),), (BLOCK,), (*inputs, storage, np.int64(count)))
         return out

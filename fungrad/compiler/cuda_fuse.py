@@ -40,7 +40,7 @@ def _build_elementwise(eqns: list[JaxprEqn]) -> list[JaxprEqn] | None:
     except NotImplementedError:
         return None
     name, source = _named(source, "fused", "fused")
-    kernel = cuda.Kernel(source, name, root.aval)
+    kernel = cuda.Kernel(source, name, root.aval, [v.aval for v in inputs])
     return [JaxprEqn(fused_cuda_p, inputs, [root], {"kernel": kernel})]
 
 
@@ -76,7 +76,8 @@ def _row_fuse(closed: ClosedJaxpr) -> ClosedJaxpr:
         source, inputs, rows = made
         name, source = _named(source, "rows", "rows")
         root = eqns[-1].outvars[0]
-        kernel = cuda.Kernel(source, name, root.aval, rows=math.prod(rows))
+        kernel = cuda.Kernel(source, name, root.aval, [v.aval for v in inputs],
+                             rows=math.prod(rows))
         return [JaxprEqn(fused_cuda_p, inputs, [root], {"kernel": kernel})]
     return fusion._group_fuse(closed, fusible, same_group, build)
 
