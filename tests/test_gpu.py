@@ -823,6 +823,23 @@ def test_default_device_gpu_computes_uncommitted_arrays_there(host_gpu):
     assert jnp.ones(2).device.platform == "cpu"  # the block's end restores the CPU
 
 
+def test_default_device_gpu_traces_a_step_once(host_gpu):
+    """A training loop on the default GPU: the first step takes host arrays, the next
+    the GPU arrays it returned; both are uncommitted arrays on the default device, so
+    the second step reuses the first one's program (as ``jax.jit``), where it traced
+    and compiled again."""
+    step = fungrad.jit(lambda w, x: w - 0.1 * jnp.tanh(w * x))
+    with fungrad.default_device(host_gpu):
+        w = step(np.ones(4, np.float32), np.full(4, 2.0, np.float32))
+        w = step(w, jnp.asarray(np.full(4, 2.0, np.float32)))
+    assert step._cache_size() == 1 and w.device == host_gpu and not w.committed
+    committed = step(fungrad.device_put(np.ones(4, np.float32), host_gpu),
+                     np.full(4, 2.0, np.float32))
+    assert committed.committed and step._cache_size() == 2  # a committed array: its own
+    w_cpu = step(step(np.ones(4, np.float32), np.full(4, 2.0, np.float32)), np.full(4, 2.0))
+    np.testing.assert_allclose(np.asarray(w), np.asarray(w_cpu), rtol=1e-6)
+
+
 def test_print_kernels_shows_each_kernel_once(host_gpu, monkeypatch, capsys):
     """``FUNGRAD_PRINT_KERNELS=1`` prints a kernel's source when it is first compiled."""
     monkeypatch.setenv("FUNGRAD_PRINT_KERNELS", "1")

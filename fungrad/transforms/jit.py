@@ -97,8 +97,9 @@ def _leaf_key(x: Any) -> Any:
     t = type(x)
     if t is Array:
         v = x._value
-        if isinstance(v, NUMPY_BUFFERS) and x._device is None:
-            return (v.shape, v.dtype, x.weak_type)
+        if x._device is None and (isinstance(v, NUMPY_BUFFERS) or
+                                  x.device == backends.default_device()):
+            return (v.shape, v.dtype, x.weak_type)  # uncommitted: runs on the default device
         return (v.shape, v.dtype, x.weak_type, x.device)
     if t is float or t is int or t is bool or t is complex:
         return t
