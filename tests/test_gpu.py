@@ -840,6 +840,17 @@ def test_default_device_gpu_traces_a_step_once(host_gpu):
     np.testing.assert_allclose(np.asarray(w), np.asarray(w_cpu), rtol=1e-6)
 
 
+def test_debug_nans_finds_the_operation_on_a_gpu(gpu):
+    """With ``debug_nans`` a jitted function whose result holds a NaN runs again op by op
+    and names the operation that made it, on a GPU as on the CPU (a GPU program runs
+    through the eager evaluator, which raised "in jit" before the search)."""
+    twice_sqrt = fungrad.jit(lambda x: jnp.sqrt(x) * 2.0)
+    with fungrad.debug_nans(True):
+        np.testing.assert_array_equal(np.asarray(twice_sqrt(*_on(gpu, np.ones(2)))), [2.0, 2.0])
+        with pytest.raises(FloatingPointError, match=r"invalid value \(nan\) encountered in sqrt"):
+            twice_sqrt(*_on(gpu, -np.ones(2, np.float32)))
+
+
 def test_print_kernels_shows_each_kernel_once(host_gpu, monkeypatch, capsys):
     """``FUNGRAD_PRINT_KERNELS=1`` prints a kernel's source when it is first compiled."""
     monkeypatch.setenv("FUNGRAD_PRINT_KERNELS", "1")

@@ -422,7 +422,12 @@ class JitWrapped:
         """With ``debug_nans``/``debug_infs``: a result holding a NaN (an infinity) makes the
         function run again op by op, which raises at the operation that made it, as JAX
         does."""
-        out = self._run_cached(args, kwargs)
+        nans, infs = config.debug_nans, config.debug_infs
+        config.debug_nans = config.debug_infs = False  # checked here (a program that runs
+        try:  # through the eager evaluator, as on a GPU, would raise "in jit" at once)
+            out = self._run_cached(args, kwargs)
+        finally:
+            config.debug_nans, config.debug_infs = nans, infs
         # (inside another transformation the results are tracers: the outer call checks)
         kind = fpstate.nonfinite_kind([x._value for x in tree_util.leaves(out) if type(x) is Array])
         if kind is None:
