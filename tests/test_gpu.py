@@ -851,6 +851,23 @@ def test_debug_nans_finds_the_operation_on_a_gpu(gpu):
             twice_sqrt(*_on(gpu, -np.ones(2, np.float32)))
 
 
+def test_export_with_the_gpu_as_the_default_device(host_gpu):
+    """``export`` names a GPU's platform ``'cuda'``, as JAX does (the device's own
+    platform, ``'gpu'``, was refused): exported there, it runs there and refuses the CPU
+    unless the platform check is disabled."""
+    from fungrad import export
+    with fungrad.default_device(host_gpu):
+        assert export.default_export_platform() == "cuda"
+        exp = export.export(fungrad.jit(jnp.sin))(fungrad.ShapeDtypeStruct((3,), jnp.float32))
+        x = jnp.asarray(np.arange(3, dtype=np.float32))
+        got = exp.call(x)
+        assert exp.platforms == ("cuda",) and got.device == host_gpu
+        np.testing.assert_allclose(np.asarray(got), np.sin(np.arange(3.0)), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"exported for platforms \('cuda',\) but it is used "
+                                         r"on 'cpu'"):
+        exp.call(np.ones(3, np.float32))
+
+
 def test_print_kernels_shows_each_kernel_once(host_gpu, monkeypatch, capsys):
     """``FUNGRAD_PRINT_KERNELS=1`` prints a kernel's source when it is first compiled."""
     monkeypatch.setenv("FUNGRAD_PRINT_KERNELS", "1")

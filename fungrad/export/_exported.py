@@ -87,8 +87,10 @@ class DisabledSafetyCheck:
 
 
 def default_export_platform() -> str:
-    """The platform of the default device: ``'cpu'`` or ``'cuda'``."""
-    return backends.default_device().platform
+    """The platform of the default device: ``'cpu'`` or ``'cuda'`` (as JAX names a GPU's
+    platform when it exports; its ``Device.platform`` is ``'gpu'``)."""
+    platform = backends.default_device().platform
+    return "cuda" if platform == "gpu" else platform
 
 
 @dataclasses.dataclass(frozen=True)
