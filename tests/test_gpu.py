@@ -1219,6 +1219,21 @@ def test_donated_buffers_are_reused_on_a_gpu(gpu):
         cache + 1.0
 
 
+def test_combining_scatters_own_their_results_on_a_gpu(gpu):
+    """On a device an out-of-bounds update of ``add``/``multiply``/``max``/``min`` combines
+    the operation's identity into element 0 (a sum -0, so that a -0 stays) rather than
+    landing in a scratch element past the end, so the result owns its memory: donated to
+    the next step, it is handed over instead of copied. Values as on the CPU."""
+    x = np.array([-0.0, 2.0, -3.0, 4.0, 0.5, -1.5], np.float32)
+    i, v = np.array([1, 7, -9, 3], np.int32), np.array([2.0, 5.0, 6.0, -0.0], np.float32)
+    for op in ("add", "subtract", "multiply", "max", "min"):
+        fn = lambda x, i, v: getattr(x.at[i], op)(v)  # noqa: E731
+        got, want = fn(*_on(gpu, x, i, v)), fn(*map(jnp.asarray, (x, i, v)))
+        assert got._value.base is None, op
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=op)
+        np.testing.assert_array_equal(np.signbit(np.asarray(got)), np.signbit(np.asarray(want)))
+
+
 def test_integer_derivatives_on_a_gpu(gpu):
     """float0 tangents (of integer values), which hold no data, stay on the host as in JAX,
     and what is computed with them runs: a gradient with ``allow_int`` and ``jacfwd`` of an

@@ -236,11 +236,30 @@ def scatter(xp: Any, operand: Any, updates: Any, plan: WindowPlan, ufunc: str | 
     return out.reshape(operand.shape)
 
 
+def _neutral(ufunc: str, dtype: np.dtype) -> Any:
+    """The update that leaves an element as it is under ``ufunc`` (its identity: -0 for a
+    float sum, as +0 would turn a -0 into +0)."""
+    if ufunc == "add":
+        return -0.0 if dtype.kind in "fc" else 0
+    if ufunc == "multiply":
+        return 1
+    biggest = ufunc == "minimum"
+    if dtype.kind == "b":
+        return biggest
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.max if biggest else info.min
+    return np.inf if biggest else -np.inf
+
+
 def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
                        ufunc: str | None) -> Any:
     """``scatter`` dropping out-of-bounds windows without reading the bounds back to the
-    host (which would wait for the GPU): every update goes to its flat offset, an
-    out-of-bounds one to a scratch element past the end, cut off afterwards."""
+    host (which would wait for the GPU): an out-of-bounds update combines the identity of
+    ``ufunc`` into element 0 instead, or, for an assignment, which has none, goes to a
+    scratch element past the end, cut off afterwards. Only an assignment returns a view
+    (of that longer buffer): the other results own their memory, so a donated result is
+    written in place next time rather than copied."""
     shape = (1,) if plan.scalar else operand.shape
     n_block = len(plan.a_dims)
     values = values.transpose(_block_to(n_block, plan.a_at, len(plan.f_dims)))
@@ -248,18 +267,23 @@ def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
     trailing = values.ndim - n_block - plan.a_at
     inside = xp.broadcast_to(plan.in_bounds, plan.a_shape).reshape(
         (1,) * plan.a_at + tuple(plan.a_shape) + (1,) * trailing)
-    flat = xp.where(xp.broadcast_to(inside, values.shape).reshape(-1), flat, operand.size)
+    inside = xp.broadcast_to(inside, values.shape).reshape(-1)
     values = values.reshape(-1)
-    padded = xp.concatenate([operand.reshape(-1), xp.zeros(1, operand.dtype)])
     if ufunc is None:
-        padded[flat] = values
-    elif ufunc in ("maximum", "minimum"):  # the zeros' signs need the elements before
-        start = padded.copy()
-        getattr(xp, ufunc).at(padded, flat, values)
-        _signed_zeros.fix_scattered_zeros(xp, padded, start, flat, values, ufunc == "maximum")
-    else:
-        getattr(xp, ufunc).at(padded, flat, values)
-    return padded[:-1].reshape(operand.shape)
+        padded = xp.concatenate([operand.reshape(-1), xp.zeros(1, operand.dtype)])
+        padded[xp.where(inside, flat, operand.size)] = values
+        return padded[:-1].reshape(operand.shape)
+    out = operand.copy()
+    if out.size == 0:  # every update is out of bounds
+        return out
+    flat = xp.where(inside, flat, 0)
+    values = xp.where(inside, values, xp.full((), _neutral(ufunc, values.dtype), values.dtype))
+    start = out.copy() if ufunc in ("maximum", "minimum") else None  # for the zeros' signs
+    getattr(xp, ufunc).at(out.reshape(-1), flat, values)
+    if start is not None:
+        _signed_zeros.fix_scattered_zeros(xp, out.reshape(-1), start.reshape(-1), flat, values,
+                                          ufunc == "maximum")
+    return out
 
 
 def _flat_index(xp: Any, shape: Sequence[int], index: tuple, n_block: int, a_at: int,
