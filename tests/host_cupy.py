@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import importlib.machinery
 import operator
 import re
 import subprocess
@@ -420,6 +421,7 @@ class _CupyModule(types.ModuleType):
     def __init__(self, name: str, numpy_module: Any) -> None:
         super().__init__(name)
         self._numpy = numpy_module
+        self.__spec__ = importlib.machinery.ModuleSpec(name, None)  # find_spec finds it
 
     def __getattr__(self, name: str) -> Any:
         if name in _NOT_IN_CUPY.get(self.__name__, ()):
@@ -487,6 +489,7 @@ def _scatter(ufunc: np.ufunc, dtypes: str) -> Any:
 
 
 _cupyx = types.ModuleType("cupyx")
+_cupyx.__spec__ = importlib.machinery.ModuleSpec("cupyx", None)
 _cupyx.__dict__.update(scatter_add=_scatter(np.add, "iILQefd"),
                        scatter_max=_scatter(np.maximum, "iILQfd"),
                        scatter_min=_scatter(np.minimum, "iILQfd"))
