@@ -1,8 +1,9 @@
 """LAPACK's Householder reductions written in array operations (``fungrad/lax/_householder.py``),
 which serve a GPU and a NumPy without LAPACK symbols: against LAPACK itself (the CPU's
-routines, ``fungrad/lax/_lapack.py``) on the same inputs, edge cases of the reflector
-included, and through the public functions with the LAPACK routines taken away, against
-jax. Their runs on a (stand-in) GPU are in ``test_gpu.py``.
+routines from the OpenBLAS every NumPy wheel ships, ``fungrad/lax/_lapack.py``) on the same
+inputs, edge cases of the reflector included, and through the public functions with the
+LAPACK routines taken away, against jax. Their runs on a (stand-in) GPU are in
+``test_gpu.py``.
 """
 import functools
 
@@ -16,9 +17,6 @@ import fungrad
 import fungrad.numpy as jnp
 from fungrad import lax
 from fungrad.lax import _householder as householder, _lapack, linalg as fungrad_linalg
-
-pytestmark = pytest.mark.skipif(_lapack.geqrf is None, reason="the reference is NumPy's "
-                                "OpenBLAS's LAPACK, which this NumPy does not expose")
 
 RNG = np.random.default_rng(21)
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]

@@ -66,6 +66,12 @@ def from_bits(xp: Any, bits: Any) -> Any:
     return xp.left_shift(bits.astype(xp.uint32), xp.uint32(16)).view(xp.float32)
 
 
+def widen(xp: Any, value: Any) -> Any:
+    """``value`` as a buffer of array module ``xp``: a ``Bfloat16Buffer`` as the float32
+    values it holds (exact), anything else as it is."""
+    return from_bits(xp, value.storage) if type(value) is Bfloat16Buffer else value
+
+
 def to_bits(xp: Any, x: Any) -> Any:
     """float32 ``x`` rounded to bfloat16, to nearest even, as ``uint16`` bits: ml_dtypes'
     rounding and the kernels' ``f32_to_bf16`` (a NaN becomes the quiet NaN of its sign)."""
@@ -145,7 +151,7 @@ def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
         if name in _ON_BITS:
             return _ON_BITS[name](xp, impl, *vals, **params)
         out_avals = _primitive(name).abstract_eval(*map(_aval, vals), **params)
-        wide = [from_bits(xp, v.storage) if type(v) is Bfloat16Buffer else v for v in vals]
+        wide = [widen(xp, v) for v in vals]
         f32 = {k: np.dtype(np.float32) if _is_bf16(p) else p for k, p in params.items()}
         out = impl(xp, *wide, **f32)
         if isinstance(out_avals, (list, tuple)):

@@ -18,28 +18,23 @@ from __future__ import annotations
 from typing import Any
 
 
-def _like(xp: Any, value: float, like: Any) -> Any:
-    """``value`` filled into ``like``'s shape and dtype (``where`` with a Python scalar
-    would promote differently across array modules)."""
-    return xp.full_like(like, value)
-
-
 def _reflector(xp: Any, alpha: Any, x: Any) -> tuple[Any, Any, Any]:
     """``(beta, tau, v)`` of the reflectors taking ``(alpha[b], x[b, :])`` to
     ``(beta[b], 0)``, over a batch ``b``; ``beta`` in ``alpha``'s dtype."""
     ax = xp.abs(x)
     x_max = ax.max(axis=-1) if x.shape[-1] else xp.zeros_like(xp.abs(alpha))
     scale = xp.maximum(xp.abs(alpha), x_max)
-    scale = xp.where(scale == 0, _like(xp, 1, scale), scale)  # a norm without overflow
+    # (filled arrays, not Python scalars, which array modules promote differently in where)
+    scale = xp.where(scale == 0, xp.full_like(scale, 1), scale)  # a norm without overflow
     norm = scale * xp.sqrt(xp.abs(alpha / scale) ** 2 + ((ax / scale[..., None]) ** 2).sum(-1))
     identity = x_max == 0
     if alpha.dtype.kind == "c":
         identity &= xp.imag(alpha) == 0
     beta = xp.where(xp.signbit(xp.real(alpha)), norm, -norm).astype(alpha.dtype)
     beta = xp.where(identity, alpha, beta)
-    safe_beta = xp.where(identity, _like(xp, 1, beta), beta)
-    tau = xp.where(identity, _like(xp, 0, beta), (safe_beta - alpha) / safe_beta)
-    denominator = xp.where(identity, _like(xp, 1, beta), alpha - safe_beta)
+    safe_beta = xp.where(identity, xp.full_like(beta, 1), beta)
+    tau = xp.where(identity, xp.full_like(beta, 0), (safe_beta - alpha) / safe_beta)
+    denominator = xp.where(identity, xp.full_like(beta, 1), alpha - safe_beta)
     return beta, tau, x / denominator[..., None]
 
 

@@ -19,7 +19,7 @@ from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
-from fungrad.backends.bfloat16 import Bfloat16Buffer, from_bits
+from fungrad.backends.bfloat16 import widen
 from fungrad.backends.namespace import impl_for
 from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
@@ -211,8 +211,7 @@ def run_algorithm(xp: Any, algorithm: Any, lhs: Any, rhs: Any, preferred: np.dty
     lt, rt, acc = algorithm_types(algorithm, lhs.dtype, rhs.dtype, out)
     # on a device an operand rounded to bfloat16 is a buffer of its bits: contracted as the
     # float32 values it holds exactly (as the CPU contracts bfloat16, in float32)
-    rounded = [as_result(xp, x, t) for x, t in ((lhs, lt), (rhs, rt))]
-    rounded = [from_bits(xp, x.storage) if type(x) is Bfloat16Buffer else x for x in rounded]
+    rounded = [widen(xp, as_result(xp, x, t)) for x, t in ((lhs, lt), (rhs, rt))]
     return as_result(xp, contract(*rounded, acc), out)
 
 
