@@ -23,7 +23,9 @@ import pytest
 
 import fungrad
 import fungrad.numpy as jnp
+from fungrad import lax
 from fungrad.backends import cuda_source, namespace
+from fungrad.lax.dot import round_to_tf32
 import host_cupy
 from harness import x64
 
@@ -918,7 +920,6 @@ def test_model_family_gradients_on_a_gpu_match_the_cpu(gpu, name):
 def test_control_flow_and_donation_on_a_gpu(gpu):
     """``scan``, ``while_loop``, ``cond`` and ``fori_loop`` under ``jit`` on the GPU, and a
     donated argument (the jitted function may reuse its device buffer)."""
-    from fungrad import lax
 
     def f(x, n):
         def body(carry, row):
@@ -1034,9 +1035,12 @@ def _api_tour() -> dict:
         "matmul_einsum_dot": lambda x, v, i, m: (x @ v, jnp.einsum("ij,kj->ik", x, x),
                                                  lax.dot_general(x, x, (((0,), (0,)), ((), ())))),
         "dot_algorithms": lambda x, v, i, m: [  # operands rounded to bfloat16 on the device
+            # (float32 operands of BF16_BF16_F32 too, where the CPU keeps them: bfloat16 values
+            # here, so both agree; test_gpu_dot_algorithms checks the rounding)
             lax.dot(x.astype(jnp.float16), x.T.astype(jnp.float16), precision="BF16_BF16_F32",
                     preferred_element_type=jnp.float32),
-            lax.dot(x, x.T, precision="BF16_BF16_F32", preferred_element_type=BF16),
+            lax.dot(x.astype(BF16).astype(jnp.float32), x.T.astype(BF16).astype(jnp.float32),
+                    precision="BF16_BF16_F32", preferred_element_type=BF16),
             lax.dot(x.astype(jnp.int32), x.T.astype(jnp.int32), precision="BF16_BF16_F32"),
             lax.dot(x, x.T, precision="BF16_BF16_F32_X3"),
             lax.ragged_dot(x.astype(jnp.float16), jnp.stack([x[:3].T, x[3:].T]).astype(jnp.float16),
@@ -1095,6 +1099,66 @@ def test_every_family_of_primitives_runs_on_a_gpu(gpu, name, jitted):
         if w.dtype == BF16:
             g, w = np.asarray(g, np.float32), np.asarray(w, np.float32)
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+def _tf32(x: np.ndarray) -> np.ndarray:
+    """float32 ``x`` rounded to 10 mantissa bits, to nearest with ties away from zero."""
+    m, e = np.frexp(x.astype(np.float64))
+    return np.ldexp(np.sign(m) * np.floor(np.abs(m) * 2.0 ** 11 + 0.5) / 2.0 ** 11, e)
+
+
+def test_round_to_tf32_matches_rounding_to_ten_mantissa_bits():
+    """The TF32 rounding the GPU's ``TF32_TF32_F32`` applies: nearest, ties away from zero,
+    overflow to infinity, infinities and NaN kept."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(4096) * 10.0 ** rng.integers(-30, 30, 4096)).astype(np.float32)
+    np.testing.assert_array_equal(round_to_tf32(np, x), _tf32(x).astype(np.float32))
+    tie = np.float32(1 + 2 ** -11)  # halfway between 1 and 1 + 2**-10
+    edges = np.array([tie, -tie, np.finfo(np.float32).max, np.inf, -np.inf, 0.0, -0.0,
+                      np.float32(1e-45)], np.float32)
+    want = np.array([1 + 2 ** -10, -1 - 2 ** -10, np.inf, np.inf, -np.inf, 0.0, -0.0, 0.0],
+                    np.float32)
+    got = round_to_tf32(np, edges)
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got[6]) and np.isnan(round_to_tf32(np, np.array([np.nan], np.float32)))
+
+
+# preset -> the float64 reference: the operands as the preset rounds float32 ones on a GPU
+_GPU_ONLY_PRESETS = {
+    "F16_F16_F32": lambda a: a.astype(np.float16), "BF16_BF16_F32": lambda a: a.astype(BF16),
+    "BF16_BF16_BF16": lambda a: a.astype(BF16), "TF32_TF32_F32": _tf32,
+    "BF16_BF16_F32_X9": lambda a: a, "TF32_TF32_F32_X3": lambda a: a}
+
+
+@pytest.mark.parametrize("jitted", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("preset", list(_GPU_ONLY_PRESETS))
+def test_gpu_dot_algorithms(gpu, preset, jitted):
+    """The presets JAX runs on a GPU, where its CPU refuses them or keeps float32 operands as
+    they are: the operands rounded to the preset's precision, the products summed in float32
+    (``BF16_BF16_BF16`` rounds the sum to bfloat16)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 40)).astype(np.float32)
+    y = rng.standard_normal((40, 5)).astype(np.float32)
+    fn = lambda a, b: lax.dot(a, b, precision=preset)
+    got = (fungrad.jit(fn) if jitted else fn)(*_on(gpu, x, y))
+    assert got.device == gpu and got.dtype == np.float32
+    rounded = _GPU_ONLY_PRESETS[preset]
+    want = rounded(x).astype(np.float64) @ rounded(y).astype(np.float64)
+    got = np.asarray(got)
+    if preset == "BF16_BF16_BF16":  # the float32 sum rounded once more
+        np.testing.assert_array_equal(got, got.astype(BF16).astype(np.float32))
+        np.testing.assert_allclose(got, want, rtol=2 ** -8)
+    else:
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+    if not preset.endswith(("_X3", "_X9")):  # the rounding shows: a float32 product differs
+        assert np.abs(x.astype(np.float64) @ y - want).max() > 1e-4
+
+
+def test_float8_dot_algorithms_need_float8_operands_on_a_gpu(gpu):
+    """As on JAX's GPU, the float8 presets refuse other operands (a GPU holds no float8)."""
+    x = _on(gpu, np.ones((2, 3), np.float32))[0]
+    with pytest.raises(ValueError, match="ANY_F8_ANY_F8_F32' requires both inputs to have float8"):
+        lax.dot(x, x.T, precision="ANY_F8_ANY_F8_F32")
 
 
 def _householder_tour() -> dict:
@@ -1466,7 +1530,6 @@ def test_dynamic_slices_at_a_device_position(gpu, start):
     back: the CPU's windows, eagerly and under ``jit``."""
     x = np.arange(60, dtype=np.float32).reshape(3, 10, 2)
     row = -np.ones((2, 4, 2), np.float32)
-    lax = fungrad.lax
 
     def ops(x, row, i):
         return (lax.dynamic_slice(x, (1, i, 0), (2, 4, 2)),

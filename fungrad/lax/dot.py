@@ -19,7 +19,7 @@ from fungrad._core import core, dtypes, lowering
 from fungrad._core.array import Array
 from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
-from fungrad.backends.bfloat16 import widen
+from fungrad.backends.bfloat16 import from_bits, to_bits, widen
 from fungrad.backends.namespace import impl_for
 from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
@@ -49,7 +49,9 @@ class DotAlgorithm(NamedTuple):
     in, and how many components and operations emulate a wider type. XLA's CPU backend runs
     none of these: as JAX on the CPU, a contraction given one raises a ``ValueError`` when it
     runs (a convolution ignores it). The ``DotAlgorithmPreset`` members it supports are the
-    usable ones.
+    usable ones there. On a GPU a contraction rounds its operands to the two precision types
+    and sums in the accumulation type (the component and operation counts, which describe
+    how a wider product is emulated, leave the sum at that type's precision).
 
     Attributes:
       lhs_precision_type: the type the left operand is rounded to.
@@ -80,8 +82,11 @@ class DotAlgorithmPreset(enum.Enum):
     ``DEFAULT``, ``F16_F16_F16``, ``BF16_BF16_F32``, ``BF16_BF16_F32_X3``,
     ``BF16_BF16_F32_X6``, ``F32_F32_F32`` and ``F64_F64_F64`` run (the ``_X3``/``_X6``
     emulations of float32 products compute them in float32, as XLA's CPU backend does) and
-    the others raise a ``ValueError`` when the contraction runs. A convolution accepts every
-    preset and ignores it, as XLA's CPU backend does.
+    the others raise a ``ValueError`` when the contraction runs. On a GPU every preset runs,
+    as on JAX's GPU, emulated on CuPy's float32 products: float32 operands of the bfloat16
+    presets are rounded to bfloat16 and those of ``TF32_TF32_F32`` to TensorFloat-32 (the
+    CPU keeps them); the float8 presets need float8 operands, which a GPU does not hold. A
+    convolution accepts every preset and ignores it, as XLA's CPU backend does.
 
     >>> import fungrad.numpy as jnp
     >>> from fungrad import lax
@@ -168,6 +173,7 @@ _F8_OUTPUTS = ("float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
 _CPU_PRESETS = frozenset(DotAlgorithmPreset[name] for name in (
     "DEFAULT", "F16_F16_F16", "F32_F32_F32", "F64_F64_F64", "BF16_BF16_F32",
     "BF16_BF16_F32_X3", "BF16_BF16_F32_X6"))
+_F8_PRESETS = frozenset(p for p in DotAlgorithmPreset if p.name.startswith("ANY_F8"))
 
 
 def is_algorithm(precision: Any) -> bool:
@@ -198,20 +204,62 @@ def algorithm_types(algorithm: DotAlgorithm | DotAlgorithmPreset, lhs: np.dtype,
     return lt, rt, pick(out, algorithm.supported_output_types(lt, rt))
 
 
+def _check_algorithm(xp: Any, algorithm: Any, lhs: Any, rhs: Any) -> None:
+    """Raise JAX's ``ValueError`` for an algorithm the device does not run: on the CPU
+    (``xp`` NumPy) those outside XLA's CPU set; on a GPU the float8 presets, which need
+    float8 operands (a GPU holds none: ``device_put`` refuses them)."""
+    if xp is np:
+        if algorithm not in _CPU_PRESETS:
+            raise ValueError(f"The precision '{algorithm}' is not supported by dot_general "
+                             "on CPU")
+    elif algorithm in _F8_PRESETS:
+        raise ValueError(f"The dot algorithm '{algorithm}' requires both inputs to have "
+                         f"float8 dtypes. Got {lhs.dtype} and {rhs.dtype} instead.")
+
+
+def round_to_tf32(xp: Any, x: Any) -> Any:
+    """float32 ``x`` rounded to TensorFloat-32's 10 mantissa bits (8 exponent bits, as
+    float32), to nearest with ties away from zero as ``cvt.rna.tf32.f32`` rounds, kept as
+    float32; NaN stays NaN."""
+    bits = xp.ascontiguousarray(x).reshape(x.shape).view(xp.uint32)
+    rounded = ((bits + xp.uint32(0x1000)) & xp.uint32(0xFFFFE000)).view(xp.float32)
+    return xp.where(xp.isnan(x), x, rounded)
+
+
+def _round_to_bf16(xp: Any, x: Any) -> Any:
+    """float32 ``x`` rounded to bfloat16 (to nearest even), kept as float32."""
+    return from_bits(xp, to_bits(xp, x)) if x.dtype == np.float32 else x
+
+
+# The rounding a GPU applies to float32 operands that the preset's operand types keep as
+# they are (JAX's GPU rewrites them to the preset's precision; its CPU does not).
+_GPU_ROUNDING = {DotAlgorithmPreset.BF16_BF16_F32: _round_to_bf16,
+                 DotAlgorithmPreset.BF16_BF16_BF16: _round_to_bf16,
+                 DotAlgorithmPreset.TF32_TF32_F32: round_to_tf32}
+
+
 def run_algorithm(xp: Any, algorithm: Any, lhs: Any, rhs: Any, preferred: np.dtype | None,
                   contract: Callable[[Any, Any, np.dtype], Any], name: str = "dot_general"
                   ) -> Any:
     """A contraction of the buffers ``lhs`` and ``rhs`` as ``algorithm`` computes it:
     ``contract(lhs, rhs, accumulation_dtype)`` on the operands rounded to the algorithm's
-    types, its result converted to the contraction's result dtype. As JAX on the CPU, an
-    algorithm XLA's CPU backend does not run raises a ``ValueError`` naming it."""
-    if algorithm not in _CPU_PRESETS:
-        raise ValueError(f"The precision '{algorithm}' is not supported by dot_general on CPU")
+    types, its result converted to the contraction's result dtype. As JAX, an algorithm the
+    device's XLA backend does not run raises a ``ValueError`` naming it.
+
+    On a GPU (any ``xp`` but NumPy) every preset runs as on JAX's GPU, emulated: the
+    operands are rounded to the preset's precision (float32 operands of ``BF16_BF16_F32``
+    and ``BF16_BF16_BF16`` to bfloat16, of ``TF32_TF32_F32`` to TensorFloat-32, where the
+    CPU multiplies them in float32) and the products summed in float32 or wider
+    (``BF16_BF16_BF16`` and ``F16_F16_F16`` then round the sum); the ``_X3``/``_X6``/``_X9``
+    emulations of float32 products compute them in float32, as on the CPU."""
+    _check_algorithm(xp, algorithm, lhs, rhs)
     out = dot_result_dtype(lhs.dtype, rhs.dtype, preferred, name, check_width=False)
     lt, rt, acc = algorithm_types(algorithm, lhs.dtype, rhs.dtype, out)
     # on a device an operand rounded to bfloat16 is a buffer of its bits: contracted as the
     # float32 values it holds exactly (as the CPU contracts bfloat16, in float32)
     rounded = [widen(xp, as_result(xp, x, t)) for x, t in ((lhs, lt), (rhs, rt))]
+    if xp is not np and algorithm in _GPU_ROUNDING:
+        rounded = [_GPU_ROUNDING[algorithm](xp, x) for x in rounded]
     return as_result(xp, contract(*rounded, acc), out)
 
 
