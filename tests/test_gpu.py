@@ -1283,14 +1283,17 @@ def test_donated_buffers_are_reused_on_a_gpu(gpu):
         cache + 1.0
 
 
-def test_combining_scatters_own_their_results_on_a_gpu(gpu):
-    """On a device an out-of-bounds update of ``add``/``multiply``/``max``/``min`` combines
-    the operation's identity into element 0 (a sum -0, so that a -0 stays) rather than
-    landing in a scratch element past the end, so the result owns its memory: donated to
-    the next step, it is handed over instead of copied. Values as on the CPU."""
+@pytest.mark.parametrize("indices", [[1, 7, -9, 3], [0, 7, 0, -9], [7, 8, 9, 10]],
+                         ids=["zero_untouched", "zero_updated_twice", "all_out"])
+def test_scatters_own_their_results_on_a_gpu(gpu, indices):
+    """On a device an out-of-bounds update goes to element 0 rather than to a scratch
+    element past the end: ``add``/``multiply``/``max``/``min`` combine their identity into
+    it (a sum -0, so that a -0 stays), an assignment writes the value element 0 ends up
+    with (its last in-bounds update, else its own). So the result owns its memory: donated
+    to the next step, it is handed over instead of copied. Values as on the CPU."""
     x = np.array([-0.0, 2.0, -3.0, 4.0, 0.5, -1.5], np.float32)
-    i, v = np.array([1, 7, -9, 3], np.int32), np.array([2.0, 5.0, 6.0, -0.0], np.float32)
-    for op in ("add", "subtract", "multiply", "max", "min"):
+    i, v = np.array(indices, np.int32), np.array([2.0, 5.0, 6.0, -0.0], np.float32)
+    for op in ("set", "add", "subtract", "multiply", "max", "min"):
         fn = lambda x, i, v: getattr(x.at[i], op)(v)  # noqa: E731
         got, want = fn(*_on(gpu, x, i, v)), fn(*map(jnp.asarray, (x, i, v)))
         assert got._value.base is None, op

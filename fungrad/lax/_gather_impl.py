@@ -255,11 +255,11 @@ def _neutral(ufunc: str, dtype: np.dtype) -> Any:
 def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
                        ufunc: str | None) -> Any:
     """``scatter`` dropping out-of-bounds windows without reading the bounds back to the
-    host (which would wait for the GPU): an out-of-bounds update combines the identity of
-    ``ufunc`` into element 0 instead, or, for an assignment, which has none, goes to a
-    scratch element past the end, cut off afterwards. Only an assignment returns a view
-    (of that longer buffer): the other results own their memory, so a donated result is
-    written in place next time rather than copied."""
+    host (which would wait for the GPU): an out-of-bounds update goes to element 0 instead,
+    combining the identity of ``ufunc`` into it, or, for an assignment, writing the value
+    element 0 ends up with anyway (the last in-bounds update of it, else its own value).
+    The result owns its memory, so a donated result is written in place next time rather
+    than copied."""
     shape = (1,) if plan.scalar else operand.shape
     n_block = len(plan.a_dims)
     values = values.transpose(_block_to(n_block, plan.a_at, len(plan.f_dims)))
@@ -269,15 +269,20 @@ def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
         (1,) * plan.a_at + tuple(plan.a_shape) + (1,) * trailing)
     inside = xp.broadcast_to(inside, values.shape).reshape(-1)
     values = values.reshape(-1)
-    if ufunc is None:
-        padded = xp.concatenate([operand.reshape(-1), xp.zeros(1, operand.dtype)])
-        padded[xp.where(inside, flat, operand.size)] = values
-        return padded[:-1].reshape(operand.shape)
     out = operand.copy()
-    if out.size == 0:  # every update is out of bounds
+    if out.size == 0 or values.size == 0:  # every update is out of bounds, or none comes
         return out
+    if ufunc is None:
+        hits = inside & (flat == 0)
+        last = values.size - 1 - xp.argmax(hits[::-1])
+        fill = xp.where(hits.any(), values[last], out.reshape(-1)[0])
+    else:
+        fill = xp.full((), _neutral(ufunc, values.dtype), values.dtype)
     flat = xp.where(inside, flat, 0)
-    values = xp.where(inside, values, xp.full((), _neutral(ufunc, values.dtype), values.dtype))
+    values = xp.where(inside, values, fill)
+    if ufunc is None:
+        out.reshape(-1)[flat] = values
+        return out
     start = out.copy() if ufunc in ("maximum", "minimum") else None  # for the zeros' signs
     getattr(xp, ufunc).at(out.reshape(-1), flat, values)
     if start is not None:
