@@ -361,7 +361,8 @@ class ElementwiseKernel:
     """CuPy's ``ElementwiseKernel``: ``operation`` run per element of the broadcast inputs,
     each parameter a local variable of its declared type; returns the outputs."""
 
-    def __init__(self, in_params: str, out_params: str, operation: str, name: str) -> None:
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str,
+                 preamble: str = "") -> None:
         parse = lambda params: [p.split() for p in params.split(",")]  # noqa: E731
         self.ins, self.outs, self.name = parse(in_params), parse(out_params), name
         c_type = lambda t: _C_TYPES[np.dtype(t).name]  # noqa: E731
@@ -370,7 +371,7 @@ class ElementwiseKernel:
         loads = " ".join(f"{c_type(t)} {n} = p_{n}[i];" for t, n in self.ins)
         decls = " ".join(f"{c_type(t)} {n};" for t, n in self.outs)
         stores = " ".join(f"p_{n}[i] = {n};" for _, n in self.outs)
-        source = (f"extern \"C\" void {name}({', '.join(params)}) {{\n"
+        source = (f"{preamble}\nextern \"C\" void {name}({', '.join(params)}) {{\n"
                   f"  for (long long i = 0; i < n; i++) {{ {loads} {decls}\n{operation}\n"
                   f"  {stores} }}\n}}\n")
         self._fn = getattr(compile_for_host(source), name)

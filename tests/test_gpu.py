@@ -303,27 +303,60 @@ def _kernel_sources(text: str) -> list[str]:
     return [part.split("\n", 1)[1] for part in text.split("// kernel ")[1:]]
 
 
+def _bf16_kernels() -> list[tuple[str, str, str]]:
+    """The ``ElementwiseKernel``s (in_params, out_params, operation) eager bfloat16
+    operations launch on a device: the conversions and one per elementwise primitive."""
+    from fungrad._core import lowering
+    by_name = {p.name: p for p in lowering.primitives_with_cuda()}
+    kernels = [cuda_source.BF16_ROUND, cuda_source.BF16_WIDEN]
+    for names, arity in ((_EXACT_UNARY + _LIBRARY_UNARY, 1), (_EXACT_BINARY + _LIBRARY_BINARY, 2)):
+        for name in names:
+            rounded = name not in ("is_finite", "eq", "ne", "lt", "le", "gt", "ge")
+            template = lowering.cuda_expr(by_name[name]).for_kind("f")
+            kernels.append(cuda_source.bf16_elementwise(template, arity, rounded))
+    return kernels
+
+
+def _as_global_kernel(in_params: str, out_params: str, operation: str, name: str) -> str:
+    """An ``ElementwiseKernel``'s parameters and operation as a CUDA kernel over flat
+    arrays, the loop CuPy wraps around them."""
+    c_type = {"uint16": "unsigned short", "float32": "float", "bool": "bool"}
+    params = [p.split() for p in f"{in_params}, {out_params}".split(", ")]
+    n_in = len(in_params.split(", "))
+    loads = " ".join(f"{c_type[t]} {v} = p_{v}[i];" for t, v in params[:n_in])
+    decls = " ".join(f"{c_type[t]} {v};" for t, v in params[n_in:])
+    stores = " ".join(f"p_{v}[i] = {v};" for _, v in params[n_in:])
+    args = ", ".join(f"{'const ' if k < n_in else ''}{c_type[t]}* p_{v}"
+                     for k, (t, v) in enumerate(params))
+    return (f'extern "C" __global__ void {name}({args}, long long n) {{\n'
+            f"  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;\n"
+            f"       i += (long long)gridDim.x * blockDim.x) {{ {loads} {decls}\n"
+            f"    {operation}\n    {stores} }}\n}}\n")
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="no CUDA compiler (nvcc) on this machine")
 def test_golden_cuda_sources_compile(tmp_path, golden_sources):
     """nvcc compiles every generated kernel to PTX (no GPU needed): the golden ones,
-    those of the semantic and library-function cases (one file) and the backend's scatter
-    kernels."""
+    those of the semantic and library-function cases (one file), the backend's scatter
+    kernels and the eager bfloat16 kernels (in the loop CuPy wraps them in)."""
     files = []
     for name, text in golden_sources.items():
         for k, source in enumerate(_kernel_sources(text) if name.startswith("rows") else [text]):
             path = tmp_path / f"{name}_{k}.cu"
             path.write_text(source)
             files.append(path)
-    from fungrad.compiler import cuda
-    cases = [_case_kernel(make, inputs, f"k{k}").source.replace(cuda.PRELUDE, "")
+    cases = [_case_kernel(make, inputs, f"k{k}").source.replace(cuda_source.PRELUDE, "")
              for k, (make, inputs) in enumerate(SEMANTIC_CASES.values())]
-    cases += [_case_kernel(make, (x,), f"t{k}").source.replace(cuda.PRELUDE, "")
+    cases += [_case_kernel(make, (x,), f"t{k}").source.replace(cuda_source.PRELUDE, "")
               for k, (make, x) in enumerate(TRANSCENDENTAL_CASES.values())]
     files.append(tmp_path / "semantic_cases.cu")
-    files[-1].write_text(cuda.PRELUDE + "\n".join(cases))
+    files[-1].write_text(cuda_source.PRELUDE + "\n".join(cases))
     for dtype in SCATTER_DTYPES[:-1]:  # the backend's scatter kernels (none for complex128)
         files.append(tmp_path / f"scatter_{dtype}.cu")
         files[-1].write_text(cuda_source.scatter_source(dtype)[0])
+    files.append(tmp_path / "bfloat16_elementwise.cu")
+    files[-1].write_text(cuda_source.PRELUDE + "\n".join(
+        _as_global_kernel(*params, f"e{k}") for k, params in enumerate(_bf16_kernels())))
     proc = subprocess.run(["nvcc", "--ptx", "-arch=sm_80", "-odir", str(tmp_path),
                            *map(str, files)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -587,22 +620,43 @@ def test_as_text_dialects():
 
 # --------------------------------------------------------------------------- bfloat16 on a device
 
-def test_bfloat16_bits_round_and_widen_as_ml_dtypes():
-    """``to_bits`` (float32 -> bfloat16 bits) rounds as ml_dtypes, NaN and ties included;
-    ``from_bits`` widens every one of the 65536 bit patterns exactly."""
-    from fungrad.backends import bfloat16
+def _floats_to_round() -> np.ndarray:
+    """float32 values of every magnitude, random bit patterns (NaNs, subnormals), ties."""
     rng = np.random.default_rng(3)
-    x = np.concatenate([
+    return np.concatenate([
         (rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)).astype(np.float32),
         rng.integers(0, 2 ** 32, 5000, dtype=np.uint32).view(np.float32),  # NaNs, subnormals
         np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4e38, 1e-45, 1 + 2 ** -8,
                   1 + 3 * 2 ** -8, -(1 + 2 ** -8)], np.float32)])
+
+
+def _check_bits(xp, to_device, to_host) -> None:
+    """``to_bits`` and ``from_bits`` of module ``xp`` against ml_dtypes."""
+    from fungrad.backends import bfloat16
+    x = _floats_to_round()
     with np.errstate(invalid="ignore"):  # ml_dtypes warns on signalling NaNs
         want = x.astype(BF16).view(np.uint16)
-    np.testing.assert_array_equal(bfloat16.to_bits(np, x), want)
+    np.testing.assert_array_equal(to_host(bfloat16.to_bits(xp, to_device(x))), want)
     bits = np.arange(2 ** 16, dtype=np.uint32).astype(np.uint16)
-    np.testing.assert_array_equal(bfloat16.from_bits(np, bits).view(np.uint32),
+    np.testing.assert_array_equal(to_host(bfloat16.from_bits(xp, to_device(bits))).view(np.uint32),
                                   bits.view(BF16).astype(np.float32).view(np.uint32))
+
+
+def test_bfloat16_bits_round_and_widen_in_one_kernel_each_on_a_device(host_gpu):
+    """On a device ``to_bits`` and ``from_bits`` are one ``ElementwiseKernel`` each (the
+    generated kernels' ``f32_to_bf16``/``bf16_to_f32``), rounding as ml_dtypes."""
+    cupy = host_cupy._module
+    start = len(host_cupy.LAUNCHED)
+    _check_bits(cupy, cupy.asarray, cupy.asnumpy)
+    assert host_cupy.LAUNCHED[start:] == ["fungrad_bf16_round", "fungrad_bf16_widen"]
+
+
+def test_bfloat16_bits_round_and_widen_as_ml_dtypes():
+    """``to_bits`` (float32 -> bfloat16 bits) rounds as ml_dtypes, NaN and ties included;
+    ``from_bits`` widens every one of the 65536 bit patterns exactly (array operations,
+    NumPy standing in for CuPy)."""
+    from fungrad.backends import bfloat16
+    _check_bits(np, np.asarray, np.asarray)
     scalar = np.array(1.5, BF16)  # 0-d stays 0-d (``ascontiguousarray`` alone makes it 1-d)
     assert bfloat16.bits_of(scalar).shape == () == bfloat16.to_bits(np, np.float32(1.5)).shape
     assert bfloat16.bits_of(scalar) == bfloat16.to_bits(np, np.float32(1.5)) == 0x3FC0
@@ -649,6 +703,79 @@ def test_bfloat16_on_a_device_matches_the_cpu(host_gpu, name):
         assert type(got._value) is host_cupy.ndarray
     bytes_of = lambda a: np.ascontiguousarray(np.asarray(a)).reshape(-1).view(np.uint8)  # noqa: E731
     np.testing.assert_array_equal(bytes_of(got), bytes_of(want))
+
+
+# The elementwise primitives with a C expression, by arity, on bfloat16 operands: those
+# correctly rounded in float32 give the CPU's bits; the others (the C library's float32
+# functions against NumPy's) may round to the neighbouring bfloat16.
+_EXACT_UNARY = ("neg", "sign", "floor", "ceil", "is_finite", "abs", "square", "sqrt")
+_EXACT_BINARY = ("add", "sub", "mul", "div", "rem", "max", "min", "nextafter", "eq", "ne",
+                 "lt", "le", "gt", "ge")
+_LIBRARY_UNARY = ("exp", "log", "expm1", "log1p", "logistic", "rsqrt", "sin", "cos", "tanh",
+                  "erf", "lgamma")
+_LIBRARY_BINARY = ("pow", "atan2")
+_NOT_ON_FLOATS = {"add_any", "not", "and", "or", "xor", "shift_left", "shift_right_logical",
+                  "shift_right_arithmetic"}
+
+
+def test_every_elementwise_primitive_with_a_c_expression_is_listed():
+    """The lists above cover every primitive that declares a C expression (a new one is
+    added to them, or to those that take no floats)."""
+    from fungrad._core import lowering
+    listed = {*_EXACT_UNARY, *_EXACT_BINARY, *_LIBRARY_UNARY, *_LIBRARY_BINARY, *_NOT_ON_FLOATS}
+    assert {p.name for p in lowering.primitives_with_cuda()} == listed
+
+
+def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(host_gpu):
+    """Each elementwise primitive over bfloat16 device arrays runs as one kernel (widened,
+    computed and rounded inside it; nextafter steps the bits, widening them to compare)
+    and gives the CPU's result, dtypes and signed zeros included."""
+    rng = np.random.default_rng(8)
+    host = [np.concatenate([rng.standard_normal(40) * 3, [0.0, -0.0, 2.5, -2.5, np.inf]]
+                           ).astype(BF16) for _ in range(2)]
+    dev = fungrad.device_put(host, host_gpu)
+    pos = [jnp.abs(a) + 0.5 for a in (*host, *dev)]  # inside every domain
+    for names, arity in ((_EXACT_UNARY + _LIBRARY_UNARY, 1), (_EXACT_BINARY + _LIBRARY_BINARY, 2)):
+        for name in names:
+            args = (pos[:2], pos[2:]) if name in ("log", "rsqrt", "lgamma", "pow") else (host, dev)
+            start = len(host_cupy.LAUNCHED)
+            got = getattr(lax, name)(*args[1][:arity])
+            launched = host_cupy.LAUNCHED[start:]
+            want = getattr(lax, name)(*args[0][:arity])
+            assert got.dtype == want.dtype and got.device == host_gpu, name
+            one = ["fungrad_bf16_widen"] * 2 if name == "nextafter" else [f"fungrad_bf16_{name}"]
+            assert launched == one, name
+            g, w = np.asarray(got).astype(np.float32), np.asarray(want).astype(np.float32)
+            if name in _EXACT_UNARY + _EXACT_BINARY:
+                np.testing.assert_array_equal(g, w, err_msg=name)
+                np.testing.assert_array_equal(np.signbit(g), np.signbit(w), err_msg=name)
+            else:
+                np.testing.assert_allclose(g, w, rtol=2 ** -8, err_msg=name)
+
+
+def test_eager_bfloat16_moves_of_elements_move_the_bits_on_a_device(host_gpu):
+    """Reshapes, slices, concatenation, padding, selection and the like move a bfloat16
+    array's stored bits without a kernel (no widening or rounding), so even a signalling
+    NaN's payload arrives as on the CPU."""
+    bits = np.array([0x3FC0, 0x7F81, 0xFF80, 0x8000, 0x0001, 0xC0A0], np.uint16)  # 0x7F81: sNaN
+    host = jnp.asarray(bits.view(BF16).reshape(2, 3))
+    dev = fungrad.device_put(host, host_gpu)
+    moves = {
+        "reshape": lambda x: x.reshape(3, 2), "transpose": lambda x: x.T,
+        "broadcast": lambda x: jnp.broadcast_to(x[:, None], (2, 4, 3)),
+        "slice": lambda x: x[1:, ::2], "rev": lambda x: jnp.flip(x, 1),
+        "concatenate": lambda x: jnp.concatenate([x, x[::-1]]),
+        "pad": lambda x: lax.pad(x, x[0, 0], ((1, 0, 0), (0, 1, 1))),
+        "select_n": lambda x: lax.select(jnp.asarray([[True, False, True]] * 2), x, x[::-1]),
+        "dynamic_slice": lambda x: lax.dynamic_slice(x, (1, 1), (1, 2)),
+        "dynamic_update_slice": lambda x: lax.dynamic_update_slice(x, x[:1, :2], (1, 1)),
+        "squeeze": lambda x: lax.squeeze(x[:1], (0,))}
+    for name, fn in moves.items():
+        start = len(host_cupy.LAUNCHED)
+        got, want = fn(dev), fn(host)
+        assert host_cupy.LAUNCHED[start:] == [] and got.dtype == BF16, name
+        np.testing.assert_array_equal(np.asarray(got).view(np.uint16),
+                                      np.asarray(want).view(np.uint16), err_msg=name)
 
 
 def test_bfloat16_device_array_comes_back_to_the_host(host_gpu):

@@ -51,12 +51,13 @@ twice), each already in its compute type (``float`` for the half types); ``{t}``
 result's compute type. Keyword templates replace it where the first operand's compute type
 is of one *kind*, ``f`` (floating), ``i`` (signed), ``u`` (unsigned) or ``b`` (bool): where
 C's operator or library function would not give lax's result (a float ``max`` propagates
-NaN: ``def_cuda(max_p, "({0} > {1} ? {0} : {1})", f="fg_max({}, {})")``). Helpers named
-``fg_*`` are the kernels' prelude (``cuda.PRELUDE``). A reduction that row kernels
-(``fungrad.compiler.cuda_rows``) may compute over a row declares ``def_cuda_reducer``: the
-C function or macro combining two float32 values and the float32 identity the accumulator
-starts from. The generator itself keeps only what is indexing or typing, not a template
-(broadcasts, converts, ``select_n``, ``integer_pow``, ``round``, unit reshapes).
+NaN: ``def_cuda(max_p, "({0} > {1} ? {0} : {1})", f="fg_max({}, {})")``). Helpers
+named ``fg_*`` are the kernels' prelude (``backends.cuda_source.PRELUDE``). A reduction
+that row kernels (``fungrad.compiler.cuda_rows``) may compute over a row declares
+``def_cuda_reducer``: the C function or macro combining two float32 values and the
+float32 identity the accumulator starts from. The generator itself keeps only what is
+indexing or typing, not a template (broadcasts, converts, ``select_n``, ``integer_pow``,
+``round``, unit reshapes).
 """
 from __future__ import annotations
 

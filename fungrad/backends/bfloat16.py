@@ -12,6 +12,14 @@ the results the primitive's abstract evaluation types as bfloat16 back to bfloat
 to nearest even. That is the CPU's arithmetic: ml_dtypes computes bfloat16 operations
 in float32 and rounds once, and matmuls (cuBLAS here) accumulate in float32.
 
+An elementwise primitive that generated kernels compute (one declaring its C expression,
+``_core.lowering.def_cuda``) runs instead as one CuPy ``ElementwiseKernel`` on the stored
+bits when all its operands are bfloat16: widened, computed and rounded inside the kernel
+(one launch, where the float32 route takes one per operand, the operation's own and the
+rounding's). On such a module ``to_bits``/``from_bits`` are one kernel each too. The
+primitives that only move elements (reshapes, slices, ``select_n``, ...) move the stored
+bits, with no conversion at all.
+
 ``to_bits``/``from_bits`` are written against an array module ``xp``, so NumPy stands
 in for CuPy in the tests.
 """
@@ -21,7 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fungrad._core import core, dtypes
+from fungrad._core import core, dtypes, lowering
+from fungrad.backends import cuda_source
 
 
 class Bfloat16Buffer:
@@ -61,8 +70,27 @@ def bits_of(value: Any) -> Any:
     return np.ascontiguousarray(value).reshape(np.shape(value)).view(np.uint16)
 
 
+_KERNELS: dict[tuple, Any] = {}
+
+
+def _kernel(xp: Any, in_params: str, out_params: str, operation: str, name: str) -> Any:
+    """``xp``'s ``ElementwiseKernel`` for ``operation`` with the generated kernels' prelude,
+    built once per module and source; None for a module without one (NumPy)."""
+    make = getattr(xp, "ElementwiseKernel", None)
+    if make is None:
+        return None
+    key = (make, in_params, out_params, operation)
+    if key not in _KERNELS:
+        _KERNELS[key] = make(in_params, out_params, operation, name,
+                             preamble=cuda_source.PRELUDE)
+    return _KERNELS[key]
+
+
 def from_bits(xp: Any, bits: Any) -> Any:
     """bfloat16 bits (``uint16``) as the float32 values they hold (exact)."""
+    kernel = _kernel(xp, *cuda_source.BF16_WIDEN, "fungrad_bf16_widen")
+    if kernel is not None:
+        return kernel(bits)
     return xp.left_shift(bits.astype(xp.uint32), xp.uint32(16)).view(xp.float32)
 
 
@@ -75,6 +103,9 @@ def widen(xp: Any, value: Any) -> Any:
 def to_bits(xp: Any, x: Any) -> Any:
     """float32 ``x`` rounded to bfloat16, to nearest even, as ``uint16`` bits: ml_dtypes'
     rounding and the kernels' ``f32_to_bf16`` (a NaN becomes the quiet NaN of its sign)."""
+    kernel = _kernel(xp, *cuda_source.BF16_ROUND, "fungrad_bf16_round")
+    if kernel is not None:
+        return kernel(x.astype(xp.float32, copy=False))
     # (``ascontiguousarray`` makes a 0-d array 1-d, in CuPy as in NumPy: reshaped back)
     u = xp.ascontiguousarray(x, dtype=xp.float32).reshape(x.shape).view(xp.uint32)
     high = xp.right_shift(u, xp.uint32(16))
@@ -138,6 +169,36 @@ def _nextafter(xp: Any, impl: Callable[..., Any], x: Any, y: Any) -> Any:
 # the primitives whose bfloat16 form works on the stored bits, not the widened values
 _ON_BITS: dict[str, Callable[..., Any]] = {"bitcast_convert_type": _bitcast,
                                             "nextafter": _nextafter}
+# the primitives that only move or pick elements: on bfloat16 operands (besides integer
+# indices and boolean predicates) they move the stored bits, with no widening or rounding
+_MOVES_ELEMENTS = frozenset({"broadcast_in_dim", "concatenate", "dynamic_slice",
+                             "dynamic_update_slice", "pad", "reshape", "rev", "select_n",
+                             "slice", "squeeze", "transpose"})
+
+
+def _moves_bits(vals: tuple) -> bool:
+    """Whether every operand is a ``Bfloat16Buffer`` or integral (an index, a predicate)."""
+    def integral(v: Any) -> bool:
+        if isinstance(v, (bool, int, np.integer, np.bool_)):
+            return True
+        return type(v) is not Bfloat16Buffer and np.dtype(v.dtype).kind in "biu"
+    return all(type(v) is Bfloat16Buffer or integral(v) for v in vals)
+
+
+def _in_one_kernel(xp: Any, name: str, vals: tuple, out_aval: Any) -> Any:
+    """Elementwise primitive ``name`` over bfloat16 buffers ``vals`` as one kernel of
+    ``xp`` (see the module docstring); None where that does not apply."""
+    expr = lowering.cuda_expr(_primitive(name))
+    if expr is None or not vals or any(type(v) is not Bfloat16Buffer for v in vals) or \
+            isinstance(out_aval, (list, tuple)) or out_aval.dtype.name not in ("bfloat16", "bool"):
+        return None
+    rounded = _is_bf16(out_aval.dtype)
+    kernel = _kernel(xp, *cuda_source.bf16_elementwise(expr.for_kind("f"), len(vals), rounded),
+                     f"fungrad_bf16_{name}")
+    if kernel is None:
+        return None
+    out = kernel(*[v.storage for v in vals])
+    return Bfloat16Buffer(out) if rounded else out
 
 
 def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,7 +211,13 @@ def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
             return impl(xp, *vals, **params)
         if name in _ON_BITS:
             return _ON_BITS[name](xp, impl, *vals, **params)
+        if name in _MOVES_ELEMENTS and _moves_bits(vals):
+            bits = [v.storage if type(v) is Bfloat16Buffer else v for v in vals]
+            return Bfloat16Buffer(impl(xp, *bits, **params))
         out_avals = _primitive(name).abstract_eval(*map(_aval, vals), **params)
+        fused = _in_one_kernel(xp, name, vals, out_avals)
+        if fused is not None:
+            return fused
         wide = [widen(xp, v) for v in vals]
         f32 = {k: np.dtype(np.float32) if _is_bf16(p) else p for k, p in params.items()}
         out = impl(xp, *wide, **f32)

@@ -31,7 +31,7 @@ import numpy as np
 from fungrad._core import lowering
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
 from fungrad.backends.bfloat16 import Bfloat16Buffer
-from fungrad.backends.cuda_source import BLOCK, MAX_GRID
+from fungrad.backends.cuda_source import BLOCK, MAX_GRID, PRELUDE
 
 # storage type, how a stored value becomes the compute type, and back
 _TYPES = {
@@ -46,61 +46,6 @@ _TYPES = {
 _COMPUTE = {"float32": "float", "float64": "double", "bfloat16": "float", "float16": "float",
             "int32": "int", "uint32": "unsigned int", "bool": "bool"}
 
-PRELUDE = """#include <cuda_fp16.h>
-__device__ __forceinline__ float bf16_to_f32(unsigned short v) {
-  return __uint_as_float(((unsigned int)v) << 16);
-}
-// round to nearest even; a NaN becomes the quiet NaN of its sign (as ml_dtypes)
-__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
-  unsigned int u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7fc0u);
-  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-// lax.max/min of floats: a NaN operand wins and +0 is above -0 (CUDA's fmax/fmin drop NaN)
-template <typename T> __device__ __forceinline__ T fg_max(T a, T b) {
-  return a != a ? a : (b != b || b > a || (b == a && signbit(a))) ? b : a;
-}
-template <typename T> __device__ __forceinline__ T fg_min(T a, T b) {
-  return a != a ? a : (b != b || b < a || (b == a && signbit(b))) ? b : a;
-}
-// integer division as XLA: x / 0 = -1 (all bits set), x % 0 = x, MIN / -1 = MIN, MIN % -1 = 0
-__device__ __forceinline__ int fg_div(int a, int b) {
-  return b == 0 ? -1 : b == -1 ? (int)(0u - (unsigned int)a) : a / b;
-}
-__device__ __forceinline__ unsigned int fg_div(unsigned int a, unsigned int b) {
-  return b == 0u ? 0xffffffffu : a / b;
-}
-__device__ __forceinline__ int fg_rem(int a, int b) { return b == 0 ? a : b == -1 ? 0 : a % b; }
-__device__ __forceinline__ unsigned int fg_rem(unsigned int a, unsigned int b) {
-  return b == 0u ? a : a % b;
-}
-__device__ __forceinline__ int fg_abs(int a) {  // |MIN| wraps to MIN
-  return a < 0 ? (int)(0u - (unsigned int)a) : a;
-}
-template <typename T> __device__ __forceinline__ T fg_sign(T x) {  // keeps -0 and NaN
-  return x > 0 ? (T)1 : x < 0 ? (T)-1 : x;
-}
-template <typename T> __device__ __forceinline__ T fg_logistic(T x) {  // never overflows
-  T e = exp(-fabs(x));
-  return x >= 0 ? 1 / (e + 1) : e / (e + 1);
-}
-// shifts as XLA: the amount read as unsigned; at least the bit width gives 0 (or the sign)
-__device__ __forceinline__ unsigned int fg_shl(unsigned int x, unsigned int s) {
-  return s < 32u ? x << s : 0u;
-}
-__device__ __forceinline__ unsigned int fg_shr(unsigned int x, unsigned int s) {
-  return s < 32u ? x >> s : 0u;
-}
-__device__ __forceinline__ int fg_sar(int x, unsigned int s) { return x >> (s < 32u ? s : 31u); }
-// float -> integer as XLA: truncate, saturate out of range, NaN -> 0
-__device__ __forceinline__ int fg_to_i32(double x) {
-  return x != x ? 0 : x >= 2147483647.0 ? 2147483647 : x <= -2147483648.0 ? -2147483647 - 1
-         : (int)x;
-}
-__device__ __forceinline__ unsigned int fg_to_u32(double x) {
-  return x != x ? 0u : x >= 4294967295.0 ? 4294967295u : x <= 0.0 ? 0u : (unsigned int)x;
-}
-"""
 
 # the kind of a compute type, which picks a primitive's C template (``lowering.def_cuda``)
 _KIND = {"float": "f", "double": "f", "int": "i", "unsigned int": "u", "bool": "b"}

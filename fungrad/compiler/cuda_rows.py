@@ -27,6 +27,7 @@ import numpy as np
 
 from fungrad._core import lowering
 from fungrad._core.core import Jaxpr, JaxprEqn, Literal, Var
+from fungrad.backends.cuda_source import PRELUDE
 from fungrad.compiler import cuda
 
 ROW_PRELUDE = """#define ADD(a, b) ((a) + (b))
@@ -198,7 +199,7 @@ def row_source(jaxpr: Jaxpr, rows: tuple, consts: dict, name: str) -> tuple[str,
                           f"long long i{d} = {rest};")
         rest = f"({rest} / {rows[d]})" if d else rest
     body = "\n".join("    " + line for line in coords[::-1] + em.row_lines)
-    source = (f"{cuda.PRELUDE}{ROW_PRELUDE}\nextern \"C\" __global__ void {name}("
+    source = (f"{PRELUDE}{ROW_PRELUDE}\nextern \"C\" __global__ void {name}("
               f"{', '.join(params)}) {{\n  __shared__ float red[{cuda.BLOCK}];\n"
               f"  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{\n{body}\n"
               f"  }}\n}}\n")
