@@ -1394,18 +1394,21 @@ def test_scatter_drops_out_of_bounds_updates_on_a_gpu_without_waiting(gpu):
         np.testing.assert_array_equal(np.signbit(np.asarray(g)), np.signbit(np.asarray(w)))
 
 
-def test_donated_buffers_are_reused_on_a_gpu(gpu):
+@pytest.mark.parametrize("dtype", [np.float32, BF16], ids=["float32", "bfloat16"])
+def test_donated_buffers_are_reused_on_a_gpu(gpu, dtype):
     """A donated device buffer is written in place (a KV cache update allocates nothing),
-    and the donated Array is deleted, as with ``jax.jit``."""
-    address = lambda a: a._value.__cuda_array_interface__["data"][0]  # noqa: E731
-    cache = fungrad.device_put(np.zeros((64, 16), np.float32), gpu) + 0.0  # an owned buffer
+    and the donated Array is deleted, as with ``jax.jit``; a bfloat16 buffer's bits too."""
+    def address(a):
+        value = a._value.storage if a.dtype == BF16 else a._value
+        return value.__cuda_array_interface__["data"][0]
+    cache = fungrad.device_put(np.zeros((64, 16), dtype), gpu) + 0.0  # an owned buffer
     before = address(cache)
     write = fungrad.jit(lambda c, row, i: fungrad.lax.dynamic_update_slice(c, row, (i, 0)),
                         donate_argnums=0)
-    new = write(cache, *_on(gpu, np.ones((1, 16), np.float32)), 3)
-    assert address(new) == before and new.device == gpu
+    new = write(cache, *_on(gpu, np.ones((1, 16), dtype)), 3)
+    assert address(new) == before and new.device == gpu and new.dtype == dtype
     np.testing.assert_array_equal(np.asarray(new)[3], 1.0)
-    assert np.asarray(new).sum() == 16
+    assert np.asarray(new).astype(np.float32).sum() == 16
     with pytest.raises(RuntimeError, match="deleted"):
         cache + 1.0
 

@@ -173,19 +173,22 @@ def _address(x):
     return x._value.__array_interface__["data"][0]
 
 
-def test_donated_kv_cache_is_updated_in_place():
-    cache = fnp.zeros((4096, 64)) + 0.0  # an owned buffer (zeros is a read-only broadcast)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_donated_kv_cache_is_updated_in_place(dtype):
+    """A donated cache is written in place, a bfloat16 one too (an update writes by
+    indexing, so any dtype's buffer takes it)."""
+    cache = fnp.zeros((4096, 64), dtype) + 0.0  # an owned buffer (zeros: a read-only broadcast)
     address = _address(cache)  # (holding the buffer itself would make donation copy)
     step = fungrad.jit(_write, donate_argnums=0)
-    new = step(cache, fnp.ones((1, 64)), 7)
-    assert _address(new) == address                       # no copy of the cache
+    new = step(cache, fnp.ones((1, 64), dtype), 7)
+    assert _address(new) == address and new.dtype == dtype  # no copy of the cache
     assert float(new[7, 0]) == 1.0 and float(new[6, 0]) == 0.0
     with pytest.raises(RuntimeError, match="deleted"):
         cache + 1                                         # donated arrays are deleted
-    newer = step(new, fnp.full((1, 64), 2.0), 8)
+    newer = step(new, fnp.full((1, 64), 2.0, dtype), 8)
     assert _address(newer) == address and float(newer[7, 0]) == 1.0
-    fresh = step(fnp.zeros((4096, 64)), fnp.ones((1, 64)), 0)  # a read-only input is copied once
-    assert float(fresh[0, 0]) == 1.0
+    fresh = step(fnp.zeros((4096, 64), dtype), fnp.ones((1, 64), dtype), 0)  # a read-only
+    assert float(fresh[0, 0]) == 1.0                      # input is copied once
 
 
 def test_donation_copies_when_the_buffer_is_shared():

@@ -25,7 +25,9 @@ operand types where it equals the impl. What the memory planner may do with the 
   result's shape (a ufunc pays ~0.5 µs of type resolution for a scalar operand) and blocked
   fusion may run the equation block by block;
 * ``numexpr``: the equation as a numexpr expression, for the optional numexpr fusion: a
-  ``str.format`` template over the operand expressions, or ``(eqn, *operands) -> str``.
+  ``str.format`` template over the operand expressions, or ``(eqn, *operands) -> str``;
+* ``any_dtype``: the generated code does not depend on the operands' dtypes (it only moves
+  elements), so on a device a bfloat16 buffer may hand it its ``uint16`` bits.
 
 Beside its lowerings a primitive declares what the compiler's passes may do with its
 equations (``def_compiler_traits``, read with ``compiler_traits``), so that no pass keeps a
@@ -42,7 +44,11 @@ list of primitive names. Each trait is off unless declared:
   BLAS), so a parallel tail (``fungrad.compiler.parallel``) never runs it beside other work;
 * ``batched_as_loop``: its batching rule may be a loop over the batch (a ``pure_callback``
   with ``vmap_method="sequential"``), so a ``scan`` body holding one is not split into parts
-  batched over the steps (that would come back as a ``scan`` of the same equation).
+  batched over the steps (that would come back as a ``scan`` of the same equation);
+* ``moves_elements``: its results are its operands' elements moved or picked (reshapes,
+  slices, concatenation, padding, selection), whatever their dtype, so its impl runs on any
+  element type's bits: on a device, bfloat16 operands pass their ``uint16`` storage
+  instead of being widened to float32 and rounded back (``backends.bfloat16``).
 
 An elementwise primitive that fused CUDA kernels may compute (``fungrad.compiler.cuda``)
 declares its C expression with ``def_cuda`` (read with ``cuda_expr``): a ``str.format``
@@ -76,6 +82,7 @@ class Lowering(NamedTuple):
     elementwise: bool = False
     when: Callable[[JaxprEqn], bool] | None = None  # None: every equation of the primitive
     numexpr: Callable[..., str] | None = None
+    any_dtype: bool = False
 
 
 _lowerings: dict[Primitive, tuple[Lowering, ...]] = {}
@@ -84,12 +91,13 @@ _lowerings: dict[Primitive, tuple[Lowering, ...]] = {}
 def def_lowering(prim: Primitive, rule: Rule, *, fresh: bool = False,
                  out: str | int | None = None, elementwise: bool = False,
                  when: Callable[[JaxprEqn], bool] | None = None,
-                 numexpr: str | Callable[..., str] | None = None) -> None:
+                 numexpr: str | Callable[..., str] | None = None,
+                 any_dtype: bool = False) -> None:
     """Add a lowering of ``prim``, tried after those declared before it (see the module
     docstring); ``when(eqn)`` restricts it to some equations (the impl runs the others)."""
     if isinstance(numexpr, str):
         numexpr = _template(numexpr)
-    low = Lowering(rule, fresh, out, elementwise, when, numexpr)
+    low = Lowering(rule, fresh, out, elementwise, when, numexpr, any_dtype)
     _lowerings[prim] = (*_lowerings.get(prim, ()), low)
 
 
@@ -126,6 +134,7 @@ class CompilerTraits(NamedTuple):
     opaque: bool = False
     threaded: bool = False
     batched_as_loop: bool = False
+    moves_elements: bool = False
 
 
 _NO_TRAITS = CompilerTraits()
@@ -135,12 +144,13 @@ _traits: dict[Primitive, CompilerTraits] = {}
 def def_compiler_traits(prim: Primitive, *,
                         inline: Callable[[dict], ClosedJaxpr | None] | None = None,
                         identity: bool = False, opaque: bool = False, threaded: bool = False,
-                        batched_as_loop: bool = False) -> None:
+                        batched_as_loop: bool = False, moves_elements: bool = False) -> None:
     """Declare ``prim``'s compiler traits (see the module docstring), in the block that
     defines it. Declaring them twice is an error: one declaration says all."""
     if prim in _traits:
         raise ValueError(f"def_compiler_traits: {prim.name}'s traits are already declared")
-    _traits[prim] = CompilerTraits(inline, identity, opaque, threaded, batched_as_loop)
+    _traits[prim] = CompilerTraits(inline, identity, opaque, threaded, batched_as_loop,
+                                   moves_elements)
 
 
 def compiler_traits(prim: Primitive) -> CompilerTraits:

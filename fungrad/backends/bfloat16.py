@@ -169,15 +169,15 @@ def _nextafter(xp: Any, impl: Callable[..., Any], x: Any, y: Any) -> Any:
 # the primitives whose bfloat16 form works on the stored bits, not the widened values
 _ON_BITS: dict[str, Callable[..., Any]] = {"bitcast_convert_type": _bitcast,
                                             "nextafter": _nextafter}
-# the primitives that only move or pick elements: on bfloat16 operands (besides integer
-# indices and boolean predicates) they move the stored bits, with no widening or rounding
-_MOVES_ELEMENTS = frozenset({"broadcast_in_dim", "concatenate", "dynamic_slice",
-                             "dynamic_update_slice", "pad", "reshape", "rev", "select_n",
-                             "slice", "squeeze", "transpose"})
 
 
-def _moves_bits(vals: tuple) -> bool:
-    """Whether every operand is a ``Bfloat16Buffer`` or integral (an index, a predicate)."""
+def _moves_bits(name: str, vals: tuple) -> bool:
+    """Whether primitive ``name`` only moves or picks elements (its ``moves_elements``
+    compiler trait) and every operand is a ``Bfloat16Buffer`` or integral (an index, a
+    predicate): then it moves the stored bits, with no widening or rounding."""
+    if not lowering.compiler_traits(_primitive(name)).moves_elements:
+        return False
+
     def integral(v: Any) -> bool:
         if isinstance(v, (bool, int, np.integer, np.bool_)):
             return True
@@ -211,7 +211,7 @@ def widened(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
             return impl(xp, *vals, **params)
         if name in _ON_BITS:
             return _ON_BITS[name](xp, impl, *vals, **params)
-        if name in _MOVES_ELEMENTS and _moves_bits(vals):
+        if _moves_bits(name, vals):
             bits = [v.storage if type(v) is Bfloat16Buffer else v for v in vals]
             return Bfloat16Buffer(impl(xp, *bits, **params))
         out_avals = _primitive(name).abstract_eval(*map(_aval, vals), **params)

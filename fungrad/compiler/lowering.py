@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from fungrad._core import dtypes
-from fungrad._core.core import JaxprEqn, Primitive
-from fungrad._core.lowering import Lowering, def_lowering, lowerings
+from fungrad._core.core import JaxprEqn, Primitive, Var
+from fungrad._core.lowering import Lowering, Rule, def_lowering, lowerings
+from fungrad.backends.bfloat16 import Bfloat16Buffer
 from fungrad.backends.namespace import impl_for
 from fungrad.errors import MissingRuleError
 from fungrad.interpreters import ad, batching
@@ -42,18 +43,36 @@ def lowering_for(eqn: JaxprEqn, xp: Any = np) -> Lowering:
     """The lowering of ``eqn`` on backend ``xp``: the first declared one whose guard accepts
     it, else the impl. An equation over bfloat16 on a device runs its impl, which takes the
     device's bfloat16 buffers through float32 (``namespace.impl_for``): the specialised
-    lowerings call the array module itself, which has no bfloat16."""
+    lowerings call the array module itself, which has no bfloat16. Those declared
+    ``any_dtype`` (they only move elements) run on the buffers' ``uint16`` bits instead, so
+    a donated bfloat16 KV cache is updated in place as a float32 one is."""
+    declared = next((low for low in lowerings(eqn.primitive)
+                     if low.when is None or low.when(eqn)), DEFAULT)
     if xp is not np and eqn.primitive not in _COMPILED_ONLY and _touches_bfloat16(eqn):
+        if declared.any_dtype and all(type(v) is Var for v in eqn.invars if _is_bfloat16(v)):
+            return declared._replace(rule=_on_bits(declared.rule))
         return DEFAULT
-    for low in lowerings(eqn.primitive):
-        if low.when is None or low.when(eqn):
-            return low
-    return DEFAULT
+    return declared
+
+
+def _is_bfloat16(v: Any) -> bool:
+    return getattr(v.aval, "dtype", None) == dtypes.bfloat16
 
 
 def _touches_bfloat16(eqn: JaxprEqn) -> bool:
-    return any(getattr(v.aval, "dtype", None) == dtypes.bfloat16
-               for v in (*eqn.invars, *eqn.outvars))
+    return any(map(_is_bfloat16, (*eqn.invars, *eqn.outvars)))
+
+
+def _on_bits(rule: Rule) -> Rule:
+    """``rule`` (an ``any_dtype`` lowering) applied to the ``uint16`` storage of an
+    equation's bfloat16 operands and output buffer, its result a ``Bfloat16Buffer`` again."""
+    def lower(ctx: Any, eqn: JaxprEqn, args: list[str], out: str | None) -> str:
+        bits = [f"{a}.storage" if _is_bfloat16(v) else a for a, v in zip(args, eqn.invars)]
+        expr = rule(ctx, eqn, bits, f"{out}.storage" if out else out)
+        (result,) = eqn.outvars
+        return f"{ctx.const(Bfloat16Buffer, 'Bfloat16Buffer')}({expr})" if _is_bfloat16(result) \
+            else expr
+    return lower
 
 
 def declare_compiled_only(prim: Primitive) -> None:

@@ -17,7 +17,8 @@ The plan is computed once per executable from the jaxpr:
   owned buffer of its result's shape and dtype (an operand dying here, or one
   kept in a pool since it died); ``out="separate"`` (matmul, reductions) takes
   one from the pool only, never an operand; ``out=k`` updates operand ``k`` in
-  place when it dies here (``dynamic_update_slice`` into a donated or dead KV cache).
+  place when it dies here (``dynamic_update_slice`` into a donated or dead KV cache),
+  whatever its dtype (a bfloat16 cache too: the others reuse built-in dtypes only).
 * *Arena*: a result that would otherwise be allocated fresh by such a lowering,
   and that never escapes the call (not an output nor aliased by one, not handed
   to an effectful equation such as a debug callback), is written into a
@@ -67,11 +68,16 @@ def _nbytes(v: Var) -> int:
     return v.aval.size * v.aval.dtype.itemsize
 
 
+def _writable(v: Var) -> bool:
+    """Non-empty arrays (0-d results are NumPy scalars, not buffers): what an in-place
+    update (an int ``out``, which writes by indexing) may write into, whatever the dtype."""
+    return v.aval.ndim > 0 and v.aval.size > 0
+
+
 def _recyclable(v: Var) -> bool:
-    """Non-empty arrays of a built-in NumPy dtype (ufuncs write those with ``out=``;
-    0-d results are NumPy scalars, not buffers)."""
-    a = v.aval
-    return a.ndim > 0 and a.size > 0 and a.dtype.isbuiltin == 1
+    """Writable arrays of a built-in NumPy dtype (ufuncs write those with ``out=``; a
+    bfloat16 buffer is an ml_dtypes array on the CPU and a ``uint16`` one on a device)."""
+    return _writable(v) and v.aval.dtype.isbuiltin == 1
 
 
 def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
@@ -100,10 +106,17 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
     # Aliasing and ownership.
     roots: dict[Var, frozenset] = {}
     owned: dict[Var, None] = {}  # a set in program order: the plan is the same in every run
+    in_place: set[Var] = set()  # owned ones, and those only an in-place update writes into
+
+    def own(v: Var) -> None:
+        if _writable(v):
+            in_place.add(v)
+        if _recyclable(v):
+            owned[v] = None
     for v, d in zip(jaxpr.invars, donated):
         roots[v] = frozenset((v,))
-        if d and _recyclable(v):
-            owned[v] = None
+        if d:
+            own(v)
     for v in jaxpr.constvars:
         roots[v] = frozenset((v,))
     lowerings = [lowering_of(eqn) for eqn in eqns]
@@ -112,8 +125,8 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
             direct = low.out in ("any", "separate")
             for o in eqn.outvars:
                 roots[o] = frozenset((o,))
-                if _recyclable(o) and not (direct and o in written):
-                    owned[o] = None
+                if not (direct and o in written):
+                    own(o)
         else:
             shared = frozenset().union(*[roots[a] for a in eqn.invars if type(a) is Var])
             for o in eqn.outvars:
@@ -135,6 +148,7 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
                     escaping |= roots[a]
                     for r in roots[a]:  # user code may keep it: never written into again
                         owned.pop(r, None)
+                        in_place.discard(r)
 
     # Reuse: walk forward with a pool of dead owned buffers, one for each result of an
     # out-capable lowering. An escaping result may take over an operand dying here but not
@@ -155,7 +169,7 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
                     taken_at[target] = i
         if isinstance(low.out, int) and len(eqn.outvars) == 1:
             out, x = eqn.outvars[0], eqn.invars[low.out]
-            if type(x) is Var and x in owned and group_end[x] == i and \
+            if type(x) is Var and x in in_place and group_end[x] == i and \
                     x.aval == out.aval.update(weak_type=x.aval.weak_type) and \
                     not _aliased_by_others(x, eqn, roots):
                 out_buffer[out] = x

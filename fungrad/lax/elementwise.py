@@ -524,6 +524,7 @@ select_n_p.weak_type_rule = lambda weaks, **params: all(weaks[1:])
 ad.def_jvp(select_n_p, _select_n_jvp)
 ad.def_transpose(select_n_p, _select_n_transpose)
 batching.defbroadcasting(select_n_p)
+lowering.def_compiler_traits(select_n_p, moves_elements=True)
 
 
 def _where_lowering(ctx, eqn, args, out):

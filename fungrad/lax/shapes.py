@@ -95,6 +95,7 @@ broadcast_in_dim_p.def_impl(_broadcast_in_dim_impl)
 broadcast_in_dim_p.def_abstract_eval(_broadcast_in_dim_abstract)
 ad.deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
 batching.def_batch(broadcast_in_dim_p, _broadcast_in_dim_batch)
+lowering.def_compiler_traits(broadcast_in_dim_p, moves_elements=True)
 
 
 # --------------------------------------------------------------------------- reshape
@@ -131,8 +132,9 @@ reshape_p.def_impl(lambda xp, x, *, new_sizes: x.reshape(new_sizes))
 reshape_p.def_abstract_eval(_reshape_abstract)
 ad.deflinear(reshape_p, lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
 batching.def_batch(reshape_p, _reshape_batch)
+lowering.def_compiler_traits(reshape_p, moves_elements=True)
 lowering.def_lowering(reshape_p, lambda ctx, eqn, args, out: (  # a view, inline
-    f"{args[0]}.reshape({eqn.params['new_sizes']!r})"))
+    f"{args[0]}.reshape({eqn.params['new_sizes']!r})"), any_dtype=True)
 
 
 # --------------------------------------------------------------------------- transpose
@@ -168,8 +170,9 @@ transpose_p.def_impl(lambda xp, x, *, permutation: x.transpose(permutation))
 transpose_p.def_abstract_eval(_transpose_abstract)
 ad.deflinear(transpose_p, _transpose_transpose)
 batching.def_batch(transpose_p, _transpose_batch)
+lowering.def_compiler_traits(transpose_p, moves_elements=True)
 lowering.def_lowering(transpose_p, lambda ctx, eqn, args, out: (
-    f"{args[0]}.transpose({eqn.params['permutation']!r})"))
+    f"{args[0]}.transpose({eqn.params['permutation']!r})"), any_dtype=True)
 
 
 # --------------------------------------------------------------------------- squeeze / expand_dims
@@ -201,8 +204,9 @@ squeeze_p.def_impl(lambda xp, x, *, dimensions: x.squeeze(axis=dimensions))
 squeeze_p.def_abstract_eval(_squeeze_abstract)
 ad.deflinear(squeeze_p, lambda ct, x, *, dimensions: [reshape(ct, x.aval.shape)])
 batching.def_batch(squeeze_p, _squeeze_batch)
+lowering.def_compiler_traits(squeeze_p, moves_elements=True)
 lowering.def_lowering(squeeze_p, lambda ctx, eqn, args, out: (
-    f"{args[0]}.reshape({eqn.outvars[0].aval.shape!r})"))
+    f"{args[0]}.reshape({eqn.outvars[0].aval.shape!r})"), any_dtype=True)
 
 
 def expand_dims(array: Any, dimensions: Sequence[int]) -> Any:
@@ -236,6 +240,7 @@ rev_p.def_abstract_eval(_rev_abstract)
 ad.deflinear(rev_p, lambda ct, x, *, dimensions: [rev(ct, dimensions)])
 batching.def_batch(rev_p, lambda n, vals, dims, *, dimensions: (
     rev_p.bind(vals[0], dimensions=tuple(d + (d >= dims[0]) for d in dimensions)), dims[0]))
+lowering.def_compiler_traits(rev_p, moves_elements=True)
 
 
 # --------------------------------------------------------------------------- convert_element_type

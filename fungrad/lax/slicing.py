@@ -100,6 +100,7 @@ slice_p.def_impl(_slice_impl)
 slice_p.def_abstract_eval(_slice_abstract)
 ad.deflinear(slice_p, _slice_transpose)
 batching.def_batch(slice_p, _slice_batch)
+lowering.def_compiler_traits(slice_p, moves_elements=True)
 
 
 # --------------------------------------------------------------------------- pad
@@ -178,6 +179,7 @@ pad_p.def_impl(_pad_impl)
 pad_p.def_abstract_eval(_pad_abstract)
 ad.deflinear(pad_p, _pad_transpose)
 batching.def_batch(pad_p, _pad_batch)
+lowering.def_compiler_traits(pad_p, moves_elements=True)
 
 
 def _pad_into_fn(xp: Any, shape: tuple, dtype: Any, config: tuple) -> Any:
@@ -278,6 +280,7 @@ concatenate_p.def_abstract_eval(_concatenate_abstract)
 ad.def_jvp(concatenate_p, _concatenate_jvp)
 ad.def_transpose(concatenate_p, _concatenate_transpose)
 batching.def_batch(concatenate_p, _concatenate_batch)
+lowering.def_compiler_traits(concatenate_p, moves_elements=True)
 
 
 def _concatenate_lowering(ctx, eqn, args, out):
@@ -288,7 +291,8 @@ def _concatenate_lowering(ctx, eqn, args, out):
 
 # Compiled, it writes into a dead buffer (the arena in steady state) instead of allocating;
 # the simplifier turns the transpose of a split (a sum of zero-padded pieces) into one.
-lowering.def_lowering(concatenate_p, _concatenate_lowering, fresh=True, out="separate")
+lowering.def_lowering(concatenate_p, _concatenate_lowering, fresh=True, out="separate",
+                      any_dtype=True)
 
 
 # --------------------------------------------------------------------------- dynamic_slice
@@ -434,6 +438,7 @@ dynamic_slice_p.weak_type_rule = lambda weaks, **params: weaks[0]
 ad.def_jvp(dynamic_slice_p, _dynamic_slice_jvp)
 ad.def_transpose(dynamic_slice_p, _dynamic_slice_transpose)
 batching.def_batch(dynamic_slice_p, _dynamic_slice_batch)
+lowering.def_compiler_traits(dynamic_slice_p, moves_elements=True)
 
 
 # --------------------------------------------------------------------------- dynamic_update_slice
@@ -524,6 +529,7 @@ dynamic_update_slice_p.def_abstract_eval(_dynamic_update_slice_abstract)
 ad.def_jvp(dynamic_update_slice_p, _dynamic_update_slice_jvp)
 ad.def_transpose(dynamic_update_slice_p, _dynamic_update_slice_transpose)
 batching.def_batch(dynamic_update_slice_p, _dynamic_update_slice_batch)
+lowering.def_compiler_traits(dynamic_update_slice_p, moves_elements=True)
 
 
 def _dynamic_update_slice_lowering(ctx, eqn, args, out):
@@ -534,7 +540,8 @@ def _dynamic_update_slice_lowering(ctx, eqn, args, out):
     return f"{ctx.const(_write_window, 'write_window')}({', '.join([target, *rest])})"
 
 
-lowering.def_lowering(dynamic_update_slice_p, _dynamic_update_slice_lowering, fresh=True, out=0)
+lowering.def_lowering(dynamic_update_slice_p, _dynamic_update_slice_lowering, fresh=True, out=0,
+                      any_dtype=True)
 
 
 # --------------------------------------------------------------------------- *_in_dim conveniences

@@ -31,6 +31,7 @@ from fungrad._core.array import Array, device_put
 from fungrad._core.core import ClosedJaxpr, Jaxpr, ShapedArray, Tracer
 from fungrad._core.eval import EVAL_TRACE
 from fungrad._core.ref import Ref
+from fungrad.backends.bfloat16 import Bfloat16Buffer
 from fungrad.compiler import codegen, cuda_fuse, passes, pipeline
 from fungrad.config import config
 from fungrad.errors import ResourceExhaustedError
@@ -78,16 +79,22 @@ def _exclusive_refs() -> int:
 _EXCLUSIVE_REFS = _exclusive_refs()
 
 
+def _owns_memory(buf: Any) -> bool:
+    """Whether ``buf`` is a NumPy or CuPy array owning its memory (no view), or a device
+    bfloat16 buffer whose bits are one."""
+    if type(buf) is np.ndarray:
+        return buf.base is None and buf.flags.writeable
+    if type(buf) is Bfloat16Buffer:
+        return _owns_memory(buf.storage)
+    return type(buf).__module__.startswith("cupy") and buf.base is None
+
+
 def _donatable(x: Array) -> Any:
-    """The buffer of a donated Array (a NumPy or CuPy array owning its memory), or a copy
-    when anything else may see it."""
+    """The buffer of a donated Array (one owning its memory), or a copy when anything else
+    may see it."""
     exclusive = _is_exclusive(x)
     buf = x._value
-    if type(buf) is np.ndarray:
-        owned = buf.base is None and buf.flags.writeable
-    else:
-        owned = type(buf).__module__.startswith("cupy") and buf.base is None
-    if not owned or not exclusive:
+    if not _owns_memory(buf) or not exclusive:
         return buf.copy() if hasattr(buf, "copy") else buf
     return buf
 
