@@ -642,13 +642,14 @@ def _check_bits(xp, to_device, to_host) -> None:
                                   bits.view(BF16).astype(np.float32).view(np.uint32))
 
 
-def test_bfloat16_bits_round_and_widen_in_one_kernel_each_on_a_device(host_gpu):
+def test_bfloat16_bits_round_and_widen_in_one_kernel_each_on_a_device(gpu):
     """On a device ``to_bits`` and ``from_bits`` are one ``ElementwiseKernel`` each (the
     generated kernels' ``f32_to_bf16``/``bf16_to_f32``), rounding as ml_dtypes."""
-    cupy = host_cupy._module
+    cupy = importlib.import_module("cupy")  # the stand-in where it is installed
     start = len(host_cupy.LAUNCHED)
     _check_bits(cupy, cupy.asarray, cupy.asnumpy)
-    assert host_cupy.LAUNCHED[start:] == ["fungrad_bf16_round", "fungrad_bf16_widen"]
+    if gpu.device_kind == "host stand-in":
+        assert host_cupy.LAUNCHED[start:] == ["fungrad_bf16_round", "fungrad_bf16_widen"]
 
 
 def test_bfloat16_bits_round_and_widen_as_ml_dtypes():
@@ -726,14 +727,14 @@ def test_every_elementwise_primitive_with_a_c_expression_is_listed():
     assert {p.name for p in lowering.primitives_with_cuda()} == listed
 
 
-def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(host_gpu):
+def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(gpu):
     """Each elementwise primitive over bfloat16 device arrays runs as one kernel (widened,
     computed and rounded inside it; nextafter steps the bits, widening them to compare)
     and gives the CPU's result, dtypes and signed zeros included."""
     rng = np.random.default_rng(8)
     host = [np.concatenate([rng.standard_normal(40) * 3, [0.0, -0.0, 2.5, -2.5, np.inf]]
                            ).astype(BF16) for _ in range(2)]
-    dev = fungrad.device_put(host, host_gpu)
+    dev = fungrad.device_put(host, gpu)
     pos = [jnp.abs(a) + 0.5 for a in (*host, *dev)]  # inside every domain
     for names, arity in ((_EXACT_UNARY + _LIBRARY_UNARY, 1), (_EXACT_BINARY + _LIBRARY_BINARY, 2)):
         for name in names:
@@ -742,9 +743,9 @@ def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(host_gpu):
             got = getattr(lax, name)(*args[1][:arity])
             launched = host_cupy.LAUNCHED[start:]
             want = getattr(lax, name)(*args[0][:arity])
-            assert got.dtype == want.dtype and got.device == host_gpu, name
+            assert got.dtype == want.dtype and got.device == gpu, name
             one = ["fungrad_bf16_widen"] * 2 if name == "nextafter" else [f"fungrad_bf16_{name}"]
-            assert launched == one, name
+            assert launched == one or gpu.device_kind != "host stand-in", name
             g, w = np.asarray(got).astype(np.float32), np.asarray(want).astype(np.float32)
             if name in _EXACT_UNARY + _EXACT_BINARY:
                 np.testing.assert_array_equal(g, w, err_msg=name)
@@ -753,13 +754,13 @@ def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(host_gpu):
                 np.testing.assert_allclose(g, w, rtol=2 ** -8, err_msg=name)
 
 
-def test_eager_bfloat16_moves_of_elements_move_the_bits_on_a_device(host_gpu):
+def test_eager_bfloat16_moves_of_elements_move_the_bits_on_a_device(gpu):
     """Reshapes, slices, concatenation, padding, selection and the like move a bfloat16
     array's stored bits without a kernel (no widening or rounding), so even a signalling
     NaN's payload arrives as on the CPU."""
     bits = np.array([0x3FC0, 0x7F81, 0xFF80, 0x8000, 0x0001, 0xC0A0], np.uint16)  # 0x7F81: sNaN
     host = jnp.asarray(bits.view(BF16).reshape(2, 3))
-    dev = fungrad.device_put(host, host_gpu)
+    dev = fungrad.device_put(host, gpu)
     moves = {
         "reshape": lambda x: x.reshape(3, 2), "transpose": lambda x: x.T,
         "broadcast": lambda x: jnp.broadcast_to(x[:, None], (2, 4, 3)),
