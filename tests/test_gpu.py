@@ -710,12 +710,12 @@ def test_bfloat16_on_a_device_matches_the_cpu(host_gpu, name):
 # correctly rounded in float32 give the CPU's bits; the others (the C library's float32
 # functions against NumPy's) may round to the neighbouring bfloat16.
 _EXACT_UNARY = ("neg", "sign", "floor", "ceil", "is_finite", "abs", "square", "sqrt")
-_EXACT_BINARY = ("add", "sub", "mul", "div", "rem", "max", "min", "nextafter", "eq", "ne",
-                 "lt", "le", "gt", "ge")
+_EXACT_BINARY = ("add", "add_any", "sub", "mul", "div", "rem", "max", "min", "nextafter", "eq",
+                 "ne", "lt", "le", "gt", "ge")
 _LIBRARY_UNARY = ("exp", "log", "expm1", "log1p", "logistic", "rsqrt", "sin", "cos", "tanh",
                   "erf", "lgamma")
 _LIBRARY_BINARY = ("pow", "atan2")
-_NOT_ON_FLOATS = {"add_any", "not", "and", "or", "xor", "shift_left", "shift_right_logical",
+_NOT_ON_FLOATS = {"not", "and", "or", "xor", "shift_left", "shift_right_logical",
                   "shift_right_arithmetic"}
 
 
@@ -731,6 +731,8 @@ def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(gpu):
     """Each elementwise primitive over bfloat16 device arrays runs as one kernel (widened,
     computed and rounded inside it; nextafter steps the bits, widening them to compare)
     and gives the CPU's result, dtypes and signed zeros included."""
+    from fungrad.interpreters import ad
+    ops = {"add_any": ad.add_any_p.bind}  # the sum of gradients (no lax function)
     rng = np.random.default_rng(8)
     host = [np.concatenate([rng.standard_normal(40) * 3, [0.0, -0.0, 2.5, -2.5, np.inf]]
                            ).astype(BF16) for _ in range(2)]
@@ -740,11 +742,13 @@ def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(gpu):
         for name in names:
             args = (pos[:2], pos[2:]) if name in ("log", "rsqrt", "lgamma", "pow") else (host, dev)
             start = len(host_cupy.LAUNCHED)
-            got = getattr(lax, name)(*args[1][:arity])
+            op = ops.get(name) or getattr(lax, name)
+            got = op(*args[1][:arity])
             launched = host_cupy.LAUNCHED[start:]
-            want = getattr(lax, name)(*args[0][:arity])
+            want = op(*args[0][:arity])
             assert got.dtype == want.dtype and got.device == gpu, name
-            one = ["fungrad_bf16_widen"] * 2 if name == "nextafter" else [f"fungrad_bf16_{name}"]
+            one = ["fungrad_bf16_widen"] * 2 if name == "nextafter" else \
+                [f"fungrad_bf16_{'add' if name == 'add_any' else name}"]  # add_any adds
             assert launched == one or gpu.device_kind != "host stand-in", name
             g, w = np.asarray(got).astype(np.float32), np.asarray(want).astype(np.float32)
             if name in _EXACT_UNARY + _EXACT_BINARY:
