@@ -105,7 +105,7 @@ def to_bits(xp: Any, x: Any) -> Any:
     rounding and the kernels' ``f32_to_bf16`` (a NaN becomes the quiet NaN of its sign)."""
     kernel = _kernel(xp, *cuda_source.BF16_ROUND, "fungrad_bf16_round")
     if kernel is not None:
-        return kernel(x.astype(xp.float32, copy=False))
+        return kernel(xp.asarray(x, dtype=xp.float32))
     # (``ascontiguousarray`` makes a 0-d array 1-d, in CuPy as in NumPy: reshaped back)
     u = xp.ascontiguousarray(x, dtype=xp.float32).reshape(x.shape).view(xp.uint32)
     high = xp.right_shift(u, xp.uint32(16))
