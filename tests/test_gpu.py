@@ -1286,6 +1286,21 @@ def test_gpu_dot_algorithms(gpu, preset, jitted):
         assert np.abs(x.astype(np.float64) @ y - want).max() > 1e-4
 
 
+def test_explicit_dot_algorithms_run_on_a_gpu(gpu):
+    """A ``DotAlgorithm`` (which JAX's CPU refuses) runs on a GPU: the operands rounded to
+    its precision types, the products summed in its accumulation type."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 30)).astype(np.float32)
+    algorithm = lax.DotAlgorithm(jnp.float16, jnp.float16, jnp.float32)
+    got = lax.dot(*_on(gpu, x, x.T), precision=algorithm)
+    half = x.astype(np.float16).astype(np.float64)
+    assert got.device == gpu and got.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(got), half @ half.T, rtol=2e-6, atol=2e-6)
+    assert np.abs(x.astype(np.float64) @ x.T - half @ half.T).max() > 1e-4
+    with pytest.raises(ValueError, match="not supported by dot_general on CPU"):
+        lax.dot(x, x.T, precision=algorithm)
+
+
 def test_float8_dot_algorithms_need_float8_operands_on_a_gpu(gpu):
     """As on JAX's GPU, the float8 presets refuse other operands (a GPU holds no float8)."""
     x = _on(gpu, np.ones((2, 3), np.float32))[0]
