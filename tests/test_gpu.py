@@ -761,7 +761,7 @@ def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(gpu):
 def test_eager_bfloat16_moves_of_elements_move_the_bits_on_a_device(gpu):
     """Reshapes, slices, concatenation, padding, selection and the like move a bfloat16
     array's stored bits without a kernel (no widening or rounding), so even a signalling
-    NaN's payload arrives as on the CPU."""
+    NaN's payload arrives as on the CPU: every primitive declaring ``moves_elements``."""
     bits = np.array([0x3FC0, 0x7F81, 0xFF80, 0x8000, 0x0001, 0xC0A0], np.uint16)  # 0x7F81: sNaN
     host = jnp.asarray(bits.view(BF16).reshape(2, 3))
     dev = fungrad.device_put(host, gpu)
@@ -775,6 +775,10 @@ def test_eager_bfloat16_moves_of_elements_move_the_bits_on_a_device(gpu):
         "dynamic_slice": lambda x: lax.dynamic_slice(x, (1, 1), (1, 2)),
         "dynamic_update_slice": lambda x: lax.dynamic_update_slice(x, x[:1, :2], (1, 1)),
         "squeeze": lambda x: lax.squeeze(x[:1], (0,))}
+    from fungrad._core import lowering
+    declared = {p.name for p in lowering.primitives_with_traits()
+                if lowering.compiler_traits(p).moves_elements}
+    assert declared == {"broadcast_in_dim" if n == "broadcast" else n for n in moves}
     for name, fn in moves.items():
         start = len(host_cupy.LAUNCHED)
         got, want = fn(dev), fn(host)
