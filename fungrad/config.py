@@ -22,8 +22,15 @@ TRANSFER_DIRECTIONS = ("host_to_device", "device_to_host", "device_to_device")
 # The flags a trace depends on (``enable_x64`` changes dtypes, the promotion flags what
 # traces or raises), with their defaults: ``jit`` keys its cache on them (``trace_context``).
 _TRACING_FLAGS = ("enable_x64", "numpy_dtype_promotion", "numpy_rank_promotion",
-                  "debug_key_reuse")
-_TRACING_DEFAULTS = (False, "standard", "allow", False)
+                  "debug_key_reuse", "default_matmul_precision")
+_TRACING_DEFAULTS = (False, "standard", "allow", False, None)
+# jax_default_matmul_precision's values: XLA's precision names and the dot algorithms' names
+MATMUL_PRECISIONS = (
+    "default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
+    "ANY_F8_ANY_F8_F32", "ANY_F8_ANY_F8_F32_FAST_ACCUM", "ANY_F8_ANY_F8_ANY",
+    "ANY_F8_ANY_F8_ANY_FAST_ACCUM", "F16_F16_F16", "F16_F16_F32", "BF16_BF16_BF16",
+    "BF16_BF16_F32", "BF16_BF16_F32_X3", "BF16_BF16_F32_X6", "BF16_BF16_F32_X9",
+    "TF32_TF32_F32", "TF32_TF32_F32_X3", "F32_F32_F32", "F64_F64_F64")
 # JAX's PRNG implementations (``jax_default_prng_impl``); fungrad implements the first only
 PRNG_IMPLS = ("threefry2x32", "threefry4x32", "rbg", "unsafe_rbg", "philox2x32", "philox4x32")
 _CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise"),
@@ -31,6 +38,7 @@ _CHOICE_FLAGS = {"numpy_rank_promotion": ("allow", "warn", "raise"),
                  "legacy_prng_key": ("allow", "warn", "error"),
                  "default_prng_impl": PRNG_IMPLS,
                  "array_garbage_collection_guard": (None, "allow", "log", "fatal"),
+                 "default_matmul_precision": (None, *MATMUL_PRECISIONS),
                  **{f"transfer_guard_{d}": TRANSFER_GUARD_LEVELS for d in TRANSFER_DIRECTIONS}}
 # Values JAX accepts that fungrad does not implement, with why: setting one raises
 # NotImplementedError naming the flag (the flag keeps its value).
@@ -134,6 +142,13 @@ class Config:
             ``PRNGKey``, ``split`` and ``fold_in`` return typed keys, and a raw key given to
             a ``fungrad.random`` function warns (``FutureWarning``) while
             ``legacy_prng_key`` is ``"allow"``, as in JAX.
+        default_matmul_precision: the ``precision`` of contractions given none
+            (``jax_default_matmul_precision``, also ``fungrad.default_matmul_precision``):
+            None (JAX's default), a precision name (``"float32"``/``"highest"``,
+            ``"tensorfloat32"``/``"high"``, ``"bfloat16"``/``"default"``) or a dot
+            algorithm's name (``"BF16_BF16_F32"``). Float32 contractions on a GPU use
+            TensorFloat-32 below ``"highest"``, as JAX's; the CPU computes them in float32
+            whatever the name, as XLA's CPU backend does, and runs the algorithms it supports.
         array_garbage_collection_guard: None (JAX's default: as ``"allow"``), ``"allow"``
             or ``"log"``: log an error (logger ``fungrad``) for each ``Array`` freed by the
             garbage collector, that is, held by a reference cycle, rather than by reference
@@ -158,7 +173,8 @@ class Config:
             the order they were made.
         trace_context: what ``jit`` caches on besides the arguments: ``default_device``, or
             ``(default_device, enable_x64, numpy_dtype_promotion, numpy_rank_promotion,
-            *user_contexts)`` once one of those flags is off its default or a user context
+            debug_key_reuse, default_matmul_precision, *user_contexts)`` once one of those
+            flags is off its default or a user context
             exists (read-only): a function traced with 32-bit types is traced again with
             x64 on, as JAX's cache does.
     """
@@ -194,6 +210,7 @@ class Config:
         self.threefry_partitionable = True
         self.enable_custom_prng = False
         self.array_garbage_collection_guard: str | None = None
+        self.default_matmul_precision: str | None = None
         self.jax2tf_associative_scan_reductions = False
         self.remove_size_one_mesh_axis_from_type = False
         self.auto_pcast = True

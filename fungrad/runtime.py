@@ -26,7 +26,7 @@ from fungrad._core import core, dtypes, spans
 from fungrad._core.array import Array, device_put, numpy_view
 from fungrad._core.eval import EVAL_TRACE
 from fungrad.backends import Device
-from fungrad.config import config
+from fungrad.config import MATMUL_PRECISIONS, config
 from fungrad.version import __version__
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
@@ -151,25 +151,22 @@ def default_device(device: Any) -> Iterator[None]:
         config.update("default_device", previous)
 
 
-# jax.default_matmul_precision's values: XLA's precision names and dot algorithms
-MATMUL_PRECISIONS = frozenset({
-    "default", "high", "highest", "bfloat16", "tensorfloat32", "float32",
-    "ANY_F8_ANY_F8_F32", "ANY_F8_ANY_F8_F32_FAST_ACCUM", "ANY_F8_ANY_F8_ANY",
-    "ANY_F8_ANY_F8_ANY_FAST_ACCUM", "F16_F16_F16", "F16_F16_F32", "BF16_BF16_BF16",
-    "BF16_BF16_F32", "BF16_BF16_F32_X3", "BF16_BF16_F32_X6", "BF16_BF16_F32_X9",
-    "TF32_TF32_F32", "TF32_TF32_F32_X3", "F32_F32_F32", "F64_F64_F64"})
-
-
 @contextlib.contextmanager
 def default_matmul_precision(precision: str | None = None) -> Iterator[None]:
-    """``jax.default_matmul_precision``: the precision of matmuls and convolutions inside the
-    block. fungrad's matmuls (BLAS on the CPU, cuBLAS through CuPy) always compute float32
-    inputs in float32, as XLA's CPU backend does whatever the setting, so the value is
-    checked and changes nothing."""
+    """``jax.default_matmul_precision``: the ``precision`` of the contractions given none
+    inside the block (``config.default_matmul_precision``, restored after it). On the CPU
+    float32 inputs are computed in float32 whatever the name, as XLA's CPU backend does
+    (a dot algorithm's name applies as that algorithm); on a GPU float32 contractions use
+    TensorFloat-32 unless it is ``"float32"``/``"highest"``, as on JAX's GPU."""
     if precision is not None and precision not in MATMUL_PRECISIONS:
         raise ValueError(f"default_matmul_precision: {precision!r} is not one of "
                          f"{sorted(MATMUL_PRECISIONS)} or None")
-    yield
+    previous = config.default_matmul_precision
+    config.update("default_matmul_precision", precision)
+    try:
+        yield
+    finally:
+        config.update("default_matmul_precision", previous)
 
 
 def typeof(x: Any) -> core.ShapedArray:

@@ -399,6 +399,8 @@ def _asarray(a: Any, dtype: Any = None, order: Any = None, copy: Any = None) -> 
 class _Device:
     """``cupy.cuda.Device``: a context selecting the (only) device."""
 
+    compute_capability = "90"  # a GPU with TensorFloat-32 tensor cores
+
     def __init__(self, id: int = 0) -> None:
         self.id = id
 
@@ -463,8 +465,40 @@ def _read_back(result: Any) -> Any:
     return result
 
 
+# ``cupy._core._routines_linalg``: the compute type of each dtype's matmuls (CuPy's
+# per-dtype setting; only float32's TensorFloat-32 changes what the stand-in computes)
+_compute_types = types.ModuleType("cupy._core._routines_linalg")
+_compute_types.__dict__.update(COMPUTE_TYPE_DEFAULT=1, COMPUTE_TYPE_TF32=7, _types={})
+_compute_types.get_compute_type = lambda dtype: _compute_types._types.get(np.dtype(dtype), 1)
+_compute_types.set_compute_type = lambda dtype, kind: _compute_types._types.__setitem__(
+    np.dtype(dtype), kind)
+_core = types.ModuleType("cupy._core")
+_core._routines_linalg = _compute_types
+
+
+def _to_tf32(x: np.ndarray) -> np.ndarray:
+    """float32 ``x`` rounded to TensorFloat-32's 10 mantissa bits (nearest, ties away)."""
+    bits = np.ascontiguousarray(x).view(np.uint32)
+    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    return np.where(np.isnan(x), x, rounded)
+
+
+def _matmul(a: Any, b: Any, out: Any = None) -> ndarray:
+    """``cupy.matmul``: float32 operands rounded to TensorFloat-32 first while float32's
+    compute type is ``COMPUTE_TYPE_TF32`` (as cuBLAS's tensor cores take them)."""
+    a, b = _unwrap(a), _unwrap(b)
+    if a.dtype == b.dtype == np.float32 and \
+            _compute_types.get_compute_type(np.float32) == _compute_types.COMPUTE_TYPE_TF32:
+        a, b = _to_tf32(a), _to_tf32(b)
+    if out is None:
+        return _wrap(np.matmul(a, b))
+    np.matmul(a, b, out=_unwrap(out))
+    return out
+
+
 _module = _CupyModule("cupy", np)
 _module.__dict__.update(
+    _core=_core, matmul=_matmul,
     ndarray=ndarray, RawKernel=RawKernel, ElementwiseKernel=ElementwiseKernel,
     asarray=_asarray, array=_asarray,
     ascontiguousarray=lambda a, dtype=None: _wrap(np.ascontiguousarray(_unwrap(a), dtype)),
@@ -504,6 +538,8 @@ def install(monkeypatch: Any) -> Any:
     monkeypatch.setattr(cuda.Kernel, "_compiled", {})
     monkeypatch.setitem(sys.modules, "cupy", _module)
     monkeypatch.setitem(sys.modules, "cupyx", _cupyx)
+    monkeypatch.setitem(sys.modules, "cupy._core", _core)
+    monkeypatch.setitem(sys.modules, "cupy._core._routines_linalg", _compute_types)
     monkeypatch.delitem(sys.modules, "fungrad.backends.cupy", raising=False)
     monkeypatch.setattr(backends, "_gpu_possible", lambda: True)
     monkeypatch.setattr(backends, "_table", None)

@@ -19,6 +19,7 @@ import host_cupy
 @pytest.fixture(autouse=True)
 def _on_the_stand_in_gpu(monkeypatch):
     gpu = host_cupy.install(monkeypatch)
-    with fungrad.default_device(gpu):
+    # float32 contractions, not the GPU's default TensorFloat-32, to compare with the CPU
+    with fungrad.default_device(gpu), fungrad.default_matmul_precision("float32"):
         yield
     host_cupy.uninstall()

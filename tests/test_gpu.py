@@ -139,6 +139,15 @@ DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("host_gpu", id="host_gpu", marks=NO_GXX)]
 
 
+@pytest.fixture(autouse=True)
+def _float32_contractions():
+    """Contractions in float32 on every device (a GPU would multiply float32 in
+    TensorFloat-32 by default, as JAX's does), so GPU results compare with the CPU's; the
+    TensorFloat-32 tests choose their precision themselves."""
+    with fungrad.default_matmul_precision("float32"):
+        yield
+
+
 @pytest.fixture
 def host_gpu(monkeypatch):
     """The GPU of ``host_cupy``: CuPy stood in by the host, its kernels compiled with g++."""
@@ -1303,6 +1312,58 @@ def test_explicit_dot_algorithms_run_on_a_gpu(gpu):
     assert np.abs(x.astype(np.float64) @ x.T - half @ half.T).max() > 1e-4
     with pytest.raises(ValueError, match="not supported by dot_general on CPU"):
         lax.dot(x, x.T, precision=algorithm)
+
+
+def _has_tf32(gpu) -> bool:
+    """Whether ``gpu`` multiplies float32 on TensorFloat-32 tensor cores (the stand-in's
+    compute capability says so; a real GPU's from 8.0)."""
+    from fungrad.backends import cupy as gpu_backend
+    return gpu_backend._has_tf32(gpu.id)
+
+
+@pytest.mark.parametrize("jitted", [False, True], ids=["eager", "jit"])
+def test_float32_contractions_use_tensorfloat32_on_a_gpu_as_jax(gpu, jitted):
+    """As on JAX's GPU, float32 contractions at the default precision multiply in
+    TensorFloat-32 (the operands rounded to 10 mantissa bits, summed in float32), and at
+    ``"highest"``, under ``default_matmul_precision("float32")`` or with a dot algorithm in
+    float32; on the CPU always in float32. Convolutions alike."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 6, 40)).astype(np.float32)
+    y = rng.standard_normal((40, 5)).astype(np.float32)
+    full = x.astype(np.float64) @ y
+    tf32 = _tf32(x) @ _tf32(y)
+    assert np.abs(full - tf32).max() > 1e-4  # the two are told apart
+    run = fungrad.jit if jitted else (lambda f: f)
+    products = {
+        "matmul": run(lambda a, b: a[0] @ b), "batched": run(lambda a, b: a @ b),
+        "einsum": run(lambda a, b: jnp.einsum("bik,kj->bij", a, b)),
+        "dot_general": run(lambda a, b: lax.dot_general(a, b, (((2,), (0,)), ((), ())))),
+        "highest": run(lambda a, b: jnp.matmul(a, b, precision="highest")),
+        "F32_F32_F32": run(lambda a, b: lax.dot(a[1], b, precision="F32_F32_F32"))}
+    on_cpu = {"matmul": full[0], "batched": full, "einsum": full, "dot_general": full,
+              "highest": full, "F32_F32_F32": full[1]}
+    on_gpu = dict(on_cpu, matmul=tf32[0], batched=tf32, einsum=tf32, dot_general=tf32) \
+        if _has_tf32(gpu) else on_cpu
+    with fungrad.default_matmul_precision(None):  # JAX's default
+        for name, fn in products.items():
+            got, cpu = fn(*_on(gpu, x, y)), fn(x, y)
+            assert got.device == gpu and got.dtype == np.float32, name
+            np.testing.assert_allclose(np.asarray(got), on_gpu[name], rtol=2e-6, atol=2e-6,
+                                       err_msg=name)
+            np.testing.assert_allclose(np.asarray(cpu), on_cpu[name], rtol=2e-6, atol=2e-6,
+                                       err_msg=name)
+    with fungrad.default_matmul_precision("float32"):
+        got = products["batched"](*_on(gpu, x, y))
+    np.testing.assert_allclose(np.asarray(got), full, rtol=2e-6, atol=2e-6)
+    # a convolution's patches too: the CPU's result on the rounded (or the same) operands
+    image = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    kernel = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    conv = run(lambda a, k: lax.conv_general_dilated(a, k, (1, 1), "SAME"))
+    with fungrad.default_matmul_precision(None):
+        got = conv(*_on(gpu, image, kernel))
+    rounded = (_tf32(image), _tf32(kernel)) if _has_tf32(gpu) else (image, kernel)
+    want = conv(*[a.astype(np.float32) for a in rounded])
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-6, atol=2e-6)
 
 
 def test_float8_dot_algorithms_need_float8_operands_on_a_gpu(gpu):

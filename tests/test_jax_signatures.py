@@ -2,6 +2,7 @@
 the functions whose signature once differed from jax's (a caller passing jax's keywords, or
 relying on jax's defaults, got an error or a different answer)."""
 import inspect
+import re
 
 import jax
 import jax.numpy as jnp_ref
@@ -117,6 +118,37 @@ def test_configuration_context_managers():
     with pytest.raises(ValueError, match="default_matmul_precision: 'fp7' is not one of"):
         with fungrad.default_matmul_precision("fp7"):
             pass
+
+
+def test_default_matmul_precision_sets_the_precision_of_contractions_given_none():
+    """As JAX's flag: it becomes the ``precision`` of the contractions traced under it (a
+    jitted function is traced again when it changes), so a dot algorithm the CPU does not
+    run raises there as in jax, and it is restored after the block."""
+    x = rand(RNG, (4, 4))
+    trace = lambda lib: str(lib.make_jaxpr(lambda a: a @ a)(x))  # noqa: E731
+    traces = []
+    product = fungrad.jit(lambda a: traces.append(1) or a @ a)
+    for precision, shown in (("float32", "HIGHEST"), ("tensorfloat32", "HIGH"),
+                             ("BF16_BF16_F32", "BF16_BF16_F32")):
+        with fungrad.default_matmul_precision(precision), jax.default_matmul_precision(precision):
+            assert fungrad.config.default_matmul_precision == precision
+            assert all(re.search(rf"\b{shown}\b", trace(lib)) for lib in (fungrad, jax))
+            compare(lambda a: a @ a, lambda a: a @ a, x)
+            product(x)
+    assert fungrad.config.default_matmul_precision is None and "None" in trace(fungrad)
+    product(x)
+    assert len(traces) == 4  # one trace per setting
+    for lib in (fungrad, jax):
+        with lib.default_matmul_precision("F16_F16_F32"), pytest.raises(
+                ValueError, match="'F16_F16_F32' is not supported by dot_general on CPU"):
+            lib.numpy.matmul(lib.numpy.asarray(x), lib.numpy.asarray(x))
+    fungrad.config.update("jax_default_matmul_precision", "highest")
+    try:
+        assert "HIGHEST" in trace(fungrad)
+    finally:
+        fungrad.config.update("jax_default_matmul_precision", None)
+    with pytest.raises(ValueError, match="default_matmul_precision must be one of"):
+        fungrad.config.update("jax_default_matmul_precision", "fp7")
 
 
 @pytest.mark.parametrize("lib_name", ["fungrad", "jax"])

@@ -12,16 +12,23 @@ and the extremes of complex64 are computed on the host), NumPy's
 * ``threefry2x32``: one ``ElementwiseKernel`` (``cuda_source.THREEFRY2X32``), the same
   uint32 arithmetic as the CPU, so random bits match the CPU's exactly.
 
+``fungrad_matmul_tf32`` is ``cupy.matmul`` with float32 products on TensorFloat-32 tensor
+cores (CuPy's per-dtype compute type, set for the call), on GPUs of compute capability 8.0
+and up; full float32 elsewhere. Contractions and convolutions below ``HIGHEST`` precision
+use it, as JAX's GPU computes float32 dots and convolutions by default.
+
 Every other primitive runs its NumPy-API impl on CuPy arrays (convolutions and window
 reductions through strided views and cuBLAS matmuls; gathers through fancy indexing).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import cupy
 import cupyx
 import numpy as np
+from cupy._core import _routines_linalg as _compute_types
 
 from fungrad.backends import cuda_source
 from fungrad.backends.namespace import device_namespace
@@ -103,7 +110,27 @@ def _scatter_at(op: str) -> Callable[[Any, Any, Any], None]:
     return at
 
 
+@functools.lru_cache(maxsize=None)
+def _has_tf32(device_id: int) -> bool:
+    """Whether the GPU ``device_id`` has TensorFloat-32 tensor cores (compute capability
+    8.0 and up)."""
+    return int(cupy.cuda.Device(device_id).compute_capability) >= 80
+
+
+def _matmul_tf32(a: Any, b: Any, out: Any = None) -> Any:
+    """``cupy.matmul(a, b, out=out)`` with float32 multiplied in TensorFloat-32 where the
+    GPU has it (the float32 compute type restored afterwards)."""
+    if not _has_tf32(cupy.cuda.Device().id):
+        return cupy.matmul(a, b, out=out)
+    previous = _compute_types.get_compute_type(np.float32)
+    _compute_types.set_compute_type(np.float32, _compute_types.COMPUTE_TYPE_TF32)
+    try:
+        return cupy.matmul(a, b, out=out)
+    finally:
+        _compute_types.set_compute_type(np.float32, previous)
+
+
 xp = device_namespace(
     cupy,
     scatter={op: _scatter_at(op) for op in cuda_source.SCATTER_OPS},
-    overrides={"threefry2x32": _threefry2x32_impl})
+    overrides={"threefry2x32": _threefry2x32_impl}, matmul_tf32=_matmul_tf32)

@@ -11,6 +11,10 @@ wraps a module and replaces exactly those, so the impls need no CuPy branches:
 * ``sort``/``argsort`` take NumPy's ``kind`` (CuPy's sorts are always stable and reject it);
 * ``lexsort`` sorts along any axis with any number of keys (CuPy's takes no ``axis``).
 
+A backend may also give ``fungrad_matmul_tf32``: its ``matmul`` multiplying float32 on
+TensorFloat-32 tensor cores, which contractions below ``HIGHEST`` precision use
+(``lax.dot.matmul_for``), as JAX's GPU does.
+
 It also carries ``fungrad_overrides``: primitive name -> impl, for the primitives whose
 NumPy code does not suit the device (one generated kernel instead of many small ones);
 ``impl_for`` wraps a device's implementations so they take bfloat16 buffers
@@ -71,9 +75,11 @@ class Namespace(types.ModuleType):
 
 
 def device_namespace(module: Any, scatter: dict[str, Callable[[Any, Any, Any], None]],
-                     overrides: dict[str, Callable[..., Any]]) -> Namespace:
+                     overrides: dict[str, Callable[..., Any]],
+                     matmul_tf32: Callable[..., Any] | None = None) -> Namespace:
     """``module`` (CuPy) with the replacements listed in this module's docstring;
-    ``scatter`` maps ufunc names to their ``at`` functions."""
+    ``scatter`` maps ufunc names to their ``at`` functions, ``matmul_tf32`` is the
+    backend's TensorFloat-32 ``matmul`` (None: it has none)."""
     def sort(a: Any, axis: int = -1, kind: str | None = None) -> Any:
         return module.sort(a, axis=axis)
 
@@ -84,6 +90,8 @@ def device_namespace(module: Any, scatter: dict[str, Callable[[Any, Any, Any], N
                                 for name, at in scatter.items()}
     replaced.update(sort=sort, argsort=argsort,
                     lexsort=lambda keys, axis=-1: lexsort(ns, keys, axis))
+    if matmul_tf32 is not None:
+        replaced["fungrad_matmul_tf32"] = matmul_tf32
     ns = Namespace(module, replaced, overrides)
     return ns
 

@@ -25,7 +25,8 @@ from fungrad._core.util import prod
 from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, check_dtypes, kind, NUMERIC, operand_dtype
-from fungrad.lax.dot import as_result, canonicalize_precision, compute_dtype, dot_result_dtype
+from fungrad.lax.dot import (as_result, canonicalize_precision, compute_dtype, dot_result_dtype,
+                             matmul_for)
 from fungrad.lax.shapes import convert_element_type, reshape, rev, transpose
 
 
@@ -233,26 +234,26 @@ def _patches(xp, x, kernel, out_spatial, strides, rhs_dilation):
     return xp.lib.stride_tricks.as_strided(x, shape, new_strides)
 
 
-def _conv_im2col(xp, x, w, out_spatial, strides, rhs_dilation, G, B):
-    """Copy the patches into one matrix and do one (batched, for groups) matmul."""
+def _conv_im2col(xp, x, w, out_spatial, strides, rhs_dilation, G, B, matmul):
+    """Copy the patches into one matrix and do one (batched, for groups) ``matmul``."""
     nsp = x.ndim - 2
     kernel = w.shape[:nsp]
     n, c, o = x.shape[0], x.shape[-1], w.shape[-1]
     k_taps, m = prod(kernel), prod(out_spatial)
     cols = _patches(xp, x, kernel, out_spatial, strides, rhs_dilation)
     if G == 1 and B == 1:
-        out = xp.matmul(cols.reshape(n * m, k_taps * c), w.reshape(k_taps * c, o))
+        out = matmul(cols.reshape(n * m, k_taps * c), w.reshape(k_taps * c, o))
     elif G > 1:  # groups of input channels: (G, N*M, K*Cg) @ (G, K*Cg, Og)
         cg = c // G
         cols = cols.reshape(n * m, k_taps, G, cg).transpose(2, 0, 1, 3)
         cols = cols.reshape(G, n * m, k_taps * cg)
         wg = w.reshape(k_taps * cg, G, o // G).transpose(1, 0, 2)
-        out = xp.matmul(cols, wg).transpose(1, 0, 2).reshape(n * m, o)
+        out = matmul(cols, wg).transpose(1, 0, 2).reshape(n * m, o)
     else:  # groups of batch members, each with its own block of output features
         nb = n // B
         cols = cols.reshape(B, nb * m, k_taps * c)
         wb = w.reshape(k_taps * c, B, o // B).transpose(1, 0, 2)
-        out = xp.matmul(cols, wb).transpose(1, 0, 2).reshape(nb * m, o)
+        out = matmul(cols, wb).transpose(1, 0, 2).reshape(nb * m, o)
     return out.reshape(n // B, *out_spatial, o)
 
 
@@ -291,7 +292,8 @@ def _conv_impl(xp, lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilat
     elif G > 1 and G == c:  # one big matmul would be G tiny ones: multiply-add per tap instead
         out = _conv_depthwise(xp, x, w, out_spatial, window_strides, rhs_dilation)
     else:
-        out = _conv_im2col(xp, x, w, out_spatial, window_strides, rhs_dilation, G, B)
+        matmul = matmul_for(xp, precision, x.dtype)  # TensorFloat-32 on a GPU
+        out = _conv_im2col(xp, x, w, out_spatial, window_strides, rhs_dilation, G, B, matmul)
     # canonical (N, spatial..., O) -> out_spec order
     canon_pos = (0, nsp + 1, *range(1, nsp + 1))  # where canonical dim i lives in `out`
     perm = [0] * lhs.ndim

@@ -21,6 +21,7 @@ from fungrad._core.core import Primitive, ShapedArray
 from fungrad._core.util import prod
 from fungrad.backends.bfloat16 import from_bits, to_bits, widen
 from fungrad.backends.namespace import impl_for
+from fungrad.config import config
 from fungrad.interpreters import ad, batching
 from fungrad.lax._placement import with_out_sharding
 from fungrad.lax._prim import as_operand, operand_dtype
@@ -29,7 +30,9 @@ from fungrad.lax.shapes import (convert_element_type, convert_element_type_p, ex
 
 
 class Precision(enum.Enum):
-    """Matmul precision hint (``jax.lax.Precision``). NumPy always computes at full precision."""
+    """Matmul precision hint (``jax.lax.Precision``). The CPU computes at full precision
+    whatever the hint, as XLA's CPU backend does; on a GPU float32 contractions below
+    ``HIGHEST`` multiply in TensorFloat-32, as JAX's GPU does."""
     DEFAULT = 0
     HIGH = 1
     HIGHEST = 2
@@ -286,8 +289,13 @@ def _one_precision(precision: Any) -> Precision | None:
 
 def canonicalize_precision(precision: Any) -> Any:
     """``None``, a ``Precision``, a pair of them (strings such as 'highest' accepted), or a
-    dot algorithm: a ``DotAlgorithm``, or a ``DotAlgorithmPreset`` or its name."""
-    if precision is None or is_algorithm(precision):
+    dot algorithm: a ``DotAlgorithm``, or a ``DotAlgorithmPreset`` or its name. None takes
+    ``config.default_matmul_precision`` (``jax_default_matmul_precision``) when it is set,
+    as in JAX."""
+    if precision is None:
+        default = config.default_matmul_precision
+        return None if default is None else canonicalize_precision(default)
+    if is_algorithm(precision):
         return precision
     if isinstance(precision, str) and precision in DotAlgorithmPreset.__members__:
         return DotAlgorithmPreset[precision]  # as in JAX, "DEFAULT" is the preset
@@ -454,23 +462,45 @@ def _matmul_plan(lhs_shape: tuple, rhs_shape: tuple, dimension_numbers: tuple) -
             _dot_general_shape(lhs_shape, rhs_shape, dimension_numbers))
 
 
+def _tf32_allowed(precision: Any) -> bool:
+    """Whether a float32 contraction at canonical ``precision`` may multiply in
+    TensorFloat-32 on a GPU: below ``HIGHEST``, as XLA's GPU backend does (a dot algorithm
+    rounds the operands itself, in ``run_algorithm``)."""
+    if precision is None:
+        return True
+    if isinstance(precision, Precision):
+        return precision is not Precision.HIGHEST
+    return isinstance(precision, tuple) and Precision.HIGHEST not in precision
+
+
+def matmul_for(xp: Any, precision: Any, dtype: np.dtype) -> Callable[..., Any]:
+    """The ``matmul`` of backend ``xp`` for operands of ``dtype`` at canonical
+    ``precision``: on a GPU a float32 one below ``HIGHEST`` uses its TensorFloat-32 matmul
+    (``fungrad_matmul_tf32``: tensor cores, as JAX's GPU), else ``xp.matmul``."""
+    tf32 = getattr(xp, "fungrad_matmul_tf32", None)
+    if tf32 is not None and dtype == np.float32 and _tf32_allowed(precision):
+        return tf32
+    return xp.matmul
+
+
 def _dot_general_impl(xp, lhs, rhs, *, dimension_numbers, precision, preferred_element_type):
-    if uses_algorithm(precision):
+    if uses_algorithm(precision):  # (its rounded operands multiplied exactly: HIGHEST)
         return run_algorithm(xp, precision, lhs, rhs, preferred_element_type,
                              lambda a, c, acc: _dot_general_impl(
-                                 xp, a, c, dimension_numbers=dimension_numbers, precision=None,
-                                 preferred_element_type=acc))
+                                 xp, a, c, dimension_numbers=dimension_numbers,
+                                 precision=Precision.HIGHEST, preferred_element_type=acc))
     plain, lhs_perm, lhs_view, rhs_perm, rhs_view, out_shape = _matmul_plan(
         lhs.shape, rhs.shape, dimension_numbers)
     if (plain and preferred_element_type is None and lhs.dtype in BLAS_DTYPES
             and lhs.dtype == rhs.dtype):  # a plain matrix product: (m, k) @ (k, n)
-        return xp.matmul(lhs, rhs)
+        return matmul_for(xp, precision, lhs.dtype)(lhs, rhs)
     out_dtype = dot_result_dtype(lhs.dtype, rhs.dtype, preferred_element_type)
     compute = compute_dtype(lhs.dtype, rhs.dtype, out_dtype)
     lhs, rhs = lhs.astype(compute, copy=False), rhs.astype(compute, copy=False)
     a = (lhs if lhs_perm is None else lhs.transpose(lhs_perm)).reshape(lhs_view)
     c = (rhs if rhs_perm is None else rhs.transpose(rhs_perm)).reshape(rhs_view)
-    return as_result(xp, xp.matmul(a, c).reshape(out_shape), out_dtype)
+    matmul = matmul_for(xp, precision, np.dtype(compute))
+    return as_result(xp, matmul(a, c).reshape(out_shape), out_dtype)
 
 
 # --------------------------------------------------------------------------- transposes
@@ -567,7 +597,8 @@ def _dot_general_lowering(ctx, eqn, args, out):
     natural = (*batch, m, n)
     if out:  # a C-contiguous buffer reshapes to a view; otherwise matmul fills a copy
         out = out if out_shape == natural else f"{out}.reshape({natural!r})"
-    expr = f"{ctx.const(ctx.xp.matmul, 'matmul')}({a}, {c}{', out=' + out if out else ''})"
+    matmul = matmul_for(ctx.xp, eqn.params["precision"], eqn.invars[0].aval.dtype)
+    expr = f"{ctx.const(matmul, 'matmul')}({a}, {c}{', out=' + out if out else ''})"
     if out_shape != natural:
         expr = f"{expr}.reshape({out_shape!r})"
     return expr

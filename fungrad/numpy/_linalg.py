@@ -11,6 +11,7 @@ import numpy as np
 from fungrad import lax
 from fungrad._core import dtypes
 from fungrad._core.array import Array
+from fungrad.config import config
 from fungrad.lax._placement import with_out_sharding
 from fungrad.lax.dot import BLAS_DTYPES
 from fungrad.numpy._shape import moveaxis
@@ -37,9 +38,10 @@ def _dot_general(a: Any, b: Any, dims: Any, precision: Any, out_dtype: np.dtype,
                  weak: bool, canonical: bool = False) -> Any:
     """``lax.dot_general`` computing in/returning ``out_dtype`` with weak type ``weak``;
     ``canonical=True`` means ``dims`` are tuples of ints already (bound directly, unless a
-    ``precision`` asks for what ``lax.dot_general`` arranges, such as a dot algorithm)."""
+    ``precision``, given or the configured default, asks for what ``lax.dot_general``
+    arranges, such as a dot algorithm)."""
     preferred = out_dtype if out_dtype != aval(a).dtype else None
-    if canonical and precision is None:
+    if canonical and precision is None and config.default_matmul_precision is None:
         out = lax.dot_general_p.bind(a, b, dimension_numbers=dims, precision=None,
                                      preferred_element_type=preferred)
     else:
@@ -63,6 +65,7 @@ def matmul(a: Any, b: Any, *, precision: Any = None, preferred_element_type: Any
         out = matmul(a, b, precision=precision, preferred_element_type=preferred_element_type)
         return with_out_sharding(out, out_sharding, "jnp.matmul")
     if (type(a) is Array and type(b) is Array and precision is None
+            and config.default_matmul_precision is None
             and preferred_element_type is None and a._value.ndim == 2 == b._value.ndim
             and a._value.dtype == b._value.dtype and a._value.dtype in BLAS_DTYPES
             and a._value.shape[1] == b._value.shape[0]):
