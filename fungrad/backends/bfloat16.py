@@ -76,7 +76,7 @@ _KERNELS: dict[tuple, Any] = {}
 def _kernel(xp: Any, in_params: str, out_params: str, operation: str, name: str) -> Any:
     """``xp``'s ``ElementwiseKernel`` for ``operation`` with the generated kernels' prelude,
     built once per module and source; None for a module without one (NumPy)."""
-    make = getattr(xp, "ElementwiseKernel", None)
+    make = None if xp is np else getattr(xp, "ElementwiseKernel", None)
     if make is None:
         return None
     key = (make, in_params, out_params, operation)

@@ -477,6 +477,8 @@ def matmul_for(xp: Any, precision: Any, dtype: np.dtype) -> Callable[..., Any]:
     """The ``matmul`` of backend ``xp`` for operands of ``dtype`` at canonical
     ``precision``: on a GPU a float32 one below ``HIGHEST`` uses its TensorFloat-32 matmul
     (``fungrad_matmul_tf32``: tensor cores, as JAX's GPU), else ``xp.matmul``."""
+    if xp is np:  # (before the attribute lookup, which NumPy's module makes slow)
+        return np.matmul
     tf32 = getattr(xp, "fungrad_matmul_tf32", None)
     if tf32 is not None and dtype == np.float32 and _tf32_allowed(precision):
         return tf32
