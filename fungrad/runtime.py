@@ -26,7 +26,7 @@ from fungrad._core import core, dtypes, spans
 from fungrad._core.array import Array, device_put, numpy_view
 from fungrad._core.eval import EVAL_TRACE
 from fungrad.backends import Device
-from fungrad.config import MATMUL_PRECISIONS, config
+from fungrad.config import config
 from fungrad.version import __version__
 from fungrad.transforms import jit as _jit
 from fungrad.transforms import jit_primitive as _jit_primitive
@@ -151,24 +151,6 @@ def default_device(device: Any) -> Iterator[None]:
         config.update("default_device", previous)
 
 
-@contextlib.contextmanager
-def default_matmul_precision(precision: str | None = None) -> Iterator[None]:
-    """``jax.default_matmul_precision``: the ``precision`` of the contractions given none
-    inside the block (``config.default_matmul_precision``, restored after it). On the CPU
-    float32 inputs are computed in float32 whatever the name, as XLA's CPU backend does
-    (a dot algorithm's name applies as that algorithm); on a GPU float32 contractions use
-    TensorFloat-32 unless it is ``"float32"``/``"highest"``, as on JAX's GPU."""
-    if precision is not None and precision not in MATMUL_PRECISIONS:
-        raise ValueError(f"default_matmul_precision: {precision!r} is not one of "
-                         f"{sorted(MATMUL_PRECISIONS)} or None")
-    previous = config.default_matmul_precision
-    config.update("default_matmul_precision", precision)
-    try:
-        yield
-    finally:
-        config.update("default_matmul_precision", previous)
-
-
 def typeof(x: Any) -> core.ShapedArray:
     """The abstract value of ``x``: shape, dtype and weak type (``jax.typeof``).
 
@@ -226,6 +208,10 @@ numpy_rank_promotion = _FlagState("numpy_rank_promotion", boolean=False)
 # "standard" (JAX's lattice) or "strict": implicit promotion of different dtypes raises
 # TypePromotionError (Python scalars still combine with arrays of their kind)
 numpy_dtype_promotion = _FlagState("numpy_dtype_promotion", boolean=False)
+# the precision of contractions given none (config.default_matmul_precision): None, a
+# precision name or a dot algorithm's name; a GPU multiplies float32 in TensorFloat-32
+# unless it is "float32"/"highest", as JAX's GPU does, the CPU in float32 whatever it is
+default_matmul_precision = _FlagState("default_matmul_precision", boolean=False)
 # The transfer guards, one per direction (see fungrad._core.transfer for where they apply):
 # "allow", "log", "disallow", "log_explicit", "disallow_explicit"
 transfer_guard_host_to_device = _FlagState("transfer_guard_host_to_device", boolean=False)

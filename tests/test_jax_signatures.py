@@ -115,7 +115,7 @@ def test_configuration_context_managers():
             compare(lambda a: a @ a, lambda a: a @ a, x)  # XLA's CPU backend ignores it too
     with pytest.raises(ValueError), jax.default_matmul_precision("fp7"):
         pass
-    with pytest.raises(ValueError, match="default_matmul_precision: 'fp7' is not one of"):
+    with pytest.raises(ValueError, match="default_matmul_precision must be one of"):
         with fungrad.default_matmul_precision("fp7"):
             pass
 
@@ -135,7 +135,7 @@ def test_default_matmul_precision_sets_the_precision_of_contractions_given_none(
             assert all(re.search(rf"\b{shown}\b", trace(lib)) for lib in (fungrad, jax))
             compare(lambda a: a @ a, lambda a: a @ a, x)
             product(x)
-    assert fungrad.config.default_matmul_precision is None and "None" in trace(fungrad)
+    assert fungrad.default_matmul_precision.value is None and "None" in trace(fungrad)
     product(x)
     assert len(traces) == 4  # one trace per setting
     for lib in (fungrad, jax):
