@@ -38,6 +38,7 @@ import numpy as np
 import fungrad
 from fungrad import backends
 from fungrad.compiler import cuda
+from fungrad.lax.dot import round_to_tf32
 
 HOST_SHIMS = """#include <cmath>
 #include <cstdio>
@@ -476,20 +477,13 @@ _core = types.ModuleType("cupy._core")
 _core._routines_linalg = _compute_types
 
 
-def _to_tf32(x: np.ndarray) -> np.ndarray:
-    """float32 ``x`` rounded to TensorFloat-32's 10 mantissa bits (nearest, ties away)."""
-    bits = np.ascontiguousarray(x).view(np.uint32)
-    rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
-    return np.where(np.isnan(x), x, rounded)
-
-
 def _matmul(a: Any, b: Any, out: Any = None) -> ndarray:
     """``cupy.matmul``: float32 operands rounded to TensorFloat-32 first while float32's
     compute type is ``COMPUTE_TYPE_TF32`` (as cuBLAS's tensor cores take them)."""
     a, b = _unwrap(a), _unwrap(b)
     if a.dtype == b.dtype == np.float32 and \
             _compute_types.get_compute_type(np.float32) == _compute_types.COMPUTE_TYPE_TF32:
-        a, b = _to_tf32(a), _to_tf32(b)
+        a, b = round_to_tf32(np, a), round_to_tf32(np, b)  # (tested against its own rounding)
     if out is None:
         return _wrap(np.matmul(a, b))
     np.matmul(a, b, out=_unwrap(out))

@@ -24,7 +24,9 @@ import pytest
 import fungrad
 import fungrad.numpy as jnp
 from fungrad import lax
-from fungrad.backends import cuda_source, namespace
+from fungrad._core import lowering
+from fungrad.backends import bfloat16, cuda_source, namespace
+from fungrad.interpreters import ad
 from fungrad.lax.dot import round_to_tf32
 import host_cupy
 from harness import x64
@@ -315,7 +317,6 @@ def _kernel_sources(text: str) -> list[str]:
 def _bf16_kernels() -> list[tuple[str, str, str]]:
     """The ``ElementwiseKernel``s (in_params, out_params, operation) eager bfloat16
     operations launch on a device: the conversions and one per elementwise primitive."""
-    from fungrad._core import lowering
     by_name = {p.name: p for p in lowering.primitives_with_cuda()}
     kernels = [cuda_source.BF16_ROUND, cuda_source.BF16_WIDEN]
     for names, arity in ((_EXACT_UNARY + _LIBRARY_UNARY, 1), (_EXACT_BINARY + _LIBRARY_BINARY, 2)):
@@ -641,7 +642,6 @@ def _floats_to_round() -> np.ndarray:
 
 def _check_bits(xp, to_device, to_host) -> None:
     """``to_bits`` and ``from_bits`` of module ``xp`` against ml_dtypes."""
-    from fungrad.backends import bfloat16
     x = _floats_to_round()
     with np.errstate(invalid="ignore"):  # ml_dtypes warns on signalling NaNs
         want = x.astype(BF16).view(np.uint16)
@@ -665,7 +665,6 @@ def test_bfloat16_bits_round_and_widen_as_ml_dtypes():
     """``to_bits`` (float32 -> bfloat16 bits) rounds as ml_dtypes, NaN and ties included;
     ``from_bits`` widens every one of the 65536 bit patterns exactly (array operations,
     NumPy standing in for CuPy)."""
-    from fungrad.backends import bfloat16
     _check_bits(np, np.asarray, np.asarray)
     scalar = np.array(1.5, BF16)  # 0-d stays 0-d (``ascontiguousarray`` alone makes it 1-d)
     assert bfloat16.bits_of(scalar).shape == () == bfloat16.to_bits(np, np.float32(1.5)).shape
@@ -731,7 +730,6 @@ _NOT_ON_FLOATS = {"not", "and", "or", "xor", "shift_left", "shift_right_logical"
 def test_every_elementwise_primitive_with_a_c_expression_is_listed():
     """The lists above cover every primitive that declares a C expression (a new one is
     added to them, or to those that take no floats)."""
-    from fungrad._core import lowering
     listed = {*_EXACT_UNARY, *_EXACT_BINARY, *_LIBRARY_UNARY, *_LIBRARY_BINARY, *_NOT_ON_FLOATS}
     assert {p.name for p in lowering.primitives_with_cuda()} == listed
 
@@ -740,7 +738,6 @@ def test_eager_bfloat16_elementwise_is_one_kernel_on_a_device(gpu):
     """Each elementwise primitive over bfloat16 device arrays runs as one kernel (widened,
     computed and rounded inside it; nextafter steps the bits, widening them to compare)
     and gives the CPU's result, dtypes and signed zeros included."""
-    from fungrad.interpreters import ad
     ops = {"add_any": ad.add_any_p.bind}  # the sum of gradients (no lax function)
     rng = np.random.default_rng(8)
     host = [np.concatenate([rng.standard_normal(40) * 3, [0.0, -0.0, 2.5, -2.5, np.inf]]
@@ -784,7 +781,6 @@ def test_eager_bfloat16_moves_of_elements_move_the_bits_on_a_device(gpu):
         "dynamic_slice": lambda x: lax.dynamic_slice(x, (1, 1), (1, 2)),
         "dynamic_update_slice": lambda x: lax.dynamic_update_slice(x, x[:1, :2], (1, 1)),
         "squeeze": lambda x: lax.squeeze(x[:1], (0,))}
-    from fungrad._core import lowering
     declared = {p.name for p in lowering.primitives_with_traits()
                 if lowering.compiler_traits(p).moves_elements}
     assert declared == {"broadcast_in_dim" if n == "broadcast" else n for n in moves}

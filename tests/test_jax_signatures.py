@@ -12,6 +12,7 @@ import pytest
 
 import fungrad
 import fungrad.numpy as jnp
+from fungrad.config import MATMUL_PRECISIONS
 from fungrad.scipy import special
 from harness import GRAD_TOL, assert_same, compare, compare_transforms, rand
 
@@ -149,6 +150,13 @@ def test_default_matmul_precision_sets_the_precision_of_contractions_given_none(
         fungrad.config.update("jax_default_matmul_precision", None)
     with pytest.raises(ValueError, match="default_matmul_precision must be one of"):
         fungrad.config.update("jax_default_matmul_precision", "fp7")
+    # the flag's values, as jax's: the precision names and every dot algorithm's but DEFAULT
+    names = {"default", "high", "highest", "bfloat16", "tensorfloat32", "float32"}
+    presets = set(fungrad.lax.DotAlgorithmPreset.__members__) - {"DEFAULT"}
+    assert set(MATMUL_PRECISIONS) == names | presets
+    for name in MATMUL_PRECISIONS:
+        with jax.default_matmul_precision(name):
+            pass
 
 
 @pytest.mark.parametrize("lib_name", ["fungrad", "jax"])

@@ -410,6 +410,17 @@ def finfo(dtype: Any):
     return load_ml_dtypes().finfo(dt) if dt in ml_floats else np.finfo(dt)
 
 
+def extreme(dtype: np.dtype, largest: bool) -> Any:
+    """The largest (or smallest) value of ``dtype``, the identity of ``min`` (``max``):
+    +-inf for inexact dtypes, the integer extremes, True (False) for bool."""
+    if dtype == np.bool_:
+        return largest
+    if is_inexact(dtype):
+        return np.inf if largest else -np.inf
+    info = iinfo(dtype)
+    return info.max if largest else info.min
+
+
 @functools.lru_cache(maxsize=256)
 def iinfo(dtype: Any):
     """``numpy.iinfo`` of ``dtype`` (ml_dtypes' for the sub-byte integers); cached, since every

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from fungrad._core import dtypes
 from fungrad.lax import _signed_zeros
 
 
@@ -243,13 +244,7 @@ def _neutral(ufunc: str, dtype: np.dtype) -> Any:
         return -0.0 if dtype.kind in "fc" else 0
     if ufunc == "multiply":
         return 1
-    biggest = ufunc == "minimum"
-    if dtype.kind == "b":
-        return biggest
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return info.max if biggest else info.min
-    return np.inf if biggest else -np.inf
+    return dtypes.extreme(dtype, largest=ufunc == "minimum")
 
 
 def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
@@ -283,11 +278,10 @@ def _scatter_on_device(xp: Any, operand: Any, values: Any, plan: WindowPlan,
     if ufunc is None:
         out.reshape(-1)[flat] = values
         return out
-    start = out.copy() if ufunc in ("maximum", "minimum") else None  # for the zeros' signs
     getattr(xp, ufunc).at(out.reshape(-1), flat, values)
-    if start is not None:
-        _signed_zeros.fix_scattered_zeros(xp, out.reshape(-1), start.reshape(-1), flat, values,
-                                          ufunc == "maximum")
+    if ufunc in ("maximum", "minimum"):  # the zeros' signs (from the operand's elements)
+        _signed_zeros.fix_scattered_zeros(xp, out.reshape(-1), operand.reshape(-1), flat,
+                                          values, ufunc == "maximum")
     return out
 
 

@@ -53,15 +53,11 @@ __all__ = ["reduce", "reduce_p"]
 # --------------------------------------------------------------------------- monoids
 
 def _max_identity(dtype: np.dtype) -> Any:
-    if dtypes.is_inexact(dtype):
-        return -np.inf
-    return np.iinfo(dtype).min if dtype != np.bool_ else False
+    return dtypes.extreme(dtype, largest=False)
 
 
 def _min_identity(dtype: np.dtype) -> Any:
-    if dtypes.is_inexact(dtype):
-        return np.inf
-    return np.iinfo(dtype).max if dtype != np.bool_ else True
+    return dtypes.extreme(dtype, largest=True)
 
 
 # computation -> (reducer, identity for a dtype, integer/boolean operands only)

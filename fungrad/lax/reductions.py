@@ -252,16 +252,6 @@ reduce_prod = _wrapper(reduce_prod_p, "Product over ``axes`` (``jax.lax.reduce_p
 
 # --------------------------------------------------------------------------- reduce_max / min
 
-def _identity(dtype: np.dtype, largest: bool) -> Any:
-    """The identity of min (``largest``) or max: +-inf, the integer extremes, True/False."""
-    if dtype == np.bool_:
-        return largest
-    if dtypes.is_integer(dtype):
-        info = np.iinfo(dtype)
-        return info.max if largest else info.min
-    return np.inf if largest else -np.inf
-
-
 def _last_axis_chooser(ufunc: str) -> Any:
     """NumPy's ``maximum.reduce`` or ``minimum.reduce`` (``ufunc``), called as
     ``reduce(x, axis=axes, out=None)``, finding the extremes of many short last-axis rows by
@@ -315,7 +305,7 @@ def _chooser_impl(reduce_name: str, ufunc: str, largest_identity: bool):
 
     def impl(xp, x, *, axes):
         if any(x.shape[a] == 0 for a in axes):
-            return xp.full(_reduced_shape(x.shape, axes), _identity(x.dtype, largest_identity),
+            return xp.full(_reduced_shape(x.shape, axes), dtypes.extreme(x.dtype, largest_identity),
                            x.dtype)
         result = reduce(x, axis=axes) if xp is np else getattr(x, reduce_name)(axis=axes)
         return _signed_zeros.fix_reduced_zeros(xp, result, x, is_max,

@@ -75,11 +75,7 @@ def _window_batch(prim):
 
 def _identity(dtype: np.dtype, select_max: bool) -> Any:
     """The padding value of max (min) pooling: -inf (+inf) or the integer extreme."""
-    if dtype == np.bool_:
-        return not select_max
-    if dtypes.is_integer(dtype):
-        return np.iinfo(dtype).min if select_max else np.iinfo(dtype).max
-    return -np.inf if select_max else np.inf
+    return dtypes.extreme(dtype, largest=not select_max)
 
 
 # ---------------------------------------------------------------- reduce_window_sum / max / min
