@@ -2,6 +2,7 @@
 statistics."""
 import functools
 import math
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp_ref
@@ -650,6 +651,38 @@ def test_xla_fma_rounds_once():
                         -(a[100_000:].astype(np.float64) * b[100_000:])]).astype(np.float32)
     # XLA contracts a * b + c into an FMA
     assert_bits_equal(fma(np, a, b, c), jax.jit(lambda a, b, c: a * b + c)(a, b, c))
+
+
+
+def _rounded_to_float16(exact: Fraction) -> np.float16:
+    """``exact`` rounded once to float16 (to nearest, ties to even)."""
+    near = np.float16(float(exact))  # within one step: float64 rounds first
+    candidates = [np.nextafter(near, np.float16(-np.inf)), near,
+                  np.nextafter(near, np.float16(np.inf))]
+    return min(candidates, key=lambda x: (abs(Fraction(float(x)) - exact),
+                                          int(np.array(x).view(np.uint16)) & 1))
+
+
+def test_xla_fma_rounds_once_in_float16():
+    """float16 ``a * b + c`` against exact rational arithmetic, on random operands and on
+    those where a float32 FMA rounded to float16 rounds twice (it lands on a float16
+    midpoint the exact sum is not on). The samplers' multiply-add is one rounding where the
+    processor has float16 arithmetic and two elsewhere, as XLA's on the same processor."""
+    from fungrad.random._samplers import _fma
+    from fungrad.random._xla_math import fma
+    rng = np.random.default_rng(3)
+    n = 2_000_000
+    a, b, c = (rng.uniform(lo, hi, n).astype(np.float16)
+               for lo, hi in ((0, 1), (0.5, 8), (-4, 4)))
+    exact64 = a.astype(np.float64) * b + c.astype(np.float64)  # exact at these magnitudes
+    twice = exact64.astype(np.float32).astype(np.float16) != exact64.astype(np.float16)
+    assert 3 <= twice.sum() < 100
+    pick = np.flatnonzero(twice | (np.arange(n) < 3000))
+    a, b, c = a[pick], b[pick], c[pick]
+    want = [_rounded_to_float16(Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z)))
+            for x, y, z in zip(a, b, c)]
+    assert_bits_equal(fma(np, a, b, c, np.float16), np.array(want, np.float16))
+    assert_bits_equal(fungrad.jit(_fma)(a, b, c), jax.jit(lambda a, b, c: a * b + c)(a, b, c))
 
 
 def test_xla_math_on_every_float32_draw():

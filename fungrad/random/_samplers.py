@@ -136,11 +136,8 @@ def _fma(a: Any, b: Any, c: Any) -> Any:
     multiply feeding an add into an FMA; elsewhere it widens each float16 operation to
     float32 and rounds it back, so the two round separately."""
     dtype = core.get_aval(a).dtype
-    if dtype == np.float64:
+    if dtype in (np.float32, np.float64) or (dtype == np.float16 and fuses_float16()):
         return xla_fma(a, b, c)
-    if dtype == np.float32 or (dtype == np.float16 and fuses_float16()):
-        f32 = [lax.convert_element_type(v, np.float32) for v in (a, b, c)]
-        return lax.convert_element_type(xla_fma(*f32), dtype)
     return lax.add(lax.mul(a, b), c)
 
 
