@@ -383,6 +383,7 @@ def test_blocked_kernels_equal_unfused_code_bit_for_bit(make_operands, f, monkey
 
 def test_blocked_kernel_writes_into_a_given_buffer_or_a_new_one(monkeypatch):
     monkeypatch.setattr(blocked, "MIN_SIZE", 1)
+    monkeypatch.setattr(blocked, "BLOCK_ELEMS", 4096)  # several blocks and a partial one
     x = np.asarray(RNG.uniform(-1, 1, (300, 200)).astype(np.float32))
     exe = pipeline.compile_jaxpr(jaxpr_of(_chain, x))
     [eqn] = exe.jaxpr.eqns

@@ -31,15 +31,17 @@ from fungrad._core.core import ClosedJaxpr, Jaxpr, JaxprEqn, ShapedArray, Var
 from fungrad.compiler.codegen import compile_function
 from fungrad.compiler.lowering import kernel_primitive, lowering_for
 
-BLOCK_ELEMS = 16384   # elements of the result per block (64 KiB of float32)
+BLOCK_ELEMS = 131072  # elements of the result per block (512 KiB of float32)
 MIN_SIZE = 1 << 20    # results smaller than this stay unfused
 
 
-# The kernel writes its outputs after reading each block of its operands: never in place.
-fused_blocks_p = kernel_primitive("fused_blocks", out="separate")
+# A block of a result depends only on the same block of the operands, and the block body
+# writes a result only once no operand of its type is read after it (``codegen``'s
+# ``out_args``): a result may update a dying operand in place, as the donated params and
+# state of an optimiser step.
+fused_blocks_p = kernel_primitive("fused_blocks", out="any")
 # A group some of whose intermediates are read after it: one pass writes them all.
-fused_blocks_outs_p = kernel_primitive("fused_blocks_outs", out="separate",
-                                       multiple_results=True)
+fused_blocks_outs_p = kernel_primitive("fused_blocks_outs", out="any", multiple_results=True)
 
 
 def fusible(eqn: JaxprEqn) -> bool:

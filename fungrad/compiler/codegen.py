@@ -23,7 +23,7 @@ import numpy as np
 
 from fungrad._core import fpstate
 from fungrad._core.array import Array
-from fungrad._core.core import ClosedJaxpr, Literal, Var, _var_names
+from fungrad._core.core import ClosedJaxpr, Jaxpr, Literal, Var, _var_names
 from fungrad.backends import to_backend
 from fungrad.compiler.lowering import lowering_for
 from fungrad.compiler.memory import plan_memory
@@ -88,6 +88,9 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
 
     With ``out_args`` the function takes one more argument per output, a buffer the
     output is written into (directly by its equation when the lowering accepts ``out``).
+    An out buffer may be an input's own memory (a caller updating in place): an output
+    that an input of its shape and dtype is read after is computed elsewhere (in the
+    arena) and copied into its buffer at the end. The function returns the out buffers.
     """
     j = closed.jaxpr
     ctx = _Context(xp)
@@ -103,10 +106,12 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
 
     out_params = [f"_out{k}" for k in range(len(j.outvars))] if out_args else []
     written: dict[Var, str] = {}  # output variable -> the out argument its equation fills
+    unsafe = _read_after_written(j) if out_args else set()
     for k, v in enumerate(j.outvars if out_args else ()):
-        if type(v) is Var and v not in written and v not in j.invars:
+        if type(v) is Var and v not in written and v not in j.invars and v not in unsafe:
             written[v] = out_params[k]
-    plan = plan_memory(j, donated, functools.partial(lowering_for, xp=xp), written)
+    copied = [v for v in j.outvars if type(v) is Var and v not in written] if out_args else []
+    plan = plan_memory(j, donated, functools.partial(lowering_for, xp=xp), written, copied)
     filled: set[str] = set()
     lines = []
     slot_names = [_py_name(namer(Var(a))) for a in plan.slots]
@@ -157,12 +162,30 @@ def generate(closed: ClosedJaxpr, donated: Sequence[bool], xp: Any, name: str,
             lines.append(f"{copyto}({out_params[k]}, {atom(v)})")
     if slot_names:
         lines.append(f"{arenas}.append(_arena)")
-    lines.append(f"return [{', '.join(atom(a) for a in j.outvars)}]")
+    results = out_params or [atom(a) for a in j.outvars]  # with out_args, the caller's buffers
+    lines.append(f"return [{', '.join(results)}]")
     params = ", ".join([names[v] for v in j.invars] + out_params)
     # "jit_" keeps the function's name apart from the constants (all "_...") and variables.
     source = f"def jit_{re.sub(r'[^0-9a-zA-Z_]', '_', name)}({params}):\n" \
              f"{_ignoring_fp_errors(ctx, lines)}"
     return source, ctx.namespace
+
+
+def _read_after_written(j: Jaxpr) -> set[Var]:
+    """The outputs of ``j`` whose buffer may be an input that is read after the output's
+    equation: those with an input of the same shape and dtype read by a later equation."""
+    last_read: dict[tuple, int] = {}
+    inputs = {v: (v.aval.shape, v.aval.dtype) for v in j.invars}
+    for i, eqn in enumerate(j.eqns):
+        for a in eqn.invars:
+            if type(a) is Var and a in inputs:
+                last_read[inputs[a]] = i
+    unsafe = set()
+    for i, eqn in enumerate(j.eqns):
+        for v in eqn.outvars:
+            if last_read.get((v.aval.shape, v.aval.dtype), -1) > i:
+                unsafe.add(v)
+    return unsafe
 
 
 def _ignoring_fp_errors(ctx: _Context, lines: list[str]) -> str:

@@ -82,12 +82,14 @@ def _recyclable(v: Var) -> bool:
 
 def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
                 lowering_of: Callable[[JaxprEqn], Lowering],
-                written: Collection[Var] = ()) -> MemoryPlan:
+                written: Collection[Var] = (), copied: Collection[Var] = ()) -> MemoryPlan:
     """Decide buffer reuse and freeing for ``jaxpr`` (see the module docstring).
 
     ``written``: outputs that an out-capable lowering writes straight into a buffer of the
     caller (``codegen``'s ``out_args``, as a block body writes its output blocks). Their
-    buffers are not the executable's: never planned, reused or taken from the arena."""
+    buffers are not the executable's: never planned, reused or taken from the arena.
+    ``copied``: outputs copied into a buffer of the caller at the end; they do not escape,
+    so theirs may be arena slots."""
     eqns = jaxpr.eqns
     end = len(eqns)
     last_use: dict[Var, int] = {}
@@ -139,7 +141,7 @@ def plan_memory(jaxpr: Jaxpr, donated: Sequence[bool],
     # Roots that outlive the call or reach user code: never taken from the arena.
     escaping: set[Var] = set()
     for v in jaxpr.outvars:
-        if type(v) is Var:
+        if type(v) is Var and v not in copied:
             escaping |= roots[v]
     for eqn in eqns:
         if eqn_has_effects(eqn):
