@@ -120,7 +120,6 @@ def test_grouping_keeps_each_value_computed_before_its_readers():
     np.testing.assert_array_equal(exe(x)[0], compile_fn(f, x, fuse=False)[1](x)[0])
 
 
-
 @pytest.mark.parametrize("f, shapes", CASES)
 def test_results_update_donated_operands_in_place(f, shapes):
     """With every operand donated, a group's results are written into the operands that die

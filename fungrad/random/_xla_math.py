@@ -450,10 +450,12 @@ def _blockwise(fn: Callable, fn64: Callable | None = None,
     """An elementwise impl ``(xp, *args)`` running ``fn`` over blocks of the broadcast
     float32 operands (``fn64`` over float64 ones and ``fn16`` over float16 ones, where
     given)."""
+    others = {np.dtype(np.float64): fn64, F16: fn16}
+
     def impl(xp, *args):
         args = [xp.asarray(a) for a in args]
         dtype = args[0].dtype
-        other = {np.dtype(np.float64): fn64, F16: fn16}.get(dtype)
+        other = others.get(dtype)
         if other is not None and all(a.dtype == dtype for a in args):
             with np.errstate(all="ignore"):
                 return xp.asarray(other(xp, *args), dtype)
